@@ -475,22 +475,10 @@ fn a_subscription_that_cannot_be_used_is_named() {
     assert!(err.contains("has both `imageUpdates` and `promotion`"), "{err}");
 }
 
-/// An EnvironmentSync's `spec.imageUpdates`: a missing pull Secret is named in the condition;
-/// with it, the new tag is pushed to the tracked branch as `tag@digest`, and the next
-/// reconcile applies it; a newer tag is pushed in turn; no credential is in the status.
-#[test]
-fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
-    use crate::gitops::{Controller, Source, environment_sync, http_or_skip, spec, tenant, until_status};
-    if !http_or_skip() {
-        return;
-    }
-    let Some(registry) = Proxied::start() else { return };
-    let port = registry.registry.port;
-    let (first, _) = push_image(port, "shop/web", "1.5.0", "2026-11-01T00:00:00Z", "amd64");
-    let cluster = TestCluster::start();
-    let namespace = tenant(&cluster);
-    let source = Source::new(&namespace);
-    // The pushes update the working tree.
+/// The tenant's git source (taking pushes to its checked-out branch, which they update) whose
+/// chart `app` runs web from the registry at 1.4.2; web's repository.
+fn web_source(namespace: &str, registry: &Proxied) -> (crate::gitops::Source, String) {
+    let source = crate::gitops::Source::new(namespace);
     source.repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
     let web = registry.image("shop/web");
     source.write(
@@ -499,6 +487,24 @@ fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n        - name: web\n          image: {web}:1.4.2\n"
         ),
     );
+    (source, web)
+}
+
+/// An EnvironmentSync's `spec.imageUpdates`: a missing pull Secret is named in the condition;
+/// with it, the new tag is pushed to the tracked branch as `tag@digest`, and the next
+/// reconcile applies it; a newer tag is pushed in turn; no credential is in the status.
+#[test]
+fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
+    use crate::gitops::{Controller, environment_sync, http_or_skip, spec, tenant, until_status};
+    if !http_or_skip() {
+        return;
+    }
+    let Some(registry) = Proxied::start() else { return };
+    let port = registry.registry.port;
+    let (first, _) = push_image(port, "shop/web", "1.5.0", "2026-11-01T00:00:00Z", "amd64");
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let (source, web) = web_source(&namespace, &registry);
     source.write(
         "environments/dev.yaml",
         &format!(
@@ -585,7 +591,7 @@ fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
 #[test]
 fn a_pushed_image_is_pinned_in_dev_promoted_to_staging_and_awaits_approval_in_prod() {
     use crate::auto_promote::granted_namespace;
-    use crate::gitops::{Controller, Source, environment_sync, http_or_skip, spec, tenant, until_status};
+    use crate::gitops::{Controller, environment_sync, http_or_skip, spec, tenant, until_status};
     if !http_or_skip() {
         return;
     }
@@ -595,15 +601,7 @@ fn a_pushed_image_is_pinned_in_dev_promoted_to_staging_and_awaits_approval_in_pr
     let namespace = tenant(&cluster);
     let (staging_ns, prod_ns) =
         (granted_namespace(&cluster, &namespace, "staging"), granted_namespace(&cluster, &namespace, "prod"));
-    let source = Source::new(&namespace);
-    source.repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
-    let web = registry.image("shop/web");
-    source.write(
-        "charts/app/templates/deployment.yaml",
-        &format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n        - name: web\n          image: {web}:1.4.2\n"
-        ),
-    );
+    let (source, web) = web_source(&namespace, &registry);
     // No node runs the Pods: a Deployment counts as healthy here.
     let health = "healthChecks:\n  - {apiVersion: apps/v1, kind: Deployment, current: 'true'}\n";
     let environment = |env: &str, ns: &str, extra: &str| {

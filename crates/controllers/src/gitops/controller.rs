@@ -182,6 +182,7 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
         // the environment's, which a CLI apply or another EnvironmentSync may take on.
         return Ok(Action::await_change());
     }
+    cx.shared.retain_registries(|namespace, name| cx.syncs.get(&ObjectRef::new(name).within(namespace)).is_some());
     let started = Instant::now();
     let gate = plan::gate(&sync, cx.shared.default_account.as_deref());
     // The apply's progress goes to the status as it comes, the latest only, beside the reconcile.

@@ -18,7 +18,7 @@ use super::api::{
     PromotionTarget, ReleaseChanges,
 };
 use super::plan::{self, Settings as Spec, Work};
-use super::status::{Done, ImagesUpdated, Outcome, Promoted, Working, drift_summary};
+use super::status::{Done, ImagesUpdated, Outcome, Promoted, Pushed, Working, drift_summary};
 use super::telemetry::Metrics;
 use crate::tenant::{TenantError, Tenants};
 use weaver_cluster::{ClusterInfo, ConnectOptions, GivenCluster};
@@ -90,6 +90,29 @@ pub struct Shared {
 
 /// An EnvironmentSync's registries, and the digest of the pull Secrets they were made with.
 pub type MadeWith = (Vec<u8>, Arc<Registries>);
+
+impl Shared {
+    /// Drops the registries kept for EnvironmentSync `namespace/name` (without
+    /// `spec.imageUpdates` now), with their tag lists and connections.
+    pub fn forget_registries(&self, namespace: &str, name: &str) {
+        self.registries.lock().unwrap_or_else(|e| e.into_inner()).remove(&registries_key(namespace, name));
+    }
+
+    /// Keeps only the registries of EnvironmentSyncs that `exists(namespace, name)`: a deleted
+    /// one is never reconciled again (it has no finalizer), so its registries go here.
+    pub fn retain_registries(&self, exists: impl Fn(&str, &str) -> bool) {
+        retain_existing(&mut self.registries.lock().unwrap_or_else(|e| e.into_inner()), exists);
+    }
+}
+
+/// Keeps the entries whose `namespace/name` key `exists`.
+fn retain_existing<V>(all: &mut HashMap<String, V>, exists: impl Fn(&str, &str) -> bool) {
+    all.retain(|key, _| key.split_once('/').is_some_and(|(namespace, name)| exists(namespace, name)));
+}
+
+fn registries_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
 
 /// What time it is, for the windows: the system's, or one a test sets.
 #[derive(Clone)]
@@ -436,7 +459,7 @@ async fn registries(
         configs.push(HeldConfig::parse(&what, &data.0).map_err(|err| ("SecretInvalid", err.to_string()))?);
     }
     let fingerprint = fingerprint.finalize().to_vec();
-    let key = format!("{namespace}/{}", sync.name_any());
+    let key = registries_key(namespace, &sync.name_any());
     let mut all = shared.registries.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((made_with, registries)) = all.get(&key)
         && *made_with == fingerprint
@@ -774,10 +797,9 @@ impl Run<'_> {
         namespace: &str,
     ) -> Promoted {
         let previous = sync.status.as_ref().and_then(|s| s.promotion.as_ref());
-        let now = jiff::Timestamp::now().to_string();
         let commit = self.fetched.commit.clone();
         let mut status = PromotionStatus {
-            last_attempt_time: now.clone(),
+            last_attempt_time: jiff::Timestamp::now().to_string(),
             revision: commit.clone(),
             branch: settings.branch.clone(),
             last_pushed_commit: previous.and_then(|p| p.last_pushed_commit.clone()),
@@ -832,32 +854,81 @@ impl Run<'_> {
             let message = format!("every target has what its source applied at {}", plan::short(&commit));
             return result(true, "UpToDate", message, status);
         };
-        let (cache, fetched, request, force) = (cache.clone(), self.fetched.clone(), push_to.clone(), settings.force);
-        let pushing = promoted.clone();
-        let pushed = tokio::task::spawn_blocking(move || cache.push(&fetched, &request, &pushing, force)).await;
-        self.delete_branches(std::slice::from_ref(&local));
         let changes: Vec<String> = status
             .targets
             .iter()
             .flat_map(|t| t.changes.iter().map(move |c| format!("{}: {c}", t.environment)))
             .collect();
+        let push = Push { commit: promoted, locals: vec![local], settings, cache, push_to, sync, namespace };
+        self.push(push, status, ("Promoted", "this promotion"), &changes).await
+    }
+
+    /// Pushes a run's commit to `push_to`'s branch, its local branches removed after: the
+    /// outcome says `done.0` and `changes` on a push, `UpToDate` when the branch already has
+    /// `done.1`, the push's failure (naming the source's Secret) otherwise.
+    async fn push<S: PushRecord>(
+        &self,
+        push: Push<'_>,
+        mut status: S,
+        done: (&'static str, &str),
+        changes: &[String],
+    ) -> Pushed<S> {
+        let Push { commit, locals, settings, cache, push_to, sync, namespace } = push;
+        let (cache, fetched, request, force) = (cache.clone(), self.fetched.clone(), push_to.clone(), settings.force);
+        let pushing = commit.clone();
+        let pushed = tokio::task::spawn_blocking(move || cache.push(&fetched, &request, &pushing, force)).await;
+        self.delete_branches(&locals);
+        let result = |passed, reason, message: String, status| Pushed { passed, reason, message, status, pushed: None };
+        let (reason, already) = done;
+        let changes = changes.join("; ");
         match pushed {
             Ok(Ok(true)) => {
-                status.last_pushed_commit = Some(promoted.clone());
-                status.last_push_time = Some(now);
-                let message =
-                    format!("pushed {} to branch {} ({})", plan::short(&promoted), settings.branch, changes.join("; "));
-                Promoted { passed: true, reason: "Promoted", message, status, pushed: Some(promoted) }
+                status.record_push(&commit);
+                let message = format!("pushed {} to branch {} ({changes})", plan::short(&commit), settings.branch);
+                Pushed { passed: true, reason, message, status, pushed: Some(commit) }
             }
-            Ok(Ok(false)) => {
-                let message = format!("branch {} has this promotion already ({})", settings.branch, changes.join("; "));
-                result(true, "UpToDate", message, status)
-            }
+            Ok(Ok(false)) => result(
+                true,
+                "UpToDate",
+                format!("branch {} has {already} already ({changes})", settings.branch),
+                status,
+            ),
             Ok(Err(err)) => result(false, err.failure.reason(), with_secret(&err, sync, namespace), status),
             Err(join) => result(false, "GitPushFailed", format!("the push stopped: {join}"), status),
         }
     }
 }
+
+/// A run's commit and where it goes, for [`Run::push`].
+struct Push<'a> {
+    commit: String,
+    /// The mirror's local branches the run made, removed after the push.
+    locals: Vec<String>,
+    settings: &'a plan::Promotion,
+    cache: &'a Arc<GitCache>,
+    push_to: &'a FetchRequest,
+    sync: &'a EnvironmentSync,
+    namespace: &'a str,
+}
+
+/// What a pushing run's status keeps of its push.
+trait PushRecord {
+    /// `commit` pushed now, at the run's attempt time.
+    fn record_push(&mut self, commit: &str);
+}
+
+/// Both statuses keep a push in the same three fields.
+macro_rules! push_record {
+    ($($status:ty),*) => {$(
+        impl PushRecord for $status {
+            fn record_push(&mut self, commit: &str) {
+                self.last_pushed_commit = Some(commit.to_string());
+                self.last_push_time = Some(self.last_attempt_time.clone());
+            }
+        }
+    )*};
+}
+push_record!(PromotionStatus, ImageUpdatesStatus);
 
 impl Run<'_> {
     /// The auto-promotion and the image update that are due, run in turn after the reconcile's
@@ -898,6 +969,10 @@ impl Run<'_> {
                     }
                 };
                 Some(Box::new(updated))
+            }
+            (None, _) => {
+                shared.forget_registries(namespace, &sync.name_any());
+                None
             }
             _ => None,
         };
@@ -976,31 +1051,9 @@ impl Run<'_> {
                 format!("every image is pinned at the newest tag its policy allows ({} requests)", status.requests);
             return result(true, "UpToDate", message, status);
         }
-        let (cache, fetched, request, force) = (cache.clone(), self.fetched.clone(), push_to.clone(), settings.force);
-        let pushing = rev.clone();
-        let pushed = tokio::task::spawn_blocking(move || cache.push(&fetched, &request, &pushing, force)).await;
-        self.delete_branches(&locals);
-        let now = status.last_attempt_time.clone();
-        match pushed {
-            Ok(Ok(true)) => {
-                status.last_pushed_commit = Some(rev.clone());
-                status.last_push_time = Some(now);
-                let message = format!(
-                    "pushed {} to branch {} ({})",
-                    plan::short(&rev),
-                    settings.branch,
-                    status.changes.join("; ")
-                );
-                ImagesUpdated { passed: true, reason: "ImagesUpdated", message, status, pushed: Some(rev) }
-            }
-            Ok(Ok(false)) => {
-                let message =
-                    format!("branch {} has these pins already ({})", settings.branch, status.changes.join("; "));
-                result(true, "UpToDate", message, status)
-            }
-            Ok(Err(err)) => result(false, err.failure.reason(), with_secret(&err, sync, namespace), status),
-            Err(join) => result(false, "GitPushFailed", format!("the push stopped: {join}"), status),
-        }
+        let push = Push { commit: rev, locals, settings, cache, push_to, sync, namespace };
+        let changes = status.changes.clone();
+        self.push(push, status, ("ImagesUpdated", "these pins"), &changes).await
     }
 
     /// Removes a run's local branches from the shared mirror.
@@ -1296,4 +1349,22 @@ pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Applied,
 /// Seconds since `started`, for the history.
 pub fn seconds_since(started: Instant) -> f64 {
     (started.elapsed().as_secs_f64() * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registries_of_deleted_syncs_are_dropped_and_the_others_kept() {
+        let mut all: HashMap<String, ()> =
+            [registries_key("team", "shop"), registries_key("team", "gone"), registries_key("other", "shop")]
+                .into_iter()
+                .map(|key| (key, ()))
+                .collect();
+        retain_existing(&mut all, |namespace, name| (name == "shop" && namespace == "team") || namespace == "other");
+        let mut kept: Vec<&str> = all.keys().map(String::as_str).collect();
+        kept.sort();
+        assert_eq!(kept, ["other/shop", "team/shop"]);
+    }
 }

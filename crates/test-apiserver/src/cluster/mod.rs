@@ -43,6 +43,7 @@ impl ApiRequest {
     }
 }
 
+#[derive(Clone)]
 pub struct ApiResponse {
     pub status: u16,
     pub content_type: String,
@@ -107,6 +108,8 @@ pub struct Cluster {
     /// What the kubelet running a pod would answer for its log, by (namespace, pod): no
     /// kubelet runs here, so a test says (see `TestApiServer::set_pod_log`).
     pub(crate) pod_logs: HashMap<(String, String), String>,
+    /// Discovery documents served, by path and aggregated discovery version (`routing`).
+    discovery: HashMap<(String, Option<&'static str>), ApiResponse>,
 }
 
 fn meta_str<'a>(o: &'a Value, field: &str) -> &'a str {
@@ -153,6 +156,7 @@ impl Cluster {
             revisions: HashMap::new(),
             reconciling: false,
             pod_logs: HashMap::new(),
+            discovery: HashMap::new(),
         };
         let ns_res = c.find("", "v1", "namespaces").expect("namespaces").clone();
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -231,6 +235,7 @@ impl Cluster {
     /// Objects of a resource that becomes served again (its CRD was deleted
     /// without them and re-created) get another look from the controllers.
     pub(crate) fn refresh_crds(&mut self) {
+        self.discovery.clear();
         let before: Vec<(String, String)> =
             self.crd_resources.iter().map(|r| (r.group.clone(), r.plural.clone())).collect();
         self.crd_resources = self

@@ -43,7 +43,33 @@ impl Cluster {
                 body: b"ok".to_vec(),
                 warnings: Vec::new(),
             })),
-            ["api"] | ["apis"] => get_only(Ok(match aggregated {
+            ["api" | "apis"]
+            | ["openapi", "v3"]
+            | ["openapi", "v3", "api", "v1"]
+            | ["openapi", "v3", "apis", _, _]
+            | ["api", "v1"]
+            | ["apis", _]
+            | ["apis", _, _] => get_only(self.discovery_document(&req.path, &segs, aggregated)),
+            ["api", "v1", rest @ ..] => self.resource_request(req, "", "v1", rest),
+            ["apis", g, v, rest @ ..] => self.resource_request(req, g, v, rest),
+            _ => Err(ApiError::no_route()),
+        }
+    }
+
+    /// A discovery document, kept until the CRDs change (`refresh_crds`): every client reads
+    /// discovery first, and building it again for each took a large part of the fake's CPU.
+    fn discovery_document(
+        &mut self,
+        path: &str,
+        segs: &[&str],
+        aggregated: Option<&'static str>,
+    ) -> Result<ApiResponse, ApiError> {
+        let key = (path.to_string(), aggregated);
+        if let Some(kept) = self.discovery.get(&key) {
+            return Ok(kept.clone());
+        }
+        let document = match segs {
+            ["api"] | ["apis"] => match aggregated {
                 Some(v) => {
                     let mut r =
                         ApiResponse::json(200, &discovery::aggregated(&self.all_resources(), segs[0] == "api", v));
@@ -52,39 +78,27 @@ impl Cluster {
                 }
                 None if segs[0] == "api" => ApiResponse::json(200, &discovery::api_versions()),
                 None => ApiResponse::json(200, &discovery::api_group_list(&self.all_resources())),
-            })),
-            ["openapi", "v3"] => {
-                get_only(Ok(ApiResponse::json(200, &discovery::openapi_v3_index(&self.all_resources()))))
-            }
-            ["openapi", "v3", "api", "v1"] => get_only(
-                discovery::openapi_v3_group_version(&self.all_resources(), "", "v1")
-                    .map(|v| ApiResponse::json(200, &v))
-                    .ok_or_else(ApiError::no_route),
-            ),
-            ["openapi", "v3", "apis", g, v] => get_only(
-                discovery::openapi_v3_group_version(&self.all_resources(), g, v)
-                    .map(|v| ApiResponse::json(200, &v))
-                    .ok_or_else(ApiError::no_route),
-            ),
-            ["api", "v1"] => get_only(
-                discovery::api_resource_list(&self.all_resources(), "", "v1")
-                    .map(|v| ApiResponse::json(200, &v))
-                    .ok_or_else(ApiError::no_route),
-            ),
-            ["apis", g] => get_only(
-                discovery::api_group(&self.all_resources(), g)
-                    .map(|v| ApiResponse::json(200, &v))
-                    .ok_or_else(ApiError::no_route),
-            ),
-            ["apis", g, v] => get_only(
-                discovery::api_resource_list(&self.all_resources(), g, v)
-                    .map(|v| ApiResponse::json(200, &v))
-                    .ok_or_else(ApiError::no_route),
-            ),
-            ["api", "v1", rest @ ..] => self.resource_request(req, "", "v1", rest),
-            ["apis", g, v, rest @ ..] => self.resource_request(req, g, v, rest),
-            _ => Err(ApiError::no_route()),
-        }
+            },
+            ["openapi", "v3"] => ApiResponse::json(200, &discovery::openapi_v3_index(&self.all_resources())),
+            ["openapi", "v3", "api", "v1"] => discovery::openapi_v3_group_version(&self.all_resources(), "", "v1")
+                .map(|v| ApiResponse::json(200, &v))
+                .ok_or_else(ApiError::no_route)?,
+            ["openapi", "v3", "apis", g, v] => discovery::openapi_v3_group_version(&self.all_resources(), g, v)
+                .map(|v| ApiResponse::json(200, &v))
+                .ok_or_else(ApiError::no_route)?,
+            ["api", "v1"] => discovery::api_resource_list(&self.all_resources(), "", "v1")
+                .map(|v| ApiResponse::json(200, &v))
+                .ok_or_else(ApiError::no_route)?,
+            ["apis", g] => discovery::api_group(&self.all_resources(), g)
+                .map(|v| ApiResponse::json(200, &v))
+                .ok_or_else(ApiError::no_route)?,
+            ["apis", g, v] => discovery::api_resource_list(&self.all_resources(), g, v)
+                .map(|v| ApiResponse::json(200, &v))
+                .ok_or_else(ApiError::no_route)?,
+            _ => return Err(ApiError::no_route()),
+        };
+        self.discovery.insert(key, document.clone());
+        Ok(document)
     }
 
     /// Resolves `…/[namespaces/<ns>/]<plural>[/<name>[/<sub>]]`.

@@ -613,7 +613,7 @@ fn ssh_fetches_with_a_key_from_a_host_listed_in_known_hosts_hashed_or_not() {
     let rsa = cache.fetch(&FetchRequest {
         url: url.clone(),
         reference: GitRef::Tag("v1.0.0".into()),
-        credentials: sshd.credentials("client-rsa", &known_hosts),
+        credentials: sshd.credentials(sshd.authorize_rsa_client(), &known_hosts),
         ca_pem: None,
         timeout: TIMEOUT,
     });

@@ -324,18 +324,20 @@ fn refusals_limits_and_pages_are_met_as_registries_need() {
     assert!(run.failure().contains("is limiting requests"), "{}", run.stderr);
     registry.throttle.store(0, Ordering::SeqCst);
 
-    // 1,200 tags: three pages, the newest on the last.
-    for n in 0..1200 {
-        let tag = format!("1.1.{n}");
-        let manifest_digest = put_manifest(
-            port,
-            "shop/web",
-            &tag,
-            IMAGE_MANIFEST,
-            &serde_json::from_slice::<Value>(&fetch_manifest(port, "shop/web", "1.0.0")).unwrap(),
-        );
-        assert_eq!(manifest_digest.0, digest);
-    }
+    // 1,200 tags of one manifest: three pages, the newest on the last (tagged from four threads:
+    // the registry's writes are most of this test's time).
+    let manifest = serde_json::from_slice::<Value>(&fetch_manifest(port, "shop/web", "1.0.0")).unwrap();
+    std::thread::scope(|scope| {
+        for first in 0..4 {
+            let (manifest, digest) = (&manifest, &digest);
+            scope.spawn(move || {
+                for n in (first..1200).step_by(4) {
+                    let tagged = put_manifest(port, "shop/web", &format!("1.1.{n}"), IMAGE_MANIFEST, manifest);
+                    assert_eq!(&tagged.0, digest);
+                }
+            });
+        }
+    });
     registry.take_asked();
     let (_, report) = check_json(&repo, docker.path());
     assert_eq!(report["environments"][0]["images"][0]["newest"], format!("1.1.1199@{digest}"));

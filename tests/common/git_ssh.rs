@@ -10,8 +10,8 @@ use std::time::Duration;
 use weaver_source::Credentials;
 
 /// sshd on a free port of one address. Its directory holds the keys: `host` (the server's),
-/// `other` (a host key the server does not have), `client` (ed25519) and `client-rsa`, both
-/// authorized.
+/// `other` (a host key the server does not have) and `client` (ed25519, authorized); an RSA
+/// client key on demand (`authorize_rsa_client`).
 pub struct Sshd {
     pub dir: tempfile::TempDir,
     pub address: Ipv4Addr,
@@ -49,10 +49,7 @@ impl Sshd {
         for name in ["host", "client", "other"] {
             keygen(&dir.path().join(name), "ed25519");
         }
-        keygen(&dir.path().join("client-rsa"), "rsa");
-        let authorized =
-            ["client.pub", "client-rsa.pub"].map(|key| std::fs::read_to_string(dir.path().join(key)).unwrap());
-        std::fs::write(dir.path().join("authorized_keys"), authorized.concat()).unwrap();
+        std::fs::copy(dir.path().join("client.pub"), dir.path().join("authorized_keys")).unwrap();
         // sshd's privilege separation directory, which Debian makes at boot.
         let _ = std::fs::create_dir_all("/run/sshd");
         let port = std::net::TcpListener::bind((address, 0)).unwrap().local_addr().unwrap().port();
@@ -76,6 +73,16 @@ impl Sshd {
             std::thread::sleep(Duration::from_millis(50));
         }
         sshd
+    }
+
+    /// An RSA client key, authorized as `client` is, named `client-rsa`: made only when a test asks
+    /// (ssh-keygen's RSA keys cost a second of CPU each).
+    pub fn authorize_rsa_client(&self) -> &'static str {
+        keygen(&self.dir.path().join("client-rsa"), "rsa");
+        let mut authorized = self.read("authorized_keys");
+        authorized.push_str(&self.read("client-rsa.pub"));
+        std::fs::write(self.dir.path().join("authorized_keys"), authorized).unwrap();
+        "client-rsa"
     }
 
     /// A file of its directory: a private key (`client`) or a public one (`host.pub`).

@@ -1,7 +1,7 @@
 //! The API the helm layer builds on: objects with fields and methods, functions calling back into the
 //! set, state per execution, errors' structure and redaction, threads, and deep recursion.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

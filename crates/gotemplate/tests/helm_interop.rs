@@ -2,7 +2,7 @@
 //! else `helm` on PATH) and compares with the table, which this crate's table test checks. Skipped,
 //! saying so, when helm is missing, unless WEAVER_REQUIRE_INTEROP=1; see support/helm_cases.rs.
 
-mod common;
+use crate::common;
 
 #[test]
 fn helm_renders_the_helm_cases_as_the_table_says() {

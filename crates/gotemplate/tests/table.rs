@@ -1,6 +1,6 @@
 //! Every case of cases/table.txt, whose expectations are Go 1.23's output.
 
-mod common;
+use crate::common;
 
 #[test]
 fn table_cases_render_as_go_does() {

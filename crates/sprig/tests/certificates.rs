@@ -3,7 +3,7 @@
 //! critical; extended key usage, key identifiers and subject alternative names not. RSA keys
 //! have the sizes sprig asks for.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use x509_cert::der::Decode;

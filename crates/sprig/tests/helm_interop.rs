@@ -2,7 +2,7 @@
 //! `helm` on PATH) and compares with the table. Skipped, saying so, when helm is missing, unless
 //! WEAVER_REQUIRE_INTEROP=1; see ../gotemplate/tests/support/helm_cases.rs.
 
-mod common;
+use crate::common;
 
 #[test]
 fn helm_renders_every_case_as_the_table_says() {

@@ -1,7 +1,7 @@
 //! Templates are user input: no template may make a sprig function panic. Every prefix of every
 //! case, and every function called with awkward arguments, renders or fails with an error.
 
-mod common;
+use crate::common;
 
 use gotemplate::{Map, Value};
 

@@ -1,6 +1,6 @@
 //! Every case of cases/sprig.txt, whose expectations are helm 3.17.1's output.
 
-mod common;
+use crate::common;
 
 #[test]
 fn table_cases_render_as_helm_does() {

@@ -6,8 +6,8 @@
 //! run is ignored by default:
 //!
 //! ```sh
-//! cargo test --release -p weaver-test-apiserver --test write_scaling -- --ignored --nocapture
-//! WEAVER_FAKE_SCALING=300,1000,3000 cargo test --release -p weaver-test-apiserver --test write_scaling -- --ignored --nocapture
+//! cargo test --release -p weaver-test-apiserver --test suite write_scaling -- --ignored --nocapture
+//! WEAVER_FAKE_SCALING=300,1000,3000 cargo test --release -p weaver-test-apiserver --test suite write_scaling -- --ignored --nocapture
 //! ```
 
 use kube::Client;

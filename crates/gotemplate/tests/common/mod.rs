@@ -2,8 +2,6 @@
 //! weaver-sprig, support/helm_cases.rs), and the helm-like functions the cases call, written on the
 //! crate's public API as helm's engine layer will be.
 
-#![allow(dead_code)] // each test crate uses part of this module
-
 use std::collections::HashMap;
 
 use gotemplate::{Ctx, ErrorKind, FuncError, Function, Map, Templates, Type, Value};

@@ -1,8 +1,6 @@
 //! cases/sprig.txt for the table, interop and no-panic tests, rendered with sprig's functions through
 //! the harness weaver-gotemplate's tests share (../gotemplate/tests/support/helm_cases.rs).
 
-#![allow(dead_code)] // each test crate uses part of this module
-
 use gotemplate::Templates;
 
 #[path = "../../../gotemplate/tests/support/helm_cases.rs"]

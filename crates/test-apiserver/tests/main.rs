@@ -1,0 +1,8 @@
+//! The crate's integration tests, one binary: each file below was a binary of its own, and
+//! each linked and ran alone, one after another, where together they share the build and the cores.
+
+mod apiserver;
+mod auth;
+mod pod_security;
+mod watcher;
+mod write_scaling;

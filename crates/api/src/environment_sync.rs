@@ -420,6 +420,14 @@ pub struct PromotionTarget {
     pub changes: Vec<String>,
 }
 
+impl PromotionStatus {
+    /// Each target's pin changes, prefixed with the target (`prod: web values image.tag: …`):
+    /// the `Promoted` condition's message and the UI say them so.
+    pub fn changes(&self) -> Vec<String> {
+        self.targets.iter().flat_map(|t| t.changes.iter().map(move |c| format!("{}: {c}", t.environment))).collect()
+    }
+}
+
 impl PromotionTarget {
     /// `gates passed`, or `failed: soak, signed`: what `weaver sync get` and the UI say of it.
     pub fn verdict(&self) -> String {

@@ -588,14 +588,22 @@ async fn crd_then_custom_resources() {
             "versions": [
                 {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": schema}, "subresources": {"status": {}}},
                 {"name": "v1beta1", "served": true, "storage": false, "schema": {"openAPIV3Schema": schema}}]}});
+    // Discovery read before the CRD: the server's kept documents change with its CRDs.
+    let gvk = kube::core::GroupVersionKind::gvk("example.com", "v1", "Widget");
+    let discovered = || async {
+        let aggregated = Discovery::new(c.clone()).run_aggregated().await.unwrap();
+        let legacy = Discovery::new(c.clone()).run().await.unwrap();
+        [aggregated.resolve_gvk(&gvk).is_some(), legacy.resolve_gvk(&gvk).is_some()]
+    };
+    assert_eq!(discovered().await, [false, false], "widgets before their CRD");
     let created = apply(&crds, "weaver", &crd).await.unwrap();
     assert_eq!(created["spec"]["names"]["listKind"], "WidgetList");
+    assert_eq!(discovered().await, [true, true], "widgets once their CRD is established");
     let got = serde_json::to_value(crds.get("widgets.example.com").await.unwrap()).unwrap();
     let conds = got["status"]["conditions"].as_array().unwrap();
     assert!(conds.iter().any(|c| c["type"] == "Established" && c["status"] == "True"));
     assert!(conds.iter().any(|c| c["type"] == "NamesAccepted" && c["status"] == "True"));
     let discovery = Discovery::new(c.clone()).run().await.unwrap();
-    let gvk = kube::core::GroupVersionKind::gvk("example.com", "v1", "Widget");
     let (ar, caps) = discovery.resolve_gvk(&gvk).expect("widgets served");
     assert_eq!(caps.scope, Scope::Namespaced);
     let widgets: Api<DynamicObject> = Api::namespaced_with(c.clone(), "default", &ar);
@@ -633,6 +641,7 @@ async fn crd_then_custom_resources() {
     assert_eq!(widgets.list(&ListParams::default()).await.unwrap().items.len(), 1);
     crds.delete("widgets.example.com", &DeleteParams::default()).await.unwrap();
     assert_eq!(api_error(crds.get("widgets.example.com").await.unwrap_err()).code, 404);
+    assert_eq!(discovered().await, [false, false], "widgets after their CRD is deleted");
     let (code, _, body) = raw(&c, "GET", "/apis/example.com/v1/namespaces/default/widgets", None, None, None).await;
     assert_eq!(code, 404);
     assert_eq!(body["message"], "the server could not find the requested resource");

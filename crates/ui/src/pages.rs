@@ -280,12 +280,12 @@ pub struct SyncPage<'a> {
     pub actions: Vec<&'static str>,
     pub actions_refused: Option<String>,
     /// What auto-promotion and image updates last did, for those the status has.
-    pub pushes: Vec<Pushes<'a>>,
+    pub pushes: Vec<PushSection<'a>>,
 }
 
 /// The last auto-promotion or image update: its condition, what it pushed, and what it saw.
 #[derive(Serialize)]
-pub struct Pushes<'a> {
+pub struct PushSection<'a> {
     /// `promotion` or `image-updates`, the part's id.
     pub id: &'static str,
     pub title: &'static str,
@@ -304,13 +304,13 @@ pub struct Pushes<'a> {
     pub changes: Vec<String>,
 }
 
-fn pushes(sync: &EnvironmentSync) -> Vec<Pushes<'_>> {
+fn pushes(sync: &EnvironmentSync) -> Vec<PushSection<'_>> {
     let Some(status) = &sync.status else { return Vec::new() };
     let condition = |type_: &str| status.conditions.iter().find(|c| c.type_ == type_);
     let mut pushes = Vec::new();
     if let Some(p) = &status.promotion {
         let seen = p.targets.iter().map(|t| format!("{} from {}: {}", t.environment, t.from, t.verdict()));
-        pushes.push(Pushes {
+        pushes.push(PushSection {
             id: "promotion",
             title: "Promotion",
             condition: condition(weaver_api::conditions::PROMOTED),
@@ -320,15 +320,11 @@ fn pushes(sync: &EnvironmentSync) -> Vec<Pushes<'_>> {
             last_attempt_time: &p.last_attempt_time,
             seen: seen.collect(),
             changes_title: "Pins each target's promotion changes:",
-            changes: p
-                .targets
-                .iter()
-                .flat_map(|t| t.changes.iter().map(|c| format!("{}: {c}", t.environment)))
-                .collect(),
+            changes: p.changes(),
         });
     }
     if let Some(u) = &status.image_updates {
-        pushes.push(Pushes {
+        pushes.push(PushSection {
             id: "image-updates",
             title: "Image updates",
             condition: condition(weaver_api::conditions::IMAGES_UPDATED),

@@ -854,11 +854,7 @@ impl Run<'_> {
             let message = format!("every target has what its source applied at {}", plan::short(&commit));
             return result(true, "UpToDate", message, status);
         };
-        let changes: Vec<String> = status
-            .targets
-            .iter()
-            .flat_map(|t| t.changes.iter().map(move |c| format!("{}: {c}", t.environment)))
-            .collect();
+        let changes = status.changes();
         let push = Push { commit: promoted, locals: vec![local], settings, cache, push_to, sync, namespace };
         self.push(push, status, ("Promoted", "this promotion"), &changes).await
     }

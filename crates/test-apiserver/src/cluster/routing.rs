@@ -68,34 +68,29 @@ impl Cluster {
         if let Some(kept) = self.discovery.get(&key) {
             return Ok(kept.clone());
         }
-        let document = match segs {
-            ["api"] | ["apis"] => match aggregated {
-                Some(v) => {
-                    let mut r =
-                        ApiResponse::json(200, &discovery::aggregated(&self.all_resources(), segs[0] == "api", v));
-                    r.content_type = discovery::aggregated_content_type(v);
-                    r
+        let document = match (segs, aggregated) {
+            (["api" | "apis"], Some(version)) => {
+                let list = discovery::aggregated(&self.all_resources(), segs[0] == "api", version);
+                ApiResponse {
+                    content_type: discovery::aggregated_content_type(version),
+                    ..ApiResponse::json(200, &list)
                 }
-                None if segs[0] == "api" => ApiResponse::json(200, &discovery::api_versions()),
-                None => ApiResponse::json(200, &discovery::api_group_list(&self.all_resources())),
-            },
-            ["openapi", "v3"] => ApiResponse::json(200, &discovery::openapi_v3_index(&self.all_resources())),
-            ["openapi", "v3", "api", "v1"] => discovery::openapi_v3_group_version(&self.all_resources(), "", "v1")
-                .map(|v| ApiResponse::json(200, &v))
-                .ok_or_else(ApiError::no_route)?,
-            ["openapi", "v3", "apis", g, v] => discovery::openapi_v3_group_version(&self.all_resources(), g, v)
-                .map(|v| ApiResponse::json(200, &v))
-                .ok_or_else(ApiError::no_route)?,
-            ["api", "v1"] => discovery::api_resource_list(&self.all_resources(), "", "v1")
-                .map(|v| ApiResponse::json(200, &v))
-                .ok_or_else(ApiError::no_route)?,
-            ["apis", g] => discovery::api_group(&self.all_resources(), g)
-                .map(|v| ApiResponse::json(200, &v))
-                .ok_or_else(ApiError::no_route)?,
-            ["apis", g, v] => discovery::api_resource_list(&self.all_resources(), g, v)
-                .map(|v| ApiResponse::json(200, &v))
-                .ok_or_else(ApiError::no_route)?,
-            _ => return Err(ApiError::no_route()),
+            }
+            _ => {
+                let all = self.all_resources();
+                let document = match segs {
+                    ["api"] => Some(discovery::api_versions()),
+                    ["apis"] => Some(discovery::api_group_list(&all)),
+                    ["openapi", "v3"] => Some(discovery::openapi_v3_index(&all)),
+                    ["openapi", "v3", "api", "v1"] => discovery::openapi_v3_group_version(&all, "", "v1"),
+                    ["openapi", "v3", "apis", g, v] => discovery::openapi_v3_group_version(&all, g, v),
+                    ["api", "v1"] => discovery::api_resource_list(&all, "", "v1"),
+                    ["apis", g] => discovery::api_group(&all, g),
+                    ["apis", g, v] => discovery::api_resource_list(&all, g, v),
+                    _ => None,
+                };
+                ApiResponse::json(200, &document.ok_or_else(ApiError::no_route)?)
+            }
         };
         self.discovery.insert(key, document.clone());
         Ok(document)

@@ -1,9 +1,15 @@
 //! OIDC sign-in to the controller's UI: the authorization code flow with PKCE, `state` and
-//! `nonce` (openidconnect), against a provider found by discovery. ID tokens are checked for
-//! issuer, audience, expiry, nonce and an asymmetric signature by a key of the provider's JWKS,
-//! fetched again (at most once a minute) when a token names a key it does not have. Their
-//! claims name a Kubernetes user and groups as kube-apiserver's `--oidc-*` flags map them
-//! ([`ClaimMapping`]); the UI then asks SubjectAccessReviews for that user, as for a token's.
+//! `nonce` (OpenID Connect Core 1.0 §3.1, RFC 7636), against a provider found by discovery. ID
+//! tokens are checked for an asymmetric signature by a key of the provider's JWKS, issuer,
+//! audience, expiry and nonce; the JWKS is fetched again (at most once a minute) when a token
+//! names a key it does not have. Their claims name a Kubernetes user and groups as
+//! kube-apiserver's `--oidc-*` flags map them ([`ClaimMapping`]); the UI then asks
+//! SubjectAccessReviews for that user, as for a token's.
+//!
+//! The flow is written here over weaver's HTTP client, its signatures checked by aws-lc (already
+//! built for TLS): the openidconnect crate built a second generation of RustCrypto's crates
+//! for the same checks, a sixth of a minute of a fresh build's two cores. The signatures are
+//! those kube-apiserver's OIDC accepts: RS256/384/512, PS256/384/512, ES256/384/512 and EdDSA.
 //!
 //! Tokens and the client secret are kept as secrets: no error here quotes one, nor a provider's
 //! answer beyond its OAuth `error` code.
@@ -12,16 +18,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreTokenResponse,
-};
-use openidconnect::{
-    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, RefreshToken, RequestTokenError, Scope,
-    SignatureVerificationError, TokenResponse,
-};
+use aws_lc_rs::signature::{self as sig, RsaPublicKeyComponents, UnparsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Map, Value};
 use weaver_core::error::{Error, Result};
 
@@ -37,21 +40,6 @@ const JWKS_EVERY: Duration = Duration::from_secs(60);
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer read from the provider (a discovery document, a JWKS, tokens).
 const MAX_ANSWER: u64 = 1024 * 1024;
-/// The only signatures an ID token may have: asymmetric ones, whose key the provider publishes.
-/// `none` and HMAC (keyed with the client secret, or with a public key by an attacker who
-/// swapped the algorithm) are refused.
-const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 10] = [
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
-    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
-    CoreJwsSigningAlgorithm::EcdsaP521Sha512,
-    CoreJwsSigningAlgorithm::EdDsa,
-];
 
 /// The OIDC provider the controller's UI signs users in with, as its flags name it.
 #[derive(Clone)]
@@ -185,20 +173,88 @@ struct Pending {
     /// The random value of the sign-in's own cookie: only the browser that started the
     /// sign-in may finish it.
     browser: String,
-    verifier: PkceCodeVerifier,
-    nonce: Nonce,
+    /// The PKCE code verifier (RFC 7636), sent with the code.
+    verifier: SecretString,
+    nonce: String,
     started: Instant,
+}
+
+/// The provider's discovery document (OIDC Discovery 1.0 §3): the fields the flow uses.
+#[derive(Deserialize)]
+struct Metadata {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: Option<String>,
+    jwks_uri: String,
+    /// RP-initiated logout's endpoint, when the provider has one.
+    end_session_endpoint: Option<String>,
+}
+
+/// A JSON Web Key (RFC 7517) of the provider's JWKS: the members of RSA, EC and OKP public keys.
+#[derive(Clone, Deserialize)]
+struct Jwk {
+    kty: String,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    usage: Option<String>,
+    alg: Option<String>,
+    crv: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+}
+
+/// A JWKS as fetched: keys this module cannot read (another type, odd members) are left out,
+/// not a reason to refuse the set.
+#[derive(Deserialize)]
+struct JwkSet {
+    keys: Vec<Value>,
+}
+
+impl JwkSet {
+    fn readable(self) -> Vec<Jwk> {
+        self.keys.into_iter().filter_map(|key| serde_json::from_value(key).ok()).collect()
+    }
 }
 
 /// What discovery found, and the JWKS as last fetched.
 struct Discovered {
-    metadata: ProviderMetadataWithLogout,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    end_session_endpoint: Option<String>,
     /// The keys, and when an unknown key last had them fetched again (None: never since
     /// discovery).
-    jwks: Mutex<(CoreJsonWebKeySet, Option<Instant>)>,
+    jwks: Mutex<(Vec<Jwk>, Option<Instant>)>,
 }
 
-type Client = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet, EndpointMaybeSet>;
+/// The token endpoint's answer (RFC 6749 §5.1): `access_token` and `token_type` must be there,
+/// though the UI uses neither. No Debug: it holds tokens.
+#[derive(Deserialize)]
+struct TokenAnswer {
+    #[serde(rename = "access_token")]
+    _access_token: IgnoredAny,
+    #[serde(rename = "token_type")]
+    _token_type: IgnoredAny,
+    /// Seconds; a number, or a string of one as some providers send it.
+    expires_in: Option<Value>,
+    refresh_token: Option<String>,
+    id_token: Option<String>,
+}
+
+impl TokenAnswer {
+    fn expires_in(&self) -> Option<Duration> {
+        let seconds = self.expires_in.as_ref()?;
+        seconds.as_u64().or_else(|| seconds.as_str()?.parse().ok()).map(Duration::from_secs)
+    }
+}
+
+/// The token endpoint's refusal (RFC 6749 §5.2).
+#[derive(Deserialize)]
+struct TokenError {
+    error: String,
+}
 
 /// The UI's OIDC provider.
 pub struct Provider {
@@ -208,18 +264,6 @@ pub struct Provider {
     discovered: tokio::sync::OnceCell<Arc<Discovered>>,
     pending: Mutex<HashMap<String, Pending>>,
 }
-
-/// A request to the provider failed: the transport's reason (no URL query, no body).
-#[derive(Debug)]
-pub struct HttpError(String);
-
-impl std::fmt::Display for HttpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for HttpError {}
 
 impl Provider {
     pub fn new(config: OidcConfig) -> Result<Provider> {
@@ -245,65 +289,97 @@ impl Provider {
         format!("{}/sign-in", self.config.ui_url.trim_end_matches('/'))
     }
 
-    /// Sends one request to the provider, on a blocking thread (ureq is weaver's HTTP client).
-    fn http_client(&self) -> impl Fn(openidconnect::HttpRequest) -> BoxedAnswer + use<> {
+    /// Sends one request to the provider on a blocking thread (ureq is weaver's HTTP client):
+    /// the answer's status and body, or the transport's reason (no URL query, no body).
+    async fn send(
+        &self,
+        request: impl FnOnce(&ureq::Agent) -> std::result::Result<http::Response<ureq::Body>, ureq::Error> + Send + 'static,
+    ) -> std::result::Result<(http::StatusCode, Vec<u8>), String> {
         let agent = self.http.clone();
-        move |request| {
-            let agent = agent.clone();
-            Box::pin(async move {
-                tokio::task::spawn_blocking(move || send(&agent, request))
-                    .await
-                    .map_err(|err| HttpError(format!("the request stopped: {err}")))?
-            })
+        let sent = tokio::task::spawn_blocking(move || {
+            let (parts, mut body) = request(&agent).map_err(|err| err.to_string())?.into_parts();
+            let body = body.with_config().limit(MAX_ANSWER).read_to_vec().map_err(|err| err.to_string())?;
+            Ok((parts.status, body))
+        });
+        sent.await.map_err(|err| format!("the request stopped: {err}"))?
+    }
+
+    /// A JSON document of the provider's (discovery, the JWKS): public, so its parse error may
+    /// be quoted.
+    async fn get_json<T: DeserializeOwned>(&self, url: &str) -> std::result::Result<T, String> {
+        let owned = url.to_string();
+        let (status, body) =
+            self.send(move |agent| agent.get(&owned).header("accept", "application/json").call()).await?;
+        if !status.is_success() {
+            return Err(format!("{url} answered {status}"));
         }
+        serde_json::from_slice(&body).map_err(|err| format!("{url} is not the JSON document expected: {err}"))
     }
 
     async fn discovered(&self) -> Result<Arc<Discovered>> {
+        let issuer = &self.config.issuer;
         let discover = || async {
-            let issuer = IssuerUrl::new(self.config.issuer.clone())
-                .map_err(|err| Error::new(format!("--ui-oidc-issuer is not a URL: {err}")))?;
-            let http = self.http_client();
-            let metadata = ProviderMetadataWithLogout::discover_async(issuer, &http).await.map_err(|err| {
-                Error::new(format!(
-                    "cannot discover the OIDC provider {} (its /.well-known/openid-configuration and JWKS): {}",
-                    self.config.issuer,
-                    error_chain(&err)
-                ))
-            })?;
-            if metadata.token_endpoint().is_none() {
-                return Err(Error::new(format!("the OIDC provider {} has no token endpoint", self.config.issuer)));
+            if !is_http_url(issuer) {
+                return Err(Error::new(format!("--ui-oidc-issuer is not an http or https URL: {issuer}")));
             }
-            let jwks = Mutex::new((metadata.jwks().clone(), None));
-            Ok(Arc::new(Discovered { metadata, jwks }))
+            let cannot = |why: String| {
+                Error::new(format!(
+                    "cannot discover the OIDC provider {issuer} (its /.well-known/openid-configuration and JWKS): {why}"
+                ))
+            };
+            let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+            let metadata: Metadata = self.get_json(&url).await.map_err(cannot)?;
+            if !same_issuer(&metadata.issuer, issuer) {
+                return Err(cannot(format!("its discovery document names another issuer, {}", metadata.issuer)));
+            }
+            let Some(token_endpoint) = metadata.token_endpoint else {
+                return Err(Error::new(format!("the OIDC provider {issuer} has no token endpoint")));
+            };
+            let endpoints = [
+                ("authorization_endpoint", Some(&metadata.authorization_endpoint)),
+                ("token_endpoint", Some(&token_endpoint)),
+                ("jwks_uri", Some(&metadata.jwks_uri)),
+                ("end_session_endpoint", metadata.end_session_endpoint.as_ref()),
+            ];
+            for (field, url) in endpoints {
+                if let Some(url) = url.filter(|url| !is_http_url(url)) {
+                    return Err(cannot(format!("its {field} is not an http or https URL: {url}")));
+                }
+            }
+            let keys = self.get_json::<JwkSet>(&metadata.jwks_uri).await.map_err(cannot)?.readable();
+            Ok(Arc::new(Discovered {
+                authorization_endpoint: metadata.authorization_endpoint,
+                token_endpoint,
+                jwks_uri: metadata.jwks_uri,
+                end_session_endpoint: metadata.end_session_endpoint,
+                jwks: Mutex::new((keys, None)),
+            }))
         };
         self.discovered.get_or_try_init(discover).await.cloned()
-    }
-
-    fn client(&self, discovered: &Discovered) -> Result<Client> {
-        let mut metadata = discovered.metadata.clone();
-        let jwks = discovered.jwks.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
-        metadata = metadata.set_jwks(jwks);
-        let token_url = metadata.token_endpoint().cloned().ok_or_else(|| Error::new("no token endpoint"))?;
-        let secret = self.config.client_secret.as_ref().map(|s| ClientSecret::new(s.expose_secret().to_string()));
-        let redirect = RedirectUrl::new(self.redirect_uri())
-            .map_err(|err| Error::new(format!("--ui-url does not make a redirect URI: {err}")))?;
-        Ok(CoreClient::from_provider_metadata(metadata, ClientId::new(self.config.client_id.clone()), secret)
-            .set_token_uri(token_url)
-            .set_redirect_uri(redirect))
     }
 
     /// Starts a sign-in for the browser whose sign-in cookie is `browser`: the provider's URL
     /// to send it to.
     pub async fn start(&self, browser: &str) -> Result<String> {
         let discovered = self.discovered().await?;
-        let client = self.client(&discovered)?;
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut request =
-            client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random);
+        let (state, nonce, verifier) = (random_token(16), random_token(16), random_token(32));
+        let challenge = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+        let mut scopes = vec!["openid"];
         for scope in &self.config.scopes {
-            request = request.add_scope(Scope::new(scope.clone()));
+            if !scopes.contains(&scope.as_str()) {
+                scopes.push(scope);
+            }
         }
-        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.config.client_id)
+            .append_pair("state", &state)
+            .append_pair("code_challenge", &URL_SAFE_NO_PAD.encode(challenge))
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("redirect_uri", &self.redirect_uri())
+            .append_pair("scope", &scopes.join(" "))
+            .append_pair("nonce", &nonce)
+            .finish();
         let now = Instant::now();
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         pending.retain(|_, flow| now.duration_since(flow.started) < FLOW_AGE);
@@ -314,9 +390,9 @@ impl Provider {
         {
             pending.remove(&oldest);
         }
-        let flow = Pending { browser: browser.to_string(), verifier, nonce, started: now };
-        pending.insert(state.secret().clone(), flow);
-        Ok(url.to_string())
+        let flow = Pending { browser: browser.to_string(), verifier: verifier.into(), nonce, started: now };
+        pending.insert(state, flow);
+        Ok(with_query(&discovered.authorization_endpoint, &query))
     }
 
     /// Finishes the sign-in `state` names, for the browser whose sign-in cookie is `browser`:
@@ -328,17 +404,17 @@ impl Provider {
             _ => return Err(Refused::UnknownState),
         };
         let discovered = self.discovered().await.map_err(Refused::Unavailable)?;
-        let client = self.client(&discovered).map_err(Refused::Unavailable)?;
-        let http = self.http_client();
-        let exchanged = client
-            .exchange_code(AuthorizationCode::new(code.to_string()))
-            .set_pkce_verifier(flow.verifier)
-            .request_async(&http)
-            .await;
-        let response = exchanged.map_err(|err| self.token_refusal(err))?;
-        let id_token = response.id_token().ok_or_else(|| Refused::Invalid("the provider sent no ID token".into()))?;
+        let grant = vec![
+            ("grant_type", SecretString::from("authorization_code")),
+            ("code", SecretString::from(code)),
+            ("code_verifier", flow.verifier),
+            ("redirect_uri", SecretString::from(self.redirect_uri())),
+        ];
+        let answer = self.token(&discovered, grant).await?;
+        let id_token =
+            answer.id_token.as_deref().ok_or_else(|| Refused::Invalid("the provider sent no ID token".into()))?;
         let (identity, expires) = self.verified(&discovered, id_token, Some(&flow.nonce)).await?;
-        Ok(SignedIn { identity, tokens: kept_tokens(&response, id_token, expires, None) })
+        Ok(SignedIn { identity, tokens: kept_tokens(&answer, id_token, expires, None) })
     }
 
     /// The session's tokens refreshed: the identity the new ID token names (None: the provider
@@ -349,54 +425,84 @@ impl Provider {
             return Err(Refused::Provider("no refresh token".into()));
         };
         let discovered = self.discovered().await.map_err(Refused::Unavailable)?;
-        let client = self.client(&discovered).map_err(Refused::Unavailable)?;
-        let http = self.http_client();
-        let refresh_token = RefreshToken::new(refresh_token.expose_secret().to_string());
-        let refreshed = client.exchange_refresh_token(&refresh_token).request_async(&http).await;
-        let response = refreshed.map_err(|err| self.token_refusal(err))?;
-        match response.id_token() {
+        let grant = vec![("grant_type", SecretString::from("refresh_token")), ("refresh_token", refresh_token.clone())];
+        let answer = self.token(&discovered, grant).await?;
+        match answer.id_token.as_deref() {
             // A refreshed ID token has no nonce to check (OIDC Core 12.2).
             Some(id_token) => {
                 let (identity, expires) = self.verified(&discovered, id_token, None).await?;
-                Ok((Some(identity), kept_tokens(&response, id_token, expires, Some(tokens))))
+                Ok((Some(identity), kept_tokens(&answer, id_token, expires, Some(tokens))))
             }
             // The provider may keep the ID token (OIDC Core 12.2): the refresh itself says the
             // session stands, until the access token it gave expires (else a minute), when it is
             // refreshed again; not at every request after the first ID token's expiry.
             None => {
                 let mut kept = tokens.clone();
-                if let Some(rotated) = response.refresh_token() {
-                    kept.refresh_token = Some(rotated.secret().clone().into());
+                if let Some(rotated) = &answer.refresh_token {
+                    kept.refresh_token = Some(rotated.as_str().into());
                 }
-                let lasts = response.expires_in().unwrap_or(std::time::Duration::from_secs(60));
-                kept.id_token_expires = SystemTime::now() + lasts;
+                kept.id_token_expires = SystemTime::now() + answer.expires_in().unwrap_or(Duration::from_secs(60));
                 Ok((None, kept))
             }
         }
     }
 
+    /// Asks the token endpoint for tokens with `grant`, the client authenticated with HTTP
+    /// Basic (RFC 6749 §2.3.1) when it has a secret, else named in the form (a public client).
+    async fn token(
+        &self,
+        discovered: &Discovered,
+        mut grant: Vec<(&'static str, SecretString)>,
+    ) -> std::result::Result<TokenAnswer, Refused> {
+        let basic = match &self.config.client_secret {
+            Some(secret) => {
+                let encoded = |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+                let pair = format!("{}:{}", encoded(&self.config.client_id), encoded(secret.expose_secret()));
+                Some(SecretString::from(format!("Basic {}", STANDARD.encode(pair))))
+            }
+            None => {
+                grant.push(("client_id", self.config.client_id.as_str().into()));
+                None
+            }
+        };
+        let url = discovered.token_endpoint.clone();
+        let sent = self.send(move |agent| {
+            let mut request = agent.post(&url).header("accept", "application/json");
+            if let Some(basic) = &basic {
+                request = request.header("authorization", basic.expose_secret());
+            }
+            request.send_form(grant.iter().map(|(name, value)| (*name, value.expose_secret())))
+        });
+        let (status, body) = sent.await.map_err(|why| {
+            Refused::Unavailable(Error::new(format!("cannot reach the OIDC provider's token endpoint: {why}")))
+        })?;
+        let not_a_token =
+            || Refused::Invalid("the provider's token endpoint answered something that is not a token".into());
+        if status != http::StatusCode::OK {
+            // Its OAuth error code, never its description (a provider may echo what it was sent).
+            return Err(serde_json::from_slice::<TokenError>(&body)
+                .map(|refusal| Refused::Provider(refusal.error))
+                .unwrap_or_else(|_| not_a_token()));
+        }
+        serde_json::from_slice(&body).map_err(|_| not_a_token())
+    }
+
     /// Where the browser goes to end its session at the provider too (RP-initiated logout),
     /// when the provider advertises an `end_session_endpoint`.
     pub fn logout_url(&self, tokens: &Tokens) -> Option<String> {
-        let discovered = self.discovered.get()?;
-        let endpoint = discovered.metadata.additional_metadata().end_session_endpoint.clone()?;
-        let post_logout = PostLogoutRedirectUrl::new(self.post_logout_uri()).ok()?;
-        let mut logout = LogoutRequest::from(endpoint)
-            .set_client_id(ClientId::new(self.config.client_id.clone()))
-            .set_post_logout_redirect_uri(post_logout);
-        if let Ok(id_token) = tokens.id_token.expose_secret().parse::<CoreIdToken>() {
-            logout = logout.set_id_token_hint(&id_token);
-        }
-        Some(logout.http_get_url().to_string())
+        let endpoint = self.discovered.get()?.end_session_endpoint.as_deref()?;
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("id_token_hint", tokens.id_token.expose_secret())
+            .append_pair("client_id", &self.config.client_id)
+            .append_pair("post_logout_redirect_uri", &self.post_logout_uri())
+            .finish();
+        Some(with_query(endpoint, &query))
     }
 
     /// The origin of the provider's end-session endpoint, once discovery found one: where a
     /// sign-out's answer sends the browser.
     pub fn logout_origin(&self) -> Option<String> {
-        let endpoint = self.discovered.get()?.metadata.additional_metadata().end_session_endpoint.as_ref()?;
-        let origin = endpoint.url().origin();
-        // An opaque origin (not http or https) is allowed nowhere.
-        origin.is_tuple().then(|| origin.ascii_serialization())
+        origin(self.discovered.get()?.end_session_endpoint.as_deref()?)
     }
 
     /// The identity `id_token` names, once it passes every check, and when it expires. A key
@@ -405,31 +511,21 @@ impl Provider {
     async fn verified(
         &self,
         discovered: &Discovered,
-        id_token: &CoreIdToken,
-        nonce: Option<&Nonce>,
+        id_token: &str,
+        nonce: Option<&str>,
     ) -> std::result::Result<(Identity, SystemTime), Refused> {
-        let check = |client: &Client| {
-            let verifier = client.id_token_verifier().set_allowed_algs(ALLOWED_ALGS);
-            let no_nonce = |_: Option<&Nonce>| Ok(());
-            match nonce {
-                Some(nonce) => id_token.claims(&verifier, nonce).map(|claims| claims.expiration()),
-                None => id_token.claims(&verifier, no_nonce).map(|claims| claims.expiration()),
-            }
+        let expected = Expected { issuer: &self.config.issuer, client_id: &self.config.client_id, nonce };
+        let check = || {
+            let jwks = discovered.jwks.lock().unwrap_or_else(|e| e.into_inner());
+            checked_claims(&jwks.0, &expected, id_token, SystemTime::now())
         };
-        let client = self.client(discovered).map_err(Refused::Unavailable)?;
-        let expiration = match check(&client) {
-            Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey))
-                if self.refetch_jwks(discovered).await.map_err(Refused::Unavailable)? =>
-            {
-                check(&self.client(discovered).map_err(Refused::Unavailable)?)
-            }
+        let checked = match check() {
+            Err(Failed::NoMatchingKey) if self.refetch_jwks(discovered).await.map_err(Refused::Unavailable)? => check(),
             checked => checked,
         };
-        let expiration = expiration.map_err(|err| Refused::Invalid(claims_refusal(&err)))?;
-        let claims = payload(&id_token.to_string())
-            .ok_or_else(|| Refused::Invalid("the ID token's claims are not a JSON object".into()))?;
+        let (claims, expires) = checked.map_err(|failed| Refused::Invalid(failed.to_string()))?;
         let identity = self.config.mapping.identity(&self.config.issuer, &claims).map_err(Refused::Invalid)?;
-        Ok((identity, SystemTime::from(expiration)))
+        Ok((identity, expires))
     }
 
     /// Fetches the JWKS again unless an unknown key had it fetched within [`JWKS_EVERY`]:
@@ -443,105 +539,304 @@ impl Provider {
             // Claimed before the request: sign-ins at once refetch once.
             jwks.1 = Some(Instant::now());
         }
-        let http = self.http_client();
-        let fetched = CoreJsonWebKeySet::fetch_async(discovered.metadata.jwks_uri(), &http)
-            .await
-            .map_err(|err| Error::new(format!("cannot fetch the OIDC provider's JWKS again: {}", error_chain(&err))))?;
-        discovered.jwks.lock().unwrap_or_else(|e| e.into_inner()).0 = fetched;
+        let fetched = self.get_json::<JwkSet>(&discovered.jwks_uri).await;
+        let keys = fetched.map_err(|why| Error::new(format!("cannot fetch the OIDC provider's JWKS again: {why}")))?;
+        discovered.jwks.lock().unwrap_or_else(|e| e.into_inner()).0 = keys.readable();
         Ok(true)
     }
+}
 
-    /// Why the token endpoint's answer signs no one in: its OAuth error code, never its
-    /// description (a provider may echo what it was sent).
-    fn token_refusal<RE: std::error::Error + 'static>(
-        &self,
-        err: RequestTokenError<RE, openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>>,
-    ) -> Refused {
-        match err {
-            RequestTokenError::ServerResponse(response) => Refused::Provider(response.error().to_string()),
-            RequestTokenError::Request(err) => Refused::Unavailable(Error::new(format!(
-                "cannot reach the OIDC provider's token endpoint: {}",
-                error_chain(&err)
-            ))),
-            RequestTokenError::Parse(..) | RequestTokenError::Other(_) => {
-                Refused::Invalid("the provider's token endpoint answered something that is not a token".into())
+/// What a session keeps of a token answer: a refresh token sent, else the one it had.
+fn kept_tokens(answer: &TokenAnswer, id_token: &str, expires: SystemTime, before: Option<&Tokens>) -> Tokens {
+    Tokens {
+        id_token: id_token.into(),
+        id_token_expires: expires,
+        // A provider that does not rotate refresh tokens sends none with a refresh.
+        refresh_token: answer
+            .refresh_token
+            .as_deref()
+            .map(SecretString::from)
+            .or_else(|| before.and_then(|tokens| tokens.refresh_token.clone())),
+    }
+}
+
+/// `bytes` random bytes, base64url: a `state`, a `nonce` or a PKCE verifier (32 bytes: 43
+/// characters, RFC 7636 §4.1).
+fn random_token(bytes: usize) -> String {
+    let mut random = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    URL_SAFE_NO_PAD.encode(random)
+}
+
+/// `url` with `query` appended to the query it may have (an endpoint may carry parameters).
+fn with_query(url: &str, query: &str) -> String {
+    match url.contains('?') {
+        true if url.ends_with(['?', '&']) => format!("{url}{query}"),
+        true => format!("{url}&{query}"),
+        false => format!("{url}?{query}"),
+    }
+}
+
+/// Whether `url` is an absolute http or https URL with a host and no fragment, as an issuer
+/// and endpoints must be.
+fn is_http_url(url: &str) -> bool {
+    url.parse::<http::Uri>().is_ok_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some_and(|host| !host.is_empty())
+    }) && !url.contains('#')
+}
+
+/// Issuers compared as URLs are: a trailing slash is the same URL.
+fn same_issuer(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// `url`'s origin (`scheme://host[:port]`, the default port left out), for a
+/// Content-Security-Policy source; None unless it is an http or https URL whose host is a
+/// name or an address.
+fn origin(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    let host = uri.host()?.to_ascii_lowercase();
+    let name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    let address = |c: char| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '[' | ']');
+    if host.is_empty() || !(host.chars().all(name) || host.starts_with('[') && host.chars().all(address)) {
+        return None;
+    }
+    match uri.port_u16() {
+        Some(port) if port != default_port => Some(format!("{scheme}://{host}:{port}")),
+        _ => Some(format!("{scheme}://{host}")),
+    }
+}
+
+/// What an ID token must say for this sign-in.
+struct Expected<'a> {
+    issuer: &'a str,
+    client_id: &'a str,
+    /// The sign-in's nonce; None for a refreshed token (OIDC Core 12.2).
+    nonce: Option<&'a str>,
+}
+
+/// Why an ID token is refused, in words that quote nothing of the token.
+#[derive(Debug, PartialEq, Eq)]
+enum Failed {
+    /// No key of the JWKS can have signed it (it names another, or none of its type): the
+    /// JWKS may be fetched again.
+    NoMatchingKey,
+    AlgNotAllowed,
+    BadSignature,
+    Issuer,
+    Audience,
+    Expired,
+    Nonce,
+    /// Not a JWT, or a claim OIDC requires is missing or of the wrong type.
+    Malformed,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self {
+            Failed::NoMatchingKey => "no key of the provider's JWKS signed it",
+            Failed::AlgNotAllowed => "its signature algorithm is not allowed (only asymmetric ones are)",
+            Failed::BadSignature => "its signature does not verify",
+            Failed::Issuer => "another issuer made it",
+            Failed::Audience => "it is not meant for this client (its audience)",
+            Failed::Expired => "it has expired",
+            Failed::Nonce => "its nonce is not this sign-in's",
+            Failed::Malformed => "its claims do not verify",
+        };
+        write!(f, "the ID token is refused: {what}")
+    }
+}
+
+/// The claims of `id_token` (a JWS in compact form) and when it expires, once its signature is
+/// one of `keys`' and its claims are what `expected` and OIDC Core §3.1.3.7 say they must be.
+fn checked_claims(
+    keys: &[Jwk],
+    expected: &Expected<'_>,
+    id_token: &str,
+    now: SystemTime,
+) -> std::result::Result<(Map<String, Value>, SystemTime), Failed> {
+    let mut parts = id_token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Failed::Malformed);
+    };
+    let header = json_part(header).ok_or(Failed::Malformed)?;
+    // `none`, HMAC (keyed with the client secret, or with a public key by an attacker who
+    // swapped the algorithm) and anything unknown are refused.
+    let alg = header.get("alg").and_then(Value::as_str).and_then(Alg::named).ok_or(Failed::AlgNotAllowed)?;
+    // RFC 7515 §4.1.11: extensions that must be understood, of which weaver knows none.
+    if header.contains_key("crit") {
+        return Err(Failed::Malformed);
+    }
+    let kid = header.get("kid").and_then(Value::as_str);
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| Failed::BadSignature)?;
+    // The signing input: the header and payload as sent, with the dot between them.
+    let signed = id_token.rsplit_once('.').map_or("", |(signed, _)| signed).as_bytes();
+    let candidates = keys.iter().filter(|key| {
+        kid.is_none_or(|kid| key.kid.as_deref() == Some(kid))
+            && key.usage.as_deref().is_none_or(|usage| usage == "sig")
+            && key.alg.as_deref().is_none_or(|named| named == alg.name())
+    });
+    let mut a_key_of_its_type = false;
+    for key in candidates {
+        match alg.verify(key, signed, &signature) {
+            Some(true) => return checked_payload(payload, expected, now),
+            Some(false) => a_key_of_its_type = true,
+            None => {}
+        }
+    }
+    Err(if a_key_of_its_type { Failed::BadSignature } else { Failed::NoMatchingKey })
+}
+
+/// The claims of a signed payload, checked (OIDC Core §3.1.3.7): the issuer, this client as
+/// the only audience (and the authorized party, when named), not expired, the sign-in's nonce.
+fn checked_payload(
+    payload: &str,
+    expected: &Expected<'_>,
+    now: SystemTime,
+) -> std::result::Result<(Map<String, Value>, SystemTime), Failed> {
+    let claims = json_part(payload).ok_or(Failed::Malformed)?;
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    if !text("iss").is_some_and(|issuer| same_issuer(issuer, expected.issuer)) {
+        return Err(Failed::Issuer);
+    }
+    // Another audience beside this client is one the UI does not trust (openidconnect's and
+    // go-oidc's default).
+    let only_this_client = match claims.get("aud") {
+        Some(Value::String(audience)) => audience == expected.client_id,
+        Some(Value::Array(audiences)) => {
+            !audiences.is_empty() && audiences.iter().all(|audience| audience.as_str() == Some(expected.client_id))
+        }
+        _ => false,
+    };
+    if !only_this_client || text("azp").is_some_and(|party| party != expected.client_id) {
+        return Err(Failed::Audience);
+    }
+    if text("sub").is_none_or(str::is_empty) || !claims.get("iat").is_some_and(Value::is_number) {
+        return Err(Failed::Malformed);
+    }
+    let expires = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .map(|since_epoch| SystemTime::UNIX_EPOCH + since_epoch)
+        .ok_or(Failed::Malformed)?;
+    if now >= expires {
+        return Err(Failed::Expired);
+    }
+    if let Some(nonce) = expected.nonce
+        && text("nonce") != Some(nonce)
+    {
+        return Err(Failed::Nonce);
+    }
+    Ok((claims, expires))
+}
+
+/// A JWS part: base64url of a JSON object.
+fn json_part(part: &str) -> Option<Map<String, Value>> {
+    let bytes = URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The signature algorithms an ID token may have (RFC 7518 §3.1, RFC 8037): asymmetric ones,
+/// whose keys the provider publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Alg {
+    Rs256,
+    Rs384,
+    Rs512,
+    Ps256,
+    Ps384,
+    Ps512,
+    Es256,
+    Es384,
+    Es512,
+    EdDsa,
+}
+
+impl Alg {
+    const ALL: [Alg; 10] = [
+        Alg::Rs256,
+        Alg::Rs384,
+        Alg::Rs512,
+        Alg::Ps256,
+        Alg::Ps384,
+        Alg::Ps512,
+        Alg::Es256,
+        Alg::Es384,
+        Alg::Es512,
+        Alg::EdDsa,
+    ];
+
+    fn named(name: &str) -> Option<Alg> {
+        Alg::ALL.into_iter().find(|alg| alg.name() == name)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Alg::Rs256 => "RS256",
+            Alg::Rs384 => "RS384",
+            Alg::Rs512 => "RS512",
+            Alg::Ps256 => "PS256",
+            Alg::Ps384 => "PS384",
+            Alg::Ps512 => "PS512",
+            Alg::Es256 => "ES256",
+            Alg::Es384 => "ES384",
+            Alg::Es512 => "ES512",
+            Alg::EdDsa => "EdDSA",
+        }
+    }
+
+    /// Whether `key` signed `message` with `signature`; None: `key` is not a key of this
+    /// algorithm (another type or curve) or not a well-formed one.
+    fn verify(self, key: &Jwk, message: &[u8], signature: &[u8]) -> Option<bool> {
+        let rsa = |params: &'static sig::RsaParameters| {
+            let n = unsigned(key.n.as_deref()?)?;
+            let e = unsigned(key.e.as_deref()?)?;
+            (key.kty == "RSA").then(|| RsaPublicKeyComponents { n, e }.verify(params, message, signature).is_ok())
+        };
+        let ec = |curve: &str, size: usize, algorithm: &'static sig::EcdsaVerificationAlgorithm| {
+            let (x, y) = (base64url(key.x.as_deref()?)?, base64url(key.y.as_deref()?)?);
+            let fits = key.kty == "EC" && key.crv.as_deref() == Some(curve) && x.len() == size && y.len() == size;
+            // The uncompressed point (SEC 1 §2.3.3).
+            let point = [&[4][..], &x, &y].concat();
+            fits.then(|| UnparsedPublicKey::new(algorithm, point).verify(message, signature).is_ok())
+        };
+        match self {
+            Alg::Rs256 => rsa(&sig::RSA_PKCS1_2048_8192_SHA256),
+            Alg::Rs384 => rsa(&sig::RSA_PKCS1_2048_8192_SHA384),
+            Alg::Rs512 => rsa(&sig::RSA_PKCS1_2048_8192_SHA512),
+            Alg::Ps256 => rsa(&sig::RSA_PSS_2048_8192_SHA256),
+            Alg::Ps384 => rsa(&sig::RSA_PSS_2048_8192_SHA384),
+            Alg::Ps512 => rsa(&sig::RSA_PSS_2048_8192_SHA512),
+            Alg::Es256 => ec("P-256", 32, &sig::ECDSA_P256_SHA256_FIXED),
+            Alg::Es384 => ec("P-384", 48, &sig::ECDSA_P384_SHA384_FIXED),
+            Alg::Es512 => ec("P-521", 66, &sig::ECDSA_P521_SHA512_FIXED),
+            Alg::EdDsa => {
+                let x = base64url(key.x.as_deref()?)?;
+                let fits = key.kty == "OKP" && key.crv.as_deref() == Some("Ed25519");
+                fits.then(|| UnparsedPublicKey::new(&sig::ED25519, x).verify(message, signature).is_ok())
             }
         }
     }
 }
 
-type BoxedAnswer =
-    std::pin::Pin<Box<dyn Future<Output = std::result::Result<openidconnect::HttpResponse, HttpError>> + Send>>;
-
-fn send(
-    agent: &ureq::Agent,
-    request: openidconnect::HttpRequest,
-) -> std::result::Result<openidconnect::HttpResponse, HttpError> {
-    let response = agent.run(request).map_err(|err| HttpError(err.to_string()))?;
-    let (parts, mut body) = response.into_parts();
-    let body = body.with_config().limit(MAX_ANSWER).read_to_vec().map_err(|err| HttpError(err.to_string()))?;
-    Ok(openidconnect::HttpResponse::from_parts(parts, body))
+fn base64url(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()
 }
 
-/// What a session keeps of a token response: a refresh token sent, else the one it had.
-fn kept_tokens(
-    response: &CoreTokenResponse,
-    id_token: &CoreIdToken,
-    expires: SystemTime,
-    before: Option<&Tokens>,
-) -> Tokens {
-    Tokens {
-        id_token: id_token.to_string().into(),
-        id_token_expires: expires,
-        // A provider that does not rotate refresh tokens sends none with a refresh.
-        refresh_token: response
-            .refresh_token()
-            .map(|token| token.secret().clone().into())
-            .or_else(|| before.and_then(|tokens| tokens.refresh_token.clone())),
-    }
+/// An RSA modulus or exponent: big-endian, without the leading zeros aws-lc refuses.
+fn unsigned(text: &str) -> Option<Vec<u8>> {
+    let bytes = base64url(text)?;
+    let first = bytes.iter().position(|byte| *byte != 0)?;
+    Some(bytes[first..].to_vec())
 }
-
-/// A verified JWT's claims: its payload's JSON object. Read here, not from openidconnect's
-/// typed claims, so that every claim is mapped as kube-apiserver reads it (any name, any type).
-fn payload(jwt: &str) -> Option<Map<String, Value>> {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// Which check an ID token failed, in words that quote nothing of the token.
-fn claims_refusal(err: &ClaimsVerificationError) -> String {
-    let what = match err {
-        ClaimsVerificationError::Expired(_) => "it has expired",
-        ClaimsVerificationError::InvalidAudience(_) => "it is not meant for this client (its audience)",
-        ClaimsVerificationError::InvalidIssuer(_) => "another issuer made it",
-        ClaimsVerificationError::InvalidNonce(_) => "its nonce is not this sign-in's",
-        ClaimsVerificationError::SignatureVerification(SignatureVerificationError::DisallowedAlg(_))
-        | ClaimsVerificationError::SignatureVerification(SignatureVerificationError::UnsupportedAlg(_))
-        | ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoSignature) => {
-            "its signature algorithm is not allowed (only asymmetric ones are)"
-        }
-        ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey) => {
-            "no key of the provider's JWKS signed it"
-        }
-        ClaimsVerificationError::SignatureVerification(_) => "its signature does not verify",
-        _ => "its claims do not verify",
-    };
-    format!("the ID token is refused: {what}")
-}
-
-/// An error and its sources, for a transport failure (never a provider's answer body).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -623,13 +918,256 @@ mod tests {
         assert!(strict.identity(ISSUER, &not_a_string).is_err());
     }
 
+    /// A key pair of each algorithm's kind, under `kid`, and its public JWK.
+    enum Signer {
+        Rsa(sig::RsaKeyPair),
+        Ec(sig::EcdsaKeyPair, &'static str),
+        Ed(sig::Ed25519KeyPair),
+    }
+
+    impl Signer {
+        fn jwk(&self, kid: &str) -> Jwk {
+            use sig::KeyPair;
+            let b64 = |bytes: &[u8]| Some(URL_SAFE_NO_PAD.encode(bytes));
+            let blank = Jwk {
+                kty: String::new(),
+                kid: Some(kid.into()),
+                usage: None,
+                alg: None,
+                crv: None,
+                n: None,
+                e: None,
+                x: None,
+                y: None,
+            };
+            match self {
+                Signer::Rsa(key) => {
+                    let public = key.public_key();
+                    Jwk {
+                        kty: "RSA".into(),
+                        n: b64(public.modulus().big_endian_without_leading_zero()),
+                        e: b64(public.exponent().big_endian_without_leading_zero()),
+                        ..blank
+                    }
+                }
+                Signer::Ec(key, curve) => {
+                    let point = key.public_key().as_ref();
+                    let size = (point.len() - 1) / 2;
+                    Jwk {
+                        kty: "EC".into(),
+                        crv: Some(curve.to_string()),
+                        x: b64(&point[1..1 + size]),
+                        y: b64(&point[1 + size..]),
+                        ..blank
+                    }
+                }
+                Signer::Ed(key) => {
+                    Jwk { kty: "OKP".into(), crv: Some("Ed25519".into()), x: b64(key.public_key().as_ref()), ..blank }
+                }
+            }
+        }
+
+        /// A compact JWS of `claims` with header `header`, signed as `alg` says.
+        fn token(&self, alg: &str, header: Value, claims: &Value) -> String {
+            let rng = aws_lc_rs::rand::SystemRandom::new();
+            let mut header = header;
+            header["alg"] = json!(alg);
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let signature = match self {
+                Signer::Rsa(key) => {
+                    let padding: &'static dyn sig::RsaEncoding = match alg {
+                        "RS256" => &sig::RSA_PKCS1_SHA256,
+                        "RS384" => &sig::RSA_PKCS1_SHA384,
+                        "RS512" => &sig::RSA_PKCS1_SHA512,
+                        "PS256" => &sig::RSA_PSS_SHA256,
+                        "PS384" => &sig::RSA_PSS_SHA384,
+                        _ => &sig::RSA_PSS_SHA512,
+                    };
+                    let mut signature = vec![0; key.public_modulus_len()];
+                    key.sign(padding, &rng, input.as_bytes(), &mut signature).unwrap();
+                    signature
+                }
+                Signer::Ec(key, _) => key.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
+                Signer::Ed(key) => key.sign(input.as_bytes()).as_ref().to_vec(),
+            };
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+        }
+    }
+
+    fn rsa() -> Signer {
+        Signer::Rsa(sig::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap())
+    }
+
+    fn ec(curve: &'static str) -> Signer {
+        let algorithm = match curve {
+            "P-256" => &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+            "P-384" => &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+            _ => &sig::ECDSA_P521_SHA512_FIXED_SIGNING,
+        };
+        Signer::Ec(sig::EcdsaKeyPair::generate(algorithm).unwrap(), curve)
+    }
+
+    fn ed25519() -> Signer {
+        Signer::Ed(sig::Ed25519KeyPair::generate().unwrap())
+    }
+
+    const CLIENT: &str = "weaver-ui";
+
+    fn expected(nonce: Option<&str>) -> Expected<'_> {
+        Expected { issuer: ISSUER, client_id: CLIENT, nonce }
+    }
+
+    /// Good claims for `expected(Some("n-1"))`, expiring in a minute.
+    fn good_claims() -> Value {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        json!({"iss": ISSUER, "aud": CLIENT, "sub": "alice", "iat": now, "exp": now + 60, "nonce": "n-1"})
+    }
+
+    fn check(keys: &[Jwk], token: &str) -> std::result::Result<(Map<String, Value>, SystemTime), Failed> {
+        checked_claims(keys, &expected(Some("n-1")), token, SystemTime::now())
+    }
+
     #[test]
-    fn a_payload_is_read_from_the_jwts_middle_part() {
-        use base64::Engine;
-        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"sub":"alice","groups":["a"]}"#);
-        let read = payload(&format!("e30.{body}.sig")).unwrap();
-        assert_eq!(read["sub"], "alice");
-        assert!(payload("not-a-jwt").is_none());
-        assert!(payload("e30.!!!.sig").is_none());
+    fn every_algorithm_verifies_with_its_own_key_and_no_other() {
+        let signers =
+            [("rsa", rsa()), ("p256", ec("P-256")), ("p384", ec("P-384")), ("p521", ec("P-521")), ("ed", ed25519())];
+        let keys: Vec<Jwk> = signers.iter().map(|(kid, signer)| signer.jwk(kid)).collect();
+        let claims = good_claims();
+        let cases = [
+            ("rsa", "RS256"),
+            ("rsa", "RS384"),
+            ("rsa", "RS512"),
+            ("rsa", "PS256"),
+            ("rsa", "PS384"),
+            ("rsa", "PS512"),
+            ("p256", "ES256"),
+            ("p384", "ES384"),
+            ("p521", "ES512"),
+            ("ed", "EdDSA"),
+        ];
+        for (kid, alg) in cases {
+            let signer = &signers.iter().find(|(name, _)| *name == kid).unwrap().1;
+            let token = signer.token(alg, json!({"kid": kid}), &claims);
+            let (read, _) = check(&keys, &token).unwrap_or_else(|failed| panic!("{alg}: {failed}"));
+            assert_eq!(read["sub"], "alice", "{alg}");
+            // Without a kid, every key of the JWKS of its type is tried.
+            assert!(check(&keys, &signer.token(alg, json!({}), &claims)).is_ok(), "{alg} without a kid");
+            // The payload changed after signing.
+            let (signed, signature) = token.rsplit_once('.').unwrap();
+            let (header, _) = signed.split_once('.').unwrap();
+            let forged = URL_SAFE_NO_PAD.encode(json!({"sub": "mallory"}).to_string());
+            assert_eq!(check(&keys, &format!("{header}.{forged}.{signature}")), Err(Failed::BadSignature), "{alg}");
+            // Another key's kid: of another type (or curve) it matches nothing, of the same it
+            // does not verify.
+            let others = signers.iter().filter(|(name, _)| *name != kid);
+            for (other, _) in others {
+                let relabelled = signer.token(alg, json!({"kid": other}), &claims);
+                assert_eq!(check(&keys, &relabelled), Err(Failed::NoMatchingKey), "{alg} as {other}'s");
+            }
+        }
+        // RS256's signature relabelled PS256 (the header is signed too: re-signed as PS256 by
+        // the same key it verifies; relabelled without signing again, it does not).
+        let rs256 = signers[0].1.token("RS256", json!({"kid": "rsa"}), &claims);
+        let (_, signature) = rs256.rsplit_once('.').unwrap();
+        let ps_header = URL_SAFE_NO_PAD.encode(json!({"alg": "PS256", "kid": "rsa"}).to_string());
+        let payload = rs256.split('.').nth(1).unwrap();
+        assert_eq!(check(&keys, &format!("{ps_header}.{payload}.{signature}")), Err(Failed::BadSignature));
+    }
+
+    #[test]
+    fn unsafe_algorithms_unusable_keys_and_critical_extensions_are_refused() {
+        let signer = ed25519();
+        let key = signer.jwk("k1");
+        let claims = good_claims();
+        let body = |header: Value| {
+            format!("{}.{}.", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()))
+        };
+        let keys = [key.clone()];
+        assert_eq!(check(&keys, &body(json!({"alg": "none"}))), Err(Failed::AlgNotAllowed));
+        assert_eq!(
+            check(&keys, &format!("{}c2ln", body(json!({"alg": "HS256", "kid": "k1"})))),
+            Err(Failed::AlgNotAllowed)
+        );
+        assert_eq!(check(&keys, &body(json!({"kid": "k1"}))), Err(Failed::AlgNotAllowed), "no alg");
+        let critical = signer.token("EdDSA", json!({"kid": "k1", "crit": ["exp"], "exp": 1}), &claims);
+        assert_eq!(check(&keys, &critical), Err(Failed::Malformed));
+        assert_eq!(check(&keys, "a.b"), Err(Failed::Malformed));
+        assert_eq!(check(&keys, "a.b.c.d"), Err(Failed::Malformed));
+        let token = signer.token("EdDSA", json!({"kid": "k1"}), &claims);
+        assert!(check(&keys, &token).is_ok());
+        // A key for encryption, or named for another algorithm, does not check signatures.
+        let encryption = Jwk { usage: Some("enc".into()), ..key.clone() };
+        assert_eq!(check(&[encryption], &token), Err(Failed::NoMatchingKey));
+        let other_alg = Jwk { alg: Some("ES256".into()), ..key.clone() };
+        assert_eq!(check(&[other_alg], &token), Err(Failed::NoMatchingKey));
+        let named = Jwk { alg: Some("EdDSA".into()), usage: Some("sig".into()), ..key };
+        assert!(check(&[named], &token).is_ok());
+    }
+
+    #[test]
+    fn claims_are_checked_as_oidc_core_says() {
+        let signer = ed25519();
+        let keys = [signer.jwk("k1")];
+        let with = |change: &dyn Fn(&mut Value)| {
+            let mut claims = good_claims();
+            change(&mut claims);
+            check(&keys, &signer.token("EdDSA", json!({"kid": "k1"}), &claims)).map(|(claims, _)| claims)
+        };
+        assert!(with(&|_| {}).is_ok());
+        assert!(with(&|c| c["iss"] = json!(format!("{ISSUER}/"))).is_ok(), "a trailing slash is the same issuer");
+        assert_eq!(with(&|c| c["iss"] = json!("https://evil.example.com")).unwrap_err(), Failed::Issuer);
+        assert_eq!(with(&|c| c.as_object_mut().unwrap().remove("iss").map(drop).unwrap()).unwrap_err(), Failed::Issuer);
+        assert!(with(&|c| c["aud"] = json!([CLIENT])).is_ok());
+        assert!(with(&|c| c["azp"] = json!(CLIENT)).is_ok());
+        for audience in [json!("other"), json!([CLIENT, "other"]), json!([]), json!(7)] {
+            assert_eq!(with(&|c| c["aud"] = audience.clone()).unwrap_err(), Failed::Audience, "{audience}");
+        }
+        assert_eq!(with(&|c| c["azp"] = json!("other")).unwrap_err(), Failed::Audience);
+        assert_eq!(with(&|c| c["exp"] = json!(1_000)).unwrap_err(), Failed::Expired);
+        assert_eq!(with(&|c| c["exp"] = json!("soon")).unwrap_err(), Failed::Malformed);
+        assert_eq!(with(&|c| c["sub"] = json!("")).unwrap_err(), Failed::Malformed);
+        assert_eq!(
+            with(&|c| c.as_object_mut().unwrap().remove("iat").map(drop).unwrap()).unwrap_err(),
+            Failed::Malformed
+        );
+        assert_eq!(with(&|c| c["nonce"] = json!("n-2")).unwrap_err(), Failed::Nonce);
+        // A refreshed token has no nonce to check.
+        let mut refreshed = good_claims();
+        refreshed.as_object_mut().unwrap().remove("nonce");
+        let token = signer.token("EdDSA", json!({"kid": "k1"}), &refreshed);
+        assert!(checked_claims(&keys, &expected(None), &token, SystemTime::now()).is_ok());
+        assert_eq!(check(&keys, &token).unwrap_err(), Failed::Nonce);
+        // The expiry returned is the token's.
+        let (_, expires) = check(&keys, &signer.token("EdDSA", json!({}), &good_claims())).unwrap();
+        let exp = good_claims()["exp"].as_u64().unwrap();
+        assert_eq!(expires, SystemTime::UNIX_EPOCH + Duration::from_secs(exp));
+        // The refusals name the check, never a claim's value.
+        assert_eq!(Failed::Issuer.to_string(), "the ID token is refused: another issuer made it");
+    }
+
+    #[test]
+    fn urls_are_read_and_made_as_browsers_and_providers_need() {
+        assert_eq!(origin("https://id.example.com:443/logout?x=1").as_deref(), Some("https://id.example.com"));
+        assert_eq!(origin("HTTPS://ID.Example.com:8443/logout").as_deref(), Some("https://id.example.com:8443"));
+        assert_eq!(origin("http://[::1]:8080/end").as_deref(), Some("http://[::1]:8080"));
+        assert_eq!(origin("http://127.0.0.1/end").as_deref(), Some("http://127.0.0.1"));
+        for refused in ["ftp://id.example.com/", "/logout", "https://id;example.com/", "https://id'x/"] {
+            assert_eq!(origin(refused), None, "{refused}");
+        }
+        assert_eq!(with_query("https://id/auth", "a=1"), "https://id/auth?a=1");
+        assert_eq!(with_query("https://id/auth?p=x", "a=1"), "https://id/auth?p=x&a=1");
+        assert_eq!(with_query("https://id/auth?", "a=1"), "https://id/auth?a=1");
+        assert!(is_http_url("https://id.example.com") && is_http_url("http://127.0.0.1:5556/dex"));
+        for refused in ["id.example.com", "file:///etc/passwd", "https://id/#frag", "https:///x", ""] {
+            assert!(!is_http_url(refused), "{refused}");
+        }
+        // RFC 7636's verifier: 43 characters of base64url from 32 random bytes.
+        let verifier = random_token(32);
+        assert_eq!(verifier.len(), 43);
+        assert_ne!(verifier, random_token(32));
     }
 }

@@ -156,7 +156,8 @@ fn sign_in_crafted(controller: &Controller, client: &str) -> (Reply, String, Str
 
 #[test]
 fn every_id_token_that_fails_a_check_and_a_replayed_state_are_refused() {
-    let secret = "crafted-client-secret-7c1e9a";
+    // Form-encoded in the Basic credentials (RFC 6749 §2.3.1): `/`, space, `+`, `:` and `%`.
+    let secret = "crafted/client secret+7c:1e%9a";
     let Some(provider) = crafted_provider(secret) else { return };
     let (cluster, ns, _) = setup();
     create(&cluster, &ns, "shop", json!({"suspend": true}));

@@ -327,9 +327,10 @@ impl Provider {
                     "cannot discover the OIDC provider {issuer} (its /.well-known/openid-configuration and JWKS): {why}"
                 ))
             };
-            let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+            // OIDC Discovery §4: a terminating slash is removed before the well-known path.
+            let url = format!("{}/.well-known/openid-configuration", issuer.strip_suffix('/').unwrap_or(issuer));
             let metadata: Metadata = self.get_json(&url).await.map_err(cannot)?;
-            if !same_issuer(&metadata.issuer, issuer) {
+            if metadata.issuer != *issuer {
                 return Err(cannot(format!("its discovery document names another issuer, {}", metadata.issuer)));
             }
             let Some(token_endpoint) = metadata.token_endpoint else {
@@ -441,7 +442,9 @@ impl Provider {
                 if let Some(rotated) = &answer.refresh_token {
                     kept.refresh_token = Some(rotated.as_str().into());
                 }
-                kept.id_token_expires = SystemTime::now() + answer.expires_in().unwrap_or(Duration::from_secs(60));
+                let now = SystemTime::now();
+                let lasts = answer.expires_in().and_then(|lasts| now.checked_add(lasts));
+                kept.id_token_expires = lasts.unwrap_or(now + Duration::from_secs(60));
                 Ok((None, kept))
             }
         }
@@ -480,9 +483,15 @@ impl Provider {
             || Refused::Invalid("the provider's token endpoint answered something that is not a token".into());
         if status != http::StatusCode::OK {
             // Its OAuth error code, never its description (a provider may echo what it was sent).
-            return Err(serde_json::from_slice::<TokenError>(&body)
-                .map(|refusal| Refused::Provider(refusal.error))
-                .unwrap_or_else(|_| not_a_token()));
+            // A server error without one (a proxy's 502 page) is an outage, not the provider
+            // ending the session.
+            return Err(match serde_json::from_slice::<TokenError>(&body) {
+                Ok(refusal) => Refused::Provider(refusal.error),
+                Err(_) if status.is_server_error() => {
+                    Refused::Unavailable(Error::new(format!("the OIDC provider's token endpoint answered {status}")))
+                }
+                Err(_) => not_a_token(),
+            });
         }
         serde_json::from_slice(&body).map_err(|_| not_a_token())
     }
@@ -581,13 +590,20 @@ fn with_query(url: &str, query: &str) -> String {
 /// and endpoints must be.
 fn is_http_url(url: &str) -> bool {
     url.parse::<http::Uri>().is_ok_and(|uri| {
-        matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some_and(|host| !host.is_empty())
+        matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri.host().is_some_and(|host| !host.is_empty())
+            && valid_port(&uri)
     }) && !url.contains('#')
 }
 
-/// Issuers compared as URLs are: a trailing slash is the same URL.
-fn same_issuer(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/') == b.trim_end_matches('/')
+/// Whether `uri`'s port, when it names one, is a port number: `http::Uri` parses any digits,
+/// or none, and then says it has no port.
+fn valid_port(uri: &http::Uri) -> bool {
+    let Some(authority) = uri.authority() else { return true };
+    // After the user information and an IPv6 address's brackets, a colon begins the port.
+    let host_and_port = authority.as_str().rsplit('@').next().unwrap_or_default();
+    let after_host = host_and_port.rsplit_once(']').map_or(host_and_port, |(_, rest)| rest);
+    after_host.split_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_ok())
 }
 
 /// `url`'s origin (`scheme://host[:port]`, the default port left out), for a
@@ -601,6 +617,9 @@ fn origin(url: &str) -> Option<String> {
         "http" => 80,
         _ => return None,
     };
+    if !valid_port(&uri) {
+        return None;
+    }
     let host = uri.host()?.to_ascii_lowercase();
     let name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
     let address = |c: char| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '[' | ']');
@@ -670,8 +689,12 @@ fn checked_claims(
     // `none`, HMAC (keyed with the client secret, or with a public key by an attacker who
     // swapped the algorithm) and anything unknown are refused.
     let alg = header.get("alg").and_then(Value::as_str).and_then(Alg::named).ok_or(Failed::AlgNotAllowed)?;
-    // RFC 7515 §4.1.11: extensions that must be understood, of which weaver knows none.
-    if header.contains_key("crit") {
+    // RFC 7515 §4.1.11: extensions that must be understood, of which weaver knows none. A
+    // `typ` other than a JWT's (an access token's `at+jwt`, say) or any `cty` (a nested JWT) is
+    // not an ID token, as openidconnect refused them too.
+    let typ = header.get("typ").map(|typ| typ.as_str().map(str::to_ascii_lowercase));
+    let a_jwt = typ.is_none_or(|typ| matches!(typ.as_deref(), Some("jwt" | "application/jwt")));
+    if header.contains_key("crit") || header.contains_key("cty") || !a_jwt {
         return Err(Failed::Malformed);
     }
     let kid = header.get("kid").and_then(Value::as_str);
@@ -703,7 +726,8 @@ fn checked_payload(
 ) -> std::result::Result<(Map<String, Value>, SystemTime), Failed> {
     let claims = json_part(payload).ok_or(Failed::Malformed)?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
-    if !text("iss").is_some_and(|issuer| same_issuer(issuer, expected.issuer)) {
+    // Exactly, as OIDC Core §3.1.3.7 and kube-apiserver compare it.
+    if text("iss") != Some(expected.issuer) {
         return Err(Failed::Issuer);
     }
     // Another audience beside this client is one the UI does not trust (openidconnect's and
@@ -725,7 +749,7 @@ fn checked_payload(
         .get("exp")
         .and_then(Value::as_f64)
         .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
-        .map(|since_epoch| SystemTime::UNIX_EPOCH + since_epoch)
+        .and_then(|since_epoch| SystemTime::UNIX_EPOCH.checked_add(since_epoch))
         .ok_or(Failed::Malformed)?;
     if now >= expires {
         return Err(Failed::Expired);
@@ -820,7 +844,7 @@ impl Alg {
             Alg::Es512 => ec("P-521", 66, &sig::ECDSA_P521_SHA512_FIXED),
             Alg::EdDsa => {
                 let x = base64url(key.x.as_deref()?)?;
-                let fits = key.kty == "OKP" && key.crv.as_deref() == Some("Ed25519");
+                let fits = key.kty == "OKP" && key.crv.as_deref() == Some("Ed25519") && x.len() == 32;
                 fits.then(|| UnparsedPublicKey::new(&sig::ED25519, x).verify(message, signature).is_ok())
             }
         }
@@ -969,6 +993,11 @@ mod tests {
 
         /// A compact JWS of `claims` with header `header`, signed as `alg` says.
         fn token(&self, alg: &str, header: Value, claims: &Value) -> String {
+            self.token_as(alg, alg, header, claims)
+        }
+
+        /// A compact JWS whose header says `alg`, signed as `signed_as` (RSA: the padding).
+        fn token_as(&self, alg: &str, signed_as: &str, header: Value, claims: &Value) -> String {
             let rng = aws_lc_rs::rand::SystemRandom::new();
             let mut header = header;
             header["alg"] = json!(alg);
@@ -979,7 +1008,7 @@ mod tests {
             );
             let signature = match self {
                 Signer::Rsa(key) => {
-                    let padding: &'static dyn sig::RsaEncoding = match alg {
+                    let padding: &'static dyn sig::RsaEncoding = match signed_as {
                         "RS256" => &sig::RSA_PKCS1_SHA256,
                         "RS384" => &sig::RSA_PKCS1_SHA384,
                         "RS512" => &sig::RSA_PKCS1_SHA512,
@@ -1069,13 +1098,38 @@ mod tests {
                 assert_eq!(check(&keys, &relabelled), Err(Failed::NoMatchingKey), "{alg} as {other}'s");
             }
         }
-        // RS256's signature relabelled PS256 (the header is signed too: re-signed as PS256 by
-        // the same key it verifies; relabelled without signing again, it does not).
-        let rs256 = signers[0].1.token("RS256", json!({"kid": "rsa"}), &claims);
-        let (_, signature) = rs256.rsplit_once('.').unwrap();
-        let ps_header = URL_SAFE_NO_PAD.encode(json!({"alg": "PS256", "kid": "rsa"}).to_string());
-        let payload = rs256.split('.').nth(1).unwrap();
-        assert_eq!(check(&keys, &format!("{ps_header}.{payload}.{signature}")), Err(Failed::BadSignature));
+        // The padding is the one the header names: PKCS #1 v1.5 under PS256, PSS under RS256,
+        // or another hash, do not verify.
+        let rsa = &signers[0].1;
+        for (named, signed_as) in [("RS256", "PS256"), ("PS256", "RS256"), ("RS256", "RS384"), ("PS512", "PS256")] {
+            let mislabelled = rsa.token_as(named, signed_as, json!({"kid": "rsa"}), &claims);
+            assert_eq!(check(&keys, &mislabelled), Err(Failed::BadSignature), "{named} signed as {signed_as}");
+        }
+    }
+
+    #[test]
+    fn jwks_members_are_read_as_rfc_7518_encodes_them() {
+        let claims = good_claims();
+        // An RSA modulus with a leading zero byte (some providers send them) is the same key.
+        let rsa = rsa();
+        let mut padded = rsa.jwk("k1");
+        let n = URL_SAFE_NO_PAD.decode(padded.n.as_deref().unwrap()).unwrap();
+        padded.n = Some(URL_SAFE_NO_PAD.encode([&[0][..], &n].concat()));
+        assert!(check(&[padded], &rsa.token("RS256", json!({"kid": "k1"}), &claims)).is_ok());
+        // EC coordinates and Ed25519 keys of the wrong length are no key of their type.
+        let p256 = ec("P-256");
+        let token = p256.token("ES256", json!({"kid": "k1"}), &claims);
+        assert!(check(&[p256.jwk("k1")], &token).is_ok());
+        let x = URL_SAFE_NO_PAD.decode(p256.jwk("k1").x.unwrap()).unwrap();
+        for wrong in [x[1..].to_vec(), [&[0][..], &x].concat()] {
+            let key = Jwk { x: Some(URL_SAFE_NO_PAD.encode(&wrong)), ..p256.jwk("k1") };
+            assert_eq!(check(&[key], &token), Err(Failed::NoMatchingKey), "x of {} bytes", wrong.len());
+        }
+        let ed = ed25519();
+        let token = ed.token("EdDSA", json!({"kid": "k1"}), &claims);
+        let x = URL_SAFE_NO_PAD.decode(ed.jwk("k1").x.unwrap()).unwrap();
+        let short = Jwk { x: Some(URL_SAFE_NO_PAD.encode(&x[1..])), ..ed.jwk("k1") };
+        assert_eq!(check(&[short], &token), Err(Failed::NoMatchingKey));
     }
 
     #[test]
@@ -1095,6 +1149,17 @@ mod tests {
         assert_eq!(check(&keys, &body(json!({"kid": "k1"}))), Err(Failed::AlgNotAllowed), "no alg");
         let critical = signer.token("EdDSA", json!({"kid": "k1", "crit": ["exp"], "exp": 1}), &claims);
         assert_eq!(check(&keys, &critical), Err(Failed::Malformed));
+        // Another kind of JWT, or a nested one, is not an ID token; a JWT's `typ` is.
+        for header in [json!({"typ": "at+jwt"}), json!({"typ": 1}), json!({"cty": "JWT"})] {
+            assert_eq!(
+                check(&keys, &signer.token("EdDSA", header.clone(), &claims)),
+                Err(Failed::Malformed),
+                "{header}"
+            );
+        }
+        for typ in ["JWT", "jwt", "application/jwt"] {
+            assert!(check(&keys, &signer.token("EdDSA", json!({"typ": typ}), &claims)).is_ok(), "{typ}");
+        }
         assert_eq!(check(&keys, "a.b"), Err(Failed::Malformed));
         assert_eq!(check(&keys, "a.b.c.d"), Err(Failed::Malformed));
         let token = signer.token("EdDSA", json!({"kid": "k1"}), &claims);
@@ -1118,7 +1183,11 @@ mod tests {
             check(&keys, &signer.token("EdDSA", json!({"kid": "k1"}), &claims)).map(|(claims, _)| claims)
         };
         assert!(with(&|_| {}).is_ok());
-        assert!(with(&|c| c["iss"] = json!(format!("{ISSUER}/"))).is_ok(), "a trailing slash is the same issuer");
+        assert_eq!(
+            with(&|c| c["iss"] = json!(format!("{ISSUER}/"))).unwrap_err(),
+            Failed::Issuer,
+            "exactly the issuer"
+        );
         assert_eq!(with(&|c| c["iss"] = json!("https://evil.example.com")).unwrap_err(), Failed::Issuer);
         assert_eq!(with(&|c| c.as_object_mut().unwrap().remove("iss").map(drop).unwrap()).unwrap_err(), Failed::Issuer);
         assert!(with(&|c| c["aud"] = json!([CLIENT])).is_ok());
@@ -1129,6 +1198,8 @@ mod tests {
         assert_eq!(with(&|c| c["azp"] = json!("other")).unwrap_err(), Failed::Audience);
         assert_eq!(with(&|c| c["exp"] = json!(1_000)).unwrap_err(), Failed::Expired);
         assert_eq!(with(&|c| c["exp"] = json!("soon")).unwrap_err(), Failed::Malformed);
+        // Past what a SystemTime holds: refused, not a panic.
+        assert_eq!(with(&|c| c["exp"] = json!(1e19)).unwrap_err(), Failed::Malformed);
         assert_eq!(with(&|c| c["sub"] = json!("")).unwrap_err(), Failed::Malformed);
         assert_eq!(
             with(&|c| c.as_object_mut().unwrap().remove("iat").map(drop).unwrap()).unwrap_err(),
@@ -1155,14 +1226,18 @@ mod tests {
         assert_eq!(origin("HTTPS://ID.Example.com:8443/logout").as_deref(), Some("https://id.example.com:8443"));
         assert_eq!(origin("http://[::1]:8080/end").as_deref(), Some("http://[::1]:8080"));
         assert_eq!(origin("http://127.0.0.1/end").as_deref(), Some("http://127.0.0.1"));
-        for refused in ["ftp://id.example.com/", "/logout", "https://id;example.com/", "https://id'x/"] {
+        for refused in
+            ["ftp://id.example.com/", "/logout", "https://id;example.com/", "https://id'x/", "https://id:99999/x"]
+        {
             assert_eq!(origin(refused), None, "{refused}");
         }
         assert_eq!(with_query("https://id/auth", "a=1"), "https://id/auth?a=1");
         assert_eq!(with_query("https://id/auth?p=x", "a=1"), "https://id/auth?p=x&a=1");
         assert_eq!(with_query("https://id/auth?", "a=1"), "https://id/auth?a=1");
         assert!(is_http_url("https://id.example.com") && is_http_url("http://127.0.0.1:5556/dex"));
-        for refused in ["id.example.com", "file:///etc/passwd", "https://id/#frag", "https:///x", ""] {
+        for refused in
+            ["id.example.com", "file:///etc/passwd", "https://id/#frag", "https:///x", "https://id:70000", ""]
+        {
             assert!(!is_http_url(refused), "{refused}");
         }
         // RFC 7636's verifier: 43 characters of base64url from 32 random bytes.

@@ -228,7 +228,14 @@ fn every_id_token_that_fails_a_check_and_a_replayed_state_are_refused() {
     }
     let refreshed = issued(&provider)["refreshes"].as_u64().unwrap() - before;
     assert_eq!(refreshed, 1, "one refresh for three requests within --ui-review-every");
+    // The provider's outage (a proxy's 502 page, no OAuth error in it) is not its refusal: the
+    // page says so and the session stands for the next refresh.
+    agent().post(format!("{}/scenario", provider.url)).send("token-unavailable").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let outage = controller.get("/whoami", Some(&session));
+    assert_eq!(outage.status, 503, "{}", outage.body);
     agent().post(format!("{}/scenario", provider.url)).send("good").unwrap();
+    assert_eq!(controller.get("/whoami", Some(&session)).status, 200, "the session outlived the outage");
 
     // A token still signs in beside OIDC (machines, break-glass), and says so.
     cluster.service_account(&ns, "robot");
@@ -301,7 +308,7 @@ fn every_id_token_that_fails_a_check_and_a_replayed_state_are_refused() {
     }
     for secret in &secrets {
         assert!(!log.contains(secret.as_str()), "the log has a secret: {log}");
-        for reply in replies.iter().chain([&replayed, &elsewhere, &denied, &rotated]) {
+        for reply in replies.iter().chain([&replayed, &elsewhere, &denied, &rotated, &outage]) {
             assert!(!reply.body.contains(secret.as_str()), "a page has a secret: {}", reply.body);
         }
     }

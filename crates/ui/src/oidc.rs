@@ -698,7 +698,7 @@ fn checked_claims(
         return Err(Failed::Malformed);
     }
     let kid = header.get("kid").and_then(Value::as_str);
-    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| Failed::BadSignature)?;
+    let signature = base64url(signature).ok_or(Failed::BadSignature)?;
     // The signing input: the header and payload as sent, with the dot between them.
     let signed = id_token.rsplit_once('.').map_or("", |(signed, _)| signed).as_bytes();
     let candidates = keys.iter().filter(|key| {
@@ -764,8 +764,7 @@ fn checked_payload(
 
 /// A JWS part: base64url of a JSON object.
 fn json_part(part: &str) -> Option<Map<String, Value>> {
-    let bytes = URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    serde_json::from_slice(&base64url(part)?).ok()
 }
 
 /// The signature algorithms an ID token may have (RFC 7518 §3.1, RFC 8037): asymmetric ones,
@@ -851,6 +850,7 @@ impl Alg {
     }
 }
 
+/// A base64url member or JWS part (RFC 7515 §2: unpadded; padding is tolerated).
 fn base64url(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()
 }

@@ -21,6 +21,7 @@ pub(crate) struct Controller {
     pub(crate) url: String,
     log: Arc<Mutex<String>>,
     agent: ureq::Agent,
+    _cache: tempfile::TempDir,
 }
 
 impl Controller {
@@ -31,13 +32,13 @@ impl Controller {
 
     /// The controller serving its UI on `address`, with `flags` besides those every test gives.
     pub(crate) fn start_at(cluster: &TestCluster, address: &str, flags: &[&str]) -> Controller {
-        let cache = std::env::temp_dir().join(format!("weaver-ui-controller-{}", cluster.prefix));
+        let cache = tempfile::Builder::new().prefix("weaver-ui-controller-").tempdir().unwrap();
         let mut child = std::process::Command::new(common::WEAVER)
             .args(["operator", "run", "--controllers", "environmentsync", "--metrics-addr", "127.0.0.1:0"])
             .args(["--ui-address", address, "-l", &format!("test={}", cluster.prefix)])
             .args(flags)
             .arg("--cache-dir")
-            .arg(&cache)
+            .arg(cache.path())
             .arg("--kubeconfig")
             .arg(cluster.kubeconfig())
             .env("NO_COLOR", "1")
@@ -62,7 +63,7 @@ impl Controller {
             }
         });
         let agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
-        Controller { child, url, log, agent }
+        Controller { child, url, log, agent, _cache: cache }
     }
 
     pub(crate) fn get(&self, path: &str, cookie: Option<&str>) -> Reply {

@@ -13,6 +13,7 @@ pub mod image;
 pub mod node;
 pub mod registry;
 pub mod skip;
+pub mod temp;
 pub mod tools;
 
 pub use fs::copy_dir;

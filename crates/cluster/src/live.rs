@@ -1000,8 +1000,8 @@ mod tests {
         let target = ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("quiet".into()) };
         let targets = [target].into();
         cluster.list(&targets, LABEL_RELEASE, ManagedFields::Text, 1).await.unwrap();
-        // Three request timeouts with nothing to tell.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Two request timeouts with nothing to tell.
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let watches = server
             .requests()
             .into_iter()

@@ -21,6 +21,7 @@ pub(crate) struct Controller {
     pub(crate) url: String,
     log: Arc<Mutex<String>>,
     agent: ureq::Agent,
+    /// The controller's `--cache-dir`, removed with it.
     _cache: tempfile::TempDir,
 }
 

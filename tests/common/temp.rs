@@ -23,7 +23,6 @@ const ROOM_NEEDED: u64 = 2 << 30;
 
 #[cfg(target_os = "linux")]
 extern "C" fn temp_on_tmpfs() {
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
     if std::env::var_os("TMPDIR").is_some() {
         return;
     }
@@ -35,7 +34,7 @@ extern "C" fn temp_on_tmpfs() {
         return;
     }
     let room = space.f_bavail.saturating_mul(space.f_frsize);
-    if kind.f_type != TMPFS_MAGIC || space.f_flag & libc::ST_NOEXEC != 0 || room < ROOM_NEEDED {
+    if kind.f_type != libc::TMPFS_MAGIC || space.f_flag & libc::ST_NOEXEC != 0 || room < ROOM_NEEDED {
         return;
     }
     let Ok(dir) = tempfile::Builder::new().prefix("weaver-suite-").tempdir_in("/dev/shm") else {
@@ -53,4 +52,29 @@ extern "C" fn remove_temp_root() {
     if let Some(dir) = TEMP_ROOT.get() {
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// Where the suite keeps its temporary files: in its own directory on tmpfs when the hook above
+/// chose one, as this process and the processes it starts see it; else where the user or the
+/// system says, which the test names.
+#[test]
+fn temporary_files_are_where_the_suite_chose_for_this_process_and_its_children() {
+    let child_sees = || {
+        let out = std::process::Command::new("sh").args(["-c", "printf %s \"$TMPDIR\""]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    #[cfg(target_os = "linux")]
+    if let Some(root) = TEMP_ROOT.get() {
+        assert!(root.starts_with("/dev/shm") && root.is_dir(), "{}", root.display());
+        assert_eq!(std::env::temp_dir(), *root);
+        assert!(tempfile::tempdir().unwrap().path().starts_with(root));
+        assert_eq!(child_sees(), root.to_str().unwrap());
+        return;
+    }
+    let tmpdir = std::env::var("TMPDIR").unwrap_or_default();
+    assert_eq!(child_sees(), tmpdir);
+    eprintln!(
+        "temporary files in {}: TMPDIR was set, or /dev/shm is no tmpfs with room and exec rights",
+        std::env::temp_dir().display()
+    );
 }

@@ -838,7 +838,7 @@ fn an_approved_plan_is_not_applied_when_the_cluster_changed_while_it_waited_for_
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
     let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                        "metadata": {"name": "weaver-lock-dev", "namespace": namespace}});
-    let held = json!({"holderIdentity": "alice@laptop pid 4242", "leaseDurationSeconds": 15, "acquireTime": now, "renewTime": now});
+    let held = json!({"holderIdentity": "alice@laptop pid 4242", "leaseDurationSeconds": 120, "acquireTime": now, "renewTime": now});
     cluster.merge_patch(&lease, &json!({"spec": held}), "alice");
     cluster.merge_patch(&sync, &json!({"spec": {"approvedPlan": approved}}), MANAGER);
     // The reconcile planned, found its plan approved, and waits for the lock.
@@ -851,6 +851,8 @@ fn an_approved_plan_is_not_applied_when_the_cluster_changed_while_it_waited_for_
     });
     let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": namespace}});
     cluster.merge_patch(&other, &json!({"data": {"greeting": "by hand"}}), "kubectl-edit");
+    // Alice's apply ends and releases the lock, as `weaver apply` does.
+    cluster.merge_patch(&lease, &json!({"spec": {"holderIdentity": null}}), "alice");
 
     // Refused under the lock; the next look plans again: a new digest, waiting for its own
     // approval. The history keeps the refusal.
@@ -906,7 +908,13 @@ fn depends_on_waits_for_the_dependency_at_the_same_revision() {
 
     let platform = environment_sync(&cluster, &namespace, "platform", spec(&["platform"], json!([])));
     cluster.create(&platform);
+    until_ready_with(&cluster, &platform, "ReconciliationSucceeded", "the dependency applied");
+    let dependency_ready = std::time::Instant::now();
     let live = until_ready_with(&cluster, &app, "ReconciliationSucceeded", "applied after its dependency");
+    // Woken by its dependency's change, not left to its retry (10 s after it last looked, which
+    // was before the dependency existed).
+    let after = dependency_ready.elapsed();
+    assert!(after < Duration::from_secs(5), "applied {after:?} after its dependency was Ready");
     assert_eq!(live["status"]["lastAppliedRevision"], commit);
     let platform = get(&cluster, &platform);
     assert_eq!(platform["status"]["lastAppliedRevision"], commit);

@@ -92,13 +92,21 @@ pub async fn run(shared: Arc<Shared>, settings: Settings, shutdown: impl Future<
     let (reader, writer) = reflector::store();
     let readiness = settings.readiness.clone();
     readiness.set_synced(CACHE, false);
+    // Those waiting for an EnvironmentSync that turned Ready, read from the watch (whoever wrote
+    // its status), after the store has the change.
+    let (wake, woken) = futures::channel::mpsc::unbounded();
+    let store = reader.clone();
     let trigger = watcher(Api::<EnvironmentSync>::all(client.clone()), selected)
         .default_backoff()
         .reflect(writer)
-        .inspect(move |event| {
-            if let Ok(watcher::Event::InitDone) = event {
-                readiness.set_synced(CACHE, true);
+        .inspect(move |event| match event {
+            Ok(watcher::Event::InitDone) => readiness.set_synced(CACHE, true),
+            Ok(watcher::Event::Apply(changed)) if plan::is_ready(changed) => {
+                for waiting in plan::woken_by(changed, &store.state()) {
+                    let _ = wake.unbounded_send(ObjectRef::from_obj(waiting.as_ref()));
+                }
             }
+            _ => {}
         })
         .applied_objects()
         .predicate_filter(spec_or_request, PredicateConfig::default());
@@ -116,6 +124,7 @@ pub async fn run(shared: Arc<Shared>, settings: Settings, shutdown: impl Future<
     });
     Controller::for_stream(trigger, reader)
         .reconcile_on(changed)
+        .reconcile_on(woken)
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)

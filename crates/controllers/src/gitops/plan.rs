@@ -17,8 +17,11 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// How many reconciles `status.history` keeps.
 pub const HISTORY: usize = 5;
-/// Waiting for a dependency: looked at again this soon (its status changes are not watched).
+/// Waiting for a dependency: looked at again this soon, and at once when the dependency, watched
+/// by the same controller, turns Ready ([`woken_by`]).
 pub const DEPENDENCY_RETRY: Duration = Duration::from_secs(10);
+/// The Ready condition's reason while a dependency is not ready.
+pub const DEPENDENCY_NOT_READY: &str = "DependencyNotReady";
 
 /// The spec, checked and with its defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -296,12 +299,10 @@ pub fn waiting_for(sync: &EnvironmentSync, commit: Option<&str>, dependencies: &
         let Some(other) = dependency.sync else {
             return Some(format!("dependency EnvironmentSync {name} does not exist"));
         };
-        let status = other.status.clone().unwrap_or_default();
-        let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-            && status.observed_generation == other.metadata.generation;
-        if !ready {
+        if !is_ready(other) {
             return Some(format!("dependency EnvironmentSync {name} is not Ready"));
         }
+        let status = other.status.clone().unwrap_or_default();
         let commit = commit?;
         let same_source = other.spec.source.url == sync.spec.source.url;
         if same_source && status.last_applied_revision.as_deref() != Some(commit) {
@@ -312,6 +313,38 @@ pub fn waiting_for(sync: &EnvironmentSync, commit: Option<&str>, dependencies: &
             ));
         }
         None
+    })
+}
+
+/// Ready for the current generation of its spec.
+pub fn is_ready(sync: &EnvironmentSync) -> bool {
+    let status = sync.status.as_ref();
+    status.is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        && status.and_then(|s| s.observed_generation) == sync.metadata.generation
+}
+
+/// The EnvironmentSyncs of `syncs` waiting for `changed` (their `dependsOn` names it, their Ready
+/// reason is [`DEPENDENCY_NOT_READY`]) once `changed` is Ready: they look again now, not at their
+/// next retry, so a chain of them applies one right after another.
+pub fn woken_by<'a>(
+    changed: &EnvironmentSync,
+    syncs: &'a [std::sync::Arc<EnvironmentSync>],
+) -> impl Iterator<Item = &'a std::sync::Arc<EnvironmentSync>> {
+    let ready = is_ready(changed);
+    let (namespace, name) = (changed.metadata.namespace.as_deref(), changed.metadata.name.as_deref());
+    syncs.iter().filter(move |sync| {
+        let own = sync.metadata.namespace.as_deref();
+        let waiting = sync
+            .status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == DEPENDENCY_NOT_READY));
+        ready
+            && waiting
+            && sync
+                .spec
+                .depends_on
+                .iter()
+                .any(|d| d.namespace.as_deref().or(own) == namespace && Some(d.name.as_str()) == name)
     })
 }
 
@@ -632,6 +665,39 @@ mod tests {
         // Ready for an older generation of its spec is not ready.
         elsewhere.metadata.generation = Some(2);
         assert!(waiting_for(&me, Some(COMMIT), &dependency(Some(&elsewhere))).is_some());
+    }
+
+    #[test]
+    fn a_dependency_turning_ready_wakes_only_those_waiting_for_it() {
+        let named = |name: &str, namespace: &str, depends: serde_json::Value, reason: &str| {
+            let mut s = sync(serde_json::json!({"dependsOn": depends}));
+            s.metadata.name = Some(name.into());
+            s.metadata.namespace = Some(namespace.into());
+            applied_at(&mut s, COMMIT, &["dev"], "Applied");
+            s.status.as_mut().unwrap().conditions.push(Condition { reason: reason.into(), ..ready("False") });
+            std::sync::Arc::new(s)
+        };
+        let waiting = named("app", "team", serde_json::json!([{"name": "base"}]), DEPENDENCY_NOT_READY);
+        let across =
+            named("web", "other", serde_json::json!([{"name": "base", "namespace": "team"}]), DEPENDENCY_NOT_READY);
+        let failed = named("api", "team", serde_json::json!([{"name": "base"}]), "ApplyFailed");
+        let elsewhere = named("cron", "other", serde_json::json!([{"name": "base"}]), DEPENDENCY_NOT_READY);
+        let unrelated = named("docs", "team", serde_json::json!([{"name": "wiki"}]), DEPENDENCY_NOT_READY);
+        let syncs = [waiting, across, failed, elsewhere, unrelated];
+        let mut base = sync(serde_json::json!({}));
+        base.metadata.name = Some("base".into());
+        applied_at(&mut base, COMMIT, &["platform"], "Applied");
+        let woken = |base: &EnvironmentSync| -> Vec<String> {
+            woken_by(base, &syncs)
+                .map(|s| format!("{}/{}", s.metadata.namespace.as_ref().unwrap(), s.metadata.name.as_ref().unwrap()))
+                .collect()
+        };
+        assert!(woken(&base).is_empty(), "not Ready yet: nothing to look at again");
+        base.status.as_mut().unwrap().conditions.push(ready("True"));
+        assert_eq!(woken(&base), ["team/app", "other/web"]);
+        // Ready for an older generation of its spec is not ready.
+        base.metadata.generation = Some(2);
+        assert!(woken(&base).is_empty());
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl Outcome {
             Outcome::Invalid { reason, message } | Outcome::Failed { reason, message, .. } => {
                 (false, reason, message.clone())
             }
-            Outcome::Waiting { message, .. } => (false, "DependencyNotReady", message.clone()),
+            Outcome::Waiting { message, .. } => (false, plan::DEPENDENCY_NOT_READY, message.clone()),
             Outcome::Done(done) => {
                 let failed: Vec<&EnvironmentStatus> =
                     done.environments.iter().filter(|e| matches!(e.result.as_str(), "Failed" | "Skipped")).collect();

@@ -1,13 +1,19 @@
 //! The reference tools the interop tests and the benches compare weaver with, found once here:
 //! helm (`$WEAVER_HELM`, else `helm` on PATH) and kubectl embedding kustomize v5
 //! (`$WEAVER_KUBECTL`, else `kubectl` on PATH). Each says why it is not usable, for a skip
-//! message or a bench's note.
+//! message or a bench's note. Each is asked its version once per process, not once per test.
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
 /// helm, if it runs; with the version it reports.
 pub fn helm() -> Result<(PathBuf, String), String> {
+    static HELM: OnceLock<Result<(PathBuf, String), String>> = OnceLock::new();
+    HELM.get_or_init(find_helm).clone()
+}
+
+fn find_helm() -> Result<(PathBuf, String), String> {
     let helm = std::env::var_os("WEAVER_HELM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("helm"));
     match Command::new(&helm).args(["version", "--short"]).output() {
         Ok(out) if out.status.success() => Ok((helm, String::from_utf8_lossy(&out.stdout).trim().to_string())),
@@ -18,6 +24,11 @@ pub fn helm() -> Result<(PathBuf, String), String> {
 
 /// kubectl, if it runs and embeds kustomize v5; with that kustomize version.
 pub fn kubectl_kustomize_v5() -> Result<(PathBuf, String), String> {
+    static KUBECTL: OnceLock<Result<(PathBuf, String), String>> = OnceLock::new();
+    KUBECTL.get_or_init(find_kubectl_kustomize_v5).clone()
+}
+
+fn find_kubectl_kustomize_v5() -> Result<(PathBuf, String), String> {
     let kubectl = std::env::var_os("WEAVER_KUBECTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("kubectl"));
     let out = Command::new(&kubectl)
         .args(["version", "--client"])

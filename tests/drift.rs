@@ -298,7 +298,7 @@ fn a_recorded_field_changed_out_of_band_is_drift_and_nothing_else_is() {
 /// The drift page as headless Chromium parses it: the counts, a block per drifted object with
 /// its recorded and live values; a screenshot under target/report-screenshots/.
 fn html_renders_in_a_browser(html: &str, ns: &str) {
-    use common::browser::{chromium, headless, text_of};
+    use common::browser::{chromium, dom, headless, text_of};
     let browser = chromium();
     if !common::interop_available("chromium (apt-get install chromium)", browser.is_some()) {
         return;
@@ -307,7 +307,7 @@ fn html_renders_in_a_browser(html: &str, ns: &str) {
     let scratch = tempfile::tempdir().unwrap();
     let (page, profile) = (scratch.path().join("drift.html"), scratch.path().join("profile"));
     std::fs::write(&page, html).unwrap();
-    let dom = headless(&browser, &profile, &page, &["--dump-dom"]);
+    let dom = dom(&browser, &format!("file://{}", page.display()));
     assert_eq!(
         [text_of(&dom, "count-drifted"), text_of(&dom, "count-missing"), text_of(&dom, "count-in-sync")],
         ["2", "0", "5"]

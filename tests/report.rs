@@ -6,7 +6,7 @@ use crate::common;
 
 use std::path::Path;
 
-use common::browser::{chromium, headless, text_of};
+use common::browser::{chromium, dom, headless, text_of};
 use common::{Repo, project_root};
 use serde_json::Value;
 
@@ -202,7 +202,7 @@ fn the_html_plan_renders_in_a_real_browser() {
     let scratch = tempfile::tempdir().unwrap();
     let page = scratch.path().join("plan.html");
     std::fs::write(&page, &html).unwrap();
-    let dom = headless(&browser, &scratch.path().join("profile"), &page, &["--dump-dom"]);
+    let dom = dom(&browser, &format!("file://{}", page.display()));
     for (id, count) in [("count-create", "0"), ("count-update", "2"), ("count-delete", "0"), ("count-unchanged", "39")]
     {
         assert_eq!(text_of(&dom, id), count, "#{id}");

@@ -88,8 +88,7 @@ impl Served {
         if !common::interop_available("chromium", chromium.is_some()) {
             return None;
         }
-        let profile = tempfile::tempdir().unwrap();
-        Some(browser::headless_url(&chromium.unwrap(), profile.path(), &format!("{}{path}", self.url), &["--dump-dom"]))
+        Some(browser::dom(&chromium.unwrap(), &format!("{}{path}", self.url)))
     }
 
     /// A PNG of the page at `path`, taken by headless Chromium with `args` (window size, theme,

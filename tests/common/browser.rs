@@ -11,9 +11,27 @@ pub fn chromium() -> Option<PathBuf> {
     })
 }
 
-/// Runs headless Chromium on `page` with `args` (say `--dump-dom`), offline.
+/// Runs headless Chromium on `page` with `args` (say `--screenshot=FILE`), offline.
 pub fn headless(browser: &Path, profile: &Path, page: &Path, args: &[&str]) -> String {
     headless_url(browser, profile, &format!("file://{}", page.display()), args)
+}
+
+/// The DOM of the page at `url` once it has loaded, as `--dump-dom` prints it, from one Chromium
+/// the test process shares (a Chromium started for each page cost half a second of CPU, ten
+/// times a suite). Pages take turns; after a test panicked while holding it, the next test
+/// starts a new one. Chromium ends when the process does: its DevTools pipe closes.
+pub fn dom(browser: &Path, url: &str) -> String {
+    static SHARED: std::sync::Mutex<Option<Driven>> = std::sync::Mutex::new(None);
+    let mut shared = SHARED.lock().unwrap_or_else(|poisoned| {
+        let mut left = poisoned.into_inner();
+        *left = None;
+        left
+    });
+    SHARED.clear_poison();
+    match shared.as_mut() {
+        Some(page) => page.visit(url),
+        None => shared.insert(Driven::open(browser, url)).loaded(|_| true),
+    }
 }
 
 /// Runs headless Chromium on the page at `url` with `args`; no network but the URL's.
@@ -205,6 +223,16 @@ impl Driven {
         // The page left is marked: going to the URL it is at, the old document would otherwise
         // pass for the new one, and a click right after be cancelled by the navigation.
         self.evaluate(&format!("window.weaverLeft = true; location.href = {url}; true"));
+        self.loaded(|at| at == href.as_str().unwrap())
+    }
+
+    /// Opens `url` as one typed in the address bar does (a `file://` page after an `http://` one
+    /// too, which a page's own navigation may not do), and waits until it has loaded; its DOM.
+    pub fn visit(&mut self, url: &str) -> String {
+        let quoted = serde_json::to_string(url).unwrap();
+        let href = self.evaluate(&format!("window.weaverLeft = true; new URL({quoted}).href"));
+        let navigated = self.send("Page.navigate", serde_json::json!({"url": url}));
+        assert!(navigated.get("errorText").is_none(), "{url} cannot be opened: {navigated}");
         self.loaded(|at| at == href.as_str().unwrap())
     }
 

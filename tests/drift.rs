@@ -919,11 +919,12 @@ fn content(chars: &[char], at: &mut usize, end: char) -> String {
 /// A second, independent parser where python3 is available: ElementTree rejects malformed XML.
 fn python_parses_xml(xml: &str) {
     use std::io::Write;
-    let available = std::process::Command::new("python3").arg("-c").arg("import xml.etree.ElementTree").output();
+    let available =
+        std::process::Command::new(common::tools::python3()).arg("-c").arg("import xml.etree.ElementTree").output();
     if !common::interop_available("python3", available.is_ok_and(|o| o.status.success())) {
         return;
     }
-    let mut child = std::process::Command::new("python3")
+    let mut child = std::process::Command::new(common::tools::python3())
         .args(["-c", "import sys, xml.etree.ElementTree as E; E.fromstring(sys.stdin.buffer.read())"])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -373,8 +373,10 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// safe_load must give back exactly weaver's own model of the objects.
 #[test]
 fn rendered_yaml_reads_the_same_in_yaml_1_1() {
-    let has_pyyaml =
-        std::process::Command::new("python3").args(["-c", "import yaml"]).output().is_ok_and(|o| o.status.success());
+    let has_pyyaml = std::process::Command::new(common::tools::python3())
+        .args(["-c", "import yaml"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !interop_available("python3 with PyYAML", has_pyyaml) {
         return;
     }
@@ -424,7 +426,7 @@ fn rendered_yaml_reads_the_same_in_yaml_1_1() {
 
     let script =
         "import sys, yaml, json\nprint(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d is not None]))";
-    let mut child = std::process::Command::new("python3")
+    let mut child = std::process::Command::new(common::tools::python3())
         .args(["-c", script])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -448,7 +450,7 @@ fn rendered_yaml_reads_the_same_in_yaml_1_1() {
     // And the demo, whole: the YAML 1.1 reading equals weaver's own.
     for env in ["dev", "staging", "prod"] {
         let rendered = render_demo(env);
-        let mut child = std::process::Command::new("python3")
+        let mut child = std::process::Command::new(common::tools::python3())
             .args(["-c", script])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

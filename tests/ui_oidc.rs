@@ -31,7 +31,7 @@ impl Drop for Provider {
 
 /// Whether python3 can import `module`: what the providers need.
 fn python_has(module: &str) -> bool {
-    Command::new("python3").args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success())
+    Command::new(common::tools::python3()).args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success())
 }
 
 /// A free port on 127.0.0.1 (the UI's and the mock provider's URLs must be known before they start).
@@ -61,7 +61,7 @@ fn mock_provider() -> Option<Provider> {
     }
     let port = free_port().to_string();
     let alice = json!({"sub": "alice", "email": "alice@example.com", "groups": ["team-a"]}).to_string();
-    let child = Command::new("python3")
+    let child = Command::new(common::tools::python3())
         .args(["-m", "oidc_provider_mock", "--port", &port, "--user-claims", &alice])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -87,7 +87,7 @@ fn crafted_provider(secret: &str) -> Option<Provider> {
         return None;
     }
     let script = common::project_root().join("tests/fixtures/oidc_crafted_provider.py");
-    let mut child = Command::new("python3")
+    let mut child = Command::new(common::tools::python3())
         .arg(script)
         .arg(secret)
         .stdout(Stdio::piped())

@@ -42,3 +42,18 @@ fn find_kubectl_kustomize_v5() -> Result<(PathBuf, String), String> {
         Err(format!("{} embeds kustomize {version}, not v5 (kubectl 1.27 or later is needed)", kubectl.display()))
     }
 }
+
+/// The `python3` on PATH, as the interpreter's own path: a version manager's shim in front of it
+/// (pyenv's is a bash script) cost 70 ms of CPU at every start. `python3` itself when it cannot
+/// say, so a missing one fails where it is started, as before.
+pub fn python3() -> PathBuf {
+    static PYTHON3: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON3
+        .get_or_init(|| {
+            let out = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output();
+            let path =
+                out.ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+            path.filter(|p| !p.is_empty()).map_or_else(|| PathBuf::from("python3"), PathBuf::from)
+        })
+        .clone()
+}

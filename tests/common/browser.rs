@@ -16,21 +16,49 @@ pub fn headless(browser: &Path, profile: &Path, page: &Path, args: &[&str]) -> S
     headless_url(browser, profile, &format!("file://{}", page.display()), args)
 }
 
+/// The Chromium [`dom`] shares; None until a test needs it.
+static SHARED: std::sync::Mutex<Option<Driven>> = std::sync::Mutex::new(None);
+
 /// The DOM of the page at `url` once it has loaded, as `--dump-dom` prints it, from one Chromium
 /// the test process shares (a Chromium started for each page cost half a second of CPU, ten
 /// times a suite). Pages take turns; after a test panicked while holding it, the next test
-/// starts a new one. Chromium ends when the process does: its DevTools pipe closes.
+/// starts a new one. Once read, the page is left for `about:blank`, so that a live page's
+/// requests do not outlast its test; the process's exit stops Chromium and removes its profile.
 pub fn dom(browser: &Path, url: &str) -> String {
-    static SHARED: std::sync::Mutex<Option<Driven>> = std::sync::Mutex::new(None);
     let mut shared = SHARED.lock().unwrap_or_else(|poisoned| {
         let mut left = poisoned.into_inner();
         *left = None;
         left
     });
     SHARED.clear_poison();
-    match shared.as_mut() {
+    let dom = match shared.as_mut() {
         Some(page) => page.visit(url),
-        None => shared.insert(Driven::open(browser, url)).loaded(|_| true),
+        None => {
+            // Registered after the suite's temporary-directory hook, so run before it (atexit
+            // runs the last registered first): the profile lives in that directory.
+            static STOP_AT_EXIT: std::sync::Once = std::sync::Once::new();
+            // SAFETY: registers a function taking no arguments, which only drops the browser.
+            STOP_AT_EXIT.call_once(|| unsafe {
+                libc::atexit(stop_shared);
+            });
+            shared.insert(Driven::open(browser, url)).loaded(|_| true)
+        }
+    };
+    if let Some(page) = shared.as_mut() {
+        page.send("Page.navigate", serde_json::json!({"url": "about:blank"}));
+    }
+    dom
+}
+
+extern "C" fn stop_shared() {
+    // A test still holding it at exit keeps it: exit must not wait.
+    let shared = match SHARED.try_lock() {
+        Ok(shared) => Some(shared),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    };
+    if let Some(mut shared) = shared {
+        shared.take();
     }
 }
 

@@ -245,22 +245,29 @@ impl Driven {
 
     /// Goes to `url` as a link followed does, and waits until it has loaded there; its DOM.
     pub fn go(&mut self, url: &str) -> String {
-        let url = serde_json::to_string(url).unwrap();
-        // As the browser writes it (`http://host:80/` is `http://host/`).
-        let href = self.evaluate(&format!("new URL({url}).href"));
-        // The page left is marked: going to the URL it is at, the old document would otherwise
-        // pass for the new one, and a click right after be cancelled by the navigation.
-        self.evaluate(&format!("window.weaverLeft = true; location.href = {url}; true"));
-        self.loaded(|at| at == href.as_str().unwrap())
+        let quoted = serde_json::to_string(url).unwrap();
+        self.leave_for(url, |page| {
+            page.evaluate(&format!("location.href = {quoted}; true"));
+        })
     }
 
     /// Opens `url` as one typed in the address bar does (a `file://` page after an `http://` one
     /// too, which a page's own navigation may not do), and waits until it has loaded; its DOM.
     pub fn visit(&mut self, url: &str) -> String {
+        self.leave_for(url, |page| {
+            let navigated = page.send("Page.navigate", serde_json::json!({"url": url}));
+            assert!(navigated.get("errorText").is_none(), "{url} cannot be opened: {navigated}");
+        })
+    }
+
+    /// Marks the page left, has `navigate` go to `url`, and waits until `url` has loaded; its DOM.
+    fn leave_for(&mut self, url: &str, navigate: impl FnOnce(&mut Driven)) -> String {
         let quoted = serde_json::to_string(url).unwrap();
+        // As the browser writes it (`http://host:80/` is `http://host/`). The page left is marked:
+        // going to the URL it is at, the old document would otherwise pass for the new one, and
+        // a click right after be cancelled by the navigation.
         let href = self.evaluate(&format!("window.weaverLeft = true; new URL({quoted}).href"));
-        let navigated = self.send("Page.navigate", serde_json::json!({"url": url}));
-        assert!(navigated.get("errorText").is_none(), "{url} cannot be opened: {navigated}");
+        navigate(self);
         self.loaded(|at| at == href.as_str().unwrap())
     }
 

@@ -101,8 +101,8 @@ pub async fn run(shared: Arc<Shared>, settings: Settings, shutdown: impl Future<
         .reflect(writer)
         .inspect(move |event| match event {
             Ok(watcher::Event::InitDone) => readiness.set_synced(CACHE, true),
-            Ok(watcher::Event::Apply(changed)) if plan::is_ready(changed) => {
-                for waiting in plan::woken_by(changed, &store.state()) {
+            Ok(watcher::Event::Apply(changed)) => {
+                for waiting in plan::woken_by(changed, || store.state()) {
                     let _ = wake.unbounded_send(ObjectRef::from_obj(waiting.as_ref()));
                 }
             }

@@ -317,35 +317,38 @@ pub fn waiting_for(sync: &EnvironmentSync, commit: Option<&str>, dependencies: &
 }
 
 /// Ready for the current generation of its spec.
-pub fn is_ready(sync: &EnvironmentSync) -> bool {
+fn is_ready(sync: &EnvironmentSync) -> bool {
     let status = sync.status.as_ref();
     status.is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
         && status.and_then(|s| s.observed_generation) == sync.metadata.generation
 }
 
-/// The EnvironmentSyncs of `syncs` waiting for `changed` (their `dependsOn` names it, their Ready
-/// reason is [`DEPENDENCY_NOT_READY`]) once `changed` is Ready: they look again now, not at their
-/// next retry, so a chain of them applies one right after another.
-pub fn woken_by<'a>(
+/// The EnvironmentSyncs waiting for `changed` (their `dependsOn` names it, their Ready reason is
+/// [`DEPENDENCY_NOT_READY`]) once `changed` is Ready: they look again now, not at their next
+/// retry, so a chain of them applies one right after another. `syncs` (all of them) is read only
+/// when `changed` is Ready: most changes a watch sees are not that.
+pub fn woken_by(
     changed: &EnvironmentSync,
-    syncs: &'a [std::sync::Arc<EnvironmentSync>],
-) -> impl Iterator<Item = &'a std::sync::Arc<EnvironmentSync>> {
-    let ready = is_ready(changed);
+    syncs: impl FnOnce() -> Vec<std::sync::Arc<EnvironmentSync>>,
+) -> Vec<std::sync::Arc<EnvironmentSync>> {
+    if !is_ready(changed) {
+        return Vec::new();
+    }
     let (namespace, name) = (changed.metadata.namespace.as_deref(), changed.metadata.name.as_deref());
-    syncs.iter().filter(move |sync| {
+    let waiting_for_it = |sync: &std::sync::Arc<EnvironmentSync>| {
         let own = sync.metadata.namespace.as_deref();
         let waiting = sync
             .status
             .as_ref()
             .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == DEPENDENCY_NOT_READY));
-        ready
-            && waiting
+        waiting
             && sync
                 .spec
                 .depends_on
                 .iter()
                 .any(|d| d.namespace.as_deref().or(own) == namespace && Some(d.name.as_str()) == name)
-    })
+    };
+    syncs().into_iter().filter(waiting_for_it).collect()
 }
 
 /// A loop of `dependsOn` through `sync` (`team/a → team/b → team/a`), following the
@@ -688,11 +691,13 @@ mod tests {
         base.metadata.name = Some("base".into());
         applied_at(&mut base, COMMIT, &["platform"], "Applied");
         let woken = |base: &EnvironmentSync| -> Vec<String> {
-            woken_by(base, &syncs)
+            woken_by(base, || syncs.to_vec())
+                .iter()
                 .map(|s| format!("{}/{}", s.metadata.namespace.as_ref().unwrap(), s.metadata.name.as_ref().unwrap()))
                 .collect()
         };
         assert!(woken(&base).is_empty(), "not Ready yet: nothing to look at again");
+        assert!(woken_by(&base, || panic!("the syncs read for a change that wakes nobody")).is_empty());
         base.status.as_mut().unwrap().conditions.push(ready("True"));
         assert_eq!(woken(&base), ["team/app", "other/web"]);
         // Ready for an older generation of its spec is not ready.

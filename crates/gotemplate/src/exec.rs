@@ -19,6 +19,23 @@ const MAX_EXEC_DEPTH: usize = 100_000;
 const LEVELS_PER_STACK: usize = 48;
 const STACK_SIZE: usize = 32 << 20;
 
+/// Steps (nodes walked, pipelines evaluated, range iterations) between two calls of
+/// [`Limits::stop`]: often enough to stop within milliseconds, rarely enough to cost nothing.
+const STEPS_PER_CHECK: usize = 1024;
+
+/// Bounds on one execution and on the executions its functions start (`include`, `tpl`): a
+/// template from a repository that is not trusted (a tenant's) must neither run nor grow without
+/// end in a process that renders others' too. None by default.
+#[derive(Clone, Copy, Default)]
+pub struct Limits<'a> {
+    /// Asked at the start of each execution and every few steps; `Some(why)` stops the execution
+    /// with an error saying why (a deadline passed, the process is stopping).
+    pub stop: Option<&'a (dyn Fn() -> Option<String> + Sync)>,
+    /// The most bytes of one execution's output, and of any one string a pipeline makes (a
+    /// string doubled in a loop is stopped before it is printed).
+    pub max_bytes: Option<usize>,
+}
+
 /// Templates visible to an execution: the set's, and those a running `tpl` parsed on top of them.
 pub(crate) struct Layer<'a> {
     pub trees: &'a HashMap<Arc<str>, Arc<Tree>>,
@@ -116,6 +133,7 @@ pub struct Ctx<'a> {
     layer: &'a Layer<'a>,
     nesting: usize,
     state: &'a mut (dyn Any + Send),
+    limits: Limits<'a>,
 }
 
 impl Ctx<'_> {
@@ -124,7 +142,7 @@ impl Ctx<'_> {
     pub fn execute_template(&mut self, name: &str, data: Value) -> Result<String, Error> {
         let tree = self.layer.lookup(name).ok_or_else(|| Error::no_template(name, self.set.name()))?;
         let mut out = String::new();
-        run(self.set, self.layer, tree, data, &mut out, self.nesting + 1, &mut *self.state)?;
+        run(self.set, self.layer, tree, data, &mut out, self.nesting + 1, &mut *self.state, self.limits)?;
         Ok(out)
     }
 
@@ -147,7 +165,7 @@ impl Ctx<'_> {
         let layer = Layer { trees: &local, parent: Some(self.layer) };
         let tree = layer.lookup(name).ok_or_else(|| Error::no_template(name, self.set.name()))?;
         let mut out = String::new();
-        run(self.set, &layer, tree, data, &mut out, self.nesting + 1, &mut *self.state)?;
+        run(self.set, &layer, tree, data, &mut out, self.nesting + 1, &mut *self.state, self.limits)?;
         Ok(out)
     }
 
@@ -163,6 +181,7 @@ impl Ctx<'_> {
 }
 
 /// Executes `tree` with `data` into `out`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     set: &Templates,
     layer: &Layer<'_>,
@@ -171,7 +190,12 @@ pub(crate) fn run(
     out: &mut String,
     nesting: usize,
     state: &mut (dyn Any + Send),
+    limits: Limits<'_>,
 ) -> Result<(), Error> {
+    // Here too, not only every few steps: a recursion of `include`s takes few steps in each.
+    if let Some(why) = limits.stop.and_then(|stop| stop()) {
+        return Err(Error::exec(&tree.name, None, None, format!("execution stopped: {why}"), None));
+    }
     if nesting >= MAX_EXEC_DEPTH {
         return Err(Error::exec(
             &tree.name,
@@ -192,6 +216,8 @@ pub(crate) fn run(
         nesting,
         out,
         state,
+        limits,
+        steps: 0,
     };
     let result = on_big_enough_stack(nesting, || exec.walk_list(&Data::of(data), &tree.root));
     match result {
@@ -232,6 +258,9 @@ struct Exec<'a, 'o> {
     nesting: usize,
     out: &'o mut String,
     state: &'o mut (dyn Any + Send),
+    limits: Limits<'o>,
+    /// Steps since the execution began, for [`Limits::stop`].
+    steps: usize,
 }
 
 type Res<T> = Result<T, Error>;
@@ -268,6 +297,25 @@ impl<'a> Exec<'a, '_> {
         Error::exec_call(&self.tree.name, location, context, name, err)
     }
 
+    /// Counts a step, and every [`STEPS_PER_CHECK`] asks whether to stop.
+    fn step(&mut self) -> Res<()> {
+        self.steps += 1;
+        if self.steps.is_multiple_of(STEPS_PER_CHECK)
+            && let Some(why) = self.limits.stop.and_then(|stop| stop())
+        {
+            return Err(self.error(format!("execution stopped: {why}")));
+        }
+        Ok(())
+    }
+
+    /// An error when `len` bytes (of output, or of a string) exceed [`Limits::max_bytes`].
+    fn check_size(&self, len: usize, what: &str) -> Res<()> {
+        match self.limits.max_bytes {
+            Some(max) if len > max => Err(self.error(format!("{what} exceeds the limit of {max} bytes"))),
+            _ => Ok(()),
+        }
+    }
+
     fn walk_list(&mut self, dot: &Data, list: &'a [Node]) -> Result<(), Stop> {
         for node in list {
             self.walk(dot, node)?;
@@ -277,6 +325,7 @@ impl<'a> Exec<'a, '_> {
 
     fn walk(&mut self, dot: &Data, node: &'a Node) -> Result<(), Stop> {
         self.at(At::Node(node));
+        self.step()?;
         match node {
             Node::Text(text) => self.out.push_str(text),
             Node::Action(action) => {
@@ -294,6 +343,7 @@ impl<'a> Exec<'a, '_> {
             Node::Break(_) => return Err(Stop::Break),
             Node::Continue(_) => return Err(Stop::Continue),
         }
+        self.check_size(self.out.len(), "the output")?;
         Ok(())
     }
 
@@ -375,6 +425,7 @@ impl<'a> Exec<'a, '_> {
 
     /// One iteration; true when the body executed {{break}}.
     fn range_iteration(&mut self, branch: &'a Branch, mark: usize, index: Data, elem: Data) -> Result<bool, Stop> {
+        self.step()?;
         let decl = &branch.pipe.decl;
         if branch.pipe.is_assign {
             // With two variables the index comes first; with one it gets the element.
@@ -461,9 +512,13 @@ impl<'a> Exec<'a, '_> {
     /// A pipeline's value; declared variables are pushed, assigned ones set.
     fn eval_pipeline(&mut self, dot: &Data, pipe: &'a Pipe) -> Res<Value> {
         self.at(At::Pipe(pipe));
+        self.step()?;
         let mut value: Option<Data> = None;
         for cmd in &pipe.cmds {
             let result = self.eval_command(dot, cmd, value.take())?;
+            if let Value::String(made) = &result.value {
+                self.check_size(made.len(), "a string")?;
+            }
             // An interface{} result is replaced by the value inside it.
             value = Some(Data::of(result.value));
         }
@@ -724,7 +779,13 @@ impl<'a> Exec<'a, '_> {
             Callee::Builtin(b) => self.call_builtin(b, args, argv),
             Callee::Function(f) => {
                 let values: Vec<Value> = argv.into_iter().map(|d| d.value).collect();
-                let mut ctx = Ctx { set: self.set, layer: self.layer, nesting: self.nesting, state: &mut *self.state };
+                let mut ctx = Ctx {
+                    set: self.set,
+                    layer: self.layer,
+                    nesting: self.nesting,
+                    state: &mut *self.state,
+                    limits: self.limits,
+                };
                 f.call(&mut ctx, &values).map(Data::of)
             }
         };

@@ -54,7 +54,7 @@ pub mod strconv;
 mod value;
 
 pub use error::{Error, ErrorKind, FuncError, Location};
-pub use exec::Ctx;
+pub use exec::{Ctx, Limits};
 pub use funcs::{Function, Type};
 pub use set::{MissingKey, Templates};
 pub use value::{MAX_NESTING, Map, Numbers, Object, ToJsonError, Value};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::ast::Tree;
 use crate::error::Error;
-use crate::exec::{Layer, run};
+use crate::exec::{Layer, Limits, run};
 use crate::funcs::{Builtin, Function};
 use crate::value::Value;
 
@@ -103,10 +103,22 @@ impl Templates {
     /// Like [`Templates::execute`], giving functions access to `state` through
     /// [`crate::Ctx::state`] (helm keeps `include`'s recursion counts there, one per render).
     pub fn execute_with_state(&self, name: &str, data: &Value, state: &mut (dyn Any + Send)) -> Result<String, Error> {
+        self.execute_within(name, data, state, Limits::default())
+    }
+
+    /// Like [`Templates::execute_with_state`], within `limits`: stopped when they say, or when
+    /// its output or a string it makes grows past their bytes.
+    pub fn execute_within(
+        &self,
+        name: &str,
+        data: &Value,
+        state: &mut (dyn Any + Send),
+        limits: Limits<'_>,
+    ) -> Result<String, Error> {
         let tree = self.trees.get(name).ok_or_else(|| Error::no_template(name, &self.name))?;
         let layer = Layer { trees: &self.trees, parent: None };
         let mut out = String::new();
-        run(self, &layer, tree, data.clone(), &mut out, 0, state)?;
+        run(self, &layer, tree, data.clone(), &mut out, 0, state, limits)?;
         Ok(out)
     }
 }

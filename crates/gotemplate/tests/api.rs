@@ -223,3 +223,50 @@ fn inputs_go_crashes_on_are_errors_here() {
     set.parse("f", "{{ f }}").unwrap();
     assert!(set.execute("f", &Value::Nil).unwrap_err().redacted().ends_with("error calling f: é"));
 }
+
+/// Executions within [`gotemplate::Limits`]: a template of a repository that is not trusted.
+mod limits {
+    use std::time::{Duration, Instant};
+
+    use gotemplate::{Limits, Templates, Value};
+
+    fn items(n: usize) -> Value {
+        super::data(serde_json::json!({ "l": vec![0; n] }))
+    }
+
+    #[test]
+    fn an_endless_loop_is_stopped_when_the_caller_says() {
+        let mut set = Templates::new("gotpl");
+        // 10^10 iterations without output: hours, were it not stopped.
+        set.parse("t", "{{ range .Values.l }}{{ range $.Values.l }}{{ end }}{{ end }}").unwrap();
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(100);
+        let stop = || (Instant::now() > deadline).then(|| "the deadline passed".to_string());
+        let limits = Limits { stop: Some(&stop), max_bytes: None };
+        let err = set.execute_within("t", &items(100_000), &mut (), limits).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "stopped soon after: {:?}", started.elapsed());
+        assert_eq!(err.location().map(|at| at.line), Some(1), "{err}");
+        assert!(err.to_string().ends_with("execution stopped: the deadline passed"), "{err}");
+    }
+
+    #[test]
+    fn a_string_doubled_in_a_loop_is_stopped_at_the_bound() {
+        let mut set = Templates::new("gotpl");
+        set.parse("t", r#"{{ $s := "ab" }}{{ range .Values.l }}{{ $s = print $s $s }}{{ end }}{{ len $s }}"#).unwrap();
+        let limits = Limits { stop: None, max_bytes: Some(1 << 20) };
+        assert_eq!(set.execute_within("t", &items(10), &mut (), limits).unwrap(), "2048", "under the bound");
+        // 2^41 bytes unbounded.
+        let err = set.execute_within("t", &items(40), &mut (), limits).unwrap_err();
+        assert!(err.to_string().ends_with("a string exceeds the limit of 1048576 bytes"), "{err}");
+    }
+
+    #[test]
+    fn output_past_the_bound_is_an_error() {
+        let mut set = Templates::new("gotpl");
+        set.parse("t", "{{ range .Values.l }}0123456789{{ end }}").unwrap();
+        let limits = Limits { stop: None, max_bytes: Some(5000) };
+        assert_eq!(set.execute_within("t", &items(500), &mut (), limits).unwrap().len(), 5000);
+        let err = set.execute_within("t", &items(501), &mut (), limits).unwrap_err();
+        assert!(err.to_string().ends_with("the output exceeds the limit of 5000 bytes"), "{err}");
+    }
+}

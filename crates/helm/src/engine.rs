@@ -87,6 +87,12 @@ pub fn render(
 
     let mut state = super::funcs::RenderState::new(input.name, input.live.clone());
     let mut rendered: BTreeMap<&str, (String, &TemplateFile)> = BTreeMap::new();
+    let stop = || input.limits.stop_reason();
+    let limits = gotemplate::Limits {
+        stop: Some(&stop),
+        max_bytes: input.limits.max_rendered_bytes.as_ref().map(|bound| bound.value),
+    };
+    let mut rendered_bytes = 0;
     for template in &templates {
         if base_name(&template.name).starts_with('_') {
             continue;
@@ -99,8 +105,10 @@ pub fn render(
             ])),
         );
         let out = set
-            .execute_with_state(&template.name, &Values::value(template.data.clone()), &mut state)
-            .map_err(|e| exec_error(&e, &templates, &chart.metadata.name))?;
+            .execute_within(&template.name, &Values::value(template.data.clone()), &mut state, limits)
+            .map_err(|e| limit_help(exec_error(&e, &templates, &chart.metadata.name), input))?;
+        rendered_bytes += out.len();
+        input.limits.check_rendered(rendered_bytes, &format!("the output of {}", template.name), input.name)?;
         // helm drops what Go prints for a missing value; most outputs hold none, and a search
         // for them costs less than a copy of a large output.
         let out = if memchr::memmem::find(out.as_bytes(), b"<no value>").is_some() {
@@ -271,6 +279,25 @@ const MAX_SHOWN_CALLS: usize = 4;
 /// A template error in weaver's form: located at the innermost failing action's file, line and
 /// column; `required` and `fail` messages as helm shows them; other messages with the data
 /// values Go embeds replaced by `[redacted]`.
+/// A template error that a limit made (the render stopped, a string or output too large) says
+/// which setting to raise; another is left as it is.
+fn limit_help(error: Error, input: &ReleaseInput<'_>) -> Error {
+    let limits = &input.limits;
+    match limits.stop_reason() {
+        Some(why) => Error { help: limits.stopped(input.name, why).help, ..error },
+        None => match &limits.max_rendered_bytes {
+            Some(bound) if error.message.contains(&format!("exceeds the limit of {} bytes", bound.value)) => {
+                let help = format!(
+                    "release `{}`: raise {} if the output is meant to be that large",
+                    input.name, bound.setting
+                );
+                error.with_help(help)
+            }
+            _ => error,
+        },
+    }
+}
+
 fn exec_error(err: &gotemplate::Error, templates: &[TemplateFile], chart: &str) -> Error {
     let mut innermost = err;
     let mut depth = 1;

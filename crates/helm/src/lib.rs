@@ -69,6 +69,8 @@ pub struct ReleaseInput<'a> {
     /// What `lookup` reads.
     pub live: Arc<lookup::Live>,
     pub output: Output,
+    /// How long and how large the render may be (a tenant's chart, in the controller).
+    pub limits: weaver_core::limits::RenderLimits,
 }
 
 /// Which of a chart's documents `helm template` prints: its flags `--include-crds`,

@@ -178,6 +178,7 @@ pub(super) fn render_helm(
         capabilities: capabilities.clone(),
         live: live.clone(),
         output: weaver_helm::Output::RELEASE,
+        limits: secrets.limits.clone(),
     };
     let documents = weaver_helm::render(chart, &input).map_err(|e| match e.help {
         None => e.with_help(format!("release `{}`", release.name)),
@@ -233,11 +234,16 @@ pub(super) fn render_chart(
     crds: &[Manifest],
     release: &Release,
     context: &minijinja::Value,
+    limits: &weaver_core::limits::RenderLimits,
 ) -> Result<Vec<Manifest>> {
     let mut manifests: Vec<Manifest> =
         crds.iter().map(|crd| Manifest { release: release.name.clone(), ..crd.clone() }).collect();
+    // What the release's templates rendered so far, all within the one bound.
+    let mut rendered_bytes = 0;
     for template in chart.templates.iter().filter(|t| !t.is_partial()) {
-        let text = engine.render(&template.path, context)?;
+        let room = limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
+        let text = engine.render(&template.path, context, room, &release.name)?;
+        rendered_bytes += text.len();
         parse_objects(&template.path, &text, release, "rendered output", &mut manifests)?;
     }
     Ok(manifests)

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 use weaver_core::error::{Error, Location, Result};
+use weaver_core::limits::RenderLimits;
 use weaver_project::Chart;
 
 pub struct Engine {
     env: Environment<'static>,
+    limits: RenderLimits,
 }
 
 /// Template names are repository paths; `include "_helpers.j2"` resolves next to the includer.
@@ -37,8 +39,12 @@ pub fn template_name(path: &Path) -> String {
 }
 
 impl Engine {
-    pub fn new<'a>(charts: impl IntoIterator<Item = &'a Arc<Chart>>) -> Result<Engine> {
+    pub fn new<'a>(charts: impl IntoIterator<Item = &'a Arc<Chart>>, limits: &RenderLimits) -> Result<Engine> {
         let mut env = Environment::new();
+        env.set_fuel(limits.max_template_steps.as_ref().map(|bound| bound.value));
+        if limits.deadline.is_some() || limits.stopping.is_some() {
+            stop_ranges(&mut env, limits);
+        }
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| AutoEscape::None);
         // Debug mode lets strict-undefined errors name the variable (`values.x` is undefined).
@@ -60,22 +66,113 @@ impl Engine {
                     .map_err(|e| template_error(&e, |_| None))?;
             }
         }
-        Ok(Engine { env })
+        Ok(Engine { env, limits: limits.clone() })
     }
 
-    pub fn render(&self, template: &Path, context: &minijinja::Value) -> Result<String> {
+    /// `template` rendered for `release`, its output at most `room` bytes.
+    pub fn render(
+        &self,
+        template: &Path,
+        context: &minijinja::Value,
+        room: Option<usize>,
+        release: &str,
+    ) -> Result<String> {
         let name = template_name(template);
         let compiled = self.env.get_template(&name).map_err(|e| template_error(&e, |_| None))?;
-        compiled.render(context).map_err(|e| {
-            let error = template_error(&e, |frame| self.undefined_behind_filter(frame, context));
-            // Macro calls into an imported file are not wrapped like includes are, so the
-            // error only names the macro's file: say which template was being rendered.
-            match (&error.help, &error.location) {
-                (None, Some(at)) if at.path != template => error.with_help(format!("while rendering {name}")),
-                _ => error,
+        let mut output = Output { text: Vec::new(), room, limits: &self.limits, refused: None };
+        let rendered = compiled.render_captured_to(context, &mut output);
+        let limits = &self.limits;
+        match (output.refused, rendered) {
+            (Some(Refused::Stopped(why)), Err(e)) => {
+                return Err(limits.stopped(release, why).with_location(template_location(&e, template)));
             }
-        })
+            (Some(Refused::TooLarge), Err(e)) => {
+                let error = limits.too_large(&format!("the output of {name}"), release);
+                return Err(error.with_location(template_location(&e, template)));
+            }
+            (_, Err(e)) if e.kind() == minijinja::ErrorKind::OutOfFuel => {
+                let steps = limits.max_template_steps.as_ref().expect("fuel is given by the bound");
+                let error = Error::new(format!(
+                    "rendering stopped: {name} ran more than {} template instructions ({})",
+                    steps.value, steps.setting
+                ))
+                .with_help(format!(
+                    "release `{release}`: a template loops too long; raise {} if it is not a loop",
+                    steps.setting
+                ));
+                return Err(error.with_location(template_location(&e, template)));
+            }
+            // A `range` cut short by the limits ends its loop without an error.
+            (_, Ok(_)) if let Some(why) = limits.stop_reason() => {
+                return Err(limits.stopped(release, why).with_location(Location::file(template)));
+            }
+            (_, Ok(_)) => {}
+            (_, Err(e)) => return Err(self.render_error(&e, template, &name, context)),
+        }
+        String::from_utf8(output.text)
+            .map_err(|_| Error::at(Location::file(template), "the rendered output is not UTF-8".to_string()))
     }
+
+    fn render_error(&self, e: &minijinja::Error, template: &Path, name: &str, context: &minijinja::Value) -> Error {
+        let error = template_error(e, |frame| self.undefined_behind_filter(frame, context));
+        // Macro calls into an imported file are not wrapped like includes are, so the
+        // error only names the macro's file: say which template was being rendered.
+        match (&error.help, &error.location) {
+            (None, Some(at)) if at.path != template => error.with_help(format!("while rendering {name}")),
+            _ => error,
+        }
+    }
+}
+
+/// A template's output: refused past `room` bytes, or once the render must stop.
+struct Output<'l> {
+    text: Vec<u8>,
+    room: Option<usize>,
+    limits: &'l RenderLimits,
+    refused: Option<Refused>,
+}
+
+enum Refused {
+    Stopped(String),
+    TooLarge,
+}
+
+impl std::io::Write for Output<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(why) = self.limits.stop_reason() {
+            self.refused = Some(Refused::Stopped(why));
+        } else if self.room.is_some_and(|room| self.text.len() + buf.len() > room) {
+            self.refused = Some(Refused::TooLarge);
+        }
+        if self.refused.is_some() {
+            return Err(std::io::Error::other("the render's limits refuse more output"));
+        }
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where a render failed: the template line minijinja names, or the template.
+fn template_location(e: &minijinja::Error, template: &Path) -> Location {
+    template_error(e, |_| None).location.unwrap_or_else(|| Location::file(template))
+}
+
+/// `range` as minijinja's, whose loops end once the render must stop (the render then fails):
+/// a loop that prints nothing would otherwise run to its end, never asked.
+fn stop_ranges(env: &mut Environment<'static>, limits: &RenderLimits) {
+    let limits = limits.clone();
+    env.add_function("range", move |lower: isize, upper: Option<isize>, step: Option<isize>| {
+        let range = minijinja::functions::range(lower, upper, step)?;
+        let limits = limits.clone();
+        Ok(minijinja::Value::make_iterable(move || {
+            let limits = limits.clone();
+            range.try_iter().into_iter().flatten().take_while(move |_| limits.stop_reason().is_none())
+        }))
+    });
 }
 
 impl Engine {

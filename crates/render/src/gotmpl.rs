@@ -23,6 +23,7 @@ use gotemplate::{FuncError, Function, MissingKey, Numbers, Templates, Type, Valu
 use serde_json::json;
 
 use weaver_core::error::{Error, Location, Result};
+use weaver_core::limits::RenderLimits;
 use weaver_project::source::Source;
 use weaver_project::{Environment, Release};
 use weaver_secrets::{KEY_VARIABLES, SECRET_KEY_PREFIX};
@@ -58,6 +59,7 @@ pub fn render(
     text: &str,
     (env, release): (&Environment, &Release),
     own_environment: bool,
+    limits: &RenderLimits,
 ) -> Result<String> {
     let values = serde_json::Value::Object(env.values.clone());
     let data = json!({
@@ -73,7 +75,7 @@ pub fn render(
         },
     });
     let variables = if own_environment { Variables::Read } else { Variables::Refused };
-    render_with(source, path, text, &data, variables, "values template")
+    render_within(source, path, text, &data, (variables, "values template"), (limits, &release.name))
 }
 
 /// `text`, the file at `path`, rendered over `data` with helmfile's functions (`what` it is
@@ -87,6 +89,18 @@ pub fn render_with(
     data: &serde_json::Value,
     variables: Variables,
     what: &str,
+) -> Result<String> {
+    render_within(source, path, text, data, (variables, what), (&RenderLimits::default(), ""))
+}
+
+/// [`render_with`] within `limits`, for the release they name.
+fn render_within(
+    source: &Arc<dyn Source>,
+    path: &Path,
+    text: &str,
+    data: &serde_json::Value,
+    (variables, what): (Variables, &str),
+    (limits, release): (&RenderLimits, &str),
 ) -> Result<String> {
     let name = path.display().to_string();
     let mut set = Templates::new(name.clone());
@@ -106,7 +120,13 @@ pub fn render_with(
         (Some(_), None) => e.redacted_message(),
     };
     set.parse(&name, text).map_err(|e| Error::at(located(&e), message(&e)))?;
-    let out = set.execute(&name, &Value::from_json(data, Numbers::Float64)).map_err(|e| {
+    let stop = || limits.stop_reason();
+    let bounds =
+        gotemplate::Limits { stop: Some(&stop), max_bytes: limits.max_rendered_bytes.as_ref().map(|b| b.value) };
+    let out = set.execute_within(&name, &Value::from_json(data, Numbers::Float64), &mut (), bounds).map_err(|e| {
+        if let Some(why) = limits.stop_reason() {
+            return limits.stopped(release, why).with_location(located(&e));
+        }
         let mut innermost = &e;
         while let Some(inner) = innermost.source_error().filter(|inner| inner.location().is_some()) {
             innermost = inner;
@@ -121,6 +141,7 @@ pub fn render_with(
         };
         Error::at(located(innermost), format!("{what}: {message}"))
     })?;
+    limits.check_rendered(out.len(), &format!("the output of {}", path.display()), release)?;
     Ok(out)
 }
 

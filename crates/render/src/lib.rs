@@ -140,6 +140,9 @@ pub struct Secrets {
     /// Where remote charts' archives come from: the machine's cache (the CLI's), or the
     /// controller's pulls.
     pub charts: weaver_source::charts::Archives,
+    /// How long and how large the render may be: none for the CLI unless its flags say, the
+    /// controller's for a tenant's repository.
+    pub limits: weaver_core::limits::RenderLimits,
 }
 
 /// Renders the given releases of `env` with their decrypted `secrets`.
@@ -251,7 +254,7 @@ fn with_run<T>(
         charts.iter().filter(|(name, _)| selected.contains(name.as_str())).map(|(n, c)| (n.as_str(), c)).collect();
     let helm = HelmCharts::new(env, &helm_releases, cluster.capabilities.clone())?;
     helm.check_pinned(project, &helm_releases)?;
-    let engine = Engine::new(charts_used.values().copied())?;
+    let engine = Engine::new(charts_used.values().copied(), &secrets.limits)?;
     let chart_contexts: BTreeMap<&str, ChartContext> = charts_used
         .iter()
         .map(|(name, chart)| {
@@ -336,8 +339,14 @@ impl Run<'_> {
             files => chart.files.clone(),
             capabilities => self.capabilities.clone(),
         };
-        let manifests =
-            render_chart(&self.engine, &chart.chart, &self.crds[release.chart.as_str()], release, &context)?;
+        let manifests = render_chart(
+            &self.engine,
+            &chart.chart,
+            &self.crds[release.chart.as_str()],
+            release,
+            &context,
+            &secrets.limits,
+        )?;
         let chart_meta = ChartMeta {
             name: chart.chart.name.clone(),
             version: chart.chart.version.clone(),
@@ -464,6 +473,174 @@ mod tests {
         assert_eq!(substitute_from_variables(secret).unwrap(), map(json!({"a": "one", "b": "three"})));
         let bad = map(json!({"apiVersion": "v1", "kind": "Secret", "data": {"a": "not base64!"}}));
         assert_eq!(substitute_from_variables(bad).unwrap_err(), "the Secret's `data.a` is not base64");
+    }
+
+    /// A repository of one environment `dev` with release `loop` of chart `app`, whose files are `files`.
+    fn repository(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let repo = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = repo.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        repo
+    }
+
+    fn render_dev(repo: &tempfile::TempDir, limits: weaver_core::limits::RenderLimits) -> Result<Rendered> {
+        let project = Project::new(Arc::new(weaver_project::source::FsSource::new(repo.path())));
+        let env = project.environment("dev").unwrap();
+        let releases: Vec<&Release> = env.releases.iter().collect();
+        let secrets = Secrets { limits, ..Secrets::default() };
+        render(&project, &env, &releases, &secrets, &ClusterView::default())
+    }
+
+    const ENVIRONMENT: (&str, &str) =
+        ("environments/dev.yaml", "namespace: shop\nreleases:\n  - name: loop\n    chart: app\n");
+    const CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n";
+
+    mod limits {
+        use std::time::{Duration, Instant};
+
+        use weaver_core::limits::{Bound, RenderLimits};
+
+        use super::*;
+
+        /// 10^10 iterations that print nothing: hours, were they not stopped.
+        const NESTED_RANGES: &str = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+
+        #[test]
+        fn a_minijinja_loop_is_stopped_at_the_render_timeout_naming_release_and_setting() {
+            let template = format!("{NESTED_RANGES}{CONFIGMAP}");
+            let repo = repository(&[
+                ENVIRONMENT,
+                ("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n"),
+                ("charts/app/templates/cm.yaml", &template),
+            ]);
+            let started = Instant::now();
+            let limits = RenderLimits::default().with_timeout(Duration::from_millis(300), "--render-timeout");
+            let err = render_dev(&repo, limits).unwrap_err();
+            assert!(started.elapsed() < Duration::from_secs(10), "stopped at the timeout: {:?}", started.elapsed());
+            assert_eq!(
+                err.message,
+                "rendering stopped: rendering took longer than its limit of 300ms (--render-timeout)"
+            );
+            assert!(err.help.as_deref().unwrap().starts_with("release `loop`: "), "{err:?}");
+            assert!(err.location.unwrap().path.ends_with("charts/app/templates/cm.yaml"));
+            // Without limits the same chart renders as before.
+            let repo = repository(&[
+                ENVIRONMENT,
+                ("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n"),
+                ("charts/app/templates/cm.yaml", CONFIGMAP),
+            ]);
+            assert_eq!(render_dev(&repo, RenderLimits::default()).unwrap().manifests().count(), 1);
+        }
+
+        #[test]
+        fn a_minijinja_loop_over_values_is_stopped_by_its_step_budget() {
+            let template = format!(
+                "{{% for i in values.l %}}{{% for j in values.l %}}{{% endfor %}}{{% endfor %}}{CONFIGMAP}"
+            );
+            let list = format!("l: [{}]\n", vec!["0"; 100_000].join(","));
+            let repo = repository(&[
+                ENVIRONMENT,
+                ("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n"),
+                ("charts/app/values.yaml", &list),
+                ("charts/app/templates/cm.yaml", &template),
+            ]);
+            let limits = RenderLimits {
+                max_template_steps: Some(Bound::new(1_000_000, "--max-template-steps")),
+                ..RenderLimits::default()
+            };
+            let err = render_dev(&repo, limits).unwrap_err();
+            assert_eq!(
+                err.message,
+                "rendering stopped: charts/app/templates/cm.yaml ran more than 1000000 template instructions \
+                 (--max-template-steps)"
+            );
+            assert!(err.help.unwrap().starts_with("release `loop`: a template loops too long"));
+        }
+
+        #[test]
+        fn a_go_template_values_file_loop_is_stopped_at_the_timeout() {
+            let repo = repository(&[
+                (
+                    "environments/dev.yaml",
+                    "namespace: shop\nreleases:\n  - name: loop\n    chart: app\n    valuesFiles: [v.yaml.gotmpl]\n",
+                ),
+                ("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n"),
+                ("charts/app/templates/cm.yaml", CONFIGMAP),
+                ("v.yaml.gotmpl", "{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}a: 1\n"),
+            ]);
+            let started = Instant::now();
+            let limits = RenderLimits::default().with_timeout(Duration::from_millis(300), "spec.timeout");
+            let err = render_dev(&repo, limits).unwrap_err();
+            assert!(started.elapsed() < Duration::from_secs(10), "stopped at the timeout: {:?}", started.elapsed());
+            assert_eq!(err.message, "rendering stopped: rendering took longer than its limit of 300ms (spec.timeout)");
+            assert!(err.help.unwrap().contains("release `loop`"));
+            assert!(err.location.unwrap().path.ends_with("v.yaml.gotmpl"));
+        }
+
+        #[test]
+        fn a_helm_chart_loop_is_stopped_at_the_timeout_and_its_output_at_the_bound() {
+            let looping = "{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}";
+            let doubling = r#"{{ $s := "ab" }}{{ range until 40 }}{{ $s = print $s $s }}{{ end }}{{ $s }}"#;
+            for (template, limits, message) in [
+                (
+                    looping,
+                    RenderLimits::default().with_timeout(Duration::from_millis(300), "spec.timeout"),
+                    "rendering took longer than its limit of 300ms (spec.timeout)",
+                ),
+                (
+                    doubling,
+                    RenderLimits {
+                        max_rendered_bytes: Some(Bound::new(1 << 20, "--max-rendered-bytes")),
+                        ..RenderLimits::default()
+                    },
+                    "a string exceeds the limit of 1048576 bytes",
+                ),
+            ] {
+                let repo = repository(&[
+                    ENVIRONMENT,
+                    ("charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n"),
+                    ("charts/app/templates/cm.yaml", template),
+                ]);
+                let started = Instant::now();
+                let err = render_dev(&repo, limits).unwrap_err();
+                assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+                assert!(err.message.contains(message), "{err:?}");
+                assert!(err.help.unwrap().starts_with("release `loop`: "));
+            }
+        }
+
+        #[test]
+        fn rendered_bytes_and_values_files_are_bounded() {
+            let repo = repository(&[
+                (
+                    "environments/dev.yaml",
+                    "namespace: shop\nreleases:\n  - name: loop\n    chart: app\n    valuesFiles: [big.yaml]\n",
+                ),
+                ("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n"),
+                ("charts/app/templates/cm.yaml", "{{ values.blob }}\n"),
+                ("big.yaml", &format!("blob: \"{}\"\n", "#".repeat(4000))),
+            ]);
+            let bound = |bytes| Some(Bound::new(bytes, "--max-values-bytes"));
+            let err = render_dev(&repo, RenderLimits { max_values_bytes: bound(1000), ..RenderLimits::default() })
+                .unwrap_err();
+            assert_eq!(err.message, "values file big.yaml holds 4009 bytes, over the limit of 1000 (--max-values-bytes)");
+            assert!(err.location.unwrap().path.ends_with("environments/dev.yaml"), "where the file is named");
+            let limits = RenderLimits {
+                max_values_bytes: bound(10_000),
+                max_rendered_bytes: Some(Bound::new(1000, "--max-rendered-bytes")),
+                ..RenderLimits::default()
+            };
+            let err = render_dev(&repo, limits).unwrap_err();
+            assert_eq!(
+                err.message,
+                "the output of charts/app/templates/cm.yaml exceeds the limit of 1000 bytes rendered per release \
+                 (--max-rendered-bytes)"
+            );
+            assert!(err.help.unwrap().starts_with("release `loop`: raise --max-rendered-bytes"));
+        }
     }
 
     #[test]

@@ -91,10 +91,26 @@ pub(super) fn read_files(
         let Some(bytes) = project.source.read_named(&file.path, &file.at, what)? else {
             return Err(project.source.missing(&file.path, &file.at, what));
         };
+        if let Some(bound) = &secrets.limits.max_values_bytes
+            && bytes.len() > bound.value
+        {
+            return Err(Error::at(
+                file.at.clone(),
+                format!(
+                    "{what} {} holds {} bytes, over the limit of {} ({})",
+                    file.path.display(),
+                    bytes.len(),
+                    bound.value,
+                    bound.setting
+                ),
+            )
+            .with_help(format!("raise {} if the file is meant to be that large", bound.setting)));
+        }
         let mut text = weaver_project::source::utf8(&file.path, bytes)?;
         let templated = template.filter(|_| crate::gotmpl::is_template(&file.path));
         if let Some((env, release)) = templated {
-            text = crate::gotmpl::render(&project.source, &file.path, &text, (env, release), secrets.own_environment)?;
+            let (source, limits) = (&project.source, &secrets.limits);
+            text = crate::gotmpl::render(source, &file.path, &text, (env, release), secrets.own_environment, limits)?;
         }
         let parsed = parse(&file.path, &text).map_err(|e| match templated {
             Some(_) => e.with_help("the line is that of the template's output, not of the template"),

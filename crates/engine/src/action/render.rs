@@ -263,7 +263,8 @@ pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<P
     warn_of_repeated_keys(&selected, &values_files, on);
     let own_environment = options.keys.own_machine();
     let charts = options.charts.clone();
-    let secrets = weaver_render::Secrets { values, values_files, overrides, own_environment, charts };
+    let limits = Default::default();
+    let secrets = weaver_render::Secrets { values, values_files, overrides, own_environment, charts, limits };
     phase(on, "decrypt", started);
     Ok(Prepared { selected, secrets, validate: options.validate, redactor: redactor.clone() })
 }

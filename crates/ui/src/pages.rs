@@ -173,7 +173,9 @@ impl SyncState {
     }
 
     /// Suspended first (nothing moves), then a plan waiting for a person, then the Ready
-    /// condition as `weaver sync get` reads it.
+    /// condition as `weaver sync get` reads it. A condition of a generation before (a plan just
+    /// approved, its Ready still `AwaitingApproval`) says nothing of the spec as it is: progressing
+    /// until the controller has seen it, as kstatus reads it.
     fn of(sync: &EnvironmentSync, state: &State) -> SyncState {
         if sync.spec.suspend {
             SyncState::Suspended
@@ -181,7 +183,7 @@ impl SyncState {
             SyncState::AwaitingApproval
         } else if state.up_to_date {
             SyncState::Ready
-        } else if state.stalled || (state.ready == "False" && !state.reconciling) {
+        } else if state.observed && (state.stalled || (state.ready == "False" && !state.reconciling)) {
             SyncState::Failed
         } else {
             SyncState::Progressing
@@ -597,6 +599,15 @@ mod tests {
         assert_eq!((awaiting.state, awaiting.pending.as_deref()), (SyncState::AwaitingApproval, Some("sha256:aa")));
         spec["approvedPlan"] = json!("sha256:aa");
         assert_eq!(row(&spec, &waiting).pending, None, "an approved plan waits for nobody");
+        // Approved (the spec's generation 2) before the controller's next reconcile: its Ready
+        // of generation 1 is no failure.
+        let mut approved = sync(spec.clone(), waiting.clone());
+        approved.metadata.generation = Some(2);
+        assert_eq!(SyncRow::new(&approved).state, SyncState::Progressing);
+        let mut failed = sync(spec.clone(), ready("False", "ApplyFailed"));
+        failed.status.as_mut().unwrap().observed_generation = Some(2);
+        failed.metadata.generation = Some(2);
+        assert_eq!(SyncRow::new(&failed).state, SyncState::Failed, "then its apply failed");
         spec["suspend"] = json!(true);
         assert_eq!(row(&spec, &waiting).state, SyncState::Suspended);
     }
@@ -623,6 +634,23 @@ mod tests {
             assert_eq!(marks_of(sent), None, "{sent:?}");
         }
         assert!(live_failed("forbidden\nhelp: ask").ends_with("data: forbidden help: ask\n\n"));
+    }
+
+    #[test]
+    fn a_refusals_help_is_a_line_of_its_own() {
+        let pages = Pages::new().unwrap();
+        let chrome = Chrome {
+            server: "https://k8s".into(),
+            errors: vec!["ann may not see EnvironmentSync team/shop\nhelp: that needs the verb get".into()],
+            warnings: vec!["slow\nhelp: <wait>".into()],
+            csrf: "t".into(),
+            live: None,
+            user: Some("ann".into()),
+            env_path: String::new(),
+        };
+        let html = pages.render("base.html", &chrome, ()).unwrap();
+        assert!(html.contains("team&#x2f;shop<br>help: that needs the verb get</p>"), "{html}");
+        assert!(html.contains("slow<br>help: &lt;wait&gt;</p>"), "{html}");
     }
 
     #[test]

@@ -44,26 +44,32 @@ impl Receiver {
         let (hooks, endpoints) = (listen(), listen());
         let addresses = (hooks.local_addr().unwrap(), endpoints.local_addr().unwrap());
         let metrics = telemetry.environmentsync.clone();
-        runtime.spawn(weaver_controllers::gitops::webhook::serve(hooks, client, metrics, std::future::pending()));
-        runtime.spawn(weaver_controllers::endpoints::serve(endpoints, telemetry, std::future::pending()));
+        let limits = weaver_controllers::http::Limits::default();
+        let webhook = weaver_controllers::gitops::webhook::serve(hooks, limits.clone(), client, metrics, std::future::pending());
+        runtime.spawn(webhook);
+        runtime.spawn(weaver_controllers::endpoints::serve(endpoints, limits, telemetry, std::future::pending()));
         Receiver { runtime: Some(runtime), hooks: addresses.0, endpoints: addresses.1 }
     }
 
     /// The status code and body of a POST of `body` to `path`, with `headers` besides the usual.
     fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
-        let mut head =
-            format!("POST {path} HTTP/1.1\r\nHost: weaver\r\nConnection: close\r\nContent-Type: application/json\r\n");
-        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-length")) {
-            head += &format!("Content-Length: {}\r\n", body.len());
-        }
-        for (name, value) in headers {
-            head += &format!("{name}: {value}\r\n");
-        }
-        exchange(self.hooks, format!("{head}\r\n{body}"))
+        exchange(std::net::TcpStream::connect(self.hooks).unwrap(), request(path, headers, body))
+    }
+
+    /// The same from the loopback address `source`.
+    fn post_from(&self, source: std::net::IpAddr, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+        let stream = self.runtime.as_ref().unwrap().block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(SocketAddr::new(source, 0)).unwrap();
+            socket.connect(self.hooks).await.unwrap().into_std().unwrap()
+        });
+        stream.set_nonblocking(false).unwrap();
+        exchange(stream, request(path, headers, body))
     }
 
     fn get(&self, address: SocketAddr, path: &str) -> (u16, String) {
-        exchange(address, format!("GET {path} HTTP/1.1\r\nHost: weaver\r\nConnection: close\r\n\r\n"))
+        let request = format!("GET {path} HTTP/1.1\r\nHost: weaver\r\nConnection: close\r\n\r\n");
+        exchange(std::net::TcpStream::connect(address).unwrap(), request)
     }
 
     /// `environmentsync_webhook_requests_total` by outcome, as /metrics says it.
@@ -83,8 +89,20 @@ impl Drop for Receiver {
     }
 }
 
-fn exchange(address: SocketAddr, request: String) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
+/// A POST of `body` to `path`, with `headers` besides the usual.
+fn request(path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut head =
+        format!("POST {path} HTTP/1.1\r\nHost: weaver\r\nConnection: close\r\nContent-Type: application/json\r\n");
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-length")) {
+        head += &format!("Content-Length: {}\r\n", body.len());
+    }
+    for (name, value) in headers {
+        head += &format!("{name}: {value}\r\n");
+    }
+    format!("{head}\r\n{body}")
+}
+
+fn exchange(mut stream: std::net::TcpStream, request: String) -> (u16, String) {
     stream.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
@@ -165,9 +183,9 @@ fn a_proven_push_requests_a_reconcile_and_anything_else_is_refused_and_counted()
     }
     let (status, _) = receiver.post(&hook, &[("X-Hub-Signature-256", PUSH_SIGNATURE)], &format!("{PUSH} "));
     assert_eq!(status, 401, "a signature of another body");
-    // Unknown, without a webhook, or not a hook at all: one answer.
-    for path in [format!("/hook/{ns}/nothing"), format!("/hook/{ns}/quiet"), "/hook/shop".into(), "/".into()] {
-        let (status, body) = receiver.post(&path, &github, PUSH);
+    // Not a hook at all.
+    for path in ["/hook/shop", "/"] {
+        let (status, body) = receiver.post(path, &github, PUSH);
         assert_eq!(status, 404, "{path}: {body}");
     }
     let (status, _) = receiver.get(receiver.hooks, &hook);
@@ -179,17 +197,22 @@ fn a_proven_push_requests_a_reconcile_and_anything_else_is_refused_and_counted()
     let ping = [("X-GitHub-Event", "ping"), ("X-Hub-Signature-256", PING_SIGNATURE)];
     let (status, body) = receiver.post(&hook, &ping, PING);
     assert_eq!(status, 200, "{body}");
-    // A webhook whose Secret is missing answers as no webhook does (names are not probed); the
-    // operator's log says which Secret.
-    let (status, body) = receiver.post(&format!("/hook/{ns}/lost"), &github, PUSH);
-    assert_eq!(status, 404, "{body}");
+    // Unknown, without a webhook, with its Secret missing, or a wrong token: one answer, with one
+    // body, none sooner than the floor, so names cannot be probed; the operator's log says which.
+    let (_, wrong_token) = receiver.post(&hook, &[("X-Gitlab-Token", "guess")], PUSH);
+    for name in ["nothing", "quiet", "lost", "shop"] {
+        let started = std::time::Instant::now();
+        let (status, body) = receiver.post(&format!("/hook/{ns}/{name}"), &[("X-Gitlab-Token", "guess")], PUSH);
+        let took = started.elapsed();
+        assert_eq!((status, &body), (401, &wrong_token), "{name}");
+        assert!(took >= weaver_controllers::gitops::webhook::UNVERIFIED_FLOOR, "{name}: answered in {took:?}");
+    }
     assert_eq!(requested(&cluster, &shop), Some(second), "no refused request changed the annotation");
     assert_eq!(requested(&cluster, &environment_sync(&ns, "quiet", None)), None);
-
     let counts = [
         ("accepted", 2),
-        ("unauthorized", 4),
-        ("not_found", 5),
+        ("unauthorized", 9),
+        ("not_found", 2),
         ("method_not_allowed", 1),
         ("too_large", 1),
         ("ping", 1),
@@ -228,4 +251,50 @@ fn a_token_secret_with_a_trailing_newline_verifies_pushes() {
     // Still the token, not a prefix of it.
     let (status, _) = receiver.post(&hook, &[("X-Gitlab-Token", &TOKEN[..TOKEN.len() - 1])], PUSH);
     assert_eq!(status, 401);
+}
+
+/// A client that failed verification `FAILURE_BURST` times is answered 429 before the receiver
+/// reads anything from the API server; a git host with the token from another address is not.
+#[test]
+fn a_client_failing_too_often_is_throttled_before_any_api_read() {
+    use weaver_controllers::gitops::webhook::FAILURE_BURST;
+    let cluster = TestCluster::start();
+    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
+    let ns = cluster.namespace("hook");
+    let token = base64::engine::general_purpose::STANDARD.encode(TOKEN);
+    cluster.create(&json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "shop-webhook", "namespace": ns},
+        "data": {"token": token},
+    }));
+    let shop = environment_sync(&ns, "shop", Some("shop-webhook"));
+    cluster.create(&shop);
+    let receiver = Receiver::start(&cluster);
+    // Each guess waits out the floor: ask them side by side.
+    let guesses: Vec<u16> = std::thread::scope(|scope| {
+        let guess = |i: u32| {
+            let receiver = &receiver;
+            let path = format!("/hook/{ns}/guess-{i}");
+            scope.spawn(move || receiver.post(&path, &[("X-Gitlab-Token", "guess")], PUSH).0)
+        };
+        let asked: Vec<_> = (0..FAILURE_BURST).map(guess).collect();
+        asked.into_iter().map(|asked| asked.join().unwrap()).collect()
+    });
+    assert!(guesses.iter().all(|&status| status == 401), "{guesses:?}");
+    let reads_before = cluster.fake("counting the receiver's API reads").map(|fake| reads_of(fake, &ns));
+    let (status, body) = receiver.post(&format!("/hook/{ns}/shop"), &[("X-Gitlab-Token", TOKEN)], PUSH);
+    assert_eq!(status, 429, "{body}");
+    if let (Some(fake), Some(before)) = (cluster.fake("counting the receiver's API reads"), reads_before) {
+        assert_eq!(reads_of(fake, &ns), before, "a throttled request reads nothing");
+    }
+    // The git host, from another address, still gets through.
+    let elsewhere = "127.0.0.2".parse().unwrap();
+    let (status, body) = receiver.post_from(elsewhere, &format!("/hook/{ns}/shop"), &[("X-Gitlab-Token", TOKEN)], PUSH);
+    assert_eq!(status, 202, "{body}");
+    assert!(requested(&cluster, &shop).is_some());
+}
+
+/// The requests the fake API server received for `namespace`'s objects.
+fn reads_of(fake: &weaver_test_apiserver::TestApiServer, namespace: &str) -> usize {
+    fake.requests().iter().filter(|request| request.path.contains(&format!("/namespaces/{namespace}/"))).count()
 }

@@ -79,6 +79,7 @@ impl Operator {
         let endpoints = listener.local_addr().unwrap();
         runtime.spawn(weaver_controllers::endpoints::serve(
             listener,
+            Default::default(),
             settings.telemetry.clone(),
             std::future::pending(),
         ));

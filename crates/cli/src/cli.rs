@@ -367,6 +367,8 @@ pub enum ControllerKind {
 pub struct OperatorRunArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub http: HttpLimitArgs,
     /// Log format: human-readable text, or one JSON object per line
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -1096,6 +1098,42 @@ pub enum DiffFormat {
     Json,
     Markdown,
     Html,
+}
+
+/// What one peer may cost each of the operator's servers (metrics, webhook, UI): see the
+/// security guide.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Serving (each of --metrics-addr, --webhook-addr, --ui-address)")]
+pub struct HttpLimitArgs {
+    /// Connections a server holds open at once; past it new ones are closed at once
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub http_max_connections: usize,
+    /// Connections a server holds open at once from one client address (an Ingress
+    /// controller's pod is one client)
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub http_max_connections_per_client: usize,
+    /// How long a request's header may take to arrive, and a kept-alive connection may wait
+    /// for its next request
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub http_header_timeout: std::time::Duration,
+    /// How long a request's body may take to arrive
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub http_body_timeout: std::time::Duration,
+    /// The largest request header, request line included (answered 431 past it)
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8192..=1024 * 1024))]
+    pub http_max_header_bytes: usize,
+}
+
+impl HttpLimitArgs {
+    pub fn limits(&self) -> weaver_controllers::http::Limits {
+        weaver_controllers::http::Limits {
+            max_connections: self.http_max_connections,
+            max_connections_per_client: self.http_max_connections_per_client,
+            header_timeout: self.http_header_timeout,
+            body_timeout: self.http_body_timeout,
+            max_header_bytes: self.http_max_header_bytes,
+        }
+    }
 }
 
 /// `--concurrency`: at least one request in flight (0 would wait forever), at most 1000.

@@ -9,16 +9,17 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::http::serve_with;
+use crate::http::{Limits, serve_with};
 use crate::telemetry::Telemetry;
 
-/// Serves until `shutdown` completes.
+/// Serves within `limits` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    limits: Limits,
     telemetry: Arc<Telemetry>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    serve_with(listener, move |request| answer(telemetry.clone(), request), shutdown).await
+    serve_with(listener, limits, move |request| answer(telemetry.clone(), request), shutdown).await
 }
 
 async fn answer(telemetry: Arc<Telemetry>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {

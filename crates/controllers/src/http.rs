@@ -1,19 +1,60 @@
 //! Plain HTTP/1 serving for the operator's ports: its probes and metrics (`endpoints`), the
-//! EnvironmentSync webhook receiver's and the UI's.
+//! EnvironmentSync webhook receiver's and the UI's. Every port may be reached by hostile peers,
+//! so each server bounds what one costs (`Limits`): a header must arrive whole within a timeout
+//! (which also closes idle keep-alive connections), a header is at most `max_header_bytes`, a body
+//! is read within `body_timeout`, and connections are bounded per server and per client address,
+//! so that a flood of one port cannot take the process's descriptors or memory from the others
+//! (the kubelet's probes have a listener of their own). hyper offers the timeouts and sizes;
+//! neither hyper-util nor tower bounds connections at `accept`, so that part is here.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 
-/// Serves plain HTTP/1 on `listener`, each request answered by `answer` (with the client's
-/// `SocketAddr` among its extensions), until `shutdown` completes.
+/// What one server lets its peers cost. The defaults fit a controller's ports: a git host's
+/// deliveries, a team's browsers behind one Ingress, a kubelet and a Prometheus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections open at once; past it a new one is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (an Ingress controller is one).
+    pub max_connections_per_client: usize,
+    /// How long a request's header may take to arrive whole, and how long a kept-alive
+    /// connection may wait for its next request.
+    pub header_timeout: Duration,
+    /// How long a request's body may take to arrive whole.
+    pub body_timeout: Duration,
+    /// The largest request header, request line included (answered 431 past it).
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 1024,
+            max_connections_per_client: 256,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            // hyper refuses less than 8 KiB; browsers send a few KiB of cookies at most.
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Serves plain HTTP/1 on `listener` within `limits`, each request answered by `answer` (with
+/// the client's `SocketAddr` among its extensions), until `shutdown` completes.
 pub async fn serve_with<A, F>(
     listener: tokio::net::TcpListener,
+    limits: Limits,
     answer: A,
     shutdown: impl std::future::Future<Output = ()>,
 ) where
@@ -21,21 +62,176 @@ pub async fn serve_with<A, F>(
     F: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
 {
     let mut shutdown = std::pin::pin!(shutdown);
+    let open = Connections::new(limits.max_connections, limits.max_connections_per_client);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let mut failures = AcceptBackoff::default();
     loop {
-        tokio::select! {
+        let accepted = tokio::select! {
             () = &mut shutdown => return,
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let answer = answer.clone();
-                // The client's address, for whoever limits by it (the UI's sign-in).
-                let service = service_fn(move |mut request: Request<Incoming>| {
-                    request.extensions_mut().insert(peer);
-                    answer(request)
-                });
-                tokio::spawn(async move {
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                });
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                failures.reset();
+                accepted
+            }
+            // Out of descriptors (EMFILE), or a connection reset before it was taken: retrying
+            // at once would spin a core until something closes. Waiting longer each time lets
+            // the open connections finish.
+            Err(err) => {
+                let wait = failures.next();
+                if failures.is_first() {
+                    tracing::warn!("accepting a connection failed: {err}; trying again in {wait:?}, then less often");
+                }
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    () = tokio::time::sleep(wait) => continue,
+                }
+            }
+        };
+        // Past a bound the connection is closed at once (dropped): its descriptor is freed,
+        // and the kernel's queue of connections not yet accepted does not fill up.
+        let Some(held) = open.hold(peer.ip()) else { continue };
+        let answer = answer.clone();
+        // The client's address, for whoever limits by it (the UI's sign-in, the webhook).
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(peer);
+            answer(request)
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(held);
+        });
+    }
+}
+
+/// Why a request's body was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the body is over {0} bytes")]
+    TooLarge(usize),
+    #[error("the body did not arrive within {0:?}")]
+    TimedOut(Duration),
+    #[error("cannot read the request's body: {0}")]
+    Failed(String),
+}
+
+/// A request's whole body, at most `max` bytes, arrived within `limits.body_timeout`: a peer
+/// sending it a byte at a time holds no connection longer than that.
+pub async fn read_body(body: Incoming, max: usize, limits: &Limits) -> Result<Bytes, BodyError> {
+    match tokio::time::timeout(limits.body_timeout, Limited::new(body, max).collect()).await {
+        Err(_) => Err(BodyError::TimedOut(limits.body_timeout)),
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(err)) if err.is::<LengthLimitError>() => Err(BodyError::TooLarge(max)),
+        Ok(Err(err)) => Err(BodyError::Failed(err.to_string())),
+    }
+}
+
+/// The connections a server holds open: in all and by client address.
+#[derive(Clone)]
+struct Connections {
+    max: usize,
+    max_per_client: usize,
+    open: Arc<Mutex<(usize, HashMap<IpAddr, usize>)>>,
+}
+
+impl Connections {
+    fn new(max: usize, max_per_client: usize) -> Connections {
+        Connections { max, max_per_client, open: Arc::default() }
+    }
+
+    /// A place for one more connection from `client`, given back when dropped; none past a
+    /// bound.
+    fn hold(&self, client: IpAddr) -> Option<Held> {
+        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (all, by_client) = &mut *open;
+        let of_client = by_client.entry(client).or_insert(0);
+        if *all >= self.max || *of_client >= self.max_per_client {
+            if *of_client == 0 {
+                by_client.remove(&client);
+            }
+            return None;
+        }
+        *all += 1;
+        *of_client += 1;
+        Some(Held { connections: self.clone(), client })
+    }
+}
+
+struct Held {
+    connections: Connections,
+    client: IpAddr,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut open = self.connections.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (all, by_client) = &mut *open;
+        *all -= 1;
+        if let Some(of_client) = by_client.get_mut(&self.client) {
+            *of_client -= 1;
+            if *of_client == 0 {
+                by_client.remove(&self.client);
             }
         }
+    }
+}
+
+/// The waits after consecutive failed `accept`s: 5 ms doubled up to a second, as Go's
+/// net/http waits on a temporary accept error.
+#[derive(Default)]
+struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    fn next(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        Duration::from_millis(5).saturating_mul(1 << (self.failures - 1).min(8)).min(Duration::from_secs(1))
+    }
+
+    /// Whether the last failure began a run of them (the one worth logging).
+    fn is_first(&self) -> bool {
+        self.failures == 1
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_are_bounded_in_all_and_per_client() {
+        let connections = Connections::new(3, 2);
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) =
+            ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
+        let first = connections.hold(a).expect("room");
+        let second = connections.hold(a).expect("room");
+        assert!(connections.hold(a).is_none(), "a third from one client");
+        let third = connections.hold(b).expect("another client has room");
+        assert!(connections.hold(c).is_none(), "the server is full");
+        drop(first);
+        let again = connections.hold(c).expect("one was closed");
+        drop((second, third, again));
+        let open = connections.open.lock().unwrap();
+        assert_eq!((open.0, open.1.len()), (0, 0), "every place given back, no client left counted");
+    }
+
+    #[test]
+    fn failed_accepts_wait_longer_each_time_up_to_a_second_and_afresh_after_a_success() {
+        let mut backoff = AcceptBackoff::default();
+        let waits: Vec<u64> = (0..10).map(|_| backoff.next().as_millis() as u64).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        backoff.reset();
+        assert_eq!(backoff.next(), Duration::from_millis(5));
+        assert!(backoff.is_first());
     }
 }

@@ -57,6 +57,8 @@ pub struct Options {
     /// The controller's UI: users sign in, and act through `connect` (the controller's own
     /// identity) once the API server says they may. None for `weaver ui`.
     pub sign_in: Option<SignIn>,
+    /// What one peer may cost the server: connections, header and body times and sizes.
+    pub http_limits: weaver_controllers::http::Limits,
 }
 
 /// What the controller's UI needs of the controller.

@@ -166,13 +166,26 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
         let listener = listen("--metrics-addr", args.metrics_addr).await?;
         let address = listener.local_addr().unwrap_or(args.metrics_addr);
         tracing::info!(%address, "serving /healthz, /readyz and /metrics");
-        tokio::spawn(weaver_controllers::endpoints::serve(listener, telemetry.clone(), std::future::pending()));
+        let limits = args.http.limits();
+        tokio::spawn(weaver_controllers::endpoints::serve(
+            listener,
+            limits.clone(),
+            telemetry.clone(),
+            std::future::pending(),
+        ));
         if let Some(address) = args.webhook_addr {
             let listener = listen("--webhook-addr", address).await?;
             tracing::info!(%address, "receiving webhooks on POST /hook/NAMESPACE/NAME");
             // Every replica receives: an annotation is all it writes, the leader acts on it.
             let metrics = telemetry.environmentsync.clone();
-            tokio::spawn(weaver_controllers::gitops::webhook::serve(listener, client.clone(), metrics, std::future::pending()));
+            let served = weaver_controllers::gitops::webhook::serve(
+                listener,
+                limits.clone(),
+                client.clone(),
+                metrics,
+                std::future::pending(),
+            );
+            tokio::spawn(served);
         }
         if let Some(address) = args.ui_address {
             let listener = listen("--ui-address", address).await?;
@@ -190,8 +203,8 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
             let (syncs, watching) = weaver_cluster::SyncCache::watch(client.clone(), selector.as_deref());
             tokio::spawn(watching);
             let sign_in = ui_sign_in.clone();
-            let serving =
-                serve_ui(connect.clone(), client.clone(), syncs, gitops.clone(), sign_in, listener, std::future::pending());
+            let ui = UiServing { syncs, gitops: gitops.clone(), sign_in, limits: limits.clone() };
+            let serving = serve_ui(connect.clone(), client.clone(), ui, listener, std::future::pending());
             let liveness = telemetry.liveness.clone();
             tokio::spawn(async move {
                 if let Err(err) = serving.await {
@@ -299,12 +312,11 @@ fn gitops_shared(
 pub async fn serve_ui(
     connect: weaver_cluster::ConnectOptions,
     client: kube::Client,
-    syncs: weaver_cluster::SyncCache,
-    gitops: Option<std::sync::Arc<weaver_controllers::gitops::reconcile::Shared>>,
-    sign_in: UiSignIn,
+    ui: UiServing,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> weaver_core::error::Result<()> {
+    let UiServing { syncs, gitops, sign_in, limits } = ui;
     let options = weaver_ui::Options {
         // The controller serves no repository's environments (those pages answer 404).
         repo: std::path::PathBuf::new(),
@@ -332,8 +344,17 @@ pub async fn serve_ui(
             max_age: sign_in.max_age,
             oidc: sign_in.oidc,
         }),
+        http_limits: limits,
     };
     weaver_ui::serve(options, listener, shutdown).await
+}
+
+/// What the controller's UI serves, and within what.
+pub struct UiServing {
+    pub syncs: weaver_cluster::SyncCache,
+    pub gitops: Option<std::sync::Arc<weaver_controllers::gitops::reconcile::Shared>>,
+    pub sign_in: UiSignIn,
+    pub limits: weaver_controllers::http::Limits,
 }
 
 /// How users sign in to the controller's web UI, from the `--ui-*` flags.

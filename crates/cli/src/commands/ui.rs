@@ -21,6 +21,8 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &UiArgs) -> Result<ExitCode> {
         redactor: ui.redactor.clone(),
         on: Arc::new(move |p| told.progress(p)),
         sign_in: None,
+        // On loopback: the defaults the controller's UI has.
+        http_limits: weaver_controllers::http::Limits::default(),
     };
     block_on(async {
         let listener = tokio::net::TcpListener::bind(address).await.map_err(|err| {

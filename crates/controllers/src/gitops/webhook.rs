@@ -4,12 +4,22 @@
 //! `X-Gitlab-Token`, the request sets the `RECONCILE_REQUESTED_AT` annotation to the time, as
 //! Flux's Receiver annotates its targets; the controller's watch does the rest. Each request is
 //! counted by outcome and logged in one line; the token and the body never are.
+//!
+//! A caller without the token learns nothing of which EnvironmentSyncs exist: an absent one, one
+//! without `spec.webhook`, one whose Secret is missing and a wrong token all answer 401 with one
+//! body, none sooner than `UNVERIFIED_FLOOR` after its body arrived (the API reads that tell
+//! them apart take less), and a client that failed `FAILURE_BURST` times is answered 429 before
+//! any API read until it earns a try back (one a second).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use kube::api::{Api, Patch, PatchParams};
 use sha2::{Digest, Sha256};
@@ -19,7 +29,7 @@ use super::api::EnvironmentSync;
 use super::plan::RECONCILE_REQUESTED_AT;
 use super::reconcile::{secret, value};
 use super::telemetry::Metrics;
-use crate::http::serve_with;
+use crate::http::{BodyError, Limits, read_body, serve_with};
 use weaver_cluster::api_message;
 use weaver_secrets::hmac::HmacSha256;
 
@@ -30,6 +40,16 @@ pub const FIELD_MANAGER: &str = "weaver-webhook";
 /// The largest body read: a push event is tens of kilobytes.
 pub const MAX_BODY: usize = 1 << 20;
 
+/// The least time an unverified request takes from its body's arrival to its answer: more than
+/// the reads of an EnvironmentSync and its Secret take, so that answers do not tell by their
+/// time which of them exist.
+pub const UNVERIFIED_FLOOR: Duration = Duration::from_millis(250);
+
+/// How many unverified requests a client may make before it is answered 429; it earns one back
+/// each `FAILURE_REFILL`. A git host with the right token never spends any.
+pub const FAILURE_BURST: u32 = 20;
+pub const FAILURE_REFILL: Duration = Duration::from_secs(1);
+
 /// How a request was answered, as counted and logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
@@ -37,12 +57,17 @@ enum Answer {
     Accepted,
     /// GitHub's `ping` on creating the webhook: verified, nothing requested.
     Ping,
+    /// Not proven with the token, or no such EnvironmentSync, or one without `spec.webhook` or
+    /// its Secret: the same answer, so names cannot be probed.
     Unauthorized,
-    /// No such EnvironmentSync, or one without `spec.webhook`: the same answer, so names
-    /// cannot be probed.
+    /// Not `/hook/<namespace>/<name>`.
     NotFound,
     MethodNotAllowed,
     TooLarge,
+    /// The body did not arrive within the server's body timeout.
+    TimedOut,
+    /// The client failed too often lately.
+    Throttled,
     /// The receiver could not do its part; the log says why.
     Failed,
 }
@@ -56,6 +81,8 @@ impl Answer {
             Answer::NotFound => "not_found",
             Answer::MethodNotAllowed => "method_not_allowed",
             Answer::TooLarge => "too_large",
+            Answer::TimedOut => "timed_out",
+            Answer::Throttled => "throttled",
             Answer::Failed => "failed",
         }
     }
@@ -68,6 +95,8 @@ impl Answer {
             Answer::NotFound => StatusCode::NOT_FOUND,
             Answer::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Answer::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Answer::TimedOut => StatusCode::REQUEST_TIMEOUT,
+            Answer::Throttled => StatusCode::TOO_MANY_REQUESTS,
             Answer::Failed => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,36 +106,44 @@ impl Answer {
             Answer::Accepted => "accepted: a reconcile is requested\n",
             Answer::Ping => "pong: pushes will request a reconcile\n",
             Answer::Unauthorized => {
-                "X-Hub-Signature-256 (GitHub) or X-Gitlab-Token (GitLab) does not match the token of the \
-                 EnvironmentSync's spec.webhook.secretRef\n"
+                "not verified: X-Hub-Signature-256 (GitHub) or X-Gitlab-Token (GitLab) must match the token \
+                 of the spec.webhook.secretRef of an EnvironmentSync with a webhook\n"
             }
-            Answer::NotFound => "no EnvironmentSync with a webhook here: POST /hook/<namespace>/<name>\n",
+            Answer::NotFound => "not a webhook: POST /hook/<namespace>/<name>\n",
             Answer::MethodNotAllowed => "only POST is served\n",
             Answer::TooLarge => "the body is over 1 MiB\n",
+            Answer::TimedOut => "the body did not arrive in time\n",
+            Answer::Throttled => "too many unverified requests from this address: try again later\n",
             Answer::Failed => "the receiver failed; the operator's log says why\n",
         }
     }
 }
 
-/// Serves until `shutdown` completes, reading and annotating EnvironmentSyncs with `client`.
+/// Serves within `limits` until `shutdown` completes, reading and annotating EnvironmentSyncs
+/// with `client`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    limits: Limits,
     client: kube::Client,
     metrics: Metrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    serve_with(listener, move |request| answer(client.clone(), metrics.clone(), request), shutdown).await
+    let receiver = Arc::new(Receiver { client, metrics, failures: Failures::default(), limits: limits.clone() });
+    serve_with(listener, limits, move |request| answer(receiver.clone(), request), shutdown).await
 }
 
-async fn answer(
+struct Receiver {
     client: kube::Client,
     metrics: Metrics,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+    failures: Failures,
+    limits: Limits,
+}
+
+async fn answer(receiver: Arc<Receiver>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_string();
-    let (answer, why) = receive(&client, request).await;
+    let (answer, why) = receive(&receiver, request).await;
     let outcome = answer.outcome();
-    metrics.webhook_request(outcome);
+    receiver.metrics.webhook_request(outcome);
     match why {
         Some(why) => tracing::warn!(%path, outcome, "webhook request: {why}"),
         None => tracing::info!(%path, outcome, "webhook request"),
@@ -115,12 +152,15 @@ async fn answer(
     if answer == Answer::MethodNotAllowed {
         response = response.header(ALLOW, "POST");
     }
+    if answer == Answer::Throttled {
+        response = response.header(RETRY_AFTER, FAILURE_REFILL.as_secs().max(1));
+    }
     // A status and static headers always make a valid response.
     Ok(response.body(Full::new(answer.body().into())).expect("a valid response"))
 }
 
 /// The answer to `request`, and for a failure what the operator should know.
-async fn receive(client: &kube::Client, request: Request<Incoming>) -> (Answer, Option<String>) {
+async fn receive(receiver: &Receiver, request: Request<Incoming>) -> (Answer, Option<String>) {
     let Some((namespace, name)) = target(request.uri().path()) else { return (Answer::NotFound, None) };
     let (namespace, name) = (namespace.to_string(), name.to_string());
     if request.method() != Method::POST {
@@ -130,10 +170,42 @@ async fn receive(client: &kube::Client, request: Request<Incoming>) -> (Answer, 
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return (Answer::TooLarge, None);
     }
-    let syncs: Api<EnvironmentSync> = Api::namespaced(client.clone(), &namespace);
-    let sync = match syncs.get_opt(&name).await {
+    let client_address = request.extensions().get::<SocketAddr>().map(SocketAddr::ip);
+    if client_address.is_some_and(|address| !receiver.failures.allows(address)) {
+        return (Answer::Throttled, None);
+    }
+    // The body first, whatever the target: its time is the client's, the same for every name.
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body, MAX_BODY, &receiver.limits).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge(_)) => return (Answer::TooLarge, None),
+        Err(BodyError::TimedOut(_)) => return (Answer::TimedOut, None),
+        Err(err) => return (Answer::Failed, Some(err.to_string())),
+    };
+    let arrived = Instant::now();
+    let (answer, why) = verify_and_request(&receiver.client, &namespace, &name, &parts.headers, &body).await;
+    if answer == Answer::Unauthorized {
+        if let Some(address) = client_address {
+            receiver.failures.failed(address);
+        }
+        tokio::time::sleep_until((arrived + UNVERIFIED_FLOOR).into()).await;
+    }
+    (answer, why)
+}
+
+/// Whether `headers` and `body` prove a push to EnvironmentSync `namespace`/`name`, and if so
+/// the reconcile requested.
+async fn verify_and_request(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (Answer, Option<String>) {
+    let syncs: Api<EnvironmentSync> = Api::namespaced(client.clone(), namespace);
+    let sync = match syncs.get_opt(name).await {
         Ok(Some(sync)) => sync,
-        Ok(None) => return (Answer::NotFound, None),
+        Ok(None) => return (Answer::Unauthorized, Some(format!("no EnvironmentSync {namespace}/{name}"))),
         Err(err) => {
             return (
                 Answer::Failed,
@@ -141,46 +213,44 @@ async fn receive(client: &kube::Client, request: Request<Incoming>) -> (Answer, 
             );
         }
     };
-    let Some(webhook) = &sync.spec.webhook else { return (Answer::NotFound, None) };
+    let Some(webhook) = &sync.spec.webhook else {
+        return (Answer::Unauthorized, Some(format!("EnvironmentSync {namespace}/{name} has no spec.webhook")));
+    };
     let secret_name = &webhook.secret_ref.name;
     // Read with the controller's own client, not the tenant's account as the reconcile reads
     // its Secrets: the request is anonymous until this token verifies it, and a token for the
     // tenant's account would be asked for on behalf of anyone who can reach the receiver. The
     // Secret is the one the EnvironmentSync names in its own namespace.
-    // Without a usable token the answer is the one for no webhook, so that a caller cannot tell
-    // which names have one; the log says what to mend.
-    let token = match secret(client, &namespace, secret_name, "spec.webhook.secretRef").await {
+    // Without a usable token the answer is the one for a wrong token, so that a caller cannot
+    // tell which names have one; the log says what to mend.
+    let token = match secret(client, namespace, secret_name, "spec.webhook.secretRef").await {
         // Without trailing whitespace: `kubectl create secret --from-file` keeps a file's final
         // newline, which no git host sends with the token.
         Ok(secret) => {
             value(&secret, "token").map(|token| token.trim_end().to_string()).filter(|token| !token.is_empty())
         }
-        Err((_, message)) => return (Answer::NotFound, Some(message)),
+        Err((_, message)) => return (Answer::Unauthorized, Some(message)),
     };
     let Some(token) = token else {
         let why = format!(
             "Secret {namespace}/{secret_name} (spec.webhook.secretRef) has no `token`; add the webhook's secret under `token`"
         );
-        return (Answer::NotFound, Some(why));
+        return (Answer::Unauthorized, Some(why));
     };
-    let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(err) if err.is::<LengthLimitError>() => return (Answer::TooLarge, None),
-        Err(err) => return (Answer::Failed, Some(format!("cannot read the request's body: {err}"))),
-    };
-    if !verified(&parts.headers, &body, &token) {
+    if !verified(headers, body, &token) {
         return (Answer::Unauthorized, None);
     }
-    if parts.headers.get("x-github-event").is_some_and(|event| event == "ping") {
+    if headers.get("x-github-event").is_some_and(|event| event == "ping") {
         return (Answer::Ping, None);
     }
     let now = jiff::Timestamp::now().to_string();
     let patch = serde_json::json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: now}}});
     let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
-    match syncs.patch(&name, &params, &Patch::Merge(&patch)).await {
+    match syncs.patch(name, &params, &Patch::Merge(&patch)).await {
         Ok(_) => (Answer::Accepted, None),
-        Err(kube::Error::Api(status)) if status.code == 404 => (Answer::NotFound, None),
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            (Answer::Unauthorized, Some(format!("EnvironmentSync {namespace}/{name} was deleted")))
+        }
         Err(err) => (
             Answer::Failed,
             Some(format!(
@@ -188,6 +258,42 @@ async fn receive(client: &kube::Client, request: Request<Incoming>) -> (Answer, 
                 api_message(&err)
             )),
         ),
+    }
+}
+
+/// Unverified requests by client address, as token buckets of `FAILURE_BURST` refilled one
+/// each `FAILURE_REFILL`.
+#[derive(Default)]
+struct Failures {
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl Failures {
+    /// The most addresses remembered: past it the full buckets are forgotten, and if none is,
+    /// all (a flood from many addresses must not grow the map without end).
+    const MAX_CLIENTS: usize = 10_000;
+
+    fn tries_left(bucket: &(f64, Instant), now: Instant) -> f64 {
+        let earned = now.saturating_duration_since(bucket.1).as_secs_f64() / FAILURE_REFILL.as_secs_f64();
+        (bucket.0 + earned).min(f64::from(FAILURE_BURST))
+    }
+
+    fn allows(&self, client: IpAddr) -> bool {
+        let buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        buckets.get(&client).is_none_or(|bucket| Self::tries_left(bucket, Instant::now()) >= 1.0)
+    }
+
+    fn failed(&self, client: IpAddr) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if buckets.len() >= Self::MAX_CLIENTS && !buckets.contains_key(&client) {
+            buckets.retain(|_, bucket| Self::tries_left(bucket, now) < f64::from(FAILURE_BURST));
+            if buckets.len() >= Self::MAX_CLIENTS {
+                buckets.clear();
+            }
+        }
+        let bucket = buckets.entry(client).or_insert((f64::from(FAILURE_BURST), now));
+        *bucket = ((Self::tries_left(bucket, now) - 1.0).max(0.0), now);
     }
 }
 
@@ -250,6 +356,24 @@ mod tests {
         assert!(verified(&headers(&[("x-gitlab-token", "s3cret")]), b"{}", "s3cret"));
         assert!(!verified(&headers(&[("x-gitlab-token", "s3cre")]), b"{}", "s3cret"));
         assert!(!verified(&headers(&[]), b"{}", "s3cret"));
+    }
+
+    #[test]
+    fn a_client_failing_past_the_burst_is_throttled_until_it_earns_a_try_back() {
+        let failures = Failures::default();
+        let (client, other): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        for _ in 0..FAILURE_BURST {
+            assert!(failures.allows(client));
+            failures.failed(client);
+        }
+        assert!(!failures.allows(client), "the burst is spent");
+        assert!(failures.allows(other), "each address has its own");
+        // Three refills later, three tries are back.
+        let earlier = Instant::now() - FAILURE_REFILL * 3;
+        failures.buckets.lock().unwrap().insert(client, (0.0, earlier));
+        let left = Failures::tries_left(&failures.buckets.lock().unwrap()[&client], Instant::now());
+        assert!((3.0..3.5).contains(&left), "{left}");
+        assert!(failures.allows(client));
     }
 
     #[test]

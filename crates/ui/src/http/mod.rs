@@ -108,7 +108,8 @@ pub async fn serve(
         release_namespaces: Default::default(),
         options,
     });
-    serve_with(listener, move |request| answer(server.clone(), request), shutdown).await;
+    let limits = server.options.http_limits.clone();
+    serve_with(listener, limits, move |request| answer(server.clone(), request), shutdown).await;
     Ok(())
 }
 

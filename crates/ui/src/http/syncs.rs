@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Limited};
+use weaver_controllers::http::{BodyError, read_body};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use subtle::ConstantTimeEq;
@@ -274,8 +274,11 @@ impl Server {
         if !self.same_origin(request.headers()) {
             return Err(Answer::text(StatusCode::FORBIDDEN, "refused: the request comes from another site\n"));
         }
-        let form = match Limited::new(request.into_body(), MAX_FORM).collect().await {
-            Ok(body) => form_urlencoded::parse(&body.to_bytes()).into_owned().collect::<HashMap<String, String>>(),
+        let form = match read_body(request.into_body(), MAX_FORM, &self.options.http_limits).await {
+            Ok(body) => form_urlencoded::parse(&body).into_owned().collect::<HashMap<String, String>>(),
+            Err(BodyError::TimedOut(_)) => {
+                return Err(Answer::text(StatusCode::REQUEST_TIMEOUT, "the form did not arrive in time\n"));
+            }
             Err(_) => return Err(Answer::text(StatusCode::PAYLOAD_TOO_LARGE, "the form is larger than an action's\n")),
         };
         let expected = self.csrf(session);

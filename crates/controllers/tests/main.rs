@@ -1,0 +1,212 @@
+//! The controller's servers under hostile peers, on loopback: a flood of connections, headers
+//! and bodies that never finish, headers too large to hold. The peers are `flood.py` processes
+//! (their descriptors are their own, as a remote peer's are), the servers run in this process.
+//! One test at a time: they measure this process's descriptors and memory.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use weaver_controllers::http::{Limits, read_body, serve_with};
+use weaver_controllers::telemetry::Telemetry;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A server within `limits` that reads each request's body (at most 1 KiB) and answers how
+/// many bytes it had, or why it has none; and the operator's /healthz beside it, on a listener
+/// of its own.
+struct Servers {
+    runtime: Option<tokio::runtime::Runtime>,
+    flooded: SocketAddr,
+    health: SocketAddr,
+}
+
+impl Servers {
+    fn start(limits: Limits) -> Servers {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let listen = || runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let (flooded, health) = (listen(), listen());
+        let addresses = (flooded.local_addr().unwrap(), health.local_addr().unwrap());
+        let body_limits = limits.clone();
+        let answer = move |request: Request<Incoming>| {
+            let limits = body_limits.clone();
+            async move {
+                let said = match read_body(request.into_body(), 1024, &limits).await {
+                    Ok(body) => format!("{} bytes", body.len()),
+                    Err(err) => err.to_string(),
+                };
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(said))))
+            }
+        };
+        runtime.spawn(serve_with(flooded, limits.clone(), answer, std::future::pending()));
+        let telemetry = Arc::new(Telemetry::default());
+        runtime.spawn(weaver_controllers::endpoints::serve(health, limits, telemetry, std::future::pending()));
+        Servers { runtime: Some(runtime), flooded: addresses.0, health: addresses.1 }
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        // The runtime's tasks hold the connections: gone with it.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// `flood.py` against `target`: `count` connections, `per_source` from each loopback address,
+/// each sent `header_bytes` of a header that never ends. Returns once it has sent what the
+/// server would take; the connections are held until the `Flood` is dropped.
+struct Flood(Child);
+
+impl Flood {
+    fn start(target: SocketAddr, count: usize, per_source: usize, header_bytes: usize) -> Flood {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/flood.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args([target.ip().to_string(), target.port().to_string()])
+            .args([count, per_source, header_bytes].map(|n| n.to_string()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs (the servers' tests start their hostile peers with it)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("sent "), "flood.py did not start its flood: {line:?}");
+        Flood(child)
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// The status line of `GET path` on `address`, given `within` to answer.
+fn get(address: SocketAddr, path: &str, within: Duration) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&address, within)?;
+    stream.set_read_timeout(Some(within))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: weaver\r\nConnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer.lines().next().unwrap_or_default().to_string())
+}
+
+/// How long until the server closes `stream` (a read returns nothing, or the connection is
+/// reset), reading whatever it answers first; none within `within`.
+fn closed_after(stream: &mut TcpStream, within: Duration) -> Option<(Duration, String)> {
+    let started = Instant::now();
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut answered = Vec::new();
+    let mut buffer = [0; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Some((started.elapsed(), String::from_utf8_lossy(&answered).into_owned())),
+            Ok(n) => answered.extend_from_slice(&buffer[..n]),
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some((started.elapsed(), String::from_utf8_lossy(&answered).into_owned()));
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn healthz_answers_while_twenty_thousand_connections_flood_another_port() {
+    let _one = one_at_a_time();
+    let servers = Servers::start(Limits::default());
+    let before = open_descriptors();
+    // Two peers of 10,000 connections, from 40 addresses each: as the adversarial pass had it.
+    let floods: Vec<Flood> = (0..2).map(|_| Flood::start(servers.flooded, 10_000, 250, 64)).collect();
+    let held = open_descriptors() - before;
+    for attempt in 0..5 {
+        let started = Instant::now();
+        let status = get(servers.health, "/healthz", Duration::from_secs(2))
+            .unwrap_or_else(|err| panic!("/healthz attempt {attempt} under the flood: {err}"));
+        assert_eq!(status, "HTTP/1.1 200 OK", "attempt {attempt}");
+        assert!(started.elapsed() < Duration::from_secs(1), "attempt {attempt}: {:?}", started.elapsed());
+    }
+    let limits = Limits::default();
+    assert!(
+        held <= limits.max_connections + 8,
+        "the flooded server holds {held} descriptors: more than its {} connections",
+        limits.max_connections
+    );
+    drop(floods);
+}
+
+#[test]
+fn a_header_or_body_that_never_finishes_and_an_idle_connection_are_closed_by_their_timeouts() {
+    let _one = one_at_a_time();
+    let second = Duration::from_secs(1);
+    let servers = Servers::start(Limits { header_timeout: second, body_timeout: second, ..Limits::default() });
+    let within = Duration::from_secs(5);
+
+    let mut half_header = TcpStream::connect(servers.flooded).unwrap();
+    half_header.write_all(b"POST /hook/team/shop HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let (after, _) = closed_after(&mut half_header, within).expect("a header that never ends is cut off");
+    assert!(after >= second - Duration::from_millis(100), "closed too soon: {after:?}");
+
+    let mut half_body = TcpStream::connect(servers.flooded).unwrap();
+    half_body.write_all(b"POST /hook/team/shop HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789").unwrap();
+    let (_, answer) = closed_after(&mut half_body, within).expect("a body that never ends is cut off");
+    assert!(answer.contains("the body did not arrive within 1s"), "{answer}");
+
+    // A kept-alive connection: its request answered, then closed once it idles.
+    let mut idle = TcpStream::connect(servers.flooded).unwrap();
+    idle.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi").unwrap();
+    let mut answered = [0; 256];
+    idle.set_read_timeout(Some(within)).unwrap();
+    let n = idle.read(&mut answered).unwrap();
+    assert!(String::from_utf8_lossy(&answered[..n]).ends_with("2 bytes"), "{}", String::from_utf8_lossy(&answered[..n]));
+    closed_after(&mut idle, within).expect("an idle kept-alive connection is closed");
+}
+
+#[test]
+fn two_thousand_headers_of_390_kb_never_finished_cost_little_memory() {
+    let _one = one_at_a_time();
+    let servers = Servers::start(Limits::default());
+    let before = resident_bytes();
+    let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let flooding = flooding.clone();
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(resident_bytes());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            most
+        })
+    };
+    let flood = Flood::start(servers.flooded, 2_000, 200, 390_000);
+    // The server reads what it will while the flood holds its connections.
+    std::thread::sleep(Duration::from_secs(1));
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let grown = sampler.join().unwrap().saturating_sub(before);
+    drop(flood);
+    // Unbounded, the server buffered each header whole: 2,000 × 390 KB, 780 MB.
+    assert!(grown < 64 << 20, "the resident set grew {} MiB under the flood", grown >> 20);
+    assert_eq!(get(servers.flooded, "/", Duration::from_secs(2)).unwrap(), "HTTP/1.1 200 OK", "it still serves");
+}

@@ -658,3 +658,76 @@ fn output_dir_refuses_the_directories_the_repository_reads() {
     repo.weaver(&["render", "--env", "dev", "--output-dir", &at("rendered")]).success();
     assert!(repo.path().join("rendered/app/configmap-app.yaml").exists());
 }
+
+/// The render limits' flags (a repository that is not trusted): off by default, each stopping
+/// the render with its own message, naming the release and the flag to raise.
+mod limits {
+    use super::*;
+
+    const LOOP: &str = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+
+    #[test]
+    fn render_timeout_stops_a_template_loop() {
+        let repo = Repo::minimal();
+        repo.write("charts/app/templates/loop.yaml", LOOP);
+        let started = std::time::Instant::now();
+        let run = repo.weaver(&["render", "--env", "dev", "--render-timeout", "1s"]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+        assert_eq!(
+            run.failure(),
+            "error: charts/app/templates/loop.yaml: rendering stopped: rendering took longer than its limit of 1s \
+             (--render-timeout)\n  help: release `app`: a template loops too long, or the repository is too large to \
+             render in time; raise --render-timeout if it is not a loop\n"
+        );
+    }
+
+    #[test]
+    fn max_template_steps_stops_a_template_loop() {
+        let repo = Repo::minimal();
+        repo.write("charts/app/templates/loop.yaml", LOOP);
+        let run = repo.weaver(&["render", "--env", "dev", "--max-template-steps", "100000"]);
+        assert!(
+            first_line_of(run.failure()).ends_with(
+                "rendering stopped: charts/app/templates/loop.yaml ran more than 100000 template instructions \
+                 (--max-template-steps)"
+            ),
+            "{}",
+            run.stderr
+        );
+    }
+
+    #[test]
+    fn max_rendered_bytes_bounds_a_release() {
+        let repo = Repo::minimal();
+        let run = repo.weaver(&["render", "--env", "dev", "--max-rendered-bytes", "40"]);
+        assert_eq!(
+            first_line_of(run.failure()),
+            "error: charts/app/templates/configmap.yaml: the output of charts/app/templates/configmap.yaml exceeds \
+             the limit of 40 bytes rendered per release (--max-rendered-bytes)"
+        );
+        repo.weaver(&["render", "--env", "dev", "--max-rendered-bytes", "1000"]).success();
+    }
+
+    #[test]
+    fn max_values_bytes_bounds_a_values_file() {
+        let repo = Repo::minimal();
+        repo.write(
+            "environments/dev.yaml",
+            "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [big.yaml]\n",
+        );
+        repo.write("big.yaml", &format!("greeting: {}\n", "x".repeat(100)));
+        let run = repo.weaver(&["render", "--env", "dev", "--max-values-bytes", "64"]);
+        assert_eq!(
+            first_line_of(run.failure()),
+            "error: environments/dev.yaml:5:19: values file big.yaml holds 111 bytes, over the limit of 64 \
+             (--max-values-bytes)"
+        );
+        repo.weaver(&["render", "--env", "dev", "--max-values-bytes", "111"]).success();
+        // Off by default.
+        repo.weaver(&["render", "--env", "dev"]).success();
+    }
+
+    fn first_line_of(text: &str) -> &str {
+        text.lines().next().unwrap_or_default()
+    }
+}

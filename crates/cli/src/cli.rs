@@ -763,7 +763,31 @@ pub struct RenderFlags {
     #[command(flatten)]
     pub validate: ValidateArgs,
     #[command(flatten)]
+    pub limits: RenderLimitArgs,
+    #[command(flatten)]
     pub overrides: OverrideArgs,
+}
+
+/// Bounds on rendering, for a repository that is not trusted (as the controller bounds a
+/// tenant's): none by default. See the security guide.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Render limits options")]
+pub struct RenderLimitArgs {
+    /// Stop rendering after this long (e.g. 30s), templates' loops included [default: none]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub render_timeout: Option<std::time::Duration>,
+    /// The most bytes one release may render (its templates' output together), and one string
+    /// a Go template may make [default: none]
+    #[arg(long, value_name = "BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_rendered_bytes: Option<usize>,
+    /// The most bytes of each values file a release reads (valuesFiles, substituteFrom)
+    /// [default: none]
+    #[arg(long, value_name = "BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_values_bytes: Option<usize>,
+    /// The most instructions one template of a weaver chart may run (minijinja's fuel)
+    /// [default: none]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_template_steps: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -73,6 +73,7 @@ pub async fn environment(of: &Source<'_>, cx: Context<'_>) -> Result<Environment
             validate: weaver_validate::Mode::Warn,
             overrides: Default::default(),
             charts: of.charts.clone(),
+            limits: Default::default(),
         },
         against: Against::Cluster(of.connect.clone()),
         server_side: false,

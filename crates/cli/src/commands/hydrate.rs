@@ -34,6 +34,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &HydrateArgs) -> Result<ExitCode>
             validate: super::validate_mode(&args.validate),
             overrides: Default::default(),
             charts: weaver_source::charts::Archives::Machine,
+            limits: Default::default(),
         })
         .collect();
     if args.plain_http && args.oci.is_none() {

@@ -32,9 +32,11 @@ use std::sync::Arc;
 
 use crate::cli::{
     ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, EnvironmentArgs, GlobalArgs, IdentityArgs, ImagesCommand,
-    OperatorCommand, RenderFlags, SecretsCommand, SelectArgs, SyncCommand, ValidateArgs, ValidateChoice,
+    OperatorCommand, RenderFlags, RenderLimitArgs, SecretsCommand, SelectArgs, SyncCommand, ValidateArgs,
+    ValidateChoice,
 };
 use weaver_core::error::Error;
+use weaver_core::limits::{Bound, RenderLimits};
 use weaver_engine::action;
 use weaver_engine::action::apply::Settings;
 pub(crate) use weaver_engine::action::block_on;
@@ -250,7 +252,7 @@ pub(crate) fn render_options(
     env: &str,
     identity: &IdentityArgs,
 ) -> RenderOptions {
-    let RenderFlags { select, validate, overrides } = flags;
+    let RenderFlags { select, validate, overrides, limits } = flags;
     RenderOptions {
         selection: selection(global, select, env),
         keys: weaver_engine::action::Keys::Search(identity.identity.clone()),
@@ -264,6 +266,22 @@ pub(crate) fn render_options(
             set_file: overrides.set_file.clone(),
         },
         charts: weaver_source::charts::Archives::Machine,
+        limits: render_limits(limits),
+    }
+}
+
+/// The render's bounds, as the flags say: each names its flag, which its error tells to raise.
+fn render_limits(flags: &RenderLimitArgs) -> RenderLimits {
+    let limits = RenderLimits {
+        deadline: None,
+        stopping: None,
+        max_rendered_bytes: flags.max_rendered_bytes.map(|bytes| Bound::new(bytes, "--max-rendered-bytes")),
+        max_values_bytes: flags.max_values_bytes.map(|bytes| Bound::new(bytes, "--max-values-bytes")),
+        max_template_steps: flags.max_template_steps.map(|steps| Bound::new(steps, "--max-template-steps")),
+    };
+    match flags.render_timeout {
+        Some(timeout) => limits.with_timeout(timeout, "--render-timeout"),
+        None => limits,
     }
 }
 
@@ -477,21 +495,20 @@ pub(crate) fn pinned_changes(changes: &[PinChange], redactor: &weaver_secrets::R
         "### Pinned changes\n\n| release | pin | from | to | source revision |\n|---|---|---|---|---|\n".to_string();
     for change in changes {
         let cell = |value: Option<&serde_json::Value>| match value {
-            // In a code span only a cell's `|` needs escaping.
-            Some(value) => format!("`{}`", redactor.redact(&value.to_string()).replace('|', "\\|")),
+            Some(value) => weaver_engine::report::markdown::code_cell(&redactor.redact(&value.to_string())),
             None => "—".to_string(),
         };
         let pin = match change.name.as_str() {
             "" => change.pin.to_string(),
-            name => format!("{} `{name}`", change.pin),
+            name => format!("{} {}", change.pin, weaver_engine::report::markdown::code_cell(name)),
         };
         let revision = match change.revision {
             0 => "—".to_string(),
             revision => revision.to_string(),
         };
         out.push_str(&format!(
-            "| `{}` | {pin} | {} | {} | {revision} |\n",
-            change.release,
+            "| {} | {pin} | {} | {} | {revision} |\n",
+            weaver_engine::report::markdown::code_cell(&change.release),
             cell(change.from.as_ref()),
             cell(Some(&change.to))
         ));

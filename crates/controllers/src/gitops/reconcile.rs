@@ -563,6 +563,7 @@ impl Run<'_> {
             validate: weaver_validate::Mode::Strict,
             overrides: Default::default(),
             charts: Archives::Pulled(self.pulls.clone()),
+            limits: Default::default(),
         }
     }
 

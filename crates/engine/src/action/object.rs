@@ -97,6 +97,7 @@ pub async fn object(
         validate: weaver_validate::Mode::Warn,
         overrides: Default::default(),
         charts: weaver_source::charts::Archives::Machine,
+        limits: Default::default(),
     };
     prepare(&render, cx, Quotes::Cluster)?;
     let live = cluster.get(&served, options.namespace.as_deref(), &options.name).await?;

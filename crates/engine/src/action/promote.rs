@@ -346,6 +346,7 @@ impl Proposed<'_> {
             validate: weaver_validate::Mode::Warn,
             overrides: Default::default(),
             charts: self.charts.clone(),
+            limits: Default::default(),
         };
         let planning = PlanOptions {
             render,

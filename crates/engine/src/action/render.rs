@@ -62,6 +62,9 @@ pub struct RenderOptions {
     pub overrides: OverrideFlags,
     /// Where remote charts' archives come from: the machine's chart cache, or the controller's.
     pub charts: weaver_source::charts::Archives,
+    /// How long and how large the render may be (`--render-timeout` and the like; the
+    /// controller's for a tenant's repository).
+    pub limits: weaver_core::limits::RenderLimits,
 }
 
 /// The selected releases of an environment, not rendered.
@@ -263,7 +266,7 @@ pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<P
     warn_of_repeated_keys(&selected, &values_files, on);
     let own_environment = options.keys.own_machine();
     let charts = options.charts.clone();
-    let limits = Default::default();
+    let limits = options.limits.clone();
     let secrets = weaver_render::Secrets { values, values_files, overrides, own_environment, charts, limits };
     phase(on, "decrypt", started);
     Ok(Prepared { selected, secrets, validate: options.validate, redactor: redactor.clone() })

@@ -79,6 +79,7 @@ impl Controller {
             stopping: Default::default(),
             clock,
             registries: Default::default(),
+            renders: Default::default(),
         };
         let settings = weaver_controllers::gitops::controller::Settings {
             label_selector: Some(format!("weaver-test={}", cluster.prefix)),
@@ -347,6 +348,18 @@ fn a_pushed_commit_is_applied_and_an_unchanged_one_writes_nothing() {
     let history: Vec<&str> =
         live["status"]["history"].as_array().unwrap().iter().map(|h| h["revision"].as_str().unwrap()).collect();
     assert_eq!(history, [second.as_str(), first.as_str()]);
+    // An Event for each apply, naming its own revision (not a count on the first one's).
+    let applied: Vec<String> = cluster
+        .list("events.k8s.io/v1", "Event", "events", &namespace)
+        .iter()
+        .filter(|event| event["reason"] == "ReconciliationSucceeded" && event["regarding"]["name"] == "shop")
+        .map(|event| event["note"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for revision in [&first, &second] {
+        let short = &revision[..12];
+        let naming = applied.iter().filter(|note| note.contains(short)).count();
+        assert_eq!(naming, 1, "one Event names {short}: {applied:#?}");
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@ pub use weaver_api::conditions;
 pub mod configmapsync;
 pub mod election;
 pub mod endpoints;
+pub mod events;
 pub mod gitops;
 pub mod http;
 pub mod readiness;

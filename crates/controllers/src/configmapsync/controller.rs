@@ -18,7 +18,7 @@ use k8s_openapi::api::rbac::v1 as rbac;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizing, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
@@ -30,6 +30,7 @@ use super::plan::{self, Action as Step, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL,
 use super::status::{self, Blocked, Outcome};
 use crate::Backoff;
 use crate::conditions::READY;
+use crate::events::Recorder;
 use crate::telemetry::Telemetry;
 use crate::tenant::{TenantError, Tenants};
 use weaver_cluster::{Access, api_message};

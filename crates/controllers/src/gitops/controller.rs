@@ -13,7 +13,7 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -25,6 +25,7 @@ use super::reconcile::{self, Shared, seconds_since};
 use super::status::{self, Done, Outcome, Working};
 use crate::Backoff;
 use crate::conditions::{IMAGES_UPDATED, PROMOTED};
+use crate::events::Recorder;
 use weaver_cluster::api_message;
 
 /// The event reporter, and the Lease of leader election.

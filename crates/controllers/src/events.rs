@@ -1,0 +1,108 @@
+//! Kubernetes Events for the controllers' objects, grouped as client-go's correlator groups them:
+//! the same reason *and message* about the same object again within a while bumps the first
+//! Event's series; a new message is a new Event. kube-runtime's `Recorder` groups by reason
+//! alone, so each apply of a new revision only bumped the count of an Event naming the first
+//! (`ReconciliationSucceeded … applied revision 1701fd98dca0 (x4)`).
+
+use std::collections::HashMap;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Reporter};
+use tokio::sync::Mutex;
+
+/// How long a published Event may be counted again (kube-runtime's and client-go's
+/// correlators keep theirs about as long).
+const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
+
+/// Publishes Events as `reporter`.
+pub struct Recorder {
+    client: kube::Client,
+    reporter: Reporter,
+    published: Mutex<HashMap<Key, K8sEvent>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    type_: &'static str,
+    reason: String,
+    action: String,
+    note: Option<String>,
+    regarding: (Option<String>, Option<String>, Option<String>, Option<String>),
+}
+
+impl Recorder {
+    pub fn new(client: kube::Client, reporter: Reporter) -> Recorder {
+        Recorder { client, reporter, published: Mutex::default() }
+    }
+
+    /// Publishes `event` about `regarding`: a new Event, or the series of the one published
+    /// with the same reason and note within the last minutes.
+    pub async fn publish(&self, event: &Event, regarding: &ObjectReference) -> Result<(), kube::Error> {
+        let now = Timestamp::now();
+        let type_ = match event.type_ {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        };
+        let key = Key {
+            type_,
+            reason: event.reason.clone(),
+            action: event.action.clone(),
+            note: event.note.clone(),
+            regarding: (
+                regarding.namespace.clone(),
+                regarding.name.clone(),
+                regarding.uid.clone(),
+                regarding.kind.clone(),
+            ),
+        };
+        let mut published = self.published.lock().await;
+        published.retain(|_, earlier| {
+            let last = earlier.series.as_ref().map(|s| &s.last_observed_time).or(earlier.event_time.as_ref());
+            last.is_some_and(|last| last.0 + SERIES_WINDOW > now)
+        });
+        let namespace = regarding.namespace.as_deref().unwrap_or("default");
+        let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
+        let sent = match published.get(&key) {
+            Some(earlier) => {
+                let count = earlier.series.as_ref().map_or(2, |series| series.count + 1);
+                let mut again = earlier.clone();
+                again.series = Some(EventSeries { count, last_observed_time: MicroTime(now) });
+                let name = again.metadata.name.clone().unwrap_or_default();
+                events.patch(&name, &PatchParams::default(), &Patch::Merge(&again)).await?;
+                again
+            }
+            None => {
+                let new = self.event(event, type_, regarding, now);
+                events.create(&PostParams::default(), &new).await?
+            }
+        };
+        published.insert(key, sent);
+        Ok(())
+    }
+
+    fn event(&self, event: &Event, type_: &str, regarding: &ObjectReference, now: Timestamp) -> K8sEvent {
+        let controller = &self.reporter.controller;
+        K8sEvent {
+            action: Some(event.action.clone()),
+            reason: Some(event.reason.clone()),
+            note: event.note.clone(),
+            type_: Some(type_.to_string()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(regarding.clone()),
+            related: event.secondary.clone(),
+            reporting_controller: Some(controller.clone()),
+            reporting_instance: Some(self.reporter.instance.clone().unwrap_or_else(|| controller.clone())),
+            metadata: ObjectMeta {
+                namespace: regarding.namespace.clone(),
+                // As kube-runtime and client-go name them: the object's name and the time.
+                name: Some(format!("{}.{:x}", regarding.name.as_deref().unwrap_or(controller), now.as_nanosecond())),
+                ..ObjectMeta::default()
+            },
+            ..K8sEvent::default()
+        }
+    }
+}

@@ -130,6 +130,15 @@ fn set_cookie(reply: &Reply, name: &str) -> Option<String> {
         .find(|pair| pair.split_once('=').is_some_and(|(n, _)| n == name))
 }
 
+/// What the crafted provider issued and counted (GET /issued).
+fn issued(provider: &Provider) -> serde_json::Value {
+    serde_json::from_str(&get(&format!("{}/issued", provider.url), &[]).body).unwrap()
+}
+
+fn jwks_fetches(provider: &Provider) -> u64 {
+    issued(provider)["jwks_fetches"].as_u64().unwrap()
+}
+
 /// A sign-in at the crafted provider without a browser, as client `client` (forwarded by the
 /// trusted proxy the test is): the callback's answer, its path, and the browser's cookies.
 fn sign_in_crafted(controller: &Controller, client: &str) -> (Reply, String, String) {
@@ -205,9 +214,6 @@ fn every_id_token_that_fails_a_check_and_a_replayed_state_are_refused() {
 
     // Past --ui-review-every, pages asked at once refresh the session once: the provider
     // rotates refresh tokens and refuses a second use of one, which would end the session.
-    let issued = |provider: &Provider| -> serde_json::Value {
-        serde_json::from_str(&get(&format!("{}/issued", provider.url), &[]).body).unwrap()
-    };
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let statuses: Vec<u16> = std::thread::scope(|scope| {
         let asks: Vec<_> = (0..4).map(|_| scope.spawn(|| controller.get("/whoami", Some(&session)).status)).collect();
@@ -264,12 +270,11 @@ fn every_id_token_that_fails_a_check_and_a_replayed_state_are_refused() {
     assert!(denied.body.contains("access_denied") && !denied.body.contains("leaked"), "{}", denied.body);
 
     // Keys rotated: the new key's token is accepted once the JWKS is fetched again.
-    let fetches = |provider: &Provider| issued(provider)["jwks_fetches"].as_u64().unwrap();
-    assert_eq!(fetches(&provider), 1, "discovery's fetch");
+    assert_eq!(jwks_fetches(&provider), 1, "discovery's fetch");
     agent().post(format!("{}/scenario", provider.url)).send("rotate").unwrap();
     let (rotated, ..) = sign_in_crafted(&controller, "198.51.100.3");
     assert_eq!(rotated.status, 200, "{}", rotated.body);
-    assert_eq!(fetches(&provider), 2);
+    assert_eq!(jwks_fetches(&provider), 2);
 
     // Each bad ID token: refused, saying which check it failed.
     let bad = [
@@ -289,8 +294,9 @@ fn every_id_token_that_fails_a_check_and_a_replayed_state_are_refused() {
         assert!(set_cookie(&refused, "weaver-ui").is_none(), "{scenario}: no session");
         replies.push(refused);
     }
-    // The unknown key had the JWKS fetched again at most once a minute: not again.
-    assert_eq!(fetches(&provider), 2);
+    // The unknown key and the tampered signature had the JWKS fetched again at most once a
+    // minute: not again.
+    assert_eq!(jwks_fetches(&provider), 2);
 
     // No token and no client secret in any page or in the log.
     let log = controller.log();
@@ -312,6 +318,47 @@ fn every_id_token_that_fails_a_check_and_a_replayed_state_are_refused() {
             assert!(!reply.body.contains(secret.as_str()), "a page has a secret: {}", reply.body);
         }
     }
+}
+
+#[test]
+fn a_sign_in_after_the_provider_rotated_keys_its_tokens_do_not_name_succeeds_without_a_restart() {
+    let secret = "rotating-client-secret";
+    let Some(provider) = crafted_provider(secret) else { return };
+    let (cluster, ..) = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("client-secret");
+    std::fs::write(&secret_file, secret).unwrap();
+    let port = free_port();
+    let flags = format!(
+        "--ui-url http://127.0.0.1:{port} --ui-oidc-issuer {} --ui-oidc-client-id weaver-ui \
+         --ui-oidc-client-secret-file {} --ui-trusted-proxies 127.0.0.1/32",
+        provider.url,
+        secret_file.display()
+    );
+    let flags: Vec<&str> = flags.split_whitespace().collect();
+    let controller = Controller::start_at(&cluster, &format!("127.0.0.1:{port}"), &flags);
+    let scenario = |name: &str| agent().post(format!("{}/scenario", provider.url)).send(name).unwrap();
+
+    // ID tokens without `kid`: each key of the JWKS is tried.
+    scenario("no-kid");
+    let (first, ..) = sign_in_crafted(&controller, "198.51.100.1");
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(jwks_fetches(&provider), 1, "discovery's fetch");
+    // The provider signs with a new key: the JWKS known fails the token as it would a forged
+    // one, and is fetched again.
+    scenario("rotate");
+    let (second, ..) = sign_in_crafted(&controller, "198.51.100.2");
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(jwks_fetches(&provider), 2);
+
+    // Forged signatures within the minute: refused, the JWKS not fetched again for each.
+    scenario("tampered");
+    for client in ["198.51.100.3", "198.51.100.4", "198.51.100.5"] {
+        let (forged, ..) = sign_in_crafted(&controller, client);
+        assert_eq!(forged.status, 401, "{}", forged.body);
+        assert!(text(&forged).contains("its signature does not verify"), "{}", forged.body);
+    }
+    assert_eq!(jwks_fetches(&provider), 2);
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! OIDC sign-in to the controller's UI: the authorization code flow with PKCE, `state` and
 //! `nonce` (OpenID Connect Core 1.0 §3.1, RFC 7636), against a provider found by discovery. ID
 //! tokens are checked for an asymmetric signature by a key of the provider's JWKS, issuer,
-//! audience, expiry and nonce; the JWKS is fetched again (at most once a minute) when a token
-//! names a key it does not have. Their claims name a Kubernetes user and groups as
+//! audience, expiry and nonce; the JWKS is fetched again (at most once a minute) when no key of
+//! it verifies a token's signature: the provider rotated its keys (as go-oidc does). Their claims name a Kubernetes user and groups as
 //! kube-apiserver's `--oidc-*` flags map them ([`ClaimMapping`]); the UI then asks
 //! SubjectAccessReviews for that user, as for a token's.
 //!
@@ -34,7 +34,8 @@ pub const CALLBACK_PATH: &str = "/oidc/callback";
 pub const FLOW_AGE: Duration = Duration::from_secs(600);
 /// Sign-ins started and not finished that are kept at most (each is rate-limited per address).
 const MAX_PENDING: usize = 10_000;
-/// The provider's JWKS is fetched again for an unknown key at most this often.
+/// The provider's JWKS is fetched again for a signature it does not verify at most this often:
+/// forged tokens cost the provider one request a minute, not one each.
 const JWKS_EVERY: Duration = Duration::from_secs(60);
 /// Each request to the provider ends after this.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -224,8 +225,8 @@ struct Discovered {
     token_endpoint: String,
     jwks_uri: String,
     end_session_endpoint: Option<String>,
-    /// The keys, and when an unknown key last had them fetched again (None: never since
-    /// discovery).
+    /// The keys, and when a signature they did not verify last had them fetched again (None:
+    /// never since discovery).
     jwks: Mutex<(Vec<Jwk>, Option<Instant>)>,
 }
 
@@ -514,9 +515,10 @@ impl Provider {
         origin(self.discovered.get()?.end_session_endpoint.as_deref()?)
     }
 
-    /// The identity `id_token` names, once it passes every check, and when it expires. A key
-    /// the JWKS lacks has the JWKS fetched again (the provider rotated its keys), at most once
-    /// a minute.
+    /// The identity `id_token` names, once it passes every check, and when it expires. A
+    /// signature no key of the JWKS verifies has the JWKS fetched again, at most once a minute,
+    /// and is checked once more: the provider may have rotated its keys, and a token without a
+    /// `kid` fails against the old key as a forged one would.
     async fn verified(
         &self,
         discovered: &Discovered,
@@ -529,7 +531,11 @@ impl Provider {
             checked_claims(&jwks.0, &expected, id_token, SystemTime::now())
         };
         let checked = match check() {
-            Err(Failed::NoMatchingKey) if self.refetch_jwks(discovered).await.map_err(Refused::Unavailable)? => check(),
+            Err(Failed::NoMatchingKey | Failed::BadSignature)
+                if self.refetch_jwks(discovered).await.map_err(Refused::Unavailable)? =>
+            {
+                check()
+            }
             checked => checked,
         };
         let (claims, expires) = checked.map_err(|failed| Refused::Invalid(failed.to_string()))?;
@@ -537,8 +543,8 @@ impl Provider {
         Ok((identity, expires))
     }
 
-    /// Fetches the JWKS again unless an unknown key had it fetched within [`JWKS_EVERY`]:
-    /// whether it was (tokens naming keys that do not exist make one request a minute at most).
+    /// Fetches the JWKS again unless a failed signature had it fetched within [`JWKS_EVERY`]:
+    /// whether it was (forged tokens make one request a minute at most).
     async fn refetch_jwks(&self, discovered: &Discovered) -> Result<bool> {
         {
             let mut jwks = discovered.jwks.lock().unwrap_or_else(|e| e.into_inner());
@@ -647,6 +653,9 @@ enum Failed {
     /// JWKS may be fetched again.
     NoMatchingKey,
     AlgNotAllowed,
+    /// A key of its type did not verify it: forged, or signed by a key rotated in since the
+    /// JWKS was fetched (a token without `kid` is tried with every key), which may be fetched
+    /// again.
     BadSignature,
     Issuer,
     Audience,

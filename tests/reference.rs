@@ -193,6 +193,22 @@ fn every_command_has_help_examples_that_parse() {
     }
 }
 
+/// An option whose help says its default (`[default: none]`, `[default: not served]`) has clap's
+/// own hidden: `--help` printed both, `[default: ""]` under `[default: none]`.
+#[test]
+fn no_option_states_its_default_twice() {
+    let mut twice = Vec::new();
+    for (words, sub) in commands(&command()) {
+        for arg in sub.get_arguments() {
+            let help = arg.get_long_help().or(arg.get_help()).map(ToString::to_string).unwrap_or_default();
+            if help.contains("[default:") && !arg.get_default_values().is_empty() && !arg.is_hide_default_value_set() {
+                twice.push(format!("weaver {} --{}", words.join(" "), arg.get_long().unwrap_or_default()));
+            }
+        }
+    }
+    assert!(twice.is_empty(), "these say their default in their help and clap says it again: {twice:?}");
+}
+
 /// The synopsis of docs/src/reference/cli.md is written by hand: every option it gives a
 /// command must be one of that command's (or its subcommands').
 #[test]

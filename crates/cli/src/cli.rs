@@ -407,8 +407,8 @@ pub struct OperatorRunArgs {
     #[arg(long, value_name = "ADDR")]
     pub webhook_addr: Option<std::net::SocketAddr>,
     /// Where to serve the web UI of the EnvironmentSyncs (`weaver ui`'s pages): users sign in
-    /// with a token the API server accepts and see and do what its RBAC lets them
-    /// [default: not served]
+    /// with a token the API server accepts or, with --ui-oidc-issuer, at an OIDC provider, and
+    /// see and do what RBAC lets them [default: not served]
     #[arg(long, value_name = "ADDR")]
     pub ui_address: Option<std::net::SocketAddr>,
     /// The proxies in front of the web UI (an Ingress controller's pods), as address blocks
@@ -460,7 +460,7 @@ pub struct OperatorRunArgs {
     #[arg(long, value_name = "CLAIM", requires = "ui_address")]
     pub ui_oidc_groups_claim: Option<String>,
     /// The prefix of group names, as kube-apiserver's --oidc-groups-prefix [default: none]
-    #[arg(long, value_name = "PREFIX", default_value = "", requires = "ui_address")]
+    #[arg(long, value_name = "PREFIX", default_value = "", hide_default_value = true, requires = "ui_address")]
     pub ui_oidc_groups_prefix: String,
     /// A claim the ID token must have with this value (repeatable), as kube-apiserver's
     /// --oidc-required-claim

@@ -9,7 +9,8 @@
 //! transformers: `patchesStrategicMerge`, `patches`, `namespace`, `namePrefix`, `nameSuffix`,
 //! `labels` and `commonLabels`, `commonAnnotations`, `patchesJson6902`, `replicas`, `images`.
 //! Once, for the top kustomization only: content-hash name suffixes of generated objects, then
-//! the name references to every renamed object.
+//! the name references to every renamed object, the `vars`, and last the objects annotated
+//! `config.kubernetes.io/local-config` left out.
 //!
 //! Load restrictions are kustomize's default (`LoadRestrictionsRootOnly`): a file a
 //! kustomization reads (a resource, a patch, a generator's input) must be inside the
@@ -156,6 +157,15 @@ impl Resource {
             && self.namespace() == other.namespace()
     }
 
+    /// An object kustomize reads but leaves out of its output: annotated
+    /// `config.kubernetes.io/local-config` with any value but `"false"` (kustomize's
+    /// `DropLocalNodes`).
+    fn is_local_config(&self) -> bool {
+        self.object
+            .pointer("/metadata/annotations/config.kubernetes.io~1local-config")
+            .is_some_and(|value| value.as_str() != Some("false"))
+    }
+
     pub fn describe(&self) -> String {
         let ns = self.namespace();
         format!("{} {}{}", self.kind(), if ns.is_empty() { String::new() } else { format!("{ns}/") }, self.name())
@@ -195,6 +205,8 @@ pub fn build(
     for resource in &mut resources {
         finish_annotations(&mut resource.object);
     }
+    // Last, as kustomize's `IgnoreLocal`: a local object still names, and is named, above.
+    resources.retain(|r| !r.is_local_config());
     if !builder.fifo {
         resources = in_legacy_order_of_copies(resources);
     }

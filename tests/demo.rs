@@ -51,6 +51,10 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
         );
         (server, url)
     });
+    // Its age identities from a Secret the chart's values name (made below, once the apply made
+    // its namespace): the chart grants its account `get` on that Secret alone, which each
+    // reconcile needs (a 403 leaves it not Ready).
+    demo.edit("charts/environment-sync/values.yaml", "decryption:\n  secretName: \"\"", "decryption:\n  secretName: staging-age");
     let git = common::git::init(repo_dir);
     git.set_head("refs/heads/main").unwrap();
     let commit = common::git::commit_all(&git, "the demo").to_string();
@@ -91,12 +95,16 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
     assert!(out.contains(", 0 failed"), "{out}");
     let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
         "metadata": {"name": "staging-sync", "namespace": demo.ns}});
+    let identity = std::fs::read_to_string(repo_dir.join("secrets/dev.agekey")).unwrap();
+    demo.cluster.create(&json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "staging-age", "namespace": demo.ns}, "stringData": {"identity": identity}}));
     let live = demo.cluster.get(&environment_sync).expect("the EnvironmentSync");
     let url = served.as_ref().map_or("https://github.com/example/weaver.git", |(_, url)| url.as_str());
     assert_eq!(
         live["spec"],
         json!({"source": {"url": url, "ref": {"branch": "main"}}, "environments": ["staging"],
-               "serviceAccountName": "staging-sync", "interval": "5m", "approval": "Automatic"}),
+               "serviceAccountName": "staging-sync", "interval": "5m", "approval": "Automatic",
+               "decryption": {"secretRef": {"name": "staging-age"}}}),
     );
 
     // Right after, nothing to do.

@@ -374,7 +374,7 @@ struct Accumulation {
 
 impl Accumulation {
     fn new() -> Accumulation {
-        Accumulation { resources: Vec::new(), config: filters::builtin().clone(), vars: Vec::new() }
+        Accumulation { resources: Vec::new(), config: filters::TransformerConfig::default(), vars: Vec::new() }
     }
 }
 
@@ -527,14 +527,19 @@ impl Builder<'_> {
             acc.config.merge(&added.config).map_err(|e| target.error(&entry.referenced, e))?;
             filters::vars::attach(&added.vars, &mut acc.vars, &mut acc.resources)?;
         }
+        let mut configured = filters::TransformerConfig::default();
         for entry in k.configurations.iter().flatten() {
             let (path, text) = target.read_file(&entry.value, &entry.referenced, "configurations")?;
             let config: Option<filters::TransformerConfig> =
                 weaver_yaml::from_str_as_go(&path, &text, "invalid transformer configuration")?;
-            acc.config
-                .merge(&config.unwrap_or_default())
+            configured
+                .merge(&config.unwrap_or_default().sorted())
                 .map_err(|e| target.error(&entry.referenced, format!("`configurations`: {}: {e}", path.display())))?;
         }
+        let own = filters::with_configurations(&configured).map_err(|e| {
+            Error::at(Location::file(&target.file), format!("`configurations`: with kustomize's defaults: {e}"))
+        })?;
+        acc.config.merge(&own).map_err(|e| Error::at(Location::file(&target.file), format!("`configurations`: {e}")))?;
         acc.config.merge(&filters::crds::config(target, k)?).map_err(|e| Error::at(Location::file(&target.file), e))?;
         filters::generators::run(target, k, &mut acc.resources)?;
         filters::helm_charts::run(target, k, &mut acc.resources)?;

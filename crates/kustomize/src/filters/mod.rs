@@ -58,19 +58,35 @@ pub struct BackReference {
     pub field_specs: Vec<FieldSpec>,
 }
 
+/// kustomize's default configuration, in its order (sorted as it sorts each configuration it reads).
 pub fn builtin() -> &'static TransformerConfig {
     static CONFIG: OnceLock<TransformerConfig> = OnceLock::new();
     CONFIG.get_or_init(|| {
         let text = include_str!("../builtin_config.yaml");
-        weaver_yaml::from_str(Path::new("src/kustomize/builtin_config.yaml"), text)
-            .expect("kustomize's built-in configuration is valid (a unit test reads it)")
+        let config: TransformerConfig = weaver_yaml::from_str(Path::new("src/kustomize/builtin_config.yaml"), text)
+            .expect("kustomize's built-in configuration is valid (a unit test reads it)");
+        config.sorted()
     })
 }
 
+/// The configuration a kustomization's own transformers start from (kustomize's
+/// `MakeTransformerConfig`): the default, merged with its `configurations` files (`configs`,
+/// merged together first). A file's specification of a field the default names for every kind
+/// (`metadata/name` of kind `Widget`) so takes the place of the default's once merged into an
+/// accumulation (see [`TransformerConfig::merge`]).
+pub fn with_configurations(configs: &TransformerConfig) -> Result<TransformerConfig, String> {
+    let mut config = builtin().clone();
+    config.merge(configs)?;
+    Ok(config)
+}
+
 impl TransformerConfig {
-    /// Adds `other`'s field specifications (kustomize's `TransformerConfig.Merge`): one path of
-    /// one group, version and kind once, name references of one referral kind together. The
-    /// same field with and without `create` is kustomize's "conflicting fieldspecs".
+    /// Adds `other`'s field specifications (kustomize's `TransformerConfig.Merge`): a
+    /// specification already there for the same path and for objects it selects is not added
+    /// again (so `metadata/name` of every kind is not added after `metadata/name` of kind
+    /// `Widget`), name references of one referral kind together; then sorted as kustomize
+    /// sorts them. The same field with and without `create` is kustomize's "conflicting
+    /// fieldspecs".
     pub fn merge(&mut self, other: &TransformerConfig) -> Result<(), String> {
         let lists = [
             (&mut self.name_prefix, &other.name_prefix, "namePrefix"),
@@ -97,14 +113,78 @@ impl TransformerConfig {
                 None => self.name_reference.push(backref.clone()),
             }
         }
+        self.sort();
         Ok(())
     }
+
+    /// Sorted as kustomize sorts a configuration it reads.
+    pub fn sorted(mut self) -> TransformerConfig {
+        self.sort();
+        self
+    }
+
+    /// kustomize's `sortFields`: each list by kind (its legacy order of kinds first), then group,
+    /// version and kind.
+    fn sort(&mut self) {
+        for list in [
+            &mut self.name_prefix,
+            &mut self.name_suffix,
+            &mut self.namespace,
+            &mut self.common_labels,
+            &mut self.labels,
+            &mut self.template_labels,
+            &mut self.common_annotations,
+            &mut self.var_reference,
+            &mut self.images,
+            &mut self.replicas,
+        ] {
+            list.sort_by_cached_key(|s| gvk_order(&s.group, &s.version, &s.kind));
+        }
+        self.name_reference.sort_by_cached_key(|b| gvk_order(&b.group, &b.version, &b.kind));
+    }
+}
+
+/// Where kustomize's `Gvk.IsLessThan` puts a group, version and kind: the kinds of its legacy
+/// order first (then last), the rest by `group_version_kind`, a missing part after any given.
+fn gvk_order(group: &str, version: &str, kind: &str) -> (i32, String) {
+    const FIRST: [&str; 22] = [
+        "Namespace",
+        "ResourceQuota",
+        "StorageClass",
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "PodSecurityPolicy",
+        "Role",
+        "ClusterRole",
+        "RoleBinding",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "Secret",
+        "Endpoints",
+        "Service",
+        "LimitRange",
+        "PriorityClass",
+        "PersistentVolume",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "StatefulSet",
+        "CronJob",
+        "PodDisruptionBudget",
+    ];
+    const LAST: [&str; 2] = ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
+    let rank = match (FIRST.iter().position(|k| *k == kind), LAST.iter().position(|k| *k == kind)) {
+        (Some(i), _) => i as i32 - FIRST.len() as i32,
+        (None, Some(i)) => 1 + i as i32,
+        (None, None) => 0,
+    };
+    let or = |part: &str, missing: &str| if part.is_empty() { missing.to_string() } else { part.to_string() };
+    (rank, format!("{}_{}_{}", or(group, "~G"), or(version, "~V"), or(kind, "~K")))
 }
 
 /// kustomize's `FsSlice.MergeAll`.
 pub fn merge_specs(into: &mut Vec<FieldSpec>, from: &[FieldSpec]) -> Result<(), String> {
     for spec in from {
-        match into.iter().find(|o| o.same_field(spec)) {
+        match into.iter().find(|o| o.covers(spec)) {
             Some(existing) if existing.create != spec.create => {
                 return Err(format!("conflicting field specifications for `{}`", spec.path));
             }
@@ -116,9 +196,12 @@ pub fn merge_specs(into: &mut Vec<FieldSpec>, from: &[FieldSpec]) -> Result<(), 
 }
 
 impl FieldSpec {
-    /// The same path of the same group, version and kind.
-    fn same_field(&self, other: &FieldSpec) -> bool {
-        self.path == other.path && self.group == other.group && self.version == other.version && self.kind == other.kind
+    /// Whether `incoming` adds nothing to this specification already merged (kustomize's
+    /// `effectivelyEquals`): the same path, for objects of a group, version and kind that
+    /// `incoming`'s select.
+    fn covers(&self, incoming: &FieldSpec) -> bool {
+        self.path == incoming.path
+            && gvk_selects(&incoming.group, &incoming.version, &incoming.kind, &self.group, &self.version, &self.kind)
     }
 
     /// Whether the specification applies to `resource` (kustomize's `Gvk.IsSelected`: each
@@ -235,6 +318,23 @@ mod tests {
         let config = builtin();
         assert_eq!(config.name_prefix.len(), 1);
         assert!(config.name_reference.iter().any(|r| r.kind == "ConfigMap"));
+    }
+
+    /// kustomize merges a kustomization's configuration (the default and its files, sorted) into
+    /// an empty accumulation: `metadata/name` of kind Widget comes first and keeps out the
+    /// default's `metadata/name` of every kind, whose objects so get no prefix.
+    #[test]
+    fn a_specification_for_one_kind_takes_the_place_of_the_default_for_every_kind() {
+        let file: TransformerConfig = weaver_yaml::from_str(
+            Path::new("config.yaml"),
+            "namePrefix:\n  - {path: metadata/name, kind: Widget}\n  - {path: spec/ref, kind: Widget}\n",
+        )
+        .unwrap();
+        let mut accumulated = TransformerConfig::default();
+        accumulated.merge(&with_configurations(&file.sorted()).unwrap()).unwrap();
+        let specs: Vec<(&str, &str)> =
+            accumulated.name_prefix.iter().map(|s| (s.kind.as_str(), s.path.as_str())).collect();
+        assert_eq!(specs, [("Widget", "metadata/name"), ("Widget", "spec/ref")]);
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub fn resolve(vars: &[DefinedVar], config: &TransformerConfig, resources: &mut 
             )
             .with_help("its `objref` must name one object of the kustomization (group, version, kind and name)"));
         };
-        let value = lookup(&object.object, &split_path(field))
+        let value = lookup(&object.object, &with_positions(split_path(field)))
             .map_err(|e| Error::at(at.clone(), format!("`vars`: var `{}`: {e}", var.name)))?
             .filter(|v| !v.is_object() && !v.is_array() && !v.is_null())
             .ok_or_else(|| {
@@ -123,6 +123,26 @@ pub fn resolve(vars: &[DefinedVar], config: &TransformerConfig, resources: &mut 
         }
     }
     Ok(())
+}
+
+/// `parts` with each `name[N]` as `name` and the position `N` (kyaml's `convertSliceIndex`,
+/// which reads a var's `fieldpath`: `spec.ports[0].port`).
+fn with_positions(parts: Vec<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in parts {
+        let position = part
+            .strip_suffix(']')
+            .and_then(|p| p.rsplit_once('['))
+            .filter(|(_, digits)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+        match position {
+            Some((name, digits)) => {
+                out.extend((!name.is_empty()).then(|| name.to_string()));
+                out.push(digits.to_string());
+            }
+            None => out.push(part),
+        }
+    }
+    out
 }
 
 /// kustomize's `DoReplacements`: `$(NAME)` with `mapping`'s value (typed when it is the whole
@@ -170,6 +190,15 @@ fn expand(input: &str, mapping: &dyn Fn(&str) -> Option<Value>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fieldpath_s_list_positions_are_parts_of_their_own() {
+        let parts = |path: &str| with_positions(split_path(path));
+        assert_eq!(parts("spec.ports[0].port"), ["spec", "ports", "0", "port"]);
+        assert_eq!(parts("spec.ports.[1]"), ["spec", "ports", "1"]);
+        assert_eq!(parts("data.a[b]"), ["data", "a[b]"]);
+        assert_eq!(parts("spec.ports[name=http].port"), ["spec", "ports[name=http]", "port"]);
+    }
 
     #[test]
     fn references_expand_as_kustomize_expands_them() {

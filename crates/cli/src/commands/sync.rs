@@ -90,7 +90,7 @@ pub fn run(ui: &Ui, command: &SyncCommand) -> Result<ExitCode> {
             let revision = status.and_then(|s| s.last_attempted_revision.as_deref());
             text.push_str(&format!("revision: {}\n", revision.unwrap_or("-")));
             if let Some(environments) = status.map(|s| &s.environments).filter(|e| !e.is_empty()) {
-                text.push('\n');
+                text.push_str(&format!("\n{}\n", environments_heading(&state, environments)));
                 text.push_str(&environments_table(ui, environments));
             }
             write_stdout(text.as_bytes())?;
@@ -260,7 +260,7 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
         text.push_str(&format!("\nHeld by a window: {}, until {until}\n", held.reason));
     }
     if !status.environments.is_empty() {
-        text.push_str("\nEnvironments:\n");
+        text.push_str(&format!("\n{}\n", environments_heading(&state(sync), &status.environments)));
         text.push_str(&environments_table(ui, &status.environments));
     }
     if let Some(plan) = &status.pending_plan {
@@ -339,6 +339,21 @@ fn pushed_line(branch: &str, commit: &Option<String>, time: &Option<String>) -> 
     }
 }
 
+/// What the environments table shows: a reconcile that failed before any apply (a fetch, a
+/// Secret, a render) leaves each environment as its last apply left it, which must not read as
+/// this reconcile's outcome beside `Ready=False`.
+fn environments_heading(
+    state: &State,
+    environments: &[weaver_controllers::gitops::api::EnvironmentStatus],
+) -> &'static str {
+    let applied_before = environments.iter().all(|e| weaver_controllers::gitops::plan::is_applied(&e.result));
+    if state.ready != "True" && applied_before {
+        "Environments, as their last apply left them (this reconcile applied nothing):"
+    } else {
+        "Environments:"
+    }
+}
+
 fn environments_table(ui: &Ui, environments: &[weaver_controllers::gitops::api::EnvironmentStatus]) -> String {
     let header = ["ENVIRONMENT", "RESULT", "REVISION", "CREATED", "CONFIGURED", "PRUNED", "FAILED", "MESSAGE"];
     let mut rows = vec![header.map(String::from).to_vec()];
@@ -414,6 +429,35 @@ mod tests {
         assert_eq!(at(3 * 86400 + 3600), "3d1h");
         assert_eq!(at(40 * 86400), "40d");
         assert_eq!(at(-5), "0s");
+    }
+
+    #[test]
+    fn environments_left_applied_by_an_earlier_reconcile_are_said_so_beside_a_failed_one() {
+        use weaver_controllers::gitops::api::EnvironmentStatus;
+        let environment = |result: &str| EnvironmentStatus {
+            name: "dev".into(),
+            result: result.into(),
+            revision: Some("1701fd98dca0".into()),
+            ..EnvironmentStatus::default()
+        };
+        let state = |ready: &str| State {
+            ready: ready.into(),
+            reason: None,
+            message: None,
+            reconciling: false,
+            stalled: false,
+            observed: true,
+            up_to_date: ready == "True",
+        };
+        let stale = "Environments, as their last apply left them (this reconcile applied nothing):";
+        assert_eq!(environments_heading(&state("False"), &[environment("Applied")]), stale);
+        assert_eq!(environments_heading(&state("Unknown"), &[environment("Unchanged")]), stale);
+        assert_eq!(environments_heading(&state("True"), &[environment("Applied")]), "Environments:");
+        // A failed apply is this reconcile's own outcome.
+        assert_eq!(
+            environments_heading(&state("False"), &[environment("Applied"), environment("Failed")]),
+            "Environments:"
+        );
     }
 
     #[test]

@@ -224,8 +224,11 @@ mod tests {
         pub(super) static TREES_PARSED: Cell<usize> = const { Cell::new(0) };
     }
 
-    /// A tree of `entries` (name, blob content, mode) written to `repo`, or of subtrees.
-    fn tree(repo: &Repository, entries: &[(&str, Result<&[u8], Oid>, FileMode)]) -> Oid {
+    /// An entry to write: its name, its blob's bytes or a tree written before, its mode.
+    type Written<'a> = (&'a str, Result<&'a [u8], Oid>, FileMode);
+
+    /// A tree of `entries` written to `repo`.
+    fn tree(repo: &Repository, entries: &[Written<'_>]) -> Oid {
         let mut builder = repo.treebuilder(None).unwrap();
         for (name, content, mode) in entries {
             let id = match content {
@@ -244,7 +247,7 @@ mod tests {
         odb.add_new_mempack_backend(1).unwrap();
         let repo = Repository::from_odb(odb).unwrap();
         let names: Vec<String> = (0..2_000).map(|i| format!("t-{i:04}.yaml")).collect();
-        let mut templates: Vec<(&str, Result<&[u8], Oid>, FileMode)> =
+        let mut templates: Vec<Written<'_>> =
             names.iter().map(|name| (name.as_str(), Ok(name.as_bytes()), FileMode::Blob)).collect();
         templates.push(("link.yaml", Ok(b"../values.yaml"), FileMode::Link));
         templates.push(("out.yaml", Ok(b"../../../../outside"), FileMode::Link));

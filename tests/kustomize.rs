@@ -430,6 +430,53 @@ fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
             true,
             &["namespace field specs must target scalar fields: `subjects` of RoleBinding x/r is not one"],
         ),
+        (
+            "a RoleBinding's ServiceAccount subject with `namespace:` left blank (issue 89)",
+            &[
+                ("app/kustomization.yaml", "resources: [rb.yaml]
+"),
+                (
+                    "app/rb.yaml",
+                    "apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: r
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects:
+  - kind: ServiceAccount
+    name: a
+    namespace:
+",
+                ),
+            ],
+            true,
+            &["app/rb.yaml", "RoleBinding r: ServiceAccount subject `a`", "has `namespace:` without a value"],
+        ),
+        (
+            "`sortOptions` with `legacySortOptions` beside `order: fifo` (issue 89)",
+            &[(
+                "app/kustomization.yaml",
+                "resources: [cm.yaml]
+sortOptions:
+  order: fifo
+  legacySortOptions: {orderFirst: [Namespace]}
+",
+            ), ("app/cm.yaml", CONFIG_MAP)],
+            true,
+            &["app/kustomization.yaml:3:3", "`sortOptions.legacySortOptions` is set but the order is `fifo`"],
+        ),
+        (
+            "`sortOptions` without `order` (issue 89)",
+            &[
+                ("app/kustomization.yaml", "resources: [cm.yaml]
+sortOptions:
+  legacySortOptions: {orderLast: [Service]}
+"),
+                ("app/cm.yaml", CONFIG_MAP),
+            ],
+            true,
+            &["app/kustomization.yaml:3:3", "`sortOptions.order` must be `fifo` or `legacy`"],
+        ),
     ];
     for (what, files, kubectl_refuses, expected) in cases {
         let stderr = bad_input(files, *kubectl_refuses);

@@ -64,7 +64,7 @@ pub struct Kustomization {
     pub build_metadata: Option<Spanned<Value>>,
     /// weaver orders a release's objects for apply itself; the release's `order` decides only
     /// which copy of an object at two versions is last, and kept (see `build`).
-    pub sort_options: Option<SortOptions>,
+    pub sort_options: Option<Spanned<SortOptions>>,
 }
 
 /// A kustomization's own `metadata`, which kustomize reads but does not use.
@@ -346,6 +346,21 @@ pub struct GeneratorOptions {
     pub annotations: Option<BTreeMap<String, String>>,
     pub disable_name_suffix_hash: Option<bool>,
     pub immutable: Option<bool>,
+}
+
+impl SortOptions {
+    /// Whether the release's objects stay in the order read (`order: fifo`), or why kustomize's
+    /// `SortOrderTransformer` refuses these options: an order that is neither `fifo` nor
+    /// `legacy` (none given), or `legacySortOptions` beside `order: fifo`.
+    pub fn fifo(&self) -> std::result::Result<bool, &'static str> {
+        match (self.order, &self.legacy_sort_options) {
+            (None, _) => Err("`sortOptions.order` must be `fifo` or `legacy`"),
+            (Some(SortOrder::Fifo), Some(_)) => {
+                Err("`sortOptions.legacySortOptions` is set but the order is `fifo`, not `legacy`")
+            }
+            (Some(order), _) => Ok(matches!(order, SortOrder::Fifo)),
+        }
+    }
 }
 
 impl Kustomization {

@@ -487,8 +487,14 @@ impl Builder<'_> {
                 .with_help("a kustomization cannot include itself through its resources or components"));
         }
         let k = kustomization::load(self.source, &file)?;
-        if role == Role::Release {
-            self.fifo = matches!(k.sort_options.as_ref().and_then(|o| o.order), Some(kustomization::SortOrder::Fifo));
+        // Only the release's `sortOptions` are read, and checked, as kustomize reads the top one.
+        if role == Role::Release
+            && let Some(options) = &k.sort_options
+        {
+            self.fifo = options.value.fifo().map_err(|e| {
+                Error::at(location(&file, &options.referenced), e)
+                    .with_help("give `order: legacy` with `legacySortOptions`, or `order: fifo` alone")
+            })?;
         }
         if let Some((field, span, help)) = k.unsupported().first() {
             return Err(

@@ -16,7 +16,7 @@ use weaver_core::manifest::Scopes;
 pub fn fix(config: &TransformerConfig, resources: &mut [Resource]) -> Result<()> {
     let scopes = Scopes::default();
     // Taken before any field changes, as kustomize takes each referrer's candidates.
-    let reaches: Vec<Reach> = resources.iter().map(|r| Reach::of(r, &scopes)).collect();
+    let reaches: Vec<Reach> = resources.iter().map(|r| Reach::of(r, &scopes)).collect::<Result<_>>()?;
     for backref in &config.name_reference {
         for spec in &backref.field_specs {
             for referrer in 0..resources.len() {
@@ -54,22 +54,38 @@ enum Reach {
 }
 
 impl Reach {
-    fn of(referrer: &Resource, scopes: &Scopes) -> Self {
+    /// A RoleBinding's ServiceAccount subject with a `namespace` that is no string (`namespace:`
+    /// left empty) is an error, kustomize's "namespace is blank for resource".
+    fn of(referrer: &Resource, scopes: &Scopes) -> Result<Self> {
         if !scopes.is_namespaced(referrer.api_version(), referrer.kind()) {
-            return Reach::Any;
+            return Ok(Reach::Any);
         }
         let mut namespaces = vec![referrer.namespace().to_string()];
         if referrer.kind() == "RoleBinding"
             && let Some(Value::Array(subjects)) = referrer.object.get("subjects")
         {
-            namespaces.extend(
-                subjects
-                    .iter()
-                    .filter(|s| s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"))
-                    .filter_map(|s| s.get("namespace").and_then(Value::as_str).map(str::to_string)),
-            );
+            let accounts =
+                subjects.iter().filter(|s| s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"));
+            for (index, subject) in accounts.enumerate() {
+                match subject.get("namespace") {
+                    None => {}
+                    Some(Value::String(namespace)) => namespaces.push(namespace.clone()),
+                    Some(_) => {
+                        let name = subject.get("name").and_then(Value::as_str).unwrap_or_default();
+                        return Err(Error::at(
+                            Location::file(&referrer.source),
+                            format!(
+                                "{}: ServiceAccount subject `{name}` (subject {} of kind ServiceAccount) has `namespace:` without a value; a namespace name is expected",
+                                referrer.describe(),
+                                index + 1
+                            ),
+                        )
+                        .with_help("give the subject's namespace, or remove `namespace:` (kustomize refuses it too)"));
+                    }
+                }
+            }
         }
-        Reach::Namespaces(namespaces)
+        Ok(Reach::Namespaces(namespaces))
     }
 
     fn reaches(&self, target: &Resource, scopes: &Scopes) -> bool {

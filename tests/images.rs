@@ -376,25 +376,26 @@ fn an_unchanged_repository_costs_one_answer_without_a_body() {
     let machine = weaver_source::charts::http::Machine::load(var).unwrap();
     let registries = weaver_source::images::Registries::new(machine, "the test's docker config");
     let web = weaver_source::images::ImageRepository::locate(&registry.image("shop/web"), true);
-    assert_eq!(*registries.tags(&web).unwrap().list, ["1.0.0"]);
+    let check = registries.check();
+    assert_eq!(*registries.tags(&web, &check).unwrap().list, ["1.0.0"]);
     registry.take_asked();
     let before = registries.requests();
-    let again = registries.tags(&web).unwrap();
+    let again = registries.tags(&web, &check).unwrap();
     assert_eq!((again.list.as_slice(), again.unchanged), (&["1.0.0".to_string()][..], true));
     assert_eq!(registries.requests() - before, 1, "one request for an unchanged repository");
     assert_eq!(registry.take_asked(), ["GET v2/shop/web/tags/list"]);
     push_image(port, "shop/web", "1.1.0", "2026-11-02T00:00:00Z", "amd64");
-    let changed = registries.tags(&web).unwrap();
+    let changed = registries.tags(&web, &check).unwrap();
     assert!(!changed.unchanged);
     let mut tags = changed.list.to_vec();
     tags.sort();
     assert_eq!(tags, ["1.0.0", "1.1.0"]);
 
     // The tag moved: its digest now is the new image's.
-    let first = registries.digest(&web, "1.1.0").unwrap();
+    let first = registries.digest(&web, "1.1.0", &check).unwrap();
     let (moved, _) = push_image(port, "shop/web", "1.1.0", "2026-11-03T00:00:00Z", "amd64");
     assert_ne!(first, moved);
-    assert_eq!(registries.digest(&web, "1.1.0").unwrap(), moved);
+    assert_eq!(registries.digest(&web, "1.1.0", &check).unwrap(), moved);
 }
 
 /// `weaver images update` writes the new pins as a commit on a new branch with the plan (the

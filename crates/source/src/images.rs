@@ -5,16 +5,19 @@
 //! config's creation time (a config is fetched once, for a tag not seen before); a `429` or `503`
 //! is retried after its `Retry-After`; at most [`PER_REGISTRY`] requests are in flight to one
 //! registry at a time. Requests go through the chart registries' [`Connection`] (credentials,
-//! Bearer token flow, `Link` pagination).
+//! Bearer token flow, `Link` pagination). A [`Check`] bounds what one check reads and how long
+//! it takes ([`RegistryLimits`]): a registry, which a tenant's environment file chooses, is not
+//! trusted to end its lists or its waits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::charts::http::{Connection, Machine, Method, Response};
+use crate::charts::http::{Connection, MAX_BODY, Machine, Method, Response};
+use crate::charts::oci::{TagLimits, TagList, Tally, shown_tag};
 use crate::charts::sha256_digest;
 use weaver_core::error::{Error, Result};
 
@@ -62,23 +65,106 @@ impl ImageRepository {
     }
 }
 
+/// Bounds on what registries answer, from the `WEAVER_REGISTRY_*` variables (see
+/// docs/src/guides/security.md, Registries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryLimits {
+    /// One repository's tag list.
+    pub repository: TagLimits,
+    /// The tag lists one check reads, together.
+    pub check: TagLimits,
+    /// The longest one check takes, its pages, retries and waits included.
+    pub check_time: Duration,
+}
+
+impl Default for RegistryLimits {
+    fn default() -> RegistryLimits {
+        RegistryLimits {
+            repository: TagLimits::REPOSITORY,
+            check: TagLimits { tags: 4_000_000, pages: 20_000, bytes: 256 << 20 },
+            check_time: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RegistryLimits {
+    /// The defaults, with those of the variables `var` gives in their place.
+    pub fn from_variables(var: &dyn Fn(&str) -> Option<String>) -> Result<RegistryLimits> {
+        let mut limits = RegistryLimits::default();
+        let number = |name: &str, default: u64| -> Result<u64> {
+            let Some(text) = var(name) else { return Ok(default) };
+            match text.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(Error::new(format!("{name}={} is not a whole number above 0", shown_tag(&text)))
+                    .with_help(format!("{name} bounds what registries answer; its default is {default} (see docs/src/guides/security.md, Registries)"))),
+            }
+        };
+        let count = |name: &str, default: usize| number(name, default as u64).map(|n| n as usize);
+        for (prefix, bounds) in
+            [("WEAVER_REGISTRY", &mut limits.repository), ("WEAVER_REGISTRY_CHECK", &mut limits.check)]
+        {
+            bounds.tags = count(&format!("{prefix}_MAX_TAGS"), bounds.tags)?;
+            bounds.pages = count(&format!("{prefix}_MAX_PAGES"), bounds.pages)?;
+            bounds.bytes = number(&format!("{prefix}_MAX_BYTES"), bounds.bytes)?;
+        }
+        limits.check_time = Duration::from_secs(number("WEAVER_REGISTRY_CHECK_SECONDS", limits.check_time.as_secs())?);
+        Ok(limits)
+    }
+}
+
+/// One check of registries ([`Registries::check`]): when it must end, and what its tag lists
+/// hold together.
+pub struct Check {
+    deadline: Instant,
+    time: Duration,
+    totals: Tally,
+}
+
+impl Check {
+    /// The time left; None once it is out.
+    fn time_left(&self) -> Option<Duration> {
+        self.deadline.checked_duration_since(Instant::now()).filter(|left| !left.is_zero())
+    }
+
+    /// The error of a request to `repository` the check had no time left for.
+    fn out_of_time(&self, repository: &ImageRepository, url: &str) -> Error {
+        Error::new(format!(
+            "registry {} did not answer {} within the check's time ({} s)",
+            repository.host,
+            crate::charts::http::shown(url),
+            self.time.as_secs()
+        ))
+        .with_help(format!(
+            "repository `{}`: WEAVER_REGISTRY_CHECK_SECONDS raises the time one check may take (see docs/src/guides/security.md, Registries)",
+            repository.path
+        ))
+    }
+}
+
 /// A repository's tags, and whether the registry said they had not changed since it was last asked.
 #[derive(Debug, Clone)]
 pub struct Tags {
     pub list: Arc<Vec<String>>,
     pub unchanged: bool,
+    /// Tags left out as outside the OCI tag grammar, and the first of them, escaped.
+    pub invalid: usize,
+    pub invalid_example: Option<String>,
 }
 
 /// A repository's pages as last answered, and all their tags.
 type Listed = (Arc<Vec<Page>>, Arc<Vec<String>>);
 
-/// One page of a tag list as last answered.
+/// One page of a tag list as last answered: its tags are a range of the repository's list.
 #[derive(Clone)]
 struct Page {
     url: String,
     etag: Option<String>,
-    tags: Vec<String>,
+    tags: std::ops::Range<usize>,
     next: Option<String>,
+    /// Of its body.
+    bytes: u64,
+    invalid: usize,
+    invalid_example: Option<String>,
 }
 
 /// A config's `created`, and `os`/`architecture` that a single-platform manifest has.
@@ -169,66 +255,119 @@ impl Registries {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// A check: what it reads and how long it takes bounded by the machine's limits.
+    pub fn check(&self) -> Check {
+        let limits = self.machine.registry_limits;
+        Check {
+            deadline: Instant::now() + limits.check_time,
+            time: limits.check_time,
+            totals: Tally::new(limits.check, "check", "WEAVER_REGISTRY_CHECK"),
+        }
+    }
+
     /// The repository's tags, every page, revalidated with each page's `ETag`, and whether
     /// every page was answered unchanged (`304`).
-    pub fn tags(&self, repository: &ImageRepository) -> Result<Tags> {
+    pub fn tags(&self, repository: &ImageRepository, check: &Check) -> Result<Tags> {
         let key = repository.key();
         let before = lock(&self.tag_lists).get(&key).cloned();
+        let before_pages: HashMap<&str, &Page> =
+            before.iter().flat_map(|(pages, _)| pages.iter().map(|p| (p.url.as_str(), p))).collect();
         let connection = self.connection(repository)?;
         let mut connection = lock(&connection);
+        let mut list = TagList::new(self.machine.registry_limits.repository, Some(&check.totals));
         let mut pages: Vec<Page> = Vec::new();
+        let mut asked = HashSet::new();
+        // Tags listed so far: while every page is unchanged, none is copied.
+        let mut listed = 0;
         let mut unchanged = true;
         let mut next = Some(format!("{}/v2/{}/tags/list", repository.base, repository.path));
         while let Some(url) = next.take() {
-            if pages.iter().any(|p| p.url == url) {
+            if !asked.insert(url.clone()) {
                 return Err(connection.failed(&url, "the registry's tag list links back to a page it already gave"));
             }
-            let cached = before.as_ref().and_then(|(pages, _)| pages.iter().find(|p| p.url == url));
+            let cached = before_pages.get(url.as_str()).copied();
             let condition: Vec<(&str, String)> =
                 cached.and_then(|p| p.etag.clone()).map(|etag| ("If-None-Match", etag)).into_iter().collect();
-            let response = self.send(repository, &mut connection, Method::Get, &url, "application/json", &condition)?;
-            let page = match (response.status, cached) {
-                (304, Some(cached)) => cached.clone(),
-                (200, _) => {
+            let max_body = list.max_body(&connection, &url)?;
+            let response = self.send(
+                check,
+                repository,
+                &mut connection,
+                Method::Get,
+                &url,
+                "application/json",
+                &condition,
+                max_body,
+            )?;
+            let page = match (response.status, cached, &before) {
+                (304, Some(cached), Some((_, before_tags))) => {
+                    let tags = &before_tags[cached.tags.clone()];
+                    list.reuse(&connection, &url, tags, cached.bytes, !unchanged)?;
+                    Page { tags: listed..listed + tags.len(), ..cached.clone() }
+                }
+                (200, _, _) => {
+                    if unchanged && let Some((_, before_tags)) = &before {
+                        // The pages before were unchanged: their tags are copied now.
+                        list.tags.extend(pages.iter().flat_map(|p| before_tags[p.tags.clone()].iter().cloned()));
+                    }
                     unchanged = false;
-                    let tags = crate::charts::oci::tag_page(&connection, &url, &response.body)?;
-                    Page { url: url.clone(), etag: response.etag, tags, next: response.next }
+                    let invalid = list.invalid;
+                    list.page(&connection, &url, &response)?;
+                    Page {
+                        url: url.clone(),
+                        etag: response.etag,
+                        tags: listed..list.tags.len(),
+                        next: response.next,
+                        bytes: response.body.len() as u64,
+                        invalid: list.invalid - invalid,
+                        invalid_example: list.invalid_example.clone().filter(|_| list.invalid > invalid),
+                    }
                 }
                 _ => return Err(refused(&connection, &url, &response, repository)),
             };
+            listed = page.tags.end;
             next = page.next.clone();
             pages.push(page);
         }
+        let invalid = pages.iter().map(|p| p.invalid).sum();
+        let invalid_example = pages.iter().find_map(|p| p.invalid_example.clone());
         // Unchanged, the list made last time serves: an interval copies no tag.
         let tags = match (&before, unchanged) {
             (Some((_, tags)), true) => tags.clone(),
-            _ => Arc::new(pages.iter().flat_map(|p| p.tags.iter().cloned()).collect()),
+            _ => Arc::new(list.tags),
         };
         lock(&self.tag_lists).insert(key, (Arc::new(pages), tags.clone()));
-        Ok(Tags { list: tags, unchanged })
+        Ok(Tags { list: tags, unchanged, invalid, invalid_example })
     }
 
     /// The digest `tag` pointed at when last asked, if the repository's tag list is unchanged
     /// since (`unchanged`): a tag that is not followed by digest is not asked again every
     /// interval; else [`Registries::digest`].
-    pub fn digest_unless_unchanged(&self, repository: &ImageRepository, tag: &str, unchanged: bool) -> Result<String> {
+    pub fn digest_unless_unchanged(
+        &self,
+        repository: &ImageRepository,
+        tag: &str,
+        unchanged: bool,
+        check: &Check,
+    ) -> Result<String> {
         if unchanged && let Some(digest) = lock(&self.tags_seen).get(&format!("{}/{tag}", repository.key())) {
             return Ok(digest.clone());
         }
-        self.digest(repository, tag)
+        self.digest(repository, tag, check)
     }
 
     /// The digest `tag` points at now, asked of the registry (`HEAD`; a `GET` when the answer
     /// names none).
-    pub fn digest(&self, repository: &ImageRepository, tag: &str) -> Result<String> {
+    pub fn digest(&self, repository: &ImageRepository, tag: &str, check: &Check) -> Result<String> {
         let connection = self.connection(repository)?;
         let mut connection = lock(&connection);
         let url = format!("{}/v2/{}/manifests/{tag}", repository.base, repository.path);
-        let head = self.send(repository, &mut connection, Method::Head, &url, MANIFEST_TYPES, &[])?;
+        let head = self.send(check, repository, &mut connection, Method::Head, &url, MANIFEST_TYPES, &[], MAX_BODY)?;
         let digest = match (head.status, head.digest.clone()) {
             (200, Some(digest)) => digest,
             (200, None) => {
-                let got = self.send(repository, &mut connection, Method::Get, &url, MANIFEST_TYPES, &[])?;
+                let got =
+                    self.send(check, repository, &mut connection, Method::Get, &url, MANIFEST_TYPES, &[], MAX_BODY)?;
                 if got.status != 200 {
                     return Err(refused(&connection, &url, &got, repository));
                 }
@@ -236,17 +375,28 @@ impl Registries {
             }
             (_, _) => return Err(refused(&connection, &url, &head, repository)),
         };
+        // Written into a pin after the tag's `@`: only a digest may be.
+        if !weaver_project::chart::is_sha256_digest(&digest) {
+            let why = format!("its digest `{}` is not a sha256 digest", shown_tag(&digest));
+            return Err(connection.failed(&url, &why));
+        }
         self.remember(&self.tags_seen, format!("{}/{tag}", repository.key()), digest.clone());
         Ok(digest)
     }
 
     /// When the image of `tag` for `platform` was built (its config's `created`), None when
     /// its config says nothing. A tag seen before is not asked again, nor a digest's config.
-    pub fn created(&self, repository: &ImageRepository, tag: &str, platform: &str) -> Result<Option<jiff::Timestamp>> {
+    pub fn created(
+        &self,
+        repository: &ImageRepository,
+        tag: &str,
+        platform: &str,
+        check: &Check,
+    ) -> Result<Option<jiff::Timestamp>> {
         let seen = lock(&self.tags_seen).get(&format!("{}/{tag}", repository.key())).cloned();
         let digest = match seen {
             Some(digest) => digest,
-            None => self.digest(repository, tag)?,
+            None => self.digest(repository, tag, check)?,
         };
         let key = format!("{}@{digest}/{platform}", repository.key());
         if let Some(created) = lock(&self.created).get(&key) {
@@ -254,7 +404,7 @@ impl Registries {
         }
         let connection = self.connection(repository)?;
         let mut connection = lock(&connection);
-        let mut manifest = self.manifest(repository, &mut connection, &digest)?;
+        let mut manifest = self.manifest(check, repository, &mut connection, &digest)?;
         if !manifest.manifests.is_empty() {
             let wanted: Vec<&str> = platform.split('/').collect();
             let found = manifest.manifests.iter().find(|entry| {
@@ -271,14 +421,15 @@ impl Registries {
                 ))
                 .with_help("set `platform:` of the imageUpdates entry to one the image is built for"));
             };
-            manifest = self.manifest(repository, &mut connection, &entry.digest.clone())?;
+            manifest = self.manifest(check, repository, &mut connection, &entry.digest.clone())?;
         }
         let created = match manifest.config {
             None => None,
             Some(config) => {
                 let url = format!("{}/v2/{}/blobs/{}", repository.base, repository.path, config.digest);
+                let accept = "application/octet-stream";
                 let response =
-                    self.send(repository, &mut connection, Method::Get, &url, "application/octet-stream", &[])?;
+                    self.send(check, repository, &mut connection, Method::Get, &url, accept, &[], MAX_BODY)?;
                 if response.status != 200 {
                     return Err(refused(&connection, &url, &response, repository));
                 }
@@ -294,9 +445,15 @@ impl Registries {
         Ok(created)
     }
 
-    fn manifest(&self, repository: &ImageRepository, connection: &mut Connection, digest: &str) -> Result<Manifest> {
+    fn manifest(
+        &self,
+        check: &Check,
+        repository: &ImageRepository,
+        connection: &mut Connection,
+        digest: &str,
+    ) -> Result<Manifest> {
         let url = format!("{}/v2/{}/manifests/{digest}", repository.base, repository.path);
-        let response = self.send(repository, connection, Method::Get, &url, MANIFEST_TYPES, &[])?;
+        let response = self.send(check, repository, connection, Method::Get, &url, MANIFEST_TYPES, &[], MAX_BODY)?;
         if response.status != 200 {
             return Err(refused(connection, &url, &response, repository));
         }
@@ -306,34 +463,61 @@ impl Registries {
         serde_json::from_slice(&response.body).map_err(|e| connection.failed(&url, &format!("not a manifest: {e}")))
     }
 
-    /// One request, within the registry's slots, retried after a `429` or `503`'s `Retry-After`.
+    /// One request, within the registry's slots and the check's time, retried after a `429`
+    /// or `503`'s `Retry-After`; a body over `max_body` is not read (the response says so).
+    #[expect(clippy::too_many_arguments, reason = "one request's parts, as Connection::send_bounded takes them")]
     fn send(
         &self,
+        check: &Check,
         repository: &ImageRepository,
         connection: &mut Connection,
         method: Method<'_>,
         url: &str,
         accept: &str,
         extra: &[(&str, String)],
+        max_body: u64,
     ) -> Result<Response> {
         let slots = lock(&self.slots).entry(repository.host.clone()).or_default().clone();
-        for attempt in 1..=ATTEMPTS {
+        for attempt in 1.. {
             let response = {
                 let _slot = acquire(&slots);
+                let left = check.time_left().ok_or_else(|| check.out_of_time(repository, url))?;
                 self.requests.fetch_add(1, Ordering::Relaxed);
-                connection.send_with(method, url, accept, extra)?
+                match connection.send_bounded(method, url, accept, extra, max_body, Some(left)) {
+                    Err(_) if check.time_left().is_none() => return Err(check.out_of_time(repository, url)),
+                    sent => sent?,
+                }
             };
-            if !matches!(response.status, 429 | 503) || attempt == ATTEMPTS {
+            if !matches!(response.status, 429 | 503) {
                 return Ok(response);
             }
             // Without a Retry-After: 1, 2, 4, 8 s.
-            let wait = response.retry_after.map_or(Duration::from_secs(1 << (attempt - 1)), Duration::from_secs);
-            if wait > LONGEST_WAIT {
-                return Ok(response);
-            }
-            std::thread::sleep(wait);
+            let asked = response.retry_after.map(Duration::from_secs);
+            let wait = asked.unwrap_or(Duration::from_secs(1 << (attempt - 1).min(6)));
+            let left = check.time_left().unwrap_or_default();
+            let why = match () {
+                _ if attempt == ATTEMPTS => format!("it was asked {ATTEMPTS} times, each after the wait it asked for"),
+                _ if wait > LONGEST_WAIT => format!(
+                    "it asked to wait {} s (Retry-After), more than the {} s weaver waits: not asked again",
+                    wait.as_secs(),
+                    LONGEST_WAIT.as_secs()
+                ),
+                _ if wait >= left => format!(
+                    "it asked to wait {} s, more than the {} s left of the check's time (WEAVER_REGISTRY_CHECK_SECONDS): not asked again",
+                    wait.as_secs(),
+                    left.as_secs()
+                ),
+                _ => {
+                    std::thread::sleep(wait);
+                    continue;
+                }
+            };
+            let error = connection.status_error(url, &response);
+            let times = if attempt == 1 { "once".to_string() } else { format!("{attempt} times") };
+            return Err(Error::new(error.message)
+                .with_help(format!("registry {} is limiting requests (asked {times}): {why}", repository.host)));
         }
-        unreachable!("the last attempt returns")
+        unreachable!("the loop returns")
     }
 
     fn connection(&self, repository: &ImageRepository) -> Result<Arc<Mutex<Connection>>> {
@@ -370,11 +554,6 @@ fn refused(connection: &Connection, url: &str, response: &Response, repository: 
     match response.status {
         404 => Error::new(error.message)
             .with_help(format!("registry {} has no repository `{}` or no such tag", repository.host, repository.path)),
-        429 | 503 => Error::new(error.message).with_help(format!(
-            "registry {} is limiting requests: it was asked again {ATTEMPTS} times, each after the wait it asked for (up to {} s)",
-            repository.host,
-            LONGEST_WAIT.as_secs()
-        )),
         _ => error,
     }
 }
@@ -395,6 +574,165 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::test_server::{Answer, TestServer};
+
+    /// Registries without credentials, within `limits`.
+    fn registries(limits: RegistryLimits) -> Registries {
+        let mut machine = Machine::anonymous();
+        machine.registry_limits = limits;
+        Registries::new(machine, "the tests")
+    }
+
+    fn repository(server: &TestServer, path: &str) -> ImageRepository {
+        ImageRepository::locate(&format!("127.0.0.1:{}/{path}", server.port), true)
+    }
+
+    fn page(tags: &[&str], next: Option<String>) -> Answer {
+        let link = next.map(|next| format!("Link: <{next}>; rel=\"next\"\r\n")).unwrap_or_default();
+        ("200 OK", link, serde_json::to_vec(&serde_json::json!({"name": "shop/web", "tags": tags})).unwrap())
+    }
+
+    fn small(tags: usize, pages: usize, bytes: u64) -> RegistryLimits {
+        RegistryLimits { repository: TagLimits { tags, pages, bytes }, ..RegistryLimits::default() }
+    }
+
+    #[test]
+    fn unchanged_pages_are_answered_without_a_body_and_their_tags_kept_once() {
+        // Two pages; the second's tags change when `changed` is set.
+        let changed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let changing = changed.clone();
+        let server = TestServer::start(move |_, request| {
+            let (tags, etag, next): (&[&str], _, _) = match request.path.contains("last=") {
+                false => (&["1.0.0", "1.1.0"], "\"one\"", Some("/v2/shop/web/tags/list?last=1.1.0".to_string())),
+                true if changing.load(Ordering::SeqCst) => (&["2.0.0", "bad|tag"], "\"three\"", None),
+                true => (&["1.2.0"], "\"two\"", None),
+            };
+            match request.if_none_match == etag {
+                true => ("304 Not Modified", format!("ETag: {etag}\r\n"), Vec::new()),
+                false => {
+                    let (status, headers, body) = page(tags, next);
+                    (status, format!("{headers}ETag: {etag}\r\n"), body)
+                }
+            }
+        });
+        let web = repository(&server, "shop/web");
+        let registries = registries(RegistryLimits::default());
+        let check = registries.check();
+        let first = registries.tags(&web, &check).unwrap();
+        assert_eq!(
+            (first.list.as_slice(), first.unchanged),
+            (&["1.0.0", "1.1.0", "1.2.0"].map(String::from)[..], false)
+        );
+        let again = registries.tags(&web, &check).unwrap();
+        assert!(again.unchanged && Arc::ptr_eq(&first.list, &again.list), "the list made before serves");
+        changed.store(true, Ordering::SeqCst);
+        let third = registries.tags(&web, &check).unwrap();
+        assert_eq!(*third.list, ["1.0.0", "1.1.0", "2.0.0"], "the unchanged first page's tags, then the new");
+        assert_eq!((third.unchanged, third.invalid), (false, 1));
+        let fourth = registries.tags(&web, &check).unwrap();
+        assert_eq!((fourth.list.as_slice(), fourth.unchanged, fourth.invalid), (third.list.as_slice(), true, 1));
+        let asked: Vec<String> = server.received().iter().map(|r| r.if_none_match.clone()).collect();
+        assert_eq!(asked, ["", "", "\"one\"", "\"two\"", "\"one\"", "\"two\"", "\"one\"", "\"three\""]);
+    }
+
+    #[test]
+    fn an_endless_chain_of_pages_stops_at_the_page_bound() {
+        // Page i links to i + 1 (for 1,000 pages: a test must end on the code before the bound).
+        let server = TestServer::start(|_, request| {
+            let n: usize = request.path.split("page=").nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+            match n < 1000 {
+                true => page(&["1.0.0"], Some(format!("/v2/shop/web/tags/list?page={}", n + 1))),
+                false => ("500 Internal Server Error", String::new(), Vec::new()),
+            }
+        });
+        let registries = registries(small(1_000_000, 50, 1 << 30));
+        let err = registries.tags(&repository(&server, "shop/web"), &registries.check()).unwrap_err();
+        assert!(err.message.contains("more than 50 pages (the limit per repository)"), "{err}");
+        assert!(err.message.contains(&format!("127.0.0.1:{}", server.port)), "{err}");
+        let help = err.help.unwrap();
+        assert!(help.contains("WEAVER_REGISTRY_MAX_PAGES") && help.contains("shop/web"), "{help}");
+        assert_eq!(server.received().len(), 51, "the page over the bound is asked, no more");
+    }
+
+    #[test]
+    fn a_huge_page_or_too_many_tags_stop_at_their_bounds() {
+        let tags: Vec<String> = (0..200_000).map(|n| format!("1.0.{n}")).collect();
+        let body = serde_json::to_vec(&serde_json::json!({"tags": tags})).unwrap();
+        let server = TestServer::start(move |_, _| ("200 OK", String::new(), body.clone()));
+        let web = repository(&server, "shop/web");
+        let registries = registries(small(1_000_000, 10, 1 << 20));
+        let err = registries.tags(&web, &registries.check()).unwrap_err();
+        assert!(err.message.contains(&format!("more than {} bytes", 1 << 20)), "{err}");
+        assert!(err.help.unwrap().contains("WEAVER_REGISTRY_MAX_BYTES"));
+        let registries = super::tests::registries(small(1000, 10, 1 << 30));
+        let err = registries.tags(&web, &registries.check()).unwrap_err();
+        assert!(err.message.contains("more than 1000 tags"), "{err}");
+        // Within the repository's bounds, the check's: two repositories of 200,000 tags.
+        let limits = RegistryLimits {
+            check: TagLimits { tags: 300_000, pages: 10, bytes: 1 << 30 },
+            ..RegistryLimits::default()
+        };
+        let registries = super::tests::registries(limits);
+        let check = registries.check();
+        assert_eq!(registries.tags(&web, &check).unwrap().list.len(), 200_000);
+        let err = registries.tags(&repository(&server, "shop/api"), &check).unwrap_err();
+        assert!(err.message.contains("more than 300000 tags (the limit per check)"), "{err}");
+        assert!(err.help.unwrap().contains("WEAVER_REGISTRY_CHECK_MAX_TAGS"));
+    }
+
+    #[test]
+    fn a_registry_s_waits_are_bounded_by_the_check_s_time() {
+        let wait = TestServer::start(|_, request| match request.path.contains("long") {
+            true => ("429 Too Many Requests", "Retry-After: 999999\r\n".into(), Vec::new()),
+            false => ("429 Too Many Requests", "Retry-After: 5\r\n".into(), Vec::new()),
+        });
+        let limits = RegistryLimits { check_time: Duration::from_secs(3), ..RegistryLimits::default() };
+        let registries = registries(limits);
+        let started = Instant::now();
+        let err = registries.tags(&repository(&wait, "long"), &registries.check()).unwrap_err();
+        let help = err.help.unwrap();
+        assert!(help.contains("(asked once): it asked to wait 999999 s"), "{help}");
+        assert!(!help.contains("5 times"), "{help}");
+        let err = registries.tags(&repository(&wait, "shop/web"), &registries.check()).unwrap_err();
+        let help = err.help.unwrap();
+        assert!(
+            help.contains("it asked to wait 5 s, more than the ") && help.contains(" s left of the check's time"),
+            "{help}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2), "no wait the check cannot afford");
+        // A registry that answers slowly is cut at the check's time.
+        let slow = TestServer::start(|_, _| {
+            std::thread::sleep(Duration::from_secs(20));
+            page(&["1.0.0"], None)
+        });
+        let started = Instant::now();
+        let err = registries.tags(&repository(&slow, "shop/web"), &registries.check()).unwrap_err();
+        assert!(err.message.contains("within the check's time (3 s)"), "{err}");
+        assert!(err.help.unwrap().contains("WEAVER_REGISTRY_CHECK_SECONDS"));
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn tags_outside_the_oci_grammar_are_left_out_and_shown_escaped() {
+        let server = TestServer::start(|_, request| match request.path.contains("/manifests/") {
+            true => ("200 OK", "Docker-Content-Digest: sha256:abc|`x`\r\n".into(), Vec::new()),
+            false => page(
+                &["1.0.0", "zzz@sha256:aaaa", "", "a|b **c**", "x\u{1b}[31m\u{7}", &"9".repeat(129), "2.0.0"],
+                None,
+            ),
+        });
+        let web = repository(&server, "shop/web");
+        let registries = registries(RegistryLimits::default());
+        let check = registries.check();
+        let tags = registries.tags(&web, &check).unwrap();
+        assert_eq!(*tags.list, ["1.0.0", "2.0.0"]);
+        assert_eq!((tags.invalid, tags.invalid_example.as_deref()), (5, Some("zzz@sha256:aaaa")));
+        assert_eq!(shown_tag("x\u{1b}[31m\u{7}"), "x\\u{1b}[31m\\u{7}");
+        // A digest that is not one is refused, not written after a tag's `@`.
+        let err = registries.digest(&web, "1.0.0", &check).unwrap_err();
+        assert!(err.message.contains("its digest `sha256:abc|`x`` is not a sha256 digest"), "{err}");
+    }
 
     #[test]
     fn repositories_are_located_as_docker_reads_them() {

@@ -12,6 +12,8 @@ mod budget;
 pub mod charts;
 pub mod git;
 pub mod images;
+#[cfg(test)]
+mod test_server;
 mod transport;
 
 use std::fmt;

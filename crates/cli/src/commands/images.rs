@@ -191,11 +191,11 @@ fn body(report: &UpdateReport, redactor: &weaver_secrets::Redactor) -> String {
     });
     out.push_str("### Images\n\n| image | policy | newest allowed | tags |\n|---|---|---|---|\n");
     for image in &check.images {
-        let newest = image.newest.as_deref().map_or("none allowed".to_string(), |n| format!("`{n}`"));
+        let newest = image.newest.as_deref().map_or("none allowed".to_string(), markdown::code_cell);
         out.push_str(&format!(
-            "| `{}` | {} | {newest} | {} |\n",
-            image.image,
-            markdown::escape(&image.policy),
+            "| {} | {} | {newest} | {} |\n",
+            markdown::code_cell(&image.image),
+            markdown::code_cell(&image.policy),
             image.tags
         ));
     }

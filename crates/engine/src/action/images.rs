@@ -23,7 +23,7 @@ use weaver_project::Environment;
 use weaver_project::image_updates::Policy;
 use weaver_project::image_updates::Skipped;
 use weaver_project::promotion::{Promoted, promoted_path};
-use weaver_source::images::{ImageRepository, Registries, Tags};
+use weaver_source::images::{Check, ImageRepository, Registries, Tags};
 
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -101,10 +101,11 @@ pub fn check(options: &CheckOptions, registries: &Registries) -> Result<Checks> 
 /// [`check`] of environments already loaded.
 fn check_loaded(environments: &[Environment], registries: &Registries, concurrency: usize) -> Result<Checks> {
     let before = registries.requests();
+    let check = registries.check();
     let mut checks = Vec::new();
-    let tags = tag_lists(environments, registries, concurrency)?;
+    let tags = tag_lists(environments, registries, &check, concurrency)?;
     for environment in environments {
-        checks.push(check_environment(environment, registries, &tags)?);
+        checks.push(check_environment(environment, registries, &check, &tags)?);
     }
     Ok(Checks { environments: checks, requests: registries.requests() - before })
 }
@@ -135,6 +136,7 @@ fn subscribed(options: &CheckOptions) -> Result<Vec<Environment>> {
 fn tag_lists(
     environments: &[Environment],
     registries: &Registries,
+    check: &Check,
     concurrency: usize,
 ) -> Result<HashMap<ImageRepository, Tags>> {
     let mut repositories: Vec<ImageRepository> = environments
@@ -152,7 +154,7 @@ fn tag_lists(
             scope.spawn(|| {
                 loop {
                     let Some(repository) = next.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
-                    let tags = registries.tags(repository);
+                    let tags = registries.tags(repository, check);
                     found.lock().unwrap_or_else(|e| e.into_inner()).push((repository.clone(), tags));
                 }
             });
@@ -164,6 +166,7 @@ fn tag_lists(
 fn check_environment(
     environment: &Environment,
     registries: &Registries,
+    check: &Check,
     tags: &HashMap<ImageRepository, Tags>,
 ) -> Result<EnvironmentCheck> {
     let updates = environment.image_updates.as_ref().expect("only subscribed environments are checked");
@@ -173,7 +176,7 @@ fn check_environment(
         let at = || format!("the imageUpdates entry of `{}` ({})", update.image, update.at);
         let listed = &tags[&repository];
         let choice = update
-            .choose(&listed.list, &mut |tag| registries.created(&repository, tag, &update.platform))
+            .choose(&listed.list, &mut |tag| registries.created(&repository, tag, &update.platform, check))
             .map_err(|e| e.with_help(at()))?;
         // A followed tag is asked for its digest at every check; another, only when the
         // repository's tags changed (a tag re-pushed in place is then seen at the next change).
@@ -181,8 +184,9 @@ fn check_environment(
         let newest = match &choice.tag {
             None => None,
             Some(tag) => {
-                let digest =
-                    registries.digest_unless_unchanged(&repository, tag, unchanged).map_err(|e| e.with_help(at()))?;
+                let digest = registries
+                    .digest_unless_unchanged(&repository, tag, unchanged, check)
+                    .map_err(|e| e.with_help(at()))?;
                 Some(format!("{tag}@{digest}"))
             }
         };
@@ -195,6 +199,14 @@ fn check_environment(
             })
             .collect();
         let new = newest.is_some() && current.values().any(|pin| pin != &newest);
+        let mut skipped: Vec<SkippedTags> = choice.skipped.iter().map(SkippedTags::from).collect();
+        if listed.invalid > 0 {
+            skipped.push(SkippedTags {
+                reason: "not a tag by the OCI grammar [A-Za-z0-9_][A-Za-z0-9._-]{0,127} (left out)",
+                count: listed.invalid,
+                examples: listed.invalid_example.iter().cloned().collect(),
+            });
+        }
         images.push(ImageCheck {
             image: update.image.clone(),
             policy: update.policy.describe(),
@@ -203,7 +215,7 @@ fn check_environment(
             new,
             tags: choice.considered,
             older: choice.older,
-            skipped: choice.skipped.iter().map(SkippedTags::from).collect(),
+            skipped,
         });
     }
     Ok(EnvironmentCheck {

@@ -239,6 +239,17 @@ pub fn escape(text: &str) -> String {
     super::escape_markup(text, None)
 }
 
+/// `text` as a code span in a table cell: its fence longer than any backtick run in it (a
+/// space inside where it begins or ends with one), `|` escaped and line breaks as spaces, so
+/// that no value can end the span, the cell or the row.
+pub fn code_cell(text: &str) -> String {
+    let text = text.replace(['\r', '\n'], " ").replace('|', "\\|");
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
 /// A fenced `diff` block whose fence is longer than any backtick run in the text.
 fn fenced(text: &str) -> String {
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
@@ -387,6 +398,15 @@ mod tests {
         // The small environment keeps its diff; the big one's are cut.
         assert!(cut.contains("+  key00002: value"), "{cut}");
         assert!(cut.contains("diffs cut** (the largest)"), "{cut}");
+    }
+
+    #[test]
+    fn a_code_cell_holds_pipes_backticks_and_line_breaks() {
+        assert_eq!(code_cell("1.0@sha256:ab"), "`1.0@sha256:ab`");
+        assert_eq!(code_cell("a|b`c"), "``a\\|b`c``");
+        assert_eq!(code_cell("`x\n| y"), "`` `x \\| y ``");
+        let row = format!("| {} |", code_cell("v1` | **bold** | `"));
+        assert_eq!(row.matches(" | ").count(), 0, "{row}");
     }
 
     #[test]

@@ -10,11 +10,20 @@ use std::time::Duration;
 use serde::Deserialize;
 use ureq::Agent;
 
+use super::oci::TagLimits;
 use super::registry_login;
+use crate::images::RegistryLimits;
 use weaver_core::error::{Error, Result};
 
 /// Most a response may hold: a chart repository's index (bitnami's is about 30 MiB) or an archive.
-const MAX_BODY: u64 = 200 << 20;
+pub(crate) const MAX_BODY: u64 = 200 << 20;
+
+/// Most a token service's answer may hold (a JWT of a few KiB, in JSON).
+const MAX_TOKEN: u64 = 1 << 20;
+
+/// Token services on another host than their registry that receive its credentials without
+/// the user's `tokenRealms`: Docker Hub's (`docker login`'s password goes to auth.docker.io).
+const KNOWN_TOKEN_REALMS: &[(&str, &str)] = &[("https://registry-1.docker.io", "https://auth.docker.io")];
 
 /// What the machine says about a repository: `WEAVER_REPOSITORY_<NAME>_USERNAME`, `_PASSWORD`
 /// and `_CA_FILE` for a repository of `repositories:`, else the first entry of the credentials
@@ -29,6 +38,10 @@ pub struct Credentials {
     username: Option<String>,
     password: Option<String>,
     ca_file: Option<PathBuf>,
+    /// Origins (`https://auth.example.com`) of token services on another host than the
+    /// registry that may receive these credentials when its Bearer challenge names them.
+    #[serde(default)]
+    token_realms: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +63,8 @@ pub struct Machine {
     var: Variables,
     /// [`Machine::anonymous`]: a refusal cannot be mended with this machine's credentials.
     anonymous: bool,
+    /// Bounds on what registries answer (the `WEAVER_REGISTRY_*` variables).
+    pub(crate) registry_limits: RegistryLimits,
 }
 
 impl Machine {
@@ -65,6 +80,7 @@ impl Machine {
                         file: Vec::new(),
                         registry_configs,
                         held: Vec::new(),
+                        registry_limits: RegistryLimits::from_variables(&var)?,
                         var: Box::new(var),
                         anonymous: false,
                     });
@@ -84,6 +100,7 @@ impl Machine {
             file: file.repositories,
             registry_configs,
             held: Vec::new(),
+            registry_limits: RegistryLimits::from_variables(&var)?,
             var: Box::new(var),
             anonymous: false,
         })
@@ -103,6 +120,7 @@ impl Machine {
             held: configs,
             var: Box::new(|_| None),
             anonymous: true,
+            registry_limits: RegistryLimits::default(),
         }
     }
 
@@ -116,6 +134,7 @@ impl Machine {
                 username: (self.var)(&format!("{prefix}USERNAME")),
                 password: (self.var)(&format!("{prefix}PASSWORD")),
                 ca_file: (self.var)(&format!("{prefix}CA_FILE")).map(PathBuf::from),
+                token_realms: Vec::new(),
             };
             if from_env.username.is_some() || from_env.password.is_some() || from_env.ca_file.is_some() {
                 return Ok(from_env);
@@ -126,10 +145,16 @@ impl Machine {
             let prefix = prefix.trim_end_matches('/');
             url == prefix || url.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
         };
-        if let Some(found) = self.file.iter().find(|c| !c.url.is_empty() && starts(&c.url)) {
+        let found = self.file.iter().find(|c| !c.url.is_empty() && starts(&c.url));
+        // An entry without a username or password (its `caFile` or `tokenRealms` only) takes
+        // the registry's login.
+        if let Some(found) = found
+            && (found.username.is_some() || found.password.is_some() || !url.starts_with("oci://"))
+        {
             return Ok(found.clone());
         }
-        let Some(registry) = url.strip_prefix("oci://") else { return Ok(Credentials::default()) };
+        let settings = found.cloned().unwrap_or_default();
+        let Some(registry) = url.strip_prefix("oci://") else { return Ok(settings) };
         let host = registry.split('/').next().unwrap_or(registry);
         let mut login = None;
         for held in &self.held {
@@ -142,12 +167,15 @@ impl Machine {
             Some(login) => Some(login),
             None => registry_login::find(&self.registry_configs, host)?,
         };
-        Ok(login.map_or_else(Credentials::default, |login| Credentials {
-            url: url.to_string(),
-            username: Some(login.username),
-            password: Some(login.password),
-            ca_file: None,
-        }))
+        Ok(match login {
+            None => settings,
+            Some(login) => Credentials {
+                url: url.to_string(),
+                username: Some(login.username),
+                password: Some(login.password),
+                ..settings
+            },
+        })
     }
 }
 
@@ -171,6 +199,10 @@ pub struct Connection {
     /// What a refusal (401, 403, the token's included) says to do, when the caller knows
     /// better than the chart repositories' advice (an image registry's pull Secrets).
     refusal_help: Option<String>,
+    /// Why the credentials were kept from a token service, told with a refusal.
+    withheld: Option<String>,
+    /// Bounds on a tag list of this repository.
+    pub(crate) tag_limits: TagLimits,
 }
 
 /// A response, read whole.
@@ -189,12 +221,23 @@ pub struct Response {
     /// The `Retry-After` header of a 429 or 503, in seconds (the HTTP-date form is read as a
     /// second: registries send seconds).
     pub retry_after: Option<u64>,
+    /// The body was over the limit [`Connection::send_bounded`] was given, and is not read.
+    pub over_limit: bool,
 }
 
 impl Response {
     /// A response of which only the status matters, for an error's message.
     pub fn status_only(status: u16) -> Response {
-        Response { status, body: Vec::new(), next: None, location: None, etag: None, digest: None, retry_after: None }
+        Response {
+            status,
+            body: Vec::new(),
+            next: None,
+            location: None,
+            etag: None,
+            digest: None,
+            retry_after: None,
+            over_limit: false,
+        }
     }
 }
 
@@ -276,6 +319,8 @@ impl Connection {
             repository_name: repository_name.map(str::to_string),
             anonymous: machine.anonymous,
             refusal_help: None,
+            withheld: None,
+            tag_limits: machine.registry_limits.repository,
         }
     }
 
@@ -303,6 +348,28 @@ impl Connection {
         accept: &str,
         extra: &[(&str, String)],
     ) -> Result<Response> {
+        let response = self.send_bounded(method, url, accept, extra, MAX_BODY, None)?;
+        match response.over_limit {
+            true => Err(self.failed(url, &format!("the answer is over {MAX_BODY} bytes"))),
+            false => Ok(response),
+        }
+    }
+
+    /// [`Connection::send_with`], not reading a body of more than `max_body` bytes (the
+    /// response says it is over), and each request (a token's too) ended after `timeout`
+    /// when given, rather than the agent's five minutes. Credentials
+    /// go only to the repository's origin, judged at each hop: the agent drops `Authorization`
+    /// on a redirect, and a challenge is answered only when the URL that answered it (after
+    /// redirects) is the origin's.
+    pub fn send_bounded(
+        &mut self,
+        method: Method<'_>,
+        url: &str,
+        accept: &str,
+        extra: &[(&str, String)],
+        max_body: u64,
+        timeout: Option<Duration>,
+    ) -> Result<Response> {
         let same_origin = origin(url) == self.origin;
         let mut authorization = self.accepted.clone().filter(|_| same_origin);
         let mut answered = false;
@@ -316,27 +383,28 @@ impl Connection {
                 headers.push(("Authorization", basic));
             }
             let sent = match method {
-                Method::Get => with_headers(self.agent.get(url), &headers).call(),
-                Method::Head => with_headers(self.agent.head(url), &headers).call(),
+                Method::Get => with_headers(self.agent.get(url), &headers, timeout).call(),
+                Method::Head => with_headers(self.agent.head(url), &headers, timeout).call(),
                 Method::Post(content_type, body) => {
-                    with_headers(self.agent.post(url), &headers).content_type(content_type).send(body)
+                    with_headers(self.agent.post(url), &headers, timeout).content_type(content_type).send(body)
                 }
                 Method::Put(content_type, body) => {
-                    with_headers(self.agent.put(url), &headers).content_type(content_type).send(body)
+                    with_headers(self.agent.put(url), &headers, timeout).content_type(content_type).send(body)
                 }
             };
             let mut response = sent.map_err(|e| self.failed(url, &e.to_string()))?;
             let status = response.status().as_u16();
+            let answered_at = ureq::ResponseExt::get_uri(&response).to_string();
             // One answer to one challenge: a second 401 is the server's verdict. (A token
             // taken before may lack this request's scope: it is challenged, and answered.)
-            if status == 401 && !answered && same_origin {
+            if status == 401 && !answered && origin(&answered_at) == self.origin {
                 let challenge = response
                     .headers()
                     .get("www-authenticate")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_string();
-                if let Some(value) = self.answer(&challenge)? {
+                if let Some(value) = self.answer(&challenge, timeout)? {
                     authorization = Some(value);
                     answered = true;
                     continue;
@@ -351,20 +419,19 @@ impl Connection {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .find_map(next_link)
-                .map(|target| resolve_reference(url, &target));
+                .map(|target| resolve_reference(&answered_at, &target));
             let location = (response.headers().get("location").and_then(|v| v.to_str().ok()))
-                .map(|target| resolve_reference(url, target));
+                .map(|target| resolve_reference(&answered_at, target));
             let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
             let etag = header("etag");
             let digest = header("docker-content-digest");
             let retry_after = header("retry-after").map(|v| v.trim().parse::<u64>().unwrap_or(1));
-            let body = response
-                .body_mut()
-                .with_config()
-                .limit(MAX_BODY)
-                .read_to_vec()
-                .map_err(|e| self.failed(url, &e.to_string()))?;
-            return Ok(Response { status, body, next, location, etag, digest, retry_after });
+            let (body, over_limit) = match response.body_mut().with_config().limit(max_body).read_to_vec() {
+                Ok(body) => (body, false),
+                Err(ureq::Error::BodyExceedsLimit(_)) => (Vec::new(), true),
+                Err(e) => return Err(self.failed(url, &e.to_string())),
+            };
+            return Ok(Response { status, body, next, location, etag, digest, retry_after, over_limit });
         }
     }
 
@@ -400,6 +467,10 @@ impl Connection {
             ),
             _ => format!("repository {}", self.repository),
         };
+        let help = match (&self.withheld, response.status) {
+            (Some(withheld), 401 | 403) => format!("{help}; {withheld}"),
+            _ => help,
+        };
         Error::new(format!("{} answered HTTP {}", shown(url), response.status)).with_help(help)
     }
 
@@ -412,7 +483,7 @@ impl Connection {
 
     /// The Authorization header that answers `challenge`, if one can: Basic with the
     /// credentials, or a token from a Bearer challenge's realm (anonymous without credentials).
-    fn answer(&mut self, challenge: &str) -> Result<Option<String>> {
+    fn answer(&mut self, challenge: &str, timeout: Option<Duration>) -> Result<Option<String>> {
         let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
         if scheme.eq_ignore_ascii_case("basic") {
             return Ok(self.basic());
@@ -433,9 +504,16 @@ impl Connection {
             }
         }
         let url = if query.is_empty() { realm.clone() } else { format!("{realm}?{}", query.join("&")) };
-        let mut request = self.agent.get(&url);
-        if let Some(basic) = self.basic() {
-            request = request.header("Authorization", basic);
+        let mut request = with_headers(self.agent.get(&url), &[], timeout);
+        match self.realm_refusal(realm) {
+            None => {
+                if let Some(basic) = self.basic() {
+                    request = request.header("Authorization", basic);
+                }
+            }
+            // The token is asked for anonymously: enough for a public repository.
+            Some(why) if self.credentials.username.is_some() => self.withheld = Some(why),
+            Some(_) => {}
         }
         let mut response = request.call().map_err(|e| self.failed(realm, &e.to_string()))?;
         if !response.status().is_success() {
@@ -447,7 +525,8 @@ impl Connection {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let body = response.body_mut().read_to_vec().map_err(|e| self.failed(realm, &e.to_string()))?;
+        let body = response.body_mut().with_config().limit(MAX_TOKEN).read_to_vec();
+        let body = body.map_err(|e| self.failed(realm, &e.to_string()))?;
         let token: Token = serde_json::from_slice(&body)
             .map_err(|_| self.failed(realm, "the token service's answer is not a token (JSON with `token`)"))?;
         let Some(token) = token.token.or(token.access_token) else {
@@ -455,6 +534,32 @@ impl Connection {
         };
         self.tokens.insert(scope, token.clone());
         Ok(Some(format!("Bearer {token}")))
+    }
+
+    /// Why the credentials may not go to the token service `realm`, if they may not: it is
+    /// plain http and the registry https (Docker sends them; weaver does not, as anyone on
+    /// the path would read them), or it is on another origin than the registry that neither
+    /// the credentials' `tokenRealms` nor [`KNOWN_TOKEN_REALMS`] name (Docker sends them to
+    /// any realm; a registry, or whoever answers for it after a redirect, could then collect
+    /// them).
+    fn realm_refusal(&self, realm: &str) -> Option<String> {
+        let realm_origin = origin(realm);
+        if realm_origin == self.origin {
+            return None;
+        }
+        if realm_origin.starts_with("http://") && !self.origin.starts_with("http://") {
+            return Some(format!(
+                "the credentials were not sent to its token service {realm_origin}, which is plain http while the registry is https"
+            ));
+        }
+        let trusted = |allowed: &str| allowed.trim_end_matches('/') == realm_origin;
+        let known = KNOWN_TOKEN_REALMS.iter().any(|(registry, realm)| *registry == self.origin && trusted(realm));
+        if known || self.credentials.token_realms.iter().any(|allowed| trusted(allowed)) {
+            return None;
+        }
+        Some(format!(
+            "the credentials were not sent to its token service {realm_origin}, on another host than the registry: if that service is the registry's, name it in `tokenRealms` of the registry's entry in the credentials file (see docs/src/concepts/remote-charts.md)"
+        ))
     }
 }
 
@@ -482,11 +587,19 @@ pub fn credentials_help(repository: &str, repository_name: Option<&str>) -> Stri
     format!("set them in {} (see docs/src/concepts/remote-charts.md)", places.join(", or "))
 }
 
-fn with_headers<B>(mut request: ureq::RequestBuilder<B>, headers: &[(&str, String)]) -> ureq::RequestBuilder<B> {
+/// `request` with `headers`, ended after `timeout` when given.
+fn with_headers<B>(
+    mut request: ureq::RequestBuilder<B>,
+    headers: &[(&str, String)],
+    timeout: Option<Duration>,
+) -> ureq::RequestBuilder<B> {
     for (name, value) in headers {
         request = request.header(*name, value);
     }
-    request
+    match timeout {
+        Some(timeout) => request.config().timeout_global(Some(timeout)).build(),
+        None => request,
+    }
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -555,13 +668,121 @@ fn percent_encode(text: &str) -> String {
 
 /// `url` as errors show it: without its query, where a registry's upload location or a signed
 /// download URL carries its credentials (a pre-signed object storage signature).
-fn shown(url: &str) -> &str {
+pub(crate) fn shown(url: &str) -> &str {
     url.split_once('?').map_or(url, |(before, _)| before)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::test_server::TestServer;
+
+    const PASSWORD: &str = "pa55-of-the-registry";
+
+    /// A machine whose credentials file gives `origin`'s registry a user and [`PASSWORD`],
+    /// `token_realms` trusted.
+    fn machine_for(origin: &str, token_realms: Vec<String>) -> Machine {
+        Machine {
+            registry_configs: Vec::new(),
+            held: Vec::new(),
+            file: vec![Credentials {
+                url: format!("oci://{}", origin.trim_start_matches("http://")),
+                username: Some("robot".into()),
+                password: Some(PASSWORD.into()),
+                ca_file: None,
+                token_realms,
+            }],
+            var: Box::new(|_| None),
+            anonymous: false,
+            registry_limits: RegistryLimits::default(),
+        }
+    }
+
+    /// Whether any of what `server` received carries the registry's password, or Basic at all.
+    fn got_credentials(server: &TestServer) -> bool {
+        use base64::Engine;
+        let secret = base64::engine::general_purpose::STANDARD.encode(format!("robot:{PASSWORD}"));
+        server.received().iter().any(|r| r.authorization.starts_with("Basic") || r.authorization.contains(&secret))
+    }
+
+    /// A host that asks for a token of its own realm and serves a tag list with it.
+    fn token_host() -> TestServer {
+        TestServer::start(|port, request| match request.path.as_str() {
+            path if path.starts_with("/token") => ("200 OK", String::new(), br#"{"token":"t0ken"}"#.to_vec()),
+            _ if request.authorization == "Bearer t0ken" => ("200 OK", String::new(), br#"{"tags":["1.0"]}"#.to_vec()),
+            _ => {
+                let challenge =
+                    format!("WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"x\"\r\n");
+                ("401 Unauthorized", challenge, Vec::new())
+            }
+        })
+    }
+
+    #[test]
+    fn a_redirect_to_another_origin_and_its_challenge_get_no_credentials() {
+        let foreign = token_host();
+        let elsewhere = format!("{}/v2/shop/web/tags/list", foreign.origin());
+        let registry =
+            TestServer::start(move |_, _| ("307 Temporary Redirect", format!("Location: {elsewhere}\r\n"), Vec::new()));
+        let machine = machine_for(&registry.origin(), Vec::new());
+        let repository = format!("oci://127.0.0.1:{}/shop/web", registry.port);
+        let mut connection = Connection::open(&machine, &repository, None, &registry.origin()).unwrap();
+        let url = format!("{}/v2/shop/web/tags/list", registry.origin());
+        let response = connection.get(&url, "application/json").unwrap();
+        // The foreign host's challenge is not answered: its 401 is the answer.
+        assert_eq!(response.status, 401);
+        assert!(got_credentials(&registry), "the registry itself gets them: {:?}", registry.received());
+        assert!(!got_credentials(&foreign), "{:?}", foreign.received());
+        assert!(foreign.received().iter().all(|r| r.authorization.is_empty()), "{:?}", foreign.received());
+    }
+
+    #[test]
+    fn a_token_realm_on_another_origin_gets_the_password_only_when_named() {
+        let realm = token_host();
+        let challenge = format!("WWW-Authenticate: Bearer realm=\"{}/token\",service=\"x\"\r\n", realm.origin());
+        let registry = TestServer::start(move |_, request| match request.authorization.as_str() {
+            "Bearer t0ken" => ("200 OK", String::new(), br#"{"tags":["1.0"]}"#.to_vec()),
+            _ => ("401 Unauthorized", challenge.clone(), Vec::new()),
+        });
+        let repository = format!("oci://127.0.0.1:{}/shop/web", registry.port);
+        let url = format!("{}/v2/shop/web/tags/list", registry.origin());
+        let machine = machine_for(&registry.origin(), Vec::new());
+        let mut connection = Connection::open(&machine, &repository, None, &registry.origin()).unwrap();
+        // Asked anonymously, the token service hands a token (a public repository's).
+        assert_eq!(connection.get(&url, "application/json").unwrap().status, 200);
+        assert!(!got_credentials(&realm), "{:?}", realm.received());
+        // A refusal says why the credentials were kept back, and how to send them.
+        let refusal = connection.status_error(&url, &Response::status_only(401)).help.unwrap();
+        assert!(refusal.contains(&format!("not sent to its token service {}", realm.origin())), "{refusal}");
+        assert!(refusal.contains("tokenRealms") && !refusal.contains(PASSWORD), "{refusal}");
+
+        let machine = machine_for(&registry.origin(), vec![format!("{}/", realm.origin())]);
+        let mut connection = Connection::open(&machine, &repository, None, &registry.origin()).unwrap();
+        assert_eq!(connection.get(&url, "application/json").unwrap().status, 200);
+        assert!(got_credentials(&realm), "named in tokenRealms, the realm gets them: {:?}", realm.received());
+    }
+
+    #[test]
+    fn plain_http_never_gets_an_https_registry_s_credentials() {
+        let machine =
+            machine_for("https://reg.example", vec!["http://auth.example".into(), "http://reg.example".into()]);
+        let connection = Connection::open(&machine, "oci://reg.example/shop/web", None, "https://reg.example").unwrap();
+        for realm in ["http://reg.example/token", "http://auth.example/token"] {
+            let refusal = connection.realm_refusal(realm).unwrap();
+            assert!(refusal.contains("plain http while the registry is https"), "{refusal}");
+        }
+        assert_eq!(connection.realm_refusal("https://reg.example/token"), None);
+        assert!(connection.realm_refusal("https://auth.example/token").is_some());
+        let hub = Connection::open(
+            &Machine::anonymous(),
+            "oci://docker.io/library/nginx",
+            None,
+            "https://registry-1.docker.io",
+        )
+        .unwrap();
+        assert_eq!(hub.realm_refusal("https://auth.docker.io/token"), None, "Docker Hub's token service is its own");
+    }
 
     #[test]
     fn errors_show_urls_without_their_query() {
@@ -628,6 +849,7 @@ mod tests {
             }],
             var: Box::new(|key| (key == "WEAVER_REPOSITORY_MY_REPO_USERNAME").then(|| "env-user".to_string())),
             anonymous: false,
+            registry_limits: RegistryLimits::default(),
         };
         let user = |c: Credentials| c.username;
         assert_eq!(user(machine.credentials("https://other", Some("my-repo")).unwrap()).as_deref(), Some("env-user"));
@@ -641,5 +863,18 @@ mod tests {
             Some("file-user")
         );
         assert_eq!(user(machine.credentials("https://charts.example.com.evil", None).unwrap()), None);
+        // An entry naming only token realms keeps the registry's login, and adds its realms.
+        let realms = vec!["https://auth.reg.example".to_string()];
+        let machine = Machine {
+            file: vec![Credentials {
+                url: "oci://reg.example".into(),
+                token_realms: realms.clone(),
+                ..Credentials::default()
+            }],
+            var: Box::new(|_| None),
+            ..machine
+        };
+        let found = machine.credentials("oci://reg.example/shop/web", None).unwrap();
+        assert_eq!((found.username.as_deref(), found.token_realms), (Some("puller"), realms));
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -66,21 +67,22 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
         chart.version.clone()
     } else {
         // Registries may answer in pages (the distribution spec's `Link` header); helm reads them all.
-        let mut tags = Vec::new();
+        let mut tags = TagList::new(connection.tag_limits, None);
         let mut pages = std::collections::HashSet::new();
         let mut next = Some(format!("{base}/v2/{repository}/tags/list"));
         while let Some(url) = next.take() {
             if !pages.insert(url.clone()) {
                 return Err(connection.failed(&url, "the registry's tag list links back to a page it already gave"));
             }
-            let response = connection.get(&url, "application/json")?;
+            let max_body = tags.max_body(connection, &url)?;
+            let response = connection.send_bounded(Method::Get, &url, "application/json", &[], max_body, None)?;
             if response.status != 200 {
                 return Err(connection.status_error(&url, &response));
             }
-            tags.extend(tag_page(connection, &url, &response.body)?);
+            tags.page(connection, &url, &response)?;
             next = response.next;
         }
-        let versions: Vec<(String, &String)> = tags.iter().map(|t| (t.replace('_', "+"), t)).collect();
+        let versions: Vec<(String, &String)> = tags.tags.iter().map(|t| (t.replace('_', "+"), t)).collect();
         super::repository::newest(versions.iter().map(|(v, t)| (v.as_str(), *t)), chart)?.clone()
     };
     let url = format!("{base}/v2/{repository}/manifests/{reference}");
@@ -117,16 +119,263 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
     Ok((locked, data))
 }
 
-/// The tags of one page of a registry's tag list (`GET /v2/<name>/tags/list`).
-pub(crate) fn tag_page(connection: &Connection, url: &str, body: &[u8]) -> Result<Vec<String>> {
-    #[derive(Deserialize)]
-    struct Tags {
-        #[serde(default)]
-        tags: Option<Vec<String>>,
+/// Bounds on tag lists, as registries answer them page by page: a repository's (or, for
+/// [`crate::images::Check`], all a check reads together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagLimits {
+    pub tags: usize,
+    pub pages: usize,
+    /// Of the pages' bodies.
+    pub bytes: u64,
+}
+
+impl TagLimits {
+    /// A repository's: a million tags of 100 bytes (103 MB, as large as lists seen in the wild
+    /// come) fit, with room; 10,000 pages are that million at 100 a page (Docker Hub's).
+    pub const REPOSITORY: TagLimits = TagLimits { tags: 2_000_000, pages: 10_000, bytes: 128 << 20 };
+}
+
+/// What the tag lists read so far hold, against their limits; `scope` names them in errors
+/// (`repository`, `check`) and `variables` is the prefix of the variables that raise them.
+pub(crate) struct Tally {
+    limits: TagLimits,
+    scope: &'static str,
+    variables: &'static str,
+    tags: AtomicUsize,
+    pages: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+impl Tally {
+    pub fn new(limits: TagLimits, scope: &'static str, variables: &'static str) -> Tally {
+        Tally {
+            limits,
+            scope,
+            variables,
+            tags: AtomicUsize::new(0),
+            pages: AtomicUsize::new(0),
+            bytes: AtomicU64::new(0),
+        }
     }
-    let page: Tags =
-        serde_json::from_slice(body).map_err(|e| connection.failed(url, &format!("not a tag list: {e}")))?;
-    Ok(page.tags.unwrap_or_default())
+
+    /// Counts `tags`, `pages` and `bytes` more: Err saying which bound they pass and how to
+    /// raise it.
+    fn add(&self, tags: usize, pages: usize, bytes: u64) -> std::result::Result<(), (String, String)> {
+        let over = |what: &str, limit: String, variable: &str| {
+            Err((
+                format!("its tag list holds more than {limit} {what} (the limit per {})", self.scope),
+                format!("{}_{variable} raises it (see docs/src/guides/security.md, Registries)", self.variables),
+            ))
+        };
+        if self.tags.fetch_add(tags, Ordering::Relaxed) + tags > self.limits.tags {
+            return over("tags", self.limits.tags.to_string(), "MAX_TAGS");
+        }
+        if self.pages.fetch_add(pages, Ordering::Relaxed) + pages > self.limits.pages {
+            return over("pages", self.limits.pages.to_string(), "MAX_PAGES");
+        }
+        if self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > self.limits.bytes {
+            return over("bytes", self.limits.bytes.to_string(), "MAX_BYTES");
+        }
+        Ok(())
+    }
+
+    fn bytes_left(&self) -> u64 {
+        self.limits.bytes.saturating_sub(self.bytes.load(Ordering::Relaxed))
+    }
+}
+
+/// Most characters of a refused tag an error or a report shows.
+const SHOWN_TAG: usize = 64;
+
+/// `tag` as a message may show it: control bytes, quotes and backslashes escaped (`\u{1b}`),
+/// cut at [`SHOWN_TAG`] characters.
+pub fn shown_tag(tag: &str) -> String {
+    let mut shown: String = tag.chars().take(SHOWN_TAG).flat_map(char::escape_debug).collect();
+    if tag.chars().nth(SHOWN_TAG).is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
+/// A repository's tags read page by page (`GET /v2/<name>/tags/list`) within the bounds of
+/// the repository and of the check it is part of. Tags outside the distribution spec's grammar
+/// (`[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`) are counted and left out: such a tag could not be
+/// pulled, and written in a pin it would change what the pin means (`a@sha256:…`).
+pub(crate) struct TagList<'a> {
+    pub tags: Vec<String>,
+    /// Tags left out as not in the grammar, and the first of them (as [`shown_tag`] shows it).
+    pub invalid: usize,
+    pub invalid_example: Option<String>,
+    repository: Tally,
+    check: Option<&'a Tally>,
+    /// Why the last page's reading stopped, when a bound did.
+    stopped: Option<Error>,
+}
+
+impl<'a> TagList<'a> {
+    pub fn new(limits: TagLimits, check: Option<&'a Tally>) -> TagList<'a> {
+        TagList {
+            tags: Vec::new(),
+            invalid: 0,
+            invalid_example: None,
+            repository: Tally::new(limits, "repository", "WEAVER_REGISTRY"),
+            check,
+            stopped: None,
+        }
+    }
+
+    /// The most the next page may hold, counted against both tallies; Err when that is nothing.
+    pub fn max_body(&self, connection: &Connection, url: &str) -> Result<u64> {
+        match self.bytes_left() {
+            0 => Err(self.stop(connection, url, 1)),
+            left => Ok(left),
+        }
+    }
+
+    fn bytes_left(&self) -> u64 {
+        self.check.map_or(u64::MAX, Tally::bytes_left).min(self.repository.bytes_left())
+    }
+
+    /// The error of a page of more than the bytes left (`bytes` more than they).
+    fn stop(&self, connection: &Connection, url: &str, bytes: u64) -> Error {
+        match self.over(connection, url, 0, 0, self.bytes_left().saturating_add(bytes)) {
+            Err(stopped) => stopped,
+            Ok(()) => connection.failed(url, "its tag list is over the bytes it may hold"),
+        }
+    }
+
+    /// Counts into both tallies; the error names the repository and the bound passed.
+    fn over(&self, connection: &Connection, url: &str, tags: usize, pages: usize, bytes: u64) -> Result<()> {
+        let counted = self.repository.add(tags, pages, bytes);
+        let counted = counted.and_then(|()| self.check.map_or(Ok(()), |check| check.add(tags, pages, bytes)));
+        counted.map_err(|(why, raise)| {
+            let error = connection.failed(url, &why);
+            let help = format!("repository {}: {raise}", connection.repository);
+            error.with_help(help)
+        })
+    }
+
+    /// Reads one page's answer (its body read within [`TagList::max_body`]).
+    pub fn page(&mut self, connection: &Connection, url: &str, response: &super::http::Response) -> Result<()> {
+        if response.over_limit {
+            return Err(self.stop(connection, url, 1));
+        }
+        self.over(connection, url, 0, 1, response.body.len() as u64)?;
+        let mut reader = serde_json::Deserializer::from_slice(&response.body);
+        let read = serde::de::DeserializeSeed::deserialize(PageSeed { list: self, connection, url }, &mut reader)
+            .and_then(|()| reader.end());
+        match (self.stopped.take(), read) {
+            (Some(stopped), _) => Err(stopped),
+            (None, Err(e)) => Err(connection.failed(url, &format!("not a tag list: {e}"))),
+            (None, Ok(())) => Ok(()),
+        }
+    }
+
+    /// Counts the tags of a page answered before (a `304 Not Modified`), of `bytes` then, and
+    /// takes them into the list when `copy`.
+    pub fn reuse(&mut self, connection: &Connection, url: &str, tags: &[String], bytes: u64, copy: bool) -> Result<()> {
+        self.over(connection, url, tags.len(), 1, bytes)?;
+        if copy {
+            self.tags.extend_from_slice(tags);
+        }
+        Ok(())
+    }
+
+    /// One tag of a page: left out when not in the grammar, else counted and kept.
+    fn tag(&mut self, connection: &Connection, url: &str, tag: String) -> bool {
+        if !weaver_project::image_updates::is_tag(&tag) {
+            self.invalid += 1;
+            self.invalid_example.get_or_insert_with(|| shown_tag(&tag));
+            return true;
+        }
+        if let Err(stopped) = self.over(connection, url, 1, 0, 0) {
+            self.stopped = Some(stopped);
+            return false;
+        }
+        self.tags.push(tag);
+        true
+    }
+}
+
+/// A tag list page, `{"name": …, "tags": [...]}`, read into a [`TagList`] tag by tag: no
+/// page's tags are held apart from the list.
+struct PageSeed<'l, 'a, 'c> {
+    list: &'l mut TagList<'a>,
+    connection: &'c Connection,
+    url: &'c str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for PageSeed<'_, '_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PageSeed<'_, '_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object with `tags`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        let PageSeed { list, connection, url } = self;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "tags" => map.next_value_seed(TagsSeed { list: &mut *list, connection, url })?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `tags` array of a page (or null).
+struct TagsSeed<'l, 'a, 'c> {
+    list: &'l mut TagList<'a>,
+    connection: &'c Connection,
+    url: &'c str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for TagsSeed<'_, '_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TagsSeed<'_, '_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of tags")
+    }
+
+    fn visit_none<E>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        while let Some(tag) = seq.next_element::<String>()? {
+            if !self.list.tag(self.connection, self.url, tag) {
+                return Err(serde::de::Error::custom("stopped at a bound"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The blob `digest` of the chart's repository, checked against its digest.

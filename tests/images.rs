@@ -346,6 +346,37 @@ fn refusals_limits_and_pages_are_met_as_registries_need() {
     assert_eq!(asked.iter().filter(|a| a.contains("/tags/list")).count(), 3, "{asked:?}");
 }
 
+/// Tags outside the OCI grammar are left out before any policy orders them, and shown escaped:
+/// `zzz@sha256:…` is not taken by `alphabetical: asc` (its pin would name another digest), nor
+/// the empty tag by `desc` (a bare `@sha256:` pin), and no control byte reaches the terminal.
+#[test]
+fn tags_outside_the_oci_grammar_are_neither_taken_nor_printed_raw() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let answered = digest.clone();
+    let registry = TestServer::start(move |_, request| match request.path.as_str() {
+        "v2/shop/web/tags/list" => {
+            let tags = ["x\u{1b}[31m\u{7}", "1.0.0", "zzz@sha256:aaaa", "", "a|b **c** `d`", "2.0.0"];
+            ("200 OK", String::new(), serde_json::to_vec(&json!({"name": "shop/web", "tags": tags})).unwrap())
+        }
+        _ => ("200 OK", format!("Docker-Content-Digest: {answered}\r\n"), Vec::new()),
+    });
+    let web = format!("127.0.0.1:{}/shop/web", registry.port);
+    let repo = subscribed(&format!(
+        "  - {{image: {web}, releases: [app], plainHttp: true, policy: {{alphabetical: asc}}}}\n  - {{image: {web}, releases: [app], plainHttp: true, policy: {{alphabetical: desc}}}}\n"
+    ));
+    let docker = tempfile::tempdir().unwrap();
+    let (_, report) = check_json(&repo, docker.path());
+    let images = &report["environments"][0]["images"];
+    assert_eq!(images[0]["newest"], format!("2.0.0@{digest}"), "{report}");
+    assert_eq!(images[1]["newest"], format!("1.0.0@{digest}"), "{report}");
+    let skipped = &images[1]["skipped"][0];
+    assert!(skipped["reason"].as_str().unwrap().starts_with("not a tag by the OCI grammar"), "{report}");
+    assert_eq!((&skipped["count"], &skipped["examples"]), (&json!(4), &json!(["x\\u{1b}[31m\\u{7}"])));
+    let run = repo.weaver_env(&["images", "check"], &[("DOCKER_CONFIG", docker.path().to_str().unwrap())]);
+    assert!(run.stdout.contains("4 not a tag by the OCI grammar"), "{}", run.stdout);
+    assert!(!run.stdout.contains(['\u{1b}', '\u{7}']) && !run.stderr.contains(['\u{1b}', '\u{7}']), "{}", run.stdout);
+}
+
 fn fetch_manifest(port: u16, repository: &str, tag: &str) -> Vec<u8> {
     ureq::Agent::new_with_defaults()
         .get(format!("http://127.0.0.1:{port}/v2/{repository}/manifests/{tag}"))

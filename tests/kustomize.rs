@@ -196,6 +196,15 @@ fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
             &["app/kustomization.yaml:4:5", "`transformers`", "`example.com/v1` `SopsDecryptor` is a plugin"],
         ),
         (
+            "a generator plugin (issue 89: builtin generators are built)",
+            &[
+                ("app/kustomization.yaml", "generators:\n  - plugin.yaml\n"),
+                ("app/plugin.yaml", "apiVersion: example.com/v1\nkind: VaultSecrets\nmetadata:\n  name: x\n"),
+            ],
+            true,
+            &["app/kustomization.yaml:2:5", "`generators`", "`example.com/v1` `VaultSecrets` is a plugin"],
+        ),
+        (
             "an empty kustomization",
             &[("app/kustomization.yaml", "# nothing yet\nkind: Kustomization\n")],
             true,

@@ -313,10 +313,16 @@ pub fn metadata_value(object: &Value) -> Option<(String, String)> {
 /// names and namespaces (the namespace transformer renames a Namespace `_` to the target
 /// namespace), so [`object_problem`] judges them once the build is done.
 pub fn shape_problem(object: &Value) -> Option<String> {
-    let Value::Object(map) = object else { return Some("is not a mapping (a Kubernetes object)".to_string()) };
-    if map.get("apiVersion").and_then(Value::as_str).is_none() {
+    if object.is_object() && object.get("apiVersion").and_then(Value::as_str).is_none() {
         return Some("has no `apiVersion`".to_string());
     }
+    shape_problem_but_api_version(object)
+}
+
+/// [`shape_problem`] but for a missing `apiVersion`, which kustomize reads objects without
+/// (kyaml asks for a kind and a name only).
+pub fn shape_problem_but_api_version(object: &Value) -> Option<String> {
+    let Value::Object(map) = object else { return Some("is not a mapping (a Kubernetes object)".to_string()) };
     let Some(kind) = map.get("kind").and_then(Value::as_str) else {
         return Some("has no `kind`".to_string());
     };

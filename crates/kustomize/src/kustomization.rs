@@ -1,7 +1,8 @@
 //! The kustomization file's schema (`kustomization.yaml`, `.yml` or `Kustomization`), as
 //! kustomize v5 reads it (sigs.k8s.io/yaml, then `encoding/json`: see [`weaver_yaml::go`]):
 //! unknown fields are errors, a value must be of its field's type (`namespace: 123` is no
-//! string), keys match fields whatever their case, and every path keeps the line it is on.
+//! string), keys match fields whatever their case, a key written twice keeps its last value,
+//! and every path keeps the line it is on.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,8 +58,9 @@ pub struct Kustomization {
     pub helm_globals: Option<HelmGlobals>,
     /// Builtin transformers' configuration files (or inline YAML), run after the fields'.
     pub transformers: Option<Vec<Located>>,
+    /// Builtin generators' configuration files (or inline YAML), run after the fields'.
+    pub generators: Option<Vec<Located>>,
     // Fields weaver does not support yet: present, they are an error naming the field.
-    pub generators: Option<Spanned<Value>>,
     pub validators: Option<Spanned<Value>>,
     pub openapi: Option<Spanned<Value>>,
     pub build_metadata: Option<Spanned<Value>>,
@@ -371,8 +373,7 @@ impl Kustomization {
 
     /// The fields weaver does not build yet, with where each is.
     pub fn unsupported(&self) -> Vec<(&'static str, &serde_saphyr::Location, &'static str)> {
-        let fields: [(&str, &Option<Spanned<Value>>, &str); 4] = [
-            ("generators", &self.generators, "weaver runs no generator plugins"),
+        let fields: [(&str, &Option<Spanned<Value>>, &str); 3] = [
             ("validators", &self.validators, "weaver runs no validator plugins"),
             ("openapi", &self.openapi, "remove it"),
             ("buildMetadata", &self.build_metadata, "remove it"),
@@ -395,9 +396,12 @@ pub fn load(source: &dyn Source, path: &Path) -> Result<Kustomization> {
         return Err(Error::at(Location::file(path), "does not exist"));
     };
     let text = utf8(path, bytes)?;
-    let parsed: Option<Kustomization> = weaver_yaml::from_str_as_go(path, &text, "invalid kustomization")?;
+    // A key written twice keeps its last value, as kustomize reads the file.
+    let parsed: Option<Kustomization> =
+        weaver_yaml::from_str_as_go_last_key_wins(path, &text, "invalid kustomization")?;
     // kustomize refuses a file with nothing but `apiVersion` and `kind` (or nothing at all).
-    let fields: Option<serde_json::Value> = weaver_yaml::from_str_as(path, &text, "invalid kustomization")?;
+    let fields: Option<serde_json::Value> =
+        weaver_yaml::from_str_as_go_last_key_wins(path, &text, "invalid kustomization")?;
     let is_empty = match &fields {
         Some(serde_json::Value::Object(map)) => map.keys().all(|k| k == "apiVersion" || k == "kind"),
         _ => true,
@@ -528,5 +532,13 @@ mod tests {
         let images: Vec<&str> = k.images.iter().flatten().map(|i| i.name.as_str()).collect();
         assert_eq!(images, ["a", "c"]);
         assert_eq!(k.namespace.as_deref(), Some("a"));
+    }
+
+    /// kustomize reads the file with sigs.k8s.io/yaml's `Unmarshal`: `kubectl kustomize` builds
+    /// with `namePrefix: b-` here, where weaver refused the duplicate key.
+    #[test]
+    fn a_key_written_twice_keeps_its_last_value() {
+        let k = load_text("namePrefix: a-\nresources: [cm.yaml]\nnamePrefix: b-\n").unwrap();
+        assert_eq!(k.name_prefix.as_deref(), Some("b-"));
     }
 }

@@ -320,8 +320,10 @@ fn collect_inputs(source: &dyn Source, dir: &Path, seen: &mut Vec<PathBuf>) {
     {
         paths.extend(list.iter().map(|p| p.value.as_str()));
     }
-    // A transformer's configuration file (inline ones hold a line break).
-    paths.extend(k.transformers.iter().flatten().map(|t| t.value.as_str()).filter(|t| !t.contains('\n')));
+    // A transformer's or generator's configuration file (inline ones hold a line break).
+    paths.extend(
+        k.transformers.iter().chain(&k.generators).flatten().map(|t| t.value.as_str()).filter(|t| !t.contains('\n')),
+    );
     for patch in k.patches.iter().flatten() {
         paths.extend(patch.value.path.as_deref());
     }
@@ -549,6 +551,9 @@ impl Builder<'_> {
         acc.config.merge(&filters::crds::config(target, k)?).map_err(|e| Error::at(Location::file(&target.file), e))?;
         filters::generators::run(target, k, &mut acc.resources)?;
         filters::helm_charts::run(target, k, &mut acc.resources)?;
+        filters::generators::run_configured(target, k, &mut acc.resources, &mut |entry| {
+            self.built_objects(target, entry, "generators")
+        })?;
         for entry in k.components.iter().flatten() {
             let dir = self.directory(target, entry, "components")?;
             acc = self.target(&dir, &location(&target.file, &entry.referenced), Role::Component, acc)?;
@@ -577,7 +582,9 @@ impl Builder<'_> {
             filters::images::apply(image, config, resources);
         }
         filters::replacements::run(target, k, resources)?;
-        filters::transformers::run(target, k, resources, &mut |entry| self.built_objects(target, entry))?;
+        filters::transformers::run(target, k, resources, &mut |entry| {
+            self.built_objects(target, entry, "transformers")
+        })?;
         let defined: Vec<filters::vars::DefinedVar> = k
             .vars
             .iter()
@@ -599,14 +606,14 @@ impl Builder<'_> {
             .ok_or_else(|| target.error(&entry.referenced, format!("`{field}`: {path} leads outside the repository")))
     }
 
-    /// The objects of the kustomization a `transformers` entry names, built as a base is (its
-    /// own transformations applied, as kustomize accumulates it), or `None` when the entry is a
-    /// file or inline YAML.
-    fn built_objects(&mut self, target: &Target, entry: &Located) -> Result<Option<Vec<Value>>> {
+    /// The objects of the kustomization a `transformers` or `generators` entry names, built as a
+    /// base is (its own transformations applied, as kustomize accumulates it), or `None` when
+    /// the entry is a file or inline YAML.
+    fn built_objects(&mut self, target: &Target, entry: &Located, field: &str) -> Result<Option<Vec<Value>>> {
         if entry.value.contains('\n') || kustomization::find(self.source, &target.dir.join(&entry.value)).is_none() {
             return Ok(None);
         }
-        let dir = self.directory(target, entry, "transformers")?;
+        let dir = self.directory(target, entry, field)?;
         let built =
             self.target(&dir, &location(&target.file, &entry.referenced), Role::Resource, Accumulation::new())?;
         Ok(Some(built.resources.into_iter().map(|r| r.object).collect()))
@@ -666,8 +673,9 @@ pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
         };
         for (item, empty) in items {
             // Its name and namespace are checked after the build (see `shape_problem`), once
-            // transformers and the release's variables have set them.
-            if let Some(problem) = weaver_core::manifest::shape_problem(&item) {
+            // transformers and the release's variables have set them; so is its `apiVersion`,
+            // which kustomize does without.
+            if let Some(problem) = weaver_core::manifest::shape_problem_but_api_version(&item) {
                 return Err(Error::at(Location::file(path), format!("document {} {problem}", index + 1))
                     .with_help("every document a kustomization lists must be a Kubernetes object"));
             }

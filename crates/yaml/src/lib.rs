@@ -147,7 +147,18 @@ pub fn from_str_as<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> 
 /// (kustomize's): go-yaml v2's types, then `encoding/json`'s rules (see [`go`]). The text is
 /// first read as every configuration file is, for its syntax errors and duplicate keys.
 pub fn from_str_as_go<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<T> {
-    let options = options();
+    go_with(path, text, what, options())
+}
+
+/// [`from_str_as_go`] as sigs.k8s.io/yaml's `Unmarshal` (not `UnmarshalStrict`) reads: of two
+/// equal keys of one mapping the later's value is kept, as kustomize reads a kustomization.
+pub fn from_str_as_go_last_key_wins<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<T> {
+    let mut options = options();
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
+    go_with(path, text, what, options)
+}
+
+fn go_with<T: DeserializeOwned>(path: &Path, text: &str, what: &str, options: serde_saphyr::Options) -> Result<T> {
     if nodes::read::<serde::de::IgnoredAny>(text, &options).is_none() {
         serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(text, options)
             .map_err(|e| located(path, text, e, what))?;

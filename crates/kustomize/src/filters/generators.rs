@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use base64::Engine;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
-use super::super::kustomization::{GeneratorArgs, GeneratorOptions, Kustomization};
+use super::super::kustomization::{GeneratorArgs, GeneratorOptions, Kustomization, Located};
 use super::super::{Resource, Target};
 use weaver_core::error::Result;
 
@@ -36,6 +37,81 @@ pub(crate) fn run(target: &Target, k: &Kustomization, resources: &mut Vec<Resour
         }
     }
     Ok(())
+}
+
+/// The builtin generators a kustomization's `generators` entries configure (kustomize's
+/// ConfigMapGenerator and SecretGenerator plugins), after its own generators, as kustomize runs
+/// them: each generates as the field's entry would, without the kustomization's
+/// `generatorOptions`; `build` gives the objects of a kustomization an entry names.
+pub(crate) fn run_configured(
+    target: &Target,
+    k: &Kustomization,
+    resources: &mut Vec<Resource>,
+    build: &mut dyn FnMut(&Located) -> Result<Option<Vec<Value>>>,
+) -> Result<()> {
+    // Positions after the fields' generators, which tell generated objects apart.
+    let mut document = k.config_map_generator.iter().chain(&k.secret_generator).flatten().count();
+    for entry in k.generators.iter().flatten() {
+        let at = &entry.referenced;
+        let (path, documents) = super::transformers::documents(target, entry, "generators", build)?;
+        for config in documents {
+            let config: PluginConfig = serde_json::from_value(config).map_err(|e| {
+                target.error(at, format!("`generators`: {}: not a generator configuration: {e}", path.display()))
+            })?;
+            let kind = match (config.api_version.as_str(), config.kind.as_str()) {
+                ("builtin" | "", "ConfigMapGenerator") => "ConfigMap",
+                ("builtin" | "", "SecretGenerator") => "Secret",
+                ("builtin" | "", other) => {
+                    return Err(target.error(
+                        at,
+                        format!("`generators`: `{other}` is not a builtin generator weaver runs (ConfigMapGenerator, SecretGenerator)"),
+                    )
+                    .with_help("list Helm charts under `helmCharts`"));
+                }
+                (api_version, other) => {
+                    return Err(target.error(
+                        at,
+                        format!("`generators`: `{api_version}` `{other}` is a plugin: weaver runs kustomize's builtin generators only"),
+                    ));
+                }
+            };
+            let mut args = config.args;
+            // kustomize's plugin takes its metadata's name and namespace where its arguments give none.
+            if args.name.as_deref().is_none_or(str::is_empty) {
+                args.name = config.metadata.name;
+            }
+            if args.namespace.as_deref().is_none_or(str::is_empty) {
+                args.namespace = config.metadata.namespace;
+            }
+            document += 1;
+            let args = super::transformers::spanned(args, at);
+            let generated = generate(target, "generators", kind, &args, &GeneratorOptions::default(), document)?;
+            add(target, "generators", at, generated, resources)?;
+        }
+    }
+    Ok(())
+}
+
+/// A builtin generator's configuration, read as kustomize reads a plugin's: keys it does not
+/// know are ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PluginConfig {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    metadata: PluginMetadata,
+    /// Flattened, a struct takes only the keys it knows.
+    #[serde(flatten)]
+    args: GeneratorArgs,
+}
+
+#[derive(Default, Deserialize)]
+struct PluginMetadata {
+    name: Option<String>,
+    namespace: Option<String>,
 }
 
 fn generate(

@@ -6,6 +6,7 @@
 //! own transformations, as kustomize runs them. Other plugins (exec, container, Go) are refused.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -30,7 +31,7 @@ struct Config {
     kind: String,
     #[serde(default)]
     metadata: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "field_specs_ignoring_unknown_keys")]
     field_specs: Vec<FieldSpec>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
@@ -52,6 +53,21 @@ struct Config {
     set_role_binding_subjects: Option<String>,
 }
 
+/// `fieldSpecs` entries, whose keys kustomize does not know are ignored, as it reads a plugin's
+/// configuration (a kustomization's own field specifications refuse them).
+fn field_specs_ignoring_unknown_keys<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Vec<FieldSpec>, D::Error> {
+    /// Flattened, a struct takes only the keys it knows.
+    #[derive(Deserialize)]
+    struct Lenient {
+        #[serde(flatten)]
+        spec: FieldSpec,
+    }
+    let specs: Vec<Lenient> = Deserialize::deserialize(deserializer)?;
+    Ok(specs.into_iter().map(|s| s.spec).collect())
+}
+
 /// Runs the kustomization's `transformers`; `build` gives the objects of the kustomization an
 /// entry names, `None` for a file or inline YAML.
 pub(crate) fn run(
@@ -68,27 +84,36 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// The configurations an entry names: a file of one or more documents, inline YAML, or a
-/// kustomization whose objects they are (built as kustomize builds it, its `namespace` and
-/// other fields applied to them).
+/// The configurations a `field` (`transformers` or `generators`) entry names: a file of one or
+/// more documents, inline YAML, or a kustomization whose objects they are (built as kustomize
+/// builds it, its `namespace` and other fields applied to them); with where they were read.
+pub(crate) fn documents(
+    target: &Target,
+    entry: &Located,
+    field: &str,
+    build: &mut dyn FnMut(&Located) -> Result<Option<Vec<Value>>>,
+) -> Result<(PathBuf, Vec<Value>)> {
+    match build(entry)? {
+        Some(objects) => Ok((target.dir.join(&entry.value), objects)),
+        None => {
+            let (path, text) = if entry.value.contains('\n') {
+                (target.file.clone(), entry.value.clone())
+            } else {
+                target.read_file(&entry.value, &entry.referenced, field)?
+            };
+            let documents = weaver_yaml::documents_kyaml(&path, &text)?;
+            Ok((path, documents))
+        }
+    }
+}
+
 fn configs(
     target: &Target,
     entry: &Located,
     build: &mut dyn FnMut(&Located) -> Result<Option<Vec<Value>>>,
 ) -> Result<Vec<Config>> {
     let at = &entry.referenced;
-    let (path, documents) = match build(entry)? {
-        Some(objects) => (target.dir.join(&entry.value), objects),
-        None => {
-            let (path, text) = if entry.value.contains('\n') {
-                (target.file.clone(), entry.value.clone())
-            } else {
-                target.read_file(&entry.value, at, "transformers")?
-            };
-            let documents = weaver_yaml::documents_kyaml(&path, &text)?;
-            (path, documents)
-        }
-    };
+    let (path, documents) = documents(target, entry, "transformers", build)?;
     documents
         .into_iter()
         .map(|document| {
@@ -186,6 +211,6 @@ fn apply(target: &Target, at: &Span, config: &Config, resources: &mut Vec<Resour
 
 /// A value of the kustomization a configuration stands for, for the filters that read one:
 /// where it is written is where the `transformers` entry is.
-fn spanned<T>(value: T, at: &Span) -> Spanned<T> {
+pub(crate) fn spanned<T>(value: T, at: &Span) -> Spanned<T> {
     Spanned::new(value, *at, *at)
 }

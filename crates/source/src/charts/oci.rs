@@ -238,14 +238,14 @@ impl<'a> TagList<'a> {
 
     /// The error of a page of more than the bytes left (`bytes` more than they).
     fn stop(&self, connection: &Connection, url: &str, bytes: u64) -> Error {
-        match self.over(connection, url, 0, 0, self.bytes_left().saturating_add(bytes)) {
+        match self.count(connection, url, 0, 0, self.bytes_left().saturating_add(bytes)) {
             Err(stopped) => stopped,
             Ok(()) => connection.failed(url, "its tag list is over the bytes it may hold"),
         }
     }
 
     /// Counts into both tallies; the error names the repository and the bound passed.
-    fn over(&self, connection: &Connection, url: &str, tags: usize, pages: usize, bytes: u64) -> Result<()> {
+    fn count(&self, connection: &Connection, url: &str, tags: usize, pages: usize, bytes: u64) -> Result<()> {
         let counted = self.repository.add(tags, pages, bytes);
         let counted = counted.and_then(|()| self.check.map_or(Ok(()), |check| check.add(tags, pages, bytes)));
         counted.map_err(|(why, raise)| {
@@ -260,7 +260,7 @@ impl<'a> TagList<'a> {
         if response.over_limit {
             return Err(self.stop(connection, url, 1));
         }
-        self.over(connection, url, 0, 1, response.body.len() as u64)?;
+        self.count(connection, url, 0, 1, response.body.len() as u64)?;
         let mut reader = serde_json::Deserializer::from_slice(&response.body);
         let read = serde::de::DeserializeSeed::deserialize(PageSeed { list: self, connection, url }, &mut reader)
             .and_then(|()| reader.end());
@@ -274,7 +274,7 @@ impl<'a> TagList<'a> {
     /// Counts the tags of a page answered before (a `304 Not Modified`), of `bytes` then, and
     /// takes them into the list when `copy`.
     pub fn reuse(&mut self, connection: &Connection, url: &str, tags: &[String], bytes: u64, copy: bool) -> Result<()> {
-        self.over(connection, url, tags.len(), 1, bytes)?;
+        self.count(connection, url, tags.len(), 1, bytes)?;
         if copy {
             self.tags.extend_from_slice(tags);
         }
@@ -288,7 +288,7 @@ impl<'a> TagList<'a> {
             self.invalid_example.get_or_insert_with(|| shown_tag(&tag));
             return true;
         }
-        if let Err(stopped) = self.over(connection, url, 1, 0, 0) {
+        if let Err(stopped) = self.count(connection, url, 1, 0, 0) {
             self.stopped = Some(stopped);
             return false;
         }

@@ -1798,3 +1798,102 @@ fn parts_applied(cluster: &TestCluster, namespace: &str) -> usize {
     let listed = cluster.list("v1", "ConfigMap", "configmaps", namespace);
     listed.iter().filter(|c| c["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("part-"))).count()
 }
+
+/// 10^10 iterations that print nothing: hours of a core, were they not stopped.
+const MINIJINJA_LOOP: &str = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+
+/// A tenant's template that loops (minijinja's nested ranges, a Helm chart's Go template) is
+/// stopped at its EnvironmentSync's spec.timeout, which the status says naming the release,
+/// the template and the limit, while another tenant's EnvironmentSync applies.
+#[test]
+fn a_looping_template_is_stopped_at_spec_timeout_while_another_tenant_applies() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let looping = tenant(&cluster);
+    let (go_looping, other) = (cluster.namespace("go-loop"), cluster.namespace("other"));
+    // Accounts of other names: their ClusterRoleBindings are named after them.
+    account(&cluster, &go_looping, "go-deployer", &["*"]);
+    account(&cluster, &other, "other-deployer", &["*"]);
+    let minijinja = Source::new(&looping);
+    minijinja.write("charts/app/templates/loop.yaml", MINIJINJA_LOOP);
+    minijinja.commit("a loop");
+    let go = Source::new(&go_looping);
+    go.write("charts/loop/Chart.yaml", "apiVersion: v2\nname: loop\nversion: 1.0.0\n");
+    go.write("charts/loop/templates/loop.yaml", "{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}");
+    go.write(
+        "environments/dev.yaml",
+        &format!("namespace: {go_looping}\ncluster:\n  lockNamespace: {go_looping}\nreleases:\n  - name: app\n    chart: loop\n"),
+    );
+    go.commit("a Go template's loop");
+    let fine = Source::new(&other);
+    let commit = fine.commit("first");
+    let _controller = Controller::start(&cluster, None);
+
+    let started = std::time::Instant::now();
+    let bounded = json!({"timeout": "2s", "interval": "1h", "retryInterval": "1h"});
+    let with = |fields: &Value, account: &str| {
+        let mut fields = fields.clone();
+        fields["serviceAccountName"] = json!(account);
+        fields
+    };
+    let loops = [
+        (
+            environment_sync(&cluster, &looping, "shop", spec(&minijinja, bounded.clone())),
+            "charts/app/templates/loop.yaml",
+        ),
+        (
+            environment_sync(&cluster, &go_looping, "shop", spec(&go, with(&bounded, "go-deployer"))),
+            "charts/loop/templates/loop.yaml",
+        ),
+    ];
+    let applies = environment_sync(&cluster, &other, "shop", spec(&fine, with(&json!({}), "other-deployer")));
+    for (sync, _) in &loops {
+        cluster.create(sync);
+    }
+    cluster.create(&applies);
+    for (sync, template) in &loops {
+        let live = until_ready_with(&cluster, sync, "ApplyFailed", "the loop stopped at spec.timeout");
+        let message = live["status"]["environments"][0]["message"].as_str().unwrap_or_default().to_string();
+        assert!(
+            message.contains("rendering stopped: rendering took longer than its limit of 2s (spec.timeout)"),
+            "{message}"
+        );
+        assert!(message.contains(template) && message.contains("release `app`"), "{message}");
+        assert_eq!(ready(&live).unwrap().0, "False");
+    }
+    until_applied(&cluster, &applies, &commit, "the other tenant's apply");
+    assert_eq!(config_map(&cluster, &other, "app").unwrap()["data"]["greeting"], "hello");
+    assert!(started.elapsed() < Duration::from_secs(45), "{:?}", started.elapsed());
+}
+
+/// SIGTERM in the middle of a tenant's render (its spec.timeout far off): the render stops, the
+/// status says why, and the replica exits well within the pod's grace period.
+#[test]
+fn a_render_under_way_is_stopped_by_sigterm_within_the_grace_period() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let leases = cluster.namespace("leader");
+    let source = Source::new(&namespace);
+    source.write("charts/app/templates/loop.yaml", MINIJINJA_LOOP);
+    source.commit("a loop");
+    let mut replica = Replica::start(&cluster, &leases, "replica-a", &[]);
+    replica.until_logged("leading: reconciling");
+    let sync =
+        environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"timeout": "10m", "interval": "1h"})));
+    cluster.create(&sync);
+    replica.until_logged("to environment `dev`: rendering");
+    let (took, status) = replica
+        .terminate(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("still rendering 30 s after SIGTERM; its log:\n{}", replica.log()));
+    eprintln!("replica-a exited {took:?} after SIGTERM, in the middle of a render");
+    assert!(status.success(), "{status}; log:\n{}", replica.log());
+    assert!(took < Duration::from_secs(10), "{took:?}; log:\n{}", replica.log());
+    let live = get(&cluster, &sync);
+    let message = live["status"]["environments"][0]["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("rendering stopped: the process is stopping (SIGTERM)"), "{}", live["status"]);
+}

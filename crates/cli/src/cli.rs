@@ -501,6 +501,28 @@ pub struct OperatorRunArgs {
     /// Requests at once above that rate (as client-go's Burst) [default: 300]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub kube_api_burst: Option<u32>,
+    #[command(flatten)]
+    pub render: OperatorRenderArgs,
+}
+
+/// The controller's bounds on rendering a tenant's repository, which is not trusted (see the
+/// security guide); each render also stops at its EnvironmentSync's spec.timeout.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Rendering tenants' repositories")]
+pub struct OperatorRenderArgs {
+    /// The most bytes one release may render (its templates' output together), and one string
+    /// a Go template may make
+    #[arg(long, value_name = "BYTES", default_value_t = weaver_controllers::gitops::renders::MAX_RENDERED_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_rendered_bytes: usize,
+    /// The most bytes of each values file a release reads (valuesFiles, substituteFrom)
+    #[arg(long, value_name = "BYTES", default_value_t = weaver_controllers::gitops::renders::MAX_VALUES_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_values_bytes: usize,
+    /// The most instructions one template of a weaver chart may run (minijinja's fuel)
+    #[arg(long, value_name = "N", default_value_t = weaver_controllers::gitops::renders::MAX_TEMPLATE_STEPS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_template_steps: u64,
 }
 
 /// A shard's name: a DNS label, as it becomes a label value and part of a Lease's name.

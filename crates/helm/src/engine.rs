@@ -273,18 +273,13 @@ fn parsed_set(helm: &HelmChart, templates: &[TemplateFile]) -> Result<Arc<Templa
     Ok(set)
 }
 
-/// How many nested template calls an error shows in full.
-const MAX_SHOWN_CALLS: usize = 4;
-
-/// A template error in weaver's form: located at the innermost failing action's file, line and
-/// column; `required` and `fail` messages as helm shows them; other messages with the data
-/// values Go embeds replaced by `[redacted]`.
 /// A template error that a limit made (the render stopped, a string or output too large) says
 /// which setting to raise; another is left as it is.
 fn limit_help(error: Error, input: &ReleaseInput<'_>) -> Error {
     let limits = &input.limits;
     match limits.stop_reason() {
-        Some(why) => Error { help: limits.stopped(input.name, why).help, ..error },
+        // Where it stood is the location; Go's text of the action adds nothing to why.
+        Some(why) => Error { location: error.location, ..limits.stopped(input.name, why) },
         None => match &limits.max_rendered_bytes {
             Some(bound) if error.message.contains(&format!("exceeds the limit of {} bytes", bound.value)) => {
                 let help = format!(
@@ -298,6 +293,12 @@ fn limit_help(error: Error, input: &ReleaseInput<'_>) -> Error {
     }
 }
 
+/// How many nested template calls an error shows in full.
+const MAX_SHOWN_CALLS: usize = 4;
+
+/// A template error in weaver's form: located at the innermost failing action's file, line and
+/// column; `required` and `fail` messages as helm shows them; other messages with the data
+/// values Go embeds replaced by `[redacted]`.
 fn exec_error(err: &gotemplate::Error, templates: &[TemplateFile], chart: &str) -> Error {
     let mut innermost = err;
     let mut depth = 1;

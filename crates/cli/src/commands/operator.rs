@@ -300,6 +300,13 @@ fn gitops_shared(
         stopping: shutdown.heard.clone(),
         clock: weaver_controllers::gitops::reconcile::Clock::system(),
         registries: Default::default(),
+        renders: weaver_controllers::gitops::renders::Renders::on_every_core(
+            weaver_controllers::gitops::renders::Renders::limits_of(
+                args.render.max_rendered_bytes,
+                args.render.max_values_bytes,
+                args.render.max_template_steps,
+            ),
+        ),
     })
 }
 

@@ -2,12 +2,14 @@
 //! applied with the actions `weaver apply` and `weaver drift` run, as the EnvironmentSync's
 //! ServiceAccount. `api` holds the CustomResource types, `plan` the decisions, `status` the
 //! status they give, `reconcile` and `controller` the work against the cluster; `webhook`
-//! receives git hosts' pushes, `telemetry` counts for `/metrics`.
+//! receives git hosts' pushes, `telemetry` counts for `/metrics`, `renders` bounds tenants'
+//! renders and gives them turns.
 
 pub use weaver_api::environment_sync as api;
 pub mod controller;
 pub mod plan;
 pub mod reconcile;
+pub mod renders;
 pub mod status;
 pub mod telemetry;
 pub mod webhook;

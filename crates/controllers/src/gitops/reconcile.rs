@@ -18,10 +18,12 @@ use super::api::{
     PromotionTarget, ReleaseChanges,
 };
 use super::plan::{self, Settings as Spec, Work};
+use super::renders::Renders;
 use super::status::{Done, ImagesUpdated, Outcome, Promoted, Pushed, Working, drift_summary};
 use super::telemetry::Metrics;
 use crate::tenant::{TenantError, Tenants};
 use weaver_cluster::{ClusterInfo, ConnectOptions, GivenCluster};
+use weaver_core::limits::RenderLimits;
 use weaver_engine::action::apply::{ApplyActionOptions, PlanCheck, Settings as ApplySettings};
 use weaver_engine::action::drift::{CorrectOptions, DriftOptions};
 use weaver_engine::action::fleet::{EnvironmentSelection, select_environments};
@@ -86,6 +88,8 @@ pub struct Shared {
     /// an unchanged repository costs a `304`, with a digest of the pull Secrets they were made
     /// with: never shared between EnvironmentSyncs, whose credentials differ.
     pub registries: Mutex<HashMap<String, MadeWith>>,
+    /// Tenants' renders: their bounds (a tenant's repository is not trusted) and their turns.
+    pub renders: Renders,
 }
 
 /// An EnvironmentSync's registries, and the digest of the pull Secrets they were made with.
@@ -144,6 +148,8 @@ pub async fn reconcile(
     working: &(dyn Fn(Working) + Sync),
 ) -> Outcome {
     let namespace = sync.namespace().unwrap_or_default();
+    // spec.timeout bounds the whole reconcile's renders, from its start.
+    let limits = shared.renders.limits(spec.timeout, &shared.stopping);
     let failed = |reason, err: String, revision: Option<&str>| Outcome::Failed {
         reason,
         message: err,
@@ -264,6 +270,9 @@ pub async fn reconcile(
         record_key,
         lock_lease: shared.lock_lease,
         stopping: &shared.stopping,
+        tenant: &namespace,
+        renders: &shared.renders,
+        limits,
     };
     let previous = sync.status.clone().unwrap_or_default();
     let earlier = |name: &str| previous.environments.iter().find(|e| e.name == name).cloned();
@@ -525,6 +534,11 @@ struct Run<'a> {
     lock_lease: Duration,
     /// The process is stopping: see [`Shared::stopping`].
     stopping: &'a AtomicBool,
+    /// The EnvironmentSync's namespace, whose renders take turns.
+    tenant: &'a str,
+    renders: &'a Renders,
+    /// Every render's bounds: the controller's, and `spec.timeout` from the reconcile's start.
+    limits: RenderLimits,
 }
 
 impl Run<'_> {
@@ -563,7 +577,7 @@ impl Run<'_> {
             validate: weaver_validate::Mode::Strict,
             overrides: Default::default(),
             charts: Archives::Pulled(self.pulls.clone()),
-            limits: Default::default(),
+            limits: self.limits.clone(),
         }
     }
 
@@ -662,8 +676,21 @@ impl Run<'_> {
         let cx = ActionContext { redactor: self.redactor, on: &on };
         let interrupted = AtomicBool::new(false);
         let mut status = EnvironmentStatus { name, ..Default::default() };
-        let applied =
-            self.until_stopping(&interrupted, weaver_engine::action::apply::apply(&options, cx, &interrupted)).await;
+        // The render in its tenant's turn; the apply after it (waiting for the lock, for
+        // objects to be ready) lets others render.
+        let offline = {
+            let _turn = self.renders.turn(self.tenant, &self.limits).await;
+            // Logged: the status hears of it once the render is done (it shares this task).
+            tracing::info!("{applying}: rendering");
+            weaver_engine::action::blocking(|| weaver_engine::action::apply::render_offline(&options, cx))
+        };
+        let applied = match offline {
+            Ok(offline) => {
+                let applying = weaver_engine::action::apply::apply_rendered(&options, offline, cx, &interrupted);
+                self.until_stopping(&interrupted, applying).await
+            }
+            Err(err) => Err(err),
+        };
         match applied {
             Err(err) => {
                 status.result = "Failed".into();
@@ -720,7 +747,10 @@ impl Run<'_> {
             };
             let on = self.on();
             let cx = ActionContext { redactor: self.redactor, on: &on };
-            let planned = weaver_engine::action::plan::plan(&options, cx).await.map_err(|err| EnvironmentStatus {
+            let turn = self.renders.turn(self.tenant, &self.limits).await;
+            let planned = weaver_engine::action::plan::plan(&options, cx).await;
+            drop(turn);
+            let planned = planned.map_err(|err| EnvironmentStatus {
                 name: env.name.clone(),
                 result: "Failed".into(),
                 message: Some(self.redactor.error(&err)),

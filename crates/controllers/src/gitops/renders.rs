@@ -1,0 +1,136 @@
+//! Tenants' renders, bounded. A tenant's repository is not trusted: its templates may loop or
+//! grow without end. Each render stops at its EnvironmentSync's `spec.timeout` (counted from
+//! the reconcile's start) and when the controller is told to stop, within the controller's
+//! byte and step bounds; and renders take turns: one at a time per namespace, no more at once
+//! than the machine has cores, so one tenant's renders wait behind each other, not before
+//! another tenant's.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use weaver_core::limits::{Bound, RenderLimits};
+
+/// The most bytes one release of a tenant renders, unless `--max-rendered-bytes` says otherwise.
+pub const MAX_RENDERED_BYTES: usize = 64 << 20;
+/// The most bytes of one values file a tenant's release reads (`--max-values-bytes`).
+pub const MAX_VALUES_BYTES: usize = 16 << 20;
+/// The most instructions one template of a tenant's weaver chart runs (`--max-template-steps`).
+pub const MAX_TEMPLATE_STEPS: u64 = 200_000_000;
+
+/// The controller's bounds on renders, and their turns.
+pub struct Renders {
+    /// Every render's bounds but its deadline, which its reconcile's `spec.timeout` sets.
+    limits: RenderLimits,
+    /// Renders under way, of every tenant.
+    all: Arc<Semaphore>,
+    /// Each namespace's one render at a time.
+    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// A render's turn, held while it renders.
+pub struct Turn {
+    _tenant: OwnedSemaphorePermit,
+    _all: OwnedSemaphorePermit,
+}
+
+impl Renders {
+    /// Renders within `limits`, at most `at_once` of them together.
+    pub fn new(limits: RenderLimits, at_once: usize) -> Renders {
+        Renders { limits, all: Arc::new(Semaphore::new(at_once.max(1))), tenants: Mutex::default() }
+    }
+
+    /// Renders within `limits`, as many at once as the machine has cores.
+    pub fn on_every_core(limits: RenderLimits) -> Renders {
+        Renders::new(limits, std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// The controller's bounds, each said to be set by the flag of `weaver operator run` given.
+    pub fn limits_of(max_rendered_bytes: usize, max_values_bytes: usize, max_template_steps: u64) -> RenderLimits {
+        RenderLimits {
+            deadline: None,
+            stopping: None,
+            max_rendered_bytes: Some(Bound::new(max_rendered_bytes, "the controller's --max-rendered-bytes")),
+            max_values_bytes: Some(Bound::new(max_values_bytes, "the controller's --max-values-bytes")),
+            max_template_steps: Some(Bound::new(max_template_steps, "the controller's --max-template-steps")),
+        }
+    }
+
+    /// The bounds of a reconcile's renders from now: `timeout` (its `spec.timeout`) and until
+    /// `stopping` is set.
+    pub fn limits(&self, timeout: Duration, stopping: &Arc<AtomicBool>) -> RenderLimits {
+        RenderLimits { stopping: Some(stopping.clone()), ..self.limits.clone() }.with_timeout(timeout, "spec.timeout")
+    }
+
+    /// Waits for a turn to render for `tenant` (a namespace): after its own renders under way,
+    /// then for a free core; None once the deadline of `limits` passed, when the render stops
+    /// at its first check (a reconcile does not hold its slot waiting past its timeout).
+    pub async fn turn(&self, tenant: &str, limits: &RenderLimits) -> Option<Turn> {
+        let own = {
+            let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+            tenants.entry(tenant.to_string()).or_insert_with(|| Arc::new(Semaphore::new(1))).clone()
+        };
+        let waiting = async {
+            let own = own.acquire_owned().await.expect("a tenant's semaphore is never closed");
+            let all = self.all.clone().acquire_owned().await.expect("the renders' semaphore is never closed");
+            Turn { _tenant: own, _all: all }
+        };
+        match &limits.deadline {
+            Some((at, _)) => tokio::time::timeout_at((*at).into(), waiting).await.ok(),
+            None => Some(waiting.await),
+        }
+    }
+}
+
+impl Default for Renders {
+    /// The controller's default bounds.
+    fn default() -> Renders {
+        Renders::on_every_core(Renders::limits_of(MAX_RENDERED_BYTES, MAX_VALUES_BYTES, MAX_TEMPLATE_STEPS))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tenant_renders_one_at_a_time_and_another_tenant_does_not_wait_for_it() {
+        let renders = Renders::new(RenderLimits::default(), 2);
+        let unbounded = RenderLimits::default();
+        let first = renders.turn("team-a", &unbounded).await;
+        let waits = tokio::time::timeout(Duration::from_millis(50), renders.turn("team-a", &unbounded)).await;
+        assert!(waits.is_err(), "a second render of team-a went before the first ended");
+        let other = tokio::time::timeout(Duration::from_secs(5), renders.turn("team-b", &unbounded)).await;
+        assert!(other.is_ok_and(|turn| turn.is_some()), "team-b waited for team-a");
+        drop(first);
+        let next = tokio::time::timeout(Duration::from_secs(5), renders.turn("team-a", &unbounded)).await;
+        assert!(next.is_ok_and(|turn| turn.is_some()), "team-a's next render did not go once its first ended");
+    }
+
+    #[tokio::test]
+    async fn no_more_renders_at_once_than_allowed_and_none_waits_past_its_deadline() {
+        let renders = Renders::new(RenderLimits::default(), 1);
+        let _first = renders.turn("team-a", &RenderLimits::default()).await;
+        let waits =
+            tokio::time::timeout(Duration::from_millis(50), renders.turn("team-b", &RenderLimits::default())).await;
+        assert!(waits.is_err(), "two renders at once where one is allowed");
+        let bounded = RenderLimits::default().with_timeout(Duration::from_millis(100), "spec.timeout");
+        let late = tokio::time::timeout(Duration::from_secs(5), renders.turn("team-b", &bounded)).await;
+        assert!(late.is_ok_and(|turn| turn.is_none()), "waited past its deadline");
+    }
+
+    #[test]
+    fn a_reconcile_s_limits_name_spec_timeout_and_the_controller_s_flags() {
+        let renders = Renders::default();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let limits = renders.limits(Duration::ZERO, &stopping);
+        assert_eq!(limits.stop_reason().unwrap(), "rendering took longer than its limit of 0ms (spec.timeout)");
+        let bytes = limits.max_rendered_bytes.unwrap();
+        assert_eq!((bytes.value, bytes.setting.as_str()), (64 << 20, "the controller's --max-rendered-bytes"));
+        stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        let limits = renders.limits(Duration::from_secs(60), &stopping);
+        assert_eq!(limits.stop_reason().unwrap(), "the process is stopping (SIGTERM)");
+    }
+}

@@ -537,9 +537,8 @@ mod tests {
 
         #[test]
         fn a_minijinja_loop_over_values_is_stopped_by_its_step_budget() {
-            let template = format!(
-                "{{% for i in values.l %}}{{% for j in values.l %}}{{% endfor %}}{{% endfor %}}{CONFIGMAP}"
-            );
+            let template =
+                format!("{{% for i in values.l %}}{{% for j in values.l %}}{{% endfor %}}{{% endfor %}}{CONFIGMAP}");
             let list = format!("l: [{}]\n", vec!["0"; 100_000].join(","));
             let repo = repository(&[
                 ENVIRONMENT,
@@ -626,7 +625,10 @@ mod tests {
             let bound = |bytes| Some(Bound::new(bytes, "--max-values-bytes"));
             let err = render_dev(&repo, RenderLimits { max_values_bytes: bound(1000), ..RenderLimits::default() })
                 .unwrap_err();
-            assert_eq!(err.message, "values file big.yaml holds 4009 bytes, over the limit of 1000 (--max-values-bytes)");
+            assert_eq!(
+                err.message,
+                "values file big.yaml holds 4009 bytes, over the limit of 1000 (--max-values-bytes)"
+            );
             assert!(err.location.unwrap().path.ends_with("environments/dev.yaml"), "where the file is named");
             let limits = RenderLimits {
                 max_values_bytes: bound(10_000),

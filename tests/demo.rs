@@ -54,7 +54,11 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
     // Its age identities from a Secret the chart's values name (made below, once the apply made
     // its namespace): the chart grants its account `get` on that Secret alone, which each
     // reconcile needs (a 403 leaves it not Ready).
-    demo.edit("charts/environment-sync/values.yaml", "decryption:\n  secretName: \"\"", "decryption:\n  secretName: staging-age");
+    demo.edit(
+        "charts/environment-sync/values.yaml",
+        "decryption:\n  secretName: \"\"",
+        "decryption:\n  secretName: staging-age",
+    );
     let git = common::git::init(repo_dir);
     git.set_head("refs/heads/main").unwrap();
     let commit = common::git::commit_all(&git, "the demo").to_string();

@@ -45,7 +45,8 @@ impl Receiver {
         let addresses = (hooks.local_addr().unwrap(), endpoints.local_addr().unwrap());
         let metrics = telemetry.environmentsync.clone();
         let limits = weaver_controllers::http::Limits::default();
-        let webhook = weaver_controllers::gitops::webhook::serve(hooks, limits.clone(), client, metrics, std::future::pending());
+        let webhook =
+            weaver_controllers::gitops::webhook::serve(hooks, limits.clone(), client, metrics, std::future::pending());
         runtime.spawn(webhook);
         runtime.spawn(weaver_controllers::endpoints::serve(endpoints, limits, telemetry, std::future::pending()));
         Receiver { runtime: Some(runtime), hooks: addresses.0, endpoints: addresses.1 }

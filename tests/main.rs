@@ -10,6 +10,7 @@ mod approvals;
 mod architecture;
 mod auto_promote;
 mod bad_input;
+mod check;
 mod confine;
 mod demo;
 mod diff;

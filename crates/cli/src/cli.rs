@@ -139,6 +139,29 @@ pub enum Command {
     /// Serve the fleet as web pages on this machine, as your kubeconfig's identity: EnvironmentSyncs, plans, drift, approvals
     #[command(after_help = UI_EXAMPLES)]
     Ui(UiArgs),
+    /// Check that the cluster can run weaver's controller (--pre) or that the one installed works: server, clock, CRDs, controller, leader, Services, tenants' rights (exit 1 when a check fails)
+    #[command(after_help = CHECK_EXAMPLES)]
+    Check(CheckArgs),
+}
+
+const CHECK_EXAMPLES: &str = "Examples:
+  weaver check --pre                          # before installing: the server's version and clock, your rights
+  weaver check                                # the installation in weaver-system
+  weaver check -n platform -o json";
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Before an install: check the server and what you may install, not an installation
+    #[arg(long)]
+    pub pre: bool,
+    /// The namespace the controller runs in
+    #[arg(short, long, value_name = "NAMESPACE", default_value = "weaver-system")]
+    pub namespace: String,
+    /// Output format: a line per check, or JSON for pipelines
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// The examples that end each command's `--help` (tests/reference.rs parses every one).

@@ -8,6 +8,7 @@ mod config;
 mod error;
 mod events;
 mod hooks;
+mod inspect;
 mod live;
 mod lock;
 mod objects;

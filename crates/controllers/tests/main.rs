@@ -179,7 +179,11 @@ fn a_header_or_body_that_never_finishes_and_an_idle_connection_are_closed_by_the
     let mut answered = [0; 256];
     idle.set_read_timeout(Some(within)).unwrap();
     let n = idle.read(&mut answered).unwrap();
-    assert!(String::from_utf8_lossy(&answered[..n]).ends_with("2 bytes"), "{}", String::from_utf8_lossy(&answered[..n]));
+    assert!(
+        String::from_utf8_lossy(&answered[..n]).ends_with("2 bytes"),
+        "{}",
+        String::from_utf8_lossy(&answered[..n])
+    );
     closed_after(&mut idle, within).expect("an idle kept-alive connection is closed");
 }
 

@@ -5,6 +5,7 @@
 mod apply;
 mod changed;
 mod charts;
+mod check;
 pub mod completions;
 mod diff;
 mod drift;
@@ -333,6 +334,7 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
         Command::Rollback(args) => (Some(&mut args.cluster), None),
         Command::Drift(args) => (Some(&mut args.cluster), None),
         Command::Status(args) => (Some(&mut args.cluster), None),
+        Command::Check(args) => (Some(&mut args.cluster), None),
         Command::Promote(args) => (Some(&mut args.cluster), Some(&mut args.identity)),
         Command::Render(args) => (None, Some(&mut args.identity)),
         Command::Hydrate(args) => (None, Some(&mut args.identity)),
@@ -403,6 +405,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Drift(args) => drift::run(&cli.global, &ui, args),
         Command::Report(command) => report::run(&ui, command),
         Command::Status(args) => status::run(&cli.global, &ui, args),
+        Command::Check(args) => check::run(&ui, args),
         Command::Promote(args) => promote::run(&cli.global, &ui, args),
         Command::Charts(command) => charts::run(&cli.global, &ui, command),
         Command::Images(command) => images::run(&cli.global, &ui, command),

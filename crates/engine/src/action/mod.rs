@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod charts;
+pub mod check;
 pub mod drift;
 pub mod fleet;
 pub mod history;

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use weaver_controllers::http::{BodyError, read_body};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use subtle::ConstantTimeEq;
+use weaver_controllers::http::{BodyError, read_body};
 use weaver_core::error::{Error, Result};
 use weaver_engine::action::Progress;
 use weaver_engine::action::sync::{self, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target};

@@ -1,0 +1,354 @@
+//! `weaver check`: whether a cluster can run weaver's in-cluster half (`--pre`), and whether the
+//! one installed there works, as `flux check` tells: the server's version and clock, the CRDs
+//! established and their stored versions, the controller's Deployment ready and its leader
+//! Lease renewed, its Services with endpoints, and each EnvironmentSync's account able to read
+//! the Secrets it names. Each finding that fails says what to do.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use weaver_api::environment_sync::EnvironmentSync;
+use weaver_cluster::{Access, Cluster, ConnectOptions, ListTarget, ManagedFields, Question, Readiness, Subject};
+use weaver_core::error::Result;
+
+/// The oldest Kubernetes minor weaver's chart installs on: its approvals are a
+/// ValidatingAdmissionPolicy of `admissionregistration.k8s.io/v1`.
+pub const OLDEST_MINOR: u32 = 30;
+
+/// The most the API server's clock may differ from this machine's: Leases (the apply lock,
+/// leadership) compare times written by different clocks.
+pub const CLOCK_TOLERANCE: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+
+/// The CRDs of the in-cluster half.
+pub const CRDS: [&str; 2] = ["environmentsyncs.weaver.example.com", "configmapsyncs.weaver.example.com"];
+
+/// The label the chart puts on the controller's objects, and the leader Lease's name.
+const CONTROLLER_LABEL: &str = "app.kubernetes.io/name=configmapsync-operator";
+const LEADER_LEASE: &str = "configmapsync-operator";
+
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    pub connect: ConnectOptions,
+    /// Where the controller runs.
+    pub namespace: String,
+    /// Before an install: the server and what the caller may install, not the installation.
+    pub pre: bool,
+}
+
+/// One finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// What was looked at: `kubernetes`, `clock`, `crd/<name>`, `controller`, `leader`,
+    /// `service/<name>`, `environmentsync/<namespace>/<name>`, `rights/<verb> <resource>`.
+    pub subject: String,
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// What to do, for a finding that is not ok.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    fn ok(subject: impl Into<String>, detail: impl Into<String>) -> Finding {
+        Finding { subject: subject.into(), ok: true, detail: detail.into(), fix: None }
+    }
+
+    fn failed(subject: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding { subject: subject.into(), ok: false, detail: detail.into(), fix: Some(fix.into()) }
+    }
+}
+
+/// What `weaver check` found, in the order looked at.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub findings: Vec<Finding>,
+}
+
+impl Checked {
+    pub fn ok(&self) -> bool {
+        self.findings.iter().all(|finding| finding.ok)
+    }
+}
+
+pub async fn check(options: &CheckOptions) -> Result<Checked> {
+    let cluster = Cluster::connect(&options.connect).await?;
+    let mut findings = vec![server_version(&cluster).await?, clock(&cluster).await?];
+    if options.pre {
+        findings.extend(install_rights(&cluster, &options.namespace).await?);
+        return Ok(Checked { findings });
+    }
+    findings.extend(crds(&cluster).await?);
+    findings.extend(controller(&cluster, &options.namespace).await?);
+    findings.extend(tenants(&cluster).await?);
+    Ok(Checked { findings })
+}
+
+async fn server_version(cluster: &Cluster) -> Result<Finding> {
+    let server = cluster.capabilities().await?;
+    let minor: Option<u32> = server.minor.trim_end_matches('+').parse().ok();
+    let version = &server.git_version;
+    Ok(match (server.major.as_str(), minor) {
+        ("1", Some(minor)) if minor < OLDEST_MINOR => Finding::failed(
+            "kubernetes",
+            format!("{version}, older than 1.{OLDEST_MINOR}"),
+            format!("upgrade the cluster to Kubernetes 1.{OLDEST_MINOR} or later"),
+        ),
+        _ => Finding::ok("kubernetes", format!("{version} (1.{OLDEST_MINOR} or later)")),
+    })
+}
+
+async fn clock(cluster: &Cluster) -> Result<Finding> {
+    Ok(match cluster.clock_offset().await? {
+        None => Finding::ok("clock", "the API server sent no Date: not compared"),
+        Some(offset) if offset.abs() > CLOCK_TOLERANCE => Finding::failed(
+            "clock",
+            format!("the API server's clock is {} this machine's", ahead_or_behind(offset)),
+            "synchronise the clocks (NTP): Leases held by the apply lock and the leader compare their times",
+        ),
+        Some(offset) => Finding::ok("clock", format!("within {}s of the API server's", offset.abs().as_secs())),
+    })
+}
+
+fn ahead_or_behind(offset: jiff::SignedDuration) -> String {
+    let seconds = offset.abs().as_secs();
+    if offset.is_negative() { format!("{seconds}s behind") } else { format!("{seconds}s ahead of") }
+}
+
+/// May the caller install: the CRDs, the ClusterRoles and their bindings, the namespace's
+/// objects?
+async fn install_rights(cluster: &Cluster, namespace: &str) -> Result<Vec<Finding>> {
+    let asks = [
+        ("create", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+        ("create", "rbac.authorization.k8s.io", "clusterroles", ""),
+        ("create", "rbac.authorization.k8s.io", "clusterrolebindings", ""),
+        ("create", "apps", "deployments", namespace),
+        ("create", "", "secrets", namespace),
+    ];
+    let mut findings = Vec::new();
+    for (verb, group, resource, ns) in asks {
+        let question = Question {
+            verb,
+            group: group.into(),
+            resource: resource.into(),
+            namespace: ns.into(),
+            name: String::new(),
+        };
+        let subject = format!("rights/{verb} {resource}");
+        let place = if ns.is_empty() { String::new() } else { format!(" in namespace {ns}") };
+        findings.push(match cluster.may_i(&question).await? {
+            true => Finding::ok(subject, format!("you may {verb} {resource}{place}")),
+            false => Finding::failed(
+                subject,
+                format!("you may not {verb} {resource}{place}"),
+                "install as a cluster administrator (the chart makes CRDs and ClusterRoles)",
+            ),
+        });
+    }
+    Ok(findings)
+}
+
+async fn crds(cluster: &Cluster) -> Result<Vec<Finding>> {
+    let served = cluster.resolve("apiextensions.k8s.io/v1", "CustomResourceDefinition").map_err(|_| {
+        weaver_core::Error::new("the API server serves no apiextensions.k8s.io/v1 CustomResourceDefinitions")
+    })?;
+    let mut findings = Vec::new();
+    for name in CRDS {
+        let subject = format!("crd/{name}");
+        let Some(crd) = cluster.get(&served, None, name).await? else {
+            findings.push(Finding::failed(
+                subject,
+                "not installed",
+                "install weaver's chart (its crds/), or `weaver operator crd | kubectl apply --server-side -f -`",
+            ));
+            continue;
+        };
+        let condition = |type_: &str| {
+            crd.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|all| all.iter().find(|c| c["type"] == type_))
+                .map(|c| (c["status"] == "True", c["message"].as_str().unwrap_or_default().to_string()))
+        };
+        let stored: Vec<&str> = crd
+            .pointer("/status/storedVersions")
+            .and_then(Value::as_array)
+            .map(|versions| versions.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        findings.push(match condition("Established") {
+            Some((true, _)) => Finding::ok(subject, format!("established; stored versions {}", stored.join(", "))),
+            Some((false, why)) if !why.is_empty() => Finding::failed(
+                subject,
+                format!("not established: {why}"),
+                "look at `kubectl describe crd` for the reason, and apply the CRD again",
+            ),
+            _ => Finding::failed(
+                subject,
+                "not established yet",
+                "wait a few seconds; if it stays so, look at `kubectl describe crd`",
+            ),
+        });
+    }
+    Ok(findings)
+}
+
+async fn controller(cluster: &Cluster, namespace: &str) -> Result<Vec<Finding>> {
+    let deployments = list(cluster, "apps/v1", "Deployment", Some(namespace), CONTROLLER_LABEL).await?;
+    let install = "install it: `helm install` of the chart, or `weaver apply` of the environment that has it";
+    if deployments.is_empty() {
+        let detail = format!("no Deployment labelled {CONTROLLER_LABEL} in namespace {namespace}");
+        return Ok(vec![Finding::failed("controller", detail, format!("{install}; or give its namespace with -n"))]);
+    }
+    let mut findings = Vec::new();
+    for deployment in &deployments {
+        let name = deployment.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let subject = format!("controller/{namespace}/{name}");
+        let ready = deployment.pointer("/status/readyReplicas").and_then(Value::as_u64).unwrap_or(0);
+        let wanted = deployment.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
+        findings.push(match weaver_cluster::readiness(deployment, &[]) {
+            Readiness::Ready => Finding::ok(subject, format!("{ready}/{wanted} replicas ready")),
+            Readiness::Pending(why) | Readiness::Failed(why) | Readiness::Unknown(why) => Finding::failed(
+                subject,
+                format!("not ready ({ready}/{wanted} replicas): {why}"),
+                format!("`kubectl -n {namespace} describe deployment {name}` and its Pods' logs say why"),
+            ),
+        });
+    }
+    findings.push(leader(cluster, namespace).await?);
+    for service in list(cluster, "v1", "Service", Some(namespace), CONTROLLER_LABEL).await? {
+        findings.push(service_endpoints(cluster, namespace, &service).await?);
+    }
+    Ok(findings)
+}
+
+/// The leader Lease: held, and renewed within its duration.
+async fn leader(cluster: &Cluster, namespace: &str) -> Result<Finding> {
+    let served = cluster
+        .resolve("coordination.k8s.io/v1", "Lease")
+        .map_err(|_| weaver_core::Error::new("the API server serves no coordination.k8s.io/v1 Leases"))?;
+    let lease = cluster.get(&served, Some(namespace), LEADER_LEASE).await?;
+    let spec = lease.as_ref().map(|lease| &lease["spec"]);
+    let holder = spec.and_then(|spec| spec["holderIdentity"].as_str()).filter(|holder| !holder.is_empty());
+    let renewed =
+        spec.and_then(|spec| spec["renewTime"].as_str()).and_then(|time| time.parse::<jiff::Timestamp>().ok());
+    let duration = spec.and_then(|spec| spec["leaseDurationSeconds"].as_i64()).unwrap_or(15);
+    let fix = format!("the controller's Pods' logs say why no replica leads (Lease {namespace}/{LEADER_LEASE})");
+    Ok(match (holder, renewed) {
+        (Some(holder), Some(renewed)) => {
+            let since = renewed.duration_until(jiff::Timestamp::now()).as_secs().max(0);
+            if since > duration {
+                Finding::failed("leader", format!("{holder} last renewed {since}s ago, past its {duration}s"), fix)
+            } else {
+                Finding::ok("leader", format!("{holder}, renewed {since}s ago"))
+            }
+        }
+        _ => Finding::failed("leader", "no replica holds the leader Lease", fix),
+    })
+}
+
+/// A Service of the controller (webhook, UI, metrics): some endpoint ready behind it.
+async fn service_endpoints(cluster: &Cluster, namespace: &str, service: &Value) -> Result<Finding> {
+    let name = service.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let selector = format!("kubernetes.io/service-name={name}");
+    let slices = list(cluster, "discovery.k8s.io/v1", "EndpointSlice", Some(namespace), &selector).await?;
+    let ready = slices
+        .iter()
+        .flat_map(|slice| slice["endpoints"].as_array().into_iter().flatten())
+        .filter(|endpoint| endpoint.pointer("/conditions/ready") != Some(&Value::Bool(false)))
+        .count();
+    let subject = format!("service/{namespace}/{name}");
+    Ok(match ready {
+        0 => Finding::failed(
+            subject,
+            "no ready endpoint",
+            "the controller's Pods are not ready, or the Service selects none of them",
+        ),
+        n => Finding::ok(subject, format!("{n} ready endpoint(s)")),
+    })
+}
+
+/// Each EnvironmentSync's account may read the Secrets it names: the controller reads them as
+/// that account.
+async fn tenants(cluster: &Cluster) -> Result<Vec<Finding>> {
+    if cluster.resolve("weaver.example.com/v1alpha1", "EnvironmentSync").is_err() {
+        return Ok(Vec::new());
+    }
+    let access = Access::new(cluster.client(), std::time::Duration::from_secs(60));
+    let mut findings = Vec::new();
+    for object in list(cluster, "weaver.example.com/v1alpha1", "EnvironmentSync", None, "").await? {
+        let sync: EnvironmentSync = match serde_json::from_value(object) {
+            Ok(sync) => sync,
+            // The API server validated it against the CRD: one that does not read is another
+            // version's, not this check's business.
+            Err(_) => continue,
+        };
+        let namespace = sync.metadata.namespace.clone().unwrap_or_default();
+        let name = sync.metadata.name.clone().unwrap_or_default();
+        let account = sync.spec.service_account_name.clone().unwrap_or_else(|| "default".into());
+        let subject = Subject::service_account(&namespace, &account);
+        let mut lacking = Vec::new();
+        for (field, secret) in named_secrets(&sync) {
+            let question = Question {
+                verb: "get",
+                group: String::new(),
+                resource: "secrets".into(),
+                namespace: namespace.clone(),
+                name: secret.clone(),
+            };
+            let allowed = access.may(&subject, &question).await.map_err(|err| {
+                weaver_core::Error::new(format!(
+                    "asking whether ServiceAccount {namespace}/{account} may get Secret {secret}: {}",
+                    weaver_cluster::api_message(&err)
+                ))
+            })?;
+            if !allowed {
+                lacking.push(format!("get on Secret {secret} ({field})"));
+            }
+        }
+        let what = format!("environmentsync/{namespace}/{name}");
+        findings.push(match lacking.is_empty() {
+            true => Finding::ok(what, format!("ServiceAccount {account} may read the Secrets it names")),
+            false => Finding::failed(
+                what,
+                format!("ServiceAccount {namespace}/{account} lacks {}", lacking.join(", ")),
+                format!("grant it those verbs in namespace {namespace} (a Role and RoleBinding; the environment-sync chart makes them from its values)"),
+            ),
+        });
+    }
+    Ok(findings)
+}
+
+/// The Secrets an EnvironmentSync names in its namespace, with the field that names each.
+fn named_secrets(sync: &EnvironmentSync) -> Vec<(&'static str, String)> {
+    let spec = &sync.spec;
+    let mut named = Vec::new();
+    if let Some(secret) = &spec.source.secret_ref {
+        named.push(("spec.source.secretRef", secret.name.clone()));
+    }
+    if let Some(secret) = &spec.source.ca_secret_ref {
+        named.push(("spec.source.caSecretRef", secret.name.clone()));
+    }
+    if let Some(decryption) = &spec.decryption {
+        named.push(("spec.decryption.secretRef", decryption.secret_ref.name.clone()));
+    }
+    if let Some(kube_config) = &spec.kube_config {
+        named.push(("spec.kubeConfig.secretRef", kube_config.secret_ref.name.clone()));
+    }
+    named
+}
+
+async fn list(
+    cluster: &Cluster,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    selector: &str,
+) -> Result<Vec<Value>> {
+    if cluster.resolve(api_version, kind).is_err() {
+        return Ok(Vec::new());
+    }
+    let target =
+        ListTarget { api_version: api_version.into(), kind: kind.into(), namespace: namespace.map(Into::into) };
+    cluster.list(&BTreeSet::from([target]), selector, ManagedFields::Parsed, 1).await
+}

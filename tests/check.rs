@@ -1,0 +1,168 @@
+//! `weaver check`: each problem of an installation named with what to do, exit 1; exit 0 on a
+//! healthy one; `--pre` before an install. On the fake API server or, unchanged, a real one
+//! (the parts that need what only the fake can do say so).
+
+use crate::common;
+
+use common::cluster::TestCluster;
+use serde_json::{Value, json};
+
+const MANAGER: &str = "check-test";
+const SELECTOR: (&str, &str) = ("app.kubernetes.io/name", "configmapsync-operator");
+
+fn check(cluster: &TestCluster, args: &[&str]) -> (i32, String) {
+    let run = common::Repo::empty().weaver_on(cluster, &[&["check"], args].concat());
+    assert!(run.code == 0 || run.code == 1, "{run:?}");
+    (run.code, run.stdout)
+}
+
+fn finding<'a>(stdout: &'a str, subject: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|line| line[line.find(' ').map_or(0, |at| at + 1)..].starts_with(subject))
+        .unwrap_or_else(|| panic!("no finding for {subject}:\n{stdout}"))
+}
+
+fn deployment(namespace: &str, replicas: u32) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "weaver", "namespace": namespace, "labels": {SELECTOR.0: SELECTOR.1}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {SELECTOR.0: SELECTOR.1}},
+            "template": {
+                "metadata": {"labels": {SELECTOR.0: SELECTOR.1}},
+                "spec": {"containers": [{"name": "operator", "image": "weaver.invalid/weaver:0.0.0-check-test"}]},
+            },
+        },
+    })
+}
+
+#[test]
+fn check_names_a_missing_crd_a_controller_not_ready_and_an_account_lacking_a_verb_then_passes_once_mended() {
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("weaver");
+    let crd = |name: &str| json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": name}});
+
+    // No controller in the namespace; the CRDs missing where the cluster has none.
+    let (code, out) = check(&cluster, &["-n", &ns]);
+    assert_eq!(code, 1, "{out}");
+    assert!(finding(&out, "kubernetes:").starts_with('✔'), "{out}");
+    assert!(finding(&out, "clock:").starts_with('✔'), "{out}");
+    let controller = finding(&out, "controller:");
+    assert!(controller.starts_with('✗') && controller.contains(&ns), "{out}");
+    assert!(out.contains("to do: install it"), "{out}");
+    if cluster.get(&crd("environmentsyncs.weaver.example.com")).is_none() {
+        let missing = finding(&out, "crd/environmentsyncs.weaver.example.com:");
+        assert!(missing.starts_with('✗') && missing.ends_with("not installed"), "{out}");
+    } else {
+        common::skip::say_skipped(
+            "the cluster has weaver's CRDs (other tests installed them): their absence is not checked",
+        );
+    }
+
+    // The CRDs, a controller whose Pods are not ready, and a tenant whose account may not read
+    // the Secret it names.
+    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
+    cluster.apply_shared(&weaver_controllers::configmapsync::crd(), MANAGER);
+    if let Some(fake) = cluster.fake("holding a Deployment unready") {
+        fake.set_auto_ready(false);
+    }
+    cluster.apply(&[deployment(&ns, 1)], MANAGER);
+    cluster.create(&json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "weaver-webhook", "namespace": ns, "labels": {SELECTOR.0: SELECTOR.1}},
+        "spec": {"selector": {SELECTOR.0: SELECTOR.1}, "ports": [{"name": "webhook", "port": 9292}]},
+    }));
+    cluster.create(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "tenant", "namespace": ns}}),
+    );
+    cluster.create(&json!({
+        "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "metadata": {"name": "shop", "namespace": ns},
+        "spec": {
+            "source": {"url": "https://git.example.com/shop.git", "ref": {"branch": "main"}},
+            "environments": ["dev"],
+            "serviceAccountName": "tenant",
+            "decryption": {"secretRef": {"name": "age-keys"}},
+        },
+    }));
+    let (code, out) = check(&cluster, &["-n", &ns]);
+    assert_eq!(code, 1, "{out}");
+    for name in ["environmentsyncs.weaver.example.com", "configmapsyncs.weaver.example.com"] {
+        assert!(finding(&out, &format!("crd/{name}:")).contains("established"), "{out}");
+    }
+    let deployment_line = finding(&out, &format!("controller/{ns}/weaver:"));
+    assert!(deployment_line.starts_with('✗') && deployment_line.contains("not ready (0/1 replicas)"), "{out}");
+    assert!(finding(&out, "leader:").contains("no replica holds the leader Lease"), "{out}");
+    assert!(finding(&out, &format!("service/{ns}/weaver-webhook:")).contains("no ready endpoint"), "{out}");
+    let tenant = finding(&out, &format!("environmentsync/{ns}/shop:"));
+    assert!(
+        tenant.starts_with('✗') && tenant.contains("lacks get on Secret age-keys (spec.decryption.secretRef)"),
+        "{out}"
+    );
+
+    // JSON says the same.
+    let (code, json) = check(&cluster, &["-n", &ns, "-o", "json"]);
+    assert_eq!(code, 1);
+    let json: Value = serde_json::from_str(&json).unwrap();
+    let failed: Vec<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["ok"] == false)
+        .map(|f| f["subject"].as_str().unwrap())
+        .collect();
+    let expected = [
+        format!("controller/{ns}/weaver"),
+        "leader".into(),
+        format!("service/{ns}/weaver-webhook"),
+        format!("environmentsync/{ns}/shop"),
+    ];
+    assert_eq!(failed, expected);
+
+    // Mended: the account may read its Secret, the Deployment is ready, a replica leads.
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "tenant-secrets", "namespace": ns},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["age-keys"], "verbs": ["get"]}]});
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "tenant-secrets", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant-secrets"},
+        "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": ns}]});
+    cluster.apply(&[role, binding], MANAGER);
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    cluster.create(&json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "configmapsync-operator", "namespace": ns},
+        "spec": {"holderIdentity": "weaver-0", "renewTime": now, "leaseDurationSeconds": 60},
+    }));
+    let Some(fake) = cluster.fake("a ready controller Deployment (a real cluster's needs a node and weaver's image)")
+    else {
+        return;
+    };
+    fake.set_auto_ready(true);
+    cluster.create(&json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "weaver-webhook-1", "namespace": ns, "labels": {
+            "kubernetes.io/service-name": "weaver-webhook", "endpointslice.kubernetes.io/managed-by": MANAGER}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.244.0.9"], "conditions": {"ready": true}}],
+        "ports": [{"name": "webhook", "port": 9292}],
+    }));
+    let (code, out) = check(&cluster, &["-n", &ns]);
+    assert_eq!(code, 0, "{out}");
+    assert!(finding(&out, &format!("controller/{ns}/weaver:")).contains("1/1 replicas ready"), "{out}");
+    assert!(finding(&out, "leader:").contains("weaver-0, renewed"), "{out}");
+    assert!(finding(&out, &format!("service/{ns}/weaver-webhook:")).contains("1 ready endpoint"), "{out}");
+    assert!(finding(&out, &format!("environmentsync/{ns}/shop:")).starts_with('✔'), "{out}");
+    assert!(out.ends_with("all checks passed\n"), "{out}");
+}
+
+#[test]
+fn check_pre_looks_at_the_server_and_your_rights_not_an_installation() {
+    let cluster = TestCluster::start();
+    let (code, out) = check(&cluster, &["--pre"]);
+    assert_eq!(code, 0, "the tests' identity may install anything:\n{out}");
+    assert!(finding(&out, "rights/create customresourcedefinitions:").starts_with('✔'), "{out}");
+    assert!(!out.contains("controller"), "--pre looks at no installation:\n{out}");
+}

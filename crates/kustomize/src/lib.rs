@@ -45,6 +45,10 @@ pub struct Resource {
     /// The kinds, names and namespaces it had before each rename, oldest first (kustomize's
     /// previous ids), which name references are resolved by.
     prev: Vec<PrevId>,
+    /// The name prefixes and suffixes given to it, innermost kustomization first (kustomize's
+    /// build annotations), which tell apart the copies of one base a name reference could mean.
+    prefixes: Vec<String>,
+    suffixes: Vec<String>,
     /// A generated object whose name gets kustomize's content hash at the end of the build.
     needs_hash: bool,
     /// The `vars` attached to it, whose values are its fields.
@@ -69,6 +73,8 @@ impl Resource {
             source,
             document,
             prev: Vec::new(),
+            prefixes: Vec::new(),
+            suffixes: Vec::new(),
             needs_hash: false,
             ref_vars: Vec::new(),
             empty_values: Vec::new(),
@@ -547,7 +553,9 @@ impl Builder<'_> {
         let own = filters::with_configurations(&configured).map_err(|e| {
             Error::at(Location::file(&target.file), format!("`configurations`: with kustomize's defaults: {e}"))
         })?;
-        acc.config.merge(&own).map_err(|e| Error::at(Location::file(&target.file), format!("`configurations`: {e}")))?;
+        acc.config
+            .merge(&own)
+            .map_err(|e| Error::at(Location::file(&target.file), format!("`configurations`: {e}")))?;
         acc.config.merge(&filters::crds::config(target, k)?).map_err(|e| Error::at(Location::file(&target.file), e))?;
         filters::generators::run(target, k, &mut acc.resources)?;
         filters::helm_charts::run(target, k, &mut acc.resources)?;

@@ -30,6 +30,8 @@ pub fn apply(prefix: &str, suffix: &str, config: &TransformerConfig, resources: 
                 }
                 if spec.path == "metadata/name" {
                     resource.store_previous_id();
+                    resource.prefixes.extend((!prefix.is_empty()).then(|| prefix.to_string()));
+                    resource.suffixes.extend((!suffix.is_empty()).then(|| suffix.to_string()));
                 }
                 super::visit(&mut resource.object, spec, &|| Value::String(String::new()), &mut |field| {
                     if let Value::String(value) = field {

@@ -3,8 +3,9 @@
 //! names gets its current name, as kustomize's `nameref` filter does it: among the objects the
 //! referrer can name (see [`Reach`]), candidates by previous
 //! name and kind, then a `roleRef`'s kind, then the referrer's namespace (cluster-scoped objects
-//! and ServiceAccounts are seen from every namespace); a field that could mean objects of
-//! different names is an error.
+//! and ServiceAccounts are seen from every namespace), then, of the copies of one base reached
+//! along different paths, the one given the referrer's prefixes and suffixes; a field that could
+//! still mean objects of different names is an error.
 
 use serde_json::Value;
 
@@ -43,6 +44,18 @@ pub fn fix(config: &TransformerConfig, resources: &mut [Resource]) -> Result<()>
     Ok(())
 }
 
+/// kustomize's `PrefixesSuffixesEquals`: the prefixes of one end as the other's do, and the
+/// suffixes alike; with `allow_empty`, an object without prefixes (or suffixes) matches any.
+fn affixes_end_alike(a: &Resource, b: &Resource, allow_empty: bool) -> bool {
+    let alike = |x: &[String], y: &[String]| {
+        (allow_empty && (x.is_empty() || y.is_empty())) || {
+            let (short, long) = if x.len() <= y.len() { (x, y) } else { (y, x) };
+            long.ends_with(short) && (!short.is_empty() || long.is_empty())
+        }
+    };
+    alike(&a.prefixes, &b.prefixes) && alike(&a.suffixes, &b.suffixes)
+}
+
 /// The objects a referrer can name, kustomize's `SubsetThatCouldBeReferencedByResource`: any,
 /// from a cluster-scoped referrer; otherwise the cluster-scoped ones, those of its namespace,
 /// and those of the namespaces its ServiceAccount subjects name (a RoleBinding's). A subject
@@ -64,8 +77,7 @@ impl Reach {
         if referrer.kind() == "RoleBinding"
             && let Some(Value::Array(subjects)) = referrer.object.get("subjects")
         {
-            let accounts =
-                subjects.iter().filter(|s| s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"));
+            let accounts = subjects.iter().filter(|s| s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"));
             for (index, subject) in accounts.enumerate() {
                 match subject.get("namespace") {
                     None => {}
@@ -203,6 +215,16 @@ impl Context<'_> {
                     || same_namespace(self.referrer.namespace(), r.namespace())
             })
             .collect();
+        if let [one] = candidates[..] {
+            return Ok(Some(one));
+        }
+        // The copies of one base reached along different paths: the one whose prefixes and
+        // suffixes end as the referrer's do (an object without any matches any, at first).
+        let mut candidates: Vec<&Resource> =
+            candidates.into_iter().filter(|r| affixes_end_alike(r, self.referrer, true)).collect();
+        if candidates.len() > 1 {
+            candidates.retain(|r| affixes_end_alike(r, self.referrer, false));
+        }
         let Some(first) = candidates.first() else { return Ok(None) };
         let identical = candidates
             .iter()

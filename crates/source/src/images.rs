@@ -478,7 +478,9 @@ impl Registries {
         max_body: u64,
     ) -> Result<Response> {
         let slots = lock(&self.slots).entry(repository.host.clone()).or_default().clone();
-        for attempt in 1.. {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let response = {
                 let _slot = acquire(&slots);
                 let left = check.time_left().ok_or_else(|| check.out_of_time(repository, url))?;
@@ -517,7 +519,6 @@ impl Registries {
             return Err(Error::new(error.message)
                 .with_help(format!("registry {} is limiting requests (asked {times}): {why}", repository.host)));
         }
-        unreachable!("the loop returns")
     }
 
     fn connection(&self, repository: &ImageRepository) -> Result<Arc<Mutex<Connection>>> {
@@ -732,6 +733,25 @@ mod tests {
         // A digest that is not one is refused, not written after a tag's `@`.
         let err = registries.digest(&web, "1.0.0", &check).unwrap_err();
         assert!(err.message.contains("its digest `sha256:abc|`x`` is not a sha256 digest"), "{err}");
+    }
+
+    #[test]
+    fn limits_are_raised_by_their_variables_and_a_bad_value_is_named() {
+        let given = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+        };
+        let limits = RegistryLimits::from_variables(&given(&[
+            ("WEAVER_REGISTRY_MAX_TAGS", "5000000"),
+            ("WEAVER_REGISTRY_CHECK_MAX_BYTES", "1073741824"),
+            ("WEAVER_REGISTRY_CHECK_SECONDS", "900"),
+        ]))
+        .unwrap();
+        assert_eq!(limits.repository, TagLimits { tags: 5_000_000, ..TagLimits::REPOSITORY });
+        assert_eq!((limits.check.bytes, limits.check.tags), (1 << 30, RegistryLimits::default().check.tags));
+        assert_eq!(limits.check_time, Duration::from_secs(900));
+        let err = RegistryLimits::from_variables(&given(&[("WEAVER_REGISTRY_MAX_PAGES", "ten\u{1b}")])).unwrap_err();
+        assert_eq!(err.message, "WEAVER_REGISTRY_MAX_PAGES=ten\\u{1b} is not a whole number above 0");
+        assert!(err.help.unwrap().contains("its default is 10000"));
     }
 
     #[test]

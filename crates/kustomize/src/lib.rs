@@ -539,7 +539,7 @@ impl Builder<'_> {
             let added = self.resource(target, entry)?;
             append(target, &mut acc.resources, added.resources, &entry.referenced)?;
             acc.config.merge(&added.config).map_err(|e| target.error(&entry.referenced, e))?;
-            filters::vars::attach(&added.vars, &mut acc.vars, &mut acc.resources)?;
+            filters::vars::merge(&added.vars, &mut acc.vars)?;
         }
         let mut configured = filters::TransformerConfig::default();
         for entry in k.configurations.iter().flatten() {

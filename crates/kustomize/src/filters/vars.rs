@@ -1,11 +1,11 @@
-//! `vars`: kustomize's legacy variables. At the end of each kustomization (and again in each
-//! kustomization that includes it), a variable is attached to the one object its `objref` names
-//! (by group, version, kind and name, and namespace if given; by any name the object has had);
-//! two variables of one name are an error. Once the whole build is done and every name is
-//! final, each `$(NAME)` in the fields the configuration's `varReference` lists (strings,
-//! lists of strings, maps of strings) becomes the variable's field of its object: the value
-//! itself, typed, where the string is nothing but `$(NAME)`; `$$` is a `$`; an unknown name
-//! stays as written.
+//! `vars`: kustomize's legacy variables. At the end of the kustomization that declares it, a
+//! variable is attached to the one object of that kustomization its `objref` names (by group,
+//! version, kind and name, and namespace if given; by any name the object has had); the
+//! kustomizations that include it take it as it is; two variables of one name are an error.
+//! Once the whole build is done and every name is final, each `$(NAME)` in the fields the
+//! configuration's `varReference` lists (strings, lists of strings, maps of strings) becomes
+//! the variable's field of its object: the value itself, typed, where the string is nothing
+//! but `$(NAME)`; `$$` is a `$`; an unknown name stays as written.
 
 use serde_json::Value;
 
@@ -23,8 +23,9 @@ pub struct DefinedVar {
     pub at: Location,
 }
 
-/// Attaches `incoming` to the objects they name and adds them to `vars` (kustomize's
-/// `MergeVars`).
+/// Attaches `incoming`, the vars a kustomization declares, to the objects of that
+/// kustomization they name (`resources`: what it has built, its bases' and components'
+/// included) and adds them to `vars` (kustomize's `MergeVars`).
 pub fn attach(incoming: &[DefinedVar], vars: &mut Vec<DefinedVar>, resources: &mut [Resource]) -> Result<()> {
     let scopes = Scopes::default();
     for defined in incoming {
@@ -52,10 +53,19 @@ pub fn attach(incoming: &[DefinedVar], vars: &mut Vec<DefinedVar>, resources: &m
                 ));
             }
         }
-        if let Some(first) = vars.iter().find(|v| v.var.name == var.name) {
+    }
+    merge(incoming, vars)
+}
+
+/// Adds a base's vars, already attached to its objects, to `vars` (kustomize's
+/// `MergeAccumulator`): the kustomization that includes the base does not look for their
+/// objects again, so two bases may each name their own `Service svc`.
+pub fn merge(incoming: &[DefinedVar], vars: &mut Vec<DefinedVar>) -> Result<()> {
+    for defined in incoming {
+        if let Some(first) = vars.iter().find(|v| v.var.name == defined.var.name) {
             return Err(Error::at(
                 defined.at.clone(),
-                format!("`vars`: var `{}` is defined twice (first at {})", var.name, first.at),
+                format!("`vars`: var `{}` is defined twice (first at {})", defined.var.name, first.at),
             ));
         }
         vars.push(defined.clone());

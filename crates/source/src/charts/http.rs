@@ -505,16 +505,15 @@ impl Connection {
         }
         let url = if query.is_empty() { realm.clone() } else { format!("{realm}?{}", query.join("&")) };
         let mut request = with_headers(self.agent.get(&url), &[], timeout);
-        match self.realm_refusal(realm) {
-            None => {
-                if let Some(basic) = self.basic() {
-                    request = request.header("Authorization", basic);
-                }
-            }
-            // The token is asked for anonymously: enough for a public repository.
-            Some(why) if self.credentials.username.is_some() => self.withheld = Some(why),
-            Some(_) => {}
+        let refusal = self.realm_refusal(realm);
+        if refusal.is_none()
+            && let Some(basic) = self.basic()
+        {
+            request = request.header("Authorization", basic);
         }
+        // Else the token is asked for anonymously (enough for a public repository), and a
+        // refusal says why the credentials were not sent.
+        self.withheld = refusal.filter(|_| self.credentials.username.is_some());
         let mut response = request.call().map_err(|e| self.failed(realm, &e.to_string()))?;
         if !response.status().is_success() {
             let status = response.status().as_u16();

@@ -1295,7 +1295,7 @@ fn a_push_posted_to_the_webhook_receiver_through_the_charts_service_applies_the_
     };
     // Another token is refused, and requests nothing.
     let refused = post("another-token");
-    assert!(refused.as_ref().is_err_and(|e| e.contains("401") && e.contains("does not match")), "{refused:?}");
+    assert!(refused.as_ref().is_err_and(|e| e.contains("401") && e.contains("must match the token")), "{refused:?}");
     let live = cluster.get(&environment_sync).unwrap();
     assert!(live["metadata"]["annotations"]["weaver.example.com/reconcile-requested-at"].is_null(), "{live:#}");
 
@@ -1312,6 +1312,99 @@ fn a_push_posted_to_the_webhook_receiver_through_the_charts_service_applies_the_
     let live = cluster.get(&environment_sync).unwrap();
     let managers = live["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
     assert!(managers.iter().any(|m| m["manager"] == "weaver-webhook"), "{managers:#?}");
+}
+
+/// A tenant's template that would loop for hours (minijinja's nested `range(100000)`), in an
+/// environment `spin` of the demo's repository: an EnvironmentSync of another namespace applying
+/// it stops at its `spec.timeout`, `Ready=False` naming the release and the limit, while the
+/// demo's own EnvironmentSync applies a push meanwhile (issue 87, finding 4).
+#[test]
+fn a_tenants_endless_template_stops_at_its_spec_timeout_in_the_pod_while_another_tenant_applies() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let spin_ns = cluster.namespace("spin");
+    demo.repo.write("charts/spin/chart.yaml", "name: spin\nversion: 0.1.0\ndescription: loops for hours\n");
+    demo.repo.write(
+        "charts/spin/templates/spin.yaml",
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: spin\n",
+    );
+    demo.repo.write(
+        "environments/spin.yaml",
+        &format!("namespace: {spin_ns}\nreleases:\n  - name: spin\n    chart: spin\n"),
+    );
+    let Some((_server, source)) = https_source(&e2e, &demo) else { return };
+    let ca = source.secret.1[0].1.clone();
+    let url = source.url.clone();
+    let (commit, _) = install_demo(&demo, images, source);
+    let staging_sync = environment_sync(&demo);
+    eventually("the demo's EnvironmentSync Ready at its commit", || ready_at(cluster, &staging_sync, &commit));
+
+    // The spinning tenant: its own namespace and account, which may read its CA and nothing
+    // else (its render fails before anything is applied).
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "git-ca", "namespace": spin_ns}, "stringData": {"ca.crt": ca}}));
+    cluster.create(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "git-ca", "namespace": spin_ns},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["git-ca"], "verbs": ["get"]}]}));
+    cluster.create(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "git-ca", "namespace": spin_ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "git-ca"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": spin_ns}]}));
+    let spin_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "metadata": {"name": "spin", "namespace": spin_ns, "labels": {"weaver-test": cluster.prefix}},
+        "spec": {"source": {"url": url, "ref": {"branch": "main"}, "caSecretRef": {"name": "git-ca"}},
+                 "environments": ["spin"], "serviceAccountName": "default", "interval": "10m", "timeout": "20s"}});
+    cluster.create(&spin_sync);
+    // Once it renders (the leader's log says so: the status hears of a render once it ends),
+    // the demo's tenant is asked to apply a push.
+    let operator_ns = operator_namespace(cluster);
+    let rendering = format!("to environment `spin`: rendering");
+    eventually("the spinning EnvironmentSync rendering", || {
+        let logs: Vec<String> = live_pods(cluster, &operator_ns)
+            .iter()
+            .filter_map(|pod| {
+                cluster.get_text(&format!("/api/v1/namespaces/{operator_ns}/pods/{}/log", name(pod))).ok()
+            })
+            .collect();
+        if logs.iter().any(|log| log.contains(&rendering)) { Ok(()) } else { Err("not rendering yet".into()) }
+    });
+    let pushed = push_feature_flags_on(&demo);
+    let asked = Instant::now();
+    request_reconcile(cluster, &staging_sync, &jiff::Timestamp::now().to_string());
+    eventually("the demo's EnvironmentSync Ready at the push", || ready_at(cluster, &staging_sync, &pushed));
+    let applied_after = asked.elapsed();
+    figure("another tenant's push applied while a tenant's template spins", &format!("{applied_after:.1?}"));
+    assert_eq!(staging_feature_flags(&demo), "on");
+    let spinning = cluster.get(&spin_sync).unwrap();
+    assert_ne!(
+        ready_condition(&spinning).map(|(status, ..)| status),
+        Some("False".into()),
+        "the push waited for the spinning render to end: {}",
+        spinning["status"]
+    );
+
+    let failed = eventually("the spinning EnvironmentSync stopped at its spec.timeout", || {
+        let live = cluster.get(&spin_sync).ok_or("gone")?;
+        match ready_condition(&live) {
+            Some((status, reason, message)) if status == "False" => Ok((reason, message)),
+            _ => Err(live["status"].to_string()),
+        }
+    });
+    let (reason, message) = failed;
+    assert!(message.contains("spin") && message.contains("spec.timeout"), "{reason}: {message}");
+    assert!(
+        cluster
+            .get(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "spin", "namespace": spin_ns}}))
+            .is_none()
+    );
+    // The operator's Pods ran on, neither restarted nor replaced.
+    for pod in live_pods(cluster, &operator_ns) {
+        let restarts = pod.pointer("/status/containerStatuses/0/restartCount").and_then(Value::as_u64);
+        assert_eq!(restarts, Some(0), "{} restarted", name(&pod));
+    }
 }
 
 /// The objects of a release in `weaver drift -o json`'s report: (kind, name) → the object.

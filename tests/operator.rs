@@ -1001,3 +1001,20 @@ fn without_a_trust_store_an_insecure_kubeconfig_connects_and_one_without_a_ca_sa
     assert_eq!(code, Some(1), "{stderr}");
     assert!(!stderr.contains("certificate") && stderr.contains("refused"), "{stderr}");
 }
+
+/// The registries' bounds the controller's reconciles use come from its own environment
+/// (`WEAVER_REGISTRY_*`, the chart's `extraEnv`): one that does not read stops the operator at
+/// its start, naming the variable, before it connects anywhere.
+#[test]
+fn operator_run_refuses_a_registry_bound_that_does_not_read_naming_the_variable() {
+    let run = std::process::Command::new(common::WEAVER)
+        .args(["operator", "run", "--metrics-addr", "127.0.0.1:0", "--kubeconfig", "/nonexistent/kubeconfig"])
+        .env("WEAVER_REGISTRY_CHECK_SECONDS", "soon")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("WEAVER_REGISTRY_CHECK_SECONDS=soon is not a whole number above 0"), "{stderr}");
+    assert!(!stderr.contains("/nonexistent/kubeconfig"), "it read the kubeconfig first: {stderr}");
+}

@@ -88,6 +88,13 @@ impl Default for RegistryLimits {
 }
 
 impl RegistryLimits {
+    /// The limits of this process's environment (`WEAVER_REGISTRY_*`): the controller's own
+    /// settings, which its tenants cannot change. Its start (`weaver operator run`) refuses
+    /// values that do not read; past it, one that does not read is the default.
+    pub fn of_process() -> RegistryLimits {
+        RegistryLimits::from_variables(&|name| std::env::var(name).ok()).unwrap_or_default()
+    }
+
     /// The defaults, with those of the variables `var` gives in their place.
     pub fn from_variables(var: &dyn Fn(&str) -> Option<String>) -> Result<RegistryLimits> {
         let mut limits = RegistryLimits::default();

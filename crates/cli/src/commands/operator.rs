@@ -87,6 +87,8 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
         .map_err(|err| weaver_core::error::Error::new(format!("cannot start the operator's logs: {err}")))?;
     // Checked here, so a typo is an error naming the flag, not a watch the server keeps refusing.
     weaver_project::selector::Selector::parse_all(args.selector.as_slice())?;
+    // The registries' bounds the reconciles use (RegistryLimits::of_process), checked once.
+    weaver_source::images::RegistryLimits::from_variables(&|name| std::env::var(name).ok())?;
     // A shard sees only its objects, and elects its leader on a Lease of its own.
     let shard = args.shard.as_ref().map(|shard| format!("{SHARD_LABEL}={shard}"));
     let selector = match (&args.selector, shard) {

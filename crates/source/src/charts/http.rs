@@ -120,7 +120,7 @@ impl Machine {
             held: configs,
             var: Box::new(|_| None),
             anonymous: true,
-            registry_limits: RegistryLimits::default(),
+            registry_limits: RegistryLimits::of_process(),
         }
     }
 

@@ -128,6 +128,23 @@ fn environment_sync(namespace: &str, name: &str, secret: Option<&str>) -> Value 
     sync
 }
 
+/// A cluster with the EnvironmentSync CRD, a namespace, and in it the EnvironmentSync `shop`
+/// whose webhook's Secret `shop-webhook` holds `token`.
+fn hooked(token: &str) -> (TestCluster, String, Value) {
+    let cluster = TestCluster::start();
+    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
+    let ns = cluster.namespace("hook");
+    let token = base64::engine::general_purpose::STANDARD.encode(token);
+    cluster.create(&json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "shop-webhook", "namespace": ns},
+        "data": {"token": token},
+    }));
+    let shop = environment_sync(&ns, "shop", Some("shop-webhook"));
+    cluster.create(&shop);
+    (cluster, ns, shop)
+}
+
 /// The annotation a request for a reconcile sets, if any.
 fn requested(cluster: &TestCluster, sync: &Value) -> Option<String> {
     let live = cluster.get(sync).expect("the EnvironmentSync exists");
@@ -136,17 +153,7 @@ fn requested(cluster: &TestCluster, sync: &Value) -> Option<String> {
 
 #[test]
 fn a_proven_push_requests_a_reconcile_and_anything_else_is_refused_and_counted() {
-    let cluster = TestCluster::start();
-    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
-    let ns = cluster.namespace("hook");
-    let token = base64::engine::general_purpose::STANDARD.encode(TOKEN);
-    cluster.create(&json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "shop-webhook", "namespace": ns},
-        "data": {"token": token},
-    }));
-    let shop = environment_sync(&ns, "shop", Some("shop-webhook"));
-    cluster.create(&shop);
+    let (cluster, ns, shop) = hooked(TOKEN);
     cluster.create(&environment_sync(&ns, "quiet", None));
     cluster.create(&environment_sync(&ns, "lost", Some("no-such-secret")));
     let receiver = Receiver::start(&cluster);
@@ -228,17 +235,7 @@ fn a_proven_push_requests_a_reconcile_and_anything_else_is_refused_and_counted()
 /// final newline, which no git host sends: the token is the value without trailing whitespace.
 #[test]
 fn a_token_secret_with_a_trailing_newline_verifies_pushes() {
-    let cluster = TestCluster::start();
-    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
-    let ns = cluster.namespace("hook");
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{TOKEN}\r\n"));
-    cluster.create(&json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "shop-webhook", "namespace": ns},
-        "data": {"token": token},
-    }));
-    let shop = environment_sync(&ns, "shop", Some("shop-webhook"));
-    cluster.create(&shop);
+    let (cluster, ns, shop) = hooked(&format!("{TOKEN}\r\n"));
     let receiver = Receiver::start(&cluster);
     let hook = format!("/hook/{ns}/shop");
 
@@ -259,17 +256,7 @@ fn a_token_secret_with_a_trailing_newline_verifies_pushes() {
 #[test]
 fn a_client_failing_too_often_is_throttled_before_any_api_read() {
     use weaver_controllers::gitops::webhook::FAILURE_BURST;
-    let cluster = TestCluster::start();
-    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
-    let ns = cluster.namespace("hook");
-    let token = base64::engine::general_purpose::STANDARD.encode(TOKEN);
-    cluster.create(&json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "shop-webhook", "namespace": ns},
-        "data": {"token": token},
-    }));
-    let shop = environment_sync(&ns, "shop", Some("shop-webhook"));
-    cluster.create(&shop);
+    let (cluster, ns, shop) = hooked(TOKEN);
     let receiver = Receiver::start(&cluster);
     // Each guess waits out the floor: ask them side by side.
     let guesses: Vec<u16> = std::thread::scope(|scope| {

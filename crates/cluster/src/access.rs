@@ -62,6 +62,20 @@ pub struct Question {
     pub name: String,
 }
 
+impl Question {
+    /// As an access review asks it.
+    pub(crate) fn attributes(&self) -> ResourceAttributes {
+        ResourceAttributes {
+            namespace: (!self.namespace.is_empty()).then(|| self.namespace.clone()),
+            verb: Some(self.verb.to_string()),
+            group: Some(self.group.clone()),
+            resource: Some(self.resource.clone()),
+            name: (!self.name.is_empty()).then(|| self.name.clone()),
+            ..ResourceAttributes::default()
+        }
+    }
+}
+
 struct Answer {
     allowed: bool,
     /// Until when the answer holds.
@@ -124,14 +138,7 @@ impl Access {
                 uid: subject.uid.clone(),
                 groups: Some(subject.groups.clone()),
                 extra: (!subject.extra.is_empty()).then(|| subject.extra.clone()),
-                resource_attributes: Some(ResourceAttributes {
-                    namespace: (!question.namespace.is_empty()).then(|| question.namespace.clone()),
-                    verb: Some(question.verb.to_string()),
-                    group: Some(question.group.clone()),
-                    resource: Some(question.resource.clone()),
-                    name: (!question.name.is_empty()).then(|| question.name.clone()),
-                    ..ResourceAttributes::default()
-                }),
+                resource_attributes: Some(question.attributes()),
                 ..SubjectAccessReviewSpec::default()
             },
             ..SubjectAccessReview::default()

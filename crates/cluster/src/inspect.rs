@@ -1,7 +1,7 @@
 //! What `weaver check` asks the API server beyond objects: its clock, and what the caller may
 //! do (a SelfSubjectAccessReview, as `kubectl auth can-i`).
 
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use kube::api::{Api, PostParams};
 
 use crate::{Cluster, Question};
@@ -31,14 +31,7 @@ impl Cluster {
     pub async fn may_i(&self, question: &Question) -> Result<bool> {
         let review = SelfSubjectAccessReview {
             spec: SelfSubjectAccessReviewSpec {
-                resource_attributes: Some(ResourceAttributes {
-                    namespace: (!question.namespace.is_empty()).then(|| question.namespace.clone()),
-                    verb: Some(question.verb.to_string()),
-                    group: Some(question.group.clone()),
-                    resource: Some(question.resource.clone()),
-                    name: (!question.name.is_empty()).then(|| question.name.clone()),
-                    ..ResourceAttributes::default()
-                }),
+                resource_attributes: Some(question.attributes()),
                 ..SelfSubjectAccessReviewSpec::default()
             },
             ..SelfSubjectAccessReview::default()

@@ -18,7 +18,9 @@
 //!   keep Kubernetes' order);
 //! - `$patch: replace` on an element the target has leaves that element as it was;
 //! - `$patch` is its only directive: `$retainKeys`, `$setElementOrder/...` and
-//!   `$deleteFromPrimitiveList/...` are copied into the result as plain fields.
+//!   `$deleteFromPrimitiveList/...` are copied into the result as plain fields;
+//! - in a list keyed by one field, an element without the key (an `env` entry without `name`)
+//!   is merged as kyaml merges it (see [`keyless_as_kyaml`]), where Kubernetes refuses it.
 //!
 //! In both, `{$patch: replace}` in a list without merge key replaces the list, and other
 //! directives there are an error (kustomize copies them into the object).
@@ -120,7 +122,15 @@ fn one_element_per_key(value: &mut Value, fields: &mut Vec<String>, api_version:
         Value::Array(items) => {
             let path: Vec<&str> = fields.iter().map(String::as_str).collect();
             let ListStrategy::Merge { keys } = merge_keys::list_strategy(api_version, kind, &path) else { return };
-            if keys.len() == 1 {
+            // A list a merge built has its keyless elements as kyaml leaves them; only one
+            // without a key at all (not `name: ""`) makes kyaml's walk change it again.
+            if let [key] = keys
+                && items.iter().any(|e| e.get(key.field).is_none_or(Value::is_null))
+            {
+                let list = std::mem::take(items);
+                *items = keyless_as_kyaml(Some(list), None, key.field, &mut |_, element, _| Ok(element.clone()))
+                    .expect("without a patch nothing is merged");
+            } else if keys.len() == 1 {
                 let listed =
                     std::mem::take(items).into_iter().map(|value| Item { id: identify(Some(keys), &value), value });
                 *items = one_per_key(listed.collect()).into_iter().map(|item| item.value).collect();
@@ -131,6 +141,113 @@ fn one_element_per_key(value: &mut Value, fields: &mut Vec<String>, api_version:
         }
         _ => {}
     }
+}
+
+/// The text kyaml matches a list element's `key` by: empty when the element has none (or it
+/// is null, or the element no map).
+fn key_text(element: &Value, key: &str) -> String {
+    match element.get(key) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// kyaml's merge of a list keyed by the one field `key` where an element has no key (an `env`
+/// entry without `name`), as `kubectl kustomize` applies it (`walkAssociativeSequence`,
+/// `ElementSetter`): each key value, the patch's first, is looked up in the target and the
+/// patch and merged (`merge`: the target's element, if any, and the patch's); a value no list
+/// holds as written, the empty one among them, takes out of the list being built every element
+/// having that key (any key, for the empty one). The merged elements come first; the list's
+/// own elements follow, each keyed one replacing its match, each keyless one replacing all that
+/// came before. `target` is `None` when the object has no such list (the patch's list is then
+/// the one built), `patch` when the patch does not name it.
+fn keyless_as_kyaml(
+    target: Option<Vec<Value>>,
+    patch: Option<&[Value]>,
+    key: &str,
+    merge: &mut dyn FnMut(Option<&Value>, &Value, usize) -> Result<Value, PatchError>,
+) -> Result<Vec<Value>, PatchError> {
+    let had_target = target.is_some();
+    let mut lists: [Option<Vec<Value>>; 2] = [target, patch.map(<[Value]>::to_vec)];
+    let built = usize::from(!had_target);
+    let mut values: Vec<String> = Vec::new();
+    for list in [&lists[1], &lists[0]].into_iter().flatten() {
+        for element in list {
+            let value = key_text(element, key);
+            if !values.contains(&value) {
+                values.push(value);
+            }
+        }
+    }
+    let holding = |element: &Value, value: Option<&str>| match (element.get(key), value) {
+        (Some(_), Some("")) => true,
+        (Some(_), Some(value)) => key_text(element, key) == value,
+        _ => false,
+    };
+    let mut items: Vec<Value> = Vec::new();
+    for value in &values {
+        let find = |list: &Option<Vec<Value>>| {
+            list.iter()
+                .flatten()
+                .enumerate()
+                .find(|(_, e)| e.is_object() && e.get(key).is_some() && key_text(e, key) == *value)
+                .map(|(i, e)| (i, e.clone()))
+        };
+        let merged = match (find(&lists[0]), find(&lists[1])) {
+            (None, None) => None,
+            (Some((_, into)), None) => Some(into),
+            (into, Some((at, element))) => Some(merge(into.as_ref().map(|(_, e)| e), &element, at)?),
+        };
+        match merged {
+            Some(Value::Object(mut map)) if !map.is_empty() => {
+                if !value.is_empty() && !map.contains_key(key) {
+                    map.insert(key.to_string(), Value::String(value.clone()));
+                }
+                set_element(&mut items, Value::Object(map), key, Some(value));
+            }
+            _ => {
+                if let Some(list) = lists[built].as_mut() {
+                    list.retain(|e| !is_dropped(e) && !holding(e, Some(value)));
+                }
+            }
+        }
+    }
+    for element in lists[built].take().unwrap_or_default() {
+        let value = element.get(key).map(|_| key_text(&element, key));
+        set_element(&mut items, element, key, value.as_deref());
+    }
+    Ok(items)
+}
+
+/// What kyaml's `ElementSetter` drops from a list it sets: null and empty elements.
+fn is_dropped(element: &Value) -> bool {
+    element.is_null() || element.as_object().is_some_and(Map::is_empty)
+}
+
+/// kyaml's `ElementSetter`: `element` in place of each element of `items` whose `key` is
+/// `value` (any, for the empty value), or added at the end; with no value (an element without
+/// the key), in place of every element.
+fn set_element(items: &mut Vec<Value>, element: Value, key: &str, value: Option<&str>) {
+    let mut found = false;
+    let mut kept = Vec::with_capacity(items.len() + 1);
+    for item in items.drain(..).filter(|item| !is_dropped(item)) {
+        let matches = match value {
+            None => false,
+            Some("") => item.get(key).is_some(),
+            Some(value) => item.get(key).is_some() && key_text(&item, key) == value,
+        };
+        if matches {
+            found = true;
+            kept.push(element.clone());
+        } else if value.is_some() {
+            kept.push(item);
+        }
+    }
+    if !found {
+        kept.push(element);
+    }
+    *items = kept;
 }
 
 /// One item per id, where the first was, holding the last; items without an id all stay.
@@ -389,8 +506,8 @@ impl Ctx<'_> {
                 }
                 Value::Array(patch_list) => {
                     let current = match target.get_mut(key) {
-                        Some(Value::Array(list)) => std::mem::take(list),
-                        _ => Vec::new(),
+                        Some(Value::Array(list)) => Some(std::mem::take(list)),
+                        _ => None,
                     };
                     let order_key = format!("{SET_ELEMENT_ORDER}{key}");
                     let order = patch
@@ -433,7 +550,7 @@ impl Ctx<'_> {
     /// `$setElementOrder` directive for it, with its key, if the patch has one.
     fn merge_list<'p>(
         &self,
-        target: Vec<Value>,
+        target: Option<Vec<Value>>,
         patch: &'p [Value],
         order: Option<(&str, &Value)>,
         parent: &Loc<'_, 'p>,
@@ -454,6 +571,22 @@ impl Ctx<'_> {
             ListStrategy::MergePrimitives => None,
             ListStrategy::Merge { keys } => Some(keys),
         };
+        if let Some([key]) = keys
+            && self.flavor == Flavor::Kustomize
+            && order.is_none()
+            && !patch.iter().any(|e| e.get(PATCH).is_some())
+            && target.iter().flatten().chain(patch).any(|e| key_text(e, key.field).is_empty())
+        {
+            let mut merge = |into: Option<&Value>, element: &Value, at: usize| -> Result<Value, PatchError> {
+                let mut merged = into.cloned().unwrap_or_else(|| Value::Object(Map::new()));
+                if let Value::Object(element) = element {
+                    self.merge_map(make_object(&mut merged), element, &loc.index(at))?;
+                }
+                Ok(merged)
+            };
+            return keyless_as_kyaml(target, Some(patch), key.field, &mut merge);
+        }
+        let target = target.unwrap_or_default();
         let original: Vec<Id> = target.iter().map(|v| identify(keys, v)).collect();
         let target = if replace { Vec::new() } else { target };
         let (merged, patched) = match keys {
@@ -823,6 +956,49 @@ mod tests {
         let patch = json!({"metadata": {"finalizers": ["z", "w"]}});
         merge_as(Flavor::Kustomize, &mut out, &patch, "v1", "ConfigMap").unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["z", "w", "x"]));
+    }
+
+    /// Elements without their merge key, as kyaml merges them: results recorded from `kubectl
+    /// kustomize` (kustomize v5.5), where weaver refused every one ("has no `name`").
+    #[test]
+    fn kustomize_merges_elements_without_their_key_as_kyaml_does() {
+        let env = |target: Option<Value>, patch: Value| {
+            let mut container = json!({"name": "c", "image": "i"});
+            if let Some(target) = target {
+                container["env"] = target;
+            }
+            let mut out = deployment(json!([container]));
+            let patch = deployment(json!([{"name": "c", "env": patch}]));
+            merge_as(Flavor::Kustomize, &mut out, &patch, "apps/v1", "Deployment").unwrap();
+            out["spec"]["template"]["spec"]["containers"][0]["env"].clone()
+        };
+        let a = json!({"name": "A", "value": "a"});
+        assert_eq!(env(Some(json!([a])), json!([{"value": "b"}])), json!([]));
+        assert_eq!(
+            env(Some(json!([a])), json!([{"name": "B", "value": "b"}, {"value": "x"}])),
+            json!([{"name": "B", "value": "b"}])
+        );
+        assert_eq!(
+            env(Some(json!([a, {"name": "C"}])), json!([{"name": "A", "value": "z"}, {"value": "x"}])),
+            json!([{"name": "A", "value": "z"}])
+        );
+        assert_eq!(env(None, json!([{"value": "x"}, {"name": "B"}])), json!([{"value": "x"}]));
+        assert_eq!(env(Some(json!([a, {"value": "q"}])), json!([{"name": "B"}])), json!([{"value": "q"}]));
+        assert_eq!(
+            env(Some(json!([a])), json!([{"name": "", "value": "x"}])),
+            json!([{"name": "", "value": "x"}, {"name": "A", "value": "a"}])
+        );
+        // A list the patch does not name is walked too.
+        let mut out = deployment(json!([{"name": "c", "env": [{"value": "q1"}, {"value": "q2"}, a]}]));
+        merge_as(
+            Flavor::Kustomize,
+            &mut out,
+            &deployment(json!([{"name": "c", "image": "j"}])),
+            "apps/v1",
+            "Deployment",
+        )
+        .unwrap();
+        assert_eq!(out["spec"]["template"]["spec"]["containers"][0]["env"], json!([{"value": "q2"}]));
     }
 
     #[test]

@@ -442,8 +442,11 @@ fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
         (
             "a RoleBinding's ServiceAccount subject with `namespace:` left blank (issue 89)",
             &[
-                ("app/kustomization.yaml", "resources: [rb.yaml]
-"),
+                (
+                    "app/kustomization.yaml",
+                    "resources: [rb.yaml]
+",
+                ),
                 (
                     "app/rb.yaml",
                     "apiVersion: rbac.authorization.k8s.io/v1
@@ -463,24 +466,30 @@ subjects:
         ),
         (
             "`sortOptions` with `legacySortOptions` beside `order: fifo` (issue 89)",
-            &[(
-                "app/kustomization.yaml",
-                "resources: [cm.yaml]
+            &[
+                (
+                    "app/kustomization.yaml",
+                    "resources: [cm.yaml]
 sortOptions:
   order: fifo
   legacySortOptions: {orderFirst: [Namespace]}
 ",
-            ), ("app/cm.yaml", CONFIG_MAP)],
+                ),
+                ("app/cm.yaml", CONFIG_MAP),
+            ],
             true,
             &["app/kustomization.yaml:3:3", "`sortOptions.legacySortOptions` is set but the order is `fifo`"],
         ),
         (
             "`sortOptions` without `order` (issue 89)",
             &[
-                ("app/kustomization.yaml", "resources: [cm.yaml]
+                (
+                    "app/kustomization.yaml",
+                    "resources: [cm.yaml]
 sortOptions:
   legacySortOptions: {orderLast: [Service]}
-"),
+",
+                ),
                 ("app/cm.yaml", CONFIG_MAP),
             ],
             true,

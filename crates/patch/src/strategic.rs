@@ -143,6 +143,9 @@ fn one_element_per_key(value: &mut Value, fields: &mut Vec<String>, api_version:
     }
 }
 
+/// Merges a patch's list element (at its position in the patch) into the target's, if any.
+type MergeElement<'m> = dyn FnMut(Option<&Value>, &Value, usize) -> Result<Value, PatchError> + 'm;
+
 /// The text kyaml matches a list element's `key` by: empty when the element has none (or it
 /// is null, or the element no map).
 fn key_text(element: &Value, key: &str) -> String {
@@ -166,7 +169,7 @@ fn keyless_as_kyaml(
     target: Option<Vec<Value>>,
     patch: Option<&[Value]>,
     key: &str,
-    merge: &mut dyn FnMut(Option<&Value>, &Value, usize) -> Result<Value, PatchError>,
+    merge: &mut MergeElement,
 ) -> Result<Vec<Value>, PatchError> {
     let had_target = target.is_some();
     let mut lists: [Option<Vec<Value>>; 2] = [target, patch.map(<[Value]>::to_vec)];

@@ -161,15 +161,25 @@ fn example_path(file: &str) -> PathBuf {
 
 /// The YAML documents of an example.
 fn documents(file: &str) -> Vec<Value> {
-    let path = example_path(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    weaver_yaml::documents(&path, &text).unwrap()
+    documents_of(&example_path(file))
 }
 
-/// Every weaver command of `file`, each checked with clap; returns them joined by spaces.
+fn documents_of(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    weaver_yaml::documents(path, &text).unwrap()
+}
+
+/// Every weaver command of an example, each checked with clap; returns them joined by spaces.
 fn check_example(file: &str) -> Vec<String> {
+    check_ci_file(&example_path(file))
+}
+
+/// Every weaver command of the CI file at `path` (an example, or the workflow `weaver init`
+/// writes), each checked with clap; returns them joined by spaces.
+pub(crate) fn check_ci_file(path: &Path) -> Vec<String> {
+    let file = path.display();
     let mut found = Vec::new();
-    for document in documents(file) {
+    for document in documents_of(path) {
         scripts(&document, &mut found);
     }
     let commands: Vec<Vec<String>> = found.iter().flat_map(|s| weaver_commands(s)).collect();

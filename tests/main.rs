@@ -32,6 +32,7 @@ mod ignore;
 mod images;
 mod import;
 mod import_flux;
+mod init;
 mod kustomize;
 mod leaks;
 mod lock;

@@ -139,9 +139,37 @@ pub enum Command {
     /// Serve the fleet as web pages on this machine, as your kubeconfig's identity: EnvironmentSyncs, plans, drift, approvals
     #[command(after_help = UI_EXAMPLES)]
     Ui(UiArgs),
+    /// Write a new repository's skeleton: an environment, a chart, .sops.yaml with a new age key (kept outside the repository), encrypted secrets and a CI workflow; never over a file
+    #[command(after_help = INIT_EXAMPLES)]
+    Init(InitArgs),
     /// Check that the cluster can run weaver's controller (--pre) or that the one installed works: server, clock, CRDs, controller, leader, Services, tenants' rights (exit 1 when a check fails)
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
+}
+
+const INIT_EXAMPLES: &str = "Examples:
+  weaver init shop-deploy                     # a new repository in shop-deploy/: environment dev, a new age key
+  weaver init --env staging                   # in this directory (--repo), its first environment staging
+  weaver init shop-deploy --key-file ~/keys/shop.txt
+  weaver init shop-deploy --no-key --recipient age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The directory to write the repository into, made when missing [default: --repo]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The first environment: its file environments/NAME.yaml, its namespace and secrets/NAME.yaml
+    #[arg(long, value_name = "NAME", default_value = "dev")]
+    pub env: String,
+    /// Where to write the new age key, outside the repository and never over a file [default: sops's keys.txt when there is none yet, else $XDG_CONFIG_HOME/weaver/age/<DIR's name>.txt]
+    #[arg(long, value_name = "PATH", conflicts_with = "no_key")]
+    pub key_file: Option<PathBuf>,
+    /// Make no key: encrypt to the keys you hold, given with --recipient
+    #[arg(long, requires = "recipient")]
+    pub no_key: bool,
+    /// An age public key (age1…) to encrypt to instead of a new key's; repeatable; needs --no-key
+    #[arg(long, value_name = "RECIPIENT", requires = "no_key")]
+    pub recipient: Vec<String>,
 }
 
 const CHECK_EXAMPLES: &str = "Examples:

@@ -22,6 +22,21 @@ pub const KEY_VARIABLES: [&str; 3] = ["WEAVER_AGE_KEY_FILE", "SOPS_AGE_KEY_FILE"
 /// What an age secret key starts with, in a key file or a variable.
 pub const SECRET_KEY_PREFIX: &str = "AGE-SECRET-KEY-";
 
+/// sops's key file, relative to the user's configuration directory ([`config_dir`]).
+pub const SOPS_KEY_FILE: &str = "sops/age/keys.txt";
+
+/// The user's configuration directory as sops finds it, through `env` (pass `|k|
+/// std::env::var_os(k)`): `$XDG_CONFIG_HOME`, else `$HOME/.config`. Empty variables count as
+/// unset.
+pub fn config_dir(env: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let var = |name: &str| env(name).filter(|v| !v.is_empty());
+    // Go's os.UserConfigDir (what sops uses) ignores a relative XDG_CONFIG_HOME.
+    var("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".config")))
+}
+
 /// Where identities may come from, in the order they are tried. All sources that exist are
 /// loaded and every key is tried, as sops does with its sources.
 #[derive(Clone, Default)]
@@ -64,18 +79,14 @@ impl IdentitySources {
         env: impl Fn(&str) -> Option<OsString>,
     ) -> IdentitySources {
         let var = |name: &str| env(name).filter(|v| !v.is_empty());
-        // Go's os.UserConfigDir (what sops uses) ignores a relative XDG_CONFIG_HOME.
-        let config_dir = var("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".config")));
+        let config_dir = config_dir(&env);
         IdentitySources {
             flag,
             weaver_key_file: var(KEY_VARIABLES[0]).map(PathBuf::from),
             sops_key_file: var(KEY_VARIABLES[1]).map(PathBuf::from),
             sops_key: var(KEY_VARIABLES[2]).map(|v| v.to_string_lossy().into_owned()),
             environment_file,
-            default_file: config_dir.map(|dir| dir.join("sops/age/keys.txt")),
+            default_file: config_dir.map(|dir| dir.join(SOPS_KEY_FILE)),
         }
     }
 
@@ -274,6 +285,48 @@ impl Identities {
     fn no_identity(&self, path: &Path, recipients: Vec<String>) -> SecretsError {
         SecretsError::NoIdentity { path: path.to_owned(), recipients, searched: self.searched.clone() }
     }
+}
+
+/// A new age X25519 identity, as `age-keygen` makes one: a new repository's key.
+pub struct NewIdentity(x25519::Identity);
+
+impl NewIdentity {
+    pub fn generate() -> NewIdentity {
+        NewIdentity(x25519::Identity::generate())
+    }
+
+    /// Its public key (`age1…`), what files are encrypted to.
+    pub fn recipient(&self) -> String {
+        self.0.to_public().to_string()
+    }
+
+    /// Writes the identity to `path` as `age-keygen -o` does (its creation time and public key
+    /// as comments, then the secret key). The file is created with mode 0600, so that it is
+    /// never readable by others even for an instant, and an existing file is never replaced;
+    /// missing parent directories are made with mode 0700.
+    pub fn write_new_file(&self, path: &Path) -> Result<(), SecretsError> {
+        use secrecy::ExposeSecret;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let io_error = |source| SecretsError::Io { path: path.to_owned(), source };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(io_error)?;
+        }
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io_error)?;
+        let created = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
+        let header = format!("# created: {created}\n# public key: {}\n", self.recipient());
+        let secret = self.0.to_string();
+        file.write_all(header.as_bytes())
+            .and_then(|()| file.write_all(secret.expose_secret().as_bytes()))
+            .and_then(|()| file.write_all(b"\n"))
+            .and_then(|()| file.sync_all())
+            .map_err(io_error)
+    }
+}
+
+/// Checks that `recipient` is an age X25519 public key; `origin` says where it was written.
+pub fn check_recipient(recipient: &str, origin: &str) -> Result<(), SecretsError> {
+    parse_recipient(recipient, origin).map(drop)
 }
 
 /// Parses an age recipient; `origin` says where it was written, for the message.

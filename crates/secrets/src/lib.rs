@@ -31,7 +31,10 @@ use std::path::Path;
 pub use document::{Document, Format};
 pub use edit::{EditOutcome, EditSession, private_temp_root};
 pub use error::SecretsError;
-pub use keys::{Identities, IdentityOrigin, IdentitySources, KEY_VARIABLES, SECRET_KEY_PREFIX};
+pub use keys::{
+    Identities, IdentityOrigin, IdentitySources, KEY_VARIABLES, NewIdentity, SECRET_KEY_PREFIX, SOPS_KEY_FILE,
+    check_recipient, config_dir,
+};
 pub use redact::Redactor;
 pub use rules::{CreationRules, EncryptionSettings, Selector, encryption_settings};
 pub use sops::{Decrypted, KeyUpdate, SOPS_VERSION, SopsFile, encrypt};
@@ -59,6 +62,14 @@ pub fn decrypt_bytes(path: &Path, bytes: &[u8], ids: &Identities) -> Result<Docu
     }
     let text = std::str::from_utf8(bytes).map_err(|_| not_text("the file"))?;
     Ok(SopsFile::parse(path, text)?.decrypt(ids)?.into_plaintext())
+}
+
+/// A random password of `length` letters and digits, from the operating system's generator.
+pub fn random_password(length: usize) -> secrecy::SecretString {
+    use rand::Rng;
+    let password: String =
+        rand::rngs::OsRng.sample_iter(&rand::distributions::Alphanumeric).take(length).map(char::from).collect();
+    password.into()
 }
 
 /// Replaces `path` with `contents` atomically (temporary file in the same directory, then

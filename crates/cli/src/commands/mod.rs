@@ -15,6 +15,7 @@ mod history;
 mod hydrate;
 mod images;
 mod import;
+mod init;
 // Public for the UI benchmark, which serves the controller's UI as `operator run` does.
 pub mod operator;
 mod progress;
@@ -344,6 +345,7 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
         ) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Encrypt(_)) | Command::Envs(_) | Command::Changed(_) => (None, None),
         Command::Completions(_) | Command::Charts(_) | Command::Import(_) | Command::Report(_) => (None, None),
+        Command::Init(_) => (None, None),
         Command::Images(ImagesCommand::Check(_)) => (None, None),
         Command::Images(ImagesCommand::Update(args)) => (Some(&mut args.cluster), Some(&mut args.identity)),
         Command::Operator(OperatorCommand::Run(args)) => (Some(&mut args.cluster), None),
@@ -410,6 +412,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Charts(command) => charts::run(&cli.global, &ui, command),
         Command::Images(command) => images::run(&cli.global, &ui, command),
         Command::Import(command) => import::run(&cli.global, &ui, command),
+        Command::Init(args) => init::run(&cli.global, &ui, args),
         Command::Completions(args) => completions::run(args),
         Command::Operator(command) => operator::run(&cli.global, command),
         Command::Sync(command) => sync::run(&ui, command),

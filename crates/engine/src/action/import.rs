@@ -205,20 +205,12 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
 /// any) to replace one that exists unless `force`, or to write into an environments/ that holds
 /// a file weaver would refuse as an environment.
 fn write_files(repo: &Path, files: &[(PathBuf, String)], force: bool) -> Result<Vec<PathBuf>> {
-    let existing: Vec<String> =
-        files.iter().filter(|(file, _)| repo.join(file).exists()).map(|(file, _)| file.display().to_string()).collect();
-    if !existing.is_empty() && !force {
-        return Err(Error::at(
-            Location::file(&existing[0]),
-            format!(
-                "already exists{}",
-                match existing.len() {
-                    1 => String::new(),
-                    _ => format!(" (and {})", existing[1..].join(", ")),
-                }
-            ),
-        )
-        .with_help("weaver import never replaces environment files silently: move them away, or give --force"));
+    if !force {
+        super::refuse_existing(
+            repo,
+            files.iter().map(|(file, _)| file.as_path()),
+            "weaver import never replaces environment files silently: move them away, or give --force",
+        )?;
     }
     // weaver reads every file of environments/ as an environment: one that is not (helmfile's
     // environment values kept there) would make it refuse the repository the import writes.
@@ -240,16 +232,7 @@ fn write_files(repo: &Path, files: &[(PathBuf, String)], force: bool) -> Result<
             .with_help("move the files that are not environments out of environments/, and import again (changing the paths that name them)"));
         }
     }
-    let mut written = Vec::new();
-    for (file, content) in files {
-        let full = repo.join(file);
-        if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent).map_err(|err| Error::io("create directory", parent, err))?;
-        }
-        std::fs::write(&full, content).map_err(|err| Error::io("write", &full, err))?;
-        written.push(file.clone());
-    }
-    Ok(written)
+    super::write_files(repo, files, force)
 }
 
 /// What `weaver import flux` reads.

@@ -13,6 +13,7 @@ pub mod history;
 pub mod hydrate;
 pub mod images;
 pub mod import;
+pub mod init;
 pub mod judgments;
 mod notifications;
 pub mod object;
@@ -124,6 +125,45 @@ pub fn refuse_repository_dirs(flag: &str, dir: &Path, repo: &Path) -> Result<()>
         _ => return Ok(()),
     }
     .map_err(|err| err.with_help("write to a directory of its own, such as rendered/ (or one outside the repository)"))
+}
+
+/// Refuses, before anything is written, to write `files` (paths relative to `repo`) where one
+/// exists: the error names each that does; `help` says what to do.
+fn refuse_existing<'p>(repo: &Path, files: impl Iterator<Item = &'p Path>, help: &str) -> Result<()> {
+    let existing: Vec<String> = files
+        .filter(|file| repo.join(file).symlink_metadata().is_ok())
+        .map(|file| file.display().to_string())
+        .collect();
+    let Some((first, others)) = existing.split_first() else { return Ok(()) };
+    let and = match others {
+        [] => String::new(),
+        others => format!(" (and {})", others.join(", ")),
+    };
+    Err(Error::at(weaver_core::error::Location::file(first), format!("already exists{and}")).with_help(help))
+}
+
+/// Writes `files` (paths relative to `repo`, made with their directories), replacing those
+/// that exist when `replace`; otherwise a file that appeared since [`refuse_existing`] looked
+/// is an error, not replaced. Returns their paths, in order.
+fn write_files(repo: &Path, files: &[(PathBuf, String)], replace: bool) -> Result<Vec<PathBuf>> {
+    use std::io::Write;
+    let mut written = Vec::new();
+    for (file, content) in files {
+        let full = repo.join(file);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).map_err(|err| Error::io("create directory", parent, err))?;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .create_new(!replace)
+            .open(&full)
+            .and_then(|mut out| out.write_all(content.as_bytes()))
+            .map_err(|err| Error::io("write", &full, err))?;
+        written.push(file.clone());
+    }
+    Ok(written)
 }
 
 /// `path` made absolute with every link of its existing part resolved, the rest as written.

@@ -1,0 +1,51 @@
+//! `weaver init [DIR]`: a new repository's skeleton. Prints the files written on stdout, and on
+//! stderr where the age key is (never the key itself) and what to do next.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::Ui;
+use crate::cli::{GlobalArgs, InitArgs};
+use weaver_core::error::Result;
+use weaver_engine::action::init::{InitOptions, KeyChoice, init};
+
+pub fn run(global: &GlobalArgs, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
+    let dir = args.dir.clone().unwrap_or_else(|| global.repo.clone());
+    let key = match args.no_key {
+        true => KeyChoice::Existing(args.recipient.clone()),
+        false => KeyChoice::New(args.key_file.clone()),
+    };
+    let options =
+        InitOptions { dir, env: args.env.clone(), key, weaver_version: env!("CARGO_PKG_VERSION").to_string() };
+    let done = init(&options)?;
+    let out: String = done.written.iter().map(|file| format!("wrote {}\n", file.display())).collect();
+    super::write_stdout(out.as_bytes())?;
+
+    let recipients = done.recipients.join(", ");
+    ui.status(&format!("a new weaver repository in {}", options.dir.display()));
+    match &done.key_file {
+        Some(key) => {
+            ui.status(&format!(
+                "new age key written to {} (mode 0600; back it up, never commit it); its public key {recipients} is the recipient in .sops.yaml",
+                key.path.display()
+            ));
+            if !key.found_by_default {
+                ui.status(&format!(
+                    "weaver finds it with WEAVER_AGE_KEY_FILE={} (or --identity); your key file at sops's default place was left as it was",
+                    key.path.display()
+                ));
+            }
+        }
+        None => ui.status(&format!("no key written: secrets encrypted to {recipients} (--recipient)")),
+    }
+    let repo = match options.dir.as_path() == Path::new(".") {
+        true => String::new(),
+        false => format!("--repo {} ", options.dir.display()),
+    };
+    ui.status(&format!("next: weaver {repo}render --env {}", options.env));
+    ui.status(
+        "CI: .github/workflows/weaver.yml plans pull requests and applies main; give it the repository secrets \
+         SOPS_AGE_KEY (the key's AGE-SECRET-KEY-1… line) and KUBECONFIG_DATA",
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,201 @@
+//! `weaver init`: a new repository's skeleton in weaver's formats (an abstract base and a first
+//! environment, a chart of its own, `.sops.yaml` with an age recipient, the environment's
+//! secrets encrypted to it, `weaver.yaml` and a GitHub Actions workflow), so that `weaver render`
+//! works right after. A new age key is written outside the repository, mode 0600. Everything is
+//! checked and prepared before anything is written, and no existing file is ever replaced.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::ExposeSecret;
+use weaver_core::error::{Error, Result};
+use weaver_secrets::{self as secrets, CreationRules, Document, NewIdentity};
+
+/// The skeleton's files: the path each is written to (`@ENV@` the environment's name) and its
+/// text, whose `@…@` placeholders [`init`] fills in.
+const SKELETON: [(&str, &str); 8] = [
+    ("weaver.yaml", include_str!("init/weaver.yaml")),
+    ("environments/base.yaml", include_str!("init/environments/base.yaml")),
+    ("environments/@ENV@.yaml", include_str!("init/environments/env.yaml")),
+    ("charts/app/chart.yaml", include_str!("init/charts/app/chart.yaml")),
+    ("charts/app/values.yaml", include_str!("init/charts/app/values.yaml")),
+    ("charts/app/templates/configmap.yaml", include_str!("init/charts/app/templates/configmap.yaml")),
+    ("charts/app/templates/secret.yaml", include_str!("init/charts/app/templates/secret.yaml")),
+    (".github/workflows/weaver.yml", include_str!("init/github/weaver.yml")),
+];
+
+/// The creation rules, which also say what the secrets file is encrypted to.
+const SOPS_RULES: (&str, &str) = (".sops.yaml", include_str!("init/sops.yaml"));
+
+/// The environment's secrets file, encrypted before it is written.
+const SECRETS_FILE: (&str, &str) = ("secrets/@ENV@.yaml", include_str!("init/secrets/env.yaml"));
+
+/// The base environment the skeleton writes; the first environment may not take its name.
+const BASE: &str = "base";
+
+/// Letters and digits of the example password the secrets file holds.
+const PASSWORD_LENGTH: usize = 24;
+
+pub struct InitOptions {
+    /// The directory to write the repository into, made when missing.
+    pub dir: PathBuf,
+    /// The first environment's name, also its namespace.
+    pub env: String,
+    pub key: KeyChoice,
+    /// The weaver release the CI workflow installs.
+    pub weaver_version: String,
+}
+
+/// Where the repository's age recipient comes from.
+pub enum KeyChoice {
+    /// A new key, written to this file; `None`: [`default_key_file`].
+    New(Option<PathBuf>),
+    /// No new key: encrypt to these recipients (each `age1…`), whose keys the user holds.
+    Existing(Vec<String>),
+}
+
+/// What [`init`] wrote.
+#[derive(Debug)]
+pub struct Initialized {
+    /// The files written, relative to the repository, in the order written.
+    pub written: Vec<PathBuf>,
+    /// The recipients `.sops.yaml` names and the secrets file is encrypted to.
+    pub recipients: Vec<String>,
+    /// The new key's file, when one was made.
+    pub key_file: Option<NewKeyFile>,
+}
+
+#[derive(Debug)]
+pub struct NewKeyFile {
+    pub path: PathBuf,
+    /// Whether it is sops's default key file, which weaver and sops read with no setting.
+    pub found_by_default: bool,
+}
+
+/// Writes a new repository into `options.dir`; see the module's documentation.
+///
+/// # Errors
+/// Before anything is written: an environment name that is not a namespace name (or `base`), a
+/// recipient that is not an age key, a key file inside the repository or already there, and
+/// files of the skeleton that exist (all of them named).
+pub fn init(options: &InitOptions) -> Result<Initialized> {
+    check_environment_name(&options.env)?;
+    let (identity, key_file, recipients) = match &options.key {
+        KeyChoice::New(path) => {
+            let (path, found_by_default) = match path {
+                Some(path) => (path.clone(), false),
+                None => default_key_file(&options.dir)?,
+            };
+            check_key_file(
+                &path,
+                &options.dir,
+                match options.key {
+                    KeyChoice::New(Some(_)) => "--key-file",
+                    _ => "the default key file",
+                },
+            )?;
+            let identity = NewIdentity::generate();
+            let recipients = vec![identity.recipient()];
+            (Some(identity), Some(NewKeyFile { path, found_by_default }), recipients)
+        }
+        KeyChoice::Existing(recipients) => {
+            for recipient in recipients {
+                secrets::check_recipient(recipient, "--recipient")?;
+            }
+            (None, None, recipients.clone())
+        }
+    };
+    let filled = |text: &str| {
+        text.replace("@ENV@", &options.env)
+            .replace("@RECIPIENTS@", &recipients.join(","))
+            .replace("@WEAVER_VERSION@", &options.weaver_version)
+    };
+    let mut files: Vec<(PathBuf, String)> = std::iter::once(&SOPS_RULES)
+        .chain(&SKELETON)
+        .map(|(path, text)| (PathBuf::from(filled(path)), filled(text)))
+        .collect();
+    let secrets_file = PathBuf::from(filled(SECRETS_FILE.0));
+    let paths = files.iter().map(|(path, _)| path.as_path()).chain([secrets_file.as_path()]);
+    super::refuse_existing(
+        &options.dir,
+        paths,
+        &format!(
+            "weaver init never replaces a file: init into an empty directory, or move these out of {}",
+            options.dir.display()
+        ),
+    )?;
+    let encrypted = encrypted_secrets(&filled(SOPS_RULES.1), &options.dir, &secrets_file, &filled(SECRETS_FILE.1))?;
+    files.push((secrets_file, encrypted));
+
+    if let (Some(identity), Some(key_file)) = (&identity, &key_file) {
+        identity.write_new_file(&key_file.path)?;
+    }
+    let written = super::write_files(&options.dir, &files, false)?;
+    Ok(Initialized { written, recipients, key_file })
+}
+
+/// The first environment names a file of environments/ and a namespace, and is not the base.
+fn check_environment_name(name: &str) -> Result<()> {
+    if !weaver_core::manifest::is_dns1123_label(name) {
+        return Err(Error::new(format!("--env `{name}`: not a valid environment name for weaver init")).with_help(
+            format!("weaver init uses it as the namespace too: use {}", weaver_core::manifest::DNS1123_LABEL),
+        ));
+    }
+    if name == BASE {
+        return Err(Error::new(format!(
+            "--env `{BASE}`: weaver init writes the abstract environment `{BASE}` that it extends"
+        ))
+        .with_help("name the first environment after where it runs, such as dev"));
+    }
+    Ok(())
+}
+
+/// Where a new key goes by default, and whether weaver and sops find it there with no setting:
+/// sops's key file (`$XDG_CONFIG_HOME/sops/age/keys.txt`, else `~/.config/sops/age/keys.txt`)
+/// when there is none yet; else, since a user's key file is never changed,
+/// `…/weaver/age/<the repository's directory name>.txt` beside it.
+pub fn default_key_file(dir: &Path) -> Result<(PathBuf, bool)> {
+    let config = secrets::config_dir(|name| std::env::var_os(name)).ok_or_else(|| {
+        Error::new("no place for the new age key: neither XDG_CONFIG_HOME nor HOME is set")
+            .with_help("give it one with --key-file PATH, outside the repository")
+    })?;
+    let sops = config.join(secrets::SOPS_KEY_FILE);
+    if !sops.exists() {
+        return Ok((sops, true));
+    }
+    let name = super::resolved(dir).and_then(|dir| dir.file_name().map(|name| name.to_string_lossy().into_owned()));
+    Ok((config.join("weaver/age").join(format!("{}.txt", name.as_deref().unwrap_or("repository"))), false))
+}
+
+/// A new key is never written into the repository, where it would be committed, nor over a
+/// file; `what` names where `path` came from.
+fn check_key_file(path: &Path, dir: &Path, what: &str) -> Result<()> {
+    if let (Some(key), Some(repo)) = (super::resolved(path), super::resolved(dir))
+        && key.starts_with(&repo)
+    {
+        return Err(Error::new(format!(
+            "{what} {}: inside the repository {}, where the private key would be committed",
+            path.display(),
+            dir.display()
+        ))
+        .with_help("give --key-file a path outside the repository"));
+    }
+    if path.symlink_metadata().is_ok() {
+        return Err(Error::new(format!("{what} {}: already exists, and weaver init never replaces a key file", path.display()))
+            .with_help(format!(
+                "give another --key-file; or, to encrypt to that key, --no-key --recipient with its public key (`age-keygen -y {}` prints it)",
+                path.display()
+            )));
+    }
+    Ok(())
+}
+
+/// The secrets file `plain` encrypted to what `sops_yaml` (the skeleton's `.sops.yaml`) says for
+/// it, so that the rules written are the ones that work.
+fn encrypted_secrets(sops_yaml: &str, dir: &Path, file: &Path, plain: &str) -> Result<String> {
+    let absolute = |path: &Path| std::path::absolute(dir.join(path)).map_err(|err| Error::io("resolve path", dir, err));
+    let rules = CreationRules::parse(&absolute(Path::new(".sops.yaml"))?, sops_yaml)?;
+    let settings = secrets::encryption_settings(&absolute(file)?, Some(&rules), &[])?;
+    let password = secrets::random_password(PASSWORD_LENGTH);
+    let plain = Document::parse(file, &plain.replace("@PASSWORD@", password.expose_secret()))?;
+    Ok(secrets::encrypt(file, &plain, &settings)?)
+}

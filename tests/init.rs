@@ -162,7 +162,7 @@ fn a_new_repository_renders_with_the_key_init_wrote_outside_it() {
 }
 
 #[test]
-fn the_ci_workflow_init_writes_parses_with_the_current_cli() {
+fn the_ci_workflow_parses_and_gives_the_plan_the_key_only_after_review() {
     let machine = Machine::new();
     let dir = machine.repo("r");
     machine.init(&dir, &[]).success();
@@ -170,6 +170,13 @@ fn the_ci_workflow_init_writes_parses_with_the_current_cli() {
     let has = |parts: &[&str]| commands.iter().any(|c| parts.iter().all(|p| c.contains(p)));
     assert!(has(&["diff", "--rev HEAD", "-o markdown"]), "{commands:#?}");
     assert!(has(&["apply", "--rev HEAD", "--wait"]), "{commands:#?}");
+
+    // The age key reaches the plan of a pull request's templates only through an environment,
+    // whose reviewers release it; no job gets it from the workflow's own variables.
+    let path = dir.join(".github/workflows/weaver.yml");
+    let workflow: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(workflow["env"].get("SOPS_AGE_KEY").is_none(), "{workflow:#}");
+    assert_eq!(workflow["jobs"]["plan"]["environment"], "pull-requests", "{workflow:#}");
 }
 
 #[test]

@@ -44,8 +44,8 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
     };
     ui.status(&format!("next: weaver {repo}render --env {}", options.env));
     ui.status(
-        "CI: .github/workflows/weaver.yml plans pull requests and applies main; give it the repository secrets \
-         SOPS_AGE_KEY (the key's AGE-SECRET-KEY-1… line) and KUBECONFIG_DATA",
+        "CI: .github/workflows/weaver.yml plans pull requests and applies main; its first lines say which secrets \
+         to give it, and where",
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -211,8 +211,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The target of a `Link: <…>; rel="next"` header (RFC 8288), as registries paginate.
     pub next: Option<String>,
-    /// The `Location` header, resolved against the request's URL: where a registry takes an
-    /// upload.
+    /// The `Location` header, a relative one resolved against the repository's origin: where
+    /// a registry takes an upload.
     pub location: Option<String>,
     /// The `ETag` header: what a conditional request (`If-None-Match`) sends back.
     pub etag: Option<String>,
@@ -359,8 +359,8 @@ impl Connection {
     /// response says it is over), and each request (a token's too) ended after `timeout`
     /// when given, rather than the agent's five minutes. Credentials
     /// go only to the repository's origin, judged at each hop: the agent drops `Authorization`
-    /// on a redirect, and a challenge is answered only when the URL that answered it (after
-    /// redirects) is the origin's.
+    /// on a redirect, and a challenge is answered only when both the URL asked (where the
+    /// answer is sent) and the URL that answered it (after redirects) are the origin's.
     pub fn send_bounded(
         &mut self,
         method: Method<'_>,
@@ -397,7 +397,9 @@ impl Connection {
             let answered_at = ureq::ResponseExt::get_uri(&response).to_string();
             // One answer to one challenge: a second 401 is the server's verdict. (A token
             // taken before may lack this request's scope: it is challenged, and answered.)
-            if status == 401 && !answered && origin(&answered_at) == self.origin {
+            // The answer goes to `url`: a foreign host that redirected to the registry would
+            // get it.
+            if status == 401 && !answered && same_origin && origin(&answered_at) == self.origin {
                 let challenge = response
                     .headers()
                     .get("www-authenticate")
@@ -419,9 +421,9 @@ impl Connection {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .find_map(next_link)
-                .map(|target| resolve_reference(&answered_at, &target));
+                .map(|target| resolve_reference(&self.origin, &target));
             let location = (response.headers().get("location").and_then(|v| v.to_str().ok()))
-                .map(|target| resolve_reference(&answered_at, target));
+                .map(|target| resolve_reference(&self.origin, target));
             let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
             let etag = header("etag");
             let digest = header("docker-content-digest");
@@ -627,7 +629,8 @@ fn next_link(header: &str) -> Option<String> {
 }
 
 /// `reference` (absolute, or a path from the root as registries write them) resolved against
-/// `base`'s origin.
+/// `base`'s origin: the registry's, even when a CDN it redirected to answered, so that a
+/// relative link never makes the next request's URL the CDN's.
 fn resolve_reference(base: &str, reference: &str) -> String {
     if reference.contains("://") {
         reference.to_string()
@@ -734,6 +737,50 @@ mod tests {
         assert!(got_credentials(&registry), "the registry itself gets them: {:?}", registry.received());
         assert!(!got_credentials(&foreign), "{:?}", foreign.received());
         assert!(foreign.received().iter().all(|r| r.authorization.is_empty()), "{:?}", foreign.received());
+    }
+
+    #[test]
+    fn a_foreign_host_redirecting_to_the_registry_gets_no_answer_to_its_challenge() {
+        // The registry challenges (Bearer, its own realm; Basic for the password itself).
+        for basic in [false, true] {
+            let registry = match basic {
+                false => token_host(),
+                true => TestServer::start(|_, request| match request.authorization.starts_with("Basic") {
+                    true => ("200 OK", String::new(), br#"{"tags":["1.0"]}"#.to_vec()),
+                    false => ("401 Unauthorized", "WWW-Authenticate: Basic realm=\"r\"\r\n".into(), Vec::new()),
+                }),
+            };
+            let back = format!("{}/v2/shop/web/tags/list", registry.origin());
+            let foreign =
+                TestServer::start(move |_, _| ("307 Temporary Redirect", format!("Location: {back}\r\n"), Vec::new()));
+            let machine = machine_for(&registry.origin(), Vec::new());
+            let repository = format!("oci://127.0.0.1:{}/shop/web", registry.port);
+            let mut connection = Connection::open(&machine, &repository, None, &registry.origin()).unwrap();
+            let url = format!("{}/v2/shop/web/tags/list", foreign.origin());
+            // The registry's challenge is not answered: the answer would go to the foreign host.
+            assert_eq!(connection.get(&url, "application/json").unwrap().status, 401);
+            assert!(foreign.received().iter().all(|r| r.authorization.is_empty()), "{:?}", foreign.received());
+            assert!(!got_credentials(&registry), "{:?}", registry.received());
+        }
+    }
+
+    #[test]
+    fn a_relative_link_from_a_host_the_registry_redirected_to_is_the_registry_s() {
+        let cdn = TestServer::start(|_, _| {
+            (
+                "200 OK",
+                "Link: </v2/shop/web/tags/list?last=1.0>; rel=\"next\"\r\n".into(),
+                br#"{"tags":["1.0"]}"#.to_vec(),
+            )
+        });
+        let elsewhere = format!("{}/pages/1", cdn.origin());
+        let registry =
+            TestServer::start(move |_, _| ("307 Temporary Redirect", format!("Location: {elsewhere}\r\n"), Vec::new()));
+        let repository = format!("oci://127.0.0.1:{}/shop/web", registry.port);
+        let mut connection = Connection::open(&Machine::anonymous(), &repository, None, &registry.origin()).unwrap();
+        let response = connection.get(&format!("{}/v2/shop/web/tags/list", registry.origin()), "application/json");
+        let next = response.unwrap().next.unwrap();
+        assert_eq!(next, format!("{}/v2/shop/web/tags/list?last=1.0", registry.origin()));
     }
 
     #[test]

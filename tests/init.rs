@@ -214,6 +214,25 @@ fn one_existing_file_stops_the_whole_init() {
 }
 
 #[test]
+fn what_stands_in_the_way_stops_the_init_before_the_key_is_written() {
+    let machine = Machine::new();
+    // A file where a directory of the skeleton goes.
+    let dir = machine.repo("r");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("charts"), "not a directory\n").unwrap();
+    let stderr = machine.init(&dir, &[]).failure().to_string();
+    assert!(stderr.starts_with("error: charts: already exists\n"), "{stderr}");
+    // A file where the repository goes.
+    let file = machine.repo("file");
+    std::fs::write(&file, "not a directory\n").unwrap();
+    let stderr = machine.init(&file, &[]).failure().to_string();
+    assert!(stderr.contains(&format!("{}: cannot create directory", file.display())), "{stderr}");
+
+    assert_eq!(snapshot(&dir).into_keys().collect::<Vec<_>>(), [PathBuf::from("charts")]);
+    assert!(snapshot(machine.home.path()).is_empty(), "a key was written");
+}
+
+#[test]
 fn a_key_file_inside_the_repository_or_already_there_is_refused() {
     let machine = Machine::new();
     let dir = machine.repo("r");

@@ -126,6 +126,9 @@ pub fn init(options: &InitOptions) -> Result<Initialized> {
     let encrypted = encrypted_secrets(&filled(SOPS_RULES.1), &options.dir, &secrets_file, &filled(SECRETS_FILE.1))?;
     files.push((secrets_file, encrypted));
 
+    // The repository's directory first: what stops it (a file of that name, no right to make
+    // it) then stops the init before the key is written.
+    std::fs::create_dir_all(&options.dir).map_err(|err| Error::io("create directory", &options.dir, err))?;
     if let (Some(identity), Some(key_file)) = (&identity, &key_file) {
         identity.write_new_file(&key_file.path)?;
     }

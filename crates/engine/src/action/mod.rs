@@ -128,18 +128,39 @@ pub fn refuse_repository_dirs(flag: &str, dir: &Path, repo: &Path) -> Result<()>
 }
 
 /// Refuses, before anything is written, to write `files` (paths relative to `repo`) where one
-/// exists: the error names each that does; `help` says what to do.
+/// exists, or where something that is not a directory stands in the way of one (a file
+/// `charts` for `charts/app/chart.yaml`): the error names each; `help` says what to do.
 fn refuse_existing<'p>(repo: &Path, files: impl Iterator<Item = &'p Path>, help: &str) -> Result<()> {
-    let existing: Vec<String> = files
-        .filter(|file| repo.join(file).symlink_metadata().is_ok())
-        .map(|file| file.display().to_string())
-        .collect();
+    let mut existing: Vec<String> = Vec::new();
+    for file in files {
+        if let Some(in_the_way) = in_the_way(repo, file).map(|path| path.display().to_string())
+            && !existing.contains(&in_the_way)
+        {
+            existing.push(in_the_way);
+        }
+    }
     let Some((first, others)) = existing.split_first() else { return Ok(()) };
     let and = match others {
         [] => String::new(),
         others => format!(" (and {})", others.join(", ")),
     };
     Err(Error::at(weaver_core::error::Location::file(first), format!("already exists{and}")).with_help(help))
+}
+
+/// What stands where `file` (relative to `repo`) would be written: the file itself, or the first
+/// part of its path that exists and is not a directory.
+fn in_the_way(repo: &Path, file: &Path) -> Option<PathBuf> {
+    let mut path = PathBuf::new();
+    let mut parts = file.components().peekable();
+    while let Some(part) = parts.next() {
+        path.push(part);
+        let at = repo.join(&path);
+        at.symlink_metadata().ok()?;
+        if parts.peek().is_none() || !at.is_dir() {
+            return Some(path);
+        }
+    }
+    None
 }
 
 /// Writes `files` (paths relative to `repo`, made with their directories), replacing those

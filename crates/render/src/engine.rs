@@ -168,11 +168,35 @@ fn stop_ranges(env: &mut Environment<'static>, limits: &RenderLimits) {
     env.add_function("range", move |lower: isize, upper: Option<isize>, step: Option<isize>| {
         let range = minijinja::functions::range(lower, upper, step)?;
         let limits = limits.clone();
-        Ok(minijinja::Value::make_iterable(move || {
-            let limits = limits.clone();
-            range.try_iter().into_iter().flatten().take_while(move |_| limits.stop_reason().is_none())
+        // minijinja's range is iterable: `ok()` never drops an error.
+        Ok(minijinja::Value::make_iterable(move || UntilStopped {
+            range: range.try_iter().ok(),
+            limits: limits.clone(),
         }))
     });
+}
+
+/// A range's values until the render must stop. Its size hint is the whole range's, as
+/// minijinja's own range gives it: `loop.last`, `loop.length` and `|length` read it, and must
+/// read as they do with no limits (a stopped render fails, so its shortened loop is never seen).
+struct UntilStopped {
+    range: Option<minijinja::value::ValueIter>,
+    limits: RenderLimits,
+}
+
+impl Iterator for UntilStopped {
+    type Item = minijinja::Value;
+
+    fn next(&mut self) -> Option<minijinja::Value> {
+        match self.limits.stop_reason() {
+            Some(_) => None,
+            None => self.range.as_mut()?.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.range.as_ref().map_or((0, Some(0)), Iterator::size_hint)
+    }
 }
 
 impl Engine {

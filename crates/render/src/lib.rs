@@ -536,6 +536,28 @@ mod tests {
         }
 
         #[test]
+        fn a_range_renders_the_same_with_and_without_a_deadline() {
+            let source = r#"data:
+  list: "{% for i in range(3) %}{{ i }}{% if not loop.last %},{% endif %}{% endfor %}"
+  lengths: "{% for i in range(1, 7, 2) %}{{ loop.length }}{{ loop.revindex }} {% endfor %}{{ range(4) | length }}"
+"#;
+            let template = format!("{CONFIGMAP}{source}");
+            let repo = repository(&[
+                ENVIRONMENT,
+                ("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n"),
+                ("charts/app/templates/cm.yaml", &template),
+            ]);
+            let data = |limits| {
+                let rendered = render_dev(&repo, limits).unwrap();
+                rendered.manifests().next().unwrap().object["data"].clone()
+            };
+            let unbounded = data(RenderLimits::default());
+            assert_eq!(unbounded, json!({"list": "0,1,2", "lengths": "33 32 31 4"}));
+            let deadline = RenderLimits::default().with_timeout(Duration::from_secs(60), "spec.timeout");
+            assert_eq!(data(deadline), unbounded);
+        }
+
+        #[test]
         fn a_minijinja_loop_over_values_is_stopped_by_its_step_budget() {
             let template =
                 format!("{{% for i in values.l %}}{{% for j in values.l %}}{{% endfor %}}{{% endfor %}}{CONFIGMAP}");

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::charts::http::{Connection, MAX_BODY, Machine, Method, Response};
+use crate::charts::http::{Connection, Machine, Method, Response, shown};
 use crate::charts::oci::{TagLimits, TagList, Tally, shown_tag};
 use crate::charts::sha256_digest;
 use weaver_core::error::{Error, Result};
@@ -31,6 +31,9 @@ const LONGEST_WAIT: Duration = Duration::from_secs(60);
 /// Most digests and tags remembered: past it the oldest half goes (memory stays bounded
 /// whatever the number of tags).
 const REMEMBERED: usize = 100_000;
+/// Most bytes of a manifest or an image config: containers/image's bounds (Podman, CRI-O and
+/// skopeo read them within 4 MiB), so that nothing a runtime pulls is refused.
+const MAX_MANIFEST: u64 = 4 << 20;
 
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
@@ -138,7 +141,7 @@ impl Check {
         Error::new(format!(
             "registry {} did not answer {} within the check's time ({} s)",
             repository.host,
-            crate::charts::http::shown(url),
+            shown(url),
             self.time.as_secs()
         ))
         .with_help(format!(
@@ -304,7 +307,7 @@ impl Registries {
                 &url,
                 "application/json",
                 &condition,
-                max_body,
+                Some(max_body),
             )?;
             let page = match (response.status, cached, &before) {
                 (304, Some(cached), Some((_, before_tags))) => {
@@ -369,12 +372,12 @@ impl Registries {
         let connection = self.connection(repository)?;
         let mut connection = lock(&connection);
         let url = format!("{}/v2/{}/manifests/{tag}", repository.base, repository.path);
-        let head = self.send(check, repository, &mut connection, Method::Head, &url, MANIFEST_TYPES, &[], MAX_BODY)?;
+        let head = self.send(check, repository, &mut connection, Method::Head, &url, MANIFEST_TYPES, &[], None)?;
         let digest = match (head.status, head.digest.clone()) {
             (200, Some(digest)) => digest,
             (200, None) => {
                 let got =
-                    self.send(check, repository, &mut connection, Method::Get, &url, MANIFEST_TYPES, &[], MAX_BODY)?;
+                    self.send(check, repository, &mut connection, Method::Get, &url, MANIFEST_TYPES, &[], None)?;
                 if got.status != 200 {
                     return Err(refused(&connection, &url, &got, repository));
                 }
@@ -435,8 +438,7 @@ impl Registries {
             Some(config) => {
                 let url = format!("{}/v2/{}/blobs/{}", repository.base, repository.path, config.digest);
                 let accept = "application/octet-stream";
-                let response =
-                    self.send(check, repository, &mut connection, Method::Get, &url, accept, &[], MAX_BODY)?;
+                let response = self.send(check, repository, &mut connection, Method::Get, &url, accept, &[], None)?;
                 if response.status != 200 {
                     return Err(refused(&connection, &url, &response, repository));
                 }
@@ -460,7 +462,7 @@ impl Registries {
         digest: &str,
     ) -> Result<Manifest> {
         let url = format!("{}/v2/{}/manifests/{digest}", repository.base, repository.path);
-        let response = self.send(check, repository, connection, Method::Get, &url, MANIFEST_TYPES, &[], MAX_BODY)?;
+        let response = self.send(check, repository, connection, Method::Get, &url, MANIFEST_TYPES, &[], None)?;
         if response.status != 200 {
             return Err(refused(connection, &url, &response, repository));
         }
@@ -471,7 +473,9 @@ impl Registries {
     }
 
     /// One request, within the registry's slots and the check's time, retried after a `429`
-    /// or `503`'s `Retry-After`; a body over `max_body` is not read (the response says so).
+    /// or `503`'s `Retry-After`. A tag list's page over `tag_page` bytes is not read (the
+    /// response says so, for the list's message); any other body, a manifest or a config, over
+    /// [`MAX_MANIFEST`] is an error, as what is read of it would be taken for the whole.
     #[expect(clippy::too_many_arguments, reason = "one request's parts, as Connection::send_bounded takes them")]
     fn send(
         &self,
@@ -482,8 +486,9 @@ impl Registries {
         url: &str,
         accept: &str,
         extra: &[(&str, String)],
-        max_body: u64,
+        tag_page: Option<u64>,
     ) -> Result<Response> {
+        let max_body = tag_page.unwrap_or(MAX_MANIFEST);
         let slots = lock(&self.slots).entry(repository.host.clone()).or_default().clone();
         let mut attempt = 0;
         loop {
@@ -497,6 +502,17 @@ impl Registries {
                     sent => sent?,
                 }
             };
+            if response.over_limit && tag_page.is_none() {
+                return Err(Error::new(format!(
+                    "registry {} answered {} with more than {MAX_MANIFEST} bytes",
+                    repository.host,
+                    shown(url)
+                ))
+                .with_help(format!(
+                    "repository `{}`: a manifest or an image config is read up to {MAX_MANIFEST} bytes (4 MiB, as Podman and CRI-O read them), and this one was not used",
+                    repository.path
+                )));
+            }
             if !matches!(response.status, 429 | 503) {
                 return Ok(response);
             }
@@ -740,6 +756,31 @@ mod tests {
         // A digest that is not one is refused, not written after a tag's `@`.
         let err = registries.digest(&web, "1.0.0", &check).unwrap_err();
         assert!(err.message.contains("its digest `sha256:abc|`x`` is not a sha256 digest"), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_over_its_limit_is_an_error_not_the_digest_of_nothing() {
+        // `1.0.0` answers HEAD without a digest; `2.0.0` names one, whose manifest is too large.
+        let server = TestServer::start(|_, request| match (request.method.as_str(), request.path.as_str()) {
+            ("HEAD", path) if path.ends_with("/2.0.0") => {
+                ("200 OK", format!("Docker-Content-Digest: sha256:{}\r\n", "a".repeat(64)), Vec::new())
+            }
+            ("HEAD", _) => ("200 OK", String::new(), Vec::new()),
+            _ => ("200 OK", String::new(), vec![b' '; MAX_MANIFEST as usize + 1]),
+        });
+        let web = repository(&server, "shop/web");
+        let registries = registries(RegistryLimits::default());
+        let check = registries.check();
+        let digest = registries.digest(&web, "1.0.0", &check).unwrap_err();
+        let created = registries.created(&web, "2.0.0", "linux/amd64", &check).unwrap_err();
+        for err in [digest, created] {
+            let host = format!("registry 127.0.0.1:{} answered ", server.port);
+            assert!(err.message.starts_with(&host) && err.message.ends_with(" with more than 4194304 bytes"), "{err}");
+            let help = err.help.unwrap();
+            assert!(
+                help.starts_with("repository `shop/web`: a manifest or an image config is read up to 4194304 bytes")
+            );
+        }
     }
 
     #[test]

@@ -162,6 +162,43 @@ fn a_new_repository_renders_with_the_key_init_wrote_outside_it() {
 }
 
 #[test]
+fn the_new_repository_applies_to_a_cluster() {
+    let cluster = common::cluster::TestCluster::start();
+    // The first environment's name is its namespace: one of the test's own.
+    let env = cluster.namespace("init");
+    let machine = Machine::new();
+    let dir = machine.repo("r");
+    machine.init(&dir, &["--env", &env]).success();
+    let env_file = dir.join(format!("environments/{env}.yaml"));
+    let text = std::fs::read_to_string(&env_file).unwrap();
+    std::fs::write(&env_file, format!("{text}cluster: {{ lockNamespace: {env} }}\n")).unwrap();
+
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap();
+    let applied = machine.weaver(&dir, &["--kubeconfig", kubeconfig, "apply", "--env", &env]);
+    let stderr = applied.stderr.clone();
+    let stdout = applied.success();
+    assert!(stdout.contains(&format!("created v1 ConfigMap {env}/app (release app)")), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("created v1 Secret {env}/app (release app)")), "{stdout}{stderr}");
+    let config_map = cluster
+        .get(&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": env}}))
+        .expect("the ConfigMap");
+    assert_eq!(config_map["data"]["GREETING"], format!("hello from {env}"));
+    let secret = cluster
+        .get(&serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app", "namespace": env}}))
+        .expect("the Secret");
+    let sent = secret["data"]["PASSWORD"].as_str().expect("PASSWORD");
+    let file = dir.join(format!("secrets/{env}.yaml"));
+    let decrypted = machine.weaver(&dir, &["secrets", "decrypt", file.to_str().unwrap()]);
+    let plain: serde_json::Value = serde_saphyr::from_str(decrypted.success()).unwrap();
+    use base64::Engine;
+    let password = plain["app"]["password"].as_str().unwrap();
+    assert_eq!(sent, base64::engine::general_purpose::STANDARD.encode(password));
+    assert!(!stdout.contains(password) && !stderr.contains(password), "{stdout}{stderr}");
+    let drift = machine.weaver(&dir, &["--kubeconfig", kubeconfig, "drift", "--env", &env]);
+    assert!(drift.success().contains("0 drifted, 0 missing, 2 in sync"), "{}{}", drift.stdout, drift.stderr);
+}
+
+#[test]
 fn the_ci_workflow_parses_and_gives_the_plan_the_key_only_after_review() {
     let machine = Machine::new();
     let dir = machine.repo("r");

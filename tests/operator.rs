@@ -1018,3 +1018,48 @@ fn operator_run_refuses_a_registry_bound_that_does_not_read_naming_the_variable(
     assert!(stderr.contains("WEAVER_REGISTRY_CHECK_SECONDS=soon is not a whole number above 0"), "{stderr}");
     assert!(!stderr.contains("/nonexistent/kubeconfig"), "it read the kubeconfig first: {stderr}");
 }
+
+/// The controllers' Events: the same reason and message three times is one Event whose series
+/// counts 3 (a patch of the whole Event failed the third time on its stale resourceVersion, on
+/// a real API server), another message a new Event, and a note past what the API server takes
+/// is cut rather than the Event refused.
+#[test]
+fn an_event_said_three_times_is_one_event_counted_three_times_and_a_long_note_is_cut() {
+    use kube::runtime::events::{Event, EventType, Reporter};
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("events");
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "told", "namespace": ns}});
+    cluster.create(&config_map);
+    let regarding = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        name: Some("told".into()),
+        namespace: Some(ns.clone()),
+        uid: cluster.get(&config_map).unwrap()["metadata"]["uid"].as_str().map(String::from),
+        ..Default::default()
+    };
+    let reporter = Reporter { controller: "weaver-test".into(), instance: None };
+    let recorder = weaver_controllers::events::Recorder::new(cluster.client(), reporter);
+    let event = |note: &str| Event {
+        type_: EventType::Normal,
+        reason: "Told".into(),
+        note: Some(note.into()),
+        action: "Test".into(),
+        secondary: None,
+    };
+    for note in ["once", "once", "once", "twice", &"long ".repeat(400)] {
+        cluster.block_on(recorder.publish(&event(note), &regarding)).unwrap_or_else(|err| panic!("{note:.20}: {err}"));
+    }
+    let events = cluster.list("events.k8s.io/v1", "Event", "events", &ns);
+    let by_note = |start: &str| -> Vec<&Value> {
+        events.iter().filter(|e| e["note"].as_str().is_some_and(|n| n.starts_with(start))).collect()
+    };
+    let once = by_note("once");
+    assert_eq!(once.len(), 1, "{events:#?}");
+    assert_eq!(once[0]["series"]["count"], 3, "{:#}", once[0]);
+    assert_eq!(by_note("twice").len(), 1);
+    let long = by_note("long");
+    assert_eq!(long.len(), 1);
+    let note = long[0]["note"].as_str().unwrap();
+    assert!(note.len() <= 1024 && note.ends_with(" …"), "{}", note.len());
+}

@@ -5,6 +5,7 @@
 //! (`ReconciliationSucceeded … applied revision 1701fd98dca0 (x4)`).
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
@@ -12,7 +13,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Reporter};
-use tokio::sync::Mutex;
 
 /// How long a published Event may be counted again (kube-runtime's and client-go's
 /// correlators keep theirs about as long).
@@ -59,28 +59,41 @@ impl Recorder {
                 regarding.kind.clone(),
             ),
         };
-        let mut published = self.published.lock().await;
-        published.retain(|_, earlier| {
-            let last = earlier.series.as_ref().map(|s| &s.last_observed_time).or(earlier.event_time.as_ref());
-            last.is_some_and(|last| last.0 + SERIES_WINDOW > now)
-        });
+        // The cache is held only between requests: Events of other objects are not kept waiting.
+        let earlier = {
+            let mut published = self.published.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            published.retain(|_, earlier| {
+                let last = earlier.series.as_ref().map(|s| &s.last_observed_time).or(earlier.event_time.as_ref());
+                last.is_some_and(|last| last.0 + SERIES_WINDOW > now)
+            });
+            published.get(&key).cloned()
+        };
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
         let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
-        let sent = match published.get(&key) {
-            Some(earlier) => {
-                let count = earlier.series.as_ref().map_or(2, |series| series.count + 1);
-                let mut again = earlier.clone();
-                again.series = Some(EventSeries { count, last_observed_time: MicroTime(now) });
+        let sent = match earlier {
+            Some(mut again) => {
+                let count = again.series.as_ref().map_or(2, |series| series.count + 1);
+                let series = EventSeries { count, last_observed_time: MicroTime(now) };
+                // Only the series: a patch of the whole Event would carry the resourceVersion it
+                // was created with, which the API server takes as a precondition (409 the
+                // second time).
+                let patch = serde_json::json!({"series": series});
                 let name = again.metadata.name.clone().unwrap_or_default();
-                events.patch(&name, &PatchParams::default(), &Patch::Merge(&again)).await?;
-                again
+                match events.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                    Ok(_) => {
+                        again.series = Some(series);
+                        again
+                    }
+                    // Gone (Events live an hour): a new one.
+                    Err(kube::Error::Api(status)) if status.code == 404 => {
+                        events.create(&PostParams::default(), &self.event(event, type_, regarding, now)).await?
+                    }
+                    Err(err) => return Err(err),
+                }
             }
-            None => {
-                let new = self.event(event, type_, regarding, now);
-                events.create(&PostParams::default(), &new).await?
-            }
+            None => events.create(&PostParams::default(), &self.event(event, type_, regarding, now)).await?,
         };
-        published.insert(key, sent);
+        self.published.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key, sent);
         Ok(())
     }
 
@@ -89,7 +102,7 @@ impl Recorder {
         K8sEvent {
             action: Some(event.action.clone()),
             reason: Some(event.reason.clone()),
-            note: event.note.clone(),
+            note: event.note.as_deref().map(within_note_limit),
             type_: Some(type_.to_string()),
             event_time: Some(MicroTime(now)),
             regarding: Some(regarding.clone()),
@@ -104,5 +117,36 @@ impl Recorder {
             },
             ..K8sEvent::default()
         }
+    }
+}
+
+/// The most bytes events.k8s.io/v1 takes in a note (`validation.NoteLengthLimit`).
+const NOTE_LIMIT: usize = 1024;
+
+/// `note` cut to what the API server takes, at a character's boundary, marked cut: a long
+/// render error would otherwise refuse the whole Event.
+fn within_note_limit(note: &str) -> String {
+    if note.len() <= NOTE_LIMIT {
+        return note.to_string();
+    }
+    const CUT: &str = " …";
+    let mut end = NOTE_LIMIT - CUT.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT}", &note[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_note_is_cut_to_what_the_api_server_takes_at_a_characters_boundary() {
+        assert_eq!(within_note_limit("short"), "short");
+        let long = "é".repeat(1000);
+        let cut = within_note_limit(&long);
+        assert!(cut.len() <= NOTE_LIMIT && cut.ends_with(" …"), "{}", cut.len());
+        assert!(long.starts_with(cut.trim_end_matches(" …")));
     }
 }

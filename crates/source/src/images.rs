@@ -34,6 +34,9 @@ const REMEMBERED: usize = 100_000;
 /// Most bytes of a manifest or an image config: containers/image's bounds (Podman, CRI-O and
 /// skopeo read them within 4 MiB), so that nothing a runtime pulls is refused.
 const MAX_MANIFEST: u64 = 4 << 20;
+/// The longest `WEAVER_REGISTRY_CHECK_SECONDS`: a day (a deadline must be a time the clock can
+/// hold, and a check longer than a day is a mistake).
+const LONGEST_CHECK: u64 = 86_400;
 
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
@@ -117,7 +120,15 @@ impl RegistryLimits {
             bounds.pages = count(&format!("{prefix}_MAX_PAGES"), bounds.pages)?;
             bounds.bytes = number(&format!("{prefix}_MAX_BYTES"), bounds.bytes)?;
         }
-        limits.check_time = Duration::from_secs(number("WEAVER_REGISTRY_CHECK_SECONDS", limits.check_time.as_secs())?);
+        let name = "WEAVER_REGISTRY_CHECK_SECONDS";
+        let seconds = number(name, limits.check_time.as_secs())?;
+        if seconds > LONGEST_CHECK {
+            return Err(Error::new(format!("{name}={seconds} is more than {LONGEST_CHECK} (a day)")).with_help(format!(
+                "{name} bounds the time one check of registries takes; its default is {} (see docs/src/guides/security.md, Registries)",
+                limits.check_time.as_secs()
+            )));
+        }
+        limits.check_time = Duration::from_secs(seconds);
         Ok(limits)
     }
 }
@@ -797,6 +808,12 @@ mod tests {
         assert_eq!(limits.repository, TagLimits { tags: 5_000_000, ..TagLimits::REPOSITORY });
         assert_eq!((limits.check.bytes, limits.check.tags), (1 << 30, RegistryLimits::default().check.tags));
         assert_eq!(limits.check_time, Duration::from_secs(900));
+        let day = RegistryLimits::from_variables(&given(&[("WEAVER_REGISTRY_CHECK_SECONDS", "86400")])).unwrap();
+        registries(day).check();
+        let err = RegistryLimits::from_variables(&given(&[("WEAVER_REGISTRY_CHECK_SECONDS", "18446744073709551615")]))
+            .unwrap_err();
+        assert_eq!(err.message, "WEAVER_REGISTRY_CHECK_SECONDS=18446744073709551615 is more than 86400 (a day)");
+        assert!(err.help.unwrap().contains("its default is 300"));
         let err = RegistryLimits::from_variables(&given(&[("WEAVER_REGISTRY_MAX_PAGES", "ten\u{1b}")])).unwrap_err();
         assert_eq!(err.message, "WEAVER_REGISTRY_MAX_PAGES=ten\\u{1b} is not a whole number above 0");
         assert!(err.help.unwrap().contains("its default is 10000"));

@@ -1063,3 +1063,41 @@ fn an_event_said_three_times_is_one_event_counted_three_times_and_a_long_note_is
     let note = long[0]["note"].as_str().unwrap();
     assert!(note.len() <= 1024 && note.ends_with(" …"), "{}", note.len());
 }
+
+/// `--health-addr`: the probes' endpoints on a listener of their own (the chart's probes use
+/// it), beside the metrics port's.
+#[test]
+fn operator_run_serves_the_probes_on_the_health_address_apart_from_metrics() {
+    let cluster = TestCluster::start();
+    cluster.apply_shared(&weaver_controllers::configmapsync::crd(), MANAGER);
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let selector = format!("weaver-test={}", cluster.prefix);
+    let mut operator = std::process::Command::new(common::WEAVER)
+        .args(["operator", "run", "--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0", "-l", &selector])
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(log.path()).unwrap();
+    let address = eventually("the probes' address in the log", || {
+        let log = read();
+        let line = log.lines().find(|line| line.contains("for the probes")).ok_or_else(|| log.clone())?;
+        let at = line.split("address=").nth(1).ok_or_else(|| line.to_string())?;
+        Ok(at.split_whitespace().next().unwrap_or_default().to_string())
+    });
+    let healthz = eventually("/healthz on the probes' address", || {
+        let mut stream = std::net::TcpStream::connect(&address).map_err(|err| err.to_string())?;
+        std::io::Write::write_all(&mut stream, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .map_err(|err| err.to_string())?;
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).map_err(|err| err.to_string())?;
+        Ok(answer)
+    });
+    let _ = operator.kill();
+    let _ = operator.wait();
+    assert!(healthz.starts_with("HTTP/1.1 200"), "{healthz}\n{}", read());
+}

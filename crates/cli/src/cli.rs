@@ -453,6 +453,10 @@ pub struct OperatorRunArgs {
     /// Where to serve /healthz, /readyz and /metrics (0.0.0.0 or [::]: every address, IPv6 and IPv4)
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
+    /// Also serve /healthz and /readyz here, for the kubelet's probes alone: a flood of the
+    /// metrics port then cannot fail them [default: only on --metrics-addr]
+    #[arg(long, value_name = "ADDR")]
+    pub health_addr: Option<std::net::SocketAddr>,
     /// Where to receive git hosts' webhooks, POST /hook/NAMESPACE/NAME, each asking for a
     /// reconcile of that EnvironmentSync now [default: not served]
     #[arg(long, value_name = "ADDR")]

@@ -175,6 +175,16 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
             telemetry.clone(),
             std::future::pending(),
         ));
+        // The probes apart, where asked: whoever may reach the metrics port cannot fill its
+        // connections and fail the kubelet's probes (the chart's NetworkPolicy lets only the node
+        // reach this one).
+        if let Some(address) = args.health_addr {
+            let listener = listen("--health-addr", address).await?;
+            let bound = listener.local_addr().unwrap_or(address);
+            tracing::info!(address = %bound, "serving /healthz and /readyz for the probes");
+            let probes = weaver_controllers::endpoints::serve(listener, limits.clone(), telemetry.clone(), std::future::pending());
+            tokio::spawn(probes);
+        }
         if let Some(address) = args.webhook_addr {
             let listener = listen("--webhook-addr", address).await?;
             tracing::info!(%address, "receiving webhooks on POST /hook/NAMESPACE/NAME");

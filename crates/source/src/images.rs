@@ -134,14 +134,26 @@ impl RegistryLimits {
 }
 
 /// One check of registries ([`Registries::check`]): when it must end, and what its tag lists
-/// hold together.
-pub struct Check {
+/// hold together. At its end (dropped), the tag lists of repositories it did not ask for are
+/// forgotten: the cache holds at most one check's lists, however many repositories an
+/// EnvironmentSync named over its life.
+pub struct Check<'a> {
+    registries: &'a Registries,
     deadline: Instant,
     time: Duration,
     totals: Tally,
+    /// The keys of the repositories whose tags it asked for.
+    listed: Mutex<HashSet<String>>,
 }
 
-impl Check {
+impl Drop for Check<'_> {
+    fn drop(&mut self) {
+        let listed = lock(&self.listed);
+        lock(&self.registries.tag_lists).retain(|key, _| listed.contains(key));
+    }
+}
+
+impl Check<'_> {
     /// The time left; None once it is out.
     fn time_left(&self) -> Option<Duration> {
         self.deadline.checked_duration_since(Instant::now()).filter(|left| !left.is_zero())
@@ -244,7 +256,7 @@ pub struct Registries {
     connections: Mutex<HashMap<String, Arc<Mutex<Connection>>>>,
     /// One agent (pool of connections) per registry, shared by its repositories' connections.
     agents: Mutex<HashMap<String, ureq::Agent>>,
-    /// Per repository, its pages as last answered and all their tags.
+    /// Per repository the last check asked for, its pages as last answered and all their tags.
     tag_lists: Mutex<HashMap<String, Listed>>,
     /// `repository key/tag` → the digest it was seen at.
     tags_seen: Mutex<HashMap<String, String>>,
@@ -277,12 +289,14 @@ impl Registries {
     }
 
     /// A check: what it reads and how long it takes bounded by the machine's limits.
-    pub fn check(&self) -> Check {
+    pub fn check(&self) -> Check<'_> {
         let limits = self.machine.registry_limits;
         Check {
+            registries: self,
             deadline: Instant::now() + limits.check_time,
             time: limits.check_time,
             totals: Tally::new(limits.check, "check", "WEAVER_REGISTRY_CHECK"),
+            listed: Mutex::default(),
         }
     }
 
@@ -290,6 +304,7 @@ impl Registries {
     /// every page was answered unchanged (`304`).
     pub fn tags(&self, repository: &ImageRepository, check: &Check) -> Result<Tags> {
         let key = repository.key();
+        lock(&check.listed).insert(key.clone());
         let before = lock(&self.tag_lists).get(&key).cloned();
         let before_pages: HashMap<&str, &Page> =
             before.iter().flat_map(|(pages, _)| pages.iter().map(|p| (p.url.as_str(), p))).collect();
@@ -669,6 +684,37 @@ mod tests {
         assert_eq!((fourth.list.as_slice(), fourth.unchanged, fourth.invalid), (third.list.as_slice(), true, 1));
         let asked: Vec<String> = server.received().iter().map(|r| r.if_none_match.clone()).collect();
         assert_eq!(asked, ["", "", "\"one\"", "\"two\"", "\"one\"", "\"two\"", "\"one\"", "\"three\""]);
+    }
+
+    #[test]
+    fn a_check_keeps_only_the_tag_lists_it_asked_for() {
+        let server = TestServer::start(|_, request| match request.if_none_match.as_str() {
+            "\"v1\"" => ("304 Not Modified", "ETag: \"v1\"\r\n".into(), Vec::new()),
+            _ => {
+                let (status, headers, body) = page(&["1.0.0"], None);
+                (status, format!("{headers}ETag: \"v1\"\r\n"), body)
+            }
+        });
+        let (web, api) = (repository(&server, "shop/web"), repository(&server, "shop/api"));
+        let registries = registries(RegistryLimits::default());
+        let listed = |registries: &Registries| {
+            let mut keys: Vec<String> = lock(&registries.tag_lists).keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        {
+            let check = registries.check();
+            registries.tags(&web, &check).unwrap();
+            registries.tags(&api, &check).unwrap();
+        }
+        assert_eq!(listed(&registries), [api.key(), web.key()]);
+        {
+            let check = registries.check();
+            assert!(registries.tags(&web, &check).unwrap().unchanged, "a list asked again is revalidated");
+        }
+        assert_eq!(listed(&registries), [web.key()], "the list not asked for is forgotten");
+        let check = registries.check();
+        assert!(!registries.tags(&api, &check).unwrap().unchanged, "asked again, it is read whole");
     }
 
     #[test]

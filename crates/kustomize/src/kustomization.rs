@@ -63,7 +63,9 @@ pub struct Kustomization {
     // Fields weaver does not support yet: present, they are an error naming the field.
     pub validators: Option<Spanned<Value>>,
     pub openapi: Option<Spanned<Value>>,
-    pub build_metadata: Option<Spanned<Value>>,
+    /// The release's build options (`originAnnotations`, `managedByLabel`; kustomize reads the
+    /// top kustomization's alone, and ignores words it does not know).
+    pub build_metadata: Option<Spanned<Vec<String>>>,
     /// weaver orders a release's objects for apply itself; the release's `order` decides only
     /// which copy of an object at two versions is last, and kept (see `build`).
     pub sort_options: Option<Spanned<SortOptions>>,
@@ -373,10 +375,9 @@ impl Kustomization {
 
     /// The fields weaver does not build yet, with where each is.
     pub fn unsupported(&self) -> Vec<(&'static str, &serde_saphyr::Location, &'static str)> {
-        let fields: [(&str, &Option<Spanned<Value>>, &str); 3] = [
+        let fields: [(&str, &Option<Spanned<Value>>, &str); 2] = [
             ("validators", &self.validators, "weaver runs no validator plugins"),
             ("openapi", &self.openapi, "remove it"),
-            ("buildMetadata", &self.build_metadata, "remove it"),
         ];
         fields
             .into_iter()

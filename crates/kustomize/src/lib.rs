@@ -53,6 +53,8 @@ pub struct Resource {
     needs_hash: bool,
     /// The `vars` attached to it, whose values are its fields.
     ref_vars: Vec<String>,
+    /// The origins of the transformers run on it, first first (`buildMetadata` given).
+    transformations: Vec<Value>,
     /// JSON pointers of the fields its file leaves empty (`key:`), which a strategic merge
     /// clears (see `patch::strategic::clear_empty_values`).
     empty_values: Vec<String>,
@@ -77,6 +79,7 @@ impl Resource {
             suffixes: Vec::new(),
             needs_hash: false,
             ref_vars: Vec::new(),
+            transformations: Vec::new(),
             empty_values: Vec::new(),
         }
     }
@@ -169,7 +172,8 @@ impl Resource {
     fn is_local_config(&self) -> bool {
         self.object
             .pointer("/metadata/annotations/config.kubernetes.io~1local-config")
-            .is_some_and(|value| value.as_str() != Some("false"))
+            // A YAML `false` is the text "false" to kustomize, as annotations are texts.
+            .is_some_and(|value| value.as_str() != Some("false") && *value != Value::Bool(false))
     }
 
     pub fn describe(&self) -> String {
@@ -202,21 +206,142 @@ pub fn build(
         ));
     }
     let outside_root = AtomicBool::new(false);
-    let mut builder = Builder { source, stack: Vec::new(), restrictions, outside_root: &outside_root, fifo: false };
+    let mut builder = Builder {
+        source,
+        stack: Vec::new(),
+        restrictions,
+        outside_root: &outside_root,
+        fifo: false,
+        build_metadata: Vec::new(),
+        origin: None,
+    };
     let Accumulation { mut resources, config, vars } =
         builder.target(&dir, referenced_at, Role::Release, Accumulation::new())?;
     filters::generators::add_hashes(&mut resources);
     filters::name_reference::fix(&config, &mut resources)?;
     filters::vars::resolve(&vars, &config, &mut resources)?;
-    for resource in &mut resources {
-        finish_annotations(&mut resource.object);
-    }
     // Last, as kustomize's `IgnoreLocal`: a local object still names, and is named, above.
     resources.retain(|r| !r.is_local_config());
+    let asked = |option: &str| builder.build_metadata.iter().any(|o| o == option);
+    for resource in &mut resources {
+        if asked("managedByLabel") {
+            let labels = &mut resource.object["metadata"]["labels"];
+            if !labels.is_object() {
+                *labels = Value::Object(serde_json::Map::new());
+            }
+            labels[MANAGED_BY_LABEL] = Value::String(MANAGED_BY.to_string());
+        }
+        if !asked("originAnnotations")
+            && let Some(Value::Object(annotations)) = resource.object.pointer_mut("/metadata/annotations")
+        {
+            annotations.remove(ORIGIN_ANNOTATION);
+        }
+        if asked("transformerAnnotations") && !resource.transformations.is_empty() {
+            let text = weaver_yaml::emit::to_yaml_string(&Value::Array(std::mem::take(&mut resource.transformations)));
+            let annotations = &mut resource.object["metadata"]["annotations"];
+            if !annotations.is_object() {
+                *annotations = Value::Object(serde_json::Map::new());
+            }
+            annotations[TRANSFORMATIONS_ANNOTATION] = Value::String(text);
+        }
+        finish_annotations(&mut resource.object);
+    }
     if !builder.fifo {
         resources = in_legacy_order_of_copies(resources);
     }
     Ok(Built { resources, outside_root: outside_root.load(Ordering::Relaxed) })
+}
+
+/// Where `buildMetadata: [originAnnotations]` says an object came from.
+const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
+/// Which transformers changed it, as `buildMetadata: [transformerAnnotations]` says.
+const TRANSFORMATIONS_ANNOTATION: &str = "alpha.config.kubernetes.io/transformations";
+/// What `buildMetadata: [managedByLabel]` sets, as `kubectl kustomize` 1.32 sets it (its
+/// kustomize is built without a version).
+const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+const MANAGED_BY: &str = "kustomize-(devel)";
+
+/// Where an object came from, as kustomize's origin annotation says it: a file's path, or the
+/// file holding the configuration of the generator that made it (or of a transformer that
+/// changed it), each from the release's kustomization.
+pub(crate) enum Origin<'a> {
+    File(&'a Path),
+    Configured { configured_in: &'a Path, api_version: &'a str, kind: &'a str, name: &'a str, namespace: &'a str },
+}
+
+impl Origin<'_> {
+    /// kustomize's `Origin` as it writes it, empty fields left out.
+    pub(crate) fn value(&self) -> Value {
+        match self {
+            Origin::File(path) => serde_json::json!({"path": path.to_string_lossy()}),
+            Origin::Configured { configured_in, api_version, kind, name, namespace } => {
+                let mut by = serde_json::Map::new();
+                for (field, text) in
+                    [("apiVersion", api_version), ("kind", kind), ("name", name), ("namespace", namespace)]
+                {
+                    if !text.is_empty() {
+                        by.insert(field.to_string(), Value::String(text.to_string()));
+                    }
+                }
+                serde_json::json!({"configuredIn": configured_in.to_string_lossy(), "configuredBy": by})
+            }
+        }
+    }
+
+    /// Gives `object` this origin unless it has one (kustomize's `AddOriginAnnotation`); whether
+    /// it had none.
+    pub(crate) fn mark(&self, object: &mut Value) -> bool {
+        mark_origin(object, &self.value())
+    }
+
+    /// The file an origin annotation weaver wrote names (`path: …`).
+    pub(crate) fn file_of(object: &Value) -> Option<PathBuf> {
+        let text = object.pointer("/metadata/annotations")?.get(ORIGIN_ANNOTATION)?.as_str()?;
+        let path: Value = weaver_yaml::from_str(Path::new(ORIGIN_ANNOTATION), text).ok()?;
+        path.get("path")?.as_str().map(PathBuf::from)
+    }
+
+    /// Where the configuration `config` of a `generators` or `transformers` entry of
+    /// `kustomization` is, from `origin` (where that kustomization is): its own origin (an
+    /// object of a kustomization the entry names), its file, or the kustomization file
+    /// holding it inline.
+    pub(crate) fn configured_in(origin: &Path, config: &Value, entry: &str, kustomization: &Path) -> PathBuf {
+        Origin::file_of(config).unwrap_or_else(|| {
+            let file = if entry.contains('\n') { file_name(kustomization) } else { entry.to_string() };
+            joined(origin, &file)
+        })
+    }
+}
+
+/// `origin` as `object`'s origin annotation, unless it has one; whether it had none.
+fn mark_origin(object: &mut Value, origin: &Value) -> bool {
+    let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else { return false };
+    let annotations = metadata.entry("annotations").or_insert(Value::Null);
+    if !annotations.is_object() {
+        *annotations = Value::Object(serde_json::Map::new());
+    }
+    let Value::Object(annotations) = annotations else { return false };
+    if annotations.contains_key(ORIGIN_ANNOTATION) {
+        return false;
+    }
+    annotations.insert(ORIGIN_ANNOTATION.to_string(), Value::String(weaver_yaml::emit::to_yaml_string(origin)));
+    true
+}
+
+/// `path` as Go's `filepath.Join` leaves it: `.` and `x/..` taken out, leading `..` kept.
+fn joined(base: &Path, path: &str) -> PathBuf {
+    let full = base.join(path);
+    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
+    for part in full.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if out.last().is_some_and(|p| *p != "..") => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out.iter().collect()
 }
 
 /// `resources` with the copies of one object (one custom resource at two versions) in the order
@@ -406,6 +531,11 @@ struct Builder<'a> {
     /// The release's kustomization asks for its objects in the order read
     /// (`sortOptions.order: fifo`), not kustomize's default order.
     fifo: bool,
+    /// The release's `buildMetadata`.
+    build_metadata: Vec<String>,
+    /// Where the kustomization being built is, from the release's, while objects are given
+    /// their origin (`buildMetadata` given); `None` otherwise.
+    origin: Option<PathBuf>,
 }
 
 /// A kustomization being built: its file and directory, for paths and messages.
@@ -504,6 +634,12 @@ impl Builder<'_> {
                     .with_help("give `order: legacy` with `legacySortOptions`, or `order: fifo` alone")
             })?;
         }
+        if role == Role::Release
+            && let Some(options) = &k.build_metadata
+        {
+            self.build_metadata = options.value.clone();
+            self.origin = (!options.value.is_empty()).then(PathBuf::new);
+        }
         if let Some((field, span, help)) = k.unsupported().first() {
             return Err(
                 Error::at(location(&file, span), format!("`{field}` is not supported by weaver yet")).with_help(*help)
@@ -557,14 +693,36 @@ impl Builder<'_> {
             .merge(&own)
             .map_err(|e| Error::at(Location::file(&target.file), format!("`configurations`: {e}")))?;
         acc.config.merge(&filters::crds::config(target, k)?).map_err(|e| Error::at(Location::file(&target.file), e))?;
+        let generated = acc.resources.len();
         filters::generators::run(target, k, &mut acc.resources)?;
+        let charted = acc.resources.len();
         filters::helm_charts::run(target, k, &mut acc.resources)?;
-        filters::generators::run_configured(target, k, &mut acc.resources, &mut |entry| {
+        if let Some(origin) = &self.origin {
+            let configured_in = joined(origin, &file_name(&target.file));
+            for (index, resource) in acc.resources.iter_mut().enumerate().skip(generated) {
+                let kind = match resource.kind() {
+                    _ if index >= charted => "HelmChartInflationGenerator",
+                    "Secret" => "SecretGenerator",
+                    _ => "ConfigMapGenerator",
+                };
+                let origin = Origin::Configured {
+                    configured_in: &configured_in,
+                    api_version: "builtin",
+                    kind,
+                    name: "",
+                    namespace: "",
+                };
+                origin.mark(&mut resource.object);
+            }
+        }
+        let origin = self.origin.clone();
+        filters::generators::run_configured(target, k, &mut acc.resources, origin.as_deref(), &mut |entry| {
             self.built_objects(target, entry, "generators")
         })?;
         for entry in k.components.iter().flatten() {
             let dir = self.directory(target, entry, "components")?;
-            acc = self.target(&dir, &location(&target.file, &entry.referenced), Role::Component, acc)?;
+            let at = location(&target.file, &entry.referenced);
+            acc = self.along(&entry.value, |builder| builder.target(&dir, &at, Role::Component, acc))?;
         }
         let (config, resources) = (&acc.config, &mut acc.resources);
         filters::patches::strategic_merge_files(target, k, resources)?;
@@ -590,9 +748,31 @@ impl Builder<'_> {
             filters::images::apply(image, config, resources);
         }
         filters::replacements::run(target, k, resources)?;
-        filters::transformers::run(target, k, resources, &mut |entry| {
+        let origin = self.origin.clone();
+        let configured = filters::transformers::run(target, k, resources, origin.as_deref(), &mut |entry| {
             self.built_objects(target, entry, "transformers")
         })?;
+        if let Some(origin) = &origin {
+            // kustomize records each transformer on every object it holds then, as it runs; the
+            // first is the origin of an object without one.
+            let configured_in = joined(origin, &file_name(&target.file));
+            let applied: Vec<Value> = builtin_transformers(k)
+                .into_iter()
+                .map(|kind| {
+                    let api_version = "builtin";
+                    Origin::Configured { configured_in: &configured_in, api_version, kind, name: "", namespace: "" }
+                        .value()
+                })
+                .chain(configured)
+                .collect();
+            for resource in acc.resources.iter_mut() {
+                for transformation in &applied {
+                    if !mark_origin(&mut resource.object, transformation) {
+                        resource.transformations.push(transformation.clone());
+                    }
+                }
+            }
+        }
         let defined: Vec<filters::vars::DefinedVar> = k
             .vars
             .iter()
@@ -622,8 +802,9 @@ impl Builder<'_> {
             return Ok(None);
         }
         let dir = self.directory(target, entry, field)?;
+        let at = location(&target.file, &entry.referenced);
         let built =
-            self.target(&dir, &location(&target.file, &entry.referenced), Role::Resource, Accumulation::new())?;
+            self.along(&entry.value, |builder| builder.target(&dir, &at, Role::Resource, Accumulation::new()))?;
         Ok(Some(built.resources.into_iter().map(|r| r.object).collect()))
     }
 
@@ -634,7 +815,7 @@ impl Builder<'_> {
         let at = location(&target.file, &entry.referenced);
         let listed = self.source.list(&dir).map_err(|e| Error::io_at(at.clone(), "read resource", &dir, e))?;
         if listed.is_some() {
-            return self.target(&dir, &at, Role::Resource, Accumulation::new());
+            return self.along(&entry.value, |builder| builder.target(&dir, &at, Role::Resource, Accumulation::new()));
         }
         let (path, text) = match target.read_file(&entry.value, &entry.referenced, "resources") {
             Ok(found) => found,
@@ -649,12 +830,59 @@ impl Builder<'_> {
             }
             Err(err) => return Err(err),
         };
-        Ok(Accumulation {
-            resources: parse_objects(&path, &text)?,
-            config: filters::TransformerConfig::default(),
-            vars: Vec::new(),
-        })
+        let mut resources = parse_objects(&path, &text)?;
+        if let Some(origin) = &self.origin {
+            let file = joined(origin, &entry.value);
+            for resource in &mut resources {
+                Origin::File(&file).mark(&mut resource.object);
+            }
+        }
+        Ok(Accumulation { resources, config: filters::TransformerConfig::default(), vars: Vec::new() })
     }
+
+    /// `build` run with the origin of objects moved along `path` (a base or component the
+    /// kustomization lists), as kustomize's `Origin.Append`.
+    fn along<T>(&mut self, path: &str, build: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let saved = self.origin.clone();
+        if let Some(origin) = &self.origin {
+            self.origin = Some(joined(origin, path));
+        }
+        let result = build(self);
+        self.origin = saved;
+        result
+    }
+}
+
+/// The builtin transformers kustomize configures from a kustomization's fields, in its order
+/// (`configureBuiltinTransformers`): one for each `patches` entry, `labels` entry (and one
+/// more for `commonLabels` beside them), JSON patch, replica and image.
+fn builtin_transformers(k: &Kustomization) -> Vec<&'static str> {
+    fn count<T>(list: &Option<Vec<T>>) -> usize {
+        list.as_ref().map_or(0, Vec::len)
+    }
+    let set = |text: &Option<String>| usize::from(text.as_deref().is_some_and(|t| !t.is_empty()));
+    let labels = count(&k.labels) + usize::from(k.common_labels.as_ref().is_some_and(|l| !l.is_empty()));
+    [
+        ("PatchStrategicMergeTransformer", usize::from(count(&k.patches_strategic_merge) > 0)),
+        ("PatchTransformer", count(&k.patches)),
+        ("NamespaceTransformer", set(&k.namespace)),
+        ("PrefixTransformer", set(&k.name_prefix)),
+        ("SuffixTransformer", set(&k.name_suffix)),
+        ("LabelTransformer", if labels > 0 { count(&k.labels) + 1 } else { 0 }),
+        ("AnnotationsTransformer", usize::from(k.common_annotations.as_ref().is_some_and(|a| !a.is_empty()))),
+        ("PatchJson6902Transformer", count(&k.patches_json6902)),
+        ("ReplicaCountTransformer", count(&k.replicas)),
+        ("ImageTagTransformer", count(&k.images)),
+        ("ReplacementTransformer", usize::from(count(&k.replacements) > 0)),
+    ]
+    .into_iter()
+    .flat_map(|(kind, times)| std::iter::repeat_n(kind, times))
+    .collect()
+}
+
+/// The name of a kustomization's file (`kustomization.yaml`, …).
+fn file_name(file: &Path) -> String {
+    file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// The objects of a YAML stream (a `List` is its items, as kustomize reads it).
@@ -727,4 +955,38 @@ fn same_namespace(a: &str, b: &str) -> bool {
         if ns.is_empty() { "default" } else { ns }
     }
     effective(a) == effective(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weaver_project::source::FsSource;
+
+    /// `buildMetadata: [managedByLabel]` labels every object as `kubectl kustomize` 1.32 does
+    /// (weaver refused the field before); a word kustomize does not know is ignored, as there.
+    #[test]
+    fn build_metadata_s_managed_by_label_is_set_on_every_object() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir(repo.path().join("app")).unwrap();
+        std::fs::write(
+            repo.path().join("app/kustomization.yaml"),
+            "buildMetadata: [managedByLabel, unknownWord]\nresources: [cm.yaml]\nconfigMapGenerator:\n  - {name: g, literals: [a=b]}\n",
+        )
+        .unwrap();
+        std::fs::write(repo.path().join("app/cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n")
+            .unwrap();
+        let built = build(
+            &FsSource::new(repo.path()),
+            Path::new("app"),
+            &Location::file("weaver.yaml"),
+            LoadRestrictions::RootOnly,
+        )
+        .unwrap();
+        assert_eq!(built.resources.len(), 2);
+        for resource in &built.resources {
+            let metadata = &resource.object["metadata"];
+            assert_eq!(metadata["labels"]["app.kubernetes.io/managed-by"], "kustomize-(devel)");
+            assert!(metadata.get("annotations").is_none(), "no origin unless asked: {metadata}");
+        }
+    }
 }

@@ -15,7 +15,7 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::super::kustomization::{GeneratorArgs, GeneratorOptions, Kustomization, Located};
-use super::super::{Resource, Target};
+use super::super::{Origin, Resource, Target};
 use weaver_core::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,18 +43,22 @@ pub(crate) fn run(target: &Target, k: &Kustomization, resources: &mut Vec<Resour
 /// ConfigMapGenerator and SecretGenerator plugins), after its own generators, as kustomize runs
 /// them: each generates as the field's entry would, without the kustomization's
 /// `generatorOptions`; `build` gives the objects of a kustomization an entry names.
+/// With `origin` (where the kustomization is, from the release's, when `buildMetadata` asks for
+/// origins), each generated object is given the file that configured it.
 pub(crate) fn run_configured(
     target: &Target,
     k: &Kustomization,
     resources: &mut Vec<Resource>,
+    origin: Option<&Path>,
     build: &mut dyn FnMut(&Located) -> Result<Option<Vec<Value>>>,
 ) -> Result<()> {
     // Positions after the fields' generators, which tell generated objects apart.
     let mut document = k.config_map_generator.iter().chain(&k.secret_generator).flatten().count();
-    for entry in k.generators.iter().flatten() {
+    for entry in super::transformers::inline_first(&k.generators) {
         let at = &entry.referenced;
         let (path, documents) = super::transformers::documents(target, entry, "generators", build)?;
         for config in documents {
+            let configured_in = origin.map(|origin| Origin::configured_in(origin, &config, &entry.value, &target.file));
             let config: PluginConfig = serde_json::from_value(config).map_err(|e| {
                 target.error(at, format!("`generators`: {}: not a generator configuration: {e}", path.display()))
             })?;
@@ -75,6 +79,10 @@ pub(crate) fn run_configured(
                     ));
                 }
             };
+            // The configuration object's own name, which an origin names.
+            let name = config.metadata.name.clone().unwrap_or_default();
+            let namespace = config.metadata.namespace.clone().unwrap_or_default();
+            let (api_version, plugin_kind) = (config.api_version.clone(), config.kind.clone());
             let mut args = config.args;
             // kustomize's plugin takes its metadata's name and namespace where its arguments give none.
             if args.name.as_deref().is_none_or(str::is_empty) {
@@ -85,8 +93,14 @@ pub(crate) fn run_configured(
             }
             document += 1;
             let args = super::transformers::spanned(args, at);
-            let generated = generate(target, "generators", kind, &args, &GeneratorOptions::default(), document)?;
-            add(target, "generators", at, generated, resources)?;
+            let (mut generated, behavior) =
+                generate(target, "generators", kind, &args, &GeneratorOptions::default(), document)?;
+            if let Some(configured_in) = &configured_in {
+                let (api_version, kind) = (&api_version, &plugin_kind);
+                Origin::Configured { configured_in, api_version, kind, name: &name, namespace: &namespace }
+                    .mark(&mut generated.object);
+            }
+            add(target, "generators", at, (generated, behavior), resources)?;
         }
     }
     Ok(())

@@ -6,17 +6,17 @@
 //! own transformations, as kustomize runs them. Other plugins (exec, container, Go) are refused.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::{Location as Span, Spanned};
 
 use super::super::Resource;
-use super::super::Target;
 use super::super::kustomization::{
     FieldSpec, Image, Json6902Entry, Kustomization, Located, PatchEntry, ReplacementEntry, Replica, Selector,
 };
+use super::super::{Origin, Target};
 use super::TransformerConfig;
 use weaver_core::error::{Error, Result};
 
@@ -70,18 +70,45 @@ fn field_specs_ignoring_unknown_keys<'de, D: serde::Deserializer<'de>>(
 
 /// Runs the kustomization's `transformers`; `build` gives the objects of the kustomization an
 /// entry names, `None` for a file or inline YAML.
+/// With `origin` (where the kustomization is, from the release's, when `buildMetadata` asks for
+/// origins), returns the origin of each configuration run, in order.
 pub(crate) fn run(
     target: &Target,
     k: &Kustomization,
     resources: &mut Vec<Resource>,
+    origin: Option<&Path>,
     build: &mut dyn FnMut(&Located) -> Result<Option<Vec<Value>>>,
-) -> Result<()> {
-    for entry in k.transformers.iter().flatten() {
-        for config in configs(target, entry, build)? {
+) -> Result<Vec<Value>> {
+    let mut applied = Vec::new();
+    for entry in inline_first(&k.transformers) {
+        let (path, documents) = documents(target, entry, "transformers", build)?;
+        for document in documents {
+            let configured_in =
+                origin.map(|origin| Origin::configured_in(origin, &document, &entry.value, &target.file));
+            let config = serde_json::from_value::<Config>(document).map_err(|e| {
+                target.error(
+                    &entry.referenced,
+                    format!("`transformers`: {}: not a transformer configuration: {e}", path.display()),
+                )
+            })?;
             apply(target, &entry.referenced, &config, resources)?;
+            if let Some(configured_in) = &configured_in {
+                let meta = |field: &str| config.metadata.as_ref().and_then(|m| m[field].as_str()).unwrap_or_default();
+                let (name, namespace) = (meta("name"), meta("namespace"));
+                let (api_version, kind) = (config.api_version.as_str(), config.kind.as_str());
+                applied.push(Origin::Configured { configured_in, api_version, kind, name, namespace }.value());
+            }
         }
     }
-    Ok(())
+    Ok(applied)
+}
+
+/// The entries of `transformers` or `generators`, inline configurations first, as kustomize
+/// reads them (`configureExternalTransformers`): they run in that order.
+pub(crate) fn inline_first(entries: &Option<Vec<Located>>) -> impl Iterator<Item = &Located> {
+    let (inline, named): (Vec<&Located>, Vec<&Located>) =
+        entries.iter().flatten().partition(|e| e.value.contains('\n'));
+    inline.into_iter().chain(named)
 }
 
 /// The configurations a `field` (`transformers` or `generators`) entry names: a file of one or
@@ -105,23 +132,6 @@ pub(crate) fn documents(
             Ok((path, documents))
         }
     }
-}
-
-fn configs(
-    target: &Target,
-    entry: &Located,
-    build: &mut dyn FnMut(&Located) -> Result<Option<Vec<Value>>>,
-) -> Result<Vec<Config>> {
-    let at = &entry.referenced;
-    let (path, documents) = documents(target, entry, "transformers", build)?;
-    documents
-        .into_iter()
-        .map(|document| {
-            serde_json::from_value::<Config>(document).map_err(|e| {
-                target.error(at, format!("`transformers`: {}: not a transformer configuration: {e}", path.display()))
-            })
-        })
-        .collect()
 }
 
 fn apply(target: &Target, at: &Span, config: &Config, resources: &mut Vec<Resource>) -> Result<()> {

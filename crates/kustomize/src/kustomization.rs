@@ -63,8 +63,9 @@ pub struct Kustomization {
     // Fields weaver does not support yet: present, they are an error naming the field.
     pub validators: Option<Spanned<Value>>,
     pub openapi: Option<Spanned<Value>>,
-    /// The release's build options (`originAnnotations`, `managedByLabel`; kustomize reads the
-    /// top kustomization's alone, and ignores words it does not know).
+    /// The release's build options (`originAnnotations`, `transformerAnnotations`,
+    /// `managedByLabel`; kustomize reads the top kustomization's alone, and ignores words it
+    /// does not know).
     pub build_metadata: Option<Spanned<Vec<String>>>,
     /// weaver orders a release's objects for apply itself; the release's `order` decides only
     /// which copy of an object at two versions is last, and kept (see `build`).

@@ -12,12 +12,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::charts::http::{Connection, Machine, Method, Response, shown};
-use crate::charts::oci::{TagLimits, TagList, Tally, shown_tag};
+use crate::charts::oci::{Deadline, TagLimits, TagList, Tally, shown_tag};
 use crate::charts::sha256_digest;
 use weaver_core::error::{Error, Result};
 
@@ -139,8 +139,7 @@ impl RegistryLimits {
 /// EnvironmentSync named over its life.
 pub struct Check<'a> {
     registries: &'a Registries,
-    deadline: Instant,
-    time: Duration,
+    deadline: Deadline,
     totals: Tally,
     /// The keys of the repositories whose tags it asked for.
     listed: Mutex<HashSet<String>>,
@@ -150,27 +149,6 @@ impl Drop for Check<'_> {
     fn drop(&mut self) {
         let listed = lock(&self.listed);
         lock(&self.registries.tag_lists).retain(|key, _| listed.contains(key));
-    }
-}
-
-impl Check<'_> {
-    /// The time left; None once it is out.
-    fn time_left(&self) -> Option<Duration> {
-        self.deadline.checked_duration_since(Instant::now()).filter(|left| !left.is_zero())
-    }
-
-    /// The error of a request to `repository` the check had no time left for.
-    fn out_of_time(&self, repository: &ImageRepository, url: &str) -> Error {
-        Error::new(format!(
-            "registry {} did not answer {} within the check's time ({} s)",
-            repository.host,
-            shown(url),
-            self.time.as_secs()
-        ))
-        .with_help(format!(
-            "repository `{}`: WEAVER_REGISTRY_CHECK_SECONDS raises the time one check may take (see docs/src/guides/security.md, Registries)",
-            repository.path
-        ))
     }
 }
 
@@ -293,8 +271,7 @@ impl Registries {
         let limits = self.machine.registry_limits;
         Check {
             registries: self,
-            deadline: Instant::now() + limits.check_time,
-            time: limits.check_time,
+            deadline: Deadline::new(limits.check_time, "the check's time"),
             totals: Tally::new(limits.check, "check", "WEAVER_REGISTRY_CHECK"),
             listed: Mutex::default(),
         }
@@ -516,15 +493,16 @@ impl Registries {
     ) -> Result<Response> {
         let max_body = tag_page.unwrap_or(MAX_MANIFEST);
         let slots = lock(&self.slots).entry(repository.host.clone()).or_default().clone();
+        let out_of_time = || check.deadline.passed(&repository.host, url, &repository.path);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let response = {
                 let _slot = acquire(&slots);
-                let left = check.time_left().ok_or_else(|| check.out_of_time(repository, url))?;
+                let left = check.deadline.left().ok_or_else(out_of_time)?;
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 match connection.send_bounded(method, url, accept, extra, max_body, Some(left)) {
-                    Err(_) if check.time_left().is_none() => return Err(check.out_of_time(repository, url)),
+                    Err(_) if check.deadline.left().is_none() => return Err(out_of_time()),
                     sent => sent?,
                 }
             };
@@ -545,7 +523,7 @@ impl Registries {
             // Without a Retry-After: 1, 2, 4, 8 s.
             let asked = response.retry_after.map(Duration::from_secs);
             let wait = asked.unwrap_or(Duration::from_secs(1 << (attempt - 1).min(6)));
-            let left = check.time_left().unwrap_or_default();
+            let left = check.deadline.left().unwrap_or_default();
             let why = match () {
                 _ if attempt == ATTEMPTS => format!("it was asked {ATTEMPTS} times, each after the wait it asked for"),
                 _ if wait > LONGEST_WAIT => format!(
@@ -624,6 +602,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::time::Instant;
 
     use crate::test_server::{Answer, TestServer};
 

@@ -203,6 +203,8 @@ pub struct Connection {
     withheld: Option<String>,
     /// Bounds on a tag list of this repository.
     pub(crate) tag_limits: TagLimits,
+    /// The longest its tag list's pages may take together (a chart's resolution).
+    pub(crate) list_time: Duration,
 }
 
 /// A response, read whole.
@@ -321,6 +323,7 @@ impl Connection {
             refusal_help: None,
             withheld: None,
             tag_limits: machine.registry_limits.repository,
+            list_time: machine.registry_limits.check_time,
         }
     }
 

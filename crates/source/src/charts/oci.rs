@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::http::{Connection, Method};
+use super::http::{Connection, Method, shown};
 use super::{LockedChart, sha256_digest};
 use weaver_core::error::{Error, Result};
 use weaver_project::chart::{RemoteChart, is_sha256_digest};
@@ -68,6 +69,10 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
     } else {
         // Registries may answer in pages (the distribution spec's `Link` header); helm reads them all.
         let mut tags = TagList::new(connection.tag_limits, None);
+        let deadline = Deadline::new(connection.list_time, "the time a chart's tags may take");
+        let host = base.split_once("://").map_or(base.as_str(), |(_, host)| host);
+        let name = connection.repository.clone();
+        let out_of_time = |url: &str| deadline.passed(host, url, &name);
         let mut pages = std::collections::HashSet::new();
         let mut next = Some(format!("{base}/v2/{repository}/tags/list"));
         while let Some(url) = next.take() {
@@ -75,7 +80,12 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
                 return Err(connection.failed(&url, "the registry's tag list links back to a page it already gave"));
             }
             let max_body = tags.max_body(connection, &url)?;
-            let response = connection.send_bounded(Method::Get, &url, "application/json", &[], max_body, None)?;
+            let left = deadline.left().ok_or_else(|| out_of_time(&url))?;
+            let response =
+                match connection.send_bounded(Method::Get, &url, "application/json", &[], max_body, Some(left)) {
+                    Err(_) if deadline.left().is_none() => return Err(out_of_time(&url)),
+                    sent => sent?,
+                };
             if response.status != 200 {
                 return Err(connection.status_error(&url, &response));
             }
@@ -181,6 +191,39 @@ impl Tally {
 
     fn bytes_left(&self) -> u64 {
         self.limits.bytes.saturating_sub(self.bytes.load(Ordering::Relaxed))
+    }
+}
+
+/// When reading a registry's tag lists must end, their pages, retries and waits included
+/// (`WEAVER_REGISTRY_CHECK_SECONDS`): a registry is not trusted to end its lists or its answers.
+pub(crate) struct Deadline {
+    at: Instant,
+    time: Duration,
+    /// What the time is, in errors: `the check's time`.
+    what: &'static str,
+}
+
+impl Deadline {
+    pub fn new(time: Duration, what: &'static str) -> Deadline {
+        Deadline { at: Instant::now() + time, time, what }
+    }
+
+    /// The time left; None once it is out.
+    pub fn left(&self) -> Option<Duration> {
+        self.at.checked_duration_since(Instant::now()).filter(|left| !left.is_zero())
+    }
+
+    /// The error of a request to `registry` (its host), for `repository`, that the time ran out for.
+    pub fn passed(&self, registry: &str, url: &str, repository: &str) -> Error {
+        Error::new(format!(
+            "registry {registry} did not answer {} within {} ({} s)",
+            shown(url),
+            self.what,
+            self.time.as_secs()
+        ))
+        .with_help(format!(
+            "repository `{repository}`: WEAVER_REGISTRY_CHECK_SECONDS raises that time (see docs/src/guides/security.md, Registries)"
+        ))
     }
 }
 
@@ -655,6 +698,49 @@ fn unpack(data: &[u8]) -> std::result::Result<Tree, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::charts::http::Machine;
+    use crate::test_server::TestServer;
+
+    #[test]
+    fn a_chart_s_tag_list_is_read_within_the_registries_check_time() {
+        // Each page takes 300 ms and links to the next, 40 pages in all (12 s).
+        let server = TestServer::start(|_, request| {
+            std::thread::sleep(Duration::from_millis(300));
+            let n: usize = request.path.split("page=").nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+            let link = match n < 40 {
+                true => format!("Link: </v2/charts/web/tags/list?page={}>; rel=\"next\"\r\n", n + 1),
+                false => String::new(),
+            };
+            ("200 OK", link, br#"{"tags":["1.0.0"]}"#.to_vec())
+        });
+        let mut machine = Machine::anonymous();
+        machine.registry_limits.check_time = Duration::from_secs(2);
+        let repository = format!("oci://127.0.0.1:{}/charts", server.port);
+        let chart = RemoteChart {
+            repository: repository.clone(),
+            repository_name: None,
+            name: "web".into(),
+            version: String::new(),
+            plain_http: true,
+        };
+        let mut connection = Connection::open(&machine, &repository, None, &location(&chart).0).unwrap();
+        let started = Instant::now();
+        let err = resolve(&mut connection, &chart).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+        let registry = format!("127.0.0.1:{}", server.port);
+        assert_eq!(
+            err.message,
+            format!(
+                "registry {registry} did not answer http://{registry}/v2/charts/web/tags/list within the time a chart's tags may take (2 s)"
+            )
+        );
+        let help = err.help.unwrap();
+        assert!(
+            help.starts_with(&format!("repository `{repository}`: WEAVER_REGISTRY_CHECK_SECONDS raises")),
+            "{help}"
+        );
+    }
 
     #[test]
     fn an_artifact_reference_is_registry_repository_and_tag() {

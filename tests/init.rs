@@ -162,6 +162,32 @@ fn a_new_repository_renders_with_the_key_init_wrote_outside_it() {
 }
 
 #[test]
+fn json_output_says_what_was_written_and_where_the_key_is() {
+    let machine = Machine::new();
+    let dir = machine.repo("r");
+    let run = machine.init(&dir, &["-o", "json"]);
+    let document: serde_json::Value = serde_json::from_str(run.success()).unwrap();
+    let key_file = machine.sops_keys();
+    let expected = serde_json::json!({
+        "schemaVersion": 1,
+        "repository": dir,
+        "environment": "dev",
+        "written": SKELETON,
+        "recipients": [sops_recipients(&dir)],
+        "keyFile": {"path": key_file, "foundByDefault": true},
+    });
+    assert_eq!(document, expected);
+    assert!(!run.stdout.contains(&secret_key(&key_file)));
+
+    let other = machine.repo("other");
+    let recipient = sops_recipients(&dir);
+    let run = machine.init(&other, &["--no-key", "--recipient", &recipient, "-o", "json"]);
+    let document: serde_json::Value = serde_json::from_str(run.success()).unwrap();
+    assert_eq!(document["keyFile"], serde_json::Value::Null, "{document:#}");
+    assert_eq!(document["recipients"], serde_json::json!([recipient]));
+}
+
+#[test]
 fn the_new_repository_applies_to_a_cluster() {
     let cluster = common::cluster::TestCluster::start();
     // The first environment's name is its namespace: one of the test's own.

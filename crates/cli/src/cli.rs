@@ -150,7 +150,7 @@ pub enum Command {
 const INIT_EXAMPLES: &str = "Examples:
   weaver init shop-deploy                     # a new repository in shop-deploy/: environment dev, a new age key
   weaver init --env staging                   # in this directory (--repo), its first environment staging
-  weaver init shop-deploy --key-file ~/keys/shop.txt
+  weaver init shop-deploy --key-file ~/keys/shop.txt -o json
   weaver init shop-deploy --no-key --recipient age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
 
 #[derive(Debug, Args)]
@@ -170,6 +170,9 @@ pub struct InitArgs {
     /// An age public key (age1…) to encrypt to instead of a new key's; repeatable; needs --no-key
     #[arg(long, value_name = "RECIPIENT", requires = "no_key")]
     pub recipient: Vec<String>,
+    /// Output format: the files written, or JSON for scripts
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
 }
 
 const CHECK_EXAMPLES: &str = "Examples:

@@ -1,13 +1,26 @@
-//! `weaver init [DIR]`: a new repository's skeleton. Prints the files written on stdout, and on
-//! stderr where the age key is (never the key itself) and what to do next.
+//! `weaver init [DIR]`: a new repository's skeleton. Prints the files written on stdout (or, with
+//! `-o json`, what was written and where the key is; schema in docs/src/reference/json-output.md),
+//! and on stderr where the age key is (never the key itself) and what to do next.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use super::Ui;
-use crate::cli::{GlobalArgs, InitArgs};
+use crate::cli::{GlobalArgs, InitArgs, ListFormat};
 use weaver_core::error::Result;
-use weaver_engine::action::init::{InitOptions, KeyChoice, init};
+use weaver_engine::action::init::{InitOptions, Initialized, KeyChoice, init};
+
+/// `-o json`'s document.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Document<'a> {
+    schema_version: u32,
+    /// The directory written, as given.
+    repository: &'a Path,
+    environment: &'a str,
+    #[serde(flatten)]
+    initialized: &'a Initialized,
+}
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
     let dir = args.dir.clone().unwrap_or_else(|| global.repo.clone());
@@ -18,7 +31,14 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
     let options =
         InitOptions { dir, env: args.env.clone(), key, weaver_version: env!("CARGO_PKG_VERSION").to_string() };
     let done = init(&options)?;
-    let out: String = done.written.iter().map(|file| format!("wrote {}\n", file.display())).collect();
+    let out = match args.output {
+        ListFormat::Text => done.written.iter().map(|file| format!("wrote {}\n", file.display())).collect(),
+        ListFormat::Json => {
+            let document =
+                Document { schema_version: 1, repository: &options.dir, environment: &options.env, initialized: &done };
+            format!("{}\n", serde_json::to_string_pretty(&document).unwrap_or_default())
+        }
+    };
     super::write_stdout(out.as_bytes())?;
 
     let recipients = done.recipients.join(", ");

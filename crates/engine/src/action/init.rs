@@ -53,8 +53,9 @@ pub enum KeyChoice {
     Existing(Vec<String>),
 }
 
-/// What [`init`] wrote.
-#[derive(Debug)]
+/// What [`init`] wrote (`weaver init -o json`'s document, with its schema version).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Initialized {
     /// The files written, relative to the repository, in the order written.
     pub written: Vec<PathBuf>,
@@ -64,7 +65,8 @@ pub struct Initialized {
     pub key_file: Option<NewKeyFile>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NewKeyFile {
     pub path: PathBuf,
     /// Whether it is sops's default key file, which weaver and sops read with no setting.

@@ -32,6 +32,14 @@ struct Receiver {
 
 impl Receiver {
     fn start(cluster: &TestCluster) -> Receiver {
+        let settings = weaver_controllers::gitops::webhook::Settings {
+            trusted_proxies: vec!["127.0.0.3".parse().unwrap()],
+            ..Default::default()
+        };
+        Receiver::start_with(cluster, settings)
+    }
+
+    fn start_with(cluster: &TestCluster, settings: weaver_controllers::gitops::webhook::Settings) -> Receiver {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let kubeconfig = cluster.kubeconfig().to_path_buf();
         let client = runtime.block_on(async {
@@ -44,9 +52,9 @@ impl Receiver {
         let (hooks, endpoints) = (listen(), listen());
         let addresses = (hooks.local_addr().unwrap(), endpoints.local_addr().unwrap());
         let metrics = telemetry.environmentsync.clone();
-        let limits = weaver_controllers::http::Limits::default();
+        let limits = settings.limits.clone();
         let webhook =
-            weaver_controllers::gitops::webhook::serve(hooks, limits.clone(), client, metrics, std::future::pending());
+            weaver_controllers::gitops::webhook::serve(hooks, settings, client, metrics, std::future::pending());
         runtime.spawn(webhook);
         runtime.spawn(weaver_controllers::endpoints::serve(endpoints, limits, telemetry, std::future::pending()));
         Receiver { runtime: Some(runtime), hooks: addresses.0, endpoints: addresses.1 }
@@ -279,10 +287,42 @@ fn a_client_failing_too_often_is_throttled_before_any_api_read() {
     let elsewhere = "127.0.0.2".parse().unwrap();
     let (status, body) = receiver.post_from(elsewhere, &format!("/hook/{ns}/shop"), &[("X-Gitlab-Token", TOKEN)], PUSH);
     assert_eq!(status, 202, "{body}");
+    // Behind a trusted proxy (127.0.0.3), the client is the one it forwards: the spent one is
+    // still throttled, another is not.
+    let proxy = "127.0.0.3".parse().unwrap();
+    let forwarded = |client: &'static str| [("X-Gitlab-Token", TOKEN), ("X-Forwarded-For", client)];
+    let (status, _) = receiver.post_from(proxy, &format!("/hook/{ns}/shop"), &forwarded("127.0.0.1"), PUSH);
+    assert_eq!(status, 429);
+    let (status, body) = receiver.post_from(proxy, &format!("/hook/{ns}/shop"), &forwarded("198.51.100.7"), PUSH);
+    assert_eq!(status, 202, "{body}");
     assert!(requested(&cluster, &shop).is_some());
 }
 
 /// The requests the fake API server received for `namespace`'s objects.
 fn reads_of(fake: &weaver_test_apiserver::TestApiServer, namespace: &str) -> usize {
     fake.requests().iter().filter(|request| request.path.contains(&format!("/namespaces/{namespace}/"))).count()
+}
+
+/// Bodies are read within a budget of bytes at once, whoever sends them: past it a request is
+/// answered 503 before its body is read (1,024 connections of 1 MiB bodies would be a GiB).
+#[test]
+fn bodies_past_the_budget_read_at_once_are_answered_busy() {
+    let (cluster, ns, _) = hooked(TOKEN);
+    let settings = weaver_controllers::gitops::webhook::Settings { bodies_in_flight: 1024, ..Default::default() };
+    let receiver = Receiver::start_with(&cluster, settings);
+    // One body of 1,000 bytes, of which 10 arrive: it holds the whole budget while it is read.
+    let mut slow = std::net::TcpStream::connect(receiver.hooks).unwrap();
+    let head = format!("POST /hook/{ns}/shop HTTP/1.1\r\nHost: weaver\r\nContent-Length: 1000\r\n\r\n0123456789");
+    slow.write_all(head.as_bytes()).unwrap();
+    let busy = common::eventually("the first body holding the budget", || {
+        let (status, body) = receiver.post(&format!("/hook/{ns}/shop"), &[("X-Gitlab-Token", TOKEN)], PUSH);
+        if status == 503 { Ok(body) } else { Err(format!("{status}: {body}")) }
+    });
+    assert!(busy.contains("try again later"), "{busy}");
+    drop(slow);
+    let accepted = common::eventually("the budget given back", || {
+        let (status, body) = receiver.post(&format!("/hook/{ns}/shop"), &[("X-Gitlab-Token", TOKEN)], PUSH);
+        if status == 202 { Ok(body) } else { Err(format!("{status}: {body}")) }
+    });
+    assert!(accepted.starts_with("accepted"));
 }

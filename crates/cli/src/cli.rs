@@ -464,6 +464,12 @@ pub struct OperatorRunArgs {
     /// reconcile of that EnvironmentSync now [default: not served]
     #[arg(long, value_name = "ADDR")]
     pub webhook_addr: Option<std::net::SocketAddr>,
+    /// The proxies in front of the webhook receiver (an Ingress controller's pods), as address
+    /// blocks (10.0.0.0/8,fd00::/8): from these peers the client's address, which the throttle of
+    /// unverified requests counts, is read from X-Forwarded-For [default: none; the peer is the
+    /// client]
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',', requires = "webhook_addr")]
+    pub webhook_trusted_proxies: Vec<weaver_controllers::proxy::Cidr>,
     /// Where to serve the web UI of the EnvironmentSyncs (`weaver ui`'s pages): users sign in
     /// with a token the API server accepts or, with --ui-oidc-issuer, at an OIDC provider, and
     /// see and do what RBAC lets them [default: not served]

@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod events;
 pub mod gitops;
 pub mod http;
+pub mod proxy;
 pub mod readiness;
 pub mod telemetry;
 pub mod tenant;

@@ -1,7 +1,8 @@
-//! Who a request comes from, behind a proxy: the sign-in rate limit counts attempts per client
-//! address, and behind an Ingress every request's peer is the Ingress controller. Only peers
-//! the operator named (`--ui-trusted-proxies`) are believed when they say, in
-//! `X-Forwarded-For`, whom they forward: anyone else could name a new address per attempt.
+//! Who a request comes from, behind a proxy: the UI's sign-in rate limit and the webhook
+//! receiver's throttle count per client address, and behind an Ingress every request's peer is
+//! the Ingress controller. Only peers the operator named (`--ui-trusted-proxies`,
+//! `--webhook-trusted-proxies`) are believed when they say, in `X-Forwarded-For`, whom they
+//! forward: anyone else could name a new address per attempt.
 
 use std::net::IpAddr;
 
@@ -15,7 +16,7 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    /// Parses `ADDRESS[/PREFIX]`, for `--ui-trusted-proxies`.
+    /// Parses `ADDRESS[/PREFIX]`, for `--ui-trusted-proxies` and `--webhook-trusted-proxies`.
     pub fn parse(text: &str) -> Result<Cidr, String> {
         let text = text.trim();
         let (address, prefix) = text.split_once('/').unwrap_or((text, ""));

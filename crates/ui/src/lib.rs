@@ -19,7 +19,7 @@ mod auth;
 mod http;
 mod oidc;
 mod pages;
-pub mod proxy;
+pub use weaver_controllers::proxy;
 mod view;
 
 use std::net::SocketAddr;

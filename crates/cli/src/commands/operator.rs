@@ -190,9 +190,14 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
             tracing::info!(%address, "receiving webhooks on POST /hook/NAMESPACE/NAME");
             // Every replica receives: an annotation is all it writes, the leader acts on it.
             let metrics = telemetry.environmentsync.clone();
+            let settings = weaver_controllers::gitops::webhook::Settings {
+                limits: limits.clone(),
+                trusted_proxies: args.webhook_trusted_proxies.clone(),
+                ..Default::default()
+            };
             let served = weaver_controllers::gitops::webhook::serve(
                 listener,
-                limits.clone(),
+                settings,
                 client.clone(),
                 metrics,
                 std::future::pending(),

@@ -9,7 +9,8 @@
 //! without `spec.webhook`, one whose Secret is missing and a wrong token all answer 401 with one
 //! body, none sooner than `UNVERIFIED_FLOOR` after its body arrived (the API reads that tell
 //! them apart take less), and a client that failed `FAILURE_BURST` times is answered 429 before
-//! any API read until it earns a try back (one a second).
+//! any API read until it earns a try back (one a second). Behind an Ingress the client is the one
+//! `X-Forwarded-For` names, from proxies the operator trusts (`--webhook-trusted-proxies`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -24,12 +25,14 @@ use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use kube::api::{Api, Patch, PatchParams};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 use super::api::EnvironmentSync;
 use super::plan::RECONCILE_REQUESTED_AT;
 use super::reconcile::{secret, value};
 use super::telemetry::Metrics;
 use crate::http::{BodyError, Limits, read_body, serve_with};
+use crate::proxy::{Cidr, client_address};
 use weaver_cluster::api_message;
 use weaver_secrets::hmac::HmacSha256;
 
@@ -68,6 +71,8 @@ enum Answer {
     TimedOut,
     /// The client failed too often lately.
     Throttled,
+    /// Too many bodies are being read at once.
+    Busy,
     /// The receiver could not do its part; the log says why.
     Failed,
 }
@@ -83,6 +88,7 @@ impl Answer {
             Answer::TooLarge => "too_large",
             Answer::TimedOut => "timed_out",
             Answer::Throttled => "throttled",
+            Answer::Busy => "busy",
             Answer::Failed => "failed",
         }
     }
@@ -97,6 +103,7 @@ impl Answer {
             Answer::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Answer::TimedOut => StatusCode::REQUEST_TIMEOUT,
             Answer::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            Answer::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Answer::Failed => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -114,6 +121,7 @@ impl Answer {
             Answer::TooLarge => "the body is over 1 MiB\n",
             Answer::TimedOut => "the body did not arrive in time\n",
             Answer::Throttled => "too many unverified requests from this address: try again later\n",
+            Answer::Busy => "the receiver is reading as many bodies as it will: try again later\n",
             Answer::Failed => "the receiver failed; the operator's log says why\n",
         }
     }
@@ -123,20 +131,47 @@ impl Answer {
 /// with `client`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    limits: Limits,
+    settings: Settings,
     client: kube::Client,
     metrics: Metrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let receiver = Arc::new(Receiver { client, metrics, failures: Failures::default(), limits: limits.clone() });
+    let limits = settings.limits.clone();
+    let receiver = Arc::new(Receiver {
+        client,
+        metrics,
+        failures: Failures::default(),
+        bodies: Arc::new(Semaphore::new(settings.bodies_in_flight.div_ceil(1024))),
+        settings,
+    });
     serve_with(listener, limits, move |request| answer(receiver.clone(), request), shutdown).await
+}
+
+/// How the receiver serves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub limits: Limits,
+    /// The proxies in front (an Ingress controller's pods) whose `X-Forwarded-For` names the
+    /// client the throttle counts; from any other peer, the peer is the client.
+    pub trusted_proxies: Vec<Cidr>,
+    /// The bytes of bodies read at once before any is verified (each counted as its declared
+    /// length, or `MAX_BODY`): past it a request is answered 503.
+    pub bodies_in_flight: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        // 64 MiB whatever the number of connections (1024 bodies of 1 MiB would be a GiB).
+        Settings { limits: Limits::default(), trusted_proxies: Vec::new(), bodies_in_flight: 64 << 20 }
+    }
 }
 
 struct Receiver {
     client: kube::Client,
     metrics: Metrics,
     failures: Failures,
-    limits: Limits,
+    bodies: Arc<Semaphore>,
+    settings: Settings,
 }
 
 async fn answer(receiver: Arc<Receiver>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -152,7 +187,7 @@ async fn answer(receiver: Arc<Receiver>, request: Request<Incoming>) -> Result<R
     if answer == Answer::MethodNotAllowed {
         response = response.header(ALLOW, "POST");
     }
-    if answer == Answer::Throttled {
+    if matches!(answer, Answer::Throttled | Answer::Busy) {
         response = response.header(RETRY_AFTER, FAILURE_REFILL.as_secs().max(1));
     }
     // A status and static headers always make a valid response.
@@ -170,13 +205,22 @@ async fn receive(receiver: &Receiver, request: Request<Incoming>) -> (Answer, Op
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return (Answer::TooLarge, None);
     }
-    let client_address = request.extensions().get::<SocketAddr>().map(SocketAddr::ip);
-    if client_address.is_some_and(|address| !receiver.failures.allows(address)) {
+    let peer = request.extensions().get::<SocketAddr>().map(SocketAddr::ip);
+    let client =
+        peer.map(|peer| throttled_as(client_address(peer, request.headers(), &receiver.settings.trusted_proxies)));
+    // A try is spent before any API read, and given back once the request verifies: requests
+    // at once from one client cannot all pass a check that counts only the ones finished.
+    if client.is_some_and(|client| !receiver.failures.take(client)) {
         return (Answer::Throttled, None);
     }
+    let kib = declared.map_or(MAX_BODY, |n| n as usize).div_ceil(1024).max(1);
+    let Ok(_reading) = receiver.bodies.clone().try_acquire_many_owned(kib as u32) else {
+        let busy = format!("{} KiB of bodies are being read already", receiver.settings.bodies_in_flight / 1024);
+        return (Answer::Busy, Some(busy));
+    };
     // The body first, whatever the target: its time is the client's, the same for every name.
     let (parts, body) = request.into_parts();
-    let body = match read_body(body, MAX_BODY, &receiver.limits).await {
+    let body = match read_body(body, MAX_BODY, &receiver.settings.limits).await {
         Ok(body) => body,
         Err(BodyError::TooLarge(_)) => return (Answer::TooLarge, None),
         Err(BodyError::TimedOut(_)) => return (Answer::TimedOut, None),
@@ -184,13 +228,28 @@ async fn receive(receiver: &Receiver, request: Request<Incoming>) -> (Answer, Op
     };
     let arrived = Instant::now();
     let (answer, why) = verify_and_request(&receiver.client, &namespace, &name, &parts.headers, &body).await;
-    if answer == Answer::Unauthorized {
-        if let Some(address) = client_address {
-            receiver.failures.failed(address);
+    match answer {
+        Answer::Accepted | Answer::Ping => {
+            if let Some(client) = client {
+                receiver.failures.give_back(client);
+            }
         }
-        tokio::time::sleep_until((arrived + UNVERIFIED_FLOOR).into()).await;
+        // An API read that failed may tell which namespaces the controller can read: no sooner.
+        _ => tokio::time::sleep_until((arrived + UNVERIFIED_FLOOR).into()).await,
     }
     (answer, why)
+}
+
+/// The address a client is throttled as: an IPv6 client by its /64, the block one host is
+/// usually given (a fresh address per request would be a fresh bucket).
+fn throttled_as(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+        v4 => v4,
+    }
 }
 
 /// Whether `headers` and `body` prove a push to EnvironmentSync `namespace`/`name`, and if so
@@ -278,12 +337,8 @@ impl Failures {
         (bucket.0 + earned).min(f64::from(FAILURE_BURST))
     }
 
-    fn allows(&self, client: IpAddr) -> bool {
-        let buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        buckets.get(&client).is_none_or(|bucket| Self::tries_left(bucket, Instant::now()) >= 1.0)
-    }
-
-    fn failed(&self, client: IpAddr) {
+    /// Spends one of `client`'s tries; false when none is left.
+    fn take(&self, client: IpAddr) -> bool {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if buckets.len() >= Self::MAX_CLIENTS && !buckets.contains_key(&client) {
@@ -293,7 +348,21 @@ impl Failures {
             }
         }
         let bucket = buckets.entry(client).or_insert((f64::from(FAILURE_BURST), now));
-        *bucket = ((Self::tries_left(bucket, now) - 1.0).max(0.0), now);
+        let left = Self::tries_left(bucket, now);
+        if left < 1.0 {
+            return false;
+        }
+        *bucket = (left - 1.0, now);
+        true
+    }
+
+    /// Gives back the try a request that verified spent.
+    fn give_back(&self, client: IpAddr) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(bucket) = buckets.get_mut(&client) {
+            *bucket = ((Self::tries_left(bucket, now) + 1.0).min(f64::from(FAILURE_BURST)), now);
+        }
     }
 }
 
@@ -363,17 +432,30 @@ mod tests {
         let failures = Failures::default();
         let (client, other): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         for _ in 0..FAILURE_BURST {
-            assert!(failures.allows(client));
-            failures.failed(client);
+            assert!(failures.take(client));
         }
-        assert!(!failures.allows(client), "the burst is spent");
-        assert!(failures.allows(other), "each address has its own");
+        assert!(!failures.take(client), "the burst is spent");
+        assert!(failures.take(other), "each address has its own");
+        // A request that verified gives its try back.
+        failures.give_back(client);
+        assert!(failures.take(client));
+        assert!(!failures.take(client));
         // Three refills later, three tries are back.
         let earlier = Instant::now() - FAILURE_REFILL * 3;
         failures.buckets.lock().unwrap().insert(client, (0.0, earlier));
         let left = Failures::tries_left(&failures.buckets.lock().unwrap()[&client], Instant::now());
         assert!((3.0..3.5).contains(&left), "{left}");
-        assert!(failures.allows(client));
+        assert!(failures.take(client));
+    }
+
+    #[test]
+    fn ipv6_clients_are_throttled_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(throttled_as(a), throttled_as(b));
+        assert_ne!(throttled_as(a), throttled_as(elsewhere));
+        assert_eq!(throttled_as("::ffff:192.0.2.7".parse().unwrap()), "192.0.2.7".parse::<IpAddr>().unwrap());
     }
 
     #[test]

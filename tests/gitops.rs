@@ -1868,6 +1868,48 @@ fn a_looping_template_is_stopped_at_spec_timeout_while_another_tenant_applies() 
     assert!(started.elapsed() < Duration::from_secs(45), "{:?}", started.elapsed());
 }
 
+/// spec.timeout bounds each environment's render from its own start: prod renders after dev's
+/// apply waited longer than spec.timeout for its lock, and is not cut off for it.
+#[test]
+fn spec_timeout_bounds_each_environment_s_render_not_the_whole_reconcile() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    let environment = |release: &str| {
+        format!(
+            "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: {release}\n    chart: app\n"
+        )
+    };
+    source.write("environments/dev.yaml", &environment("dev-app"));
+    source.write("environments/prod.yaml", &environment("prod-app"));
+    let commit = source.commit("dev and prod");
+    // Someone's apply holds dev's lock: dev's apply waits for it, past spec.timeout.
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    let held = json!({"holderIdentity": "alice@laptop pid 4242", "leaseDurationSeconds": 120, "acquireTime": now, "renewTime": now});
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                       "metadata": {"name": "weaver-lock-dev", "namespace": namespace}, "spec": held});
+    cluster.create(&lease);
+    let _controller = Controller::start(&cluster, None);
+    let fields = json!({"timeout": "2s", "interval": "1h", "retryInterval": "1h", "environments": ["dev", "prod"]});
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, fields));
+    cluster.create(&sync);
+    eventually("dev's apply waiting for the lock", || match ready(&get(&cluster, &sync)) {
+        Some((_, reason, message)) if reason == "Progressing" && message.contains("held by alice") => Ok(()),
+        other => Err(format!("Ready is {other:?}")),
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.merge_patch(&lease, &json!({"spec": {"holderIdentity": null}}), "alice");
+    let live = until_status(&cluster, &sync, "the reconcile's end", |live| {
+        ready(live).is_some_and(|(_, reason, _)| reason != "Progressing")
+    });
+    assert_eq!(ready(&live).unwrap().1, "ReconciliationSucceeded", "{}", live["status"]);
+    assert_eq!(live["status"]["lastAppliedRevision"], commit);
+    assert!(config_map(&cluster, &namespace, "prod-app").is_some());
+}
+
 /// SIGTERM in the middle of a tenant's render (its spec.timeout far off): the render stops, the
 /// status says why, and the replica exits well within the pod's grace period.
 #[test]

@@ -23,7 +23,6 @@ use super::status::{Done, ImagesUpdated, Outcome, Promoted, Pushed, Working, dri
 use super::telemetry::Metrics;
 use crate::tenant::{TenantError, Tenants};
 use weaver_cluster::{ClusterInfo, ConnectOptions, GivenCluster};
-use weaver_core::limits::RenderLimits;
 use weaver_engine::action::apply::{ApplyActionOptions, PlanCheck, Settings as ApplySettings};
 use weaver_engine::action::drift::{CorrectOptions, DriftOptions};
 use weaver_engine::action::fleet::{EnvironmentSelection, select_environments};
@@ -148,8 +147,6 @@ pub async fn reconcile(
     working: &(dyn Fn(Working) + Sync),
 ) -> Outcome {
     let namespace = sync.namespace().unwrap_or_default();
-    // spec.timeout bounds the whole reconcile's renders, from its start.
-    let limits = shared.renders.limits(spec.timeout, &shared.stopping);
     let failed = |reason, err: String, revision: Option<&str>| Outcome::Failed {
         reason,
         message: err,
@@ -272,7 +269,6 @@ pub async fn reconcile(
         stopping: &shared.stopping,
         tenant: &namespace,
         renders: &shared.renders,
-        limits,
     };
     let previous = sync.status.clone().unwrap_or_default();
     let earlier = |name: &str| previous.environments.iter().find(|e| e.name == name).cloned();
@@ -533,12 +529,10 @@ struct Run<'a> {
     /// How long the environment's lock stays held without renewal.
     lock_lease: Duration,
     /// The process is stopping: see [`Shared::stopping`].
-    stopping: &'a AtomicBool,
+    stopping: &'a Arc<AtomicBool>,
     /// The EnvironmentSync's namespace, whose renders take turns.
     tenant: &'a str,
     renders: &'a Renders,
-    /// Every render's bounds: the controller's, and `spec.timeout` from the reconcile's start.
-    limits: RenderLimits,
 }
 
 impl Run<'_> {
@@ -569,6 +563,9 @@ impl Run<'_> {
         }
     }
 
+    /// The options of one environment's render, from now: its own `spec.timeout` (its wait for
+    /// a turn included), as the API documents it, not what is left of the reconcile's after the
+    /// fetch and earlier environments' applies.
     fn render(&self, env: Environment) -> RenderOptions {
         RenderOptions {
             selection: self.selection(env),
@@ -577,7 +574,7 @@ impl Run<'_> {
             validate: weaver_validate::Mode::Strict,
             overrides: Default::default(),
             charts: Archives::Pulled(self.pulls.clone()),
-            limits: self.limits.clone(),
+            limits: self.renders.limits(self.spec.timeout, self.stopping),
         }
     }
 
@@ -679,7 +676,7 @@ impl Run<'_> {
         // The render in its tenant's turn; the apply after it (waiting for the lock, for
         // objects to be ready) lets others render.
         let offline = {
-            let _turn = self.renders.turn(self.tenant, &self.limits).await;
+            let _turn = self.renders.turn(self.tenant, &options.render.limits).await;
             // Logged: the status hears of it once the render is done (it shares this task).
             tracing::info!("{applying}: rendering");
             weaver_engine::action::blocking(|| weaver_engine::action::apply::render_offline(&options, cx))
@@ -747,7 +744,7 @@ impl Run<'_> {
             };
             let on = self.on();
             let cx = ActionContext { redactor: self.redactor, on: &on };
-            let turn = self.renders.turn(self.tenant, &self.limits).await;
+            let turn = self.renders.turn(self.tenant, &options.render.limits).await;
             let planned = weaver_engine::action::plan::plan(&options, cx).await;
             drop(turn);
             let planned = planned.map_err(|err| EnvironmentStatus {

@@ -1,6 +1,6 @@
 //! Tenants' renders, bounded. A tenant's repository is not trusted: its templates may loop or
 //! grow without end. Each render stops at its EnvironmentSync's `spec.timeout` (counted from
-//! the reconcile's start) and when the controller is told to stop, within the controller's
+//! the start of its environment's render) and when the controller is told to stop, within the controller's
 //! byte and step bounds; and renders take turns: one at a time per namespace, no more at once
 //! than the machine has cores, so one tenant's renders wait behind each other, not before
 //! another tenant's.
@@ -58,7 +58,7 @@ impl Renders {
         }
     }
 
-    /// The bounds of a reconcile's renders from now: `timeout` (its `spec.timeout`) and until
+    /// The bounds of an environment's render from now: `timeout` (its `spec.timeout`) and until
     /// `stopping` is set.
     pub fn limits(&self, timeout: Duration, stopping: &Arc<AtomicBool>) -> RenderLimits {
         RenderLimits { stopping: Some(stopping.clone()), ..self.limits.clone() }.with_timeout(timeout, "spec.timeout")

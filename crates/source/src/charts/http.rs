@@ -22,8 +22,12 @@ const MAX_BODY: u64 = 200 << 20;
 const MAX_TOKEN: u64 = 1 << 20;
 
 /// Token services on another host than their registry that receive its credentials without
-/// the user's `tokenRealms`: Docker Hub's (`docker login`'s password goes to auth.docker.io).
-const KNOWN_TOKEN_REALMS: &[(&str, &str)] = &[("https://registry-1.docker.io", "https://auth.docker.io")];
+/// the user's `tokenRealms`: Docker Hub's (`docker login`'s password goes to auth.docker.io)
+/// and GitLab.com's (registry.gitlab.com's realm is gitlab.com/jwt/auth).
+const KNOWN_TOKEN_REALMS: &[(&str, &str)] = &[
+    ("https://registry-1.docker.io", "https://auth.docker.io"),
+    ("https://registry.gitlab.com", "https://gitlab.com"),
+];
 
 /// What the machine says about a repository: `WEAVER_REPOSITORY_<NAME>_USERNAME`, `_PASSWORD`
 /// and `_CA_FILE` for a repository of `repositories:`, else the first entry of the credentials
@@ -561,6 +565,12 @@ impl Connection {
         if known || self.credentials.token_realms.iter().any(|allowed| trusted(allowed)) {
             return None;
         }
+        if self.anonymous {
+            // The controller's credentials are pull Secrets: no credentials file to opt in with.
+            return Some(format!(
+                "the credentials were not sent to its token service {realm_origin}, on another host than the registry: in the cluster, a pull Secret's password goes only to its registry's origin and the built-in token services (Docker Hub's, GitLab.com's); a Secret cannot name others"
+            ));
+        }
         Some(format!(
             "the credentials were not sent to its token service {realm_origin}, on another host than the registry: if that service is the registry's, name it in `tokenRealms` of the registry's entry in the credentials file (see docs/src/concepts/remote-charts.md)"
         ))
@@ -831,6 +841,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(hub.realm_refusal("https://auth.docker.io/token"), None, "Docker Hub's token service is its own");
+    }
+
+    #[test]
+    fn gitlab_s_token_service_is_built_in_and_the_cluster_s_refusal_names_no_credentials_file() {
+        let gitlab = Connection::open(
+            &Machine::anonymous(),
+            "oci://registry.gitlab.com/group/web",
+            None,
+            "https://registry.gitlab.com",
+        )
+        .unwrap();
+        assert_eq!(gitlab.realm_refusal("https://gitlab.com/jwt/auth"), None, "GitLab.com's token service is its own");
+        // In the cluster there is no credentials file: the refusal does not send the user to one.
+        let held = registry_login::HeldConfig::parse(
+            "Secret team/regcred",
+            br#"{"auths": {"reg.example": {"auth": "cHVsbGVyOnA0c3M="}}}"#,
+        )
+        .unwrap();
+        let machine = Machine::held(vec![held]);
+        let cluster = Connection::open(&machine, "oci://reg.example/shop/web", None, "https://reg.example").unwrap();
+        let refusal = cluster.realm_refusal("https://auth.example/token").unwrap();
+        assert!(refusal.contains("in the cluster, a pull Secret's password goes only to"), "{refusal}");
+        assert!(!refusal.contains("tokenRealms") && !refusal.contains("credentials file"), "{refusal}");
     }
 
     #[test]

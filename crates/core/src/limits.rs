@@ -97,7 +97,7 @@ fn too_large(bound: &Bound<usize>, what: &str, release: &str) -> Error {
 }
 
 /// `20s`, `1m30s`, `250ms`: a duration as the settings are written.
-fn humantime(duration: Duration) -> String {
+pub fn humantime(duration: Duration) -> String {
     let (secs, millis) = (duration.as_secs(), duration.subsec_millis());
     match (secs / 60, secs % 60, millis) {
         (0, 0, ms) => format!("{ms}ms"),

@@ -299,6 +299,11 @@ impl Run<'_> {
         if !release.installed {
             return Ok(rendered(false, None, Vec::new(), Vec::new()));
         }
+        // Checked before each release: a kustomization's, values' and validation's work sees no
+        // template's check, and must not run past the render's time.
+        if let Some(why) = secrets.limits.stop_reason() {
+            return Err(secrets.limits.stopped(&release.name, why));
+        }
         if let Some(dir) = &release.kustomize {
             let manifests = render_kustomization(project, release, dir, secrets)?;
             return Ok(rendered(true, None, manifests, Vec::new()));
@@ -555,6 +560,17 @@ mod tests {
             assert_eq!(unbounded, json!({"list": "0,1,2", "lengths": "33 32 31 4"}));
             let deadline = RenderLimits::default().with_timeout(Duration::from_secs(60), "spec.timeout");
             assert_eq!(data(deadline), unbounded);
+        }
+
+        #[test]
+        fn a_release_whose_render_time_is_up_does_not_start() {
+            // No template: nothing but the check before each release sees the deadline.
+            let repo = repository(&[ENVIRONMENT, ("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n")]);
+            let limits = RenderLimits::default().with_timeout(Duration::ZERO, "spec.timeout");
+            let err = render_dev(&repo, limits).unwrap_err();
+            assert_eq!(err.message, "rendering stopped: rendering took longer than its limit of 0ms (spec.timeout)");
+            assert!(err.help.unwrap().starts_with("release `loop`: "));
+            assert!(render_dev(&repo, RenderLimits::default()).is_ok());
         }
 
         #[test]

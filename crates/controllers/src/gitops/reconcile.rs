@@ -675,12 +675,13 @@ impl Run<'_> {
         let mut status = EnvironmentStatus { name, ..Default::default() };
         // The render in its tenant's turn; the apply after it (waiting for the lock, for
         // objects to be ready) lets others render.
-        let offline = {
-            let _turn = self.renders.turn(self.tenant, &options.render.limits).await;
+        let offline = async {
+            let _turn = self.renders.turn(self.tenant, &status.name, &options.render.limits).await?;
             // Logged: the status hears of it once the render is done (it shares this task).
             tracing::info!("{applying}: rendering");
             weaver_engine::action::blocking(|| weaver_engine::action::apply::render_offline(&options, cx))
-        };
+        }
+        .await;
         let applied = match offline {
             Ok(offline) => {
                 let applying = weaver_engine::action::apply::apply_rendered(&options, offline, cx, &interrupted);
@@ -744,9 +745,11 @@ impl Run<'_> {
             };
             let on = self.on();
             let cx = ActionContext { redactor: self.redactor, on: &on };
-            let turn = self.renders.turn(self.tenant, &options.render.limits).await;
-            let planned = weaver_engine::action::plan::plan(&options, cx).await;
-            drop(turn);
+            let planned = async {
+                let _turn = self.renders.turn(self.tenant, &env.name, &options.render.limits).await?;
+                weaver_engine::action::plan::plan(&options, cx).await
+            }
+            .await;
             let planned = planned.map_err(|err| EnvironmentStatus {
                 name: env.name.clone(),
                 result: "Failed".into(),

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use weaver_core::limits::{Bound, RenderLimits};
+use weaver_core::error::Error;
+use weaver_core::limits::{Bound, RenderLimits, humantime};
 
 /// The most bytes one release of a tenant renders, unless `--max-rendered-bytes` says otherwise.
 pub const MAX_RENDERED_BYTES: usize = 64 << 20;
@@ -64,10 +65,10 @@ impl Renders {
         RenderLimits { stopping: Some(stopping.clone()), ..self.limits.clone() }.with_timeout(timeout, "spec.timeout")
     }
 
-    /// Waits for a turn to render for `tenant` (a namespace): after its own renders under way,
-    /// then for a free core; None once the deadline of `limits` passed, when the render stops
-    /// at its first check (a reconcile does not hold its slot waiting past its timeout).
-    pub async fn turn(&self, tenant: &str, limits: &RenderLimits) -> Option<Turn> {
+    /// Waits for a turn to render `environment` for `tenant` (a namespace): after its own
+    /// renders under way, then for a free core; an error once the deadline of `limits` passed,
+    /// so that a render neither holds its slot waiting past its timeout nor runs without a turn.
+    pub async fn turn(&self, tenant: &str, environment: &str, limits: &RenderLimits) -> Result<Turn, Error> {
         let own = {
             let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
             tenants.entry(tenant.to_string()).or_insert_with(|| Arc::new(Semaphore::new(1))).clone()
@@ -77,10 +78,19 @@ impl Renders {
             let all = self.all.clone().acquire_owned().await.expect("the renders' semaphore is never closed");
             Turn { _tenant: own, _all: all }
         };
-        match &limits.deadline {
-            Some((at, _)) => tokio::time::timeout_at((*at).into(), waiting).await.ok(),
-            None => Some(waiting.await),
-        }
+        let Some((at, bound)) = &limits.deadline else { return Ok(waiting.await) };
+        tokio::time::timeout_at((*at).into(), waiting).await.map_err(|_| {
+            Error::new(format!(
+                "rendering stopped: environment `{environment}` had no turn to render within its limit of {} ({})",
+                humantime(bound.value),
+                bound.setting
+            ))
+            .with_help(format!(
+                "namespace `{tenant}` renders one environment at a time and the others took the time; \
+                 raise {} if none of them loops",
+                bound.setting
+            ))
+        })
     }
 }
 
@@ -99,26 +109,32 @@ mod tests {
     async fn a_tenant_renders_one_at_a_time_and_another_tenant_does_not_wait_for_it() {
         let renders = Renders::new(RenderLimits::default(), 2);
         let unbounded = RenderLimits::default();
-        let first = renders.turn("team-a", &unbounded).await;
-        let waits = tokio::time::timeout(Duration::from_millis(50), renders.turn("team-a", &unbounded)).await;
+        let first = renders.turn("team-a", "dev", &unbounded).await;
+        let waits = tokio::time::timeout(Duration::from_millis(50), renders.turn("team-a", "dev", &unbounded)).await;
         assert!(waits.is_err(), "a second render of team-a went before the first ended");
-        let other = tokio::time::timeout(Duration::from_secs(5), renders.turn("team-b", &unbounded)).await;
-        assert!(other.is_ok_and(|turn| turn.is_some()), "team-b waited for team-a");
+        let other = tokio::time::timeout(Duration::from_secs(5), renders.turn("team-b", "dev", &unbounded)).await;
+        assert!(other.is_ok_and(|turn| turn.is_ok()), "team-b waited for team-a");
         drop(first);
-        let next = tokio::time::timeout(Duration::from_secs(5), renders.turn("team-a", &unbounded)).await;
-        assert!(next.is_ok_and(|turn| turn.is_some()), "team-a's next render did not go once its first ended");
+        let next = tokio::time::timeout(Duration::from_secs(5), renders.turn("team-a", "dev", &unbounded)).await;
+        assert!(next.is_ok_and(|turn| turn.is_ok()), "team-a's next render did not go once its first ended");
     }
 
     #[tokio::test]
     async fn no_more_renders_at_once_than_allowed_and_none_waits_past_its_deadline() {
         let renders = Renders::new(RenderLimits::default(), 1);
-        let _first = renders.turn("team-a", &RenderLimits::default()).await;
+        let _first = renders.turn("team-a", "dev", &RenderLimits::default()).await;
         let waits =
-            tokio::time::timeout(Duration::from_millis(50), renders.turn("team-b", &RenderLimits::default())).await;
+            tokio::time::timeout(Duration::from_millis(50), renders.turn("team-b", "dev", &RenderLimits::default()))
+                .await;
         assert!(waits.is_err(), "two renders at once where one is allowed");
         let bounded = RenderLimits::default().with_timeout(Duration::from_millis(100), "spec.timeout");
-        let late = tokio::time::timeout(Duration::from_secs(5), renders.turn("team-b", &bounded)).await;
-        assert!(late.is_ok_and(|turn| turn.is_none()), "waited past its deadline");
+        let late = tokio::time::timeout(Duration::from_secs(5), renders.turn("team-b", "prod", &bounded)).await;
+        let Ok(Err(err)) = late else { panic!("waited past its deadline, or had a turn") };
+        assert_eq!(
+            err.message,
+            "rendering stopped: environment `prod` had no turn to render within its limit of 100ms (spec.timeout)"
+        );
+        assert!(err.help.unwrap().contains("namespace `team-b`"));
     }
 
     #[test]

@@ -131,11 +131,13 @@ fn check_names_a_missing_crd_a_controller_not_ready_and_an_account_lacking_a_ver
         "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": ns}]});
     cluster.apply(&[role, binding], MANAGER);
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    cluster.create(&json!({
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "configmapsync-operator", "namespace": ns},
-        "spec": {"holderIdentity": "weaver-0", "renewTime": now, "leaseDurationSeconds": 60},
-    }));
+    for (lease, holder) in [("configmapsync-operator", "weaver-0"), ("configmapsync-operator-b", "weaver-b-0")] {
+        cluster.create(&json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": lease, "namespace": ns},
+            "spec": {"holderIdentity": holder, "renewTime": now, "leaseDurationSeconds": 60},
+        }));
+    }
     let Some(fake) = cluster.fake("a ready controller Deployment (a real cluster's needs a node and weaver's image)")
     else {
         return;
@@ -153,6 +155,7 @@ fn check_names_a_missing_crd_a_controller_not_ready_and_an_account_lacking_a_ver
     assert_eq!(code, 0, "{out}");
     assert!(finding(&out, &format!("controller/{ns}/weaver:")).contains("1/1 replicas ready"), "{out}");
     assert!(finding(&out, "leader:").contains("weaver-0, renewed"), "{out}");
+    assert!(finding(&out, "leader/configmapsync-operator-b:").contains("weaver-b-0, renewed"), "a shard's: {out}");
     assert!(finding(&out, &format!("service/{ns}/weaver-webhook:")).contains("1 ready endpoint"), "{out}");
     assert!(finding(&out, &format!("environmentsync/{ns}/shop:")).starts_with('✔'), "{out}");
     assert!(out.ends_with("all checks passed\n"), "{out}");

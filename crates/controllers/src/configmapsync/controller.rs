@@ -38,7 +38,7 @@ use weaver_cluster::{Access, api_message};
 /// Deletes every target before its ConfigMapSync goes.
 pub const FINALIZER: &str = "weaver.example.com/configmapsync";
 /// The field manager and event reporter.
-pub const CONTROLLER_NAME: &str = "configmapsync-operator";
+pub const CONTROLLER_NAME: &str = weaver_api::OPERATOR_NAME;
 /// What the controller's cache holds, as `/readyz` names it.
 const CACHE: &str = "ConfigMapSync";
 /// Even without events, every ConfigMapSync is looked at this often (missed events, expired

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde_json::Value;
 
+use weaver_api::OPERATOR_NAME;
 use weaver_api::environment_sync::EnvironmentSync;
 use weaver_cluster::{Access, Cluster, ConnectOptions, ListTarget, ManagedFields, Question, Readiness, Subject};
 use weaver_core::error::Result;
@@ -24,9 +25,10 @@ pub const CLOCK_TOLERANCE: jiff::SignedDuration = jiff::SignedDuration::from_sec
 /// The CRDs of the in-cluster half.
 pub const CRDS: [&str; 2] = ["environmentsyncs.weaver.example.com", "configmapsyncs.weaver.example.com"];
 
-/// The label the chart puts on the controller's objects, and the leader Lease's name.
-const CONTROLLER_LABEL: &str = "app.kubernetes.io/name=configmapsync-operator";
-const LEADER_LEASE: &str = "configmapsync-operator";
+/// The label the chart puts on the controller's objects.
+fn controller_label() -> String {
+    format!("app.kubernetes.io/name={OPERATOR_NAME}")
+}
 
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -75,13 +77,14 @@ impl Checked {
 
 pub async fn check(options: &CheckOptions) -> Result<Checked> {
     let cluster = Cluster::connect(&options.connect).await?;
-    let mut findings = vec![server_version(&cluster).await?, clock(&cluster).await?];
+    let offset = cluster.clock_offset().await?;
+    let mut findings = vec![server_version(&cluster).await?, clock(offset)];
     if options.pre {
         findings.extend(install_rights(&cluster, &options.namespace).await?);
         return Ok(Checked { findings });
     }
     findings.extend(crds(&cluster).await?);
-    findings.extend(controller(&cluster, &options.namespace).await?);
+    findings.extend(controller(&cluster, &options.namespace, offset).await?);
     findings.extend(tenants(&cluster).await?);
     Ok(Checked { findings })
 }
@@ -100,8 +103,8 @@ async fn server_version(cluster: &Cluster) -> Result<Finding> {
     })
 }
 
-async fn clock(cluster: &Cluster) -> Result<Finding> {
-    Ok(match cluster.clock_offset().await? {
+fn clock(offset: Option<jiff::SignedDuration>) -> Finding {
+    match offset {
         None => Finding::ok("clock", "the API server sent no Date: not compared"),
         Some(offset) if offset.abs() > CLOCK_TOLERANCE => Finding::failed(
             "clock",
@@ -109,7 +112,7 @@ async fn clock(cluster: &Cluster) -> Result<Finding> {
             "synchronise the clocks (NTP): Leases held by the apply lock and the leader compare their times",
         ),
         Some(offset) => Finding::ok("clock", format!("within {}s of the API server's", offset.abs().as_secs())),
-    })
+    }
 }
 
 fn ahead_or_behind(offset: jiff::SignedDuration) -> String {
@@ -193,11 +196,12 @@ async fn crds(cluster: &Cluster) -> Result<Vec<Finding>> {
     Ok(findings)
 }
 
-async fn controller(cluster: &Cluster, namespace: &str) -> Result<Vec<Finding>> {
-    let deployments = list(cluster, "apps/v1", "Deployment", Some(namespace), CONTROLLER_LABEL).await?;
+async fn controller(cluster: &Cluster, namespace: &str, offset: Option<jiff::SignedDuration>) -> Result<Vec<Finding>> {
+    let label = controller_label();
+    let deployments = list(cluster, "apps/v1", "Deployment", Some(namespace), &label).await?;
     let install = "install it: `helm install` of the chart, or `weaver apply` of the environment that has it";
     if deployments.is_empty() {
-        let detail = format!("no Deployment labelled {CONTROLLER_LABEL} in namespace {namespace}");
+        let detail = format!("no Deployment labelled {label} in namespace {namespace}");
         return Ok(vec![Finding::failed("controller", detail, format!("{install}; or give its namespace with -n"))]);
     }
     let mut findings = Vec::new();
@@ -215,36 +219,53 @@ async fn controller(cluster: &Cluster, namespace: &str) -> Result<Vec<Finding>> 
             ),
         });
     }
-    findings.push(leader(cluster, namespace).await?);
-    for service in list(cluster, "v1", "Service", Some(namespace), CONTROLLER_LABEL).await? {
+    findings.extend(leaders(cluster, namespace, offset).await?);
+    for service in list(cluster, "v1", "Service", Some(namespace), &label).await? {
         findings.push(service_endpoints(cluster, namespace, &service).await?);
     }
     Ok(findings)
 }
 
-/// The leader Lease: held, and renewed within its duration.
-async fn leader(cluster: &Cluster, namespace: &str) -> Result<Finding> {
-    let served = cluster
-        .resolve("coordination.k8s.io/v1", "Lease")
-        .map_err(|_| weaver_core::Error::new("the API server serves no coordination.k8s.io/v1 Leases"))?;
-    let lease = cluster.get(&served, Some(namespace), LEADER_LEASE).await?;
-    let spec = lease.as_ref().map(|lease| &lease["spec"]);
-    let holder = spec.and_then(|spec| spec["holderIdentity"].as_str()).filter(|holder| !holder.is_empty());
-    let renewed =
-        spec.and_then(|spec| spec["renewTime"].as_str()).and_then(|time| time.parse::<jiff::Timestamp>().ok());
-    let duration = spec.and_then(|spec| spec["leaseDurationSeconds"].as_i64()).unwrap_or(15);
-    let fix = format!("the controller's Pods' logs say why no replica leads (Lease {namespace}/{LEADER_LEASE})");
-    Ok(match (holder, renewed) {
-        (Some(holder), Some(renewed)) => {
-            let since = renewed.duration_until(jiff::Timestamp::now()).as_secs().max(0);
-            if since > duration {
-                Finding::failed("leader", format!("{holder} last renewed {since}s ago, past its {duration}s"), fix)
-            } else {
-                Finding::ok("leader", format!("{holder}, renewed {since}s ago"))
+/// The leader Leases (the operator's, and each shard's `<name>-<shard>`): held, and renewed
+/// within their duration by the API server's clock.
+async fn leaders(cluster: &Cluster, namespace: &str, offset: Option<jiff::SignedDuration>) -> Result<Vec<Finding>> {
+    let leases = list(cluster, "coordination.k8s.io/v1", "Lease", Some(namespace), "").await?;
+    let shard_prefix = format!("{OPERATOR_NAME}-");
+    let ours: Vec<&Value> = leases
+        .iter()
+        .filter(|lease| {
+            let name = lease.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            name == OPERATOR_NAME || name.starts_with(&shard_prefix)
+        })
+        .collect();
+    let fix = |name: &str| format!("the controller's Pods' logs say why no replica leads (Lease {namespace}/{name})");
+    if ours.is_empty() {
+        return Ok(vec![Finding::failed("leader", "no replica holds the leader Lease", fix(OPERATOR_NAME))]);
+    }
+    let server_now = jiff::Timestamp::now() + offset.unwrap_or_default();
+    Ok(ours
+        .into_iter()
+        .map(|lease| {
+            let name = lease.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            let subject = if name == OPERATOR_NAME { "leader".to_string() } else { format!("leader/{name}") };
+            let spec = &lease["spec"];
+            let holder = spec["holderIdentity"].as_str().filter(|holder| !holder.is_empty());
+            let renewed = spec["renewTime"].as_str().and_then(|time| time.parse::<jiff::Timestamp>().ok());
+            let duration = spec["leaseDurationSeconds"].as_i64().unwrap_or(15);
+            match (holder, renewed) {
+                (Some(holder), Some(renewed)) => {
+                    let since = renewed.duration_until(server_now).as_secs().max(0);
+                    if since > duration {
+                        let detail = format!("{holder} last renewed {since}s ago, past its {duration}s");
+                        Finding::failed(subject, detail, fix(name))
+                    } else {
+                        Finding::ok(subject, format!("{holder}, renewed {since}s ago"))
+                    }
+                }
+                _ => Finding::failed(subject, "no replica holds the leader Lease", fix(name)),
             }
-        }
-        _ => Finding::failed("leader", "no replica holds the leader Lease", fix),
-    })
+        })
+        .collect())
 }
 
 /// A Service of the controller (webhook, UI, metrics): some endpoint ready behind it.
@@ -288,6 +309,7 @@ async fn tenants(cluster: &Cluster) -> Result<Vec<Finding>> {
         let account = sync.spec.service_account_name.clone().unwrap_or_else(|| "default".into());
         let subject = Subject::service_account(&namespace, &account);
         let mut lacking = Vec::new();
+        let mut unanswered = None;
         for (field, secret) in named_secrets(&sync) {
             let question = Question {
                 verb: "get",
@@ -296,17 +318,26 @@ async fn tenants(cluster: &Cluster) -> Result<Vec<Finding>> {
                 namespace: namespace.clone(),
                 name: secret.clone(),
             };
-            let allowed = access.may(&subject, &question).await.map_err(|err| {
-                weaver_core::Error::new(format!(
-                    "asking whether ServiceAccount {namespace}/{account} may get Secret {secret}: {}",
-                    weaver_cluster::api_message(&err)
-                ))
-            })?;
+            let allowed = match access.may(&subject, &question).await {
+                Ok(allowed) => allowed,
+                Err(err) => {
+                    unanswered = Some(weaver_cluster::api_message(&err));
+                    break;
+                }
+            };
             if !allowed {
                 lacking.push(format!("get on Secret {secret} ({field})"));
             }
         }
         let what = format!("environmentsync/{namespace}/{name}");
+        if let Some(why) = unanswered {
+            findings.push(Finding::failed(
+                what,
+                format!("the API server did not say what ServiceAccount {namespace}/{account} may do: {why}"),
+                "weaver check asks SubjectAccessReviews: give your identity create on subjectaccessreviews",
+            ));
+            continue;
+        }
         findings.push(match lacking.is_empty() {
             true => Finding::ok(what, format!("ServiceAccount {account} may read the Secrets it names")),
             false => Finding::failed(
@@ -334,6 +365,9 @@ fn named_secrets(sync: &EnvironmentSync) -> Vec<(&'static str, String)> {
     }
     if let Some(kube_config) = &spec.kube_config {
         named.push(("spec.kubeConfig.secretRef", kube_config.secret_ref.name.clone()));
+    }
+    if let Some(updates) = &spec.image_updates {
+        named.extend(updates.pull_secrets.iter().map(|secret| ("spec.imageUpdates.pullSecrets", secret.name.clone())));
     }
     named
 }

@@ -47,7 +47,8 @@ pub struct InitOptions {
 
 /// Where the repository's age recipient comes from.
 pub enum KeyChoice {
-    /// A new key, written to this file; `None`: [`default_key_file`].
+    /// A new key, written to this file; `None`: sops's key file when there is none yet, else a
+    /// file of weaver's beside it.
     New(Option<PathBuf>),
     /// No new key: encrypt to these recipients (each `age1…`), whose keys the user holds.
     Existing(Vec<String>),
@@ -158,7 +159,7 @@ fn check_environment_name(name: &str) -> Result<()> {
 /// sops's key file (`$XDG_CONFIG_HOME/sops/age/keys.txt`, else `~/.config/sops/age/keys.txt`)
 /// when there is none yet; else, since a user's key file is never changed,
 /// `…/weaver/age/<the repository's directory name>.txt` beside it.
-pub fn default_key_file(dir: &Path) -> Result<(PathBuf, bool)> {
+fn default_key_file(dir: &Path) -> Result<(PathBuf, bool)> {
     let config = secrets::config_dir(|name| std::env::var_os(name)).ok_or_else(|| {
         Error::new("no place for the new age key: neither XDG_CONFIG_HOME nor HOME is set")
             .with_help("give it one with --key-file PATH, outside the repository")
@@ -198,7 +199,7 @@ fn check_key_file(path: &Path, dir: &Path, what: &str) -> Result<()> {
 /// it, so that the rules written are the ones that work.
 fn encrypted_secrets(sops_yaml: &str, dir: &Path, file: &Path, plain: &str) -> Result<String> {
     let absolute = |path: &Path| std::path::absolute(dir.join(path)).map_err(|err| Error::io("resolve path", dir, err));
-    let rules = CreationRules::parse(&absolute(Path::new(".sops.yaml"))?, sops_yaml)?;
+    let rules = CreationRules::parse(&absolute(Path::new(SOPS_RULES.0))?, sops_yaml)?;
     let settings = secrets::encryption_settings(&absolute(file)?, Some(&rules), &[])?;
     let password = secrets::random_password(PASSWORD_LENGTH);
     let plain = Document::parse(file, &plain.replace("@PASSWORD@", password.expose_secret()))?;

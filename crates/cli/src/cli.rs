@@ -1229,6 +1229,10 @@ pub struct HttpLimitArgs {
     /// How long a request's body may take to arrive
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub http_body_timeout: std::time::Duration,
+    /// How long an answer may wait for the client to read more of it before the connection is
+    /// closed
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub http_write_timeout: std::time::Duration,
     /// The largest request header, request line included (answered 431 past it)
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8192..=1024 * 1024))]
     pub http_max_header_bytes: usize,
@@ -1241,6 +1245,7 @@ impl HttpLimitArgs {
             max_connections_per_client: self.http_max_connections_per_client,
             header_timeout: self.http_header_timeout,
             body_timeout: self.http_body_timeout,
+            write_timeout: self.http_write_timeout,
             max_header_bytes: self.http_max_header_bytes,
         }
     }

@@ -4,13 +4,17 @@
 //! (which also closes idle keep-alive connections), a header is at most `max_header_bytes`, a body
 //! is read within `body_timeout`, and connections are bounded per server and per client address,
 //! so that a flood of one port cannot take the process's descriptors or memory from the others
-//! (the kubelet's probes have a listener of their own). hyper offers the timeouts and sizes;
+//! (the kubelet's probes have a listener of their own), and an answer the client does not read
+//! is given up after `write_timeout`. hyper offers the timeouts and sizes;
 //! neither hyper-util nor tower bounds connections at `accept`, so that part is here.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -19,6 +23,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// What one server lets its peers cost. The defaults fit a controller's ports: a git host's
 /// deliveries, a team's browsers behind one Ingress, a kubelet and a Prometheus.
@@ -33,6 +38,9 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// How long a request's body may take to arrive whole.
     pub body_timeout: Duration,
+    /// How long an answer may wait for the client to take more of it (one that never reads
+    /// would hold its connection, and the answer's memory, for ever).
+    pub write_timeout: Duration,
     /// The largest request header, request line included (answered 431 past it).
     pub max_header_bytes: usize,
 }
@@ -44,6 +52,7 @@ impl Default for Limits {
             max_connections_per_client: 256,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
             // hyper refuses less than 8 KiB; browsers send a few KiB of cookies at most.
             max_header_bytes: 16 * 1024,
         }
@@ -101,6 +110,7 @@ pub async fn serve_with<A, F>(
             request.extensions_mut().insert(peer);
             answer(request)
         });
+        let stream = WriteTimeout::new(stream, limits.write_timeout);
         let connection = http.serve_connection(TokioIo::new(stream), service);
         tokio::spawn(async move {
             let _ = connection.await;
@@ -128,6 +138,72 @@ pub async fn read_body(body: Incoming, max: usize, limits: &Limits) -> Result<By
         Ok(Ok(body)) => Ok(body.to_bytes()),
         Ok(Err(err)) if err.is::<LengthLimitError>() => Err(BodyError::TooLarge(max)),
         Ok(Err(err)) => Err(BodyError::Failed(err.to_string())),
+    }
+}
+
+/// A connection whose writes fail once one has waited `timeout` for the client to read.
+struct WriteTimeout {
+    stream: tokio::net::TcpStream,
+    timeout: Duration,
+    /// Started when a write first found the client's window full.
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WriteTimeout {
+    fn new(stream: tokio::net::TcpStream, timeout: Duration) -> WriteTimeout {
+        WriteTimeout { stream, timeout, waiting: None }
+    }
+
+    /// `written`, or a timeout once writes have waited too long.
+    fn timed<T>(&mut self, cx: &mut Context<'_>, written: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if written.is_ready() {
+            self.waiting = None;
+            return written;
+        }
+        let timeout = self.timeout;
+        let waiting = self.waiting.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match waiting.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client read nothing of the answer for {timeout:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for WriteTimeout {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteTimeout {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.timed(cx, written)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.timed(cx, written)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let flushed = Pin::new(&mut self.stream).poll_flush(cx);
+        self.timed(cx, flushed)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

@@ -214,3 +214,34 @@ fn two_thousand_headers_of_390_kb_never_finished_cost_little_memory() {
     assert!(grown < 64 << 20, "the resident set grew {} MiB under the flood", grown >> 20);
     assert_eq!(get(servers.flooded, "/", Duration::from_secs(2)).unwrap(), "HTTP/1.1 200 OK", "it still serves");
 }
+
+#[test]
+fn an_answer_the_client_never_reads_is_given_up_after_the_write_timeout() {
+    let _one = one_at_a_time();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let address = listener.local_addr().unwrap();
+    // 64 MiB: far more than the kernel's socket buffers hold for a client that does not read.
+    let answer_body = Bytes::from(vec![b'x'; 64 << 20]);
+    let answer = move |_: Request<Incoming>| {
+        let body = answer_body.clone();
+        async move { Ok::<_, std::convert::Infallible>(Response::new(Full::new(body))) }
+    };
+    let limits = Limits { write_timeout: Duration::from_secs(1), ..Limits::default() };
+    runtime.spawn(serve_with(listener, limits, answer, std::future::pending()));
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // The client reads nothing for three write timeouts, then all there is.
+    std::thread::sleep(Duration::from_secs(3));
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut read = 0;
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    runtime.shutdown_background();
+    assert!(read < 64 << 20, "the whole answer waited for the client: {read} bytes");
+}

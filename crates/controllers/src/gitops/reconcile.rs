@@ -745,9 +745,13 @@ impl Run<'_> {
             };
             let on = self.on();
             let cx = ActionContext { redactor: self.redactor, on: &on };
+            // The render in its tenant's turn; the plan's API requests after it let others render.
             let planned = async {
-                let _turn = self.renders.turn(self.tenant, &env.name, &options.render.limits).await?;
-                weaver_engine::action::plan::plan(&options, cx).await
+                let offline = {
+                    let _turn = self.renders.turn(self.tenant, &env.name, &options.render.limits).await?;
+                    weaver_engine::action::blocking(|| weaver_engine::action::plan::render_offline(&options, cx))?
+                };
+                weaver_engine::action::plan::plan_rendered(&options, offline, cx).await
             }
             .await;
             let planned = planned.map_err(|err| EnvironmentStatus {

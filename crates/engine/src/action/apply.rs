@@ -105,12 +105,12 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
     apply_rendered(options, offline, cx, interrupted).await
 }
 
-/// What an apply renders before it connects: the environment decrypted and rendered offline.
-/// A fleet apply renders every environment so, before it writes anything, to refuse two that
-/// would own one object.
+/// What an apply (or a plan, [`super::plan::render_offline`]) renders before it connects: the
+/// environment decrypted and rendered offline. A fleet apply renders every environment so,
+/// before it writes anything, to refuse two that would own one object.
 pub struct RenderedOffline {
-    prepared: super::render::Prepared,
-    desired: Desired,
+    pub(super) prepared: super::render::Prepared,
+    pub(super) desired: Desired,
 }
 
 impl RenderedOffline {

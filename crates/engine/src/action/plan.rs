@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::apply::RenderedOffline;
 use super::judgments::Judgments;
 use super::removed::removed_releases;
-use super::render::{Desired, Offline, Quotes, RenderOptions, prepare};
+use super::render::{Desired, Offline, Prepared, Quotes, RenderOptions, prepare};
 use super::renders::Renders;
 use super::{Context, blocking, connect_sharing, phase, tell_retries};
 use weaver_cluster::observe::{Live, Unlabelled, dry_run_apply, observe_helm, observe_reusing};
@@ -132,35 +133,67 @@ pub async fn plan_observing(
                 Some(offline) => offline,
                 None => blocking(|| prepared.render(Offline::BeforeCluster, cx.on))?,
             };
-            let servers = options.servers.as_ref();
-            let cluster =
-                connect_sharing(connect_options.clone(), servers, &offline.env, "comparing with", cx.on).await?;
-            let Desired { env, mut rendered, looked_up, .. } =
-                prepared.for_cluster(offline, &cluster, options.concurrency, cx.on).await?;
-            let server_version = prepared.server_version(&rendered, &cluster).await?;
-            prepared.warn_removed(&rendered, server_version.as_deref(), cx.on);
-            let search = &options.prune_releases;
-            let removed = removed_releases(&cluster, &env, &rendered.releases, cx.redactor, search, cx.on).await?;
-            rendered.releases.extend(removed);
-            let started = Instant::now();
-            let unlabelled: Unlabelled = looked_up.iter().map(|(t, listing)| (t.clone(), &listing.items[..])).collect();
-            let mut live =
-                observe_reusing(&cluster, &mut rendered.releases, &env.name, options.concurrency, &unlabelled).await?;
-            observe_helm(&cluster, &rendered.releases, &mut live, false, options.concurrency).await?;
-            phase(cx.on, "observe for the plan", started);
-            let kept = judgments.as_ref().map(|j| &j.plans as &dyn KeptPlans);
-            let mut plan =
-                blocking(|| plan_adopting(&rendered.releases, &live.records, &live.objects, &live.helm, kept))?;
-            if options.server_side {
-                refine_on_server(&cluster, &mut plan, &live.objects, options.concurrency).await?;
-            }
-            phase(cx.on, "observe and plan", started);
-            tell_retries(&cluster, cx.on);
-            (env, plan, Some(Observed { cluster, live, judgments }))
+            let (env, plan, observed) =
+                against_cluster(options, connect_options, &prepared, offline, judgments, cx).await?;
+            (env, plan, Some(observed))
         }
     };
     let server = observed.as_ref().map(|o| o.cluster.info.server.clone());
     Ok((Planned { env, plan, server }, observed))
+}
+
+/// What a plan against a cluster renders before it connects: the environment decrypted and
+/// rendered offline. The controller renders it in its tenant's turn, which the API requests of
+/// [`plan_rendered`] then do not hold.
+pub fn render_offline(options: &PlanOptions, cx: Context<'_>) -> Result<RenderedOffline> {
+    let prepared = prepare(&options.render, cx, Quotes::Cluster)?;
+    let desired = prepared.render(Offline::BeforeCluster, cx.on)?;
+    Ok(RenderedOffline { prepared, desired })
+}
+
+/// The rest of [`plan`] against a cluster, from what [`render_offline`] made with the same options.
+pub async fn plan_rendered(options: &PlanOptions, offline: RenderedOffline, cx: Context<'_>) -> Result<Planned> {
+    let Against::Cluster(connect_options) = &options.against else {
+        return Err(Error::new("a plan rendered before it connects compares with a cluster, not a file or a revision"));
+    };
+    let RenderedOffline { prepared, desired } = offline;
+    let (env, plan, observed) = against_cluster(options, connect_options, &prepared, desired, None, cx).await?;
+    Ok(Planned { env, plan, server: Some(observed.cluster.info.server.clone()) })
+}
+
+/// Connects, renders Helm charts again with the cluster's capabilities and `lookup`, reads what
+/// is live and plans against it.
+async fn against_cluster(
+    options: &PlanOptions,
+    connect_options: &ConnectOptions,
+    prepared: &Prepared,
+    offline: Desired,
+    judgments: Option<Arc<Judgments>>,
+    cx: Context<'_>,
+) -> Result<(Arc<Environment>, Plan, Observed)> {
+    let servers = options.servers.as_ref();
+    let cluster = connect_sharing(connect_options.clone(), servers, &offline.env, "comparing with", cx.on).await?;
+    let Desired { env, mut rendered, looked_up, .. } =
+        prepared.for_cluster(offline, &cluster, options.concurrency, cx.on).await?;
+    let server_version = prepared.server_version(&rendered, &cluster).await?;
+    prepared.warn_removed(&rendered, server_version.as_deref(), cx.on);
+    let search = &options.prune_releases;
+    let removed = removed_releases(&cluster, &env, &rendered.releases, cx.redactor, search, cx.on).await?;
+    rendered.releases.extend(removed);
+    let started = Instant::now();
+    let unlabelled: Unlabelled = looked_up.iter().map(|(t, listing)| (t.clone(), &listing.items[..])).collect();
+    let mut live =
+        observe_reusing(&cluster, &mut rendered.releases, &env.name, options.concurrency, &unlabelled).await?;
+    observe_helm(&cluster, &rendered.releases, &mut live, false, options.concurrency).await?;
+    phase(cx.on, "observe for the plan", started);
+    let kept = judgments.as_ref().map(|j| &j.plans as &dyn KeptPlans);
+    let mut plan = blocking(|| plan_adopting(&rendered.releases, &live.records, &live.objects, &live.helm, kept))?;
+    if options.server_side {
+        refine_on_server(&cluster, &mut plan, &live.objects, options.concurrency).await?;
+    }
+    phase(cx.on, "observe and plan", started);
+    tell_retries(&cluster, cx.on);
+    Ok((env, plan, Observed { cluster, live, judgments }))
 }
 
 /// The releases `options` select, rendered at `base` (checked, `--base`): none when the

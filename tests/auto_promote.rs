@@ -242,3 +242,50 @@ fn a_branch_of_its_own_gets_the_promotion_once_and_an_unhealthy_source_gets_none
     assert_eq!(branch(&source, "weaver/promote-prod").map(|o| o.to_string()), Some(pushed.clone()));
     assert_eq!(live["status"]["promotion"]["lastPushedCommit"], pushed);
 }
+
+/// A template that loops only in the promotion's render (prod with staging's greeting) is
+/// stopped at the EnvironmentSync's spec.timeout: the Promoted condition names the release and
+/// the limit, and nothing is pushed.
+#[test]
+fn a_promotion_s_render_that_loops_is_stopped_at_spec_timeout() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let staging_ns = staging(&cluster, &namespace);
+    let source = Source::new(&namespace);
+    environment(&source, "staging", &staging_ns, "v2", "yes", "");
+    environment(&source, "prod", &namespace, "v1", "yes", &promotion("1s"));
+    let nested = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+    let looping = format!("{{% if env.name == 'prod' and values.greeting == 'v2' %}}{nested}{{% endif %}}");
+    source.write("charts/app/templates/loop.yaml", &looping);
+    let first = source.commit("staging and prod, and a loop for prod at v2");
+    let key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key.path(), KEY).unwrap();
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    let staged = common::weaver_in(
+        &source.work(),
+        &["apply", "--env", "staging", "--kubeconfig", &kubeconfig],
+        &[("WEAVER_RECORD_KEY_FILE", key.path().to_str().unwrap())],
+    );
+    staged.success();
+
+    let _controller = Controller::start_with_record_key(&cluster, weaver_secrets::record_key::RecordKey::new(KEY));
+    let author = json!({"name": "Promoter Bot", "email": "promoter@weaver.invalid"});
+    let extra = json!({"environments": ["prod"], "interval": "1h", "timeout": "2s",
+                       "promotion": {"interval": "1s", "author": author}});
+    let sync = environment_sync(&cluster, &namespace, "prod", spec(&source, extra));
+    cluster.create(&sync);
+    let live = until_status(&cluster, &sync, "the promotion's render stopped", |live| {
+        promoted(live).is_some_and(|(_, reason, _)| reason == "PromotionFailed")
+    });
+    let (status, _, message) = promoted(&live).unwrap();
+    assert_eq!(status, "False");
+    assert!(
+        message.contains("rendering stopped: rendering took longer than its limit of 2s (spec.timeout)"),
+        "{message}"
+    );
+    assert!(message.contains("release `app`") && message.contains("loop.yaml"), "{message}");
+    assert_eq!(branch(&source, "main"), Some(first.parse().unwrap()), "nothing pushed");
+}

@@ -47,6 +47,15 @@ impl RenderLimits {
         self
     }
 
+    /// The same bounds with the time counted again from now: each of several renders (a
+    /// promotion's targets) has the whole of it.
+    pub fn restarted(&self) -> RenderLimits {
+        match &self.deadline {
+            Some((_, bound)) => self.clone().with_timeout(bound.value, bound.setting.clone()),
+            None => self.clone(),
+        }
+    }
+
     /// Why rendering must stop now, if it must: the process is stopping, or the deadline passed.
     pub fn stop_reason(&self) -> Option<String> {
         if self.stopping.as_ref().is_some_and(|stopping| stopping.load(Ordering::SeqCst)) {
@@ -122,6 +131,14 @@ mod tests {
         assert_eq!(later.stop_reason(), None);
         let stopping = RenderLimits { stopping: Some(Arc::new(AtomicBool::new(true))), ..later };
         assert_eq!(stopping.stop_reason().unwrap(), "the process is stopping (SIGTERM)");
+    }
+
+    #[test]
+    fn restarted_limits_count_their_time_again() {
+        let limits = RenderLimits::default().with_timeout(Duration::from_millis(50), "spec.timeout");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(limits.stop_reason().is_some());
+        assert_eq!(limits.restarted().stop_reason(), None);
     }
 
     #[test]

@@ -118,6 +118,7 @@ fn update(global: &GlobalArgs, ui: &Ui, args: &ImagesUpdateArgs, registries: &Re
         rev: None,
         author: None,
         charts: weaver_source::charts::Archives::Machine,
+        limits: Default::default(),
     };
     let cx = Context { redactor: &ui.redactor, on: &|p| ui.progress(p) };
     let update = block_on(weaver_engine::action::images::update(&options, registries, cx))?;

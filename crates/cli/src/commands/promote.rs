@@ -41,6 +41,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
         author: None,
         record_key: weaver_secrets::record_key::RecordKey::from_environment()?,
         charts: weaver_source::charts::Archives::Machine,
+        limits: Default::default(),
     };
     let promotions = block_on(promote(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
     let provenance = weaver_git::provenance(&global.repo, Some("HEAD"))?;

@@ -868,6 +868,7 @@ impl Run<'_> {
             author: Some(settings.author.clone()),
             record_key: self.record_key.clone(),
             charts: Archives::Pulled(self.pulls.clone()),
+            limits: self.renders.limits(self.spec.timeout, self.stopping),
         };
         let on = self.on();
         let cx = ActionContext { redactor: self.redactor, on: &on };
@@ -1052,6 +1053,7 @@ impl Run<'_> {
                 rev: Some(rev.clone()),
                 author: Some(settings.author.clone()),
                 charts: Archives::Pulled(self.pulls.clone()),
+                limits: self.renders.limits(self.spec.timeout, self.stopping),
             };
             let cx = ActionContext { redactor: self.redactor, on: &on };
             let update = match weaver_engine::action::images::update(&options, registries, cx).await {

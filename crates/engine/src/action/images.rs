@@ -19,6 +19,7 @@ use super::promote::{PinChange, Proposed, commit_pins};
 use super::{Context, Keys};
 use weaver_cluster::{ConnectOptions, SharedServers};
 use weaver_core::error::{Error, Result};
+use weaver_core::limits::RenderLimits;
 use weaver_project::Environment;
 use weaver_project::image_updates::Policy;
 use weaver_project::image_updates::Skipped;
@@ -242,6 +243,8 @@ pub struct UpdateOptions {
     /// Who commits (name, email): the repository's user.name and user.email when None.
     pub author: Option<(String, String)>,
     pub charts: weaver_source::charts::Archives,
+    /// The bounds of the plan's render (the controller's, for a tenant's repository).
+    pub limits: RenderLimits,
 }
 
 /// What `weaver images update` found and wrote.
@@ -286,6 +289,7 @@ pub async fn update(options: &UpdateOptions, registries: &Registries, cx: Contex
         connect: &options.connect,
         concurrency: options.concurrency,
         charts: &options.charts,
+        limits: &options.limits,
     };
     let servers = SharedServers::new(options.concurrency)?;
     result.plan = Some(proposed.plan(&project, &environment.name, &promoted, &servers, cx).await?);

@@ -24,6 +24,7 @@ use super::status::status_with_records;
 use super::{Context, Keys, open_project};
 use weaver_cluster::{ConnectOptions, SharedServers};
 use weaver_core::error::{Error, Result};
+use weaver_core::limits::RenderLimits;
 use weaver_git::GitRepo;
 use weaver_plan::release::drift::{Report as DriftReport, State};
 use weaver_plan::release::record::{Records, Status};
@@ -59,6 +60,9 @@ pub struct PromoteOptions {
     /// Where the targets' remote charts come from: this machine's cache (the CLI's), or the
     /// controller's, which pulls them.
     pub charts: weaver_source::charts::Archives,
+    /// The bounds of each target's render (the controller's, for a tenant's repository); its
+    /// time counted from that render's start.
+    pub limits: RenderLimits,
 }
 
 impl PromoteOptions {
@@ -303,6 +307,7 @@ async fn promote_one(
         connect: &options.connect,
         concurrency: options.concurrency,
         charts: &options.charts,
+        limits: &options.limits,
     };
     result.plan = Some(proposed.plan(project, &target.name, &promoted, servers, cx).await?);
     result.promoted = promoted;
@@ -317,6 +322,7 @@ pub(super) struct Proposed<'a> {
     pub connect: &'a ConnectOptions,
     pub concurrency: usize,
     pub charts: &'a weaver_source::charts::Archives,
+    pub limits: &'a RenderLimits,
 }
 
 impl Proposed<'_> {
@@ -346,7 +352,7 @@ impl Proposed<'_> {
             validate: weaver_validate::Mode::Warn,
             overrides: Default::default(),
             charts: self.charts.clone(),
-            limits: Default::default(),
+            limits: self.limits.restarted(),
         };
         let planning = PlanOptions {
             render,

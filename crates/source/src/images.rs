@@ -17,8 +17,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::charts::http::{Connection, Machine, Method, Response, shown};
-use crate::charts::oci::{Deadline, TagLimits, TagList, Tally, shown_tag};
+use crate::charts::oci::{Deadline, TagList, Tally, shown_tag};
 use crate::charts::sha256_digest;
+pub use crate::registry_limits::RegistryLimits;
 use weaver_core::error::{Error, Result};
 
 /// Requests in flight to one registry at most: registries rate-limit by client.
@@ -34,9 +35,6 @@ const REMEMBERED: usize = 100_000;
 /// Most bytes of a manifest or an image config: containers/image's bounds (Podman, CRI-O and
 /// skopeo read them within 4 MiB), so that nothing a runtime pulls is refused.
 const MAX_MANIFEST: u64 = 4 << 20;
-/// The longest `WEAVER_REGISTRY_CHECK_SECONDS`: a day (a deadline must be a time the clock can
-/// hold, and a check longer than a day is a mistake).
-const LONGEST_CHECK: u64 = 86_400;
 
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
@@ -68,68 +66,6 @@ impl ImageRepository {
 
     fn key(&self) -> String {
         format!("{}/{}", self.base, self.path)
-    }
-}
-
-/// Bounds on what registries answer, from the `WEAVER_REGISTRY_*` variables (see
-/// docs/src/guides/security.md, Registries).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RegistryLimits {
-    /// One repository's tag list.
-    pub repository: TagLimits,
-    /// The tag lists one check reads, together.
-    pub check: TagLimits,
-    /// The longest one check takes, its pages, retries and waits included.
-    pub check_time: Duration,
-}
-
-impl Default for RegistryLimits {
-    fn default() -> RegistryLimits {
-        RegistryLimits {
-            repository: TagLimits::REPOSITORY,
-            check: TagLimits { tags: 4_000_000, pages: 20_000, bytes: 256 << 20 },
-            check_time: Duration::from_secs(300),
-        }
-    }
-}
-
-impl RegistryLimits {
-    /// The limits of this process's environment (`WEAVER_REGISTRY_*`): the controller's own
-    /// settings, which its tenants cannot change. Its start (`weaver operator run`) refuses
-    /// values that do not read; past it, one that does not read is the default.
-    pub fn of_process() -> RegistryLimits {
-        RegistryLimits::from_variables(&|name| std::env::var(name).ok()).unwrap_or_default()
-    }
-
-    /// The defaults, with those of the variables `var` gives in their place.
-    pub fn from_variables(var: &dyn Fn(&str) -> Option<String>) -> Result<RegistryLimits> {
-        let mut limits = RegistryLimits::default();
-        let number = |name: &str, default: u64| -> Result<u64> {
-            let Some(text) = var(name) else { return Ok(default) };
-            match text.trim().parse::<u64>() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err(Error::new(format!("{name}={} is not a whole number above 0", shown_tag(&text)))
-                    .with_help(format!("{name} bounds what registries answer; its default is {default} (see docs/src/guides/security.md, Registries)"))),
-            }
-        };
-        let count = |name: &str, default: usize| number(name, default as u64).map(|n| n as usize);
-        for (prefix, bounds) in
-            [("WEAVER_REGISTRY", &mut limits.repository), ("WEAVER_REGISTRY_CHECK", &mut limits.check)]
-        {
-            bounds.tags = count(&format!("{prefix}_MAX_TAGS"), bounds.tags)?;
-            bounds.pages = count(&format!("{prefix}_MAX_PAGES"), bounds.pages)?;
-            bounds.bytes = number(&format!("{prefix}_MAX_BYTES"), bounds.bytes)?;
-        }
-        let name = "WEAVER_REGISTRY_CHECK_SECONDS";
-        let seconds = number(name, limits.check_time.as_secs())?;
-        if seconds > LONGEST_CHECK {
-            return Err(Error::new(format!("{name}={seconds} is more than {LONGEST_CHECK} (a day)")).with_help(format!(
-                "{name} bounds the time one check of registries takes; its default is {} (see docs/src/guides/security.md, Registries)",
-                limits.check_time.as_secs()
-            )));
-        }
-        limits.check_time = Duration::from_secs(seconds);
-        Ok(limits)
     }
 }
 
@@ -604,6 +540,8 @@ mod tests {
     use super::*;
 
     use std::time::Instant;
+
+    use crate::registry_limits::TagLimits;
 
     use crate::test_server::{Answer, TestServer};
 

@@ -12,6 +12,7 @@ mod budget;
 pub mod charts;
 pub mod git;
 pub mod images;
+mod registry_limits;
 #[cfg(test)]
 mod test_server;
 mod transport;

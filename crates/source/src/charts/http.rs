@@ -10,9 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use ureq::Agent;
 
-use super::oci::TagLimits;
 use super::registry_login;
-use crate::images::RegistryLimits;
+use crate::registry_limits::{RegistryLimits, TagLimits};
 use weaver_core::error::{Error, Result};
 
 /// Most a response may hold: a chart repository's index (bitnami's is about 30 MiB) or an archive.

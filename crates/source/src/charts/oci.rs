@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{Connection, Method, shown};
 use super::{LockedChart, sha256_digest};
+use crate::registry_limits::TagLimits;
 use weaver_core::error::{Error, Result};
 use weaver_project::chart::{RemoteChart, is_sha256_digest};
 
@@ -127,22 +128,6 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
         required_by: None,
     };
     Ok((locked, data))
-}
-
-/// Bounds on tag lists, as registries answer them page by page: a repository's (or, for
-/// [`crate::images::Check`], all a check reads together).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TagLimits {
-    pub tags: usize,
-    pub pages: usize,
-    /// Of the pages' bodies.
-    pub bytes: u64,
-}
-
-impl TagLimits {
-    /// A repository's: a million tags of 100 bytes (103 MB, as large as lists seen in the wild
-    /// come) fit, with room; 10,000 pages are that million at 100 a page (Docker Hub's).
-    pub const REPOSITORY: TagLimits = TagLimits { tags: 2_000_000, pages: 10_000, bytes: 128 << 20 };
 }
 
 /// What the tag lists read so far hold, against their limits; `scope` names them in errors

@@ -182,6 +182,18 @@ impl Source for TreeSource {
         }
     }
 
+    /// From the object's header: the blob is not loaded.
+    fn size(&self, path: &Path) -> io::Result<Option<u64>> {
+        let repo = self.lock();
+        match self.lookup(&repo, path)?.node {
+            Some(Node::Blob(id)) => {
+                let (size, _) = repo.odb().and_then(|odb| odb.read_header(id)).map_err(io::Error::other)?;
+                Ok(Some(size as u64))
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Option<Vec<Entry>>> {
         let repo = self.lock();
         let Some(Node::Tree(id)) = self.lookup(&repo, dir)?.node else { return Ok(None) };
@@ -275,5 +287,22 @@ mod tests {
         assert_eq!(source.read(&dir.join("link.yaml")).unwrap().as_deref(), Some(&b"v: 1"[..]));
         let escape = source.read(&dir.join("out.yaml")).unwrap_err();
         assert!(Escape::of(&escape).is_some(), "{escape}");
+    }
+
+    #[test]
+    fn a_blob_s_size_is_told_through_links_and_a_directory_has_none() {
+        let odb = Odb::new().unwrap();
+        odb.add_new_mempack_backend(1).unwrap();
+        let repo = Repository::from_odb(odb).unwrap();
+        let big = vec![b'#'; 100_000];
+        let dir = tree(&repo, &[("big.yaml", Ok(&big), FileMode::Blob)]);
+        let linked = [("dir", Err(dir), FileMode::Tree), ("link.yaml", Ok(&b"dir/big.yaml"[..]), FileMode::Link)];
+        let root = tree(&repo, &linked);
+        let revision = Revision { spec: "HEAD".into(), commit: Oid::ZERO_SHA1 };
+        let source = TreeSource::new(Arc::new(Mutex::new(repo)), root, PathBuf::new(), revision);
+        assert_eq!(source.size(Path::new("dir/big.yaml")).unwrap(), Some(100_000));
+        assert_eq!(source.size(Path::new("link.yaml")).unwrap(), Some(100_000));
+        assert_eq!(source.size(Path::new("dir")).unwrap(), None, "a directory is no file");
+        assert_eq!(source.size(Path::new("missing.yaml")).unwrap(), None);
     }
 }

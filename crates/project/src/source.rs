@@ -34,6 +34,12 @@ pub struct PathRef {
 pub trait Source: Send + Sync {
     /// The file's bytes, or `None` when there is no such file.
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>>;
+    /// The file's size in bytes, or `None` when there is no such file: checked against a bound
+    /// before the file is read, so that a file of gigabytes is refused unread. Sources that can
+    /// tell it without reading (the working tree, a git tree) say so; others read the file.
+    fn size(&self, path: &Path) -> io::Result<Option<u64>> {
+        Ok(self.read(path)?.map(|bytes| bytes.len() as u64))
+    }
     /// The directory's entries sorted by name, or `None` when there is no such directory. An
     /// entry that is a link leading outside the repository is listed as a file, so that reading
     /// it reports the escape.
@@ -236,6 +242,11 @@ impl Source for FsSource {
             Err(err) if err.kind() == io::ErrorKind::IsADirectory => Ok(None),
             read => missing_is_none(read),
         }
+    }
+
+    fn size(&self, path: &Path) -> io::Result<Option<u64>> {
+        let Some(full) = missing_is_none(self.real_path(path))? else { return Ok(None) };
+        Ok(missing_is_none(std::fs::metadata(full))?.filter(|meta| meta.is_file()).map(|meta| meta.len()))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Option<Vec<Entry>>> {

@@ -649,6 +649,61 @@ mod tests {
             }
         }
 
+        /// The working tree, each path read recorded.
+        struct Recorded {
+            tree: weaver_project::source::FsSource,
+            read: std::sync::Mutex<Vec<std::path::PathBuf>>,
+        }
+
+        impl weaver_project::source::Source for Recorded {
+            fn read(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+                self.read.lock().unwrap().push(path.to_path_buf());
+                self.tree.read(path)
+            }
+            fn size(&self, path: &Path) -> std::io::Result<Option<u64>> {
+                self.tree.size(path)
+            }
+            fn list(&self, dir: &Path) -> std::io::Result<Option<Vec<weaver_project::source::Entry>>> {
+                self.tree.list(dir)
+            }
+            fn resolve(&self, path: &Path) -> std::io::Result<std::path::PathBuf> {
+                self.tree.resolve(path)
+            }
+            fn describe(&self) -> String {
+                self.tree.describe()
+            }
+        }
+
+        #[test]
+        fn a_values_file_past_the_bound_is_refused_unread() {
+            let repo = repository(&[
+                (
+                    "environments/dev.yaml",
+                    "namespace: shop\nreleases:\n  - name: loop\n    chart: app\n    valuesFiles: [big.yaml]\n",
+                ),
+                ("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n"),
+                ("charts/app/templates/cm.yaml", CONFIGMAP),
+            ]);
+            // 64 MiB of nothing on disk (sparse). Whether it was allocated cannot be told
+            // cheaply: that it was never read can.
+            std::fs::File::create(repo.path().join("big.yaml")).unwrap().set_len(64 << 20).unwrap();
+            let tree = weaver_project::source::FsSource::new(repo.path());
+            let source = Arc::new(Recorded { tree, read: Default::default() });
+            let project = Project::new(source.clone());
+            let env = project.environment("dev").unwrap();
+            let limits =
+                RenderLimits { max_values_bytes: Some(Bound::new(1000, "--max-values-bytes")), ..Default::default() };
+            let secrets = Secrets { limits, ..Secrets::default() };
+            let err =
+                render(&project, &env, &env.releases.iter().collect::<Vec<_>>(), &secrets, &ClusterView::default())
+                    .unwrap_err();
+            assert_eq!(
+                err.message,
+                "values file big.yaml holds 67108864 bytes, over the limit of 1000 (--max-values-bytes)"
+            );
+            assert!(!source.read.lock().unwrap().iter().any(|p| p.ends_with("big.yaml")), "big.yaml was read");
+        }
+
         #[test]
         fn rendered_bytes_and_values_files_are_bounded() {
             let repo = repository(&[

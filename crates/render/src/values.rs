@@ -88,24 +88,29 @@ pub(super) fn read_files(
             layers.push(decrypted.clone());
             continue;
         }
+        // Its size before its bytes: a file past the bound is refused unread.
+        if let Some(bound) = &secrets.limits.max_values_bytes {
+            let size = project
+                .source
+                .size(&file.path)
+                .map_err(|err| Error::io_at(file.at.clone(), &format!("read {what}"), &file.path, err))?;
+            let Some(size) = size else { return Err(project.source.missing(&file.path, &file.at, what)) };
+            if size > bound.value as u64 {
+                return Err(Error::at(
+                    file.at.clone(),
+                    format!(
+                        "{what} {} holds {size} bytes, over the limit of {} ({})",
+                        file.path.display(),
+                        bound.value,
+                        bound.setting
+                    ),
+                )
+                .with_help(format!("raise {} if the file is meant to be that large", bound.setting)));
+            }
+        }
         let Some(bytes) = project.source.read_named(&file.path, &file.at, what)? else {
             return Err(project.source.missing(&file.path, &file.at, what));
         };
-        if let Some(bound) = &secrets.limits.max_values_bytes
-            && bytes.len() > bound.value
-        {
-            return Err(Error::at(
-                file.at.clone(),
-                format!(
-                    "{what} {} holds {} bytes, over the limit of {} ({})",
-                    file.path.display(),
-                    bytes.len(),
-                    bound.value,
-                    bound.setting
-                ),
-            )
-            .with_help(format!("raise {} if the file is meant to be that large", bound.setting)));
-        }
         let mut text = weaver_project::source::utf8(&file.path, bytes)?;
         let templated = template.filter(|_| crate::gotmpl::is_template(&file.path));
         if let Some((env, release)) = templated {

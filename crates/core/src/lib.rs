@@ -4,5 +4,6 @@
 pub mod error;
 pub mod limits;
 pub mod manifest;
+pub mod time;
 
 pub use error::{Error, Result};

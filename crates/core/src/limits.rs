@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::time::humanize;
 
 /// One bound and the setting that gives it, which its error names (how to raise it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +64,7 @@ impl RenderLimits {
         }
         match &self.deadline {
             Some((at, bound)) if Instant::now() >= *at => {
-                Some(format!("rendering took longer than its limit of {} ({})", humantime(bound.value), bound.setting))
+                Some(format!("rendering took longer than its limit of {} ({})", humanize(bound.value), bound.setting))
             }
             _ => None,
         }
@@ -105,18 +106,6 @@ fn too_large(bound: &Bound<usize>, what: &str, release: &str) -> Error {
         .with_help(format!("release `{release}`: raise {} if the output is meant to be that large", bound.setting))
 }
 
-/// `20s`, `1m30s`, `250ms`: a duration as the settings are written.
-pub fn humantime(duration: Duration) -> String {
-    let (secs, millis) = (duration.as_secs(), duration.subsec_millis());
-    match (secs / 60, secs % 60, millis) {
-        (0, 0, ms) => format!("{ms}ms"),
-        (0, s, 0) => format!("{s}s"),
-        (0, s, ms) => format!("{s}.{ms:03}s"),
-        (m, 0, 0) => format!("{m}m"),
-        (m, s, _) => format!("{m}m{s}s"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,13 +128,5 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert!(limits.stop_reason().is_some());
         assert_eq!(limits.restarted().stop_reason(), None);
-    }
-
-    #[test]
-    fn durations_read_as_they_are_written() {
-        assert_eq!(humantime(Duration::from_secs(20)), "20s");
-        assert_eq!(humantime(Duration::from_secs(90)), "1m30s");
-        assert_eq!(humantime(Duration::from_secs(300)), "5m");
-        assert_eq!(humantime(Duration::from_millis(1500)), "1.500s");
     }
 }

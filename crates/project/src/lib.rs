@@ -146,13 +146,5 @@ pub fn parse_duration_up_to(text: &str, max: std::time::Duration) -> Result<std:
     }
 }
 
-/// `30s`, `1m30s`, `500ms`, `72h`: a duration as [`parse_duration`] reads it.
-pub fn humanize(duration: std::time::Duration) -> String {
-    let ms = duration.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let secs = duration.as_secs();
-    let parts = [(secs / 3600, "h"), (secs / 60 % 60, "m"), (secs % 60, "s")];
-    parts.iter().filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n}{unit}")).collect()
-}
+/// As [`parse_duration`] reads it: core's, which render limits use too.
+pub use weaver_core::time::humanize;

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use weaver_core::error::Error;
-use weaver_core::limits::{Bound, RenderLimits, humantime};
+use weaver_core::limits::{Bound, RenderLimits};
+use weaver_core::time::humanize;
 
 /// The most bytes one release of a tenant renders, unless `--max-rendered-bytes` says otherwise.
 pub const MAX_RENDERED_BYTES: usize = 64 << 20;
@@ -82,7 +83,7 @@ impl Renders {
         tokio::time::timeout_at((*at).into(), waiting).await.map_err(|_| {
             Error::new(format!(
                 "rendering stopped: environment `{environment}` had no turn to render within its limit of {} ({})",
-                humantime(bound.value),
+                humanize(bound.value),
                 bound.setting
             ))
             .with_help(format!(

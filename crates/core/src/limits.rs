@@ -25,6 +25,26 @@ impl<T> Bound<T> {
     }
 }
 
+/// Why a render must stop: its help depends on which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// The process is told to stop (SIGTERM): the next run renders again.
+    Stopping,
+    /// The render's time, as the bound gives it, is up.
+    TimeUp(Bound<Duration>),
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Stopping => write!(f, "the process is stopping (SIGTERM)"),
+            Stop::TimeUp(bound) => {
+                write!(f, "rendering took longer than its limit of {} ({})", humanize(bound.value), bound.setting)
+            }
+        }
+    }
+}
+
 /// A render's bounds; [`RenderLimits::default`] has none.
 #[derive(Debug, Clone, Default)]
 pub struct RenderLimits {
@@ -58,27 +78,25 @@ impl RenderLimits {
     }
 
     /// Why rendering must stop now, if it must: the process is stopping, or the deadline passed.
-    pub fn stop_reason(&self) -> Option<String> {
+    pub fn stop_reason(&self) -> Option<Stop> {
         if self.stopping.as_ref().is_some_and(|stopping| stopping.load(Ordering::SeqCst)) {
-            return Some("the process is stopping (SIGTERM)".to_string());
+            return Some(Stop::Stopping);
         }
         match &self.deadline {
-            Some((at, bound)) if Instant::now() >= *at => {
-                Some(format!("rendering took longer than its limit of {} ({})", humanize(bound.value), bound.setting))
-            }
+            Some((at, bound)) if Instant::now() >= *at => Some(Stop::TimeUp(bound.clone())),
             _ => None,
         }
     }
 
     /// The error of a render stopped for `why` ([`RenderLimits::stop_reason`]), in `release`.
-    pub fn stopped(&self, release: &str, why: String) -> Error {
-        let help = match &self.deadline {
-            Some((_, bound)) if !why.contains("SIGTERM") => format!(
+    pub fn stopped(&self, release: &str, why: Stop) -> Error {
+        let help = match &why {
+            Stop::TimeUp(bound) => format!(
                 "release `{release}`: a template loops too long, or the repository is too large to render in time; \
                  raise {} if it is not a loop",
                 bound.setting
             ),
-            _ => format!("release `{release}`: the next run renders it again"),
+            Stop::Stopping => format!("release `{release}`: the next run renders it again"),
         };
         Error::new(format!("rendering stopped: {why}")).with_help(help)
     }
@@ -115,11 +133,19 @@ mod tests {
         let none = RenderLimits::default();
         assert_eq!(none.stop_reason(), None);
         let passed = RenderLimits::default().with_timeout(Duration::ZERO, "spec.timeout");
-        assert_eq!(passed.stop_reason().unwrap(), "rendering took longer than its limit of 0ms (spec.timeout)");
+        let why = passed.stop_reason().unwrap();
+        assert_eq!(why.to_string(), "rendering took longer than its limit of 0ms (spec.timeout)");
+        assert!(passed.stopped("app", why).help.unwrap().ends_with("raise spec.timeout if it is not a loop"));
         let later = RenderLimits::default().with_timeout(Duration::from_secs(90), "--render-timeout");
         assert_eq!(later.stop_reason(), None);
+        // Told apart by kind, not by text: a setting may be named anything.
         let stopping = RenderLimits { stopping: Some(Arc::new(AtomicBool::new(true))), ..later };
-        assert_eq!(stopping.stop_reason().unwrap(), "the process is stopping (SIGTERM)");
+        let why = stopping.stop_reason().unwrap();
+        assert_eq!(why.to_string(), "the process is stopping (SIGTERM)");
+        assert_eq!(stopping.stopped("app", why).help.unwrap(), "release `app`: the next run renders it again");
+        let named = RenderLimits::default().with_timeout(Duration::ZERO, "the SIGTERM grace");
+        let help = named.stopped("app", named.stop_reason().unwrap()).help.unwrap();
+        assert!(help.ends_with("raise the SIGTERM grace if it is not a loop"), "{help}");
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub fn render(
 
     let mut state = super::funcs::RenderState::new(input.name, input.live.clone());
     let mut rendered: BTreeMap<&str, (String, &TemplateFile)> = BTreeMap::new();
-    let stop = || input.limits.stop_reason();
+    let stop = || input.limits.stop_reason().map(|why| why.to_string());
     let limits = gotemplate::Limits {
         stop: Some(&stop),
         max_bytes: input.limits.max_rendered_bytes.as_ref().map(|bound| bound.value),

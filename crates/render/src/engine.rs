@@ -7,7 +7,7 @@ use std::sync::Arc;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 use weaver_core::error::{Error, Location, Result};
-use weaver_core::limits::RenderLimits;
+use weaver_core::limits::{RenderLimits, Stop};
 use weaver_project::Chart;
 
 pub struct Engine {
@@ -133,7 +133,7 @@ struct Output<'l> {
 }
 
 enum Refused {
-    Stopped(String),
+    Stopped(Stop),
     TooLarge,
 }
 

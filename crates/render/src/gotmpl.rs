@@ -120,7 +120,7 @@ fn render_within(
         (Some(_), None) => e.redacted_message(),
     };
     set.parse(&name, text).map_err(|e| Error::at(located(&e), message(&e)))?;
-    let stop = || limits.stop_reason();
+    let stop = || limits.stop_reason().map(|why| why.to_string());
     let bounds =
         gotemplate::Limits { stop: Some(&stop), max_bytes: limits.max_rendered_bytes.as_ref().map(|b| b.value) };
     let out = set.execute_within(&name, &Value::from_json(data, Numbers::Float64), &mut (), bounds).map_err(|e| {

@@ -143,11 +143,14 @@ mod tests {
         let renders = Renders::default();
         let stopping = Arc::new(AtomicBool::new(false));
         let limits = renders.limits(Duration::ZERO, &stopping);
-        assert_eq!(limits.stop_reason().unwrap(), "rendering took longer than its limit of 0ms (spec.timeout)");
+        assert_eq!(
+            limits.stop_reason().unwrap().to_string(),
+            "rendering took longer than its limit of 0ms (spec.timeout)"
+        );
         let bytes = limits.max_rendered_bytes.unwrap();
         assert_eq!((bytes.value, bytes.setting.as_str()), (64 << 20, "the controller's --max-rendered-bytes"));
         stopping.store(true, std::sync::atomic::Ordering::SeqCst);
         let limits = renders.limits(Duration::from_secs(60), &stopping);
-        assert_eq!(limits.stop_reason().unwrap(), "the process is stopping (SIGTERM)");
+        assert_eq!(limits.stop_reason().unwrap().to_string(), "the process is stopping (SIGTERM)");
     }
 }

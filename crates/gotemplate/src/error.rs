@@ -29,6 +29,8 @@ struct Inner {
     /// The action being executed, as Go prints it between `<` and `>`.
     context: Option<String>,
     message: Message,
+    /// Made by [`crate::Limits::max_bytes`]: what it names grew past the bound.
+    too_large: bool,
 }
 
 /// A position in a template's text.
@@ -113,6 +115,7 @@ impl Error {
             location: Some(Location { parse_name: parse_name.to_string(), line, column: None }),
             context: None,
             message: Message { text: message, ..Message::default() },
+            too_large: false,
         }))
     }
 
@@ -129,6 +132,7 @@ impl Error {
             location,
             context,
             message: Message { text, data, source: None },
+            too_large: false,
         }))
     }
 
@@ -148,7 +152,8 @@ impl Error {
             data: inner.data.map(|r| r.start + shift..r.end + shift),
             source: inner.source,
         };
-        Error(Box::new(Inner { kind: ErrorKind::Exec, template: template.to_string(), location, context, message }))
+        let template = template.to_string();
+        Error(Box::new(Inner { kind: ErrorKind::Exec, template, location, context, message, too_large: false }))
     }
 
     pub(crate) fn no_template(name: &str, set_name: &str) -> Error {
@@ -165,7 +170,20 @@ impl Error {
                 ),
                 ..Message::default()
             },
+            too_large: false,
         }))
+    }
+
+    /// This error, made by the byte bound.
+    pub(crate) fn of_too_large(mut self) -> Error {
+        self.0.too_large = true;
+        self
+    }
+
+    /// Whether the byte bound made this error, or one it wraps (inside `include`, `tpl`):
+    /// told by kind, not by its text.
+    pub fn is_too_large(&self) -> bool {
+        self.0.too_large || self.source_error().is_some_and(Error::is_too_large)
     }
 
     pub fn kind(&self) -> ErrorKind {

@@ -311,7 +311,9 @@ impl<'a> Exec<'a, '_> {
     /// An error when `len` bytes (of output, or of a string) exceed [`Limits::max_bytes`].
     fn check_size(&self, len: usize, what: &str) -> Res<()> {
         match self.limits.max_bytes {
-            Some(max) if len > max => Err(self.error(format!("{what} exceeds the limit of {max} bytes"))),
+            Some(max) if len > max => {
+                Err(self.error(format!("{what} exceeds the limit of {max} bytes")).of_too_large())
+            }
             _ => Ok(()),
         }
     }

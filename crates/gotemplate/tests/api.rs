@@ -247,6 +247,7 @@ mod limits {
         assert!(started.elapsed() < Duration::from_secs(5), "stopped soon after: {:?}", started.elapsed());
         assert_eq!(err.location().map(|at| at.line), Some(1), "{err}");
         assert!(err.to_string().ends_with("execution stopped: the deadline passed"), "{err}");
+        assert!(!err.is_too_large());
     }
 
     #[test]
@@ -258,6 +259,7 @@ mod limits {
         // 2^41 bytes unbounded.
         let err = set.execute_within("t", &items(40), &mut (), limits).unwrap_err();
         assert!(err.to_string().ends_with("a string exceeds the limit of 1048576 bytes"), "{err}");
+        assert!(err.is_too_large(), "told by kind");
     }
 
     #[test]

@@ -94,15 +94,7 @@ fn a_sync_pushes_the_pins_once_the_gates_pass_applies_them_and_pushes_nothing_ne
     environment(&source, "staging", &staging_ns, "v2", "yes", "");
     environment(&source, "prod", &namespace, "v1", "yes", &promotion("1h"));
     let first = source.commit("staging and prod");
-    let key = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(key.path(), KEY).unwrap();
-    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
-    let applied = common::weaver_in(
-        &source.work(),
-        &["apply", "--env", "staging", "--kubeconfig", &kubeconfig],
-        &[("WEAVER_RECORD_KEY_FILE", key.path().to_str().unwrap())],
-    );
-    applied.success();
+    apply_staging(&cluster, &source);
 
     let _controller = Controller::start_with_record_key(&cluster, weaver_secrets::record_key::RecordKey::new(KEY));
     let author = json!({"name": "Promoter Bot", "email": "promoter@weaver.invalid"});
@@ -261,15 +253,7 @@ fn a_promotion_s_render_that_loops_is_stopped_at_spec_timeout() {
     let looping = format!("{{% if env.name == 'prod' and values.greeting == 'v2' %}}{nested}{{% endif %}}");
     source.write("charts/app/templates/loop.yaml", &looping);
     let first = source.commit("staging and prod, and a loop for prod at v2");
-    let key = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(key.path(), KEY).unwrap();
-    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
-    let staged = common::weaver_in(
-        &source.work(),
-        &["apply", "--env", "staging", "--kubeconfig", &kubeconfig],
-        &[("WEAVER_RECORD_KEY_FILE", key.path().to_str().unwrap())],
-    );
-    staged.success();
+    apply_staging(&cluster, &source);
 
     let _controller = Controller::start_with_record_key(&cluster, weaver_secrets::record_key::RecordKey::new(KEY));
     let author = json!({"name": "Promoter Bot", "email": "promoter@weaver.invalid"});
@@ -288,4 +272,18 @@ fn a_promotion_s_render_that_loops_is_stopped_at_spec_timeout() {
     );
     assert!(message.contains("release `app`") && message.contains("loop.yaml"), "{message}");
     assert_eq!(branch(&source, "main"), Some(first.parse().unwrap()), "nothing pushed");
+}
+
+/// `weaver apply --env staging` of `source`, its records keyed with the controller's key (so the
+/// controller reads what it applied).
+fn apply_staging(cluster: &TestCluster, source: &Source) {
+    let key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key.path(), KEY).unwrap();
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    common::weaver_in(
+        &source.work(),
+        &["apply", "--env", "staging", "--kubeconfig", &kubeconfig],
+        &[("WEAVER_RECORD_KEY_FILE", key.path().to_str().unwrap())],
+    )
+    .success();
 }

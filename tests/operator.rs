@@ -526,17 +526,7 @@ fn readiness_waits_for_the_cache_and_metrics_count_reconciles_and_targets_by_sta
 fn quiet_watches_outlast_the_request_timeout() {
     let cluster = TestCluster::start();
     cluster.apply_shared(&weaver_controllers::configmapsync::crd(), MANAGER);
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let selector = format!("weaver-test={}", cluster.prefix);
-    let mut operator = std::process::Command::new(common::WEAVER)
-        .args(["operator", "run", "--request-timeout", "1s", "--metrics-addr", "127.0.0.1:0", "-l", &selector])
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig())
-        .env("RUST_LOG", "warn,weaver_cli::commands=info")
-        .stdout(std::process::Stdio::null())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .unwrap();
+    let (mut operator, log) = spawn_operator(&cluster, &["--request-timeout", "1s"], "warn,weaver_cli::commands=info");
     let read = || std::fs::read_to_string(log.path()).unwrap();
     eventually("the operator to start", || if read().contains("starting") { Ok(()) } else { Err(read()) });
     // Four request timeouts with nothing to watch (this test's selector matches nothing).
@@ -1070,18 +1060,7 @@ fn an_event_said_three_times_is_one_event_counted_three_times_and_a_long_note_is
 fn operator_run_serves_the_probes_on_the_health_address_apart_from_metrics() {
     let cluster = TestCluster::start();
     cluster.apply_shared(&weaver_controllers::configmapsync::crd(), MANAGER);
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let selector = format!("weaver-test={}", cluster.prefix);
-    let mut operator = std::process::Command::new(common::WEAVER)
-        .args(["operator", "run", "--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0", "-l", &selector])
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .unwrap();
+    let (mut operator, log) = spawn_operator(&cluster, &["--health-addr", "127.0.0.1:0"], "info");
     let read = || std::fs::read_to_string(log.path()).unwrap();
     let address = eventually("the probes' address in the log", || {
         let log = read();
@@ -1100,4 +1079,27 @@ fn operator_run_serves_the_probes_on_the_health_address_apart_from_metrics() {
     let _ = operator.kill();
     let _ = operator.wait();
     assert!(healthz.starts_with("HTTP/1.1 200"), "{healthz}\n{}", read());
+}
+
+/// `weaver operator run` on `cluster` with `args`, watching only this test's objects, metrics on
+/// any free loopback port, its log (at `rust_log`) in the file returned.
+fn spawn_operator(
+    cluster: &TestCluster,
+    args: &[&str],
+    rust_log: &str,
+) -> (std::process::Child, tempfile::NamedTempFile) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let selector = format!("weaver-test={}", cluster.prefix);
+    let operator = std::process::Command::new(common::WEAVER)
+        .args(["operator", "run", "--metrics-addr", "127.0.0.1:0", "-l", &selector])
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .env("RUST_LOG", rust_log)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    (operator, log)
 }

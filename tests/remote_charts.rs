@@ -75,6 +75,8 @@ pub(crate) type Answer = (&'static str, String, Vec<u8>);
 /// An HTTP server on a loopback port answering each request with `handler`.
 pub(crate) struct TestServer {
     pub(crate) port: u16,
+    /// Where it listens: its stop is a connection there.
+    address: std::net::Ipv4Addr,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -103,7 +105,7 @@ impl TestServer {
                 }
             }
         });
-        TestServer { port, stop, thread: Some(thread) }
+        TestServer { port, address, stop, thread: Some(thread) }
     }
 
     /// A chart repository: `root` served under `/`, every request needing basic auth.
@@ -138,7 +140,9 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        // On the address it listens on: one given for the e2e suite's Pods is not loopback, and
+        // a wake-up sent to loopback never came (a test that returned early hung here).
+        let _ = TcpStream::connect((self.address, self.port));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -941,7 +941,7 @@ fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit
 
     // The operator's Pods under a memory limit they idle within, and a render of 3,000 objects
     // does not fit (a user's limit set too low for their largest environment). 48Mi fitted it
-    // once renders took turns and wrote into a bounded output (2026-11-28).
+    // on 2026-11-28, after this session's render changes (which one, not established).
     let operator_values = "      gitops: { gitPorts:";
     let low = "      resources: {requests: {cpu: 50m, memory: 32Mi}, limits: {memory: 40Mi}}\n";
     demo.edit("environments/dev.yaml", operator_values, &format!("{low}{operator_values}"));

@@ -988,7 +988,10 @@ fn an_operator_pod_oom_killed_mid_apply_never_reports_it_done_and_a_higher_limit
         &format!("{:.1?}", raised.elapsed()),
     );
     assert_eq!(many_applied(cluster, &staging_ns), OBJECTS, "Ready before every object was applied");
-    assert_eq!(done["status"]["environments"][0]["result"], "Applied", "{:#}", done["status"]);
+    // Applied by the next leader, or already all there when it looked (a killed leader may have
+    // sent every object before the node killed it, never saying so).
+    let result = &done["status"]["environments"][0]["result"];
+    assert!(result == "Applied" || result == "Unchanged", "{:#}", done["status"]);
 }
 
 #[test]

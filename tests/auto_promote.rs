@@ -183,15 +183,7 @@ fn a_branch_of_its_own_gets_the_promotion_once_and_an_unhealthy_source_gets_none
     let cache = [("WEAVER_CHART_CACHE", cli_cache.path().to_str().unwrap())];
     common::weaver_in(&source.work(), &["charts", "lock"], &cache).success();
     source.commit("staging and prod");
-    let key = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(key.path(), KEY).unwrap();
-    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
-    let apply = |args: &[&str]| {
-        let mut all = vec!["--kubeconfig", &kubeconfig];
-        all.extend_from_slice(args);
-        common::weaver_in(&source.work(), &all, &[("WEAVER_RECORD_KEY_FILE", key.path().to_str().unwrap())]).success();
-    };
-    apply(&["apply", "--env", "staging"]);
+    apply_staging(&cluster, &source);
 
     let _controller = Controller::start_with_record_key(&cluster, weaver_secrets::record_key::RecordKey::new(KEY));
     let push = json!({"branch": "weaver/promote-prod"});
@@ -214,7 +206,7 @@ fn a_branch_of_its_own_gets_the_promotion_once_and_an_unhealthy_source_gets_none
     until_status(&cluster, &sync, "the sync at the new commit", |live| {
         live["status"]["lastAttemptedRevision"] == ok.to_string()
     });
-    apply(&["apply", "--env", "staging"]);
+    apply_staging(&cluster, &source);
     let live = until_status(&cluster, &sync, "the promotion pushed", |live| {
         promoted(live).is_some_and(|(_, reason, _)| reason == "Promoted")
     });

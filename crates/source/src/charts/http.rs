@@ -33,7 +33,7 @@ const KNOWN_TOKEN_REALMS: &[(&str, &str)] = &[
 /// file (`WEAVER_CREDENTIALS`, default `~/.config/weaver/credentials.yaml`) whose `url` the
 /// repository's URL starts with, else for an OCI registry, the login helm's or docker's
 /// registry config holds for its host (see [`super::registry_login`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Credentials {
     #[serde(default)]
@@ -45,6 +45,19 @@ pub struct Credentials {
     /// registry that may receive these credentials when its Bearer challenge names them.
     #[serde(default)]
     token_realms: Vec<String>,
+}
+
+/// The password shown as `[redacted]`, as [`crate::Credentials`] shows its secrets.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("ca_file", &self.ca_file)
+            .field("token_realms", &self.token_realms)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -863,6 +876,14 @@ mod tests {
         let refusal = cluster.realm_refusal("https://auth.example/token").unwrap();
         assert!(refusal.contains("in the cluster, a pull Secret's password goes only to"), "{refusal}");
         assert!(!refusal.contains("tokenRealms") && !refusal.contains("credentials file"), "{refusal}");
+    }
+
+    #[test]
+    fn credentials_debug_never_shows_the_password() {
+        let machine = machine_for("http://reg.example", Vec::new());
+        let shown = format!("{:?} {:?}", machine.file[0], CredentialsFile { repositories: machine.file.clone() });
+        assert!(!shown.contains(PASSWORD), "{shown}");
+        assert!(shown.contains("robot") && shown.contains("[redacted]"), "{shown}");
     }
 
     #[test]

@@ -321,6 +321,11 @@ fn bodies_past_the_budget_read_at_once_are_answered_busy() {
         if status == 503 { Ok((slow, body)) } else { Err(format!("{status}: {body}")) }
     });
     assert!(busy.contains("try again later"), "{busy}");
+    // Turned away unread, they spend none of the client's tries.
+    for _ in 0..weaver_controllers::gitops::webhook::FAILURE_BURST + 1 {
+        let (status, _) = receiver.post(&format!("/hook/{ns}/shop"), &[("X-Gitlab-Token", "guess")], PUSH);
+        assert_eq!(status, 503);
+    }
     drop(slow);
     let accepted = common::eventually("the budget given back", || {
         let (status, body) = receiver.post(&format!("/hook/{ns}/shop"), &[("X-Gitlab-Token", TOKEN)], PUSH);

@@ -49,7 +49,9 @@ pub const MAX_BODY: usize = 1 << 20;
 pub const UNVERIFIED_FLOOR: Duration = Duration::from_millis(250);
 
 /// How many unverified requests a client may make before it is answered 429; it earns one back
-/// each `FAILURE_REFILL`. A git host with the right token never spends any.
+/// each `FAILURE_REFILL`. A request that verifies gives back the try it took, so a git host with
+/// the right token never runs out (governor, which the UI's sign-in limit uses, gives nothing
+/// back: hence a bucket of our own).
 pub const FAILURE_BURST: u32 = 20;
 pub const FAILURE_REFILL: Duration = Duration::from_secs(1);
 
@@ -215,6 +217,10 @@ async fn receive(receiver: &Receiver, request: Request<Incoming>) -> (Answer, Op
     }
     let kib = declared.map_or(MAX_BODY, |n| n as usize).div_ceil(1024).max(1);
     let Ok(_reading) = receiver.bodies.clone().try_acquire_many_owned(kib as u32) else {
+        // Turned away unread: nothing was tried, so nothing is spent.
+        if let Some(client) = client {
+            receiver.failures.give_back(client);
+        }
         let busy = format!("{} KiB of bodies are being read already", receiver.settings.bodies_in_flight / 1024);
         return (Answer::Busy, Some(busy));
     };

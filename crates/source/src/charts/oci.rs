@@ -352,7 +352,7 @@ impl<'de> serde::de::Visitor<'de> for PageSeed<'_, '_, '_> {
         let PageSeed { list, connection, url } = self;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
-                "tags" => map.next_value_seed(TagsSeed { list: &mut *list, connection, url })?,
+                "tags" => map.next_value_seed(TagsSeed(PageSeed { list: &mut *list, connection, url }))?,
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
@@ -362,12 +362,8 @@ impl<'de> serde::de::Visitor<'de> for PageSeed<'_, '_, '_> {
     }
 }
 
-/// The `tags` array of a page (or null).
-struct TagsSeed<'l, 'a, 'c> {
-    list: &'l mut TagList<'a>,
-    connection: &'c Connection,
-    url: &'c str,
-}
+/// The `tags` array of a page (or null), read into the same list.
+struct TagsSeed<'l, 'a, 'c>(PageSeed<'l, 'a, 'c>);
 
 impl<'de> serde::de::DeserializeSeed<'de> for TagsSeed<'_, '_, '_> {
     type Value = ();
@@ -397,8 +393,9 @@ impl<'de> serde::de::Visitor<'de> for TagsSeed<'_, '_, '_> {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        let TagsSeed(PageSeed { list, connection, url }) = self;
         while let Some(tag) = seq.next_element::<String>()? {
-            if !self.list.tag(self.connection, self.url, tag) {
+            if !list.tag(connection, url, tag) {
                 return Err(serde::de::Error::custom("stopped at a bound"));
             }
         }

@@ -117,11 +117,29 @@ impl RenderLimits {
             None => Error::new(format!("{what} is too large")),
         }
     }
+
+    /// A template engine's `error` in `release`, told what a limit made of it: the render's
+    /// stop (where `error` stood) when it must stop, `error` with the setting to raise when the
+    /// byte bound made it (`too_large`, as the engine tells it by kind), else `error` as it is.
+    pub fn limit_error(&self, error: Error, too_large: bool, release: &str) -> Error {
+        if let Some(why) = self.stop_reason() {
+            // Where it stood is the location; the engine's text of it adds nothing to why.
+            return Error { location: error.location, ..self.stopped(release, why) };
+        }
+        match &self.max_rendered_bytes {
+            Some(bound) if too_large => error.with_help(too_large_help(bound, release)),
+            _ => error,
+        }
+    }
 }
 
 fn too_large(bound: &Bound<usize>, what: &str, release: &str) -> Error {
     Error::new(format!("{what} exceeds the limit of {} bytes rendered per release ({})", bound.value, bound.setting))
-        .with_help(format!("release `{release}`: raise {} if the output is meant to be that large", bound.setting))
+        .with_help(too_large_help(bound, release))
+}
+
+fn too_large_help(bound: &Bound<usize>, release: &str) -> String {
+    format!("release `{release}`: raise {} if the output is meant to be that large", bound.setting)
 }
 
 #[cfg(test)]
@@ -146,6 +164,30 @@ mod tests {
         let named = RenderLimits::default().with_timeout(Duration::ZERO, "the SIGTERM grace");
         let help = named.stopped("app", named.stop_reason().unwrap()).help.unwrap();
         assert!(help.ends_with("raise the SIGTERM grace if it is not a loop"), "{help}");
+    }
+
+    #[test]
+    fn an_engine_s_error_is_told_what_a_limit_made_of_it() {
+        let at = crate::error::Location::file(std::path::Path::new("cm.yaml"));
+        let error = || Error::new("a string exceeds the limit of 10 bytes").with_location(at.clone());
+        let bounded =
+            RenderLimits { max_rendered_bytes: Some(Bound::new(10, "--max-rendered-bytes")), ..Default::default() };
+        let told = bounded.limit_error(error(), true, "app");
+        assert_eq!(told.message, "a string exceeds the limit of 10 bytes");
+        assert_eq!(
+            told.help.unwrap(),
+            "release `app`: raise --max-rendered-bytes if the output is meant to be that large"
+        );
+        assert_eq!(bounded.limit_error(error(), false, "app").help, None, "not the bound's");
+        assert_eq!(RenderLimits::default().limit_error(error(), true, "app").help, None, "no bound");
+        let passed = RenderLimits {
+            deadline: RenderLimits::default().with_timeout(Duration::ZERO, "spec.timeout").deadline,
+            ..bounded
+        };
+        let stopped = passed.limit_error(error(), true, "app");
+        assert_eq!(stopped.message, "rendering stopped: rendering took longer than its limit of 0ms (spec.timeout)");
+        assert!(stopped.help.unwrap().starts_with("release `app`: a template loops too long"));
+        assert_eq!(stopped.location, Some(at));
     }
 
     #[test]

@@ -106,7 +106,10 @@ pub fn render(
         );
         let out = set
             .execute_within(&template.name, &Values::value(template.data.clone()), &mut state, limits)
-            .map_err(|e| limit_help(exec_error(&e, &templates, &chart.metadata.name), e.is_too_large(), input))?;
+            .map_err(|e| {
+                let error = exec_error(&e, &templates, &chart.metadata.name);
+                input.limits.limit_error(error, e.is_too_large(), input.name)
+            })?;
         rendered_bytes += out.len();
         input.limits.check_rendered(rendered_bytes, &format!("the output of {}", template.name), input.name)?;
         // helm drops what Go prints for a missing value; most outputs hold none, and a search
@@ -271,26 +274,6 @@ fn parsed_set(helm: &HelmChart, templates: &[TemplateFile]) -> Result<Arc<Templa
     let set = Arc::new(set);
     sets.insert(shape, set.clone());
     Ok(set)
-}
-
-/// A template error that a limit made (the render stopped, a string or output too large) says
-/// which setting to raise; another is left as it is.
-fn limit_help(error: Error, too_large: bool, input: &ReleaseInput<'_>) -> Error {
-    let limits = &input.limits;
-    match limits.stop_reason() {
-        // Where it stood is the location; Go's text of the action adds nothing to why.
-        Some(why) => Error { location: error.location, ..limits.stopped(input.name, why) },
-        None => match &limits.max_rendered_bytes {
-            Some(bound) if too_large => {
-                let help = format!(
-                    "release `{}`: raise {} if the output is meant to be that large",
-                    input.name, bound.setting
-                );
-                error.with_help(help)
-            }
-            _ => error,
-        },
-    }
 }
 
 /// How many nested template calls an error shows in full.

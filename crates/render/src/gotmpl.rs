@@ -124,9 +124,6 @@ fn render_within(
     let bounds =
         gotemplate::Limits { stop: Some(&stop), max_bytes: limits.max_rendered_bytes.as_ref().map(|b| b.value) };
     let out = set.execute_within(&name, &Value::from_json(data, Numbers::Float64), &mut (), bounds).map_err(|e| {
-        if let Some(why) = limits.stop_reason() {
-            return limits.stopped(release, why).with_location(located(&e));
-        }
         let mut innermost = &e;
         while let Some(inner) = innermost.source_error().filter(|inner| inner.location().is_some()) {
             innermost = inner;
@@ -139,7 +136,9 @@ fn render_within(
             }
             _ => message,
         };
-        Error::at(located(innermost), format!("{what}: {message}"))
+        let error = Error::at(located(innermost), format!("{what}: {message}"));
+        // A stop, or the byte bound's error, names the setting to raise.
+        limits.limit_error(error, e.is_too_large(), release)
     })?;
     limits.check_rendered(out.len(), &format!("the output of {}", path.display()), release)?;
     Ok(out)

@@ -617,6 +617,31 @@ mod tests {
         }
 
         #[test]
+        fn a_go_template_values_file_s_doubling_string_names_the_setting() {
+            let doubling = r#"{{ $s := "ab" }}{{ range until 40 }}{{ $s = print $s $s }}{{ end }}a: {{ $s }}"#;
+            let repo = repository(&[
+                (
+                    "environments/dev.yaml",
+                    "namespace: shop\nreleases:\n  - name: loop\n    chart: app\n    valuesFiles: [v.yaml.gotmpl]\n",
+                ),
+                ("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n"),
+                ("charts/app/templates/cm.yaml", CONFIGMAP),
+                ("v.yaml.gotmpl", doubling),
+            ]);
+            let limits = RenderLimits {
+                max_rendered_bytes: Some(Bound::new(1 << 20, "--max-rendered-bytes")),
+                ..RenderLimits::default()
+            };
+            let err = render_dev(&repo, limits).unwrap_err();
+            assert!(err.message.contains("a string exceeds the limit of 1048576 bytes"), "{err:?}");
+            assert_eq!(
+                err.help.as_deref(),
+                Some("release `loop`: raise --max-rendered-bytes if the output is meant to be that large")
+            );
+            assert!(err.location.unwrap().path.ends_with("v.yaml.gotmpl"));
+        }
+
+        #[test]
         fn a_helm_chart_loop_is_stopped_at_the_timeout_and_its_output_at_the_bound() {
             let looping = "{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}";
             let doubling = r#"{{ $s := "ab" }}{{ range until 40 }}{{ $s = print $s $s }}{{ end }}{{ $s }}"#;

@@ -302,8 +302,9 @@ impl NewIdentity {
 
     /// Writes the identity to `path` as `age-keygen -o` does (its creation time and public key
     /// as comments, then the secret key). The file is created with mode 0600, so that it is
-    /// never readable by others even for an instant, and an existing file is never replaced;
-    /// missing parent directories are made with mode 0700.
+    /// never readable by others even for an instant, and an existing file is never replaced
+    /// (one this call made and could not finish writing is removed); missing parent directories
+    /// are made with mode 0700.
     pub fn write_new_file(&self, path: &Path) -> Result<(), SecretsError> {
         use secrecy::ExposeSecret;
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -320,7 +321,12 @@ impl NewIdentity {
             .and_then(|()| file.write_all(secret.expose_secret().as_bytes()))
             .and_then(|()| file.write_all(b"\n"))
             .and_then(|()| file.sync_all())
-            .map_err(io_error)
+            .map_err(|err| {
+                // A part of a key is no key, and would stand in the way of the next try as a
+                // file never replaced: it goes (this call made it).
+                let _ = std::fs::remove_file(path);
+                io_error(err)
+            })
     }
 }
 

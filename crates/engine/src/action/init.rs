@@ -84,18 +84,14 @@ pub fn init(options: &InitOptions) -> Result<Initialized> {
     check_environment_name(&options.env)?;
     let (identity, key_file, recipients) = match &options.key {
         KeyChoice::New(path) => {
-            let (path, found_by_default) = match path {
-                Some(path) => (path.clone(), false),
-                None => default_key_file(&options.dir)?,
+            let (path, found_by_default, what) = match path {
+                Some(path) => (path.clone(), false, "--key-file"),
+                None => {
+                    let (path, found_by_default) = default_key_file(&options.dir)?;
+                    (path, found_by_default, "the default key file")
+                }
             };
-            check_key_file(
-                &path,
-                &options.dir,
-                match options.key {
-                    KeyChoice::New(Some(_)) => "--key-file",
-                    _ => "the default key file",
-                },
-            )?;
+            check_key_file(&path, &options.dir, what)?;
             let identity = NewIdentity::generate();
             let recipients = vec![identity.recipient()];
             (Some(identity), Some(NewKeyFile { path, found_by_default }), recipients)

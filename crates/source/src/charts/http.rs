@@ -845,26 +845,20 @@ mod tests {
         }
         assert_eq!(connection.realm_refusal("https://reg.example/token"), None);
         assert!(connection.realm_refusal("https://auth.example/token").is_some());
-        let hub = Connection::open(
-            &Machine::anonymous(),
-            "oci://docker.io/library/nginx",
-            None,
-            "https://registry-1.docker.io",
-        )
-        .unwrap();
-        assert_eq!(hub.realm_refusal("https://auth.docker.io/token"), None, "Docker Hub's token service is its own");
     }
 
     #[test]
-    fn gitlab_s_token_service_is_built_in_and_the_cluster_s_refusal_names_no_credentials_file() {
-        let gitlab = Connection::open(
-            &Machine::anonymous(),
-            "oci://registry.gitlab.com/group/web",
-            None,
-            "https://registry.gitlab.com",
-        )
-        .unwrap();
-        assert_eq!(gitlab.realm_refusal("https://gitlab.com/jwt/auth"), None, "GitLab.com's token service is its own");
+    fn docker_hub_s_and_gitlab_s_token_services_are_built_in_and_the_cluster_s_refusal_names_no_credentials_file() {
+        for (repository, origin, realm) in [
+            ("oci://docker.io/library/nginx", "https://registry-1.docker.io", "https://auth.docker.io/token"),
+            ("oci://registry.gitlab.com/group/web", "https://registry.gitlab.com", "https://gitlab.com/jwt/auth"),
+        ] {
+            let connection = Connection::open(&Machine::anonymous(), repository, None, origin).unwrap();
+            assert_eq!(connection.realm_refusal(realm), None, "{origin}'s token service {realm} is its own");
+            // Built in for its own registry only.
+            let other = Connection::open(&Machine::anonymous(), "oci://reg.example/a", None, "https://reg.example");
+            assert!(other.unwrap().realm_refusal(realm).is_some(), "{realm} is not reg.example's");
+        }
         // In the cluster there is no credentials file: the refusal does not send the user to one.
         let held = registry_login::HeldConfig::parse(
             "Secret team/regcred",

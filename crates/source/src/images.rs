@@ -435,12 +435,10 @@ impl Registries {
             attempt += 1;
             let response = {
                 let _slot = acquire(&slots);
-                let left = check.deadline.left().ok_or_else(out_of_time)?;
-                self.requests.fetch_add(1, Ordering::Relaxed);
-                match connection.send_bounded(method, url, accept, extra, max_body, Some(left)) {
-                    Err(_) if check.deadline.left().is_none() => return Err(out_of_time()),
-                    sent => sent?,
-                }
+                check.deadline.within(out_of_time, |left| {
+                    self.requests.fetch_add(1, Ordering::Relaxed);
+                    connection.send_bounded(method, url, accept, extra, max_body, Some(left))
+                })?
             };
             if response.over_limit && tag_page.is_none() {
                 return Err(Error::new(format!(

@@ -81,12 +81,10 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
                 return Err(connection.failed(&url, "the registry's tag list links back to a page it already gave"));
             }
             let max_body = tags.max_body(connection, &url)?;
-            let left = deadline.left().ok_or_else(|| out_of_time(&url))?;
-            let response =
-                match connection.send_bounded(Method::Get, &url, "application/json", &[], max_body, Some(left)) {
-                    Err(_) if deadline.left().is_none() => return Err(out_of_time(&url)),
-                    sent => sent?,
-                };
+            let response = deadline.within(
+                || out_of_time(&url),
+                |left| connection.send_bounded(Method::Get, &url, "application/json", &[], max_body, Some(left)),
+            )?;
             if response.status != 200 {
                 return Err(connection.status_error(&url, &response));
             }
@@ -196,6 +194,16 @@ impl Deadline {
     /// The time left; None once it is out.
     pub fn left(&self) -> Option<Duration> {
         self.at.checked_duration_since(Instant::now()).filter(|left| !left.is_zero())
+    }
+
+    /// `send` given the time left; its failure once the time is out (a request cut by it) is
+    /// `out_of_time`'s error, as is there being no time left to send it.
+    pub fn within<T>(&self, out_of_time: impl Fn() -> Error, send: impl FnOnce(Duration) -> Result<T>) -> Result<T> {
+        let left = self.left().ok_or_else(&out_of_time)?;
+        match send(left) {
+            Err(_) if self.left().is_none() => Err(out_of_time()),
+            sent => sent,
+        }
     }
 
     /// The error of a request to `registry` (its host), for `repository`, that the time ran out for.

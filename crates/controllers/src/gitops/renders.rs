@@ -6,7 +6,7 @@
 //! another tenant's.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ pub struct Renders {
     limits: RenderLimits,
     /// Renders under way, of every tenant.
     all: Arc<Semaphore>,
+    /// How many `all` lets render at once.
+    at_once: usize,
     /// Each namespace's one render at a time.
     tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
@@ -41,7 +43,8 @@ pub struct Turn {
 impl Renders {
     /// Renders within `limits`, at most `at_once` of them together.
     pub fn new(limits: RenderLimits, at_once: usize) -> Renders {
-        Renders { limits, all: Arc::new(Semaphore::new(at_once.max(1))), tenants: Mutex::default() }
+        let at_once = at_once.max(1);
+        Renders { limits, all: Arc::new(Semaphore::new(at_once)), at_once, tenants: Mutex::default() }
     }
 
     /// Renders within `limits`, as many at once as the machine has cores.
@@ -74,23 +77,30 @@ impl Renders {
             let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
             tenants.entry(tenant.to_string()).or_insert_with(|| Arc::new(Semaphore::new(1))).clone()
         };
+        // Whether the namespace's own turn came: the help says which wait took the time.
+        let own_turn = AtomicBool::new(false);
         let waiting = async {
             let own = own.acquire_owned().await.expect("a tenant's semaphore is never closed");
+            own_turn.store(true, Ordering::Relaxed);
             let all = self.all.clone().acquire_owned().await.expect("the renders' semaphore is never closed");
             Turn { _tenant: own, _all: all }
         };
         let Some((at, bound)) = &limits.deadline else { return Ok(waiting.await) };
         tokio::time::timeout_at((*at).into(), waiting).await.map_err(|_| {
+            let waited = match own_turn.load(Ordering::Relaxed) {
+                false => format!("namespace `{tenant}` renders one environment at a time and its others took the time"),
+                true => format!(
+                    "namespace `{tenant}` waited behind others: the controller renders at most {} at once, \
+                     and other namespaces' renders took the time",
+                    self.at_once
+                ),
+            };
             Error::new(format!(
                 "rendering stopped: environment `{environment}` had no turn to render within its limit of {} ({})",
                 humanize(bound.value),
                 bound.setting
             ))
-            .with_help(format!(
-                "namespace `{tenant}` renders one environment at a time and the others took the time; \
-                 raise {} if none of them loops",
-                bound.setting
-            ))
+            .with_help(format!("{waited}; raise {} if none of them loops", bound.setting))
         })
     }
 }
@@ -135,7 +145,20 @@ mod tests {
             err.message,
             "rendering stopped: environment `prod` had no turn to render within its limit of 100ms (spec.timeout)"
         );
-        assert!(err.help.unwrap().contains("namespace `team-b`"));
+        assert_eq!(
+            err.help.unwrap(),
+            "namespace `team-b` waited behind others: the controller renders at most 1 at once, \
+             and other namespaces' renders took the time; raise spec.timeout if none of them loops"
+        );
+        // Behind a render of its own namespace: that is the wait the help names.
+        let late =
+            tokio::time::timeout(Duration::from_secs(5), renders.turn("team-a", "prod", &bounded.restarted())).await;
+        let Ok(Err(err)) = late else { panic!("waited past its deadline, or had a turn") };
+        assert_eq!(
+            err.help.unwrap(),
+            "namespace `team-a` renders one environment at a time and its others took the time; \
+             raise spec.timeout if none of them loops"
+        );
     }
 
     #[test]

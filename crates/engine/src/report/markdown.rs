@@ -244,17 +244,20 @@ pub fn escape(text: &str) -> String {
 /// that no value can end the span, the cell or the row.
 pub fn code_cell(text: &str) -> String {
     let text = text.replace(['\r', '\n'], " ").replace('|', "\\|");
-    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    let fence = "`".repeat(longest + 1);
+    let fence = "`".repeat(longest_backticks(&text) + 1);
     let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
     format!("{fence}{pad}{text}{pad}{fence}")
 }
 
 /// A fenced `diff` block whose fence is longer than any backtick run in the text.
 fn fenced(text: &str) -> String {
-    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    let fence = "`".repeat(longest.max(2) + 1);
+    let fence = "`".repeat(longest_backticks(text).max(2) + 1);
     format!("{fence}diff\n{text}{fence}\n")
+}
+
+/// The longest run of backticks in `text`: a fence around it must be longer.
+fn longest_backticks(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }
 
 /// Says which diffs were cut (the first [`NAMED`], largest first) and how many objects were

@@ -989,4 +989,30 @@ mod tests {
             assert!(metadata.get("annotations").is_none(), "no origin unless asked: {metadata}");
         }
     }
+
+    /// A SecretGenerator configured under `generators:` whose `literals` is no list: the error
+    /// names the file and what was expected, never the literal (serde_json's message quoted it).
+    #[test]
+    fn a_generator_configuration_s_error_never_quotes_its_values() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir(repo.path().join("app")).unwrap();
+        std::fs::write(repo.path().join("app/kustomization.yaml"), "generators: [gen.yaml]\n").unwrap();
+        std::fs::write(
+            repo.path().join("app/gen.yaml"),
+            "apiVersion: builtin\nkind: SecretGenerator\nmetadata: {name: s}\nliterals: password=hunter2\n",
+        )
+        .unwrap();
+        let Err(err) = build(
+            &FsSource::new(repo.path()),
+            Path::new("app"),
+            &Location::file("weaver.yaml"),
+            LoadRestrictions::RootOnly,
+        ) else {
+            panic!("built")
+        };
+        let err = err.to_string();
+        assert!(err.contains("app/gen.yaml: not a generator configuration: invalid type: string"), "{err}");
+        assert!(err.contains("expected a sequence"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
 }

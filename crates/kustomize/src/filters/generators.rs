@@ -59,8 +59,12 @@ pub(crate) fn run_configured(
         let (path, documents) = super::transformers::documents(target, entry, "generators", build)?;
         for config in documents {
             let configured_in = origin.map(|origin| Origin::configured_in(origin, &config, &entry.value, &target.file));
-            let config: PluginConfig = serde_json::from_value(config).map_err(|e| {
-                target.error(at, format!("`generators`: {}: not a generator configuration: {e}", path.display()))
+            let config: PluginConfig = serde_json::from_value(config.clone()).map_err(|_| {
+                // serde_json's message quotes the value it refused, a SecretGenerator's literal
+                // among them: the same error, of the configuration without its values.
+                let e = serde_json::from_value::<PluginConfig>(without_values(&config)).err();
+                let e = e.map(|e| format!(": {e}")).unwrap_or_default();
+                target.error(at, format!("`generators`: {}: not a generator configuration{e}", path.display()))
             })?;
             let kind = match (config.api_version.as_str(), config.kind.as_str()) {
                 ("builtin" | "", "ConfigMapGenerator") => "ConfigMap",
@@ -104,6 +108,19 @@ pub(crate) fn run_configured(
         }
     }
     Ok(())
+}
+
+/// `value` with a placeholder of its type in place of each string and number, so that an error
+/// about it names what was found, never the value (a SecretGenerator's literal).
+fn without_values(value: &Value) -> Value {
+    match value {
+        Value::String(_) => Value::String("…".to_string()),
+        Value::Number(number) if number.is_f64() => json!(0.5),
+        Value::Number(_) => json!(0),
+        Value::Array(items) => Value::Array(items.iter().map(without_values).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(key, v)| (key.clone(), without_values(v))).collect()),
+        other => other.clone(),
+    }
 }
 
 /// A builtin generator's configuration, read as kustomize reads a plugin's: keys it does not

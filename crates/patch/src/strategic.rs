@@ -156,6 +156,16 @@ fn key_text(element: &Value, key: &str) -> String {
     }
 }
 
+/// Whether kyaml matches `element` by the empty text ([`key_text`] empty), told without making
+/// the text: every keyed list a strategic merge meets is looked at so.
+fn has_empty_key(element: &Value, key: &str) -> bool {
+    match element.get(key) {
+        None | Some(Value::Null) => true,
+        Some(Value::String(text)) => text.is_empty(),
+        Some(_) => false,
+    }
+}
+
 /// kyaml's merge of a list keyed by the one field `key` where an element has no key (an `env`
 /// entry without `name`), as `kubectl kustomize` applies it (`walkAssociativeSequence`,
 /// `ElementSetter`): each key value, the patch's first, is looked up in the target and the
@@ -578,7 +588,7 @@ impl Ctx<'_> {
             && self.flavor == Flavor::Kustomize
             && order.is_none()
             && !patch.iter().any(|e| e.get(PATCH).is_some())
-            && target.iter().flatten().chain(patch).any(|e| key_text(e, key.field).is_empty())
+            && target.iter().flatten().chain(patch).any(|e| has_empty_key(e, key.field))
         {
             let mut merge = |into: Option<&Value>, element: &Value, at: usize| -> Result<Value, PatchError> {
                 let mut merged = into.cloned().unwrap_or_else(|| Value::Object(Map::new()));
@@ -959,6 +969,24 @@ mod tests {
         let patch = json!({"metadata": {"finalizers": ["z", "w"]}});
         merge_as(Flavor::Kustomize, &mut out, &patch, "v1", "ConfigMap").unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["z", "w", "x"]));
+    }
+
+    #[test]
+    fn an_empty_key_is_told_as_its_text_would_tell_it() {
+        for element in [
+            json!({}),
+            json!({"name": null}),
+            json!({"name": ""}),
+            json!({"name": "a"}),
+            json!({"name": 0}),
+            json!({"name": false}),
+            json!({"name": []}),
+            json!({"name": {}}),
+            json!("a"),
+            json!(null),
+        ] {
+            assert_eq!(has_empty_key(&element, "name"), key_text(&element, "name").is_empty(), "{element}");
+        }
     }
 
     /// Elements without their merge key, as kyaml merges them: results recorded from `kubectl

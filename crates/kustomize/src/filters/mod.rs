@@ -88,6 +88,7 @@ impl TransformerConfig {
     /// sorts them. The same field with and without `create` is kustomize's "conflicting
     /// fieldspecs".
     pub fn merge(&mut self, other: &TransformerConfig) -> Result<(), String> {
+        let before = self.specifications();
         let lists = [
             (&mut self.name_prefix, &other.name_prefix, "namePrefix"),
             (&mut self.name_suffix, &other.name_suffix, "nameSuffix"),
@@ -113,8 +114,30 @@ impl TransformerConfig {
                 None => self.name_reference.push(backref.clone()),
             }
         }
-        self.sort();
+        // Already sorted unless something was added: a merge of what adds nothing (the
+        // configuration of each file of `resources`) sorts nothing again.
+        if self.specifications() != before {
+            self.sort();
+        }
         Ok(())
+    }
+
+    /// How many field specifications (and name references) it holds; a merge only adds.
+    fn specifications(&self) -> usize {
+        let lists = [
+            &self.name_prefix,
+            &self.name_suffix,
+            &self.namespace,
+            &self.common_labels,
+            &self.labels,
+            &self.template_labels,
+            &self.common_annotations,
+            &self.var_reference,
+            &self.images,
+            &self.replicas,
+        ];
+        lists.iter().map(|list| list.len()).sum::<usize>()
+            + self.name_reference.iter().map(|backref| 1 + backref.field_specs.len()).sum::<usize>()
     }
 
     /// Sorted as kustomize sorts a configuration it reads.

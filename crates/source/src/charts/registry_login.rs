@@ -14,10 +14,17 @@ use serde::Deserialize;
 use weaver_core::error::{Error, Result};
 
 /// A registry's username and password (or identity token, as helpers give it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Login {
     pub username: String,
     pub password: String,
+}
+
+/// The password shown as `[redacted]`, as [`crate::Credentials`] shows its secrets.
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login").field("username", &self.username).field("password", &"[redacted]").finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,7 +38,7 @@ struct ConfigFile {
     cred_helpers: HashMap<String, String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 struct AuthEntry {
     #[serde(default)]
     auth: Option<String>,
@@ -39,6 +46,18 @@ struct AuthEntry {
     username: Option<String>,
     #[serde(default)]
     password: Option<String>,
+}
+
+/// `auth` (base64 of user:password) and the password shown as `[redacted]`.
+impl std::fmt::Debug for AuthEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |given: &Option<String>| given.as_ref().map(|_| "[redacted]");
+        f.debug_struct("AuthEntry")
+            .field("auth", &hidden(&self.auth))
+            .field("username", &self.username)
+            .field("password", &hidden(&self.password))
+            .finish()
+    }
 }
 
 /// The config files to read, in order: helm's, then docker's.
@@ -186,6 +205,17 @@ fn registry_host(key: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_a_password_or_auth() {
+        let config = config(
+            r#"{"auths": {"reg.example": {"auth": "cm9ib3Q6czNjcmV0", "username": "robot", "password": "s3cret"}}}"#,
+        );
+        let login = Login { username: "robot".into(), password: "s3cret".into() };
+        let shown = format!("{config:?} {login:?}");
+        assert!(!shown.contains("s3cret") && !shown.contains("cm9ib3Q6czNjcmV0"), "{shown}");
+        assert!(shown.contains("robot") && shown.contains("[redacted]"), "{shown}");
+    }
 
     fn config(json: &str) -> ConfigFile {
         serde_json::from_str(json).unwrap()

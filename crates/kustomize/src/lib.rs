@@ -990,6 +990,33 @@ mod tests {
         }
     }
 
+    /// A secretGenerator literal without `=`: the error names the file and which literal, never
+    /// its text (a Secret's literal is its value).
+    #[test]
+    fn a_literal_that_is_not_key_value_is_named_by_its_place_not_its_text() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir(repo.path().join("app")).unwrap();
+        std::fs::write(
+            repo.path().join("app/kustomization.yaml"),
+            "secretGenerator:\n  - name: s\n    literals: [user=robot, hunter2]\n",
+        )
+        .unwrap();
+        let Err(err) = build(
+            &FsSource::new(repo.path()),
+            Path::new("app"),
+            &Location::file("weaver.yaml"),
+            LoadRestrictions::RootOnly,
+        ) else {
+            panic!("built")
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains("app/kustomization.yaml") && err.contains("literal 2 of `literals` is not key=value"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
     /// A SecretGenerator configured under `generators:` whose `literals` is no list: the error
     /// names the file and what was expected, never the literal (serde_json's message quoted it).
     #[test]

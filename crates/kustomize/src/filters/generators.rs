@@ -168,10 +168,17 @@ fn generate(
         let (path, text) = target.read_file(env, at, field)?;
         pairs.extend(env_pairs(&path, &text).map_err(|e| target.error(at, format!("`{field}`: {e}")))?);
     }
-    for literal in &args.literals {
+    for (index, literal) in args.literals.iter().enumerate() {
         match literal.split_once('=') {
             Some((key, value)) if !key.is_empty() => pairs.push((key.to_string(), unquoted(value).as_bytes().to_vec())),
-            _ => return Err(target.error(at, format!("`{field}`: literal `{literal}` is not key=value"))),
+            // By its place, never its text: a Secret's literal is its value.
+            _ => {
+                let why = format!(
+                    "`{field}`: literal {} of `literals` is not key=value (it has no `=` after a key)",
+                    index + 1
+                );
+                return Err(target.error(at, why));
+            }
         }
     }
     for file in &args.files {

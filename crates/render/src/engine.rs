@@ -164,7 +164,8 @@ fn template_location(e: &minijinja::Error, template: &Path) -> Location {
 /// `range` as minijinja's, whose loops end once the render must stop (the render then fails):
 /// a loop that prints nothing would otherwise run to its end, never asked.
 fn stop_ranges(env: &mut Environment<'static>, limits: &RenderLimits) {
-    let limits = limits.clone();
+    // Shared, not cloned: `range` is called at each pass of an outer loop.
+    let limits = Arc::new(limits.clone());
     env.add_function("range", move |lower: isize, upper: Option<isize>, step: Option<isize>| {
         let range = minijinja::functions::range(lower, upper, step)?;
         let limits = limits.clone();
@@ -172,25 +173,35 @@ fn stop_ranges(env: &mut Environment<'static>, limits: &RenderLimits) {
         Ok(minijinja::Value::make_iterable(move || UntilStopped {
             range: range.try_iter().ok(),
             limits: limits.clone(),
+            taken: 0,
         }))
     });
 }
 
-/// A range's values until the render must stop. Its size hint is the whole range's, as
-/// minijinja's own range gives it: `loop.last`, `loop.length` and `|length` read it, and must
-/// read as they do with no limits (a stopped render fails, so its shortened loop is never seen).
+/// Values a range gives between two asks whether the render must stop: a clock read costs
+/// as much as an iteration of an empty loop.
+const VALUES_PER_CHECK: u32 = 64;
+
+/// A range's values until the render must stop (asked at its first value and every
+/// [`VALUES_PER_CHECK`]). Its size hint is the whole range's, as minijinja's own range gives
+/// it: `loop.last`, `loop.length` and `|length` read it, and must read as they do with no
+/// limits (a stopped render fails, so its shortened loop is never seen).
 struct UntilStopped {
     range: Option<minijinja::value::ValueIter>,
-    limits: RenderLimits,
+    limits: Arc<RenderLimits>,
+    /// Values given so far.
+    taken: u32,
 }
 
 impl Iterator for UntilStopped {
     type Item = minijinja::Value;
 
     fn next(&mut self) -> Option<minijinja::Value> {
-        match self.limits.stop_reason() {
-            Some(_) => None,
-            None => self.range.as_mut()?.next(),
+        let ask = self.taken.is_multiple_of(VALUES_PER_CHECK);
+        self.taken = self.taken.wrapping_add(1);
+        match ask && self.limits.stop_reason().is_some() {
+            true => None,
+            false => self.range.as_mut()?.next(),
         }
     }
 

@@ -76,7 +76,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// The secret key line of an age key file.
 fn secret_key(key_file: &Path) -> String {
     let text = std::fs::read_to_string(key_file).unwrap();
-    text.lines().find(|line| line.starts_with(weaver_secrets::SECRET_KEY_PREFIX)).expect("a secret key line").to_string()
+    text.lines()
+        .find(|line| line.starts_with(weaver_secrets::SECRET_KEY_PREFIX))
+        .expect("a secret key line")
+        .to_string()
 }
 
 /// The `age:` recipients of the repository's `.sops.yaml`.

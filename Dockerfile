@@ -1,5 +1,5 @@
 # The one weaver image: `weaver` in CI jobs, and `weaver operator run` in the cluster (the
-# configmapsync-operator chart's Deployment runs it with `operator run ...` as arguments).
+# Deployment of charts/weaver runs it with `operator run ...` as arguments).
 #
 #   docker build -t weaver:0.1.0 .
 #

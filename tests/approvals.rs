@@ -1,4 +1,4 @@
-//! Approvals the API server enforces: the operator chart's ValidatingAdmissionPolicy refuses a
+//! Approvals the API server enforces: weaver's chart's ValidatingAdmissionPolicy refuses a
 //! change of an EnvironmentSync's `spec.approvedPlan` by anyone without the verb `approve` on
 //! it, or one that does not name its writer as the approver, and suspending or resuming without
 //! `suspend` or `resume`, whether the write comes from `kubectl patch` or `weaver sync approve`.
@@ -166,7 +166,7 @@ fn kubectl_patch_of_the_approved_plan_needs_the_approve_verb_and_names_its_write
 
     // The controller's own account (the chart's, in the release's namespace: here the test's)
     // writes its UI users' approvals, naming them: it holds approve, and it alone may name another.
-    let controller = account(&cluster, &namespace, "configmapsync-operator", &["get", "patch", "approve"]);
+    let controller = account(&cluster, &namespace, "weaver", &["get", "patch", "approve"]);
     let for_alice = json!({"metadata": {"annotations": {"weaver.example.com/approved-by": "alice"}},
         "spec": {"approvedPlan": format!("sha256:{}", "ef".repeat(32))}});
     let passed = patch(&controller, &for_alice);

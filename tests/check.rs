@@ -8,7 +8,7 @@ use common::cluster::TestCluster;
 use serde_json::{Value, json};
 
 const MANAGER: &str = "check-test";
-const SELECTOR: (&str, &str) = ("app.kubernetes.io/name", "configmapsync-operator");
+const SELECTOR: (&str, &str) = ("app.kubernetes.io/name", "weaver");
 
 fn check(cluster: &TestCluster, args: &[&str]) -> (i32, String) {
     let run = common::Repo::empty().weaver_on(cluster, &[&["check"], args].concat());
@@ -159,6 +159,24 @@ fn check_names_a_missing_crd_a_controller_not_ready_and_an_account_lacking_a_ver
     assert!(finding(&out, &format!("service/{ns}/weaver-webhook:")).contains("1 ready endpoint"), "{out}");
     assert!(finding(&out, &format!("environmentsync/{ns}/shop:")).starts_with('✔'), "{out}");
     assert!(out.ends_with("all checks passed\n"), "{out}");
+}
+
+/// A release moved from the former configmapsync-operator chart keeps its pods' label
+/// (`nameOverride: configmapsync-operator`): its controller is found all the same.
+#[test]
+fn check_finds_the_controller_of_a_release_moved_from_the_former_chart() {
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("moved");
+    let mut moved = deployment(&ns, 1);
+    moved["metadata"]["name"] = json!("configmapsync-operator");
+    let former = json!({"app.kubernetes.io/name": "configmapsync-operator"});
+    for labels in ["/metadata/labels", "/spec/selector/matchLabels", "/spec/template/metadata/labels"] {
+        *moved.pointer_mut(labels).unwrap() = former.clone();
+    }
+    cluster.apply(&[moved], MANAGER);
+    let (_, out) = check(&cluster, &["-n", &ns]);
+    assert!(!out.contains("no Deployment labelled"), "{out}");
+    finding(&out, &format!("controller/{ns}/configmapsync-operator:"));
 }
 
 #[test]

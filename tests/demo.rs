@@ -68,7 +68,7 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
     let applied = demo.weaver(&["apply", "--env", "dev"]);
     let out = applied.success();
     let position = |line: &str| out.find(line).unwrap_or_else(|| panic!("no {line:?} in:\n{out}"));
-    let operator_deployed = position("release configmapsync-operator: revision 1 deployed");
+    let operator_deployed = position("release weaver: revision 1 deployed");
     let sync_created = position(&format!(
         "created weaver.example.com/v1alpha1 ConfigMapSync {}/shop-settings (release settings-sync)",
         demo.ns
@@ -77,7 +77,7 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
     if demo.cluster.is_fake() {
         let crd = position(
             "created apiextensions.k8s.io/v1 CustomResourceDefinition configmapsyncs.weaver.example.com \
-             (release configmapsync-operator)",
+             (release weaver)",
         );
         assert!(crd < operator_deployed, "{out}");
     } else {
@@ -85,7 +85,7 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
         // and then it is unchanged. The record says this release deploys it either way.
         let secrets = demo.cluster.list("v1", "Secret", "secrets", &operator_ns);
         let records = weaver_plan::release::record::from_secrets(&secrets).unwrap();
-        let record = records.iter().find(|r| r.release == "configmapsync-operator").expect("the operator's record");
+        let record = records.iter().find(|r| r.release == "weaver").expect("the operator's record");
         let crd = record.objects.iter().find(|o| o.name == "configmapsyncs.weaver.example.com");
         assert!(crd.is_some_and(|crd| crd.kind == "CustomResourceDefinition" && crd.applied), "{:?}", record.objects);
     }
@@ -117,7 +117,7 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
 
     // The operator as its Deployment runs it: the chart's ServiceAccount, leader election on a
     // Lease in its namespace.
-    let identity = demo.cluster.identity(&operator_ns, "configmapsync-operator");
+    let identity = demo.cluster.identity(&operator_ns, "weaver");
     let kubeconfig = demo.repo.path().join("operator.kubeconfig");
     std::fs::write(&kubeconfig, &identity.kubeconfig).unwrap();
     let log = demo.repo.path().join("operator.log");

@@ -203,11 +203,11 @@ impl Context {
     }
 }
 
-/// The demo's dev environment without the ConfigMapSync operator and its tenant (the shop's
+/// The demo's dev environment without weaver's chart's release and its tenants (the shop's
 /// releases only), as the examples about the shop show it.
 fn shop_only(cx: &Context) {
     let dev = std::fs::read_to_string(cx.repo.path().join("environments/dev.yaml")).unwrap();
-    let start = dev.find("  # The ConfigMapSync operator").expect("the demo's dev environment deploys the operator");
+    let start = dev.find("  # weaver's in-cluster half").expect("the demo's dev environment deploys the operator");
     cx.repo.write("environments/dev.yaml", &dev[..start]);
 }
 

@@ -137,8 +137,7 @@ fn a_base_edit_affects_the_environments_extending_it_transitively() {
     replace(&repo, "environments/base.yaml", "team: shop", "team: shop-platform");
     let report = changed_json(&repo, &["--base", "HEAD"]);
     // dev also deploys the operator and its two tenants.
-    let dev =
-        ["configmapsync-operator", "redis", "settings-sync", "staging-sync", "web"].map(|r| format!("dev/{r} changed"));
+    let dev = ["redis", "settings-sync", "staging-sync", "weaver", "web"].map(|r| format!("dev/{r} changed"));
     let everything: Vec<String> = dev
         .into_iter()
         .chain(
@@ -181,10 +180,10 @@ fn a_secrets_edit_affects_its_environments_releases() {
     assert_eq!(
         affected(&report),
         [
-            "dev/configmapsync-operator changed",
             "dev/redis changed",
             "dev/settings-sync changed",
             "dev/staging-sync changed",
+            "dev/weaver changed",
             "dev/web changed"
         ]
     );
@@ -313,12 +312,12 @@ fn text_output_names_the_versions_releases_and_unattributed_paths() {
     let expected = format!(
         "base: commit {short} (HEAD)\nhead: the working tree (on commit {short})\n\n\
          environments: dev\n\n\
-         ENVIRONMENT  RELEASE                 STATUS   BECAUSE OF\n\
-         dev          configmapsync-operator  changed  secrets/dev.yaml\n\
-         dev          redis                   changed  secrets/dev.yaml\n\
-         dev          settings-sync           changed  secrets/dev.yaml\n\
-         dev          staging-sync            changed  secrets/dev.yaml\n\
-         dev          web                     changed  secrets/dev.yaml\n\n\
+         ENVIRONMENT  RELEASE        STATUS   BECAUSE OF\n\
+         dev          redis          changed  secrets/dev.yaml\n\
+         dev          settings-sync  changed  secrets/dev.yaml\n\
+         dev          staging-sync   changed  secrets/dev.yaml\n\
+         dev          weaver         changed  secrets/dev.yaml\n\
+         dev          web            changed  secrets/dev.yaml\n\n\
          unattributed (weaver cannot tell which releases these affect):\n  README.md\n"
     );
     assert_eq!(out, expected);
@@ -381,10 +380,7 @@ fn changed_since_names_removed_releases_and_combines_with_other_selectors() {
     replace(&repo, "environments/dev.yaml", "extends: base\n", "extends: base\nabstract: true\n");
     repo.write("environments/dev-local.yaml", "extends: dev\n");
     let run = repo.weaver(&["render", "--env", "dev-local", "--changed-since", "HEAD"]);
-    assert_eq!(
-        rendered_releases(run.success()),
-        ["redis", "web", "configmapsync-operator", "settings-sync", "staging-sync"]
-    );
+    assert_eq!(rendered_releases(run.success()), ["redis", "web", "weaver", "settings-sync", "staging-sync"]);
     let run = repo.weaver(&["render", "--env", "staging", "--changed-since", "HEAD", "-r", "web"]);
     assert_eq!(rendered_releases(run.success()), ["web"]);
 

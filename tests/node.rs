@@ -508,7 +508,7 @@ fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() 
     demo.append("environments/staging.yaml", "promotion:\n  from: dev\n  pins: [{release: web, values: replicas}]\n");
     const KEY: &str = "a record key of more than thirty-two bytes";
     demo.repo.write(
-        "charts/configmapsync-operator/templates/record-key.yaml",
+        "charts/weaver/templates/record-key.yaml",
         &format!(
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: weaver-record-key\nstringData:\n  record.key: \"{KEY}\"\n"
         ),
@@ -1288,10 +1288,8 @@ fn a_push_posted_to_the_webhook_receiver_through_the_charts_service_applies_the_
     // server's proxy to the Service: its selector and named ports choose the Pod, on any
     // cluster, whether or not the test machine reaches ClusterIPs).
     let pushed = push_feature_flags_on(&demo);
-    let hook = format!(
-        "/api/v1/namespaces/{operator_ns}/services/configmapsync-operator-webhook:webhook/proxy/hook/{}/staging-sync",
-        demo.ns
-    );
+    let hook =
+        format!("/api/v1/namespaces/{operator_ns}/services/weaver-webhook:webhook/proxy/hook/{}/staging-sync", demo.ns);
     let post = |token: &str| {
         let headers =
             [("Content-Type", "application/json"), ("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", token)];
@@ -1726,7 +1724,7 @@ fn the_controllers_ui_through_its_service_in_chromium_shows_the_sync_at_its_comm
     // `kubectl port-forward svc/…`, which would pick one Pod once and tunnel to it, bypassing
     // the Service's choice of replica and its affinity.
     let service = json!({"apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "configmapsync-operator-ui", "namespace": operator_ns}});
+        "metadata": {"name": "weaver-ui", "namespace": operator_ns}});
     let service = cluster.get(&service).expect("the chart's UI Service");
     assert_eq!(service["spec"]["sessionAffinity"], "ClientIP", "{service:#}");
     let address = service["spec"]["clusterIP"].as_str().unwrap();

@@ -1,8 +1,10 @@
-//! The ConfigMapSync operator's chart: its CRD is the one generated from the Rust types, it
-//! renders with weaver's own render, the operator's own RBAC cannot write ConfigMaps, its
-//! production objects select the operator's pods, and the API server's PodSecurity admission
-//! finds its pods `restricted` (on the fake API server, or unchanged on the cluster of
-//! `WEAVER_TEST_KUBECONFIG`).
+//! weaver's chart, `charts/weaver` (a Helm chart: the ConfigMapSync and EnvironmentSync
+//! controllers, the webhook receiver, the UI): its CRDs are the ones generated from the Rust
+//! types, its version is the crate's, `helm template` and weaver's render give the same objects,
+//! the operator's own RBAC cannot write ConfigMaps, its production objects select the operator's
+//! pods, the API server's PodSecurity admission finds its pods `restricted` (on the fake API
+//! server, or unchanged on the cluster of `WEAVER_TEST_KUBECONFIG`), and a release of the former
+//! configmapsync-operator chart moves to it keeping its objects' names and selector.
 
 use crate::common;
 
@@ -10,9 +12,11 @@ use common::cluster::TestCluster;
 use common::{Repo, copy_dir, eventually, project_root, weaver_in};
 use serde_json::{Value, json};
 
-const CHART: &str = "charts/configmapsync-operator";
-const CRD_FILE: &str = "charts/configmapsync-operator/crds/configmapsyncs.weaver.example.com.yaml";
-const ENVIRONMENTSYNC_CRD_FILE: &str = "charts/configmapsync-operator/crds/environmentsyncs.weaver.example.com.yaml";
+const CHART: &str = "charts/weaver";
+const CRD_FILE: &str = "charts/weaver/crds/configmapsyncs.weaver.example.com.yaml";
+const ENVIRONMENTSYNC_CRD_FILE: &str = "charts/weaver/crds/environmentsyncs.weaver.example.com.yaml";
+/// The release the tests' environments give the chart.
+const RELEASE: &str = "weaver";
 
 #[test]
 fn the_chart_ships_the_crd_generated_from_the_types() {
@@ -84,13 +88,18 @@ pub(crate) fn render_chart_in(namespace: &str, values: &str) -> Vec<Value> {
 
 /// A repository whose environment `ops` has the chart's release in `namespace` with `values`.
 fn chart_repo(namespace: &str, values: &str) -> Repo {
+    release_repo(RELEASE, namespace, values)
+}
+
+/// A repository whose environment `ops` has the chart's release `release` in `namespace` with
+/// `values`.
+fn release_repo(release: &str, namespace: &str, values: &str) -> Repo {
     let repo = Repo::empty();
     copy_dir(&project_root().join(CHART), &repo.path().join(CHART));
     repo.write(
         "environments/ops.yaml",
         &format!(
-            "releases:\n  - name: configmapsync-operator\n    chart: configmapsync-operator\n    \
-             namespace: {namespace}\n    values: {values}\n"
+            "releases:\n  - name: {release}\n    chart: weaver\n    namespace: {namespace}\n    values: {values}\n"
         ),
     );
     repo
@@ -105,7 +114,7 @@ fn rendered(repo: &Repo, env: &str) -> Vec<Value> {
 /// dev` gives them.
 fn demo_operator() -> Vec<Value> {
     let objects = rendered(&Repo::demo(), "dev");
-    let of_operator = |o: &Value| o["metadata"]["labels"]["weaver.example.com/release"] == "configmapsync-operator";
+    let of_operator = |o: &Value| o["metadata"]["labels"]["weaver.example.com/release"] == RELEASE;
     objects.into_iter().filter(of_operator).collect()
 }
 
@@ -202,7 +211,7 @@ fn the_deployment_meets_the_restricted_pod_security_standard() {
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
-    assert_eq!(pod["serviceAccountName"], "configmapsync-operator");
+    assert_eq!(pod["serviceAccountName"], RELEASE, "serviceAccount.name \"\": the release's name");
     for key in ["hostNetwork", "hostPID", "hostIPC"] {
         assert!(pod.get(key).is_none(), "the pod sets {key}");
     }
@@ -323,7 +332,7 @@ fn the_dns_peers_and_ports_are_the_clusters_to_choose() {
     let repo = chart_repo("weaver-system", "{networkPolicy: {dns: {ports: []}}}");
     let run = repo.weaver(&["render", "--env", "ops"]);
     let error = run.failure().to_string();
-    assert!(error.contains("at `/networkPolicy/dns/ports`"), "{error}");
+    assert!(error.contains("- networkPolicy.dns.ports: "), "{error}");
 }
 
 #[test]
@@ -394,21 +403,6 @@ fn the_spread_can_be_replaced_or_dropped() {
     assert!(pod("{topologySpreadConstraints: []}").get("topologySpreadConstraints").is_none());
 }
 
-/// The Prometheus Operator's ServiceMonitor CRD, as its chart would ship it.
-const SERVICE_MONITOR_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: { name: servicemonitors.monitoring.coreos.com }
-spec:
-  group: monitoring.coreos.com
-  scope: Namespaced
-  names: { plural: servicemonitors, singular: servicemonitor, kind: ServiceMonitor, listKind: ServiceMonitorList }
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }
-";
-
 #[test]
 fn a_service_monitor_when_asked_or_when_the_environment_deploys_its_crd() {
     let monitor = |objects: Vec<Value>| objects.into_iter().find(|o| o["kind"] == "ServiceMonitor");
@@ -426,22 +420,21 @@ fn a_service_monitor_when_asked_or_when_the_environment_deploys_its_crd() {
     assert_eq!(asked["spec"]["endpoints"], json!([{"port": "metrics", "path": "/metrics", "interval": "15s"}]));
     assert_eq!(service["spec"]["ports"][0]["name"], "metrics");
 
-    // auto: on when a release of the environment ships the monitoring.coreos.com/v1 CRDs.
+    // auto: on where the cluster serves monitoring.coreos.com/v1, which an environment declares
+    // for offline renders in `apiVersions` (as `helm template --api-versions` does); a cluster's
+    // discovery says it on diff and apply.
     let repo = Repo::empty();
     copy_dir(&project_root().join(CHART), &repo.path().join(CHART));
-    repo.write("charts/prometheus-crds/chart.yaml", "name: prometheus-crds\nversion: 0.1.0\n")
-        .write("charts/prometheus-crds/crds/servicemonitors.yaml", SERVICE_MONITOR_CRD);
     let environment = |enabled: &str| {
         format!(
-            "releases:\n  - name: prometheus-crds\n    chart: prometheus-crds\n    namespace: monitoring\n  \
-             - name: configmapsync-operator\n    chart: configmapsync-operator\n    namespace: weaver-system\n    \
-             needs: [prometheus-crds]\n    values: {{serviceMonitor: {{enabled: {enabled}}}}}\n"
+            "apiVersions: [monitoring.coreos.com/v1]\nreleases:\n  - name: weaver\n    chart: weaver\n    \
+             namespace: weaver-system\n    values: {{serviceMonitor: {{enabled: {enabled}}}}}\n"
         )
     };
     repo.write("environments/ops.yaml", &environment("auto"));
-    assert!(monitor(rendered(&repo, "ops")).is_some(), "auto, with the CRD in the environment");
+    assert!(monitor(rendered(&repo, "ops")).is_some(), "auto, with the API declared");
     repo.write("environments/ops.yaml", &environment("false"));
-    assert!(monitor(rendered(&repo, "ops")).is_none(), "false wins over the CRD");
+    assert!(monitor(rendered(&repo, "ops")).is_none(), "false wins over the API");
 }
 
 #[test]
@@ -450,16 +443,17 @@ fn values_of_the_wrong_shape_are_named() {
     copy_dir(&project_root().join(CHART), &repo.path().join(CHART));
     repo.write(
         "environments/ops.yaml",
-        "releases:\n  - name: configmapsync-operator\n    chart: configmapsync-operator\n    \
+        "releases:\n  - name: weaver\n    chart: weaver\n    \
          values: {serviceMonitor: {enabled: \"yes\"}, podDisruptionBudget: {maxUnavailable: 0}}\n",
     );
     let error = repo.weaver(&["render", "--env", "ops"]).failure().to_string();
-    assert!(error.contains("values of release `configmapsync-operator` do not match"), "{error}");
+    assert!(error.contains("charts/weaver/values.schema.json"), "{error}");
+    assert!(error.contains("values of release `weaver` don't meet the specifications of the schema(s)"), "{error}");
     assert!(
-        error.contains("at `/serviceMonitor/enabled`: value must be one of the following: \"auto\", true, false"),
+        error.contains("- serviceMonitor.enabled: value must be one of the following: \"auto\", true, false"),
         "{error}"
     );
-    assert!(error.contains("at `/podDisruptionBudget/maxUnavailable`"), "{error}");
+    assert!(error.contains("- podDisruptionBudget.maxUnavailable: "), "{error}");
 }
 
 /// The Deployment's pod template as a Pod of its own, named `name`.
@@ -507,7 +501,7 @@ fn the_api_server_admits_the_operators_pods_in_a_restricted_namespace() {
 
     // A Pod needs its ServiceAccount to exist (a real API server's ServiceAccount admission).
     cluster.create(the(&objects, "ServiceAccount"));
-    let pod = pod_of(the(&objects, "Deployment"), "configmapsync-operator-restricted");
+    let pod = pod_of(the(&objects, "Deployment"), "weaver-restricted");
     let warnings = eventually("the operator's pod to be admitted", || {
         cluster.dry_run_create(&pod).map_err(|status| format!("{status:?}"))
     });
@@ -517,7 +511,7 @@ fn the_api_server_admits_the_operators_pods_in_a_restricted_namespace() {
     assert_eq!(refused.code, 403);
     assert_eq!(
         refused.message,
-        "pods \"configmapsync-operator-restricted\" is forbidden: violates PodSecurity \"restricted:latest\": \
+        "pods \"weaver-restricted\" is forbidden: violates PodSecurity \"restricted:latest\": \
          runAsNonRoot != true (pod or container \"operator\" must set securityContext.runAsNonRoot=true)"
     );
 }
@@ -579,7 +573,7 @@ fn the_deployments_arguments_parse_and_keep_the_cache_in_the_empty_dir() {
 #[test]
 fn the_web_ui_is_served_when_enabled_behind_its_service_and_an_ingress_with_tls() {
     let off = render_chart();
-    assert!(!off.iter().any(|o| o["metadata"]["name"] == "configmapsync-operator-ui"), "off by default");
+    assert!(!off.iter().any(|o| o["metadata"]["name"] == "weaver-ui"), "off by default");
     let rules = the(&off, "ClusterRole")["rules"].as_array().unwrap().clone();
     assert!(verbs_on(&rules, "authentication.k8s.io", "tokenreviews").is_empty(), "no sign-in, no TokenReviews");
 
@@ -602,7 +596,7 @@ fn the_web_ui_is_served_when_enabled_behind_its_service_and_an_ingress_with_tls(
     let ports = container["ports"].as_array().unwrap();
     assert!(ports.contains(&json!({"name": "ui", "containerPort": 9494, "protocol": "TCP"})), "{ports:?}");
 
-    let service = objects.iter().find(|o| o["metadata"]["name"] == "configmapsync-operator-ui").expect("a Service");
+    let service = objects.iter().find(|o| o["metadata"]["name"] == "weaver-ui").expect("a Service");
     assert_eq!(service["kind"], "Service");
     assert_eq!(&service["spec"]["selector"], pod_labels(&objects));
     assert_eq!(service["spec"]["ports"], json!([{"name": "ui", "port": 8443, "targetPort": "ui", "protocol": "TCP"}]));
@@ -612,10 +606,7 @@ fn the_web_ui_is_served_when_enabled_behind_its_service_and_an_ingress_with_tls(
     assert_eq!(ingress["spec"]["tls"], json!([{"hosts": ["weaver.example.org"], "secretName": "weaver-tls"}]));
     let rule = &ingress["spec"]["rules"][0];
     assert_eq!(rule["host"], "weaver.example.org");
-    assert_eq!(
-        rule["http"]["paths"][0]["backend"]["service"],
-        json!({"name": "configmapsync-operator-ui", "port": {"name": "ui"}})
-    );
+    assert_eq!(rule["http"]["paths"][0]["backend"]["service"], json!({"name": "weaver-ui", "port": {"name": "ui"}}));
 
     // The policy lets the users' peers in; the operator may review their tokens.
     let policy = &the(&objects, "NetworkPolicy")["spec"]["ingress"];
@@ -724,16 +715,13 @@ fn the_webhooks_ingress_has_tls_as_the_uis_has_and_is_refused_in_clear() {
          annotations: {nginx.ingress.kubernetes.io/proxy-body-size: 1m}}}}}",
     );
     let ingress = the(&objects, "Ingress");
-    assert_eq!(ingress["metadata"]["name"], "configmapsync-operator-webhook");
+    assert_eq!(ingress["metadata"]["name"], "weaver-webhook");
     assert_eq!(ingress["metadata"]["annotations"], json!({"nginx.ingress.kubernetes.io/proxy-body-size": "1m"}));
     assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
     assert_eq!(ingress["spec"]["tls"], json!([{"hosts": ["hooks.example.org"], "secretName": "hooks-tls"}]));
     let path = &ingress["spec"]["rules"][0]["http"]["paths"][0];
     assert_eq!(path["path"], "/hook/");
-    assert_eq!(
-        path["backend"]["service"],
-        json!({"name": "configmapsync-operator-webhook", "port": {"name": "webhook"}})
-    );
+    assert_eq!(path["backend"]["service"], json!({"name": "weaver-webhook", "port": {"name": "webhook"}}));
 
     // GitLab's token crosses the Ingress as it is: not in clear, unless TLS ends before it.
     let behind =
@@ -745,4 +733,331 @@ fn the_webhooks_ingress_has_tls_as_the_uis_has_and_is_refused_in_clear() {
     let plain = rendered(&behind("{host: hooks.example.org, plainHTTP: true}"), "ops");
     assert!(the(&plain, "Ingress")["spec"].get("tls").is_none());
     assert_eq!(the(&plain, "Ingress")["spec"]["rules"][0]["host"], "hooks.example.org");
+}
+
+#[test]
+fn the_charts_version_and_app_version_are_the_crates() {
+    let text = std::fs::read_to_string(project_root().join(CHART).join("Chart.yaml")).expect("Chart.yaml");
+    let chart: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(
+        (&chart["apiVersion"], &chart["name"], &chart["type"]),
+        (&json!("v2"), &json!("weaver"), &json!("application"))
+    );
+    // A binary embeds and installs the chart of its own version, whose image is of that version.
+    assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"), "{CHART}/Chart.yaml's version is not Cargo.toml's");
+    assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"), "{CHART}/Chart.yaml's appVersion is not Cargo.toml's");
+}
+
+/// `kind/name` of each object.
+fn keys(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .map(|o| format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn names_follow_the_release_the_image_the_app_version_and_the_labels_the_name_override() {
+    let objects = release_repo("ops", "platform", "{}");
+    let objects = rendered(&objects, "ops");
+    let mut names = keys(&objects);
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ClusterRole/platform-ops",
+            "ClusterRoleBinding/platform-ops",
+            "CustomResourceDefinition/configmapsyncs.weaver.example.com",
+            "CustomResourceDefinition/environmentsyncs.weaver.example.com",
+            "Deployment/ops",
+            "NetworkPolicy/ops",
+            "PodDisruptionBudget/ops",
+            "Role/ops-leader-election",
+            "RoleBinding/ops-leader-election",
+            "Service/ops-metrics",
+            "Service/ops-webhook",
+            "ServiceAccount/ops",
+            "ValidatingAdmissionPolicy/platform-ops-approvals",
+            "ValidatingAdmissionPolicyBinding/platform-ops-approvals",
+        ]
+    );
+    let deployment = the(&objects, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["image"],
+        format!("weaver:{}", env!("CARGO_PKG_VERSION")),
+        "the chart's appVersion"
+    );
+    assert_eq!(pod["serviceAccountName"], "ops", "the release's name");
+    assert_eq!(
+        the(&objects, "ClusterRoleBinding")["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "ops", "namespace": "platform"}])
+    );
+    assert_eq!(
+        the(&objects, "RoleBinding")["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "ops", "namespace": "platform"}])
+    );
+    let selector = json!({"app.kubernetes.io/name": "weaver", "app.kubernetes.io/instance": "ops"});
+    assert_eq!(deployment["spec"]["selector"]["matchLabels"], selector);
+    assert_eq!(*pod_labels(&objects), selector);
+
+    let objects = rendered(
+        &release_repo(
+            "ops",
+            "platform",
+            "{nameOverride: fleet-controller, image: {tag: 1.2.3}, serviceAccount: {name: controller}}",
+        ),
+        "ops",
+    );
+    let deployment = the(&objects, "Deployment");
+    assert_eq!(deployment["metadata"]["name"], "ops", "objects keep the release's name");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["containers"][0]["image"], "weaver:1.2.3");
+    assert_eq!(pod["serviceAccountName"], "controller");
+    assert_eq!(the(&objects, "ServiceAccount")["metadata"]["name"], "controller");
+    assert_eq!(the(&objects, "ClusterRoleBinding")["subjects"][0]["name"], "controller");
+    let selector = json!({"app.kubernetes.io/name": "fleet-controller", "app.kubernetes.io/instance": "ops"});
+    assert_eq!(deployment["spec"]["selector"]["matchLabels"], selector);
+    for service in objects.iter().filter(|o| o["kind"] == "Service") {
+        assert_eq!(service["spec"]["selector"], selector, "{}", service["metadata"]["name"]);
+    }
+    let policy = the(&objects, "ValidatingAdmissionPolicy");
+    assert!(
+        policy.to_string().contains("request.userInfo.username == 'system:serviceaccount:platform:controller'"),
+        "the controller's own account may name another approver: {policy}"
+    );
+}
+
+/// Objects by `kind/name`, the labels weaver gives every object of a release (which helm does
+/// not) left out.
+fn by_key(objects: Vec<Value>) -> std::collections::BTreeMap<String, Value> {
+    objects
+        .into_iter()
+        .filter(|o| !o.is_null())
+        .map(|mut o| {
+            let meta = o["metadata"].as_object_mut().expect("metadata");
+            if let Some(Value::Object(labels)) = meta.get_mut("labels") {
+                for label in
+                    ["app.kubernetes.io/managed-by", "weaver.example.com/release", "weaver.example.com/environment"]
+                {
+                    labels.remove(label);
+                }
+                if labels.is_empty() {
+                    meta.remove("labels");
+                }
+            }
+            (keys(std::slice::from_ref(&o)).remove(0), o)
+        })
+        .collect()
+}
+
+/// `helm install weaver oci://…/weaver` and weaver's own release of the chart deploy the same
+/// objects: `helm template` (helm v3.17.1 at $WEAVER_HELM or on PATH) and `weaver render` of
+/// an environment with the release give the same, for the default values, for the UI with
+/// OIDC, ingresses and a ServiceMonitor, and for a ServiceMonitor `auto` where the API is
+/// declared (`--api-versions`, the environment's `apiVersions`); values the chart refuses (an
+/// ingress without TLS, OIDC without a client id or a URL) fail both with helm's message.
+#[test]
+fn helm_template_and_weaver_render_the_chart_to_the_same_objects() {
+    let Some(helm) = common::helm_or_skip() else { return };
+    let everything = json!({
+        "replicas": 3,
+        "priorityClassName": "system-cluster-critical",
+        "extraEnv": [{"name": "WEAVER_REGISTRY_MAX_BYTES", "value": "1000000"}],
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"},
+            {"maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+             "labelSelector": {"matchLabels": {"app": "mine"}}},
+        ],
+        "networkPolicy": {"metricsFrom": [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}],
+            "apiServer": {"ports": [6443], "cidrs": ["10.0.0.10/32"]}},
+        "serviceMonitor": {"enabled": true, "interval": "15s", "labels": {"release": "prometheus"}},
+        "gitops": {
+            "defaultServiceAccount": "applier",
+            "cacheMaxMiB": 1536,
+            "recordKey": {"secretName": "weaver-record-key", "key": "hmac"},
+            "webhook": {"from": [{"ipBlock": {"cidr": "192.0.2.0/24"}}], "trustedProxies": ["10.244.0.0/16"],
+                "ingress": {"host": "hooks.example.org", "className": "nginx", "tlsSecretName": "hooks-tls",
+                    "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "1m"}}},
+            "ui": {"enabled": true, "port": 9494, "servicePort": 8443,
+                "from": [{"podSelector": {"matchLabels": {"app": "ingress"}}}], "trustedProxies": ["10.244.0.0/16", "fd00::/8"],
+                "ingress": {"host": "weaver.example.org", "className": "nginx", "tlsSecretName": "weaver-tls",
+                    "annotations": {"nginx.ingress.kubernetes.io/affinity": "cookie"}},
+                "oidc": {"issuerURL": "https://dex.example.org", "clientID": "weaver",
+                    "clientSecret": {"name": "weaver-oidc", "key": "secret"}, "groupsClaim": "groups",
+                    "groupsPrefix": "oidc:", "usernamePrefix": "-", "requiredClaims": {"hd": "example.org", "org": "shop"},
+                    "caConfigMap": {"name": "corp-ca", "key": "ca.pem"}}},
+        },
+    });
+    let cases = [
+        ("the default values", json!({}), None),
+        ("the UI with OIDC, both ingresses and a ServiceMonitor", everything, None),
+        ("a ServiceMonitor auto where the API is declared", json!({}), Some("monitoring.coreos.com/v1")),
+    ];
+    for (what, values, api_version) in cases {
+        let repo = Repo::empty();
+        copy_dir(&project_root().join(CHART), &repo.path().join(CHART));
+        let declared = api_version.map(|v| format!("apiVersions: [{v}]\n")).unwrap_or_default();
+        repo.write(
+            "environments/ops.yaml",
+            &format!("{declared}releases:\n  - name: weaver\n    chart: weaver\n    namespace: weaver-system\n    values: {values}\n"),
+        );
+        repo.write("values.json", &values.to_string());
+        let actual = by_key(rendered(&repo, "ops"));
+
+        let mut cmd = std::process::Command::new(&helm);
+        cmd.current_dir(repo.path()).args([
+            "template",
+            "weaver",
+            CHART,
+            "-n",
+            "weaver-system",
+            "--kube-version",
+            "v1.32.0",
+        ]);
+        cmd.args(["--include-crds", "-f", "values.json"]);
+        if let Some(api_version) = api_version {
+            cmd.args(["--api-versions", api_version]);
+        }
+        let out = cmd.output().expect("run helm");
+        assert!(out.status.success(), "{what}: helm template failed: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let expected = by_key(weaver_yaml::documents(std::path::Path::new("helm"), &text).unwrap());
+
+        assert_eq!(actual.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "{what}");
+        for (key, object) in &expected {
+            assert_eq!(&actual[key], object, "{what}: {key} differs from helm template's");
+        }
+        if api_version.is_some() || what.contains("ServiceMonitor") {
+            assert!(expected.contains_key("ServiceMonitor/weaver"), "{what}: {:?}", expected.keys());
+        }
+    }
+
+    // The values the chart refuses, it refuses in both, with helm's message, where it failed.
+    let refused = [
+        json!({"gitops": {"ui": {"enabled": true, "ingress": {"host": "weaver.example.org"}}}}),
+        json!({"gitops": {"webhook": {"ingress": {"host": "hooks.example.org"}}}}),
+        json!({"gitops": {"ui": {"enabled": true, "oidc": {"issuerURL": "https://dex.example.org", "url": "https://weaver.example.org"}}}}),
+        json!({"gitops": {"ui": {"enabled": true, "oidc": {"issuerURL": "https://dex.example.org", "clientID": "weaver"}}}}),
+    ];
+    for values in refused {
+        let repo = chart_repo("weaver-system", &values.to_string());
+        repo.write("values.json", &values.to_string());
+        let error = repo.weaver(&["render", "--env", "ops"]).failure().to_string();
+        let out = std::process::Command::new(&helm)
+            .current_dir(repo.path())
+            .args([
+                "template",
+                "weaver",
+                CHART,
+                "-n",
+                "weaver-system",
+                "--kube-version",
+                "v1.32.0",
+                "-f",
+                "values.json",
+            ])
+            .output()
+            .expect("run helm");
+        assert!(!out.status.success(), "helm template took {values}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let message = stderr.lines().next().and_then(|line| line.strip_prefix("Error: ")).expect("helm's error");
+        assert!(message.starts_with("execution error at (weaver/templates/"), "{stderr}");
+        assert!(error.contains(message), "weaver's error:\n{error}\nhelm's:\n{message}");
+    }
+}
+
+/// The release the former chart, `charts/configmapsync-operator` (a weaver chart, which
+/// charts/weaver replaced), was given in the demo, in `weaver-system`, and what it rendered with
+/// its default values, as `weaver render` printed it before the chart was deleted: each object
+/// by kind and name, and its pods' labels, which its Deployment selected them by.
+const FORMER_RELEASE: &str = "configmapsync-operator";
+const FORMER_OBJECTS: [&str; 14] = [
+    "CustomResourceDefinition/configmapsyncs.weaver.example.com",
+    "CustomResourceDefinition/environmentsyncs.weaver.example.com",
+    "ValidatingAdmissionPolicy/weaver-system-configmapsync-operator-approvals",
+    "ValidatingAdmissionPolicyBinding/weaver-system-configmapsync-operator-approvals",
+    "ClusterRole/weaver-system-configmapsync-operator",
+    "ClusterRoleBinding/weaver-system-configmapsync-operator",
+    "ServiceAccount/configmapsync-operator",
+    "Role/configmapsync-operator-leader-election",
+    "RoleBinding/configmapsync-operator-leader-election",
+    "Service/configmapsync-operator-metrics",
+    "Service/configmapsync-operator-webhook",
+    "Deployment/configmapsync-operator",
+    "NetworkPolicy/configmapsync-operator",
+    "PodDisruptionBudget/configmapsync-operator",
+];
+const FORMER_POD_LABELS: [(&str, &str); 2] =
+    [("app.kubernetes.io/name", "configmapsync-operator"), ("app.kubernetes.io/instance", "configmapsync-operator")];
+/// What a release of the former chart sets when its `chart:` becomes `weaver`
+/// (docs/src/guides/install-in-a-cluster.md).
+const MOVED: &str = "{nameOverride: configmapsync-operator, serviceAccount: {name: configmapsync-operator}}";
+
+/// A release of the former chart that keeps its name and sets `nameOverride` and
+/// `serviceAccount.name` as the install guide says renders the same objects by kind and name
+/// (none pruned, none added), the same ServiceAccount and cluster-wide names, the same CRDs and
+/// the same selector; the API server takes its Deployment over the former one, and refuses it
+/// without `nameOverride` (a Deployment's selector cannot change).
+#[test]
+fn a_release_of_the_former_chart_moves_to_this_one_keeping_its_objects_and_selector() {
+    let objects = rendered(&release_repo(FORMER_RELEASE, "weaver-system", MOVED), "ops");
+    let mut names = keys(&objects);
+    names.sort();
+    let mut former = FORMER_OBJECTS.map(String::from).to_vec();
+    former.sort();
+    assert_eq!(names, former, "the same objects: none pruned, none added");
+
+    let labels = Value::Object(FORMER_POD_LABELS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect());
+    let deployment = the(&objects, "Deployment");
+    assert_eq!(deployment["spec"]["selector"]["matchLabels"], labels);
+    assert_eq!(*pod_labels(&objects), labels);
+    for object in &objects {
+        let selects = match object["kind"].as_str().unwrap() {
+            "Service" => &object["spec"]["selector"],
+            "PodDisruptionBudget" => &object["spec"]["selector"]["matchLabels"],
+            "NetworkPolicy" => &object["spec"]["podSelector"]["matchLabels"],
+            _ => continue,
+        };
+        assert_eq!(selects, &labels, "{} selects the pods as before", object["metadata"]["name"]);
+    }
+    assert_eq!(deployment["spec"]["template"]["spec"]["serviceAccountName"], FORMER_RELEASE);
+    let account = json!([{"kind": "ServiceAccount", "name": FORMER_RELEASE, "namespace": "weaver-system"}]);
+    assert_eq!(the(&objects, "ClusterRoleBinding")["subjects"], account);
+    assert_eq!(the(&objects, "ClusterRoleBinding")["roleRef"]["name"], "weaver-system-configmapsync-operator");
+    assert_eq!(the(&objects, "RoleBinding")["subjects"], account);
+    // The CRDs are the same objects (the files moved unchanged): custom resources keep theirs.
+    for (file, name) in [
+        (CRD_FILE, "configmapsyncs.weaver.example.com"),
+        (ENVIRONMENTSYNC_CRD_FILE, "environmentsyncs.weaver.example.com"),
+    ] {
+        let shipped: Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(project_root().join(file)).unwrap()).unwrap();
+        let crd = objects.iter().find(|o| o["metadata"]["name"] == name).expect(name);
+        assert_eq!(crd["spec"], shipped["spec"], "{name}");
+    }
+
+    // On the API server: the former Deployment, as the former chart made it, takes the moved
+    // release's as an update; the release's without nameOverride would change its selector.
+    let cluster = TestCluster::start();
+    let namespace = cluster.namespace("moved");
+    let former = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": FORMER_RELEASE, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels},
+                "spec": {"serviceAccountName": FORMER_RELEASE, "containers": [{"name": "operator", "image": "weaver:0.1.0"}]}},
+        },
+    });
+    cluster.apply(&[former], "weaver");
+    let moved = the(&rendered(&release_repo(FORMER_RELEASE, &namespace, MOVED), "ops"), "Deployment").clone();
+    cluster
+        .dry_run_apply(&moved, "weaver")
+        .unwrap_or_else(|status| panic!("the moved release's Deployment: {status:?}"));
+    let unmoved = the(&rendered(&release_repo(FORMER_RELEASE, &namespace, "{}"), "ops"), "Deployment").clone();
+    let refused = cluster.dry_run_apply(&unmoved, "weaver").expect_err("a Deployment's selector cannot change");
+    assert_eq!(refused.code, 422, "{refused:?}");
+    assert!(refused.message.contains("field is immutable"), "{}", refused.message);
 }

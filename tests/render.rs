@@ -525,7 +525,7 @@ fn completion_offers_environments_releases_and_only_the_options_a_command_uses()
     assert_eq!(complete(repo.path(), &["diff", "--env", "st"]), ["staging"]);
     assert_eq!(
         complete(repo.path(), &["render", "--env", "dev", "-r", ""]),
-        ["redis", "web", "configmapsync-operator", "settings-sync", "staging-sync"]
+        ["redis", "web", "weaver", "settings-sync", "staging-sync"]
     );
     assert!(complete(repo.path(), &["history", "--env", "dev", ""]).contains(&"web".to_string()));
     assert_eq!(complete(repo.path(), &["diff", "--env", "dev", "--kube"]), ["--kubeconfig"]);

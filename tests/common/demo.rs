@@ -52,13 +52,13 @@ impl Demo {
                 &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
             );
         }
-        for role in [format!("{operator_ns}-configmapsync-operator"), format!("{ns}-staging-sync")] {
+        for role in [format!("{operator_ns}-weaver"), format!("{ns}-staging-sync")] {
             for kind in ["ClusterRole", "ClusterRoleBinding"] {
                 cluster.delete_later(&serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
                     "metadata": {"name": role}}));
             }
         }
-        let approvals = format!("{operator_ns}-configmapsync-operator-approvals");
+        let approvals = format!("{operator_ns}-weaver-approvals");
         for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
             cluster.delete_later(&serde_json::json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
                 "metadata": {"name": approvals}}));

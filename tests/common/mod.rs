@@ -137,14 +137,13 @@ impl Repo {
         repo
     }
 
-    /// The demo without the ConfigMapSync operator's and its tenant's releases (the end of its
-    /// dev environment): their CRD is shared on a real cluster, and the tests of the shop's
-    /// releases don't need them.
+    /// The demo without the release of weaver's chart (the ConfigMapSync operator and the
+    /// GitOps controller) and its tenants' releases (the end of its dev environment): their CRDs
+    /// are shared on a real cluster, and the tests of the shop's releases don't need them.
     pub fn demo_without_operator() -> Repo {
         let repo = Repo::demo();
         let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
-        let start =
-            dev.find("  # The ConfigMapSync operator").expect("the demo's dev environment deploys the operator");
+        let start = dev.find("  # weaver's in-cluster half").expect("the demo's dev environment deploys the operator");
         repo.write("environments/dev.yaml", &dev[..start]);
         repo
     }

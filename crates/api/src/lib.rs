@@ -6,6 +6,8 @@ pub mod configmap_sync;
 pub mod environment_sync;
 pub mod windows;
 
-/// The operator's name: its controllers report Events as it, its chart labels its objects
-/// `app.kubernetes.io/name` with it, and its leader Lease bears it (a shard's, `<name>-<shard>`).
+/// The operator's name: its controllers report Events and write as it (the field manager, and
+/// the `app.kubernetes.io/managed-by` label of ConfigMapSync targets), and its leader Lease bears
+/// it (a shard's, `<name>-<shard>`). Not the chart's (`charts/weaver`) or its release's name:
+/// renaming it would leave existing targets and Leases to no one.
 pub const OPERATOR_NAME: &str = "configmapsync-operator";

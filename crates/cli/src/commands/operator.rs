@@ -1,5 +1,5 @@
 //! `weaver operator run` (the controller, logging through `tracing`) and `weaver operator crd`
-//! (the CRD as YAML, the same bytes the chart ships in `charts/configmapsync-operator/crds/`).
+//! (the CRD as YAML, the same bytes the chart ships in `charts/weaver/crds/`).
 
 use std::process::ExitCode;
 

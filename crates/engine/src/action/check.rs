@@ -25,9 +25,15 @@ pub const CLOCK_TOLERANCE: jiff::SignedDuration = jiff::SignedDuration::from_sec
 /// The CRDs of the in-cluster half.
 pub const CRDS: [&str; 2] = ["environmentsyncs.weaver.example.com", "configmapsyncs.weaver.example.com"];
 
-/// The label the chart puts on the controller's objects.
+/// The names the chart (`charts/weaver`) labels the controller's objects
+/// `app.kubernetes.io/name` with: its own, and the one a release moved from the former
+/// configmapsync-operator chart keeps (`nameOverride: configmapsync-operator`, since a
+/// Deployment's selector cannot change).
+const CONTROLLER_NAMES: [&str; 2] = ["weaver", "configmapsync-operator"];
+
+/// The label selector of the controller's objects: any of [`CONTROLLER_NAMES`].
 fn controller_label() -> String {
-    format!("app.kubernetes.io/name={OPERATOR_NAME}")
+    format!("app.kubernetes.io/name in ({})", CONTROLLER_NAMES.join(","))
 }
 
 #[derive(Debug, Clone)]
@@ -199,7 +205,7 @@ async fn crds(cluster: &Cluster) -> Result<Vec<Finding>> {
 async fn controller(cluster: &Cluster, namespace: &str, offset: Option<jiff::SignedDuration>) -> Result<Vec<Finding>> {
     let label = controller_label();
     let deployments = list(cluster, "apps/v1", "Deployment", Some(namespace), &label).await?;
-    let install = "install it: `weaver apply` of an environment with a release of charts/configmapsync-operator (docs/src/guides/install-in-a-cluster.md)";
+    let install = "install it: `weaver apply` of an environment with a release of charts/weaver (docs/src/guides/install-in-a-cluster.md)";
     if deployments.is_empty() {
         let detail = format!("no Deployment labelled {label} in namespace {namespace}");
         return Ok(vec![Finding::failed("controller", detail, format!("{install}; or give its namespace with -n"))]);

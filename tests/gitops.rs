@@ -363,6 +363,51 @@ fn a_pushed_commit_is_applied_and_an_unchanged_one_writes_nothing() {
 }
 
 #[test]
+fn a_source_path_reads_the_weaver_repository_in_that_directory_and_nothing_outside_it() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    // The same project again in clusters/prod, saying something else; its template reaching out
+    // of the directory is refused.
+    for file in ["charts/app/chart.yaml", "charts/app/templates/configmap.yaml", "environments/dev.yaml"] {
+        let text = std::fs::read_to_string(source.work().join(file)).unwrap();
+        source.write(&format!("clusters/prod/{file}"), &text);
+    }
+    source.write("clusters/prod/charts/app/values.yaml", "greeting: from prod\n");
+    let first = source.commit("a cluster's directory");
+    let _controller = Controller::start(&cluster, None);
+    let mut with_path = spec(&source, json!({"interval": "2s"}));
+    with_path["source"]["path"] = json!("clusters/prod");
+    let sync = environment_sync(&cluster, &namespace, "prod", with_path);
+    cluster.create(&sync);
+    let live = until_applied(&cluster, &sync, &first, "the commit applied from clusters/prod");
+    assert_eq!(live["status"]["environments"][0]["result"], "Applied", "{live}");
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "from prod");
+
+    // A values file above the directory is outside the repository the EnvironmentSync reads.
+    let environment = std::fs::read_to_string(source.work().join("environments/dev.yaml")).unwrap();
+    source.write(
+        "clusters/prod/environments/dev.yaml",
+        &format!("{environment}    valuesFiles: [../../charts/app/values.yaml]\n"),
+    );
+    source.commit("reaching out");
+    let failed = until_ready_with(&cluster, &sync, "ApplyFailed", "a file outside clusters/prod refused");
+    let (_, _, message) = ready(&failed).unwrap();
+    assert!(message.contains("../../charts/app/values.yaml resolves to") && message.contains("outside"), "{message}");
+    // A path that leaves the repository is refused by the API server, by the CRD's pattern
+    // (which the fake, as weaver's offline validation, leaves to a real server).
+    if !cluster.is_fake() {
+        let mut climbing = spec(&source, json!({}));
+        climbing["source"]["path"] = json!("../other");
+        let refused = cluster.dry_run_create(&environment_sync(&cluster, &namespace, "climbing", climbing));
+        assert!(refused.is_err(), "{refused:?}");
+    }
+}
+
+#[test]
 fn drift_is_reported_without_correct_drift_and_put_back_with_it() {
     if !http_or_skip() {
         return;

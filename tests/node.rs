@@ -6,7 +6,7 @@
 //! what a node does to an apply (an image that cannot be pulled).
 //!
 //! What the suite measures on the node it prints as `figure …` lines
-//! (docs/src/guides/install-in-a-cluster.md lists them).
+//! (docs/src/development/end-to-end.md lists them).
 
 use crate::common;
 

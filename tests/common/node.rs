@@ -40,7 +40,7 @@ impl E2e {
                 let missing = if kubeconfig.is_none() { "WEAVER_E2E_KUBECONFIG" } else { "WEAVER_E2E_LOAD_IMAGE" };
                 super::skip::say_skipped(&format!(
                     "an end-to-end test, and {missing} is not set (a cluster with nodes and a command loading \
-                     images into them: docs/src/guides/install-in-a-cluster.md)"
+                     images into them: docs/src/development/end-to-end.md)"
                 ));
                 None
             }

@@ -22,6 +22,9 @@ const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
     namespaced,
     shortname = "cms",
     shortname = "cmsync",
+    // Never pruned by weaver (as Helm never deletes a chart's CRDs): a chart that drops it, or
+    // `weaver uninstall`, would otherwise delete every resource of it with it.
+    annotation("weaver.example.com/prune", "disabled"),
     status = "ConfigMapSyncStatus",
     doc = "Copies a ConfigMap into other namespaces, as a ServiceAccount whose RBAC bounds every write",
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),

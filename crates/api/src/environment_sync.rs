@@ -42,6 +42,9 @@ pub fn short(commit: &str) -> &str {
     plural = "environmentsyncs",
     namespaced,
     shortname = "esync",
+    // Never pruned by weaver (as Helm never deletes a chart's CRDs): a chart that drops it, or
+    // `weaver uninstall`, would otherwise delete every resource of it with it.
+    annotation("weaver.example.com/prune", "disabled"),
     status = "EnvironmentSyncStatus",
     doc = "Applies environments of a git repository with weaver's pipeline, as a ServiceAccount, and keeps them applied",
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
@@ -185,6 +188,12 @@ pub struct GitSource {
     /// A Secret of this namespace whose `ca.crt` is the certificate authority of an https server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<LocalObjectReference>,
+    /// The weaver repository's directory in the git repository (`clusters/prod`, as `weaver
+    /// bootstrap --path` writes): its `environments/` and `charts/` are read there, and nothing
+    /// outside it. The top of the repository when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$"))]
+    pub path: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]

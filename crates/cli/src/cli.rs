@@ -145,6 +145,15 @@ pub enum Command {
     /// Check that the cluster can run weaver's controller (--pre) or that the one installed works: server, clock, CRDs, controller, leader, Services, tenants' rights (exit 1 when a check fails)
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
+    /// Install or upgrade weaver's controller (EnvironmentSync and ConfigMapSync, webhook, UI) from the chart built into this binary, as release `weaver`: CRDs first, recorded as any release
+    #[command(after_help = INSTALL_EXAMPLES)]
+    Install(InstallArgs),
+    /// Remove weaver's controller; the CRDs and the custom resources stay unless --crds
+    #[command(after_help = UNINSTALL_EXAMPLES)]
+    Uninstall(UninstallArgs),
+    /// Make a cluster run weaver from your repository: write weaver's chart and environment under --path, push, install, and wait until weaver applies itself from git (a second run changes nothing; a newer binary upgrades)
+    #[command(after_help = BOOTSTRAP_EXAMPLES)]
+    Bootstrap(BootstrapArgs),
 }
 
 const INIT_EXAMPLES: &str = "Examples:
@@ -179,6 +188,113 @@ const CHECK_EXAMPLES: &str = "Examples:
   weaver check --pre                          # before installing: the server's version and clock, your rights
   weaver check                                # the installation in weaver-system
   weaver check -n platform -o json";
+
+const INSTALL_EXAMPLES: &str = "Examples:
+  weaver install --wait                       # into weaver-system, then wait for its pods
+  weaver install -f weaver-values.yaml --set gitops.ui.enabled=true
+  weaver install --dry-run > weaver.yaml      # the objects, reading no cluster";
+const UNINSTALL_EXAMPLES: &str = "Examples:
+  weaver uninstall                            # the controller; CRDs and custom resources stay
+  weaver uninstall --crds                     # also every EnvironmentSync and ConfigMapSync, then the CRDs";
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The controller's namespace (created when missing)
+    #[arg(short, long, value_name = "NAMESPACE", default_value = weaver_engine::action::install::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Print the objects it would apply, as YAML, reading no cluster
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait until the controller is ready (its Deployment rolled out, the CRDs Established)
+    #[arg(long)]
+    pub wait: bool,
+    /// How long it may wait for readiness (and the CRDs for Established)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Take fields that other field managers own instead of failing on the conflict
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+const BOOTSTRAP_EXAMPLES: &str = "Examples:
+  weaver bootstrap --url ssh://git@github.com/acme/fleet.git --path clusters/prod --private-key-file ~/.ssh/weaver-prod
+  weaver bootstrap --url https://gitlab.com/acme/fleet.git --path clusters/prod --token-file token.txt
+  weaver bootstrap --url ssh://git@github.com/acme/fleet.git --path clusters/prod --recover   # a lost cluster, again";
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// The repository: ssh://user@host/path, user@host:path or https://host/path
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// The branch weaver commits to and runs from
+    #[arg(long, value_name = "BRANCH", default_value = "main")]
+    pub branch: String,
+    /// The directory of the repository weaver's own environment and chart go to
+    #[arg(long, value_name = "DIR")]
+    pub path: String,
+    /// The controller's namespace
+    #[arg(short, long, value_name = "NAMESPACE", default_value = weaver_engine::action::install::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// An ssh deploy key (a new ed25519 key is written there when the file does not exist; add its public key to the repository with write access)
+    #[arg(long, value_name = "FILE", conflicts_with = "token_file")]
+    pub private_key_file: Option<PathBuf>,
+    /// The ssh server's host keys, as known_hosts lines (default: the key the server shows, printed with its fingerprint)
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// An https token with write access (its first line)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The user name sent with --token-file
+    #[arg(long, value_name = "NAME", default_value = "git")]
+    pub username: String,
+    /// The https server's CA certificates (PEM), when no public CA signed its certificate
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Reinstall a cluster from the repository as it is, writing nothing to git
+    #[arg(long)]
+    pub recover: bool,
+    /// The commits' author
+    #[arg(long, value_name = "NAME", default_value = "weaver bootstrap")]
+    pub author_name: String,
+    /// The commits' author's email
+    #[arg(long, value_name = "EMAIL", default_value = "weaver-bootstrap@localhost")]
+    pub author_email: String,
+    /// How long the install and its EnvironmentSync may take to be ready
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// The controller's namespace
+    #[arg(short, long, value_name = "NAMESPACE", default_value = weaver_engine::action::install::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Also delete every EnvironmentSync and ConfigMapSync (while the controller runs to finalize them), then the CRDs
+    #[arg(long)]
+    pub crds: bool,
+    /// How long custom resources may take to go (--crds)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {

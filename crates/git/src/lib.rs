@@ -78,7 +78,14 @@ impl GitRepo {
     /// Opens the git repository containing `root`, searching parent directories as git does
     /// (GIT_CEILING_DIRECTORIES and the other variables git reads are honoured); `None` when
     /// there is none.
+    ///
+    /// A path below a bare repository (which has no working tree to hold it), such as
+    /// `MIRROR/clusters/prod`, names the weaver repository at that directory of each commit's
+    /// tree: how the controller reads an EnvironmentSync's `spec.source.path` from its mirror.
     pub fn discover(root: &Path) -> Result<Option<GitRepo>> {
+        if let Some(git) = GitRepo::below_bare(root) {
+            return Ok(Some(git));
+        }
         let canonical = std::fs::canonicalize(root).map_err(|e| Error::io("open the repository directory", root, e))?;
         let no_ceiling: [&std::ffi::OsStr; 0] = [];
         let repo = match Repository::open_ext(&canonical, RepositoryOpenFlags::FROM_ENV, no_ceiling) {
@@ -102,6 +109,17 @@ impl GitRepo {
             None => PathBuf::new(),
         };
         Ok(Some(GitRepo { repo: Arc::new(Mutex::new(repo)), prefix, root: root.to_path_buf(), identity: None }))
+    }
+
+    /// `root` when it does not exist and its nearest existing ancestor is a bare repository.
+    fn below_bare(root: &Path) -> Option<GitRepo> {
+        if root.exists() {
+            return None;
+        }
+        let bare = root.ancestors().skip(1).find(|dir| dir.exists())?;
+        let repo = Repository::open_bare(bare).ok()?;
+        let prefix = root.strip_prefix(bare).ok()?.to_path_buf();
+        Some(GitRepo { repo: Arc::new(Mutex::new(repo)), prefix, root: root.to_path_buf(), identity: None })
     }
 
     /// Like [`GitRepo::discover`], but no repository is an error: what needs git history.

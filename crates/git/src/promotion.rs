@@ -32,6 +32,21 @@ impl GitRepo {
         branch.with_base(base).commit(&prefixed, message.trim_end(), None)
     }
 
+    /// Commits `changes` (paths from the top of the git tree, each with its new content or
+    /// `None` to remove it) over `base`'s tree, as a child of `base` that no branch here names
+    /// (for the caller to push: `weaver bootstrap`'s commit). Returns its SHA.
+    pub fn commit_detached(
+        &self,
+        base: Oid,
+        changes: &BTreeMap<String, Option<Vec<u8>>>,
+        message: &str,
+    ) -> Result<String> {
+        let local = format!("weaver/detached/{}", jiff::Timestamp::now().as_nanosecond());
+        let commit = self.hydrated_branch(&local)?.with_base(base).commit(changes, message.trim_end(), None)?;
+        self.delete_branch(&local)?;
+        Ok(commit)
+    }
+
     /// Removes branch `name`, which need not exist (a promotion's local branch, once pushed).
     pub fn delete_branch(&self, name: &str) -> Result<()> {
         let repo = self.lock();

@@ -20,13 +20,20 @@ pub use environment::{Environment, Release};
 pub use health::HealthCheck;
 pub use ignore::IgnoreRule;
 pub use selector::Selector;
-pub use source::{FsSource, Source};
+pub use source::{FsSource, MemorySource, Source};
 
 use weaver_core::error::{Error, Result};
 
 /// A repository opened for reading.
+#[derive(Clone)]
 pub struct Project {
     pub source: Arc<dyn Source>,
+}
+
+impl std::fmt::Debug for Project {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Project").field("source", &self.source.describe()).finish()
+    }
 }
 
 impl Project {

@@ -7,7 +7,7 @@
 //! [`Escape`], never read. Repository content comes from untrusted pull requests in CI, and
 //! whatever weaver reads can end up in rendered output (Argo CD's CVE-2022-24348).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -287,6 +287,66 @@ impl Source for FsSource {
     }
 }
 
+/// Files held in memory, by path relative to the repository root: what a binary embeds (the
+/// chart `weaver install` applies, beside the environment it writes for it). It has no links:
+/// only a path that climbs above the root escapes.
+#[derive(Debug, Clone)]
+pub struct MemorySource {
+    name: String,
+    files: BTreeMap<PathBuf, Arc<[u8]>>,
+}
+
+impl MemorySource {
+    /// An empty repository that messages call `name` (`the chart weaver 0.1.0 built in`).
+    pub fn new(name: impl Into<String>) -> Self {
+        MemorySource { name: name.into(), files: BTreeMap::new() }
+    }
+
+    /// Adds (or replaces) the file at `path`, relative to the root.
+    pub fn insert(&mut self, path: impl Into<PathBuf>, bytes: impl Into<Arc<[u8]>>) {
+        self.files.insert(path.into(), bytes.into());
+    }
+
+    /// The files, by path.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, &[u8])> {
+        self.files.iter().map(|(path, bytes)| (path.as_path(), &bytes[..]))
+    }
+
+    fn inside(&self, path: &Path) -> io::Result<PathBuf> {
+        lexical(path).ok_or_else(|| {
+            Escape { path: path.to_path_buf(), resolved: path.to_path_buf(), within: self.name.clone() }.into_io()
+        })
+    }
+}
+
+impl Source for MemorySource {
+    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.files.get(&self.inside(path)?).map(|bytes| bytes.to_vec()))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Option<Vec<Entry>>> {
+        let dir = self.inside(dir)?;
+        let mut entries: Vec<Entry> = Vec::new();
+        for path in self.files.keys().filter(|path| path.starts_with(&dir) && **path != dir) {
+            let mut below = path.strip_prefix(&dir).unwrap_or(path).components();
+            let Some(first) = below.next() else { continue };
+            let name = first.as_os_str().to_string_lossy().into_owned();
+            if entries.last().is_none_or(|last| last.name != name) {
+                entries.push(Entry { name, is_dir: below.next().is_some() });
+            }
+        }
+        Ok((!entries.is_empty() || dir.as_os_str().is_empty()).then_some(entries))
+    }
+
+    fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
+        self.inside(path)
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,5 +378,26 @@ mod tests {
         assert_eq!(source.read(Path::new("in/../in/missing")).unwrap(), None);
         let listed = source.list(Path::new("in")).unwrap().unwrap();
         assert!(listed.iter().all(|e| !e.is_dir), "{listed:?}");
+    }
+
+    #[test]
+    fn memory_lists_directories_and_refuses_climbing_out() {
+        let mut source = MemorySource::new("the chart built in");
+        source.insert("charts/weaver/Chart.yaml", &b"name: weaver"[..]);
+        source.insert("charts/weaver/templates/a.yaml", &b"a"[..]);
+        source.insert("environments/weaver.yaml", &b"releases: []"[..]);
+        let names = |dir: &str| {
+            source
+                .list(Path::new(dir))
+                .unwrap()
+                .map(|es| es.into_iter().map(|e| (e.name, e.is_dir)).collect::<Vec<_>>())
+        };
+        assert_eq!(names(""), Some(vec![("charts".into(), true), ("environments".into(), true)]));
+        assert_eq!(names("charts/weaver"), Some(vec![("Chart.yaml".into(), false), ("templates".into(), true)]));
+        assert_eq!(names("charts/missing"), None);
+        assert_eq!(source.read(Path::new("charts/./weaver/Chart.yaml")).unwrap(), Some(b"name: weaver".to_vec()));
+        assert_eq!(source.read(Path::new("charts/weaver")).unwrap(), None);
+        let escape = source.read(Path::new("../etc/passwd")).unwrap_err();
+        assert!(Escape::of(&escape).is_some(), "{escape}");
     }
 }

@@ -265,11 +265,7 @@ impl GitCache {
         }
         let _entered = transport::enter(session.clone());
         let mut remote = repo.remote_anonymous(&session.url.display()).map_err(|e| classify(&session, &e))?;
-        let theirs = {
-            let connection = remote.connect_auth(Direction::Push, None, None).map_err(|e| classify(&session, &e))?;
-            let heads = connection.list().map_err(|e| classify(&session, &e))?;
-            heads.iter().find(|head| head.name() == refname).map(|head| head.oid())
-        };
+        let theirs = pushed_head(&mut remote, &session, &refname)?;
         let same_change = |theirs: Oid| {
             let (Ok(theirs), Ok(ours)) = (repo.find_commit(theirs), repo.find_commit(ours)) else { return false };
             theirs.tree_id() == ours.tree_id() && theirs.parent_ids().eq(ours.parent_ids())
@@ -305,6 +301,20 @@ impl GitCache {
                 None => Ok(true),
             },
         }
+    }
+
+    /// Whether the request's credentials may push to the repository of `fetched`: the server's
+    /// answer to starting a push (git's receive-pack), which refuses a read-only key or token
+    /// before anything is sent. Pushes nothing. Blocking.
+    pub fn check_push(&self, fetched: &Fetched, request: &FetchRequest) -> Result<(), FetchError> {
+        let url = SourceUrl::parse(&request.url).map_err(|e| FetchError::new(FetchFailure::InvalidUrl, e))?;
+        let session = Arc::new(self.session(url, request).pushing());
+        let repo = Repository::open_bare(&fetched.repository).map_err(|e| {
+            FetchError::new(FetchFailure::Other, format!("{}: cannot open the mirror: {}", session.what(), e.message()))
+        })?;
+        let _entered = transport::enter(session.clone());
+        let mut remote = repo.remote_anonymous(&session.url.display()).map_err(|e| classify(&session, &e))?;
+        pushed_head(&mut remote, &session, "HEAD").map(|_| ())
     }
 
     /// What the cache holds (the chart archives that share its budget among it), for metrics
@@ -464,6 +474,14 @@ fn resolve(heads: &[(String, Oid)], session: &Session) -> Result<(String, Oid), 
 
 /// A libgit2 failure as a [`FetchError`]: what the transport understood first, else libgit2's
 /// code and class.
+/// Starts a push to `remote` (the server's receive-pack, which checks the credentials' right
+/// to write) and reads where its ref `refname` points, if it has it.
+fn pushed_head(remote: &mut git2::Remote<'_>, session: &Session, refname: &str) -> Result<Option<Oid>, FetchError> {
+    let connection = remote.connect_auth(Direction::Push, None, None).map_err(|e| classify(session, &e))?;
+    let heads = connection.list().map_err(|e| classify(session, &e))?;
+    Ok(heads.iter().find(|head| head.name() == refname).map(|head| head.oid()))
+}
+
 fn classify(session: &Session, err: &git2::Error) -> FetchError {
     if let Some(failure) = session.failure() {
         return failure;

@@ -23,11 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use std::collections::BTreeMap;
 
 pub(crate) use budget::Lease;
 pub use budget::{Budget, CacheLimits, Usage};
 pub use charts::pulls::ChartCache;
 pub use git::GitCache;
+pub use transport::{generate_deploy_key, public_key_of, scan_host_key};
 
 /// Which commit of the repository to fetch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -86,6 +88,43 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// The credentials a source Secret holds (`text` reads one of its keys; `name` says which
+    /// Secret, for errors): `username` and `password`, `bearerToken`, or (ssh) `identity` and
+    /// `known_hosts`. The format is the EnvironmentSync API's (`spec.source.secretRef`).
+    pub fn from_secret(text: impl Fn(&str) -> Option<String>, name: &str) -> Result<Credentials, String> {
+        match (text("identity"), text("known_hosts"), text("bearerToken"), text("username"), text("password")) {
+            (Some(identity), Some(known_hosts), ..) => {
+                Ok(Credentials::Ssh { identity: SecretString::from(identity), known_hosts })
+            }
+            (Some(_), None, ..) => Err(format!(
+                "{name} has an ssh `identity` but no `known_hosts`: add the server's host key (host keys are never trusted on first use)"
+            )),
+            (None, _, Some(token), ..) => Ok(Credentials::Bearer(SecretString::from(token))),
+            (None, _, None, Some(username), Some(password)) => {
+                Ok(Credentials::Basic { username, password: SecretString::from(password) })
+            }
+            _ => Err(format!(
+                "{name} holds no credentials: expected `username` and `password`, `bearerToken`, or `identity` and `known_hosts`"
+            )),
+        }
+    }
+
+    /// The keys and values of the source Secret that holds these credentials, as
+    /// [`Credentials::from_secret`] reads them.
+    pub fn secret_data(&self) -> BTreeMap<&'static str, String> {
+        match self {
+            Credentials::None => BTreeMap::new(),
+            Credentials::Basic { username, password } => {
+                BTreeMap::from([("username", username.clone()), ("password", password.expose_secret().to_string())])
+            }
+            Credentials::Bearer(token) => BTreeMap::from([("bearerToken", token.expose_secret().to_string())]),
+            Credentials::Ssh { identity, known_hosts } => BTreeMap::from([
+                ("identity", identity.expose_secret().to_string()),
+                ("known_hosts", known_hosts.clone()),
+            ]),
+        }
+    }
+
     /// A digest of the credentials, so that callers with different credentials never share
     /// one fetch's result (each caller's own credentials must pass the server's check).
     fn fingerprint(&self) -> [u8; 32] {
@@ -142,6 +181,11 @@ impl fmt::Debug for FetchRequest {
             .field("timeout", &self.timeout)
             .finish()
     }
+}
+
+/// Whether `url` is reached over ssh (`ssh://…` or scp-like `user@host:path`).
+pub fn is_ssh_url(url: &str) -> bool {
+    SourceUrl::parse(url).is_ok_and(|url| url.scheme == Scheme::Ssh)
 }
 
 /// What a fetch found.

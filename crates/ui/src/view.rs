@@ -64,6 +64,7 @@ pub async fn environment(of: &Source<'_>, cx: Context<'_>) -> Result<Environment
         repo: of.repo.to_path_buf(),
         rev: of.rev.map(str::to_string),
         loaded: None,
+        project: None,
     };
     let plan = PlanOptions {
         render: RenderOptions {

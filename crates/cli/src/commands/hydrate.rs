@@ -27,6 +27,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &HydrateArgs) -> Result<ExitCode>
                 repo: global.repo.clone(),
                 rev: rev.clone(),
                 loaded: Some(Arc::new(env)),
+                project: None,
                 ..Selection::default()
             },
             keys: weaver_engine::action::Keys::Search(args.identity.identity.clone()),

@@ -3,6 +3,7 @@
 //! This is the only layer that prints.
 
 mod apply;
+mod bootstrap;
 mod changed;
 mod charts;
 mod check;
@@ -16,6 +17,7 @@ mod hydrate;
 mod images;
 mod import;
 mod init;
+mod install;
 // Public for the UI benchmark, which serves the controller's UI as `operator run` does.
 pub mod operator;
 mod progress;
@@ -226,6 +228,7 @@ pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs, env: &str) -> 
         repo: global.repo.clone(),
         rev: select.source.rev.clone(),
         loaded: None,
+        project: None,
     }
 }
 
@@ -260,15 +263,20 @@ pub(crate) fn render_options(
         keys: weaver_engine::action::Keys::Search(identity.identity.clone()),
         if_empty: IfEmpty::Warn,
         validate: validate_mode(validate),
-        overrides: OverrideFlags {
-            values: overrides.values.clone(),
-            set_json: overrides.set_json.clone(),
-            set: overrides.set.clone(),
-            set_string: overrides.set_string.clone(),
-            set_file: overrides.set_file.clone(),
-        },
+        overrides: override_flags(overrides),
         charts: weaver_source::charts::Archives::Machine,
         limits: render_limits(limits),
+    }
+}
+
+/// The values flags (`-f`, `--set`, …) as the render takes them.
+pub(crate) fn override_flags(args: &crate::cli::OverrideArgs) -> OverrideFlags {
+    OverrideFlags {
+        values: args.values.clone(),
+        set_json: args.set_json.clone(),
+        set: args.set.clone(),
+        set_string: args.set_string.clone(),
+        set_file: args.set_file.clone(),
     }
 }
 
@@ -314,9 +322,10 @@ pub(crate) fn apply_settings(flags: &ApplyFlags) -> Settings {
     }
 }
 
-/// A rollback from the pages (`weaver ui`'s, the controller's) applies as `weaver rollback` does without flags: the defaults of
-/// its apply flags, read from their definition.
-pub(crate) fn rollback_settings() -> Settings {
+/// The defaults of the apply flags, read from their definition: how a rollback from the pages
+/// (`weaver ui`'s, the controller's) applies, as `weaver rollback` without flags, and how
+/// `weaver install` applies beside its own flags.
+pub(crate) fn default_apply_settings() -> Settings {
     #[derive(clap::Parser)]
     struct Defaults {
         #[command(flatten)]
@@ -336,6 +345,9 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
         Command::Drift(args) => (Some(&mut args.cluster), None),
         Command::Status(args) => (Some(&mut args.cluster), None),
         Command::Check(args) => (Some(&mut args.cluster), None),
+        Command::Install(args) => (Some(&mut args.cluster), None),
+        Command::Uninstall(args) => (Some(&mut args.cluster), None),
+        Command::Bootstrap(args) => (Some(&mut args.cluster), None),
         Command::Promote(args) => (Some(&mut args.cluster), Some(&mut args.identity)),
         Command::Render(args) => (None, Some(&mut args.identity)),
         Command::Hydrate(args) => (None, Some(&mut args.identity)),
@@ -408,6 +420,9 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Report(command) => report::run(&ui, command),
         Command::Status(args) => status::run(&cli.global, &ui, args),
         Command::Check(args) => check::run(&ui, args),
+        Command::Install(args) => install::install(&ui, args),
+        Command::Uninstall(args) => install::uninstall(&ui, args),
+        Command::Bootstrap(args) => bootstrap::run(&ui, args),
         Command::Promote(args) => promote::run(&cli.global, &ui, args),
         Command::Charts(command) => charts::run(&cli.global, &ui, command),
         Command::Images(command) => images::run(&cli.global, &ui, command),

@@ -352,7 +352,7 @@ pub async fn serve_ui(
             identities: std::sync::Arc::new(secrecy::SecretString::from("")),
         },
         concurrency: weaver_cluster::DEFAULT_CONCURRENCY,
-        rollback: super::rollback_settings(),
+        rollback: super::default_apply_settings(),
         redactor: weaver_secrets::Redactor::default(),
         on: std::sync::Arc::new(|progress| match progress {
             weaver_engine::action::Progress::Status(line) => tracing::info!("{line}"),

@@ -17,7 +17,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &UiArgs) -> Result<ExitCode> {
         namespace: args.namespace.clone(),
         keys: weaver_engine::action::Keys::Search(args.identity.identity.clone()),
         concurrency: args.concurrency,
-        rollback: super::rollback_settings(),
+        rollback: super::default_apply_settings(),
         redactor: ui.redactor.clone(),
         on: Arc::new(move |p| told.progress(p)),
         sign_in: None,

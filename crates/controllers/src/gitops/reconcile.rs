@@ -4,6 +4,7 @@
 //! is decided by `plan`, the status by `status`; this file observes and carries out.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -226,7 +227,7 @@ pub async fn reconcile(
         selectors: sync.spec.environment_selector.clone().into_iter().collect(),
         ..EnvironmentSelection::default()
     };
-    let repository = fetched.repository.clone();
+    let repository = weaver_repository(sync, &fetched);
     let rev = commit.clone();
     let environments =
         match tokio::task::spawn_blocking(move || select_environments(&repository, Some(&rev), &selection)).await {
@@ -259,6 +260,7 @@ pub async fn reconcile(
         approval_key,
         spec,
         fetched: &fetched,
+        repository: weaver_repository(sync, &fetched),
         given,
         keys,
         redactor: &redactor,
@@ -507,6 +509,16 @@ fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {
     }
 }
 
+/// The weaver repository in `fetched`'s bare mirror: its top, or the directory
+/// `spec.source.path` names, which `weaver_git::GitRepo` reads from each commit's tree (the
+/// schema lets through no `..` or absolute path, so it stays inside).
+pub fn weaver_repository(sync: &EnvironmentSync, fetched: &Fetched) -> PathBuf {
+    match sync.spec.source.path.as_deref().filter(|path| !path.is_empty()) {
+        Some(path) => fetched.repository.join(path),
+        None => fetched.repository.clone(),
+    }
+}
+
 /// What a reconcile's actions share.
 struct Run<'a> {
     /// `EnvironmentSync team/shop on weaver-7d9f-x2x`: the lock's holder and the records'
@@ -517,6 +529,8 @@ struct Run<'a> {
     approval_key: Vec<u8>,
     spec: &'a Spec,
     fetched: &'a Fetched,
+    /// The weaver repository in `fetched`'s mirror (see [`weaver_repository`]).
+    repository: PathBuf,
     given: GivenCluster,
     keys: Keys,
     redactor: &'a Redactor,
@@ -557,9 +571,10 @@ impl Run<'_> {
             releases: Vec::new(),
             selectors: Vec::new(),
             changed_since: None,
-            repo: self.fetched.repository.clone(),
+            repo: self.repository.clone(),
             rev: Some(self.fetched.commit.clone()),
             loaded: Some(Arc::new(env)),
+            project: None,
         }
     }
 
@@ -857,7 +872,7 @@ impl Run<'_> {
             jiff::Timestamp::now().as_nanosecond()
         );
         let options = PromoteOptions {
-            repo: self.fetched.repository.clone(),
+            repo: self.repository.clone(),
             targets: EnvironmentSelection { envs: targets, ..EnvironmentSelection::default() },
             connect: self.connect(),
             concurrency: CONCURRENCY,
@@ -1043,7 +1058,7 @@ impl Run<'_> {
                 jiff::Timestamp::now().as_nanosecond()
             );
             let options = UpdateOptions {
-                repo: self.fetched.repository.clone(),
+                repo: self.repository.clone(),
                 environment: environment.to_string(),
                 connect: self.connect(),
                 concurrency: CONCURRENCY,
@@ -1192,33 +1207,8 @@ async fn fetch_request(
         None => Credentials::None,
         Some(reference) => {
             let secret = secret(client, namespace, &reference.name, "spec.source.secretRef").await?;
-            let text = |key| value(&secret, key);
             let name = format!("Secret {namespace}/{}", reference.name);
-            match (text("identity"), text("known_hosts"), text("bearerToken"), text("username"), text("password")) {
-                (Some(identity), Some(known_hosts), ..) => {
-                    Credentials::Ssh { identity: SecretString::from(identity), known_hosts }
-                }
-                (Some(_), None, ..) => {
-                    return Err((
-                        "SecretInvalid",
-                        format!(
-                            "{name} has an ssh `identity` but no `known_hosts`: add the server's host key (host keys are never trusted on first use)"
-                        ),
-                    ));
-                }
-                (None, _, Some(token), ..) => Credentials::Bearer(SecretString::from(token)),
-                (None, _, None, Some(username), Some(password)) => {
-                    Credentials::Basic { username, password: SecretString::from(password) }
-                }
-                _ => {
-                    return Err((
-                        "SecretInvalid",
-                        format!(
-                            "{name} holds no credentials: expected `username` and `password`, `bearerToken`, or `identity` and `known_hosts`"
-                        ),
-                    ));
-                }
-            }
+            Credentials::from_secret(|key: &str| value(&secret, key), &name).map_err(|why| ("SecretInvalid", why))?
         }
     };
     let ca_pem = match &source.ca_secret_ref {
@@ -1343,6 +1333,8 @@ fn prune_releases(spec: &Spec) -> PruneReleases {
 /// commit), so the pages show what the controller applied.
 pub struct Applied {
     pub fetched: Fetched,
+    /// The weaver repository in `fetched`'s mirror (see [`weaver_repository`]).
+    pub repository: PathBuf,
     pub given: GivenCluster,
     pub keys: Keys,
     pub charts: Archives,
@@ -1376,7 +1368,8 @@ pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Applied,
     let given = cluster_for(sync, &namespace, &spec, shared, &tenant, 1).await?;
     let keys = keys_for(sync, &namespace, &tenant).await?;
     let charts = Archives::Pulled(Arc::new(Pulls::new(shared.charts.clone())));
-    Ok(Applied { fetched, given, keys, charts, prune_releases: prune_releases(&spec) })
+    let repository = weaver_repository(sync, &fetched);
+    Ok(Applied { fetched, repository, given, keys, charts, prune_releases: prune_releases(&spec) })
 }
 
 /// Seconds since `started`, for the history.

@@ -158,7 +158,7 @@ pub async fn apply_rendered(
     let Context { redactor, on } = cx;
     let RenderedOffline { prepared, desired: offline } = offline;
     let selection = &options.render.selection;
-    let provenance = weaver_git::provenance(&selection.repo, selection.rev.as_deref())?;
+    let provenance = selection.provenance()?;
     if let Some(p) = provenance.as_ref().filter(|p| p.dirty) {
         let what =
             format!("the working tree has uncommitted changes, so what is applied is not commit {}", &p.commit[..12]);

@@ -205,7 +205,7 @@ async fn crds(cluster: &Cluster) -> Result<Vec<Finding>> {
 async fn controller(cluster: &Cluster, namespace: &str, offset: Option<jiff::SignedDuration>) -> Result<Vec<Finding>> {
     let label = controller_label();
     let deployments = list(cluster, "apps/v1", "Deployment", Some(namespace), &label).await?;
-    let install = "install it: `weaver apply` of an environment with a release of charts/weaver (docs/src/guides/install-in-a-cluster.md)";
+    let install = "install it: `weaver install` (or `weaver bootstrap`, or helm install of charts/weaver: docs/src/guides/install-in-a-cluster.md)";
     if deployments.is_empty() {
         let detail = format!("no Deployment labelled {label} in namespace {namespace}");
         return Ok(vec![Finding::failed("controller", detail, format!("{install}; or give its namespace with -n"))]);

@@ -5,6 +5,7 @@
 //! their caller what happens through [`Progress`].
 
 pub mod apply;
+pub mod bootstrap;
 pub mod charts;
 pub mod check;
 pub mod drift;
@@ -14,6 +15,7 @@ pub mod hydrate;
 pub mod images;
 pub mod import;
 pub mod init;
+pub mod install;
 pub mod judgments;
 mod notifications;
 pub mod object;

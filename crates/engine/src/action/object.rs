@@ -91,6 +91,7 @@ pub async fn object(
             repo: options.repo.clone(),
             rev: options.rev.clone(),
             loaded: None,
+            project: None,
         },
         keys: options.keys.clone(),
         if_empty: IfEmpty::Warn,

@@ -248,6 +248,7 @@ async fn promote_one(
         repo: options.repo.clone(),
         rev: Some(options.rev().to_string()),
         loaded: Some(source.clone()),
+        project: None,
     };
     let read = DriftOptions {
         selection,
@@ -346,6 +347,7 @@ impl Proposed<'_> {
                 repo: self.repo.to_path_buf(),
                 rev: self.rev.map(str::to_string),
                 loaded: Some(changed),
+                project: None,
             },
             keys: self.keys.clone(),
             if_empty: IfEmpty::Warn,

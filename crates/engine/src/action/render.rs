@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use serde_json::Map;
 
-use super::{Context, OnProgress, Progress, compare, open_project, phase};
+use super::{Context, OnProgress, Progress, compare, phase};
 use weaver_cluster::{Cluster, ListTarget, served_kinds_of_crd};
 use weaver_core::error::{Error, Result};
 use weaver_core::manifest::Manifest;
@@ -38,6 +38,27 @@ pub struct Selection {
     /// Environment `env`, when a fleet's selection loaded it already (from the same repository
     /// and revision): each environment of a fleet is read and parsed once.
     pub loaded: Option<Arc<Environment>>,
+    /// A repository that is not on disk, read in place of `repo` and `rev`: the chart the binary
+    /// embeds and the environment `weaver install` writes for it. Its records name no commit.
+    pub project: Option<Project>,
+}
+
+impl Selection {
+    /// The repository the selection reads.
+    pub fn open(&self) -> Result<Project> {
+        match &self.project {
+            Some(project) => Ok(project.clone()),
+            None => super::open_project(&self.repo, self.rev.as_deref()),
+        }
+    }
+
+    /// The commit the selection reads, for the records; None for a repository not in git.
+    pub fn provenance(&self) -> Result<Option<weaver_git::Provenance>> {
+        match self.project {
+            Some(_) => Ok(None),
+            None => weaver_git::provenance(&self.repo, self.rev.as_deref()),
+        }
+    }
 }
 
 /// What an empty selection of releases is.
@@ -764,7 +785,7 @@ fn report_validation(report: Report, mode: Mode, on: OnProgress) -> Result<()> {
 /// says what is true: the environment has none, nothing matched the selection, or nothing
 /// changed (never refused: a pipeline's usual case).
 pub fn select(selection: &Selection, if_empty: IfEmpty, on: OnProgress) -> Result<Selected> {
-    let project = open_project(&selection.repo, selection.rev.as_deref())?;
+    let project = selection.open()?;
     let env = match &selection.loaded {
         Some(env) => Arc::clone(env),
         None => Arc::new(deployable_environment(&project, &selection.env)?),

@@ -8,6 +8,8 @@ mod http;
 mod session;
 mod ssh;
 
+pub use ssh::{generate_deploy_key, public_key_of, scan_host_key};
+
 pub(super) use session::Session;
 
 use std::cell::RefCell;

@@ -171,6 +171,63 @@ fn host_matches(host: &str, name: &str) -> bool {
         .is_ok_and(|mac| mac.chain_update(host.as_bytes()).verify_slice(&hash).is_ok())
 }
 
+/// A new ed25519 key, as a repository's deploy key: the private key in OpenSSH's format (what
+/// a source Secret's `identity` holds) and its public key's `authorized_keys` line.
+pub fn generate_deploy_key(comment: &str) -> Result<(secrecy::SecretString, String), String> {
+    use rand::RngCore;
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(seed.as_mut());
+    let keypair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed);
+    let mut key = russh::keys::PrivateKey::from(keypair);
+    key.set_comment(comment);
+    let private = key.to_openssh(russh::keys::ssh_key::LineEnding::LF).map_err(|e| format!("encode the key: {e}"))?;
+    let public = key.public_key().to_openssh().map_err(|e| format!("encode the public key: {e}"))?;
+    Ok((secrecy::SecretString::from(private.as_str()), public))
+}
+
+/// The `authorized_keys` line of a private key (OpenSSH or PEM), None when it does not parse.
+pub fn public_key_of(identity: &str) -> Option<String> {
+    russh::keys::decode_secret_key(identity, None).ok()?.public_key().to_openssh().ok()
+}
+
+/// Records the server's host key and refuses it: the connection ends at key exchange.
+struct Scanner(Arc<Mutex<Option<PublicKey>>>);
+
+impl russh::client::Handler for Scanner {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, server: &PublicKey) -> Result<bool, Self::Error> {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(server.clone());
+        Ok(false)
+    }
+}
+
+/// The host key of the ssh server of `url`, as a `known_hosts` line and its fingerprint, read
+/// by connecting to it: trust on first use, for `weaver bootstrap` to print and keep (as
+/// `ssh-keyscan` gives it). Authenticates nothing.
+pub fn scan_host_key(url: &str) -> Result<(String, String), String> {
+    let url = crate::SourceUrl::parse(url)?;
+    let host = url.host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = url.port.unwrap_or(22);
+    let runtime = weaver_net::runtime::runtime().map_err(|e| format!("cannot start the ssh client: {e}"))?;
+    let seen = Arc::new(Mutex::new(None));
+    let config = Arc::new(russh::client::Config::default());
+    let connect = russh::client::connect(config, (host.as_str(), port), Scanner(seen.clone()));
+    let ended = runtime.block_on(async { tokio::time::timeout(CONNECT_TIMEOUT, connect).await });
+    let key = seen.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let Some(key) = key else {
+        return Err(match ended {
+            Err(_) => format!("{host}:{port}: no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+            Ok(Err(e)) => format!("{host}:{port}: cannot connect: {e}"),
+            Ok(Ok(_)) => format!("{host}:{port}: the server showed no host key"),
+        });
+    };
+    let listed = if port == 22 { host.clone() } else { format!("[{host}]:{port}") };
+    let line = key.to_openssh().map_err(|e| format!("encode the host key: {e}"))?;
+    let fingerprint = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
+    Ok((format!("{listed} {line}"), fingerprint))
+}
+
 impl SshStream {
     fn open(session: Arc<Session>) -> Result<SshStream, (FetchFailure, String)> {
         let what = session.what();

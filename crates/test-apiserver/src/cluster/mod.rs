@@ -168,6 +168,14 @@ impl Cluster {
             "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
             "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}});
         c.system_create(&svc_res, kubernetes, "kube-apiserver").expect("bootstrap service");
+        // The bootstrap policy's superuser role, which every real cluster has (what `weaver
+        // bootstrap`'s own EnvironmentSync is bound to).
+        let role_res = c.find("rbac.authorization.k8s.io", "v1", "clusterroles").expect("clusterroles").clone();
+        let cluster_admin = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "cluster-admin", "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+                         "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]});
+        c.system_create(&role_res, cluster_admin, "kube-apiserver").expect("bootstrap cluster role");
         c.reconcile();
         c
     }

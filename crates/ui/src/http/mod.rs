@@ -315,7 +315,7 @@ impl Server {
                 // Nothing applied yet (a first plan awaiting approval): there is no such page yet.
                 if reason == "NotApplied" { err.as_not_found() } else { err }
             })?;
-        let (repo, commit) = (applied.fetched.repository.clone(), applied.fetched.commit.clone());
+        let (repo, commit) = (applied.repository.clone(), applied.fetched.commit.clone());
         if listing {
             let (dir, rev, wanted) = (repo.clone(), commit.clone(), env.to_string());
             let read = move || weaver_engine::action::open_project(&dir, Some(&rev))?.environment(&wanted);

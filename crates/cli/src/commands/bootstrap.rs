@@ -1,0 +1,58 @@
+//! `weaver bootstrap`: the flags, the action, and `weaver apply`'s output for the install.
+
+use std::process::ExitCode;
+
+use super::progress::{ApplyProgress, finish};
+use super::{Ui, block_on, connect_options};
+use crate::cli::BootstrapArgs;
+use weaver_core::error::{Error, Result};
+use weaver_engine::action::Context;
+use weaver_engine::action::bootstrap::{Access, BootstrapOptions, bootstrap};
+
+pub fn run(ui: &Ui, args: &BootstrapArgs) -> Result<ExitCode> {
+    let read = |flag: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| Error::io(&format!("read {flag}"), path, e))
+    };
+    let access = match (&args.private_key_file, &args.token_file) {
+        (Some(file), _) => Access::KeyFile(file.clone()),
+        (None, Some(file)) => Access::Token { file: file.clone(), username: args.username.clone() },
+        (None, None) => Access::FromCluster,
+    };
+    let known_hosts = match &args.known_hosts {
+        Some(file) => Some(String::from_utf8_lossy(&read("--known-hosts", file)?).into_owned()),
+        None => None,
+    };
+    let options = BootstrapOptions {
+        url: args.url.clone(),
+        branch: args.branch.clone(),
+        path: args.path.clone(),
+        namespace: args.namespace.clone(),
+        access,
+        known_hosts,
+        ca_pem: args.ca_file.as_deref().map(|file| read("--ca-file", file)).transpose()?,
+        overrides: super::override_flags(&args.overrides),
+        connect: connect_options(&args.cluster),
+        // The install's readiness is what its EnvironmentSync being Ready at the commit proves:
+        // the controller runs, and applied itself.
+        settings: weaver_engine::action::apply::Settings {
+            wait: false,
+            timeout: args.timeout,
+            ..super::default_apply_settings()
+        },
+        author: (args.author_name.clone(), args.author_email.clone()),
+        recover: args.recover,
+    };
+    let progress = ApplyProgress::new(ui, &options.settings, args.output);
+    let cx = Context { redactor: &ui.redactor, on: &|p| progress.on(p) };
+    let done = block_on(bootstrap(&options, cx, &progress.interrupted))?;
+    let short = &done.commit[..12];
+    ui.status(&match (done.pushed, done.secret_written) {
+        (false, false) => format!("weaver runs itself from {short} of branch {}: nothing to write", args.branch),
+        (pushed, _) => format!(
+            "weaver runs itself from {short} of branch {}{}",
+            args.branch,
+            if pushed { " (pushed by this bootstrap)" } else { "" }
+        ),
+    });
+    finish(ui, done.applied, args.output)
+}

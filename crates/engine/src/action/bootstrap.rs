@@ -1,0 +1,527 @@
+//! `weaver bootstrap`: from a cluster and a team's repository, weaver manages itself from git.
+//!
+//! In order, each step before the next, so that a refusal leaves nothing half-done:
+//! 1. the cluster is reached (an unreachable one fails before anything is pushed);
+//! 2. the source's credentials: a deploy key (`--private-key-file`, generated there when the
+//!    file does not exist) or a token, else the source Secret a bootstrap wrote before;
+//! 3. the branch is fetched (read access) and a push started (write access): a key that may
+//!    not write is refused, naming the repository and what to grant, before anything else;
+//! 4. under `--path`, the weaver repository weaver runs itself from: `charts/weaver/` (the
+//!    chart built into this binary, so a newer binary upgrades it) and, the first time,
+//!    `environments/weaver.yaml` (release `weaver`, whose values make its own EnvironmentSync);
+//!    a first bootstrap refuses a path holding files it did not write; committed and pushed
+//!    only when something changed;
+//! 5. the source Secret (`weaver-git`) in the controller's namespace, never in git;
+//! 6. environment `weaver` of that commit applied, as `weaver install` applies it;
+//! 7. a wait until its EnvironmentSync is Ready at that commit: from then on a change pushed to
+//!    the path is applied by the controller to itself.
+//!
+//! A second run writes nothing, to git or the cluster. `--recover` reinstalls a lost cluster
+//! from the repository as it is: it writes nothing to git.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value, json};
+
+use super::apply::{Applied, ApplyActionOptions, Settings, apply};
+use super::install::{CHART_DIR, ENVIRONMENT, RELEASE, chart_files};
+use super::render::{IfEmpty, RenderOptions, Selection};
+use super::{Context, Keys, OnProgress, Progress, PruneReleases};
+use weaver_cluster::{Cluster, ConnectOptions};
+use weaver_core::error::{Error, Result};
+use weaver_core::limits::RenderLimits;
+use weaver_git::GitRepo;
+use weaver_project::Source;
+use weaver_render::overrides::OverrideFlags;
+use weaver_source::{Credentials, FetchFailure, FetchRequest, Fetched, GitCache, GitRef};
+
+/// The source Secret in the controller's namespace, which the EnvironmentSync names.
+pub const SOURCE_SECRET: &str = "weaver-git";
+/// The environment file under the path.
+const ENVIRONMENT_FILE: &str = "environments/weaver.yaml";
+
+/// How the repository is reached.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// An ssh deploy key: this file's, generated there (0600) when it does not exist.
+    KeyFile(PathBuf),
+    /// An https token (this file's first line), sent as the password of `username`.
+    Token { file: PathBuf, username: String },
+    /// The source Secret a bootstrap left in the cluster (a second run, `--recover`).
+    FromCluster,
+}
+
+#[derive(Debug, Clone)]
+pub struct BootstrapOptions {
+    pub url: String,
+    pub branch: String,
+    /// The weaver repository's directory in the git repository (`clusters/prod`).
+    pub path: String,
+    pub namespace: String,
+    pub access: Access,
+    /// `known_hosts` lines for an ssh URL; None: the server's key as it shows it (printed).
+    pub known_hosts: Option<String>,
+    /// PEM certificates of an https server's CA.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Values over the chart's, written into the first environment file.
+    pub overrides: OverrideFlags,
+    pub connect: ConnectOptions,
+    /// How to apply; its `timeout` also bounds the wait for the EnvironmentSync.
+    pub settings: Settings,
+    /// Who commits: (name, email).
+    pub author: (String, String),
+    /// Reinstall from the repository as it is, writing nothing to git.
+    pub recover: bool,
+}
+
+/// What a bootstrap did.
+pub struct Bootstrapped {
+    /// The commit the cluster runs weaver from.
+    pub commit: String,
+    /// Whether it pushed that commit (false: the branch had it already).
+    pub pushed: bool,
+    /// The files it wrote in that commit, from the repository's root.
+    pub written: Vec<String>,
+    /// Whether it wrote the source Secret (false: it held the same credentials).
+    pub secret_written: bool,
+    pub applied: Applied,
+}
+
+/// Bootstraps (see the module's docs).
+pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Bootstrapped> {
+    let on = cx.on;
+    let path = weaver_path(&options.path)?;
+    // 1. The cluster, first: nothing is pushed to a repository for a cluster that is not there.
+    let cluster = Cluster::connect(&options.connect).await?;
+    let secret_kind = resolve(&cluster, "v1", "Secret")?;
+    let existing = cluster.get(&secret_kind, Some(&options.namespace), SOURCE_SECRET).await?;
+    // 2. Credentials.
+    let credentials = credentials(options, existing.as_ref(), on).await?;
+    // 3. Read and write access.
+    let cache_dir = tempfile::tempdir().map_err(|e| Error::new(format!("cannot make a temporary directory: {e}")))?;
+    let budget =
+        weaver_source::Budget::new(weaver_source::CacheLimits { max_disk_bytes: u64::MAX, max_repositories: 4 });
+    let cache = Arc::new(GitCache::new(cache_dir.path().to_path_buf(), budget)?);
+    let request = FetchRequest {
+        url: options.url.clone(),
+        reference: GitRef::Branch(options.branch.clone()),
+        credentials: credentials.clone(),
+        ca_pem: options.ca_pem.clone(),
+        timeout: options.settings.timeout,
+    };
+    let (git_cache, fetching) = (cache.clone(), request.clone());
+    let fetched = off_runtime(move || git_cache.fetch(&fetching)).await?.map_err(|err| match err.failure {
+        FetchFailure::AuthenticationFailed => access_error(options, &credentials, &err.to_string(), "read"),
+        FetchFailure::RefNotFound => Error::new(format!("{err}; nothing was written to the repository or the cluster"))
+            .with_help(format!(
+                "weaver bootstrap commits on an existing branch: push a first commit to {}",
+                options.branch
+            )),
+        _ => Error::new(format!("{err}; nothing was written to the repository or the cluster")),
+    })?;
+    if !options.recover {
+        let (git_cache, pushing, at) = (cache.clone(), request.clone(), fetched.clone());
+        off_runtime(move || git_cache.check_push(&at, &pushing))
+            .await?
+            .map_err(|err| access_error(options, &credentials, &err.to_string(), "write to"))?;
+    }
+    on(Progress::Status(format!(
+        "{}: read and write access on branch {}",
+        weaver_source::redact_url(&options.url),
+        options.branch
+    )));
+    // 4. The weaver repository under the path, committed and pushed when it changed.
+    let git = GitRepo::open(&fetched.repository)?.with_identity(&options.author.0, &options.author.1);
+    let (commit, written) = match options.recover {
+        true => {
+            require_bootstrapped(&git, &fetched, &path, options)?;
+            (fetched.commit.clone(), Vec::new())
+        }
+        false => write_repository(&git, &fetched, &path, options, on)?,
+    };
+    let pushed = commit != fetched.commit;
+    if pushed {
+        let (git_cache, at, pushing) = (cache.clone(), fetched.clone(), commit.clone());
+        off_runtime(move || git_cache.push(&at, &request, &pushing, false)).await?.map_err(|err| {
+            Error::new(format!(
+                "pushing to branch {} of {}: {err}",
+                options.branch,
+                weaver_source::redact_url(&options.url)
+            ))
+        })?;
+        on(Progress::Status(format!("pushed {} to branch {}: {}", &commit[..12], options.branch, written.join(", "))));
+    }
+    // 5. The source Secret, in the cluster only.
+    let secret_written = write_secret(&cluster, &secret_kind, options, &credentials, existing.as_ref()).await?;
+    // 6. Environment `weaver` of that commit, applied.
+    let apply_options = ApplyActionOptions {
+        render: RenderOptions {
+            selection: Selection {
+                env: ENVIRONMENT.to_string(),
+                repo: fetched.repository.join(&path),
+                rev: Some(commit.clone()),
+                ..Selection::default()
+            },
+            keys: Keys::Search(None),
+            if_empty: IfEmpty::Refuse,
+            validate: weaver_validate::Mode::Strict,
+            overrides: OverrideFlags::default(),
+            charts: weaver_source::charts::Archives::Machine,
+            limits: RenderLimits::default(),
+        },
+        connect: options.connect.clone(),
+        settings: options.settings.clone(),
+        require_clean: false,
+        prune_releases: PruneReleases::No,
+        allow_overrides: false,
+        forget_helm_release: false,
+        servers: None,
+    };
+    let applied = apply(&apply_options, cx, interrupted).await?;
+    if applied.report.totals().failed > 0 || applied.lock_lost.is_some() || options.settings.dry_run {
+        return Ok(Bootstrapped { commit, pushed, written, secret_written, applied });
+    }
+    // 7. Its EnvironmentSync Ready at the commit; connected again, for a discovery that knows
+    // the CRD the apply may just have installed.
+    let cluster = Cluster::connect(&options.connect).await?;
+    wait_ready(&cluster, &options.namespace, &commit, options.settings.timeout, on).await?;
+    Ok(Bootstrapped { commit, pushed, written, secret_written, applied })
+}
+
+/// Runs `work` on the blocking pool: git's transports run their own runtime, which may not be
+/// started from a task of this one.
+async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| Error::new(format!("the git work stopped: {e}")))
+}
+
+/// `--path` as a directory inside the repository: relative, without `.` or `..`.
+fn weaver_path(path: &str) -> Result<PathBuf> {
+    let parsed = Path::new(path);
+    let plain = parsed.components().all(|c| matches!(c, Component::Normal(_)));
+    if path.is_empty() || !plain || path.contains('\\') {
+        return Err(Error::new(format!(
+            "--path {path:?} is not a directory inside the repository: expected a relative path such as clusters/prod, without `.` or `..`"
+        )));
+    }
+    Ok(parsed.to_path_buf())
+}
+
+fn resolve(cluster: &Cluster, api_version: &str, kind: &str) -> Result<weaver_cluster::ServedKind> {
+    cluster
+        .resolve(api_version, kind)
+        .map_err(|_| Error::new(format!("the cluster does not serve {api_version} {kind}")))
+}
+
+/// The credentials the options give, else the source Secret's.
+async fn credentials(options: &BootstrapOptions, existing: Option<&Value>, on: OnProgress<'_>) -> Result<Credentials> {
+    let ssh = weaver_source::is_ssh_url(&options.url);
+    let from_secret = |key: &str| -> Option<String> {
+        let data = existing?.pointer(&format!("/data/{key}"))?.as_str()?;
+        use base64::Engine;
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data).ok()?).ok()
+    };
+    let secret_name = format!("Secret {}/{SOURCE_SECRET}", options.namespace);
+    match &options.access {
+        Access::FromCluster => match existing {
+            Some(_) => Credentials::from_secret(from_secret, &secret_name).map_err(Error::new),
+            None => Err(Error::new(format!(
+                "no credentials for {}: give --private-key-file (an ssh deploy key; a new one is generated there when the file does not exist) or --token-file (https)",
+                weaver_source::redact_url(&options.url)
+            ))
+            .with_help(format!("{secret_name}, which a bootstrap writes, does not exist yet"))),
+        },
+        Access::Token { file, username } => {
+            if ssh {
+                return Err(Error::new(format!("--token-file is for an https URL; {} is ssh: give --private-key-file", weaver_source::redact_url(&options.url))));
+            }
+            let text = std::fs::read_to_string(file).map_err(|e| Error::io("read --token-file", file, e))?;
+            let token = text.lines().next().unwrap_or_default().trim().to_string();
+            if token.is_empty() {
+                return Err(Error::new(format!("--token-file {}: the first line is empty: expected the token", file.display())));
+            }
+            Ok(Credentials::Basic { username: username.clone(), password: token.into() })
+        }
+        Access::KeyFile(file) => {
+            if !ssh {
+                return Err(Error::new(format!("--private-key-file is for an ssh URL; {} is not: give --token-file", weaver_source::redact_url(&options.url))));
+            }
+            let identity = match std::fs::read_to_string(file) {
+                Ok(identity) => identity,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => generate_key(file, on)?,
+                Err(err) => return Err(Error::io("read --private-key-file", file, err)),
+            };
+            let known_hosts = match (&options.known_hosts, from_secret("known_hosts")) {
+                (Some(given), _) => given.clone(),
+                (None, Some(kept)) => kept,
+                (None, None) => {
+                    let url = options.url.clone();
+                    let scanned = off_runtime(move || weaver_source::scan_host_key(&url)).await?;
+                    let (line, fingerprint) = scanned.map_err(|why| {
+                        Error::new(format!("cannot read the host key of {}: {why}", weaver_source::redact_url(&options.url)))
+                    })?;
+                    on(Progress::Status(format!(
+                        "trusting the host key the server showed, {fingerprint} (check it against the host's published fingerprint; --known-hosts pins one instead)"
+                    )));
+                    format!("{line}\n")
+                }
+            };
+            Ok(Credentials::Ssh { identity: identity.into(), known_hosts })
+        }
+    }
+}
+
+/// A new ed25519 key written to `file` (0600); its public key told, to add as a deploy key.
+fn generate_key(file: &Path, on: OnProgress<'_>) -> Result<String> {
+    let (private, public) = weaver_source::generate_deploy_key("weaver bootstrap").map_err(Error::new)?;
+    write_private(file, private.expose_secret().as_bytes())?;
+    on(Progress::Status(format!(
+        "generated a deploy key in {}; add its public key to the repository, with write access:\n  {public}",
+        file.display()
+    )));
+    Ok(private.expose_secret().to_string())
+}
+
+fn write_private(file: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .map_err(|e| Error::io("create --private-key-file", file, e))?;
+    out.write_all(bytes).map_err(|e| Error::io("write --private-key-file", file, e))
+}
+
+/// The refusal of a repository the credentials cannot `what` (read, write to).
+fn access_error(options: &BootstrapOptions, credentials: &Credentials, why: &str, what: &str) -> Error {
+    let url = weaver_source::redact_url(&options.url);
+    let grant = match credentials {
+        Credentials::Ssh { identity, .. } => {
+            let public = weaver_source::public_key_of(identity.expose_secret())
+                .unwrap_or_else(|| "the key's public half".to_string());
+            format!(
+                "add this public key to {url} as a deploy key with write access (GitHub: Settings → Deploy keys, \"Allow write access\"; GitLab: Settings → Repository → Deploy keys, \"Grant write permissions\"):\n  {public}"
+            )
+        }
+        _ => format!(
+            "give the token write access to {url} (GitHub: the `contents: write` permission of a fine-grained token, or `repo`; GitLab: `write_repository`)"
+        ),
+    };
+    Error::new(format!(
+        "cannot {what} branch {} of {url}: {why}; nothing was written to the repository or the cluster",
+        options.branch
+    ))
+    .with_help(format!("{grant}; then run weaver bootstrap again"))
+}
+
+/// The files under `path` in the fetched commit, relative to it.
+fn files_under(git: &GitRepo, fetched: &Fetched, path: &Path) -> Result<Vec<PathBuf>> {
+    let tree = git.tree_source(&git.resolve(&fetched.commit, "the fetched branch")?)?;
+    match tree.list(path).map_err(|e| Error::io("list", path, e))? {
+        None => Ok(Vec::new()),
+        Some(_) => {
+            Ok(tree.walk(path)?.into_iter().map(|p| p.strip_prefix(path).map(Path::to_path_buf).unwrap_or(p)).collect())
+        }
+    }
+}
+
+fn require_bootstrapped(git: &GitRepo, fetched: &Fetched, path: &Path, options: &BootstrapOptions) -> Result<()> {
+    if !files_under(git, fetched, path)?.iter().any(|f| f == Path::new(ENVIRONMENT_FILE)) {
+        return Err(Error::new(format!(
+            "--recover: branch {} has no {} to recover from",
+            options.branch,
+            path.join(ENVIRONMENT_FILE).display()
+        ))
+        .with_help("bootstrap the cluster without --recover"));
+    }
+    Ok(())
+}
+
+/// Commits the chart built in and, the first time, the environment under `path`: the commit
+/// (the fetched one when nothing changed) and the files written.
+fn write_repository(
+    git: &GitRepo,
+    fetched: &Fetched,
+    path: &Path,
+    options: &BootstrapOptions,
+    on: OnProgress<'_>,
+) -> Result<(String, Vec<String>)> {
+    let present = files_under(git, fetched, path)?;
+    let bootstrapped = present.iter().any(|f| f == Path::new(ENVIRONMENT_FILE));
+    let chart = Path::new(CHART_DIR);
+    if !bootstrapped && !present.is_empty() {
+        let named: Vec<String> = present.iter().take(10).map(|f| path.join(f).display().to_string()).collect();
+        return Err(Error::new(format!(
+            "--path {} holds files weaver bootstrap did not write: {}{}; nothing was pushed",
+            path.display(),
+            named.join(", "),
+            if present.len() > 10 { format!(" and {} more", present.len() - 10) } else { String::new() }
+        ))
+        .with_help("bootstrap into an empty directory (such as clusters/<cluster name>), or move those files"));
+    }
+    let tree = git.tree_source(&git.resolve(&fetched.commit, "the fetched branch")?)?;
+    let mut changes: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+    let built_in: BTreeSet<PathBuf> = chart_files().iter().map(|(p, _)| chart.join(p)).collect();
+    for (file, bytes) in chart_files() {
+        let at = chart.join(file);
+        let now = tree.read(&path.join(&at)).ok().flatten();
+        if now.as_deref() != Some(*bytes) {
+            changes.insert(path.join(&at).display().to_string(), Some(bytes.to_vec()));
+        }
+    }
+    // An older chart's files that this one no longer has.
+    for old in present.iter().filter(|f| f.starts_with(chart) && !built_in.contains(*f)) {
+        changes.insert(path.join(old).display().to_string(), None);
+    }
+    if bootstrapped && !options.overrides.is_empty() {
+        on(Progress::Warning(format!(
+            "{} exists: the values flags are not written to it (weaver's values are that file's now: edit it and push)",
+            path.join(ENVIRONMENT_FILE).display()
+        )));
+    }
+    if !bootstrapped {
+        changes
+            .insert(path.join(ENVIRONMENT_FILE).display().to_string(), Some(environment_file(options)?.into_bytes()));
+    }
+    if changes.is_empty() {
+        return Ok((fetched.commit.clone(), Vec::new()));
+    }
+    let written: Vec<String> = changes.keys().cloned().collect();
+    let base = git.resolve(&fetched.commit, "the fetched branch")?.commit;
+    let subject = match bootstrapped {
+        true => format!("weaver bootstrap: chart weaver {} in {}", env!("CARGO_PKG_VERSION"), path.display()),
+        false => format!("weaver bootstrap: weaver {} runs itself from {}", env!("CARGO_PKG_VERSION"), path.display()),
+    };
+    let commit = git.commit_detached(base, &changes, &subject)?;
+    Ok((commit, summarize(&written)))
+}
+
+/// Written files as a short list: the chart's as one entry.
+fn summarize(written: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = written.iter().filter(|f| !f.contains(&format!("/{CHART_DIR}/"))).cloned().collect();
+    let chart = written.len() - out.len();
+    if chart > 0 {
+        out.push(format!("{chart} file(s) of {CHART_DIR}"));
+    }
+    out
+}
+
+/// The environment weaver applies itself with: release `weaver` of the chart beside it, its
+/// values turning on its own EnvironmentSync, then the flags' values over them.
+fn environment_file(options: &BootstrapOptions) -> Result<String> {
+    let overrides = weaver_render::overrides::Overrides::load(&options.overrides)?;
+    let mut values = json!({
+        "selfSync": {
+            "enabled": true,
+            "url": options.url,
+            "branch": options.branch,
+            "path": options.path,
+            "secretName": SOURCE_SECRET,
+        }
+    });
+    overrides.apply(values.as_object_mut().expect("an object"))?;
+    let mut release = Map::new();
+    release.insert("name".into(), RELEASE.into());
+    release.insert("chart".into(), "weaver".into());
+    release.insert("values".into(), values);
+    let environment = json!({"namespace": options.namespace, "releases": [release]});
+    let mut text = format!(
+        "# Written by `weaver bootstrap` (weaver {}): weaver applies this environment to itself.\n\
+         # Change its values here and push: the controller applies them. A newer `weaver bootstrap`\n\
+         # rewrites charts/weaver/ beside it and keeps this file.\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    weaver_yaml::write_yaml(&mut text, &environment);
+    Ok(text)
+}
+
+/// Writes the source Secret when it does not hold `credentials` already: whether it wrote.
+async fn write_secret(
+    cluster: &Cluster,
+    kind: &weaver_cluster::ServedKind,
+    options: &BootstrapOptions,
+    credentials: &Credentials,
+    existing: Option<&Value>,
+) -> Result<bool> {
+    let data: Map<String, Value> = credentials
+        .secret_data()
+        .into_iter()
+        .map(|(key, value)| {
+            use base64::Engine;
+            (key.to_string(), Value::String(base64::engine::general_purpose::STANDARD.encode(value)))
+        })
+        .collect();
+    if existing.and_then(|s| s.get("data")) == Some(&Value::Object(data.clone())) {
+        return Ok(false);
+    }
+    let namespace_kind = resolve(cluster, "v1", "Namespace")?;
+    if cluster.get(&namespace_kind, None, &options.namespace).await?.is_none() {
+        let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": options.namespace}});
+        cluster.apply(&namespace, &namespace_kind, false, false).await.map_err(apply_error)?;
+    }
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": SOURCE_SECRET, "namespace": options.namespace},
+        "data": data,
+    });
+    cluster.apply(&secret, kind, false, true).await.map_err(apply_error)?;
+    Ok(true)
+}
+
+fn apply_error(err: weaver_cluster::ApplyError) -> Error {
+    match err {
+        weaver_cluster::ApplyError::Conflict(why) | weaver_cluster::ApplyError::NotFound(why) => Error::new(why),
+        weaver_cluster::ApplyError::Other(err) => err,
+    }
+}
+
+/// Waits until EnvironmentSync `namespace/weaver` is Ready with `commit` applied.
+async fn wait_ready(
+    cluster: &Cluster,
+    namespace: &str,
+    commit: &str,
+    timeout: Duration,
+    on: OnProgress<'_>,
+) -> Result<()> {
+    let kind = resolve(cluster, "weaver.example.com/v1alpha1", "EnvironmentSync")?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    on(Progress::Status(format!("waiting for EnvironmentSync {namespace}/{RELEASE} to apply {}", &commit[..12])));
+    let mut last = String::from("not created yet");
+    loop {
+        if let Some(sync) = cluster.get(&kind, Some(namespace), RELEASE).await? {
+            let applied = sync.pointer("/status/lastAppliedRevision").and_then(Value::as_str);
+            let ready = sync
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                .cloned();
+            if applied == Some(commit) && ready.as_ref().is_some_and(|r| r["status"] == "True") {
+                return Ok(());
+            }
+            last = match ready {
+                Some(r) => format!(
+                    "Ready={} {}: {}",
+                    r["status"].as_str().unwrap_or("?"),
+                    r["reason"].as_str().unwrap_or(""),
+                    r["message"].as_str().unwrap_or("")
+                ),
+                None => "no Ready condition yet (is the controller running? `weaver check`)".to_string(),
+            };
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::new(format!(
+                "EnvironmentSync {namespace}/{RELEASE} did not apply {} within --timeout {}s: {last}",
+                &commit[..12],
+                timeout.as_secs()
+            ))
+            .with_help(format!("`weaver check -n {namespace}` names what is wrong; the bootstrap can be run again")));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -1,0 +1,235 @@
+//! `weaver install` and `weaver uninstall`: the in-cluster half (the chart `charts/weaver`, built
+//! into the binary, so a binary installs the chart and image of its own version) applied by
+//! weaver's own apply, as release [`RELEASE`] of an environment [`ENVIRONMENT`] held in memory.
+//! It has what any release has: records and history, prune of what a newer chart dropped,
+//! readiness with `--wait`, and its CRDs applied and Established before the objects that need
+//! them. Uninstalling applies the same release `installed: false`: its record says what to
+//! remove. The chart's CRDs are never pruned (they carry `weaver.example.com/prune: disabled`,
+//! as Helm never deletes a chart's `crds/`), so the users' custom resources outlive the
+//! controller, unless `--crds` deletes them: the custom resources first, while the controller
+//! still runs to finalize them (a ConfigMapSync removes its copies), then the controller, then
+//! the CRDs.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use tokio::time::Instant;
+
+use serde_json::Value;
+
+use super::apply::{Applied, ApplyActionOptions, Settings, apply};
+use super::render::{Desired, IfEmpty, RenderOptions, Selection, render};
+use super::{Context, Keys, OnProgress, Progress, PruneReleases};
+use weaver_cluster::{Cluster, ConnectOptions, ManagedFields, ServedKind, served_kinds_of_crd};
+use weaver_core::error::{Error, Result};
+use weaver_core::limits::RenderLimits;
+use weaver_core::manifest::ListTarget;
+use weaver_project::{MemorySource, Project};
+use weaver_render::overrides::OverrideFlags;
+
+/// The environment the release is recorded in (its records' `environment`, its lock's name).
+pub const ENVIRONMENT: &str = "weaver";
+/// The release's name: its Deployment's, and the prefix of its other objects'.
+pub const RELEASE: &str = "weaver";
+/// Where it installs unless told otherwise.
+pub const DEFAULT_NAMESPACE: &str = "weaver-system";
+/// The chart's directory in the repository held in memory, and in one `weaver bootstrap` writes.
+pub const CHART_DIR: &str = "charts/weaver";
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/weaver_chart.rs"));
+}
+
+/// The chart built into this binary: its files, by path relative to the chart's directory.
+pub fn chart_files() -> &'static [(&'static str, &'static [u8])] {
+    embedded::FILES
+}
+
+/// What `weaver install` and `weaver uninstall` are told.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// The namespace of the controller (created when missing).
+    pub namespace: String,
+    /// `--values`, `--set` and the like, over the chart's values; recorded in each revision.
+    pub overrides: OverrideFlags,
+    pub connect: ConnectOptions,
+    pub settings: Settings,
+}
+
+/// The repository held in memory: the chart built in, and `environments/weaver.yaml` with the
+/// one release, `installed` or not.
+pub fn repository(namespace: &str, installed: bool) -> Project {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut source = MemorySource::new(format!("the chart weaver {version} built into weaver"));
+    for (path, bytes) in chart_files() {
+        source.insert(Path::new(CHART_DIR).join(path), *bytes);
+    }
+    let environment = format!(
+        "# `weaver install`: the chart built into weaver {version}.\n\
+         namespace: {namespace}\n\
+         releases:\n  - name: {RELEASE}\n    chart: weaver\n    installed: {installed}\n"
+    );
+    source.insert(format!("environments/{ENVIRONMENT}.yaml"), environment.into_bytes());
+    Project::new(Arc::new(source))
+}
+
+fn render_options(options: &InstallOptions, installed: bool) -> Result<RenderOptions> {
+    // Checked before it is written into the environment's YAML.
+    let namespace = &options.namespace;
+    let shaped = namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !shaped || namespace.is_empty() || namespace.len() > 63 || namespace.starts_with('-') || namespace.ends_with('-')
+    {
+        return Err(Error::new(format!(
+            "--namespace {namespace:?} is not a namespace's name: expected at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"
+        )));
+    }
+    Ok(RenderOptions {
+        selection: Selection {
+            env: ENVIRONMENT.to_string(),
+            project: Some(repository(&options.namespace, installed)),
+            ..Selection::default()
+        },
+        keys: Keys::Search(None),
+        if_empty: IfEmpty::Refuse,
+        validate: weaver_validate::Mode::Strict,
+        overrides: options.overrides.clone(),
+        charts: weaver_source::charts::Archives::Machine,
+        limits: RenderLimits::default(),
+    })
+}
+
+fn apply_options(options: &InstallOptions, installed: bool) -> Result<ApplyActionOptions> {
+    Ok(ApplyActionOptions {
+        render: render_options(options, installed)?,
+        connect: options.connect.clone(),
+        settings: options.settings.clone(),
+        require_clean: false,
+        prune_releases: PruneReleases::No,
+        // The values flags are how the chart is configured here: there is no git to hold them.
+        allow_overrides: true,
+        forget_helm_release: false,
+        servers: None,
+    })
+}
+
+/// The objects an install would apply, rendered offline (`weaver install --dry-run`).
+pub fn render_install(options: &InstallOptions, cx: Context<'_>) -> Result<Desired> {
+    render(&render_options(options, true)?, cx)
+}
+
+/// Installs the chart built in, or upgrades the release to it.
+pub async fn install(options: &InstallOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
+    apply(&apply_options(options, true)?, cx, interrupted).await
+}
+
+/// What an uninstall did beside removing the release.
+pub struct Uninstalled {
+    pub applied: Applied,
+    /// The CRDs left in place, each with how many custom resources of its kinds remain.
+    pub kept: Vec<(String, usize)>,
+    /// `--crds`: the CRDs deleted, and how many custom resources went before them.
+    pub deleted_crds: Vec<String>,
+    pub deleted_resources: usize,
+}
+
+/// Removes the release; with `crds`, its custom resources and CRDs too (see the module's docs).
+pub async fn uninstall(
+    options: &InstallOptions,
+    crds: bool,
+    cx: Context<'_>,
+    interrupted: &AtomicBool,
+) -> Result<Uninstalled> {
+    let on = cx.on;
+    let kinds = chart_crds()?;
+    let cluster = weaver_cluster::Cluster::connect(&options.connect).await?;
+    let deadline = Instant::now() + options.settings.timeout;
+    let mut deleted_resources = 0;
+    if crds && !options.settings.dry_run {
+        for (crd, served) in &kinds {
+            deleted_resources += delete_resources(&cluster, crd, served, deadline, on).await?;
+        }
+    }
+    let applied = apply(&apply_options(options, false)?, cx, interrupted).await?;
+    let (mut kept, mut deleted_crds) = (Vec::new(), Vec::new());
+    let crd_kind = cluster.resolve("apiextensions.k8s.io/v1", "CustomResourceDefinition").ok();
+    for (crd, served) in &kinds {
+        if crds && !options.settings.dry_run {
+            let Some(crd_kind) = &crd_kind else { break };
+            if cluster.delete(crd_kind, None, crd, false).await? == weaver_cluster::Deleted::Deleted {
+                on(Progress::Status(format!("customresourcedefinition {crd} deleted")));
+                deleted_crds.push(crd.clone());
+            }
+        } else if let Some(served) = served {
+            kept.push((crd.clone(), resources(&cluster, served).await?.len()));
+        }
+    }
+    Ok(Uninstalled { applied, kept, deleted_crds, deleted_resources })
+}
+
+/// The chart's CRDs by name, each with the kind it serves at its storage version as this
+/// cluster's discovery knows it (None when the CRD is not installed).
+fn chart_crds() -> Result<Vec<(String, Option<ServedKind>)>> {
+    let mut crds = Vec::new();
+    for (path, bytes) in chart_files().iter().filter(|(path, _)| path.starts_with("crds/")) {
+        let text = String::from_utf8_lossy(bytes);
+        for crd in weaver_yaml::documents(Path::new(path), &text)? {
+            let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+            crds.push((name, crd));
+        }
+    }
+    Ok(crds
+        .into_iter()
+        .map(|(name, crd)| (name, served_kinds_of_crd(&crd).into_iter().next().map(|(_, s)| s)))
+        .collect())
+}
+
+async fn resources(cluster: &Cluster, served: &ServedKind) -> Result<Vec<Value>> {
+    let target = ListTarget {
+        api_version: served.resource.api_version.clone(),
+        kind: served.resource.kind.clone(),
+        namespace: None,
+    };
+    match cluster.resolve(&target.api_version, &target.kind) {
+        Ok(_) => cluster.list(&BTreeSet::from([target]), "", ManagedFields::Parsed, 8).await,
+        // Not served: the CRD is not installed, so neither is any resource of it.
+        Err(_) => Ok(Vec::new()),
+    }
+}
+
+/// Deletes every custom resource of `served` and waits until each is gone (finalized by the
+/// controller, still running): their number.
+async fn delete_resources(
+    cluster: &Cluster,
+    crd: &str,
+    served: &Option<ServedKind>,
+    deadline: Instant,
+    on: OnProgress<'_>,
+) -> Result<usize> {
+    let Some(served) = served else { return Ok(0) };
+    let found = resources(cluster, served).await?;
+    let place = |object: &Value| {
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+        (namespace, name)
+    };
+    for object in &found {
+        let (namespace, name) = place(object);
+        cluster.delete(served, namespace.as_deref(), &name, false).await?;
+    }
+    for object in &found {
+        let (namespace, name) = place(object);
+        if !cluster.wait_gone(served, namespace.as_deref(), &name, deadline).await? {
+            let at = namespace.map_or(name.clone(), |ns| format!("{ns}/{name}"));
+            return Err(Error::new(format!(
+                "uninstall --crds: {} {at} is still there after --timeout: its finalizer has not run, so the controller and the CRD {crd} were left in place",
+                served.resource.kind
+            ))
+            .with_help("see the controller's log and the resource's events; run the uninstall again once it is gone"));
+        }
+    }
+    if !found.is_empty() {
+        on(Progress::Status(format!("{} {} deleted", found.len(), served.resource_name())));
+    }
+    Ok(found.len())
+}

@@ -1,0 +1,251 @@
+//! `weaver bootstrap` against a repository served by OpenSSH's sshd on loopback, on the fake API
+//! server or, unchanged, a real one, with the EnvironmentSync controller in this process (its
+//! Pods need a node: tests/node.rs runs it in them). From a cluster without weaver: a deploy key
+//! the server does not know, then one it lets only read, are refused before anything is
+//! written; then weaver is installed and applies itself from git; a second run writes nothing;
+//! a values change pushed to git is applied by the controller to itself.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common;
+use crate::gitops::Controller;
+
+use common::cluster::TestCluster;
+use common::eventually;
+use common::git_ssh::Sshd;
+use serde_json::{Value, json};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A bare repository with a first commit on main, and a clone to push from.
+struct Remote {
+    dir: tempfile::TempDir,
+}
+
+impl Remote {
+    fn new() -> Remote {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q", "--bare", "-b", "main", "fleet.git"]);
+        git(dir.path(), &["clone", "-q", "fleet.git", "work"]);
+        std::fs::write(dir.path().join("work/README.md"), "the fleet\n").unwrap();
+        git(&dir.path().join("work"), &["add", "-A"]);
+        git(&dir.path().join("work"), &["commit", "-q", "-m", "first"]);
+        git(&dir.path().join("work"), &["push", "-q", "origin", "main"]);
+        Remote { dir }
+    }
+
+    fn bare(&self) -> PathBuf {
+        self.dir.path().join("fleet.git")
+    }
+
+    fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    fn main(&self) -> String {
+        git(&self.bare(), &["rev-parse", "main"])
+    }
+
+    fn files(&self) -> Vec<String> {
+        git(&self.bare(), &["ls-tree", "-r", "--name-only", "main"]).lines().map(String::from).collect()
+    }
+
+    fn pull(&self) {
+        git(&self.work(), &["pull", "-q", "--ff-only", "origin", "main"]);
+    }
+}
+
+fn environment_sync(namespace: &str) -> Value {
+    json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync", "metadata": {"name": "weaver", "namespace": namespace}})
+}
+
+#[test]
+fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git() {
+    if !common::skip::interop_or_skip(Sshd::missing().as_deref()) {
+        return;
+    }
+    let cluster = TestCluster::start();
+    if crate::install::crds_owned_elsewhere(&cluster) {
+        common::skip::say_skipped(
+            "the cluster's weaver CRDs belong to another environment (the demo's tests installed them)",
+        );
+        return;
+    }
+    let ns = cluster.namespace("weaver");
+    let remote = Remote::new();
+    let sshd = Sshd::start();
+    let url = sshd.url(&remote.bare());
+    let repo = common::Repo::empty();
+    let key = repo.path().join("deploy-key");
+    let label = format!("selfSync.labels.weaver-test={}", cluster.prefix);
+    let bootstrap = |extra: &[&str]| {
+        let args = [
+            &["bootstrap", "--url", &url, "--path", "clusters/test", "-n", &ns, "--timeout", "90s"][..],
+            &["--private-key-file", key.to_str().unwrap(), "--set", &label, "--set", "replicas=1"],
+            &["--set", "gitops.approvals.enforce=false", "--set", "selfSync.interval=2s"],
+            extra,
+        ]
+        .concat();
+        repo.weaver_on(&cluster, &args)
+    };
+    let first_commit = remote.main();
+
+    // A new key, which the server does not know: refused at the read, naming the repository and
+    // the key to add, nothing written anywhere.
+    let unknown = bootstrap(&[]);
+    assert_eq!(unknown.code, 1, "{unknown:?}");
+    let public = weaver_source::public_key_of(&std::fs::read_to_string(&key).unwrap()).expect("an ed25519 key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(unknown.stderr.contains("cannot read branch main of"), "{unknown:?}");
+    assert!(unknown.stderr.contains(&public), "the public key to add: {unknown:?}");
+    assert!(unknown.stderr.contains("deploy key with write access"), "{unknown:?}");
+    assert_eq!(remote.main(), first_commit, "nothing pushed");
+    let deployment =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "weaver", "namespace": ns}});
+    assert!(cluster.get(&deployment).is_none(), "nothing installed");
+
+    // The key may only read (the server runs git-upload-pack alone): refused at the write.
+    let read_only = "command=\"case \\\"$SSH_ORIGINAL_COMMAND\\\" in git-upload-pack*) eval \\\"$SSH_ORIGINAL_COMMAND\\\";; *) echo read-only >&2; exit 1;; esac\"";
+    let authorized = sshd.dir.path().join("authorized_keys");
+    let clients = std::fs::read_to_string(&authorized).unwrap();
+    std::fs::write(&authorized, format!("{clients}{read_only} {public}\n")).unwrap();
+    let cannot_write = bootstrap(&[]);
+    assert_eq!(cannot_write.code, 1, "{cannot_write:?}");
+    assert!(cannot_write.stderr.contains("cannot write to branch main of"), "{cannot_write:?}");
+    assert!(cannot_write.stderr.contains("nothing was written"), "{cannot_write:?}");
+    assert_eq!(remote.main(), first_commit, "nothing pushed");
+    assert!(cluster.get(&deployment).is_none(), "nothing installed");
+
+    // With write access: pushed, installed, and applied by its own EnvironmentSync.
+    std::fs::write(&authorized, format!("{clients}{public}\n")).unwrap();
+    let _controller = Controller::start(&cluster, None);
+    let done = bootstrap(&[]);
+    assert_eq!(done.code, 0, "{done:?}");
+    let commit = remote.main();
+    assert_ne!(commit, first_commit, "{done:?}");
+    let files = remote.files();
+    for file in ["README.md", "clusters/test/environments/weaver.yaml", "clusters/test/charts/weaver/Chart.yaml"] {
+        assert!(files.iter().any(|f| f == file), "{file} in {files:?}");
+    }
+    assert!(!files.iter().any(|f| f.contains("key") || f.contains("secret")), "no credential in git: {files:?}");
+    let sync = cluster.get(&environment_sync(&ns)).expect("its EnvironmentSync");
+    assert_eq!(sync["status"]["lastAppliedRevision"], commit, "{sync}");
+    assert!(done.stderr.contains(&format!("weaver runs itself from {}", &commit[..12])), "{done:?}");
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "weaver-git", "namespace": ns}});
+    let secret_version = cluster.get(&secret).expect("the source Secret")["metadata"]["resourceVersion"].clone();
+    for output in [&done.stdout, &done.stderr] {
+        assert!(!output.contains("PRIVATE KEY"), "{output}");
+    }
+
+    // Again: nothing written, to git or the cluster.
+    let again = bootstrap(&[]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(remote.main(), commit);
+    assert!(again.stderr.contains("nothing to write"), "{again:?}");
+    assert!(again.stdout.contains("0 created, 0 configured"), "{again:?}");
+    assert_eq!(cluster.get(&secret).unwrap()["metadata"]["resourceVersion"], secret_version);
+
+    // weaver's values changed in git are applied by weaver to itself.
+    remote.pull();
+    let environment = remote.work().join("clusters/test/environments/weaver.yaml");
+    let text = std::fs::read_to_string(&environment).unwrap();
+    assert!(text.contains("replicas: 1"), "{text}");
+    std::fs::write(&environment, text.replace("replicas: 1", "replicas: 2")).unwrap();
+    git(&remote.work(), &["commit", "-q", "-am", "two replicas"]);
+    git(&remote.work(), &["push", "-q", "origin", "main"]);
+    let pushed = remote.main();
+    eventually("the controller applies weaver's new values to itself", || {
+        let live = cluster.get(&deployment).ok_or("no Deployment")?;
+        let applied = cluster.get(&environment_sync(&ns)).ok_or("no EnvironmentSync")?;
+        match (live["spec"]["replicas"].as_i64(), applied["status"]["lastAppliedRevision"].as_str()) {
+            (Some(2), Some(revision)) if revision == pushed => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    // Another path holding files weaver did not write is refused, naming them.
+    std::fs::create_dir_all(remote.work().join("clusters/other")).unwrap();
+    std::fs::write(remote.work().join("clusters/other/app.yaml"), "kind: ConfigMap\n").unwrap();
+    git(&remote.work(), &["add", "-A"]);
+    git(&remote.work(), &["commit", "-q", "-m", "another cluster's files"]);
+    git(&remote.work(), &["push", "-q", "origin", "main"]);
+    let before = remote.main();
+    let args = [
+        "bootstrap",
+        "--url",
+        &url,
+        "--path",
+        "clusters/other",
+        "-n",
+        &ns,
+        "--private-key-file",
+        key.to_str().unwrap(),
+    ];
+    let foreign = repo.weaver_on(&cluster, &args);
+    assert_eq!(foreign.code, 1, "{foreign:?}");
+    assert!(
+        foreign.stderr.contains("holds files weaver bootstrap did not write: clusters/other/app.yaml"),
+        "{foreign:?}"
+    );
+    assert_eq!(remote.main(), before, "nothing pushed");
+
+    // A cluster that lost weaver is brought back from the repository, which --recover leaves as
+    // it is (its credentials from the Secret the first bootstrap wrote).
+    let removed = repo.weaver_on(&cluster, &["uninstall", "-n", &ns]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    assert!(cluster.get(&deployment).is_none());
+    let recover = ["bootstrap", "--url", &url, "--path", "clusters/test", "-n", &ns, "--recover", "--timeout", "90s"];
+    let recovered = repo.weaver_on(&cluster, &recover);
+    assert_eq!(recovered.code, 0, "{recovered:?}");
+    assert_eq!(remote.main(), before, "--recover writes nothing to git");
+    assert_eq!(cluster.get(&deployment).expect("the Deployment, back")["spec"]["replicas"], 2);
+}
+
+#[test]
+fn bootstrap_refuses_an_unreachable_cluster_before_it_pushes() {
+    if !common::skip::interop_or_skip(Sshd::missing().as_deref()) {
+        return;
+    }
+    let remote = Remote::new();
+    let sshd = Sshd::start();
+    let repo = common::Repo::empty();
+    let kubeconfig = crate::install::unreachable_kubeconfig(repo.path());
+    let key = sshd.dir.path().join("client");
+    let run = repo.weaver(&[
+        "bootstrap",
+        "--url",
+        &sshd.url(&remote.bare()),
+        "--path",
+        "clusters/test",
+        "--private-key-file",
+        key.to_str().unwrap(),
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--request-timeout",
+        "2s",
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("127.0.0.1:1"), "{run:?}");
+    assert_eq!(remote.files(), ["README.md"], "nothing pushed");
+}
+
+#[test]
+fn bootstrap_refuses_a_path_that_leaves_the_repository() {
+    let repo = common::Repo::empty();
+    for path in ["../up", "/abs", "a/../b", ""] {
+        let run = repo.weaver(&["bootstrap", "--url", "ssh://git@example.invalid/x.git", "--path", path]);
+        assert_eq!(run.code, 1, "{path}: {run:?}");
+        assert!(run.stderr.contains("is not a directory inside the repository"), "{path}: {run:?}");
+    }
+}

@@ -1,0 +1,258 @@
+//! `weaver install` and `weaver uninstall`: the chart built into the binary, applied as release
+//! `weaver` of environment `weaver`, on the fake API server or, unchanged, a real one (the parts
+//! that only the fake can do say so); and `helm` installing the same chart from an OCI registry
+//! renders the same objects.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use crate::common;
+
+use common::cluster::TestCluster;
+use serde_json::{Value, json};
+
+const CRDS: [&str; 2] = ["configmapsyncs.weaver.example.com", "environmentsyncs.weaver.example.com"];
+
+fn crd(name: &str) -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": name}})
+}
+
+fn deployment(namespace: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "weaver", "namespace": namespace}})
+}
+
+/// The release's records in `namespace`, by revision.
+fn records(cluster: &TestCluster, namespace: &str) -> Vec<weaver_plan::release::record::Record> {
+    let secrets = cluster.list("v1", "Secret", "secrets", namespace);
+    let mut records: Vec<_> = weaver_plan::release::record::from_secrets(&secrets)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.release == "weaver" && r.environment == "weaver")
+        .collect();
+    records.sort_by_key(|r| r.revision);
+    records
+}
+
+/// Whether a CRD of the chart is there already as another environment's (a real cluster that
+/// the demo's tests installed the operator on): then an install would rightly refuse it.
+pub(crate) fn crds_owned_elsewhere(cluster: &TestCluster) -> bool {
+    CRDS.iter().filter_map(|name| cluster.get(&crd(name))).any(|crd| {
+        let environment = crd.pointer("/metadata/labels/weaver.example.com~1environment").and_then(Value::as_str);
+        environment.is_some_and(|env| env != "weaver")
+    })
+}
+
+// The approvals policy is off: on a shared real cluster it would hold every test's
+// EnvironmentSyncs (its selector matches every namespace by default).
+const SETTINGS: [&str; 4] = ["--set", "replicas=1", "--set", "gitops.approvals.enforce=false"];
+
+/// A user's ConfigMapSync, in a namespace of its own.
+fn users_config_map_sync(cluster: &TestCluster) -> Value {
+    let tenant = cluster.namespace("tenant");
+    let sync = json!({
+        "apiVersion": "weaver.example.com/v1alpha1", "kind": "ConfigMapSync",
+        "metadata": {"name": "settings", "namespace": tenant},
+        "spec": {"source": {"name": "settings"}, "targetNamespaces": ["a"], "serviceAccountName": "syncer"},
+    });
+    cluster.create(&sync);
+    sync
+}
+
+/// A kubeconfig in `dir` of a server no one answers at (127.0.0.1:1).
+pub(crate) fn unreachable_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+         users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n",
+    )
+    .unwrap();
+    kubeconfig
+}
+
+#[test]
+fn install_applies_the_chart_built_in_upgrades_it_and_uninstall_keeps_the_crds_and_resources() {
+    let cluster = TestCluster::start();
+    if crds_owned_elsewhere(&cluster) {
+        common::skip::say_skipped(
+            "the cluster's weaver CRDs belong to another environment (the demo's tests installed them)",
+        );
+        return;
+    }
+    let ns = cluster.namespace("weaver");
+    let repo = common::Repo::empty();
+
+    let run = repo.weaver_on(&cluster, &[&["install", "-n", &ns][..], &SETTINGS].concat());
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("Apply summary:"), "{run:?}");
+    let live = cluster.get(&deployment(&ns)).expect("the controller's Deployment");
+    let container = &live["spec"]["template"]["spec"]["containers"][0];
+    // The image of the binary's own version, as the chart's appVersion is.
+    assert_eq!(container["image"], format!("weaver:{}", env!("CARGO_PKG_VERSION")), "{live}");
+    assert_eq!(live["spec"]["replicas"], 1);
+    for name in CRDS {
+        let live = cluster.get(&crd(name)).unwrap_or_else(|| panic!("CRD {name}"));
+        assert_eq!(live["metadata"]["annotations"]["weaver.example.com/prune"], "disabled", "{live}");
+    }
+    let first = records(&cluster, &ns);
+    assert_eq!(first.len(), 1, "one revision");
+    assert_eq!(first[0].commit, None, "the chart built in is no commit");
+
+    // The same install again changes nothing; another value is an upgrade, a revision more.
+    let again = repo.weaver_on(&cluster, &[&["install", "-n", &ns][..], &SETTINGS].concat());
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("0 created, 0 configured"), "{again:?}");
+    assert_eq!(records(&cluster, &ns).len(), 1, "no revision for no change");
+    let values = repo.path().join("weaver-values.yaml");
+    std::fs::write(&values, "replicas: 2\ngitops:\n  approvals:\n    enforce: false\n").unwrap();
+    let upgrade = repo.weaver_on(&cluster, &["install", "-n", &ns, "-f", values.to_str().unwrap()]);
+    assert_eq!(upgrade.code, 0, "{upgrade:?}");
+    assert_eq!(cluster.get(&deployment(&ns)).unwrap()["spec"]["replicas"], 2);
+    assert_eq!(records(&cluster, &ns).last().map(|r| r.revision), Some(2));
+
+    // A user's ConfigMapSync outlives the controller, and so do the CRDs; the output says so.
+    let sync = users_config_map_sync(&cluster);
+    let removed = repo.weaver_on(&cluster, &["uninstall", "-n", &ns]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    assert!(cluster.get(&deployment(&ns)).is_none(), "the Deployment is removed");
+    for name in CRDS {
+        assert!(cluster.get(&crd(name)).is_some(), "CRD {name} is kept");
+    }
+    assert!(cluster.get(&sync).is_some(), "the ConfigMapSync is kept");
+    assert!(
+        removed.stderr.contains(
+            "kept customresourcedefinition configmapsyncs.weaver.example.com: 1 custom resource of it remains"
+        ),
+        "{removed:?}"
+    );
+    let last = records(&cluster, &ns).pop().expect("a record");
+    assert!(last.objects.iter().all(|o| o.kind == "CustomResourceDefinition"), "{:?}", last.objects);
+}
+
+#[test]
+fn uninstall_crds_deletes_the_custom_resources_then_the_crds() {
+    let cluster = TestCluster::start();
+    if cluster.fake("deleting weaver's CRDs, which every other test on a shared cluster uses").is_none() {
+        return;
+    }
+    let ns = cluster.namespace("weaver");
+    let repo = common::Repo::empty();
+    let run = repo.weaver_on(&cluster, &[&["install", "-n", &ns][..], &SETTINGS].concat());
+    assert_eq!(run.code, 0, "{run:?}");
+    users_config_map_sync(&cluster);
+    let removed = repo.weaver_on(&cluster, &["uninstall", "-n", &ns, "--crds"]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    assert!(removed.stderr.contains("1 configmapsyncs.weaver.example.com deleted"), "{removed:?}");
+    for name in CRDS {
+        assert!(cluster.get(&crd(name)).is_none(), "CRD {name} deleted");
+        assert!(removed.stderr.contains(&format!("customresourcedefinition {name} deleted")), "{removed:?}");
+    }
+    assert!(cluster.get(&deployment(&ns)).is_none());
+}
+
+#[test]
+fn install_refuses_bad_flags_and_an_unreachable_cluster_before_writing() {
+    let repo = common::Repo::empty();
+    let bad = repo.weaver(&["install", "--dry-run", "-n", "Weaver System"]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("--namespace \"Weaver System\" is not a namespace's name"), "{bad:?}");
+    let bad = repo.weaver(&["install", "--dry-run", "--set", "replicas"]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("--set"), "{bad:?}");
+    // A value the chart's schema refuses, named.
+    let bad = repo.weaver(&["install", "--dry-run", "--set", "replicas=many"]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("replicas"), "{bad:?}");
+    let kubeconfig = unreachable_kubeconfig(repo.path());
+    let unreachable =
+        repo.weaver(&["install", "--kubeconfig", kubeconfig.to_str().unwrap(), "--request-timeout", "2s"]);
+    assert_eq!(unreachable.code, 1, "{unreachable:?}");
+    assert!(unreachable.stderr.contains("127.0.0.1:1"), "{unreachable:?}");
+}
+
+/// The objects of a YAML stream by kind and name, without the labels weaver adds to what it
+/// applies (its release's and environment's).
+fn by_name(stream: &str) -> BTreeMap<(String, String), Value> {
+    let documents = weaver_yaml::documents(std::path::Path::new("stream"), stream).unwrap();
+    let mut objects = BTreeMap::new();
+    for mut object in documents.into_iter().filter(|d| !d.is_null()) {
+        if let Some(labels) = object.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+            for label in
+                ["app.kubernetes.io/managed-by", "weaver.example.com/release", "weaver.example.com/environment"]
+            {
+                if labels.get(label).and_then(Value::as_str).is_some_and(|v| v == "weaver") {
+                    labels.remove(label);
+                }
+            }
+            if labels.is_empty() {
+                object["metadata"].as_object_mut().unwrap().remove("labels");
+            }
+        }
+        // helm leaves the namespace to the install (-n): weaver writes it.
+        if object.pointer("/metadata/namespace").and_then(Value::as_str) == Some("weaver-system") {
+            object["metadata"].as_object_mut().unwrap().remove("namespace");
+        }
+        let key =
+            (object["kind"].as_str().unwrap().to_string(), object["metadata"]["name"].as_str().unwrap().to_string());
+        objects.insert(key, object);
+    }
+    objects
+}
+
+#[test]
+fn helm_from_an_oci_registry_renders_what_weaver_install_applies() {
+    let helm = match common::tools::helm() {
+        Ok((helm, _)) => helm,
+        Err(why) => {
+            common::skip::interop_or_skip(Some(&why));
+            return;
+        }
+    };
+    let registry = match common::registry::Registry::start() {
+        Ok(registry) => registry,
+        Err(why) => {
+            common::skip::interop_or_skip(Some(&why));
+            return;
+        }
+    };
+    let work = tempfile::tempdir().unwrap();
+    let helm_cmd = |args: &[&str]| {
+        let out = Command::new(&helm)
+            .args(args)
+            .env("HELM_CONFIG_HOME", work.path().join("config"))
+            .env("HELM_CACHE_HOME", work.path().join("cache"))
+            .env("HELM_DATA_HOME", work.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/weaver");
+    helm_cmd(&["package", chart.to_str().unwrap(), "-d", work.path().to_str().unwrap()]);
+    let version = env!("CARGO_PKG_VERSION");
+    let archive = work.path().join(format!("weaver-{version}.tgz"));
+    let oci = format!("oci://127.0.0.1:{}/charts", registry.port);
+    helm_cmd(&["push", archive.to_str().unwrap(), &oci, "--plain-http"]);
+    let from_helm = helm_cmd(&[
+        "template",
+        "weaver",
+        &format!("{oci}/weaver"),
+        "--version",
+        version,
+        "--plain-http",
+        "--include-crds",
+        "-n",
+        "weaver-system",
+        "--set",
+        "gitops.ui.enabled=true",
+    ]);
+    let repo = common::Repo::empty();
+    let from_weaver = repo.weaver(&["install", "--dry-run", "--set", "gitops.ui.enabled=true"]);
+    assert_eq!(from_weaver.code, 0, "{from_weaver:?}");
+    let (helm_objects, weaver_objects) = (by_name(&from_helm), by_name(&from_weaver.stdout));
+    assert!(weaver_objects.len() > 10, "{}", from_weaver.stdout);
+    assert_eq!(helm_objects.keys().collect::<Vec<_>>(), weaver_objects.keys().collect::<Vec<_>>());
+    for (key, object) in &weaver_objects {
+        assert_eq!(&helm_objects[key], object, "{key:?}");
+    }
+}

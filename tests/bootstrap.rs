@@ -16,7 +16,7 @@ use common::eventually;
 use common::git_ssh::Sshd;
 use serde_json::{Value, json};
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(["-c", "user.name=test", "-c", "user.email=test@example.com"])
         .args(args)
@@ -28,12 +28,12 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// A bare repository with a first commit on main, and a clone to push from.
-struct Remote {
+pub(crate) struct Remote {
     dir: tempfile::TempDir,
 }
 
 impl Remote {
-    fn new() -> Remote {
+    pub(crate) fn new() -> Remote {
         let dir = tempfile::tempdir().unwrap();
         git(dir.path(), &["init", "-q", "--bare", "-b", "main", "fleet.git"]);
         git(dir.path(), &["clone", "-q", "fleet.git", "work"]);
@@ -44,23 +44,23 @@ impl Remote {
         Remote { dir }
     }
 
-    fn bare(&self) -> PathBuf {
+    pub(crate) fn bare(&self) -> PathBuf {
         self.dir.path().join("fleet.git")
     }
 
-    fn work(&self) -> PathBuf {
+    pub(crate) fn work(&self) -> PathBuf {
         self.dir.path().join("work")
     }
 
-    fn main(&self) -> String {
+    pub(crate) fn main(&self) -> String {
         git(&self.bare(), &["rev-parse", "main"])
     }
 
-    fn files(&self) -> Vec<String> {
+    pub(crate) fn files(&self) -> Vec<String> {
         git(&self.bare(), &["ls-tree", "-r", "--name-only", "main"]).lines().map(String::from).collect()
     }
 
-    fn pull(&self) {
+    pub(crate) fn pull(&self) {
         git(&self.work(), &["pull", "-q", "--ff-only", "origin", "main"]);
     }
 }

@@ -1845,3 +1845,218 @@ fn the_controllers_ui_through_its_service_in_chromium_shows_the_sync_at_its_comm
     assert!(dom.contains(&said), "{dom}");
     assert!(!dom.contains(short) && !dom.contains("id=\"state\""), "{dom}");
 }
+
+/// The API server's writes so far (requests of verbs that change something), from its
+/// `apiserver_request_total`, leaving out Leases (which the leader renews every few seconds).
+fn api_server_writes(cluster: &common::cluster::TestCluster) -> u64 {
+    let metrics = cluster.get_text("/metrics").expect("the API server's /metrics");
+    let mut writes = 0;
+    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let (labels, value) = line.rsplit_once(' ').unwrap();
+        let writing = ["\"POST\"", "\"PUT\"", "\"PATCH\"", "\"DELETE\"", "\"APPLY\""]
+            .iter()
+            .any(|verb| labels.contains(&format!("verb={verb}")));
+        if writing && !labels.contains("resource=\"leases\"") {
+            writes += value.parse::<f64>().unwrap() as u64;
+        }
+    }
+    writes
+}
+
+#[test]
+fn bootstrap_on_the_node_runs_weaver_from_git_which_scales_itself_and_a_second_run_writes_nothing() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    if let Some(why) = Sshd::missing() {
+        say_skipped(&format!("the repository's git server is OpenSSH's: {why}"));
+        return;
+    }
+    let cluster = e2e.cluster();
+    if crate::install::crds_owned_elsewhere(&cluster) {
+        say_skipped(
+            "the cluster's weaver CRDs belong to another environment (the demo's tests installed them): run on a cluster without weaver",
+        );
+        return;
+    }
+    let ns = cluster.namespace("weaver");
+    let remote = crate::bootstrap::Remote::new();
+    let sshd = Sshd::start_on(e2e.host_address(&cluster));
+    let url = sshd.url(&remote.bare());
+    let key = sshd.dir.path().join("client");
+    let repo = common::Repo::empty();
+    let (repository, tag) = images.weaver.names[0].rsplit_once(':').unwrap();
+    let (image_repository, image_tag) = (format!("image.repository={repository}"), format!("image.tag={tag}"));
+    let ports = format!("gitops.gitPorts={{443,22,{}}}", sshd.port);
+    let bootstrap = |extra: &[&str]| {
+        let args = [
+            &["bootstrap", "--url", &url, "--path", "clusters/rig", "-n", &ns, "--timeout", "4m"][..],
+            &["--private-key-file", key.to_str().unwrap()],
+            extra,
+        ]
+        .concat();
+        repo.weaver_on(&cluster, &args)
+    };
+    let started = Instant::now();
+    let values = [
+        "--set",
+        &image_repository,
+        "--set",
+        &image_tag,
+        "--set",
+        "replicas=2",
+        "--set",
+        &ports,
+        "--set",
+        "gitops.approvals.enforce=false",
+        "--set",
+        "selfSync.interval=10m",
+    ];
+    let first = bootstrap(&values);
+    assert_eq!(first.code, 0, "{first:?}");
+    figure(
+        "`weaver bootstrap` on an empty cluster to its EnvironmentSync Ready at the commit, from the Pods",
+        &format!("{:.1?}", started.elapsed()),
+    );
+    let commit = remote.main();
+    let pods = live_pods(&cluster, &ns);
+    assert_eq!(pods.iter().filter(|p| pod_ready(p)).count(), 2, "two replicas Ready: {pods:#?}");
+    for pod in &pods {
+        assert_eq!(pod["spec"]["containers"][0]["image"], images.weaver.names[0]);
+    }
+    let sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync", "metadata": {"name": "weaver", "namespace": ns}});
+    assert!(is_ready_at(&cluster.get(&sync).unwrap(), &commit));
+
+    // weaver's values changed in git: the controller applies them to itself, leading throughout.
+    remote.pull();
+    let environment = remote.work().join("clusters/rig/environments/weaver.yaml");
+    let text = std::fs::read_to_string(&environment).unwrap();
+    std::fs::write(&environment, text.replace("replicas: 2", "replicas: 3")).unwrap();
+    crate::bootstrap::git(&remote.work(), &["commit", "-q", "-am", "three replicas"]);
+    crate::bootstrap::git(&remote.work(), &["push", "-q", "origin", "main"]);
+    let pushed = remote.main();
+    let pushed_at = Instant::now();
+    request_reconcile(&cluster, &sync, "three-replicas");
+    let (mut leaderless_since, mut longest_leaderless) = (None::<Instant>, Duration::ZERO);
+    eventually("weaver applies three replicas of itself", || {
+        match (leader(&cluster, &ns), leaderless_since) {
+            (None, None) => leaderless_since = Some(Instant::now()),
+            (Some(_), Some(since)) => {
+                longest_leaderless = longest_leaderless.max(since.elapsed());
+                leaderless_since = None;
+            }
+            _ => {}
+        }
+        let pods = live_pods(&cluster, &ns);
+        let ready = pods.iter().filter(|p| pod_ready(p)).count();
+        let live = cluster.get(&sync).ok_or("no EnvironmentSync")?;
+        match (ready, is_ready_at(&live, &pushed)) {
+            (3, true) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    figure(
+        "a pushed replicas change to weaver applied by weaver, 3 Pods Ready",
+        &format!("{:.1?}", pushed_at.elapsed()),
+    );
+    assert!(
+        longest_leaderless < Duration::from_secs(15),
+        "no leader for {longest_leaderless:?}, longer than the lease"
+    );
+    for pod in live_pods(&cluster, &ns) {
+        let restarts = pod["status"]["containerStatuses"][0]["restartCount"].as_i64().unwrap_or(0);
+        assert_eq!(restarts, 0, "no restart loop: {pod}");
+    }
+
+    // Again: nothing written to git or to the API server (Leases apart).
+    let before = api_server_writes(&cluster);
+    let again = bootstrap(&[]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(api_server_writes(&cluster) - before, 0, "writes to the API server by a second bootstrap: {again:?}");
+    assert_eq!(remote.main(), pushed, "nothing pushed");
+
+    // Lost, and recovered from the repository.
+    let removed = repo.weaver_on(&cluster, &["uninstall", "-n", &ns]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    eventually("the controller's Pods gone", || match live_pods(&cluster, &ns).len() {
+        0 => Ok(()),
+        n => Err(format!("{n} Pods")),
+    });
+    let recovered = bootstrap(&["--recover"]);
+    assert_eq!(recovered.code, 0, "{recovered:?}");
+    assert_eq!(remote.main(), pushed, "--recover writes nothing to git");
+    eventually("three replicas Ready again", || {
+        match live_pods(&cluster, &ns).iter().filter(|p| pod_ready(p)).count() {
+            3 => Ok(()),
+            n => Err(format!("{n} Ready")),
+        }
+    });
+    // The cluster-wide objects go with the test.
+    let removed = repo.weaver_on(&cluster, &["uninstall", "-n", &ns]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+}
+
+#[test]
+fn helm_install_of_the_chart_from_an_oci_registry_runs_a_controller_that_passes_weaver_check() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    let helm = match common::tools::helm() {
+        Ok((helm, _)) => helm,
+        Err(why) => {
+            say_skipped(&format!("helm installs the chart: {why}"));
+            return;
+        }
+    };
+    let registry = match common::registry::Registry::start() {
+        Ok(registry) => registry,
+        Err(why) => {
+            say_skipped(&format!("the chart is pushed to a registry: {why}"));
+            return;
+        }
+    };
+    let cluster = e2e.cluster();
+    let ns = cluster.namespace("helm");
+    let work = tempfile::tempdir().unwrap();
+    let helm_cmd = |args: &[&str]| {
+        let out = std::process::Command::new(&helm)
+            .args(args)
+            .env("KUBECONFIG", cluster.kubeconfig())
+            .env("HELM_CONFIG_HOME", work.path().join("config"))
+            .env("HELM_CACHE_HOME", work.path().join("cache"))
+            .env("HELM_DATA_HOME", work.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/weaver");
+    helm_cmd(&["package", chart.to_str().unwrap(), "-d", work.path().to_str().unwrap()]);
+    let version = env!("CARGO_PKG_VERSION");
+    let archive = work.path().join(format!("weaver-{version}.tgz"));
+    let oci = format!("oci://127.0.0.1:{}/charts", registry.port);
+    helm_cmd(&["push", archive.to_str().unwrap(), &oci, "--plain-http"]);
+    let (repository, tag) = images.weaver.names[0].rsplit_once(':').unwrap();
+    let started = Instant::now();
+    helm_cmd(&[
+        "install",
+        "weaver",
+        &format!("{oci}/weaver"),
+        "--version",
+        version,
+        "--plain-http",
+        "-n",
+        &ns,
+        "--set",
+        &format!("image.repository={repository}"),
+        "--set",
+        &format!("image.tag={tag}"),
+        "--set",
+        "gitops.approvals.enforce=false",
+        "--wait",
+        "--timeout",
+        "4m",
+    ]);
+    figure("`helm install` of the chart from an OCI registry, --wait", &format!("{:.1?}", started.elapsed()));
+    let checked = common::Repo::empty().weaver_on(&cluster, &["check", "-n", &ns]);
+    helm_cmd(&["uninstall", "weaver", "-n", &ns, "--wait"]);
+    assert_eq!(checked.code, 0, "{checked:?}");
+    assert!(checked.stdout.contains("all checks passed"), "{checked:?}");
+}

@@ -162,7 +162,10 @@ fn a_helmfile_becomes_a_base_and_one_environment_file_each_listing_what_is_left_
     write_helmfile(&repo);
     let run = import(&repo, &[]);
     assert_eq!(run.code, 2, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
-    assert_eq!(run.stdout, "wrote environments/base.yaml\nwrote environments/dev.yaml\nwrote environments/prod.yaml\n");
+    assert_eq!(
+        run.stdout,
+        "wrote environments/base.yaml\nwrote environments/dev.yaml\nwrote environments/prod.yaml\nwrote weaver-import.lock\n"
+    );
     let base = std::fs::read_to_string(repo.path().join("environments/base.yaml")).unwrap();
     assert_eq!(
         base,
@@ -542,7 +545,7 @@ fn an_environment_that_does_not_render_is_listed_and_one_that_none_renders_is_an
         run.stderr
     );
     assert!(run.stderr.contains("map has no entry for key \"namespace\""), "{}", run.stderr);
-    assert_eq!(run.stdout, "wrote environments/base.yaml\nwrote environments/dev.yaml\n");
+    assert_eq!(run.stdout, "wrote environments/base.yaml\nwrote environments/dev.yaml\nwrote weaver-import.lock\n");
 
     repo.write(
         "helmfile.yaml",
@@ -618,7 +621,7 @@ fn a_helmfile_with_nothing_left_out_exits_0() {
     let run = import(&repo, &[]);
     assert_eq!(
         (run.code, run.stdout.as_str(), run.stderr.as_str()),
-        (0, "wrote environments/base.yaml\nwrote environments/default.yaml\n", "")
+        (0, "wrote environments/base.yaml\nwrote environments/default.yaml\nwrote weaver-import.lock\n", "")
     );
 }
 
@@ -664,18 +667,57 @@ fn the_api_versions_helmfile_gives_helm_template_become_the_environment_s_and_th
 fn existing_environment_files_are_never_replaced_without_force() {
     let repo = Repo::empty();
     repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
-        .write("helmfile.yaml", "releases:\n  - name: web\n    chart: ./charts/web\n")
-        .write("environments/default.yaml", "releases: []\n");
+        .write("helmfile.yaml", "releases:\n  - name: web\n    chart: ./charts/web\n");
+    assert_eq!(import(&repo, &[]).code, 0);
+    repo.write("environments/default.yaml", "releases: []\n");
     let run = import(&repo, &[]);
     assert_eq!(
         run.failure(),
-        "error: environments/default.yaml: already exists\n  help: weaver import never replaces environment files \
-         silently: move them away, or give --force\n"
+        "error: environments/base.yaml: already exists (and environments/default.yaml)\n  help: weaver import never \
+         replaces environment files silently: move them away, or give --force\n"
     );
     assert_eq!(std::fs::read_to_string(repo.path().join("environments/default.yaml")).unwrap(), "releases: []\n");
-    assert!(!repo.path().join("environments/base.yaml").exists(), "nothing is written when one file exists");
+    // A file weaver import wrote, as it wrote it, is replaced with --force: not one changed since.
+    let stderr = import(&repo, &["--force"]).failure().to_string();
+    assert!(
+        stderr.starts_with(
+            "error: environments/default.yaml: already exists, changed since `weaver import` wrote it: --force \
+             replaces only the files weaver import wrote, as it wrote them (weaver-import.lock lists them): nothing \
+             was written\n"
+        ),
+        "{stderr}"
+    );
+    repo.remove("environments/default.yaml");
     assert_eq!(import(&repo, &["--force"]).code, 0);
     assert!(std::fs::read_to_string(repo.path().join("environments/default.yaml")).unwrap().contains("extends: base"));
+    assert_eq!(import(&repo, &["--force"]).code, 0, "what it wrote, unchanged, is replaced again");
+}
+
+/// `--force` replaces only the files `weaver import` wrote, unchanged since (weaver-import.lock
+/// lists them): a file it did not write at a name it writes (helmfile data in
+/// environments/base.yaml) and a file the helmfile reads with `readFile` where weaver writes an
+/// environment are refused, naming them, and no byte of any file changes.
+#[test]
+fn force_never_replaces_a_file_weaver_import_did_not_write() {
+    let reads_dev = "environments:\n  dev: {}\n---\nreleases:\n  - name: web\n    chart: ./charts/web\n    values:\n    \
+                     - notes: {{ readFile \"environments/dev.yaml\" | quote }}\n";
+    for (helmfile, (kept, text)) in [
+        ("releases:\n  - name: web\n    chart: ./charts/web\n", ("environments/base.yaml", "some: data\n")),
+        (reads_dev, ("environments/dev.yaml", "notes kept by hand\n")),
+    ] {
+        let repo = Repo::empty();
+        repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+            .write("helmfile.yaml", helmfile)
+            .write(kept, text);
+        let before = common::fs::digests(repo.path());
+        let run = import(&repo, &["--force"]);
+        assert!(
+            run.failure().starts_with(&format!("error: {kept}: already exists, not written by `weaver import`: ")),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(common::fs::digests(repo.path()), before, "{kept}");
+    }
 }
 
 #[test]
@@ -927,7 +969,7 @@ fn the_default_helmfile_and_a_state_elsewhere_are_named_by_their_paths() {
     let run = import_here(&repo, &[]);
     assert_eq!(
         (run.code, run.stdout.as_str()),
-        (0, "wrote environments/base.yaml\nwrote environments/default.yaml\n"),
+        (0, "wrote environments/base.yaml\nwrote environments/default.yaml\nwrote weaver-import.lock\n"),
         "{}",
         run.stderr
     );
@@ -948,4 +990,110 @@ fn the_default_helmfile_and_a_state_elsewhere_are_named_by_their_paths() {
     assert_eq!(import_here(&repo, &["charts/helmfile.yaml"]).code, 0);
     let base = std::fs::read_to_string(repo.path().join("environments/base.yaml")).unwrap();
     assert!(base.starts_with("# Imported from charts/helmfile.yaml by `weaver import helmfile`.\n"), "{base}");
+}
+
+/// A chart whose ConfigMap shows what a `.gotmpl` values file made of the environment's values.
+fn write_show_chart(repo: &Repo) {
+    repo.write("charts/show/Chart.yaml", "apiVersion: v2\nname: show\nversion: 0.1.0\n")
+        .write(
+            "charts/show/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: show\ndata:\n  values: {{ toJson .Values | quote }}\n",
+        )
+        .write(
+            "values/show.yaml.gotmpl",
+            "mode: {{ .Values.mode }}\nhasOpt: {{ hasKey .Values \"opt\" }}\nhasTilde: {{ hasKey .Values \"tilde\" }}\n\
+             opt: {{ .Values.opt | toJson }}\nhasInl: {{ hasKey .Values \"inl\" }}\nnested: {{ .Values.nested | toJson }}\n\
+             over: {{ .Values.over | toJson }}\nall: {{ .Values | toJson | quote }}\n",
+        );
+}
+
+/// An environment's values reach a release's `.gotmpl` values file exactly as helmfile passes
+/// them: its values files read as helmfile reads them (`0755` is 493), and every `null` or `~`
+/// kept, in the files and inline, a later one over an earlier value (`hasKey` finds them).
+/// The expected values are what helmfile 0.166 (helm 3.17) renders for this helmfile.
+#[test]
+fn environment_values_reach_templates_as_helmfile_passes_them_octals_and_nulls_included() {
+    let repo = Repo::empty();
+    write_show_chart(&repo);
+    repo.write("env/dev.yaml", "mode: 0755\nopt: null\ntilde: ~\nnested:\n  a: 1\n  b: null\nover: 1\n")
+        .write("env/dev2.yaml", "over: null\n")
+        .write(
+            "helmfile.yaml",
+            "environments:\n  dev:\n    values:\n    - env/dev.yaml\n    - env/dev2.yaml\n    - inl: null\n      \
+             nested: {c: null}\n---\nreleases:\n- name: show\n  chart: ./charts/show\n  values: [values/show.yaml.gotmpl]\n",
+        );
+    let run = import(&repo, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let render = repo.weaver(&["render", "--env", "dev"]);
+    let shown: Value =
+        serde_json::from_str(by_key(render.success())["ConfigMap/show"]["data"]["values"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        shown,
+        serde_json::json!({
+            "all": "{\"inl\":null,\"mode\":493,\"nested\":{\"a\":1,\"b\":null,\"c\":null},\"opt\":null,\"over\":null,\"tilde\":null}",
+            "hasInl": true, "hasOpt": true, "hasTilde": true, "mode": 493,
+            "nested": {"a": 1, "b": null, "c": null}, "opt": null, "over": null,
+        })
+    );
+}
+
+/// An environment's values file that is not YAML, not UTF-8 or a directory stops the import,
+/// as it stops helmfile: exit 1, naming the file and line, and nothing written. A release's
+/// values file that is not YAML stops it too (helm stops on it); one that is a directory is
+/// listed as one.
+#[test]
+fn a_values_file_that_does_not_read_stops_the_import_naming_its_line() {
+    let repo = Repo::empty();
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n").write(
+        "helmfile.yaml",
+        "environments:\n  dev:\n    values: [env/dev.yaml]\n---\nreleases:\n- {name: web, chart: ./charts/web}\n",
+    );
+    let env = repo.path().join("env/dev.yaml").display().to_string();
+    repo.write("env/dev.yaml", "a: 1\nb: [unclosed\n");
+    let stderr = import(&repo, &[]).failure().to_string();
+    assert!(
+        stderr.starts_with(&format!("error: {env}:"))
+            && stderr.contains(": environment `dev` values file `env/dev.yaml`: invalid YAML"),
+        "{stderr}"
+    );
+    std::fs::write(repo.path().join("env/dev.yaml"), b"a: 1\nb: caf\xe9\n").unwrap();
+    let stderr = import(&repo, &[]).failure().to_string();
+    assert!(
+        stderr
+            .starts_with(&format!("error: {env}:2:7: environment `dev` values file `env/dev.yaml`: not UTF-8 text\n")),
+        "{stderr}"
+    );
+    repo.remove("env/dev.yaml");
+    std::fs::create_dir_all(repo.path().join("env/dev.yaml")).unwrap();
+    let stderr = import(&repo, &[]).failure().to_string();
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {env}: environment `dev` values file `env/dev.yaml`: a directory, not a file\n"
+        )),
+        "{stderr}"
+    );
+    assert!(!repo.path().join("environments").exists());
+
+    let repo = Repo::empty();
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+        .write("values/web.yaml", "replicas: 2\nimage: {tag: [\n")
+        .write("helmfile.yaml", "releases:\n- {name: web, chart: ./charts/web, values: [values/web.yaml]}\n");
+    let stderr = import(&repo, &[]).failure().to_string();
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {}:2: release `web` values file `values/web.yaml`: invalid YAML",
+            repo.path().join("values/web.yaml").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!repo.path().join("environments").exists());
+    repo.remove("values/web.yaml");
+    std::fs::create_dir_all(repo.path().join("values/web.yaml")).unwrap();
+    let run = import(&repo, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("helmfile.yaml:2: release `web` values file `values/web.yaml`: a directory, not a file"),
+        "{}",
+        run.stderr
+    );
 }

@@ -233,7 +233,8 @@ fn a_flux_repository_becomes_an_environment_per_cluster_listing_what_is_left_out
         run.stdout,
         "wrote environments/dev.yaml\nwrote flux-import/dev/infra/kustomization.yaml\nwrote environments/prod.yaml\n\
          wrote flux-import/prod/flux-system/kustomization.yaml\n\
-         wrote flux-import/prod/apps/kustomization.yaml\nwrote flux-import/prod/infra/kustomization.yaml\n"
+         wrote flux-import/prod/apps/kustomization.yaml\nwrote flux-import/prod/infra/kustomization.yaml\n\
+         wrote weaver-import.lock\n"
     );
     let prod = std::fs::read_to_string(repo.path().join("environments/prod.yaml")).unwrap();
     assert_eq!(
@@ -363,7 +364,7 @@ fn existing_files_are_never_replaced_without_force_and_a_full_conversion_exits_0
     );
     let run = repo.weaver(&["import", "flux"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout, "wrote environments/dev.yaml\n");
+    assert_eq!(run.stdout, "wrote environments/dev.yaml\nwrote weaver-import.lock\n");
     let again = repo.weaver(&["import", "flux"]);
     assert_eq!(again.code, 1);
     assert!(again.stderr.contains("environments/dev.yaml: already exists"), "{}", again.stderr);
@@ -371,6 +372,30 @@ fn existing_files_are_never_replaced_without_force_and_a_full_conversion_exits_0
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     let render = repo.weaver(&["render", "--env", "dev"]);
     assert_eq!(objects(render.success())[0].0, "ConfigMap/dev/settings");
+}
+
+/// A manifest the Flux tree applies, kept where weaver writes the cluster's environment (a
+/// cluster's kustomization listing `../../environments/dev.yaml`), is never replaced, --force
+/// or not: weaver import did not write it (weaver-import.lock). No byte of any file changes.
+#[test]
+fn force_never_replaces_a_manifest_the_flux_tree_applies() {
+    let repo = Repo::empty();
+    repo.write(
+        "environments/dev.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: dev\ndata:\n  a: b\n",
+    )
+    .write(
+        "clusters/dev/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../environments/dev.yaml\n",
+    );
+    let before = common::fs::digests(repo.path());
+    for args in [&["import", "flux"][..], &["import", "flux", "--force"][..]] {
+        let run = repo.weaver(args);
+        assert!(run.failure().starts_with("error: environments/dev.yaml: already exists"), "{}", run.stderr);
+        assert_eq!(common::fs::digests(repo.path()), before, "{args:?}");
+    }
+    let forced = repo.weaver(&["import", "flux", "--force"]);
+    assert!(forced.stderr.contains("not written by `weaver import`"), "{}", forced.stderr);
 }
 
 #[test]
@@ -789,7 +814,7 @@ fn the_kustomization_flux_generates_is_written_under_flux_import_never_into_the_
     assert_eq!(
         run.stdout,
         "wrote environments/dev.yaml\nwrote flux-import/dev/app/kustomization.yaml\n\
-         wrote environments/prod.yaml\nwrote flux-import/prod/app/kustomization.yaml\n"
+         wrote environments/prod.yaml\nwrote flux-import/prod/app/kustomization.yaml\nwrote weaver-import.lock\n"
     );
     // The Flux directories are as they were: Flux still generates their kustomization.
     for dir in ["app", "clusters/dev", "clusters/prod"] {
@@ -1367,4 +1392,154 @@ fn a_component_s_oci_repository_patched_in_every_namespace_serves_each_namespace
             "{dev}"
         );
     }
+}
+
+/// A child Kustomization's `substitute` value keeping a variable of its parent's that the import
+/// cannot read (`HOST: web.${DOMAIN}`, DOMAIN a Secret's of the cluster) is not known either:
+/// the HelmRelease using `${HOST}` is written `installed: false` and listed with where HOST
+/// comes from, never installed with `web.${DOMAIN}` in its values.
+#[test]
+fn a_variable_keeping_a_variable_of_an_unread_secret_leaves_its_helm_release_not_installed() {
+    let repo = Repo::empty();
+    write_web_chart(&repo);
+    let post_build = |post: &str| format!("  postBuild:\n{post}");
+    repo.write(
+        "clusters/dev/apps.yaml",
+        &(flux_kustomization("apps", "./apps")
+            + &post_build("    substituteFrom:\n    - {kind: Secret, name: cluster-secrets}\n")),
+    )
+    .write(
+        "apps/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- web.yaml\n",
+    )
+    .write(
+        "apps/web.yaml",
+        &(flux_kustomization("web", "./web") + &post_build("    substitute:\n      HOST: web.${DOMAIN}\n")),
+    )
+    .write(
+        "web/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- web.yaml\n",
+    )
+    .write("web/web.yaml", &web_release("web", "  values:\n    host: ${HOST}\n"));
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "not converted: web/web.yaml:15: HelmRelease shop/web: variable HOST: its Kustomization's \
+             postBuild.substitute gives it as `web.${DOMAIN}`: its `${DOMAIN}` is kept, as Flux substitutes it from \
+             Secret flux-system/cluster-secrets (its Kustomization's substituteFrom), which the import does not read: \
+             kept as `${HOST}` and the release written `installed: false`"
+        ),
+        "{}",
+        run.stderr
+    );
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(release_text(&dev, "web").contains("  installed: false\n"), "{dev}");
+    assert_eq!(repo.weaver(&["render", "--env", "dev", "-r", "web"]).success(), "");
+}
+
+/// A `valuesFrom` file whose last block scalar ends the file without a line break (a
+/// configMapGenerator's `files:`) reaches the chart as Flux passes it: without one.
+#[test]
+fn a_values_from_block_scalar_ending_its_file_gains_no_line_break() {
+    let repo = Repo::empty();
+    write_web_chart(&repo);
+    repo.write(
+        "clusters/dev/web.yaml",
+        &web_release("web", "  valuesFrom:\n  - {kind: ConfigMap, name: web-values}\n"),
+    )
+    .write(
+        "clusters/dev/kustomization.yaml",
+        "resources: [web.yaml]\nconfigMapGenerator:\n- {name: web-values, namespace: shop, files: [values.yaml]}\n\
+             generatorOptions: {disableNameSuffixHash: true}\n",
+    )
+    .write("clusters/dev/values.yaml", "config: |\n  line1\n  line2");
+    let dev = imported_dev(&repo);
+    assert!(release_text(&dev, "web").contains("  values:\n    config: |-\n      line1\n      line2\n"), "{dev}");
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "web"]);
+    let web = &objects(render.success())[0].1;
+    assert_eq!(web["data"]["values"], json!("{\"config\":\"line1\\nline2\"}"), "{}", render.stdout);
+}
+
+/// Flux itself is not converted: the flux-operator and flux-instance charts' HelmReleases (by
+/// chart name, or their OCIRepository's URL), a FluxInstance and gotk-components.yaml are each
+/// listed, with why, and no release is made of them.
+#[test]
+fn flux_s_own_operator_instance_and_controllers_are_left_out_and_listed() {
+    let repo = Repo::empty();
+    repo.write(
+        "clusters/dev/flux.yaml",
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: cp, namespace: flux-system}\n\
+         spec: {type: oci, url: oci://ghcr.io/controlplaneio-fluxcd/charts}\n---\n\
+         apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: flux-operator, namespace: flux-system}\n\
+         spec:\n  chart:\n    spec:\n      chart: flux-operator\n      sourceRef: {kind: HelmRepository, name: cp}\n---\n\
+         apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata: {name: instance, namespace: flux-system}\n\
+         spec:\n  url: oci://ghcr.io/controlplaneio-fluxcd/charts/flux-instance\n  ref: {semver: '*'}\n---\n\
+         apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: flux, namespace: flux-system}\n\
+         spec:\n  chartRef: {kind: OCIRepository, name: instance}\n  values:\n    instance: {distribution: {version: 2.x}}\n---\n\
+         apiVersion: fluxcd.controlplane.io/v1\nkind: FluxInstance\nmetadata: {name: flux, namespace: flux-system}\n\
+         spec:\n  sync: {kind: GitRepository, url: 'https://example.com/fleet.git', path: clusters/dev}\n",
+    )
+    .write(
+        "clusters/dev/flux-system/gotk-components.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n",
+    );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let listed: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("not converted: ")).collect();
+    let itself = "not converted: weaver applies from your pipeline (or its operator, `weaver operator`), not through \
+                  Flux's controllers";
+    assert_eq!(
+        listed,
+        [
+            format!(
+                "not converted: clusters/dev/flux-system/gotk-components.yaml:1: Flux's own controllers and CRDs: {itself}"
+            ),
+            format!(
+                "not converted: clusters/dev/flux.yaml:6: HelmRelease flux-system/flux-operator (chart flux-operator): \
+                 Flux itself: {itself}; converted, it would install a second Flux syncing this repository"
+            ),
+            format!(
+                "not converted: clusters/dev/flux.yaml:22: HelmRelease flux-system/flux (chart \
+                 oci://ghcr.io/controlplaneio-fluxcd/charts/flux-instance): Flux itself: {itself}; converted, it would \
+                 install a second Flux syncing this repository"
+            ),
+            format!("not converted: clusters/dev/flux.yaml:30: FluxInstance flux-system/flux (Flux itself): {itself}"),
+        ],
+        "{}",
+        run.stderr
+    );
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(!dev.contains("flux-operator") && !dev.contains("flux-instance"), "{dev}");
+}
+
+/// A HelmRelease whose chart directory does not exist, or that names no chart, is listed (exit
+/// 2) saying so, and not converted.
+#[test]
+fn a_helm_release_of_a_missing_chart_directory_or_without_a_chart_is_listed() {
+    let repo = Repo::empty();
+    write_web_chart(&repo);
+    let missing = web_release("gone", "").replace("./charts/web", "./charts/gone");
+    let unnamed = web_release("unnamed", "").replace("      chart: ./charts/web\n", "");
+    repo.write("clusters/dev/gone.yaml", &missing).write("clusters/dev/unnamed.yaml", &unnamed);
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "not converted: clusters/dev/gone.yaml:7: HelmRelease shop/gone: chart ./charts/gone: no such directory in \
+             the repository: not converted\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "not converted: clusters/dev/unnamed.yaml:7: HelmRelease shop/unnamed: chart: names no chart (neither \
+             `spec.chart.spec.chart` nor `spec.chartRef`): not converted\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(!dev.contains("gone") && !dev.contains("unnamed"), "{dev}");
 }

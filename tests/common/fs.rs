@@ -21,3 +21,25 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The SHA-256 of every file under `dir` (`.git`'s left out), by its path from `dir`: two
+/// snapshots are equal when no byte of any file changed, and none was added or removed.
+pub fn digests(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    use sha2::Digest;
+    let mut out = std::collections::BTreeMap::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(at) = dirs.pop() {
+        for entry in std::fs::read_dir(&at).unwrap().flatten() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                if entry.file_name() != ".git" {
+                    dirs.push(path);
+                }
+            } else {
+                let digest = hex::encode(sha2::Sha256::digest(std::fs::read(&path).unwrap()));
+                out.insert(path.strip_prefix(dir).unwrap().display().to_string(), digest);
+            }
+        }
+    }
+    out
+}

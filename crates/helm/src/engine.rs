@@ -129,7 +129,8 @@ pub fn render(
             continue;
         }
         for piece in manifests::split(text) {
-            let object = weaver_yaml::helm::from_str(piece)
+            // helm reads each manifest trimmed and followed by a line break.
+            let object = weaver_yaml::helm::from_str_line_ended(piece)
                 .map_err(|e| {
                     Error::at(Location::file(&template.source), format!("YAML parse error on {name}: {e}"))
                         .with_help("the template's output is not valid YAML")

@@ -61,7 +61,8 @@ pub fn render(
     own_environment: bool,
     limits: &RenderLimits,
 ) -> Result<String> {
-    let values = serde_json::Value::Object(env.values.clone());
+    // As helmfile merges them: a `null` written in them is a key whose value is null.
+    let values = serde_json::Value::Object(env.helmfile_values.clone());
     let data = json!({
         "Environment": {"Name": env.name, "KubeContext": env.context.clone().unwrap_or_default(), "Values": values},
         "Values": values,

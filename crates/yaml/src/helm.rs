@@ -11,7 +11,7 @@
 
 mod read;
 mod write;
-pub use read::{Positions, documents, from_str, from_str_positioned};
+pub use read::{Positions, documents, from_str, from_str_line_ended, from_str_positioned};
 pub use write::{Flavor, Node, natural_order, to_string, to_string_v3};
 
 /// A YAML syntax or conversion error: the message and its 1-based line, when known.
@@ -77,6 +77,20 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_block_scalar_ending_the_text_without_a_line_break_gains_none() {
+        // helm reads a values file ending `  line2` (no final newline) as "line1\nline2": the
+        // scalar's last line has no line break to keep, whatever its chomping. Through the
+        // subset and (an anchor takes it there) the full loader alike.
+        for (header, ended) in [("|", "line1\nline2\n"), ("|+", "line1\nline2\n"), ("|-", "line1\nline2")] {
+            for anchor in ["", "&a "] {
+                let text = format!("config: {anchor}{header}\n  line1\n  line2");
+                assert_eq!(from_str(&text).unwrap().unwrap(), json!({"config": "line1\nline2"}), "{text:?}");
+                let text = format!("{text}\n");
+                assert_eq!(from_str(&text).unwrap().unwrap(), json!({"config": ended}), "{text:?}");
+            }
+        }
+    }
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let deep = "[".repeat(100_000);

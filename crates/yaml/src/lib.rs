@@ -216,7 +216,7 @@ fn documents_with(path: &Path, text: &str, options: serde_saphyr::Options) -> Re
 /// one. The last value of the last document is that scalar when it ends in the file's last
 /// line followed by a line break that the file does not have (a quoted or plain scalar cannot
 /// end in a raw line break).
-fn end_unbroken_block_scalar(text: &str, docs: &mut [Value]) {
+pub fn end_unbroken_block_scalar(text: &str, docs: &mut [Value]) {
     if text.ends_with('\n') {
         return;
     }

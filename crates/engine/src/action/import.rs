@@ -12,6 +12,10 @@ use weaver_project::environment::{ENVIRONMENTS_DIR, environment_path, list_envir
 use weaver_project::source::{Entry, FsSource, Source, lexical, utf8};
 use weaver_render::gotmpl;
 
+mod record;
+pub use record::RECORD;
+use record::Record;
+
 pub struct ImportOptions {
     /// The weaver repository to write into.
     pub repo: PathBuf,
@@ -112,11 +116,19 @@ impl Files for DiskFiles {
         }
     }
 
-    fn read(&self, path: &str) -> std::result::Result<Option<String>, String> {
-        match std::fs::read(self.dir.join(path)) {
-            Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| "not UTF-8 text".to_string()),
+    fn read(&self, path: &str) -> Result<Option<String>> {
+        let full = self.dir.join(path);
+        match std::fs::read(&full) {
+            Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|err| {
+                // Where the first byte that is not UTF-8 is.
+                let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+                let line = valid.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+                let column = valid.iter().rev().take_while(|b| **b != b'\n').count() as u64 + 1;
+                Error::at(Location::at(path, line, column), "not UTF-8 text")
+            }),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(weaver_core::error::io_reason(&err)),
+            Err(_) if full.is_dir() => Err(Error::at(Location::file(path), "a directory, not a file")),
+            Err(err) => Err(Error::at(Location::file(path), weaver_core::error::io_reason(&err))),
         }
     }
 
@@ -202,15 +214,19 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
 }
 
 /// Writes the files an import gives into the repository at `repo`, refusing (before writing
-/// any) to replace one that exists unless `force`, or to write into an environments/ that holds
-/// a file weaver would refuse as an environment.
+/// any) to replace one that exists unless `force`, with `force` one that the import did not
+/// write or that changed since ([`record`]), or to write into an environments/ that holds a
+/// file weaver would refuse as an environment. The record then lists the files written.
 fn write_files(repo: &Path, files: &[(PathBuf, String)], force: bool) -> Result<Vec<PathBuf>> {
-    if !force {
-        super::refuse_existing(
+    let record = Record::read(repo)?;
+    let paths = files.iter().map(|(file, _)| file.as_path());
+    match force {
+        false => super::refuse_existing(
             repo,
-            files.iter().map(|(file, _)| file.as_path()),
+            paths,
             "weaver import never replaces environment files silently: move them away, or give --force",
-        )?;
+        )?,
+        true => record.refuse_foreign(repo, paths, |file| super::in_the_way(repo, file))?,
     }
     // weaver reads every file of environments/ as an environment: one that is not (helmfile's
     // environment values kept there) would make it refuse the repository the import writes.
@@ -232,7 +248,10 @@ fn write_files(repo: &Path, files: &[(PathBuf, String)], force: bool) -> Result<
             .with_help("move the files that are not environments out of environments/, and import again (changing the paths that name them)"));
         }
     }
-    super::write_files(repo, files, force)
+    let mut written = super::write_files(repo, files, force)?;
+    record.write(repo, files)?;
+    written.push(PathBuf::from(RECORD));
+    Ok(written)
 }
 
 /// What `weaver import flux` reads.

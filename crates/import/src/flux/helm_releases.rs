@@ -10,7 +10,26 @@ use weaver_kustomize::substitute::{self};
 use weaver_project::environment::is_release_name;
 use weaver_project::values::merge_overrides;
 
-use super::{Import, Obj, Release, find, helm_name, namespace_or, not_a_release_name, release_target, scalar_text};
+use super::{
+    FLUX_ITSELF, Import, Obj, Release, find, helm_name, namespace_or, not_a_release_name, release_target, scalar_text,
+};
+
+/// The chart of a HelmRelease installing Flux itself (`flux-operator`, or `flux-instance`, the
+/// FluxInstance the operator reconciles), by its name or its OCIRepository's URL.
+fn flux_chart(hr: &Obj, sources: &[Obj]) -> Option<String> {
+    let chart = match hr.spec("chartRef") {
+        Some(chart_ref) => {
+            let kind = chart_ref.get("kind").and_then(Value::as_str).unwrap_or_default();
+            let name = chart_ref.get("name").and_then(Value::as_str).unwrap_or_default();
+            let ns = chart_ref.get("namespace").and_then(Value::as_str).unwrap_or(hr.namespace());
+            find(sources, kind, name, ns)?.text("/spec/url").to_string()
+        }
+        None => hr.text("/spec/chart/spec/chart").to_string(),
+    };
+    let name = chart.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    let name = name.split([':', '@']).next().unwrap_or_default();
+    matches!(name, "flux-operator" | "flux-instance").then(|| chart.clone())
+}
 
 impl<'a> Import<'a> {
     /// A HelmRelease as a chart release, or `None` (listed).
@@ -27,6 +46,17 @@ impl<'a> Import<'a> {
             "" => hr.namespace().to_string(),
             target => target.to_string(),
         };
+        if let Some(chart) = flux_chart(hr, sources) {
+            self.leave_at(
+                hr,
+                None,
+                format!("{what} (chart {chart})"),
+                format!(
+                    "Flux itself: {FLUX_ITSELF}; converted, it would install a second Flux syncing this repository"
+                ),
+            );
+            return None;
+        }
         let helm_name = helm_name(hr);
         if !is_release_name(&helm_name) {
             self.leave_at(hr, Some("name"), what, not_a_release_name(&helm_name));
@@ -165,6 +195,15 @@ impl<'a> Import<'a> {
         }
         let spec = hr.spec("chart/spec").cloned().unwrap_or(Value::Null);
         let chart = spec.get("chart").and_then(Value::as_str).unwrap_or_default().to_string();
+        if chart.is_empty() {
+            self.leave_at(
+                hr,
+                Some("chart"),
+                format!("{what}: chart"),
+                "names no chart (neither `spec.chart.spec.chart` nor `spec.chartRef`): not converted",
+            );
+            return None;
+        }
         let source_kind = spec.pointer("/sourceRef/kind").and_then(Value::as_str).unwrap_or_default();
         let source_name = spec.pointer("/sourceRef/name").and_then(Value::as_str).unwrap_or_default();
         let source_ns =
@@ -210,28 +249,26 @@ impl<'a> Import<'a> {
             }
             "GitRepository" if source_name == "flux-system" => {
                 let path = self.join(&chart).filter(|p| !p.as_os_str().is_empty());
-                match path {
-                    Some(path) if path.parent() == Some(Path::new("charts")) => {
-                        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-                        fields.insert("chart".into(), Value::String(name));
-                        Some(())
+                let why = match &path {
+                    Some(path) if self.source.exists(&path.join("Chart.yaml")) => None,
+                    Some(path) if matches!(self.source.list(path), Ok(Some(_))) => {
+                        Some("not a Helm chart directory of the repository (no Chart.yaml there)")
                     }
-                    // weaver names a chart elsewhere by its path from the repository's root.
-                    Some(path) if self.source.exists(&path.join("Chart.yaml")) => {
-                        let path = path.to_string_lossy().replace('\\', "/");
-                        fields.insert("chart".into(), Value::String(format!("./{path}")));
-                        Some(())
-                    }
-                    _ => {
-                        self.leave_at(
-                            hr,
-                            Some("chart"),
-                            format!("{what}: chart {chart}"),
-                            "not a Helm chart directory of the repository (no Chart.yaml there)",
-                        );
-                        None
-                    }
+                    Some(_) => Some("no such directory in the repository"),
+                    None => Some("outside the repository"),
+                };
+                if let Some(why) = why {
+                    self.leave_at(hr, Some("chart"), format!("{what}: chart {chart}"), format!("{why}: not converted"));
+                    return None;
                 }
+                let path = path.unwrap_or_default();
+                let written = match path.parent() == Some(Path::new("charts")) {
+                    true => path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                    // weaver names a chart elsewhere by its path from the repository's root.
+                    false => format!("./{}", path.to_string_lossy().replace('\\', "/")),
+                };
+                fields.insert("chart".into(), Value::String(written));
+                Some(())
             }
             _ => {
                 self.leave_at(

@@ -226,8 +226,20 @@ impl<'a> Import<'a> {
                 }
             }
         }
+        // A value keeping a variable its parent could not substitute is not known either.
+        let kept = self.kept.get(&(ks.file.clone(), ks.document));
         for (key, value) in post.get("substitute").and_then(Value::as_object).into_iter().flatten() {
-            vars.values.insert(key.clone(), scalar_text(value));
+            let text = scalar_text(value);
+            let from = kept.into_iter().flatten().find(|(name, _)| text.contains(&format!("${{{name}")));
+            match from {
+                Some((name, from)) => {
+                    let from = format!("its `${{{name}}}` is kept, as {from}");
+                    vars.tainted.insert(key.clone(), (text.clone(), from));
+                }
+                None => {
+                    vars.values.insert(key.clone(), text);
+                }
+            }
         }
         Some(vars)
     }
@@ -262,11 +274,21 @@ impl<'a> Import<'a> {
                 self.config_unsubstituted.remove(&key);
                 return;
             }
-            Ok(unknown) => format!(
-                "its variables {} are {}'s (its Kustomization's substituteFrom), which the import does not read",
-                unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-                vars.unread.join(" or ")
-            ),
+            Ok(unknown) => {
+                let names = unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+                match unknown.iter().any(|name| vars.tainted.contains_key(name)) {
+                    false => format!(
+                        "its variables {names} are {}'s (its Kustomization's substituteFrom), which the import does \
+                         not read",
+                        vars.unread.join(" or ")
+                    ),
+                    true => {
+                        let sources: BTreeSet<String> = unknown.iter().map(|n| vars.unknown_source(n)).collect();
+                        let sources = sources.into_iter().collect::<Vec<_>>().join("; ");
+                        format!("its variables {names} are not known: {sources}, which the import does not read")
+                    }
+                }
+            }
             Err(problem) => format!("not substituted: {problem}"),
         };
         self.config_unsubstituted.insert(key, format!("{} ({}): {why}", cm.describe(), cm.file.display()));
@@ -279,6 +301,8 @@ impl<'a> Import<'a> {
             Ok(unknown) => {
                 if !unknown.is_empty() {
                     self.unsubstituted.insert((obj.file.clone(), obj.document));
+                    let sources = unknown.iter().map(|name| (name.clone(), vars.unknown_source(name))).collect();
+                    self.kept.insert((obj.file.clone(), obj.document), sources);
                 }
                 for name in unknown {
                     let line = match self.line_containing(obj, &format!("${{{name}}}")) {
@@ -290,11 +314,10 @@ impl<'a> Import<'a> {
                         line,
                         format!("{}: variable {name}", obj.describe()),
                         format!(
-                            "Flux substitutes it from {} (its Kustomization's substituteFrom), which the import does \
-                             not read: kept as `${{{name}}}` and the release written `installed: false`; write the \
-                             value in its place (a secret one in a SOPS file: `weaver secrets encrypt`) and remove \
-                             that line",
-                            vars.unread.join(" or ")
+                            "{}, which the import does not read: kept as `${{{name}}}` and the release written \
+                             `installed: false`; write the value in its place (a secret one in a SOPS file: `weaver \
+                             secrets encrypt`) and remove that line",
+                            vars.unknown_source(&name)
                         ),
                     );
                 }
@@ -569,11 +592,14 @@ impl<'a> Import<'a> {
             }
         }
         if let Some(vars) = self.variables(&obj, config) {
+            let vars_tainted = vars.tainted.clone();
             let mut unset = BTreeSet::new();
             for plain in &ks.plain {
                 let mut object = plain.object.clone();
                 let mut vars = vars.values.clone();
                 vars.extend(secret_names.iter().map(|name| (name.clone(), String::new())));
+                // Set, to what the parent could not substitute (the release is not installed).
+                vars.extend(vars_tainted.iter().map(|(name, (written, _))| (name.clone(), written.clone())));
                 // Each unset variable in turn, so that all of them are named.
                 while let Err(substitute::Problem::Unset(name)) = substitute::substitute(&mut object, &vars) {
                     vars.insert(name.clone(), String::new());

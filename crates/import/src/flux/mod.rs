@@ -37,6 +37,11 @@ use crate::node::Node;
 /// environment.
 pub const GENERATED_DIR: &str = "flux-import";
 
+/// Why Flux's own controllers (`gotk-components.yaml`, a FluxInstance, the flux-operator and
+/// flux-instance charts' HelmReleases) are left out.
+const FLUX_ITSELF: &str = "not converted: weaver applies from your pipeline (or its operator, `weaver operator`), \
+                           not through Flux's controllers";
+
 /// Where, in a release's directory under [`GENERATED_DIR`], the copies of kustomizations
 /// without their remote entries go (see [`Import::copy_without_remote`]).
 const WITHOUT_REMOTE: &str = "without-remote";
@@ -195,6 +200,11 @@ struct Vars {
     /// The `substituteFrom` sources the import does not read (`Secret flux-system/secrets`): a
     /// variable not in `values` may be one of theirs.
     unread: Vec<String>,
+    /// Variables whose `substitute` value keeps a `${…}` its parent Kustomization could not
+    /// substitute (`HOST: web.${DOMAIN}`, DOMAIN a Secret's): as written there, and where
+    /// Flux takes what they keep from. Flux substitutes the parent's value first: the import
+    /// does not know theirs either.
+    tainted: BTreeMap<String, (String, String)>,
 }
 
 impl Vars {
@@ -202,9 +212,23 @@ impl Vars {
     /// the `StrictPostBuildSubstitutions` feature gate) when every source was read.
     fn lookup(&self, name: &str) -> Lookup<'_> {
         match self.values.get(name) {
+            _ if self.tainted.contains_key(name) => Lookup::Unknown,
             Some(value) => Lookup::Set(value),
             None if self.unread.is_empty() => Lookup::Set(""),
             None => Lookup::Unknown,
+        }
+    }
+
+    /// Where Flux takes a variable the import could not substitute from, for messages: ends
+    /// with the sources the import does not read.
+    fn unknown_source(&self, name: &str) -> String {
+        match self.tainted.get(name) {
+            Some((written, from)) => {
+                format!("its Kustomization's postBuild.substitute gives it as `{written}`: {from}")
+            }
+            None => {
+                format!("Flux substitutes it from {} (its Kustomization's substituteFrom)", self.unread.join(" or "))
+            }
         }
     }
 }
@@ -343,6 +367,9 @@ struct Import<'a> {
     unrestricted: BTreeSet<PathBuf>,
     /// The Flux objects (file, document) whose variables could not all be substituted.
     unsubstituted: BTreeSet<(PathBuf, usize)>,
+    /// Of those, the variables kept as `${…}`, each with where Flux takes it from (see
+    /// [`Vars::unknown_source`]).
+    kept: HashMap<(PathBuf, usize), BTreeMap<String, String>>,
     /// The ConfigMaps (file, document) whose data as kustomize-controller applies it (substituted)
     /// the import could not substitute fully, and why: their values are read as written.
     config_unsubstituted: HashMap<(PathBuf, usize), String>,
@@ -370,6 +397,7 @@ impl<'a> Import<'a> {
             objects: HashMap::new(),
             unrestricted: BTreeSet::new(),
             unsubstituted: BTreeSet::new(),
+            kept: HashMap::new(),
             config_unsubstituted: HashMap::new(),
             own_urls: BTreeSet::new(),
             taken_as_own: BTreeSet::new(),
@@ -464,13 +492,7 @@ impl<'a> Import<'a> {
             for mut obj in objects {
                 if obj.file.file_name().is_some_and(|n| n == "gotk-components.yaml") {
                     if components_seen.insert(obj.file.clone()) {
-                        self.leave(
-                            &obj.file,
-                            1,
-                            "Flux's own controllers and CRDs",
-                            "not converted: weaver applies from your pipeline (or its operator, `weaver operator`), \
-                             not through Flux's controllers",
-                        );
+                        self.leave(&obj.file, 1, "Flux's own controllers and CRDs", FLUX_ITSELF);
                     }
                     ks.dropped.push(obj);
                     continue;
@@ -500,6 +522,11 @@ impl<'a> Import<'a> {
                                 }
                                 "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation" => {
                                     "not supported: weaver does not update images in git"
+                                }
+                                "FluxInstance" if obj.group() == "fluxcd.controlplane.io" => {
+                                    let what = format!("{} (Flux itself)", obj.describe());
+                                    self.leave_at(&obj, None, what, FLUX_ITSELF);
+                                    continue;
                                 }
                                 _ => "not supported: weaver runs no Flux controllers",
                             };

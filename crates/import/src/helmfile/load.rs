@@ -17,7 +17,7 @@ use super::{Convert, Missing, documents, is_default};
 use crate::node::{Key, Node, line};
 use weaver_core::error::{Error, Location, Result};
 use weaver_project::source::is_plain_name;
-use weaver_project::values::deep_merge;
+use weaver_project::values::merge_overrides;
 
 /// How deep bases and nested helmfiles may go: deeper is a cycle.
 const MAX_DEPTH: usize = 10;
@@ -82,9 +82,9 @@ impl Written {
     pub fn merged(&self) -> Map<String, Value> {
         let mut merged = self.defaults.clone();
         for (_, values) in &self.files {
-            deep_merge(&mut merged, values.clone());
+            merge_overrides(&mut merged, values.clone());
         }
-        deep_merge(&mut merged, self.values.clone());
+        merge_overrides(&mut merged, self.values.clone());
         merged
     }
 
@@ -93,9 +93,9 @@ impl Written {
     pub fn add(&mut self, files: Vec<(String, Map<String, Value>)>, values: Map<String, Value>) {
         match self.values.is_empty() {
             true => self.files.extend(files),
-            false => files.into_iter().for_each(|(_, file)| deep_merge(&mut self.values, file)),
+            false => files.into_iter().for_each(|(_, file)| merge_overrides(&mut self.values, file)),
         }
-        deep_merge(&mut self.values, values);
+        merge_overrides(&mut self.values, values);
     }
 }
 
@@ -198,7 +198,7 @@ impl EnvState {
     /// The values templates see.
     pub fn merged(&self) -> Map<String, Value> {
         let mut merged = self.defaults.clone();
-        deep_merge(&mut merged, self.values.clone());
+        merge_overrides(&mut merged, self.values.clone());
         merged
     }
 
@@ -468,9 +468,11 @@ impl Convert<'_> {
                                     part_entries.extend(base.entries);
                                 }
                                 Ok(None) => self.leave(line(item), format!("bases `{path}`"), "not found: not read"),
-                                Err(reason) => {
-                                    self.leave(line(item), format!("bases `{path}`"), format!("not read: {reason}"))
-                                }
+                                Err(err) => self.leave(
+                                    line(item),
+                                    format!("bases `{path}`"),
+                                    format!("not read: {}", err.message),
+                                ),
                             }
                             self.ctx = Rc::clone(&ctx);
                         }
@@ -496,8 +498,8 @@ impl Convert<'_> {
                 let env = loaded.env.clone();
                 let into = (&mut values, &mut written);
                 self.environment_values(&node, "values", into, None, &env, Missing::Listed)?;
-                deep_merge(&mut loaded.env.defaults, values);
-                deep_merge(&mut loaded.env.written.defaults, written);
+                merge_overrides(&mut loaded.env.defaults, values);
+                merge_overrides(&mut loaded.env.written.defaults, written);
             }
             // A later part's keys replace the earlier parts' (mergo's override, in helmfile).
             let replaced: BTreeSet<&str> = part_entries
@@ -591,7 +593,7 @@ impl Convert<'_> {
                 text
             }
             Ok(None) => return self.leave(line(item), what, "not found: not read"),
-            Err(reason) => return self.leave(line(item), what, format!("not read: {reason}")),
+            Err(err) => return self.leave(line(item), what, format!("not read: {}", err.message)),
         };
         // helmfile gives a nested helmfile the entry's `values` over its own.
         let mut env = EnvState::named(&loaded.env.name);
@@ -600,11 +602,11 @@ impl Convert<'_> {
         match self.load(local, &text, env, None, depth + 1) {
             Ok(sub) => {
                 let mut values = sub.env.merged();
-                deep_merge(&mut values, overrides.clone());
-                deep_merge(&mut loaded.env.values, values);
+                merge_overrides(&mut values, overrides.clone());
+                merge_overrides(&mut loaded.env.values, values);
                 let mut values = sub.env.written.merged();
-                deep_merge(&mut values, written.clone());
-                deep_merge(&mut loaded.env.written.values, values);
+                merge_overrides(&mut values, written.clone());
+                merge_overrides(&mut loaded.env.written.values, values);
                 loaded.entries.extend(sub.entries);
             }
             Err(err) => {

@@ -48,8 +48,9 @@ pub trait Files {
     fn repository_path(&self, path: &str) -> Option<PathBuf>;
     /// What is at `path`, a path of the weaver repository.
     fn found(&self, path: &Path) -> Found;
-    /// The text of the file at `path` (as written); `Ok(None)` when there is none.
-    fn read(&self, path: &str) -> std::result::Result<Option<String>, String>;
+    /// The text of the file at `path` (as written); `Ok(None)` when there is none. An error is
+    /// located at `path` (and the line, for text that is not UTF-8).
+    fn read(&self, path: &str) -> Result<Option<String>>;
     /// The files a glob (as written: `*` within a directory, `**` across them) matches, as
     /// written, sorted.
     fn glob(&self, pattern: &str) -> Vec<String>;
@@ -104,6 +105,7 @@ pub fn convert(file: &Path, text: &str, files: &dyn Files) -> Result<Imported> {
         ctx: Rc::new(load::Ctx::default()),
         variables: Vec::new(),
         named: Vec::new(),
+        stopped: None,
     };
     if let Some(path) = files.repository_path(&name) {
         let role = LeftOut { file: name.clone(), line: 1, what: "the helmfile".into(), why: String::new() };
@@ -128,6 +130,9 @@ pub fn convert(file: &Path, text: &str, files: &dyn Files) -> Result<Imported> {
                 first_error.get_or_insert(err);
             }
         }
+    }
+    if let Some(err) = convert.stopped.take() {
+        return Err(err);
     }
     if let (true, Some(err)) = (states.is_empty(), first_error) {
         return Err(err);
@@ -271,6 +276,9 @@ struct Convert<'a> {
     /// The files of the repository the helmfile names (read, or referenced by what is written),
     /// by repository path, with where and as what: none may be written over.
     named: Vec<(String, LeftOut)>,
+    /// The first values file that does not read or is not YAML values: helmfile stops on it,
+    /// and so does the import, whichever environment named it.
+    stopped: Option<Error>,
 }
 
 /// One environment's state, converted.
@@ -597,7 +605,7 @@ mod tests {
                 Found::Missing
             }
         }
-        fn read(&self, path: &str) -> std::result::Result<Option<String>, String> {
+        fn read(&self, path: &str) -> Result<Option<String>> {
             Ok(self.0.iter().find(|(p, _)| *p == path).map(|(_, text)| text.to_string()))
         }
     }

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
+use weaver_core::error::{Error, Location};
 use weaver_helm::strvals::{self, Kind};
 use weaver_project::source::is_plain_name;
 use weaver_project::values::merge_overrides;
@@ -435,16 +436,33 @@ impl Convert<'_> {
                     let Some(repo_path) = self.repository_path(line(item), &format!("{what} {kind}"), &path) else {
                         continue;
                     };
-                    if self.files.found(Path::new(&repo_path)) != Found::File {
+                    let file = format!("{what} {kind} `{path}`");
+                    match self.files.found(Path::new(&repo_path)) {
+                        Found::File => {}
                         // helmfile passes over a missing file unless its handler says `Error`.
-                        let file = format!("{what} {kind} `{path}`");
-                        match missing_ok {
-                            true => self.optional(line(item), &file, "not found"),
-                            false => self.leave(line(item), file, "not found"),
+                        Found::Missing if missing_ok => {
+                            self.optional(line(item), &file, "not found");
+                            continue;
                         }
-                        continue;
+                        Found::Missing => {
+                            self.leave(line(item), file, "not found");
+                            continue;
+                        }
+                        _ => {
+                            self.leave(line(item), file, "a directory, not a file: left out");
+                            continue;
+                        }
                     }
                     let local = self.ctx.local(&path);
+                    // helm stops on a values file that is not YAML values: so does the import
+                    // (a `.gotmpl` one is read once weaver renders it).
+                    if !secret
+                        && !path.ends_with(".gotmpl")
+                        && let Err(err) = self.helm_values_file(&local)
+                    {
+                        self.stop(err, &file);
+                        continue;
+                    }
                     self.name_file(line(item), &format!("{what} {kind} `{path}`"), &local);
                     if secret {
                         secret_files.push(Value::String(repo_path));
@@ -484,6 +502,21 @@ impl Convert<'_> {
             out.insert("patches".into(), Value::Array(patches));
         }
         Some(Converted { name, ctx: Rc::clone(&self.ctx), line: at, fields: out, condition })
+    }
+
+    /// Whether the release values file at `local` (as written) reads as helm reads one: YAML
+    /// (1.1, as helm's reader) whose first document is a mapping of values, or empty. The error
+    /// is located in the file.
+    fn helm_values_file(&self, local: &str) -> weaver_core::error::Result<()> {
+        let Some(text) = self.files.read(local)? else { return Ok(()) };
+        match weaver_yaml::helm::from_str(&text) {
+            Ok(None | Some(Value::Null | Value::Object(_))) => Ok(()),
+            Ok(Some(_)) => Err(Error::at(Location::file(local), "expected a mapping of values at the top level")),
+            Err(err) => Err(Error::at(
+                Location::at(local, err.line.unwrap_or(0) as u64, 0),
+                format!("invalid YAML: {}", err.message),
+            )),
+        }
     }
 
     pub(super) fn chart(&mut self, at: u64, what: &str, chart: &str, shared: &Shared) -> Option<Chart> {
@@ -632,7 +665,7 @@ impl Convert<'_> {
         let read = move |path: &str| match files.read(&ctx.local(path)) {
             Ok(Some(text)) => Ok(text),
             Ok(None) => Err(format!("{path} not found")),
-            Err(reason) => Err(reason),
+            Err(err) => Err(err.message),
         };
         let (line_text, kind) = match (value, file, list) {
             (Some(value), _, _) if !value.is_empty() => (format!("{}={}", escape(&name), escape(&value)), kind),

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 use weaver_core::error::Result;
-use weaver_project::values::deep_merge;
+use weaver_project::values::merge_overrides;
 
 use super::super::node::{Node, line};
 use super::{Convert, Missing, Offline, Shared, flag_reason, is_default};
@@ -143,7 +143,7 @@ impl Convert<'_> {
                 ),
             }
         }
-        deep_merge(&mut env.values, values);
+        merge_overrides(&mut env.values, values);
         env.written.add(files, written);
         Ok(())
     }

@@ -6,10 +6,25 @@ use std::path::Path;
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 use weaver_core::error::{Error, Location, Result};
-use weaver_project::values::deep_merge;
+use weaver_project::values::merge_overrides;
 
 use super::super::node::{Node, line};
 use super::{Convert, Missing, documents, placeholder_variable};
+
+/// The documents of a values file as helmfile reads them (go-yaml v3: see [`documents`]), each a
+/// mapping of values or nothing; an error, located in the file, when one is something else.
+pub(super) fn values_documents(path: &Path, text: &str) -> Result<Vec<Option<Map<String, Value>>>> {
+    let mut docs: Vec<Value> = documents(path, text, "invalid YAML")?;
+    // A block scalar ending the text without a line break ends without one (go-yaml's reading).
+    weaver_yaml::end_unbroken_block_scalar(text, &mut docs);
+    docs.into_iter()
+        .map(|doc| match doc {
+            Value::Null => Ok(None),
+            Value::Object(map) => Ok(Some(map)),
+            _ => Err(Error::at(Location::file(path), "expected a mapping of values at the top level")),
+        })
+        .collect()
+}
 
 impl Convert<'_> {
     /// An environment's (or the state's) `values:` list merged into `into`: inline maps and
@@ -32,8 +47,8 @@ impl Convert<'_> {
             match &item.value {
                 Node::Map(_) => {
                     if let Some(map) = self.map(item, what) {
-                        deep_merge(into, map.clone());
-                        deep_merge(written, map);
+                        merge_overrides(into, map.clone());
+                        merge_overrides(written, map);
                         files = None;
                     }
                 }
@@ -93,40 +108,39 @@ impl Convert<'_> {
                 self.missing(line(item), file, "not found", missing)?;
                 return Ok(true);
             }
-            Err(reason) => {
-                self.leave(line(item), file, format!("not read: {reason}"));
-                return Ok(true);
-            }
+            // helmfile stops on a file it cannot read: so does the import, naming it.
+            Err(err) => return Err(self.stop(err, file)),
         };
         let templated = path.ends_with(".gotmpl");
         let reads_variables = templated && !super::load::variables_read(&text).is_empty();
         let text = match templated {
             true => {
                 let mut so_far = env.clone();
-                deep_merge(&mut so_far.values, into.clone());
+                merge_overrides(&mut so_far.values, into.clone());
                 self.files.render(path, self.ctx.dir(), &text, &so_far.data())?
             }
             false => text,
         };
-        let docs = match documents::<Option<Map<String, Value>>>(Path::new(path), &text, "invalid YAML") {
-            Ok(docs) => docs,
-            Err(err) => {
-                self.leave(line(item), file, format!("not read: {err}"));
-                return Ok(true);
-            }
+        let docs = values_documents(Path::new(path), &text).map_err(|err| self.stop(err, file))?;
+        // weaver reads one plain YAML mapping of the repository per file, as it is, when it
+        // reads it as helmfile does (not a `0755`, which weaver reads as 755, nor `on`).
+        let read_alike = || match weaver_yaml::from_str::<Option<Value>>(Path::new(path), &text) {
+            Ok(None | Some(Value::Null)) => docs.iter().all(Option::is_none),
+            Ok(Some(Value::Object(read))) => matches!(docs.as_slice(), [Some(values)] if *values == read),
+            _ => false,
         };
-        // weaver reads one plain YAML mapping of the repository per file, as it is.
-        let repository_path = self.files.repository_path(path).filter(|_| !templated && docs.len() <= 1);
+        let repository_path =
+            self.files.repository_path(path).filter(|_| !templated && docs.len() <= 1 && read_alike());
         if let (Some(files), Some(repository_path)) = (files, repository_path) {
             let values = docs.into_iter().flatten().next().unwrap_or_default();
-            deep_merge(into, values.clone());
+            merge_overrides(into, values.clone());
             files.push((repository_path.to_string_lossy().replace('\\', "/"), values));
             return Ok(true);
         }
         for map in docs.into_iter().flatten() {
-            deep_merge(into, map.clone());
+            merge_overrides(into, map.clone());
             if !reads_variables {
-                deep_merge(written, map);
+                merge_overrides(written, map);
             }
         }
         if reads_variables {
@@ -142,6 +156,18 @@ impl Convert<'_> {
             );
         }
         Ok(reads_variables)
+    }
+
+    /// `err`, a values file's (`what`) that does not read or is not YAML values, as the error that
+    /// stops the import: helmfile stops on it too, and no environment is written without it.
+    pub(super) fn stop(&mut self, err: Error, what: &str) -> Error {
+        let err = Error {
+            message: format!("{what}: {}", err.message),
+            help: Some("helmfile stops on it too: correct the file (or the path naming it), and import again".into()),
+            ..err
+        };
+        self.stopped.get_or_insert_with(|| err.clone());
+        err
     }
 
     /// A values file (`what`, named at `at`) that is not there (`why`), as `missing` takes it:

@@ -45,7 +45,7 @@ use crate::image_updates::ImageUpdate;
 use crate::notifications::Notification;
 use crate::promotion::{Promoted, Promotion, read_promoted};
 use crate::source::{PathRef, Source, is_plain_name, utf8};
-use crate::values::{deep_merge, read_layer};
+use crate::values::{deep_merge, merge_overrides, read_layer};
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
 
@@ -154,6 +154,10 @@ pub struct Environment {
     pub namespace: String,
     /// `values`, over each file's `valuesFiles` (read when the environment loads), root first.
     pub values: Map<String, Value>,
+    /// The same layers merged as helmfile merges an environment's values: a `null` replaces
+    /// what is below it and stays, a key whose value is null (`hasKey` finds it), where
+    /// `values` drops the key. What `.gotmpl` values files see as `.Values`.
+    pub helmfile_values: Map<String, Value>,
     /// Every `valuesFiles` entry of its files, root first: what `values` was read from.
     pub values_files: Vec<PathRef>,
     pub secrets: Vec<PathRef>,
@@ -337,6 +341,7 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
     let mut lock_namespace = None;
     let mut namespace = None;
     let mut values = Map::new();
+    let mut helmfile_values = Map::new();
     let mut values_files = Vec::new();
     let mut secrets = Vec::new();
     let mut identity_file = None;
@@ -374,10 +379,13 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
         // A file's values files are below its own `values`, and above what it extends.
         for spanned in file.values_files.unwrap_or_default() {
             let file_ref = path_ref(&file_path, spanned);
-            deep_merge(&mut values, read_layer(source, &file_ref, "values file")?);
+            let layer = read_layer(source, &file_ref, "values file")?;
+            merge_overrides(&mut helmfile_values, layer.clone());
+            deep_merge(&mut values, layer);
             values_files.push(file_ref);
         }
         if let Some(v) = file.values {
+            merge_overrides(&mut helmfile_values, v.clone());
             deep_merge(&mut values, v);
         }
         if let Some(list) = file.secrets {
@@ -487,6 +495,7 @@ fn load(source: &dyn Source, name: &str, promoted: Option<Promoted>) -> Result<E
         lock_namespace: lock_namespace.unwrap_or_else(|| DEFAULT_LOCK_NAMESPACE.to_string()),
         namespace,
         values,
+        helmfile_values,
         values_files,
         secrets,
         identity_file,

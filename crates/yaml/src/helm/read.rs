@@ -14,13 +14,30 @@ use super::YamlError;
 /// `interface{}`: `None` for an empty document. Integers stay integers here; helm's values turn
 /// every number into a float64 afterwards (JSON), which is the caller's choice.
 pub fn from_str(text: &str) -> Result<Option<Json>, YamlError> {
+    let mut value = from_str_line_ended(text)?;
+    end_unbroken_block_scalar(text, &mut value);
+    Ok(value)
+}
+
+/// [`from_str`] of `text` as if a line break ended it: as helm reads each manifest of a chart's
+/// output, which it trims and then writes followed by one (a block scalar ending the manifest
+/// keeps its line break).
+pub fn from_str_line_ended(text: &str) -> Result<Option<Json>, YamlError> {
     // One implicit document in the common subset reads directly (see `subset`).
-    if let Some(mut documents) = subset::stream(text, GoValues)
-        && documents.len() == 1
-    {
-        return Ok(documents.pop().flatten());
+    match subset::stream(text, GoValues) {
+        Some(mut documents) if documents.len() == 1 => Ok(documents.pop().flatten()),
+        _ => crate::leniently(text, load_first, under_indented_at),
     }
-    crate::leniently(text, load_first, under_indented_at)
+}
+
+/// A block scalar ending the text without a line break ends without one, as go-yaml reads it
+/// (see [`crate::end_unbroken_block_scalar`]): in the first document when it is the only one.
+fn end_unbroken_block_scalar(text: &str, first: &mut Option<Json>) {
+    if let Some(value) = first
+        && !text.contains("\n---")
+    {
+        crate::end_unbroken_block_scalar(text, std::slice::from_mut(value));
+    }
 }
 
 pub(super) fn load_first(text: &str) -> Result<Option<Json>, YamlError> {
@@ -43,7 +60,9 @@ pub fn from_str_positioned(text: &str) -> Result<(Option<Json>, Positions), Yaml
         |text| {
             let mut loader = Loader::new(text);
             loader.positions = Some(Positions::default());
-            load_first_with(loader)
+            let (mut value, positions) = load_first_with(loader)?;
+            end_unbroken_block_scalar(text, &mut value);
+            Ok((value, positions))
         },
         under_indented_at,
     )
@@ -67,10 +86,12 @@ pub(super) fn load_first_with(mut loader: Loader) -> Result<(Option<Json>, Posit
 
 /// Every non-empty document of a stream (a CRD file may hold several).
 pub fn documents(text: &str) -> Result<Vec<Json>, YamlError> {
-    if let Some(documents) = subset::stream(text, GoValues) {
-        return Ok(documents.into_iter().flatten().filter(|value| !value.is_null()).collect());
-    }
-    crate::leniently(text, load_documents, under_indented_at)
+    let mut documents = match subset::stream(text, GoValues) {
+        Some(documents) => documents.into_iter().flatten().filter(|value| !value.is_null()).collect(),
+        None => crate::leniently(text, load_documents, under_indented_at)?,
+    };
+    crate::end_unbroken_block_scalar(text, &mut documents);
+    Ok(documents)
 }
 
 pub(super) fn load_documents(text: &str) -> Result<Vec<Json>, YamlError> {

@@ -481,6 +481,26 @@ sortOptions:
             &["app/kustomization.yaml:3:3", "`sortOptions.legacySortOptions` is set but the order is `fifo`"],
         ),
         (
+            "an unknown key of a `configurations` file (issue 89: kustomize reads it strictly)",
+            &[
+                ("app/kustomization.yaml", "namePrefix: p-\nresources: [cm.yaml]\nconfigurations: [conf.yaml]\n"),
+                ("app/cm.yaml", CONFIG_MAP),
+                ("app/conf.yaml", "unknownKey: 1\nnamePrefix:\n- {path: metadata/name, kind: ConfigMap}\n"),
+            ],
+            true,
+            &["app/conf.yaml:1:1", "invalid transformer configuration: unknown field `unknownKey`"],
+        ),
+        (
+            "an unknown key of a `configurations` file's nameReference (issue 89)",
+            &[
+                ("app/kustomization.yaml", "resources: [cm.yaml]\nconfigurations: [conf.yaml]\n"),
+                ("app/cm.yaml", CONFIG_MAP),
+                ("app/conf.yaml", "nameReference:\n- kind: ConfigMap\n  unknownToo: x\n  fieldSpecs: []\n"),
+            ],
+            true,
+            &["app/conf.yaml:3:3", "invalid transformer configuration: `nameReference[0]`: unknown field `unknownToo`"],
+        ),
+        (
             "`sortOptions` without `order` (issue 89)",
             &[
                 (

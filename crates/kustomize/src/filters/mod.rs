@@ -28,10 +28,11 @@ use super::kustomization::FieldSpec;
 
 /// Which fields each transformation reads and writes (kustomize's `TransformerConfig`): the
 /// built-in configuration, merged with the files a kustomization's `configurations` names and
-/// with its bases' configurations. Keys kustomize does not know are ignored, as kustomize
-/// ignores them.
+/// with its bases' configurations. A key kustomize does not know, at any level, is refused, as
+/// kustomize refuses it (its builtinconfig reads a `configurations` file with
+/// `yaml.UnmarshalStrict`).
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct TransformerConfig {
     pub name_prefix: Vec<FieldSpec>,
     pub name_suffix: Vec<FieldSpec>,
@@ -48,7 +49,7 @@ pub struct TransformerConfig {
 
 /// Objects of one kind (the referral) and the fields of other objects that name them.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BackReference {
     pub kind: String,
     #[serde(default)]

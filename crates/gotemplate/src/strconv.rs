@@ -328,7 +328,8 @@ pub fn quote(s: &str, ascii_only: bool) -> String {
     out
 }
 
-pub(crate) fn quote_rune(c: char, ascii_only: bool) -> String {
+/// Go's `strconv.QuoteRune` (`QuoteRuneToASCII` when `ascii_only`): what `%q` prints of a rune.
+pub fn quote_rune(c: char, ascii_only: bool) -> String {
     let mut out = String::from("'");
     push_escaped(&mut out, c, '\'', ascii_only);
     out.push('\'');

@@ -62,9 +62,7 @@ pub fn register(set: &mut Templates) {
     set.add_function("toToml", Function::new(&[Type::Any], |_, args| Ok(Value::from(super::toml::encode(&args[0])))));
     set.add_function(
         "fromToml",
-        Function::new(&[Type::String], |_, args| {
-            Ok(super::toml::decode(str_arg(args)).unwrap_or_else(|e| error_map(format!("toml: {e}"))))
-        }),
+        Function::new(&[Type::String], |_, args| Ok(super::toml::decode(str_arg(args)).unwrap_or_else(error_map))),
     );
     set.add_function("lookup", Function::new(&[Type::String, Type::String, Type::String, Type::String], lookup));
 }

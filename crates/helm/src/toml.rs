@@ -1,54 +1,17 @@
 //! helm's `toToml` and `fromToml` (BurntSushi/toml v1.4). The encoder's layout, which the `toml`
 //! crate does not reproduce (it indents nested tables by two spaces per level and writes every
-//! float with a decimal point), is written out here for the values templates hold; decoding is the
-//! `toml` crate's parser, with values of the Go types BurntSushi's `Unmarshal` into a map gives.
+//! float with a decimal point), is written out here for the values templates hold; decoding is
+//! BurntSushi's lexer and parser ([`burntsushi`]), so that a malformed text gets helm's error.
 
-use gotemplate::{Map, Value};
+mod burntsushi;
+
+use gotemplate::Value;
 
 /// `fromToml`'s map: integers are int64, floats float64, date-times `time.Time` (local ones in
-/// BurntSushi's "datetime-local", "date-local" and "time-local" zones). The error is the parser's
-/// message with its line ("line 3: duplicate key"); helm's wording differs.
+/// BurntSushi's "datetime-local", "date-local" and "time-local" zones); or the error helm puts
+/// under `Error` (`toml: line 3 (last key "a"): …`).
 pub fn decode(text: &str) -> Result<Value, String> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-        let message = e.message().trim_end().to_string();
-        match line {
-            Some(line) => format!("line {line}: {message}"),
-            None => message,
-        }
-    })?;
-    let map = Map::new();
-    for (key, value) in table {
-        map.insert(key, decoded(value)?);
-    }
-    Ok(Value::Map(map))
-}
-
-fn decoded(value: toml::Value) -> Result<Value, String> {
-    Ok(match value {
-        toml::Value::String(s) => Value::from(s),
-        toml::Value::Integer(i) => Value::Int64(i),
-        toml::Value::Float(f) => Value::Float(f),
-        toml::Value::Boolean(b) => Value::Bool(b),
-        toml::Value::Datetime(datetime) => {
-            let (layout, zone) = match (&datetime.date, &datetime.time, &datetime.offset) {
-                (Some(_), Some(_), Some(_)) => ("2006-01-02T15:04:05.999999999Z07:00", None),
-                (Some(_), Some(_), None) => ("2006-01-02T15:04:05.999999999", Some("datetime-local")),
-                (Some(_), None, _) => ("2006-01-02", Some("date-local")),
-                _ => ("15:04:05.999999999", Some("time-local")),
-            };
-            let text = datetime.to_string();
-            sprig::parse_time(layout, &text, zone).ok_or_else(|| format!("invalid date-time {text}"))?
-        }
-        toml::Value::Array(items) => Value::from(items.into_iter().map(decoded).collect::<Result<Vec<_>, _>>()?),
-        toml::Value::Table(table) => {
-            let map = Map::new();
-            for (key, value) in table {
-                map.insert(key, decoded(value)?);
-            }
-            Value::Map(map)
-        }
-    })
+    burntsushi::decode(text)
 }
 
 /// The TOML text, or the encoder's error message (helm prints that instead).
@@ -220,7 +183,7 @@ mod tests {
         assert_eq!(map.get("a").unwrap().type_name(), "int64");
         assert_eq!(map.get("b").unwrap().type_name(), "float64");
         let err = decode("a = 1\n[t]\nb = \n").unwrap_err();
-        assert!(err.starts_with("line 3: "), "{err}");
+        assert!(err.starts_with("toml: line 4 (last key \"t.b\"): expected value but found "), "{err}");
     }
 
     #[test]

@@ -284,7 +284,8 @@ def one(checkout, helmfile, variables, weaver, helm, helmfile_bin, work):
     env = dict(os.environ, **variables)
     p = subprocess.run([weaver, 'import', 'helmfile', helmfile], cwd=repo, env=env, capture_output=True, text=True)
     left = [l[len('not converted: '):] for l in p.stderr.splitlines() if l.startswith('not converted: ')]
-    written = [l.split(' ', 1)[1] for l in p.stdout.splitlines() if l.startswith('wrote ')]
+    # The environment files (not weaver-import.lock, the record of what the import wrote).
+    written = [l.split(' ', 1)[1] for l in p.stdout.splitlines() if l.startswith('wrote environments/')]
     envs = [os.path.basename(w)[:-5] for w in written[1:]]
     row = {'repo': os.path.basename(checkout.rstrip('/')), 'helmfile': helmfile, 'exit': p.returncode,
            'envs': len(envs), 'not_converted': len(left),

@@ -240,14 +240,16 @@ fn install_demo_with(
         ),
     );
     // The operator from the image of the binary under test; its NetworkPolicy lets it reach
-    // the git server's port.
+    // the git server's port. It reconciles this test's syncs alone: the other tests' operators
+    // on the node are other installs, and two installs must not reconcile one object.
     let (repository, tag) = images.weaver.names[0].rsplit_once(':').unwrap();
+    let prefix = &demo.cluster.prefix;
     // The demo's values of the operator already set `gitops` (its approvals policy).
     demo.edit(
         "environments/dev.yaml",
         "      gitops: { approvals: ",
         &format!(
-            "      image: {{repository: {repository}, tag: \"{tag}\"}}\n      gitops: {{ gitPorts: [443, 22, {}]{gitops}, approvals: ",
+            "      image: {{repository: {repository}, tag: \"{tag}\"}}\n      selector: weaver-test={prefix}\n      gitops: {{ gitPorts: [443, 22, {}]{gitops}, approvals: ",
             source.ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
         ),
     );
@@ -1638,7 +1640,8 @@ fn operator_pod_memory_at_fleet_sizes_of_environmentsyncs() {
 
     let sync = |i: usize| {
         json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
-            "metadata": {"name": format!("fleet-{i}"), "namespace": tenants[i % tenants.len()]},
+            "metadata": {"name": format!("fleet-{i}"), "namespace": tenants[i % tenants.len()],
+                         "labels": {"weaver-test": cluster.prefix}},
             "spec": {"source": {"url": url, "ref": {"branch": "main"}, "caSecretRef": {"name": "git-ca"}},
                      "environments": [format!("fleet-{i}")], "serviceAccountName": "deployer", "interval": "10m"}})
     };
@@ -1846,21 +1849,39 @@ fn the_controllers_ui_through_its_service_in_chromium_shows_the_sync_at_its_comm
     assert!(!dom.contains(short) && !dom.contains("id=\"state\""), "{dom}");
 }
 
-/// The API server's writes so far (requests of verbs that change something), from its
-/// `apiserver_request_total`, leaving out Leases (which the leader renews every few seconds).
-fn api_server_writes(cluster: &common::cluster::TestCluster) -> u64 {
-    let metrics = cluster.get_text("/metrics").expect("the API server's /metrics");
-    let mut writes = 0;
-    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-        let (labels, value) = line.rsplit_once(' ').unwrap();
-        let writing = ["\"POST\"", "\"PUT\"", "\"PATCH\"", "\"DELETE\"", "\"APPLY\""]
-            .iter()
-            .any(|verb| labels.contains(&format!("verb={verb}")));
-        if writing && !labels.contains("resource=\"leases\"") {
-            writes += value.parse::<f64>().unwrap() as u64;
+/// The resourceVersion of everything a bootstrap into `namespace` may write: the namespace's
+/// Secrets (the source Secret, the records), the release's objects there and cluster-wide
+/// (named after the namespace), its EnvironmentSync and the CRDs. The API server's own request
+/// counter cannot tell one test's writes from the others' of a suite run in parallel; these can.
+fn bootstrap_versions(cluster: &common::cluster::TestCluster, namespace: &str) -> BTreeMap<String, String> {
+    let mut versions = BTreeMap::new();
+    let mut keep = |objects: Vec<Value>| {
+        for object in objects {
+            let key = format!("{} {}/{}", object["kind"], object["metadata"]["namespace"], object["metadata"]["name"]);
+            versions.insert(key, object["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string());
         }
+    };
+    for (api_version, kind, plural) in [
+        ("v1", "Secret", "secrets"),
+        ("v1", "ServiceAccount", "serviceaccounts"),
+        ("v1", "Service", "services"),
+        ("apps/v1", "Deployment", "deployments"),
+        ("rbac.authorization.k8s.io/v1", "Role", "roles"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
+        ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+        ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+        ("weaver.example.com/v1alpha1", "EnvironmentSync", "environmentsyncs"),
+    ] {
+        keep(cluster.list(api_version, kind, plural, namespace));
     }
-    writes
+    for (kind, plural) in [("ClusterRole", "clusterroles"), ("ClusterRoleBinding", "clusterrolebindings")] {
+        let all = cluster.list_all("rbac.authorization.k8s.io/v1", kind, plural);
+        keep(all.into_iter().filter(|o| o["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(namespace))).collect());
+    }
+    let crds = cluster.list_all("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions");
+    keep(crds.into_iter().filter(|c| c["spec"]["group"] == "weaver.example.com").collect());
+    keep(cluster.get(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})).into_iter().collect());
+    versions
 }
 
 #[test]
@@ -1872,12 +1893,8 @@ fn bootstrap_on_the_node_runs_weaver_from_git_which_scales_itself_and_a_second_r
         return;
     }
     let cluster = e2e.cluster();
-    if crate::install::crds_owned_elsewhere(&cluster) {
-        say_skipped(
-            "the cluster's weaver CRDs belong to another environment (the demo's tests installed them): run on a cluster without weaver",
-        );
-        return;
-    }
+    // Installed as environment `weaver`: the CRDs held alone on a shared cluster.
+    let _crds = cluster.weaver_crds_alone();
     let ns = cluster.namespace("weaver");
     let remote = crate::bootstrap::Remote::new();
     let sshd = Sshd::start_on(e2e.host_address(&cluster));
@@ -1887,6 +1904,9 @@ fn bootstrap_on_the_node_runs_weaver_from_git_which_scales_itself_and_a_second_r
     let (repository, tag) = images.weaver.names[0].rsplit_once(':').unwrap();
     let (image_repository, image_tag) = (format!("image.repository={repository}"), format!("image.tag={tag}"));
     let ports = format!("gitops.gitPorts={{443,22,{}}}", sshd.port);
+    // It reconciles its own EnvironmentSync alone, not the other tests' on the node.
+    let (selector, self_label) =
+        (format!("selector=weaver-test={}", cluster.prefix), format!("selfSync.labels.weaver-test={}", cluster.prefix));
     let bootstrap = |extra: &[&str]| {
         let args = [
             &["bootstrap", "--url", &url, "--path", "clusters/rig", "-n", &ns, "--timeout", "4m"][..],
@@ -1910,6 +1930,10 @@ fn bootstrap_on_the_node_runs_weaver_from_git_which_scales_itself_and_a_second_r
         "gitops.approvals.enforce=false",
         "--set",
         "selfSync.interval=10m",
+        "--set",
+        &selector,
+        "--set",
+        &self_label,
     ];
     let first = bootstrap(&values);
     assert_eq!(first.code, 0, "{first:?}");
@@ -1967,11 +1991,14 @@ fn bootstrap_on_the_node_runs_weaver_from_git_which_scales_itself_and_a_second_r
         assert_eq!(restarts, 0, "no restart loop: {pod}");
     }
 
-    // Again: nothing written to git or to the API server (Leases apart).
-    let before = api_server_writes(&cluster);
+    // Again: nothing written to git, nor to any object of the install (the environment lock's Lease
+    // apart, which every apply takes while it plans).
+    let before = bootstrap_versions(&cluster, &ns);
     let again = bootstrap(&[]);
     assert_eq!(again.code, 0, "{again:?}");
-    assert_eq!(api_server_writes(&cluster) - before, 0, "writes to the API server by a second bootstrap: {again:?}");
+    let after = bootstrap_versions(&cluster, &ns);
+    assert!(before.len() > 15, "{before:#?}");
+    assert_eq!(after, before, "what a second bootstrap wrote (its output: {again:?})");
     assert_eq!(remote.main(), pushed, "nothing pushed");
 
     // Lost, and recovered from the repository.
@@ -2050,6 +2077,8 @@ fn helm_install_of_the_chart_from_an_oci_registry_runs_a_controller_that_passes_
         &format!("image.tag={tag}"),
         "--set",
         "gitops.approvals.enforce=false",
+        "--set",
+        &format!("selector=weaver-test={}", cluster.prefix),
         "--wait",
         "--timeout",
         "4m",

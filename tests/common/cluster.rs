@@ -535,3 +535,83 @@ impl Restarter<'_> {
         }
     }
 }
+
+/// weaver's CRDs on a shared real cluster. Every install labels them as its environment's, and
+/// weaver refuses to apply an object labelled as another environment's: the demo's tests
+/// (environment `dev`) share them, and a test that installs weaver as environment `weaver`
+/// (`weaver install`, `weaver bootstrap`) holds them alone, leaving them unowned when it takes
+/// them and when it is done, for the next install of either. The fake API server is each test's
+/// own: nothing is held there.
+static WEAVER_CRDS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+const WEAVER_CRD_NAMES: [&str; 2] = ["configmapsyncs.weaver.example.com", "environmentsyncs.weaver.example.com"];
+
+/// What a test holds of weaver's CRDs until it is dropped (see [`WEAVER_CRDS`]).
+pub enum WeaverCrds {
+    /// The fake API server's are the test's own.
+    Own,
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'static, ()>),
+    /// With the kubeconfig to unown them by when dropped: a client of the test's own runtime
+    /// would wait on that runtime, which nothing drives then.
+    Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>, PathBuf),
+}
+
+impl TestCluster {
+    /// For a test that installs weaver as the demo's environment `dev`: shared with every such test.
+    pub fn weaver_crds_shared(&self) -> WeaverCrds {
+        match self.fake {
+            Some(_) => WeaverCrds::Own,
+            None => WeaverCrds::Shared(WEAVER_CRDS.read().unwrap_or_else(std::sync::PoisonError::into_inner)),
+        }
+    }
+
+    /// For a test that installs weaver as environment `weaver`: held alone, and unowned now and
+    /// when dropped.
+    pub fn weaver_crds_alone(&self) -> WeaverCrds {
+        if self.fake.is_some() {
+            return WeaverCrds::Own;
+        }
+        let held = WEAVER_CRDS.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.block_on(unown_weaver_crds(&self.client));
+        WeaverCrds::Alone(held, self.kubeconfig.clone())
+    }
+}
+
+impl Drop for WeaverCrds {
+    fn drop(&mut self) {
+        if let WeaverCrds::Alone(_, kubeconfig) = self {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let config = kube::config::Kubeconfig::read_from(&*kubeconfig).expect("read the test kubeconfig");
+                let config =
+                    kube::Config::from_custom_kubeconfig(config, &Default::default()).await.expect("test kubeconfig");
+                unown_weaver_crds(&kube::Client::try_from(config).expect("a client")).await;
+            });
+        }
+    }
+}
+
+/// Removes the labels by which an environment owns weaver's CRDs.
+async fn unown_weaver_crds(client: &kube::Client) {
+    let crds: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource {
+            group: "apiextensions.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "apiextensions.k8s.io/v1".into(),
+            kind: "CustomResourceDefinition".into(),
+            plural: "customresourcedefinitions".into(),
+        },
+    );
+    let unowned = json!({"metadata": {"labels": {
+        "weaver.example.com/environment": null, "weaver.example.com/release": null, "app.kubernetes.io/managed-by": null,
+    }}});
+    for name in WEAVER_CRD_NAMES {
+        let params = PatchParams { field_manager: Some("weaver-tests".into()), ..Default::default() };
+        match crds.patch(name, &params, &Patch::Merge(&unowned)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(err) => panic!("unown CRD {name}: {err}"),
+        }
+    }
+}

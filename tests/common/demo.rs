@@ -14,6 +14,8 @@ pub struct Demo {
     pub cluster: TestCluster,
     pub repo: Repo,
     pub ns: String,
+    /// Held while it lives: weaver's CRDs, shared with the other demos on a real cluster.
+    _crds: Option<super::cluster::WeaverCrds>,
 }
 
 impl Demo {
@@ -111,7 +113,8 @@ impl Demo {
         let dev = dev
             .replace("namespace: shop-dev", &format!("namespace: {ns}\ncluster:\n  lockNamespace: {lock_namespace}"));
         repo.write("environments/dev.yaml", &dev);
-        Demo { cluster, repo, ns }
+        let crds = operator.then(|| cluster.weaver_crds_shared());
+        Demo { cluster, repo, ns, _crds: crds }
     }
 
     /// The namespace of the dev environment's lock (its Lease), which each test has its own of.

@@ -887,6 +887,12 @@ impl Run<'_> {
         };
         let on = self.on();
         let cx = ActionContext { redactor: self.redactor, on: &on };
+        // Its renders (the source's and each target's) take a turn as the applies' do: the
+        // tenant's repository may loop as well here.
+        let _turn = match self.renders.turn(self.tenant, "promotion", &options.limits).await {
+            Ok(turn) => turn,
+            Err(err) => return result(false, "PromotionFailed", self.redactor.error(&err), status),
+        };
         let promotions = match weaver_engine::action::promote::promote(&options, cx).await {
             Ok(promotions) => promotions,
             Err(err) => return result(false, "PromotionFailed", self.redactor.error(&err), status),
@@ -1071,6 +1077,14 @@ impl Run<'_> {
                 limits: self.renders.limits(self.spec.timeout, self.stopping),
             };
             let cx = ActionContext { redactor: self.redactor, on: &on };
+            // Its render takes a turn as an apply's does.
+            let _turn = match self.renders.turn(self.tenant, environment, &options.limits).await {
+                Ok(turn) => turn,
+                Err(err) => {
+                    self.delete_branches(&locals);
+                    return result(false, "ImageUpdateFailed", self.redactor.error(&err), status);
+                }
+            };
             let update = match weaver_engine::action::images::update(&options, registries, cx).await {
                 Ok(update) => update,
                 Err(err) => {

@@ -1,9 +1,9 @@
 //! Tenants' renders, bounded. A tenant's repository is not trusted: its templates may loop or
 //! grow without end. Each render stops at its EnvironmentSync's `spec.timeout` (counted from
 //! the start of its environment's render) and when the controller is told to stop, within the controller's
-//! byte and step bounds; and renders take turns: one at a time per namespace, no more at once
-//! than the machine has cores, so one tenant's renders wait behind each other, not before
-//! another tenant's.
+//! byte and step bounds; and renders (an apply's, a promotion's, an image update's) take turns:
+//! one at a time per namespace, no more at once than the machine has cores, so one tenant's
+//! renders wait behind each other, not before another tenant's.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

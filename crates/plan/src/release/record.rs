@@ -25,7 +25,13 @@ use weaver_secrets::Redactor;
 
 use crate::diff::is_secret;
 
+/// The record format this weaver writes, and the newest it reads: its Secrets' type is
+/// `weaver.example.com/release.v<format>`. A newer weaver reads every older format; this one
+/// refuses a record of a newer format, by name, rather than take its release for one without
+/// records (docs/src/reference/compatibility.md).
+pub const RECORD_FORMAT: u32 = 1;
 pub const RECORD_TYPE: &str = "weaver.example.com/release.v1";
+const RECORD_TYPE_PREFIX: &str = "weaver.example.com/release.v";
 pub const LABEL_REVISION: &str = "weaver.example.com/revision";
 pub const LABEL_STATUS: &str = "weaver.example.com/status";
 pub const LABEL_CHUNK: &str = "weaver.example.com/chunk";
@@ -232,9 +238,15 @@ impl Record {
 }
 
 /// Whether a listed Secret is a release record rather than an object of the release.
+/// Whether `object` is a record Secret, of any format.
 pub fn is_record(object: &Value) -> bool {
     object.get("kind").and_then(Value::as_str) == Some("Secret")
-        && object.get("type").and_then(Value::as_str) == Some(RECORD_TYPE)
+        && object.get("type").and_then(Value::as_str).is_some_and(|t| t.starts_with(RECORD_TYPE_PREFIX))
+}
+
+/// The format of a record Secret, from its type; None when the type does not say one.
+fn record_format(secret: &Value) -> Option<u32> {
+    secret.get("type")?.as_str()?.strip_prefix(RECORD_TYPE_PREFIX)?.parse().ok()
 }
 
 pub fn secret_name(release: &str, revision: u32, chunk: usize) -> String {
@@ -320,6 +332,21 @@ fn shared_from_secrets<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Resu
             let payload = secret.pointer("/data/record")?.as_str()?;
             Some((release, revision, chunk, chunks, status, payload))
         })();
+        match record_format(secret) {
+            Some(format) if format <= RECORD_FORMAT => {}
+            Some(format) => {
+                return Err(Error::new(format!(
+                    "release record Secret {namespace}/{name} is of format {format}, which a newer weaver wrote: this one ({}) reads formats up to {RECORD_FORMAT}",
+                    env!("CARGO_PKG_VERSION")
+                ))
+                .with_help("use the weaver (the binary, or the controller's image) that applies this release, or a newer one"));
+            }
+            None => {
+                return Err(Error::new(format!(
+                    "release record Secret {namespace}/{name} is malformed (its type names no format)"
+                )));
+            }
+        }
         let Some((release, revision, chunk, chunks, status, payload)) = parsed else {
             return Err(Error::new(format!(
                 "release record Secret {namespace}/{name} is malformed (labels or payload missing)"
@@ -621,6 +648,20 @@ mod tests {
         let failed = Record { status: Status::Failed, ..deployed.clone() };
         assert_eq!(superseded.signed_content(), deployed.signed_content());
         assert_ne!(failed.signed_content(), deployed.signed_content());
+    }
+
+    #[test]
+    fn a_record_of_a_newer_format_is_refused_by_name_and_an_older_one_read() {
+        let mut secrets = to_secrets(&record(Vec::new()), "shop").unwrap();
+        assert_eq!(from_secrets(&secrets).unwrap().len(), 1, "format {RECORD_FORMAT}, this weaver's");
+        secrets[0]["type"] = json!(format!("{RECORD_TYPE_PREFIX}{}", RECORD_FORMAT + 1));
+        assert!(is_record(&secrets[0]), "a newer format is a record still");
+        let err = from_secrets(&secrets).unwrap_err();
+        let name = secrets[0]["metadata"]["name"].as_str().unwrap();
+        assert!(err.to_string().contains(&format!("release record Secret shop/{name} is of format 2")), "{err}");
+        assert!(err.to_string().contains("which a newer weaver wrote"), "{err}");
+        secrets[0]["type"] = json!(format!("{RECORD_TYPE_PREFIX}x"));
+        assert!(from_secrets(&secrets).unwrap_err().to_string().contains("its type names no format"));
     }
 
     #[test]

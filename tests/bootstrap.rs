@@ -89,6 +89,8 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
             &["bootstrap", "--url", &url, "--path", "clusters/test", "-n", &ns, "--timeout", "90s"][..],
             &["--private-key-file", key.to_str().unwrap(), "--set", &label, "--set", "replicas=1"],
             &["--set", "gitops.approvals.enforce=false", "--set", "selfSync.interval=2s"],
+            // The controller here is this process's: the Pods' (on a cluster with a node) reconcile nothing.
+            &["--set", crate::install::NOWHERE],
             extra,
         ]
         .concat();
@@ -206,6 +208,61 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
     assert_eq!(recovered.code, 0, "{recovered:?}");
     assert_eq!(remote.main(), before, "--recover writes nothing to git");
     assert_eq!(cluster.get(&deployment).expect("the Deployment, back")["spec"]["replicas"], 2);
+}
+
+#[test]
+fn bootstrap_over_https_with_a_token_keeps_it_out_of_git_and_every_output() {
+    if !common::skip::interop_or_skip(common::git_http::http_backend_missing().as_deref()) {
+        return;
+    }
+    let cluster = TestCluster::start();
+    // Installed as environment `weaver`: the CRDs held alone on a shared cluster.
+    let _crds = cluster.weaver_crds_alone();
+    let ns = cluster.namespace("weaver");
+    let remote = Remote::new();
+    const TOKEN: &str = "glpat-bootstrap-7f3a9c";
+    let options = common::git_http::Options { basic: Some(("git".into(), TOKEN.into())), ..Default::default() };
+    let server = common::git_http::GitHttpServer::start(remote.dir.path(), options);
+    let url = format!("{}/fleet.git", server.base);
+    let repo = common::Repo::empty();
+    let (wrong, token) = (repo.path().join("wrong-token"), repo.path().join("token"));
+    std::fs::write(&wrong, "not-the-token\n").unwrap();
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let label = format!("selfSync.labels.weaver-test={}", cluster.prefix);
+    let bootstrap = |token_file: &Path| {
+        let args = [
+            &["bootstrap", "--url", &url, "--path", "clusters/test", "-n", &ns, "--timeout", "90s"][..],
+            &["--token-file", token_file.to_str().unwrap(), "--set", &label, "--set", "replicas=1"],
+            &["--set", "gitops.approvals.enforce=false", "--set", crate::install::NOWHERE],
+        ]
+        .concat();
+        repo.weaver_on(&cluster, &args)
+    };
+    let first_commit = remote.main();
+
+    let refused = bootstrap(&wrong);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("cannot read branch main of"), "{refused:?}");
+    assert!(refused.stderr.contains("give the token write access"), "{refused:?}");
+    assert_eq!(remote.main(), first_commit, "nothing pushed");
+
+    let _controller = Controller::start(&cluster, None);
+    let done = bootstrap(&token);
+    assert_eq!(done.code, 0, "{done:?}");
+    let commit = remote.main();
+    assert_ne!(commit, first_commit);
+    let sync = cluster.get(&environment_sync(&ns)).expect("its EnvironmentSync");
+    assert_eq!(sync["status"]["lastAppliedRevision"], commit, "{sync}");
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "weaver-git", "namespace": ns}});
+    let data = cluster.get(&secret).expect("the source Secret")["data"].clone();
+    use base64::Engine;
+    let password = base64::engine::general_purpose::STANDARD.decode(data["password"].as_str().unwrap()).unwrap();
+    assert_eq!(password, TOKEN.as_bytes());
+    for run in [&refused, &done] {
+        assert!(!run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN), "{run:?}");
+    }
+    let grep = Command::new("git").args(["grep", "-q", TOKEN, "main"]).current_dir(remote.bare()).status().unwrap();
+    assert_eq!(grep.code(), Some(1), "the token is nowhere in git");
 }
 
 #[test]

@@ -33,9 +33,11 @@ fn records(cluster: &TestCluster, namespace: &str) -> Vec<weaver_plan::release::
     records
 }
 
-// The approvals policy is off: on a shared real cluster it would hold every test's
-// EnvironmentSyncs (its selector matches every namespace by default).
-const SETTINGS: [&str; 4] = ["--set", "replicas=1", "--set", "gitops.approvals.enforce=false"];
+// On a shared real cluster, the approvals policy would hold every test's EnvironmentSyncs (its
+// selector matches every namespace by default), and the controller's Pods (where the cluster has
+// a node) would reconcile them: off, and a selector nothing matches.
+pub(crate) const NOWHERE: &str = "selector=weaver.example.com/shard=nowhere";
+const SETTINGS: [&str; 6] = ["--set", "replicas=1", "--set", "gitops.approvals.enforce=false", "--set", NOWHERE];
 
 /// A user's ConfigMapSync, in a namespace of its own.
 fn users_config_map_sync(cluster: &TestCluster) -> Value {
@@ -91,7 +93,11 @@ fn install_applies_the_chart_built_in_upgrades_it_and_uninstall_keeps_the_crds_a
     assert!(again.stdout.contains("0 created, 0 configured"), "{again:?}");
     assert_eq!(records(&cluster, &ns).len(), 1, "no revision for no change");
     let values = repo.path().join("weaver-values.yaml");
-    std::fs::write(&values, "replicas: 2\ngitops:\n  approvals:\n    enforce: false\n").unwrap();
+    std::fs::write(
+        &values,
+        "replicas: 2\nselector: weaver.example.com/shard=nowhere\ngitops:\n  approvals:\n    enforce: false\n",
+    )
+    .unwrap();
     let upgrade = repo.weaver_on(&cluster, &["install", "-n", &ns, "-f", values.to_str().unwrap()]);
     assert_eq!(upgrade.code, 0, "{upgrade:?}");
     assert_eq!(cluster.get(&deployment(&ns)).unwrap()["spec"]["replicas"], 2);

@@ -682,6 +682,25 @@ mod limits {
     }
 
     #[test]
+    fn max_values_bytes_bounds_every_file_a_render_reads_not_only_values_files() {
+        let repo = Repo::minimal();
+        // A chart's own values.yaml and a template, each past the bound: refused unread, named.
+        repo.write("charts/app/values.yaml", &format!("blob: \"{}\"\n", "#".repeat(4000)));
+        let run = repo.weaver(&["render", "--env", "dev", "--max-values-bytes", "1000"]);
+        assert!(
+            run.failure()
+                .contains("charts/app/values.yaml holds 4009 bytes, over the limit of 1000 (--max-values-bytes)"),
+            "{}",
+            run.stderr
+        );
+        repo.write("charts/app/values.yaml", "greeting: hi\n");
+        repo.write("charts/app/templates/big.yaml", &format!("# {}\n", "#".repeat(4000)));
+        let run = repo.weaver(&["render", "--env", "dev", "--max-values-bytes", "1000"]);
+        assert!(run.failure().contains("charts/app/templates/big.yaml holds 4003 bytes"), "{}", run.stderr);
+        repo.weaver(&["render", "--env", "dev", "--max-values-bytes", "10000"]).success();
+    }
+
+    #[test]
     fn max_template_steps_stops_a_template_loop() {
         let repo = Repo::minimal();
         repo.write("charts/app/templates/loop.yaml", LOOP);
@@ -715,14 +734,16 @@ mod limits {
             "environments/dev.yaml",
             "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [big.yaml]\n",
         );
-        repo.write("big.yaml", &format!("greeting: {}\n", "x".repeat(100)));
-        let run = repo.weaver(&["render", "--env", "dev", "--max-values-bytes", "64"]);
+        // Past the chart's own files (the largest, its template, 108 bytes), which the bound
+        // holds too.
+        repo.write("big.yaml", &format!("greeting: {}\n", "x".repeat(200)));
+        let run = repo.weaver(&["render", "--env", "dev", "--max-values-bytes", "111"]);
         assert_eq!(
             first_line_of(run.failure()),
-            "error: environments/dev.yaml:5:19: values file big.yaml holds 111 bytes, over the limit of 64 \
+            "error: environments/dev.yaml:5:19: values file big.yaml holds 211 bytes, over the limit of 111 \
              (--max-values-bytes)"
         );
-        repo.weaver(&["render", "--env", "dev", "--max-values-bytes", "111"]).success();
+        repo.weaver(&["render", "--env", "dev", "--max-values-bytes", "211"]).success();
         // Off by default.
         repo.weaver(&["render", "--env", "dev"]).success();
     }

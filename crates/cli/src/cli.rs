@@ -695,7 +695,8 @@ pub struct OperatorRenderArgs {
     #[arg(long, value_name = "BYTES", default_value_t = weaver_controllers::gitops::renders::MAX_RENDERED_BYTES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_rendered_bytes: usize,
-    /// The most bytes of each values file a release reads (valuesFiles, substituteFrom)
+    /// The most bytes of each file a render reads (valuesFiles, substituteFrom, and every file of
+    /// a chart or kustomization), told by its size before it is read
     #[arg(long, value_name = "BYTES", default_value_t = weaver_controllers::gitops::renders::MAX_VALUES_BYTES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_values_bytes: usize,
@@ -982,8 +983,8 @@ pub struct RenderLimitArgs {
     /// a Go template may make [default: none]
     #[arg(long, value_name = "BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_rendered_bytes: Option<usize>,
-    /// The most bytes of each values file a release reads (valuesFiles, substituteFrom)
-    /// [default: none]
+    /// The most bytes of each file a render reads (valuesFiles, substituteFrom, and every file of
+    /// a chart or kustomization), told by its size before it is read [default: none]
     #[arg(long, value_name = "BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_values_bytes: Option<usize>,
     /// The most instructions one template of a weaver chart may run (minijinja's fuel)

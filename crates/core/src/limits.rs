@@ -25,6 +25,16 @@ impl<T> Bound<T> {
     }
 }
 
+impl Bound<usize> {
+    /// Why `path`, of `size` bytes, may not be read under this bound (`--max-values-bytes`,
+    /// the controller's for a tenant's repository), if it may not: checked before it is read.
+    pub fn refuses_file(&self, path: &std::path::Path, size: u64) -> Option<String> {
+        (size > self.value as u64).then(|| {
+            format!("{} holds {size} bytes, over the limit of {} ({})", path.display(), self.value, self.setting)
+        })
+    }
+}
+
 /// Why a render must stop: its help depends on which.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {

@@ -287,6 +287,49 @@ impl Source for FsSource {
     }
 }
 
+/// A repository whose files past a bound are refused unread (a tenant's, under the
+/// controller's `--max-values-bytes`; the CLI's with that flag): every file a render reads after
+/// its environment (charts, templates, values, kustomizations), not only values files. Its
+/// size is asked first, which the working tree and a git tree tell without reading.
+pub struct Bounded {
+    inner: Arc<dyn Source>,
+    bound: weaver_core::limits::Bound<usize>,
+}
+
+impl Bounded {
+    pub fn new(inner: Arc<dyn Source>, bound: weaver_core::limits::Bound<usize>) -> Bounded {
+        Bounded { inner, bound }
+    }
+}
+
+impl Source for Bounded {
+    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        match self.inner.size(path)? {
+            None => Ok(None),
+            Some(size) => match self.bound.refuses_file(path, size) {
+                Some(refused) => Err(io::Error::other(refused)),
+                None => self.inner.read(path),
+            },
+        }
+    }
+
+    fn size(&self, path: &Path) -> io::Result<Option<u64>> {
+        self.inner.size(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Option<Vec<Entry>>> {
+        self.inner.list(dir)
+    }
+
+    fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
+        self.inner.resolve(path)
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
 /// Files held in memory, by path relative to the repository root: what a binary embeds (the
 /// chart `weaver install` applies, beside the environment it writes for it). It has no links:
 /// only a path that climbs above the root escapes.
@@ -399,5 +442,18 @@ mod tests {
         assert_eq!(source.read(Path::new("charts/weaver")).unwrap(), None);
         let escape = source.read(Path::new("../etc/passwd")).unwrap_err();
         assert!(Escape::of(&escape).is_some(), "{escape}");
+    }
+
+    #[test]
+    fn a_bounded_source_refuses_a_file_past_its_bound_unread() {
+        let mut memory = MemorySource::new("a repository");
+        memory.insert("charts/app/values.yaml", vec![b'#'; 2000]);
+        memory.insert("charts/app/chart.yaml", &b"name: app"[..]);
+        let bound = weaver_core::limits::Bound::new(1000, "--max-values-bytes");
+        let bounded = Bounded::new(Arc::new(memory), bound);
+        assert_eq!(bounded.read(Path::new("charts/app/chart.yaml")).unwrap(), Some(b"name: app".to_vec()));
+        let refused = bounded.read(Path::new("charts/app/values.yaml")).unwrap_err().to_string();
+        assert_eq!(refused, "charts/app/values.yaml holds 2000 bytes, over the limit of 1000 (--max-values-bytes)");
+        assert_eq!(bounded.read(Path::new("missing")).unwrap(), None);
     }
 }

@@ -95,17 +95,9 @@ pub(super) fn read_files(
                 .size(&file.path)
                 .map_err(|err| Error::io_at(file.at.clone(), &format!("read {what}"), &file.path, err))?;
             let Some(size) = size else { return Err(project.source.missing(&file.path, &file.at, what)) };
-            if size > bound.value as u64 {
-                return Err(Error::at(
-                    file.at.clone(),
-                    format!(
-                        "{what} {} holds {size} bytes, over the limit of {} ({})",
-                        file.path.display(),
-                        bound.value,
-                        bound.setting
-                    ),
-                )
-                .with_help(format!("raise {} if the file is meant to be that large", bound.setting)));
+            if let Some(refused) = bound.refuses_file(&file.path, size) {
+                return Err(Error::at(file.at.clone(), format!("{what} {refused}"))
+                    .with_help(format!("raise {} if the file is meant to be that large", bound.setting)));
             }
         }
         let Some(bytes) = project.source.read_named(&file.path, &file.at, what)? else {

@@ -17,7 +17,8 @@ use weaver_core::time::humanize;
 
 /// The most bytes one release of a tenant renders, unless `--max-rendered-bytes` says otherwise.
 pub const MAX_RENDERED_BYTES: usize = 64 << 20;
-/// The most bytes of one values file a tenant's release reads (`--max-values-bytes`).
+/// The most bytes of one file a tenant's render reads (`--max-values-bytes`): a values file, a
+/// chart's or a kustomization's.
 pub const MAX_VALUES_BYTES: usize = 16 << 20;
 /// The most instructions one template of a tenant's weaver chart runs (`--max-template-steps`).
 pub const MAX_TEMPLATE_STEPS: u64 = 200_000_000;

@@ -244,7 +244,11 @@ pub enum Quotes {
 pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<Prepared> {
     let Context { redactor, on } = cx;
     let started = Instant::now();
-    let selected = select(&options.selection, options.if_empty, on)?;
+    let mut selected = select(&options.selection, options.if_empty, on)?;
+    if let Some(bound) = &options.limits.max_values_bytes {
+        let bounded = weaver_project::source::Bounded::new(selected.project.source.clone(), bound.clone());
+        selected.project = Project::new(Arc::new(bounded));
+    }
     let overrides = overrides_of(&selected, &options.overrides, on)?;
     phase(on, "load", started);
     let (project, env) = (&selected.project, &selected.env);

@@ -1876,11 +1876,20 @@ fn bootstrap_versions(cluster: &common::cluster::TestCluster, namespace: &str) -
     }
     for (kind, plural) in [("ClusterRole", "clusterroles"), ("ClusterRoleBinding", "clusterrolebindings")] {
         let all = cluster.list_all("rbac.authorization.k8s.io/v1", kind, plural);
-        keep(all.into_iter().filter(|o| o["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(namespace))).collect());
+        keep(
+            all.into_iter()
+                .filter(|o| o["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(namespace)))
+                .collect(),
+        );
     }
     let crds = cluster.list_all("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions");
     keep(crds.into_iter().filter(|c| c["spec"]["group"] == "weaver.example.com").collect());
-    keep(cluster.get(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})).into_iter().collect());
+    keep(
+        cluster
+            .get(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+            .into_iter()
+            .collect(),
+    );
     versions
 }
 

@@ -154,8 +154,17 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
     assert!(again.stdout.contains("0 created, 0 configured"), "{again:?}");
     assert_eq!(cluster.get(&secret).unwrap()["metadata"]["resourceVersion"], secret_version);
 
-    // weaver's values changed in git are applied by weaver to itself.
+    // Its history, read from the repository's directory as any environment's.
     remote.pull();
+    let weaver_repo = remote.work().join("clusters/test");
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    let args = ["history", "--env", "weaver", "weaver", "-o", "json", "--kubeconfig", &kubeconfig];
+    let history = common::weaver_in(&weaver_repo, &args, &[]);
+    let history: Value = serde_json::from_str(&history.stdout).unwrap_or_else(|e| panic!("{e}: {history:?}"));
+    let revisions = history["revisions"].as_array().cloned().unwrap_or_default();
+    assert!(revisions.iter().any(|r| r["commit"] == commit), "{history}");
+
+    // weaver's values changed in git are applied by weaver to itself.
     let environment = remote.work().join("clusters/test/environments/weaver.yaml");
     let text = std::fs::read_to_string(&environment).unwrap();
     assert!(text.contains("replicas: 1"), "{text}");

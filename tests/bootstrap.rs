@@ -125,8 +125,15 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
     assert_eq!(remote.main(), first_commit, "nothing pushed");
     assert!(cluster.get(&deployment).is_none(), "nothing installed");
 
-    // With write access: pushed, installed, and applied by its own EnvironmentSync.
+    // With write access, values the chart's schema refuses: refused before the push.
     std::fs::write(&authorized, format!("{clients}{public}\n")).unwrap();
+    let refused = bootstrap(&["--set", "replicas=many"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("nothing was pushed") && refused.stderr.contains("replicas"), "{refused:?}");
+    assert_eq!(remote.main(), first_commit, "nothing pushed");
+    assert!(cluster.get(&deployment).is_none(), "nothing installed");
+
+    // Pushed, installed, and applied by its own EnvironmentSync.
     let _controller = Controller::start(&cluster, None);
     let done = bootstrap(&[]);
     assert_eq!(done.code, 0, "{done:?}");
@@ -145,6 +152,11 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
     for output in [&done.stdout, &done.stderr] {
         assert!(!output.contains("PRIVATE KEY"), "{output}");
     }
+
+    // `weaver install` would undo what git holds: refused.
+    let install = repo.weaver_on(&cluster, &["install", "-n", &ns]);
+    assert_eq!(install.code, 1, "{install:?}");
+    assert!(install.stderr.contains("runs from git"), "{install:?}");
 
     // Again: nothing written, to git or the cluster.
     let again = bootstrap(&[]);
@@ -305,7 +317,8 @@ fn bootstrap_refuses_an_unreachable_cluster_before_it_pushes() {
 #[test]
 fn bootstrap_refuses_a_path_that_leaves_the_repository() {
     let repo = common::Repo::empty();
-    for path in ["../up", "/abs", "a/../b", ""] {
+    for path in ["../up", "/abs", "a/../b", "", "clusters//c", "clusters/./prod", "clusters/b/", ".weaver", "prod env"]
+    {
         let run = repo.weaver(&["bootstrap", "--url", "ssh://git@example.invalid/x.git", "--path", path]);
         assert_eq!(run.code, 1, "{path}: {run:?}");
         assert!(run.stderr.contains("is not a directory inside the repository"), "{path}: {run:?}");

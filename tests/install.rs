@@ -4,7 +4,6 @@
 //! renders the same objects.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use crate::common;
 
@@ -70,6 +69,12 @@ fn install_applies_the_chart_built_in_upgrades_it_and_uninstall_keeps_the_crds_a
     let _crds = cluster.weaver_crds_alone();
     let ns = cluster.namespace("weaver");
     let repo = common::Repo::empty();
+
+    // Nothing to uninstall yet: said, and nothing created.
+    let nothing = repo.weaver_on(&cluster, &["uninstall", "-n", &ns]);
+    assert_eq!(nothing.code, 1, "{nothing:?}");
+    assert!(nothing.stderr.contains(&format!("no weaver is installed in namespace {ns}")), "{nothing:?}");
+    assert!(cluster.list("v1", "Secret", "secrets", &ns).is_empty(), "no record written");
 
     let run = repo.weaver_on(&cluster, &[&["install", "-n", &ns][..], &SETTINGS].concat());
     assert_eq!(run.code, 0, "{run:?}");
@@ -211,17 +216,7 @@ fn helm_from_an_oci_registry_renders_what_weaver_install_applies() {
         }
     };
     let work = tempfile::tempdir().unwrap();
-    let helm_cmd = |args: &[&str]| {
-        let out = Command::new(&helm)
-            .args(args)
-            .env("HELM_CONFIG_HOME", work.path().join("config"))
-            .env("HELM_CACHE_HOME", work.path().join("cache"))
-            .env("HELM_DATA_HOME", work.path().join("data"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let helm_cmd = |args: &[&str]| common::tools::run_helm(&helm, work.path(), None, args);
     let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/weaver");
     helm_cmd(&["package", chart.to_str().unwrap(), "-d", work.path().to_str().unwrap()]);
     let version = env!("CARGO_PKG_VERSION");

@@ -2053,15 +2053,7 @@ fn helm_install_of_the_chart_from_an_oci_registry_runs_a_controller_that_passes_
     let ns = cluster.namespace("helm");
     let work = tempfile::tempdir().unwrap();
     let helm_cmd = |args: &[&str]| {
-        let out = std::process::Command::new(&helm)
-            .args(args)
-            .env("KUBECONFIG", cluster.kubeconfig())
-            .env("HELM_CONFIG_HOME", work.path().join("config"))
-            .env("HELM_CACHE_HOME", work.path().join("cache"))
-            .env("HELM_DATA_HOME", work.path().join("data"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        common::tools::run_helm(&helm, work.path(), Some(cluster.kubeconfig()), args);
     };
     let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/weaver");
     helm_cmd(&["package", chart.to_str().unwrap(), "-d", work.path().to_str().unwrap()]);

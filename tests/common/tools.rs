@@ -22,6 +22,28 @@ fn find_helm() -> Result<(PathBuf, String), String> {
     }
 }
 
+/// Runs `helm` with `args`, its configuration, cache and data in `home` (none of the
+/// machine's), against `kubeconfig` when given; its stdout, or the test fails naming the call.
+pub fn run_helm(
+    helm: &std::path::Path,
+    home: &std::path::Path,
+    kubeconfig: Option<&std::path::Path>,
+    args: &[&str],
+) -> String {
+    let mut command = Command::new(helm);
+    command
+        .args(args)
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"));
+    if let Some(kubeconfig) = kubeconfig {
+        command.env("KUBECONFIG", kubeconfig);
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// kubectl, if it runs and embeds kustomize v5; with that kustomize version.
 pub fn kubectl_kustomize_v5() -> Result<(PathBuf, String), String> {
     static KUBECTL: OnceLock<Result<(PathBuf, String), String>> = OnceLock::new();

@@ -111,13 +111,12 @@ impl GitRepo {
         Ok(Some(GitRepo { repo: Arc::new(Mutex::new(repo)), prefix, root: root.to_path_buf(), identity: None }))
     }
 
-    /// `root` when it does not exist and its nearest existing ancestor is a bare repository.
+    /// `root` when it lies below a bare repository: the nearest ancestor that is one, `root`'s
+    /// rest the prefix. Whether that rest exists on disk does not matter: `MIRROR/hooks` names
+    /// the tree's `hooks/`, not the mirror's own directory of that name.
     fn below_bare(root: &Path) -> Option<GitRepo> {
-        if root.exists() {
-            return None;
-        }
-        let bare = root.ancestors().skip(1).find(|dir| dir.exists())?;
-        let repo = Repository::open_bare(bare).ok()?;
+        let bare = root.ancestors().skip(1).find(|dir| dir.join("HEAD").is_file() && dir.join("objects").is_dir())?;
+        let repo = Repository::open_bare(bare).ok().filter(Repository::is_bare)?;
         let prefix = root.strip_prefix(bare).ok()?.to_path_buf();
         Some(GitRepo { repo: Arc::new(Mutex::new(repo)), prefix, root: root.to_path_buf(), identity: None })
     }

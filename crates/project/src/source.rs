@@ -317,6 +317,12 @@ impl Source for Bounded {
         self.inner.size(path)
     }
 
+    /// By its size, not a read: a file past the bound exists, and reading it says why it is
+    /// refused (rather than "not found").
+    fn exists(&self, path: &Path) -> bool {
+        matches!(self.inner.size(path), Ok(Some(_)))
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Option<Vec<Entry>>> {
         self.inner.list(dir)
     }

@@ -57,5 +57,11 @@ pub fn uninstall(ui: &Ui, args: &UninstallArgs) -> Result<ExitCode> {
         };
         ui.status(&format!("kept customresourcedefinition {crd}: {resources} (uninstall --crds deletes them)"));
     }
+    for secret in &uninstalled.kept_secrets {
+        ui.status(&format!(
+            "kept Secret {secret}: the repository's credentials weaver bootstrap wrote, which weaver bootstrap --recover reads (delete it when done: kubectl delete secret -n {})",
+            secret.split('/').next().unwrap_or_default()
+        ));
+    }
     finish(ui, uninstalled.applied, args.output)
 }

@@ -513,8 +513,14 @@ fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {
 /// `spec.source.path` names, which `weaver_git::GitRepo` reads from each commit's tree (the
 /// schema lets through no `..` or absolute path, so it stays inside).
 pub fn weaver_repository(sync: &EnvironmentSync, fetched: &Fetched) -> PathBuf {
+    // The schema refuses what is not a plain relative path. Should a CRD without its pattern
+    // let one through, it fails closed: a directory no tree has, named so the error says why
+    // (a join with an absolute path would leave the mirror, `..` climb out of it).
+    let plain =
+        |path: &str| std::path::Path::new(path).components().all(|c| matches!(c, std::path::Component::Normal(_)));
     match sync.spec.source.path.as_deref().filter(|path| !path.is_empty()) {
-        Some(path) => fetched.repository.join(path),
+        Some(path) if plain(path) => fetched.repository.join(path),
+        Some(path) => fetched.repository.join(format!("(spec.source.path {path:?} is not a relative path)")),
         None => fetched.repository.clone(),
     }
 }
@@ -889,11 +895,15 @@ impl Run<'_> {
         let cx = ActionContext { redactor: self.redactor, on: &on };
         // Its renders (the source's and each target's) take a turn as the applies' do: the
         // tenant's repository may loop as well here.
-        let _turn = match self.renders.turn(self.tenant, "promotion", &options.limits).await {
+        let targets = options.targets.envs.join(", ");
+        let turn = match self.renders.turn(self.tenant, &targets, &options.limits).await {
             Ok(turn) => turn,
             Err(err) => return result(false, "PromotionFailed", self.redactor.error(&err), status),
         };
-        let promotions = match weaver_engine::action::promote::promote(&options, cx).await {
+        let promoted = weaver_engine::action::promote::promote(&options, cx).await;
+        // Held while it renders, not while it pushes.
+        drop(turn);
+        let promotions = match promoted {
             Ok(promotions) => promotions,
             Err(err) => return result(false, "PromotionFailed", self.redactor.error(&err), status),
         };

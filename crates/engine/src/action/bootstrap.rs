@@ -16,11 +16,12 @@
 //! 7. a wait until its EnvironmentSync is Ready at that commit: from then on a change pushed to
 //!    the path is applied by the controller to itself.
 //!
-//! A second run writes nothing, to git or the cluster. `--recover` reinstalls a lost cluster
+//! A second run writes nothing to git and changes no object (it takes the environment's lock,
+//! a Lease, as every apply does). `--recover` reinstalls a lost cluster
 //! from the repository as it is: it writes nothing to git.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -29,7 +30,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
 use super::apply::{Applied, ApplyActionOptions, Settings, apply};
-use super::install::{CHART_DIR, ENVIRONMENT, RELEASE, chart_files};
+use super::install::{CA_SECRET, CHART_DIR, ENVIRONMENT, RELEASE, SOURCE_SECRET, chart_files};
 use super::render::{IfEmpty, RenderOptions, Selection};
 use super::{Context, Keys, OnProgress, Progress, PruneReleases};
 use weaver_cluster::{Cluster, ConnectOptions};
@@ -40,8 +41,6 @@ use weaver_project::Source;
 use weaver_render::overrides::OverrideFlags;
 use weaver_source::{Credentials, FetchFailure, FetchRequest, Fetched, GitCache, GitRef};
 
-/// The source Secret in the controller's namespace, which the EnvironmentSync names.
-pub const SOURCE_SECRET: &str = "weaver-git";
 /// The environment file under the path.
 const ENVIRONMENT_FILE: &str = "environments/weaver.yaml";
 
@@ -96,6 +95,7 @@ pub struct Bootstrapped {
 pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Bootstrapped> {
     let on = cx.on;
     let path = weaver_path(&options.path)?;
+    super::install::check_namespace(&options.namespace)?;
     // 1. The cluster, first: nothing is pushed to a repository for a cluster that is not there.
     let cluster = Cluster::connect(&options.connect).await?;
     let secret_kind = resolve(&cluster, "v1", "Secret")?;
@@ -130,11 +130,8 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>, interrupted:
             .await?
             .map_err(|err| access_error(options, &credentials, &err.to_string(), "write to"))?;
     }
-    on(Progress::Status(format!(
-        "{}: read and write access on branch {}",
-        weaver_source::redact_url(&options.url),
-        options.branch
-    )));
+    let access = if options.recover { "read access (--recover writes nothing)" } else { "read and write access" };
+    on(Progress::Status(format!("{}: {access} on branch {}", weaver_source::redact_url(&options.url), options.branch)));
     // 4. The weaver repository under the path, committed and pushed when it changed.
     let git = GitRepo::open(&fetched.repository)?.with_identity(&options.author.0, &options.author.1);
     let (commit, written) = match options.recover {
@@ -145,6 +142,26 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>, interrupted:
         false => write_repository(&git, &fetched, &path, options, on)?,
     };
     let pushed = commit != fetched.commit;
+    // Rendered from the commit before it is pushed: values the chart's schema refuses (or any
+    // render error) leave the repository as it was.
+    let render_options = RenderOptions {
+        selection: Selection {
+            env: ENVIRONMENT.to_string(),
+            repo: fetched.repository.join(&path),
+            rev: Some(commit.clone()),
+            ..Selection::default()
+        },
+        keys: Keys::Search(None),
+        if_empty: IfEmpty::Refuse,
+        validate: weaver_validate::Mode::Strict,
+        overrides: OverrideFlags::default(),
+        charts: weaver_source::charts::Archives::Machine,
+        limits: RenderLimits::default(),
+    };
+    if pushed {
+        super::blocking(|| super::render::render(&render_options, cx))
+            .map_err(|err| err.context(format!("{}: nothing was pushed", path.join(ENVIRONMENT_FILE).display())))?;
+    }
     if pushed {
         let (git_cache, at, pushing) = (cache.clone(), fetched.clone(), commit.clone());
         off_runtime(move || git_cache.push(&at, &request, &pushing, false)).await?.map_err(|err| {
@@ -157,23 +174,15 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>, interrupted:
         on(Progress::Status(format!("pushed {} to branch {}: {}", &commit[..12], options.branch, written.join(", "))));
     }
     // 5. The source Secret, in the cluster only.
-    let secret_written = write_secret(&cluster, &secret_kind, options, &credentials, existing.as_ref()).await?;
+    let mut secret_written =
+        write_secret(&cluster, &secret_kind, options, SOURCE_SECRET, credentials.secret_data()).await?;
+    if let Some(ca) = &options.ca_pem {
+        let ca = BTreeMap::from([("ca.crt", String::from_utf8_lossy(ca).into_owned())]);
+        secret_written |= write_secret(&cluster, &secret_kind, options, CA_SECRET, ca).await?;
+    }
     // 6. Environment `weaver` of that commit, applied.
     let apply_options = ApplyActionOptions {
-        render: RenderOptions {
-            selection: Selection {
-                env: ENVIRONMENT.to_string(),
-                repo: fetched.repository.join(&path),
-                rev: Some(commit.clone()),
-                ..Selection::default()
-            },
-            keys: Keys::Search(None),
-            if_empty: IfEmpty::Refuse,
-            validate: weaver_validate::Mode::Strict,
-            overrides: OverrideFlags::default(),
-            charts: weaver_source::charts::Archives::Machine,
-            limits: RenderLimits::default(),
-        },
+        render: render_options,
         connect: options.connect.clone(),
         settings: options.settings.clone(),
         require_clean: false,
@@ -199,16 +208,21 @@ async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stati
     tokio::task::spawn_blocking(work).await.map_err(|e| Error::new(format!("the git work stopped: {e}")))
 }
 
-/// `--path` as a directory inside the repository: relative, without `.` or `..`.
+/// `--path` as a directory inside the repository, in the shape `spec.source.path` takes
+/// (parts of letters, digits, `.`, `_` and `-`, none starting with `.`, joined by single `/`):
+/// checked before anything is written.
 fn weaver_path(path: &str) -> Result<PathBuf> {
-    let parsed = Path::new(path);
-    let plain = parsed.components().all(|c| matches!(c, Component::Normal(_)));
-    if path.is_empty() || !plain || path.contains('\\') {
+    let part = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('.')
+            && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    };
+    if !path.split('/').all(part) {
         return Err(Error::new(format!(
-            "--path {path:?} is not a directory inside the repository: expected a relative path such as clusters/prod, without `.` or `..`"
+            "--path {path:?} is not a directory inside the repository: expected a relative path such as clusters/prod, its parts letters, digits, '.', '_' and '-', none starting with '.', joined by single '/'"
         )));
     }
-    Ok(parsed.to_path_buf())
+    Ok(PathBuf::from(path))
 }
 
 fn resolve(cluster: &Cluster, api_version: &str, kind: &str) -> Result<weaver_cluster::ServedKind> {
@@ -255,6 +269,16 @@ async fn credentials(options: &BootstrapOptions, existing: Option<&Value>, on: O
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => generate_key(file, on)?,
                 Err(err) => return Err(Error::io("read --private-key-file", file, err)),
             };
+            match weaver_source::public_key_of(&identity) {
+                Some(public) if !public.starts_with("ssh-rsa") => {}
+                _ => {
+                    return Err(Error::new(format!(
+                        "--private-key-file {} is not an unencrypted ed25519 or ECDSA private key (OpenSSH or PEM; RSA keys are not supported)",
+                        file.display()
+                    ))
+                    .with_help("give a new file name: weaver bootstrap writes a new ed25519 key there"));
+                }
+            }
             let known_hosts = match (&options.known_hosts, from_secret("known_hosts")) {
                 (Some(given), _) => given.clone(),
                 (None, Some(kept)) => kept,
@@ -366,6 +390,21 @@ fn write_repository(
         .with_help("bootstrap into an empty directory (such as clusters/<cluster name>), or move those files"));
     }
     let tree = git.tree_source(&git.resolve(&fetched.commit, "the fetched branch")?)?;
+    // The chart there is weaver's: a newer weaver's is never replaced by an older one's (a
+    // downgrade would drop what the newer CRDs hold); the same version's files edited since
+    // are put back, said.
+    let ours = env!("CARGO_PKG_VERSION");
+    let chart_file = path.join(chart).join("Chart.yaml");
+    let theirs = tree.read(&chart_file).ok().flatten().and_then(|bytes| chart_version(&bytes));
+    if let Some(theirs) = &theirs {
+        if version_key(theirs) > version_key(ours) {
+            return Err(Error::new(format!(
+                "{} is weaver {theirs}'s, newer than this weaver ({ours}): nothing was written",
+                chart_file.display()
+            ))
+            .with_help(format!("run weaver bootstrap of weaver {theirs} or newer")));
+        }
+    }
     let mut changes: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
     let built_in: BTreeSet<PathBuf> = chart_files().iter().map(|(p, _)| chart.join(p)).collect();
     for (file, bytes) in chart_files() {
@@ -374,6 +413,15 @@ fn write_repository(
         if now.as_deref() != Some(*bytes) {
             changes.insert(path.join(&at).display().to_string(), Some(bytes.to_vec()));
         }
+    }
+    let edited: Vec<&String> = changes.keys().filter(|f| tree.exists(Path::new(f.as_str()))).collect();
+    if theirs.as_deref() == Some(ours) && !edited.is_empty() {
+        on(Progress::Warning(format!(
+            "{} of {} differ from weaver {ours}'s chart and are written again: weaver's values belong in {}, not in the chart",
+            edited.len(),
+            path.join(chart).display(),
+            path.join(ENVIRONMENT_FILE).display()
+        )));
     }
     // An older chart's files that this one no longer has.
     for old in present.iter().filter(|f| f.starts_with(chart) && !built_in.contains(*f)) {
@@ -402,6 +450,19 @@ fn write_repository(
     Ok((commit, summarize(&written)))
 }
 
+/// A Chart.yaml's `version`.
+fn chart_version(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let line = text.lines().find_map(|line| line.strip_prefix("version:"))?;
+    Some(line.trim().trim_matches('"').to_string())
+}
+
+/// A version's numbers, to compare (`0.10.1` after `0.9.3`); a pre-release tag is ignored.
+fn version_key(version: &str) -> Vec<u64> {
+    let release = version.split(['-', '+']).next().unwrap_or_default();
+    release.split('.').map(|part| part.parse().unwrap_or(0)).collect()
+}
+
 /// Written files as a short list: the chart's as one entry.
 fn summarize(written: &[String]) -> Vec<String> {
     let mut out: Vec<String> = written.iter().filter(|f| !f.contains(&format!("/{CHART_DIR}/"))).cloned().collect();
@@ -425,6 +486,9 @@ fn environment_file(options: &BootstrapOptions) -> Result<String> {
             "secretName": SOURCE_SECRET,
         }
     });
+    if options.ca_pem.is_some() {
+        values["selfSync"]["caSecretName"] = json!(CA_SECRET);
+    }
     overrides.apply(values.as_object_mut().expect("an object"))?;
     let mut release = Map::new();
     release.insert("name".into(), RELEASE.into());
@@ -442,22 +506,23 @@ fn environment_file(options: &BootstrapOptions) -> Result<String> {
 }
 
 /// Writes the source Secret when it does not hold `credentials` already: whether it wrote.
+/// Writes Secret `name` when it does not hold `values` already: whether it wrote.
 async fn write_secret(
     cluster: &Cluster,
     kind: &weaver_cluster::ServedKind,
     options: &BootstrapOptions,
-    credentials: &Credentials,
-    existing: Option<&Value>,
+    name: &str,
+    values: BTreeMap<&'static str, String>,
 ) -> Result<bool> {
-    let data: Map<String, Value> = credentials
-        .secret_data()
+    let existing = cluster.get(kind, Some(&options.namespace), name).await?;
+    let data: Map<String, Value> = values
         .into_iter()
         .map(|(key, value)| {
             use base64::Engine;
             (key.to_string(), Value::String(base64::engine::general_purpose::STANDARD.encode(value)))
         })
         .collect();
-    if existing.and_then(|s| s.get("data")) == Some(&Value::Object(data.clone())) {
+    if existing.as_ref().and_then(|s| s.get("data")) == Some(&Value::Object(data.clone())) {
         return Ok(false);
     }
     let namespace_kind = resolve(cluster, "v1", "Namespace")?;
@@ -467,7 +532,7 @@ async fn write_secret(
     }
     let secret = json!({
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": {"name": SOURCE_SECRET, "namespace": options.namespace},
+        "metadata": {"name": name, "namespace": options.namespace},
         "data": data,
     });
     cluster.apply(&secret, kind, false, true).await.map_err(apply_error)?;

@@ -24,7 +24,8 @@ use super::{Context, Keys, OnProgress, Progress, PruneReleases};
 use weaver_cluster::{Cluster, ConnectOptions, ManagedFields, ServedKind, served_kinds_of_crd};
 use weaver_core::error::{Error, Result};
 use weaver_core::limits::RenderLimits;
-use weaver_core::manifest::ListTarget;
+use weaver_core::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, ListTarget};
+use weaver_plan::release::record::Record;
 use weaver_project::{MemorySource, Project};
 use weaver_render::overrides::OverrideFlags;
 
@@ -34,6 +35,12 @@ pub const ENVIRONMENT: &str = "weaver";
 pub const RELEASE: &str = "weaver";
 /// Where it installs unless told otherwise.
 pub const DEFAULT_NAMESPACE: &str = "weaver-system";
+/// The source Secret in the controller's namespace, which `weaver bootstrap` writes and
+/// its EnvironmentSync names; `weaver uninstall` keeps it.
+pub const SOURCE_SECRET: &str = "weaver-git";
+/// The Secret of the https server's CA (`--ca-file`), which `weaver bootstrap` writes and
+/// its EnvironmentSync names; `weaver uninstall` keeps it.
+pub const CA_SECRET: &str = "weaver-git-ca";
 /// The chart's directory in the repository held in memory, and in one `weaver bootstrap` writes.
 pub const CHART_DIR: &str = "charts/weaver";
 
@@ -74,9 +81,9 @@ pub fn repository(namespace: &str, installed: bool) -> Project {
     Project::new(Arc::new(source))
 }
 
-fn render_options(options: &InstallOptions, installed: bool) -> Result<RenderOptions> {
-    // Checked before it is written into the environment's YAML.
-    let namespace = &options.namespace;
+/// `--namespace` as a namespace's name, checked before it is written into an environment's
+/// YAML or sent.
+pub fn check_namespace(namespace: &str) -> Result<()> {
     let shaped = namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !shaped || namespace.is_empty() || namespace.len() > 63 || namespace.starts_with('-') || namespace.ends_with('-')
     {
@@ -84,6 +91,11 @@ fn render_options(options: &InstallOptions, installed: bool) -> Result<RenderOpt
             "--namespace {namespace:?} is not a namespace's name: expected at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"
         )));
     }
+    Ok(())
+}
+
+fn render_options(options: &InstallOptions, installed: bool) -> Result<RenderOptions> {
+    check_namespace(&options.namespace)?;
     Ok(RenderOptions {
         selection: Selection {
             env: ENVIRONMENT.to_string(),
@@ -118,14 +130,39 @@ pub fn render_install(options: &InstallOptions, cx: Context<'_>) -> Result<Desir
     render(&render_options(options, true)?, cx)
 }
 
-/// Installs the chart built in, or upgrades the release to it.
+/// Installs the chart built in, or upgrades the release to it. An install that runs weaver
+/// from git (its last revision applied from a commit: `weaver bootstrap`) is refused: this
+/// would undo its own EnvironmentSync and the values git holds.
 pub async fn install(options: &InstallOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
-    apply(&apply_options(options, true)?, cx, interrupted).await
+    let apply_options = apply_options(options, true)?;
+    let cluster = Cluster::connect(&options.connect).await?;
+    if let Some(record) = last_record(&cluster, &options.namespace).await?
+        && let Some(commit) = &record.commit
+    {
+        return Err(Error::new(format!(
+            "weaver in namespace {} runs from git: its release was applied from commit {} (weaver bootstrap), and weaver install would undo that",
+            options.namespace,
+            &commit[..commit.len().min(12)]
+        ))
+        .with_help("change weaver's values in its environment file in git and push; upgrade with a newer weaver's `weaver bootstrap`"));
+    }
+    apply(&apply_options, cx, interrupted).await
+}
+
+/// The newest deployed record of the release in `namespace`, if it has one.
+async fn last_record(cluster: &Cluster, namespace: &str) -> Result<Option<std::sync::Arc<Record>>> {
+    let secrets = ListTarget { api_version: "v1".into(), kind: "Secret".into(), namespace: Some(namespace.into()) };
+    let selector = format!("{LABEL_RELEASE}={RELEASE},{LABEL_ENVIRONMENT}={ENVIRONMENT}");
+    let listed = cluster.list(&BTreeSet::from([secrets]), &selector, ManagedFields::Parsed, 4).await?;
+    Ok(weaver_plan::release::record::last_deployed(&listed, ENVIRONMENT)?.remove(RELEASE))
 }
 
 /// What an uninstall did beside removing the release.
 pub struct Uninstalled {
     pub applied: Applied,
+    /// The Secrets `weaver bootstrap` wrote (the repository's credentials), which stay for
+    /// `weaver bootstrap --recover`.
+    pub kept_secrets: Vec<String>,
     /// The CRDs left in place, each with how many custom resources of its kinds remain.
     pub kept: Vec<(String, usize)>,
     /// `--crds`: the CRDs deleted, and how many custom resources went before them.
@@ -142,7 +179,15 @@ pub async fn uninstall(
 ) -> Result<Uninstalled> {
     let on = cx.on;
     let kinds = chart_crds()?;
+    check_namespace(&options.namespace)?;
     let cluster = weaver_cluster::Cluster::connect(&options.connect).await?;
+    if last_record(&cluster, &options.namespace).await?.is_none() {
+        return Err(Error::new(format!(
+            "no weaver is installed in namespace {}: release {RELEASE} has no revision there",
+            options.namespace
+        ))
+        .with_help("give the namespace it runs in with -n (`weaver check -n NAMESPACE` finds it)"));
+    }
     let deadline = Instant::now() + options.settings.timeout;
     let mut deleted_resources = 0;
     if crds && !options.settings.dry_run {
@@ -164,11 +209,20 @@ pub async fn uninstall(
             kept.push((crd.clone(), resources(&cluster, served).await?.len()));
         }
     }
-    Ok(Uninstalled { applied, kept, deleted_crds, deleted_resources })
+    let secret_kind = cluster.resolve("v1", "Secret").ok();
+    let mut kept_secrets = Vec::new();
+    for name in [SOURCE_SECRET, CA_SECRET] {
+        if let Some(kind) = &secret_kind
+            && cluster.get(kind, Some(&options.namespace), name).await?.is_some()
+        {
+            kept_secrets.push(format!("{}/{name}", options.namespace));
+        }
+    }
+    Ok(Uninstalled { applied, kept_secrets, kept, deleted_crds, deleted_resources })
 }
 
-/// The chart's CRDs by name, each with the kind it serves at its storage version as this
-/// cluster's discovery knows it (None when the CRD is not installed).
+/// The chart's CRDs by name, each with the first kind its file says it serves (None when it
+/// serves none).
 fn chart_crds() -> Result<Vec<(String, Option<ServedKind>)>> {
     let mut crds = Vec::new();
     for (path, bytes) in chart_files().iter().filter(|(path, _)| path.starts_with("crds/")) {

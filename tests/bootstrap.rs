@@ -102,6 +102,7 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
     // the key to add, nothing written anywhere.
     let unknown = bootstrap(&[]);
     assert_eq!(unknown.code, 1, "{unknown:?}");
+    assert!(!unknown.stderr.contains("PRIVATE KEY") && !unknown.stdout.contains("PRIVATE KEY"), "{unknown:?}");
     let public = weaver_source::public_key_of(&std::fs::read_to_string(&key).unwrap()).expect("an ed25519 key");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
@@ -144,6 +145,8 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
         assert!(files.iter().any(|f| f == file), "{file} in {files:?}");
     }
     assert!(!files.iter().any(|f| f.contains("key") || f.contains("secret")), "no credential in git: {files:?}");
+    let grep = Command::new("git").args(["grep", "-q", "PRIVATE KEY", "main"]).current_dir(remote.bare()).status();
+    assert_eq!(grep.unwrap().code(), Some(1), "no private key in git");
     let sync = cluster.get(&environment_sync(&ns)).expect("its EnvironmentSync");
     assert_eq!(sync["status"]["lastAppliedRevision"], commit, "{sync}");
     assert!(done.stderr.contains(&format!("weaver runs itself from {}", &commit[..12])), "{done:?}");

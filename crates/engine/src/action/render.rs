@@ -249,7 +249,7 @@ pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<P
         let bounded = weaver_project::source::Bounded::new(selected.project.source.clone(), bound.clone());
         selected.project = Project::new(Arc::new(bounded));
     }
-    let overrides = overrides_of(&selected, &options.overrides, on)?;
+    let overrides = overrides_of(&selected, &options.overrides, options.selection.project.is_none(), on)?;
     phase(on, "load", started);
     let (project, env) = (&selected.project, &selected.env);
     let started = Instant::now();
@@ -381,9 +381,10 @@ fn reads_environment_secrets(selected: &Selected) -> bool {
 }
 
 /// The value flags, read and checked; said once, since what renders is then not what git holds.
-fn overrides_of(selected: &Selected, flags: &OverrideFlags, on: OnProgress) -> Result<Overrides> {
+fn overrides_of(selected: &Selected, flags: &OverrideFlags, in_git: bool, on: OnProgress) -> Result<Overrides> {
     let overrides = Overrides::load(flags)?;
-    if overrides.is_empty() {
+    // A repository held in memory (`weaver install`'s) has no values of its own to override.
+    if overrides.is_empty() || !in_git {
         return Ok(overrides);
     }
     let charts: Vec<String> =

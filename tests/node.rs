@@ -1882,6 +1882,14 @@ fn bootstrap_versions(cluster: &common::cluster::TestCluster, namespace: &str) -
                 .collect(),
         );
     }
+    // The environment's lock (not the leader's Lease, which its holder renews every few seconds).
+    let leases = cluster.list("coordination.k8s.io/v1", "Lease", "leases", namespace);
+    keep(
+        leases
+            .into_iter()
+            .filter(|l| l["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("weaver-lock")))
+            .collect(),
+    );
     let crds = cluster.list_all("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions");
     keep(crds.into_iter().filter(|c| c["spec"]["group"] == "weaver.example.com").collect());
     keep(
@@ -2000,8 +2008,8 @@ fn bootstrap_on_the_node_runs_weaver_from_git_which_scales_itself_and_a_second_r
         assert_eq!(restarts, 0, "no restart loop: {pod}");
     }
 
-    // Again: nothing written to git, nor to any object of the install (the environment lock's Lease
-    // apart, which every apply takes while it plans).
+    // Again: nothing written to git, nor to any object of the install, the environment's lock
+    // included (a plan reads; only an apply would take the lock).
     let before = bootstrap_versions(&cluster, &ns);
     let again = bootstrap(&[]);
     assert_eq!(again.code, 0, "{again:?}");

@@ -54,5 +54,15 @@ pub fn run(ui: &Ui, args: &BootstrapArgs) -> Result<ExitCode> {
             if pushed { " (pushed by this bootstrap)" } else { "" }
         ),
     });
-    finish(ui, done.applied, args.output)
+    match done.applied {
+        Some(applied) => finish(ui, applied, args.output),
+        // Nothing was applied: its report would be of no apply.
+        None => {
+            if args.output == crate::cli::ListFormat::Json {
+                let report = serde_json::json!({"schemaVersion": 1, "environment": "weaver", "commit": done.commit, "applied": false});
+                super::write_stdout(format!("{report}\n").as_bytes())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

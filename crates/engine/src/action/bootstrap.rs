@@ -16,8 +16,8 @@
 //! 7. a wait until its EnvironmentSync is Ready at that commit: from then on a change pushed to
 //!    the path is applied by the controller to itself.
 //!
-//! A second run writes nothing to git and changes no object (it takes the environment's lock,
-//! a Lease, as every apply does). `--recover` reinstalls a lost cluster
+//! A second run writes nothing, to git or the cluster: with nothing pushed or written it plans
+//! the environment (a plan only reads) and applies only when the plan changes something. `--recover` reinstalls a lost cluster
 //! from the repository as it is: it writes nothing to git.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,7 +88,9 @@ pub struct Bootstrapped {
     pub written: Vec<String>,
     /// Whether it wrote the source Secret (false: it held the same credentials).
     pub secret_written: bool,
-    pub applied: Applied,
+    /// The apply; None when nothing was pushed or written and the environment's plan against
+    /// the cluster changed nothing: then not even the environment's lock is taken.
+    pub applied: Option<Applied>,
 }
 
 /// Bootstraps (see the module's docs).
@@ -191,15 +193,36 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>, interrupted:
         forget_helm_release: false,
         servers: None,
     };
+    if !pushed && !secret_written && nothing_to_apply(&apply_options, cx).await? {
+        on(Progress::Status(format!("environment `{ENVIRONMENT}` of {} is applied already", &commit[..12])));
+        let cluster = Cluster::connect(&options.connect).await?;
+        wait_ready(&cluster, &options.namespace, &commit, options.settings.timeout, on).await?;
+        return Ok(Bootstrapped { commit, pushed, written, secret_written, applied: None });
+    }
     let applied = apply(&apply_options, cx, interrupted).await?;
     if applied.report.totals().failed > 0 || applied.lock_lost.is_some() || options.settings.dry_run {
-        return Ok(Bootstrapped { commit, pushed, written, secret_written, applied });
+        return Ok(Bootstrapped { commit, pushed, written, secret_written, applied: Some(applied) });
     }
     // 7. Its EnvironmentSync Ready at the commit; connected again, for a discovery that knows
     // the CRD the apply may just have installed.
     let cluster = Cluster::connect(&options.connect).await?;
     wait_ready(&cluster, &options.namespace, &commit, options.settings.timeout, on).await?;
-    Ok(Bootstrapped { commit, pushed, written, secret_written, applied })
+    Ok(Bootstrapped { commit, pushed, written, secret_written, applied: Some(applied) })
+}
+
+/// Whether the environment's plan against the cluster creates, changes and removes nothing: a
+/// plan reads only, where an apply takes the environment's lock (a write) before it plans.
+async fn nothing_to_apply(options: &ApplyActionOptions, cx: Context<'_>) -> Result<bool> {
+    let plan_options = super::plan::PlanOptions {
+        render: options.render.clone(),
+        against: super::plan::Against::Cluster(options.connect.clone()),
+        server_side: false,
+        concurrency: options.settings.concurrency,
+        prune_releases: PruneReleases::No,
+        servers: None,
+    };
+    let summary = super::plan::plan(&plan_options, cx).await?.plan.summary();
+    Ok(summary.create + summary.update + summary.delete == 0)
 }
 
 /// Runs `work` on the blocking pool: git's transports run their own runtime, which may not be

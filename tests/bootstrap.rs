@@ -133,6 +133,10 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
     assert!(refused.stderr.contains("nothing was pushed") && refused.stderr.contains("replicas"), "{refused:?}");
     assert_eq!(remote.main(), first_commit, "nothing pushed");
     assert!(cluster.get(&deployment).is_none(), "nothing installed");
+    let off = bootstrap(&["--set", "selfSync.enabled=false"]);
+    assert_eq!(off.code, 1, "{off:?}");
+    assert!(off.stderr.contains("turn selfSync off") && off.stderr.contains("nothing was pushed"), "{off:?}");
+    assert_eq!(remote.main(), first_commit, "nothing pushed");
 
     // Pushed, installed, and applied by its own EnvironmentSync.
     let _controller = Controller::start(&cluster, None);

@@ -161,8 +161,20 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>, interrupted:
         limits: RenderLimits::default(),
     };
     if pushed {
-        super::blocking(|| super::render::render(&render_options, cx))
+        let desired = super::blocking(|| super::render::render(&render_options, cx))
             .map_err(|err| err.context(format!("{}: nothing was pushed", path.join(ENVIRONMENT_FILE).display())))?;
+        // Weaver applying itself is what a bootstrap is: without its EnvironmentSync the wait
+        // below could only time out.
+        let applies_itself = desired.rendered.releases.iter().flat_map(|r| &r.manifests).any(|m| {
+            m.object["kind"] == "EnvironmentSync" && m.object.pointer("/metadata/name") == Some(&json!(RELEASE))
+        });
+        if !applies_itself {
+            return Err(Error::new(format!(
+                "{}: its values turn selfSync off, so weaver would not apply itself from git: nothing was pushed",
+                path.join(ENVIRONMENT_FILE).display()
+            ))
+            .with_help("leave selfSync on; `weaver install` installs weaver without it"));
+        }
     }
     if pushed {
         let (git_cache, at, pushing) = (cache.clone(), fetched.clone(), commit.clone());

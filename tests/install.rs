@@ -218,16 +218,12 @@ fn helm_from_an_oci_registry_renders_what_weaver_install_applies() {
     };
     let work = tempfile::tempdir().unwrap();
     let helm_cmd = |args: &[&str]| common::tools::run_helm(&helm, work.path(), None, args);
-    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/weaver");
-    helm_cmd(&["package", chart.to_str().unwrap(), "-d", work.path().to_str().unwrap()]);
+    let chart = registry.push_weaver_chart(&helm, work.path());
     let version = env!("CARGO_PKG_VERSION");
-    let archive = work.path().join(format!("weaver-{version}.tgz"));
-    let oci = format!("oci://127.0.0.1:{}/charts", registry.port);
-    helm_cmd(&["push", archive.to_str().unwrap(), &oci, "--plain-http"]);
     let from_helm = helm_cmd(&[
         "template",
         "weaver",
-        &format!("{oci}/weaver"),
+        &chart,
         "--version",
         version,
         "--plain-http",

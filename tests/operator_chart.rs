@@ -905,21 +905,11 @@ fn helm_template_and_weaver_render_the_chart_to_the_same_objects() {
         repo.write("values.json", &values.to_string());
         let actual = by_key(rendered(&repo, "ops"));
 
-        let mut cmd = std::process::Command::new(&helm);
-        cmd.current_dir(repo.path()).args([
-            "template",
-            "weaver",
-            CHART,
-            "-n",
-            "weaver-system",
-            "--kube-version",
-            "v1.32.0",
-        ]);
-        cmd.args(["--include-crds", "-f", "values.json"]);
+        let mut args = vec!["--include-crds"];
         if let Some(api_version) = api_version {
-            cmd.args(["--api-versions", api_version]);
+            args.extend(["--api-versions", api_version]);
         }
-        let out = cmd.output().expect("run helm");
+        let out = helm_template(&helm, repo.path(), &args);
         assert!(out.status.success(), "{what}: helm template failed: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8(out.stdout).unwrap();
         let expected = by_key(weaver_yaml::documents(std::path::Path::new("helm"), &text).unwrap());
@@ -944,27 +934,22 @@ fn helm_template_and_weaver_render_the_chart_to_the_same_objects() {
         let repo = chart_repo("weaver-system", &values.to_string());
         repo.write("values.json", &values.to_string());
         let error = repo.weaver(&["render", "--env", "ops"]).failure().to_string();
-        let out = std::process::Command::new(&helm)
-            .current_dir(repo.path())
-            .args([
-                "template",
-                "weaver",
-                CHART,
-                "-n",
-                "weaver-system",
-                "--kube-version",
-                "v1.32.0",
-                "-f",
-                "values.json",
-            ])
-            .output()
-            .expect("run helm");
+        let out = helm_template(&helm, repo.path(), &[]);
         assert!(!out.status.success(), "helm template took {values}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let message = stderr.lines().next().and_then(|line| line.strip_prefix("Error: ")).expect("helm's error");
         assert!(message.starts_with("execution error at (weaver/templates/"), "{stderr}");
         assert!(error.contains(message), "weaver's error:\n{error}\nhelm's:\n{message}");
     }
+}
+
+/// `helm template weaver` of the chart in `dir` with its `values.json`, as weaver renders it
+/// (namespace weaver-system, Kubernetes v1.32.0), with `extra` flags.
+fn helm_template(helm: &std::path::Path, dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(helm);
+    cmd.current_dir(dir).args(["template", "weaver", CHART, "-n", "weaver-system", "--kube-version", "v1.32.0"]);
+    cmd.args(["-f", "values.json"]).args(extra);
+    cmd.output().expect("run helm")
 }
 
 /// The release the former chart, `charts/configmapsync-operator` (a weaver chart, which

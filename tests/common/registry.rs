@@ -56,6 +56,18 @@ impl Registry {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// `charts/weaver`, packaged by `helm` (its configuration and cache in `home`) and pushed
+    /// here: the chart's `oci://` reference, whose version is the binary's.
+    pub fn push_weaver_chart(&self, helm: &Path, home: &Path) -> String {
+        let run = |args: &[&str]| super::tools::run_helm(helm, home, None, args);
+        let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/weaver");
+        run(&["package", chart.to_str().unwrap(), "-d", home.to_str().unwrap()]);
+        let archive = home.join(format!("weaver-{}.tgz", env!("CARGO_PKG_VERSION")));
+        let oci = format!("oci://127.0.0.1:{}/charts", self.port);
+        run(&["push", archive.to_str().unwrap(), &oci, "--plain-http"]);
+        format!("{oci}/weaver")
+    }
 }
 
 impl Drop for Registry {

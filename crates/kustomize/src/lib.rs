@@ -992,24 +992,25 @@ mod tests {
 
     /// A secretGenerator literal without `=`: the error names the file and which literal, never
     /// its text (a Secret's literal is its value).
-    #[test]
-    fn a_literal_that_is_not_key_value_is_named_by_its_place_not_its_text() {
+    /// The error of building `app`, made of `files` (paths below `app/`).
+    fn build_error(files: &[(&str, &str)]) -> String {
         let repo = tempfile::tempdir().unwrap();
         std::fs::create_dir(repo.path().join("app")).unwrap();
-        std::fs::write(
-            repo.path().join("app/kustomization.yaml"),
+        for (path, text) in files {
+            std::fs::write(repo.path().join("app").join(path), text).unwrap();
+        }
+        let source = FsSource::new(repo.path());
+        let built = build(&source, Path::new("app"), &Location::file("weaver.yaml"), LoadRestrictions::RootOnly);
+        let Err(err) = built else { panic!("built") };
+        err.to_string()
+    }
+
+    #[test]
+    fn a_literal_that_is_not_key_value_is_named_by_its_place_not_its_text() {
+        let err = build_error(&[(
+            "kustomization.yaml",
             "secretGenerator:\n  - name: s\n    literals: [user=robot, hunter2]\n",
-        )
-        .unwrap();
-        let Err(err) = build(
-            &FsSource::new(repo.path()),
-            Path::new("app"),
-            &Location::file("weaver.yaml"),
-            LoadRestrictions::RootOnly,
-        ) else {
-            panic!("built")
-        };
-        let err = err.to_string();
+        )]);
         assert!(
             err.contains("app/kustomization.yaml") && err.contains("literal 2 of `literals` is not key=value"),
             "{err}"
@@ -1021,23 +1022,13 @@ mod tests {
     /// names the file and what was expected, never the literal (serde_json's message quoted it).
     #[test]
     fn a_generator_configuration_s_error_never_quotes_its_values() {
-        let repo = tempfile::tempdir().unwrap();
-        std::fs::create_dir(repo.path().join("app")).unwrap();
-        std::fs::write(repo.path().join("app/kustomization.yaml"), "generators: [gen.yaml]\n").unwrap();
-        std::fs::write(
-            repo.path().join("app/gen.yaml"),
-            "apiVersion: builtin\nkind: SecretGenerator\nmetadata: {name: s}\nliterals: password=hunter2\n",
-        )
-        .unwrap();
-        let Err(err) = build(
-            &FsSource::new(repo.path()),
-            Path::new("app"),
-            &Location::file("weaver.yaml"),
-            LoadRestrictions::RootOnly,
-        ) else {
-            panic!("built")
-        };
-        let err = err.to_string();
+        let err = build_error(&[
+            ("kustomization.yaml", "generators: [gen.yaml]\n"),
+            (
+                "gen.yaml",
+                "apiVersion: builtin\nkind: SecretGenerator\nmetadata: {name: s}\nliterals: password=hunter2\n",
+            ),
+        ]);
         assert!(err.contains("app/gen.yaml: not a generator configuration: invalid type: string"), "{err}");
         assert!(err.contains("expected a sequence"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");

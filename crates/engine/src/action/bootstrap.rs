@@ -36,10 +36,10 @@ use super::{Context, Keys, OnProgress, Progress, PruneReleases};
 use weaver_cluster::{Cluster, ConnectOptions};
 use weaver_core::error::{Error, Result};
 use weaver_core::limits::RenderLimits;
-use weaver_git::GitRepo;
+use weaver_git::{GitRepo, TreeSource};
 use weaver_project::Source;
 use weaver_render::overrides::OverrideFlags;
-use weaver_source::{Credentials, FetchFailure, FetchRequest, Fetched, GitCache, GitRef};
+use weaver_source::{Credentials, FetchFailure, FetchRequest, GitCache, GitRef};
 
 /// The environment file under the path.
 const ENVIRONMENT_FILE: &str = "environments/weaver.yaml";
@@ -136,12 +136,14 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>, interrupted:
     on(Progress::Status(format!("{}: {access} on branch {}", weaver_source::redact_url(&options.url), options.branch)));
     // 4. The weaver repository under the path, committed and pushed when it changed.
     let git = GitRepo::open(&fetched.repository)?.with_identity(&options.author.0, &options.author.1);
+    let fetched_commit = git.resolve(&fetched.commit, "the fetched branch")?;
+    let tree = git.tree_source(&fetched_commit)?;
     let (commit, written) = match options.recover {
         true => {
-            require_bootstrapped(&git, &fetched, &path, options)?;
+            require_bootstrapped(&tree, &path, options)?;
             (fetched.commit.clone(), Vec::new())
         }
-        false => write_repository(&git, &fetched, &path, options, on)?,
+        false => write_repository(&git, (&tree, &fetched_commit), &path, options, on)?,
     };
     let pushed = commit != fetched.commit;
     // Rendered from the commit before it is pushed: values the chart's schema refuses (or any
@@ -379,9 +381,8 @@ fn access_error(options: &BootstrapOptions, credentials: &Credentials, why: &str
     .with_help(format!("{grant}; then run weaver bootstrap again"))
 }
 
-/// The files under `path` in the fetched commit, relative to it.
-fn files_under(git: &GitRepo, fetched: &Fetched, path: &Path) -> Result<Vec<PathBuf>> {
-    let tree = git.tree_source(&git.resolve(&fetched.commit, "the fetched branch")?)?;
+/// The files under `path` in the fetched commit's `tree`, relative to it.
+fn files_under(tree: &TreeSource, path: &Path) -> Result<Vec<PathBuf>> {
     match tree.list(path).map_err(|e| Error::io("list", path, e))? {
         None => Ok(Vec::new()),
         Some(_) => {
@@ -390,8 +391,8 @@ fn files_under(git: &GitRepo, fetched: &Fetched, path: &Path) -> Result<Vec<Path
     }
 }
 
-fn require_bootstrapped(git: &GitRepo, fetched: &Fetched, path: &Path, options: &BootstrapOptions) -> Result<()> {
-    if !files_under(git, fetched, path)?.iter().any(|f| f == Path::new(ENVIRONMENT_FILE)) {
+fn require_bootstrapped(tree: &TreeSource, path: &Path, options: &BootstrapOptions) -> Result<()> {
+    if !files_under(tree, path)?.iter().any(|f| f == Path::new(ENVIRONMENT_FILE)) {
         return Err(Error::new(format!(
             "--recover: branch {} has no {} to recover from",
             options.branch,
@@ -406,12 +407,12 @@ fn require_bootstrapped(git: &GitRepo, fetched: &Fetched, path: &Path, options: 
 /// (the fetched one when nothing changed) and the files written.
 fn write_repository(
     git: &GitRepo,
-    fetched: &Fetched,
+    (tree, fetched): (&TreeSource, &weaver_git::Revision),
     path: &Path,
     options: &BootstrapOptions,
     on: OnProgress<'_>,
 ) -> Result<(String, Vec<String>)> {
-    let present = files_under(git, fetched, path)?;
+    let present = files_under(tree, path)?;
     let bootstrapped = present.iter().any(|f| f == Path::new(ENVIRONMENT_FILE));
     let chart = Path::new(CHART_DIR);
     if !bootstrapped && !present.is_empty() {
@@ -424,7 +425,6 @@ fn write_repository(
         ))
         .with_help("bootstrap into an empty directory (such as clusters/<cluster name>), or move those files"));
     }
-    let tree = git.tree_source(&git.resolve(&fetched.commit, "the fetched branch")?)?;
     // The chart there is weaver's: a newer weaver's is never replaced by an older one's (a
     // downgrade would drop what the newer CRDs hold); the same version's files edited since
     // are put back, said.
@@ -473,10 +473,10 @@ fn write_repository(
             .insert(path.join(ENVIRONMENT_FILE).display().to_string(), Some(environment_file(options)?.into_bytes()));
     }
     if changes.is_empty() {
-        return Ok((fetched.commit.clone(), Vec::new()));
+        return Ok((fetched.commit.to_string(), Vec::new()));
     }
     let written: Vec<String> = changes.keys().cloned().collect();
-    let base = git.resolve(&fetched.commit, "the fetched branch")?.commit;
+    let base = fetched.commit;
     let subject = match bootstrapped {
         true => format!("weaver bootstrap: chart weaver {} in {}", env!("CARGO_PKG_VERSION"), path.display()),
         false => format!("weaver bootstrap: weaver {} runs itself from {}", env!("CARGO_PKG_VERSION"), path.display()),

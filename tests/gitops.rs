@@ -1913,6 +1913,35 @@ fn a_looping_template_is_stopped_at_spec_timeout_while_another_tenant_applies() 
     assert!(started.elapsed() < Duration::from_secs(45), "{:?}", started.elapsed());
 }
 
+/// A tenant's environment file past the controller's --max-values-bytes is refused unread, as
+/// every other file of its repository is: the status names the file and the flag.
+#[test]
+fn an_environment_file_past_the_values_bound_is_refused_unread() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    let environment = std::fs::read_to_string(source.work().join("environments/dev.yaml")).unwrap();
+    let bound = weaver_controllers::gitops::renders::MAX_VALUES_BYTES;
+    source.write("environments/dev.yaml", &format!("{environment}# {}\n", "#".repeat(bound)));
+    let size = std::fs::metadata(source.work().join("environments/dev.yaml")).unwrap().len();
+    source.commit("a large environment file");
+    let _controller = Controller::start(&cluster, None);
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({})));
+    cluster.create(&sync);
+    let live = until_ready_with(&cluster, &sync, "EnvironmentSelectionFailed", "the file refused");
+    let (status, _, message) = ready(&live).unwrap();
+    assert_eq!(status, "False");
+    assert!(
+        message.contains(&format!(
+            "environments/dev.yaml holds {size} bytes, over the limit of {bound} (the controller's --max-values-bytes)"
+        )),
+        "{message}"
+    );
+}
+
 /// spec.timeout bounds each environment's render from its own start: prod renders after dev's
 /// apply waited longer than spec.timeout for its lock, and is not cut off for it.
 #[test]

@@ -748,6 +748,55 @@ mod limits {
         repo.weaver(&["render", "--env", "dev"]).success();
     }
 
+    /// An environment file is read before any release: the bound holds it too.
+    #[test]
+    fn max_values_bytes_bounds_the_environment_file() {
+        let repo = Repo::minimal();
+        let environment = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+        repo.write("environments/dev.yaml", &format!("{environment}# {}\n", "#".repeat(3000)));
+        let size = std::fs::metadata(repo.path().join("environments/dev.yaml")).unwrap().len();
+        let run = repo.weaver(&["render", "--env", "dev", "--max-values-bytes", "1000"]);
+        assert!(
+            run.failure().contains(&format!(
+                "environments/dev.yaml holds {size} bytes, over the limit of 1000 (--max-values-bytes)"
+            )),
+            "{}",
+            run.stderr
+        );
+        repo.weaver(&["render", "--env", "dev", "--max-values-bytes", &size.to_string()]).success();
+    }
+
+    /// A chart that a kustomization's `helmCharts` inflates renders under the same bounds as a
+    /// release's own chart: its output, and its loops.
+    #[test]
+    fn a_kustomizations_helm_charts_render_under_the_limits() {
+        let repo = Repo::empty();
+        repo.write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: app\n    kustomize: app\n")
+            .write("app/kustomization.yaml", "helmCharts:\n  - name: greeter\n")
+            .write("app/charts/greeter/Chart.yaml", "apiVersion: v2\nname: greeter\nversion: 0.1.0\n")
+            .write("app/charts/greeter/values.yaml", "{}\n")
+            .write(
+                "app/charts/greeter/templates/config.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeter\ndata:\n  text: {{ repeat 5000 \"x\" | quote }}\n",
+            );
+        let run = repo.weaver(&["render", "--env", "dev", "--max-rendered-bytes", "1000"]);
+        assert!(run.failure().contains("a string exceeds the limit of 1000 bytes"), "{}", run.stderr);
+        assert!(run.stderr.contains("raise --max-rendered-bytes"), "{}", run.stderr);
+        repo.weaver(&["render", "--env", "dev", "--max-rendered-bytes", "10000"]).success();
+        repo.write(
+            "app/charts/greeter/templates/loop.yaml",
+            "{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}",
+        );
+        let started = std::time::Instant::now();
+        let run = repo.weaver(&["render", "--env", "dev", "--render-timeout", "1s"]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+        assert!(
+            run.failure().contains("rendering took longer than its limit of 1s (--render-timeout)"),
+            "{}",
+            run.stderr
+        );
+    }
+
     fn first_line_of(text: &str) -> &str {
         text.lines().next().unwrap_or_default()
     }

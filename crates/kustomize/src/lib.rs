@@ -31,6 +31,7 @@ use serde_json::Value;
 
 use kustomization::{Kustomization, Located, location};
 use weaver_core::error::{Error, Location, Result};
+use weaver_core::limits::RenderLimits;
 use weaver_project::environment::LoadRestrictions;
 use weaver_project::source::{Source, lexical, utf8};
 
@@ -184,12 +185,13 @@ impl Resource {
 
 /// Builds the kustomization in `dir` (a directory of the repository), as `kubectl kustomize
 /// <dir>` does (with `--load-restrictor LoadRestrictionsNone` for [`LoadRestrictions::None`]);
-/// `referenced_at` is where a release names it.
+/// `referenced_at` is where a release names it; `limits` bound what its `helmCharts` render.
 pub fn build(
     source: &dyn Source,
     dir: &Path,
     referenced_at: &Location,
     restrictions: LoadRestrictions,
+    limits: &RenderLimits,
 ) -> Result<Built> {
     let Some(dir) = lexical(dir).filter(|d| !d.as_os_str().is_empty() || dir == Path::new(".")) else {
         return Err(Error::at(referenced_at.clone(), format!("`kustomize: {}` leaves the repository", dir.display()))
@@ -210,6 +212,7 @@ pub fn build(
         source,
         stack: Vec::new(),
         restrictions,
+        limits,
         outside_root: &outside_root,
         fifo: false,
         build_metadata: Vec::new(),
@@ -393,6 +396,7 @@ pub fn apply_patches(
         dir,
         restrictions: LoadRestrictions::None,
         outside_root: &outside_root,
+        limits: &RenderLimits::default(),
     };
     let k = Kustomization { patches: Some(patches), ..Kustomization::default() };
     filters::patches::patches(&target, &k, &mut resources)?;
@@ -524,6 +528,7 @@ enum Role {
 struct Builder<'a> {
     source: &'a dyn Source,
     restrictions: LoadRestrictions,
+    limits: &'a RenderLimits,
     /// The kustomization files being built, outermost first: one seen again is a cycle.
     stack: Vec<PathBuf>,
     /// Set when a file outside its kustomization's directory is read (see [`Built`]).
@@ -546,6 +551,8 @@ pub(crate) struct Target<'a> {
     pub restrictions: LoadRestrictions,
     /// Set when a file outside `dir` is read (see [`Built`]).
     pub outside_root: &'a AtomicBool,
+    /// What a `helmCharts` entry's render may take.
+    pub limits: &'a RenderLimits,
 }
 
 impl Target<'_> {
@@ -664,6 +671,7 @@ impl Builder<'_> {
             dir: dir.to_path_buf(),
             restrictions: self.restrictions,
             outside_root: self.outside_root,
+            limits: self.limits,
         };
         let result = self.accumulate(&target, &k, accumulated);
         self.stack.pop();
@@ -980,6 +988,7 @@ mod tests {
             Path::new("app"),
             &Location::file("weaver.yaml"),
             LoadRestrictions::RootOnly,
+            &RenderLimits::default(),
         )
         .unwrap();
         assert_eq!(built.resources.len(), 2);
@@ -1000,7 +1009,13 @@ mod tests {
             std::fs::write(repo.path().join("app").join(path), text).unwrap();
         }
         let source = FsSource::new(repo.path());
-        let built = build(&source, Path::new("app"), &Location::file("weaver.yaml"), LoadRestrictions::RootOnly);
+        let built = build(
+            &source,
+            Path::new("app"),
+            &Location::file("weaver.yaml"),
+            LoadRestrictions::RootOnly,
+            &RenderLimits::default(),
+        );
         let Err(err) = built else { panic!("built") };
         err.to_string()
     }

@@ -41,6 +41,12 @@ impl Project {
         Project { source }
     }
 
+    /// The same repository with every file past `bound` refused unread (see [`source::Bounded`]),
+    /// its environment files included.
+    pub fn bounded(&self, bound: &weaver_core::limits::Bound<usize>) -> Project {
+        Project::new(Arc::new(source::Bounded::new(self.source.clone(), bound.clone())))
+    }
+
     pub fn environment(&self, name: &str) -> Result<Environment> {
         environment::load_environment(self.source.as_ref(), name)
     }

@@ -20,10 +20,15 @@ pub(super) fn render_kustomization(
     dir: &Path,
     secrets: &Secrets,
 ) -> Result<Vec<Manifest>> {
-    let mut resources =
-        weaver_kustomize::build(project.source.as_ref(), dir, &release.chart_at, release.load_restrictions)
-            .map(|built| built.resources)
-            .map_err(|e| if e.help.is_none() { e.with_help(format!("release `{}`", release.name)) } else { e })?;
+    let mut resources = weaver_kustomize::build(
+        project.source.as_ref(),
+        dir,
+        &release.chart_at,
+        release.load_restrictions,
+        &secrets.limits,
+    )
+    .map(|built| built.resources)
+    .map_err(|e| if e.help.is_none() { e.with_help(format!("release `{}`", release.name)) } else { e })?;
     if !release.substitute.is_empty() || !release.substitute_from.is_empty() {
         substitute(project, release, secrets, &mut resources)?;
     }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use weaver_cluster::{ClusterInfo, ConnectOptions, SharedServers};
 use weaver_core::error::Result;
+use weaver_core::limits::RenderLimits;
 use weaver_engine::action::drift::{DriftOptions, drift_observed};
 use weaver_engine::action::plan::{Against, PlanOptions, Planned, plan_observing};
 use weaver_engine::action::render::{IfEmpty, RenderOptions, Selection};
@@ -25,6 +26,8 @@ pub struct Source<'a> {
     pub keys: &'a Keys,
     pub charts: weaver_source::charts::Archives,
     pub prune_releases: PruneReleases,
+    /// The bounds of its render.
+    pub limits: &'a RenderLimits,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// The renders kept from earlier views, if any are kept.
@@ -74,7 +77,7 @@ pub async fn environment(of: &Source<'_>, cx: Context<'_>) -> Result<Environment
             validate: weaver_validate::Mode::Warn,
             overrides: Default::default(),
             charts: of.charts.clone(),
-            limits: Default::default(),
+            limits: of.limits.clone(),
         },
         against: Against::Cluster(of.connect.clone()),
         server_side: false,

@@ -183,6 +183,7 @@ pub(crate) fn environment_selection(args: &EnvironmentArgs) -> EnvironmentSelect
         selectors: args.env_selectors.clone(),
         wave: args.wave,
         shard: args.shard,
+        max_file_bytes: None,
     }
 }
 

@@ -31,6 +31,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
             selectors: args.env_selectors.clone(),
             wave: args.wave,
             shard: None,
+            max_file_bytes: None,
         },
         connect: connect_options(&args.cluster),
         concurrency: args.concurrency,

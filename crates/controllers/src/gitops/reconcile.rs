@@ -225,6 +225,7 @@ pub async fn reconcile(
     let selection = EnvironmentSelection {
         envs: sync.spec.environments.clone(),
         selectors: sync.spec.environment_selector.clone().into_iter().collect(),
+        max_file_bytes: shared.renders.max_file_bytes(),
         ..EnvironmentSelection::default()
     };
     let repository = weaver_repository(sync, &fetched);
@@ -1087,7 +1088,14 @@ impl Run<'_> {
                 limits: self.renders.limits(self.spec.timeout, self.stopping),
             };
             let cx = ActionContext { redactor: self.redactor, on: &on };
-            // Its render takes a turn as an apply's does.
+            let checked = match weaver_engine::action::images::check_update(&options, registries) {
+                Ok(checked) => checked,
+                Err(err) => {
+                    self.delete_branches(&locals);
+                    return result(false, "ImageUpdateFailed", self.redactor.error(&err), status);
+                }
+            };
+            // Its render takes a turn as an apply's does; the registries were asked before it.
             let _turn = match self.renders.turn(self.tenant, environment, &options.limits).await {
                 Ok(turn) => turn,
                 Err(err) => {
@@ -1095,7 +1103,7 @@ impl Run<'_> {
                     return result(false, "ImageUpdateFailed", self.redactor.error(&err), status);
                 }
             };
-            let update = match weaver_engine::action::images::update(&options, registries, cx).await {
+            let update = match weaver_engine::action::images::propose(&options, checked, cx).await {
                 Ok(update) => update,
                 Err(err) => {
                     self.delete_branches(&locals);
@@ -1363,6 +1371,8 @@ pub struct Applied {
     pub keys: Keys,
     pub charts: Archives,
     pub prune_releases: PruneReleases,
+    /// The bounds its reconcile renders within (a tenant's repository is not trusted).
+    pub limits: weaver_core::limits::RenderLimits,
 }
 
 /// What `sync` last applied, read as its reconcile reads it: Err (reason, message) when it has
@@ -1393,7 +1403,8 @@ pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Applied,
     let keys = keys_for(sync, &namespace, &tenant).await?;
     let charts = Archives::Pulled(Arc::new(Pulls::new(shared.charts.clone())));
     let repository = weaver_repository(sync, &fetched);
-    Ok(Applied { fetched, repository, given, keys, charts, prune_releases: prune_releases(&spec) })
+    let limits = shared.renders.limits(spec.timeout, &shared.stopping);
+    Ok(Applied { fetched, repository, given, keys, charts, prune_releases: prune_releases(&spec), limits })
 }
 
 /// Seconds since `started`, for the history.

@@ -64,6 +64,11 @@ impl Renders {
         }
     }
 
+    /// The bound on each file of a tenant's repository, its environment files included.
+    pub fn max_file_bytes(&self) -> Option<Bound<usize>> {
+        self.limits.max_values_bytes.clone()
+    }
+
     /// The bounds of an environment's render from now: `timeout` (its `spec.timeout`) and until
     /// `stopping` is set.
     pub fn limits(&self, timeout: Duration, stopping: &Arc<AtomicBool>) -> RenderLimits {

@@ -19,6 +19,7 @@ use super::render::{Format, RenderOptions, Texts, deployable_environment};
 use super::{Context, Progress, block_on, open_project};
 use crate::schedule::{NotRun, Schedule};
 use weaver_core::error::{Error, Result};
+use weaver_core::limits::Bound;
 use weaver_core::manifest::{ObjectKey, ObjectKeyRef};
 use weaver_plan::plan::Action;
 use weaver_project::{Environment, Project, Selector};
@@ -36,6 +37,9 @@ pub struct EnvironmentSelection {
     pub wave: Option<i32>,
     /// Only this part of the environments (see [`Shard`]).
     pub shard: Option<Shard>,
+    /// Environment files past this bound are refused unread (`--max-values-bytes`, which bounds
+    /// every file of a tenant's repository).
+    pub max_file_bytes: Option<Bound<usize>>,
 }
 
 /// `--shard INDEX/COUNT`: part INDEX (from 1) of COUNT of the selected environments. Within each
@@ -104,6 +108,10 @@ pub fn select_environments(
     selection: &EnvironmentSelection,
 ) -> Result<Vec<Environment>> {
     let project = open_project(repo, rev)?;
+    let project = match &selection.max_file_bytes {
+        Some(bound) => project.bounded(bound),
+        None => project,
+    };
     let selector = Selector::parse_flag(&selection.selectors, "--env-selector")?;
     let known = project.environment_names()?;
     let mut named = BTreeSet::new();

@@ -263,25 +263,53 @@ pub struct Update {
 /// Checks the environment's subscriptions and, where a tag is new, writes the pins as one
 /// commit on a new branch (unless a dry run), with the plan of the change.
 pub async fn update(options: &UpdateOptions, registries: &Registries, cx: Context<'_>) -> Result<Update> {
+    let checked = check_update(options, registries)?;
+    propose(options, checked, cx).await
+}
+
+/// What [`check_update`] found: the registries asked, no render done yet.
+pub struct CheckedUpdate {
+    environment: Environment,
+    check: EnvironmentCheck,
+    requests: u64,
+}
+
+/// The registries' half of [`update`]: the environment's subscriptions checked. The controller
+/// runs it outside a render's turn (a slow registry must not hold a tenant's turn).
+pub fn check_update(options: &UpdateOptions, registries: &Registries) -> Result<CheckedUpdate> {
     let check_options = CheckOptions {
         repo: options.repo.clone(),
-        environments: EnvironmentSelection { envs: vec![options.environment.clone()], ..Default::default() },
+        environments: EnvironmentSelection {
+            envs: vec![options.environment.clone()],
+            max_file_bytes: options.limits.max_values_bytes.clone(),
+            ..Default::default()
+        },
         rev: options.rev.clone(),
         concurrency: options.concurrency,
     };
     // Loaded once: the check and the pins read the same environment.
-    let environments = super::blocking(|| subscribed(&check_options))?;
+    let mut environments = super::blocking(|| subscribed(&check_options))?;
     let checks = super::blocking(|| check_loaded(&environments, registries, options.concurrency))?;
     let check = checks.environments.into_iter().next().expect("the one environment named was checked");
-    let environment = &environments[0];
+    let environment = environments.remove(0);
+    Ok(CheckedUpdate { environment, check, requests: checks.requests })
+}
+
+/// The render's half of [`update`]: the new pins planned against the cluster and, unless a dry
+/// run, committed.
+pub async fn propose(options: &UpdateOptions, checked: CheckedUpdate, cx: Context<'_>) -> Result<Update> {
+    let CheckedUpdate { environment, check, requests } = checked;
     let written = &environment.image_updates.as_ref().expect("checked above").written;
     let (promoted, changes) = new_pins(written, &check);
-    let mut result =
-        Update { check, changes, plan: None, commit: None, dry_run: options.dry_run, requests: checks.requests };
+    let mut result = Update { check, changes, plan: None, commit: None, dry_run: options.dry_run, requests };
     if result.changes.is_empty() {
         return Ok(result);
     }
     let project = super::blocking(|| super::open_project(&options.repo, options.rev.as_deref()))?;
+    let project = match &options.limits.max_values_bytes {
+        Some(bound) => project.bounded(bound),
+        None => project,
+    };
     let proposed = Proposed {
         repo: &options.repo,
         rev: options.rev.as_deref(),

@@ -12,6 +12,7 @@ use super::render::{IfEmpty, Quotes, RenderOptions, Selection, prepare};
 use super::{Context, Keys, Progress, connect, open_project};
 use weaver_cluster::{ClusterInfo, ConnectOptions, EVENTS_SHOWN, ObjectEvent, Unserved, newest_first};
 use weaver_core::error::{Error, Result};
+use weaver_core::limits::RenderLimits;
 use weaver_plan::diff::{FieldSet, is_secret, redact_secret_values};
 
 /// Which object, through which environment's cluster.
@@ -29,6 +30,8 @@ pub struct ObjectOptions {
     /// The environment's age identities: every secret it has is decrypted first, so that a
     /// value copied into any object (not only a Secret) is known to the redactor.
     pub keys: Keys,
+    /// The bounds of reading the environment (the controller's, for a tenant's repository).
+    pub limits: RenderLimits,
 }
 
 /// The object as shown, who owns which of its fields, and what the cluster said of it.
@@ -98,7 +101,7 @@ pub async fn object(
         validate: weaver_validate::Mode::Warn,
         overrides: Default::default(),
         charts: weaver_source::charts::Archives::Machine,
-        limits: Default::default(),
+        limits: options.limits.clone(),
     };
     prepare(&render, cx, Quotes::Cluster)?;
     let live = cluster.get(&served, options.namespace.as_deref(), &options.name).await?;

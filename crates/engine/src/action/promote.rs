@@ -192,8 +192,14 @@ pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promot
                 .to_string(),
         ));
     }
+    let bound = &options.limits.max_values_bytes;
     let project = super::blocking(|| open_project(&options.repo, Some(options.rev())))?;
-    let targets = super::blocking(|| select_environments(&options.repo, Some(options.rev()), &options.targets))?;
+    let project = match bound {
+        Some(bound) => project.bounded(bound),
+        None => project,
+    };
+    let targets = EnvironmentSelection { max_file_bytes: bound.clone(), ..options.targets.clone() };
+    let targets = super::blocking(|| select_environments(&options.repo, Some(options.rev()), &targets))?;
     // The reads of the sources and the plans of the targets share a client and discovery per
     // server and context, as a fleet's environments do.
     let servers = SharedServers::new(options.concurrency)?;

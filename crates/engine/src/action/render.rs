@@ -244,11 +244,15 @@ pub enum Quotes {
 pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<Prepared> {
     let Context { redactor, on } = cx;
     let started = Instant::now();
-    let mut selected = select(&options.selection, options.if_empty, on)?;
-    if let Some(bound) = &options.limits.max_values_bytes {
-        let bounded = weaver_project::source::Bounded::new(selected.project.source.clone(), bound.clone());
-        selected.project = Project::new(Arc::new(bounded));
-    }
+    // Bounded from the first file read: the environment's own files too.
+    let selected = match &options.limits.max_values_bytes {
+        Some(bound) => {
+            let mut selection = options.selection.clone();
+            selection.project = Some(options.selection.open()?.bounded(bound));
+            select(&selection, options.if_empty, on)?
+        }
+        None => select(&options.selection, options.if_empty, on)?,
+    };
     let overrides = overrides_of(&selected, &options.overrides, options.selection.project.is_none(), on)?;
     phase(on, "load", started);
     let (project, env) = (&selected.project, &selected.env);

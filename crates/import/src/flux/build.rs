@@ -75,11 +75,12 @@ impl<'a> Import<'a> {
         location: &Location,
     ) -> std::result::Result<(Vec<Obj>, bool), String> {
         let with_copies = WithCopies { source: self.source, under, copies };
-        let built = kustomize::build(&with_copies, dir, location, LoadRestrictions::None).map_err(|err| {
-            copies.iter().fold(err.to_string(), |message, copy| {
-                message.replace(&copy.file.display().to_string(), &copy.original.display().to_string())
-            })
-        })?;
+        let built = kustomize::build(&with_copies, dir, location, LoadRestrictions::None, &Default::default())
+            .map_err(|err| {
+                copies.iter().fold(err.to_string(), |message, copy| {
+                    message.replace(&copy.file.display().to_string(), &copy.original.display().to_string())
+                })
+            })?;
         let original = |path: PathBuf| match copies.iter().find(|c| c.file == path) {
             Some(copy) => copy.original.clone(),
             None => path,

@@ -176,7 +176,7 @@ impl<'a> Import<'a> {
         let dir = hr.file.parent().unwrap_or(Path::new(""));
         if hr.object.pointer("/spec/valuesFrom").is_some() && self.kustomization_in(dir) {
             let location = Location::file(&hr.file);
-            let built = kustomize::build(self.source, dir, &location, LoadRestrictions::None)
+            let built = kustomize::build(self.source, dir, &location, LoadRestrictions::None, &Default::default())
                 .map(|built| built.resources)
                 .unwrap_or_default();
             // As built: a `nameReference` configuration gives it the generated names.

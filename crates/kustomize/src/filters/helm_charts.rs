@@ -112,7 +112,7 @@ fn inflate(target: &Target, home: &str, entry: &Spanned<HelmChartArgs>) -> Resul
         // kustomize runs `helm template`: lookup finds nothing.
         live: Default::default(),
         output: Output { include_crds: args.include_crds, skip_tests: args.skip_tests, hooks: !args.skip_hooks },
-        limits: Default::default(),
+        limits: target.limits.clone(),
     };
     let documents = weaver_helm::render(&chart, &input).map_err(|e| match e.help {
         None => e.with_help(format!("in `helmCharts` entry `{}` of {}", args.name, target.file.display())),

@@ -45,6 +45,7 @@ impl Server {
                 keys: &s.keys,
                 charts: s.charts.clone(),
                 prune_releases: s.prune_releases.clone(),
+                limits: &s.limits,
                 concurrency: o.concurrency,
                 renders: local.then_some(&me.renders),
                 servers,

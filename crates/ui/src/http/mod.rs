@@ -125,6 +125,8 @@ struct EnvSource {
     /// Where the plan looks for releases the environment no longer has: a controller's
     /// tenant may not list Secrets across the cluster, and prunes as its reconcile does.
     prune_releases: weaver_engine::action::PruneReleases,
+    /// The bounds of its render: the controller's for a tenant's repository, none for `weaver ui`'s.
+    limits: weaver_core::limits::RenderLimits,
     /// The path the environment's pages are under.
     path: String,
     /// Held while the page reads the mirror: the git cache evicts no mirror that is leased.
@@ -286,6 +288,7 @@ impl Server {
             keys: self.options.keys.clone(),
             charts: weaver_source::charts::Archives::Machine,
             prune_releases: weaver_engine::action::PruneReleases::Everywhere,
+            limits: Default::default(),
             path: format!("/environments/{}", pages::segment(env)),
             _lease: None,
         }
@@ -318,7 +321,14 @@ impl Server {
         let (repo, commit) = (applied.repository.clone(), applied.fetched.commit.clone());
         if listing {
             let (dir, rev, wanted) = (repo.clone(), commit.clone(), env.to_string());
-            let read = move || weaver_engine::action::open_project(&dir, Some(&rev))?.environment(&wanted);
+            let bound = applied.limits.max_values_bytes.clone();
+            let read = move || {
+                let project = weaver_engine::action::open_project(&dir, Some(&rev))?;
+                match &bound {
+                    Some(bound) => project.bounded(bound).environment(&wanted),
+                    None => project.environment(&wanted),
+                }
+            };
             let environment = tokio::task::spawn_blocking(read)
                 .await
                 .map_err(|err| Error::new(format!("reading environment {env}: {err}")))??;
@@ -337,6 +347,7 @@ impl Server {
             keys: applied.keys,
             charts: applied.charts,
             prune_releases: applied.prune_releases,
+            limits: applied.limits,
             path: format!("{}/environments/{}", pages::sync_path(ns, name), pages::segment(env)),
             _lease: Some(applied.fetched),
         })

@@ -38,6 +38,7 @@ impl Server {
             namespace: given("namespace"),
             name,
             keys: source.keys.clone(),
+            limits: source.limits.clone(),
         };
         let wanted = options.clone();
         // In the controller, the user must be allowed to get the object before anything of it is

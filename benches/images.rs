@@ -245,6 +245,7 @@ fn main() {
         rev: None,
         author: Some(("bench".into(), "bench@weaver.invalid".into())),
         charts: weaver_source::charts::Archives::Machine,
+        limits: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let redactor = weaver_secrets::Redactor::new();

@@ -239,11 +239,14 @@ mod limits {
         let mut set = Templates::new("gotpl");
         // 10^10 iterations without output: hours, were it not stopped.
         set.parse("t", "{{ range .Values.l }}{{ range $.Values.l }}{{ end }}{{ end }}").unwrap();
+        // Made before the clock starts: on a loaded machine, making it could take the 100 ms,
+        // and the execution would stop before its first node, where no line is known.
+        let values = items(100_000);
         let started = Instant::now();
         let deadline = started + Duration::from_millis(100);
         let stop = || (Instant::now() > deadline).then(|| "the deadline passed".to_string());
         let limits = Limits { stop: Some(&stop), max_bytes: None };
-        let err = set.execute_within("t", &items(100_000), &mut (), limits).unwrap_err();
+        let err = set.execute_within("t", &values, &mut (), limits).unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(5), "stopped soon after: {:?}", started.elapsed());
         assert_eq!(err.location().map(|at| at.line), Some(1), "{err}");
         assert!(err.to_string().ends_with("execution stopped: the deadline passed"), "{err}");

@@ -47,6 +47,17 @@ impl Controller {
         Controller::start_with(cluster, None, limits, Some(record_key), Clock::system())
     }
 
+    /// The controller, its tenants' weaver charts rendered in worker processes (weaver's own
+    /// binary) of at most `max_memory` bytes, as `weaver operator run` renders them.
+    pub(crate) fn start_isolated(cluster: &TestCluster, max_memory: u64) -> Controller {
+        use weaver_controllers::gitops::renders::{self, Renders};
+        let limits =
+            Renders::limits_of(renders::MAX_RENDERED_BYTES, renders::MAX_VALUES_BYTES, renders::MAX_TEMPLATE_STEPS);
+        let renders = Renders::on_every_core(Renders::isolated(limits, common::WEAVER.into(), max_memory));
+        let cache_limits = weaver_source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
+        Controller::start_rendering(cluster, None, cache_limits, None, Clock::system(), renders)
+    }
+
     /// The controller, its git mirrors and chart archives within `limits`.
     fn start_with(
         cluster: &TestCluster,
@@ -54,6 +65,17 @@ impl Controller {
         limits: weaver_source::CacheLimits,
         record_key: Option<weaver_secrets::record_key::RecordKey>,
         clock: Clock,
+    ) -> Controller {
+        Controller::start_rendering(cluster, default_account, limits, record_key, clock, Default::default())
+    }
+
+    fn start_rendering(
+        cluster: &TestCluster,
+        default_account: Option<&str>,
+        limits: weaver_source::CacheLimits,
+        record_key: Option<weaver_secrets::record_key::RecordKey>,
+        clock: Clock,
+        renders: weaver_controllers::gitops::renders::Renders,
     ) -> Controller {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let cache = tempfile::tempdir().unwrap();
@@ -79,7 +101,7 @@ impl Controller {
             stopping: Default::default(),
             clock,
             registries: Default::default(),
-            renders: Default::default(),
+            renders,
         };
         let settings = weaver_controllers::gitops::controller::Settings {
             label_selector: Some(format!("weaver-test={}", cluster.prefix)),
@@ -1911,6 +1933,44 @@ fn a_looping_template_is_stopped_at_spec_timeout_while_another_tenant_applies() 
     until_applied(&cluster, &applies, &commit, "the other tenant's apply");
     assert_eq!(config_map(&cluster, &other, "app").unwrap()["data"]["greeting"], "hello");
     assert!(started.elapsed() < Duration::from_secs(45), "{:?}", started.elapsed());
+}
+
+/// A tenant's template that doubles a string (`~`), which no check inside minijinja sees grow,
+/// is stopped at the controller's --max-render-memory in its worker process: the sync is
+/// Ready=False naming the release and the bound, and the controller (this process) goes on to
+/// apply another tenant's environment.
+#[test]
+fn a_template_that_doubles_a_string_is_stopped_at_the_render_memory_bound() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let (doubling, other) = (tenant(&cluster), cluster.namespace("other"));
+    account(&cluster, &other, "other-deployer", &["*"]);
+    let source = Source::new(&doubling);
+    let template = "{% set s = \"xxxxxxxxxxxxxxxx\" %}".to_string() + &"{% set s = s ~ s %}".repeat(32);
+    source.write("charts/app/templates/grow.yaml", &template);
+    source.commit("a string that doubles");
+    let fine = Source::new(&other);
+    let commit = fine.commit("first");
+    let _controller = Controller::start_isolated(&cluster, 256 << 20);
+    let sync = environment_sync(&cluster, &doubling, "shop", spec(&source, json!({"retryInterval": "1h"})));
+    cluster.create(&sync);
+    let live = until_ready_with(&cluster, &sync, "ApplyFailed", "the render stopped at its memory bound");
+    let message = live["status"]["environments"][0]["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        message.contains(&format!(
+            "rendering stopped: the templates of release `app` took more than {} bytes of memory \
+             (the controller's --max-render-memory)",
+            256 << 20
+        )),
+        "{message}"
+    );
+    let applies =
+        environment_sync(&cluster, &other, "shop", spec(&fine, json!({"serviceAccountName": "other-deployer"})));
+    cluster.create(&applies);
+    until_applied(&cluster, &applies, &commit, "the other tenant's apply, rendered in a worker");
+    assert_eq!(config_map(&cluster, &other, "app").unwrap()["data"]["greeting"], "hello");
 }
 
 /// A tenant's environment file past the controller's --max-values-bytes is refused unread, as

@@ -1321,7 +1321,9 @@ fn a_push_posted_to_the_webhook_receiver_through_the_charts_service_applies_the_
 /// A tenant's template that would loop for hours (minijinja's nested `range(100000)`), in an
 /// environment `spin` of the demo's repository: an EnvironmentSync of another namespace applying
 /// it stops at its `spec.timeout`, `Ready=False` naming the release and the limit, while the
-/// demo's own EnvironmentSync applies a push meanwhile (issue 87, finding 4).
+/// demo's own EnvironmentSync applies a push meanwhile (issue 87, finding 4). The same tenant's
+/// template doubling a string 34 times (256 GiB) stops at the controller's --max-render-memory
+/// in its render's worker process, and the operator's Pods run on, never restarted.
 #[test]
 fn a_tenants_endless_template_stops_at_its_spec_timeout_in_the_pod_while_another_tenant_applies() {
     let Some(e2e) = E2e::or_skip() else { return };
@@ -1338,6 +1340,13 @@ fn a_tenants_endless_template_stops_at_its_spec_timeout_in_the_pod_while_another
     demo.repo.write(
         "environments/spin.yaml",
         &format!("namespace: {spin_ns}\nreleases:\n  - name: spin\n    chart: spin\n"),
+    );
+    demo.repo.write("charts/grow/chart.yaml", "name: grow\nversion: 0.1.0\ndescription: doubles a string\n");
+    let doubling = "{% set s = \"xxxxxxxxxxxxxxxx\" %}".to_string() + &"{% set s = s ~ s %}".repeat(34);
+    demo.repo.write("charts/grow/templates/grow.yaml", &doubling);
+    demo.repo.write(
+        "environments/grow.yaml",
+        &format!("namespace: {spin_ns}\nreleases:\n  - name: grow\n    chart: grow\n"),
     );
     let Some((_server, source)) = https_source(&e2e, &demo) else { return };
     let ca = source.secret.1[0].1.clone();
@@ -1399,6 +1408,25 @@ fn a_tenants_endless_template_stops_at_its_spec_timeout_in_the_pod_while_another
     });
     let (reason, message) = failed;
     assert!(message.contains("spin") && message.contains("spec.timeout"), "{reason}: {message}");
+
+    let mut grow_sync = spin_sync.clone();
+    grow_sync["metadata"]["name"] = json!("grow");
+    grow_sync["spec"]["environments"] = json!(["grow"]);
+    cluster.create(&grow_sync);
+    let message = eventually("the doubling EnvironmentSync stopped at the render memory bound", || {
+        let live = cluster.get(&grow_sync).ok_or("gone")?;
+        match live.pointer("/status/environments/0/message").and_then(Value::as_str) {
+            Some(message) if message.contains("of memory") => Ok(message.to_string()),
+            _ => Err(live["status"].to_string()),
+        }
+    });
+    assert!(
+        message.contains(
+            "rendering stopped: the templates of release `grow` took more than 536870912 bytes of memory \
+             (the controller's --max-render-memory)"
+        ),
+        "{message}"
+    );
     assert!(
         cluster
             .get(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "spin", "namespace": spin_ns}}))

@@ -27,10 +27,11 @@ fn command() -> clap::Command {
 }
 
 /// `weaver`, then each command, then each subcommand of a command group: (words after
-/// `weaver`, the command).
+/// `weaver`, the command). Hidden commands (`render-worker`, which weaver runs itself) have
+/// no page.
 fn commands(cmd: &clap::Command) -> Vec<(Vec<String>, clap::Command)> {
     let mut out = vec![(Vec::new(), cmd.clone())];
-    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help" && !s.is_hide_set()) {
         out.push((vec![sub.get_name().to_string()], sub.clone()));
         for leaf in sub.get_subcommands().filter(|s| s.get_name() != "help") {
             out.push((vec![sub.get_name().to_string(), leaf.get_name().to_string()], leaf.clone()));

@@ -22,6 +22,23 @@ fn render_demo_with(env: &str, envs: &[(&str, &str)]) -> String {
     numbered_markers(repo.weaver_env(&["render", "--env", env], &all_envs).success())
 }
 
+/// Weaver charts rendered in a worker process of their own (`--max-render-memory`) give the
+/// same objects, in the same order, as rendered in weaver's own process.
+#[test]
+fn renders_in_a_worker_process_equal_the_golden_renders() {
+    for env in ["dev", "staging", "prod"] {
+        let repo = Repo::demo();
+        let fixtures = project_root().join("tests/fixtures");
+        std::fs::copy(fixtures.join("prod-secrets.yaml"), repo.path().join("secrets/prod.yaml")).unwrap();
+        let key = fixtures.join("prod-test.agekey");
+        let args = ["render", "--env", env, "--max-render-memory", "268435456"];
+        let run = repo.weaver_env(&args, &[("SOPS_AGE_KEY_FILE", key.to_str().unwrap())]);
+        let output = numbered_markers(run.success());
+        let golden = std::fs::read_to_string(project_root().join("tests/golden").join(format!("{env}.yaml"))).unwrap();
+        assert!(output == golden, "render --env {env} in a worker differs from its golden file:\n{output}");
+    }
+}
+
 /// Golden files live in tests/golden/<env>.yaml; WEAVER_UPDATE_GOLDEN=1 rewrites them (review
 /// the diff before committing).
 #[test]

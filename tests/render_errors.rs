@@ -797,6 +797,39 @@ mod limits {
         );
     }
 
+    /// A template that doubles a string (`~`) grows where no check of minijinja sees it: in a
+    /// worker process of its own, it is stopped at the memory bound, and the render says which
+    /// release and which flag. The worker's own errors read as they do in weaver's process.
+    #[test]
+    fn max_render_memory_stops_a_string_that_doubles() {
+        let repo = Repo::minimal();
+        let doubling = "{% set s = \"xxxxxxxxxxxxxxxx\" %}".to_string() + &"{% set s = s ~ s %}".repeat(30);
+        repo.write("charts/app/templates/grow.yaml", &doubling);
+        let started = std::time::Instant::now();
+        let run = repo.weaver(&["render", "--env", "dev", "--max-render-memory", "268435456"]);
+        assert_eq!(
+            run.failure(),
+            "error: rendering stopped: the templates of release `app` took more than 268435456 bytes of memory \
+             (--max-render-memory)\n  help: release `app`: a template builds a string or a list too large (a `~` \
+             concatenation in a loop?); raise --max-render-memory if the chart needs that much\n"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+        // An error of the template itself, and the time bound, as in weaver's own process.
+        repo.write("charts/app/templates/grow.yaml", "{{ values.missing.deeper }}\n");
+        let in_process = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+        let in_worker = repo.weaver(&["render", "--env", "dev", "--max-render-memory", "268435456"]);
+        assert_eq!(in_worker.failure(), in_process);
+        repo.write("charts/app/templates/grow.yaml", LOOP);
+        let run =
+            repo.weaver(&["render", "--env", "dev", "--render-timeout", "1s", "--max-render-memory", "268435456"]);
+        assert_eq!(
+            run.failure(),
+            "error: charts/app/templates/grow.yaml: rendering stopped: rendering took longer than its limit of 1s \
+             (--render-timeout)\n  help: release `app`: a template loops too long, or the repository is too large to \
+             render in time; raise --render-timeout if it is not a loop\n"
+        );
+    }
+
     fn first_line_of(text: &str) -> &str {
         text.lines().next().unwrap_or_default()
     }

@@ -154,6 +154,9 @@ pub enum Command {
     /// Make a cluster run weaver from your repository: write weaver's chart and environment under --path, push, install, and wait until weaver applies itself from git (a second run changes nothing; a newer binary upgrades)
     #[command(after_help = BOOTSTRAP_EXAMPLES)]
     Bootstrap(BootstrapArgs),
+    /// Render a weaver chart's templates for the process that started it (`--max-render-memory`): lines of JSON on stdin and stdout
+    #[command(hide = true)]
+    RenderWorker,
 }
 
 const INIT_EXAMPLES: &str = "Examples:
@@ -704,6 +707,12 @@ pub struct OperatorRenderArgs {
     #[arg(long, value_name = "N", default_value_t = weaver_controllers::gitops::renders::MAX_TEMPLATE_STEPS,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_template_steps: u64,
+    /// The most bytes of memory a render's worker process may take: weaver charts' templates
+    /// render in one of their own (a string a template doubles in a loop grows where no other
+    /// bound sees it)
+    #[arg(long, value_name = "BYTES", default_value_t = weaver_controllers::gitops::renders::MAX_RENDER_MEMORY,
+          value_parser = clap::value_parser!(u64).range(16 << 20..))]
+    pub max_render_memory: u64,
 }
 
 /// A shard's name: a DNS label, as it becomes a label value and part of a Lease's name.
@@ -991,6 +1000,11 @@ pub struct RenderLimitArgs {
     /// [default: none]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_template_steps: Option<u64>,
+    /// Render weaver charts' templates in processes of their own, each using at most this many
+    /// bytes of memory (a string a template doubles in a loop grows where no other bound sees
+    /// it) [default: none, in this process]
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(16 << 20..))]
+    pub max_render_memory: Option<u64>,
 }
 
 #[derive(Debug, Args)]

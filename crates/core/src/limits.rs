@@ -1,8 +1,8 @@
 //! Bounds on rendering a repository that is not trusted: the controller renders tenants'
 //! repositories in one process, where one tenant's template loop or huge values file must not
 //! take the time, memory or cores the others need. The CLI takes the same bounds from flags
-//! (`--render-timeout`, `--max-rendered-bytes`, `--max-values-bytes`, `--max-template-steps`),
-//! none by default.
+//! (`--render-timeout`, `--max-rendered-bytes`, `--max-values-bytes`, `--max-template-steps`,
+//! `--max-render-memory`), none by default.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,6 +69,18 @@ pub struct RenderLimits {
     /// The most instructions one minijinja template's render runs (its fuel): what stops a loop
     /// that neither iterates a `range` nor prints, which no deadline check would see.
     pub max_template_steps: Option<Bound<u64>>,
+    /// Weaver charts' templates rendered in processes of their own, each bounded in memory:
+    /// a string a template doubles in a loop grows where no check of the template engine sees it.
+    pub isolation: Option<Isolation>,
+}
+
+/// Where a render's templates run when they run apart: `program render-worker`, its memory
+/// (the kernel's `RLIMIT_DATA`) at most `max_memory` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolation {
+    /// weaver's own binary.
+    pub program: std::path::PathBuf,
+    pub max_memory: Bound<u64>,
 }
 
 impl RenderLimits {

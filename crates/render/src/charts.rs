@@ -234,17 +234,12 @@ pub(super) fn render_chart(
     crds: &[Manifest],
     release: &Release,
     context: &minijinja::Value,
-    limits: &weaver_core::limits::RenderLimits,
 ) -> Result<Vec<Manifest>> {
     let mut manifests: Vec<Manifest> =
         crds.iter().map(|crd| Manifest { release: release.name.clone(), ..crd.clone() }).collect();
-    // What the release's templates rendered so far, all within the one bound.
-    let mut rendered_bytes = 0;
-    for template in chart.templates.iter().filter(|t| !t.is_partial()) {
-        let room = limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
-        let text = engine.render(&template.path, context, room, &release.name)?;
-        rendered_bytes += text.len();
-        parse_objects(&template.path, &text, release, "rendered output", &mut manifests)?;
-    }
+    let templates: Vec<&Path> = chart.templates.iter().filter(|t| !t.is_partial()).map(|t| t.path.as_path()).collect();
+    engine.render_release(&templates, context, &release.name, &mut |path, text| {
+        parse_objects(path, &text, release, "rendered output", &mut manifests)
+    })?;
     Ok(manifests)
 }

@@ -13,6 +13,8 @@ use weaver_project::Chart;
 pub struct Engine {
     env: Environment<'static>,
     limits: RenderLimits,
+    /// Where releases render when the limits ask for processes of their own.
+    workers: Option<crate::isolated::Workers>,
 }
 
 /// Template names are repository paths; `include "_helpers.j2"` resolves next to the includer.
@@ -40,6 +42,16 @@ pub fn template_name(path: &Path) -> String {
 
 impl Engine {
     pub fn new<'a>(charts: impl IntoIterator<Item = &'a Arc<Chart>>, limits: &RenderLimits) -> Result<Engine> {
+        let templates = charts
+            .into_iter()
+            .flat_map(|chart| chart.templates.iter().map(|t| (template_name(&t.path), t.source.clone())))
+            .collect();
+        Engine::of_templates(templates, limits)
+    }
+
+    /// The templates named (repository paths) with their sources, compiled; with the limits'
+    /// isolation, releases render in worker processes given the same templates.
+    pub fn of_templates(templates: Vec<(String, String)>, limits: &RenderLimits) -> Result<Engine> {
         let mut env = Environment::new();
         env.set_fuel(limits.max_template_steps.as_ref().map(|bound| bound.value));
         if limits.deadline.is_some() || limits.stopping.is_some() {
@@ -60,17 +72,39 @@ impl Engine {
         );
         env.set_path_join_callback(|name, parent| join_path(name, parent).into());
         super::filters::register(&mut env);
-        for chart in charts {
-            for template in &chart.templates {
-                env.add_template_owned(template_name(&template.path), template.source.clone())
-                    .map_err(|e| template_error(&e, |_| None))?;
-            }
+        for (name, source) in &templates {
+            env.add_template_owned(name.clone(), source.clone()).map_err(|e| template_error(&e, |_| None))?;
         }
-        Ok(Engine { env, limits: limits.clone() })
+        let workers =
+            limits.isolation.as_ref().map(|isolation| crate::isolated::Workers::new(isolation, templates, limits));
+        Ok(Engine { env, limits: limits.clone(), workers })
+    }
+
+    /// `templates` rendered for `release`, in order, all within the one `--max-rendered-bytes`
+    /// bound; each text handed to `take` as it is rendered (whose error stops the render), in
+    /// this process or in a worker's.
+    pub fn render_release(
+        &self,
+        templates: &[&Path],
+        context: &minijinja::Value,
+        release: &str,
+        take: &mut dyn FnMut(&Path, String) -> Result<()>,
+    ) -> Result<()> {
+        if let Some(workers) = &self.workers {
+            return workers.render(templates, context, release, take);
+        }
+        let mut rendered_bytes = 0;
+        for template in templates {
+            let room = self.limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
+            let text = self.render(template, context, room, release)?;
+            rendered_bytes += text.len();
+            take(template, text)?;
+        }
+        Ok(())
     }
 
     /// `template` rendered for `release`, its output at most `room` bytes.
-    pub fn render(
+    fn render(
         &self,
         template: &Path,
         context: &minijinja::Value,

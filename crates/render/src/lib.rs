@@ -7,11 +7,13 @@ mod charts;
 pub mod engine;
 pub mod filters;
 pub mod gotmpl;
+pub mod isolated;
 mod kustomizations;
 pub mod overrides;
 pub mod schema;
 pub mod transforms;
 mod values;
+pub mod worker;
 
 use ahead::Place;
 pub use ahead::{Finished, chunk_releases, render_in_chunks};
@@ -344,14 +346,8 @@ impl Run<'_> {
             files => chart.files.clone(),
             capabilities => self.capabilities.clone(),
         };
-        let manifests = render_chart(
-            &self.engine,
-            &chart.chart,
-            &self.crds[release.chart.as_str()],
-            release,
-            &context,
-            &secrets.limits,
-        )?;
+        let manifests =
+            render_chart(&self.engine, &chart.chart, &self.crds[release.chart.as_str()], release, &context)?;
         let chart_meta = ChartMeta {
             name: chart.chart.name.clone(),
             version: chart.chart.version.clone(),
@@ -454,7 +450,7 @@ fn check_unique(releases: &[Origins]) -> Result<()> {
     Ok(())
 }
 
-fn serde_value<T: serde::Serialize>(value: &T) -> minijinja::Value {
+pub(crate) fn serde_value<T: serde::Serialize>(value: &T) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(value))
 }
 

@@ -281,6 +281,11 @@ pub(crate) fn override_flags(args: &crate::cli::OverrideArgs) -> OverrideFlags {
     }
 }
 
+/// This binary, which `render-worker` runs in (`argv[0]` when the system cannot tell).
+pub(crate) fn this_program() -> std::path::PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| std::env::args_os().next().unwrap_or_default().into())
+}
+
 /// The render's bounds, as the flags say: each names its flag, which its error tells to raise.
 fn render_limits(flags: &RenderLimitArgs) -> RenderLimits {
     let limits = RenderLimits {
@@ -289,6 +294,10 @@ fn render_limits(flags: &RenderLimitArgs) -> RenderLimits {
         max_rendered_bytes: flags.max_rendered_bytes.map(|bytes| Bound::new(bytes, "--max-rendered-bytes")),
         max_values_bytes: flags.max_values_bytes.map(|bytes| Bound::new(bytes, "--max-values-bytes")),
         max_template_steps: flags.max_template_steps.map(|steps| Bound::new(steps, "--max-template-steps")),
+        isolation: flags.max_render_memory.map(|bytes| weaver_core::limits::Isolation {
+            program: this_program(),
+            max_memory: Bound::new(bytes, "--max-render-memory"),
+        }),
     };
     match flags.render_timeout {
         Some(timeout) => limits.with_timeout(timeout, "--render-timeout"),
@@ -358,7 +367,7 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
         ) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Encrypt(_)) | Command::Envs(_) | Command::Changed(_) => (None, None),
         Command::Completions(_) | Command::Charts(_) | Command::Import(_) | Command::Report(_) => (None, None),
-        Command::Init(_) => (None, None),
+        Command::Init(_) | Command::RenderWorker => (None, None),
         Command::Images(ImagesCommand::Check(_)) => (None, None),
         Command::Images(ImagesCommand::Update(args)) => (Some(&mut args.cluster), Some(&mut args.identity)),
         Command::Operator(OperatorCommand::Run(args)) => (Some(&mut args.cluster), None),
@@ -433,6 +442,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Operator(command) => operator::run(&cli.global, command),
         Command::Sync(command) => sync::run(&ui, command),
         Command::Ui(args) => ui::run(&cli.global, &ui, args),
+        Command::RenderWorker => render_worker(),
     };
     match result {
         Ok(code) => code,
@@ -441,6 +451,14 @@ pub fn run(mut cli: Cli) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `weaver render-worker`: serves the render that started it until its stdin ends (see
+/// `weaver_render::isolated`).
+fn render_worker() -> weaver_core::error::Result<ExitCode> {
+    weaver_render::worker::serve(std::io::stdin().lock(), std::io::stdout().lock())
+        .map_err(|err| Error::new(format!("render-worker: {err}")))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The one place errors are printed: the message with its location, then the help, with every

@@ -318,10 +318,14 @@ fn gitops_shared(
         clock: weaver_controllers::gitops::reconcile::Clock::system(),
         registries: Default::default(),
         renders: weaver_controllers::gitops::renders::Renders::on_every_core(
-            weaver_controllers::gitops::renders::Renders::limits_of(
-                args.render.max_rendered_bytes,
-                args.render.max_values_bytes,
-                args.render.max_template_steps,
+            weaver_controllers::gitops::renders::Renders::isolated(
+                weaver_controllers::gitops::renders::Renders::limits_of(
+                    args.render.max_rendered_bytes,
+                    args.render.max_values_bytes,
+                    args.render.max_template_steps,
+                ),
+                super::this_program(),
+                args.render.max_render_memory,
             ),
         ),
     })

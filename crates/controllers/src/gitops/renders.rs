@@ -22,6 +22,9 @@ pub const MAX_RENDERED_BYTES: usize = 64 << 20;
 pub const MAX_VALUES_BYTES: usize = 16 << 20;
 /// The most instructions one template of a tenant's weaver chart runs (`--max-template-steps`).
 pub const MAX_TEMPLATE_STEPS: u64 = 200_000_000;
+/// The most memory a render's worker process takes (`--max-render-memory`): with one render at
+/// once per core, the controller's renders take at most that many times this.
+pub const MAX_RENDER_MEMORY: u64 = 512 << 20;
 
 /// The controller's bounds on renders, and their turns.
 pub struct Renders {
@@ -61,7 +64,15 @@ impl Renders {
             max_rendered_bytes: Some(Bound::new(max_rendered_bytes, "the controller's --max-rendered-bytes")),
             max_values_bytes: Some(Bound::new(max_values_bytes, "the controller's --max-values-bytes")),
             max_template_steps: Some(Bound::new(max_template_steps, "the controller's --max-template-steps")),
+            isolation: None,
         }
+    }
+
+    /// The same bounds, weaver charts rendered by `program render-worker` within `max_memory`
+    /// bytes (the controller's `--max-render-memory`).
+    pub fn isolated(limits: RenderLimits, program: std::path::PathBuf, max_memory: u64) -> RenderLimits {
+        let max_memory = Bound::new(max_memory, "the controller's --max-render-memory");
+        RenderLimits { isolation: Some(weaver_core::limits::Isolation { program, max_memory }), ..limits }
     }
 
     /// The bound on each file of a tenant's repository, its environment files included.

@@ -161,6 +161,81 @@ fn check_names_a_missing_crd_a_controller_not_ready_and_an_account_lacking_a_ver
     assert!(out.ends_with("all checks passed\n"), "{out}");
 }
 
+/// The controller's version (its `app.kubernetes.io/version` label, else its image's tag)
+/// beside this weaver's: an older one is upgraded, a newer patch is safe to go back from, a
+/// newer minor is refused, by check and by `weaver install`, which applies nothing.
+#[test]
+fn check_and_install_refuse_a_downgrade_of_a_minor_and_say_a_patch_is_safe() {
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("versions");
+    let ours = env!("CARGO_PKG_VERSION");
+    let [major, minor, patch]: [u64; 3] =
+        ours.split('.').map(|p| p.parse().unwrap()).collect::<Vec<_>>().try_into().unwrap();
+    let mut controller = deployment(&ns, 1);
+    cluster.apply(&[controller.clone()], MANAGER);
+    let (_, out) = check(&cluster, &["-n", &ns]);
+    let line = finding(&out, "version/weaver:");
+    assert!(
+        line.starts_with('✔') && line.contains(&format!("weaver 0.0.0-check-test; this weaver ({ours}) upgrades it")),
+        "{out}"
+    );
+    let newer_patch = format!("{major}.{minor}.{}", patch + 1);
+    controller["metadata"]["labels"]["app.kubernetes.io/version"] = json!(newer_patch);
+    cluster.apply(&[controller.clone()], MANAGER);
+    let (_, out) = check(&cluster, &["-n", &ns]);
+    let line = finding(&out, "version/weaver:");
+    assert!(line.starts_with('✔') && line.contains("is safe: a patch release changes nothing stored"), "{out}");
+    let newer_minor = format!("{major}.{}.0", minor + 1);
+    controller["metadata"]["labels"]["app.kubernetes.io/version"] = json!(newer_minor);
+    cluster.apply(&[controller], MANAGER);
+    let (code, out) = check(&cluster, &["-n", &ns]);
+    assert_eq!(code, 1, "{out}");
+    let line = finding(&out, "version/weaver:");
+    assert!(
+        line.starts_with('✗')
+            && line.contains(&format!("weaver {newer_minor}, of a newer minor than this weaver ({ours})")),
+        "{out}"
+    );
+    let run = common::Repo::empty().weaver_on(&cluster, &["install", "-n", &ns]);
+    assert_eq!(
+        run.failure(),
+        format!(
+            "error: weaver {newer_minor} runs in namespace {ns}, of a newer minor than this weaver ({ours}): nothing was \
+             applied\n  help: install with weaver {newer_minor} or newer; going back a minor is refused (its CRDs and \
+             records may hold what weaver {ours} cannot read): see the compatibility page\n"
+        )
+    );
+    let services =
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "weaver-webhook", "namespace": ns}});
+    assert!(cluster.get(&services).is_none(), "nothing applied");
+}
+
+/// A controller given `--selector` (the chart's `selector`) reconciles only the
+/// EnvironmentSyncs it matches: check looks at their accounts, not at another controller's.
+#[test]
+fn check_looks_at_the_accounts_of_the_syncs_the_controller_serves() {
+    let cluster = TestCluster::start();
+    let ns = cluster.namespace("served");
+    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
+    let mut controller = deployment(&ns, 1);
+    controller["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["operator", "run", "--selector=team=a"]);
+    cluster.apply(&[controller], MANAGER);
+    for (name, labels) in [("served", json!({"team": "a"})), ("elsewhere", json!({"team": "b"}))] {
+        cluster.create(&json!({
+            "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {
+                "source": {"url": "https://git.example.com/shop.git", "ref": {"branch": "main"}},
+                "serviceAccountName": "nobody",
+                "decryption": {"secretRef": {"name": "age-keys"}},
+            },
+        }));
+    }
+    let (_, out) = check(&cluster, &["-n", &ns]);
+    assert!(finding(&out, &format!("environmentsync/{ns}/served:")).starts_with('✗'), "{out}");
+    assert!(!out.contains(&format!("environmentsync/{ns}/elsewhere")), "{out}");
+}
+
 /// A release moved from the former configmapsync-operator chart keeps its pods' label
 /// (`nameOverride: configmapsync-operator`): its controller is found all the same.
 #[test]

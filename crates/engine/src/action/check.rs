@@ -1,14 +1,16 @@
 //! `weaver check`: whether a cluster can run weaver's in-cluster half (`--pre`), and whether the
 //! one installed there works, as `flux check` tells: the server's version and clock, the CRDs
-//! established and their stored versions, the controller's Deployment ready and its leader
-//! Lease renewed, its Services with endpoints, and each EnvironmentSync's account able to read
-//! the Secrets it names. Each finding that fails says what to do.
+//! established and their stored versions, the controller's Deployment ready, its version one
+//! this weaver may install over, its leader Lease renewed, its Services with endpoints, and the
+//! account of each EnvironmentSync it serves able to read the Secrets it names. Each finding
+//! that fails says what to do.
 
 use std::collections::BTreeSet;
 
 use serde::Serialize;
 use serde_json::Value;
 
+use super::install::VersionStep;
 use weaver_api::OPERATOR_NAME;
 use weaver_api::environment_sync::EnvironmentSync;
 use weaver_cluster::{Access, Cluster, ConnectOptions, ListTarget, ManagedFields, Question, Readiness, Subject};
@@ -32,7 +34,7 @@ pub const CRDS: [&str; 2] = ["environmentsyncs.weaver.example.com", "configmapsy
 const CONTROLLER_NAMES: [&str; 2] = ["weaver", "configmapsync-operator"];
 
 /// The label selector of the controller's objects: any of [`CONTROLLER_NAMES`].
-fn controller_label() -> String {
+pub(crate) fn controller_label() -> String {
     format!("app.kubernetes.io/name in ({})", CONTROLLER_NAMES.join(","))
 }
 
@@ -48,8 +50,8 @@ pub struct CheckOptions {
 /// One finding.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    /// What was looked at: `kubernetes`, `clock`, `crd/<name>`, `controller`, `leader`,
-    /// `service/<name>`, `environmentsync/<namespace>/<name>`, `rights/<verb> <resource>`.
+    /// What was looked at: `kubernetes`, `clock`, `crd/<name>`, `controller`, `version/<name>`,
+    /// `leader`, `service/<name>`, `environmentsync/<namespace>/<name>`, `rights/<verb> <resource>`.
     pub subject: String,
     pub ok: bool,
     /// What was found.
@@ -90,8 +92,10 @@ pub async fn check(options: &CheckOptions) -> Result<Checked> {
         return Ok(Checked { findings });
     }
     findings.extend(crds(&cluster).await?);
-    findings.extend(controller(&cluster, &options.namespace, offset).await?);
-    findings.extend(tenants(&cluster).await?);
+    let deployments = list(&cluster, "apps/v1", "Deployment", Some(&options.namespace), &controller_label()).await?;
+    findings.extend(controller(&cluster, &options.namespace, &deployments, offset).await?);
+    findings.extend(versions(&deployments));
+    findings.extend(tenants(&cluster, served_selector(&deployments).as_deref()).await?);
     Ok(Checked { findings })
 }
 
@@ -202,16 +206,20 @@ async fn crds(cluster: &Cluster) -> Result<Vec<Finding>> {
     Ok(findings)
 }
 
-async fn controller(cluster: &Cluster, namespace: &str, offset: Option<jiff::SignedDuration>) -> Result<Vec<Finding>> {
+async fn controller(
+    cluster: &Cluster,
+    namespace: &str,
+    deployments: &[Value],
+    offset: Option<jiff::SignedDuration>,
+) -> Result<Vec<Finding>> {
     let label = controller_label();
-    let deployments = list(cluster, "apps/v1", "Deployment", Some(namespace), &label).await?;
     let install = "install it: `weaver install` (or `weaver bootstrap`, or helm install of charts/weaver: docs/src/guides/install-in-a-cluster.md)";
     if deployments.is_empty() {
         let detail = format!("no Deployment labelled {label} in namespace {namespace}");
         return Ok(vec![Finding::failed("controller", detail, format!("{install}; or give its namespace with -n"))]);
     }
     let mut findings = Vec::new();
-    for deployment in &deployments {
+    for deployment in deployments {
         let name = deployment.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
         let subject = format!("controller/{namespace}/{name}");
         let ready = deployment.pointer("/status/readyReplicas").and_then(Value::as_u64).unwrap_or(0);
@@ -295,15 +303,55 @@ async fn service_endpoints(cluster: &Cluster, namespace: &str, service: &Value) 
     })
 }
 
-/// Each EnvironmentSync's account may read the Secrets it names: the controller reads them as
-/// that account.
-async fn tenants(cluster: &Cluster) -> Result<Vec<Finding>> {
+/// The controller's version beside this weaver's: what `weaver install` of this weaver would be
+/// (an upgrade, a patch downgrade, safe, or a downgrade of a minor, refused).
+fn versions(deployments: &[Value]) -> Vec<Finding> {
+    let ours = env!("CARGO_PKG_VERSION");
+    let mut findings = Vec::new();
+    for deployment in deployments {
+        let name = deployment.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let subject = format!("version/{name}");
+        let Some(installed) = super::install::controller_version(deployment) else {
+            findings.push(Finding::ok(subject, "no version label nor tag: not compared with this weaver's"));
+            continue;
+        };
+        findings.push(match super::install::VersionStep::between(&installed, ours) {
+            VersionStep::Same => Finding::ok(subject, format!("weaver {installed}, as this weaver")),
+            VersionStep::Upgrade => {
+                Finding::ok(subject, format!("weaver {installed}; this weaver ({ours}) upgrades it (`weaver install`)"))
+            }
+            VersionStep::PatchDowngrade => Finding::ok(
+                subject,
+                format!("weaver {installed}; going back to this weaver ({ours}) is safe: a patch release changes nothing stored"),
+            ),
+            VersionStep::Downgrade => Finding::failed(
+                subject,
+                format!("weaver {installed}, of a newer minor than this weaver ({ours}): installing this one is refused"),
+                format!("use weaver {installed} or newer to check and install"),
+            ),
+        });
+    }
+    findings
+}
+
+/// The label selector of the EnvironmentSyncs the controller reconciles: its `--selector`
+/// (the chart's `selector`), None for every one.
+fn served_selector(deployments: &[Value]) -> Option<String> {
+    let containers = deployments.iter().filter_map(|d| d.pointer("/spec/template/spec/containers")?.as_array());
+    let args = containers.flatten().filter_map(|c| c["args"].as_array()).flatten();
+    args.filter_map(Value::as_str).find_map(|arg| arg.strip_prefix("--selector=")).map(str::to_string)
+}
+
+/// Each EnvironmentSync the controller serves (`selector`: its `--selector`) has an account that
+/// may read the Secrets it names: the controller reads them as that account.
+async fn tenants(cluster: &Cluster, selector: Option<&str>) -> Result<Vec<Finding>> {
     if cluster.resolve("weaver.example.com/v1alpha1", "EnvironmentSync").is_err() {
         return Ok(Vec::new());
     }
     let access = Access::new(cluster.client(), std::time::Duration::from_secs(60));
     let mut findings = Vec::new();
-    for object in list(cluster, "weaver.example.com/v1alpha1", "EnvironmentSync", None, "").await? {
+    let served = list(cluster, "weaver.example.com/v1alpha1", "EnvironmentSync", None, selector.unwrap_or("")).await?;
+    for object in served {
         let sync: EnvironmentSync = match serde_json::from_value(object) {
             Ok(sync) => sync,
             // The API server validated it against the CRD: one that does not read is another

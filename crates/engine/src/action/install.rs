@@ -146,7 +146,73 @@ pub async fn install(options: &InstallOptions, cx: Context<'_>, interrupted: &At
         ))
         .with_help("change weaver's values in its environment file in git and push; upgrade with a newer weaver's `weaver bootstrap`"));
     }
+    refuse_downgrade(&cluster, &options.namespace).await?;
     apply(&apply_options, cx, interrupted).await
+}
+
+/// What installing this weaver's chart over a controller of another version is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionStep {
+    Same,
+    /// The controller is older: this weaver upgrades it.
+    Upgrade,
+    /// The controller is newer by patch releases alone, which change nothing stored (CRD
+    /// versions, record format, chart values: reference/compatibility.md): safe.
+    PatchDowngrade,
+    /// The controller is of a newer minor (or major): its CRDs may store a version, its records
+    /// a format, this weaver does not know. Refused.
+    Downgrade,
+}
+
+impl VersionStep {
+    /// From `installed` to this weaver's `ours` (`MAJOR.MINOR.PATCH`, a pre-release and build
+    /// ignored).
+    pub fn between(installed: &str, ours: &str) -> VersionStep {
+        let key = |version: &str| -> Vec<u64> {
+            let release = version.trim_start_matches('v').split(['-', '+']).next().unwrap_or_default();
+            release.split('.').map(|part| part.parse().unwrap_or(0)).chain(std::iter::repeat(0)).take(3).collect()
+        };
+        let (installed, ours) = (key(installed), key(ours));
+        match () {
+            _ if installed == ours => VersionStep::Same,
+            _ if installed < ours => VersionStep::Upgrade,
+            _ if installed[..2] == ours[..2] => VersionStep::PatchDowngrade,
+            _ => VersionStep::Downgrade,
+        }
+    }
+}
+
+/// The version of weaver a controller Deployment runs: its `app.kubernetes.io/version` label
+/// (the chart's appVersion), else its image's tag.
+pub fn controller_version(deployment: &Value) -> Option<String> {
+    let label = deployment.pointer("/metadata/labels/app.kubernetes.io~1version").and_then(Value::as_str);
+    let image = || {
+        let image = deployment.pointer("/spec/template/spec/containers/0/image")?.as_str()?;
+        let image = image.split('@').next()?;
+        let tag = image.rsplit_once(':').map(|(_, tag)| tag).filter(|tag| !tag.contains('/'))?;
+        tag.chars().next().is_some_and(|c| c.is_ascii_digit() || c == 'v').then(|| tag.to_string())
+    };
+    label.map(str::to_string).or_else(image)
+}
+
+/// The refusal of an install over a controller of a newer minor (see [`VersionStep`]).
+async fn refuse_downgrade(cluster: &Cluster, namespace: &str) -> Result<()> {
+    let ours = env!("CARGO_PKG_VERSION");
+    let target =
+        ListTarget { api_version: "apps/v1".into(), kind: "Deployment".into(), namespace: Some(namespace.into()) };
+    let label = super::check::controller_label();
+    for deployment in cluster.list(&BTreeSet::from([target]), &label, ManagedFields::Parsed, 1).await? {
+        let Some(installed) = controller_version(&deployment) else { continue };
+        if VersionStep::between(&installed, ours) == VersionStep::Downgrade {
+            return Err(Error::new(format!(
+                "weaver {installed} runs in namespace {namespace}, of a newer minor than this weaver ({ours}): nothing was applied"
+            ))
+            .with_help(format!(
+                "install with weaver {installed} or newer; going back a minor is refused (its CRDs and records may hold what weaver {ours} cannot read): see the compatibility page"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The newest deployed record of the release in `namespace`, if it has one.

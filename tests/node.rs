@@ -1987,8 +1987,14 @@ fn bootstrap_on_the_node_runs_weaver_from_git_which_scales_itself_and_a_second_r
         &format!("{:.1?}", started.elapsed()),
     );
     let commit = remote.main();
-    let pods = live_pods(&cluster, &ns);
-    assert_eq!(pods.iter().filter(|p| pod_ready(p)).count(), 2, "two replicas Ready: {pods:#?}");
+    // Its Pods' readiness is the kubelet's to report, after the sync's: asked until it has.
+    let pods = eventually("two replicas Ready", || {
+        let pods = live_pods(&cluster, &ns);
+        match pods.iter().filter(|p| pod_ready(p)).count() {
+            2 => Ok(pods),
+            _ => Err(format!("{pods:#?}")),
+        }
+    });
     for pod in &pods {
         assert_eq!(pod["spec"]["containers"][0]["image"], images.weaver.names[0]);
     }

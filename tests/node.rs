@@ -2093,38 +2093,128 @@ fn helm_install_of_the_chart_from_an_oci_registry_runs_a_controller_that_passes_
     };
     let cluster = e2e.cluster();
     let ns = cluster.namespace("helm");
-    let work = tempfile::tempdir().unwrap();
-    let helm_cmd = |args: &[&str]| {
-        common::tools::run_helm(&helm, work.path(), Some(cluster.kubeconfig()), args);
-    };
-    let chart = registry.push_weaver_chart(&helm, work.path());
-    let version = env!("CARGO_PKG_VERSION");
+    let chart = registry.push_weaver_chart(&helm, tempfile::tempdir().unwrap().path());
     let (repository, tag) = images.weaver.names[0].rsplit_once(':').unwrap();
+    let checked =
+        helm_install_checked(&cluster, &helm, &ns, &chart, repository, Some(tag), "the chart from an OCI registry");
+    assert_eq!(checked.code, 0, "{checked:?}");
+    assert!(checked.stdout.contains("all checks passed"), "{checked:?}");
+}
+
+/// `helm install` of the chart at `chart` (an `oci://` reference, the binary's version) into
+/// `ns`, its image `repository` (at `tag`, else the chart's appVersion), then `weaver check` of it
+/// and `helm uninstall`: what check said.
+fn helm_install_checked(
+    cluster: &common::cluster::TestCluster,
+    helm: &std::path::Path,
+    ns: &str,
+    chart: &str,
+    repository: &str,
+    tag: Option<&str>,
+    what: &str,
+) -> common::Run {
+    let work = tempfile::tempdir().unwrap();
+    let helm_cmd = |args: &[&str]| common::tools::run_helm(helm, work.path(), Some(cluster.kubeconfig()), args);
+    let (repository, tag) = (format!("image.repository={repository}"), format!("image.tag={}", tag.unwrap_or("")));
+    let selector = format!("selector=weaver-test={}", cluster.prefix);
+    let version = env!("CARGO_PKG_VERSION");
     let started = Instant::now();
     helm_cmd(&[
         "install",
         "weaver",
-        &chart,
+        chart,
         "--version",
         version,
         "--plain-http",
         "-n",
-        &ns,
+        ns,
         "--set",
-        &format!("image.repository={repository}"),
+        &repository,
         "--set",
-        &format!("image.tag={tag}"),
+        &tag,
         "--set",
         "gitops.approvals.enforce=false",
         "--set",
-        &format!("selector=weaver-test={}", cluster.prefix),
+        &selector,
         "--wait",
         "--timeout",
         "4m",
     ]);
-    figure("`helm install` of the chart from an OCI registry, --wait", &format!("{:.1?}", started.elapsed()));
-    let checked = common::Repo::empty().weaver_on(&cluster, &["check", "-n", &ns]);
-    helm_cmd(&["uninstall", "weaver", "-n", &ns, "--wait"]);
+    figure(&format!("`helm install` of {what}, --wait"), &format!("{:.1?}", started.elapsed()));
+    let checked = common::Repo::empty().weaver_on(cluster, &["check", "-n", ns]);
+    helm_cmd(&["uninstall", "weaver", "-n", ns, "--wait"]);
+    checked
+}
+
+/// A release's artifacts (`cargo xtask release --out DIR`, named by `WEAVER_E2E_RELEASE`): the
+/// static binary's image, which holds nothing but the binary, runs `--version` on the node; then
+/// `cargo xtask push` puts the image and the chart in a registry on loopback, from which helm
+/// installs the chart and the node pulls the image: a controller that passes `weaver check`.
+#[test]
+fn a_releases_image_runs_on_the_node_and_its_pushed_chart_and_image_install_from_a_registry() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(release) = std::env::var_os("WEAVER_E2E_RELEASE").map(std::path::PathBuf::from) else {
+        common::skip::say_skipped(
+            "WEAVER_E2E_RELEASE does not name a release's artifacts (cargo xtask release --out DIR: \
+             docs/src/development/releasing.md)",
+        );
+        return;
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    let cluster = e2e.cluster();
+    let ns = cluster.namespace("release");
+    e2e.load_archive(&release.join(format!("weaver-{version}-image.tar")));
+    let pod = |name: &str, image: &str, policy: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "weaver", "image": image,
+                "imagePullPolicy": policy, "args": ["--version"],
+                "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false,
+                    "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": true}}]}})
+    };
+    let finished = |pod: &Value| {
+        eventually("the Pod ran to its end", || {
+            let live = cluster.get(pod).ok_or("gone")?;
+            match live.pointer("/status/phase").and_then(Value::as_str) {
+                Some("Succeeded") => Ok(()),
+                Some("Failed") => panic!("the Pod failed: {}", live["status"]),
+                other => Err(format!("phase {other:?}: {}", live["status"])),
+            }
+        });
+        cluster.get_text(&format!("/api/v1/namespaces/{ns}/pods/{}/log", pod["metadata"]["name"].as_str().unwrap()))
+    };
+    let loaded = pod("loaded", &format!("weaver:{version}"), "Never");
+    cluster.create(&loaded);
+    assert_eq!(finished(&loaded).unwrap(), format!("weaver {version}\n"));
+
+    let Ok(registry) = common::registry::Registry::start() else {
+        common::skip::interop_or_skip(Some("the release is pushed to a registry: no /usr/bin/docker-registry"));
+        return;
+    };
+    let helm = match common::tools::helm() {
+        Ok((helm, _)) => helm,
+        Err(why) => {
+            common::skip::interop_or_skip(Some(&format!("helm installs the pushed chart: {why}")));
+            return;
+        }
+    };
+    let registry_at = format!("127.0.0.1:{}", registry.port);
+    let pushed = std::process::Command::new("cargo")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["xtask", "push"])
+        .arg(&release)
+        .args([&registry_at, "--plain-http"])
+        .output()
+        .unwrap();
+    assert!(pushed.status.success(), "cargo xtask push: {}", String::from_utf8_lossy(&pushed.stderr));
+    // The node pulls it (a registry on loopback is spoken to in plain http).
+    let pulled = pod("pulled", &format!("{registry_at}/weaver:{version}"), "Always");
+    cluster.create(&pulled);
+    assert_eq!(finished(&pulled).unwrap(), format!("weaver {version}\n"));
+
+    let chart = format!("oci://{registry_at}/charts/weaver");
+    let image = format!("{registry_at}/weaver");
+    let what = "a release's pushed chart, its image pulled from the registry";
+    let checked = helm_install_checked(&cluster, &helm, &ns, &chart, &image, None, what);
     assert_eq!(checked.code, 0, "{checked:?}");
-    assert!(checked.stdout.contains("all checks passed"), "{checked:?}");
+    assert!(checked.stdout.contains(&format!("version/weaver: weaver {version}, as this weaver")), "{checked:?}");
 }

@@ -80,7 +80,12 @@ impl E2e {
     }
 
     fn load(&self, image: &Image) {
-        let line = format!("{} '{}'", self.load, image.archive.display());
+        self.load_archive(&image.archive);
+    }
+
+    /// Loads an image archive (a docker-archive or an OCI image layout) into the nodes.
+    pub fn load_archive(&self, archive: &std::path::Path) {
+        let line = format!("{} '{}'", self.load, archive.display());
         let out = std::process::Command::new("sh").arg("-c").arg(&line).output().expect("run sh");
         assert!(
             out.status.success(),

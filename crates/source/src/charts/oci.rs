@@ -18,8 +18,13 @@ use crate::registry_limits::TagLimits;
 use weaver_core::error::{Error, Result};
 use weaver_project::chart::{RemoteChart, is_sha256_digest};
 
-const CHART_LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const CHART_LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+/// A chart's config: its Chart.yaml as JSON, as `helm push` writes it.
+pub const CHART_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
+pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const IMAGE_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// Flux's media types (fluxcd/pkg's `oci` package), which its OCIRepository pulls.
 pub const FLUX_CONFIG: &str = "application/vnd.cncf.flux.config.v1+json";
 pub const FLUX_CONTENT: &str = "application/vnd.cncf.flux.content.v1.tar+gzip";
@@ -565,17 +570,18 @@ pub fn pull_artifact(
 /// An artifact built, not yet pushed: its manifest's digest names it.
 pub struct Built {
     pub digest: String,
-    manifest: Vec<u8>,
-    config: Vec<u8>,
-    layer: Vec<u8>,
+    pub manifest: Vec<u8>,
+    /// Its config's and layers' bytes, the config first.
+    pub blobs: Vec<Vec<u8>>,
 }
 
-/// `tree` as an artifact with `annotations` on its manifest; the same tree and annotations
-/// give the same bytes, so the same digest (entries sorted, times, owners and modes fixed).
-pub fn build_artifact(tree: &Tree, annotations: BTreeMap<String, String>) -> Built {
-    let layer = pack(tree);
-    // OCI's empty JSON: Flux reads nothing of the config but its media type.
-    let config = b"{}".to_vec();
+/// A manifest of `config` and `layers` (each a media type and its bytes), with `annotations`:
+/// the same parts give the same bytes, so the same digest.
+pub fn build_manifest(
+    config: (&str, Vec<u8>),
+    layers: Vec<(&str, Vec<u8>)>,
+    annotations: BTreeMap<String, String>,
+) -> Built {
     let descriptor = |media_type: &str, bytes: &[u8]| Descriptor {
         media_type: media_type.to_string(),
         digest: sha256_digest(bytes),
@@ -584,20 +590,35 @@ pub fn build_artifact(tree: &Tree, annotations: BTreeMap<String, String>) -> Bui
     let manifest = Manifest {
         schema_version: 2,
         media_type: MANIFEST.to_string(),
-        config: Some(descriptor(FLUX_CONFIG, &config)),
-        layers: vec![descriptor(FLUX_CONTENT, &layer)],
+        config: Some(descriptor(config.0, &config.1)),
+        layers: layers.iter().map(|(media_type, bytes)| descriptor(media_type, bytes)).collect(),
         annotations,
     };
     let manifest = serde_json::to_vec(&manifest).expect("a manifest serializes");
-    Built { digest: sha256_digest(&manifest), manifest, config, layer }
+    let blobs = std::iter::once(config.1).chain(layers.into_iter().map(|(_, bytes)| bytes)).collect();
+    Built { digest: sha256_digest(&manifest), manifest, blobs }
+}
+
+/// `tree` as an artifact with `annotations` on its manifest; the same tree and annotations
+/// give the same bytes, so the same digest (entries sorted, times, owners and modes fixed).
+pub fn build_artifact(tree: &Tree, annotations: BTreeMap<String, String>) -> Built {
+    // OCI's empty JSON: Flux reads nothing of the config but its media type.
+    build_manifest((FLUX_CONFIG, b"{}".to_vec()), vec![(FLUX_CONTENT, pack(tree))], annotations)
 }
 
 /// Pushes `built` to the artifact's tag: its blobs (those the registry lacks), then its
 /// manifest. Returns the manifest's digest as the registry took it.
 pub fn push_artifact(connection: &mut Connection, artifact: &Artifact, built: &Built) -> Result<String> {
+    push_blobs(connection, artifact, &built.blobs)?;
+    put_manifest(connection, artifact, &artifact.tag, MANIFEST, &built.manifest)?;
+    Ok(built.digest.clone())
+}
+
+/// Uploads each of `blobs` the artifact's repository lacks.
+pub fn push_blobs(connection: &mut Connection, artifact: &Artifact, blobs: &[Vec<u8>]) -> Result<()> {
     let base = artifact.base();
     let repository = &artifact.repository;
-    for blob in [&built.config, &built.layer] {
+    for blob in blobs {
         let digest = sha256_digest(blob);
         let url = format!("{base}/v2/{repository}/blobs/{digest}");
         if connection.send(Method::Head, &url, "*/*")?.status == 200 {
@@ -615,12 +636,43 @@ pub fn push_artifact(connection: &mut Connection, artifact: &Artifact, built: &B
             return Err(connection.status_error(&url, &response));
         }
     }
-    let url = format!("{base}/v2/{repository}/manifests/{}", artifact.tag);
-    let response = connection.send(Method::Put(MANIFEST, &built.manifest), &url, "*/*")?;
+    Ok(())
+}
+
+/// Puts `bytes`, a manifest or an index of `media_type`, at `reference` (a tag or its digest)
+/// of the artifact's repository.
+pub fn put_manifest(
+    connection: &mut Connection,
+    artifact: &Artifact,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    let url = format!("{}/v2/{}/manifests/{reference}", artifact.base(), artifact.repository);
+    let response = connection.send(Method::Put(media_type, bytes), &url, "*/*")?;
     if response.status != 201 {
         return Err(connection.status_error(&url, &response));
     }
-    Ok(built.digest.clone())
+    Ok(())
+}
+
+/// `files` (path → bytes and mode) as a gzipped tar, in path order, every time zero and owner
+/// root: the same files give the same bytes.
+pub fn pack_files(files: &BTreeMap<String, (Vec<u8>, u32)>) -> Vec<u8> {
+    let gzip = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::default());
+    let mut archive = tar::Builder::new(gzip);
+    for (path, (bytes, mode)) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(*mode);
+        header.set_size(bytes.len() as u64);
+        archive.append_data(&mut header, path, bytes.as_slice()).expect("writing to memory");
+    }
+    let gzip = archive.into_inner().expect("writing to memory");
+    gzip.finish().expect("writing to memory")
 }
 
 /// `tree` as a gzipped tar: its directories, then files, in path order; every time zero,

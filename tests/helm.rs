@@ -971,6 +971,30 @@ fn templated_values_repo(template: &str) -> Repo {
     repo
 }
 
+/// helmfile hands a `.gotmpl` values file its environment's values as go-yaml read them:
+/// integers are Go `int`s (`kindOf` says int, `%d` prints them, `until` takes them, a large one
+/// prints whole), as helmfile 0.166 renders them; floats stay floats.
+#[test]
+fn a_templated_values_files_integers_are_gos_ints_as_helmfile_gives_them() {
+    let template = r#"kind: {{ kindOf .Values.replicas }}
+printed: {{ printf "%d" .Values.replicas }}
+ranged: {{ range until .Values.replicas }}x{{ end }}
+million: {{ .Values.million }}
+ratio: {{ kindOf .Values.ratio }}
+"#;
+    let repo = templated_values_repo(template);
+    repo.write(
+        "environments/dev.yaml",
+        "namespace: shop\nvalues:\n  replicas: 2\n  million: 10000000\n  ratio: 0.5\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [values/app.yaml.gotmpl]\n",
+    );
+    let rendered = repo.weaver(&["render", "--env", "dev"]);
+    let values = rendered.success();
+    // The ConfigMap shows the values helm got, as toYaml wrote them.
+    for want in ["kind: int", "printed: 2", "ranged: xx", "million: 10000000", "ratio: float64"] {
+        assert!(values.contains(want), "no `{want}` in\n{values}");
+    }
+}
+
 #[test]
 fn templated_values_files_render_as_helmfile_renders_them() {
     let template = r#"host: app.{{ .Values.domain }}

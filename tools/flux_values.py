@@ -55,7 +55,8 @@ Yaml12.yaml_implicit_resolvers = {
     for k, v in Yaml12.yaml_implicit_resolvers.items()}
 Yaml12.add_implicit_resolver('tag:yaml.org,2002:bool', re.compile(r'^(?:true|True|TRUE|false|False|FALSE)$'),
                              list('tTfF'))
-INT = re.compile(r'''^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$''')
+# 0o17 too: go-yaml (v2 and v3) tries Go's strconv.ParseInt(s, 0, 64), which reads the 0o prefix
+INT = re.compile(r'''^(?:[-+]?0b[0-1_]+|[-+]?0o[0-7_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$''')
 FLOAT = re.compile(r'''^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$''')
 for loader in (Yaml11, Yaml12):
     # no base-60 numbers (1:20 stays a string, as go-yaml reads it)

@@ -15,8 +15,9 @@ and namespaces aside) with what helmfile itself renders, `helmfile -e E template
 (--helmfile, with the helm on PATH; hooks find no cluster: KUBECONFIG names none); where helmfile
 fails (a hook that needs a cluster, a remote chart it would fetch), with `helm template` given the
 values the environment file gives it (its valuesFiles, then its inline values: what helmfile
-passes, as the import converted it; a release with a `.gotmpl` values file or SOPS secrets is
-not compared so).
+passes, as the import converted it) and an `--api-versions` for each of the environment's
+`apiVersions` (helmfile's `templateArgs`, as the import converted them); a release with a
+`.gotmpl` values file or SOPS secrets is not compared so.
 
 Values: for each installed release of every environment (remote charts too), the values
 weaver gives the release's chart are compared with those helmfile passes helm. Both are read
@@ -75,6 +76,19 @@ def releases_of(repo, env):
                 have[k] = merge(have.get(k) or {}, v) if k == 'values' else v
     namespace = next((d['namespace'] for d in chain if d.get('namespace')), 'default')
     return releases, namespace
+
+
+def api_versions_of(repo, env):
+    """An environment's `apiVersions` (a derived file's list replaces its base's): what the
+    import made of helmfile's `templateArgs: [--api-versions=…]`, which helmfile passes helm."""
+    name = env
+    while name:
+        with open(os.path.join(repo, 'environments', name + '.yaml')) as f:
+            doc = yaml.safe_load(f) or {}
+        if 'apiVersions' in doc:
+            return list(doc['apiVersions'] or [])
+        name = doc.get('extends')
+    return []
 
 
 def rels_abstract(repo, env):
@@ -254,6 +268,8 @@ def compare_release(repo, env, name, release, namespace, weaver, helm, helmfile,
         return w.returncode == 0, None, None
     argv = [helm, 'template', name, chart_dir, '-n', release.get('namespace', namespace),
             '--kube-version', 'v1.32.0', '--include-crds', '--skip-tests']
+    # helmfile passes its `helmDefaults.templateArgs` (the import's `apiVersions`) to helm template
+    argv += [f'--api-versions={v}' for v in api_versions_of(repo, env)]
     for f in files:
         argv += ['-f', f]
     if release.get('values'):

@@ -124,23 +124,25 @@ fn render_within(
     let stop = || limits.stop_reason().map(|why| why.to_string());
     let bounds =
         gotemplate::Limits { stop: Some(&stop), max_bytes: limits.max_rendered_bytes.as_ref().map(|b| b.value) };
-    let out = set.execute_within(&name, &Value::from_json(data, Numbers::Float64), &mut (), bounds).map_err(|e| {
-        let mut innermost = &e;
-        while let Some(inner) = innermost.source_error().filter(|inner| inner.location().is_some()) {
-            innermost = inner;
-        }
-        let message = message(&e);
-        // `required` and `fail` messages, as helm's own errors show them.
-        let message = match (message.find(weaver_helm::funcs::ERR_START), message.rfind(weaver_helm::funcs::ERR_END)) {
-            (Some(start), Some(end)) if start + weaver_helm::funcs::ERR_START.len() <= end => {
-                message[start + weaver_helm::funcs::ERR_START.len()..end].to_string()
+    let out =
+        set.execute_within(&name, &Value::from_json(data, Numbers::KeepIntegers), &mut (), bounds).map_err(|e| {
+            let mut innermost = &e;
+            while let Some(inner) = innermost.source_error().filter(|inner| inner.location().is_some()) {
+                innermost = inner;
             }
-            _ => message,
-        };
-        let error = Error::at(located(innermost), format!("{what}: {message}"));
-        // A stop, or the byte bound's error, names the setting to raise.
-        limits.limit_error(error, e.is_too_large(), release)
-    })?;
+            let message = message(&e);
+            // `required` and `fail` messages, as helm's own errors show them.
+            let message =
+                match (message.find(weaver_helm::funcs::ERR_START), message.rfind(weaver_helm::funcs::ERR_END)) {
+                    (Some(start), Some(end)) if start + weaver_helm::funcs::ERR_START.len() <= end => {
+                        message[start + weaver_helm::funcs::ERR_START.len()..end].to_string()
+                    }
+                    _ => message,
+                };
+            let error = Error::at(located(innermost), format!("{what}: {message}"));
+            // A stop, or the byte bound's error, names the setting to raise.
+            limits.limit_error(error, e.is_too_large(), release)
+        })?;
     limits.check_rendered(out.len(), &format!("the output of {}", path.display()), release)?;
     Ok(out)
 }

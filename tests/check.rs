@@ -161,42 +161,52 @@ fn check_names_a_missing_crd_a_controller_not_ready_and_an_account_lacking_a_ver
     assert!(out.ends_with("all checks passed\n"), "{out}");
 }
 
-/// The controller's version (its `app.kubernetes.io/version` label, else its image's tag)
+/// The controller's version (its image's tag, else its `app.kubernetes.io/version` label)
 /// beside this weaver's: an older one is upgraded, a newer patch is safe to go back from, a
-/// newer minor is refused, by check and by `weaver install`, which applies nothing.
+/// newer minor is refused, by check and by `weaver install` into any namespace (the CRDs are the
+/// cluster's), which applies nothing.
 #[test]
 fn check_and_install_refuse_a_downgrade_of_a_minor_and_say_a_patch_is_safe() {
     let cluster = TestCluster::start();
+    // On a shared server, a newer controller would refuse the other tests' installs meanwhile.
+    let _crds = cluster.weaver_crds_alone();
     let ns = cluster.namespace("versions");
     let ours = env!("CARGO_PKG_VERSION");
     let [major, minor, patch]: [u64; 3] =
         ours.split('.').map(|p| p.parse().unwrap()).collect::<Vec<_>>().try_into().unwrap();
     let mut controller = deployment(&ns, 1);
+    let image = "/spec/template/spec/containers/0/image";
     cluster.apply(&[controller.clone()], MANAGER);
-    let (_, out) = check(&cluster, &["-n", &ns]);
-    let line = finding(&out, "version/weaver:");
+    let version_line = |cluster: &TestCluster| {
+        let (code, out) = check(cluster, &["-n", &ns]);
+        (code, finding(&out, "version/weaver:").to_string(), out)
+    };
+    let (_, line, out) = version_line(&cluster);
     assert!(
         line.starts_with('✔') && line.contains(&format!("weaver 0.0.0-check-test; this weaver ({ours}) upgrades it")),
         "{out}"
     );
+    // The image's tag is what runs, whatever the chart's label says.
     let newer_patch = format!("{major}.{minor}.{}", patch + 1);
-    controller["metadata"]["labels"]["app.kubernetes.io/version"] = json!(newer_patch);
+    controller["metadata"]["labels"]["app.kubernetes.io/version"] = json!(ours);
+    *controller.pointer_mut(image).unwrap() = json!(format!("weaver.invalid/weaver:{newer_patch}"));
     cluster.apply(&[controller.clone()], MANAGER);
-    let (_, out) = check(&cluster, &["-n", &ns]);
-    let line = finding(&out, "version/weaver:");
+    let (_, line, out) = version_line(&cluster);
     assert!(line.starts_with('✔') && line.contains("is safe: a patch release changes nothing stored"), "{out}");
+    // Pinned by digest: the label says.
     let newer_minor = format!("{major}.{}.0", minor + 1);
     controller["metadata"]["labels"]["app.kubernetes.io/version"] = json!(newer_minor);
+    *controller.pointer_mut(image).unwrap() = json!(format!("weaver.invalid/weaver@sha256:{}", "a".repeat(64)));
     cluster.apply(&[controller], MANAGER);
-    let (code, out) = check(&cluster, &["-n", &ns]);
+    let (code, line, out) = version_line(&cluster);
     assert_eq!(code, 1, "{out}");
-    let line = finding(&out, "version/weaver:");
     assert!(
         line.starts_with('✗')
             && line.contains(&format!("weaver {newer_minor}, of a newer minor than this weaver ({ours})")),
         "{out}"
     );
-    let run = common::Repo::empty().weaver_on(&cluster, &["install", "-n", &ns]);
+    let elsewhere = cluster.namespace("elsewhere");
+    let run = common::Repo::empty().weaver_on(&cluster, &["install", "-n", &elsewhere]);
     assert_eq!(
         run.failure(),
         format!(
@@ -205,9 +215,9 @@ fn check_and_install_refuse_a_downgrade_of_a_minor_and_say_a_patch_is_safe() {
              records may hold what weaver {ours} cannot read): see the compatibility page\n"
         )
     );
-    let services =
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "weaver-webhook", "namespace": ns}});
-    assert!(cluster.get(&services).is_none(), "nothing applied");
+    let service =
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "weaver-webhook", "namespace": elsewhere}});
+    assert!(cluster.get(&service).is_none(), "nothing applied");
 }
 
 /// A controller given `--selector` (the chart's `selector`) reconciles only the

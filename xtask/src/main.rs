@@ -38,8 +38,10 @@ struct Target {
     rustflags: &'static str,
 }
 
-/// Every configured target: each is built where this machine's Rust holds its standard library
-/// (`rustup target add <triple>`; macOS's also need Apple's linker: a Mac).
+/// Every configured target, one per platform (an image index holds one manifest per platform,
+/// and what a machine builds must not depend on which standard libraries it has beside): each
+/// is built where this machine's Rust holds its standard library (`rustup target add <triple>`
+/// and a cross linker; macOS's: a Mac).
 const TARGETS: &[Target] = &[
     Target {
         triple: "x86_64-unknown-linux-gnu",
@@ -47,7 +49,6 @@ const TARGETS: &[Target] = &[
         rustflags: "-C target-feature=+crt-static",
     },
     Target { triple: "aarch64-unknown-linux-musl", platform: Some(("linux", "arm64")), rustflags: "" },
-    Target { triple: "x86_64-unknown-linux-musl", platform: Some(("linux", "amd64")), rustflags: "" },
     Target { triple: "aarch64-apple-darwin", platform: None, rustflags: "" },
     Target { triple: "x86_64-apple-darwin", platform: None, rustflags: "" },
 ];
@@ -83,6 +84,9 @@ struct ReleaseArgs {
     /// Where cargo builds them [default: target/release-build]
     #[arg(long, value_name = "DIR")]
     target_dir: Option<PathBuf>,
+    /// Build from a working tree with uncommitted changes (its artifacts are no commit's)
+    #[arg(long)]
+    allow_dirty: bool,
     /// Then push the image and the chart to this registry (`host[:port][/path]`), as `cargo xtask push`
     #[arg(long, value_name = "REGISTRY")]
     push: Option<String>,
@@ -120,8 +124,14 @@ fn release(args: &ReleaseArgs) -> Result<()> {
     let out = if args.out.is_absolute() { args.out.clone() } else { root.join(&args.out) };
     let target_dir = args.target_dir.clone().unwrap_or_else(|| root.join("target/release-build"));
     let target_dir = if target_dir.is_absolute() { target_dir } else { root.join(target_dir) };
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let dirty = run(Command::new("git").arg("-C").arg(&root).args(["status", "--porcelain", "--untracked-files=all"]))?;
+    if !dirty.trim().is_empty() && !args.allow_dirty {
+        return Err(format!(
+            "the working tree has uncommitted changes (git status): a release is built from a commit\n  {}",
+            dirty.lines().take(5).collect::<Vec<_>>().join("\n  ")
+        ));
+    }
+    empty_out(&root, &out)?;
     let targets = chosen_targets(&args.targets)?;
     let mut images = Vec::new();
     for target in &targets {
@@ -148,6 +158,26 @@ fn release(args: &ReleaseArgs) -> Result<()> {
         Some(registry) => push(&out, registry, args.plain_http),
         None => Ok(()),
     }
+}
+
+/// Makes `out` an empty directory: one holding anything but a former release's artifacts (its
+/// `SHA256SUMS`), or the checkout itself, is refused.
+fn empty_out(root: &Path, out: &Path) -> Result<()> {
+    if root.starts_with(out) {
+        return Err(format!("--out {} holds the checkout: give a directory of its own", out.display()));
+    }
+    if let Ok(mut entries) = std::fs::read_dir(out)
+        && entries.next().is_some()
+    {
+        if !out.join("SHA256SUMS").is_file() {
+            return Err(format!(
+                "--out {} holds files that are not a release's (no SHA256SUMS): give an empty directory",
+                out.display()
+            ));
+        }
+        std::fs::remove_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))
 }
 
 /// The configured targets `asked` names (every one this machine can build when none), each
@@ -201,18 +231,21 @@ fn build(root: &Path, target_dir: &Path, target: &Target, epoch: i64) -> Result<
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
     // Paths rustc would write into the binary (panic locations, debug info) made the same on
     // every machine.
-    let remap = [(root, "/weaver"), (cargo_home.as_path(), "/cargo"), (target_dir, "/target")]
-        .iter()
-        .map(|(from, to)| format!("--remap-path-prefix={}={to}", from.display()))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let rustflags = format!("{} {remap}", target.rustflags);
+    let paths = [(root, "/weaver"), (cargo_home.as_path(), "/cargo"), (target_dir, "/target")];
+    let remap = |flag: &str| {
+        paths.iter().map(|(from, to)| format!("{flag}{}={to}", from.display())).collect::<Vec<_>>().join(" ")
+    };
+    let rustflags = format!("{} {}", target.rustflags, remap("--remap-path-prefix="));
+    // The C the -sys crates compile (aws-lc, libgit2, mimalloc) writes its paths too (`__FILE__`).
+    let cflags = remap("-ffile-prefix-map=");
     let status = Command::new("cargo")
         .current_dir(root)
         .args(["auditable", "build", "--release", "--locked", "--bin", "weaver", "--target", target.triple])
         .arg("--target-dir")
         .arg(target_dir)
         .env("RUSTFLAGS", rustflags.trim())
+        .env("CFLAGS", &cflags)
+        .env("CXXFLAGS", &cflags)
         .env("SOURCE_DATE_EPOCH", epoch.to_string())
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .status()
@@ -272,10 +305,19 @@ fn sbom(root: &Path, triple: &str, version: &str, epoch: i64) -> Result<Value> {
         .collect();
     let weaver = package(&metadata, "weaver")?["id"].as_str().unwrap_or_default();
     // Each reached package's normal dependencies, from weaver down.
+    // A proc-macro runs in the compiler: neither it nor what only it depends on is linked.
+    let proc_macro = |id: &str| {
+        packages.get(id).is_some_and(|p| {
+            let kinds =
+                p["targets"].as_array().into_iter().flatten().flat_map(|t| t["kind"].as_array().into_iter().flatten());
+            kinds.clone().count() > 0 && kinds.into_iter().all(|k| k == "proc-macro")
+        })
+    };
     let normal = |node: &Value| -> Vec<String> {
         let deps = node["deps"].as_array().into_iter().flatten();
         deps.filter(|d| d["dep_kinds"].as_array().into_iter().flatten().any(|k| k["kind"].is_null()))
             .filter_map(|d| d["pkg"].as_str().map(str::to_string))
+            .filter(|id| !proc_macro(id))
             .collect()
     };
     let mut reached: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -320,21 +362,9 @@ fn sbom(root: &Path, triple: &str, version: &str, epoch: i64) -> Result<Value> {
         })
         .collect();
     let time = jiff::Timestamp::from_second(epoch).map_err(|e| e.to_string())?;
-    // A serial number of its content, so that the same build gives the same document.
-    let body = json!({"components": components, "dependencies": dependencies});
-    let digest = hex::encode(Sha256::digest(serde_json::to_vec(&body).expect("JSON serializes")));
-    let serial = format!(
-        "urn:uuid:{}-{}-5{}-8{}-{}",
-        &digest[0..8],
-        &digest[8..12],
-        &digest[13..16],
-        &digest[17..20],
-        &digest[20..32]
-    );
-    Ok(json!({
+    let mut document = json!({
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
-        "serialNumber": serial,
         "version": 1,
         "metadata": {
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -345,9 +375,22 @@ fn sbom(root: &Path, triple: &str, version: &str, epoch: i64) -> Result<Value> {
                 "properties": [{"name": "cdx:rustc:target", "value": triple}],
             },
         },
-        "components": body["components"],
-        "dependencies": body["dependencies"],
-    }))
+        "components": components,
+        "dependencies": dependencies,
+    });
+    // A serial number of the whole document (its binary's version and target among it): the
+    // same build gives the same, another binary another.
+    let digest = hex::encode(Sha256::digest(serde_json::to_vec(&document).expect("JSON serializes")));
+    let serial = format!(
+        "urn:uuid:{}-{}-5{}-8{}-{}",
+        &digest[0..8],
+        &digest[8..12],
+        &digest[13..16],
+        &digest[17..20],
+        &digest[20..32]
+    );
+    document["serialNumber"] = json!(serial);
+    Ok(document)
 }
 
 /// One platform's image: the binary at `/weaver`, run as 65532, as the Dockerfile builds it.
@@ -697,6 +740,9 @@ mod tests {
         assert_eq!(kube["hashes"][0]["alg"], "SHA-256");
         assert!(named("weaver-core").expect("a workspace crate").get("hashes").is_none());
         assert!(named("weaver").is_none(), "the binary is the SBOM's subject, not a component of it");
+        assert!(named("serde_derive").is_none(), "a proc-macro runs in the compiler, not in the binary");
+        let other = super::sbom(&root(), "x86_64-unknown-linux-gnu", "9.9.10", 0).unwrap();
+        assert_ne!(sbom["serialNumber"], other["serialNumber"], "another binary, another serial number");
         // Dev-only dependencies are not in the binary.
         assert!(named("weaver-test-apiserver").is_none(), "a dev-dependency listed");
         let refs: Vec<&str> =
@@ -705,5 +751,27 @@ mod tests {
             assert!(refs.contains(&component["bom-ref"].as_str().unwrap()), "{component} has no entry in the graph");
         }
         assert_eq!(sbom, super::sbom(&root(), "x86_64-unknown-linux-gnu", "9.9.9", 0).unwrap(), "the same each time");
+    }
+
+    #[test]
+    fn out_is_emptied_only_when_it_holds_a_release() {
+        let dir = std::env::temp_dir().join(format!("xtask-out-{}", std::process::id()));
+        let checkout = dir.join("checkout");
+        std::fs::create_dir_all(checkout.join(".git")).unwrap();
+        let refused = empty_out(&checkout, &checkout).unwrap_err();
+        assert!(refused.contains("holds the checkout"), "{refused}");
+        assert!(empty_out(&checkout, &dir).unwrap_err().contains("holds the checkout"));
+        let other = dir.join("notes");
+        std::fs::create_dir_all(&other).unwrap();
+        write(&other.join("todo.txt"), b"mine").unwrap();
+        assert!(empty_out(&checkout, &other).unwrap_err().contains("not a release's"));
+        assert!(other.join("todo.txt").exists(), "nothing removed");
+        let former = dir.join("release");
+        std::fs::create_dir_all(&former).unwrap();
+        write(&former.join("SHA256SUMS"), b"").unwrap();
+        write(&former.join("weaver-0.0.1.tgz"), b"old").unwrap();
+        empty_out(&checkout, &former).unwrap();
+        assert_eq!(std::fs::read_dir(&former).unwrap().count(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -42,9 +42,12 @@ impl Project {
     }
 
     /// The same repository with every file past `bound` refused unread (see [`source::Bounded`]),
-    /// its environment files included.
-    pub fn bounded(&self, bound: &weaver_core::limits::Bound<usize>) -> Project {
-        Project::new(Arc::new(source::Bounded::new(self.source.clone(), bound.clone())))
+    /// its environment files included; itself without a bound.
+    pub fn bounded(self, bound: Option<&weaver_core::limits::Bound<usize>>) -> Project {
+        match bound {
+            Some(bound) => Project::new(Arc::new(source::Bounded::new(self.source, bound.clone()))),
+            None => self,
+        }
     }
 
     pub fn environment(&self, name: &str) -> Result<Environment> {

@@ -104,7 +104,7 @@ impl Engine {
     }
 
     /// `template` rendered for `release`, its output at most `room` bytes.
-    fn render(
+    pub(crate) fn render(
         &self,
         template: &Path,
         context: &minijinja::Value,

@@ -4,13 +4,18 @@
 //! controller renders its tenants' repositories so (`weaver operator run --max-render-memory`),
 //! the CLI with `--max-render-memory`.
 //!
-//! The protocol is lines of JSON on the worker's stdin and stdout. The first line gives the
+//! The protocol: the parent writes lines of JSON on the worker's stdin. The first gives the
 //! limits, the second the templates (every template of the charts the render uses, compiled
-//! once per worker); each next line asks for one release's templates, and the worker answers
-//! one line: the texts rendered, in order, and the error that stopped it, if any. A render has
-//! one worker, which renders its releases one after the other (so a render's memory is bounded
-//! once, not once per thread); a worker that died (its memory bound) is not used again. The
-//! worker prints nothing else, and is given no environment variables.
+//! once per worker; the worker's side is `worker::serve`). Then, for each release, a
+//! [`Request::Release`] with its context, and a [`Request::Template`] per template, in order, so
+//! that the parent parses each output before the next template renders, as in its own process.
+//! Each request is answered by a line of JSON ([`Answer`]), a template's text following it as
+//! that many raw bytes (bounded by what the release may still render). A thread of the render
+//! takes an idle worker or starts one, never waiting for another thread's, so a render has at
+//! most one worker per thread rendering it; a worker that ended (its memory bound, its deadline)
+//! is not used again. The worker prints nothing else, is given no environment variables, may
+//! not dump core (its memory holds decrypted values), and is what the kernel kills first when
+//! the container runs out of memory.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -32,6 +37,8 @@ use crate::filters::ChartFiles;
 const GRACE: Duration = Duration::from_secs(2);
 /// How often a worker's answer is waited for between two looks at the render's limits.
 const LOOK_EVERY_MS: i32 = 50;
+/// The most an answer's line (its JSON, not a text) may be: an error's message and place.
+const HEADER_BYTES: usize = 1 << 20;
 
 /// The render's limits as the worker takes them: its deadline as the time left.
 #[derive(Serialize, Deserialize)]
@@ -67,29 +74,25 @@ impl WireLimits {
     }
 }
 
-/// One release's templates to render, as the parent sends it.
-#[derive(Serialize)]
-struct Ask<'a> {
-    release: &'a str,
-    templates: &'a [&'a Path],
-    /// The context but its `files`, which is an object of its own.
-    context: serde_json::Map<String, serde_json::Value>,
-    /// `files`: the chart's name and its files.
-    files: Option<(&'a str, &'a BTreeMap<String, String>)>,
-}
-
-/// [`Ask`] as the worker reads it.
-#[derive(Deserialize)]
-pub(crate) struct Asked {
-    pub(crate) release: String,
-    pub(crate) templates: Vec<PathBuf>,
-    pub(crate) context: serde_json::Map<String, serde_json::Value>,
-    pub(crate) files: Option<(String, BTreeMap<String, String>)>,
-}
-
+/// What the parent asks of a worker.
 #[derive(Serialize, Deserialize)]
+pub(crate) enum Request {
+    /// The next templates render for this release, with this context (but its `files`, an
+    /// object of its own: the chart's name and its files).
+    Release {
+        release: String,
+        context: serde_json::Map<String, serde_json::Value>,
+        files: Option<(String, BTreeMap<String, String>)>,
+    },
+    /// One template rendered, its output at most `room` bytes.
+    Template { template: PathBuf, room: Option<usize> },
+}
+
+/// A worker's answer: to a [`Request::Template`], the length of its text (which follows as raw
+/// bytes) or the template's error; to a [`Request::Release`], nothing but that it was heard.
+#[derive(Serialize, Deserialize, Default)]
 pub(crate) struct Answer {
-    pub(crate) texts: Vec<String>,
+    pub(crate) length: Option<usize>,
     pub(crate) error: Option<WireError>,
 }
 
@@ -119,24 +122,24 @@ impl From<WireError> for Error {
     }
 }
 
-/// The parent's side: the worker of one render, started when a release first needs it.
+/// The parent's side: the workers of one render, started when its threads first need them.
 pub(crate) struct Workers {
     isolation: Isolation,
     limits: RenderLimits,
     /// The second line each worker is sent.
     templates: String,
-    /// Held while it renders a release.
-    worker: Mutex<Option<Worker>>,
+    /// Those not rendering a release now.
+    idle: Mutex<Vec<Worker>>,
 }
 
 impl Workers {
     pub(crate) fn new(isolation: &Isolation, templates: Vec<(String, String)>, limits: &RenderLimits) -> Workers {
         let templates = serde_json::to_string(&templates).expect("strings serialize");
-        Workers { isolation: isolation.clone(), limits: limits.clone(), templates, worker: Mutex::default() }
+        Workers { isolation: isolation.clone(), limits: limits.clone(), templates, idle: Mutex::default() }
     }
 
-    /// `templates` rendered for `release` by a worker, each text handed to `take` in order (see
-    /// [`Engine::render_release`]).
+    /// `templates` rendered for `release` by a worker, each text handed to `take` as it comes
+    /// (see [`Engine::render_release`](crate::engine::Engine::render_release)).
     pub(crate) fn render(
         &self,
         templates: &[&Path],
@@ -144,40 +147,77 @@ impl Workers {
         release: &str,
         take: &mut dyn FnMut(&Path, String) -> Result<()>,
     ) -> Result<()> {
-        let ask = ask(templates, context, release)?;
-        let mut slot = self.worker.lock().unwrap_or_else(|e| e.into_inner());
-        let mut worker = match slot.take() {
+        let release_request = release_request(context, release)?;
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut worker = match idle {
             Some(worker) => worker,
-            None => self.start()?,
+            // A render that must stop starts no worker.
+            None => match self.limits.stop_reason() {
+                Some(why) => return Err(self.limits.stopped(release, why)),
+                None => self.start()?,
+            },
         };
-        let answer = match worker.ask(&ask, &self.limits) {
-            Ok(answer) => answer,
-            Err(ended) => return Err(self.ended(worker, ended, release)),
-        };
-        *slot = Some(worker);
-        drop(slot);
-        for (template, text) in templates.iter().zip(answer.texts) {
-            take(template, text)?;
+        let rendered = self.render_with(&mut worker, &release_request, templates, take);
+        match rendered {
+            Err(Step::Ended(ended)) => Err(self.ended(worker, ended, release)),
+            Err(Step::Failed(error)) => {
+                self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(worker);
+                Err(error)
+            }
+            Ok(()) => {
+                self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(worker);
+                Ok(())
+            }
         }
-        match answer.error {
-            Some(error) => Err(error.into()),
-            None => Ok(()),
+    }
+
+    fn render_with(
+        &self,
+        worker: &mut Worker,
+        release_request: &str,
+        templates: &[&Path],
+        take: &mut dyn FnMut(&Path, String) -> Result<()>,
+    ) -> std::result::Result<(), Step> {
+        worker.ask(release_request, None, &self.limits)?;
+        let mut rendered_bytes = 0;
+        for template in templates {
+            let room = self.limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
+            let request = Request::Template { template: template.to_path_buf(), room };
+            let request = serde_json::to_string(&request).expect("a path serializes");
+            let text = worker.ask(&request, Some(room.unwrap_or(usize::MAX)), &self.limits)?;
+            let text = text.ok_or(Step::Ended(Ended::Closed))?;
+            rendered_bytes += text.len();
+            let text = String::from_utf8(text).map_err(|_| {
+                Step::Failed(Error::at(Location::file(template), "the rendered output is not UTF-8".to_string()))
+            })?;
+            take(template, text).map_err(Step::Failed)?;
         }
+        Ok(())
     }
 
     fn start(&self) -> Result<Worker> {
         let max_memory = self.isolation.max_memory.value;
         let mut command = Command::new(&self.isolation.program);
         command.arg("render-worker").env_clear().stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: between fork and exec only async-signal-safe calls: setrlimit and prctl.
+        // SAFETY: between fork and exec only async-signal-safe calls: setrlimit, prctl, open,
+        // write and close.
         unsafe {
             command.pre_exec(move || {
                 let limit = libc::rlimit { rlim_cur: max_memory, rlim_max: max_memory };
                 if libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                // Gone with the process that asked for it.
+                // Its memory holds decrypted values: never written out as a core.
+                let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                libc::setrlimit(libc::RLIMIT_CORE, &none);
+                // Gone with the thread that started it; the first the kernel kills when the
+                // container's memory runs out.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+                if fd >= 0 {
+                    libc::write(fd, b"1000".as_ptr().cast(), 4);
+                    libc::close(fd);
+                }
                 Ok(())
             });
         }
@@ -231,8 +271,21 @@ impl Workers {
     }
 }
 
-/// The request for `release`'s `templates`, the context serialized but its `files` object.
-fn ask(templates: &[&Path], context: &minijinja::Value, release: &str) -> Result<String> {
+/// Why a release's render in a worker stopped: the worker ended, or the release failed (a
+/// template's error, or what `take` refused), the worker still good.
+enum Step {
+    Ended(Ended),
+    Failed(Error),
+}
+
+impl From<Ended> for Step {
+    fn from(ended: Ended) -> Step {
+        Step::Ended(ended)
+    }
+}
+
+/// The request for `release`'s context, serialized but its `files` object.
+fn release_request(context: &minijinja::Value, release: &str) -> Result<String> {
     let unserializable = |err: &dyn std::fmt::Display| {
         Error::new(format!("the context of release `{release}` cannot be sent to its render worker: {err}"))
     };
@@ -240,16 +293,14 @@ fn ask(templates: &[&Path], context: &minijinja::Value, release: &str) -> Result
     let mut files = None;
     for key in context.try_iter().map_err(|err| unserializable(&err))? {
         let value = context.get_item(&key).map_err(|err| unserializable(&err))?;
-        let name = key.to_string();
         if let Some(chart_files) = value.downcast_object_ref::<ChartFiles>() {
-            files = Some((chart_files.chart.clone(), chart_files.files.clone()));
+            files = Some((chart_files.chart.clone(), chart_files.files.as_ref().clone()));
             continue;
         }
-        map.insert(name, serde_json::to_value(&value).map_err(|err| unserializable(&err))?);
+        map.insert(key.to_string(), serde_json::to_value(&value).map_err(|err| unserializable(&err))?);
     }
-    let files = files.as_ref().map(|(chart, files)| (chart.as_str(), files.as_ref()));
-    let ask = Ask { release, templates, context: map, files };
-    serde_json::to_string(&ask).map_err(|err| unserializable(&err))
+    let request = Request::Release { release: release.to_string(), context: map, files };
+    serde_json::to_string(&request).map_err(|err| unserializable(&err))
 }
 
 /// How a worker stopped answering.
@@ -276,17 +327,43 @@ impl Worker {
         self.stdin.flush()
     }
 
-    /// Sends `ask` and waits for the answer, looking at `limits` between reads: the worker is
-    /// killed at once when the process stops, and past its deadline by [`GRACE`].
-    fn ask(&mut self, ask: &str, limits: &RenderLimits) -> std::result::Result<Answer, Ended> {
-        self.send(ask).map_err(|_| Ended::Closed)?;
-        // JSON escapes a byte in at most 6; the texts are bounded by the render's own bound.
-        let most = limits.max_rendered_bytes.as_ref().map_or(usize::MAX, |b| b.value.saturating_mul(6) + (1 << 20));
+    /// Sends `request` and waits for its answer, looking at `limits` between reads: the
+    /// worker is killed at once when the process stops, and past its deadline by [`GRACE`].
+    /// With `text` (the most bytes it may be), the answer's text; a template's error is a
+    /// [`Step::Failed`].
+    fn ask(
+        &mut self,
+        request: &str,
+        text: Option<usize>,
+        limits: &RenderLimits,
+    ) -> std::result::Result<Option<Vec<u8>>, Step> {
+        self.send(request).map_err(|_| Ended::Closed)?;
+        let line =
+            self.read_until(|read| read.iter().position(|b| *b == b'\n').map(|end| end + 1), HEADER_BYTES, limits)?;
+        let answer: Answer = serde_json::from_slice(&line[..line.len() - 1]).map_err(|_| Ended::Closed)?;
+        if let Some(error) = answer.error {
+            return Err(Step::Failed(error.into()));
+        }
+        let (Some(most), Some(length)) = (text, answer.length) else { return Ok(None) };
+        if length > most {
+            let _ = self.child.kill();
+            return Err(Ended::TooLarge.into());
+        }
+        self.read_until(|read| (read.len() >= length).then_some(length), length, limits).map(Some).map_err(Step::from)
+    }
+
+    /// The first bytes of what the worker writes that `whole` says make a whole (at most `most`
+    /// bytes, else the worker is killed), the rest kept for the next read.
+    fn read_until(
+        &mut self,
+        whole: impl Fn(&[u8]) -> Option<usize>,
+        most: usize,
+        limits: &RenderLimits,
+    ) -> std::result::Result<Vec<u8>, Ended> {
         let mut chunk = vec![0u8; 64 << 10];
         loop {
-            if let Some(end) = self.read.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.read.drain(..=end).collect();
-                return serde_json::from_slice(&line[..end]).map_err(|_| Ended::Closed);
+            if let Some(end) = whole(&self.read) {
+                return Ok(self.read.drain(..end).collect());
             }
             if self.read.len() > most {
                 let _ = self.child.kill();

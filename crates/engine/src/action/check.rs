@@ -5,12 +5,12 @@
 //! account of each EnvironmentSync it serves able to read the Secrets it names. Each finding
 //! that fails says what to do.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::install::VersionStep;
+use super::install::{VersionStep, controller_label};
 use weaver_api::OPERATOR_NAME;
 use weaver_api::environment_sync::EnvironmentSync;
 use weaver_cluster::{Access, Cluster, ConnectOptions, ListTarget, ManagedFields, Question, Readiness, Subject};
@@ -26,17 +26,6 @@ pub const CLOCK_TOLERANCE: jiff::SignedDuration = jiff::SignedDuration::from_sec
 
 /// The CRDs of the in-cluster half.
 pub const CRDS: [&str; 2] = ["environmentsyncs.weaver.example.com", "configmapsyncs.weaver.example.com"];
-
-/// The names the chart (`charts/weaver`) labels the controller's objects
-/// `app.kubernetes.io/name` with: its own, and the one a release moved from the former
-/// configmapsync-operator chart keeps (`nameOverride: configmapsync-operator`, since a
-/// Deployment's selector cannot change).
-const CONTROLLER_NAMES: [&str; 2] = ["weaver", "configmapsync-operator"];
-
-/// The label selector of the controller's objects: any of [`CONTROLLER_NAMES`].
-pub(crate) fn controller_label() -> String {
-    format!("app.kubernetes.io/name in ({})", CONTROLLER_NAMES.join(","))
-}
 
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -95,7 +84,7 @@ pub async fn check(options: &CheckOptions) -> Result<Checked> {
     let deployments = list(&cluster, "apps/v1", "Deployment", Some(&options.namespace), &controller_label()).await?;
     findings.extend(controller(&cluster, &options.namespace, &deployments, offset).await?);
     findings.extend(versions(&deployments));
-    findings.extend(tenants(&cluster, served_selector(&deployments).as_deref()).await?);
+    findings.extend(tenants(&cluster, &served_selectors(&deployments)).await?);
     Ok(Checked { findings })
 }
 
@@ -334,24 +323,38 @@ fn versions(deployments: &[Value]) -> Vec<Finding> {
     findings
 }
 
-/// The label selector of the EnvironmentSyncs the controller reconciles: its `--selector`
-/// (the chart's `selector`), None for every one.
-fn served_selector(deployments: &[Value]) -> Option<String> {
-    let containers = deployments.iter().filter_map(|d| d.pointer("/spec/template/spec/containers")?.as_array());
-    let args = containers.flatten().filter_map(|c| c["args"].as_array()).flatten();
-    args.filter_map(Value::as_str).find_map(|arg| arg.strip_prefix("--selector=")).map(str::to_string)
+/// The label selectors of the EnvironmentSyncs the controllers reconcile: each Deployment's
+/// `--selector` (the chart's `selector`); `[""]` (every one) when one has none.
+fn served_selectors(deployments: &[Value]) -> Vec<String> {
+    let selector = |deployment: &Value| {
+        let containers = deployment.pointer("/spec/template/spec/containers")?.as_array()?;
+        let args = containers.iter().filter_map(|c| c["args"].as_array()).flatten();
+        args.filter_map(Value::as_str).find_map(|arg| arg.strip_prefix("--selector=")).map(str::to_string)
+    };
+    let selectors: Option<BTreeSet<String>> = deployments.iter().map(selector).collect();
+    match selectors {
+        Some(selectors) if !selectors.is_empty() => selectors.into_iter().collect(),
+        _ => vec![String::new()],
+    }
 }
 
-/// Each EnvironmentSync the controller serves (`selector`: its `--selector`) has an account that
-/// may read the Secrets it names: the controller reads them as that account.
-async fn tenants(cluster: &Cluster, selector: Option<&str>) -> Result<Vec<Finding>> {
+/// Each EnvironmentSync the controllers serve (`selectors`: their `--selector`s) has an account
+/// that may read the Secrets it names: the controller reads them as that account.
+async fn tenants(cluster: &Cluster, selectors: &[String]) -> Result<Vec<Finding>> {
     if cluster.resolve("weaver.example.com/v1alpha1", "EnvironmentSync").is_err() {
         return Ok(Vec::new());
     }
     let access = Access::new(cluster.client(), std::time::Duration::from_secs(60));
     let mut findings = Vec::new();
-    let served = list(cluster, "weaver.example.com/v1alpha1", "EnvironmentSync", None, selector.unwrap_or("")).await?;
-    for object in served {
+    // Each once, by namespace and name, whichever selectors match it.
+    let mut served = BTreeMap::new();
+    for selector in selectors {
+        for object in list(cluster, "weaver.example.com/v1alpha1", "EnvironmentSync", None, selector).await? {
+            let name = |field: &str| object.pointer(field).and_then(Value::as_str).unwrap_or_default().to_string();
+            served.insert((name("/metadata/namespace"), name("/metadata/name")), object);
+        }
+    }
+    for object in served.into_values() {
         let sync: EnvironmentSync = match serde_json::from_value(object) {
             Ok(sync) => sync,
             // The API server validated it against the CRD: one that does not read is another

@@ -107,11 +107,7 @@ pub fn select_environments(
     rev: Option<&str>,
     selection: &EnvironmentSelection,
 ) -> Result<Vec<Environment>> {
-    let project = open_project(repo, rev)?;
-    let project = match &selection.max_file_bytes {
-        Some(bound) => project.bounded(bound),
-        None => project,
-    };
+    let project = open_project(repo, rev)?.bounded(selection.max_file_bytes.as_ref());
     let selector = Selector::parse_flag(&selection.selectors, "--env-selector")?;
     let known = project.environment_names()?;
     let mut named = BTreeSet::new();

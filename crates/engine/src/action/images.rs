@@ -305,11 +305,8 @@ pub async fn propose(options: &UpdateOptions, checked: CheckedUpdate, cx: Contex
     if result.changes.is_empty() {
         return Ok(result);
     }
-    let project = super::blocking(|| super::open_project(&options.repo, options.rev.as_deref()))?;
-    let project = match &options.limits.max_values_bytes {
-        Some(bound) => project.bounded(bound),
-        None => project,
-    };
+    let project = super::blocking(|| super::open_project(&options.repo, options.rev.as_deref()))?
+        .bounded(options.limits.max_values_bytes.as_ref());
     let proposed = Proposed {
         repo: &options.repo,
         rev: options.rev.as_deref(),

@@ -146,8 +146,19 @@ pub async fn install(options: &InstallOptions, cx: Context<'_>, interrupted: &At
         ))
         .with_help("change weaver's values in its environment file in git and push; upgrade with a newer weaver's `weaver bootstrap`"));
     }
-    refuse_downgrade(&cluster, &options.namespace).await?;
+    refuse_downgrade(&cluster).await?;
     apply(&apply_options, cx, interrupted).await
+}
+
+/// The names the chart (`charts/weaver`) labels the controller's objects
+/// `app.kubernetes.io/name` with: its own, and the one a release moved from the former
+/// configmapsync-operator chart keeps (`nameOverride: configmapsync-operator`, since a
+/// Deployment's selector cannot change).
+const CONTROLLER_NAMES: [&str; 2] = ["weaver", "configmapsync-operator"];
+
+/// The label selector of the controller's objects: any of [`CONTROLLER_NAMES`].
+pub(crate) fn controller_label() -> String {
+    format!("app.kubernetes.io/name in ({})", CONTROLLER_NAMES.join(","))
 }
 
 /// What installing this weaver's chart over a controller of another version is.
@@ -182,27 +193,30 @@ impl VersionStep {
     }
 }
 
-/// The version of weaver a controller Deployment runs: its `app.kubernetes.io/version` label
-/// (the chart's appVersion), else its image's tag.
+/// The version of weaver a controller Deployment runs: its image's tag where that is a version
+/// (`image.tag` may run another than the chart's), else its `app.kubernetes.io/version` label
+/// (the chart's appVersion: an image pinned by digest); None when neither is a version.
 pub fn controller_version(deployment: &Value) -> Option<String> {
+    let version = regex::Regex::new(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]*)?$").expect("a valid pattern");
+    let image = deployment.pointer("/spec/template/spec/containers/0/image").and_then(Value::as_str);
+    let tag = image
+        .and_then(|image| image.split('@').next())
+        .and_then(|image| image.rsplit_once(':'))
+        .map(|(_, tag)| tag)
+        .filter(|tag| version.is_match(tag));
     let label = deployment.pointer("/metadata/labels/app.kubernetes.io~1version").and_then(Value::as_str);
-    let image = || {
-        let image = deployment.pointer("/spec/template/spec/containers/0/image")?.as_str()?;
-        let image = image.split('@').next()?;
-        let tag = image.rsplit_once(':').map(|(_, tag)| tag).filter(|tag| !tag.contains('/'))?;
-        tag.chars().next().is_some_and(|c| c.is_ascii_digit() || c == 'v').then(|| tag.to_string())
-    };
-    label.map(str::to_string).or_else(image)
+    tag.or(label.filter(|label| version.is_match(label))).map(str::to_string)
 }
 
-/// The refusal of an install over a controller of a newer minor (see [`VersionStep`]).
-async fn refuse_downgrade(cluster: &Cluster, namespace: &str) -> Result<()> {
+/// The refusal of an install over a controller of a newer minor (see [`VersionStep`]), in any
+/// namespace: the CRDs it would replace are the cluster's.
+async fn refuse_downgrade(cluster: &Cluster) -> Result<()> {
     let ours = env!("CARGO_PKG_VERSION");
-    let target =
-        ListTarget { api_version: "apps/v1".into(), kind: "Deployment".into(), namespace: Some(namespace.into()) };
-    let label = super::check::controller_label();
+    let target = ListTarget { api_version: "apps/v1".into(), kind: "Deployment".into(), namespace: None };
+    let label = controller_label();
     for deployment in cluster.list(&BTreeSet::from([target]), &label, ManagedFields::Parsed, 1).await? {
         let Some(installed) = controller_version(&deployment) else { continue };
+        let namespace = deployment.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
         if VersionStep::between(&installed, ours) == VersionStep::Downgrade {
             return Err(Error::new(format!(
                 "weaver {installed} runs in namespace {namespace}, of a newer minor than this weaver ({ours}): nothing was applied"

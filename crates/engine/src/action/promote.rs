@@ -193,11 +193,7 @@ pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promot
         ));
     }
     let bound = &options.limits.max_values_bytes;
-    let project = super::blocking(|| open_project(&options.repo, Some(options.rev())))?;
-    let project = match bound {
-        Some(bound) => project.bounded(bound),
-        None => project,
-    };
+    let project = super::blocking(|| open_project(&options.repo, Some(options.rev())))?.bounded(bound.as_ref());
     let targets = EnvironmentSelection { max_file_bytes: bound.clone(), ..options.targets.clone() };
     let targets = super::blocking(|| select_environments(&options.repo, Some(options.rev()), &targets))?;
     // The reads of the sources and the plans of the targets share a client and discovery per

@@ -248,7 +248,7 @@ pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<P
     let selected = match &options.limits.max_values_bytes {
         Some(bound) => {
             let mut selection = options.selection.clone();
-            selection.project = Some(options.selection.open()?.bounded(bound));
+            selection.project = Some(options.selection.open()?.bounded(Some(bound)));
             select(&selection, options.if_empty, on)?
         }
         None => select(&options.selection, options.if_empty, on)?,

@@ -825,8 +825,8 @@ mod tests {
         let annotations = BTreeMap::from([(REVISION_ANNOTATION.to_string(), "sha1:abc".to_string())]);
         let (first, second) = (build_artifact(&tree, annotations.clone()), build_artifact(&tree, annotations));
         assert_eq!(first.digest, second.digest);
-        assert_eq!(first.layer, second.layer);
-        assert_eq!(unpack(&first.layer).unwrap(), tree);
+        assert_eq!(first.blobs, second.blobs);
+        assert_eq!(unpack(&first.blobs[1]).unwrap(), tree);
         let mut other = tree.clone();
         other.insert("dev/web.yaml".into(), b"b: 3\n".to_vec());
         assert_ne!(build_artifact(&other, BTreeMap::new()).digest, first.digest);

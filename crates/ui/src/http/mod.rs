@@ -323,11 +323,7 @@ impl Server {
             let (dir, rev, wanted) = (repo.clone(), commit.clone(), env.to_string());
             let bound = applied.limits.max_values_bytes.clone();
             let read = move || {
-                let project = weaver_engine::action::open_project(&dir, Some(&rev))?;
-                match &bound {
-                    Some(bound) => project.bounded(bound).environment(&wanted),
-                    None => project.environment(&wanted),
-                }
+                weaver_engine::action::open_project(&dir, Some(&rev))?.bounded(bound.as_ref()).environment(&wanted)
             };
             let environment = tokio::task::spawn_blocking(read)
                 .await

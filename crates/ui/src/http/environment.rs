@@ -33,6 +33,12 @@ impl Server {
             // a commit, as that sync's account: nothing kept, so no view shares another
             // account's client.
             let local = s.rev.is_none();
+            // A tenant's page renders in its turn, as its reconciles do: page views cannot start
+            // renders (and their workers) beside the queue.
+            let _turn = match &s.turns {
+                Some((shared, tenant)) => Some(shared.renders.turn(tenant, &env_name, &s.limits).await?),
+                None => None,
+            };
             let servers = match local {
                 true => me.servers.again(),
                 false => weaver_cluster::SharedServers::new(o.concurrency)?,

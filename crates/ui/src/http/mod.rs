@@ -127,6 +127,9 @@ struct EnvSource {
     prune_releases: weaver_engine::action::PruneReleases,
     /// The bounds of its render: the controller's for a tenant's repository, none for `weaver ui`'s.
     limits: weaver_core::limits::RenderLimits,
+    /// In the controller: the reconciles' shared state and the tenant (the sync's namespace),
+    /// whose render queue a page's render takes a turn in, as a reconcile's does.
+    turns: Option<(Arc<weaver_controllers::gitops::reconcile::Shared>, String)>,
     /// The path the environment's pages are under.
     path: String,
     /// Held while the page reads the mirror: the git cache evicts no mirror that is leased.
@@ -289,6 +292,7 @@ impl Server {
             charts: weaver_source::charts::Archives::Machine,
             prune_releases: weaver_engine::action::PruneReleases::Everywhere,
             limits: Default::default(),
+            turns: None,
             path: format!("/environments/{}", pages::segment(env)),
             _lease: None,
         }
@@ -344,6 +348,7 @@ impl Server {
             charts: applied.charts,
             prune_releases: applied.prune_releases,
             limits: applied.limits,
+            turns: Some((shared.clone(), ns.to_string())),
             path: format!("{}/environments/{}", pages::sync_path(ns, name), pages::segment(env)),
             _lease: Some(applied.fetched),
         })

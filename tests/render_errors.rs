@@ -815,10 +815,12 @@ mod limits {
         );
         assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
         // An error of the template itself, and the time bound, as in weaver's own process.
-        repo.write("charts/app/templates/grow.yaml", "{{ values.missing.deeper }}\n");
-        let in_process = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
-        let in_worker = repo.weaver(&["render", "--env", "dev", "--max-render-memory", "268435456"]);
-        assert_eq!(in_worker.failure(), in_process);
+        for template in ["{{ values.missing.deeper }}\n", "{% if %}\n"] {
+            repo.write("charts/app/templates/grow.yaml", template);
+            let in_process = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+            let in_worker = repo.weaver(&["render", "--env", "dev", "--max-render-memory", "268435456"]);
+            assert_eq!(in_worker.failure(), in_process, "{template}");
+        }
         repo.write("charts/app/templates/grow.yaml", LOOP);
         let run =
             repo.weaver(&["render", "--env", "dev", "--render-timeout", "1s", "--max-render-memory", "268435456"]);

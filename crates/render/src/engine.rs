@@ -50,7 +50,7 @@ impl Engine {
     }
 
     /// The templates named (repository paths) with their sources, compiled; with the limits'
-    /// isolation, releases render in worker processes given the same templates.
+    /// isolation, given to the worker processes releases render in, and compiled there.
     pub fn of_templates(templates: Vec<(String, String)>, limits: &RenderLimits) -> Result<Engine> {
         let mut env = Environment::new();
         env.set_fuel(limits.max_template_steps.as_ref().map(|bound| bound.value));
@@ -72,11 +72,17 @@ impl Engine {
         );
         env.set_path_join_callback(|name, parent| join_path(name, parent).into());
         super::filters::register(&mut env);
-        for (name, source) in &templates {
-            env.add_template_owned(name.clone(), source.clone()).map_err(|e| template_error(&e, |_| None))?;
-        }
-        let workers =
-            limits.isolation.as_ref().map(|isolation| crate::isolated::Workers::new(isolation, templates, limits));
+        let workers = match &limits.isolation {
+            // Each worker compiles them, and says a template's syntax error as this would: this
+            // process renders nothing itself.
+            Some(isolation) => Some(crate::isolated::Workers::new(isolation, templates, limits)),
+            None => {
+                for (name, source) in templates {
+                    env.add_template_owned(name, source).map_err(|e| template_error(&e, |_| None))?;
+                }
+                None
+            }
+        };
         Ok(Engine { env, limits: limits.clone(), workers })
     }
 

@@ -68,7 +68,10 @@ fn check_names_a_missing_crd_a_controller_not_ready_and_an_account_lacking_a_ver
     if let Some(fake) = cluster.fake("holding a Deployment unready") {
         fake.set_auto_ready(false);
     }
-    cluster.apply(&[deployment(&ns, 1)], MANAGER);
+    // It serves this test's EnvironmentSync alone: on a shared server, other tests' are not its.
+    let mut controller = deployment(&ns, 1);
+    controller["spec"]["template"]["spec"]["containers"][0]["args"] = json!([format!("--selector=weaver-check={ns}")]);
+    cluster.apply(&[controller], MANAGER);
     cluster.create(&json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "weaver-webhook", "namespace": ns, "labels": {SELECTOR.0: SELECTOR.1}},
@@ -79,7 +82,7 @@ fn check_names_a_missing_crd_a_controller_not_ready_and_an_account_lacking_a_ver
     );
     cluster.create(&json!({
         "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
-        "metadata": {"name": "shop", "namespace": ns},
+        "metadata": {"name": "shop", "namespace": ns, "labels": {"weaver-check": ns}},
         "spec": {
             "source": {"url": "https://git.example.com/shop.git", "ref": {"branch": "main"}},
             "environments": ["dev"],
@@ -218,6 +221,8 @@ fn check_and_install_refuse_a_downgrade_of_a_minor_and_say_a_patch_is_safe() {
     let service =
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "weaver-webhook", "namespace": elsewhere}});
     assert!(cluster.get(&service).is_none(), "nothing applied");
+    // Gone before the lock is let go: its namespace's deletion would leave it a while.
+    cluster.delete(&deployment(&ns, 1));
 }
 
 /// A controller given `--selector` (the chart's `selector`) reconciles only the

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-const GROUP_VERSION: &str = "weaver.example.com/v1alpha1";
+const GROUP_VERSION: &str = "weaver.example.com/v1beta1";
 const SHARD_LABEL: &str = "weaver.example.com/shard";
 const SHARDS: usize = 4;
 const TENANT_NAMESPACES: usize = 10;

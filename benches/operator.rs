@@ -57,7 +57,7 @@ impl Bench {
     }
 
     fn syncs(&self) -> Vec<Value> {
-        let api = self.api("weaver.example.com/v1alpha1", "ConfigMapSync", "configmapsyncs", Some(NS));
+        let api = self.api("weaver.example.com/v1beta1", "ConfigMapSync", "configmapsyncs", Some(NS));
         let list = self.runtime.block_on(api.list(&ListParams::default().labels(SELECTOR))).unwrap();
         list.items.into_iter().map(|o| serde_json::to_value(o).unwrap()).collect()
     }
@@ -237,7 +237,7 @@ fn main() {
         );
         bench.apply(
             "configmapsyncs",
-            json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "ConfigMapSync",
+            json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "ConfigMapSync",
             "metadata": {"name": name, "namespace": NS, "labels": {"bench": "cms"}},
             "spec": {"source": {"name": name}, "targetNamespaces": target_names, "serviceAccountName": "syncer"}}),
         );
@@ -377,7 +377,7 @@ fn main() {
     println!("operator peak RSS {:.1} MB", operator.peak_rss() as f64 / 1e6);
 
     // Clean up with the operator still running (each ConfigMapSync's finalizer needs it).
-    let api = bench.api("weaver.example.com/v1alpha1", "ConfigMapSync", "configmapsyncs", Some(NS));
+    let api = bench.api("weaver.example.com/v1beta1", "ConfigMapSync", "configmapsyncs", Some(NS));
     bench
         .runtime
         .block_on(api.delete_collection(&DeleteParams::default(), &ListParams::default().labels(SELECTOR)))

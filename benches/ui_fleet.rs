@@ -42,15 +42,13 @@ fn main() {
         retry_budget: weaver_cluster::DEFAULT_RETRY_BUDGET,
         given: None,
     };
-    runtime.spawn(weaver_cli::commands::operator::serve_ui(
-        connect,
-        client.clone(),
+    let ui = weaver_cli::commands::operator::UiServing {
         syncs,
-        None,
-        weaver_cli::commands::operator::UiSignIn::tokens_only(Duration::from_secs(60)),
-        listener,
-        std::future::pending(),
-    ));
+        gitops: None,
+        sign_in: weaver_cli::commands::operator::UiSignIn::tokens_only(Duration::from_secs(60)),
+        limits: Default::default(),
+    };
+    runtime.spawn(weaver_cli::commands::operator::serve_ui(connect, client.clone(), ui, listener, std::future::pending()));
 
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
     let session = sign_in(&agent, &url, &token);
@@ -171,7 +169,7 @@ fn sync(namespace: &str) -> weaver_controllers::gitops::EnvironmentSync {
         .map(|i| json!({"environment": namespace, "release": format!("release-{i:03}"), "create": 1, "update": 2, "delete": 0}))
         .collect();
     serde_json::from_value(json!({
-        "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
         "metadata": {"name": "fleet", "namespace": namespace, "generation": 1, "labels": {"tier": "prod"}},
         "spec": {"source": {"url": "https://git.example.org/fleet.git", "ref": {"branch": "main"}}, "environments": [namespace], "approval": "Manual"},
         "status": {

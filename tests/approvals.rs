@@ -54,7 +54,7 @@ fn kubectl_as(cluster: &TestCluster, identity: &Identity, args: &[&str]) -> std:
 
 fn sync_object(namespace: &str) -> Value {
     json!({
-        "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
         "metadata": {"name": "shop", "namespace": namespace},
         "spec": {"source": {"url": "https://git.example.org/shop.git", "ref": {"branch": "main"}},
             "environments": ["dev"], "serviceAccountName": "deployer", "approval": "Manual", "suspend": true},

@@ -66,7 +66,7 @@ impl Remote {
 }
 
 fn environment_sync(namespace: &str) -> Value {
-    json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync", "metadata": {"name": "weaver", "namespace": namespace}})
+    json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync", "metadata": {"name": "weaver", "namespace": namespace}})
 }
 
 #[test]

@@ -81,7 +81,7 @@ fn check_names_a_missing_crd_a_controller_not_ready_and_an_account_lacking_a_ver
         &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "tenant", "namespace": ns}}),
     );
     cluster.create(&json!({
-        "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
         "metadata": {"name": "shop", "namespace": ns, "labels": {"weaver-check": ns}},
         "spec": {
             "source": {"url": "https://git.example.com/shop.git", "ref": {"branch": "main"}},
@@ -237,7 +237,7 @@ fn check_looks_at_the_accounts_of_the_syncs_the_controller_serves() {
     cluster.apply(&[controller], MANAGER);
     for (name, labels) in [("served", json!({"team": "a"})), ("elsewhere", json!({"team": "b"}))] {
         cluster.create(&json!({
-            "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+            "apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
             "metadata": {"name": name, "namespace": ns, "labels": labels},
             "spec": {
                 "source": {"url": "https://git.example.com/shop.git", "ref": {"branch": "main"}},

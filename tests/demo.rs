@@ -70,7 +70,7 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
     let position = |line: &str| out.find(line).unwrap_or_else(|| panic!("no {line:?} in:\n{out}"));
     let operator_deployed = position("release weaver: revision 1 deployed");
     let sync_created = position(&format!(
-        "created weaver.example.com/v1alpha1 ConfigMapSync {}/shop-settings (release settings-sync)",
+        "created weaver.example.com/v1beta1 ConfigMapSync {}/shop-settings (release settings-sync)",
         demo.ns
     ));
     assert!(operator_deployed < sync_created, "the ConfigMapSync went before its CRD's release:\n{out}");
@@ -91,13 +91,13 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
     }
     assert!(out.contains("release settings-sync: revision 1 deployed"), "{out}");
     let environment_sync_created = position(&format!(
-        "created weaver.example.com/v1alpha1 EnvironmentSync {}/staging-sync (release staging-sync)",
+        "created weaver.example.com/v1beta1 EnvironmentSync {}/staging-sync (release staging-sync)",
         demo.ns
     ));
     assert!(operator_deployed < environment_sync_created, "the EnvironmentSync went before its CRD's release:\n{out}");
     assert!(out.contains("release staging-sync: revision 1 deployed"), "{out}");
     assert!(out.contains(", 0 failed"), "{out}");
-    let environment_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+    let environment_sync = json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
         "metadata": {"name": "staging-sync", "namespace": demo.ns}});
     let identity = std::fs::read_to_string(repo_dir.join("secrets/dev.agekey")).unwrap();
     demo.cluster.create(&json!({"apiVersion": "v1", "kind": "Secret",
@@ -139,7 +139,7 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
     );
     let operator_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
-    let sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "ConfigMapSync",
+    let sync = json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "ConfigMapSync",
         "metadata": {"name": "shop-settings", "namespace": demo.ns}});
     let status = eventually("the demo's ConfigMapSync to settle at 2/3", || {
         let live = demo.cluster.get(&sync).ok_or("no ConfigMapSync")?;

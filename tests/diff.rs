@@ -454,7 +454,7 @@ fn diffs_offline_against_a_kubectl_list() {
         vec!["-  LOG_LEVEL: info", "+  LOG_LEVEL: debug", "-  replicas: 3", "+  replicas: 1"],
         "{text}"
     );
-    assert!(text.ends_with("0 to create, 2 to update, 0 to delete, 39 unchanged\n"), "{text}");
+    assert!(text.ends_with("0 to create, 2 to update, 0 to delete, 40 unchanged\n"), "{text}");
     // The fixture holds the demo Secret's data; the diff must not.
     let live = std::fs::read_to_string(&fixture).unwrap();
     let secret_data: Vec<&str> = live.lines().filter_map(|l| l.strip_prefix("    API_KEY: ")).collect();

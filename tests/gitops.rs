@@ -241,7 +241,7 @@ pub(crate) fn spec(source: &Source, extra: Value) -> Value {
 
 pub(crate) fn environment_sync(cluster: &TestCluster, namespace: &str, name: &str, spec: Value) -> Value {
     json!({
-        "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
         "metadata": {"name": name, "namespace": namespace, "labels": {"weaver-test": cluster.prefix}},
         "spec": spec,
     })

@@ -122,7 +122,7 @@ fn exchange(mut stream: std::net::TcpStream, request: String) -> (u16, String) {
 
 fn environment_sync(namespace: &str, name: &str, secret: Option<&str>) -> Value {
     let mut sync = json!({
-        "apiVersion": "weaver.example.com/v1alpha1",
+        "apiVersion": "weaver.example.com/v1beta1",
         "kind": "EnvironmentSync",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {

@@ -42,7 +42,7 @@ const SETTINGS: [&str; 6] = ["--set", "replicas=1", "--set", "gitops.approvals.e
 fn users_config_map_sync(cluster: &TestCluster) -> Value {
     let tenant = cluster.namespace("tenant");
     let sync = json!({
-        "apiVersion": "weaver.example.com/v1alpha1", "kind": "ConfigMapSync",
+        "apiVersion": "weaver.example.com/v1beta1", "kind": "ConfigMapSync",
         "metadata": {"name": "settings", "namespace": tenant},
         "spec": {"source": {"name": "settings"}, "targetNamespaces": ["a"], "serviceAccountName": "syncer"},
     });

@@ -13,6 +13,7 @@ mod bad_input;
 mod bootstrap;
 mod check;
 mod confine;
+mod conversion;
 mod demo;
 mod diff;
 mod diff_errors;

@@ -309,7 +309,7 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
     // with staging applied from the git server. A custom resource without a status yet is ready
     // to `--wait` (it has no signal to wait on: docs/src/concepts/health.md), so they are
     // awaited here.
-    let sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "ConfigMapSync",
+    let sync = json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "ConfigMapSync",
         "metadata": {"name": "shop-settings", "namespace": demo.ns}});
     eventually("the ConfigMapSync's targets in sync", || {
         let status = cluster.get(&sync).ok_or("no ConfigMapSync")?["status"].clone();
@@ -391,7 +391,7 @@ fn condition(object: &Value, kind: &str) -> Option<(String, String, String)> {
 
 /// The demo's EnvironmentSync, `staging-sync` (its name and namespace).
 fn environment_sync(demo: &Demo) -> Value {
-    json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+    json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
         "metadata": {"name": "staging-sync", "namespace": demo.ns}})
 }
 
@@ -1366,7 +1366,7 @@ fn a_tenants_endless_template_stops_at_its_spec_timeout_in_the_pod_while_another
         "metadata": {"name": "git-ca", "namespace": spin_ns},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "git-ca"},
         "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": spin_ns}]}));
-    let spin_sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+    let spin_sync = json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
         "metadata": {"name": "spin", "namespace": spin_ns, "labels": {"weaver-test": cluster.prefix}},
         "spec": {"source": {"url": url, "ref": {"branch": "main"}, "caSecretRef": {"name": "git-ca"}},
                  "environments": ["spin"], "serviceAccountName": "default", "interval": "10m", "timeout": "20s"}});
@@ -1667,7 +1667,7 @@ fn operator_pod_memory_at_fleet_sizes_of_environmentsyncs() {
     let commit = common::git::commit_all(&git, "the fleet").to_string();
 
     let sync = |i: usize| {
-        json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
             "metadata": {"name": format!("fleet-{i}"), "namespace": tenants[i % tenants.len()],
                          "labels": {"weaver-test": cluster.prefix}},
             "spec": {"source": {"url": url, "ref": {"branch": "main"}, "caSecretRef": {"name": "git-ca"}},
@@ -1676,7 +1676,7 @@ fn operator_pod_memory_at_fleet_sizes_of_environmentsyncs() {
     let ready = || -> usize {
         tenants
             .iter()
-            .flat_map(|ns| cluster.list("weaver.example.com/v1alpha1", "EnvironmentSync", "environmentsyncs", ns))
+            .flat_map(|ns| cluster.list("weaver.example.com/v1beta1", "EnvironmentSync", "environmentsyncs", ns))
             .filter(|live| {
                 ready_condition(live).is_some_and(|(status, ..)| status == "True")
                     && live["status"]["lastAppliedRevision"] == commit.as_str()
@@ -1898,7 +1898,7 @@ fn bootstrap_versions(cluster: &common::cluster::TestCluster, namespace: &str) -
         ("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
         ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
         ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-        ("weaver.example.com/v1alpha1", "EnvironmentSync", "environmentsyncs"),
+        ("weaver.example.com/v1beta1", "EnvironmentSync", "environmentsyncs"),
     ] {
         keep(cluster.list(api_version, kind, plural, namespace));
     }
@@ -1998,7 +1998,7 @@ fn bootstrap_on_the_node_runs_weaver_from_git_which_scales_itself_and_a_second_r
     for pod in &pods {
         assert_eq!(pod["spec"]["containers"][0]["image"], images.weaver.names[0]);
     }
-    let sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync", "metadata": {"name": "weaver", "namespace": ns}});
+    let sync = json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync", "metadata": {"name": "weaver", "namespace": ns}});
     assert!(is_ready_at(&cluster.get(&sync).unwrap(), &commit));
 
     // weaver's values changed in git: the controller applies them to itself, leading throughout.

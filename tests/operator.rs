@@ -201,7 +201,7 @@ fn grant(cluster: &TestCluster, tenant: &Tenant, namespace: &str) {
 
 fn sync_object(cluster: &TestCluster, tenant: &Tenant, spec: Value) -> Value {
     json!({
-        "apiVersion": "weaver.example.com/v1alpha1", "kind": "ConfigMapSync",
+        "apiVersion": "weaver.example.com/v1beta1", "kind": "ConfigMapSync",
         "metadata": {"name": "share", "namespace": tenant.team, "labels": {"weaver-test": cluster.prefix}},
         "spec": spec
     })
@@ -485,7 +485,7 @@ fn readiness_waits_for_the_cache_and_metrics_count_reconciles_and_targets_by_sta
     let tenant = tenant(&cluster);
     // Hold the operator's first list of ConfigMapSyncs back, to see it not ready meanwhile.
     if let Some(fake) = cluster.fake("holding a list back to see /readyz fail") {
-        let path = "/apis/weaver.example.com/v1alpha1/configmapsyncs";
+        let path = "/apis/weaver.example.com/v1beta1/configmapsyncs";
         fake.inject(weaver_test_apiserver::Fault::delay("GET", path, Duration::from_secs(2)).times(1));
     }
     let operator = Operator::start(&cluster);

@@ -13,8 +13,10 @@ use common::{Repo, copy_dir, eventually, project_root, weaver_in};
 use serde_json::{Value, json};
 
 const CHART: &str = "charts/weaver";
-const CRD_FILE: &str = "charts/weaver/crds/configmapsyncs.weaver.example.com.yaml";
-const ENVIRONMENTSYNC_CRD_FILE: &str = "charts/weaver/crds/environmentsyncs.weaver.example.com.yaml";
+const CRD_FILE: &str = "charts/weaver/templates/crds/configmapsyncs.weaver.example.com.yaml";
+const ENVIRONMENTSYNC_CRD_FILE: &str = "charts/weaver/templates/crds/environmentsyncs.weaver.example.com.yaml";
+/// The chart's conversion Service, as the CRD's template names it.
+const CONVERSION_SERVICE: &str = "{{ .Release.Namespace }}/{{ .Release.Name }}-conversion";
 /// The release the tests' environments give the chart.
 const RELEASE: &str = "weaver";
 
@@ -31,7 +33,12 @@ fn the_chart_ships_the_crd_generated_from_the_types() {
     assert_eq!(crd["spec"]["names"]["shortNames"], serde_json::json!(["cms", "cmsync"]));
     assert_eq!(crd["spec"]["scope"], "Namespaced");
     let version = &crd["spec"]["versions"][0];
-    assert_eq!(version["name"], "v1alpha1");
+    assert_eq!(version["name"], "v1beta1");
+    assert_eq!(version["storage"], true);
+    assert_eq!(crd["spec"]["versions"][1]["name"], "v1alpha1");
+    assert_eq!(crd["spec"]["versions"][1]["served"], true);
+    assert_eq!(crd["spec"]["versions"][1]["deprecated"], true);
+    assert!(crd["spec"]["conversion"].is_null(), "no webhook: the versions differ in validation only");
     assert!(version["subresources"]["status"].is_object(), "status subresource");
     let columns: Vec<&str> =
         version["additionalPrinterColumns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
@@ -52,19 +59,51 @@ fn the_chart_ships_the_crd_generated_from_the_types() {
 
 #[test]
 fn the_chart_ships_the_environmentsync_crd_generated_from_the_types() {
-    let generated = weaver_in(&project_root(), &["operator", "crd", "environmentsync"], &[]);
+    let generated = weaver_in(
+        &project_root(),
+        &["operator", "crd", "environmentsync", "--conversion-service", CONVERSION_SERVICE],
+        &[],
+    );
     let checked_in =
         std::fs::read_to_string(project_root().join(ENVIRONMENTSYNC_CRD_FILE)).expect("the chart's CRD file");
     assert!(
         generated.success() == checked_in,
         "{ENVIRONMENTSYNC_CRD_FILE} differs from `weaver operator crd environmentsync`; regenerate it with\n  \
-         cargo run -- operator crd environmentsync > {ENVIRONMENTSYNC_CRD_FILE}"
+         cargo run -- operator crd environmentsync --conversion-service '{CONVERSION_SERVICE}' > {ENVIRONMENTSYNC_CRD_FILE}"
     );
     let crd: Value = serde_saphyr::from_str(&checked_in).unwrap();
     assert_eq!(crd["metadata"]["name"], "environmentsyncs.weaver.example.com");
     assert_eq!(crd["spec"]["scope"], "Namespaced");
     let version = &crd["spec"]["versions"][0];
-    assert_eq!(version["name"], "v1alpha1");
+    assert_eq!(version["name"], "v1beta1");
+    assert_eq!(version["storage"], true);
+    let old = &crd["spec"]["versions"][1];
+    assert_eq!(
+        (&old["name"], &old["served"], &old["storage"], &old["deprecated"]),
+        (&json!("v1alpha1"), &json!(true), &json!(false), &json!(true))
+    );
+    // Rendered, the conversion webhook is the release's Service, which the controller serves.
+    let rendered = render_chart();
+    let crd = rendered.iter().find(|o| o["metadata"]["name"] == "environmentsyncs.weaver.example.com").unwrap();
+    assert_eq!(
+        crd["spec"]["conversion"]["webhook"]["clientConfig"]["service"],
+        json!({"namespace": "weaver-system", "name": "weaver-conversion", "path": "/convert", "port": 443})
+    );
+    let service = rendered.iter().find(|o| o["kind"] == "Service" && o["metadata"]["name"] == "weaver-conversion");
+    let service = service.expect("the conversion Service");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "conversion");
+    // Only pods that serve it: an older version's, still running during an upgrade, do not.
+    let mut selects = pod_labels(&rendered);
+    selects[CONVERSION_LABEL] = json!("v1");
+    assert_eq!(service["spec"]["selector"], selects);
+    let pod = &rendered.iter().find(|o| o["kind"] == "Deployment").unwrap()["spec"]["template"]["metadata"];
+    assert_eq!(pod["labels"][CONVERSION_LABEL], "v1");
+    let deployment = rendered.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(
+        args.as_array().unwrap().contains(&json!("--conversion-hosts=weaver-conversion.weaver-system.svc")),
+        "{args}"
+    );
     assert!(version["subresources"]["status"].is_object(), "status subresource");
     let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
     assert_eq!(spec["properties"]["webhook"]["required"], json!(["secretRef"]));
@@ -126,8 +165,15 @@ fn the<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
     objects.iter().find(|o| o["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in {:?}", kinds(objects)))
 }
 
-fn pod_labels(objects: &[Value]) -> &Value {
-    &the(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+/// The label only pods that serve the conversion webhook bear, which its Service selects.
+const CONVERSION_LABEL: &str = "weaver.example.com/conversion";
+
+/// The pods' labels the Deployment, the budget, the policy and the Services select them by: all
+/// but [`CONVERSION_LABEL`], which the conversion Service adds (checked beside it).
+fn pod_labels(objects: &[Value]) -> Value {
+    let mut labels = the(objects, "Deployment")["spec"]["template"]["metadata"]["labels"].clone();
+    labels.as_object_mut().unwrap().remove(CONVERSION_LABEL);
+    labels
 }
 
 /// The port the operator's container serves its metrics on, by the container port's name.
@@ -184,7 +230,7 @@ fn the_operator_may_read_configmaps_but_never_write_them() {
     // actions hold the verbs the approvals policy asks of their writer.
     assert_eq!(
         verbs_on(rules, "weaver.example.com", "environmentsyncs"),
-        ["get", "list", "watch", "patch", "approve", "suspend", "resume"]
+        ["get", "list", "watch", "patch", "update", "approve", "suspend", "resume"]
     );
     assert_eq!(verbs_on(rules, "weaver.example.com", "environmentsyncs/status"), ["get", "patch", "update"]);
     assert_eq!(verbs_on(rules, "", "secrets"), ["get"], "Secrets are read one by one, never listed or written");
@@ -237,7 +283,10 @@ fn the_deployment_meets_the_restricted_pod_security_standard() {
     assert!(container["resources"]["limits"]["memory"].is_string());
     let env = container["env"].as_array().unwrap();
     assert!(env.iter().any(|e| e["name"] == "POD_NAMESPACE"), "the Lease's namespace comes from the pod");
-    let service = objects.iter().find(|o| o["kind"] == "Service").expect("a metrics Service");
+    let service = objects
+        .iter()
+        .find(|o| o["kind"] == "Service" && o["metadata"]["name"].as_str().is_some_and(|n| n.ends_with("-metrics")))
+        .expect("a metrics Service");
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
     assert_eq!(service["spec"]["selector"], deployment["spec"]["selector"]["matchLabels"]);
 }
@@ -245,7 +294,7 @@ fn the_deployment_meets_the_restricted_pod_security_standard() {
 #[test]
 fn the_demo_renders_a_disruption_budget_a_spread_and_a_network_policy_that_select_the_operators_pods() {
     let objects = demo_operator();
-    let labels = pod_labels(&objects);
+    let labels = &pod_labels(&objects);
     assert_eq!(&the(&objects, "Deployment")["spec"]["selector"]["matchLabels"], labels);
 
     let budget = the(&objects, "PodDisruptionBudget");
@@ -268,10 +317,11 @@ fn the_demo_renders_a_disruption_budget_a_spread_and_a_network_policy_that_selec
     assert_eq!(policy["apiVersion"], "networking.k8s.io/v1");
     assert_eq!(&policy["spec"]["podSelector"]["matchLabels"], labels);
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
-    // In: the metrics port and the webhook receiver's, from anywhere.
+    // In: the metrics port, the conversion webhook's and the webhook receiver's, from anywhere.
     assert_eq!(
         policy["spec"]["ingress"],
-        json!([{"ports": [{"port": metrics_port(&objects), "protocol": "TCP"}]}, {"ports": [{"port": 9292, "protocol": "TCP"}]}])
+        json!([{"ports": [{"port": metrics_port(&objects), "protocol": "TCP"}]}, {"ports": [{"port": 9443, "protocol": "TCP"}]},
+            {"ports": [{"port": 9292, "protocol": "TCP"}]}])
     );
     // Out: the API server's ports to any address, and DNS: the pods in kube-system and NodeLocal
     // DNSCache's address, on 53 and on 5353 (OpenShift's DNS pods, behind their Service).
@@ -304,6 +354,7 @@ fn the_network_policy_follows_the_metrics_port_and_narrows_to_the_peers_and_addr
         policy["ingress"],
         json!([{"ports": [{"port": 9090, "protocol": "TCP"}],
             "from": [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}]},
+            {"ports": [{"port": 9443, "protocol": "TCP"}]},
             {"ports": [{"port": 9292, "protocol": "TCP"}], "from": [{"ipBlock": {"cidr": "192.0.2.0/24"}}]}])
     );
     assert_eq!(
@@ -408,7 +459,8 @@ fn a_service_monitor_when_asked_or_when_the_environment_deploys_its_crd() {
     let monitor = |objects: Vec<Value>| objects.into_iter().find(|o| o["kind"] == "ServiceMonitor");
     assert!(monitor(render_chart()).is_none(), "off where the API is not known to exist");
     let objects = render_chart_with("{serviceMonitor: {enabled: true, interval: 15s, labels: {release: prometheus}}}");
-    let service = the(&objects, "Service").clone();
+    let service =
+        objects.iter().find(|o| o["kind"] == "Service" && o["metadata"]["name"] == "weaver-metrics").unwrap().clone();
     let asked = monitor(objects).expect("enabled: true renders one");
     assert_eq!(asked["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(asked["metadata"]["namespace"], "weaver-system");
@@ -598,7 +650,7 @@ fn the_web_ui_is_served_when_enabled_behind_its_service_and_an_ingress_with_tls(
 
     let service = objects.iter().find(|o| o["metadata"]["name"] == "weaver-ui").expect("a Service");
     assert_eq!(service["kind"], "Service");
-    assert_eq!(&service["spec"]["selector"], pod_labels(&objects));
+    assert_eq!(service["spec"]["selector"], pod_labels(&objects));
     assert_eq!(service["spec"]["ports"], json!([{"name": "ui", "port": 8443, "targetPort": "ui", "protocol": "TCP"}]));
     let ingress = the(&objects, "Ingress");
     assert_eq!(ingress["metadata"]["annotations"], json!({"nginx.ingress.kubernetes.io/affinity": "cookie"}));
@@ -774,6 +826,7 @@ fn names_follow_the_release_the_image_the_app_version_and_the_labels_the_name_ov
             "PodDisruptionBudget/ops",
             "Role/ops-leader-election",
             "RoleBinding/ops-leader-election",
+            "Service/ops-conversion",
             "Service/ops-metrics",
             "Service/ops-webhook",
             "ServiceAccount/ops",
@@ -799,7 +852,7 @@ fn names_follow_the_release_the_image_the_app_version_and_the_labels_the_name_ov
     );
     let selector = json!({"app.kubernetes.io/name": "weaver", "app.kubernetes.io/instance": "ops"});
     assert_eq!(deployment["spec"]["selector"]["matchLabels"], selector);
-    assert_eq!(*pod_labels(&objects), selector);
+    assert_eq!(pod_labels(&objects), selector);
 
     let objects = rendered(
         &release_repo(
@@ -819,7 +872,9 @@ fn names_follow_the_release_the_image_the_app_version_and_the_labels_the_name_ov
     let selector = json!({"app.kubernetes.io/name": "fleet-controller", "app.kubernetes.io/instance": "ops"});
     assert_eq!(deployment["spec"]["selector"]["matchLabels"], selector);
     for service in objects.iter().filter(|o| o["kind"] == "Service") {
-        assert_eq!(service["spec"]["selector"], selector, "{}", service["metadata"]["name"]);
+        let mut selects = service["spec"]["selector"].clone();
+        selects.as_object_mut().unwrap().remove(CONVERSION_LABEL);
+        assert_eq!(selects, selector, "{}", service["metadata"]["name"]);
     }
     let policy = the(&objects, "ValidatingAdmissionPolicy");
     assert!(
@@ -990,13 +1045,15 @@ fn a_release_of_the_former_chart_moves_to_this_one_keeping_its_objects_and_selec
     let mut names = keys(&objects);
     names.sort();
     let mut former = FORMER_OBJECTS.map(String::from).to_vec();
+    // Added since: the Service of the EnvironmentSync CRD's conversion webhook.
+    former.push("Service/configmapsync-operator-conversion".to_string());
     former.sort();
-    assert_eq!(names, former, "the same objects: none pruned, none added");
+    assert_eq!(names, former, "the same objects: none pruned, none added but the conversion Service");
 
     let labels = Value::Object(FORMER_POD_LABELS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect());
     let deployment = the(&objects, "Deployment");
     assert_eq!(deployment["spec"]["selector"]["matchLabels"], labels);
-    assert_eq!(*pod_labels(&objects), labels);
+    assert_eq!(pod_labels(&objects), labels);
     for object in &objects {
         let selects = match object["kind"].as_str().unwrap() {
             "Service" => &object["spec"]["selector"],
@@ -1004,20 +1061,26 @@ fn a_release_of_the_former_chart_moves_to_this_one_keeping_its_objects_and_selec
             "NetworkPolicy" => &object["spec"]["podSelector"]["matchLabels"],
             _ => continue,
         };
-        assert_eq!(selects, &labels, "{} selects the pods as before", object["metadata"]["name"]);
+        // The conversion Service, new, selects the pods that serve it alone.
+        let mut selects = selects.clone();
+        selects.as_object_mut().unwrap().remove(CONVERSION_LABEL);
+        assert_eq!(selects, labels, "{} selects the pods as before", object["metadata"]["name"]);
     }
     assert_eq!(deployment["spec"]["template"]["spec"]["serviceAccountName"], FORMER_RELEASE);
     let account = json!([{"kind": "ServiceAccount", "name": FORMER_RELEASE, "namespace": "weaver-system"}]);
     assert_eq!(the(&objects, "ClusterRoleBinding")["subjects"], account);
     assert_eq!(the(&objects, "ClusterRoleBinding")["roleRef"]["name"], "weaver-system-configmapsync-operator");
     assert_eq!(the(&objects, "RoleBinding")["subjects"], account);
-    // The CRDs are the same objects (the files moved unchanged): custom resources keep theirs.
+    // The CRDs are the chart's files, the conversion webhook's Service the release's: custom
+    // resources keep theirs.
     for (file, name) in [
         (CRD_FILE, "configmapsyncs.weaver.example.com"),
         (ENVIRONMENTSYNC_CRD_FILE, "environmentsyncs.weaver.example.com"),
     ] {
-        let shipped: Value =
-            serde_saphyr::from_str(&std::fs::read_to_string(project_root().join(file)).unwrap()).unwrap();
+        let text = std::fs::read_to_string(project_root().join(file)).unwrap();
+        let text =
+            text.replace("{{ .Release.Namespace }}", "weaver-system").replace("{{ .Release.Name }}", FORMER_RELEASE);
+        let shipped: Value = serde_saphyr::from_str(&text).unwrap();
         let crd = objects.iter().find(|o| o["metadata"]["name"] == name).expect(name);
         assert_eq!(crd["spec"], shipped["spec"], "{name}");
     }

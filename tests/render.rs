@@ -368,7 +368,7 @@ fn render_says_when_it_redacted_values_and_output_dir_needs_a_choice() {
 fn verbose_twice_adds_the_time_of_each_phase() {
     let once = weaver_in(&project_root(), &["render", "--env", "dev", "-v"], &[]);
     once.success();
-    assert!(once.stderr.contains("weaver: rendered 41 objects of 5 releases\n"), "{}", once.stderr);
+    assert!(once.stderr.contains("weaver: rendered 42 objects of 5 releases\n"), "{}", once.stderr);
     assert!(!once.stderr.contains("took"), "{}", once.stderr);
     let twice = weaver_in(&project_root(), &["render", "--env", "dev", "-vv"], &[]);
     twice.success();

@@ -31,7 +31,7 @@ pub(crate) fn create(cluster: &TestCluster, ns: &str, name: &str, extra: Value) 
     });
     spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     let object = json!({
-        "apiVersion": "weaver.example.com/v1alpha1",
+        "apiVersion": "weaver.example.com/v1beta1",
         "kind": "EnvironmentSync",
         "metadata": {"name": name, "namespace": ns, "labels": {"test": cluster.prefix}},
         "spec": spec,
@@ -195,7 +195,8 @@ fn get_shows_what_the_last_promotion_and_image_update_did() {
             "gates": [{"gate": "healthy", "passed": true, "evidence": []}, {"gate": "soak", "passed": false, "evidence": ["applied 2m ago, 10m asked"]}]}]});
     status["imageUpdates"] = json!({"lastAttemptTime": "2025-01-01T00:02:00Z", "revision": COMMIT, "branch": "main",
         "lastPushedCommit": pushed, "lastPushTime": "2025-01-01T00:02:01Z", "requests": 3,
-        "images": [format!("dev {pin}")], "changes": [format!("dev: web registry.example/web 1.4.2 -> 1.5.0@{DIGEST}")]});
+        "images": [{"environment": "dev", "image": pin.split_once(' ').unwrap().0, "newest": pin.split_once(' ').unwrap().1}],
+        "changes": [{"environment": "dev", "release": "web", "image": "registry.example/web", "from": "1.4.2", "to": format!("1.5.0@{DIGEST}")}]});
     cluster.patch_status(&object, &status);
 
     let one = weaver(&repo, &cluster, &["get", "chain", "-n", &ns]);
@@ -345,7 +346,7 @@ fn handle_request(cluster: &TestCluster, ns: &str, name: &str, ready: bool) -> s
             &kube::api::ApiResource {
                 group: "weaver.example.com".into(),
                 version: "v1alpha1".into(),
-                api_version: "weaver.example.com/v1alpha1".into(),
+                api_version: "weaver.example.com/v1beta1".into(),
                 kind: "EnvironmentSync".into(),
                 plural: "environmentsyncs".into(),
             },

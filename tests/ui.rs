@@ -220,7 +220,8 @@ fn the_fleet_filters_by_label_and_state_and_a_sync_shows_its_plan() {
         "lastTransitionTime": "2025-01-01T00:00:00Z"}));
     pushing["imageUpdates"] = json!({"lastAttemptTime": "2025-01-01T00:02:00Z", "revision": COMMIT, "branch": "main",
         "lastPushedCommit": "fedcba9876543210fedcba9876543210fedcba98", "requests": 2,
-        "images": ["dev registry.example/web 1.5.0@sha256:ab"], "changes": ["dev: web registry.example/web 1.4.2 -> 1.5.0@sha256:ab"]});
+        "images": [{"environment": "dev", "image": "registry.example/web", "newest": "1.5.0@sha256:ab"}],
+        "changes": [{"environment": "dev", "release": "web", "image": "registry.example/web", "from": "1.4.2", "to": "1.5.0@sha256:ab"}]});
     pushing["promotion"] = json!({"lastAttemptTime": "2025-01-01T00:01:00Z", "revision": COMMIT, "branch": "main",
         "targets": [{"environment": "prod", "from": "dev", "passed": false, "changes": ["web values replicas: 2 -> 1"],
             "gates": [{"gate": "soak", "passed": false, "evidence": []}]}]});

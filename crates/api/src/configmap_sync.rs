@@ -1,4 +1,4 @@
-//! `weaver.example.com/v1alpha1` ConfigMapSync: the API types, with the schema validation a
+//! `weaver.example.com/v1beta1` ConfigMapSync, the storage version: the API types, with the schema validation a
 //! real API server enforces (names are DNS labels, a source and a ServiceAccount are required,
 //! at least one way of naming targets).
 
@@ -7,8 +7,13 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::open_enum::open_enum;
+
 /// A DNS-1123 label, as Kubernetes validates namespace and ConfigMap-in-namespace names.
 const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// The ConfigMapSync CRD's name.
+pub const CRD_NAME: &str = "configmapsyncs.weaver.example.com";
 
 /// Copies the ConfigMap `source` into every target namespace, writing as `serviceAccountName`.
 // Each `printcolumn(...)` repeats `type_ = "string"`, which clippy takes for a duplicated attribute.
@@ -16,15 +21,17 @@ const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "weaver.example.com",
-    version = "v1alpha1",
+    version = "v1beta1",
     kind = "ConfigMapSync",
     plural = "configmapsyncs",
     namespaced,
     shortname = "cms",
     shortname = "cmsync",
-    // Never pruned by weaver (as Helm never deletes a chart's CRDs): a chart that drops it, or
-    // `weaver uninstall`, would otherwise delete every resource of it with it.
+    // Never pruned by weaver, nor deleted by `helm uninstall` (the chart ships it among its
+    // templates, so that an upgrade upgrades it): a chart that drops it, or an uninstall, would
+    // otherwise delete every resource of it with it.
     annotation("weaver.example.com/prune", "disabled"),
+    annotation("helm.sh/resource-policy", "keep"),
     status = "ConfigMapSyncStatus",
     doc = "Copies a ConfigMap into other namespaces, as a ServiceAccount whose RBAC bounds every write",
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
@@ -83,9 +90,23 @@ pub struct ConfigMapSyncStatus {
 pub struct TargetStatus {
     pub namespace: String,
     pub synced: bool,
-    /// CamelCase: Synced, Forbidden, Conflict, NamespaceNotFound, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<TargetReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
+
+open_enum!(
+    /// Why a target is or is not in sync.
+    pub TargetReason {
+        Synced => "Synced",
+        /// The account may not write the target (its RBAC).
+        Forbidden => "Forbidden",
+        /// A ConfigMap of that name in the target is not the operator's.
+        Conflict => "Conflict",
+        NamespaceNotFound => "NamespaceNotFound",
+        NamespaceTerminating => "NamespaceTerminating",
+        SourceNotFound => "SourceNotFound",
+        Failed => "Failed",
+    }
+);

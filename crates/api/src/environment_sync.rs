@@ -1,5 +1,6 @@
-//! `weaver.example.com/v1alpha1` EnvironmentSync: the API types, with the schema validation a
-//! real API server enforces. The book's GitOps guide gives the schema with examples.
+//! `weaver.example.com/v1beta1` EnvironmentSync, the storage version: the API types, with the
+//! schema validation a real API server enforces. The book's GitOps guide gives the schema with
+//! examples; `crate::v1alpha1` the older version served beside it and the conversion between them.
 
 /// The kstatus conditions of `status.conditions`, as Kubernetes types them.
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -8,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::conditions;
+use crate::open_enum::open_enum;
 
 /// A DNS-1123 label (namespace and ServiceAccount names).
 const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
@@ -25,6 +27,9 @@ pub const RECONCILE_REQUESTED_AT: &str = "weaver.example.com/reconcile-requested
 /// signed-in user.
 pub const APPROVED_BY: &str = "weaver.example.com/approved-by";
 
+/// The EnvironmentSync CRD's name.
+pub const CRD_NAME: &str = "environmentsyncs.weaver.example.com";
+
 /// A commit id as messages and `kubectl get` show it.
 pub fn short(commit: &str) -> &str {
     // A status anyone may write could hold any text: never cut inside a character.
@@ -37,14 +42,16 @@ pub fn short(commit: &str) -> &str {
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "weaver.example.com",
-    version = "v1alpha1",
+    version = "v1beta1",
     kind = "EnvironmentSync",
     plural = "environmentsyncs",
     namespaced,
     shortname = "esync",
-    // Never pruned by weaver (as Helm never deletes a chart's CRDs): a chart that drops it, or
-    // `weaver uninstall`, would otherwise delete every resource of it with it.
+    // Never pruned by weaver, nor deleted by `helm uninstall` (the chart ships it among its
+    // templates, so that an upgrade upgrades it): a chart that drops it, or an uninstall, would
+    // otherwise delete every resource of it with it.
     annotation("weaver.example.com/prune", "disabled"),
+    annotation("helm.sh/resource-policy", "keep"),
     status = "EnvironmentSyncStatus",
     doc = "Applies environments of a git repository with weaver's pipeline, as a ServiceAccount, and keeps them applied",
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
@@ -384,16 +391,64 @@ pub struct ImageUpdatesStatus {
     pub last_pushed_commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_push_time: Option<String>,
-    /// Per environment and image, the newest allowed tag: `dev registry.example/web 1.5.0@sha256:…`.
+    /// Per environment and image, the newest tag its policy allows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub images: Vec<String>,
-    /// The pins the last push changed: `dev: web registry.example/web 1.4.2@… -> 1.5.0@…`.
+    pub images: Vec<NewestImage>,
+    /// The pins the last push changed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<String>,
+    pub changes: Vec<ImagePinChange>,
     /// Requests sent to registries by the last update.
     #[serde(default)]
     pub requests: u64,
 }
+
+/// An image of an environment and the newest tag its policy allows.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewestImage {
+    pub environment: String,
+    /// `registry.example/web`.
+    pub image: String,
+    /// `1.5.0@sha256:…`; absent when the policy allows none of the registry's tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<String>,
+}
+
+/// A pin an image update changed.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePinChange {
+    pub environment: String,
+    pub release: String,
+    /// The subscription's name: the image as the environment's `imageUpdates:` names it.
+    pub image: String,
+    /// The pin before; absent when it was unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub to: String,
+}
+
+/// `dev registry.example/web 1.5.0@sha256:…`, or `… none allowed`: how `weaver sync get`
+/// and the UI say it, and what `v1alpha1` stored.
+impl std::fmt::Display for NewestImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let newest = self.newest.as_deref().unwrap_or(NONE_ALLOWED);
+        write!(f, "{} {} {newest}", self.environment, self.image)
+    }
+}
+
+/// `dev: web registry.example/web 1.4.2@… -> 1.5.0@…` (`unset` for no pin before).
+impl std::fmt::Display for ImagePinChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let from = self.from.as_deref().unwrap_or(UNSET);
+        write!(f, "{}: {} {} {from} -> {}", self.environment, self.release, self.image, self.to)
+    }
+}
+
+/// What a sentence says of an image whose policy allows none of its tags.
+pub(crate) const NONE_ALLOWED: &str = "none allowed";
+/// What a sentence says of a pin that was not set.
+pub(crate) const UNSET: &str = "unset";
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -454,8 +509,7 @@ impl PromotionTarget {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PromotionGate {
-    /// `healthy`, `soak`, `no-drift`, `signed` or `check`.
-    pub gate: String,
+    pub gate: Gate,
     pub passed: bool,
     /// A check's CEL expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -500,9 +554,7 @@ pub struct EnvironmentStatus {
     /// The commit this environment was last applied at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
-    /// `Applied`, `Unchanged`, `Failed`, `AwaitingApproval`, or `Pending` (not applied yet: another
-    /// environment's plan failed).
-    pub result: String,
+    pub result: EnvironmentResult,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(default)]
@@ -523,6 +575,90 @@ pub struct EnvironmentStatus {
     pub missing: u32,
 }
 
+open_enum!(
+    /// An environment's outcome at the last reconcile.
+    #[derive(Default)]
+    pub EnvironmentResult {
+        /// Applied at the revision; something changed.
+        Applied => "Applied",
+        /// Applied at the revision; nothing needed a write.
+        Unchanged => "Unchanged",
+        Failed => "Failed",
+        /// Its plan waits for approval (`approval: Manual`).
+        AwaitingApproval => "AwaitingApproval",
+        /// Not applied yet: another environment's plan failed.
+        #[default]
+        Pending => "Pending",
+        /// Not applied: an environment it comes after failed.
+        Skipped => "Skipped",
+    }
+);
+
+impl EnvironmentResult {
+    /// It leaves the environment applied at its revision.
+    pub fn is_applied(&self) -> bool {
+        matches!(self, EnvironmentResult::Applied | EnvironmentResult::Unchanged)
+    }
+}
+
+open_enum!(
+    /// A promotion gate (the book's promotion guide).
+    #[derive(Default)]
+    pub Gate {
+        Healthy => "healthy",
+        Soak => "soak",
+        NoDrift => "no-drift",
+        Signed => "signed",
+        #[default]
+        Check => "check",
+    }
+);
+
+open_enum!(
+    /// The Ready condition's reasons, as a reconcile's history records them.
+    pub Reason {
+        ReconciliationSucceeded => "ReconciliationSucceeded",
+        AwaitingApproval => "AwaitingApproval",
+        ApplyFailed => "ApplyFailed",
+        RenderFailed => "RenderFailed",
+        DriftDetected => "DriftDetected",
+        DriftCorrected => "DriftCorrected",
+        GitFetchFailed => "GitFetchFailed",
+        GitUnreachable => "GitUnreachable",
+        GitAuthenticationFailed => "GitAuthenticationFailed",
+        GitHostKeyMismatch => "GitHostKeyMismatch",
+        GitRefNotFound => "GitRefNotFound",
+        InvalidSpec => "InvalidSpec",
+        InvalidReference => "InvalidReference",
+        InvalidSourceUrl => "InvalidSourceUrl",
+        InvalidWindows => "InvalidWindows",
+        WindowClosed => "WindowClosed",
+        ServiceAccountRequired => "ServiceAccountRequired",
+        ServiceAccountNotFound => "ServiceAccountNotFound",
+        TokenRequestFailed => "TokenRequestFailed",
+        SecretNotFound => "SecretNotFound",
+        SecretUnreadable => "SecretUnreadable",
+        SecretInvalid => "SecretInvalid",
+        KubeConfigInvalid => "KubeConfigInvalid",
+        Forbidden => "Forbidden",
+        DependencyNotReady => "DependencyNotReady",
+        DependencyCycle => "DependencyCycle",
+        CrossNamespaceReference => "CrossNamespaceReference",
+        EnvironmentSelectionFailed => "EnvironmentSelectionFailed",
+        EnvironmentOrderInvalid => "EnvironmentOrderInvalid",
+        NoEnvironments => "NoEnvironments",
+        Suspended => "Suspended",
+        Progressing => "Progressing",
+        ProgressingWithRetry => "ProgressingWithRetry",
+    }
+);
+
+impl Default for Reason {
+    fn default() -> Reason {
+        Reason::Other(String::new())
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -533,8 +669,8 @@ pub struct HistoryEntry {
     pub revision: String,
     /// RFC 3339, UTC.
     pub time: String,
-    /// The Ready condition's reason after it: `Applied`, `Unchanged`, a failure's reason.
-    pub result: String,
+    /// The Ready condition's reason after it.
+    pub result: Reason,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub duration_seconds: f64,

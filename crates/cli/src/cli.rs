@@ -154,6 +154,9 @@ pub enum Command {
     /// Make a cluster run weaver from your repository: write weaver's chart and environment under --path, push, install, and wait until weaver applies itself from git (a second run changes nothing; a newer binary upgrades)
     #[command(after_help = BOOTSTRAP_EXAMPLES)]
     Bootstrap(BootstrapArgs),
+    /// Move weaver's custom resources to the API version v1beta1: in the cluster (objects stored again, the CRDs' storedVersions narrowed), or in manifests with -f (exit 2 when something moved)
+    #[command(after_help = MIGRATE_EXAMPLES)]
+    Migrate(MigrateArgs),
     /// Render a weaver chart's templates for the process that started it (`--max-render-memory`): lines of JSON on stdin and stdout
     #[command(hide = true)]
     RenderWorker,
@@ -196,6 +199,24 @@ const INSTALL_EXAMPLES: &str = "Examples:
   weaver install --wait                       # into weaver-system, then wait for its pods
   weaver install -f weaver-values.yaml --set gitops.ui.enabled=true
   weaver install --dry-run > weaver.yaml      # the objects, reading no cluster";
+const MIGRATE_EXAMPLES: &str = "Examples:
+  weaver migrate                              # the cluster's EnvironmentSyncs and ConfigMapSyncs, stored at v1beta1
+  weaver migrate -f clusters/                 # the v1alpha1 manifests under clusters/, rewritten to v1beta1
+  weaver migrate -f . --dry-run               # which files would be rewritten";
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Rewrite the v1alpha1 EnvironmentSync and ConfigMapSync manifests of the YAML files under
+    /// this directory instead (only their apiVersion lines change)
+    #[arg(short = 'f', long = "filename", value_name = "DIR")]
+    pub filename: Option<PathBuf>,
+    /// Say what would move, and move nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
 const UNINSTALL_EXAMPLES: &str = "Examples:
   weaver uninstall                            # the controller; CRDs and custom resources stay
   weaver uninstall --crds                     # also every EnvironmentSync and ConfigMapSync, then the CRDs";
@@ -525,6 +546,11 @@ pub struct OperatorCrdArgs {
     /// Only this kind's CRD [default: every one, as a YAML stream]
     #[arg(value_enum, value_name = "KIND")]
     pub kind: Option<ControllerKind>,
+    /// The Service (NAMESPACE/NAME, port 443) of the controller's --conversion-addr, which
+    /// converts EnvironmentSyncs between API versions; the controller sets its caBundle
+    /// [default: none: every object must be at the storage version, v1beta1]
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub conversion_service: Option<String>,
 }
 
 /// The controllers `weaver operator run` can run, by the kind each reconciles.
@@ -583,6 +609,19 @@ pub struct OperatorRunArgs {
     /// reconcile of that EnvironmentSync now [default: not served]
     #[arg(long, value_name = "ADDR")]
     pub webhook_addr: Option<std::net::SocketAddr>,
+    /// Where to serve the CRDs' conversion webhook (HTTPS, POST /convert) that converts
+    /// EnvironmentSyncs between v1alpha1 and v1beta1; every replica serves it [default: not
+    /// served]
+    #[arg(long, value_name = "ADDR", requires = "conversion_hosts")]
+    pub conversion_addr: Option<std::net::SocketAddr>,
+    /// The Secret of the controller's namespace (POD_NAMESPACE) that holds the conversion
+    /// webhook's certificates, made and renewed by the controller
+    #[arg(long, value_name = "NAME", default_value = "weaver-conversion-tls")]
+    pub conversion_secret: String,
+    /// The names (and addresses) the conversion webhook's certificate is for: its Service's
+    /// NAME.NAMESPACE.svc
+    #[arg(long, value_name = "HOST,...", value_delimiter = ',', requires = "conversion_addr")]
+    pub conversion_hosts: Vec<String>,
     /// The proxies in front of the webhook receiver (an Ingress controller's pods), as address
     /// blocks (10.0.0.0/8,fd00::/8): from these peers the client's address, which the throttle of
     /// unverified requests counts, is read from X-Forwarded-For [default: none; the peer is the

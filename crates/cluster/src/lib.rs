@@ -18,6 +18,7 @@ mod rate_limit;
 mod ready;
 mod retry;
 mod servers;
+mod stored;
 mod syncs;
 mod wait;
 
@@ -45,6 +46,7 @@ pub use ready::{Readiness, readiness, with_pods, workload_kind};
 pub use retry::DEFAULT_RETRY_BUDGET;
 use retry::{Retrier, transient_answer};
 pub use servers::SharedServers;
+pub use stored::{Migrated, migrate_stored_versions};
 pub use syncs::{Patched, SyncCache, Syncs};
 pub use wait::{NotReady, ObjectRef, WaitOutcome, WaitProgress};
 

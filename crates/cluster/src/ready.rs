@@ -882,13 +882,13 @@ mod tests {
     /// The rule the health page gives for an EnvironmentSync whose plan waits for approval.
     #[test]
     fn an_environment_sync_awaiting_approval_is_pending_unless_a_rule_accepts_it() {
-        let sync = json!({"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        let sync = json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
             "metadata": {"name": "shop", "namespace": "team", "generation": 1},
             "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "False",
                 "reason": "AwaitingApproval", "message": "the plan of abc1234 waits for approval"}]}});
         assert!(pending(readiness(&sync, &[])).contains("AwaitingApproval"));
         let check = rule(
-            "apiVersion: weaver.example.com/v1alpha1\nkind: EnvironmentSync\ncurrent: \"status.?conditions.orValue([]).exists(c, c.type == 'Ready' && (c.status == 'True' || c.reason == 'AwaitingApproval'))\"\n",
+            "apiVersion: weaver.example.com/v1beta1\nkind: EnvironmentSync\ncurrent: \"status.?conditions.orValue([]).exists(c, c.type == 'Ready' && (c.status == 'True' || c.reason == 'AwaitingApproval'))\"\n",
         );
         assert_eq!(readiness(&sync, std::slice::from_ref(&check)), Readiness::Ready);
     }

@@ -1,4 +1,4 @@
-//! EnvironmentSyncs (`weaver.example.com/v1alpha1`), for `weaver sync`: reading them, merge
+//! EnvironmentSyncs (`weaver.example.com/v1beta1`), for `weaver sync`: reading them, merge
 //! patches of their spec and annotations, and watching one. A connection of its own, without
 //! discovery: the kind is known, and `sync get` is one request.
 

@@ -70,6 +70,33 @@ pub async fn serve_with<A, F>(
     A: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
     F: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
 {
+    serve_on(listener, None, limits, answer, shutdown).await
+}
+
+/// [`serve_with`] over TLS: the handshake must end within `limits.header_timeout` too.
+pub async fn serve_tls_with<A, F>(
+    listener: tokio::net::TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    limits: Limits,
+    answer: A,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    A: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    serve_on(listener, Some(tls), limits, answer, shutdown).await
+}
+
+async fn serve_on<A, F>(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Limits,
+    answer: A,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    A: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     let mut shutdown = std::pin::pin!(shutdown);
     let open = Connections::new(limits.max_connections, limits.max_connections_per_client);
     let mut http = http1::Builder::new();
@@ -111,9 +138,19 @@ pub async fn serve_with<A, F>(
             answer(request)
         });
         let stream = WriteTimeout::new(stream, limits.write_timeout);
-        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let http = http.clone();
+        let (tls, handshake_timeout) = (tls.clone(), limits.header_timeout);
         tokio::spawn(async move {
-            let _ = connection.await;
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(tls) => {
+                    if let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+            }
             drop(held);
         });
     }

@@ -1,10 +1,12 @@
 //! The controllers `weaver operator run` runs in a cluster: `configmapsync` copies a ConfigMap
 //! into other namespaces, `gitops` applies environments pulled from git (the book's operator
-//! and GitOps guides). Both act as a tenant's ServiceAccount (`tenant`).
+//! and GitOps guides). Both act as a tenant's ServiceAccount (`tenant`). `conversion` serves the
+//! CRDs' conversion webhook.
 
 mod backoff;
 pub use weaver_api::conditions;
 pub mod configmapsync;
+pub mod conversion;
 pub mod election;
 pub mod endpoints;
 pub mod events;
@@ -12,6 +14,7 @@ pub mod gitops;
 pub mod http;
 pub mod proxy;
 pub mod readiness;
+pub mod stored;
 pub mod telemetry;
 pub mod tenant;
 

@@ -87,7 +87,8 @@ impl Telemetry {
             Some(status) => {
                 let mut counts = BTreeMap::new();
                 for target in &status.targets {
-                    *counts.entry(target.reason.clone().unwrap_or_default()).or_insert(0) += 1;
+                    *counts.entry(target.reason.as_ref().map_or_else(String::new, ToString::to_string)).or_insert(0) +=
+                        1;
                 }
                 states.insert(sync.to_string(), counts);
             }
@@ -136,7 +137,7 @@ mod tests {
             .map(|(i, reason)| TargetStatus {
                 namespace: format!("ns{i}"),
                 synced: *reason == "Synced",
-                reason: Some(reason.to_string()),
+                reason: Some((*reason).into()),
                 message: None,
             })
             .collect();

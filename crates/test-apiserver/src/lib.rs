@@ -21,6 +21,7 @@
 
 mod cluster;
 mod controllers;
+mod conversion;
 mod defaults;
 mod discovery;
 mod error;

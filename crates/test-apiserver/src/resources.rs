@@ -1,5 +1,6 @@
 //! The served resource types: built-ins and CRD-defined ones.
 
+use crate::conversion::Webhook;
 use crate::error::GroupResource;
 use crate::schema::{Schema, TypeId};
 use serde_json::Value;
@@ -38,6 +39,9 @@ pub struct Resource {
     pub type_id: TypeId,
     /// The version objects are stored in (CRDs may serve several).
     pub storage_version: String,
+    /// The CRD's conversion webhook (`spec.conversion.strategy: Webhook`); None for built-ins
+    /// and `strategy: None`, whose versions differ only in apiVersion.
+    pub conversion: Option<Arc<Webhook>>,
 }
 
 const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
@@ -480,6 +484,7 @@ pub fn builtins() -> Vec<Resource> {
             crd_check: None,
             type_id: Schema::builtin().named(def).unwrap_or_else(|| panic!("schema for {def}")),
             storage_version: version.into(),
+            conversion: None,
         })
         .collect()
 }
@@ -499,6 +504,7 @@ pub fn from_crd(crd: &Value) -> Vec<Resource> {
         .and_then(|v| v["name"].as_str())
         .unwrap_or_default()
         .to_string();
+    let conversion = Webhook::from_crd(spec).map(Arc::new);
     spec["versions"]
         .as_array()
         .into_iter()
@@ -527,6 +533,7 @@ pub fn from_crd(crd: &Value) -> Vec<Resource> {
                 }),
                 type_id: root,
                 storage_version: storage.clone(),
+                conversion: conversion.clone(),
             }
         })
         .collect()

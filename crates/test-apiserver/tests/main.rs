@@ -3,6 +3,7 @@
 
 mod apiserver;
 mod auth;
+mod conversion;
 mod pod_security;
 mod watcher;
 mod write_scaling;

@@ -229,7 +229,7 @@ impl SyncRow {
             environments_ready: status.and_then(|s| s.environments_ready.clone()),
             drift: status.and_then(|s| s.drift.as_ref()).map(|d| d.summary.clone()),
             pending: awaiting(sync).map(str::to_string),
-            last: status.and_then(|s| s.history.last()).map(|h| (h.time.clone(), h.result.clone())),
+            last: status.and_then(|s| s.history.last()).map(|h| (h.time.clone(), h.result.to_string())),
             labels: sync.metadata.labels.clone().unwrap_or_default(),
         }
     }
@@ -334,9 +334,9 @@ fn pushes(sync: &EnvironmentSync) -> Vec<PushSection<'_>> {
             last_pushed_commit: u.last_pushed_commit.as_deref().map(short),
             last_push_time: u.last_push_time.as_deref(),
             last_attempt_time: &u.last_attempt_time,
-            seen: u.images.clone(),
+            seen: u.images.iter().map(ToString::to_string).collect(),
             changes_title: "Pins the last push changed:",
-            changes: u.changes.clone(),
+            changes: u.changes.iter().map(ToString::to_string).collect(),
         });
     }
     pushes
@@ -568,7 +568,7 @@ mod tests {
 
     fn sync(spec: serde_json::Value, status: serde_json::Value) -> EnvironmentSync {
         serde_json::from_value(json!({
-            "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+            "apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
             "metadata": {"name": "shop", "namespace": "team", "generation": 1},
             "spec": spec, "status": status,
         }))

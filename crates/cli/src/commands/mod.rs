@@ -18,6 +18,7 @@ mod images;
 mod import;
 mod init;
 mod install;
+mod migrate;
 // Public for the UI benchmark, which serves the controller's UI as `operator run` does.
 pub mod operator;
 mod progress;
@@ -355,6 +356,7 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
         Command::Drift(args) => (Some(&mut args.cluster), None),
         Command::Status(args) => (Some(&mut args.cluster), None),
         Command::Check(args) => (Some(&mut args.cluster), None),
+        Command::Migrate(args) => (Some(&mut args.cluster), None),
         Command::Install(args) => (Some(&mut args.cluster), None),
         Command::Uninstall(args) => (Some(&mut args.cluster), None),
         Command::Bootstrap(args) => (Some(&mut args.cluster), None),
@@ -430,6 +432,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Report(command) => report::run(&ui, command),
         Command::Status(args) => status::run(&cli.global, &ui, args),
         Command::Check(args) => check::run(&ui, args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Install(args) => install::install(&ui, args),
         Command::Uninstall(args) => install::uninstall(&ui, args),
         Command::Bootstrap(args) => bootstrap::run(&ui, args),

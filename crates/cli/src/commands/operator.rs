@@ -1,5 +1,6 @@
 //! `weaver operator run` (the controller, logging through `tracing`) and `weaver operator crd`
-//! (the CRD as YAML, the same bytes the chart ships in `charts/weaver/crds/`).
+//! (the CRD as YAML, the same bytes the chart ships in `charts/weaver/templates/crds/`, where
+//! the EnvironmentSync CRD's conversion Service is the release's).
 
 use std::process::ExitCode;
 
@@ -14,9 +15,24 @@ const SHARD_LABEL: &str = "weaver.example.com/shard";
 pub fn run(global: &GlobalArgs, command: &OperatorCommand) -> weaver_core::error::Result<ExitCode> {
     match command {
         OperatorCommand::Crd(args) => {
+            let environment_sync = match &args.conversion_service {
+                None => weaver_controllers::gitops::crd(),
+                Some(service) => {
+                    let Some((namespace, name)) =
+                        service.split_once('/').filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
+                    else {
+                        return Err(weaver_core::error::Error::new(format!(
+                            "--conversion-service {service:?}: expected NAMESPACE/NAME"
+                        )));
+                    };
+                    weaver_controllers::gitops::crd_converted_by(weaver_controllers::conversion::service(
+                        namespace, name,
+                    ))
+                }
+            };
             let crds = [
                 (ControllerKind::Configmapsync, weaver_controllers::configmapsync::crd()),
-                (ControllerKind::Environmentsync, weaver_controllers::gitops::crd()),
+                (ControllerKind::Environmentsync, environment_sync),
             ];
             let documents: Vec<String> = crds
                 .iter()
@@ -185,6 +201,30 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
             let probes = weaver_controllers::endpoints::serve(listener, limits.clone(), telemetry.clone(), std::future::pending());
             tokio::spawn(probes);
         }
+        if let Some(address) = args.conversion_addr {
+            let listener = listen("--conversion-addr", address).await?;
+            let namespace = std::env::var("POD_NAMESPACE").ok().filter(|ns| !ns.is_empty()).ok_or_else(|| {
+                weaver_core::error::Error::new("--conversion-addr keeps its certificates in the controller's namespace")
+                    .with_help("set POD_NAMESPACE (the chart does)")
+            })?;
+            let options = weaver_controllers::conversion::Options {
+                namespace,
+                secret: args.conversion_secret.clone(),
+                hosts: args.conversion_hosts.clone(),
+                crds: args
+                    .controllers
+                    .contains(&ControllerKind::Environmentsync)
+                    .then(|| weaver_controllers::gitops::CRD_NAME.to_string())
+                    .into_iter()
+                    .collect(),
+                limits: limits.clone(),
+            };
+            let serving = weaver_controllers::conversion::serve(client.clone(), options, listener, std::future::pending())
+                .await
+                .map_err(|err| weaver_core::error::Error::new(format!("the conversion webhook: {err}")))?;
+            tracing::info!(%address, "serving the CRDs' conversion webhook on POST {}", weaver_controllers::conversion::PATH);
+            tokio::spawn(serving);
+        }
         if let Some(address) = args.webhook_addr {
             let listener = listen("--webhook-addr", address).await?;
             tracing::info!(%address, "receiving webhooks on POST /hook/NAMESPACE/NAME");
@@ -254,9 +294,21 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
         let configmapsync = args.controllers.contains(&ControllerKind::Configmapsync);
         let readiness = telemetry.readiness.clone();
         let concurrent = args.concurrent;
+        // The leader moves the objects of the CRDs it serves to their storage version.
+        let stored_crds: Vec<&'static str> = [
+            (ControllerKind::Environmentsync, weaver_controllers::gitops::CRD_NAME),
+            (ControllerKind::Configmapsync, weaver_controllers::configmapsync::CRD_NAME),
+        ]
+        .into_iter()
+        .filter(|(kind, _)| args.controllers.contains(kind))
+        .map(|(_, crd)| crd)
+        .collect();
+        let migrating_client = client.clone();
         weaver_controllers::election::lead(election, ready, on_role, shutdown.requested(), |stopped| async move {
-            let mut stopped = stopped.split(2).into_iter();
-            let (first, second) = (stopped.next().expect("two signals"), stopped.next().expect("two signals"));
+            let mut stopped = stopped.split(3).into_iter();
+            let mut signal = || stopped.next().expect("three signals");
+            let (first, second, third) = (signal(), signal(), signal());
+            let migrating = weaver_controllers::stored::migrate(migrating_client, stored_crds, third);
             let configmapsyncs = async {
                 if configmapsync {
                     weaver_controllers::configmapsync::controller::run(client, config, settings, first).await
@@ -272,7 +324,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
                     weaver_controllers::gitops::controller::run(shared, settings, second).await
                 }
             };
-            tokio::join!(configmapsyncs, environmentsyncs);
+            tokio::join!(configmapsyncs, environmentsyncs, migrating);
         })
         .await?;
         tracing::info!("stopped");

@@ -293,7 +293,9 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
             updates.last_attempt_time, updates.requests
         ));
         text.push_str(&pushed_line(&updates.branch, &updates.last_pushed_commit, &updates.last_push_time));
-        for (title, lines) in [("newest allowed", &updates.images), ("changed by the last push", &updates.changes)] {
+        let images: Vec<String> = updates.images.iter().map(ToString::to_string).collect();
+        let changes: Vec<String> = updates.changes.iter().map(ToString::to_string).collect();
+        for (title, lines) in [("newest allowed", &images), ("changed by the last push", &changes)] {
             if !lines.is_empty() {
                 text.push_str(&format!("  {title}:\n"));
                 text.extend(lines.iter().map(|line| format!("    {line}\n")));
@@ -309,7 +311,7 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
             vec![
                 h.time.clone(),
                 short(&h.revision).to_string(),
-                h.result.clone(),
+                h.result.to_string(),
                 format!("{:.1}s", h.duration_seconds),
                 approver.unwrap_or("-").to_string(),
                 h.message.clone().unwrap_or_else(|| "-".into()),
@@ -346,7 +348,7 @@ fn environments_heading(
     state: &State,
     environments: &[weaver_controllers::gitops::api::EnvironmentStatus],
 ) -> &'static str {
-    let applied_before = environments.iter().all(|e| weaver_controllers::gitops::plan::is_applied(&e.result));
+    let applied_before = environments.iter().all(|e| e.result.is_applied());
     if state.ready != "True" && applied_before {
         "Environments, as their last apply left them (this reconcile applied nothing):"
     } else {
@@ -360,7 +362,7 @@ fn environments_table(ui: &Ui, environments: &[weaver_controllers::gitops::api::
     rows.extend(environments.iter().map(|e| {
         vec![
             e.name.clone(),
-            e.result.clone(),
+            e.result.to_string(),
             e.revision.as_deref().map_or("-", short).to_string(),
             e.created.to_string(),
             e.configured.to_string(),

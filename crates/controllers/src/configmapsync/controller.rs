@@ -619,7 +619,7 @@ async fn report(sync: &ConfigMapSync, ctx: &Context, status: ConfigMapSyncStatus
         for target in status.targets.iter().filter(|t| !t.synced) {
             let was = previous.and_then(|p| p.targets.iter().find(|p| p.namespace == target.namespace));
             if was.is_none_or(|was| was.reason != target.reason) {
-                let reason = target.reason.clone().unwrap_or_default();
+                let reason = target.reason.as_ref().map_or_else(String::new, ToString::to_string);
                 let note = format!(
                     "target {}: {}",
                     target.namespace,

@@ -119,7 +119,7 @@ pub fn after_reconcile(
                 }
                 Outcome::Failed(message) => (false, "Failed", Some(message.clone())),
             };
-            TargetStatus { namespace: namespace.clone(), synced, reason: Some(reason.to_string()), message }
+            TargetStatus { namespace: namespace.clone(), synced, reason: Some(reason.into()), message }
         })
         .collect();
     let synced = targets.iter().filter(|t| t.synced).count();
@@ -163,12 +163,14 @@ fn stalled(blocked: Option<&Blocked>, targets: &[TargetStatus]) -> Option<String
         return Some(blocked.reason_and_message().1);
     }
     let unsynced: Vec<&TargetStatus> = targets.iter().filter(|t| !t.synced).collect();
-    let stuck = |t: &&TargetStatus| t.reason.as_deref().is_some_and(|r| STALLING.contains(&r));
+    let stuck = |t: &&TargetStatus| t.reason.as_ref().is_some_and(|r| STALLING.contains(&r.as_str()));
     if unsynced.is_empty() || !unsynced.iter().all(stuck) {
         return None;
     }
-    let named: Vec<String> =
-        unsynced.iter().map(|t| format!("{} ({})", t.namespace, t.reason.as_deref().unwrap_or_default())).collect();
+    let named: Vec<String> = unsynced
+        .iter()
+        .map(|t| format!("{} ({})", t.namespace, t.reason.as_ref().map_or("", |r| r.as_str())))
+        .collect();
     Some(format!(
         "no retry syncs target(s) {}: the ServiceAccount's RBAC or the ConfigMap in the way must change; \
          status.targets says why for each",
@@ -196,9 +198,9 @@ mod tests {
         assert_eq!(status.targets_in_sync.as_deref(), Some("1/3"));
         let ready = &status.conditions[0];
         assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "TargetsNotSynced"));
-        assert_eq!(status.targets[1].reason.as_deref(), Some("Forbidden"));
+        assert_eq!(status.targets[1].reason.as_ref().map(|r| r.as_str()), Some("Forbidden"));
         assert_eq!(status.targets[1].message.as_deref(), Some("configmaps is forbidden"));
-        assert_eq!(status.targets[2].reason.as_deref(), Some("Conflict"));
+        assert_eq!(status.targets[2].reason.as_ref().map(|r| r.as_str()), Some("Conflict"));
         // Forbidden and Conflict need a change: Stalled, for kstatus and `weaver status`.
         let stalled = &status.conditions[1];
         assert_eq!((stalled.type_.as_str(), stalled.status.as_str()), ("Stalled", "True"));

@@ -346,7 +346,7 @@ async fn tell(
     // Once, when the approved plan is applied: a failed apply is retried, and the history
     // records each attempt's approval.
     if let Outcome::Done(done @ Done { approval: Some(approval), .. }) = outcome
-        && done.environments.iter().all(|e| plan::is_applied(&e.result))
+        && done.environments.iter().all(|e| e.result.is_applied())
     {
         let who = if approval.approved_by.is_empty() { "someone unnamed" } else { approval.approved_by.as_str() };
         let when = approval.approved_at.as_deref().map(|at| format!(" at {at}")).unwrap_or_default();

@@ -234,7 +234,7 @@ pub fn work(sync: &EnvironmentSync, commit: &str, selected: &[String]) -> Work {
         status
             .environments
             .iter()
-            .any(|env| &env.name == name && env.revision.as_deref() == Some(commit) && is_applied(&env.result))
+            .any(|env| &env.name == name && env.revision.as_deref() == Some(commit) && env.result.is_applied())
     });
     let in_sync = status.last_applied_revision.as_deref() == Some(commit)
         && status.last_applied_generation == sync.metadata.generation
@@ -244,11 +244,6 @@ pub fn work(sync: &EnvironmentSync, commit: &str, selected: &[String]) -> Work {
         (true, true) => Work::CorrectDrift,
         (true, false) => Work::ReportDrift,
     }
-}
-
-/// An environment's result that leaves it applied at its revision.
-pub fn is_applied(result: &str) -> bool {
-    matches!(result, "Applied" | "Unchanged")
 }
 
 /// What of `spec.windows` holds an apply back at `now`, as the status says it (a spec whose

@@ -15,8 +15,8 @@ use kube::api::Api;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::api::{
-    Approval, EnvironmentStatus, EnvironmentSync, ImageUpdatesStatus, PendingPlan, PromotionGate, PromotionStatus,
-    PromotionTarget, ReleaseChanges,
+    Approval, EnvironmentStatus, EnvironmentSync, ImagePinChange, ImageUpdatesStatus, NewestImage, PendingPlan,
+    PromotionGate, PromotionStatus, PromotionTarget, ReleaseChanges,
 };
 use super::plan::{self, Settings as Spec, Work};
 use super::renders::Renders;
@@ -416,9 +416,8 @@ pub async fn reconcile(
         }),
         ..Default::default()
     };
-    let not_applied = |result: &EnvironmentStatus| {
-        (work == Work::Apply && !plan::is_applied(&result.result)).then_some("did not apply")
-    };
+    let not_applied =
+        |result: &EnvironmentStatus| (work == Work::Apply && !result.result.is_applied()).then_some("did not apply");
     let mut results = schedule.run(|_| None, started, skipped, not_applied, |_, _| {}).await.results;
     results.sort_by(|a, b| a.name.cmp(&b.name));
     // The environments' drift as this reconcile leaves it, which an apply puts back: the summary
@@ -1112,13 +1111,20 @@ impl Run<'_> {
             };
             status.requests += update.requests;
             for image in &update.check.images {
-                let newest = image.newest.as_deref().unwrap_or("none allowed");
-                status.images.push(format!("{environment} {} {newest}", image.image));
+                status.images.push(NewestImage {
+                    environment: environment.to_string(),
+                    image: image.image.clone(),
+                    newest: image.newest.clone(),
+                });
             }
             for change in &update.changes {
-                let from = change.from.as_ref().and_then(|v| v.as_str()).unwrap_or("unset");
-                let to = change.to.as_str().unwrap_or_default();
-                status.changes.push(format!("{environment}: {} {} {from} -> {to}", change.release, change.name));
+                status.changes.push(ImagePinChange {
+                    environment: environment.to_string(),
+                    release: change.release.clone(),
+                    image: change.name.clone(),
+                    from: change.from.as_ref().and_then(|v| v.as_str()).map(str::to_string),
+                    to: change.to.as_str().unwrap_or_default().to_string(),
+                });
             }
             if let Some((_, commit)) = update.commit {
                 rev = commit;
@@ -1132,7 +1138,7 @@ impl Run<'_> {
             return result(true, "UpToDate", message, status);
         }
         let push = Push { commit: rev, locals, settings, cache, push_to, sync, namespace };
-        let changes = status.changes.clone();
+        let changes: Vec<String> = status.changes.iter().map(ToString::to_string).collect();
         self.push(push, status, ("ImagesUpdated", "these pins"), &changes).await
     }
 
@@ -1159,7 +1165,7 @@ fn target_status(target: &TargetPromotion, redactor: &Redactor) -> PromotionTarg
             .gates
             .iter()
             .map(|gate| PromotionGate {
-                gate: gate.gate.name().to_string(),
+                gate: gate.gate.name().into(),
                 passed: gate.passed,
                 expression: gate.expression.clone(),
                 evidence: gate.evidence.iter().map(|e| redactor.redact(e).into_owned()).collect(),

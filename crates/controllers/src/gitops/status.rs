@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::api::{
     ApprovalRecord, DriftSummary, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry,
-    ImageUpdatesStatus, PendingPlan, PromotionStatus, WindowHold,
+    ImageUpdatesStatus, PendingPlan, PromotionStatus, Reason, WindowHold,
 };
 use super::plan::{self, Work};
 use crate::conditions::{
@@ -256,7 +256,7 @@ pub fn after(
                 && done
                     .environments
                     .iter()
-                    .all(|e| plan::is_applied(&e.result) && e.revision.as_deref() == Some(&done.revision))
+                    .all(|e| e.result.is_applied() && e.revision.as_deref() == Some(&done.revision))
             {
                 status.last_applied_revision = Some(done.revision.clone());
                 status.last_applied_generation = generation;
@@ -272,7 +272,7 @@ pub fn after(
             if let Some(updated) = &done.images {
                 status.image_updates = Some(updated.status.clone());
             }
-            let ready = done.environments.iter().filter(|e| plan::is_applied(&e.result)).count();
+            let ready = done.environments.iter().filter(|e| e.result.is_applied()).count();
             status.environments_ready = Some(format!("{ready}/{}", done.environments.len()));
         }
         Outcome::Invalid { .. } | Outcome::Suspended => {}
@@ -280,6 +280,7 @@ pub fn after(
     if let Some((revision, result, message)) = outcome.history() {
         let newest = previous.history.first();
         // A retry failing the same way is one entry, not five.
+        let result = Reason::parse(&result);
         if newest.is_none_or(|h| h.revision != revision || h.result != result) {
             let approval = match outcome {
                 Outcome::Done(done) => done.approval.as_deref().cloned(),

@@ -589,7 +589,7 @@ async fn wait_ready(
     timeout: Duration,
     on: OnProgress<'_>,
 ) -> Result<()> {
-    let kind = resolve(cluster, "weaver.example.com/v1alpha1", "EnvironmentSync")?;
+    let kind = resolve(cluster, "weaver.example.com/v1beta1", "EnvironmentSync")?;
     let deadline = tokio::time::Instant::now() + timeout;
     on(Progress::Status(format!("waiting for EnvironmentSync {namespace}/{RELEASE} to apply {}", &commit[..12])));
     let mut last = String::from("not created yet");

@@ -341,7 +341,7 @@ fn served_selectors(deployments: &[Value]) -> Vec<String> {
 /// Each EnvironmentSync the controllers serve (`selectors`: their `--selector`s) has an account
 /// that may read the Secrets it names: the controller reads them as that account.
 async fn tenants(cluster: &Cluster, selectors: &[String]) -> Result<Vec<Finding>> {
-    if cluster.resolve("weaver.example.com/v1alpha1", "EnvironmentSync").is_err() {
+    if cluster.resolve("weaver.example.com/v1beta1", "EnvironmentSync").is_err() {
         return Ok(Vec::new());
     }
     let access = Access::new(cluster.client(), std::time::Duration::from_secs(60));
@@ -349,7 +349,7 @@ async fn tenants(cluster: &Cluster, selectors: &[String]) -> Result<Vec<Finding>
     // Each once, by namespace and name, whichever selectors match it.
     let mut served = BTreeMap::new();
     for selector in selectors {
-        for object in list(cluster, "weaver.example.com/v1alpha1", "EnvironmentSync", None, selector).await? {
+        for object in list(cluster, "weaver.example.com/v1beta1", "EnvironmentSync", None, selector).await? {
             let name = |field: &str| object.pointer(field).and_then(Value::as_str).unwrap_or_default().to_string();
             served.insert((name("/metadata/namespace"), name("/metadata/name")), object);
         }

@@ -62,7 +62,7 @@ async fn targets(options: &WatchOptions, on: OnProgress<'_>) -> Result<(Cluster,
         WatchOptions::Sync { namespace, name, connect: options } => {
             let cluster = Cluster::connect(options).await?;
             let sync = Watched {
-                api_version: "weaver.example.com/v1alpha1".to_string(),
+                api_version: "weaver.example.com/v1beta1".to_string(),
                 kind: "EnvironmentSync".to_string(),
                 namespace: Some(namespace.clone()),
                 labels: None,

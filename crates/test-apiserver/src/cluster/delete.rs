@@ -14,6 +14,11 @@ impl Cluster {
         let (res, ns) = (&target.res, target.ns.as_deref().unwrap_or_default());
         let key = Self::key(res, ns, name);
         let live = self.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&res.gr(), name))?;
+        // A real server reads the object at the request's version before it deletes it: a
+        // conversion that fails (a CRD's webhook) fails the delete, before anything changes.
+        if res.conversion.is_some() {
+            Self::present(res, live.clone())?;
+        }
         let opts: Value =
             if req.body.is_empty() { json!({}) } else { serde_json::from_slice(&req.body).unwrap_or(json!({})) };
         let dry_run =
@@ -45,10 +50,12 @@ impl Cluster {
         let policy =
             req.param("propagationPolicy").or(opts["propagationPolicy"].as_str()).unwrap_or("Background").to_string();
         let (obj, code) = self.delete_object(&key, res, live, &policy, dry_run);
+        let obj = if is_status(&obj) { obj } else { Self::present(res, obj)? };
         Ok(ApiResponse::json(code, &obj))
     }
 
-    /// Deletes or marks for deletion; returns what the DELETE responds with.
+    /// Deletes or marks for deletion; returns what the DELETE responds with: a `Status`, or
+    /// the object as stored (to present at the request's version).
     pub(crate) fn delete_object(
         &mut self,
         key: &ObjKey,
@@ -73,7 +80,7 @@ impl Cluster {
         if finalizers.is_empty() && !namespace {
             // Stores with ReturnDeletedObject answer with the object, the rest with a Status.
             let status = if res.is("", "Pod") || res.is("", "ServiceAccount") || res.is("", "PersistentVolumeClaim") {
-                Self::present(res, &live)
+                live
             } else {
                 let mut details =
                     json!({"name": meta_str(&live, "name"), "kind": res.plural, "uid": meta_str(&live, "uid")});
@@ -89,7 +96,7 @@ impl Cluster {
             return (status, 200);
         }
         if live["metadata"].get("deletionTimestamp").is_some() {
-            return (Self::present(res, &live), 200);
+            return (live, 200);
         }
         let meta = meta_mut(&mut obj);
         meta.insert("deletionTimestamp".into(), json!(util::now()));
@@ -101,7 +108,7 @@ impl Cluster {
             obj["status"]["phase"] = json!("Terminating");
         }
         if dry_run {
-            return (Self::present(res, &obj), 200);
+            return (obj, 200);
         }
         self.rv += 1;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
@@ -109,7 +116,7 @@ impl Cluster {
         self.objects.insert(key.clone(), obj.clone());
         self.record_event("MODIFIED", key, &obj);
         self.reconcile();
-        (Self::present(res, &obj), 200)
+        (obj, 200)
     }
 
     pub(super) fn delete_collection(
@@ -127,19 +134,30 @@ impl Cluster {
             req.param("propagationPolicy").or(opts["propagationPolicy"].as_str()).unwrap_or("Background").to_string();
         let targets: Vec<(ObjKey, Value)> =
             self.matching(res, ns, &labels, &fields).map(|(k, v)| (k.clone(), v.clone())).collect();
-        let mut items = Vec::new();
-        for (key, live) in targets {
-            let mut o = self.delete_object(&key, res, live.clone(), &policy, dry_run).0;
-            if o["kind"] == "Status" {
-                o = Self::present(res, &live);
+        // Listed at the request's version before anything is deleted, as a real server does: a
+        // conversion that fails deletes nothing.
+        let listed = Self::present_all(res, targets.iter().map(|(_, live)| live.clone()).collect())?;
+        let mut items = Vec::with_capacity(listed.len());
+        // The objects only marked for deletion (finalizers), shown as they are now.
+        let mut marked = Vec::new();
+        for ((key, live), shown) in targets.into_iter().zip(listed) {
+            let o = self.delete_object(&key, res, live, &policy, dry_run).0;
+            if is_status(&o) {
+                items.push(shown);
+            } else {
+                marked.push(items.len());
+                items.push(o);
             }
-            if !res.is_crd()
-                && let Some(m) = o.as_object_mut()
-            {
+        }
+        let now = Self::present_all(res, marked.iter().map(|&i| items[i].clone()).collect())?;
+        for (i, o) in marked.into_iter().zip(now) {
+            items[i] = o;
+        }
+        if !res.is_crd() {
+            for m in items.iter_mut().filter_map(Value::as_object_mut) {
                 m.remove("kind");
                 m.remove("apiVersion");
             }
-            items.push(o);
         }
         let list = json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": {"resourceVersion": self.rv.to_string()}, "items": items});
         Ok(ApiResponse::json(200, &list))
@@ -156,4 +174,10 @@ impl Cluster {
         }
         Some(obj)
     }
+}
+
+/// Whether a delete answered with a `Status` rather than the object (a custom resource's
+/// apiVersion always has a group, so none of them is taken for one).
+fn is_status(o: &Value) -> bool {
+    o["kind"] == "Status" && o["apiVersion"] == "v1"
 }

@@ -61,19 +61,13 @@ impl Cluster {
             })
             .collect();
         let page = &all[..all.len().min(limit)];
-        let items: Vec<Value> = page
-            .iter()
-            .map(|(_, o)| {
-                let mut o = Self::present(res, o);
-                if !res.is_crd()
-                    && let Some(m) = o.as_object_mut()
-                {
-                    m.remove("kind");
-                    m.remove("apiVersion");
-                }
-                o
-            })
-            .collect();
+        let mut items = Self::present_all(res, page.iter().map(|(_, o)| (*o).clone()).collect())?;
+        if !res.is_crd() {
+            for m in items.iter_mut().filter_map(Value::as_object_mut) {
+                m.remove("kind");
+                m.remove("apiVersion");
+            }
+        }
         let mut meta = json!({"resourceVersion": self.rv.to_string()});
         if all.len() > page.len()
             && let Some((k, _)) = page.last()
@@ -117,32 +111,37 @@ impl Cluster {
         Ok(Some(WatchSpec { res, namespace: ns, labels, fields, since, timeout_seconds }))
     }
 
-    /// Watch events after `rv` (JSON lines), and the newest rv they cover; or,
-    /// when the events after `rv` are no longer kept, the ERROR event that ends
-    /// the watch (the watch cache's `410 Expired`, sent in the stream).
+    /// Watch events after `rv` (JSON lines), and the newest rv they cover; or the ERROR event
+    /// that ends the watch: when the events after `rv` are no longer kept, the watch cache's
+    /// `410 Expired`; when their objects cannot be converted to the watched version (a CRD's
+    /// conversion webhook fails), the conversion's 500.
     pub fn watch_events(&self, spec: &WatchSpec, rv: u64) -> Result<(Vec<Value>, u64), Value> {
-        let mut out = Vec::new();
-        if rv == 0 {
-            for (_, o) in self.matching(&spec.res, spec.namespace.as_deref(), &spec.labels, &spec.fields) {
-                out.push(json!({"type": "ADDED", "object": Self::present(&spec.res, o)}));
+        let (kinds, objects): (Vec<&str>, Vec<Value>) = if rv == 0 {
+            self.matching(&spec.res, spec.namespace.as_deref(), &spec.labels, &spec.fields)
+                .map(|(_, o)| ("ADDED", o.clone()))
+                .unzip()
+        } else {
+            if rv < self.compacted {
+                let gone = ApiError::expired(format!("too old resource version: {rv} ({})", self.compacted));
+                return Err(json!({"type": "ERROR", "object": gone.to_status()}));
             }
-            return Ok((out, self.rv));
-        }
-        if rv < self.compacted {
-            let gone = ApiError::expired(format!("too old resource version: {rv} ({})", self.compacted));
-            return Err(json!({"type": "ERROR", "object": gone.to_status()}));
-        }
-        let first = self.events.partition_point(|e| e.rv <= rv);
-        for e in self.events.range(first..) {
-            if e.key.group == spec.res.group
-                && e.key.resource == spec.res.plural
-                && spec.namespace.as_deref().is_none_or(|ns| e.key.namespace == ns)
-                && spec.labels.matches(&e.object["metadata"]["labels"])
-                && spec.fields.matches(&e.object)
-            {
-                out.push(json!({"type": e.kind, "object": Self::present(&spec.res, &e.object)}));
-            }
-        }
+            let first = self.events.partition_point(|e| e.rv <= rv);
+            self.events
+                .range(first..)
+                .filter(|e| {
+                    e.key.group == spec.res.group
+                        && e.key.resource == spec.res.plural
+                        && spec.namespace.as_deref().is_none_or(|ns| e.key.namespace == ns)
+                        && spec.labels.matches(&e.object["metadata"]["labels"])
+                        && spec.fields.matches(&e.object)
+                })
+                .map(|e| (e.kind, e.object.clone()))
+                .unzip()
+        };
+        let objects =
+            Self::present_all(&spec.res, objects).map_err(|e| json!({"type": "ERROR", "object": e.to_status()}))?;
+        let out =
+            kinds.into_iter().zip(objects).map(|(kind, object)| json!({"type": kind, "object": object})).collect();
         Ok((out, self.rv))
     }
 

@@ -16,8 +16,8 @@ mod write;
 
 pub use list_watch::WatchSpec;
 
+use crate::conversion;
 use crate::error::ApiError;
-use crate::normalize::order_keys;
 use crate::resources::{self, Resource};
 pub(crate) use crate::store::ObjKey;
 use crate::store::Store;
@@ -207,14 +207,31 @@ impl Cluster {
         }
     }
 
-    /// The object as served at `res`'s version (CRD versions differ only in apiVersion).
-    fn present(res: &Resource, obj: &Value) -> Value {
-        let mut o = obj.clone();
-        if res.is_crd() {
-            o["apiVersion"] = json!(res.api_version());
-            order_keys(&mut o);
+    /// A stored object as served at `res`'s version: a custom resource converted as its CRD
+    /// says (`crate::conversion`: another apiVersion, or its conversion webhook's answer).
+    fn present(res: &Resource, obj: Value) -> Result<Value, ApiError> {
+        Ok(Self::present_all(res, vec![obj])?.into_iter().next().expect("one object"))
+    }
+
+    /// Stored objects as served at `res`'s version, converted together: one webhook call per
+    /// version they are stored at, none for those stored at `res`'s.
+    fn present_all(res: &Resource, objects: Vec<Value>) -> Result<Vec<Value>, ApiError> {
+        if !res.is_crd() {
+            return Ok(objects);
         }
-        o
+        let target = Some((res.schema(), res.type_id));
+        conversion::convert(&res.group, &res.kind, res.conversion.as_deref(), objects, &res.version, target)
+    }
+
+    /// An object written at `res`'s version as it is stored: at the storage version.
+    fn to_storage(&self, res: &Resource, obj: Value) -> Result<Value, ApiError> {
+        if !res.is_crd() {
+            return Ok(obj);
+        }
+        let target = self.storage_resource(&res.group, &res.plural).map(|t| (t.schema(), t.type_id));
+        let webhook = res.conversion.as_deref();
+        let stored = conversion::convert(&res.group, &res.kind, webhook, vec![obj], &res.storage_version, target)?;
+        Ok(stored.into_iter().next().expect("one object"))
     }
 
     pub(crate) fn objects(&self) -> &Store {

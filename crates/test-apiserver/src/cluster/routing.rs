@@ -153,7 +153,7 @@ impl Cluster {
             ("GET", Some(n), None | Some("status")) => {
                 let obj =
                     self.objects.get(&Self::key(res, &ns_str, n)).ok_or_else(|| ApiError::not_found(&res.gr(), n))?;
-                Ok(ApiResponse::json(200, &metadata_only(req, Self::present(res, obj))))
+                Ok(ApiResponse::json(200, &metadata_only(req, Self::present(res, obj.clone())?)))
             }
             ("POST", None, None) => self.create(req, res, ns.clone()),
             ("POST", Some(n), Some("token")) => self.token_request(req, &target, n),

@@ -8,10 +8,10 @@ use crate::util;
 use serde_json::{Map, Value, json};
 
 impl Cluster {
-    /// What each kind's REST strategy does on create/update.
+    /// What each kind's REST strategy does on create/update (`live` at the request's version).
     pub(super) fn strategy(&mut self, res: &Resource, live: Option<&Value>, obj: &mut Value, now: &str) {
-        obj["apiVersion"] =
-            json!(if res.is_crd() { format!("{}/{}", res.group, res.storage_version) } else { res.api_version() });
+        // The request's version: storage converts it to the storage version (`store_with_managed`).
+        obj["apiVersion"] = json!(res.api_version());
         obj["kind"] = json!(res.kind);
         let meta = meta_mut(obj);
         meta.remove("selfLink");
@@ -70,6 +70,23 @@ impl Cluster {
                 }
                 if res.is("", "Namespace") {
                     obj["spec"] = live["spec"].clone();
+                }
+                // A CRD whose storage version changes stores its objects at the new one from
+                // now on: it joins status.storedVersions (the CRD strategy's PrepareForUpdate),
+                // which only a write to the status narrows again.
+                if res.is("apiextensions.k8s.io", "CustomResourceDefinition") {
+                    let storage = obj["spec"]["versions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|v| v["storage"] == json!(true))
+                        .map(|v| v["name"].clone());
+                    if let (Some(storage), Some(stored)) = (storage, obj["status"]["storedVersions"].as_array_mut())
+                        && !stored.is_empty()
+                        && !stored.contains(&storage)
+                    {
+                        stored.push(storage);
+                    }
                 }
                 if res.is("", "Service") {
                     self.service_carry_over(live, obj);

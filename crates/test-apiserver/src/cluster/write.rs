@@ -254,7 +254,7 @@ impl Cluster {
             return Err(ApiError::already_exists(&res.gr(), &name));
         }
         let (obj, code) = self.write(&mut ctx, key, None, Change::Object(obj))?;
-        let mut r = ApiResponse::json(code, &obj);
+        let mut r = ApiResponse::json(code, &Self::present(res, obj)?);
         r.warnings = ctx.warnings;
         Ok(r)
     }
@@ -296,12 +296,13 @@ impl Cluster {
         let ctx = self.ctx(req, res, ns.clone())?;
         let key = Self::key(res, ns.as_deref().unwrap_or_default(), name);
         let live = self.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&res.gr(), name))?;
+        let live = Self::present(res, live)?;
         let obj = Self::decode(req)?;
         self.replace_with(ctx, res, key, live, obj, name, sub)
     }
 
     /// The common tail of PUT and PATCH: check the new object against the URL, keep only its
-    /// status for the status subresource, and store it.
+    /// status for the status subresource, and store it. `live` is at the request's version.
     #[allow(clippy::too_many_arguments)]
     fn replace_with(
         &mut self,
@@ -322,7 +323,7 @@ impl Cluster {
             None => obj,
         };
         let (out, code) = self.write_sub(&mut ctx, key, live, Change::Object(obj), sub)?;
-        let mut r = ApiResponse::json(code, &out);
+        let mut r = ApiResponse::json(code, &Self::present(res, out)?);
         r.warnings = ctx.warnings;
         Ok(r)
     }
@@ -333,7 +334,9 @@ impl Cluster {
         let key = Self::key(res, ns.as_deref().unwrap_or_default(), name);
         let content_type = req.content_type.as_deref().unwrap_or_default();
         let media = content_type.split(';').next().unwrap_or_default().trim();
-        let live = self.objects.get(&key).cloned();
+        // The live object at the request's version, which the patch applies to (a real server
+        // reads it through the version's storage, converting it).
+        let live = self.objects.get(&key).cloned().map(|live| Self::present(res, live)).transpose()?;
         if media == "application/apply-patch+yaml" || media == "application/apply-patch+cbor" {
             if req.param("fieldManager").is_none_or(str::is_empty) {
                 let causes = vec![crate::error::field::required("fieldManager", "is required for apply patch")];
@@ -364,7 +367,7 @@ impl Cluster {
                     self.write(&mut ctx, key, None, Change::Apply { config, force })?
                 }
             };
-            let mut r = ApiResponse::json(code, &out);
+            let mut r = ApiResponse::json(code, &Self::present(res, out)?);
             r.warnings = ctx.warnings;
             return Ok(r);
         }
@@ -422,7 +425,8 @@ impl Cluster {
     }
 
     /// The write pipeline: decode/default → field manager → strategy →
-    /// validation → admission → storage. Returns the stored (or dry-run) object and code.
+    /// validation → admission → storage. `live` and the change are at the request's version;
+    /// returns the stored (or dry-run) object, at the storage version, and the code.
     fn write(
         &mut self,
         ctx: &mut Ctx,
@@ -484,13 +488,16 @@ impl Cluster {
             let request = Admitted { res: &res, obj: &obj, old: live.as_ref(), user, dry_run: ctx.dry_run };
             self.admit_policies(&request, &mut ctx.warnings)?;
         }
-        self.store_with_managed(ctx.dry_run, key, live, obj, &managed)
+        self.store_with_managed(&res, ctx.dry_run, key, live, obj, &managed)
     }
 
     /// The common end of every write: record the managed fields (or none), put keys in the
-    /// server's order, and commit.
+    /// server's order, convert the object from `res`'s version to the storage version (a
+    /// custom resource: `crate::conversion`; a dry run too, as a real server encodes it for
+    /// storage), and commit it over the object stored, of which `live` is the request's view.
     fn store_with_managed(
         &mut self,
+        res: &Resource,
         dry_run: bool,
         key: ObjKey,
         live: Option<Value>,
@@ -506,7 +513,14 @@ impl Cluster {
             }
         }
         order_keys(&mut obj);
-        self.commit(dry_run, key, live, obj)
+        let obj = self.to_storage(res, obj)?;
+        // A custom resource's live object was converted to the request's version: the commit
+        // compares the new one with the object as stored.
+        let stored = match live {
+            Some(_) if res.is_crd() => self.objects.get(&key).cloned(),
+            live => live,
+        };
+        self.commit(dry_run, key, stored, obj)
     }
 
     /// PUT/PATCH/apply on `/status`: only `.status` changes, recorded with `subresource: status`.
@@ -539,7 +553,7 @@ impl Cluster {
                 (status_only(&base, merged), managed)
             }
         };
-        self.store_with_managed(ctx.dry_run, key, Some(live), obj, &managed)
+        self.store_with_managed(&res, ctx.dry_run, key, Some(live), obj, &managed)
     }
 
     /// Stores `obj` unless nothing changed or it is a dry run; removes it when

@@ -1,0 +1,124 @@
+//! `weaver.example.com/v1alpha1`, served beside `v1beta1` and deprecated: its schemas, frozen as
+//! 0.1.0 served them (`environmentsyncs.json`, `configmapsyncs.json`: a version's schema never
+//! changes once released), and the conversion between it and `v1beta1`, which the controller's
+//! conversion webhook answers with and `weaver migrate -f` rewrites documents with.
+//!
+//! What changed in `v1beta1`:
+//! - EnvironmentSync `status.imageUpdates.images` and `.changes` are objects, not sentences
+//!   (`dev registry.example/web 1.5.0@sha256:…` is `{environment, image, newest}`);
+//! - the values of `status.environments[].result`, `status.history[].result`,
+//!   `status.promotion.targets[].gates[].gate` and ConfigMapSync `status.targets[].reason` are
+//!   enumerated in the schema (the same strings, so they convert unchanged).
+//!
+//! Everything else is equal in both. A conversion is lossless both ways for every value the
+//! controller writes; a sentence of `v1alpha1` that does not follow the form the controller
+//! writes it in (which only another writer of the status could put there) is parsed as far as
+//! it goes, and the controller's next status write replaces it.
+
+use serde_json::{Map, Value, json};
+
+use crate::GROUP;
+use crate::environment_sync::{ImagePinChange, NONE_ALLOWED, NewestImage, UNSET};
+
+pub const VERSION: &str = "v1alpha1";
+/// The storage version, which every object is migrated to.
+pub const STORAGE_VERSION: &str = "v1beta1";
+
+/// The `v1alpha1` entry of the EnvironmentSync CRD's `spec.versions`: served, deprecated.
+pub fn environment_sync_version() -> Value {
+    deprecated(include_str!("environmentsyncs.json"), "EnvironmentSync")
+}
+
+/// The `v1alpha1` entry of the ConfigMapSync CRD's `spec.versions`: served, deprecated.
+pub fn config_map_sync_version() -> Value {
+    deprecated(include_str!("configmapsyncs.json"), "ConfigMapSync")
+}
+
+fn deprecated(frozen: &str, kind: &str) -> Value {
+    let mut version: Value = serde_json::from_str(frozen).expect("a frozen schema is JSON");
+    version["storage"] = json!(false);
+    version["deprecated"] = json!(true);
+    version["deprecationWarning"] = json!(format!(
+        "{GROUP}/{VERSION} {kind} is deprecated and will be removed in a later minor release; use \
+         {GROUP}/{STORAGE_VERSION} (`weaver migrate -f DIR` rewrites manifests)"
+    ));
+    version
+}
+
+/// `object` (an EnvironmentSync or ConfigMapSync of either version) at `desired`
+/// (`weaver.example.com/v1beta1` or `…/v1alpha1`). Only its apiVersion and the fields named in
+/// the module's documentation change; metadata never does.
+pub fn convert(mut object: Value, desired: &str) -> Result<Value, String> {
+    let from = object["apiVersion"].as_str().unwrap_or_default().to_string();
+    let kind = object["kind"].as_str().unwrap_or_default().to_string();
+    let version = |api_version: &str| {
+        api_version
+            .strip_prefix(GROUP)
+            .and_then(|v| v.strip_prefix('/'))
+            .filter(|v| [VERSION, STORAGE_VERSION].contains(v))
+            .map(str::to_string)
+            .ok_or_else(|| format!("{kind} {api_version:?} is not a version weaver serves ({GROUP}/{VERSION}, {GROUP}/{STORAGE_VERSION})"))
+    };
+    let (from_version, to_version) = (version(&from)?, version(desired)?);
+    if !["EnvironmentSync", "ConfigMapSync"].contains(&kind.as_str()) {
+        return Err(format!("kind {kind:?} is not one weaver converts (EnvironmentSync, ConfigMapSync)"));
+    }
+    if from_version != to_version
+        && kind == "EnvironmentSync"
+        && let Some(updates) = object.pointer_mut("/status/imageUpdates").and_then(Value::as_object_mut)
+    {
+        match to_version.as_str() {
+            STORAGE_VERSION => image_updates_up(updates),
+            _ => image_updates_down(updates),
+        }
+    }
+    object["apiVersion"] = json!(desired);
+    Ok(object)
+}
+
+/// The sentences of `v1alpha1` as `v1beta1`'s objects.
+fn image_updates_up(updates: &mut Map<String, Value>) {
+    map_items(updates, "images", |item| {
+        let text = item.as_str()?;
+        let (environment, rest) = text.split_once(' ').unwrap_or((text, ""));
+        let (image, newest) = rest.split_once(' ').unwrap_or((rest, NONE_ALLOWED));
+        let mut out = json!({"environment": environment, "image": image});
+        if newest != NONE_ALLOWED {
+            out["newest"] = json!(newest);
+        }
+        Some(out)
+    });
+    map_items(updates, "changes", |item| {
+        let text = item.as_str()?;
+        let (environment, rest) = text.split_once(": ").unwrap_or((text, ""));
+        let (release, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        let (image, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        let (from, to) = rest.split_once(" -> ").unwrap_or((UNSET, rest));
+        let mut out = json!({"environment": environment, "release": release, "image": image});
+        if from != UNSET {
+            out["from"] = json!(from);
+        }
+        out["to"] = json!(to);
+        Some(out)
+    });
+}
+
+/// `v1beta1`'s objects as the sentences `v1alpha1` said them in (their `Display`).
+fn image_updates_down(updates: &mut Map<String, Value>) {
+    map_items(updates, "images", |item| {
+        Some(json!(serde_json::from_value::<NewestImage>(item.clone()).ok()?.to_string()))
+    });
+    map_items(updates, "changes", |item| {
+        Some(json!(serde_json::from_value::<ImagePinChange>(item.clone()).ok()?.to_string()))
+    });
+}
+
+/// Each item of the list `key` mapped, items `convert` cannot read dropped.
+fn map_items(object: &mut Map<String, Value>, key: &str, convert: impl Fn(&Value) -> Option<Value>) {
+    if let Some(Value::Array(items)) = object.get_mut(key) {
+        *items = items.iter().filter_map(&convert).collect();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,264 @@
+use serde_json::{Value, json};
+
+use super::*;
+use crate::configmap_sync::ConfigMapSync;
+use crate::environment_sync::EnvironmentSync;
+use kube::CustomResourceExt;
+
+/// An EnvironmentSync at `v1beta1` with every field of its schema set (checked by
+/// `the_fixtures_set_every_field_of_the_schema`), as the controller writes its status.
+fn environment_sync() -> Value {
+    let condition = json!({"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
+        "message": "applied", "observedGeneration": 3, "lastTransitionTime": "2026-11-28T10:00:00Z"});
+    json!({
+        "apiVersion": "weaver.example.com/v1beta1",
+        "kind": "EnvironmentSync",
+        "metadata": {"name": "apps", "namespace": "team-a", "labels": {"team": "a"},
+            "annotations": {"weaver.example.com/approved-by": "alice"}},
+        "spec": {
+            "source": {"url": "https://git.example/apps.git", "ref": {"branch": "main", "tag": "v1", "semver": "~1", "commit": "0123456789abcdef0123456789abcdef01234567"},
+                "secretRef": {"name": "git"}, "caSecretRef": {"name": "ca"}, "path": "clusters/prod"},
+            "environments": ["prod-*"],
+            "environmentSelector": "tier=prod",
+            "interval": "5m", "retryInterval": "1m", "timeout": "10m",
+            "suspend": true, "prune": false, "wait": true, "correctDrift": true,
+            "serviceAccountName": "deployer",
+            "decryption": {"secretRef": {"name": "age"}},
+            "dependsOn": [{"name": "infra", "namespace": "platform"}],
+            "approval": "Manual",
+            "approvedPlan": "sha256:abc",
+            "kubeConfig": {"secretRef": {"name": "remote"}},
+            "promotion": {"interval": "10m", "push": {"branch": "weaver/promote"}, "author": {"name": "Bot", "email": "bot@example.com"}},
+            "imageUpdates": {"interval": "5m", "push": {"branch": "weaver/images"}, "author": {"name": "Bot", "email": "bot@example.com"},
+                "pullSecrets": [{"name": "registry"}]},
+            "windows": [{"kind": "deny", "schedule": "0 22 * * *", "duration": "8h", "timeZone": "Europe/Berlin"}],
+            "webhook": {"secretRef": {"name": "hook"}}
+        },
+        "status": {
+            "observedGeneration": 3,
+            "conditions": [condition],
+            "lastAttemptedRevision": "0123456789abcdef0123456789abcdef01234567",
+            "lastAppliedRevision": "0123456789abcdef0123456789abcdef01234567",
+            "lastAppliedGeneration": 3,
+            "lastHandledReconcileAt": "2026-11-28T10:00:00Z",
+            "pendingPlan": {"digest": "sha256:def", "revision": "0123456789ab",
+                "releases": [{"environment": "prod", "release": "web", "create": 1, "update": 2, "delete": 3}]},
+            "held": {"reason": "no allow window is open", "until": "2026-11-28T22:00:00Z"},
+            "drift": {"drifted": 2, "missing": 1, "summary": "2 drifted, 1 missing"},
+            "environments": [
+                {"name": "prod", "revision": "0123456789ab", "result": "Applied", "message": "ok",
+                 "created": 1, "configured": 2, "unchanged": 3, "pruned": 4, "failed": 5, "drifted": 6, "missing": 7},
+                {"name": "prod-eu", "result": "AwaitingApproval", "created": 0, "configured": 0, "unchanged": 0, "pruned": 0, "failed": 0}
+            ],
+            "environmentsReady": "1/2",
+            "history": [{"revision": "0123456789ab", "time": "2026-11-28T10:00:00Z", "result": "ReconciliationSucceeded",
+                "message": "applied", "durationSeconds": 1.5,
+                "approval": {"digest": "sha256:abc", "approvedBy": "alice", "approvedAt": "2026-11-28T09:00:00Z"}}],
+            "promotion": {"lastAttemptTime": "2026-11-28T10:00:00Z", "revision": "0123456789ab", "branch": "main",
+                "lastPushedCommit": "fedcba", "lastPushTime": "2026-11-28T10:01:00Z",
+                "targets": [{"environment": "prod", "from": "staging", "passed": false,
+                    "gates": [{"gate": "check", "passed": false, "expression": "true", "evidence": ["no"]}],
+                    "changes": ["web values image.tag: \"1.0.0\" -> 1.1.0"]}]},
+            "imageUpdates": {"lastAttemptTime": "2026-11-28T10:00:00Z", "revision": "0123456789ab", "branch": "main",
+                "lastPushedCommit": "fedcba", "lastPushTime": "2026-11-28T10:01:00Z",
+                "images": [
+                    {"environment": "dev", "image": "registry.example/web", "newest": "1.5.0@sha256:00ff"},
+                    {"environment": "dev", "image": "registry.example/api"}
+                ],
+                "changes": [
+                    {"environment": "dev", "release": "web", "image": "web", "from": "1.4.2@sha256:00aa", "to": "1.5.0@sha256:00ff"},
+                    {"environment": "dev", "release": "api", "image": "api", "to": "2.0.0"}
+                ],
+                "requests": 4}
+        }
+    })
+}
+
+fn config_map_sync() -> Value {
+    json!({
+        "apiVersion": "weaver.example.com/v1beta1",
+        "kind": "ConfigMapSync",
+        "metadata": {"name": "settings", "namespace": "team-a"},
+        "spec": {"source": {"name": "settings"}, "targetNamespaces": ["a", "b"],
+            "namespaceSelector": {"matchLabels": {"team": "a"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]},
+            "serviceAccountName": "copier"},
+        "status": {"observedGeneration": 1,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Synced", "message": "2/2 targets in sync",
+                "observedGeneration": 1, "lastTransitionTime": "2026-11-28T10:00:00Z"}],
+            "targets": [{"namespace": "a", "synced": true, "reason": "Synced"},
+                {"namespace": "b", "synced": false, "reason": "Forbidden", "message": "denied"}],
+            "targetsInSync": "1/2"}
+    })
+}
+
+fn at(mut object: Value, version: &str) -> Value {
+    object["apiVersion"] = json!(format!("{GROUP}/{version}"));
+    object
+}
+
+/// The dotted paths of every property a schema declares (`[]` for a list's items).
+fn property_paths(schema: &Value, prefix: &str, out: &mut Vec<String>) {
+    if let Some(properties) = schema["properties"].as_object() {
+        for (name, property) in properties {
+            let path = format!("{prefix}.{name}");
+            out.push(path.clone());
+            property_paths(property, &path, out);
+        }
+    }
+    if schema["items"].is_object() {
+        property_paths(&schema["items"], &format!("{prefix}[]"), out);
+    }
+}
+
+/// The dotted paths an object sets, as [`property_paths`] writes them.
+fn set_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => map.iter().for_each(|(k, v)| {
+            let path = format!("{prefix}.{k}");
+            out.push(path.clone());
+            set_paths(v, &path, out);
+        }),
+        Value::Array(items) => items.iter().for_each(|v| set_paths(v, &format!("{prefix}[]"), out)),
+        _ => {}
+    }
+}
+
+fn versions(crd: &Value) -> Vec<(String, Value)> {
+    crd["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap().to_string(), v["schema"]["openAPIV3Schema"].clone()))
+        .collect()
+}
+
+fn crd_of(kind: &str) -> Value {
+    let (crd, old) = match kind {
+        "EnvironmentSync" => (serde_json::to_value(EnvironmentSync::crd()).unwrap(), environment_sync_version()),
+        _ => (serde_json::to_value(ConfigMapSync::crd()).unwrap(), config_map_sync_version()),
+    };
+    let mut crd = crd;
+    crd["spec"]["versions"].as_array_mut().unwrap().push(old);
+    crd
+}
+
+#[test]
+fn the_fixtures_set_every_field_of_the_schema() {
+    // metadata is the API server's; a condition's fields are Kubernetes' own.
+    for fixture in [environment_sync(), config_map_sync()] {
+        let crd = crd_of(fixture["kind"].as_str().unwrap());
+        for (version, schema) in versions(&crd) {
+            let mut declared = Vec::new();
+            property_paths(&schema, "", &mut declared);
+            let mut set = Vec::new();
+            set_paths(&convert(fixture.clone(), &format!("{GROUP}/{version}")).unwrap(), "", &mut set);
+            let missing: Vec<&String> = declared
+                .iter()
+                .filter(|p| !p.starts_with(".metadata") && !p.contains(".conditions[]."))
+                .filter(|p| !set.contains(p))
+                .collect();
+            assert!(missing.is_empty(), "{} {version}: the fixture leaves out {missing:?}", fixture["kind"]);
+        }
+    }
+}
+
+#[test]
+fn every_field_survives_a_round_trip_both_ways() {
+    for fixture in [environment_sync(), config_map_sync()] {
+        let down = convert(fixture.clone(), &format!("{GROUP}/{VERSION}")).unwrap();
+        assert_eq!(down["apiVersion"], "weaver.example.com/v1alpha1");
+        assert_eq!(down["metadata"], fixture["metadata"], "metadata never changes");
+        assert_eq!(down["spec"], fixture["spec"], "the spec is the same in both versions");
+        let up = convert(down.clone(), &format!("{GROUP}/{STORAGE_VERSION}")).unwrap();
+        assert_eq!(up, fixture, "v1beta1 -> v1alpha1 -> v1beta1");
+        let down_again = convert(up, &format!("{GROUP}/{VERSION}")).unwrap();
+        assert_eq!(down_again, down, "v1alpha1 -> v1beta1 -> v1alpha1");
+    }
+}
+
+#[test]
+fn v1alpha1_says_image_updates_in_the_sentences_the_0_1_controller_wrote() {
+    let down = convert(environment_sync(), &format!("{GROUP}/{VERSION}")).unwrap();
+    assert_eq!(
+        down["status"]["imageUpdates"]["images"],
+        json!(["dev registry.example/web 1.5.0@sha256:00ff", "dev registry.example/api none allowed"])
+    );
+    assert_eq!(
+        down["status"]["imageUpdates"]["changes"],
+        json!(["dev: web web 1.4.2@sha256:00aa -> 1.5.0@sha256:00ff", "dev: api api unset -> 2.0.0"])
+    );
+}
+
+#[test]
+fn converted_objects_are_valid_at_their_version_and_read_as_the_types() {
+    let builtins = weaver_kube_schema::Builtins::shared(|_, _| false);
+    for fixture in [environment_sync(), config_map_sync()] {
+        let crd = crd_of(fixture["kind"].as_str().unwrap());
+        for (version, schema) in versions(&crd) {
+            let mut schemas = weaver_kube_schema::Schemas::default();
+            let id = schemas.compile_crd(&schema);
+            let object = convert(fixture.clone(), &format!("{GROUP}/{version}")).unwrap();
+            let issues = weaver_kube_schema::check(&builtins, &schemas, id, &object, true, true);
+            assert!(issues.is_empty(), "{} {version}: {issues:?}", fixture["kind"]);
+        }
+    }
+    let typed: EnvironmentSync = serde_json::from_value(environment_sync()).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), environment_sync(), "the types keep every field");
+    let typed: ConfigMapSync = serde_json::from_value(config_map_sync()).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), config_map_sync(), "the types keep every field");
+}
+
+#[test]
+fn a_value_a_newer_controller_writes_is_kept_as_written() {
+    let mut newer = environment_sync();
+    newer["status"]["environments"][0]["result"] = json!("RolledBack");
+    newer["status"]["history"][0]["result"] = json!("VerificationFailed");
+    let typed: EnvironmentSync = serde_json::from_value(newer.clone()).unwrap();
+    let status = typed.status.as_ref().unwrap();
+    assert_eq!(status.environments[0].result, crate::environment_sync::EnvironmentResult::Other("RolledBack".into()));
+    assert!(!status.environments[0].result.is_applied());
+    assert_eq!(serde_json::to_value(&typed).unwrap(), newer);
+    let down = convert(newer.clone(), &format!("{GROUP}/{VERSION}")).unwrap();
+    assert_eq!(down["status"]["environments"][0]["result"], "RolledBack");
+    assert_eq!(convert(down, &format!("{GROUP}/{STORAGE_VERSION}")).unwrap(), newer);
+}
+
+#[test]
+fn the_v1beta1_schema_enumerates_what_v1alpha1_left_open() {
+    let crd = crd_of("EnvironmentSync");
+    let beta = &versions(&crd)[0].1;
+    let env = &beta["properties"]["status"]["properties"]["environments"]["items"]["properties"]["result"];
+    assert_eq!(env["enum"], json!(["Applied", "Unchanged", "Failed", "AwaitingApproval", "Pending", "Skipped"]));
+    let alpha = &versions(&crd)[1].1;
+    let env = &alpha["properties"]["status"]["properties"]["environments"]["items"]["properties"]["result"];
+    assert!(env.get("enum").is_none(), "v1alpha1 is frozen as 0.1.0 served it");
+}
+
+#[test]
+fn sentences_another_writer_put_in_v1alpha1_are_read_as_far_as_they_go() {
+    let mut odd = at(environment_sync(), VERSION);
+    odd = convert(odd, &format!("{GROUP}/{VERSION}")).unwrap();
+    odd["status"]["imageUpdates"]["images"] = json!(["lonely", 7]);
+    odd["status"]["imageUpdates"]["changes"] = json!(["no colon here"]);
+    let up = convert(odd, &format!("{GROUP}/{STORAGE_VERSION}")).unwrap();
+    assert_eq!(up["status"]["imageUpdates"]["images"], json!([{"environment": "lonely", "image": ""}]));
+    assert_eq!(
+        up["status"]["imageUpdates"]["changes"],
+        json!([{"environment": "no colon here", "release": "", "image": "", "to": ""}])
+    );
+    let _: EnvironmentSync = serde_json::from_value(up).expect("still readable by the controller");
+}
+
+#[test]
+fn other_kinds_and_versions_are_refused_by_name() {
+    let err = convert(
+        json!({"apiVersion": "weaver.example.com/v2", "kind": "EnvironmentSync"}),
+        "weaver.example.com/v1beta1",
+    )
+    .unwrap_err();
+    assert!(err.contains("\"weaver.example.com/v2\" is not a version weaver serves"), "{err}");
+    let err =
+        convert(json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "Pod"}), "weaver.example.com/v1alpha1")
+            .unwrap_err();
+    assert!(err.contains("kind \"Pod\""), "{err}");
+}

@@ -48,7 +48,13 @@ fn main() {
         sign_in: weaver_cli::commands::operator::UiSignIn::tokens_only(Duration::from_secs(60)),
         limits: Default::default(),
     };
-    runtime.spawn(weaver_cli::commands::operator::serve_ui(connect, client.clone(), ui, listener, std::future::pending()));
+    runtime.spawn(weaver_cli::commands::operator::serve_ui(
+        connect,
+        client.clone(),
+        ui,
+        listener,
+        std::future::pending(),
+    ));
 
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
     let session = sign_in(&agent, &url, &token);

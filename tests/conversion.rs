@@ -20,19 +20,19 @@ struct Served {
     url: String,
 }
 
-/// A replica's webhook; the first (`register`) names itself in the CRD, as the chart's Service.
-fn serve(cluster: &TestCluster, namespace: &str, register: bool) -> (Served, Result<(), String>) {
+/// A replica's webhook, which sets the CRD's conversion to `url` (the first's: as the replicas
+/// behind the chart's Service), or to its own.
+fn serve(cluster: &TestCluster, namespace: &str, url: Option<&str>) -> (Served, Result<(), String>) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let url =
+    let own =
         format!("https://127.0.0.1:{}{}", listener.local_addr().unwrap().port(), weaver_controllers::conversion::PATH);
-    if register {
-        cluster.apply_shared(&weaver_controllers::gitops::crd_converted_by(json!({"url": url})), MANAGER);
-    }
+    let url = url.map_or(own, str::to_string);
     let options = weaver_controllers::conversion::Options {
         namespace: namespace.to_string(),
         secret: "weaver-conversion-tls".into(),
         hosts: vec!["127.0.0.1".into()],
+        client_config: json!({"url": url}),
         crds: vec![CRD.into()],
         limits: Default::default(),
     };
@@ -51,13 +51,11 @@ fn serve(cluster: &TestCluster, namespace: &str, register: bool) -> (Served, Res
     (Served { _runtime: runtime, url }, started)
 }
 
-/// The CRD without its webhook again, for the tests that follow (its caBundle is the
-/// controller's field, which an apply without it would leave behind).
+/// The CRD without its webhook again, for the tests that follow.
 fn unconvert(cluster: &TestCluster) {
     let crd =
         json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": CRD}});
     cluster.merge_patch(&crd, &json!({"spec": {"conversion": {"strategy": "None", "webhook": null}}}), MANAGER);
-    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
 }
 
 fn crd_object(cluster: &TestCluster) -> Value {
@@ -83,10 +81,12 @@ fn objects_written_at_v1alpha1_are_served_at_v1beta1_and_back_by_the_controllers
     let cluster = TestCluster::start();
     let _crds = cluster.weaver_crds_alone();
     let ns = cluster.namespace("conversion");
-    let (served, started) = serve(&cluster, &ns, true);
+    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
+    let (served, started) = serve(&cluster, &ns, None);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         started.expect("the webhook starts, its certificates made");
-        // The controller made its certificates, and the CRD trusts their authority.
+        // The controller made its certificates, and set the CRD's conversion to its webhook,
+        // trusting their authority.
         let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "weaver-conversion-tls", "namespace": ns}});
         let secret = cluster.get(&secret).expect("the certificates' Secret");
         assert_eq!(secret["type"], "kubernetes.io/tls");
@@ -140,7 +140,7 @@ fn objects_written_at_v1alpha1_are_served_at_v1beta1_and_back_by_the_controllers
 
         // A second replica serves the certificates the first made: the Secret is not written again.
         let version = cluster.get(&secret).unwrap()["metadata"]["resourceVersion"].clone();
-        let (second, started) = serve(&cluster, &ns, false);
+        let (second, started) = serve(&cluster, &ns, Some(&served.url));
         started.expect("a second replica starts");
         assert_eq!(cluster.get(&secret).unwrap()["metadata"]["resourceVersion"], version);
         drop(second);
@@ -196,6 +196,10 @@ fn after_an_upgrade_every_object_is_stored_again_and_stored_versions_narrowed() 
     };
     assert_eq!(stored(&cluster), json!(["v1alpha1", "v1beta1"]), "both stored, as the API server records it");
 
+    // Dropping v1alpha1 now would lose what is stored at it: the API server refuses.
+    let dropped = gadget_crd(&group, &["v1beta1"]);
+    let refused = cluster.dry_run_apply(&dropped, MANAGER).expect_err("v1alpha1 is still stored");
+    assert!(refused.message.contains("must appear in spec.versions"), "{}", refused.message);
     let planned =
         cluster.block_on(weaver_cluster::migrate_stored_versions(&cluster.client(), &name, true)).unwrap().unwrap();
     assert_eq!((planned.rewritten, planned.changed()), (3, true));

@@ -328,6 +328,30 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": staging_ns}});
     assert!(cluster.get(&web).is_some(), "the EnvironmentSync did not apply staging's web");
 
+    // The API versions: the operator's Pods serve the CRD's conversion webhook behind its
+    // Service, with the certificates they made (the caBundle set), so the EnvironmentSync is
+    // served at v1alpha1 too; and the leader left every object stored at v1beta1.
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "environmentsyncs.weaver.example.com"}});
+    let converted = Instant::now();
+    let mut alpha = environment_sync.clone();
+    alpha["apiVersion"] = json!("weaver.example.com/v1alpha1");
+    let served = eventually("the EnvironmentSync served at v1alpha1 through the Pods' webhook", || {
+        let crd = cluster.get(&crd).ok_or("no CRD")?;
+        let bundle = &crd["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"];
+        if !bundle.is_string() {
+            return Err(format!("no caBundle yet: {}", crd["spec"]["conversion"]));
+        }
+        cluster.try_get(&alpha)
+    });
+    figure("the conversion webhook serving, after the first apply", &format!("{:.1?}", converted.elapsed()));
+    assert_eq!(served["apiVersion"], "weaver.example.com/v1alpha1");
+    assert_eq!(served["status"]["lastAppliedRevision"], json!(commit));
+    eventually("the EnvironmentSync CRD's objects stored at v1beta1 alone", || {
+        let stored = cluster.get(&crd).ok_or("no CRD")?["status"]["storedVersions"].clone();
+        if stored == json!(["v1beta1"]) { Ok(()) } else { Err(stored.to_string()) }
+    });
+
     // No false drift once the node's controllers touched the objects (ReplicaSets and Pods of
     // the Deployments, the StatefulSet's claim bound, ClusterIPs, defaulted fields, the
     // controllers' finalizers and status).

@@ -13,10 +13,8 @@ use common::{Repo, copy_dir, eventually, project_root, weaver_in};
 use serde_json::{Value, json};
 
 const CHART: &str = "charts/weaver";
-const CRD_FILE: &str = "charts/weaver/templates/crds/configmapsyncs.weaver.example.com.yaml";
-const ENVIRONMENTSYNC_CRD_FILE: &str = "charts/weaver/templates/crds/environmentsyncs.weaver.example.com.yaml";
-/// The chart's conversion Service, as the CRD's template names it.
-const CONVERSION_SERVICE: &str = "{{ .Release.Namespace }}/{{ .Release.Name }}-conversion";
+const CRD_FILE: &str = "charts/weaver/crds/configmapsyncs.weaver.example.com.yaml";
+const ENVIRONMENTSYNC_CRD_FILE: &str = "charts/weaver/crds/environmentsyncs.weaver.example.com.yaml";
 /// The release the tests' environments give the chart.
 const RELEASE: &str = "weaver";
 
@@ -59,17 +57,13 @@ fn the_chart_ships_the_crd_generated_from_the_types() {
 
 #[test]
 fn the_chart_ships_the_environmentsync_crd_generated_from_the_types() {
-    let generated = weaver_in(
-        &project_root(),
-        &["operator", "crd", "environmentsync", "--conversion-service", CONVERSION_SERVICE],
-        &[],
-    );
+    let generated = weaver_in(&project_root(), &["operator", "crd", "environmentsync"], &[]);
     let checked_in =
         std::fs::read_to_string(project_root().join(ENVIRONMENTSYNC_CRD_FILE)).expect("the chart's CRD file");
     assert!(
         generated.success() == checked_in,
         "{ENVIRONMENTSYNC_CRD_FILE} differs from `weaver operator crd environmentsync`; regenerate it with\n  \
-         cargo run -- operator crd environmentsync --conversion-service '{CONVERSION_SERVICE}' > {ENVIRONMENTSYNC_CRD_FILE}"
+         cargo run -- operator crd environmentsync > {ENVIRONMENTSYNC_CRD_FILE}"
     );
     let crd: Value = serde_saphyr::from_str(&checked_in).unwrap();
     assert_eq!(crd["metadata"]["name"], "environmentsyncs.weaver.example.com");
@@ -82,13 +76,10 @@ fn the_chart_ships_the_environmentsync_crd_generated_from_the_types() {
         (&old["name"], &old["served"], &old["storage"], &old["deprecated"]),
         (&json!("v1alpha1"), &json!(true), &json!(false), &json!(true))
     );
-    // Rendered, the conversion webhook is the release's Service, which the controller serves.
+    // No conversion in the file (every install's is the same): the controller sets it to its
+    // webhook, behind the release's Service, which the chart names to it.
+    assert!(crd["spec"]["conversion"].is_null(), "{}", crd["spec"]["conversion"]);
     let rendered = render_chart();
-    let crd = rendered.iter().find(|o| o["metadata"]["name"] == "environmentsyncs.weaver.example.com").unwrap();
-    assert_eq!(
-        crd["spec"]["conversion"]["webhook"]["clientConfig"]["service"],
-        json!({"namespace": "weaver-system", "name": "weaver-conversion", "path": "/convert", "port": 443})
-    );
     let service = rendered.iter().find(|o| o["kind"] == "Service" && o["metadata"]["name"] == "weaver-conversion");
     let service = service.expect("the conversion Service");
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "conversion");
@@ -100,10 +91,7 @@ fn the_chart_ships_the_environmentsync_crd_generated_from_the_types() {
     assert_eq!(pod["labels"][CONVERSION_LABEL], "v1");
     let deployment = rendered.iter().find(|o| o["kind"] == "Deployment").unwrap();
     let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
-    assert!(
-        args.as_array().unwrap().contains(&json!("--conversion-hosts=weaver-conversion.weaver-system.svc")),
-        "{args}"
-    );
+    assert!(args.as_array().unwrap().contains(&json!("--conversion-service=weaver-conversion")), "{args}");
     assert!(version["subresources"]["status"].is_object(), "status subresource");
     let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
     assert_eq!(spec["properties"]["webhook"]["required"], json!(["secretRef"]));
@@ -1071,16 +1059,13 @@ fn a_release_of_the_former_chart_moves_to_this_one_keeping_its_objects_and_selec
     assert_eq!(the(&objects, "ClusterRoleBinding")["subjects"], account);
     assert_eq!(the(&objects, "ClusterRoleBinding")["roleRef"]["name"], "weaver-system-configmapsync-operator");
     assert_eq!(the(&objects, "RoleBinding")["subjects"], account);
-    // The CRDs are the chart's files, the conversion webhook's Service the release's: custom
-    // resources keep theirs.
+    // The CRDs are the same objects (the files moved unchanged): custom resources keep theirs.
     for (file, name) in [
         (CRD_FILE, "configmapsyncs.weaver.example.com"),
         (ENVIRONMENTSYNC_CRD_FILE, "environmentsyncs.weaver.example.com"),
     ] {
-        let text = std::fs::read_to_string(project_root().join(file)).unwrap();
-        let text =
-            text.replace("{{ .Release.Namespace }}", "weaver-system").replace("{{ .Release.Name }}", FORMER_RELEASE);
-        let shipped: Value = serde_saphyr::from_str(&text).unwrap();
+        let shipped: Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(project_root().join(file)).unwrap()).unwrap();
         let crd = objects.iter().find(|o| o["metadata"]["name"] == name).expect(name);
         assert_eq!(crd["spec"], shipped["spec"], "{name}");
     }

@@ -393,6 +393,18 @@ impl TestCluster {
         self.block_on(api.get_opt(name)).unwrap().map(|o| serde_json::to_value(o).unwrap())
     }
 
+    /// [`TestCluster::get`] that says what the server answered instead of panicking (a
+    /// conversion webhook not reachable yet), or that the object is not there.
+    pub fn try_get(&self, object: &Value) -> Result<Value, String> {
+        let (api, _, _) = self.api_for(object);
+        let name = object["metadata"]["name"].as_str().unwrap();
+        match self.block_on(api.get_opt(name)) {
+            Ok(Some(live)) => Ok(serde_json::to_value(live).unwrap()),
+            Ok(None) => Err(format!("{name} is not there")),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
     /// A JSON merge patch by another field manager: a change made out of band.
     pub fn merge_patch(&self, object: &Value, patch: &Value, manager: &str) {
         let (api, _, _) = self.api_for(object);

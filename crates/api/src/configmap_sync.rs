@@ -27,11 +27,9 @@ pub const CRD_NAME: &str = "configmapsyncs.weaver.example.com";
     namespaced,
     shortname = "cms",
     shortname = "cmsync",
-    // Never pruned by weaver, nor deleted by `helm uninstall` (the chart ships it among its
-    // templates, so that an upgrade upgrades it): a chart that drops it, or an uninstall, would
-    // otherwise delete every resource of it with it.
+    // Never pruned by weaver (as Helm never deletes a chart's CRDs): a chart that drops it, or
+    // `weaver uninstall`, would otherwise delete every resource of it with it.
     annotation("weaver.example.com/prune", "disabled"),
-    annotation("helm.sh/resource-policy", "keep"),
     status = "ConfigMapSyncStatus",
     doc = "Copies a ConfigMap into other namespaces, as a ServiceAccount whose RBAC bounds every write",
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),

@@ -47,11 +47,9 @@ pub fn short(commit: &str) -> &str {
     plural = "environmentsyncs",
     namespaced,
     shortname = "esync",
-    // Never pruned by weaver, nor deleted by `helm uninstall` (the chart ships it among its
-    // templates, so that an upgrade upgrades it): a chart that drops it, or an uninstall, would
-    // otherwise delete every resource of it with it.
+    // Never pruned by weaver (as Helm never deletes a chart's CRDs): a chart that drops it, or
+    // `weaver uninstall`, would otherwise delete every resource of it with it.
     annotation("weaver.example.com/prune", "disabled"),
-    annotation("helm.sh/resource-policy", "keep"),
     status = "EnvironmentSyncStatus",
     doc = "Applies environments of a git repository with weaver's pipeline, as a ServiceAccount, and keeps them applied",
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
@@ -403,7 +401,9 @@ pub struct ImageUpdatesStatus {
 }
 
 /// An image of an environment and the newest tag its policy allows.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+// Read from `v1alpha1`'s sentence too: until a controller has set the CRD's conversion webhook,
+// the API server serves an object stored at `v1alpha1` with its apiVersion changed alone.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewestImage {
     pub environment: String,
@@ -415,7 +415,8 @@ pub struct NewestImage {
 }
 
 /// A pin an image update changed.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+// Read from `v1alpha1`'s sentence too, as `NewestImage`.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImagePinChange {
     pub environment: String,
@@ -442,6 +443,83 @@ impl std::fmt::Display for ImagePinChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let from = self.from.as_deref().unwrap_or(UNSET);
         write!(f, "{}: {} {} {from} -> {}", self.environment, self.release, self.image, self.to)
+    }
+}
+
+impl NewestImage {
+    /// Read from its sentence ([`Display`](std::fmt::Display)), as far as it follows that form.
+    pub fn from_sentence(text: &str) -> NewestImage {
+        let (environment, rest) = text.split_once(' ').unwrap_or((text, ""));
+        let (image, newest) = rest.split_once(' ').unwrap_or((rest, NONE_ALLOWED));
+        NewestImage {
+            environment: environment.to_string(),
+            image: image.to_string(),
+            newest: (newest != NONE_ALLOWED).then(|| newest.to_string()),
+        }
+    }
+}
+
+impl ImagePinChange {
+    /// Read from its sentence ([`Display`](std::fmt::Display)), as far as it follows that form.
+    pub fn from_sentence(text: &str) -> ImagePinChange {
+        let (environment, rest) = text.split_once(": ").unwrap_or((text, ""));
+        let (release, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        let (image, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        let (from, to) = rest.split_once(" -> ").unwrap_or((UNSET, rest));
+        ImagePinChange {
+            environment: environment.to_string(),
+            release: release.to_string(),
+            image: image.to_string(),
+            from: (from != UNSET).then(|| from.to_string()),
+            to: to.to_string(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NewestImage {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<NewestImage, D::Error> {
+        Ok(match SentenceOr::deserialize(deserializer)? {
+            SentenceOr::Sentence(text) => NewestImage::from_sentence(&text),
+            SentenceOr::Object(o) => {
+                NewestImage { environment: o.text("environment"), image: o.text("image"), newest: o.get("newest") }
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ImagePinChange {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ImagePinChange, D::Error> {
+        Ok(match SentenceOr::deserialize(deserializer)? {
+            SentenceOr::Sentence(text) => ImagePinChange::from_sentence(&text),
+            SentenceOr::Object(o) => ImagePinChange {
+                environment: o.text("environment"),
+                release: o.text("release"),
+                image: o.text("image"),
+                from: o.get("from"),
+                to: o.text("to"),
+            },
+        })
+    }
+}
+
+/// A status item as `v1alpha1` stored it (a sentence) or as `v1beta1` does (an object).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SentenceOr {
+    Sentence(String),
+    Object(Fields),
+}
+
+#[derive(Deserialize)]
+struct Fields(std::collections::BTreeMap<String, Option<String>>);
+
+impl Fields {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned().flatten()
+    }
+
+    fn text(&self, key: &str) -> String {
+        self.get(key).unwrap_or_default()
     }
 }
 

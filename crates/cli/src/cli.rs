@@ -546,11 +546,6 @@ pub struct OperatorCrdArgs {
     /// Only this kind's CRD [default: every one, as a YAML stream]
     #[arg(value_enum, value_name = "KIND")]
     pub kind: Option<ControllerKind>,
-    /// The Service (NAMESPACE/NAME, port 443) of the controller's --conversion-addr, which
-    /// converts EnvironmentSyncs between API versions; the controller sets its caBundle
-    /// [default: none: every object must be at the storage version, v1beta1]
-    #[arg(long, value_name = "NAMESPACE/NAME")]
-    pub conversion_service: Option<String>,
 }
 
 /// The controllers `weaver operator run` can run, by the kind each reconciles.
@@ -609,19 +604,20 @@ pub struct OperatorRunArgs {
     /// reconcile of that EnvironmentSync now [default: not served]
     #[arg(long, value_name = "ADDR")]
     pub webhook_addr: Option<std::net::SocketAddr>,
-    /// Where to serve the CRDs' conversion webhook (HTTPS, POST /convert) that converts
-    /// EnvironmentSyncs between v1alpha1 and v1beta1; every replica serves it [default: not
-    /// served]
-    #[arg(long, value_name = "ADDR", requires = "conversion_hosts")]
+    /// Where to serve the EnvironmentSync CRD's conversion webhook (HTTPS, POST /convert),
+    /// which converts EnvironmentSyncs between v1alpha1 and v1beta1; every replica serves it,
+    /// and each sets the CRD's conversion to --conversion-service [default: not served]
+    #[arg(long, value_name = "ADDR", requires = "conversion_service")]
     pub conversion_addr: Option<std::net::SocketAddr>,
-    /// The Secret of the controller's namespace (POD_NAMESPACE) that holds the conversion
-    /// webhook's certificates, made and renewed by the controller
+    /// The Service of the controller's namespace (POD_NAMESPACE), port 443, in front of
+    /// --conversion-addr: the CRD's conversion webhook, and the name its certificate is for
+    /// (NAME.NAMESPACE.svc)
+    #[arg(long, value_name = "NAME", requires = "conversion_addr")]
+    pub conversion_service: Option<String>,
+    /// The Secret of the controller's namespace that holds the conversion webhook's
+    /// certificates, made and renewed by the controller
     #[arg(long, value_name = "NAME", default_value = "weaver-conversion-tls")]
     pub conversion_secret: String,
-    /// The names (and addresses) the conversion webhook's certificate is for: its Service's
-    /// NAME.NAMESPACE.svc
-    #[arg(long, value_name = "HOST,...", value_delimiter = ',', requires = "conversion_addr")]
-    pub conversion_hosts: Vec<String>,
     /// The proxies in front of the webhook receiver (an Ingress controller's pods), as address
     /// blocks (10.0.0.0/8,fd00::/8): from these peers the client's address, which the throttle of
     /// unverified requests counts, is read from X-Forwarded-For [default: none; the peer is the

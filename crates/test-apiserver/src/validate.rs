@@ -123,6 +123,7 @@ pub fn validate(res: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> 
                 causes.push(field::required("spec.ports", ""));
             }
         }
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(obj, &mut causes),
         ("", "ConfigMap" | "Secret") => {
             if let Some(old) = old
                 && old["immutable"] == Value::Bool(true)
@@ -141,6 +142,49 @@ pub fn validate(res: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> 
         _ => {}
     }
     causes
+}
+
+/// A CRD's conversion and stored versions, as apiextensions' `ValidateCustomResourceDefinition`
+/// checks them (the fields' paths are its internal type's: `webhookClientConfig`).
+fn crd(obj: &Value, causes: &mut Vec<Cause>) {
+    let conversion = &obj["spec"]["conversion"];
+    let strategy = conversion["strategy"].as_str().unwrap_or("None");
+    let client = &conversion["webhook"]["clientConfig"];
+    match strategy {
+        "None" if !client.is_null() => causes.push(Cause {
+            reason: "FieldValueForbidden".into(),
+            message: "Forbidden: should not be set when strategy is not set to Webhook".into(),
+            field: "spec.conversion.webhookClientConfig".into(),
+        }),
+        "None" => {}
+        "Webhook" => {
+            if client.is_null() {
+                causes.push(field::required(
+                    "spec.conversion.webhookClientConfig",
+                    "required when strategy is set to Webhook",
+                ));
+            } else if client["url"].is_string() == client["service"].is_object() {
+                causes.push(field::required(
+                    "spec.conversion.webhookClientConfig",
+                    "exactly one of url or service is required",
+                ));
+            }
+            let reviews = conversion["webhook"]["conversionReviewVersions"].as_array().map_or(0, Vec::len);
+            if reviews == 0 {
+                causes.push(field::required(
+                    "spec.conversion.conversionReviewVersions",
+                    "must include at least one of v1, v1beta1",
+                ));
+            }
+        }
+        other => causes.push(field::not_supported("spec.conversion.strategy", other, &["None", "Webhook"])),
+    }
+    let versions: Vec<&Value> = obj["spec"]["versions"].as_array().into_iter().flatten().map(|v| &v["name"]).collect();
+    for (i, stored) in obj["status"]["storedVersions"].as_array().into_iter().flatten().enumerate() {
+        if !versions.contains(&stored) {
+            causes.push(field::invalid(&format!("status.storedVersions[{i}]"), stored, "must appear in spec.versions"));
+        }
+    }
 }
 
 fn workload(spec: &Value, path: &str, causes: &mut Vec<Cause>) {

@@ -18,7 +18,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::GROUP;
-use crate::environment_sync::{ImagePinChange, NONE_ALLOWED, NewestImage, UNSET};
+use crate::environment_sync::{ImagePinChange, NewestImage};
 
 pub const VERSION: &str = "v1alpha1";
 /// The storage version, which every object is migrated to.
@@ -78,29 +78,8 @@ pub fn convert(mut object: Value, desired: &str) -> Result<Value, String> {
 
 /// The sentences of `v1alpha1` as `v1beta1`'s objects.
 fn image_updates_up(updates: &mut Map<String, Value>) {
-    map_items(updates, "images", |item| {
-        let text = item.as_str()?;
-        let (environment, rest) = text.split_once(' ').unwrap_or((text, ""));
-        let (image, newest) = rest.split_once(' ').unwrap_or((rest, NONE_ALLOWED));
-        let mut out = json!({"environment": environment, "image": image});
-        if newest != NONE_ALLOWED {
-            out["newest"] = json!(newest);
-        }
-        Some(out)
-    });
-    map_items(updates, "changes", |item| {
-        let text = item.as_str()?;
-        let (environment, rest) = text.split_once(": ").unwrap_or((text, ""));
-        let (release, rest) = rest.split_once(' ').unwrap_or((rest, ""));
-        let (image, rest) = rest.split_once(' ').unwrap_or((rest, ""));
-        let (from, to) = rest.split_once(" -> ").unwrap_or((UNSET, rest));
-        let mut out = json!({"environment": environment, "release": release, "image": image});
-        if from != UNSET {
-            out["from"] = json!(from);
-        }
-        out["to"] = json!(to);
-        Some(out)
-    });
+    map_items(updates, "images", |item| serde_json::to_value(NewestImage::from_sentence(item.as_str()?)).ok());
+    map_items(updates, "changes", |item| serde_json::to_value(ImagePinChange::from_sentence(item.as_str()?)).ok());
 }
 
 /// `v1beta1`'s objects as the sentences `v1alpha1` said them in (their `Display`).

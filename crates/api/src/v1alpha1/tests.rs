@@ -262,3 +262,16 @@ fn other_kinds_and_versions_are_refused_by_name() {
             .unwrap_err();
     assert!(err.contains("kind \"Pod\""), "{err}");
 }
+
+#[test]
+fn an_object_served_before_the_webhook_is_set_reads_as_the_types() {
+    // Strategy None: the v1alpha1 object with its apiVersion changed alone.
+    let mut served = convert(environment_sync(), &format!("{GROUP}/{VERSION}")).unwrap();
+    served["apiVersion"] = json!(format!("{GROUP}/{STORAGE_VERSION}"));
+    let typed: EnvironmentSync = serde_json::from_value(served).expect("readable");
+    let expected: EnvironmentSync = serde_json::from_value(environment_sync()).unwrap();
+    assert_eq!(typed.status, expected.status, "the sentences read as the objects the webhook would give");
+    // Written back so, it is in v1beta1's form, and down again in v1alpha1's.
+    let again = convert(serde_json::to_value(&typed).unwrap(), &format!("{GROUP}/{VERSION}")).unwrap();
+    assert_eq!(again, convert(environment_sync(), &format!("{GROUP}/{VERSION}")).unwrap());
+}

@@ -1,6 +1,5 @@
 //! `weaver operator run` (the controller, logging through `tracing`) and `weaver operator crd`
-//! (the CRD as YAML, the same bytes the chart ships in `charts/weaver/templates/crds/`, where
-//! the EnvironmentSync CRD's conversion Service is the release's).
+//! (the CRD as YAML, the same bytes the chart ships in `charts/weaver/crds/`).
 
 use std::process::ExitCode;
 
@@ -15,24 +14,9 @@ const SHARD_LABEL: &str = "weaver.example.com/shard";
 pub fn run(global: &GlobalArgs, command: &OperatorCommand) -> weaver_core::error::Result<ExitCode> {
     match command {
         OperatorCommand::Crd(args) => {
-            let environment_sync = match &args.conversion_service {
-                None => weaver_controllers::gitops::crd(),
-                Some(service) => {
-                    let Some((namespace, name)) =
-                        service.split_once('/').filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
-                    else {
-                        return Err(weaver_core::error::Error::new(format!(
-                            "--conversion-service {service:?}: expected NAMESPACE/NAME"
-                        )));
-                    };
-                    weaver_controllers::gitops::crd_converted_by(weaver_controllers::conversion::service(
-                        namespace, name,
-                    ))
-                }
-            };
             let crds = [
                 (ControllerKind::Configmapsync, weaver_controllers::configmapsync::crd()),
-                (ControllerKind::Environmentsync, environment_sync),
+                (ControllerKind::Environmentsync, weaver_controllers::gitops::crd()),
             ];
             let documents: Vec<String> = crds
                 .iter()
@@ -207,10 +191,12 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
                 weaver_core::error::Error::new("--conversion-addr keeps its certificates in the controller's namespace")
                     .with_help("set POD_NAMESPACE (the chart does)")
             })?;
+            let service = args.conversion_service.clone().unwrap_or_default();
             let options = weaver_controllers::conversion::Options {
+                hosts: vec![format!("{service}.{namespace}.svc")],
+                client_config: weaver_controllers::conversion::service(&namespace, &service),
                 namespace,
                 secret: args.conversion_secret.clone(),
-                hosts: args.conversion_hosts.clone(),
                 crds: args
                     .controllers
                     .contains(&ControllerKind::Environmentsync)
@@ -222,7 +208,7 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
             let serving = weaver_controllers::conversion::serve(client.clone(), options, listener, std::future::pending())
                 .await
                 .map_err(|err| weaver_core::error::Error::new(format!("the conversion webhook: {err}")))?;
-            tracing::info!(%address, "serving the CRDs' conversion webhook on POST {}", weaver_controllers::conversion::PATH);
+            tracing::info!(%address, "serving the EnvironmentSync CRD's conversion webhook on POST {}", weaver_controllers::conversion::PATH);
             tokio::spawn(serving);
         }
         if let Some(address) = args.webhook_addr {

@@ -2,7 +2,7 @@
 //! tenant names, so the tenant's own RBAC bounds every write (see docs/src/guides/operator.md).
 //!
 //! `api` holds the CustomResource types; the CRD that `weaver operator crd` prints, and that the
-//! chart `charts/weaver` ships in `templates/crds/`, is generated from them.
+//! chart `charts/weaver` ships in `crds/`, is generated from them.
 
 pub mod access;
 pub use weaver_api::configmap_sync as api;

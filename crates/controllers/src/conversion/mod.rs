@@ -5,9 +5,15 @@
 //!
 //! Its certificates are the controller's own (`certs`): the first replica to start makes them
 //! into the Secret `--conversion-secret` of its namespace, every replica serves what the Secret
-//! holds, renews them when due (a write that loses to another replica's reads theirs), and puts
-//! the authorities into the `caBundle` of each CRD it serves whose conversion is `Webhook`. It
-//! looks again every minute, so a renewal another replica made is served within one.
+//! holds, renews them when due (a write that loses to another replica's reads theirs), and sets
+//! the conversion of each CRD it serves: `Webhook`, at its Service (`--conversion-service`),
+//! trusting the authorities (`caBundle`). It looks again every minute, so a renewal another
+//! replica made is served within one, and a CRD applied again (an upgrade) is set again.
+//!
+//! The chart's CRDs name no conversion (they are the same for every install, as Helm's `crds/`
+//! are): until a controller has set it, the API server converts by changing the apiVersion
+//! alone, which the types read (`weaver_api::environment_sync::NewestImage`); a controller sets
+//! it before it starts reconciling.
 
 pub mod certs;
 
@@ -19,7 +25,7 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::conversion::{ConversionRequest, ConversionResponse, ConversionReview};
@@ -51,7 +57,10 @@ pub struct Options {
     pub secret: String,
     /// The names (and addresses) the serving certificate is for: the Service's DNS names.
     pub hosts: Vec<String>,
-    /// The CRDs whose `caBundle` it keeps (those whose conversion is `Webhook`).
+    /// Where the API server reaches it: the CRDs' `clientConfig` without its `caBundle`
+    /// ([`service`], or a `url`).
+    pub client_config: serde_json::Value,
+    /// The CRDs whose conversion it sets.
     pub crds: Vec<String>,
     pub limits: Limits,
 }
@@ -133,8 +142,8 @@ struct Keeper {
 }
 
 impl Keeper {
-    /// The certificates to serve: the Secret's, renewed when due, and the CRDs' caBundle set to
-    /// their authorities.
+    /// The certificates to serve: the Secret's, renewed when due, and the CRDs' conversion set
+    /// to this webhook, trusting their authorities.
     async fn look(&self, serving: Option<&certs::Certificates>) -> Result<certs::Certificates, String> {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.options.namespace);
         let name = &self.options.secret;
@@ -182,27 +191,53 @@ impl Keeper {
             }
         };
         for crd in &self.options.crds {
-            if let Err(err) = self.trust(crd, &certs.ca_bundle).await {
-                tracing::warn!("cannot set the caBundle of CustomResourceDefinition {crd}: {err}");
+            if let Err(err) = self.convert_by_this(crd, &certs.ca_bundle).await {
+                tracing::warn!("cannot set the conversion of CustomResourceDefinition {crd}: {err}");
             }
         }
         Ok(certs)
     }
 
-    /// Sets the CRD's `caBundle` when its conversion is `Webhook` and the bundle differs.
-    async fn trust(&self, crd: &str, bundle: &str) -> Result<(), kube::Error> {
+    /// Sets the CRD's conversion to this webhook, trusting `bundle`, when it is not so already
+    /// (a CRD not installed is left alone). Another install that shares the CRD (a shard) keeps
+    /// it while its Service is there: it converts as well, and a CRD that changes every minute
+    /// would break every watch of its objects each time. Once that Service is gone, this one
+    /// takes over.
+    async fn convert_by_this(&self, crd: &str, bundle: &str) -> Result<(), kube::Error> {
         let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         let Some(live) = crds.get_opt(crd).await? else { return Ok(()) };
-        let Some(conversion) = live.spec.conversion.as_ref().filter(|c| c.strategy == "Webhook") else { return Ok(()) };
-        let current =
-            conversion.webhook.as_ref().and_then(|w| w.client_config.as_ref()).and_then(|c| c.ca_bundle.as_ref());
-        if current.is_some_and(|c| c.0 == bundle.as_bytes()) {
+        let named =
+            live.spec.conversion.as_ref().and_then(|c| c.webhook.as_ref()).and_then(|w| w.client_config.as_ref());
+        if let Some(other) = named.and_then(|c| c.service.as_ref())
+            && self.options.client_config["service"]["namespace"] != other.namespace.as_str()
+        {
+            let services: Api<Service> = Api::namespaced(self.client.clone(), &other.namespace);
+            if services.get_opt(&other.name).await?.is_some() {
+                tracing::debug!(
+                    "CustomResourceDefinition {crd} converts at Service {}/{}: left so",
+                    other.namespace,
+                    other.name
+                );
+                return Ok(());
+            }
+        }
+        let mut client_config = self.options.client_config.clone();
+        client_config["caBundle"] = serde_json::to_value(ByteString(bundle.as_bytes().to_vec())).unwrap_or_default();
+        let conversion = serde_json::json!({
+            "strategy": "Webhook",
+            "webhook": {"clientConfig": client_config, "conversionReviewVersions": ["v1"]},
+        });
+        let current = serde_json::to_value(&live.spec.conversion).unwrap_or_default();
+        if current == conversion {
             return Ok(());
         }
-        let patch = serde_json::json!({"spec": {"conversion": {"webhook": {"clientConfig": {"caBundle": ByteString(bundle.as_bytes().to_vec())}}}}});
-        let params = PatchParams { field_manager: Some(weaver_api::OPERATOR_NAME.into()), ..Default::default() };
-        crds.patch(crd, &params, &Patch::Merge(patch)).await?;
-        tracing::info!("set the caBundle of CustomResourceDefinition {crd}");
+        let patch = serde_json::json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": crd}, "spec": {"conversion": conversion},
+        });
+        let params = PatchParams::apply(weaver_api::OPERATOR_NAME).force();
+        crds.patch(crd, &params, &Patch::Apply(patch)).await?;
+        tracing::info!("set the conversion of CustomResourceDefinition {crd} to this webhook");
         Ok(())
     }
 }

@@ -21,8 +21,8 @@ use kube::CustomResourceExt;
 pub use api::CRD_NAME;
 
 /// The EnvironmentSync CustomResourceDefinition: `v1beta1` generated from the Rust types, the
-/// storage version, and `v1alpha1` as 0.1.0 served it. Without a conversion webhook: for a
-/// cluster whose objects are all at `v1beta1` (tests); see [`crd_converted_by`].
+/// storage version, and `v1alpha1` as 0.1.0 served it. It names no conversion webhook: the
+/// controller that serves one sets it (`crate::conversion`).
 pub fn crd() -> serde_json::Value {
     // A CRD built by kube's derive always serializes; written as the server stores it
     // (schemars' `minimum: 0.0` is `0` there), so that applying it again changes nothing.
@@ -31,16 +31,4 @@ pub fn crd() -> serde_json::Value {
         versions.push(weaver_api::v1alpha1::environment_sync_version());
     }
     weaver_plan::diff::as_stored(crd)
-}
-
-/// [`crd`] converted between its versions by the conversion webhook at `client_config` (the
-/// CRD's `spec.conversion.webhook.clientConfig`, without its `caBundle`, which the controller
-/// sets: `crate::conversion`).
-pub fn crd_converted_by(client_config: serde_json::Value) -> serde_json::Value {
-    let mut crd = crd();
-    crd["spec"]["conversion"] = serde_json::json!({
-        "strategy": "Webhook",
-        "webhook": {"clientConfig": client_config, "conversionReviewVersions": ["v1"]},
-    });
-    crd
 }

@@ -163,7 +163,7 @@ async fn crds(cluster: &Cluster) -> Result<Vec<Finding>> {
             findings.push(Finding::failed(
                 subject,
                 "not installed",
-                "install weaver's chart (its crds/), or `weaver operator crd | kubectl apply --server-side -f -`",
+                "install weaver's chart (`weaver install`), or `weaver operator crd | kubectl apply --server-side -f -`",
             ));
             continue;
         };
@@ -178,7 +178,28 @@ async fn crds(cluster: &Cluster) -> Result<Vec<Finding>> {
             .and_then(Value::as_array)
             .map(|versions| versions.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
+        let storage = crd
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .and_then(|versions| versions.iter().find(|v| v["storage"] == true))
+            .and_then(|v| v["name"].as_str())
+            .unwrap_or_default();
+        let webhook = crd.pointer("/spec/conversion/strategy").and_then(Value::as_str) == Some("Webhook");
+        let trusted = crd
+            .pointer("/spec/conversion/webhook/clientConfig/caBundle")
+            .and_then(Value::as_str)
+            .is_some_and(|bundle| !bundle.is_empty());
         findings.push(match condition("Established") {
+            Some((true, _)) if webhook && !trusted => Finding::failed(
+                subject,
+                "established, but its conversion webhook has no caBundle: the API server cannot convert its objects between versions",
+                "the controller sets it once it runs with --conversion-addr (the chart's default): look at its logs",
+            ),
+            Some((true, _)) if stored != [storage] => Finding::failed(
+                subject,
+                format!("established; objects stored at {} as well as {storage}", stored.join(", ")),
+                "the controller moves them once it leads; or run `weaver migrate` (docs/src/reference/compatibility.md)",
+            ),
             Some((true, _)) => Finding::ok(subject, format!("established; stored versions {}", stored.join(", "))),
             Some((false, why)) if !why.is_empty() => Finding::failed(
                 subject,

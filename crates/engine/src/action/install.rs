@@ -305,7 +305,7 @@ pub async fn uninstall(
 /// serves none).
 fn chart_crds() -> Result<Vec<(String, Option<ServedKind>)>> {
     let mut crds = Vec::new();
-    for (path, bytes) in chart_files().iter().filter(|(path, _)| path.starts_with("templates/crds/")) {
+    for (path, bytes) in chart_files().iter().filter(|(path, _)| path.starts_with("crds/")) {
         let text = String::from_utf8_lossy(bytes);
         for crd in weaver_yaml::documents(Path::new(path), &text)? {
             let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();

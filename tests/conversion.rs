@@ -255,3 +255,66 @@ fn migrate_f_rewrites_a_repositorys_manifests_to_v1beta1_once() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains(&format!("cannot read directory {}", missing.display())), "{}", run.stderr);
 }
+
+#[test]
+fn weaver_migrate_stores_an_upgraded_clusters_objects_at_v1beta1_and_check_says_when_it_is_needed() {
+    let cluster = TestCluster::start();
+    if !cluster.is_fake() {
+        common::skip::say_skipped(
+            "on a real cluster (WEAVER_TEST_KUBECONFIG), `weaver migrate` would write every other test's \
+             EnvironmentSyncs and ConfigMapSyncs again: it needs the fake API server",
+        );
+        return;
+    }
+    let ns = cluster.namespace("upgraded");
+    // 0.1.0's CRD (v1alpha1 alone, stored), one EnvironmentSync written at it, then this one's.
+    let mut old = weaver_controllers::gitops::crd();
+    let mut alpha = old["spec"]["versions"][1].clone();
+    assert_eq!(alpha["name"], "v1alpha1");
+    alpha["storage"] = json!(true);
+    alpha.as_object_mut().unwrap().retain(|key, _| !key.starts_with("deprecat"));
+    old["spec"]["versions"] = json!([alpha]);
+    cluster.apply_shared(&old, MANAGER);
+    cluster.create(&json!({
+        "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+        "metadata": {"name": "shop", "namespace": ns},
+        "spec": {"source": {"url": "https://git.example/shop.git", "ref": {"branch": "main"}}},
+    }));
+    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
+
+    let repo = common::Repo::empty();
+    let check = |cluster: &TestCluster| {
+        let run = repo.weaver_on(cluster, &["check", "-n", &ns]);
+        let line = run.stdout.lines().skip_while(|l| !l.contains("crd/environmentsyncs.weaver.example.com:"));
+        line.take(2).collect::<Vec<_>>().join("\n")
+    };
+    let before = check(&cluster);
+    assert!(
+        before.starts_with('✗') && before.contains("established; objects stored at v1alpha1 as well as v1beta1"),
+        "{before}"
+    );
+    assert!(before.contains("run `weaver migrate`"), "{before}");
+
+    let planned = repo.weaver_on(&cluster, &["migrate", "--dry-run"]);
+    assert_eq!(planned.code, 2, "{planned:?}");
+    assert!(
+        planned.stdout.contains(
+            "would store 1 object(s) of environmentsyncs.weaver.example.com at v1beta1 (storedVersions were v1alpha1, v1beta1)"
+        ),
+        "{planned:?}"
+    );
+    let done = repo.weaver_on(&cluster, &["migrate"]);
+    assert_eq!(done.code, 2, "{done:?}");
+    assert!(
+        done.stdout.starts_with("stored 1 object(s) of environmentsyncs.weaver.example.com at v1beta1"),
+        "{done:?}"
+    );
+    let again = repo.weaver_on(&cluster, &["migrate"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again.stdout.contains("environmentsyncs.weaver.example.com: every object is stored at v1beta1"),
+        "{again:?}"
+    );
+    let after = check(&cluster);
+    assert!(after.starts_with('✔') && after.contains("stored versions v1beta1"), "{after}");
+}

@@ -197,7 +197,10 @@ async fn crds(cluster: &Cluster) -> Result<Vec<Finding>> {
             ),
             Some((true, _)) if stored != [storage] => Finding::failed(
                 subject,
-                format!("established; objects stored at {} as well as {storage}", stored.join(", ")),
+                format!(
+                    "established; objects stored at {} as well as {storage}",
+                    stored.iter().filter(|v| **v != storage).copied().collect::<Vec<_>>().join(", ")
+                ),
                 "the controller moves them once it leads; or run `weaver migrate` (docs/src/reference/compatibility.md)",
             ),
             Some((true, _)) => Finding::ok(subject, format!("established; stored versions {}", stored.join(", "))),

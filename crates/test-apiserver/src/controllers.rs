@@ -131,13 +131,7 @@ impl Cluster {
                 continue;
             }
             let names = crd["spec"]["names"].clone();
-            let storage: Vec<Value> = crd["spec"]["versions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|v| v["storage"] == json!(true))
-                .map(|v| v["name"].clone())
-                .collect();
+            let storage: Vec<Value> = crate::resources::storage_version(&crd).into_iter().cloned().collect();
             let now = util::now();
             self.system_update(&key, "kube-apiserver", "status", |o| {
                 o["status"] = json!({

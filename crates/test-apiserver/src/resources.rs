@@ -489,6 +489,11 @@ pub fn builtins() -> Vec<Resource> {
         .collect()
 }
 
+/// The name of a CRD's storage version (its one version with `storage: true`).
+pub fn storage_version(crd: &Value) -> Option<&Value> {
+    crd["spec"]["versions"].as_array()?.iter().find(|v| v["storage"] == Value::Bool(true)).map(|v| &v["name"])
+}
+
 /// The resources a CRD serves once Established: one per served version.
 pub fn from_crd(crd: &Value) -> Vec<Resource> {
     let spec = &crd["spec"];
@@ -496,14 +501,7 @@ pub fn from_crd(crd: &Value) -> Vec<Resource> {
     let str_list = |v: &Value| -> Vec<String> {
         v.as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect()
     };
-    let storage = spec["versions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|v| v["storage"].as_bool() == Some(true))
-        .and_then(|v| v["name"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let storage = storage_version(crd).and_then(Value::as_str).unwrap_or_default().to_string();
     let conversion = Webhook::from_crd(spec).map(Arc::new);
     spec["versions"]
         .as_array()

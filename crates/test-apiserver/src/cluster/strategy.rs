@@ -75,12 +75,7 @@ impl Cluster {
                 // now on: it joins status.storedVersions (the CRD strategy's PrepareForUpdate),
                 // which only a write to the status narrows again.
                 if res.is("apiextensions.k8s.io", "CustomResourceDefinition") {
-                    let storage = obj["spec"]["versions"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .find(|v| v["storage"] == json!(true))
-                        .map(|v| v["name"].clone());
+                    let storage = crate::resources::storage_version(obj).cloned();
                     if let (Some(storage), Some(stored)) = (storage, obj["status"]["storedVersions"].as_array_mut())
                         && !stored.is_empty()
                         && !stored.contains(&storage)

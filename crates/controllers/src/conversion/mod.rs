@@ -320,7 +320,14 @@ pub fn review(body: &[u8]) -> ConversionReview {
             object["metadata"]["name"].as_str().unwrap_or_default()
         );
         match weaver_api::v1alpha1::convert(object, &desired) {
-            Ok(object) => converted.push(object),
+            // The API server refuses an answer without metadata, and asks, when a server-side
+            // apply prunes another version's fields, about objects that have none.
+            Ok(mut object) => {
+                if let Some(object) = object.as_object_mut() {
+                    object.entry("metadata").or_insert_with(|| serde_json::json!({}));
+                }
+                converted.push(object)
+            }
             Err(err) => return response.failure(Status::failure(&format!("{named}: {err}"), "Invalid")).into_review(),
         }
     }
@@ -350,6 +357,22 @@ mod tests {
             response["convertedObjects"][0]["status"]["imageUpdates"]["images"],
             json!(["dev web none allowed"])
         );
+    }
+
+    /// kube-apiserver (1.32) asks about objects without metadata when a server-side apply prunes
+    /// the fields of a manager at another version, and refuses an answer without metadata
+    /// (`restoreObjectMeta`: "missing metadata in converted object"), which fails the apply.
+    #[test]
+    fn an_object_without_metadata_is_answered_with_metadata() {
+        let body = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview", "request": {
+            "uid": "u", "desiredAPIVersion": "weaver.example.com/v1beta1",
+            "objects": [{"apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
+                "spec": {"interval": "5s"}}]}});
+        let out = serde_json::to_value(review(body.to_string().as_bytes())).unwrap();
+        assert_eq!(out["response"]["result"]["status"], "Success", "{out}");
+        let converted = &out["response"]["convertedObjects"][0];
+        assert_eq!(converted["metadata"], json!({}), "{converted}");
+        assert_eq!(converted["spec"], json!({"interval": "5s"}));
     }
 
     #[test]

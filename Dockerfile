@@ -1,7 +1,7 @@
 # The one weaver image: `weaver` in CI jobs, and `weaver operator run` in the cluster (the
 # Deployment of charts/weaver runs it with `operator run ...` as arguments).
 #
-#   docker build -t weaver:0.1.0 .
+#   docker build -t weaver:0.2.0 .
 #
 # A static binary (musl, rustls on aws-lc, which also generates RSA keys: no OpenSSL; libgit2,
 # zlib and aws-lc compiled in) on an empty base image, run as a non-root user. Nothing else is

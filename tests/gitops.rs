@@ -141,10 +141,15 @@ impl Source {
     /// The minimal project (chart `app`: one ConfigMap) with environment `dev` applying to
     /// `namespace`, its lock there too.
     pub(crate) fn new(namespace: &str) -> Source {
+        Source::served_with(namespace, Options::default())
+    }
+
+    /// [`Source::new`], served with `options` (on an address Pods reach).
+    pub(crate) fn served_with(namespace: &str, options: Options) -> Source {
         let root = tempfile::tempdir().unwrap();
         let repo = common::git::init(&root.path().join("shop"));
         repo.set_head("refs/heads/main").unwrap();
-        let server = GitHttpServer::start(root.path(), Options::default());
+        let server = GitHttpServer::start(root.path(), options);
         let base = server.base.clone();
         let source = Source { root, repo, server: Some(server), base };
         source.write("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n");
@@ -164,7 +169,7 @@ impl Source {
         self.root.path().join("shop")
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}/shop", self.base)
     }
 
@@ -184,6 +189,11 @@ impl Source {
 /// may do anything in it (and read namespaces) but nothing elsewhere.
 pub(crate) fn tenant(cluster: &TestCluster) -> String {
     cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
+    tenant_namespace(cluster)
+}
+
+/// [`tenant`] on a cluster where weaver's CRDs are someone else's to install.
+pub(crate) fn tenant_namespace(cluster: &TestCluster) -> String {
     let namespace = cluster.namespace("app");
     let reader = format!("{}-namespace-reader", cluster.prefix);
     cluster.create(&json!({

@@ -60,5 +60,6 @@ mod sync;
 mod ui;
 mod ui_controller;
 mod ui_oidc;
+mod upgrade;
 mod validate;
 mod wait;

@@ -216,12 +216,17 @@ pub fn elf_interpreter(binary: &Path) -> Result<Option<String>, String> {
 /// weaver's image, as the Dockerfile builds it, from `binary`, written into `dir` and named
 /// [`WEAVER_REPOSITORY`]`:e2e-<the binary's digest>`, so that a node runs exactly this binary.
 pub fn weaver(binary: &Path, dir: &Path) -> Result<Image, String> {
+    let digest = sha256_of_file(binary).map_err(|e| format!("cannot read {}: {e}", binary.display()))?;
+    weaver_named(binary, &dir.join("weaver.tar"), &format!("{WEAVER_REPOSITORY}:e2e-{}", &digest[..12]))
+}
+
+/// weaver's image from `binary`, named `name` (`weaver:0.2.0`, the chart's default for its
+/// appVersion), written to `archive`.
+pub fn weaver_named(binary: &Path, archive: &Path, name: &str) -> Result<Image, String> {
     let mut image = ImageBuilder::default();
     image.file("/weaver", binary, 0o755).shared_libraries_of(binary)?;
     image.config("User", json!("65532:65532")).config("Entrypoint", json!(["/weaver"]));
-    let digest = sha256_of_file(binary).map_err(|e| format!("cannot read {}: {e}", binary.display()))?;
-    let name = format!("{WEAVER_REPOSITORY}:e2e-{}", &digest[..12]);
-    image.write(&dir.join("weaver.tar"), &[name]).map_err(|e| format!("cannot write weaver's image: {e}"))
+    image.write(archive, &[name.to_string()]).map_err(|e| format!("cannot write weaver's image: {e}"))
 }
 
 /// Debian's busybox-static: a static busybox, or why there is none.

@@ -11,6 +11,7 @@ pub mod git_http;
 pub mod git_ssh;
 pub mod image;
 pub mod node;
+pub mod previous;
 pub mod registry;
 pub mod skip;
 pub mod temp;
@@ -59,7 +60,12 @@ impl Run {
 }
 
 pub fn weaver_in(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
-    let out = command(dir, args, envs).output().expect("run weaver");
+    binary_in(Path::new(WEAVER), dir, args, envs)
+}
+
+/// [`weaver_in`] with another weaver binary (a previous release's).
+pub fn binary_in(binary: &Path, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let out = command(binary, dir, args, envs).output().expect("run weaver");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
@@ -68,8 +74,8 @@ pub fn weaver_in(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
 }
 
 /// weaver in `dir`, isolated from the developer's keys, kube config and registry logins.
-fn command(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(WEAVER);
+fn command(binary: &Path, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(binary);
     cmd.arg("--repo").arg(dir).args(args).env("NO_COLOR", "1");
     // Tests must not pick up the developer's keys or kube config.
     for var in [
@@ -182,7 +188,7 @@ impl Repo {
 
     /// Starts weaver without waiting for it, its stdout and stderr piped.
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
-        let mut cmd = command(self.path(), args, &[]);
+        let mut cmd = command(Path::new(WEAVER), self.path(), args, &[]);
         cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         cmd.spawn().expect("start weaver")
     }

@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 
 use super::cluster::TestCluster;
 use super::image::{self, Image};
+use super::previous::Previous;
 
 /// A cluster with nodes, and how to load images into them.
 pub struct E2e {
@@ -74,6 +75,37 @@ impl E2e {
             Ok(images) => Some(images),
             Err(why) => {
                 super::skip::say_skipped(&format!("an end-to-end test, and its images cannot be built: {why}"));
+                None
+            }
+        }
+    }
+
+    /// The previous release (common::previous), and the image of the binary under test named
+    /// as its chart names it by default (`weaver:<version>`): both loaded into the nodes once per
+    /// run, so that an install or a bootstrap that sets no image runs them, as a user's does;
+    /// None after saying why the test skips.
+    pub fn previous_and_current(&self) -> Option<(&'static Previous, &'static Image)> {
+        static CURRENT: OnceLock<Result<Image, String>> = OnceLock::new();
+        let previous = match super::previous::previous() {
+            Ok(previous) => previous,
+            Err(why) => {
+                super::skip::say_skipped(&format!("an upgrade test, and the previous release cannot be built: {why}"));
+                return None;
+            }
+        };
+        let current = CURRENT.get_or_init(|| {
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-images");
+            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let name = format!("weaver:{}", env!("CARGO_PKG_VERSION"));
+            let current = image::weaver_named(&weaver_binary(), &dir.join("weaver-versioned.tar"), &name)?;
+            self.load(&previous.image);
+            self.load(&current);
+            Ok(current)
+        });
+        match current {
+            Ok(current) => Some((previous, current)),
+            Err(why) => {
+                super::skip::say_skipped(&format!("an upgrade test, and its images cannot be built: {why}"));
                 None
             }
         }

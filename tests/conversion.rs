@@ -200,19 +200,25 @@ fn after_an_upgrade_every_object_is_stored_again_and_stored_versions_narrowed() 
     let dropped = gadget_crd(&group, &["v1beta1"]);
     let refused = cluster.dry_run_apply(&dropped, MANAGER).expect_err("v1alpha1 is still stored");
     assert!(refused.message.contains("must appear in spec.versions"), "{}", refused.message);
-    let planned =
-        cluster.block_on(weaver_cluster::migrate_stored_versions(&cluster.client(), &name, true)).unwrap().unwrap();
+    let planned = cluster
+        .block_on(weaver_cluster::migrate_stored_versions(&cluster.client(), &name, true, &|_| false))
+        .unwrap()
+        .unwrap();
     assert_eq!((planned.rewritten, planned.changed()), (3, true));
     assert_eq!(stored(&cluster), json!(["v1alpha1", "v1beta1"]), "a dry run writes nothing");
-    let done =
-        cluster.block_on(weaver_cluster::migrate_stored_versions(&cluster.client(), &name, false)).unwrap().unwrap();
+    let done = cluster
+        .block_on(weaver_cluster::migrate_stored_versions(&cluster.client(), &name, false, &|_| false))
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (done.rewritten, done.storage.as_str(), done.before.clone()),
         (3, "v1beta1", vec!["v1alpha1".to_string(), "v1beta1".into()])
     );
     assert_eq!(stored(&cluster), json!(["v1beta1"]));
-    let again =
-        cluster.block_on(weaver_cluster::migrate_stored_versions(&cluster.client(), &name, false)).unwrap().unwrap();
+    let again = cluster
+        .block_on(weaver_cluster::migrate_stored_versions(&cluster.client(), &name, false, &|_| false))
+        .unwrap()
+        .unwrap();
     assert!(!again.changed() && again.rewritten == 0, "nothing left: {again:?}");
 
     // v1alpha1 can go now, and every object is still there, unchanged.
@@ -224,6 +230,7 @@ fn after_an_upgrade_every_object_is_stored_again_and_stored_versions_narrowed() 
         &cluster.client(),
         "gadgets.absent.example.com",
         false,
+        &|_| false,
     ));
     assert_eq!(missing.unwrap(), None, "a CRD not installed is left out");
 }
@@ -275,11 +282,13 @@ fn weaver_migrate_stores_an_upgraded_clusters_objects_at_v1beta1_and_check_says_
     alpha.as_object_mut().unwrap().retain(|key, _| !key.starts_with("deprecat"));
     old["spec"]["versions"] = json!([alpha]);
     cluster.apply_shared(&old, MANAGER);
-    cluster.create(&json!({
+    let shop = json!({
         "apiVersion": "weaver.example.com/v1alpha1", "kind": "EnvironmentSync",
         "metadata": {"name": "shop", "namespace": ns},
         "spec": {"source": {"url": "https://git.example/shop.git", "ref": {"branch": "main"}}},
-    }));
+    });
+    cluster.create(&shop);
+    cluster.patch_status(&shop, &alpha_status());
     cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
 
     let repo = common::Repo::empty();
@@ -294,6 +303,24 @@ fn weaver_migrate_stores_an_upgraded_clusters_objects_at_v1beta1_and_check_says_
         "{before}"
     );
     assert!(before.contains("run `weaver migrate`"), "{before}");
+
+    // No controller has set the CRD's conversion yet: the API server serves the object at
+    // v1beta1 with v1alpha1's sentences, which a migration would store so. Refused, naming it.
+    let crd_stored = || crd_object(&cluster)["status"]["storedVersions"].clone();
+    let early = repo.weaver_on(&cluster, &["migrate"]);
+    assert_eq!(early.code, 1, "{early:?}");
+    assert!(
+        early.stderr.contains(&format!("EnvironmentSync {ns}/shop is served at v1beta1 unconverted"))
+            && early.stderr.contains("storedVersions left as they are"),
+        "{early:?}"
+    );
+    assert_eq!(crd_stored(), json!(["v1alpha1", "v1beta1"]));
+    let (_served, started) = serve(&cluster, &ns, None);
+    started.expect("the webhook starts");
+    eventually("the CRD's conversion set", || {
+        let strategy = crd_object(&cluster)["spec"]["conversion"]["strategy"].clone();
+        (strategy == "Webhook").then_some(()).ok_or(format!("{strategy}"))
+    });
 
     let planned = repo.weaver_on(&cluster, &["migrate", "--dry-run"]);
     assert_eq!(planned.code, 2, "{planned:?}");
@@ -317,4 +344,16 @@ fn weaver_migrate_stores_an_upgraded_clusters_objects_at_v1beta1_and_check_says_
     );
     let after = check(&cluster);
     assert!(after.starts_with('✔') && after.contains("stored versions v1beta1"), "{after}");
+    // Stored at v1beta1 as v1beta1 says it: objects, not sentences.
+    let stored = cluster
+        .get(&json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
+        "metadata": {"name": "shop", "namespace": ns}}))
+        .unwrap();
+    assert!(!weaver_api::v1alpha1::holds_older_fields(&stored), "{:#}", stored["status"]);
+    assert_eq!(
+        stored["status"]["imageUpdates"]["images"][0]["image"], "registry.example/web",
+        "{:#}",
+        stored["status"]
+    );
+    unconvert(&cluster);
 }

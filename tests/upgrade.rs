@@ -83,12 +83,13 @@ impl Drop for Uninstall {
     }
 }
 
-/// The values both releases are installed with (no image: each runs its chart's default,
-/// `weaver:<its version>`): reconciling this test's syncs alone, its Pods allowed to reach
-/// `ports` on this machine.
+/// The values both releases are installed with (the image's repository alone: each runs its
+/// chart's appVersion), reconciling this test's syncs alone, its Pods allowed to reach `ports`
+/// on this machine.
 fn values(cluster: &TestCluster, ports: &[u16]) -> Vec<String> {
     let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
     [
+        format!("image.repository={}", common::image::WEAVER_REPOSITORY),
         format!("selector=weaver-test={}", cluster.prefix),
         format!("gitops.gitPorts={{443,22,{}}}", ports.join(",")),
         "gitops.approvals.enforce=false".to_string(),
@@ -454,7 +455,8 @@ fn the_previous_release_upgraded_by_weaver_install_keeps_every_sync_its_approval
     });
 
     // Back to the previous release: refused by its own `weaver install`, nothing applied.
-    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "weaver", "namespace": ns}});
+    let deployment =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "weaver", "namespace": ns}});
     let version = |d: Value| d["metadata"]["resourceVersion"].clone();
     let before = cluster.get(&deployment).map(version);
     let downgrade = install(old, &cluster, &ns, &old_values, &["--wait", "--timeout", "1m"]);
@@ -505,6 +507,7 @@ fn the_previous_release_bootstrapped_from_git_upgrades_itself_when_the_newer_boo
     let key = sshd.dir.path().join("client");
     let bootstrap = |binary: &std::path::Path| {
         let values = [
+            format!("image.repository={}", common::image::WEAVER_REPOSITORY),
             format!("gitops.gitPorts={{443,22,{}}}", sshd.port),
             "gitops.approvals.enforce=false".to_string(),
             "selfSync.interval=10m".to_string(),

@@ -220,8 +220,7 @@ pub fn weaver(binary: &Path, dir: &Path) -> Result<Image, String> {
     weaver_named(binary, &dir.join("weaver.tar"), &format!("{WEAVER_REPOSITORY}:e2e-{}", &digest[..12]))
 }
 
-/// weaver's image from `binary`, named `name` (`weaver:0.2.0`, the chart's default for its
-/// appVersion), written to `archive`.
+/// weaver's image from `binary`, named `name`, written to `archive`.
 pub fn weaver_named(binary: &Path, archive: &Path, name: &str) -> Result<Image, String> {
     let mut image = ImageBuilder::default();
     image.file("/weaver", binary, 0o755).shared_libraries_of(binary)?;

@@ -80,10 +80,11 @@ impl E2e {
         }
     }
 
-    /// The previous release (common::previous), and the image of the binary under test named
-    /// as its chart names it by default (`weaver:<version>`): both loaded into the nodes once per
-    /// run, so that an install or a bootstrap that sets no image runs them, as a user's does;
-    /// None after saying why the test skips.
+    /// The previous release (common::previous), and the image of the binary under test tagged
+    /// as its chart's appVersion (`weaver-e2e.local/weaver:<version>`): both loaded into the
+    /// nodes once per run, so that an install or a bootstrap setting `image.repository` alone
+    /// runs each release's own, as a user's with a registry of their own does; None after
+    /// saying why the test skips.
     pub fn previous_and_current(&self) -> Option<(&'static Previous, &'static Image)> {
         static CURRENT: OnceLock<Result<Image, String>> = OnceLock::new();
         let previous = match super::previous::previous() {
@@ -96,7 +97,7 @@ impl E2e {
         let current = CURRENT.get_or_init(|| {
             let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-images");
             std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            let name = format!("weaver:{}", env!("CARGO_PKG_VERSION"));
+            let name = format!("{}:{}", image::WEAVER_REPOSITORY, env!("CARGO_PKG_VERSION"));
             let current = image::weaver_named(&weaver_binary(), &dir.join("weaver-versioned.tar"), &name)?;
             self.load(&previous.image);
             self.load(&current);
@@ -115,8 +116,10 @@ impl E2e {
         self.load_archive(&image.archive);
     }
 
-    /// Loads an image archive (a docker-archive or an OCI image layout) into the nodes.
+    /// Loads an image archive (a docker-archive or an OCI image layout) into the nodes; never
+    /// while a test restarts the container runtime ([`RUNTIME`]).
     pub fn load_archive(&self, archive: &std::path::Path) {
+        let _runtime = RUNTIME.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let line = format!("{} '{}'", self.load, archive.display());
         let out = std::process::Command::new("sh").arg("-c").arg(&line).output().expect("run sh");
         assert!(
@@ -166,12 +169,18 @@ fn weaver_binary() -> PathBuf {
     std::env::var_os("WEAVER_E2E_IMAGE_BINARY").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(super::WEAVER))
 }
 
+/// Held to restart the nodes' container runtime, and shared to load an image into it: a load
+/// while containerd restarts fails (the upgrade tests load theirs when they start, while the
+/// suite's other tests run).
+static RUNTIME: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// The command restarting the nodes' container runtime.
 pub struct RuntimeRestart(String);
 
 impl RuntimeRestart {
-    /// Runs it; a failure fails the test.
+    /// Runs it, no image being loaded meanwhile; a failure fails the test.
     pub fn run(&self) {
+        let _runtime = RUNTIME.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let out = std::process::Command::new("sh").arg("-c").arg(&self.0).output().expect("run sh");
         assert!(
             out.status.success(),

@@ -1,7 +1,7 @@
 //! The previous release of weaver, which the upgrade tests (tests/upgrade.rs) install before
 //! upgrading to the tree under test: its binary, built from the commit of `main` that
 //! [`COMMIT`] names, and its image, built from that binary as the tree's own (common::image)
-//! and named as its chart names it by default (`weaver:0.1.0`).
+//! and tagged as its chart's appVersion (`weaver-e2e.local/weaver:0.1.0`).
 //!
 //! The commit is taken from this checkout's history (`git archive`), built with `cargo build
 //! --locked` into `<target>/previous/` (a first build takes as long as any whole build; later
@@ -39,7 +39,8 @@ pub fn previous() -> &'static Result<Previous, String> {
         }
         let dir = target.join("image");
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let image = image::weaver_named(&binary, &dir.join("weaver.tar"), &format!("weaver:{VERSION}"))?;
+        let image =
+            image::weaver_named(&binary, &dir.join("weaver.tar"), &format!("{}:{VERSION}", image::WEAVER_REPOSITORY))?;
         Ok(Previous { image, binary })
     })
 }

@@ -31,8 +31,15 @@ impl Migrated {
 /// Migrates the objects of CRD `name` to its storage version; None when the CRD is not there.
 /// Objects deleted meanwhile are skipped, and one changed meanwhile is read again (its writer
 /// stored it at the storage version already, but the write is cheap and sure). `dry_run`: the
-/// objects are counted, nothing is written.
-pub async fn migrate_stored_versions(client: &kube::Client, name: &str, dry_run: bool) -> Result<Option<Migrated>> {
+/// objects are counted, nothing is written. `unconverted` tells an object the API server served
+/// at the storage version without converting it (its conversion webhook not in effect yet): the
+/// migration stops there, naming it, rather than store it in a shape its version does not have.
+pub async fn migrate_stored_versions(
+    client: &kube::Client,
+    name: &str,
+    dry_run: bool,
+    unconverted: &(dyn Fn(&serde_json::Value) -> bool + Sync),
+) -> Result<Option<Migrated>> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let failed = |doing: &str, err: kube::Error| Error::new(format!("{doing}: {}", api_message(&err)));
     let Some(crd) =
@@ -64,6 +71,19 @@ pub async fn migrate_stored_versions(client: &kube::Client, name: &str, dry_run:
     loop {
         let page = api.list(&params).await.map_err(|e| failed(&format!("listing {}", resource.plural), e))?;
         for object in page.items {
+            if serde_json::to_value(&object).is_ok_and(|value| unconverted(&value)) {
+                return Err(Error::new(format!(
+                    "{} {}{} is served at {storage} unconverted: the API server does not call the conversion \
+                     webhook of CustomResourceDefinition {name} yet; {} written so far, storedVersions left as they are",
+                    resource.kind,
+                    object.metadata.namespace.as_ref().map(|ns| format!("{ns}/")).unwrap_or_default(),
+                    object.metadata.name.as_deref().unwrap_or_default(),
+                    if dry_run { 0 } else { migrated.rewritten },
+                ))
+                .with_help(
+                    "the controller sets the conversion when it starts (`weaver check` shows it): run again once it has",
+                ));
+            }
             migrated.rewritten += if dry_run { 1 } else { rewrite(client, &resource, object).await? };
         }
         match page.metadata.continue_ {

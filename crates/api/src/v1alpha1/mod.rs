@@ -76,6 +76,18 @@ pub fn convert(mut object: Value, desired: &str) -> Result<Value, String> {
     Ok(object)
 }
 
+/// Whether `object`, read at the storage version, still holds what only `v1alpha1` says (the
+/// sentences of an EnvironmentSync's `status.imageUpdates`): what the API server serves while it
+/// changes the apiVersion alone, its conversion webhook not set or not yet in effect. Written
+/// back, it would be stored in a shape its version does not have.
+pub fn holds_older_fields(object: &Value) -> bool {
+    let updates = object.pointer("/status/imageUpdates");
+    ["images", "changes"].iter().any(|key| {
+        let items = updates.and_then(|u| u.get(*key)).and_then(Value::as_array);
+        items.is_some_and(|items| items.iter().any(Value::is_string))
+    })
+}
+
 /// The sentences of `v1alpha1` as `v1beta1`'s objects.
 fn image_updates_up(updates: &mut Map<String, Value>) {
     map_items(updates, "images", |item| serde_json::to_value(NewestImage::from_sentence(item.as_str()?)).ok());

@@ -275,3 +275,16 @@ fn an_object_served_before_the_webhook_is_set_reads_as_the_types() {
     let again = convert(serde_json::to_value(&typed).unwrap(), &format!("{GROUP}/{VERSION}")).unwrap();
     assert_eq!(again, convert(environment_sync(), &format!("{GROUP}/{VERSION}")).unwrap());
 }
+
+#[test]
+fn sentences_served_at_v1beta1_are_told_from_its_objects() {
+    let served = |images: Value, changes: Value| {
+        json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
+            "status": {"imageUpdates": {"images": images, "changes": changes}}})
+    };
+    assert!(holds_older_fields(&served(json!(["dev registry.example/web 1.5.0@sha256:00"]), json!([]))));
+    assert!(holds_older_fields(&served(json!([]), json!(["dev: web web 1.4.2 -> 1.5.0"]))));
+    let objects = served(json!([{"environment": "dev", "image": "web"}]), json!([]));
+    assert!(!holds_older_fields(&objects));
+    assert!(!holds_older_fields(&json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "ConfigMapSync"})));
+}

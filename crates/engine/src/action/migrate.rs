@@ -25,7 +25,8 @@ pub const CRDS: [&str; 2] = [weaver_api::environment_sync::CRD_NAME, weaver_api:
 pub async fn stored_versions(client: &kube::Client, crds: &[&str], dry_run: bool) -> Result<Vec<Migrated>> {
     let mut done = Vec::new();
     for &crd in crds {
-        if let Some(migrated) = weaver_cluster::migrate_stored_versions(client, crd, dry_run).await? {
+        let unconverted = weaver_api::v1alpha1::holds_older_fields;
+        if let Some(migrated) = weaver_cluster::migrate_stored_versions(client, crd, dry_run, &unconverted).await? {
             done.push(migrated);
         }
     }

@@ -114,7 +114,7 @@ fn weavers_image_holds_the_dockerfiles_content_the_binary_its_loader_and_librari
 }
 
 /// Ready=True among a Pod's conditions.
-fn pod_ready(pod: &Value) -> bool {
+pub(crate) fn pod_ready(pod: &Value) -> bool {
     let conditions = pod.pointer("/status/conditions").and_then(Value::as_array);
     conditions.into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
@@ -124,7 +124,7 @@ fn name(object: &Value) -> &str {
 }
 
 /// The Pods of a namespace not being deleted.
-fn live_pods(cluster: &common::cluster::TestCluster, namespace: &str) -> Vec<Value> {
+pub(crate) fn live_pods(cluster: &common::cluster::TestCluster, namespace: &str) -> Vec<Value> {
     let pods = cluster.list("v1", "Pod", "pods", namespace);
     pods.into_iter().filter(|p| p.pointer("/metadata/deletionTimestamp").is_none()).collect()
 }
@@ -401,7 +401,7 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
 }
 
 /// The Ready condition of an object's status: (status, reason, message).
-fn ready_condition(object: &Value) -> Option<(String, String, String)> {
+pub(crate) fn ready_condition(object: &Value) -> Option<(String, String, String)> {
     condition(object, "Ready")
 }
 
@@ -440,10 +440,13 @@ fn staging_namespace(cluster: &common::cluster::TestCluster) -> String {
     format!("{}-staging", cluster.prefix)
 }
 
-/// Asks the EnvironmentSync's controller for a reconcile, as `kubectl annotate` does.
-fn request_reconcile(cluster: &common::cluster::TestCluster, environment_sync: &Value, at: &str) {
-    let mut request = environment_sync.clone();
-    request["metadata"]["annotations"] = json!({"weaver.example.com/reconcile-requested-at": at});
+/// Asks the EnvironmentSync's controller for a reconcile, as `kubectl annotate` does: an apply
+/// of the annotation alone, so that the test owns no other field.
+pub(crate) fn request_reconcile(cluster: &common::cluster::TestCluster, environment_sync: &Value, at: &str) {
+    let metadata = &environment_sync["metadata"];
+    let request = json!({"apiVersion": environment_sync["apiVersion"], "kind": environment_sync["kind"],
+        "metadata": {"name": metadata["name"], "namespace": metadata["namespace"],
+            "annotations": {"weaver.example.com/reconcile-requested-at": at}}});
     cluster.apply(&[request], "weaver-e2e");
 }
 

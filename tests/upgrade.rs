@@ -16,6 +16,7 @@ use crate::common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+use crate::node::{live_pods, pod_ready, ready_condition, request_reconcile};
 use common::certs::test_certificates;
 use common::cluster::TestCluster;
 use common::eventually;
@@ -25,8 +26,7 @@ use common::node::{E2e, figure};
 use common::previous::{self, Previous};
 use common::skip::say_skipped;
 use serde_json::{Value, json};
-
-const CRDS: [&str; 2] = ["environmentsyncs.weaver.example.com", "configmapsyncs.weaver.example.com"];
+use weaver_engine::action::migrate::CRDS;
 
 fn crd(name: &str) -> Value {
     json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": name}})
@@ -146,19 +146,10 @@ fn live_of(cluster: &TestCluster, key: &str) -> Option<Value> {
     cluster.get(&object)
 }
 
-fn pods(cluster: &TestCluster, ns: &str) -> Vec<Value> {
-    cluster.list("v1", "Pod", "pods", ns).into_iter().filter(|p| p["metadata"]["deletionTimestamp"].is_null()).collect()
-}
-
-fn pod_ready(pod: &Value) -> bool {
-    let conditions = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
-    conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
-}
-
 /// Waits until every Pod in `ns` runs `image`, `count` of them Ready.
 fn until_pods_run(cluster: &TestCluster, ns: &str, image: &str, count: usize) {
     eventually(&format!("{count} Pods of {image} Ready, and no other"), || {
-        let pods = pods(cluster, ns);
+        let pods = live_pods(cluster, ns);
         let images: Vec<&str> = pods.iter().filter_map(|p| p["spec"]["containers"][0]["image"].as_str()).collect();
         match pods.len() == count && images.iter().all(|i| *i == image) && pods.iter().all(pod_ready) {
             true => Ok(()),
@@ -167,11 +158,9 @@ fn until_pods_run(cluster: &TestCluster, ns: &str, image: &str, count: usize) {
     });
 }
 
-/// The Ready condition's (status, reason).
+/// The Ready condition's (status, reason), empty strings while there is none.
 fn ready(sync: &Value) -> (String, String) {
-    let conditions = sync["status"]["conditions"].as_array().cloned().unwrap_or_default();
-    let ready = conditions.iter().find(|c| c["type"] == "Ready").cloned().unwrap_or_default();
-    (ready["status"].as_str().unwrap_or_default().to_string(), ready["reason"].as_str().unwrap_or_default().to_string())
+    ready_condition(sync).map(|(status, reason, _)| (status, reason)).unwrap_or_default()
 }
 
 /// `object` at `version` of weaver's API.
@@ -183,10 +172,7 @@ fn at(object: &Value, version: &str) -> Value {
 
 /// Asks for a reconcile and waits until it was handled; the object then.
 fn reconciled(cluster: &TestCluster, sync: &Value, token: &str) -> Value {
-    let request = json!({"apiVersion": sync["apiVersion"], "kind": sync["kind"],
-        "metadata": {"name": sync["metadata"]["name"], "namespace": sync["metadata"]["namespace"],
-            "annotations": {"weaver.example.com/reconcile-requested-at": token}}});
-    cluster.apply(&[request], "weaver-upgrade-test");
+    request_reconcile(cluster, sync, token);
     eventually(&format!("the reconcile {token} handled"), || {
         let live = cluster.get(sync).ok_or("gone")?;
         match live["status"]["lastHandledReconcileAt"] == token {

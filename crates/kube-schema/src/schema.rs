@@ -1,14 +1,15 @@
-//! Schemas compiled for the walker: the built-in kinds from k8s-openapi's `JsonSchema` impls,
-//! and custom resources from their CRD's `openAPIV3Schema`. Both are JSON Schema (schemars'
-//! output refers to shared `$defs`), compiled once into an arena of nodes, so walking an object
-//! costs a few map lookups a field.
+//! Schemas compiled for the walker: the built-in kinds from `builtins.json` (generated from
+//! k8s-openapi's `JsonSchema` impls, see `generate.rs`), and custom resources from their CRD's
+//! `openAPIV3Schema`. Both are JSON Schema (the built-in kinds' refer to shared definitions),
+//! compiled once into an arena of nodes, so walking an object costs a few map lookups a field.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use rustc_hash::FxHashMap;
 
-use k8s_openapi::schemars::SchemaGenerator;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::apimachinery::{self, StringMap};
@@ -130,10 +131,9 @@ impl Schemas {
         &self.nodes[id]
     }
 
-    /// Compiles `schema`, resolving `$ref`s (`#/$defs/NAME`) in `defs`; returns its id.
-    /// Compiles a CRD version's `openAPIV3Schema`.
+    /// Compiles a CRD version's `openAPIV3Schema`; returns its id.
     pub fn compile_crd(&mut self, schema: &Value) -> Id {
-        Compiler { schemas: self, defs: &Map::new(), named: HashMap::new(), builtin: false }.compile(schema)
+        Compiler { schemas: self, defs: &HashMap::new(), named: HashMap::new(), builtin: false }.compile(schema)
     }
 }
 
@@ -144,7 +144,8 @@ const JSON: &str = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSO
 
 struct Compiler<'a> {
     schemas: &'a mut Schemas,
-    defs: &'a Map<String, Value>,
+    /// The definitions `$ref`s name (`#/$defs/NAME`), each parsed when first reached.
+    defs: &'a HashMap<&'static str, &'static RawValue>,
     /// Definitions compiled so far: recursive types (JSONSchemaProps) refer to themselves.
     named: HashMap<String, Id>,
     /// k8s-openapi's schemas, where an object without `properties` is free-form
@@ -161,16 +162,17 @@ impl Compiler<'_> {
             }
             let id = self.push(Node::any());
             self.named.insert(name.to_string(), id);
-            let node = match self.defs.get(name) {
-                Some(_) if name == JSON => Node::any(),
-                Some(def) => {
-                    let mut node = self.node(def);
+            let definition = self.defs.get(name).filter(|_| name != JSON);
+            let node = match definition.map(|raw| serde_json::from_str::<Value>(raw.get())) {
+                Some(Ok(def)) => {
+                    let mut node = self.node(&def);
                     // k8s-openapi gives Quantity only int-or-string; its format is the type's.
                     node.quantity = name == QUANTITY;
-                    self.go_validation(name, def, &node);
+                    self.go_validation(name, &def, &node);
                     node
                 }
-                None => Node::any(),
+                // `builtins.json` is checked against k8s-openapi by a test: it always parses.
+                Some(Err(_)) | None => Node::any(),
             };
             self.schemas.nodes[id] = node;
             return id;
@@ -299,129 +301,33 @@ pub struct Builtins {
     pub object_meta: Id,
 }
 
-/// Lists every kind k8s-openapi's `latest` (Kubernetes 1.37) defines, with the `Resource`
-/// trait's apiVersion and kind and the `JsonSchema` impl's schema: the table is generated from
-/// the types, never written by hand. (The apimachinery types that also implement `Resource`,
-/// `APIGroup`, `Status` and such, are answers, not objects one deploys.)
-macro_rules! builtin_kinds {
-    ($( $($segment:ident)::+ ),* $(,)?) => {
-        vec![$( {
-            use k8s_openapi::$($segment)::+ as T;
-            let schema: SchemaFn = |generator| generator.subschema_for::<T>().to_value();
-            (<T as k8s_openapi::Resource>::API_VERSION, <T as k8s_openapi::Resource>::KIND, schema)
-        } ),*]
-    };
+/// Every kind k8s-openapi's `latest` (Kubernetes 1.37) defines and the schemas they reach,
+/// generated from its types by `generate.rs` (whose test fails when this file is stale): the
+/// schemas are data here rather than k8s-openapi's and schemars' code, which was 4.9 MB of the
+/// binary. Only the keywords the compiler reads are kept (no descriptions).
+const BUILTINS_JSON: &str = include_str!("../builtins.json");
+
+/// `builtins.json`, its definitions left unparsed until a kind reaches them.
+#[derive(Deserialize)]
+struct Data {
+    /// (apiVersion, kind, the name of its definition).
+    #[serde(borrow)]
+    kinds: Vec<(&'static str, &'static str, &'static str)>,
+    #[serde(rename = "objectMeta")]
+    object_meta: &'static str,
+    #[serde(borrow)]
+    definitions: HashMap<&'static str, &'static RawValue>,
 }
 
-/// Generates a kind's schema (a `$ref` into the generator's definitions).
-type SchemaFn = fn(&mut SchemaGenerator) -> Value;
+fn data() -> &'static Data {
+    static DATA: OnceLock<Data> = OnceLock::new();
+    // The file is generated and checked by a test; a build with a broken one would fail every
+    // test of this crate at once.
+    DATA.get_or_init(|| serde_json::from_str(BUILTINS_JSON).expect("builtins.json is generated valid"))
+}
 
-fn kinds() -> Vec<(&'static str, &'static str, SchemaFn)> {
-    builtin_kinds!(
-        api::admissionregistration::v1::MutatingAdmissionPolicy,
-        api::admissionregistration::v1::MutatingAdmissionPolicyBinding,
-        api::admissionregistration::v1::MutatingWebhookConfiguration,
-        api::admissionregistration::v1::ValidatingAdmissionPolicy,
-        api::admissionregistration::v1::ValidatingAdmissionPolicyBinding,
-        api::admissionregistration::v1::ValidatingWebhookConfiguration,
-        api::admissionregistration::v1alpha1::MutatingAdmissionPolicy,
-        api::admissionregistration::v1alpha1::MutatingAdmissionPolicyBinding,
-        api::admissionregistration::v1beta1::MutatingAdmissionPolicy,
-        api::admissionregistration::v1beta1::MutatingAdmissionPolicyBinding,
-        api::apiserverinternal::v1alpha1::StorageVersion,
-        api::apps::v1::ControllerRevision,
-        api::apps::v1::DaemonSet,
-        api::apps::v1::Deployment,
-        api::apps::v1::ReplicaSet,
-        api::apps::v1::StatefulSet,
-        api::authentication::v1::SelfSubjectReview,
-        api::authentication::v1::TokenRequest,
-        api::authentication::v1::TokenReview,
-        api::authorization::v1::LocalSubjectAccessReview,
-        api::authorization::v1::SelfSubjectAccessReview,
-        api::authorization::v1::SelfSubjectRulesReview,
-        api::authorization::v1::SubjectAccessReview,
-        api::autoscaling::v1::HorizontalPodAutoscaler,
-        api::autoscaling::v1::Scale,
-        api::autoscaling::v2::HorizontalPodAutoscaler,
-        api::batch::v1::CronJob,
-        api::batch::v1::Job,
-        api::certificates::v1::CertificateSigningRequest,
-        api::certificates::v1::ClusterTrustBundle,
-        api::certificates::v1::PodCertificateRequest,
-        api::certificates::v1beta1::ClusterTrustBundle,
-        api::certificates::v1beta1::PodCertificateRequest,
-        api::coordination::v1::Lease,
-        api::coordination::v1alpha2::LeaseCandidate,
-        api::coordination::v1beta1::LeaseCandidate,
-        api::core::v1::Binding,
-        api::core::v1::ComponentStatus,
-        api::core::v1::ConfigMap,
-        api::core::v1::Endpoints,
-        api::core::v1::Event,
-        api::core::v1::LimitRange,
-        api::core::v1::Namespace,
-        api::core::v1::Node,
-        api::core::v1::PersistentVolume,
-        api::core::v1::PersistentVolumeClaim,
-        api::core::v1::Pod,
-        api::core::v1::PodTemplate,
-        api::core::v1::ReplicationController,
-        api::core::v1::ResourceQuota,
-        api::core::v1::Secret,
-        api::core::v1::Service,
-        api::core::v1::ServiceAccount,
-        api::discovery::v1::EndpointSlice,
-        api::events::v1::Event,
-        api::flowcontrol::v1::FlowSchema,
-        api::flowcontrol::v1::PriorityLevelConfiguration,
-        api::lifecycle::v1alpha1::Eviction,
-        api::lifecycle::v1alpha1::EvictionRequest,
-        api::networking::v1::Ingress,
-        api::networking::v1::IngressClass,
-        api::networking::v1::IPAddress,
-        api::networking::v1::NetworkPolicy,
-        api::networking::v1::ServiceCIDR,
-        api::node::v1::RuntimeClass,
-        api::policy::v1::Eviction,
-        api::policy::v1::PodDisruptionBudget,
-        api::rbac::v1::ClusterRole,
-        api::rbac::v1::ClusterRoleBinding,
-        api::rbac::v1::Role,
-        api::rbac::v1::RoleBinding,
-        api::resource::v1::DeviceClass,
-        api::resource::v1::DeviceTaintRule,
-        api::resource::v1::ResourceClaim,
-        api::resource::v1::ResourceClaimTemplate,
-        api::resource::v1::ResourceSlice,
-        api::resource::v1alpha3::DeviceTaintRule,
-        api::resource::v1alpha3::ResourcePoolStatusRequest,
-        api::resource::v1beta1::DeviceClass,
-        api::resource::v1beta1::ResourceClaim,
-        api::resource::v1beta1::ResourceClaimTemplate,
-        api::resource::v1beta1::ResourceSlice,
-        api::resource::v1beta2::DeviceClass,
-        api::resource::v1beta2::DeviceTaintRule,
-        api::resource::v1beta2::ResourceClaim,
-        api::resource::v1beta2::ResourceClaimTemplate,
-        api::resource::v1beta2::ResourceSlice,
-        api::scheduling::v1::PriorityClass,
-        api::scheduling::v1alpha3::CompositePodGroup,
-        api::scheduling::v1alpha3::PodGroup,
-        api::scheduling::v1alpha3::Workload,
-        api::scheduling::v1beta1::PodGroup,
-        api::scheduling::v1beta1::Workload,
-        api::storage::v1::CSIDriver,
-        api::storage::v1::CSINode,
-        api::storage::v1::CSIStorageCapacity,
-        api::storage::v1::StorageClass,
-        api::storage::v1::VolumeAttachment,
-        api::storage::v1::VolumeAttributesClass,
-        api::storagemigration::v1::StorageVersionMigration,
-        api::storagemigration::v1beta1::StorageVersionMigration,
-        apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-        kube_aggregator::pkg::apis::apiregistration::v1::APIService,
-    )
+fn reference(definition: &str) -> Value {
+    serde_json::json!({ "$ref": format!("#/$defs/{definition}") })
 }
 
 impl Builtins {
@@ -431,39 +337,35 @@ impl Builtins {
         BUILTINS.get_or_init(|| Builtins::only(|_, _| true))
     }
 
-    /// [`Builtins::only`], generated once per process for each set of kinds and then shared:
+    /// [`Builtins::only`], built once per process for each set of kinds and then shared:
     /// the environments of a fleet, each validated on its own, use the same few kinds.
     pub fn shared(wanted: impl Fn(&str, &str) -> bool) -> Arc<Builtins> {
         type Kinds = Vec<(&'static str, &'static str)>;
-        /// Each set's schemas, once generated.
+        /// Each set's schemas, once built.
         type Sets = Mutex<HashMap<Kinds, Arc<OnceLock<Arc<Builtins>>>>>;
         static SHARED: LazyLock<Sets> = LazyLock::new(Mutex::default);
-        let kinds: Kinds = kinds().into_iter().filter(|(a, k, _)| wanted(a, k)).map(|(a, k, _)| (a, k)).collect();
-        // Each set is generated outside the map's lock: other sets are not held up meanwhile.
+        let kinds: Kinds = data().kinds.iter().filter(|(a, k, _)| wanted(a, k)).map(|&(a, k, _)| (a, k)).collect();
+        // Each set is built outside the map's lock: other sets are not held up meanwhile.
         let cell = Arc::clone(SHARED.lock().unwrap_or_else(|e| e.into_inner()).entry(kinds.clone()).or_default());
         Arc::clone(cell.get_or_init(|| Arc::new(Builtins::only(|a, k| kinds.contains(&(a, k))))))
     }
 
     /// The schemas of the built-in kinds `wanted` (apiVersion, kind) says yes to, and
-    /// ObjectMeta's. Generating a schema costs more than checking objects with it, and a render
-    /// uses a few of the hundred kinds: only the definitions they reach are generated.
+    /// ObjectMeta's. A render uses a few of the hundred kinds: only the definitions they reach
+    /// are parsed and compiled.
     pub fn only(wanted: impl Fn(&str, &str) -> bool) -> Builtins {
-        let mut generator = SchemaGenerator::default();
-        let kinds: Vec<(&'static str, &'static str, Value)> = kinds()
-            .into_iter()
-            .filter(|(api_version, kind, _)| wanted(api_version, kind))
-            .map(|(api_version, kind, schema)| (api_version, kind, schema(&mut generator)))
-            .collect();
-        let object_meta = generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
-        let defs = generator.take_definitions(false);
+        let data = data();
         let mut schemas = Schemas::default();
         // One compiler for all, so shared definitions (PodSpec, ObjectMeta) compile once.
-        let mut compiler = Compiler { schemas: &mut schemas, defs: &defs, named: HashMap::new(), builtin: true };
-        let kinds = kinds
-            .into_iter()
-            .map(|(api_version, kind, schema)| ((api_version, kind), compiler.compile(&schema)))
+        let mut compiler =
+            Compiler { schemas: &mut schemas, defs: &data.definitions, named: HashMap::new(), builtin: true };
+        let kinds = data
+            .kinds
+            .iter()
+            .filter(|(api_version, kind, _)| wanted(api_version, kind))
+            .map(|&(api_version, kind, definition)| ((api_version, kind), compiler.compile(&reference(definition))))
             .collect();
-        let object_meta = compiler.compile(&object_meta.to_value());
+        let object_meta = compiler.compile(&reference(data.object_meta));
         Builtins { schemas, kinds, object_meta }
     }
 }

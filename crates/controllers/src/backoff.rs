@@ -22,7 +22,7 @@ impl<K: Hash + Eq> Backoff<K> {
         let mut attempts = self.attempts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let attempt = attempts.entry(key).or_insert(0);
         *attempt = attempt.saturating_add(1);
-        self.first.saturating_mul(1 << (*attempt - 1).min(16)).min(self.max)
+        weaver_net::retry::exponential(self.first, *attempt, self.max)
     }
 
     /// `key` succeeded (or is gone): its next failure starts the back-off afresh.

@@ -336,6 +336,36 @@ pub fn quote_rune(c: char, ascii_only: bool) -> String {
     out
 }
 
-pub(crate) fn can_backquote(s: &str) -> bool {
-    s.chars().all(|c| c != '`' && c != '\u{FEFF}' && (c == '\t' || !c.is_control() || c == '\u{80}' || c > '\u{9F}'))
+/// Go's `strconv.CanBackquote`: whether `s` can be written as a raw string. Go refuses a
+/// backquote, the BOM and one-byte control characters but tab; every other multibyte rune,
+/// U+0080 to U+009F included, it takes as printable.
+pub fn can_backquote(s: &str) -> bool {
+    s.chars().all(|c| c == '\t' || !(c < ' ' || c == '`' || c == '\u{7f}' || c == '\u{feff}'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::can_backquote;
+
+    #[test]
+    fn can_backquote_is_gos() {
+        // Go's own cases (strconv/quote_test.go), and the C1 controls, which are multibyte.
+        for (s, want) in [
+            ("`", false),
+            ("\u{0}", false),
+            ("\u{1f}", false),
+            ("\u{7f}", false),
+            ("\t", true),
+            ("' !\"#$%&'()*+,-./:;<=>?@[\\]^_{|}~", true),
+            ("0123456789 abcXYZ", true),
+            ("☺", true),
+            ("\u{feff}abc", false),
+            ("a\u{feff}z", false),
+            ("\u{80}", true),
+            ("\u{85}", true),
+            ("\u{9f}", true),
+        ] {
+            assert_eq!(can_backquote(s), want, "{s:?}");
+        }
+    }
 }

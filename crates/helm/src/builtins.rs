@@ -285,7 +285,7 @@ impl Capabilities {
     /// group/versions, then `extra`. `None` when `kube_version` is not a version helm would
     /// accept.
     pub fn offline(kube_version: &str, extra: &[String]) -> Option<Capabilities> {
-        let v = sprig::semver::Version::parse(kube_version).ok()?;
+        let v = weaver_semver::Version::parse(kube_version).ok()?;
         let kube = KubeVersion { version: format!("v{v}"), major: v.major().to_string(), minor: v.minor().to_string() };
         let api_versions = DEFAULT_API_VERSIONS.iter().map(|v| v.to_string()).chain(extra.iter().cloned()).collect();
         Some(Capabilities::of(kube, api_versions))

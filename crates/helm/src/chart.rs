@@ -216,7 +216,7 @@ impl Chart {
         if md.version.is_empty() {
             return invalid("chart.metadata.version is required".into());
         }
-        if sprig::semver::Version::parse(&md.version).is_err() {
+        if weaver_semver::Version::parse(&md.version).is_err() {
             return invalid(format!("chart.metadata.version {:?} is invalid", md.version));
         }
         if !matches!(

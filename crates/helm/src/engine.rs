@@ -52,7 +52,7 @@ pub fn render(
     if let Some(range) = chart.metadata.kube_version.as_deref().filter(|r| !r.is_empty()) {
         let kube = input.capabilities.kube_version();
         let compatible =
-            sprig::semver::Version::parse(kube).is_ok_and(|v| sprig::semver::satisfies(range, &v).unwrap_or(false));
+            weaver_semver::Version::parse(kube).is_ok_and(|v| weaver_semver::satisfies(range, &v).unwrap_or(false));
         if !compatible {
             return Err(Error::at(
                 Location::file(chart.origin.join("Chart.yaml")),

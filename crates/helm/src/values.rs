@@ -40,7 +40,7 @@ impl Scoped {
 /// Whether the vendored `version` satisfies a dependency's range (helm's `IsCompatibleRange`:
 /// false when either does not parse).
 pub fn compatible(range: &str, version: &str) -> bool {
-    sprig::semver::Version::parse(version).is_ok_and(|v| sprig::semver::satisfies(range, &v).unwrap_or(false))
+    weaver_semver::Version::parse(version).is_ok_and(|v| weaver_semver::satisfies(range, &v).unwrap_or(false))
 }
 
 /// helm's `ProcessDependenciesWithMerge` for the user's values `user`.

@@ -1,6 +1,7 @@
 //! How long, and how far apart, weaver tries again what failed for a reason that may pass:
-//! requests to the API server (`cluster::retry`) and notifications (`notify`). Each caller
-//! decides what may pass; this is the arithmetic they share.
+//! requests to the API server (`cluster::retry`), notifications (`notify`), registries
+//! (`source::images`) and failed reconciles (`controllers::Backoff`). Each caller decides what
+//! may pass; this is the arithmetic they share, and the one reader of `Retry-After`.
 
 use std::time::Duration;
 
@@ -25,8 +26,7 @@ impl RetryPolicy {
 
     /// The longest wait after `failed` attempts (1 or more): `base`, doubled per attempt, capped.
     pub fn backoff(&self, failed: u32) -> Duration {
-        let factor = 1u32.checked_shl(failed.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.base.saturating_mul(factor).min(self.cap)
+        exponential(self.base, failed, self.cap)
     }
 
     /// The wait after `failed` attempts: "equal jitter", between half the backoff and all of
@@ -38,6 +38,24 @@ impl RetryPolicy {
         let jittered = half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0));
         jittered.max(asked).min(self.cap)
     }
+}
+
+/// Exponential backoff: `base` after the first failure (`failed` 1), doubled for each later
+/// one, never more than `cap`.
+pub fn exponential(base: Duration, failed: u32, cap: Duration) -> Duration {
+    let factor = 1u32.checked_shl(failed.saturating_sub(1)).unwrap_or(u32::MAX);
+    base.saturating_mul(factor).min(cap)
+}
+
+/// The wait a `Retry-After` header asks for (RFC 9110): seconds, or an HTTP date, the time
+/// until it from `now` (none when past). `None` when it is neither.
+pub fn retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let until = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    Some(now.duration_until(until).try_into().unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -64,5 +82,23 @@ mod tests {
         let policy = RetryPolicy::within(Duration::from_secs(60));
         assert_eq!(policy.delay(1, Duration::from_secs(1)), Duration::from_secs(1));
         assert_eq!(policy.delay(1, Duration::from_secs(3600)), policy.cap);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now: jiff::Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after("Sat, 28 Nov 2026 12:00:30 GMT", now), Some(Duration::from_secs(30)));
+        assert_eq!(retry_after("Sat, 28 Nov 2026 11:00:00 GMT", now), Some(Duration::ZERO), "a date past");
+        for bad in ["", "-1", "soon", "1.5"] {
+            assert_eq!(retry_after(bad, now), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn exponential_doubles_from_the_first_failure() {
+        let waits: Vec<u64> =
+            (1..=7).map(|n| exponential(Duration::from_secs(2), n, Duration::from_secs(30)).as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8, 16, 30, 30, 30]);
     }
 }

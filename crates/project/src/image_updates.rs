@@ -233,7 +233,7 @@ impl ImageUpdate {
             };
             let key = match &self.policy {
                 Policy::Semver { range, prereleases } => {
-                    let Ok(version) = sprig::semver::Version::parse(&ordered) else {
+                    let Ok(version) = weaver_semver::Version::parse(&ordered) else {
                         choice.skip("not a semantic version", tag);
                         continue;
                     };
@@ -244,7 +244,7 @@ impl ImageUpdate {
                     }
                     // A pre-release is judged by its release: 1.5.0-rc.1 is in `>=1.4 <2`.
                     let judged = match pre {
-                        true => sprig::semver::Version::parse(&format!(
+                        true => weaver_semver::Version::parse(&format!(
                             "{}.{}.{}",
                             version.major(),
                             version.minor(),
@@ -253,7 +253,7 @@ impl ImageUpdate {
                         .map_err(Error::new)?,
                         false => version.clone(),
                     };
-                    if !sprig::semver::satisfies(range, &judged).map_err(Error::new)? {
+                    if !weaver_semver::satisfies(range, &judged).map_err(Error::new)? {
                         choice.skip("outside the range", tag);
                         continue;
                     }
@@ -330,7 +330,7 @@ impl Choice {
 
 /// What a candidate is ordered by; greater is newer.
 enum Key {
-    Version(sprig::semver::Version),
+    Version(weaver_semver::Version),
     Number(Order, f64),
     Text(Order, String),
     Time(jiff::Timestamp),
@@ -381,8 +381,8 @@ fn policy(at: &Location, file: PolicyFile) -> Result<Policy> {
     }
     if let Some(range) = file.semver {
         // A range that does not parse is refused here, not at the first check.
-        let probe = sprig::semver::Version::parse("0.0.0").map_err(Error::new)?;
-        sprig::semver::satisfies(&range, &probe).map_err(|why| {
+        let probe = weaver_semver::Version::parse("0.0.0").map_err(Error::new)?;
+        weaver_semver::satisfies(&range, &probe).map_err(|why| {
             Error::at(at.clone(), format!("`semver: {range}` is not a version range: {why}"))
                 .with_help("Masterminds ranges, as chart versions: '>=1.4.0 <2', '~1.4', '^2'")
         })?;

@@ -9,6 +9,21 @@ enum Format {
     DecimalExponent,
 }
 
+/// A quantity's exact value, `m·10^e` with `m` free of trailing zeros, so equal quantities written
+/// differently (`0.5` and `500m`, `1024Mi` and `1Gi`, `1` and `1000m`) compare equal; `None` if
+/// `input` does not parse.
+pub fn value(input: &str) -> Option<(i128, i32)> {
+    let (mut mantissa, mut exp10, _) = parse(input.trim())?;
+    if mantissa == 0 {
+        return Some((0, 0));
+    }
+    while mantissa % 10 == 0 {
+        mantissa /= 10;
+        exp10 = exp10.checked_add(1)?;
+    }
+    Some((mantissa, exp10))
+}
+
 /// Canonical form of a quantity, or `None` if it does not parse.
 pub fn canonicalize(input: &str) -> Option<String> {
     let (mut mantissa, mut exp10, format) = parse(input.trim())?;
@@ -108,8 +123,11 @@ fn parse(s: &str) -> Option<(i128, i32, Format)> {
     {
         return None;
     }
-    let mut mantissa: i128 = format!("{int_part}{frac_part}").trim_start_matches('0').parse().unwrap_or(0);
-    let mut exp10 = -(frac_part.len() as i32);
+    // Digits past i128's range do not parse (rather than reading as zero).
+    let digits = format!("{int_part}{frac_part}");
+    let digits = digits.trim_start_matches('0');
+    let mut mantissa: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    let mut exp10 = -i32::try_from(frac_part.len()).ok()?;
     let format = match suffix {
         "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" => {
             let power = match suffix {
@@ -140,7 +158,7 @@ fn parse(s: &str) -> Option<(i128, i32, Format)> {
         }
         _ => {
             let e = suffix.strip_prefix(['e', 'E'])?;
-            exp10 += e.parse::<i32>().ok()?;
+            exp10 = exp10.checked_add(e.parse::<i32>().ok()?)?;
             Format::DecimalExponent
         }
     };
@@ -152,7 +170,7 @@ fn parse(s: &str) -> Option<(i128, i32, Format)> {
 
 #[cfg(test)]
 mod tests {
-    use super::canonicalize;
+    use super::{canonicalize, value};
 
     #[test]
     fn canonical_forms() {
@@ -177,5 +195,21 @@ mod tests {
             assert_eq!(canonicalize(i).as_deref(), Some(o), "{i}");
         }
         assert_eq!(canonicalize("abc"), None);
+    }
+
+    #[test]
+    fn values_compare_equal_quantities_as_equal() {
+        assert_eq!(value("0.5"), value("500m"));
+        assert_eq!(value("1024Mi"), value("1Gi"));
+        assert_eq!(value("1"), value("1000m"));
+        assert_eq!(value("1e3"), value("1k"));
+        assert_eq!(value("0"), value("0Gi"));
+        assert_eq!(value("1k"), Some((1, 3)));
+        assert_ne!(value("1G"), value("1Gi"));
+        assert_ne!(value("100m"), value("1"));
+        for bad in ["abc", "1.2.3", ".", "1X", "", "1e", "99999999999999999999999999999999999999999", "1.5e-2147483648"]
+        {
+            assert_eq!(value(bad), None, "{bad}");
+        }
     }
 }

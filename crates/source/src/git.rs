@@ -433,7 +433,7 @@ fn resolve(heads: &[(String, Oid)], session: &Session) -> Result<(String, Oid), 
             }
         }
         GitRef::Semver(range) => {
-            use sprig::semver::{Version, satisfies};
+            use weaver_semver::{Version, satisfies};
             if let Err(e) = satisfies(range, &Version::parse("0.0.0").expect("a version")) {
                 return not_found(format!("`{range}` is not a version range ({e}): check spec.ref.semver"));
             }

@@ -25,7 +25,7 @@ use weaver_core::error::{Error, Result};
 /// Requests in flight to one registry at most: registries rate-limit by client.
 pub const PER_REGISTRY: usize = 4;
 /// Tries of a request answered `429` or `503` before the error is the registry's.
-const ATTEMPTS: usize = 5;
+const ATTEMPTS: u32 = 5;
 /// The longest wait a `Retry-After` is honoured for; longer, the request fails now (an interval
 /// later tries again).
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
@@ -455,8 +455,9 @@ impl Registries {
                 return Ok(response);
             }
             // Without a Retry-After: 1, 2, 4, 8 s.
-            let asked = response.retry_after.map(Duration::from_secs);
-            let wait = asked.unwrap_or(Duration::from_secs(1 << (attempt - 1).min(6)));
+            let wait = (response.retry_after).unwrap_or_else(|| {
+                weaver_net::retry::exponential(Duration::from_secs(1), attempt, Duration::from_secs(64))
+            });
             let left = check.deadline.left().unwrap_or_default();
             let why = match () {
                 _ if attempt == ATTEMPTS => format!("it was asked {ATTEMPTS} times, each after the wait it asked for"),

@@ -96,7 +96,7 @@ fn regex(pattern: &str, must: bool) -> Result<Regex, FuncError> {
         if must {
             FuncError::new(e)
         } else {
-            let quoted = if can_backquote(pattern) {
+            let quoted = if gotemplate::strconv::can_backquote(pattern) {
                 format!("`{pattern}`")
             } else {
                 gotemplate::strconv::quote(pattern, false)
@@ -104,11 +104,6 @@ fn regex(pattern: &str, must: bool) -> Result<Regex, FuncError> {
             FuncError::new(format!("regexp: Compile({quoted}): {e}"))
         }
     })
-}
-
-/// strconv.CanBackquote.
-fn can_backquote(s: &str) -> bool {
-    s.chars().all(|c| c == '\t' || !(c < ' ' || c == '`' || c == '\u{7f}' || c == '\u{feff}'))
 }
 
 /// Compiles Go syntax, or returns Go's error text. Charts call `regexReplaceAll` and friends with

@@ -130,12 +130,11 @@ fn post(url: &str, body: &[u8], timeout: Duration) -> Result<Sent, Failure> {
 fn answered(status: StatusCode, headers: &ureq::http::HeaderMap) -> Attempt {
     let code = status.as_u16();
     let retry = matches!(code, 408 | 429) || status.is_server_error();
-    // Retry-After in seconds, as Slack sends it with 429; an HTTP date is not worth parsing here.
     let asked = headers
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs);
+        .and_then(|v| weaver_net::retry::retry_after(v, jiff::Timestamp::now()))
+        .unwrap_or(Duration::ZERO);
     let reason = match status.canonical_reason() {
         Some(text) => format!("the webhook answered {code} {text}"),
         None => format!("the webhook answered {code}"),

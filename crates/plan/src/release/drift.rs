@@ -539,62 +539,13 @@ fn replaced(path: &str, recorded: &Value, live: &Value) -> FieldDrift {
     }
 }
 
-/// A Kubernetes resource quantity (`500m`, `1Gi`, `0.5`, `1e3`) as an exact `(m, e)` with
-/// value m·10^e and m without trailing zeros, so equal quantities compare equal.
+/// A scalar as a resource quantity's exact value (`weaver_quantity::value`), a number as its text.
 fn quantity(value: &Value) -> Option<(i128, i32)> {
-    let text = match value {
-        Value::String(s) => s.trim().to_string(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    let (negative, rest) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix('+').unwrap_or(&text)),
-    };
-    let end = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
-    let (number, suffix) = rest.split_at(end);
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
-        return None;
+    match value {
+        Value::String(s) => weaver_quantity::value(s),
+        Value::Number(n) => weaver_quantity::value(&n.to_string()),
+        _ => None,
     }
-    let digits = format!("{whole}{fraction}");
-    if digits.len() > 30 {
-        return None;
-    }
-    let mut mantissa: i128 = digits.parse().ok()?;
-    let mut exponent = -i32::try_from(fraction.len()).ok()?;
-    let (power_of_ten, power_of_two) = match suffix {
-        "" => (0, 0),
-        "n" => (-9, 0),
-        "u" => (-6, 0),
-        "m" => (-3, 0),
-        "k" => (3, 0),
-        "M" => (6, 0),
-        "G" => (9, 0),
-        "T" => (12, 0),
-        "P" => (15, 0),
-        "E" => (18, 0),
-        "Ki" => (0, 10),
-        "Mi" => (0, 20),
-        "Gi" => (0, 30),
-        "Ti" => (0, 40),
-        "Pi" => (0, 50),
-        "Ei" => (0, 60),
-        other => match other.strip_prefix(['e', 'E']) {
-            Some(exp) => (exp.parse::<i32>().ok().filter(|e| e.abs() < 1000)?, 0),
-            None => return None,
-        },
-    };
-    mantissa = mantissa.checked_mul(1_i128.checked_shl(power_of_two)?)?;
-    exponent += power_of_ten;
-    if mantissa == 0 {
-        return Some((0, 0));
-    }
-    while mantissa % 10 == 0 {
-        mantissa /= 10;
-        exponent += 1;
-    }
-    Some((if negative { -mantissa } else { mantissa }, exponent))
 }
 
 #[cfg(test)]

@@ -349,8 +349,8 @@ pub(super) fn remote_chart(
             digest.to_string()
         }
         (None, Some((constraint, version_at))) => {
-            let any = sprig::semver::Version::parse("0.0.0").expect("0.0.0 is a version");
-            if let Err(reason) = sprig::semver::satisfies(constraint, &any) {
+            let any = weaver_semver::Version::parse("0.0.0").expect("0.0.0 is a version");
+            if let Err(reason) = weaver_semver::satisfies(constraint, &any) {
                 return Err(Error::at(
                     version_at.clone(),
                     format!("`version: {constraint}` is not a version constraint: {reason}"),

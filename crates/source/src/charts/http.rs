@@ -236,9 +236,8 @@ pub struct Response {
     pub etag: Option<String>,
     /// The `Docker-Content-Digest` header: the digest of the manifest a registry answered with.
     pub digest: Option<String>,
-    /// The `Retry-After` header of a 429 or 503, in seconds (the HTTP-date form is read as a
-    /// second: registries send seconds).
-    pub retry_after: Option<u64>,
+    /// The wait the `Retry-After` header of a 429 or 503 asks for (seconds or an HTTP date).
+    pub retry_after: Option<Duration>,
     /// The body was over the limit [`Connection::send_bounded`] was given, and is not read.
     pub over_limit: bool,
 }
@@ -446,7 +445,8 @@ impl Connection {
             let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
             let etag = header("etag");
             let digest = header("docker-content-digest");
-            let retry_after = header("retry-after").map(|v| v.trim().parse::<u64>().unwrap_or(1));
+            let retry_after =
+                header("retry-after").and_then(|v| weaver_net::retry::retry_after(&v, jiff::Timestamp::now()));
             let (body, over_limit) = match response.body_mut().with_config().limit(max_body).read_to_vec() {
                 Ok(body) => (body, false),
                 Err(ureq::Error::BodyExceedsLimit(_)) => (Vec::new(), true),

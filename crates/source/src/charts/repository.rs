@@ -54,11 +54,11 @@ pub fn choose<'a>(index: &'a Index, chart: &RemoteChart) -> Result<&'a IndexEntr
 pub fn newest<'a, T>(versions: impl Iterator<Item = (&'a str, T)>, chart: &RemoteChart) -> Result<T> {
     let constraint = if chart.version.is_empty() { "*" } else { chart.version.as_str() };
     let mut all = Vec::new();
-    let mut best: Option<(sprig::semver::Version, T)> = None;
+    let mut best: Option<(weaver_semver::Version, T)> = None;
     for (text, item) in versions {
-        let Ok(version) = sprig::semver::Version::parse(text) else { continue };
+        let Ok(version) = weaver_semver::Version::parse(text) else { continue };
         all.push(version.clone());
-        if !sprig::semver::satisfies(constraint, &version).unwrap_or(false) {
+        if !weaver_semver::satisfies(constraint, &version).unwrap_or(false) {
             continue;
         }
         if best.as_ref().is_none_or(|(b, _)| version.compare(b).is_gt()) {

@@ -1,6 +1,6 @@
-//! The architecture page is the truth: every crate of the workspace has a row in its table, no
-//! crate depends on a weaver crate its row does not allow, and the cycles between a crate's modules
-//! are those it lists as kept.
+//! The architecture page is the truth: every crate of the workspace has a level in its table, no
+//! crate depends on a crate of its own level or above but the exceptions it lists, and the cycles
+//! between a crate's modules are those it lists as kept.
 
 mod modules;
 
@@ -9,18 +9,45 @@ use std::path::Path;
 
 const PAGE: &str = "docs/src/architecture/README.md";
 
-/// The table's rows: each crate and the weaver crates it may depend on.
-fn allowed(page: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let crate_name = |cell: &str| -> Vec<String> {
-        cell.split('`').skip(1).step_by(2).filter(|name| name.starts_with("weaver-")).map(str::to_string).collect()
-    };
-    page.lines()
-        .filter(|line| line.starts_with("| `weaver-"))
-        .map(|line| {
-            let cells: Vec<&str> = line.trim_matches('|').split(" | ").collect();
-            let name = crate_name(cells[0]).remove(0);
-            let may = crate_name(cells.last().expect("a row has cells")).into_iter().collect();
-            (name, may)
+/// Where a crate sits: a level (1 the lowest), or among the crates only tests depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Of(u32),
+    Tests,
+}
+
+/// The levels table's rows (`| 3 | `weaver-core` |`): each crate's level.
+fn levels(page: &str) -> BTreeMap<String, Level> {
+    let mut found = BTreeMap::new();
+    for line in page.lines() {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        let level = match cells.first().copied() {
+            Some("tests") => Level::Tests,
+            Some(number) => match number.parse() {
+                Ok(number) => Level::Of(number),
+                Err(_) => continue,
+            },
+            None => continue,
+        };
+        let crates = cells.get(1).copied().unwrap_or_default();
+        for name in crates.split('`').skip(1).step_by(2).filter(|name| name.starts_with("weaver-")) {
+            found.insert(name.to_string(), level);
+        }
+    }
+    found
+}
+
+/// The edges the page keeps against the rule: `- `weaver-a` → `weaver-b`: why`.
+fn exceptions(page: &str) -> BTreeSet<(String, String)> {
+    let list = page.split("Edges against the rule").nth(1).expect("the page's list of edges against the rule");
+    list.lines()
+        .skip_while(|line| !line.starts_with("- "))
+        .take_while(|line| !line.starts_with('#'))
+        .filter_map(|line| line.strip_prefix("- `"))
+        .filter_map(|line| {
+            let (from, rest) = line.split_once("` → `")?;
+            let (to, _) = rest.split_once('`')?;
+            Some((from.to_string(), to.to_string()))
         })
         .collect()
 }
@@ -43,49 +70,95 @@ fn dependencies(root: &Path) -> BTreeMap<String, BTreeSet<String>> {
     found
 }
 
-/// What the table and the crates disagree on: a crate without a row, a dependency its row does not
-/// allow, a row without a crate.
+/// What the rule and the crates disagree on: a crate without a level, an edge to a crate of the
+/// same level or above (or to a crate only tests may use) that is not a listed exception, an
+/// exception that is no longer an edge, a level given to no crate.
 fn disagreements(
-    allowed: &BTreeMap<String, BTreeSet<String>>,
+    levels: &BTreeMap<String, Level>,
+    exceptions: &BTreeSet<(String, String)>,
     actual: &BTreeMap<String, BTreeSet<String>>,
 ) -> Vec<String> {
     let mut wrong = Vec::new();
     for (name, deps) in actual {
-        match allowed.get(name) {
-            None => wrong.push(format!("{name} has no row in the table")),
-            Some(may) => wrong.extend(
-                deps.difference(may).map(|dep| format!("{name} depends on {dep}, which its row does not allow")),
-            ),
+        let Some(&level) = levels.get(name) else {
+            wrong.push(format!("{name} has no level in the table"));
+            continue;
+        };
+        for dep in deps {
+            let allowed = match (level, levels.get(dep)) {
+                (_, None) => continue, // reported as that crate's own
+                (Level::Of(from), Some(Level::Of(to))) => to < &from,
+                (Level::Tests, Some(Level::Of(_))) => true,
+                (_, Some(Level::Tests)) => false,
+            };
+            if !allowed && !exceptions.contains(&(name.clone(), dep.clone())) {
+                let level_of = |level: &Level| match level {
+                    Level::Of(n) => format!("level {n}"),
+                    Level::Tests => "tests only".to_string(),
+                };
+                wrong.push(format!(
+                    "{name} ({}) depends on {dep} ({}): a crate depends only on crates of lower levels",
+                    level_of(&level),
+                    level_of(&levels[dep])
+                ));
+            }
+        }
+    }
+    for (from, to) in exceptions {
+        if !actual.get(from).is_some_and(|deps| deps.contains(to)) {
+            wrong.push(format!(
+                "{from} → {to} is listed against the rule, but is no longer an edge: take it off the list"
+            ));
         }
     }
     wrong.extend(
-        allowed.keys().filter(|name| !actual.contains_key(*name)).map(|name| format!("{name} has a row, but no crate")),
+        levels
+            .keys()
+            .filter(|name| !actual.contains_key(*name))
+            .map(|name| format!("{name} has a level, but no crate")),
     );
     wrong
 }
 
 #[test]
-fn every_crate_depends_only_on_what_the_architecture_page_allows() {
+fn every_crate_depends_only_on_crates_of_lower_levels() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let page = std::fs::read_to_string(root.join(PAGE)).expect(PAGE);
-    let wrong = disagreements(&allowed(&page), &dependencies(root));
+    let wrong = disagreements(&levels(&page), &exceptions(&page), &dependencies(root));
     assert!(wrong.is_empty(), "{PAGE} and the crates disagree:\n{}", wrong.join("\n"));
 }
 
 #[test]
-fn an_edge_the_table_does_not_allow_and_a_crate_without_a_row_are_found() {
-    let page = "| crate | owns | may depend on |\n|---|---|---|\n| `weaver-a` | a, on `weaver-b`'s side | nothing of weaver |\n| `weaver-b` | b | `weaver-a` |\n";
-    let allowed = allowed(page);
+fn an_edge_up_or_across_a_level_a_crate_without_one_and_a_stale_exception_are_found() {
+    let page = "| level | crates |\n|---|---|\n| 2 | `weaver-b`, `weaver-c` |\n| 1 | `weaver-a` |\n| tests | `weaver-t` |\n\n\
+                Edges against the rule:\n\n- `weaver-c` → `weaver-b`: why\n";
+    let (levels, exceptions) = (levels(page), exceptions(page));
     let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
-    let fine = BTreeMap::from([("weaver-a".to_string(), set(&[])), ("weaver-b".to_string(), set(&["weaver-a"]))]);
-    assert_eq!(disagreements(&allowed, &fine), Vec::<String>::new());
-    let upward =
-        BTreeMap::from([("weaver-a".to_string(), set(&["weaver-b"])), ("weaver-b".to_string(), set(&["weaver-a"]))]);
-    assert_eq!(disagreements(&allowed, &upward), ["weaver-a depends on weaver-b, which its row does not allow"]);
-    let unlisted = BTreeMap::from([("weaver-c".to_string(), set(&[]))]);
+    let crates = |edges: &[(&str, &[&str])]| -> BTreeMap<String, BTreeSet<String>> {
+        let mut all: BTreeMap<String, BTreeSet<String>> =
+            ["weaver-a", "weaver-b", "weaver-c", "weaver-t"].iter().map(|n| (n.to_string(), set(&[]))).collect();
+        all.extend(edges.iter().map(|(from, to)| (from.to_string(), set(to))));
+        all
+    };
+    let fine =
+        crates(&[("weaver-b", &["weaver-a"]), ("weaver-c", &["weaver-a", "weaver-b"]), ("weaver-t", &["weaver-a"])]);
+    assert_eq!(disagreements(&levels, &exceptions, &fine), Vec::<String>::new());
+    let wrong = crates(&[("weaver-a", &["weaver-b"]), ("weaver-b", &["weaver-c", "weaver-t"])]);
     assert_eq!(
-        disagreements(&allowed, &unlisted),
-        ["weaver-c has no row in the table", "weaver-a has a row, but no crate", "weaver-b has a row, but no crate"]
+        disagreements(&levels, &exceptions, &wrong),
+        [
+            "weaver-a (level 1) depends on weaver-b (level 2): a crate depends only on crates of lower levels",
+            "weaver-b (level 2) depends on weaver-c (level 2): a crate depends only on crates of lower levels",
+            "weaver-b (level 2) depends on weaver-t (tests only): a crate depends only on crates of lower levels",
+            "weaver-c → weaver-b is listed against the rule, but is no longer an edge: take it off the list",
+        ]
+    );
+    let mut unlisted = fine.clone();
+    unlisted.insert("weaver-d".to_string(), set(&[]));
+    unlisted.remove("weaver-t");
+    assert_eq!(
+        disagreements(&levels, &exceptions, &unlisted),
+        ["weaver-d has no level in the table", "weaver-t has a level, but no crate"]
     );
 }
 

@@ -20,7 +20,7 @@ fn connect(cluster: &TestCluster) -> Cluster {
 fn options(namespace: &str, holder: &str, wait: Duration) -> LockOptions {
     LockOptions {
         namespace: namespace.to_string(),
-        subject: LockSubject::Environment("dev".to_string()),
+        subject: LockSubject::Environment { name: "dev".to_string(), file: "environments/dev.yaml".into() },
         holder: holder.to_string(),
         wait,
         lease_duration: Duration::from_secs(30),
@@ -63,7 +63,8 @@ fn the_first_acquirer_creates_the_lease_where_the_environment_says_and_release_c
     let repo = Repo::empty();
     repo.write("environments/dev.yaml", &format!("cluster:\n  lockNamespace: {namespace}\n"));
     let environment = Project::new(Arc::new(FsSource::new(repo.path()))).environment("dev").unwrap();
-    let options = LockOptions::new(&environment, Duration::ZERO);
+    let file = weaver_project::environment::environment_path(&environment.name);
+    let options = LockOptions::environment(&environment.name, file, &environment.lock_namespace, Duration::ZERO);
     assert_eq!(options.lease_duration, Duration::from_secs(30));
     let weaver = connect(&cluster);
     let held = cluster.block_on(acquire(&weaver, &options));

@@ -47,8 +47,9 @@ fn wait(kubeconfig: &Path, objects: &[Value], timeout: Duration) -> (WaitOutcome
             })
             .collect();
         let mut log = Vec::new();
+        let no_rules: &[weaver_project::HealthCheck] = &[];
         let outcome = weaver
-            .wait_ready(&targets, &[], timeout, 4, |progress| {
+            .wait_ready(&targets, no_rules, timeout, 4, |progress| {
                 log.extend(progress.became_ready.iter().map(|object| format!("ready {object}")));
                 log.extend(progress.not_ready.iter().map(|n| format!("waiting {n}")));
             })

@@ -2,7 +2,7 @@
 //! the server said, and what to try.
 
 use std::error::Error as StdError;
-pub use weaver_project::humanize;
+pub use weaver_core::time::humanize;
 
 use super::ClusterInfo;
 use weaver_core::error::Error;

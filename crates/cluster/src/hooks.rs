@@ -20,7 +20,7 @@ const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500)
 pub fn hook_done(object: &Value) -> Readiness {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     match (api_group(api_version), object["kind"].as_str().unwrap_or_default()) {
-        ("batch", "Job") => super::ready::readiness(object, &[]),
+        ("batch", "Job") => super::ready::built_in_readiness(object),
         ("", "Pod") => match object.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending") {
             "Succeeded" => Readiness::Ready,
             "Failed" => Readiness::Failed(format!(

@@ -13,6 +13,7 @@
 //! Release clears `holderIdentity` rather than deleting the Lease: that needs no `delete`
 //! permission, keeps `leaseTransitions` counting, and is what client-go does on release.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
@@ -26,8 +27,6 @@ use super::error::humanize;
 use super::retry::{GaveUp, Retrier};
 use super::{Cluster, ClusterInfo};
 use weaver_core::error::{Error, Result};
-use weaver_project::Environment;
-use weaver_project::environment::environment_path;
 
 /// How long a holder keeps the lock without renewing it, unless told otherwise.
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(30);
@@ -51,11 +50,12 @@ pub struct LockOptions {
 }
 
 impl LockOptions {
-    /// The lock of `environment`, held by this process for [`DEFAULT_LEASE_DURATION`].
-    pub fn new(environment: &Environment, wait: Duration) -> LockOptions {
+    /// The lock of environment `name` (written in `file`) in `namespace`, held by this process
+    /// for [`DEFAULT_LEASE_DURATION`].
+    pub fn environment(name: &str, file: PathBuf, namespace: &str, wait: Duration) -> LockOptions {
         LockOptions {
-            namespace: environment.lock_namespace.clone(),
-            subject: LockSubject::Environment(environment.name.clone()),
+            namespace: namespace.to_string(),
+            subject: LockSubject::Environment { name: name.to_string(), file },
             holder: this_process(),
             wait,
             lease_duration: DEFAULT_LEASE_DURATION,
@@ -81,8 +81,9 @@ impl LockOptions {
 /// What a Lease guards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockSubject {
-    /// Applies of an environment: Lease `weaver-lock-<env>`.
-    Environment(String),
+    /// Applies of environment `name`: Lease `weaver-lock-<name>`. `file` is where the
+    /// environment is written, whose `cluster.lockNamespace` chooses the Lease's namespace.
+    Environment { name: String, file: PathBuf },
     /// Leadership among the replicas of a controller: a Lease of that name.
     Leadership(String),
 }
@@ -90,7 +91,7 @@ pub enum LockSubject {
 impl LockSubject {
     pub fn lease_name(&self) -> String {
         match self {
-            LockSubject::Environment(env) => format!("weaver-lock-{env}"),
+            LockSubject::Environment { name, .. } => format!("weaver-lock-{name}"),
             LockSubject::Leadership(name) => name.clone(),
         }
     }
@@ -98,7 +99,7 @@ impl LockSubject {
     /// `environment `dev``, `leadership of `configmapsync-operator``.
     fn what(&self) -> String {
         match self {
-            LockSubject::Environment(env) => format!("environment `{env}`"),
+            LockSubject::Environment { name, .. } => format!("environment `{name}`"),
             LockSubject::Leadership(name) => format!("leadership of `{name}`"),
         }
     }
@@ -106,9 +107,7 @@ impl LockSubject {
     /// Where the user can choose another namespace for the Lease.
     fn namespace_setting(&self) -> String {
         match self {
-            LockSubject::Environment(env) => {
-                format!("`cluster.lockNamespace` in {}", environment_path(env).display())
-            }
+            LockSubject::Environment { file, .. } => format!("`cluster.lockNamespace` in {}", file.display()),
             LockSubject::Leadership(_) => "--leader-election-namespace".to_string(),
         }
     }
@@ -411,7 +410,7 @@ impl LeaseRef {
     fn lost(&self, why: &str) -> Error {
         let error = Error::new(format!("lost the lock of {} ({}): {why}", self.subject.what(), self.describe()));
         match self.subject {
-            LockSubject::Environment(_) => {
+            LockSubject::Environment { .. } => {
                 error.with_help("another process may be applying this environment now; check, then apply again")
             }
             LockSubject::Leadership(_) => error.with_help("another replica leads now; this one stops"),
@@ -549,7 +548,7 @@ pub fn this_replica() -> String {
 }
 
 /// `alice@build-7 pid 4242`: enough for someone waiting to find the process holding the lock.
-fn this_process() -> String {
+pub fn this_process() -> String {
     let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
     let mut name = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname writes at most that much.

@@ -18,7 +18,7 @@ use weaver_plan::release::adopt::{
 };
 use weaver_plan::release::record::{self, LABEL_LOCK_NAMESPACE, LABEL_STATUS, Record, Records, Status, Wanted};
 use weaver_project::Release;
-use weaver_render::RenderedRelease;
+use weaver_project::RenderedRelease;
 
 /// What the cluster has of some releases: the objects carrying their release label, and the
 /// last deployed record of each.

@@ -37,10 +37,9 @@
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
+use weaver_core::health::{HealthRule, Verdict};
+use weaver_core::manifest::Owned;
 use weaver_core::manifest::api_group;
-use weaver_plan::release::status::Owned;
-use weaver_project::HealthCheck;
-use weaver_project::health::Verdict;
 
 /// Whether an object is ready, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,20 +55,26 @@ pub enum Readiness {
 }
 
 /// How ready `object` (as the server returned it, with its status) is, `checks` being the
-/// user's rules by kind.
-pub fn readiness(object: &Value, checks: &[HealthCheck]) -> Readiness {
+/// user's rules by kind: the rule of its kind decides, else [`built_in_readiness`].
+pub fn readiness(object: &Value, checks: &[impl HealthRule]) -> Readiness {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
-    if let Some(since) = object.pointer("/metadata/deletionTimestamp").and_then(Value::as_str) {
-        return Readiness::Pending(format!("being deleted (since {since})"));
+    match checks.iter().find(|c| c.selects(api_version, kind)) {
+        Some(check) if being_deleted(object).is_none() => by_rule(object, check),
+        _ => built_in_readiness(object),
     }
-    if let Some(check) = checks.iter().find(|c| c.selects(api_version, kind)) {
-        return by_rule(object, check);
+}
+
+/// How ready `object` is by kstatus's conditions and the built-in kinds' rules alone.
+pub fn built_in_readiness(object: &Value) -> Readiness {
+    if let Some(deleting) = being_deleted(object) {
+        return deleting;
     }
     if let Some(said) = reconciling_or_stalled(object) {
         return said;
     }
-    match (api_group(api_version), kind) {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    match (api_group(object["apiVersion"].as_str().unwrap_or_default()), kind) {
         ("apps", "Deployment") => deployment(object),
         ("apps", "StatefulSet") => stateful_set(object),
         ("apps", "DaemonSet") => daemon_set(object),
@@ -80,6 +85,11 @@ pub fn readiness(object: &Value, checks: &[HealthCheck]) -> Readiness {
         ("", "PersistentVolumeClaim") => claim(object),
         _ => ready_condition(object),
     }
+}
+
+fn being_deleted(object: &Value) -> Option<Readiness> {
+    let since = object.pointer("/metadata/deletionTimestamp").and_then(Value::as_str)?;
+    Some(Readiness::Pending(format!("being deleted (since {since})")))
 }
 
 /// A count from the status or spec; Go's `omitempty` leaves zeros out.
@@ -152,17 +162,17 @@ fn reconciling_or_stalled(object: &Value) -> Option<Readiness> {
 }
 
 /// A user's CEL rule decides, after the generation check (Flux's order).
-fn by_rule(object: &Value, check: &HealthCheck) -> Readiness {
+fn by_rule(object: &Value, check: &impl HealthRule) -> Readiness {
     if let Some(pending) = stale(object) {
         return pending;
     }
-    let said = |field: &str| format!("`{field}` of the health check at {} is true", check.at);
+    let said = |field: &str| format!("`{field}` of the health check at {} is true", check.at());
     match check.evaluate(object) {
         Verdict::Current => Readiness::Ready,
         Verdict::InProgress => explained(said("inProgress"), object),
         Verdict::Failed => Readiness::Failed(with_conditions(said("failed"), object)),
         Verdict::NoneTrue => {
-            explained(format!("`current` of the health check at {} is not true yet", check.at), object)
+            explained(format!("`current` of the health check at {} is not true yet", check.at()), object)
         }
         Verdict::Error(why) => Readiness::Unknown(why),
     }
@@ -573,10 +583,11 @@ fn ready_condition(object: &Value) -> Readiness {
 mod tests {
     use super::*;
     use serde_json::json;
+    use weaver_project::HealthCheck;
 
     /// Without user rules.
     fn readiness_of(object: &Value) -> Readiness {
-        readiness(object, &[])
+        built_in_readiness(object)
     }
 
     fn pending(readiness: Readiness) -> String {
@@ -886,7 +897,7 @@ mod tests {
             "metadata": {"name": "shop", "namespace": "team", "generation": 1},
             "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "False",
                 "reason": "AwaitingApproval", "message": "the plan of abc1234 waits for approval"}]}});
-        assert!(pending(readiness(&sync, &[])).contains("AwaitingApproval"));
+        assert!(pending(built_in_readiness(&sync)).contains("AwaitingApproval"));
         let check = rule(
             "apiVersion: weaver.example.com/v1beta1\nkind: EnvironmentSync\ncurrent: \"status.?conditions.orValue([]).exists(c, c.type == 'Ready' && (c.status == 'True' || c.reason == 'AwaitingApproval'))\"\n",
         );
@@ -1055,7 +1066,7 @@ mod tests {
             waiting("CrashLoopBackOff", "back-off 5m0s restarting failed container", "2020-01-01T00:00:00Z");
         let (deployment, objects) =
             rolled_deployment(&[("web-new-a", "web-new", pulling), ("web-old-a", "web-old", old_crashing)]);
-        let owned = weaver_plan::release::status::owned_by(&objects);
+        let owned = weaver_core::manifest::owned_by(&objects);
         let judged = with_pods(readiness_of(&deployment), &deployment, &owned, Timestamp::now());
         // Only the newest ReplicaSet's Pods, and past the grace: the wait ends.
         assert_eq!(
@@ -1066,7 +1077,7 @@ mod tests {
         // Within the grace: said, still waited for.
         let recent = waiting("ErrImagePull", "rpc error: not found", &Timestamp::now().to_string());
         let (deployment, objects) = rolled_deployment(&[("web-new-a", "web-new", recent)]);
-        let owned = weaver_plan::release::status::owned_by(&objects);
+        let owned = weaver_core::manifest::owned_by(&objects);
         assert_eq!(
             pending(with_pods(readiness_of(&deployment), &deployment, &owned, Timestamp::now())),
             "0 of 1 updated replicas available; Pod shop/web-new-a ErrImagePull: rpc error: not found (container web)"

@@ -13,9 +13,9 @@ use super::error::humanize;
 use super::ready::{PodTrouble, Readiness, pod_trouble, readiness, with_trouble, workload_kind, worst_pod_trouble};
 use super::{Cluster, ManagedFields, ServedKind};
 use weaver_core::error::{Error, Result};
+use weaver_core::health::HealthRule;
 use weaver_core::manifest::ListTarget;
-use weaver_plan::release::status::owned_by;
-use weaver_project::HealthCheck;
+use weaver_core::manifest::owned_by;
 
 /// How long to wait between reads of the objects not ready yet.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -134,7 +134,7 @@ impl Cluster {
     pub async fn wait_ready(
         &self,
         objects: &[(ObjectRef, ServedKind)],
-        checks: &[HealthCheck],
+        checks: &[impl HealthRule],
         timeout: Duration,
         concurrency: usize,
         mut on_progress: impl FnMut(&WaitProgress),
@@ -201,7 +201,12 @@ impl Cluster {
 
     /// How ready `object` is; a workload not ready with why its Pods are not (and failed once
     /// one's trouble is lasting), a Pod in trouble the kubelet retries failed only once it is.
-    async fn readiness_of(&self, object: &ObjectRef, served: &ServedKind, checks: &[HealthCheck]) -> Result<Readiness> {
+    async fn readiness_of(
+        &self,
+        object: &ObjectRef,
+        served: &ServedKind,
+        checks: &[impl HealthRule],
+    ) -> Result<Readiness> {
         // Through `get`, so a transient failure during a long wait is retried, not fatal.
         let Some(live) = self.get(served, object.namespace.as_deref(), &object.name).await? else {
             return Ok(Readiness::Pending("not found yet".to_string()));

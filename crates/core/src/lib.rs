@@ -2,6 +2,7 @@
 //! pipeline passes them (identity, names, what makes one sendable).
 
 pub mod error;
+pub mod health;
 pub mod limits;
 pub mod manifest;
 pub mod time;

@@ -260,6 +260,21 @@ impl Scopes {
     }
 }
 
+/// Live objects by the uid of each owner their `ownerReferences` name.
+pub type Owned<'a> = HashMap<&'a str, Vec<&'a Value>>;
+
+/// `objects` by the owners they name.
+pub fn owned_by<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Owned<'a> {
+    let mut owned: Owned = HashMap::new();
+    for object in objects {
+        let owners = object.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten();
+        for uid in owners.filter_map(|owner| owner.get("uid").and_then(Value::as_str)) {
+            owned.entry(uid).or_default().push(object);
+        }
+    }
+    owned
+}
+
 use weaver_kube_schema::apimachinery::NameRule;
 pub use weaver_kube_schema::apimachinery::is_dns1123_label;
 

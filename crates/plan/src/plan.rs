@@ -21,7 +21,7 @@ use weaver_core::error::{Error, Location, Result};
 use weaver_core::manifest::{LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_RELEASE, ObjectKey, ObjectKeyRef, label};
 use weaver_helm::hooks;
 use weaver_project::IgnoreRule;
-use weaver_render::RenderedRelease;
+use weaver_project::RenderedRelease;
 
 /// Objects carrying this annotation are never pruned, so never planned for deletion.
 pub const PRUNE_ANNOTATION: &str = "weaver.example.com/prune";

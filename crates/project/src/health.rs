@@ -19,6 +19,7 @@ use serde_saphyr::Spanned;
 
 use super::ignore::{check, kind_problem, location};
 use weaver_core::error::{Error, Location, Result};
+use weaver_core::health::{HealthRule, Verdict};
 use weaver_core::manifest::{api_group, is_dns1123_label};
 
 /// A rule as written.
@@ -71,19 +72,6 @@ impl fmt::Debug for Expression {
     }
 }
 
-/// What one rule says of an object.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
-    Current,
-    InProgress,
-    Failed,
-    /// No expression is true: progressing, as Flux takes it.
-    NoneTrue,
-    /// An expression could not be evaluated (a field it reads is absent, it gave no bool):
-    /// the health is unknown.
-    Error(String),
-}
-
 /// The standard library, the strings and lists extensions (Flux enables cel-go's strings,
 /// sets and encoders), and optional values. Built once: every expression compiles and runs in it.
 static ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| {
@@ -92,6 +80,20 @@ static ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| {
     env.add_extension(cel::extensions::lists).expect("the lists extension declares new functions");
     Arc::new(env)
 });
+
+impl HealthRule for HealthCheck {
+    fn selects(&self, api_version: &str, kind: &str) -> bool {
+        HealthCheck::selects(self, api_version, kind)
+    }
+
+    fn evaluate(&self, object: &Value) -> Verdict {
+        HealthCheck::evaluate(self, object)
+    }
+
+    fn at(&self) -> &Location {
+        &self.at
+    }
+}
 
 impl HealthCheck {
     pub fn parse(file: &Path, spanned: Spanned<HealthCheckFile>) -> Result<HealthCheck> {

@@ -7,6 +7,7 @@ pub mod ignore;
 pub mod image_updates;
 pub mod notifications;
 pub mod promotion;
+mod rendered;
 pub mod selector;
 pub mod settings;
 pub mod source;
@@ -19,6 +20,7 @@ pub use chart::Chart;
 pub use environment::{Environment, Release};
 pub use health::HealthCheck;
 pub use ignore::IgnoreRule;
+pub use rendered::RenderedRelease;
 pub use selector::Selector;
 pub use source::{FsSource, MemorySource, Source};
 

@@ -20,7 +20,7 @@ use weaver_core::error::{Error, Result};
 use weaver_core::manifest::{ObjectKey, Scopes};
 use weaver_plan::plan::{Plan, plan_adopting};
 use weaver_project::Environment;
-use weaver_render::RenderedRelease;
+use weaver_project::RenderedRelease;
 
 /// What `apply` and `rollback` share.
 #[derive(Debug, Clone)]
@@ -268,7 +268,7 @@ pub(super) fn apply_options(
         wait: settings.wait,
         timeout: settings.timeout,
         // As the lock names its holder (the pod, in a pod), so the Lease and the record agree.
-        applied_by: settings.applier.clone().unwrap_or_else(|| LockOptions::new(env, settings.lock_timeout).holder),
+        applied_by: settings.applier.clone().unwrap_or_else(weaver_cluster::this_process),
         health_checks: env.releases.iter().map(|r| (r.name.clone(), r.health_checks.clone())).collect(),
         commit: provenance.as_ref().map(|(commit, _)| commit.clone()),
         dirty: provenance.map(|(_, dirty)| dirty),
@@ -309,7 +309,9 @@ pub(super) async fn execute(
     let lock = match settings.dry_run {
         true => None,
         false => {
-            let mut lock_options = LockOptions::new(env, settings.lock_timeout);
+            let file = weaver_project::environment::environment_path(&env.name);
+            let mut lock_options =
+                LockOptions::environment(&env.name, file, &env.lock_namespace, settings.lock_timeout);
             lock_options.lease_duration = settings.lock_lease;
             if let Some(applier) = &settings.applier {
                 lock_options.holder = applier.clone();

@@ -237,7 +237,7 @@ async fn controller(
         let subject = format!("controller/{namespace}/{name}");
         let ready = deployment.pointer("/status/readyReplicas").and_then(Value::as_u64).unwrap_or(0);
         let wanted = deployment.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
-        findings.push(match weaver_cluster::readiness(deployment, &[]) {
+        findings.push(match weaver_cluster::built_in_readiness(deployment) {
             Readiness::Ready => Finding::ok(subject, format!("{ready}/{wanted} replicas ready")),
             Readiness::Pending(why) | Readiness::Failed(why) | Readiness::Unknown(why) => Finding::failed(
                 subject,

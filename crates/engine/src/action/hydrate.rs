@@ -412,7 +412,7 @@ impl EnvironmentWriter<'_> {
     /// out, each recorded in `report`. None when the release has no object to write.
     fn release_file(
         &self,
-        release: &weaver_render::RenderedRelease,
+        release: &weaver_project::RenderedRelease,
         path: &str,
         previous: Option<&[u8]>,
         mode: SecretObjects,

@@ -22,7 +22,7 @@ use weaver_plan::plan::Plan;
 use weaver_plan::plan::{KeptPlans, plan_adopting, plan_against, plan_with_records};
 use weaver_plan::release::record::{Record, Records};
 use weaver_project::Environment;
-use weaver_render::RenderedRelease;
+use weaver_project::RenderedRelease;
 
 /// What the desired state is compared with.
 #[derive(Debug, Clone)]

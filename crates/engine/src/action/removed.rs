@@ -10,7 +10,7 @@ use weaver_cluster::observe::deployed_records_everywhere;
 use weaver_core::error::Result;
 use weaver_core::manifest::{LABEL_RELEASE, ObjectKey};
 use weaver_project::Environment;
-use weaver_render::RenderedRelease;
+use weaver_project::RenderedRelease;
 use weaver_secrets::Redactor;
 
 /// Where `--prune-releases` looks for the records of releases an environment no longer has.

@@ -191,7 +191,7 @@ fn warn_of_releases<'a>(warnings: impl Iterator<Item = &'a String>, on: OnProgre
 
 /// A release's documents formatted, and how many values that redacted.
 fn format_release(
-    release: &mut weaver_render::RenderedRelease,
+    release: &mut weaver_project::RenderedRelease,
     format: Format,
     redactor: &Redactor,
 ) -> (String, usize) {

@@ -12,7 +12,7 @@ use weaver_core::error::{Error, Result};
 use weaver_core::manifest::Manifest;
 use weaver_plan::release::record::{Record, RecordedObject, Status, secret_name};
 use weaver_project::Release;
-use weaver_render::RenderedRelease;
+use weaver_project::RenderedRelease;
 
 #[derive(Debug, Clone)]
 pub struct RollbackOptions {

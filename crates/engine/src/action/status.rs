@@ -18,14 +18,15 @@ use serde_json::Value;
 
 use weaver_cluster::observe::own_records;
 use weaver_cluster::{
-    Cluster, EVENTS_SHOWN, ManagedFields, ObjectEvent, Readiness, fields_parsed, newest_first, readiness, with_pods,
-    workload_kind,
+    Cluster, EVENTS_SHOWN, ManagedFields, ObjectEvent, Readiness, built_in_readiness, fields_parsed, newest_first,
+    readiness, with_pods, workload_kind,
 };
 use weaver_core::error::{Error, Result};
 use weaver_core::manifest::ListTarget;
+use weaver_core::manifest::owned_by;
 use weaver_plan::release::fingerprint::of_recorded;
 use weaver_plan::release::record::{Records, Wanted};
-use weaver_plan::release::status::{DEPENDENT_DEPTH, Health, ObjectHealth, Report, owned_by, release_health};
+use weaver_plan::release::status::{DEPENDENT_DEPTH, Health, ObjectHealth, Report, release_health};
 
 /// Status reads what drift reads: the selection, how to connect, how many requests at once.
 pub type StatusOptions = DriftOptions;
@@ -132,7 +133,7 @@ async fn judged(
     // A workload not ready is told with why its Pods are not: without the tree, they are read
     // only for that.
     let unready_workload =
-        |object: &&Value| workload_kind(object).is_some() && readiness(object, &[]) != Readiness::Ready;
+        |object: &&Value| workload_kind(object).is_some() && built_in_readiness(object) != Readiness::Ready;
     let pods = match in_detail || !by_key.values().any(unready_workload) {
         true => Vec::new(),
         false => dependents(cluster, &namespaces, options.concurrency, on).await,
@@ -157,7 +158,7 @@ async fn judged(
             let judge = || {
                 release_health(release, record, &by_key, &owned, place, |object| {
                     let judged = match release.health_checks.is_empty() {
-                        true => readiness(object, &[]),
+                        true => built_in_readiness(object),
                         // The environment's rules (CEL) may read any field, managedFields too, which
                         // the LISTs kept as text.
                         false => readiness(&fields_parsed(object), &release.health_checks),

@@ -28,7 +28,7 @@ use weaver_plan::plan::{Action, ObjectPlan, Plan};
 use weaver_plan::release::adopt::HelmRelease;
 use weaver_plan::release::record::{AdoptedFrom, HookOutcome, Records, Status, TakenFrom};
 use weaver_project::HealthCheck;
-use weaver_render::RenderedRelease;
+use weaver_project::RenderedRelease;
 
 /// How to apply.
 #[derive(Debug, Clone)]

@@ -18,8 +18,8 @@ use serde_json::Value;
 
 use super::drift::{Found, recorded_objects};
 use super::record::Record;
-use super::status::Owned;
 use weaver_core::manifest::ObjectKey;
+use weaver_core::manifest::Owned;
 
 /// What a judgment of one release read, hashed.
 pub struct Fingerprint(DefaultHasher);
@@ -128,7 +128,7 @@ mod tests {
             json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}});
         let record = Record::of_manifests(vec![manifest]);
         let live: HashMap<ObjectKey, &Value> = [(ObjectKey::of(deployment), deployment)].into();
-        let owned = super::super::status::owned_by(dependents);
+        let owned = weaver_core::manifest::owned_by(dependents);
         of_recorded(Some(&record), &live, |_| Some(Some("shop".to_string())), Some((&owned, 4)))
     }
 

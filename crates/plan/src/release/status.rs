@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::release::drift::{Found, RecordedObject, Revision, recorded_objects, unserved};
 use crate::release::record::{Record, Status};
-use weaver_core::manifest::ObjectKey;
+use weaver_core::manifest::{ObjectKey, Owned};
 use weaver_project::Release;
 
 /// How an object is doing; ordered from best to worst, so a release is as healthy as its
@@ -39,21 +39,6 @@ pub struct ObjectHealth {
     /// The live objects it owns (their `ownerReferences` name it), each with its own: a
     /// Deployment's ReplicaSets and their Pods. Empty unless the caller listed them.
     pub dependents: Vec<ObjectHealth>,
-}
-
-/// Live objects by the uid of each owner their `ownerReferences` name.
-pub type Owned<'a> = HashMap<&'a str, Vec<&'a Value>>;
-
-/// `objects` by the owners they name.
-pub fn owned_by<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Owned<'a> {
-    let mut owned: Owned = HashMap::new();
-    for object in objects {
-        let owners = object.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten();
-        for uid in owners.filter_map(|owner| owner.get("uid").and_then(Value::as_str)) {
-            owned.entry(uid).or_default().push(object);
-        }
-    }
-    owned
 }
 
 /// How deep a tree of dependents goes: Deployment, ReplicaSet, Pod, and a level to spare. A
@@ -194,6 +179,7 @@ mod tests {
     use super::*;
     use crate::release::drift::tests::release;
     use serde_json::json;
+    use weaver_core::manifest::owned_by;
 
     #[test]
     fn each_recorded_object_is_judged_and_missing_ones_fail() {

@@ -223,23 +223,6 @@ pub enum FetchFailure {
     Other,
 }
 
-impl FetchFailure {
-    /// The reason, CamelCase, for a status condition.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            FetchFailure::Unreachable => "GitUnreachable",
-            FetchFailure::AuthenticationFailed => "GitAuthenticationFailed",
-            FetchFailure::RefNotFound => "GitRefNotFound",
-            FetchFailure::HostKeyMismatch => "GitHostKeyMismatch",
-            FetchFailure::InvalidUrl => "InvalidSourceUrl",
-            FetchFailure::TooLarge => "GitFetchTooLarge",
-            FetchFailure::TimedOut => "GitFetchTimedOut",
-            FetchFailure::PushRejected => "GitPushRejected",
-            FetchFailure::Other => "GitFetchFailed",
-        }
-    }
-}
-
 /// A failed fetch. The message names the URL without its userinfo and says what to do; it
 /// never holds a credential.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
-use super::api::{EnvironmentSync, EnvironmentSyncStatus};
+use super::api::{EnvironmentResult, EnvironmentSync, EnvironmentSyncStatus};
 use super::plan::Work;
 use super::plan::{self, Gate};
 use super::reconcile::{self, Shared, seconds_since};
@@ -203,7 +203,7 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
         };
         match &gate {
             Gate::Suspended => Outcome::Suspended,
-            Gate::Invalid { reason, message } => Outcome::Invalid { reason, message: message.clone() },
+            Gate::Invalid { reason, message } => Outcome::Invalid { reason: reason.clone(), message: message.clone() },
             Gate::Go(spec) => {
                 let others = |namespace: &str, name: &str| cx.syncs.get(&ObjectRef::new(name).within(namespace));
                 reconcile::reconcile(&sync, spec, &cx.shared, others, &working).await
@@ -263,7 +263,9 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
             plan::retry_after(spec, reason, failing)
         }
         (_, Outcome::Waiting { .. }) => plan::DEPENDENCY_RETRY,
-        (Gate::Go(spec), Outcome::Done(done)) if done.environments.iter().any(|e| e.result == "Failed") => {
+        (Gate::Go(spec), Outcome::Done(done))
+            if done.environments.iter().any(|e| e.result == EnvironmentResult::Failed) =>
+        {
             spec.retry_interval
         }
         // Held by a window: again when it opens, if that is before the interval.
@@ -336,7 +338,9 @@ async fn tell(
     let changed = ready(previous).is_none_or(|before| before.reason != now.reason || before.message != now.message);
     let applied = match outcome {
         // A look at drift carries the last apply's results: only an apply is news.
-        Outcome::Done(done) => done.work == Work::Apply && done.environments.iter().any(|e| e.result == "Applied"),
+        Outcome::Done(done) => {
+            done.work == Work::Apply && done.environments.iter().any(|e| e.result == EnvironmentResult::Applied)
+        }
         _ => false,
     };
     if changed || applied {
@@ -358,9 +362,10 @@ async fn tell(
         publish(sync, cx, EventType::Normal, "Approved", &note).await;
     }
     if let Outcome::Done(done) = outcome {
-        let promoted = done.promotion.as_ref().map(|p| (PROMOTED, p.passed, p.reason, &p.message, p.pushed.is_some()));
+        let promoted =
+            done.promotion.as_ref().map(|p| (PROMOTED, p.passed, p.reason.as_str(), &p.message, p.pushed.is_some()));
         let updated =
-            done.images.as_ref().map(|u| (IMAGES_UPDATED, u.passed, u.reason, &u.message, u.pushed.is_some()));
+            done.images.as_ref().map(|u| (IMAGES_UPDATED, u.passed, u.reason.as_str(), &u.message, u.pushed.is_some()));
         for (type_, passed, reason, message, pushed) in promoted.into_iter().chain(updated) {
             let condition = |s: &EnvironmentSyncStatus| {
                 s.conditions.iter().find(|c| c.type_ == type_).map(|c| (c.reason.clone(), c.message.clone()))

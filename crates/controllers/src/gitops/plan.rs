@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use weaver_api::environment_sync::{GitAuthor, PromotionPush};
+use weaver_api::environment_sync::{GitAuthor, PromotionPush, Reason};
 use weaver_api::windows::Windows;
 
 pub use super::api::{
@@ -21,7 +21,6 @@ pub const HISTORY: usize = 5;
 /// by the same controller, turns Ready ([`woken_by`]).
 pub const DEPENDENCY_RETRY: Duration = Duration::from_secs(10);
 /// The Ready condition's reason while a dependency is not ready.
-pub const DEPENDENCY_NOT_READY: &str = "DependencyNotReady";
 
 /// The spec, checked and with its defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,15 +82,19 @@ pub const ACCESS_RETRY: Duration = Duration::from_secs(5);
 
 /// Failures that a user mends elsewhere (a Role granted, a Secret or ServiceAccount created),
 /// which no change of the EnvironmentSync tells the controller about.
-const MENDED_ELSEWHERE: &[&str] =
-    &["SecretUnreadable", "SecretNotFound", "ServiceAccountNotFound", "TokenRequestFailed"];
+fn mended_elsewhere(reason: &Reason) -> bool {
+    matches!(
+        reason,
+        Reason::SecretUnreadable | Reason::SecretNotFound | Reason::ServiceAccountNotFound | Reason::TokenRequestFailed
+    )
+}
 
 /// How soon a reconcile that failed with `reason` is retried, `failing` after the failure
 /// began (its Ready condition's transition): for a failure mended elsewhere, as long as it has
 /// lasted, at least [`ACCESS_RETRY`] (5 s, 5 s, 10 s, 20 s: doubling), at most the
 /// retryInterval; for any other, the retryInterval.
-pub fn retry_after(settings: &Settings, reason: &str, failing: Duration) -> Duration {
-    match MENDED_ELSEWHERE.contains(&reason) {
+pub fn retry_after(settings: &Settings, reason: &Reason, failing: Duration) -> Duration {
+    match mended_elsewhere(reason) {
         true => failing.max(ACCESS_RETRY).min(settings.retry_interval),
         false => settings.retry_interval,
     }
@@ -123,7 +126,7 @@ pub enum Gate {
     Suspended,
     /// The spec cannot be acted on until it changes: Stalled, with a CamelCase reason.
     Invalid {
-        reason: &'static str,
+        reason: Reason,
         message: String,
     },
     Go(Settings),
@@ -138,7 +141,7 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
     let invalid = |reason, message: String| Gate::Invalid { reason, message };
     let reference = match spec.source.reference.one() {
         Ok((kind, value)) => (kind, value.to_string()),
-        Err(message) => return invalid("InvalidReference", message),
+        Err(message) => return invalid(Reason::InvalidReference, message),
     };
     let duration = |field: &str, value: &Option<String>, default: Duration| match value {
         None => Ok(default),
@@ -150,21 +153,21 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
     });
     let (interval, retry_interval, timeout) = match durations {
         Ok(durations) => durations,
-        Err(message) => return invalid("InvalidSpec", message),
+        Err(message) => return invalid(Reason::InvalidSpec, message),
     };
     if let Err(message) = Windows::parse(&spec.windows) {
-        return invalid("InvalidWindows", message);
+        return invalid(Reason::InvalidWindows, message);
     }
     if spec.environments.is_empty() && spec.environment_selector.is_none() {
         return invalid(
-            "NoEnvironments",
+            Reason::NoEnvironments,
             "the spec selects no environment: give spec.environments (names or globs) or spec.environmentSelector"
                 .into(),
         );
     }
     let Some(account) = spec.service_account_name.as_deref().or(default_account) else {
         return invalid(
-            "ServiceAccountRequired",
+            Reason::ServiceAccountRequired,
             "no ServiceAccount to apply as: set spec.serviceAccountName (the controller has no \
              --default-service-account), so that the account's RBAC bounds what this EnvironmentSync may do"
                 .into(),
@@ -189,7 +192,7 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
         None => None,
         Some(p) => match pushing("promotion", &p.interval, &p.push, &p.author, DEFAULT_PROMOTION_INTERVAL) {
             Ok(promotion) => Some(promotion),
-            Err(message) => return invalid("InvalidSpec", message),
+            Err(message) => return invalid(Reason::InvalidSpec, message),
         },
     };
     let image_updates = match &spec.image_updates {
@@ -199,7 +202,7 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
                 let pull_secrets = u.pull_secrets.iter().map(|s| s.name.clone()).collect();
                 Some(Box::new(ImageUpdates { pushing, pull_secrets }))
             }
-            Err(message) => return invalid("InvalidSpec", message),
+            Err(message) => return invalid(Reason::InvalidSpec, message),
         },
     };
     Gate::Go(Settings {
@@ -319,7 +322,7 @@ fn is_ready(sync: &EnvironmentSync) -> bool {
 }
 
 /// The EnvironmentSyncs waiting for `changed` (their `dependsOn` names it, their Ready reason is
-/// [`DEPENDENCY_NOT_READY`]) once `changed` is Ready: they look again now, not at their next
+/// `Reason::DependencyNotReady`) once `changed` is Ready: they look again now, not at their next
 /// retry, so a chain of them applies one right after another. `syncs` (all of them) is read only
 /// when `changed` is Ready: most changes a watch sees are not that.
 pub fn woken_by(
@@ -332,10 +335,9 @@ pub fn woken_by(
     let (namespace, name) = (changed.metadata.namespace.as_deref(), changed.metadata.name.as_deref());
     let waiting_for_it = |sync: &std::sync::Arc<EnvironmentSync>| {
         let own = sync.metadata.namespace.as_deref();
-        let waiting = sync
-            .status
-            .as_ref()
-            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == DEPENDENCY_NOT_READY));
+        let waiting = sync.status.as_ref().is_some_and(|s| {
+            s.conditions.iter().any(|c| c.type_ == "Ready" && Reason::DependencyNotReady == c.reason.as_str())
+        });
         waiting
             && sync
                 .spec
@@ -495,14 +497,14 @@ mod tests {
     fn a_failure_mended_elsewhere_is_retried_soon_then_less_often_up_to_the_retry_interval() {
         let settings = settings(&sync(serde_json::json!({})));
         let after = |reason, seconds| retry_after(&settings, reason, Duration::from_secs(seconds)).as_secs();
-        let waits: Vec<u64> = [0, 5, 10, 20, 40, 80, 160, 320].map(|s| after("SecretUnreadable", s)).to_vec();
+        let waits: Vec<u64> = [0, 5, 10, 20, 40, 80, 160, 320].map(|s| after(&Reason::SecretUnreadable, s)).to_vec();
         assert_eq!(waits, [5, 5, 10, 20, 40, 80, 160, 300]);
-        assert_eq!(after("ServiceAccountNotFound", 0), 5);
+        assert_eq!(after(&Reason::ServiceAccountNotFound, 0), 5);
         // A fetch or an apply that failed waits for the retryInterval, as before.
-        assert_eq!(after("GitUnreachable", 0), 300);
-        assert_eq!(after("ApplyFailed", 10_000), 300);
+        assert_eq!(after(&Reason::GitUnreachable, 0), 300);
+        assert_eq!(after(&Reason::ApplyFailed, 10_000), 300);
         let short = settings_of(serde_json::json!({"retryInterval": "3s"}));
-        assert_eq!(retry_after(&short, "SecretNotFound", Duration::ZERO), Duration::from_secs(3));
+        assert_eq!(retry_after(&short, &Reason::SecretNotFound, Duration::ZERO), Duration::from_secs(3));
     }
 
     #[test]
@@ -566,7 +568,7 @@ mod tests {
         let at_tag = sync(serde_json::json!({"source": {"url": "https://x/y.git", "ref": {"tag": "v1"}},
                                              "promotion": {"author": author}}));
         assert!(
-            matches!(gate(&at_tag, None), Gate::Invalid { reason: "InvalidSpec", message } if message.contains("push.branch"))
+            matches!(gate(&at_tag, None), Gate::Invalid { reason: Reason::InvalidSpec, message } if message.contains("push.branch"))
         );
 
         let mut s = sync(serde_json::json!({}));
@@ -675,12 +677,18 @@ mod tests {
             s.status.as_mut().unwrap().conditions.push(Condition { reason: reason.into(), ..ready("False") });
             std::sync::Arc::new(s)
         };
-        let waiting = named("app", "team", serde_json::json!([{"name": "base"}]), DEPENDENCY_NOT_READY);
-        let across =
-            named("web", "other", serde_json::json!([{"name": "base", "namespace": "team"}]), DEPENDENCY_NOT_READY);
+        let waiting = named("app", "team", serde_json::json!([{"name": "base"}]), Reason::DependencyNotReady.as_str());
+        let across = named(
+            "web",
+            "other",
+            serde_json::json!([{"name": "base", "namespace": "team"}]),
+            Reason::DependencyNotReady.as_str(),
+        );
         let failed = named("api", "team", serde_json::json!([{"name": "base"}]), "ApplyFailed");
-        let elsewhere = named("cron", "other", serde_json::json!([{"name": "base"}]), DEPENDENCY_NOT_READY);
-        let unrelated = named("docs", "team", serde_json::json!([{"name": "wiki"}]), DEPENDENCY_NOT_READY);
+        let elsewhere =
+            named("cron", "other", serde_json::json!([{"name": "base"}]), Reason::DependencyNotReady.as_str());
+        let unrelated =
+            named("docs", "team", serde_json::json!([{"name": "wiki"}]), Reason::DependencyNotReady.as_str());
         let syncs = [waiting, across, failed, elsewhere, unrelated];
         let mut base = sync(serde_json::json!({}));
         base.metadata.name = Some("base".into());

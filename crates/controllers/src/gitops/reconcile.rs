@@ -15,8 +15,8 @@ use kube::api::Api;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::api::{
-    Approval, EnvironmentStatus, EnvironmentSync, ImagePinChange, ImageUpdatesStatus, NewestImage, PendingPlan,
-    PromotionGate, PromotionStatus, PromotionTarget, ReleaseChanges,
+    Approval, EnvironmentResult, EnvironmentStatus, EnvironmentSync, ImagePinChange, ImageUpdatesStatus, NewestImage,
+    PendingPlan, PromotionGate, PromotionStatus, PromotionTarget, Reason, ReleaseChanges,
 };
 use super::plan::{self, Settings as Spec, Work};
 use super::renders::Renders;
@@ -42,7 +42,7 @@ use weaver_source::charts::http::Machine;
 use weaver_source::charts::pulls::Pulls;
 use weaver_source::charts::registry_login::HeldConfig;
 use weaver_source::images::Registries;
-use weaver_source::{ChartCache, Credentials, FetchRequest, Fetched, GitCache, GitRef};
+use weaver_source::{ChartCache, Credentials, FetchFailure, FetchRequest, Fetched, GitCache, GitRef};
 
 /// Requests in flight at once in one environment's apply.
 const CONCURRENCY: usize = 8;
@@ -161,7 +161,7 @@ pub async fn reconcile(
         .collect();
     if let Some((ns, name)) = dependencies.iter().find(|(ns, _)| *ns != namespace && !shared.cross_namespace_refs) {
         return Outcome::Invalid {
-            reason: "CrossNamespaceReference",
+            reason: Reason::CrossNamespaceReference,
             message: format!(
                 "spec.dependsOn names EnvironmentSync {ns}/{name} of another namespace, which this controller does not allow (--allow-cross-namespace-refs)"
             ),
@@ -169,7 +169,7 @@ pub async fn reconcile(
     }
     if let Some(cycle) = plan::cycle(sync, &others) {
         return Outcome::Invalid {
-            reason: "DependencyCycle",
+            reason: Reason::DependencyCycle,
             message: format!("spec.dependsOn goes round in a circle ({cycle}): no EnvironmentSync of it can be first"),
         };
     }
@@ -213,8 +213,8 @@ pub async fn reconcile(
     };
     let fetched = match tokio::task::spawn_blocking(move || cache.fetch_within(&request, within)).await {
         Ok(Ok(fetched)) => fetched,
-        Ok(Err(err)) => return failed(err.failure.reason(), with_secret(&err, sync, &namespace), None),
-        Err(join) => return failed("GitFetchFailed", format!("the fetch stopped: {join}"), None),
+        Ok(Err(err)) => return failed(fetch_reason(err.failure), with_secret(&err, sync, &namespace), None),
+        Err(join) => return failed(Reason::GitFetchFailed, format!("the fetch stopped: {join}"), None),
     };
     shared.metrics.fetched(&fetched);
     let commit = fetched.commit.clone();
@@ -233,8 +233,8 @@ pub async fn reconcile(
     let environments =
         match tokio::task::spawn_blocking(move || select_environments(&repository, Some(&rev), &selection)).await {
             Ok(Ok(environments)) => environments,
-            Ok(Err(err)) => return failed("EnvironmentSelectionFailed", redactor.error(&err), Some(&commit)),
-            Err(join) => return failed("EnvironmentSelectionFailed", join.to_string(), Some(&commit)),
+            Ok(Err(err)) => return failed(Reason::EnvironmentSelectionFailed, redactor.error(&err), Some(&commit)),
+            Err(join) => return failed(Reason::EnvironmentSelectionFailed, join.to_string(), Some(&commit)),
         };
     let names: Vec<String> = environments.iter().map(|e| e.name.clone()).collect();
     let work = plan::work(sync, &commit, &names);
@@ -288,10 +288,12 @@ pub async fn reconcile(
     let as_before: Vec<EnvironmentStatus> = environments
         .iter()
         .map(|env| match earlier(&env.name) {
-            Some(before) if before.result != "AwaitingApproval" => before,
-            before => {
-                EnvironmentStatus { name: env.name.clone(), result: "Pending".into(), ..before.unwrap_or_default() }
-            }
+            Some(before) if before.result != EnvironmentResult::AwaitingApproval => before,
+            before => EnvironmentStatus {
+                name: env.name.clone(),
+                result: EnvironmentResult::Pending,
+                ..before.unwrap_or_default()
+            },
         })
         .collect();
     let held_back = |pending: Option<PendingPlan>, held: Box<plan::WindowHold>| {
@@ -337,7 +339,7 @@ pub async fn reconcile(
             Ok((plan, _)) if !plan.releases.is_empty() && !plan::approved(sync, &plan.digest) => {
                 let waiting = |env: &Environment| EnvironmentStatus {
                     name: env.name.clone(),
-                    result: "AwaitingApproval".into(),
+                    result: EnvironmentResult::AwaitingApproval,
                     ..earlier(&env.name).unwrap_or_default()
                 };
                 let waiting = environments.iter().map(waiting).collect();
@@ -377,7 +379,7 @@ pub async fn reconcile(
     };
     let (order, waits_for) = match weaver_engine::action::fleet::apply_order(&environments, &tell) {
         Ok(order) => order,
-        Err(err) => return failed("EnvironmentOrderInvalid", redactor.error(&err), Some(&commit)),
+        Err(err) => return failed(Reason::EnvironmentOrderInvalid, redactor.error(&err), Some(&commit)),
     };
     // One at a time, each after those it waits for; an apply skips those after one that did not
     // apply, a look at drift skips none.
@@ -398,7 +400,9 @@ pub async fn reconcile(
                         Ok((d, m)) => EnvironmentStatus { drifted: d, missing: m, message: None, ..before },
                         // Not known to be applied any more: Ready says so, and the next reconcile
                         // applies again.
-                        Err(message) => EnvironmentStatus { result: "Failed".into(), message: Some(message), ..before },
+                        Err(message) => {
+                            EnvironmentStatus { result: EnvironmentResult::Failed, message: Some(message), ..before }
+                        }
                     }
                 }
             }
@@ -406,7 +410,7 @@ pub async fn reconcile(
     };
     let skipped = |position: usize, why: NotRun| EnvironmentStatus {
         name: order[position].name.clone(),
-        result: "Skipped".into(),
+        result: EnvironmentResult::Skipped,
         message: Some(match why {
             NotRun::Blocked { by, .. } => format!(
                 "not applied: it comes after environment `{}` (its `needs`, or an earlier wave), which did not apply",
@@ -446,7 +450,7 @@ async fn registries(
     secrets: &[String],
     tenant: &kube::Client,
     shared: &Shared,
-) -> Result<Arc<Registries>, (&'static str, String)> {
+) -> Result<Arc<Registries>, (Reason, String)> {
     use sha2::Digest;
     let mut configs = Vec::new();
     let mut fingerprint = sha2::Sha256::new();
@@ -455,7 +459,7 @@ async fn registries(
         let what = format!("Secret {namespace}/{name}");
         let Some(data) = secret.data.as_ref().and_then(|d| d.get(".dockerconfigjson")) else {
             return Err((
-                "SecretInvalid",
+                Reason::SecretInvalid,
                 format!(
                     "{what} (spec.imageUpdates.pullSecrets) has no `.dockerconfigjson`: create it with kubectl create secret docker-registry"
                 ),
@@ -463,7 +467,7 @@ async fn registries(
         };
         fingerprint.update(name.as_bytes());
         fingerprint.update(&data.0);
-        configs.push(HeldConfig::parse(&what, &data.0).map_err(|err| ("SecretInvalid", err.to_string()))?);
+        configs.push(HeldConfig::parse(&what, &data.0).map_err(|err| (Reason::SecretInvalid, err.to_string()))?);
     }
     let fingerprint = fingerprint.finalize().to_vec();
     let key = registries_key(namespace, &sync.name_any());
@@ -504,7 +508,7 @@ fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {
     EnvironmentStatus {
         name: name.to_string(),
         revision: Some(commit.to_string()),
-        result: "Unchanged".into(),
+        result: EnvironmentResult::Unchanged,
         ..Default::default()
     }
 }
@@ -712,7 +716,7 @@ impl Run<'_> {
         };
         match applied {
             Err(err) => {
-                status.result = "Failed".into();
+                status.result = EnvironmentResult::Failed;
                 status.message = Some(self.redactor.error(&err));
             }
             Ok(applied) => {
@@ -730,13 +734,13 @@ impl Run<'_> {
                 let failure = failure.or_else(|| applied.lock_lost.as_ref().map(|e| e.to_string()));
                 match failure {
                     Some(message) => {
-                        status.result = "Failed".into();
+                        status.result = EnvironmentResult::Failed;
                         status.message = Some(self.redactor.redact(&message).into_owned());
                     }
                     None => {
                         status.revision = Some(self.fetched.commit.clone());
                         let changed = totals.created + totals.configured + totals.pruned > 0;
-                        status.result = if changed { "Applied" } else { "Unchanged" }.into();
+                        status.result = if changed { EnvironmentResult::Applied } else { EnvironmentResult::Unchanged };
                         // The apply before this one, whose holder was killed under the lock.
                         status.message = applied.report.lock_taken_over.as_ref().map(ToString::to_string);
                     }
@@ -777,7 +781,7 @@ impl Run<'_> {
             .await;
             let planned = planned.map_err(|err| EnvironmentStatus {
                 name: env.name.clone(),
-                result: "Failed".into(),
+                result: EnvironmentResult::Failed,
                 message: Some(self.redactor.error(&err)),
                 ..Default::default()
             })?;
@@ -864,8 +868,13 @@ impl Run<'_> {
         };
         let targets: Vec<String> =
             environments.iter().filter(|e| e.promotion.is_some()).map(|e| e.name.clone()).collect();
-        let result =
-            |passed, reason, message: String, status| Promoted { passed, reason, message, status, pushed: None };
+        let result = |passed, reason: &str, message: String, status| Promoted {
+            passed,
+            reason: reason.to_string(),
+            message,
+            status,
+            pushed: None,
+        };
         if targets.is_empty() {
             let message = "no selected environment has a `promotion:` saying what it takes from which".to_string();
             return result(false, "NoPromotionTargets", message, status);
@@ -941,14 +950,20 @@ impl Run<'_> {
         let pushing = commit.clone();
         let pushed = tokio::task::spawn_blocking(move || cache.push(&fetched, &request, &pushing, force)).await;
         self.delete_branches(&locals);
-        let result = |passed, reason, message: String, status| Pushed { passed, reason, message, status, pushed: None };
+        let result = |passed, reason: &str, message: String, status| Pushed {
+            passed,
+            reason: reason.to_string(),
+            message,
+            status,
+            pushed: None,
+        };
         let (reason, already) = done;
         let changes = changes.join("; ");
         match pushed {
             Ok(Ok(true)) => {
                 status.record_push(&commit);
                 let message = format!("pushed {} to branch {} ({changes})", plan::short(&commit), settings.branch);
-                Pushed { passed: true, reason, message, status, pushed: Some(commit) }
+                Pushed { passed: true, reason: reason.to_string(), message, status, pushed: Some(commit) }
             }
             Ok(Ok(false)) => result(
                 true,
@@ -956,7 +971,9 @@ impl Run<'_> {
                 format!("branch {} has {already} already ({changes})", settings.branch),
                 status,
             ),
-            Ok(Err(err)) => result(false, err.failure.reason(), with_secret(&err, sync, namespace), status),
+            Ok(Err(err)) => {
+                result(false, fetch_reason(err.failure).as_str(), with_secret(&err, sync, namespace), status)
+            }
             Err(join) => result(false, "GitPushFailed", format!("the push stopped: {join}"), status),
         }
     }
@@ -1028,7 +1045,7 @@ impl Run<'_> {
                     }
                     Err((reason, message)) => {
                         let status = images_status(sync, settings, &self.fetched.commit);
-                        ImagesUpdated { passed: false, reason, message, status, pushed: None }
+                        ImagesUpdated { passed: false, reason: reason.to_string(), message, status, pushed: None }
                     }
                 };
                 Some(Box::new(updated))
@@ -1056,8 +1073,13 @@ impl Run<'_> {
         namespace: &str,
     ) -> ImagesUpdated {
         let mut status = images_status(sync, settings, &self.fetched.commit);
-        let result =
-            |passed, reason, message: String, status| ImagesUpdated { passed, reason, message, status, pushed: None };
+        let result = |passed, reason: &str, message: String, status| ImagesUpdated {
+            passed,
+            reason: reason.to_string(),
+            message,
+            status,
+            pushed: None,
+        };
         let subscribed: Vec<&str> =
             environments.iter().filter(|e| e.image_updates.is_some()).map(|e| e.name.as_str()).collect();
         if subscribed.is_empty() {
@@ -1211,17 +1233,19 @@ pub(super) async fn secret(
     namespace: &str,
     name: &str,
     what: &str,
-) -> Result<Secret, (&'static str, String)> {
+) -> Result<Secret, (Reason, String)> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     match secrets.get_opt(name).await {
         Ok(Some(secret)) => Ok(secret),
-        Ok(None) => Err(("SecretNotFound", format!("Secret {namespace}/{name} ({what}) does not exist; create it"))),
+        Ok(None) => {
+            Err((Reason::SecretNotFound, format!("Secret {namespace}/{name} ({what}) does not exist; create it")))
+        }
         Err(kube::Error::Api(status)) if status.code == 403 => Err((
-            "SecretUnreadable",
+            Reason::SecretUnreadable,
             format!("the ServiceAccount may not read Secret {namespace}/{name} ({what}): grant it get on that Secret"),
         )),
         Err(err) => Err((
-            "SecretUnreadable",
+            Reason::SecretUnreadable,
             format!("cannot read Secret {namespace}/{name} ({what}): {}", weaver_cluster::api_message(&err)),
         )),
     }
@@ -1239,14 +1263,15 @@ async fn fetch_request(
     namespace: &str,
     spec: &Spec,
     client: &kube::Client,
-) -> Result<FetchRequest, (&'static str, String)> {
+) -> Result<FetchRequest, (Reason, String)> {
     let source = &sync.spec.source;
     let credentials = match &source.secret_ref {
         None => Credentials::None,
         Some(reference) => {
             let secret = secret(client, namespace, &reference.name, "spec.source.secretRef").await?;
             let name = format!("Secret {namespace}/{}", reference.name);
-            Credentials::from_secret(|key: &str| value(&secret, key), &name).map_err(|why| ("SecretInvalid", why))?
+            Credentials::from_secret(|key: &str| value(&secret, key), &name)
+                .map_err(|why| (Reason::SecretInvalid, why))?
         }
     };
     let ca_pem = match &source.ca_secret_ref {
@@ -1254,7 +1279,7 @@ async fn fetch_request(
         Some(reference) => {
             let secret = secret(client, namespace, &reference.name, "spec.source.caSecretRef").await?;
             let pem = value(&secret, "ca.crt").ok_or((
-                "SecretInvalid",
+                Reason::SecretInvalid,
                 format!("Secret {namespace}/{} (spec.source.caSecretRef) has no `ca.crt`", reference.name),
             ))?;
             Some(pem.into_bytes())
@@ -1270,6 +1295,21 @@ async fn fetch_request(
     Ok(FetchRequest { url: source.url.clone(), reference, credentials, ca_pem, timeout: spec.timeout })
 }
 
+/// The Ready condition's reason for a failed fetch.
+fn fetch_reason(failure: FetchFailure) -> Reason {
+    match failure {
+        FetchFailure::Unreachable => Reason::GitUnreachable,
+        FetchFailure::AuthenticationFailed => Reason::GitAuthenticationFailed,
+        FetchFailure::RefNotFound => Reason::GitRefNotFound,
+        FetchFailure::HostKeyMismatch => Reason::GitHostKeyMismatch,
+        FetchFailure::InvalidUrl => Reason::InvalidSourceUrl,
+        FetchFailure::TooLarge => Reason::GitFetchTooLarge,
+        FetchFailure::TimedOut => Reason::GitFetchTimedOut,
+        FetchFailure::PushRejected => Reason::GitPushRejected,
+        FetchFailure::Other => Reason::GitFetchFailed,
+    }
+}
+
 /// A failed fetch's message, naming the Secret the credentials came from when the failure is
 /// theirs (the source module knows the values, not where they were read).
 fn with_secret(err: &weaver_source::FetchError, sync: &EnvironmentSync, namespace: &str) -> String {
@@ -1282,17 +1322,17 @@ fn with_secret(err: &weaver_source::FetchError, sync: &EnvironmentSync, namespac
 }
 
 /// A client acting as the EnvironmentSync's account.
-async fn tenant_client(namespace: &str, spec: &Spec, shared: &Shared) -> Result<kube::Client, (&'static str, String)> {
+async fn tenant_client(namespace: &str, spec: &Spec, shared: &Shared) -> Result<kube::Client, (Reason, String)> {
     shared.tenants.client(namespace, &spec.account).await.map_err(tenant_failure)
 }
 
-fn tenant_failure(err: TenantError) -> (&'static str, String) {
+fn tenant_failure(err: TenantError) -> (Reason, String) {
     match err {
         TenantError::ServiceAccountNotFound(account) => (
-            "ServiceAccountNotFound",
+            Reason::ServiceAccountNotFound,
             format!("ServiceAccount {account} does not exist; create it, or name another in spec.serviceAccountName"),
         ),
-        other => ("TokenRequestFailed", other.to_string()),
+        other => (Reason::TokenRequestFailed, other.to_string()),
     }
 }
 
@@ -1305,17 +1345,17 @@ async fn cluster_for(
     shared: &Shared,
     tenant: &kube::Client,
     environments: usize,
-) -> Result<GivenCluster, (&'static str, String)> {
+) -> Result<GivenCluster, (Reason, String)> {
     if let Some(kube_config) = &sync.spec.kube_config {
         let name = &kube_config.secret_ref.name;
         let secret = secret(tenant, namespace, name, "spec.kubeConfig.secretRef").await?;
         let described = format!("the kubeconfig of Secret {namespace}/{name}");
         let text = value(&secret, "value").or_else(|| value(&secret, "value.yaml")).ok_or((
-            "SecretInvalid",
+            Reason::SecretInvalid,
             format!("Secret {namespace}/{name} (spec.kubeConfig.secretRef) has no `value` (or `value.yaml`) key"),
         ))?;
         return weaver_cluster::given_kubeconfig(&text, &described)
-            .map_err(|err| ("KubeConfigInvalid", Redactor::new().error(&err)));
+            .map_err(|err| (Reason::KubeConfigInvalid, Redactor::new().error(&err)));
     }
     // One token serves every environment's apply: each may wait for its lock and its timeout.
     let environments = u32::try_from(environments.max(1)).unwrap_or(u32::MAX);
@@ -1334,11 +1374,7 @@ pub(super) fn account_identity(namespace: &str, spec: &Spec) -> String {
 }
 
 /// The age identities of `spec.decryption`, or none.
-async fn keys_for(
-    sync: &EnvironmentSync,
-    namespace: &str,
-    client: &kube::Client,
-) -> Result<Keys, (&'static str, String)> {
+async fn keys_for(sync: &EnvironmentSync, namespace: &str, client: &kube::Client) -> Result<Keys, (Reason, String)> {
     let Some(decryption) = &sync.spec.decryption else {
         return Ok(Keys::Given {
             origin: "no spec.decryption".into(),
@@ -1381,12 +1417,13 @@ pub struct Applied {
     pub limits: weaver_core::limits::RenderLimits,
 }
 
-/// What `sync` last applied, read as its reconcile reads it: Err (reason, message) when it has
-/// applied nothing yet, or what it applied cannot be read (the account, the Secrets, the fetch).
-pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Applied, (&'static str, String)> {
+/// What `sync` last applied, read as its reconcile reads it: None when it has applied nothing
+/// yet, Err (reason, message) when what it applied cannot be read (the account, the Secrets,
+/// the fetch).
+pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Option<Applied>, (Reason, String)> {
     let namespace = sync.namespace().unwrap_or_default();
     let Some(commit) = sync.status.as_ref().and_then(|s| s.last_applied_revision.clone()) else {
-        return Err(("NotApplied", format!("EnvironmentSync {namespace}/{} has applied nothing yet", sync.name_any())));
+        return Ok(None);
     };
     // A suspended EnvironmentSync still shows what it applied.
     let mut shown = sync.clone();
@@ -1395,22 +1432,22 @@ pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Applied,
         plan::Gate::Go(spec) => Spec { reference: (super::api::RefKind::Commit, commit), ..spec },
         plan::Gate::Invalid { reason, message } => return Err((reason, message)),
         // Not reached (suspend was cleared above); said as the gate would say it.
-        plan::Gate::Suspended => return Err(("Suspended", "the EnvironmentSync is suspended".to_string())),
+        plan::Gate::Suspended => return Err((Reason::Suspended, "the EnvironmentSync is suspended".to_string())),
     };
     let tenant = tenant_client(&namespace, &spec, shared).await?;
     let request = fetch_request(sync, &namespace, &spec, &tenant).await?;
     let cache = shared.cache.clone();
     let fetched = match tokio::task::spawn_blocking(move || cache.fetch_within(&request, spec.interval)).await {
         Ok(Ok(fetched)) => fetched,
-        Ok(Err(err)) => return Err((err.failure.reason(), with_secret(&err, sync, &namespace))),
-        Err(join) => return Err(("GitFetchFailed", format!("the fetch stopped: {join}"))),
+        Ok(Err(err)) => return Err((fetch_reason(err.failure), with_secret(&err, sync, &namespace))),
+        Err(join) => return Err((Reason::GitFetchFailed, format!("the fetch stopped: {join}"))),
     };
     let given = cluster_for(sync, &namespace, &spec, shared, &tenant, 1).await?;
     let keys = keys_for(sync, &namespace, &tenant).await?;
     let charts = Archives::Pulled(Arc::new(Pulls::new(shared.charts.clone())));
     let repository = weaver_repository(sync, &fetched);
     let limits = shared.renders.limits(spec.timeout, &shared.stopping);
-    Ok(Applied { fetched, repository, given, keys, charts, prune_releases: prune_releases(&spec), limits })
+    Ok(Some(Applied { fetched, repository, given, keys, charts, prune_releases: prune_releases(&spec), limits }))
 }
 
 /// Seconds since `started`, for the history.
@@ -1421,6 +1458,26 @@ pub fn seconds_since(started: Instant) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_fetch_failure_has_a_reason_the_crd_knows() {
+        use weaver_source::FetchFailure::*;
+        for (failure, reason) in [
+            (Unreachable, "GitUnreachable"),
+            (AuthenticationFailed, "GitAuthenticationFailed"),
+            (RefNotFound, "GitRefNotFound"),
+            (HostKeyMismatch, "GitHostKeyMismatch"),
+            (InvalidUrl, "InvalidSourceUrl"),
+            (TooLarge, "GitFetchTooLarge"),
+            (TimedOut, "GitFetchTimedOut"),
+            (PushRejected, "GitPushRejected"),
+            (Other, "GitFetchFailed"),
+        ] {
+            assert_eq!(fetch_reason(failure).as_str(), reason);
+            // The CRD enumerates history results: a reason it does not know would be refused.
+            assert!(Reason::KNOWN.contains(&reason), "{reason}");
+        }
+    }
 
     #[test]
     fn the_registries_of_deleted_syncs_are_dropped_and_the_others_kept() {

@@ -8,8 +8,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::api::{
-    ApprovalRecord, DriftSummary, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry,
-    ImageUpdatesStatus, PendingPlan, PromotionStatus, Reason, WindowHold,
+    ApprovalRecord, DriftSummary, EnvironmentResult, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus,
+    HistoryEntry, ImageUpdatesStatus, PendingPlan, PromotionStatus, Reason, WindowHold,
 };
 use super::plan::{self, Work};
 use crate::conditions::{
@@ -19,7 +19,15 @@ use crate::conditions::{
 /// Failures of the source no retry cures, only a change (its Secret, the URL or branch in the
 /// spec, the server's key): kstatus's `Stalled`, so that readers that wait (`weaver status`,
 /// `apply --wait`, kstatus, Flux) stop waiting. Unreachable servers and timeouts may pass.
-const STALLING: [&str; 4] = ["GitAuthenticationFailed", "GitHostKeyMismatch", "GitRefNotFound", "InvalidSourceUrl"];
+fn stalling(reason: &Reason) -> bool {
+    matches!(
+        reason,
+        Reason::GitAuthenticationFailed
+            | Reason::GitHostKeyMismatch
+            | Reason::GitRefNotFound
+            | Reason::InvalidSourceUrl
+    )
+}
 
 /// How a reconcile ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,10 +35,10 @@ pub enum Outcome {
     /// Suspended: the status stays as it was.
     Suspended,
     /// The spec cannot be acted on until it changes.
-    Invalid { reason: &'static str, message: String },
+    Invalid { reason: Reason, message: String },
     /// Nothing was applied (the source, its credentials, the selection): the cluster stays at
     /// the last applied revision.
-    Failed { reason: &'static str, message: String, revision: Option<String> },
+    Failed { reason: Reason, message: String, revision: Option<String> },
     /// A dependency is not ready (for this revision, once fetched) yet.
     Waiting { revision: Option<String>, message: String },
     /// Every selected environment was looked at.
@@ -62,7 +70,7 @@ pub struct Done {
 pub struct Pushed<S> {
     /// True: pushed, or nothing to push; False: a gate failed, or an error.
     pub passed: bool,
-    pub reason: &'static str,
+    pub reason: String,
     pub message: String,
     pub status: S,
     /// The commit this run pushed.
@@ -77,22 +85,25 @@ pub type ImagesUpdated = Pushed<ImageUpdatesStatus>;
 impl<S> Pushed<S> {
     /// Its condition, of type `type_`.
     fn condition(&self, type_: &str, generation: Option<i64>, now: &Time) -> Condition {
-        condition(type_, self.passed, self.reason, self.message.clone(), generation, now)
+        condition(type_, self.passed, &self.reason, self.message.clone(), generation, now)
     }
 }
 
 impl Outcome {
     /// The Ready condition's reason and message, and whether it is True.
-    pub fn ready(&self) -> (bool, &str, String) {
+    pub fn ready(&self) -> (bool, Reason, String) {
         match self {
-            Outcome::Suspended => (false, "Suspended", String::new()),
+            Outcome::Suspended => (false, Reason::Suspended, String::new()),
             Outcome::Invalid { reason, message } | Outcome::Failed { reason, message, .. } => {
-                (false, reason, message.clone())
+                (false, reason.clone(), message.clone())
             }
-            Outcome::Waiting { message, .. } => (false, plan::DEPENDENCY_NOT_READY, message.clone()),
+            Outcome::Waiting { message, .. } => (false, Reason::DependencyNotReady, message.clone()),
             Outcome::Done(done) => {
-                let failed: Vec<&EnvironmentStatus> =
-                    done.environments.iter().filter(|e| matches!(e.result.as_str(), "Failed" | "Skipped")).collect();
+                let failed: Vec<&EnvironmentStatus> = done
+                    .environments
+                    .iter()
+                    .filter(|e| matches!(e.result, EnvironmentResult::Failed | EnvironmentResult::Skipped))
+                    .collect();
                 if let Some(first) = failed.first() {
                     let names: Vec<&str> = failed.iter().map(|e| e.name.as_str()).collect();
                     let message = format!(
@@ -101,14 +112,16 @@ impl Outcome {
                         plan::short(&done.revision),
                         first.message.as_deref().unwrap_or("see status.environments")
                     );
-                    return (false, "ApplyFailed", message);
+                    return (false, Reason::ApplyFailed, message);
                 }
                 let held = done.held.as_ref().map(|held| match &held.until {
                     Some(until) => format!("{} holds applies and approvals until {until}", held.reason),
                     None => format!("{} holds applies and approvals, and no opening was found ahead", held.reason),
                 });
-                if let Some(pending) =
-                    done.pending.as_ref().filter(|_| done.environments.iter().any(|e| e.result == "AwaitingApproval"))
+                if let Some(pending) = done
+                    .pending
+                    .as_ref()
+                    .filter(|_| done.environments.iter().any(|e| e.result == EnvironmentResult::AwaitingApproval))
                 {
                     let message = format!(
                         "the plan of {} waits for approval: set spec.approvedPlan to {} (weaver sync approve){}",
@@ -116,32 +129,30 @@ impl Outcome {
                         pending.digest,
                         held.map(|held| format!("; {held}")).unwrap_or_default()
                     );
-                    return (false, "AwaitingApproval", message);
+                    return (false, Reason::AwaitingApproval, message);
                 }
                 if let Some(held) = held {
                     let message = format!("{held}: revision {} is applied then", plan::short(&done.revision));
-                    return (false, "WindowClosed", message);
+                    return (false, Reason::WindowClosed, message);
                 }
                 let message = format!(
                     "applied revision {} to {} environment(s)",
                     plan::short(&done.revision),
                     done.environments.len()
                 );
-                (true, "ReconciliationSucceeded", message)
+                (true, Reason::ReconciliationSucceeded, message)
             }
         }
     }
 
     /// The history entry of this reconcile, if it is worth one: a reconcile that only found
     /// everything in sync (or waits) adds none.
-    fn history(&self) -> Option<(String, String, Option<String>)> {
+    fn history(&self) -> Option<(String, Reason, Option<String>)> {
         let (_, reason, message) = self.ready();
         match self {
-            Outcome::Failed { revision: Some(revision), .. } => {
-                Some((revision.clone(), reason.to_string(), Some(message)))
-            }
-            Outcome::Done(done) if done.work != Work::ReportDrift || reason != "ReconciliationSucceeded" => {
-                Some((done.revision.clone(), reason.to_string(), Some(message)))
+            Outcome::Failed { revision: Some(revision), .. } => Some((revision.clone(), reason, Some(message))),
+            Outcome::Done(done) if done.work != Work::ReportDrift || reason != Reason::ReconciliationSucceeded => {
+                Some((done.revision.clone(), reason, Some(message)))
             }
             _ => None,
         }
@@ -201,12 +212,13 @@ pub fn after(
     }
     let generation = sync.metadata.generation;
     let (ready, reason, message) = outcome.ready();
-    let mut conditions: Vec<Condition> = vec![condition(READY, ready, reason, message.clone(), generation, now)];
+    let mut conditions: Vec<Condition> =
+        vec![condition(READY, ready, reason.as_str(), message.clone(), generation, now)];
     match outcome {
-        Outcome::Invalid { .. } => conditions.push(condition(STALLED, true, reason, message, generation, now)),
+        Outcome::Invalid { .. } => conditions.push(condition(STALLED, true, reason.as_str(), message, generation, now)),
         // Retried all the same (a Secret or the server may be fixed), but no retry alone helps.
-        Outcome::Failed { reason, .. } if STALLING.contains(reason) => {
-            conditions.push(condition(STALLED, true, reason, message, generation, now))
+        Outcome::Failed { reason, .. } if stalling(reason) => {
+            conditions.push(condition(STALLED, true, reason.as_str(), message, generation, now))
         }
         Outcome::Failed { .. } | Outcome::Waiting { .. } => {
             conditions.push(condition(RECONCILING, true, "ProgressingWithRetry", message, generation, now))
@@ -280,7 +292,6 @@ pub fn after(
     if let Some((revision, result, message)) = outcome.history() {
         let newest = previous.history.first();
         // A retry failing the same way is one entry, not five.
-        let result = Reason::parse(&result);
         if newest.is_none_or(|h| h.revision != revision || h.result != result) {
             let approval = match outcome {
                 Outcome::Done(done) => done.approval.as_deref().cloned(),
@@ -376,7 +387,7 @@ mod tests {
         let Outcome::Done(applied) = done(Work::Apply, vec![env("dev", "Applied")]) else { unreachable!() };
         let outcome = Outcome::Done(Done { held: Some(Box::new(held.clone())), ..applied.clone() });
         let (ready, reason, message) = outcome.ready();
-        assert_eq!((ready, reason), (false, "WindowClosed"));
+        assert_eq!((ready, reason), (false, Reason::WindowClosed));
         assert_eq!(
             message,
             "deny window \"0 22 * * *\" (UTC, 8h) holds applies and approvals until 2026-11-28T06:00:00Z: revision \
@@ -390,7 +401,7 @@ mod tests {
         // Nothing was applied: the spec's new generation is still to apply when the window opens.
         assert_eq!((status.last_applied_generation, status.last_applied_revision.as_deref()), (Some(3), None));
         // A failure after it says nothing of the window any more.
-        let failed = Outcome::Failed { reason: "GitFetchFailed", message: "down".into(), revision: None };
+        let failed = Outcome::Failed { reason: Reason::GitFetchFailed, message: "down".into(), revision: None };
         let before = EnvironmentSync { status: Some(status), ..sync() };
         assert_eq!(after(&before, &failed, None, &time(2), 0.0).held, None);
         // Waiting for an approval, the message says the window holds that too.
@@ -470,7 +481,7 @@ mod tests {
             1.0,
         ));
         let failed = Outcome::Failed {
-            reason: "GitUnreachable",
+            reason: Reason::GitUnreachable,
             message: "cannot reach https://git.example.org/shop.git".into(),
             revision: None,
         };
@@ -481,7 +492,7 @@ mod tests {
         assert_eq!(status.last_applied_revision.as_deref(), Some(COMMIT));
         // A host key or credentials that do not match: only a change helps, Stalled (and retried).
         let host_key = Outcome::Failed {
-            reason: "GitHostKeyMismatch",
+            reason: Reason::GitHostKeyMismatch,
             message: "git.example.org's host key is not in known_hosts".into(),
             revision: None,
         };
@@ -501,11 +512,14 @@ mod tests {
     #[test]
     fn an_invalid_spec_is_stalled_and_a_retry_failing_alike_adds_no_history() {
         let s = sync();
-        let invalid = Outcome::Invalid { reason: "ServiceAccountRequired", message: "set it".into() };
+        let invalid = Outcome::Invalid { reason: Reason::ServiceAccountRequired, message: "set it".into() };
         let status = after(&s, &invalid, None, &time(1), 0.0);
         assert_eq!(condition_of(&status, STALLED), Some(("True", "ServiceAccountRequired")));
-        let failed =
-            |t| Outcome::Failed { reason: "RenderFailed", message: format!("try {t}"), revision: Some(COMMIT.into()) };
+        let failed = |t| Outcome::Failed {
+            reason: Reason::RenderFailed,
+            message: format!("try {t}"),
+            revision: Some(COMMIT.into()),
+        };
         let mut s = sync();
         s.status = Some(after(&s, &failed(1), None, &time(1), 0.0));
         let status = after(&s, &failed(2), None, &time(2), 0.0);
@@ -563,7 +577,7 @@ mod tests {
         let mut s = sync();
         let refused = Promoted {
             passed: false,
-            reason: "GatesFailed",
+            reason: "GatesFailed".to_string(),
             message: "nothing pushed: prod from staging: gate `soak` failed".into(),
             status: PromotionStatus { last_attempt_time: "t1".into(), ..Default::default() },
             pushed: None,

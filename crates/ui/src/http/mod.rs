@@ -318,10 +318,13 @@ impl Server {
         };
         let applied =
             weaver_controllers::gitops::reconcile::applied(&sync, shared).await.map_err(|(reason, why)| {
-                let err = Error::new(format!("cannot read what EnvironmentSync {ns}/{name} applied ({reason}): {why}"));
-                // Nothing applied yet (a first plan awaiting approval): there is no such page yet.
-                if reason == "NotApplied" { err.as_not_found() } else { err }
+                Error::new(format!("cannot read what EnvironmentSync {ns}/{name} applied ({reason}): {why}"))
             })?;
+        // Nothing applied yet (a first plan awaiting approval): there is no such page yet.
+        let Some(applied) = applied else {
+            let message = format!("cannot read what EnvironmentSync {ns}/{name} applied: it has applied nothing yet");
+            return Err(Error::new(message).as_not_found());
+        };
         let (repo, commit) = (applied.repository.clone(), applied.fetched.commit.clone());
         if listing {
             let (dir, rev, wanted) = (repo.clone(), commit.clone(), env.to_string());

@@ -16,25 +16,25 @@ enum Level {
     Tests,
 }
 
-/// The levels table's rows (`| 3 | `weaver-core` |`): each crate's level.
-fn levels(page: &str) -> BTreeMap<String, Level> {
-    let mut found = BTreeMap::new();
-    for line in page.lines() {
+/// The levels table's rows (`| 3 | `weaver-core` |`, under `| level | crates |`): each crate's
+/// level, and the crates listed at more than one.
+fn levels(page: &str) -> (BTreeMap<String, Level>, Vec<String>) {
+    let (mut found, mut twice) = (BTreeMap::new(), Vec::new());
+    let table = page.split("| level | crates |").nth(1).expect("the page's table of levels");
+    for line in table.lines().skip(2).take_while(|line| line.starts_with('|')) {
         let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
-        let level = match cells.first().copied() {
-            Some("tests") => Level::Tests,
-            Some(number) => match number.parse() {
-                Ok(number) => Level::Of(number),
-                Err(_) => continue,
-            },
-            None => continue,
+        let level = match cells[0] {
+            "tests" => Level::Tests,
+            number => Level::Of(number.parse().unwrap_or_else(|_| panic!("a level is a number or `tests`: {line}"))),
         };
         let crates = cells.get(1).copied().unwrap_or_default();
         for name in crates.split('`').skip(1).step_by(2).filter(|name| name.starts_with("weaver-")) {
-            found.insert(name.to_string(), level);
+            if found.insert(name.to_string(), level).is_some() {
+                twice.push(format!("{name} is listed at more than one level"));
+            }
         }
     }
-    found
+    (found, twice)
 }
 
 /// The edges the page keeps against the rule: `- `weaver-a` → `weaver-b`: why`.
@@ -124,7 +124,8 @@ fn disagreements(
 fn every_crate_depends_only_on_crates_of_lower_levels() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let page = std::fs::read_to_string(root.join(PAGE)).expect(PAGE);
-    let wrong = disagreements(&levels(&page), &exceptions(&page), &dependencies(root));
+    let (levels, mut wrong) = levels(&page);
+    wrong.extend(disagreements(&levels, &exceptions(&page), &dependencies(root)));
     assert!(wrong.is_empty(), "{PAGE} and the crates disagree:\n{}", wrong.join("\n"));
 }
 
@@ -132,7 +133,10 @@ fn every_crate_depends_only_on_crates_of_lower_levels() {
 fn an_edge_up_or_across_a_level_a_crate_without_one_and_a_stale_exception_are_found() {
     let page = "| level | crates |\n|---|---|\n| 2 | `weaver-b`, `weaver-c` |\n| 1 | `weaver-a` |\n| tests | `weaver-t` |\n\n\
                 Edges against the rule:\n\n- `weaver-c` → `weaver-b`: why\n";
-    let (levels, exceptions) = (levels(page), exceptions(page));
+    let listed_twice = levels("| level | crates |\n|---|---|\n| 2 | `weaver-a` |\n| 1 | `weaver-a` |\n").1;
+    assert_eq!(listed_twice, ["weaver-a is listed at more than one level"]);
+    let ((levels, twice), exceptions) = (levels(page), exceptions(page));
+    assert_eq!(twice, Vec::<String>::new());
     let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
     let crates = |edges: &[(&str, &[&str])]| -> BTreeMap<String, BTreeSet<String>> {
         let mut all: BTreeMap<String, BTreeSet<String>> =

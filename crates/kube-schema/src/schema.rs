@@ -156,29 +156,33 @@ struct Compiler<'a> {
 impl Compiler<'_> {
     fn compile(&mut self, schema: &Value) -> Id {
         if let Some(name) = schema.get("$ref").and_then(Value::as_str) {
-            let name = name.rsplit('/').next().unwrap_or(name);
-            if let Some(&id) = self.named.get(name) {
-                return id;
-            }
-            let id = self.push(Node::any());
-            self.named.insert(name.to_string(), id);
-            let definition = self.defs.get(name).filter(|_| name != JSON);
-            let node = match definition.map(|raw| serde_json::from_str::<Value>(raw.get())) {
-                Some(Ok(def)) => {
-                    let mut node = self.node(&def);
-                    // k8s-openapi gives Quantity only int-or-string; its format is the type's.
-                    node.quantity = name == QUANTITY;
-                    self.go_validation(name, &def, &node);
-                    node
-                }
-                // `builtins.json` is checked against k8s-openapi by a test: it always parses.
-                Some(Err(_)) | None => Node::any(),
-            };
-            self.schemas.nodes[id] = node;
-            return id;
+            return self.definition(name.rsplit('/').next().unwrap_or(name));
         }
         let node = self.node(schema);
         self.push(node)
+    }
+
+    /// Definition `name` (of `defs`), compiled once.
+    fn definition(&mut self, name: &str) -> Id {
+        if let Some(&id) = self.named.get(name) {
+            return id;
+        }
+        let id = self.push(Node::any());
+        self.named.insert(name.to_string(), id);
+        let definition = self.defs.get(name).filter(|_| name != JSON);
+        let node = match definition.map(|raw| serde_json::from_str::<Value>(raw.get())) {
+            Some(Ok(def)) => {
+                let mut node = self.node(&def);
+                // k8s-openapi gives Quantity only int-or-string; its format is the type's.
+                node.quantity = name == QUANTITY;
+                self.go_validation(name, &def, &node);
+                node
+            }
+            // `builtins.json` is checked against k8s-openapi by a test: it always parses.
+            Some(Err(_)) | None => Node::any(),
+        };
+        self.schemas.nodes[id] = node;
+        id
     }
 
     /// Adds to the properties of definition `name` the checks the server makes in Go
@@ -303,7 +307,7 @@ pub struct Builtins {
 
 /// Every kind k8s-openapi's `latest` (Kubernetes 1.37) defines and the schemas they reach,
 /// generated from its types by `generate.rs` (whose test fails when this file is stale): the
-/// schemas are data here rather than k8s-openapi's and schemars' code, which was 4.9 MB of the
+/// schemas are data here rather than k8s-openapi's and schemars' code, which was 4.5 MB of the
 /// binary. Only the keywords the compiler reads are kept (no descriptions).
 const BUILTINS_JSON: &str = include_str!("../builtins.json");
 
@@ -324,10 +328,6 @@ fn data() -> &'static Data {
     // The file is generated and checked by a test; a build with a broken one would fail every
     // test of this crate at once.
     DATA.get_or_init(|| serde_json::from_str(BUILTINS_JSON).expect("builtins.json is generated valid"))
-}
-
-fn reference(definition: &str) -> Value {
-    serde_json::json!({ "$ref": format!("#/$defs/{definition}") })
 }
 
 impl Builtins {
@@ -363,9 +363,9 @@ impl Builtins {
             .kinds
             .iter()
             .filter(|(api_version, kind, _)| wanted(api_version, kind))
-            .map(|&(api_version, kind, definition)| ((api_version, kind), compiler.compile(&reference(definition))))
+            .map(|&(api_version, kind, definition)| ((api_version, kind), compiler.definition(definition)))
             .collect();
-        let object_meta = compiler.compile(&reference(data.object_meta));
+        let object_meta = compiler.definition(data.object_meta);
         Builtins { schemas, kinds, object_meta }
     }
 }

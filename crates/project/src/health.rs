@@ -81,20 +81,6 @@ static ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| {
     Arc::new(env)
 });
 
-impl HealthRule for HealthCheck {
-    fn selects(&self, api_version: &str, kind: &str) -> bool {
-        HealthCheck::selects(self, api_version, kind)
-    }
-
-    fn evaluate(&self, object: &Value) -> Verdict {
-        HealthCheck::evaluate(self, object)
-    }
-
-    fn at(&self) -> &Location {
-        &self.at
-    }
-}
-
 impl HealthCheck {
     pub fn parse(file: &Path, spanned: Spanned<HealthCheckFile>) -> Result<HealthCheck> {
         let at = location(file, &spanned.referenced);
@@ -113,14 +99,21 @@ impl HealthCheck {
         })
     }
 
+    /// The rule without where it is written, to compare definitions.
+    pub(super) fn unlocated(&self) -> HealthCheck {
+        HealthCheck { at: Location::file(""), ..self.clone() }
+    }
+}
+
+impl HealthRule for HealthCheck {
     /// Whether the rule is for objects of `api_version` and `kind`.
-    pub fn selects(&self, api_version: &str, kind: &str) -> bool {
+    fn selects(&self, api_version: &str, kind: &str) -> bool {
         self.kind == kind && self.group == api_group(api_version)
     }
 
     /// The rule's verdict on `object` (as the server returned it): `inProgress`, then `failed`,
     /// then `current`, the first true one decides, as in Flux (RFC 0009).
-    pub fn evaluate(&self, object: &Value) -> Verdict {
+    fn evaluate(&self, object: &Value) -> Verdict {
         // The object's fields are converted once for the rule's expressions.
         let context = match context_of(object.as_object().into_iter().flatten()) {
             Ok(context) => context,
@@ -142,9 +135,8 @@ impl HealthCheck {
         Verdict::NoneTrue
     }
 
-    /// The rule without where it is written, to compare definitions.
-    pub(super) fn unlocated(&self) -> HealthCheck {
-        HealthCheck { at: Location::file(""), ..self.clone() }
+    fn at(&self) -> &Location {
+        &self.at
     }
 }
 

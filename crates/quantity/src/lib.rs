@@ -9,14 +9,15 @@ enum Format {
     DecimalExponent,
 }
 
-/// A quantity's exact value, `m·10^e` with `m` free of trailing zeros, so equal quantities written
-/// differently (`0.5` and `500m`, `1024Mi` and `1Gi`, `1` and `1000m`) compare equal; `None` if
-/// `input` does not parse.
+/// A quantity's value as the API server stores it, `m·10^e` with `m` free of trailing zeros, so
+/// equal quantities written differently (`0.5` and `500m`, `1024Mi` and `1Gi`, `1` and `1000m`)
+/// compare equal; `None` if `input` does not parse.
 pub fn value(input: &str) -> Option<(i128, i32)> {
-    let (mut mantissa, mut exp10, _) = parse(input.trim())?;
+    let (mantissa, exp10, _) = parse(input.trim())?;
     if mantissa == 0 {
         return Some((0, 0));
     }
+    let (mut mantissa, mut exp10) = nano_rounded(mantissa, exp10);
     while mantissa % 10 == 0 {
         mantissa /= 10;
         exp10 = exp10.checked_add(1)?;
@@ -26,20 +27,11 @@ pub fn value(input: &str) -> Option<(i128, i32)> {
 
 /// Canonical form of a quantity, or `None` if it does not parse.
 pub fn canonicalize(input: &str) -> Option<String> {
-    let (mut mantissa, mut exp10, format) = parse(input.trim())?;
+    let (mantissa, exp10, format) = parse(input.trim())?;
     if mantissa == 0 {
         return Some("0".into());
     }
-    // Precision finer than nano rounds up (away from zero), as ParseQuantity does.
-    if exp10 < -9 {
-        let div = 10i128.checked_pow(u32::try_from(-9 - exp10).ok()?)?;
-        let q = mantissa / div;
-        mantissa = if mantissa % div == 0 { q } else { q + mantissa.signum() };
-        exp10 = -9;
-        if mantissa == 0 {
-            return Some("0".into());
-        }
-    }
+    let (mut mantissa, mut exp10) = nano_rounded(mantissa, exp10);
     let mut format = format;
     if format == Format::BinarySI {
         let as_int = integer_value(mantissa, exp10);
@@ -97,6 +89,18 @@ pub fn canonicalize(input: &str) -> Option<String> {
         }
     };
     Some(format!("{mantissa}{suffix}"))
+}
+
+/// Precision finer than nano rounded up (away from zero), as ParseQuantity rounds it: a nonzero
+/// `mantissa` stays nonzero (`1e-100` is `1n`).
+fn nano_rounded(mantissa: i128, exp10: i32) -> (i128, i32) {
+    if exp10 >= -9 {
+        return (mantissa, exp10);
+    }
+    let power = u32::try_from(-9 - i64::from(exp10)).ok();
+    let Some(div) = power.and_then(|p| 10i128.checked_pow(p)) else { return (mantissa.signum(), -9) };
+    let rounded = mantissa / div + if mantissa % div == 0 { 0 } else { mantissa.signum() };
+    (rounded, -9)
 }
 
 fn integer_value(mantissa: i128, exp10: i32) -> Option<i128> {
@@ -191,6 +195,8 @@ mod tests {
             ("250m", "250m"),
             ("1Ki", "1Ki"),
             ("1.5", "1500m"),
+            ("0.0000000001", "1n"),
+            ("1e-100", "1e-9"),
         ] {
             assert_eq!(canonicalize(i).as_deref(), Some(o), "{i}");
         }
@@ -205,6 +211,9 @@ mod tests {
         assert_eq!(value("1e3"), value("1k"));
         assert_eq!(value("0"), value("0Gi"));
         assert_eq!(value("1k"), Some((1, 3)));
+        // Finer than nano, as the server stores it: rounded up to a nano.
+        assert_eq!(value("0.0000000001"), value("1n"));
+        assert_eq!(value("-1.5n"), value("-2n"));
         assert_ne!(value("1G"), value("1Gi"));
         assert_ne!(value("100m"), value("1"));
         for bad in ["abc", "1.2.3", ".", "1X", "", "1e", "99999999999999999999999999999999999999999", "1.5e-2147483648"]

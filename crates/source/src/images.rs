@@ -455,7 +455,7 @@ impl Registries {
                 return Ok(response);
             }
             // Without a Retry-After: 1, 2, 4, 8 s.
-            let wait = (response.retry_after).unwrap_or_else(|| {
+            let wait = response.retry_after.unwrap_or_else(|| {
                 weaver_net::retry::exponential(Duration::from_secs(1), attempt, Duration::from_secs(64))
             });
             let left = check.deadline.left().unwrap_or_default();

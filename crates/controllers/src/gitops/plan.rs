@@ -20,7 +20,6 @@ pub const HISTORY: usize = 5;
 /// Waiting for a dependency: looked at again this soon, and at once when the dependency, watched
 /// by the same controller, turns Ready ([`woken_by`]).
 pub const DEPENDENCY_RETRY: Duration = Duration::from_secs(10);
-/// The Ready condition's reason while a dependency is not ready.
 
 /// The spec, checked and with its defaults.
 #[derive(Debug, Clone, PartialEq)]

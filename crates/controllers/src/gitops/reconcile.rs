@@ -868,13 +868,7 @@ impl Run<'_> {
         };
         let targets: Vec<String> =
             environments.iter().filter(|e| e.promotion.is_some()).map(|e| e.name.clone()).collect();
-        let result = |passed, reason: &str, message: String, status| Promoted {
-            passed,
-            reason: reason.to_string(),
-            message,
-            status,
-            pushed: None,
-        };
+        let result = Promoted::unpushed;
         if targets.is_empty() {
             let message = "no selected environment has a `promotion:` saying what it takes from which".to_string();
             return result(false, "NoPromotionTargets", message, status);
@@ -950,13 +944,7 @@ impl Run<'_> {
         let pushing = commit.clone();
         let pushed = tokio::task::spawn_blocking(move || cache.push(&fetched, &request, &pushing, force)).await;
         self.delete_branches(&locals);
-        let result = |passed, reason: &str, message: String, status| Pushed {
-            passed,
-            reason: reason.to_string(),
-            message,
-            status,
-            pushed: None,
-        };
+        let result = Pushed::unpushed;
         let (reason, already) = done;
         let changes = changes.join("; ");
         match pushed {
@@ -1045,7 +1033,7 @@ impl Run<'_> {
                     }
                     Err((reason, message)) => {
                         let status = images_status(sync, settings, &self.fetched.commit);
-                        ImagesUpdated { passed: false, reason: reason.to_string(), message, status, pushed: None }
+                        ImagesUpdated::unpushed(false, reason.as_str(), message, status)
                     }
                 };
                 Some(Box::new(updated))
@@ -1073,13 +1061,7 @@ impl Run<'_> {
         namespace: &str,
     ) -> ImagesUpdated {
         let mut status = images_status(sync, settings, &self.fetched.commit);
-        let result = |passed, reason: &str, message: String, status| ImagesUpdated {
-            passed,
-            reason: reason.to_string(),
-            message,
-            status,
-            pushed: None,
-        };
+        let result = ImagesUpdated::unpushed;
         let subscribed: Vec<&str> =
             environments.iter().filter(|e| e.image_updates.is_some()).map(|e| e.name.as_str()).collect();
         if subscribed.is_empty() {

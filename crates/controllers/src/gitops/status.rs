@@ -83,6 +83,11 @@ pub type Promoted = Pushed<PromotionStatus>;
 pub type ImagesUpdated = Pushed<ImageUpdatesStatus>;
 
 impl<S> Pushed<S> {
+    /// A run that pushed nothing: passed (nothing to push) or not (a gate failed, an error).
+    pub fn unpushed(passed: bool, reason: &str, message: String, status: S) -> Pushed<S> {
+        Pushed { passed, reason: reason.to_string(), message, status, pushed: None }
+    }
+
     /// Its condition, of type `type_`.
     fn condition(&self, type_: &str, generation: Option<i64>, now: &Time) -> Condition {
         condition(type_, self.passed, &self.reason, self.message.clone(), generation, now)

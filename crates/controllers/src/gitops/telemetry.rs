@@ -127,6 +127,7 @@ impl Metrics {
 mod tests {
     use super::*;
     use crate::gitops::api::EnvironmentStatus;
+    use crate::gitops::api::Reason;
     use crate::gitops::status::Done;
 
     fn done(work: Work) -> Outcome {
@@ -161,11 +162,7 @@ mod tests {
         metrics.reconciled(&done(Work::Apply), Duration::from_millis(300));
         // A drift reconcile carries the last apply's counts over: not counted again.
         metrics.reconciled(&done(Work::ReportDrift), Duration::from_millis(300));
-        let failed = Outcome::Failed {
-            reason: super::super::api::Reason::GitFetchFailed,
-            message: String::new(),
-            revision: None,
-        };
+        let failed = Outcome::Failed { reason: Reason::GitFetchFailed, message: String::new(), revision: None };
         metrics.reconciled(&failed, Duration::from_secs(1));
         metrics.webhook_request("accepted");
         metrics.reconcile_failed("StatusWriteFailed");

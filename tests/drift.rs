@@ -352,8 +352,8 @@ fn what_other_managers_add_is_not_drift() {
 }
 
 /// Values the API server stores differently from how they were applied: zero values of
-/// `omitempty` fields dropped, quantities canonicalized. Not drift; but a `false` someone
-/// removed is.
+/// `omitempty` fields dropped, quantities canonicalized (a resource list's rounded up to a milli).
+/// Not drift; but a `false` someone removed is.
 #[test]
 fn how_the_server_stores_applied_values_is_not_drift_but_removing_them_is() {
     let deployed = Deployed::unrecorded_after(|repo| {
@@ -369,7 +369,7 @@ fn how_the_server_stores_applied_values_is_not_drift_but_removing_them_is() {
             "    spec:\n      automountServiceAccountToken: false\n      hostNetwork: false\n      securityContext:\n",
         );
         edit(deployment, "          ports:\n", "          stdin: false\n          ports:\n");
-        edit("charts/web-app/values.yaml", "cpu: 100m", "cpu: \"0.1\"");
+        edit("charts/web-app/values.yaml", "cpu: 100m", "cpu: \"0.1000000001\"");
         edit("charts/web-app/values.yaml", "memory: 256Mi", "memory: 0.25Gi");
     });
     for release in ["redis", "web"] {
@@ -378,6 +378,7 @@ fn how_the_server_stores_applied_values_is_not_drift_but_removing_them_is() {
     let live = deployed.cluster.list("apps/v1", "Deployment", "deployments", &deployed.ns);
     let pod = &live.iter().find(|d| d["metadata"]["name"] == "web").unwrap()["spec"]["template"]["spec"];
     assert_eq!(pod["containers"][0]["resources"]["limits"]["memory"], "256Mi", "{pod:#}");
+    assert_eq!(pod["containers"][0]["resources"]["requests"]["cpu"], "101m", "{pod:#}");
     if deployed.cluster.is_fake() {
         // The fake keeps them (a real kube-apiserver is right; drift handles both).
         eprintln!("note: the fake stores hostNetwork/stdin: false, which a real API server drops (omitempty)");

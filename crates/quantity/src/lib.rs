@@ -9,15 +9,24 @@ enum Format {
     DecimalExponent,
 }
 
-/// A quantity's value as the API server stores it, `m·10^e` with `m` free of trailing zeros, so
-/// equal quantities written differently (`0.5` and `500m`, `1024Mi` and `1Gi`, `1` and `1000m`)
-/// compare equal; `None` if `input` does not parse.
-pub fn value(input: &str) -> Option<(i128, i32)> {
+/// The finest precision the API server keeps of a quantity: it parses finer ones rounded up to
+/// a nano (`ParseQuantity`).
+pub const NANO: i32 = -9;
+/// The precision of a built-in kind's resource list (a container's `requests` and `limits`, a
+/// ResourceQuota's `hard`, a PersistentVolume's `capacity`, …): the API server's defaulting
+/// rounds them up to a milli (`SetDefaults_ResourceList`); other quantities keep a nano.
+pub const MILLI: i32 = -3;
+
+/// A quantity's value as the API server stores it at precision `scale` ([`NANO`] or [`MILLI`]),
+/// `m·10^e` with `m` free of trailing zeros, so equal quantities written differently (`0.5`
+/// and `500m`, `1024Mi` and `1Gi`, `1` and `1000m`) compare equal; `None` if `input` does not
+/// parse.
+pub fn value(input: &str, scale: i32) -> Option<(i128, i32)> {
     let (mantissa, exp10, _) = parse(input.trim())?;
     if mantissa == 0 {
         return Some((0, 0));
     }
-    let (mut mantissa, mut exp10) = nano_rounded(mantissa, exp10);
+    let (mut mantissa, mut exp10) = rounded_up(mantissa, exp10, scale);
     while mantissa % 10 == 0 {
         mantissa /= 10;
         exp10 = exp10.checked_add(1)?;
@@ -27,11 +36,17 @@ pub fn value(input: &str) -> Option<(i128, i32)> {
 
 /// Canonical form of a quantity, or `None` if it does not parse.
 pub fn canonicalize(input: &str) -> Option<String> {
+    canonicalize_at(input, NANO)
+}
+
+/// Canonical form of a quantity kept at precision `scale` ([`MILLI`] for a built-in kind's
+/// resource list), or `None` if it does not parse.
+pub fn canonicalize_at(input: &str, scale: i32) -> Option<String> {
     let (mantissa, exp10, format) = parse(input.trim())?;
     if mantissa == 0 {
         return Some("0".into());
     }
-    let (mut mantissa, mut exp10) = nano_rounded(mantissa, exp10);
+    let (mut mantissa, mut exp10) = rounded_up(mantissa, exp10, scale);
     let mut format = format;
     if format == Format::BinarySI {
         let as_int = integer_value(mantissa, exp10);
@@ -91,16 +106,16 @@ pub fn canonicalize(input: &str) -> Option<String> {
     Some(format!("{mantissa}{suffix}"))
 }
 
-/// Precision finer than nano rounded up (away from zero), as ParseQuantity rounds it: a nonzero
-/// `mantissa` stays nonzero (`1e-100` is `1n`).
-fn nano_rounded(mantissa: i128, exp10: i32) -> (i128, i32) {
-    if exp10 >= -9 {
+/// Precision finer than `scale` rounded up (away from zero), as ParseQuantity and RoundUp round
+/// it: a nonzero `mantissa` stays nonzero (`1e-100` is `1n`).
+fn rounded_up(mantissa: i128, exp10: i32, scale: i32) -> (i128, i32) {
+    if exp10 >= scale {
         return (mantissa, exp10);
     }
-    let power = u32::try_from(-9 - i64::from(exp10)).ok();
-    let Some(div) = power.and_then(|p| 10i128.checked_pow(p)) else { return (mantissa.signum(), -9) };
+    let power = u32::try_from(i64::from(scale) - i64::from(exp10)).ok();
+    let Some(div) = power.and_then(|p| 10i128.checked_pow(p)) else { return (mantissa.signum(), scale) };
     let rounded = mantissa / div + if mantissa % div == 0 { 0 } else { mantissa.signum() };
-    (rounded, -9)
+    (rounded, scale)
 }
 
 fn integer_value(mantissa: i128, exp10: i32) -> Option<i128> {
@@ -174,7 +189,7 @@ fn parse(s: &str) -> Option<(i128, i32, Format)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{canonicalize, value};
+    use super::{MILLI, NANO, canonicalize, canonicalize_at, value};
 
     #[test]
     fn canonical_forms() {
@@ -201,24 +216,31 @@ mod tests {
             assert_eq!(canonicalize(i).as_deref(), Some(o), "{i}");
         }
         assert_eq!(canonicalize("abc"), None);
+        // As a real 1.32 server stores them in a resource list (and "1.5n" as "2n" elsewhere).
+        for (i, o) in [("1.5n", "1m"), ("0.0000000001", "1m"), ("1e-100", "1e-3"), ("1500500u", "1501m"), ("2", "2")] {
+            assert_eq!(canonicalize_at(i, MILLI).as_deref(), Some(o), "{i}");
+        }
     }
 
     #[test]
     fn values_compare_equal_quantities_as_equal() {
-        assert_eq!(value("0.5"), value("500m"));
-        assert_eq!(value("1024Mi"), value("1Gi"));
-        assert_eq!(value("1"), value("1000m"));
-        assert_eq!(value("1e3"), value("1k"));
-        assert_eq!(value("0"), value("0Gi"));
-        assert_eq!(value("1k"), Some((1, 3)));
+        assert_eq!(value("0.5", NANO), value("500m", NANO));
+        assert_eq!(value("1024Mi", NANO), value("1Gi", NANO));
+        assert_eq!(value("1", NANO), value("1000m", NANO));
+        assert_eq!(value("1e3", NANO), value("1k", NANO));
+        assert_eq!(value("0", NANO), value("0Gi", NANO));
+        assert_eq!(value("1k", NANO), Some((1, 3)));
         // Finer than nano, as the server stores it: rounded up to a nano.
-        assert_eq!(value("0.0000000001"), value("1n"));
-        assert_eq!(value("-1.5n"), value("-2n"));
-        assert_ne!(value("1G"), value("1Gi"));
-        assert_ne!(value("100m"), value("1"));
+        assert_eq!(value("0.0000000001", NANO), value("1n", NANO));
+        assert_eq!(value("-1.5n", NANO), value("-2n", NANO));
+        // A built-in kind's resource list is kept to a milli.
+        assert_eq!(value("0.1000000001", MILLI), value("101m", MILLI));
+        assert_eq!(value("1.5n", MILLI), value("1m", MILLI));
+        assert_ne!(value("1G", NANO), value("1Gi", NANO));
+        assert_ne!(value("100m", NANO), value("1", NANO));
         for bad in ["abc", "1.2.3", ".", "1X", "", "1e", "99999999999999999999999999999999999999999", "1.5e-2147483648"]
         {
-            assert_eq!(value(bad), None, "{bad}");
+            assert_eq!(value(bad, NANO), None, "{bad}");
         }
     }
 }

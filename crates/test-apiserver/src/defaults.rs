@@ -23,6 +23,32 @@ fn child<'a>(m: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Va
     v.as_object_mut().expect("object")
 }
 
+/// The quantities of the resource list at `key`, if any, rounded up to a milli: core/v1's
+/// `SetDefaults_ResourceList`, which every resource list of its kinds gets (a container's
+/// requests and limits, a ResourceQuota's `hard`, …); a real 1.32 server stores a request of
+/// `1.5n` as `1m`, where an emptyDir's `sizeLimit` or a RuntimeClass's overhead keeps `2n`.
+fn resource_list(m: &mut Map<String, Value>, key: &str) {
+    let Some(list) = m.get_mut(key).and_then(obj) else { return };
+    for value in list.values_mut() {
+        let text = match value {
+            Value::String(text) => text.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => continue,
+        };
+        if let Some(rounded) = crate::quantity::canonicalize_at(&text, crate::quantity::MILLI) {
+            *value = Value::String(rounded);
+        }
+    }
+}
+
+/// A `ResourceRequirements` at `key` (its requests and limits), if any.
+fn requirements(m: &mut Map<String, Value>, key: &str) {
+    if let Some(requirements) = m.get_mut(key).and_then(obj) {
+        resource_list(requirements, "requests");
+        resource_list(requirements, "limits");
+    }
+}
+
 fn each_item(m: &mut Map<String, Value>, key: &str, mut f: impl FnMut(&mut Map<String, Value>)) {
     if let Some(Value::Array(items)) = m.get_mut(key) {
         for item in items.iter_mut().filter_map(obj) {
@@ -44,8 +70,17 @@ pub fn apply(res: &Resource, o: &mut Value) {
         ("", "Secret") => default(root, "type", json!("Opaque")),
         ("", "Service") => service(child(root, "spec")),
         ("", "PersistentVolumeClaim") => {
-            default(child(root, "spec"), "volumeMode", json!("Filesystem"));
+            let spec = child(root, "spec");
+            default(spec, "volumeMode", json!("Filesystem"));
+            requirements(spec, "resources");
         }
+        ("", "PersistentVolume") => resource_list(child(root, "spec"), "capacity"),
+        ("", "ResourceQuota") => resource_list(child(root, "spec"), "hard"),
+        ("", "LimitRange") => each_item(child(root, "spec"), "limits", |limit| {
+            for key in ["max", "min", "default", "defaultRequest", "maxLimitRequestRatio"] {
+                resource_list(limit, key);
+            }
+        }),
         ("", "Pod") => {
             let spec = child(root, "spec");
             pod_spec(spec);
@@ -81,7 +116,9 @@ pub fn apply(res: &Resource, o: &mut Value) {
             each_item(spec, "volumeClaimTemplates", |pvc| {
                 default(pvc, "apiVersion", json!("v1"));
                 default(pvc, "kind", json!("PersistentVolumeClaim"));
-                default(child(pvc, "spec"), "volumeMode", json!("Filesystem"));
+                let spec = child(pvc, "spec");
+                default(spec, "volumeMode", json!("Filesystem"));
+                requirements(spec, "resources");
                 default(child(pvc, "status"), "phase", json!("Pending"));
             });
             template(spec);
@@ -188,10 +225,13 @@ fn pod_spec(spec: &mut Map<String, Value>) {
         each_item(spec, key, container);
     }
     each_item(spec, "volumes", volume);
+    resource_list(spec, "overhead");
+    requirements(spec, "resources");
 }
 
 fn container(c: &mut Map<String, Value>) {
     default(c, "terminationMessagePath", json!("/dev/termination-log"));
+    requirements(c, "resources");
     default(c, "terminationMessagePolicy", json!("File"));
     if !c.contains_key("imagePullPolicy") {
         let image = c.get("image").and_then(Value::as_str).unwrap_or_default();

@@ -405,7 +405,7 @@ struct Walker<'k> {
 /// Maps whose keys are data, not struct fields: an empty value there is a value.
 const MAP_FIELDS: &[&str] = &["data", "binaryData", "labels", "annotations", "matchLabels", "nodeSelector", "selector"];
 
-/// Fields holding a map of resource quantities.
+/// A built-in kind's resource lists, whose quantities the API server keeps to a milli.
 const QUANTITY_MAPS: &[&str] =
     &["requests", "limits", "capacity", "hard", "allocatable", "overhead", "max", "min", "default", "defaultRequest"];
 
@@ -486,9 +486,13 @@ impl Walker<'_> {
     /// Whether two scalars are the same resource quantity written differently.
     fn same_quantity(&self, schema: &[&str], recorded: &Value, live: &Value) -> bool {
         let parent = schema.len().checked_sub(2).map(|i| schema[i]);
-        let is_quantity =
-            parent.is_some_and(|p| QUANTITY_MAPS.contains(&p)) || schema.last().is_some_and(|f| *f == "sizeLimit");
-        is_quantity && quantity(recorded).is_some_and(|q| Some(q) == quantity(live))
+        // A resource list is kept to a milli, other quantities (`sizeLimit`) to a nano.
+        let scale = match parent.is_some_and(|p| QUANTITY_MAPS.contains(&p)) {
+            true => weaver_quantity::MILLI,
+            false if schema.last().is_some_and(|f| *f == "sizeLimit") => weaver_quantity::NANO,
+            false => return false,
+        };
+        quantity(recorded, scale).is_some_and(|q| Some(q) == quantity(live, scale))
     }
 }
 
@@ -539,11 +543,12 @@ fn replaced(path: &str, recorded: &Value, live: &Value) -> FieldDrift {
     }
 }
 
-/// A scalar as a resource quantity's exact value (`weaver_quantity::value`), a number as its text.
-fn quantity(value: &Value) -> Option<(i128, i32)> {
+/// A scalar as a resource quantity's value as stored at precision `scale`
+/// (`weaver_quantity::value`), a number as its text.
+fn quantity(value: &Value, scale: i32) -> Option<(i128, i32)> {
     match value {
-        Value::String(s) => weaver_quantity::value(s),
-        Value::Number(n) => weaver_quantity::value(&n.to_string()),
+        Value::String(s) => weaver_quantity::value(s, scale),
+        Value::Number(n) => weaver_quantity::value(&n.to_string(), scale),
         _ => None,
     }
 }
@@ -693,7 +698,7 @@ pub(crate) mod tests {
 
     #[test]
     fn quantities_compare_by_value() {
-        let q = |v: Value| quantity(&v);
+        let q = |v: Value| quantity(&v, weaver_quantity::NANO);
         assert_eq!(q(json!("0.5")), q(json!("500m")));
         assert_eq!(q(json!("1024Mi")), q(json!("1Gi")));
         assert_eq!(q(json!(1)), q(json!("1000m")));

@@ -1,6 +1,6 @@
 //! The architecture page is the truth: every crate of the workspace has a level in its table, no
-//! crate depends on a crate of its own level or above but the exceptions it lists, and the cycles
-//! between a crate's modules are those it lists as kept.
+//! crate depends on a crate of its own level or above, and the cycles between a crate's modules
+//! are those it lists as kept.
 
 mod modules;
 
@@ -37,21 +37,6 @@ fn levels(page: &str) -> (BTreeMap<String, Level>, Vec<String>) {
     (found, twice)
 }
 
-/// The edges the page keeps against the rule: `- `weaver-a` → `weaver-b`: why`.
-fn exceptions(page: &str) -> BTreeSet<(String, String)> {
-    let list = page.split("Edges against the rule").nth(1).expect("the page's list of edges against the rule");
-    list.lines()
-        .skip_while(|line| !line.starts_with("- "))
-        .take_while(|line| !line.starts_with('#'))
-        .filter_map(|line| line.strip_prefix("- `"))
-        .filter_map(|line| {
-            let (from, rest) = line.split_once("` → `")?;
-            let (to, _) = rest.split_once('`')?;
-            Some((from.to_string(), to.to_string()))
-        })
-        .collect()
-}
-
 /// Each workspace crate's name and the weaver crates among its normal dependencies.
 fn dependencies(root: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut found = BTreeMap::new();
@@ -71,13 +56,8 @@ fn dependencies(root: &Path) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// What the rule and the crates disagree on: a crate without a level, an edge to a crate of the
-/// same level or above (or to a crate only tests may use) that is not a listed exception, an
-/// exception that is no longer an edge, a level given to no crate.
-fn disagreements(
-    levels: &BTreeMap<String, Level>,
-    exceptions: &BTreeSet<(String, String)>,
-    actual: &BTreeMap<String, BTreeSet<String>>,
-) -> Vec<String> {
+/// same level or above (or to a crate only tests may use), a level given to no crate.
+fn disagreements(levels: &BTreeMap<String, Level>, actual: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
     let mut wrong = Vec::new();
     for (name, deps) in actual {
         let Some(&level) = levels.get(name) else {
@@ -91,7 +71,7 @@ fn disagreements(
                 (Level::Tests, Some(Level::Of(_))) => true,
                 (_, Some(Level::Tests)) => false,
             };
-            if !allowed && !exceptions.contains(&(name.clone(), dep.clone())) {
+            if !allowed {
                 let level_of = |level: &Level| match level {
                     Level::Of(n) => format!("level {n}"),
                     Level::Tests => "tests only".to_string(),
@@ -102,13 +82,6 @@ fn disagreements(
                     level_of(&levels[dep])
                 ));
             }
-        }
-    }
-    for (from, to) in exceptions {
-        if !actual.get(from).is_some_and(|deps| deps.contains(to)) {
-            wrong.push(format!(
-                "{from} → {to} is listed against the rule, but is no longer an edge: take it off the list"
-            ));
         }
     }
     wrong.extend(
@@ -125,17 +98,17 @@ fn every_crate_depends_only_on_crates_of_lower_levels() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let page = std::fs::read_to_string(root.join(PAGE)).expect(PAGE);
     let (levels, mut wrong) = levels(&page);
-    wrong.extend(disagreements(&levels, &exceptions(&page), &dependencies(root)));
+    wrong.extend(disagreements(&levels, &dependencies(root)));
     assert!(wrong.is_empty(), "{PAGE} and the crates disagree:\n{}", wrong.join("\n"));
 }
 
 #[test]
-fn an_edge_up_or_across_a_level_a_crate_without_one_and_a_stale_exception_are_found() {
-    let page = "| level | crates |\n|---|---|\n| 2 | `weaver-b`, `weaver-c` |\n| 1 | `weaver-a` |\n| tests | `weaver-t` |\n\n\
-                Edges against the rule:\n\n- `weaver-c` → `weaver-b`: why\n";
+fn an_edge_up_or_across_a_level_and_a_crate_without_one_are_found() {
+    let page =
+        "| level | crates |\n|---|---|\n| 2 | `weaver-b`, `weaver-c` |\n| 1 | `weaver-a` |\n| tests | `weaver-t` |\n";
     let listed_twice = levels("| level | crates |\n|---|---|\n| 2 | `weaver-a` |\n| 1 | `weaver-a` |\n").1;
     assert_eq!(listed_twice, ["weaver-a is listed at more than one level"]);
-    let ((levels, twice), exceptions) = (levels(page), exceptions(page));
+    let (levels, twice) = levels(page);
     assert_eq!(twice, Vec::<String>::new());
     let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
     let crates = |edges: &[(&str, &[&str])]| -> BTreeMap<String, BTreeSet<String>> {
@@ -144,24 +117,22 @@ fn an_edge_up_or_across_a_level_a_crate_without_one_and_a_stale_exception_are_fo
         all.extend(edges.iter().map(|(from, to)| (from.to_string(), set(to))));
         all
     };
-    let fine =
-        crates(&[("weaver-b", &["weaver-a"]), ("weaver-c", &["weaver-a", "weaver-b"]), ("weaver-t", &["weaver-a"])]);
-    assert_eq!(disagreements(&levels, &exceptions, &fine), Vec::<String>::new());
+    let fine = crates(&[("weaver-b", &["weaver-a"]), ("weaver-c", &["weaver-a"]), ("weaver-t", &["weaver-a"])]);
+    assert_eq!(disagreements(&levels, &fine), Vec::<String>::new());
     let wrong = crates(&[("weaver-a", &["weaver-b"]), ("weaver-b", &["weaver-c", "weaver-t"])]);
     assert_eq!(
-        disagreements(&levels, &exceptions, &wrong),
+        disagreements(&levels, &wrong),
         [
             "weaver-a (level 1) depends on weaver-b (level 2): a crate depends only on crates of lower levels",
             "weaver-b (level 2) depends on weaver-c (level 2): a crate depends only on crates of lower levels",
             "weaver-b (level 2) depends on weaver-t (tests only): a crate depends only on crates of lower levels",
-            "weaver-c → weaver-b is listed against the rule, but is no longer an edge: take it off the list",
         ]
     );
     let mut unlisted = fine.clone();
     unlisted.insert("weaver-d".to_string(), set(&[]));
     unlisted.remove("weaver-t");
     assert_eq!(
-        disagreements(&levels, &exceptions, &unlisted),
+        disagreements(&levels, &unlisted),
         ["weaver-d has no level in the table", "weaver-t has a level, but no crate"]
     );
 }

@@ -1,5 +1,6 @@
 pub mod action;
 pub mod apply;
 pub mod notify;
+pub mod observe;
 pub mod report;
 pub mod schedule;

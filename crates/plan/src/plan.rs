@@ -1,5 +1,5 @@
 //! Plans: what an apply of rendered releases would do to each object, given the live objects
-//! and the releases' last applied records (observed by `cluster::observe`, or read from a
+//! and the releases' last applied records (observed by `engine::observe`, or read from a
 //! file). Pure: no I/O.
 
 use std::borrow::Borrow;

@@ -12,7 +12,7 @@ use super::render::{Desired, IfEmpty, Offline, Quotes, RenderOptions, prepare};
 use super::{Context, OnProgress, Progress, connect_sharing, phase};
 use crate::apply::{ApplyOptions, LockTakenOver, ReleaseInput, Report};
 use crate::notify::Message;
-use weaver_cluster::observe::{Unlabelled, observe_helm, observe_reusing};
+use crate::observe::{Unlabelled, observe_helm, observe_reusing};
 use weaver_cluster::{
     Cluster, ConnectOptions, HeldLock, ListTarget, Listed as Listing, LockEvent, LockOptions, SharedServers,
 };

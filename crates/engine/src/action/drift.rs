@@ -18,7 +18,7 @@ use super::rollback::recorded_release;
 use super::{Context, OnProgress, Progress, connect, connect_sharing, phase, tell_retries};
 use crate::apply::{Outcome, Report as ApplyReport};
 use crate::notify::Message;
-use weaver_cluster::observe::{Live, Unlabelled, list_labelled, list_live, recorded_target};
+use crate::observe::{Live, Unlabelled, list_labelled, list_live, recorded_target};
 use weaver_cluster::{Cluster, ConnectOptions, ManagedFields, SharedServers};
 use weaver_core::error::Result;
 use weaver_core::manifest::{LABEL_RELEASE, ObjectKey, label};

@@ -1,8 +1,8 @@
 //! History: a release's recorded revisions, and what each changed.
 
 use super::{OnProgress, connect, open_project, release};
+use crate::observe::release_records;
 use weaver_cluster::ConnectOptions;
-use weaver_cluster::observe::release_records;
 use weaver_core::error::Result;
 use weaver_plan::plan::Plan;
 use weaver_plan::plan::between_revisions;

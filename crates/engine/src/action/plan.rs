@@ -13,7 +13,7 @@ use super::removed::removed_releases;
 use super::render::{Desired, Offline, Prepared, Quotes, RenderOptions, prepare};
 use super::renders::Renders;
 use super::{Context, blocking, connect_sharing, phase, tell_retries};
-use weaver_cluster::observe::{Live, Unlabelled, dry_run_apply, observe_helm, observe_reusing};
+use crate::observe::{Live, Unlabelled, dry_run_apply, observe_helm, observe_reusing};
 use weaver_cluster::{Cluster, ConnectOptions, SharedServers};
 use weaver_core::error::{Error, Location, Result};
 use weaver_core::manifest::{ObjectKey, ObjectKeyRef};

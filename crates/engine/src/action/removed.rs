@@ -5,8 +5,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::{OnProgress, Progress};
+use crate::observe::deployed_records_everywhere;
 use weaver_cluster::Cluster;
-use weaver_cluster::observe::deployed_records_everywhere;
 use weaver_core::error::Result;
 use weaver_core::manifest::{LABEL_RELEASE, ObjectKey};
 use weaver_project::Environment;

@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicBool;
 
 use super::apply::{Applied, Locked, Settings, apply_options, execute};
 use super::{Context, Progress, connect_sharing, open_project, release};
+use crate::observe::release_records;
 use weaver_cluster::ConnectOptions;
-use weaver_cluster::observe::release_records;
 use weaver_core::error::{Error, Result};
 use weaver_core::manifest::Manifest;
 use weaver_plan::release::record::{Record, RecordedObject, Status, secret_name};

@@ -16,7 +16,7 @@ use super::render::{IfEmpty, select};
 use super::{OnProgress, Progress, connect_sharing, phase, tell_retries};
 use serde_json::Value;
 
-use weaver_cluster::observe::own_records;
+use crate::observe::own_records;
 use weaver_cluster::{
     Cluster, EVENTS_SHOWN, ManagedFields, ObjectEvent, Readiness, built_in_readiness, fields_parsed, newest_first,
     readiness, with_pods, workload_kind,

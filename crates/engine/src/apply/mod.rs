@@ -20,7 +20,7 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use crate::schedule::{NotRun, Schedule};
 
-use weaver_cluster::observe::Live;
+use crate::observe::Live;
 use weaver_cluster::{ApplyError, Cluster, ObjectRef, ServedKind, WaitOutcome, WaitProgress};
 use weaver_core::error::Error;
 use weaver_core::manifest::{ObjectKey, Phase, phase};

@@ -294,6 +294,23 @@ mod tests {
     const DEPLOYMENT: Kind = Kind { api_version: "apps/v1", kind: "Deployment" };
 
     #[test]
+    fn managed_fields_kept_as_their_json_text_give_the_same_owned_fields() {
+        let fields = json!([
+            {"manager": "weaver", "operation": "Apply", "apiVersion": "v1", "fieldsV1": {"f:data": {"f:a": {}}}},
+            {"manager": "kubectl", "operation": "Update", "apiVersion": "v1", "fieldsV1": {"f:data": {"f:b": {}}}}
+        ]);
+        let array = json!({"metadata": {"managedFields": fields}});
+        let text = json!({"metadata": {"managedFields": fields.to_string()}});
+        let weaver = |object: &Value| FieldSet::applied_by(object, "weaver").map(|set| format!("{set:?}"));
+        assert!(weaver(&text).is_some_and(|set| set.contains("\"a\"") && !set.contains("\"b\"")));
+        assert_eq!(weaver(&text), weaver(&array));
+        let kubectl = |object: &Value| format!("{:?}", FieldSet::managed_by(object, &["kubectl".to_string()]));
+        assert!(kubectl(&text).contains("\"b\""));
+        assert_eq!(kubectl(&text), kubectl(&array));
+        assert_eq!(weaver(&json!({"metadata": {}})), None);
+    }
+
+    #[test]
     fn paths_name_each_owned_leaf_as_drift_writes_them() {
         let set = FieldSet::from_fields_v1(&json!({"f:metadata": {"f:finalizers": {"v:\"x\"": {}}},
             "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {

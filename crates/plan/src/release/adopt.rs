@@ -2,7 +2,7 @@
 //! installed in the same namespace. Pure: this module recognises Helm's release records (the
 //! Secrets `sh.helm.release.v1.<name>.v<N>`, labelled `owner=helm`, `name`, `status` and
 //! `version`) from their metadata, and the objects Helm installed (annotated
-//! `meta.helm.sh/release-name` and `meta.helm.sh/release-namespace`). `cluster::observe` lists
+//! `meta.helm.sh/release-name` and `meta.helm.sh/release-namespace`). `engine::observe` lists
 //! them; `diff` plans the adoption; `apply` forces the apply of those objects and can delete the
 //! Helm release's records. A record's content (the whole release, values included) is never
 //! read: its labels say everything weaver needs.

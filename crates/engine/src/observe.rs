@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::{ApplyError, Cluster, ListTarget, ManagedFields, Unserved};
+use weaver_cluster::{ApplyError, Cluster, ListTarget, ManagedFields, Unserved};
 use weaver_core::error::{Error, Location, Result};
 use weaver_core::manifest::{
     LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, ObjectKeyRef, Scopes, api_group, label, namespace_of,

@@ -1,5 +1,6 @@
 pub mod action;
 pub mod apply;
+pub mod changed;
 pub mod notify;
 pub mod observe;
 pub mod report;

@@ -1,10 +1,9 @@
-//! Git: the repository holding the weaver repository, revisions, the files of a commit, what
-//! changed between two versions, and which commit an apply deploys.
+//! Git: the repository holding the weaver repository, revisions, the files of a commit, the
+//! paths that changed between two versions, and which commit an apply deploys.
 //!
 //! The weaver repository (`--repo`) may be a subdirectory of a git repository; every path this
 //! module returns is relative to the weaver repository, and changes outside it are ignored.
 
-pub mod changes;
 pub mod hydrated;
 pub mod promotion;
 pub mod tree_source;
@@ -15,7 +14,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use git2::{Delta, DiffOptions, ErrorCode, Oid, Repository, RepositoryOpenFlags};
 
-pub use changes::{AffectedRelease, ChangeSet, Comparison, ReleaseStatus};
 pub use tree_source::TreeSource;
 use weaver_core::error::{Error, Result};
 

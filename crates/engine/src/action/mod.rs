@@ -37,9 +37,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::changed::Comparison;
 use weaver_cluster::{Cluster, ConnectOptions, SharedServers};
 use weaver_core::error::{Error, Result};
-use weaver_git::{Comparison, GitRepo};
+use weaver_git::GitRepo;
 use weaver_project::source::PathRef;
 use weaver_project::{Environment, FsSource, Project, Release};
 use weaver_secrets::{Identities, IdentityOrigin, IdentitySources, Redactor};

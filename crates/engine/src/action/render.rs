@@ -10,10 +10,10 @@ use rayon::prelude::*;
 use serde_json::Map;
 
 use super::{Context, OnProgress, Progress, compare, phase};
+use crate::changed::ReleaseStatus;
 use weaver_cluster::{Cluster, ListTarget, served_kinds_of_crd};
 use weaver_core::error::{Error, Result};
 use weaver_core::manifest::Manifest;
-use weaver_git::ReleaseStatus;
 use weaver_helm::lookup::{Listing, Live, Served, Target};
 use weaver_project::{Environment, Project, Release, Selector, select_releases};
 use weaver_render::overrides::{OverrideFlags, Overrides};

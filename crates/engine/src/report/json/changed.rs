@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
+use crate::changed::{ChangeSet, Comparison};
 use serde::Serialize;
-use weaver_git::{ChangeSet, Comparison, Revision};
+use weaver_git::Revision;
 
 /// `weaver changed -o json`.
 #[derive(Debug, Serialize)]

@@ -31,8 +31,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{ChangedPath, GitRepo, Revision};
 use weaver_core::error::{Error, Result};
+use weaver_git::{ChangedPath, GitRepo, Revision};
 use weaver_project::chart::{CHARTS_DIR, RemoteChart, chart_path, is_archive, is_path};
 use weaver_project::environment::{ENVIRONMENTS_DIR, environment_path};
 use weaver_project::settings::{SETTINGS_FILE, Settings};
@@ -95,12 +95,11 @@ enum Side {
     Head,
 }
 
-impl ChangedPath {
-    fn exists_in(&self, side: Side) -> bool {
-        match side {
-            Side::Base => self.in_base,
-            Side::Head => self.in_head,
-        }
+/// Whether `changed` exists on `side`.
+fn exists_in(changed: &ChangedPath, side: Side) -> bool {
+    match side {
+        Side::Base => changed.in_base,
+        Side::Head => changed.in_head,
     }
 }
 
@@ -336,7 +335,7 @@ fn affected_releases(
     for (side, env) in [(Side::Base, base), (Side::Head, head)] {
         let Some(env) = env else { continue };
         let touched = |matches: &dyn Fn(&Path) -> bool| -> Vec<&Path> {
-            paths.iter().filter(|p| p.exists_in(side) && matches(&p.path)).map(|p| p.path.as_path()).collect()
+            paths.iter().filter(|p| exists_in(p, side) && matches(&p.path)).map(|p| p.path.as_path()).collect()
         };
         environment_files.extend(touched(&|path| env.files.iter().any(|file| file == path)));
         // What `weaver promote` pinned is part of the environment's definition.

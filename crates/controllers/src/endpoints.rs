@@ -9,7 +9,7 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::http::{Limits, serve_with};
+use crate::http::Limits;
 use crate::telemetry::Telemetry;
 
 /// Serves within `limits` until `shutdown` completes.
@@ -19,7 +19,7 @@ pub async fn serve(
     telemetry: Arc<Telemetry>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    serve_with(listener, limits, move |request| answer(telemetry.clone(), request), shutdown).await
+    crate::http::serve(listener, None, limits, move |request| answer(telemetry.clone(), request), shutdown).await
 }
 
 async fn answer(telemetry: Arc<Telemetry>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {

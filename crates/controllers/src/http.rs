@@ -59,35 +59,10 @@ impl Default for Limits {
     }
 }
 
-/// Serves plain HTTP/1 on `listener` within `limits`, each request answered by `answer` (with
-/// the client's `SocketAddr` among its extensions), until `shutdown` completes.
-pub async fn serve_with<A, F>(
-    listener: tokio::net::TcpListener,
-    limits: Limits,
-    answer: A,
-    shutdown: impl std::future::Future<Output = ()>,
-) where
-    A: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
-    F: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
-{
-    serve_on(listener, None, limits, answer, shutdown).await
-}
-
-/// [`serve_with`] over TLS: the handshake must end within `limits.header_timeout` too.
-pub async fn serve_tls_with<A, F>(
-    listener: tokio::net::TcpListener,
-    tls: tokio_rustls::TlsAcceptor,
-    limits: Limits,
-    answer: A,
-    shutdown: impl std::future::Future<Output = ()>,
-) where
-    A: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
-    F: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
-{
-    serve_on(listener, Some(tls), limits, answer, shutdown).await
-}
-
-async fn serve_on<A, F>(
+/// Serves HTTP/1 on `listener` within `limits`, over TLS with `tls` (whose handshake must end
+/// within `limits.header_timeout` too), each request answered by `answer` (with the client's
+/// `SocketAddr` among its extensions), until `shutdown` completes.
+pub async fn serve<A, F>(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: Limits,

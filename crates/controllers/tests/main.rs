@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
-use weaver_controllers::http::{Limits, read_body, serve_with};
+use weaver_controllers::http::{Limits, read_body};
 use weaver_controllers::telemetry::Telemetry;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -47,7 +47,7 @@ impl Servers {
                 Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(said))))
             }
         };
-        runtime.spawn(serve_with(flooded, limits.clone(), answer, std::future::pending()));
+        runtime.spawn(weaver_controllers::http::serve(flooded, None, limits.clone(), answer, std::future::pending()));
         let telemetry = Arc::new(Telemetry::default());
         runtime.spawn(weaver_controllers::endpoints::serve(health, limits, telemetry, std::future::pending()));
         Servers { runtime: Some(runtime), flooded: addresses.0, health: addresses.1 }
@@ -228,7 +228,7 @@ fn an_answer_the_client_never_reads_is_given_up_after_the_write_timeout() {
         async move { Ok::<_, std::convert::Infallible>(Response::new(Full::new(body))) }
     };
     let limits = Limits { write_timeout: Duration::from_secs(1), ..Limits::default() };
-    runtime.spawn(serve_with(listener, limits, answer, std::future::pending()));
+    runtime.spawn(weaver_controllers::http::serve(listener, None, limits, answer, std::future::pending()));
     let mut stream = TcpStream::connect(address).unwrap();
     stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     // The client reads nothing for three write timeouts, then all there is.

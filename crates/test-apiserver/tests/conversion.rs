@@ -221,13 +221,27 @@ fn sent(webhook: &Webhook) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-#[tokio::test]
-async fn conversion_webhook_converts_between_versions() {
+/// A fake API server whose Gadgets are stored at v1 and converted by a test webhook, with the
+/// APIs of both versions.
+struct Converting {
+    webhook: Webhook,
+    _server: TestApiServer,
+    v1: Api<DynamicObject>,
+    alpha: Api<DynamicObject>,
+}
+
+async fn converting() -> Converting {
     let webhook = Webhook::start();
     let server = TestApiServer::start();
     let c = client(&server).await;
     apply_crd(&c, &gadget_crd("v1", Some(webhook.conversion()))).await;
     let (v1, alpha) = (gadgets(&c, "v1"), gadgets(&c, "v1alpha1"));
+    Converting { webhook, _server: server, v1, alpha }
+}
+
+#[tokio::test]
+async fn conversion_webhook_converts_between_versions() {
+    let Converting { webhook, _server, v1, alpha } = converting().await;
 
     // Written at v1alpha1: converted to v1 for storage, and back for the answer.
     let created = alpha.create(&PostParams::default(), &gadget("g1", "v1alpha1", json!({"foo": "x"}))).await.unwrap();
@@ -283,11 +297,7 @@ async fn conversion_webhook_converts_between_versions() {
 
 #[tokio::test]
 async fn conversion_webhook_converts_a_list_in_one_review() {
-    let webhook = Webhook::start();
-    let server = TestApiServer::start();
-    let c = client(&server).await;
-    apply_crd(&c, &gadget_crd("v1", Some(webhook.conversion()))).await;
-    let (v1, alpha) = (gadgets(&c, "v1"), gadgets(&c, "v1alpha1"));
+    let Converting { webhook, _server, v1, alpha } = converting().await;
     for name in ["a", "b", "c"] {
         v1.create(&PostParams::default(), &gadget(name, "v1", json!({"bar": name}))).await.unwrap();
     }
@@ -300,11 +310,7 @@ async fn conversion_webhook_converts_a_list_in_one_review() {
 
 #[tokio::test]
 async fn conversion_webhook_failure_is_a_500() {
-    let webhook = Webhook::start();
-    let server = TestApiServer::start();
-    let c = client(&server).await;
-    apply_crd(&c, &gadget_crd("v1", Some(webhook.conversion()))).await;
-    let (v1, alpha) = (gadgets(&c, "v1"), gadgets(&c, "v1alpha1"));
+    let Converting { webhook, _server, v1, alpha } = converting().await;
     v1.create(&PostParams::default(), &gadget("g1", "v1", json!({"bar": "x"}))).await.unwrap();
     webhook.set(Mode::Fail("cannot convert bar".into()));
     let e = api_error(alpha.get("g1").await.unwrap_err());
@@ -337,11 +343,7 @@ async fn conversion_webhook_failure_is_a_500() {
 
 #[tokio::test]
 async fn conversion_webhook_answers_are_checked() {
-    let webhook = Webhook::start();
-    let server = TestApiServer::start();
-    let c = client(&server).await;
-    apply_crd(&c, &gadget_crd("v1", Some(webhook.conversion()))).await;
-    let (v1, alpha) = (gadgets(&c, "v1"), gadgets(&c, "v1alpha1"));
+    let Converting { webhook, _server, v1, alpha } = converting().await;
     v1.create(&PostParams::default(), &gadget("g1", "v1", json!({"bar": "x"}))).await.unwrap();
     v1.create(&PostParams::default(), &gadget("g2", "v1", json!({"bar": "y"}))).await.unwrap();
 

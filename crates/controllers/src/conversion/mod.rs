@@ -33,7 +33,7 @@ use kube::core::response::Status;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::http::{Limits, read_body, serve_tls_with};
+use crate::http::{Limits, read_body};
 
 /// The path the CRDs' `clientConfig` names.
 pub const PATH: &str = "/convert";
@@ -87,9 +87,9 @@ pub async fn serve(
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let limits = keeper.options.limits.clone();
     Ok(async move {
-        let answering = serve_tls_with(
+        let answering = crate::http::serve(
             listener,
-            acceptor,
+            Some(acceptor),
             limits.clone(),
             move |request| answer(request, limits.clone()),
             shutdown,

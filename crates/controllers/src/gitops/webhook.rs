@@ -31,7 +31,7 @@ use super::api::EnvironmentSync;
 use super::plan::RECONCILE_REQUESTED_AT;
 use super::reconcile::{secret, value};
 use super::telemetry::Metrics;
-use crate::http::{BodyError, Limits, read_body, serve_with};
+use crate::http::{BodyError, Limits, read_body};
 use crate::proxy::{Cidr, client_address};
 use weaver_cluster::api_message;
 use weaver_secrets::hmac::HmacSha256;
@@ -146,7 +146,7 @@ pub async fn serve(
         bodies: Arc::new(Semaphore::new(settings.bodies_in_flight.div_ceil(1024))),
         settings,
     });
-    serve_with(listener, limits, move |request| answer(receiver.clone(), request), shutdown).await
+    crate::http::serve(listener, None, limits, move |request| answer(receiver.clone(), request), shutdown).await
 }
 
 /// How the receiver serves.

@@ -1,5 +1,5 @@
 //! HTTP for the UI, its routes here and each part of the site in a file of its own: hyper's HTTP/1 as the operator serves its endpoints
-//! (`serve_with`), the routes, the session cookie and its CSRF token, the checks every request
+//! (`serve`), the routes, the session cookie and its CSRF token, the checks every request
 //! passes (Host, and for actions Origin and the token) and the security headers of every answer.
 //! In the controller (`Options::sign_in`), every page but the sign-in page needs a signed-in
 //! user, and shows or does only what the API server says that user may (`auth.rs`).
@@ -19,7 +19,6 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use rand::RngCore;
-use weaver_controllers::http::serve_with;
 use weaver_core::error::{Error, Result};
 use weaver_engine::action::Progress;
 use weaver_engine::action::sync::Target;
@@ -109,7 +108,8 @@ pub async fn serve(
         options,
     });
     let limits = server.options.http_limits.clone();
-    serve_with(listener, limits, move |request| answer(server.clone(), request), shutdown).await;
+    weaver_controllers::http::serve(listener, None, limits, move |request| answer(server.clone(), request), shutdown)
+        .await;
     Ok(())
 }
 

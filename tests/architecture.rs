@@ -1,6 +1,6 @@
 //! The architecture page is the truth: every crate of the workspace has a level in its table, no
 //! crate depends on a crate of its own level or above, and the cycles between a crate's modules
-//! are those it lists as kept.
+//! are those it lists as kept. Also read across crates here: which crates log.
 
 mod modules;
 
@@ -212,5 +212,114 @@ fn the_kept_cycles_are_read_with_the_module_they_are_under() {
             ("weaver-a".to_string(), Vec::new(), set(&["x", "y"])),
             ("weaver-b".to_string(), vec!["m".to_string(), "n".to_string()], set(&["p", "q", "r"])),
         ])
+    );
+}
+
+/// `-v` shows the debug events of the crates `LOGGING_CRATES` lists: it names each crate under
+/// crates/ whose code logs.
+#[test]
+fn the_crates_verbose_logs_show_are_those_that_log() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates");
+    for entry in std::fs::read_dir(&crates).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = format!("weaver_{}", dir.file_name().unwrap().to_string_lossy().replace('-', "_"));
+        let logs = files_logging(&dir.join("src"));
+        assert_eq!(
+            weaver_cli::commands::operator::LOGGING_CRATES.contains(&name.as_str()),
+            logs,
+            "{name}: logs {logs}, listed in LOGGING_CRATES?"
+        );
+    }
+}
+
+/// Whether a source file below `dir` sends tracing events or spans.
+fn files_logging(dir: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.map(|e| e.unwrap().path()).any(|path| match path.extension() {
+        Some(ext) if ext == "rs" => {
+            let text = std::fs::read_to_string(&path).unwrap();
+            [
+                "tracing::info!",
+                "tracing::debug!",
+                "tracing::warn!",
+                "tracing::error!",
+                "tracing::trace!",
+                "use tracing::",
+            ]
+            .iter()
+            .any(|event| text.contains(event))
+        }
+        _ => path.is_dir() && files_logging(&path),
+    })
+}
+
+/// The files a crate's source names by path (`include_str!`, `include_bytes!`, `#[path]`, and
+/// joins onto `CARGO_MANIFEST_DIR`) that lie outside the crate, as `file: path`.
+fn reads_outside(crate_dir: &Path) -> Vec<String> {
+    let named = regex::Regex::new(
+        r#"include_(?:str|bytes)!\("([^"]+)"\)|#\[path = "([^"]+)"\]|CARGO_MANIFEST_DIR"\)\)\.join\("([^"]+)"\)"#,
+    )
+    .unwrap();
+    let mut outside = Vec::new();
+    let mut files = vec![crate_dir.to_path_buf()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        // A build script is no test: engine's embeds the chart it installs.
+        if path.extension().is_none_or(|e| e != "rs") || path.file_name().is_some_and(|n| n == "build.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for found in named.captures_iter(&text) {
+            let (from, written) = match (found.get(1).or(found.get(2)), found.get(3)) {
+                (Some(relative), _) => (path.parent().unwrap(), relative.as_str()),
+                (None, Some(joined)) => (crate_dir, joined.as_str()),
+                (None, None) => unreachable!("the pattern captures one of them"),
+            };
+            let mut resolved = from.to_path_buf();
+            for part in Path::new(written).components() {
+                match part {
+                    std::path::Component::ParentDir => _ = resolved.pop(),
+                    std::path::Component::CurDir => {}
+                    other => resolved.push(other),
+                }
+            }
+            if !resolved.starts_with(crate_dir) {
+                outside.push(format!("{}: {written}", path.display()));
+            }
+        }
+    }
+    outside
+}
+
+#[test]
+fn no_crate_reads_a_file_outside_itself() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates");
+    let mut outside = Vec::new();
+    for entry in std::fs::read_dir(&crates).unwrap() {
+        outside.extend(reads_outside(&entry.unwrap().path()));
+    }
+    assert!(outside.is_empty(), "read from outside their crate:\n{}", outside.join("\n"));
+}
+
+#[test]
+fn a_file_named_outside_its_crate_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("a");
+    std::fs::create_dir_all(crate_dir.join("src/x")).unwrap();
+    std::fs::write(
+        crate_dir.join("src/x/m.rs"),
+        "include_str!(\"../../data.txt\"); include_bytes!(\"../../../b/data\");\n\
+         #[path = \"../../../b/cases.rs\"]\nmod cases;\n\
+         Path::new(env!(\"CARGO_MANIFEST_DIR\")).join(\"../../environments\");\n\
+         Path::new(env!(\"CARGO_MANIFEST_DIR\")).join(\"tests/data\");\n",
+    )
+    .unwrap();
+    let m = crate_dir.join("src/x/m.rs").display().to_string();
+    assert_eq!(
+        reads_outside(&crate_dir),
+        [format!("{m}: ../../../b/data"), format!("{m}: ../../../b/cases.rs"), format!("{m}: ../../environments")]
     );
 }

@@ -13,11 +13,11 @@ pub mod image;
 pub mod node;
 pub mod previous;
 pub mod registry;
-pub mod skip;
 pub mod temp;
 pub mod tools;
 
 pub use fs::copy_dir;
+pub use weaver_test_support::skip;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -273,18 +273,14 @@ pub fn to_json(value: &Value) -> Option<String> {
     sprig::json::marshal(&value.to_json().ok()?, sprig::json::Style::Compact)
 }
 
-/// The case-table harness weaver-gotemplate's and weaver-sprig's tests share.
-#[cfg(test)]
-#[path = "../../gotemplate/tests/support/helm_cases.rs"]
-mod helm_cases;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weaver_test_support::cases as helm_cases;
 
-    /// tests/helm/funcs.txt: cases of helm's own functions, with helm 3.17.1's output.
+    /// tests/funcs.txt: cases of helm's own functions, with helm 3.17.1's output.
     fn table() -> Vec<(helm_cases::Mode, helm_cases::Case)> {
-        helm_cases::parse(include_str!("../../../tests/helm/funcs.txt"))
+        helm_cases::parse(include_str!("../tests/funcs.txt"))
     }
 
     /// helm's function map: sprig's, then helm's own.

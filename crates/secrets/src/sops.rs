@@ -563,10 +563,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const DEV: &str = include_str!("../../../secrets/dev.yaml");
+    /// A copy of the demo's SOPS file, and its key.
+    const DEV: &str = include_str!("../tests/data/dev.yaml");
 
     fn dev_key() -> Identities {
-        let key = include_str!("../../../secrets/dev.agekey");
+        let key = include_str!("../tests/data/dev.agekey");
         crate::IdentitySources { sops_key: Some(key.into()), ..Default::default() }.load().unwrap()
     }
 

@@ -1,6 +1,6 @@
 //! Renders every case of cases/sprig.txt with a real `helm template` (v3.17.1: $WEAVER_HELM, else
 //! `helm` on PATH) and compares with the table. Skipped, saying so, when helm is missing, unless
-//! WEAVER_REQUIRE_INTEROP=1; see ../gotemplate/tests/support/helm_cases.rs.
+//! WEAVER_REQUIRE_INTEROP=1; see weaver-test-support's `cases`.
 
 use crate::common;
 

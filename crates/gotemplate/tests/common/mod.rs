@@ -1,13 +1,12 @@
-//! cases/table.txt for the table test and the helm interop test (through the harness it shares with
-//! weaver-sprig, support/helm_cases.rs), and the helm-like functions the cases call, written on the
+//! cases/table.txt for the table test and the helm interop test (through the harness
+//! weaver-test-support's `cases`, shared with weaver-sprig and weaver-helm), and the helm-like functions the cases call, written on the
 //! crate's public API as helm's engine layer will be.
 
 use std::collections::HashMap;
 
 use gotemplate::{Ctx, ErrorKind, FuncError, Function, Map, Templates, Type, Value};
 
-#[path = "../support/helm_cases.rs"]
-pub mod helm_cases;
+pub use weaver_test_support::cases as helm_cases;
 
 pub use helm_cases::{Case, Mode};
 

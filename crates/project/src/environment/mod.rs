@@ -550,8 +550,8 @@ mod tests {
 
     #[test]
     fn environment_files_are_read_directly_as_serde_saphyr_reads_them() {
-        // The demo's environments, in the repository's root.
-        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../environments");
+        // A copy of the demo's environments.
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/environments");
         let entries = std::fs::read_dir(&demo).unwrap_or_else(|e| panic!("{}: {e}", demo.display()));
         let mut texts: Vec<(String, String)> = entries
             .flatten()

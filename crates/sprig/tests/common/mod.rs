@@ -1,10 +1,9 @@
 //! cases/sprig.txt for the table, interop and no-panic tests, rendered with sprig's functions through
-//! the harness weaver-gotemplate's tests share (../gotemplate/tests/support/helm_cases.rs).
+//! the harness weaver-test-support's `cases`.
 
 use gotemplate::Templates;
 
-#[path = "../../../gotemplate/tests/support/helm_cases.rs"]
-pub mod helm_cases;
+pub use weaver_test_support::cases as helm_cases;
 
 pub use helm_cases::{Case, Mode};
 

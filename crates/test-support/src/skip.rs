@@ -2,7 +2,7 @@
 //!
 //! libtest captures what the `print!`/`eprint!` macros write and hides it for passing tests,
 //! so a skipped test would look like a passing one. These lines go straight to file
-//! descriptor 2. The workspace crates' tests take this file alone with `#[path]`.
+//! descriptor 2.
 
 use std::io::Write;
 

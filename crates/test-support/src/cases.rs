@@ -1,7 +1,6 @@
-//! The case-table harness of weaver-gotemplate's and weaver-sprig's tests: the case-file parser,
-//! rendering a case with a crate's functions, the table check, and the check of a table with a real
-//! `helm template`. Each crate's `tests/common/mod.rs` includes this file with `#[path]` (sprig's
-//! across the crate boundary) and supplies its case file and its functions.
+//! The case-table harness of weaver-gotemplate's, weaver-sprig's and weaver-helm's tests: the
+//! case-file parser, rendering a case with a crate's functions, the table check, and the check of a
+//! table with a real `helm template`. Each crate supplies its case file and its functions.
 //!
 //! Case files: "### name" starts a case. Optional lines "mode: helm|go|strict" (default helm:
 //! missingkey=zero and "<no value>" removed from the output, as helm's engine does; go: Go's defaults;
@@ -18,16 +17,13 @@
 //! survives helm's YAML handling. Cases that fail or define templates get a chart of their own; the
 //! others share one per distinct values.
 
-#![allow(dead_code)] // each test crate uses part of this module
-
 use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gotemplate::{Map, MissingKey, Numbers, Templates, Value};
 
-#[path = "../../../../tests/common/skip.rs"]
-mod skip;
+use crate::skip;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {

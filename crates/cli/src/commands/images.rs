@@ -22,13 +22,13 @@ use weaver_source::images::Registries;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, command: &ImagesCommand) -> Result<ExitCode> {
     let machine = Machine::load(|key| std::env::var(key).ok())?;
-    let registries = Registries::new(
+    let registries = std::sync::Arc::new(Registries::new(
         machine,
         "the docker and helm registry configs (`docker login`, $DOCKER_CONFIG) or the credentials file",
-    );
+    ));
     match command {
         ImagesCommand::Check(args) => check(global, ui, args, &registries),
-        ImagesCommand::Update(args) => update(global, ui, args, &registries),
+        ImagesCommand::Update(args) => update(global, ui, args, registries),
     }
 }
 
@@ -106,7 +106,12 @@ fn pinned(image: &ImageCheck) -> String {
     }
 }
 
-fn update(global: &GlobalArgs, ui: &Ui, args: &ImagesUpdateArgs, registries: &Registries) -> Result<ExitCode> {
+fn update(
+    global: &GlobalArgs,
+    ui: &Ui,
+    args: &ImagesUpdateArgs,
+    registries: std::sync::Arc<Registries>,
+) -> Result<ExitCode> {
     let options = UpdateOptions {
         repo: global.repo.clone(),
         environment: args.env.clone(),

@@ -704,7 +704,9 @@ impl Run<'_> {
             let _turn = self.renders.turn(self.tenant, &status.name, &options.render.limits).await?;
             // Logged: the status hears of it once the render is done (it shares this task).
             tracing::info!("{applying}: rendering");
-            weaver_engine::action::blocking(|| weaver_engine::action::apply::render_offline(&options, cx))
+            let owned = options.clone();
+            weaver_engine::action::blocking_with(cx, move |cx| weaver_engine::action::apply::render_offline(&owned, cx))
+                .await
         }
         .await;
         let applied = match offline {
@@ -774,7 +776,13 @@ impl Run<'_> {
             let planned = async {
                 let offline = {
                     let _turn = self.renders.turn(self.tenant, &env.name, &options.render.limits).await?;
-                    weaver_engine::action::blocking(|| weaver_engine::action::plan::render_offline(&options, cx))?
+                    {
+                        let owned = options.clone();
+                        weaver_engine::action::blocking_with(cx, move |cx| {
+                            weaver_engine::action::plan::render_offline(&owned, cx)
+                        })
+                        .await?
+                    }
                 };
                 weaver_engine::action::plan::plan_rendered(&options, offline, cx).await
             }
@@ -1028,7 +1036,7 @@ impl Run<'_> {
             {
                 let updated = match registries(sync, namespace, secrets, tenant, shared).await {
                     Ok(registries) => {
-                        self.update_images(environments, settings, &registries, &shared.cache, push_to, sync, namespace)
+                        self.update_images(environments, settings, registries, &shared.cache, push_to, sync, namespace)
                             .await
                     }
                     Err((reason, message)) => {
@@ -1054,7 +1062,7 @@ impl Run<'_> {
         &self,
         environments: &[Arc<Environment>],
         settings: &plan::Promotion,
-        registries: &Registries,
+        registries: Arc<Registries>,
         cache: &Arc<GitCache>,
         push_to: &FetchRequest,
         sync: &EnvironmentSync,
@@ -1091,7 +1099,7 @@ impl Run<'_> {
                 limits: self.renders.limits(self.spec.timeout, self.stopping),
             };
             let cx = ActionContext { redactor: self.redactor, on: &on };
-            let checked = match weaver_engine::action::images::check_update(&options, registries) {
+            let checked = match weaver_engine::action::images::check_update(&options, Arc::clone(&registries)).await {
                 Ok(checked) => checked,
                 Err(err) => {
                     self.delete_branches(&locals);

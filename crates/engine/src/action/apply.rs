@@ -101,7 +101,8 @@ pub struct Applied {
 /// with the cluster's capabilities and `lookup`, then applies. `interrupted` (Ctrl-C) stops
 /// starting new work; what was done is still recorded.
 pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
-    let offline = super::blocking(|| render_offline(options, cx))?;
+    let owned = options.clone();
+    let offline = super::blocking_with(cx, move |cx| render_offline(&owned, cx)).await?;
     apply_rendered(options, offline, cx, interrupted).await
 }
 
@@ -109,7 +110,7 @@ pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &
 /// environment decrypted and rendered offline. A fleet apply renders every environment so,
 /// before it writes anything, to refuse two that would own one object.
 pub struct RenderedOffline {
-    pub(super) prepared: super::render::Prepared,
+    pub(super) prepared: Arc<super::render::Prepared>,
     pub(super) desired: Desired,
 }
 
@@ -145,7 +146,7 @@ pub fn render_offline(options: &ApplyActionOptions, cx: Context<'_>) -> Result<R
     render_options.if_empty = IfEmpty::Refuse;
     let prepared = prepare(&render_options, cx, Quotes::Cluster)?;
     let desired = prepared.render(Offline::BeforeCluster, cx.on)?;
-    Ok(RenderedOffline { prepared, desired })
+    Ok(RenderedOffline { prepared: Arc::new(prepared), desired })
 }
 
 /// The rest of [`apply`], from what [`render_offline`] made with the same options.
@@ -380,7 +381,12 @@ async fn execute_locked(
     observe_helm(cluster, &releases, &mut live, options.forget_helm_release, options.concurrency).await?;
     phase(on, "observe", started);
     let started = Instant::now();
-    let plan = super::blocking(|| plan_adopting(&releases, &live.records, &live.objects, &live.helm, None))?;
+    let (plan, releases, live) = super::blocking(move || {
+        let plan = plan_adopting(&releases, &live.records, &live.objects, &live.helm, None);
+        (plan, releases, live)
+    })
+    .await;
+    let plan = plan?;
     phase(on, "plan", started);
     // Two environments must not take one object from each other, apply after apply.
     if !options.take_ownership {

@@ -163,7 +163,9 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>, interrupted:
         limits: RenderLimits::default(),
     };
     if pushed {
-        let desired = super::blocking(|| super::render::render(&render_options, cx))
+        let owned = render_options.clone();
+        let desired = super::blocking_with(cx, move |cx| super::render::render(&owned, cx))
+            .await
             .map_err(|err| err.context(format!("{}: nothing was pushed", path.join(ENVIRONMENT_FILE).display())))?;
         // Weaver applying itself is what a bootstrap is: without its EnvironmentSync the wait
         // below could only time out.

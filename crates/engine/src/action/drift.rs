@@ -13,7 +13,7 @@ use super::apply::{Applied, Locked, Settings, apply_options, execute};
 use super::judgments::Kept;
 use super::notifications::notify;
 use super::plan::Observed;
-use super::render::{IfEmpty, Selected, Selection, select};
+use super::render::{IfEmpty, Selected, Selection, select_blocking};
 use super::rollback::recorded_release;
 use super::{Context, OnProgress, Progress, connect, connect_sharing, phase, tell_retries};
 use crate::apply::{Outcome, Report as ApplyReport};
@@ -58,7 +58,7 @@ pub async fn drift(options: &DriftOptions, cx: Context<'_>) -> Result<Report> {
 /// environment page reads the cluster once for its plan, drift and status.
 pub async fn drift_observed(options: &DriftOptions, observed: Option<&Observed>, cx: Context<'_>) -> Result<Report> {
     let on = cx.on;
-    let selected = super::blocking(|| select(&options.selection, IfEmpty::Warn, on))?;
+    let selected = select_blocking(&options.selection, IfEmpty::Warn, cx).await?;
     let report = match observed {
         Some(Observed { cluster, live, .. }) => {
             let started = Instant::now();
@@ -88,7 +88,7 @@ pub async fn drift_observed(options: &DriftOptions, observed: Option<&Observed>,
 /// Tells the environment's notifications of the drift in `report`, which [`drift`] found
 /// without telling.
 pub async fn tell_drift(options: &DriftOptions, report: &Report, cx: Context<'_>) -> Result<()> {
-    let selected = super::blocking(|| select(&options.selection, IfEmpty::Warn, cx.on))?;
+    let selected = select_blocking(&options.selection, IfEmpty::Warn, cx).await?;
     tell(&selected, options, report, cx).await;
     Ok(())
 }
@@ -126,8 +126,8 @@ fn judge(
 ) -> Report {
     use rayon::prelude::*;
     // Each release's objects compared on a thread of the pool: thousands of objects on a page,
-    // while a controller's worker hands its other tasks on (`blocking`), whichever path judges.
-    let releases = super::blocking(|| {
+    // while a controller's worker hands its other tasks on, whichever path judges.
+    let releases = super::judging_in_place(|| {
         selected
             .releases()
             .par_iter()
@@ -244,7 +244,7 @@ pub struct Corrected {
 /// rules are followed. Each corrected release records a revision saying which one it put back.
 pub async fn correct(options: &CorrectOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Corrected> {
     let Context { redactor, on } = cx;
-    let selected = super::blocking(|| select(&options.drift.selection, IfEmpty::Warn, on))?;
+    let selected = select_blocking(&options.drift.selection, IfEmpty::Warn, cx).await?;
     let connect_options = options.drift.connect.clone().retrying_within(options.settings.timeout);
     let cluster = connect(connect_options, &selected.env, "correcting drift in", on).await?;
     let concurrency = options.drift.concurrency;

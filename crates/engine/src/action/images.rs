@@ -8,14 +8,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::fleet::{EnvironmentSelection, select_environments};
 use super::plan::Planned;
-use super::promote::{PinChange, Proposed, commit_pins};
+use super::promote::{PinChange, Proposed};
 use super::{Context, Keys};
 use weaver_cluster::{ConnectOptions, SharedServers};
 use weaver_core::error::{Error, Result};
@@ -262,8 +262,8 @@ pub struct Update {
 
 /// Checks the environment's subscriptions and, where a tag is new, writes the pins as one
 /// commit on a new branch (unless a dry run), with the plan of the change.
-pub async fn update(options: &UpdateOptions, registries: &Registries, cx: Context<'_>) -> Result<Update> {
-    let checked = check_update(options, registries)?;
+pub async fn update(options: &UpdateOptions, registries: Arc<Registries>, cx: Context<'_>) -> Result<Update> {
+    let checked = check_update(options, registries).await?;
     propose(options, checked, cx).await
 }
 
@@ -276,7 +276,7 @@ pub struct CheckedUpdate {
 
 /// The registries' half of [`update`]: the environment's subscriptions checked. The controller
 /// runs it outside a render's turn (a slow registry must not hold a tenant's turn).
-pub fn check_update(options: &UpdateOptions, registries: &Registries) -> Result<CheckedUpdate> {
+pub async fn check_update(options: &UpdateOptions, registries: Arc<Registries>) -> Result<CheckedUpdate> {
     let check_options = CheckOptions {
         repo: options.repo.clone(),
         environments: EnvironmentSelection {
@@ -287,12 +287,16 @@ pub fn check_update(options: &UpdateOptions, registries: &Registries) -> Result<
         rev: options.rev.clone(),
         concurrency: options.concurrency,
     };
-    // Loaded once: the check and the pins read the same environment.
-    let mut environments = super::blocking(|| subscribed(&check_options))?;
-    let checks = super::blocking(|| check_loaded(&environments, registries, options.concurrency))?;
-    let check = checks.environments.into_iter().next().expect("the one environment named was checked");
-    let environment = environments.remove(0);
-    Ok(CheckedUpdate { environment, check, requests: checks.requests })
+    // Loaded once: the check and the pins read the same environment. The registries' waits
+    // (Retry-After) are the blocking pool's too.
+    super::blocking(move || {
+        let mut environments = subscribed(&check_options)?;
+        let checks = check_loaded(&environments, &registries, check_options.concurrency)?;
+        let check = checks.environments.into_iter().next().expect("the one environment named was checked");
+        let environment = environments.remove(0);
+        Ok(CheckedUpdate { environment, check, requests: checks.requests })
+    })
+    .await
 }
 
 /// The render's half of [`update`]: the new pins planned against the cluster and, unless a dry
@@ -305,7 +309,9 @@ pub async fn propose(options: &UpdateOptions, checked: CheckedUpdate, cx: Contex
     if result.changes.is_empty() {
         return Ok(result);
     }
-    let project = super::blocking(|| super::open_project(&options.repo, options.rev.as_deref()))?
+    let (repo, rev) = (options.repo.clone(), options.rev.clone());
+    let project = super::blocking(move || super::open_project(&repo, rev.as_deref()))
+        .await?
         .bounded(options.limits.max_values_bytes.as_ref());
     let proposed = Proposed {
         repo: &options.repo,
@@ -329,16 +335,16 @@ pub async fn propose(options: &UpdateOptions, checked: CheckedUpdate, cx: Contex
             ));
         }
         let pins = super::promote::Pins {
-            repo: &options.repo,
-            rev: options.rev.as_deref(),
-            author: options.author.as_ref(),
-            branch: options.branch.as_deref(),
+            repo: options.repo.clone(),
+            rev: options.rev.clone(),
+            author: options.author.clone(),
+            branch: options.branch.clone(),
             prefix: "images",
-            environments: &[environment.name.as_str()],
-            files: &files,
-            message: &message,
+            environments: vec![environment.name.clone()],
+            files,
+            message,
         };
-        result.commit = Some(super::blocking(|| commit_pins(&pins))?);
+        result.commit = Some(pins.commit().await?);
     }
     Ok(result)
 }

@@ -65,6 +65,22 @@ pub enum Progress<'a> {
     Notified(crate::notify::Delivery),
 }
 
+impl Progress<'_> {
+    /// The progress as it outlives what it was told of; None for the apply's events, which
+    /// borrow the apply's results (only the apply tells them, from its own task).
+    fn owned(self) -> Option<Progress<'static>> {
+        Some(match self {
+            Progress::Phase(name, took) => Progress::Phase(name, took),
+            Progress::Info(text) => Progress::Info(text),
+            Progress::Warning(text) => Progress::Warning(text),
+            Progress::Status(text) => Progress::Status(text),
+            Progress::Writing => Progress::Writing,
+            Progress::Apply(_) => return None,
+            Progress::Notified(delivery) => Progress::Notified(delivery),
+        })
+    }
+}
+
 /// Where an action's [`Progress`] goes.
 pub type OnProgress<'a> = &'a (dyn Fn(Progress<'_>) + Sync);
 
@@ -80,12 +96,66 @@ pub struct Context<'a> {
 /// process's one runtime, the caller's future on its own thread.
 pub use weaver_net::runtime::block_on;
 
-/// Runs CPU-bound work (decrypting, rendering, reading git, judging) from an async action. On a
-/// multi-threaded runtime's worker (the controller's) the worker first hands its other tasks to
-/// another (`block_in_place`): watches, probes and the other reconciles go on while one renders;
-/// on a caller's own thread in [`block_on`] that costs nothing. Without a runtime, or on a
-/// single-threaded one (tests only), in place: that runtime's other tasks wait.
-pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
+/// Runs CPU-bound work (decrypting, rendering, reading git, judging) from an async action on
+/// tokio's blocking pool, so that the task awaiting it goes on: the controller's reconcile keeps
+/// writing its status and hears its stop signal while it renders, and a stopped reconcile stops
+/// waiting at once (the work, which owns what it reads, ends on its own). Without a runtime, in
+/// place. Work that tells progress or registers secret values runs in [`blocking_with`].
+pub async fn blocking<T, W>(work: W) -> T
+where
+    T: Send + 'static,
+    W: FnOnce() -> T + Send + 'static,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work();
+    }
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
+}
+
+/// [`blocking`], the progress the work tells handed to `on` on the awaiting task, in order.
+pub async fn blocking_telling<T, W>(on: OnProgress<'_>, work: W) -> T
+where
+    T: Send + 'static,
+    W: FnOnce(OnProgress<'_>) -> T + Send + 'static,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work(on);
+    }
+    let (sender, mut told) = tokio::sync::mpsc::unbounded_channel();
+    let mut working = tokio::task::spawn_blocking(move || {
+        // The awaiting task may have stopped listening: then nobody is left to tell.
+        work(&move |progress: Progress<'_>| _ = progress.owned().map(|progress| sender.send(progress)))
+    });
+    loop {
+        tokio::select! {
+            biased;
+            Some(progress) = told.recv() => on(progress),
+            done = &mut working => {
+                while let Ok(progress) = told.try_recv() {
+                    on(progress);
+                }
+                return done.unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()));
+            }
+        }
+    }
+}
+
+/// [`blocking_telling`], the work given a [`Context`]: the values it decrypts are registered
+/// with `cx`'s redactor.
+pub async fn blocking_with<T, W>(cx: Context<'_>, work: W) -> T
+where
+    T: Send + 'static,
+    W: FnOnce(Context<'_>) -> T + Send + 'static,
+{
+    let redactor = cx.redactor.clone();
+    blocking_telling(cx.on, move |on| work(Context { redactor: &redactor, on })).await
+}
+
+/// Judges in place what the awaiting task borrows (a drift over an observation `weaver ui` keeps,
+/// with the cluster's discovery), which cannot move to the blocking pool: on a multi-threaded
+/// runtime's worker, the worker's other tasks are handed on first (`block_in_place`); on a
+/// single-threaded runtime (tests only) or without one, in place.
+pub fn judging_in_place<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(work)
@@ -363,28 +433,77 @@ pub(crate) fn recorded(manifests: Vec<serde_json::Value>) -> weaver_plan::releas
 
 #[cfg(test)]
 mod tests {
-    use super::blocking;
-    use std::sync::Arc;
+    use super::{Context, Progress, blocking, blocking_with, judging_in_place};
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
+    use weaver_secrets::Redactor;
 
-    /// On a runtime of one worker, a task working in `blocking` leaves the worker to the others:
-    /// a task spawned after it starts runs while it works (it waits for that task, up to 5 s).
+    /// Waits up to 5 s for `flag`; whether it was set.
+    fn wait_for(flag: &AtomicBool) -> bool {
+        let since = Instant::now();
+        while !flag.load(Ordering::SeqCst) && since.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        flag.load(Ordering::SeqCst)
+    }
+
+    /// Even on a runtime of one thread, the task awaiting work in `blocking_with` goes on with
+    /// its other futures (a reconcile's status writer and stop signal) while the work runs, and
+    /// hears the work's progress in order.
     #[test]
-    fn work_in_blocking_leaves_a_multi_threaded_runtimes_worker_to_other_tasks() {
+    fn the_awaiting_task_goes_on_while_its_work_runs_on_the_blocking_pool() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let told = Mutex::new(Vec::new());
+        let on = |progress: Progress<'_>| {
+            if let Progress::Info(text) = progress {
+                told.lock().unwrap().push(text);
+            }
+        };
+        let redactor = Redactor::default();
+        let ran = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&ran);
+        let saw = runtime.block_on(async {
+            let work = blocking_with(Context { redactor: &redactor, on: &on }, move |cx| {
+                (cx.on)(Progress::Info("started".into()));
+                let saw = wait_for(&seen);
+                (cx.on)(Progress::Info("done".into()));
+                saw
+            });
+            let other = async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                ran.store(true, Ordering::SeqCst);
+            };
+            tokio::join!(work, other).0
+        });
+        assert!(saw, "the other future never ran while the work ran");
+        assert_eq!(*told.lock().unwrap(), ["started", "done"]);
+        // A stopped wait stops at once; the work ends on its own.
+        let stopped = runtime.block_on(async {
+            let started = Instant::now();
+            let work = blocking(|| std::thread::sleep(Duration::from_secs(2)));
+            let gave_up = tokio::time::timeout(Duration::from_millis(50), work).await.is_err();
+            gave_up && started.elapsed() < Duration::from_secs(1)
+        });
+        assert!(stopped, "the wait for the work outlasted its timeout");
+        runtime.shutdown_background();
+        // Without a runtime, in place.
+        assert_eq!(futures::executor::block_on(blocking(|| 7)), 7);
+    }
+
+    /// On a runtime of one worker, a task judging in place leaves the worker to the others: a
+    /// task spawned after it starts runs while it works.
+    #[test]
+    fn judging_in_place_leaves_a_multi_threaded_runtimes_worker_to_other_tasks() {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         runtime.block_on(async {
             let ran = Arc::new(AtomicBool::new(false));
             let (started, working) = tokio::sync::oneshot::channel();
             let seen = Arc::clone(&ran);
             let worker = tokio::spawn(async move {
-                blocking(|| {
+                judging_in_place(|| {
                     started.send(()).unwrap();
-                    let since = Instant::now();
-                    while !seen.load(Ordering::SeqCst) && since.elapsed() < Duration::from_secs(5) {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    seen.load(Ordering::SeqCst)
+                    wait_for(&seen)
                 })
             });
             working.await.unwrap();
@@ -393,6 +512,6 @@ mod tests {
         });
         // On a single-threaded runtime it runs in place.
         let single = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        assert_eq!(single.block_on(async { blocking(|| 7) }), 7);
+        assert_eq!(single.block_on(async { judging_in_place(|| 7) }), 7);
     }
 }

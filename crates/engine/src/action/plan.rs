@@ -12,7 +12,7 @@ use super::judgments::Judgments;
 use super::removed::removed_releases;
 use super::render::{Desired, Offline, Prepared, Quotes, RenderOptions, prepare};
 use super::renders::Renders;
-use super::{Context, blocking, connect_sharing, phase, tell_retries};
+use super::{Context, blocking, blocking_with, connect_sharing, phase, tell_retries};
 use crate::observe::{Live, Unlabelled, dry_run_apply, observe_helm, observe_reusing};
 use weaver_cluster::{Cluster, ConnectOptions, SharedServers};
 use weaver_core::error::{Error, Location, Result};
@@ -84,17 +84,21 @@ pub async fn plan_observing(
 ) -> Result<(Planned, Option<Observed>)> {
     let (prepared, mut offline, judgments) = match (renders, &options.against) {
         (Some(renders), Against::Cluster(_)) => {
-            let (prepared, offline, judgments) = blocking(|| renders.prepared(&options.render, cx))?;
+            let (renders, render) = (renders.clone(), options.render.clone());
+            let (prepared, offline, judgments) = blocking_with(cx, move |cx| renders.prepared(&render, cx)).await?;
             (prepared, Some(offline), judgments)
         }
-        _ => (Arc::new(blocking(|| prepare(&options.render, cx, Quotes::Cluster))?), None, None),
+        _ => {
+            let render = options.render.clone();
+            (Arc::new(blocking_with(cx, move |cx| prepare(&render, cx, Quotes::Cluster)).await?), None, None)
+        }
     };
     let (env, plan, observed) = match &options.against {
         Against::File(path) => {
             // Read first: Helm charts' `lookup` finds what the file has.
             let live = read_live_file(path)?;
             let Desired { env, mut rendered, .. } =
-                blocking(|| prepared.render(Offline::LiveFrom(live.clone()), cx.on))?;
+                prepared.render_blocking(Offline::LiveFrom(live.clone()), cx.on).await?;
             // The file stands for the cluster's discovery: a kind of it whose objects have a
             // namespace is namespaced.
             let scopes: HashMap<(&str, &str), bool> = live
@@ -110,9 +114,10 @@ pub async fn plan_observing(
             (env, plan, None)
         }
         Against::Revision(base) => {
-            let Desired { env, rendered, .. } = blocking(|| prepared.render(Offline::Alone, cx.on))?;
+            let Desired { env, rendered, .. } = prepared.render_blocking(Offline::Alone, cx.on).await?;
             prepared.warn_removed(&rendered, None, cx.on);
-            let before = blocking(|| render_at(&options.render, base, cx))?;
+            let (render, base) = (options.render.clone(), base.clone());
+            let before = blocking_with(cx, move |cx| render_at(&render, &base, cx)).await?;
             let live: Vec<Value> =
                 before.iter().flat_map(|r| &r.manifests).map(|m| as_stored(m.object.clone())).collect();
             let records: Records = before.iter().map(|r| (r.name.clone(), Arc::new(applied(r, &env.name)))).collect();
@@ -131,7 +136,7 @@ pub async fn plan_observing(
         Against::Cluster(connect_options) => {
             let offline = match offline.take() {
                 Some(offline) => offline,
-                None => blocking(|| prepared.render(Offline::BeforeCluster, cx.on))?,
+                None => prepared.render_blocking(Offline::BeforeCluster, cx.on).await?,
             };
             let (env, plan, observed) =
                 against_cluster(options, connect_options, &prepared, offline, judgments, cx).await?;
@@ -148,7 +153,7 @@ pub async fn plan_observing(
 pub fn render_offline(options: &PlanOptions, cx: Context<'_>) -> Result<RenderedOffline> {
     let prepared = prepare(&options.render, cx, Quotes::Cluster)?;
     let desired = prepared.render(Offline::BeforeCluster, cx.on)?;
-    Ok(RenderedOffline { prepared, desired })
+    Ok(RenderedOffline { prepared: Arc::new(prepared), desired })
 }
 
 /// The rest of [`plan`] against a cluster, from what [`render_offline`] made with the same options.
@@ -166,7 +171,7 @@ pub async fn plan_rendered(options: &PlanOptions, offline: RenderedOffline, cx: 
 async fn against_cluster(
     options: &PlanOptions,
     connect_options: &ConnectOptions,
-    prepared: &Prepared,
+    prepared: &Arc<Prepared>,
     offline: Desired,
     judgments: Option<Arc<Judgments>>,
     cx: Context<'_>,
@@ -186,8 +191,13 @@ async fn against_cluster(
         observe_reusing(&cluster, &mut rendered.releases, &env.name, options.concurrency, &unlabelled).await?;
     observe_helm(&cluster, &rendered.releases, &mut live, false, options.concurrency).await?;
     phase(cx.on, "observe for the plan", started);
-    let kept = judgments.as_ref().map(|j| &j.plans as &dyn KeptPlans);
-    let mut plan = blocking(|| plan_adopting(&rendered.releases, &live.records, &live.objects, &live.helm, kept))?;
+    let kept = judgments.clone();
+    let (plan, live) = blocking(move || {
+        let kept = kept.as_ref().map(|j| &j.plans as &dyn KeptPlans);
+        (plan_adopting(&rendered.releases, &live.records, &live.objects, &live.helm, kept), live)
+    })
+    .await;
+    let mut plan = plan?;
     if options.server_side {
         refine_on_server(&cluster, &mut plan, &live.objects, options.concurrency).await?;
     }

@@ -193,9 +193,13 @@ pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promot
         ));
     }
     let bound = &options.limits.max_values_bytes;
-    let project = super::blocking(|| open_project(&options.repo, Some(options.rev())))?.bounded(bound.as_ref());
+    let (repo, rev) = (options.repo.clone(), options.rev().to_string());
     let targets = EnvironmentSelection { max_file_bytes: bound.clone(), ..options.targets.clone() };
-    let targets = super::blocking(|| select_environments(&options.repo, Some(options.rev()), &targets))?;
+    let (project, targets) = super::blocking(move || -> Result<_> {
+        Ok((open_project(&repo, Some(&rev))?, select_environments(&repo, Some(&rev), &targets)?))
+    })
+    .await?;
+    let project = project.bounded(bound.as_ref());
     // The reads of the sources and the plans of the targets share a client and discovery per
     // server and context, as a fleet's environments do.
     let servers = SharedServers::new(options.concurrency)?;
@@ -206,7 +210,7 @@ pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promot
     let refused = results.iter().any(|t| !t.passed());
     let changed: Vec<&TargetPromotion> = results.iter().filter(|t| !t.changes.is_empty()).collect();
     let commit = match (options.dry_run || refused, changed.is_empty()) {
-        (false, false) => Some(super::blocking(|| write(options, &changed))?),
+        (false, false) => Some(write(options, &changed).await?),
         _ => None,
     };
     Ok(Promotions { targets: results, commit, dry_run: options.dry_run })
@@ -592,7 +596,7 @@ fn signed_gate(pinned: &[String], records: &Records, key: Option<&RecordKey>) ->
 }
 
 /// Commits each changed target's promotions file on a new branch from HEAD.
-fn write(options: &PromoteOptions, changed: &[&TargetPromotion]) -> Result<(String, String)> {
+async fn write(options: &PromoteOptions, changed: &[&TargetPromotion]) -> Result<(String, String)> {
     let files: BTreeMap<String, Vec<u8>> =
         changed.iter().map(|t| (t.file.clone(), t.promoted.to_text(&t.environment).into_bytes())).collect();
     let names: Vec<&str> = changed.iter().map(|t| t.environment.as_str()).collect();
@@ -609,53 +613,61 @@ fn write(options: &PromoteOptions, changed: &[&TargetPromotion]) -> Result<(Stri
             ));
         }
     }
-    commit_pins(&Pins {
-        repo: &options.repo,
-        rev: options.rev.as_deref(),
-        author: options.author.as_ref(),
-        branch: options.branch.as_deref(),
+    let pins = Pins {
+        repo: options.repo.clone(),
+        rev: options.rev.clone(),
+        author: options.author.clone(),
+        branch: options.branch.clone(),
         prefix: "promote",
-        environments: &names,
-        files: &files,
-        message: &message,
-    })
+        environments: names.iter().map(|name| name.to_string()).collect(),
+        files,
+        message,
+    };
+    pins.commit().await
 }
 
 /// Promotions files to commit on a new branch, as `weaver promote` and `weaver images update`
 /// write them.
-pub(super) struct Pins<'a> {
-    pub repo: &'a std::path::Path,
+pub(super) struct Pins {
+    pub repo: std::path::PathBuf,
     /// The commit branched from: HEAD's when None.
-    pub rev: Option<&'a str>,
-    pub author: Option<&'a (String, String)>,
+    pub rev: Option<String>,
+    pub author: Option<(String, String)>,
     /// The branch's name; `weaver/<prefix>-<environments>-<digest of the files>` when None.
-    pub branch: Option<&'a str>,
-    pub prefix: &'a str,
-    pub environments: &'a [&'a str],
-    pub files: &'a BTreeMap<String, Vec<u8>>,
-    pub message: &'a str,
+    pub branch: Option<String>,
+    pub prefix: &'static str,
+    pub environments: Vec<String>,
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub message: String,
 }
 
-/// Commits `pins.files` on a new branch; the branch and the commit.
-pub(super) fn commit_pins(pins: &Pins) -> Result<(String, String)> {
-    let mut git = GitRepo::open(pins.repo)?;
-    if let Some((name, email)) = pins.author {
-        git = git.with_identity(name, email);
+impl Pins {
+    /// Commits the files on a new branch (on the blocking pool: git writes objects); the
+    /// branch and the commit.
+    pub(super) async fn commit(self) -> Result<(String, String)> {
+        super::blocking(move || self.commit_now()).await
     }
-    let head = match pins.rev {
-        None => git.head()?.ok_or_else(|| Error::new("the repository has no commit to branch from"))?,
-        Some(rev) => git.resolve(rev, "the revision written from")?,
-    };
-    let branch = match pins.branch {
-        Some(branch) => branch.to_string(),
-        None => {
-            use sha2::Digest;
-            let digest = sha2::Sha256::digest(serde_json::to_vec(pins.files).unwrap_or_default());
-            format!("weaver/{}-{}-{}", pins.prefix, pins.environments.join("-"), &hex::encode(digest)[..8])
+
+    fn commit_now(&self) -> Result<(String, String)> {
+        let mut git = GitRepo::open(&self.repo)?;
+        if let Some((name, email)) = &self.author {
+            git = git.with_identity(name, email);
         }
-    };
-    let commit = git.commit_new_branch(&branch, head.commit, pins.files, pins.message)?;
-    Ok((branch, commit))
+        let head = match &self.rev {
+            None => git.head()?.ok_or_else(|| Error::new("the repository has no commit to branch from"))?,
+            Some(rev) => git.resolve(rev, "the revision written from")?,
+        };
+        let branch = match &self.branch {
+            Some(branch) => branch.clone(),
+            None => {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(serde_json::to_vec(&self.files).unwrap_or_default());
+                format!("weaver/{}-{}-{}", self.prefix, self.environments.join("-"), &hex::encode(digest)[..8])
+            }
+        };
+        let commit = git.commit_new_branch(&branch, head.commit, &self.files, &self.message)?;
+        Ok((branch, commit))
+    }
 }
 
 #[cfg(test)]

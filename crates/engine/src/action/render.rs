@@ -482,7 +482,7 @@ impl Prepared {
     /// `concurrency` at a time) and only the releases that asked are rendered again, until
     /// nothing new is asked.
     pub async fn for_cluster(
-        &self,
+        self: &Arc<Self>,
         offline: Desired,
         cluster: &Cluster,
         concurrency: usize,
@@ -511,7 +511,8 @@ impl Prepared {
             live: Arc::new(Live::cluster(lookup_kinds(cluster, &offline.rendered))),
         };
         let releases = self.selected.releases();
-        let mut rendered = super::blocking(|| self.render_releases(&releases, &view, None, on))?;
+        let names = releases.iter().map(|r| r.name.clone()).collect();
+        let mut rendered = self.render_releases_blocking(names, &view, None, on).await?;
         let mut looked_up = Vec::new();
         for round in 0.. {
             let asked = view.live.take_missing();
@@ -534,8 +535,8 @@ impl Prepared {
                 lists.into_iter().map(|(target, listed)| (target, Arc::new(listed))).collect();
             view.live.add(lists.iter().cloned());
             looked_up.extend(lists);
-            let again: Vec<&Release> = releases.iter().copied().filter(|r| asked.contains_key(&r.name)).collect();
-            rendered = super::blocking(|| self.render_releases(&again, &view, Some(rendered), on))?;
+            let again = releases.iter().filter(|r| asked.contains_key(&r.name)).map(|r| r.name.clone()).collect();
+            rendered = self.render_releases_blocking(again, &view, Some(rendered), on).await?;
         }
         if self.validate != Mode::Ignore && !offline.looking_up.is_empty() {
             let started = Instant::now();
@@ -549,6 +550,12 @@ impl Prepared {
             looking_up: BTreeSet::new(),
             redactor: self.redactor.clone(),
         })
+    }
+
+    /// [`Prepared::render`] from an async action, on the blocking pool.
+    pub async fn render_blocking(self: &Arc<Self>, offline: Offline, on: OnProgress<'_>) -> Result<Desired> {
+        let prepared = Arc::clone(self);
+        super::blocking_telling(on, move |on| prepared.render(offline, on)).await
     }
 
     /// Renders offline: Helm charts see the environment's `kubeVersion` (or the default) and
@@ -654,6 +661,23 @@ impl Prepared {
             self.warn_of_removed(removed, None, on);
         }
         Ok(Some(texts))
+    }
+
+    /// [`Prepared::render_releases`] of the selected releases `names` names, on the blocking pool.
+    async fn render_releases_blocking(
+        self: &Arc<Self>,
+        names: BTreeSet<String>,
+        view: &ClusterView,
+        previous: Option<Rendered>,
+        on: OnProgress<'_>,
+    ) -> Result<Rendered> {
+        let (prepared, view) = (Arc::clone(self), view.clone());
+        super::blocking_telling(on, move |on| {
+            let releases: Vec<&Release> =
+                prepared.selected.releases().into_iter().filter(|r| names.contains(&r.name)).collect();
+            prepared.render_releases(&releases, &view, previous, on)
+        })
+        .await
     }
 
     /// Renders `releases` seeing `view`: all of them, or, given the `previous` render, these
@@ -787,6 +811,12 @@ fn report_validation(report: Report, mode: Mode, on: OnProgress) -> Result<()> {
         "fix the templates{}; --validate=warn reports these without failing, --validate=ignore skips validation",
         if report.problems.iter().any(|p| !p.patched_by.is_empty()) { " or the patches named" } else { "" }
     )))
+}
+
+/// [`select`] from an async action, on the blocking pool: it reads the repository.
+pub async fn select_blocking(selection: &Selection, if_empty: IfEmpty, cx: Context<'_>) -> Result<Selected> {
+    let selection = selection.clone();
+    super::blocking_with(cx, move |cx| select(&selection, if_empty, cx.on)).await
 }
 
 /// Loads the environment (which must be deployable) and selects its releases: those `-r` and

@@ -25,9 +25,10 @@ use weaver_core::error::Result;
 
 /// The renders kept, by repository and environment: for one reader, whose keys and redactor
 /// stay the same.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Renders {
-    kept: Mutex<HashMap<(PathBuf, String), Arc<Kept>>>,
+    /// Shared by the clones: a render on the blocking pool keeps into the same map.
+    kept: Arc<Mutex<HashMap<(PathBuf, String), Arc<Kept>>>>,
 }
 
 /// A render, and what it read and said.

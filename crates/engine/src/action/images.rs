@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -147,21 +147,17 @@ fn tag_lists(
         .collect();
     repositories.sort_by(|a, b| (&a.base, &a.path).cmp(&(&b.base, &b.path)));
     repositories.dedup();
-    let next = Mutex::new(repositories.iter());
-    type Listed = (ImageRepository, Result<Tags>);
-    let found: Mutex<Vec<Listed>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..concurrency.clamp(1, repositories.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let Some(repository) = next.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
-                    let tags = registries.tags(repository, check);
-                    found.lock().unwrap_or_else(|e| e.into_inner()).push((repository.clone(), tags));
-                }
-            });
-        }
+    // Their own pool: the requests wait on the network, not on a core.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(concurrency.clamp(1, repositories.len().max(1)))
+        .thread_name(|index| format!("weaver-registry-{index}"))
+        .build()
+        .map_err(|err| Error::new(format!("cannot start the threads that ask the registries: {err}")))?;
+    let found: Vec<(ImageRepository, Result<Tags>)> = pool.install(|| {
+        use rayon::prelude::*;
+        repositories.par_iter().map(|repository| (repository.clone(), registries.tags(repository, check))).collect()
     });
-    found.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().map(|(r, tags)| Ok((r, tags?))).collect()
+    found.into_iter().map(|(repository, tags)| Ok((repository, tags?))).collect()
 }
 
 fn check_environment(

@@ -297,17 +297,7 @@ pub async fn reconcile(
         })
         .collect();
     let held_back = |pending: Option<PendingPlan>, held: Box<plan::WindowHold>| {
-        Outcome::Done(Done {
-            revision: commit.clone(),
-            work,
-            environments: as_before.clone(),
-            pending,
-            drift: None,
-            promotion: None,
-            images: None,
-            approval: None,
-            held: Some(held),
-        })
+        Outcome::Done(Done { pending, held: Some(held), ..Done::new(commit.clone(), work, as_before.clone()) })
     };
     if let (false, Work::Apply, Some(held)) = (manual, work, &held) {
         return held_back(None, held.clone());
@@ -324,17 +314,7 @@ pub async fn reconcile(
                     .iter()
                     .map(|env| if env.name == failed.name { failed.clone() } else { env.clone() })
                     .collect();
-                return Outcome::Done(Done {
-                    revision: commit,
-                    work,
-                    environments,
-                    pending: None,
-                    drift: None,
-                    promotion: None,
-                    images: None,
-                    approval: None,
-                    held,
-                });
+                return Outcome::Done(Done { held, ..Done::new(commit, work, environments) });
             }
             Ok((plan, _)) if !plan.releases.is_empty() && !plan::approved(sync, &plan.digest) => {
                 let waiting = |env: &Environment| EnvironmentStatus {
@@ -348,15 +328,11 @@ pub async fn reconcile(
                 let (promotion, images) =
                     run.push_due(&selected, &push_to, &images_push_to, sync, &namespace, &tenant, shared).await;
                 return Outcome::Done(Done {
-                    revision: commit,
-                    work,
-                    environments: waiting,
                     pending: Some(plan),
-                    drift: None,
                     promotion,
                     images,
-                    approval: None,
                     held,
+                    ..Done::new(commit, work, waiting)
                 });
             }
             // Approved, but in a closed window: it waits, still approved, until the window opens.
@@ -429,17 +405,7 @@ pub async fn reconcile(
     let drift = Some(drift_summary(results.iter().map(|e| e.drifted).sum(), results.iter().map(|e| e.missing).sum()));
     let (promotion, images) =
         run.push_due(&environments, &push_to, &images_push_to, sync, &namespace, &tenant, shared).await;
-    Outcome::Done(Done {
-        revision: commit,
-        work,
-        environments: results,
-        pending: None,
-        drift,
-        promotion,
-        images,
-        approval,
-        held: None,
-    })
+    Outcome::Done(Done { drift, promotion, images, approval, ..Done::new(commit, work, results) })
 }
 
 /// The EnvironmentSync's registries, with the logins of its pull Secrets (read as its

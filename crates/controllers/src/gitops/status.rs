@@ -64,6 +64,24 @@ pub struct Done {
     pub held: Option<Box<WindowHold>>,
 }
 
+impl Done {
+    /// `work` done at `revision` on `environments`, and nothing more: no plan waits, no drift
+    /// summary, no push, no approval, no window held it.
+    pub fn new(revision: String, work: Work, environments: Vec<EnvironmentStatus>) -> Done {
+        Done {
+            revision,
+            work,
+            environments,
+            pending: None,
+            drift: None,
+            promotion: None,
+            images: None,
+            approval: None,
+            held: None,
+        }
+    }
+}
+
 /// A pushing run's outcome (an auto-promotion's or an image update's): its condition, and
 /// its part of the status.
 #[derive(Debug, Clone, PartialEq)]
@@ -370,17 +388,7 @@ mod tests {
     }
 
     fn done(work: Work, environments: Vec<EnvironmentStatus>) -> Outcome {
-        Outcome::Done(Done {
-            revision: COMMIT.into(),
-            work,
-            environments,
-            pending: None,
-            drift: None,
-            promotion: None,
-            images: None,
-            approval: None,
-            held: None,
-        })
+        Outcome::Done(Done::new(COMMIT.into(), work, environments))
     }
 
     #[test]
@@ -537,15 +545,8 @@ mod tests {
         let s = sync();
         let pending = PendingPlan { digest: "sha256:abc".into(), revision: COMMIT.into(), releases: Vec::new() };
         let outcome = Outcome::Done(Done {
-            revision: COMMIT.into(),
-            work: Work::Apply,
-            environments: vec![env("dev", "AwaitingApproval")],
             pending: Some(pending),
-            approval: None,
-            held: None,
-            drift: None,
-            promotion: None,
-            images: None,
+            ..Done::new(COMMIT.into(), Work::Apply, vec![env("dev", "AwaitingApproval")])
         });
         let status = after(&s, &outcome, Some("now".into()), &time(1), 0.5);
         assert_eq!(condition_of(&status, READY), Some(("False", "AwaitingApproval")));

@@ -141,17 +141,7 @@ mod tests {
             ..EnvironmentStatus::default()
         };
         let environments = vec![env("dev", 2, 1, 0), env("prod", 0, 3, 1)];
-        Outcome::Done(Done {
-            revision: "a".repeat(40),
-            work,
-            environments,
-            pending: None,
-            drift: None,
-            promotion: None,
-            images: None,
-            approval: None,
-            held: None,
-        })
+        Outcome::Done(Done::new("a".repeat(40), work, environments))
     }
 
     #[test]

@@ -21,7 +21,7 @@ use kube::{Resource, ResourceExt};
 use super::api::{EnvironmentResult, EnvironmentSync, EnvironmentSyncStatus};
 use super::plan::Work;
 use super::plan::{self, Gate};
-use super::reconcile::{self, Shared, seconds_since};
+use super::reconcile::{self, Shared, credentials, seconds_since};
 use super::status::{self, Done, Outcome, Working};
 use crate::Backoff;
 use crate::conditions::{IMAGES_UPDATED, PROMOTED};
@@ -242,7 +242,7 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
     let status = match (&gate, &outcome) {
         (_, Outcome::Suspended) => status,
         (Gate::Go(spec), _) if sync.spec.kube_config.is_none() => {
-            let identity = reconcile::account_identity(&sync.namespace().unwrap_or_default(), spec);
+            let identity = credentials::account_identity(&sync.namespace().unwrap_or_default(), spec);
             status::with_refused_watches(status, &cx.shared.live.refused_watches(&identity), &written, &now)
         }
         _ => status::with_refused_watches(status, &[], &written, &now),

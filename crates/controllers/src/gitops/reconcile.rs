@@ -1,7 +1,11 @@
 //! One reconcile of an EnvironmentSync: fetch the source (`weaver_source`), select the
-//! environments at the fetched commit, then, for each, the action the CLI runs (`weaver apply`,
-//! `weaver drift`, `weaver drift --correct`), as the EnvironmentSync's ServiceAccount. What to do
-//! is decided by `plan`, the status by `status`; this file observes and carries out.
+//! environments at the fetched commit, then, for each in `needs` order, the action the CLI runs
+//! (`weaver apply`, `weaver drift`, `weaver drift --correct`), as the EnvironmentSync's
+//! ServiceAccount; then the promotion and image update that are due (`push`). What to do is
+//! decided by `plan`, the status by `status`; this file observes and carries out.
+
+pub(super) mod credentials;
+mod push;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -9,27 +13,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::Api;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use super::api::{
-    Approval, EnvironmentResult, EnvironmentStatus, EnvironmentSync, ImagePinChange, ImageUpdatesStatus, NewestImage,
-    PendingPlan, PromotionGate, PromotionStatus, PromotionTarget, Reason, ReleaseChanges,
+    Approval, EnvironmentResult, EnvironmentStatus, EnvironmentSync, PendingPlan, Reason, ReleaseChanges,
 };
 use super::plan::{self, Settings as Spec, Work};
 use super::renders::Renders;
-use super::status::{Done, ImagesUpdated, Outcome, Promoted, Pushed, Working, drift_summary};
+use super::status::{Done, Outcome, Working, drift_summary};
 use super::telemetry::Metrics;
-use crate::tenant::{TenantError, Tenants};
+use crate::tenant::Tenants;
+use credentials::{cluster_for, fetch_reason, fetch_request, keys_for, tenant_client, with_secret};
 use weaver_cluster::{ClusterInfo, ConnectOptions, GivenCluster};
 use weaver_engine::action::apply::{ApplyActionOptions, PlanCheck, Settings as ApplySettings};
 use weaver_engine::action::drift::{CorrectOptions, DriftOptions};
 use weaver_engine::action::fleet::{EnvironmentSelection, select_environments};
-use weaver_engine::action::images::UpdateOptions;
 use weaver_engine::action::plan::{Against, PlanOptions};
-use weaver_engine::action::promote::{PromoteOptions, TargetPromotion};
 use weaver_engine::action::render::{IfEmpty, RenderOptions, Selection};
 use weaver_engine::action::{Context as ActionContext, Keys, Progress, PruneReleases};
 use weaver_engine::schedule::{NotRun, Schedule};
@@ -38,11 +38,9 @@ use weaver_project::Environment;
 use weaver_secrets::Redactor;
 use weaver_secrets::record_key::RecordKey;
 use weaver_source::charts::Archives;
-use weaver_source::charts::http::Machine;
 use weaver_source::charts::pulls::Pulls;
-use weaver_source::charts::registry_login::HeldConfig;
 use weaver_source::images::Registries;
-use weaver_source::{ChartCache, Credentials, FetchFailure, FetchRequest, Fetched, GitCache, GitRef};
+use weaver_source::{ChartCache, FetchRequest, Fetched, GitCache, GitRef};
 
 /// Requests in flight at once in one environment's apply.
 const CONCURRENCY: usize = 8;
@@ -94,29 +92,6 @@ pub struct Shared {
 
 /// An EnvironmentSync's registries, and the digest of the pull Secrets they were made with.
 pub type MadeWith = (Vec<u8>, Arc<Registries>);
-
-impl Shared {
-    /// Drops the registries kept for EnvironmentSync `namespace/name` (without
-    /// `spec.imageUpdates` now), with their tag lists and connections.
-    pub fn forget_registries(&self, namespace: &str, name: &str) {
-        self.registries.lock().unwrap_or_else(|e| e.into_inner()).remove(&registries_key(namespace, name));
-    }
-
-    /// Keeps only the registries of EnvironmentSyncs that `exists(namespace, name)`: a deleted
-    /// one is never reconciled again (it has no finalizer), so its registries go here.
-    pub fn retain_registries(&self, exists: impl Fn(&str, &str) -> bool) {
-        retain_existing(&mut self.registries.lock().unwrap_or_else(|e| e.into_inner()), exists);
-    }
-}
-
-/// Keeps the entries whose `namespace/name` key `exists`.
-fn retain_existing<V>(all: &mut HashMap<String, V>, exists: impl Fn(&str, &str) -> bool) {
-    all.retain(|key, _| key.split_once('/').is_some_and(|(namespace, name)| exists(namespace, name)));
-}
-
-fn registries_key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
-}
 
 /// What time it is, for the windows: the system's, or one a test sets.
 #[derive(Clone)]
@@ -406,68 +381,6 @@ pub async fn reconcile(
     let (promotion, images) =
         run.push_due(&environments, &push_to, &images_push_to, sync, &namespace, &tenant, shared).await;
     Outcome::Done(Done { drift, promotion, images, approval, ..Done::new(commit, work, results) })
-}
-
-/// The EnvironmentSync's registries, with the logins of its pull Secrets (read as its
-/// account); the same as at the last reconcile while the Secrets are.
-async fn registries(
-    sync: &EnvironmentSync,
-    namespace: &str,
-    secrets: &[String],
-    tenant: &kube::Client,
-    shared: &Shared,
-) -> Result<Arc<Registries>, (Reason, String)> {
-    use sha2::Digest;
-    let mut configs = Vec::new();
-    let mut fingerprint = sha2::Sha256::new();
-    for name in secrets {
-        let secret = secret(tenant, namespace, name, "spec.imageUpdates.pullSecrets").await?;
-        let what = format!("Secret {namespace}/{name}");
-        let Some(data) = secret.data.as_ref().and_then(|d| d.get(".dockerconfigjson")) else {
-            return Err((
-                Reason::SecretInvalid,
-                format!(
-                    "{what} (spec.imageUpdates.pullSecrets) has no `.dockerconfigjson`: create it with kubectl create secret docker-registry"
-                ),
-            ));
-        };
-        fingerprint.update(name.as_bytes());
-        fingerprint.update(&data.0);
-        configs.push(HeldConfig::parse(&what, &data.0).map_err(|err| (Reason::SecretInvalid, err.to_string()))?);
-    }
-    let fingerprint = fingerprint.finalize().to_vec();
-    let key = registries_key(namespace, &sync.name_any());
-    let mut all = shared.registries.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((made_with, registries)) = all.get(&key)
-        && *made_with == fingerprint
-    {
-        return Ok(registries.clone());
-    }
-    let credentials_from = match secrets {
-        [] => {
-            "spec.imageUpdates.pullSecrets, which names no Secret (the registries were asked anonymously)".to_string()
-        }
-        names => format!(
-            "{} (spec.imageUpdates.pullSecrets)",
-            names.iter().map(|n| format!("Secret {namespace}/{n}")).collect::<Vec<_>>().join(", ")
-        ),
-    };
-    let registries = Arc::new(Registries::new(Machine::held(configs), credentials_from));
-    all.insert(key, (fingerprint, registries.clone()));
-    Ok(registries)
-}
-
-/// An image update's status before it runs: what the last one pushed is kept.
-fn images_status(sync: &EnvironmentSync, settings: &plan::Promotion, commit: &str) -> ImageUpdatesStatus {
-    let previous = sync.status.as_ref().and_then(|s| s.image_updates.as_ref());
-    ImageUpdatesStatus {
-        last_attempt_time: jiff::Timestamp::now().to_string(),
-        revision: commit.to_string(),
-        branch: settings.branch.clone(),
-        last_pushed_commit: previous.and_then(|p| p.last_pushed_commit.clone()),
-        last_push_time: previous.and_then(|p| p.last_push_time.clone()),
-        ..Default::default()
-    }
 }
 
 fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {
@@ -817,350 +730,6 @@ impl Run<'_> {
     }
 }
 
-impl Run<'_> {
-    /// Auto-promotion: `weaver promote`'s action over the selected environments that have a
-    /// `promotion:`, at the fetched commit in its mirror; its commit (on a local branch of the
-    /// mirror, removed after) pushed to `push_to`'s branch.
-    async fn promote(
-        &self,
-        environments: &[Arc<Environment>],
-        settings: &plan::Promotion,
-        cache: &Arc<GitCache>,
-        push_to: &FetchRequest,
-        sync: &EnvironmentSync,
-        namespace: &str,
-    ) -> Promoted {
-        let previous = sync.status.as_ref().and_then(|s| s.promotion.as_ref());
-        let commit = self.fetched.commit.clone();
-        let mut status = PromotionStatus {
-            last_attempt_time: jiff::Timestamp::now().to_string(),
-            revision: commit.clone(),
-            branch: settings.branch.clone(),
-            last_pushed_commit: previous.and_then(|p| p.last_pushed_commit.clone()),
-            last_push_time: previous.and_then(|p| p.last_push_time.clone()),
-            targets: Vec::new(),
-        };
-        let targets: Vec<String> =
-            environments.iter().filter(|e| e.promotion.is_some()).map(|e| e.name.clone()).collect();
-        let result = Promoted::unpushed;
-        if targets.is_empty() {
-            let message = "no selected environment has a `promotion:` saying what it takes from which".to_string();
-            return result(false, "NoPromotionTargets", message, status);
-        }
-        // A branch of this reconcile's own: mirrors are shared, and a promotion's branch is new.
-        let local = format!(
-            "weaver/auto-promote/{}/{}-{}",
-            sync.uid().unwrap_or_else(|| sync.name_any()),
-            plan::short(&commit),
-            jiff::Timestamp::now().as_nanosecond()
-        );
-        let options = PromoteOptions {
-            repo: self.repository.clone(),
-            targets: EnvironmentSelection { envs: targets, ..EnvironmentSelection::default() },
-            connect: self.connect(),
-            concurrency: CONCURRENCY,
-            keys: self.keys.clone(),
-            dry_run: false,
-            branch: Some(local.clone()),
-            rev: Some(commit.clone()),
-            author: Some(settings.author.clone()),
-            record_key: self.record_key.clone(),
-            charts: Archives::Pulled(self.pulls.clone()),
-            limits: self.renders.limits(self.spec.timeout, self.stopping),
-        };
-        let on = self.on();
-        let cx = ActionContext { redactor: self.redactor, on: &on };
-        // Its renders (the source's and each target's) take a turn as the applies' do: the
-        // tenant's repository may loop as well here.
-        let targets = options.targets.envs.join(", ");
-        let turn = match self.renders.turn(self.tenant, &targets, &options.limits).await {
-            Ok(turn) => turn,
-            Err(err) => return result(false, "PromotionFailed", self.redactor.error(&err), status),
-        };
-        let promoted = weaver_engine::action::promote::promote(&options, cx).await;
-        // Held while it renders, not while it pushes.
-        drop(turn);
-        let promotions = match promoted {
-            Ok(promotions) => promotions,
-            Err(err) => return result(false, "PromotionFailed", self.redactor.error(&err), status),
-        };
-        status.targets = promotions.targets.iter().map(|t| target_status(t, self.redactor)).collect();
-        let failed: Vec<String> = promotions
-            .targets
-            .iter()
-            .flat_map(|t| t.refusals())
-            .map(|r| self.redactor.redact(&r).into_owned())
-            .collect();
-        if !failed.is_empty() {
-            return result(false, "GatesFailed", format!("nothing pushed: {}", failed.join("; ")), status);
-        }
-        let Some((_, promoted)) = promotions.commit else {
-            let message = format!("every target has what its source applied at {}", plan::short(&commit));
-            return result(true, "UpToDate", message, status);
-        };
-        let changes = status.changes();
-        let push = Push { commit: promoted, locals: vec![local], settings, cache, push_to, sync, namespace };
-        self.push(push, status, ("Promoted", "this promotion"), &changes).await
-    }
-
-    /// Pushes a run's commit to `push_to`'s branch, its local branches removed after: the
-    /// outcome says `done.0` and `changes` on a push, `UpToDate` when the branch already has
-    /// `done.1`, the push's failure (naming the source's Secret) otherwise.
-    async fn push<S: PushRecord>(
-        &self,
-        push: Push<'_>,
-        mut status: S,
-        done: (&'static str, &str),
-        changes: &[String],
-    ) -> Pushed<S> {
-        let Push { commit, locals, settings, cache, push_to, sync, namespace } = push;
-        let (cache, fetched, request, force) = (cache.clone(), self.fetched.clone(), push_to.clone(), settings.force);
-        let pushing = commit.clone();
-        let pushed = tokio::task::spawn_blocking(move || cache.push(&fetched, &request, &pushing, force)).await;
-        self.delete_branches(&locals);
-        let result = Pushed::unpushed;
-        let (reason, already) = done;
-        let changes = changes.join("; ");
-        match pushed {
-            Ok(Ok(true)) => {
-                status.record_push(&commit);
-                let message = format!("pushed {} to branch {} ({changes})", plan::short(&commit), settings.branch);
-                Pushed { passed: true, reason: reason.to_string(), message, status, pushed: Some(commit) }
-            }
-            Ok(Ok(false)) => result(
-                true,
-                "UpToDate",
-                format!("branch {} has {already} already ({changes})", settings.branch),
-                status,
-            ),
-            Ok(Err(err)) => {
-                result(false, fetch_reason(err.failure).as_str(), with_secret(&err, sync, namespace), status)
-            }
-            Err(join) => result(false, "GitPushFailed", format!("the push stopped: {join}"), status),
-        }
-    }
-}
-
-/// A run's commit and where it goes, for [`Run::push`].
-struct Push<'a> {
-    commit: String,
-    /// The mirror's local branches the run made, removed after the push.
-    locals: Vec<String>,
-    settings: &'a plan::Promotion,
-    cache: &'a Arc<GitCache>,
-    push_to: &'a FetchRequest,
-    sync: &'a EnvironmentSync,
-    namespace: &'a str,
-}
-
-/// What a pushing run's status keeps of its push.
-trait PushRecord {
-    /// `commit` pushed now, at the run's attempt time.
-    fn record_push(&mut self, commit: &str);
-}
-
-/// Both statuses keep a push in the same three fields.
-macro_rules! push_record {
-    ($($status:ty),*) => {$(
-        impl PushRecord for $status {
-            fn record_push(&mut self, commit: &str) {
-                self.last_pushed_commit = Some(commit.to_string());
-                self.last_push_time = Some(self.last_attempt_time.clone());
-            }
-        }
-    )*};
-}
-push_record!(PromotionStatus, ImageUpdatesStatus);
-
-impl Run<'_> {
-    /// The auto-promotion and the image update that are due, run in turn after the reconcile's
-    /// apply (or while its plan awaits an approval): never while the process stops, for a push
-    /// is not interrupted half-way.
-    #[allow(clippy::too_many_arguments)]
-    async fn push_due(
-        &self,
-        environments: &[Arc<Environment>],
-        push_to: &Option<FetchRequest>,
-        images_push_to: &Option<FetchRequest>,
-        sync: &EnvironmentSync,
-        namespace: &str,
-        tenant: &kube::Client,
-        shared: &Shared,
-    ) -> (Option<Box<Promoted>>, Option<Box<ImagesUpdated>>) {
-        let spec = self.spec;
-        let now = jiff::Timestamp::now();
-        let stopping = || shared.stopping.load(Ordering::SeqCst);
-        let promotion = match (&spec.promotion, push_to) {
-            (Some(promotion), Some(push_to)) if plan::promotion_due(sync, promotion.interval, now) && !stopping() => {
-                Some(Box::new(self.promote(environments, promotion, &shared.cache, push_to, sync, namespace).await))
-            }
-            _ => None,
-        };
-        let images = match (spec.image_updates.as_deref(), images_push_to) {
-            (Some(plan::ImageUpdates { pushing: settings, pull_secrets: secrets }), Some(push_to))
-                if plan::image_update_due(sync, settings.interval, now) && !stopping() =>
-            {
-                let updated = match registries(sync, namespace, secrets, tenant, shared).await {
-                    Ok(registries) => {
-                        self.update_images(environments, settings, registries, &shared.cache, push_to, sync, namespace)
-                            .await
-                    }
-                    Err((reason, message)) => {
-                        let status = images_status(sync, settings, &self.fetched.commit);
-                        ImagesUpdated::unpushed(false, reason.as_str(), message, status)
-                    }
-                };
-                Some(Box::new(updated))
-            }
-            (None, _) => {
-                shared.forget_registries(namespace, &sync.name_any());
-                None
-            }
-            _ => None,
-        };
-        (promotion, images)
-    }
-
-    /// The selected environments' image updates, as `weaver images update` writes them, each
-    /// on the commit of the one before, and the last commit pushed to `push_to`'s branch.
-    #[allow(clippy::too_many_arguments)]
-    async fn update_images(
-        &self,
-        environments: &[Arc<Environment>],
-        settings: &plan::Promotion,
-        registries: Arc<Registries>,
-        cache: &Arc<GitCache>,
-        push_to: &FetchRequest,
-        sync: &EnvironmentSync,
-        namespace: &str,
-    ) -> ImagesUpdated {
-        let mut status = images_status(sync, settings, &self.fetched.commit);
-        let result = ImagesUpdated::unpushed;
-        let subscribed: Vec<&str> =
-            environments.iter().filter(|e| e.image_updates.is_some()).map(|e| e.name.as_str()).collect();
-        if subscribed.is_empty() {
-            let message = "no selected environment has `imageUpdates:` naming the images it takes".to_string();
-            return result(false, "NoImageUpdates", message, status);
-        }
-        let mut rev = self.fetched.commit.clone();
-        let mut locals = Vec::new();
-        let on = self.on();
-        for environment in subscribed {
-            let local = format!(
-                "weaver/image-updates/{}/{environment}-{}",
-                sync.uid().unwrap_or_else(|| sync.name_any()),
-                jiff::Timestamp::now().as_nanosecond()
-            );
-            let options = UpdateOptions {
-                repo: self.repository.clone(),
-                environment: environment.to_string(),
-                connect: self.connect(),
-                concurrency: CONCURRENCY,
-                keys: self.keys.clone(),
-                dry_run: false,
-                branch: Some(local.clone()),
-                rev: Some(rev.clone()),
-                author: Some(settings.author.clone()),
-                charts: Archives::Pulled(self.pulls.clone()),
-                limits: self.renders.limits(self.spec.timeout, self.stopping),
-            };
-            let cx = ActionContext { redactor: self.redactor, on: &on };
-            let checked = match weaver_engine::action::images::check_update(&options, Arc::clone(&registries)).await {
-                Ok(checked) => checked,
-                Err(err) => {
-                    self.delete_branches(&locals);
-                    return result(false, "ImageUpdateFailed", self.redactor.error(&err), status);
-                }
-            };
-            // Its render takes a turn as an apply's does; the registries were asked before it.
-            let _turn = match self.renders.turn(self.tenant, environment, &options.limits).await {
-                Ok(turn) => turn,
-                Err(err) => {
-                    self.delete_branches(&locals);
-                    return result(false, "ImageUpdateFailed", self.redactor.error(&err), status);
-                }
-            };
-            let update = match weaver_engine::action::images::propose(&options, checked, cx).await {
-                Ok(update) => update,
-                Err(err) => {
-                    self.delete_branches(&locals);
-                    return result(false, "ImageUpdateFailed", self.redactor.error(&err), status);
-                }
-            };
-            status.requests += update.requests;
-            for image in &update.check.images {
-                status.images.push(NewestImage {
-                    environment: environment.to_string(),
-                    image: image.image.clone(),
-                    newest: image.newest.clone(),
-                });
-            }
-            for change in &update.changes {
-                status.changes.push(ImagePinChange {
-                    environment: environment.to_string(),
-                    release: change.release.clone(),
-                    image: change.name.clone(),
-                    from: change.from.as_ref().and_then(|v| v.as_str()).map(str::to_string),
-                    to: change.to.as_str().unwrap_or_default().to_string(),
-                });
-            }
-            if let Some((_, commit)) = update.commit {
-                rev = commit;
-                locals.push(local);
-            }
-        }
-        if locals.is_empty() {
-            status.changes.clear();
-            let message =
-                format!("every image is pinned at the newest tag its policy allows ({} requests)", status.requests);
-            return result(true, "UpToDate", message, status);
-        }
-        let push = Push { commit: rev, locals, settings, cache, push_to, sync, namespace };
-        let changes: Vec<String> = status.changes.iter().map(ToString::to_string).collect();
-        self.push(push, status, ("ImagesUpdated", "these pins"), &changes).await
-    }
-
-    /// Removes a run's local branches from the shared mirror.
-    fn delete_branches(&self, locals: &[String]) {
-        for local in locals {
-            if let Err(err) =
-                weaver_git::GitRepo::open(&self.fetched.repository).and_then(|git| git.delete_branch(local))
-            {
-                tracing::warn!("cannot remove the local branch {local}: {}", self.redactor.error(&err));
-            }
-        }
-    }
-}
-
-/// A target's gates and changes, for the status.
-fn target_status(target: &TargetPromotion, redactor: &Redactor) -> PromotionTarget {
-    let text = |value: &Option<serde_json::Value>| value.as_ref().map_or("unset".to_string(), |v| v.to_string());
-    PromotionTarget {
-        environment: target.environment.clone(),
-        from: target.from.clone(),
-        passed: target.passed(),
-        gates: target
-            .gates
-            .iter()
-            .map(|gate| PromotionGate {
-                gate: gate.gate.name().into(),
-                passed: gate.passed,
-                expression: gate.expression.clone(),
-                evidence: gate.evidence.iter().map(|e| redactor.redact(e).into_owned()).collect(),
-            })
-            .collect(),
-        changes: target
-            .changes
-            .iter()
-            .map(|c| {
-                let name = if c.name.is_empty() { String::new() } else { format!(" {}", c.name) };
-                let line = format!("{} {}{name}: {} -> {}", c.release, c.pin, text(&c.from), c.to);
-                redactor.redact(&line).into_owned()
-            })
-            .collect(),
-    }
-}
-
 /// The first failure an apply reports: a release's error, else an object's.
 fn failure_of(report: &weaver_engine::apply::Report) -> Option<String> {
     if report.interrupted {
@@ -1182,269 +751,16 @@ fn failure_of(report: &weaver_engine::apply::Report) -> Option<String> {
     })
 }
 
-/// A Secret of `namespace`, read with `client` (the EnvironmentSync's account; the webhook
-/// receiver's own); `what` names its use.
-pub(super) async fn secret(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    what: &str,
-) -> Result<Secret, (Reason, String)> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    match secrets.get_opt(name).await {
-        Ok(Some(secret)) => Ok(secret),
-        Ok(None) => {
-            Err((Reason::SecretNotFound, format!("Secret {namespace}/{name} ({what}) does not exist; create it")))
-        }
-        Err(kube::Error::Api(status)) if status.code == 403 => Err((
-            Reason::SecretUnreadable,
-            format!("the ServiceAccount may not read Secret {namespace}/{name} ({what}): grant it get on that Secret"),
-        )),
-        Err(err) => Err((
-            Reason::SecretUnreadable,
-            format!("cannot read Secret {namespace}/{name} ({what}): {}", weaver_cluster::api_message(&err)),
-        )),
-    }
-}
-
-/// The value of `key` in `secret`, as text.
-pub(super) fn value(secret: &Secret, key: &str) -> Option<String> {
-    let data = secret.data.as_ref()?.get(key)?;
-    String::from_utf8(data.0.clone()).ok()
-}
-
-/// The fetch of `sync`'s source, with its credentials and CA.
-async fn fetch_request(
-    sync: &EnvironmentSync,
-    namespace: &str,
-    spec: &Spec,
-    client: &kube::Client,
-) -> Result<FetchRequest, (Reason, String)> {
-    let source = &sync.spec.source;
-    let credentials = match &source.secret_ref {
-        None => Credentials::None,
-        Some(reference) => {
-            let secret = secret(client, namespace, &reference.name, "spec.source.secretRef").await?;
-            let name = format!("Secret {namespace}/{}", reference.name);
-            Credentials::from_secret(|key: &str| value(&secret, key), &name)
-                .map_err(|why| (Reason::SecretInvalid, why))?
-        }
-    };
-    let ca_pem = match &source.ca_secret_ref {
-        None => None,
-        Some(reference) => {
-            let secret = secret(client, namespace, &reference.name, "spec.source.caSecretRef").await?;
-            let pem = value(&secret, "ca.crt").ok_or((
-                Reason::SecretInvalid,
-                format!("Secret {namespace}/{} (spec.source.caSecretRef) has no `ca.crt`", reference.name),
-            ))?;
-            Some(pem.into_bytes())
-        }
-    };
-    let (kind, value) = &spec.reference;
-    let reference = match kind {
-        super::api::RefKind::Branch => GitRef::Branch(value.clone()),
-        super::api::RefKind::Tag => GitRef::Tag(value.clone()),
-        super::api::RefKind::Semver => GitRef::Semver(value.clone()),
-        super::api::RefKind::Commit => GitRef::Commit(value.clone()),
-    };
-    Ok(FetchRequest { url: source.url.clone(), reference, credentials, ca_pem, timeout: spec.timeout })
-}
-
-/// The Ready condition's reason for a failed fetch.
-fn fetch_reason(failure: FetchFailure) -> Reason {
-    match failure {
-        FetchFailure::Unreachable => Reason::GitUnreachable,
-        FetchFailure::AuthenticationFailed => Reason::GitAuthenticationFailed,
-        FetchFailure::RefNotFound => Reason::GitRefNotFound,
-        FetchFailure::HostKeyMismatch => Reason::GitHostKeyMismatch,
-        FetchFailure::InvalidUrl => Reason::InvalidSourceUrl,
-        FetchFailure::TooLarge => Reason::GitFetchTooLarge,
-        FetchFailure::TimedOut => Reason::GitFetchTimedOut,
-        FetchFailure::PushRejected => Reason::GitPushRejected,
-        FetchFailure::Other => Reason::GitFetchFailed,
-    }
-}
-
-/// A failed fetch's message, naming the Secret the credentials came from when the failure is
-/// theirs (the source module knows the values, not where they were read).
-fn with_secret(err: &weaver_source::FetchError, sync: &EnvironmentSync, namespace: &str) -> String {
-    use weaver_source::FetchFailure;
-    let theirs = matches!(err.failure, FetchFailure::AuthenticationFailed | FetchFailure::HostKeyMismatch);
-    match sync.spec.source.secret_ref.as_ref().filter(|_| theirs) {
-        Some(secret) => format!("{} (Secret {namespace}/{}, spec.source.secretRef)", err.message, secret.name),
-        None => err.message.clone(),
-    }
-}
-
-/// A client acting as the EnvironmentSync's account.
-async fn tenant_client(namespace: &str, spec: &Spec, shared: &Shared) -> Result<kube::Client, (Reason, String)> {
-    shared.tenants.client(namespace, &spec.account).await.map_err(tenant_failure)
-}
-
-fn tenant_failure(err: TenantError) -> (Reason, String) {
-    match err {
-        TenantError::ServiceAccountNotFound(account) => (
-            Reason::ServiceAccountNotFound,
-            format!("ServiceAccount {account} does not exist; create it, or name another in spec.serviceAccountName"),
-        ),
-        other => (Reason::TokenRequestFailed, other.to_string()),
-    }
-}
-
-/// The cluster `sync` applies to, as whom: its own cluster as its ServiceAccount, or the
-/// cluster of its `kubeConfig` Secret.
-async fn cluster_for(
-    sync: &EnvironmentSync,
-    namespace: &str,
-    spec: &Spec,
-    shared: &Shared,
-    tenant: &kube::Client,
-    environments: usize,
-) -> Result<GivenCluster, (Reason, String)> {
-    if let Some(kube_config) = &sync.spec.kube_config {
-        let name = &kube_config.secret_ref.name;
-        let secret = secret(tenant, namespace, name, "spec.kubeConfig.secretRef").await?;
-        let described = format!("the kubeconfig of Secret {namespace}/{name}");
-        let text = value(&secret, "value").or_else(|| value(&secret, "value.yaml")).ok_or((
-            Reason::SecretInvalid,
-            format!("Secret {namespace}/{name} (spec.kubeConfig.secretRef) has no `value` (or `value.yaml`) key"),
-        ))?;
-        return weaver_cluster::given_kubeconfig(&text, &described)
-            .map_err(|err| (Reason::KubeConfigInvalid, Redactor::new().error(&err)));
-    }
-    // One token serves every environment's apply: each may wait for its lock and its timeout.
-    let environments = u32::try_from(environments.max(1)).unwrap_or(u32::MAX);
-    let at_least = (spec.timeout + LOCK_TIMEOUT).saturating_mul(environments) + Duration::from_secs(60);
-    let config = shared.tenants.config(namespace, &spec.account, at_least).await.map_err(tenant_failure)?;
-    let info = ClusterInfo { context: account_identity(namespace, spec), ..shared.info.clone() };
-    // Its requests spend the controller's budget, as every tenant's do.
-    let rate = shared.tenants.rate().cloned();
-    Ok(GivenCluster::Config { config, info, rate, live: Some(shared.live.clone()) })
-}
-
-/// Who an EnvironmentSync of `namespace` applies as in the controller's cluster, as its
-/// connection (and the watches of live state) name it.
-pub(super) fn account_identity(namespace: &str, spec: &Spec) -> String {
-    format!("ServiceAccount {namespace}/{}", spec.account)
-}
-
-/// The age identities of `spec.decryption`, or none.
-async fn keys_for(sync: &EnvironmentSync, namespace: &str, client: &kube::Client) -> Result<Keys, (Reason, String)> {
-    let Some(decryption) = &sync.spec.decryption else {
-        return Ok(Keys::Given {
-            origin: "no spec.decryption".into(),
-            identities: Arc::new(SecretString::from(String::new())),
-        });
-    };
-    let name = &decryption.secret_ref.name;
-    let secret = secret(client, namespace, name, "spec.decryption.secretRef").await?;
-    // Every value may hold identities, one a line, as an age identity file.
-    let text: Vec<String> =
-        secret.data.iter().flatten().filter_map(|(_, value)| String::from_utf8(value.0.clone()).ok()).collect();
-    Ok(Keys::Given {
-        origin: format!("Secret {namespace}/{name}"),
-        identities: Arc::new(SecretString::from(text.join("\n"))),
-    })
-}
-
 /// Releases the environment no longer has are removed with `prune`, found in the
 /// environment's namespaces: its tenant's account may not list Secrets across the cluster.
-fn prune_releases(spec: &Spec) -> PruneReleases {
+pub(super) fn prune_releases(spec: &Spec) -> PruneReleases {
     match spec.prune {
         true => PruneReleases::InEnvironment,
         false => PruneReleases::No,
     }
 }
 
-/// What the UI reads an EnvironmentSync's environments with: its source at the commit it last
-/// applied, the cluster it applies to as its account, its decryption keys and the remote
-/// charts; each as a reconcile gets it (the git cache's mirror, fetched only when it lacks the
-/// commit), so the pages show what the controller applied.
-pub struct Applied {
-    pub fetched: Fetched,
-    /// The weaver repository in `fetched`'s mirror (see [`weaver_repository`]).
-    pub repository: PathBuf,
-    pub given: GivenCluster,
-    pub keys: Keys,
-    pub charts: Archives,
-    pub prune_releases: PruneReleases,
-    /// The bounds its reconcile renders within (a tenant's repository is not trusted).
-    pub limits: weaver_core::limits::RenderLimits,
-}
-
-/// What `sync` last applied, read as its reconcile reads it: None when it has applied nothing
-/// yet, Err (reason, message) when what it applied cannot be read (the account, the Secrets,
-/// the fetch).
-pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Option<Applied>, (Reason, String)> {
-    let namespace = sync.namespace().unwrap_or_default();
-    let Some(commit) = sync.status.as_ref().and_then(|s| s.last_applied_revision.clone()) else {
-        return Ok(None);
-    };
-    // A suspended EnvironmentSync still shows what it applied.
-    let mut shown = sync.clone();
-    shown.spec.suspend = false;
-    let spec = match plan::gate(&shown, shared.default_account.as_deref()) {
-        plan::Gate::Go(spec) => Spec { reference: (super::api::RefKind::Commit, commit), ..spec },
-        plan::Gate::Invalid { reason, message } => return Err((reason, message)),
-        // Not reached (suspend was cleared above); said as the gate would say it.
-        plan::Gate::Suspended => return Err((Reason::Suspended, "the EnvironmentSync is suspended".to_string())),
-    };
-    let tenant = tenant_client(&namespace, &spec, shared).await?;
-    let request = fetch_request(sync, &namespace, &spec, &tenant).await?;
-    let cache = shared.cache.clone();
-    let fetched = match tokio::task::spawn_blocking(move || cache.fetch_within(&request, spec.interval)).await {
-        Ok(Ok(fetched)) => fetched,
-        Ok(Err(err)) => return Err((fetch_reason(err.failure), with_secret(&err, sync, &namespace))),
-        Err(join) => return Err((Reason::GitFetchFailed, format!("the fetch stopped: {join}"))),
-    };
-    let given = cluster_for(sync, &namespace, &spec, shared, &tenant, 1).await?;
-    let keys = keys_for(sync, &namespace, &tenant).await?;
-    let charts = Archives::Pulled(Arc::new(Pulls::new(shared.charts.clone())));
-    let repository = weaver_repository(sync, &fetched);
-    let limits = shared.renders.limits(spec.timeout, &shared.stopping);
-    Ok(Some(Applied { fetched, repository, given, keys, charts, prune_releases: prune_releases(&spec), limits }))
-}
-
 /// Seconds since `started`, for the history.
 pub fn seconds_since(started: Instant) -> f64 {
     (started.elapsed().as_secs_f64() * 10.0).round() / 10.0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_fetch_failure_has_a_reason_the_crd_knows() {
-        use weaver_source::FetchFailure::*;
-        for (failure, reason) in [
-            (Unreachable, "GitUnreachable"),
-            (AuthenticationFailed, "GitAuthenticationFailed"),
-            (RefNotFound, "GitRefNotFound"),
-            (HostKeyMismatch, "GitHostKeyMismatch"),
-            (InvalidUrl, "InvalidSourceUrl"),
-            (TooLarge, "GitFetchTooLarge"),
-            (TimedOut, "GitFetchTimedOut"),
-            (PushRejected, "GitPushRejected"),
-            (Other, "GitFetchFailed"),
-        ] {
-            assert_eq!(fetch_reason(failure).as_str(), reason);
-            // The CRD enumerates history results: a reason it does not know would be refused.
-            assert!(Reason::KNOWN.contains(&reason), "{reason}");
-        }
-    }
-
-    #[test]
-    fn the_registries_of_deleted_syncs_are_dropped_and_the_others_kept() {
-        let mut all: HashMap<String, ()> =
-            [registries_key("team", "shop"), registries_key("team", "gone"), registries_key("other", "shop")]
-                .into_iter()
-                .map(|key| (key, ()))
-                .collect();
-        retain_existing(&mut all, |namespace, name| (name == "shop" && namespace == "team") || namespace == "other");
-        let mut kept: Vec<&str> = all.keys().map(String::as_str).collect();
-        kept.sort();
-        assert_eq!(kept, ["other/shop", "team/shop"]);
-    }
 }

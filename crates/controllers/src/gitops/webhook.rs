@@ -29,7 +29,7 @@ use tokio::sync::Semaphore;
 
 use super::api::EnvironmentSync;
 use super::plan::RECONCILE_REQUESTED_AT;
-use super::reconcile::{secret, value};
+use super::reconcile::credentials::{secret, value};
 use super::telemetry::Metrics;
 use crate::http::{BodyError, Limits, read_body};
 use crate::proxy::{Cidr, client_address};

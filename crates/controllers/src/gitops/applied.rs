@@ -1,0 +1,66 @@
+//! What an EnvironmentSync last applied, read as its reconcile reads it (its account, its
+//! Secrets, the git cache), for the UI's pages of its environments.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kube::ResourceExt;
+
+use super::api::{EnvironmentSync, Reason, RefKind};
+use super::plan::{self, Settings as Spec};
+use super::reconcile::credentials::{cluster_for, fetch_reason, fetch_request, keys_for, tenant_client, with_secret};
+use super::reconcile::{Shared, prune_releases, weaver_repository};
+use weaver_cluster::GivenCluster;
+use weaver_engine::action::{Keys, PruneReleases};
+use weaver_source::Fetched;
+use weaver_source::charts::Archives;
+use weaver_source::charts::pulls::Pulls;
+
+/// What the UI reads an EnvironmentSync's environments with: its source at the commit it last
+/// applied, the cluster it applies to as its account, its decryption keys and the remote
+/// charts; each as a reconcile gets it (the git cache's mirror, fetched only when it lacks the
+/// commit), so the pages show what the controller applied.
+pub struct Applied {
+    pub fetched: Fetched,
+    /// The weaver repository in `fetched`'s mirror (see [`weaver_repository`]).
+    pub repository: PathBuf,
+    pub given: GivenCluster,
+    pub keys: Keys,
+    pub charts: Archives,
+    pub prune_releases: PruneReleases,
+    /// The bounds its reconcile renders within (a tenant's repository is not trusted).
+    pub limits: weaver_core::limits::RenderLimits,
+}
+
+/// What `sync` last applied, read as its reconcile reads it: None when it has applied nothing
+/// yet, Err (reason, message) when what it applied cannot be read (the account, the Secrets,
+/// the fetch).
+pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Option<Applied>, (Reason, String)> {
+    let namespace = sync.namespace().unwrap_or_default();
+    let Some(commit) = sync.status.as_ref().and_then(|s| s.last_applied_revision.clone()) else {
+        return Ok(None);
+    };
+    // A suspended EnvironmentSync still shows what it applied.
+    let mut shown = sync.clone();
+    shown.spec.suspend = false;
+    let spec = match plan::gate(&shown, shared.default_account.as_deref()) {
+        plan::Gate::Go(spec) => Spec { reference: (RefKind::Commit, commit), ..spec },
+        plan::Gate::Invalid { reason, message } => return Err((reason, message)),
+        // Not reached (suspend was cleared above); said as the gate would say it.
+        plan::Gate::Suspended => return Err((Reason::Suspended, "the EnvironmentSync is suspended".to_string())),
+    };
+    let tenant = tenant_client(&namespace, &spec, shared).await?;
+    let request = fetch_request(sync, &namespace, &spec, &tenant).await?;
+    let cache = shared.cache.clone();
+    let fetched = match tokio::task::spawn_blocking(move || cache.fetch_within(&request, spec.interval)).await {
+        Ok(Ok(fetched)) => fetched,
+        Ok(Err(err)) => return Err((fetch_reason(err.failure), with_secret(&err, sync, &namespace))),
+        Err(join) => return Err((Reason::GitFetchFailed, format!("the fetch stopped: {join}"))),
+    };
+    let given = cluster_for(sync, &namespace, &spec, shared, &tenant, 1).await?;
+    let keys = keys_for(sync, &namespace, &tenant).await?;
+    let charts = Archives::Pulled(Arc::new(Pulls::new(shared.charts.clone())));
+    let repository = weaver_repository(sync, &fetched);
+    let limits = shared.renders.limits(spec.timeout, &shared.stopping);
+    Ok(Some(Applied { fetched, repository, given, keys, charts, prune_releases: prune_releases(&spec), limits }))
+}

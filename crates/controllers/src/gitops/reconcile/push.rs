@@ -1,0 +1,483 @@
+//! Promotions and image updates: after a reconcile's apply, `weaver promote`'s action and
+//! `weaver images update`'s on their intervals, each pushing its commit to the branch the spec
+//! names; the registries an EnvironmentSync's image updates ask, kept between reconciles.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use kube::ResourceExt;
+
+use super::credentials::{fetch_reason, secret, with_secret};
+use super::{CONCURRENCY, Run, Shared};
+use crate::gitops::api::{
+    EnvironmentSync, ImagePinChange, ImageUpdatesStatus, NewestImage, PromotionGate, PromotionStatus, PromotionTarget,
+    Reason,
+};
+use crate::gitops::plan;
+use crate::gitops::status::{ImagesUpdated, Promoted, Pushed};
+use weaver_engine::action::Context as ActionContext;
+use weaver_engine::action::fleet::EnvironmentSelection;
+use weaver_engine::action::images::UpdateOptions;
+use weaver_engine::action::promote::{PromoteOptions, TargetPromotion};
+use weaver_project::Environment;
+use weaver_secrets::Redactor;
+use weaver_source::charts::Archives;
+use weaver_source::charts::http::Machine;
+use weaver_source::charts::registry_login::HeldConfig;
+use weaver_source::images::Registries;
+use weaver_source::{FetchRequest, GitCache};
+
+impl Shared {
+    /// Drops the registries kept for EnvironmentSync `namespace/name` (without
+    /// `spec.imageUpdates` now), with their tag lists and connections.
+    pub fn forget_registries(&self, namespace: &str, name: &str) {
+        self.registries.lock().unwrap_or_else(|e| e.into_inner()).remove(&registries_key(namespace, name));
+    }
+
+    /// Keeps only the registries of EnvironmentSyncs that `exists(namespace, name)`: a deleted
+    /// one is never reconciled again (it has no finalizer), so its registries go here.
+    pub fn retain_registries(&self, exists: impl Fn(&str, &str) -> bool) {
+        retain_existing(&mut self.registries.lock().unwrap_or_else(|e| e.into_inner()), exists);
+    }
+}
+
+/// Keeps the entries whose `namespace/name` key `exists`.
+fn retain_existing<V>(all: &mut HashMap<String, V>, exists: impl Fn(&str, &str) -> bool) {
+    all.retain(|key, _| key.split_once('/').is_some_and(|(namespace, name)| exists(namespace, name)));
+}
+
+fn registries_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// The EnvironmentSync's registries, with the logins of its pull Secrets (read as its
+/// account); the same as at the last reconcile while the Secrets are.
+async fn registries(
+    sync: &EnvironmentSync,
+    namespace: &str,
+    secrets: &[String],
+    tenant: &kube::Client,
+    shared: &Shared,
+) -> Result<Arc<Registries>, (Reason, String)> {
+    use sha2::Digest;
+    let mut configs = Vec::new();
+    let mut fingerprint = sha2::Sha256::new();
+    for name in secrets {
+        let secret = secret(tenant, namespace, name, "spec.imageUpdates.pullSecrets").await?;
+        let what = format!("Secret {namespace}/{name}");
+        let Some(data) = secret.data.as_ref().and_then(|d| d.get(".dockerconfigjson")) else {
+            return Err((
+                Reason::SecretInvalid,
+                format!(
+                    "{what} (spec.imageUpdates.pullSecrets) has no `.dockerconfigjson`: create it with kubectl create secret docker-registry"
+                ),
+            ));
+        };
+        fingerprint.update(name.as_bytes());
+        fingerprint.update(&data.0);
+        configs.push(HeldConfig::parse(&what, &data.0).map_err(|err| (Reason::SecretInvalid, err.to_string()))?);
+    }
+    let fingerprint = fingerprint.finalize().to_vec();
+    let key = registries_key(namespace, &sync.name_any());
+    let mut all = shared.registries.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((made_with, registries)) = all.get(&key)
+        && *made_with == fingerprint
+    {
+        return Ok(registries.clone());
+    }
+    let credentials_from = match secrets {
+        [] => {
+            "spec.imageUpdates.pullSecrets, which names no Secret (the registries were asked anonymously)".to_string()
+        }
+        names => format!(
+            "{} (spec.imageUpdates.pullSecrets)",
+            names.iter().map(|n| format!("Secret {namespace}/{n}")).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let registries = Arc::new(Registries::new(Machine::held(configs), credentials_from));
+    all.insert(key, (fingerprint, registries.clone()));
+    Ok(registries)
+}
+
+/// An image update's status before it runs: what the last one pushed is kept.
+fn images_status(sync: &EnvironmentSync, settings: &plan::Promotion, commit: &str) -> ImageUpdatesStatus {
+    let previous = sync.status.as_ref().and_then(|s| s.image_updates.as_ref());
+    ImageUpdatesStatus {
+        last_attempt_time: jiff::Timestamp::now().to_string(),
+        revision: commit.to_string(),
+        branch: settings.branch.clone(),
+        last_pushed_commit: previous.and_then(|p| p.last_pushed_commit.clone()),
+        last_push_time: previous.and_then(|p| p.last_push_time.clone()),
+        ..Default::default()
+    }
+}
+
+impl Run<'_> {
+    /// Auto-promotion: `weaver promote`'s action over the selected environments that have a
+    /// `promotion:`, at the fetched commit in its mirror; its commit (on a local branch of the
+    /// mirror, removed after) pushed to `push_to`'s branch.
+    async fn promote(
+        &self,
+        environments: &[Arc<Environment>],
+        settings: &plan::Promotion,
+        cache: &Arc<GitCache>,
+        push_to: &FetchRequest,
+        sync: &EnvironmentSync,
+        namespace: &str,
+    ) -> Promoted {
+        let previous = sync.status.as_ref().and_then(|s| s.promotion.as_ref());
+        let commit = self.fetched.commit.clone();
+        let mut status = PromotionStatus {
+            last_attempt_time: jiff::Timestamp::now().to_string(),
+            revision: commit.clone(),
+            branch: settings.branch.clone(),
+            last_pushed_commit: previous.and_then(|p| p.last_pushed_commit.clone()),
+            last_push_time: previous.and_then(|p| p.last_push_time.clone()),
+            targets: Vec::new(),
+        };
+        let targets: Vec<String> =
+            environments.iter().filter(|e| e.promotion.is_some()).map(|e| e.name.clone()).collect();
+        let result = Promoted::unpushed;
+        if targets.is_empty() {
+            let message = "no selected environment has a `promotion:` saying what it takes from which".to_string();
+            return result(false, "NoPromotionTargets", message, status);
+        }
+        // A branch of this reconcile's own: mirrors are shared, and a promotion's branch is new.
+        let local = format!(
+            "weaver/auto-promote/{}/{}-{}",
+            sync.uid().unwrap_or_else(|| sync.name_any()),
+            plan::short(&commit),
+            jiff::Timestamp::now().as_nanosecond()
+        );
+        let options = PromoteOptions {
+            repo: self.repository.clone(),
+            targets: EnvironmentSelection { envs: targets, ..EnvironmentSelection::default() },
+            connect: self.connect(),
+            concurrency: CONCURRENCY,
+            keys: self.keys.clone(),
+            dry_run: false,
+            branch: Some(local.clone()),
+            rev: Some(commit.clone()),
+            author: Some(settings.author.clone()),
+            record_key: self.record_key.clone(),
+            charts: Archives::Pulled(self.pulls.clone()),
+            limits: self.renders.limits(self.spec.timeout, self.stopping),
+        };
+        let on = self.on();
+        let cx = ActionContext { redactor: self.redactor, on: &on };
+        // Its renders (the source's and each target's) take a turn as the applies' do: the
+        // tenant's repository may loop as well here.
+        let targets = options.targets.envs.join(", ");
+        let turn = match self.renders.turn(self.tenant, &targets, &options.limits).await {
+            Ok(turn) => turn,
+            Err(err) => return result(false, "PromotionFailed", self.redactor.error(&err), status),
+        };
+        let promoted = weaver_engine::action::promote::promote(&options, cx).await;
+        // Held while it renders, not while it pushes.
+        drop(turn);
+        let promotions = match promoted {
+            Ok(promotions) => promotions,
+            Err(err) => return result(false, "PromotionFailed", self.redactor.error(&err), status),
+        };
+        status.targets = promotions.targets.iter().map(|t| target_status(t, self.redactor)).collect();
+        let failed: Vec<String> = promotions
+            .targets
+            .iter()
+            .flat_map(|t| t.refusals())
+            .map(|r| self.redactor.redact(&r).into_owned())
+            .collect();
+        if !failed.is_empty() {
+            return result(false, "GatesFailed", format!("nothing pushed: {}", failed.join("; ")), status);
+        }
+        let Some((_, promoted)) = promotions.commit else {
+            let message = format!("every target has what its source applied at {}", plan::short(&commit));
+            return result(true, "UpToDate", message, status);
+        };
+        let changes = status.changes();
+        let push = Push { commit: promoted, locals: vec![local], settings, cache, push_to, sync, namespace };
+        self.push(push, status, ("Promoted", "this promotion"), &changes).await
+    }
+
+    /// Pushes a run's commit to `push_to`'s branch, its local branches removed after: the
+    /// outcome says `done.0` and `changes` on a push, `UpToDate` when the branch already has
+    /// `done.1`, the push's failure (naming the source's Secret) otherwise.
+    async fn push<S: PushRecord>(
+        &self,
+        push: Push<'_>,
+        mut status: S,
+        done: (&'static str, &str),
+        changes: &[String],
+    ) -> Pushed<S> {
+        let Push { commit, locals, settings, cache, push_to, sync, namespace } = push;
+        let (cache, fetched, request, force) = (cache.clone(), self.fetched.clone(), push_to.clone(), settings.force);
+        let pushing = commit.clone();
+        let pushed = tokio::task::spawn_blocking(move || cache.push(&fetched, &request, &pushing, force)).await;
+        self.delete_branches(&locals);
+        let result = Pushed::unpushed;
+        let (reason, already) = done;
+        let changes = changes.join("; ");
+        match pushed {
+            Ok(Ok(true)) => {
+                status.record_push(&commit);
+                let message = format!("pushed {} to branch {} ({changes})", plan::short(&commit), settings.branch);
+                Pushed { passed: true, reason: reason.to_string(), message, status, pushed: Some(commit) }
+            }
+            Ok(Ok(false)) => result(
+                true,
+                "UpToDate",
+                format!("branch {} has {already} already ({changes})", settings.branch),
+                status,
+            ),
+            Ok(Err(err)) => {
+                result(false, fetch_reason(err.failure).as_str(), with_secret(&err, sync, namespace), status)
+            }
+            Err(join) => result(false, "GitPushFailed", format!("the push stopped: {join}"), status),
+        }
+    }
+}
+
+/// A run's commit and where it goes, for [`Run::push`].
+struct Push<'a> {
+    commit: String,
+    /// The mirror's local branches the run made, removed after the push.
+    locals: Vec<String>,
+    settings: &'a plan::Promotion,
+    cache: &'a Arc<GitCache>,
+    push_to: &'a FetchRequest,
+    sync: &'a EnvironmentSync,
+    namespace: &'a str,
+}
+
+/// What a pushing run's status keeps of its push.
+trait PushRecord {
+    /// The run's attempt time, and the last commit pushed and when: the same three fields in
+    /// both statuses.
+    fn push_fields(&mut self) -> (&str, &mut Option<String>, &mut Option<String>);
+
+    /// `commit` pushed now, at the run's attempt time.
+    fn record_push(&mut self, commit: &str) {
+        let (attempted, last_pushed_commit, last_push_time) = self.push_fields();
+        *last_pushed_commit = Some(commit.to_string());
+        *last_push_time = Some(attempted.to_string());
+    }
+}
+
+impl PushRecord for PromotionStatus {
+    fn push_fields(&mut self) -> (&str, &mut Option<String>, &mut Option<String>) {
+        (&self.last_attempt_time, &mut self.last_pushed_commit, &mut self.last_push_time)
+    }
+}
+
+impl PushRecord for ImageUpdatesStatus {
+    fn push_fields(&mut self) -> (&str, &mut Option<String>, &mut Option<String>) {
+        (&self.last_attempt_time, &mut self.last_pushed_commit, &mut self.last_push_time)
+    }
+}
+
+impl Run<'_> {
+    /// The auto-promotion and the image update that are due, run in turn after the reconcile's
+    /// apply (or while its plan awaits an approval): never while the process stops, for a push
+    /// is not interrupted half-way.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn push_due(
+        &self,
+        environments: &[Arc<Environment>],
+        push_to: &Option<FetchRequest>,
+        images_push_to: &Option<FetchRequest>,
+        sync: &EnvironmentSync,
+        namespace: &str,
+        tenant: &kube::Client,
+        shared: &Shared,
+    ) -> (Option<Box<Promoted>>, Option<Box<ImagesUpdated>>) {
+        let spec = self.spec;
+        let now = jiff::Timestamp::now();
+        let stopping = || shared.stopping.load(Ordering::SeqCst);
+        let promotion = match (&spec.promotion, push_to) {
+            (Some(promotion), Some(push_to)) if plan::promotion_due(sync, promotion.interval, now) && !stopping() => {
+                Some(Box::new(self.promote(environments, promotion, &shared.cache, push_to, sync, namespace).await))
+            }
+            _ => None,
+        };
+        let images = match (spec.image_updates.as_deref(), images_push_to) {
+            (Some(plan::ImageUpdates { pushing: settings, pull_secrets: secrets }), Some(push_to))
+                if plan::image_update_due(sync, settings.interval, now) && !stopping() =>
+            {
+                let updated = match registries(sync, namespace, secrets, tenant, shared).await {
+                    Ok(registries) => {
+                        self.update_images(environments, settings, registries, &shared.cache, push_to, sync, namespace)
+                            .await
+                    }
+                    Err((reason, message)) => {
+                        let status = images_status(sync, settings, &self.fetched.commit);
+                        ImagesUpdated::unpushed(false, reason.as_str(), message, status)
+                    }
+                };
+                Some(Box::new(updated))
+            }
+            (None, _) => {
+                shared.forget_registries(namespace, &sync.name_any());
+                None
+            }
+            _ => None,
+        };
+        (promotion, images)
+    }
+
+    /// The selected environments' image updates, as `weaver images update` writes them, each
+    /// on the commit of the one before, and the last commit pushed to `push_to`'s branch.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_images(
+        &self,
+        environments: &[Arc<Environment>],
+        settings: &plan::Promotion,
+        registries: Arc<Registries>,
+        cache: &Arc<GitCache>,
+        push_to: &FetchRequest,
+        sync: &EnvironmentSync,
+        namespace: &str,
+    ) -> ImagesUpdated {
+        let mut status = images_status(sync, settings, &self.fetched.commit);
+        let result = ImagesUpdated::unpushed;
+        let subscribed: Vec<&str> =
+            environments.iter().filter(|e| e.image_updates.is_some()).map(|e| e.name.as_str()).collect();
+        if subscribed.is_empty() {
+            let message = "no selected environment has `imageUpdates:` naming the images it takes".to_string();
+            return result(false, "NoImageUpdates", message, status);
+        }
+        let mut rev = self.fetched.commit.clone();
+        let mut locals = Vec::new();
+        let on = self.on();
+        for environment in subscribed {
+            let local = format!(
+                "weaver/image-updates/{}/{environment}-{}",
+                sync.uid().unwrap_or_else(|| sync.name_any()),
+                jiff::Timestamp::now().as_nanosecond()
+            );
+            let options = UpdateOptions {
+                repo: self.repository.clone(),
+                environment: environment.to_string(),
+                connect: self.connect(),
+                concurrency: CONCURRENCY,
+                keys: self.keys.clone(),
+                dry_run: false,
+                branch: Some(local.clone()),
+                rev: Some(rev.clone()),
+                author: Some(settings.author.clone()),
+                charts: Archives::Pulled(self.pulls.clone()),
+                limits: self.renders.limits(self.spec.timeout, self.stopping),
+            };
+            let cx = ActionContext { redactor: self.redactor, on: &on };
+            let checked = match weaver_engine::action::images::check_update(&options, Arc::clone(&registries)).await {
+                Ok(checked) => checked,
+                Err(err) => {
+                    self.delete_branches(&locals);
+                    return result(false, "ImageUpdateFailed", self.redactor.error(&err), status);
+                }
+            };
+            // Its render takes a turn as an apply's does; the registries were asked before it.
+            let _turn = match self.renders.turn(self.tenant, environment, &options.limits).await {
+                Ok(turn) => turn,
+                Err(err) => {
+                    self.delete_branches(&locals);
+                    return result(false, "ImageUpdateFailed", self.redactor.error(&err), status);
+                }
+            };
+            let update = match weaver_engine::action::images::propose(&options, checked, cx).await {
+                Ok(update) => update,
+                Err(err) => {
+                    self.delete_branches(&locals);
+                    return result(false, "ImageUpdateFailed", self.redactor.error(&err), status);
+                }
+            };
+            status.requests += update.requests;
+            for image in &update.check.images {
+                status.images.push(NewestImage {
+                    environment: environment.to_string(),
+                    image: image.image.clone(),
+                    newest: image.newest.clone(),
+                });
+            }
+            for change in &update.changes {
+                status.changes.push(ImagePinChange {
+                    environment: environment.to_string(),
+                    release: change.release.clone(),
+                    image: change.name.clone(),
+                    from: change.from.as_ref().and_then(|v| v.as_str()).map(str::to_string),
+                    to: change.to.as_str().unwrap_or_default().to_string(),
+                });
+            }
+            if let Some((_, commit)) = update.commit {
+                rev = commit;
+                locals.push(local);
+            }
+        }
+        if locals.is_empty() {
+            status.changes.clear();
+            let message =
+                format!("every image is pinned at the newest tag its policy allows ({} requests)", status.requests);
+            return result(true, "UpToDate", message, status);
+        }
+        let push = Push { commit: rev, locals, settings, cache, push_to, sync, namespace };
+        let changes: Vec<String> = status.changes.iter().map(ToString::to_string).collect();
+        self.push(push, status, ("ImagesUpdated", "these pins"), &changes).await
+    }
+
+    /// Removes a run's local branches from the shared mirror.
+    fn delete_branches(&self, locals: &[String]) {
+        for local in locals {
+            if let Err(err) =
+                weaver_git::GitRepo::open(&self.fetched.repository).and_then(|git| git.delete_branch(local))
+            {
+                tracing::warn!("cannot remove the local branch {local}: {}", self.redactor.error(&err));
+            }
+        }
+    }
+}
+
+/// A target's gates and changes, for the status.
+fn target_status(target: &TargetPromotion, redactor: &Redactor) -> PromotionTarget {
+    let text = |value: &Option<serde_json::Value>| value.as_ref().map_or("unset".to_string(), |v| v.to_string());
+    PromotionTarget {
+        environment: target.environment.clone(),
+        from: target.from.clone(),
+        passed: target.passed(),
+        gates: target
+            .gates
+            .iter()
+            .map(|gate| PromotionGate {
+                gate: gate.gate.name().into(),
+                passed: gate.passed,
+                expression: gate.expression.clone(),
+                evidence: gate.evidence.iter().map(|e| redactor.redact(e).into_owned()).collect(),
+            })
+            .collect(),
+        changes: target
+            .changes
+            .iter()
+            .map(|c| {
+                let name = if c.name.is_empty() { String::new() } else { format!(" {}", c.name) };
+                let line = format!("{} {}{name}: {} -> {}", c.release, c.pin, text(&c.from), c.to);
+                redactor.redact(&line).into_owned()
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registries_of_deleted_syncs_are_dropped_and_the_others_kept() {
+        let mut all: HashMap<String, ()> =
+            [registries_key("team", "shop"), registries_key("team", "gone"), registries_key("other", "shop")]
+                .into_iter()
+                .map(|key| (key, ()))
+                .collect();
+        retain_existing(&mut all, |namespace, name| (name == "shop" && namespace == "team") || namespace == "other");
+        let mut kept: Vec<&str> = all.keys().map(String::as_str).collect();
+        kept.sort();
+        assert_eq!(kept, ["other/shop", "team/shop"]);
+    }
+}

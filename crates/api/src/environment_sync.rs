@@ -740,6 +740,59 @@ impl Default for Reason {
     }
 }
 
+open_enum!(
+    /// What an auto-promotion or an image update came to, as the reason of its condition
+    /// (`Promoted`, `ImagesUpdated`) says it, when it is not a failure the Ready condition
+    /// names too ([`PushReason::Failed`]).
+    pub PushOutcome {
+        /// The promotion's commit was pushed.
+        Promoted => "Promoted",
+        /// The image update's commit was pushed.
+        ImagesUpdated => "ImagesUpdated",
+        /// Nothing new to push.
+        UpToDate => "UpToDate",
+        /// A promotion gate failed: nothing was pushed.
+        GatesFailed => "GatesFailed",
+        PromotionFailed => "PromotionFailed",
+        NoPromotionTargets => "NoPromotionTargets",
+        ImageUpdateFailed => "ImageUpdateFailed",
+        NoImageUpdates => "NoImageUpdates",
+        /// The push stopped before it could say how it went.
+        GitPushFailed => "GitPushFailed",
+    }
+);
+
+/// The reason of the `Promoted` and `ImagesUpdated` conditions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushReason {
+    /// The run's own.
+    Outcome(PushOutcome),
+    /// A push's or a pull Secret's failure, named as the Ready condition names it.
+    Failed(Reason),
+}
+
+impl PushReason {
+    /// As the condition's reason is written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            PushReason::Outcome(outcome) => outcome.as_str(),
+            PushReason::Failed(reason) => reason.as_str(),
+        }
+    }
+}
+
+impl From<PushOutcome> for PushReason {
+    fn from(outcome: PushOutcome) -> PushReason {
+        PushReason::Outcome(outcome)
+    }
+}
+
+impl From<Reason> for PushReason {
+    fn from(reason: Reason) -> PushReason {
+        PushReason::Failed(reason)
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::api::{
     ApprovalRecord, DriftSummary, EnvironmentResult, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus,
-    HistoryEntry, ImageUpdatesStatus, PendingPlan, PromotionStatus, Reason, WindowHold,
+    HistoryEntry, ImageUpdatesStatus, PendingPlan, PromotionStatus, PushReason, Reason, WindowHold,
 };
 use super::plan::{self, Work};
 use crate::conditions::{
@@ -88,7 +88,7 @@ impl Done {
 pub struct Pushed<S> {
     /// True: pushed, or nothing to push; False: a gate failed, or an error.
     pub passed: bool,
-    pub reason: String,
+    pub reason: PushReason,
     pub message: String,
     pub status: S,
     /// The commit this run pushed.
@@ -102,13 +102,13 @@ pub type ImagesUpdated = Pushed<ImageUpdatesStatus>;
 
 impl<S> Pushed<S> {
     /// A run that pushed nothing: passed (nothing to push) or not (a gate failed, an error).
-    pub fn unpushed(passed: bool, reason: &str, message: String, status: S) -> Pushed<S> {
-        Pushed { passed, reason: reason.to_string(), message, status, pushed: None }
+    pub fn unpushed(passed: bool, reason: impl Into<PushReason>, message: String, status: S) -> Pushed<S> {
+        Pushed { passed, reason: reason.into(), message, status, pushed: None }
     }
 
     /// Its condition, of type `type_`.
     fn condition(&self, type_: &str, generation: Option<i64>, now: &Time) -> Condition {
-        condition(type_, self.passed, &self.reason, self.message.clone(), generation, now)
+        condition(type_, self.passed, self.reason.as_str(), self.message.clone(), generation, now)
     }
 }
 
@@ -358,7 +358,7 @@ pub fn drift_summary(drifted: u32, missing: u32) -> DriftSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gitops::api::EnvironmentSyncSpec;
+    use crate::gitops::api::{EnvironmentSyncSpec, PushOutcome};
 
     const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -583,7 +583,7 @@ mod tests {
         let mut s = sync();
         let refused = Promoted {
             passed: false,
-            reason: "GatesFailed".to_string(),
+            reason: PushOutcome::GatesFailed.into(),
             message: "nothing pushed: prod from staging: gate `soak` failed".into(),
             status: PromotionStatus { last_attempt_time: "t1".into(), ..Default::default() },
             pushed: None,

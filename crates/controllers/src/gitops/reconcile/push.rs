@@ -12,7 +12,7 @@ use super::credentials::{fetch_reason, secret, with_secret};
 use super::{CONCURRENCY, Run, Shared};
 use crate::gitops::api::{
     EnvironmentSync, ImagePinChange, ImageUpdatesStatus, NewestImage, PromotionGate, PromotionStatus, PromotionTarget,
-    Reason,
+    PushOutcome, Reason,
 };
 use crate::gitops::plan;
 use crate::gitops::status::{ImagesUpdated, Promoted, Pushed};
@@ -141,7 +141,7 @@ impl Run<'_> {
         let result = Promoted::unpushed;
         if targets.is_empty() {
             let message = "no selected environment has a `promotion:` saying what it takes from which".to_string();
-            return result(false, "NoPromotionTargets", message, status);
+            return result(false, PushOutcome::NoPromotionTargets, message, status);
         }
         // A branch of this reconcile's own: mirrors are shared, and a promotion's branch is new.
         let local = format!(
@@ -171,14 +171,14 @@ impl Run<'_> {
         let targets = options.targets.envs.join(", ");
         let turn = match self.renders.turn(self.tenant, &targets, &options.limits).await {
             Ok(turn) => turn,
-            Err(err) => return result(false, "PromotionFailed", self.redactor.error(&err), status),
+            Err(err) => return result(false, PushOutcome::PromotionFailed, self.redactor.error(&err), status),
         };
         let promoted = weaver_engine::action::promote::promote(&options, cx).await;
         // Held while it renders, not while it pushes.
         drop(turn);
         let promotions = match promoted {
             Ok(promotions) => promotions,
-            Err(err) => return result(false, "PromotionFailed", self.redactor.error(&err), status),
+            Err(err) => return result(false, PushOutcome::PromotionFailed, self.redactor.error(&err), status),
         };
         status.targets = promotions.targets.iter().map(|t| target_status(t, self.redactor)).collect();
         let failed: Vec<String> = promotions
@@ -188,15 +188,15 @@ impl Run<'_> {
             .map(|r| self.redactor.redact(&r).into_owned())
             .collect();
         if !failed.is_empty() {
-            return result(false, "GatesFailed", format!("nothing pushed: {}", failed.join("; ")), status);
+            return result(false, PushOutcome::GatesFailed, format!("nothing pushed: {}", failed.join("; ")), status);
         }
         let Some((_, promoted)) = promotions.commit else {
             let message = format!("every target has what its source applied at {}", plan::short(&commit));
-            return result(true, "UpToDate", message, status);
+            return result(true, PushOutcome::UpToDate, message, status);
         };
         let changes = status.changes();
         let push = Push { commit: promoted, locals: vec![local], settings, cache, push_to, sync, namespace };
-        self.push(push, status, ("Promoted", "this promotion"), &changes).await
+        self.push(push, status, (PushOutcome::Promoted, "this promotion"), &changes).await
     }
 
     /// Pushes a run's commit to `push_to`'s branch, its local branches removed after: the
@@ -206,7 +206,7 @@ impl Run<'_> {
         &self,
         push: Push<'_>,
         mut status: S,
-        done: (&'static str, &str),
+        done: (PushOutcome, &str),
         changes: &[String],
     ) -> Pushed<S> {
         let Push { commit, locals, settings, cache, push_to, sync, namespace } = push;
@@ -214,25 +214,24 @@ impl Run<'_> {
         let pushing = commit.clone();
         let pushed = tokio::task::spawn_blocking(move || cache.push(&fetched, &request, &pushing, force)).await;
         self.delete_branches(&locals);
-        let result = Pushed::unpushed;
         let (reason, already) = done;
         let changes = changes.join("; ");
         match pushed {
             Ok(Ok(true)) => {
                 status.record_push(&commit);
                 let message = format!("pushed {} to branch {} ({changes})", plan::short(&commit), settings.branch);
-                Pushed { passed: true, reason: reason.to_string(), message, status, pushed: Some(commit) }
+                Pushed { passed: true, reason: reason.into(), message, status, pushed: Some(commit) }
             }
-            Ok(Ok(false)) => result(
-                true,
-                "UpToDate",
-                format!("branch {} has {already} already ({changes})", settings.branch),
-                status,
-            ),
+            Ok(Ok(false)) => {
+                let message = format!("branch {} has {already} already ({changes})", settings.branch);
+                Pushed::unpushed(true, PushOutcome::UpToDate, message, status)
+            }
             Ok(Err(err)) => {
-                result(false, fetch_reason(err.failure).as_str(), with_secret(&err, sync, namespace), status)
+                Pushed::unpushed(false, fetch_reason(err.failure), with_secret(&err, sync, namespace), status)
             }
-            Err(join) => result(false, "GitPushFailed", format!("the push stopped: {join}"), status),
+            Err(join) => {
+                Pushed::unpushed(false, PushOutcome::GitPushFailed, format!("the push stopped: {join}"), status)
+            }
         }
     }
 }
@@ -310,7 +309,7 @@ impl Run<'_> {
                     }
                     Err((reason, message)) => {
                         let status = images_status(sync, settings, &self.fetched.commit);
-                        ImagesUpdated::unpushed(false, reason.as_str(), message, status)
+                        ImagesUpdated::unpushed(false, reason, message, status)
                     }
                 };
                 Some(Box::new(updated))
@@ -343,7 +342,7 @@ impl Run<'_> {
             environments.iter().filter(|e| e.image_updates.is_some()).map(|e| e.name.as_str()).collect();
         if subscribed.is_empty() {
             let message = "no selected environment has `imageUpdates:` naming the images it takes".to_string();
-            return result(false, "NoImageUpdates", message, status);
+            return result(false, PushOutcome::NoImageUpdates, message, status);
         }
         let mut rev = self.fetched.commit.clone();
         let mut locals = Vec::new();
@@ -372,7 +371,7 @@ impl Run<'_> {
                 Ok(checked) => checked,
                 Err(err) => {
                     self.delete_branches(&locals);
-                    return result(false, "ImageUpdateFailed", self.redactor.error(&err), status);
+                    return result(false, PushOutcome::ImageUpdateFailed, self.redactor.error(&err), status);
                 }
             };
             // Its render takes a turn as an apply's does; the registries were asked before it.
@@ -380,14 +379,14 @@ impl Run<'_> {
                 Ok(turn) => turn,
                 Err(err) => {
                     self.delete_branches(&locals);
-                    return result(false, "ImageUpdateFailed", self.redactor.error(&err), status);
+                    return result(false, PushOutcome::ImageUpdateFailed, self.redactor.error(&err), status);
                 }
             };
             let update = match weaver_engine::action::images::propose(&options, checked, cx).await {
                 Ok(update) => update,
                 Err(err) => {
                     self.delete_branches(&locals);
-                    return result(false, "ImageUpdateFailed", self.redactor.error(&err), status);
+                    return result(false, PushOutcome::ImageUpdateFailed, self.redactor.error(&err), status);
                 }
             };
             status.requests += update.requests;
@@ -416,11 +415,11 @@ impl Run<'_> {
             status.changes.clear();
             let message =
                 format!("every image is pinned at the newest tag its policy allows ({} requests)", status.requests);
-            return result(true, "UpToDate", message, status);
+            return result(true, PushOutcome::UpToDate, message, status);
         }
         let push = Push { commit: rev, locals, settings, cache, push_to, sync, namespace };
         let changes: Vec<String> = status.changes.iter().map(ToString::to_string).collect();
-        self.push(push, status, ("ImagesUpdated", "these pins"), &changes).await
+        self.push(push, status, (PushOutcome::ImagesUpdated, "these pins"), &changes).await
     }
 
     /// Removes a run's local branches from the shared mirror.
@@ -467,6 +466,31 @@ fn target_status(target: &TargetPromotion, redactor: &Redactor) -> PromotionTarg
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gitops::api::PushReason;
+
+    #[test]
+    fn push_reasons_are_written_as_the_strings_they_were_and_a_newer_one_is_kept() {
+        for (outcome, written) in [
+            (PushOutcome::Promoted, "Promoted"),
+            (PushOutcome::ImagesUpdated, "ImagesUpdated"),
+            (PushOutcome::UpToDate, "UpToDate"),
+            (PushOutcome::GatesFailed, "GatesFailed"),
+            (PushOutcome::PromotionFailed, "PromotionFailed"),
+            (PushOutcome::NoPromotionTargets, "NoPromotionTargets"),
+            (PushOutcome::ImageUpdateFailed, "ImageUpdateFailed"),
+            (PushOutcome::NoImageUpdates, "NoImageUpdates"),
+            (PushOutcome::GitPushFailed, "GitPushFailed"),
+            (PushOutcome::Other("PushedElsewhere".into()), "PushedElsewhere"),
+        ] {
+            assert_eq!(serde_json::to_value(&outcome).unwrap(), written);
+            assert_eq!(serde_json::from_value::<PushOutcome>(written.into()).unwrap(), outcome);
+            assert_eq!(PushReason::from(outcome).as_str(), written);
+        }
+        // A push's or a pull Secret's failure is named as the Ready condition names it.
+        for reason in [Reason::GitPushRejected, Reason::SecretNotFound] {
+            assert_eq!(PushReason::from(reason.clone()).as_str(), reason.as_str());
+        }
+    }
 
     #[test]
     fn the_registries_of_deleted_syncs_are_dropped_and_the_others_kept() {

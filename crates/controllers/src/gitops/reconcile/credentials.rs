@@ -105,7 +105,6 @@ pub(crate) fn fetch_reason(failure: FetchFailure) -> Reason {
 /// A failed fetch's message, naming the Secret the credentials came from when the failure is
 /// theirs (the source module knows the values, not where they were read).
 pub(crate) fn with_secret(err: &weaver_source::FetchError, sync: &EnvironmentSync, namespace: &str) -> String {
-    use weaver_source::FetchFailure;
     let theirs = matches!(err.failure, FetchFailure::AuthenticationFailed | FetchFailure::HostKeyMismatch);
     match sync.spec.source.secret_ref.as_ref().filter(|_| theirs) {
         Some(secret) => format!("{} (Secret {namespace}/{}, spec.source.secretRef)", err.message, secret.name),

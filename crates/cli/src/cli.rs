@@ -229,15 +229,8 @@ pub struct InstallArgs {
     /// Print the objects it would apply, as YAML, reading no cluster
     #[arg(long)]
     pub dry_run: bool,
-    /// Wait until the controller is ready (its Deployment rolled out, the CRDs Established)
-    #[arg(long)]
-    pub wait: bool,
-    /// How long it may wait for readiness (and the CRDs for Established)
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-    pub timeout: std::time::Duration,
-    /// Take fields that other field managers own instead of failing on the conflict
-    #[arg(long)]
-    pub force_conflicts: bool,
+    #[command(flatten)]
+    pub readiness: ReadinessArgs,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
     pub output: ListFormat,
@@ -1163,12 +1156,10 @@ pub struct ApplyArgs {
     pub cluster: ClusterArgs,
 }
 
-/// What `apply` and `rollback` share.
+/// How an apply waits for what it applied, and takes fields others own: what `apply`,
+/// `rollback` and `install` share.
 #[derive(Debug, Args)]
-pub struct ApplyFlags {
-    /// Ask the API server to validate everything without changing anything (no record either)
-    #[arg(long)]
-    pub dry_run: bool,
+pub struct ReadinessArgs {
     /// Wait until what was applied is ready (rollouts, Jobs, CRDs, PVCs, Ready conditions)
     #[arg(long)]
     pub wait: bool,
@@ -1178,6 +1169,16 @@ pub struct ApplyFlags {
     /// Take fields that other field managers own instead of failing on the conflict
     #[arg(long)]
     pub force_conflicts: bool,
+}
+
+/// What `apply` and `rollback` share.
+#[derive(Debug, Args)]
+pub struct ApplyFlags {
+    /// Ask the API server to validate everything without changing anything (no record either)
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub readiness: ReadinessArgs,
     /// Keep objects the previous revision had and this one no longer has
     #[arg(long)]
     pub no_prune: bool,
@@ -1276,10 +1277,18 @@ pub struct PromoteArgs {
     /// Of the selected targets, only those of this wave (their `wave:`)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub wave: Option<i32>,
-    /// Check the gates and show the change and the plan; write nothing
+    #[command(flatten)]
+    pub proposal: ProposalArgs,
+}
+
+/// The flags of the commands that propose new pins as a commit on a new branch, with the
+/// pull request's body: `weaver promote` and `weaver images update`.
+#[derive(Debug, Args)]
+pub struct ProposalArgs {
+    /// Check (a promotion's gates, the registries' tags), show the change and its plan; write nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// The new branch to commit the promotion to [default: weaver/promote-<targets>-<digest>]
+    /// The new branch to commit to [default: weaver/<promote|images>-<environments>-<digest>]
     #[arg(long, value_name = "NAME")]
     pub branch: Option<String>,
     /// Also write the pull request's Markdown body to this file
@@ -1327,25 +1336,8 @@ pub struct ImagesUpdateArgs {
     /// The environment whose pins are written
     #[arg(long = "env", value_name = "ENV", add = ArgValueCompleter::new(completion::environments))]
     pub env: String,
-    /// Check and plan, write nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// The new branch to commit the pins to [default: weaver/images-<env>-<digest>]
-    #[arg(long, value_name = "NAME")]
-    pub branch: Option<String>,
-    /// Also write the pull request's Markdown body to this file
-    #[arg(long, value_name = "FILE")]
-    pub body_file: Option<PathBuf>,
-    /// Output format: the pull request's Markdown body, or JSON for pipelines
-    #[arg(short, long, value_enum, default_value_t = PromoteFormat::Markdown)]
-    pub output: PromoteFormat,
-    /// How many requests to keep in flight at once (1 to 1000)
-    #[arg(long, value_name = "N", default_value_t = weaver_cluster::DEFAULT_CONCURRENCY, value_parser = concurrency())]
-    pub concurrency: usize,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
-    #[command(flatten)]
-    pub identity: IdentityArgs,
+    pub proposal: ProposalArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::{Ui, block_on, connect_options, table, write_stdout};
-use crate::cli::{GlobalArgs, ImagesCheckArgs, ImagesCommand, ImagesUpdateArgs, PromoteFormat, StatusFormat};
-use weaver_core::error::{Error, Result};
+use super::{Ui, block_on, proposal, table, write_proposal, write_stdout};
+use crate::cli::{GlobalArgs, ImagesCheckArgs, ImagesCommand, ImagesUpdateArgs, StatusFormat};
+use weaver_core::error::Result;
 use weaver_engine::action::Context;
 use weaver_engine::action::fleet::EnvironmentSelection;
 use weaver_engine::action::images::{CheckOptions, Checks, EnvironmentCheck, ImageCheck, Update, UpdateOptions};
@@ -112,33 +112,12 @@ fn update(
     args: &ImagesUpdateArgs,
     registries: std::sync::Arc<Registries>,
 ) -> Result<ExitCode> {
-    let options = UpdateOptions {
-        repo: global.repo.clone(),
-        environment: args.env.clone(),
-        connect: connect_options(&args.cluster),
-        concurrency: args.concurrency,
-        keys: weaver_engine::action::Keys::Search(args.identity.identity.clone()),
-        dry_run: args.dry_run,
-        branch: args.branch.clone(),
-        rev: None,
-        author: None,
-        charts: weaver_source::charts::Archives::Machine,
-        limits: Default::default(),
-    };
+    let options = UpdateOptions { environment: args.env.clone(), proposal: proposal(global, &args.proposal) };
     let cx = Context { redactor: &ui.redactor, on: &|p| ui.progress(p) };
     let update = block_on(weaver_engine::action::images::update(&options, registries, cx))?;
     let provenance = weaver_git::provenance(&global.repo, Some("HEAD"))?;
     let report = UpdateReport::new(&update, provenance.as_ref(), &ui.redactor);
-    let body = body(&report, &ui.redactor);
-    if let Some(path) = &args.body_file {
-        std::fs::write(path, ui.redactor.redact(&body).as_bytes())
-            .map_err(|err| Error::io("write the body file", path, err))?;
-    }
-    let text = match args.output {
-        PromoteFormat::Markdown => body,
-        PromoteFormat::Json => json::to_text(&report),
-    };
-    write_stdout(ui.redactor.redact(&text).as_bytes())?;
+    write_proposal(ui, &args.proposal, body(&report, &ui.redactor), || json::to_text(&report))?;
     if let Some((branch, commit)) = &update.commit {
         ui.status(&format!("image pins committed on branch `{branch}` ({})", &commit[..8]));
     }

@@ -17,9 +17,9 @@ pub fn install(ui: &Ui, args: &InstallArgs) -> Result<ExitCode> {
         overrides: super::override_flags(&args.overrides),
         connect: connect_options(&args.cluster),
         settings: weaver_engine::action::apply::Settings {
-            wait: args.wait,
-            timeout: args.timeout,
-            force_conflicts: args.force_conflicts,
+            wait: args.readiness.wait,
+            timeout: args.readiness.timeout,
+            force_conflicts: args.readiness.force_conflicts,
             ..super::default_apply_settings()
         },
     };

@@ -319,9 +319,9 @@ pub(crate) fn validate_mode(args: &ValidateArgs) -> weaver_validate::Mode {
 pub(crate) fn apply_settings(flags: &ApplyFlags) -> Settings {
     Settings {
         dry_run: flags.dry_run,
-        wait: flags.wait,
-        timeout: flags.timeout,
-        force_conflicts: flags.force_conflicts,
+        wait: flags.readiness.wait,
+        timeout: flags.readiness.timeout,
+        force_conflicts: flags.readiness.force_conflicts,
         prune: !flags.no_prune,
         concurrency: flags.concurrency,
         lock_timeout: flags.lock_timeout,
@@ -360,7 +360,7 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
         Command::Install(args) => (Some(&mut args.cluster), None),
         Command::Uninstall(args) => (Some(&mut args.cluster), None),
         Command::Bootstrap(args) => (Some(&mut args.cluster), None),
-        Command::Promote(args) => (Some(&mut args.cluster), Some(&mut args.identity)),
+        Command::Promote(args) => (Some(&mut args.proposal.cluster), Some(&mut args.proposal.identity)),
         Command::Render(args) => (None, Some(&mut args.identity)),
         Command::Hydrate(args) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Decrypt(args)) => (None, Some(&mut args.identity)),
@@ -371,7 +371,9 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
         Command::Completions(_) | Command::Charts(_) | Command::Import(_) | Command::Report(_) => (None, None),
         Command::Init(_) | Command::RenderWorker => (None, None),
         Command::Images(ImagesCommand::Check(_)) => (None, None),
-        Command::Images(ImagesCommand::Update(args)) => (Some(&mut args.cluster), Some(&mut args.identity)),
+        Command::Images(ImagesCommand::Update(args)) => {
+            (Some(&mut args.proposal.cluster), Some(&mut args.proposal.identity))
+        }
         Command::Operator(OperatorCommand::Run(args)) => (Some(&mut args.cluster), None),
         Command::Operator(OperatorCommand::Crd(_)) => (None, None),
         Command::Sync(SyncCommand::Get(args)) => (Some(&mut args.cluster), None),
@@ -561,6 +563,46 @@ pub(crate) fn pinned_changes(changes: &[PinChange], redactor: &weaver_secrets::R
 }
 
 /// Writes to stdout, treating a closed pipe (`weaver render | head`) as success.
+/// What a proposing command's flags (`weaver promote`, `weaver images update`) ask: read and
+/// branched from HEAD, committed as the repository's user, remote charts from this machine's
+/// cache.
+pub(crate) fn proposal(
+    global: &GlobalArgs,
+    args: &crate::cli::ProposalArgs,
+) -> weaver_engine::action::promote::Proposal {
+    weaver_engine::action::promote::Proposal {
+        repo: global.repo.clone(),
+        connect: connect_options(&args.cluster),
+        concurrency: args.concurrency,
+        keys: weaver_engine::action::Keys::Search(args.identity.identity.clone()),
+        dry_run: args.dry_run,
+        branch: args.branch.clone(),
+        rev: None,
+        author: None,
+        charts: weaver_source::charts::Archives::Machine,
+        limits: Default::default(),
+    }
+}
+
+/// A proposal's report: the pull request's Markdown `body` also to `--body-file`, and to
+/// stdout as `-o` asks (JSON: `json`), redacted.
+pub(crate) fn write_proposal(
+    ui: &Ui,
+    args: &crate::cli::ProposalArgs,
+    body: String,
+    json: impl FnOnce() -> String,
+) -> weaver_core::error::Result<()> {
+    if let Some(path) = &args.body_file {
+        std::fs::write(path, ui.redactor.redact(&body).as_bytes())
+            .map_err(|err| Error::io("write the body file", path, err))?;
+    }
+    let text = match args.output {
+        crate::cli::PromoteFormat::Markdown => body,
+        crate::cli::PromoteFormat::Json => json(),
+    };
+    write_stdout(ui.redactor.redact(&text).as_bytes())
+}
+
 pub(crate) fn write_stdout(bytes: &[u8]) -> weaver_core::error::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|_| out.flush()) {

@@ -5,8 +5,8 @@
 
 use std::process::ExitCode;
 
-use super::{Ui, block_on, connect_options, write_stdout};
-use crate::cli::{GlobalArgs, PromoteArgs, PromoteFormat};
+use super::{Ui, block_on, proposal, write_proposal};
+use crate::cli::{GlobalArgs, PromoteArgs};
 use serde::Serialize;
 use weaver_core::error::{Error, Result};
 use weaver_engine::action::Context;
@@ -25,7 +25,6 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
         .with_help("a target is an environment with a `promotion:` saying what it takes from which"));
     }
     let options = PromoteOptions {
-        repo: global.repo.clone(),
         targets: EnvironmentSelection {
             envs: args.to.clone(),
             selectors: args.env_selectors.clone(),
@@ -33,30 +32,14 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
             shard: None,
             max_file_bytes: None,
         },
-        connect: connect_options(&args.cluster),
-        concurrency: args.concurrency,
-        keys: weaver_engine::action::Keys::Search(args.identity.identity.clone()),
-        dry_run: args.dry_run,
-        branch: args.branch.clone(),
-        rev: None,
-        author: None,
         record_key: weaver_secrets::record_key::RecordKey::from_environment()?,
-        charts: weaver_source::charts::Archives::Machine,
-        limits: Default::default(),
+        proposal: proposal(global, &args.proposal),
     };
     let promotions = block_on(promote(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
     let provenance = weaver_git::provenance(&global.repo, Some("HEAD"))?;
     let report = PromoteReport::new(&promotions, provenance.as_ref(), &ui.redactor);
     let body = body(&report, &ui.redactor, markdown::GITHUB_COMMENT_LIMIT);
-    if let Some(path) = &args.body_file {
-        std::fs::write(path, ui.redactor.redact(&body).as_bytes())
-            .map_err(|err| Error::io("write the body file", path, err))?;
-    }
-    let text = match args.output {
-        PromoteFormat::Markdown => body,
-        PromoteFormat::Json => json::to_text(&report),
-    };
-    write_stdout(ui.redactor.redact(&text).as_bytes())?;
+    write_proposal(ui, &args.proposal, body, || json::to_text(&report))?;
     if let Some((branch, commit)) = &promotions.commit {
         ui.status(&format!("promotion committed on branch `{branch}` ({})", &commit[..8]));
     }

@@ -13,13 +13,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::Context;
 use super::fleet::{EnvironmentSelection, select_environments};
 use super::plan::Planned;
-use super::promote::{PinChange, Proposed};
-use super::{Context, Keys};
-use weaver_cluster::{ConnectOptions, SharedServers};
+use super::promote::{PinChange, Proposal};
+use weaver_cluster::SharedServers;
 use weaver_core::error::{Error, Result};
-use weaver_core::limits::RenderLimits;
 use weaver_project::Environment;
 use weaver_project::image_updates::Policy;
 use weaver_project::image_updates::Skipped;
@@ -224,23 +223,11 @@ fn check_environment(
 
 #[derive(Debug, Clone)]
 pub struct UpdateOptions {
-    pub repo: PathBuf,
     /// The one environment updated.
     pub environment: String,
-    pub connect: ConnectOptions,
-    pub concurrency: usize,
-    /// The age identities the plan renders with.
-    pub keys: Keys,
-    pub dry_run: bool,
-    /// The new branch's name; one made of the environment and the change's digest when None.
-    pub branch: Option<String>,
-    /// The commit read and branched from: HEAD's when None.
-    pub rev: Option<String>,
-    /// Who commits (name, email): the repository's user.name and user.email when None.
-    pub author: Option<(String, String)>,
-    pub charts: weaver_source::charts::Archives,
-    /// The bounds of the plan's render (the controller's, for a tenant's repository).
-    pub limits: RenderLimits,
+    /// Where the environment's plan reads (the working tree when `rev` is None) and the pins are
+    /// committed (branched from HEAD when `rev` is None).
+    pub proposal: Proposal,
 }
 
 /// What `weaver images update` found and wrote.
@@ -273,15 +260,16 @@ pub struct CheckedUpdate {
 /// The registries' half of [`update`]: the environment's subscriptions checked. The controller
 /// runs it outside a render's turn (a slow registry must not hold a tenant's turn).
 pub async fn check_update(options: &UpdateOptions, registries: Arc<Registries>) -> Result<CheckedUpdate> {
+    let proposal = &options.proposal;
     let check_options = CheckOptions {
-        repo: options.repo.clone(),
+        repo: proposal.repo.clone(),
         environments: EnvironmentSelection {
             envs: vec![options.environment.clone()],
-            max_file_bytes: options.limits.max_values_bytes.clone(),
+            max_file_bytes: proposal.limits.max_values_bytes.clone(),
             ..Default::default()
         },
-        rev: options.rev.clone(),
-        concurrency: options.concurrency,
+        rev: proposal.rev.clone(),
+        concurrency: proposal.concurrency,
     };
     // Loaded once: the check and the pins read the same environment. The registries' waits
     // (Retry-After) are the blocking pool's too.
@@ -301,26 +289,19 @@ pub async fn propose(options: &UpdateOptions, checked: CheckedUpdate, cx: Contex
     let CheckedUpdate { environment, check, requests } = checked;
     let written = &environment.image_updates.as_ref().expect("checked above").written;
     let (promoted, changes) = new_pins(written, &check);
-    let mut result = Update { check, changes, plan: None, commit: None, dry_run: options.dry_run, requests };
+    let proposal = &options.proposal;
+    let mut result = Update { check, changes, plan: None, commit: None, dry_run: proposal.dry_run, requests };
     if result.changes.is_empty() {
         return Ok(result);
     }
-    let (repo, rev) = (options.repo.clone(), options.rev.clone());
+    let (repo, rev) = (proposal.repo.clone(), proposal.rev.clone());
     let project = super::blocking(move || super::open_project(&repo, rev.as_deref()))
         .await?
-        .bounded(options.limits.max_values_bytes.as_ref());
-    let proposed = Proposed {
-        repo: &options.repo,
-        rev: options.rev.as_deref(),
-        keys: &options.keys,
-        connect: &options.connect,
-        concurrency: options.concurrency,
-        charts: &options.charts,
-        limits: &options.limits,
-    };
-    let servers = SharedServers::new(options.concurrency)?;
-    result.plan = Some(proposed.plan(&project, &environment.name, &promoted, &servers, cx).await?);
-    if !options.dry_run {
+        .bounded(proposal.limits.max_values_bytes.as_ref());
+    let servers = SharedServers::new(proposal.concurrency)?;
+    let planned = proposal.plan(&project, proposal.rev.as_deref(), &environment.name, &promoted, &servers, cx).await?;
+    result.plan = Some(planned);
+    if !proposal.dry_run {
         let file = promoted_path(&environment.name).display().to_string();
         let files = BTreeMap::from([(file, promoted.to_text(&environment.name).into_bytes())]);
         let mut message = format!("Update images of {}\n\n", environment.name);
@@ -330,17 +311,8 @@ pub async fn propose(options: &UpdateOptions, checked: CheckedUpdate, cx: Contex
                 environment.name, change.release, change.name, change.to
             ));
         }
-        let pins = super::promote::Pins {
-            repo: options.repo.clone(),
-            rev: options.rev.clone(),
-            author: options.author.clone(),
-            branch: options.branch.clone(),
-            prefix: "images",
-            environments: vec![environment.name.clone()],
-            files,
-            message,
-        };
-        result.commit = Some(pins.commit().await?);
+        let environments = vec![environment.name.clone()];
+        result.commit = Some(proposal.commit("images", environments, files, message).await?);
     }
     Ok(result)
 }

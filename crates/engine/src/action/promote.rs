@@ -39,35 +39,43 @@ const HEAD: &str = "HEAD";
 
 #[derive(Debug, Clone)]
 pub struct PromoteOptions {
-    pub repo: PathBuf,
     /// The target environments (`--to`, `--env-selector`, `--wave`).
     pub targets: EnvironmentSelection,
+    /// The key the source's records are checked with (`WEAVER_RECORD_KEY_FILE`'s).
+    pub record_key: Option<RecordKey>,
+    /// Where the targets' plans read and the promotion is committed; its `rev`, HEAD's when
+    /// None (the CLI's), else the controller's fetched commit, in its mirror.
+    pub proposal: Proposal,
+}
+
+/// How new pins (a promotion's, an image update's) are proposed: planned against each
+/// environment's cluster, and committed on a new branch.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    pub repo: PathBuf,
     pub connect: ConnectOptions,
     pub concurrency: usize,
-    /// The age identities the targets' plans render with.
+    /// The age identities the plans render with.
     pub keys: Keys,
     /// Check and plan, write nothing.
     pub dry_run: bool,
-    /// The new branch's name; one made of the targets and the change's digest when None.
+    /// The new branch's name; one made of the environments and the change's digest when None.
     pub branch: Option<String>,
-    /// The commit read and branched from: HEAD's (the CLI) when None, else this one (the
-    /// controller's fetched commit, in its mirror).
+    /// The commit read and branched from.
     pub rev: Option<String>,
     /// Who commits (name, email): the repository's user.name and user.email when None.
     pub author: Option<(String, String)>,
-    /// The key the source's records are checked with (`WEAVER_RECORD_KEY_FILE`'s).
-    pub record_key: Option<RecordKey>,
-    /// Where the targets' remote charts come from: this machine's cache (the CLI's), or the
-    /// controller's, which pulls them.
+    /// Where remote charts come from: this machine's cache (the CLI's), or the controller's,
+    /// which pulls them.
     pub charts: weaver_source::charts::Archives,
-    /// The bounds of each target's render (the controller's, for a tenant's repository); its
+    /// The bounds of each plan's render (the controller's, for a tenant's repository); its
     /// time counted from that render's start.
     pub limits: RenderLimits,
 }
 
 impl PromoteOptions {
     fn rev(&self) -> &str {
-        self.rev.as_deref().unwrap_or(HEAD)
+        self.proposal.rev.as_deref().unwrap_or(HEAD)
     }
 }
 
@@ -186,14 +194,15 @@ pub struct PinChange {
 /// writes the changes as one commit on a new branch (unless a dry run). Nothing is written when
 /// any target's gate fails.
 pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promotions> {
-    if options.rev.is_none() && weaver_git::provenance(&options.repo, None)?.is_some_and(|p| p.dirty) {
+    let proposal = &options.proposal;
+    if proposal.rev.is_none() && weaver_git::provenance(&proposal.repo, None)?.is_some_and(|p| p.dirty) {
         (cx.on)(super::Progress::Warning(
             "the working tree has uncommitted changes: weaver promote reads and branches from HEAD's commit, without them"
                 .to_string(),
         ));
     }
-    let bound = &options.limits.max_values_bytes;
-    let (repo, rev) = (options.repo.clone(), options.rev().to_string());
+    let bound = &proposal.limits.max_values_bytes;
+    let (repo, rev) = (proposal.repo.clone(), options.rev().to_string());
     let targets = EnvironmentSelection { max_file_bytes: bound.clone(), ..options.targets.clone() };
     let (project, targets) = super::blocking(move || -> Result<_> {
         Ok((open_project(&repo, Some(&rev))?, select_environments(&repo, Some(&rev), &targets)?))
@@ -202,18 +211,18 @@ pub async fn promote(options: &PromoteOptions, cx: Context<'_>) -> Result<Promot
     let project = project.bounded(bound.as_ref());
     // The reads of the sources and the plans of the targets share a client and discovery per
     // server and context, as a fleet's environments do.
-    let servers = SharedServers::new(options.concurrency)?;
+    let servers = SharedServers::new(proposal.concurrency)?;
     let mut results = Vec::new();
     for target in &targets {
         results.push(promote_one(&project, target, options, &servers, cx).await?);
     }
     let refused = results.iter().any(|t| !t.passed());
     let changed: Vec<&TargetPromotion> = results.iter().filter(|t| !t.changes.is_empty()).collect();
-    let commit = match (options.dry_run || refused, changed.is_empty()) {
+    let commit = match (proposal.dry_run || refused, changed.is_empty()) {
         (false, false) => Some(write(options, &changed).await?),
         _ => None,
     };
-    Ok(Promotions { targets: results, commit, dry_run: options.dry_run })
+    Ok(Promotions { targets: results, commit, dry_run: proposal.dry_run })
 }
 
 async fn promote_one(
@@ -251,17 +260,17 @@ async fn promote_one(
         releases: pinned.clone(),
         selectors: Vec::new(),
         changed_since: None,
-        repo: options.repo.clone(),
+        repo: options.proposal.repo.clone(),
         rev: Some(options.rev().to_string()),
         loaded: Some(source.clone()),
         project: None,
     };
     let read = DriftOptions {
         selection,
-        connect: options.connect.clone(),
-        concurrency: options.concurrency,
+        connect: options.proposal.connect.clone(),
+        concurrency: options.proposal.concurrency,
         servers: Some(servers.clone()),
-        keys: options.keys.clone(),
+        keys: options.proposal.keys.clone(),
         notify: false,
     };
     let (status, records) = status_with_records(&read, cx.on).await?;
@@ -307,37 +316,19 @@ async fn promote_one(
     if result.changes.is_empty() || !result.passed() {
         return Ok(result);
     }
-    let proposed = Proposed {
-        repo: &options.repo,
-        rev: Some(options.rev()),
-        keys: &options.keys,
-        connect: &options.connect,
-        concurrency: options.concurrency,
-        charts: &options.charts,
-        limits: &options.limits,
-    };
-    result.plan = Some(proposed.plan(project, &target.name, &promoted, servers, cx).await?);
+    let planned = options.proposal.plan(project, Some(options.rev()), &target.name, &promoted, servers, cx).await?;
+    result.plan = Some(planned);
     result.promoted = promoted;
     Ok(result)
 }
 
-/// Where a change of pins is planned: the repository at a commit, against the environment's cluster.
-pub(super) struct Proposed<'a> {
-    pub repo: &'a std::path::Path,
-    pub rev: Option<&'a str>,
-    pub keys: &'a Keys,
-    pub connect: &'a ConnectOptions,
-    pub concurrency: usize,
-    pub charts: &'a weaver_source::charts::Archives,
-    pub limits: &'a RenderLimits,
-}
-
-impl Proposed<'_> {
-    /// The plan of `environment` with `promoted` as its promotions file, against its cluster:
-    /// what a promotion or an image update proposes.
+impl Proposal {
+    /// The plan of `environment` at `rev` with `promoted` as its promotions file, against its
+    /// cluster: what a promotion or an image update proposes.
     pub(super) async fn plan(
         &self,
         project: &Project,
+        rev: Option<&str>,
         environment: &str,
         promoted: &Promoted,
         servers: &SharedServers,
@@ -350,8 +341,8 @@ impl Proposed<'_> {
                 releases: Vec::new(),
                 selectors: Vec::new(),
                 changed_since: None,
-                repo: self.repo.to_path_buf(),
-                rev: self.rev.map(str::to_string),
+                repo: self.repo.clone(),
+                rev: rev.map(str::to_string),
                 loaded: Some(changed),
                 project: None,
             },
@@ -613,60 +604,40 @@ async fn write(options: &PromoteOptions, changed: &[&TargetPromotion]) -> Result
             ));
         }
     }
-    let pins = Pins {
-        repo: options.repo.clone(),
-        rev: options.rev.clone(),
-        author: options.author.clone(),
-        branch: options.branch.clone(),
-        prefix: "promote",
-        environments: names.iter().map(|name| name.to_string()).collect(),
-        files,
-        message,
-    };
-    pins.commit().await
+    options.proposal.commit("promote", names.iter().map(|name| name.to_string()).collect(), files, message).await
 }
 
-/// Promotions files to commit on a new branch, as `weaver promote` and `weaver images update`
-/// write them.
-pub(super) struct Pins {
-    pub repo: std::path::PathBuf,
-    /// The commit branched from: HEAD's when None.
-    pub rev: Option<String>,
-    pub author: Option<(String, String)>,
-    /// The branch's name; `weaver/<prefix>-<environments>-<digest of the files>` when None.
-    pub branch: Option<String>,
-    pub prefix: &'static str,
-    pub environments: Vec<String>,
-    pub files: BTreeMap<String, Vec<u8>>,
-    pub message: String,
-}
-
-impl Pins {
-    /// Commits the files on a new branch (on the blocking pool: git writes objects); the
-    /// branch and the commit.
-    pub(super) async fn commit(self) -> Result<(String, String)> {
-        super::blocking(move || self.commit_now()).await
-    }
-
-    fn commit_now(&self) -> Result<(String, String)> {
-        let mut git = GitRepo::open(&self.repo)?;
-        if let Some((name, email)) = &self.author {
-            git = git.with_identity(name, email);
-        }
-        let head = match &self.rev {
-            None => git.head()?.ok_or_else(|| Error::new("the repository has no commit to branch from"))?,
-            Some(rev) => git.resolve(rev, "the revision written from")?,
-        };
-        let branch = match &self.branch {
-            Some(branch) => branch.clone(),
-            None => {
-                use sha2::Digest;
-                let digest = sha2::Sha256::digest(serde_json::to_vec(&self.files).unwrap_or_default());
-                format!("weaver/{}-{}-{}", self.prefix, self.environments.join("-"), &hex::encode(digest)[..8])
+impl Proposal {
+    /// Commits `files` (promotions files, as `weaver promote` and `weaver images update` write
+    /// them) on a new branch, on the blocking pool: the branch and the commit. Unnamed, the
+    /// branch is `weaver/<prefix>-<environments>-<digest of the files>`.
+    pub(super) async fn commit(
+        &self,
+        prefix: &'static str,
+        environments: Vec<String>,
+        files: BTreeMap<String, Vec<u8>>,
+        message: String,
+    ) -> Result<(String, String)> {
+        let (repo, rev, author, branch) =
+            (self.repo.clone(), self.rev.clone(), self.author.clone(), self.branch.clone());
+        super::blocking(move || {
+            let mut git = GitRepo::open(&repo)?;
+            if let Some((name, email)) = &author {
+                git = git.with_identity(name, email);
             }
-        };
-        let commit = git.commit_new_branch(&branch, head.commit, &self.files, &self.message)?;
-        Ok((branch, commit))
+            let head = match &rev {
+                None => git.head()?.ok_or_else(|| Error::new("the repository has no commit to branch from"))?,
+                Some(rev) => git.resolve(rev, "the revision written from")?,
+            };
+            let branch = branch.unwrap_or_else(|| {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(serde_json::to_vec(&files).unwrap_or_default());
+                format!("weaver/{prefix}-{}-{}", environments.join("-"), &hex::encode(digest)[..8])
+            });
+            let commit = git.commit_new_branch(&branch, head.commit, &files, &message)?;
+            Ok((branch, commit))
+        })
+        .await
     }
 }
 

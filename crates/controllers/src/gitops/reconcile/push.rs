@@ -19,7 +19,7 @@ use crate::gitops::status::{ImagesUpdated, Promoted, Pushed};
 use weaver_engine::action::Context as ActionContext;
 use weaver_engine::action::fleet::EnvironmentSelection;
 use weaver_engine::action::images::UpdateOptions;
-use weaver_engine::action::promote::{PromoteOptions, TargetPromotion};
+use weaver_engine::action::promote::{PromoteOptions, Proposal, TargetPromotion};
 use weaver_project::Environment;
 use weaver_secrets::Redactor;
 use weaver_source::charts::Archives;
@@ -114,6 +114,23 @@ fn images_status(sync: &EnvironmentSync, settings: &plan::Promotion, commit: &st
 }
 
 impl Run<'_> {
+    /// How a push of this reconcile proposes its pins: planned as the tenant, committed by
+    /// `settings.author` on branch `local` of the mirror, from `rev`.
+    fn proposal(&self, settings: &plan::Promotion, local: &str, rev: &str) -> Proposal {
+        Proposal {
+            repo: self.repository.clone(),
+            connect: self.connect(),
+            concurrency: CONCURRENCY,
+            keys: self.keys.clone(),
+            dry_run: false,
+            branch: Some(local.to_string()),
+            rev: Some(rev.to_string()),
+            author: Some(settings.author.clone()),
+            charts: Archives::Pulled(self.pulls.clone()),
+            limits: self.renders.limits(self.spec.timeout, self.stopping),
+        }
+    }
+
     /// Auto-promotion: `weaver promote`'s action over the selected environments that have a
     /// `promotion:`, at the fetched commit in its mirror; its commit (on a local branch of the
     /// mirror, removed after) pushed to `push_to`'s branch.
@@ -151,25 +168,16 @@ impl Run<'_> {
             jiff::Timestamp::now().as_nanosecond()
         );
         let options = PromoteOptions {
-            repo: self.repository.clone(),
             targets: EnvironmentSelection { envs: targets, ..EnvironmentSelection::default() },
-            connect: self.connect(),
-            concurrency: CONCURRENCY,
-            keys: self.keys.clone(),
-            dry_run: false,
-            branch: Some(local.clone()),
-            rev: Some(commit.clone()),
-            author: Some(settings.author.clone()),
             record_key: self.record_key.clone(),
-            charts: Archives::Pulled(self.pulls.clone()),
-            limits: self.renders.limits(self.spec.timeout, self.stopping),
+            proposal: self.proposal(settings, &local, &commit),
         };
         let on = self.on();
         let cx = ActionContext { redactor: self.redactor, on: &on };
         // Its renders (the source's and each target's) take a turn as the applies' do: the
         // tenant's repository may loop as well here.
         let targets = options.targets.envs.join(", ");
-        let turn = match self.renders.turn(self.tenant, &targets, &options.limits).await {
+        let turn = match self.renders.turn(self.tenant, &targets, &options.proposal.limits).await {
             Ok(turn) => turn,
             Err(err) => return result(false, PushOutcome::PromotionFailed, self.redactor.error(&err), status),
         };
@@ -353,19 +361,8 @@ impl Run<'_> {
                 sync.uid().unwrap_or_else(|| sync.name_any()),
                 jiff::Timestamp::now().as_nanosecond()
             );
-            let options = UpdateOptions {
-                repo: self.repository.clone(),
-                environment: environment.to_string(),
-                connect: self.connect(),
-                concurrency: CONCURRENCY,
-                keys: self.keys.clone(),
-                dry_run: false,
-                branch: Some(local.clone()),
-                rev: Some(rev.clone()),
-                author: Some(settings.author.clone()),
-                charts: Archives::Pulled(self.pulls.clone()),
-                limits: self.renders.limits(self.spec.timeout, self.stopping),
-            };
+            let options =
+                UpdateOptions { environment: environment.to_string(), proposal: self.proposal(settings, &local, &rev) };
             let cx = ActionContext { redactor: self.redactor, on: &on };
             let checked = match weaver_engine::action::images::check_update(&options, Arc::clone(&registries)).await {
                 Ok(checked) => checked,
@@ -375,7 +372,7 @@ impl Run<'_> {
                 }
             };
             // Its render takes a turn as an apply's does; the registries were asked before it.
-            let _turn = match self.renders.turn(self.tenant, environment, &options.limits).await {
+            let _turn = match self.renders.turn(self.tenant, environment, &options.proposal.limits).await {
                 Ok(turn) => turn,
                 Err(err) => {
                     self.delete_branches(&locals);

@@ -126,11 +126,6 @@ enum Style {
     Literal,
 }
 
-/// Bare words some YAML 1.1 or 1.2 reader resolves to a bool, null, merge key
-/// (`<<`) or value key (`=`); compared case-insensitively, which over-quotes
-/// oddities like `nULL` but never under-quotes.
-const RESERVED_WORDS: [&str; 12] = ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", "=", "<<"];
-
 /// Picks the simplest style that reads back as exactly `s` under both YAML 1.1
 /// and 1.2, in one pass over the characters.
 fn choose_style(s: &str, allow_literal: bool) -> Style {
@@ -188,8 +183,10 @@ pub fn is_plain_safe(s: &str) -> bool {
     matches!(choose_style(s, false), Style::Plain)
 }
 
+/// Bare words some YAML 1.1 or 1.2 reader resolves to a bool, null, merge key (`<<`) or value
+/// key (`=`); words in any case, which over-quotes oddities like `nULL` but never under-quotes.
 fn is_reserved_word(s: &str) -> bool {
-    s.len() <= 5 && RESERVED_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s))
+    matches!(s, "~" | "=" | "<<") || crate::resolve::is_word_in_any_case(s)
 }
 
 /// Whether some reader might take `s` as a number or timestamp. Rather than
@@ -424,7 +421,8 @@ mod tests {
 
     #[test]
     fn reserved_words_are_single_quoted() {
-        for s in BOOL_AND_NULL_WORDS.iter().chain(&["=", "<<", ""]) {
+        // In any case: some reader might not care.
+        for s in BOOL_AND_NULL_WORDS.iter().chain(&["=", "<<", "", "yEs", "nULL", "oN", "tRUE"]) {
             check_scalar(s, &single_quoted(s));
         }
     }

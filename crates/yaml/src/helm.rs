@@ -157,6 +157,16 @@ mod tests {
         assert_eq!(yaml(json!(3.0)), "3\n");
     }
 
+    /// go-yaml quotes the words it would read as booleans or nulls, as it spells them; v3's
+    /// encoder quotes YAML 1.1's booleans too, which it reads as strings.
+    #[test]
+    fn words_are_quoted_as_go_yaml_spells_them() {
+        let words = json!(["yes", "Off", "y", "N", "True", "Null", "yEs", "nULL", "tRUE"]);
+        let expected = "- \"yes\"\n- \"Off\"\n- \"y\"\n- \"N\"\n- \"True\"\n- \"Null\"\n- yEs\n- nULL\n- tRUE\n";
+        assert_eq!(yaml(words.clone()), expected);
+        assert_eq!(to_string_v3(&Node::from_json(&words)), expected);
+    }
+
     /// The hand-written reader says yes to what go-yaml's layouts, written as a pattern, match
     /// (the calendar and clock checks aside, which both share).
     #[test]

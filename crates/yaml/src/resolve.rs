@@ -14,7 +14,7 @@ pub enum Dialect {
     GoYamlV3,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Resolved {
     Str,
     Null,
@@ -41,18 +41,63 @@ impl Resolved {
     }
 }
 
+/// The words YAML readers take for a boolean or a null rather than a string, in lower case:
+/// YAML 1.2's three, then YAML 1.1's other booleans, which go-yaml v2 reads and v3 does not.
+/// The one list of them: each writer's quoting and the subset reader ask [`is_yaml_1_1_boolean`]
+/// or [`is_word_in_any_case`].
+const WORDS: [(&str, Resolved); 9] = [
+    ("true", Resolved::Bool(true)),
+    ("false", Resolved::Bool(false)),
+    ("null", Resolved::Null),
+    ("y", Resolved::Bool(true)),
+    ("yes", Resolved::Bool(true)),
+    ("on", Resolved::Bool(true)),
+    ("n", Resolved::Bool(false)),
+    ("no", Resolved::Bool(false)),
+    ("off", Resolved::Bool(false)),
+];
+/// How many of [`WORDS`] YAML 1.2 (and go-yaml v3) reads as other than strings.
+const YAML_1_2_WORDS: usize = 3;
+
+/// The index in [`WORDS`] of the word `text` spells as go-yaml spells them: in lower case,
+/// capitalised or in upper case (`yes`, `Yes`, `YES`; not `yEs`).
+fn go_yaml_word(text: &str) -> Option<usize> {
+    let t = text.as_bytes();
+    if t.is_empty() || t.len() > 5 {
+        return None;
+    }
+    WORDS.iter().position(|(word, _)| {
+        let w = word.as_bytes();
+        t.len() == w.len()
+            && t[0].eq_ignore_ascii_case(&w[0])
+            && (t[1..] == w[1..]
+                || (t[0].is_ascii_uppercase() && t[1..].iter().zip(&w[1..]).all(|(a, b)| *a == b.to_ascii_uppercase())))
+    })
+}
+
+/// Whether `text` is one of YAML 1.1's booleans that YAML 1.2 reads as a string (`yes`, `Off`,
+/// `n`), as go-yaml spells them: v2 reads it as a boolean, and v3's encoder quotes it for v2's
+/// sake (`isOldBool`).
+pub fn is_yaml_1_1_boolean(text: &str) -> bool {
+    go_yaml_word(text).is_some_and(|index| index >= YAML_1_2_WORDS)
+}
+
+/// Whether `text` spells, in any case, a word some YAML reader takes for a boolean or a null
+/// (`yEs` and `nULL` too): for a writer or reader that must be sure a word is a string to
+/// every reader.
+pub fn is_word_in_any_case(text: &str) -> bool {
+    text.len() <= 5 && WORDS.iter().any(|(word, _)| word.eq_ignore_ascii_case(text))
+}
+
 /// What an untagged plain scalar is, as `dialect`'s `resolve` decides.
 pub fn resolve(text: &str, dialect: Dialect) -> Resolved {
-    match (text, dialect) {
-        ("true" | "True" | "TRUE", _) => return Resolved::Bool(true),
-        ("false" | "False" | "FALSE", _) => return Resolved::Bool(false),
-        // YAML 1.1's other booleans, which go-yaml v3 reads as strings.
-        ("y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON", Dialect::GoYamlV2) => return Resolved::Bool(true),
-        ("n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF", Dialect::GoYamlV2) => return Resolved::Bool(false),
-        _ => {}
+    if let Some(index) = go_yaml_word(text)
+        && (index < YAML_1_2_WORDS || dialect == Dialect::GoYamlV2)
+    {
+        return WORDS[index].1;
     }
     match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
+        "" | "~" => return Resolved::Null,
         ".nan" | ".NaN" | ".NAN" => return Resolved::Float(f64::NAN),
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Resolved::Float(f64::INFINITY),
         "-.inf" | "-.Inf" | "-.INF" => return Resolved::Float(f64::NEG_INFINITY),
@@ -203,6 +248,31 @@ mod tests {
             assert_eq!(resolve(text, V2), both, "{text} (v2)");
             assert_eq!(resolve(text, V3), both, "{text} (v3)");
         }
+    }
+
+    /// go-yaml reads a word in three spellings only; the cautious check takes any.
+    #[test]
+    fn words_are_read_as_go_yaml_spells_them() {
+        use Dialect::{GoYamlV2 as V2, GoYamlV3 as V3};
+        for (text, v2, v3) in [
+            ("Yes", Resolved::Bool(true), Resolved::Str),
+            ("OFF", Resolved::Bool(false), Resolved::Str),
+            ("Y", Resolved::Bool(true), Resolved::Str),
+            ("TRUE", Resolved::Bool(true), Resolved::Bool(true)),
+            ("Null", Resolved::Null, Resolved::Null),
+            ("yEs", Resolved::Str, Resolved::Str),
+            ("tRUE", Resolved::Str, Resolved::Str),
+            ("nULL", Resolved::Str, Resolved::Str),
+        ] {
+            assert_eq!((resolve(text, V2), resolve(text, V3)), (v2, v3), "{text}");
+        }
+        // go-yaml v3's `isOldBool`, word for word.
+        for word in ["y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off", "OFF"] {
+            assert!(is_yaml_1_1_boolean(word), "{word}");
+        }
+        assert!(!["true", "Null", "yEs", "yess", ""].iter().any(|word| is_yaml_1_1_boolean(word)));
+        assert!(["yEs", "nULL", "oN", "TRUE", "y"].iter().all(|word| is_word_in_any_case(word)));
+        assert!(!["~", "yess", "nil", ""].iter().any(|word| is_word_in_any_case(word)));
     }
 
     #[test]

@@ -606,8 +606,8 @@ pub(crate) fn resolve(scalar: &str, options: &serde_saphyr::Options) -> Option<V
 /// Words some YAML reader resolves to something other than a string: booleans and nulls in
 /// any case, and infinities and NaNs as Rust's float parser spells them.
 fn is_special_word(word: &str) -> bool {
-    const WORDS: [&str; 12] = ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "inf", "infinity", "nan"];
-    word.len() <= 8 && WORDS.iter().any(|w| w.eq_ignore_ascii_case(word))
+    crate::resolve::is_word_in_any_case(word)
+        || ["inf", "infinity", "nan"].iter().any(|float| float.eq_ignore_ascii_case(word))
 }
 
 /// Nothing but spaces and a comment (which needs a space before its `#`).

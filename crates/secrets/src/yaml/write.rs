@@ -4,6 +4,7 @@
 use super::read::resolve_plain;
 use crate::tree::{Item, Mapping, Sequence, Value};
 use weaver_yaml::emit::{is_plain_safe, needs_escape, write_double_quoted};
+use weaver_yaml::resolve::is_yaml_1_1_boolean;
 
 pub(crate) fn emit(docs: &[Mapping]) -> String {
     let mut out = String::new();
@@ -181,9 +182,7 @@ fn inline_string(s: &str) -> String {
 
 /// Empty, null/bool/number-like (also YAML 1.1 booleans), timestamp-like, or the merge key.
 fn reads_as_other_type(s: &str) -> bool {
-    const YAML11_BOOLS: &[&str] =
-        &["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"];
-    !matches!(resolve_plain(s), Value::Str(_)) || YAML11_BOOLS.contains(&s) || s == "<<" || looks_like_timestamp(s)
+    !matches!(resolve_plain(s), Value::Str(_)) || is_yaml_1_1_boolean(s) || s == "<<" || looks_like_timestamp(s)
 }
 
 /// go-yaml quotes anything starting `YYYY-` so other readers don't see a timestamp.
@@ -234,6 +233,17 @@ mod tests {
         ];
         let expected = "version: '1.2.3'\neq: '='\nnbsp: 'a\u{a0}'\nword: \"yes\"\nport: \"8080\"\n\
                         date: \"2024-01-01x\"\nimage: nginx:1.25\nsaid: it's\n";
+        assert_eq!(emit(&[doc]), expected);
+    }
+
+    /// go-yaml v3's choice for the words it reads as booleans or nulls, and YAML 1.1's booleans,
+    /// as it spells them (double quotes); the shared rule's for other spellings (single quotes).
+    #[test]
+    fn words_are_quoted_as_go_yaml_spells_them() {
+        let words = ["yes", "Off", "y", "N", "True", "Null", "yEs", "nULL", "tRUE", "yess"];
+        let doc: Vec<Item<String>> = words.iter().map(|word| entry(word, word)).collect();
+        let expected = "\"yes\": \"yes\"\n\"Off\": \"Off\"\n\"y\": \"y\"\n\"N\": \"N\"\n\"True\": \"True\"\n\
+                        \"Null\": \"Null\"\n'yEs': 'yEs'\n'nULL': 'nULL'\n'tRUE': 'tRUE'\nyess: yess\n";
         assert_eq!(emit(&[doc]), expected);
     }
 }

@@ -6,6 +6,7 @@
 use granit_parser::{Event, ScalarStyle};
 
 use super::events::{Role, Step, Walk, pointer};
+use super::resolve::{Dialect, Resolved, resolve};
 
 /// A scalar that is a value in a document (not a key, not a document that is one scalar).
 pub struct Scalar<'v> {
@@ -44,7 +45,7 @@ pub fn walk(
             Event::Scalar(value, style, _, tag) if role == Role::Node && walk.path().is_empty() => {
                 null_document = style == ScalarStyle::Plain
                     && tag.is_none()
-                    && matches!(&*value, "" | "~" | "null" | "Null" | "NULL");
+                    && resolve(&value, Dialect::GoYamlV3) == Resolved::Null;
             }
             Event::Scalar(value, style, _, tag) if role == Role::Node => {
                 // The parser gives an empty value as `~`, over no text at all.

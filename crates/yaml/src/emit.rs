@@ -1,4 +1,5 @@
-//! Deterministic block-style YAML emitter for `serde_json::Value`.
+//! Deterministic block-style YAML emitter for `serde_json::Value`, and the strings of
+//! `weaver-secrets`' sops writer (which lays out its own tree, with comments).
 //!
 //! The output must mean the same thing to YAML 1.1 readers (kubectl, helm,
 //! PyYAML) and YAML 1.2 core-schema readers, so scalar quoting is deliberately
@@ -7,6 +8,20 @@
 
 use serde_json::{Map, Number, Value};
 use std::fmt::Write as _;
+
+use crate::resolve::{Dialect, Resolved, is_yaml_1_1_boolean, resolve};
+
+/// Whose quoting a string gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quoting {
+    /// Plain only where every YAML 1.1 and 1.2 reader reads the text back; else single quotes
+    /// where they can hold it, else double; multi-line values as literal blocks.
+    Portable,
+    /// sops files: the portable rule, but go-yaml v3's double quotes for what it would read as
+    /// another type (see [`go_yaml_v3_quotes`]) and for a tab, and no literal block that needs
+    /// an indentation indicator.
+    GoYamlV3,
+}
 
 /// Writes `value` as one block-style YAML document (no leading `---`), ending in a newline.
 pub fn to_yaml_string(value: &serde_json::Value) -> String {
@@ -38,7 +53,7 @@ fn write_map(out: &mut String, map: &Map<String, Value>, indent: usize) {
             push_indent(out, indent);
         }
         let start = out.len();
-        write_inline_string(out, key);
+        write_inline_string(out, key, Quoting::Portable);
         if out.len() - start > MAX_IMPLICIT_KEY_LEN {
             out.insert_str(start, "? ");
             out.push('\n');
@@ -88,11 +103,7 @@ fn write_scalar(out: &mut String, value: &Value, block_indent: Option<usize>) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => write_number(out, n),
-        Value::String(s) => match (choose_style(s, block_indent.is_some()), block_indent) {
-            // The literal writes its own line breaks.
-            (Style::Literal, Some(indent)) => return write_literal(out, s, indent + 2),
-            (style, _) => write_quoted_or_plain(out, s, style),
-        },
+        Value::String(s) => return write_string(out, s, Quoting::Portable, block_indent.map(|indent| indent + 2), ""),
         Value::Array(_) => out.push_str("[]"),
         Value::Object(_) => out.push_str("{}"),
     }
@@ -126,9 +137,28 @@ enum Style {
     Literal,
 }
 
+/// The style `quoting` wants for `s`; a literal block only if `allow_literal`.
+fn choose_style(s: &str, allow_literal: bool, quoting: Quoting) -> Style {
+    let style = portable_style(s, allow_literal);
+    match (quoting, style) {
+        (Quoting::GoYamlV3, Style::Plain | Style::Single) if s.contains('\t') || go_yaml_v3_quotes(s) => Style::Double,
+        (Quoting::GoYamlV3, Style::Literal) if needs_indentation_indicator(s) => Style::Double,
+        (_, style) => style,
+    }
+}
+
+/// What go-yaml v3 would read as another type, YAML 1.1's booleans and the merge key (which
+/// go-yaml v3 quotes for YAML 1.1 readers: `isOldBool`, `looksLikeMerge`), and anything starting
+/// like a date (`YYYY-`), so that no reader sees a timestamp.
+fn go_yaml_v3_quotes(s: &str) -> bool {
+    let b = s.as_bytes();
+    let date_like = b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-';
+    resolve(s, Dialect::GoYamlV3) != Resolved::Str || is_yaml_1_1_boolean(s) || s == "<<" || date_like
+}
+
 /// Picks the simplest style that reads back as exactly `s` under both YAML 1.1
 /// and 1.2, in one pass over the characters.
-fn choose_style(s: &str, allow_literal: bool) -> Style {
+fn portable_style(s: &str, allow_literal: bool) -> Style {
     // Most keys and many values are words like `apiVersion`, `app.kubernetes.io/name` or
     // `nginx-1`: plain unless reserved, decided without the character loop below.
     let bytes = s.as_bytes();
@@ -177,12 +207,6 @@ fn choose_style(s: &str, allow_literal: bool) -> Style {
     if plain && !is_reserved_word(s) && !looks_numeric(s, numeric_chars) { Style::Plain } else { Style::Single }
 }
 
-/// Whether `s` may be written plain on one line: it reads back as exactly this string under
-/// YAML 1.1 and 1.2. The one plain-scalar rule, for the render emitter and the SOPS writer.
-pub fn is_plain_safe(s: &str) -> bool {
-    matches!(choose_style(s, false), Style::Plain)
-}
-
 /// Bare words some YAML 1.1 or 1.2 reader resolves to a bool, null, merge key (`<<`) or value
 /// key (`=`); words in any case, which over-quotes oddities like `nULL` but never under-quotes.
 fn is_reserved_word(s: &str) -> bool {
@@ -204,7 +228,7 @@ fn looks_numeric(s: &str, numeric_chars: bool) -> bool {
 
 /// Characters that must be escaped: C0/C1 controls other than tab and newline,
 /// YAML 1.1 line breaks (NEL is also C1, LS, PS), the BOM and non-characters.
-pub fn needs_escape(c: char) -> bool {
+fn needs_escape(c: char) -> bool {
     matches!(
         c,
         '\0'..='\x08' | '\x0b'..='\x1f' | '\x7f'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}'
@@ -213,8 +237,22 @@ pub fn needs_escape(c: char) -> bool {
 }
 
 /// Writes `s` on a single line (keys, top-level scalars).
-fn write_inline_string(out: &mut String, s: &str) {
-    write_quoted_or_plain(out, s, choose_style(s, false));
+pub fn write_inline_string(out: &mut String, s: &str, quoting: Quoting) {
+    write_quoted_or_plain(out, s, choose_style(s, false, quoting));
+}
+
+/// Writes `s` as a value whose `key: ` or `- ` is written, then `comment` (nothing, or ` #…`),
+/// and ends the line; as a literal block with its lines at `block_indent`, if given and it fits.
+pub fn write_string(out: &mut String, s: &str, quoting: Quoting, block_indent: Option<usize>, comment: &str) {
+    match (choose_style(s, block_indent.is_some(), quoting), block_indent) {
+        // The literal writes its own line breaks.
+        (Style::Literal, Some(indent)) => write_literal(out, s, indent, comment),
+        (style, _) => {
+            write_quoted_or_plain(out, s, style);
+            out.push_str(comment);
+            out.push('\n');
+        }
+    }
 }
 
 fn write_quoted_or_plain(out: &mut String, s: &str, style: Style) {
@@ -236,7 +274,8 @@ fn write_quoted_or_plain(out: &mut String, s: &str, style: Style) {
     }
 }
 
-/// A YAML double-quoted scalar; also used by the SOPS writer, since it is valid for any reader.
+/// A YAML double-quoted scalar; also used where YAML is edited as text, since it is valid for
+/// any reader.
 pub fn write_double_quoted(out: &mut String, s: &str) {
     gotemplate::strconv::write_quoted(out, s, |out, c| match c {
         c if needs_escape(c) => {
@@ -247,13 +286,19 @@ pub fn write_double_quoted(out: &mut String, s: &str) {
     });
 }
 
-/// Writes a `|` block scalar (header included) with content lines at `content_indent`.
-fn write_literal(out: &mut String, s: &str, content_indent: usize) {
+/// Whether a literal block of `s` needs an indentation indicator: readers infer the indentation
+/// from the first non-empty line, which would swallow its leading whitespace.
+fn needs_indentation_indicator(s: &str) -> bool {
+    s.trim_start_matches('\n').starts_with([' ', '\t'])
+}
+
+/// Writes a `|` block scalar (header, then `comment`, on its line) with content lines at
+/// `content_indent`.
+fn write_literal(out: &mut String, s: &str, content_indent: usize, comment: &str) {
     out.push('|');
-    // Readers infer the indentation from the first non-empty line, which would
-    // swallow its leading whitespace; our content is always 2 deeper than the
-    // owner (the key or `-` column, which is what readers measure from).
-    if s.trim_start_matches('\n').starts_with([' ', '\t']) {
+    // Our content is always 2 deeper than the owner (the key or `-` column, which is what
+    // readers measure from).
+    if needs_indentation_indicator(s) {
         out.push('2');
     }
     let body = s.trim_end_matches('\n');
@@ -263,6 +308,7 @@ fn write_literal(out: &mut String, s: &str, content_indent: usize) {
         1 => {}
         _ => out.push('+'),
     }
+    out.push_str(comment);
     out.push('\n');
     for line in body.split('\n') {
         if !line.is_empty() {

@@ -363,7 +363,7 @@ fn resolve(raw: String, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, 
 }
 
 /// go-yaml v3's resolution of an untagged plain scalar (`weaver_yaml::resolve`).
-pub(crate) fn resolve_plain(s: &str) -> Value {
+fn resolve_plain(s: &str) -> Value {
     match go_yaml::resolve(s, Dialect::GoYamlV3) {
         Resolved::Str => Value::Str(s.to_owned()),
         Resolved::Null => Value::Null,

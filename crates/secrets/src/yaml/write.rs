@@ -1,10 +1,8 @@
-//! Writing secrets YAML with its comments: go-yaml v3's layout with sops' indent of 4, quoting
-//! any string another parser could read as something else.
+//! Writing secrets YAML with its comments: go-yaml v3's layout with sops' indent of 4; strings
+//! are written by the shared emitter with go-yaml v3's quoting ([`Quoting::GoYamlV3`]).
 
-use super::read::resolve_plain;
 use crate::tree::{Item, Mapping, Sequence, Value};
-use weaver_yaml::emit::{is_plain_safe, needs_escape, write_double_quoted};
-use weaver_yaml::resolve::is_yaml_1_1_boolean;
+use weaver_yaml::emit::{Quoting, write_inline_string, write_string};
 
 pub(crate) fn emit(docs: &[Mapping]) -> String {
     let mut out = String::new();
@@ -54,7 +52,7 @@ fn emit_map(out: &mut String, items: &Mapping, key_col: usize, child_col: usize,
                     }
                     None => indent(out, key_col),
                 }
-                out.push_str(&inline_string(key));
+                write_inline_string(out, key, Quoting::GoYamlV3);
                 out.push(':');
                 emit_value(out, value, comment.as_deref(), child_col, child_col + 4);
             }
@@ -114,26 +112,9 @@ fn emit_value(out: &mut String, value: &Value, comment: Option<&str>, child_col:
             out.push_str(&format!(" []{suffix}\n"));
             emit_comments(out, items, child_col);
         }
-        Value::Str(s) if literal_ok(s) => {
-            let body = s.trim_end_matches('\n');
-            let trailing = s.len() - body.len();
-            out.push_str(match trailing {
-                0 => " |-",
-                1 => " |",
-                _ => " |+",
-            });
-            out.push_str(&suffix);
-            out.push('\n');
-            for text in body.split('\n') {
-                if text.is_empty() {
-                    out.push('\n');
-                } else {
-                    line(out, child_col, text);
-                }
-            }
-            for _ in 1..trailing {
-                out.push('\n');
-            }
+        Value::Str(s) => {
+            out.push(' ');
+            write_string(out, s, Quoting::GoYamlV3, Some(child_col), &suffix);
         }
         scalar => {
             out.push(' ');
@@ -161,50 +142,8 @@ fn inline_scalar(value: &Value) -> String {
         Value::Float(f) if f.is_infinite() => if *f > 0.0 { ".inf" } else { "-.inf" }.into(),
         // Debug keeps a `.0` or an exponent, so the value reads back as a float.
         Value::Float(f) => format!("{f:?}"),
-        Value::Str(s) => inline_string(s),
-        Value::Map(_) | Value::Seq(_) => unreachable!("collections are not inline scalars"),
+        Value::Str(_) | Value::Map(_) | Value::Seq(_) => unreachable!("strings and collections are written apart"),
     }
-}
-
-/// A string on one line, quoted like go-yaml v3 does: double quotes when another reader
-/// could take it for a different type, plain when safe, else single quotes when possible.
-fn inline_string(s: &str) -> String {
-    if reads_as_other_type(s) {
-        double_quoted(s)
-    } else if is_plain_safe(s) {
-        s.to_owned()
-    } else if !s.chars().any(|c| needs_escape(c) || matches!(c, '\t' | '\n')) {
-        format!("'{}'", s.replace('\'', "''"))
-    } else {
-        double_quoted(s)
-    }
-}
-
-/// Empty, null/bool/number-like (also YAML 1.1 booleans), timestamp-like, or the merge key.
-fn reads_as_other_type(s: &str) -> bool {
-    !matches!(resolve_plain(s), Value::Str(_)) || is_yaml_1_1_boolean(s) || s == "<<" || looks_like_timestamp(s)
-}
-
-/// go-yaml quotes anything starting `YYYY-` so other readers don't see a timestamp.
-fn looks_like_timestamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-'
-}
-
-/// A literal block (`|`) keeps multi-line text readable; it cannot carry a first line that
-/// starts with white space (it would set the indentation) or characters that need escapes.
-fn literal_ok(s: &str) -> bool {
-    let body = s.trim_end_matches('\n');
-    s.contains('\n')
-        && !body.is_empty()
-        && !s.chars().any(needs_escape)
-        && body.split('\n').find(|l| !l.is_empty()).is_some_and(|l| !l.starts_with([' ', '\t']))
-}
-
-fn double_quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    write_double_quoted(&mut out, s);
-    out
 }
 
 #[cfg(test)]
@@ -233,6 +172,20 @@ mod tests {
         ];
         let expected = "version: '1.2.3'\neq: '='\nnbsp: 'a\u{a0}'\nword: \"yes\"\nport: \"8080\"\n\
                         date: \"2024-01-01x\"\nimage: nginx:1.25\nsaid: it's\n";
+        assert_eq!(emit(&[doc]), expected);
+    }
+
+    /// Multi-line text in a literal block, with its comment after the header, unless its first
+    /// line is indented (no indentation indicator); a tab in double quotes.
+    #[test]
+    fn blocks_and_tabs() {
+        let mut block = entry("block", "a\n\n  b\n\n");
+        if let Item::Entry { comment, .. } = &mut block {
+            *comment = Some(" note".into());
+        }
+        let doc = vec![block, entry("indented", " a\nb"), entry("tab", "a\tb"), entry("lines", "a\tb\nc")];
+        let expected =
+            "block: |+ # note\n    a\n\n      b\n\nindented: \" a\\nb\"\ntab: \"a\\tb\"\nlines: |-\n    a\tb\n    c\n";
         assert_eq!(emit(&[doc]), expected);
     }
 

@@ -896,9 +896,8 @@ fn file_name(file: &Path) -> String {
 /// The objects of a YAML stream (a `List` is its items, as kustomize reads it).
 pub(crate) fn parse_objects(path: &Path, text: &str) -> Result<Vec<Resource>> {
     let mut out = Vec::new();
-    let (mut documents, empty_values) = weaver_yaml::documents_kyaml_with_empty_values(path, text)?;
+    let (documents, empty_values) = weaver_yaml::documents_kustomize(path, text)?;
     let mut empty_values = empty_values.into_iter();
-    weaver_yaml::folded::as_kustomize_reads(text, &mut documents);
     for (index, object) in documents.into_iter().enumerate() {
         let empty = empty_values.next().unwrap_or_default();
         let items: Vec<(Value, Vec<String>)> = match object.get("kind").and_then(Value::as_str) {

@@ -5,35 +5,38 @@
 //! but a build without one writes it as the empty string (`kubectl kustomize` prints `a: ""`;
 //! helm-controller gets `""`).
 
+use granit_parser::ScalarStyle;
 use serde_json::Value;
 
 /// For each document of `text` that is not null (the documents [`super::documents`] returns),
 /// the JSON pointers of its empty mapping values. Nothing when the text has none, or when it
 /// cannot be read event by event (reading it reports the error) or has keys that are neither
 /// scalars nor aliases of them. Those of flow mappings are among them, though a build reads them as the empty
-/// string ([`flow_empty_as_kyaml_reads`]).
+/// string ([`as_kyaml_reads`]).
 pub fn empty_values(text: &str) -> Vec<Vec<String>> {
     match may_have_empty_values(text) {
-        true => empty_in(text).into_iter().map(|doc| doc.into_iter().map(|(pointer, _)| pointer).collect()).collect(),
+        true => pointers(found_in(text, true, false).0),
         false => Vec::new(),
     }
 }
 
-/// Sets each empty value of a flow mapping of `text` to the empty string in `docs` (its
-/// documents as `super::documents_kyaml` reads them), as kyaml reads it.
-pub(crate) fn flow_empty_as_kyaml_reads(text: &str, docs: &mut [Value]) {
-    if text.contains('{') {
-        as_kyaml_reads(text, docs);
-    }
-}
-
-/// [`flow_empty_as_kyaml_reads`] and [`empty_values`] in one read of the text's events: the
-/// empty values of each document, those of flow mappings set to the empty string in `docs`.
-pub(crate) fn as_kyaml_reads(text: &str, docs: &mut [Value]) -> Vec<Vec<String>> {
-    if !may_have_empty_values(text) {
+/// What kyaml's reading of `text` keeps that its values (`docs`, as `super::documents_kyaml`
+/// reads them) lack, from one read of its events: each empty value of a flow mapping is set to
+/// the empty string; for a kustomize build (`build`) each folded scalar is set to the value the
+/// build ends up with ([`super::folded`]), and the empty values of each document (as
+/// [`empty_values`] finds them) are returned.
+pub(crate) fn as_kyaml_reads(text: &str, docs: &mut [Value], build: bool) -> Vec<Vec<String>> {
+    let empties = if build { may_have_empty_values(text) } else { text.contains('{') };
+    let folded = build && text.contains('>');
+    if !empties && !folded {
         return Vec::new();
     }
-    let found = empty_in(text);
+    let (found, folded) = found_in(text, empties, folded);
+    for (document, pointer, value) in folded {
+        if let Some(Value::String(field)) = docs.get_mut(document).and_then(|doc| doc.pointer_mut(&pointer)) {
+            *field = value;
+        }
+    }
     for (doc, empties) in docs.iter_mut().zip(&found) {
         for (pointer, _) in empties.iter().filter(|(_, in_flow)| *in_flow) {
             if let Some(value @ Value::Null) = doc.pointer_mut(pointer) {
@@ -41,6 +44,10 @@ pub(crate) fn as_kyaml_reads(text: &str, docs: &mut [Value]) -> Vec<Vec<String>>
             }
         }
     }
+    pointers(found)
+}
+
+fn pointers(found: Vec<Vec<(String, bool)>>) -> Vec<Vec<String>> {
     found.into_iter().map(|doc| doc.into_iter().map(|(pointer, _)| pointer).collect()).collect()
 }
 
@@ -49,9 +56,11 @@ fn may_have_empty_values(text: &str) -> bool {
     text.contains('{') || text.lines().any(|line| line.trim_end().ends_with(':'))
 }
 
-/// The empty mapping values of each document: their pointers, and whether each is in a flow
-/// mapping.
-fn empty_in(text: &str) -> Vec<Vec<(String, bool)>> {
+/// From one read of the events of `text`: if `empties`, the empty mapping values of each
+/// document (their pointers, and whether each is in a flow mapping; none when the walk fails);
+/// if `folded`, each folded scalar's document, pointer and value as kustomize reads it (those
+/// before a failure too).
+fn found_in(text: &str, empties: bool, folded: bool) -> (Vec<Vec<(String, bool)>>, Vec<(usize, String, String)>) {
     // An empty value is given where its key ends (at its `:`, if any): in a flow mapping what
     // follows is `,` or `}` (or `]`, a pair in a flow sequence), in a block one the line's end
     // or a comment.
@@ -62,11 +71,14 @@ fn empty_in(text: &str) -> Vec<Vec<(String, bool)>> {
         })
     };
     let mut out: Vec<Vec<(String, bool)>> = Vec::new();
+    let mut folded_found = Vec::new();
     let documents = super::scalars::walk(
         text,
-        |_, _, empty| empty,
+        |_, style, empty| (empties && empty) || (folded && style == ScalarStyle::Folded),
         |scalar| {
-            if scalar.in_mapping {
+            if scalar.style == ScalarStyle::Folded {
+                folded_found.push((scalar.document, scalar.pointer, super::folded::reread(scalar.value)));
+            } else if scalar.in_mapping {
                 if out.len() <= scalar.document {
                     out.resize_with(scalar.document + 1, Vec::new);
                 }
@@ -78,9 +90,9 @@ fn empty_in(text: &str) -> Vec<Vec<(String, bool)>> {
     match documents {
         Some(documents) => {
             out.resize_with(documents, Vec::new);
-            out
+            (out, folded_found)
         }
-        None => Vec::new(),
+        None => (Vec::new(), folded_found),
     }
 }
 
@@ -105,12 +117,24 @@ mod tests {
         assert_eq!(empty_values("---\n{\n  a: {b: , c: 1},\n}\n"), vec![vec!["/a/b"]]);
         let mut docs = vec![serde_json::json!({"block": {"a": null}, "flow": {"a": null, "b": 1, "c": null,
             "d": {"e": null}}, "seq": [{"a": null}, "x"], "spaced": {"a": null, "b": 2}})];
-        flow_empty_as_kyaml_reads(text, &mut docs);
+        as_kyaml_reads(text, &mut docs, false);
         assert_eq!(
             docs[0],
             serde_json::json!({"block": {"a": null}, "flow": {"a": "", "b": 1, "c": "", "d": {"e": ""}},
                 "seq": [{"a": ""}, "x"], "spaced": {"a": "", "b": 2}})
         );
+    }
+
+    /// A build's reading finds empty values and folded scalars in one walk; kyaml's alone
+    /// leaves folded scalars as YAML reads them.
+    #[test]
+    fn a_build_reads_empty_values_and_folded_scalars_at_once() {
+        let text = "a:\nb: {c: }\nd: >-\n  x\n\n    y\n";
+        let (docs, empty) = crate::documents_kustomize(std::path::Path::new("t"), text).unwrap();
+        assert_eq!(docs, vec![serde_json::json!({"a": null, "b": {"c": ""}, "d": "x\n\n\n  y"})]);
+        assert_eq!(empty, vec![vec!["/a", "/b/c"]]);
+        let docs = crate::documents_kyaml(std::path::Path::new("t"), text).unwrap();
+        assert_eq!(docs, vec![serde_json::json!({"a": null, "b": {"c": ""}, "d": "x\n\n  y"})]);
     }
 
     #[test]

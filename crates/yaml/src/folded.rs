@@ -7,30 +7,9 @@
 //! break than YAML gives them; for one that does, lines that YAML keeps apart are folded. Users'
 //! clusters hold kustomize's value, so weaver reads what kustomize does.
 
-use granit_parser::ScalarStyle;
-use serde_json::Value;
-
-/// Replaces the value of every folded scalar of `text` in `docs` (its documents, as
-/// `super::documents_kyaml` reads them) by the value kustomize ends up with.
-pub fn as_kustomize_reads(text: &str, docs: &mut [Value]) {
-    if !text.contains('>') {
-        return;
-    }
-    let mut found = Vec::new();
-    super::scalars::walk(
-        text,
-        |_, style, _| style == ScalarStyle::Folded,
-        |scalar| found.push((scalar.document, scalar.pointer, reread(scalar.value))),
-    );
-    for (document, pointer, value) in found {
-        if let Some(Value::String(field)) = docs.get_mut(document).and_then(|doc| doc.pointer_mut(&pointer)) {
-            *field = value;
-        }
-    }
-}
-
-/// `value` written as go-yaml v3 writes a folded scalar, and read back.
-fn reread(value: &str) -> String {
+/// `value` written as go-yaml v3 writes a folded scalar, and read back: what a build ends up
+/// with for a folded scalar read as `value` (`super::documents_kustomize` reads them so).
+pub(crate) fn reread(value: &str) -> String {
     let blank = |c: char| c == ' ' || c == '\t';
     // go-yaml looks past the value's leading line breaks: a blank (or nothing) there means no
     // extra breaks at all.
@@ -69,8 +48,6 @@ fn reread(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     /// The values `kubectl kustomize` 1.32 (kustomize v5.5.0) gives these folded scalars.
     #[test]
     fn folded_scalars_read_as_kustomize_reads_them() {
@@ -87,8 +64,7 @@ mid: >-\n  a\n\n    more\n    more2\n\n  b
 plain: >-\n  a\n  b\n\n  c
 indented: >2-\n    x\n  y\n  z
 ";
-        let mut docs = crate::documents_kyaml(std::path::Path::new("t"), text).unwrap();
-        as_kustomize_reads(text, &mut docs);
+        let (docs, _) = crate::documents_kustomize(std::path::Path::new("t"), text).unwrap();
         let expected = serde_json::json!({
             "one": "a b\n\n\n  more\nc",
             "two": "a\n\n\n  more\nc",

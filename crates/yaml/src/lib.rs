@@ -6,7 +6,7 @@ pub mod duplicates;
 pub mod emit;
 pub mod empty;
 pub mod events;
-pub mod folded;
+pub(crate) mod folded;
 pub(crate) mod go;
 pub mod helm;
 pub mod nodes;
@@ -186,15 +186,16 @@ pub fn documents(path: &Path, text: &str) -> Result<Vec<Value>> {
 /// booleans (`yes` is a string), and `0755` is octal, as in `defaultMode: 0755`.
 pub fn documents_kyaml(path: &Path, text: &str) -> Result<Vec<Value>> {
     let mut docs = documents_with(path, text, kyaml_options())?;
-    empty::flow_empty_as_kyaml_reads(text, &mut docs);
+    empty::as_kyaml_reads(text, &mut docs, false);
     Ok(docs)
 }
 
-/// [`documents_kyaml`], and the JSON pointers of each document's empty mapping values (which a
-/// strategic merge clears: see [`empty`]), from one read of the text's events.
-pub fn documents_kyaml_with_empty_values(path: &Path, text: &str) -> Result<(Vec<Value>, Vec<Vec<String>>)> {
+/// [`documents_kyaml`] as a kustomize build reads its resources: folded scalars as the build
+/// ends up with them (see [`folded`]), and the JSON pointers of each document's empty mapping
+/// values (which a strategic merge clears: see [`empty`]), from one read of the text's events.
+pub fn documents_kustomize(path: &Path, text: &str) -> Result<(Vec<Value>, Vec<Vec<String>>)> {
     let mut docs = documents_with(path, text, kyaml_options())?;
-    let empty = empty::as_kyaml_reads(text, &mut docs);
+    let empty = empty::as_kyaml_reads(text, &mut docs, true);
     Ok((docs, empty))
 }
 

@@ -172,7 +172,22 @@ fn go_with<T: DeserializeOwned>(path: &Path, text: &str, what: &str, options: se
 
 /// Every document of a configuration file that may hold several (a kubeconfig), as `T`.
 pub fn documents_as<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<Vec<T>> {
-    serde_saphyr::from_str_multiple_with_options(text, options()).map_err(|e| located(path, text, e, what))
+    documents_as_with(path, text, what, options())
+}
+
+/// [`documents_as`] with go-yaml v3's types, as [`documents_kyaml`] reads them: helmfile v1's
+/// files (`on:` and `n` stay strings, `0777` is octal).
+pub fn documents_as_kyaml<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<Vec<T>> {
+    documents_as_with(path, text, what, kyaml_options())
+}
+
+fn documents_as_with<T: DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    what: &str,
+    options: serde_saphyr::Options,
+) -> Result<Vec<T>> {
+    serde_saphyr::from_str_multiple_with_options(text, options).map_err(|e| located(path, text, e, what))
 }
 
 /// Parses a multi-document stream; empty documents are dropped, as kubectl and helm do.

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use serde_json::{Map, Value, json};
 use serde_saphyr::Spanned;
 
-use super::{Convert, Missing, documents, is_default};
+use super::{Convert, Missing, is_default};
 use crate::node::{Key, Node, line};
 use weaver_core::error::{Error, Location, Result};
 use weaver_project::source::is_plain_name;
@@ -339,7 +339,11 @@ impl Convert<'_> {
             let Ok(rendered) = self.files.render(file, &dir, &part, &EnvState::named("default").data()) else {
                 continue;
             };
-            let Ok(docs) = documents::<Spanned<Node>>(Path::new(file), &rendered, "invalid helmfile") else { continue };
+            let Ok(docs) =
+                weaver_yaml::documents_as_kyaml::<Spanned<Node>>(Path::new(file), &rendered, "invalid helmfile")
+            else {
+                continue;
+            };
             self.ctx = Rc::new(Ctx { file: file.to_string(), dir: dir.clone(), lines: line_map(&part, &rendered) });
             for doc in docs {
                 let Node::Map(entries) = doc.value else { continue };
@@ -410,7 +414,8 @@ impl Convert<'_> {
                 // escape the templates of releases: `{{`{{ .Release.Name }}`}}`): one that does
                 // not render but reads is read as v1 reads it.
                 Err(_)
-                    if !file.ends_with(".gotmpl") && documents::<Spanned<Node>>(Path::new(file), &part, "").is_ok() =>
+                    if !file.ends_with(".gotmpl")
+                        && weaver_yaml::documents_as_kyaml::<Spanned<Node>>(Path::new(file), &part, "").is_ok() =>
                 {
                     part.clone()
                 }
@@ -423,12 +428,13 @@ impl Convert<'_> {
                 true => "invalid helmfile",
                 false => "invalid helmfile (as its templates render it)",
             };
-            let docs: Vec<Spanned<Node>> = documents(Path::new(file), &rendered, what).map_err(|mut err| {
-                if let Some(at) = err.location.as_mut() {
-                    at.line = at.line.map(|l| ctx.source_line(l));
-                }
-                err
-            })?;
+            let docs: Vec<Spanned<Node>> =
+                weaver_yaml::documents_as_kyaml(Path::new(file), &rendered, what).map_err(|mut err| {
+                    if let Some(at) = err.location.as_mut() {
+                        at.line = at.line.map(|l| ctx.source_line(l));
+                    }
+                    err
+                })?;
             self.ctx = Rc::clone(&ctx);
             // Templates were given a placeholder for each variable they read, never its value.
             if rendered != part {

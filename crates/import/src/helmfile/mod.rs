@@ -22,7 +22,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use serde::de;
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 use weaver_core::error::{Error, Location, Result};
@@ -162,26 +161,6 @@ pub fn convert(file: &Path, text: &str, files: &dyn Files) -> Result<Imported> {
         )));
     }
     Ok(imported)
-}
-
-/// The documents of `text` as helmfile v1 reads them (go-yaml v3: only `true` and `false` are
-/// booleans, so `on:` and `n` stay strings; `0777` is octal).
-fn documents<T: de::DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<Vec<T>> {
-    let mut options = weaver_yaml::options();
-    options.strict_booleans = true;
-    // go-yaml v3 still reads YAML 1.1's `0777` as octal (511), as helm's reader does.
-    options.legacy_octal_numbers = true;
-    serde_saphyr::from_str_multiple_with_options(text, options).map_err(|err| {
-        // weaver's reader words the same syntax error with its line and column.
-        match weaver_yaml::documents_as::<Spanned<Node>>(path, text, what) {
-            Err(located) => located,
-            Ok(_) => {
-                let at =
-                    err.location().map_or_else(|| Location::file(path), |l| Location::at(path, l.line(), l.column()));
-                Error::at(at, format!("{what}: {}", err.without_snippet()))
-            }
-        }
-    })
 }
 
 /// helm's flags helmfile sets, and what weaver has instead.

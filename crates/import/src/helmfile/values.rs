@@ -9,12 +9,12 @@ use weaver_core::error::{Error, Location, Result};
 use weaver_project::values::merge_overrides;
 
 use super::super::node::{Node, line};
-use super::{Convert, Missing, documents, placeholder_variable};
+use super::{Convert, Missing, placeholder_variable};
 
-/// The documents of a values file as helmfile reads them (go-yaml v3: see [`documents`]), each a
+/// The documents of a values file as helmfile reads them (go-yaml v3's types), each a
 /// mapping of values or nothing; an error, located in the file, when one is something else.
 pub(super) fn values_documents(path: &Path, text: &str) -> Result<Vec<Option<Map<String, Value>>>> {
-    let mut docs: Vec<Value> = documents(path, text, "invalid YAML")?;
+    let mut docs: Vec<Value> = weaver_yaml::documents_as_kyaml(path, text, "invalid YAML")?;
     // A block scalar ending the text without a line break ends without one (go-yaml's reading).
     weaver_yaml::end_unbroken_block_scalar(text, &mut docs);
     docs.into_iter()

@@ -9,7 +9,7 @@
 use serde_json::{Map, Number, Value};
 use std::fmt::Write as _;
 
-use crate::resolve::{Dialect, Resolved, is_yaml_1_1_boolean, resolve};
+use crate::resolve::{Dialect, Resolved, is_word_in_any_case, is_yaml_1_1_boolean, resolve};
 
 /// Whose quoting a string gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,8 +18,8 @@ pub enum Quoting {
     /// where they can hold it, else double; multi-line values as literal blocks.
     Portable,
     /// sops files: the portable rule, but go-yaml v3's double quotes for what it would read as
-    /// another type (see [`go_yaml_v3_quotes`]) and for a tab, and no literal block that needs
-    /// an indentation indicator.
+    /// another type (or YAML 1.1 readers as a boolean, a merge key or a date) and for a tab, and
+    /// no literal block that needs an indentation indicator.
     GoYamlV3,
 }
 
@@ -210,7 +210,7 @@ fn portable_style(s: &str, allow_literal: bool) -> Style {
 /// Bare words some YAML 1.1 or 1.2 reader resolves to a bool, null, merge key (`<<`) or value
 /// key (`=`); words in any case, which over-quotes oddities like `nULL` but never under-quotes.
 fn is_reserved_word(s: &str) -> bool {
-    matches!(s, "~" | "=" | "<<") || crate::resolve::is_word_in_any_case(s)
+    matches!(s, "~" | "=" | "<<") || is_word_in_any_case(s)
 }
 
 /// Whether some reader might take `s` as a number or timestamp. Rather than

@@ -3,7 +3,8 @@
 //! merge clears the first and keeps the second (see `patch::strategic::clear_empty_values`). In
 //! a flow mapping (`{a: , b: 1}`, `{a}`) an empty value is cleared by a strategic merge as well,
 //! but a build without one writes it as the empty string (`kubectl kustomize` prints `a: ""`;
-//! helm-controller gets `""`).
+//! helm-controller gets `""`). A kustomize build's reading finds them, and its folded scalars
+//! (`super::folded`), in one walk of the events.
 
 use granit_parser::ScalarStyle;
 use serde_json::Value;

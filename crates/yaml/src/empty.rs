@@ -16,7 +16,7 @@ use serde_json::Value;
 /// string ([`as_kyaml_reads`]).
 pub fn empty_values(text: &str) -> Vec<Vec<String>> {
     match may_have_empty_values(text) {
-        true => pointers(found_in(text, true, false).0),
+        true => pointers(found_in(text, true, false).empties),
         false => Vec::new(),
     }
 }
@@ -32,7 +32,7 @@ pub(crate) fn as_kyaml_reads(text: &str, docs: &mut [Value], build: bool) -> Vec
     if !empties && !folded {
         return Vec::new();
     }
-    let (found, folded) = found_in(text, empties, folded);
+    let Found { empties: found, folded } = found_in(text, empties, folded);
     for (document, pointer, value) in folded {
         if let Some(Value::String(field)) = docs.get_mut(document).and_then(|doc| doc.pointer_mut(&pointer)) {
             *field = value;
@@ -57,11 +57,18 @@ fn may_have_empty_values(text: &str) -> bool {
     text.contains('{') || text.lines().any(|line| line.trim_end().ends_with(':'))
 }
 
-/// From one read of the events of `text`: if `empties`, the empty mapping values of each
-/// document (their pointers, and whether each is in a flow mapping; none when the walk fails);
-/// if `folded`, each folded scalar's document, pointer and value as kustomize reads it (those
-/// before a failure too).
-fn found_in(text: &str, empties: bool, folded: bool) -> (Vec<Vec<(String, bool)>>, Vec<(usize, String, String)>) {
+/// What one read of a text's events finds.
+struct Found {
+    /// The empty mapping values of each document: their pointers, and whether each is in a flow
+    /// mapping.
+    empties: Vec<Vec<(String, bool)>>,
+    /// Each folded scalar's document, pointer and value as kustomize reads it.
+    folded: Vec<(usize, String, String)>,
+}
+
+/// The empty mapping values of `text` if `empties` (none when the walk fails), and its folded
+/// scalars if `folded` (those before a failure too).
+fn found_in(text: &str, empties: bool, folded: bool) -> Found {
     // An empty value is given where its key ends (at its `:`, if any): in a flow mapping what
     // follows is `,` or `}` (or `]`, a pair in a flow sequence), in a block one the line's end
     // or a comment.
@@ -91,9 +98,9 @@ fn found_in(text: &str, empties: bool, folded: bool) -> (Vec<Vec<(String, bool)>
     match documents {
         Some(documents) => {
             out.resize_with(documents, Vec::new);
-            (out, folded_found)
+            Found { empties: out, folded: folded_found }
         }
-        None => (Vec::new(), folded_found),
+        None => Found { empties: Vec::new(), folded: folded_found },
     }
 }
 

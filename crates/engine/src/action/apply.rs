@@ -427,3 +427,112 @@ async fn execute_locked(
     };
     Ok((Applied { report, options, lock_lost: None }, lost))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::testing::{Fixture, Heard, failure};
+    use crate::apply::Outcome;
+    use weaver_plan::release::record::Status;
+
+    /// Each object's kind and what the apply did with it, by kind: objects are applied at once.
+    fn outcomes(applied: &Applied) -> Vec<(&str, Outcome)> {
+        let objects = applied.report.releases.iter().flat_map(|r| &r.objects);
+        let mut outcomes: Vec<_> = objects.map(|o| (o.key.kind.as_str(), o.outcome)).collect();
+        outcomes.sort_by_key(|(kind, _)| *kind);
+        outcomes
+    }
+
+    async fn apply_with(options: &ApplyActionOptions) -> Result<Applied> {
+        apply(options, Heard::default().cx(), &AtomicBool::new(false)).await
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_apply_creates_the_objects_and_records_revision_1_and_the_next_changes_nothing() {
+        let fixture = Fixture::start().await;
+        let first = fixture.apply().await;
+        assert_eq!(outcomes(&first), [("ConfigMap", Outcome::Created), ("Deployment", Outcome::Created)]);
+        let release = &first.report.releases[0];
+        assert_eq!((release.name.as_str(), release.revision, release.status), ("web", Some(1), Some(Status::Deployed)));
+        let config = fixture.config_map("web-config").await.expect("the ConfigMap was created");
+        assert_eq!(config.data.expect("data")["greeting"], "hello");
+        assert_eq!(config.metadata.labels.expect("labels")["weaver.example.com/environment"], "dev");
+        assert!(fixture.deployment("web").await.is_some(), "the Deployment was not created");
+        let records = fixture.records().await;
+        assert_eq!(records.iter().map(|r| (r.revision, r.status)).collect::<Vec<_>>(), [(1, Status::Deployed)]);
+        assert_eq!(records[0].objects.len(), 2);
+        fixture.writes();
+
+        let second = fixture.apply().await;
+        assert_eq!(outcomes(&second), [("ConfigMap", Outcome::Unchanged), ("Deployment", Outcome::Unchanged)]);
+        assert_eq!(second.report.releases[0].revision, None, "nothing changed, nothing recorded");
+        assert_eq!(fixture.writes(), Vec::<String>::new());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_changed_value_configures_its_object_and_records_revision_2() {
+        let fixture = Fixture::start().await;
+        fixture.apply().await;
+        fixture.repo.greet("hi");
+        let second = fixture.apply().await;
+        assert_eq!(outcomes(&second), [("ConfigMap", Outcome::Configured), ("Deployment", Outcome::Unchanged)]);
+        assert_eq!(second.report.releases[0].revision, Some(2));
+        assert_eq!(fixture.config_map("web-config").await.unwrap().data.unwrap()["greeting"], "hi");
+        let records = fixture.records().await;
+        let statuses: Vec<_> = records.iter().map(|r| (r.revision, r.status)).collect();
+        assert_eq!(statuses, [(1, Status::Superseded), (2, Status::Deployed)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_dry_run_asks_the_server_and_writes_nothing() {
+        let fixture = Fixture::start().await;
+        let mut options = fixture.apply_options();
+        options.settings.dry_run = true;
+        let applied = apply_with(&options).await.unwrap();
+        assert_eq!(outcomes(&applied), [("ConfigMap", Outcome::Created), ("Deployment", Outcome::Created)]);
+        assert_eq!(applied.report.releases[0].revision, None);
+        let writes = fixture.writes();
+        assert!(!writes.is_empty() && writes.iter().all(|w| w.ends_with("(dry run)")), "{writes:#?}");
+        assert!(fixture.config_map("web-config").await.is_none());
+        assert!(fixture.records().await.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn values_flags_are_applied_only_when_allowed() {
+        let fixture = Fixture::start().await;
+        let mut options = fixture.apply_options();
+        options.render.overrides.set = vec!["greeting=flagged".into()];
+        let refused = failure(apply_with(&options).await);
+        assert!(refused.starts_with("apply: values flags (--set, --values, …) would apply"), "{refused}");
+        assert!(fixture.config_map("web-config").await.is_none());
+        options.allow_overrides = true;
+        apply_with(&options).await.unwrap();
+        assert_eq!(fixture.config_map("web-config").await.unwrap().data.unwrap()["greeting"], "flagged");
+        assert_eq!(fixture.records().await[0].overrides.len(), 1);
+    }
+
+    /// The controller hands its connection over instead of a kubeconfig: the apply is the same.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_cluster_handed_over_is_applied_to_as_a_kubeconfigs_is() {
+        let fixture = Fixture::start().await;
+        let mut options = fixture.apply_options();
+        options.connect = fixture.given().await;
+        options.settings.applier = Some("EnvironmentSync team/dev".into());
+        let applied = apply_with(&options).await.unwrap();
+        assert_eq!(outcomes(&applied), [("ConfigMap", Outcome::Created), ("Deployment", Outcome::Created)]);
+        assert_eq!(fixture.records().await[0].applied_by.as_deref(), Some("EnvironmentSync team/dev"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_object_of_a_kind_the_cluster_does_not_serve_fails_the_apply_before_it_writes() {
+        let fixture = Fixture::start().await;
+        let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n";
+        fixture.repo.write("charts/app/templates/widget.yaml", widget);
+        let result = apply_with(&fixture.apply_options()).await;
+        let message = failure(result);
+        let unserved = "Widget.example.com w (release web) is a example.com/v1 Widget, which the cluster (context `fake`) does not serve";
+        assert!(message.starts_with(unserved), "{message}");
+        assert!(fixture.config_map("web-config").await.is_none());
+        assert!(fixture.records().await.is_empty());
+    }
+}

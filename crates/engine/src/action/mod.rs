@@ -31,6 +31,8 @@ pub mod report;
 pub mod rollback;
 pub mod status;
 pub mod sync;
+#[cfg(test)]
+mod testing;
 pub mod watch;
 
 use std::path::{Path, PathBuf};

@@ -273,3 +273,73 @@ pub fn read_live_file(path: &Path) -> Result<Vec<Value>> {
     }
     Ok(objects)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::testing::{Fixture, Heard, Repo, failure};
+    use weaver_plan::plan::{Action, Summary};
+
+    fn options(render: RenderOptions, against: Against) -> PlanOptions {
+        let prune_releases = super::super::removed::PruneReleases::No;
+        PlanOptions { render, against, server_side: false, concurrency: 4, prune_releases, servers: None }
+    }
+
+    /// Each object's kind and what the plan would do with it.
+    fn actions(planned: &Planned) -> Vec<(&str, Action)> {
+        planned.plan.objects.iter().map(|o| (o.key.kind.as_str(), o.action)).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_plan_creates_what_is_not_applied_and_nothing_once_it_is() {
+        let fixture = Fixture::start().await;
+        let options = options(fixture.repo.render_options(), Against::Cluster(fixture.connect()));
+        let before = plan(&options, Heard::default().cx()).await.unwrap();
+        assert_eq!(actions(&before), [("ConfigMap", Action::Create), ("Deployment", Action::Create)]);
+        assert_eq!(before.server.as_deref(), Some(fixture.server.url().as_str()));
+        assert!(fixture.writes().iter().all(|w| w.ends_with("(dry run)")), "a plan writes nothing");
+        fixture.apply().await;
+        let after = plan(&options, Heard::default().cx()).await.unwrap();
+        assert_eq!(after.plan.summary(), Summary { unchanged: 2, ..Summary::default() });
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_value_changed_since_the_apply_updates_its_object_in_client_and_server_mode() {
+        let fixture = Fixture::start().await;
+        fixture.apply().await;
+        fixture.repo.greet("hi");
+        let mut options = options(fixture.repo.render_options(), Against::Cluster(fixture.connect()));
+        for server_side in [false, true] {
+            options.server_side = server_side;
+            let planned = plan(&options, Heard::default().cx()).await.unwrap();
+            assert_eq!(actions(&planned), [("ConfigMap", Action::Update), ("Deployment", Action::Unchanged)]);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn against_a_file_of_live_objects_the_plan_needs_no_cluster() {
+        let repo = Repo::new();
+        let live = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n  namespace: dev\n  \
+                    labels: {app.kubernetes.io/managed-by: weaver, weaver.example.com/release: web, weaver.example.com/environment: dev}\n\
+                    data:\n  greeting: hello\n";
+        repo.write("live.yaml", live);
+        let options = options(repo.render_options(), Against::File(repo.path().join("live.yaml")));
+        let planned = plan(&options, Heard::default().cx()).await.unwrap();
+        assert_eq!(actions(&planned), [("ConfigMap", Action::Unchanged), ("Deployment", Action::Create)]);
+        assert_eq!(planned.server, None);
+        repo.write("live.yaml", "kind: ConfigMap\n");
+        let message = failure(plan(&options, Heard::default().cx()).await);
+        assert!(message.contains("document 1 has an object without apiVersion, kind and metadata.name"), "{message}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_environment_the_repository_lacks_is_an_error() {
+        let repo = Repo::new();
+        let mut render = repo.render_options();
+        render.selection.env = "prod".into();
+        let message = failure(plan(&options(render, Against::File(repo.path())), Heard::default().cx()).await);
+        let unknown =
+            "unknown environment `prod`: environments/prod.yaml does not exist (help: known environments: dev)";
+        assert_eq!(message, unknown);
+    }
+}

@@ -912,3 +912,68 @@ fn changed_since(selection: &Selection, env: &str, on: OnProgress) -> Result<Opt
     }
     Ok(Some(selected))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::testing::{Heard, Repo, failure};
+
+    /// Each rendered object's kind, namespace and name.
+    fn keys(desired: &Desired) -> Vec<(String, Option<String>, String)> {
+        let manifests = desired.rendered.releases.iter().flat_map(|r| &r.manifests);
+        manifests.map(|m| m.key()).map(|k| (k.kind, k.namespace, k.name)).collect()
+    }
+
+    #[test]
+    fn the_environment_renders_offline_in_its_namespace_and_labelled_as_its_release() {
+        let repo = Repo::new();
+        let desired = render(&repo.render_options(), Heard::default().cx()).unwrap();
+        let dev = || Some("dev".to_string());
+        assert_eq!(
+            keys(&desired),
+            [("ConfigMap".into(), dev(), "web-config".into()), ("Deployment".into(), dev(), "web".into())]
+        );
+        let config = &desired.rendered.releases[0].manifests[0];
+        assert_eq!(config.source, std::path::Path::new("charts/app/templates/configmap.yaml"));
+        assert_eq!(config.object["data"]["greeting"], "hello");
+        let labels = &config.object["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "weaver");
+        assert_eq!(
+            (&labels["weaver.example.com/release"], &labels["weaver.example.com/environment"]),
+            (&"web".into(), &"dev".into())
+        );
+    }
+
+    #[test]
+    fn a_selection_that_matches_no_release_is_told_and_renders_nothing() {
+        let repo = Repo::new();
+        let mut options = repo.render_options();
+        options.selection.selectors = vec!["tier=data".into()];
+        let heard = Heard::default();
+        let desired = render(&options, heard.cx()).unwrap();
+        assert!(keys(&desired).is_empty());
+        assert_eq!(heard.told(), ["no release of environment `dev` matches the selection (-l 'tier=data')"]);
+        options.if_empty = IfEmpty::Refuse;
+        let message = failure(render(&options, heard.cx()));
+        assert!(message.ends_with(": there is nothing to apply (help: its releases: web)"), "{message}");
+    }
+
+    #[test]
+    fn an_object_its_schema_refuses_fails_the_render_naming_its_template() {
+        let repo = Repo::new();
+        let template = std::fs::read_to_string(repo.path().join("charts/app/templates/deployment.yaml")).unwrap();
+        repo.write("charts/app/templates/deployment.yaml", &template.replace("replicas: 1", "replicas: many"));
+        let message = failure(render(&repo.render_options(), Heard::default().cx()));
+        assert!(message.contains("charts/app/templates/deployment.yaml") && message.contains("replicas"), "{message}");
+    }
+
+    #[test]
+    fn formatted_documents_are_each_releases_text_in_order() {
+        let repo = Repo::new();
+        let format: Format =
+            &|m, hook, _| (format!("{} {}{}\n", m.key().kind, m.key().name, if hook { " hook" } else { "" }), 0);
+        let texts = render_formatted(&repo.render_options(), Heard::default().cx(), format).unwrap();
+        assert_eq!(texts.texts, ["ConfigMap web-config\nDeployment web\n"]);
+        assert_eq!(texts.redacted, 0);
+    }
+}

@@ -1,0 +1,234 @@
+//! What the action files' tests share: the cluster seam made cheap. An action takes its cluster
+//! through [`ConnectOptions`]; here they name a fake API server of the test's own
+//! ([`weaver_test_apiserver`]), and the repository the action reads is a small one written into
+//! a temporary directory: environment `dev` (namespace `dev`) with release `web` of chart `app`,
+//! a ConfigMap `web-config` and a Deployment `web`.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+use weaver_cluster::{ConnectOptions, GivenCluster};
+use weaver_core::error::Result;
+use weaver_plan::release::record::Record;
+use weaver_secrets::Redactor;
+use weaver_test_apiserver::TestApiServer;
+
+use super::apply::{Applied, ApplyActionOptions, Settings, apply};
+use super::removed::PruneReleases;
+use super::render::{IfEmpty, RenderOptions, Selection};
+use super::{Context, Keys, Progress};
+
+/// The namespace of environment `dev`'s release `web`.
+pub(crate) const NAMESPACE: &str = "dev";
+
+/// The repository's files: environment `dev`, chart `app`.
+const FILES: [(&str, &str); 5] = [
+    ("environments/dev.yaml", "namespace: dev\nreleases:\n  - name: web\n    chart: app\n"),
+    ("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n"),
+    ("charts/app/values.yaml", "greeting: hello\nimage: nginx:1.27\n"),
+    (
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}-config\ndata:\n  greeting: {{ values.greeting }}\n",
+    ),
+    (
+        "charts/app/templates/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ release.name }}\nspec:\n  replicas: 1\n  \
+         selector:\n    matchLabels: {app: {{ release.name }}}\n  template:\n    metadata:\n      labels: {app: {{ release.name }}}\n    \
+         spec:\n      containers:\n        - name: app\n          image: {{ values.image }}\n",
+    ),
+];
+
+/// The repository, written into a directory of its own, removed when it is dropped.
+pub(crate) struct Repo(tempfile::TempDir);
+
+impl Repo {
+    pub(crate) fn new() -> Repo {
+        let repo = Repo(tempfile::tempdir().expect("a temporary directory"));
+        for (path, text) in FILES {
+            repo.write(path, text);
+        }
+        repo
+    }
+
+    pub(crate) fn path(&self) -> PathBuf {
+        self.0.path().to_path_buf()
+    }
+
+    /// Writes `text` to the repository's file `path`, replacing it.
+    pub(crate) fn write(&self, path: &str, text: &str) {
+        let full = self.0.path().join(path);
+        std::fs::create_dir_all(full.parent().expect("a file in a directory")).expect("create the directory");
+        std::fs::write(full, text).expect("write the file");
+    }
+
+    /// The chart's greeting (`web-config`'s data) changed to `greeting`.
+    pub(crate) fn greet(&self, greeting: &str) {
+        self.write("charts/app/values.yaml", &format!("greeting: {greeting}\nimage: nginx:1.27\n"));
+    }
+
+    /// Environment `dev`'s whole selection, read from the working tree.
+    pub(crate) fn selection(&self) -> Selection {
+        Selection { env: "dev".into(), repo: self.path(), ..Default::default() }
+    }
+
+    /// How the CLI renders environment `dev`, with no key: the repository has no secrets.
+    pub(crate) fn render_options(&self) -> RenderOptions {
+        RenderOptions {
+            selection: self.selection(),
+            keys: Keys::Given { origin: "the test".into(), identities: Arc::new(String::new().into()) },
+            if_empty: IfEmpty::Warn,
+            validate: weaver_validate::Mode::Strict,
+            overrides: Default::default(),
+            charts: weaver_source::charts::Archives::Machine,
+            limits: Default::default(),
+        }
+    }
+}
+
+/// The repository and a fake API server of the test's own, which the actions reach through
+/// the kubeconfig it writes, as the CLI's do.
+pub(crate) struct Fixture {
+    pub(crate) server: TestApiServer,
+    pub(crate) repo: Repo,
+    client: kube::Client,
+}
+
+impl Fixture {
+    /// Must run inside a tokio runtime (the client's connections are its tasks).
+    pub(crate) async fn start() -> Fixture {
+        let server = TestApiServer::start();
+        let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).expect("the fake's kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("its config");
+        let client = kube::Client::try_from(config).expect("a client of the fake");
+        Fixture { server, repo: Repo::new(), client }
+    }
+
+    /// The CLI's seam: the fake's kubeconfig, its current context.
+    pub(crate) fn connect(&self) -> ConnectOptions {
+        ConnectOptions {
+            kubeconfig: Some(self.server.kubeconfig_path().to_path_buf()),
+            context: None,
+            request_timeout: Duration::from_secs(5),
+            retry_budget: Duration::from_secs(2),
+            given: None,
+        }
+    }
+
+    /// The controller's seam: the fake handed over as a connection, no kubeconfig read.
+    pub(crate) async fn given(&self) -> ConnectOptions {
+        let (config, info) = weaver_cluster::kube_config(&self.connect()).await.expect("the fake's config");
+        let given = GivenCluster::Config { config, info, rate: None, live: None };
+        ConnectOptions { kubeconfig: None, given: Some(given), ..self.connect() }
+    }
+
+    /// How `weaver apply --env dev` applies, waiting for readiness (the fake's workloads are
+    /// ready at once).
+    pub(crate) fn apply_options(&self) -> ApplyActionOptions {
+        let settings = Settings {
+            dry_run: false,
+            wait: true,
+            timeout: Duration::from_secs(10),
+            force_conflicts: false,
+            prune: true,
+            concurrency: 4,
+            lock_timeout: Duration::from_secs(5),
+            lock_lease: Duration::from_secs(15),
+            applier: None,
+            take_ownership: false,
+            plan_check: None,
+            record_key: None,
+        };
+        ApplyActionOptions {
+            render: self.repo.render_options(),
+            connect: self.connect(),
+            settings,
+            require_clean: false,
+            prune_releases: PruneReleases::No,
+            allow_overrides: false,
+            forget_helm_release: false,
+            servers: None,
+        }
+    }
+
+    /// Applies environment `dev` as the repository has it now, which must succeed.
+    pub(crate) async fn apply(&self) -> Applied {
+        let heard = Heard::default();
+        let applied = apply(&self.apply_options(), heard.cx(), &AtomicBool::new(false)).await.expect("the apply");
+        assert!(!applied.report.failed(), "the apply failed: {:?}", applied.report.releases);
+        applied
+    }
+
+    /// The writes the fake took since the last call (not the environment's lock, which every
+    /// apply takes), as `METHOD path`, dry runs marked; forgets them.
+    pub(crate) fn writes(&self) -> Vec<String> {
+        let requests = self.server.requests();
+        self.server.clear_requests();
+        let writes = requests.into_iter().filter(|r| r.method != "GET" && !r.path.contains("/leases"));
+        writes.map(|r| format!("{} {}{}", r.method, r.path, if r.dry_run { " (dry run)" } else { "" })).collect()
+    }
+
+    /// ConfigMap `name` of namespace `dev`, None when there is none.
+    pub(crate) async fn config_map(&self, name: &str) -> Option<ConfigMap> {
+        Api::<ConfigMap>::namespaced(self.client.clone(), NAMESPACE).get_opt(name).await.expect("get the ConfigMap")
+    }
+
+    pub(crate) async fn deployment(&self, name: &str) -> Option<Deployment> {
+        Api::<Deployment>::namespaced(self.client.clone(), NAMESPACE).get_opt(name).await.expect("get the Deployment")
+    }
+
+    /// The release records of namespace `dev`, decoded from their Secrets, oldest first.
+    pub(crate) async fn records(&self) -> Vec<Record> {
+        let secrets = Api::<Secret>::namespaced(self.client.clone(), NAMESPACE)
+            .list(&ListParams::default())
+            .await
+            .expect("list the Secrets");
+        let secrets: Vec<Value> = secrets.items.iter().map(|s| serde_json::to_value(s).expect("JSON")).collect();
+        let mut records = weaver_plan::release::record::from_secrets(&secrets).expect("records decode");
+        records.sort_by_key(|r| r.revision);
+        records
+    }
+}
+
+/// A [`Context`] that keeps what the action told: its warnings and status lines, in order.
+pub(crate) struct Heard {
+    redactor: Redactor,
+    told: Arc<Mutex<Vec<String>>>,
+    on: Box<dyn Fn(Progress<'_>) + Send + Sync>,
+}
+
+impl Default for Heard {
+    fn default() -> Heard {
+        let told: Arc<Mutex<Vec<String>>> = Arc::default();
+        let keep = Arc::clone(&told);
+        let on = Box::new(move |progress: Progress<'_>| match progress {
+            Progress::Warning(text) | Progress::Status(text) => keep.lock().expect("not poisoned").push(text),
+            _ => {}
+        });
+        Heard { redactor: Redactor::default(), told, on }
+    }
+}
+
+impl Heard {
+    pub(crate) fn cx(&self) -> Context<'_> {
+        Context { redactor: &self.redactor, on: &*self.on }
+    }
+
+    /// The warnings and status lines told so far.
+    pub(crate) fn told(&self) -> Vec<String> {
+        self.told.lock().expect("not poisoned").clone()
+    }
+}
+
+/// An action's result that must be an error: its message and help, for asserting on.
+pub(crate) fn failure<T>(result: Result<T>) -> String {
+    match result {
+        Ok(_) => panic!("the action succeeded"),
+        Err(err) => format!("{}{}", err.message, err.help.map(|help| format!(" (help: {help})")).unwrap_or_default()),
+    }
+}

@@ -324,3 +324,81 @@ fn tell_corrections(report: &mut Report, applied: &ApplyReport, dry_run: bool) {
         });
     report.correction = Some(CorrectionRun { dry_run, failed });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::testing::{Fixture, Heard};
+    use weaver_plan::diff::ChangeOp;
+
+    /// Each release's name and state.
+    fn states(report: &Report) -> Vec<(&str, ReleaseState)> {
+        report.releases.iter().map(|r| (r.name.as_str(), r.state())).collect()
+    }
+
+    /// Each object not in sync: its kind, state and the paths of the fields that differ.
+    fn drifted(report: &Report) -> Vec<(&str, State, Vec<&str>)> {
+        let objects = report.releases.iter().flat_map(|r| &r.objects).filter(|o| o.state != State::InSync);
+        objects.map(|o| (o.key.kind.as_str(), o.state, o.changes.iter().map(|c| c.path.as_str()).collect())).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_field_changed_on_the_server_is_drift_and_an_apply_leaves_none() {
+        let fixture = Fixture::start().await;
+        let options = fixture.drift_options();
+        let before = drift(&options, Heard::default().cx()).await.unwrap();
+        assert_eq!(states(&before), [("web", ReleaseState::NoRecord)]);
+        fixture.apply().await;
+        let applied = drift(&options, Heard::default().cx()).await.unwrap();
+        assert_eq!(states(&applied), [("web", ReleaseState::InSync)]);
+        assert_eq!(applied.releases[0].revision.as_ref().map(|r| r.number), Some(1));
+        fixture.edit_greeting("changed by hand").await;
+        let edited = drift(&options, Heard::default().cx()).await.unwrap();
+        assert!(edited.has_drift());
+        assert_eq!(drifted(&edited), [("ConfigMap", State::Drifted, vec!["data.greeting"])]);
+        let change = &edited.releases[0].objects[0].changes[0];
+        assert_eq!(change.op, ChangeOp::Replace);
+        assert_eq!(
+            (change.recorded.as_ref(), change.live.as_ref()),
+            (Some(&"hello".into()), Some(&"changed by hand".into()))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_object_deleted_on_the_server_is_missing() {
+        let fixture = Fixture::start().await;
+        fixture.apply().await;
+        fixture.delete_config_map().await;
+        let report = drift(&fixture.drift_options(), Heard::default().cx()).await.unwrap();
+        assert_eq!(drifted(&report), [("ConfigMap", State::Missing, vec![])]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_correction_puts_the_deployed_revision_back_and_records_it() {
+        let fixture = Fixture::start().await;
+        fixture.apply().await;
+        // The repository's newer state is not what a correction applies.
+        fixture.repo.greet("not applied yet");
+        fixture.edit_greeting("changed by hand").await;
+        // As the CLI corrects: taking back the fields changed by hand, neither pruning nor waiting.
+        let settings =
+            Settings { force_conflicts: true, prune: false, wait: false, ..fixture.apply_options().settings };
+        let options = CorrectOptions { drift: fixture.drift_options(), settings };
+        let heard = Heard::default();
+        let corrected = correct(&options, heard.cx(), &AtomicBool::new(false)).await.unwrap();
+        assert_eq!(drifted(&corrected.report), [("ConfigMap", State::Drifted, vec!["data.greeting"])]);
+        let object = &corrected.report.releases[0].objects[0];
+        assert_eq!(object.correction.as_ref().map(|c| c.result), Some(CorrectionResult::Corrected));
+        assert_eq!(corrected.report.releases[0].correction.as_ref().and_then(|c| c.revision), Some(2));
+        assert!(heard.told().contains(&"release `web`: putting back revision 1 (drift --correct)".to_string()));
+        assert_eq!(fixture.config_map("web-config").await.unwrap().data.unwrap()["greeting"], "hello");
+        let records = fixture.records().await;
+        assert_eq!(
+            records.iter().map(|r| (r.revision, r.correction_of)).collect::<Vec<_>>(),
+            [(1, None), (2, Some(1))]
+        );
+        // Nothing left to correct: no lock is taken, nothing applied.
+        let again = correct(&options, heard.cx(), &AtomicBool::new(false)).await.unwrap();
+        assert!(again.applied.is_none() && !again.report.has_drift());
+    }
+}

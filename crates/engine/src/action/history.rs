@@ -51,3 +51,39 @@ pub fn changes(records: &[Record]) -> Vec<Plan> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::testing::{Fixture, Heard, Repo, failure};
+    use weaver_plan::plan::Summary;
+
+    fn options(repo: &Repo, release: &str, connect: ConnectOptions) -> HistoryOptions {
+        HistoryOptions { repo: repo.path(), rev: None, env: "dev".into(), release: release.into(), connect }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_history_lists_each_revision_and_what_it_changed() {
+        let fixture = Fixture::start().await;
+        fixture.apply().await;
+        fixture.repo.greet("hi");
+        fixture.apply().await;
+        let history =
+            history(&options(&fixture.repo, "web", fixture.connect()), Heard::default().cx().on).await.unwrap();
+        assert_eq!((history.env.name.as_str(), history.release.name.as_str()), ("dev", "web"));
+        assert_eq!(history.records.iter().map(|r| r.revision).collect::<Vec<_>>(), [1, 2]);
+        let summaries: Vec<Summary> = changes(&history.records).iter().map(Plan::summary).collect();
+        assert_eq!(
+            summaries,
+            [Summary { create: 2, ..Summary::default() }, Summary { update: 1, unchanged: 1, ..Summary::default() }]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_release_the_environment_lacks_is_named_with_those_it_has() {
+        let fixture = Fixture::start().await;
+        let options = options(&fixture.repo, "api", fixture.connect());
+        let message = failure(history(&options, Heard::default().cx().on).await);
+        assert_eq!(message, "environment `dev` has no release `api` (help: its releases: web)");
+    }
+}

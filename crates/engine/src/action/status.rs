@@ -259,3 +259,59 @@ fn health(readiness: Readiness) -> (Health, Option<String>) {
         Readiness::Unknown(why) => (Health::Unknown, Some(why)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::testing::{Fixture, Heard};
+    use weaver_plan::release::record::Status;
+
+    /// Each object's kind and health.
+    fn healths(report: &Report) -> Vec<(&str, Health)> {
+        report.releases.iter().flat_map(|r| &r.objects).map(|o| (o.key.kind.as_str(), o.health)).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_applied_release_is_installed_at_its_revision_and_healthy() {
+        let fixture = Fixture::start().await;
+        let heard = Heard::default();
+        let before = status(&fixture.drift_options(), heard.cx().on).await.unwrap();
+        assert_eq!((before.releases[0].revision.as_ref(), before.releases[0].objects.len()), (None, 0));
+        fixture.apply().await;
+        let (report, records) = status_with_records(&fixture.drift_options(), heard.cx().on).await.unwrap();
+        let release = &report.releases[0];
+        assert!(release.installed);
+        assert_eq!(release.revision.as_ref().map(|(r, status)| (r.number, *status)), Some((1, Status::Deployed)));
+        assert_eq!(healths(&report), [("ConfigMap", Health::Healthy), ("Deployment", Health::Healthy)]);
+        assert_eq!(report.health(), Health::Healthy);
+        assert_eq!(records["web"].revision, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_workload_not_ready_is_progressing_and_one_deleted_failed() {
+        let fixture = Fixture::start().await;
+        fixture.server.set_auto_ready(false);
+        let mut options = fixture.apply_options();
+        options.settings.wait = false;
+        let heard = Heard::default();
+        crate::action::apply::apply(&options, heard.cx(), &std::sync::atomic::AtomicBool::new(false)).await.unwrap();
+        fixture.delete_config_map().await;
+        let report = status(&fixture.drift_options(), heard.cx().on).await.unwrap();
+        assert_eq!(healths(&report), [("ConfigMap", Health::Failed), ("Deployment", Health::Progressing)]);
+        assert_eq!(report.health(), Health::Failed);
+    }
+
+    /// What the page adds to the health (events, dependents) costs only itself when refused.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn in_detail_events_the_user_may_not_list_are_a_warning() {
+        let fixture = Fixture::start().await;
+        fixture.apply().await;
+        fixture.server.forbid("list", "events", None);
+        let heard = Heard::default();
+        let detailed = status_in_detail(&fixture.drift_options(), None, heard.cx().on).await.unwrap();
+        assert_eq!(detailed.report.health(), Health::Healthy);
+        assert!(detailed.events.is_empty());
+        let told = heard.told();
+        assert!(told.len() == 1 && told[0].starts_with("events not shown: "), "{told:?}");
+    }
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::Value;
 use weaver_cluster::{ConnectOptions, GivenCluster};
 use weaver_core::error::Result;
@@ -20,6 +20,7 @@ use weaver_secrets::Redactor;
 use weaver_test_apiserver::TestApiServer;
 
 use super::apply::{Applied, ApplyActionOptions, Settings, apply};
+use super::drift::DriftOptions;
 use super::removed::PruneReleases;
 use super::render::{IfEmpty, RenderOptions, Selection};
 use super::{Context, Keys, Progress};
@@ -127,6 +128,18 @@ impl Fixture {
         ConnectOptions { kubeconfig: None, given: Some(given), ..self.connect() }
     }
 
+    pub(crate) fn drift_options(&self) -> DriftOptions {
+        let render = self.repo.render_options();
+        DriftOptions {
+            selection: render.selection,
+            connect: self.connect(),
+            concurrency: 4,
+            servers: None,
+            keys: render.keys,
+            notify: false,
+        }
+    }
+
     /// How `weaver apply --env dev` applies, waiting for readiness (the fake's workloads are
     /// ready at once).
     pub(crate) fn apply_options(&self) -> ApplyActionOptions {
@@ -180,6 +193,23 @@ impl Fixture {
 
     pub(crate) async fn deployment(&self, name: &str) -> Option<Deployment> {
         Api::<Deployment>::namespaced(self.client.clone(), NAMESPACE).get_opt(name).await.expect("get the Deployment")
+    }
+
+    /// Changes `web-config`'s greeting on the server as someone else would (`kubectl edit`).
+    pub(crate) async fn edit_greeting(&self, greeting: &str) {
+        let patch = serde_json::json!({"data": {"greeting": greeting}});
+        Api::<ConfigMap>::namespaced(self.client.clone(), NAMESPACE)
+            .patch("web-config", &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .expect("edit the ConfigMap");
+    }
+
+    /// Deletes `web-config` from the server.
+    pub(crate) async fn delete_config_map(&self) {
+        Api::<ConfigMap>::namespaced(self.client.clone(), NAMESPACE)
+            .delete("web-config", &Default::default())
+            .await
+            .expect("delete the ConfigMap");
     }
 
     /// The release records of namespace `dev`, decoded from their Secrets, oldest first.

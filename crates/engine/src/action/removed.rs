@@ -113,3 +113,58 @@ pub(super) async fn removed_releases(
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::testing::{Fixture, Heard};
+    use crate::action::{connect, open_project};
+
+    /// Environment `dev` rewritten as `file`, and the releases [`removed_releases`] finds for
+    /// it after release `web` was applied in namespace `dev`, as `search` searches.
+    async fn removed(fixture: &Fixture, file: &str, search: PruneReleases, heard: &Heard) -> Vec<String> {
+        fixture.repo.write("environments/dev.yaml", file);
+        let env = open_project(&fixture.repo.path(), None).unwrap().environment("dev").unwrap();
+        let cluster = connect(fixture.connect(), &env, "pruning", heard.cx().on).await.unwrap();
+        let found = removed_releases(&cluster, &env, &[], &Redactor::default(), &search, heard.cx().on).await.unwrap();
+        found.into_iter().map(|release| format!("{} in {}", release.name, release.namespace)).collect()
+    }
+
+    const WITHOUT_WEB: &str = "namespace: dev\nreleases:\n  - name: api\n    chart: app\n";
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_release_the_environment_no_longer_has_is_found_by_its_record_and_pruned() {
+        let fixture = Fixture::start().await;
+        fixture.apply().await;
+        let heard = Heard::default();
+        assert!(removed(&fixture, WITHOUT_WEB, PruneReleases::No, &heard).await.is_empty());
+        assert_eq!(removed(&fixture, WITHOUT_WEB, PruneReleases::Everywhere, &heard).await, ["web in dev"]);
+        assert_eq!(
+            heard.told(),
+            [
+                "release `web` (namespace dev) is no longer in environment `dev`: removing what its revision 1 holds (--prune-releases)"
+            ]
+        );
+        assert_eq!(removed(&fixture, WITHOUT_WEB, PruneReleases::InEnvironment, &heard).await, ["web in dev"]);
+        // An environment now elsewhere does not search namespace dev for its own releases.
+        let elsewhere = WITHOUT_WEB.replace("namespace: dev", "namespace: other");
+        assert!(removed(&fixture, &elsewhere, PruneReleases::InEnvironment, &heard).await.is_empty());
+        fixture.repo.write("environments/dev.yaml", WITHOUT_WEB);
+        let mut options = fixture.apply_options();
+        options.prune_releases = PruneReleases::Everywhere;
+        crate::action::apply::apply(&options, heard.cx(), &std::sync::atomic::AtomicBool::new(false)).await.unwrap();
+        assert!(fixture.config_map("web-config").await.is_none(), "the removed release's objects stay");
+        assert!(fixture.config_map("api-config").await.is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_release_moved_to_another_namespace_is_left_with_a_warning() {
+        let fixture = Fixture::start().await;
+        fixture.apply().await;
+        let heard = Heard::default();
+        let moved = "namespace: dev\nreleases:\n  - name: web\n    chart: app\n    namespace: other\n";
+        assert!(removed(&fixture, moved, PruneReleases::Everywhere, &heard).await.is_empty());
+        let told = heard.told();
+        assert!(told.len() == 1 && told[0].contains("which now deploys it in namespace other"), "{told:?}");
+    }
+}

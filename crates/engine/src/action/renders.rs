@@ -177,3 +177,42 @@ impl FilesState {
         FilesState(files)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::testing::{Heard, Repo};
+
+    /// The greeting the kept render's ConfigMap holds.
+    fn greeting(offline: &Desired) -> &serde_json::Value {
+        &offline.rendered.releases[0].manifests[0].object["data"]["greeting"]
+    }
+
+    #[test]
+    fn a_render_is_kept_until_a_file_of_the_working_tree_changes() {
+        let repo = Repo::new();
+        let (renders, options, heard) = (Renders::default(), repo.render_options(), Heard::default());
+        let (first, offline, judgments) = renders.prepared(&options, heard.cx()).unwrap();
+        let (again, _, kept) = renders.prepared(&options, heard.cx()).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "rendered again with no file changed");
+        assert!(Arc::ptr_eq(&judgments.unwrap(), &kept.unwrap()));
+        assert_eq!(greeting(&offline), "hello");
+        repo.greet("hi");
+        let (changed, offline, _) = renders.prepared(&options, heard.cx()).unwrap();
+        assert!(!Arc::ptr_eq(&first, &changed), "kept after a values file changed");
+        assert_eq!(greeting(&offline), "hi");
+        // A file added is a change too.
+        repo.write("notes.txt", "x");
+        assert!(!Arc::ptr_eq(&changed, &renders.prepared(&options, heard.cx()).unwrap().0));
+    }
+
+    #[test]
+    fn only_whole_environments_are_kept() {
+        let repo = Repo::new();
+        let (renders, mut options, heard) = (Renders::default(), repo.render_options(), Heard::default());
+        options.selection.releases = vec!["web".into()];
+        let (first, _, judgments) = renders.prepared(&options, heard.cx()).unwrap();
+        assert!(judgments.is_none());
+        assert!(!Arc::ptr_eq(&first, &renders.prepared(&options, heard.cx()).unwrap().0));
+    }
+}

@@ -94,3 +94,30 @@ pub async fn next_change(
     }
     cluster.next_change(&targets, marks, within).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::testing::{Fixture, Heard};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_apply_is_the_next_change_of_its_environments_page() {
+        let fixture = Fixture::start().await;
+        let options =
+            WatchOptions::Environment { repo: fixture.repo.path(), env: "dev".into(), connect: fixture.connect() };
+        let heard = Heard::default();
+        // The events and the records of namespace dev.
+        let before = marks(&options, heard.cx().on).await.unwrap();
+        assert_eq!(before.len(), 2);
+        let quiet = next_change(&options, &before, Duration::from_millis(200), heard.cx().on).await.unwrap();
+        assert!(matches!(quiet, Waited::Quiet { .. }), "{quiet:?}");
+        fixture.apply().await;
+        match next_change(&options, &before, Duration::from_secs(5), heard.cx().on).await.unwrap() {
+            Waited::Changed { what, .. } => assert!(what.starts_with("Secret "), "{what}"),
+            other => panic!("no change seen: {other:?}"),
+        }
+        // Marks of another page (other namespaces) are read again.
+        let other = next_change(&options, &before[..1], Duration::from_secs(5), heard.cx().on).await.unwrap();
+        assert!(matches!(other, Waited::Expired), "{other:?}");
+    }
+}

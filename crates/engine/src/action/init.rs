@@ -201,3 +201,56 @@ fn encrypted_secrets(sops_yaml: &str, dir: &Path, file: &Path, plain: &str) -> R
     let plain = Document::parse(file, &plain.replace("@PASSWORD@", password.expose_secret()))?;
     Ok(secrets::encrypt(file, &plain, &settings)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::render::{Selection, render};
+    use crate::action::testing::{Heard, failure, render_options};
+
+    fn options_in(dir: &Path, env: &str, key: KeyChoice) -> InitOptions {
+        InitOptions { dir: dir.join("repo"), env: env.into(), key, weaver_version: "0.2.0".into() }
+    }
+
+    #[test]
+    fn a_new_repository_renders_with_its_new_key_and_is_never_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.txt");
+        let options = options_in(dir.path(), "staging", KeyChoice::New(Some(key.clone())));
+        let initialized = init(&options).unwrap();
+        let written: Vec<&str> = initialized.written.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(written.len(), 10);
+        assert!(written.contains(&"environments/staging.yaml") && written.contains(&"secrets/staging.yaml"));
+        assert_eq!(initialized.key_file.as_ref().map(|k| &k.path), Some(&key));
+        assert!(initialized.recipients.len() == 1 && initialized.recipients[0].starts_with("age1"));
+        let selection = Selection { env: "staging".into(), repo: options.dir.clone(), ..Default::default() };
+        let identities = std::fs::read_to_string(&key).unwrap();
+        let desired = render(&render_options(selection.clone(), &identities), Heard::default().cx()).unwrap();
+        let kinds: Vec<String> = desired.rendered.manifests().map(|m| m.key().kind).collect();
+        assert_eq!(kinds, ["ConfigMap", "Secret"]);
+        // Its secrets are the new key's alone.
+        let unkeyed = failure(render(&render_options(selection, ""), Heard::default().cx()));
+        assert!(unkeyed.contains("secrets/staging.yaml"), "{unkeyed}");
+        let again = failure(init(&options));
+        assert!(again.contains("already exists, and weaver init never replaces a key file"), "{again}");
+        let existing = KeyChoice::Existing(initialized.recipients.clone());
+        let again = failure(init(&options_in(dir.path(), "staging", existing)));
+        assert!(
+            again.contains("already exists (and ") && again.contains("weaver init never replaces a file"),
+            "{again}"
+        );
+    }
+
+    #[test]
+    fn names_that_are_no_namespace_the_base_and_keys_in_the_repository_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let recipients = || KeyChoice::Existing(vec!["age1notakey".into()]);
+        let refused = |env: &str, key| failure(init(&options_in(dir.path(), env, key)));
+        assert!(refused("Dev_1", KeyChoice::New(None)).starts_with("--env `Dev_1`: not a valid environment name"));
+        assert!(refused("base", KeyChoice::New(None)).starts_with("--env `base`: weaver init writes the abstract"));
+        let inside = KeyChoice::New(Some(dir.path().join("repo/key.txt")));
+        assert!(refused("dev", inside).contains("inside the repository"));
+        assert!(refused("dev", recipients()).contains("age1notakey"));
+        assert!(!dir.path().join("repo").exists(), "a refused init wrote the repository");
+    }
+}

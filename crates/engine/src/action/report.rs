@@ -249,3 +249,96 @@ fn parse<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<T> 
         Error::at(Location::at(path, err.line() as u64, err.column() as u64), format!("not a {what}: {message}"))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::testing::failure;
+    use serde_json::{Value, json};
+
+    /// A fleet report of `command` (schema version 1, outside git) whose environments, each
+    /// (name, wave, needs), failed before they had a report.
+    fn fleet(command: &str, environments: &[(&str, i32, &[&str])]) -> Value {
+        let apply = command == "apply";
+        let environments: Vec<Value> = environments
+            .iter()
+            .map(|(name, wave, needs)| {
+                let mut environment = json!({"environment": name, "error": "failed to render", "report": null});
+                if apply {
+                    environment["wave"] = json!(wave);
+                    environment["needs"] = json!(needs);
+                    environment["state"] = json!("failed");
+                    environment["reason"] = Value::Null;
+                }
+                environment
+            })
+            .collect();
+        let mut summary = json!({"environments": environments.len(), "changed": 0, "failed": environments.len()});
+        if apply {
+            for count in ["applied", "interrupted", "skipped", "notStarted"] {
+                summary[count] = json!(0);
+            }
+        }
+        json!({"schemaVersion": 1, "command": command, "commit": null, "dirty": null, "summary": summary,
+            "environments": environments})
+    }
+
+    /// `reports` written as the files `shard-1.json`, … of a directory, merged; an error's
+    /// message with the directory left out.
+    fn merged(reports: &[Value]) -> std::result::Result<AnyFleetReport<'static>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (1..=reports.len()).map(|n| dir.path().join(format!("shard-{n}.json"))).collect();
+        for (file, report) in files.iter().zip(reports) {
+            std::fs::write(file, report.to_string()).unwrap();
+        }
+        let prefix = format!("{}/", dir.path().display());
+        merge(&files).map_err(|err| failure::<()>(Err(err)).replace(&prefix, ""))
+    }
+
+    fn names<'a, R>(fleet: &'a FleetReport<'_, R>) -> Vec<&'a str> {
+        fleet.environments.iter().map(|e| e.environment.as_ref()).collect()
+    }
+
+    #[test]
+    fn shards_are_one_fleet_in_a_fleet_runs_order_with_their_counts_added() {
+        let drift = merged(&[fleet("drift", &[("b", 0, &[])]), fleet("drift", &[("a", 0, &[]), ("c", 0, &[])])]);
+        let Ok(AnyFleetReport::Drift(drift)) = drift else { panic!("not a drift fleet: {drift:?}") };
+        assert_eq!(names(&drift), ["a", "b", "c"]);
+        assert_eq!((drift.summary.environments, drift.summary.failed), (3, 3));
+        // An apply's: by wave, then each after those it needs.
+        let shards =
+            [fleet("apply", &[("a", 0, &["c"]), ("d", 1, &[])]), fleet("apply", &[("c", 0, &[]), ("b", 1, &[])])];
+        let Ok(AnyFleetReport::Apply(apply)) = merged(&shards) else { panic!("not an apply fleet") };
+        assert_eq!(names(&apply), ["c", "a", "b", "d"]);
+    }
+
+    #[test]
+    fn reports_that_are_not_shards_of_one_run_are_refused() {
+        let drift = || fleet("drift", &[("a", 0, &[])]);
+        let refused = |reports: &[Value]| merged(reports).expect_err("merged");
+        assert_eq!(refused(&[]), "no report to merge: give the shards' JSON files");
+        assert_eq!(
+            refused(&[drift(), fleet("diff", &[("b", 0, &[])])]),
+            "shard-1.json is a report of `weaver drift`, shard-2.json of `weaver diff`: merge combines the reports of one command"
+        );
+        assert!(
+            refused(&[drift(), drift()]).starts_with("environment `a` is in both shard-1.json and shard-2.json"),
+            "overlapping shards merged"
+        );
+        let mut committed = drift();
+        committed["commit"] = json!("3a5a33c661fbb5892d455fb48f5cc86af5f919ea");
+        assert!(refused(&[drift(), committed]).contains("merge combines the shards of one run, of one commit"));
+        let mut newer = drift();
+        newer["schemaVersion"] = json!(2);
+        assert!(refused(&[newer]).starts_with("a report of schema version 2: this weaver reads version 1"));
+        assert!(refused(&[fleet("status", &[])]).starts_with("a `weaver status` report"));
+        let one = json!({"schemaVersion": 1, "environment": "dev"});
+        assert!(refused(&[one]).starts_with("the report of one environment (`dev`), not of a fleet"));
+        let mut broken = drift();
+        broken["summary"] = json!("none");
+        assert!(
+            refused(&[broken]).starts_with("not a weaver drift fleet report: invalid type"),
+            "a broken report read"
+        );
+    }
+}

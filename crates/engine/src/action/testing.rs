@@ -78,17 +78,23 @@ impl Repo {
         Selection { env: "dev".into(), repo: self.path(), ..Default::default() }
     }
 
-    /// How the CLI renders environment `dev`, with no key: the repository has no secrets.
+    /// How to render environment `dev`, with no key: the repository has no secrets.
     pub(crate) fn render_options(&self) -> RenderOptions {
-        RenderOptions {
-            selection: self.selection(),
-            keys: Keys::Given { origin: "the test".into(), identities: Arc::new(String::new().into()) },
-            if_empty: IfEmpty::Warn,
-            validate: weaver_validate::Mode::Strict,
-            overrides: Default::default(),
-            charts: weaver_source::charts::Archives::Machine,
-            limits: Default::default(),
-        }
+        render_options(self.selection(), "")
+    }
+}
+
+/// How to render `selection` with `identities` (age identities, one a line) as the only keys,
+/// as the controller's are given (none of this machine's are read), validating strictly.
+pub(crate) fn render_options(selection: Selection, identities: &str) -> RenderOptions {
+    RenderOptions {
+        selection,
+        keys: Keys::Given { origin: "the test".into(), identities: Arc::new(identities.into()) },
+        if_empty: IfEmpty::Warn,
+        validate: weaver_validate::Mode::Strict,
+        overrides: Default::default(),
+        charts: weaver_source::charts::Archives::Machine,
+        limits: Default::default(),
     }
 }
 

@@ -467,3 +467,58 @@ async fn list(
         ListTarget { api_version: api_version.into(), kind: kind.into(), namespace: namespace.map(Into::into) };
     cluster.list(&BTreeSet::from([target]), selector, ManagedFields::Parsed, 1).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::install::{DEFAULT_NAMESPACE, install};
+    use crate::action::testing::{Fixture, Heard};
+    use std::sync::atomic::AtomicBool;
+
+    /// Each finding's subject and whether it is ok.
+    fn found(checked: &Checked) -> Vec<(&str, bool)> {
+        checked.findings.iter().map(|f| (f.subject.as_str(), f.ok)).collect()
+    }
+
+    fn options(fixture: &Fixture, pre: bool) -> CheckOptions {
+        CheckOptions { connect: fixture.connect(), namespace: DEFAULT_NAMESPACE.into(), pre }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn before_an_install_the_server_and_the_callers_rights_are_checked() {
+        let fixture = Fixture::start().await;
+        let checked = check(&options(&fixture, true)).await.unwrap();
+        assert!(checked.ok(), "{:?}", checked.findings);
+        fixture.server.forbid("create", "clusterroles", None);
+        let checked = check(&options(&fixture, true)).await.unwrap();
+        let subjects = [
+            ("kubernetes", true),
+            ("clock", true),
+            ("rights/create customresourcedefinitions", true),
+            ("rights/create clusterroles", false),
+            ("rights/create clusterrolebindings", true),
+            ("rights/create deployments", true),
+            ("rights/create secrets", true),
+        ];
+        assert_eq!(found(&checked), subjects);
+        let refused = &checked.findings[3];
+        assert_eq!(refused.detail, "you may not create clusterroles");
+        assert!(refused.fix.as_deref().is_some_and(|fix| fix.starts_with("install as a cluster administrator")));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_crds_and_the_controller_are_missing_until_installed() {
+        let fixture = Fixture::start().await;
+        let checked = check(&options(&fixture, false)).await.unwrap();
+        let missing: Vec<(&str, bool)> = found(&checked).into_iter().skip(2).collect();
+        let crds = ["crd/environmentsyncs.weaver.example.com", "crd/configmapsyncs.weaver.example.com"];
+        assert_eq!(missing, [(crds[0], false), (crds[1], false), ("controller", false)]);
+        install(&fixture.install_options(), Heard::default().cx(), &AtomicBool::new(false)).await.unwrap();
+        let checked = check(&options(&fixture, false)).await.unwrap();
+        let installed = found(&checked);
+        assert!(installed.contains(&(crds[0], true)) && installed.contains(&(crds[1], true)), "{installed:?}");
+        assert!(installed.contains(&("controller/weaver-system/weaver", true)), "{installed:?}");
+        // No controller runs here to lead.
+        assert!(installed.contains(&("leader", false)), "{installed:?}");
+    }
+}

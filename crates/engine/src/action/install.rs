@@ -367,3 +367,44 @@ async fn delete_resources(
     }
     Ok(found.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::testing::{Fixture, Heard, failure};
+    use crate::apply::Outcome;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_chart_built_in_installs_upgrades_to_itself_unchanged_and_uninstalls_keeping_its_crds() {
+        let fixture = Fixture::start().await;
+        let heard = Heard::default();
+        let options = fixture.install_options();
+        let elsewhere = InstallOptions { namespace: "ops".into(), ..options.clone() };
+        let desired = render_install(&elsewhere, heard.cx()).unwrap();
+        let keys: Vec<_> = desired.rendered.manifests().map(|m| m.key()).collect();
+        let crds: Vec<&str> =
+            keys.iter().filter(|k| k.kind == "CustomResourceDefinition").map(|k| k.name.as_str()).collect();
+        assert_eq!(crds, ["configmapsyncs.weaver.example.com", "environmentsyncs.weaver.example.com"]);
+        assert!(keys.iter().any(|k| k.kind == "Deployment" && k.namespace.as_deref() == Some("ops")));
+        let misnamed = InstallOptions { namespace: "Ops".into(), ..options.clone() };
+        assert!(
+            failure(render_install(&misnamed, heard.cx())).starts_with("--namespace \"Ops\" is not a namespace's name")
+        );
+
+        let interrupted = AtomicBool::new(false);
+        let installed = install(&options, heard.cx(), &interrupted).await.unwrap();
+        assert!(!installed.report.failed(), "{:?}", installed.report.releases);
+        assert_eq!(installed.report.releases[0].revision, Some(1));
+        assert!(fixture.deployment_in(DEFAULT_NAMESPACE, RELEASE).await.is_some());
+        let again = install(&options, heard.cx(), &interrupted).await.unwrap();
+        let objects = || again.report.releases.iter().flat_map(|r| &r.objects);
+        assert!(objects().all(|o| o.outcome == Outcome::Unchanged), "{:?}", again.report.releases);
+
+        let uninstalled = uninstall(&options, false, heard.cx(), &interrupted).await.unwrap();
+        assert!(fixture.deployment_in(DEFAULT_NAMESPACE, RELEASE).await.is_none());
+        let kept: Vec<&str> = uninstalled.kept.iter().map(|(crd, _)| crd.as_str()).collect();
+        assert_eq!(kept, crds);
+        let none = failure(uninstall(&elsewhere, false, heard.cx(), &interrupted).await);
+        assert!(none.starts_with("no weaver is installed in namespace ops"), "{none}");
+    }
+}

@@ -21,6 +21,7 @@ use weaver_test_apiserver::TestApiServer;
 
 use super::apply::{Applied, ApplyActionOptions, Settings, apply};
 use super::drift::DriftOptions;
+use super::install::{DEFAULT_NAMESPACE, InstallOptions};
 use super::removed::PruneReleases;
 use super::render::{IfEmpty, RenderOptions, Selection};
 use super::{Context, Keys, Progress};
@@ -175,6 +176,16 @@ impl Fixture {
         }
     }
 
+    /// How `weaver install` installs the chart built in, into its default namespace.
+    pub(crate) fn install_options(&self) -> InstallOptions {
+        InstallOptions {
+            namespace: DEFAULT_NAMESPACE.into(),
+            overrides: Default::default(),
+            connect: self.connect(),
+            settings: self.apply_options().settings,
+        }
+    }
+
     /// Applies environment `dev` as the repository has it now, which must succeed.
     pub(crate) async fn apply(&self) -> Applied {
         let heard = Heard::default();
@@ -198,7 +209,11 @@ impl Fixture {
     }
 
     pub(crate) async fn deployment(&self, name: &str) -> Option<Deployment> {
-        Api::<Deployment>::namespaced(self.client.clone(), NAMESPACE).get_opt(name).await.expect("get the Deployment")
+        self.deployment_in(NAMESPACE, name).await
+    }
+
+    pub(crate) async fn deployment_in(&self, namespace: &str, name: &str) -> Option<Deployment> {
+        Api::<Deployment>::namespaced(self.client.clone(), namespace).get_opt(name).await.expect("get the Deployment")
     }
 
     /// Changes `web-config`'s greeting on the server as someone else would (`kubectl edit`).

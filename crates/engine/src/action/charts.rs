@@ -157,3 +157,41 @@ fn write_lock(path: &Path, lock: &Lock) -> Result<()> {
     file.persist(path).map_err(|e| Error::io("write", path, e.error))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::testing::{Heard, Repo, failure};
+
+    fn options(repo: &Repo) -> ChartsOptions {
+        ChartsOptions { repo: repo.path(), rev: None, update: false }
+    }
+
+    /// A release of chart `web` of the chart repository `stable`, which no test serves.
+    const REMOTE: &str = "namespace: dev\nrepositories:\n  - name: stable\n    url: https://charts.example.com\n\
+                          releases:\n  - name: web\n    chart: stable/web\n    version: ^1.0.0\n";
+
+    #[test]
+    fn a_pin_no_release_names_any_more_is_dropped_from_the_lock() {
+        let repo = Repo::new();
+        let pin = "charts:\n  - repository: https://charts.example.com\n    name: web\n    constraint: ^1.0.0\n    \
+                   version: 1.0.0\n    url: https://charts.example.com/web-1.0.0.tgz\n    digest: sha256:{}\n";
+        repo.write(LOCK_FILE, &pin.replace("{}", &"0".repeat(64)));
+        let report = lock(&options(&repo), Heard::default().cx().on).unwrap();
+        assert!(report.charts.is_empty() && report.lock_written);
+        let written = std::fs::read_to_string(repo.path().join(LOCK_FILE)).unwrap();
+        assert!(!written.contains("web") && written.contains("charts: []"), "{written}");
+        assert!(!lock(&options(&repo), Heard::default().cx().on).unwrap().lock_written, "an unchanged lock written");
+    }
+
+    #[test]
+    fn fetching_a_chart_the_lock_lacks_names_it_and_its_release() {
+        let repo = Repo::new();
+        repo.write("environments/dev.yaml", REMOTE);
+        let message = failure(fetch(&options(&repo), Heard::default().cx().on));
+        let chart = "chart `stable/web` version `^1.0.0`";
+        let help = "(help: run `weaver charts lock` to resolve it and pin it)";
+        assert_eq!(message, format!("{chart} (releases dev/web): {chart} is not in charts.lock {help}"));
+        assert!(!repo.path().join(LOCK_FILE).exists());
+    }
+}

@@ -113,3 +113,80 @@ impl Urls<'_> {
         Ok(tree)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::AtomicBool;
+
+    use crate::action::apply::apply;
+    use crate::action::testing::{Fixture, Heard, render_options};
+    use weaver_secrets::NewIdentity;
+
+    /// A webhook on loopback that answers one POST with 200 and hands its body over.
+    fn webhook() -> (String, std::thread::JoinHandle<serde_json::Value>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let served = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+            serde_json::from_slice(&body).unwrap()
+        });
+        (url, served)
+    }
+
+    /// An apply that changed something tells the environment's notifications: a URL read from
+    /// a SOPS file with the keys given is sent to, and one read from an environment variable is
+    /// not, as the controller reads none of its own for a tenant.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_apply_is_sent_to_a_url_of_the_repositorys_secrets_and_not_to_a_variables() {
+        let fixture = Fixture::start().await;
+        let (url, served) = webhook();
+        let identity = NewIdentity::generate();
+        let file = std::path::Path::new("secrets/hooks.yaml");
+        let settings = weaver_secrets::encryption_settings(file, None, &[identity.recipient()]).unwrap();
+        let plain = weaver_secrets::Document::parse(file, &format!("hook: {url}\n")).unwrap();
+        fixture.repo.write("secrets/hooks.yaml", &weaver_secrets::encrypt(file, &plain, &settings).unwrap());
+        let notifications = "notifications:\n  - name: hook\n    type: json\n    \
+                             url: {fromSecret: {file: secrets/hooks.yaml, key: hook}}\n  \
+                             - name: oncall\n    type: json\n    url: {fromEnv: ONCALL_WEBHOOK_URL}\n";
+        fixture.repo.write(
+            "environments/dev.yaml",
+            &format!("namespace: dev\n{notifications}releases:\n  - name: web\n    chart: app\n"),
+        );
+        let key_dir = tempfile::tempdir().unwrap();
+        identity.write_new_file(&key_dir.path().join("key.txt")).unwrap();
+        let identities = std::fs::read_to_string(key_dir.path().join("key.txt")).unwrap();
+        let mut options = fixture.apply_options();
+        options.render = render_options(fixture.repo.selection(), &identities);
+        let heard = Heard::default();
+        apply(&options, heard.cx(), &AtomicBool::new(false)).await.unwrap();
+        let told: Vec<String> = heard.told().into_iter().filter(|t| t.starts_with("notified")).collect();
+        assert_eq!(
+            told,
+            [
+                // Told at once: it is never sent.
+                "notified oncall: environment variable ONCALL_WEBHOOK_URL is not read in the cluster: the controller's variables are not a tenant's; use fromSecret",
+                "notified hook: sent in 1 attempt(s)",
+            ]
+        );
+        let message = served.join().unwrap();
+        assert_eq!((&message["event"], &message["environment"]), (&"apply".into(), &"dev".into()));
+    }
+}

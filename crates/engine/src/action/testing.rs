@@ -246,7 +246,8 @@ impl Fixture {
     }
 }
 
-/// A [`Context`] that keeps what the action told: its warnings and status lines, in order.
+/// A [`Context`] that keeps what the action told: its warnings, status lines and how each
+/// notification went, in order.
 pub(crate) struct Heard {
     redactor: Redactor,
     told: Arc<Mutex<Vec<String>>>,
@@ -259,6 +260,10 @@ impl Default for Heard {
         let keep = Arc::clone(&told);
         let on = Box::new(move |progress: Progress<'_>| match progress {
             Progress::Warning(text) | Progress::Status(text) => keep.lock().expect("not poisoned").push(text),
+            Progress::Notified(delivery) => keep.lock().expect("not poisoned").push(match delivery.result {
+                Ok(sent) => format!("notified {}: sent in {} attempt(s)", delivery.name, sent.attempts),
+                Err(failure) => format!("notified {}: {}", delivery.name, failure.reason),
+            }),
             _ => {}
         });
         Heard { redactor: Redactor::default(), told, on }
@@ -270,7 +275,7 @@ impl Heard {
         Context { redactor: &self.redactor, on: &*self.on }
     }
 
-    /// The warnings and status lines told so far.
+    /// The warnings, status lines and notifications told so far.
     pub(crate) fn told(&self) -> Vec<String> {
         self.told.lock().expect("not poisoned").clone()
     }

@@ -27,7 +27,7 @@ use super::render::{IfEmpty, RenderOptions, Selection};
 use super::{Context, Keys, Progress};
 
 /// The namespace of environment `dev`'s release `web`.
-pub(crate) const NAMESPACE: &str = "dev";
+const NAMESPACE: &str = "dev";
 
 /// The repository's files: environment `dev`, chart `app`.
 const FILES: [(&str, &str); 5] = [

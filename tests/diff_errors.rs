@@ -121,7 +121,7 @@ fn a_kind_the_server_does_not_know_names_the_template() {
     let err = repo.weaver(&["diff", "--env", "dev", "--kubeconfig", kubeconfig]).failure().to_string();
     assert!(
         err.contains(
-            "error: charts/app/templates/gizmo.yaml: Gizmo.nowhere.example.com g (release app) is a nowhere.example.com/v1 Gizmo, which the cluster"
+            "error: charts/app/templates/gizmo.yaml: Gizmo.nowhere.example.com g (release app) is of kind Gizmo (nowhere.example.com/v1), which the cluster"
         ),
         "{err}"
     );

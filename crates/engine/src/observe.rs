@@ -340,11 +340,11 @@ fn set_scope(manifest: &mut Manifest, namespaced: bool, release_namespace: &str)
 
 fn unserved_error(cluster: &Cluster, manifest: &Manifest, unserved: Unserved) -> Error {
     let what = format!(
-        "{} (release {}) is a {} {}, which the cluster (context `{}`) does not serve",
+        "{} (release {}) is of kind {} ({}), which the cluster (context `{}`) does not serve",
         manifest.key(),
         manifest.release,
-        manifest.api_version(),
         manifest.kind(),
+        manifest.api_version(),
         cluster.info.context
     );
     let error = Error::at(Location::file(&manifest.source), what);

@@ -530,7 +530,7 @@ mod tests {
         fixture.repo.write("charts/app/templates/widget.yaml", widget);
         let result = apply_with(&fixture.apply_options()).await;
         let message = failure(result);
-        let unserved = "Widget.example.com w (release web) is a example.com/v1 Widget, which the cluster (context `fake`) does not serve";
+        let unserved = "Widget.example.com w (release web) is of kind Widget (example.com/v1), which the cluster (context `fake`) does not serve";
         assert!(message.starts_with(unserved), "{message}");
         assert!(fixture.config_map("web-config").await.is_none());
         assert!(fixture.records().await.is_empty());

@@ -563,12 +563,32 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A copy of the demo's SOPS file, and its key.
-    const DEV: &str = include_str!("../tests/data/dev.yaml");
+    /// A real SOPS file, encrypted once per run to a key made for it (no key is kept in the
+    /// repository), and that key: maps, lists, a multi-line string, numbers, a boolean, a comment.
+    static SEALED: std::sync::LazyLock<(String, String)> = std::sync::LazyLock::new(|| {
+        use secrecy::ExposeSecret;
+        let identity = age::x25519::Identity::generate();
+        let plain = "# the database\ndb:\n  user: app\n  password: s3cret\n  port: 5432\n\
+                     tls: true\ncerts:\n  - |\n    -----BEGIN-----\n    abc\n  - two\n";
+        let path = Path::new("dev.yaml");
+        let settings = EncryptionSettings {
+            recipients: vec![identity.to_public().to_string()],
+            selector: Selector::default(),
+            mac_only_encrypted: false,
+        };
+        let sealed = encrypt(path, &Document::parse(path, plain).unwrap(), &settings).unwrap();
+        (sealed, identity.to_string().expose_secret().to_owned())
+    });
 
-    fn dev_key() -> Identities {
-        let key = include_str!("../tests/data/dev.agekey");
-        crate::IdentitySources { sops_key: Some(key.into()), ..Default::default() }.load().unwrap()
+    fn sealed_key() -> Identities {
+        crate::IdentitySources { sops_key: Some(SEALED.1.clone().into()), ..Default::default() }.load().unwrap()
+    }
+
+    #[test]
+    fn the_sealed_file_decrypts_with_its_key() {
+        let document = crate::decrypt_bytes(Path::new("s.yaml"), SEALED.0.as_bytes(), &sealed_key()).unwrap();
+        assert_eq!(document.to_json()["db"]["password"], "s3cret");
+        assert!(!SEALED.0.contains("s3cret"), "the value is encrypted in the file");
     }
 
     proptest! {
@@ -579,18 +599,18 @@ mod tests {
         fn arbitrary_input_never_panics(
             bytes in proptest::collection::vec(any::<u8>(), 0..400),
             yaml in weaver_arbitrary::arbitrary_yaml(),
-            at in 0..DEV.len(),
+            at in 0..SEALED.0.len(),
             cut in 0..40usize,
             insert in weaver_arbitrary::arbitrary_yaml(),
         ) {
-            let ids = dev_key();
+            let (sealed, ids) = (&SEALED.0, sealed_key());
             for path in ["s.yaml", "s.json", "s.age"] {
                 let _ = crate::decrypt_bytes(Path::new(path), &bytes, &ids);
                 let _ = crate::decrypt_bytes(Path::new(path), yaml.as_bytes(), &ids);
             }
-            let mut damaged = DEV.as_bytes()[..at].to_vec();
+            let mut damaged = sealed.as_bytes()[..at].to_vec();
             damaged.extend_from_slice(insert.as_bytes());
-            damaged.extend_from_slice(&DEV.as_bytes()[(at + cut).min(DEV.len())..]);
+            damaged.extend_from_slice(&sealed.as_bytes()[(at + cut).min(sealed.len())..]);
             let _ = crate::decrypt_bytes(Path::new("s.yaml"), &damaged, &ids);
         }
     }

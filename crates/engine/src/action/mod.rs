@@ -111,7 +111,17 @@ where
     if tokio::runtime::Handle::try_current().is_err() {
         return work();
     }
-    tokio::task::spawn_blocking(work).await.unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
+    joined(tokio::task::spawn_blocking(work).await)
+}
+
+/// The work's result; its panic goes on in the awaiting task, as if the work had run there.
+fn joined<T>(done: Result<T, tokio::task::JoinError>) -> T {
+    match done {
+        Ok(value) => value,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // Only a runtime shutting down cancels blocking work, and it drops this task first.
+        Err(err) => panic!("the blocking pool stopped the work: {err}"),
+    }
 }
 
 /// [`blocking`], the progress the work tells handed to `on` on the awaiting task, in order.
@@ -136,7 +146,7 @@ where
                 while let Ok(progress) = told.try_recv() {
                     on(progress);
                 }
-                return done.unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()));
+                return joined(done);
             }
         }
     }

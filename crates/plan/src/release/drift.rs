@@ -406,8 +406,19 @@ struct Walker<'k> {
 const MAP_FIELDS: &[&str] = &["data", "binaryData", "labels", "annotations", "matchLabels", "nodeSelector", "selector"];
 
 /// A built-in kind's resource lists, whose quantities the API server keeps to a milli.
-const QUANTITY_MAPS: &[&str] =
-    &["requests", "limits", "capacity", "hard", "allocatable", "overhead", "max", "min", "default", "defaultRequest"];
+const QUANTITY_MAPS: &[&str] = &[
+    "requests",
+    "limits",
+    "capacity",
+    "hard",
+    "allocatable",
+    "overhead",
+    "max",
+    "min",
+    "default",
+    "defaultRequest",
+    "maxLimitRequestRatio",
+];
 
 impl Walker<'_> {
     fn walk<'v>(
@@ -714,6 +725,13 @@ pub(crate) mod tests {
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"n": "1000"}});
         let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"n": "1k"}});
         assert_eq!(paths(&object_drift(&recorded, &live)), vec![("data.n", ChangeOp::Replace)]);
+        // Every resource list of a LimitRange is kept to a milli, its request ratio too.
+        let limits = |ratio: &str| {
+            json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "l"},
+                "spec": {"limits": [{"type": "Container", "maxLimitRequestRatio": {"cpu": ratio}}]}})
+        };
+        assert_eq!(paths(&object_drift(&limits("1.5001"), &limits("1501m"))), vec![]);
+        assert_eq!(paths(&object_drift(&limits("1.5"), &limits("2"))).len(), 1);
     }
 
     #[test]

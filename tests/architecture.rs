@@ -232,7 +232,7 @@ fn the_crates_verbose_logs_show_are_those_that_log() {
     }
 }
 
-/// Whether a source file below `dir` sends tracing events or spans.
+/// Whether a source file below `dir` sends tracing events or spans (macros, `#[instrument]`).
 fn files_logging(dir: &std::path::Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else { return false };
     entries.map(|e| e.unwrap().path()).any(|path| match path.extension() {
@@ -244,6 +244,9 @@ fn files_logging(dir: &std::path::Path) -> bool {
                 "tracing::warn!",
                 "tracing::error!",
                 "tracing::trace!",
+                "tracing::event!",
+                "_span!",
+                "tracing::instrument",
                 "use tracing::",
             ]
             .iter()
@@ -257,7 +260,7 @@ fn files_logging(dir: &std::path::Path) -> bool {
 /// joins onto `CARGO_MANIFEST_DIR`) that lie outside the crate, as `file: path`.
 fn reads_outside(crate_dir: &Path) -> Vec<String> {
     let named = regex::Regex::new(
-        r#"include_(?:str|bytes)!\("([^"]+)"\)|#\[path = "([^"]+)"\]|CARGO_MANIFEST_DIR"\)\)\.join\("([^"]+)"\)"#,
+        r#"include_(?:str|bytes)!\("([^"]+)"\)|#\[path = "([^"]+)"\]|CARGO_MANIFEST_DIR"\)\)\.join\("([^"]+)"\)|concat!\(env!\("CARGO_MANIFEST_DIR"\), "/([^"]+)"\)"#,
     )
     .unwrap();
     let mut outside = Vec::new();
@@ -273,7 +276,7 @@ fn reads_outside(crate_dir: &Path) -> Vec<String> {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         for found in named.captures_iter(&text) {
-            let (from, written) = match (found.get(1).or(found.get(2)), found.get(3)) {
+            let (from, written) = match (found.get(1).or(found.get(2)), found.get(3).or(found.get(4))) {
                 (Some(relative), _) => (path.parent().unwrap(), relative.as_str()),
                 (None, Some(joined)) => (crate_dir, joined.as_str()),
                 (None, None) => unreachable!("the pattern captures one of them"),
@@ -314,12 +317,18 @@ fn a_file_named_outside_its_crate_is_found() {
         "include_str!(\"../../data.txt\"); include_bytes!(\"../../../b/data\");\n\
          #[path = \"../../../b/cases.rs\"]\nmod cases;\n\
          Path::new(env!(\"CARGO_MANIFEST_DIR\")).join(\"../../environments\");\n\
-         Path::new(env!(\"CARGO_MANIFEST_DIR\")).join(\"tests/data\");\n",
+         Path::new(env!(\"CARGO_MANIFEST_DIR\")).join(\"tests/data\");\n\
+         concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/../b/flood.py\"); concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/own.json\");\n",
     )
     .unwrap();
     let m = crate_dir.join("src/x/m.rs").display().to_string();
     assert_eq!(
         reads_outside(&crate_dir),
-        [format!("{m}: ../../../b/data"), format!("{m}: ../../../b/cases.rs"), format!("{m}: ../../environments")]
+        [
+            format!("{m}: ../../../b/data"),
+            format!("{m}: ../../../b/cases.rs"),
+            format!("{m}: ../../environments"),
+            format!("{m}: ../b/flood.py"),
+        ]
     );
 }

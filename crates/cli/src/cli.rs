@@ -1285,7 +1285,7 @@ pub struct PromoteArgs {
 /// pull request's body: `weaver promote` and `weaver images update`.
 #[derive(Debug, Args)]
 pub struct ProposalArgs {
-    /// Check (a promotion's gates, the registries' tags), show the change and its plan; write nothing
+    /// Check, plan and show the change; write nothing
     #[arg(long)]
     pub dry_run: bool,
     /// The new branch to commit to [default: weaver/<promote|images>-<environments>-<digest>]

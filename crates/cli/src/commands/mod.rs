@@ -562,7 +562,6 @@ pub(crate) fn pinned_changes(changes: &[PinChange], redactor: &weaver_secrets::R
     out
 }
 
-/// Writes to stdout, treating a closed pipe (`weaver render | head`) as success.
 /// What a proposing command's flags (`weaver promote`, `weaver images update`) ask: read and
 /// branched from HEAD, committed as the repository's user, remote charts from this machine's
 /// cache.
@@ -603,6 +602,7 @@ pub(crate) fn write_proposal(
     write_stdout(ui.redactor.redact(&text).as_bytes())
 }
 
+/// Writes to stdout, treating a closed pipe (`weaver render | head`) as success.
 pub(crate) fn write_stdout(bytes: &[u8]) -> weaver_core::error::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|_| out.flush()) {

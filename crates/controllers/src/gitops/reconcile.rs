@@ -580,12 +580,16 @@ impl Run<'_> {
         // The render in its tenant's turn; the apply after it (waiting for the lock, for
         // objects to be ready) lets others render.
         let offline = async {
-            let _turn = self.renders.turn(self.tenant, &status.name, &options.render.limits).await?;
-            // Logged: the status hears of it once the render is done (it shares this task).
+            let turn = self.renders.turn(self.tenant, &status.name, &options.render.limits).await?;
+            // Logged; the status goes on saying `applying` (it is written while this renders).
             tracing::info!("{applying}: rendering");
             let owned = options.clone();
-            weaver_engine::action::blocking_with(cx, move |cx| weaver_engine::action::apply::render_offline(&owned, cx))
-                .await
+            // The turn is the render's: a reconcile stopped meanwhile does not give it back early.
+            weaver_engine::action::blocking_with(cx, move |cx| {
+                let _turn = turn;
+                weaver_engine::action::apply::render_offline(&owned, cx)
+            })
+            .await
         }
         .await;
         let applied = match offline {
@@ -654,14 +658,13 @@ impl Run<'_> {
             // The render in its tenant's turn; the plan's API requests after it let others render.
             let planned = async {
                 let offline = {
-                    let _turn = self.renders.turn(self.tenant, &env.name, &options.render.limits).await?;
-                    {
-                        let owned = options.clone();
-                        weaver_engine::action::blocking_with(cx, move |cx| {
-                            weaver_engine::action::plan::render_offline(&owned, cx)
-                        })
-                        .await?
-                    }
+                    let turn = self.renders.turn(self.tenant, &env.name, &options.render.limits).await?;
+                    let owned = options.clone();
+                    weaver_engine::action::blocking_with(cx, move |cx| {
+                        let _turn = turn;
+                        weaver_engine::action::plan::render_offline(&owned, cx)
+                    })
+                    .await?
                 };
                 weaver_engine::action::plan::plan_rendered(&options, offline, cx).await
             }

@@ -77,7 +77,10 @@ impl Progress<'_> {
             Progress::Warning(text) => Progress::Warning(text),
             Progress::Status(text) => Progress::Status(text),
             Progress::Writing => Progress::Writing,
-            Progress::Apply(_) => return None,
+            Progress::Apply(_) => {
+                debug_assert!(false, "an apply's events are told from its own task, not blocking work");
+                return None;
+            }
             Progress::Notified(delivery) => Progress::Notified(delivery),
         })
     }
@@ -101,7 +104,8 @@ pub use weaver_net::runtime::block_on;
 /// Runs CPU-bound work (decrypting, rendering, reading git, judging) from an async action on
 /// tokio's blocking pool, so that the task awaiting it goes on: the controller's reconcile keeps
 /// writing its status and hears its stop signal while it renders, and a stopped reconcile stops
-/// waiting at once (the work, which owns what it reads, ends on its own). Without a runtime, in
+/// waiting at once (the work, which owns what it reads, ends on its own: a render at its
+/// `RenderLimits` time or the controller's stop). Without a runtime, in
 /// place. Work that tells progress or registers secret values runs in [`blocking_with`].
 pub async fn blocking<T, W>(work: W) -> T
 where
@@ -111,7 +115,9 @@ where
     if tokio::runtime::Handle::try_current().is_err() {
         return work();
     }
-    joined(tokio::task::spawn_blocking(work).await)
+    // Its logs keep the caller's span (the reconcile's object, in the controller).
+    let span = tracing::Span::current();
+    joined(tokio::task::spawn_blocking(move || span.in_scope(work)).await)
 }
 
 /// The work's result; its panic goes on in the awaiting task, as if the work had run there.
@@ -134,9 +140,12 @@ where
         return work(on);
     }
     let (sender, mut told) = tokio::sync::mpsc::unbounded_channel();
+    let span = tracing::Span::current();
     let mut working = tokio::task::spawn_blocking(move || {
         // The awaiting task may have stopped listening: then nobody is left to tell.
-        work(&move |progress: Progress<'_>| _ = progress.owned().map(|progress| sender.send(progress)))
+        span.in_scope(|| {
+            work(&move |progress: Progress<'_>| _ = progress.owned().map(|progress| sender.send(progress)))
+        })
     });
     loop {
         tokio::select! {

@@ -334,7 +334,9 @@ impl Proposal {
         servers: &SharedServers,
         cx: Context<'_>,
     ) -> Result<Planned> {
-        let changed = Arc::new(load_environment_promoted(project.source.as_ref(), environment, promoted.clone())?);
+        let (source, name, promoted) = (Arc::clone(&project.source), environment.to_string(), promoted.clone());
+        let changed =
+            Arc::new(super::blocking(move || load_environment_promoted(source.as_ref(), &name, promoted)).await?);
         let render = RenderOptions {
             selection: Selection {
                 env: environment.to_string(),

@@ -511,8 +511,7 @@ impl Prepared {
             live: Arc::new(Live::cluster(lookup_kinds(cluster, &offline.rendered))),
         };
         let releases = self.selected.releases();
-        let names = releases.iter().map(|r| r.name.clone()).collect();
-        let mut rendered = self.render_releases_blocking(names, &view, None, on).await?;
+        let mut rendered = self.render_releases_blocking(None, &view, None, on).await?;
         let mut looked_up = Vec::new();
         for round in 0.. {
             let asked = view.live.take_missing();
@@ -536,7 +535,7 @@ impl Prepared {
             view.live.add(lists.iter().cloned());
             looked_up.extend(lists);
             let again = releases.iter().filter(|r| asked.contains_key(&r.name)).map(|r| r.name.clone()).collect();
-            rendered = self.render_releases_blocking(again, &view, Some(rendered), on).await?;
+            rendered = self.render_releases_blocking(Some(again), &view, Some(rendered), on).await?;
         }
         if self.validate != Mode::Ignore && !offline.looking_up.is_empty() {
             let started = Instant::now();
@@ -663,18 +662,21 @@ impl Prepared {
         Ok(Some(texts))
     }
 
-    /// [`Prepared::render_releases`] of the selected releases `names` names, on the blocking pool.
+    /// [`Prepared::render_releases`] of the selected releases `names` names (all of them when
+    /// None), on the blocking pool.
     async fn render_releases_blocking(
         self: &Arc<Self>,
-        names: BTreeSet<String>,
+        names: Option<BTreeSet<String>>,
         view: &ClusterView,
         previous: Option<Rendered>,
         on: OnProgress<'_>,
     ) -> Result<Rendered> {
         let (prepared, view) = (Arc::clone(self), view.clone());
         super::blocking_telling(on, move |on| {
-            let releases: Vec<&Release> =
-                prepared.selected.releases().into_iter().filter(|r| names.contains(&r.name)).collect();
+            let mut releases = prepared.selected.releases();
+            if let Some(names) = names {
+                releases.retain(|r| names.contains(&r.name));
+            }
             prepared.render_releases(&releases, &view, previous, on)
         })
         .await

@@ -150,31 +150,33 @@ async fn judged(
     // Each release judged on the thread pool: thousands of objects on a page. Judgments kept
     // with the render are reused for releases whose reads did not change.
     let kept = observed.and_then(|o| o.judgments.as_deref()).map(|j| &j.health);
-    let releases = releases
-        .par_iter()
-        .map(|release| {
-            let record = records.get(&release.name).map(|r| &**r);
-            let place = |manifest: &Value| place(cluster, manifest, release);
-            let judge = || {
-                release_health(release, record, &by_key, &owned, place, |object| {
-                    let judged = match release.health_checks.is_empty() {
-                        true => built_in_readiness(object),
-                        // The environment's rules (CEL) may read any field, managedFields too, which
-                        // the LISTs kept as text.
-                        false => readiness(&fields_parsed(object), &release.health_checks),
-                    };
-                    health(with_pods(judged, object, pods_owned, now))
-                })
-            };
-            match kept {
-                Some(kept) => {
-                    let read = of_recorded(record, &by_key, place, Some((&owned, DEPENDENT_DEPTH)));
-                    kept.judged(&release.name, read, judge)
+    let releases = super::judging_in_place(|| {
+        releases
+            .par_iter()
+            .map(|release| {
+                let record = records.get(&release.name).map(|r| &**r);
+                let place = |manifest: &Value| place(cluster, manifest, release);
+                let judge = || {
+                    release_health(release, record, &by_key, &owned, place, |object| {
+                        let judged = match release.health_checks.is_empty() {
+                            true => built_in_readiness(object),
+                            // The environment's rules (CEL) may read any field, managedFields too, which
+                            // the LISTs kept as text.
+                            false => readiness(&fields_parsed(object), &release.health_checks),
+                        };
+                        health(with_pods(judged, object, pods_owned, now))
+                    })
+                };
+                match kept {
+                    Some(kept) => {
+                        let read = of_recorded(record, &by_key, place, Some((&owned, DEPENDENT_DEPTH)));
+                        kept.judged(&release.name, read, judge)
+                    }
+                    None => judge(),
                 }
-                None => judge(),
-            }
-        })
-        .collect();
+            })
+            .collect()
+    });
     phase(on, "observe", started);
     // An observation given was told of by the plan that made it.
     if observed.is_none() {

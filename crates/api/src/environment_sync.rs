@@ -121,7 +121,7 @@ pub struct EnvironmentSyncSpec {
     /// take their source's pins as `weaver promote` takes them (the same gates), committed as
     /// `author` and pushed with `source.secretRef`'s credentials (the book's promotion guide).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub promotion: Option<AutoPromotion>,
+    pub promotion: Option<Pushing>,
     /// Image updates: on its interval, the selected environments that have `imageUpdates:`
     /// take the newest tags their policies allow, as `weaver images update` writes them, committed
     /// as `author` and pushed with `source.secretRef`'s credentials (the book's promotion guide,
@@ -262,11 +262,13 @@ pub struct KubeConfigRef {
     pub secret_ref: LocalObjectReference,
 }
 
+/// A run that writes pins and pushes them, on its interval: `spec.promotion`, and
+/// `spec.imageUpdates` beside its pull secrets.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct AutoPromotion {
-    /// How often the gates are judged (default 10m); a reconcile that is due runs it after
-    /// its apply.
+pub struct Pushing {
+    /// How often it runs (default 10m for a promotion, which judges the gates, and 5m for image
+    /// updates, which ask the registries); a reconcile that is due runs it after its apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION))]
     pub interval: Option<String>,
@@ -281,16 +283,8 @@ pub struct AutoPromotion {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AutoImageUpdates {
-    /// How often the registries are asked (default 5m); a reconcile that is due asks them
-    /// after its apply.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = DURATION))]
-    pub interval: Option<String>,
-    /// Where the commit goes; without it, to the branch `source.ref.branch` tracks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub push: Option<PromotionPush>,
-    /// Who the commits are by (author and committer).
-    pub author: GitAuthor,
+    #[serde(flatten)]
+    pub pushing: Pushing,
     /// Secrets of this namespace (`kubernetes.io/dockerconfigjson`, as Pods' imagePullSecrets)
     /// holding the registries' credentials, read as the EnvironmentSync's account; without
     /// them, registries are asked anonymously.
@@ -378,17 +372,9 @@ pub struct EnvironmentSyncStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageUpdatesStatus {
-    /// When the registries were last asked, RFC 3339, UTC.
-    pub last_attempt_time: String,
-    /// The commit the pins were written on (the update's parent).
-    pub revision: String,
-    /// The branch pushed to.
-    pub branch: String,
-    /// The last commit pushed, and when.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_pushed_commit: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_push_time: Option<String>,
+    /// When the registries were last asked, at which commit, and what was pushed.
+    #[serde(flatten)]
+    pub push: PushStatus,
     /// Per environment and image, the newest tag its policy allows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<NewestImage>,
@@ -528,12 +514,14 @@ pub(crate) const NONE_ALLOWED: &str = "none allowed";
 /// What a sentence says of a pin that was not set.
 pub(crate) const UNSET: &str = "unset";
 
+/// What the two runs that write pins on a branch (the auto-promotion, the image update) keep of
+/// their last attempt and push: the same fields, flattened into each one's status.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PromotionStatus {
-    /// When the gates were last judged, RFC 3339, UTC.
+pub struct PushStatus {
+    /// When the run last ran (the gates judged, the registries asked), RFC 3339, UTC.
     pub last_attempt_time: String,
-    /// The commit they were judged at (the promotion's parent).
+    /// The commit it ran at: the parent of what it pushes.
     pub revision: String,
     /// The branch pushed to.
     pub branch: String,
@@ -542,6 +530,34 @@ pub struct PromotionStatus {
     pub last_pushed_commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_push_time: Option<String>,
+}
+
+impl AsMut<PushStatus> for PromotionStatus {
+    fn as_mut(&mut self) -> &mut PushStatus {
+        &mut self.push
+    }
+}
+
+impl AsMut<PushStatus> for ImageUpdatesStatus {
+    fn as_mut(&mut self) -> &mut PushStatus {
+        &mut self.push
+    }
+}
+
+impl PushStatus {
+    /// `commit` pushed now, at the run's attempt time.
+    pub fn record(&mut self, commit: &str) {
+        self.last_pushed_commit = Some(commit.to_string());
+        self.last_push_time = Some(self.last_attempt_time.clone());
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionStatus {
+    /// When the gates were last judged, at which commit, and what was pushed.
+    #[serde(flatten)]
+    pub push: PushStatus,
     /// One entry per target environment; empty when none was judged (an error). Always
     /// written: the status is a merge patch, which would keep the last run's otherwise.
     #[serde(default)]

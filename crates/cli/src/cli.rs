@@ -792,14 +792,21 @@ pub enum ImportCommand {
     Flux(ImportFluxArgs),
 }
 
+/// What an import may write over: both imports' flag.
+#[derive(Debug, Args)]
+pub struct ImportReplaceArgs {
+    /// Replace files that a previous import wrote and nobody changed since (weaver-import.lock lists them); never any other file
+    #[arg(long)]
+    pub force: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct ImportFluxArgs {
     /// The Flux repository's root, where its Kustomizations' paths start, relative to the current directory and inside --repo [default: --repo]
     #[arg(value_name = "PATH")]
     pub path: Option<PathBuf>,
-    /// Replace files that a previous import wrote and nobody changed since (weaver-import.lock lists them); never any other file
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub replace: ImportReplaceArgs,
     /// The clusters' directory (each subdirectory a cluster), or one cluster's (a directory holding its YAML files), relative to the Flux repository's root, instead of the ones the import finds
     #[arg(long, value_name = "PATH")]
     pub clusters: Option<PathBuf>,
@@ -810,9 +817,8 @@ pub struct ImportHelmfileArgs {
     /// The helmfile, relative to the current directory [default: helmfile.yaml, or helmfile.yaml.gotmpl when there is none]
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Replace files that a previous import wrote and nobody changed since (weaver-import.lock lists them); never any other file
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub replace: ImportReplaceArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,7 +14,7 @@ use weaver_project::{Chart, Environment, Project, Release};
 
 use super::values::release_secrets;
 use super::{Secrets, parse_objects, read_files};
-use crate::engine::Engine;
+use crate::engine::{Engine, ReleaseRender};
 
 /// The Helm charts the releases name, and the capabilities their templates see. A chart is
 /// loaded (read, then parsed) by the first of its releases to render and dropped after the
@@ -238,7 +238,8 @@ pub(super) fn render_chart(
     let mut manifests: Vec<Manifest> =
         crds.iter().map(|crd| Manifest { release: release.name.clone(), ..crd.clone() }).collect();
     let templates: Vec<&Path> = chart.templates.iter().filter(|t| !t.is_partial()).map(|t| t.path.as_path()).collect();
-    engine.render_release(&templates, context, &release.name, &mut |path, text| {
+    let render = ReleaseRender { release: &release.name, templates: &templates, context };
+    engine.render_release(&render, &mut |path, text| {
         parse_objects(path, &text, release, "rendered output", &mut manifests)
     })?;
     Ok(manifests)

@@ -10,6 +10,16 @@ use weaver_core::error::{Error, Location, Result};
 use weaver_core::limits::{RenderLimits, Stop};
 use weaver_project::Chart;
 
+/// A release's templates and the context they are rendered in: what
+/// [`Engine::render_release`] renders, in this process or in a worker's.
+#[derive(Clone, Copy)]
+pub struct ReleaseRender<'a> {
+    /// The release's name, as errors and limits name it.
+    pub release: &'a str,
+    pub templates: &'a [&'a Path],
+    pub context: &'a minijinja::Value,
+}
+
 pub struct Engine {
     env: Environment<'static>,
     limits: RenderLimits,
@@ -86,19 +96,18 @@ impl Engine {
         Ok(Engine { env, limits: limits.clone(), workers })
     }
 
-    /// `templates` rendered for `release`, in order, all within the one `--max-rendered-bytes`
+    /// The release's templates rendered, in order, all within the one `--max-rendered-bytes`
     /// bound; each text handed to `take` as it is rendered (whose error stops the render), in
     /// this process or in a worker's.
     pub fn render_release(
         &self,
-        templates: &[&Path],
-        context: &minijinja::Value,
-        release: &str,
+        render: &ReleaseRender<'_>,
         take: &mut dyn FnMut(&Path, String) -> Result<()>,
     ) -> Result<()> {
         if let Some(workers) = &self.workers {
-            return workers.render(templates, context, release, take);
+            return workers.render(render, take);
         }
+        let ReleaseRender { release, templates, context } = *render;
         let mut rendered_bytes = 0;
         for template in templates {
             let room = self.limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use weaver_core::error::{Error, Location, Result};
 use weaver_core::limits::{Bound, Isolation, RenderLimits, Stop};
 
+use crate::engine::ReleaseRender;
 use crate::filters::ChartFiles;
 
 /// How long a worker past its deadline is given to say so itself (naming the template where
@@ -138,15 +139,14 @@ impl Workers {
         Workers { isolation: isolation.clone(), limits: limits.clone(), templates, idle: Mutex::default() }
     }
 
-    /// `templates` rendered for `release` by a worker, each text handed to `take` as it comes
+    /// A release's templates rendered by a worker, each text handed to `take` as it comes
     /// (see [`Engine::render_release`](crate::engine::Engine::render_release)).
     pub(crate) fn render(
         &self,
-        templates: &[&Path],
-        context: &minijinja::Value,
-        release: &str,
+        render: &ReleaseRender<'_>,
         take: &mut dyn FnMut(&Path, String) -> Result<()>,
     ) -> Result<()> {
+        let ReleaseRender { release, templates, context } = *render;
         let release_request = release_request(context, release)?;
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut worker = match idle {

@@ -15,12 +15,12 @@ pub fn run(global: &GlobalArgs, ui: &Ui, command: &ImportCommand) -> Result<Exit
         ImportCommand::Helmfile(args) => import_helmfile(&ImportOptions {
             repo: global.repo.clone(),
             helmfile: args.file.clone(),
-            force: args.force,
+            force: args.replace.force,
         })?,
         ImportCommand::Flux(args) => import_flux(&ImportFluxOptions {
             repo: global.repo.clone(),
             path: args.path.clone(),
-            force: args.force,
+            force: args.replace.force,
             clusters: args.clusters.clone(),
         })?,
     };

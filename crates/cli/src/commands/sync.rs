@@ -10,7 +10,7 @@ use super::{Ui, block_on, connect_options, table, write_stdout};
 use crate::cli::ClusterArgs;
 use crate::cli::{SyncCommand, SyncFormat, SyncNamespaceArgs};
 use weaver_api::conditions;
-use weaver_api::environment_sync::{State, state};
+use weaver_api::environment_sync::{PushStatus, State, state};
 use weaver_controllers::gitops::EnvironmentSync;
 use weaver_controllers::gitops::api::PendingPlan;
 use weaver_controllers::gitops::plan::short;
@@ -271,8 +271,8 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
     }
     if let Some(promotion) = &status.promotion {
         text.push_str(&pushing_text(sync, conditions::PROMOTED, "Promotion (spec.promotion)"));
-        text.push_str(&format!("  gates last judged: {}\n", promotion.last_attempt_time));
-        text.push_str(&pushed_line(&promotion.branch, &promotion.last_pushed_commit, &promotion.last_push_time));
+        text.push_str(&format!("  gates last judged: {}\n", promotion.push.last_attempt_time));
+        text.push_str(&pushed_line(&promotion.push));
         let mut rows = vec![["TARGET", "FROM", "GATES", "CHANGES"].map(String::from).to_vec()];
         rows.extend(promotion.targets.iter().map(|t| {
             vec![
@@ -290,9 +290,9 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
         text.push_str(&pushing_text(sync, conditions::IMAGES_UPDATED, "Image updates (spec.imageUpdates)"));
         text.push_str(&format!(
             "  registries last asked: {} ({} requests)\n",
-            updates.last_attempt_time, updates.requests
+            updates.push.last_attempt_time, updates.requests
         ));
-        text.push_str(&pushed_line(&updates.branch, &updates.last_pushed_commit, &updates.last_push_time));
+        text.push_str(&pushed_line(&updates.push));
         let images: Vec<String> = updates.images.iter().map(ToString::to_string).collect();
         let changes: Vec<String> = updates.changes.iter().map(ToString::to_string).collect();
         for (title, lines) in [("newest allowed", &images), ("changed by the last push", &changes)] {
@@ -333,8 +333,9 @@ fn pushing_text(sync: &EnvironmentSync, type_: &str, title: &str) -> String {
 }
 
 /// `  last push: 1a2b3c4d5e6f to branch main at …`, or that none was made yet.
-fn pushed_line(branch: &str, commit: &Option<String>, time: &Option<String>) -> String {
-    match (commit, time) {
+fn pushed_line(push: &PushStatus) -> String {
+    let branch = &push.branch;
+    match (&push.last_pushed_commit, &push.last_push_time) {
         (Some(commit), Some(time)) => format!("  last push: {} to branch {branch} at {time}\n", short(commit)),
         (Some(commit), None) => format!("  last push: {} to branch {branch}\n", short(commit)),
         _ => format!("  nothing pushed to branch {branch} yet\n"),

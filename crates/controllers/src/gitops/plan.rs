@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use weaver_api::environment_sync::{GitAuthor, PromotionPush, Reason};
+use weaver_api::environment_sync::{Pushing, Reason};
 use weaver_api::windows::Windows;
 
 pub use super::api::{
@@ -101,13 +101,13 @@ pub fn retry_after(settings: &Settings, reason: &Reason, failing: Duration) -> D
 
 /// Whether a promotion is due at `now`: never tried, or tried `interval` ago or more.
 pub fn promotion_due(sync: &EnvironmentSync, interval: Duration, now: jiff::Timestamp) -> bool {
-    let last = sync.status.as_ref().and_then(|s| s.promotion.as_ref()).map(|p| p.last_attempt_time.as_str());
+    let last = sync.status.as_ref().and_then(|s| s.promotion.as_ref()).map(|p| p.push.last_attempt_time.as_str());
     due(last, interval, now)
 }
 
 /// Whether an image update is due at `now`, as [`promotion_due`].
 pub fn image_update_due(sync: &EnvironmentSync, interval: Duration, now: jiff::Timestamp) -> bool {
-    let last = sync.status.as_ref().and_then(|s| s.image_updates.as_ref()).map(|p| p.last_attempt_time.as_str());
+    let last = sync.status.as_ref().and_then(|s| s.image_updates.as_ref()).map(|p| p.push.last_attempt_time.as_str());
     due(last, interval, now)
 }
 
@@ -174,9 +174,9 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
     };
     let tracked = (reference.0 == RefKind::Branch).then(|| reference.1.clone());
     // Where a promotion or an image update pushes: `push.branch`, else the tracked branch.
-    let pushing = |field: &str, interval, push: &Option<PromotionPush>, author: &GitAuthor, default| {
-        let interval = duration(&format!("{field}.interval"), interval, default)?;
-        let branch = match (push.as_ref().map(|p| p.branch.clone()), tracked.clone()) {
+    let pushing = |field: &str, run: &Pushing, default| {
+        let interval = duration(&format!("{field}.interval"), &run.interval, default)?;
+        let branch = match (run.push.as_ref().map(|p| p.branch.clone()), tracked.clone()) {
             (Some(branch), _) | (None, Some(branch)) => branch,
             (None, None) => {
                 return Err(format!(
@@ -185,18 +185,18 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
             }
         };
         let force = tracked.as_deref() != Some(branch.as_str());
-        Ok(Promotion { interval, branch, force, author: (author.name.clone(), author.email.clone()) })
+        Ok(Promotion { interval, branch, force, author: (run.author.name.clone(), run.author.email.clone()) })
     };
     let promotion = match &spec.promotion {
         None => None,
-        Some(p) => match pushing("promotion", &p.interval, &p.push, &p.author, DEFAULT_PROMOTION_INTERVAL) {
+        Some(p) => match pushing("promotion", p, DEFAULT_PROMOTION_INTERVAL) {
             Ok(promotion) => Some(promotion),
             Err(message) => return invalid(Reason::InvalidSpec, message),
         },
     };
     let image_updates = match &spec.image_updates {
         None => None,
-        Some(u) => match pushing("imageUpdates", &u.interval, &u.push, &u.author, DEFAULT_IMAGE_UPDATE_INTERVAL) {
+        Some(u) => match pushing("imageUpdates", &u.pushing, DEFAULT_IMAGE_UPDATE_INTERVAL) {
             Ok(pushing) => {
                 let pull_secrets = u.pull_secrets.iter().map(|s| s.name.clone()).collect();
                 Some(Box::new(ImageUpdates { pushing, pull_secrets }))
@@ -575,7 +575,10 @@ mod tests {
         assert!(promotion_due(&s, Duration::from_secs(60), now), "never tried");
         s.status = Some(EnvironmentSyncStatus {
             promotion: Some(crate::gitops::api::PromotionStatus {
-                last_attempt_time: "2026-11-26T09:59:30Z".into(),
+                push: crate::gitops::api::PushStatus {
+                    last_attempt_time: "2026-11-26T09:59:30Z".into(),
+                    ..Default::default()
+                },
                 ..Default::default()
             }),
             ..Default::default()

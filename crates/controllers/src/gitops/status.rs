@@ -585,7 +585,10 @@ mod tests {
             passed: false,
             reason: PushOutcome::GatesFailed.into(),
             message: "nothing pushed: prod from staging: gate `soak` failed".into(),
-            status: PromotionStatus { last_attempt_time: "t1".into(), ..Default::default() },
+            status: PromotionStatus {
+                push: crate::gitops::api::PushStatus { last_attempt_time: "t1".into(), ..Default::default() },
+                ..Default::default()
+            },
             pushed: None,
         };
         let Outcome::Done(mut promoting) = done(Work::Apply, vec![env("dev", "Applied")]) else { unreachable!() };
@@ -593,7 +596,7 @@ mod tests {
         let status = after(&s, &Outcome::Done(promoting), None, &time(1), 1.0);
         assert_eq!(condition_of(&status, READY), Some(("True", "ReconciliationSucceeded")));
         assert_eq!(condition_of(&status, PROMOTED), Some(("False", "GatesFailed")));
-        assert_eq!(status.promotion.as_ref().map(|p| p.last_attempt_time.as_str()), Some("t1"));
+        assert_eq!(status.promotion.as_ref().map(|p| p.push.last_attempt_time.as_str()), Some("t1"));
         s.status = Some(status.clone());
         // A reconcile that promoted nothing (not due), and an apply in progress, keep it.
         let status = after(&s, &done(Work::ReportDrift, vec![env("dev", "Applied")]), None, &time(2), 0.1);

@@ -12,7 +12,7 @@ use super::credentials::{fetch_reason, secret, with_secret};
 use super::{CONCURRENCY, Run, Shared};
 use crate::gitops::api::{
     EnvironmentSync, ImagePinChange, ImageUpdatesStatus, NewestImage, PromotionGate, PromotionStatus, PromotionTarget,
-    PushOutcome, Reason,
+    PushOutcome, PushStatus, Reason,
 };
 use crate::gitops::plan;
 use crate::gitops::status::{ImagesUpdated, Promoted, Pushed};
@@ -103,13 +103,17 @@ async fn registries(
 /// An image update's status before it runs: what the last one pushed is kept.
 fn images_status(sync: &EnvironmentSync, settings: &plan::Promotion, commit: &str) -> ImageUpdatesStatus {
     let previous = sync.status.as_ref().and_then(|s| s.image_updates.as_ref());
-    ImageUpdatesStatus {
+    ImageUpdatesStatus { push: push_attempt(settings, commit, previous.map(|p| &p.push)), ..Default::default() }
+}
+
+/// A pushing run's attempt now at `commit`: what the last one pushed is kept.
+fn push_attempt(settings: &plan::Promotion, commit: &str, previous: Option<&PushStatus>) -> PushStatus {
+    PushStatus {
         last_attempt_time: jiff::Timestamp::now().to_string(),
         revision: commit.to_string(),
         branch: settings.branch.clone(),
         last_pushed_commit: previous.and_then(|p| p.last_pushed_commit.clone()),
         last_push_time: previous.and_then(|p| p.last_push_time.clone()),
-        ..Default::default()
     }
 }
 
@@ -145,14 +149,8 @@ impl Run<'_> {
     ) -> Promoted {
         let previous = sync.status.as_ref().and_then(|s| s.promotion.as_ref());
         let commit = self.fetched.commit.clone();
-        let mut status = PromotionStatus {
-            last_attempt_time: jiff::Timestamp::now().to_string(),
-            revision: commit.clone(),
-            branch: settings.branch.clone(),
-            last_pushed_commit: previous.and_then(|p| p.last_pushed_commit.clone()),
-            last_push_time: previous.and_then(|p| p.last_push_time.clone()),
-            targets: Vec::new(),
-        };
+        let mut status =
+            PromotionStatus { push: push_attempt(settings, &commit, previous.map(|p| &p.push)), targets: Vec::new() };
         let targets: Vec<String> =
             environments.iter().filter(|e| e.promotion.is_some()).map(|e| e.name.clone()).collect();
         let result = Promoted::unpushed;
@@ -210,7 +208,7 @@ impl Run<'_> {
     /// Pushes a run's commit to `push_to`'s branch, its local branches removed after: the
     /// outcome says `done.0` and `changes` on a push, `UpToDate` when the branch already has
     /// `done.1`, the push's failure (naming the source's Secret) otherwise.
-    async fn push<S: PushRecord>(
+    async fn push<S: AsMut<PushStatus>>(
         &self,
         push: Push<'_>,
         mut status: S,
@@ -226,7 +224,7 @@ impl Run<'_> {
         let changes = changes.join("; ");
         match pushed {
             Ok(Ok(true)) => {
-                status.record_push(&commit);
+                status.as_mut().record(&commit);
                 let message = format!("pushed {} to branch {} ({changes})", plan::short(&commit), settings.branch);
                 Pushed { passed: true, reason: reason.into(), message, status, pushed: Some(commit) }
             }
@@ -254,32 +252,6 @@ struct Push<'a> {
     push_to: &'a FetchRequest,
     sync: &'a EnvironmentSync,
     namespace: &'a str,
-}
-
-/// What a pushing run's status keeps of its push.
-trait PushRecord {
-    /// The run's attempt time, and the last commit pushed and when: the same three fields in
-    /// both statuses.
-    fn push_fields(&mut self) -> (&str, &mut Option<String>, &mut Option<String>);
-
-    /// `commit` pushed now, at the run's attempt time.
-    fn record_push(&mut self, commit: &str) {
-        let (attempted, last_pushed_commit, last_push_time) = self.push_fields();
-        *last_pushed_commit = Some(commit.to_string());
-        *last_push_time = Some(attempted.to_string());
-    }
-}
-
-impl PushRecord for PromotionStatus {
-    fn push_fields(&mut self) -> (&str, &mut Option<String>, &mut Option<String>) {
-        (&self.last_attempt_time, &mut self.last_pushed_commit, &mut self.last_push_time)
-    }
-}
-
-impl PushRecord for ImageUpdatesStatus {
-    fn push_fields(&mut self) -> (&str, &mut Option<String>, &mut Option<String>) {
-        (&self.last_attempt_time, &mut self.last_pushed_commit, &mut self.last_push_time)
-    }
 }
 
 impl Run<'_> {

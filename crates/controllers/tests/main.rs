@@ -1,12 +1,12 @@
 //! The controller's servers under hostile peers, on loopback: a flood of connections, headers
 //! and bodies that never finish, headers too large to hold. The peers are `flood.py` processes
 //! (their descriptors are their own, as a remote peer's are), the servers run in this process.
-//! One test at a time: they measure this process's descriptors and memory.
+//! Those that measure this process's descriptors and memory run alone.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
@@ -15,10 +15,16 @@ use hyper::{Request, Response};
 use weaver_controllers::http::{Limits, read_body};
 use weaver_controllers::telemetry::Telemetry;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// The tests that measure this process's descriptors or memory run alone; the others, which
+/// only time their own connections, run beside each other.
+static MEASURED: RwLock<()> = RwLock::new(());
 
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    MEASURED.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn unmeasured() -> RwLockReadGuard<'static, ()> {
+    MEASURED.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A server within `limits` that reads each request's body (at most 1 KiB) and answers how
@@ -134,7 +140,7 @@ fn closed_after(stream: &mut TcpStream, within: Duration) -> Option<(Duration, S
 
 #[test]
 fn healthz_answers_while_twenty_thousand_connections_flood_another_port() {
-    let _one = one_at_a_time();
+    let _alone = alone();
     let servers = Servers::start(Limits::default());
     let before = open_descriptors();
     // Two peers of 10,000 connections, from 40 addresses each: as the adversarial pass had it.
@@ -158,7 +164,7 @@ fn healthz_answers_while_twenty_thousand_connections_flood_another_port() {
 
 #[test]
 fn a_header_or_body_that_never_finishes_and_an_idle_connection_are_closed_by_their_timeouts() {
-    let _one = one_at_a_time();
+    let _beside = unmeasured();
     let second = Duration::from_secs(1);
     let servers = Servers::start(Limits { header_timeout: second, body_timeout: second, ..Limits::default() });
     let within = Duration::from_secs(5);
@@ -189,7 +195,7 @@ fn a_header_or_body_that_never_finishes_and_an_idle_connection_are_closed_by_the
 
 #[test]
 fn two_thousand_headers_of_390_kb_never_finished_cost_little_memory() {
-    let _one = one_at_a_time();
+    let _alone = alone();
     let servers = Servers::start(Limits::default());
     let before = resident_bytes();
     let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -217,7 +223,7 @@ fn two_thousand_headers_of_390_kb_never_finished_cost_little_memory() {
 
 #[test]
 fn an_answer_the_client_never_reads_is_given_up_after_the_write_timeout() {
-    let _one = one_at_a_time();
+    let _beside = unmeasured();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let address = listener.local_addr().unwrap();

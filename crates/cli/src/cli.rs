@@ -453,6 +453,16 @@ pub struct SyncNamespaceArgs {
     pub namespace: Option<String>,
 }
 
+/// One EnvironmentSync: its name, and where it is.
+#[derive(Debug, Args)]
+pub struct SyncObjectArgs {
+    /// The EnvironmentSync
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[command(flatten)]
+    pub namespace: SyncNamespaceArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct SyncGetArgs {
     /// Only this EnvironmentSync, shown in full
@@ -482,11 +492,8 @@ pub enum SyncFormat {
 
 #[derive(Debug, Args)]
 pub struct SyncReconcileArgs {
-    /// The EnvironmentSync
-    #[arg(value_name = "NAME")]
-    pub name: String,
     #[command(flatten)]
-    pub namespace: SyncNamespaceArgs,
+    pub sync: SyncObjectArgs,
     /// How long to wait for the controller to handle the request
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
@@ -499,22 +506,16 @@ pub struct SyncReconcileArgs {
 
 #[derive(Debug, Args)]
 pub struct SyncNameArgs {
-    /// The EnvironmentSync
-    #[arg(value_name = "NAME")]
-    pub name: String,
     #[command(flatten)]
-    pub namespace: SyncNamespaceArgs,
+    pub sync: SyncObjectArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct SyncApproveArgs {
-    /// The EnvironmentSync
-    #[arg(value_name = "NAME")]
-    pub name: String,
     #[command(flatten)]
-    pub namespace: SyncNamespaceArgs,
+    pub sync: SyncObjectArgs,
     /// The digest of the plan you looked at (`weaver sync get NAME`): refused when the plan waiting is another
     #[arg(long, value_name = "sha256:…")]
     pub digest: Option<String>,

@@ -66,8 +66,8 @@ pub fn run(ui: &Ui, command: &SyncCommand) -> Result<ExitCode> {
         }
         SyncCommand::Reconcile(args) => {
             let options = ReconcileOptions {
-                target: target(&args.namespace, &args.cluster),
-                name: args.name.clone(),
+                target: target(&args.sync.namespace, &args.cluster),
+                name: args.sync.name.clone(),
                 wait: (!args.no_wait).then_some(args.timeout),
             };
             let reconciled = block_on(sync::reconcile(&options, &on))?;
@@ -98,8 +98,11 @@ pub fn run(ui: &Ui, command: &SyncCommand) -> Result<ExitCode> {
         }
         SyncCommand::Suspend(args) | SyncCommand::Resume(args) => {
             let suspend = matches!(command, SyncCommand::Suspend(_));
-            let options =
-                SuspendOptions { target: target(&args.namespace, &args.cluster), name: args.name.clone(), suspend };
+            let options = SuspendOptions {
+                target: target(&args.sync.namespace, &args.cluster),
+                name: args.sync.name.clone(),
+                suspend,
+            };
             let done = block_on(sync::suspend(&options, &on))?;
             let (ns, name) = place(&done.sync);
             let text = match (suspend, done.already) {
@@ -124,12 +127,12 @@ pub fn run(ui: &Ui, command: &SyncCommand) -> Result<ExitCode> {
                     .with_help(format!(
                         "pass --yes to approve without asking, and --digest DIGEST to approve only the plan you \
                          looked at (`weaver sync get {} -n NAMESPACE` shows it)",
-                        args.name
+                        args.sync.name
                     )));
             }
             let options = ApproveOptions {
-                target: target(&args.namespace, &args.cluster),
-                name: args.name.clone(),
+                target: target(&args.sync.namespace, &args.cluster),
+                name: args.sync.name.clone(),
                 digest: args.digest.clone(),
                 approver: None,
             };
@@ -140,7 +143,7 @@ pub fn run(ui: &Ui, command: &SyncCommand) -> Result<ExitCode> {
                 }
                 ask("Approve this plan? [y/N] ")
             };
-            let (ns, name) = (args.namespace.namespace.as_deref(), &args.name);
+            let (ns, name) = (args.sync.namespace.namespace.as_deref(), &args.sync.name);
             match block_on(sync::approve(&options, &confirm, &on))? {
                 Approval::Approved { sync, plan } => {
                     let (ns, name) = place(&sync);

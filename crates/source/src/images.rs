@@ -542,7 +542,7 @@ mod tests {
 
     use crate::registry_limits::TagLimits;
 
-    use crate::test_server::{Answer, TestServer};
+    use weaver_test_support::http_server::{Answer, TestServer};
 
     /// Registries without credentials, within `limits`.
     fn registries(limits: RegistryLimits) -> Registries {

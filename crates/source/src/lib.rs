@@ -13,8 +13,6 @@ pub mod charts;
 pub mod git;
 pub mod images;
 mod registry_limits;
-#[cfg(test)]
-mod test_server;
 mod transport;
 
 use std::fmt;

@@ -703,7 +703,7 @@ pub(crate) fn shown(url: &str) -> &str {
 mod tests {
     use super::*;
 
-    use crate::test_server::TestServer;
+    use weaver_test_support::http_server::TestServer;
 
     const PASSWORD: &str = "pa55-of-the-registry";
 

@@ -742,7 +742,7 @@ mod tests {
     use super::*;
 
     use crate::charts::http::Machine;
-    use crate::test_server::TestServer;
+    use weaver_test_support::http_server::TestServer;
 
     #[test]
     fn a_chart_s_tag_list_is_read_within_the_registries_check_time() {

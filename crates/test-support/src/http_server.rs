@@ -1,5 +1,6 @@
-//! A loopback HTTP server for the crate's tests: each request answered by a handler, and
-//! recorded (method, path, `Authorization`) so that a test can say what a host received.
+//! A loopback HTTP server for crates' tests (a registry, a chart repository, a token host):
+//! each request answered by a handler, and recorded (method, path, `Authorization`) so that a
+//! test can say what a host received.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

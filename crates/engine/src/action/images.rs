@@ -341,3 +341,311 @@ fn new_pins(written: &Promoted, check: &EnvironmentCheck) -> (Promoted, Vec<PinC
     }
     (promoted, changes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::testing::{Fixture, Heard, Repo, failure};
+    use sha2::Digest;
+    use weaver_plan::plan::Action;
+    use weaver_source::charts::http::Machine;
+    use weaver_test_support::http_server::{Answer, TestServer};
+
+    /// The digest the test registries give `tag`: one of its own per tag.
+    fn digest(tag: &str) -> String {
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(tag.as_bytes())))
+    }
+
+    /// `tag@digest`, as a pin of `tag` is written.
+    fn pin(tag: &str) -> String {
+        format!("{tag}@{}", digest(tag))
+    }
+
+    fn tag_list(tags: &[&str], next: Option<&str>) -> Answer {
+        let link = next.map(|next| format!("Link: <{next}>; rel=\"next\"\r\n")).unwrap_or_default();
+        ("200 OK", link, serde_json::to_vec(&serde_json::json!({"name": "shop/web", "tags": tags})).unwrap())
+    }
+
+    /// A registry holding `shop/web`: its tags in two pages, the second behind the first's
+    /// `Link`, and each tag's digest (`HEAD` of its manifest). Anything else is not found.
+    fn registry(first: &'static [&'static str], second: &'static [&'static str]) -> TestServer {
+        const NEXT: &str = "/v2/shop/web/tags/list?n=3&last=page-one";
+        TestServer::start(move |_, request| match (request.method.as_str(), request.path.as_str()) {
+            ("GET", "/v2/shop/web/tags/list") => tag_list(first, Some(NEXT)),
+            ("GET", NEXT) => tag_list(second, None),
+            ("HEAD", path) => match path.strip_prefix("/v2/shop/web/manifests/") {
+                Some(tag) if first.contains(&tag) || second.contains(&tag) => {
+                    ("200 OK", format!("Docker-Content-Digest: {}\r\n", digest(tag)), Vec::new())
+                }
+                _ => ("404 Not Found", String::new(), Vec::new()),
+            },
+            _ => ("404 Not Found", String::new(), Vec::new()),
+        })
+    }
+
+    /// The image `path` of `registry`, as containers name it.
+    fn image(registry: &TestServer, path: &str) -> String {
+        format!("127.0.0.1:{}/{path}", registry.port)
+    }
+
+    /// Registries without credentials, as the controller's are without pull Secrets.
+    fn registries() -> Registries {
+        Registries::new(Machine::anonymous(), "the test's credentials")
+    }
+
+    /// The fixture's repository with environment `dev` subscribed to `entries` (the lines of
+    /// `imageUpdates:`), and release `web` running `image` at 1.4.2.
+    fn subscribe(repo: &Repo, image: &str, entries: &str) {
+        repo.write(
+            "environments/dev.yaml",
+            &format!("namespace: dev\nreleases:\n  - name: web\n    chart: app\nimageUpdates:\n{entries}"),
+        );
+        repo.write("charts/app/values.yaml", &format!("greeting: hello\nimage: {image}:1.4.2\n"));
+    }
+
+    /// `imageUpdates:`' one entry: `image` for release `web` by `policy`.
+    fn entry(image: &str, policy: &str) -> String {
+        format!("  - {{image: {image}, releases: [web], plainHttp: true, policy: {{{policy}}}}}\n")
+    }
+
+    fn check_options(repo: &Repo, envs: &[&str]) -> CheckOptions {
+        let environments =
+            EnvironmentSelection { envs: envs.iter().map(|e| e.to_string()).collect(), ..Default::default() };
+        CheckOptions { repo: repo.path(), environments, rev: None, concurrency: 2 }
+    }
+
+    /// The repository as a git repository of one commit, as `weaver images update` needs one
+    /// to branch from.
+    fn commit_all(repo: &Repo) -> git2::Repository {
+        let git = git2::Repository::init(repo.path()).expect("git init");
+        let mut index = git.index().expect("the index");
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).expect("add the files");
+        let tree = git.find_tree(index.write_tree().expect("a tree")).expect("the tree");
+        let author = git2::Signature::now("Test", "test@weaver.invalid").expect("a signature");
+        git.commit(Some("HEAD"), &author, &author, "first", &tree, &[]).expect("the first commit");
+        drop(tree);
+        git
+    }
+
+    fn branches(git: &git2::Repository) -> Vec<String> {
+        let local = git.branches(Some(git2::BranchType::Local)).expect("the branches");
+        local.map(|b| b.expect("a branch").0.name().expect("a name").expect("UTF-8").to_string()).collect()
+    }
+
+    fn update_options(fixture: &Fixture, dry_run: bool) -> UpdateOptions {
+        let proposal = Proposal {
+            repo: fixture.repo.path(),
+            connect: fixture.connect(),
+            concurrency: 2,
+            keys: fixture.repo.render_options().keys,
+            dry_run,
+            branch: Some("images/dev".into()),
+            rev: None,
+            author: Some(("Image Bot".into(), "images@weaver.invalid".into())),
+            charts: weaver_source::charts::Archives::Machine,
+            limits: Default::default(),
+        };
+        UpdateOptions { environment: "dev".into(), proposal }
+    }
+
+    /// The image the plan gives the Deployment's container, and what it does with the Deployment.
+    fn planned_image(planned: &Planned) -> (Action, String) {
+        let deployment = planned.plan.objects.iter().find(|o| o.key.kind == "Deployment").expect("the Deployment");
+        let after = deployment.after.as_ref().expect("kept");
+        let image = after["spec"]["template"]["spec"]["containers"][0]["image"].as_str().expect("an image");
+        (deployment.action, image.to_string())
+    }
+
+    /// Each policy takes the newest tag it allows from every page of the list, read once for
+    /// both subscriptions; a pin already at it is not new; the tags passed over are counted
+    /// by why.
+    #[test]
+    fn each_policy_takes_its_newest_tag_from_every_page_and_says_why_not_the_others() {
+        // Numerically main-10 is the newer; alphabetically main-9 would be.
+        let registry = registry(&["1.4.2", "main-9", "1.6.0-rc.1"], &["1.5.0", "2.0.0", "main-10"]);
+        let web = image(&registry, "shop/web");
+        let repo = Repo::new();
+        let numbered = "filterTags: {pattern: '^main-(?P<n>[0-9]+)$', extract: '$n'}, policy: {numerical: asc}";
+        let entries = format!(
+            "{}  - {{image: {web}, releases: [web], plainHttp: true, {numbered}}}\n",
+            entry(&web, "semver: '>=1.4.0 <2'")
+        );
+        subscribe(&repo, &web, &entries);
+        repo.write("promotions/dev.yaml", &format!("releases:\n  web:\n    images:\n      {web}: {}\n", pin("1.5.0")));
+
+        let checks = check(&check_options(&repo, &[]), &registries()).unwrap();
+        let [dev] = checks.environments.as_slice() else { panic!("one environment: {checks:?}") };
+        assert_eq!((dev.environment.as_str(), dev.file.as_str()), ("dev", "promotions/dev.yaml"));
+        let [semver, numerical] = dev.images.as_slice() else { panic!("two subscriptions: {dev:?}") };
+        assert_eq!(semver.newest, Some(pin("1.5.0")));
+        assert_eq!(semver.current, BTreeMap::from([("web".to_string(), Some(pin("1.5.0")))]));
+        assert!(!semver.new, "the pin is the newest already");
+        assert_eq!((semver.tags, semver.older), (6, 1), "1.4.2 allowed, but older");
+        let mut skipped: Vec<(&str, usize, Vec<String>)> =
+            semver.skipped.iter().map(|s| (s.reason, s.count, s.examples.clone())).collect();
+        skipped.sort();
+        assert_eq!(
+            skipped,
+            [
+                ("a pre-release (prereleases: true takes them)", 1, vec!["1.6.0-rc.1".to_string()]),
+                ("not a semantic version", 2, vec!["main-9".to_string(), "main-10".to_string()]),
+                ("outside the range", 1, vec!["2.0.0".to_string()]),
+            ]
+        );
+        assert_eq!(numerical.newest, Some(pin("main-10")));
+        assert!(numerical.new && checks.has_new(), "web's pin is not main-10's");
+
+        let received = registry.received();
+        let lists: Vec<&str> =
+            received.iter().filter(|r| r.path.contains("/tags/list")).map(|r| r.path.as_str()).collect();
+        assert_eq!(lists, ["/v2/shop/web/tags/list", "/v2/shop/web/tags/list?n=3&last=page-one"], "read once");
+        assert_eq!(checks.requests, received.len() as u64, "every request the registry received is counted");
+    }
+
+    /// An environment named without `imageUpdates:` is an error at its file; none subscribed
+    /// at all, another.
+    #[test]
+    fn an_environment_without_image_updates_is_named() {
+        let repo = Repo::new();
+        let named = check(&check_options(&repo, &["dev"]), &registries()).unwrap_err();
+        assert_eq!(named.message, "environment `dev` has no `imageUpdates:`");
+        assert_eq!(named.location.map(|at| at.path), Some(PathBuf::from("environments/dev.yaml")));
+        let message = failure(check(&check_options(&repo, &[]), &registries()));
+        assert!(message.starts_with("no selected environment has `imageUpdates:`"), "{message}");
+    }
+
+    /// What a registry refuses stops the check with the request it refused (its registry and
+    /// repository), and why: no such repository, or credentials wanted (and where they come
+    /// from).
+    #[test]
+    fn a_registry_s_refusal_names_the_registry_the_repository_and_why() {
+        let registry = TestServer::start(|_, request| match request.path.as_str() {
+            "/v2/shop/private/tags/list" => {
+                ("401 Unauthorized", "WWW-Authenticate: Basic realm=\"registry\"\r\n".into(), Vec::new())
+            }
+            _ => ("404 Not Found", String::new(), Vec::new()),
+        });
+        let host = format!("127.0.0.1:{}", registry.port);
+        let repo = Repo::new();
+        for (path, refused) in [
+            ("shop/gone", format!("404 (help: registry {host} has no repository `shop/gone` or no such tag)")),
+            (
+                "shop/private",
+                format!(
+                    "401 (help: registry {host} refused the request: check its credentials in the test's credentials)"
+                ),
+            ),
+        ] {
+            let subscribed = image(&registry, path);
+            subscribe(&repo, &subscribed, &entry(&subscribed, "semver: '>=1'"));
+            let message = failure(check(&check_options(&repo, &[]), &registries()));
+            assert_eq!(message, format!("http://{host}/v2/{path}/tags/list answered HTTP {refused}"));
+        }
+    }
+
+    /// `weaver images update` plans the environment with the new pin against its cluster and
+    /// commits the promotions file on a new branch, leaving the working tree and HEAD as they
+    /// were; the commit says each pin (as JSON, as a promotion's message says its pins).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn update_commits_the_new_pin_on_a_branch_with_its_plan() {
+        let registry = registry(&["1.4.2", "1.5.0"], &["2.0.0"]);
+        let web = image(&registry, "shop/web");
+        let fixture = Fixture::start().await;
+        subscribe(&fixture.repo, &web, &entry(&web, "semver: '>=1.4.0 <2'"));
+        let git = commit_all(&fixture.repo);
+        let head = git.head().unwrap().peel_to_commit().unwrap().id();
+        fixture.apply().await;
+        fixture.writes();
+
+        let options = update_options(&fixture, false);
+        let updated = update(&options, Arc::new(registries()), Heard::default().cx()).await.unwrap();
+        let changes: Vec<(&str, &str, &str, Option<&Value>, &Value)> = updated
+            .changes
+            .iter()
+            .map(|c| (c.release.as_str(), c.pin, c.name.as_str(), c.from.as_ref(), &c.to))
+            .collect();
+        assert_eq!(changes, [("web", "image", web.as_str(), None, &Value::from(pin("1.5.0")))]);
+        let plan = updated.plan.as_ref().expect("the plan of the change");
+        assert_eq!(planned_image(plan), (Action::Update, format!("{web}:{}", pin("1.5.0"))));
+        assert!(fixture.writes().iter().all(|w| w.ends_with("(dry run)")), "the plan wrote to the cluster");
+
+        let (branch, commit) = updated.commit.as_ref().expect("committed");
+        assert_eq!(branch, "images/dev");
+        let committed = git.find_commit(commit.parse().unwrap()).unwrap();
+        let author = committed.author();
+        assert_eq!((committed.parent_id(0).unwrap(), author.name().unwrap()), (head, "Image Bot"));
+        assert_eq!(
+            committed.message().unwrap(),
+            format!("Update images of dev\n\ndev: release `web` image {web} = \"{}\"\n", pin("1.5.0"))
+        );
+        let file = committed.tree().unwrap().get_path(std::path::Path::new("promotions/dev.yaml")).unwrap();
+        let written = String::from_utf8(git.find_blob(file.id()).unwrap().content().to_vec()).unwrap();
+        assert!(written.contains(&format!("{web}: {}", pin("1.5.0"))), "{written}");
+        assert_eq!(git.head().unwrap().peel_to_commit().unwrap().id(), head, "HEAD stays");
+        assert!(!fixture.repo.path().join("promotions").exists(), "the working tree stays");
+    }
+
+    /// A dry run plans the new pin and writes nothing: no branch, no file, nothing to the
+    /// cluster.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_dry_run_plans_the_new_pin_and_writes_nothing() {
+        let registry = registry(&["1.4.2", "1.5.0"], &[]);
+        let web = image(&registry, "shop/web");
+        let fixture = Fixture::start().await;
+        subscribe(&fixture.repo, &web, &entry(&web, "semver: '>=1.4.0'"));
+        let git = commit_all(&fixture.repo);
+        let before = branches(&git);
+
+        let updated =
+            update(&update_options(&fixture, true), Arc::new(registries()), Heard::default().cx()).await.unwrap();
+        assert!(updated.dry_run && updated.commit.is_none());
+        assert_eq!(updated.changes.len(), 1);
+        let plan = updated.plan.as_ref().expect("the plan of the change");
+        assert_eq!(planned_image(plan), (Action::Create, format!("{web}:{}", pin("1.5.0"))));
+        assert_eq!(branches(&git), before, "no branch");
+        assert!(!fixture.repo.path().join("promotions").exists());
+        assert!(fixture.writes().iter().all(|w| w.ends_with("(dry run)")), "the plan wrote to the cluster");
+    }
+
+    /// Pins at the newest tags already: nothing changes, nothing is planned or written.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_update_with_nothing_new_plans_and_writes_nothing() {
+        let registry = registry(&["1.4.2", "1.5.0"], &[]);
+        let web = image(&registry, "shop/web");
+        let fixture = Fixture::start().await;
+        subscribe(&fixture.repo, &web, &entry(&web, "semver: '>=1.4.0'"));
+        fixture
+            .repo
+            .write("promotions/dev.yaml", &format!("releases:\n  web:\n    images:\n      {web}: {}\n", pin("1.5.0")));
+        let git = commit_all(&fixture.repo);
+        let before = branches(&git);
+
+        let updated =
+            update(&update_options(&fixture, false), Arc::new(registries()), Heard::default().cx()).await.unwrap();
+        assert_eq!(updated.check.images[0].newest, Some(pin("1.5.0")));
+        assert!(updated.changes.is_empty() && updated.plan.is_none() && updated.commit.is_none());
+        assert_eq!(branches(&git), before);
+        assert!(fixture.server.requests().is_empty(), "the cluster was asked: {:?}", fixture.server.requests());
+    }
+
+    /// A registry's refusal in an update stops it before anything is planned or written.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_update_the_registry_refuses_writes_nothing() {
+        let registry = registry(&[], &[]);
+        let gone = image(&registry, "shop/gone");
+        let fixture = Fixture::start().await;
+        subscribe(&fixture.repo, &gone, &entry(&gone, "semver: '>=1.4.0'"));
+        let git = commit_all(&fixture.repo);
+        let before = branches(&git);
+
+        let message =
+            failure(update(&update_options(&fixture, false), Arc::new(registries()), Heard::default().cx()).await);
+        assert!(
+            message.contains(&format!("{}/v2/shop/gone/tags/list answered HTTP 404", registry.origin())),
+            "{message}"
+        );
+        assert_eq!(branches(&git), before);
+        assert!(!fixture.repo.path().join("promotions").exists());
+        assert!(fixture.server.requests().is_empty(), "the cluster was asked: {:?}", fixture.server.requests());
+    }
+}

@@ -169,11 +169,13 @@ fn check_environment(
     let mut images = Vec::new();
     for update in &updates.entries {
         let repository = ImageRepository::locate(&update.image, update.plain_http);
+        // Said before what went wrong, whose help (a registry's: where credentials come from,
+        // that it limits requests) stays the error's.
         let at = || format!("the imageUpdates entry of `{}` ({})", update.image, update.at);
         let listed = &tags[&repository];
         let choice = update
             .choose(&listed.list, &mut |tag| registries.created(&repository, tag, &update.platform, check))
-            .map_err(|e| e.with_help(at()))?;
+            .map_err(|e| e.context(at()))?;
         // A followed tag is asked for its digest at every check; another, only when the
         // repository's tags changed (a tag re-pushed in place is then seen at the next change).
         let unchanged = listed.unchanged && !matches!(update.policy, Policy::Digest(_));
@@ -182,7 +184,7 @@ fn check_environment(
             Some(tag) => {
                 let digest = registries
                     .digest_unless_unchanged(&repository, tag, unchanged, check)
-                    .map_err(|e| e.with_help(at()))?;
+                    .map_err(|e| e.context(at()))?;
                 Some(format!("{tag}@{digest}"))
             }
         };
@@ -541,6 +543,27 @@ mod tests {
             let message = failure(check(&check_options(&repo, &[]), &registries()));
             assert_eq!(message, format!("http://{host}/v2/{path}/tags/list answered HTTP {refused}"));
         }
+    }
+
+    /// A refusal of the chosen tag's digest names the subscription that chose it, and keeps
+    /// the registry's why: where credentials come from.
+    #[test]
+    fn a_refused_digest_names_the_subscription_and_why() {
+        let registry = TestServer::start(|_, request| match request.path.as_str() {
+            "/v2/shop/web/tags/list" => tag_list(&["1.5.0"], None),
+            _ => ("401 Unauthorized", "WWW-Authenticate: Basic realm=\"registry\"\r\n".into(), Vec::new()),
+        });
+        let (host, web) = (format!("127.0.0.1:{}", registry.port), image(&registry, "shop/web"));
+        let repo = Repo::new();
+        subscribe(&repo, &web, &entry(&web, "semver: '>=1'"));
+        let message = failure(check(&check_options(&repo, &[]), &registries()));
+        assert_eq!(
+            message,
+            format!(
+                "the imageUpdates entry of `{web}` (environments/dev.yaml:6:5): http://{host}/v2/shop/web/manifests/1.5.0 \
+                 answered HTTP 401 (help: registry {host} refused the request: check its credentials in the test's credentials)"
+            )
+        );
     }
 
     /// `weaver images update` plans the environment with the new pin against its cluster and

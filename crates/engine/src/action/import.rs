@@ -300,3 +300,264 @@ pub fn import_flux(options: &ImportFluxOptions) -> Result<ImportReport> {
     let left_out = imported.left_out.iter().map(ToString::to_string).collect();
     Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts, notes: imported.clusters })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    use crate::action::testing::failure;
+    use sha2::Digest;
+
+    /// A weaver repository to import into, in a directory of its own, with chart `web`.
+    struct Target(tempfile::TempDir);
+
+    impl Target {
+        fn new() -> Target {
+            let target = Target(tempfile::tempdir().expect("a temporary directory"));
+            target.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n");
+            target
+        }
+
+        fn path(&self) -> PathBuf {
+            // Without symbolic links, as the import names what it reads.
+            std::fs::canonicalize(self.0.path()).expect("the directory")
+        }
+
+        fn write(&self, path: &str, content: impl AsRef<[u8]>) {
+            let full = self.0.path().join(path);
+            std::fs::create_dir_all(full.parent().expect("a file in a directory")).expect("create the directory");
+            std::fs::write(full, content).expect("write the file");
+        }
+
+        fn read(&self, path: &str) -> String {
+            std::fs::read_to_string(self.0.path().join(path)).expect("read the file")
+        }
+
+        /// Every file and its bytes, to tell that nothing changed.
+        fn files(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+            let source = FsSource::new(self.0.path());
+            let files = source.walk(Path::new("")).expect("walk the directory");
+            files.into_iter().map(|file| (file.clone(), std::fs::read(self.0.path().join(&file)).unwrap())).collect()
+        }
+
+        /// `weaver import helmfile <helmfile>`, the helmfile named by its absolute path.
+        fn import(&self, helmfile: &str, force: bool) -> Result<ImportReport> {
+            let helmfile = Some(self.path().join(helmfile));
+            import_helmfile(&ImportOptions { repo: self.path(), helmfile, force })
+        }
+    }
+
+    /// Environment `dev` with a values file, and release `web` whose replicas come from it.
+    const HELMFILE: &str = "environments:\n  dev:\n    values: [values/dev.yaml]\n---\nhelmDefaults:\n  wait: true\n\
+                            releases:\n  - name: web\n    chart: ./charts/web\n    namespace: shop\n    values:\n      \
+                            - replicas: {{ .Values.replicas }}\n";
+
+    fn written(report: &ImportReport) -> Vec<&str> {
+        report.written.iter().map(|p| p.to_str().expect("UTF-8")).collect()
+    }
+
+    fn sha256(text: &str) -> String {
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(text.as_bytes())))
+    }
+
+    /// A helmfile becomes a base of its releases and a file per environment, which load, and
+    /// the record of what was written; what is not converted is listed at the helmfile's line,
+    /// by the path it was given as.
+    #[test]
+    fn a_helmfile_becomes_a_base_and_an_environment_file_and_their_record() {
+        let target = Target::new();
+        target.write("values/dev.yaml", "replicas: 2\n");
+        target.write("helmfile.yaml", HELMFILE);
+        let report = target.import("helmfile.yaml", false).unwrap();
+        assert_eq!(written(&report), ["environments/base.yaml", "environments/dev.yaml", RECORD]);
+        let given = target.path().join("helmfile.yaml");
+        assert_eq!(
+            report.left_out,
+            [format!(
+                "{}:6: helmDefaults wait: weaver waits for readiness when applied with `weaver apply --wait`",
+                given.display()
+            )]
+        );
+
+        let source = FsSource::new(target.path());
+        let dev = load_environment(&source, "dev").expect("the environment written loads");
+        let names: Vec<(&str, &str)> = dev.releases.iter().map(|r| (r.name.as_str(), r.namespace.as_str())).collect();
+        assert_eq!(names, [("web", "shop")]);
+        let base = target.read("environments/base.yaml");
+        assert!(base.contains("  values:\n    replicas: 2\n"), "the environment's value rendered: {base}");
+
+        let record = target.read(RECORD);
+        for file in ["environments/base.yaml", "environments/dev.yaml"] {
+            let line = format!("  {file}: {}\n", sha256(&target.read(file)));
+            assert!(record.contains(&line), "{line} in\n{record}");
+        }
+    }
+
+    /// Without --force, a file the import would write that exists stops it, named, before
+    /// anything is written.
+    #[test]
+    fn an_existing_file_is_never_replaced_without_force_and_nothing_is_written() {
+        let target = Target::new();
+        target.write("values/dev.yaml", "replicas: 2\n");
+        target.write("helmfile.yaml", HELMFILE);
+        target.write("environments/dev.yaml", "releases: []\n");
+        let before = target.files();
+        let err = target.import("helmfile.yaml", false).err().expect("refused");
+        assert_eq!(err.location, Some(Location::file("environments/dev.yaml")));
+        assert_eq!(
+            (err.message.as_str(), err.help.as_deref()),
+            (
+                "already exists",
+                Some("weaver import never replaces environment files silently: move them away, or give --force")
+            )
+        );
+        assert_eq!(target.files(), before, "nothing written");
+    }
+
+    /// Importing again with --force replaces what the import wrote, as the helmfile has it now;
+    /// a file changed since, or one it never wrote, is refused, naming each, and nothing is
+    /// written.
+    #[test]
+    fn force_replaces_only_the_files_the_import_wrote_unchanged() {
+        let target = Target::new();
+        target.write("values/dev.yaml", "replicas: 2\n");
+        target.write("helmfile.yaml", HELMFILE);
+        target.import("helmfile.yaml", false).unwrap();
+        target.write("values/dev.yaml", "replicas: 3\n");
+        let again = target.import("helmfile.yaml", true).unwrap();
+        assert_eq!(written(&again), ["environments/base.yaml", "environments/dev.yaml", RECORD]);
+        let base = target.read("environments/base.yaml");
+        assert!(base.contains("replicas: 3\n"), "written again, as the helmfile has it now: {base}");
+        assert!(target.read(RECORD).contains(&sha256(&base)), "the record has what was written again");
+
+        target.write("environments/dev.yaml", format!("{}# kept by hand\n", target.read("environments/dev.yaml")));
+        target.write("environments/prod.yaml", "releases: []\n");
+        target.write(
+            "helmfile.yaml",
+            HELMFILE.replace(
+                "  dev:\n    values: [values/dev.yaml]\n",
+                "  dev:\n    values: [values/dev.yaml]\n  prod:\n    values: [{replicas: 5}]\n",
+            ),
+        );
+        let before = target.files();
+        let err = target.import("helmfile.yaml", true).err().expect("refused");
+        assert_eq!(err.location, Some(Location::file("environments/dev.yaml")));
+        assert_eq!(
+            err.message,
+            format!(
+                "already exists, changed since `weaver import` wrote it (and environments/prod.yaml: not written by \
+                 `weaver import`): --force replaces only the files weaver import wrote, as it wrote them ({RECORD} lists \
+                 them): nothing was written"
+            )
+        );
+        assert_eq!(target.files(), before, "nothing written");
+    }
+
+    /// weaver reads every file of environments/ as an environment: one that is not (a
+    /// helmfile's values kept there) stops the import before it writes, named.
+    #[test]
+    fn a_file_of_environments_that_is_no_environment_stops_the_import_before_it_writes() {
+        let target = Target::new();
+        target.write("environments/_defaults.yaml", "replicas: 2\n");
+        target.write("helmfile.yaml", HELMFILE.replace("values/dev.yaml", "environments/_defaults.yaml"));
+        let before = target.files();
+        let err = target.import("helmfile.yaml", false).err().expect("refused");
+        assert_eq!(err.location, Some(Location::file("environments/_defaults.yaml")));
+        assert!(err.message.starts_with("not a weaver environment ("), "{}", err.message);
+        assert!(err.message.ends_with("), and weaver reads every file of environments/ as one"), "{}", err.message);
+        assert_eq!(target.files(), before, "nothing written");
+    }
+
+    /// What the importer refuses is named by the path the helmfile was given as (a file it
+    /// names, relative to it), with the line; nothing is written.
+    #[test]
+    fn what_the_importer_refuses_is_named_by_the_given_path_and_nothing_is_written() {
+        let target = Target::new();
+        target.write("deploy/helmfile.yaml", "- just\n- a list\n");
+        let before = target.files();
+        let err = target.import("deploy/helmfile.yaml", false).err().expect("refused");
+        let given = target.path().join("deploy/helmfile.yaml");
+        assert_eq!(err.location, Some(Location::at(&given, 1, 1)));
+        assert!(err.message.starts_with("invalid helmfile: expected a mapping"), "{}", err.message);
+        assert_eq!(target.files(), before, "nothing written");
+
+        // A values file of the helmfile's, named below the helmfile's directory as given; the
+        // first byte that is not UTF-8 is found at its line and column.
+        target.write("deploy/values/dev.yaml", b"replicas: 2\nname: caf\xff\n");
+        target.write("deploy/helmfile.yaml", HELMFILE.replace("./charts/web", "../charts/web"));
+        let before = target.files();
+        let err = target.import("deploy/helmfile.yaml", false).err().expect("refused");
+        assert_eq!(err.location, Some(Location::at(target.path().join("deploy/values/dev.yaml"), 2, 10)));
+        assert_eq!(err.message, "environment `dev` values file `values/dev.yaml`: not UTF-8 text");
+        assert_eq!(target.files(), before, "nothing written");
+    }
+
+    /// A file where the import keeps its record that is not a record is never replaced: the
+    /// import stops, naming it.
+    #[test]
+    fn a_file_in_the_record_s_place_that_is_no_record_stops_the_import() {
+        let target = Target::new();
+        target.write("values/dev.yaml", "replicas: 2\n");
+        target.write("helmfile.yaml", HELMFILE);
+        target.write(RECORD, "notes: mine\n");
+        let before = target.files();
+        let message = failure(target.import("helmfile.yaml", true));
+        assert!(
+            message.starts_with("not the record `weaver import` writes (")
+                && message.contains(&format!(
+                    "move it away (weaver import keeps its record of the files it wrote in {RECORD})"
+                )),
+            "{message}"
+        );
+        assert_eq!(target.files(), before, "nothing written");
+    }
+
+    /// A Flux Kustomization of `name` building `path`.
+    fn flux_kustomization(name: &str, path: &str) -> String {
+        format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\n\
+             spec:\n  path: {path}\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n"
+        )
+    }
+
+    /// A Flux repository's cluster becomes an environment that loads, with what it builds and
+    /// the record; the cluster taken is said.
+    #[test]
+    fn a_flux_cluster_becomes_an_environment_that_loads() {
+        let target = Target::new();
+        target.write("clusters/dev/app.yaml", flux_kustomization("app", "./apps"));
+        target.write(
+            "apps/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\ndata:\n  a: b\n",
+        );
+        let options = ImportFluxOptions { repo: target.path(), path: None, force: false, clusters: None };
+        let report = import_flux(&options).unwrap();
+        // The kustomization Flux would generate for `./apps` is written beside, under flux-import/.
+        let kustomization = "flux-import/dev/app/kustomization.yaml";
+        assert_eq!(written(&report), ["environments/dev.yaml", kustomization, RECORD]);
+        assert!(target.read(RECORD).contains(&sha256(&target.read(kustomization))), "the record lists it too");
+        let dev = load_environment(&FsSource::new(target.path()), "dev").expect("the environment written loads");
+        assert_eq!(dev.releases.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["app"]);
+        assert!(
+            report.notes.iter().any(|n| n.starts_with("cluster clusters/dev → environments/dev.yaml")),
+            "{:?}",
+            report.notes
+        );
+    }
+
+    /// A Flux repository outside the weaver repository is refused, named as given.
+    #[test]
+    fn a_flux_repository_outside_the_weaver_repository_is_refused() {
+        let (target, elsewhere) = (Target::new(), Target::new());
+        let before = target.files();
+        let options =
+            ImportFluxOptions { repo: target.path(), path: Some(elsewhere.path()), force: false, clusters: None };
+        let err = import_flux(&options).err().expect("refused");
+        assert_eq!(
+            (err.location, err.message.as_str()),
+            (Some(Location::file(elsewhere.path())), "is outside the weaver repository")
+        );
+        assert_eq!(target.files(), before, "nothing written");
+    }
+}

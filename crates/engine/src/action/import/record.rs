@@ -112,3 +112,59 @@ impl Record {
         std::fs::write(&path, text).map_err(|err| Error::io("write", &path, err))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(repo: &Path, path: &str, text: &str) {
+        let full = repo.join(path);
+        std::fs::create_dir_all(full.parent().expect("a file in a directory")).expect("create the directory");
+        std::fs::write(full, text).expect("write the file");
+    }
+
+    fn files(texts: &[(&str, &str)]) -> Vec<(PathBuf, String)> {
+        texts.iter().map(|(path, text)| (PathBuf::from(path), text.to_string())).collect()
+    }
+
+    /// The record lists each file written with the digest of its text, keeps those of an
+    /// earlier import that are still there, and forgets those that are gone.
+    #[test]
+    fn the_record_keeps_the_files_still_there_and_forgets_those_gone() {
+        let repo = tempfile::tempdir().unwrap();
+        let first = files(&[("environments/dev.yaml", "dev\n"), ("environments/prod.yaml", "prod\n")]);
+        for (path, text) in &first {
+            write(repo.path(), path.to_str().unwrap(), text);
+        }
+        Record::read(repo.path()).unwrap().write(repo.path(), &first).unwrap();
+        std::fs::remove_file(repo.path().join("environments/prod.yaml")).unwrap();
+        let second = files(&[("environments/base.yaml", "base\n")]);
+        write(repo.path(), "environments/base.yaml", "base\n");
+        Record::read(repo.path()).unwrap().write(repo.path(), &second).unwrap();
+
+        let record = Record::read(repo.path()).unwrap();
+        let listed: Vec<(&str, &str)> = record.files.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (base, dev) = (digest(b"base\n"), digest(b"dev\n"));
+        assert_eq!(listed, [("environments/base.yaml", base.as_str()), ("environments/dev.yaml", dev.as_str())]);
+    }
+
+    /// With the record, a listed file unchanged may be replaced; a file standing where a
+    /// directory of one goes never, named by its own path.
+    #[test]
+    fn a_file_where_a_directory_goes_is_refused_by_its_own_path() {
+        let repo = tempfile::tempdir().unwrap();
+        let written = files(&[("environments/dev.yaml", "dev\n")]);
+        write(repo.path(), "environments/dev.yaml", "dev\n");
+        Record::read(repo.path()).unwrap().write(repo.path(), &written).unwrap();
+        write(repo.path(), "flux-import", "a file of someone else's\n");
+
+        let record = Record::read(repo.path()).unwrap();
+        let in_the_way = |file: &Path| super::super::super::in_the_way(repo.path(), file);
+        let unchanged = [Path::new("environments/dev.yaml")];
+        assert!(record.refuse_foreign(repo.path(), unchanged.into_iter(), in_the_way).is_ok());
+        let both = [Path::new("environments/dev.yaml"), Path::new("flux-import/dev/app/kustomization.yaml")];
+        let err = record.refuse_foreign(repo.path(), both.into_iter(), in_the_way).unwrap_err();
+        assert_eq!(err.location, Some(Location::file("flux-import")));
+        assert!(err.message.starts_with("already exists, not written by `weaver import`: "), "{}", err.message);
+    }
+}

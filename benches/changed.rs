@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::git::{commit_all, init};
+use weaver_test_support::git::{commit_all, init};
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();

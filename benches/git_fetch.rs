@@ -5,16 +5,10 @@
 //! it (VmHWM, reset before each). `WEAVER_BENCH_FILES` and `WEAVER_BENCH_COMMITS` scale it.
 //! Run with `cargo bench --bench git_fetch`.
 
-#[allow(dead_code)]
-#[path = "../tests/common/git.rs"]
-mod git;
-#[allow(dead_code)]
-#[path = "../tests/common/git_http.rs"]
-mod git_http;
-
 use std::time::Instant;
 
 use weaver_source::{Budget, CacheLimits, Credentials, FetchRequest, GitCache, GitRef};
+use weaver_test_support::{git, git_http};
 
 fn main() {
     if let Some(missing) = git_http::http_backend_missing() {

@@ -1,6 +1,6 @@
 //! The EnvironmentSync controller (issue 54) as it runs: the release binary, `weaver operator
 //! run --controllers environmentsync`, as a ServiceAccount of its own, pulling from git's
-//! smart-HTTP backend on loopback (tests/common/git_http.rs), applying as each namespace's tenant
+//! smart-HTTP backend on loopback (weaver-test-support's `git_http`), applying as each namespace's tenant
 //! ServiceAccount `deployer`.
 //! 1. Push to applied: one EnvironmentSync of one environment of 250 releases (a ConfigMap
 //!    each), applied; then commits changing all 250, each followed by a requested reconcile (the
@@ -33,9 +33,6 @@
 
 mod support;
 
-#[path = "../tests/common/git_http.rs"]
-mod git_http;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -43,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
+use weaver_test_support::{git, git_http};
 
 const GROUP_VERSION: &str = "weaver.example.com/v1beta1";
 const SHARD_LABEL: &str = "weaver.example.com/shard";
@@ -306,7 +304,7 @@ struct Repository {
 impl Repository {
     fn new(root: &Path, name: &str, base: &str) -> Repository {
         let work = root.join(name);
-        let git = support::git::init(&work);
+        let git = git::init(&work);
         git.set_head("refs/heads/main").unwrap();
         Repository { git, work, url: format!("{base}/{name}") }
     }
@@ -318,7 +316,7 @@ impl Repository {
     }
 
     fn commit(&self, message: &str) -> String {
-        support::git::commit_all(&self.git, message).to_string()
+        git::commit_all(&self.git, message).to_string()
     }
 }
 

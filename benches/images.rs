@@ -35,6 +35,7 @@ use weaver_engine::action::fleet::EnvironmentSelection;
 use weaver_engine::action::images::{CheckOptions, UpdateOptions, check, update};
 use weaver_source::charts::http::Machine;
 use weaver_source::images::Registries;
+use weaver_test_support::git;
 
 /// A repository's tag list as served: (ETag, body).
 type List = (String, Vec<u8>);
@@ -197,8 +198,8 @@ fn main() {
     }
     write("environments/dev.yaml", &environment);
     // Committed: the controller reads commits, and each update commits on the last.
-    let git = support::git::init(repo.path());
-    support::git::commit_all(&git, "the subscriptions");
+    let git = git::init(repo.path());
+    git::commit_all(&git, "the subscriptions");
     let (fake, kubeconfig) = support::cluster();
     let options = CheckOptions {
         repo: repo.path().to_path_buf(),

@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::git::{commit_all, init};
+use weaver_test_support::git::{commit_all, init};
 
 fn main() {
     for templates in [5_000, 20_000] {

@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 pub mod fs;
 #[path = "../../tests/common/generated.rs"]
 pub mod generated;
-#[path = "../../tests/common/git.rs"]
-pub mod git;
 pub mod helm_charts;
 #[path = "../../tests/common/tools.rs"]
 pub mod tools;

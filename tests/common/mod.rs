@@ -6,8 +6,6 @@ pub mod cluster;
 pub mod demo;
 pub mod fs;
 pub mod generated;
-pub mod git;
-pub mod git_http;
 pub mod git_ssh;
 pub mod image;
 pub mod node;
@@ -17,7 +15,7 @@ pub mod temp;
 pub mod tools;
 
 pub use fs::copy_dir;
-pub use weaver_test_support::skip;
+pub use weaver_test_support::{git, git_http, skip};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

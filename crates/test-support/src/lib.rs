@@ -1,7 +1,10 @@
 //! What several crates' tests share (tests only): saying that a test is skipped (`skip`), the
 //! case tables of Go template functions checked against their output and a real `helm template`
-//! (`cases`), and a loopback HTTP server answering with a handler (`http_server`).
+//! (`cases`), a loopback HTTP server answering with a handler (`http_server`), and git: history
+//! made with git2 (`git`) and served over smart HTTP (`git_http`).
 
 pub mod cases;
+pub mod git;
+pub mod git_http;
 pub mod http_server;
 pub mod skip;

@@ -58,6 +58,18 @@ pub struct Context {
 }
 
 impl Context {
+    /// What the reconciles share: `shared`, the EnvironmentSyncs `syncs` holds (those a
+    /// `dependsOn` names), Events recorded as `reporter`.
+    pub(super) fn new(shared: Arc<Shared>, reporter: Reporter, syncs: Store<EnvironmentSync>) -> Context {
+        Context {
+            recorder: Recorder::new(shared.client.clone(), reporter),
+            shared,
+            syncs,
+            written: Default::default(),
+            retries: Backoff::new(RETRY_FIRST, RETRY_MAX),
+        }
+    }
+
     /// `sync` with the status last written, where the watch's copy is older than that write:
     /// a reconcile right after another builds on what that one wrote (its history), not on a
     /// status the write replaced.
@@ -85,7 +97,6 @@ fn spec_or_request(sync: &EnvironmentSync) -> Option<u64> {
 
 /// Runs the controller until `shutdown` completes; in-flight reconciles finish first.
 pub async fn run(shared: Arc<Shared>, settings: Settings, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let client = shared.client.clone();
     let mut selected = watcher::Config::default();
     if let Some(selector) = &settings.label_selector {
         selected = selected.labels(selector);
@@ -97,7 +108,7 @@ pub async fn run(shared: Arc<Shared>, settings: Settings, shutdown: impl Future<
     // its status), after the store has the change.
     let (wake, woken) = futures::channel::mpsc::unbounded();
     let store = reader.clone();
-    let trigger = watcher(Api::<EnvironmentSync>::all(client.clone()), selected)
+    let trigger = watcher(Api::<EnvironmentSync>::all(shared.client.clone()), selected)
         .default_backoff()
         .reflect(writer)
         .inspect(move |event| match event {
@@ -116,13 +127,7 @@ pub async fn run(shared: Arc<Shared>, settings: Settings, shutdown: impl Future<
         instance: std::env::var("POD_NAME").ok().filter(|name| !name.is_empty()),
     };
     let changed = changed_environments(shared.live.changes(), reader.clone());
-    let context = Arc::new(Context {
-        shared,
-        recorder: Recorder::new(client, reporter),
-        syncs: reader.clone(),
-        written: Default::default(),
-        retries: Backoff::new(RETRY_FIRST, RETRY_MAX),
-    });
+    let context = Arc::new(Context::new(shared, reporter, reader.clone()));
     Controller::for_stream(trigger, reader)
         .reconcile_on(changed)
         .reconcile_on(woken)

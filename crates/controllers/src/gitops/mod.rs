@@ -15,6 +15,8 @@ pub mod reconcile;
 pub mod renders;
 pub mod status;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod webhook;
 
 pub use api::{EnvironmentSync, EnvironmentSyncSpec, EnvironmentSyncStatus};

@@ -767,3 +767,159 @@ pub(super) fn prune_releases(spec: &Spec) -> PruneReleases {
 pub fn seconds_since(started: Instant) -> f64 {
     (started.elapsed().as_secs_f64() * 10.0).round() / 10.0
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::gitops::api::{EnvironmentResult, Reason};
+    use crate::gitops::testing::{Fixture, NAMESPACE, condition};
+
+    /// The Ready condition's (status, reason) and whether its message has `part`.
+    fn ready_with(sync: &super::EnvironmentSync, part: &str) -> (String, String, bool) {
+        let (status, reason, message) = condition(sync, "Ready").expect("a Ready condition");
+        (status, reason, message.contains(part))
+    }
+
+    /// The fixture, its first commit applied by EnvironmentSync `shop`: that commit, and `shop`
+    /// after it.
+    async fn applied() -> Option<(Fixture, String, super::EnvironmentSync)> {
+        let fixture = Fixture::start().await?;
+        let first = fixture.source.commit("first");
+        fixture.create_sync("shop", json!({})).await;
+        let sync = fixture.reconcile("shop").await;
+        Some((fixture, first, sync))
+    }
+
+    /// The greeting ConfigMap `app` says, None when there is no such ConfigMap.
+    async fn greeting(fixture: &Fixture) -> Option<String> {
+        let config_map = fixture.config_map(NAMESPACE, "app").await?;
+        config_map.data.and_then(|data| data.get("greeting").cloned())
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_fetched_commit_is_applied_as_the_account_recorded_and_the_status_says_ready_at_it() {
+        let Some(fixture) = Fixture::start().await else { return };
+        let commit = fixture.source.commit("first");
+        fixture.create_sync("shop", json!({})).await;
+        fixture.requests();
+        let sync = fixture.reconcile("shop").await;
+
+        let short = &commit[..12];
+        let message = format!("applied revision {short} to 1 environment(s)");
+        assert_eq!(ready_with(&sync, &message), ("True".into(), Reason::ReconciliationSucceeded.as_str().into(), true));
+        let status = sync.status.clone().expect("a status");
+        assert_eq!(status.last_applied_revision.as_deref(), Some(commit.as_str()));
+        assert_eq!(status.observed_generation, sync.metadata.generation);
+        assert_eq!(status.environments_ready.as_deref(), Some("1/1"));
+        let dev = &status.environments[0];
+        assert_eq!(
+            (dev.name.as_str(), &dev.result, dev.revision.as_deref()),
+            ("dev", &EnvironmentResult::Applied, Some(commit.as_str()))
+        );
+        assert_eq!((dev.created, dev.configured, dev.failed), (1, 0, 0));
+        assert_eq!(greeting(&fixture).await.as_deref(), Some("hello"));
+        // The ConfigMap was written with the account's token, not the controller's.
+        let requests = fixture.requests();
+        let writes: Vec<&String> =
+            requests.iter().filter(|r| r.starts_with("PATCH /api/v1/namespaces/app/configmaps/app")).collect();
+        assert!(!writes.is_empty(), "{requests:#?}");
+        assert!(writes.iter().all(|w| w.contains("by system:serviceaccount:app:deployer: 2")), "{writes:#?}");
+        // Recorded as `weaver apply` records it, naming this EnvironmentSync and replica.
+        let records = fixture.records(NAMESPACE).await;
+        let applier = format!("EnvironmentSync app/shop on {}", weaver_cluster::this_replica());
+        let recorded: Vec<(&str, u32, Option<&str>, Option<&str>)> = records
+            .iter()
+            .map(|r| (r.release.as_str(), r.revision, r.commit.as_deref(), r.applied_by.as_deref()))
+            .collect();
+        assert_eq!(recorded, [("app", 1, Some(commit.as_str()), Some(applier.as_str()))]);
+        let events = fixture.events("shop").await;
+        assert_eq!(events, [format!("Normal ReconciliationSucceeded: {message}")]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unchanged_commit_costs_no_fetch_and_no_write_and_a_requested_one_is_applied() {
+        let Some((fixture, first, _)) = applied().await else { return };
+        // The first reconcile after the apply looks at drift, and says so once (`drift: none`).
+        let looked = fixture.reconcile("shop").await;
+        assert_eq!(looked.status.as_ref().and_then(|s| s.drift.as_ref()).map(|d| d.summary.as_str()), Some("none"));
+        fixture.requests();
+        fixture.source.requests();
+
+        let again = fixture.reconcile("shop").await;
+        let writes: Vec<String> = fixture.requests().into_iter().filter(|r| !r.starts_with("GET ")).collect();
+        assert_eq!(writes, Vec::<String>::new(), "an unchanged commit wrote something");
+        assert_eq!(again.metadata.resource_version, looked.metadata.resource_version);
+        // Within its interval, the fetch of the last reconcile serves: the git server hears nothing.
+        assert_eq!(fixture.source.requests(), Vec::<String>::new());
+
+        fixture.source.write("charts/app/values.yaml", "greeting: hi\n");
+        let second = fixture.source.commit("second");
+        fixture.request_reconcile("shop").await;
+        let applied = fixture.reconcile("shop").await;
+        let status = applied.status.expect("a status");
+        assert_eq!(status.last_applied_revision.as_deref(), Some(second.as_str()));
+        assert_eq!(
+            (&status.environments[0].result, status.environments[0].configured),
+            (&EnvironmentResult::Applied, 1)
+        );
+        assert_eq!(greeting(&fixture).await.as_deref(), Some("hi"));
+        let history: Vec<&str> = status.history.iter().map(|h| h.revision.as_str()).collect();
+        assert_eq!(history, [second.as_str(), first.as_str()]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_commit_that_does_not_render_keeps_the_last_applied_revision_and_says_why() {
+        let Some((fixture, good, _)) = applied().await else { return };
+        let template = "charts/app/templates/configmap.yaml";
+        fixture.source.write(template, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name\n");
+        let broken = fixture.source.commit("broken template");
+        fixture.request_reconcile("shop").await;
+        let sync = fixture.reconcile("shop").await;
+
+        // The file is named, at the revision that has it.
+        let (status, reason, message) = condition(&sync, "Ready").expect("a Ready condition");
+        assert_eq!((status.as_str(), reason.as_str()), ("False", Reason::ApplyFailed.as_str()));
+        assert!(message.contains(template) && message.contains(&broken[..12]), "{message}");
+        assert_eq!(
+            condition(&sync, "Reconciling").map(|c| (c.0, c.1)),
+            Some(("True".into(), "ProgressingWithRetry".into()))
+        );
+        let status = sync.status.clone().expect("a status");
+        assert_eq!(status.last_applied_revision.as_deref(), Some(good.as_str()));
+        assert_eq!(status.last_attempted_revision.as_deref(), Some(broken.as_str()));
+        assert_eq!(status.environments[0].result, EnvironmentResult::Failed);
+        assert_eq!(status.environments_ready.as_deref(), Some("0/1"));
+        // The cluster keeps what was applied.
+        assert_eq!(greeting(&fixture).await.as_deref(), Some("hello"));
+        let history: Vec<(&str, &str)> =
+            status.history.iter().map(|h| (h.revision.as_str(), h.result.as_str())).collect();
+        assert_eq!(history, [(broken.as_str(), "ApplyFailed"), (good.as_str(), "ReconciliationSucceeded")]);
+        let events = fixture.events("shop").await;
+        assert!(events.iter().any(|e| e.starts_with("Warning ApplyFailed: ") && e.contains(template)), "{events:#?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_suspended_sync_fetches_nothing_and_holds_a_new_commit_until_resumed() {
+        let Some((fixture, first, applied)) = applied().await else { return };
+        fixture.patch_sync("shop", json!({"spec": {"suspend": true}})).await;
+        fixture.source.write("charts/app/values.yaml", "greeting: hi\n");
+        let second = fixture.source.commit("second");
+        fixture.source.requests();
+
+        let suspended = fixture.reconcile("shop").await;
+        assert_eq!(fixture.source.requests(), Vec::<String>::new(), "fetched while suspended");
+        assert_eq!(greeting(&fixture).await.as_deref(), Some("hello"));
+        let status = suspended.status.clone().expect("a status");
+        // Seen (its generation), and nothing else said: the last reconcile's conditions stay.
+        assert_eq!(status.observed_generation, suspended.metadata.generation);
+        assert_ne!(status.observed_generation, applied.status.as_ref().and_then(|s| s.observed_generation));
+        assert_eq!(status.last_applied_revision.as_deref(), Some(first.as_str()));
+        assert_eq!(status.conditions, applied.status.expect("a status").conditions);
+
+        fixture.patch_sync("shop", json!({"spec": {"suspend": false}})).await;
+        let resumed = fixture.reconcile("shop").await;
+        assert_eq!(resumed.status.and_then(|s| s.last_applied_revision).as_deref(), Some(second.as_str()));
+        assert_eq!(greeting(&fixture).await.as_deref(), Some("hi"));
+    }
+}

@@ -193,7 +193,12 @@ pub(crate) async fn keys_for(
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use serde_json::json;
+    use weaver_test_support::git_http::Options;
+
     use super::*;
+    use crate::gitops::testing::{Fixture, NAMESPACE, condition};
 
     #[test]
     fn every_fetch_failure_is_written_as_the_reason_the_crd_enumerates() {
@@ -212,5 +217,131 @@ mod tests {
             // The CRD enumerates history results by these strings: another would be refused.
             assert_eq!(fetch_reason(failure).as_str(), reason);
         }
+    }
+
+    const PASSWORD: &str = "s3cret-Pa55word-for-git";
+    const WRONG: &str = "not-the-Pa55word";
+
+    /// Secret `name` of the tests' namespace with the source's username and `password`.
+    async fn credentials(fixture: &Fixture, name: &str, password: &str) {
+        let secret = json!({"metadata": {"name": name, "namespace": NAMESPACE},
+                            "stringData": {"username": "deploy", "password": password}});
+        fixture.create::<Secret>(secret).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_source_is_fetched_with_the_named_secret_and_a_wrong_or_missing_one_is_named_never_shown() {
+        let options = Options { basic: Some(("deploy".into(), PASSWORD.into())), ..Options::default() };
+        let Some(fixture) = Fixture::serving(options).await else { return };
+        let commit = fixture.source.commit("first");
+        credentials(&fixture, "good", PASSWORD).await;
+        credentials(&fixture, "wrong", WRONG).await;
+        let url = fixture.source.url();
+        let from =
+            |secret: &str| json!({"source": {"url": url, "ref": {"branch": "main"}, "secretRef": {"name": secret}}});
+        for name in ["good", "wrong", "absent"] {
+            fixture.create_sync(name, from(name)).await;
+        }
+
+        let good = fixture.reconcile("good").await;
+        assert_eq!(condition(&good, "Ready").map(|c| c.1), Some(Reason::ReconciliationSucceeded.as_str().into()));
+        assert_eq!(good.status.as_ref().and_then(|s| s.last_applied_revision.as_deref()), Some(commit.as_str()));
+
+        // Only another Secret helps: Stalled, naming the Secret the credentials came from.
+        let wrong = fixture.reconcile("wrong").await;
+        let (status, reason, message) = condition(&wrong, "Ready").expect("a Ready condition");
+        assert_eq!((status.as_str(), reason.as_str()), ("False", Reason::GitAuthenticationFailed.as_str()));
+        assert!(message.ends_with("(Secret app/wrong, spec.source.secretRef)"), "{message}");
+        assert_eq!(condition(&wrong, "Stalled").map(|c| c.1), Some(reason));
+
+        // Created later, it is read then: retried, not stalled.
+        let absent = fixture.reconcile("absent").await;
+        let message = "Secret app/absent (spec.source.secretRef) does not exist; create it";
+        assert_eq!(
+            condition(&absent, "Ready"),
+            Some(("False".into(), Reason::SecretNotFound.as_str().into(), message.into()))
+        );
+        assert_eq!(condition(&absent, "Stalled"), None);
+        assert_eq!(condition(&absent, "Reconciling").map(|c| c.0), Some("True".into()));
+
+        let mut seen = Vec::new();
+        for name in ["good", "wrong", "absent"] {
+            seen.push(serde_json::to_string(&fixture.sync(name).await).expect("JSON"));
+            seen.extend(fixture.events(name).await);
+        }
+        let seen = seen.join("\n");
+        assert!(seen.contains("GitAuthenticationFailed"), "the statuses and Events were read: {seen}");
+        assert!(!seen.contains(PASSWORD) && !seen.contains(WRONG), "a password reached a status or an Event: {seen}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_secret_the_account_may_not_read_is_not_read_for_it_by_the_controller() {
+        let Some(fixture) = Fixture::start().await else { return };
+        fixture.source.commit("first");
+        // An account that may read no Secret; the controller could read this one.
+        fixture.create::<ServiceAccount>(json!({"metadata": {"name": "limited", "namespace": NAMESPACE}})).await;
+        credentials(&fixture, "platform-git", PASSWORD).await;
+        let source =
+            json!({"url": fixture.source.url(), "ref": {"branch": "main"}, "secretRef": {"name": "platform-git"}});
+        fixture.create_sync("borrowed", json!({"serviceAccountName": "limited", "source": source})).await;
+        fixture.requests();
+
+        let sync = fixture.reconcile("borrowed").await;
+        let message = "the ServiceAccount may not read Secret app/platform-git (spec.source.secretRef): grant it \
+                       get on that Secret";
+        assert_eq!(
+            condition(&sync, "Ready"),
+            Some(("False".into(), Reason::SecretUnreadable.as_str().into(), message.into()))
+        );
+        let reads: Vec<String> =
+            fixture.requests().into_iter().filter(|r| r.contains("/secrets/platform-git")).collect();
+        assert_eq!(
+            reads,
+            ["GET /api/v1/namespaces/app/secrets/platform-git by system:serviceaccount:app:limited: 403"]
+        );
+        // Nothing was fetched with credentials it could not read.
+        assert_eq!(fixture.source.requests(), Vec::<String>::new());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_decryption_and_kubeconfig_secrets_are_named_by_their_field_when_missing_or_incomplete() {
+        let Some(fixture) = Fixture::start().await else { return };
+        let commit = fixture.source.commit("first");
+        let unusable = json!({"metadata": {"name": "unusable", "namespace": NAMESPACE}, "stringData": {"other": "x"}});
+        fixture.create::<Secret>(unusable).await;
+        let cases = [
+            (
+                "keys",
+                json!({"decryption": {"secretRef": {"name": "keys"}}}),
+                Reason::SecretNotFound,
+                "Secret app/keys (spec.decryption.secretRef) does not exist; create it",
+            ),
+            (
+                "remote",
+                json!({"kubeConfig": {"secretRef": {"name": "remote"}}}),
+                Reason::SecretNotFound,
+                "Secret app/remote (spec.kubeConfig.secretRef) does not exist; create it",
+            ),
+            (
+                "unusable",
+                json!({"kubeConfig": {"secretRef": {"name": "unusable"}}}),
+                Reason::SecretInvalid,
+                "Secret app/unusable (spec.kubeConfig.secretRef) has no `value` (or `value.yaml`) key",
+            ),
+        ];
+        for (name, fields, reason, message) in cases {
+            fixture.create_sync(name, fields).await;
+            let sync = fixture.reconcile(name).await;
+            assert_eq!(
+                condition(&sync, "Ready"),
+                Some(("False".into(), reason.as_str().into(), message.into())),
+                "{name}"
+            );
+            // Read after the fetch: the commit that was not applied is named.
+            let status = sync.status.expect("a status");
+            assert_eq!(status.last_attempted_revision.as_deref(), Some(commit.as_str()), "{name}");
+            assert_eq!(status.last_applied_revision, None, "{name}");
+        }
+        assert_eq!(fixture.config_map(NAMESPACE, "app").await, None, "applied without its Secret");
     }
 }

@@ -6,6 +6,7 @@
 //! ConfigMap `app` says the chart's `greeting`. The EnvironmentSyncs apply as ServiceAccount
 //! `deployer`, which may do anything in namespace `app` and read namespaces, nothing more.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,6 +82,24 @@ impl Source {
     /// Commits the working tree on main; the commit's id.
     pub(crate) fn commit(&self, message: &str) -> String {
         weaver_test_support::git::commit_all(&self.repo, message).to_string()
+    }
+
+    /// The commit branch `name` is at.
+    pub(crate) fn branch(&self, name: &str) -> Option<String> {
+        let reference = self.repo.find_reference(&format!("refs/heads/{name}")).ok()?;
+        reference.target().map(|id| id.to_string())
+    }
+
+    /// The parent of `commit`, its file `path`, and its author's name and email.
+    pub(crate) fn commit_of(&self, commit: &str, path: &str) -> (String, String, (String, String)) {
+        let commit = self.repo.find_commit(commit.parse().expect("a commit id")).expect("the commit");
+        let tree = commit.tree().expect("its tree");
+        let entry = tree.get_path(Path::new(path)).expect("the file");
+        let blob = entry.to_object(&self.repo).and_then(|o| o.peel_to_blob()).expect("a file");
+        let text = String::from_utf8(blob.content().to_vec()).expect("text");
+        let author = commit.author();
+        let author = (author.name().unwrap_or_default().to_string(), author.email().unwrap_or_default().to_string());
+        (commit.parent_id(0).expect("a parent").to_string(), text, author)
     }
 
     /// The requests the git server answered since the last call, as `METHOD path`; forgets them.
@@ -175,6 +194,12 @@ impl Fixture {
             None => Api::all_with(self.admin.clone(), &resource),
         };
         api.create(&PostParams::default(), &object).await.expect("create the object");
+    }
+
+    /// Namespace `name`, where ServiceAccount `deployer` may do anything too.
+    pub(crate) async fn namespace(&self, name: &str) {
+        self.create::<Namespace>(json!({"metadata": {"name": name}})).await;
+        self.grant(ACCOUNT, name).await;
     }
 
     /// Lets ServiceAccount `account` of [`NAMESPACE`] do anything in `namespace`.

@@ -434,8 +434,12 @@ fn target_status(target: &TargetPromotion, redactor: &Redactor) -> PromotionTarg
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::Secret;
+    use serde_json::json;
+
     use super::*;
     use crate::gitops::api::PushReason;
+    use crate::gitops::testing::{Fixture, NAMESPACE, condition};
 
     #[test]
     fn push_reasons_are_written_as_the_strings_they_were_and_a_newer_one_is_kept() {
@@ -472,5 +476,122 @@ mod tests {
         let mut kept: Vec<&str> = all.keys().map(String::as_str).collect();
         kept.sort();
         assert_eq!(kept, ["other/shop", "team/shop"]);
+    }
+
+    const AUTHOR: (&str, &str) = ("Promoter Bot", "promoter@weaver.invalid");
+
+    /// Environment `dev`, promoted from `staging` (namespace `staging`) once it has soaked `soak`,
+    /// and chart `app`'s `greeting` of each: `v1` in dev, `v2` in staging.
+    fn promoting(fixture: &Fixture, soak: &str) {
+        let release = |greeting: &str| {
+            format!("releases:\n  - name: app\n    chart: app\n    values: {{greeting: {greeting}}}\n")
+        };
+        let promotion =
+            format!("promotion:\n  from: staging\n  soakTime: {soak}\n  pins: [{{release: app, values: greeting}}]\n");
+        let dev = format!("namespace: app\ncluster: {{lockNamespace: app}}\n{promotion}{}", release("v1"));
+        fixture.source.write("environments/dev.yaml", &dev);
+        let staging = format!("namespace: staging\ncluster: {{lockNamespace: staging}}\n{}", release("v2"));
+        fixture.source.write("environments/staging.yaml", &staging);
+    }
+
+    /// The pushes the git server took since the last look.
+    fn pushes(fixture: &Fixture) -> usize {
+        fixture.source.requests().iter().filter(|r| r.starts_with("POST /shop/git-receive-pack")).count()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_promotion_pushes_nothing_while_a_gate_fails_then_pushes_its_pins_and_records_the_commit() {
+        let Some(fixture) = Fixture::start().await else { return };
+        fixture.namespace("staging").await;
+        promoting(&fixture, "1h");
+        let first = fixture.source.commit("staging and dev");
+        fixture.create_sync("staging", json!({"environments": ["staging"]})).await;
+        fixture.reconcile("staging").await;
+        let author = json!({"name": AUTHOR.0, "email": AUTHOR.1});
+        // Due at every reconcile.
+        fixture.create_sync("shop", json!({"promotion": {"interval": "1ms", "author": author}})).await;
+
+        // Staging was applied less than the hour dev's soakTime asks: the gate says so.
+        let held = fixture.reconcile("shop").await;
+        let (status, reason, message) = condition(&held, "Promoted").expect("a Promoted condition");
+        assert_eq!((status.as_str(), reason.as_str()), ("False", PushOutcome::GatesFailed.as_str()));
+        assert!(message.starts_with("nothing pushed: ") && message.contains("gate `soak` failed"), "{message}");
+        let promotion = held.status.as_ref().and_then(|s| s.promotion.clone()).expect("the promotion's status");
+        assert_eq!(promotion.push.revision, first);
+        let target = &promotion.targets[0];
+        assert_eq!((target.environment.as_str(), target.from.as_str(), target.passed), ("dev", "staging", false));
+        let soak = target.gates.iter().find(|g| g.gate == "soak").expect("the soak gate");
+        assert!(!soak.passed, "{soak:?}");
+        assert_eq!(target.changes, ["app values greeting: \"v1\" -> \"v2\""]);
+        assert_eq!((pushes(&fixture), fixture.source.branch("main")), (0, Some(first.clone())));
+        // Dev itself was applied as the commit has it.
+        assert_eq!(condition(&held, "Ready").map(|c| c.1), Some(Reason::ReconciliationSucceeded.as_str().into()));
+        let greeting =
+            |map: Option<k8s_openapi::api::core::v1::ConfigMap>| map.and_then(|m| m.data?.get("greeting").cloned());
+        assert_eq!(greeting(fixture.config_map(NAMESPACE, "app").await).as_deref(), Some("v1"));
+
+        // A soak staging has had: the pins are committed by the author and pushed to main.
+        promoting(&fixture, "1ms");
+        let second = fixture.source.commit("soak a millisecond");
+        fixture.request_reconcile("shop").await;
+        let promoted = fixture.reconcile("shop").await;
+        let (status, reason, message) = condition(&promoted, "Promoted").expect("a Promoted condition");
+        assert_eq!((status.as_str(), reason.as_str()), ("True", PushOutcome::Promoted.as_str()), "{message}");
+        let pushed = fixture.source.branch("main").expect("main");
+        assert_eq!(
+            message,
+            format!("pushed {} to branch main (dev: app values greeting: \"v1\" -> \"v2\")", &pushed[..12])
+        );
+        let promotion = promoted.status.as_ref().and_then(|s| s.promotion.clone()).expect("the promotion's status");
+        assert_eq!(promotion.push.last_pushed_commit.as_deref(), Some(pushed.as_str()));
+        assert_eq!(pushes(&fixture), 1);
+        let (parent, file, author) = fixture.source.commit_of(&pushed, "promotions/dev.yaml");
+        assert_eq!((parent.as_str(), author), (second.as_str(), (AUTHOR.0.to_string(), AUTHOR.1.to_string())));
+        assert!(file.contains("from: staging") && file.contains("greeting: v2"), "{file}");
+        let events = fixture.events("shop").await;
+        assert!(events.contains(&format!("Normal Promoted: {message}")), "{events:#?}");
+
+        // The next reconcile applies the pushed pins, and finds nothing new to push.
+        fixture.request_reconcile("shop").await;
+        let applied = fixture.reconcile("shop").await;
+        assert_eq!(applied.status.as_ref().and_then(|s| s.last_applied_revision.as_deref()), Some(pushed.as_str()));
+        assert_eq!(greeting(fixture.config_map(NAMESPACE, "app").await).as_deref(), Some("v2"));
+        assert_eq!(condition(&applied, "Promoted").map(|c| (c.0, c.1)), Some(("True".into(), "UpToDate".into())));
+        let promotion = applied.status.and_then(|s| s.promotion).expect("the promotion's status");
+        assert_eq!(promotion.push.last_pushed_commit.as_deref(), Some(pushed.as_str()), "the last push is kept");
+        assert_eq!(pushes(&fixture), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_image_update_names_a_missing_pull_secret_and_once_it_exists_what_it_lacks() {
+        let Some(fixture) = Fixture::start().await else { return };
+        let commit = fixture.source.commit("first");
+        let author = json!({"name": AUTHOR.0, "email": AUTHOR.1});
+        let updates = json!({"interval": "1ms", "author": author, "pullSecrets": [{"name": "registry"}]});
+        fixture.create_sync("shop", json!({"imageUpdates": updates})).await;
+
+        let missing = fixture.reconcile("shop").await;
+        let message = "Secret app/registry (spec.imageUpdates.pullSecrets) does not exist; create it";
+        assert_eq!(
+            condition(&missing, "ImagesUpdated"),
+            Some(("False".into(), Reason::SecretNotFound.as_str().into(), message.into()))
+        );
+        let updated = missing.status.as_ref().and_then(|s| s.image_updates.clone()).expect("the update's status");
+        assert_eq!((updated.push.revision.as_str(), updated.push.branch.as_str()), (commit.as_str(), "main"));
+        // The apply before it went on: Ready is the apply's.
+        assert_eq!(condition(&missing, "Ready").map(|c| c.0), Some("True".into()));
+        assert!(fixture.events("shop").await.contains(&format!("Warning SecretNotFound: {message}")));
+
+        let config = json!({".dockerconfigjson": "{\"auths\": {}}"});
+        let secret = json!({"metadata": {"name": "registry", "namespace": NAMESPACE},
+                            "type": "kubernetes.io/dockerconfigjson", "stringData": config});
+        fixture.create::<Secret>(secret).await;
+        let unsubscribed = fixture.reconcile("shop").await;
+        let message = "no selected environment has `imageUpdates:` naming the images it takes";
+        assert_eq!(
+            condition(&unsubscribed, "ImagesUpdated"),
+            Some(("False".into(), PushOutcome::NoImageUpdates.as_str().into(), message.into()))
+        );
+        assert_eq!(pushes(&fixture), 0);
     }
 }

@@ -627,3 +627,150 @@ async fn wait_ready(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use kube::api::{Api, Patch, PatchParams};
+    use kube::runtime::{WatchStreamExt, watcher};
+    use weaver_api::environment_sync::EnvironmentSync;
+    use weaver_test_support::git_http::{GitHttpServer, Options, http_backend_missing};
+
+    use super::*;
+    use crate::action::install::DEFAULT_NAMESPACE;
+    use crate::action::testing::{Fixture, Heard, failure};
+
+    const TOKEN: &str = "glpat-bootstrap-7f3a9c";
+
+    /// Repository `fleet` with a first commit on main, served over smart HTTP to who gives
+    /// [`TOKEN`], and the token's file.
+    struct Remote {
+        dir: tempfile::TempDir,
+        repo: git2::Repository,
+        server: GitHttpServer,
+    }
+
+    impl Remote {
+        /// None, said, when git's http-backend is missing (a failure under
+        /// WEAVER_REQUIRE_INTEROP=1, as CI runs).
+        async fn serve() -> Option<Remote> {
+            if !weaver_test_support::skip::interop_or_skip(http_backend_missing().as_deref()) {
+                return None;
+            }
+            // The git server blocks on a runtime of its own while it starts.
+            let remote = tokio::task::spawn_blocking(|| {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let repo = weaver_test_support::git::init(&dir.path().join("fleet"));
+                repo.set_head("refs/heads/main").expect("HEAD on main");
+                // The bootstrap's push lands in the working tree.
+                repo.config()
+                    .and_then(|mut c| c.set_str("receive.denyCurrentBranch", "updateInstead"))
+                    .expect("config");
+                std::fs::write(dir.path().join("fleet/README.md"), "the fleet\n").expect("write README.md");
+                weaver_test_support::git::commit_all(&repo, "first");
+                std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).expect("write the token");
+                let options = Options { basic: Some(("git".into(), TOKEN.into())), ..Options::default() };
+                let server = GitHttpServer::start(dir.path(), options);
+                Remote { dir, repo, server }
+            });
+            Some(remote.await.expect("the git server started"))
+        }
+
+        /// The commit main is at.
+        fn main(&self) -> String {
+            let main = self.repo.find_reference("refs/heads/main").expect("main");
+            main.target().expect("a commit").to_string()
+        }
+
+        /// How `weaver bootstrap --url URL --token-file FILE --path clusters/test` bootstraps the
+        /// fixture's cluster, with `set` (`--set`) over the chart's values.
+        fn options(&self, fixture: &Fixture, set: &[&str]) -> BootstrapOptions {
+            BootstrapOptions {
+                url: format!("{}/fleet", self.server.base),
+                branch: "main".into(),
+                path: "clusters/test".into(),
+                namespace: DEFAULT_NAMESPACE.into(),
+                access: Access::Token { file: self.dir.path().join("token"), username: "git".into() },
+                known_hosts: None,
+                ca_pem: None,
+                overrides: OverrideFlags { set: set.iter().map(|s| s.to_string()).collect(), ..Default::default() },
+                connect: fixture.connect(),
+                settings: fixture.apply_options().settings,
+                author: ("weaver tests".into(), "tests@weaver.invalid".into()),
+                recover: false,
+            }
+        }
+    }
+
+    /// What the controller the chart installs would do, which does not run here: once
+    /// EnvironmentSync `weaver` exists, its status says it applied `remote`'s main.
+    async fn applied_by_its_controller(fixture: &Fixture, remote: &Remote) {
+        let syncs: Api<EnvironmentSync> = Api::namespaced(fixture.client.clone(), DEFAULT_NAMESPACE);
+        let named = watcher::Config::default().fields(&format!("metadata.name={RELEASE}"));
+        let mut created = std::pin::pin!(watcher(syncs.clone(), named).default_backoff().applied_objects());
+        // The kind is not served until the apply has made its CRD: until then the watch fails,
+        // and is retried backing off.
+        while let Some(Err(_)) = created.next().await {}
+        let ready = json!({"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded", "message": "applied",
+                           "lastTransitionTime": jiff::Timestamp::now().to_string()});
+        let status = json!({"status": {"lastAppliedRevision": remote.main(), "conditions": [ready]}});
+        syncs.patch_status(RELEASE, &PatchParams::default(), &Patch::Merge(status)).await.expect("its status");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn values_the_charts_schema_refuses_are_refused_before_anything_is_pushed_or_written() {
+        let Some(remote) = Remote::serve().await else { return };
+        let fixture = Fixture::start().await;
+        let first = remote.main();
+        fixture.writes();
+
+        let heard = Heard::default();
+        let options = remote.options(&fixture, &["replicas=many"]);
+        let refused = failure(bootstrap(&options, heard.cx(), &AtomicBool::new(false)).await);
+        assert!(refused.starts_with("clusters/test/environments/weaver.yaml: nothing was pushed"), "{refused}");
+        assert!(refused.contains("replicas"), "{refused}");
+        assert_eq!(remote.main(), first, "pushed");
+        // Not the source Secret, not the chart: the cluster was only read.
+        assert_eq!(fixture.writes(), Vec::<String>::new());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_bootstrap_pushes_weaver_s_repository_installs_it_waits_for_it_and_a_second_run_writes_nothing() {
+        let Some(remote) = Remote::serve().await else { return };
+        let fixture = Fixture::start().await;
+        let first = remote.main();
+        let options = remote.options(&fixture, &[]);
+        let heard = Heard::default();
+        let interrupted = AtomicBool::new(false);
+
+        let (done, ()) =
+            tokio::join!(bootstrap(&options, heard.cx(), &interrupted), applied_by_its_controller(&fixture, &remote));
+        let done = done.expect("the bootstrap");
+        assert!(done.pushed && done.secret_written);
+        assert_eq!(remote.main(), done.commit);
+        let pushed = remote.repo.find_commit(done.commit.parse().expect("a commit id")).expect("the pushed commit");
+        assert_eq!(pushed.parent_id(0).expect("a parent").to_string(), first);
+        let [environment, chart] = &done.written[..] else { panic!("{:?}", done.written) };
+        assert_eq!(environment, "clusters/test/environments/weaver.yaml");
+        assert!(chart.ends_with(" file(s) of charts/weaver"), "{chart}");
+        let tree = pushed.tree().expect("its tree");
+        for path in ["clusters/test/environments/weaver.yaml", "clusters/test/charts/weaver/Chart.yaml"] {
+            assert!(tree.get_path(Path::new(path)).is_ok(), "{path} not pushed");
+        }
+        let applied = done.applied.expect("the apply");
+        assert!(!applied.report.failed(), "{:?}", applied.report.releases);
+        assert!(fixture.deployment_in(DEFAULT_NAMESPACE, RELEASE).await.is_some(), "weaver not installed");
+        let short = &done.commit[..12];
+        let told = heard.told();
+        assert!(told.iter().any(|t| t.starts_with(&format!("pushed {short} to branch main: "))), "{told:#?}");
+        let waited = format!("waiting for EnvironmentSync {DEFAULT_NAMESPACE}/{RELEASE} to apply {short}");
+        assert!(told.contains(&waited), "{told:#?}");
+
+        // Nothing new: nothing pushed, written or applied.
+        fixture.writes();
+        let again = bootstrap(&options, heard.cx(), &interrupted).await.expect("the second bootstrap");
+        assert!(!again.pushed && !again.secret_written && again.applied.is_none());
+        assert_eq!((again.commit.as_str(), remote.main()), (done.commit.as_str(), done.commit.clone()));
+        assert_eq!(fixture.writes(), Vec::<String>::new());
+    }
+}

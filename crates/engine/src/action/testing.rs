@@ -104,7 +104,8 @@ pub(crate) fn render_options(selection: Selection, identities: &str) -> RenderOp
 pub(crate) struct Fixture {
     pub(crate) server: TestApiServer,
     pub(crate) repo: Repo,
-    client: kube::Client,
+    /// The fake's admin, for what a test does in the cluster beside the action.
+    pub(crate) client: kube::Client,
 }
 
 impl Fixture {

@@ -33,6 +33,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use weaver_engine::action::fleet::EnvironmentSelection;
 use weaver_engine::action::images::{CheckOptions, UpdateOptions, check, update};
+use weaver_engine::action::promote::Proposal;
 use weaver_source::charts::http::Machine;
 use weaver_source::images::Registries;
 use weaver_test_support::git;
@@ -207,7 +208,8 @@ fn main() {
         rev: Some("HEAD".into()),
         concurrency: 8,
     };
-    let registries = Registries::new(Machine::anonymous(), "none (the bench's registry is anonymous)");
+    let registries =
+        std::sync::Arc::new(Registries::new(Machine::anonymous(), "none (the bench's registry is anonymous)"));
     let (rss, _) = memory();
     println!("  before the first interval: RSS {rss} MiB (the binary's pages and the runtime)");
     println!(
@@ -230,30 +232,32 @@ fn main() {
     };
     interval("first interval (all listed)");
     let update_options = UpdateOptions {
-        repo: repo.path().to_path_buf(),
         environment: "dev".into(),
-        connect: weaver_cluster::ConnectOptions {
-            kubeconfig: Some(kubeconfig.clone().into()),
-            context: None,
-            request_timeout: Duration::from_secs(30),
-            retry_budget: weaver_cluster::DEFAULT_RETRY_BUDGET,
-            given: None,
+        proposal: Proposal {
+            repo: repo.path().to_path_buf(),
+            connect: weaver_cluster::ConnectOptions {
+                kubeconfig: Some(kubeconfig.clone().into()),
+                context: None,
+                request_timeout: Duration::from_secs(30),
+                retry_budget: weaver_cluster::DEFAULT_RETRY_BUDGET,
+                given: None,
+            },
+            concurrency: 8,
+            keys: weaver_engine::action::Keys::Search(None),
+            dry_run: false,
+            branch: None,
+            rev: None,
+            author: Some(("bench".into(), "bench@weaver.invalid".into())),
+            charts: weaver_source::charts::Archives::Machine,
+            limits: Default::default(),
         },
-        concurrency: 8,
-        keys: weaver_engine::action::Keys::Search(None),
-        dry_run: false,
-        branch: None,
-        rev: None,
-        author: Some(("bench".into(), "bench@weaver.invalid".into())),
-        charts: weaver_source::charts::Archives::Machine,
-        limits: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let redactor = weaver_secrets::Redactor::new();
     let cx = || weaver_engine::action::Context { redactor: &redactor, on: &|_| {} };
     let updated = |label: &str| {
         let (before_cpu, started) = (cpu(), Instant::now());
-        let done = runtime.block_on(update(&update_options, &registries, cx())).unwrap();
+        let done = runtime.block_on(update(&update_options, registries.clone(), cx())).unwrap();
         let (wall, spent) = (started.elapsed(), cpu() - before_cpu);
         let (branch, _) = done.commit.expect("a commit of the new pins");
         let (rss, hwm) = memory();

@@ -14,7 +14,8 @@ use weaver_project::{Chart, Environment, Project, Release};
 
 use super::values::release_secrets;
 use super::{Secrets, parse_objects, read_files};
-use crate::engine::{Engine, ReleaseRender};
+use crate::engine::Engine;
+use crate::release_render::ReleaseRender;
 
 /// The Helm charts the releases name, and the capabilities their templates see. A chart is
 /// loaded (read, then parsed) by the first of its releases to render and dropped after the

@@ -10,15 +10,7 @@ use weaver_core::error::{Error, Location, Result};
 use weaver_core::limits::{RenderLimits, Stop};
 use weaver_project::Chart;
 
-/// A release's templates and the context they are rendered in: what
-/// [`Engine::render_release`] renders, in this process or in a worker's.
-#[derive(Clone, Copy)]
-pub struct ReleaseRender<'a> {
-    /// The release's name, as errors and limits name it.
-    pub release: &'a str,
-    pub templates: &'a [&'a Path],
-    pub context: &'a minijinja::Value,
-}
+use crate::release_render::ReleaseRender;
 
 pub struct Engine {
     env: Environment<'static>,

@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use weaver_core::error::{Error, Location, Result};
 use weaver_core::limits::{Bound, Isolation, RenderLimits, Stop};
 
-use crate::engine::ReleaseRender;
 use crate::filters::ChartFiles;
+use crate::release_render::ReleaseRender;
 
 /// How long a worker past its deadline is given to say so itself (naming the template where
 /// it stood) before it is killed.

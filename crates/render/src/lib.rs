@@ -10,6 +10,7 @@ pub mod gotmpl;
 pub mod isolated;
 mod kustomizations;
 pub mod overrides;
+pub mod release_render;
 pub mod schema;
 pub mod transforms;
 mod values;

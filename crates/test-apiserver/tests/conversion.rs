@@ -51,24 +51,12 @@ type State = (Arc<Mutex<Mode>>, Arc<Mutex<Vec<Value>>>);
 
 impl Webhook {
     fn start() -> Webhook {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         // Bound here, served by the runtime: a test's own runtime may not block on another.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("https://{}/convert", listener.local_addr().unwrap());
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(CERT).collect::<Result<_, _>>().unwrap();
-        let key = PrivateKeyDer::from_pem_slice(KEY).unwrap();
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = weaver_test_support::tls::acceptor(CERT, KEY);
         let (mode, reviews) = (Arc::new(Mutex::new(Mode::Rename)), Arc::new(Mutex::new(Vec::new())));
         let state: State = (mode.clone(), reviews.clone());
         runtime.spawn(async move {

@@ -84,21 +84,7 @@ impl GitHttpServer {
         };
         let port = listener.local_addr().unwrap().port();
         let scheme = if options.tls.is_some() { "https" } else { "http" };
-        let acceptor = options.tls.as_ref().map(|(chain, key)| {
-            use rustls::pki_types::pem::PemObject;
-            use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-            let chain: Vec<CertificateDer<'static>> =
-                CertificateDer::pem_slice_iter(chain).collect::<Result<_, _>>().unwrap();
-            let key = PrivateKeyDer::from_pem_slice(key).unwrap();
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let config = rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(chain, key)
-                .unwrap();
-            tokio_rustls::TlsAcceptor::from(Arc::new(config))
-        });
+        let acceptor = options.tls.as_ref().map(|(chain, key)| crate::tls::acceptor(chain, key));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new((root.to_path_buf(), options, requests.clone()));
         runtime.spawn(async move {

@@ -8,3 +8,4 @@ pub mod git;
 pub mod git_http;
 pub mod http_server;
 pub mod skip;
+pub mod tls;

@@ -542,7 +542,6 @@ fn environment_file(options: &BootstrapOptions) -> Result<String> {
     Ok(text)
 }
 
-/// Writes the source Secret when it does not hold `credentials` already: whether it wrote.
 /// Writes Secret `name` when it does not hold `values` already: whether it wrote.
 async fn write_secret(
     cluster: &Cluster,

@@ -827,21 +827,16 @@ fn the_kustomization_flux_generates_is_written_under_flux_import_never_into_the_
     assert_eq!(keys, ["ConfigMap/shop/c"], "{}", render.stdout);
 }
 
-/// A Flux Kustomization `name` building `path` of this repository.
-fn flux_kustomization(name: &str, path: &str) -> String {
-    format!(
-        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\n\
-         spec:\n  path: {path}\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n"
-    )
-}
-
 #[test]
 fn clusters_are_found_without_bootstrap_files_or_a_root_clusters_directory_and_said() {
     let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\ndata:\n  a: b\n";
     // Flux installed by a Helm chart: the clusters are under kubernetes/clusters.
     let repo = Repo::empty();
-    repo.write("kubernetes/clusters/main/app.yaml", &flux_kustomization("app", "./kubernetes/app"))
-        .write("kubernetes/app/cm.yaml", config_map);
+    repo.write(
+        "kubernetes/clusters/main/app.yaml",
+        &weaver_test_support::flux::kustomization("app", "./kubernetes/app"),
+    )
+    .write("kubernetes/app/cm.yaml", config_map);
     let run = repo.weaver(&["import", "flux"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.starts_with("wrote environments/main.yaml\n"), "{}", run.stdout);
@@ -860,7 +855,7 @@ fn clusters_are_found_without_bootstrap_files_or_a_root_clusters_directory_and_s
          spec:\n  chartRef: {kind: OCIRepository, name: flux-instance}\n  values:\n    instance:\n      sync:\n        \
          kind: GitRepository\n        url: https://example.com/fleet.git\n        path: deploy/eu\n",
     )
-    .write("deploy/eu/app.yaml", &flux_kustomization("app", "./apps"))
+    .write("deploy/eu/app.yaml", &weaver_test_support::flux::kustomization("app", "./apps"))
     .write("apps/cm.yaml", config_map);
     let run = repo.weaver(&["import", "flux"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -876,9 +871,9 @@ fn clusters_are_found_without_bootstrap_files_or_a_root_clusters_directory_and_s
 
     // A Kustomization whose path holds flux-system/ (bootstrap files elsewhere or gone).
     let repo = Repo::empty();
-    repo.write("fleet/root.yaml", &flux_kustomization("cluster", "./fleet/one"))
+    repo.write("fleet/root.yaml", &weaver_test_support::flux::kustomization("cluster", "./fleet/one"))
         .write("fleet/one/flux-system/README.md", "installed by the platform team\n")
-        .write("fleet/one/app.yaml", &flux_kustomization("app", "./apps"))
+        .write("fleet/one/app.yaml", &weaver_test_support::flux::kustomization("app", "./apps"))
         .write("apps/cm.yaml", config_map);
     let run = repo.weaver(&["import", "flux"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -892,10 +887,12 @@ fn clusters_are_found_without_bootstrap_files_or_a_root_clusters_directory_and_s
     // --clusters names one cluster's directory; the whole repository otherwise, where a
     // line never names an empty file.
     let repo = Repo::empty();
-    repo.write("ops/prod/app.yaml", &flux_kustomization("app", "./apps")).write("apps/cm.yaml", config_map).write(
-        "kustomization.yaml",
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- missing.yaml\n",
-    );
+    repo.write("ops/prod/app.yaml", &weaver_test_support::flux::kustomization("app", "./apps"))
+        .write("apps/cm.yaml", config_map)
+        .write(
+            "kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- missing.yaml\n",
+        );
     let run = repo.weaver(&["import", "flux", "--clusters", "ops/prod"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("cluster ops/prod → environments/prod.yaml: given (--clusters)"), "{}", run.stderr);
@@ -983,7 +980,7 @@ fn yaml_1_1_octals_and_booleans_in_values_are_read_as_helm_controller_reads_them
 fn remote_entries_are_left_out(files: &[(&str, &str)], listed: &[&str], helm_releases: &[&str]) {
     let repo = Repo::empty();
     write_web_chart(&repo);
-    repo.write("clusters/dev/app.yaml", &flux_kustomization("app", "./app/prod"));
+    repo.write("clusters/dev/app.yaml", &weaver_test_support::flux::kustomization("app", "./app/prod"));
     for (path, text) in files {
         repo.write(path, text);
     }
@@ -1294,8 +1291,8 @@ fn a_flux_instance_s_sync_path_in_a_generated_values_from_config_map_finds_the_c
         "instance:\n  sync:\n    kind: GitRepository\n    url: https://example.com/fleet.git\n    path: deploy/eu\n",
     )
     // A Kustomization of another path, which is not the cluster's root.
-    .write("deploy/eu/apps.yaml", &flux_kustomization("apps", "./apps"))
-    .write("deploy/eu/infra.yaml", &flux_kustomization("infra", "./infra/flux"))
+    .write("deploy/eu/apps.yaml", &weaver_test_support::flux::kustomization("apps", "./apps"))
+    .write("deploy/eu/infra.yaml", &weaver_test_support::flux::kustomization("infra", "./infra/flux"))
     .write("apps/cm.yaml", config_map);
     let run = repo.weaver(&["import", "flux"]);
     assert!(
@@ -1316,7 +1313,7 @@ fn a_flux_instance_s_sync_path_in_a_generated_values_from_config_map_finds_the_c
         "apiVersion: fluxcd.controlplane.io/v1\nkind: FluxInstance\nmetadata:\n  name: flux\n  namespace: flux-system\n\
          spec:\n  sync:\n    kind: GitRepository\n    url: https://example.com/fleet.git\n    path: deploy/us\n",
     )
-    .write("deploy/us/apps.yaml", &flux_kustomization("apps", "./apps"));
+    .write("deploy/us/apps.yaml", &weaver_test_support::flux::kustomization("apps", "./apps"));
     let run = repo.weaver(&["import", "flux", "--force"]);
     let clusters: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("cluster ")).collect();
     assert_eq!(
@@ -1338,7 +1335,7 @@ fn a_component_s_oci_repository_patched_in_every_namespace_serves_each_namespace
         &format!(
             "{}  patches:\n  - patch: |-\n      apiVersion: kustomize.toolkit.fluxcd.io/v1\n      kind: Kustomization\n      \
              metadata:\n        name: _\n        labels:\n          patched: 'yes'\n    target:\n      kind: Kustomization\n",
-            flux_kustomization("apps", "./apps")
+            weaver_test_support::flux::kustomization("apps", "./apps")
         ),
     )
     .write(
@@ -1365,7 +1362,7 @@ fn a_component_s_oci_repository_patched_in_every_namespace_serves_each_namespace
             &format!("apps/{namespace}/{app}/ks.yaml"),
             &format!(
                 "{}  targetNamespace: {namespace}\n",
-                flux_kustomization(app, &format!("./apps/{namespace}/{app}/app"))
+                weaver_test_support::flux::kustomization(app, &format!("./apps/{namespace}/{app}/app"))
             ),
         )
         .write(
@@ -1405,7 +1402,7 @@ fn a_variable_keeping_a_variable_of_an_unread_secret_leaves_its_helm_release_not
     let post_build = |post: &str| format!("  postBuild:\n{post}");
     repo.write(
         "clusters/dev/apps.yaml",
-        &(flux_kustomization("apps", "./apps")
+        &(weaver_test_support::flux::kustomization("apps", "./apps")
             + &post_build("    substituteFrom:\n    - {kind: Secret, name: cluster-secrets}\n")),
     )
     .write(
@@ -1414,7 +1411,8 @@ fn a_variable_keeping_a_variable_of_an_unread_secret_leaves_its_helm_release_not
     )
     .write(
         "apps/web.yaml",
-        &(flux_kustomization("web", "./web") + &post_build("    substitute:\n      HOST: web.${DOMAIN}\n")),
+        &(weaver_test_support::flux::kustomization("web", "./web")
+            + &post_build("    substitute:\n      HOST: web.${DOMAIN}\n")),
     )
     .write(
         "web/kustomization.yaml",

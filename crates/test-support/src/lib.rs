@@ -4,6 +4,7 @@
 //! made with git2 (`git`) and served over smart HTTP (`git_http`).
 
 pub mod cases;
+pub mod flux;
 pub mod git;
 pub mod git_http;
 pub mod http_server;

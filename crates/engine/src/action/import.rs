@@ -513,20 +513,12 @@ mod tests {
         assert_eq!(target.files(), before, "nothing written");
     }
 
-    /// A Flux Kustomization of `name` building `path`.
-    fn flux_kustomization(name: &str, path: &str) -> String {
-        format!(
-            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\n  namespace: flux-system\n\
-             spec:\n  path: {path}\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n"
-        )
-    }
-
     /// A Flux repository's cluster becomes an environment that loads, with what it builds and
     /// the record; the cluster taken is said.
     #[test]
     fn a_flux_cluster_becomes_an_environment_that_loads() {
         let target = Target::new();
-        target.write("clusters/dev/app.yaml", flux_kustomization("app", "./apps"));
+        target.write("clusters/dev/app.yaml", weaver_test_support::flux::kustomization("app", "./apps"));
         target.write(
             "apps/cm.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\ndata:\n  a: b\n",

@@ -20,8 +20,8 @@ use super::promote::{PinChange, Proposal};
 use weaver_cluster::SharedServers;
 use weaver_core::error::{Error, Result};
 use weaver_project::Environment;
-use weaver_project::image_updates::Policy;
 use weaver_project::image_updates::Skipped;
+use weaver_project::image_updates::{ImageUpdate, Policy};
 use weaver_project::promotion::{Promoted, promoted_path};
 use weaver_source::images::{Check, ImageRepository, Registries, Tags};
 
@@ -139,24 +139,37 @@ fn tag_lists(
     check: &Check,
     concurrency: usize,
 ) -> Result<HashMap<ImageRepository, Tags>> {
-    let mut repositories: Vec<ImageRepository> = environments
+    // Each repository with its first subscription, which a refusal of its tags names.
+    let mut repositories: Vec<(ImageRepository, &ImageUpdate)> = environments
         .iter()
         .flat_map(|e| e.image_updates.iter().flat_map(|u| u.entries.iter()))
-        .map(|u| ImageRepository::locate(&u.image, u.plain_http))
+        .map(|u| (ImageRepository::locate(&u.image, u.plain_http), u))
         .collect();
-    repositories.sort_by(|a, b| (&a.base, &a.path).cmp(&(&b.base, &b.path)));
-    repositories.dedup();
+    repositories.sort_by(|(a, _), (b, _)| (&a.base, &a.path).cmp(&(&b.base, &b.path)));
+    repositories.dedup_by(|(a, _), (b, _)| a == b);
     // Their own pool: the requests wait on the network, not on a core.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(concurrency.clamp(1, repositories.len().max(1)))
         .thread_name(|index| format!("weaver-registry-{index}"))
         .build()
         .map_err(|err| Error::new(format!("cannot start the threads that ask the registries: {err}")))?;
-    let found: Vec<(ImageRepository, Result<Tags>)> = pool.install(|| {
+    let found: Vec<Result<(ImageRepository, Tags)>> = pool.install(|| {
         use rayon::prelude::*;
-        repositories.par_iter().map(|repository| (repository.clone(), registries.tags(repository, check))).collect()
+        repositories
+            .par_iter()
+            .map(|(repository, first)| {
+                let tags = registries.tags(repository, check).map_err(|e| e.context(subscription(first)))?;
+                Ok((repository.clone(), tags))
+            })
+            .collect()
     });
-    found.into_iter().map(|(repository, tags)| Ok((repository, tags?))).collect()
+    found.into_iter().collect()
+}
+
+/// How an error of a registry names the subscription it was asked for, before what went wrong;
+/// the error's help (a registry's: where credentials come from, that it limits requests) stays.
+fn subscription(update: &ImageUpdate) -> String {
+    format!("the imageUpdates entry of `{}` ({})", update.image, update.at)
 }
 
 fn check_environment(
@@ -169,13 +182,10 @@ fn check_environment(
     let mut images = Vec::new();
     for update in &updates.entries {
         let repository = ImageRepository::locate(&update.image, update.plain_http);
-        // Said before what went wrong, whose help (a registry's: where credentials come from,
-        // that it limits requests) stays the error's.
-        let at = || format!("the imageUpdates entry of `{}` ({})", update.image, update.at);
         let listed = &tags[&repository];
         let choice = update
             .choose(&listed.list, &mut |tag| registries.created(&repository, tag, &update.platform, check))
-            .map_err(|e| e.context(at()))?;
+            .map_err(|e| e.context(subscription(update)))?;
         // A followed tag is asked for its digest at every check; another, only when the
         // repository's tags changed (a tag re-pushed in place is then seen at the next change).
         let unchanged = listed.unchanged && !matches!(update.policy, Policy::Digest(_));
@@ -184,7 +194,7 @@ fn check_environment(
             Some(tag) => {
                 let digest = registries
                     .digest_unless_unchanged(&repository, tag, unchanged, check)
-                    .map_err(|e| e.context(at()))?;
+                    .map_err(|e| e.context(subscription(update)))?;
                 Some(format!("{tag}@{digest}"))
             }
         };
@@ -419,13 +429,8 @@ mod tests {
     /// The repository as a git repository of one commit, as `weaver images update` needs one
     /// to branch from.
     fn commit_all(repo: &Repo) -> git2::Repository {
-        let git = git2::Repository::init(repo.path()).expect("git init");
-        let mut index = git.index().expect("the index");
-        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).expect("add the files");
-        let tree = git.find_tree(index.write_tree().expect("a tree")).expect("the tree");
-        let author = git2::Signature::now("Test", "test@weaver.invalid").expect("a signature");
-        git.commit(Some("HEAD"), &author, &author, "first", &tree, &[]).expect("the first commit");
-        drop(tree);
+        let git = weaver_test_support::git::init(&repo.path());
+        weaver_test_support::git::commit_all(&git, "first");
         git
     }
 
@@ -541,7 +546,8 @@ mod tests {
             let subscribed = image(&registry, path);
             subscribe(&repo, &subscribed, &entry(&subscribed, "semver: '>=1'"));
             let message = failure(check(&check_options(&repo, &[]), &registries()));
-            assert_eq!(message, format!("http://{host}/v2/{path}/tags/list answered HTTP {refused}"));
+            let at = format!("the imageUpdates entry of `{subscribed}` (environments/dev.yaml:6:5)");
+            assert_eq!(message, format!("{at}: http://{host}/v2/{path}/tags/list answered HTTP {refused}"));
         }
     }
 

@@ -742,8 +742,15 @@ mod tests {
         let heard = Heard::default();
         let interrupted = AtomicBool::new(false);
 
-        let (done, ()) =
-            tokio::join!(bootstrap(&options, heard.cx(), &interrupted), applied_by_its_controller(&fixture, &remote));
+        let bootstrapped = bootstrap(&options, heard.cx(), &interrupted);
+        let controller = applied_by_its_controller(&fixture, &remote);
+        tokio::pin!(bootstrapped, controller);
+        // A bootstrap that fails before its EnvironmentSync exists ends the test with its error;
+        // the stand-in controller would wait for it forever.
+        let done = tokio::select! {
+            done = &mut bootstrapped => done,
+            () = &mut controller => bootstrapped.await,
+        };
         let done = done.expect("the bootstrap");
         assert!(done.pushed && done.secret_written);
         assert_eq!(remote.main(), done.commit);
@@ -764,6 +771,7 @@ mod tests {
         assert!(told.iter().any(|t| t.starts_with(&format!("pushed {short} to branch main: "))), "{told:#?}");
         let waited = format!("waiting for EnvironmentSync {DEFAULT_NAMESPACE}/{RELEASE} to apply {short}");
         assert!(told.contains(&waited), "{told:#?}");
+        assert!(told.iter().all(|t| !t.contains(TOKEN)), "the token was told: {told:#?}");
 
         // Nothing new: nothing pushed, written or applied.
         fixture.writes();

@@ -562,6 +562,9 @@ mod tests {
         assert_eq!(pushes(&fixture), 0);
     }
 
+    /// The pull Secrets are read before any registry is asked: a missing one stops the update;
+    /// once it exists the run goes on, here to no subscription. (An update that asks a registry
+    /// and pushes is the root suite's: `tests/images.rs`.)
     #[tokio::test(flavor = "multi_thread")]
     async fn an_image_update_names_a_missing_pull_secret_and_once_it_exists_what_it_lacks() {
         let Some(fixture) = Fixture::start().await else { return };

@@ -90,7 +90,7 @@ fn a_sync_pushes_the_pins_once_the_gates_pass_applies_them_and_pushes_nothing_ne
     let staging_ns = staging(&cluster, &namespace);
     let source = Source::new(&namespace);
     // The pushes update the working tree, which the test commits in.
-    source.repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
+    weaver_test_support::git::follow_pushes(&source.repo);
     environment(&source, "staging", &staging_ns, "v2", "yes", "");
     environment(&source, "prod", &namespace, "v1", "yes", &promotion("1h"));
     let first = source.commit("staging and prod");

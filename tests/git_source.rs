@@ -823,7 +823,7 @@ fn pushes_go_over_http_with_the_fetchs_credentials_and_only_fast_forward_the_tra
     }
     let mut served = served();
     // The server's working tree follows pushes to its checked-out branch.
-    served.repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
+    weaver_test_support::git::follow_pushes(&served.repo);
     let options = Options { basic: Some(("pusher".into(), "s3cret".into())), ..Options::default() };
     let server = GitHttpServer::start(served.root.path(), options);
     let url = format!("{}/repo", server.base);
@@ -839,7 +839,7 @@ fn pushes_go_over_ssh_with_the_fetchs_key() {
         return;
     }
     let mut served = served();
-    served.repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
+    weaver_test_support::git::follow_pushes(&served.repo);
     let sshd = Sshd::start();
     let known_hosts = sshd.known_host("host.pub");
     let url = sshd.url(&served.work());

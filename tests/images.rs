@@ -513,7 +513,7 @@ fn a_subscription_that_cannot_be_used_is_named() {
 /// chart `app` runs web from the registry at 1.4.2; web's repository.
 fn web_source(namespace: &str, registry: &Proxied) -> (crate::gitops::Source, String) {
     let source = crate::gitops::Source::new(namespace);
-    source.repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
+    weaver_test_support::git::follow_pushes(&source.repo);
     let web = registry.image("shop/web");
     source.write(
         "charts/app/templates/deployment.yaml",

@@ -625,7 +625,7 @@ fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() 
 /// EnvironmentSync as read then.
 fn pushed_to_main(demo: &Demo, environment_sync: &Value, commit: &str, type_: &str) -> (git2::Repository, Value) {
     let repo = git2::Repository::open(demo.repo.path()).unwrap();
-    repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
+    weaver_test_support::git::follow_pushes(&repo);
     let live = eventually(&format!("{type_}: pushed to main from the Pod"), || {
         let live = demo.cluster.get(environment_sync).ok_or("no EnvironmentSync")?;
         match condition(&live, type_) {

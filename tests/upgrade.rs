@@ -239,7 +239,7 @@ fn the_previous_release_upgraded_by_weaver_install_keeps_every_sync_its_approval
         spec["source"]["caSecretRef"] = json!({"name": "git-ca"});
         spec
     };
-    source.repo.config().unwrap().set_str("receive.denyCurrentBranch", "updateInstead").unwrap();
+    weaver_test_support::git::follow_pushes(&source.repo);
     let web = registry.image("shop/web");
     let (first, _) = push_image(registry.registry.port, "shop/web", "1.5.0", "2026-11-01T00:00:00Z", "amd64");
     source.write(

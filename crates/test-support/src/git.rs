@@ -21,3 +21,9 @@ pub fn commit_all(repo: &Repository, message: &str) -> Oid {
     let parents: Vec<&git2::Commit> = parent.iter().collect();
     repo.commit(Some("HEAD"), &author, &author, message, &tree, &parents).unwrap()
 }
+
+/// Makes a served repository take pushes to its checked-out branch into its working tree
+/// (`receive.denyCurrentBranch=updateInstead`), where a test then commits on top of them.
+pub fn follow_pushes(repo: &Repository) {
+    repo.config().and_then(|mut config| config.set_str("receive.denyCurrentBranch", "updateInstead")).unwrap();
+}

@@ -59,7 +59,7 @@ impl Source {
         let repo = weaver_test_support::git::init(&root.path().join("shop"));
         repo.set_head("refs/heads/main").expect("HEAD on main");
         // A push to main (a promotion's) updates the working tree the test commits in next.
-        repo.config().and_then(|mut c| c.set_str("receive.denyCurrentBranch", "updateInstead")).expect("config");
+        weaver_test_support::git::follow_pushes(&repo);
         let server = GitHttpServer::start(root.path(), options);
         let source = Source { root, repo, server };
         for (path, text) in FILES {

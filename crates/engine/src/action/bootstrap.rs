@@ -662,9 +662,7 @@ mod tests {
                 let repo = weaver_test_support::git::init(&dir.path().join("fleet"));
                 repo.set_head("refs/heads/main").expect("HEAD on main");
                 // The bootstrap's push lands in the working tree.
-                repo.config()
-                    .and_then(|mut c| c.set_str("receive.denyCurrentBranch", "updateInstead"))
-                    .expect("config");
+                weaver_test_support::git::follow_pushes(&repo);
                 std::fs::write(dir.path().join("fleet/README.md"), "the fleet\n").expect("write README.md");
                 weaver_test_support::git::commit_all(&repo, "first");
                 std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).expect("write the token");

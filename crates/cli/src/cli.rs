@@ -235,6 +235,14 @@ pub struct InstallArgs {
     #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
     pub output: ListFormat,
     #[command(flatten)]
+    pub target: InstallTargetArgs,
+}
+
+/// The values over the chart built in, and the cluster it goes to: `weaver install` and
+/// `weaver bootstrap`.
+#[derive(Debug, Args)]
+pub struct InstallTargetArgs {
+    #[command(flatten)]
     pub overrides: OverrideArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -290,9 +298,7 @@ pub struct BootstrapArgs {
     #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
     pub output: ListFormat,
     #[command(flatten)]
-    pub overrides: OverrideArgs,
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub target: InstallTargetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -931,15 +937,22 @@ pub struct EnvironmentArgs {
     #[arg(short, long = "env", value_name = "ENV", value_delimiter = ',',
           add = ArgValueCompleter::new(completion::environments))]
     pub envs: Vec<String>,
+    #[command(flatten)]
+    pub filter: EnvironmentFilterArgs,
+    /// Of the selected environments, only part INDEX of COUNT, the same on every machine (1/4 … 4/4: one per CI runner)
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub shard: Option<weaver_engine::action::fleet::Shard>,
+}
+
+/// Of the environments named (or every one when none is), those to take: by labels and wave.
+#[derive(Debug, Args)]
+pub struct EnvironmentFilterArgs {
     /// Only environments whose labels match (-l's syntax: tier=prod,region in (eu,us); repeatable)
     #[arg(long = "env-selector", value_name = "SELECTOR")]
     pub env_selectors: Vec<String>,
     /// Of the selected environments, only those of this wave (their `wave:`)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub wave: Option<i32>,
-    /// Of the selected environments, only part INDEX of COUNT, the same on every machine (1/4 … 4/4: one per CI runner)
-    #[arg(long, value_name = "INDEX/COUNT")]
-    pub shard: Option<weaver_engine::action::fleet::Shard>,
 }
 
 /// Which releases of the environment, by name and by labels.
@@ -1278,12 +1291,8 @@ pub struct PromoteArgs {
     #[arg(long = "to", value_name = "ENV", value_delimiter = ',',
           add = ArgValueCompleter::new(completion::environments))]
     pub to: Vec<String>,
-    /// Only targets whose labels match (-l's syntax; repeatable)
-    #[arg(long = "env-selector", value_name = "SELECTOR")]
-    pub env_selectors: Vec<String>,
-    /// Of the selected targets, only those of this wave (their `wave:`)
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub wave: Option<i32>,
+    #[command(flatten)]
+    pub filter: EnvironmentFilterArgs,
     #[command(flatten)]
     pub proposal: ProposalArgs,
 }
@@ -1323,13 +1332,8 @@ pub enum ImagesCommand {
 
 #[derive(Debug, Args)]
 pub struct ImagesCheckArgs {
-    /// The environment(s): names (comma-separated or repeated) or globs [default: every one with `imageUpdates:`]
-    #[arg(long = "env", value_name = "ENV", value_delimiter = ',',
-          add = ArgValueCompleter::new(completion::environments))]
-    pub envs: Vec<String>,
-    /// Only environments whose labels match (-l's syntax; repeatable)
-    #[arg(long = "env-selector", value_name = "SELECTOR")]
-    pub env_selectors: Vec<String>,
+    #[command(flatten)]
+    pub environments: EnvironmentArgs,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = StatusFormat::Text)]
     pub output: StatusFormat,

@@ -41,7 +41,9 @@ use weaver_project::source::lexical;
 use weaver_project::{Environment, FsSource, Project, Release};
 use weaver_source::charts::{ChartRef, LOCK_FILE, Lock, LockedChart};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Serialized as [`ReleaseStatus::as_str`] says (`weaver changed -o json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ReleaseStatus {
     /// In both versions.
     Changed,

@@ -30,8 +30,8 @@ pub fn run(ui: &Ui, args: &BootstrapArgs) -> Result<ExitCode> {
         access,
         known_hosts,
         ca_pem: args.ca_file.as_deref().map(|file| read("--ca-file", file)).transpose()?,
-        overrides: super::override_flags(&args.overrides),
-        connect: connect_options(&args.cluster),
+        overrides: super::override_flags(&args.target.overrides),
+        connect: connect_options(&args.target.cluster),
         // The install's readiness is what its EnvironmentSync being Ready at the commit proves:
         // the controller runs, and applied itself.
         settings: weaver_engine::action::apply::Settings {

@@ -12,7 +12,6 @@ use super::{Ui, block_on, proposal, table, write_proposal, write_stdout};
 use crate::cli::{GlobalArgs, ImagesCheckArgs, ImagesCommand, ImagesUpdateArgs, StatusFormat};
 use weaver_core::error::Result;
 use weaver_engine::action::Context;
-use weaver_engine::action::fleet::EnvironmentSelection;
 use weaver_engine::action::images::{CheckOptions, Checks, EnvironmentCheck, ImageCheck, Update, UpdateOptions};
 use weaver_engine::action::promote::PinChange;
 use weaver_engine::report::json::{self, DiffReport};
@@ -35,11 +34,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, command: &ImagesCommand) -> Result<Exit
 fn check(global: &GlobalArgs, ui: &Ui, args: &ImagesCheckArgs, registries: &Registries) -> Result<ExitCode> {
     let options = CheckOptions {
         repo: global.repo.clone(),
-        environments: EnvironmentSelection {
-            envs: args.envs.clone(),
-            selectors: args.env_selectors.clone(),
-            ..Default::default()
-        },
+        environments: super::environment_selection(&args.environments),
         rev: None,
         concurrency: args.concurrency,
     };

@@ -14,8 +14,8 @@ use weaver_render::overrides::OverrideFlags;
 pub fn install(ui: &Ui, args: &InstallArgs) -> Result<ExitCode> {
     let options = InstallOptions {
         namespace: args.namespace.clone(),
-        overrides: super::override_flags(&args.overrides),
-        connect: connect_options(&args.cluster),
+        overrides: super::override_flags(&args.target.overrides),
+        connect: connect_options(&args.target.cluster),
         settings: weaver_engine::action::apply::Settings {
             wait: args.readiness.wait,
             timeout: args.readiness.timeout,

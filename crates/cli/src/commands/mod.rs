@@ -181,8 +181,8 @@ pub(crate) fn connect_options(cluster: &ClusterArgs) -> weaver_cluster::ConnectO
 pub(crate) fn environment_selection(args: &EnvironmentArgs) -> EnvironmentSelection {
     EnvironmentSelection {
         envs: args.envs.clone(),
-        selectors: args.env_selectors.clone(),
-        wave: args.wave,
+        selectors: args.filter.env_selectors.clone(),
+        wave: args.filter.wave,
         shard: args.shard,
         max_file_bytes: None,
     }
@@ -357,9 +357,9 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
         Command::Status(args) => (Some(&mut args.cluster), None),
         Command::Check(args) => (Some(&mut args.cluster), None),
         Command::Migrate(args) => (Some(&mut args.cluster), None),
-        Command::Install(args) => (Some(&mut args.cluster), None),
+        Command::Install(args) => (Some(&mut args.target.cluster), None),
         Command::Uninstall(args) => (Some(&mut args.cluster), None),
-        Command::Bootstrap(args) => (Some(&mut args.cluster), None),
+        Command::Bootstrap(args) => (Some(&mut args.target.cluster), None),
         Command::Promote(args) => (Some(&mut args.proposal.cluster), Some(&mut args.proposal.identity)),
         Command::Render(args) => (None, Some(&mut args.identity)),
         Command::Hydrate(args) => (None, Some(&mut args.identity)),

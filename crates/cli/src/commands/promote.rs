@@ -18,7 +18,7 @@ use weaver_engine::report::{DiffContext, markdown};
 use weaver_secrets::Redactor;
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode> {
-    if args.to.is_empty() && args.env_selectors.is_empty() {
+    if args.to.is_empty() && args.filter.env_selectors.is_empty() {
         return Err(Error::new(
             "no target environment: give --to ENV (several, or a glob such as prod-*) or --env-selector SELECTOR",
         )
@@ -27,8 +27,8 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
     let options = PromoteOptions {
         targets: EnvironmentSelection {
             envs: args.to.clone(),
-            selectors: args.env_selectors.clone(),
-            wave: args.wave,
+            selectors: args.filter.env_selectors.clone(),
+            wave: args.filter.wave,
             shard: None,
             max_file_bytes: None,
         },

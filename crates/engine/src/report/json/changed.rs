@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::changed::{ChangeSet, Comparison};
+use crate::changed::{ChangeSet, Comparison, ReleaseStatus};
 use serde::Serialize;
 use weaver_git::Revision;
 
@@ -37,7 +37,7 @@ pub struct ChangedHead<'a> {
 pub struct ChangedRelease<'a> {
     pub environment: &'a str,
     pub release: &'a str,
-    pub status: &'static str,
+    pub status: ReleaseStatus,
     pub paths: &'a [PathBuf],
 }
 
@@ -62,7 +62,7 @@ impl<'a> ChangedReport<'a> {
                 .map(|r| ChangedRelease {
                     environment: &r.environment,
                     release: &r.release,
-                    status: r.status.as_str(),
+                    status: r.status,
                     paths: &r.paths,
                 })
                 .collect(),

@@ -254,7 +254,7 @@ fn main() {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let redactor = weaver_secrets::Redactor::new();
-    let cx = || weaver_engine::action::Context { redactor: &redactor, on: &|_| {} };
+    let cx = || weaver_engine::action::Context::new(&redactor, &|_| {});
     let updated = |label: &str| {
         let (before_cpu, started) = (cpu(), Instant::now());
         let done = runtime.block_on(update(&update_options, registries.clone(), cx())).unwrap();

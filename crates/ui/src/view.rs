@@ -57,7 +57,7 @@ pub async fn environment(of: &Source<'_>, cx: Context<'_>) -> Result<Environment
         Progress::Phase(..) => (of.log)(progress),
         other => (cx.on)(other),
     };
-    let cx = Context { redactor: cx.redactor, on: &heard };
+    let cx = Context { on: &heard, ..cx };
     let servers = of.servers.clone();
     let mut selection = Selection {
         env: of.env.to_string(),

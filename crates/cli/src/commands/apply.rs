@@ -34,8 +34,10 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
         Environments::One(env) => {
             let options = options(&env, None);
             let progress = ApplyProgress::new(ui, &options.settings, args.apply.output);
-            let cx = Context { redactor: &ui.redactor, on: &|p| progress.on(p) };
-            let applied = block_on(apply(&options, cx, &progress.interrupted))?;
+            let applied = block_on(apply(
+                &options,
+                Context::new(&ui.redactor, &|p| progress.on(p)).interruptible(&progress.interrupted),
+            ))?;
             return finish(ui, applied, args.apply.output);
         }
         Environments::Fleet(environments) => environments,
@@ -53,8 +55,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &ApplyArgs) -> Result<ExitCode> {
         &environments,
         |env| options(env, Some(servers.clone())),
         FleetApplyOptions { max_parallel: args.max_parallel, fail_fast: args.fail_fast },
-        FleetContext { redactor: &ui.redactor, on: &|env, p| progress.on(env, p) },
-        &interrupted,
+        FleetContext::new(&ui.redactor, &|env, p| progress.on(env, p)).interruptible(&interrupted),
     )?;
     fleet_finish(global, ui, args, &applied)
 }

@@ -43,8 +43,10 @@ pub fn run(ui: &Ui, args: &BootstrapArgs) -> Result<ExitCode> {
         recover: args.recover,
     };
     let progress = ApplyProgress::new(ui, &options.settings, args.output);
-    let cx = Context { redactor: &ui.redactor, on: &|p| progress.on(p) };
-    let done = block_on(bootstrap(&options, cx, &progress.interrupted))?;
+    let done = block_on(bootstrap(
+        &options,
+        Context::new(&ui.redactor, &|p| progress.on(p)).interruptible(&progress.interrupted),
+    ))?;
     let short = &done.commit[..12];
     ui.status(&match (done.pushed, done.secret_written) {
         (false, false) => format!("weaver runs itself from {short} of branch {}: nothing to write", args.branch),

@@ -50,11 +50,8 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
             "select one environment with --env NAME, or use -o markdown or -o json for a fleet",
         ));
     }
-    let planned = fleet::plan(
-        &environments,
-        options,
-        FleetContext { redactor: &ui.redactor, on: &|env, p| ui.fleet_progress(env, p) },
-    );
+    let planned =
+        fleet::plan(&environments, options, FleetContext::new(&ui.redactor, &|env, p| ui.fleet_progress(env, p)));
     // The environments that failed are told of even when a collision stops the others.
     super::report_failures(ui, &planned);
     fleet::refuse_collisions(&planned)?;
@@ -91,8 +88,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DiffArgs) -> Result<ExitCode> {
 
 /// One environment, as `weaver diff --env NAME` always showed it.
 fn one(global: &GlobalArgs, ui: &Ui, args: &DiffArgs, options: &PlanOptions, base: Option<&str>) -> Result<ExitCode> {
-    let Planned { env, plan, .. } =
-        block_on(plan(options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
+    let Planned { env, plan, .. } = block_on(plan(options, Context::new(&ui.redactor, &|p| ui.progress(p))))?;
     // Text names no commit: it needs no look at git.
     let provenance = match args.output {
         DiffFormat::Text => None,

@@ -44,11 +44,8 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
             "select one environment with --env NAME, or use -o json or -o junit for a fleet",
         ));
     }
-    let reports = fleet::drift(
-        &environments,
-        options,
-        FleetContext { redactor: &ui.redactor, on: &|env, p| ui.fleet_progress(env, p) },
-    );
+    let reports =
+        fleet::drift(&environments, options, FleetContext::new(&ui.redactor, &|env, p| ui.fleet_progress(env, p)));
     for report in reports.iter().filter_map(|o| o.result.as_ref().ok()) {
         tell_revisions(ui, report, true);
     }
@@ -74,7 +71,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &DriftArgs) -> Result<ExitCode> {
 
 /// One environment, as `weaver drift --env NAME` always showed it.
 fn one(ui: &Ui, args: &DriftArgs, options: &DriftOptions) -> Result<ExitCode> {
-    let report = block_on(drift(options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
+    let report = block_on(drift(options, Context::new(&ui.redactor, &|p| ui.progress(p))))?;
     write_report(ui, args, &report)?;
     Ok(if report.has_drift() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
@@ -115,8 +112,7 @@ fn correct(ui: &Ui, args: &DriftArgs, drift: DriftOptions) -> Result<ExitCode> {
     let options = CorrectOptions { drift, settings };
     let Corrected { report, applied } = block_on(correct_drift(
         &options,
-        Context { redactor: &ui.redactor, on: &|p| progress.on(p) },
-        &progress.interrupted,
+        Context::new(&ui.redactor, &|p| progress.on(p)).interruptible(&progress.interrupted),
     ))?;
     write_report(ui, args, &report)?;
     if let Some(lost) = applied.and_then(|a| a.lock_lost) {

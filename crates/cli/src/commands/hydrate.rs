@@ -51,8 +51,10 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &HydrateArgs) -> Result<ExitCode>
         HydrateSecrets::Encrypt => SecretObjects::Encrypted,
         HydrateSecrets::Omit => SecretObjects::Omitted,
     };
-    let cx = FleetContext { redactor: &ui.redactor, on: &|env, p| ui.fleet_progress(env, p) };
-    let hydrated = hydrate(&HydrateOptions { renders, target, secrets }, cx)?;
+    let hydrated = hydrate(
+        &HydrateOptions { renders, target, secrets },
+        FleetContext::new(&ui.redactor, &|env, p| ui.fleet_progress(env, p)),
+    )?;
     let text = match args.output {
         ListFormat::Json => weaver_engine::report::json::to_text(&hydrated),
         ListFormat::Text => summary(&hydrated),

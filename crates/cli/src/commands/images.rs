@@ -108,8 +108,11 @@ fn update(
     registries: std::sync::Arc<Registries>,
 ) -> Result<ExitCode> {
     let options = UpdateOptions { environment: args.env.clone(), proposal: proposal(global, &args.proposal) };
-    let cx = Context { redactor: &ui.redactor, on: &|p| ui.progress(p) };
-    let update = block_on(weaver_engine::action::images::update(&options, registries, cx))?;
+    let update = block_on(weaver_engine::action::images::update(
+        &options,
+        registries,
+        Context::new(&ui.redactor, &|p| ui.progress(p)),
+    ))?;
     let provenance = weaver_git::provenance(&global.repo, Some("HEAD"))?;
     let report = UpdateReport::new(&update, provenance.as_ref(), &ui.redactor);
     write_proposal(ui, &args.proposal, body(&report, &ui.redactor), || json::to_text(&report))?;

@@ -24,8 +24,7 @@ pub fn install(ui: &Ui, args: &InstallArgs) -> Result<ExitCode> {
         },
     };
     if args.dry_run {
-        let cx = Context { redactor: &ui.redactor, on: &|p| ui.progress(p) };
-        let desired = render_install(&options, cx)?;
+        let desired = render_install(&options, Context::new(&ui.redactor, &|p| ui.progress(p)))?;
         let mut out = String::new();
         for manifest in desired.rendered.releases.iter().flat_map(|r| &r.manifests) {
             out.push_str("---\n");
@@ -35,8 +34,10 @@ pub fn install(ui: &Ui, args: &InstallArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let progress = ApplyProgress::new(ui, &options.settings, args.output);
-    let cx = Context { redactor: &ui.redactor, on: &|p| progress.on(p) };
-    let applied = block_on(install_chart(&options, cx, &progress.interrupted))?;
+    let applied = block_on(install_chart(
+        &options,
+        Context::new(&ui.redactor, &|p| progress.on(p)).interruptible(&progress.interrupted),
+    ))?;
     finish(ui, applied, args.output)
 }
 
@@ -48,8 +49,11 @@ pub fn uninstall(ui: &Ui, args: &UninstallArgs) -> Result<ExitCode> {
         settings: weaver_engine::action::apply::Settings { timeout: args.timeout, ..super::default_apply_settings() },
     };
     let progress = ApplyProgress::new(ui, &options.settings, args.output);
-    let cx = Context { redactor: &ui.redactor, on: &|p| progress.on(p) };
-    let uninstalled = block_on(remove(&options, args.crds, cx, &progress.interrupted))?;
+    let uninstalled = block_on(remove(
+        &options,
+        args.crds,
+        Context::new(&ui.redactor, &|p| progress.on(p)).interruptible(&progress.interrupted),
+    ))?;
     for (crd, count) in &uninstalled.kept {
         let resources = match count {
             1 => "1 custom resource of it remains".to_string(),

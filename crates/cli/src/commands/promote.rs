@@ -35,7 +35,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
         record_key: weaver_secrets::record_key::RecordKey::from_environment()?,
         proposal: proposal(global, &args.proposal),
     };
-    let promotions = block_on(promote(&options, Context { redactor: &ui.redactor, on: &|p| ui.progress(p) }))?;
+    let promotions = block_on(promote(&options, Context::new(&ui.redactor, &|p| ui.progress(p))))?;
     let provenance = weaver_git::provenance(&global.repo, Some("HEAD"))?;
     let report = PromoteReport::new(&promotions, provenance.as_ref(), &ui.redactor);
     let body = body(&report, &ui.redactor, markdown::GITHUB_COMMENT_LIMIT);

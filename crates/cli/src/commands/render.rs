@@ -8,9 +8,9 @@ use super::{Environments, Ui};
 use crate::cli::{GlobalArgs, RenderArgs};
 use weaver_core::error::{Error, Location, Result};
 use weaver_core::manifest::Manifest;
-use weaver_engine::action::Context;
 use weaver_engine::action::fleet::{self, FleetContext};
 use weaver_engine::action::render::{Format, RenderOptions, Texts, render, render_formatted};
+use weaver_engine::action::{Context, Progress};
 use weaver_render::Rendered;
 use weaver_secrets::Redactor;
 
@@ -53,8 +53,12 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RenderArgs) -> Result<ExitCode> 
         ))
         .with_help("render each environment into a directory of its own: --env NAME --output-dir DIR/NAME"));
     }
-    let cx = FleetContext { redactor: &ui.redactor, on: &|env, p| ui.fleet_progress(env, p) };
-    let rendered = fleet::render_formatted(&environments, options, &format, cx);
+    let rendered = fleet::render_formatted(
+        &environments,
+        options,
+        &format,
+        FleetContext::new(&ui.redactor, &|env, p| ui.fleet_progress(env, p)),
+    );
     let failed: Vec<&str> = rendered.iter().filter(|o| o.result.is_err()).map(|o| o.environment.as_str()).collect();
     let names: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
     let mut heading = format!("# weaver render: {} environments ({})", rendered.len(), names.join(", "));
@@ -84,7 +88,8 @@ fn one(
     redact: &dyn Fn(&mut serde_json::Value, &Redactor) -> usize,
     format: Format,
 ) -> Result<ExitCode> {
-    let cx = Context { redactor: &ui.redactor, on: &|p| ui.progress(p) };
+    let on = |p: Progress<'_>| ui.progress(p);
+    let cx = Context::new(&ui.redactor, &on);
     let Some(dir) = &args.output_dir else {
         let Texts { texts, redacted } = render_formatted(options, cx, format)?;
         warn_redacted(ui, redacted);

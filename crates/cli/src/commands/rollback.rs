@@ -24,8 +24,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &RollbackArgs) -> Result<ExitCode
     let progress = ApplyProgress::new(ui, &options.settings, args.apply.output);
     let applied = block_on(rollback(
         &options,
-        Context { redactor: &ui.redactor, on: &|p| progress.on(p) },
-        &progress.interrupted,
+        Context::new(&ui.redactor, &|p| progress.on(p)).interruptible(&progress.interrupted),
     ))?;
     finish(ui, applied, args.apply.output)
 }

@@ -37,7 +37,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &StatusArgs) -> Result<ExitCode> 
     let reports = fleet::status(
         &environments,
         |env| options(env, Some(servers.clone())),
-        FleetContext { redactor: &ui.redactor, on: &|env, p| ui.fleet_progress(env, p) },
+        FleetContext::new(&ui.redactor, &|env, p| ui.fleet_progress(env, p)),
     );
     for report in reports.iter().filter_map(|o| o.result.as_ref().ok()) {
         tell_revisions(ui, report, true);

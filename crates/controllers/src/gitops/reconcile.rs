@@ -574,8 +574,8 @@ impl Run<'_> {
             }
             logged(progress);
         };
-        let cx = ActionContext { redactor: self.redactor, on: &on };
         let interrupted = AtomicBool::new(false);
+        let cx = ActionContext::new(self.redactor, &on).interruptible(&interrupted);
         let mut status = EnvironmentStatus { name, ..Default::default() };
         // The render in its tenant's turn; the apply after it (waiting for the lock, for
         // objects to be ready) lets others render.
@@ -594,7 +594,7 @@ impl Run<'_> {
         .await;
         let applied = match offline {
             Ok(offline) => {
-                let applying = weaver_engine::action::apply::apply_rendered(&options, offline, cx, &interrupted);
+                let applying = weaver_engine::action::apply::apply_rendered(&options, offline, cx);
                 self.until_stopping(&interrupted, applying).await
             }
             Err(err) => Err(err),
@@ -654,7 +654,7 @@ impl Run<'_> {
                 servers: None,
             };
             let on = self.on();
-            let cx = ActionContext { redactor: self.redactor, on: &on };
+            let cx = ActionContext::new(self.redactor, &on);
             // The render in its tenant's turn; the plan's API requests after it let others render.
             let planned = async {
                 let offline = {
@@ -710,13 +710,13 @@ impl Run<'_> {
             notify: correct,
         };
         let on = self.on();
-        let cx = ActionContext { redactor: self.redactor, on: &on };
+        let cx = ActionContext::new(self.redactor, &on);
         let report = match correct {
             false => weaver_engine::action::drift::drift(&options, cx).await,
             true => {
                 let options = CorrectOptions { drift: options.clone(), settings: self.settings(false) };
                 let interrupted = AtomicBool::new(false);
-                let correcting = weaver_engine::action::drift::correct(&options, cx, &interrupted);
+                let correcting = weaver_engine::action::drift::correct(&options, cx.interruptible(&interrupted));
                 self.until_stopping(&interrupted, correcting).await.map(|corrected| corrected.report)
             }
         };

@@ -1,7 +1,7 @@
 //! Apply: render, take the environment's lock, render for the cluster, observe, plan, apply, record. `rollback` runs
 //! the same machinery over a recorded revision.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::notifications::notify;
 use super::removed::removed_releases;
 use super::render::{Desired, IfEmpty, Offline, Quotes, RenderOptions, prepare};
-use super::{Context, OnProgress, Progress, connect_sharing, phase};
+use super::{Context, Progress, connect_sharing, phase};
 use crate::apply::{ApplyOptions, LockTakenOver, ReleaseInput, Report};
 use crate::notify::Message;
 use crate::observe::{Unlabelled, observe_helm, observe_reusing};
@@ -98,12 +98,12 @@ pub struct Applied {
 }
 
 /// Renders, connects, takes the environment's lock and, holding it, renders Helm charts again
-/// with the cluster's capabilities and `lookup`, then applies. `interrupted` (Ctrl-C) stops
+/// with the cluster's capabilities and `lookup`, then applies. `cx.interrupted` (Ctrl-C) stops
 /// starting new work; what was done is still recorded.
-pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
+pub async fn apply(options: &ApplyActionOptions, cx: Context<'_>) -> Result<Applied> {
     let owned = options.clone();
     let offline = super::blocking_with(cx, move |cx| render_offline(&owned, cx)).await?;
-    apply_rendered(options, offline, cx, interrupted).await
+    apply_rendered(options, offline, cx).await
 }
 
 /// What an apply (or a plan, [`super::plan::render_offline`]) renders before it connects: the
@@ -154,9 +154,8 @@ pub async fn apply_rendered(
     options: &ApplyActionOptions,
     offline: RenderedOffline,
     cx: Context<'_>,
-    interrupted: &AtomicBool,
 ) -> Result<Applied> {
-    let Context { redactor, on } = cx;
+    let Context { redactor, on, .. } = cx;
     let RenderedOffline { prepared, desired: offline } = offline;
     let selection = &options.render.selection;
     let provenance = selection.provenance()?;
@@ -211,7 +210,7 @@ pub async fn apply_rendered(
         releases.extend(removed);
         Ok(Locked { releases, options: apply_options, looked_up })
     };
-    let applied = execute(&cluster, &env, &options.settings, desired, interrupted, on).await?;
+    let applied = execute(&cluster, &env, &options.settings, desired, cx).await?;
     if !options.settings.dry_run && worth_telling(&applied) {
         let lock_lost = applied.lock_lost.is_some();
         let message = Message::applied(&applied.report, &applied.options, &cluster.info.context, lock_lost, redactor);
@@ -296,9 +295,9 @@ pub(super) async fn execute(
     env: &Environment,
     settings: &Settings,
     desired: impl Future<Output = Result<Locked>>,
-    interrupted: &AtomicBool,
-    on: OnProgress<'_>,
+    cx: Context<'_>,
 ) -> Result<Applied> {
+    let Context { on, interrupted, .. } = cx;
     // Read where every apply (rollbacks, corrections and the controller's too) passes, before
     // the lock: a missing or short key file is refused with nothing taken or written.
     let record_key = match &settings.record_key {
@@ -349,7 +348,7 @@ pub(super) async fn execute(
         if let Some(lock) = &lock {
             lock.check()?;
         }
-        execute_locked(cluster, env, desired, lock.as_ref(), settings.plan_check.as_ref(), interrupted, on).await
+        execute_locked(cluster, env, desired, lock.as_ref(), settings.plan_check.as_ref(), cx).await
     }
     .await;
     if let Some(lock) = lock {
@@ -370,9 +369,9 @@ async fn execute_locked(
     desired: Locked,
     lock: Option<&HeldLock>,
     check: Option<&PlanCheck>,
-    interrupted: &AtomicBool,
-    on: OnProgress<'_>,
+    cx: Context<'_>,
 ) -> Result<(Applied, Option<Error>)> {
+    let Context { on, interrupted, .. } = cx;
     let Locked { mut releases, options, looked_up } = desired;
     let started = Instant::now();
     let unlabelled: Unlabelled = looked_up.iter().map(|(t, listing)| (t.clone(), &listing.items[..])).collect();
@@ -444,7 +443,7 @@ mod tests {
     }
 
     async fn apply_with(options: &ApplyActionOptions) -> Result<Applied> {
-        apply(options, Heard::default().cx(), &AtomicBool::new(false)).await
+        apply(options, Heard::default().cx()).await
     }
 
     #[tokio::test(flavor = "multi_thread")]

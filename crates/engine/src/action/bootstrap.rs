@@ -23,7 +23,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -94,7 +93,7 @@ pub struct Bootstrapped {
 }
 
 /// Bootstraps (see the module's docs).
-pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Bootstrapped> {
+pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>) -> Result<Bootstrapped> {
     let on = cx.on;
     let path = weaver_path(&options.path)?;
     super::install::check_namespace(&options.namespace)?;
@@ -215,7 +214,7 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>, interrupted:
         wait_ready(&cluster, &options.namespace, &commit, options.settings.timeout, on).await?;
         return Ok(Bootstrapped { commit, pushed, written, secret_written, applied: None });
     }
-    let applied = apply(&apply_options, cx, interrupted).await?;
+    let applied = apply(&apply_options, cx).await?;
     if applied.report.totals().failed > 0 || applied.lock_lost.is_some() || options.settings.dry_run {
         return Ok(Bootstrapped { commit, pushed, written, secret_written, applied: Some(applied) });
     }
@@ -723,7 +722,7 @@ mod tests {
 
         let heard = Heard::default();
         let options = remote.options(&fixture, &["replicas=many"]);
-        let refused = failure(bootstrap(&options, heard.cx(), &AtomicBool::new(false)).await);
+        let refused = failure(bootstrap(&options, heard.cx()).await);
         assert!(refused.starts_with("clusters/test/environments/weaver.yaml: nothing was pushed"), "{refused}");
         assert!(refused.contains("replicas"), "{refused}");
         assert_eq!(remote.main(), first, "pushed");
@@ -738,9 +737,8 @@ mod tests {
         let first = remote.main();
         let options = remote.options(&fixture, &[]);
         let heard = Heard::default();
-        let interrupted = AtomicBool::new(false);
 
-        let bootstrapped = bootstrap(&options, heard.cx(), &interrupted);
+        let bootstrapped = bootstrap(&options, heard.cx());
         let controller = applied_by_its_controller(&fixture, &remote);
         tokio::pin!(bootstrapped, controller);
         // A bootstrap that fails before its EnvironmentSync exists ends the test with its error;
@@ -773,7 +771,7 @@ mod tests {
 
         // Nothing new: nothing pushed, written or applied.
         fixture.writes();
-        let again = bootstrap(&options, heard.cx(), &interrupted).await.expect("the second bootstrap");
+        let again = bootstrap(&options, heard.cx()).await.expect("the second bootstrap");
         assert!(!again.pushed && !again.secret_written && again.applied.is_none());
         assert_eq!((again.commit.as_str(), remote.main()), (done.commit.as_str(), done.commit.clone()));
         assert_eq!(fixture.writes(), Vec::<String>::new());

@@ -473,7 +473,6 @@ mod tests {
     use super::*;
     use crate::action::install::{DEFAULT_NAMESPACE, install};
     use crate::action::testing::{Fixture, Heard};
-    use std::sync::atomic::AtomicBool;
 
     /// Each finding's subject and whether it is ok.
     fn found(checked: &Checked) -> Vec<(&str, bool)> {
@@ -513,7 +512,7 @@ mod tests {
         let missing: Vec<(&str, bool)> = found(&checked).into_iter().skip(2).collect();
         let crds = ["crd/environmentsyncs.weaver.example.com", "crd/configmapsyncs.weaver.example.com"];
         assert_eq!(missing, [(crds[0], false), (crds[1], false), ("controller", false)]);
-        install(&fixture.install_options(), Heard::default().cx(), &AtomicBool::new(false)).await.unwrap();
+        install(&fixture.install_options(), Heard::default().cx()).await.unwrap();
         let checked = check(&options(&fixture, false)).await.unwrap();
         let installed = found(&checked);
         assert!(installed.contains(&(crds[0], true)) && installed.contains(&(crds[1], true)), "{installed:?}");

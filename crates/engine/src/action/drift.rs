@@ -3,7 +3,6 @@
 //! only says which releases live where, and the records hold what to compare and re-apply.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -242,8 +241,8 @@ pub struct Corrected {
 /// repository's newer state) under the environment's lock: changed fields are set back,
 /// deleted objects created again, nothing is pruned and no hook runs; `ignoreDifferences`
 /// rules are followed. Each corrected release records a revision saying which one it put back.
-pub async fn correct(options: &CorrectOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Corrected> {
-    let Context { redactor, on } = cx;
+pub async fn correct(options: &CorrectOptions, cx: Context<'_>) -> Result<Corrected> {
+    let Context { redactor, on, .. } = cx;
     let selected = select_blocking(&options.drift.selection, IfEmpty::Warn, cx).await?;
     let connect_options = options.drift.connect.clone().retrying_within(options.settings.timeout);
     let cluster = connect(connect_options, &selected.env, "correcting drift in", on).await?;
@@ -280,7 +279,7 @@ pub async fn correct(options: &CorrectOptions, cx: Context<'_>, interrupted: &At
         let _ = found.set(report);
         Ok(Locked { releases, options: apply_options, looked_up: Vec::new() })
     };
-    let applied = execute(&cluster, &selected.env, &options.settings, desired, interrupted, on).await?;
+    let applied = execute(&cluster, &selected.env, &options.settings, desired, cx).await?;
     let mut report = found.into_inner().expect("execute made what it applies");
     tell_corrections(&mut report, &applied.report, options.settings.dry_run);
     // The look under the lock may find nothing left: an apply put it back meanwhile.
@@ -385,7 +384,7 @@ mod tests {
             Settings { force_conflicts: true, prune: false, wait: false, ..fixture.apply_options().settings };
         let options = CorrectOptions { drift: fixture.drift_options(), settings };
         let heard = Heard::default();
-        let corrected = correct(&options, heard.cx(), &AtomicBool::new(false)).await.unwrap();
+        let corrected = correct(&options, heard.cx()).await.unwrap();
         assert_eq!(drifted(&corrected.report), [("ConfigMap", State::Drifted, vec!["data.greeting"])]);
         let object = &corrected.report.releases[0].objects[0];
         assert_eq!(object.correction.as_ref().map(|c| c.result), Some(CorrectionResult::Corrected));
@@ -398,7 +397,7 @@ mod tests {
             [(1, None), (2, Some(1))]
         );
         // Nothing left to correct: no lock is taken, nothing applied.
-        let again = correct(&options, heard.cx(), &AtomicBool::new(false)).await.unwrap();
+        let again = correct(&options, heard.cx()).await.unwrap();
         assert!(again.applied.is_none() && !again.report.has_drift());
     }
 }

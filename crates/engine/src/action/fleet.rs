@@ -16,7 +16,7 @@ use super::apply::{Applied, ApplyActionOptions, RenderedOffline, apply_rendered}
 use super::drift::DriftOptions;
 use super::plan::{PlanOptions, Planned};
 use super::render::{Format, RenderOptions, Texts, deployable_environment};
-use super::{Context, Progress, block_on, open_project};
+use super::{Context, OnProgress, Progress, block_on, open_project};
 use crate::schedule::{NotRun, Schedule};
 use weaver_core::error::{Error, Result};
 use weaver_core::limits::Bound;
@@ -266,6 +266,25 @@ pub type OnFleetProgress<'a> = &'a (dyn Fn(&str, Progress<'_>) + Sync);
 pub struct FleetContext<'a> {
     pub redactor: &'a Redactor,
     pub on: OnFleetProgress<'a>,
+    /// Every environment's [`Context::interrupted`].
+    pub interrupted: &'a AtomicBool,
+}
+
+impl<'a> FleetContext<'a> {
+    /// A fleet's context nothing interrupts, as [`Context::new`].
+    pub fn new(redactor: &'a Redactor, on: OnFleetProgress<'a>) -> FleetContext<'a> {
+        FleetContext { redactor, on, interrupted: &super::NEVER }
+    }
+
+    /// This context, interrupted when `interrupted` is set.
+    pub fn interruptible(self, interrupted: &'a AtomicBool) -> FleetContext<'a> {
+        FleetContext { interrupted, ..self }
+    }
+
+    /// The context of one of the environments, whose progress goes to `on`.
+    pub(super) fn environment<'b>(&'b self, on: OnProgress<'b>) -> Context<'b> {
+        Context { redactor: self.redactor, on, interrupted: self.interrupted }
+    }
 }
 
 /// Runs `action` for each environment, [`PARALLEL_ENVIRONMENTS`] at a time, each on a thread of
@@ -285,7 +304,7 @@ fn each<T: Send>(
         |index| {
             let env = &environments[index];
             let on = |progress: Progress<'_>| (cx.on)(&env.name, progress);
-            action(env, Context { redactor: cx.redactor, on: &on })
+            action(env, cx.environment(&on))
         },
         |_| None,
     );
@@ -506,16 +525,15 @@ pub(crate) fn apply_sequence(waves: &[i32], needs: &[Vec<usize>]) -> std::result
 /// of a wave once all of the earlier waves applied, their waits passed), each after the
 /// environments it `needs`, up to `fleet.max_parallel` at once. One that needs an environment
 /// that did not apply (or of an earlier wave that did not) is skipped, saying why; with
-/// `fleet.fail_fast`, once one fails no more start; once `interrupted`, none starts and those
-/// running stop as an interrupted apply does. An error, before anything is applied, when the
-/// order cannot be made, or when two environments would own one object in one cluster (every
-/// environment is rendered first).
+/// `fleet.fail_fast`, once one fails no more start; once `cx.interrupted`, none starts and
+/// those running stop as an interrupted apply does. An error, before anything is applied, when
+/// the order cannot be made, or when two environments would own one object in one cluster
+/// (every environment is rendered first).
 pub fn apply(
     environments: &[Arc<Environment>],
     options: impl Fn(&str) -> ApplyActionOptions + Sync,
     fleet: FleetApplyOptions,
     cx: FleetContext,
-    interrupted: &AtomicBool,
 ) -> Result<Vec<FleetApplied>> {
     let (order, blockers) = apply_order(environments, cx.on)?;
     // Before anything is written, every environment is rendered (each apply goes on from its
@@ -541,7 +559,7 @@ pub fn apply(
     let rendered: Vec<Mutex<Option<Result<RenderedOffline>>>> =
         rendered.into_iter().map(|outcome| Mutex::new(Some(outcome.result.map(|(offline, _)| offline)))).collect();
     let hold = |failed: bool| {
-        if interrupted.load(Ordering::SeqCst) {
+        if cx.interrupted.load(Ordering::SeqCst) {
             Some("the apply was interrupted".to_string())
         } else if fleet.fail_fast && failed {
             Some("an environment failed (--fail-fast)".to_string())
@@ -572,7 +590,7 @@ pub fn apply(
                 .unwrap_or_else(|e| e.into_inner())
                 .take()
                 .expect("each environment is applied once")?;
-            block_on(apply_rendered(&options, offline, Context { redactor: cx.redactor, on: &on }, interrupted))
+            block_on(apply_rendered(&options, offline, cx.environment(&on)))
         },
         |result| match result {
             Ok(applied) if applied.report.interrupted => Some("was interrupted"),

@@ -180,7 +180,7 @@ pub fn hydrate(options: &HydrateOptions, cx: FleetContext) -> Result<Hydrated> {
     for render_options in &options.renders {
         let env_name = render_options.selection.env.clone();
         let on = |progress: super::Progress<'_>| (cx.on)(&env_name, progress);
-        let context = Context { redactor: cx.redactor, on: &on };
+        let context = cx.environment(&on);
         let desired = render(render_options, context)?;
         let env = desired.env.as_ref();
         let writer =

@@ -13,7 +13,6 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use tokio::time::Instant;
 
 use serde_json::Value;
@@ -133,7 +132,7 @@ pub fn render_install(options: &InstallOptions, cx: Context<'_>) -> Result<Desir
 /// Installs the chart built in, or upgrades the release to it. An install that runs weaver
 /// from git (its last revision applied from a commit: `weaver bootstrap`) is refused: this
 /// would undo its own EnvironmentSync and the values git holds.
-pub async fn install(options: &InstallOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
+pub async fn install(options: &InstallOptions, cx: Context<'_>) -> Result<Applied> {
     let apply_options = apply_options(options, true)?;
     let cluster = Cluster::connect(&options.connect).await?;
     if let Some(record) = last_record(&cluster, &options.namespace).await?
@@ -147,7 +146,7 @@ pub async fn install(options: &InstallOptions, cx: Context<'_>, interrupted: &At
         .with_help("change weaver's values in its environment file in git and push; upgrade with a newer weaver's `weaver bootstrap`"));
     }
     refuse_downgrade(&cluster).await?;
-    apply(&apply_options, cx, interrupted).await
+    apply(&apply_options, cx).await
 }
 
 /// The names the chart (`charts/weaver`) labels the controller's objects
@@ -251,12 +250,7 @@ pub struct Uninstalled {
 }
 
 /// Removes the release; with `crds`, its custom resources and CRDs too (see the module's docs).
-pub async fn uninstall(
-    options: &InstallOptions,
-    crds: bool,
-    cx: Context<'_>,
-    interrupted: &AtomicBool,
-) -> Result<Uninstalled> {
+pub async fn uninstall(options: &InstallOptions, crds: bool, cx: Context<'_>) -> Result<Uninstalled> {
     let on = cx.on;
     let kinds = chart_crds()?;
     check_namespace(&options.namespace)?;
@@ -275,7 +269,7 @@ pub async fn uninstall(
             deleted_resources += delete_resources(&cluster, crd, served, deadline, on).await?;
         }
     }
-    let applied = apply(&apply_options(options, false)?, cx, interrupted).await?;
+    let applied = apply(&apply_options(options, false)?, cx).await?;
     let (mut kept, mut deleted_crds) = (Vec::new(), Vec::new());
     let crd_kind = cluster.resolve("apiextensions.k8s.io/v1", "CustomResourceDefinition").ok();
     for (crd, served) in &kinds {
@@ -391,20 +385,19 @@ mod tests {
             failure(render_install(&misnamed, heard.cx())).starts_with("--namespace \"Ops\" is not a namespace's name")
         );
 
-        let interrupted = AtomicBool::new(false);
-        let installed = install(&options, heard.cx(), &interrupted).await.unwrap();
+        let installed = install(&options, heard.cx()).await.unwrap();
         assert!(!installed.report.failed(), "{:?}", installed.report.releases);
         assert_eq!(installed.report.releases[0].revision, Some(1));
         assert!(fixture.deployment_in(DEFAULT_NAMESPACE, RELEASE).await.is_some());
-        let again = install(&options, heard.cx(), &interrupted).await.unwrap();
+        let again = install(&options, heard.cx()).await.unwrap();
         let objects = || again.report.releases.iter().flat_map(|r| &r.objects);
         assert!(objects().all(|o| o.outcome == Outcome::Unchanged), "{:?}", again.report.releases);
 
-        let uninstalled = uninstall(&options, false, heard.cx(), &interrupted).await.unwrap();
+        let uninstalled = uninstall(&options, false, heard.cx()).await.unwrap();
         assert!(fixture.deployment_in(DEFAULT_NAMESPACE, RELEASE).await.is_none());
         let kept: Vec<&str> = uninstalled.kept.iter().map(|(crd, _)| crd.as_str()).collect();
         assert_eq!(kept, crds);
-        let none = failure(uninstall(&elsewhere, false, heard.cx(), &interrupted).await);
+        let none = failure(uninstall(&elsewhere, false, heard.cx()).await);
         assert!(none.starts_with("no weaver is installed in namespace ops"), "{none}");
     }
 }

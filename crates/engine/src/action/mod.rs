@@ -37,6 +37,7 @@ pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crate::changed::Comparison;
@@ -57,8 +58,9 @@ pub enum Progress<'a> {
     Warning(String),
     /// A result the user always sees, such as a release left out or a lock being waited for.
     Status(String),
-    /// The action starts changing the cluster: from here on an interruption (`interrupted`)
-    /// should stop it starting new work, so that what it did is recorded, rather than end it.
+    /// The action starts changing the cluster: from here on an interruption
+    /// ([`Context::interrupted`]) should stop it starting new work, so that what it did is
+    /// recorded, rather than end it.
     Writing,
     /// The apply's own events: objects, releases, readiness.
     Apply(crate::apply::Event<'a>),
@@ -89,12 +91,33 @@ impl Progress<'_> {
 /// Where an action's [`Progress`] goes.
 pub type OnProgress<'a> = &'a (dyn Fn(Progress<'_>) + Sync);
 
-/// What the actions that decrypt need from their caller besides their options.
+/// What an action needs from its caller besides its options.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
     /// Every decrypted value is registered here, for the caller to redact what it shows.
     pub redactor: &'a Redactor,
     pub on: OnProgress<'a>,
+    /// Set when the caller wants the action to stop (Ctrl-C in the CLI, the controller's stop):
+    /// an action that writes stops between steps and says what was and was not done. An apply
+    /// that loses its environment's lock sets it too, to start no more work.
+    pub interrupted: &'a AtomicBool,
+}
+
+/// The flag of the contexts nothing interrupts.
+static NEVER: AtomicBool = AtomicBool::new(false);
+
+impl<'a> Context<'a> {
+    /// A context nothing interrupts, for a caller without a stop signal. Its flag is shared by
+    /// the whole process, so an action that writes, which sets its flag when it loses its lock,
+    /// is given one of its own ([`Context::interruptible`]).
+    pub fn new(redactor: &'a Redactor, on: OnProgress<'a>) -> Context<'a> {
+        Context { redactor, on, interrupted: &NEVER }
+    }
+
+    /// This context, interrupted when `interrupted` is set.
+    pub fn interruptible(self, interrupted: &'a AtomicBool) -> Context<'a> {
+        Context { interrupted, ..self }
+    }
 }
 
 /// Runs async cluster work from synchronous code (a command, an environment of a fleet) on the
@@ -162,14 +185,15 @@ where
 }
 
 /// [`blocking_telling`], the work given a [`Context`]: the values it decrypts are registered
-/// with `cx`'s redactor.
+/// with `cx`'s redactor. The work's context is never interrupted, as the work cannot borrow
+/// `cx`'s flag: it writes nothing, and the action awaiting it hears the interruption.
 pub async fn blocking_with<T, W>(cx: Context<'_>, work: W) -> T
 where
     T: Send + 'static,
     W: FnOnce(Context<'_>) -> T + Send + 'static,
 {
     let redactor = cx.redactor.clone();
-    blocking_telling(cx.on, move |on| work(Context { redactor: &redactor, on })).await
+    blocking_telling(cx.on, move |on| work(Context::new(&redactor, on))).await
 }
 
 /// Judges in place what the awaiting task borrows (a drift over an observation `weaver ui` keeps,
@@ -485,7 +509,7 @@ mod tests {
         let ran = Arc::new(AtomicBool::new(false));
         let seen = Arc::clone(&ran);
         let saw = runtime.block_on(async {
-            let work = blocking_with(Context { redactor: &redactor, on: &on }, move |cx| {
+            let work = blocking_with(Context::new(&redactor, &on), move |cx| {
                 (cx.on)(Progress::Info("started".into()));
                 let saw = wait_for(&seen);
                 (cx.on)(Progress::Info("done".into()));

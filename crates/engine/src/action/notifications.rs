@@ -23,7 +23,7 @@ pub(super) async fn notify(
     message: Message,
     cx: Context<'_>,
 ) {
-    let Context { redactor, on } = cx;
+    let Context { redactor, on, .. } = cx;
     let subscribed: Vec<&Notification> =
         env.notifications.iter().filter(|n| n.events.contains(&message.event)).collect();
     if subscribed.is_empty() {
@@ -117,7 +117,6 @@ impl Urls<'_> {
 #[cfg(test)]
 mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
-    use std::sync::atomic::AtomicBool;
 
     use crate::action::apply::apply;
     use crate::action::testing::{Fixture, Heard, render_options};
@@ -176,7 +175,7 @@ mod tests {
         let mut options = fixture.apply_options();
         options.render = render_options(fixture.repo.selection(), &identities);
         let heard = Heard::default();
-        apply(&options, heard.cx(), &AtomicBool::new(false)).await.unwrap();
+        apply(&options, heard.cx()).await.unwrap();
         let told: Vec<String> = heard.told().into_iter().filter(|t| t.starts_with("notified")).collect();
         assert_eq!(
             told,

@@ -152,7 +152,7 @@ mod tests {
         fixture.repo.write("environments/dev.yaml", WITHOUT_WEB);
         let mut options = fixture.apply_options();
         options.prune_releases = PruneReleases::Everywhere;
-        crate::action::apply::apply(&options, heard.cx(), &std::sync::atomic::AtomicBool::new(false)).await.unwrap();
+        crate::action::apply::apply(&options, heard.cx()).await.unwrap();
         assert!(fixture.config_map("web-config").await.is_none(), "the removed release's objects stay");
         assert!(fixture.config_map("api-config").await.is_some());
     }

@@ -242,7 +242,7 @@ pub enum Quotes {
 /// Loads the environment, selects releases and decrypts (registering every decrypted value
 /// with the context's redactor).
 pub fn prepare(options: &RenderOptions, cx: Context, quotes: Quotes) -> Result<Prepared> {
-    let Context { redactor, on } = cx;
+    let Context { redactor, on, .. } = cx;
     let started = Instant::now();
     // Bounded from the first file read: the environment's own files too.
     let selected = match &options.limits.max_values_bytes {

@@ -89,7 +89,7 @@ impl Renders {
             }
             (cx.on)(progress);
         };
-        let told = Context { redactor: cx.redactor, on: &heard };
+        let told = Context { on: &heard, ..cx };
         let prepared = prepare(options, told, Quotes::Cluster)?;
         // Known once the environment says where its key is (and read by now: an edit of a key
         // file in these few moments would go unseen).

@@ -2,7 +2,6 @@
 //! record the result as a new revision that says it is a rollback.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 use super::apply::{Applied, Locked, Settings, apply_options, execute};
 use super::{Context, Progress, connect_sharing, open_project, release};
@@ -30,9 +29,9 @@ pub struct RollbackOptions {
     pub servers: Option<weaver_cluster::SharedServers>,
 }
 
-/// Re-applies the revision. `interrupted` (Ctrl-C) stops starting new work.
-pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &AtomicBool) -> Result<Applied> {
-    let Context { redactor, on } = cx;
+/// Re-applies the revision. `cx.interrupted` (Ctrl-C) stops starting new work.
+pub async fn rollback(options: &RollbackOptions, cx: Context<'_>) -> Result<Applied> {
+    let Context { redactor, on, .. } = cx;
     let env = open_project(&options.repo, options.rev.as_deref())?.environment(&options.env)?;
     let release = release(&env, &options.release)?;
     let connect = options.connect.clone().retrying_within(options.settings.timeout);
@@ -75,7 +74,7 @@ pub async fn rollback(options: &RollbackOptions, cx: Context<'_>, interrupted: &
     let mut apply_options = apply_options(&env, &options.settings, provenance, Some(target.revision));
     apply_options.sensitive = target.objects.iter().filter(|o| o.sensitive).map(RecordedObject::key).collect();
     let desired = async { Ok(Locked { releases: vec![rendered], options: apply_options, looked_up: Vec::new() }) };
-    execute(&cluster, &env, &options.settings, desired, interrupted, on).await
+    execute(&cluster, &env, &options.settings, desired, cx).await
 }
 
 /// A recorded revision of `release` as a rendered release: its objects and hooks, to re-apply

@@ -296,7 +296,7 @@ mod tests {
         let mut options = fixture.apply_options();
         options.settings.wait = false;
         let heard = Heard::default();
-        crate::action::apply::apply(&options, heard.cx(), &std::sync::atomic::AtomicBool::new(false)).await.unwrap();
+        crate::action::apply::apply(&options, heard.cx()).await.unwrap();
         fixture.delete_config_map().await;
         let report = status(&fixture.drift_options(), heard.cx().on).await.unwrap();
         assert_eq!(healths(&report), [("ConfigMap", Health::Failed), ("Deployment", Health::Progressing)]);

@@ -190,7 +190,7 @@ impl Fixture {
     /// Applies environment `dev` as the repository has it now, which must succeed.
     pub(crate) async fn apply(&self) -> Applied {
         let heard = Heard::default();
-        let applied = apply(&self.apply_options(), heard.cx(), &AtomicBool::new(false)).await.expect("the apply");
+        let applied = apply(&self.apply_options(), heard.cx()).await.expect("the apply");
         assert!(!applied.report.failed(), "the apply failed: {:?}", applied.report.releases);
         applied
     }
@@ -253,6 +253,8 @@ pub(crate) struct Heard {
     redactor: Redactor,
     told: Arc<Mutex<Vec<String>>>,
     on: Box<dyn Fn(Progress<'_>) + Send + Sync>,
+    /// Never set by the test; the test's own, as an apply that loses its lock sets it.
+    interrupted: AtomicBool,
 }
 
 impl Default for Heard {
@@ -267,13 +269,13 @@ impl Default for Heard {
             }),
             _ => {}
         });
-        Heard { redactor: Redactor::default(), told, on }
+        Heard { redactor: Redactor::default(), told, on, interrupted: AtomicBool::new(false) }
     }
 }
 
 impl Heard {
     pub(crate) fn cx(&self) -> Context<'_> {
-        Context { redactor: &self.redactor, on: &*self.on }
+        Context::new(&self.redactor, &*self.on).interruptible(&self.interrupted)
     }
 
     /// The warnings, status lines and notifications told so far.

@@ -57,7 +57,7 @@ impl Server {
                 servers,
                 log: &*o.on,
             };
-            view::environment(&of, Context { redactor: &o.redactor, on }).await
+            view::environment(&of, Context::new(&o.redactor, on)).await
         })
         .await;
         let (view::EnvironmentView { cluster, status, planned, drift }, warnings) = match results.and_then(Ran::result)

@@ -74,7 +74,7 @@ impl Server {
         };
         let me = self.clone();
         let found = run(async move |on| {
-            let cx = Context { redactor: &me.options.redactor, on };
+            let cx = Context::new(&me.options.redactor, on);
             let may_get = may_get.as_ref().map(|f| f as weaver_engine::action::object::MayGet<'_>);
             weaver_engine::action::object::object(&options, may_get, cx).await
         })

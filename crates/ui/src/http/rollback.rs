@@ -127,9 +127,11 @@ impl Server {
         let done = run(async move |on| {
             // The mirror the environment is read from stays while the rollback reads it.
             let _source = source;
-            let cx = Context { redactor: &me.options.redactor, on };
-            // Nothing interrupts a rollback the page asked for: it runs to its end.
-            let applied = weaver_engine::action::rollback::rollback(&options, cx, &AtomicBool::new(false)).await?;
+            // Nothing interrupts a rollback the page asked for: it runs to its end. Its flag is
+            // its own all the same, as losing its lock sets it.
+            let interrupted = AtomicBool::new(false);
+            let cx = Context::new(&me.options.redactor, on).interruptible(&interrupted);
+            let applied = weaver_engine::action::rollback::rollback(&options, cx).await?;
             let totals = applied.report.totals();
             match applied.lock_lost {
                 Some(lost) => Err(lost),

@@ -171,7 +171,7 @@ impl Run<'_> {
             proposal: self.proposal(settings, &local, &commit),
         };
         let on = self.on();
-        let cx = ActionContext { redactor: self.redactor, on: &on };
+        let cx = ActionContext::new(self.redactor, &on);
         // Its renders (the source's and each target's) take a turn as the applies' do: the
         // tenant's repository may loop as well here.
         let targets = options.targets.envs.join(", ");
@@ -335,7 +335,7 @@ impl Run<'_> {
             );
             let options =
                 UpdateOptions { environment: environment.to_string(), proposal: self.proposal(settings, &local, &rev) };
-            let cx = ActionContext { redactor: self.redactor, on: &on };
+            let cx = ActionContext::new(self.redactor, &on);
             let checked = match weaver_engine::action::images::check_update(&options, Arc::clone(&registries)).await {
                 Ok(checked) => checked,
                 Err(err) => {

@@ -1,12 +1,12 @@
 //! The controller's servers under hostile peers, on loopback: a flood of connections, headers
 //! and bodies that never finish, headers too large to hold. The peers are `flood.py` processes
 //! (their descriptors are their own, as a remote peer's are), the servers run in this process.
-//! Those that measure this process's descriptors and memory run alone.
+//! Those that measure their process's descriptors and memory run in a process of their own.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
@@ -15,16 +15,24 @@ use hyper::{Request, Response};
 use weaver_controllers::http::{Limits, read_body};
 use weaver_controllers::telemetry::Telemetry;
 
-/// The tests that measure this process's descriptors or memory run alone; the others, which
-/// only time their own connections, run beside each other.
-static MEASURED: RwLock<()> = RwLock::new(());
-
-fn alone() -> RwLockWriteGuard<'static, ()> {
-    MEASURED.write().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn unmeasured() -> RwLockReadGuard<'static, ()> {
-    MEASURED.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The tests that measure this process's descriptors or memory run in a process of their own
+/// (this binary again, with only that test), so that nothing else changes what they measure
+/// while every test runs beside the others. True in that process, where the test goes on; false
+/// in the one that started it, once it has checked that the test ran there and passed.
+fn in_own_process(test: &str) -> bool {
+    const ALONE: &str = "WEAVER_TEST_ALONE";
+    if std::env::var_os(ALONE).is_some() {
+        return true;
+    }
+    let run = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--test-threads=1"])
+        .env(ALONE, test)
+        .output()
+        .expect("the test binary runs again");
+    let said = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "{test}, in a process of its own, failed:\n{said}");
+    assert!(said.contains("1 passed"), "{test} did not run in a process of its own:\n{said}");
+    false
 }
 
 /// A server within `limits` that reads each request's body (at most 1 KiB) and answers how
@@ -76,8 +84,13 @@ struct Flood(Child);
 
 impl Flood {
     fn start(target: SocketAddr, count: usize, per_source: usize, header_bytes: usize) -> Flood {
+        Flood::spawn(target, count, per_source, header_bytes).sent()
+    }
+
+    /// [`Flood::start`] without waiting for it to have sent: [`Flood::sent`] waits.
+    fn spawn(target: SocketAddr, count: usize, per_source: usize, header_bytes: usize) -> Flood {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/flood.py");
-        let mut child = Command::new("python3")
+        let child = Command::new("python3")
             .arg(script)
             .args([target.ip().to_string(), target.port().to_string()])
             .args([count, per_source, header_bytes].map(|n| n.to_string()))
@@ -85,10 +98,14 @@ impl Flood {
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs (the servers' tests start their hostile peers with it)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("sent "), "flood.py did not start its flood: {line:?}");
         Flood(child)
+    }
+
+    fn sent(mut self) -> Flood {
+        let mut line = String::new();
+        BufReader::new(self.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("sent "), "flood.py did not start its flood: {line:?}");
+        self
     }
 }
 
@@ -140,11 +157,14 @@ fn closed_after(stream: &mut TcpStream, within: Duration) -> Option<(Duration, S
 
 #[test]
 fn healthz_answers_while_twenty_thousand_connections_flood_another_port() {
-    let _alone = alone();
+    if !in_own_process("healthz_answers_while_twenty_thousand_connections_flood_another_port") {
+        return;
+    }
     let servers = Servers::start(Limits::default());
     let before = open_descriptors();
     // Two peers of 10,000 connections, from 40 addresses each: as the adversarial pass had it.
-    let floods: Vec<Flood> = (0..2).map(|_| Flood::start(servers.flooded, 10_000, 250, 64)).collect();
+    let floods: Vec<Flood> = (0..2).map(|_| Flood::spawn(servers.flooded, 10_000, 250, 64)).collect();
+    let floods: Vec<Flood> = floods.into_iter().map(Flood::sent).collect();
     let held = open_descriptors() - before;
     for attempt in 0..5 {
         let started = Instant::now();
@@ -164,24 +184,23 @@ fn healthz_answers_while_twenty_thousand_connections_flood_another_port() {
 
 #[test]
 fn a_header_or_body_that_never_finishes_and_an_idle_connection_are_closed_by_their_timeouts() {
-    let _beside = unmeasured();
     let second = Duration::from_secs(1);
     let servers = Servers::start(Limits { header_timeout: second, body_timeout: second, ..Limits::default() });
     let within = Duration::from_secs(5);
 
+    // The three at once, each closed by its own timeout.
     let mut half_header = TcpStream::connect(servers.flooded).unwrap();
     half_header.write_all(b"POST /hook/team/shop HTTP/1.1\r\nHost: x\r\n").unwrap();
-    let (after, _) = closed_after(&mut half_header, within).expect("a header that never ends is cut off");
-    assert!(after >= second - Duration::from_millis(100), "closed too soon: {after:?}");
-
     let mut half_body = TcpStream::connect(servers.flooded).unwrap();
     half_body.write_all(b"POST /hook/team/shop HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789").unwrap();
-    let (_, answer) = closed_after(&mut half_body, within).expect("a body that never ends is cut off");
-    assert!(answer.contains("the body did not arrive within 1s"), "{answer}");
-
     // A kept-alive connection: its request answered, then closed once it idles.
     let mut idle = TcpStream::connect(servers.flooded).unwrap();
     idle.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi").unwrap();
+
+    let (after, _) = closed_after(&mut half_header, within).expect("a header that never ends is cut off");
+    assert!(after >= second - Duration::from_millis(100), "closed too soon: {after:?}");
+    let (_, answer) = closed_after(&mut half_body, within).expect("a body that never ends is cut off");
+    assert!(answer.contains("the body did not arrive within 1s"), "{answer}");
     let mut answered = [0; 256];
     idle.set_read_timeout(Some(within)).unwrap();
     let n = idle.read(&mut answered).unwrap();
@@ -195,7 +214,9 @@ fn a_header_or_body_that_never_finishes_and_an_idle_connection_are_closed_by_the
 
 #[test]
 fn two_thousand_headers_of_390_kb_never_finished_cost_little_memory() {
-    let _alone = alone();
+    if !in_own_process("two_thousand_headers_of_390_kb_never_finished_cost_little_memory") {
+        return;
+    }
     let servers = Servers::start(Limits::default());
     let before = resident_bytes();
     let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -223,7 +244,6 @@ fn two_thousand_headers_of_390_kb_never_finished_cost_little_memory() {
 
 #[test]
 fn an_answer_the_client_never_reads_is_given_up_after_the_write_timeout() {
-    let _beside = unmeasured();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let address = listener.local_addr().unwrap();

@@ -509,6 +509,36 @@ fn a_subscription_that_cannot_be_used_is_named() {
     assert!(err.contains("has both `imageUpdates` and `promotion`"), "{err}");
 }
 
+/// The environments are chosen with the fleet's flags: by labels, wave and shard.
+#[test]
+fn the_environments_checked_are_chosen_with_the_fleets_flags() {
+    let repo = Repo::minimal();
+    // Neither subscribes: the error names the one environment the flags leave of the two named.
+    for (env, labels, wave) in [("dev", "tier: dev", 1), ("prod", "tier: prod", 2)] {
+        let file =
+            format!("namespace: apps\nlabels: {{{labels}}}\nwave: {wave}\nreleases:\n  - name: app\n    chart: app\n");
+        repo.write(&format!("environments/{env}.yaml"), &file);
+    }
+    // The one environment named and selected; None when the flags select neither.
+    let checked = |flags: &[&str]| {
+        let err = repo.weaver(&[&["images", "check", "-e", "dev,prod"], flags].concat()).failure().to_string();
+        if err.contains("no selected environment has `imageUpdates:`") {
+            return None;
+        }
+        let named: Vec<_> = ["dev", "prod"]
+            .into_iter()
+            .filter(|env| err.contains(&format!("environment `{env}` has no `imageUpdates:`")))
+            .collect();
+        assert_eq!(named.len(), 1, "{err}");
+        Some(named[0])
+    };
+    assert_eq!(checked(&["--env-selector", "tier=prod"]), Some("prod"));
+    assert_eq!(checked(&["--env-selector", "tier in (dev,prod)", "--wave", "1"]), Some("dev"));
+    // Each wave's environments go round-robin to the shards: each wave's only one to shard 1.
+    assert_eq!(checked(&["--wave", "2", "--shard", "1/2"]), Some("prod"));
+    assert_eq!(checked(&["--shard", "2/2"]), None);
+}
+
 /// The tenant's git source (taking pushes to its checked-out branch, which they update) whose
 /// chart `app` runs web from the registry at 1.4.2; web's repository.
 fn web_source(namespace: &str, registry: &Proxied) -> (crate::gitops::Source, String) {

@@ -519,24 +519,28 @@ fn the_environments_checked_are_chosen_with_the_fleets_flags() {
             format!("namespace: apps\nlabels: {{{labels}}}\nwave: {wave}\nreleases:\n  - name: app\n    chart: app\n");
         repo.write(&format!("environments/{env}.yaml"), &file);
     }
-    // The one environment named and selected; None when the flags select neither.
+    // The one environment named and selected.
     let checked = |flags: &[&str]| {
         let err = repo.weaver(&[&["images", "check", "-e", "dev,prod"], flags].concat()).failure().to_string();
-        if err.contains("no selected environment has `imageUpdates:`") {
-            return None;
-        }
         let named: Vec<_> = ["dev", "prod"]
             .into_iter()
             .filter(|env| err.contains(&format!("environment `{env}` has no `imageUpdates:`")))
             .collect();
         assert_eq!(named.len(), 1, "{err}");
-        Some(named[0])
+        named[0]
     };
-    assert_eq!(checked(&["--env-selector", "tier=prod"]), Some("prod"));
-    assert_eq!(checked(&["--env-selector", "tier in (dev,prod)", "--wave", "1"]), Some("dev"));
+    assert_eq!(checked(&["--env-selector", "tier=prod"]), "prod");
+    assert_eq!(checked(&["--env-selector", "tier in (dev,prod)", "--wave", "1"]), "dev");
     // Each wave's environments go round-robin to the shards: each wave's only one to shard 1.
-    assert_eq!(checked(&["--wave", "2", "--shard", "1/2"]), Some("prod"));
-    assert_eq!(checked(&["--shard", "2/2"]), None);
+    assert_eq!(checked(&["--wave", "2", "--shard", "1/2"]), "prod");
+    // A CI runner's shard with nothing subscribed has nothing to check; a selection without a
+    // wave or shard that subscribes nothing is an error.
+    let repo = subscribed("  - {image: reg.example/web, releases: [app], policy: {semver: '>=1'}}\n");
+    repo.write("environments/prod.yaml", "namespace: apps\nwave: 2\nreleases:\n  - name: app\n    chart: app\n");
+    let run = repo.weaver(&["images", "check", "--wave", "2"]);
+    assert_eq!((run.code, run.stdout.trim()), (0, ""), "{}", run.stderr);
+    let err = repo.weaver(&["images", "check", "-e", "prod*"]).failure().to_string();
+    assert!(err.contains("no selected environment has `imageUpdates:`"), "{err}");
 }
 
 /// The tenant's git source (taking pushes to its checked-out branch, which they update) whose

@@ -1325,6 +1325,9 @@ pub struct ProposalArgs {
 #[derive(Debug, Subcommand)]
 pub enum ImagesCommand {
     /// Per environment and image: the tag pinned now, the newest its policy allows, and why other tags were not taken (exit 2 when a tag is new)
+    #[command(mut_arg("envs", |arg| arg.help(
+        "The environment(s): names (comma-separated or repeated) or globs [default: every one with `imageUpdates:`]"
+    )))]
     Check(ImagesCheckArgs),
     /// Write the newest allowed tags as `tag@digest` pins of one environment, as a commit on a new branch with the pull request's body (exit 2 when written, 0 when nothing is new)
     Update(ImagesUpdateArgs),

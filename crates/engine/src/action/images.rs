@@ -28,7 +28,8 @@ use weaver_source::images::{Check, ImageRepository, Registries, Tags};
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
     pub repo: PathBuf,
-    /// The environments (`--env`, `--env-selector`); every one with `imageUpdates:` when empty.
+    /// The environments (`--env`, `--env-selector`, `--wave`, `--shard`); every one with
+    /// `imageUpdates:` when none is named.
     pub environments: EnvironmentSelection,
     /// The commit read: HEAD's when None.
     pub rev: Option<String>,
@@ -111,7 +112,8 @@ fn check_loaded(environments: &[Environment], registries: &Registries, concurren
 }
 
 /// The selected environments that have `imageUpdates:`; one named by `--env` without them is
-/// an error, one picked by a glob or selector is passed over.
+/// an error, one picked by a glob or selector is passed over, and none at all is an error unless
+/// a wave or shard was asked for.
 fn subscribed(options: &CheckOptions) -> Result<Vec<Environment>> {
     let selected = select_environments(&options.repo, options.rev.as_deref(), &options.environments)?;
     if let Some(named) =
@@ -124,7 +126,10 @@ fn subscribed(options: &CheckOptions) -> Result<Vec<Environment>> {
         ));
     }
     let environments: Vec<Environment> = selected.into_iter().filter(|e| e.image_updates.is_some()).collect();
-    if environments.is_empty() {
+    // A wave or a shard (one CI runner's part) may hold no subscribed environment: nothing to
+    // check, as the fleet commands have nothing to do, rather than an error.
+    let part = options.environments.wave.is_some() || options.environments.shard.is_some();
+    if environments.is_empty() && !part {
         return Err(Error::new("no selected environment has `imageUpdates:`").with_help(
             "subscribe an environment to an image repository in its file (see the promotion guide's Image updates)",
         ));

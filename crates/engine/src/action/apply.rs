@@ -298,6 +298,10 @@ pub(super) async fn execute(
     cx: Context<'_>,
 ) -> Result<Applied> {
     let Context { on, interrupted, .. } = cx;
+    debug_assert!(
+        !std::ptr::eq(interrupted, &super::NEVER),
+        "an apply is given a flag of its caller's own: losing its lock sets it (Context::interruptible)"
+    );
     // Read where every apply (rollbacks, corrections and the controller's too) passes, before
     // the lock: a missing or short key file is refused with nothing taken or written.
     let record_key = match &settings.record_key {

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
@@ -17,13 +17,16 @@ use weaver_controllers::telemetry::Telemetry;
 
 /// The tests that measure this process's descriptors or memory run in a process of their own
 /// (this binary again, with only that test), so that nothing else changes what they measure
-/// while every test runs beside the others. True in that process, where the test goes on; false
-/// in the one that started it, once it has checked that the test ran there and passed.
+/// while the others run beside them; one such process at a time, as the floods of two would
+/// slow each other's answers. True in that process, where the test goes on; false in the one
+/// that started it, once it has checked that the test ran there and passed.
 fn in_own_process(test: &str) -> bool {
     const ALONE: &str = "WEAVER_TEST_ALONE";
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     if std::env::var_os(ALONE).is_some() {
         return true;
     }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let run = Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--test-threads=1"])
         .env(ALONE, test)

@@ -533,12 +533,15 @@ fn the_environments_checked_are_chosen_with_the_fleets_flags() {
     assert_eq!(checked(&["--env-selector", "tier in (dev,prod)", "--wave", "1"]), "dev");
     // Each wave's environments go round-robin to the shards: each wave's only one to shard 1.
     assert_eq!(checked(&["--wave", "2", "--shard", "1/2"]), "prod");
-    // A CI runner's shard with nothing subscribed has nothing to check; a selection without a
-    // wave or shard that subscribes nothing is an error.
+    // A CI runner's shard with nothing subscribed has nothing to check; a wave or a glob that
+    // subscribes nothing is an error, as a wave that holds no environment is.
     let repo = subscribed("  - {image: reg.example/web, releases: [app], policy: {semver: '>=1'}}\n");
-    repo.write("environments/prod.yaml", "namespace: apps\nwave: 2\nreleases:\n  - name: app\n    chart: app\n");
-    let run = repo.weaver(&["images", "check", "--wave", "2"]);
+    repo.write("environments/prod.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\n");
+    let run = repo.weaver(&["images", "check", "--shard", "2/2"]);
     assert_eq!((run.code, run.stdout.trim()), (0, ""), "{}", run.stderr);
+    repo.write("environments/prod.yaml", "namespace: apps\nwave: 2\nreleases:\n  - name: app\n    chart: app\n");
+    let err = repo.weaver(&["images", "check", "--wave", "2"]).failure().to_string();
+    assert!(err.contains("no selected environment has `imageUpdates:`"), "{err}");
     let err = repo.weaver(&["images", "check", "-e", "prod*"]).failure().to_string();
     assert!(err.contains("no selected environment has `imageUpdates:`"), "{err}");
 }

@@ -113,7 +113,7 @@ fn check_loaded(environments: &[Environment], registries: &Registries, concurren
 
 /// The selected environments that have `imageUpdates:`; one named by `--env` without them is
 /// an error, one picked by a glob or selector is passed over, and none at all is an error unless
-/// a wave or shard was asked for.
+/// a shard was asked for.
 fn subscribed(options: &CheckOptions) -> Result<Vec<Environment>> {
     let selected = select_environments(&options.repo, options.rev.as_deref(), &options.environments)?;
     if let Some(named) =
@@ -126,10 +126,9 @@ fn subscribed(options: &CheckOptions) -> Result<Vec<Environment>> {
         ));
     }
     let environments: Vec<Environment> = selected.into_iter().filter(|e| e.image_updates.is_some()).collect();
-    // A wave or a shard (one CI runner's part) may hold no subscribed environment: nothing to
-    // check, as the fleet commands have nothing to do, rather than an error.
-    let part = options.environments.wave.is_some() || options.environments.shard.is_some();
-    if environments.is_empty() && !part {
+    // A shard (one CI runner's part, which `select_environments` may leave empty) may hold no
+    // subscribed environment: nothing to check rather than an error, as for the fleet commands.
+    if environments.is_empty() && options.environments.shard.is_none() {
         return Err(Error::new("no selected environment has `imageUpdates:`").with_help(
             "subscribe an environment to an image repository in its file (see the promotion guide's Image updates)",
         ));

@@ -200,6 +200,13 @@ fn syntax_errors_name_file_and_line_without_content() {
     assert!(err.to_string().contains("the top level must be a mapping"));
     let err = Document::parse(path(), "1: one\n").unwrap_err();
     assert!(err.to_string().contains("this key is a integer, not a string"), "{err}");
+    let err = Document::parse(path(), "a: 1\n? [s3cr3t]\n: 2\n").unwrap_err();
+    assert_eq!(err.to_string(), "secrets/prod.yaml: line 2, column 3: complex mapping keys are not supported");
+    let err = Document::parse(path(), "a: &k s3cr3t\n*k : 2\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "secrets/prod.yaml: line 2, column 1: an alias as a key is not supported; write the key"
+    );
     let err = Document::parse(Path::new("s.json"), "{\"a\": \"s3cr3t\" \"b\"}").unwrap_err();
     assert!(err.to_string().starts_with("s.json: line 1, column 16: expected `,` or `}`"), "{err}");
 }

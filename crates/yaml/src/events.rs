@@ -72,7 +72,17 @@ enum Next {
 impl<'t> Walk<'t> {
     /// Comments are not events here: no lookahead limit on how many may precede a key.
     pub fn new(text: &'t str) -> Self {
-        let options = granit_parser::options! { emit_comments: false };
+        Self::with_parser(text, granit_parser::options! { emit_comments: false })
+    }
+
+    /// A walk whose comments are events too ([`Event::Comment`], with where they stand on their
+    /// line; [`Role::Other`]), for a reader that keeps them (sops' files). The parser looks ahead
+    /// for a key past at most 96 comment lines.
+    pub fn keeping_comments(text: &'t str) -> Self {
+        Self::with_parser(text, granit_parser::options! { emit_comments: true })
+    }
+
+    fn with_parser(text: &'t str, options: granit_parser::Options) -> Self {
         Walk {
             parser: Parser::new_from_str_with_options(text, options),
             frames: Vec::new(),

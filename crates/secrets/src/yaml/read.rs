@@ -1,17 +1,19 @@
 //! Reading secrets YAML with its comments.
 //!
-//! Uses granit-parser's event stream (re-exported by serde-saphyr), which reports comments
-//! with their position. Scalars resolve the way sops' YAML library (go-yaml v3) resolves them,
-//! so a value hashes into the MAC exactly as sops hashes it.
+//! Walks the stream as `weaver_yaml`'s other readers do ([`Walk`], which says whether a scalar
+//! is a key or a value), with comments kept as events with their position. Scalars resolve the
+//! way sops' YAML library (go-yaml v3) resolves them, so a value hashes into the MAC exactly as
+//! sops hashes it.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use base64::Engine;
-use serde_saphyr::granit_parser::{Event, Parser, Placement, ScalarStyle, Span, StructureStyle, Tag};
+use serde_saphyr::granit_parser::{Event, Placement, ScalarStyle, Span, StructureStyle, Tag};
 
 use crate::SecretsError;
 use crate::tree::{Item, Mapping, Sequence, Value};
+use weaver_yaml::events::{Role, Step, Unwalkable, Walk};
 use weaver_yaml::resolve::{self as go_yaml, Dialect, Resolved};
 
 const CORE_TAG_PREFIX: &str = "tag:yaml.org,2002:";
@@ -25,14 +27,22 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<Mapping>, SecretsErro
         loose: Vec::new(),
         anchors: HashMap::new(),
     };
-    for next in Parser::new_from_str(text) {
-        let (event, span) = next.map_err(|e| SecretsError::Parse {
-            path: path.to_owned(),
-            line: e.marker().line(),
-            column: e.marker().col() + 1,
-            message: e.info(),
-        })?;
-        builder.event(event, span)?;
+    let mut walk = Walk::keeping_comments(text);
+    while let Some(step) = walk.step() {
+        match step {
+            Ok(step) => builder.step(step)?,
+            Err(Unwalkable::Scan(e)) => {
+                return Err(SecretsError::Parse {
+                    path: path.to_owned(),
+                    line: e.marker().line(),
+                    column: e.marker().col() + 1,
+                    message: e.info(),
+                });
+            }
+            Err(Unwalkable::ComplexKey(span)) => {
+                return Err(builder.error(&span, "complex mapping keys are not supported".into()));
+            }
+        }
     }
     Ok(builder.finish())
 }
@@ -110,13 +120,20 @@ impl Builder<'_> {
         }
     }
 
-    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), SecretsError> {
-        match event {
-            Event::Comment(text, placement) => self.comment(text.into_owned(), placement, &span),
-            Event::Scalar(value, style, anchor, tag) => {
-                self.scalar(value.into_owned(), style, anchor, tag.as_deref(), &span)?
+    fn step(&mut self, Step { event, span, role }: Step<'_>) -> Result<(), SecretsError> {
+        match (role, event) {
+            (_, Event::Comment(text, placement)) => self.comment(text.into_owned(), placement, &span),
+            (Role::Key, Event::Scalar(raw, style, _, tag)) => {
+                let key = resolve(raw.into_owned(), style, tag.as_deref()).map_err(|m| self.error(&span, m))?;
+                self.key(key, &span)?
             }
-            Event::Alias(id) => {
+            // go-yaml takes an alias as a key; sops' files have no use for one.
+            (Role::Key, _) => return Err(self.error(&span, "an alias as a key is not supported; write the key".into())),
+            (Role::Node, Event::Scalar(raw, style, anchor, tag)) => {
+                let value = resolve(raw.into_owned(), style, tag.as_deref()).map_err(|m| self.error(&span, m))?;
+                self.node(value, anchor, &span)?
+            }
+            (Role::Node, Event::Alias(id)) => {
                 let value = self
                     .anchors
                     .get(&id)
@@ -124,37 +141,28 @@ impl Builder<'_> {
                     .ok_or_else(|| self.error(&span, "alias to an unknown anchor".into()))?;
                 self.node(value, 0, &span)?
             }
-            Event::MappingStart(style, anchor, _) => self.open(true, style, anchor, &span)?,
-            Event::SequenceStart(style, anchor, _) => self.open(false, style, anchor, &span)?,
-            Event::MappingEnd | Event::SequenceEnd => self.close(&span)?,
+            (Role::Node, Event::MappingStart(style, anchor, _)) => self.open(true, style, anchor, &span)?,
+            (Role::Node, Event::SequenceStart(style, anchor, _)) => self.open(false, style, anchor, &span)?,
+            (Role::End, _) => self.close(&span)?,
             _ => {}
         }
         Ok(())
     }
 
-    fn scalar(
-        &mut self,
-        raw: String,
-        style: ScalarStyle,
-        anchor: usize,
-        tag: Option<&Tag>,
-        span: &Span,
-    ) -> Result<(), SecretsError> {
-        let value = resolve(raw, style, tag).map_err(|m| self.error(span, m))?;
-        if let Some(Frame { container: Container::Map { keys, pending: pending @ None, .. }, .. }) =
-            self.stack.last_mut()
-        {
-            // sops (like go-yaml) only supports string keys; the key text is not secret.
-            let Value::Str(key) = value else {
-                return Err(self.error(span, format!("this key is a {}, not a string; quote it", value.type_name())));
-            };
-            if !keys.insert(key.clone()) {
-                return Err(self.error(span, format!("duplicate key `{key}`")));
-            }
-            *pending = Some(PendingKey { key, comment: None, between: Vec::new() });
-            return Ok(());
+    /// A mapping's key (the walk names keys only inside a mapping).
+    fn key(&mut self, key: Value, span: &Span) -> Result<(), SecretsError> {
+        // sops (like go-yaml) only supports string keys; the key text is not secret.
+        let Value::Str(key) = key else {
+            return Err(self.error(span, format!("this key is a {}, not a string; quote it", key.type_name())));
+        };
+        let Some(Frame { container: Container::Map { keys, pending, .. }, .. }) = self.stack.last_mut() else {
+            unreachable!("a key stands in a mapping");
+        };
+        if !keys.insert(key.clone()) {
+            return Err(self.error(span, format!("duplicate key `{key}`")));
         }
-        self.node(value, anchor, span)
+        *pending = Some(PendingKey { key, comment: None, between: Vec::new() });
+        Ok(())
     }
 
     /// A complete value: the root of an empty document, or the next child of the top frame.
@@ -176,9 +184,7 @@ impl Builder<'_> {
         let frame = self.stack.last_mut().expect("checked above");
         match &mut frame.container {
             Container::Map { items, pending, .. } => {
-                let Some(p) = pending.take() else {
-                    return Err(self.error(span, "complex mapping keys are not supported".into()));
-                };
+                let p = pending.take().expect("the walk gives each value its key first");
                 let (before, after): (Vec<_>, Vec<_>) = p.between.into_iter().partition(|c| c.line < line);
                 items.extend(before.into_iter().map(|c| Item::Comment(c.text)));
                 items.push(Item::Entry { key: p.key, value, comment: p.comment });
@@ -214,9 +220,7 @@ impl Builder<'_> {
                 }
             }
             Some(Frame { container: Container::Map { items, pending, .. }, .. }) => {
-                let Some(p) = pending else {
-                    return Err(self.error(span, "complex mapping keys are not supported".into()));
-                };
+                let p = pending.as_mut().expect("the walk gives each value its key first");
                 // Comments between `key:` and an indented collection belong to the collection.
                 for c in p.between.drain(..) {
                     if indent.is_some_and(|i| c.col >= i) {

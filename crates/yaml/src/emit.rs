@@ -9,7 +9,7 @@
 use serde_json::{Map, Number, Value};
 use std::fmt::Write as _;
 
-use crate::resolve::{Dialect, Resolved, is_word_in_any_case, is_yaml_1_1_boolean, resolve};
+use crate::resolve::{Dialect, is_word_in_any_case, writes_plain};
 
 /// Whose quoting a string gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,13 +147,12 @@ fn choose_style(s: &str, allow_literal: bool, quoting: Quoting) -> Style {
     }
 }
 
-/// What go-yaml v3 would read as another type, YAML 1.1's booleans and the merge key (which
-/// go-yaml v3 quotes for YAML 1.1 readers: `isOldBool`, `looksLikeMerge`), and anything starting
-/// like a date (`YYYY-`), so that no reader sees a timestamp.
+/// What go-yaml v3 would not write plain ([`writes_plain`]), and for YAML 1.1 readers the merge
+/// key and anything starting like a date (`YYYY-`), so that no reader sees a timestamp.
 fn go_yaml_v3_quotes(s: &str) -> bool {
     let b = s.as_bytes();
     let date_like = b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-';
-    resolve(s, Dialect::GoYamlV3) != Resolved::Str || is_yaml_1_1_boolean(s) || s == "<<" || date_like
+    !writes_plain(s, Dialect::GoYamlV3) || s == "<<" || date_like
 }
 
 /// Picks the simplest style that reads back as exactly `s` under both YAML 1.1

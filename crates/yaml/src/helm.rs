@@ -33,8 +33,8 @@ impl std::fmt::Display for YamlError {
 #[cfg(test)]
 mod tests {
     use super::read::{GoValues, load_documents};
-    use super::write::is_timestamp;
     use super::*;
+    use crate::resolve::is_timestamp;
     use crate::subset;
     use serde_json::Value as Json;
 

@@ -205,6 +205,121 @@ fn go_parse_uint(s: &str) -> Option<u64> {
     u64::from_str_radix(digits, radix).ok()
 }
 
+/// Whether go-yaml's writer (`stringv`) writes `s` plain: only when its reader reads the text
+/// back as that string, and never a text YAML 1.1 reads as a base-60 float, a boolean (v3's
+/// `isOldBool`) or a timestamp. Else a quoted style, which the emitter picks. The one rule of
+/// each dialect: helm's `toYaml` and `toYamlPretty`, and the strings of sops' files.
+pub fn writes_plain(s: &str, dialect: Dialect) -> bool {
+    !s.is_empty()
+        && resolve(s, dialect) == Resolved::Str
+        && !is_yaml_1_1_boolean(s)
+        && !is_base60_float(s)
+        && !is_timestamp(s)
+}
+
+/// go-yaml's `parseTimestamp`: whether `time.Parse` reads `s` with one of YAML's layouts
+/// (`2006-1-2T15:4:5.999999999Z07:00`, its lower-case `t` form, `2006-1-2 15:4:5.999999999`,
+/// `2006-1-2`), so a plain scalar of that text would be a timestamp, not a string.
+pub fn is_timestamp(s: &str) -> bool {
+    // `^(\d{4})-(\d{1,2})-(\d{1,2})(?:[Tt](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})|
+    // [ ](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?)?$`, read by hand: compiling the pattern cost more
+    // than the rest of a small chart's render. Go's digits are ASCII. Every run of digits ends
+    // at a non-digit, so taking as many as allowed never misses a match.
+    let mut text = Cursor(s.as_bytes());
+    let Some(year) = text.number(4, 4) else { return false };
+    let (Some(month), Some(day)) = (text.after(b'-', 1, 2), text.after(b'-', 1, 2)) else { return false };
+    let mut clock = None;
+    if let Some(separator @ (b'T' | b't' | b' ')) = text.next_if(|b| matches!(b, b'T' | b't' | b' ')) {
+        let (Some(hour), Some(minute), Some(second)) =
+            (text.number(1, 2), text.after(b':', 1, 2), text.after(b':', 1, 2))
+        else {
+            return false;
+        };
+        if text.next_if(|b| b == b'.').is_some() && text.number(1, usize::MAX).is_none() {
+            return false;
+        }
+        if separator != b' ' {
+            let zoned = match text.next_if(|b| matches!(b, b'Z' | b'+' | b'-')) {
+                Some(b'Z') => true,
+                Some(_) => text.number(2, 2).is_some() && text.after(b':', 2, 2).is_some(),
+                None => false,
+            };
+            if !zoned {
+                return false;
+            }
+        }
+        clock = Some((hour, minute, second));
+    }
+    if !text.0.is_empty() {
+        return false;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    let clock = clock.is_none_or(|(hour, minute, second)| hour < 24 && minute < 60 && second < 60);
+    (1..=days).contains(&day) && clock
+}
+
+/// What is left of a text being read.
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn next_if(&mut self, wanted: impl Fn(u8) -> bool) -> Option<u8> {
+        let (&first, rest) = self.0.split_first()?;
+        wanted(first).then(|| {
+            self.0 = rest;
+            first
+        })
+    }
+
+    /// A run of `min` to `max` ASCII digits (as many as there are, up to `max`), as a number
+    /// (`u32::MAX` past it).
+    fn number(&mut self, min: usize, max: usize) -> Option<u32> {
+        let n = self.0.iter().take(max).take_while(|b| b.is_ascii_digit()).count();
+        if n < min {
+            return None;
+        }
+        let (digits, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(digits.iter().fold(0u32, |v, d| v.saturating_mul(10).saturating_add(u32::from(d - b'0'))))
+    }
+
+    /// `separator`, then `min` to `max` digits.
+    fn after(&mut self, separator: u8, min: usize, max: usize) -> Option<u32> {
+        self.next_if(|b| b == separator)?;
+        self.number(min, max)
+    }
+}
+
+/// go-yaml's `isBase60Float`: `1:20` reads as sexagesimal in YAML 1.1, so its writers quote it.
+fn is_base60_float(s: &str) -> bool {
+    // ^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$
+    let t = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (body, _) = t.split_once('.').map_or((t, None), |(b, f)| (b, Some(f)));
+    if let Some((_, frac)) = t.split_once('.')
+        && !frac.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+    {
+        return false;
+    }
+    let mut parts = body.split(':');
+    let Some(head) = parts.next() else { return false };
+    if !head.starts_with(|c: char| c.is_ascii_digit()) || !head.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+        return false;
+    }
+    let rest: Vec<&str> = parts.collect();
+    !rest.is_empty()
+        && rest.iter().all(|p| match p.as_bytes() {
+            [d] => d.is_ascii_digit(),
+            [a, b] => (b'0'..=b'5').contains(a) && b.is_ascii_digit(),
+            _ => false,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,7 +157,7 @@ mod tests {
     /// Strings the render emitter would not write plain are quoted here too: a plain `=` is
     /// YAML 1.1's value key (PyYAML refuses the file), `1.2.3` a number to some YAML 1.1
     /// readers, a no-break space easily trimmed. The rest keeps go-yaml's choices: double
-    /// quotes for what reads as another type.
+    /// quotes for what reads as another type, or as YAML 1.1's base-60 number.
     #[test]
     fn plain_only_where_the_shared_rule_allows() {
         let doc = vec![
@@ -169,9 +169,10 @@ mod tests {
             entry("date", "2024-01-01x"),
             entry("image", "nginx:1.25"),
             entry("said", "it's"),
+            entry("sexagesimal", "1:20"),
         ];
         let expected = "version: '1.2.3'\neq: '='\nnbsp: 'a\u{a0}'\nword: \"yes\"\nport: \"8080\"\n\
-                        date: \"2024-01-01x\"\nimage: nginx:1.25\nsaid: it's\n";
+                        date: \"2024-01-01x\"\nimage: nginx:1.25\nsaid: it's\nsexagesimal: \"1:20\"\n";
         assert_eq!(emit(&[doc]), expected);
     }
 

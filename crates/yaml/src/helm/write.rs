@@ -1,7 +1,7 @@
 //! Writing as helm writes: go-yaml v2's emitter (`toYaml`), go-yaml v3's (`toYamlPretty`),
 //! and the natural order of keys.
 
-use crate::resolve::{Dialect, Resolved, resolve};
+use crate::resolve::{Dialect, writes_plain};
 use serde_json::Value as Json;
 
 /// A value as go-yaml v2 sees it after sigs.k8s.io/yaml's JSON round trip.
@@ -123,6 +123,15 @@ pub fn natural_order(a: &str, b: &str, flavor: Flavor) -> std::cmp::Ordering {
 pub enum Flavor {
     V2,
     V3,
+}
+
+impl Flavor {
+    fn dialect(self) -> Dialect {
+        match self {
+            Flavor::V2 => Dialect::GoYamlV2,
+            Flavor::V3 => Dialect::GoYamlV3,
+        }
+    }
 }
 
 /// go-yaml v2's `Marshal` of `node`, ending in a newline.
@@ -274,14 +283,12 @@ impl Emitter {
         self.indent = saved;
     }
 
-    /// go-yaml's `stringv`: plain unless the text would read back as something else (or a
-    /// base 60 float), literal when it has a newline.
+    /// go-yaml's `stringv`: plain unless the text would read back as something else, literal
+    /// when it has a newline.
     fn string(&mut self, s: &str, context: Context) {
-        let can_plain =
-            !s.is_empty() && resolve(s, Dialect::GoYamlV2) == Resolved::Str && !is_base60_float(s) && !is_timestamp(s);
         let style = if s.contains('\n') {
             Style::Literal
-        } else if can_plain {
+        } else if writes_plain(s, self.flavor.dialect()) {
             Style::Plain
         } else {
             Style::Double
@@ -585,107 +592,4 @@ impl Analysis {
         }
         analysis
     }
-}
-
-/// go-yaml v2's `isBase60Float`: `1:20` reads as sexagesimal in YAML 1.1, so it is quoted.
-/// go-yaml v2's `parseTimestamp`: whether `time.Parse` reads `s` with one of YAML's layouts
-/// (`2006-1-2T15:4:5.999999999Z07:00`, its lower-case `t` form, `2006-1-2 15:4:5.999999999`,
-/// `2006-1-2`), so a plain scalar of that text would be a timestamp, not a string.
-pub(super) fn is_timestamp(s: &str) -> bool {
-    // `^(\d{4})-(\d{1,2})-(\d{1,2})(?:[Tt](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})|
-    // [ ](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?)?$`, read by hand: compiling the pattern cost more
-    // than the rest of a small chart's render. Go's digits are ASCII. Every run of digits ends
-    // at a non-digit, so taking as many as allowed never misses a match.
-    let mut text = Cursor(s.as_bytes());
-    let Some(year) = text.number(4, 4) else { return false };
-    let (Some(month), Some(day)) = (text.after(b'-', 1, 2), text.after(b'-', 1, 2)) else { return false };
-    let mut clock = None;
-    if let Some(separator @ (b'T' | b't' | b' ')) = text.next_if(|b| matches!(b, b'T' | b't' | b' ')) {
-        let (Some(hour), Some(minute), Some(second)) =
-            (text.number(1, 2), text.after(b':', 1, 2), text.after(b':', 1, 2))
-        else {
-            return false;
-        };
-        if text.next_if(|b| b == b'.').is_some() && text.number(1, usize::MAX).is_none() {
-            return false;
-        }
-        if separator != b' ' {
-            let zoned = match text.next_if(|b| matches!(b, b'Z' | b'+' | b'-')) {
-                Some(b'Z') => true,
-                Some(_) => text.number(2, 2).is_some() && text.after(b':', 2, 2).is_some(),
-                None => false,
-            };
-            if !zoned {
-                return false;
-            }
-        }
-        clock = Some((hour, minute, second));
-    }
-    if !text.0.is_empty() {
-        return false;
-    }
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    let clock = clock.is_none_or(|(hour, minute, second)| hour < 24 && minute < 60 && second < 60);
-    (1..=days).contains(&day) && clock
-}
-
-/// What is left of a text being read.
-pub(super) struct Cursor<'a>(&'a [u8]);
-
-impl Cursor<'_> {
-    fn next_if(&mut self, wanted: impl Fn(u8) -> bool) -> Option<u8> {
-        let (&first, rest) = self.0.split_first()?;
-        wanted(first).then(|| {
-            self.0 = rest;
-            first
-        })
-    }
-
-    /// A run of `min` to `max` ASCII digits (as many as there are, up to `max`), as a number
-    /// (`u32::MAX` past it).
-    fn number(&mut self, min: usize, max: usize) -> Option<u32> {
-        let n = self.0.iter().take(max).take_while(|b| b.is_ascii_digit()).count();
-        if n < min {
-            return None;
-        }
-        let (digits, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(digits.iter().fold(0u32, |v, d| v.saturating_mul(10).saturating_add(u32::from(d - b'0'))))
-    }
-
-    /// `separator`, then `min` to `max` digits.
-    fn after(&mut self, separator: u8, min: usize, max: usize) -> Option<u32> {
-        self.next_if(|b| b == separator)?;
-        self.number(min, max)
-    }
-}
-
-pub(super) fn is_base60_float(s: &str) -> bool {
-    // ^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$
-    let t = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let (body, _) = t.split_once('.').map_or((t, None), |(b, f)| (b, Some(f)));
-    if let Some((_, frac)) = t.split_once('.')
-        && !frac.bytes().all(|b| b.is_ascii_digit() || b == b'_')
-    {
-        return false;
-    }
-    let mut parts = body.split(':');
-    let Some(head) = parts.next() else { return false };
-    if !head.starts_with(|c: char| c.is_ascii_digit()) || !head.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
-        return false;
-    }
-    let rest: Vec<&str> = parts.collect();
-    !rest.is_empty()
-        && rest.iter().all(|p| match p.as_bytes() {
-            [d] => d.is_ascii_digit(),
-            [a, b] => (b'0'..=b'5').contains(a) && b.is_ascii_digit(),
-            _ => false,
-        })
 }

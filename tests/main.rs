@@ -62,4 +62,5 @@ mod ui_controller;
 mod ui_oidc;
 mod upgrade;
 mod validate;
+mod verify_commits;
 mod wait;

@@ -972,6 +972,9 @@ pub struct SourceArgs {
     /// Read the repository as it is in this commit (branch, tag, SHA, HEAD~2), without checking it out
     #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
+    /// Refuse the --rev commit unless a key this allowed_signers FILE lists signed it (git's gpg.format=ssh)
+    #[arg(long, value_name = "FILE", requires = "rev")]
+    pub verify_commits: Option<PathBuf>,
 }
 
 /// Values given on the command line, over the repository's, as helm takes them (in helm's

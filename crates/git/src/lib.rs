@@ -16,6 +16,7 @@ use git2::{Delta, DiffOptions, ErrorCode, Oid, Repository, RepositoryOpenFlags};
 
 pub use tree_source::TreeSource;
 use weaver_core::error::{Error, Result};
+use weaver_verify::{AllowedSigners, Signer};
 
 /// A revision as the user wrote it, resolved to a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +199,24 @@ impl GitRepo {
         };
         let commit = head.peel_to_commit().map_err(|e| git_error("read HEAD", &e))?;
         Ok(Some(Revision { spec: "HEAD".to_string(), commit: commit.id() }))
+    }
+
+    /// Checks who signed `revision` (git's `gpgsig` header, over the commit without it) against
+    /// `trust`, at the commit's committer time, as `git verify-commit` checks an SSH signature.
+    /// A refusal names the commit; the caller names the trust list.
+    pub fn verify(&self, revision: &Revision, trust: &AllowedSigners) -> Result<Signer> {
+        let repo = self.lock();
+        let commit = repo.find_commit(revision.commit).map_err(|e| git_error("read the commit", &e))?;
+        let time = jiff::Timestamp::from_second(commit.committer().when().seconds())
+            .map_err(|_| Error::new(format!("{revision} has a committer time out of range")))?;
+        let (signature, signed) = match repo.extract_signature(&revision.commit, None) {
+            Ok((signature, signed)) => (Some(signature.to_vec()), signed.to_vec()),
+            Err(e) if e.code() == ErrorCode::NotFound => (None, Vec::new()),
+            Err(e) => return Err(git_error("read the commit's signature", &e)),
+        };
+        trust
+            .verify(weaver_verify::GIT_NAMESPACE, signature.as_deref(), &signed, time)
+            .map_err(|refusal| Error::new(format!("{revision} is refused: {refusal}")))
     }
 
     /// The weaver repository's files as they are in `revision`.

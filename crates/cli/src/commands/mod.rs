@@ -36,9 +36,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::cli::{
-    ApplyFlags, Cli, ClusterArgs, ColorChoice, Command, EnvironmentArgs, GlobalArgs, IdentityArgs, ImagesCommand,
-    OperatorCommand, RenderFlags, RenderLimitArgs, SecretsCommand, SelectArgs, SyncCommand, ValidateArgs,
-    ValidateChoice,
+    ApplyFlags, ChartsCommand, Cli, ClusterArgs, ColorChoice, Command, EnvironmentArgs, GlobalArgs, IdentityArgs,
+    ImagesCommand, OperatorCommand, RenderFlags, RenderLimitArgs, SecretsCommand, SelectArgs, SourceArgs, SyncCommand,
+    ValidateArgs, ValidateChoice,
 };
 use weaver_core::error::Error;
 use weaver_core::limits::{Bound, RenderLimits};
@@ -413,10 +413,43 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
     Ok(())
 }
 
+/// The `--rev` and `--verify-commits` of a command that reads the repository at a commit.
+fn source_args(command: &mut Command) -> Option<&mut SourceArgs> {
+    match command {
+        Command::Render(args) => Some(&mut args.render.select.source),
+        Command::Diff(args) => Some(&mut args.render.select.source),
+        Command::Apply(args) => Some(&mut args.render.select.source),
+        Command::Drift(args) => Some(&mut args.select.source),
+        Command::Status(args) => Some(&mut args.select.source),
+        Command::Hydrate(args) => Some(&mut args.source),
+        Command::Envs(args) => Some(&mut args.source),
+        Command::Charts(ChartsCommand::Fetch(args)) => Some(&mut args.source),
+        // Every other command reads the working tree, or the commit a flag of its own names;
+        // listed, so that a new command with `--rev` is a decision here.
+        Command::Charts(ChartsCommand::Lock(_)) | Command::Changed(_) | Command::Secrets(_) => None,
+        Command::History(_) | Command::Rollback(_) | Command::Promote(_) | Command::Images(_) => None,
+        Command::Import(_) | Command::Report(_) | Command::Completions(_) | Command::Operator(_) => None,
+        Command::Sync(_) | Command::Ui(_) | Command::Init(_) | Command::Check(_) | Command::Install(_) => None,
+        Command::Uninstall(_) | Command::Bootstrap(_) | Command::Migrate(_) | Command::RenderWorker => None,
+    }
+}
+
+/// `--verify-commits`: checks who signed the `--rev` commit before the command reads anything,
+/// and has the command read that commit by its SHA from then on.
+fn verify_revision(cli: &mut Cli, ui: &Ui) -> weaver_core::error::Result<()> {
+    let repo = cli.global.repo.clone();
+    let Some(source) = source_args(&mut cli.command) else { return Ok(()) };
+    let (Some(trust), Some(spec)) = (&source.verify_commits, &source.rev) else { return Ok(()) };
+    let verified = action::verify::commit(&repo, spec, trust)?;
+    ui.status(&format!("commit {} ({spec}) is signed by {}", &verified.commit[..8], verified.signer));
+    source.rev = Some(verified.commit);
+    Ok(())
+}
+
 /// Runs a parsed command line; returns the process exit code (0 ok, 2 changes found, 1 error).
 pub fn run(mut cli: Cli) -> ExitCode {
     let ui = Ui::new(&cli.global);
-    if let Err(err) = place_leading_options(&mut cli) {
+    if let Err(err) = place_leading_options(&mut cli).and_then(|()| verify_revision(&mut cli, &ui)) {
         report_error(&ui, &err);
         return ExitCode::from(1);
     }

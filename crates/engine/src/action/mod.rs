@@ -33,6 +33,7 @@ pub mod status;
 pub mod sync;
 #[cfg(test)]
 mod testing;
+pub mod verify;
 pub mod watch;
 
 use std::path::{Path, PathBuf};

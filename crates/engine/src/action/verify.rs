@@ -1,0 +1,41 @@
+//! `--verify-commits`: the commit a `--rev` names, checked against a trust list of signers
+//! before anything reads it (issue 92). The caller then reads that very commit, by its SHA, so
+//! that a branch moved in between is not what is rendered.
+
+use std::path::Path;
+
+use weaver_core::error::{Error, Location, Result};
+use weaver_git::GitRepo;
+use weaver_verify::{AllowedSigners, Signer};
+
+/// A commit whose signature the trust list accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCommit {
+    /// The full SHA.
+    pub commit: String,
+    pub signer: Signer,
+}
+
+/// Reads the trust list at `trust_file` (an `allowed_signers` file), resolves `spec` in the
+/// repository at `repo` and checks who signed that commit.
+pub fn commit(repo: &Path, spec: &str, trust_file: &Path) -> Result<VerifiedCommit> {
+    let text = std::fs::read_to_string(trust_file).map_err(|e| Error::io("read the trust list", trust_file, e))?;
+    let trust = AllowedSigners::parse(&text).map_err(|e| {
+        Error::at(Location::at(trust_file, e.line as u64, 1), format!("trust list: {}", e.message)).with_help(
+            "an allowed_signers line is `PRINCIPALS [OPTIONS] KEYTYPE BASE64-KEY`, as git's gpg.ssh.allowedSignersFile",
+        )
+    })?;
+    if trust.is_empty() {
+        return Err(Error::at(Location::file(trust_file), "trust list: it holds no key, so no commit can pass")
+            .with_help("list each signer's public key: `alice@example.com ssh-ed25519 AAAA…`"));
+    }
+    let git = GitRepo::open(repo)?;
+    let revision = git.resolve(spec, "--rev")?;
+    let signer = git.verify(&revision, &trust).map_err(|err| {
+        err.with_help(format!(
+            "--verify-commits {} lists the keys whose commits weaver reads; sign with `git commit -S` (gpg.format=ssh)",
+            trust_file.display()
+        ))
+    })?;
+    Ok(VerifiedCommit { commit: revision.commit.to_string(), signer })
+}

@@ -107,7 +107,8 @@ fn only_a_commit_a_listed_key_signed_is_read_and_every_other_is_refused_naming_w
     refused("dave", "it is signed by ECDSA SHA256:");
     let run = weaver_in(dir, &["envs", "--rev", "dave", "--verify-commits", trust], &[]);
     assert!(
-        run.failure().contains("a key type weaver does not check (ED25519, ECDSA P-256 and RSA it does)"),
+        run.failure()
+            .contains("a key weaver cannot check (it checks ED25519, ECDSA P-256, and RSA keys of 2048 to 4096 bits"),
         "{}",
         run.stderr
     );
@@ -130,6 +131,15 @@ fn only_a_commit_a_listed_key_signed_is_read_and_every_other_is_refused_naming_w
     refused("tampered", "its signature by ED25519 SHA256:");
     let run = weaver_in(dir, &["render", "--env", "dev", "--rev", "tampered", "--verify-commits", trust], &[]);
     assert!(run.failure().contains("does not match its content: it was changed after it was signed"), "{}", run.stderr);
+
+    // A list the repository carries could be given a key by the commit it vouches for.
+    let carried = dir.join("ci/allowed_signers");
+    std::fs::create_dir_all(dir.join("ci")).unwrap();
+    std::fs::copy(trust, &carried).unwrap();
+    let run = weaver_in(dir, &["envs", "--rev", "main", "--verify-commits", carried.to_str().unwrap()], &[]);
+    let stderr = run.failure();
+    assert!(stderr.contains("trust list: it is inside the repository whose commits it vouches for"), "{stderr}");
+    std::fs::remove_dir_all(dir.join("ci")).unwrap();
 
     // The commands that read a cluster are refused before they do: none is configured here.
     for command in [&["apply", "--env", "dev"][..], &["diff", "--env", "dev"], &["drift", "--env", "dev"]]

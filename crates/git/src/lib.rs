@@ -144,6 +144,11 @@ impl GitRepo {
     }
 
     /// The weaver repository's directory on disk.
+    /// The git repository's working tree; `None` for a bare one.
+    pub fn work_tree(&self) -> Option<PathBuf> {
+        self.lock().workdir().map(Path::to_path_buf)
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -209,14 +214,12 @@ impl GitRepo {
         let commit = repo.find_commit(revision.commit).map_err(|e| git_error("read the commit", &e))?;
         let time = jiff::Timestamp::from_second(commit.committer().when().seconds())
             .map_err(|_| Error::new(format!("{revision} has a committer time out of range")))?;
-        let (signature, signed) = match repo.extract_signature(&revision.commit, None) {
-            Ok((signature, signed)) => (Some(signature.to_vec()), signed.to_vec()),
-            Err(e) if e.code() == ErrorCode::NotFound => (None, Vec::new()),
-            Err(e) => return Err(git_error("read the commit's signature", &e)),
-        };
-        trust
-            .verify(weaver_verify::GIT_NAMESPACE, signature.as_deref(), &signed, time)
-            .map_err(|refusal| Error::new(format!("{revision} is refused: {refusal}")))
+        // Split as git splits it (libgit2's `extract_signature` reads past the headers).
+        let odb = repo.odb().map_err(|e| git_error("read the commit", &e))?;
+        let object = odb.read(revision.commit).map_err(|e| git_error("read the commit", &e))?;
+        let refused = |refusal| Error::new(format!("{revision} is refused: {refusal}"));
+        let (signature, signed) = weaver_verify::split_commit(object.data()).map_err(refused)?;
+        trust.verify(weaver_verify::GIT_NAMESPACE, signature.as_deref(), &signed, time).map_err(refused)
     }
 
     /// The weaver repository's files as they are in `revision`.

@@ -24,7 +24,13 @@ pub struct AllowedSigners {
 #[derive(Debug, Clone)]
 struct Entry {
     principals: Vec<String>,
+    options: Options,
     key: PublicKey,
+}
+
+/// An entry's options.
+#[derive(Debug, Clone, Default)]
+struct Options {
     /// `namespaces="git,file"`: the patterns the key may sign in; any namespace when absent.
     namespaces: Option<Vec<String>>,
     valid_after: Option<Timestamp>,
@@ -88,7 +94,7 @@ pub enum Refusal {
     KeyNotValidAt { key: String, principals: Vec<String>, at: Timestamp },
     /// Made by a listed key, but it does not match what is signed: the content changed after.
     BadSignature { key: String, principals: Vec<String> },
-    /// Made by a listed key of a type weaver does not check (ECDSA P-384 or P-521, DSA).
+    /// Made by a listed key weaver cannot check (ECDSA P-384 or P-521, DSA, RSA under 2048 bits).
     UncheckableKey { key: String },
 }
 
@@ -116,7 +122,7 @@ impl fmt::Display for Refusal {
             ),
             Refusal::UncheckableKey { key } => write!(
                 f,
-                "it is signed by {key}, a key type weaver does not check (ED25519, ECDSA P-256 and RSA it does)"
+                "it is signed by {key}, a key weaver cannot check (it checks ED25519, ECDSA P-256, and RSA keys of 2048 to 4096 bits signing with SHA-2)"
             ),
             Refusal::BadSignature { key, principals } => write!(
                 f,
@@ -197,7 +203,7 @@ impl AllowedSigners {
             return Err(Refusal::KeyNotValidAt { key, principals: principals(&for_namespace), at: time });
         }
         let principals = principals(&valid);
-        if !checkable(signing_key.key_data()) {
+        if !checkable(signing_key.key_data(), &sshsig) {
             return Err(Refusal::UncheckableKey { key });
         }
         signing_key
@@ -207,12 +213,64 @@ impl AllowedSigners {
     }
 }
 
-/// Whether the key's signatures can be checked here (the crates built in): a failed check of
-/// another type would read as a changed commit.
-fn checkable(key: &KeyData) -> bool {
+/// A raw commit object (`git cat-file commit`) split as git splits it to check its signature
+/// (`parse_buffer_signed_by_header`): the value of its `gpgsig` header (continuation lines
+/// without their leading space), and the commit without it or any other `gpgsig…` header
+/// (`gpgsig-sha256`). Only the headers are read: a signature in the message signs nothing. Two
+/// `gpgsig` headers (which git would join into one unreadable signature) are refused.
+pub fn split_commit(raw: &[u8]) -> Result<(Option<Vec<u8>>, Vec<u8>), Refusal> {
+    #[derive(PartialEq)]
+    enum Header {
+        Signature,
+        OtherSignature,
+        Other,
+    }
+    let mut signature: Option<Vec<u8>> = None;
+    let mut signed = Vec::with_capacity(raw.len());
+    let mut header = Header::Other;
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+        let (line, next) = rest.split_at(end);
+        if line == b"\n" {
+            // The message, as it is.
+            signed.extend_from_slice(rest);
+            break;
+        }
+        match (line.first(), &mut signature) {
+            (Some(b' '), Some(value)) if header == Header::Signature => value.extend_from_slice(&line[1..]),
+            (Some(b' '), _) if header == Header::OtherSignature => {}
+            _ if line.starts_with(b"gpgsig ") => {
+                if signature.is_some() {
+                    return Err(Refusal::Malformed("it has two gpgsig headers".into()));
+                }
+                signature = Some(line[b"gpgsig ".len()..].to_vec());
+                header = Header::Signature;
+            }
+            _ if line.starts_with(b"gpgsig") => header = Header::OtherSignature,
+            _ => {
+                signed.extend_from_slice(line);
+                header = Header::Other;
+            }
+        }
+        rest = next;
+    }
+    Ok((signature, signed))
+}
+
+/// Whether `signature` by `key` can be checked here: a failed check of what cannot be would
+/// read as a changed commit.
+fn checkable(key: &KeyData, signature: &SshSig) -> bool {
     match key {
-        KeyData::Ed25519(_) | KeyData::SkEd25519(_) | KeyData::Rsa(_) | KeyData::SkEcdsaSha2NistP256(_) => true,
+        KeyData::Ed25519(_) | KeyData::SkEd25519(_) | KeyData::SkEcdsaSha2NistP256(_) => true,
         KeyData::Ecdsa(key) => key.curve() == EcdsaCurve::NistP256,
+        // The rsa crate takes keys of 2048 to 4096 bits, and SSHSIG's SHA-2 signatures, not
+        // ssh-rsa's SHA-1 ones.
+        KeyData::Rsa(key) => {
+            let bits = key.n.as_positive_bytes().map_or(0, |n| n.len() * 8);
+            (2048..=4096).contains(&bits)
+                && matches!(signature.signature().algorithm(), Algorithm::Rsa { hash: Some(_) })
+        }
         _ => false,
     }
 }
@@ -235,10 +293,9 @@ impl Entry {
         let principals = fields.next().ok_or("expected principals, then a key")?;
         let principals: Vec<String> = unquote(principals).split(',').map(str::to_string).collect();
         let mut next = fields.next().ok_or("expected a key after the principals")?;
-        let mut entry =
-            Entry { principals, key: placeholder_key(), namespaces: None, valid_after: None, valid_before: None };
+        let mut options = Options::default();
         if Algorithm::new(next).is_err() {
-            entry.options(next)?;
+            options = Options::parse(next)?;
             next = fields.next().ok_or("expected a key after the options")?;
         }
         let algorithm = Algorithm::new(next).map_err(|_| format!("`{next}` is not an SSH key type"))?;
@@ -248,20 +305,31 @@ impl Entry {
         if key.algorithm() != algorithm {
             return Err(format!("the key is a {}, not a {next}", key.algorithm()));
         }
-        entry.key = key;
-        Ok(entry)
+        Ok(Entry { principals, options, key })
     }
 
-    fn options(&mut self, text: &str) -> Result<(), String> {
+    fn allows(&self, namespace: &str) -> bool {
+        self.options.namespaces.as_ref().is_none_or(|patterns| pattern_list_matches(patterns, namespace))
+    }
+
+    fn valid_at(&self, time: Timestamp) -> bool {
+        let Options { valid_after, valid_before, .. } = &self.options;
+        valid_after.is_none_or(|after| time >= after) && valid_before.is_none_or(|before| time <= before)
+    }
+}
+
+impl Options {
+    fn parse(text: &str) -> Result<Options, String> {
+        let mut options = Options::default();
         for option in split_outside_quotes(text, ',') {
             let (name, value) = match option.split_once('=') {
                 Some((name, value)) => (name, Some(unquote(value))),
                 None => (option.as_str(), None),
             };
             match (name.to_ascii_lowercase().as_str(), value) {
-                ("namespaces", Some(list)) => self.namespaces = Some(list.split(',').map(str::to_string).collect()),
-                ("valid-after", Some(time)) => self.valid_after = Some(timestamp(time)?),
-                ("valid-before", Some(time)) => self.valid_before = Some(timestamp(time)?),
+                ("namespaces", Some(list)) => options.namespaces = Some(list.split(',').map(str::to_string).collect()),
+                ("valid-after", Some(time)) => options.valid_after = Some(timestamp(time)?),
+                ("valid-before", Some(time)) => options.valid_before = Some(timestamp(time)?),
                 ("cert-authority", None) => {
                     return Err(
                         "cert-authority (keys of SSH certificates) is not supported: list the signers' keys".into()
@@ -274,21 +342,8 @@ impl Entry {
                 }
             }
         }
-        Ok(())
+        Ok(options)
     }
-
-    fn allows(&self, namespace: &str) -> bool {
-        self.namespaces.as_ref().is_none_or(|patterns| pattern_list_matches(patterns, namespace))
-    }
-
-    fn valid_at(&self, time: Timestamp) -> bool {
-        self.valid_after.is_none_or(|after| time >= after) && self.valid_before.is_none_or(|before| time <= before)
-    }
-}
-
-/// A key for an entry being read, replaced before the entry is kept.
-fn placeholder_key() -> PublicKey {
-    PublicKey::from(KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([0; 32])))
 }
 
 /// A line's fields: separated by spaces or tabs outside double quotes.
@@ -392,6 +447,85 @@ mod tests {
     use super::*;
 
     const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG7KjrFuurq0d46uzQHULpb7JDaRsUhxUzbr5AP+Ng/Y";
+
+    /// What the fixtures sign, as a commit without its signature header.
+    const MESSAGE: &[u8] = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@e> 1700000000 +0000\n\
+                             committer A <a@e> 1700000000 +0000\n\nsigned\n";
+    /// `ssh-keygen -Y sign -n git -f KEY` of MESSAGE by [`KEY`]'s private half.
+    const GIT_SIGNATURE: &str = r"-----BEGIN SSH SIGNATURE-----
+U1NIU0lHAAAAAQAAADMAAAALc3NoLWVkMjU1MTkAAAAgbsqOsW66urR3jq7NAdQulvskNp
+GxSHFTNuvkA/42D9gAAAADZ2l0AAAAAAAAAAZzaGE1MTIAAABTAAAAC3NzaC1lZDI1NTE5
+AAAAQBfYbjcIpm3WP7ziGzld5Cc6V6uZQuxyyWqZbvz7mh8OjLSM0BIjawZ6N2+K9pQeZt
+whtQfVYuLmwlbMs4HY3g4=
+-----END SSH SIGNATURE-----
+";
+    /// The same in the namespace `file`.
+    const FILE_SIGNATURE: &str = r"-----BEGIN SSH SIGNATURE-----
+U1NIU0lHAAAAAQAAADMAAAALc3NoLWVkMjU1MTkAAAAgbsqOsW66urR3jq7NAdQulvskNp
+GxSHFTNuvkA/42D9gAAAAEZmlsZQAAAAAAAAAGc2hhNTEyAAAAUwAAAAtzc2gtZWQyNTUx
+OQAAAEB31oTvfTVAeYNSpx+xklgVpwALcggnnypNO5tAKojVQ31n0yT8or+GowjcUtlgva
+nHNyoWlSakKw50WqUs0nYJ
+-----END SSH SIGNATURE-----
+";
+    /// A 1024-bit RSA key (`ssh-keygen -t rsa -b 1024`), and its signature of MESSAGE in `git`.
+    const RSA_1024: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDpTxOg62rVjbuhxPIZavfsHocoDDP8Wrf57EvwcYu3QI9YA9MMb5bA3lLNKQCtAEsZAhrEpx0i70ujnaJ1dFgb9NEcv6HsYJIR1XRHjmPgypkgHVQesyDw6tf7WpxYQqM1tu1hW7uo/5plhadhl0+WwG+TENEVDh60/1UivSa63w== small";
+    const RSA_1024_SIGNATURE: &str = r"-----BEGIN SSH SIGNATURE-----
+U1NIU0lHAAAAAQAAAJcAAAAHc3NoLXJzYQAAAAMBAAEAAACBAOlPE6DratWNu6HE8hlq9+
+wehygMM/xat/nsS/Bxi7dAj1gD0wxvlsDeUs0pAK0ASxkCGsSnHSLvS6OdonV0WBv00Ry/
+oexgkhHVdEeOY+DKmSAdVB6zIPDq1/tanFhCozW27WFbu6j/mmWFp2GXT5bAb5MQ0RUOHr
+T/VSK9JrrfAAAAA2dpdAAAAAAAAAAGc2hhNTEyAAAAlAAAAAxyc2Etc2hhMi01MTIAAACA
+ERfXR63HJ4a1/GKV+J7b1yr2gEIG3bx9gHTuzYcI2G1+Loaepdt2N0hYzCuwwn7dXPRNni
+WupRMqRympZOgyBgkAk8nsOM/ebdEpX8aYf917rhHgfh0LqGDQAb+6NcnWxYQxVirxtXCn
+/ldIgZRxt0tqtS7toQ57vHFgkOoEbgw=
+-----END SSH SIGNATURE-----
+";
+
+    fn verify(signers: &str, signature: &str, message: &[u8]) -> Result<Signer, Refusal> {
+        let signers = AllowedSigners::parse(signers).expect("readable");
+        let at = Timestamp::from_second(1_700_000_000).unwrap();
+        signers.verify(GIT_NAMESPACE, Some(signature.as_bytes()), message, at)
+    }
+
+    #[test]
+    fn a_listed_key_s_signature_passes_for_its_namespace_its_window_and_the_content_it_signed() {
+        let alice = |options: &str| format!("alice@example.com {options} {KEY}\n");
+        let signer = verify(&alice(""), GIT_SIGNATURE, MESSAGE).expect("accepted");
+        assert_eq!(
+            signer.to_string(),
+            "alice@example.com (ED25519 key SHA256:LPpSEpyKkg14phzlhFxBY95LxzPR2eMzAWUpY2Vgr5E)"
+        );
+        let refusal = |list: &str, signature: &str, message: &[u8]| verify(list, signature, message).unwrap_err();
+        assert!(matches!(refusal(&alice(""), FILE_SIGNATURE, MESSAGE), Refusal::WrongNamespace { .. }));
+        let file_only = alice("namespaces=\"file\"");
+        assert!(matches!(refusal(&file_only, GIT_SIGNATURE, MESSAGE), Refusal::KeyNotForNamespace { .. }));
+        for window in ["valid-before=\"20200101Z\"", "valid-after=\"20300101\""] {
+            assert!(
+                matches!(refusal(&alice(window), GIT_SIGNATURE, MESSAGE), Refusal::KeyNotValidAt { .. }),
+                "{window}"
+            );
+        }
+        assert!(verify(&alice("valid-after=\"20231114\",valid-before=\"20231115Z\""), GIT_SIGNATURE, MESSAGE).is_ok());
+        let changed = String::from_utf8(MESSAGE.to_vec()).unwrap().replace("signed", "signed, then changed");
+        let refused = refusal(&alice(""), GIT_SIGNATURE, changed.as_bytes());
+        assert!(matches!(refused, Refusal::BadSignature { .. }), "{refused:?}");
+        let bob = format!("bob@example.com {RSA_1024}\n");
+        assert!(matches!(refusal(&bob, GIT_SIGNATURE, MESSAGE), Refusal::UntrustedKey { .. }));
+        let refused = refusal(&bob, RSA_1024_SIGNATURE, MESSAGE);
+        assert!(matches!(refused, Refusal::UncheckableKey { .. }), "a short key is not a changed commit: {refused:?}");
+    }
+
+    #[test]
+    fn a_commit_is_split_as_git_splits_it() {
+        let raw = b"tree t\nparent p\nauthor a\ncommitter c\ngpgsig -----BEGIN SSH SIGNATURE-----\n abc\n \
+                    -----END SSH SIGNATURE-----\ngpgsig-sha256 other\n more\ngpgsigparent q\nmergetag x\n\nmessage\n\
+                    gpgsig not a header\n";
+        let (signature, signed) = split_commit(raw).unwrap();
+        assert_eq!(signature.unwrap(), b"-----BEGIN SSH SIGNATURE-----\nabc\n-----END SSH SIGNATURE-----\n");
+        assert_eq!(signed, b"tree t\nparent p\nauthor a\ncommitter c\nmergetag x\n\nmessage\ngpgsig not a header\n");
+        let (signature, signed) = split_commit(b"tree t\n\ngpgsig in the message\n").unwrap();
+        assert_eq!((signature, signed.as_slice()), (None, &b"tree t\n\ngpgsig in the message\n"[..]));
+        assert!(matches!(split_commit(b"tree t\ngpgsig a\ngpgsig b\n\nm\n"), Err(Refusal::Malformed(_))));
+    }
 
     #[test]
     fn lines_with_options_quotes_and_comments_are_read() {

@@ -220,7 +220,7 @@ pub fn writes_plain(s: &str, dialect: Dialect) -> bool {
 /// go-yaml's `parseTimestamp`: whether `time.Parse` reads `s` with one of YAML's layouts
 /// (`2006-1-2T15:4:5.999999999Z07:00`, its lower-case `t` form, `2006-1-2 15:4:5.999999999`,
 /// `2006-1-2`), so a plain scalar of that text would be a timestamp, not a string.
-pub fn is_timestamp(s: &str) -> bool {
+pub(crate) fn is_timestamp(s: &str) -> bool {
     // `^(\d{4})-(\d{1,2})-(\d{1,2})(?:[Tt](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})|
     // [ ](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?)?$`, read by hand: compiling the pattern cost more
     // than the rest of a small chart's render. Go's digits are ASCII. Every run of digits ends

@@ -645,3 +645,51 @@ pub(crate) fn write_stdout(bytes: &[u8]) -> weaver_core::error::Result<()> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    /// The subcommands (by path) that take `--verify-commits`.
+    fn taking_verify_commits(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+        for sub in command.get_subcommands() {
+            let path = format!("{path} {}", sub.get_name()).trim().to_string();
+            if sub.get_arguments().any(|arg| arg.get_id() == "verify_commits") {
+                found.push(path.clone());
+            }
+            taking_verify_commits(sub, &path, found);
+        }
+    }
+
+    /// A flag accepted and not acted on would let unsigned commits through: every command that
+    /// takes `--verify-commits` hands it to `verify_revision`.
+    #[test]
+    fn every_command_taking_verify_commits_verifies() {
+        let mut found = Vec::new();
+        taking_verify_commits(&Cli::command(), "", &mut found);
+        let checked = [
+            "render --env dev",
+            "hydrate --env dev --out out",
+            "envs",
+            "diff --env dev",
+            "apply --env dev",
+            "drift --env dev",
+            "status --env dev",
+            "charts fetch",
+        ];
+        let names: Vec<String> =
+            checked.iter().map(|c| c.split(" --").next().unwrap_or(c).trim().to_string()).collect();
+        found.sort();
+        let mut expected = names.clone();
+        expected.sort();
+        assert_eq!(found, expected, "a new command with --verify-commits: add it to source_args and here");
+        for command in checked {
+            let argv = format!("weaver {command} --rev main --verify-commits signers");
+            let mut cli = Cli::try_parse_from(argv.split(' ')).unwrap_or_else(|e| panic!("{argv}: {e}"));
+            let source = source_args(&mut cli.command).unwrap_or_else(|| panic!("{command}: not verified"));
+            assert_eq!(source.verify_commits.as_deref(), Some(std::path::Path::new("signers")), "{command}");
+        }
+    }
+}

@@ -30,6 +30,16 @@ pub fn commit(repo: &Path, spec: &str, trust_file: &Path) -> Result<VerifiedComm
             .with_help("list each signer's public key: `alice@example.com ssh-ed25519 AAAA…`"));
     }
     let git = GitRepo::open(repo)?;
+    // A commit could add its own key to a list it carries: the list comes from elsewhere.
+    let inside =
+        |dir: &Path| Some(std::fs::canonicalize(trust_file).ok()?.starts_with(std::fs::canonicalize(dir).ok()?));
+    if git.work_tree().as_deref().and_then(inside) == Some(true) {
+        return Err(Error::at(
+            Location::file(trust_file),
+            "trust list: it is inside the repository whose commits it vouches for, where a commit could add its own key",
+        )
+        .with_help("keep it outside the checkout: a CI secret file or a protected path, as Flux keeps it in a Secret"));
+    }
     let revision = git.resolve(spec, "--rev")?;
     let signer = git.verify(&revision, &trust).map_err(|err| {
         err.with_help(format!(

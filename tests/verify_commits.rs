@@ -8,8 +8,14 @@ use crate::common::{Repo, interop_available, weaver_in};
 
 /// Runs git in `dir`, with no configuration but the test's (`-c` pairs), and returns stdout.
 fn git(dir: &Path, config: &[&str], args: &[&str]) -> String {
+    git_with(dir, &[], config, args)
+}
+
+/// [`git`] with environment variables (`GNUPGHOME`).
+fn git_with(dir: &Path, envs: &[(&str, &Path)], config: &[&str], args: &[&str]) -> String {
     let mut command = Command::new("git");
     command.current_dir(dir).env("GIT_CONFIG_NOSYSTEM", "1").env("GIT_CONFIG_GLOBAL", "/dev/null");
+    command.envs(envs.iter().copied());
     command.args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "gpg.format=ssh"]);
     for pair in config {
         command.args(["-c", pair]);
@@ -173,4 +179,96 @@ fn the_trust_list_and_the_flag_are_checked_first() {
     // The working tree has no signature to check.
     let run = weaver_in(dir, &["render", "--env", "dev", "--verify-commits", trust], &[]);
     assert!(run.failure().contains("--rev"), "a usage error, exit 1: {}", run.stderr);
+}
+
+/// GnuPG in a home of its own, whose agent is stopped when it is dropped.
+struct Gpg {
+    home: tempfile::TempDir,
+}
+
+impl Gpg {
+    fn new() -> Gpg {
+        let home = tempfile::Builder::new().prefix("gpg").tempdir_in("/tmp").unwrap();
+        std::fs::set_permissions(home.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        Gpg { home }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--batch", "--quiet", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args)
+            .output()
+            .expect("run gpg");
+        assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// A new ED25519 signing key for `uid`: its fingerprint.
+    fn key(&self, uid: &str) -> String {
+        self.run(&["--quick-gen-key", uid, "ed25519", "sign", "never"]);
+        let listing = self.run(&["--with-colons", "--list-keys", uid]);
+        let fpr = listing.lines().find_map(|line| line.strip_prefix("fpr:")).expect("a fingerprint");
+        fpr.trim_matches(':').to_string()
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf").env("GNUPGHOME", self.home.path()).args(["--kill", "gpg-agent"]).output();
+    }
+}
+
+#[test]
+fn commits_signed_with_gnupg_are_checked_against_armored_public_keys() {
+    let runs = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|out| out.status.success());
+    if !interop_available("GnuPG and git (to sign commits with OpenPGP)", runs("gpg") && runs("git")) {
+        return;
+    }
+    let repo = Repo::minimal();
+    let dir = repo.path();
+    let gpg = Gpg::new();
+    let alice = gpg.key("Alice <alice@example.com>");
+    let mallory = gpg.key("Mallory <mallory@example.com>");
+    let keys = tempfile::tempdir().unwrap();
+    let trust = keys.path().join("alice.asc");
+    std::fs::write(&trust, gpg.run(&["--armor", "--export", &alice])).unwrap();
+    let trust = trust.to_str().unwrap();
+    let home = [("GNUPGHOME", gpg.home.path())];
+    let openpgp = |fingerprint: &str| ["gpg.format=openpgp".to_string(), format!("user.signingkey={fingerprint}")];
+    let [format, alice_key] = openpgp(&alice);
+    git(dir, &[], &["init", "-q", "-b", "main"]);
+    git(dir, &[], &["add", "-A"]);
+    git_with(dir, &home, &[&format, &alice_key], &["commit", "-q", "-S", "-m", "signed by alice"]);
+    let signed = git(dir, &[], &["rev-parse", "HEAD"]).trim().to_string();
+
+    let run = weaver_in(dir, &["render", "--env", "dev", "--rev", "main", "--verify-commits", trust], &[]);
+    run.success();
+    let named = format!("commit {} (main) is signed by Alice <alice@example.com> (OpenPGP key {alice})", &signed[..8]);
+    assert!(run.stderr.contains(&named), "{}", run.stderr);
+
+    let refused = |rev: &str, why: &str| {
+        let run = weaver_in(dir, &["render", "--env", "dev", "--rev", rev, "--verify-commits", trust], &[]);
+        let stderr = run.failure();
+        assert!(stderr.contains(&format!("({rev}) is refused: {why}")), "{rev}: {stderr}");
+    };
+    let [format, mallory_key] = openpgp(&mallory);
+    git_with(dir, &home, &[&format, &mallory_key], &["commit", "-q", "-S", "--allow-empty", "-m", "mallory"]);
+    git(dir, &[], &["branch", "mallory"]);
+    refused("mallory", &format!("it is signed by OpenPGP {mallory}, a key the trust list does not hold"));
+    git(dir, &[], &["commit", "-q", "--allow-empty", "-m", "unsigned"]);
+    git(dir, &[], &["branch", "unsigned"]);
+    refused("unsigned", "it is not signed");
+    let object = git(dir, &[], &["cat-file", "commit", &signed]);
+    let tampered_file = keys.path().join("tampered");
+    std::fs::write(&tampered_file, object.replace("signed by alice", "signed by alice, then edited")).unwrap();
+    let tampered = git(dir, &[], &["hash-object", "-t", "commit", "-w", tampered_file.to_str().unwrap()]);
+    git(dir, &[], &["branch", "tampered", tampered.trim()]);
+    refused("tampered", "its signature by OpenPGP ");
+    // An SSH signature cannot be checked against OpenPGP keys.
+    let (ssh_key, _) = keygen(keys.path(), "ssh", &["-t", "ed25519"]);
+    let sign_as = format!("user.signingkey={}", ssh_key.display());
+    git(dir, &[&sign_as], &["commit", "-q", "-S", "--allow-empty", "-m", "ssh"]);
+    git(dir, &[], &["branch", "ssh"]);
+    refused("ssh", "it is signed with SSH, which this trust list (OpenPGP keys) cannot check");
 }

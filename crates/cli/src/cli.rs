@@ -972,7 +972,7 @@ pub struct SourceArgs {
     /// Read the repository as it is in this commit (branch, tag, SHA, HEAD~2), without checking it out
     #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
-    /// Refuse the --rev commit unless a key this allowed_signers FILE lists signed it (git's gpg.format=ssh)
+    /// Refuse the --rev commit unless a key FILE lists signed it: an allowed_signers file (SSH) or armored OpenPGP keys
     #[arg(long, value_name = "FILE", requires = "rev")]
     pub verify_commits: Option<PathBuf>,
 }

@@ -16,7 +16,7 @@ use git2::{Delta, DiffOptions, ErrorCode, Oid, Repository, RepositoryOpenFlags};
 
 pub use tree_source::TreeSource;
 use weaver_core::error::{Error, Result};
-use weaver_verify::{AllowedSigners, Signer};
+use weaver_verify::{Signer, TrustList};
 
 /// A revision as the user wrote it, resolved to a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,7 +209,7 @@ impl GitRepo {
     /// Checks who signed `revision` (git's `gpgsig` header, over the commit without it) against
     /// `trust`, at the commit's committer time, as `git verify-commit` checks an SSH signature.
     /// A refusal names the commit; the caller names the trust list.
-    pub fn verify(&self, revision: &Revision, trust: &AllowedSigners) -> Result<Signer> {
+    pub fn verify(&self, revision: &Revision, trust: &TrustList) -> Result<Signer> {
         let repo = self.lock();
         let commit = repo.find_commit(revision.commit).map_err(|e| git_error("read the commit", &e))?;
         let time = jiff::Timestamp::from_second(commit.committer().when().seconds())

@@ -4,16 +4,89 @@
 //! `gpg.ssh.allowedSignersFile` and `ssh-keygen -Y verify` read, as they check it: the key must
 //! be listed, for the namespace, at the commit's time, and the signature must hold.
 
+mod openpgp;
+
 use std::fmt;
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
+pub use openpgp::Keyring;
 use ssh_key::public::KeyData;
 use ssh_key::{Algorithm, EcdsaCurve, HashAlg, PublicKey, SshSig};
 
 /// The namespace git signs commits and tags in.
 pub const GIT_NAMESPACE: &str = "git";
+
+/// A signature's format, by its armor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Ssh,
+    OpenPgp,
+    X509,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Ssh => "SSH",
+            Format::OpenPgp => "OpenPGP",
+            Format::X509 => "X.509",
+        })
+    }
+}
+
+/// Whose signatures are trusted: SSH keys (an `allowed_signers` file) or OpenPGP keys (armored
+/// public keys, as `gpg --armor --export` writes them).
+#[derive(Debug, Clone)]
+pub enum TrustList {
+    Ssh(AllowedSigners),
+    OpenPgp(Keyring),
+}
+
+impl TrustList {
+    /// Armored OpenPGP public keys, or else an `allowed_signers` file.
+    pub fn parse(text: &str) -> Result<TrustList, ParseError> {
+        match text.contains("-----BEGIN PGP PUBLIC KEY BLOCK-----") {
+            true => Keyring::parse(text).map(TrustList::OpenPgp),
+            false => AllowedSigners::parse(text).map(TrustList::Ssh),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            TrustList::Ssh(signers) => signers.is_empty(),
+            TrustList::OpenPgp(keyring) => keyring.is_empty(),
+        }
+    }
+
+    /// Checks `signature` (armored, as in a commit's `gpgsig` header; `None`: unsigned) over
+    /// `message`, made at `time` (a commit's committer time); an SSH signature in `namespace`
+    /// (OpenPGP has none).
+    pub fn verify(
+        &self,
+        namespace: &str,
+        signature: Option<&[u8]>,
+        message: &[u8],
+        time: Timestamp,
+    ) -> Result<Signer, Refusal> {
+        let Some(signature) = signature else { return Err(Refusal::Unsigned) };
+        let armored = String::from_utf8_lossy(signature);
+        let armored = armored.trim_start();
+        let signed = match armored {
+            a if a.starts_with("-----BEGIN SSH SIGNATURE-----") => Format::Ssh,
+            a if a.starts_with("-----BEGIN PGP SIGNATURE-----") => Format::OpenPgp,
+            a if a.starts_with("-----BEGIN SIGNED MESSAGE-----") => Format::X509,
+            _ => return Err(Refusal::Malformed("it is no armored SSH, OpenPGP or X.509 signature".into())),
+        };
+        match (self, signed) {
+            (TrustList::Ssh(signers), Format::Ssh) => signers.verify(namespace, armored, message, time),
+            (TrustList::OpenPgp(keyring), Format::OpenPgp) => keyring.verify(armored, message),
+            (TrustList::Ssh(_), signed) => Err(Refusal::OtherFormat { signed, trusted: Format::Ssh }),
+            (TrustList::OpenPgp(_), signed) => Err(Refusal::OtherFormat { signed, trusted: Format::OpenPgp }),
+        }
+    }
+}
 
 /// The keys an `allowed_signers` file trusts.
 #[derive(Debug, Clone)]
@@ -80,8 +153,8 @@ impl Signer {
 pub enum Refusal {
     /// No signature at all.
     Unsigned,
-    /// A signature in another format (`OpenPGP`, `X.509`) than the trust list's keys.
-    OtherFormat(&'static str),
+    /// A signature in another format (`OpenPGP`, `SSH`, `X.509`) than the trust list's keys.
+    OtherFormat { signed: Format, trusted: Format },
     /// Not an SSH signature that can be read.
     Malformed(String),
     /// Made for another namespace than the one checked (a file signature on a commit).
@@ -94,6 +167,8 @@ pub enum Refusal {
     KeyNotValidAt { key: String, principals: Vec<String>, at: Timestamp },
     /// Made by a listed key, but it does not match what is signed: the content changed after.
     BadSignature { key: String, principals: Vec<String> },
+    /// Made by a listed key that carries a revocation.
+    KeyRevoked { key: String, principals: Vec<String> },
     /// Made by a listed key weaver cannot check (ECDSA P-384 or P-521, DSA, RSA under 2048 bits).
     UncheckableKey { key: String },
 }
@@ -102,8 +177,11 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::Unsigned => write!(f, "it is not signed"),
-            Refusal::OtherFormat(format) => {
-                write!(f, "it is signed with {format}, which this trust list (SSH keys) cannot check")
+            Refusal::OtherFormat { signed, trusted } => {
+                write!(f, "it is signed with {signed}, which this trust list ({trusted} keys) cannot check")
+            }
+            Refusal::KeyRevoked { key, principals } => {
+                write!(f, "it is signed by {key} ({}), which is revoked", principals.join(", "))
             }
             Refusal::Malformed(why) => write!(f, "its signature cannot be read: {why}"),
             Refusal::WrongNamespace { signed, expected } => {
@@ -160,24 +238,8 @@ impl AllowedSigners {
         self.entries.is_empty()
     }
 
-    /// Checks `signature` (armored, as in a commit's `gpgsig` header; `None`: unsigned) over
-    /// `message` in `namespace`, made at `time` (a commit's committer time).
-    pub fn verify(
-        &self,
-        namespace: &str,
-        signature: Option<&[u8]>,
-        message: &[u8],
-        time: Timestamp,
-    ) -> Result<Signer, Refusal> {
-        let Some(signature) = signature else { return Err(Refusal::Unsigned) };
-        let armored = String::from_utf8_lossy(signature);
-        let armored = armored.trim_start();
-        if armored.starts_with("-----BEGIN PGP") {
-            return Err(Refusal::OtherFormat("OpenPGP"));
-        }
-        if armored.starts_with("-----BEGIN SIGNED MESSAGE") {
-            return Err(Refusal::OtherFormat("X.509"));
-        }
+    /// Checks the armored SSHSIG `armored` over `message` in `namespace`, made at `time`.
+    fn verify(&self, namespace: &str, armored: &str, message: &[u8], time: Timestamp) -> Result<Signer, Refusal> {
         let sshsig = SshSig::from_pem(armored.as_bytes()).map_err(|err| Refusal::Malformed(err.to_string()))?;
         let signing_key = PublicKey::from(sshsig.public_key().clone());
         let key = describe(&signing_key);
@@ -481,7 +543,7 @@ WupRMqRympZOgyBgkAk8nsOM/ebdEpX8aYf917rhHgfh0LqGDQAb+6NcnWxYQxVirxtXCn
 ";
 
     fn verify(signers: &str, signature: &str, message: &[u8]) -> Result<Signer, Refusal> {
-        let signers = AllowedSigners::parse(signers).expect("readable");
+        let signers = TrustList::parse(signers).expect("readable");
         let at = Timestamp::from_second(1_700_000_000).unwrap();
         signers.verify(GIT_NAMESPACE, Some(signature.as_bytes()), message, at)
     }
@@ -578,12 +640,14 @@ WupRMqRympZOgyBgkAk8nsOM/ebdEpX8aYf917rhHgfh0LqGDQAb+6NcnWxYQxVirxtXCn
 
     #[test]
     fn signatures_in_other_formats_and_none_are_refused_by_name() {
-        let signers = AllowedSigners::parse(&format!("alice {KEY}\n")).unwrap();
+        let signers = TrustList::parse(&format!("alice {KEY}\n")).unwrap();
         let now = Timestamp::now();
         assert_eq!(signers.verify(GIT_NAMESPACE, None, b"x", now), Err(Refusal::Unsigned));
         let pgp = b"-----BEGIN PGP SIGNATURE-----\n\nabc\n-----END PGP SIGNATURE-----\n";
-        assert_eq!(signers.verify(GIT_NAMESPACE, Some(pgp), b"x", now), Err(Refusal::OtherFormat("OpenPGP")));
+        let other = Refusal::OtherFormat { signed: Format::OpenPgp, trusted: Format::Ssh };
+        assert_eq!(signers.verify(GIT_NAMESPACE, Some(pgp), b"x", now), Err(other));
         let garbled = b"-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----\n";
         assert!(matches!(signers.verify(GIT_NAMESPACE, Some(garbled), b"x", now), Err(Refusal::Malformed(_))));
+        assert!(matches!(signers.verify(GIT_NAMESPACE, Some(b"junk"), b"x", now), Err(Refusal::Malformed(_))));
     }
 }

@@ -1,68 +1,34 @@
 //! `--verify-commits` (issue 92): commits that git itself signed with ssh-keygen's keys
 //! (`gpg.format=ssh`), checked against an `allowed_signers` file before anything is read.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+
+use weaver_test_support::signing::{self, Gpg, signing_with_openpgp, signing_with_ssh, ssh_fingerprint, ssh_key};
 
 use crate::common::{Repo, interop_available, weaver_in};
 
-/// Runs git in `dir`, with no configuration but the test's (`-c` pairs), and returns stdout.
+/// Runs git in `dir` with no configuration but `config` (`-c` pairs).
 fn git(dir: &Path, config: &[&str], args: &[&str]) -> String {
-    git_with(dir, &[], config, args)
+    signing::git(dir, &[], config, args)
 }
 
-/// [`git`] with environment variables (`GNUPGHOME`).
-fn git_with(dir: &Path, envs: &[(&str, &Path)], config: &[&str], args: &[&str]) -> String {
-    let mut command = Command::new("git");
-    command.current_dir(dir).env("GIT_CONFIG_NOSYSTEM", "1").env("GIT_CONFIG_GLOBAL", "/dev/null");
-    command.envs(envs.iter().copied());
-    command.args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "gpg.format=ssh"]);
-    for pair in config {
-        command.args(["-c", pair]);
-    }
-    let out = command.args(args).output().expect("run git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A new key (`ssh-keygen -t` and `-b` in `kind`): its private key file and its public line.
-fn keygen(dir: &Path, name: &str, kind: &[&str]) -> (PathBuf, String) {
-    let key = dir.join(name);
-    let out = Command::new("ssh-keygen")
-        .args(kind)
-        .args(["-q", "-N", "", "-C", name, "-f"])
-        .arg(&key)
-        .output()
-        .expect("run ssh-keygen");
-    assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    (key, public.trim().to_string())
-}
-
-/// `ssh-keygen -l`'s `SHA256:…` of a public key file.
-fn fingerprint(public: &Path) -> String {
-    let out = Command::new("ssh-keygen").arg("-lf").arg(public).output().expect("run ssh-keygen");
-    String::from_utf8(out.stdout).unwrap().split_whitespace().nth(1).expect("a fingerprint").to_string()
-}
-
-fn tools_available() -> bool {
-    let runs = |tool: &str, arg: &str| Command::new(tool).arg(arg).output().is_ok();
-    interop_available("git and ssh-keygen (to sign commits)", runs("git", "--version") && runs("ssh-keygen", "-?"))
+fn tools_available(tools: &[&str]) -> bool {
+    interop_available(tools.join(" and ").as_str(), signing::missing(tools).is_none())
 }
 
 #[test]
 fn only_a_commit_a_listed_key_signed_is_read_and_every_other_is_refused_naming_why() {
-    if !tools_available() {
+    if !tools_available(&["git", "ssh-keygen"]) {
         return;
     }
     let repo = Repo::minimal();
     let dir = repo.path();
     let keys = tempfile::tempdir().unwrap();
-    let (alice, alice_public) = keygen(keys.path(), "alice", &["-t", "ed25519"]);
-    let (bob, bob_public) = keygen(keys.path(), "bob", &["-t", "ecdsa", "-b", "256"]);
-    let (carol, carol_public) = keygen(keys.path(), "carol", &["-t", "rsa", "-b", "2048"]);
-    let (dave, dave_public) = keygen(keys.path(), "dave", &["-t", "ecdsa", "-b", "384"]);
-    let (mallory, _) = keygen(keys.path(), "mallory", &["-t", "ed25519"]);
+    let (alice, alice_public) = ssh_key(keys.path(), "alice", &["-t", "ed25519"]);
+    let (bob, bob_public) = ssh_key(keys.path(), "bob", &["-t", "ecdsa", "-b", "256"]);
+    let (carol, carol_public) = ssh_key(keys.path(), "carol", &["-t", "rsa", "-b", "2048"]);
+    let (dave, dave_public) = ssh_key(keys.path(), "dave", &["-t", "ecdsa", "-b", "384"]);
+    let (mallory, _) = ssh_key(keys.path(), "mallory", &["-t", "ed25519"]);
     let trust = keys.path().join("allowed_signers");
     let list = format!(
         "# who may deploy\nalice@example.com namespaces=\"git\" {alice_public}\nbob@example.com {bob_public}\n\
@@ -70,7 +36,7 @@ fn only_a_commit_a_listed_key_signed_is_read_and_every_other_is_refused_naming_w
     );
     std::fs::write(&trust, list).unwrap();
     let trust = trust.to_str().unwrap();
-    let sign_as = |key: &Path| format!("user.signingkey={}", key.display());
+    let sign_as = |key: &Path| signing_with_ssh(key)[1].clone();
     git(dir, &[], &["init", "-q", "-b", "main"]);
     git(dir, &[], &["add", "-A"]);
     git(dir, &[&sign_as(&alice)], &["commit", "-q", "-S", "-m", "signed by alice"]);
@@ -125,7 +91,7 @@ fn only_a_commit_a_listed_key_signed_is_read_and_every_other_is_refused_naming_w
     // Signed by a key the list does not hold, named by its fingerprint.
     git(dir, &[&sign_as(&mallory)], &["commit", "-q", "-S", "--allow-empty", "-m", "signed by mallory"]);
     git(dir, &[], &["branch", "mallory"]);
-    let mallory_key = fingerprint(&mallory.with_extension("pub"));
+    let mallory_key = ssh_fingerprint(&mallory.with_extension("pub"));
     refused("mallory", &format!("it is signed by ED25519 {mallory_key}, a key the trust list does not hold"));
     // Alice's signature on a commit whose content changed after: the same header, another tree.
     let object = git(dir, &[], &["cat-file", "commit", &signed]);
@@ -181,48 +147,9 @@ fn the_trust_list_and_the_flag_are_checked_first() {
     assert!(run.failure().contains("--rev"), "a usage error, exit 1: {}", run.stderr);
 }
 
-/// GnuPG in a home of its own, whose agent is stopped when it is dropped.
-struct Gpg {
-    home: tempfile::TempDir,
-}
-
-impl Gpg {
-    fn new() -> Gpg {
-        let home = tempfile::Builder::new().prefix("gpg").tempdir_in("/tmp").unwrap();
-        std::fs::set_permissions(home.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-        Gpg { home }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("gpg")
-            .env("GNUPGHOME", self.home.path())
-            .args(["--batch", "--quiet", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""])
-            .args(args)
-            .output()
-            .expect("run gpg");
-        assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// A new ED25519 signing key for `uid`: its fingerprint.
-    fn key(&self, uid: &str) -> String {
-        self.run(&["--quick-gen-key", uid, "ed25519", "sign", "never"]);
-        let listing = self.run(&["--with-colons", "--list-keys", uid]);
-        let fpr = listing.lines().find_map(|line| line.strip_prefix("fpr:")).expect("a fingerprint");
-        fpr.trim_matches(':').to_string()
-    }
-}
-
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf").env("GNUPGHOME", self.home.path()).args(["--kill", "gpg-agent"]).output();
-    }
-}
-
 #[test]
 fn commits_signed_with_gnupg_are_checked_against_armored_public_keys() {
-    let runs = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|out| out.status.success());
-    if !interop_available("GnuPG and git (to sign commits with OpenPGP)", runs("gpg") && runs("git")) {
+    if !tools_available(&["git", "gpg", "ssh-keygen"]) {
         return;
     }
     let repo = Repo::minimal();
@@ -232,14 +159,12 @@ fn commits_signed_with_gnupg_are_checked_against_armored_public_keys() {
     let mallory = gpg.key("Mallory <mallory@example.com>");
     let keys = tempfile::tempdir().unwrap();
     let trust = keys.path().join("alice.asc");
-    std::fs::write(&trust, gpg.run(&["--armor", "--export", &alice])).unwrap();
+    std::fs::write(&trust, gpg.export(&alice)).unwrap();
     let trust = trust.to_str().unwrap();
-    let home = [("GNUPGHOME", gpg.home.path())];
-    let openpgp = |fingerprint: &str| ["gpg.format=openpgp".to_string(), format!("user.signingkey={fingerprint}")];
-    let [format, alice_key] = openpgp(&alice);
+    let [format, alice_key] = signing_with_openpgp(&alice);
     git(dir, &[], &["init", "-q", "-b", "main"]);
     git(dir, &[], &["add", "-A"]);
-    git_with(dir, &home, &[&format, &alice_key], &["commit", "-q", "-S", "-m", "signed by alice"]);
+    signing::git(dir, &gpg.env(), &[&format, &alice_key], &["commit", "-q", "-S", "-m", "signed by alice"]);
     let signed = git(dir, &[], &["rev-parse", "HEAD"]).trim().to_string();
 
     let run = weaver_in(dir, &["render", "--env", "dev", "--rev", "main", "--verify-commits", trust], &[]);
@@ -252,8 +177,8 @@ fn commits_signed_with_gnupg_are_checked_against_armored_public_keys() {
         let stderr = run.failure();
         assert!(stderr.contains(&format!("({rev}) is refused: {why}")), "{rev}: {stderr}");
     };
-    let [format, mallory_key] = openpgp(&mallory);
-    git_with(dir, &home, &[&format, &mallory_key], &["commit", "-q", "-S", "--allow-empty", "-m", "mallory"]);
+    let [format, mallory_key] = signing_with_openpgp(&mallory);
+    signing::git(dir, &gpg.env(), &[&format, &mallory_key], &["commit", "-q", "-S", "--allow-empty", "-m", "mallory"]);
     git(dir, &[], &["branch", "mallory"]);
     refused("mallory", &format!("it is signed by OpenPGP {mallory}, a key the trust list does not hold"));
     git(dir, &[], &["commit", "-q", "--allow-empty", "-m", "unsigned"]);
@@ -266,9 +191,9 @@ fn commits_signed_with_gnupg_are_checked_against_armored_public_keys() {
     git(dir, &[], &["branch", "tampered", tampered.trim()]);
     refused("tampered", "its signature by OpenPGP ");
     // An SSH signature cannot be checked against OpenPGP keys.
-    let (ssh_key, _) = keygen(keys.path(), "ssh", &["-t", "ed25519"]);
-    let sign_as = format!("user.signingkey={}", ssh_key.display());
-    git(dir, &[&sign_as], &["commit", "-q", "-S", "--allow-empty", "-m", "ssh"]);
+    let (ssh_signer, _) = ssh_key(keys.path(), "ssh", &["-t", "ed25519"]);
+    let [format, sign_as] = signing_with_ssh(&ssh_signer);
+    git(dir, &[&format, &sign_as], &["commit", "-q", "-S", "--allow-empty", "-m", "ssh"]);
     git(dir, &[], &["branch", "ssh"]);
     refused("ssh", "it is signed with SSH, which this trust list (OpenPGP keys) cannot check");
 }

@@ -1,0 +1,116 @@
+//! Commits signed by the real tools, for the signature tests and benchmark: git itself signs,
+//! with keys from `ssh-keygen` (`gpg.format=ssh`) or from GnuPG (`gpg.format=openpgp`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The tools of `tools` that cannot be run (`--version`, or `-?` for ssh-keygen), for a skip.
+pub fn missing(tools: &[&str]) -> Option<String> {
+    let runs = |tool: &str| {
+        let arg = if tool == "ssh-keygen" { "-?" } else { "--version" };
+        Command::new(tool).arg(arg).output().is_ok()
+    };
+    let missing: Vec<&str> = tools.iter().copied().filter(|tool| !runs(tool)).collect();
+    (!missing.is_empty()).then(|| format!("{} cannot be run (to sign commits)", missing.join(" and ")))
+}
+
+/// Runs git in `dir` with no configuration but `config` (`-c` pairs, after a user and
+/// `gpg.format=ssh`) and the environment `envs` (`GNUPGHOME`); returns stdout.
+pub fn git(dir: &Path, envs: &[(&str, &Path)], config: &[&str], args: &[&str]) -> String {
+    let mut command = Command::new("git");
+    command.current_dir(dir).env("GIT_CONFIG_NOSYSTEM", "1").env("GIT_CONFIG_GLOBAL", "/dev/null");
+    command.envs(envs.iter().copied());
+    command.args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "gpg.format=ssh"]);
+    for pair in config {
+        command.args(["-c", pair]);
+    }
+    let out = command.args(args).output().expect("run git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("git's output is UTF-8")
+}
+
+/// A new key made by `ssh-keygen` with `kind` (`-t ed25519`, `-t rsa -b 2048`): its private key
+/// file and its public line.
+pub fn ssh_key(dir: &Path, name: &str, kind: &[&str]) -> (PathBuf, String) {
+    let key = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(kind)
+        .args(["-q", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .output()
+        .expect("run ssh-keygen");
+    assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("the public key");
+    (key, public.trim().to_string())
+}
+
+/// `ssh-keygen -l`'s `SHA256:…` of a public key file.
+pub fn ssh_fingerprint(public: &Path) -> String {
+    let out = Command::new("ssh-keygen").arg("-lf").arg(public).output().expect("run ssh-keygen");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).expect("a fingerprint").to_string()
+}
+
+/// GnuPG in a home of its own, whose agent is stopped when it is dropped.
+pub struct Gpg {
+    home: tempfile::TempDir,
+}
+
+impl Gpg {
+    /// Under /tmp: the agent's socket path must be short.
+    pub fn new() -> Gpg {
+        let home = tempfile::Builder::new().prefix("gpg").tempdir_in("/tmp").expect("a GnuPG home");
+        std::fs::set_permissions(home.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        Gpg { home }
+    }
+
+    /// `GNUPGHOME` for git.
+    pub fn env(&self) -> [(&'static str, &Path); 1] {
+        [("GNUPGHOME", self.home.path())]
+    }
+
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--batch", "--quiet", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args)
+            .output()
+            .expect("run gpg");
+        assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("gpg's output is UTF-8")
+    }
+
+    /// A new ED25519 signing key for `uid`: its fingerprint.
+    pub fn key(&self, uid: &str) -> String {
+        self.run(&["--quick-gen-key", uid, "ed25519", "sign", "never"]);
+        let listing = self.run(&["--with-colons", "--list-keys", uid]);
+        let fpr = listing.lines().find_map(|line| line.strip_prefix("fpr:")).expect("a fingerprint");
+        fpr.trim_matches(':').to_string()
+    }
+
+    /// The armored public key, as a trust list holds it.
+    pub fn export(&self, fingerprint: &str) -> String {
+        self.run(&["--armor", "--export", fingerprint])
+    }
+}
+
+impl Default for Gpg {
+    fn default() -> Gpg {
+        Gpg::new()
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf").env("GNUPGHOME", self.home.path()).args(["--kill", "gpg-agent"]).output();
+    }
+}
+
+/// The `-c` pairs that have git sign with the SSH key file `key`.
+pub fn signing_with_ssh(key: &Path) -> [String; 2] {
+    ["gpg.format=ssh".to_string(), format!("user.signingkey={}", key.display())]
+}
+
+/// The `-c` pairs that have git sign with the GnuPG key `fingerprint`.
+pub fn signing_with_openpgp(fingerprint: &str) -> [String; 2] {
+    ["gpg.format=openpgp".to_string(), format!("user.signingkey={fingerprint}")]
+}

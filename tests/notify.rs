@@ -278,9 +278,9 @@ fn a_webhook_that_fails_is_a_warning_and_the_exit_code_is_drift_s() {
     assert!(run.stderr.contains("of the drift event was delivered (1 attempt(s))"), "{}", run.stderr);
 
     // Nobody listening.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let refused = format!("http://{}/hooks/{TOKEN}", closed.local_addr().unwrap());
-    drop(closed);
+    // Port 1, where nothing listens, as the other tests' unreachable servers: a port freed here
+    // could be bound again by a test running beside this one, and never answer.
+    let refused = format!("http://127.0.0.1:1/hooks/{TOKEN}");
     let run = drift(&refused);
     code(&run, 2);
     let line = warning(&run);
@@ -401,9 +401,9 @@ fn each_environment_of_a_fleet_tells_its_own_notifications() {
 
     // us's webhook is gone: a warning of environment us; eu's is told, the fleet exits 0.
     repo.write("charts/app/values.yaml", "greeting: bonjour\n");
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let refused = format!("http://{}/hooks/{TOKEN}", closed.local_addr().unwrap());
-    drop(closed);
+    // Port 1, where nothing listens, as the other tests' unreachable servers: a port freed here
+    // could be bound again by a test running beside this one, and never answer.
+    let refused = format!("http://127.0.0.1:1/hooks/{TOKEN}");
     let run = repo.weaver_env(
         &["--kubeconfig", cluster.kubeconfig().to_str().unwrap(), "apply", "--env", "eu,us"],
         &[("EU_HOOK", &eu.url), ("US_HOOK", &refused)],

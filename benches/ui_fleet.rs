@@ -75,16 +75,9 @@ fn main() {
     let server = fake.is_none().then(|| support::ServerCpu::start(&kubeconfig)).flatten();
     let before = requests().map(|r| r.len());
     let cpu = process_cpu();
-    let mut times: Vec<Duration> = (0..VIEWS)
-        .map(|_| {
-            let started = Instant::now();
-            view();
-            started.elapsed()
-        })
-        .collect();
+    let times = support::times_of(VIEWS, view);
     let cpu = (process_cpu() - cpu) / VIEWS as u32;
     let server_cpu = server.as_ref().and_then(|server| server.spent()).map(|spent| spent / VIEWS as u32);
-    times.sort();
     let median = times[VIEWS / 2];
     let lists =
         requests().map(|log| log.iter().filter(|r| r.method == "GET" && r.path.contains("environmentsyncs")).count());

@@ -9,7 +9,7 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use weaver_git::GitRepo;
 use weaver_test_support::signing::{self, Gpg, signing_with_openpgp, signing_with_ssh, ssh_key};
@@ -49,14 +49,14 @@ fn main() {
         let repository = GitRepo::open(dir).expect("the repository");
         let revisions: Vec<_> =
             (0..COMMITS).map(|i| repository.resolve(&format!("HEAD~{i}"), "--rev").expect("a commit")).collect();
-        let head = median(21, || {
+        let head = support::times_of(21, || {
             repository.verify(&revisions[0], &trust).expect("signed");
-        });
-        let all = median(5, || {
+        })[10];
+        let all = support::times_of(5, || {
             for revision in &revisions {
                 repository.verify(revision, &trust).expect("signed");
             }
-        });
+        })[2];
         println!(
             "{name:<16} verify the head commit: {:>8.2} ms; {COMMITS} commits: {:>8.1} ms ({:.2} ms each)",
             ms(head),
@@ -86,19 +86,7 @@ fn write(dir: &Path, path: &str, text: &str) {
     std::fs::write(full, text).unwrap();
 }
 
-/// The median wall time of `runs` runs of `work`.
-fn median(runs: usize, mut work: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let started = Instant::now();
-            work();
-            started.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[runs / 2]
-}
-
+/// Milliseconds with decimals: a check takes a fraction of one.
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

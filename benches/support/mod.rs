@@ -160,6 +160,19 @@ pub fn reference_render_args<'a>(repo: &'a str, env: &'a str) -> [&'a str; 7] {
     ["--repo", repo, "render", "--env", env, "--show-secrets", "--validate=warn"]
 }
 
+/// The wall times of `runs` runs of `work` in this process, sorted.
+pub fn times_of(runs: usize, mut work: impl FnMut()) -> Vec<Duration> {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            work();
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times
+}
+
 pub fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }

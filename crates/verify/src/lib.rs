@@ -1,8 +1,9 @@
-//! Who signed what weaver applies. A commit signed in git's SSH format (`gpg.format=ssh`: an
-//! SSHSIG armored in the commit's `gpgsig` header, over the commit without that header, in the
-//! namespace `git`) is checked against a trust list in the `allowed_signers` format that git's
-//! `gpg.ssh.allowedSignersFile` and `ssh-keygen -Y verify` read, as they check it: the key must
-//! be listed, for the namespace, at the commit's time, and the signature must hold.
+//! Who signed what weaver applies. A commit's signature (its `gpgsig` header, over the commit
+//! without that header: [`split_commit`]) is checked against a [`TrustList`]:
+//! - git's SSH format (`gpg.format=ssh`: an SSHSIG in the namespace `git`) against an
+//!   `allowed_signers` file, as git's `gpg.ssh.allowedSignersFile` and `ssh-keygen -Y verify`
+//!   check it: the key listed, for the namespace, at the commit's time, the signature holding;
+//! - OpenPGP (git's default) against armored public keys ([`Keyring`]).
 
 mod openpgp;
 
@@ -124,27 +125,43 @@ impl fmt::Display for ParseError {
     }
 }
 
-/// Who signed: the principals the trust list names for the key, and the key.
+/// A key as messages name it: `ED25519 SHA256:…`, as `ssh-keygen -l` shows one, or `OpenPGP`
+/// and its fingerprint in hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyName {
+    pub kind: String,
+    pub fingerprint: String,
+}
+
+impl fmt::Display for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.fingerprint)
+    }
+}
+
+/// Who signed: the principals the trust list names for the key (an OpenPGP key's user IDs), and
+/// the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signer {
     pub principals: Vec<String>,
-    /// `ED25519 SHA256:…`, as `ssh-keygen -l` shows a key.
-    pub key: String,
+    pub key: KeyName,
 }
 
 impl fmt::Display for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({} key {})", self.principals.join(", "), self.key_type(), self.fingerprint())
+        let key = format!("{} key {}", self.key.kind, self.key.fingerprint);
+        match self.principals.is_empty() {
+            true => f.write_str(&key),
+            false => write!(f, "{} ({key})", self.principals.join(", ")),
+        }
     }
 }
 
-impl Signer {
-    fn key_type(&self) -> &str {
-        self.key.split_once(' ').map_or("", |(kind, _)| kind)
-    }
-
-    fn fingerprint(&self) -> &str {
-        self.key.split_once(' ').map_or(&self.key, |(_, fingerprint)| fingerprint)
+/// `KEY (PRINCIPALS)`, or the key alone when the list names nobody for it.
+fn by(key: &KeyName, principals: &[String]) -> String {
+    match principals.is_empty() {
+        true => key.to_string(),
+        false => format!("{key} ({})", principals.join(", ")),
     }
 }
 
@@ -160,17 +177,17 @@ pub enum Refusal {
     /// Made for another namespace than the one checked (a file signature on a commit).
     WrongNamespace { signed: String, expected: String },
     /// Made by a key (`ED25519 SHA256:…`) the trust list does not hold.
-    UntrustedKey { key: String },
+    UntrustedKey { key: KeyName },
     /// Made by a listed key that the list does not allow in this namespace.
-    KeyNotForNamespace { key: String, principals: Vec<String>, namespace: String },
+    KeyNotForNamespace { key: KeyName, principals: Vec<String>, namespace: String },
     /// Made by a listed key outside its `valid-after`/`valid-before` window.
-    KeyNotValidAt { key: String, principals: Vec<String>, at: Timestamp },
+    KeyNotValidAt { key: KeyName, principals: Vec<String>, at: Timestamp },
     /// Made by a listed key, but it does not match what is signed: the content changed after.
-    BadSignature { key: String, principals: Vec<String> },
+    BadSignature { key: KeyName, principals: Vec<String> },
     /// Made by a listed key that carries a revocation.
-    KeyRevoked { key: String, principals: Vec<String> },
+    KeyRevoked { key: KeyName, principals: Vec<String> },
     /// Made by a listed key weaver cannot check (ECDSA P-384 or P-521, DSA, RSA under 2048 bits).
-    UncheckableKey { key: String },
+    UncheckableKey { key: KeyName },
 }
 
 impl fmt::Display for Refusal {
@@ -181,7 +198,7 @@ impl fmt::Display for Refusal {
                 write!(f, "it is signed with {signed}, which this trust list ({trusted} keys) cannot check")
             }
             Refusal::KeyRevoked { key, principals } => {
-                write!(f, "it is signed by {key} ({}), which is revoked", principals.join(", "))
+                write!(f, "it is signed by {}, which is revoked", by(key, principals))
             }
             Refusal::Malformed(why) => write!(f, "its signature cannot be read: {why}"),
             Refusal::WrongNamespace { signed, expected } => {
@@ -190,13 +207,13 @@ impl fmt::Display for Refusal {
             Refusal::UntrustedKey { key } => write!(f, "it is signed by {key}, a key the trust list does not hold"),
             Refusal::KeyNotForNamespace { key, principals, namespace } => write!(
                 f,
-                "it is signed by {key} ({}), which the trust list does not allow for namespace `{namespace}`",
-                principals.join(", ")
+                "it is signed by {}, which the trust list does not allow for namespace `{namespace}`",
+                by(key, principals)
             ),
             Refusal::KeyNotValidAt { key, principals, at } => write!(
                 f,
-                "it is signed by {key} ({}), which the trust list does not allow at the commit's time {at}",
-                principals.join(", ")
+                "it is signed by {}, which the trust list does not allow at the commit's time {at}",
+                by(key, principals)
             ),
             Refusal::UncheckableKey { key } => write!(
                 f,
@@ -204,8 +221,8 @@ impl fmt::Display for Refusal {
             ),
             Refusal::BadSignature { key, principals } => write!(
                 f,
-                "its signature by {key} ({}) does not match its content: it was changed after it was signed",
-                principals.join(", ")
+                "its signature by {} does not match its content: it was changed after it was signed",
+                by(key, principals)
             ),
         }
     }
@@ -338,19 +355,19 @@ fn checkable(key: &KeyData, signature: &SshSig) -> bool {
 }
 
 /// `ED25519 SHA256:…`: a key's type and fingerprint, as `ssh-keygen -l` names it.
-fn describe(key: &PublicKey) -> String {
+fn describe(key: &PublicKey) -> KeyName {
     let kind = match key.algorithm() {
         Algorithm::Ed25519 => "ED25519".to_string(),
         Algorithm::Ecdsa { .. } => "ECDSA".to_string(),
         Algorithm::Rsa { .. } => "RSA".to_string(),
         other => other.as_str().to_uppercase(),
     };
-    format!("{kind} {}", key.fingerprint(HashAlg::Sha256))
+    KeyName { kind, fingerprint: key.fingerprint(HashAlg::Sha256).to_string() }
 }
 
 impl Entry {
     fn parse(line: &str) -> Result<Entry, String> {
-        let fields = fields(line)?;
+        let fields = split_unquoted(line, |c| c == ' ' || c == '\t')?;
         let mut fields = fields.iter().map(String::as_str);
         let principals = fields.next().ok_or("expected principals, then a key")?;
         let principals: Vec<String> = unquote(principals).split(',').map(str::to_string).collect();
@@ -383,7 +400,7 @@ impl Entry {
 impl Options {
     fn parse(text: &str) -> Result<Options, String> {
         let mut options = Options::default();
-        for option in split_outside_quotes(text, ',') {
+        for option in split_unquoted(text, |c| c == ',')? {
             let (name, value) = match option.split_once('=') {
                 Some((name, value)) => (name, Some(unquote(value))),
                 None => (option.as_str(), None),
@@ -408,48 +425,26 @@ impl Options {
     }
 }
 
-/// A line's fields: separated by spaces or tabs outside double quotes.
-fn fields(line: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
+/// `text` split at the characters `separator` takes outside double quotes, empty parts left out.
+fn split_unquoted(text: &str, separator: impl Fn(char) -> bool) -> Result<Vec<String>, String> {
+    let mut parts = Vec::new();
+    let mut part = String::new();
     let mut quoted = false;
-    for c in line.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                field.push(c);
-            }
-            ' ' | '\t' if !quoted => {
-                if !field.is_empty() {
-                    fields.push(std::mem::take(&mut field));
-                }
-            }
-            c => field.push(c),
+    for c in text.chars() {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        if !quoted && separator(c) {
+            parts.extend((!part.is_empty()).then(|| std::mem::take(&mut part)));
+        } else {
+            part.push(c);
         }
     }
     if quoted {
         return Err("a double quote is not closed".into());
     }
-    if !field.is_empty() {
-        fields.push(field);
-    }
-    Ok(fields)
-}
-
-fn split_outside_quotes(text: &str, separator: char) -> Vec<String> {
-    let mut parts = vec![String::new()];
-    let mut quoted = false;
-    for c in text.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                parts.last_mut().expect("one part at least").push(c);
-            }
-            c if c == separator && !quoted => parts.push(String::new()),
-            c => parts.last_mut().expect("one part at least").push(c),
-        }
-    }
-    parts
+    parts.extend((!part.is_empty()).then_some(part));
+    Ok(parts)
 }
 
 fn unquote(text: &str) -> &str {

@@ -7,7 +7,7 @@ use std::io::Cursor;
 use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
 use pgp::types::KeyDetails;
 
-use crate::{ParseError, Refusal, Signer};
+use crate::{KeyName, ParseError, Refusal, Signer};
 
 /// The public keys a keyring file trusts.
 #[derive(Debug, Clone)]
@@ -57,32 +57,25 @@ impl Keyring {
                 || by_id.iter().any(|id| **id == key.legacy_key_id())
         };
         for key in &self.keys {
-            let signer = Signer {
-                principals: key
-                    .details
-                    .users
-                    .iter()
-                    .map(|user| String::from_utf8_lossy(user.id.id()).into_owned())
-                    .collect(),
-                key: format!("OpenPGP {:X}", key.fingerprint()),
-            };
             let verified = if issued(&key.primary_key) {
-                Some(signature.verify(&key.primary_key, message).is_ok())
+                signature.verify(&key.primary_key, message).is_ok()
             } else {
-                key.public_subkeys
-                    .iter()
-                    .find(|subkey| issued(&subkey.key))
-                    .map(|subkey| signature.verify(&subkey.key, message).is_ok())
-            };
-            match verified {
-                None => continue,
-                Some(_) if !key.details.revocation_signatures.is_empty() => {
-                    return Err(Refusal::KeyRevoked { key: signer.key, principals: signer.principals });
+                match key.public_subkeys.iter().find(|subkey| issued(&subkey.key)) {
+                    Some(subkey) => signature.verify(&subkey.key, message).is_ok(),
+                    None => continue,
                 }
-                Some(true) => return Ok(signer),
-                Some(false) => return Err(Refusal::BadSignature { key: signer.key, principals: signer.principals }),
-            }
+            };
+            let principals = key.details.users.iter().map(|user| String::from_utf8_lossy(user.id.id()).into_owned());
+            let principals = principals.collect();
+            let key_name = KeyName { kind: "OpenPGP".into(), fingerprint: format!("{:X}", key.fingerprint()) };
+            return match verified {
+                _ if !key.details.revocation_signatures.is_empty() => {
+                    Err(Refusal::KeyRevoked { key: key_name, principals })
+                }
+                true => Ok(Signer { principals, key: key_name }),
+                false => Err(Refusal::BadSignature { key: key_name, principals }),
+            };
         }
-        Err(Refusal::UntrustedKey { key: format!("OpenPGP {issuer}") })
+        Err(Refusal::UntrustedKey { key: KeyName { kind: "OpenPGP".into(), fingerprint: issuer } })
     }
 }

@@ -34,8 +34,7 @@ pub fn commit(repo: &Path, spec: &str, trust_file: &Path) -> Result<VerifiedComm
     }
     let git = GitRepo::open(repo)?;
     // A commit could add its own key to a list it carries: the list comes from elsewhere.
-    let inside =
-        |dir: &Path| Some(std::fs::canonicalize(trust_file).ok()?.starts_with(std::fs::canonicalize(dir).ok()?));
+    let inside = |dir: &Path| Some(super::resolved(trust_file)?.starts_with(super::resolved(dir)?));
     if git.work_tree().as_deref().and_then(inside) == Some(true) {
         return Err(Error::at(
             Location::file(trust_file),

@@ -248,6 +248,7 @@ fn main() {
             branch: None,
             rev: None,
             author: Some(("bench".into(), "bench@weaver.invalid".into())),
+            signing_key: None,
             charts: weaver_source::charts::Archives::Machine,
             limits: Default::default(),
         },

@@ -1,7 +1,7 @@
 //! Who signed a commit (`--verify-commits`, issue 92), for commits git signed with an ssh-keygen
-//! ED25519 key and with a GnuPG ED25519 key: the head commit, and 100 commits one after another
-//! (what checking every commit since the last applied one costs), each read from the object
-//! database and checked against the trust list; then `weaver envs --rev HEAD` with and without
+//! ED25519 key and with a GnuPG ED25519 key: the head commit, and the 100 commits since a last
+//! applied one as `spec.source.verify.mode: all` checks them (a revision walk, each commit read
+//! from the object database and checked against the trust list); then `weaver envs --rev HEAD` with and without
 //! the check, end to end. Goal: under a tenth of a fetch (the git_fetch bench's incremental
 //! fetch). Run with `cargo bench --bench verify`; skipped, saying so, without git, ssh-keygen or
 //! gpg.
@@ -11,6 +11,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use weaver_engine::action::verify::{Named, signed};
 use weaver_git::GitRepo;
 use weaver_test_support::signing::{self, Gpg, signing_with_openpgp, signing_with_ssh, ssh_key};
 use weaver_verify::TrustList;
@@ -39,7 +40,8 @@ fn main() {
         let git = |args: &[&str]| signing::git(dir, &gpg.env(), &[&format, &key], args);
         git(&["init", "-q", "-b", "main"]);
         git(&["add", "-A"]);
-        for i in 0..COMMITS {
+        // One more than the range checked: the last applied commit it starts after.
+        for i in 0..=COMMITS {
             git(&["commit", "-q", "-S", "--allow-empty", "-m", &format!("commit {i}")]);
         }
         let trust_file = keys.path().join(format!("trust-{}", name.replace(' ', "-")));
@@ -47,15 +49,16 @@ fn main() {
 
         let trust = TrustList::parse(&trust_text).expect("a trust list");
         let repository = GitRepo::open(dir).expect("the repository");
-        let revisions: Vec<_> =
-            (0..COMMITS).map(|i| repository.resolve(&format!("HEAD~{i}"), "--rev").expect("a commit")).collect();
+        let head_revision = repository.resolve("HEAD", "--rev").expect("a commit");
         let head = support::times_of(21, || {
-            repository.verify(&revisions[0], &trust).expect("signed");
+            repository.verify(&head_revision, &trust).expect("signed");
         })[10];
+        // As `spec.source.verify.mode: all` checks them: the range since the last applied
+        // commit listed by a revision walk, each commit checked.
+        let since = repository.resolve(&format!("HEAD~{COMMITS}"), "--rev").expect("a commit").commit.to_string();
+        let named = Named { spec: "HEAD", what: "--rev", shown: None };
         let all = support::times_of(5, || {
-            for revision in &revisions {
-                repository.verify(revision, &trust).expect("signed");
-            }
+            signed(dir, named, Some(&since), &trust).expect("signed");
         })[2];
         println!(
             "{name:<16} verify the head commit: {:>8.2} ms; {COMMITS} commits: {:>8.1} ms ({:.2} ms each)",

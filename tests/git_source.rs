@@ -847,3 +847,39 @@ fn pushes_go_over_ssh_with_the_fetchs_key() {
     let wrong = sshd.credentials("other", &known_hosts);
     pushes(&url, good, wrong, &mut served);
 }
+
+/// The commits `head` reaches in the mirror, by a revision walk (which stops at a shallow
+/// mirror's boundary).
+fn history(mirror: &Path, head: &str) -> usize {
+    let repo = Repository::open_bare(mirror).unwrap();
+    let mut walk = repo.revwalk().unwrap();
+    walk.push(Oid::from_str(head).unwrap()).unwrap();
+    walk.count()
+}
+
+#[test]
+fn a_first_fetch_takes_the_commit_alone_and_a_deepened_mirror_keeps_whole_history_after() {
+    if !http_or_skip() {
+        return;
+    }
+    let mut served = served();
+    let server = GitHttpServer::start(served.root.path(), Options::default());
+    let url = format!("{}/repo", server.base);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
+    let main = request(&url, GitRef::Branch("main".into()));
+    let fetched = cache.fetch(&main).unwrap();
+    assert_eq!(history(&fetched.repository, &fetched.commit), 1, "shallow: the commit alone");
+    cache.deepen(&fetched, &main).unwrap();
+    assert_eq!(history(&fetched.repository, &fetched.commit), 4, "c0..c3");
+    assert!(!Repository::open_bare(&fetched.repository).unwrap().is_shallow());
+    cache.deepen(&fetched, &main).unwrap();
+
+    // Two commits later, the fetch takes them with their history, not the new tip alone.
+    served.commit("app.yaml", "version: 4\n");
+    let newest = served.commit("app.yaml", "version: 5\n").to_string();
+    let again = cache.fetch(&main).unwrap();
+    assert_eq!((again.commit.as_str(), again.transferred), (newest.as_str(), true));
+    assert_eq!(history(&again.repository, &again.commit), 6);
+    assert!(!Repository::open_bare(&again.repository).unwrap().is_shallow());
+}

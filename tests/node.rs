@@ -2245,3 +2245,149 @@ fn a_releases_image_runs_on_the_node_and_its_pushed_chart_and_image_install_from
     assert_eq!(checked.code, 0, "{checked:?}");
     assert!(checked.stdout.contains(&format!("version/weaver: weaver {version}, as this weaver")), "{checked:?}");
 }
+
+/// The served repository's working tree committed by git itself as `git commit --allow-empty`
+/// with `config` (`-c` pairs) and `sign` (`-S` or `--no-gpg-sign`); the commit's id.
+fn commit_with_git(demo: &Demo, config: &[&str], sign: &str, message: &str) -> String {
+    let dir = demo.repo.path();
+    weaver_test_support::signing::git(dir, &[], config, &["commit", "-q", "--allow-empty", sign, "-m", message]);
+    weaver_test_support::signing::git(dir, &[], &[], &["rev-parse", "HEAD"]).trim().to_string()
+}
+
+/// Waits for the EnvironmentSync's Ready=False `VerificationFailed` naming `commit`: its
+/// message, and the EnvironmentSync as read then.
+fn refused_at(cluster: &common::cluster::TestCluster, environment_sync: &Value, commit: &str) -> (String, Value) {
+    eventually(&format!("VerificationFailed naming {}", &commit[..8]), || {
+        let live = cluster.get(environment_sync).ok_or("no EnvironmentSync")?;
+        match ready_condition(&live) {
+            Some((status, reason, message))
+                if status == "False" && reason == "VerificationFailed" && message.contains(&commit[..8]) =>
+            {
+                Ok((message, live))
+            }
+            _ => Err(live["status"].to_string()),
+        }
+    })
+}
+
+#[test]
+fn a_verified_environmentsync_in_the_pod_applies_signed_commits_alone_and_signs_what_it_promotes() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    if let Some(why) = weaver_test_support::signing::missing(&["git", "ssh-keygen"]) {
+        say_skipped(&format!("the test's commits are signed by git with ssh-keygen's keys: {why}"));
+        return;
+    }
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let keys = tempfile::tempdir().unwrap();
+    let (alice, alice_public) = weaver_test_support::signing::ssh_key(keys.path(), "alice", &["-t", "ed25519"]);
+    let (bot, bot_public) = weaver_test_support::signing::ssh_key(keys.path(), "bot", &["-t", "ed25519"]);
+    let allowed_signers = format!("alice@example.com {alice_public}\npromoter@weaver.invalid {bot_public}\n");
+
+    // Staging takes web's replicas from dev, as in the auto-promotion test; its EnvironmentSync
+    // checks every commit since the last applied one against alice and the bot, and signs its
+    // promotion with the bot's key. Both Secrets are the chart's, read by its account alone.
+    demo.append("environments/staging.yaml", "promotion:\n  from: dev\n  pins: [{release: web, values: replicas}]\n");
+    const KEY: &str = "a record key of more than thirty-two bytes";
+    demo.repo.write(
+        "charts/weaver/templates/record-key.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: weaver-record-key\nstringData:\n  record.key: \"{KEY}\"\n"
+        ),
+    );
+    let record_key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(record_key.path(), KEY).unwrap();
+    demo.edit(
+        "charts/environment-sync/templates/environmentsync.yaml",
+        "    ref:\n",
+        "    verify: {mode: all, secretRef: {name: git-signers}}\n    ref:\n",
+    );
+    demo.edit(
+        "charts/environment-sync/templates/environmentsync.yaml",
+        "  approval: Automatic\n",
+        "  approval: Automatic\n  promotion:\n    interval: 2s\n    author: {name: Promoter Bot, email: promoter@weaver.invalid}\n    \
+         signingKey: {secretRef: {name: weaver-signing}}\n",
+    );
+    let block = |text: &str| text.lines().map(|line| format!("    {line}\n")).collect::<String>();
+    let private = std::fs::read_to_string(&bot).unwrap();
+    demo.repo.write(
+        "charts/environment-sync/templates/signing.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: git-signers\nstringData:\n  allowed_signers: |\n{}---\n\
+             apiVersion: v1\nkind: Secret\nmetadata:\n  name: weaver-signing\nstringData:\n  signingKey: |\n{}---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: signing-reader\nrules:\n  \
+             - {{apiGroups: [\"\"], resources: [secrets], resourceNames: [git-signers, weaver-signing], verbs: [get]}}\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: signing-reader\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: signing-reader}}\n\
+             subjects: [{{kind: ServiceAccount, name: \"{{{{ release.name }}}}\"}}]\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: promotion-source-reader\nrules:\n  \
+             - {{apiGroups: [\"*\"], resources: [\"*\"], verbs: [get, list, watch]}}\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: promotion-source-reader\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: promotion-source-reader}}\n\
+             subjects: [{{kind: ServiceAccount, name: \"{{{{ release.name }}}}\"}}]\n",
+            block(&allowed_signers),
+            block(&private)
+        ),
+    );
+    let Some((sshd, source)) = ssh_source(&e2e, &demo) else { return };
+    let gitops = ", recordKey: {secretName: weaver-record-key, key: record.key}";
+    let envs = [("WEAVER_RECORD_KEY_FILE", record_key.path().to_str().unwrap())];
+    let (unsigned, started) = install_demo_with(&demo, images, source, gitops, &envs);
+    let environment_sync = environment_sync(&demo);
+
+    // The installed commit is nobody's: refused, nothing of staging applied.
+    let (message, live) = refused_at(cluster, &environment_sync, &unsigned);
+    figure(
+        "install to an unsigned commit refused in the Pod (VerificationFailed)",
+        &format!("{:.1?}", started.elapsed()),
+    );
+    assert!(message.contains("is refused: it is not signed"), "{message}");
+    assert!(message.contains(&format!("Secret {}/git-signers (spec.source.verify.secretRef)", demo.ns)), "{message}");
+    assert!(live["status"]["lastAppliedRevision"].is_null(), "{:#}", live["status"]);
+    let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": staging_namespace(cluster)}});
+    assert!(cluster.get(&web).is_none(), "staging's web was applied from an unsigned commit");
+
+    // Alice signs on top: applied; then the promotion, pushed signed by the bot.
+    let sign_as_alice = weaver_test_support::signing::signing_with_ssh(&alice);
+    let sign_as_alice: Vec<&str> = sign_as_alice.iter().map(String::as_str).collect();
+    let signed = commit_with_git(&demo, &sign_as_alice, "-S", "signed by alice");
+    let requested = Instant::now();
+    request_reconcile(cluster, &environment_sync, "signed");
+    let (repo, live) = pushed_to_main(&demo, &environment_sync, &signed, "Promoted");
+    figure(
+        "a signed commit to it applied and its promotion pushed, signed, from the Pod",
+        &format!("{:.1?}", requested.elapsed()),
+    );
+    assert_eq!(live["status"]["lastAppliedRevision"], signed.as_str(), "{:#}", live["status"]);
+    let pushed = main_of(&repo);
+    let list = keys.path().join("allowed_signers");
+    std::fs::write(&list, &allowed_signers).unwrap();
+    let allowed = format!("gpg.ssh.allowedSignersFile={}", list.display());
+    let shown = weaver_test_support::signing::git(
+        demo.repo.path(),
+        &[],
+        &[&allowed],
+        &["log", "-1", "--format=%G? %GS", &pushed],
+    );
+    assert_eq!(shown.trim(), "G promoter@weaver.invalid", "git checks the controller's signature");
+    request_reconcile(cluster, &environment_sync, "promoted");
+    eventually("the promotion, verified, applied", || ready_at(cluster, &environment_sync, &pushed));
+    assert_eq!(cluster.get(&web).expect("staging's web")["spec"]["replicas"], 1);
+
+    // An unsigned commit on top: refused, the cluster stays at the promotion.
+    let unsigned = commit_with_git(&demo, &[], "--no-gpg-sign", "unsigned");
+    request_reconcile(cluster, &environment_sync, "unsigned");
+    let (message, live) = refused_at(cluster, &environment_sync, &unsigned);
+    assert!(
+        message.contains(&format!("commit {} (branch main) is refused: it is not signed", &unsigned[..8])),
+        "{message}"
+    );
+    assert_eq!(live["status"]["lastAppliedRevision"], pushed.as_str(), "{:#}", live["status"]);
+    // No key in the status.
+    let status = live["status"].to_string();
+    for line in private.lines().chain(sshd.read("client").lines()).filter(|l| !l.starts_with("-----")) {
+        assert!(!status.contains(line), "a private key is in the status: {status}");
+    }
+}

@@ -116,7 +116,7 @@ fn only_a_commit_a_listed_key_signed_is_read_and_every_other_is_refused_naming_w
     // The commands that read a cluster are refused before they do: none is configured here.
     for command in [&["apply", "--env", "dev"][..], &["diff", "--env", "dev"], &["drift", "--env", "dev"]]
         .into_iter()
-        .chain([&["status", "--env", "dev"][..], &["charts", "fetch"]])
+        .chain([&["status", "--env", "dev"][..], &["charts", "fetch"], &["promote", "--to", "dev"]])
     {
         let args = [command, &["--rev", "unsigned", "--verify-commits", trust]].concat();
         let run = weaver_in(dir, &args, &[("KUBECONFIG", "/nonexistent")]);
@@ -196,4 +196,20 @@ fn commits_signed_with_gnupg_are_checked_against_armored_public_keys() {
     git(dir, &[&format, &sign_as], &["commit", "-q", "-S", "--allow-empty", "-m", "ssh"]);
     git(dir, &[], &["branch", "ssh"]);
     refused("ssh", "it is signed with SSH, which this trust list (OpenPGP keys) cannot check");
+
+    // What weaver commits with an OpenPGP key (the controller's promotions) GnuPG accepts, as
+    // weaver's own check does.
+    let secret = gpg.run(&["--armor", "--export-secret-keys", &alice]);
+    let key = std::sync::Arc::new(weaver_verify::SigningKey::parse(&secret).expect("a signing key"));
+    let git_repo =
+        weaver_git::GitRepo::open(dir).unwrap().with_identity("Bot", "bot@example.com").with_signing_key(key);
+    let base = git_repo.resolve("main", "--rev").unwrap().commit;
+    let changes = [("promoted.txt".to_string(), Some(b"v2\n".to_vec()))].into_iter().collect();
+    let ours = git_repo.commit_detached(base, &changes, "promote").unwrap();
+    git(dir, &[], &["branch", "ours", &ours]);
+    let shown = signing::git(dir, &gpg.env(), &[], &["log", "-1", "--format=%G? %GF", "ours"]);
+    assert_eq!(shown.trim(), format!("G {alice}"), "git and GnuPG accept the signature");
+    let run = weaver_in(dir, &["envs", "--rev", "ours", "--verify-commits", trust], &[]);
+    run.success();
+    assert!(run.stderr.contains("is signed by Alice <alice@example.com>"), "{}", run.stderr);
 }

@@ -199,6 +199,40 @@ pub struct GitSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$"))]
     pub path: Option<String>,
+    /// Apply only commits that a trusted key signed (git's `gpgsig`, SSH or OpenPGP): one that is
+    /// not is never applied, and `Ready` says `VerificationFailed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<SourceVerify>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceVerify {
+    /// `head` (the default): the fetched commit. `all`: every commit since the last applied
+    /// one too (the first reconcile checks the fetched commit alone), so that a signed merge
+    /// cannot carry an unsigned commit in.
+    #[serde(default)]
+    pub mode: VerifyMode,
+    /// A Secret of this namespace whose every value is a trust list: an `allowed_signers` file
+    /// (git's `gpg.ssh.allowedSignersFile`) or armored OpenPGP public keys (`gpg --armor
+    /// --export`).
+    pub secret_ref: LocalObjectReference,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyMode {
+    #[default]
+    Head,
+    All,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningKeyRef {
+    /// A Secret of this namespace whose `signingKey` is an OpenSSH private key (git's
+    /// `gpg.format=ssh`) or an armored OpenPGP secret key, without a passphrase.
+    pub secret_ref: LocalObjectReference,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
@@ -278,6 +312,10 @@ pub struct Pushing {
     pub push: Option<PromotionPush>,
     /// Who the commits are by (author and committer).
     pub author: GitAuthor,
+    /// The key its commits are signed with; required when `spec.source.verify` is set, so that
+    /// what the controller pushes passes the verification of whoever reads it next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<SigningKeyRef>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -725,6 +763,9 @@ open_enum!(
         GitFetchTooLarge => "GitFetchTooLarge",
         GitFetchTimedOut => "GitFetchTimedOut",
         GitPushRejected => "GitPushRejected",
+        /// The fetched commit (or, with `spec.source.verify.mode: all`, one since the last
+        /// applied) is not signed by a key of the trust list.
+        VerificationFailed => "VerificationFailed",
         InvalidSpec => "InvalidSpec",
         InvalidReference => "InvalidReference",
         InvalidSourceUrl => "InvalidSourceUrl",

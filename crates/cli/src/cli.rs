@@ -1296,6 +1296,9 @@ pub struct PromoteArgs {
     pub to: Vec<String>,
     #[command(flatten)]
     pub filter: EnvironmentFilterArgs,
+    /// The commit the promotion reads and branches from (default HEAD)
+    #[command(flatten)]
+    pub source: SourceArgs,
     #[command(flatten)]
     pub proposal: ProposalArgs,
 }

@@ -99,11 +99,11 @@ impl Branch {
     }
 
     /// Commits the tip's tree with `changes` (a path's new content, or `None` to remove it) on
-    /// the branch, as the repository's configured identity (user.name, user.email); the
-    /// message ends with the source trailer. The branch moves only if it is still where it was
-    /// when opened (a new branch is created only if it still does not exist). With a source
-    /// commit, its note in [`NOTES_REF`] names the new commit.
-    /// Returns the new commit's SHA.
+    /// the branch, as the repository's configured identity (user.name, user.email), signed when
+    /// the repository has a signing key; the message ends with the source trailer. The branch
+    /// moves only if it is still where it was when opened (a new branch is created only if it
+    /// still does not exist). With a source commit, its note in [`NOTES_REF`] names the new
+    /// commit. Returns the new commit's SHA.
     pub fn commit(
         &self,
         changes: &BTreeMap<String, Option<Vec<u8>>>,
@@ -140,9 +140,20 @@ impl Branch {
             message.push_str(&format!("\n{SOURCE_TRAILER}: {}\n", source.commit));
         }
         let parents: Vec<&git2::Commit> = parent.iter().collect();
-        let commit = repo
-            .commit(None, &signature, &signature, &message, &tree, &parents)
-            .map_err(|e| git_error("commit", &e))?;
+        let commit = match &self.git.signing_key {
+            None => repo.commit(None, &signature, &signature, &message, &tree, &parents),
+            Some(key) => {
+                let content = repo
+                    .commit_create_buffer(&signature, &signature, &message, &tree, &parents)
+                    .map_err(|e| git_error("commit", &e))?;
+                let gpgsig =
+                    key.sign(&content).map_err(|why| Error::new(format!("git: cannot sign the commit: {why}")))?;
+                let content = std::str::from_utf8(&content).map_err(|_| Error::new("git: the commit is not UTF-8"))?;
+                // libgit2 writes a last newline as a line of its own; git writes none.
+                repo.commit_signed(content, gpgsig.trim_end(), None)
+            }
+        }
+        .map_err(|e| git_error("commit", &e))?;
         let log = subject.lines().next().unwrap_or_default();
         let moved = match self.tip {
             Some(tip) => repo.reference_matching(&self.refname, commit, true, tip, log),

@@ -16,7 +16,7 @@ use git2::{Delta, DiffOptions, ErrorCode, Oid, Repository, RepositoryOpenFlags};
 
 pub use tree_source::TreeSource;
 use weaver_core::error::{Error, Result};
-use weaver_verify::{Signer, TrustList};
+use weaver_verify::{Signer, SigningKey, TrustList};
 
 /// A revision as the user wrote it, resolved to a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +29,13 @@ pub struct Revision {
 impl Revision {
     /// The first 8 hex digits of the commit, as shown in messages.
     pub fn short(&self) -> String {
-        self.commit.to_string()[..8].to_string()
+        short(&self.commit.to_string()).to_string()
     }
+}
+
+/// A commit id's first 8 characters, as messages show one.
+fn short(commit: &str) -> &str {
+    commit.get(..8).unwrap_or(commit)
 }
 
 impl fmt::Display for Revision {
@@ -71,6 +76,8 @@ pub struct GitRepo {
     root: PathBuf,
     /// Who commits (name, email), in place of the repository's user.name and user.email.
     identity: Option<(String, String)>,
+    /// The key commits are signed with (the controller's, when its environments verify).
+    signing_key: Option<Arc<SigningKey>>,
 }
 
 impl GitRepo {
@@ -107,7 +114,13 @@ impl GitRepo {
             }
             None => PathBuf::new(),
         };
-        Ok(Some(GitRepo { repo: Arc::new(Mutex::new(repo)), prefix, root: root.to_path_buf(), identity: None }))
+        Ok(Some(GitRepo {
+            repo: Arc::new(Mutex::new(repo)),
+            prefix,
+            root: root.to_path_buf(),
+            identity: None,
+            signing_key: None,
+        }))
     }
 
     /// `root` when it lies below a bare repository: the nearest ancestor that is one, `root`'s
@@ -117,7 +130,13 @@ impl GitRepo {
         let bare = root.ancestors().skip(1).find(|dir| dir.join("HEAD").is_file() && dir.join("objects").is_dir())?;
         let repo = Repository::open_bare(bare).ok().filter(Repository::is_bare)?;
         let prefix = root.strip_prefix(bare).ok()?.to_path_buf();
-        Some(GitRepo { repo: Arc::new(Mutex::new(repo)), prefix, root: root.to_path_buf(), identity: None })
+        Some(GitRepo {
+            repo: Arc::new(Mutex::new(repo)),
+            prefix,
+            root: root.to_path_buf(),
+            identity: None,
+            signing_key: None,
+        })
     }
 
     /// Like [`GitRepo::discover`], but no repository is an error: what needs git history.
@@ -135,6 +154,12 @@ impl GitRepo {
         GitRepo { identity: Some((name.to_string(), email.to_string())), ..self }
     }
 
+    /// This repository, signing each commit it makes with `key` (a `gpgsig` header, as `git
+    /// commit -S` writes it).
+    pub fn with_signing_key(self, key: Arc<SigningKey>) -> GitRepo {
+        GitRepo { signing_key: Some(key), ..self }
+    }
+
     /// The identity commits are made with: the one given, else user.name and user.email.
     fn signature(&self, repo: &Repository) -> std::result::Result<git2::Signature<'static>, git2::Error> {
         match &self.identity {
@@ -143,12 +168,12 @@ impl GitRepo {
         }
     }
 
-    /// The weaver repository's directory on disk.
     /// The git repository's working tree; `None` for a bare one.
     pub fn work_tree(&self) -> Option<PathBuf> {
         self.lock().workdir().map(Path::to_path_buf)
     }
 
+    /// The weaver repository's directory on disk.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -220,6 +245,31 @@ impl GitRepo {
         let refused = |refusal| Error::new(format!("{revision} is refused: {refusal}"));
         let (signature, signed) = weaver_verify::split_commit(object.data()).map_err(refused)?;
         trust.verify(weaver_verify::GIT_NAMESPACE, signature.as_deref(), &signed, time).map_err(refused)
+    }
+
+    /// The commits `head` has that `since` has not (`git rev-list since..head`: a merge's other
+    /// parents' too), newest first, each named `in SINCE..HEAD`; more than `limit` is an error,
+    /// which bounds what a repository's history can cost its reader.
+    pub fn commits_since(&self, head: &Revision, since: &str, limit: usize) -> Result<Vec<Revision>> {
+        let repo = self.lock();
+        let walked = || -> std::result::Result<Vec<Oid>, git2::Error> {
+            let since = repo.revparse_single(since)?.peel_to_commit()?.id();
+            let mut walk = repo.revwalk()?;
+            walk.push(head.commit)?;
+            walk.hide(since)?;
+            walk.take(limit + 1).collect()
+        };
+        let commits = walked().map_err(|e| {
+            Error::new(format!("cannot list the commits from {} to {head}: {}", short(since), e.message()))
+        })?;
+        if commits.len() > limit {
+            return Err(Error::new(format!(
+                "there are more than {limit} commits from {} to {head}, more than weaver checks in one go",
+                short(since)
+            )));
+        }
+        let range = format!("in {}..{}", short(since), head.short());
+        Ok(commits.into_iter().map(|commit| Revision { spec: range.clone(), commit }).collect())
     }
 
     /// The weaver repository's files as they are in `revision`.

@@ -1,6 +1,7 @@
 //! The cache of bare mirrors: one per repository URL, in a directory named by a hash of the
 //! normalized URL. A fetch lists the remote's refs, resolves the ref to a commit, and fetches
-//! (shallow) only when the mirror lacks that commit. Concurrent fetches of one (URL, ref,
+//! (shallow, unless the mirror was deepened to whole history) only when the mirror lacks that
+//! commit. Concurrent fetches of one (URL, ref,
 //! credentials) share one fetch; fetches into one mirror take turns; different mirrors fetch in
 //! parallel. After each fetch, least recently used mirrors (and chart archives: they share the
 //! [`Budget`]) that nobody holds a lease on are removed until the cache is within its limits.
@@ -224,6 +225,43 @@ impl GitCache {
         )
     }
 
+    /// Fetches the whole history of `fetched`'s ref into its mirror (`request`'s credentials and
+    /// CA) when the mirror is shallow, as a first fetch leaves it: for what walks the history
+    /// below the fetched commit (`spec.source.verify.mode: all`). Later fetches into the mirror
+    /// keep it whole. Blocking.
+    pub fn deepen(&self, fetched: &Fetched, request: &FetchRequest) -> Result<(), FetchError> {
+        let url = SourceUrl::parse(&request.url).map_err(|e| FetchError::new(FetchFailure::InvalidUrl, e))?;
+        let mirror_lock = self.budget.writing(&fetched.repository, Kind::Mirror);
+        let _writing = lock(&mirror_lock);
+        let repo = Repository::open_bare(&fetched.repository).map_err(|e| {
+            FetchError::new(FetchFailure::Other, format!("cannot open the mirror of {}: {}", request.url, e.message()))
+        })?;
+        self.deepened(&repo, fetched, url, request)
+    }
+
+    /// [`GitCache::deepen`], the mirror `repo` written to by this caller alone.
+    fn deepened(
+        &self,
+        repo: &Repository,
+        fetched: &Fetched,
+        url: SourceUrl,
+        request: &FetchRequest,
+    ) -> Result<(), FetchError> {
+        if !repo.is_shallow() || !fetched.reference.starts_with("refs/") {
+            return Ok(());
+        }
+        let reference = GitRef::Branch(fetched.reference.clone());
+        let deepening = Arc::new(self.session(url, &FetchRequest { reference, ..request.clone() }));
+        let _entered = transport::enter(deepening.clone());
+        let mut remote = repo.remote_anonymous(&deepening.url.display()).map_err(|e| classify(&deepening, &e))?;
+        let mut options = FetchOptions::new();
+        options.download_tags(AutotagOption::None).update_fetchhead(false).depth(i32::MAX);
+        let refspec = format!("+{0}:{0}", fetched.reference);
+        remote.fetch(&[refspec], Some(&mut options), None).map_err(|e| classify(&deepening, &e))?;
+        self.budget.used(&fetched.repository, Some(disk_usage(&fetched.repository)));
+        Ok(())
+    }
+
     /// Pushes `commit`, a commit of `fetched`'s mirror, to the branch `request.reference`
     /// names, with the request's credentials and CA (a fetch's); `force` replaces what the
     /// branch has, else the server's branch must be an ancestor (git's fast-forward rule).
@@ -250,19 +288,9 @@ impl GitCache {
         let mirror_lock = self.budget.writing(&fetched.repository, Kind::Mirror);
         let _pushing = lock(&mirror_lock);
         let repo = Repository::open_bare(&fetched.repository).map_err(|e| other("open the mirror", &e.message()))?;
-        if repo.is_shallow() && fetched.reference.starts_with("refs/") {
-            // libgit2 walks the history of what it pushes past a shallow mirror's boundary
-            // (its revision walk reads no shallow grafts): the fetched ref's whole history first.
-            let reference = GitRef::Branch(fetched.reference.clone());
-            let deepening = Arc::new(self.session(session.url.clone(), &FetchRequest { reference, ..request.clone() }));
-            let _entered = transport::enter(deepening.clone());
-            let mut remote = repo.remote_anonymous(&deepening.url.display()).map_err(|e| classify(&deepening, &e))?;
-            let mut options = FetchOptions::new();
-            options.download_tags(AutotagOption::None).update_fetchhead(false).depth(i32::MAX);
-            let refspec = format!("+{0}:{0}", fetched.reference);
-            remote.fetch(&[refspec], Some(&mut options), None).map_err(|e| classify(&deepening, &e))?;
-            self.budget.used(&fetched.repository, Some(disk_usage(&fetched.repository)));
-        }
+        // libgit2 walks the history of what it pushes past a shallow mirror's boundary (its
+        // revision walk reads no shallow grafts): the fetched ref's whole history first.
+        self.deepened(&repo, fetched, session.url.clone(), request)?;
         let _entered = transport::enter(session.clone());
         let mut remote = repo.remote_anonymous(&session.url.display()).map_err(|e| classify(&session, &e))?;
         let theirs = pushed_head(&mut remote, &session, &refname)?;
@@ -379,7 +407,13 @@ fn fetch_into(repo: &Repository, session: &Session) -> Result<Found, FetchError>
             // A commit no ref names: by its id, where the server allows it.
             false => format!("+{commit}:refs/weaver/commits/{commit}"),
         };
-        match fetch(&[refspec], 1) {
+        // The commit alone, unless the mirror holds whole history already (deepened): a
+        // shallow fetch into it would cut that history off at the new commit.
+        let depth = match repo.is_shallow() || repo.is_empty().unwrap_or(true) {
+            true => 1,
+            false => 0,
+        };
+        match fetch(&[refspec], depth) {
             Ok(bytes) => bytes_received = bytes,
             Err(err) if !reference.starts_with("refs/") => {
                 // Servers refuse ids no ref advertises unless configured to (allowAnySHA1InWant):

@@ -6,6 +6,7 @@
 //! - OpenPGP (git's default) against armored public keys ([`Keyring`]).
 
 mod openpgp;
+mod signing;
 
 use std::fmt;
 
@@ -13,6 +14,7 @@ use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 pub use openpgp::Keyring;
+pub use signing::SigningKey;
 use ssh_key::public::KeyData;
 use ssh_key::{Algorithm, EcdsaCurve, HashAlg, PublicKey, SshSig};
 
@@ -37,28 +39,33 @@ impl fmt::Display for Format {
     }
 }
 
-/// Whose signatures are trusted: SSH keys (an `allowed_signers` file) or OpenPGP keys (armored
-/// public keys, as `gpg --armor --export` writes them).
-#[derive(Debug, Clone)]
-pub enum TrustList {
-    Ssh(AllowedSigners),
-    OpenPgp(Keyring),
+/// Whose signatures are trusted: SSH keys (an `allowed_signers` file) and OpenPGP keys (armored
+/// public keys, as `gpg --armor --export` writes them), read from one text or several
+/// ([`TrustList::with`]: a Secret's values).
+#[derive(Debug, Clone, Default)]
+pub struct TrustList {
+    ssh: AllowedSigners,
+    openpgp: Keyring,
 }
 
 impl TrustList {
     /// Armored OpenPGP public keys, or else an `allowed_signers` file.
     pub fn parse(text: &str) -> Result<TrustList, ParseError> {
         match text.contains("-----BEGIN PGP PUBLIC KEY BLOCK-----") {
-            true => Keyring::parse(text).map(TrustList::OpenPgp),
-            false => AllowedSigners::parse(text).map(TrustList::Ssh),
+            true => Ok(TrustList { openpgp: Keyring::parse(text)?, ..TrustList::default() }),
+            false => Ok(TrustList { ssh: AllowedSigners::parse(text)?, ..TrustList::default() }),
         }
     }
 
+    /// This list and `other`'s keys.
+    pub fn with(mut self, other: TrustList) -> TrustList {
+        self.ssh.entries.extend(other.ssh.entries);
+        self.openpgp = self.openpgp.with(other.openpgp);
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
-        match self {
-            TrustList::Ssh(signers) => signers.is_empty(),
-            TrustList::OpenPgp(keyring) => keyring.is_empty(),
-        }
+        self.ssh.is_empty() && self.openpgp.is_empty()
     }
 
     /// Checks `signature` (armored, as in a commit's `gpgsig` header; `None`: unsigned) over
@@ -73,24 +80,30 @@ impl TrustList {
     ) -> Result<Signer, Refusal> {
         let Some(signature) = signature else { return Err(Refusal::Unsigned) };
         let armored = String::from_utf8_lossy(signature);
-        let armored = armored.trim_start();
+        // A blank last line (libgit2's `commit_signed` writes one) is no part of the armor.
+        let armored = armored.trim();
         let signed = match armored {
             a if a.starts_with("-----BEGIN SSH SIGNATURE-----") => Format::Ssh,
             a if a.starts_with("-----BEGIN PGP SIGNATURE-----") => Format::OpenPgp,
             a if a.starts_with("-----BEGIN SIGNED MESSAGE-----") => Format::X509,
             _ => return Err(Refusal::Malformed("it is no armored SSH, OpenPGP or X.509 signature".into())),
         };
-        match (self, signed) {
-            (TrustList::Ssh(signers), Format::Ssh) => signers.verify(namespace, armored, message, time),
-            (TrustList::OpenPgp(keyring), Format::OpenPgp) => keyring.verify(armored, message),
-            (TrustList::Ssh(_), signed) => Err(Refusal::OtherFormat { signed, trusted: Format::Ssh }),
-            (TrustList::OpenPgp(_), signed) => Err(Refusal::OtherFormat { signed, trusted: Format::OpenPgp }),
+        match signed {
+            Format::Ssh if !self.ssh.is_empty() => self.ssh.verify(namespace, armored, message, time),
+            Format::OpenPgp if !self.openpgp.is_empty() => self.openpgp.verify(armored, message),
+            signed => {
+                let trusted = match self.ssh.is_empty() {
+                    true => Format::OpenPgp,
+                    false => Format::Ssh,
+                };
+                Err(Refusal::OtherFormat { signed, trusted })
+            }
         }
     }
 }
 
 /// The keys an `allowed_signers` file trusts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AllowedSigners {
     entries: Vec<Entry>,
 }
@@ -547,6 +560,8 @@ WupRMqRympZOgyBgkAk8nsOM/ebdEpX8aYf917rhHgfh0LqGDQAb+6NcnWxYQxVirxtXCn
     fn a_listed_key_s_signature_passes_for_its_namespace_its_window_and_the_content_it_signed() {
         let alice = |options: &str| format!("alice@example.com {options} {KEY}\n");
         let signer = verify(&alice(""), GIT_SIGNATURE, MESSAGE).expect("accepted");
+        let blank_last_line = format!("{GIT_SIGNATURE}\n");
+        assert_eq!(verify(&alice(""), &blank_last_line, MESSAGE).as_ref(), Ok(&signer), "as libgit2 writes it");
         assert_eq!(
             signer.to_string(),
             "alice@example.com (ED25519 key SHA256:LPpSEpyKkg14phzlhFxBY95LxzPR2eMzAWUpY2Vgr5E)"

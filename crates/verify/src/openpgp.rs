@@ -10,7 +10,7 @@ use pgp::types::KeyDetails;
 use crate::{KeyName, ParseError, Refusal, Signer};
 
 /// The public keys a keyring file trusts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Keyring {
     keys: Vec<SignedPublicKey>,
 }
@@ -31,6 +31,12 @@ impl Keyring {
             keyring.push(key);
         }
         Ok(Keyring { keys: keyring })
+    }
+
+    /// This keyring and `other`'s keys.
+    pub fn with(mut self, other: Keyring) -> Keyring {
+        self.keys.extend(other.keys);
+        self
     }
 
     pub fn len(&self) -> usize {

@@ -10,6 +10,11 @@
 //!   `status.promotion.targets[].gates[].gate` and ConfigMapSync `status.targets[].reason` are
 //!   enumerated in the schema (the same strings, so they convert unchanged).
 //!
+//! - EnvironmentSync `spec.source.verify` and the `signingKey` of `spec.promotion` and
+//!   `spec.imageUpdates` are new. `v1alpha1`'s frozen schema has no place for them, so down to
+//!   it they are kept in the annotation [`V1BETA1_FIELDS`] and up from it put back: an update
+//!   through `v1alpha1` never turns a verification off by leaving out what it cannot say.
+//!
 //! Everything else is equal in both. A conversion is lossless both ways for every value the
 //! controller writes; a sentence of `v1alpha1` that does not follow the form the controller
 //! writes it in (which only another writer of the status could put there) is parsed as far as
@@ -45,9 +50,16 @@ fn deprecated(frozen: &str, kind: &str) -> Value {
     version
 }
 
+/// Where a `v1alpha1` EnvironmentSync keeps the fields only `v1beta1` has: a JSON object of
+/// each field's JSON pointer and value.
+pub const V1BETA1_FIELDS: &str = "weaver.example.com/v1beta1-fields";
+
+/// The EnvironmentSync fields `v1alpha1` has no place for, as JSON pointers.
+const NEWER_FIELDS: [&str; 3] = ["/spec/source/verify", "/spec/promotion/signingKey", "/spec/imageUpdates/signingKey"];
+
 /// `object` (an EnvironmentSync or ConfigMapSync of either version) at `desired`
 /// (`weaver.example.com/v1beta1` or `…/v1alpha1`). Only its apiVersion and the fields named in
-/// the module's documentation change; metadata never does.
+/// the module's documentation change; of the metadata, only the annotation [`V1BETA1_FIELDS`].
 pub fn convert(mut object: Value, desired: &str) -> Result<Value, String> {
     let from = object["apiVersion"].as_str().unwrap_or_default().to_string();
     let kind = object["kind"].as_str().unwrap_or_default().to_string();
@@ -63,13 +75,16 @@ pub fn convert(mut object: Value, desired: &str) -> Result<Value, String> {
     if !["EnvironmentSync", "ConfigMapSync"].contains(&kind.as_str()) {
         return Err(format!("kind {kind:?} is not one weaver converts (EnvironmentSync, ConfigMapSync)"));
     }
-    if from_version != to_version
-        && kind == "EnvironmentSync"
-        && let Some(updates) = object.pointer_mut("/status/imageUpdates").and_then(Value::as_object_mut)
-    {
+    if from_version != to_version && kind == "EnvironmentSync" {
         match to_version.as_str() {
-            STORAGE_VERSION => image_updates_up(updates),
-            _ => image_updates_down(updates),
+            STORAGE_VERSION => newer_fields_up(&mut object),
+            _ => newer_fields_down(&mut object),
+        }
+        if let Some(updates) = object.pointer_mut("/status/imageUpdates").and_then(Value::as_object_mut) {
+            match to_version.as_str() {
+                STORAGE_VERSION => image_updates_up(updates),
+                _ => image_updates_down(updates),
+            }
         }
     }
     object["apiVersion"] = json!(desired);
@@ -86,6 +101,50 @@ pub fn holds_older_fields(object: &Value) -> bool {
         let items = updates.and_then(|u| u.get(*key)).and_then(Value::as_array);
         items.is_some_and(|items| items.iter().any(Value::is_string))
     })
+}
+
+/// The fields only `v1beta1` has, moved into the annotation [`V1BETA1_FIELDS`].
+fn newer_fields_down(object: &mut Value) {
+    let mut kept = Map::new();
+    for pointer in NEWER_FIELDS {
+        let (parent, field) = pointer.rsplit_once('/').expect("a pointer has a parent");
+        if let Some(value) = object.pointer_mut(parent).and_then(Value::as_object_mut).and_then(|p| p.remove(field)) {
+            kept.insert(pointer.to_string(), value);
+        }
+    }
+    if kept.is_empty() {
+        return;
+    }
+    let metadata =
+        object.as_object_mut().and_then(|o| o.entry("metadata").or_insert_with(|| json!({})).as_object_mut());
+    if let Some(metadata) = metadata {
+        let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
+        annotations[V1BETA1_FIELDS] = json!(Value::Object(kept).to_string());
+    }
+}
+
+/// The fields the annotation [`V1BETA1_FIELDS`] keeps, put back where the object still has
+/// their parent and has not set them itself, and the annotation removed.
+fn newer_fields_up(object: &mut Value) {
+    let Some(annotations) = object.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some(kept) = annotations.remove(V1BETA1_FIELDS) else { return };
+    if annotations.is_empty()
+        && let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        metadata.remove("annotations");
+    }
+    let kept: Map<String, Value> = kept.as_str().and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default();
+    for (pointer, value) in kept {
+        let Some((parent, field)) = pointer.rsplit_once('/').filter(|_| NEWER_FIELDS.contains(&pointer.as_str()))
+        else {
+            continue;
+        };
+        if let Some(parent) = object.pointer_mut(parent).and_then(Value::as_object_mut) {
+            parent.entry(field).or_insert(value);
+        }
+    }
 }
 
 /// The sentences of `v1alpha1` as `v1beta1`'s objects.

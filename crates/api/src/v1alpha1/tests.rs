@@ -17,7 +17,8 @@ fn environment_sync() -> Value {
             "annotations": {"weaver.example.com/approved-by": "alice"}},
         "spec": {
             "source": {"url": "https://git.example/apps.git", "ref": {"branch": "main", "tag": "v1", "semver": "~1", "commit": "0123456789abcdef0123456789abcdef01234567"},
-                "secretRef": {"name": "git"}, "caSecretRef": {"name": "ca"}, "path": "clusters/prod"},
+                "secretRef": {"name": "git"}, "caSecretRef": {"name": "ca"}, "path": "clusters/prod",
+                "verify": {"mode": "all", "secretRef": {"name": "signers"}}},
             "environments": ["prod-*"],
             "environmentSelector": "tier=prod",
             "interval": "5m", "retryInterval": "1m", "timeout": "10m",
@@ -28,9 +29,10 @@ fn environment_sync() -> Value {
             "approval": "Manual",
             "approvedPlan": "sha256:abc",
             "kubeConfig": {"secretRef": {"name": "remote"}},
-            "promotion": {"interval": "10m", "push": {"branch": "weaver/promote"}, "author": {"name": "Bot", "email": "bot@example.com"}},
+            "promotion": {"interval": "10m", "push": {"branch": "weaver/promote"}, "author": {"name": "Bot", "email": "bot@example.com"},
+                "signingKey": {"secretRef": {"name": "bot-key"}}},
             "imageUpdates": {"interval": "5m", "push": {"branch": "weaver/images"}, "author": {"name": "Bot", "email": "bot@example.com"},
-                "pullSecrets": [{"name": "registry"}]},
+                "signingKey": {"secretRef": {"name": "bot-key"}}, "pullSecrets": [{"name": "registry"}]},
             "windows": [{"kind": "deny", "schedule": "0 22 * * *", "duration": "8h", "timeZone": "Europe/Berlin"}],
             "webhook": {"secretRef": {"name": "hook"}}
         },
@@ -167,8 +169,18 @@ fn every_field_survives_a_round_trip_both_ways() {
     for fixture in [environment_sync(), config_map_sync()] {
         let down = convert(fixture.clone(), &format!("{GROUP}/{VERSION}")).unwrap();
         assert_eq!(down["apiVersion"], "weaver.example.com/v1alpha1");
-        assert_eq!(down["metadata"], fixture["metadata"], "metadata never changes");
-        assert_eq!(down["spec"], fixture["spec"], "the spec is the same in both versions");
+        let (mut metadata, mut spec) = (down["metadata"].clone(), down["spec"].clone());
+        if fixture["kind"] == "EnvironmentSync" {
+            // What v1alpha1 cannot say is kept in an annotation; nothing else differs.
+            let kept = metadata["annotations"].as_object_mut().unwrap().remove(V1BETA1_FIELDS).expect("kept");
+            let kept: Value = serde_json::from_str(kept.as_str().unwrap()).unwrap();
+            for (pointer, value) in kept.as_object().unwrap() {
+                let (parent, field) = pointer.rsplit_once('/').unwrap();
+                spec.pointer_mut(parent.strip_prefix("/spec").unwrap()).unwrap()[field] = value.clone();
+            }
+        }
+        assert_eq!(metadata, fixture["metadata"], "metadata does not change otherwise");
+        assert_eq!(spec, fixture["spec"], "the spec is the same in both versions");
         let up = convert(down.clone(), &format!("{GROUP}/{STORAGE_VERSION}")).unwrap();
         assert_eq!(up, fixture, "v1beta1 -> v1alpha1 -> v1beta1");
         let down_again = convert(up, &format!("{GROUP}/{VERSION}")).unwrap();
@@ -287,4 +299,34 @@ fn sentences_served_at_v1beta1_are_told_from_its_objects() {
     let objects = served(json!([{"environment": "dev", "image": "web"}]), json!([]));
     assert!(!holds_older_fields(&objects));
     assert!(!holds_older_fields(&json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "ConfigMapSync"})));
+}
+
+#[test]
+fn an_update_through_v1alpha1_keeps_the_verification_it_cannot_say() {
+    let mut fixture = environment_sync();
+    fixture["metadata"].as_object_mut().unwrap().remove("annotations");
+    fixture["spec"]["promotion"].as_object_mut().unwrap().remove("signingKey");
+    let mut down = convert(fixture.clone(), &format!("{GROUP}/{VERSION}")).unwrap();
+    assert!(down.pointer("/spec/source/verify").is_none() && down.pointer("/spec/imageUpdates/signingKey").is_none());
+    let kept: Value = serde_json::from_str(down["metadata"]["annotations"][V1BETA1_FIELDS].as_str().unwrap()).unwrap();
+    assert_eq!(
+        kept.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["/spec/source/verify", "/spec/imageUpdates/signingKey"]
+    );
+    // A v1alpha1 client changes what it can say, and drops spec.imageUpdates altogether.
+    down["spec"]["interval"] = json!("1m");
+    down["spec"].as_object_mut().unwrap().remove("imageUpdates");
+    let up = convert(down, &format!("{GROUP}/{STORAGE_VERSION}")).unwrap();
+    assert_eq!(up["spec"]["source"]["verify"], fixture["spec"]["source"]["verify"], "the verification is kept");
+    assert_eq!(up["spec"]["interval"], "1m");
+    assert!(up["spec"].get("imageUpdates").is_none(), "no field comes back without its parent");
+    assert!(up["metadata"].get("annotations").is_none(), "the annotation is gone, and the map it was put in");
+    // A v1alpha1 object of a client that set a field of its own keeps its value, and one that
+    // names a field not kept so is not written.
+    let mut odd = convert(fixture.clone(), &format!("{GROUP}/{VERSION}")).unwrap();
+    odd["metadata"]["annotations"][V1BETA1_FIELDS] =
+        json!(r#"{"/spec/suspend": false, "/spec/source/verify": {"secretRef": {"name": "x"}}}"#);
+    let up = convert(odd, &format!("{GROUP}/{STORAGE_VERSION}")).unwrap();
+    assert_eq!(up["spec"]["suspend"], true);
+    assert_eq!(up["spec"]["source"]["verify"], json!({"secretRef": {"name": "x"}}));
 }

@@ -424,10 +424,11 @@ fn source_args(command: &mut Command) -> Option<&mut SourceArgs> {
         Command::Hydrate(args) => Some(&mut args.source),
         Command::Envs(args) => Some(&mut args.source),
         Command::Charts(ChartsCommand::Fetch(args)) => Some(&mut args.source),
+        Command::Promote(args) => Some(&mut args.source),
         // Every other command reads the working tree, or the commit a flag of its own names;
         // listed, so that a new command with `--rev` is a decision here.
         Command::Charts(ChartsCommand::Lock(_)) | Command::Changed(_) | Command::Secrets(_) => None,
-        Command::History(_) | Command::Rollback(_) | Command::Promote(_) | Command::Images(_) => None,
+        Command::History(_) | Command::Rollback(_) | Command::Images(_) => None,
         Command::Import(_) | Command::Report(_) | Command::Completions(_) | Command::Operator(_) => None,
         Command::Sync(_) | Command::Ui(_) | Command::Init(_) | Command::Check(_) | Command::Install(_) => None,
         Command::Uninstall(_) | Command::Bootstrap(_) | Command::Migrate(_) | Command::RenderWorker => None,
@@ -596,7 +597,7 @@ pub(crate) fn pinned_changes(changes: &[PinChange], redactor: &weaver_secrets::R
 }
 
 /// What a proposing command's flags (`weaver promote`, `weaver images update`) ask: read and
-/// branched from HEAD, committed as the repository's user, remote charts from this machine's
+/// branched from HEAD (promote's `--rev` sets another), committed as the repository's user, remote charts from this machine's
 /// cache.
 pub(crate) fn proposal(
     global: &GlobalArgs,
@@ -611,6 +612,7 @@ pub(crate) fn proposal(
         branch: args.branch.clone(),
         rev: None,
         author: None,
+        signing_key: None,
         charts: weaver_source::charts::Archives::Machine,
         limits: Default::default(),
     }
@@ -678,6 +680,7 @@ mod tests {
             "drift --env dev",
             "status --env dev",
             "charts fetch",
+            "promote --to prod",
         ];
         let names: Vec<String> =
             checked.iter().map(|c| c.split(" --").next().unwrap_or(c).trim().to_string()).collect();

@@ -11,7 +11,7 @@ use serde::Serialize;
 use weaver_core::error::{Error, Result};
 use weaver_engine::action::Context;
 use weaver_engine::action::fleet::EnvironmentSelection;
-use weaver_engine::action::promote::{PromoteOptions, promote};
+use weaver_engine::action::promote::{PromoteOptions, Proposal, promote};
 use weaver_engine::action::promote::{Promotions, TargetPromotion};
 use weaver_engine::report::json::{self, DiffReport};
 use weaver_engine::report::{DiffContext, markdown};
@@ -33,10 +33,10 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &PromoteArgs) -> Result<ExitCode>
             max_file_bytes: None,
         },
         record_key: weaver_secrets::record_key::RecordKey::from_environment()?,
-        proposal: proposal(global, &args.proposal),
+        proposal: Proposal { rev: args.source.rev.clone(), ..proposal(global, &args.proposal) },
     };
     let promotions = block_on(promote(&options, Context::new(&ui.redactor, &|p| ui.progress(p))))?;
-    let provenance = weaver_git::provenance(&global.repo, Some("HEAD"))?;
+    let provenance = weaver_git::provenance(&global.repo, Some(args.source.rev.as_deref().unwrap_or("HEAD")))?;
     let report = PromoteReport::new(&promotions, provenance.as_ref(), &ui.redactor);
     let body = body(&report, &ui.redactor, markdown::GITHUB_COMMENT_LIMIT);
     write_proposal(ui, &args.proposal, body, || json::to_text(&report))?;

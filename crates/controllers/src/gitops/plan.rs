@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use weaver_api::environment_sync::{Pushing, Reason};
+use weaver_api::environment_sync::{Pushing, Reason, VerifyMode};
 use weaver_api::windows::Windows;
 
 pub use super::api::{
@@ -37,6 +37,8 @@ pub struct Settings {
     pub promotion: Option<Promotion>,
     /// `spec.imageUpdates`, checked (boxed: most EnvironmentSyncs have none).
     pub image_updates: Option<Box<ImageUpdates>>,
+    /// `spec.source.verify`: which commits are checked, and the Secret of the trust list.
+    pub verify: Option<(VerifyMode, String)>,
 }
 
 /// `spec.imageUpdates`, with its defaults.
@@ -65,6 +67,8 @@ pub struct Promotion {
     pub force: bool,
     /// (name, email).
     pub author: (String, String),
+    /// The Secret holding the key its commits are signed with.
+    pub signing_key: Option<String>,
 }
 
 impl Settings {
@@ -185,7 +189,16 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
             }
         };
         let force = tracked.as_deref() != Some(branch.as_str());
-        Ok(Promotion { interval, branch, force, author: (run.author.name.clone(), run.author.email.clone()) })
+        let signing_key = run.signing_key.as_ref().map(|key| key.secret_ref.name.clone());
+        // Unsigned, its commits would fail the verification of the environments that read them.
+        if spec.source.verify.is_some() && signing_key.is_none() {
+            return Err(format!(
+                "spec.source.verify is set, so what spec.{field} pushes must be signed: name the key's Secret in \
+                 spec.{field}.signingKey.secretRef"
+            ));
+        }
+        let author = (run.author.name.clone(), run.author.email.clone());
+        Ok(Promotion { interval, branch, force, author, signing_key })
     };
     let promotion = match &spec.promotion {
         None => None,
@@ -214,6 +227,7 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
         account: account.to_string(),
         promotion,
         image_updates,
+        verify: spec.source.verify.as_ref().map(|v| (v.mode, v.secret_ref.name.clone())),
     })
 }
 
@@ -569,6 +583,22 @@ mod tests {
         assert!(
             matches!(gate(&at_tag, None), Gate::Invalid { reason: Reason::InvalidSpec, message } if message.contains("push.branch"))
         );
+
+        // What a verified EnvironmentSync pushes is signed, or the next reader refuses it.
+        let source = serde_json::json!({"url": "https://x/y.git", "ref": {"branch": "main"},
+                                        "verify": {"mode": "all", "secretRef": {"name": "signers"}}});
+        let unsigned = sync(serde_json::json!({"source": source, "imageUpdates": {"author": author}}));
+        let Gate::Invalid { reason: Reason::InvalidSpec, message } = gate(&unsigned, None) else { panic!("refused") };
+        assert_eq!(
+            message,
+            "spec.source.verify is set, so what spec.imageUpdates pushes must be signed: name the key's Secret in \
+             spec.imageUpdates.signingKey.secretRef"
+        );
+        let key = serde_json::json!({"secretRef": {"name": "bot-key"}});
+        let signed =
+            settings_of(serde_json::json!({"source": source, "promotion": {"author": author, "signingKey": key}}));
+        assert_eq!(signed.promotion.unwrap().signing_key.as_deref(), Some("bot-key"));
+        assert_eq!(signed.verify, Some((crate::gitops::api::VerifyMode::All, "signers".to_string())));
 
         let mut s = sync(serde_json::json!({}));
         let now: jiff::Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();

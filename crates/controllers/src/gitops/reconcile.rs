@@ -1,11 +1,13 @@
-//! One reconcile of an EnvironmentSync: fetch the source (`weaver_source`), select the
-//! environments at the fetched commit, then, for each in `needs` order, the action the CLI runs
-//! (`weaver apply`, `weaver drift`, `weaver drift --correct`), as the EnvironmentSync's
-//! ServiceAccount; then the promotion and image update that are due (`push`). What to do is
-//! decided by `plan`, the status by `status`; this file observes and carries out.
+//! One reconcile of an EnvironmentSync: fetch the source (`weaver_source`), check who signed
+//! it (`spec.source.verify`), select the environments at the fetched commit, then, for each in
+//! `needs` order, the action the CLI runs (`weaver apply`, `weaver drift`, `weaver drift
+//! --correct`), as the EnvironmentSync's ServiceAccount; then the promotion and image update
+//! that are due (`push`). What to do is decided by `plan`, the status by `status`; this file
+//! observes and carries out.
 
 pub(super) mod credentials;
 mod push;
+mod verification;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -186,6 +188,7 @@ pub async fn reconcile(
         true => Duration::ZERO,
         false => spec.interval,
     };
+    let verify_request = spec.verify.as_ref().map(|_| request.clone());
     let fetched = match tokio::task::spawn_blocking(move || cache.fetch_within(&request, within)).await {
         Ok(Ok(fetched)) => fetched,
         Ok(Err(err)) => return failed(fetch_reason(err.failure), with_secret(&err, sync, &namespace), None),
@@ -193,6 +196,20 @@ pub async fn reconcile(
     };
     shared.metrics.fetched(&fetched);
     let commit = fetched.commit.clone();
+    // Before anything reads the commit: one that fails is not rendered, applied or pushed on.
+    if let (Some(verify), Some(request)) = (&spec.verify, verify_request) {
+        let checked = match verification::trust_list(&tenant, &namespace, &verify.1).await {
+            Ok(trust) => {
+                let source = (shared.cache.clone(), &fetched, request);
+                verification::check(sync, verify, trust, source, spec).await
+            }
+            Err(failure) => Err(failure),
+        };
+        match checked {
+            Ok(signed) => tracing::info!(commit = %commit, "the commit is {signed}"),
+            Err((reason, message)) => return failed(reason, message, Some(&commit)),
+        }
+    }
     if let Some(message) = plan::waiting_for(sync, Some(&commit), &named) {
         return Outcome::Waiting { revision: Some(commit), message };
     }

@@ -68,6 +68,11 @@ impl Source {
         source
     }
 
+    /// The working tree, for a test that commits with git itself (signed commits, merges).
+    pub(crate) fn dir(&self) -> std::path::PathBuf {
+        self.root.path().join("shop")
+    }
+
     pub(crate) fn url(&self) -> String {
         format!("{}/shop", self.server.base)
     }
@@ -292,4 +297,20 @@ pub(crate) fn condition(sync: &EnvironmentSync, type_: &str) -> Option<(String, 
     let conditions = &sync.status.as_ref()?.conditions;
     let found = conditions.iter().find(|c| c.type_ == type_)?;
     Some((found.status.clone(), found.reason.clone(), found.message.clone()))
+}
+
+/// Who the tests' promotions and image updates commit as.
+pub(crate) const AUTHOR: (&str, &str) = ("Promoter Bot", "promoter@weaver.invalid");
+
+/// Environment `dev`, promoted from `staging` (namespace `staging`) once it has soaked `soak`,
+/// and chart `app`'s `greeting` of each: `v1` in dev, `v2` in staging.
+pub(crate) fn promoting(fixture: &Fixture, soak: &str) {
+    let release =
+        |greeting: &str| format!("releases:\n  - name: app\n    chart: app\n    values: {{greeting: {greeting}}}\n");
+    let promotion =
+        format!("promotion:\n  from: staging\n  soakTime: {soak}\n  pins: [{{release: app, values: greeting}}]\n");
+    let dev = format!("namespace: app\ncluster: {{lockNamespace: app}}\n{promotion}{}", release("v1"));
+    fixture.source.write("environments/dev.yaml", &dev);
+    let staging = format!("namespace: staging\ncluster: {{lockNamespace: staging}}\n{}", release("v2"));
+    fixture.source.write("environments/staging.yaml", &staging);
 }

@@ -453,6 +453,7 @@ mod tests {
             branch: Some("images/dev".into()),
             rev: None,
             author: Some(("Image Bot".into(), "images@weaver.invalid".into())),
+            signing_key: None,
             charts: weaver_source::charts::Archives::Machine,
             limits: Default::default(),
         };

@@ -65,6 +65,8 @@ pub struct Proposal {
     pub rev: Option<String>,
     /// Who commits (name, email): the repository's user.name and user.email when None.
     pub author: Option<(String, String)>,
+    /// The key the commit is signed with (the controller's, when its environments verify).
+    pub signing_key: Option<Arc<weaver_verify::SigningKey>>,
     /// Where remote charts come from: this machine's cache (the CLI's), or the controller's,
     /// which pulls them.
     pub charts: weaver_source::charts::Archives,
@@ -620,12 +622,15 @@ impl Proposal {
         files: BTreeMap<String, Vec<u8>>,
         message: String,
     ) -> Result<(String, String)> {
-        let (repo, rev, author, branch) =
-            (self.repo.clone(), self.rev.clone(), self.author.clone(), self.branch.clone());
+        let (repo, rev, author, branch, signing_key) =
+            (self.repo.clone(), self.rev.clone(), self.author.clone(), self.branch.clone(), self.signing_key.clone());
         super::blocking(move || {
             let mut git = GitRepo::open(&repo)?;
             if let Some((name, email)) = &author {
                 git = git.with_identity(name, email);
+            }
+            if let Some(key) = signing_key {
+                git = git.with_signing_key(key);
             }
             let head = match &rev {
                 None => git.head()?.ok_or_else(|| Error::new("the repository has no commit to branch from"))?,

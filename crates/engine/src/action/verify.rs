@@ -1,7 +1,8 @@
-//! `--verify-commits`: the commit a `--rev` names, checked against a trust list of signers (SSH
-//! keys in an `allowed_signers` file, or armored OpenPGP public keys)
-//! before anything reads it (issue 92). The caller then reads that very commit, by its SHA, so
-//! that a branch moved in between is not what is rendered.
+//! Who signed a commit, checked against a trust list of signers (SSH keys in an `allowed_signers`
+//! file, armored OpenPGP public keys) before anything reads it: `--verify-commits` on the commit
+//! a `--rev` names ([`commit`]), an EnvironmentSync's `spec.source.verify` on the fetched one
+//! and those since the last applied ([`signed`]). The caller then reads that very commit, by
+//! its SHA, so that a branch moved in between is not what is rendered.
 
 use std::path::Path;
 
@@ -42,12 +43,42 @@ pub fn commit(repo: &Path, spec: &str, trust_file: &Path) -> Result<VerifiedComm
         )
         .with_help("keep it outside the checkout: a CI secret file or a protected path, as Flux keeps it in a Secret"));
     }
-    let revision = git.resolve(spec, "--rev")?;
-    let signer = git.verify(&revision, &trust).map_err(|err| {
+    drop(git);
+    signed(repo, Named { spec, what: "--rev", shown: None }, None, &trust).map_err(|err| {
         err.with_help(format!(
             "--verify-commits {} lists the keys whose commits weaver reads; sign with `git commit -S`",
             trust_file.display()
         ))
-    })?;
+    })
+}
+
+/// The most commits [`signed`] checks since another: about a second of work. A history with
+/// more (a tenant's is not trusted to be small) is refused, and named so.
+pub const MOST_COMMITS: usize = 20_000;
+
+/// A commit as the user named it: `spec` (`main`, a SHA) given by `what` (`--rev`), shown in
+/// messages as `shown` (`branch main`) when the spec is not what the user wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct Named<'a> {
+    pub spec: &'a str,
+    pub what: &'a str,
+    pub shown: Option<&'a str>,
+}
+
+/// Checks who signed the commit `named` in the repository at `repo` against `trust`, and with
+/// `since` every commit it has that `since` has not (a merge's other parents' too). The first
+/// refusal is the error; Ok names the signer of the commit.
+pub fn signed(repo: &Path, named: Named<'_>, since: Option<&str>, trust: &TrustList) -> Result<VerifiedCommit> {
+    let git = GitRepo::open(repo)?;
+    let mut revision = git.resolve(named.spec, named.what)?;
+    if let Some(shown) = named.shown {
+        revision.spec = shown.to_string();
+    }
+    let signer = git.verify(&revision, trust)?;
+    if let Some(since) = since.filter(|since| *since != revision.commit.to_string()) {
+        for earlier in git.commits_since(&revision, since, MOST_COMMITS)? {
+            git.verify(&earlier, trust)?;
+        }
+    }
     Ok(VerifiedCommit { commit: revision.commit.to_string(), signer })
 }

@@ -1,6 +1,7 @@
 //! Promotions and image updates: after a reconcile's apply, `weaver promote`'s action and
 //! `weaver images update`'s on their intervals, each pushing its commit to the branch the spec
-//! names; the registries an EnvironmentSync's image updates ask, kept between reconciles.
+//! names, signed with the spec's `signingKey`; the registries an EnvironmentSync's image updates
+//! ask, kept between reconciles.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::sync::atomic::Ordering;
 use kube::ResourceExt;
 
 use super::credentials::{fetch_reason, secret, with_secret};
-use super::{CONCURRENCY, Run, Shared};
+use super::{CONCURRENCY, Run, Shared, verification};
 use crate::gitops::api::{
     EnvironmentSync, ImagePinChange, ImageUpdatesStatus, NewestImage, PromotionGate, PromotionStatus, PromotionTarget,
     PushOutcome, PushStatus, Reason,
@@ -27,6 +28,7 @@ use weaver_source::charts::http::Machine;
 use weaver_source::charts::registry_login::HeldConfig;
 use weaver_source::images::Registries;
 use weaver_source::{FetchRequest, GitCache};
+use weaver_verify::SigningKey;
 
 impl Shared {
     /// Drops the registries kept for EnvironmentSync `namespace/name` (without
@@ -120,7 +122,13 @@ fn push_attempt(settings: &plan::Promotion, commit: &str, previous: Option<&Push
 impl Run<'_> {
     /// How a push of this reconcile proposes its pins: planned as the tenant, committed by
     /// `settings.author` on branch `local` of the mirror, from `rev`.
-    fn proposal(&self, settings: &plan::Promotion, local: &str, rev: &str) -> Proposal {
+    fn proposal(
+        &self,
+        settings: &plan::Promotion,
+        local: &str,
+        rev: &str,
+        signing_key: Option<Arc<SigningKey>>,
+    ) -> Proposal {
         Proposal {
             repo: self.repository.clone(),
             connect: self.connect(),
@@ -130,14 +138,33 @@ impl Run<'_> {
             branch: Some(local.to_string()),
             rev: Some(rev.to_string()),
             author: Some(settings.author.clone()),
+            signing_key,
             charts: Archives::Pulled(self.pulls.clone()),
             limits: self.renders.limits(self.spec.timeout, self.stopping),
         }
     }
 
+    /// The key a run's commits are signed with (`signingKey` of `spec.FIELD`), read as the
+    /// tenant.
+    async fn signing_key(
+        settings: &plan::Promotion,
+        field: &str,
+        namespace: &str,
+        tenant: &kube::Client,
+    ) -> Result<Option<Arc<SigningKey>>, (Reason, String)> {
+        match &settings.signing_key {
+            None => Ok(None),
+            Some(name) => {
+                let field = format!("spec.{field}.signingKey.secretRef");
+                verification::signing_key(tenant, namespace, name, &field).await.map(Some)
+            }
+        }
+    }
+
     /// Auto-promotion: `weaver promote`'s action over the selected environments that have a
     /// `promotion:`, at the fetched commit in its mirror; its commit (on a local branch of the
-    /// mirror, removed after) pushed to `push_to`'s branch.
+    /// mirror, removed after, signed with `signingKey`) pushed to `push_to`'s branch.
+    #[allow(clippy::too_many_arguments)]
     async fn promote(
         &self,
         environments: &[Arc<Environment>],
@@ -146,6 +173,7 @@ impl Run<'_> {
         push_to: &FetchRequest,
         sync: &EnvironmentSync,
         namespace: &str,
+        tenant: &kube::Client,
     ) -> Promoted {
         let previous = sync.status.as_ref().and_then(|s| s.promotion.as_ref());
         let commit = self.fetched.commit.clone();
@@ -158,6 +186,10 @@ impl Run<'_> {
             let message = "no selected environment has a `promotion:` saying what it takes from which".to_string();
             return result(false, PushOutcome::NoPromotionTargets, message, status);
         }
+        let signing_key = match Self::signing_key(settings, "promotion", namespace, tenant).await {
+            Ok(key) => key,
+            Err((reason, message)) => return Promoted::unpushed(false, reason, message, status),
+        };
         // A branch of this reconcile's own: mirrors are shared, and a promotion's branch is new.
         let local = format!(
             "weaver/auto-promote/{}/{}-{}",
@@ -168,7 +200,7 @@ impl Run<'_> {
         let options = PromoteOptions {
             targets: EnvironmentSelection { envs: targets, ..EnvironmentSelection::default() },
             record_key: self.record_key.clone(),
-            proposal: self.proposal(settings, &local, &commit),
+            proposal: self.proposal(settings, &local, &commit, signing_key),
         };
         let on = self.on();
         let cx = ActionContext::new(self.redactor, &on);
@@ -274,7 +306,8 @@ impl Run<'_> {
         let stopping = || shared.stopping.load(Ordering::SeqCst);
         let promotion = match (&spec.promotion, push_to) {
             (Some(promotion), Some(push_to)) if plan::promotion_due(sync, promotion.interval, now) && !stopping() => {
-                Some(Box::new(self.promote(environments, promotion, &shared.cache, push_to, sync, namespace).await))
+                let promoted = self.promote(environments, promotion, &shared.cache, push_to, sync, namespace, tenant);
+                Some(Box::new(promoted.await))
             }
             _ => None,
         };
@@ -284,7 +317,8 @@ impl Run<'_> {
             {
                 let updated = match registries(sync, namespace, secrets, tenant, shared).await {
                     Ok(registries) => {
-                        self.update_images(environments, settings, registries, &shared.cache, push_to, sync, namespace)
+                        let cache = &shared.cache;
+                        self.update_images(environments, settings, registries, cache, push_to, sync, namespace, tenant)
                             .await
                     }
                     Err((reason, message)) => {
@@ -315,6 +349,7 @@ impl Run<'_> {
         push_to: &FetchRequest,
         sync: &EnvironmentSync,
         namespace: &str,
+        tenant: &kube::Client,
     ) -> ImagesUpdated {
         let mut status = images_status(sync, settings, &self.fetched.commit);
         let result = ImagesUpdated::unpushed;
@@ -324,6 +359,10 @@ impl Run<'_> {
             let message = "no selected environment has `imageUpdates:` naming the images it takes".to_string();
             return result(false, PushOutcome::NoImageUpdates, message, status);
         }
+        let signing_key = match Self::signing_key(settings, "imageUpdates", namespace, tenant).await {
+            Ok(key) => key,
+            Err((reason, message)) => return ImagesUpdated::unpushed(false, reason, message, status),
+        };
         let mut rev = self.fetched.commit.clone();
         let mut locals = Vec::new();
         let on = self.on();
@@ -333,8 +372,8 @@ impl Run<'_> {
                 sync.uid().unwrap_or_else(|| sync.name_any()),
                 jiff::Timestamp::now().as_nanosecond()
             );
-            let options =
-                UpdateOptions { environment: environment.to_string(), proposal: self.proposal(settings, &local, &rev) };
+            let proposal = self.proposal(settings, &local, &rev, signing_key.clone());
+            let options = UpdateOptions { environment: environment.to_string(), proposal };
             let cx = ActionContext::new(self.redactor, &on);
             let checked = match weaver_engine::action::images::check_update(&options, Arc::clone(&registries)).await {
                 Ok(checked) => checked,
@@ -439,7 +478,7 @@ mod tests {
 
     use super::*;
     use crate::gitops::api::PushReason;
-    use crate::gitops::testing::{Fixture, NAMESPACE, condition};
+    use crate::gitops::testing::{AUTHOR, Fixture, NAMESPACE, condition, promoting};
 
     #[test]
     fn push_reasons_are_written_as_the_strings_they_were_and_a_newer_one_is_kept() {
@@ -476,22 +515,6 @@ mod tests {
         let mut kept: Vec<&str> = all.keys().map(String::as_str).collect();
         kept.sort();
         assert_eq!(kept, ["other/shop", "team/shop"]);
-    }
-
-    const AUTHOR: (&str, &str) = ("Promoter Bot", "promoter@weaver.invalid");
-
-    /// Environment `dev`, promoted from `staging` (namespace `staging`) once it has soaked `soak`,
-    /// and chart `app`'s `greeting` of each: `v1` in dev, `v2` in staging.
-    fn promoting(fixture: &Fixture, soak: &str) {
-        let release = |greeting: &str| {
-            format!("releases:\n  - name: app\n    chart: app\n    values: {{greeting: {greeting}}}\n")
-        };
-        let promotion =
-            format!("promotion:\n  from: staging\n  soakTime: {soak}\n  pins: [{{release: app, values: greeting}}]\n");
-        let dev = format!("namespace: app\ncluster: {{lockNamespace: app}}\n{promotion}{}", release("v1"));
-        fixture.source.write("environments/dev.yaml", &dev);
-        let staging = format!("namespace: staging\ncluster: {{lockNamespace: staging}}\n{}", release("v2"));
-        fixture.source.write("environments/staging.yaml", &staging);
     }
 
     /// The pushes the git server took since the last look.

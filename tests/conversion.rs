@@ -138,6 +138,19 @@ fn objects_written_at_v1alpha1_are_served_at_v1beta1_and_back_by_the_controllers
         let back = cluster.get(&alpha).unwrap();
         assert_eq!(back["status"]["imageUpdates"]["images"], json!(["prod registry.example/web none allowed"]));
 
+        // Verification set at v1beta1 has no place in v1alpha1: an update there keeps it.
+        let verify = json!({"mode": "all", "secretRef": {"name": "signers"}});
+        cluster.merge_patch(&beta_ref, &json!({"spec": {"source": {"verify": verify}}}), MANAGER);
+        let old = cluster.get(&alpha).unwrap();
+        assert!(old["spec"]["source"].get("verify").is_none(), "{:#}", old["spec"]);
+        let kept = old["metadata"]["annotations"]["weaver.example.com/v1beta1-fields"].as_str().expect("kept");
+        assert_eq!(serde_json::from_str::<Value>(kept).unwrap(), json!({"/spec/source/verify": verify}));
+        cluster.merge_patch(&alpha, &json!({"spec": {"interval": "1m"}}), MANAGER);
+        let beta = cluster.get(&beta_ref).unwrap();
+        assert_eq!((&beta["spec"]["source"]["verify"], &beta["spec"]["interval"]), (&verify, &json!("1m")));
+        let annotations = beta["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
+        assert!(!annotations.contains_key("weaver.example.com/v1beta1-fields"), "{annotations:?}");
+
         // A second replica serves the certificates the first made: the Secret is not written again.
         let version = cluster.get(&secret).unwrap()["metadata"]["resourceVersion"].clone();
         let (second, started) = serve(&cluster, &ns, Some(&served.url));

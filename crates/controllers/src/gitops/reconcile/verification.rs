@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
-use super::credentials::secret;
+use super::credentials::{fetch_reason, secret, with_secret};
 use crate::gitops::api::{EnvironmentSync, Reason, RefKind, VerifyMode};
 use crate::gitops::plan::Settings as Spec;
 use weaver_engine::action::verify::Named;
@@ -67,10 +67,15 @@ pub(crate) async fn check(
     };
     let named = format!("{kind} {value}");
     let fetched = fetched.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        if since.is_some() {
-            cache.deepen(&fetched, &request).map_err(|err| weaver_core::Error::new(err.message))?;
+    if since.is_some() {
+        let deepening = fetched.clone();
+        match tokio::task::spawn_blocking(move || cache.deepen(&deepening, &request)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err((fetch_reason(err.failure), with_secret(&err, sync, &namespace))),
+            Err(join) => return Err((Reason::GitFetchFailed, format!("the fetch of the history stopped: {join}"))),
         }
+    }
+    let checked = tokio::task::spawn_blocking(move || {
         let commit = Named { spec: &fetched.commit, what: "spec.source.ref", shown: Some(&named) };
         weaver_engine::action::verify::signed(&fetched.repository, commit, since.as_deref(), &trust)
     })

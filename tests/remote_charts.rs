@@ -671,6 +671,40 @@ fn remote_chart_syntax_errors_name_the_file_and_line() {
     );
     let err = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
     assert!(err.contains("unknown field `password`"), "{err}");
+    // Provenance checks: a keyring and verify go together, inside the repository, for chart
+    // repositories.
+    for (repository, expected) in [
+        (
+            "    url: https://charts.example.com
+    verify: true
+",
+            "environments/dev.yaml:4:10: repository `stable`: `verify: true` needs a `keyring`",
+        ),
+        (
+            "    url: https://charts.example.com
+    keyring: keys.gpg
+",
+            "environments/dev.yaml:5:14: repository `stable`: a `keyring` without `verify: true` checks nothing",
+        ),
+        (
+            "    url: https://charts.example.com
+    verify: true
+    keyring: ../keys.gpg
+",
+            "repository `stable`: keyring `../keys.gpg` is not a path inside the repository",
+        ),
+        (
+            "    url: oci://registry.example.com/charts
+    verify: true
+    keyring: keys.gpg
+",
+            "repository `stable`: `verify` is not supported for oci:// registries yet",
+        ),
+    ] {
+        repo.write("environments/dev.yaml", &environment(&format!("  - name: stable\n{repository}"), ""));
+        let err = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    }
 
     // A damaged charts.lock is an error for a release that needs it, and only then.
     repo.write("charts.lock", "charts: [oops\n");
@@ -936,6 +970,7 @@ fn the_controllers_chart_cache_evicts_the_least_recently_used_archive_that_no_re
         name: "web".into(),
         version: version.into(),
         plain_http: false,
+        keyring: None,
     };
     let data = |version: &str| &archives.iter().find(|(v, _)| v == version).unwrap().1;
     let lock = Lock {
@@ -949,6 +984,7 @@ fn the_controllers_chart_cache_evicts_the_least_recently_used_archive_that_no_re
                 url: format!("{}/web-{version}.tgz", server.url()),
                 digest: format!("sha256:{}", sha256_hex(data(version))),
                 required_by: None,
+                signed_by: None,
             })
             .collect(),
     };
@@ -983,4 +1019,127 @@ fn the_controllers_chart_cache_evicts_the_least_recently_used_archive_that_no_re
     pull(&fourth, "2.0.0");
     assert_eq!(sent.load(Ordering::SeqCst), 3);
     assert!(!cached("1.0.0") && cached("2.0.0"));
+}
+
+/// Chart `web` at `version` packaged and signed by `helm package --sign` with GnuPG key `uid`
+/// (its secret keys exported as helm reads them) into `charts`, with its `.prov`; the archive.
+fn signed_chart(
+    dir: &Path,
+    charts: &Path,
+    gpg: &weaver_test_support::signing::Gpg,
+    uid: &str,
+    version: &str,
+) -> Vec<u8> {
+    let (helm, _) = common::tools::helm().expect("helm");
+    let src = dir.join(format!("signed-{version}/web"));
+    std::fs::create_dir_all(src.join("templates")).unwrap();
+    std::fs::write(src.join("Chart.yaml"), format!("apiVersion: v2\nname: web\nversion: {version}\n")).unwrap();
+    std::fs::write(src.join("templates/configmap.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  version: {{ .Chart.Version | quote }}\n").unwrap();
+    let secring = dir.join("secring.gpg");
+    std::fs::write(&secring, gpg.run_bytes(&["--export-secret-keys"])).unwrap();
+    let out = Command::new(helm)
+        .args(["package", "--sign", "--key", uid, "--keyring"])
+        .arg(&secring)
+        .arg("-d")
+        .arg(charts)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "helm package --sign: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(charts.join(format!("web-{version}.tgz"))).unwrap()
+}
+
+#[test]
+fn a_repository_that_verifies_takes_only_charts_its_keyring_signed_and_the_lock_records_who() {
+    let helm = common::tools::helm().is_ok();
+    let gpg_missing = weaver_test_support::signing::missing(&["gpg"]);
+    if !common::interop_available("helm and gpg", helm && gpg_missing.is_none()) {
+        return;
+    }
+    let gpg = weaver_test_support::signing::Gpg::new();
+    let signer = gpg.rsa_key("Chart Signer <charts@example.com>");
+    let other = gpg.rsa_key("Mallory <mallory@example.com>");
+    let served = tempfile::tempdir().unwrap();
+    let charts = served.path().join("charts");
+    std::fs::create_dir_all(&charts).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let v1 = signed_chart(work.path(), &charts, &gpg, "Chart Signer", "1.0.0");
+    let index = |versions: &[(&str, &[u8])]| {
+        let mut index = String::from("apiVersion: v1\nentries:\n  web:\n");
+        for (version, data) in versions {
+            index.push_str(&format!(
+                "  - apiVersion: v2\n    name: web\n    version: {version}\n    digest: {}\n    urls:\n    - web-{version}.tgz\n",
+                sha256_hex(data)
+            ));
+        }
+        std::fs::write(charts.join("index.yaml"), index).unwrap();
+    };
+    index(&[("1.0.0", &v1)]);
+    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let repo = Repo::empty();
+    repo.write_bytes("keys/charts.gpg", &gpg.run_bytes(&["--export", &signer]));
+    let verified =
+        format!("  - name: stable\n    url: {}\n    verify: true\n    keyring: keys/charts.gpg\n", server.url());
+    repo.write(
+        "environments/dev.yaml",
+        &environment(&verified, "  - name: web\n    chart: stable/web\n    version: ^1.0.0\n"),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let env = [
+        ("WEAVER_CHART_CACHE", cache.path().to_str().unwrap()),
+        ("WEAVER_REPOSITORY_STABLE_USERNAME", USER),
+        ("WEAVER_REPOSITORY_STABLE_PASSWORD", PASSWORD),
+    ];
+
+    // Signed by a key of the keyring: pinned, with who signed it.
+    let out = repo.weaver_env(&["charts", "lock"], &env).success().to_string();
+    assert!(out.contains("SIGNED BY") && out.contains("Chart Signer <charts@example.com> (OpenPGP key"), "{out}");
+    let pinned = locked(&repo);
+    assert_eq!(pinned[0]["signedBy"], format!("Chart Signer <charts@example.com> (OpenPGP key {signer})"));
+    let out = repo.weaver_env(&["render", "--env", "dev"], &env).success().to_string();
+    assert_eq!(config_maps(&out)[0]["data"]["version"], "1.0.0");
+    let lock_v1 = std::fs::read_to_string(repo.path().join("charts.lock")).unwrap();
+
+    // Refused, and the lock left as it was: a version signed by another key, one changed after
+    // signing, one without a provenance file.
+    let refused = |version: &str, data: &[u8], why: &str| {
+        index(&[("1.0.0", &v1), (version, data)]);
+        let err = repo.weaver_env(&["charts", "lock", "--update"], &env).failure().to_string();
+        assert!(err.contains(&format!("web-{version}.tgz is refused: ")) && err.contains(why), "{version}: {err}");
+        assert!(err.contains("keyring keys/charts.gpg lists the keys whose charts are taken"), "{err}");
+        assert_eq!(std::fs::read_to_string(repo.path().join("charts.lock")).unwrap(), lock_v1, "{version}");
+    };
+    let by_other = signed_chart(work.path(), &charts, &gpg, "Mallory", "1.1.0");
+    // helm's signatures name their key by its id, the fingerprint's last 16 digits.
+    let other_id = &other[other.len() - 16..];
+    refused("1.1.0", &by_other, &format!("signed by OpenPGP {other_id}, a key the trust list does not hold"));
+    let v12 = signed_chart(work.path(), &charts, &gpg, "Chart Signer", "1.2.0");
+    let mut changed = v12.clone();
+    changed.extend_from_slice(b"appended after signing");
+    std::fs::write(charts.join("web-1.2.0.tgz"), &changed).unwrap();
+    refused("1.2.0", &changed, "but the archive has sha256:");
+    let v13 = signed_chart(work.path(), &charts, &gpg, "Chart Signer", "1.3.0");
+    std::fs::remove_file(charts.join("web-1.3.0.tgz.prov")).unwrap();
+    let index_v13 = || index(&[("1.0.0", &v1), ("1.3.0", &v13)]);
+    index_v13();
+    let err = repo.weaver_env(&["charts", "lock", "--update"], &env).failure().to_string();
+    assert!(err.contains("web-1.3.0.tgz.prov") && err.contains("needs its provenance file"), "{err}");
+
+    // A lock written before the repository verified: render refuses it until `charts lock`
+    // checks the provenance file and records the signer.
+    let unchecked = lock_v1.lines().filter(|l| !l.contains("signedBy")).collect::<Vec<_>>().join("\n") + "\n";
+    repo.write("charts.lock", &unchecked);
+    let err = repo.weaver_env(&["render", "--env", "dev"], &env).failure().to_string();
+    assert!(
+        err.contains("its repository says `verify: true`, but charts.lock records no check of its provenance file"),
+        "{err}"
+    );
+    index(&[("1.0.0", &v1)]);
+    repo.weaver_env(&["charts", "lock"], &env).success();
+    assert_eq!(std::fs::read_to_string(repo.path().join("charts.lock")).unwrap(), lock_v1);
+
+    // The keyring is named where it is wrong.
+    repo.write("keys/charts.gpg", "not a keyring");
+    let err = repo.weaver_env(&["charts", "lock", "--update"], &env).failure().to_string();
+    assert!(err.contains("keys/charts.gpg") && err.contains("keyring: an OpenPGP key cannot be read"), "{err}");
 }

@@ -157,6 +157,10 @@ impl Repo {
     }
 
     pub fn write(&self, path: &str, content: &str) -> &Repo {
+        self.write_bytes(path, content.as_bytes())
+    }
+
+    pub fn write_bytes(&self, path: &str, content: &[u8]) -> &Repo {
         let full = self.dir.path().join(path);
         std::fs::create_dir_all(full.parent().unwrap()).unwrap();
         std::fs::write(full, content).unwrap();

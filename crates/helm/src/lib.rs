@@ -241,21 +241,22 @@ pub fn unvendored_remote(chart: &Chart, repositories: &BTreeMap<String, Reposito
         .iter()
         .filter(|d| !chart.dependencies.iter().any(|v| v.name() == d.name))
         .filter_map(|d| {
-            let remote = |repository: &str, repository_name: Option<&str>, plain_http: bool| RemoteChart {
+            let remote = |repository: &str, found: Option<&Repository>| RemoteChart {
                 repository: repository.trim_end_matches('/').to_string(),
-                repository_name: repository_name.map(str::to_string),
+                repository_name: found.map(|r| r.name.clone()),
                 name: d.name.clone(),
                 version: d.version.clone(),
-                plain_http,
+                plain_http: found.is_some_and(|r| r.plain_http),
+                keyring: found.and_then(|r| r.keyring.clone()),
             };
             if let Some(name) = d.repository.strip_prefix('@').or_else(|| d.repository.strip_prefix("alias:")) {
                 let found = repositories.get(name)?;
-                return Some(remote(&found.url, Some(name), found.plain_http));
+                return Some(remote(&found.url, Some(found)));
             }
             ["https://", "http://", "oci://"]
                 .iter()
                 .any(|s| d.repository.starts_with(s))
-                .then(|| remote(&d.repository, None, false))
+                .then(|| remote(&d.repository, None))
         })
         .collect()
 }
@@ -467,12 +468,14 @@ mod tests {
         let files = vec![File { name: "Chart.yaml".into(), data: Arc::from(chart_yaml.as_bytes()) }];
         let chart = Chart::from_files(files, Path::new("charts/shop")).unwrap();
         let repository = |name: &str, url: &str, plain_http| {
-            (name.to_string(), Repository { name: name.into(), url: url.into(), plain_http })
+            (name.to_string(), Repository { name: name.into(), url: url.into(), plain_http, keyring: None })
         };
-        let repositories = BTreeMap::from([
+        let mut repositories = BTreeMap::from([
             repository("stable", "https://stable.example.com", false),
             repository("internal", "oci://registry.example.com/charts", true),
         ]);
+        // A repository that checks provenance passes its keyring on to the charts named through it.
+        repositories.get_mut("stable").unwrap().keyring = Some("keys/charts.gpg".into());
         let found: Vec<(String, Option<String>, String, String, bool)> = unvendored_remote(&chart, &repositories)
             .into_iter()
             .map(|r| (r.repository, r.repository_name, r.name, r.version, r.plain_http))
@@ -488,5 +491,8 @@ mod tests {
                 row("oci://registry.example.com/charts", Some("internal"), "c", "3.x", true),
             ]
         );
+        let keyrings: Vec<Option<String>> =
+            unvendored_remote(&chart, &repositories).into_iter().map(|r| r.keyring).collect();
+        assert_eq!(keyrings, [None, Some("keys/charts.gpg".to_string()), None]);
     }
 }

@@ -84,6 +84,9 @@ pub struct RemoteChart {
     pub version: String,
     /// An OCI registry served over plain HTTP (`plainHttp: true`).
     pub plain_http: bool,
+    /// Its repository's `keyring` (`verify: true`): the archive's provenance file is checked
+    /// against it when it is pinned, and a pin that was not is not rendered.
+    pub keyring: Option<String>,
 }
 
 impl RemoteChart {

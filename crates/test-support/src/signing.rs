@@ -69,6 +69,11 @@ impl Gpg {
     }
 
     pub fn run(&self, args: &[&str]) -> String {
+        String::from_utf8(self.run_bytes(args)).expect("gpg's output is UTF-8")
+    }
+
+    /// [`Gpg::run`], its output as bytes (`--export`: a binary keyring).
+    pub fn run_bytes(&self, args: &[&str]) -> Vec<u8> {
         let out = Command::new("gpg")
             .env("GNUPGHOME", self.home.path())
             .args(["--batch", "--quiet", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""])
@@ -76,12 +81,21 @@ impl Gpg {
             .output()
             .expect("run gpg");
         assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("gpg's output is UTF-8")
+        out.stdout
     }
 
     /// A new ED25519 signing key for `uid`: its fingerprint.
     pub fn key(&self, uid: &str) -> String {
-        self.run(&["--quick-gen-key", uid, "ed25519", "sign", "never"]);
+        self.key_of(uid, "ed25519")
+    }
+
+    /// A new RSA 2048 signing key for `uid` (what `helm package --sign` can use): its fingerprint.
+    pub fn rsa_key(&self, uid: &str) -> String {
+        self.key_of(uid, "rsa2048")
+    }
+
+    fn key_of(&self, uid: &str, algorithm: &str) -> String {
+        self.run(&["--quick-gen-key", uid, algorithm, "sign", "never"]);
         let listing = self.run(&["--with-colons", "--list-keys", uid]);
         let fpr = listing.lines().find_map(|line| line.strip_prefix("fpr:")).expect("a fingerprint");
         fpr.trim_matches(':').to_string()

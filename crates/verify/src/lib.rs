@@ -4,8 +4,12 @@
 //!   `allowed_signers` file, as git's `gpg.ssh.allowedSignersFile` and `ssh-keygen -Y verify`
 //!   check it: the key listed, for the namespace, at the commit's time, the signature holding;
 //! - OpenPGP (git's default) against armored public keys ([`Keyring`]).
+//!
+//! A Helm chart's provenance file is checked against a [`Keyring`] too
+//! ([`check_provenance`]).
 
 mod openpgp;
+mod provenance;
 mod signing;
 
 use std::fmt;
@@ -14,6 +18,7 @@ use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 pub use openpgp::Keyring;
+pub use provenance::check_provenance;
 pub use signing::SigningKey;
 use ssh_key::public::KeyData;
 use ssh_key::{Algorithm, EcdsaCurve, HashAlg, PublicKey, SshSig};
@@ -199,6 +204,8 @@ pub enum Refusal {
     BadSignature { key: KeyName, principals: Vec<String> },
     /// Made by a listed key that carries a revocation.
     KeyRevoked { key: KeyName, principals: Vec<String> },
+    /// Made by a listed OpenPGP key that has expired (at `at`).
+    KeyExpired { key: KeyName, principals: Vec<String>, at: Timestamp },
     /// Made by a listed key weaver cannot check (ECDSA P-384 or P-521, DSA, RSA under 2048 bits).
     UncheckableKey { key: KeyName },
 }
@@ -213,6 +220,11 @@ impl fmt::Display for Refusal {
             Refusal::KeyRevoked { key, principals } => {
                 write!(f, "it is signed by {}, which is revoked", by(key, principals))
             }
+            Refusal::KeyExpired { key, principals, at } => write!(
+                f,
+                "it is signed by {}, which expired at {at}: its holder extends it (`gpg --quick-set-expire`) and the trust list takes it again",
+                by(key, principals)
+            ),
             Refusal::Malformed(why) => write!(f, "its signature cannot be read: {why}"),
             Refusal::WrongNamespace { signed, expected } => {
                 write!(f, "its signature was made for namespace `{signed}`, not `{expected}`")
@@ -584,6 +596,29 @@ WupRMqRympZOgyBgkAk8nsOM/ebdEpX8aYf917rhHgfh0LqGDQAb+6NcnWxYQxVirxtXCn
         assert!(matches!(refusal(&bob, GIT_SIGNATURE, MESSAGE), Refusal::UntrustedKey { .. }));
         let refused = refusal(&bob, RSA_1024_SIGNATURE, MESSAGE);
         assert!(matches!(refused, Refusal::UncheckableKey { .. }), "a short key is not a changed commit: {refused:?}");
+    }
+
+    #[test]
+    fn an_openpgp_key_that_has_expired_is_refused_and_one_that_lasts_is_not() {
+        // `gpg --faked-system-time 20200101T000000 --quick-gen-key … ed25519 sign 1d`, and its
+        // signature of MESSAGE made the day it was valid; a key of 50 years and its signature.
+        let expired = include_str!("../testdata/expired_openpgp.pub.asc");
+        let expired_signature = include_str!("../testdata/expired_openpgp.sig.asc");
+        let lasting = include_str!("../testdata/lasting_openpgp.pub.asc");
+        let lasting_signature = include_str!("../testdata/lasting_openpgp.sig.asc");
+        let refusal = verify(expired, expired_signature, MESSAGE).unwrap_err();
+        let Refusal::KeyExpired { key, principals, at } = &refusal else { panic!("{refusal}") };
+        assert_eq!(
+            (key.fingerprint.as_str(), principals.as_slice(), at.to_string().as_str()),
+            (
+                "3EF3736B61A8B997713D514B6AA902B98011A878",
+                &["Old Key <old@example.com>".to_string()][..],
+                "2020-01-02T00:00:00Z"
+            )
+        );
+        assert!(refusal.to_string().contains("which expired at 2020-01-02T00:00:00Z"), "{refusal}");
+        let signer = verify(lasting, lasting_signature, MESSAGE).expect("a key that has not expired");
+        assert_eq!(signer.key.fingerprint, "F9B18524F4B3CC732B7047795980E29F95FDCDCF");
     }
 
     #[test]

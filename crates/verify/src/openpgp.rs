@@ -4,7 +4,8 @@
 
 use std::io::Cursor;
 
-use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
+use pgp::composed::{CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey};
+use pgp::packet::Signature;
 use pgp::types::KeyDetails;
 
 use crate::{KeyName, ParseError, Refusal, Signer};
@@ -19,9 +20,19 @@ impl Keyring {
     /// Reads armored public keys (one or more `PUBLIC KEY BLOCK`s); each key's self-signatures
     /// and subkey bindings must hold.
     pub fn parse(text: &str) -> Result<Keyring, ParseError> {
+        Keyring::from_bytes(text.as_bytes())
+    }
+
+    /// Reads public keys armored, or in OpenPGP's binary form (a `pubring.gpg`, as `gpg
+    /// --export` writes it and `helm --keyring` reads it).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Keyring, ParseError> {
         let error = |message: String| ParseError { line: 1, message };
-        let (keys, _) = SignedPublicKey::from_armor_many(Cursor::new(text.as_bytes()))
-            .map_err(|err| error(format!("the OpenPGP keys cannot be read: {err}")))?;
+        let armored = bytes.windows(10).any(|w| w == b"-----BEGIN");
+        let keys = match armored {
+            true => SignedPublicKey::from_armor_many(Cursor::new(bytes)).map(|(keys, _)| keys),
+            false => SignedPublicKey::from_bytes_many(Cursor::new(bytes)),
+        }
+        .map_err(|err| error(format!("the OpenPGP keys cannot be read: {err}")))?;
         let mut keyring = Vec::new();
         for key in keys {
             let key = key.map_err(|err| error(format!("an OpenPGP key cannot be read: {err}")))?;
@@ -51,8 +62,24 @@ impl Keyring {
     pub fn verify(&self, signature: &str, message: &[u8]) -> Result<Signer, Refusal> {
         let (signature, _) = DetachedSignature::from_armor_single(Cursor::new(signature.as_bytes()))
             .map_err(|err| Refusal::Malformed(err.to_string()))?;
-        let by_fingerprint = signature.signature.issuer_fingerprint();
-        let by_id = signature.signature.issuer_key_id();
+        self.verify_signature(&signature.signature, message)
+    }
+
+    /// Checks the clear-signed `text` (`-----BEGIN PGP SIGNED MESSAGE-----`, as `gpg --clearsign`
+    /// and `helm package --sign` write it); Ok holds the signer and the text that was signed.
+    pub fn verify_cleartext(&self, text: &str) -> Result<(Signer, String), Refusal> {
+        let (message, _) =
+            CleartextSignedMessage::from_string(text).map_err(|err| Refusal::Malformed(err.to_string()))?;
+        let Some(signature) = message.signatures().first() else { return Err(Refusal::Unsigned) };
+        let signer = self.verify_signature(signature, message.signed_text().as_bytes())?;
+        // What was signed, with the line ends it was written with.
+        Ok((signer, message.signed_text().replace("\r\n", "\n")))
+    }
+
+    /// Checks `signature` over `message` with the key or subkey that issued it.
+    fn verify_signature(&self, signature: &Signature, message: &[u8]) -> Result<Signer, Refusal> {
+        let by_fingerprint = signature.issuer_fingerprint();
+        let by_id = signature.issuer_key_id();
         let issuer = by_fingerprint
             .first()
             .map(|fingerprint| format!("{fingerprint:X}"))
@@ -63,11 +90,22 @@ impl Keyring {
                 || by_id.iter().any(|id| **id == key.legacy_key_id())
         };
         for key in &self.keys {
-            let verified = if issued(&key.primary_key) {
-                signature.verify(&key.primary_key, message).is_ok()
+            let primary_expiry = expiry(
+                key,
+                key.primary_key.created_at(),
+                key.details.users.iter().flat_map(|u| &u.signatures).chain(&key.details.direct_signatures),
+            );
+            let (verified, expires) = if issued(&key.primary_key) {
+                (signature.verify(&key.primary_key, message).is_ok(), primary_expiry)
             } else {
                 match key.public_subkeys.iter().find(|subkey| issued(&subkey.key)) {
-                    Some(subkey) => signature.verify(&subkey.key, message).is_ok(),
+                    Some(subkey) => {
+                        let subkey_expiry = expiry(key, subkey.key.created_at(), &subkey.signatures);
+                        (
+                            signature.verify(&subkey.key, message).is_ok(),
+                            primary_expiry.into_iter().chain(subkey_expiry).min(),
+                        )
+                    }
                     None => continue,
                 }
             };
@@ -78,10 +116,31 @@ impl Keyring {
                 _ if !key.details.revocation_signatures.is_empty() => {
                     Err(Refusal::KeyRevoked { key: key_name, principals })
                 }
+                // As GnuPG has git refuse it (EXPKEYSIG): expired now, whenever it signed.
+                true if expires.is_some_and(|at| at <= jiff::Timestamp::now()) => {
+                    Err(Refusal::KeyExpired { key: key_name, principals, at: expires.unwrap_or_default() })
+                }
                 true => Ok(Signer { principals, key: key_name }),
                 false => Err(Refusal::BadSignature { key: key_name, principals }),
             };
         }
         Err(Refusal::UntrustedKey { key: KeyName { kind: "OpenPGP".into(), fingerprint: issuer } })
     }
+}
+
+/// When a key made at `created` expires, by the newest of `signatures` that `key`'s primary key
+/// made itself (its self-signatures, or a subkey's binding): their key expiration time, none or
+/// zero for never. A key's expiry is changed by a newer self-signature (`gpg --quick-set-expire`).
+fn expiry<'s>(
+    key: &SignedPublicKey,
+    created: pgp::types::Timestamp,
+    signatures: impl IntoIterator<Item = &'s Signature>,
+) -> Option<jiff::Timestamp> {
+    let own = |signature: &&Signature| {
+        signature.issuer_fingerprint().iter().any(|f| **f == key.fingerprint())
+            || signature.issuer_key_id().iter().any(|id| **id == key.legacy_key_id())
+    };
+    let newest = signatures.into_iter().filter(own).max_by_key(|s| s.created().map(|t| t.as_secs()))?;
+    let lasts = newest.key_expiration_time().map(|d| d.as_secs()).filter(|secs| *secs > 0)?;
+    jiff::Timestamp::from_second(i64::from(created.as_secs()) + i64::from(lasts)).ok()
 }

@@ -27,7 +27,13 @@ fn format(ui: &Ui, report: &ChartsReport) -> String {
     if report.charts.is_empty() {
         return "no release names a remote chart\n".to_string();
     }
-    let mut rows = vec![["CHART", "VERSION", "DIGEST", "STATUS", "RELEASES"].map(String::from).to_vec()];
+    // Who signed each provenance file, when a repository checks them (`verify: true`).
+    let signed = report.charts.iter().any(|c| c.signed_by.is_some());
+    let mut header = ["CHART", "VERSION", "DIGEST", "STATUS", "RELEASES"].map(String::from).to_vec();
+    if signed {
+        header.push("SIGNED BY".into());
+    }
+    let mut rows = vec![header];
     for status in &report.charts {
         let outcome = match status.outcome {
             Outcome::Resolved => "resolved",
@@ -39,7 +45,11 @@ fn format(ui: &Ui, report: &ChartsReport) -> String {
             version => format!("{}@{version}", status.chart.reference()),
         };
         let digest: String = status.digest.chars().take("sha256:".len() + 12).collect();
-        rows.push(vec![asked, status.version.clone(), digest, outcome.into(), status.releases.join(",")]);
+        let mut row = vec![asked, status.version.clone(), digest, outcome.into(), status.releases.join(",")];
+        if signed {
+            row.push(status.signed_by.clone().unwrap_or_else(|| "-".into()));
+        }
+        rows.push(row);
     }
     let mut text = super::table(ui, &rows);
     if report.lock_written {

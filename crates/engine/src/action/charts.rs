@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{OnProgress, Progress, open_project};
-use weaver_core::error::{Error, Result};
+use weaver_core::error::{Error, Location, Result};
 use weaver_project::chart::RemoteChart;
 use weaver_source::charts::{Cache, ChartRef, Fetcher, LOCK_FILE, Lock, Outcome, http::Machine};
 
@@ -33,6 +33,8 @@ pub struct ChartStatus {
     pub version: String,
     pub digest: String,
     pub outcome: Outcome,
+    /// Who signed its provenance file, for a repository with `verify: true`.
+    pub signed_by: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,26 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
     let mut lock = before.clone();
     let cache = Cache::from_env(|key| std::env::var(key).ok())?;
     let mut fetcher = Fetcher::new(Machine::load(|key| std::env::var(key).ok())?, cache.clone());
+    // The keyrings of the repositories that check provenance (`verify: true`), from the
+    // repository as this commit has them.
+    let keyrings: BTreeSet<&String> =
+        repositories.values().flat_map(|r| r.values()).filter_map(|r| r.keyring.as_ref()).collect();
+    for keyring in keyrings {
+        let path = Path::new(keyring);
+        let bytes = source.read(path).map_err(|e| Error::io("read the keyring", path, e))?.ok_or_else(|| {
+            Error::at(Location::file(path), "keyring: no such file")
+                .with_help("a repository with `verify: true` names the OpenPGP public keys of its signers: `gpg --export KEY > FILE`")
+        })?;
+        let keys = weaver_verify::Keyring::from_bytes(&bytes).map_err(|e| {
+            Error::at(Location::file(path), format!("keyring: {}", e.message)).with_help(
+                "a keyring is OpenPGP public keys, binary (`gpg --export`) or armored (`gpg --armor --export`)",
+            )
+        })?;
+        if keys.is_empty() {
+            return Err(Error::at(Location::file(path), "keyring: it holds no key, so no chart can pass"));
+        }
+        fetcher.trust(keyring, keys);
+    }
     let mut charts: Vec<ChartStatus> = Vec::new();
     let mut pin = |chart: RemoteChart, releases: Vec<String>, lock: &mut Lock| -> Result<ChartStatus> {
         on(Progress::Info(format!("{} {}", if locking { "locking" } else { "fetching" }, chart.describe())));
@@ -101,8 +123,8 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
         }
         .map_err(|e| e.context(format!("chart {} (releases {})", chart.describe(), releases.join(", "))))?;
         let locked = lock.find(&chart).expect("a locked or fetched chart is in the lock");
-        let (version, digest) = (locked.version.clone(), locked.digest.clone());
-        Ok(ChartStatus { chart, releases, version, digest, outcome })
+        let (version, digest, signed_by) = (locked.version.clone(), locked.digest.clone(), locked.signed_by.clone());
+        Ok(ChartStatus { chart, releases, version, digest, outcome, signed_by })
     };
     // The subcharts that the archives of charts releases name declare and do not vendor come
     // after them (one level, as helm resolves them): they are known once the archives are cached.
@@ -190,7 +212,7 @@ mod tests {
         repo.write("environments/dev.yaml", REMOTE);
         let message = failure(fetch(&options(&repo), Heard::default().cx().on));
         let chart = "chart `stable/web` version `^1.0.0`";
-        let help = "(help: run `weaver charts lock` to resolve it and pin it)";
+        let help = "(help: run `weaver charts lock` to resolve it and pin it, then commit charts.lock)";
         assert_eq!(message, format!("{chart} (releases dev/web): {chart} is not in charts.lock {help}"));
         assert!(!repo.path().join(LOCK_FILE).exists());
     }

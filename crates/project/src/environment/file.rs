@@ -48,6 +48,10 @@ pub(super) struct RepositoryFile {
     pub(super) url: Spanned<String>,
     /// An `oci://` registry served over plain HTTP (helm's `--plain-http`).
     pub(super) plain_http: Option<bool>,
+    /// Check each chart's provenance file (helm's `--verify`) against `keyring`.
+    pub(super) verify: Option<bool>,
+    /// OpenPGP public keys (`gpg --export`, binary or armored), by path from the repository's root.
+    pub(super) keyring: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

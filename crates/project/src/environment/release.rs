@@ -243,6 +243,9 @@ pub struct Repository {
     /// Without a trailing `/`.
     pub url: String,
     pub plain_http: bool,
+    /// `verify: true`: the keyring its charts' provenance files are checked against, by path
+    /// from the repository's root.
+    pub keyring: Option<String>,
 }
 
 impl Repository {
@@ -267,7 +270,39 @@ impl Repository {
             return Err(Error::at(at, format!("repository `{}`: `plainHttp` is for oci:// registries", fields.name))
                 .with_help("a chart repository says http:// or https:// in its URL"));
         }
-        Ok(Repository { name: fields.name, url, plain_http })
+        let keyring = match (fields.verify.unwrap_or(false), fields.keyring) {
+            (false, None) => None,
+            (false, Some(keyring)) => {
+                return Err(Error::at(
+                    location(file, &keyring.referenced),
+                    format!("repository `{}`: a `keyring` without `verify: true` checks nothing", fields.name),
+                )
+                .with_help("add `verify: true` to check each chart's provenance file against it"));
+            }
+            (true, None) => {
+                return Err(Error::at(at, format!("repository `{}`: `verify: true` needs a `keyring`", fields.name))
+                    .with_help("name the OpenPGP public keys charts are signed with, by path from the repository's root: `keyring: keys/charts.gpg` (`gpg --export KEY > keys/charts.gpg`)"));
+            }
+            (true, Some(_)) if url.starts_with("oci://") => {
+                return Err(Error::at(at, format!("repository `{}`: `verify` is not supported for oci:// registries yet", fields.name))
+                    .with_help("weaver checks the provenance files of chart repositories (index.yaml); an OCI chart is pinned by its digest in charts.lock"));
+            }
+            (true, Some(keyring)) => {
+                let relative = lexical(Path::new(&keyring.value)).filter(|p| !p.as_os_str().is_empty());
+                let Some(relative) = relative.filter(|_| !Path::new(&keyring.value).is_absolute()) else {
+                    return Err(Error::at(
+                        location(file, &keyring.referenced),
+                        format!(
+                            "repository `{}`: keyring `{}` is not a path inside the repository",
+                            fields.name, keyring.value
+                        ),
+                    )
+                    .with_help("name it by its path from the repository's root: `keyring: keys/charts.gpg`"));
+                };
+                Some(relative.to_string_lossy().into_owned())
+            }
+        };
+        Ok(Repository { name: fields.name, url, plain_http, keyring })
     }
 }
 
@@ -303,12 +338,13 @@ pub(super) fn remote_chart(
         Some((reference, digest)) => (reference, Some(digest)),
         None => (chart, None),
     };
-    let (repository, name, plain_http, repository_name) = if let Some(path) = reference.strip_prefix("oci://") {
+    let (repository, name, plain_http, repository_name, keyring) = if let Some(path) = reference.strip_prefix("oci://")
+    {
         let Some((registry_path, name)) = path.rsplit_once('/').filter(|(r, n)| !r.is_empty() && is_plain_name(n))
         else {
             return bad(format!("`chart: {chart}` is not an OCI chart reference"), "write oci://host/path/chart");
         };
-        (format!("oci://{registry_path}"), name, false, None)
+        (format!("oci://{registry_path}"), name, false, None, None)
     } else if let Some((repository, name)) = reference.split_once('/')
         && is_plain_name(repository)
     {
@@ -328,7 +364,7 @@ pub(super) fn remote_chart(
         if !is_plain_name(name) {
             return bad(format!("`chart: {chart}`: `{name}` is not a chart name"), "write <repository>/<chart>");
         }
-        (found.url.clone(), name, found.plain_http, Some(found.name.clone()))
+        (found.url.clone(), name, found.plain_http, Some(found.name.clone()), found.keyring.clone())
     } else {
         return Ok(None);
     };
@@ -361,7 +397,7 @@ pub(super) fn remote_chart(
         }
         (None, None) => String::new(),
     };
-    Ok(Some(RemoteChart { repository, repository_name, name: name.to_string(), version, plain_http }))
+    Ok(Some(RemoteChart { repository, repository_name, name: name.to_string(), version, plain_http, keyring }))
 }
 
 pub(super) fn parse_patch(file: &Path, spanned: Spanned<PatchFile>) -> Result<Patch> {

@@ -46,6 +46,10 @@ pub struct LockedChart {
     /// before it was kept, where any remote chart's archive may declare the entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_by: Option<Vec<ChartRef>>,
+    /// Who signed its provenance file (`Name <email> (OpenPGP key FINGERPRINT)`), checked when
+    /// it was pinned, for a repository with `verify: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 impl LockedChart {
@@ -212,10 +216,7 @@ impl Cache {
 /// its files are shown under (`<reference>-<version>.tgz`). `user` says who needs it (`release
 /// `web``) for messages; every error says which command fixes it.
 pub fn cached_archive(lock: &Lock, cache: &Cache, user: &str, chart: &RemoteChart) -> Result<(Vec<u8>, PathBuf)> {
-    let Some(locked) = lock.find(chart) else {
-        return Err(Error::new(format!("chart {} of {user} is not in {LOCK_FILE}", chart.describe()))
-            .with_help("run `weaver charts lock` to resolve it and pin it, then commit charts.lock"));
-    };
+    let locked = pinned(lock, user, chart)?;
     let origin = PathBuf::from(format!("{}-{}.tgz", chart.reference(), locked.version));
     match cache.read(&locked.digest)? {
         Some(Ok(data)) => Ok((data, origin)),
@@ -237,6 +238,26 @@ pub fn cached_archive(lock: &Lock, cache: &Cache, user: &str, chart: &RemoteChar
         ))
         .with_help("the cached file is damaged or was changed: run `weaver charts fetch` to pull it again")),
     }
+}
+
+/// The lock's entry for `chart` (of `user`, for messages; empty when the caller names it): an
+/// error when the lock has none, or when the chart's repository checks provenance (`verify:
+/// true`) and the entry records no check, as a lock written before it was asked for.
+pub fn pinned<'l>(lock: &'l Lock, user: &str, chart: &RemoteChart) -> Result<&'l LockedChart> {
+    let of = if user.is_empty() { String::new() } else { format!(" of {user}") };
+    let Some(locked) = lock.find(chart) else {
+        return Err(Error::new(format!("chart {}{of} is not in {LOCK_FILE}", chart.describe()))
+            .with_help("run `weaver charts lock` to resolve it and pin it, then commit charts.lock"));
+    };
+    if chart.keyring.is_some() && locked.signed_by.is_none() {
+        return Err(Error::new(format!(
+            "chart {} {}{of}: its repository says `verify: true`, but {LOCK_FILE} records no check of its provenance file",
+            chart.describe(),
+            locked.version
+        ))
+        .with_help("run `weaver charts lock` to check its provenance file and record who signed it, then commit charts.lock"));
+    }
+    Ok(locked)
 }
 
 /// Where a render's remote charts come from.
@@ -289,11 +310,13 @@ pub struct Fetcher {
     cache: Cache,
     connections: HashMap<String, http::Connection>,
     indexes: HashMap<String, repository::Index>,
+    /// By path: see [`Fetcher::trust`].
+    keyrings: HashMap<String, weaver_verify::Keyring>,
 }
 
 impl Fetcher {
     pub fn new(machine: http::Machine, cache: Cache) -> Fetcher {
-        Fetcher { machine, cache, connections: HashMap::new(), indexes: HashMap::new() }
+        Fetcher { machine, cache, connections: HashMap::new(), indexes: HashMap::new(), keyrings: HashMap::new() }
     }
 
     fn connection(&mut self, chart: &RemoteChart) -> Result<&mut http::Connection> {
@@ -309,8 +332,16 @@ impl Fetcher {
     /// Pins `chart` in `lock`: kept when pinned already (unless `update`), else resolved again;
     /// either way its archive ends in the cache, verified.
     pub fn lock(&mut self, lock: &mut Lock, chart: &RemoteChart, update: bool) -> Result<Outcome> {
-        if !update && lock.find(chart).is_some() {
-            return self.fetch(lock, chart);
+        match lock.find(chart).cloned() {
+            // Pinned before its repository checked provenance: checked now, and recorded.
+            Some(mut locked) if !update && chart.keyring.is_some() && locked.signed_by.is_none() => {
+                let outcome = self.pull(chart, &locked)?;
+                locked.signed_by = self.provenance(chart, &locked.url, &locked.digest)?;
+                lock.insert(locked);
+                return Ok(outcome);
+            }
+            Some(_) if !update => return self.fetch(lock, chart),
+            _ => {}
         }
         let (locked, data) = if chart.is_oci() {
             oci::resolve(self.connection(chart)?, chart)?
@@ -355,11 +386,42 @@ impl Fetcher {
             name: chart.name.clone(),
             constraint: chart.version.clone(),
             version: entry.version.clone(),
+            signed_by: self.provenance(chart, &url, &digest)?,
             url,
             digest,
             required_by: None,
         };
         Ok((locked, data))
+    }
+
+    /// With `keyring` (`trust`), the keys the provenance files of the charts of its repositories
+    /// (`verify: true`) are checked against.
+    pub fn trust(&mut self, keyring: &str, keys: weaver_verify::Keyring) {
+        self.keyrings.insert(keyring.to_string(), keys);
+    }
+
+    /// Who signed the provenance file of `chart`'s archive at `url`, whose digest is `digest`,
+    /// when its repository checks them (`verify: true`), as `helm --verify` checks one: fetched
+    /// from `<url>.prov` and checked against the repository's keyring.
+    fn provenance(&mut self, chart: &RemoteChart, url: &str, digest: &str) -> Result<Option<String>> {
+        let Some(keyring) = &chart.keyring else { return Ok(None) };
+        let prov_url = format!("{url}.prov");
+        let connection = self.connection(chart)?;
+        let response = connection.get(&prov_url, "application/octet-stream, text/plain, */*")?;
+        if response.status != 200 {
+            return Err(connection.status_error(&prov_url, &response).with_help(format!(
+                "repository {} says `verify: true`: each archive needs its provenance file (`helm package --sign`) beside it",
+                chart.repository
+            )));
+        }
+        let keys = self.keyrings.get(keyring).ok_or_else(|| Error::new(format!("keyring {keyring} was not read")))?;
+        let text = String::from_utf8(response.body).map_err(|_| Error::new(format!("{prov_url} is not text")))?;
+        let name = url.rsplit('/').next().unwrap_or(url);
+        let signer = weaver_verify::check_provenance(keys, &text, name, digest).map_err(|why| {
+            Error::new(format!("{url} is refused: {why}"))
+                .with_help(format!("keyring {keyring} lists the keys whose charts are taken; nothing was locked"))
+        })?;
+        Ok(Some(signer.to_string()))
     }
 
     fn download(&mut self, chart: &RemoteChart, url: &str) -> Result<Vec<u8>> {
@@ -374,12 +436,18 @@ impl Fetcher {
     /// Puts the archive `lock` pins for `chart` in the cache, unless it is there intact; a
     /// download whose digest is not the pinned one is an error and is not stored.
     pub fn fetch(&mut self, lock: &Lock, chart: &RemoteChart) -> Result<Outcome> {
-        let Some(locked) = lock.find(chart).cloned() else {
-            return Err(Error::new(format!("chart {} is not in {LOCK_FILE}", chart.describe()))
-                .with_help("run `weaver charts lock` to resolve it and pin it"));
-        };
+        let locked = pinned(lock, "", chart)?.clone();
+        self.pull(chart, &locked)
+    }
+
+    /// [`Fetcher::fetch`] of the pin `locked`.
+    fn pull(&mut self, chart: &RemoteChart, locked: &LockedChart) -> Result<Outcome> {
         if let Some(Ok(_)) = self.cache.read(&locked.digest)? {
             return Ok(Outcome::Cached);
+        }
+        // A pull checks the provenance file again, as `helm pull --verify` does.
+        if locked.signed_by.is_some() {
+            self.provenance(chart, &locked.url, &locked.digest)?;
         }
         let data = if chart.is_oci() {
             oci::blob(self.connection(chart)?, chart, &locked.digest)?

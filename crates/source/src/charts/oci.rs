@@ -129,6 +129,7 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
         url: format!("{}/{}@{manifest_digest}", chart.repository, chart.name),
         digest: layer.digest.clone(),
         required_by: None,
+        signed_by: None,
     };
     Ok((locked, data))
 }
@@ -765,6 +766,7 @@ mod tests {
             name: "web".into(),
             version: String::new(),
             plain_http: true,
+            keyring: None,
         };
         let mut connection = Connection::open(&machine, &repository, None, &location(&chart).0).unwrap();
         let started = Instant::now();

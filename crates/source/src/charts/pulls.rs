@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::{Cache, Fetcher, Lock, cached_archive, http};
+use super::{Cache, Fetcher, Lock, cached_archive, http, pinned};
 use crate::budget::{Budget, Flights, Kind, Lease, lock as locked_state};
 use weaver_core::error::{Error, Result};
 use weaver_project::chart::RemoteChart;
@@ -93,13 +93,11 @@ impl Pulls {
 
     /// As [`cached_archive`], pulling what the cache lacks first.
     pub fn archive(&self, lock: &Lock, user: &str, chart: &RemoteChart) -> Result<(Vec<u8>, PathBuf)> {
-        if let Some(locked) = lock.find(chart) {
-            let digest = &locked.digest;
-            // Not held while pulling: the run's other charts pull meanwhile.
-            if !locked_state(&self.held).contains_key(digest) {
-                let lease = self.cache.pull(lock, chart, digest).map_err(|e| e.context(user))?;
-                locked_state(&self.held).insert(digest.clone(), lease);
-            }
+        let digest = &pinned(lock, user, chart)?.digest;
+        // Not held while pulling: the run's other charts pull meanwhile.
+        if !locked_state(&self.held).contains_key(digest) {
+            let lease = self.cache.pull(lock, chart, digest).map_err(|e| e.context(user))?;
+            locked_state(&self.held).insert(digest.clone(), lease);
         }
         cached_archive(lock, &self.cache.cache, user, chart)
     }

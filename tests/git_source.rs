@@ -882,4 +882,12 @@ fn a_first_fetch_takes_the_commit_alone_and_a_deepened_mirror_keeps_whole_histor
     assert_eq!((again.commit.as_str(), again.transferred), (newest.as_str(), true));
     assert_eq!(history(&again.repository, &again.commit), 6);
     assert!(!Repository::open_bare(&again.repository).unwrap().is_shallow());
+
+    // A commit no ref names (`ref.commit`), in a mirror of its own: deepened all the same.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = GitCache::new(other_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
+    let by_id = request(&url, GitRef::Commit(served.commits[2].to_string()));
+    let fetched = other.fetch(&by_id).unwrap();
+    other.deepen(&fetched, &by_id).unwrap();
+    assert_eq!(history(&fetched.repository, &fetched.commit), 3, "c0..c2");
 }

@@ -348,3 +348,44 @@ pub fn provenance(root: &Path, rev: Option<&str>) -> Result<Option<Provenance>> 
 fn git_error(action: &str, err: &git2::Error) -> Error {
     Error::new(format!("git: cannot {action}: {}", err.message()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit of an empty tree on `parents`, with `message`.
+    fn commit(repo: &Repository, message: &str, parents: &[Oid]) -> Oid {
+        let signature = git2::Signature::new("t", "t@weaver.invalid", &git2::Time::new(1_700_000_000, 0)).unwrap();
+        let tree = repo.find_tree(repo.treebuilder(None).unwrap().write().unwrap()).unwrap();
+        let parents: Vec<git2::Commit> = parents.iter().map(|p| repo.find_commit(*p).unwrap()).collect();
+        let parents: Vec<&git2::Commit> = parents.iter().collect();
+        repo.commit(None, &signature, &signature, message, &tree, &parents).unwrap()
+    }
+
+    #[test]
+    fn the_commits_since_another_are_a_merges_both_sides_bounded_and_named_by_their_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let base = commit(&repo, "base", &[]);
+        let main = commit(&repo, "main", &[base]);
+        let side = commit(&repo, "side", &[base]);
+        let merge = commit(&repo, "merge", &[main, side]);
+        let git = GitRepo::open(dir.path()).unwrap();
+        let head = git.resolve(&merge.to_string(), "--rev").unwrap();
+
+        let since = git.commits_since(&head, &base.to_string(), 3).unwrap();
+        let mut found: Vec<Oid> = since.iter().map(|r| r.commit).collect();
+        found.sort();
+        let mut expected = vec![merge, main, side];
+        expected.sort();
+        assert_eq!(found, expected, "the merge, and each side's commit");
+        let range = format!("in {}..{}", &base.to_string()[..8], &merge.to_string()[..8]);
+        assert!(since.iter().all(|r| r.spec == range), "{since:?}");
+        assert!(git.commits_since(&head, &merge.to_string(), 3).unwrap().is_empty());
+
+        let err = git.commits_since(&head, &base.to_string(), 2).unwrap_err();
+        assert!(err.message.contains("there are more than 2 commits from"), "{err}");
+        let err = git.commits_since(&head, "0123456789abcdef0123456789abcdef01234567", 3).unwrap_err();
+        assert!(err.message.contains("cannot list the commits from 01234567 to commit"), "{err}");
+    }
+}

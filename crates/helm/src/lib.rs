@@ -253,10 +253,13 @@ pub fn unvendored_remote(chart: &Chart, repositories: &BTreeMap<String, Reposito
                 let found = repositories.get(name)?;
                 return Some(remote(&found.url, Some(found)));
             }
+            // A URL a repository of `repositories` has takes its checks (`verify: true`), as
+            // helm's `--verify` covers dependencies; not its name, credentials go by URL.
+            let by_url = repositories.values().find(|r| r.url == d.repository.trim_end_matches('/'));
             ["https://", "http://", "oci://"]
                 .iter()
                 .any(|s| d.repository.starts_with(s))
-                .then(|| remote(&d.repository, None))
+                .then(|| RemoteChart { keyring: by_url.and_then(|r| r.keyring.clone()), ..remote(&d.repository, None) })
         })
         .collect()
 }
@@ -494,5 +497,10 @@ mod tests {
         let keyrings: Vec<Option<String>> =
             unvendored_remote(&chart, &repositories).into_iter().map(|r| r.keyring).collect();
         assert_eq!(keyrings, [None, Some("keys/charts.gpg".to_string()), None]);
+        // Named by the URL of that repository, a dependency takes its keyring too.
+        repositories.get_mut("stable").unwrap().url = "https://charts.example.com".into();
+        let keyrings: Vec<Option<String>> =
+            unvendored_remote(&chart, &repositories).into_iter().map(|r| r.keyring).collect();
+        assert_eq!(keyrings, [Some("keys/charts.gpg".to_string()), Some("keys/charts.gpg".to_string()), None]);
     }
 }

@@ -247,17 +247,31 @@ impl GitCache {
         url: SourceUrl,
         request: &FetchRequest,
     ) -> Result<(), FetchError> {
-        if !repo.is_shallow() || !fetched.reference.starts_with("refs/") {
+        if !repo.is_shallow() {
             return Ok(());
         }
-        let reference = GitRef::Branch(fetched.reference.clone());
+        let by_ref = fetched.reference.starts_with("refs/");
+        let reference = match by_ref {
+            true => GitRef::Branch(fetched.reference.clone()),
+            false => GitRef::Commit(fetched.reference.clone()),
+        };
         let deepening = Arc::new(self.session(url, &FetchRequest { reference, ..request.clone() }));
         let _entered = transport::enter(deepening.clone());
         let mut remote = repo.remote_anonymous(&deepening.url.display()).map_err(|e| classify(&deepening, &e))?;
-        let mut options = FetchOptions::new();
-        options.download_tags(AutotagOption::None).update_fetchhead(false).depth(i32::MAX);
-        let refspec = format!("+{0}:{0}", fetched.reference);
-        remote.fetch(&[refspec], Some(&mut options), None).map_err(|e| classify(&deepening, &e))?;
+        let mut fetch = |refspecs: &[String]| {
+            let mut options = FetchOptions::new();
+            options.download_tags(AutotagOption::None).update_fetchhead(false).depth(i32::MAX);
+            remote.fetch(refspecs, Some(&mut options), None)
+        };
+        let deepened = match by_ref {
+            true => fetch(&[format!("+{0}:{0}", fetched.reference)]),
+            // A commit no ref names (`ref.commit`): by its id where the server allows it, else
+            // every branch and tag, whole, as its fetch did.
+            false => fetch(&[format!("+{0}:refs/weaver/commits/{0}", fetched.reference)]).or_else(|_| {
+                fetch(&["+refs/heads/*:refs/heads/*".to_string(), "+refs/tags/*:refs/tags/*".to_string()])
+            }),
+        };
+        deepened.map_err(|e| classify(&deepening, &e))?;
         self.budget.used(&fetched.repository, Some(disk_usage(&fetched.repository)));
         Ok(())
     }

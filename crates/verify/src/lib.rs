@@ -62,6 +62,11 @@ impl TrustList {
         }
     }
 
+    /// The OpenPGP keys of `keyring`.
+    pub fn of_keyring(keyring: Keyring) -> TrustList {
+        TrustList { openpgp: keyring, ..TrustList::default() }
+    }
+
     /// This list and `other`'s keys.
     pub fn with(mut self, other: TrustList) -> TrustList {
         self.ssh.entries.extend(other.ssh.entries);
@@ -619,6 +624,18 @@ WupRMqRympZOgyBgkAk8nsOM/ebdEpX8aYf917rhHgfh0LqGDQAb+6NcnWxYQxVirxtXCn
         assert!(refusal.to_string().contains("which expired at 2020-01-02T00:00:00Z"), "{refusal}");
         let signer = verify(lasting, lasting_signature, MESSAGE).expect("a key that has not expired");
         assert_eq!(signer.key.fingerprint, "F9B18524F4B3CC732B7047795980E29F95FDCDCF");
+    }
+
+    #[test]
+    fn a_signing_subkey_revoked_after_it_signed_refuses_what_it_signed() {
+        // A certify-only primary key whose ED25519 signing subkey signed MESSAGE, then was
+        // revoked (`gpg --edit-key … key 1 revkey`).
+        let public = include_str!("../testdata/revoked_subkey.pub.asc");
+        let signature = include_str!("../testdata/revoked_subkey.sig.asc");
+        let refusal = verify(public, signature, MESSAGE).unwrap_err();
+        let Refusal::KeyRevoked { key, principals } = &refusal else { panic!("{refusal}") };
+        assert_eq!(key.fingerprint, "A17AE6313CEF05ACBA223A2CBB6A2A187F07C555");
+        assert_eq!(principals, &["Sub Key <sub@example.com>".to_string()]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::io::Cursor;
 
 use pgp::composed::{CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey};
-use pgp::packet::Signature;
+use pgp::packet::{Signature, SignatureType};
 use pgp::types::KeyDetails;
 
 use crate::{KeyName, ParseError, Refusal, Signer};
@@ -42,6 +42,11 @@ impl Keyring {
             keyring.push(key);
         }
         Ok(Keyring { keys: keyring })
+    }
+
+    /// A keyring of `key` alone.
+    pub fn of(key: SignedPublicKey) -> Keyring {
+        Keyring { keys: vec![key] }
     }
 
     /// This keyring and `other`'s keys.
@@ -90,21 +95,22 @@ impl Keyring {
                 || by_id.iter().any(|id| **id == key.legacy_key_id())
         };
         for key in &self.keys {
-            let primary_expiry = expiry(
-                key,
-                key.primary_key.created_at(),
-                key.details.users.iter().flat_map(|u| &u.signatures).chain(&key.details.direct_signatures),
-            );
-            let (verified, expires) = if issued(&key.primary_key) {
-                (signature.verify(&key.primary_key, message).is_ok(), primary_expiry)
+            let certifications =
+                key.details.users.iter().flat_map(|u| &u.signatures).chain(&key.details.direct_signatures);
+            let primary_expiry = expiry(key, key.primary_key.created_at(), certifications, &CERTIFICATIONS);
+            let (verified, expires, subkey_revoked) = if issued(&key.primary_key) {
+                (signature.verify(&key.primary_key, message).is_ok(), primary_expiry, false)
             } else {
                 match key.public_subkeys.iter().find(|subkey| issued(&subkey.key)) {
                     Some(subkey) => {
-                        let subkey_expiry = expiry(key, subkey.key.created_at(), &subkey.signatures);
-                        (
-                            signature.verify(&subkey.key, message).is_ok(),
-                            primary_expiry.into_iter().chain(subkey_expiry).min(),
-                        )
+                        let binding = [SignatureType::SubkeyBinding];
+                        let subkey_expiry = expiry(key, subkey.key.created_at(), &subkey.signatures, &binding);
+                        let revoked = subkey
+                            .signatures
+                            .iter()
+                            .any(|s| s.typ() == Some(SignatureType::SubkeyRevocation) && issued_by(s, key));
+                        let expires = primary_expiry.into_iter().chain(subkey_expiry).min();
+                        (signature.verify(&subkey.key, message).is_ok(), expires, revoked)
                     }
                     None => continue,
                 }
@@ -113,7 +119,7 @@ impl Keyring {
             let principals = principals.collect();
             let key_name = KeyName { kind: "OpenPGP".into(), fingerprint: format!("{:X}", key.fingerprint()) };
             return match verified {
-                _ if !key.details.revocation_signatures.is_empty() => {
+                _ if !key.details.revocation_signatures.is_empty() || subkey_revoked => {
                     Err(Refusal::KeyRevoked { key: key_name, principals })
                 }
                 // As GnuPG has git refuse it (EXPKEYSIG): expired now, whenever it signed.
@@ -128,19 +134,34 @@ impl Keyring {
     }
 }
 
-/// When a key made at `created` expires, by the newest of `signatures` that `key`'s primary key
-/// made itself (its self-signatures, or a subkey's binding): their key expiration time, none or
-/// zero for never. A key's expiry is changed by a newer self-signature (`gpg --quick-set-expire`).
+/// When a key made at `created` expires, by the newest of `signatures` of the types `kinds`
+/// that `key`'s primary key made itself (its self-certifications of user IDs or direct-key
+/// signature, or a subkey's binding): their key expiration time, none or zero for never. A key's
+/// expiry is changed by a newer self-signature (`gpg --quick-set-expire`).
 fn expiry<'s>(
     key: &SignedPublicKey,
     created: pgp::types::Timestamp,
     signatures: impl IntoIterator<Item = &'s Signature>,
+    kinds: &[SignatureType],
 ) -> Option<jiff::Timestamp> {
-    let own = |signature: &&Signature| {
-        signature.issuer_fingerprint().iter().any(|f| **f == key.fingerprint())
-            || signature.issuer_key_id().iter().any(|id| **id == key.legacy_key_id())
-    };
+    let own =
+        |signature: &&Signature| signature.typ().is_some_and(|typ| kinds.contains(&typ)) && issued_by(signature, key);
     let newest = signatures.into_iter().filter(own).max_by_key(|s| s.created().map(|t| t.as_secs()))?;
     let lasts = newest.key_expiration_time().map(|d| d.as_secs()).filter(|secs| *secs > 0)?;
     jiff::Timestamp::from_second(i64::from(created.as_secs()) + i64::from(lasts)).ok()
 }
+
+/// Whether `key`'s primary key issued `signature`.
+fn issued_by(signature: &Signature, key: &SignedPublicKey) -> bool {
+    signature.issuer_fingerprint().iter().any(|f| **f == key.fingerprint())
+        || signature.issuer_key_id().iter().any(|id| **id == key.legacy_key_id())
+}
+
+/// The self-signatures that say when a primary key expires.
+const CERTIFICATIONS: [SignatureType; 5] = [
+    SignatureType::CertGeneric,
+    SignatureType::CertPersona,
+    SignatureType::CertCasual,
+    SignatureType::CertPositive,
+    SignatureType::Key,
+];

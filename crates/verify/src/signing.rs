@@ -11,7 +11,7 @@ use pgp::crypto::hash::HashAlgorithm;
 use pgp::types::{KeyDetails, Password};
 use ssh_key::{HashAlg, LineEnding, PrivateKey};
 
-use crate::{GIT_NAMESPACE, KeyName, describe};
+use crate::{GIT_NAMESPACE, KeyName, Keyring, TrustList, describe};
 
 /// A private key commits are signed with. Its `Debug` names the key, never its secret.
 pub struct SigningKey {
@@ -49,11 +49,23 @@ impl SigningKey {
                         remove it (`ssh-keygen -p -N ''`); the Secret protects the key"
                 .into());
         }
+        let public = key.public_key().to_openssh().map_err(|_| "the OpenSSH key's public half cannot be written")?;
         let name = describe(key.public_key());
         let signing = SigningKey { kind: Kind::Ssh(Box::new(key)), name };
-        // A key of a kind that cannot sign says so now, not at the first commit.
-        signing.sign(b"")?;
-        Ok(signing)
+        signing.checked_by(TrustList::parse(&format!("weaver {public}")).map_err(|e| e.message)?)
+    }
+
+    /// This key, once a signature it makes passes a trust list of its own public half: a key
+    /// that cannot sign, or whose signatures weaver would refuse (a kind it cannot check, an
+    /// expired or revoked OpenPGP key), says so now, not at the next reader of its commits.
+    fn checked_by(self, own: TrustList) -> Result<SigningKey, String> {
+        let commit = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n";
+        let signature = self.sign(commit)?;
+        let now = jiff::Timestamp::now();
+        match own.verify(GIT_NAMESPACE, Some(signature.as_bytes()), commit, now) {
+            Ok(_) => Ok(self),
+            Err(refusal) => Err(format!("what the key {} signs would be refused: {refusal}", self.name)),
+        }
     }
 
     /// The key, as messages name it.
@@ -101,6 +113,7 @@ fn openpgp(text: &str) -> Result<SigningKey, String> {
     let (key, _) = SignedSecretKey::from_armor_single(Cursor::new(text.as_bytes()))
         .map_err(|_| "the OpenPGP secret key cannot be read")?;
     let name = KeyName { kind: "OpenPGP".into(), fingerprint: format!("{:X}", key.fingerprint()) };
+    let own = TrustList::of_keyring(Keyring::of(key.to_public_key()));
     let signing = SigningKey { kind: Kind::OpenPgp(Box::new(key)), name };
     signing.sign(b"").map_err(|_| {
         format!(
@@ -109,7 +122,7 @@ fn openpgp(text: &str) -> Result<SigningKey, String> {
             signing.name
         )
     })?;
-    Ok(signing)
+    signing.checked_by(own)
 }
 
 #[cfg(test)]
@@ -126,6 +139,10 @@ mod tests {
     const OPENPGP_KEY: &str = include_str!("../testdata/signer_openpgp.sec.asc");
     const OPENPGP_PUBLIC: &str = include_str!("../testdata/signer_openpgp.pub.asc");
     const ENCRYPTED_SSH_KEY: &str = include_str!("../testdata/encrypted_ed25519");
+    const P384_KEY: &str = include_str!("../testdata/signer_p384");
+    const RSA_1024_KEY: &str = include_str!("../testdata/signer_rsa1024");
+    /// The expired key of `crate::tests`' expiry case, its secret half.
+    const EXPIRED_OPENPGP_KEY: &str = include_str!("../testdata/expired_openpgp.sec.asc");
 
     const COMMIT: &[u8] = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\
                             author Bot <bot@example.com> 1700000000 +0000\n\
@@ -166,6 +183,16 @@ mod tests {
         let refused = |text: &str| SigningKey::parse(text).expect_err("refused");
         assert!(refused(ENCRYPTED_SSH_KEY).contains("passphrase"), "{}", refused(ENCRYPTED_SSH_KEY));
         assert!(refused(SSH_PUBLIC).contains("no OpenSSH private key"));
+        // A key that cannot sign here, or whose signatures weaver would refuse, is refused.
+        for key in [P384_KEY, RSA_1024_KEY] {
+            assert!(refused(key).contains("cannot sign"), "{}", refused(key));
+        }
+        let expired = refused(EXPIRED_OPENPGP_KEY);
+        assert!(
+            expired.contains("would be refused: it is signed by OpenPGP 3EF3736B")
+                && expired.contains("expired at 2020-01-02"),
+            "{expired}"
+        );
         let garbled = SSH_KEY.replace("AAAA", "ZZZZ");
         for text in [garbled.as_str(), &OPENPGP_KEY.replace("l", "L")] {
             let message = refused(text);

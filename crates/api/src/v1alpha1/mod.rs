@@ -13,7 +13,8 @@
 //! - EnvironmentSync `spec.source.verify` and the `signingKey` of `spec.promotion` and
 //!   `spec.imageUpdates` are new. `v1alpha1`'s frozen schema has no place for them, so down to
 //!   it they are kept in the annotation [`V1BETA1_FIELDS`] and up from it put back: an update
-//!   through `v1alpha1` never turns a verification off by leaving out what it cannot say.
+//!   through `v1alpha1` that keeps the object's metadata (an edit, a patch, an apply) never
+//!   turns a verification off by leaving out what it cannot say.
 //!
 //! Everything else is equal in both. A conversion is lossless both ways for every value the
 //! controller writes; a sentence of `v1alpha1` that does not follow the form the controller
@@ -126,15 +127,7 @@ fn newer_fields_down(object: &mut Value) {
 /// The fields the annotation [`V1BETA1_FIELDS`] keeps, put back where the object still has
 /// their parent and has not set them itself, and the annotation removed.
 fn newer_fields_up(object: &mut Value) {
-    let Some(annotations) = object.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) else {
-        return;
-    };
-    let Some(kept) = annotations.remove(V1BETA1_FIELDS) else { return };
-    if annotations.is_empty()
-        && let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut)
-    {
-        metadata.remove("annotations");
-    }
+    let Some(kept) = remove_annotation(object) else { return };
     let kept: Map<String, Value> = kept.as_str().and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default();
     for (pointer, value) in kept {
         let Some((parent, field)) = pointer.rsplit_once('/').filter(|_| NEWER_FIELDS.contains(&pointer.as_str()))
@@ -145,6 +138,19 @@ fn newer_fields_up(object: &mut Value) {
             parent.entry(field).or_insert(value);
         }
     }
+}
+
+/// Removes the annotation [`V1BETA1_FIELDS`] (and the annotations, when it was the only one):
+/// what it held.
+fn remove_annotation(object: &mut Value) -> Option<Value> {
+    let annotations = object.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut)?;
+    let kept = annotations.remove(V1BETA1_FIELDS)?;
+    if annotations.is_empty()
+        && let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        metadata.remove("annotations");
+    }
+    Some(kept)
 }
 
 /// The sentences of `v1alpha1` as `v1beta1`'s objects.

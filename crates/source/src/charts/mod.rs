@@ -405,18 +405,26 @@ impl Fetcher {
     /// from `<url>.prov` and checked against the repository's keyring.
     fn provenance(&mut self, chart: &RemoteChart, url: &str, digest: &str) -> Result<Option<String>> {
         let Some(keyring) = &chart.keyring else { return Ok(None) };
+        if !self.keyrings.contains_key(keyring) {
+            return Err(Error::new(format!("keyring {keyring} was not read")));
+        }
         let prov_url = format!("{url}.prov");
         let connection = self.connection(chart)?;
         let response = connection.get(&prov_url, "application/octet-stream, text/plain, */*")?;
-        if response.status != 200 {
+        if response.status == 404 {
             return Err(connection.status_error(&prov_url, &response).with_help(format!(
                 "repository {} says `verify: true`: each archive needs its provenance file (`helm package --sign`) beside it",
                 chart.repository
             )));
         }
-        let keys = self.keyrings.get(keyring).ok_or_else(|| Error::new(format!("keyring {keyring} was not read")))?;
+        if response.status != 200 {
+            return Err(connection.status_error(&prov_url, &response));
+        }
+        let keys = &self.keyrings[keyring];
         let text = String::from_utf8(response.body).map_err(|_| Error::new(format!("{prov_url} is not text")))?;
-        let name = url.rsplit('/').next().unwrap_or(url);
+        // The archive's file name, as helm takes it: the URL path's last part.
+        let path = url.split(['?', '#']).next().unwrap_or(url);
+        let name = path.rsplit('/').next().unwrap_or(path);
         let signer = weaver_verify::check_provenance(keys, &text, name, digest).map_err(|why| {
             Error::new(format!("{url} is refused: {why}"))
                 .with_help(format!("keyring {keyring} lists the keys whose charts are taken; nothing was locked"))
@@ -445,8 +453,11 @@ impl Fetcher {
         if let Some(Ok(_)) = self.cache.read(&locked.digest)? {
             return Ok(Outcome::Cached);
         }
-        // A pull checks the provenance file again, as `helm pull --verify` does.
-        if locked.signed_by.is_some() {
+        // A pull checks the provenance file again, as `helm pull --verify` does, where the
+        // keyring was read (`charts fetch`); the controller's pulls, which read no keyring, take
+        // the archive the lock pins by its digest, the check being the lock's.
+        let keyring_read = chart.keyring.as_ref().is_some_and(|k| self.keyrings.contains_key(k));
+        if locked.signed_by.is_some() && keyring_read {
             self.provenance(chart, &locked.url, &locked.digest)?;
         }
         let data = if chart.is_oci() {

@@ -12,10 +12,13 @@ use crate::gitops::api::{EnvironmentSync, Reason, RefKind, VerifyMode};
 use crate::gitops::plan::Settings as Spec;
 use weaver_engine::action::verify::Named;
 use weaver_source::{FetchRequest, Fetched, GitCache};
-use weaver_verify::{SigningKey, TrustList};
+use weaver_verify::{Keyring, SigningKey, TrustList};
 
-/// The trust list of `spec.source.verify`: every value of its Secret, each an `allowed_signers`
-/// file or armored OpenPGP public keys.
+/// The trust list of `spec.source.verify`: the Secret's `allowed_signers` (SSH keys) and its
+/// values named `*.asc` or `*.gpg` (OpenPGP keys, armored or binary). Any other key is refused,
+/// so that naming another Secret (the source's credentials, whose `known_hosts` reads as signers)
+/// is an error, not a trust list; a value that cannot be read is named by its key and line,
+/// never quoted, since a Secret named by mistake may hold credentials.
 pub(crate) async fn trust_list(
     client: &kube::Client,
     namespace: &str,
@@ -26,13 +29,28 @@ pub(crate) async fn trust_list(
     let invalid = |message: String| (Reason::SecretInvalid, format!("Secret {namespace}/{name} ({field}) {message}"));
     let mut trust = TrustList::default();
     for (key, value) in secret.data.iter().flatten() {
-        let text = std::str::from_utf8(&value.0).map_err(|_| invalid(format!("key `{key}` is not text")))?;
-        let list = TrustList::parse(text).map_err(|e| {
-            invalid(format!(
-                "key `{key}`, {e}: expected an allowed_signers file (lines `PRINCIPALS [OPTIONS] KEYTYPE BASE64-KEY`) \
-                 or armored OpenPGP public keys"
-            ))
-        })?;
+        let list = if key == "allowed_signers" {
+            let text = std::str::from_utf8(&value.0).map_err(|_| invalid(format!("key `{key}` is not text")))?;
+            TrustList::parse(text).map_err(|e| {
+                invalid(format!(
+                    "key `{key}`, line {}, cannot be read: expected `PRINCIPALS [OPTIONS] KEYTYPE BASE64-KEY`, as git's \
+                     gpg.ssh.allowedSignersFile",
+                    e.line
+                ))
+            })?
+        } else if key.ends_with(".asc") || key.ends_with(".gpg") {
+            let keyring = Keyring::from_bytes(&value.0).map_err(|_| {
+                invalid(format!(
+                    "key `{key}` cannot be read: expected OpenPGP public keys (`gpg --export`, armored or not)"
+                ))
+            })?;
+            TrustList::of_keyring(keyring)
+        } else {
+            return Err(invalid(format!(
+                "has key `{key}`, which is no trust list: expected `allowed_signers` (SSH keys) and keys named `*.asc` \
+                 or `*.gpg` (OpenPGP public keys)"
+            )));
+        };
         trust = trust.with(list);
     }
     if trust.is_empty() {
@@ -257,6 +275,14 @@ mod tests {
         commit(&fixture, "first", Some(&keys.path().join("alice")));
         secret(&fixture, "garbled", "allowed_signers", "alice@example.com ssh-ed25519 not-base64\n").await;
         secret(&fixture, "empty", "allowed_signers", "# nobody yet\n").await;
+        // The source's credentials named by mistake: its known_hosts would read as signers.
+        secret(
+            &fixture,
+            "credentials",
+            "known_hosts",
+            "git.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG7KjrFuurq0d46uzQHULpb7JDaRsUhxUzbr5AP+Ng/Y\n",
+        )
+        .await;
         let with = |name: &str| {
             json!({"source": {"url": fixture.source.url(), "ref": {"branch": "main"},
             "verify": {"secretRef": {"name": name}}}})
@@ -267,7 +293,12 @@ mod tests {
             (
                 "garbled",
                 "SecretInvalid",
-                "Secret app/garbled (spec.source.verify.secretRef) key `allowed_signers`, line 1: ",
+                "Secret app/garbled (spec.source.verify.secretRef) key `allowed_signers`, line 1, cannot be read",
+            ),
+            (
+                "credentials",
+                "SecretInvalid",
+                "Secret app/credentials (spec.source.verify.secretRef) has key `known_hosts`, which is no trust list",
             ),
             ("empty", "SecretInvalid", "Secret app/empty (spec.source.verify.secretRef) holds no key"),
         ] {
@@ -276,6 +307,7 @@ mod tests {
             let (status, got, message) = ready(&sync);
             assert_eq!((status.as_str(), got.as_str()), ("False", reason), "{message}");
             assert!(message.contains(part), "{message}");
+            assert!(!message.contains("not-base64"), "a value is quoted: {message}");
             assert_eq!(greeting(&fixture).await, None, "nothing applied");
         }
     }

@@ -883,6 +883,34 @@ fn a_first_fetch_takes_the_commit_alone_and_a_deepened_mirror_keeps_whole_histor
     assert_eq!(history(&again.repository, &again.commit), 6);
     assert!(!Repository::open_bare(&again.repository).unwrap().is_shallow());
 
+    // A mirror shared with another branch, of a history of its own: main, once deepened,
+    // stays whole all the same.
+    {
+        // Branch `other`: two commits of a history of their own, which main's does not reach.
+        let tip = served.repo.find_commit(Oid::from_str(&newest).unwrap()).unwrap();
+        let signature = Signature::new("t", "t@weaver.invalid", &Time::new(1_700_000_000, 0)).unwrap();
+        let tree = tip.tree().unwrap();
+        let root = served.repo.commit(None, &signature, &signature, "other root", &tree, &[]).unwrap();
+        let root = served.repo.find_commit(root).unwrap();
+        served.repo.commit(Some("refs/heads/other"), &signature, &signature, "other", &tree, &[&root]).unwrap();
+    }
+    let shared_dir = tempfile::tempdir().unwrap();
+    let shared = GitCache::new(shared_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
+    let other = shared.fetch(&request(&url, GitRef::Branch("other".into()))).unwrap();
+    assert_eq!(history(&other.repository, &other.commit), 1);
+    let main_fetched = shared.fetch(&main).unwrap();
+    shared.deepen(&main_fetched, &main).unwrap();
+    assert_eq!(history(&main_fetched.repository, &main_fetched.commit), 6);
+    // The deepen unshallowed the mirror, `other`'s history too (the server sends the parents
+    // of every shallow commit), so later fetches into it are whole.
+    assert!(!Repository::open_bare(&main_fetched.repository).unwrap().is_shallow());
+    assert_eq!(history(&main_fetched.repository, &other.commit), 2, "other's root came with it");
+    served.commit("app.yaml", "version: 6\n");
+    let newest = served.commit("app.yaml", "version: 7\n").to_string();
+    let third = shared.fetch(&main).unwrap();
+    assert_eq!(third.commit, newest);
+    assert_eq!(history(&third.repository, &third.commit), 8, "main's history stays whole");
+
     // A commit no ref names (`ref.commit`), in a mirror of its own: deepened all the same.
     let other_dir = tempfile::tempdir().unwrap();
     let other = GitCache::new(other_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();

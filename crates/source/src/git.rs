@@ -421,8 +421,8 @@ fn fetch_into(repo: &Repository, session: &Session) -> Result<Found, FetchError>
             // A commit no ref names: by its id, where the server allows it.
             false => format!("+{commit}:refs/weaver/commits/{commit}"),
         };
-        // The commit alone, unless the mirror holds whole history already (deepened): a
-        // shallow fetch into it would cut that history off at the new commit.
+        // The commit alone, unless the mirror holds whole history already (a deepen unshallows
+        // every ref of it): a shallow fetch would cut that history off at the new commit.
         let depth = match repo.is_shallow() || repo.is_empty().unwrap_or(true) {
             true => 1,
             false => 0,

@@ -43,8 +43,7 @@ pub fn commit(repo: &Path, spec: &str, trust_file: &Path) -> Result<VerifiedComm
         )
         .with_help("keep it outside the checkout: a CI secret file or a protected path, as Flux keeps it in a Secret"));
     }
-    drop(git);
-    signed(repo, Named { spec, what: "--rev", shown: None }, None, &trust).map_err(|err| {
+    signed_in(&git, Named { spec, what: "--rev", shown: None }, None, &trust).map_err(|err| {
         err.with_help(format!(
             "--verify-commits {} lists the keys whose commits weaver reads; sign with `git commit -S`",
             trust_file.display()
@@ -69,15 +68,21 @@ pub struct Named<'a> {
 /// `since` every commit it has that `since` has not (a merge's other parents' too). The first
 /// refusal is the error; Ok names the signer of the commit.
 pub fn signed(repo: &Path, named: Named<'_>, since: Option<&str>, trust: &TrustList) -> Result<VerifiedCommit> {
-    let git = GitRepo::open(repo)?;
+    signed_in(&GitRepo::open(repo)?, named, since, trust)
+}
+
+/// [`signed`], in the repository `git`.
+fn signed_in(git: &GitRepo, named: Named<'_>, since: Option<&str>, trust: &TrustList) -> Result<VerifiedCommit> {
     let mut revision = git.resolve(named.spec, named.what)?;
     if let Some(shown) = named.shown {
         revision.spec = shown.to_string();
     }
     let signer = git.verify(&revision, trust)?;
-    if let Some(since) = since.filter(|since| *since != revision.commit.to_string()) {
-        for earlier in git.commits_since(&revision, since, MOST_COMMITS)? {
-            git.verify(&earlier, trust)?;
+    if let Some(since) = since {
+        // The range holds the commit itself, checked above.
+        for earlier in git.commits_since(&revision, since, MOST_COMMITS)?.iter().filter(|r| r.commit != revision.commit)
+        {
+            git.verify(earlier, trust)?;
         }
     }
     Ok(VerifiedCommit { commit: revision.commit.to_string(), signer })

@@ -525,31 +525,31 @@ fn environmentsync_in_the_pod_pulls_over_ssh_checking_the_host_key_against_its_s
     figure("known_hosts corrected to Ready (a reconcile requested)", &format!("{:.1?}", corrected.elapsed()));
 }
 
-#[test]
-fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() {
-    let Some(e2e) = E2e::or_skip() else { return };
-    let Some(images) = e2e.images() else { return };
-    let demo = Demo::with_operator_on(e2e.cluster());
-    let cluster = &demo.cluster;
+/// The record key of the promotion tests, which the operator's Pods mount.
+const RECORD_KEY: &str = "a record key of more than thirty-two bytes";
 
-    // Staging takes web's replicas from dev (2 -> 1), with no soak: the gates judge dev's web
-    // as the CLI applied it, its record signed with the key the operator's Pods mount.
+/// Staging takes web's replicas from dev (2 -> 1), with no soak: the gates judge dev's web as
+/// the CLI applied it, its record signed with [`RECORD_KEY`] (in the chart's Secret
+/// `weaver-record-key`). The EnvironmentSync promotes on a 2s interval as Promoter Bot, with
+/// `promotion_fields` (lines of `spec.promotion`) besides; its account reads dev's records and
+/// objects (the release namespace's), as `weaver status` and `weaver drift` do. The record key's
+/// file, for the apply's `WEAVER_RECORD_KEY_FILE`.
+fn promoting_staging_from_dev(demo: &Demo, promotion_fields: &str) -> tempfile::NamedTempFile {
     demo.append("environments/staging.yaml", "promotion:\n  from: dev\n  pins: [{release: web, values: replicas}]\n");
-    const KEY: &str = "a record key of more than thirty-two bytes";
     demo.repo.write(
         "charts/weaver/templates/record-key.yaml",
         &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: weaver-record-key\nstringData:\n  record.key: \"{KEY}\"\n"
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: weaver-record-key\nstringData:\n  record.key: \"{RECORD_KEY}\"\n"
         ),
     );
     let key = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(key.path(), KEY).unwrap();
-    // The EnvironmentSync promotes on a 2s interval, as Promoter Bot; its account reads dev's
-    // records and objects (the release namespace's), as `weaver status` and `weaver drift` do.
+    std::fs::write(key.path(), RECORD_KEY).unwrap();
     demo.edit(
         "charts/environment-sync/templates/environmentsync.yaml",
         "  approval: Automatic\n",
-        "  approval: Automatic\n  promotion:\n    interval: 2s\n    author: {name: Promoter Bot, email: promoter@weaver.invalid}\n",
+        &format!(
+            "  approval: Automatic\n  promotion:\n    interval: 2s\n    author: {{name: Promoter Bot, email: promoter@weaver.invalid}}\n{promotion_fields}"
+        ),
     );
     demo.repo.write(
         "charts/environment-sync/templates/source-reader.yaml",
@@ -559,6 +559,17 @@ fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() 
          roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: promotion-source-reader}\n\
          subjects: [{kind: ServiceAccount, name: \"{{ release.name }}\"}]\n",
     );
+    key
+}
+
+#[test]
+fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+
+    let key = promoting_staging_from_dev(&demo, "");
     // Over ssh: the client's key and the server's host key in the Secret `secretRef` names, the
     // only known_hosts the Pod has (its image has no home, no /tmp, no ssh configuration).
     let Some((sshd, source)) = ssh_source(&e2e, &demo) else { return };
@@ -603,7 +614,7 @@ fn auto_promotion_from_the_pod_pushes_the_pins_over_ssh_checking_the_host_key() 
     for line in sshd.read("client").lines().filter(|l| !l.starts_with("-----")) {
         assert!(!all.contains(line), "the client's key is in the status: {all}");
     }
-    assert!(!all.contains(KEY), "the record key is in the status");
+    assert!(!all.contains(RECORD_KEY), "the record key is in the status");
 
     // The next reconcile fetches the pushed commit over ssh and applies it: staging's web at
     // dev's one replica.
@@ -2288,26 +2299,11 @@ fn a_verified_environmentsync_in_the_pod_applies_signed_commits_alone_and_signs_
     // Staging takes web's replicas from dev, as in the auto-promotion test; its EnvironmentSync
     // checks every commit since the last applied one against alice and the bot, and signs its
     // promotion with the bot's key. Both Secrets are the chart's, read by its account alone.
-    demo.append("environments/staging.yaml", "promotion:\n  from: dev\n  pins: [{release: web, values: replicas}]\n");
-    const KEY: &str = "a record key of more than thirty-two bytes";
-    demo.repo.write(
-        "charts/weaver/templates/record-key.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: weaver-record-key\nstringData:\n  record.key: \"{KEY}\"\n"
-        ),
-    );
-    let record_key = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(record_key.path(), KEY).unwrap();
+    let record_key = promoting_staging_from_dev(&demo, "    signingKey: {secretRef: {name: weaver-signing}}\n");
     demo.edit(
         "charts/environment-sync/templates/environmentsync.yaml",
         "    ref:\n",
         "    verify: {mode: all, secretRef: {name: git-signers}}\n    ref:\n",
-    );
-    demo.edit(
-        "charts/environment-sync/templates/environmentsync.yaml",
-        "  approval: Automatic\n",
-        "  approval: Automatic\n  promotion:\n    interval: 2s\n    author: {name: Promoter Bot, email: promoter@weaver.invalid}\n    \
-         signingKey: {secretRef: {name: weaver-signing}}\n",
     );
     let block = |text: &str| text.lines().map(|line| format!("    {line}\n")).collect::<String>();
     let private = std::fs::read_to_string(&bot).unwrap();
@@ -2320,11 +2316,6 @@ fn a_verified_environmentsync_in_the_pod_applies_signed_commits_alone_and_signs_
              - {{apiGroups: [\"\"], resources: [secrets], resourceNames: [git-signers, weaver-signing], verbs: [get]}}\n---\n\
              apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: signing-reader\n\
              roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: signing-reader}}\n\
-             subjects: [{{kind: ServiceAccount, name: \"{{{{ release.name }}}}\"}}]\n---\n\
-             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: promotion-source-reader\nrules:\n  \
-             - {{apiGroups: [\"*\"], resources: [\"*\"], verbs: [get, list, watch]}}\n---\n\
-             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: promotion-source-reader\n\
-             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: promotion-source-reader}}\n\
              subjects: [{{kind: ServiceAccount, name: \"{{{{ release.name }}}}\"}}]\n",
             block(&allowed_signers),
             block(&private)

@@ -201,7 +201,7 @@ pub async fn reconcile(
         let checked = match verification::trust_list(&tenant, &namespace, &verify.1).await {
             Ok(trust) => {
                 let source = (shared.cache.clone(), &fetched, request);
-                verification::check(sync, verify, trust, source, spec).await
+                verification::check(sync, verify, trust, source).await
             }
             Err(failure) => Err(failure),
         };

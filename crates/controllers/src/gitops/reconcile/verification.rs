@@ -8,8 +8,7 @@ use std::sync::Arc;
 use kube::ResourceExt;
 
 use super::credentials::{fetch_reason, secret, with_secret};
-use crate::gitops::api::{EnvironmentSync, Reason, RefKind, VerifyMode};
-use crate::gitops::plan::Settings as Spec;
+use crate::gitops::api::{EnvironmentSync, Reason, VerifyMode};
 use weaver_engine::action::verify::Named;
 use weaver_source::{FetchRequest, Fetched, GitCache};
 use weaver_verify::{Keyring, SigningKey, TrustList};
@@ -68,7 +67,6 @@ pub(crate) async fn check(
     (mode, name): &(VerifyMode, String),
     trust: TrustList,
     (cache, fetched, request): (Arc<GitCache>, &Fetched, FetchRequest),
-    spec: &Spec,
 ) -> Result<String, (Reason, String)> {
     let namespace = sync.namespace().unwrap_or_default();
     let since = match mode {
@@ -76,14 +74,8 @@ pub(crate) async fn check(
         VerifyMode::All => sync.status.as_ref().and_then(|s| s.last_applied_revision.clone()),
     };
     let since = since.filter(|since| *since != fetched.commit);
-    let (kind, value) = &spec.reference;
-    let kind = match kind {
-        RefKind::Branch => "branch",
-        RefKind::Tag => "tag",
-        RefKind::Semver => "semver",
-        RefKind::Commit => "commit",
-    };
-    let named = format!("{kind} {value}");
+    // As the fetch names it (`branch main`): the commit is read by its id.
+    let named = request.reference.to_string();
     let fetched = fetched.clone();
     if since.is_some() {
         let deepening = fetched.clone();
@@ -133,7 +125,7 @@ mod tests {
     /// The fixture, with keys `alice` (trusted by Secret `signers`) and `mallory` (not), made
     /// by ssh-keygen in `keys`; None, said, without ssh-keygen (or git's http-backend).
     async fn signers(keys: &Path) -> Option<Fixture> {
-        if !weaver_test_support::skip::interop_or_skip(signing::missing(&["ssh-keygen"]).as_deref()) {
+        if !weaver_test_support::skip::interop_or_skip(signing::missing(&["git", "ssh-keygen"]).as_deref()) {
             return None;
         }
         let fixture = Fixture::start().await?;

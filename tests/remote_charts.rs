@@ -1124,6 +1124,10 @@ fn a_repository_that_verifies_takes_only_charts_its_keyring_signed_and_the_lock_
     index_v13();
     let err = repo.weaver_env(&["charts", "lock", "--update"], &env).failure().to_string();
     assert!(err.contains("web-1.3.0.tgz.prov") && err.contains("needs its provenance file"), "{err}");
+    // A server that sends far more than a provenance file is not read further.
+    std::fs::write(charts.join("web-1.3.0.tgz.prov"), vec![b'x'; 2 << 20]).unwrap();
+    let err = repo.weaver_env(&["charts", "lock", "--update"], &env).failure().to_string();
+    assert!(err.contains("web-1.3.0.tgz.prov is larger than 1024 KiB, which no provenance file is"), "{err}");
 
     // A lock written before the repository verified: render refuses it until `charts lock`
     // checks the provenance file and records the signer.

@@ -25,6 +25,10 @@ use weaver_project::source::Source;
 
 pub const LOCK_FILE: &str = "charts.lock";
 
+/// The largest provenance file read: a chart's `Chart.yaml` and a digest, signed, are a few KiB;
+/// a server that sends more is not read further.
+const MAX_PROVENANCE: u64 = 1 << 20;
+
 /// One chart pinned: what releases ask for (`repository`, `name`, `constraint`) and what it
 /// resolved to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -410,7 +414,14 @@ impl Fetcher {
         }
         let prov_url = format!("{url}.prov");
         let connection = self.connection(chart)?;
-        let response = connection.get(&prov_url, "application/octet-stream, text/plain, */*")?;
+        let accept = "application/octet-stream, text/plain, */*";
+        let response = connection.send_bounded(http::Method::Get, &prov_url, accept, &[], MAX_PROVENANCE, None)?;
+        if response.over_limit {
+            return Err(Error::new(format!(
+                "{prov_url} is larger than {} KiB, which no provenance file is: nothing was locked",
+                MAX_PROVENANCE >> 10
+            )));
+        }
         if response.status == 404 {
             return Err(connection.status_error(&prov_url, &response).with_help(format!(
                 "repository {} says `verify: true`: each archive needs its provenance file (`helm package --sign`) beside it",

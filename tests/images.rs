@@ -15,6 +15,7 @@ use crate::common::cluster::TestCluster;
 use crate::common::registry::Registry;
 use crate::common::{Repo, interop_available};
 use crate::remote_charts::{Answer, Request, TestServer, sha256_hex};
+use weaver_test_support::cosign::{self, TestSigner};
 
 const USER: &str = "robot";
 pub(crate) const PASSWORD: &str = "pa55-for-images";
@@ -507,6 +508,116 @@ fn a_subscription_that_cannot_be_used_is_named() {
     repo.write("environments/prod.yaml", "namespace: apps\nreleases:\n  - name: app\n    chart: app\npromotion: {from: dev, pins: [{release: app, image: reg.example/web}]}\nimageUpdates:\n  - {image: reg.example/web, releases: [app], policy: {semver: '>=1'}}\n");
     let err = repo.weaver(&["images", "check", "--env", "prod"]).failure().to_string();
     assert!(err.contains("has both `imageUpdates` and `promotion`"), "{err}");
+}
+
+/// Pushes cosign's signature of `digest` (the image `image`) made by `signer`, as `cosign sign
+/// --key` pushes one: the payload as a blob, the config, the manifest at `sha256-HEX.sig`.
+/// `payload` replaces the payload pushed (not the one signed) when given.
+fn push_signature(port: u16, repository: &str, image: &str, digest: &str, signer: &TestSigner, payload: Option<&[u8]>) {
+    let signed = signer.payload(image, digest);
+    let signature = signer.sign(&signed);
+    let pushed = payload.unwrap_or(&signed);
+    let payload_digest = put_blob(port, repository, pushed);
+    let config = cosign::signature_config(std::slice::from_ref(&payload_digest));
+    let config_digest = put_blob(port, repository, &config);
+    let manifest =
+        cosign::signature_manifest((&config_digest, config.len()), &[(payload_digest, pushed.len(), signature)]);
+    put_manifest(port, repository, &weaver_verify::cosign::signature_tag(digest), IMAGE_MANIFEST, &manifest);
+}
+
+/// With `verify`, the newest tag signed by a key of the subscription's is taken; each newer one
+/// says why it was passed over: unsigned, signed by another key, a signature copied from another
+/// image, a payload changed after it was signed. A signature pushed later is seen.
+#[test]
+fn only_tags_a_trusted_key_signed_are_taken_and_the_others_say_why() {
+    let Some(registry) = Proxied::start() else { return };
+    let port = registry.registry.port;
+    let (trusted, other) = (TestSigner::new("release team"), TestSigner::new("someone else"));
+    let web = registry.image("shop/web");
+    let mut digests = std::collections::HashMap::new();
+    for tag in ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0", "1.5.0"] {
+        digests.insert(tag, push_image(port, "shop/web", tag, "2026-11-01T00:00:00Z", "amd64").0);
+    }
+    push_signature(port, "shop/web", &web, &digests["1.0.0"], &trusted, None);
+    push_signature(port, "shop/web", &web, &digests["1.1.0"], &trusted, None);
+    push_signature(port, "shop/web", &web, &digests["1.2.0"], &other, None);
+    // 1.3.0 carries 1.1.0's signature, copied: it names 1.1.0's digest.
+    let copied = fetch_manifest(port, "shop/web", &weaver_verify::cosign::signature_tag(&digests["1.1.0"]));
+    let copied: Value = serde_json::from_slice(&copied).unwrap();
+    put_manifest(port, "shop/web", &weaver_verify::cosign::signature_tag(&digests["1.3.0"]), IMAGE_MANIFEST, &copied);
+    // 1.4.0's payload was changed after it was signed.
+    let changed =
+        String::from_utf8(trusted.payload(&web, &digests["1.4.0"])).unwrap().replace("null}", r#"{"by":"x"}}"#);
+    push_signature(port, "shop/web", &web, &digests["1.4.0"], &trusted, Some(changed.as_bytes()));
+    let repo = subscribed(&format!(
+        "  - {{image: {web}, releases: [app], plainHttp: true, policy: {{semver: '>=1'}}, verify: {{publicKeyRef: keys/cosign.pub}}}}\n"
+    ));
+    repo.write("keys/cosign.pub", &trusted.public_pem());
+    let docker = tempfile::tempdir().unwrap();
+    docker_config(docker.path(), registry.proxy.port, PASSWORD);
+    let (code, report) = check_json(&repo, docker.path());
+    assert_eq!(code, 2, "{report}");
+    let image = &report["environments"][0]["images"][0];
+    assert_eq!(image["newest"], format!("1.1.0@{}", digests["1.1.0"]), "{report}");
+    let signer = image["signedBy"].as_str().unwrap();
+    assert!(signer.starts_with("keys/cosign.pub (ECDSA P-256 key SHA256:"), "{signer}");
+    let mut reasons: Vec<(&str, u64, Vec<&str>)> = image["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let examples = s["examples"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+            (s["reason"].as_str().unwrap(), s["count"].as_u64().unwrap(), examples)
+        })
+        .filter(|(reason, _, _)| !reason.starts_with("cosign's signature, attestation"))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            (
+                "its cosign signature holds for no key of verify.publicKeyRef (another key, or changed after signing)",
+                2,
+                vec!["1.4.0", "1.2.0"]
+            ),
+            ("its cosign signature is another image's (it names another digest)", 1, vec!["1.3.0"]),
+            ("not signed (no cosign signature, sha256-DIGEST.sig)", 1, vec!["1.5.0"]),
+        ],
+        "{report}"
+    );
+    assert_eq!(image["older"], 1, "1.0.0 is signed, and older: {report}");
+    let run = repo.weaver_env(&["images", "check"], &[("DOCKER_CONFIG", docker.path().to_str().unwrap())]);
+    assert!(run.stdout.contains(&format!("1.1.0@{} is signed by keys/cosign.pub", digests["1.1.0"])), "{}", run.stdout);
+    assert!(run.stdout.contains("5 cosign's signature, attestation or SBOM"), "{}", run.stdout);
+
+    // Signed at last, 1.5.0 is taken; with another key trusted, nothing is.
+    push_signature(port, "shop/web", &web, &digests["1.5.0"], &trusted, None);
+    let (_, report) = check_json(&repo, docker.path());
+    assert_eq!(report["environments"][0]["images"][0]["newest"], format!("1.5.0@{}", digests["1.5.0"]));
+    repo.write("keys/cosign.pub", &TestSigner::new("nobody").public_pem());
+    let (code, report) = check_json(&repo, docker.path());
+    let image = &report["environments"][0]["images"][0];
+    assert_eq!((code, &image["newest"], &image["signedBy"]), (0, &Value::Null, &Value::Null), "{report}");
+}
+
+/// A `verify` whose public key cannot be used is named by its file and line, never quoted.
+#[test]
+fn a_public_key_that_cannot_be_used_is_named() {
+    let repo = subscribed(
+        "  - {image: reg.example/web, releases: [app], policy: {semver: '>=1'}, verify: {publicKeyRef: keys/cosign.pub}}\n",
+    );
+    let err = repo.weaver(&["images", "check"]).failure().to_string();
+    assert!(err.contains("environments/dev.yaml:") && err.contains("keys/cosign.pub`: no such file"), "{err}");
+    repo.write("keys/cosign.pub", "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nc2VjcmV0LWtleQ==\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n");
+    let err = repo.weaver(&["images", "check"]).failure().to_string();
+    assert!(err.contains("keys/cosign.pub:1") && err.contains("this is a private key"), "{err}");
+    assert!(!err.contains("c2VjcmV0LWtleQ"), "{err}");
+    repo.write("keys/cosign.pub", "# no key\n");
+    let err = repo.weaver(&["images", "check"]).failure().to_string();
+    assert!(err.contains("keys/cosign.pub:1") && err.contains("expected `-----BEGIN PUBLIC KEY-----`"), "{err}");
+    repo.write("keys/cosign.pub", "\n");
+    let err = repo.weaver(&["images", "check"]).failure().to_string();
+    assert!(err.contains("keys/cosign.pub") && err.contains("holds no public key"), "{err}");
 }
 
 /// The environments are chosen with the fleet's flags: by labels, wave and shard.

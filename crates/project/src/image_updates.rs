@@ -16,6 +16,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::source::inside_repository;
 use weaver_core::error::{Error, Location, Result};
 
 /// `imageUpdates:` entry as written.
@@ -28,6 +29,13 @@ pub(crate) struct ImageUpdateFile {
     filter_tags: Option<Spanned<FilterFile>>,
     platform: Option<Spanned<String>>,
     plain_http: Option<bool>,
+    verify: Option<Spanned<VerifyFile>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct VerifyFile {
+    public_key_ref: Spanned<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +70,9 @@ pub struct ImageUpdate {
     pub platform: String,
     /// The registry is served over plain HTTP (a registry on loopback).
     pub plain_http: bool,
+    /// `verify.publicKeyRef`: only tags whose digest a key of this file (cosign's PEM public
+    /// keys, by path from the repository's root) signed are taken; where it is written.
+    pub verify: Option<(String, Location)>,
     pub at: Location,
 }
 
@@ -182,6 +193,21 @@ impl ImageUpdate {
                 spanned.value
             }
         };
+        let verify = match fields.verify {
+            None => None,
+            Some(spanned) => {
+                let key = spanned.value.public_key_ref;
+                let key_at = location(file, &key.referenced);
+                let Some(path) = inside_repository(&key.value) else {
+                    return Err(Error::at(
+                        key_at,
+                        format!("`verify.publicKeyRef: {}` is not a path inside the repository", key.value),
+                    )
+                    .with_help("name cosign's public key by its path from the repository's root: publicKeyRef: keys/cosign.pub"));
+                };
+                Some((path, key_at))
+            }
+        };
         Ok(ImageUpdate {
             image,
             releases: fields.releases.value,
@@ -189,31 +215,43 @@ impl ImageUpdate {
             filter,
             platform,
             plain_http: fields.plain_http.unwrap_or(false),
+            verify,
             at,
         })
     }
 
     /// The tag the policy takes of `tags` (newest first by its ordering), with why each other
     /// was not taken. `created` gives a tag's image creation time, asked only by `newestBuild`
-    /// and only of the tags the filter lets through.
+    /// and only of the tags the filter lets through. `accept` is asked of the allowed tags,
+    /// newest first, until one passes (None) or says why not (its reason): the signature check
+    /// of `verify`; the tags after the one taken are older.
     pub fn choose(
         &self,
         tags: &[String],
         created: &mut dyn FnMut(&str) -> Result<Option<jiff::Timestamp>>,
+        accept: &mut dyn FnMut(&str) -> Result<Option<&'static str>>,
     ) -> Result<Choice> {
         let mut choice = Choice::default();
         if let Policy::Digest(tag) = &self.policy {
             match tags.iter().any(|t| t == tag) {
-                true => choice.tag = Some(tag.clone()),
+                true => match accept(tag)? {
+                    None => choice.tag = Some(tag.clone()),
+                    Some(reason) => choice.skip(reason, tag),
+                },
                 false => choice.skip("the followed tag is not in the repository", tag),
             }
             choice.considered = tags.len();
             return Ok(choice);
         }
-        // Each candidate with what it is ordered by.
-        let mut best: Option<(Key, &str)> = None;
+        // Each allowed tag with what it is ordered by.
+        let mut allowed: Vec<(Key, &str)> = Vec::new();
         for tag in tags {
             choice.considered += 1;
+            if weaver_verify::cosign::is_cosign_tag(tag) {
+                choice
+                    .skip("cosign's signature, attestation or SBOM of an image (sha256-DIGEST.sig, .att, .sbom)", tag);
+                continue;
+            }
             let ordered = match &self.filter {
                 None => tag.clone(),
                 Some(filter) => match filter.pattern.captures(tag) {
@@ -276,17 +314,22 @@ impl ImageUpdate {
                 },
                 Policy::Digest(_) => unreachable!("answered above"),
             };
-            match &best {
-                Some((held, _)) if key.cmp(held) != Ordering::Greater => choice.older += 1,
-                _ => {
-                    if best.is_some() {
-                        choice.older += 1;
-                    }
-                    best = Some((key, tag));
+            allowed.push((key, tag));
+        }
+        // Newest first; of equals, the first listed (a stable sort).
+        allowed.sort_by(|(a, _), (b, _)| b.cmp(a));
+        for (_, tag) in allowed {
+            match accept(tag)? {
+                None => {
+                    choice.tag = Some(tag.to_string());
+                    break;
                 }
+                Some(reason) => choice.skip(reason, tag),
             }
         }
-        choice.tag = best.map(|(_, tag)| tag.to_string());
+        choice.older = choice.considered
+            - choice.skipped.iter().map(|s| s.count).sum::<usize>()
+            - usize::from(choice.tag.is_some());
         Ok(choice)
     }
 }
@@ -461,11 +504,54 @@ mod tests {
         panic!("only newestBuild asks for creation times")
     }
 
+    fn any(_: &str) -> Result<Option<&'static str>> {
+        Ok(None)
+    }
+
+    #[test]
+    fn with_verify_the_newest_tag_that_passes_is_taken_and_the_newer_ones_say_why_not() {
+        let all = tags(&["1.4.0", "1.5.0", "1.6.0", "1.7.0", &format!("sha256-{}.sig", "a".repeat(64))]);
+        let signed = update("{image: reg/web, releases: [web], policy: {semver: '>=1'}, verify: {publicKeyRef: ./keys/../keys/cosign.pub}}").unwrap();
+        assert_eq!(signed.verify.as_ref().map(|(path, _)| path.as_str()), Some("keys/cosign.pub"));
+        let mut asked = Vec::new();
+        let choice = signed
+            .choose(&all, &mut no_times, &mut |tag| {
+                asked.push(tag.to_string());
+                Ok(match tag {
+                    "1.7.0" => Some("not signed"),
+                    "1.6.0" => Some("signed by another key"),
+                    _ => None,
+                })
+            })
+            .unwrap();
+        assert_eq!(choice.tag.as_deref(), Some("1.5.0"));
+        assert_eq!(asked, ["1.7.0", "1.6.0", "1.5.0"], "newest first, up to the one taken");
+        let reasons: Vec<(&str, usize)> = choice.skipped.iter().map(|s| (s.reason, s.count)).collect();
+        assert_eq!(
+            reasons,
+            [
+                ("cosign's signature, attestation or SBOM of an image (sha256-DIGEST.sig, .att, .sbom)", 1),
+                ("not signed", 1),
+                ("signed by another key", 1)
+            ]
+        );
+        assert_eq!((choice.considered, choice.older), (5, 1));
+        // None passes: nothing is taken, every allowed tag says why.
+        let none = signed.choose(&all, &mut no_times, &mut |_| Ok(Some("not signed"))).unwrap();
+        assert_eq!((none.tag, none.older, none.skipped[1].count), (None, 0, 4));
+        // A followed tag is checked too.
+        let followed =
+            update("{image: reg/web, releases: [web], policy: {digest: latest}, verify: {publicKeyRef: k.pub}}")
+                .unwrap();
+        let refused = followed.choose(&tags(&["latest"]), &mut no_times, &mut |_| Ok(Some("not signed"))).unwrap();
+        assert_eq!((refused.tag, refused.skipped[0].reason), (None, "not signed"));
+    }
+
     #[test]
     fn semver_takes_the_highest_release_in_range_and_pre_releases_only_when_asked() {
         let all = tags(&["1.4.2", "1.5.0", "1.6.0-rc.1", "2.0.0", "latest", "v1.5.1"]);
         let plain = update("{image: reg/web, releases: [web], policy: {semver: '>=1.4.0 <2'}}").unwrap();
-        let choice = plain.choose(&all, &mut no_times).unwrap();
+        let choice = plain.choose(&all, &mut no_times, &mut any).unwrap();
         assert_eq!(choice.tag.as_deref(), Some("v1.5.1"));
         assert_eq!((choice.considered, choice.older), (6, 2));
         let reasons: Vec<(&str, usize)> = choice.skipped.iter().map(|s| (s.reason, s.count)).collect();
@@ -479,7 +565,7 @@ mod tests {
         );
         let pre =
             update("{image: reg/web, releases: [web], policy: {semver: '>=1.4.0 <2', prereleases: true}}").unwrap();
-        assert_eq!(pre.choose(&all, &mut no_times).unwrap().tag.as_deref(), Some("1.6.0-rc.1"));
+        assert_eq!(pre.choose(&all, &mut no_times, &mut any).unwrap().tag.as_deref(), Some("1.6.0-rc.1"));
     }
 
     #[test]
@@ -489,19 +575,19 @@ mod tests {
             r"{image: reg/web, releases: [web], filterTags: {pattern: '^main-(?P<ts>[0-9]+)-', extract: '$ts'}, policy: {numerical: asc}}",
         )
         .unwrap();
-        let choice = numerical.choose(&all, &mut no_times).unwrap();
+        let choice = numerical.choose(&all, &mut no_times, &mut any).unwrap();
         assert_eq!(choice.tag.as_deref(), Some("main-1000-aaa"));
         assert_eq!(choice.skipped[0].examples, ["pr-5000-x"]);
         let lowest = update(
             r"{image: reg/web, releases: [web], filterTags: {pattern: '^main-(?P<ts>[0-9]+)-', extract: '${ts}'}, policy: {numerical: desc}}",
         )
         .unwrap();
-        assert_eq!(lowest.choose(&all, &mut no_times).unwrap().tag.as_deref(), Some("main-99-def"));
+        assert_eq!(lowest.choose(&all, &mut no_times, &mut any).unwrap().tag.as_deref(), Some("main-99-def"));
         // Alphabetically, 99 comes after 1000.
         let text =
             update(r"{image: reg/web, releases: [web], filterTags: {pattern: '^main-'}, policy: {alphabetical: asc}}")
                 .unwrap();
-        assert_eq!(text.choose(&all, &mut no_times).unwrap().tag.as_deref(), Some("main-99-def"));
+        assert_eq!(text.choose(&all, &mut no_times, &mut any).unwrap().tag.as_deref(), Some("main-99-def"));
     }
 
     #[test]
@@ -512,14 +598,18 @@ mod tests {
                 .unwrap();
         let mut asked = Vec::new();
         let choice = policy
-            .choose(&all, &mut |tag| {
-                asked.push(tag.to_string());
-                Ok(match tag {
-                    "a" => Some("2026-11-01T00:00:00Z".parse().unwrap()),
-                    "b" => Some("2026-11-20T00:00:00Z".parse().unwrap()),
-                    _ => None,
-                })
-            })
+            .choose(
+                &all,
+                &mut |tag| {
+                    asked.push(tag.to_string());
+                    Ok(match tag {
+                        "a" => Some("2026-11-01T00:00:00Z".parse().unwrap()),
+                        "b" => Some("2026-11-20T00:00:00Z".parse().unwrap()),
+                        _ => None,
+                    })
+                },
+                &mut any,
+            )
             .unwrap();
         assert_eq!(choice.tag.as_deref(), Some("b"));
         assert_eq!(asked, ["a", "b", "c"]);
@@ -529,8 +619,11 @@ mod tests {
     #[test]
     fn digest_follows_one_tag() {
         let policy = update("{image: reg/web, releases: [web], policy: {digest: latest}}").unwrap();
-        assert_eq!(policy.choose(&tags(&["1.0", "latest"]), &mut no_times).unwrap().tag.as_deref(), Some("latest"));
-        let gone = policy.choose(&tags(&["1.0"]), &mut no_times).unwrap();
+        assert_eq!(
+            policy.choose(&tags(&["1.0", "latest"]), &mut no_times, &mut any).unwrap().tag.as_deref(),
+            Some("latest")
+        );
+        let gone = policy.choose(&tags(&["1.0"]), &mut no_times, &mut any).unwrap();
         assert_eq!((gone.tag, gone.skipped[0].reason), (None, "the followed tag is not in the repository"));
     }
 
@@ -555,6 +648,17 @@ mod tests {
         assert!(text.contains("names group `build`"), "{text}");
         let text = message("{image: reg/web, releases: [web], platform: linux, policy: {newestBuild: true}}");
         assert!(text.contains("not `os/architecture[/variant]`"), "{text}");
+        for outside in ["/etc/cosign.pub", "../cosign.pub", "."] {
+            let text = message(&format!(
+                "{{image: reg/web, releases: [web], policy: {{digest: x}}, verify: {{publicKeyRef: '{outside}'}}}}"
+            ));
+            assert!(
+                text.contains("environments/dev.yaml:1:") && text.contains("is not a path inside the repository"),
+                "{text}"
+            );
+        }
+        let text = message("{image: reg/web, releases: [web], policy: {digest: x}, verify: {key: k.pub}}");
+        assert!(text.contains("unknown field `key`"), "{text}");
         let text = message("{image: reg/web, releases: [web], policy: {digest: 'a b'}}");
         assert!(text.contains("is not a tag"), "{text}");
     }

@@ -118,6 +118,13 @@ pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| Error::at(Location::file(path), "is not valid UTF-8 text"))
 }
 
+/// A file named by its path from the repository's root (`keys/charts.gpg`), as written: None
+/// when it is absolute, empty, or climbs out of the repository.
+pub fn inside_repository(written: &str) -> Option<String> {
+    let path = Path::new(written);
+    lexical(path).filter(|p| !p.as_os_str().is_empty() && !path.is_absolute()).map(|p| p.to_string_lossy().into_owned())
+}
+
 /// `path` with `.` and `..` applied lexically, or `None` when it is absolute or climbs above
 /// where it starts.
 pub fn lexical(path: &Path) -> Option<PathBuf> {

@@ -20,7 +20,10 @@ use crate::charts::http::{Connection, Machine, Method, Response, shown};
 use crate::charts::oci::{Deadline, TagList, Tally, shown_tag};
 use crate::charts::sha256_digest;
 pub use crate::registry_limits::RegistryLimits;
+use crate::signatures;
 use weaver_core::error::{Error, Result};
+use weaver_verify::Signer;
+use weaver_verify::cosign::{CosignKeys, CosignRefusal, signature_tag};
 
 /// Requests in flight to one registry at most: registries rate-limit by client.
 pub const PER_REGISTRY: usize = 4;
@@ -176,6 +179,9 @@ pub struct Registries {
     tags_seen: Mutex<HashMap<String, String>>,
     /// `repository key@digest/platform` → the config's creation time.
     created: Mutex<HashMap<String, Option<jiff::Timestamp>>>,
+    /// `repository key@digest keys` → who signed it, once a signature held: a digest's content
+    /// never changes, nor does a signature that held over it.
+    signed: Mutex<HashMap<String, Signer>>,
     slots: Mutex<HashMap<String, Arc<Slots>>>,
     requests: AtomicU64,
 }
@@ -192,6 +198,7 @@ impl Registries {
             tag_lists: Mutex::default(),
             tags_seen: Mutex::default(),
             created: Mutex::default(),
+            signed: Mutex::default(),
             slots: Mutex::default(),
             requests: AtomicU64::new(0),
         }
@@ -391,6 +398,44 @@ impl Registries {
         };
         self.remember(&self.created, key, created);
         Ok(created)
+    }
+
+    /// Who of `keys` signed the image `digest` (cosign's format, [`signatures`]), or why none
+    /// did. `listed` is the repository's tag list as this check read it: a digest whose
+    /// signature tag it lacks is unsigned without a request. A signature that held is not
+    /// asked again.
+    pub fn signature(
+        &self,
+        repository: &ImageRepository,
+        digest: &str,
+        keys: &CosignKeys,
+        listed: &[String],
+        check: &Check,
+    ) -> Result<std::result::Result<Signer, CosignRefusal>> {
+        let key = format!("{}@{digest} {}", repository.key(), keys.id());
+        if let Some(signer) = lock(&self.signed).get(&key) {
+            return Ok(Ok(signer.clone()));
+        }
+        let tag = signature_tag(digest);
+        if !listed.contains(&tag) {
+            return Ok(Err(CosignRefusal::Unsigned));
+        }
+        let connection = self.connection(repository)?;
+        let mut connection = lock(&connection);
+        let mut get = |path: &str, accept: &str| -> Result<Option<Vec<u8>>> {
+            let url = format!("{}/v2/{}/{path}", repository.base, repository.path);
+            let response = self.send(check, repository, &mut connection, Method::Get, &url, accept, &[], None)?;
+            match response.status {
+                200 => Ok(Some(response.body)),
+                404 => Ok(None),
+                _ => Err(refused(&connection, &url, &response, repository)),
+            }
+        };
+        let verdict = signatures::check(&mut get, digest, keys)?;
+        if let Ok(signer) = &verdict {
+            self.remember(&self.signed, key, signer.clone());
+        }
+        Ok(verdict)
     }
 
     fn manifest(

@@ -13,6 +13,7 @@ pub mod charts;
 pub mod git;
 pub mod images;
 mod registry_limits;
+pub mod signatures;
 mod transport;
 
 use std::fmt;

@@ -5,6 +5,7 @@
 //! or GnuPG's keys (`signing`).
 
 pub mod cases;
+pub mod cosign;
 pub mod flux;
 pub mod git;
 pub mod git_http;

@@ -6,8 +6,9 @@
 //! - OpenPGP (git's default) against armored public keys ([`Keyring`]).
 //!
 //! A Helm chart's provenance file is checked against a [`Keyring`] too
-//! ([`check_provenance`]).
+//! ([`check_provenance`]), and an OCI artifact's cosign signature against [`cosign::CosignKeys`].
 
+pub mod cosign;
 mod openpgp;
 mod provenance;
 mod signing;

@@ -82,6 +82,9 @@ fn environment_text(ui: &Ui, check: &EnvironmentCheck) -> String {
             why.push(format!("{} {} ({}{more})", skipped.count, skipped.reason, skipped.examples.join(", ")));
         }
         text.push_str(&format!("  {}: {}\n", image.image, why.join("; ")));
+        if let (Some(newest), Some(signer)) = (&image.newest, &image.signed_by) {
+            text.push_str(&format!("  {}: {newest} is signed by {signer}\n", image.image));
+        }
     }
     text
 }

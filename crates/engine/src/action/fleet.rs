@@ -108,6 +108,11 @@ pub fn select_environments(
     selection: &EnvironmentSelection,
 ) -> Result<Vec<Environment>> {
     let project = open_project(repo, rev)?.bounded(selection.max_file_bytes.as_ref());
+    select_in(&project, selection)
+}
+
+/// [`select_environments`] of a project already open.
+pub fn select_in(project: &Project, selection: &EnvironmentSelection) -> Result<Vec<Environment>> {
     let selector = Selector::parse_flag(&selection.selectors, "--env-selector")?;
     let known = project.environment_names()?;
     let mut named = BTreeSet::new();
@@ -123,7 +128,7 @@ pub fn select_environments(
             named.insert(value.as_str());
         } else {
             return Err(
-                Error::new(format!("unknown environment `{value}` (--env)")).with_help(known_help(&project, &known))
+                Error::new(format!("unknown environment `{value}` (--env)")).with_help(known_help(project, &known))
             );
         }
     }
@@ -135,11 +140,11 @@ pub fn select_environments(
                 || globs.iter().any(|(_, glob)| glob.is_match(name.as_str()))
         })
         .collect();
-    let candidates = load(&project, &candidates)?;
+    let candidates = load(project, &candidates)?;
     for (value, glob) in &globs {
         if !candidates.iter().any(|env| !env.is_abstract && glob.is_match(&env.name)) {
             return Err(
-                Error::new(format!("--env `{value}` matches no environment")).with_help(known_help(&project, &known))
+                Error::new(format!("--env `{value}` matches no environment")).with_help(known_help(project, &known))
             );
         }
     }
@@ -148,7 +153,7 @@ pub fn select_environments(
         if env.is_abstract {
             if named.contains(env.name.as_str()) {
                 // Named on its own, it is refused, saying which environments extend it.
-                deployable_environment(&project, &env.name)?;
+                deployable_environment(project, &env.name)?;
             }
             continue;
         }
@@ -158,7 +163,7 @@ pub fn select_environments(
     }
     if environments.is_empty() {
         return Err(Error::new(format!("no environment matches the selection ({})", selection.flags()))
-            .with_help(known_help(&project, &known)));
+            .with_help(known_help(project, &known)));
     }
     for env in &environments {
         if let Some((name, at)) = env.needs.iter().find(|(name, _)| !known.contains(name)) {
@@ -166,7 +171,7 @@ pub fn select_environments(
                 at.clone(),
                 format!("environment `{}` needs `{name}`, which is not an environment", env.name),
             )
-            .with_help(known_help(&project, &known)));
+            .with_help(known_help(project, &known)));
         }
     }
     if let Some(wave) = selection.wave {

@@ -14,16 +14,17 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Context;
-use super::fleet::{EnvironmentSelection, select_environments};
+use super::fleet::{EnvironmentSelection, select_in};
 use super::plan::Planned;
 use super::promote::{PinChange, Proposal};
 use weaver_cluster::SharedServers;
-use weaver_core::error::{Error, Result};
+use weaver_core::error::{Error, Location, Result};
 use weaver_project::Environment;
 use weaver_project::image_updates::Skipped;
 use weaver_project::image_updates::{ImageUpdate, Policy};
 use weaver_project::promotion::{Promoted, promoted_path};
 use weaver_source::images::{Check, ImageRepository, Registries, Tags};
+use weaver_verify::cosign::CosignKeys;
 
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -72,6 +73,9 @@ pub struct ImageCheck {
     pub older: usize,
     /// Tags not allowed, by reason, with the first few of each.
     pub skipped: Vec<SkippedTags>,
+    /// With `verify`: who signed `newest` (`keys/cosign.pub (ECDSA P-256 key SHA256:…)`);
+    /// null without `verify` or when no tag is taken.
+    pub signed_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,28 +98,43 @@ impl Checks {
     }
 }
 
+/// Most tags whose signatures one subscription with `verify` checks in one check, newest
+/// first: each costs a few requests (its digest, its signature manifest and payload).
+pub const MOST_SIGNATURE_CHECKS: usize = 20;
+/// Why a tag past [`MOST_SIGNATURE_CHECKS`] is not taken.
+const NOT_CHECKED: &str =
+    "not checked: the signatures of the 20 newest allowed tags are checked, and none of those passed";
+
+/// The subscribed environments, and the cosign keys their `verify` entries name, by path.
+struct Subscribed {
+    environments: Vec<Environment>,
+    keys: HashMap<String, CosignKeys>,
+}
+
 /// Checks each selected environment's subscriptions against its registries.
 pub fn check(options: &CheckOptions, registries: &Registries) -> Result<Checks> {
     check_loaded(&subscribed(options)?, registries, options.concurrency)
 }
 
 /// [`check`] of environments already loaded.
-fn check_loaded(environments: &[Environment], registries: &Registries, concurrency: usize) -> Result<Checks> {
+fn check_loaded(subscribed: &Subscribed, registries: &Registries, concurrency: usize) -> Result<Checks> {
     let before = registries.requests();
     let check = registries.check();
     let mut checks = Vec::new();
-    let tags = tag_lists(environments, registries, &check, concurrency)?;
-    for environment in environments {
-        checks.push(check_environment(environment, registries, &check, &tags)?);
+    let tags = tag_lists(&subscribed.environments, registries, &check, concurrency)?;
+    for environment in &subscribed.environments {
+        checks.push(check_environment(environment, &subscribed.keys, registries, &check, &tags)?);
     }
     Ok(Checks { environments: checks, requests: registries.requests() - before })
 }
 
 /// The selected environments that have `imageUpdates:`; one named by `--env` without them is
 /// an error, one picked by a glob or selector is passed over, and none at all is an error unless
-/// a shard was asked for.
-fn subscribed(options: &CheckOptions) -> Result<Vec<Environment>> {
-    let selected = select_environments(&options.repo, options.rev.as_deref(), &options.environments)?;
+/// a shard was asked for. The keys of `verify` are read from the same commit.
+fn subscribed(options: &CheckOptions) -> Result<Subscribed> {
+    let project = super::open_project(&options.repo, options.rev.as_deref())?
+        .bounded(options.environments.max_file_bytes.as_ref());
+    let selected = select_in(&project, &options.environments)?;
     if let Some(named) =
         selected.iter().find(|e| e.image_updates.is_none() && options.environments.envs.contains(&e.name))
     {
@@ -133,7 +152,36 @@ fn subscribed(options: &CheckOptions) -> Result<Vec<Environment>> {
             "subscribe an environment to an image repository in its file (see the promotion guide's Image updates)",
         ));
     }
-    Ok(environments)
+    let mut keys = HashMap::new();
+    for update in environments.iter().flat_map(|e| e.image_updates.iter().flat_map(|u| u.entries.iter())) {
+        if let Some((path, at)) = &update.verify
+            && !keys.contains_key(path)
+        {
+            keys.insert(path.clone(), cosign_keys(project.source.as_ref(), path, at)?);
+        }
+    }
+    Ok(Subscribed { environments, keys })
+}
+
+/// The public keys of `verify.publicKeyRef` (`path`, written at `at`), as the repository has them.
+fn cosign_keys(source: &dyn weaver_project::Source, path: &str, at: &Location) -> Result<CosignKeys> {
+    let file = std::path::Path::new(path);
+    let bytes = source.read(file).map_err(|e| Error::io("read the public key", file, e))?.ok_or_else(|| {
+        Error::at(at.clone(), format!("`verify.publicKeyRef: {path}`: no such file in the repository"))
+            .with_help("commit cosign's public key (cosign.pub, from `cosign generate-key-pair`) at that path")
+    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::at(Location::file(file), "is not a PEM public key (not UTF-8 text)"))?;
+    let keys = CosignKeys::parse(path, &text).map_err(|e| {
+        Error::at(Location::at(file, e.line as u64, 1), e.message)
+            .with_help(format!("named by `verify.publicKeyRef` ({at})"))
+    })?;
+    if keys.is_empty() {
+        return Err(Error::at(Location::file(file), "holds no public key, so no tag could pass").with_help(format!(
+            "named by `verify.publicKeyRef` ({at}): add cosign.pub's `-----BEGIN PUBLIC KEY-----` block"
+        )));
+    }
+    Ok(keys)
 }
 
 /// Each repository's tags, read once however many subscriptions name it, `concurrency` at once.
@@ -178,6 +226,7 @@ fn subscription(update: &ImageUpdate) -> String {
 
 fn check_environment(
     environment: &Environment,
+    keys: &HashMap<String, CosignKeys>,
     registries: &Registries,
     check: &Check,
     tags: &HashMap<ImageRepository, Tags>,
@@ -187,12 +236,30 @@ fn check_environment(
     for update in &updates.entries {
         let repository = ImageRepository::locate(&update.image, update.plain_http);
         let listed = &tags[&repository];
-        let choice = update
-            .choose(&listed.list, &mut |tag| registries.created(&repository, tag, &update.platform, check))
-            .map_err(|e| e.context(subscription(update)))?;
         // A followed tag is asked for its digest at every check; another, only when the
         // repository's tags changed (a tag re-pushed in place is then seen at the next change).
         let unchanged = listed.unchanged && !matches!(update.policy, Policy::Digest(_));
+        let trusted = update.verify.as_ref().map(|(path, _)| &keys[path]);
+        let (mut checked, mut signed_by) = (0, None);
+        // With `verify`, a tag is taken only when a trusted key signed its digest.
+        let mut signed = |tag: &str| -> Result<Option<&'static str>> {
+            let Some(trusted) = trusted else { return Ok(None) };
+            if checked == MOST_SIGNATURE_CHECKS {
+                return Ok(Some(NOT_CHECKED));
+            }
+            checked += 1;
+            let digest = registries.digest_unless_unchanged(&repository, tag, unchanged, check)?;
+            Ok(match registries.signature(&repository, &digest, trusted, &listed.list, check)? {
+                Ok(signer) => {
+                    signed_by = Some(signer.to_string());
+                    None
+                }
+                Err(refusal) => Some(refusal.reason()),
+            })
+        };
+        let choice = update
+            .choose(&listed.list, &mut |tag| registries.created(&repository, tag, &update.platform, check), &mut signed)
+            .map_err(|e| e.context(subscription(update)))?;
         let newest = match &choice.tag {
             None => None,
             Some(tag) => {
@@ -228,6 +295,7 @@ fn check_environment(
             tags: choice.considered,
             older: choice.older,
             skipped,
+            signed_by,
         });
     }
     Ok(EnvironmentCheck {
@@ -290,10 +358,10 @@ pub async fn check_update(options: &UpdateOptions, registries: Arc<Registries>) 
     // Loaded once: the check and the pins read the same environment. The registries' waits
     // (Retry-After) are the blocking pool's too.
     super::blocking(move || {
-        let mut environments = subscribed(&check_options)?;
-        let checks = check_loaded(&environments, &registries, check_options.concurrency)?;
+        let mut subscribed = subscribed(&check_options)?;
+        let checks = check_loaded(&subscribed, &registries, check_options.concurrency)?;
         let check = checks.environments.into_iter().next().expect("the one environment named was checked");
-        let environment = environments.remove(0);
+        let environment = subscribed.environments.remove(0);
         Ok(CheckedUpdate { environment, check, requests: checks.requests })
     })
     .await

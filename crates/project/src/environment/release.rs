@@ -16,7 +16,7 @@ use crate::health::HealthCheck;
 use crate::ignore::IgnoreRule;
 use crate::image_updates::ImageUpdate;
 use crate::promotion::{Pinned, Promoted, Promotion, promoted_path};
-use crate::source::{PathRef, is_plain_name, lexical};
+use crate::source::{PathRef, inside_repository, is_plain_name, lexical};
 use crate::values::merge_overrides;
 
 /// A release while `extends` is being resolved: one file's fields, already located.
@@ -288,8 +288,7 @@ impl Repository {
                     .with_help("weaver checks the provenance files of chart repositories (index.yaml); an OCI chart is pinned by its digest in charts.lock"));
             }
             (true, Some(keyring)) => {
-                let relative = lexical(Path::new(&keyring.value)).filter(|p| !p.as_os_str().is_empty());
-                let Some(relative) = relative.filter(|_| !Path::new(&keyring.value).is_absolute()) else {
+                let Some(relative) = inside_repository(&keyring.value) else {
                     return Err(Error::at(
                         location(file, &keyring.referenced),
                         format!(
@@ -299,7 +298,7 @@ impl Repository {
                     )
                     .with_help("name it by its path from the repository's root: `keyring: keys/charts.gpg`"));
                 };
-                Some(relative.to_string_lossy().into_owned())
+                Some(relative)
             }
         };
         Ok(Repository { name: fields.name, url, plain_http, keyring })

@@ -513,7 +513,14 @@ fn a_subscription_that_cannot_be_used_is_named() {
 /// Pushes cosign's signature of `digest` (the image `image`) made by `signer`, as `cosign sign
 /// --key` pushes one: the payload as a blob, the config, the manifest at `sha256-HEX.sig`.
 /// `payload` replaces the payload pushed (not the one signed) when given.
-fn push_signature(port: u16, repository: &str, image: &str, digest: &str, signer: &TestSigner, payload: Option<&[u8]>) {
+pub(crate) fn push_signature(
+    port: u16,
+    repository: &str,
+    image: &str,
+    digest: &str,
+    signer: &TestSigner,
+    payload: Option<&[u8]>,
+) {
     let signed = signer.payload(image, digest);
     let signature = signer.sign(&signed);
     let pushed = payload.unwrap_or(&signed);
@@ -607,7 +614,10 @@ fn a_public_key_that_cannot_be_used_is_named() {
         "  - {image: reg.example/web, releases: [app], policy: {semver: '>=1'}, verify: {publicKeyRef: keys/cosign.pub}}\n",
     );
     let err = repo.weaver(&["images", "check"]).failure().to_string();
-    assert!(err.contains("environments/dev.yaml:") && err.contains("keys/cosign.pub`: no such file"), "{err}");
+    assert!(
+        err.contains("environments/dev.yaml:") && err.contains("`publicKeyRef: keys/cosign.pub`: no such file"),
+        "{err}"
+    );
     repo.write("keys/cosign.pub", "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nc2VjcmV0LWtleQ==\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n");
     let err = repo.weaver(&["images", "check"]).failure().to_string();
     assert!(err.contains("keys/cosign.pub:1") && err.contains("this is a private key"), "{err}");

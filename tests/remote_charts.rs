@@ -5,6 +5,7 @@
 //! re-pinned archives; `weaver changed` for a lock change.
 
 use crate::common;
+use weaver_test_support::cosign::TestSigner;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -698,7 +699,33 @@ fn remote_chart_syntax_errors_name_the_file_and_line() {
     verify: true
     keyring: keys.gpg
 ",
-            "repository `stable`: `verify` is not supported for oci:// registries yet",
+            "environments/dev.yaml:6:14: repository `stable`: an oci:// registry's charts are checked by their cosign signatures, not a keyring",
+        ),
+        (
+            "    url: oci://registry.example.com/charts
+    verify: true
+",
+            "environments/dev.yaml:4:10: repository `stable`: `verify: true` needs a `publicKeyRef`",
+        ),
+        (
+            "    url: https://charts.example.com
+    verify: true
+    publicKeyRef: cosign.pub
+",
+            "environments/dev.yaml:6:19: repository `stable`: `publicKeyRef` (cosign) is for oci:// registries",
+        ),
+        (
+            "    url: oci://registry.example.com/charts
+    publicKeyRef: cosign.pub
+",
+            "environments/dev.yaml:5:19: repository `stable`: a `publicKeyRef` without `verify: true` checks nothing",
+        ),
+        (
+            "    url: oci://registry.example.com/charts
+    verify: true
+    publicKeyRef: /etc/cosign.pub
+",
+            "repository `stable`: publicKeyRef `/etc/cosign.pub` is not a path inside the repository",
         ),
     ] {
         repo.write("environments/dev.yaml", &environment(&format!("  - name: stable\n{repository}"), ""));
@@ -918,6 +945,101 @@ fn an_oci_registry_chart_is_locked_by_tag_or_digest_and_rendered_from_the_cache(
     std::fs::write(cache.path().join(format!("sha256/{}.tgz", sha256_hex(&pushed[1]))), &pushed[0]).unwrap();
     let err = repo.weaver_env(&["render", "--env", "dev"], &env).failure().to_string();
     assert!(err.contains("the cached archive") && err.contains("weaver charts fetch"), "{err}");
+}
+
+/// An oci:// registry with `verify: true` and `publicKeyRef`: a chart's manifest signed by
+/// cosign's key (`cosign sign --key`, the test-only signer) is locked with its signer and
+/// rendered; a newer version unsigned, or signed by another key, is refused by name and the lock
+/// stays as it was; a pull checks the signature again.
+#[test]
+fn an_oci_registry_that_verifies_takes_only_charts_a_trusted_cosign_key_signed() {
+    let helm = common::tools::helm();
+    let registry = common::registry::Registry::start();
+    let missing = match (&helm, &registry) {
+        (Err(e), _) | (_, Err(e)) => Some(e.clone()),
+        _ => None,
+    };
+    if !common::skip::interop_or_skip(missing.as_deref()) {
+        return;
+    }
+    let ((helm, _), registry) = (helm.unwrap(), registry.unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let helm_home = work.path().join("helm");
+    let push = |version: &str| {
+        let archive = chart_archive(work.path(), version);
+        let out = Command::new(&helm)
+            .args([
+                "push",
+                archive.to_str().unwrap(),
+                &format!("oci://127.0.0.1:{}/charts", registry.port),
+                "--plain-http",
+            ])
+            .env("HELM_CONFIG_HOME", helm_home.join("config"))
+            .env("HELM_CACHE_HOME", helm_home.join("cache"))
+            .env("HELM_DATA_HOME", helm_home.join("data"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "helm push: {}", String::from_utf8_lossy(&out.stderr));
+        // helm push prints the manifest's digest.
+        let said = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+        said.split_whitespace().find(|w| w.starts_with("sha256:")).expect("helm push names the digest").to_string()
+    };
+    let (trusted, other) = (TestSigner::new("chart team"), TestSigner::new("someone else"));
+    let reference = format!("127.0.0.1:{}/charts/web", registry.port);
+    push("1.0.0");
+    let signed = push("1.0.1");
+    crate::images::push_signature(registry.port, "charts/web", &reference, &signed, &trusted, None);
+
+    let repo = Repo::empty();
+    repo.write("keys/cosign.pub", &trusted.public_pem());
+    let repositories = format!(
+        "  - name: registry\n    url: oci://127.0.0.1:{}/charts\n    plainHttp: true\n    verify: true\n    publicKeyRef: keys/cosign.pub\n",
+        registry.port
+    );
+    repo.write(
+        "environments/dev.yaml",
+        &environment(&repositories, "  - name: web\n    chart: registry/web\n    version: ~1.0.0\n"),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let env = [("WEAVER_CHART_CACHE", cache.path().to_str().unwrap())];
+    let out = repo.weaver_env(&["charts", "lock"], &env).success().to_string();
+    assert!(out.contains("keys/cosign.pub (ECDSA P-256 key SHA256:"), "{out}");
+    let pinned = locked(&repo);
+    assert_eq!(pinned[0]["version"], "1.0.1");
+    assert!(pinned[0]["url"].as_str().unwrap().ends_with(&format!("@{signed}")), "{pinned:?}");
+    assert!(pinned[0]["signedBy"].as_str().unwrap().starts_with("keys/cosign.pub (ECDSA P-256 key SHA256:"));
+    let out = repo.weaver_env(&["render", "--env", "dev"], &env).success().to_string();
+    assert!(out.contains("version: '1.0.1'"), "{out}");
+    let lock_before = std::fs::read_to_string(repo.path().join("charts.lock")).unwrap();
+
+    // A newer version, unsigned: refused, the lock unchanged.
+    let unsigned = push("1.0.2");
+    let err = repo.weaver_env(&["charts", "lock", "--update"], &env).failure().to_string();
+    assert!(err.contains(&format!("web@{unsigned} is refused: it is not signed")), "{err}");
+    assert!(err.contains("keys/cosign.pub lists the keys whose charts are taken"), "{err}");
+    assert_eq!(std::fs::read_to_string(repo.path().join("charts.lock")).unwrap(), lock_before);
+    // Signed by a key the file does not hold: refused, naming the key it holds.
+    crate::images::push_signature(registry.port, "charts/web", &reference, &unsigned, &other, None);
+    let err = repo.weaver_env(&["charts", "lock", "--update"], &env).failure().to_string();
+    assert!(err.contains("its cosign signature holds for no trusted key (ECDSA P-256 SHA256:"), "{err}");
+    assert_eq!(std::fs::read_to_string(repo.path().join("charts.lock")).unwrap(), lock_before);
+
+    // A lock from before `verify`: not rendered until `charts lock` checks it.
+    let unverified =
+        lock_before.lines().filter(|l| !l.trim_start().starts_with("signedBy")).collect::<Vec<_>>().join("\n");
+    repo.write("charts.lock", &format!("{unverified}\n"));
+    let err = repo.weaver_env(&["render", "--env", "dev"], &env).failure().to_string();
+    assert!(err.contains("records no check"), "{err}");
+    repo.weaver_env(&["charts", "lock"], &env).success();
+    assert_eq!(std::fs::read_to_string(repo.path().join("charts.lock")).unwrap(), lock_before);
+
+    // `charts fetch` into an empty cache checks the signature again: the signature tag now
+    // holds another key's signature only, and the pull is refused.
+    let empty = tempfile::tempdir().unwrap();
+    let fresh = [("WEAVER_CHART_CACHE", empty.path().to_str().unwrap())];
+    crate::images::push_signature(registry.port, "charts/web", &reference, &signed, &other, None);
+    let err = repo.weaver_env(&["charts", "fetch"], &fresh).failure().to_string();
+    assert!(err.contains("is refused: its cosign signature holds for no trusted key"), "{err}");
 }
 
 /// Issue 53.6: every remote chart missing from charts.lock is named at once, each where its

@@ -84,8 +84,10 @@ pub struct RemoteChart {
     pub version: String,
     /// An OCI registry served over plain HTTP (`plainHttp: true`).
     pub plain_http: bool,
-    /// Its repository's `keyring` (`verify: true`): the archive's provenance file is checked
-    /// against it when it is pinned, and a pin that was not is not rendered.
+    /// The keys of its repository's `verify: true`, by path: its `keyring` (OpenPGP keys the
+    /// archive's provenance file is checked against) or, for an `oci://` registry, its
+    /// `publicKeyRef` (cosign keys the chart's manifest signature is checked against). The check
+    /// is made when it is pinned, and a pin that was not checked is not rendered.
     pub keyring: Option<String>,
 }
 

@@ -98,7 +98,18 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
     // repository as this commit has them.
     let keyrings: BTreeSet<&String> =
         repositories.values().flat_map(|r| r.values()).filter_map(|r| r.keyring.as_ref()).collect();
+    // A registry's (oci://) are cosign's public keys; a chart repository's, OpenPGP keys.
+    let cosign: BTreeSet<&String> = repositories
+        .values()
+        .flat_map(|r| r.values())
+        .filter(|r| r.url.starts_with("oci://"))
+        .filter_map(|r| r.keyring.as_ref())
+        .collect();
     for keyring in keyrings {
+        if cosign.contains(keyring) {
+            fetcher.trust_cosign(keyring, super::verify::cosign_keys(source, keyring, None)?);
+            continue;
+        }
         let path = Path::new(keyring);
         let bytes = source.read(path).map_err(|e| Error::io("read the keyring", path, e))?.ok_or_else(|| {
             Error::at(Location::file(path), "keyring: no such file")

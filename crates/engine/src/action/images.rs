@@ -18,7 +18,7 @@ use super::fleet::{EnvironmentSelection, select_in};
 use super::plan::Planned;
 use super::promote::{PinChange, Proposal};
 use weaver_cluster::SharedServers;
-use weaver_core::error::{Error, Location, Result};
+use weaver_core::error::{Error, Result};
 use weaver_project::Environment;
 use weaver_project::image_updates::Skipped;
 use weaver_project::image_updates::{ImageUpdate, Policy};
@@ -157,31 +157,10 @@ fn subscribed(options: &CheckOptions) -> Result<Subscribed> {
         if let Some((path, at)) = &update.verify
             && !keys.contains_key(path)
         {
-            keys.insert(path.clone(), cosign_keys(project.source.as_ref(), path, at)?);
+            keys.insert(path.clone(), super::verify::cosign_keys(project.source.as_ref(), path, Some(at))?);
         }
     }
     Ok(Subscribed { environments, keys })
-}
-
-/// The public keys of `verify.publicKeyRef` (`path`, written at `at`), as the repository has them.
-fn cosign_keys(source: &dyn weaver_project::Source, path: &str, at: &Location) -> Result<CosignKeys> {
-    let file = std::path::Path::new(path);
-    let bytes = source.read(file).map_err(|e| Error::io("read the public key", file, e))?.ok_or_else(|| {
-        Error::at(at.clone(), format!("`verify.publicKeyRef: {path}`: no such file in the repository"))
-            .with_help("commit cosign's public key (cosign.pub, from `cosign generate-key-pair`) at that path")
-    })?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::at(Location::file(file), "is not a PEM public key (not UTF-8 text)"))?;
-    let keys = CosignKeys::parse(path, &text).map_err(|e| {
-        Error::at(Location::at(file, e.line as u64, 1), e.message)
-            .with_help(format!("named by `verify.publicKeyRef` ({at})"))
-    })?;
-    if keys.is_empty() {
-        return Err(Error::at(Location::file(file), "holds no public key, so no tag could pass").with_help(format!(
-            "named by `verify.publicKeyRef` ({at}): add cosign.pub's `-----BEGIN PUBLIC KEY-----` block"
-        )));
-    }
-    Ok(keys)
 }
 
 /// Each repository's tags, read once however many subscriptions name it, `concurrency` at once.

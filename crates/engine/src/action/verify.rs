@@ -8,6 +8,7 @@ use std::path::Path;
 
 use weaver_core::error::{Error, Location, Result};
 use weaver_git::GitRepo;
+use weaver_verify::cosign::CosignKeys;
 use weaver_verify::{Signer, TrustList};
 
 /// A commit whose signature the trust list accepts.
@@ -86,4 +87,35 @@ fn signed_in(git: &GitRepo, named: Named<'_>, since: Option<&str>, trust: &Trust
         }
     }
     Ok(VerifiedCommit { commit: revision.commit.to_string(), signer })
+}
+
+/// cosign's public keys at `path` of the repository, as `source` (the commit read) has them:
+/// an image subscription's `verify.publicKeyRef` (written at `at`) or an `oci://` chart
+/// registry's `publicKeyRef`. A file missing, unreadable or without a key is an error naming
+/// it and the line, never quoting it.
+pub(crate) fn cosign_keys(
+    source: &dyn weaver_project::Source,
+    path: &str,
+    at: Option<&Location>,
+) -> Result<CosignKeys> {
+    let file = Path::new(path);
+    let named_by = at.map_or_else(
+        || "named by a repository's `publicKeyRef`".to_string(),
+        |at| format!("named by `verify.publicKeyRef` ({at})"),
+    );
+    let bytes = source.read(file).map_err(|e| Error::io("read the public key", file, e))?.ok_or_else(|| {
+        let message = format!("`publicKeyRef: {path}`: no such file in the repository");
+        at.map_or_else(|| Error::at(Location::file(file), &message), |at| Error::at(at.clone(), &message))
+            .with_help("commit cosign's public key (cosign.pub, from `cosign generate-key-pair`) at that path")
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::at(Location::file(file), "is not a PEM public key (not UTF-8 text)").with_help(&named_by)
+    })?;
+    let keys = CosignKeys::parse(path, &text)
+        .map_err(|e| Error::at(Location::at(file, e.line as u64, 1), e.message).with_help(&named_by))?;
+    if keys.is_empty() {
+        return Err(Error::at(Location::file(file), "holds no public key, so nothing signed could pass")
+            .with_help(format!("{named_by}: add cosign.pub's `-----BEGIN PUBLIC KEY-----` block")));
+    }
+    Ok(keys)
 }

@@ -48,10 +48,13 @@ pub(super) struct RepositoryFile {
     pub(super) url: Spanned<String>,
     /// An `oci://` registry served over plain HTTP (helm's `--plain-http`).
     pub(super) plain_http: Option<bool>,
-    /// Check each chart's provenance file (helm's `--verify`) against `keyring`.
+    /// Check each chart's signature: its provenance file (helm's `--verify`) against `keyring`,
+    /// or for an `oci://` registry its cosign signature against `publicKeyRef`.
     pub(super) verify: Option<bool>,
     /// OpenPGP public keys (`gpg --export`, binary or armored), by path from the repository's root.
     pub(super) keyring: Option<Spanned<String>>,
+    /// cosign's public keys (`cosign.pub`), by path from the repository's root.
+    pub(super) public_key_ref: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -270,36 +270,58 @@ impl Repository {
             return Err(Error::at(at, format!("repository `{}`: `plainHttp` is for oci:// registries", fields.name))
                 .with_help("a chart repository says http:// or https:// in its URL"));
         }
-        let keyring = match (fields.verify.unwrap_or(false), fields.keyring) {
-            (false, None) => None,
-            (false, Some(keyring)) => {
+        let oci = url.starts_with("oci://");
+        let name = &fields.name;
+        let path_of = |field: &str, written: Spanned<String>| {
+            inside_repository(&written.value).ok_or_else(|| {
+                Error::at(
+                    location(file, &written.referenced),
+                    format!("repository `{name}`: {field} `{}` is not a path inside the repository", written.value),
+                )
+                .with_help(format!("name it by its path from the repository's root: `{field}: keys/…`"))
+            })
+        };
+        let keyring = match (fields.verify.unwrap_or(false), fields.keyring, fields.public_key_ref) {
+            (false, None, None) => None,
+            (false, keyring, key) => {
+                let (field, at) = match (keyring, key) {
+                    (Some(keyring), _) => ("keyring", keyring.referenced),
+                    (None, Some(key)) => ("publicKeyRef", key.referenced),
+                    (None, None) => unreachable!("matched above"),
+                };
+                return Err(Error::at(
+                    location(file, &at),
+                    format!("repository `{name}`: a `{field}` without `verify: true` checks nothing"),
+                )
+                .with_help("add `verify: true` to check each chart's signature against it"));
+            }
+            (true, Some(keyring), _) if oci => {
                 return Err(Error::at(
                     location(file, &keyring.referenced),
-                    format!("repository `{}`: a `keyring` without `verify: true` checks nothing", fields.name),
+                    format!("repository `{name}`: an oci:// registry's charts are checked by their cosign signatures, not a keyring"),
                 )
-                .with_help("add `verify: true` to check each chart's provenance file against it"));
+                .with_help("name cosign's public key instead: `publicKeyRef: keys/cosign.pub` (the provenance files helm pushes beside OCI charts are not read yet)"));
             }
-            (true, None) => {
-                return Err(Error::at(at, format!("repository `{}`: `verify: true` needs a `keyring`", fields.name))
+            (true, _, Some(key)) if !oci => {
+                return Err(Error::at(
+                    location(file, &key.referenced),
+                    format!("repository `{name}`: `publicKeyRef` (cosign) is for oci:// registries"),
+                )
+                .with_help(
+                    "a chart repository's charts are checked by their provenance files: `keyring: keys/charts.gpg`",
+                ));
+            }
+            (true, None, None) if oci => {
+                return Err(Error::at(at, format!("repository `{name}`: `verify: true` needs a `publicKeyRef`"))
+                    .with_help("name the cosign public key its charts are signed with, by path from the repository's root: `publicKeyRef: keys/cosign.pub` (`cosign generate-key-pair` writes cosign.pub)"));
+            }
+            (true, None, None) => {
+                return Err(Error::at(at, format!("repository `{name}`: `verify: true` needs a `keyring`"))
                     .with_help("name the OpenPGP public keys charts are signed with, by path from the repository's root: `keyring: keys/charts.gpg` (`gpg --export KEY > keys/charts.gpg`)"));
             }
-            (true, Some(_)) if url.starts_with("oci://") => {
-                return Err(Error::at(at, format!("repository `{}`: `verify` is not supported for oci:// registries yet", fields.name))
-                    .with_help("weaver checks the provenance files of chart repositories (index.yaml); an OCI chart is pinned by its digest in charts.lock"));
-            }
-            (true, Some(keyring)) => {
-                let Some(relative) = inside_repository(&keyring.value) else {
-                    return Err(Error::at(
-                        location(file, &keyring.referenced),
-                        format!(
-                            "repository `{}`: keyring `{}` is not a path inside the repository",
-                            fields.name, keyring.value
-                        ),
-                    )
-                    .with_help("name it by its path from the repository's root: `keyring: keys/charts.gpg`"));
-                };
-                Some(relative)
-            }
+            (true, Some(keyring), None) => Some(path_of("keyring", keyring)?),
+            (true, None, Some(key)) => Some(path_of("publicKeyRef", key)?),
+            (true, Some(_), Some(_)) => unreachable!("refused above by the kind of repository"),
         };
         Ok(Repository { name: fields.name, url, plain_http, keyring })
     }

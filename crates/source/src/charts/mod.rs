@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use weaver_core::error::{Error, Location, Result};
 use weaver_project::chart::{RemoteChart, is_sha256_digest};
 use weaver_project::source::Source;
+use weaver_verify::cosign::CosignKeys;
 
 pub const LOCK_FILE: &str = "charts.lock";
 
@@ -316,11 +317,20 @@ pub struct Fetcher {
     indexes: HashMap<String, repository::Index>,
     /// By path: see [`Fetcher::trust`].
     keyrings: HashMap<String, weaver_verify::Keyring>,
+    /// By path: see [`Fetcher::trust_cosign`].
+    cosign_keys: HashMap<String, CosignKeys>,
 }
 
 impl Fetcher {
     pub fn new(machine: http::Machine, cache: Cache) -> Fetcher {
-        Fetcher { machine, cache, connections: HashMap::new(), indexes: HashMap::new(), keyrings: HashMap::new() }
+        Fetcher {
+            machine,
+            cache,
+            connections: HashMap::new(),
+            indexes: HashMap::new(),
+            keyrings: HashMap::new(),
+            cosign_keys: HashMap::new(),
+        }
     }
 
     fn connection(&mut self, chart: &RemoteChart) -> Result<&mut http::Connection> {
@@ -340,7 +350,7 @@ impl Fetcher {
             // Pinned before its repository checked provenance: checked now, and recorded.
             Some(mut locked) if !update && chart.keyring.is_some() && locked.signed_by.is_none() => {
                 let outcome = self.pull(chart, &locked)?;
-                locked.signed_by = self.provenance(chart, &locked.url, &locked.digest)?;
+                locked.signed_by = self.signature(chart, &locked.url, &locked.digest)?;
                 lock.insert(locked);
                 return Ok(outcome);
             }
@@ -348,7 +358,9 @@ impl Fetcher {
             _ => {}
         }
         let (locked, data) = if chart.is_oci() {
-            oci::resolve(self.connection(chart)?, chart)?
+            let (mut locked, data) = oci::resolve(self.connection(chart)?, chart)?;
+            locked.signed_by = self.signature(chart, &locked.url, &locked.digest)?;
+            (locked, data)
         } else {
             self.resolve_from_index(chart)?
         };
@@ -390,7 +402,7 @@ impl Fetcher {
             name: chart.name.clone(),
             constraint: chart.version.clone(),
             version: entry.version.clone(),
-            signed_by: self.provenance(chart, &url, &digest)?,
+            signed_by: self.signature(chart, &url, &digest)?,
             url,
             digest,
             required_by: None,
@@ -402,6 +414,51 @@ impl Fetcher {
     /// (`verify: true`) are checked against.
     pub fn trust(&mut self, keyring: &str, keys: weaver_verify::Keyring) {
         self.keyrings.insert(keyring.to_string(), keys);
+    }
+
+    /// With `path` (`trust_cosign`), the cosign public keys the charts of its `oci://`
+    /// registries (`verify: true`, `publicKeyRef`) are checked against.
+    pub fn trust_cosign(&mut self, path: &str, keys: CosignKeys) {
+        self.cosign_keys.insert(path.to_string(), keys);
+    }
+
+    /// Who signed `chart`'s archive at `url` (whose digest is `digest`) when its repository says
+    /// `verify: true`: an OCI chart's manifest by cosign ([`Fetcher::cosign`]), another's
+    /// provenance file ([`Fetcher::provenance`]).
+    fn signature(&mut self, chart: &RemoteChart, url: &str, digest: &str) -> Result<Option<String>> {
+        match chart.is_oci() {
+            true => self.cosign(chart, url),
+            false => self.provenance(chart, url, digest),
+        }
+    }
+
+    /// Who of the registry's `publicKeyRef` signed the OCI chart's manifest, named by digest at
+    /// the end of `url` (`oci://…/web@sha256:…`), as `cosign verify --key` checks it.
+    fn cosign(&mut self, chart: &RemoteChart, url: &str) -> Result<Option<String>> {
+        let Some(path) = &chart.keyring else { return Ok(None) };
+        let Some(keys) = self.cosign_keys.get(path).cloned() else {
+            return Err(Error::new(format!("public key {path} was not read")));
+        };
+        let manifest = url.rsplit_once('@').map_or("", |(_, digest)| digest).to_string();
+        let (base, repository) = oci::location(chart);
+        let connection = self.connection(chart)?;
+        let mut get = |path: &str, accept: &str| -> Result<Option<Vec<u8>>> {
+            let url = format!("{base}/v2/{repository}/{path}");
+            let response = connection.send_bounded(http::Method::Get, &url, accept, &[], MAX_PROVENANCE, None)?;
+            match response.status {
+                _ if response.over_limit => Err(connection.failed(&url, "it is over 1 MiB, which no signature is")),
+                200 => Ok(Some(response.body)),
+                404 => Ok(None),
+                _ => Err(connection.status_error(&url, &response)),
+            }
+        };
+        match crate::signatures::check(&mut get, &manifest, &keys)? {
+            Ok(signer) => Ok(Some(signer.to_string())),
+            Err(refusal) => Err(Error::new(format!("{url} is refused: {refusal}")).with_help(format!(
+                "repository {} says `verify: true`: {path} lists the keys whose charts are taken (`cosign sign --key` signs a chart's manifest); nothing was locked",
+                chart.repository
+            ))),
+        }
     }
 
     /// Who signed the provenance file of `chart`'s archive at `url`, whose digest is `digest`,
@@ -467,9 +524,10 @@ impl Fetcher {
         // A pull checks the provenance file again, as `helm pull --verify` does, where the
         // keyring was read (`charts fetch`); the controller's pulls, which read no keyring, take
         // the archive the lock pins by its digest, the check being the lock's.
-        let keyring_read = chart.keyring.as_ref().is_some_and(|k| self.keyrings.contains_key(k));
+        let keyring_read =
+            chart.keyring.as_ref().is_some_and(|k| self.keyrings.contains_key(k) || self.cosign_keys.contains_key(k));
         if locked.signed_by.is_some() && keyring_read {
-            self.provenance(chart, &locked.url, &locked.digest)?;
+            self.signature(chart, &locked.url, &locked.digest)?;
         }
         let data = if chart.is_oci() {
             oci::blob(self.connection(chart)?, chart, &locked.digest)?

@@ -601,10 +601,25 @@ fn only_tags_a_trusted_key_signed_are_taken_and_the_others_say_why() {
     push_signature(port, "shop/web", &web, &digests["1.5.0"], &trusted, None);
     let (_, report) = check_json(&repo, docker.path());
     assert_eq!(report["environments"][0]["images"][0]["newest"], format!("1.5.0@{}", digests["1.5.0"]));
+
+    // Pinned at 1.5.0, the tag re-pushed unsigned: 1.1.0 is the newest that verifies now, but a
+    // verified subscription never moves a pin down.
+    repo.write(
+        "promotions/dev.yaml",
+        &format!("releases:\n  app:\n    images:\n      {web}: 1.5.0@{}\n", digests["1.5.0"]),
+    );
+    push_image(port, "shop/web", "1.5.0", "2026-11-09T00:00:00Z", "amd64");
+    let (code, report) = check_json(&repo, docker.path());
+    let image = &report["environments"][0]["images"][0];
+    assert_eq!((code, &image["new"]), (0, &json!(false)), "{report}");
+    assert_eq!(image["newest"], format!("1.1.0@{}", digests["1.1.0"]));
+    let held = image["heldBack"].as_str().unwrap();
+    assert!(held.starts_with("the pin 1.5.0 ranks above 1.1.0, the newest tag that verifies now"), "{held}");
     repo.write("keys/cosign.pub", &TestSigner::new("nobody").public_pem());
     let (code, report) = check_json(&repo, docker.path());
     let image = &report["environments"][0]["images"][0];
     assert_eq!((code, &image["newest"], &image["signedBy"]), (0, &Value::Null, &Value::Null), "{report}");
+    assert_eq!(image["heldBack"], Value::Null);
 }
 
 /// A `verify` whose public key cannot be used is named by its file and line, never quoted.

@@ -1033,10 +1033,21 @@ fn an_oci_registry_that_verifies_takes_only_charts_a_trusted_cosign_key_signed()
     repo.weaver_env(&["charts", "lock"], &env).success();
     assert_eq!(std::fs::read_to_string(repo.path().join("charts.lock")).unwrap(), lock_before);
 
-    // `charts fetch` into an empty cache checks the signature again: the signature tag now
-    // holds another key's signature only, and the pull is refused.
+    // A lock changed by hand to pair the signed manifest with another archive: refused.
+    let other_archive = format!("sha256:{}", sha256_hex(&std::fs::read(work.path().join("web-1.0.0.tgz")).unwrap()));
+    let current_digest = locked(&repo)[0]["digest"].as_str().unwrap().to_string();
+    repo.write("charts.lock", &lock_before.replace(&current_digest, &other_archive));
     let empty = tempfile::tempdir().unwrap();
     let fresh = [("WEAVER_CHART_CACHE", empty.path().to_str().unwrap())];
+    let err = repo.weaver_env(&["charts", "fetch"], &fresh).failure().to_string();
+    assert!(
+        err.contains(&format!("its chart layer is {current_digest}, but charts.lock pins {other_archive}")),
+        "{err}"
+    );
+    repo.write("charts.lock", &lock_before);
+
+    // `charts fetch` into an empty cache checks the signature again: the signature tag now
+    // holds another key's signature only, and the pull is refused.
     crate::images::push_signature(registry.port, "charts/web", &reference, &signed, &other, None);
     let err = repo.weaver_env(&["charts", "fetch"], &fresh).failure().to_string();
     assert!(err.contains("is refused: its cosign signature holds for no trusted key"), "{err}");
@@ -1092,7 +1103,7 @@ fn the_controllers_chart_cache_evicts_the_least_recently_used_archive_that_no_re
         name: "web".into(),
         version: version.into(),
         plain_http: false,
-        keyring: None,
+        keys_path: None,
     };
     let data = |version: &str| &archives.iter().find(|(v, _)| v == version).unwrap().1;
     let lock = Lock {

@@ -88,7 +88,7 @@ pub struct RemoteChart {
     /// archive's provenance file is checked against) or, for an `oci://` registry, its
     /// `publicKeyRef` (cosign keys the chart's manifest signature is checked against). The check
     /// is made when it is pinned, and a pin that was not checked is not rendered.
-    pub keyring: Option<String>,
+    pub keys_path: Option<String>,
 }
 
 impl RemoteChart {

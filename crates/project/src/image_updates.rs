@@ -247,74 +247,10 @@ impl ImageUpdate {
         let mut allowed: Vec<(Key, &str)> = Vec::new();
         for tag in tags {
             choice.considered += 1;
-            if weaver_verify::cosign::is_cosign_tag(tag) {
-                choice
-                    .skip("cosign's signature, attestation or SBOM of an image (sha256-DIGEST.sig, .att, .sbom)", tag);
-                continue;
+            match self.key(tag, created)? {
+                Ok(key) => allowed.push((key, tag)),
+                Err(reason) => choice.skip(reason, tag),
             }
-            let ordered = match &self.filter {
-                None => tag.clone(),
-                Some(filter) => match filter.pattern.captures(tag) {
-                    None => {
-                        choice.skip("not matched by filterTags", tag);
-                        continue;
-                    }
-                    Some(captures) => match &filter.extract {
-                        None => tag.clone(),
-                        Some(template) => {
-                            let mut extracted = String::new();
-                            captures.expand(template, &mut extracted);
-                            extracted
-                        }
-                    },
-                },
-            };
-            let key = match &self.policy {
-                Policy::Semver { range, prereleases } => {
-                    let Ok(version) = weaver_semver::Version::parse(&ordered) else {
-                        choice.skip("not a semantic version", tag);
-                        continue;
-                    };
-                    let pre = !version.prerelease().is_empty();
-                    if pre && !prereleases {
-                        choice.skip("a pre-release (prereleases: true takes them)", tag);
-                        continue;
-                    }
-                    // A pre-release is judged by its release: 1.5.0-rc.1 is in `>=1.4 <2`.
-                    let judged = match pre {
-                        true => weaver_semver::Version::parse(&format!(
-                            "{}.{}.{}",
-                            version.major(),
-                            version.minor(),
-                            version.patch()
-                        ))
-                        .map_err(Error::new)?,
-                        false => version.clone(),
-                    };
-                    if !weaver_semver::satisfies(range, &judged).map_err(Error::new)? {
-                        choice.skip("outside the range", tag);
-                        continue;
-                    }
-                    Key::Version(version)
-                }
-                Policy::Numerical(order) => match ordered.parse::<f64>() {
-                    Ok(number) if number.is_finite() => Key::Number(*order, number),
-                    _ => {
-                        choice.skip("not a number", tag);
-                        continue;
-                    }
-                },
-                Policy::Alphabetical(order) => Key::Text(*order, ordered),
-                Policy::NewestBuild => match created(tag)? {
-                    Some(at) => Key::Time(at),
-                    None => {
-                        choice.skip("no creation time in its image config", tag);
-                        continue;
-                    }
-                },
-                Policy::Digest(_) => unreachable!("answered above"),
-            };
-            allowed.push((key, tag));
         }
         // Newest first; of equals, the first listed (a stable sort).
         allowed.sort_by(|(a, _), (b, _)| b.cmp(a));
@@ -331,6 +267,84 @@ impl ImageUpdate {
             - choice.skipped.iter().map(|s| s.count).sum::<usize>()
             - usize::from(choice.tag.is_some());
         Ok(choice)
+    }
+}
+
+impl ImageUpdate {
+    /// What `tag` is ordered by under the policy, or why the policy does not allow it.
+    fn key(
+        &self,
+        tag: &str,
+        created: &mut dyn FnMut(&str) -> Result<Option<jiff::Timestamp>>,
+    ) -> Result<std::result::Result<Key, &'static str>> {
+        if weaver_verify::cosign::is_cosign_tag(tag) {
+            return Ok(Err("cosign's signature, attestation or SBOM of an image (sha256-DIGEST.sig, .att, .sbom)"));
+        }
+        let ordered = match &self.filter {
+            None => tag.to_string(),
+            Some(filter) => match filter.pattern.captures(tag) {
+                None => return Ok(Err("not matched by filterTags")),
+                Some(captures) => match &filter.extract {
+                    None => tag.to_string(),
+                    Some(template) => {
+                        let mut extracted = String::new();
+                        captures.expand(template, &mut extracted);
+                        extracted
+                    }
+                },
+            },
+        };
+        Ok(Ok(match &self.policy {
+            Policy::Semver { range, prereleases } => {
+                let Ok(version) = weaver_semver::Version::parse(&ordered) else {
+                    return Ok(Err("not a semantic version"));
+                };
+                let pre = !version.prerelease().is_empty();
+                if pre && !prereleases {
+                    return Ok(Err("a pre-release (prereleases: true takes them)"));
+                }
+                // A pre-release is judged by its release: 1.5.0-rc.1 is in `>=1.4 <2`.
+                let judged = match pre {
+                    true => weaver_semver::Version::parse(&format!(
+                        "{}.{}.{}",
+                        version.major(),
+                        version.minor(),
+                        version.patch()
+                    ))
+                    .map_err(Error::new)?,
+                    false => version.clone(),
+                };
+                if !weaver_semver::satisfies(range, &judged).map_err(Error::new)? {
+                    return Ok(Err("outside the range"));
+                }
+                Key::Version(version)
+            }
+            Policy::Numerical(order) => match ordered.parse::<f64>() {
+                Ok(number) if number.is_finite() => Key::Number(*order, number),
+                _ => return Ok(Err("not a number")),
+            },
+            Policy::Alphabetical(order) => Key::Text(*order, ordered),
+            Policy::NewestBuild => match created(tag)? {
+                Some(at) => Key::Time(at),
+                None => return Ok(Err("no creation time in its image config")),
+            },
+            // One tag is followed: no tag is newer than another.
+            Policy::Digest(_) => Key::Text(Order::Ascending, String::new()),
+        }))
+    }
+
+    /// Whether the policy ranks `tag` above `other`: both allowed, `tag` newer. A tag the
+    /// policy does not allow ranks above none.
+    pub fn ranks_above(
+        &self,
+        tag: &str,
+        other: &str,
+        created: &mut dyn FnMut(&str) -> Result<Option<jiff::Timestamp>>,
+    ) -> Result<bool> {
+        Ok(match (self.key(tag, created)?, self.key(other, created)?) {
+            (Ok(key), Ok(other)) => key.cmp(&other) == Ordering::Greater,
+            _ => false,
+        })
     }
 }
 

@@ -422,10 +422,14 @@ impl Registries {
         }
         let connection = self.connection(repository)?;
         let mut connection = lock(&connection);
-        let mut get = |path: &str, accept: &str| -> Result<Option<Vec<u8>>> {
+        let mut get = |path: &str, accept: &str, bound: u64| -> Result<Option<Vec<u8>>> {
             let url = format!("{}/v2/{}/{path}", repository.base, repository.path);
-            let response = self.send(check, repository, &mut connection, Method::Get, &url, accept, &[], None)?;
+            let response =
+                self.send(check, repository, &mut connection, Method::Get, &url, accept, &[], Some(bound))?;
             match response.status {
+                _ if response.over_limit => {
+                    Err(connection.failed(&url, &format!("it is over {bound} bytes, more than a signature's part")))
+                }
                 200 => Ok(Some(response.body)),
                 404 => Ok(None),
                 _ => Err(refused(&connection, &url, &response, repository)),
@@ -457,9 +461,10 @@ impl Registries {
     }
 
     /// One request, within the registry's slots and the check's time, retried after a `429`
-    /// or `503`'s `Retry-After`. A tag list's page over `tag_page` bytes is not read (the
-    /// response says so, for the list's message); any other body, a manifest or a config, over
-    /// [`MAX_MANIFEST`] is an error, as what is read of it would be taken for the whole.
+    /// or `503`'s `Retry-After`. A body over `bound` bytes (a tag list's page, a signature's
+    /// parts) is not read, and the response says so for the caller's message; without a bound,
+    /// any body, a manifest or a config, over [`MAX_MANIFEST`] is an error, as what is read of
+    /// it would be taken for the whole.
     #[expect(clippy::too_many_arguments, reason = "one request's parts, as Connection::send_bounded takes them")]
     fn send(
         &self,
@@ -470,9 +475,9 @@ impl Registries {
         url: &str,
         accept: &str,
         extra: &[(&str, String)],
-        tag_page: Option<u64>,
+        bound: Option<u64>,
     ) -> Result<Response> {
-        let max_body = tag_page.unwrap_or(MAX_MANIFEST);
+        let max_body = bound.unwrap_or(MAX_MANIFEST);
         let slots = lock(&self.slots).entry(repository.host.clone()).or_default().clone();
         let out_of_time = || check.deadline.passed(&repository.host, url, &repository.path);
         let mut attempt = 0;
@@ -485,7 +490,7 @@ impl Registries {
                     connection.send_bounded(method, url, accept, extra, max_body, Some(left))
                 })?
             };
-            if response.over_limit && tag_page.is_none() {
+            if response.over_limit && bound.is_none() {
                 return Err(Error::new(format!(
                     "registry {} answered {} with more than {MAX_MANIFEST} bytes",
                     repository.host,

@@ -2,9 +2,9 @@
 //! OCI charts by [`crate::charts`]) and checked by weaver-verify: the manifest at the tag
 //! `sha256-HEX.sig`, each of its simple signing layers' payload (a blob), the signature in the
 //! layer's annotation. A registry is not trusted to bound what it serves: a signature manifest
-//! is checked over at most [`MOST_SIGNATURES`] layers, each payload read only when its
-//! descriptor says it is at most [`MAX_PAYLOAD`] bytes, and taken only when its content is its
-//! digest's.
+//! is read up to [`MAX_SIGNATURE_MANIFEST`] bytes and checked over at most [`MOST_SIGNATURES`]
+//! layers, each payload read up to [`MAX_PAYLOAD`] bytes only when its descriptor says so, and
+//! taken only when its content is its digest's.
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -14,9 +14,11 @@ use weaver_verify::Signer;
 use weaver_verify::cosign::{CosignKeys, CosignRefusal, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, signature_tag};
 
 /// Most signature layers checked of one artifact (cosign adds one per signing).
-pub const MOST_SIGNATURES: usize = 16;
+pub const MOST_SIGNATURES: usize = 8;
 /// Most bytes of a simple signing payload (cosign's are a few hundred).
 pub const MAX_PAYLOAD: u64 = 64 << 10;
+/// Most bytes of a signature manifest (a few hundred per signature).
+pub const MAX_SIGNATURE_MANIFEST: u64 = 256 << 10;
 /// What a signature manifest is asked as.
 pub const SIGNATURE_MANIFEST_TYPES: &str =
     "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -40,16 +42,17 @@ struct Layer {
 }
 
 /// What a registry answers for a path of the artifact's repository (`manifests/TAG`,
-/// `blobs/DIGEST`) asked with an `Accept`: its body, None when it has none (404), an error
-/// for any other answer.
-pub type Get<'a> = dyn FnMut(&str, &str) -> Result<Option<Vec<u8>>> + 'a;
+/// `blobs/DIGEST`) asked with an `Accept` and read up to a number of bytes: its body, None when
+/// it has none (404), an error for any other answer or a body over the bound.
+pub type Get<'a> = dyn FnMut(&str, &str, u64) -> Result<Option<Vec<u8>>> + 'a;
 
 /// Checks the cosign signatures of `digest` (`sha256:HEX`) with `keys`: the first that holds
 /// names its signer; else why none does, the most telling refusal first (a trusted key that
 /// signed another digest, then a signature no key holds for, then one that cannot be read).
 /// Errors are the registry's (a refusal, a timeout), not the signature's.
 pub fn check(get: &mut Get, digest: &str, keys: &CosignKeys) -> Result<std::result::Result<Signer, CosignRefusal>> {
-    let Some(body) = get(&format!("manifests/{}", signature_tag(digest)), SIGNATURE_MANIFEST_TYPES)? else {
+    let tag = signature_tag(digest);
+    let Some(body) = get(&format!("manifests/{tag}"), SIGNATURE_MANIFEST_TYPES, MAX_SIGNATURE_MANIFEST)? else {
         return Ok(Err(CosignRefusal::Unsigned));
     };
     let Ok(manifest) = serde_json::from_slice::<Manifest>(&body) else {
@@ -75,25 +78,125 @@ pub fn check(get: &mut Get, digest: &str, keys: &CosignKeys) -> Result<std::resu
     let rank = |r: &CosignRefusal| match r {
         CosignRefusal::OtherDigest { .. } => 0,
         CosignRefusal::NoKeyHolds { .. } => 1,
-        CosignRefusal::Malformed(_) => 2,
-        CosignRefusal::Unsigned => 3,
+        CosignRefusal::Malformed(_) | CosignRefusal::Unsigned => 2,
     };
     Ok(Err(refusals.into_iter().min_by_key(rank).unwrap_or(CosignRefusal::Unsigned)))
 }
 
-/// A layer's payload, read within [`MAX_PAYLOAD`] and checked against its digest.
+/// A layer's payload, read within [`MAX_PAYLOAD`] (as its descriptor must say it is) and
+/// checked against its digest.
 fn payload(get: &mut Get, layer: &Layer) -> Result<std::result::Result<Vec<u8>, String>> {
-    if layer.size > MAX_PAYLOAD {
-        return Ok(Err(format!("its payload is {} bytes, over the {MAX_PAYLOAD} read", layer.size)));
+    if layer.size == 0 || layer.size > MAX_PAYLOAD {
+        return Ok(Err(format!("its payload's descriptor says {} bytes, not 1 to {MAX_PAYLOAD}", layer.size)));
     }
-    let Some(hex) = layer.digest.strip_prefix("sha256:").filter(|h| h.len() == 64) else {
+    // The digest goes into a URL: only a sha256 digest is asked for.
+    if !weaver_project::chart::is_sha256_digest(&layer.digest) {
         return Ok(Err("its payload's digest is not a sha256 digest".into()));
-    };
-    let Some(body) = get(&format!("blobs/{}", layer.digest), "application/octet-stream")? else {
+    }
+    let Some(body) = get(&format!("blobs/{}", layer.digest), "application/octet-stream", MAX_PAYLOAD)? else {
         return Ok(Err("its payload is not in the registry".into()));
     };
-    if body.len() as u64 > MAX_PAYLOAD || format!("{:x}", Sha256::digest(&body)) != hex {
+    if format!("sha256:{:x}", Sha256::digest(&body)) != layer.digest {
         return Ok(Err("its payload is not its digest's content".into()));
     }
     Ok(Ok(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use weaver_test_support::cosign::{TestSigner, signature_manifest};
+
+    const DIGEST: &str = "sha256:f3cfc9d0dbf931d3db4685ec659b7ac68e2a578219da4aae65427886e649b06b";
+
+    fn sha256(data: &[u8]) -> String {
+        format!("sha256:{:x}", Sha256::digest(data))
+    }
+
+    /// A registry of `blobs` and one signature manifest, answering within the bound asked,
+    /// that counts what it was asked.
+    struct Served {
+        manifest: Vec<u8>,
+        blobs: Vec<Vec<u8>>,
+        asked: Vec<(String, u64)>,
+    }
+
+    impl Served {
+        fn get(&mut self, path: &str, _: &str, bound: u64) -> Result<Option<Vec<u8>>> {
+            self.asked.push((path.to_string(), bound));
+            let body = match path.strip_prefix("blobs/") {
+                None => Some(self.manifest.clone()),
+                Some(digest) => self.blobs.iter().find(|b| sha256(b) == digest).cloned(),
+            };
+            match body {
+                Some(body) if body.len() as u64 > bound => Err(weaver_core::Error::new("over the bound")),
+                body => Ok(body),
+            }
+        }
+    }
+
+    fn check_served(served: &mut Served, keys: &CosignKeys) -> std::result::Result<Signer, CosignRefusal> {
+        check(&mut |path: &str, accept: &str, bound: u64| served.get(path, accept, bound), DIGEST, keys).unwrap()
+    }
+
+    #[test]
+    fn the_layer_a_trusted_key_signed_passes_among_others_and_only_the_first_few_are_read() {
+        let (trusted, other) = (TestSigner::new("trusted"), TestSigner::new("other"));
+        let keys = CosignKeys::parse("cosign.pub", &trusted.public_pem()).unwrap();
+        let payload = trusted.payload("registry.example/shop/web", DIGEST);
+        let layer = |signer: &TestSigner| (sha256(&payload), payload.len(), signer.sign(&payload));
+        // Another key's signature first, then the trusted one's.
+        let manifest = signature_manifest(("sha256:00", 2), &[layer(&other), layer(&trusted)]);
+        let mut served = Served {
+            manifest: serde_json::to_vec(&manifest).unwrap(),
+            blobs: vec![payload.clone()],
+            asked: Vec::new(),
+        };
+        assert_eq!(check_served(&mut served, &keys).unwrap().principals, ["cosign.pub"]);
+        assert_eq!(
+            served.asked[0],
+            (signature_tag(DIGEST).replace("sha256-", "manifests/sha256-"), MAX_SIGNATURE_MANIFEST)
+        );
+        assert!(served.asked[1..].iter().all(|(_, bound)| *bound == MAX_PAYLOAD));
+
+        // Twenty signatures no key holds: MOST_SIGNATURES payloads are read, no more.
+        let manifest = signature_manifest(("sha256:00", 2), &vec![layer(&other); 20]);
+        served.manifest = serde_json::to_vec(&manifest).unwrap();
+        served.asked.clear();
+        assert!(matches!(check_served(&mut served, &keys), Err(CosignRefusal::NoKeyHolds { .. })));
+        assert_eq!(served.asked.len(), 1 + MOST_SIGNATURES);
+    }
+
+    #[test]
+    fn payloads_the_descriptor_does_not_bound_or_vouch_for_are_not_asked_for() {
+        let trusted = TestSigner::new("trusted");
+        let keys = CosignKeys::parse("cosign.pub", &trusted.public_pem()).unwrap();
+        let payload = trusted.payload("registry.example/shop/web", DIGEST);
+        let signature = trusted.sign(&payload);
+        let cases = [
+            (json!(sha256(&payload)), json!(0), "not 1 to 65536"),
+            (json!(sha256(&payload)), json!(MAX_PAYLOAD + 1), "not 1 to 65536"),
+            (json!("sha256:../../other/blobs/x"), json!(payload.len()), "not a sha256 digest"),
+            (json!(sha256(b"another blob")), json!(payload.len()), "not in the registry"),
+        ];
+        for (digest, size, why) in cases {
+            let manifest = json!({"layers": [{"mediaType": SIMPLE_SIGNING, "digest": digest, "size": size,
+                "annotations": {SIGNATURE_ANNOTATION: signature}}]});
+            let mut served = Served {
+                manifest: serde_json::to_vec(&manifest).unwrap(),
+                blobs: vec![payload.clone()],
+                asked: Vec::new(),
+            };
+            let refused = check_served(&mut served, &keys).unwrap_err();
+            assert!(matches!(&refused, CosignRefusal::Malformed(m) if m.contains(why)), "{why}: {refused}");
+            assert!(served.asked.len() <= 2, "{:?}", served.asked);
+        }
+        // No signature manifest: unsigned; one without simple signing layers too.
+        let mut none = |_: &str, _: &str, _: u64| -> Result<Option<Vec<u8>>> { Ok(None) };
+        assert_eq!(check(&mut none, DIGEST, &keys).unwrap(), Err(CosignRefusal::Unsigned));
+        let mut empty =
+            |_: &str, _: &str, _: u64| -> Result<Option<Vec<u8>>> { Ok(Some(b"{\"layers\": []}".to_vec())) };
+        assert_eq!(check(&mut empty, DIGEST, &keys).unwrap(), Err(CosignRefusal::Unsigned));
+    }
 }

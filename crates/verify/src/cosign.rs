@@ -121,19 +121,13 @@ impl CosignKeys {
         Ok(CosignKeys { keys })
     }
 
-    /// These keys and `other`'s.
-    pub fn with(mut self, other: CosignKeys) -> CosignKeys {
-        self.keys.extend(other.keys);
-        self
-    }
-
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
-    /// What caches a verdict by: the keys' fingerprints.
+    /// What caches a verdict by: the keys, each with the file that names it (the signer named).
     pub fn id(&self) -> String {
-        self.keys.iter().map(|(_, name, _)| name.fingerprint.as_str()).collect::<Vec<_>>().join(",")
+        self.keys.iter().map(|(_, key, file)| format!("{file}={}", key.fingerprint)).collect::<Vec<_>>().join(",")
     }
 
     /// Checks one layer of a signature manifest: `signature` (the annotation's base64) over
@@ -143,9 +137,10 @@ impl CosignKeys {
         let compact: String = signature.chars().filter(|c| !c.is_ascii_whitespace()).collect();
         let bytes =
             STANDARD.decode(compact).map_err(|_| CosignRefusal::Malformed("its signature is not base64".into()))?;
-        let signature = Signature::from_der(&bytes)
-            .or_else(|_| Signature::from_slice(&bytes))
-            .map_err(|_| CosignRefusal::Malformed("its signature is not an ECDSA P-256 signature".into()))?;
+        // ASN.1 DER, as cosign writes and reads it.
+        let signature = Signature::from_der(&bytes).map_err(|_| {
+            CosignRefusal::Malformed("its signature is not an ECDSA P-256 signature (ASN.1 DER)".into())
+        })?;
         let Some((_, key, name)) = self.keys.iter().find(|(key, _, _)| key.verify(payload, &signature).is_ok()) else {
             return Err(CosignRefusal::NoKeyHolds { keys: self.keys.iter().map(|(_, key, _)| key.clone()).collect() });
         };
@@ -156,12 +151,12 @@ impl CosignKeys {
         if payload.critical.kind != PAYLOAD_TYPE {
             return Err(CosignRefusal::Malformed(format!(
                 "its payload, signed by {signer}, is of type `{}`, not `{PAYLOAD_TYPE}`",
-                payload.critical.kind.escape_debug()
+                shown(&payload.critical.kind)
             )));
         }
         let signed = payload.critical.image.docker_manifest_digest;
         if signed != digest {
-            return Err(CosignRefusal::OtherDigest { signer, signed: signed.escape_debug().to_string() });
+            return Err(CosignRefusal::OtherDigest { signer, signed: shown(&signed) });
         }
         Ok(signer)
     }
@@ -210,6 +205,12 @@ impl fmt::Display for CosignRefusal {
             }
         }
     }
+}
+
+/// A payload's text as a message shows it: escaped, and at most 100 characters.
+fn shown(text: &str) -> String {
+    let escaped: String = text.escape_debug().take(100).collect();
+    if escaped.len() < text.escape_debug().count() { format!("{escaped}…") } else { escaped }
 }
 
 #[derive(Deserialize)]
@@ -271,10 +272,13 @@ mod tests {
         assert_eq!(own.verify(&payload, &signature, SIGNED).unwrap().principals, ["test.pub"]);
         let cosigns = CosignKeys::parse("cosign.pub", COSIGN_PUB).unwrap();
         assert!(matches!(cosigns.verify(&payload, &signature, SIGNED), Err(CosignRefusal::NoKeyHolds { .. })));
-        // Either key of a list of both passes.
-        let both = cosigns.with(own);
+        // Either key of a file of both passes.
+        let both = CosignKeys::parse("both.pub", &format!("{COSIGN_PUB}\n{}", signer.public_pem())).unwrap();
         assert!(both.verify(COSIGN_PAYLOAD, COSIGN_SIGNATURE, SIGNED).is_ok());
         assert!(both.verify(&payload, &signature, SIGNED).is_ok());
+        // A raw r||s signature is not cosign's: refused as unreadable, as cosign refuses it.
+        let raw = STANDARD.encode(Signature::from_der(&STANDARD.decode(&signature).unwrap()).unwrap().to_bytes());
+        assert!(matches!(own.verify(&payload, &raw, SIGNED), Err(CosignRefusal::Malformed(_))));
     }
 
     #[test]

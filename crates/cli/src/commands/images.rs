@@ -85,6 +85,9 @@ fn environment_text(ui: &Ui, check: &EnvironmentCheck) -> String {
         if let (Some(newest), Some(signer)) = (&image.newest, &image.signed_by) {
             text.push_str(&format!("  {}: {newest} is signed by {signer}\n", image.image));
         }
+        if let Some(why) = &image.held_back {
+            text.push_str(&format!("  {}: not proposed: {why}\n", image.image));
+        }
     }
     text
 }

@@ -97,13 +97,13 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
     // The keyrings of the repositories that check provenance (`verify: true`), from the
     // repository as this commit has them.
     let keyrings: BTreeSet<&String> =
-        repositories.values().flat_map(|r| r.values()).filter_map(|r| r.keyring.as_ref()).collect();
+        repositories.values().flat_map(|r| r.values()).filter_map(|r| r.keys_path.as_ref()).collect();
     // A registry's (oci://) are cosign's public keys; a chart repository's, OpenPGP keys.
     let cosign: BTreeSet<&String> = repositories
         .values()
         .flat_map(|r| r.values())
         .filter(|r| r.url.starts_with("oci://"))
-        .filter_map(|r| r.keyring.as_ref())
+        .filter_map(|r| r.keys_path.as_ref())
         .collect();
     for keyring in keyrings {
         if cosign.contains(keyring) {

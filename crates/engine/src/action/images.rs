@@ -76,6 +76,9 @@ pub struct ImageCheck {
     /// With `verify`: who signed `newest` (`keys/cosign.pub (ECDSA P-256 key SHA256:…)`);
     /// null without `verify` or when no tag is taken.
     pub signed_by: Option<String>,
+    /// With `verify`: why `newest` is not proposed though it differs from a pin (it ranks
+    /// below it); null otherwise.
+    pub held_back: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,11 +102,13 @@ impl Checks {
 }
 
 /// Most tags whose signatures one subscription with `verify` checks in one check, newest
-/// first: each costs a few requests (its digest, its signature manifest and payload).
+/// first, and most requests those checks may send (a tag's digest, its signature manifest, a
+/// payload per signature): a registry is not trusted to bound what its answers cost.
 pub const MOST_SIGNATURE_CHECKS: usize = 20;
-/// Why a tag past [`MOST_SIGNATURE_CHECKS`] is not taken.
+pub const MOST_SIGNATURE_REQUESTS: u64 = 100;
+/// Why a tag past those bounds is not taken.
 const NOT_CHECKED: &str =
-    "not checked: the signatures of the 20 newest allowed tags are checked, and none of those passed";
+    "not checked: one check reads the signatures of the newest allowed tags only, and none of those passed";
 
 /// The subscribed environments, and the cosign keys their `verify` entries name, by path.
 struct Subscribed {
@@ -219,33 +224,37 @@ fn check_environment(
         // repository's tags changed (a tag re-pushed in place is then seen at the next change).
         let unchanged = listed.unchanged && !matches!(update.policy, Policy::Digest(_));
         let trusted = update.verify.as_ref().map(|(path, _)| &keys[path]);
-        let (mut checked, mut signed_by) = (0, None);
-        // With `verify`, a tag is taken only when a trusted key signed its digest.
+        let (mut checked, mut verified) = (0, None);
+        let requests_before = registries.requests();
+        // With `verify`, a tag is taken only when a trusted key signed its digest, and that
+        // digest, the one checked, is the pin.
         let mut signed = |tag: &str| -> Result<Option<&'static str>> {
             let Some(trusted) = trusted else { return Ok(None) };
-            if checked == MOST_SIGNATURE_CHECKS {
+            let spent = registries.requests() - requests_before;
+            if checked == MOST_SIGNATURE_CHECKS || spent >= MOST_SIGNATURE_REQUESTS {
                 return Ok(Some(NOT_CHECKED));
             }
             checked += 1;
             let digest = registries.digest_unless_unchanged(&repository, tag, unchanged, check)?;
             Ok(match registries.signature(&repository, &digest, trusted, &listed.list, check)? {
                 Ok(signer) => {
-                    signed_by = Some(signer.to_string());
+                    verified = Some((digest, signer.to_string()));
                     None
                 }
                 Err(refusal) => Some(refusal.reason()),
             })
         };
-        let choice = update
-            .choose(&listed.list, &mut |tag| registries.created(&repository, tag, &update.platform, check), &mut signed)
-            .map_err(|e| e.context(subscription(update)))?;
-        let newest = match &choice.tag {
-            None => None,
-            Some(tag) => {
+        let mut created = |tag: &str| registries.created(&repository, tag, &update.platform, check);
+        let choice =
+            update.choose(&listed.list, &mut created, &mut signed).map_err(|e| e.context(subscription(update)))?;
+        let (newest, signed_by) = match (&choice.tag, verified) {
+            (None, _) => (None, None),
+            (Some(tag), Some((digest, signer))) => (Some(format!("{tag}@{digest}")), Some(signer)),
+            (Some(tag), None) => {
                 let digest = registries
                     .digest_unless_unchanged(&repository, tag, unchanged, check)
                     .map_err(|e| e.context(subscription(update)))?;
-                Some(format!("{tag}@{digest}"))
+                (Some(format!("{tag}@{digest}")), None)
             }
         };
         let current: BTreeMap<String, Option<String>> = update
@@ -256,7 +265,20 @@ fn check_environment(
                 (release.clone(), pinned)
             })
             .collect();
-        let new = newest.is_some() && current.values().any(|pin| pin != &newest);
+        // With `verify`, a pin is never moved down to an older tag: a tag whose signature went
+        // away (or was re-pushed unsigned) would else roll the environment back.
+        let mut held_back = None;
+        if let (Some(_), Some(chosen)) = (trusted, &choice.tag) {
+            for pin in current.values().flatten() {
+                let pinned = pin.split_once('@').map_or(pin.as_str(), |(tag, _)| tag);
+                if update.ranks_above(pinned, chosen, &mut created).map_err(|e| e.context(subscription(update)))? {
+                    held_back = Some(format!(
+                        "the pin {pinned} ranks above {chosen}, the newest tag that verifies now: a verified subscription never moves a pin down"
+                    ));
+                }
+            }
+        }
+        let new = held_back.is_none() && newest.is_some() && current.values().any(|pin| pin != &newest);
         let mut skipped: Vec<SkippedTags> = choice.skipped.iter().map(SkippedTags::from).collect();
         if listed.invalid > 0 {
             skipped.push(SkippedTags {
@@ -275,6 +297,7 @@ fn check_environment(
             older: choice.older,
             skipped,
             signed_by,
+            held_back,
         });
     }
     Ok(EnvironmentCheck {

@@ -243,9 +243,10 @@ pub struct Repository {
     /// Without a trailing `/`.
     pub url: String,
     pub plain_http: bool,
-    /// `verify: true`: the keyring its charts' provenance files are checked against, by path
-    /// from the repository's root.
-    pub keyring: Option<String>,
+    /// `verify: true`: the keys its charts' signatures are checked against, by path from the
+    /// repository's root: its `keyring` (OpenPGP, provenance files) or, for an `oci://`
+    /// registry, its `publicKeyRef` (cosign).
+    pub keys_path: Option<String>,
 }
 
 impl Repository {
@@ -281,7 +282,7 @@ impl Repository {
                 .with_help(format!("name it by its path from the repository's root: `{field}: keys/…`"))
             })
         };
-        let keyring = match (fields.verify.unwrap_or(false), fields.keyring, fields.public_key_ref) {
+        let keys_path = match (fields.verify.unwrap_or(false), fields.keyring, fields.public_key_ref) {
             (false, None, None) => None,
             (false, keyring, key) => {
                 let (field, at) = match (keyring, key) {
@@ -323,7 +324,7 @@ impl Repository {
             (true, None, Some(key)) => Some(path_of("publicKeyRef", key)?),
             (true, Some(_), Some(_)) => unreachable!("refused above by the kind of repository"),
         };
-        Ok(Repository { name: fields.name, url, plain_http, keyring })
+        Ok(Repository { name: fields.name, url, plain_http, keys_path })
     }
 }
 
@@ -359,7 +360,8 @@ pub(super) fn remote_chart(
         Some((reference, digest)) => (reference, Some(digest)),
         None => (chart, None),
     };
-    let (repository, name, plain_http, repository_name, keyring) = if let Some(path) = reference.strip_prefix("oci://")
+    let (repository, name, plain_http, repository_name, keys_path) = if let Some(path) =
+        reference.strip_prefix("oci://")
     {
         let Some((registry_path, name)) = path.rsplit_once('/').filter(|(r, n)| !r.is_empty() && is_plain_name(n))
         else {
@@ -385,7 +387,7 @@ pub(super) fn remote_chart(
         if !is_plain_name(name) {
             return bad(format!("`chart: {chart}`: `{name}` is not a chart name"), "write <repository>/<chart>");
         }
-        (found.url.clone(), name, found.plain_http, Some(found.name.clone()), found.keyring.clone())
+        (found.url.clone(), name, found.plain_http, Some(found.name.clone()), found.keys_path.clone())
     } else {
         return Ok(None);
     };
@@ -418,7 +420,7 @@ pub(super) fn remote_chart(
         }
         (None, None) => String::new(),
     };
-    Ok(Some(RemoteChart { repository, repository_name, name: name.to_string(), version, plain_http, keyring }))
+    Ok(Some(RemoteChart { repository, repository_name, name: name.to_string(), version, plain_http, keys_path }))
 }
 
 pub(super) fn parse_patch(file: &Path, spanned: Spanned<PatchFile>) -> Result<Patch> {

@@ -254,7 +254,7 @@ pub fn pinned<'l>(lock: &'l Lock, user: &str, chart: &RemoteChart) -> Result<&'l
         return Err(Error::new(format!("chart {}{of} is not in {LOCK_FILE}", chart.describe()))
             .with_help("run `weaver charts lock` to resolve it and pin it, then commit charts.lock"));
     };
-    if chart.keyring.is_some() && locked.signed_by.is_none() {
+    if chart.keys_path.is_some() && locked.signed_by.is_none() {
         return Err(Error::new(format!(
             "chart {} {}{of}: its repository says `verify: true`, but {LOCK_FILE} records no check of its provenance file",
             chart.describe(),
@@ -348,7 +348,7 @@ impl Fetcher {
     pub fn lock(&mut self, lock: &mut Lock, chart: &RemoteChart, update: bool) -> Result<Outcome> {
         match lock.find(chart).cloned() {
             // Pinned before its repository checked provenance: checked now, and recorded.
-            Some(mut locked) if !update && chart.keyring.is_some() && locked.signed_by.is_none() => {
+            Some(mut locked) if !update && chart.keys_path.is_some() && locked.signed_by.is_none() => {
                 let outcome = self.pull(chart, &locked)?;
                 locked.signed_by = self.signature(chart, &locked.url, &locked.digest)?;
                 lock.insert(locked);
@@ -427,26 +427,41 @@ impl Fetcher {
     /// provenance file ([`Fetcher::provenance`]).
     fn signature(&mut self, chart: &RemoteChart, url: &str, digest: &str) -> Result<Option<String>> {
         match chart.is_oci() {
-            true => self.cosign(chart, url),
+            true => self.cosign(chart, url, digest),
             false => self.provenance(chart, url, digest),
         }
     }
 
     /// Who of the registry's `publicKeyRef` signed the OCI chart's manifest, named by digest at
-    /// the end of `url` (`oci://…/web@sha256:…`), as `cosign verify --key` checks it.
-    fn cosign(&mut self, chart: &RemoteChart, url: &str) -> Result<Option<String>> {
-        let Some(path) = &chart.keyring else { return Ok(None) };
+    /// the end of `url` (`oci://…/web@sha256:…`), as `cosign verify --key` checks it; that
+    /// manifest's chart layer must be `digest`, the archive pinned, so that a signed manifest
+    /// vouches for no other blob.
+    fn cosign(&mut self, chart: &RemoteChart, url: &str, digest: &str) -> Result<Option<String>> {
+        let Some(path) = &chart.keys_path else { return Ok(None) };
         let Some(keys) = self.cosign_keys.get(path).cloned() else {
             return Err(Error::new(format!("public key {path} was not read")));
         };
         let manifest = url.rsplit_once('@').map_or("", |(_, digest)| digest).to_string();
-        let (base, repository) = oci::location(chart);
+        if !is_sha256_digest(&manifest) {
+            return Err(Error::new(format!("{url} names no manifest by its digest"))
+                .with_help(format!("{LOCK_FILE} was changed by hand: `weaver charts lock --update` pins it again")));
+        }
         let connection = self.connection(chart)?;
-        let mut get = |path: &str, accept: &str| -> Result<Option<Vec<u8>>> {
+        let layer = oci::chart_layer(connection, chart, &manifest)?;
+        if layer != digest {
+            return Err(Error::new(format!(
+                "{url} is refused: its chart layer is {layer}, but {LOCK_FILE} pins {digest}"
+            ))
+            .with_help(format!("{LOCK_FILE} was changed by hand: `weaver charts lock --update` pins it again")));
+        }
+        let (base, repository) = oci::location(chart);
+        let mut get = |path: &str, accept: &str, bound: u64| -> Result<Option<Vec<u8>>> {
             let url = format!("{base}/v2/{repository}/{path}");
-            let response = connection.send_bounded(http::Method::Get, &url, accept, &[], MAX_PROVENANCE, None)?;
+            let response = connection.send_bounded(http::Method::Get, &url, accept, &[], bound, None)?;
             match response.status {
-                _ if response.over_limit => Err(connection.failed(&url, "it is over 1 MiB, which no signature is")),
+                _ if response.over_limit => {
+                    Err(connection.failed(&url, &format!("it is over {bound} bytes, more than a signature's part")))
+                }
                 200 => Ok(Some(response.body)),
                 404 => Ok(None),
                 _ => Err(connection.status_error(&url, &response)),
@@ -465,7 +480,7 @@ impl Fetcher {
     /// when its repository checks them (`verify: true`), as `helm --verify` checks one: fetched
     /// from `<url>.prov` and checked against the repository's keyring.
     fn provenance(&mut self, chart: &RemoteChart, url: &str, digest: &str) -> Result<Option<String>> {
-        let Some(keyring) = &chart.keyring else { return Ok(None) };
+        let Some(keyring) = &chart.keys_path else { return Ok(None) };
         if !self.keyrings.contains_key(keyring) {
             return Err(Error::new(format!("keyring {keyring} was not read")));
         }
@@ -525,7 +540,7 @@ impl Fetcher {
         // keyring was read (`charts fetch`); the controller's pulls, which read no keyring, take
         // the archive the lock pins by its digest, the check being the lock's.
         let keyring_read =
-            chart.keyring.as_ref().is_some_and(|k| self.keyrings.contains_key(k) || self.cosign_keys.contains_key(k));
+            chart.keys_path.as_ref().is_some_and(|k| self.keyrings.contains_key(k) || self.cosign_keys.contains_key(k));
         if locked.signed_by.is_some() && keyring_read {
             self.signature(chart, &locked.url, &locked.digest)?;
         }

@@ -423,6 +423,18 @@ pub fn blob(connection: &mut Connection, chart: &RemoteChart, digest: &str) -> R
     blob_of(connection, &base, &repository, digest)
 }
 
+/// The chart layer's digest of the chart's manifest `digest` (checked against its content).
+pub fn chart_layer(connection: &mut Connection, chart: &RemoteChart, digest: &str) -> Result<String> {
+    let (base, repository) = location(chart);
+    let url = format!("{base}/v2/{repository}/manifests/{digest}");
+    let (_, manifest) = manifest(connection, &base, &repository, digest)?
+        .ok_or_else(|| connection.status_error(&url, &super::http::Response::status_only(404)))?;
+    match manifest.layers.iter().find(|l| l.media_type == CHART_LAYER) {
+        Some(layer) => Ok(layer.digest.clone()),
+        None => Err(Error::new(format!("{url} is not a Helm chart: its manifest has no layer of type {CHART_LAYER}"))),
+    }
+}
+
 /// The manifest `reference` (a tag or a digest) of `repository` at `base`, with its digest
 /// (checked against a digest reference); None when the registry has no such manifest.
 fn manifest(
@@ -766,7 +778,7 @@ mod tests {
             name: "web".into(),
             version: String::new(),
             plain_http: true,
-            keyring: None,
+            keys_path: None,
         };
         let mut connection = Connection::open(&machine, &repository, None, &location(&chart).0).unwrap();
         let started = Instant::now();

@@ -568,7 +568,7 @@ fn only_tags_a_trusted_key_signed_are_taken_and_the_others_say_why() {
     assert_eq!(image["newest"], format!("1.1.0@{}", digests["1.1.0"]), "{report}");
     let signer = image["signedBy"].as_str().unwrap();
     assert!(signer.starts_with("keys/cosign.pub (ECDSA P-256 key SHA256:"), "{signer}");
-    let mut reasons: Vec<(&str, u64, Vec<&str>)> = image["skipped"]
+    let mut reasons: Vec<(&str, u64, Vec<&str>)> = image["passedOver"]
         .as_array()
         .unwrap()
         .iter()
@@ -576,8 +576,12 @@ fn only_tags_a_trusted_key_signed_are_taken_and_the_others_say_why() {
             let examples = s["examples"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
             (s["reason"].as_str().unwrap(), s["count"].as_u64().unwrap(), examples)
         })
-        .filter(|(reason, _, _)| !reason.starts_with("cosign's signature, attestation"))
         .collect();
+    assert_eq!(
+        image["skipped"][0]["reason"],
+        "cosign's signature, attestation or SBOM of an image (sha256-DIGEST.sig, .att, .sbom)"
+    );
+    assert_eq!(image["skipped"][0]["count"], 5, "{report}");
     reasons.sort();
     assert_eq!(
         reasons,
@@ -789,6 +793,59 @@ fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
     for secret in [PASSWORD, TOKEN, "wrong-password", &wrong, &auth] {
         assert!(!text.contains(secret), "a credential in an Event: {text}");
     }
+}
+
+/// `spec.imageUpdates` of a subscription with `verify`: the controller pushes the pin of the
+/// newest signed tag, not the newer unsigned one, and its status says who signed what it took
+/// and why it passed the other over; once signed, the newer tag is pushed and applied.
+#[test]
+fn an_environment_sync_pushes_only_the_pins_of_signed_images() {
+    use crate::gitops::{Controller, environment_sync, http_or_skip, spec, tenant, until_status};
+    if !http_or_skip() {
+        return;
+    }
+    let Some(registry) = Proxied::start() else { return };
+    let port = registry.registry.port;
+    let trusted = TestSigner::new("release team");
+    let (signed, _) = push_image(port, "shop/web", "1.5.0", "2026-11-01T00:00:00Z", "amd64");
+    let (unsigned, _) = push_image(port, "shop/web", "1.6.0", "2026-11-02T00:00:00Z", "amd64");
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let (source, web) = web_source(&namespace, &registry);
+    push_signature(port, "shop/web", &web, &signed, &trusted, None);
+    source.write("keys/cosign.pub", &trusted.public_pem());
+    source.write(
+        "environments/dev.yaml",
+        &format!(
+            "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: app\n    chart: app\nimageUpdates:\n  - {{image: {web}, releases: [app], plainHttp: true, policy: {{semver: '>=1.4.0'}}, verify: {{publicKeyRef: keys/cosign.pub}}}}\n"
+        ),
+    );
+    source.commit("dev subscribes to web's signed tags");
+    pull_secret(&cluster, &namespace, &registry, PASSWORD);
+    let _controller = Controller::start(&cluster, None);
+    let author = json!({"name": "Image Bot", "email": "images@weaver.invalid"});
+    let extra = json!({"interval": "1s",
+        "imageUpdates": {"interval": "1s", "author": author, "pullSecrets": [{"name": "regcred"}]}});
+    let sync = environment_sync(&cluster, &namespace, "dev", spec(&source, extra));
+    cluster.create(&sync);
+    let deployment =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace}});
+    let image = || cluster.get(&deployment).map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone());
+    let pin = format!("{web}:1.5.0@{signed}");
+    let live = until_status(&cluster, &sync, "the signed pin applied, the image check in the status", |live| {
+        image() == Some(json!(pin)) && live["status"]["imageUpdates"]["images"][0]["passedOver"].is_string()
+    });
+    let newest = &live["status"]["imageUpdates"]["images"][0];
+    assert_eq!(newest["newest"], format!("1.5.0@{signed}"), "{newest}");
+    assert!(newest["signedBy"].as_str().unwrap().starts_with("keys/cosign.pub (ECDSA P-256 key SHA256:"), "{newest}");
+    assert_eq!(newest["passedOver"], "1 not signed (no cosign signature, sha256-DIGEST.sig) (1.6.0)", "{newest}");
+    let pushed = std::fs::read_to_string(source.work().join("promotions/dev.yaml")).unwrap();
+    assert!(pushed.contains(&format!("{web}: 1.5.0@{signed}")) && !pushed.contains(&unsigned), "{pushed}");
+
+    // Signed, 1.6.0 is pushed and applied in turn.
+    push_signature(port, "shop/web", &web, &unsigned, &trusted, None);
+    let newer = format!("{web}:1.6.0@{unsigned}");
+    until_status(&cluster, &sync, "the newly signed pin applied", |_| image() == Some(json!(newer)));
 }
 
 /// The whole loop: an image pushed to the registry becomes a commit pinning it in `dev`; dev's

@@ -652,18 +652,23 @@ fn main_of(repo: &git2::Repository) -> String {
 }
 
 /// Image updates from the operator's Pod: staging subscribes web to a registry behind token auth
-/// where the Pods reach this machine; the pull Secret is read as the tenant's account, the pin
-/// pushed over ssh (the Pod has no /tmp, no home, no CA bundle), then fetched and applied.
+/// where the Pods reach this machine, taking only tags cosign's key signed (`verify`); the pull
+/// Secret is read as the tenant's account, the pin pushed over ssh (the Pod has no /tmp, no home,
+/// no CA bundle), then fetched and applied; a newer unsigned tag is passed over, by name.
 #[test]
-fn image_updates_from_the_pod_pin_a_pushed_tag_by_digest_push_it_over_ssh_and_apply_it() {
-    use crate::images::{PASSWORD, Proxied, TOKEN, pull_secret_data, push_image};
+fn image_updates_from_the_pod_pin_a_pushed_signed_tag_by_digest_push_it_over_ssh_and_apply_it() {
+    use crate::images::{PASSWORD, Proxied, TOKEN, pull_secret_data, push_image, push_signature};
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(images) = e2e.images() else { return };
     let demo = Demo::with_operator_on(e2e.cluster());
     let cluster = &demo.cluster;
     let Some(registry) = Proxied::start_on(e2e.host_address(cluster)) else { return };
-    let (first, _) = push_image(registry.registry.port, "shop/web", "1.5.0", "2026-11-01T00:00:00Z", "amd64");
+    let port = registry.registry.port;
+    let (first, _) = push_image(port, "shop/web", "1.5.0", "2026-11-01T00:00:00Z", "amd64");
     let web = registry.image("shop/web");
+    let signer = weaver_test_support::cosign::TestSigner::new("the release team");
+    push_signature(port, "shop/web", &web, &first, &signer, None);
+    demo.repo.write("keys/cosign.pub", &signer.public_pem());
 
     // Staging's web from that registry, followed by semver; its EnvironmentSync checks every
     // 2s as Image Bot, with the pull Secret its account may read.
@@ -675,7 +680,7 @@ fn image_updates_from_the_pod_pin_a_pushed_tag_by_digest_push_it_over_ssh_and_ap
     demo.append(
         "environments/staging.yaml",
         &format!(
-            "imageUpdates:\n  - {{image: {web}, releases: [web], plainHttp: true, policy: {{semver: '>=1.4.0'}}}}\n"
+            "imageUpdates:\n  - {{image: {web}, releases: [web], plainHttp: true, policy: {{semver: '>=1.4.0'}}, verify: {{publicKeyRef: keys/cosign.pub}}}}\n"
         ),
     );
     demo.edit(
@@ -729,8 +734,11 @@ fn image_updates_from_the_pod_pin_a_pushed_tag_by_digest_push_it_over_ssh_and_ap
         }
     });
 
-    // A newer tag, pushed in turn: pinned, pushed and applied.
-    let (second, _) = push_image(registry.registry.port, "shop/web", "1.6.0", "2026-11-02T00:00:00Z", "amd64");
+    // Newer tags, pushed in turn: 1.7.0 unsigned, passed over; 1.6.0 signed, pinned, pushed and
+    // applied.
+    push_image(port, "shop/web", "1.7.0", "2026-11-03T00:00:00Z", "amd64");
+    let (second, _) = push_image(port, "shop/web", "1.6.0", "2026-11-02T00:00:00Z", "amd64");
+    push_signature(port, "shop/web", &web, &second, &signer, None);
     let tagged = Instant::now();
     let newer = format!("{web}:1.6.0@{second}");
     let live = eventually("the newer pin pushed and applied", || {
@@ -746,9 +754,13 @@ fn image_updates_from_the_pod_pin_a_pushed_tag_by_digest_push_it_over_ssh_and_ap
         Err(format!("{:?} {}", image(), live["status"]))
     });
     figure(
-        "a tag pushed to the registry to its pin applied from the Pod (2s image interval, a reconcile requested on the push)",
+        "a signed tag pushed to the registry to its pin applied from the Pod (2s image interval, a reconcile requested on the push)",
         &format!("{:.1?}", tagged.elapsed()),
     );
+    let checked = &live["status"]["imageUpdates"]["images"][0];
+    assert_eq!(checked["newest"], format!("1.6.0@{second}"), "{checked}");
+    assert!(checked["signedBy"].as_str().unwrap_or_default().starts_with("keys/cosign.pub (ECDSA P-256"), "{checked}");
+    assert_eq!(checked["passedOver"], "1 not signed (no cosign signature, sha256-DIGEST.sig) (1.7.0)", "{checked}");
     // No credential in the status, the Events or the Pods' logs.
     let mut said = live["status"].to_string();
     for event in cluster.list("events.k8s.io/v1", "Event", "events", &demo.ns) {

@@ -436,6 +436,17 @@ pub struct NewestImage {
     /// `1.5.0@sha256:…`; absent when the policy allows none of the registry's tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest: Option<String>,
+    /// With the subscription's `verify`: who signed `newest` (`keys/cosign.pub (ECDSA P-256 key
+    /// SHA256:…)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
+    /// With `verify`: the newer tags whose signatures did not pass, and why
+    /// (`1 not signed (no cosign signature, sha256-DIGEST.sig) (1.6.0)`; reasons joined by `; `).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed_over: Option<String>,
+    /// With `verify`: why `newest`, ranking below a pin, was not pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<String>,
 }
 
 /// A pin an image update changed.
@@ -453,14 +464,24 @@ pub struct ImagePinChange {
     pub to: String,
 }
 
-/// `dev registry.example/web 1.5.0@sha256:…`, or `… none allowed`: how `weaver sync get`
-/// and the UI say it, and what `v1alpha1` stored.
+/// `dev registry.example/web 1.5.0@sha256:…`, or `… none allowed`, then with `verify` each of
+/// ` — signed by …`, ` — passed over: …`, ` — held back: …` it has: how `weaver sync get` and
+/// the UI say it, and what `v1alpha1` stores.
 impl std::fmt::Display for NewestImage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let newest = self.newest.as_deref().unwrap_or(NONE_ALLOWED);
-        write!(f, "{} {} {newest}", self.environment, self.image)
+        write!(f, "{} {} {newest}", self.environment, self.image)?;
+        for (label, value) in self.verification() {
+            if let Some(value) = value {
+                write!(f, "{EXTRA}{label}{value}")?;
+            }
+        }
+        Ok(())
     }
 }
+
+/// What parts a [`NewestImage`]'s sentence after its newest tag.
+const EXTRA: &str = " — ";
 
 /// `dev: web registry.example/web 1.4.2@… -> 1.5.0@…` (`unset` for no pin before).
 impl std::fmt::Display for ImagePinChange {
@@ -471,15 +492,37 @@ impl std::fmt::Display for ImagePinChange {
 }
 
 impl NewestImage {
+    /// The verification's parts, each with how its sentence labels it ([`NewestImage::from_sentence`]
+    /// reads the same labels).
+    fn verification(&self) -> [(&'static str, &Option<String>); 3] {
+        [("signed by ", &self.signed_by), ("passed over: ", &self.passed_over), ("held back: ", &self.held_back)]
+    }
+
     /// Read from its sentence ([`Display`](std::fmt::Display)), as far as it follows that form.
     pub fn from_sentence(text: &str) -> NewestImage {
-        let (environment, rest) = text.split_once(' ').unwrap_or((text, ""));
+        let mut parts = text.split(EXTRA);
+        let head = parts.next().unwrap_or_default();
+        let (environment, rest) = head.split_once(' ').unwrap_or((head, ""));
         let (image, newest) = rest.split_once(' ').unwrap_or((rest, NONE_ALLOWED));
-        NewestImage {
+        let mut image = NewestImage {
             environment: environment.to_string(),
             image: image.to_string(),
             newest: (newest != NONE_ALLOWED).then(|| newest.to_string()),
+            ..NewestImage::default()
+        };
+        for part in parts {
+            let fields = [
+                ("signed by ", &mut image.signed_by),
+                ("passed over: ", &mut image.passed_over),
+                ("held back: ", &mut image.held_back),
+            ];
+            for (label, field) in fields {
+                if let Some(value) = part.strip_prefix(label) {
+                    *field = Some(value.to_string());
+                }
+            }
         }
+        image
     }
 }
 
@@ -504,9 +547,14 @@ impl<'de> Deserialize<'de> for NewestImage {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<NewestImage, D::Error> {
         Ok(match SentenceOr::deserialize(deserializer)? {
             SentenceOr::Sentence(text) => NewestImage::from_sentence(&text),
-            SentenceOr::Object(o) => {
-                NewestImage { environment: o.text("environment"), image: o.text("image"), newest: o.get("newest") }
-            }
+            SentenceOr::Object(o) => NewestImage {
+                environment: o.text("environment"),
+                image: o.text("image"),
+                newest: o.get("newest"),
+                signed_by: o.get("signedBy"),
+                passed_over: o.get("passedOver"),
+                held_back: o.get("heldBack"),
+            },
         })
     }
 }

@@ -236,7 +236,7 @@ impl ImageUpdate {
             match tags.iter().any(|t| t == tag) {
                 true => match accept(tag)? {
                     None => choice.tag = Some(tag.clone()),
-                    Some(reason) => choice.skip(reason, tag),
+                    Some(reason) => choice.pass_over(reason, tag),
                 },
                 false => choice.skip("the followed tag is not in the repository", tag),
             }
@@ -260,11 +260,13 @@ impl ImageUpdate {
                     choice.tag = Some(tag.to_string());
                     break;
                 }
-                Some(reason) => choice.skip(reason, tag),
+                Some(reason) => choice.pass_over(reason, tag),
             }
         }
+        let not_taken = |list: &[Skipped]| list.iter().map(|s| s.count).sum::<usize>();
         choice.older = choice.considered
-            - choice.skipped.iter().map(|s| s.count).sum::<usize>()
+            - not_taken(&choice.skipped)
+            - not_taken(&choice.passed_over)
             - usize::from(choice.tag.is_some());
         Ok(choice)
     }
@@ -357,6 +359,9 @@ pub struct Choice {
     pub older: usize,
     /// Not allowed: each reason with how many tags and the first few of them.
     pub skipped: Vec<Skipped>,
+    /// Allowed and newer than the tag taken, but refused by `accept` (a signature): each reason
+    /// with how many tags and the first few of them.
+    pub passed_over: Vec<Skipped>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -371,17 +376,26 @@ const EXAMPLES: usize = 3;
 
 impl Choice {
     fn skip(&mut self, reason: &'static str, tag: &str) {
-        let entry = match self.skipped.iter_mut().position(|s| s.reason == reason) {
-            Some(at) => &mut self.skipped[at],
-            None => {
-                self.skipped.push(Skipped { reason, count: 0, examples: Vec::new() });
-                self.skipped.last_mut().expect("just pushed")
-            }
-        };
-        entry.count += 1;
-        if entry.examples.len() < EXAMPLES {
-            entry.examples.push(tag.to_string());
+        count(&mut self.skipped, reason, tag);
+    }
+
+    fn pass_over(&mut self, reason: &'static str, tag: &str) {
+        count(&mut self.passed_over, reason, tag);
+    }
+}
+
+/// Counts `tag` under `reason` in `list`, keeping the first few tags of each.
+fn count(list: &mut Vec<Skipped>, reason: &'static str, tag: &str) {
+    let entry = match list.iter_mut().position(|s| s.reason == reason) {
+        Some(at) => &mut list[at],
+        None => {
+            list.push(Skipped { reason, count: 0, examples: Vec::new() });
+            list.last_mut().expect("just pushed")
         }
+    };
+    entry.count += 1;
+    if entry.examples.len() < EXAMPLES {
+        entry.examples.push(tag.to_string());
     }
 }
 
@@ -543,22 +557,20 @@ mod tests {
         let reasons: Vec<(&str, usize)> = choice.skipped.iter().map(|s| (s.reason, s.count)).collect();
         assert_eq!(
             reasons,
-            [
-                ("cosign's signature, attestation or SBOM of an image (sha256-DIGEST.sig, .att, .sbom)", 1),
-                ("not signed", 1),
-                ("signed by another key", 1)
-            ]
+            [("cosign's signature, attestation or SBOM of an image (sha256-DIGEST.sig, .att, .sbom)", 1)]
         );
+        let passed: Vec<(&str, usize)> = choice.passed_over.iter().map(|s| (s.reason, s.count)).collect();
+        assert_eq!(passed, [("not signed", 1), ("signed by another key", 1)]);
         assert_eq!((choice.considered, choice.older), (5, 1));
         // None passes: nothing is taken, every allowed tag says why.
         let none = signed.choose(&all, &mut no_times, &mut |_| Ok(Some("not signed"))).unwrap();
-        assert_eq!((none.tag, none.older, none.skipped[1].count), (None, 0, 4));
+        assert_eq!((none.tag, none.older, none.passed_over[0].count), (None, 0, 4));
         // A followed tag is checked too.
         let followed =
             update("{image: reg/web, releases: [web], policy: {digest: latest}, verify: {publicKeyRef: k.pub}}")
                 .unwrap();
         let refused = followed.choose(&tags(&["latest"]), &mut no_times, &mut |_| Ok(Some("not signed"))).unwrap();
-        assert_eq!((refused.tag, refused.skipped[0].reason), (None, "not signed"));
+        assert_eq!((refused.tag, refused.passed_over[0].reason), (None, "not signed"));
     }
 
     #[test]

@@ -64,7 +64,10 @@ fn environment_sync() -> Value {
             "imageUpdates": {"lastAttemptTime": "2026-11-28T10:00:00Z", "revision": "0123456789ab", "branch": "main",
                 "lastPushedCommit": "fedcba", "lastPushTime": "2026-11-28T10:01:00Z",
                 "images": [
-                    {"environment": "dev", "image": "registry.example/web", "newest": "1.5.0@sha256:00ff"},
+                    {"environment": "dev", "image": "registry.example/web", "newest": "1.5.0@sha256:00ff",
+                        "signedBy": "keys/cosign.pub (ECDSA P-256 key SHA256:q0zS)",
+                        "passedOver": "1 not signed (no cosign signature, sha256-DIGEST.sig) (1.6.0)",
+                        "heldBack": "the pin 1.7.0 ranks above 1.5.0"},
                     {"environment": "dev", "image": "registry.example/api"}
                 ],
                 "changes": [
@@ -193,7 +196,10 @@ fn v1alpha1_says_image_updates_in_the_sentences_the_0_1_controller_wrote() {
     let down = convert(environment_sync(), &format!("{GROUP}/{VERSION}")).unwrap();
     assert_eq!(
         down["status"]["imageUpdates"]["images"],
-        json!(["dev registry.example/web 1.5.0@sha256:00ff", "dev registry.example/api none allowed"])
+        json!([
+            "dev registry.example/web 1.5.0@sha256:00ff — signed by keys/cosign.pub (ECDSA P-256 key SHA256:q0zS) — passed over: 1 not signed (no cosign signature, sha256-DIGEST.sig) (1.6.0) — held back: the pin 1.7.0 ranks above 1.5.0",
+            "dev registry.example/api none allowed"
+        ])
     );
     assert_eq!(
         down["status"]["imageUpdates"]["changes"],

@@ -77,7 +77,7 @@ fn environment_text(ui: &Ui, check: &EnvironmentCheck) -> String {
         if image.older > 0 {
             why.push(format!("{} older", image.older));
         }
-        for skipped in &image.skipped {
+        for skipped in image.skipped.iter().chain(&image.passed_over) {
             let more = if skipped.count > skipped.examples.len() { ", …" } else { "" };
             why.push(format!("{} {} ({}{more})", skipped.count, skipped.reason, skipped.examples.join(", ")));
         }

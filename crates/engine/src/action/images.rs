@@ -73,6 +73,9 @@ pub struct ImageCheck {
     pub older: usize,
     /// Tags not allowed, by reason, with the first few of each.
     pub skipped: Vec<SkippedTags>,
+    /// With `verify`: allowed tags newer than `newest` whose signatures did not pass, by reason,
+    /// with the first few of each.
+    pub passed_over: Vec<SkippedTags>,
     /// With `verify`: who signed `newest` (`keys/cosign.pub (ECDSA P-256 key SHA256:…)`);
     /// null without `verify` or when no tag is taken.
     pub signed_by: Option<String>,
@@ -296,6 +299,7 @@ fn check_environment(
             tags: choice.considered,
             older: choice.older,
             skipped,
+            passed_over: choice.passed_over.iter().map(SkippedTags::from).collect(),
             signed_by,
             held_back,
         });

@@ -399,10 +399,18 @@ impl Run<'_> {
             };
             status.requests += update.requests;
             for image in &update.check.images {
+                let passed_over: Vec<String> = image
+                    .passed_over
+                    .iter()
+                    .map(|p| format!("{} {} ({})", p.count, p.reason, p.examples.join(", ")))
+                    .collect();
                 status.images.push(NewestImage {
                     environment: environment.to_string(),
                     image: image.image.clone(),
                     newest: image.newest.clone(),
+                    signed_by: image.signed_by.clone(),
+                    passed_over: (!passed_over.is_empty()).then(|| passed_over.join("; ")),
+                    held_back: image.held_back.clone(),
                 });
             }
             for change in &update.changes {

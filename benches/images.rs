@@ -14,6 +14,11 @@
 //!    pins against the API server (the in-process fake, or `WEAVER_BENCH_KUBECONFIG`'s), and the
 //!    commit of `promotions/dev.yaml`.
 //!
+//! 3. With `verify` (issue 92): a second environment subscribing to the same repositories with
+//!    `verify.publicKeyRef`, each repository's newest tag signed in cosign's format (its
+//!    `sha256-DIGEST.sig` manifest and payload served): the first interval, which checks every
+//!    signature, and intervals with nothing new, against the same without `verify`.
+//!
 //! Every figure with the process's CPU (getrusage) and resident memory (VmRSS, VmHWM); the
 //! registry runs in a process of its own (this bench, started again), so they are weaver's alone.
 
@@ -36,7 +41,12 @@ use weaver_engine::action::images::{CheckOptions, UpdateOptions, check, update};
 use weaver_engine::action::promote::Proposal;
 use weaver_source::charts::http::Machine;
 use weaver_source::images::Registries;
+use weaver_test_support::cosign::{self, TestSigner};
 use weaver_test_support::git;
+use weaver_verify::cosign::signature_tag;
+
+/// What the registry's signing key is derived from.
+const SIGNER: &str = "the bench's release team";
 
 /// A repository's tag list as served: (ETag, body).
 type List = (String, Vec<u8>);
@@ -49,6 +59,15 @@ struct Served {
     marker: std::path::PathBuf,
     /// Kept by (with the new tag, repository).
     lists: RwLock<HashMap<(bool, String), List>>,
+    /// Signs each repository's newest tag.
+    signer: TestSigner,
+    /// Payloads served as blobs, by digest.
+    payloads: RwLock<HashMap<String, Vec<u8>>>,
+}
+
+/// The digest the registry answers for a tag's manifest: the hash of the path asked.
+fn digest_of(repository: &str, tag: &str) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(format!("/v2/{repository}/manifests/{tag}").as_bytes())))
 }
 
 impl Served {
@@ -61,6 +80,9 @@ impl Served {
         if new {
             tags.push("2.0.0".to_string());
         }
+        // The newest tag is signed.
+        let newest = tags.last().cloned().unwrap_or_default();
+        tags.push(signature_tag(&digest_of(repository, &newest)));
         let body = serde_json::to_vec(&serde_json::json!({"name": repository, "tags": tags})).unwrap();
         let etag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&body))[..16]);
         self.lists.write().unwrap().insert((new, repository.to_string()), (etag.clone(), body.clone()));
@@ -109,6 +131,33 @@ fn serve(served: Arc<Served>, stream: TcpStream) {
                 let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(path.as_bytes())));
                 format!("HTTP/1.1 200 OK\r\nDocker-Content-Digest: {digest}\r\nContent-Length: 0\r\n\r\n").into_bytes()
             }
+            // A signature manifest: of the digest its tag names, signed.
+            None if path.ends_with(".sig") && path.contains("/manifests/sha256-") => {
+                let (repository, tag) = path.trim_start_matches("/v2/").split_once("/manifests/").unwrap();
+                let digest = tag.trim_end_matches(".sig").replacen('-', ":", 1);
+                let payload = served.signer.payload(&format!("registry.bench/{repository}"), &digest);
+                let payload_digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&payload)));
+                let manifest = cosign::signature_manifest(
+                    ("sha256:00", 2),
+                    &[(payload_digest.clone(), payload.len(), served.signer.sign(&payload))],
+                );
+                served.payloads.write().unwrap().insert(payload_digest, payload);
+                let body = serde_json::to_vec(&manifest).unwrap();
+                let mut answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+                answer.extend_from_slice(&body);
+                answer
+            }
+            None if path.contains("/blobs/") => {
+                match served.payloads.read().unwrap().get(path.rsplit('/').next().unwrap()) {
+                    Some(body) => {
+                        let mut answer =
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+                        answer.extend_from_slice(body);
+                        answer
+                    }
+                    None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+                }
+            }
             None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
         };
         if stream.write_all(&answer).is_err() {
@@ -145,7 +194,13 @@ fn number(name: &str, default: usize) -> usize {
 
 /// The registry's process: serves on a loopback port it prints, until its input closes.
 fn registry(tags: usize, marker: std::path::PathBuf) {
-    let served = Arc::new(Served { tags, marker, lists: RwLock::default() });
+    let served = Arc::new(Served {
+        tags,
+        marker,
+        lists: RwLock::default(),
+        signer: TestSigner::new(SIGNER),
+        payloads: RwLock::default(),
+    });
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     println!("{}", listener.local_addr().unwrap().port());
     std::io::stdout().flush().unwrap();
@@ -198,6 +253,11 @@ fn main() {
         ));
     }
     write("environments/dev.yaml", &environment);
+    // The same subscriptions, verified.
+    let verified = environment
+        .replace("policy: {semver: '>=1'}}", "policy: {semver: '>=1'}, verify: {publicKeyRef: keys/cosign.pub}}");
+    write("environments/signed.yaml", &verified);
+    write("keys/cosign.pub", &TestSigner::new(SIGNER).public_pem());
     // Committed: the controller reads commits, and each update commits on the last.
     let git = git::init(repo.path());
     git::commit_all(&git, "the subscriptions");
@@ -289,6 +349,31 @@ fn main() {
     // As the controller runs it: the update's own check finds the new tags.
     updated("one new tag each, to the commit");
     interval("after it, nothing new");
+
+    // With `verify`, in a process of its own as another EnvironmentSync's would be: every
+    // newest tag's signature checked once, then nothing new.
+    let signed_options = CheckOptions {
+        environments: EnvironmentSelection { envs: vec!["signed".into()], ..Default::default() },
+        ..options.clone()
+    };
+    let signed_registries = Registries::new(Machine::anonymous(), "none (the bench's registry is anonymous)");
+    println!("  with verify (each repository's newest tag signed, cosign's format):");
+    let signed_interval = |label: &str| {
+        let (before_cpu, started) = (cpu(), Instant::now());
+        let checks = check(&signed_options, &signed_registries).unwrap();
+        let (wall, spent) = (started.elapsed(), cpu() - before_cpu);
+        let signed = checks.environments[0].images.iter().filter(|i| i.signed_by.is_some()).count();
+        println!(
+            "  {label:<38} {:>7.1} ms wall, {:>7.1} ms CPU, {:>4} requests, {signed:>3} signed",
+            wall.as_secs_f64() * 1000.0,
+            spent.as_secs_f64() * 1000.0,
+            checks.requests,
+        );
+    };
+    signed_interval("first interval, signatures checked");
+    for n in 1..=3 {
+        signed_interval(&format!("interval {n}, nothing new"));
+    }
     drop(child.stdin.take());
     let _ = child.wait();
 }

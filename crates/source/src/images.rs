@@ -354,6 +354,19 @@ impl Registries {
             Some(digest) => digest,
             None => self.digest(repository, tag, check)?,
         };
+        self.created_at(repository, &digest, tag, platform, check)
+    }
+
+    /// [`Registries::created`] of the image `digest` (`tag`'s, as messages name it).
+    pub fn created_at(
+        &self,
+        repository: &ImageRepository,
+        digest: &str,
+        tag: &str,
+        platform: &str,
+        check: &Check,
+    ) -> Result<Option<jiff::Timestamp>> {
+        let digest = digest.to_string();
         let key = format!("{}@{digest}/{platform}", repository.key());
         if let Some(created) = lock(&self.created).get(&key) {
             return Ok(*created);

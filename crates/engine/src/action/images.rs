@@ -273,7 +273,12 @@ fn check_environment(
         let mut held_back = None;
         if let (Some(_), Some(chosen)) = (trusted, &choice.tag) {
             for pin in current.values().flatten() {
-                let pinned = pin.split_once('@').map_or(pin.as_str(), |(tag, _)| tag);
+                let (pinned, digest) = pin.split_once('@').unwrap_or((pin.as_str(), ""));
+                // The pinned image by its digest: its tag may be gone or moved.
+                let mut created = |tag: &str| match tag == pinned && !digest.is_empty() {
+                    true => registries.created_at(&repository, digest, tag, &update.platform, check),
+                    false => registries.created(&repository, tag, &update.platform, check),
+                };
                 if update.ranks_above(pinned, chosen, &mut created).map_err(|e| e.context(subscription(update)))? {
                     held_back = Some(format!(
                         "the pin {pinned} ranks above {chosen}, the newest tag that verifies now: a verified subscription never moves a pin down"

@@ -698,14 +698,15 @@ fn remote_chart_syntax_errors_name_the_file_and_line() {
             "    url: oci://registry.example.com/charts
     verify: true
     keyring: keys.gpg
+    publicKeyRef: cosign.pub
 ",
-            "environments/dev.yaml:6:14: repository `stable`: an oci:// registry's charts are checked by their cosign signatures, not a keyring",
+            "environments/dev.yaml:7:19: repository `stable`: `keyring` and `publicKeyRef` are two ways to check its charts: name one",
         ),
         (
             "    url: oci://registry.example.com/charts
     verify: true
 ",
-            "environments/dev.yaml:4:10: repository `stable`: `verify: true` needs a `publicKeyRef`",
+            "environments/dev.yaml:4:10: repository `stable`: `verify: true` needs a `publicKeyRef` or a `keyring`",
         ),
         (
             "    url: https://charts.example.com
@@ -1103,7 +1104,7 @@ fn the_controllers_chart_cache_evicts_the_least_recently_used_archive_that_no_re
         name: "web".into(),
         version: version.into(),
         plain_http: false,
-        keys_path: None,
+        keys: None,
     };
     let data = |version: &str| &archives.iter().find(|(v, _)| v == version).unwrap().1;
     let lock = Lock {
@@ -1180,6 +1181,84 @@ fn signed_chart(
         .unwrap();
     assert!(out.status.success(), "helm package --sign: {}", String::from_utf8_lossy(&out.stderr));
     std::fs::read(charts.join(format!("web-{version}.tgz"))).unwrap()
+}
+
+/// An oci:// registry with `verify: true` and a keyring: the provenance file `helm push`
+/// uploads as a layer beside a chart `helm package --sign` signed is checked as `helm pull
+/// --verify` checks it; a chart pushed without one, or signed by another key, is refused and the
+/// lock left as it was.
+#[test]
+fn an_oci_registry_with_a_keyring_checks_the_provenance_layer_helm_pushes() {
+    let helm = common::tools::helm();
+    let registry = common::registry::Registry::start();
+    let gpg_missing = weaver_test_support::signing::missing(&["gpg"]);
+    let missing = match (&helm, &registry, gpg_missing) {
+        (Err(e), _, _) | (_, Err(e), _) => Some(e.clone()),
+        (_, _, Some(e)) => Some(e),
+        _ => None,
+    };
+    if !common::skip::interop_or_skip(missing.as_deref()) {
+        return;
+    }
+    let ((helm, _), registry) = (helm.unwrap(), registry.unwrap());
+    let gpg = weaver_test_support::signing::Gpg::new();
+    let signer = gpg.rsa_key("Chart Signer <charts@example.com>");
+    gpg.rsa_key("Mallory <mallory@example.com>");
+    let work = tempfile::tempdir().unwrap();
+    let packaged = work.path().join("packaged");
+    std::fs::create_dir_all(&packaged).unwrap();
+    let helm_home = work.path().join("helm");
+    // Pushed from where `helm package` wrote it: its .prov beside it goes as a layer.
+    let push = |archive: &Path| {
+        let out = Command::new(&helm)
+            .args([
+                "push",
+                archive.to_str().unwrap(),
+                &format!("oci://127.0.0.1:{}/charts", registry.port),
+                "--plain-http",
+            ])
+            .env("HELM_CONFIG_HOME", helm_home.join("config"))
+            .env("HELM_CACHE_HOME", helm_home.join("cache"))
+            .env("HELM_DATA_HOME", helm_home.join("data"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "helm push: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    signed_chart(work.path(), &packaged, &gpg, "Chart Signer", "1.0.0");
+    push(&packaged.join("web-1.0.0.tgz"));
+
+    let repo = Repo::empty();
+    repo.write_bytes("keys/charts.gpg", &gpg.run_bytes(&["--export", &signer]));
+    let repositories = format!(
+        "  - name: registry\n    url: oci://127.0.0.1:{}/charts\n    plainHttp: true\n    verify: true\n    keyring: keys/charts.gpg\n",
+        registry.port
+    );
+    repo.write(
+        "environments/dev.yaml",
+        &environment(&repositories, "  - name: web\n    chart: registry/web\n    version: ^1.0.0\n"),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let env = [("WEAVER_CHART_CACHE", cache.path().to_str().unwrap())];
+    let out = repo.weaver_env(&["charts", "lock"], &env).success().to_string();
+    assert!(out.contains("Chart Signer <charts@example.com> (OpenPGP key"), "{out}");
+    assert_eq!(locked(&repo)[0]["signedBy"], format!("Chart Signer <charts@example.com> (OpenPGP key {signer})"));
+    let out = repo.weaver_env(&["render", "--env", "dev"], &env).success().to_string();
+    assert_eq!(config_maps(&out)[0]["data"]["version"], "1.0.0");
+    let lock_v1 = std::fs::read_to_string(repo.path().join("charts.lock")).unwrap();
+
+    // A newer version signed by another key: refused by its provenance layer.
+    signed_chart(work.path(), &packaged, &gpg, "Mallory", "1.1.0");
+    push(&packaged.join("web-1.1.0.tgz"));
+    let err = repo.weaver_env(&["charts", "lock", "--update"], &env).failure().to_string();
+    assert!(err.contains("is refused: its provenance file: it is signed by OpenPGP"), "{err}");
+    assert!(err.contains("a key the trust list does not hold"), "{err}");
+    assert_eq!(std::fs::read_to_string(repo.path().join("charts.lock")).unwrap(), lock_v1);
+    // A newer version pushed without its provenance file: refused, naming what is missing.
+    let bare = chart_archive(work.path(), "1.2.0");
+    push(&bare);
+    let err = repo.weaver_env(&["charts", "lock", "--update"], &env).failure().to_string();
+    assert!(err.contains("is refused: its manifest has no provenance layer"), "{err}");
+    assert_eq!(std::fs::read_to_string(repo.path().join("charts.lock")).unwrap(), lock_v1);
 }
 
 #[test]

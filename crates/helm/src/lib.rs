@@ -247,7 +247,7 @@ pub fn unvendored_remote(chart: &Chart, repositories: &BTreeMap<String, Reposito
                 name: d.name.clone(),
                 version: d.version.clone(),
                 plain_http: found.is_some_and(|r| r.plain_http),
-                keys_path: found.and_then(|r| r.keys_path.clone()),
+                keys: found.and_then(|r| r.keys.clone()),
             };
             if let Some(name) = d.repository.strip_prefix('@').or_else(|| d.repository.strip_prefix("alias:")) {
                 let found = repositories.get(name)?;
@@ -256,10 +256,10 @@ pub fn unvendored_remote(chart: &Chart, repositories: &BTreeMap<String, Reposito
             // A URL a repository of `repositories` has takes its checks (`verify: true`), as
             // helm's `--verify` covers dependencies; not its name, credentials go by URL.
             let by_url = repositories.values().find(|r| r.url == d.repository.trim_end_matches('/'));
-            ["https://", "http://", "oci://"].iter().any(|s| d.repository.starts_with(s)).then(|| RemoteChart {
-                keys_path: by_url.and_then(|r| r.keys_path.clone()),
-                ..remote(&d.repository, None)
-            })
+            ["https://", "http://", "oci://"]
+                .iter()
+                .any(|s| d.repository.starts_with(s))
+                .then(|| RemoteChart { keys: by_url.and_then(|r| r.keys.clone()), ..remote(&d.repository, None) })
         })
         .collect()
 }
@@ -471,14 +471,15 @@ mod tests {
         let files = vec![File { name: "Chart.yaml".into(), data: Arc::from(chart_yaml.as_bytes()) }];
         let chart = Chart::from_files(files, Path::new("charts/shop")).unwrap();
         let repository = |name: &str, url: &str, plain_http| {
-            (name.to_string(), Repository { name: name.into(), url: url.into(), plain_http, keys_path: None })
+            (name.to_string(), Repository { name: name.into(), url: url.into(), plain_http, keys: None })
         };
         let mut repositories = BTreeMap::from([
             repository("stable", "https://stable.example.com", false),
             repository("internal", "oci://registry.example.com/charts", true),
         ]);
         // A repository that checks provenance passes its keyring on to the charts named through it.
-        repositories.get_mut("stable").unwrap().keys_path = Some("keys/charts.gpg".into());
+        repositories.get_mut("stable").unwrap().keys =
+            Some(weaver_project::chart::ChartKeys::Keyring("keys/charts.gpg".into()));
         let found: Vec<(String, Option<String>, String, String, bool)> = unvendored_remote(&chart, &repositories)
             .into_iter()
             .map(|r| (r.repository, r.repository_name, r.name, r.version, r.plain_http))
@@ -494,13 +495,17 @@ mod tests {
                 row("oci://registry.example.com/charts", Some("internal"), "c", "3.x", true),
             ]
         );
-        let keyrings: Vec<Option<String>> =
-            unvendored_remote(&chart, &repositories).into_iter().map(|r| r.keys_path).collect();
+        let keyrings: Vec<Option<String>> = unvendored_remote(&chart, &repositories)
+            .into_iter()
+            .map(|r| r.keys.map(|k| k.path().to_string()))
+            .collect();
         assert_eq!(keyrings, [None, Some("keys/charts.gpg".to_string()), None]);
         // Named by the URL of that repository, a dependency takes its keyring too.
         repositories.get_mut("stable").unwrap().url = "https://charts.example.com".into();
-        let keyrings: Vec<Option<String>> =
-            unvendored_remote(&chart, &repositories).into_iter().map(|r| r.keys_path).collect();
+        let keyrings: Vec<Option<String>> = unvendored_remote(&chart, &repositories)
+            .into_iter()
+            .map(|r| r.keys.map(|k| k.path().to_string()))
+            .collect();
         assert_eq!(keyrings, [Some("keys/charts.gpg".to_string()), Some("keys/charts.gpg".to_string()), None]);
     }
 }

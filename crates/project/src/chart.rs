@@ -84,11 +84,28 @@ pub struct RemoteChart {
     pub version: String,
     /// An OCI registry served over plain HTTP (`plainHttp: true`).
     pub plain_http: bool,
-    /// The keys of its repository's `verify: true`, by path: its `keyring` (OpenPGP keys the
-    /// archive's provenance file is checked against) or, for an `oci://` registry, its
-    /// `publicKeyRef` (cosign keys the chart's manifest signature is checked against). The check
-    /// is made when it is pinned, and a pin that was not checked is not rendered.
-    pub keys_path: Option<String>,
+    /// The keys of its repository's `verify: true`: the check is made when it is pinned, and a
+    /// pin that was not checked is not rendered.
+    pub keys: Option<ChartKeys>,
+}
+
+/// What a repository's charts are checked against (`verify: true`), each by path from the
+/// repository's root.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChartKeys {
+    /// `keyring`: OpenPGP keys the provenance file is checked against (`helm package --sign`),
+    /// beside the archive in a chart repository, or a layer of an OCI chart's manifest.
+    Keyring(String),
+    /// `publicKeyRef`: cosign keys an OCI chart's manifest signature is checked against.
+    Cosign(String),
+}
+
+impl ChartKeys {
+    pub fn path(&self) -> &str {
+        match self {
+            ChartKeys::Keyring(path) | ChartKeys::Cosign(path) => path,
+        }
+    }
 }
 
 impl RemoteChart {

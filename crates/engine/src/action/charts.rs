@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::{OnProgress, Progress, open_project};
 use weaver_core::error::{Error, Location, Result};
-use weaver_project::chart::RemoteChart;
+use weaver_project::chart::{ChartKeys, RemoteChart};
 use weaver_source::charts::{Cache, ChartRef, Fetcher, LOCK_FILE, Lock, Outcome, http::Machine};
 
 #[derive(Debug, Clone)]
@@ -94,22 +94,18 @@ fn run(options: &ChartsOptions, locking: bool, on: OnProgress) -> Result<ChartsR
     let mut lock = before.clone();
     let cache = Cache::from_env(|key| std::env::var(key).ok())?;
     let mut fetcher = Fetcher::new(Machine::load(|key| std::env::var(key).ok())?, cache.clone());
-    // The keyrings of the repositories that check provenance (`verify: true`), from the
-    // repository as this commit has them.
-    let keyrings: BTreeSet<&String> =
-        repositories.values().flat_map(|r| r.values()).filter_map(|r| r.keys_path.as_ref()).collect();
-    // A registry's (oci://) are cosign's public keys; a chart repository's, OpenPGP keys.
-    let cosign: BTreeSet<&String> = repositories
-        .values()
-        .flat_map(|r| r.values())
-        .filter(|r| r.url.starts_with("oci://"))
-        .filter_map(|r| r.keys_path.as_ref())
-        .collect();
-    for keyring in keyrings {
-        if cosign.contains(keyring) {
-            fetcher.trust_cosign(keyring, super::verify::cosign_keys(source, keyring, None)?);
-            continue;
-        }
+    // The keys of the repositories that check their charts (`verify: true`), from the
+    // repository as this commit has them: OpenPGP keyrings and cosign's public keys.
+    let all_keys: BTreeSet<&ChartKeys> =
+        repositories.values().flat_map(|r| r.values()).filter_map(|r| r.keys.as_ref()).collect();
+    for keys in all_keys {
+        let keyring = match keys {
+            ChartKeys::Cosign(path) => {
+                fetcher.trust_cosign(path, super::verify::cosign_keys(source, path, None)?);
+                continue;
+            }
+            ChartKeys::Keyring(path) => path,
+        };
         let path = Path::new(keyring);
         let bytes = source.read(path).map_err(|e| Error::io("read the keyring", path, e))?.ok_or_else(|| {
             Error::at(Location::file(path), "keyring: no such file")

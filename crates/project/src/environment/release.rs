@@ -11,7 +11,7 @@ use weaver_core::error::{Error, Location, Result};
 use super::file::{PatchFile, ReleaseFile, RepositoryFile};
 use super::names::{RELEASE_NAME, located_namespace, path_ref, substitute_variable};
 use super::{LoadRestrictions, Patch, PatchBody, Release, health_checks, ignore_rules, location};
-use crate::chart::{CHARTS_DIR, RemoteChart, is_archive, is_local, is_path};
+use crate::chart::{CHARTS_DIR, ChartKeys, RemoteChart, is_archive, is_local, is_path};
 use crate::health::HealthCheck;
 use crate::ignore::IgnoreRule;
 use crate::image_updates::ImageUpdate;
@@ -246,7 +246,7 @@ pub struct Repository {
     /// `verify: true`: the keys its charts' signatures are checked against, by path from the
     /// repository's root: its `keyring` (OpenPGP, provenance files) or, for an `oci://`
     /// registry, its `publicKeyRef` (cosign).
-    pub keys_path: Option<String>,
+    pub keys: Option<ChartKeys>,
 }
 
 impl Repository {
@@ -282,7 +282,7 @@ impl Repository {
                 .with_help(format!("name it by its path from the repository's root: `{field}: keys/…`"))
             })
         };
-        let keys_path = match (fields.verify.unwrap_or(false), fields.keyring, fields.public_key_ref) {
+        let keys = match (fields.verify.unwrap_or(false), fields.keyring, fields.public_key_ref) {
             (false, None, None) => None,
             (false, keyring, key) => {
                 let (field, at) = match (keyring, key) {
@@ -296,12 +296,12 @@ impl Repository {
                 )
                 .with_help("add `verify: true` to check each chart's signature against it"));
             }
-            (true, Some(keyring), _) if oci => {
+            (true, Some(_), Some(key)) => {
                 return Err(Error::at(
-                    location(file, &keyring.referenced),
-                    format!("repository `{name}`: an oci:// registry's charts are checked by their cosign signatures, not a keyring"),
+                    location(file, &key.referenced),
+                    format!("repository `{name}`: `keyring` and `publicKeyRef` are two ways to check its charts: name one"),
                 )
-                .with_help("name cosign's public key instead: `publicKeyRef: keys/cosign.pub` (the provenance files helm pushes beside OCI charts are not read yet)"));
+                .with_help("`keyring` checks helm's provenance files (`helm package --sign`), `publicKeyRef` cosign's signatures (`cosign sign --key`)"));
             }
             (true, _, Some(key)) if !oci => {
                 return Err(Error::at(
@@ -313,18 +313,17 @@ impl Repository {
                 ));
             }
             (true, None, None) if oci => {
-                return Err(Error::at(at, format!("repository `{name}`: `verify: true` needs a `publicKeyRef`"))
-                    .with_help("name the cosign public key its charts are signed with, by path from the repository's root: `publicKeyRef: keys/cosign.pub` (`cosign generate-key-pair` writes cosign.pub)"));
+                return Err(Error::at(at, format!("repository `{name}`: `verify: true` needs a `publicKeyRef` or a `keyring`"))
+                    .with_help("name the cosign public key its charts are signed with (`publicKeyRef: keys/cosign.pub`, from `cosign generate-key-pair`), or the OpenPGP keys of the provenance files `helm push` uploads with them (`keyring: keys/charts.gpg`), by path from the repository's root"));
             }
             (true, None, None) => {
                 return Err(Error::at(at, format!("repository `{name}`: `verify: true` needs a `keyring`"))
                     .with_help("name the OpenPGP public keys charts are signed with, by path from the repository's root: `keyring: keys/charts.gpg` (`gpg --export KEY > keys/charts.gpg`)"));
             }
-            (true, Some(keyring), None) => Some(path_of("keyring", keyring)?),
-            (true, None, Some(key)) => Some(path_of("publicKeyRef", key)?),
-            (true, Some(_), Some(_)) => unreachable!("refused above by the kind of repository"),
+            (true, Some(keyring), None) => Some(ChartKeys::Keyring(path_of("keyring", keyring)?)),
+            (true, None, Some(key)) => Some(ChartKeys::Cosign(path_of("publicKeyRef", key)?)),
         };
-        Ok(Repository { name: fields.name, url, plain_http, keys_path })
+        Ok(Repository { name: fields.name, url, plain_http, keys })
     }
 }
 
@@ -360,9 +359,7 @@ pub(super) fn remote_chart(
         Some((reference, digest)) => (reference, Some(digest)),
         None => (chart, None),
     };
-    let (repository, name, plain_http, repository_name, keys_path) = if let Some(path) =
-        reference.strip_prefix("oci://")
-    {
+    let (repository, name, plain_http, repository_name, keys) = if let Some(path) = reference.strip_prefix("oci://") {
         let Some((registry_path, name)) = path.rsplit_once('/').filter(|(r, n)| !r.is_empty() && is_plain_name(n))
         else {
             return bad(format!("`chart: {chart}` is not an OCI chart reference"), "write oci://host/path/chart");
@@ -387,7 +384,7 @@ pub(super) fn remote_chart(
         if !is_plain_name(name) {
             return bad(format!("`chart: {chart}`: `{name}` is not a chart name"), "write <repository>/<chart>");
         }
-        (found.url.clone(), name, found.plain_http, Some(found.name.clone()), found.keys_path.clone())
+        (found.url.clone(), name, found.plain_http, Some(found.name.clone()), found.keys.clone())
     } else {
         return Ok(None);
     };
@@ -420,7 +417,7 @@ pub(super) fn remote_chart(
         }
         (None, None) => String::new(),
     };
-    Ok(Some(RemoteChart { repository, repository_name, name: name.to_string(), version, plain_http, keys_path }))
+    Ok(Some(RemoteChart { repository, repository_name, name: name.to_string(), version, plain_http, keys }))
 }
 
 pub(super) fn parse_patch(file: &Path, spanned: Spanned<PatchFile>) -> Result<Patch> {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use weaver_core::error::{Error, Location, Result};
-use weaver_project::chart::{RemoteChart, is_sha256_digest};
+use weaver_project::chart::{ChartKeys, RemoteChart, is_sha256_digest};
 use weaver_project::source::Source;
 use weaver_verify::cosign::CosignKeys;
 
@@ -254,7 +254,7 @@ pub fn pinned<'l>(lock: &'l Lock, user: &str, chart: &RemoteChart) -> Result<&'l
         return Err(Error::new(format!("chart {}{of} is not in {LOCK_FILE}", chart.describe()))
             .with_help("run `weaver charts lock` to resolve it and pin it, then commit charts.lock"));
     };
-    if chart.keys_path.is_some() && locked.signed_by.is_none() {
+    if chart.keys.is_some() && locked.signed_by.is_none() {
         return Err(Error::new(format!(
             "chart {} {}{of}: its repository says `verify: true`, but {LOCK_FILE} records no check of its provenance file",
             chart.describe(),
@@ -348,9 +348,9 @@ impl Fetcher {
     pub fn lock(&mut self, lock: &mut Lock, chart: &RemoteChart, update: bool) -> Result<Outcome> {
         match lock.find(chart).cloned() {
             // Pinned before its repository checked provenance: checked now, and recorded.
-            Some(mut locked) if !update && chart.keys_path.is_some() && locked.signed_by.is_none() => {
+            Some(mut locked) if !update && chart.keys.is_some() && locked.signed_by.is_none() => {
                 let outcome = self.pull(chart, &locked)?;
-                locked.signed_by = self.signature(chart, &locked.url, &locked.digest)?;
+                locked.signed_by = self.signature(chart, &locked)?;
                 lock.insert(locked);
                 return Ok(outcome);
             }
@@ -359,7 +359,7 @@ impl Fetcher {
         }
         let (locked, data) = if chart.is_oci() {
             let (mut locked, data) = oci::resolve(self.connection(chart)?, chart)?;
-            locked.signed_by = self.signature(chart, &locked.url, &locked.digest)?;
+            locked.signed_by = self.signature(chart, &locked)?;
             (locked, data)
         } else {
             self.resolve_from_index(chart)?
@@ -397,16 +397,17 @@ impl Fetcher {
                 chart.repository
             )));
         }
-        let locked = LockedChart {
+        let mut locked = LockedChart {
             repository: chart.repository.clone(),
             name: chart.name.clone(),
             constraint: chart.version.clone(),
             version: entry.version.clone(),
-            signed_by: self.signature(chart, &url, &digest)?,
+            signed_by: None,
             url,
             digest,
             required_by: None,
         };
+        locked.signed_by = self.signature(chart, &locked)?;
         Ok((locked, data))
     }
 
@@ -422,38 +423,48 @@ impl Fetcher {
         self.cosign_keys.insert(path.to_string(), keys);
     }
 
-    /// Who signed `chart`'s archive at `url` (whose digest is `digest`) when its repository says
-    /// `verify: true`: an OCI chart's manifest by cosign ([`Fetcher::cosign`]), another's
-    /// provenance file ([`Fetcher::provenance`]).
-    fn signature(&mut self, chart: &RemoteChart, url: &str, digest: &str) -> Result<Option<String>> {
-        match chart.is_oci() {
-            true => self.cosign(chart, url, digest),
-            false => self.provenance(chart, url, digest),
+    /// Who signed `chart`'s archive, pinned as `locked`, when its repository says `verify:
+    /// true`: an OCI chart's manifest by cosign ([`Fetcher::cosign`]), or the provenance file
+    /// beside the archive or, for an OCI chart, a layer of its manifest
+    /// ([`Fetcher::provenance`]).
+    fn signature(&mut self, chart: &RemoteChart, locked: &LockedChart) -> Result<Option<String>> {
+        match &chart.keys {
+            None => Ok(None),
+            Some(ChartKeys::Cosign(path)) => self.cosign(chart, path, &locked.url, &locked.digest).map(Some),
+            Some(ChartKeys::Keyring(path)) => self.provenance(chart, path, locked).map(Some),
         }
+    }
+
+    /// The manifest digest an OCI chart's pin names at the end of its URL (`oci://…/web@sha256:…`),
+    /// and its chart layer, which must be the archive pinned (`digest`): so that what a
+    /// signature of the manifest vouches for is the archive rendered.
+    fn pinned_manifest(&mut self, chart: &RemoteChart, url: &str, digest: &str) -> Result<(String, oci::ChartLayers)> {
+        let manifest = url.rsplit_once('@').map_or("", |(_, digest)| digest).to_string();
+        if !is_sha256_digest(&manifest) {
+            return Err(Error::new(format!("{url} names no manifest by its digest"))
+                .with_help(format!("{LOCK_FILE} was changed by hand: `weaver charts lock --update` pins it again")));
+        }
+        let layers = oci::chart_layers(self.connection(chart)?, chart, &manifest)?;
+        if layers.chart != digest {
+            return Err(Error::new(format!(
+                "{url} is refused: its chart layer is {}, but {LOCK_FILE} pins {digest}",
+                layers.chart
+            ))
+            .with_help(format!("{LOCK_FILE} was changed by hand: `weaver charts lock --update` pins it again")));
+        }
+        Ok((manifest, layers))
     }
 
     /// Who of the registry's `publicKeyRef` signed the OCI chart's manifest, named by digest at
     /// the end of `url` (`oci://…/web@sha256:…`), as `cosign verify --key` checks it; that
     /// manifest's chart layer must be `digest`, the archive pinned, so that a signed manifest
     /// vouches for no other blob.
-    fn cosign(&mut self, chart: &RemoteChart, url: &str, digest: &str) -> Result<Option<String>> {
-        let Some(path) = &chart.keys_path else { return Ok(None) };
+    fn cosign(&mut self, chart: &RemoteChart, path: &str, url: &str, digest: &str) -> Result<String> {
         let Some(keys) = self.cosign_keys.get(path).cloned() else {
             return Err(Error::new(format!("public key {path} was not read")));
         };
-        let manifest = url.rsplit_once('@').map_or("", |(_, digest)| digest).to_string();
-        if !is_sha256_digest(&manifest) {
-            return Err(Error::new(format!("{url} names no manifest by its digest"))
-                .with_help(format!("{LOCK_FILE} was changed by hand: `weaver charts lock --update` pins it again")));
-        }
+        let (manifest, _) = self.pinned_manifest(chart, url, digest)?;
         let connection = self.connection(chart)?;
-        let layer = oci::chart_layer(connection, chart, &manifest)?;
-        if layer != digest {
-            return Err(Error::new(format!(
-                "{url} is refused: its chart layer is {layer}, but {LOCK_FILE} pins {digest}"
-            ))
-            .with_help(format!("{LOCK_FILE} was changed by hand: `weaver charts lock --update` pins it again")));
-        }
         let (base, repository) = oci::location(chart);
         let mut get = |path: &str, accept: &str, bound: u64| -> Result<Option<Vec<u8>>> {
             let url = format!("{base}/v2/{repository}/{path}");
@@ -468,7 +479,7 @@ impl Fetcher {
             }
         };
         match crate::signatures::check(&mut get, &manifest, &keys)? {
-            Ok(signer) => Ok(Some(signer.to_string())),
+            Ok(signer) => Ok(signer.to_string()),
             Err(refusal) => Err(Error::new(format!("{url} is refused: {refusal}")).with_help(format!(
                 "repository {} says `verify: true`: {path} lists the keys whose charts are taken (`cosign sign --key` signs a chart's manifest); nothing was locked",
                 chart.repository
@@ -476,18 +487,51 @@ impl Fetcher {
         }
     }
 
-    /// Who signed the provenance file of `chart`'s archive at `url`, whose digest is `digest`,
-    /// when its repository checks them (`verify: true`), as `helm --verify` checks one: fetched
-    /// from `<url>.prov` and checked against the repository's keyring.
-    fn provenance(&mut self, chart: &RemoteChart, url: &str, digest: &str) -> Result<Option<String>> {
-        let Some(keyring) = &chart.keys_path else { return Ok(None) };
+    /// Who signed the provenance file of `chart`'s archive, pinned as `locked`, against the
+    /// keyring at `keyring`, as `helm --verify` checks one. A chart repository's is fetched
+    /// from `<url>.prov`; an OCI chart's is the provenance layer `helm push` uploads with it, of
+    /// the pinned manifest. The file vouches for the archive by its file name: the URL path's
+    /// last part, or for an OCI chart `<name>-<version>.tgz`, as `helm pull --verify` names it.
+    fn provenance(&mut self, chart: &RemoteChart, keyring: &str, locked: &LockedChart) -> Result<String> {
         if !self.keyrings.contains_key(keyring) {
             return Err(Error::new(format!("keyring {keyring} was not read")));
         }
-        let prov_url = format!("{url}.prov");
+        let url = &locked.url;
+        let (prov_url, name, response) = if chart.is_oci() {
+            let (_, layers) = self.pinned_manifest(chart, url, &locked.digest)?;
+            let Some((layer, size)) = layers.provenance else {
+                return Err(Error::new(format!("{url} is refused: its manifest has no provenance layer")).with_help(
+                    format!(
+                        "repository {} says `verify: true` with a keyring: push each chart with its provenance file beside it (`helm package --sign`, then `helm push`), or check cosign signatures instead (`publicKeyRef`); nothing was locked",
+                        chart.repository
+                    ),
+                ));
+            };
+            let (base, repository) = oci::location(chart);
+            let prov_url = format!("{base}/v2/{repository}/blobs/{layer}");
+            if size > MAX_PROVENANCE || !is_sha256_digest(&layer) {
+                return Err(Error::new(format!(
+                    "{prov_url} is not read: its descriptor says {size} bytes, and no provenance file is over {} KiB",
+                    MAX_PROVENANCE >> 10
+                )));
+            }
+            let connection = self.connection(chart)?;
+            let response = connection.send_bounded(http::Method::Get, &prov_url, "*/*", &[], MAX_PROVENANCE, None)?;
+            if response.status == 200 && sha256_digest(&response.body) != layer {
+                return Err(connection.failed(&prov_url, "the provenance layer's content is not its digest's"));
+            }
+            (prov_url, format!("{}-{}.tgz", chart.name, locked.version), response)
+        } else {
+            let prov_url = format!("{url}.prov");
+            // The archive's file name, as helm takes it: the URL path's last part.
+            let path = url.split(['?', '#']).next().unwrap_or(url);
+            let name = path.rsplit('/').next().unwrap_or(path).to_string();
+            let connection = self.connection(chart)?;
+            let accept = "application/octet-stream, text/plain, */*";
+            let response = connection.send_bounded(http::Method::Get, &prov_url, accept, &[], MAX_PROVENANCE, None)?;
+            (prov_url, name, response)
+        };
         let connection = self.connection(chart)?;
-        let accept = "application/octet-stream, text/plain, */*";
-        let response = connection.send_bounded(http::Method::Get, &prov_url, accept, &[], MAX_PROVENANCE, None)?;
         if response.over_limit {
             return Err(Error::new(format!(
                 "{prov_url} is larger than {} KiB, which no provenance file is: nothing was locked",
@@ -505,14 +549,11 @@ impl Fetcher {
         }
         let keys = &self.keyrings[keyring];
         let text = String::from_utf8(response.body).map_err(|_| Error::new(format!("{prov_url} is not text")))?;
-        // The archive's file name, as helm takes it: the URL path's last part.
-        let path = url.split(['?', '#']).next().unwrap_or(url);
-        let name = path.rsplit('/').next().unwrap_or(path);
-        let signer = weaver_verify::check_provenance(keys, &text, name, digest).map_err(|why| {
+        let signer = weaver_verify::check_provenance(keys, &text, &name, &locked.digest).map_err(|why| {
             Error::new(format!("{url} is refused: {why}"))
                 .with_help(format!("keyring {keyring} lists the keys whose charts are taken; nothing was locked"))
         })?;
-        Ok(Some(signer.to_string()))
+        Ok(signer.to_string())
     }
 
     fn download(&mut self, chart: &RemoteChart, url: &str) -> Result<Vec<u8>> {
@@ -539,10 +580,13 @@ impl Fetcher {
         // A pull checks the provenance file again, as `helm pull --verify` does, where the
         // keyring was read (`charts fetch`); the controller's pulls, which read no keyring, take
         // the archive the lock pins by its digest, the check being the lock's.
-        let keyring_read =
-            chart.keys_path.as_ref().is_some_and(|k| self.keyrings.contains_key(k) || self.cosign_keys.contains_key(k));
-        if locked.signed_by.is_some() && keyring_read {
-            self.signature(chart, &locked.url, &locked.digest)?;
+        let keys_read = match &chart.keys {
+            None => false,
+            Some(ChartKeys::Keyring(path)) => self.keyrings.contains_key(path),
+            Some(ChartKeys::Cosign(path)) => self.cosign_keys.contains_key(path),
+        };
+        if locked.signed_by.is_some() && keys_read {
+            self.signature(chart, locked)?;
         }
         let data = if chart.is_oci() {
             oci::blob(self.connection(chart)?, chart, &locked.digest)?

@@ -19,6 +19,8 @@ use weaver_core::error::{Error, Result};
 use weaver_project::chart::{RemoteChart, is_sha256_digest};
 
 pub const CHART_LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+/// The layer `helm push` uploads a chart's provenance file as, when one is beside the archive.
+pub const PROVENANCE_LAYER: &str = "application/vnd.cncf.helm.chart.provenance.v1.prov";
 /// A chart's config: its Chart.yaml as JSON, as `helm push` writes it.
 pub const CHART_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
 pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -423,16 +425,26 @@ pub fn blob(connection: &mut Connection, chart: &RemoteChart, digest: &str) -> R
     blob_of(connection, &base, &repository, digest)
 }
 
-/// The chart layer's digest of the chart's manifest `digest` (checked against its content).
-pub fn chart_layer(connection: &mut Connection, chart: &RemoteChart, digest: &str) -> Result<String> {
+/// The layers of an OCI chart's manifest that weaver reads: the chart, and helm's provenance
+/// file when `helm push` uploaded one.
+pub struct ChartLayers {
+    pub chart: String,
+    /// Its digest and the size its descriptor says.
+    pub provenance: Option<(String, u64)>,
+}
+
+/// The layers of the chart's manifest `digest` (checked against its content).
+pub fn chart_layers(connection: &mut Connection, chart: &RemoteChart, digest: &str) -> Result<ChartLayers> {
     let (base, repository) = location(chart);
     let url = format!("{base}/v2/{repository}/manifests/{digest}");
     let (_, manifest) = manifest(connection, &base, &repository, digest)?
         .ok_or_else(|| connection.status_error(&url, &super::http::Response::status_only(404)))?;
-    match manifest.layers.iter().find(|l| l.media_type == CHART_LAYER) {
-        Some(layer) => Ok(layer.digest.clone()),
-        None => Err(Error::new(format!("{url} is not a Helm chart: its manifest has no layer of type {CHART_LAYER}"))),
-    }
+    let Some(layer) = manifest.layers.iter().find(|l| l.media_type == CHART_LAYER) else {
+        return Err(Error::new(format!("{url} is not a Helm chart: its manifest has no layer of type {CHART_LAYER}")));
+    };
+    let provenance =
+        manifest.layers.iter().find(|l| l.media_type == PROVENANCE_LAYER).map(|l| (l.digest.clone(), l.size));
+    Ok(ChartLayers { chart: layer.digest.clone(), provenance })
 }
 
 /// The manifest `reference` (a tag or a digest) of `repository` at `base`, with its digest
@@ -778,7 +790,7 @@ mod tests {
             name: "web".into(),
             version: String::new(),
             plain_http: true,
-            keys_path: None,
+            keys: None,
         };
         let mut connection = Connection::open(&machine, &repository, None, &location(&chart).0).unwrap();
         let started = Instant::now();

@@ -626,6 +626,35 @@ fn only_tags_a_trusted_key_signed_are_taken_and_the_others_say_why() {
     assert_eq!(image["heldBack"], Value::Null);
 }
 
+/// The signatures' request budget counts their requests alone: a `newestBuild` subscription
+/// reads each tag's config first (three requests a tag, here more than the budget), and its
+/// newest signed image is still taken.
+#[test]
+fn a_verified_newest_build_subscription_reads_its_configs_outside_the_signature_budget() {
+    let Some(registry) = Proxied::start() else { return };
+    let port = registry.registry.port;
+    let signer = TestSigner::new("release team");
+    let batch = registry.image("shop/batch");
+    let mut newest = String::new();
+    for n in 10..50 {
+        newest = push_image(port, "shop/batch", &format!("b-{n}"), &format!("2026-11-01T00:00:{n}Z"), "amd64").0;
+    }
+    push_signature(port, "shop/batch", &batch, &newest, &signer, None);
+    let repo = subscribed(&format!(
+        "  - {{image: {batch}, releases: [app], plainHttp: true, filterTags: {{pattern: '^b-'}}, policy: {{newestBuild: true}}, verify: {{publicKeyRef: keys/cosign.pub}}}}\n"
+    ));
+    repo.write("keys/cosign.pub", &signer.public_pem());
+    let docker = tempfile::tempdir().unwrap();
+    docker_config(docker.path(), registry.proxy.port, PASSWORD);
+    let (code, report) = check_json(&repo, docker.path());
+    assert!(report["requests"].as_u64().unwrap() > 120, "the configs were read: {report}");
+    assert_eq!(
+        (code, &report["environments"][0]["images"][0]["newest"]),
+        (2, &json!(format!("b-49@{newest}"))),
+        "{report}"
+    );
+}
+
 /// A `verify` whose public key cannot be used is named by its file and line, never quoted.
 #[test]
 fn a_public_key_that_cannot_be_used_is_named() {

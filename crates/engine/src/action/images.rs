@@ -227,13 +227,13 @@ fn check_environment(
         // repository's tags changed (a tag re-pushed in place is then seen at the next change).
         let unchanged = listed.unchanged && !matches!(update.policy, Policy::Digest(_));
         let trusted = update.verify.as_ref().map(|(path, _)| &keys[path]);
-        let (mut checked, mut verified) = (0, None);
-        let requests_before = registries.requests();
+        let (mut checked, mut verified, mut first_request) = (0, None, None);
         // With `verify`, a tag is taken only when a trusted key signed its digest, and that
-        // digest, the one checked, is the pin.
+        // digest, the one checked, is the pin. The requests counted are the signatures' alone,
+        // from the first check on: `newestBuild` has read its configs before.
         let mut signed = |tag: &str| -> Result<Option<&'static str>> {
             let Some(trusted) = trusted else { return Ok(None) };
-            let spent = registries.requests() - requests_before;
+            let spent = registries.requests() - *first_request.get_or_insert_with(|| registries.requests());
             if checked == MOST_SIGNATURE_CHECKS || spent >= MOST_SIGNATURE_REQUESTS {
                 return Ok(Some(NOT_CHECKED));
             }

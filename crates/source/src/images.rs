@@ -439,14 +439,7 @@ impl Registries {
             let url = format!("{}/v2/{}/{path}", repository.base, repository.path);
             let response =
                 self.send(check, repository, &mut connection, Method::Get, &url, accept, &[], Some(bound))?;
-            match response.status {
-                _ if response.over_limit => {
-                    Err(connection.failed(&url, &format!("it is over {bound} bytes, more than a signature's part")))
-                }
-                200 => Ok(Some(response.body)),
-                404 => Ok(None),
-                _ => Err(refused(&connection, &url, &response, repository)),
-            }
+            signatures::part(&connection, &url, response, bound)
         };
         let verdict = signatures::check(&mut get, digest, keys)?;
         if let Ok(signer) = &verdict {

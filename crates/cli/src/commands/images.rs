@@ -77,10 +77,7 @@ fn environment_text(ui: &Ui, check: &EnvironmentCheck) -> String {
         if image.older > 0 {
             why.push(format!("{} older", image.older));
         }
-        for skipped in image.skipped.iter().chain(&image.passed_over) {
-            let more = if skipped.count > skipped.examples.len() { ", …" } else { "" };
-            why.push(format!("{} {} ({}{more})", skipped.count, skipped.reason, skipped.examples.join(", ")));
-        }
+        why.extend(image.skipped.iter().chain(&image.passed_over).map(ToString::to_string));
         text.push_str(&format!("  {}: {}\n", image.image, why.join("; ")));
         if let (Some(newest), Some(signer)) = (&image.newest, &image.signed_by) {
             text.push_str(&format!("  {}: {newest} is signed by {signer}\n", image.image));

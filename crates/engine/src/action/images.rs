@@ -92,6 +92,15 @@ pub struct SkippedTags {
     pub examples: Vec<String>,
 }
 
+/// `3 not a semantic version (latest, main-99, main-100, …)`: how the text output and the
+/// EnvironmentSync's status say them.
+impl std::fmt::Display for SkippedTags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let more = if self.count > self.examples.len() { ", …" } else { "" };
+        write!(f, "{} {} ({}{more})", self.count, self.reason, self.examples.join(", "))
+    }
+}
+
 impl From<&Skipped> for SkippedTags {
     fn from(skipped: &Skipped) -> SkippedTags {
         SkippedTags { reason: skipped.reason, count: skipped.count, examples: skipped.examples.clone() }

@@ -15,7 +15,7 @@ use crate::registry_limits::{RegistryLimits, TagLimits};
 use weaver_core::error::{Error, Result};
 
 /// Most a response may hold: a chart repository's index (bitnami's is about 30 MiB) or an archive.
-const MAX_BODY: u64 = 200 << 20;
+pub(crate) const MAX_BODY: u64 = 200 << 20;
 
 /// Most a token service's answer may hold (a JWT of a few KiB, in JSON).
 const MAX_TOKEN: u64 = 1 << 20;

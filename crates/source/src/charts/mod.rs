@@ -469,14 +469,7 @@ impl Fetcher {
         let mut get = |path: &str, accept: &str, bound: u64| -> Result<Option<Vec<u8>>> {
             let url = format!("{base}/v2/{repository}/{path}");
             let response = connection.send_bounded(http::Method::Get, &url, accept, &[], bound, None)?;
-            match response.status {
-                _ if response.over_limit => {
-                    Err(connection.failed(&url, &format!("it is over {bound} bytes, more than a signature's part")))
-                }
-                200 => Ok(Some(response.body)),
-                404 => Ok(None),
-                _ => Err(connection.status_error(&url, &response)),
-            }
+            crate::signatures::part(connection, &url, response, bound)
         };
         match crate::signatures::check(&mut get, &manifest, &keys)? {
             Ok(signer) => Ok(signer.to_string()),
@@ -497,7 +490,7 @@ impl Fetcher {
             return Err(Error::new(format!("keyring {keyring} was not read")));
         }
         let url = &locked.url;
-        let (prov_url, name, response) = if chart.is_oci() {
+        let (name, body) = if chart.is_oci() {
             let (_, layers) = self.pinned_manifest(chart, url, &locked.digest)?;
             let Some((layer, size)) = layers.provenance else {
                 return Err(Error::new(format!("{url} is refused: its manifest has no provenance layer")).with_help(
@@ -507,48 +500,41 @@ impl Fetcher {
                     ),
                 ));
             };
-            let (base, repository) = oci::location(chart);
-            let prov_url = format!("{base}/v2/{repository}/blobs/{layer}");
-            if size > MAX_PROVENANCE || !is_sha256_digest(&layer) {
+            if size > MAX_PROVENANCE {
                 return Err(Error::new(format!(
-                    "{prov_url} is not read: its descriptor says {size} bytes, and no provenance file is over {} KiB",
+                    "{url} is refused: its provenance layer says it is {size} bytes, and no provenance file is over {} KiB",
                     MAX_PROVENANCE >> 10
                 )));
             }
-            let connection = self.connection(chart)?;
-            let response = connection.send_bounded(http::Method::Get, &prov_url, "*/*", &[], MAX_PROVENANCE, None)?;
-            if response.status == 200 && sha256_digest(&response.body) != layer {
-                return Err(connection.failed(&prov_url, "the provenance layer's content is not its digest's"));
-            }
-            (prov_url, format!("{}-{}.tgz", chart.name, locked.version), response)
+            let body = oci::blob_within(self.connection(chart)?, chart, &layer, MAX_PROVENANCE)?;
+            (format!("{}-{}.tgz", chart.name, locked.version), body)
         } else {
             let prov_url = format!("{url}.prov");
-            // The archive's file name, as helm takes it: the URL path's last part.
-            let path = url.split(['?', '#']).next().unwrap_or(url);
-            let name = path.rsplit('/').next().unwrap_or(path).to_string();
             let connection = self.connection(chart)?;
             let accept = "application/octet-stream, text/plain, */*";
             let response = connection.send_bounded(http::Method::Get, &prov_url, accept, &[], MAX_PROVENANCE, None)?;
-            (prov_url, name, response)
+            if response.over_limit {
+                return Err(Error::new(format!(
+                    "{prov_url} is larger than {} KiB, which no provenance file is: nothing was locked",
+                    MAX_PROVENANCE >> 10
+                )));
+            }
+            if response.status == 404 {
+                return Err(connection.status_error(&prov_url, &response).with_help(format!(
+                    "repository {} says `verify: true`: each archive needs its provenance file (`helm package --sign`) beside it",
+                    chart.repository
+                )));
+            }
+            if response.status != 200 {
+                return Err(connection.status_error(&prov_url, &response));
+            }
+            // The archive's file name, as helm takes it: the URL path's last part.
+            let path = url.split(['?', '#']).next().unwrap_or(url);
+            (path.rsplit('/').next().unwrap_or(path).to_string(), response.body)
         };
-        let connection = self.connection(chart)?;
-        if response.over_limit {
-            return Err(Error::new(format!(
-                "{prov_url} is larger than {} KiB, which no provenance file is: nothing was locked",
-                MAX_PROVENANCE >> 10
-            )));
-        }
-        if response.status == 404 {
-            return Err(connection.status_error(&prov_url, &response).with_help(format!(
-                "repository {} says `verify: true`: each archive needs its provenance file (`helm package --sign`) beside it",
-                chart.repository
-            )));
-        }
-        if response.status != 200 {
-            return Err(connection.status_error(&prov_url, &response));
-        }
         let keys = &self.keyrings[keyring];
-        let text = String::from_utf8(response.body).map_err(|_| Error::new(format!("{prov_url} is not text")))?;
+        let text =
+            String::from_utf8(body).map_err(|_| Error::new(format!("{url}: its provenance file is not text")))?;
         let signer = weaver_verify::check_provenance(keys, &text, &name, &locked.digest).map_err(|why| {
             Error::new(format!("{url} is refused: {why}"))
                 .with_help(format!("keyring {keyring} lists the keys whose charts are taken; nothing was locked"))

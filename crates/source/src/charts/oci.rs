@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::http::{Connection, Method, shown};
+use super::http::{Connection, MAX_BODY, Method, shown};
 use super::{LockedChart, sha256_digest};
 use crate::registry_limits::TagLimits;
 use weaver_core::error::{Error, Result};
@@ -421,8 +421,13 @@ impl<'de> serde::de::Visitor<'de> for TagsSeed<'_, '_, '_> {
 
 /// The blob `digest` of the chart's repository, checked against its digest.
 pub fn blob(connection: &mut Connection, chart: &RemoteChart, digest: &str) -> Result<Vec<u8>> {
+    blob_within(connection, chart, digest, MAX_BODY)
+}
+
+/// [`blob`], read up to `max` bytes: a larger one is an error.
+pub fn blob_within(connection: &mut Connection, chart: &RemoteChart, digest: &str, max: u64) -> Result<Vec<u8>> {
     let (base, repository) = location(chart);
-    blob_of(connection, &base, &repository, digest)
+    blob_of(connection, &base, &repository, digest, max)
 }
 
 /// The layers of an OCI chart's manifest that weaver reads: the chart, and helm's provenance
@@ -472,14 +477,18 @@ fn manifest(
     Ok(Some((digest, manifest)))
 }
 
-/// The blob `digest` of `repository` at `base`, checked against its digest.
-fn blob_of(connection: &mut Connection, base: &str, repository: &str, digest: &str) -> Result<Vec<u8>> {
+/// The blob `digest` of `repository` at `base`, read up to `max` bytes and checked against its
+/// digest.
+fn blob_of(connection: &mut Connection, base: &str, repository: &str, digest: &str, max: u64) -> Result<Vec<u8>> {
     if !is_sha256_digest(digest) {
         return Err(Error::new(format!("`{digest}` is not a sha256 digest"))
             .with_help(format!("repository {}", connection.repository)));
     }
     let url = format!("{base}/v2/{repository}/blobs/{digest}");
-    let response = connection.get(&url, "application/octet-stream")?;
+    let response = connection.send_bounded(Method::Get, &url, "application/octet-stream", &[], max, None)?;
+    if response.over_limit {
+        return Err(connection.failed(&url, &format!("the blob is over {max} bytes")));
+    }
     if response.status != 200 {
         return Err(connection.status_error(&url, &response));
     }
@@ -584,7 +593,7 @@ pub fn pull_artifact(
         ))
         .with_help("push hydrated trees to a tag of their own: weaver replaces what the tag holds"));
     };
-    let data = blob_of(connection, &base, &artifact.repository, &layer.digest)?;
+    let data = blob_of(connection, &base, &artifact.repository, &layer.digest, MAX_BODY)?;
     let tree = unpack(&data).map_err(|why| {
         Error::new(format!("{artifact}: cannot read its layer {}: {why}", layer.digest))
             .with_help("push hydrated trees to a tag of their own: weaver replaces what the tag holds")

@@ -399,11 +399,7 @@ impl Run<'_> {
             };
             status.requests += update.requests;
             for image in &update.check.images {
-                let passed_over: Vec<String> = image
-                    .passed_over
-                    .iter()
-                    .map(|p| format!("{} {} ({})", p.count, p.reason, p.examples.join(", ")))
-                    .collect();
+                let passed_over: Vec<String> = image.passed_over.iter().map(ToString::to_string).collect();
                 status.images.push(NewestImage {
                     environment: environment.to_string(),
                     image: image.image.clone(),

@@ -715,6 +715,25 @@ fn the_environments_checked_are_chosen_with_the_fleets_flags() {
     assert!(err.contains("no selected environment has `imageUpdates:`"), "{err}");
 }
 
+/// dev's EnvironmentSync of `source`, reconciling and checking images every second as Image
+/// Bot with the pull Secret `regcred`, created.
+fn image_updating_sync(cluster: &TestCluster, namespace: &str, source: &crate::gitops::Source) -> Value {
+    use crate::gitops::{environment_sync, spec};
+    let author = json!({"name": "Image Bot", "email": "images@weaver.invalid"});
+    let extra = json!({"interval": "1s",
+        "imageUpdates": {"interval": "1s", "author": author, "pullSecrets": [{"name": "regcred"}]}});
+    let sync = environment_sync(cluster, namespace, "dev", spec(source, extra));
+    cluster.create(&sync);
+    sync
+}
+
+/// The image of Deployment `web` of `namespace` as the cluster has it; None before it exists.
+fn web_image(cluster: &TestCluster, namespace: &str) -> Option<Value> {
+    let deployment =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace}});
+    cluster.get(&deployment).map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+}
+
 /// The tenant's git source (taking pushes to its checked-out branch, which they update) whose
 /// chart `app` runs web from the registry at 1.4.2; web's repository.
 fn web_source(namespace: &str, registry: &Proxied) -> (crate::gitops::Source, String) {
@@ -735,7 +754,7 @@ fn web_source(namespace: &str, registry: &Proxied) -> (crate::gitops::Source, St
 /// reconcile applies it; a newer tag is pushed in turn; no credential is in the status.
 #[test]
 fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
-    use crate::gitops::{Controller, environment_sync, http_or_skip, spec, tenant, until_status};
+    use crate::gitops::{Controller, http_or_skip, tenant, until_status};
     if !http_or_skip() {
         return;
     }
@@ -753,11 +772,7 @@ fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
     );
     source.commit("dev subscribes to web");
     let _controller = Controller::start(&cluster, None);
-    let author = json!({"name": "Image Bot", "email": "images@weaver.invalid"});
-    let extra = json!({"interval": "1s",
-        "imageUpdates": {"interval": "1s", "author": author, "pullSecrets": [{"name": "regcred"}]}});
-    let sync = environment_sync(&cluster, &namespace, "dev", spec(&source, extra));
-    cluster.create(&sync);
+    let sync = image_updating_sync(&cluster, &namespace, &source);
     let condition = |live: &Value| {
         live["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "ImagesUpdated")).map(|c| {
             (
@@ -788,9 +803,7 @@ fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
 
     let auth = pull_secret(&cluster, &namespace, &registry, PASSWORD);
     let pin = format!("{web}:1.5.0@{first}");
-    let deployment =
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace}});
-    let image = || cluster.get(&deployment).map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone());
+    let image = || web_image(&cluster, &namespace);
     let live = until_status(&cluster, &sync, "the pin pushed and applied", |live| {
         condition(live).is_some_and(|(_, reason, _)| reason == "ImagesUpdated" || reason == "UpToDate")
             && image() == Some(json!(pin))
@@ -829,7 +842,7 @@ fn an_environment_sync_pushes_new_image_pins_and_applies_them() {
 /// and why it passed the other over; once signed, the newer tag is pushed and applied.
 #[test]
 fn an_environment_sync_pushes_only_the_pins_of_signed_images() {
-    use crate::gitops::{Controller, environment_sync, http_or_skip, spec, tenant, until_status};
+    use crate::gitops::{Controller, http_or_skip, tenant, until_status};
     if !http_or_skip() {
         return;
     }
@@ -852,14 +865,8 @@ fn an_environment_sync_pushes_only_the_pins_of_signed_images() {
     source.commit("dev subscribes to web's signed tags");
     pull_secret(&cluster, &namespace, &registry, PASSWORD);
     let _controller = Controller::start(&cluster, None);
-    let author = json!({"name": "Image Bot", "email": "images@weaver.invalid"});
-    let extra = json!({"interval": "1s",
-        "imageUpdates": {"interval": "1s", "author": author, "pullSecrets": [{"name": "regcred"}]}});
-    let sync = environment_sync(&cluster, &namespace, "dev", spec(&source, extra));
-    cluster.create(&sync);
-    let deployment =
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace}});
-    let image = || cluster.get(&deployment).map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone());
+    let sync = image_updating_sync(&cluster, &namespace, &source);
+    let image = || web_image(&cluster, &namespace);
     let pin = format!("{web}:1.5.0@{signed}");
     let live = until_status(&cluster, &sync, "the signed pin applied, the image check in the status", |live| {
         image() == Some(json!(pin)) && live["status"]["imageUpdates"]["images"][0]["passedOver"].is_string()
@@ -950,11 +957,7 @@ fn a_pushed_image_is_pinned_in_dev_promoted_to_staging_and_awaits_approval_in_pr
     for sync in [&dev, &staging, &prod] {
         cluster.create(sync);
     }
-    let image_in = |ns: &str| {
-        let deployment =
-            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns}});
-        cluster.get(&deployment).map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
-    };
+    let image_in = |ns: &str| web_image(&cluster, ns);
     until_status(&cluster, &staging, "staging applied", |_| image_in(&staging_ns).is_some());
 
     // The image is pushed: dev pins it, applies it; staging takes it from dev and applies it.

@@ -217,6 +217,22 @@ pub(crate) fn chart_repository(dir: &Path) -> Vec<(String, Vec<u8>)> {
     archives
 }
 
+/// `helm push ARCHIVE oci://127.0.0.1:PORT/charts --plain-http`, helm's config, cache and data
+/// under `home`; the digest of the manifest pushed, which helm prints. A `.prov` beside the
+/// archive goes as a layer of that manifest.
+fn helm_push(helm: &Path, home: &Path, archive: &Path, port: u16) -> String {
+    let out = Command::new(helm)
+        .args(["push", archive.to_str().unwrap(), &format!("oci://127.0.0.1:{port}/charts"), "--plain-http"])
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "helm push: {}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    said.split_whitespace().find(|w| w.starts_with("sha256:")).expect("helm push names the digest").to_string()
+}
+
 fn environment(repositories: &str, releases: &str) -> String {
     format!("namespace: apps\nrepositories:\n{repositories}releases:\n{releases}")
 }
@@ -885,19 +901,7 @@ fn an_oci_registry_chart_is_locked_by_tag_or_digest_and_rendered_from_the_cache(
     let mut pushed = Vec::new();
     for version in ["1.0.0", "1.0.1", "1.1.0"] {
         let archive = chart_archive(work.path(), version);
-        let out = Command::new(&helm)
-            .args([
-                "push",
-                archive.to_str().unwrap(),
-                &format!("oci://127.0.0.1:{}/charts", registry.port),
-                "--plain-http",
-            ])
-            .env("HELM_CONFIG_HOME", helm_home.join("config"))
-            .env("HELM_CACHE_HOME", helm_home.join("cache"))
-            .env("HELM_DATA_HOME", helm_home.join("data"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "helm push: {}", String::from_utf8_lossy(&out.stderr));
+        helm_push(&helm, &helm_home, &archive, registry.port);
         pushed.push(std::fs::read(&archive).unwrap());
     }
 
@@ -966,25 +970,7 @@ fn an_oci_registry_that_verifies_takes_only_charts_a_trusted_cosign_key_signed()
     let ((helm, _), registry) = (helm.unwrap(), registry.unwrap());
     let work = tempfile::tempdir().unwrap();
     let helm_home = work.path().join("helm");
-    let push = |version: &str| {
-        let archive = chart_archive(work.path(), version);
-        let out = Command::new(&helm)
-            .args([
-                "push",
-                archive.to_str().unwrap(),
-                &format!("oci://127.0.0.1:{}/charts", registry.port),
-                "--plain-http",
-            ])
-            .env("HELM_CONFIG_HOME", helm_home.join("config"))
-            .env("HELM_CACHE_HOME", helm_home.join("cache"))
-            .env("HELM_DATA_HOME", helm_home.join("data"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "helm push: {}", String::from_utf8_lossy(&out.stderr));
-        // helm push prints the manifest's digest.
-        let said = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-        said.split_whitespace().find(|w| w.starts_with("sha256:")).expect("helm push names the digest").to_string()
-    };
+    let push = |version: &str| helm_push(&helm, &helm_home, &chart_archive(work.path(), version), registry.port);
     let (trusted, other) = (TestSigner::new("chart team"), TestSigner::new("someone else"));
     let reference = format!("127.0.0.1:{}/charts/web", registry.port);
     push("1.0.0");
@@ -1209,21 +1195,7 @@ fn an_oci_registry_with_a_keyring_checks_the_provenance_layer_helm_pushes() {
     std::fs::create_dir_all(&packaged).unwrap();
     let helm_home = work.path().join("helm");
     // Pushed from where `helm package` wrote it: its .prov beside it goes as a layer.
-    let push = |archive: &Path| {
-        let out = Command::new(&helm)
-            .args([
-                "push",
-                archive.to_str().unwrap(),
-                &format!("oci://127.0.0.1:{}/charts", registry.port),
-                "--plain-http",
-            ])
-            .env("HELM_CONFIG_HOME", helm_home.join("config"))
-            .env("HELM_CACHE_HOME", helm_home.join("cache"))
-            .env("HELM_DATA_HOME", helm_home.join("data"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "helm push: {}", String::from_utf8_lossy(&out.stderr));
-    };
+    let push = |archive: &Path| helm_push(&helm, &helm_home, archive, registry.port);
     signed_chart(work.path(), &packaged, &gpg, "Chart Signer", "1.0.0");
     push(&packaged.join("web-1.0.0.tgz"));
 

@@ -439,7 +439,7 @@ impl Registries {
             let url = format!("{}/v2/{}/{path}", repository.base, repository.path);
             let response =
                 self.send(check, repository, &mut connection, Method::Get, &url, accept, &[], Some(bound))?;
-            signatures::part(&connection, &url, response, bound)
+            connection.found(&url, response, bound)
         };
         let verdict = signatures::check(&mut get, digest, keys)?;
         if let Ok(signer) = &verdict {

@@ -9,7 +9,6 @@
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::charts::http::{Connection, Response};
 use weaver_core::error::Result;
 use weaver_verify::Signer;
 use weaver_verify::cosign::{CosignKeys, CosignRefusal, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, signature_tag};
@@ -46,19 +45,6 @@ struct Layer {
 /// `blobs/DIGEST`) asked with an `Accept` and read up to a number of bytes: its body, None when
 /// it has none (404), an error for any other answer or a body over the bound.
 pub type Get<'a> = dyn FnMut(&str, &str, u64) -> Result<Option<Vec<u8>>> + 'a;
-
-/// What a registry's answer to a signature's part (`url`, read within `bound` bytes) gives
-/// [`check`]: the body, None for a 404, an error for a body over the bound or another status.
-pub(crate) fn part(connection: &Connection, url: &str, response: Response, bound: u64) -> Result<Option<Vec<u8>>> {
-    match response.status {
-        _ if response.over_limit => {
-            Err(connection.failed(url, &format!("it is over {bound} bytes, more than a signature's part")))
-        }
-        200 => Ok(Some(response.body)),
-        404 => Ok(None),
-        _ => Err(connection.status_error(url, &response)),
-    }
-}
 
 /// Checks the cosign signatures of `digest` (`sha256:HEX`) with `keys`: the first that holds
 /// names its signer; else why none does, the most telling refusal first (a trusted key that

@@ -373,6 +373,17 @@ impl Connection {
         }
     }
 
+    /// What a `GET` of `url` read within `bound` bytes ([`Connection::send_bounded`]) found:
+    /// its body, None for a 404, an error for a body over the bound or another status.
+    pub fn found(&self, url: &str, response: Response, bound: u64) -> Result<Option<Vec<u8>>> {
+        match response.status {
+            _ if response.over_limit => Err(self.failed(url, &format!("its answer is over {bound} bytes"))),
+            200 => Ok(Some(response.body)),
+            404 => Ok(None),
+            _ => Err(self.status_error(url, &response)),
+        }
+    }
+
     /// [`Connection::send_with`], not reading a body of more than `max_body` bytes (the
     /// response says it is over), and each request (a token's too) ended after `timeout`
     /// when given, rather than the agent's five minutes. Credentials

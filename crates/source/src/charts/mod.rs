@@ -469,7 +469,7 @@ impl Fetcher {
         let mut get = |path: &str, accept: &str, bound: u64| -> Result<Option<Vec<u8>>> {
             let url = format!("{base}/v2/{repository}/{path}");
             let response = connection.send_bounded(http::Method::Get, &url, accept, &[], bound, None)?;
-            crate::signatures::part(connection, &url, response, bound)
+            connection.found(&url, response, bound)
         };
         match crate::signatures::check(&mut get, &manifest, &keys)? {
             Ok(signer) => Ok(signer.to_string()),

@@ -1946,36 +1946,58 @@ fn a_looping_template_is_stopped_at_spec_timeout_while_another_tenant_applies() 
 }
 
 /// A tenant's template that doubles a string (`~`), which no check inside minijinja sees grow,
-/// is stopped at the controller's --max-render-memory in its worker process: the sync is
+/// and another tenant's Helm chart whose `until` makes a list of gigabytes in one call, are
+/// stopped at the controller's --max-render-memory in their worker processes: each sync is
 /// Ready=False naming the release and the bound, and the controller (this process) goes on to
-/// apply another tenant's environment.
+/// apply a third tenant's environment.
 #[test]
-fn a_template_that_doubles_a_string_is_stopped_at_the_render_memory_bound() {
+fn templates_that_grow_past_memory_are_stopped_at_the_render_memory_bound() {
     if !http_or_skip() {
         return;
     }
     let cluster = TestCluster::start();
-    let (doubling, other) = (tenant(&cluster), cluster.namespace("other"));
+    let (doubling, listing, other) = (tenant(&cluster), cluster.namespace("listing"), cluster.namespace("other"));
+    account(&cluster, &listing, "listing-deployer", &["*"]);
     account(&cluster, &other, "other-deployer", &["*"]);
     let source = Source::new(&doubling);
     let template = "{% set s = \"xxxxxxxxxxxxxxxx\" %}".to_string() + &"{% set s = s ~ s %}".repeat(32);
     source.write("charts/app/templates/grow.yaml", &template);
     source.commit("a string that doubles");
+    let helm = Source::new(&listing);
+    helm.write("charts/hostile/Chart.yaml", "apiVersion: v2\nname: hostile\nversion: 0.1.0\n");
+    helm.write("charts/hostile/templates/list.yaml", "{{ $l := until 134217728 }}n: {{ len $l }}\n");
+    helm.write(
+        "environments/dev.yaml",
+        &format!(
+            "namespace: {listing}\ncluster:\n  lockNamespace: {listing}\nreleases:\n  - name: app\n    chart: hostile\n"
+        ),
+    );
+    helm.commit("a Helm chart's list of gigabytes");
     let fine = Source::new(&other);
     let commit = fine.commit("first");
     let _controller = Controller::start_isolated(&cluster, 256 << 20);
-    let sync = environment_sync(&cluster, &doubling, "shop", spec(&source, json!({"retryInterval": "1h"})));
-    cluster.create(&sync);
-    let live = until_ready_with(&cluster, &sync, "ApplyFailed", "the render stopped at its memory bound");
-    let message = live["status"]["environments"][0]["message"].as_str().unwrap_or_default().to_string();
-    assert!(
-        message.contains(&format!(
-            "rendering stopped: the templates of release `app` took more than {} bytes of memory \
-             (the controller's --max-render-memory)",
-            256 << 20
-        )),
-        "{message}"
-    );
+    let hostile = [
+        environment_sync(&cluster, &doubling, "shop", spec(&source, json!({"retryInterval": "1h"}))),
+        environment_sync(
+            &cluster,
+            &listing,
+            "shop",
+            spec(&helm, json!({"retryInterval": "1h", "serviceAccountName": "listing-deployer"})),
+        ),
+    ];
+    hostile.iter().for_each(|sync| cluster.create(sync));
+    for sync in &hostile {
+        let live = until_ready_with(&cluster, sync, "ApplyFailed", "the render stopped at its memory bound");
+        let message = live["status"]["environments"][0]["message"].as_str().unwrap_or_default().to_string();
+        assert!(
+            message.contains(&format!(
+                "rendering stopped: the templates of release `app` took more than {} bytes of memory \
+                 (the controller's --max-render-memory)",
+                256 << 20
+            )),
+            "{message}"
+        );
+    }
     let applies =
         environment_sync(&cluster, &other, "shop", spec(&fine, json!({"serviceAccountName": "other-deployer"})));
     cluster.create(&applies);

@@ -75,6 +75,8 @@ fn releases(repo: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Each release of the fixture renders what `kubectl kustomize` builds, in weaver's process and
+/// in a render worker alike.
 #[test]
 fn kustomizations_render_the_objects_kubectl_kustomize_builds() {
     let kubectl = match kubectl() {
@@ -110,6 +112,9 @@ fn kustomizations_render_the_objects_kubectl_kustomize_builds() {
         assert!(out.status.success(), "kubectl kustomize {dir}: {}", String::from_utf8_lossy(&out.stderr));
         let theirs = by_key(weaver_yaml::documents(Path::new(&dir), &String::from_utf8(out.stdout).unwrap()).unwrap());
         let run = repo.weaver(&["render", "--env", "dev", "-r", &release, "--show-secrets"]);
+        // Built in a render worker, reading the repository through weaver's process: the same.
+        let args = ["render", "--env", "dev", "-r", &release, "--show-secrets", "--render-timeout", "600s"];
+        assert!(repo.weaver(&args).success() == run.success(), "release {release} ({dir}) built in a render worker");
         let objects = weaver_yaml::documents(Path::new("render"), run.success()).unwrap();
         let ours = by_key(objects.into_iter().map(|o| without_weaver(o, &theirs)).collect());
         if ours != theirs {
@@ -160,6 +165,9 @@ fn bad_input(files: &[(&str, &str)], kubectl_refuses: bool) -> String {
         }
     }
     let run = repo.weaver(&["render", "--env", "dev"]);
+    // Built in a render worker (reading the repository through weaver's process), the same error.
+    let in_worker = repo.weaver(&["render", "--env", "dev", "--render-timeout", "60s"]);
+    assert_eq!(in_worker.failure(), run.failure(), "in a render worker, for {files:?}");
     run.failure().to_string()
 }
 

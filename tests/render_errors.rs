@@ -811,7 +811,7 @@ mod limits {
             run.failure(),
             "error: rendering stopped: the templates of release `app` took more than 268435456 bytes of memory \
              (--max-render-memory)\n  help: release `app`: a template builds a string or a list too large (a `~` \
-             concatenation in a loop?); raise --max-render-memory if the chart needs that much\n"
+             concatenation or `until` in a loop?); raise --max-render-memory if the chart needs that much\n"
         );
         assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
         // An error of the template itself, and the time bound, as in weaver's own process.
@@ -830,6 +830,192 @@ mod limits {
              (--render-timeout)\n  help: release `app`: a template loops too long, or the repository is too large to \
              render in time; raise --render-timeout if it is not a loop\n"
         );
+    }
+
+    /// A hostile Helm chart of release `hostile`, its one template `template`.
+    fn hostile_helm_chart(template: &str) -> Repo {
+        let repo = Repo::empty();
+        repo.write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: hostile\n    chart: hostile\n")
+            .write("charts/hostile/Chart.yaml", "apiVersion: v2\nname: hostile\nversion: 0.1.0\n")
+            .write("charts/hostile/templates/hostile.yaml", template);
+        repo
+    }
+
+    /// weaver run to its end, with how long it took and the peak resident memory of the
+    /// largest process of its tree (itself or a render worker), in KiB.
+    fn measured(repo: &Repo, args: &[&str]) -> (common::Run, std::time::Duration, i64) {
+        use std::io::Read;
+        let started = std::time::Instant::now();
+        let mut child = repo.spawn(args);
+        let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let out = std::thread::spawn(move || {
+            let mut text = String::new();
+            stdout.read_to_string(&mut text).map(|_| text)
+        });
+        let mut err_text = String::new();
+        stderr.read_to_string(&mut err_text).unwrap();
+        let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+        // SAFETY: the child's pid, with valid out-pointers; it is not waited for elsewhere.
+        let waited = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+        assert_eq!(waited, child.id() as i32, "wait4: {}", std::io::Error::last_os_error());
+        let elapsed = started.elapsed();
+        let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
+        let run = common::Run { code, stdout: out.join().unwrap().unwrap(), stderr: err_text };
+        (run, elapsed, usage.ru_maxrss)
+    }
+
+    /// A Helm chart's templates render in a worker process as weaver charts' do: a list
+    /// `until` makes past memory is stopped at --max-render-memory, and a loop of calls that
+    /// each take long (RSA keys), which no step check sees, at --render-timeout; each names
+    /// the release and the bound, in time, and no process of the tree grows past 1 GB.
+    #[test]
+    fn a_helm_chart_s_templates_stop_at_the_memory_bound_and_the_deadline() {
+        let repo = hostile_helm_chart("{{ $l := until 134217728 }}n: {{ len $l }}\n");
+        let (run, took, peak_kib) = measured(&repo, &["render", "--env", "dev", "--max-render-memory", "536870912"]);
+        assert_eq!(
+            first_line_of(run.failure()),
+            "error: rendering stopped: the templates of release `hostile` took more than 536870912 bytes of memory \
+             (--max-render-memory)"
+        );
+        assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+        assert!(peak_kib < 1 << 20, "a process of the render's tree took {peak_kib} KiB");
+
+        let repo = hostile_helm_chart("{{ range until 100000 }}{{ genPrivateKey \"rsa\" | len }}{{ end }}\n");
+        let (run, took, _) = measured(&repo, &["render", "--env", "dev", "--render-timeout", "5s"]);
+        assert!(took < std::time::Duration::from_secs(10), "the deadline of 5s was kept to {took:?}");
+        let failure = run.failure();
+        assert!(
+            failure.contains("rendering stopped: rendering took longer than its limit of 5s (--render-timeout)"),
+            "{failure}"
+        );
+        assert!(failure.contains("release `hostile`"), "{failure}");
+    }
+
+    /// `lookup` in a worker is answered by weaver's process, from what `--live-from` holds:
+    /// the same diff as rendered in weaver's own process.
+    #[test]
+    fn a_helm_chart_s_lookups_in_a_worker_are_answered_as_in_process() {
+        let template = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: copy\n  namespace: apps\ndata:\n  \
+                        found: {{ (lookup \"v1\" \"ConfigMap\" \"apps\" \"source\").data.text | quote }}\n";
+        let repo = hostile_helm_chart(template);
+        repo.write(
+            "live.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: source\n  namespace: apps\ndata:\n  text: from the cluster\n",
+        );
+        let live = repo.path().join("live.yaml");
+        let diff = |extra: &[&str]| {
+            let mut args = vec!["diff", "--env", "dev", "--live-from", live.to_str().unwrap()];
+            args.extend_from_slice(extra);
+            repo.weaver(&args).success().to_string()
+        };
+        let in_process = diff(&[]);
+        assert!(in_process.contains("found: from the cluster"), "{in_process}");
+        assert_eq!(diff(&["--render-timeout", "60s"]), in_process);
+    }
+
+    /// A kustomization whose bases form a diamond 14 levels deep is built once per path to
+    /// each base (2^14 of them): the build stops at --render-timeout, naming the release.
+    #[test]
+    fn a_kustomization_diamond_stops_at_the_deadline() {
+        let repo = Repo::empty();
+        repo.write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: diamond\n    kustomize: l0\n")
+            .write("l0/kustomization.yaml", "resources: [../l1a, ../l1b]\n");
+        let depth = 14;
+        for level in 1..=depth {
+            for side in ["a", "b"] {
+                let resources = match level {
+                    _ if level == depth => "[cm.yaml]".to_string(),
+                    _ => format!("[../l{next}a, ../l{next}b]", next = level + 1),
+                };
+                repo.write(
+                    &format!("l{level}{side}/kustomization.yaml"),
+                    &format!("namePrefix: {side}-\nresources: {resources}\n"),
+                );
+            }
+        }
+        for side in ["a", "b"] {
+            repo.write(
+                &format!("l{depth}{side}/cm.yaml"),
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leaf\n",
+            );
+        }
+        let started = std::time::Instant::now();
+        let run = repo.weaver(&["render", "--env", "dev", "--render-timeout", "10s"]);
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(15), "the deadline of 10s was kept to {took:?}");
+        let failure = run.failure();
+        assert!(
+            failure.contains("rendering stopped: rendering took longer than its limit of 10s (--render-timeout)"),
+            "{failure}"
+        );
+        assert!(failure.contains("release `diamond`"), "{failure}");
+    }
+
+    /// A values template (`*.gotmpl`) renders in a worker too: `env`, `readFile` and the
+    /// refusal of an age key's variable read through weaver's own process, as in it; its loop
+    /// of RSA keys is stopped at --render-timeout, naming the release.
+    #[test]
+    fn a_values_template_renders_in_a_worker_reading_through_weaver_and_within_the_deadline() {
+        let repo = Repo::minimal();
+        repo.write(
+            "environments/dev.yaml",
+            "namespace: apps\nreleases:\n  - name: app\n    chart: app\n    valuesFiles: [v.yaml.gotmpl]\n",
+        )
+        .write("v.yaml.gotmpl", "greeting: {{ env \"WEAVER_TEST_GREETING\" }} and {{ readFile \"note.txt\" }}\n")
+        .write("note.txt", "a note");
+        let variables = [("WEAVER_TEST_GREETING", "hi")];
+        let in_process = repo.weaver_env(&["render", "--env", "dev"], &variables).success().to_string();
+        assert!(in_process.contains("greeting: hi and a note"), "{in_process}");
+        let args = ["render", "--env", "dev", "--render-timeout", "60s"];
+        assert_eq!(repo.weaver_env(&args, &variables).success(), in_process);
+        repo.write("v.yaml.gotmpl", "greeting: {{ env \"SOPS_AGE_KEY\" }}\n");
+        let key = [("SOPS_AGE_KEY", "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ")];
+        let refused = repo.weaver_env(&["render", "--env", "dev"], &key).failure().to_string();
+        assert!(refused.contains("`SOPS_AGE_KEY` names an age key"), "{refused}");
+        let in_worker = repo.weaver_env(&args, &key);
+        assert_eq!(in_worker.failure(), refused);
+        assert!(!in_worker.stderr.contains("AGE-SECRET-KEY-1"), "{}", in_worker.stderr);
+        repo.write("v.yaml.gotmpl", "{{ range until 100000 }}{{ genPrivateKey \"rsa\" | len }}{{ end }}greeting: x\n");
+        let started = std::time::Instant::now();
+        let run = repo.weaver(&["render", "--env", "dev", "--render-timeout", "5s"]);
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(10), "the deadline of 5s was kept to {took:?}");
+        let failure = run.failure();
+        assert!(failure.contains("rendering took longer than its limit of 5s (--render-timeout)"), "{failure}");
+        assert!(failure.contains("release `app`"), "{failure}");
+    }
+
+    /// SIGTERM two seconds into a render in workers leaves no process of it three seconds later.
+    #[test]
+    fn sigterm_leaves_no_render_process_behind() {
+        let repo = hostile_helm_chart("{{ range until 100000 }}{{ genPrivateKey \"rsa\" | len }}{{ end }}\n");
+        let mut child = repo.spawn(&["render", "--env", "dev", "--render-timeout", "60s"]);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let pid = child.id() as i32;
+        let workers = children_of(pid);
+        assert!(!workers.is_empty(), "no render worker was running 2 s into the render");
+        // SAFETY: a signal to our own child, not yet waited for.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        assert!(child.try_wait().unwrap().is_some(), "weaver still runs 3 s after SIGTERM");
+        for worker in workers {
+            let state = std::fs::read_to_string(format!("/proc/{worker}/stat")).unwrap_or_default();
+            assert!(state.is_empty() || state.contains(") Z "), "render worker {worker} still runs: {state}");
+        }
+    }
+
+    /// The processes whose parent is `pid`.
+    fn children_of(pid: i32) -> Vec<i32> {
+        let tasks = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        let mut children: Vec<i32> = tasks.split_whitespace().filter_map(|c| c.parse().ok()).collect();
+        // A worker is the child of the thread that started it: every thread's children.
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+            let listed = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            children.extend(listed.split_whitespace().filter_map(|c| c.parse::<i32>().ok()));
+        }
+        children.sort_unstable();
+        children.dedup();
+        children
     }
 
     fn first_line_of(text: &str) -> &str {

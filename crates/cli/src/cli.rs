@@ -742,9 +742,9 @@ pub struct OperatorRenderArgs {
     #[arg(long, value_name = "N", default_value_t = weaver_controllers::gitops::renders::MAX_TEMPLATE_STEPS,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_template_steps: u64,
-    /// The most bytes of memory a render's worker process may take: weaver charts' templates
-    /// render in one of their own (a string a template doubles in a loop grows where no other
-    /// bound sees it)
+    /// The most bytes of memory a render's worker process may take: weaver charts' and Helm
+    /// charts' templates render in one of their own (a string or a list a template grows in a
+    /// loop, where no other bound sees it)
     #[arg(long, value_name = "BYTES", default_value_t = weaver_controllers::gitops::renders::MAX_RENDER_MEMORY,
           value_parser = clap::value_parser!(u64).range(16 << 20..))]
     pub max_render_memory: u64,
@@ -1036,7 +1036,8 @@ pub struct RenderFlags {
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Render limits options")]
 pub struct RenderLimitArgs {
-    /// Stop rendering after this long (e.g. 30s), templates' loops included [default: none]
+    /// Stop rendering after this long (e.g. 30s), templates' loops included: templates then
+    /// render in processes of their own, killed at it if they have not stopped [default: none]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub render_timeout: Option<std::time::Duration>,
     /// The most bytes one release may render (its templates' output together), and one string
@@ -1051,9 +1052,9 @@ pub struct RenderLimitArgs {
     /// [default: none]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_template_steps: Option<u64>,
-    /// Render weaver charts' templates in processes of their own, each using at most this many
-    /// bytes of memory (a string a template doubles in a loop grows where no other bound sees
-    /// it) [default: none, in this process]
+    /// Render templates (weaver charts' and Helm charts') in processes of their own, each using
+    /// at most this many bytes of memory (a string or a list a template grows in a loop, where
+    /// no other bound sees it) [default: none, in this process]
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(16 << 20..))]
     pub max_render_memory: Option<u64>,
 }

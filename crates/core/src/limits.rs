@@ -69,18 +69,19 @@ pub struct RenderLimits {
     /// The most instructions one minijinja template's render runs (its fuel): what stops a loop
     /// that neither iterates a `range` nor prints, which no deadline check would see.
     pub max_template_steps: Option<Bound<u64>>,
-    /// Weaver charts' templates rendered in processes of their own, each bounded in memory:
-    /// a string a template doubles in a loop grows where no check of the template engine sees it.
+    /// Templates (weaver charts' and Helm charts') rendered in processes of their own, killed
+    /// past the deadline, each bounded in memory: a string a template doubles in a loop grows,
+    /// and one call (an RSA key) takes seconds, where no check of the template engine sees it.
     pub isolation: Option<Isolation>,
 }
 
 /// Where a render's templates run when they run apart: `program render-worker`, its memory
-/// (the kernel's `RLIMIT_DATA`) at most `max_memory` bytes.
+/// (the kernel's `RLIMIT_DATA`) at most `max_memory` bytes when bounded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Isolation {
     /// weaver's own binary.
     pub program: std::path::PathBuf,
-    pub max_memory: Bound<u64>,
+    pub max_memory: Option<Bound<u64>>,
 }
 
 impl RenderLimits {

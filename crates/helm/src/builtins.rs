@@ -273,8 +273,8 @@ impl Object for KubeVersion {
 /// versions templates may test for.
 #[derive(Debug)]
 pub struct Capabilities {
-    /// `KubeVersion.Version`.
-    version: String,
+    /// What they are made of: how a render worker is sent them.
+    made_of: CapabilitiesOf,
     kube: Value,
     api_versions: Value,
     helm: Value,
@@ -299,6 +299,12 @@ impl Capabilities {
     }
 
     fn of(kube: KubeVersion, api_versions: Vec<String>) -> Capabilities {
+        let made_of = CapabilitiesOf {
+            version: kube.version.clone(),
+            major: kube.major.clone(),
+            minor: kube.minor.clone(),
+            api_versions: api_versions.clone(),
+        };
         let helm = string_map(&[
             ("version", Value::from(HELM_VERSION)),
             ("git_commit", Value::from(HELM_GIT_COMMIT)),
@@ -306,7 +312,7 @@ impl Capabilities {
             ("go_version", Value::from(HELM_GO_VERSION)),
         ]);
         Capabilities {
-            version: kube.version.clone(),
+            made_of,
             kube: Value::Object(Arc::new(kube)),
             api_versions: Value::Object(Arc::new(VersionSet(api_versions))),
             helm: Value::Object(Arc::new(HelmVersion(helm))),
@@ -314,7 +320,26 @@ impl Capabilities {
     }
 
     pub fn kube_version(&self) -> &str {
-        &self.version
+        &self.made_of.version
+    }
+
+    pub fn made_of(&self) -> &CapabilitiesOf {
+        &self.made_of
+    }
+}
+
+/// What [`Capabilities`] are made of: the Kubernetes version's parts and the API versions.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CapabilitiesOf {
+    pub version: String,
+    pub major: String,
+    pub minor: String,
+    pub api_versions: Vec<String>,
+}
+
+impl From<CapabilitiesOf> for Capabilities {
+    fn from(of: CapabilitiesOf) -> Capabilities {
+        Capabilities::of(KubeVersion { version: of.version, major: of.major, minor: of.minor }, of.api_versions)
     }
 }
 

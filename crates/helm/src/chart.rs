@@ -6,22 +6,70 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 use super::{at, at_line};
 use weaver_core::error::Error as HelmError;
 use weaver_yaml::resolve::{Dialect, Resolved, resolve};
 
-/// A file of a chart, by its path relative to the chart (`/`-separated).
-#[derive(Debug, Clone)]
+/// A file of a chart, by its path relative to the chart (`/`-separated). Serialized (to a
+/// render worker) with its bytes in base64.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct File {
     pub name: String,
+    #[serde(with = "base64_bytes")]
     pub data: Arc<[u8]>,
 }
 
-/// `Chart.yaml`, with helm's field names.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A value behind an `Arc`, serialized as the value (serde's `rc` feature, for one field).
+pub mod shared {
+    use std::sync::Arc;
+
+    pub fn serialize<T: serde::Serialize, S: serde::Serializer>(value: &Arc<T>, s: S) -> Result<S::Ok, S::Error> {
+        T::serialize(value, s)
+    }
+
+    pub fn deserialize<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<T>, D::Error> {
+        T::deserialize(d).map(Arc::new)
+    }
+}
+
+/// [`shared`], for a list.
+mod shared_list {
+    use serde::ser::SerializeSeq;
+    use std::sync::Arc;
+
+    pub fn serialize<T: serde::Serialize, S: serde::Serializer>(list: &[Arc<T>], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(list.len()))?;
+        list.iter().try_for_each(|value| seq.serialize_element(&**value))?;
+        seq.end()
+    }
+
+    pub fn deserialize<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<Arc<T>>, D::Error> {
+        <Vec<T> as serde::Deserialize>::deserialize(d).map(|list| list.into_iter().map(Arc::new).collect())
+    }
+}
+
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use std::sync::Arc;
+
+    pub fn serialize<S: serde::Serializer>(data: &Arc<[u8]>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(data))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<[u8]>, D::Error> {
+        let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        STANDARD.decode(text.as_bytes()).map(Arc::from).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `Chart.yaml`, with helm's field names (also how a render worker is sent it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
     #[serde(default)]
@@ -60,7 +108,7 @@ pub struct Metadata {
     pub chart_type: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Maintainer {
     #[serde(default)]
     pub name: String,
@@ -71,7 +119,7 @@ pub struct Maintainer {
 }
 
 /// An entry of `dependencies`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Dependency {
     #[serde(default)]
@@ -93,13 +141,24 @@ pub struct Dependency {
     pub alias: Option<String>,
 }
 
-/// Chart.yaml's booleans arrive as strings (see `as_go_fields`) and are read back by YAML 1.1's rules.
+/// Chart.yaml's booleans arrive as strings (see `as_go_fields`) and are read back by YAML 1.1's
+/// rules; a boolean is what they serialize as (to a render worker).
 fn yaml_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    let text = Option::<String>::deserialize(d)?;
-    Ok(text.is_some_and(|t| resolve(&t, Dialect::GoYamlV2) == Resolved::Bool(true)))
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Said {
+        Text(String),
+        Bool(bool),
+    }
+    Ok(match Option::<Said>::deserialize(d)? {
+        Some(Said::Text(t)) => resolve(&t, Dialect::GoYamlV2) == Resolved::Bool(true),
+        Some(Said::Bool(b)) => b,
+        None => false,
+    })
 }
 
-#[derive(Debug, Clone)]
+/// A chart as loaded; serialized whole when a render worker is sent it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Chart {
     pub metadata: Metadata,
     /// `values.yaml`.
@@ -110,6 +169,7 @@ pub struct Chart {
     /// What templates see as `.Files`: everything but Chart.yaml, values, templates and subcharts.
     pub files: Vec<File>,
     /// The subcharts found in `charts/`, by directory or archive name.
+    #[serde(with = "shared_list")]
     pub dependencies: Vec<Arc<Chart>>,
     /// Where the chart is, for messages and the objects' sources: its directory or archive in the
     /// repository, or its path inside a parent's archive (`charts/a/charts/b-1.0.0.tgz`).

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
-pub use builtins::{Capabilities, DEFAULT_KUBE_VERSION};
+pub use builtins::{Capabilities, CapabilitiesOf, DEFAULT_KUBE_VERSION};
 use chart::{Chart, File};
 
 use weaver_core::error::{Error, Location};
@@ -57,6 +57,17 @@ pub struct HelmChart {
     pub warnings: Vec<String>,
     /// Its templates parsed, kept for its other releases (the chart goes after its last).
     parsed: engine::ParsedSets,
+    /// Which chart of this process it is (a render worker is sent each once).
+    pub id: u64,
+}
+
+impl HelmChart {
+    /// `chart` as loaded, with what loading it found (a render worker's, sent it whole).
+    pub fn new(chart: Arc<Chart>, warnings: Vec<String>) -> HelmChart {
+        static LOADED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = LOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HelmChart { chart, warnings, parsed: engine::ParsedSets::default(), id }
+    }
 }
 
 /// What one release is rendered with.
@@ -75,7 +86,7 @@ pub struct ReleaseInput<'a> {
 
 /// Which of a chart's documents `helm template` prints: its flags `--include-crds`,
 /// `--skip-tests` and `--no-hooks`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Output {
     pub include_crds: bool,
     pub skip_tests: bool,
@@ -89,7 +100,7 @@ impl Output {
 
 /// One object of the output, with the file it came from (in the repository; inside an archive,
 /// the archive's path followed by the file's).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RenderedDocument {
     pub source: PathBuf,
     /// Its 1-based position among the documents of its file.
@@ -286,7 +297,7 @@ fn installable(mut loaded: Chart, referenced_at: &Location, unvendored: Unvendor
     }
     let mut warnings = Vec::new();
     check_dependencies(&loaded, true, &mut warnings)?;
-    Ok(HelmChart { chart: Arc::new(loaded), warnings, parsed: engine::ParsedSets::default() })
+    Ok(HelmChart::new(Arc::new(loaded), warnings))
 }
 
 /// The file declaring `chart`'s dependencies: `Chart.yaml`, or a v1 chart's `requirements.yaml`.

@@ -53,7 +53,13 @@ pub enum Live {
     /// A cluster read by a later render (diff and apply render offline first): lookup finds
     /// nothing now, and the releases that asked may fail now without it being their error.
     Later(Mutex<BTreeSet<String>>),
+    /// A render worker's: each lookup is asked of the process that started it, whose `Live`
+    /// answers and keeps what was asked and seen.
+    Asking(Box<Ask>),
 }
+
+/// How a render worker asks its parent a lookup's answer.
+pub type Ask = dyn Fn(&str, &Query) -> Result<Json, String> + Send + Sync;
 
 /// The cluster's kinds and the LISTs made so far, plus what renders asked for beyond them.
 pub struct ClusterSnapshot {
@@ -87,6 +93,7 @@ impl Live {
             }
             Live::File(objects) => from_file(objects, query),
             Live::Cluster(snapshot) => snapshot.lookup(release, query)?,
+            Live::Asking(ask) => return ask(release, query),
         };
         if let Live::Cluster(snapshot) = self {
             snapshot.saw_secrets(&found);
@@ -100,7 +107,7 @@ impl Live {
             Live::Cluster(snapshot) => {
                 std::mem::take(&mut *snapshot.missing.lock().unwrap_or_else(PoisonError::into_inner))
             }
-            Live::Nothing | Live::File(_) | Live::Later(_) => BTreeMap::new(),
+            Live::Nothing | Live::File(_) | Live::Later(_) | Live::Asking(_) => BTreeMap::new(),
         }
     }
 
@@ -111,7 +118,7 @@ impl Live {
             Live::Cluster(snapshot) => {
                 snapshot.missing.lock().unwrap_or_else(PoisonError::into_inner).contains_key(release)
             }
-            Live::Nothing | Live::File(_) | Live::Later(_) => false,
+            Live::Nothing | Live::File(_) | Live::Later(_) | Live::Asking(_) => false,
         }
     }
 
@@ -120,7 +127,7 @@ impl Live {
     pub fn defers_errors_of(&self, release: &str) -> bool {
         match self {
             Live::Later(asked) => asked.lock().unwrap_or_else(PoisonError::into_inner).contains(release),
-            Live::Nothing | Live::File(_) | Live::Cluster(_) => false,
+            Live::Nothing | Live::File(_) | Live::Cluster(_) | Live::Asking(_) => false,
         }
     }
 
@@ -135,7 +142,7 @@ impl Live {
     /// whole): their values are credentials, which output must never show.
     pub fn secrets_seen(&self) -> Vec<Json> {
         match self {
-            Live::Nothing | Live::Later(_) => Vec::new(),
+            Live::Nothing | Live::Later(_) | Live::Asking(_) => Vec::new(),
             Live::File(objects) => objects.iter().filter(|o| is_secret(o)).cloned().collect(),
             Live::Cluster(snapshot) => {
                 let seen = snapshot.secrets_seen.lock().unwrap_or_else(PoisonError::into_inner);

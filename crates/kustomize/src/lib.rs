@@ -332,6 +332,14 @@ fn mark_origin(object: &mut Value, origin: &Value) -> bool {
 }
 
 /// `path` as Go's `filepath.Join` leaves it: `.` and `x/..` taken out, leading `..` kept.
+/// [`Target::go_on`], at `file`.
+fn go_on(limits: &RenderLimits, file: &Path) -> Result<()> {
+    match limits.stop_reason() {
+        Some(why) => Err(Error::at(Location::file(file), format!("rendering stopped: {why}"))),
+        None => Ok(()),
+    }
+}
+
 fn joined(base: &Path, path: &str) -> PathBuf {
     let full = base.join(path);
     let mut out: Vec<&std::ffi::OsStr> = Vec::new();
@@ -551,11 +559,18 @@ pub(crate) struct Target<'a> {
     pub restrictions: LoadRestrictions,
     /// Set when a file outside `dir` is read (see [`Built`]).
     pub outside_root: &'a AtomicBool,
-    /// What a `helmCharts` entry's render may take.
+    /// What a `helmCharts` entry's render may take, and when the build must stop.
     pub limits: &'a RenderLimits,
 }
 
 impl Target<'_> {
+    /// An error when the render must stop (its deadline passed, the process is stopping),
+    /// named at this kustomization: checked between its steps, which no template check sees (a
+    /// diamond of bases is built once per path to it).
+    pub fn go_on(&self) -> Result<()> {
+        go_on(self.limits, &self.file)
+    }
+
     /// An error at `at` in the kustomization file.
     pub fn error(&self, at: &serde_saphyr::Location, message: impl Into<String>) -> Error {
         Error::at(location(&self.file, at), message)
@@ -631,6 +646,7 @@ impl Builder<'_> {
             return Err(Error::at(at.clone(), format!("cycle of kustomizations: {}", cycle.join(" → ")))
                 .with_help("a kustomization cannot include itself through its resources or components"));
         }
+        go_on(self.limits, &file)?;
         let k = kustomization::load(self.source, &file)?;
         // Only the release's `sortOptions` are read, and checked, as kustomize reads the top one.
         if role == Role::Release
@@ -680,6 +696,7 @@ impl Builder<'_> {
 
     fn accumulate(&mut self, target: &Target, k: &Kustomization, mut acc: Accumulation) -> Result<Accumulation> {
         for entry in k.resources.iter().chain(&k.bases).flatten() {
+            target.go_on()?;
             let added = self.resource(target, entry)?;
             append(target, &mut acc.resources, added.resources, &entry.referenced)?;
             acc.config.merge(&added.config).map_err(|e| target.error(&entry.referenced, e))?;
@@ -755,7 +772,9 @@ impl Builder<'_> {
         for image in k.images.iter().flatten() {
             filters::images::apply(image, config, resources);
         }
+        target.go_on()?;
         filters::replacements::run(target, k, resources)?;
+        target.go_on()?;
         let origin = self.origin.clone();
         let configured = filters::transformers::run(target, k, resources, origin.as_deref(), &mut |entry| {
             self.built_objects(target, entry, "transformers")

@@ -156,12 +156,14 @@ pub(super) fn render_helm(
     capabilities: &Arc<weaver_helm::Capabilities>,
     live: &Arc<weaver_helm::lookup::Live>,
     secrets: &Secrets,
+    workers: Option<&crate::isolated::Workers>,
 ) -> Result<Vec<Manifest>> {
     let parse = |path: &Path, text: &str| {
         weaver_helm::chart::read_values(path, text.as_bytes()).map(|map| Some(Value::Object(map)))
     };
     let mut values = Map::new();
-    for layer in read_files(project, &release.values_files, "values file", Some((env, release)), secrets, parse)? {
+    let template = Some((env, release, workers));
+    for layer in read_files(project, &release.values_files, "values file", template, secrets, parse)? {
         merge_overrides(&mut values, layer);
     }
     merge_overrides(&mut values, release.values.clone());
@@ -181,7 +183,11 @@ pub(super) fn render_helm(
         output: weaver_helm::Output::RELEASE,
         limits: secrets.limits.clone(),
     };
-    let documents = weaver_helm::render(chart, &input).map_err(|e| match e.help {
+    let documents = match workers {
+        Some(workers) => workers.render_helm(chart, &input),
+        None => weaver_helm::render(chart, &input),
+    };
+    let documents = documents.map_err(|e| match e.help {
         None => e.with_help(format!("release `{}`", release.name)),
         Some(_) => e,
     })?;

@@ -88,6 +88,12 @@ impl Engine {
         Ok(Engine { env, limits: limits.clone(), workers })
     }
 
+    /// The worker processes the run's templates render in, of weaver charts and Helm charts,
+    /// when the limits isolate them.
+    pub(crate) fn workers(&self) -> Option<&crate::isolated::Workers> {
+        self.workers.as_ref()
+    }
+
     /// The release's templates rendered, in order, all within the one `--max-rendered-bytes`
     /// bound; each text handed to `take` as it is rendered (whose error stops the render), in
     /// this process or in a worker's.

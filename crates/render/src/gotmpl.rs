@@ -29,16 +29,29 @@ use weaver_project::{Environment, Release};
 use weaver_secrets::{KEY_VARIABLES, SECRET_KEY_PREFIX};
 
 /// What `env` and `requiredEnv` give a template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Variables {
     /// This machine's variables: the CLI's own values files.
     Read,
+    /// The variables of the process that started this render worker, asked of it (see
+    /// [`variable`], which it answers with).
+    Asked(Asker),
     /// None: the controller renders a tenant's files, and its variables are not the tenant's.
     Refused,
     /// Whether each is set, and [`placeholder`] for its value, which is never read:
     /// `weaver import helmfile`, whose files must not hold a value read from the environment
     /// (often a credential), however a template encodes it.
     Placeholders,
+}
+
+/// How a render worker asks its parent for a variable.
+#[derive(Clone)]
+pub struct Asker(pub Arc<dyn Fn(&str) -> std::result::Result<String, String> + Send + Sync>);
+
+impl std::fmt::Debug for Asker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Asker")
+    }
 }
 
 /// What `env "NAME"` and `requiredEnv "NAME"` give in [`Variables::Placeholders`] for a variable
@@ -53,13 +66,14 @@ pub fn is_template(path: &Path) -> bool {
 }
 
 /// The text of the values file at `path` (as written, `text`) rendered for `release` of `env`.
-pub fn render(
+pub(crate) fn render(
     source: &Arc<dyn Source>,
     path: &Path,
     text: &str,
     (env, release): (&Environment, &Release),
     own_environment: bool,
     limits: &RenderLimits,
+    workers: Option<&crate::isolated::Workers>,
 ) -> Result<String> {
     // As helmfile merges them: a `null` written in them is a key whose value is null.
     let values = serde_json::Value::Object(env.helmfile_values.clone());
@@ -75,8 +89,22 @@ pub fn render(
             "Chart": release.chart,
         },
     });
+    if let Some(workers) = workers {
+        return workers.render_values_template(source.as_ref(), (path, text), data, own_environment, &release.name);
+    }
     let variables = if own_environment { Variables::Read } else { Variables::Refused };
     render_within(source, path, text, &data, (variables, "values template"), (limits, &release.name))
+}
+
+/// [`render`] in a render worker, over the `data` its parent made.
+pub(crate) fn render_in_worker(
+    source: &Arc<dyn Source>,
+    (path, text): (&Path, &str),
+    data: &serde_json::Value,
+    variables: Variables,
+    (limits, release): (&RenderLimits, &str),
+) -> Result<String> {
+    render_within(source, path, text, data, (variables, "values template"), (limits, release))
 }
 
 /// `text`, the file at `path`, rendered over `data` with helmfile's functions (`what` it is
@@ -149,8 +177,9 @@ fn render_within(
 
 /// helmfile's functions, and the refusals.
 fn register(set: &mut Templates, source: &Arc<dyn Source>, variables: Variables) {
-    let env = move |name: &str| match variables {
-        Variables::Read => env(name),
+    let env = Arc::new(move |name: &str| match &variables {
+        Variables::Read => variable(name),
+        Variables::Asked(ask) => (ask.0)(name).map_err(FuncError::new),
         Variables::Refused => Err(FuncError::new(format!(
             "`{name}`: environment variables are not read in the cluster (the controller's are not a tenant's)"
         ))),
@@ -158,8 +187,12 @@ fn register(set: &mut Templates, source: &Arc<dyn Source>, variables: Variables)
             let set = std::env::var_os(name).is_some_and(|value| !value.is_empty());
             Ok(if set { placeholder(name) } else { String::new() })
         }
-    };
-    set.add_function("env", Function::new(&[Type::String], move |_, args| Ok(Value::from(env(str_arg(args, 0))?))));
+    });
+    let variable = Arc::clone(&env);
+    set.add_function(
+        "env",
+        Function::new(&[Type::String], move |_, args| Ok(Value::from(variable(str_arg(args, 0))?))),
+    );
     set.add_function(
         "requiredEnv",
         Function::new(&[Type::String], move |_, args| match env(str_arg(args, 0))? {
@@ -265,7 +298,7 @@ fn inside_only(found: std::io::Result<bool>, path: &str) -> std::result::Result<
 
 /// An environment variable (empty when unset), unless it holds an age key: a pull request's
 /// template must not print the key that decrypts the repository's secrets.
-fn env(name: &str) -> std::result::Result<String, FuncError> {
+pub(crate) fn variable(name: &str) -> std::result::Result<String, FuncError> {
     let value = std::env::var(name).unwrap_or_default();
     if KEY_VARIABLES.contains(&name) || holds_a_key(value.as_bytes()) {
         return Err(FuncError::new(format!("`{name}` names an age key, which never reaches values")));

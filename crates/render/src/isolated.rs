@@ -1,29 +1,37 @@
-//! Weaver charts' templates rendered in worker processes (`weaver render-worker`), each with
-//! its memory bounded by the kernel (`RLIMIT_DATA`). minijinja has no hook where a string grows
-//! (`~` in a loop doubles one), so no check inside the engine can bound it; a process can. The
-//! controller renders its tenants' repositories so (`weaver operator run --max-render-memory`),
-//! the CLI with `--max-render-memory`.
+//! Tenants' templates rendered in worker processes (`weaver render-worker`): weaver charts'
+//! (minijinja) and Helm charts' (Go templates), each worker's memory bounded by the kernel
+//! (`RLIMIT_DATA`), its time by being killed. No check inside an engine bounds a string a loop
+//! doubles, a list `until` makes, a stack a nesting overflows, or one call that takes minutes
+//! (an RSA key); a process can. The controller renders its tenants' repositories so (`weaver
+//! operator run --max-render-memory`), the CLI with `--max-render-memory` or `--render-timeout`.
 //!
 //! The protocol: the parent writes lines of JSON on the worker's stdin. The first gives the
-//! limits, the second the templates (every template of the charts the render uses, compiled
-//! once per worker; the worker's side is `worker::serve`). Then, for each release, a
-//! [`Request::Release`] with its context, and a [`Request::Template`] per template, in order, so
-//! that the parent parses each output before the next template renders, as in its own process.
-//! Each request is answered by a line of JSON ([`Answer`]), a template's text following it as
-//! that many raw bytes (bounded by what the release may still render). A thread of the render
+//! limits, the second the weaver charts' templates (every template of the charts the render
+//! uses, compiled once per worker; the worker's side is `worker::serve`). Then, for each
+//! release of a weaver chart, a [`Request::Release`] with its context, and a
+//! [`Request::Template`] per template, in order, so that the parent parses each output before
+//! the next template renders, as in its own process; for a release of a Helm chart, the chart
+//! ([`Request::HelmChart`], once per worker) and a [`Request::Helm`] with the release's values.
+//! Each request is answered by a line of JSON ([`Answer`]), a text following it as that many raw
+//! bytes (bounded by what the release may still render); while a Helm chart renders, the worker
+//! may ask its `lookup`s first (an [`Answer`] with a [`Question`]), each answered by a line from
+//! the parent's cluster snapshot, which keeps what was asked and seen. A kustomization
+//! ([`Request::Kustomize`]) and a values template ([`Request::ValuesTemplate`]) are built and
+//! rendered in a worker the same way, reading the repository's files through the parent, whose
+//! source keeps its bounds and confinement. A thread of the render
 //! takes an idle worker or starts one, never waiting for another thread's, so a render has at
 //! most one worker per thread rendering it; a worker that ended (its memory bound, its deadline)
 //! is not used again. The worker prints nothing else, is given no environment variables, may
 //! not dump core (its memory holds decrypted values), and is what the kernel kills first when
 //! the container runs out of memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -75,9 +83,35 @@ impl WireLimits {
     }
 }
 
+/// How many Helm charts a worker keeps, the least recently used forgotten first.
+const CHARTS_KEPT: usize = 8;
+
 /// What the parent asks of a worker.
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Request {
+    /// A Helm chart (its id in the parent), kept to render its releases; `forget`, one kept
+    /// before, goes.
+    HelmChart {
+        id: u64,
+        #[serde(with = "weaver_helm::chart::shared")]
+        chart: Arc<weaver_helm::chart::Chart>,
+        forget: Option<u64>,
+    },
+    /// A release of the Helm chart `chart` rendered.
+    Helm { chart: u64, release: HelmRelease },
+    /// The kustomization in `dir` built (`weaver_kustomize::build`), the repository read
+    /// through the parent (`describe` says what it is).
+    Kustomize { dir: PathBuf, at: WireLocation, anywhere: bool, describe: String },
+    /// A values template (`*.gotmpl`) rendered over `data` for `release`; `variables`: whether
+    /// its `env` reads the parent's.
+    ValuesTemplate {
+        path: PathBuf,
+        text: String,
+        data: serde_json::Value,
+        variables: bool,
+        release: String,
+        describe: String,
+    },
     /// The next templates render for this release, with this context (but its `files`, an
     /// object of its own: the chart's name and its files).
     Release {
@@ -89,19 +123,153 @@ pub(crate) enum Request {
     Template { template: PathBuf, room: Option<usize> },
 }
 
-/// A worker's answer: to a [`Request::Template`], the length of its text (which follows as raw
-/// bytes) or the template's error; to a [`Request::Release`], nothing but that it was heard.
+/// A release of a Helm chart as [`weaver_helm::ReleaseInput`] gives it but its limits (the
+/// worker's) and its `lookup`s (asked of the parent).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct HelmRelease {
+    pub(crate) name: String,
+    pub(crate) namespace: String,
+    pub(crate) values: serde_json::Map<String, serde_json::Value>,
+    pub(crate) capabilities: weaver_helm::CapabilitiesOf,
+    pub(crate) output: weaver_helm::Output,
+}
+
+/// A worker's answer: to a [`Request::Template`], [`Request::Helm`], [`Request::Kustomize`] or
+/// [`Request::ValuesTemplate`], the length of its text (which follows as raw bytes: a
+/// template's output; a Helm chart's documents or a kustomization's objects, in JSON) or the
+/// error; to the others, nothing but that it was heard. Or, before its answer, a [`Question`]
+/// the render asks, which the parent answers with a [`Told`] line.
 #[derive(Serialize, Deserialize, Default)]
 pub(crate) struct Answer {
     pub(crate) length: Option<usize>,
     pub(crate) error: Option<WireError>,
+    pub(crate) asks: Option<Question>,
+}
+
+/// What a render in a worker asks of its parent: a Helm template's `lookup`, the repository's
+/// files (a kustomization's, a values template's `readFile`), an environment variable (a values
+/// template's `env`, in the CLI). The parent answers from its own snapshot, source and
+/// environment, which keep their bounds and what they saw.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Question {
+    Lookup { release: String, api_version: String, kind: String, namespace: String, name: String },
+    Read(PathBuf),
+    Size(PathBuf),
+    List(PathBuf),
+    Resolve(PathBuf),
+    Variable(String),
+}
+
+/// The parent's answer to a [`Question`] of the same name.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Told {
+    Lookup(std::result::Result<serde_json::Value, String>),
+    /// The file's bytes in base64.
+    Read(std::result::Result<Option<String>, WireIo>),
+    Size(std::result::Result<Option<u64>, WireIo>),
+    List(std::result::Result<Option<Vec<(String, bool)>>, WireIo>),
+    Resolve(std::result::Result<PathBuf, WireIo>),
+    Variable(std::result::Result<String, String>),
+    /// A question this render may not ask.
+    Refused(String),
+}
+
+/// An I/O error of the parent's source, as its readers tell it: an escape from the repository,
+/// or its kind and text.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum WireIo {
+    Escape { path: PathBuf, resolved: PathBuf, within: String },
+    NotFound,
+    PermissionDenied,
+    Other(String),
+}
+
+impl From<std::io::Error> for WireIo {
+    fn from(err: std::io::Error) -> WireIo {
+        if let Some(escape) = weaver_core::error::Escape::of(&err) {
+            let escape = escape.clone();
+            return WireIo::Escape { path: escape.path, resolved: escape.resolved, within: escape.within };
+        }
+        match err.kind() {
+            std::io::ErrorKind::NotFound => WireIo::NotFound,
+            std::io::ErrorKind::PermissionDenied => WireIo::PermissionDenied,
+            _ => WireIo::Other(weaver_core::error::io_reason(&err)),
+        }
+    }
+}
+
+impl From<WireIo> for std::io::Error {
+    fn from(wire: WireIo) -> std::io::Error {
+        match wire {
+            WireIo::Escape { path, resolved, within } => {
+                weaver_core::error::Escape { path, resolved, within }.into_io()
+            }
+            WireIo::NotFound => std::io::ErrorKind::NotFound.into(),
+            WireIo::PermissionDenied => std::io::ErrorKind::PermissionDenied.into(),
+            WireIo::Other(text) => std::io::Error::other(text),
+        }
+    }
+}
+
+/// What answers a render's [`Question`]s in the parent: the cluster snapshot its `lookup`s
+/// read, the repository, and whether `env` reads this process's variables.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Answers<'a> {
+    pub(crate) live: Option<&'a weaver_helm::lookup::Live>,
+    pub(crate) source: Option<&'a dyn weaver_project::source::Source>,
+    pub(crate) variables: bool,
+}
+
+impl Answers<'_> {
+    fn answer(&self, question: &Question) -> Told {
+        use base64::Engine as _;
+        let refused = |what: &str| Told::Refused(format!("{what} is not answered for this render"));
+        match (question, self.source) {
+            (Question::Lookup { release, api_version, kind, namespace, name }, _) => match self.live {
+                Some(live) => {
+                    let query = weaver_helm::lookup::Query { api_version, kind, namespace, name };
+                    Told::Lookup(live.lookup(release, &query))
+                }
+                None => refused("lookup"),
+            },
+            (Question::Variable(name), _) if self.variables => {
+                Told::Variable(crate::gotmpl::variable(name).map_err(|err| err.to_string()))
+            }
+            (Question::Variable(_), _) => refused("an environment variable"),
+            (_, None) => refused("a file of the repository"),
+            (Question::Read(path), Some(source)) => Told::Read(
+                source
+                    .read(path)
+                    .map(|read| read.map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes)))
+                    .map_err(WireIo::from),
+            ),
+            (Question::Size(path), Some(source)) => Told::Size(source.size(path).map_err(WireIo::from)),
+            (Question::List(path), Some(source)) => Told::List(
+                source
+                    .list(path)
+                    .map(|listed| listed.map(|entries| entries.into_iter().map(|e| (e.name, e.is_dir)).collect()))
+                    .map_err(WireIo::from),
+            ),
+            (Question::Resolve(path), Some(source)) => Told::Resolve(source.resolve(path).map_err(WireIo::from)),
+        }
+    }
+}
+
+/// A location: its path, line and column.
+pub(crate) type WireLocation = (PathBuf, Option<u64>, Option<u64>);
+
+/// A kustomization's objects as its build gives them.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WireBuilt {
+    pub(crate) resources: Vec<(serde_json::Value, PathBuf, usize)>,
+    pub(crate) outside_root: bool,
 }
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WireError {
     message: String,
     help: Option<String>,
-    location: Option<(PathBuf, Option<u64>, Option<u64>)>,
+    location: Option<WireLocation>,
 }
 
 impl From<&Error> for WireError {
@@ -148,6 +316,114 @@ impl Workers {
     ) -> Result<()> {
         let ReleaseRender { release, templates, context } = *render;
         let release_request = release_request(context, release)?;
+        self.with_worker(release, |worker| self.render_with(worker, &release_request, templates, take))
+    }
+
+    /// A release of a Helm chart rendered by a worker, as [`weaver_helm::render`] renders it in
+    /// this process; its `lookup`s answered from `input.live`.
+    pub(crate) fn render_helm(
+        &self,
+        chart: &weaver_helm::HelmChart,
+        input: &weaver_helm::ReleaseInput<'_>,
+    ) -> Result<Vec<weaver_helm::RenderedDocument>> {
+        let release = HelmRelease {
+            name: input.name.to_string(),
+            namespace: input.namespace.to_string(),
+            values: input.values.clone(),
+            capabilities: input.capabilities.made_of().clone(),
+            output: input.output,
+        };
+        let request = serde_json::to_string(&Request::Helm { chart: chart.id, release }).map_err(|err| {
+            Error::new(format!("the values of release `{}` cannot be sent to its render worker: {err}", input.name))
+        })?;
+        let answers = Answers { live: Some(&input.live), ..Answers::default() };
+        let text = self.ask_text(input.name, &request, answers, Some(chart))?;
+        serde_json::from_slice(&text).map_err(|err| self.unreadable(input.name, &err))
+    }
+
+    /// The kustomization in `dir` built by a worker, as [`weaver_kustomize::build`] builds it in
+    /// this process, reading `source` through this one.
+    pub(crate) fn build_kustomization(
+        &self,
+        source: &dyn weaver_project::source::Source,
+        (dir, at, restrictions): (&Path, &Location, weaver_project::environment::LoadRestrictions),
+        release: &str,
+    ) -> Result<weaver_kustomize::Built> {
+        let anywhere = restrictions == weaver_project::environment::LoadRestrictions::None;
+        let at = (at.path.clone(), at.line, at.column);
+        let request = Request::Kustomize { dir: dir.to_path_buf(), at, anywhere, describe: source.describe() };
+        let request = serde_json::to_string(&request).expect("paths serialize");
+        let answers = Answers { source: Some(source), ..Answers::default() };
+        let text = self.ask_text(release, &request, answers, None)?;
+        let built: WireBuilt = serde_json::from_slice(&text).map_err(|err| self.unreadable(release, &err))?;
+        let resources = built
+            .resources
+            .into_iter()
+            .map(|(object, source, document)| weaver_kustomize::Resource::new(object, source, document))
+            .collect();
+        Ok(weaver_kustomize::Built { resources, outside_root: built.outside_root })
+    }
+
+    /// A values template rendered by a worker over `data`, as `gotmpl::render` renders it in
+    /// this process, reading `source` (and, with `variables`, this process's environment)
+    /// through this one.
+    pub(crate) fn render_values_template(
+        &self,
+        source: &dyn weaver_project::source::Source,
+        (path, text): (&Path, &str),
+        data: serde_json::Value,
+        variables: bool,
+        release: &str,
+    ) -> Result<String> {
+        let request = Request::ValuesTemplate {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+            data,
+            variables,
+            release: release.to_string(),
+            describe: source.describe(),
+        };
+        let request = serde_json::to_string(&request).map_err(|err| {
+            Error::new(format!("the values of release `{release}` cannot be sent to its render worker: {err}"))
+        })?;
+        let answers = Answers { source: Some(source), variables, ..Answers::default() };
+        let text = self.ask_text(release, &request, answers, None)?;
+        String::from_utf8(text).map_err(|_| Error::at(Location::file(path), "the rendered output is not UTF-8"))
+    }
+
+    /// `request`'s text, asked of a worker for `release` (which keeps `chart` first), within
+    /// the render's bytes.
+    fn ask_text(
+        &self,
+        release: &str,
+        request: &str,
+        answers: Answers<'_>,
+        chart: Option<&weaver_helm::HelmChart>,
+    ) -> Result<Vec<u8>> {
+        // JSON of objects is larger than their YAML, but not twice as large.
+        let room =
+            self.limits.max_rendered_bytes.as_ref().map(|b| b.value.saturating_mul(2).saturating_add(HEADER_BYTES));
+        self.with_worker(release, |worker| {
+            if let Some(chart) = chart {
+                worker.keep_chart(chart, &self.limits)?;
+            }
+            worker
+                .ask(request, Some(room.unwrap_or(usize::MAX)), &self.limits, answers)?
+                .ok_or(Step::Ended(Ended::Closed))
+        })
+    }
+
+    fn unreadable(&self, release: &str, err: &serde_json::Error) -> Error {
+        Error::new(format!("the render worker of release `{release}` answered what cannot be read: {err}"))
+    }
+
+    /// `render` with an idle worker, or one started: given back once it is done, unless it
+    /// ended (then its error is said, naming `release`).
+    fn with_worker<T>(
+        &self,
+        release: &str,
+        render: impl FnOnce(&mut Worker) -> std::result::Result<T, Step>,
+    ) -> Result<T> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut worker = match idle {
             Some(worker) => worker,
@@ -157,18 +433,15 @@ impl Workers {
                 None => self.start()?,
             },
         };
-        let rendered = self.render_with(&mut worker, &release_request, templates, take);
-        match rendered {
-            Err(Step::Ended(ended)) => Err(self.ended(worker, ended, release)),
-            Err(Step::Failed(error)) => {
-                self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(worker);
-                Err(error)
-            }
-            Ok(()) => {
-                self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(worker);
-                Ok(())
-            }
+        let rendered = render(&mut worker);
+        if let Err(Step::Ended(ended)) = rendered {
+            return Err(self.ended(worker, ended, release));
         }
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(worker);
+        rendered.map_err(|step| match step {
+            Step::Failed(error) => error,
+            Step::Ended(_) => unreachable!("said above"),
+        })
     }
 
     fn render_with(
@@ -178,13 +451,13 @@ impl Workers {
         templates: &[&Path],
         take: &mut dyn FnMut(&Path, String) -> Result<()>,
     ) -> std::result::Result<(), Step> {
-        worker.ask(release_request, None, &self.limits)?;
+        worker.ask(release_request, None, &self.limits, Answers::default())?;
         let mut rendered_bytes = 0;
         for template in templates {
             let room = self.limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
             let request = Request::Template { template: template.to_path_buf(), room };
             let request = serde_json::to_string(&request).expect("a path serializes");
-            let text = worker.ask(&request, Some(room.unwrap_or(usize::MAX)), &self.limits)?;
+            let text = worker.ask(&request, Some(room.unwrap_or(usize::MAX)), &self.limits, Answers::default())?;
             let text = text.ok_or(Step::Ended(Ended::Closed))?;
             rendered_bytes += text.len();
             let text = String::from_utf8(text).map_err(|_| {
@@ -196,16 +469,18 @@ impl Workers {
     }
 
     fn start(&self) -> Result<Worker> {
-        let max_memory = self.isolation.max_memory.value;
+        let max_memory = self.isolation.max_memory.as_ref().map(|bound| bound.value);
         let mut command = Command::new(&self.isolation.program);
         command.arg("render-worker").env_clear().stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         // SAFETY: between fork and exec only async-signal-safe calls: setrlimit, prctl, open,
         // write and close.
         unsafe {
             command.pre_exec(move || {
-                let limit = libc::rlimit { rlim_cur: max_memory, rlim_max: max_memory };
-                if libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
+                if let Some(max_memory) = max_memory {
+                    let limit = libc::rlimit { rlim_cur: max_memory, rlim_max: max_memory };
+                    if libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 // Its memory holds decrypted values: never written out as a core.
                 let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -227,7 +502,7 @@ impl Workers {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             unreachable!("both are piped above")
         };
-        let mut worker = Worker { child, stdin, stdout, read: Vec::new() };
+        let mut worker = Worker { child, stdin, stdout, read: Vec::new(), charts: VecDeque::new() };
         let limits = serde_json::to_string(&WireLimits::of(&self.limits)).expect("limits serialize");
         let started = [limits.as_str(), self.templates.as_str()].iter().try_for_each(|line| worker.send(line));
         if started.is_err() {
@@ -250,17 +525,20 @@ impl Workers {
         }
         let out_of_memory = String::from_utf8_lossy(&said).contains("memory allocation of")
             || status.as_ref().is_ok_and(|s| s.signal() == Some(libc::SIGABRT));
-        let bound = &self.isolation.max_memory;
         if out_of_memory {
-            return Error::new(format!(
-                "rendering stopped: the templates of release `{release}` took more than {} bytes of memory ({})",
-                bound.value, bound.setting
-            ))
-            .with_help(format!(
-                "release `{release}`: a template builds a string or a list too large (a `~` concatenation in a loop?); \
-                 raise {} if the chart needs that much",
-                bound.setting
-            ));
+            let (took, raise) = match &self.isolation.max_memory {
+                Some(bound) => (
+                    format!("took more than {} bytes of memory ({})", bound.value, bound.setting),
+                    bound.setting.as_str(),
+                ),
+                None => ("ran out of memory".to_string(), "--max-render-memory"),
+            };
+            return Error::new(format!("rendering stopped: the templates of release `{release}` {took}")).with_help(
+                format!(
+                    "release `{release}`: a template builds a string or a list too large (a `~` concatenation or \
+                     `until` in a loop?); raise {raise} if the chart needs that much"
+                ),
+            );
         }
         let how = match (ended, status) {
             (Ended::TooLarge, _) => "its answer exceeded the render's bound".to_string(),
@@ -318,6 +596,8 @@ struct Worker {
     stdout: ChildStdout,
     /// What it wrote that is not yet a whole line.
     read: Vec<u8>,
+    /// The Helm charts it keeps, by id, the most recently used last.
+    charts: VecDeque<u64>,
 }
 
 impl Worker {
@@ -327,20 +607,42 @@ impl Worker {
         self.stdin.flush()
     }
 
+    /// Sends `chart` unless the worker keeps it already, forgetting the chart it used least
+    /// recently if it keeps [`CHARTS_KEPT`].
+    fn keep_chart(&mut self, chart: &weaver_helm::HelmChart, limits: &RenderLimits) -> std::result::Result<(), Step> {
+        if let Some(at) = self.charts.iter().position(|id| *id == chart.id) {
+            let id = self.charts.remove(at).expect("found above");
+            self.charts.push_back(id);
+            return Ok(());
+        }
+        let forget = if self.charts.len() >= CHARTS_KEPT { self.charts.pop_front() } else { None };
+        let request = Request::HelmChart { id: chart.id, chart: Arc::clone(&chart.chart), forget };
+        let request = serde_json::to_string(&request).expect("a chart serializes");
+        self.ask(&request, None, limits, Answers::default())?;
+        self.charts.push_back(chart.id);
+        Ok(())
+    }
+
     /// Sends `request` and waits for its answer, looking at `limits` between reads: the
     /// worker is killed at once when the process stops, and past its deadline by [`GRACE`].
     /// With `text` (the most bytes it may be), the answer's text; a template's error is a
-    /// [`Step::Failed`].
+    /// [`Step::Failed`]. The questions the render asks first are answered by `answers`.
     fn ask(
         &mut self,
         request: &str,
         text: Option<usize>,
         limits: &RenderLimits,
+        answers: Answers<'_>,
     ) -> std::result::Result<Option<Vec<u8>>, Step> {
         self.send(request).map_err(|_| Ended::Closed)?;
-        let line =
-            self.read_until(|read| read.iter().position(|b| *b == b'\n').map(|end| end + 1), HEADER_BYTES, limits)?;
-        let answer: Answer = serde_json::from_slice(&line[..line.len() - 1]).map_err(|_| Ended::Closed)?;
+        let answer = loop {
+            let line =
+                self.read_until(|read| read.iter().position(|b| *b == b'\n').map(|end| end + 1), HEADER_BYTES, limits)?;
+            let answer: Answer = serde_json::from_slice(&line[..line.len() - 1]).map_err(|_| Ended::Closed)?;
+            let Some(asked) = &answer.asks else { break answer };
+            let told = serde_json::to_string(&answers.answer(asked)).map_err(|_| Ended::Closed)?;
+            self.send(&told).map_err(|_| Ended::Closed)?;
+        };
         if let Some(error) = answer.error {
             return Err(Step::Failed(error.into()));
         }

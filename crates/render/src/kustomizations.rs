@@ -19,16 +19,18 @@ pub(super) fn render_kustomization(
     release: &Release,
     dir: &Path,
     secrets: &Secrets,
+    workers: Option<&crate::isolated::Workers>,
 ) -> Result<Vec<Manifest>> {
-    let mut resources = weaver_kustomize::build(
-        project.source.as_ref(),
-        dir,
-        &release.chart_at,
-        release.load_restrictions,
-        &secrets.limits,
-    )
-    .map(|built| built.resources)
-    .map_err(|e| if e.help.is_none() { e.with_help(format!("release `{}`", release.name)) } else { e })?;
+    let source = project.source.as_ref();
+    let built = match workers {
+        Some(workers) => {
+            workers.build_kustomization(source, (dir, &release.chart_at, release.load_restrictions), &release.name)
+        }
+        None => weaver_kustomize::build(source, dir, &release.chart_at, release.load_restrictions, &secrets.limits),
+    };
+    let mut resources = built
+        .map(|built| built.resources)
+        .map_err(|e| if e.help.is_none() { e.with_help(format!("release `{}`", release.name)) } else { e })?;
     if !release.substitute.is_empty() || !release.substitute_from.is_empty() {
         substitute(project, release, secrets, &mut resources)?;
     }

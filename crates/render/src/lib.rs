@@ -256,13 +256,22 @@ impl Run<'_> {
             return Err(secrets.limits.stopped(&release.name, why));
         }
         if let Some(dir) = &release.kustomize {
-            let manifests = render_kustomization(project, release, dir, secrets)?;
+            let manifests = render_kustomization(project, release, dir, secrets, self.engine.workers())?;
             return Ok(rendered(true, None, manifests, Vec::new()));
         }
         if self.helm.is_helm_chart(&release.chart) {
             let chart = self.helm.get(project, env, release, &secrets.charts);
             let output = match &chart {
-                Ok(chart) => render_helm(project, env, release, chart, &self.helm.capabilities, &cluster.live, secrets),
+                Ok(chart) => render_helm(
+                    project,
+                    env,
+                    release,
+                    chart,
+                    &self.helm.capabilities,
+                    &cluster.live,
+                    secrets,
+                    self.engine.workers(),
+                ),
                 Err(_) => Ok(Vec::new()),
             };
             self.helm.rendered(&release.chart);
@@ -282,7 +291,7 @@ impl Run<'_> {
             return Ok(rendered(true, Some(chart_meta), manifests, chart.warnings.clone()));
         }
         let chart = &self.chart_contexts[release.chart.as_str()];
-        let values = release_values(project, env, release, &chart.chart, secrets)?;
+        let values = release_values(project, env, release, &chart.chart, secrets, self.engine.workers())?;
         if let Some(schema) = &chart.schema {
             schema.validate(&values, &release.name, &release.at, |path| secrets.overrides.flag_setting(path))?;
         }

@@ -19,10 +19,12 @@ pub(super) fn release_values(
     release: &Release,
     chart: &Chart,
     secrets: &Secrets,
+    workers: Option<&crate::isolated::Workers>,
 ) -> Result<Value> {
     let mut values = chart.values.clone();
     let parse = weaver_yaml::from_str::<Option<Value>>;
-    for map in read_files(project, &release.values_files, "values file", Some((env, release)), secrets, parse)? {
+    let template = Some((env, release, workers));
+    for map in read_files(project, &release.values_files, "values file", template, secrets, parse)? {
         deep_merge(&mut values, map);
     }
     deep_merge(&mut values, release.values.clone());
@@ -78,7 +80,7 @@ pub(super) fn read_files(
     project: &Project,
     files: &[weaver_project::source::PathRef],
     what: &str,
-    template: Option<(&Environment, &Release)>,
+    template: Option<(&Environment, &Release, Option<&crate::isolated::Workers>)>,
     secrets: &Secrets,
     parse: impl Fn(&Path, &str) -> Result<Option<Value>>,
 ) -> Result<Vec<Map<String, Value>>> {
@@ -105,9 +107,10 @@ pub(super) fn read_files(
         };
         let mut text = weaver_project::source::utf8(&file.path, bytes)?;
         let templated = template.filter(|_| crate::gotmpl::is_template(&file.path));
-        if let Some((env, release)) = templated {
+        if let Some((env, release, workers)) = templated {
             let (source, limits) = (&project.source, &secrets.limits);
-            text = crate::gotmpl::render(source, &file.path, &text, (env, release), secrets.own_environment, limits)?;
+            let own = secrets.own_environment;
+            text = crate::gotmpl::render(source, &file.path, &text, (env, release), own, limits, workers)?;
         }
         let parsed = parse(&file.path, &text).map_err(|e| match templated {
             Some(_) => e.with_help("the line is that of the template's output, not of the template"),

@@ -1,48 +1,250 @@
 //! `weaver render-worker`: the worker's side of [`crate::isolated`], which renders weaver
-//! charts' templates for the process that started it.
+//! charts' templates, Helm charts' releases, kustomizations and values templates for the
+//! process that started it, asking it what the render reads: `lookup`s, the repository's
+//! files, environment variables.
 
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::engine::Engine;
 use crate::filters::ChartFiles;
-use crate::isolated::{Answer, Request, WireError, WireLimits};
+use crate::isolated::{Answer, HelmRelease, Question, Request, Told, WireBuilt, WireError, WireLimits};
+use weaver_core::error::{Error, Location};
+use weaver_core::limits::RenderLimits;
+use weaver_project::source::{Entry, Source};
+
+/// The worker's pipes: a Helm chart's `lookup` writes its question and reads the answer in
+/// the middle of a render, so they are shared with it.
+struct Pipes {
+    input: Box<dyn BufRead + Send>,
+    output: Box<dyn Write + Send>,
+}
+
+impl Pipes {
+    fn line(&mut self) -> std::io::Result<Option<String>> {
+        let mut line = String::new();
+        match self.input.read_line(&mut line)? {
+            0 => Ok(None),
+            _ => Ok(Some(line.trim_end_matches('\n').to_string())),
+        }
+    }
+
+    fn answer(&mut self, answer: &Answer, text: Option<&[u8]>) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.output, answer)?;
+        self.output.write_all(b"\n")?;
+        if let Some(text) = text {
+            self.output.write_all(text)?;
+        }
+        self.output.flush()
+    }
+}
 
 /// The worker's side: reads the limits and templates, then answers each request until its
 /// input ends. An error here is the protocol's (the parent says the worker ended).
-pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<()> {
+pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> std::io::Result<()> {
     // SAFETY: prctl with these arguments only sets a flag of this process. Its memory holds
     // decrypted values: never dumped (exec reset what the parent set).
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    let mut lines = input.lines();
-    let mut next = || lines.next().transpose();
+    let pipes = Arc::new(Mutex::new(Pipes { input, output }));
+    let next = || pipes.lock().unwrap_or_else(PoisonError::into_inner).line();
     let (Some(limits), Some(templates)) = (next()?, next()?) else { return Ok(()) };
     let limits: WireLimits = serde_json::from_str(&limits)?;
+    let limits = limits.limits();
     let templates: Vec<(String, String)> = serde_json::from_str(&templates)?;
-    let engine = Engine::of_templates(templates, &limits.limits());
+    let engine = Engine::of_templates(templates, &limits);
     let mut release = (String::new(), minijinja::Value::UNDEFINED);
+    let mut charts: HashMap<u64, weaver_helm::HelmChart> = HashMap::new();
+    let parent = Parent(Arc::clone(&pipes));
+    let live = Arc::new(weaver_helm::lookup::Live::Asking(Box::new(parent.lookups())));
     while let Some(line) = next()? {
+        let failed =
+            |error: &weaver_core::error::Error| Answer { error: Some(WireError::from(error)), ..Answer::default() };
         let (answer, text) = match (serde_json::from_str(&line)?, &engine) {
-            (_, Err(error)) => (Answer { error: Some(WireError::from(error)), ..Answer::default() }, None),
+            (Request::HelmChart { id, chart, forget }, _) => {
+                if let Some(forget) = forget {
+                    charts.remove(&forget);
+                }
+                charts.insert(id, weaver_helm::HelmChart::new(chart, Vec::new()));
+                (Answer::default(), None)
+            }
+            (Request::Helm { chart, release }, _) => match charts.get(&chart) {
+                Some(chart) => match render_helm(chart, release, &live, &limits) {
+                    Ok(documents) => (Answer { length: Some(documents.len()), ..Answer::default() }, Some(documents)),
+                    Err(error) => (failed(&error), None),
+                },
+                None => return Err(std::io::Error::other("a release of a chart the worker was not sent")),
+            },
+            (Request::Kustomize { dir, at, anywhere, describe }, _) => {
+                let source = Repository { parent: parent.clone(), describe };
+                match build_kustomization(&source, &dir, at, anywhere, &limits) {
+                    Ok(built) => (Answer { length: Some(built.len()), ..Answer::default() }, Some(built)),
+                    Err(error) => (failed(&error), None),
+                }
+            }
+            (Request::ValuesTemplate { path, text, data, variables, release, describe }, _) => {
+                let source: Arc<dyn Source> = Arc::new(Repository { parent: parent.clone(), describe });
+                let variables = match variables {
+                    true => crate::gotmpl::Variables::Asked(parent.variables()),
+                    false => crate::gotmpl::Variables::Refused,
+                };
+                let rendered =
+                    crate::gotmpl::render_in_worker(&source, (&path, &text), &data, variables, (&limits, &release));
+                match rendered {
+                    Ok(text) => (Answer { length: Some(text.len()), ..Answer::default() }, Some(text.into_bytes())),
+                    Err(error) => (failed(&error), None),
+                }
+            }
+            (_, Err(error)) => (failed(error), None),
             (Request::Release { release: name, context, files }, Ok(_)) => {
                 release = (name, context_of(context, files));
                 (Answer::default(), None)
             }
             (Request::Template { template, room }, Ok(engine)) => {
                 match engine.render(&template, &release.1, room, &release.0) {
-                    Ok(text) => (Answer { length: Some(text.len()), error: None }, Some(text)),
-                    Err(error) => (Answer { error: Some(WireError::from(&error)), ..Answer::default() }, None),
+                    Ok(text) => (Answer { length: Some(text.len()), ..Answer::default() }, Some(text.into_bytes())),
+                    Err(error) => (failed(&error), None),
                 }
             }
         };
-        serde_json::to_writer(&mut output, &answer)?;
-        output.write_all(b"\n")?;
-        if let Some(text) = text {
-            output.write_all(text.as_bytes())?;
-        }
-        output.flush()?;
+        pipes.lock().unwrap_or_else(PoisonError::into_inner).answer(&answer, text.as_deref())?;
     }
     Ok(())
+}
+
+/// A release of a Helm chart rendered here, its documents in JSON.
+fn render_helm(
+    chart: &weaver_helm::HelmChart,
+    release: HelmRelease,
+    live: &Arc<weaver_helm::lookup::Live>,
+    limits: &RenderLimits,
+) -> weaver_core::error::Result<Vec<u8>> {
+    let input = weaver_helm::ReleaseInput {
+        name: &release.name,
+        namespace: &release.namespace,
+        values: release.values,
+        capabilities: Arc::new(weaver_helm::Capabilities::from(release.capabilities)),
+        live: Arc::clone(live),
+        output: release.output,
+        limits: limits.clone(),
+    };
+    let documents = weaver_helm::render(chart, &input)?;
+    serde_json::to_vec(&documents).map_err(|err| weaver_core::error::Error::new(format!("{err}")))
+}
+
+/// A kustomization built here, its objects in JSON.
+fn build_kustomization(
+    source: &dyn Source,
+    dir: &Path,
+    (path, line, column): crate::isolated::WireLocation,
+    anywhere: bool,
+    limits: &RenderLimits,
+) -> weaver_core::error::Result<Vec<u8>> {
+    let restrictions = match anywhere {
+        true => weaver_project::environment::LoadRestrictions::None,
+        false => weaver_project::environment::LoadRestrictions::RootOnly,
+    };
+    let at = Location { path, line, column };
+    let built = weaver_kustomize::build(source, dir, &at, restrictions, limits)?;
+    let resources = built.resources.into_iter().map(|r| (r.object, r.source, r.document)).collect();
+    serde_json::to_vec(&WireBuilt { resources, outside_root: built.outside_root })
+        .map_err(|err| Error::new(format!("{err}")))
+}
+
+/// The process that started this worker, asked what a render reads: a question, then its
+/// answer, on the pipes.
+#[derive(Clone)]
+struct Parent(Arc<Mutex<Pipes>>);
+
+impl Parent {
+    fn ask(&self, question: Question) -> std::io::Result<Told> {
+        let mut pipes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        pipes.answer(&Answer { asks: Some(question), ..Answer::default() }, None)?;
+        let line = pipes.line()?.ok_or_else(|| std::io::Error::other("the render's question had no answer"))?;
+        match serde_json::from_str(&line)? {
+            Told::Refused(why) => Err(std::io::Error::other(why)),
+            told => Ok(told),
+        }
+    }
+
+    fn lookups(
+        &self,
+    ) -> impl Fn(&str, &weaver_helm::lookup::Query) -> Result<serde_json::Value, String> + Send + Sync + use<> {
+        let parent = self.clone();
+        move |release, query| {
+            let question = Question::Lookup {
+                release: release.to_string(),
+                api_version: query.api_version.to_string(),
+                kind: query.kind.to_string(),
+                namespace: query.namespace.to_string(),
+                name: query.name.to_string(),
+            };
+            match parent.ask(question) {
+                Ok(Told::Lookup(found)) => found,
+                Ok(_) => Err(unexpected().to_string()),
+                Err(err) => Err(format!("the render's lookup had no answer: {err}")),
+            }
+        }
+    }
+
+    fn variables(&self) -> crate::gotmpl::Asker {
+        let parent = self.clone();
+        crate::gotmpl::Asker(Arc::new(move |name| match parent.ask(Question::Variable(name.to_string())) {
+            Ok(Told::Variable(value)) => value,
+            Ok(_) => Err(unexpected().to_string()),
+            Err(err) => Err(format!("`{name}`: {err}")),
+        }))
+    }
+}
+
+fn unexpected() -> std::io::Error {
+    std::io::Error::other("the render worker's parent answered another question")
+}
+
+/// The repository as the parent's source reads it, its bounds and confinement kept there.
+struct Repository {
+    parent: Parent,
+    describe: String,
+}
+
+impl Source for Repository {
+    fn read(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+        use base64::Engine as _;
+        match self.parent.ask(Question::Read(path.to_path_buf()))? {
+            Told::Read(read) => read?
+                .map(|text| base64::engine::general_purpose::STANDARD.decode(text).map_err(std::io::Error::other))
+                .transpose(),
+            _ => Err(unexpected()),
+        }
+    }
+
+    fn size(&self, path: &Path) -> std::io::Result<Option<u64>> {
+        match self.parent.ask(Question::Size(path.to_path_buf()))? {
+            Told::Size(size) => Ok(size?),
+            _ => Err(unexpected()),
+        }
+    }
+
+    fn list(&self, dir: &Path) -> std::io::Result<Option<Vec<Entry>>> {
+        match self.parent.ask(Question::List(dir.to_path_buf()))? {
+            Told::List(listed) => {
+                Ok(listed?.map(|entries| entries.into_iter().map(|(name, is_dir)| Entry { name, is_dir }).collect()))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    fn resolve(&self, path: &Path) -> std::io::Result<PathBuf> {
+        match self.parent.ask(Question::Resolve(path.to_path_buf()))? {
+            Told::Resolve(resolved) => Ok(resolved?),
+            _ => Err(unexpected()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
 }
 
 /// The context as the parent's render has it: `files` an object again.

@@ -295,9 +295,12 @@ fn render_limits(flags: &RenderLimitArgs) -> RenderLimits {
         max_rendered_bytes: flags.max_rendered_bytes.map(|bytes| Bound::new(bytes, "--max-rendered-bytes")),
         max_values_bytes: flags.max_values_bytes.map(|bytes| Bound::new(bytes, "--max-values-bytes")),
         max_template_steps: flags.max_template_steps.map(|steps| Bound::new(steps, "--max-template-steps")),
-        isolation: flags.max_render_memory.map(|bytes| weaver_core::limits::Isolation {
-            program: this_program(),
-            max_memory: Bound::new(bytes, "--max-render-memory"),
+        // A deadline given is kept: templates render where they can be killed at it.
+        isolation: (flags.max_render_memory.is_some() || flags.render_timeout.is_some()).then(|| {
+            weaver_core::limits::Isolation {
+                program: this_program(),
+                max_memory: flags.max_render_memory.map(|bytes| Bound::new(bytes, "--max-render-memory")),
+            }
         }),
     };
     match flags.render_timeout {
@@ -495,7 +498,8 @@ pub fn run(mut cli: Cli) -> ExitCode {
 /// `weaver render-worker`: serves the render that started it until its stdin ends (see
 /// `weaver_render::isolated`).
 fn render_worker() -> weaver_core::error::Result<ExitCode> {
-    weaver_render::worker::serve(std::io::stdin().lock(), std::io::stdout().lock())
+    let (input, output) = (std::io::BufReader::new(std::io::stdin()), std::io::BufWriter::new(std::io::stdout()));
+    weaver_render::worker::serve(Box::new(input), Box::new(output))
         .map_err(|err| Error::new(format!("render-worker: {err}")))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -68,11 +68,12 @@ impl Renders {
         }
     }
 
-    /// The same bounds, weaver charts rendered by `program render-worker` within `max_memory`
-    /// bytes (the controller's `--max-render-memory`).
+    /// The same bounds, weaver charts and Helm charts rendered by `program render-worker`
+    /// within `max_memory` bytes (the controller's `--max-render-memory`).
     pub fn isolated(limits: RenderLimits, program: std::path::PathBuf, max_memory: u64) -> RenderLimits {
         let max_memory = Bound::new(max_memory, "the controller's --max-render-memory");
-        RenderLimits { isolation: Some(weaver_core::limits::Isolation { program, max_memory }), ..limits }
+        let isolation = weaver_core::limits::Isolation { program, max_memory: Some(max_memory) };
+        RenderLimits { isolation: Some(isolation), ..limits }
     }
 
     /// The bound on each file of a tenant's repository, its environment files included.

@@ -50,6 +50,7 @@ pub(crate) fn run(target: &Target, k: &Kustomization, resources: &mut [Resource]
             None => vec![Replacement { source: entry.value.source.clone(), targets: entry.value.targets.clone() }],
         };
         for replacement in &replacements {
+            target.go_on()?;
             apply(replacement, resources).map_err(|e| target.error(at, format!("`replacements`: {e}")))?;
         }
     }

@@ -8,6 +8,30 @@ pub fn generate_repo(dir: &Path, releases: usize) {
     generate_repo_in(dir, releases, "bench");
 }
 
+/// [`generate_repo`] with chart `svc` a Helm chart rendering the same objects (Go templates).
+#[allow(dead_code)] // the render benchmark's: this file is shared with benches/support
+pub fn generate_helm_repo(dir: &Path, releases: usize) {
+    let write = |path: &str, text: &str| write(dir, path, text);
+    write("charts/svc/Chart.yaml", "apiVersion: v2\nname: svc\nversion: 1.0.0\n");
+    write(
+        "charts/svc/values.yaml",
+        "image: registry.example.com/svc\ntag: '1.0'\nreplicas: 1\nport: 8080\nsettings: {}\n",
+    );
+    write(
+        "charts/svc/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n{{- range $k, $v := .Values.settings }}\n  {{ $k }}: {{ $v | quote }}\n{{- end }}\n",
+    );
+    write(
+        "charts/svc/templates/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  replicas: {{ .Values.replicas }}\n  selector:\n    matchLabels: {app: {{ .Release.Name }}}\n  template:\n    metadata:\n      labels: {app: {{ .Release.Name }}}\n      annotations:\n        checksum/config: {{ .Values.settings | toJson | sha256sum }}\n    spec:\n      containers:\n        - name: app\n          image: \"{{ .Values.image }}:{{ .Values.tag }}\"\n          ports:\n            - containerPort: {{ .Values.port }}\n              protocol: TCP\n          envFrom:\n            - configMapRef: {name: {{ .Release.Name }}}\n",
+    );
+    write(
+        "charts/svc/templates/service.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  clusterIP: None\n  selector: {app: {{ .Release.Name }}}\n  ports:\n    - port: 80\n      protocol: TCP\n      targetPort: {{ .Values.port }}\n",
+    );
+    write("environments/bench.yaml", &environment(releases, "bench"));
+}
+
 /// [`generate_repo`] with the environment's releases in `namespace`.
 pub fn generate_repo_in(dir: &Path, releases: usize, namespace: &str) {
     write_chart(dir);

@@ -51,11 +51,21 @@ pub struct Error {
     /// What was asked for does not exist: an environment, a release, an object (the web UI
     /// answers 404 for it).
     pub not_found: bool,
+    /// A render stopped at one of its bounds (its time, memory, bytes, steps), named by its
+    /// setting: the controller holds back the tenant whose renders keep stopping so.
+    pub bound: Option<String>,
 }
 
 impl Error {
     pub fn new(message: impl Into<String>) -> Self {
-        Error { location: None, message: message.into(), help: None, forbidden: false, not_found: false }
+        Error { location: None, message: message.into(), help: None, forbidden: false, not_found: false, bound: None }
+    }
+
+    /// The same error, said to be a render's stop at the bound `setting` gives (see
+    /// [`Error::bound`]).
+    pub fn at_bound(mut self, setting: impl Into<String>) -> Self {
+        self.bound = Some(setting.into());
+        self
     }
 
     /// The same error, said to be a refusal of the user's rights (see [`Error::forbidden`]).

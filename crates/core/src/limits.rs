@@ -121,7 +121,11 @@ impl RenderLimits {
             ),
             Stop::Stopping => format!("release `{release}`: the next run renders it again"),
         };
-        Error::new(format!("rendering stopped: {why}")).with_help(help)
+        let error = Error::new(format!("rendering stopped: {why}")).with_help(help);
+        match why {
+            Stop::TimeUp(bound) => error.at_bound(bound.setting),
+            Stop::Stopping => error,
+        }
     }
 
     /// An error when `len` bytes of what `what` names exceed `--max-rendered-bytes` (or the
@@ -150,7 +154,7 @@ impl RenderLimits {
             return Error { location: error.location, ..self.stopped(release, why) };
         }
         match &self.max_rendered_bytes {
-            Some(bound) if too_large => error.with_help(too_large_help(bound, release)),
+            Some(bound) if too_large => error.with_help(too_large_help(bound, release)).at_bound(&bound.setting),
             _ => error,
         }
     }
@@ -159,6 +163,7 @@ impl RenderLimits {
 fn too_large(bound: &Bound<usize>, what: &str, release: &str) -> Error {
     Error::new(format!("{what} exceeds the limit of {} bytes rendered per release ({})", bound.value, bound.setting))
         .with_help(too_large_help(bound, release))
+        .at_bound(&bound.setting)
 }
 
 fn too_large_help(bound: &Bound<usize>, release: &str) -> String {

@@ -334,9 +334,11 @@ fn mark_origin(object: &mut Value, origin: &Value) -> bool {
 /// `path` as Go's `filepath.Join` leaves it: `.` and `x/..` taken out, leading `..` kept.
 /// [`Target::go_on`], at `file`.
 fn go_on(limits: &RenderLimits, file: &Path) -> Result<()> {
-    match limits.stop_reason() {
-        Some(why) => Err(Error::at(Location::file(file), format!("rendering stopped: {why}"))),
-        None => Ok(()),
+    let Some(why) = limits.stop_reason() else { return Ok(()) };
+    let error = Error::at(Location::file(file), format!("rendering stopped: {why}"));
+    match why {
+        weaver_core::limits::Stop::TimeUp(bound) => Err(error.at_bound(bound.setting)),
+        weaver_core::limits::Stop::Stopping => Err(error),
     }
 }
 

@@ -146,7 +146,8 @@ impl Engine {
                 .with_help(format!(
                     "release `{release}`: a template loops too long; raise {} if it is not a loop",
                     steps.setting
-                ));
+                ))
+                .at_bound(&steps.setting);
                 return Err(error.with_location(template_location(&e, template)));
             }
             // A `range` cut short by the limits ends its loop without an error.

@@ -270,6 +270,7 @@ pub(crate) struct WireError {
     message: String,
     help: Option<String>,
     location: Option<WireLocation>,
+    bound: Option<String>,
 }
 
 impl From<&Error> for WireError {
@@ -278,6 +279,7 @@ impl From<&Error> for WireError {
             message: error.message.clone(),
             help: error.help.clone(),
             location: error.location.as_ref().map(|l| (l.path.clone(), l.line, l.column)),
+            bound: error.bound.clone(),
         }
     }
 }
@@ -287,6 +289,7 @@ impl From<WireError> for Error {
         let mut error = Error::new(wire.message);
         error.help = wire.help;
         error.location = wire.location.map(|(path, line, column)| Location { path, line, column });
+        error.bound = wire.bound;
         error
     }
 }

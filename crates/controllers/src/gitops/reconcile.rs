@@ -597,14 +597,16 @@ impl Run<'_> {
         // The render in its tenant's turn; the apply after it (waiting for the lock, for
         // objects to be ready) lets others render.
         let offline = async {
-            let turn = self.renders.turn(self.tenant, &status.name, &options.render.limits).await?;
+            let revision = &self.fetched.commit;
+            let turn = self.renders.turn(self.tenant, &status.name, revision, &options.render.limits).await?;
             // Logged; the status goes on saying `applying` (it is written while this renders).
             tracing::info!("{applying}: rendering");
             let owned = options.clone();
             // The turn is the render's: a reconcile stopped meanwhile does not give it back early.
             weaver_engine::action::blocking_with(cx, move |cx| {
-                let _turn = turn;
-                weaver_engine::action::apply::render_offline(&owned, cx)
+                let rendered = weaver_engine::action::apply::render_offline(&owned, cx);
+                turn.finished(&rendered);
+                rendered
             })
             .await
         }
@@ -675,11 +677,13 @@ impl Run<'_> {
             // The render in its tenant's turn; the plan's API requests after it let others render.
             let planned = async {
                 let offline = {
-                    let turn = self.renders.turn(self.tenant, &env.name, &options.render.limits).await?;
+                    let revision = &self.fetched.commit;
+                    let turn = self.renders.turn(self.tenant, &env.name, revision, &options.render.limits).await?;
                     let owned = options.clone();
                     weaver_engine::action::blocking_with(cx, move |cx| {
-                        let _turn = turn;
-                        weaver_engine::action::plan::render_offline(&owned, cx)
+                        let rendered = weaver_engine::action::plan::render_offline(&owned, cx);
+                        turn.finished(&rendered);
+                        rendered
                     })
                     .await?
                 };

@@ -3,12 +3,15 @@
 //! the start of its environment's render) and when the controller is told to stop, within the controller's
 //! byte and step bounds; and renders (an apply's, a promotion's, an image update's) take turns:
 //! one at a time per namespace, no more at once than the machine has cores, so one tenant's
-//! renders wait behind each other, not before another tenant's.
+//! renders wait behind each other, not before another tenant's. A tenant whose render stopped
+//! at a bound (its time, memory, bytes, steps) is held back before it renders the same revision
+//! again, longer at each stop in a row: a repository that loops takes a turn rarely, not at each
+//! retry, and the turns go to the others.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use weaver_core::error::Error;
@@ -26,6 +29,12 @@ pub const MAX_TEMPLATE_STEPS: u64 = 200_000_000;
 /// once per core, the controller's renders take at most that many times this.
 pub const MAX_RENDER_MEMORY: u64 = 512 << 20;
 
+/// How long a tenant whose render stopped at a bound is held back before it renders the same
+/// revision again: the time that render held its turn and this, doubled at each further stop in
+/// a row, at most [`MOST_HELD_BACK`]. A new revision renders at once.
+pub const HELD_BACK: Duration = Duration::from_secs(30);
+pub const MOST_HELD_BACK: Duration = Duration::from_secs(3600);
+
 /// The controller's bounds on renders, and their turns.
 pub struct Renders {
     /// Every render's bounds but its deadline, which its reconcile's `spec.timeout` sets.
@@ -36,19 +45,64 @@ pub struct Renders {
     at_once: usize,
     /// Each namespace's one render at a time.
     tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// The namespaces held back, and why.
+    held_back: Arc<Mutex<HashMap<String, Strikes>>>,
+    /// [`HELD_BACK`], shorter in tests.
+    hold_back: Duration,
 }
 
-/// A render's turn, held while it renders.
+/// A tenant's renders of one revision that stopped at a bound, in a row.
+struct Strikes {
+    revision: String,
+    count: u32,
+    /// The last bound's setting.
+    bound: String,
+    until: Instant,
+}
+
+/// A render's turn, held while it renders; [`Turn::finished`] says how it ended.
 pub struct Turn {
     _tenant: OwnedSemaphorePermit,
     _all: OwnedSemaphorePermit,
+    tenant: String,
+    revision: String,
+    started: Instant,
+    held_back: Arc<Mutex<HashMap<String, Strikes>>>,
+    hold_back: Duration,
+}
+
+impl Turn {
+    /// What the render in this turn gave: a stop at a bound holds its tenant back (see
+    /// [`HELD_BACK`]); anything else lets it render again at once.
+    pub fn finished<T>(self, rendered: &Result<T, Error>) {
+        let mut held_back = self.held_back.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(bound) = rendered.as_ref().err().and_then(|err| err.bound.clone()) else {
+            held_back.remove(&self.tenant);
+            return;
+        };
+        let count = match held_back.get(&self.tenant) {
+            Some(strikes) if strikes.revision == self.revision => strikes.count + 1,
+            _ => 1,
+        };
+        let wait =
+            (self.started.elapsed() + self.hold_back).saturating_mul(1 << (count - 1).min(16)).min(MOST_HELD_BACK);
+        let strikes = Strikes { revision: self.revision.clone(), count, bound, until: Instant::now() + wait };
+        held_back.insert(self.tenant.clone(), strikes);
+    }
 }
 
 impl Renders {
     /// Renders within `limits`, at most `at_once` of them together.
     pub fn new(limits: RenderLimits, at_once: usize) -> Renders {
         let at_once = at_once.max(1);
-        Renders { limits, all: Arc::new(Semaphore::new(at_once)), at_once, tenants: Mutex::default() }
+        Renders {
+            limits,
+            all: Arc::new(Semaphore::new(at_once)),
+            at_once,
+            tenants: Mutex::default(),
+            held_back: Arc::default(),
+            hold_back: HELD_BACK,
+        }
     }
 
     /// Renders within `limits`, as many at once as the machine has cores.
@@ -87,10 +141,18 @@ impl Renders {
         RenderLimits { stopping: Some(stopping.clone()), ..self.limits.clone() }.with_timeout(timeout, "spec.timeout")
     }
 
-    /// Waits for a turn to render `environment` for `tenant` (a namespace): after its own
-    /// renders under way, then for a free core; an error once the deadline of `limits` passed,
-    /// so that a render neither holds its slot waiting past its timeout nor runs without a turn.
-    pub async fn turn(&self, tenant: &str, environment: &str, limits: &RenderLimits) -> Result<Turn, Error> {
+    /// Waits for a turn to render `environment` at `revision` for `tenant` (a namespace): after
+    /// its own renders under way, then for a free core; an error once the deadline of `limits`
+    /// passed, so that a render neither holds its slot waiting past its timeout nor runs without
+    /// a turn, and at once while the tenant is held back for this revision.
+    pub async fn turn(
+        &self,
+        tenant: &str,
+        environment: &str,
+        revision: &str,
+        limits: &RenderLimits,
+    ) -> Result<Turn, Error> {
+        self.not_held_back(tenant, environment, revision)?;
         let own = {
             let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
             tenants.entry(tenant.to_string()).or_insert_with(|| Arc::new(Semaphore::new(1))).clone()
@@ -101,7 +163,15 @@ impl Renders {
             let own = own.acquire_owned().await.expect("a tenant's semaphore is never closed");
             own_turn.store(true, Ordering::Relaxed);
             let all = self.all.clone().acquire_owned().await.expect("the renders' semaphore is never closed");
-            Turn { _tenant: own, _all: all }
+            Turn {
+                _tenant: own,
+                _all: all,
+                tenant: tenant.to_string(),
+                revision: revision.to_string(),
+                started: Instant::now(),
+                held_back: Arc::clone(&self.held_back),
+                hold_back: self.hold_back,
+            }
         };
         let Some((at, bound)) = &limits.deadline else { return Ok(waiting.await) };
         tokio::time::timeout_at((*at).into(), waiting).await.map_err(|_| {
@@ -123,6 +193,37 @@ impl Renders {
     }
 }
 
+impl Renders {
+    /// An error while `tenant`'s renders of `revision` are held back; none for another revision,
+    /// which clears what was held against the last.
+    fn not_held_back(&self, tenant: &str, environment: &str, revision: &str) -> Result<(), Error> {
+        let mut held_back = self.held_back.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(strikes) = held_back.get(tenant) else { return Ok(()) };
+        if strikes.revision != revision {
+            held_back.remove(tenant);
+            return Ok(());
+        }
+        let Some(left) = strikes.until.checked_duration_since(Instant::now()) else { return Ok(()) };
+        let renders = match strikes.count {
+            1 => "its last render".to_string(),
+            n => format!("its last {n} renders"),
+        };
+        Err(Error::new(format!(
+            "rendering held back: environment `{environment}` of namespace `{tenant}` renders again in {} \
+             ({renders} of revision {} stopped at a bound: {})",
+            humanize(left),
+            super::plan::short(revision),
+            strikes.bound
+        ))
+        .with_help(format!(
+            "fix the templates that stop (a new revision renders at once), or raise {}; the wait doubles at each \
+             stop in a row, so that the others' renders have the turns",
+            strikes.bound
+        ))
+        .at_bound(strikes.bound.clone()))
+    }
+}
+
 impl Default for Renders {
     /// The controller's default bounds.
     fn default() -> Renders {
@@ -138,26 +239,32 @@ mod tests {
     async fn a_tenant_renders_one_at_a_time_and_another_tenant_does_not_wait_for_it() {
         let renders = Renders::new(RenderLimits::default(), 2);
         let unbounded = RenderLimits::default();
-        let first = renders.turn("team-a", "dev", &unbounded).await;
-        let waits = tokio::time::timeout(Duration::from_millis(50), renders.turn("team-a", "dev", &unbounded)).await;
+        let first = renders.turn("team-a", "dev", "c0ffee", &unbounded).await;
+        let waits =
+            tokio::time::timeout(Duration::from_millis(50), renders.turn("team-a", "dev", "c0ffee", &unbounded)).await;
         assert!(waits.is_err(), "a second render of team-a went before the first ended");
-        let other = tokio::time::timeout(Duration::from_secs(5), renders.turn("team-b", "dev", &unbounded)).await;
+        let other =
+            tokio::time::timeout(Duration::from_secs(5), renders.turn("team-b", "dev", "c0ffee", &unbounded)).await;
         assert!(other.is_ok_and(|turn| turn.is_ok()), "team-b waited for team-a");
         drop(first);
-        let next = tokio::time::timeout(Duration::from_secs(5), renders.turn("team-a", "dev", &unbounded)).await;
+        let next =
+            tokio::time::timeout(Duration::from_secs(5), renders.turn("team-a", "dev", "c0ffee", &unbounded)).await;
         assert!(next.is_ok_and(|turn| turn.is_ok()), "team-a's next render did not go once its first ended");
     }
 
     #[tokio::test]
     async fn no_more_renders_at_once_than_allowed_and_none_waits_past_its_deadline() {
         let renders = Renders::new(RenderLimits::default(), 1);
-        let _first = renders.turn("team-a", "dev", &RenderLimits::default()).await;
-        let waits =
-            tokio::time::timeout(Duration::from_millis(50), renders.turn("team-b", "dev", &RenderLimits::default()))
-                .await;
+        let _first = renders.turn("team-a", "dev", "c0ffee", &RenderLimits::default()).await;
+        let waits = tokio::time::timeout(
+            Duration::from_millis(50),
+            renders.turn("team-b", "dev", "c0ffee", &RenderLimits::default()),
+        )
+        .await;
         assert!(waits.is_err(), "two renders at once where one is allowed");
         let bounded = RenderLimits::default().with_timeout(Duration::from_millis(100), "spec.timeout");
-        let late = tokio::time::timeout(Duration::from_secs(5), renders.turn("team-b", "prod", &bounded)).await;
+        let late =
+            tokio::time::timeout(Duration::from_secs(5), renders.turn("team-b", "prod", "c0ffee", &bounded)).await;
         let Ok(Err(err)) = late else { panic!("waited past its deadline, or had a turn") };
         assert_eq!(
             err.message,
@@ -169,14 +276,51 @@ mod tests {
              and other namespaces' renders took the time; raise spec.timeout if none of them loops"
         );
         // Behind a render of its own namespace: that is the wait the help names.
-        let late =
-            tokio::time::timeout(Duration::from_secs(5), renders.turn("team-a", "prod", &bounded.restarted())).await;
+        let late = tokio::time::timeout(
+            Duration::from_secs(5),
+            renders.turn("team-a", "prod", "c0ffee", &bounded.restarted()),
+        )
+        .await;
         let Ok(Err(err)) = late else { panic!("waited past its deadline, or had a turn") };
         assert_eq!(
             err.help.unwrap(),
             "namespace `team-a` renders one environment at a time and its others took the time; \
              raise spec.timeout if none of them loops"
         );
+    }
+
+    #[tokio::test]
+    async fn a_tenant_whose_render_stopped_at_a_bound_is_held_back_for_that_revision_alone() {
+        let renders = Renders { hold_back: Duration::from_millis(200), ..Renders::new(RenderLimits::default(), 2) };
+        let unbounded = RenderLimits::default();
+        let stopped = || -> Result<(), Error> { Err(Error::new("rendering stopped").at_bound("spec.timeout")) };
+        renders.turn("team-a", "dev", "c0ffee", &unbounded).await.unwrap().finished(&stopped());
+        let Err(held) = renders.turn("team-a", "dev", "c0ffee", &unbounded).await else {
+            panic!("a tenant whose render stopped at a bound rendered the same revision again at once")
+        };
+        assert!(
+            held.message.starts_with("rendering held back: environment `dev` of namespace `team-a` renders again in "),
+            "{}",
+            held.message
+        );
+        assert!(held.message.ends_with("(its last render of revision c0ffee stopped at a bound: spec.timeout)"));
+        assert_eq!(held.bound.as_deref(), Some("spec.timeout"));
+        // Another tenant, and another revision of this one, are not held back.
+        renders.turn("team-b", "dev", "c0ffee", &unbounded).await.unwrap().finished(&Ok::<(), Error>(()));
+        renders.turn("team-a", "dev", "beef", &unbounded).await.unwrap().finished(&stopped());
+        // A second stop in a row waits twice as long: still held after the first wait.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        renders.turn("team-a", "dev", "beef", &unbounded).await.unwrap().finished(&stopped());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let Err(held) = renders.turn("team-a", "dev", "beef", &unbounded).await else {
+            panic!("the second stop in a row held its tenant back no longer than the first")
+        };
+        assert!(held.message.contains("its last 2 renders of revision beef"), "{}", held.message);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Once its wait is over it renders; a render that does not stop at a bound clears it.
+        let error = Err::<(), Error>(Error::new("a template's own error"));
+        renders.turn("team-a", "dev", "beef", &unbounded).await.unwrap().finished(&error);
+        renders.turn("team-a", "dev", "beef", &unbounded).await.unwrap();
     }
 
     #[test]

@@ -36,7 +36,10 @@ impl Server {
             // A tenant's page renders in its turn, as its reconciles do: page views cannot start
             // renders (and their workers) beside the queue.
             let _turn = match &s.turns {
-                Some((shared, tenant)) => Some(shared.renders.turn(tenant, &env_name, &s.limits).await?),
+                Some((shared, tenant)) => {
+                    let revision = s.rev.as_deref().unwrap_or_default();
+                    Some(shared.renders.turn(tenant, &env_name, revision, &s.limits).await?)
+                }
                 None => None,
             };
             let servers = match local {

@@ -207,13 +207,14 @@ impl Run<'_> {
         // Its renders (the source's and each target's) take a turn as the applies' do: the
         // tenant's repository may loop as well here.
         let targets = options.targets.envs.join(", ");
-        let turn = match self.renders.turn(self.tenant, &targets, &options.proposal.limits).await {
+        let turn = match self.renders.turn(self.tenant, &targets, &self.fetched.commit, &options.proposal.limits).await
+        {
             Ok(turn) => turn,
             Err(err) => return result(false, PushOutcome::PromotionFailed, self.redactor.error(&err), status),
         };
         let promoted = weaver_engine::action::promote::promote(&options, cx).await;
         // Held while it renders, not while it pushes.
-        drop(turn);
+        turn.finished(&promoted);
         let promotions = match promoted {
             Ok(promotions) => promotions,
             Err(err) => return result(false, PushOutcome::PromotionFailed, self.redactor.error(&err), status),
@@ -383,14 +384,17 @@ impl Run<'_> {
                 }
             };
             // Its render takes a turn as an apply's does; the registries were asked before it.
-            let _turn = match self.renders.turn(self.tenant, environment, &options.proposal.limits).await {
+            let revision = &self.fetched.commit;
+            let turn = match self.renders.turn(self.tenant, environment, revision, &options.proposal.limits).await {
                 Ok(turn) => turn,
                 Err(err) => {
                     self.delete_branches(&locals);
                     return result(false, PushOutcome::ImageUpdateFailed, self.redactor.error(&err), status);
                 }
             };
-            let update = match weaver_engine::action::images::propose(&options, checked, cx).await {
+            let proposed = weaver_engine::action::images::propose(&options, checked, cx).await;
+            turn.finished(&proposed);
+            let update = match proposed {
                 Ok(update) => update,
                 Err(err) => {
                     self.delete_branches(&locals);

@@ -746,6 +746,21 @@ WupRMqRympZOgyBgkAk8nsOM/ebdEpX8aYf917rhHgfh0LqGDQAb+6NcnWxYQxVirxtXCn
     }
 
     #[test]
+    fn every_key_of_a_file_of_several_armored_blocks_is_trusted_and_a_bad_block_is_named_by_its_line() {
+        // `gpg --armor --export A > keys.asc; gpg --armor --export B >> keys.asc`.
+        let digest = include_str!("../testdata/digest_openpgp.pub.asc");
+        let expiring = include_str!("../testdata/expired_signature.pub.asc");
+        let both = format!("# the team\n{digest}\n{expiring}");
+        let signer = verify(&both, include_str!("../testdata/sha1_openpgp.sig.asc"), MESSAGE).expect("the first");
+        assert_eq!(signer.key.fingerprint, "7AEB530AF07019E0807A5624501DADC47009B9ED");
+        let refusal = verify(&both, include_str!("../testdata/expired_signature.sig.asc"), MESSAGE).unwrap_err();
+        assert!(matches!(refusal, Refusal::SignatureExpired { .. }), "the second is trusted too: {refusal}");
+        let garbled = format!("{digest}{}", expiring.replace("A", "b"));
+        let error = TrustList::parse(&garbled).unwrap_err();
+        assert_eq!(error.line, digest.lines().count() + 1, "{error}");
+    }
+
+    #[test]
     fn a_commit_is_split_as_git_splits_it() {
         let raw = b"tree t\nparent p\nauthor a\ncommitter c\ngpgsig -----BEGIN SSH SIGNATURE-----\n abc\n \
                     -----END SSH SIGNATURE-----\ngpgsig-sha256 other\n more\ngpgsigparent q\nmergetag x\n\nmessage\n\

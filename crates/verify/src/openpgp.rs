@@ -28,20 +28,28 @@ impl Keyring {
     /// Reads public keys armored, or in OpenPGP's binary form (a `pubring.gpg`, as `gpg
     /// --export` writes it and `helm --keyring` reads it).
     pub fn from_bytes(bytes: &[u8]) -> Result<Keyring, ParseError> {
-        let error = |message: String| ParseError { line: 1, message };
         let armored = bytes.windows(10).any(|w| w == b"-----BEGIN");
-        let keys = match armored {
-            true => SignedPublicKey::from_armor_many(Cursor::new(bytes)).map(|(keys, _)| keys),
-            false => SignedPublicKey::from_bytes_many(Cursor::new(bytes)),
-        }
-        .map_err(|err| error(format!("the OpenPGP keys cannot be read: {err}")))?;
         let mut keyring = Vec::new();
-        for key in keys {
-            let key = key.map_err(|err| error(format!("an OpenPGP key cannot be read: {err}")))?;
-            key.verify_bindings().map_err(|err| {
-                error(format!("OpenPGP key {:X}: its self-signatures do not hold ({err})", key.fingerprint()))
-            })?;
-            keyring.push(key);
+        // Each armored block on its own (rpgp reads the first of several, as `gpg --armor --export
+        // A >> keys.asc` and then B's make them), named by the line it starts on.
+        let blocks = match armored {
+            true => armored_blocks(bytes),
+            false => vec![(1, bytes)],
+        };
+        for (line, block) in blocks {
+            let error = |message: String| ParseError { line, message };
+            let keys = match armored {
+                true => SignedPublicKey::from_armor_many(Cursor::new(block)).map(|(keys, _)| keys),
+                false => SignedPublicKey::from_bytes_many(Cursor::new(block)),
+            }
+            .map_err(|err| error(format!("the OpenPGP keys cannot be read: {err}")))?;
+            for key in keys {
+                let key = key.map_err(|err| error(format!("an OpenPGP key cannot be read: {err}")))?;
+                key.verify_bindings().map_err(|err| {
+                    error(format!("OpenPGP key {:X}: its self-signatures do not hold ({err})", key.fingerprint()))
+                })?;
+                keyring.push(key);
+            }
         }
         Ok(Keyring { keys: keyring })
     }
@@ -134,6 +142,19 @@ impl Keyring {
         }
         Err(Refusal::UntrustedKey { key: KeyName { kind: "OpenPGP".into(), fingerprint: issuer } })
     }
+}
+
+/// The armored public key blocks of `bytes`, each from its `-----BEGIN PGP PUBLIC KEY BLOCK-----`
+/// to the next, with the line it starts on (from 1); all of `bytes` when it has no such line.
+fn armored_blocks(bytes: &[u8]) -> Vec<(usize, &[u8])> {
+    const BEGIN: &[u8] = b"-----BEGIN PGP PUBLIC KEY BLOCK-----";
+    let starts: Vec<usize> = (0..bytes.len()).filter(|at| bytes[*at..].starts_with(BEGIN)).collect();
+    if starts.is_empty() {
+        return vec![(1, bytes)];
+    }
+    let ends = starts.iter().skip(1).copied().chain([bytes.len()]);
+    let line = |at: usize| 1 + bytes[..at].iter().filter(|byte| **byte == b'\n').count();
+    starts.iter().zip(ends).map(|(start, end)| (line(*start), &bytes[*start..end])).collect()
 }
 
 /// The key or subkey that issued a signature, and what GnuPG reads of it.

@@ -213,3 +213,108 @@ fn commits_signed_with_gnupg_are_checked_against_armored_public_keys() {
     run.success();
     assert!(run.stderr.contains("is signed by Alice <alice@example.com>"), "{}", run.stderr);
 }
+
+/// Signatures that GnuPG 2.2 refuses, each made by gpg itself (issue 106): `git verify-commit`
+/// refuses each commit (gpg is the oracle), and so does weaver, naming why; what gpg takes
+/// (SHA-1, the keys before their usage changed) weaver takes too.
+#[test]
+fn commits_gnupg_refuses_are_refused_with_why_as_git_verify_commit_refuses_them() {
+    if !tools_available(&["git", "gpg"]) {
+        return;
+    }
+    let repo = Repo::minimal();
+    let dir = repo.path();
+    let gpg = Gpg::new();
+    let rsa = gpg.rsa_key("Digest <digest@example.com>");
+    let primary = gpg.key("Primary <primary@example.com>");
+    let with_subkey = gpg.key("Sub <sub@example.com>");
+    let subkey = gpg.add_subkey(&with_subkey, "rsa2048", "sign");
+    let old = gpg.key_made_at("Old <old@example.com>", "20200101T000000");
+    let keys = tempfile::tempdir().unwrap();
+    let trust_file = keys.path().join("trusted.asc");
+    let export_all = || {
+        let all: String = [&rsa, &primary, &with_subkey, &old].iter().map(|key| gpg.export(key)).collect();
+        std::fs::write(&trust_file, all).unwrap();
+    };
+    export_all();
+    let trust = trust_file.to_str().unwrap();
+    // Each commit on a branch of its name, signed by `key` with gpg given `options` first.
+    let commit = |branch: &str, key: &str, options: &[&str]| {
+        let [format, sign_as] = signing_with_openpgp(key);
+        let program = gpg.program_with(options);
+        signing::git(
+            dir,
+            &gpg.env(),
+            &[&format, &sign_as, &program],
+            &["commit", "-q", "-S", "--allow-empty", "-m", branch],
+        );
+        git(dir, &[], &["branch", branch]);
+    };
+    git(dir, &[], &["init", "-q", "-b", "main"]);
+    git(dir, &[], &["add", "-A"]);
+    git(dir, &[], &["commit", "-q", "-m", "base"]);
+    let accepted = |rev: &str, who: &str| {
+        assert_eq!(gpg.verify_commit(dir, rev), Ok(()), "{rev}: GnuPG takes it");
+        let run = weaver_in(dir, &["envs", "--rev", rev, "--verify-commits", trust], &[]);
+        run.success();
+        assert!(run.stderr.contains(&format!("({rev}) is signed by {who}")), "{rev}: {}", run.stderr);
+    };
+    let refused = |rev: &str, gnupg_says: &str, why: &str| {
+        let said = gpg.verify_commit(dir, rev).expect_err(rev);
+        assert!(said.contains(gnupg_says), "{rev}: GnuPG refuses it for another reason: {said}");
+        let run = weaver_in(dir, &["envs", "--rev", rev, "--verify-commits", trust], &[]);
+        let stderr = run.failure();
+        assert!(stderr.contains(&format!("({rev}) is refused: {why}")), "{rev}: {stderr}");
+    };
+
+    commit("sha1", &rsa, &["--digest-algo", "SHA1"]);
+    accepted("sha1", "Digest <digest@example.com>");
+    commit("md5", &rsa, &["--digest-algo", "MD5"]);
+    refused(
+        "md5",
+        "signatures using the MD5 algorithm are rejected",
+        &format!(
+            "its signature by OpenPGP {rsa} (Digest <digest@example.com>) is made with the digest MD5, which GnuPG refuses"
+        ),
+    );
+    // A signature of 2020-01-02 made to last a day, by a key of 2020-01-01 that lasts.
+    commit("expired", &old, &["--faked-system-time", "20200102T000000", "--default-sig-expire", "1d"]);
+    refused(
+        "expired",
+        "Expired signature",
+        &format!("its signature by OpenPGP {old} (Old <old@example.com>) expired at 2020-01-03T00:00:00Z"),
+    );
+    // A signature dated before its key was made (gpg signs it only when told to ignore that).
+    commit("before", &rsa, &["--faked-system-time", "20200101T000000", "--ignore-time-conflict"]);
+    refused(
+        "before",
+        "Time conflict",
+        &format!(
+            "its signature by OpenPGP {rsa} (Digest <digest@example.com>) is dated 2020-01-01T00:00:00Z, before that key was made at"
+        ),
+    );
+
+    // Keys whose usage then changes: their signatures pass until it does.
+    commit("by-primary", &primary, &[]);
+    commit("by-subkey", &format!("{subkey}!"), &[]);
+    accepted("by-primary", "Primary <primary@example.com>");
+    accepted("by-subkey", "Sub <sub@example.com>");
+    // The primary key to certify alone; the signing subkey to encrypt alone.
+    gpg.change_usage(&primary, 0, &["S"]);
+    gpg.change_usage(&with_subkey, 1, &["S", "E"]);
+    export_all();
+    refused(
+        "by-primary",
+        "Wrong key usage",
+        &format!(
+            "it is signed by OpenPGP {primary} (Primary <primary@example.com>), whose key flags do not allow signing"
+        ),
+    );
+    refused(
+        "by-subkey",
+        "Wrong key usage",
+        &format!(
+            "it is signed by subkey {subkey} of OpenPGP {with_subkey} (Sub <sub@example.com>), whose key flags do not allow signing"
+        ),
+    );
+}

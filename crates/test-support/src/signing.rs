@@ -1,8 +1,9 @@
 //! Commits signed by the real tools, for the signature tests and benchmark: git itself signs,
 //! with keys from `ssh-keygen` (`gpg.format=ssh`) or from GnuPG (`gpg.format=openpgp`).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// The tools of `tools` that cannot be run (`--version`, or `-?` for ssh-keygen), for a skip.
 pub fn missing(tools: &[&str]) -> Option<String> {
@@ -74,31 +75,93 @@ impl Gpg {
 
     /// [`Gpg::run`], its output as bytes (`--export`: a binary keyring).
     pub fn run_bytes(&self, args: &[&str]) -> Vec<u8> {
-        let out = Command::new("gpg")
+        self.run_with_input(args, b"")
+    }
+
+    /// [`Gpg::run_bytes`] with `input` on its standard input (`--command-fd 0`).
+    fn run_with_input(&self, args: &[&str], input: &[u8]) -> Vec<u8> {
+        let mut child = Command::new("gpg")
             .env("GNUPGHOME", self.home.path())
             .args(["--batch", "--quiet", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""])
             .args(args)
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("run gpg");
+        child.stdin.take().expect("gpg's stdin").write_all(input).expect("write to gpg");
+        let out = child.wait_with_output().expect("run gpg");
         assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         out.stdout
     }
 
     /// A new ED25519 signing key for `uid`: its fingerprint.
     pub fn key(&self, uid: &str) -> String {
-        self.key_of(uid, "ed25519")
+        self.key_of(uid, "ed25519", &[])
     }
 
     /// A new RSA 2048 signing key for `uid` (what `helm package --sign` can use): its fingerprint.
     pub fn rsa_key(&self, uid: &str) -> String {
-        self.key_of(uid, "rsa2048")
+        self.key_of(uid, "rsa2048", &[])
     }
 
-    fn key_of(&self, uid: &str, algorithm: &str) -> String {
-        self.run(&["--quick-gen-key", uid, algorithm, "sign", "never"]);
+    /// A new ED25519 signing key for `uid` made with the clock at `time` (`20200101T000000`):
+    /// its fingerprint.
+    pub fn key_made_at(&self, uid: &str, time: &str) -> String {
+        self.key_of(uid, "ed25519", &["--faked-system-time", time])
+    }
+
+    fn key_of(&self, uid: &str, algorithm: &str, options: &[&str]) -> String {
+        self.run(&[options, &["--quick-gen-key", uid, algorithm, "sign", "never"]].concat());
+        self.fingerprints(uid).swap_remove(0)
+    }
+
+    /// The fingerprints of the key of `uid`: its primary key's, then its subkeys'.
+    fn fingerprints(&self, uid: &str) -> Vec<String> {
         let listing = self.run(&["--with-colons", "--list-keys", uid]);
-        let fpr = listing.lines().find_map(|line| line.strip_prefix("fpr:")).expect("a fingerprint");
-        fpr.trim_matches(':').to_string()
+        let fingerprints = listing.lines().filter_map(|line| line.strip_prefix("fpr:"));
+        fingerprints.map(|fpr| fpr.trim_matches(':').to_string()).collect()
+    }
+
+    /// Adds a subkey of `algorithm` (`rsa2048`) for `usage` (`sign`, `encr`) to the key
+    /// `fingerprint`: the subkey's fingerprint.
+    pub fn add_subkey(&self, fingerprint: &str, algorithm: &str, usage: &str) -> String {
+        self.run(&["--quick-add-key", fingerprint, algorithm, usage, "never"]);
+        self.fingerprints(fingerprint).pop().expect("the new subkey")
+    }
+
+    /// Changes what the key `fingerprint` (`subkey` 0) or its subkey number `subkey` may do, by a
+    /// new self-signature or binding, as `gpg --expert --edit-key`'s `change-usage` does:
+    /// `toggles` are its answers (`S` sign, `E` encrypt, `A` authenticate, each toggled).
+    pub fn change_usage(&self, fingerprint: &str, subkey: usize, toggles: &[&str]) {
+        let commands = format!("key {subkey}\nchange-usage\n{}\nQ\nsave\n", toggles.join("\n"));
+        self.run_with_input(&["--expert", "--command-fd", "0", "--edit-key", fingerprint], commands.as_bytes());
+    }
+
+    /// A `gpg.program` pair for [`git`]'s config that has git sign with gpg given `options` first
+    /// (`--digest-algo MD5`, `--faked-system-time …`): a script in this home.
+    pub fn program_with(&self, options: &[&str]) -> String {
+        let script = tempfile::Builder::new().prefix("gpg-program").tempfile_in(self.home.path()).expect("a script");
+        let quoted: Vec<String> = options.iter().map(|option| format!("'{option}'")).collect();
+        std::fs::write(script.path(), format!("#!/bin/sh\nexec gpg {} \"$@\"\n", quoted.join(" "))).unwrap();
+        std::fs::set_permissions(script.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let path = script.into_temp_path().keep().expect("the script kept");
+        format!("gpg.program={}", path.display())
+    }
+
+    /// What `git verify-commit REV` in `dir` says with this home's keys (GnuPG as git runs it,
+    /// with no configuration): Err holds gpg's words when git refuses the commit.
+    pub fn verify_commit(&self, dir: &Path, rev: &str) -> Result<(), String> {
+        let out = Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GNUPGHOME", self.home.path())
+            .args(["verify-commit", rev])
+            .output()
+            .expect("run git");
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() { Ok(()) } else { Err(said) }
     }
 
     /// The armored public key, as a trust list holds it.

@@ -189,6 +189,14 @@ fn by(key: &KeyName, principals: &[String]) -> String {
     }
 }
 
+/// `subkey SUBKEY of KEY (PRINCIPALS)`, or [`by`] when the primary key signed.
+fn by_subkey(key: &KeyName, principals: &[String], subkey: Option<&str>) -> String {
+    match subkey {
+        Some(subkey) => format!("subkey {subkey} of {}", by(key, principals)),
+        None => by(key, principals),
+    }
+}
+
 /// Why a signature is not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -214,6 +222,22 @@ pub enum Refusal {
     KeyExpired { key: KeyName, principals: Vec<String>, at: Timestamp },
     /// Made by a listed key weaver cannot check (ECDSA P-384 or P-521, DSA, RSA under 2048 bits).
     UncheckableKey { key: KeyName },
+    /// An OpenPGP signature made with a digest GnuPG refuses: MD5 (weak), or one it does not know.
+    DigestRefused { key: KeyName, principals: Vec<String>, digest: String },
+    /// An OpenPGP signature dated `signed`, before its key (or its subkey, by fingerprint) was
+    /// made at `created`.
+    SignedBeforeKey {
+        key: KeyName,
+        principals: Vec<String>,
+        subkey: Option<Box<str>>,
+        signed: Timestamp,
+        created: Timestamp,
+    },
+    /// Made by a listed OpenPGP key (or its subkey) whose usage does not include signing: its key
+    /// flags (an encryption subkey, a certify-only primary key), or its algorithm when it has none.
+    KeyMayNotSign { key: KeyName, principals: Vec<String>, subkey: Option<Box<str>> },
+    /// An OpenPGP signature whose own expiration time (`at`) has passed.
+    SignatureExpired { key: KeyName, principals: Vec<String>, at: Timestamp },
 }
 
 impl fmt::Display for Refusal {
@@ -255,6 +279,24 @@ impl fmt::Display for Refusal {
                 "its signature by {} does not match its content: it was changed after it was signed",
                 by(key, principals)
             ),
+            Refusal::DigestRefused { key, principals, digest } => write!(
+                f,
+                "its signature by {} is made with the digest {digest}, which GnuPG refuses (it checks SHA-2, SHA-1 and RIPEMD-160)",
+                by(key, principals)
+            ),
+            Refusal::SignedBeforeKey { key, principals, subkey, signed, created } => write!(
+                f,
+                "its signature by {} is dated {signed}, before that key was made at {created}",
+                by_subkey(key, principals, subkey.as_deref())
+            ),
+            Refusal::KeyMayNotSign { key, principals, subkey } => write!(
+                f,
+                "it is signed by {}, whose key flags do not allow signing",
+                by_subkey(key, principals, subkey.as_deref())
+            ),
+            Refusal::SignatureExpired { key, principals, at } => {
+                write!(f, "its signature by {} expired at {at}", by(key, principals))
+            }
         }
     }
 }
@@ -637,6 +679,85 @@ WupRMqRympZOgyBgkAk8nsOM/ebdEpX8aYf917rhHgfh0LqGDQAb+6NcnWxYQxVirxtXCn
         let Refusal::KeyRevoked { key, principals } = &refusal else { panic!("{refusal}") };
         assert_eq!(key.fingerprint, "A17AE6313CEF05ACBA223A2CBB6A2A187F07C555");
         assert_eq!(principals, &["Sub Key <sub@example.com>".to_string()]);
+    }
+
+    /// The fixtures below are GnuPG 2.2's own signatures of MESSAGE, each of which `gpg --verify`
+    /// refuses (testdata/README.md says how they were made).
+    #[test]
+    fn an_openpgp_signature_made_with_md5_is_refused_as_gnupg_refuses_it_and_one_with_sha1_is_not() {
+        // `gpg --digest-algo MD5` (and SHA1) by an RSA key: GnuPG takes SHA-1, refuses MD5.
+        let public = include_str!("../testdata/digest_openpgp.pub.asc");
+        let signer = verify(public, include_str!("../testdata/sha1_openpgp.sig.asc"), MESSAGE).expect("SHA-1");
+        assert_eq!(signer.key.fingerprint, "7AEB530AF07019E0807A5624501DADC47009B9ED");
+        let refusal = verify(public, include_str!("../testdata/md5_openpgp.sig.asc"), MESSAGE).unwrap_err();
+        let Refusal::DigestRefused { key, digest, .. } = &refusal else { panic!("{refusal}") };
+        assert_eq!((key.fingerprint.as_str(), digest.as_str()), ("7AEB530AF07019E0807A5624501DADC47009B9ED", "MD5"));
+        assert!(refusal.to_string().contains("is made with the digest MD5, which GnuPG refuses"), "{refusal}");
+    }
+
+    #[test]
+    fn a_signature_by_a_subkey_whose_newest_binding_is_for_encryption_only_is_refused() {
+        // An RSA subkey that signed MESSAGE, then bound anew for encryption alone (`gpg --expert
+        // --edit-key … key 1 change-usage`): GnuPG says "Wrong key usage".
+        let public = include_str!("../testdata/encryption_subkey.pub.asc");
+        let refusal = verify(public, include_str!("../testdata/encryption_subkey.sig.asc"), MESSAGE).unwrap_err();
+        let Refusal::KeyMayNotSign { key, subkey, .. } = &refusal else { panic!("{refusal}") };
+        assert_eq!(key.fingerprint, "C624974AE4CF9FD166C4E43CDD4E6279016D629F");
+        assert_eq!(subkey.as_deref(), Some("297500C9BA1C0FC38C5CDEFE1F6751160B3F73B3"));
+        assert_eq!(
+            refusal.to_string(),
+            "it is signed by subkey 297500C9BA1C0FC38C5CDEFE1F6751160B3F73B3 of OpenPGP \
+             C624974AE4CF9FD166C4E43CDD4E6279016D629F (Enc Sub <encsub@example.com>), whose key flags do not allow \
+             signing"
+        );
+    }
+
+    #[test]
+    fn a_signature_by_a_primary_key_whose_newest_self_signature_drops_signing_is_refused() {
+        // An ED25519 key that signed MESSAGE, then changed its usage to certify alone.
+        let public = include_str!("../testdata/certify_only.pub.asc");
+        let refusal = verify(public, include_str!("../testdata/certify_only.sig.asc"), MESSAGE).unwrap_err();
+        let Refusal::KeyMayNotSign { key, subkey: None, .. } = &refusal else { panic!("{refusal}") };
+        assert_eq!(key.fingerprint, "A769C85A0D63D86EB2CA795249879B0D546617A5");
+    }
+
+    #[test]
+    fn an_openpgp_signature_past_its_own_expiry_is_refused() {
+        // A key of 2020-01-01 that never expires; its signature of 2020-01-02, to last a day
+        // (`gpg --faked-system-time 20200102T000000 --default-sig-expire 1d`).
+        let public = include_str!("../testdata/expired_signature.pub.asc");
+        let refusal = verify(public, include_str!("../testdata/expired_signature.sig.asc"), MESSAGE).unwrap_err();
+        let Refusal::SignatureExpired { key, at, .. } = &refusal else { panic!("{refusal}") };
+        assert_eq!(key.fingerprint, "F7798D73D9BACC741E2684B59E5B3DB8D73F5710");
+        assert_eq!(at.to_string(), "2020-01-03T00:00:00Z");
+    }
+
+    #[test]
+    fn an_openpgp_signature_dated_before_its_key_was_made_is_refused() {
+        // A key made in 2026; a signature it made with the clock set to 2020-01-01
+        // (`--faked-system-time … --ignore-time-conflict`): GnuPG says "Time conflict".
+        let public = include_str!("../testdata/before_key.pub.asc");
+        let refusal = verify(public, include_str!("../testdata/before_key.sig.asc"), MESSAGE).unwrap_err();
+        let Refusal::SignedBeforeKey { key, subkey: None, signed, created, .. } = &refusal else { panic!("{refusal}") };
+        assert_eq!(key.fingerprint, "2A7A02E7D5AEBB9E2626F72A1BAEE4934EA68C0A");
+        assert_eq!(signed.to_string(), "2020-01-01T00:00:00Z");
+        assert!(created > signed, "{created}");
+        assert!(refusal.to_string().contains("is dated 2020-01-01T00:00:00Z, before that key was made at 2026-"));
+    }
+
+    #[test]
+    fn every_key_of_a_file_of_several_armored_blocks_is_trusted_and_a_bad_block_is_named_by_its_line() {
+        // `gpg --armor --export A > keys.asc; gpg --armor --export B >> keys.asc`.
+        let digest = include_str!("../testdata/digest_openpgp.pub.asc");
+        let expiring = include_str!("../testdata/expired_signature.pub.asc");
+        let both = format!("# the team\n{digest}\n{expiring}");
+        let signer = verify(&both, include_str!("../testdata/sha1_openpgp.sig.asc"), MESSAGE).expect("the first");
+        assert_eq!(signer.key.fingerprint, "7AEB530AF07019E0807A5624501DADC47009B9ED");
+        let refusal = verify(&both, include_str!("../testdata/expired_signature.sig.asc"), MESSAGE).unwrap_err();
+        assert!(matches!(refusal, Refusal::SignatureExpired { .. }), "the second is trusted too: {refusal}");
+        let garbled = format!("{digest}{}", expiring.replace("A", "b"));
+        let error = TrustList::parse(&garbled).unwrap_err();
+        assert_eq!(error.line, digest.lines().count() + 1, "{error}");
     }
 
     #[test]

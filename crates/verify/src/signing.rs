@@ -6,11 +6,12 @@
 use std::fmt;
 use std::io::Cursor;
 
-use pgp::composed::{ArmorOptions, Deserializable, DetachedSignature, SignedSecretKey};
+use pgp::composed::{ArmorOptions, Deserializable, DetachedSignature, SignedSecretKey, SignedSecretSubKey};
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::types::{KeyDetails, Password};
 use ssh_key::{HashAlg, LineEnding, PrivateKey};
 
+use crate::openpgp::subkey_may_sign;
 use crate::{GIT_NAMESPACE, KeyName, Keyring, TrustList, describe};
 
 /// A private key commits are signed with. Its `Debug` names the key, never its secret.
@@ -81,7 +82,8 @@ impl SigningKey {
                 .and_then(|signature| signature.to_pem(LineEnding::LF))
                 .map_err(|err| format!("the SSH key {} cannot sign: {err}", self.name)),
             Kind::OpenPgp(key) => {
-                let signed = match key.secret_subkeys.iter().rev().find(|sub| can_sign(&sub.signatures)) {
+                let may_sign = |sub: &&SignedSecretSubKey| subkey_may_sign(&key.primary_key, &sub.key, &sub.signatures);
+                let signed = match key.secret_subkeys.iter().rev().find(may_sign) {
                     Some(subkey) => DetachedSignature::sign_binary_data(
                         rand::thread_rng(),
                         &subkey.key,
@@ -103,10 +105,6 @@ impl SigningKey {
             }
         }
     }
-}
-
-fn can_sign(signatures: &[pgp::packet::Signature]) -> bool {
-    signatures.iter().any(|signature| signature.key_flags().sign())
 }
 
 fn openpgp(text: &str) -> Result<SigningKey, String> {

@@ -144,13 +144,28 @@ mod tests {
     /// Commits the working tree with git itself, signed with the SSH key file `key` (None:
     /// unsigned); the commit's id.
     fn commit(fixture: &Fixture, message: &str, key: Option<&Path>) -> String {
-        let dir = fixture.source.dir();
         let config: Vec<String> = key.map(|key| signing_with_ssh(key).to_vec()).unwrap_or_default();
         let config: Vec<&str> = config.iter().map(String::as_str).collect();
+        commit_with(fixture, message, &[], &config, key.is_some())
+    }
+
+    /// [`commit`] by git given `envs` and the `-c` pairs `config`, signed or not.
+    fn commit_with(fixture: &Fixture, message: &str, envs: &[(&str, &Path)], config: &[&str], signed: bool) -> String {
+        let dir = fixture.source.dir();
         signing::git(&dir, &[], &[], &["add", "-A"]);
-        let sign = if key.is_some() { "-S" } else { "--no-gpg-sign" };
-        signing::git(&dir, &[], &config, &["commit", "-q", sign, "-m", message]);
+        let sign = if signed { "-S" } else { "--no-gpg-sign" };
+        signing::git(&dir, envs, config, &["commit", "-q", sign, "-m", message]);
         signing::git(&dir, &[], &[], &["rev-parse", "HEAD"]).trim().to_string()
+    }
+
+    /// The EnvironmentSync `shop` of the source's main, verified by Secret `signers`, reconciled:
+    /// its commit is applied.
+    async fn verified_shop(fixture: &Fixture) {
+        let source = json!({"url": fixture.source.url(), "ref": {"branch": "main"},
+            "verify": {"secretRef": {"name": "signers"}}});
+        fixture.create_sync("shop", json!({ "source": source })).await;
+        let sync = fixture.reconcile("shop").await;
+        assert_eq!(ready(&sync).1, Reason::ReconciliationSucceeded.as_str(), "{:?}", ready(&sync));
     }
 
     async fn greeting(fixture: &Fixture) -> Option<String> {
@@ -173,15 +188,7 @@ mod tests {
         let Some(fixture) = signers(keys.path()).await else { return };
         let (alice, mallory) = (keys.path().join("alice"), keys.path().join("mallory"));
         let first = commit(&fixture, "first", Some(&alice));
-        fixture
-            .create_sync(
-                "shop",
-                json!({"source": {"url": fixture.source.url(), "ref": {"branch": "main"},
-            "verify": {"secretRef": {"name": "signers"}}}}),
-            )
-            .await;
-        let sync = fixture.reconcile("shop").await;
-        assert_eq!(ready(&sync).1, Reason::ReconciliationSucceeded.as_str(), "{:?}", ready(&sync));
+        verified_shop(&fixture).await;
         assert_eq!(greeting(&fixture).await.as_deref(), Some("hello"));
 
         let fingerprint = signing::ssh_fingerprint(&keys.path().join("mallory.pub"));
@@ -217,6 +224,42 @@ mod tests {
         assert_eq!(ready(&sync).1, Reason::ReconciliationSucceeded.as_str(), "{:?}", ready(&sync));
         assert_eq!(greeting(&fixture).await.as_deref(), Some("signed"));
         assert_eq!(revisions(&sync).0, Some(signed));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_openpgp_signature_gnupg_refuses_is_refused_as_git_verify_commit_refuses_it() {
+        if !weaver_test_support::skip::interop_or_skip(signing::missing(&["git", "gpg"]).as_deref()) {
+            return;
+        }
+        let Some(fixture) = Fixture::start().await else { return };
+        let gpg = signing::Gpg::new();
+        let alice = gpg.rsa_key("Alice <alice@example.com>");
+        secret(&fixture, "signers", "alice.asc", &gpg.export(&alice)).await;
+        // Commits with git, signed by alice with gpg given `options` first; the commit's id.
+        let commit = |message: &str, options: &[&str]| {
+            let [format, sign_as] = signing::signing_with_openpgp(&alice);
+            commit_with(&fixture, message, &gpg.env(), &[&format, &sign_as, &gpg.program_with(options)], true)
+        };
+        let first = commit("first", &[]);
+        verified_shop(&fixture).await;
+
+        // Signed by alice, with MD5: git verify-commit refuses it, and so does the controller.
+        fixture.source.write("charts/app/values.yaml", "greeting: md5\n");
+        let md5 = commit("md5", &["--digest-algo", "MD5"]);
+        let said = gpg.verify_commit(&fixture.source.dir(), &md5).expect_err("GnuPG refuses MD5");
+        assert!(said.contains("MD5"), "{said}");
+        fixture.request_reconcile("shop").await;
+        let sync = fixture.reconcile("shop").await;
+        let (status, reason, message) = ready(&sync);
+        assert_eq!((status.as_str(), reason.as_str()), ("False", "VerificationFailed"), "{message}");
+        let why = format!(
+            "commit {} (branch main) is refused: its signature by OpenPGP {alice} (Alice <alice@example.com>) is made \
+             with the digest MD5",
+            &md5[..8]
+        );
+        assert!(message.contains(&why), "{message}");
+        assert_eq!(greeting(&fixture).await.as_deref(), Some("hello"), "nothing of it is applied");
+        assert_eq!(revisions(&sync), (Some(first), Some(md5)));
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -169,6 +169,9 @@ pub enum CosignRefusal {
     Unsigned,
     /// A signature or payload that cannot be read.
     Malformed(String),
+    /// A signature manifest or payload larger than its bound (what it is, and the bound): not
+    /// read, since a registry is not trusted to bound what it serves.
+    Oversized(String),
     /// The signature holds for none of the keys: another key made it, or the payload changed
     /// after (ECDSA cannot tell which).
     NoKeyHolds { keys: Vec<KeyName> },
@@ -182,6 +185,7 @@ impl CosignRefusal {
         match self {
             CosignRefusal::Unsigned => "not signed (no cosign signature, sha256-DIGEST.sig)",
             CosignRefusal::Malformed(_) => "its cosign signature cannot be read",
+            CosignRefusal::Oversized(_) => "its cosign signature is larger than a signature's bounds (not read)",
             CosignRefusal::NoKeyHolds { .. } => {
                 "its cosign signature holds for no key of verify.publicKeyRef (another key, or changed after signing)"
             }
@@ -195,6 +199,7 @@ impl fmt::Display for CosignRefusal {
         match self {
             CosignRefusal::Unsigned => f.write_str("it is not signed: its repository has no cosign signature for it"),
             CosignRefusal::Malformed(why) => write!(f, "its cosign signature cannot be read: {why}"),
+            CosignRefusal::Oversized(why) => write!(f, "its cosign signature is not read: {why}"),
             CosignRefusal::NoKeyHolds { keys } => write!(
                 f,
                 "its cosign signature holds for no trusted key ({}): another key signed it, or it changed after it was signed",

@@ -716,6 +716,10 @@ fn a_public_key_that_cannot_be_used_is_named() {
     let err = repo.weaver(&["images", "check"]).failure().to_string();
     assert!(err.contains("keys/cosign.pub:1") && err.contains("this is a private key"), "{err}");
     assert!(!err.contains("c2VjcmV0LWtleQ"), "{err}");
+    repo.write("keys/cosign.pub", "-----BEGIN SECRET hunter2-----\nc2VjcmV0LWtleQ==\n-----END SECRET hunter2-----\n");
+    let err = repo.weaver(&["images", "check"]).failure().to_string();
+    assert!(err.contains("keys/cosign.pub:1:1") && err.contains("a PEM block of another kind"), "{err}");
+    assert!(!err.contains("SECRET") && !err.contains("hunter2"), "{err}");
     repo.write("keys/cosign.pub", "# no key\n");
     let err = repo.weaver(&["images", "check"]).failure().to_string();
     assert!(err.contains("keys/cosign.pub:1") && err.contains("expected `-----BEGIN PUBLIC KEY-----`"), "{err}");

@@ -26,19 +26,21 @@ impl Keyring {
     /// Reads public keys armored, or in OpenPGP's binary form (a `pubring.gpg`, as `gpg
     /// --export` writes it and `helm --keyring` reads it).
     pub fn from_bytes(bytes: &[u8]) -> Result<Keyring, ParseError> {
-        let error = |message: String| ParseError { line: 1, message };
+        // Not the parser's errors: they name what it read (an armor's type, a packet's), and
+        // no part of a file given by mistake (it may hold credentials) is printed.
+        let error = |message: String| ParseError { line: 1, column: 0, message };
+        let expected = "expected OpenPGP public keys, armored (`gpg --armor --export`) or binary (`gpg --export`)";
         let armored = bytes.windows(10).any(|w| w == b"-----BEGIN");
         let keys = match armored {
             true => SignedPublicKey::from_armor_many(Cursor::new(bytes)).map(|(keys, _)| keys),
             false => SignedPublicKey::from_bytes_many(Cursor::new(bytes)),
         }
-        .map_err(|err| error(format!("the OpenPGP keys cannot be read: {err}")))?;
+        .map_err(|_| error(format!("the OpenPGP keys cannot be read: {expected}")))?;
         let mut keyring = Vec::new();
         for key in keys {
-            let key = key.map_err(|err| error(format!("an OpenPGP key cannot be read: {err}")))?;
-            key.verify_bindings().map_err(|err| {
-                error(format!("OpenPGP key {:X}: its self-signatures do not hold ({err})", key.fingerprint()))
-            })?;
+            let key = key.map_err(|_| error(format!("an OpenPGP key cannot be read: {expected}")))?;
+            key.verify_bindings()
+                .map_err(|_| error(format!("OpenPGP key {:X}: its self-signatures do not hold", key.fingerprint())))?;
             keyring.push(key);
         }
         Ok(Keyring { keys: keyring })

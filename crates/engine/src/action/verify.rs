@@ -24,7 +24,7 @@ pub struct VerifiedCommit {
 pub fn commit(repo: &Path, spec: &str, trust_file: &Path) -> Result<VerifiedCommit> {
     let text = std::fs::read_to_string(trust_file).map_err(|e| Error::io("read the trust list", trust_file, e))?;
     let trust = TrustList::parse(&text).map_err(|e| {
-        Error::at(Location::at(trust_file, e.line as u64, 1), format!("trust list: {}", e.message)).with_help(
+        Error::at(Location::at(trust_file, e.line as u64, e.column as u64), format!("trust list: {}", e.message)).with_help(
             "a trust list is an allowed_signers file (lines `PRINCIPALS [OPTIONS] KEYTYPE BASE64-KEY`, as git's gpg.ssh.allowedSignersFile) or armored OpenPGP public keys (`gpg --armor --export`)",
         )
     })?;
@@ -112,7 +112,7 @@ pub(crate) fn cosign_keys(
         Error::at(Location::file(file), "is not a PEM public key (not UTF-8 text)").with_help(&named_by)
     })?;
     let keys = CosignKeys::parse(path, &text)
-        .map_err(|e| Error::at(Location::at(file, e.line as u64, 1), e.message).with_help(&named_by))?;
+        .map_err(|e| Error::at(Location::at(file, e.line as u64, e.column as u64), e.message).with_help(&named_by))?;
     if keys.is_empty() {
         return Err(Error::at(Location::file(file), "holds no public key, so nothing signed could pass")
             .with_help(format!("{named_by}: add cosign.pub's `-----BEGIN PUBLIC KEY-----` block")));

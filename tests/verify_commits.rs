@@ -111,7 +111,26 @@ fn only_a_commit_a_listed_key_signed_is_read_and_every_other_is_refused_naming_w
     let run = weaver_in(dir, &["envs", "--rev", "main", "--verify-commits", carried.to_str().unwrap()], &[]);
     let stderr = run.failure();
     assert!(stderr.contains("trust list: it is inside the repository whose commits it vouches for"), "{stderr}");
+    // Nor is it taken through a hard link outside: the same file, which a commit could change.
+    let linked = keys.path().join("linked_signers");
+    std::fs::hard_link(&carried, &linked).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let device = |path: &Path| std::fs::metadata(path).unwrap().dev();
+    assert_eq!(device(&linked), device(dir), "the test's directories are on one file system");
+    let run = weaver_in(dir, &["envs", "--rev", "main", "--verify-commits", linked.to_str().unwrap()], &[]);
+    let stderr = run.failure();
+    assert!(
+        stderr.contains(&format!(
+            "{}: trust list: it has 2 hard links on the repository's file system, and one could be a file of the \
+             repository",
+            linked.display()
+        )),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir.join("ci")).unwrap();
+    // Its other link gone, the same file is a list of its own: alice's commit passes.
+    let run = weaver_in(dir, &["envs", "--rev", &signed, "--verify-commits", linked.to_str().unwrap()], &[]);
+    run.success();
 
     // The commands that read a cluster are refused before they do: none is configured here.
     for command in [&["apply", "--env", "dev"][..], &["diff", "--env", "dev"], &["drift", "--env", "dev"]]

@@ -626,6 +626,52 @@ fn only_tags_a_trusted_key_signed_are_taken_and_the_others_say_why() {
     assert_eq!(image["heldBack"], Value::Null);
 }
 
+/// A signature manifest over its bound (300,587 bytes: a signed one padded) is that tag's
+/// fault alone: the tag is passed over, naming why, an older signed tag is taken, and the other
+/// subscription, of another repository, is reported as ever.
+#[test]
+fn an_oversized_signature_passes_over_its_tag_alone() {
+    let Some(registry) = Proxied::start() else { return };
+    let port = registry.registry.port;
+    let signer = TestSigner::new("release team");
+    let (web, api) = (registry.image("shop/web"), registry.image("shop/api"));
+    let mut digests = std::collections::HashMap::new();
+    for tag in ["1.0.0", "1.1.0"] {
+        digests.insert(tag, push_image(port, "shop/web", tag, "2026-11-01T00:00:00Z", "amd64").0);
+        push_signature(port, "shop/web", &web, &digests[tag], &signer, None);
+    }
+    let (api_digest, _) = push_image(port, "shop/api", "2.0.0", "2026-11-01T00:00:00Z", "amd64");
+    push_signature(port, "shop/api", &api, &api_digest, &signer, None);
+    // 1.1.0's signature manifest, as pushed, padded past 256 KiB by an annotation.
+    let tag = weaver_verify::cosign::signature_tag(&digests["1.1.0"]);
+    let mut manifest: Value = serde_json::from_slice(&fetch_manifest(port, "shop/web", &tag)).unwrap();
+    manifest["annotations"] = json!({"padding": ""});
+    let padding = 300_587 - serde_json::to_vec(&manifest).unwrap().len();
+    manifest["annotations"]["padding"] = json!("x".repeat(padding));
+    assert_eq!(put_manifest(port, "shop/web", &tag, IMAGE_MANIFEST, &manifest).1, 300_587);
+    let verified = "plainHttp: true, policy: {semver: '>=1'}, verify: {publicKeyRef: keys/cosign.pub}";
+    let repo = subscribed(&format!(
+        "  - {{image: {web}, releases: [app], {verified}}}\n  - {{image: {api}, releases: [app], {verified}}}\n"
+    ));
+    repo.write("keys/cosign.pub", &signer.public_pem());
+    let docker = tempfile::tempdir().unwrap();
+    docker_config(docker.path(), registry.proxy.port, PASSWORD);
+    let (code, report) = check_json(&repo, docker.path());
+    assert_eq!(code, 2, "{report}");
+    let images = &report["environments"][0]["images"];
+    assert_eq!(images[0]["newest"], format!("1.0.0@{}", digests["1.0.0"]), "{report}");
+    assert_eq!(
+        images[0]["passedOver"],
+        json!([{"reason": "its cosign signature is larger than a signature's bounds (not read)", "count": 1,
+            "examples": ["1.1.0"]}]),
+        "{report}"
+    );
+    assert_eq!(images[1]["newest"], format!("2.0.0@{api_digest}"), "{report}");
+    assert!(images[1]["signedBy"].as_str().unwrap().starts_with("keys/cosign.pub (ECDSA P-256"), "{report}");
+    let asked = registry.take_asked();
+    assert!(asked.contains(&format!("GET v2/shop/web/manifests/{tag}")), "{asked:?}");
+}
+
 /// The signatures' request budget counts their requests alone: a `newestBuild` subscription
 /// reads each tag's config first (three requests a tag, here more than the budget), and its
 /// newest signed image is still taken.
@@ -670,6 +716,10 @@ fn a_public_key_that_cannot_be_used_is_named() {
     let err = repo.weaver(&["images", "check"]).failure().to_string();
     assert!(err.contains("keys/cosign.pub:1") && err.contains("this is a private key"), "{err}");
     assert!(!err.contains("c2VjcmV0LWtleQ"), "{err}");
+    repo.write("keys/cosign.pub", "-----BEGIN SECRET hunter2-----\nc2VjcmV0LWtleQ==\n-----END SECRET hunter2-----\n");
+    let err = repo.weaver(&["images", "check"]).failure().to_string();
+    assert!(err.contains("keys/cosign.pub:1:1") && err.contains("a PEM block of another kind"), "{err}");
+    assert!(!err.contains("SECRET") && !err.contains("hunter2"), "{err}");
     repo.write("keys/cosign.pub", "# no key\n");
     let err = repo.weaver(&["images", "check"]).failure().to_string();
     assert!(err.contains("keys/cosign.pub:1") && err.contains("expected `-----BEGIN PUBLIC KEY-----`"), "{err}");

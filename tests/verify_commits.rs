@@ -111,7 +111,26 @@ fn only_a_commit_a_listed_key_signed_is_read_and_every_other_is_refused_naming_w
     let run = weaver_in(dir, &["envs", "--rev", "main", "--verify-commits", carried.to_str().unwrap()], &[]);
     let stderr = run.failure();
     assert!(stderr.contains("trust list: it is inside the repository whose commits it vouches for"), "{stderr}");
+    // Nor is it taken through a hard link outside: the same file, which a commit could change.
+    let linked = keys.path().join("linked_signers");
+    std::fs::hard_link(&carried, &linked).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let device = |path: &Path| std::fs::metadata(path).unwrap().dev();
+    assert_eq!(device(&linked), device(dir), "the test's directories are on one file system");
+    let run = weaver_in(dir, &["envs", "--rev", "main", "--verify-commits", linked.to_str().unwrap()], &[]);
+    let stderr = run.failure();
+    assert!(
+        stderr.contains(&format!(
+            "{}: trust list: it has 2 hard links on the repository's file system, and one could be a file of the \
+             repository",
+            linked.display()
+        )),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir.join("ci")).unwrap();
+    // Its other link gone, the same file is a list of its own: alice's commit passes.
+    let run = weaver_in(dir, &["envs", "--rev", &signed, "--verify-commits", linked.to_str().unwrap()], &[]);
+    run.success();
 
     // The commands that read a cluster are refused before they do: none is configured here.
     for command in [&["apply", "--env", "dev"][..], &["diff", "--env", "dev"], &["drift", "--env", "dev"]]
@@ -135,10 +154,34 @@ fn the_trust_list_and_the_flag_are_checked_first() {
     // Checked before the repository is: this one is no git repository.
     let run = weaver_in(dir, &["render", "--env", "dev", "--rev", "HEAD", "--verify-commits", trust], &[]);
     assert!(
-        run.failure().contains(&format!("{trust}:1:1: trust list: expected a key after the principals")),
+        run.failure().contains(&format!("{trust}:1:18: trust list: expected a key after the principals")),
         "{}",
         run.stderr
     );
+    // A file given by mistake is named by line and column, and no byte of it is printed.
+    let mistakes = [
+        ("password: hunter2-SECRET-TOKEN-123\n", "1:11: trust list: unknown option or key type"),
+        (
+            "# keys\nAGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n",
+            "2:75: trust list: expected a key",
+        ),
+        ("ci valid-after=\"SECRET\" ssh-ed25519 AAAA\n", "1:4: trust list: valid-after: expected a time"),
+        ("ci ssh-ed25519 SECRET-hunter2\n", "1:16: trust list: expected the base64 of the ssh-ed25519 key"),
+        (
+            "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nSECRET-hunter2\n-----END PGP PUBLIC KEY BLOCK-----\n",
+            "1: trust list: an OpenPGP key cannot be read: expected OpenPGP public keys",
+        ),
+    ];
+    for (text, said) in mistakes {
+        std::fs::write(keys.path().join("allowed_signers"), text).unwrap();
+        let run = weaver_in(dir, &["render", "--env", "dev", "--rev", "HEAD", "--verify-commits", trust], &[]);
+        let stderr = run.failure();
+        assert!(stderr.contains(&format!("{trust}:{said}")), "{text}: {stderr}");
+        assert!(
+            !stderr.contains("SECRET") && !stderr.contains("hunter2") && !run.stdout.contains("SECRET"),
+            "{stderr}"
+        );
+    }
     std::fs::write(keys.path().join("allowed_signers"), "# nobody yet\n").unwrap();
     let run = weaver_in(dir, &["render", "--env", "dev", "--rev", "HEAD", "--verify-commits", trust], &[]);
     assert!(run.failure().contains("trust list: it holds no key, so no commit can pass"), "{}", run.stderr);

@@ -526,29 +526,64 @@ impl Workers {
         if let Some(stderr) = worker.child.stderr.take() {
             let _ = stderr.take(4096).read_to_end(&mut said);
         }
-        let out_of_memory = String::from_utf8_lossy(&said).contains("memory allocation of")
-            || status.as_ref().is_ok_and(|s| s.signal() == Some(libc::SIGABRT));
-        if out_of_memory {
-            let (took, raise) = match &self.isolation.max_memory {
-                Some(bound) => (
-                    format!("took more than {} bytes of memory ({})", bound.value, bound.setting),
-                    bound.setting.as_str(),
-                ),
-                None => ("ran out of memory".to_string(), "--max-render-memory"),
-            };
-            return Error::new(format!("rendering stopped: the templates of release `{release}` {took}")).with_help(
-                format!(
-                    "release `{release}`: a template builds a string or a list too large (a `~` concatenation or \
-                     `until` in a loop?); raise {raise} if the chart needs that much"
-                ),
-            );
+        let signal = status.as_ref().ok().and_then(|s| s.signal());
+        match Abort::of(&said, signal) {
+            Some(Abort::StackOverflow) => Error::new(format!(
+                "rendering stopped: the templates of release `{release}` nested too deep (the render worker's stack overflowed)"
+            ))
+            .with_help(format!(
+                "release `{release}`: a template recurses or nests too deep (a macro calling itself, an include of \
+                 itself, expressions or values nested thousands deep); its memory was not the cause"
+            ))
+            .at_bound("the render worker's stack"),
+            Some(Abort::OutOfMemory) => {
+                let (took, raise) = match &self.isolation.max_memory {
+                    Some(bound) => (
+                        format!("took more than {} bytes of memory ({})", bound.value, bound.setting),
+                        bound.setting.as_str(),
+                    ),
+                    None => ("ran out of memory".to_string(), "--max-render-memory"),
+                };
+                Error::new(format!("rendering stopped: the templates of release `{release}` {took}"))
+                    .with_help(format!(
+                        "release `{release}`: a template builds a string or a list too large (a `~` concatenation \
+                         or `until` in a loop?); raise {raise} if the chart needs that much"
+                    ))
+                    .at_bound(raise)
+            }
+            None => {
+                let how = match (ended, status) {
+                    (Ended::TooLarge, _) => "its answer exceeded the render's bound".to_string(),
+                    (_, Ok(status)) => status.to_string(),
+                    (_, Err(err)) => err.to_string(),
+                };
+                Error::new(format!("rendering stopped: the render worker of release `{release}` ended ({how})"))
+            }
         }
-        let how = match (ended, status) {
-            (Ended::TooLarge, _) => "its answer exceeded the render's bound".to_string(),
-            (_, Ok(status)) => status.to_string(),
-            (_, Err(err)) => err.to_string(),
-        };
-        Error::new(format!("rendering stopped: the render worker of release `{release}` ended ({how})"))
+    }
+}
+
+/// Why a worker aborted, by what it said on its standard error and the signal it ended with.
+/// Its standard error is weaver's own runtime's (the allocator's failure, a stack overflow, a
+/// panic's message): read for these words only, never relayed, since a panic's message could
+/// hold a value the templates made.
+#[derive(Debug, PartialEq, Eq)]
+enum Abort {
+    /// Rust's runtime says `thread '…' has overflowed its stack`, then aborts (SIGABRT).
+    StackOverflow,
+    /// The allocator's `memory allocation of N bytes failed`, or an abort with nothing said:
+    /// what an allocation refused by `RLIMIT_DATA` ends in.
+    OutOfMemory,
+}
+
+impl Abort {
+    fn of(stderr: &[u8], signal: Option<i32>) -> Option<Abort> {
+        let said = String::from_utf8_lossy(stderr);
+        match () {
+            _ if said.contains("has overflowed its stack") => Some(Abort::StackOverflow),
+            _ if said.contains("memory allocation of") || signal == Some(libc::SIGABRT) => Some(Abort::OutOfMemory),
+            _ => None,
+        }
     }
 }
 
@@ -701,5 +736,51 @@ impl Drop for Worker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_overflow_is_told_from_running_out_of_memory() {
+        // What Rust's runtime writes before it aborts on each.
+        let overflow = b"\nthread 'main' has overflowed its stack\nfatal runtime error: stack overflow, aborting\n";
+        let allocation = b"memory allocation of 1073741824 bytes failed\n";
+        assert_eq!(Abort::of(overflow, Some(libc::SIGABRT)), Some(Abort::StackOverflow));
+        assert_eq!(Abort::of(allocation, Some(libc::SIGABRT)), Some(Abort::OutOfMemory));
+        assert_eq!(Abort::of(b"", Some(libc::SIGABRT)), Some(Abort::OutOfMemory), "an abort that said nothing");
+        assert_eq!(Abort::of(b"", Some(libc::SIGKILL)), None);
+        assert_eq!(Abort::of(b"", None), None);
+    }
+
+    #[test]
+    fn a_worker_whose_stack_overflowed_is_said_so_and_nothing_it_wrote_is_relayed() {
+        // A worker that says what Rust's runtime says, with a template's text before it, and
+        // aborts as it does.
+        let script = "printf 'the-template-said-SECRET\\nthread main has overflowed its stack\\n' >&2; kill -ABRT $$";
+        let mut child = Command::new("sh")
+            .args(["-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+        // Ended before it is looked at, as a worker that crashed has.
+        child.wait().unwrap();
+        let worker = Worker { child, stdin, stdout, read: Vec::new(), charts: VecDeque::new() };
+        let isolation = Isolation {
+            program: PathBuf::from("sh"),
+            max_memory: Some(Bound::new(536_870_912, "--max-render-memory".to_string())),
+        };
+        let workers = Workers::new(&isolation, Vec::new(), &RenderLimits::default());
+        let error = workers.ended(worker, Ended::Closed, "web");
+        assert_eq!(
+            error.message,
+            "rendering stopped: the templates of release `web` nested too deep (the render worker's stack overflowed)"
+        );
+        assert!(!format!("{error:?}").contains("SECRET"), "{error:?}");
     }
 }

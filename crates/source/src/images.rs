@@ -435,11 +435,11 @@ impl Registries {
         }
         let connection = self.connection(repository)?;
         let mut connection = lock(&connection);
-        let mut get = |path: &str, accept: &str, bound: u64| -> Result<Option<Vec<u8>>> {
+        let mut get = |path: &str, accept: &str, bound: u64| -> Result<signatures::Part> {
             let url = format!("{}/v2/{}/{path}", repository.base, repository.path);
             let response =
                 self.send(check, repository, &mut connection, Method::Get, &url, accept, &[], Some(bound))?;
-            connection.found(&url, response, bound)
+            connection.found(&url, response)
         };
         let verdict = signatures::check(&mut get, digest, keys)?;
         if let Ok(signer) = &verdict {

@@ -4,7 +4,10 @@
 //! layer's annotation. A registry is not trusted to bound what it serves: a signature manifest
 //! is read up to [`MAX_SIGNATURE_MANIFEST`] bytes and checked over at most [`MOST_SIGNATURES`]
 //! layers, each payload read up to [`MAX_PAYLOAD`] bytes only when its descriptor says so, and
-//! taken only when its content is its digest's.
+//! taken only when its content is its digest's. What breaks those bounds is the signature's
+//! fault, not the registry's: a refusal of that artifact ([`CosignRefusal::Oversized`]), so
+//! that one repository's oversized or garbled `.sig` passes over its tag alone; a registry
+//! that cannot be asked (unreachable, refusing, failing) is an error.
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -41,10 +44,20 @@ struct Layer {
     annotations: std::collections::BTreeMap<String, String>,
 }
 
+/// What a registry answered for a part of a signature, read within a bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Body(Vec<u8>),
+    /// It has none (404).
+    Missing,
+    /// Its body is over the bound asked, and was not read.
+    OverBound,
+}
+
 /// What a registry answers for a path of the artifact's repository (`manifests/TAG`,
-/// `blobs/DIGEST`) asked with an `Accept` and read up to a number of bytes: its body, None when
-/// it has none (404), an error for any other answer or a body over the bound.
-pub type Get<'a> = dyn FnMut(&str, &str, u64) -> Result<Option<Vec<u8>>> + 'a;
+/// `blobs/DIGEST`) asked with an `Accept` and read up to a number of bytes; an error for any
+/// other answer than 200 or 404 (the registry's, not the signature's).
+pub type Get<'a> = dyn FnMut(&str, &str, u64) -> Result<Part> + 'a;
 
 /// Checks the cosign signatures of `digest` (`sha256:HEX`) with `keys`: the first that holds
 /// names its signer; else why none does, the most telling refusal first (a trusted key that
@@ -52,8 +65,14 @@ pub type Get<'a> = dyn FnMut(&str, &str, u64) -> Result<Option<Vec<u8>>> + 'a;
 /// Errors are the registry's (a refusal, a timeout), not the signature's.
 pub fn check(get: &mut Get, digest: &str, keys: &CosignKeys) -> Result<std::result::Result<Signer, CosignRefusal>> {
     let tag = signature_tag(digest);
-    let Some(body) = get(&format!("manifests/{tag}"), SIGNATURE_MANIFEST_TYPES, MAX_SIGNATURE_MANIFEST)? else {
-        return Ok(Err(CosignRefusal::Unsigned));
+    let body = match get(&format!("manifests/{tag}"), SIGNATURE_MANIFEST_TYPES, MAX_SIGNATURE_MANIFEST)? {
+        Part::Body(body) => body,
+        Part::Missing => return Ok(Err(CosignRefusal::Unsigned)),
+        Part::OverBound => {
+            return Ok(Err(CosignRefusal::Oversized(format!(
+                "its signature manifest is over {MAX_SIGNATURE_MANIFEST} bytes, the most read of one"
+            ))));
+        }
     };
     let Ok(manifest) = serde_json::from_slice::<Manifest>(&body) else {
         return Ok(Err(CosignRefusal::Malformed("its signature manifest is not an OCI manifest".into())));
@@ -67,7 +86,7 @@ pub fn check(get: &mut Get, digest: &str, keys: &CosignKeys) -> Result<std::resu
     let mut refusals = Vec::new();
     for layer in layers {
         let refusal = match payload(get, layer)? {
-            Err(why) => CosignRefusal::Malformed(why),
+            Err(refusal) => refusal,
             Ok(payload) => match keys.verify(&payload, &layer.annotations[SIGNATURE_ANNOTATION], digest) {
                 Ok(signer) => return Ok(Ok(signer)),
                 Err(refusal) => refusal,
@@ -78,26 +97,33 @@ pub fn check(get: &mut Get, digest: &str, keys: &CosignKeys) -> Result<std::resu
     let rank = |r: &CosignRefusal| match r {
         CosignRefusal::OtherDigest { .. } => 0,
         CosignRefusal::NoKeyHolds { .. } => 1,
-        CosignRefusal::Malformed(_) | CosignRefusal::Unsigned => 2,
+        CosignRefusal::Malformed(_) | CosignRefusal::Oversized(_) | CosignRefusal::Unsigned => 2,
     };
     Ok(Err(refusals.into_iter().min_by_key(rank).unwrap_or(CosignRefusal::Unsigned)))
 }
 
 /// A layer's payload, read within [`MAX_PAYLOAD`] (as its descriptor must say it is) and
 /// checked against its digest.
-fn payload(get: &mut Get, layer: &Layer) -> Result<std::result::Result<Vec<u8>, String>> {
+fn payload(get: &mut Get, layer: &Layer) -> Result<std::result::Result<Vec<u8>, CosignRefusal>> {
+    let malformed = |why: &str| Ok(Err(CosignRefusal::Malformed(why.to_string())));
     if layer.size == 0 || layer.size > MAX_PAYLOAD {
-        return Ok(Err(format!("its payload's descriptor says {} bytes, not 1 to {MAX_PAYLOAD}", layer.size)));
+        return malformed(&format!("its payload's descriptor says {} bytes, not 1 to {MAX_PAYLOAD}", layer.size));
     }
     // The digest goes into a URL: only a sha256 digest is asked for.
     if !weaver_project::chart::is_sha256_digest(&layer.digest) {
-        return Ok(Err("its payload's digest is not a sha256 digest".into()));
+        return malformed("its payload's digest is not a sha256 digest");
     }
-    let Some(body) = get(&format!("blobs/{}", layer.digest), "application/octet-stream", MAX_PAYLOAD)? else {
-        return Ok(Err("its payload is not in the registry".into()));
+    let body = match get(&format!("blobs/{}", layer.digest), "application/octet-stream", MAX_PAYLOAD)? {
+        Part::Body(body) => body,
+        Part::Missing => return malformed("its payload is not in the registry"),
+        Part::OverBound => {
+            return Ok(Err(CosignRefusal::Oversized(format!(
+                "its payload is over {MAX_PAYLOAD} bytes, more than its descriptor says"
+            ))));
+        }
     };
     if format!("sha256:{:x}", Sha256::digest(&body)) != layer.digest {
-        return Ok(Err("its payload is not its digest's content".into()));
+        return malformed("its payload is not its digest's content");
     }
     Ok(Ok(body))
 }
@@ -123,16 +149,17 @@ mod tests {
     }
 
     impl Served {
-        fn get(&mut self, path: &str, _: &str, bound: u64) -> Result<Option<Vec<u8>>> {
+        fn get(&mut self, path: &str, _: &str, bound: u64) -> Result<Part> {
             self.asked.push((path.to_string(), bound));
             let body = match path.strip_prefix("blobs/") {
                 None => Some(self.manifest.clone()),
                 Some(digest) => self.blobs.iter().find(|b| sha256(b) == digest).cloned(),
             };
-            match body {
-                Some(body) if body.len() as u64 > bound => Err(weaver_core::Error::new("over the bound")),
-                body => Ok(body),
-            }
+            Ok(match body {
+                Some(body) if body.len() as u64 > bound => Part::OverBound,
+                Some(body) => Part::Body(body),
+                None => Part::Missing,
+            })
         }
     }
 
@@ -193,10 +220,50 @@ mod tests {
             assert!(served.asked.len() <= 2, "{:?}", served.asked);
         }
         // No signature manifest: unsigned; one without simple signing layers too.
-        let mut none = |_: &str, _: &str, _: u64| -> Result<Option<Vec<u8>>> { Ok(None) };
+        let mut none = |_: &str, _: &str, _: u64| -> Result<Part> { Ok(Part::Missing) };
         assert_eq!(check(&mut none, DIGEST, &keys).unwrap(), Err(CosignRefusal::Unsigned));
-        let mut empty =
-            |_: &str, _: &str, _: u64| -> Result<Option<Vec<u8>>> { Ok(Some(b"{\"layers\": []}".to_vec())) };
+        let mut empty = |_: &str, _: &str, _: u64| -> Result<Part> { Ok(Part::Body(b"{\"layers\": []}".to_vec())) };
         assert_eq!(check(&mut empty, DIGEST, &keys).unwrap(), Err(CosignRefusal::Unsigned));
+    }
+
+    #[test]
+    fn a_signature_over_its_bounds_or_garbled_is_refused_and_a_registry_that_fails_is_an_error() {
+        let trusted = TestSigner::new("trusted");
+        let keys = CosignKeys::parse("cosign.pub", &trusted.public_pem()).unwrap();
+        let payload = trusted.payload("registry.example/shop/web", DIGEST);
+        let signed = [(sha256(&payload), payload.len(), trusted.sign(&payload))];
+        let refused = |manifest: Vec<u8>, blobs: Vec<Vec<u8>>| {
+            check_served(&mut Served { manifest, blobs, asked: Vec::new() }, &keys).unwrap_err()
+        };
+        // A manifest of 300,587 bytes, a valid one padded: over the bound, read no further.
+        let mut manifest = serde_json::to_value(signature_manifest(("sha256:00", 2), &signed)).unwrap();
+        manifest["annotations"] = json!({"padding": "x".repeat(300_000)});
+        let oversized = serde_json::to_vec(&manifest).unwrap();
+        assert!(oversized.len() as u64 > MAX_SIGNATURE_MANIFEST);
+        let why = refused(oversized, vec![payload.clone()]);
+        assert_eq!(
+            why,
+            CosignRefusal::Oversized("its signature manifest is over 262144 bytes, the most read of one".into())
+        );
+        // A manifest that is not JSON.
+        let why = refused(b"\x00not json".to_vec(), vec![payload.clone()]);
+        assert!(matches!(&why, CosignRefusal::Malformed(m) if m.contains("not an OCI manifest")), "{why}");
+        // A payload larger than its descriptor says, over MAX_PAYLOAD.
+        let huge = vec![b'{'; MAX_PAYLOAD as usize + 1];
+        let lying =
+            serde_json::to_vec(&signature_manifest(("sha256:00", 2), &[(sha256(&huge), 10, trusted.sign(&huge))]));
+        let why = refused(lying.unwrap(), vec![huge]);
+        assert_eq!(
+            why,
+            CosignRefusal::Oversized("its payload is over 65536 bytes, more than its descriptor says".into())
+        );
+        // The same manifest whole passes: the bounds, not the signature, refused them.
+        let whole = serde_json::to_vec(&signature_manifest(("sha256:00", 2), &signed)).unwrap();
+        let mut served = Served { manifest: whole, blobs: vec![payload], asked: Vec::new() };
+        assert!(check_served(&mut served, &keys).is_ok());
+        // A registry that cannot be asked is an error, not a refusal of the signature.
+        let mut unreachable =
+            |_: &str, _: &str, _: u64| -> Result<Part> { Err(weaver_core::Error::new("connection refused")) };
+        assert_eq!(check(&mut unreachable, DIGEST, &keys).unwrap_err().message, "connection refused");
     }
 }

@@ -72,7 +72,7 @@ impl CosignKeys {
             if line.is_empty() {
                 continue;
             }
-            let error = |message: &str| ParseError { line: index + 1, message: message.to_string() };
+            let error = |message: &str| ParseError { line: index + 1, column: 1, message: message.to_string() };
             let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) else {
                 return Err(error("expected `-----BEGIN PUBLIC KEY-----` (a PEM public key, as cosign.pub holds one)"));
             };
@@ -82,9 +82,9 @@ impl CosignKeys {
                 ));
             }
             if label != "PUBLIC KEY" {
-                return Err(error(&format!("a PEM `{label}` is not a public key: expected `PUBLIC KEY`")));
+                return Err(error("a PEM block of another kind: expected `-----BEGIN PUBLIC KEY-----`"));
             }
-            let end = format!("-----END {label}-----");
+            let end = "-----END PUBLIC KEY-----";
             let mut body = String::new();
             let mut ended = false;
             for (_, line) in lines.by_ref() {
@@ -169,6 +169,9 @@ pub enum CosignRefusal {
     Unsigned,
     /// A signature or payload that cannot be read.
     Malformed(String),
+    /// A signature manifest or payload larger than its bound (what it is, and the bound): not
+    /// read, since a registry is not trusted to bound what it serves.
+    Oversized(String),
     /// The signature holds for none of the keys: another key made it, or the payload changed
     /// after (ECDSA cannot tell which).
     NoKeyHolds { keys: Vec<KeyName> },
@@ -182,6 +185,7 @@ impl CosignRefusal {
         match self {
             CosignRefusal::Unsigned => "not signed (no cosign signature, sha256-DIGEST.sig)",
             CosignRefusal::Malformed(_) => "its cosign signature cannot be read",
+            CosignRefusal::Oversized(_) => "its cosign signature is larger than a signature's bounds (not read)",
             CosignRefusal::NoKeyHolds { .. } => {
                 "its cosign signature holds for no key of verify.publicKeyRef (another key, or changed after signing)"
             }
@@ -195,6 +199,7 @@ impl fmt::Display for CosignRefusal {
         match self {
             CosignRefusal::Unsigned => f.write_str("it is not signed: its repository has no cosign signature for it"),
             CosignRefusal::Malformed(why) => write!(f, "its cosign signature cannot be read: {why}"),
+            CosignRefusal::Oversized(why) => write!(f, "its cosign signature is not read: {why}"),
             CosignRefusal::NoKeyHolds { keys } => write!(
                 f,
                 "its cosign signature holds for no trusted key ({}): another key signed it, or it changed after it was signed",
@@ -297,6 +302,19 @@ mod tests {
         let err = CosignKeys::parse("k", "-----BEGIN PUBLIC KEY-----\nAAAA\n").unwrap_err();
         assert!(err.message.contains("no `-----END PUBLIC KEY-----` line"), "{err}");
         assert!(CosignKeys::parse("k", "\n").unwrap().is_empty());
+        // No part of a file given by mistake is in the error: a PEM label, a line, a body.
+        let mistakes = [
+            "-----BEGIN SECRET hunter2-----\nAAAA\n-----END SECRET hunter2-----\n",
+            "password: hunter2-SECRET-TOKEN-123\n",
+            "-----BEGIN PUBLIC KEY-----\nSECRET-hunter2!\n-----END PUBLIC KEY-----\n",
+            "-----BEGIN PUBLIC KEY-----\nU0VDUkVULWh1bnRlcjI=\n-----END PUBLIC KEY-----\n",
+        ];
+        for text in mistakes {
+            let err = CosignKeys::parse("k", text).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("SECRET") && !shown.contains("hunter2"), "{text}: {shown}");
+            assert_eq!((err.line, err.column), (1, 1), "{text}: {shown}");
+        }
     }
 
     #[test]

@@ -135,17 +135,24 @@ struct Options {
     valid_before: Option<Timestamp>,
 }
 
-/// A line of an `allowed_signers` file that cannot be read.
+/// Where a trust list or key file cannot be read, and what was expected there. The message
+/// never holds a byte of the file: one given by mistake (a credentials file, a private key)
+/// is not printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     /// From 1.
     pub line: usize,
+    /// From 1, in characters; 0 where the format does not say (an OpenPGP keyring).
+    pub column: usize,
     pub message: String,
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
+        match self.column {
+            0 => write!(f, "line {}: {}", self.line, self.message),
+            column => write!(f, "line {}, column {column}: {}", self.line, self.message),
+        }
     }
 }
 
@@ -309,11 +316,11 @@ impl AllowedSigners {
     pub fn parse(text: &str) -> Result<AllowedSigners, ParseError> {
         let mut entries = Vec::new();
         for (index, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let error = |message: String| ParseError { line: index + 1, message };
+            let error = |(column, message): (usize, String)| ParseError { line: index + 1, column, message };
             entries.push(Entry::parse(line).map_err(error)?);
         }
         Ok(AllowedSigners { entries })
@@ -439,24 +446,30 @@ fn describe(key: &PublicKey) -> KeyName {
 }
 
 impl Entry {
-    fn parse(line: &str) -> Result<Entry, String> {
-        let fields = split_unquoted(line, |c| c == ' ' || c == '\t')?;
-        let mut fields = fields.iter().map(String::as_str);
-        let principals = fields.next().ok_or("expected principals, then a key")?;
+    /// One line's entry; else the column where it cannot be read (from 1) and what was
+    /// expected there, naming no token of the line.
+    fn parse(line: &str) -> Result<Entry, (usize, String)> {
+        let fields = split_unquoted(line, |c| c == ' ' || c == '\t').map_err(|column| (column, UNCLOSED.into()))?;
+        let end = line.chars().count() + 1;
+        let mut fields = fields.iter().map(|(column, field)| (*column, field.as_str()));
+        let (_, principals) = fields.next().ok_or((end, "expected principals, then a key".to_string()))?;
         let principals: Vec<String> = unquote(principals).split(',').map(str::to_string).collect();
-        let mut next = fields.next().ok_or("expected a key after the principals")?;
+        let expected_key = || (end, "expected a key after the principals".to_string());
+        let (mut column, mut next) = fields.next().ok_or_else(expected_key)?;
         let mut options = Options::default();
-        if Algorithm::new(next).is_err() {
-            options = Options::parse(next)?;
-            next = fields.next().ok_or("expected a key after the options")?;
+        let mut algorithm = known_algorithm(next);
+        if algorithm.is_none() {
+            options = Options::parse(next).map_err(|(offset, why)| (column + offset, why))?;
+            (column, next) = fields.next().ok_or((end, "expected a key after the options".to_string()))?;
+            algorithm = known_algorithm(next);
         }
-        let algorithm = Algorithm::new(next).map_err(|_| format!("`{next}` is not an SSH key type"))?;
-        let base64 = fields.next().ok_or_else(|| format!("expected the base64 of the {next} key"))?;
-        let key = PublicKey::from_openssh(&format!("{next} {base64}"))
-            .map_err(|err| format!("the {next} key cannot be read: {err}"))?;
-        if key.algorithm() != algorithm {
-            return Err(format!("the key is a {}, not a {next}", key.algorithm()));
-        }
+        let Some(algorithm) = algorithm else {
+            return Err((column, format!("expected an SSH key type ({KEY_TYPES})")));
+        };
+        let kind = algorithm.as_str();
+        let (column, base64) = fields.next().ok_or_else(|| (end, format!("expected the base64 of the {kind} key")))?;
+        let key = PublicKey::from_openssh(&format!("{kind} {base64}"))
+            .map_err(|_| (column, format!("expected the base64 of the {kind} key: it cannot be read as one")))?;
         Ok(Entry { principals, options, key })
     }
 
@@ -470,26 +483,45 @@ impl Entry {
     }
 }
 
+/// The key types an entry's line may name, as messages list them.
+const KEY_TYPES: &str = "ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa, sk-ssh-ed25519@openssh.com, …";
+/// The message of a double quote not closed.
+const UNCLOSED: &str = "a double quote is not closed: expected `\"` before the line ends";
+
+/// `text` as an SSH key type ssh-key knows by name (another `name@domain` is a type it
+/// cannot read, and a name from the file that messages would print).
+fn known_algorithm(text: &str) -> Option<Algorithm> {
+    Algorithm::new(text).ok().filter(|algorithm| !matches!(algorithm, Algorithm::Other(_)))
+}
+
 impl Options {
-    fn parse(text: &str) -> Result<Options, String> {
+    /// The options of `text`; else where in it (from 0, in characters) one cannot be read, and
+    /// what was expected.
+    fn parse(text: &str) -> Result<Options, (usize, String)> {
         let mut options = Options::default();
-        for option in split_unquoted(text, |c| c == ',')? {
+        let unclosed = |offset: usize| (offset - 1, UNCLOSED.to_string());
+        for (offset, option) in split_unquoted(text, |c| c == ',').map_err(unclosed)? {
+            let offset = offset - 1;
             let (name, value) = match option.split_once('=') {
                 Some((name, value)) => (name, Some(unquote(value))),
                 None => (option.as_str(), None),
             };
+            let at = |message: &str| (offset, message.to_string());
+            let time = |option: &str, value: &str| {
+                timestamp(value).ok_or_else(|| at(&format!("{option}: expected a time YYYYMMDD[HHMM[SS]][Z]")))
+            };
             match (name.to_ascii_lowercase().as_str(), value) {
                 ("namespaces", Some(list)) => options.namespaces = Some(list.split(',').map(str::to_string).collect()),
-                ("valid-after", Some(time)) => options.valid_after = Some(timestamp(time)?),
-                ("valid-before", Some(time)) => options.valid_before = Some(timestamp(time)?),
+                ("valid-after", Some(value)) => options.valid_after = Some(time("valid-after", value)?),
+                ("valid-before", Some(value)) => options.valid_before = Some(time("valid-before", value)?),
                 ("cert-authority", None) => {
-                    return Err(
-                        "cert-authority (keys of SSH certificates) is not supported: list the signers' keys".into()
-                    );
+                    return Err(at(
+                        "cert-authority (keys of SSH certificates) is not supported: list the signers' keys",
+                    ));
                 }
                 _ => {
-                    return Err(format!(
-                        "unknown option `{option}`: expected namespaces=\"…\", valid-after=\"…\" or valid-before=\"…\""
+                    return Err(at(
+                        "unknown option or key type: expected namespaces=\"…\", valid-after=\"…\" or valid-before=\"…\", then a key type",
                     ));
                 }
             }
@@ -498,25 +530,30 @@ impl Options {
     }
 }
 
-/// `text` split at the characters `separator` takes outside double quotes, empty parts left out.
-fn split_unquoted(text: &str, separator: impl Fn(char) -> bool) -> Result<Vec<String>, String> {
+/// `text` split at the characters `separator` takes outside double quotes, empty parts left
+/// out, each with its column (from 1, in characters); else the column of the quote not closed.
+fn split_unquoted(text: &str, separator: impl Fn(char) -> bool) -> Result<Vec<(usize, String)>, usize> {
     let mut parts = Vec::new();
     let mut part = String::new();
-    let mut quoted = false;
-    for c in text.chars() {
+    let (mut start, mut quote) = (1, None);
+    for (index, c) in text.chars().enumerate() {
         if c == '"' {
-            quoted = !quoted;
+            quote = match quote {
+                None => Some(index + 1),
+                Some(_) => None,
+            };
         }
-        if !quoted && separator(c) {
-            parts.extend((!part.is_empty()).then(|| std::mem::take(&mut part)));
+        if quote.is_none() && separator(c) {
+            parts.extend((!part.is_empty()).then(|| (start, std::mem::take(&mut part))));
+            start = index + 2;
         } else {
             part.push(c);
         }
     }
-    if quoted {
-        return Err("a double quote is not closed".into());
+    if let Some(column) = quote {
+        return Err(column);
     }
-    parts.extend((!part.is_empty()).then_some(part));
+    parts.extend((!part.is_empty()).then_some((start, part)));
     Ok(parts)
 }
 
@@ -524,15 +561,15 @@ fn unquote(text: &str) -> &str {
     text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text)
 }
 
-/// `YYYYMMDD`, `YYYYMMDDHHMM` or `YYYYMMDDHHMMSS`, in the system's time zone unless it ends in `Z`.
-fn timestamp(text: &str) -> Result<Timestamp, String> {
+/// `YYYYMMDD`, `YYYYMMDDHHMM` or `YYYYMMDDHHMMSS`, in the system's time zone unless it ends in
+/// `Z`; None when it is not one.
+fn timestamp(text: &str) -> Option<Timestamp> {
     let (digits, utc) = match text.strip_suffix(['Z', 'z']) {
         Some(digits) => (digits, true),
         None => (text, false),
     };
-    let bad = || format!("`{text}` is not a time: expected YYYYMMDD[HHMM[SS]][Z]");
     if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
+        return None;
     }
     let number = |range: std::ops::Range<usize>| digits.get(range).map_or(0, |d| d.parse::<i16>().unwrap_or(0));
     let datetime = DateTime::new(
@@ -544,9 +581,9 @@ fn timestamp(text: &str) -> Result<Timestamp, String> {
         number(12..14) as i8,
         0,
     )
-    .map_err(|_| bad())?;
+    .ok()?;
     let zone = if utc { TimeZone::UTC } else { TimeZone::system() };
-    datetime.to_zoned(zone).map(|zoned| zoned.timestamp()).map_err(|_| bad())
+    datetime.to_zoned(zone).map(|zoned| zoned.timestamp()).ok()
 }
 
 /// OpenSSH's pattern lists: `*` and `?` wildcards, a `!` before a pattern that must not match.
@@ -791,26 +828,63 @@ WupRMqRympZOgyBgkAk8nsOM/ebdEpX8aYf917rhHgfh0LqGDQAb+6NcnWxYQxVirxtXCn
     }
 
     #[test]
-    fn a_line_that_cannot_be_read_is_named_with_what_was_expected() {
+    fn a_line_that_cannot_be_read_is_named_by_line_and_column_with_what_was_expected() {
         let cases = [
-            ("alice\n", 1, "expected a key after the principals"),
-            ("# c\nalice ssh-ed25519\n", 2, "expected the base64 of the ssh-ed25519 key"),
-            ("alice ssh-ed25519 AAAA\n", 1, "the ssh-ed25519 key cannot be read"),
+            ("alice\n", (1, 6), "expected a key after the principals"),
+            ("# c\nalice ssh-ed25519\n", (2, 18), "expected the base64 of the ssh-ed25519 key"),
+            ("alice ssh-ed25519 AAAA\n", (1, 19), "expected the base64 of the ssh-ed25519 key: it cannot be read"),
             (
                 "alice cert-authority ssh-ed25519 AAAA\n",
-                1,
+                (1, 7),
                 "cert-authority (keys of SSH certificates) is not supported",
             ),
-            ("alice valid-after=\"2026\" ssh-ed25519 AAAA\n", 1, "`2026` is not a time"),
-            ("alice from=\"*.example.com\" ssh-ed25519 AAAA\n", 1, "unknown option `from=\"*.example.com\"`"),
-            ("alice namespaces=\"git ssh-ed25519 AAAA\n", 1, "a double quote is not closed"),
-            ("alice dss-key AAAA\n", 1, "unknown option `dss-key`"),
+            ("alice valid-after=\"2026\" ssh-ed25519 AAAA\n", (1, 7), "valid-after: expected a time YYYYMMDD"),
+            (
+                "alice namespaces=\"git\",valid-before=\"x\" ssh-ed25519 AAAA\n",
+                (1, 24),
+                "valid-before: expected a time",
+            ),
+            ("  alice from=\"*.example.com\" ssh-ed25519 AAAA\n", (1, 9), "unknown option or key type: expected"),
+            ("alice namespaces=\"git ssh-ed25519 AAAA\n", (1, 18), "a double quote is not closed"),
+            ("alice dss-key AAAA\n", (1, 7), "unknown option or key type"),
+            ("alice namespaces=\"git\" AAAA\n", (1, 24), "expected an SSH key type (ssh-ed25519, "),
         ];
-        for (text, line, message) in cases {
+        for (text, (line, column), message) in cases {
             let err = AllowedSigners::parse(text).expect_err(text);
-            assert_eq!(err.line, line, "{text}");
+            assert_eq!((err.line, err.column), (line, column), "{text}: {err}");
             assert!(err.message.contains(message), "{text}: {}", err.message);
         }
+        let err = AllowedSigners::parse("\talice\n").unwrap_err();
+        assert_eq!(err.to_string(), "line 1, column 7: expected a key after the principals");
+    }
+
+    #[test]
+    fn no_part_of_a_trust_list_is_ever_in_its_errors() {
+        // Files given by mistake for a trust list: credentials, an age key, tokens where a
+        // list's fields are expected.
+        let texts = [
+            "password: hunter2-SECRET-TOKEN-123\n",
+            "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n",
+            "ci hunter2@SECRET.example AAAA\n",
+            "ci x-SECRET-y=\"1\" ssh-ed25519 AAAA\n",
+            "ci valid-after=\"SECRET\" ssh-ed25519 AAAA\n",
+            "ci namespaces=\"SECRET ssh-ed25519 AAAA\n",
+            "ci ssh-ed25519 SECRETSECRETSECRET\n",
+            "ci ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFNFQ1JFVA==\n",
+            "token=SECRET\n",
+        ];
+        for text in texts {
+            let err = TrustList::parse(text).expect_err(text);
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("SECRET") && !shown.contains("hunter2"), "{text}: {shown}");
+            assert_eq!(err.line, 1, "{text}: {shown}");
+        }
+        let armored = "-----BEGIN PGP PUBLIC KEY BLOCK-----\nSECRET-hunter2\n-----END PGP PUBLIC KEY BLOCK-----\n";
+        let err = TrustList::parse(armored).unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("SECRET"), "{err}");
+        assert!(err.message.contains("expected OpenPGP public keys"), "{err}");
+        let err = Keyring::from_bytes(b"\x99\x00SECRET-hunter2 binary").unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("SECRET"), "{err}");
     }
 
     #[test]

@@ -28,6 +28,9 @@ impl Keyring {
     /// Reads public keys armored, or in OpenPGP's binary form (a `pubring.gpg`, as `gpg
     /// --export` writes it and `helm --keyring` reads it).
     pub fn from_bytes(bytes: &[u8]) -> Result<Keyring, ParseError> {
+        // Not the parser's errors: they name what it read (an armor's type, a packet's), and
+        // no part of a file given by mistake (it may hold credentials) is printed.
+        let expected = "expected OpenPGP public keys, armored (`gpg --armor --export`) or binary (`gpg --export`)";
         let armored = bytes.windows(10).any(|w| w == b"-----BEGIN");
         let mut keyring = Vec::new();
         // Each armored block on its own (rpgp reads the first of several, as `gpg --armor --export
@@ -37,16 +40,16 @@ impl Keyring {
             false => vec![(1, bytes)],
         };
         for (line, block) in blocks {
-            let error = |message: String| ParseError { line, message };
+            let error = |message: String| ParseError { line, column: 0, message };
             let keys = match armored {
                 true => SignedPublicKey::from_armor_many(Cursor::new(block)).map(|(keys, _)| keys),
                 false => SignedPublicKey::from_bytes_many(Cursor::new(block)),
             }
-            .map_err(|err| error(format!("the OpenPGP keys cannot be read: {err}")))?;
+            .map_err(|_| error(format!("the OpenPGP keys cannot be read: {expected}")))?;
             for key in keys {
-                let key = key.map_err(|err| error(format!("an OpenPGP key cannot be read: {err}")))?;
-                key.verify_bindings().map_err(|err| {
-                    error(format!("OpenPGP key {:X}: its self-signatures do not hold ({err})", key.fingerprint()))
+                let key = key.map_err(|_| error(format!("an OpenPGP key cannot be read: {expected}")))?;
+                key.verify_bindings().map_err(|_| {
+                    error(format!("OpenPGP key {:X}: its self-signatures do not hold", key.fingerprint()))
                 })?;
                 keyring.push(key);
             }

@@ -24,7 +24,7 @@ pub struct VerifiedCommit {
 pub fn commit(repo: &Path, spec: &str, trust_file: &Path) -> Result<VerifiedCommit> {
     let text = std::fs::read_to_string(trust_file).map_err(|e| Error::io("read the trust list", trust_file, e))?;
     let trust = TrustList::parse(&text).map_err(|e| {
-        Error::at(Location::at(trust_file, e.line as u64, 1), format!("trust list: {}", e.message)).with_help(
+        Error::at(Location::at(trust_file, e.line as u64, e.column as u64), format!("trust list: {}", e.message)).with_help(
             "a trust list is an allowed_signers file (lines `PRINCIPALS [OPTIONS] KEYTYPE BASE64-KEY`, as git's gpg.ssh.allowedSignersFile) or armored OpenPGP public keys (`gpg --armor --export`)",
         )
     })?;
@@ -35,20 +35,41 @@ pub fn commit(repo: &Path, spec: &str, trust_file: &Path) -> Result<VerifiedComm
             ));
     }
     let git = GitRepo::open(repo)?;
-    // A commit could add its own key to a list it carries: the list comes from elsewhere.
-    let inside = |dir: &Path| Some(super::resolved(trust_file)?.starts_with(super::resolved(dir)?));
-    if git.work_tree().as_deref().and_then(inside) == Some(true) {
-        return Err(Error::at(
-            Location::file(trust_file),
-            "trust list: it is inside the repository whose commits it vouches for, where a commit could add its own key",
-        )
-        .with_help("keep it outside the checkout: a CI secret file or a protected path, as Flux keeps it in a Secret"));
+    if let Some(why) = git.work_tree().and_then(|tree| carried_by(trust_file, &tree)) {
+        return Err(Error::at(Location::file(trust_file), format!("trust list: {why}")).with_help(
+            "keep it outside the checkout, a file of its own: a CI secret file or a protected path, as Flux keeps it in a Secret",
+        ));
     }
     signed_in(&git, Named { spec, what: "--rev", shown: None }, None, &trust).map_err(|err| {
         err.with_help(format!(
             "--verify-commits {} lists the keys whose commits weaver reads; sign with `git commit -S`",
             trust_file.display()
         ))
+    })
+}
+
+/// Why the trust list at `trust_file` could be a file of the checkout `work_tree`, whose
+/// commits could then add their own key to it; None when it cannot be. Inside the checkout,
+/// a symbolic link's target too, it is one. A hard link is one file under two names, and the
+/// other name cannot be found short of reading every file's: a list of more than one link on
+/// the checkout's file system is refused, since one could be the checkout's (a hard link
+/// cannot cross file systems, so one on another is not).
+fn carried_by(trust_file: &Path, work_tree: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if let (Some(list), Some(tree)) = (super::resolved(trust_file), super::resolved(work_tree))
+        && list.starts_with(tree)
+    {
+        return Some(
+            "it is inside the repository whose commits it vouches for, where a commit could add its own key".into(),
+        );
+    }
+    let (list, tree) = (std::fs::metadata(trust_file).ok()?, std::fs::metadata(work_tree).ok()?);
+    (list.nlink() > 1 && list.dev() == tree.dev()).then(|| {
+        format!(
+            "it has {} hard links on the repository's file system, and one could be a file of the repository whose \
+             commits it vouches for, where a commit could add its own key",
+            list.nlink()
+        )
     })
 }
 
@@ -112,7 +133,7 @@ pub(crate) fn cosign_keys(
         Error::at(Location::file(file), "is not a PEM public key (not UTF-8 text)").with_help(&named_by)
     })?;
     let keys = CosignKeys::parse(path, &text)
-        .map_err(|e| Error::at(Location::at(file, e.line as u64, 1), e.message).with_help(&named_by))?;
+        .map_err(|e| Error::at(Location::at(file, e.line as u64, e.column as u64), e.message).with_help(&named_by))?;
     if keys.is_empty() {
         return Err(Error::at(Location::file(file), "holds no public key, so nothing signed could pass")
             .with_help(format!("{named_by}: add cosign.pub's `-----BEGIN PUBLIC KEY-----` block")));

@@ -12,6 +12,7 @@ use ureq::Agent;
 
 use super::registry_login;
 use crate::registry_limits::{RegistryLimits, TagLimits};
+use crate::signatures::Part;
 use weaver_core::error::{Error, Result};
 
 /// Most a response may hold: a chart repository's index (bitnami's is about 30 MiB) or an archive.
@@ -373,13 +374,14 @@ impl Connection {
         }
     }
 
-    /// What a `GET` of `url` read within `bound` bytes ([`Connection::send_bounded`]) found:
-    /// its body, None for a 404, an error for a body over the bound or another status.
-    pub fn found(&self, url: &str, response: Response, bound: u64) -> Result<Option<Vec<u8>>> {
+    /// What a `GET` of `url` read within a bound ([`Connection::send_bounded`]) found of a
+    /// signature: its body, none (404), or a body over the bound, which is the signature's fault
+    /// ([`crate::signatures`] refuses it); any other status is the registry's error.
+    pub fn found(&self, url: &str, response: Response) -> Result<Part> {
         match response.status {
-            _ if response.over_limit => Err(self.failed(url, &format!("its answer is over {bound} bytes"))),
-            200 => Ok(Some(response.body)),
-            404 => Ok(None),
+            200 if response.over_limit => Ok(Part::OverBound),
+            200 => Ok(Part::Body(response.body)),
+            404 => Ok(Part::Missing),
             _ => Err(self.status_error(url, &response)),
         }
     }

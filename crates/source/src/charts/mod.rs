@@ -466,10 +466,10 @@ impl Fetcher {
         let (manifest, _) = self.pinned_manifest(chart, url, digest)?;
         let connection = self.connection(chart)?;
         let (base, repository) = oci::location(chart);
-        let mut get = |path: &str, accept: &str, bound: u64| -> Result<Option<Vec<u8>>> {
+        let mut get = |path: &str, accept: &str, bound: u64| -> Result<crate::signatures::Part> {
             let url = format!("{base}/v2/{repository}/{path}");
             let response = connection.send_bounded(http::Method::Get, &url, accept, &[], bound, None)?;
-            connection.found(&url, response, bound)
+            connection.found(&url, response)
         };
         match crate::signatures::check(&mut get, &manifest, &keys)? {
             Ok(signer) => Ok(signer.to_string()),

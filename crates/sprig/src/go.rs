@@ -22,6 +22,10 @@ impl Object for Typed {
     fn underlying(&self) -> Option<Value> {
         Some(self.value.clone())
     }
+
+    fn take_values(&mut self, out: &mut Vec<Value>) {
+        out.push(std::mem::take(&mut self.value));
+    }
 }
 
 pub fn typed(type_name: &'static str, value: Value) -> Value {
@@ -54,7 +58,7 @@ pub fn underlying(value: &Value) -> Value {
 /// The elements of a slice (`[]interface{}` or a typed slice), as reflection's `Len`/`Index` see them.
 pub fn slice_items(value: &Value) -> Option<Arc<[Value]>> {
     match underlying(value) {
-        Value::List(items) => Some(items),
+        Value::List(ref items) => Some(items.clone()),
         _ => None,
     }
 }
@@ -103,46 +107,62 @@ pub fn is_empty(value: &Value) -> bool {
     }
 }
 
-/// `reflect.DeepEqual`: same dynamic types, equal contents (NaN is unequal to itself).
-pub fn deep_equal(a: &Value, b: &Value) -> bool {
+/// `reflect.DeepEqual`: same dynamic types, equal contents (NaN is unequal to itself); an error
+/// past [`gotemplate::MAX_NESTING`] levels.
+pub fn deep_equal(a: &Value, b: &Value) -> Result<bool, FuncError> {
     deep_equal_at(a, b, 0)
 }
 
-fn deep_equal_at(a: &Value, b: &Value, depth: usize) -> bool {
+fn deep_equal_at(a: &Value, b: &Value, depth: usize) -> Result<bool, FuncError> {
     if depth > gotemplate::MAX_NESTING {
-        return false;
+        return Err(FuncError::too_deep());
     }
-    match (a, b) {
+    Ok(match (a, b) {
         (Value::Nil, Value::Nil) => true,
         (Value::Bool(x), Value::Bool(y)) => x == y,
         (Value::Int(x), Value::Int(y)) | (Value::Int64(x), Value::Int64(y)) => x == y,
         (Value::Float(x), Value::Float(y)) => x == y,
         (Value::String(x), Value::String(y)) => x == y,
         (Value::List(x), Value::List(y)) => {
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|(x, y)| deep_equal_at(x, y, depth + 1))
+            if x.len() != y.len() {
+                return Ok(false);
+            }
+            for (x, y) in x.iter().zip(y.iter()) {
+                if !deep_equal_at(x, y, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            true
         }
         (Value::Map(x), Value::Map(y)) => {
             if x.ptr_eq(y) {
-                return true;
+                return Ok(true);
             }
             let (x, y) = (x.entries(), y.entries());
-            x.len() == y.len()
-                && x.iter().zip(y.iter()).all(|((kx, vx), (ky, vy))| kx == ky && deep_equal_at(vx, vy, depth + 1))
+            if x.len() != y.len() || x.iter().zip(y.iter()).any(|((kx, _), (ky, _))| kx != ky) {
+                return Ok(false);
+            }
+            for ((_, x), (_, y)) in x.iter().zip(y.iter()) {
+                if !deep_equal_at(x, y, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            true
         }
         (Value::Object(x), Value::Object(y)) => {
             if x.type_name() != y.type_name() {
-                return false;
+                return Ok(false);
             }
             if Arc::ptr_eq(x, y) {
-                return true;
+                return Ok(true);
             }
             match (x.underlying(), y.underlying()) {
-                (Some(ux), Some(uy)) => deep_equal_at(&ux, &uy, depth + 1),
+                (Some(ux), Some(uy)) => deep_equal_at(&ux, &uy, depth + 1)?,
                 _ => x.display() == y.display(),
             }
         }
         _ => false,
-    }
+    })
 }
 
 /// `fmt.Sprint(v)`.

@@ -326,6 +326,49 @@ fn bad_charts_are_errors_naming_the_file_line_and_action() {
     );
 }
 
+/// A template building a dict 200,000 levels deep, as Go builds it: weaver renders it, and a
+/// function that walks it fails naming the bound, the template and the release (or the
+/// `helmCharts` entry of a kustomization that inflates the chart), exit 1: the value's recursive
+/// drop and walks overflowed the render thread's stack, exit 134.
+#[test]
+fn a_value_nested_deeper_than_the_bound_is_an_error_not_a_crash() {
+    let deep = r#"{{- $d := dict }}{{- range until 200000 }}{{- $d = dict "a" $d }}{{- end }}"#;
+    let chart = |call: &str| {
+        format!("{deep}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: {{{{ {call} }}}}\n")
+    };
+    let built = chart_repo(&[("templates/cm.yaml", &chart("len $d | quote"))]);
+    let out = built.weaver(&["render", "--env", "dev"]).success().to_string();
+    assert!(out.contains("a: '1'"), "{out}");
+    let bound = "value nested deeper than 1000 levels";
+    for (function, call) in [
+        ("deepCopy", "deepCopy $d"),
+        ("deepEqual", r#"deepEqual $d (dict "a" $d)"#),
+        ("mergeOverwrite", r#"mergeOverwrite (dict "a" $d) $d"#),
+        ("toYaml", "toYaml $d"),
+        ("toJson", "toJson $d"),
+    ] {
+        assert_has(
+            &render_error(&[("templates/cm.yaml", &chart(call))]),
+            &["release `app`", "charts/app/templates/cm.yaml:7:9", &format!("error calling {function}: {bound}")],
+        );
+    }
+    let kustomized = Repo::empty();
+    kustomized
+        .write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: inflated\n    kustomize: app\n")
+        .write("app/kustomization.yaml", "helmCharts:\n  - name: deep\n")
+        .write("app/charts/deep/Chart.yaml", "apiVersion: v2\nname: deep\nversion: 1.0.0\n")
+        .write("app/charts/deep/values.yaml", "{}\n")
+        .write("app/charts/deep/templates/cm.yaml", &chart("deepCopy $d"));
+    assert_has(
+        kustomized.weaver(&["render", "--env", "dev"]).failure(),
+        &[
+            "app/charts/deep/templates/cm.yaml:7:9",
+            "`helmCharts` entry `deep` of app/kustomization.yaml",
+            &format!("error calling deepCopy: {bound}"),
+        ],
+    );
+}
+
 #[test]
 fn built_in_objects_have_helm_s_go_types() {
     let types = "{{ typeOf . }} {{ typeOf .Values }} {{ kindOf .Values }} {{ typeOf .Values.nested }} \

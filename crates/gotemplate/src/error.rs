@@ -86,6 +86,12 @@ impl FuncError {
         FuncError(Message { text: message.into(), data: Some(data), source: None })
     }
 
+    /// A function's walk of a value (a copy, comparison or encoding) stopped at
+    /// [`MAX_NESTING`](crate::MAX_NESTING) levels, where Go would go on.
+    pub fn too_deep() -> FuncError {
+        FuncError::new(format!("value nested deeper than {} levels", crate::MAX_NESTING))
+    }
+
     /// `prefix` followed by a template error, as a function that executes templates (helm's `include`,
     /// `tpl`) reports one.
     pub fn wrap(prefix: impl Into<String>, source: Error) -> FuncError {

@@ -678,7 +678,7 @@ impl<'a> Exec<'a, '_> {
                     return Ok(Data::boxed(value));
                 }
                 match object.underlying() {
-                    Some(Value::Map(map)) => map,
+                    Some(Value::Map(ref map)) => map.clone(),
                     _ => return Err(cannot(self)),
                 }
             }
@@ -960,7 +960,7 @@ fn index(item: &Data, indexes: &[Data]) -> Result<Data, FuncError> {
             return Err(FuncError::new("index of nil pointer"));
         }
         let index = &index.value;
-        item = match underlying(&item.value) {
+        item = match &underlying(&item.value) {
             Value::List(list) => {
                 let x = index_arg(index, list.len())?;
                 let element = list.get(x).ok_or_else(|| FuncError::new("reflect: slice index out of range"))?;
@@ -1015,7 +1015,7 @@ fn slice(item: &Data, indexes: &[Data]) -> Result<Value, FuncError> {
     if indexes.len() == 3 && idx[1] > idx[2] {
         return Err(FuncError::new(format!("invalid slice index: {} > {}", idx[1], idx[2])));
     }
-    Ok(match value {
+    Ok(match &value {
         // Go slices bytes; a cut through a UTF-8 sequence shows as U+FFFD here.
         Value::String(s) => Value::from(String::from_utf8_lossy(&s.as_bytes()[idx[0]..idx[1]]).into_owned()),
         Value::List(l) => Value::List(l[idx[0]..idx[1]].into()),
@@ -1059,7 +1059,7 @@ fn reflect_kind(value: &Value) -> &'static str {
 }
 
 fn same_basic(a: &Value, b: &Value) -> bool {
-    match (underlying(a), underlying(b)) {
+    match (&underlying(a), &underlying(b)) {
         (Value::Bool(x), Value::Bool(y)) => x == y,
         (Value::Int(x) | Value::Int64(x), Value::Int(y) | Value::Int64(y)) => x == y,
         (Value::Float(x), Value::Float(y)) => x == y,
@@ -1122,7 +1122,7 @@ fn lt(a: &Value, b: &Value) -> Result<bool, FuncError> {
     if k1 != k2 {
         return Err(FuncError::new("incompatible types for comparison"));
     }
-    Ok(match (underlying(a), underlying(b)) {
+    Ok(match (&underlying(a), &underlying(b)) {
         (Value::Int(x) | Value::Int64(x), Value::Int(y) | Value::Int64(y)) => x < y,
         (Value::Float(x), Value::Float(y)) => x < y,
         (Value::String(x), Value::String(y)) => x < y,

@@ -36,6 +36,12 @@
 //! - `unicode.IsPrint` is approximated (unassigned code points count as printable) for `%q` and `js`.
 //! - Nesting limits replace Go's growable stacks: actions and parentheses nest at most 200 deep in one
 //!   template; template calls nest up to Go's 100000, continuing on fresh threads as they go deeper.
+//! - Values may nest without limit (a template's loop can build a dict 200,000 levels deep, as in Go),
+//!   and dropping one never recurses; but walks of a value follow at most [`MAX_NESTING`] (1000)
+//!   levels: [`Value::to_json`] and the functions that copy, compare, merge or encode values
+//!   ([`FuncError::too_deep`]) fail past it, where Go would go on, and printing (`{{ . }}`,
+//!   `printf`) writes `[...]` or `map[...]` for what lies deeper. A map containing itself stops
+//!   there too (Go's stack overflows).
 //!
 //! # Threads
 //! [`Templates`] is `Send + Sync`: parse once, execute concurrently. [`Value`] is `Send + Sync`;

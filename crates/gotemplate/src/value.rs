@@ -13,7 +13,7 @@ use crate::funcs::Function;
 ///
 /// `Value` is `Send + Sync`, so values built once (chart defaults, capabilities) can be shared across
 /// rendering threads; a [`Map`] is a shared handle with Go's reference semantics.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub enum Value {
     /// Go's untyped `nil` (an invalid `reflect.Value`): missing data, `nil` in YAML.
     #[default]
@@ -72,6 +72,10 @@ pub trait Object: Any + Send + Sync + fmt::Debug {
     fn printed(&self) -> Option<String> {
         None
     }
+    /// Moves the values the object holds into `out`, leaving it empty: dropping a value nested
+    /// through objects (sprig's `chunk` result inside a list inside another) must not recurse.
+    /// Called only on an object about to be dropped; one holding no [`Value`] need not implement it.
+    fn take_values(&mut self, _out: &mut Vec<Value>) {}
     /// A Go `string` whose bytes are not UTF-8 (a binary file read into a string): its text, with
     /// U+FFFD for each invalid sequence, and its bytes. Functions taking a `string` accept it and
     /// see the text; those that encode or hash bytes (`b64enc`, `sha256sum`) see the bytes.
@@ -156,6 +160,86 @@ impl Map {
     /// A new map with the same entries (shallow: nested maps stay shared).
     pub fn shallow_copy(&self) -> Map {
         Map::from_entries(self.read().clone())
+    }
+}
+
+/// Dropping a value takes apart the lists, maps and objects only it holds with a stack of its own,
+/// so a value nested as deep as a template can build it (Go allows millions of levels) does not
+/// overflow the thread's stack as the derived, recursive drop would.
+impl Drop for Value {
+    fn drop(&mut self) {
+        let mut pending = Vec::new();
+        self.take_children(&mut pending);
+        while let Some(mut value) = pending.pop() {
+            value.take_children(&mut pending);
+            // `value` drops here holding no nested list, map or object of its own.
+        }
+    }
+}
+
+impl Value {
+    /// Moves this value's nested lists, maps and objects into `out` when nothing else shares it.
+    fn take_children(&mut self, out: &mut Vec<Value>) {
+        let take_nested = |value: &mut Value| {
+            if matches!(value, Value::List(_) | Value::Map(_) | Value::Object(_)) {
+                out.push(std::mem::take(value));
+            }
+        };
+        match self {
+            Value::List(items) => {
+                if let Some(items) = Arc::get_mut(items) {
+                    items.iter_mut().for_each(take_nested);
+                }
+            }
+            Value::Map(map) => {
+                if let Some(entries) = Arc::get_mut(&mut map.0) {
+                    let entries = entries.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    entries.values_mut().for_each(take_nested);
+                }
+            }
+            Value::Object(object) => {
+                if let Some(object) = Arc::get_mut(object) {
+                    object.take_values(out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Lists are shown to [`MAX_NESTING`] levels (maps show their length, objects their type), so
+/// debugging output of a deeply nested value does not overflow the stack either.
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Nested(self, 0).fmt(f)
+    }
+}
+
+struct Nested<'a>(&'a Value, usize);
+
+impl fmt::Debug for Nested<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Nested(value, depth) = *self;
+        match value {
+            Value::Nil => f.write_str("Nil"),
+            Value::Bool(b) => f.debug_tuple("Bool").field(b).finish(),
+            Value::Int(i) => f.debug_tuple("Int").field(i).finish(),
+            Value::Int64(i) => f.debug_tuple("Int64").field(i).finish(),
+            Value::Float(x) => f.debug_tuple("Float").field(x).finish(),
+            Value::String(s) => f.debug_tuple("String").field(s).finish(),
+            Value::List(items) if depth >= MAX_NESTING => write!(f, "List(len {})", items.len()),
+            Value::List(items) => f.debug_tuple("List").field(&ListItems(items, depth + 1)).finish(),
+            Value::Map(map) => map.fmt(f),
+            Value::Object(object) => f.debug_tuple("Object").field(&object.type_name()).finish(),
+        }
+    }
+}
+
+struct ListItems<'a>(&'a [Value], usize);
+
+impl fmt::Debug for ListItems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|item| Nested(item, self.1))).finish()
     }
 }
 

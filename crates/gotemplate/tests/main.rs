@@ -4,4 +4,5 @@
 mod api;
 mod common;
 mod helm_interop;
+mod nesting;
 mod table;

@@ -104,7 +104,7 @@ impl Object for Values {
             "AsMap" => Some(Function::new(&[], move |_, _| Ok(Value::Map(map.clone())))),
             // sigs.k8s.io/yaml's Marshal: toYaml's text with its newline.
             "YAML" => Some(Function::new(&[], move |_, _| {
-                let text = super::funcs::to_yaml(&Value::Map(map.clone()));
+                let text = super::funcs::to_yaml(&Value::Map(map.clone()))?;
                 Ok(Value::from(if text.is_empty() { text } else { format!("{text}\n") }))
             })),
             _ => None,

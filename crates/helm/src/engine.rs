@@ -73,7 +73,7 @@ pub fn render(
     ]));
     let capabilities = Value::Object(input.capabilities.clone() as Arc<dyn gotemplate::Object>);
     let values = match Value::from_json(values, Numbers::Float64) {
-        Value::Map(map) => map,
+        Value::Map(ref map) => map.clone(),
         _ => Map::new(),
     };
     let mut templates = Vec::new();
@@ -210,12 +210,12 @@ fn collect(
     let scoped_values = match parent {
         None => values.clone(),
         Some((_, parent_data)) => {
-            let parent_values = parent_data.get("Values").and_then(|v| match v {
+            let parent_values = parent_data.get("Values").and_then(|v| match &v {
                 Value::Object(object) => object.as_map(),
                 _ => None,
             });
             match parent_values.and_then(|p| p.get(&node.name)) {
-                Some(Value::Map(m)) => m,
+                Some(Value::Map(ref m)) => m.clone(),
                 _ => Map::new(),
             }
         }

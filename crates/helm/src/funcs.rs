@@ -49,17 +49,17 @@ pub fn register(set: &mut Templates) {
         "fail",
         Function::new(&[Type::String], |_, args| Err(wrapped(args[0].as_str().unwrap_or_default()))),
     );
-    set.add_function("toYaml", Function::new(&[Type::Any], |_, args| Ok(Value::from(to_yaml(&args[0])))));
-    set.add_function("toYamlPretty", Function::new(&[Type::Any], |_, args| Ok(Value::from(to_yaml_pretty(&args[0])))));
+    set.add_function("toYaml", Function::new(&[Type::Any], |_, args| Ok(Value::from(to_yaml(&args[0])?))));
+    set.add_function("toYamlPretty", Function::new(&[Type::Any], |_, args| Ok(Value::from(to_yaml_pretty(&args[0])?))));
     set.add_function("fromYaml", Function::new(&[Type::String], |_, args| Ok(from_yaml(str_arg(args)))));
     set.add_function("fromYamlArray", Function::new(&[Type::String], |_, args| Ok(from_yaml_array(str_arg(args)))));
     set.add_function(
         "toJson",
-        Function::new(&[Type::Any], |_, args| Ok(Value::from(to_json(&args[0]).unwrap_or_default()))),
+        Function::new(&[Type::Any], |_, args| Ok(Value::from(to_json(&args[0])?.unwrap_or_default()))),
     );
     set.add_function("fromJson", Function::new(&[Type::String], |_, args| Ok(from_json(str_arg(args)))));
     set.add_function("fromJsonArray", Function::new(&[Type::String], |_, args| Ok(from_json_array(str_arg(args)))));
-    set.add_function("toToml", Function::new(&[Type::Any], |_, args| Ok(Value::from(super::toml::encode(&args[0])))));
+    set.add_function("toToml", Function::new(&[Type::Any], |_, args| Ok(Value::from(super::toml::encode(&args[0])?))));
     set.add_function(
         "fromToml",
         Function::new(&[Type::String], |_, args| Ok(super::toml::decode(str_arg(args)).unwrap_or_else(error_map))),
@@ -130,51 +130,53 @@ fn tpl(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, FuncError> {
     }
 }
 
-/// helm's `toYaml`: sigs.k8s.io/yaml's output without its last newline; "" when the value
-/// cannot be marshalled.
-pub fn to_yaml(value: &Value) -> String {
-    match value.to_json() {
-        Ok(json) => {
+/// helm's `toYaml`: sigs.k8s.io/yaml's output without its last newline; "" when Go cannot
+/// marshal the value, an error when it nests deeper than [`gotemplate::MAX_NESTING`] levels.
+pub fn to_yaml(value: &Value) -> Result<String, FuncError> {
+    Ok(match sprig::json::lenient(value)? {
+        Some(json) => {
             let json = go_numbers(&json);
             let text = weaver_yaml::helm::to_string(&weaver_yaml::helm::Node::from_json(&json));
             text.strip_suffix('\n').unwrap_or(&text).to_string()
         }
-        Err(_) => String::new(),
-    }
+        None => String::new(),
+    })
 }
 
 /// helm's `toYamlPretty`: go-yaml v3's encoder (indent 2) on the value itself, not its JSON form,
-/// so float64s stay floats (`1e+06`); without its last newline, "" when it cannot be encoded.
-pub fn to_yaml_pretty(value: &Value) -> String {
-    match yaml_v3_node(value, 0) {
-        Some(node) => {
-            let text = weaver_yaml::helm::to_string_v3(&node);
-            text.strip_suffix('\n').unwrap_or(&text).to_string()
-        }
-        None => String::new(),
-    }
+/// so float64s stay floats (`1e+06`); without its last newline; an error for data nested deeper
+/// than [`gotemplate::MAX_NESTING`] levels (a map holding itself).
+pub fn to_yaml_pretty(value: &Value) -> Result<String, FuncError> {
+    let text = weaver_yaml::helm::to_string_v3(&yaml_v3_node(value, 0)?);
+    Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
 }
 
 /// The node go-yaml v3 makes of a value: keys in its order, other types (structs) as their
-/// encoded (JSON) form; `None` for data nested too deep (a map holding itself).
-fn yaml_v3_node(value: &Value, depth: usize) -> Option<weaver_yaml::helm::Node> {
+/// encoded (JSON) form.
+fn yaml_v3_node(value: &Value, depth: usize) -> Result<weaver_yaml::helm::Node, FuncError> {
     use weaver_yaml::helm::{Flavor, Node, natural_order};
     if depth > gotemplate::MAX_NESTING {
-        return None;
+        return Err(FuncError::too_deep());
     }
-    Some(match value {
+    Ok(match value {
         Value::Nil => Node::Null,
         Value::Bool(b) => Node::Bool(*b),
         Value::Int(i) | Value::Int64(i) => Node::Int(*i),
         Value::Float(f) => Node::Float(*f),
         Value::String(s) => Node::Str(s.to_string()),
-        Value::List(items) => Node::Seq(items.iter().map(|v| yaml_v3_node(v, depth + 1)).collect::<Option<Vec<_>>>()?),
+        // Loops rather than iterator adapters: each level's stack frame stays small.
+        Value::List(items) => {
+            let mut nodes = Vec::with_capacity(items.len());
+            for item in items.iter() {
+                nodes.push(yaml_v3_node(item, depth + 1)?);
+            }
+            Node::Seq(nodes)
+        }
         Value::Map(map) => {
-            let mut entries = map
-                .entries()
-                .into_iter()
-                .map(|(k, v)| Some((k, yaml_v3_node(&v, depth + 1)?)))
-                .collect::<Option<Vec<_>>>()?;
+            let mut entries = Vec::with_capacity(map.len());
+            for (k, v) in map.entries() {
+                entries.push((k, yaml_v3_node(&v, depth + 1)?));
+            }
             entries.sort_by(|a, b| natural_order(&a.0, &b.0, Flavor::V3));
             Node::Map(entries)
         }
@@ -268,9 +270,10 @@ fn json_type(json: &serde_json::Value) -> &'static str {
     }
 }
 
-/// encoding/json's `Marshal` (see `sprig::json`).
-pub fn to_json(value: &Value) -> Option<String> {
-    sprig::json::marshal(&value.to_json().ok()?, sprig::json::Style::Compact)
+/// encoding/json's `Marshal` (see `sprig::json`): None when Go cannot marshal the value (helm's
+/// `toJson` gives ""), an error when it nests deeper than [`gotemplate::MAX_NESTING`] levels.
+pub fn to_json(value: &Value) -> Result<Option<String>, FuncError> {
+    Ok(sprig::json::lenient(value)?.and_then(|json| sprig::json::marshal(&json, sprig::json::Style::Compact)))
 }
 
 #[cfg(test)]
@@ -305,7 +308,7 @@ mod tests {
     #[test]
     fn json_like_go() {
         let v = Value::from_json(&serde_json::json!({"b": [1, 1.5, 1e21, 1e-7, "<&>"], "a": null}), Numbers::Float64);
-        assert_eq!(to_json(&v).unwrap(), r#"{"a":null,"b":[1,1.5,1e+21,1e-7,"\u003c\u0026\u003e"]}"#);
+        assert_eq!(to_json(&v).unwrap().unwrap(), r#"{"a":null,"b":[1,1.5,1e+21,1e-7,"\u003c\u0026\u003e"]}"#);
     }
 
     #[test]
@@ -315,15 +318,65 @@ mod tests {
             Numbers::Float64,
         );
         assert_eq!(
-            to_yaml_pretty(&v),
+            to_yaml_pretty(&v).unwrap(),
             "1a: 1\n\"1_\": 2\nl:\n  - 1\n  - - 2\n    - 3\n  - b:\n      - 4\nlt: |-\n  x\ty\n  z\n\"n\": 1e+06\nt: \"a\\tb\""
         );
-        assert_eq!(to_yaml_pretty(&Value::from("word ".repeat(30))).lines().count(), 1, "v3 never folds");
+        assert_eq!(to_yaml_pretty(&Value::from("word ".repeat(30))).unwrap().lines().count(), 1, "v3 never folds");
+    }
+
+    /// helm's functions of a value nested 200,000 levels deep, as a template's loop builds one: the
+    /// encoders fail naming the bound (a recursive walk overflows the test thread's stack within a
+    /// few thousand levels), and the value drops without recursing.
+    #[test]
+    fn encoders_of_a_deep_value_fail_naming_the_bound() {
+        let mut set = Templates::new("gotpl");
+        helm_functions(&mut set);
+        let deep =
+            (0..200_000).fold(Value::Map(Map::new()), |inner, _| Value::Map(Map::from_iter([("a".into(), inner)])));
+        let data = Value::Map(Map::from_iter([("d".to_string(), deep)]));
+        let bound = format!("value nested deeper than {} levels", gotemplate::MAX_NESTING);
+        for function in ["toYaml", "toYamlPretty", "toJson", "toToml", "mustToJson"] {
+            set.parse("t", &format!("{{{{ {function} .d }}}}")).unwrap();
+            let error = set.execute("t", &data).unwrap_err().to_string();
+            assert!(error.ends_with(&format!("error calling {function}: {bound}")), "{function}: {error}");
+        }
+        set.parse("t", "{{ .d.YAML }}").unwrap();
+        let values = Value::Map(Map::from_iter([(
+            "d".to_string(),
+            super::super::builtins::Values::value(Map::from_iter([("d".to_string(), data.clone())])),
+        )]));
+        let error = set.execute("t", &values).unwrap_err().to_string();
+        assert!(error.ends_with(&format!("error calling YAML: {bound}")), "{error}");
+    }
+
+    /// Within the bound the encoders write the whole value, on a test thread's stack in a debug build.
+    #[test]
+    fn encoders_within_the_bound_write_the_whole_value() {
+        let mut set = Templates::new("gotpl");
+        helm_functions(&mut set);
+        let levels = gotemplate::MAX_NESTING - 1;
+        let deep =
+            (0..levels).fold(Value::Map(Map::new()), |inner, _| Value::Map(Map::from_iter([("a".into(), inner)])));
+        let data = Value::Map(Map::from_iter([("d".to_string(), deep)]));
+        for (function, level) in [("toYaml", "a:"), ("toYamlPretty", "a:"), ("toJson", "\"a\":"), ("toToml", "[a")] {
+            set.parse("t", &format!("{{{{ {function} .d }}}}")).unwrap();
+            let text = set.execute("t", &data).unwrap();
+            assert_eq!(text.matches(level).count(), levels, "{function}");
+        }
+    }
+
+    /// Parsed text nests only as deep as the parsers allow: deeper text is an error, not a value.
+    #[test]
+    fn parsing_deeply_nested_text_is_an_error() {
+        let json = format!("{}{}", "{\"a\":".repeat(200_000), "}".repeat(200_000));
+        assert!(from_json(&json).to_go_string().starts_with("map[Error:"));
+        let yaml = format!("{}1{}", "{a: ".repeat(200_000), "}".repeat(200_000));
+        assert!(from_yaml(&yaml).to_go_string().starts_with("map[Error:"));
     }
 
     #[test]
     fn yaml_like_helm() {
         let v = Value::from_json(&serde_json::json!({"big": 1e16, "f": 0.5, "s": "yes", "n": 1}), Numbers::Float64);
-        assert_eq!(to_yaml(&v), "big: 10000000000000000\nf: 0.5\n\"n\": 1\ns: \"yes\"");
+        assert_eq!(to_yaml(&v).unwrap(), "big: 10000000000000000\nf: 0.5\n\"n\": 1\ns: \"yes\"");
     }
 }

@@ -5,7 +5,7 @@
 
 mod burntsushi;
 
-use gotemplate::Value;
+use gotemplate::{FuncError, MAX_NESTING, Value};
 
 /// `fromToml`'s map: integers are int64, floats float64, date-times `time.Time` (local ones in
 /// BurntSushi's "datetime-local", "date-local" and "time-local" zones); or the error helm puts
@@ -14,17 +14,32 @@ pub fn decode(text: &str) -> Result<Value, String> {
     burntsushi::decode(text)
 }
 
-/// The TOML text, or the encoder's error message (helm prints that instead).
-pub fn encode(value: &Value) -> String {
+/// The TOML text, or the encoder's error message (helm prints that instead); an error for a value
+/// nested deeper than [`MAX_NESTING`] levels, which Go would encode.
+pub fn encode(value: &Value) -> Result<String, FuncError> {
     let mut encoder = Encoder { out: String::new() };
     let result = match resolve(value) {
         Value::Map(_) => encoder.table_body(&[], &resolve(value)),
         Value::Nil => Ok(()),
-        _ => Err("toml: top-level values must be Go maps or structs".to_string()),
+        _ => Err("toml: top-level values must be Go maps or structs".into()),
     };
     match result {
-        Ok(()) => encoder.out,
-        Err(message) => message,
+        Ok(()) => Ok(encoder.out),
+        Err(Refused::Unsupported(message)) => Ok(message),
+        Err(Refused::TooDeep) => Err(FuncError::too_deep()),
+    }
+}
+
+/// Why a value was not encoded: what BurntSushi's encoder refuses, in its words, or nesting
+/// deeper than this encoder follows.
+enum Refused {
+    Unsupported(String),
+    TooDeep,
+}
+
+impl From<&str> for Refused {
+    fn from(message: &str) -> Refused {
+        Refused::Unsupported(message.to_string())
     }
 }
 
@@ -40,7 +55,7 @@ fn is_table(value: &Value) -> bool {
 }
 
 fn is_table_array(value: &Value) -> bool {
-    matches!(resolve(value), Value::List(items) if !items.is_empty() && items.iter().all(is_table))
+    matches!(resolve(value), Value::List(ref items) if !items.is_empty() && items.iter().all(is_table))
 }
 
 struct Encoder {
@@ -82,8 +97,12 @@ impl Encoder {
     }
 
     /// A map's entries: plain values first, then tables and arrays of tables, each group sorted.
-    fn table_body(&mut self, key: &[String], map: &Value) -> Result<(), String> {
+    /// `key` is the table's path, as deep as the table is nested.
+    fn table_body(&mut self, key: &[String], map: &Value) -> Result<(), Refused> {
         let Value::Map(map) = map else { return Ok(()) };
+        if key.len() > MAX_NESTING {
+            return Err(Refused::TooDeep);
+        }
         let (mut direct, mut sub): (Vec<_>, Vec<_>) =
             map.entries().into_iter().partition(|(_, v)| !is_table(v) && !is_table_array(v));
         direct.sort_by(|a, b| a.0.cmp(&b.0));
@@ -113,28 +132,31 @@ impl Encoder {
                 self.table_body(&child, &value)?;
             } else {
                 self.out.push_str(&format!("{}{} = ", indent(&child), quoted_key(&name)));
-                self.element(&value)?;
+                self.element(&value, key.len() + 1)?;
                 self.newline();
             }
         }
         Ok(())
     }
 
-    fn element(&mut self, value: &Value) -> Result<(), String> {
-        match resolve(value) {
+    fn element(&mut self, value: &Value, depth: usize) -> Result<(), Refused> {
+        if depth > MAX_NESTING {
+            return Err(Refused::TooDeep);
+        }
+        match &resolve(value) {
             Value::Nil => return Err("toml: cannot encode a nil value".into()),
-            Value::Bool(b) => self.out.push_str(if b { "true" } else { "false" }),
+            Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
             Value::Int(i) | Value::Int64(i) => self.out.push_str(&i.to_string()),
             Value::Float(f) if f.is_nan() => self.out.push_str("nan"),
-            Value::Float(f) if f.is_infinite() => self.out.push_str(if f < 0.0 { "-inf" } else { "+inf" }),
+            Value::Float(f) if f.is_infinite() => self.out.push_str(if *f < 0.0 { "-inf" } else { "+inf" }),
             Value::Float(f) => {
-                let text = gotemplate::strconv::format_float(f, 'f', None);
+                let text = gotemplate::strconv::format_float(*f, 'f', None);
                 self.out.push_str(&text);
                 if !text.contains('.') {
                     self.out.push_str(".0");
                 }
             }
-            Value::String(s) => self.out.push_str(&quote(&s)),
+            Value::String(s) => self.out.push_str(&quote(s)),
             Value::List(items) => {
                 self.out.push('[');
                 for (i, item) in items.iter().enumerate() {
@@ -144,7 +166,7 @@ impl Encoder {
                     if i > 0 {
                         self.out.push_str(", ");
                     }
-                    self.element(item)?;
+                    self.element(item, depth + 1)?;
                 }
                 self.out.push(']');
             }
@@ -158,7 +180,7 @@ impl Encoder {
                         self.out.push_str(", ");
                     }
                     self.out.push_str(&format!("{} = ", quoted_key(k)));
-                    self.element(v)?;
+                    self.element(v, depth + 1)?;
                 }
                 self.out.push('}');
             }
@@ -193,7 +215,7 @@ mod tests {
             gotemplate::Numbers::Float64,
         );
         assert_eq!(
-            encode(&v),
+            encode(&v).unwrap(),
             "a = 1.0\nl = [1.0, 2.0]\n\n[b]\n  c = \"x\"\n  [b.d]\n    e = true\n\n[[t]]\n  n = \"q\"\n"
         );
     }

@@ -57,6 +57,6 @@ pub(crate) fn register(t: &mut Templates) {
     );
     t.add_function(
         "deepEqual",
-        Function::new(&[Type::Any, Type::Any], |_, a| Ok(Value::Bool(go::deep_equal(&a[0], &a[1])))),
+        Function::new(&[Type::Any, Type::Any], |_, a| Ok(Value::Bool(go::deep_equal(&a[0], &a[1])?))),
     );
 }

@@ -127,16 +127,12 @@ fn map_arg(value: &Value) -> Option<Map> {
     }
 }
 
-fn too_deep() -> FuncError {
-    FuncError::new(format!("maps nested deeper than {} levels", gotemplate::MAX_NESTING))
-}
-
 /// mergo's deepMerge of `src` into `dst` for `map[string]interface{}`: a missing or empty (zero)
 /// destination value takes the source's; with `overwrite` every non-nil source value wins, except
 /// that maps on both sides merge recursively and a non-empty destination keeps its slices' place.
 fn merge_maps(dst: &Map, src: &Map, overwrite: bool, depth: usize) -> Result<(), FuncError> {
     if depth > gotemplate::MAX_NESTING {
-        return Err(too_deep());
+        return Err(FuncError::too_deep());
     }
     for (key, src_value) in src.entries() {
         let dst_value = dst.get(&key);
@@ -173,7 +169,7 @@ fn merge_maps(dst: &Map, src: &Map, overwrite: bool, depth: usize) -> Result<(),
 /// A named map type (helm's `.Values`) is copied as a plain map.
 fn deep_copy(value: &Value, depth: usize) -> Result<Value, FuncError> {
     if depth > gotemplate::MAX_NESTING {
-        return Err(too_deep());
+        return Err(FuncError::too_deep());
     }
     if let Value::Object(object) = value
         && let Some(map) = object.as_map()
@@ -207,7 +203,7 @@ fn dig(args: &[Value]) -> Result<Value, FuncError> {
         return Err(FuncError::new("dig needs at least three arguments"));
     }
     let n = args.len();
-    let Value::Map(mut dict) = args[n - 1].clone() else {
+    let Some(mut dict) = map_arg(&args[n - 1]) else {
         return Err(conversion_error(&args[n - 1], "map[string]interface {}"));
     };
     let default = &args[n - 2];
@@ -220,9 +216,9 @@ fn dig(args: &[Value]) -> Result<Value, FuncError> {
         if i == keys.len() - 1 {
             return Ok(step);
         }
-        dict = match step {
-            Value::Map(map) => map,
-            other => return Err(conversion_error(&other, "map[string]interface {}")),
+        dict = match &step {
+            Value::Map(map) => map.clone(),
+            other => return Err(conversion_error(other, "map[string]interface {}")),
         };
     }
     Ok(default.clone())

@@ -39,7 +39,10 @@ pub(crate) fn register(t: &mut Templates) {
 
     t.add_function(
         "toPrettyJson",
-        Function::new(&[Type::Any], |_, a| Ok(Value::from(to_json(&a[0], Style::Pretty).unwrap_or_default()))),
+        Function::new(&[Type::Any], |_, a| {
+            let text = crate::json::lenient(&a[0])?.and_then(|json| crate::json::marshal(&json, Style::Pretty));
+            Ok(Value::from(text.unwrap_or_default()))
+        }),
     );
     t.add_function(
         "mustToPrettyJson",
@@ -279,11 +282,12 @@ fn ext(path: &str) -> &str {
 
 /// encoding/json's output for the value, with Go's errors for NaN and infinities.
 fn to_json(value: &Value, style: Style) -> Result<String, FuncError> {
-    if let Some(f) = non_finite(value, 0) {
-        return Err(FuncError::new(format!("json: unsupported value: {}", go::sprint(&Value::Float(f)))));
-    }
-    let json = value.to_json().map_err(|e| FuncError::new(e.to_string()))?;
-    crate::json::marshal(&json, style).ok_or_else(|| FuncError::new("json: unsupported value"))
+    let unsupported = || match non_finite(value, 0) {
+        Some(f) => FuncError::new(format!("json: unsupported value: {}", go::sprint(&Value::Float(f)))),
+        None => FuncError::new("json: unsupported value"),
+    };
+    let json = crate::json::lenient(value)?.ok_or_else(unsupported)?;
+    crate::json::marshal(&json, style).ok_or_else(unsupported)
 }
 
 /// The first NaN or infinity in encoding order (map keys sorted), which Go refuses to encode.
@@ -620,7 +624,7 @@ fn url_join(dict: &Value) -> Result<Value, FuncError> {
     let field = |key: &str| -> Result<String, FuncError> {
         match map.get(key) {
             None => Ok(String::new()),
-            Some(Value::String(s)) => Ok(s.to_string()),
+            Some(Value::String(ref s)) => Ok(s.to_string()),
             Some(Value::Nil) => Err(go::nil_kind_error()),
             Some(other) => Err(FuncError::new(format!(
                 "unable to parse {key} key, must be of type string, but {} found",

@@ -22,6 +22,10 @@ impl Object for Typed {
     fn underlying(&self) -> Option<Value> {
         Some(self.value.clone())
     }
+
+    fn take_values(&mut self, out: &mut Vec<Value>) {
+        out.push(std::mem::take(&mut self.value));
+    }
 }
 
 pub fn typed(type_name: &'static str, value: Value) -> Value {
@@ -54,7 +58,7 @@ pub fn underlying(value: &Value) -> Value {
 /// The elements of a slice (`[]interface{}` or a typed slice), as reflection's `Len`/`Index` see them.
 pub fn slice_items(value: &Value) -> Option<Arc<[Value]>> {
     match underlying(value) {
-        Value::List(items) => Some(items),
+        Value::List(ref items) => Some(items.clone()),
         _ => None,
     }
 }
@@ -103,46 +107,49 @@ pub fn is_empty(value: &Value) -> bool {
     }
 }
 
-/// `reflect.DeepEqual`: same dynamic types, equal contents (NaN is unequal to itself).
-pub fn deep_equal(a: &Value, b: &Value) -> bool {
-    deep_equal_at(a, b, 0)
-}
-
-fn deep_equal_at(a: &Value, b: &Value, depth: usize) -> bool {
-    if depth > gotemplate::MAX_NESTING {
-        return false;
-    }
-    match (a, b) {
-        (Value::Nil, Value::Nil) => true,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Int(x), Value::Int(y)) | (Value::Int64(x), Value::Int64(y)) => x == y,
-        (Value::Float(x), Value::Float(y)) => x == y,
-        (Value::String(x), Value::String(y)) => x == y,
-        (Value::List(x), Value::List(y)) => {
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|(x, y)| deep_equal_at(x, y, depth + 1))
+/// `reflect.DeepEqual`: same dynamic types, equal contents (NaN is unequal to itself); an error
+/// past [`gotemplate::MAX_NESTING`] levels. The pairs still to compare are a stack of its own, not
+/// recursion: the frames of a recursive walk 1000 levels deep overflow a debug build's thread.
+pub fn deep_equal(a: &Value, b: &Value) -> Result<bool, FuncError> {
+    let mut pending = vec![(a.clone(), b.clone(), 0)];
+    while let Some((a, b, depth)) = pending.pop() {
+        if depth > gotemplate::MAX_NESTING {
+            return Err(FuncError::too_deep());
         }
-        (Value::Map(x), Value::Map(y)) => {
-            if x.ptr_eq(y) {
-                return true;
+        let equal = match (&a, &b) {
+            (Value::Nil, Value::Nil) => true,
+            (Value::Bool(x), Value::Bool(y)) => x == y,
+            (Value::Int(x), Value::Int(y)) | (Value::Int64(x), Value::Int64(y)) => x == y,
+            (Value::Float(x), Value::Float(y)) => x == y,
+            (Value::String(x), Value::String(y)) => x == y,
+            (Value::List(x), Value::List(y)) => {
+                // Reversed, so the first elements are compared first, as Go does.
+                pending.extend(x.iter().zip(y.iter()).rev().map(|(x, y)| (x.clone(), y.clone(), depth + 1)));
+                x.len() == y.len()
             }
-            let (x, y) = (x.entries(), y.entries());
-            x.len() == y.len()
-                && x.iter().zip(y.iter()).all(|((kx, vx), (ky, vy))| kx == ky && deep_equal_at(vx, vy, depth + 1))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            if x.type_name() != y.type_name() {
-                return false;
+            (Value::Map(x), Value::Map(y)) if x.ptr_eq(y) => true,
+            (Value::Map(x), Value::Map(y)) => {
+                let (x, y) = (x.entries(), y.entries());
+                let same_keys = x.len() == y.len() && x.iter().zip(y.iter()).all(|((kx, _), (ky, _))| kx == ky);
+                pending.extend(x.into_iter().zip(y).rev().map(|((_, x), (_, y))| (x, y, depth + 1)));
+                same_keys
             }
-            if Arc::ptr_eq(x, y) {
-                return true;
-            }
-            match (x.underlying(), y.underlying()) {
-                (Some(ux), Some(uy)) => deep_equal_at(&ux, &uy, depth + 1),
+            (Value::Object(x), Value::Object(y)) if x.type_name() != y.type_name() => false,
+            (Value::Object(x), Value::Object(y)) if Arc::ptr_eq(x, y) => true,
+            (Value::Object(x), Value::Object(y)) => match (x.underlying(), y.underlying()) {
+                (Some(ux), Some(uy)) => {
+                    pending.push((ux, uy, depth + 1));
+                    true
+                }
                 _ => x.display() == y.display(),
-            }
+            },
+            _ => false,
+        };
+        if !equal {
+            return Ok(false);
         }
-        _ => false,
     }
+    Ok(true)
 }
 
 /// `fmt.Sprint(v)`.

@@ -73,6 +73,17 @@ fn write(json: &Value, style: Style, depth: usize, out: &mut String) -> Option<(
     Some(())
 }
 
+/// The JSON that helm's and sprig's lenient encoders (`toJson`, `toYaml`, `toPrettyJson`) write,
+/// or None when Go cannot encode the value (a NaN), for which they give "". A value nested deeper
+/// than [`gotemplate::MAX_NESTING`] levels, which Go would encode, is an error rather than "".
+pub fn lenient(value: &gotemplate::Value) -> Result<Option<Value>, gotemplate::FuncError> {
+    match value.to_json() {
+        Ok(json) => Ok(Some(json)),
+        Err(gotemplate::ToJsonError::TooDeep) => Err(gotemplate::FuncError::too_deep()),
+        Err(gotemplate::ToJsonError::NonFinite) => Ok(None),
+    }
+}
+
 /// A float64 as encoding/json writes it.
 fn go_float(f: f64) -> Option<String> {
     if !f.is_finite() {

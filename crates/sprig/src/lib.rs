@@ -68,6 +68,9 @@
 //! - `mustFromJson` reports a truncated document as Go does ("unexpected end of JSON input") but other
 //!   syntax errors in serde_json's words.
 //! - `semver`'s `Major`/`Minor`/`Patch` are `int64` rather than `uint64` (`typeOf` shows the difference).
+//! - `deepCopy`, `deepEqual`, `uniq`, `has`, `without`, the merges and the JSON encoders fail with
+//!   "value nested deeper than 1000 levels" ([`gotemplate::MAX_NESTING`]) for a value nested deeper,
+//!   which Go would walk; `toPrettyJson` fails rather than giving "".
 
 mod crypto;
 mod defaults;

@@ -32,27 +32,27 @@ pub(crate) fn register(t: &mut Templates) {
         );
     }
 
-    let unary = |what: &'static str, f: fn(Arc<[Value]>) -> Value| {
-        Function::new(&[Type::Any], move |_, a| Ok(f(items(&a[0], what)?)))
-    };
-    let compact: ListFunction = |l| Value::List(l.iter().filter(|v| !go::is_empty(v)).cloned().collect());
-    type ListFunction = fn(Arc<[Value]>) -> Value;
+    let unary = |what: &'static str, f: ListFunction| Function::new(&[Type::Any], move |_, a| f(items(&a[0], what)?));
+    let compact: ListFunction = |l| Ok(Value::List(l.iter().filter(|v| !go::is_empty(v)).cloned().collect()));
+    type ListFunction = fn(Arc<[Value]>) -> Result<Value, FuncError>;
     let functions: [(&str, &str, &str, ListFunction); 7] = [
-        ("first", "mustFirst", "Cannot find first on type ", |l| l.first().cloned().unwrap_or_default()),
-        ("last", "mustLast", "Cannot find last on type ", |l| l.last().cloned().unwrap_or_default()),
-        ("rest", "mustRest", "Cannot find rest on type ", |l| Value::List(l.get(1..).unwrap_or_default().into())),
+        ("first", "mustFirst", "Cannot find first on type ", |l| Ok(l.first().cloned().unwrap_or_default())),
+        ("last", "mustLast", "Cannot find last on type ", |l| Ok(l.last().cloned().unwrap_or_default())),
+        ("rest", "mustRest", "Cannot find rest on type ", |l| Ok(Value::List(l.get(1..).unwrap_or_default().into()))),
         ("initial", "mustInitial", "Cannot find initial on type ", |l| {
-            Value::List(l.get(..l.len().saturating_sub(1)).unwrap_or_default().into())
+            Ok(Value::List(l.get(..l.len().saturating_sub(1)).unwrap_or_default().into()))
         }),
-        ("reverse", "mustReverse", "Cannot find reverse on type ", |l| Value::List(l.iter().rev().cloned().collect())),
+        ("reverse", "mustReverse", "Cannot find reverse on type ", |l| {
+            Ok(Value::List(l.iter().rev().cloned().collect()))
+        }),
         ("uniq", "mustUniq", "Cannot find uniq on type ", |l| {
             let mut out: Vec<Value> = Vec::new();
             for item in l.iter() {
-                if !out.iter().any(|o| go::deep_equal(item, o)) {
+                if !contains(&out, item)? {
                     out.push(item.clone());
                 }
             }
-            Value::from(out)
+            Ok(Value::from(out))
         }),
         ("compact", "mustCompact", "Cannot compact on type ", compact),
     ];
@@ -66,10 +66,13 @@ pub(crate) fn register(t: &mut Templates) {
             name,
             Function::variadic(&[Type::Any], Type::Any, |_, a| {
                 let list = items(&a[0], "Cannot find without on type ")?;
-                let omit = &a[1..];
-                Ok(Value::List(
-                    list.iter().filter(|item| !omit.iter().any(|o| go::deep_equal(o, item))).cloned().collect(),
-                ))
+                let mut kept = Vec::new();
+                for item in list.iter() {
+                    if !contains(&a[1..], item)? {
+                        kept.push(item.clone());
+                    }
+                }
+                Ok(Value::from(kept))
             }),
         );
     }
@@ -81,7 +84,7 @@ pub(crate) fn register(t: &mut Templates) {
                     return Ok(Value::Bool(false));
                 }
                 let list = items(&a[1], "Cannot find has on type ")?;
-                Ok(Value::Bool(list.iter().any(|item| go::deep_equal(&a[0], item))))
+                Ok(Value::Bool(contains(&list, &a[0])?))
             }),
         );
     }
@@ -121,6 +124,16 @@ pub(crate) fn register(t: &mut Templates) {
         }),
     );
     t.add_function("seq", Function::variadic(&[], Type::Int, |_, a| seq(a)));
+}
+
+/// Whether `list` holds an item deeply equal to `value` (sprig's `inList`).
+fn contains(list: &[Value], value: &Value) -> Result<bool, FuncError> {
+    for item in list {
+        if go::deep_equal(item, value)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The elements of a slice argument, or sprig's "Cannot ... type KIND" error (nil panics in Go).

@@ -4,5 +4,6 @@
 mod certificates;
 mod common;
 mod helm_interop;
+mod nesting;
 mod no_panics;
 mod table;

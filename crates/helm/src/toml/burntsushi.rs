@@ -1141,7 +1141,7 @@ impl Parser {
             | ItemType::MultilineString
             | ItemType::RawString
             | ItemType::RawMultilineString => match self.value(item, false)?.0 {
-                Any::Scalar(Value::String(s)) => Ok(s.to_string()),
+                Any::Scalar(Value::String(ref s)) => Ok(s.to_string()),
                 _ => Err(self.bug("a string key")),
             },
             other => Err(self.bug(&format!("Unexpected key type: {other:?}"))),

@@ -1947,56 +1947,64 @@ fn a_looping_template_is_stopped_at_spec_timeout_while_another_tenant_applies() 
 
 /// A tenant's template that doubles a string (`~`), which no check inside minijinja sees grow,
 /// and another tenant's Helm chart whose `until` makes a list of gigabytes in one call, are
-/// stopped at the controller's --max-render-memory in their worker processes: each sync is
-/// Ready=False naming the release and the bound, and the controller (this process) goes on to
-/// apply a third tenant's environment.
+/// stopped at the controller's --max-render-memory in their worker processes; a third tenant's
+/// Helm chart nesting a dict 200,000 deep and printing it fails at the nesting bound (it crashed
+/// the controller before): each sync is Ready=False naming the release and the bound, and the
+/// controller (this process) goes on to apply a fourth tenant's environment.
 #[test]
-fn templates_that_grow_past_memory_are_stopped_at_the_render_memory_bound() {
+fn templates_that_grow_past_memory_or_nest_too_deep_fail_their_tenant_alone() {
     if !http_or_skip() {
         return;
     }
     let cluster = TestCluster::start();
-    let (doubling, listing, other) = (tenant(&cluster), cluster.namespace("listing"), cluster.namespace("other"));
-    account(&cluster, &listing, "listing-deployer", &["*"]);
-    account(&cluster, &other, "other-deployer", &["*"]);
+    let doubling = tenant(&cluster);
+    let (listing, deep, other) = (cluster.namespace("listing"), cluster.namespace("deep"), cluster.namespace("other"));
     let source = Source::new(&doubling);
     let template = "{% set s = \"xxxxxxxxxxxxxxxx\" %}".to_string() + &"{% set s = s ~ s %}".repeat(32);
     source.write("charts/app/templates/grow.yaml", &template);
     source.commit("a string that doubles");
-    let helm = Source::new(&listing);
-    helm.write("charts/hostile/Chart.yaml", "apiVersion: v2\nname: hostile\nversion: 0.1.0\n");
-    helm.write("charts/hostile/templates/list.yaml", "{{ $l := until 134217728 }}n: {{ len $l }}\n");
-    helm.write(
-        "environments/dev.yaml",
-        &format!(
-            "namespace: {listing}\ncluster:\n  lockNamespace: {listing}\nreleases:\n  - name: app\n    chart: hostile\n"
-        ),
+    let memory = format!(
+        "rendering stopped: the templates of release `app` took more than {} bytes of memory \
+         (the controller's --max-render-memory)",
+        256 << 20
     );
-    helm.commit("a Helm chart's list of gigabytes");
+    let mut hostile = vec![(
+        environment_sync(&cluster, &doubling, "shop", spec(&source, json!({"retryInterval": "1h"}))),
+        memory.clone(),
+    )];
+    let helm_charts = [
+        (&listing, "{{ $l := until 134217728 }}n: {{ len $l }}\n", memory.as_str()),
+        (
+            &deep,
+            "{{- $d := dict }}{{ range until 200000 }}{{ $d = dict \"a\" $d }}{{ end }}{{ toYaml $d }}\n",
+            "value nested deeper than 1000 levels",
+        ),
+    ];
+    let mut sources = Vec::new();
+    for (namespace, template, message) in helm_charts {
+        let account_name = format!("{namespace}-deployer");
+        account(&cluster, namespace, &account_name, &["*"]);
+        let helm = Source::new(namespace);
+        helm.write("charts/hostile/Chart.yaml", "apiVersion: v2\nname: hostile\nversion: 0.1.0\n");
+        helm.write("charts/hostile/templates/hostile.yaml", template);
+        helm.write(
+            "environments/dev.yaml",
+            &format!("namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: app\n    chart: hostile\n"),
+        );
+        helm.commit("a hostile Helm chart");
+        let settings = json!({"retryInterval": "1h", "serviceAccountName": account_name});
+        hostile.push((environment_sync(&cluster, namespace, "shop", spec(&helm, settings)), message.to_string()));
+        sources.push(helm);
+    }
+    account(&cluster, &other, "other-deployer", &["*"]);
     let fine = Source::new(&other);
     let commit = fine.commit("first");
     let _controller = Controller::start_isolated(&cluster, 256 << 20);
-    let hostile = [
-        environment_sync(&cluster, &doubling, "shop", spec(&source, json!({"retryInterval": "1h"}))),
-        environment_sync(
-            &cluster,
-            &listing,
-            "shop",
-            spec(&helm, json!({"retryInterval": "1h", "serviceAccountName": "listing-deployer"})),
-        ),
-    ];
-    hostile.iter().for_each(|sync| cluster.create(sync));
-    for sync in &hostile {
-        let live = until_ready_with(&cluster, sync, "ApplyFailed", "the render stopped at its memory bound");
+    hostile.iter().for_each(|(sync, _)| cluster.create(sync));
+    for (sync, expected) in &hostile {
+        let live = until_ready_with(&cluster, sync, "ApplyFailed", "the render stopped at its bound");
         let message = live["status"]["environments"][0]["message"].as_str().unwrap_or_default().to_string();
-        assert!(
-            message.contains(&format!(
-                "rendering stopped: the templates of release `app` took more than {} bytes of memory \
-                 (the controller's --max-render-memory)",
-                256 << 20
-            )),
-            "{message}"
-        );
+        assert!(message.contains(expected.as_str()) && message.contains("release `app`"), "{message}");
     }
     let applies =
         environment_sync(&cluster, &other, "shop", spec(&fine, json!({"serviceAccountName": "other-deployer"})));

@@ -1373,7 +1373,9 @@ fn a_push_posted_to_the_webhook_receiver_through_the_charts_service_applies_the_
 /// it stops at its `spec.timeout`, `Ready=False` naming the release and the limit, while the
 /// demo's own EnvironmentSync applies a push meanwhile (issue 87, finding 4). The same tenant's
 /// template doubling a string 34 times (256 GiB) stops at the controller's --max-render-memory
-/// in its render's worker process, and the operator's Pods run on, never restarted.
+/// in its render's worker process, as do a Helm chart's `until 134217728` (issue 106) and a Helm
+/// chart nesting a dict 200,000 deep at the nesting bound; the operator's Pods run on, never
+/// restarted.
 #[test]
 fn a_tenants_endless_template_stops_at_its_spec_timeout_in_the_pod_while_another_tenant_applies() {
     let Some(e2e) = E2e::or_skip() else { return };
@@ -1398,6 +1400,19 @@ fn a_tenants_endless_template_stops_at_its_spec_timeout_in_the_pod_while_another
         "environments/grow.yaml",
         &format!("namespace: {spin_ns}\nreleases:\n  - name: grow\n    chart: grow\n"),
     );
+    let helm_charts = [
+        ("list", "{{ $l := until 134217728 }}n: {{ len $l }}\n"),
+        ("deep", "{{- $d := dict }}{{ range until 200000 }}{{ $d = dict \"a\" $d }}{{ end }}{{ toYaml $d }}\n"),
+    ];
+    for (name, template) in helm_charts {
+        demo.repo
+            .write(&format!("charts/{name}/Chart.yaml"), &format!("apiVersion: v2\nname: {name}\nversion: 0.1.0\n"));
+        demo.repo.write(&format!("charts/{name}/templates/{name}.yaml"), template);
+        demo.repo.write(
+            &format!("environments/{name}.yaml"),
+            &format!("namespace: {spin_ns}\nreleases:\n  - name: {name}\n    chart: {name}\n"),
+        );
+    }
     let Some((_server, source)) = https_source(&e2e, &demo) else { return };
     let ca = source.secret.1[0].1.clone();
     let url = source.url.clone();
@@ -1477,6 +1492,23 @@ fn a_tenants_endless_template_stops_at_its_spec_timeout_in_the_pod_while_another
         ),
         "{message}"
     );
+    for (name, expected) in [
+        ("list", "rendering stopped: the templates of release `list` took more than 536870912 bytes of memory"),
+        ("deep", "value nested deeper than 1000 levels"),
+    ] {
+        let mut sync = spin_sync.clone();
+        sync["metadata"]["name"] = json!(name);
+        sync["spec"]["environments"] = json!([name]);
+        cluster.create(&sync);
+        let message = eventually(&format!("the Helm chart of `{name}` stopped at its bound"), || {
+            let live = cluster.get(&sync).ok_or("gone")?;
+            match live.pointer("/status/environments/0/message").and_then(Value::as_str) {
+                Some(message) if message.contains("release `") => Ok(message.to_string()),
+                _ => Err(live["status"].to_string()),
+            }
+        });
+        assert!(message.contains(expected), "{message}");
+    }
     assert!(
         cluster
             .get(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "spin", "namespace": spin_ns}}))

@@ -321,14 +321,15 @@ fn commits_gnupg_refuses_are_refused_with_why_as_git_verify_commit_refuses_them(
         ),
     );
     // A signature of 2020-01-02 made to last a day, by a key of 2020-01-01 that lasts.
-    commit("expired", &old, &["--faked-system-time", "20200102T000000", "--default-sig-expire", "1d"]);
+    commit("expired", &old, &["--faked-system-time", "20200102T000000!", "--default-sig-expire", "1d"]);
     refused(
         "expired",
         "Expired signature",
         &format!("its signature by OpenPGP {old} (Old <old@example.com>) expired at 2020-01-03T00:00:00Z"),
     );
     // A signature dated before its key was made (gpg signs it only when told to ignore that).
-    commit("before", &rsa, &["--faked-system-time", "20200101T000000", "--ignore-time-conflict"]);
+    // The clock frozen (`!`): under load gpg's faked clock ticks on before it signs.
+    commit("before", &rsa, &["--faked-system-time", "20200101T000000!", "--ignore-time-conflict"]);
     refused(
         "before",
         "Time conflict",

@@ -4,6 +4,11 @@
 use std::fmt;
 use std::ops::Range;
 
+/// How deep printing and conversion follow nested lists and maps. Go has no limit (a map containing
+/// itself overflows its stack); this one turns that into an error or a marker instead of a crash.
+/// Here, with the error a walk past it gives ([`FuncError::too_deep`]), below the values.
+pub const MAX_NESTING: usize = 1000;
+
 /// What failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -87,9 +92,9 @@ impl FuncError {
     }
 
     /// A function's walk of a value (a copy, comparison or encoding) stopped at
-    /// [`MAX_NESTING`](crate::MAX_NESTING) levels, where Go would go on.
+    /// [`MAX_NESTING`] levels, where Go would go on.
     pub fn too_deep() -> FuncError {
-        FuncError::new(format!("value nested deeper than {} levels", crate::MAX_NESTING))
+        FuncError::new(format!("value nested deeper than {MAX_NESTING} levels"))
     }
 
     /// `prefix` followed by a template error, as a function that executes templates (helm's `include`,

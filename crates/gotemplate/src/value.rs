@@ -413,9 +413,7 @@ impl Value {
     }
 }
 
-/// How deep printing and conversion follow nested lists and maps. Go has no limit (a map containing
-/// itself overflows its stack); this one turns that into an error or a marker instead of a crash.
-pub const MAX_NESTING: usize = 1000;
+pub use crate::error::MAX_NESTING;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToJsonError {

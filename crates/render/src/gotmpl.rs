@@ -73,11 +73,17 @@ pub(crate) fn render(
     (env, release): (&Environment, &Release),
     own_environment: bool,
     limits: &RenderLimits,
-    workers: Option<&crate::isolated::Workers>,
 ) -> Result<String> {
+    let variables = if own_environment { Variables::Read } else { Variables::Refused };
+    let data = data(env, release);
+    render_within(source, path, text, &data, (variables, "values template"), (limits, &release.name))
+}
+
+/// What a values template of `release` of `env` is rendered over, as helmfile gives it.
+pub(crate) fn data(env: &Environment, release: &Release) -> serde_json::Value {
     // As helmfile merges them: a `null` written in them is a key whose value is null.
     let values = serde_json::Value::Object(env.helmfile_values.clone());
-    let data = json!({
+    json!({
         "Environment": {"Name": env.name, "KubeContext": env.context.clone().unwrap_or_default(), "Values": values},
         "Values": values,
         "StateValues": values,
@@ -88,12 +94,7 @@ pub(crate) fn render(
             "Labels": release.labels,
             "Chart": release.chart,
         },
-    });
-    if let Some(workers) = workers {
-        return workers.render_values_template(source.as_ref(), (path, text), data, own_environment, &release.name);
-    }
-    let variables = if own_environment { Variables::Read } else { Variables::Refused };
-    render_within(source, path, text, &data, (variables, "values template"), (limits, &release.name))
+    })
 }
 
 /// [`render`] in a render worker, over the `data` its parent made.

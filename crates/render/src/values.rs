@@ -110,7 +110,13 @@ pub(super) fn read_files(
         if let Some((env, release, workers)) = templated {
             let (source, limits) = (&project.source, &secrets.limits);
             let own = secrets.own_environment;
-            text = crate::gotmpl::render(source, &file.path, &text, (env, release), own, limits, workers)?;
+            text = match workers {
+                Some(workers) => {
+                    let data = crate::gotmpl::data(env, release);
+                    workers.render_values_template(source.as_ref(), (&file.path, &text), data, own, &release.name)?
+                }
+                None => crate::gotmpl::render(source, &file.path, &text, (env, release), own, limits)?,
+            };
         }
         let parsed = parse(&file.path, &text).map_err(|e| match templated {
             Some(_) => e.with_help("the line is that of the template's output, not of the template"),

@@ -52,8 +52,9 @@ pub struct Error {
     /// answers 404 for it).
     pub not_found: bool,
     /// A render stopped at one of its bounds (its time, memory, bytes, steps), named by its
-    /// setting: the controller holds back the tenant whose renders keep stopping so.
-    pub bound: Option<String>,
+    /// setting: the controller holds back the tenant whose renders keep stopping so. (Behind a
+    /// thin pointer: an error is returned everywhere, and kept under clippy's large-error size.)
+    pub bound: Option<std::sync::Arc<String>>,
 }
 
 impl Error {
@@ -64,7 +65,7 @@ impl Error {
     /// The same error, said to be a render's stop at the bound `setting` gives (see
     /// [`Error::bound`]).
     pub fn at_bound(mut self, setting: impl Into<String>) -> Self {
-        self.bound = Some(setting.into());
+        self.bound = Some(std::sync::Arc::new(setting.into()));
         self
     }
 

@@ -13,7 +13,7 @@ use weaver_project::values::merge_overrides;
 use weaver_project::{Chart, Environment, Project, Release};
 
 use super::values::release_secrets;
-use super::{Secrets, parse_objects, read_files};
+use super::{parse_objects, read_files};
 use crate::engine::Engine;
 use crate::release_render::ReleaseRender;
 
@@ -149,15 +149,11 @@ impl HelmCharts {
 /// helm merges `-f` and `--set` layers, and then the command line's overrides, applied to them
 /// as helm applies `--set` to its `-f` files; the chart's own defaults go under them in helm.
 pub(super) fn render_helm(
-    project: &Project,
-    env: &Environment,
+    run: &super::Run,
     release: &Release,
     chart: &weaver_helm::HelmChart,
-    capabilities: &Arc<weaver_helm::Capabilities>,
-    live: &Arc<weaver_helm::lookup::Live>,
-    secrets: &Secrets,
-    workers: Option<&crate::isolated::Workers>,
 ) -> Result<Vec<Manifest>> {
+    let (project, env, secrets, workers) = (run.project, run.env, run.secrets, run.engine.workers());
     let parse = |path: &Path, text: &str| {
         weaver_helm::chart::read_values(path, text.as_bytes()).map(|map| Some(Value::Object(map)))
     };
@@ -178,8 +174,8 @@ pub(super) fn render_helm(
         name: &release.name,
         namespace: &release.namespace,
         values,
-        capabilities: capabilities.clone(),
-        live: live.clone(),
+        capabilities: run.helm.capabilities.clone(),
+        live: run.cluster.live.clone(),
         output: weaver_helm::Output::RELEASE,
         limits: secrets.limits.clone(),
     };

@@ -44,9 +44,12 @@ pub enum Variables {
     Placeholders,
 }
 
-/// How a render worker asks its parent for a variable.
+/// How a render worker asks its parent for a variable: its value, or why not.
+pub type Ask = dyn Fn(&str) -> std::result::Result<String, String> + Send + Sync;
+
+/// [`Ask`], shared by the template's functions.
 #[derive(Clone)]
-pub struct Asker(pub Arc<dyn Fn(&str) -> std::result::Result<String, String> + Send + Sync>);
+pub struct Asker(pub Arc<Ask>);
 
 impl std::fmt::Debug for Asker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

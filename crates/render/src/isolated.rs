@@ -279,7 +279,7 @@ impl From<&Error> for WireError {
             message: error.message.clone(),
             help: error.help.clone(),
             location: error.location.as_ref().map(|l| (l.path.clone(), l.line, l.column)),
-            bound: error.bound.clone(),
+            bound: error.bound.as_deref().cloned(),
         }
     }
 }
@@ -289,7 +289,7 @@ impl From<WireError> for Error {
         let mut error = Error::new(wire.message);
         error.help = wire.help;
         error.location = wire.location.map(|(path, line, column)| Location { path, line, column });
-        error.bound = wire.bound;
+        error.bound = wire.bound.map(std::sync::Arc::new);
         error
     }
 }

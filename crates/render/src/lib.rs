@@ -262,16 +262,7 @@ impl Run<'_> {
         if self.helm.is_helm_chart(&release.chart) {
             let chart = self.helm.get(project, env, release, &secrets.charts);
             let output = match &chart {
-                Ok(chart) => render_helm(
-                    project,
-                    env,
-                    release,
-                    chart,
-                    &self.helm.capabilities,
-                    &cluster.live,
-                    secrets,
-                    self.engine.workers(),
-                ),
+                Ok(chart) => render_helm(self, release, chart),
                 Err(_) => Ok(Vec::new()),
             };
             self.helm.rendered(&release.chart);

@@ -76,7 +76,7 @@ impl Turn {
     /// [`HELD_BACK`]); anything else lets it render again at once.
     pub fn finished<T>(self, rendered: &Result<T, Error>) {
         let mut held_back = self.held_back.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(bound) = rendered.as_ref().err().and_then(|err| err.bound.clone()) else {
+        let Some(bound) = rendered.as_ref().err().and_then(|err| err.bound.as_deref().cloned()) else {
             held_back.remove(&self.tenant);
             return;
         };
@@ -304,7 +304,7 @@ mod tests {
             held.message
         );
         assert!(held.message.ends_with("(its last render of revision c0ffee stopped at a bound: spec.timeout)"));
-        assert_eq!(held.bound.as_deref(), Some("spec.timeout"));
+        assert_eq!(held.bound.as_deref().map(String::as_str), Some("spec.timeout"));
         // Another tenant, and another revision of this one, are not held back.
         renders.turn("team-b", "dev", "c0ffee", &unbounded).await.unwrap().finished(&Ok::<(), Error>(()));
         renders.turn("team-a", "dev", "beef", &unbounded).await.unwrap().finished(&stopped());

@@ -1401,16 +1401,20 @@ fn a_tenants_endless_template_stops_at_its_spec_timeout_in_the_pod_while_another
         &format!("namespace: {spin_ns}\nreleases:\n  - name: grow\n    chart: grow\n"),
     );
     let helm_charts = [
-        ("list", "{{ $l := until 134217728 }}n: {{ len $l }}\n"),
-        ("deep", "{{- $d := dict }}{{ range until 200000 }}{{ $d = dict \"a\" $d }}{{ end }}{{ toYaml $d }}\n"),
+        ("list", "{{ $l := until 134217728 }}n: {{ len $l }}\n", cluster.namespace("list")),
+        (
+            "deep",
+            "{{- $d := dict }}{{ range until 200000 }}{{ $d = dict \"a\" $d }}{{ end }}{{ toYaml $d }}\n",
+            cluster.namespace("deep"),
+        ),
     ];
-    for (name, template) in helm_charts {
+    for (name, template, namespace) in &helm_charts {
         demo.repo
             .write(&format!("charts/{name}/Chart.yaml"), &format!("apiVersion: v2\nname: {name}\nversion: 0.1.0\n"));
         demo.repo.write(&format!("charts/{name}/templates/{name}.yaml"), template);
         demo.repo.write(
             &format!("environments/{name}.yaml"),
-            &format!("namespace: {spin_ns}\nreleases:\n  - name: {name}\n    chart: {name}\n"),
+            &format!("namespace: {namespace}\nreleases:\n  - name: {name}\n    chart: {name}\n"),
         );
     }
     let Some((_server, source)) = https_source(&e2e, &demo) else { return };
@@ -1420,17 +1424,20 @@ fn a_tenants_endless_template_stops_at_its_spec_timeout_in_the_pod_while_another
     let staging_sync = environment_sync(&demo);
     eventually("the demo's EnvironmentSync Ready at its commit", || ready_at(cluster, &staging_sync, &commit));
 
-    // The spinning tenant: its own namespace and account, which may read its CA and nothing
+    // Each hostile tenant: its own namespace and account, which may read its CA and nothing
     // else (its render fails before anything is applied).
-    cluster.create(&json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "git-ca", "namespace": spin_ns}, "stringData": {"ca.crt": ca}}));
-    cluster.create(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "git-ca", "namespace": spin_ns},
-        "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["git-ca"], "verbs": ["get"]}]}));
-    cluster.create(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "git-ca", "namespace": spin_ns},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "git-ca"},
-        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": spin_ns}]}));
+    let hostile_tenant = |namespace: &str| {
+        cluster.create(&json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "git-ca", "namespace": namespace}, "stringData": {"ca.crt": ca}}));
+        cluster.create(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "git-ca", "namespace": namespace},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["git-ca"], "verbs": ["get"]}]}));
+        cluster.create(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "git-ca", "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "git-ca"},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": namespace}]}));
+    };
+    hostile_tenant(&spin_ns);
     let spin_sync = json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
         "metadata": {"name": "spin", "namespace": spin_ns, "labels": {"weaver-test": cluster.prefix}},
         "spec": {"source": {"url": url, "ref": {"branch": "main"}, "caSecretRef": {"name": "git-ca"}},
@@ -1492,12 +1499,17 @@ fn a_tenants_endless_template_stops_at_its_spec_timeout_in_the_pod_while_another
         ),
         "{message}"
     );
-    for (name, expected) in [
-        ("list", "rendering stopped: the templates of release `list` took more than 536870912 bytes of memory"),
-        ("deep", "value nested deeper than 1000 levels"),
-    ] {
+    // The Helm charts' tenants each in a namespace of their own: the spinning and doubling
+    // tenant is held back for a while now, and they are not it.
+    let expected = [
+        "rendering stopped: the templates of release `list` took more than 536870912 bytes of memory",
+        "value nested deeper than 1000 levels",
+    ];
+    for ((name, _, namespace), expected) in helm_charts.iter().zip(expected) {
+        hostile_tenant(namespace);
         let mut sync = spin_sync.clone();
         sync["metadata"]["name"] = json!(name);
+        sync["metadata"]["namespace"] = json!(namespace);
         sync["spec"]["environments"] = json!([name]);
         cluster.create(&sync);
         let message = eventually(&format!("the Helm chart of `{name}` stopped at its bound"), || {

@@ -54,6 +54,8 @@ pub struct Renders {
 /// A tenant's renders of one revision that stopped at a bound, in a row.
 struct Strikes {
     revision: String,
+    /// The environment whose render stopped last.
+    environment: String,
     count: u32,
     /// The last bound's setting.
     bound: String,
@@ -65,6 +67,7 @@ pub struct Turn {
     _tenant: OwnedSemaphorePermit,
     _all: OwnedSemaphorePermit,
     tenant: String,
+    environment: String,
     revision: String,
     started: Instant,
     held_back: Arc<Mutex<HashMap<String, Strikes>>>,
@@ -86,7 +89,13 @@ impl Turn {
         };
         let wait =
             (self.started.elapsed() + self.hold_back).saturating_mul(1 << (count - 1).min(16)).min(MOST_HELD_BACK);
-        let strikes = Strikes { revision: self.revision.clone(), count, bound, until: Instant::now() + wait };
+        let strikes = Strikes {
+            revision: self.revision.clone(),
+            environment: self.environment.clone(),
+            count,
+            bound,
+            until: Instant::now() + wait,
+        };
         held_back.insert(self.tenant.clone(), strikes);
     }
 }
@@ -167,6 +176,7 @@ impl Renders {
                 _tenant: own,
                 _all: all,
                 tenant: tenant.to_string(),
+                environment: environment.to_string(),
                 revision: revision.to_string(),
                 started: Instant::now(),
                 held_back: Arc::clone(&self.held_back),
@@ -206,13 +216,14 @@ impl Renders {
         let Some(left) = strikes.until.checked_duration_since(Instant::now()) else { return Ok(()) };
         let renders = match strikes.count {
             1 => "its last render".to_string(),
-            n => format!("its last {n} renders"),
+            n => format!("{n} renders in a row"),
         };
         Err(Error::new(format!(
-            "rendering held back: environment `{environment}` of namespace `{tenant}` renders again in {} \
-             ({renders} of revision {} stopped at a bound: {})",
+            "rendering held back: namespace `{tenant}` renders again in {}, `{environment}` with it ({renders} of \
+             revision {} stopped at a bound, the last of environment `{}`: {})",
             humanize(left),
             super::plan::short(revision),
+            strikes.environment,
             strikes.bound
         ))
         .with_help(format!(
@@ -295,15 +306,23 @@ mod tests {
         let unbounded = RenderLimits::default();
         let stopped = || -> Result<(), Error> { Err(Error::new("rendering stopped").at_bound("spec.timeout")) };
         renders.turn("team-a", "dev", "c0ffee", &unbounded).await.unwrap().finished(&stopped());
-        let Err(held) = renders.turn("team-a", "dev", "c0ffee", &unbounded).await else {
+        // The tenant is held back, whichever of its environments renders next.
+        let Err(held) = renders.turn("team-a", "prod", "c0ffee", &unbounded).await else {
             panic!("a tenant whose render stopped at a bound rendered the same revision again at once")
         };
         assert!(
-            held.message.starts_with("rendering held back: environment `dev` of namespace `team-a` renders again in "),
+            held.message.starts_with("rendering held back: namespace `team-a` renders again in "),
             "{}",
             held.message
         );
-        assert!(held.message.ends_with("(its last render of revision c0ffee stopped at a bound: spec.timeout)"));
+        assert!(
+            held.message.ends_with(
+                ", `prod` with it (its last render of revision c0ffee stopped at a bound, the last of environment \
+                 `dev`: spec.timeout)"
+            ),
+            "{}",
+            held.message
+        );
         assert_eq!(held.bound.as_deref().map(String::as_str), Some("spec.timeout"));
         // Another tenant, and another revision of this one, are not held back.
         renders.turn("team-b", "dev", "c0ffee", &unbounded).await.unwrap().finished(&Ok::<(), Error>(()));
@@ -315,7 +334,7 @@ mod tests {
         let Err(held) = renders.turn("team-a", "dev", "beef", &unbounded).await else {
             panic!("the second stop in a row held its tenant back no longer than the first")
         };
-        assert!(held.message.contains("its last 2 renders of revision beef"), "{}", held.message);
+        assert!(held.message.contains("(2 renders in a row of revision beef"), "{}", held.message);
         tokio::time::sleep(Duration::from_millis(300)).await;
         // Once its wait is over it renders; a render that does not stop at a bound clears it.
         let error = Err::<(), Error>(Error::new("a template's own error"));

@@ -227,39 +227,104 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn an_openpgp_signature_gnupg_refuses_is_refused_as_git_verify_commit_refuses_it() {
+    async fn each_openpgp_signature_gnupg_refuses_is_refused_as_git_verify_commit_refuses_it() {
         if !weaver_test_support::skip::interop_or_skip(signing::missing(&["git", "gpg"]).as_deref()) {
             return;
         }
         let Some(fixture) = Fixture::start().await else { return };
         let gpg = signing::Gpg::new();
         let alice = gpg.rsa_key("Alice <alice@example.com>");
-        secret(&fixture, "signers", "alice.asc", &gpg.export(&alice)).await;
-        // Commits with git, signed by alice with gpg given `options` first; the commit's id.
-        let commit = |message: &str, options: &[&str]| {
-            let [format, sign_as] = signing::signing_with_openpgp(&alice);
+        let old = gpg.key_made_at("Old <old@example.com>", "20200101T000000");
+        let primary = gpg.key("Primary <primary@example.com>");
+        let with_subkey = gpg.key("Sub <sub@example.com>");
+        let subkey = gpg.add_subkey(&with_subkey, "rsa2048", "sign");
+        // Commits with git, signed by `key` with gpg given `options` first; the commit's id.
+        let commit = |message: &str, key: &str, options: &[&str]| {
+            let [format, sign_as] = signing::signing_with_openpgp(key);
             commit_with(&fixture, message, &gpg.env(), &[&format, &sign_as, &gpg.program_with(options)], true)
         };
-        let first = commit("first", &[]);
+        let first = commit("first", &alice, &[]);
+
+        // Each a commit on a branch of its name off main, signed as GnuPG 2.2 refuses it: what
+        // git verify-commit says, and why the controller refuses it.
+        let by_alice = format!("OpenPGP {alice} (Alice <alice@example.com>)");
+        let by_subkey = format!("{subkey}!");
+        let cases: [(&str, &str, &[&str], &str, String); 5] = [
+            (
+                "md5",
+                &alice,
+                &["--digest-algo", "MD5"],
+                "signatures using the MD5 algorithm are rejected",
+                format!("its signature by {by_alice} is made with the digest MD5, which GnuPG refuses"),
+            ),
+            // A signature of 2020-01-02 made to last a day, by a key of 2020-01-01 that lasts;
+            // gpg's clock frozen (`!`): under load its faked clock ticks on before it signs.
+            (
+                "expired",
+                &old,
+                &["--faked-system-time", "20200102T000000!", "--default-sig-expire", "1d"],
+                "Expired signature",
+                format!("its signature by OpenPGP {old} (Old <old@example.com>) expired at 2020-01-03T00:00:00Z"),
+            ),
+            // Dated before its key was made: gpg signs it only when told to ignore that.
+            (
+                "before",
+                &alice,
+                &["--faked-system-time", "20200101T000000!", "--ignore-time-conflict"],
+                "Time conflict",
+                format!("its signature by {by_alice} is dated 2020-01-01T00:00:00Z, before that key was made at"),
+            ),
+            // These two keys' usage is changed below, after they sign.
+            (
+                "by-primary",
+                &primary,
+                &[],
+                "Wrong key usage",
+                format!(
+                    "it is signed by OpenPGP {primary} (Primary <primary@example.com>), whose key flags do not allow \
+                     signing"
+                ),
+            ),
+            (
+                "by-subkey",
+                &by_subkey,
+                &[],
+                "Wrong key usage",
+                format!(
+                    "it is signed by subkey {subkey} of OpenPGP {with_subkey} (Sub <sub@example.com>), whose key \
+                     flags do not allow signing"
+                ),
+            ),
+        ];
+        let dir = fixture.source.dir();
+        let refused: Vec<String> = cases
+            .iter()
+            .map(|(branch, key, options, ..)| {
+                signing::git(&dir, &[], &[], &["checkout", "-q", "-b", branch, "main"]);
+                fixture.source.write("charts/app/values.yaml", &format!("greeting: {branch}\n"));
+                commit(branch, key, options)
+            })
+            .collect();
+        signing::git(&dir, &[], &[], &["checkout", "-q", "main"]);
+        // The primary key to certify alone; the signing subkey to encrypt alone.
+        gpg.change_usage(&primary, 0, &["S"]);
+        gpg.change_usage(&with_subkey, 1, &["S", "E"]);
+        let keys: String = [&alice, &old, &primary, &with_subkey].iter().map(|key| gpg.export(key)).collect();
+        secret(&fixture, "signers", "signers.asc", &keys).await;
         verified_shop(&fixture).await;
 
-        // Signed by alice, with MD5: git verify-commit refuses it, and so does the controller.
-        fixture.source.write("charts/app/values.yaml", "greeting: md5\n");
-        let md5 = commit("md5", &["--digest-algo", "MD5"]);
-        let said = gpg.verify_commit(&fixture.source.dir(), &md5).expect_err("GnuPG refuses MD5");
-        assert!(said.contains("MD5"), "{said}");
-        fixture.request_reconcile("shop").await;
-        let sync = fixture.reconcile("shop").await;
-        let (status, reason, message) = ready(&sync);
-        assert_eq!((status.as_str(), reason.as_str()), ("False", "VerificationFailed"), "{message}");
-        let why = format!(
-            "commit {} (branch main) is refused: its signature by OpenPGP {alice} (Alice <alice@example.com>) is made \
-             with the digest MD5",
-            &md5[..8]
-        );
-        assert!(message.contains(&why), "{message}");
-        assert_eq!(greeting(&fixture).await.as_deref(), Some("hello"), "nothing of it is applied");
-        assert_eq!(revisions(&sync), (Some(first), Some(md5)));
+        for ((branch, _, _, gnupg_says, why), refused) in cases.iter().zip(refused) {
+            let said = gpg.verify_commit(&dir, &refused).expect_err(branch);
+            assert!(said.contains(gnupg_says), "{branch}: GnuPG refuses it for another reason: {said}");
+            fixture.patch_sync("shop", json!({"spec": {"source": {"ref": {"branch": branch}}}})).await;
+            let sync = fixture.reconcile("shop").await;
+            let (status, reason, message) = ready(&sync);
+            assert_eq!((status.as_str(), reason.as_str()), ("False", "VerificationFailed"), "{branch}: {message}");
+            let named = format!("commit {} (branch {branch}) is refused: {why}", &refused[..8]);
+            assert!(message.contains(&named), "{branch}: {message}");
+            assert_eq!(greeting(&fixture).await.as_deref(), Some("hello"), "nothing of {branch} is applied");
+            assert_eq!(revisions(&sync), (Some(first.clone()), Some(refused)));
+        }
     }
 
     #[tokio::test(flavor = "multi_thread")]

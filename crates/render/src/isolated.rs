@@ -12,7 +12,7 @@
 //! [`Request::Template`] per template, in order, so that the parent parses each output before
 //! the next template renders, as in its own process; for a release of a Helm chart, the chart
 //! ([`Request::HelmChart`], once per worker) and a [`Request::Helm`] with the release's values.
-//! Each request is answered by a line of JSON ([`Answer`]), a text following it as that many raw
+//! Each request but a release's context is answered by a line of JSON ([`Answer`]), a text following it as that many raw
 //! bytes (bounded by what the release may still render); while a Helm chart renders, the worker
 //! may ask its `lookup`s first (an [`Answer`] with a [`Question`]), each answered by a line from
 //! the parent's cluster snapshot, which keeps what was asked and seen. A kustomization
@@ -137,7 +137,8 @@ pub(crate) struct HelmRelease {
 /// A worker's answer: to a [`Request::Template`], [`Request::Helm`], [`Request::Kustomize`] or
 /// [`Request::ValuesTemplate`], the length of its text (which follows as raw bytes: a
 /// template's output; a Helm chart's documents or a kustomization's objects, in JSON) or the
-/// error; to the others, nothing but that it was heard. Or, before its answer, a [`Question`]
+/// error; to a [`Request::HelmChart`], nothing but that it was heard (a [`Request::Release`]
+/// is not answered). Or, before its answer, a [`Question`]
 /// the render asks, which the parent answers with a [`Told`] line.
 #[derive(Serialize, Deserialize, Default)]
 pub(crate) struct Answer {
@@ -454,7 +455,8 @@ impl Workers {
         templates: &[&Path],
         take: &mut dyn FnMut(&Path, String) -> Result<()>,
     ) -> std::result::Result<(), Step> {
-        worker.ask(release_request, None, &self.limits, Answers::default())?;
+        // Not answered: its templates' answers say whether the worker heard it.
+        worker.send(release_request).map_err(|_| Ended::Closed)?;
         let mut rendered_bytes = 0;
         for template in templates {
             let room = self.limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
@@ -639,10 +641,12 @@ struct Worker {
 }
 
 impl Worker {
+    /// Writes `line` and its end at once: one write a request (the pipe is not buffered).
     fn send(&mut self, line: &str) -> std::io::Result<()> {
-        self.stdin.write_all(line.as_bytes())?;
-        self.stdin.write_all(b"\n")?;
-        self.stdin.flush()
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        self.stdin.write_all(&bytes)
     }
 
     /// Sends `chart` unless the worker keeps it already, forgetting the chart it used least

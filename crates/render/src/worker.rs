@@ -96,11 +96,12 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
                     Err(error) => (failed(&error), None),
                 }
             }
-            (_, Err(error)) => (failed(error), None),
-            (Request::Release { release: name, context, files }, Ok(_)) => {
+            // Not answered (a round trip a release saved): its templates' answers follow.
+            (Request::Release { release: name, context, files }, _) => {
                 release = (name, context_of(context, files));
-                (Answer::default(), None)
+                continue;
             }
+            (_, Err(error)) => (failed(error), None),
             (Request::Template { template, room }, Ok(engine)) => {
                 match engine.render(&template, &release.1, room, &release.0) {
                     Ok(text) => (Answer { length: Some(text.len()), ..Answer::default() }, Some(text.into_bytes())),

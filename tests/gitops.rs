@@ -50,12 +50,18 @@ impl Controller {
     /// The controller, its tenants' weaver charts rendered in worker processes (weaver's own
     /// binary) of at most `max_memory` bytes, as `weaver operator run` renders them.
     pub(crate) fn start_isolated(cluster: &TestCluster, max_memory: u64) -> Controller {
+        Controller::start_isolated_keeping(cluster, max_memory).0
+    }
+
+    /// [`Controller::start_isolated`], and the pool where it keeps its workers between renders.
+    fn start_isolated_keeping(cluster: &TestCluster, max_memory: u64) -> (Controller, weaver_core::limits::Pool) {
         use weaver_controllers::gitops::renders::{self, Renders};
         let limits =
             Renders::limits_of(renders::MAX_RENDERED_BYTES, renders::MAX_VALUES_BYTES, renders::MAX_TEMPLATE_STEPS);
         let renders = Renders::on_every_core(Renders::isolated(limits, common::WEAVER.into(), max_memory));
+        let pool = renders.workers().clone();
         let cache_limits = weaver_source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
-        Controller::start_rendering(cluster, None, cache_limits, None, Clock::system(), renders)
+        (Controller::start_rendering(cluster, None, cache_limits, None, Clock::system(), renders), pool)
     }
 
     /// The controller, its git mirrors and chart archives within `limits`.
@@ -2011,6 +2017,46 @@ fn templates_that_grow_past_memory_or_nest_too_deep_fail_their_tenant_alone() {
     cluster.create(&applies);
     until_applied(&cluster, &applies, &commit, "the other tenant's apply, rendered in a worker");
     assert_eq!(config_map(&cluster, &other, "app").unwrap()["data"]["greeting"], "hello");
+}
+
+/// A tenant's render workers outlive its render: its next render (a pushed commit) takes them
+/// back instead of starting processes, and another tenant's render never takes them (their
+/// memory held the first tenant's values).
+#[test]
+fn a_tenant_s_render_workers_are_kept_for_its_next_render_and_for_no_other_tenant() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let other = cluster.namespace("other");
+    account(&cluster, &other, "other-deployer", &["*"]);
+    let (source, other_source) = (Source::new(&namespace), Source::new(&other));
+    let first = source.commit("first");
+    let other_commit = other_source.commit("first");
+    let (_controller, pool) = Controller::start_isolated_keeping(&cluster, 256 << 20);
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "2s"})));
+    cluster.create(&sync);
+    until_applied(&cluster, &sync, &first, "the first commit, rendered in a worker");
+    let kept = pool.len();
+    assert!(kept >= 1, "the render's workers are kept after it");
+    assert_eq!(pool.taken(), 0, "the first render had none to take");
+    // The other tenant's first render takes none of them: it starts its own.
+    let others = environment_sync(
+        &cluster,
+        &other,
+        "shop",
+        spec(&other_source, json!({"interval": "1h", "serviceAccountName": "other-deployer"})),
+    );
+    cluster.create(&others);
+    until_applied(&cluster, &others, &other_commit, "the other tenant's commit");
+    assert_eq!(pool.taken(), 0, "another tenant's workers were taken");
+    assert!(pool.len() > kept, "the other tenant's workers are kept beside the first's");
+    source.write("charts/app/values.yaml", "greeting: again\n");
+    let second = source.commit("second");
+    until_applied(&cluster, &sync, &second, "the second commit, at the next interval");
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "again");
+    assert!(pool.taken() >= 1, "the second render started its workers anew");
 }
 
 /// A tenant's environment file past the controller's --max-values-bytes is refused unread, as

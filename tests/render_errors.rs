@@ -982,6 +982,29 @@ mod limits {
         stops_at_the_deadline(&repo, 5, "app");
     }
 
+    /// A release's templates go to its worker in one request, rendered ahead of the parent's
+    /// parse: a template whose output is not YAML fails as in process, naming it, though the
+    /// worker had rendered the next one (whose own error is not the one said), and so does the
+    /// last template's; without them, the render in workers is the one in process.
+    #[test]
+    fn a_template_whose_output_is_not_yaml_fails_in_a_worker_as_in_process() {
+        let repo = Repo::minimal();
+        repo.write("charts/app/templates/a-bad.yaml", "kind: [unclosed\n")
+            .write("charts/app/templates/b-fails.yaml", "{{ fail('the second template') }}\n");
+        let args = ["render", "--env", "dev", "--render-timeout", "60s"];
+        let in_process = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+        assert!(in_process.contains("a-bad.yaml") && !in_process.contains("the second template"), "{in_process}");
+        assert_eq!(repo.weaver(&args).failure(), in_process);
+        repo.write("charts/app/templates/b-fails.yaml", "kind: [unclosed too\n")
+            .write("charts/app/templates/a-bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: second\n");
+        let in_process = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+        assert!(in_process.contains("b-fails.yaml"), "{in_process}");
+        assert_eq!(repo.weaver(&args).failure(), in_process);
+        std::fs::remove_file(repo.path().join("charts/app/templates/a-bad.yaml")).unwrap();
+        std::fs::remove_file(repo.path().join("charts/app/templates/b-fails.yaml")).unwrap();
+        assert_eq!(repo.weaver(&args).success(), repo.weaver(&["render", "--env", "dev"]).success());
+    }
+
     /// SIGTERM two seconds into a render in workers leaves no process of it three seconds later.
     #[test]
     fn sigterm_leaves_no_render_process_behind() {

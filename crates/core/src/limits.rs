@@ -4,8 +4,9 @@
 //! (`--render-timeout`, `--max-rendered-bytes`, `--max-values-bytes`, `--max-template-steps`,
 //! `--max-render-memory`), none by default.
 
-use std::sync::Arc;
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
@@ -82,6 +83,116 @@ pub struct Isolation {
     /// weaver's own binary.
     pub program: std::path::PathBuf,
     pub max_memory: Option<Bound<u64>>,
+    /// Where the render's workers go when it is done, and where it takes them from: the next
+    /// render of the same tenant starts none. `None`: they end with the render.
+    pub kept: Option<Kept>,
+}
+
+/// Processes kept between renders (the render workers of `weaver_render::isolated`), each
+/// for the one tenant it rendered for: its memory held that tenant's decrypted values, so it
+/// renders for no other. At most `most` are kept, each at most `idle` after its last render;
+/// the oldest go first (dropped, which ends them).
+#[derive(Clone)]
+pub struct Pool(Arc<Mutex<Shelf>>);
+
+struct Shelf {
+    most: usize,
+    idle: Duration,
+    /// How many were taken back for a render.
+    taken: u64,
+    /// Oldest first: the tenant, when it was kept, the process.
+    kept: std::collections::VecDeque<(String, Instant, Box<dyn Any + Send>)>,
+}
+
+impl Pool {
+    pub fn new(most: usize, idle: Duration) -> Pool {
+        Pool(Arc::new(Mutex::new(Shelf { most, idle, taken: 0, kept: Default::default() })))
+    }
+
+    /// The pool as `tenant`'s renders use it.
+    pub fn for_tenant(&self, tenant: &str) -> Kept {
+        Kept { pool: self.clone(), tenant: tenant.to_string() }
+    }
+
+    /// How many it keeps now.
+    pub fn len(&self) -> usize {
+        self.shelf().kept.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many processes renders took back from it (each a process not started).
+    pub fn taken(&self) -> u64 {
+        self.shelf().taken
+    }
+
+    fn shelf(&self) -> std::sync::MutexGuard<'_, Shelf> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A [`Pool`] as one tenant's renders use it.
+#[derive(Clone)]
+pub struct Kept {
+    pool: Pool,
+    tenant: String,
+}
+
+impl Kept {
+    /// The process this tenant's renders kept most recently, if one is kept and of type `T`.
+    pub fn take<T: 'static>(&self) -> Option<T> {
+        let (taken, expired) = {
+            let mut shelf = self.pool.shelf();
+            let expired = shelf.expired();
+            let at = shelf.kept.iter().rposition(|(tenant, _, kept)| *tenant == self.tenant && kept.is::<T>());
+            let taken = at.and_then(|at| shelf.kept.remove(at));
+            shelf.taken += u64::from(taken.is_some());
+            (taken, expired)
+        };
+        // Ended outside the lock: ending a process waits for it.
+        drop(expired);
+        taken.and_then(|(_, _, kept)| kept.downcast().ok()).map(|kept| *kept)
+    }
+
+    /// Keeps `process` for this tenant's next render.
+    pub fn keep<T: Send + 'static>(&self, process: T) {
+        let gone = {
+            let mut shelf = self.pool.shelf();
+            let mut gone = shelf.expired();
+            shelf.kept.push_back((self.tenant.clone(), Instant::now(), Box::new(process)));
+            while shelf.kept.len() > shelf.most {
+                gone.extend(shelf.kept.pop_front());
+            }
+            gone
+        };
+        // Ended outside the lock: ending a process waits for it.
+        drop(gone);
+    }
+}
+
+impl Shelf {
+    /// Those kept longer than `idle`, taken off the shelf.
+    fn expired(&mut self) -> Vec<(String, Instant, Box<dyn Any + Send>)> {
+        let now = Instant::now();
+        let fresh = self.kept.iter().position(|(_, kept, _)| now.duration_since(*kept) <= self.idle);
+        self.kept.drain(..fresh.unwrap_or(self.kept.len())).collect()
+    }
+}
+
+impl PartialEq for Kept {
+    fn eq(&self, other: &Kept) -> bool {
+        Arc::ptr_eq(&self.pool.0, &other.pool.0) && self.tenant == other.tenant
+    }
+}
+
+impl Eq for Kept {}
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kept {{ tenant: {:?} }}", self.tenant)
+    }
 }
 
 impl RenderLimits {
@@ -192,6 +303,43 @@ mod tests {
         let named = RenderLimits::default().with_timeout(Duration::ZERO, "the SIGTERM grace");
         let help = named.stopped("app", named.stop_reason().unwrap()).help.unwrap();
         assert!(help.ends_with("raise the SIGTERM grace if it is not a loop"), "{help}");
+    }
+
+    /// Ends when dropped: counts how many did.
+    struct Process(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Drop for Process {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_pool_gives_a_tenant_back_only_its_own_processes_and_keeps_a_bounded_few() {
+        let ended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let pool = Pool::new(2, Duration::from_secs(600));
+        let (a, b) = (pool.for_tenant("team-a"), pool.for_tenant("team-b"));
+        a.keep(Process(ended.clone()));
+        assert!(b.take::<Process>().is_none(), "another tenant's process is never given");
+        assert!(a.take::<String>().is_none(), "nor one of another type");
+        let again = a.take::<Process>().expect("its own is");
+        assert!(a.take::<Process>().is_none() && pool.is_empty());
+        assert_eq!(pool.taken(), 1);
+        a.keep(again);
+        b.keep(Process(ended.clone()));
+        assert_eq!(ended.load(Ordering::SeqCst), 0);
+        // Over `most`: the oldest (team-a's) ends.
+        b.keep(Process(ended.clone()));
+        assert_eq!((pool.len(), ended.load(Ordering::SeqCst)), (2, 1));
+        assert!(a.take::<Process>().is_none());
+        drop(b.take::<Process>());
+        assert_eq!((pool.len(), ended.load(Ordering::SeqCst)), (1, 2));
+        // Past `idle`, a kept process ends at the pool's next use.
+        let brief = Pool::new(4, Duration::ZERO);
+        brief.for_tenant("team-a").keep(Process(ended.clone()));
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(brief.for_tenant("team-a").take::<Process>().is_none());
+        assert_eq!((brief.len(), ended.load(Ordering::SeqCst)), (0, 3));
     }
 
     #[test]

@@ -5,23 +5,26 @@
 //! (an RSA key); a process can. The controller renders its tenants' repositories so (`weaver
 //! operator run --max-render-memory`), the CLI with `--max-render-memory` or `--render-timeout`.
 //!
-//! The protocol: the parent writes lines of JSON on the worker's stdin. The first gives the
-//! limits, the second the weaver charts' templates (every template of the charts the render
-//! uses, compiled once per worker; the worker's side is `worker::serve`). Then, for each
-//! release of a weaver chart, a [`Request::Release`] with its context, and a
-//! [`Request::Template`] per template, in order, so that the parent parses each output before
-//! the next template renders, as in its own process; for a release of a Helm chart, the chart
+//! The protocol: the parent writes lines of JSON on the worker's stdin. The first
+//! ([`Request::Run`]) gives the render's limits and the weaver charts' templates (every template
+//! of the charts the render uses, compiled once per worker; the worker's side is
+//! `worker::serve`); a worker kept for the tenant's next render (`Isolation::kept`) is sent
+//! another when that render takes it. Then, for each
+//! release of a weaver chart, one [`Request::Release`] with its context and its templates, each
+//! answered in order (the worker renders the next while the parent parses the one before: one
+//! round trip a release, not one a template); for a release of a Helm chart, the chart
 //! ([`Request::HelmChart`], once per worker) and a [`Request::Helm`] with the release's values.
-//! Each request but a release's context is answered by a line of JSON ([`Answer`]), a text following it as that many raw
+//! Each answer is a line of JSON ([`Answer`]), a text following it as that many raw
 //! bytes (bounded by what the release may still render); while a Helm chart renders, the worker
 //! may ask its `lookup`s first (an [`Answer`] with a [`Question`]), each answered by a line from
 //! the parent's cluster snapshot, which keeps what was asked and seen. A kustomization
 //! ([`Request::Kustomize`]) and a values template ([`Request::ValuesTemplate`]) are built and
 //! rendered in a worker the same way, reading the repository's files through the parent, whose
 //! source keeps its bounds and confinement. A thread of the render
-//! takes an idle worker or starts one, never waiting for another thread's, so a render has at
-//! most one worker per thread rendering it; a worker that ended (its memory bound, its deadline)
-//! is not used again. The worker prints nothing else, is given no environment variables, may
+//! takes an idle worker (the render's own, else one kept from the tenant's last render) or starts
+//! one, never waiting for another thread's, so a render has at most one worker per thread
+//! rendering it; a worker that ended (its memory bound, its deadline) is not used again, nor one
+//! whose answers were left unread. The worker prints nothing else, is given no environment variables, may
 //! not dump core (its memory holds decrypted values), and is what the kernel kills first when
 //! the container runs out of memory.
 
@@ -49,6 +52,8 @@ const GRACE: Duration = Duration::from_secs(2);
 const LOOK_EVERY_MS: i32 = 50;
 /// The most an answer's line (its JSON, not a text) may be: an error's message and place.
 const HEADER_BYTES: usize = 1 << 20;
+/// The most read from a worker at once.
+const READ_CHUNK: usize = 64 << 10;
 
 /// The render's limits as the worker takes them: its deadline as the time left.
 #[derive(Serialize, Deserialize)]
@@ -90,6 +95,8 @@ const CHARTS_KEPT: usize = 8;
 /// What the parent asks of a worker.
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Request<'a> {
+    /// A render begins: its limits, and the templates of its weaver charts.
+    Run { limits: WireLimits, templates: Cow<'a, [(String, String)]> },
     /// A Helm chart (its id in the parent), kept to render its releases; `forget`, one kept
     /// before, goes.
     HelmChart {
@@ -113,15 +120,15 @@ pub(crate) enum Request<'a> {
         release: String,
         describe: String,
     },
-    /// The next templates render for this release, with this context (but its `files`, an
-    /// object of its own: the chart's name and its files).
+    /// A release's `templates` rendered in order with this context (but its `files`, an
+    /// object of its own: the chart's name and its files), all within the render's bytes; an
+    /// answer each, until the first error.
     Release {
         release: String,
         context: serde_json::Map<String, serde_json::Value>,
         files: Option<(String, BTreeMap<String, String>)>,
+        templates: Vec<PathBuf>,
     },
-    /// One template rendered, its output at most `room` bytes.
-    Template { template: PathBuf, room: Option<usize> },
 }
 
 /// A release of a Helm chart as [`weaver_helm::ReleaseInput`] gives it but its limits (the
@@ -136,11 +143,11 @@ pub(crate) struct HelmRelease<'a> {
     pub(crate) output: weaver_helm::Output,
 }
 
-/// A worker's answer: to a [`Request::Template`], [`Request::Helm`], [`Request::Kustomize`] or
-/// [`Request::ValuesTemplate`], the length of its text (which follows as raw bytes: a
-/// template's output; a Helm chart's documents or a kustomization's objects, in JSON) or the
-/// error; to a [`Request::HelmChart`], nothing but that it was heard (a [`Request::Release`]
-/// is not answered). Or, before its answer, a [`Question`]
+/// A worker's answer: to each template of a [`Request::Release`], to a [`Request::Helm`], a
+/// [`Request::Kustomize`] or a [`Request::ValuesTemplate`], the length of its text (which
+/// follows as raw bytes: a template's output; a Helm chart's documents or a kustomization's
+/// objects, in JSON) or the error; to a [`Request::HelmChart`], nothing but that it was heard.
+/// Or, before its answer, a [`Question`]
 /// the render asks, which the parent answers with a [`Told`] line.
 #[derive(Serialize, Deserialize, Default)]
 pub(crate) struct Answer {
@@ -301,15 +308,14 @@ impl From<WireError> for Error {
 pub(crate) struct Workers {
     isolation: Isolation,
     limits: RenderLimits,
-    /// The second line each worker is sent.
-    templates: String,
+    /// What each worker is sent first ([`Request::Run`]).
+    templates: Vec<(String, String)>,
     /// Those not rendering a release now.
     idle: Mutex<Vec<Worker>>,
 }
 
 impl Workers {
     pub(crate) fn new(isolation: &Isolation, templates: Vec<(String, String)>, limits: &RenderLimits) -> Workers {
-        let templates = serde_json::to_string(&templates).expect("strings serialize");
         Workers { isolation: isolation.clone(), limits: limits.clone(), templates, idle: Mutex::default() }
     }
 
@@ -321,7 +327,7 @@ impl Workers {
         take: &mut dyn FnMut(&Path, String) -> Result<()>,
     ) -> Result<()> {
         let ReleaseRender { release, templates, context } = *render;
-        let release_request = release_request(context, release)?;
+        let release_request = release_request(context, release, templates)?;
         self.with_worker(release, |worker| self.render_with(worker, &release_request, templates, take))
     }
 
@@ -433,21 +439,27 @@ impl Workers {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut worker = match idle {
             Some(worker) => worker,
-            // A render that must stop starts no worker.
+            // A render that must stop takes and starts no worker.
             None => match self.limits.stop_reason() {
                 Some(why) => return Err(self.limits.stopped(release, why)),
-                None => self.start()?,
+                None => match self.kept() {
+                    Some(worker) => worker,
+                    None => self.start()?,
+                },
             },
         };
-        let rendered = render(&mut worker);
-        if let Err(Step::Ended(ended)) = rendered {
-            return Err(self.ended(worker, ended, release));
+        match render(&mut worker) {
+            Err(Step::Ended(ended)) => Err(self.ended(worker, ended, release)),
+            // Dropped: killed.
+            Err(Step::Abandoned(error)) => Err(error),
+            rendered => {
+                self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(worker);
+                rendered.map_err(|step| match step {
+                    Step::Failed(error) => error,
+                    Step::Ended(_) | Step::Abandoned(_) => unreachable!("matched above"),
+                })
+            }
         }
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(worker);
-        rendered.map_err(|step| match step {
-            Step::Failed(error) => error,
-            Step::Ended(_) => unreachable!("said above"),
-        })
     }
 
     fn render_with(
@@ -457,20 +469,21 @@ impl Workers {
         templates: &[&Path],
         take: &mut dyn FnMut(&Path, String) -> Result<()>,
     ) -> std::result::Result<(), Step> {
-        // Not answered: its templates' answers say whether the worker heard it.
         worker.send(release_request).map_err(|_| Ended::Closed)?;
         let mut rendered_bytes = 0;
-        for template in templates {
+        for (at, template) in templates.iter().enumerate() {
             let room = self.limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
-            let request = Request::Template { template: template.to_path_buf(), room };
-            let request = serde_json::to_string(&request).expect("a path serializes");
-            let text = worker.ask(&request, Some(room.unwrap_or(usize::MAX)), &self.limits, Answers::default())?;
+            let text = worker.answer(Some(room.unwrap_or(usize::MAX)), &self.limits, Answers::default())?;
             let text = text.ok_or(Step::Ended(Ended::Closed))?;
             rendered_bytes += text.len();
+            // The worker renders the templates after this one whatever this one's fate: what
+            // it still writes is not read, so it goes.
+            let more = at + 1 < templates.len();
+            let failed = |error| if more { Step::Abandoned(error) } else { Step::Failed(error) };
             let text = String::from_utf8(text).map_err(|_| {
-                Step::Failed(Error::at(Location::file(template), "the rendered output is not UTF-8".to_string()))
+                failed(Error::at(Location::file(template), "the rendered output is not UTF-8".to_string()))
             })?;
-            take(template, text).map_err(Step::Failed)?;
+            take(template, text).map_err(failed)?;
         }
         Ok(())
     }
@@ -492,8 +505,9 @@ impl Workers {
                 // Its memory holds decrypted values: never written out as a core.
                 let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
                 libc::setrlimit(libc::RLIMIT_CORE, &none);
-                // Gone with the thread that started it; the first the kernel kills when the
-                // container's memory runs out.
+                // Gone with the thread that started it (the spawning thread, which lives as
+                // long as the process); the first the kernel kills when the container's memory
+                // runs out.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
                 let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
                 if fd >= 0 {
@@ -505,17 +519,40 @@ impl Workers {
         }
         let program = self.isolation.program.display();
         let mut child =
-            command.spawn().map_err(|err| Error::new(format!("cannot start the render worker {program}: {err}")))?;
+            spawn(command).map_err(|err| Error::new(format!("cannot start the render worker {program}: {err}")))?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             unreachable!("both are piped above")
         };
-        let mut worker = Worker { child, stdin, stdout, read: Vec::new(), charts: VecDeque::new() };
-        let limits = serde_json::to_string(&WireLimits::of(&self.limits)).expect("limits serialize");
-        let started = [limits.as_str(), self.templates.as_str()].iter().try_for_each(|line| worker.send(line));
-        if started.is_err() {
+        let mut worker = Worker {
+            child,
+            stdin,
+            stdout,
+            read: Vec::new(),
+            chunk: vec![0; READ_CHUNK].into(),
+            charts: VecDeque::new(),
+        };
+        if self.begin(&mut worker).is_err() {
             return Err(Error::new(format!("the render worker {program} did not start")));
         }
         Ok(worker)
+    }
+
+    /// A worker the tenant's last render kept, told this render began; none if none is kept
+    /// alive.
+    fn kept(&self) -> Option<Worker> {
+        let kept = self.isolation.kept.as_ref()?;
+        while let Some(mut worker) = kept.take::<Worker>() {
+            if matches!(worker.child.try_wait(), Ok(None)) && self.begin(&mut worker).is_ok() {
+                return Some(worker);
+            }
+        }
+        None
+    }
+
+    /// Sends `worker` this render's limits (its deadline as the time left now) and templates.
+    fn begin(&self, worker: &mut Worker) -> std::io::Result<()> {
+        let run = Request::Run { limits: WireLimits::of(&self.limits), templates: Cow::Borrowed(&self.templates) };
+        worker.send(&serde_json::to_string(&run).expect("limits and strings serialize"))
     }
 
     /// The error of a worker that ended without answering: the render's own stop, its memory
@@ -567,6 +604,40 @@ impl Workers {
     }
 }
 
+impl Drop for Workers {
+    /// The idle workers kept for the tenant's next render, if it keeps them; else they end.
+    fn drop(&mut self) {
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if let Some(kept) = &self.isolation.kept {
+            idle.into_iter().for_each(|worker| kept.keep(worker));
+        }
+    }
+}
+
+/// `command` spawned by one thread that lives as long as the process: a worker's
+/// `PR_SET_PDEATHSIG` fires when the thread that started it ends, and one kept between renders
+/// must outlive the render's threads (the controller's blocking threads end when idle).
+fn spawn(command: Command) -> std::io::Result<Child> {
+    type Spawn = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<Spawn>>> = std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (asks, asked) = std::sync::mpsc::channel::<Spawn>();
+        std::thread::Builder::new()
+            .name("render-workers".to_string())
+            .spawn(move || {
+                for (mut command, started) in asked {
+                    let _ = started.send(command.spawn());
+                }
+            })
+            .expect("a thread starts");
+        Mutex::new(asks)
+    });
+    let (started, start) = std::sync::mpsc::channel();
+    let asked = spawner.lock().unwrap_or_else(|e| e.into_inner()).send((command, started));
+    asked.map_err(|_| std::io::Error::other("the thread that starts render workers ended"))?;
+    start.recv().map_err(|_| std::io::Error::other("the thread that starts render workers ended"))?
+}
+
 /// Why a worker aborted, by what it said on its standard error and the signal it ended with.
 /// Its standard error is weaver's own runtime's (the allocator's failure, a stack overflow, a
 /// panic's message): read for these words only, never relayed, since a panic's message could
@@ -592,10 +663,12 @@ impl Abort {
 }
 
 /// Why a release's render in a worker stopped: the worker ended, or the release failed (a
-/// template's error, or what `take` refused), the worker still good.
+/// template's error, or what `take` refused), the worker still good, or failed with answers
+/// of the worker left unread (the worker is not used again).
 enum Step {
     Ended(Ended),
     Failed(Error),
+    Abandoned(Error),
 }
 
 impl From<Ended> for Step {
@@ -604,8 +677,8 @@ impl From<Ended> for Step {
     }
 }
 
-/// The request for `release`'s context, serialized but its `files` object.
-fn release_request(context: &minijinja::Value, release: &str) -> Result<String> {
+/// The request for `release`'s `templates` with its context, serialized but its `files` object.
+fn release_request(context: &minijinja::Value, release: &str, templates: &[&Path]) -> Result<String> {
     let unserializable = |err: &dyn std::fmt::Display| {
         Error::new(format!("the context of release `{release}` cannot be sent to its render worker: {err}"))
     };
@@ -619,7 +692,8 @@ fn release_request(context: &minijinja::Value, release: &str) -> Result<String> 
         }
         map.insert(key.to_string(), serde_json::to_value(&value).map_err(|err| unserializable(&err))?);
     }
-    let request = Request::Release { release: release.to_string(), context: map, files };
+    let templates = templates.iter().map(|t| t.to_path_buf()).collect();
+    let request = Request::Release { release: release.to_string(), context: map, files, templates };
     serde_json::to_string(&request).map_err(|err| unserializable(&err))
 }
 
@@ -638,6 +712,8 @@ struct Worker {
     stdout: ChildStdout,
     /// What it wrote that is not yet a whole line.
     read: Vec<u8>,
+    /// Where each read lands: made once, not zeroed per read.
+    chunk: Box<[u8]>,
     /// The Helm charts it keeps, by id, the most recently used last.
     charts: VecDeque<u64>,
 }
@@ -679,6 +755,16 @@ impl Worker {
         answers: Answers<'_>,
     ) -> std::result::Result<Option<Vec<u8>>, Step> {
         self.send(request).map_err(|_| Ended::Closed)?;
+        self.answer(text, limits, answers)
+    }
+
+    /// The next answer the worker gives, as [`Worker::ask`] reads it.
+    fn answer(
+        &mut self,
+        text: Option<usize>,
+        limits: &RenderLimits,
+        answers: Answers<'_>,
+    ) -> std::result::Result<Option<Vec<u8>>, Step> {
         let answer = loop {
             let line =
                 self.read_until(|read| read.iter().position(|b| *b == b'\n').map(|end| end + 1), HEADER_BYTES, limits)?;
@@ -706,7 +792,6 @@ impl Worker {
         most: usize,
         limits: &RenderLimits,
     ) -> std::result::Result<Vec<u8>, Ended> {
-        let mut chunk = vec![0u8; 64 << 10];
         loop {
             if let Some(end) = whole(&self.read) {
                 return Ok(self.read.drain(..end).collect());
@@ -719,9 +804,9 @@ impl Worker {
             // SAFETY: one valid pollfd, for the length given.
             let ready = unsafe { libc::poll(&mut poll, 1, LOOK_EVERY_MS) };
             if ready > 0 {
-                match self.stdout.read(&mut chunk) {
+                match self.stdout.read(&mut self.chunk[..]) {
                     Ok(0) | Err(_) => return Err(Ended::Closed),
-                    Ok(n) => self.read.extend_from_slice(&chunk[..n]),
+                    Ok(n) => self.read.extend_from_slice(&self.chunk[..n]),
                 }
                 continue;
             }
@@ -776,10 +861,18 @@ mod tests {
         let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
         // Ended before it is looked at, as a worker that crashed has.
         child.wait().unwrap();
-        let worker = Worker { child, stdin, stdout, read: Vec::new(), charts: VecDeque::new() };
+        let worker = Worker {
+            child,
+            stdin,
+            stdout,
+            read: Vec::new(),
+            chunk: vec![0; READ_CHUNK].into(),
+            charts: VecDeque::new(),
+        };
         let isolation = Isolation {
             program: PathBuf::from("sh"),
             max_memory: Some(Bound::new(536_870_912, "--max-render-memory".to_string())),
+            kept: None,
         };
         let workers = Workers::new(&isolation, Vec::new(), &RenderLimits::default());
         let error = workers.ended(worker, Ended::Closed, "web");

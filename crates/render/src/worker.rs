@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::engine::Engine;
 use crate::filters::ChartFiles;
-use crate::isolated::{Answer, HelmRelease, Question, Request, Told, WireBuilt, WireError, WireLimits};
+use crate::isolated::{Answer, HelmRelease, Question, Request, Told, WireBuilt, WireError};
 use weaver_core::error::{Error, Location};
 use weaver_core::limits::RenderLimits;
 use weaver_project::source::{Entry, Source};
@@ -49,12 +49,9 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let pipes = Arc::new(Mutex::new(Pipes { input, output }));
     let next = || pipes.lock().unwrap_or_else(PoisonError::into_inner).line();
-    let (Some(limits), Some(templates)) = (next()?, next()?) else { return Ok(()) };
-    let limits: WireLimits = serde_json::from_str(&limits)?;
-    let limits = limits.limits();
-    let templates: Vec<(String, String)> = serde_json::from_str(&templates)?;
-    let engine = Engine::of_templates(templates, &limits);
-    let mut release = (String::new(), minijinja::Value::UNDEFINED);
+    // Each render that takes the worker begins with its limits and templates.
+    let mut limits = RenderLimits::default();
+    let mut engine = Engine::of_templates(Vec::new(), &limits);
     let mut charts: HashMap<u64, weaver_helm::HelmChart> = HashMap::new();
     // A run's releases see one cluster: its capabilities are made once, not per release.
     let mut capabilities: Option<(weaver_helm::CapabilitiesOf, Arc<weaver_helm::Capabilities>)> = None;
@@ -63,29 +60,34 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
     while let Some(line) = next()? {
         let failed =
             |error: &weaver_core::error::Error| Answer { error: Some(WireError::from(error)), ..Answer::default() };
-        let (answer, text) = match (serde_json::from_str(&line)?, &engine) {
-            (Request::HelmChart { id, chart, forget }, _) => {
+        let (answer, text) = match serde_json::from_str(&line)? {
+            Request::Run { limits: run_limits, templates } => {
+                limits = run_limits.limits();
+                engine = Engine::of_templates(templates.into_owned(), &limits);
+                continue;
+            }
+            Request::HelmChart { id, chart, forget } => {
                 if let Some(forget) = forget {
                     charts.remove(&forget);
                 }
                 charts.insert(id, weaver_helm::HelmChart::new(chart, Vec::new()));
                 (Answer::default(), None)
             }
-            (Request::Helm { chart, release }, _) => match charts.get(&chart) {
+            Request::Helm { chart, release } => match charts.get(&chart) {
                 Some(chart) => match render_helm(chart, release, &mut capabilities, &live, &limits) {
                     Ok(documents) => (Answer { length: Some(documents.len()), ..Answer::default() }, Some(documents)),
                     Err(error) => (failed(&error), None),
                 },
                 None => return Err(std::io::Error::other("a release of a chart the worker was not sent")),
             },
-            (Request::Kustomize { dir, at, anywhere, describe }, _) => {
+            Request::Kustomize { dir, at, anywhere, describe } => {
                 let source = Repository { parent: parent.clone(), describe };
                 match build_kustomization(&source, &dir, at, anywhere, &limits) {
                     Ok(built) => (Answer { length: Some(built.len()), ..Answer::default() }, Some(built)),
                     Err(error) => (failed(&error), None),
                 }
             }
-            (Request::ValuesTemplate { path, text, data, variables, release, describe }, _) => {
+            Request::ValuesTemplate { path, text, data, variables, release, describe } => {
                 let source: Arc<dyn Source> = Arc::new(Repository { parent: parent.clone(), describe });
                 let variables = match variables {
                     true => crate::gotmpl::Variables::Asked(parent.variables()),
@@ -98,20 +100,42 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
                     Err(error) => (failed(&error), None),
                 }
             }
-            // Not answered (a round trip a release saved): its templates' answers follow.
-            (Request::Release { release: name, context, files }, _) => {
-                release = (name, context_of(context, files));
+            Request::Release { release, context, files, templates } => {
+                render_release(&engine, (&release, context_of(context, files)), &templates, &limits, &pipes)?;
                 continue;
-            }
-            (_, Err(error)) => (failed(error), None),
-            (Request::Template { template, room }, Ok(engine)) => {
-                match engine.render(&template, &release.1, room, &release.0) {
-                    Ok(text) => (Answer { length: Some(text.len()), ..Answer::default() }, Some(text.into_bytes())),
-                    Err(error) => (failed(&error), None),
-                }
             }
         };
         pipes.lock().unwrap_or_else(PoisonError::into_inner).answer(&answer, text.as_deref())?;
+    }
+    Ok(())
+}
+
+/// A release's templates rendered here in order, each answered as it is done, until the first
+/// error, all within the render's bytes.
+fn render_release(
+    engine: &weaver_core::error::Result<Engine>,
+    (release, context): (&str, minijinja::Value),
+    templates: &[PathBuf],
+    limits: &RenderLimits,
+    pipes: &Mutex<Pipes>,
+) -> std::io::Result<()> {
+    let mut rendered_bytes = 0;
+    for template in templates {
+        let room = limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
+        let rendered = match engine {
+            Ok(engine) => engine.render(template, &context, room, release),
+            Err(error) => Err(error.clone()),
+        };
+        let mut pipes = pipes.lock().unwrap_or_else(PoisonError::into_inner);
+        match rendered {
+            Ok(text) => {
+                rendered_bytes += text.len();
+                pipes.answer(&Answer { length: Some(text.len()), ..Answer::default() }, Some(text.as_bytes()))?;
+            }
+            Err(error) => {
+                return pipes.answer(&Answer { error: Some(WireError::from(&error)), ..Answer::default() }, None);
+            }
+        }
     }
     Ok(())
 }

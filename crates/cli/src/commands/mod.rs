@@ -300,6 +300,7 @@ fn render_limits(flags: &RenderLimitArgs) -> RenderLimits {
             weaver_core::limits::Isolation {
                 program: this_program(),
                 max_memory: flags.max_render_memory.map(|bytes| Bound::new(bytes, "--max-render-memory")),
+                kept: None,
             }
         }),
     };

@@ -61,6 +61,6 @@ pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Option<A
     let keys = keys_for(sync, &namespace, &tenant).await?;
     let charts = Archives::Pulled(Arc::new(Pulls::new(shared.charts.clone())));
     let repository = weaver_repository(sync, &fetched);
-    let limits = shared.renders.limits(spec.timeout, &shared.stopping);
+    let limits = shared.renders.limits(&namespace, spec.timeout, &shared.stopping);
     Ok(Some(Applied { fetched, repository, given, keys, charts, prune_releases: prune_releases(&spec), limits }))
 }

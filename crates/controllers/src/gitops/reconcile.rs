@@ -495,7 +495,7 @@ impl Run<'_> {
             validate: weaver_validate::Mode::Strict,
             overrides: Default::default(),
             charts: Archives::Pulled(self.pulls.clone()),
-            limits: self.renders.limits(self.spec.timeout, self.stopping),
+            limits: self.renders.limits(self.tenant, self.spec.timeout, self.stopping),
         }
     }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use weaver_core::error::Error;
-use weaver_core::limits::{Bound, RenderLimits};
+use weaver_core::limits::{Bound, Pool, RenderLimits};
 use weaver_core::time::humanize;
 
 /// The most bytes one release of a tenant renders, unless `--max-rendered-bytes` says otherwise.
@@ -28,6 +28,12 @@ pub const MAX_TEMPLATE_STEPS: u64 = 200_000_000;
 /// The most memory a render's worker process takes (`--max-render-memory`): with one render at
 /// once per core, the controller's renders take at most that many times this.
 pub const MAX_RENDER_MEMORY: u64 = 512 << 20;
+
+/// Render workers kept between a tenant's renders: at most this many per core, of every tenant,
+/// each at most [`WORKERS_IDLE`] after its last render (the tenant's next render, at its next
+/// interval, starts none).
+pub const WORKERS_KEPT_PER_CORE: usize = 4;
+pub const WORKERS_IDLE: Duration = Duration::from_secs(600);
 
 /// How long a tenant whose render stopped at a bound is held back before it renders the same
 /// revision again: the time that render held its turn and this, doubled at each further stop in
@@ -49,6 +55,8 @@ pub struct Renders {
     held_back: Arc<Mutex<HashMap<String, Strikes>>>,
     /// [`HELD_BACK`], shorter in tests.
     hold_back: Duration,
+    /// The render workers kept between renders, each for its tenant.
+    workers: Pool,
 }
 
 /// A tenant's renders of one revision that stopped at a bound, in a row.
@@ -111,6 +119,7 @@ impl Renders {
             tenants: Mutex::default(),
             held_back: Arc::default(),
             hold_back: HELD_BACK,
+            workers: Pool::new(WORKERS_KEPT_PER_CORE * at_once, WORKERS_IDLE),
         }
     }
 
@@ -135,8 +144,13 @@ impl Renders {
     /// within `max_memory` bytes (the controller's `--max-render-memory`).
     pub fn isolated(limits: RenderLimits, program: std::path::PathBuf, max_memory: u64) -> RenderLimits {
         let max_memory = Bound::new(max_memory, "the controller's --max-render-memory");
-        let isolation = weaver_core::limits::Isolation { program, max_memory: Some(max_memory) };
+        let isolation = weaver_core::limits::Isolation { program, max_memory: Some(max_memory), kept: None };
         RenderLimits { isolation: Some(isolation), ..limits }
+    }
+
+    /// The render workers kept between renders.
+    pub fn workers(&self) -> &Pool {
+        &self.workers
     }
 
     /// The bound on each file of a tenant's repository, its environment files included.
@@ -144,10 +158,14 @@ impl Renders {
         self.limits.max_values_bytes.clone()
     }
 
-    /// The bounds of an environment's render from now: `timeout` (its `spec.timeout`) and until
-    /// `stopping` is set.
-    pub fn limits(&self, timeout: Duration, stopping: &Arc<AtomicBool>) -> RenderLimits {
-        RenderLimits { stopping: Some(stopping.clone()), ..self.limits.clone() }.with_timeout(timeout, "spec.timeout")
+    /// The bounds of `tenant`'s render of an environment from now: `timeout` (its
+    /// `spec.timeout`) and until `stopping` is set; its workers kept for the tenant's next.
+    pub fn limits(&self, tenant: &str, timeout: Duration, stopping: &Arc<AtomicBool>) -> RenderLimits {
+        let mut limits = RenderLimits { stopping: Some(stopping.clone()), ..self.limits.clone() };
+        if let Some(isolation) = &mut limits.isolation {
+            isolation.kept = Some(self.workers.for_tenant(tenant));
+        }
+        limits.with_timeout(timeout, "spec.timeout")
     }
 
     /// Waits for a turn to render `environment` at `revision` for `tenant` (a namespace): after
@@ -346,7 +364,7 @@ mod tests {
     fn a_reconcile_s_limits_name_spec_timeout_and_the_controller_s_flags() {
         let renders = Renders::default();
         let stopping = Arc::new(AtomicBool::new(false));
-        let limits = renders.limits(Duration::ZERO, &stopping);
+        let limits = renders.limits("team-a", Duration::ZERO, &stopping);
         assert_eq!(
             limits.stop_reason().unwrap().to_string(),
             "rendering took longer than its limit of 0ms (spec.timeout)"
@@ -354,7 +372,7 @@ mod tests {
         let bytes = limits.max_rendered_bytes.unwrap();
         assert_eq!((bytes.value, bytes.setting.as_str()), (64 << 20, "the controller's --max-rendered-bytes"));
         stopping.store(true, std::sync::atomic::Ordering::SeqCst);
-        let limits = renders.limits(Duration::from_secs(60), &stopping);
+        let limits = renders.limits("team-a", Duration::from_secs(60), &stopping);
         assert_eq!(limits.stop_reason().unwrap().to_string(), "the process is stopping (SIGTERM)");
     }
 }

@@ -140,7 +140,7 @@ impl Run<'_> {
             author: Some(settings.author.clone()),
             signing_key,
             charts: Archives::Pulled(self.pulls.clone()),
-            limits: self.renders.limits(self.spec.timeout, self.stopping),
+            limits: self.renders.limits(self.tenant, self.spec.timeout, self.stopping),
         }
     }
 

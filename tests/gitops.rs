@@ -2035,7 +2035,7 @@ fn a_tenant_s_render_workers_are_kept_for_its_next_render_and_for_no_other_tenan
     let first = source.commit("first");
     let other_commit = other_source.commit("first");
     let (_controller, pool) = Controller::start_isolated_keeping(&cluster, 256 << 20);
-    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "2s"})));
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "1h"})));
     cluster.create(&sync);
     until_applied(&cluster, &sync, &first, "the first commit, rendered in a worker");
     let kept = pool.len();
@@ -2054,7 +2054,8 @@ fn a_tenant_s_render_workers_are_kept_for_its_next_render_and_for_no_other_tenan
     assert!(pool.len() > kept, "the other tenant's workers are kept beside the first's");
     source.write("charts/app/values.yaml", "greeting: again\n");
     let second = source.commit("second");
-    until_applied(&cluster, &sync, &second, "the second commit, at the next interval");
+    crate::node::request_reconcile(&cluster, &sync, "second");
+    until_applied(&cluster, &sync, &second, "the second commit, on request");
     assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "again");
     assert!(pool.taken() >= 1, "the second render started its workers anew");
 }

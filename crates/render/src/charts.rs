@@ -236,12 +236,12 @@ pub(super) fn render_chart(
     chart: &Chart,
     crds: &[Manifest],
     release: &Release,
-    context: &minijinja::Value,
+    (context, shared): (&minijinja::Value, (u64, &minijinja::Value)),
 ) -> Result<Vec<Manifest>> {
     let mut manifests: Vec<Manifest> =
         crds.iter().map(|crd| Manifest { release: release.name.clone(), ..crd.clone() }).collect();
     let templates: Vec<&Path> = chart.templates.iter().filter(|t| !t.is_partial()).map(|t| t.path.as_path()).collect();
-    let render = ReleaseRender { release: &release.name, templates: &templates, context };
+    let render = ReleaseRender { release: &release.name, templates: &templates, context, shared };
     engine.render_release(&render, &mut |path, text| {
         parse_objects(path, &text, release, "rendered output", &mut manifests)
     })?;

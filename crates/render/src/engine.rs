@@ -105,7 +105,7 @@ impl Engine {
         if let Some(workers) = &self.workers {
             return workers.render(render, take);
         }
-        let ReleaseRender { release, templates, context } = *render;
+        let ReleaseRender { release, templates, context, .. } = *render;
         let mut rendered_bytes = 0;
         for template in templates {
             let room = self.limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));

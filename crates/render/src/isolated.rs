@@ -29,7 +29,7 @@
 //! the container runs out of memory.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -52,6 +52,10 @@ const GRACE: Duration = Duration::from_secs(2);
 const LOOK_EVERY_MS: i32 = 50;
 /// The most an answer's line (its JSON, not a text) may be: an error's message and place.
 const HEADER_BYTES: usize = 1 << 20;
+/// The most memory a worker may hold to be kept for its tenant's next render: one that grew
+/// (a large chart, a template near its bound) ends with its render instead of holding its
+/// memory while idle.
+const KEPT_RESIDENT_BYTES: u64 = 64 << 20;
 /// The most read from a worker at once.
 const READ_CHUNK: usize = 64 << 10;
 
@@ -120,15 +124,18 @@ pub(crate) enum Request<'a> {
         release: String,
         describe: String,
     },
-    /// A release's `templates` rendered in order with this context (but its `files`, an
-    /// object of its own: the chart's name and its files), all within the render's bytes; an
+    /// A release's `templates` rendered in order with this context and the shared one of that
+    /// number (given with the first release that has it), all within the render's bytes; an
     /// answer each, until the first error.
-    Release {
-        release: String,
-        context: serde_json::Map<String, serde_json::Value>,
-        files: Option<(String, BTreeMap<String, String>)>,
-        templates: Vec<PathBuf>,
-    },
+    Release { release: String, context: WireContext, shared: (u64, Option<WireContext>), templates: Vec<PathBuf> },
+}
+
+/// A release's context as it crosses the pipe: its `files` (the chart's name and its files)
+/// apart, an object of its own in the render.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WireContext {
+    pub(crate) context: serde_json::Map<String, serde_json::Value>,
+    pub(crate) files: Option<(String, BTreeMap<String, String>)>,
 }
 
 /// A release of a Helm chart as [`weaver_helm::ReleaseInput`] gives it but its limits (the
@@ -326,9 +333,12 @@ impl Workers {
         render: &ReleaseRender<'_>,
         take: &mut dyn FnMut(&Path, String) -> Result<()>,
     ) -> Result<()> {
-        let ReleaseRender { release, templates, context } = *render;
-        let release_request = release_request(context, release, templates)?;
-        self.with_worker(release, |worker| self.render_with(worker, &release_request, templates, take))
+        let ReleaseRender { release, templates, .. } = *render;
+        self.with_worker(release, |worker| {
+            let release_request = release_request(render, !worker.shared.contains(&render.shared.0))?;
+            worker.shared.insert(render.shared.0);
+            self.render_with(worker, &release_request, templates, take)
+        })
     }
 
     /// A release of a Helm chart rendered by a worker, as [`weaver_helm::render`] renders it in
@@ -530,6 +540,7 @@ impl Workers {
             read: Vec::new(),
             chunk: vec![0; READ_CHUNK].into(),
             charts: VecDeque::new(),
+            shared: HashSet::new(),
         };
         if self.begin(&mut worker).is_err() {
             return Err(Error::new(format!("the render worker {program} did not start")));
@@ -551,6 +562,8 @@ impl Workers {
 
     /// Sends `worker` this render's limits (its deadline as the time left now) and templates.
     fn begin(&self, worker: &mut Worker) -> std::io::Result<()> {
+        // A worker forgets the shared contexts of the render before.
+        worker.shared.clear();
         let run = Request::Run { limits: WireLimits::of(&self.limits), templates: Cow::Borrowed(&self.templates) };
         worker.send(&serde_json::to_string(&run).expect("limits and strings serialize"))
     }
@@ -605,11 +618,12 @@ impl Workers {
 }
 
 impl Drop for Workers {
-    /// The idle workers kept for the tenant's next render, if it keeps them; else they end.
+    /// The idle workers kept for the tenant's next render, if it keeps them and they hold at
+    /// most [`KEPT_RESIDENT_BYTES`]; else they end.
     fn drop(&mut self) {
         let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
         if let Some(kept) = &self.isolation.kept {
-            idle.into_iter().for_each(|worker| kept.keep(worker));
+            idle.into_iter().filter(|worker| worker.resident_bytes() <= KEPT_RESIDENT_BYTES).for_each(|w| kept.keep(w));
         }
     }
 }
@@ -677,23 +691,33 @@ impl From<Ended> for Step {
     }
 }
 
-/// The request for `release`'s `templates` with its context, serialized but its `files` object.
-fn release_request(context: &minijinja::Value, release: &str, templates: &[&Path]) -> Result<String> {
+/// The request for a release's render: its context but the shared part, and that too if `first`
+/// (the worker has not been sent it).
+fn release_request(render: &ReleaseRender<'_>, first: bool) -> std::result::Result<String, Step> {
+    let ReleaseRender { release, templates, context, shared: (id, shared) } = *render;
     let unserializable = |err: &dyn std::fmt::Display| {
-        Error::new(format!("the context of release `{release}` cannot be sent to its render worker: {err}"))
+        Step::Failed(Error::new(format!(
+            "the context of release `{release}` cannot be sent to its render worker: {err}"
+        )))
     };
-    let mut map = serde_json::Map::new();
-    let mut files = None;
-    for key in context.try_iter().map_err(|err| unserializable(&err))? {
-        let value = context.get_item(&key).map_err(|err| unserializable(&err))?;
-        if let Some(chart_files) = value.downcast_object_ref::<ChartFiles>() {
-            files = Some((chart_files.chart.clone(), chart_files.files.as_ref().clone()));
-            continue;
+    let is_shared = |key: &minijinja::Value| shared.get_item(key).is_ok_and(|value| !value.is_undefined());
+    let wire = |context: &minijinja::Value, take: &dyn Fn(&minijinja::Value) -> bool| {
+        let mut map = serde_json::Map::new();
+        let mut files = None;
+        for key in context.try_iter().map_err(|err| unserializable(&err))?.filter(|key| take(key)) {
+            let value = context.get_item(&key).map_err(|err| unserializable(&err))?;
+            if let Some(chart_files) = value.downcast_object_ref::<ChartFiles>() {
+                files = Some((chart_files.chart.clone(), chart_files.files.as_ref().clone()));
+                continue;
+            }
+            map.insert(key.to_string(), serde_json::to_value(&value).map_err(|err| unserializable(&err))?);
         }
-        map.insert(key.to_string(), serde_json::to_value(&value).map_err(|err| unserializable(&err))?);
-    }
+        Ok::<_, Step>(WireContext { context: map, files })
+    };
+    let own = wire(context, &|key| !is_shared(key))?;
+    let shared = (id, if first { Some(wire(shared, &|_| true)?) } else { None });
     let templates = templates.iter().map(|t| t.to_path_buf()).collect();
-    let request = Request::Release { release: release.to_string(), context: map, files, templates };
+    let request = Request::Release { release: release.to_string(), context: own, shared, templates };
     serde_json::to_string(&request).map_err(|err| unserializable(&err))
 }
 
@@ -716,6 +740,8 @@ struct Worker {
     chunk: Box<[u8]>,
     /// The Helm charts it keeps, by id, the most recently used last.
     charts: VecDeque<u64>,
+    /// The shared contexts of this render it was sent ([`ReleaseRender::shared`]).
+    shared: HashSet<u64>,
 }
 
 impl Worker {
@@ -823,6 +849,17 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// The memory it holds now (resident), as Linux tells; `u64::MAX` when it cannot be told.
+    fn resident_bytes(&self) -> u64 {
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.child.id())).unwrap_or_default();
+        // SAFETY: sysconf only reads a setting.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let pages = statm.split(' ').nth(1).and_then(|pages| pages.parse::<u64>().ok());
+        pages.map_or(u64::MAX, |pages| pages.saturating_mul(page.max(0) as u64))
+    }
+}
+
 impl Drop for Worker {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -868,6 +905,7 @@ mod tests {
             read: Vec::new(),
             chunk: vec![0; READ_CHUNK].into(),
             charts: VecDeque::new(),
+            shared: HashSet::new(),
         };
         let isolation = Isolation {
             program: PathBuf::from("sh"),

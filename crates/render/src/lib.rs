@@ -59,8 +59,8 @@ impl Rendered {
 struct ChartContext {
     chart: Arc<Chart>,
     schema: Option<ValuesSchema>,
-    meta: minijinja::Value,
-    files: minijinja::Value,
+    /// What its releases' contexts share in a run, and its number ([`ReleaseRender::shared`]).
+    shared: (u64, minijinja::Value),
 }
 
 /// What Helm charts see of the cluster they are rendered for.
@@ -165,9 +165,6 @@ struct Run<'a> {
     engine: Engine,
     chart_contexts: BTreeMap<&'a str, ChartContext>,
     crds: BTreeMap<&'a str, Vec<Manifest>>,
-    capabilities: minijinja::Value,
-    env_value: minijinja::Value,
-    secrets_value: minijinja::Value,
 }
 
 /// Prepares the [`Run`] of `releases` (charts loaded and parsed once, values schemas compiled)
@@ -206,28 +203,25 @@ fn with_run<T>(
     let helm = HelmCharts::new(env, &helm_releases, cluster.capabilities.clone())?;
     helm.check_pinned(project, &helm_releases)?;
     let engine = Engine::new(charts_used.values().copied(), &secrets.limits)?;
+    let env_value = minijinja::context! { name => &env.name, values => serde_value(&env.values) };
+    let secrets_value = serde_value(&secrets.values);
     let chart_contexts: BTreeMap<&str, ChartContext> = charts_used
         .iter()
         .map(|(name, chart)| {
             let schema = chart.schema.as_ref().map(|(path, s)| ValuesSchema::compile(path, s)).transpose()?;
             let meta = minijinja::context! { name => &chart.name, version => &chart.version, description => &chart.description, appVersion => &chart.app_version };
             let files = minijinja::Value::from_object(filters::ChartFiles { chart: chart.name.clone(), files: chart.files.clone() });
-            Ok((*name, ChartContext { chart: (*chart).clone(), schema, meta, files }))
+            let shared = minijinja::context! {
+                env => env_value.clone(),
+                secrets => secrets_value.clone(),
+                chart => meta,
+                files => files,
+                capabilities => capabilities.clone(),
+            };
+            Ok((*name, ChartContext { chart: (*chart).clone(), schema, shared: (release_render::shared_id(), shared) }))
         })
         .collect::<Result<_>>()?;
-    let run = Run {
-        project,
-        env,
-        secrets,
-        cluster,
-        helm,
-        engine,
-        chart_contexts,
-        crds,
-        capabilities,
-        env_value: minijinja::context! { name => &env.name, values => serde_value(&env.values) },
-        secrets_value: serde_value(&secrets.values),
-    };
+    let run = Run { project, env, secrets, cluster, helm, engine, chart_contexts, crds };
     body(&run)
 }
 
@@ -289,14 +283,11 @@ impl Run<'_> {
         let context = minijinja::context! {
             values => serde_value(&values),
             release => minijinja::context! { name => &release.name, namespace => &release.namespace, environment => &env.name, chart => &release.chart },
-            env => self.env_value.clone(),
-            secrets => self.secrets_value.clone(),
-            chart => chart.meta.clone(),
-            files => chart.files.clone(),
-            capabilities => self.capabilities.clone(),
+            ..chart.shared.1.clone()
         };
+        let shared = (chart.shared.0, &chart.shared.1);
         let manifests =
-            render_chart(&self.engine, &chart.chart, &self.crds[release.chart.as_str()], release, &context)?;
+            render_chart(&self.engine, &chart.chart, &self.crds[release.chart.as_str()], release, (&context, shared))?;
         let chart_meta = ChartMeta {
             name: chart.chart.name.clone(),
             version: chart.chart.version.clone(),

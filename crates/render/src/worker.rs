@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::engine::Engine;
 use crate::filters::ChartFiles;
-use crate::isolated::{Answer, HelmRelease, Question, Request, Told, WireBuilt, WireError};
+use crate::isolated::{Answer, HelmRelease, Question, Request, Told, WireBuilt, WireContext, WireError};
 use weaver_core::error::{Error, Location};
 use weaver_core::limits::RenderLimits;
 use weaver_project::source::{Entry, Source};
@@ -53,6 +53,8 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
     let mut limits = RenderLimits::default();
     let mut engine = Engine::of_templates(Vec::new(), &limits);
     let mut charts: HashMap<u64, weaver_helm::HelmChart> = HashMap::new();
+    // The parts of its releases' contexts this render shares (`ReleaseRender::shared`).
+    let mut shared: HashMap<u64, minijinja::Value> = HashMap::new();
     // A run's releases see one cluster: its capabilities are made once, not per release.
     let mut capabilities: Option<(weaver_helm::CapabilitiesOf, Arc<weaver_helm::Capabilities>)> = None;
     let parent = Parent(Arc::clone(&pipes));
@@ -64,6 +66,7 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
             Request::Run { limits: run_limits, templates } => {
                 limits = run_limits.limits();
                 engine = Engine::of_templates(templates.into_owned(), &limits);
+                shared.clear();
                 continue;
             }
             Request::HelmChart { id, chart, forget } => {
@@ -100,8 +103,13 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
                     Err(error) => (failed(&error), None),
                 }
             }
-            Request::Release { release, context, files, templates } => {
-                render_release(&engine, (&release, context_of(context, files)), &templates, &limits, &pipes)?;
+            Request::Release { release, context, shared: (id, given), templates } => {
+                if let Some(given) = given {
+                    shared.insert(id, context_of(given));
+                }
+                let shared = shared.get(&id).ok_or_else(|| std::io::Error::other("a shared context never sent"))?;
+                let context = minijinja::context! { ..context_of(context), ..shared.clone() };
+                render_release(&engine, (&release, context), &templates, &limits, &pipes)?;
                 continue;
             }
         };
@@ -285,12 +293,9 @@ impl Source for Repository {
 }
 
 /// The context as the parent's render has it: `files` an object again.
-fn context_of(
-    context: serde_json::Map<String, serde_json::Value>,
-    files: Option<(String, std::collections::BTreeMap<String, String>)>,
-) -> minijinja::Value {
-    let context = crate::serde_value(&context);
-    match files {
+fn context_of(wire: WireContext) -> minijinja::Value {
+    let context = crate::serde_value(&wire.context);
+    match wire.files {
         Some((chart, files)) => {
             let files = minijinja::Value::from_object(ChartFiles { chart, files: Arc::new(files) });
             minijinja::context! { files => files, ..context }

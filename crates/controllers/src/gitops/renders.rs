@@ -31,8 +31,8 @@ pub const MAX_RENDER_MEMORY: u64 = 512 << 20;
 
 /// Render workers kept between a tenant's renders: at most this many per core, of every tenant,
 /// each at most [`WORKERS_IDLE`] after its last render (the tenant's next render, at its next
-/// interval, starts none).
-pub const WORKERS_KEPT_PER_CORE: usize = 4;
+/// interval, starts none), and only one holding at most 64 MiB.
+pub const WORKERS_KEPT_PER_CORE: usize = 2;
 pub const WORKERS_IDLE: Duration = Duration::from_secs(600);
 
 /// How long a tenant whose render stopped at a bound is held back before it renders the same

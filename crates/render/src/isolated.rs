@@ -146,7 +146,8 @@ pub(crate) struct HelmRelease<'a> {
     pub(crate) name: Cow<'a, str>,
     pub(crate) namespace: Cow<'a, str>,
     pub(crate) values: Cow<'a, serde_json::Map<String, serde_json::Value>>,
-    pub(crate) capabilities: Cow<'a, weaver_helm::CapabilitiesOf>,
+    /// The cluster's capabilities, unless they are those of the worker's last release.
+    pub(crate) capabilities: Option<Cow<'a, weaver_helm::CapabilitiesOf>>,
     pub(crate) output: weaver_helm::Output,
 }
 
@@ -348,18 +349,25 @@ impl Workers {
         chart: &weaver_helm::HelmChart,
         input: &weaver_helm::ReleaseInput<'_>,
     ) -> Result<Vec<weaver_helm::RenderedDocument>> {
-        let release = HelmRelease {
-            name: Cow::Borrowed(input.name),
-            namespace: Cow::Borrowed(input.namespace),
-            values: Cow::Borrowed(&input.values),
-            capabilities: Cow::Borrowed(input.capabilities.made_of()),
-            output: input.output,
+        // A run's releases share their capabilities: sent to each worker once.
+        let capabilities = Arc::as_ptr(&input.capabilities) as usize;
+        let request = |worker: &mut Worker| {
+            let release = HelmRelease {
+                name: Cow::Borrowed(input.name),
+                namespace: Cow::Borrowed(input.namespace),
+                values: Cow::Borrowed(&input.values),
+                capabilities: (worker.capabilities != Some(capabilities))
+                    .then(|| Cow::Borrowed(input.capabilities.made_of())),
+                output: input.output,
+            };
+            let request = serde_json::to_string(&Request::Helm { chart: chart.id, release }).map_err(|err| {
+                Error::new(format!("the values of release `{}` cannot be sent to its render worker: {err}", input.name))
+            })?;
+            worker.capabilities = Some(capabilities);
+            Ok(request)
         };
-        let request = serde_json::to_string(&Request::Helm { chart: chart.id, release }).map_err(|err| {
-            Error::new(format!("the values of release `{}` cannot be sent to its render worker: {err}", input.name))
-        })?;
         let answers = Answers { live: Some(&input.live), ..Answers::default() };
-        let text = self.ask_text(input.name, &request, answers, Some(chart))?;
+        let text = self.ask_text(input.name, request, answers, Some(chart))?;
         serde_json::from_slice(&text).map_err(|err| self.unreadable(input.name, &err))
     }
 
@@ -376,7 +384,7 @@ impl Workers {
         let request = Request::Kustomize { dir: dir.to_path_buf(), at, anywhere, describe: source.describe() };
         let request = serde_json::to_string(&request).expect("paths serialize");
         let answers = Answers { source: Some(source), ..Answers::default() };
-        let text = self.ask_text(release, &request, answers, None)?;
+        let text = self.ask_text(release, |_| Ok(request.clone()), answers, None)?;
         let built: WireBuilt = serde_json::from_slice(&text).map_err(|err| self.unreadable(release, &err))?;
         let resources = built
             .resources
@@ -409,16 +417,16 @@ impl Workers {
             Error::new(format!("the values of release `{release}` cannot be sent to its render worker: {err}"))
         })?;
         let answers = Answers { source: Some(source), variables, ..Answers::default() };
-        let text = self.ask_text(release, &request, answers, None)?;
+        let text = self.ask_text(release, |_| Ok(request.clone()), answers, None)?;
         String::from_utf8(text).map_err(|_| Error::at(Location::file(path), "the rendered output is not UTF-8"))
     }
 
-    /// `request`'s text, asked of a worker for `release` (which keeps `chart` first), within
-    /// the render's bytes.
+    /// The text of the request `request` makes for the worker, asked of a worker for `release`
+    /// (which keeps `chart` first), within the render's bytes.
     fn ask_text(
         &self,
         release: &str,
-        request: &str,
+        request: impl Fn(&mut Worker) -> Result<String>,
         answers: Answers<'_>,
         chart: Option<&weaver_helm::HelmChart>,
     ) -> Result<Vec<u8>> {
@@ -429,8 +437,9 @@ impl Workers {
             if let Some(chart) = chart {
                 worker.keep_chart(chart, &self.limits)?;
             }
+            let request = request(worker).map_err(Step::Failed)?;
             worker
-                .ask(request, Some(room.unwrap_or(usize::MAX)), &self.limits, answers)?
+                .ask(&request, Some(room.unwrap_or(usize::MAX)), &self.limits, answers)?
                 .ok_or(Step::Ended(Ended::Closed))
         })
     }
@@ -541,6 +550,7 @@ impl Workers {
             chunk: vec![0; READ_CHUNK].into(),
             charts: VecDeque::new(),
             shared: HashSet::new(),
+            capabilities: None,
         };
         if self.begin(&mut worker).is_err() {
             return Err(Error::new(format!("the render worker {program} did not start")));
@@ -562,8 +572,9 @@ impl Workers {
 
     /// Sends `worker` this render's limits (its deadline as the time left now) and templates.
     fn begin(&self, worker: &mut Worker) -> std::io::Result<()> {
-        // A worker forgets the shared contexts of the render before.
+        // A worker forgets the shared contexts and capabilities of the render before.
         worker.shared.clear();
+        worker.capabilities = None;
         let run = Request::Run { limits: WireLimits::of(&self.limits), templates: Cow::Borrowed(&self.templates) };
         worker.send(&serde_json::to_string(&run).expect("limits and strings serialize"))
     }
@@ -742,6 +753,9 @@ struct Worker {
     charts: VecDeque<u64>,
     /// The shared contexts of this render it was sent ([`ReleaseRender::shared`]).
     shared: HashSet<u64>,
+    /// The capabilities (their address in this process) of the last Helm release of this
+    /// render it was sent.
+    capabilities: Option<usize>,
 }
 
 impl Worker {
@@ -906,6 +920,7 @@ mod tests {
             chunk: vec![0; READ_CHUNK].into(),
             charts: VecDeque::new(),
             shared: HashSet::new(),
+            capabilities: None,
         };
         let isolation = Isolation {
             program: PathBuf::from("sh"),

@@ -55,8 +55,8 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
     let mut charts: HashMap<u64, weaver_helm::HelmChart> = HashMap::new();
     // The parts of its releases' contexts this render shares (`ReleaseRender::shared`).
     let mut shared: HashMap<u64, minijinja::Value> = HashMap::new();
-    // A run's releases see one cluster: its capabilities are made once, not per release.
-    let mut capabilities: Option<(weaver_helm::CapabilitiesOf, Arc<weaver_helm::Capabilities>)> = None;
+    // A run's releases see one cluster: its capabilities are sent and made once, not per release.
+    let mut capabilities: Option<Arc<weaver_helm::Capabilities>> = None;
     let parent = Parent(Arc::clone(&pipes));
     let live = Arc::new(weaver_helm::lookup::Live::Asking(Box::new(parent.lookups())));
     while let Some(line) = next()? {
@@ -67,6 +67,7 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
                 limits = run_limits.limits();
                 engine = Engine::of_templates(templates.into_owned(), &limits);
                 shared.clear();
+                capabilities = None;
                 continue;
             }
             Request::HelmChart { id, chart, forget } => {
@@ -152,19 +153,14 @@ fn render_release(
 fn render_helm(
     chart: &weaver_helm::HelmChart,
     release: HelmRelease<'_>,
-    made: &mut Option<(weaver_helm::CapabilitiesOf, Arc<weaver_helm::Capabilities>)>,
+    made: &mut Option<Arc<weaver_helm::Capabilities>>,
     live: &Arc<weaver_helm::lookup::Live>,
     limits: &RenderLimits,
 ) -> weaver_core::error::Result<Vec<u8>> {
-    let capabilities = match made {
-        Some((of, capabilities)) if *of == *release.capabilities => Arc::clone(capabilities),
-        _ => {
-            let of = release.capabilities.into_owned();
-            let capabilities = Arc::new(weaver_helm::Capabilities::from(of.clone()));
-            *made = Some((of, Arc::clone(&capabilities)));
-            capabilities
-        }
-    };
+    if let Some(of) = release.capabilities {
+        *made = Some(Arc::new(weaver_helm::Capabilities::from(of.into_owned())));
+    }
+    let capabilities = made.clone().ok_or_else(|| Error::new("a Helm release sent without capabilities"))?;
     let input = weaver_helm::ReleaseInput {
         name: &release.name,
         namespace: &release.namespace,

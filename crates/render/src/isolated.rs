@@ -8,15 +8,15 @@
 //! The protocol: the parent writes lines of JSON on the worker's stdin. The first gives the
 //! limits, the second the weaver charts' templates (every template of the charts the render
 //! uses, compiled once per worker; the worker's side is `worker::serve`). Then, for each
-//! release of a weaver chart, a [`Request::Release`] with its context, and a
-//! [`Request::Template`] per template, in order, so that the parent parses each output before
+//! release of a weaver chart, a `Request::Release` with its context, and a
+//! `Request::Template` per template, in order, so that the parent parses each output before
 //! the next template renders, as in its own process; for a release of a Helm chart, the chart
-//! ([`Request::HelmChart`], once per worker) and a [`Request::Helm`] with the release's values.
-//! Each request but a release's context is answered by a line of JSON ([`Answer`]), a text following it as that many raw
+//! (`Request::HelmChart`, once per worker) and a `Request::Helm` with the release's values.
+//! Each request but a release's context is answered by a line of JSON (`Answer`), a text following it as that many raw
 //! bytes (bounded by what the release may still render); while a Helm chart renders, the worker
-//! may ask its `lookup`s first (an [`Answer`] with a [`Question`]), each answered by a line from
+//! may ask its `lookup`s first (an `Answer` with a `Question`), each answered by a line from
 //! the parent's cluster snapshot, which keeps what was asked and seen. A kustomization
-//! ([`Request::Kustomize`]) and a values template ([`Request::ValuesTemplate`]) are built and
+//! (`Request::Kustomize`) and a values template (`Request::ValuesTemplate`) are built and
 //! rendered in a worker the same way, reading the repository's files through the parent, whose
 //! source keeps its bounds and confinement. A thread of the render
 //! takes an idle worker or starts one, never waiting for another thread's, so a render has at

@@ -2,7 +2,7 @@
 //! CamelCase reason and a message the tenant can act on, from the first reconcile on),
 //! `observedGeneration`, one line per target, and no phases. A condition keeps its
 //! `lastTransitionTime` while its status stays the same. kstatus's `Stalled=True` joins Ready
-//! False when no retry can help, only a change by someone (see [`stalled`]): readers that
+//! False when no retry can help, only a change by someone (see `stalled`): readers that
 //! wait (`weaver status`, `apply --wait`, kstatus, Flux) then stop waiting.
 
 use std::collections::BTreeMap;

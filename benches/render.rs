@@ -10,7 +10,8 @@
 mod support;
 
 fn main() {
-    let charts: [(&str, fn(&std::path::Path, usize)); 2] =
+    type Generate = fn(&std::path::Path, usize);
+    let charts: [(&str, Generate); 2] =
         [("weaver chart", support::generate_repo), ("Helm chart", support::generated::generate_helm_repo)];
     for (chart, releases) in charts.into_iter().flat_map(|c| [1_000, 3_000, 10_000].map(|n| (c, n))) {
         let (chart, generate) = chart;

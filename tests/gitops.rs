@@ -432,7 +432,7 @@ fn a_source_path_reads_the_weaver_repository_in_that_directory_and_nothing_outsi
         &format!("{environment}    valuesFiles: [../../charts/app/values.yaml]\n"),
     );
     source.commit("reaching out");
-    let failed = until_ready_with(&cluster, &sync, "ApplyFailed", "a file outside clusters/prod refused");
+    let failed = until_ready_with(&cluster, &sync, "RenderFailed", "a file outside clusters/prod refused");
     let (_, _, message) = ready(&failed).unwrap();
     assert!(message.contains("../../charts/app/values.yaml resolves to") && message.contains("outside"), "{message}");
     // A path that leaves the repository is refused by the API server, by the CRD's pattern
@@ -653,7 +653,7 @@ fn failures_say_why_and_leave_the_last_applied_revision() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name\n",
     );
     source.commit("broken template");
-    let live = until_ready_with(&cluster, &sync, "ApplyFailed", "the broken commit refused");
+    let live = until_ready_with(&cluster, &sync, "RenderFailed", "the broken commit refused");
     let message = ready(&live).unwrap().2;
     assert!(message.contains("charts/app/templates/configmap.yaml"), "{message}");
     assert_eq!(live["status"]["lastAppliedRevision"], good);
@@ -663,7 +663,7 @@ fn failures_say_why_and_leave_the_last_applied_revision() {
     let failed: Vec<Value> = cluster
         .list("events.k8s.io/v1", "Event", "events", &namespace)
         .into_iter()
-        .filter(|e| e["regarding"]["name"] == "shop" && e["reason"] == "ApplyFailed")
+        .filter(|e| e["regarding"]["name"] == "shop" && e["reason"] == "RenderFailed")
         .collect();
     assert_eq!(failed.len(), 1, "{failed:#?}");
     assert!(failed[0]["series"].is_null(), "recorded again: {}", failed[0]);
@@ -1331,7 +1331,7 @@ fn a_values_template_reads_no_environment_variable_of_the_controller() {
     let _controller = Controller::start(&cluster, None);
     let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({})));
     cluster.create(&sync);
-    let live = until_ready_with(&cluster, &sync, "ApplyFailed", "env refused in a values template");
+    let live = until_ready_with(&cluster, &sync, "RenderFailed", "env refused in a values template");
     let message = ready(&live).unwrap().2;
     assert!(message.contains("values/app.yaml.gotmpl:1:") && message.contains("not read in the cluster"), "{message}");
     assert!(config_map(&cluster, &namespace, "app").is_none());
@@ -1459,7 +1459,7 @@ fn an_archive_that_is_not_the_pinned_one_fails_the_reconcile_naming_the_chart_an
     let controller = Controller::start(&cluster, None);
     let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, json!({})));
     cluster.create(&sync);
-    let live = until_ready_with(&cluster, &sync, "ApplyFailed", "the tampered archive refused");
+    let live = until_ready_with(&cluster, &sync, "RenderFailed", "the tampered archive refused");
     let (_, _, message) = ready(&live).unwrap();
     assert!(message.contains("`stable/web` version `1.0.0`"), "{message}");
     assert!(
@@ -1937,7 +1937,7 @@ fn a_looping_template_is_stopped_at_spec_timeout_while_another_tenant_applies() 
     }
     cluster.create(&applies);
     for (sync, template) in &loops {
-        let live = until_ready_with(&cluster, sync, "ApplyFailed", "the loop stopped at spec.timeout");
+        let live = until_ready_with(&cluster, sync, "RenderFailed", "the loop stopped at spec.timeout");
         let message = live["status"]["environments"][0]["message"].as_str().unwrap_or_default().to_string();
         assert!(
             message.contains("rendering stopped: rendering took longer than its limit of 2s (spec.timeout)"),
@@ -2008,7 +2008,7 @@ fn templates_that_grow_past_memory_or_nest_too_deep_fail_their_tenant_alone() {
     let _controller = Controller::start_isolated(&cluster, 256 << 20);
     hostile.iter().for_each(|(sync, _)| cluster.create(sync));
     for (sync, expected) in &hostile {
-        let live = until_ready_with(&cluster, sync, "ApplyFailed", "the render stopped at its bound");
+        let live = until_ready_with(&cluster, sync, "RenderFailed", "the render stopped at its bound");
         let message = live["status"]["environments"][0]["message"].as_str().unwrap_or_default().to_string();
         assert!(message.contains(expected.as_str()) && message.contains("release `app`"), "{message}");
     }

@@ -173,7 +173,9 @@ fn bad_input(files: &[(&str, &str)], kubectl_refuses: bool) -> String {
 
 #[test]
 fn bad_kustomizations_are_clear_errors_naming_the_file_and_field() {
-    let cases: &[(&str, &[(&str, &str)], bool, &[&str])] = &[
+    // What it is, its files, whether kubectl refuses it too, what weaver's message says.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], bool, &'a [&'a str]);
+    let cases: &[Case] = &[
         (
             "a missing resource",
             &[("app/kustomization.yaml", "resources:\n  - cm.yaml\n  - missing.yaml\n"), ("app/cm.yaml", CONFIG_MAP)],

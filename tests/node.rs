@@ -1446,7 +1446,7 @@ fn a_tenants_endless_template_stops_at_its_spec_timeout_in_the_pod_while_another
     // Once it renders (the leader's log says so: the status hears of a render once it ends),
     // the demo's tenant is asked to apply a push.
     let operator_ns = operator_namespace(cluster);
-    let rendering = format!("to environment `spin`: rendering");
+    let rendering = "to environment `spin`: rendering".to_string();
     eventually("the spinning EnvironmentSync rendering", || {
         let logs: Vec<String> = live_pods(cluster, &operator_ns)
             .iter()

@@ -1015,7 +1015,8 @@ fn operator_run_refuses_a_registry_bound_that_does_not_read_naming_the_variable(
 /// is cut rather than the Event refused.
 #[test]
 fn an_event_said_three_times_is_one_event_counted_three_times_and_a_long_note_is_cut() {
-    use kube::runtime::events::{Event, EventType, Reporter};
+    use kube::runtime::events::{EventType, Reporter};
+    use weaver_api::environment_sync::Reason;
     let cluster = TestCluster::start();
     let ns = cluster.namespace("events");
     let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "told", "namespace": ns}});
@@ -1030,15 +1031,11 @@ fn an_event_said_three_times_is_one_event_counted_three_times_and_a_long_note_is
     };
     let reporter = Reporter { controller: "weaver-test".into(), instance: None };
     let recorder = weaver_controllers::events::Recorder::new(cluster.client(), reporter);
-    let event = |note: &str| Event {
-        type_: EventType::Normal,
-        reason: "Told".into(),
-        note: Some(note.into()),
-        action: "Test".into(),
-        secondary: None,
-    };
+    let reason = Reason::ReconciliationSucceeded;
     for note in ["once", "once", "once", "twice", &"long ".repeat(400)] {
-        cluster.block_on(recorder.publish(&event(note), &regarding)).unwrap_or_else(|err| panic!("{note:.20}: {err}"));
+        cluster
+            .block_on(recorder.publish(EventType::Normal, &reason, "Test", note, &regarding))
+            .unwrap_or_else(|err| panic!("{note:.20}: {err}"));
     }
     let events = cluster.list("events.k8s.io/v1", "Event", "events", &ns);
     let by_note = |start: &str| -> Vec<&Value> {

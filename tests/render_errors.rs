@@ -846,6 +846,8 @@ mod limits {
     fn measured(repo: &Repo, args: &[&str]) -> (common::Run, std::time::Duration, i64) {
         use std::io::Read;
         let started = std::time::Instant::now();
+        // Reaped by wait4 below, which clippy does not see.
+        #[allow(clippy::zombie_processes)]
         let mut child = repo.spawn(args);
         let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
         let out = std::thread::spawn(move || {

@@ -326,8 +326,10 @@ fn no_false_positive_on_the_demo_and_the_operator_chart() {
     assert!(!prod.stderr.contains("not validated"), "prod: {}", prod.stderr);
 }
 
+// Its own `#![allow(dead_code)]` covers what this test does not use. It loads files of
+// tests/common that the suite loads as `common` too, on purpose: the benches have them alone.
 #[path = "../benches/support/mod.rs"]
-#[allow(dead_code)]
+#[allow(clippy::duplicate_mod)]
 mod bench_support;
 
 #[test]

@@ -34,6 +34,8 @@ pub struct Run {
 /// RUSAGE_CHILDREN is the largest of every child waited for so far, other programs' included.
 pub fn run(command: &mut Command) -> Run {
     let started = Instant::now();
+    // Reaped by wait4 below, which clippy does not see.
+    #[allow(clippy::zombie_processes)]
     let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     // stderr drains on its own thread: a child blocked writing to a full pipe would never exit.
     let mut stderr_pipe = child.stderr.take().unwrap();

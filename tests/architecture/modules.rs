@@ -36,6 +36,9 @@ static PATH: LazyLock<Regex> =
 
 type ModulePath = Vec<String>;
 
+/// Of a module's children, who names whom, and through which modules.
+type SiblingEdges = BTreeMap<String, BTreeMap<String, (ModulePath, ModulePath)>>;
+
 /// What one module's non-test code says: its child modules, the local names its `use` items bind
 /// (to absolute paths), and the absolute paths it names.
 #[derive(Default)]
@@ -368,9 +371,8 @@ impl Crate {
 
     /// Edges between siblings: for each module whose children name each other, who names whom,
     /// and through which modules (the first seen: `plan::build` naming `release::record`).
-    fn sibling_edges(&self) -> BTreeMap<ModulePath, BTreeMap<String, BTreeMap<String, (ModulePath, ModulePath)>>> {
-        let mut edges: BTreeMap<ModulePath, BTreeMap<String, BTreeMap<String, (ModulePath, ModulePath)>>> =
-            BTreeMap::new();
+    fn sibling_edges(&self) -> BTreeMap<ModulePath, SiblingEdges> {
+        let mut edges: BTreeMap<ModulePath, SiblingEdges> = BTreeMap::new();
         for (from, module) in &self.modules {
             for named in &module.named {
                 let to = self.defining(named, 0);

@@ -17,10 +17,30 @@ pub const IMAGES_UPDATED: &str = "ImagesUpdated";
 /// otherwise): changes others make to them are found at each interval, not as they happen.
 pub const WATCH_REFUSED: &str = "WatchRefused";
 
+/// A condition's or an Event's reason, one of the API's typed reasons (as Flux keeps its own in
+/// `api/`): the writers take one, never a string made up where it is written, so every reason
+/// weaver writes is one its type lists, and the book's reference with it.
+pub trait TypedReason {
+    fn as_str(&self) -> &str;
+}
+
+/// [`TypedReason`] for types whose inherent `as_str` gives the reason as written.
+macro_rules! typed_reasons {
+    ($($name:ty),+ $(,)?) => {
+        $(impl $crate::conditions::TypedReason for $name {
+            fn as_str(&self) -> &str {
+                <$name>::as_str(self)
+            }
+        })+
+    };
+}
+
+pub(crate) use typed_reasons;
+
 pub fn condition(
     type_: &str,
     status: bool,
-    reason: &str,
+    reason: &impl TypedReason,
     message: String,
     generation: Option<i64>,
     now: &Time,
@@ -28,7 +48,7 @@ pub fn condition(
     Condition {
         type_: type_.to_string(),
         status: if status { "True" } else { "False" }.to_string(),
-        reason: reason.to_string(),
+        reason: reason.as_str().to_string(),
         message,
         observed_generation: generation,
         last_transition_time: now.clone(),

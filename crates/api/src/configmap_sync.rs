@@ -7,6 +7,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::conditions::typed_reasons;
 use crate::open_enum::open_enum;
 
 /// A DNS-1123 label, as Kubernetes validates namespace and ConfigMap-in-namespace names.
@@ -108,3 +109,26 @@ open_enum!(
         Failed => "Failed",
     }
 );
+
+open_enum!(
+    /// The reasons of a ConfigMapSync's Ready (and Stalled) condition, and of its Events that
+    /// are not a target's ([`TargetReason`]).
+    pub SyncReason {
+        /// Every target is in sync.
+        Synced => "Synced",
+        /// Some targets are not; each says why in `status.targets`.
+        TargetsNotSynced => "TargetsNotSynced",
+        ServiceAccountNotFound => "ServiceAccountNotFound",
+        /// The API server refused the operator a token for the account.
+        TokenRequestFailed => "TokenRequestFailed",
+        /// The account may not read the source.
+        SourceForbidden => "SourceForbidden",
+        SourceNotFound => "SourceNotFound",
+        /// Being deleted, a target cannot be.
+        CleanupFailed => "CleanupFailed",
+        /// An Event's: a ConfigMap no longer a target cannot be deleted.
+        DeleteFailed => "DeleteFailed",
+    }
+);
+
+typed_reasons!(SyncReason, TargetReason);

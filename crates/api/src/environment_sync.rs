@@ -8,7 +8,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::conditions;
+use crate::conditions::{self, typed_reasons};
 use crate::open_enum::open_enum;
 
 /// A DNS-1123 label (namespace and ServiceAccount names).
@@ -897,6 +897,24 @@ impl From<Reason> for PushReason {
         PushReason::Failed(reason)
     }
 }
+
+/// The reasons of an EnvironmentSync's Events that tell of no condition (the others give the
+/// reason of the condition they tell of: [`Reason`], [`PushReason`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventReason {
+    /// The approved plan (`approval: Manual`) was applied.
+    Approved,
+}
+
+impl EventReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EventReason::Approved => "Approved",
+        }
+    }
+}
+
+typed_reasons!(Reason, PushOutcome, PushReason, EventReason);
 
 fn is_zero(n: &u32) -> bool {
     *n == 0

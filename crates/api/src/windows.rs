@@ -27,7 +27,7 @@ struct Checked<'a> {
 pub struct Hold {
     /// `deny window "0 22 * * *" (Europe/Berlin, 8h)`, or `no allow window is open`.
     pub reason: String,
-    /// When the windows next let it through; None when none was found ahead (see [`HORIZON`]).
+    /// When the windows next let it through; None when none was found ahead (see `HORIZON`).
     pub until: Option<Timestamp>,
 }
 

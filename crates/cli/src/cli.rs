@@ -1,4 +1,8 @@
 //! Command-line definitions (clap only; behaviour lives in `commands`).
+// The doc comments here are clap's `--help` text (and the book's command reference, generated
+// from it), written for a terminal: `<ENV>`, `[::]`, `list[0]` and bare URLs are what the
+// reader is to see there, not HTML or links.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
 
 use std::path::PathBuf;
 

@@ -33,7 +33,12 @@ pub enum GivenCluster {
     /// within the controller's budget of requests (`--kube-api-qps`), when it has one. An
     /// environment's `cluster.context` is refused: there is no other cluster to choose.
     /// With `live`, LISTs of weaver's objects are answered from its watches.
-    Config { config: kube::Config, info: ClusterInfo, rate: Option<super::RequestRate>, live: Option<super::LiveCache> },
+    Config {
+        config: Box<kube::Config>,
+        info: ClusterInfo,
+        rate: Option<super::RequestRate>,
+        live: Option<super::LiveCache>,
+    },
     /// This kubeconfig (from a Secret), among whose contexts `cluster.context` chooses.
     Kubeconfig { kubeconfig: Kubeconfig, described: String },
 }
@@ -102,7 +107,7 @@ pub async fn config(options: &ConnectOptions) -> Result<(kube::Config, ClusterIn
             retry_budget: options.retry_budget,
             ..info.clone()
         };
-        return Ok((with_client_settings(config.clone(), options.request_timeout), info));
+        return Ok((with_client_settings(kube::Config::clone(config), options.request_timeout), info));
     }
     let in_a_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty());
     let (kubeconfig, described) = match read_kubeconfig(options)? {

@@ -164,7 +164,7 @@ pub enum Unserved {
 }
 
 impl Cluster {
-    /// Connects and runs discovery (see [`discover`]).
+    /// Connects and runs discovery (see `discover`).
     pub async fn connect(options: &ConnectOptions) -> Result<Cluster> {
         Self::connect_sharing(options, None).await
     }

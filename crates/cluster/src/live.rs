@@ -925,7 +925,7 @@ mod tests {
             context: None,
             request_timeout: timeout,
             retry_budget: timeout,
-            given: Some(GivenCluster::Config { config, info, rate: None, live: Some(cache) }),
+            given: Some(GivenCluster::Config { config: Box::new(config), info, rate: None, live: Some(cache) }),
         };
         Cluster::connect(&options).await.unwrap_or_else(|e| panic!("{e}"))
     }

@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Reporter};
+use weaver_api::conditions::TypedReason;
 
 /// How long a published Event may be counted again (kube-runtime's and client-go's
 /// correlators keep theirs about as long).
@@ -39,9 +40,24 @@ impl Recorder {
         Recorder { client, reporter, published: Mutex::default() }
     }
 
-    /// Publishes `event` about `regarding`: a new Event, or the series of the one published
-    /// with the same reason and note within the last minutes.
-    pub async fn publish(&self, event: &Event, regarding: &ObjectReference) -> Result<(), kube::Error> {
+    /// Publishes an Event of `type_` and `reason` about `regarding`, saying `note` of `action`:
+    /// a new Event, or the series of the one published with the same reason and note within
+    /// the last minutes.
+    pub async fn publish(
+        &self,
+        type_: EventType,
+        reason: &impl TypedReason,
+        action: &str,
+        note: &str,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
+        let event = &Event {
+            type_,
+            reason: reason.as_str().to_string(),
+            note: Some(note.to_string()),
+            action: action.to_string(),
+            secondary: None,
+        };
         let now = Timestamp::now();
         let type_ = match event.type_ {
             EventType::Normal => "Normal",

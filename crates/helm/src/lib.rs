@@ -10,7 +10,7 @@
 //! - [`lookup`]: what `lookup` finds, from a snapshot of the cluster or a file;
 //! - [`manifests`]: splitting, hooks and ordering of the output;
 //! - [`strvals`]: the `--set` syntax of helm's command line;
-//! - [`yaml`], [`toml`]: the formats helm's libraries implement (version ranges are sprig's
+//! - [`weaver_yaml`], [`toml`]: the formats helm's libraries implement (version ranges are sprig's
 //!   Masterminds semver, `sprig::semver`, which helm uses too).
 
 mod archive;
@@ -129,8 +129,11 @@ pub struct Unvendored<'a> {
     pub repositories: &'a BTreeMap<String, Repository>,
     /// An archive with the path that names it in messages, or None to leave the dependency
     /// missing (an error naming it).
-    pub pull: &'a (dyn Fn(&RemoteChart) -> Result<Option<(Vec<u8>, PathBuf)>, Error> + Sync),
+    pub pull: &'a Pull<'a>,
 }
+
+/// Pulls a remote chart: its archive and the path that names it, or None to leave it missing.
+pub type Pull<'a> = dyn Fn(&RemoteChart) -> Result<Option<(Vec<u8>, PathBuf)>, Error> + Sync + 'a;
 
 impl Unvendored<'static> {
     /// For Helm charts that are only ever vendored (kustomize's `helmCharts`).

@@ -1,7 +1,7 @@
 //! helm's `toToml` and `fromToml` (BurntSushi/toml v1.4). The encoder's layout, which the `toml`
 //! crate does not reproduce (it indents nested tables by two spaces per level and writes every
 //! float with a decimal point), is written out here for the values templates hold; decoding is
-//! BurntSushi's lexer and parser ([`burntsushi`]), so that a malformed text gets helm's error.
+//! BurntSushi's lexer and parser (`burntsushi`), so that a malformed text gets helm's error.
 
 mod burntsushi;
 

@@ -12,7 +12,7 @@ fn is_label_shaped(part: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-/// An RFC 1123 label: at most 63 characters of [`is_label_shaped`]. Namespaces are named so.
+/// An RFC 1123 label: at most 63 characters of `is_label_shaped`. Namespaces are named so.
 pub fn is_dns1123_label(name: &str) -> bool {
     name.len() <= 63 && is_label_shaped(name)
 }

@@ -1,5 +1,5 @@
 //! The kustomization file's schema (`kustomization.yaml`, `.yml` or `Kustomization`), as
-//! kustomize v5 reads it (sigs.k8s.io/yaml, then `encoding/json`: see [`weaver_yaml::go`]):
+//! kustomize v5 reads it (sigs.k8s.io/yaml, then `encoding/json`: see `weaver_yaml::go`):
 //! unknown fields are errors, a value must be of its field's type (`namespace: 123` is no
 //! string), keys match fields whatever their case, a key written twice keeps its last value,
 //! and every path keeps the line it is on.

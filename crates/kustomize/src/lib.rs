@@ -183,8 +183,8 @@ impl Resource {
     }
 }
 
-/// Builds the kustomization in `dir` (a directory of the repository), as `kubectl kustomize
-/// <dir>` does (with `--load-restrictor LoadRestrictionsNone` for [`LoadRestrictions::None`]);
+/// Builds the kustomization in `dir` (a directory of the repository), as
+/// `kubectl kustomize <dir>` does (with `--load-restrictor LoadRestrictionsNone` for [`LoadRestrictions::None`]);
 /// `referenced_at` is where a release names it; `limits` bound what its `helmCharts` render.
 pub fn build(
     source: &dyn Source,

@@ -20,7 +20,7 @@
 //! - `$patch` is its only directive: `$retainKeys`, `$setElementOrder/...` and
 //!   `$deleteFromPrimitiveList/...` are copied into the result as plain fields;
 //! - in a list keyed by one field, an element without the key (an `env` entry without `name`)
-//!   is merged as kyaml merges it (see [`keyless_as_kyaml`]), where Kubernetes refuses it.
+//!   is merged as kyaml merges it (see `keyless_as_kyaml`), where Kubernetes refuses it.
 //!
 //! In both, `{$patch: replace}` in a list without merge key replaces the list, and other
 //! directives there are an error (kustomize copies them into the object).

@@ -34,7 +34,7 @@ pub enum Variables {
     /// This machine's variables: the CLI's own values files.
     Read,
     /// The variables of the process that started this render worker, asked of it (see
-    /// [`variable`], which it answers with).
+    /// `variable`, which it answers with).
     Asked(Asker),
     /// None: the controller renders a tenant's files, and its variables are not the tenant's.
     Refused,

@@ -6,19 +6,19 @@
 //! operator run --max-render-memory`), the CLI with `--max-render-memory` or `--render-timeout`.
 //!
 //! The protocol: the parent writes lines of JSON on the worker's stdin. The first
-//! ([`Request::Run`]) gives the render's limits and the weaver charts' templates (every template
+//! (`Request::Run`) gives the render's limits and the weaver charts' templates (every template
 //! of the charts the render uses, compiled once per worker; the worker's side is
 //! `worker::serve`); a worker kept for the tenant's next render (`Isolation::kept`) is sent
 //! another when that render takes it. Then, for each
-//! release of a weaver chart, one [`Request::Release`] with its context and its templates, each
+//! release of a weaver chart, one `Request::Release` with its context and its templates, each
 //! answered in order (the worker renders the next while the parent parses the one before: one
 //! round trip a release, not one a template); for a release of a Helm chart, the chart
-//! ([`Request::HelmChart`], once per worker) and a [`Request::Helm`] with the release's values.
-//! Each answer is a line of JSON ([`Answer`]), a text following it as that many raw
+//! (`Request::HelmChart`, once per worker) and a `Request::Helm` with the release's values.
+//! Each answer is a line of JSON (`Answer`), a text following it as that many raw
 //! bytes (bounded by what the release may still render); while a Helm chart renders, the worker
-//! may ask its `lookup`s first (an [`Answer`] with a [`Question`]), each answered by a line from
+//! may ask its `lookup`s first (an `Answer` with a `Question`), each answered by a line from
 //! the parent's cluster snapshot, which keeps what was asked and seen. A kustomization
-//! ([`Request::Kustomize`]) and a values template ([`Request::ValuesTemplate`]) are built and
+//! (`Request::Kustomize`) and a values template (`Request::ValuesTemplate`) are built and
 //! rendered in a worker the same way, reading the repository's files through the parent, whose
 //! source keeps its bounds and confinement. A thread of the render
 //! takes an idle worker (the render's own, else one kept from the tenant's last render) or starts

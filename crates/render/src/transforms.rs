@@ -8,9 +8,9 @@ use weaver_project::Release;
 use weaver_project::environment::{PatchBody, PatchTarget};
 
 /// `helm`: the release is a Helm chart's, whose cluster-scoped objects keep a namespace written
-/// on them, as `helm template` prints it (see [`set_namespace`]). A Helm chart's or a
+/// on them, as `helm template` prints it (see `set_namespace`). A Helm chart's or a
 /// kustomization's object rendered twice keeps its last copy, with a warning in `warnings`
-/// ([`keep_last_copies`]).
+/// (`keep_last_copies`).
 pub fn apply(
     manifests: &mut Vec<Manifest>,
     warnings: &mut Vec<String>,

@@ -581,7 +581,7 @@ mod tests {
     });
 
     fn sealed_key() -> Identities {
-        crate::IdentitySources { sops_key: Some(SEALED.1.clone().into()), ..Default::default() }.load().unwrap()
+        crate::IdentitySources { sops_key: Some(SEALED.1.clone()), ..Default::default() }.load().unwrap()
     }
 
     #[test]

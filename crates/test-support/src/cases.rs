@@ -3,7 +3,7 @@
 //! table with a real `helm template`. Each crate supplies its case file and its functions.
 //!
 //! Case files: "### name" starts a case. Optional lines "mode: helm|go|strict" (default helm:
-//! missingkey=zero and "<no value>" removed from the output, as helm's engine does; go: Go's defaults;
+//! missingkey=zero and `<no value>` removed from the output, as helm's engine does; go: Go's defaults;
 //! strict: missingkey=error) and "values: JSON" (the case's .Values; numbers are float64 as in helm).
 //! Then "--- template" and "--- output" or "--- error", each followed by its text: the lines up to the
 //! next marker, joined by newlines (an empty last line means the text ends with a newline). The blank
@@ -27,7 +27,7 @@ use crate::skip;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// missingkey=zero and "<no value>" removed, as helm's engine renders.
+    /// missingkey=zero and `<no value>` removed, as helm's engine renders.
     Helm,
     /// Go's defaults.
     Go,
@@ -292,7 +292,9 @@ pub fn check_with_helm(suite: &str, cases: &[(Mode, Case)]) {
         alone.into_iter().map(|(i, c)| (c.values.clone(), vec![(i, c)])).chain(groups).collect();
     // A few helm processes at once: each spends much of its time starting up.
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let rendered: Vec<(usize, Result<Vec<(usize, String)>, String>)> = std::thread::scope(|scope| {
+    // Each chart's index, and its cases' renders by index (or helm's error).
+    type Rendered = (usize, Result<Vec<(usize, String)>, String>);
+    let rendered: Vec<Rendered> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..HELM_PROCESSES)
             .map(|_| {
                 scope.spawn(|| {

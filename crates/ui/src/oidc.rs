@@ -50,7 +50,7 @@ pub struct OidcConfig {
     pub client_id: String,
     /// None: a public client, PKCE only.
     pub client_secret: Option<SecretString>,
-    /// The UI's URL as browsers reach it: the redirect URI is under it ([`CALLBACK_PATH`]).
+    /// The UI's URL as browsers reach it: the redirect URI is under it (`CALLBACK_PATH`).
     pub ui_url: String,
     /// Scopes asked besides `openid`.
     pub scopes: Vec<String>,

@@ -1,5 +1,5 @@
 //! API versions Kubernetes stopped serving, from its deprecated API migration guide
-//! (https://kubernetes.io/docs/reference/using-api/deprecation-guide/).
+//! (<https://kubernetes.io/docs/reference/using-api/deprecation-guide/>).
 
 /// (apiVersion, kind or `*` for every kind of the version, removed in 1.x, what to use instead).
 const REMOVED: &[(&str, &str, u32, Option<&str>)] = &[

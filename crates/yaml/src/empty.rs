@@ -13,7 +13,7 @@ use serde_json::Value;
 /// the JSON pointers of its empty mapping values. Nothing when the text has none, or when it
 /// cannot be read event by event (reading it reports the error) or has keys that are neither
 /// scalars nor aliases of them. Those of flow mappings are among them, though a build reads them as the empty
-/// string ([`as_kyaml_reads`]).
+/// string (`as_kyaml_reads`).
 pub fn empty_values(text: &str) -> Vec<Vec<String>> {
     match may_have_empty_values(text) {
         true => pointers(found_in(text, true, false).empties),

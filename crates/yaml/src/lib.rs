@@ -132,7 +132,7 @@ pub fn from_str<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
     from_str_as(path, text, "invalid YAML")
 }
 
-/// Like `from_str`, for configuration files whose schema errors read better as "invalid <what>".
+/// Like `from_str`, for configuration files whose schema errors read better as `invalid <what>`.
 /// Text in the common subset is read directly ([`nodes`]); the rest, and every error, by
 /// serde-saphyr.
 pub fn from_str_as<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<T> {
@@ -144,7 +144,7 @@ pub fn from_str_as<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> 
 }
 
 /// [`from_str_as`] for files Go programs read with sigs.k8s.io/yaml into a struct
-/// (kustomize's): go-yaml v2's types, then `encoding/json`'s rules (see [`go`]). The text is
+/// (kustomize's): go-yaml v2's types, then `encoding/json`'s rules (see `go`). The text is
 /// first read as every configuration file is, for its syntax errors and duplicate keys.
 pub fn from_str_as_go<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<T> {
     go_with(path, text, what, options())
@@ -206,7 +206,7 @@ pub fn documents_kyaml(path: &Path, text: &str) -> Result<Vec<Value>> {
 }
 
 /// [`documents_kyaml`] as a kustomize build reads its resources: folded scalars as the build
-/// ends up with them (see [`folded`]), and the JSON pointers of each document's empty mapping
+/// ends up with them (see `folded`), and the JSON pointers of each document's empty mapping
 /// values (which a strategic merge clears: see [`empty`]), from one read of the text's events.
 pub fn documents_kustomize(path: &Path, text: &str) -> Result<(Vec<Value>, Vec<Vec<String>>)> {
     let mut docs = documents_with(path, text, kyaml_options())?;

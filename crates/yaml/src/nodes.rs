@@ -1,4 +1,4 @@
-//! Typed reading of configuration files (environments) in the YAML subset of [`super::subset`],
+//! Typed reading of configuration files (environments) in the YAML subset of `super::subset`,
 //! as serde-saphyr reads them, `Spanned` positions included: a 10,000-release environment is
 //! read several times faster. Anything the reader is unsure of — a scalar in a form other than
 //! the common ones for a typed field, an enum written as a mapping, any error — makes it give

@@ -18,18 +18,18 @@ use k8s_openapi::api::rbac::v1 as rbac;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Reporter};
+use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizing, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::access::{self, Account, Verdict};
-use super::api::{ConfigMapSync, ConfigMapSyncStatus};
+use super::api::{ConfigMapSync, ConfigMapSyncStatus, SyncReason};
 use super::plan::{self, Action as Step, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, Observed};
 use super::status::{self, Blocked, Outcome};
 use crate::Backoff;
-use crate::conditions::READY;
+use crate::conditions::{READY, TypedReason};
 use crate::events::Recorder;
 use crate::telemetry::Telemetry;
 use crate::tenant::{TenantError, Tenants};
@@ -455,10 +455,9 @@ async fn patch_status(sync: &ConfigMapSync, ctx: &Context, status: &ConfigMapSyn
     Ok(())
 }
 
-async fn event(ctx: &Context, sync: &ConfigMapSync, type_: EventType, reason: &str, note: String) {
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: "Sync".into(), secondary: None };
-    if let Err(err) = ctx.recorder.publish(&event, &sync.object_ref(&())).await {
-        tracing::warn!(reason, "cannot record an event: {}", api_message(&err));
+async fn event(ctx: &Context, sync: &ConfigMapSync, type_: EventType, reason: &impl TypedReason, note: String) {
+    if let Err(err) = ctx.recorder.publish(type_, reason, "Sync", &note, &sync.object_ref(&())).await {
+        tracing::warn!(reason = reason.as_str(), "cannot record an event: {}", api_message(&err));
     }
 }
 
@@ -573,7 +572,7 @@ async fn sync_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, Err
                 "cannot delete ConfigMap {namespace}/{name}, no longer a target: {}",
                 describe(&outcome_of(err))
             );
-            event(ctx, sync, EventType::Warning, "DeleteFailed", note).await;
+            event(ctx, sync, EventType::Warning, &SyncReason::DeleteFailed, note).await;
         }
     }
     let status = status::after_reconcile(
@@ -608,25 +607,29 @@ async fn report(sync: &ConfigMapSync, ctx: &Context, status: ConfigMapSyncStatus
     if previous != Some(&status) {
         let ready = &status.conditions[0];
         let was = previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == ready.type_));
+        // As `status::after_reconcile` wrote it, from a SyncReason.
+        let reason = SyncReason::parse(&ready.reason);
         // TargetsNotSynced is told per target, below.
         if ready.status == "False"
-            && ready.reason != "TargetsNotSynced"
+            && reason != SyncReason::TargetsNotSynced
             && was.is_none_or(|was| was.reason != ready.reason)
         {
-            tracing::warn!(configmapsync = %ObjectRef::from_obj(sync), reason = %ready.reason, "{}", ready.message);
-            event(ctx, sync, EventType::Warning, &ready.reason, ready.message.clone()).await;
+            tracing::warn!(configmapsync = %ObjectRef::from_obj(sync), %reason, "{}", ready.message);
+            event(ctx, sync, EventType::Warning, &reason, ready.message.clone()).await;
         }
         for target in status.targets.iter().filter(|t| !t.synced) {
             let was = previous.and_then(|p| p.targets.iter().find(|p| p.namespace == target.namespace));
-            if was.is_none_or(|was| was.reason != target.reason) {
-                let reason = target.reason.as_ref().map_or_else(String::new, ToString::to_string);
+            // Every target `status::after_reconcile` made has its reason.
+            if let Some(reason) = &target.reason
+                && was.is_none_or(|was| was.reason != target.reason)
+            {
                 let note = format!(
                     "target {}: {}",
                     target.namespace,
-                    target.message.clone().unwrap_or_else(|| reason.clone())
+                    target.message.clone().unwrap_or_else(|| reason.to_string())
                 );
-                tracing::info!(configmapsync = %ObjectRef::from_obj(sync), reason = %reason, "{note}");
-                event(ctx, sync, EventType::Warning, &reason, note).await;
+                tracing::info!(configmapsync = %ObjectRef::from_obj(sync), %reason, "{note}");
+                event(ctx, sync, EventType::Warning, reason, note).await;
             }
         }
         patch_status(sync, ctx, &status).await?;
@@ -687,7 +690,7 @@ async fn remove_targets(sync: &ConfigMapSync, ctx: &Context) -> Result<Action, E
             if changed {
                 status.conditions = vec![condition];
                 patch_status(sync, ctx, &status).await?;
-                event(ctx, sync, EventType::Warning, "CleanupFailed", why.clone()).await;
+                event(ctx, sync, EventType::Warning, &SyncReason::CleanupFailed, why.clone()).await;
             }
             Err(Error::Cleanup(why))
         }

@@ -2,14 +2,14 @@
 //! CamelCase reason and a message the tenant can act on, from the first reconcile on),
 //! `observedGeneration`, one line per target, and no phases. A condition keeps its
 //! `lastTransitionTime` while its status stays the same. kstatus's `Stalled=True` joins Ready
-//! False when no retry can help, only a change by someone (see [`stalled`]): readers that
+//! False when no retry can help, only a change by someone (see `stalled`): readers that
 //! wait (`weaver status`, `apply --wait`, kstatus, Flux) then stop waiting.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::api::{ConfigMapSyncStatus, TargetStatus};
+use super::api::{ConfigMapSyncStatus, SyncReason, TargetReason, TargetStatus};
 use super::plan::Settled;
 use crate::conditions;
 
@@ -39,23 +39,23 @@ pub enum Blocked {
 
 impl Blocked {
     /// The Ready condition's reason and message.
-    fn reason_and_message(&self) -> (&'static str, String) {
+    fn reason_and_message(&self) -> (SyncReason, String) {
         match self {
             Blocked::ServiceAccountNotFound(name) => (
-                "ServiceAccountNotFound",
+                SyncReason::ServiceAccountNotFound,
                 format!(
                     "ServiceAccount {name} does not exist in this namespace; create it or name another in spec.serviceAccountName"
                 ),
             ),
             Blocked::TokenRequestFailed { account, message } => (
-                "TokenRequestFailed",
+                SyncReason::TokenRequestFailed,
                 format!(
                     "the operator cannot get a token for ServiceAccount {account}, so nothing is written: {message}; \
                      the operator's own ClusterRole needs create on serviceaccounts/token"
                 ),
             ),
             Blocked::SourceForbidden(message) => (
-                "SourceForbidden",
+                SyncReason::SourceForbidden,
                 format!(
                     "the ServiceAccount may not read the source, so nothing is copied: {message}; \
                      grant it get on the source ConfigMap in this namespace"
@@ -67,7 +67,7 @@ impl Blocked {
 
 use crate::conditions::{READY, STALLED};
 
-fn condition(status: &str, reason: &str, message: String, generation: Option<i64>, now: &Time) -> Condition {
+fn condition(status: &str, reason: &SyncReason, message: String, generation: Option<i64>, now: &Time) -> Condition {
     conditions::condition(READY, status == "True", reason, message, generation, now)
 }
 
@@ -79,7 +79,7 @@ fn carry_transition(new: Condition, previous: Option<&ConfigMapSyncStatus>) -> C
 pub fn cleanup_failed(generation: Option<i64>, why: &str, now: &Time) -> Condition {
     condition(
         "False",
-        "CleanupFailed",
+        &SyncReason::CleanupFailed,
         format!("the ConfigMapSync is kept until its targets are deleted: {why}"),
         generation,
         now,
@@ -99,50 +99,47 @@ pub fn after_reconcile(
         .iter()
         .map(|(namespace, outcome)| {
             let (synced, reason, message) = match outcome {
-                Outcome::Synced | Outcome::Settled(Settled::InSync) => (true, "Synced", None),
+                Outcome::Synced | Outcome::Settled(Settled::InSync) => (true, TargetReason::Synced, None),
                 Outcome::Settled(Settled::Conflict) => (
                     false,
-                    "Conflict",
+                    TargetReason::Conflict,
                     Some("a ConfigMap of that name exists and is not managed by this ConfigMapSync".to_string()),
                 ),
                 Outcome::Settled(Settled::NamespaceNotFound) => {
-                    (false, "NamespaceNotFound", Some(format!("namespace {namespace} does not exist")))
+                    (false, TargetReason::NamespaceNotFound, Some(format!("namespace {namespace} does not exist")))
                 }
                 Outcome::Settled(Settled::NamespaceTerminating) => (
                     false,
-                    "NamespaceTerminating",
+                    TargetReason::NamespaceTerminating,
                     Some(format!("namespace {namespace} is being deleted; nothing is written there")),
                 ),
-                Outcome::Settled(Settled::SourceNotFound) => (false, "SourceNotFound", None),
+                Outcome::Settled(Settled::SourceNotFound) => (false, TargetReason::SourceNotFound, None),
                 Outcome::Forbidden(message) | Outcome::Settled(Settled::Forbidden(message)) => {
-                    (false, "Forbidden", Some(message.clone()))
+                    (false, TargetReason::Forbidden, Some(message.clone()))
                 }
-                Outcome::Failed(message) => (false, "Failed", Some(message.clone())),
+                Outcome::Failed(message) => (false, TargetReason::Failed, Some(message.clone())),
             };
-            TargetStatus { namespace: namespace.clone(), synced, reason: Some(reason.into()), message }
+            TargetStatus { namespace: namespace.clone(), synced, reason: Some(reason), message }
         })
         .collect();
     let synced = targets.iter().filter(|t| t.synced).count();
     let total = targets.len();
-    let ready = match blocked {
+    let (status, reason, message) = match blocked {
         Some(blocked) => {
             let (reason, message) = blocked.reason_and_message();
-            condition("False", reason, message, generation, now)
+            ("False", reason, message)
         }
-        None if !source_found => condition(
+        None if !source_found => (
             "False",
-            "SourceNotFound",
+            SyncReason::SourceNotFound,
             "the source ConfigMap does not exist; targets are left as they are".into(),
-            generation,
-            now,
         ),
-        None if synced == total => {
-            condition("True", "Synced", format!("{synced}/{total} targets in sync"), generation, now)
-        }
-        None => condition("False", "TargetsNotSynced", format!("{synced}/{total} targets in sync"), generation, now),
+        None if synced == total => ("True", SyncReason::Synced, format!("{synced}/{total} targets in sync")),
+        None => ("False", SyncReason::TargetsNotSynced, format!("{synced}/{total} targets in sync")),
     };
+    let ready = condition(status, &reason, message, generation, now);
     let stalled = stalled(blocked, &targets)
-        .map(|message| conditions::condition(STALLED, true, &ready.reason, message, generation, now));
+        .map(|message| conditions::condition(STALLED, true, &reason, message, generation, now));
     ConfigMapSyncStatus {
         observed_generation: generation,
         conditions: std::iter::once(ready).chain(stalled).map(|c| carry_transition(c, previous)).collect(),
@@ -154,7 +151,7 @@ pub fn after_reconcile(
 /// Target reasons only a change cures: the tenant's RBAC (Forbidden), a ConfigMap of the
 /// name that someone else manages (Conflict). A missing or terminating namespace, a missing
 /// source and other failures may come right by themselves.
-const STALLING: [&str; 2] = ["Forbidden", "Conflict"];
+const STALLING: [TargetReason; 2] = [TargetReason::Forbidden, TargetReason::Conflict];
 
 /// The Stalled message, when the sync as a whole is blocked or every target not in sync is
 /// so for a reason in [`STALLING`]; None while something may still come right by itself.
@@ -163,7 +160,7 @@ fn stalled(blocked: Option<&Blocked>, targets: &[TargetStatus]) -> Option<String
         return Some(blocked.reason_and_message().1);
     }
     let unsynced: Vec<&TargetStatus> = targets.iter().filter(|t| !t.synced).collect();
-    let stuck = |t: &&TargetStatus| t.reason.as_ref().is_some_and(|r| STALLING.contains(&r.as_str()));
+    let stuck = |t: &&TargetStatus| t.reason.as_ref().is_some_and(|r| STALLING.contains(r));
     if unsynced.is_empty() || !unsynced.iter().all(stuck) {
         return None;
     }

@@ -13,18 +13,18 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Reporter};
+use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
-use super::api::{EnvironmentResult, EnvironmentSync, EnvironmentSyncStatus};
+use super::api::{EnvironmentResult, EnvironmentSync, EnvironmentSyncStatus, EventReason, Reason};
 use super::plan::Work;
 use super::plan::{self, Gate};
 use super::reconcile::{self, Shared, credentials, seconds_since};
 use super::status::{self, Done, Outcome, Working};
 use crate::Backoff;
-use crate::conditions::{IMAGES_UPDATED, PROMOTED};
+use crate::conditions::{IMAGES_UPDATED, PROMOTED, TypedReason};
 use crate::events::Recorder;
 use weaver_cluster::api_message;
 
@@ -349,8 +349,10 @@ async fn tell(
         _ => false,
     };
     if changed || applied {
-        let type_ = if now.status == "True" { EventType::Normal } else { EventType::Warning };
-        publish(sync, cx, type_, &now.reason, &now.message).await;
+        // The condition's reason, as `status::after` wrote it from the outcome.
+        let (passed, reason, _) = outcome.ready();
+        let type_ = if passed { EventType::Normal } else { EventType::Warning };
+        publish(sync, cx, type_, &reason, &now.message).await;
     }
     // Once, when the approved plan is applied: a failed apply is retried, and the history
     // records each attempt's approval.
@@ -364,13 +366,12 @@ async fn tell(
             approval.digest,
             plan::short(&done.revision)
         );
-        publish(sync, cx, EventType::Normal, "Approved", &note).await;
+        publish(sync, cx, EventType::Normal, &EventReason::Approved, &note).await;
     }
     if let Outcome::Done(done) = outcome {
-        let promoted =
-            done.promotion.as_ref().map(|p| (PROMOTED, p.passed, p.reason.as_str(), &p.message, p.pushed.is_some()));
+        let promoted = done.promotion.as_ref().map(|p| (PROMOTED, p.passed, &p.reason, &p.message, p.pushed.is_some()));
         let updated =
-            done.images.as_ref().map(|u| (IMAGES_UPDATED, u.passed, u.reason.as_str(), &u.message, u.pushed.is_some()));
+            done.images.as_ref().map(|u| (IMAGES_UPDATED, u.passed, &u.reason, &u.message, u.pushed.is_some()));
         for (type_, passed, reason, message, pushed) in promoted.into_iter().chain(updated) {
             let condition = |s: &EnvironmentSyncStatus| {
                 s.conditions.iter().find(|c| c.type_ == type_).map(|c| (c.reason.clone(), c.message.clone()))
@@ -390,28 +391,21 @@ async fn tell(
     match work {
         Work::CorrectDrift => {
             let note = format!("put back what changed in the cluster ({})", drift.summary);
-            publish(sync, cx, EventType::Normal, "DriftCorrected", &note).await;
+            publish(sync, cx, EventType::Normal, &Reason::DriftCorrected, &note).await;
         }
         _ if previous.drift.as_ref() != Some(drift) => {
             let note = format!(
                 "the cluster differs from what was applied ({}): weaver drift shows how; spec.correctDrift puts it back",
                 drift.summary
             );
-            publish(sync, cx, EventType::Warning, "DriftDetected", &note).await;
+            publish(sync, cx, EventType::Warning, &Reason::DriftDetected, &note).await;
         }
         _ => {}
     }
 }
 
-async fn publish(sync: &EnvironmentSync, cx: &Context, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note.to_string()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(err) = cx.recorder.publish(&event, &sync.object_ref(&())).await {
-        tracing::warn!(reason, "cannot record an event: {}", api_message(&err));
+async fn publish(sync: &EnvironmentSync, cx: &Context, type_: EventType, reason: &impl TypedReason, note: &str) {
+    if let Err(err) = cx.recorder.publish(type_, reason, "Reconcile", note, &sync.object_ref(&())).await {
+        tracing::warn!(reason = reason.as_str(), "cannot record an event: {}", api_message(&err));
     }
 }

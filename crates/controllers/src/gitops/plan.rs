@@ -123,6 +123,8 @@ fn due(last: Option<&str>, interval: Duration, now: jiff::Timestamp) -> bool {
 }
 
 /// Whether the reconcile goes on, and why not.
+// One per reconcile, matched at once: boxing `Go` would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Gate {
     /// `suspend: true`: nothing is fetched or applied, the status stays.

@@ -301,12 +301,13 @@ pub async fn reconcile(
     if work == Work::Apply && manual {
         match run.pending_plan(&environments).await {
             // The environment that could not be planned says why; the others keep what they had.
-            Err(failed) => {
+            Err((failed, unrendered)) => {
                 let environments = as_before
                     .iter()
                     .map(|env| if env.name == failed.name { failed.clone() } else { env.clone() })
                     .collect();
-                return Outcome::Done(Done { held, ..Done::new(commit, work, environments) });
+                let unrendered = unrendered.then(|| failed.name.clone()).into_iter().collect();
+                return Outcome::Done(Done { held, unrendered, ..Done::new(commit, work, environments) });
             }
             Ok((plan, _)) if !plan.releases.is_empty() && !plan::approved(sync, &plan.digest) => {
                 let waiting = |env: &Environment| EnvironmentStatus {
@@ -364,40 +365,50 @@ pub async fn reconcile(
                 }
                 Work::ReportDrift | Work::CorrectDrift => {
                     let before = earlier(&name).unwrap_or_else(|| unchanged(&name, commit));
-                    match run.drift(env, work == Work::CorrectDrift, (before.drifted, before.missing)).await {
+                    let looked = match run
+                        .drift(env, work == Work::CorrectDrift, (before.drifted, before.missing))
+                        .await
+                    {
                         Ok((d, m)) => EnvironmentStatus { drifted: d, missing: m, message: None, ..before },
                         // Not known to be applied any more: Ready says so, and the next reconcile
                         // applies again.
                         Err(message) => {
                             EnvironmentStatus { result: EnvironmentResult::Failed, message: Some(message), ..before }
                         }
-                    }
+                    };
+                    (looked, false)
                 }
             }
         }
     };
-    let skipped = |position: usize, why: NotRun| EnvironmentStatus {
-        name: order[position].name.clone(),
-        result: EnvironmentResult::Skipped,
-        message: Some(match why {
-            NotRun::Blocked { by, .. } => format!(
-                "not applied: it comes after environment `{}` (its `needs`, or an earlier wave), which did not apply",
-                order[by].name
-            ),
-            NotRun::Held(why) => format!("not applied: {why}"),
-        }),
-        ..Default::default()
+    let skipped = |position: usize, why: NotRun| {
+        let skipped = EnvironmentStatus {
+            name: order[position].name.clone(),
+            result: EnvironmentResult::Skipped,
+            message: Some(match why {
+                NotRun::Blocked { by, .. } => format!(
+                    "not applied: it comes after environment `{}` (its `needs`, or an earlier wave), which did not apply",
+                    order[by].name
+                ),
+                NotRun::Held(why) => format!("not applied: {why}"),
+            }),
+            ..Default::default()
+        };
+        (skipped, false)
     };
-    let not_applied =
-        |result: &EnvironmentStatus| (work == Work::Apply && !result.result.is_applied()).then_some("did not apply");
-    let mut results = schedule.run(|_| None, started, skipped, not_applied, |_, _| {}).await.results;
+    let not_applied = |(result, _): &(EnvironmentStatus, bool)| {
+        (work == Work::Apply && !result.result.is_applied()).then_some("did not apply")
+    };
+    let ran = schedule.run(|_| None, started, skipped, not_applied, |_, _| {}).await.results;
+    let unrendered = ran.iter().filter(|(_, unrendered)| *unrendered).map(|(env, _)| env.name.clone()).collect();
+    let mut results: Vec<EnvironmentStatus> = ran.into_iter().map(|(env, _)| env).collect();
     results.sort_by(|a, b| a.name.cmp(&b.name));
     // The environments' drift as this reconcile leaves it, which an apply puts back: the summary
     // of the last look would otherwise say "1 drifted" beside environments that no longer do.
     let drift = Some(drift_summary(results.iter().map(|e| e.drifted).sum(), results.iter().map(|e| e.missing).sum()));
     let (promotion, images) =
         run.push_due(&environments, &push_to, &images_push_to, sync, &namespace, &tenant, shared).await;
-    Outcome::Done(Done { drift, promotion, images, approval, ..Done::new(commit, work, results) })
+    Outcome::Done(Done { drift, promotion, images, approval, unrendered, ..Done::new(commit, work, results) })
 }
 
 fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {
@@ -552,7 +563,9 @@ impl Run<'_> {
     }
 
     /// Applies `env`; with `approved`, only the plan of that digest.
-    async fn apply(&self, env: Environment, approved: Option<String>) -> EnvironmentStatus {
+    /// The environment's status after its apply, and whether it failed in its render (its
+    /// templates, values, charts: nothing was sent to the cluster) rather than its apply.
+    async fn apply(&self, env: Environment, approved: Option<String>) -> (EnvironmentStatus, bool) {
         let name = env.name.clone();
         let mut settings = self.settings(self.spec.wait);
         if let Some(expected) = approved {
@@ -611,6 +624,7 @@ impl Run<'_> {
             .await
         }
         .await;
+        let unrendered = offline.is_err();
         let applied = match offline {
             Ok(offline) => {
                 let applying = weaver_engine::action::apply::apply_rendered(&options, offline, cx);
@@ -651,16 +665,16 @@ impl Run<'_> {
                 }
             }
         }
-        status
+        (status, unrendered)
     }
 
     /// The plan of every environment at this revision, as `weaver diff` makes it, summarised
     /// with its digest, and each environment's digest (which the apply checks under the lock);
-    /// an environment's failure as its status.
+    /// an environment's failure as its status, and whether it failed in its render.
     async fn pending_plan(
         &self,
         environments: &[Environment],
-    ) -> Result<(PendingPlan, BTreeMap<String, String>), EnvironmentStatus> {
+    ) -> Result<(PendingPlan, BTreeMap<String, String>), (EnvironmentStatus, bool)> {
         let mut digests = BTreeMap::new();
         let mut releases = Vec::new();
         for env in environments {
@@ -675,27 +689,33 @@ impl Run<'_> {
             let on = self.on();
             let cx = ActionContext::new(self.redactor, &on);
             // The render in its tenant's turn; the plan's API requests after it let others render.
-            let planned = async {
-                let offline = {
-                    let revision = &self.fetched.commit;
-                    let turn = self.renders.turn(self.tenant, &env.name, revision, &options.render.limits).await?;
-                    let owned = options.clone();
-                    weaver_engine::action::blocking_with(cx, move |cx| {
-                        let rendered = weaver_engine::action::plan::render_offline(&owned, cx);
-                        turn.finished(&rendered);
-                        rendered
-                    })
-                    .await?
-                };
-                weaver_engine::action::plan::plan_rendered(&options, offline, cx).await
+            let offline = async {
+                let revision = &self.fetched.commit;
+                let turn = self.renders.turn(self.tenant, &env.name, revision, &options.render.limits).await?;
+                let owned = options.clone();
+                weaver_engine::action::blocking_with(cx, move |cx| {
+                    let rendered = weaver_engine::action::plan::render_offline(&owned, cx);
+                    turn.finished(&rendered);
+                    rendered
+                })
+                .await
             }
             .await;
-            let planned = planned.map_err(|err| EnvironmentStatus {
-                name: env.name.clone(),
-                result: EnvironmentResult::Failed,
-                message: Some(self.redactor.error(&err)),
-                ..Default::default()
-            })?;
+            let unrendered = offline.is_err();
+            let planned = match offline {
+                Ok(offline) => weaver_engine::action::plan::plan_rendered(&options, offline, cx).await,
+                Err(err) => Err(err),
+            };
+            let failed = |err: weaver_core::error::Error| {
+                let status = EnvironmentStatus {
+                    name: env.name.clone(),
+                    result: EnvironmentResult::Failed,
+                    message: Some(self.redactor.error(&err)),
+                    ..Default::default()
+                };
+                (status, unrendered)
+            };
+            let planned = planned.map_err(failed)?;
             let mut counts: BTreeMap<&str, ReleaseChanges> = BTreeMap::new();
             for object in planned.plan.objects.iter().filter(|o| o.action != Action::Unchanged) {
                 let entry = counts.entry(&object.release).or_insert_with(|| ReleaseChanges {
@@ -898,9 +918,9 @@ mod tests {
         fixture.request_reconcile("shop").await;
         let sync = fixture.reconcile("shop").await;
 
-        // The file is named, at the revision that has it.
+        // A render's failure, not an apply's; the file is named, at the revision that has it.
         let (status, reason, message) = condition(&sync, "Ready").expect("a Ready condition");
-        assert_eq!((status.as_str(), reason.as_str()), ("False", Reason::ApplyFailed.as_str()));
+        assert_eq!((status.as_str(), reason.as_str()), ("False", Reason::RenderFailed.as_str()));
         assert!(message.contains(template) && message.contains(&broken[..12]), "{message}");
         assert_eq!(
             condition(&sync, "Reconciling").map(|c| (c.0, c.1)),
@@ -915,9 +935,34 @@ mod tests {
         assert_eq!(greeting(&fixture).await.as_deref(), Some("hello"));
         let history: Vec<(&str, &str)> =
             status.history.iter().map(|h| (h.revision.as_str(), h.result.as_str())).collect();
-        assert_eq!(history, [(broken.as_str(), "ApplyFailed"), (good.as_str(), "ReconciliationSucceeded")]);
+        assert_eq!(history, [(broken.as_str(), "RenderFailed"), (good.as_str(), "ReconciliationSucceeded")]);
         let events = fixture.events("shop").await;
-        assert!(events.iter().any(|e| e.starts_with("Warning ApplyFailed: ") && e.contains(template)), "{events:#?}");
+        assert!(events.iter().any(|e| e.starts_with("Warning RenderFailed: ") && e.contains(template)), "{events:#?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_plan_to_approve_that_does_not_render_is_a_render_failure_and_one_the_cluster_refuses_is_not() {
+        let Some(fixture) = Fixture::start().await else { return };
+        let template = "charts/app/templates/configmap.yaml";
+        fixture.source.write(template, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name\n");
+        fixture.source.commit("broken template");
+        fixture.create_sync("shop", json!({"approval": "Manual"})).await;
+        let sync = fixture.reconcile("shop").await;
+        let (status, reason, message) = condition(&sync, "Ready").expect("a Ready condition");
+        assert_eq!((status.as_str(), reason.as_str()), ("False", Reason::RenderFailed.as_str()));
+        assert!(message.contains(template), "{message}");
+
+        // It renders, and names a namespace the account may not read: the plan's failure is the
+        // cluster's answer, not the render's.
+        fixture.source.write(
+            template,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}\n  namespace: elsewhere\n",
+        );
+        fixture.source.commit("an object elsewhere");
+        fixture.request_reconcile("shop").await;
+        let sync = fixture.reconcile("shop").await;
+        let (status, reason, message) = condition(&sync, "Ready").expect("a Ready condition");
+        assert_eq!((status.as_str(), reason.as_str()), ("False", Reason::ApplyFailed.as_str()), "{message}");
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -5,6 +5,8 @@
 //! alone, so an unchanged outcome gives an equal status and no write. While an apply runs, the
 //! status says so ([`working`]): Ready is Unknown until the apply's outcome is known.
 
+use std::collections::BTreeSet;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::api::{
@@ -62,6 +64,9 @@ pub struct Done {
     pub approval: Option<Box<ApprovalRecord>>,
     /// The window that held its apply back (`spec.windows`): nothing was applied.
     pub held: Option<Box<WindowHold>>,
+    /// The failed environments that failed in their render (their templates, values, charts),
+    /// not their apply, by name: Ready's reason is `RenderFailed` when no other failed.
+    pub unrendered: BTreeSet<String>,
 }
 
 impl Done {
@@ -78,6 +83,7 @@ impl Done {
             images: None,
             approval: None,
             held: None,
+            unrendered: BTreeSet::new(),
         }
     }
 }
@@ -108,7 +114,7 @@ impl<S> Pushed<S> {
 
     /// Its condition, of type `type_`.
     fn condition(&self, type_: &str, generation: Option<i64>, now: &Time) -> Condition {
-        condition(type_, self.passed, self.reason.as_str(), self.message.clone(), generation, now)
+        condition(type_, self.passed, &self.reason, self.message.clone(), generation, now)
     }
 }
 
@@ -135,7 +141,11 @@ impl Outcome {
                         plan::short(&done.revision),
                         first.message.as_deref().unwrap_or("see status.environments")
                     );
-                    return (false, Reason::ApplyFailed, message);
+                    // Those skipped only follow one that failed.
+                    let mut failures = failed.iter().filter(|e| e.result == EnvironmentResult::Failed).peekable();
+                    let unrendered = failures.peek().is_some() && failures.all(|e| done.unrendered.contains(&e.name));
+                    let reason = if unrendered { Reason::RenderFailed } else { Reason::ApplyFailed };
+                    return (false, reason, message);
                 }
                 let held = done.held.as_ref().map(|held| match &held.until {
                     Some(until) => format!("{} holds applies and approvals until {until}", held.reason),
@@ -202,7 +212,7 @@ pub fn working(
 ) -> EnvironmentSyncStatus {
     let generation = sync.metadata.generation;
     let progressing = |type_| {
-        let mut condition = condition(type_, true, "Progressing", working.message.clone(), generation, now);
+        let mut condition = condition(type_, true, &Reason::Progressing, working.message.clone(), generation, now);
         if type_ == READY {
             condition.status = "Unknown".into();
         }
@@ -235,19 +245,19 @@ pub fn after(
     }
     let generation = sync.metadata.generation;
     let (ready, reason, message) = outcome.ready();
-    let mut conditions: Vec<Condition> =
-        vec![condition(READY, ready, reason.as_str(), message.clone(), generation, now)];
+    let mut conditions: Vec<Condition> = vec![condition(READY, ready, &reason, message.clone(), generation, now)];
+    let retrying = Reason::ProgressingWithRetry;
     match outcome {
-        Outcome::Invalid { .. } => conditions.push(condition(STALLED, true, reason.as_str(), message, generation, now)),
+        Outcome::Invalid { .. } => conditions.push(condition(STALLED, true, &reason, message, generation, now)),
         // Retried all the same (a Secret or the server may be fixed), but no retry alone helps.
         Outcome::Failed { reason, .. } if stalling(reason) => {
-            conditions.push(condition(STALLED, true, reason.as_str(), message, generation, now))
+            conditions.push(condition(STALLED, true, reason, message, generation, now))
         }
         Outcome::Failed { .. } | Outcome::Waiting { .. } => {
-            conditions.push(condition(RECONCILING, true, "ProgressingWithRetry", message, generation, now))
+            conditions.push(condition(RECONCILING, true, &retrying, message, generation, now))
         }
         Outcome::Done(done) if !ready && done.pending.is_none() => {
-            conditions.push(condition(RECONCILING, true, "ProgressingWithRetry", message, generation, now))
+            conditions.push(condition(RECONCILING, true, &retrying, message, generation, now))
         }
         _ => {}
     }
@@ -338,7 +348,8 @@ pub fn with_refused_watches(
 ) -> EnvironmentSyncStatus {
     status.conditions.retain(|c| c.type_ != WATCH_REFUSED);
     if !refused.is_empty() {
-        let refusal = condition(WATCH_REFUSED, true, "Forbidden", refused.join("; "), status.observed_generation, now);
+        let refusal =
+            condition(WATCH_REFUSED, true, &Reason::Forbidden, refused.join("; "), status.observed_generation, now);
         status.conditions.push(carry_transition(refusal, &previous.conditions));
     }
     status
@@ -520,6 +531,37 @@ mod tests {
         assert_eq!(ready.reason, "ApplyFailed");
         assert!(ready.message.contains("prod") && ready.message.contains("forbidden"), "{}", ready.message);
         assert_eq!(status.environments_ready.as_deref(), Some("1/2"));
+    }
+
+    #[test]
+    fn a_failure_is_a_render_failure_only_when_every_failed_environment_failed_in_its_render() {
+        let failed = |name: &str| EnvironmentStatus { message: Some(format!("{name} broke")), ..env(name, "Failed") };
+        let reason = |environments: Vec<EnvironmentStatus>, unrendered: &[&str]| {
+            let Outcome::Done(done) = done(Work::Apply, environments) else { unreachable!() };
+            let unrendered = unrendered.iter().map(|name| name.to_string()).collect();
+            Outcome::Done(Done { unrendered, ..done }).ready().1
+        };
+        // prod is skipped after dev, which did not render.
+        assert_eq!(reason(vec![failed("dev"), env("prod", "Skipped")], &["dev"]), Reason::RenderFailed);
+        assert_eq!(reason(vec![failed("dev"), failed("prod")], &["dev", "prod"]), Reason::RenderFailed);
+        // One rendered and failed in its apply: an apply failure.
+        assert_eq!(reason(vec![failed("dev"), failed("prod")], &["dev"]), Reason::ApplyFailed);
+        assert_eq!(reason(vec![failed("dev"), env("prod", "Applied")], &[]), Reason::ApplyFailed);
+        // Skipped only (held back): nothing failed to render.
+        assert_eq!(reason(vec![env("dev", "Skipped")], &[]), Reason::ApplyFailed);
+        let status = after(
+            &sync(),
+            &Outcome::Done(Done {
+                unrendered: ["dev".to_string()].into(),
+                ..Done::new(COMMIT.into(), Work::Apply, vec![failed("dev")])
+            }),
+            None,
+            &time(1),
+            0.1,
+        );
+        assert_eq!(condition_of(&status, READY), Some(("False", "RenderFailed")));
+        assert_eq!(condition_of(&status, RECONCILING), Some(("True", "ProgressingWithRetry")));
+        assert_eq!(status.history[0].result, Reason::RenderFailed);
     }
 
     #[test]

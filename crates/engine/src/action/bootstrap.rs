@@ -432,14 +432,14 @@ fn write_repository(
     let ours = env!("CARGO_PKG_VERSION");
     let chart_file = path.join(chart).join("Chart.yaml");
     let theirs = tree.read(&chart_file).ok().flatten().and_then(|bytes| chart_version(&bytes));
-    if let Some(theirs) = &theirs {
-        if version_key(theirs) > version_key(ours) {
-            return Err(Error::new(format!(
-                "{} is weaver {theirs}'s, newer than this weaver ({ours}): nothing was written",
-                chart_file.display()
-            ))
-            .with_help(format!("run weaver bootstrap of weaver {theirs} or newer")));
-        }
+    if let Some(theirs) = &theirs
+        && version_key(theirs) > version_key(ours)
+    {
+        return Err(Error::new(format!(
+            "{} is weaver {theirs}'s, newer than this weaver ({ours}): nothing was written",
+            chart_file.display()
+        ))
+        .with_help(format!("run weaver bootstrap of weaver {theirs} or newer")));
     }
     let mut changes: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
     let built_in: BTreeSet<PathBuf> = chart_files().iter().map(|(p, _)| chart.join(p)).collect();

@@ -326,7 +326,7 @@ fn each<T: Send>(
         .collect()
 }
 
-/// How an environment of a [`schedule`] ended.
+/// How an environment of a `schedule` ended.
 pub enum Ended<T> {
     Ran(T),
     /// Not started, because one it waited for did not succeed: why.
@@ -619,7 +619,7 @@ pub fn apply(
 /// How many colliding objects an error names; the rest are counted.
 const NAMED_COLLISIONS: usize = 10;
 
-/// Refuses the plans of two environments that would own one object (see [`refuse_owned_twice`]).
+/// Refuses the plans of two environments that would own one object (see `refuse_owned_twice`).
 /// Objects an environment would delete are not its own any more.
 pub fn refuse_collisions(planned: &[Outcome<Planned>]) -> Result<()> {
     let owned = planned.iter().filter_map(|outcome| {

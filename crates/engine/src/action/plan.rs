@@ -25,6 +25,8 @@ use weaver_project::Environment;
 use weaver_project::RenderedRelease;
 
 /// What the desired state is compared with.
+// One per plan, in its options: boxing `Cluster` would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Against {
     /// The cluster: live objects and release records.

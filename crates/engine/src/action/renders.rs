@@ -28,8 +28,11 @@ use weaver_core::error::Result;
 #[derive(Default, Clone)]
 pub struct Renders {
     /// Shared by the clones: a render on the blocking pool keeps into the same map.
-    kept: Arc<Mutex<HashMap<(PathBuf, String), Arc<Kept>>>>,
+    kept: Arc<Mutex<KeptRenders>>,
 }
+
+/// By repository and environment.
+type KeptRenders = HashMap<(PathBuf, String), Arc<Kept>>;
 
 /// A render, and what it read and said.
 struct Kept {

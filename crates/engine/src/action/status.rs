@@ -54,7 +54,7 @@ pub struct Detailed {
     pub events: Vec<ObjectEvent>,
 }
 
-/// [`status`], each object with the live objects it owns (of [`DEPENDENT_KINDS`], in the
+/// [`status`], each object with the live objects it owns (of `DEPENDENT_KINDS`, in the
 /// release namespaces: one more LIST per kind and namespace), judged by the same rules, and
 /// their events (one LIST per release namespace). Either addition the user may not list is a
 /// warning and costs only itself. Where `observed` is given (a plan's observation of the same

@@ -132,7 +132,7 @@ impl Fixture {
     /// The controller's seam: the fake handed over as a connection, no kubeconfig read.
     pub(crate) async fn given(&self) -> ConnectOptions {
         let (config, info) = weaver_cluster::kube_config(&self.connect()).await.expect("the fake's config");
-        let given = GivenCluster::Config { config, info, rate: None, live: None };
+        let given = GivenCluster::Config { config: Box::new(config), info, rate: None, live: None };
         ConnectOptions { kubeconfig: None, given: Some(given), ..self.connect() }
     }
 

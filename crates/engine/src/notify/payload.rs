@@ -37,7 +37,7 @@ pub struct Message {
     pub commit: Option<String>,
     /// One line saying what happened.
     pub summary: String,
-    /// What went wrong or drifted, one line each, at most [`MAX_LINES`] and a count of the rest.
+    /// What went wrong or drifted, one line each, at most `MAX_LINES` and a count of the rest.
     pub lines: Vec<String>,
     /// `weaver apply -o json` or `weaver drift -o json` of the run, redacted.
     report: Value,

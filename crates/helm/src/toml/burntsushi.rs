@@ -511,11 +511,9 @@ fn lex_value(lx: &mut Lexer) -> Option<St> {
             return Some(St(lex_raw_string));
         }
         '.' => return lx.errorf("floats must start with a digit, not '.'".into()),
-        'i' | 'n' => {
-            if (lx.accept('n') && lx.accept('f')) || (lx.accept('a') && lx.accept('n')) {
-                lx.emit(ItemType::Float);
-                return lx.pop();
-            }
+        'i' | 'n' if (lx.accept('n') && lx.accept('f')) || (lx.accept('a') && lx.accept('n')) => {
+            lx.emit(ItemType::Float);
+            return lx.pop();
         }
         '-' | '+' => return Some(St(lex_decimal_number_start)),
         _ => {}
@@ -1240,7 +1238,7 @@ impl Parser {
     }
 
     fn value_datetime(&self, item: &Item) -> Parsed<(Any, TomlType)> {
-        let val = item.val.replace('z', "Z").replace('t', "T").replace(' ', "T");
+        let val = item.val.replace('z', "Z").replace(['t', ' '], "T");
         const TYPES: [(&str, Option<&str>); 4] = [
             ("2006-01-02T15:04:05.999999999Z07:00", None),
             ("2006-01-02T15:04:05.999999999", Some("datetime-local")),

@@ -130,6 +130,8 @@ fn inflate(target: &Target, home: &str, entry: &Spanned<HelmChartArgs>) -> Resul
         .collect()
 }
 
+// The values of kustomize's `valuesMerge`, named as it names them.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy)]
 enum Merge {
     Override,

@@ -1,7 +1,7 @@
 //! Name references: once the names are final (prefixes, suffixes, content hashes), every field
 //! `nameReference` table (the built-in one and the kustomization's `configurations`) lists that names a renamed object by one of its previous
 //! names gets its current name, as kustomize's `nameref` filter does it: among the objects the
-//! referrer can name (see [`Reach`]), candidates by previous
+//! referrer can name (see `Reach`), candidates by previous
 //! name and kind, then a `roleRef`'s kind, then the referrer's namespace (cluster-scoped objects
 //! and ServiceAccounts are seen from every namespace), then, of the copies of one base reached
 //! along different paths, the one given the referrer's prefixes and suffixes; a field that could

@@ -271,7 +271,7 @@ pub enum Method<'a> {
 }
 
 impl Connection {
-    /// `repository` is as [`Machine::credentials`] takes it; `base_url` is its HTTP(S) URL (an
+    /// `repository` is as `Machine::credentials` takes it; `base_url` is its HTTP(S) URL (an
     /// OCI registry's `https://host`).
     pub fn open(
         machine: &Machine,
@@ -610,7 +610,7 @@ fn variable_prefix(name: &str) -> String {
 }
 
 /// Where the machine's credentials for `repository` (named `repository_name` in
-/// `repositories:`, if it is one of them) are looked for, in [`Machine::credentials`]' order:
+/// `repositories:`, if it is one of them) are looked for, in `Machine::credentials`' order:
 /// the help of every error that asks for them.
 pub fn credentials_help(repository: &str, repository_name: Option<&str>) -> String {
     let mut places = Vec::new();

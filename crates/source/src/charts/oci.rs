@@ -232,7 +232,7 @@ impl Deadline {
 const SHOWN_TAG: usize = 64;
 
 /// `tag` as a message may show it: control bytes, quotes and backslashes escaped (`\u{1b}`),
-/// cut at [`SHOWN_TAG`] characters.
+/// cut at `SHOWN_TAG` characters.
 pub fn shown_tag(tag: &str) -> String {
     let mut shown: String = tag.chars().take(SHOWN_TAG).flat_map(char::escape_debug).collect();
     if tag.chars().nth(SHOWN_TAG).is_some() {

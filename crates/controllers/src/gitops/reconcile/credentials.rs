@@ -159,7 +159,7 @@ pub(crate) async fn cluster_for(
     let info = ClusterInfo { context: account_identity(namespace, spec), ..shared.info.clone() };
     // Its requests spend the controller's budget, as every tenant's do.
     let rate = shared.tenants.rate().cloned();
-    Ok(GivenCluster::Config { config, info, rate, live: Some(shared.live.clone()) })
+    Ok(GivenCluster::Config { config: Box::new(config), info, rate, live: Some(shared.live.clone()) })
 }
 
 /// Who an EnvironmentSync of `namespace` applies as in the controller's cluster, as its

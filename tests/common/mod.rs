@@ -198,7 +198,8 @@ impl Repo {
 
 /// What an import's stderr lists as not converted, one `not converted: FILE:LINE: what: why` a
 /// place, in file and line order, whether said alone or under a reason several places share
-/// (`not converted, N times: why`, then `  FILE:LINE: what` each).
+/// (`not converted, N times: why`, then `  FILE:LINE: what` each, or the first three of more
+/// than five and `  … and N more`, which is not a place).
 pub fn not_converted(stderr: &str) -> Vec<String> {
     let mut listed = Vec::new();
     let mut shared: Option<&str> = None;
@@ -206,7 +207,9 @@ pub fn not_converted(stderr: &str) -> Vec<String> {
         if let Some(rest) = line.strip_prefix("not converted, ") {
             shared = rest.split_once(" times: ").map(|(_, why)| why);
         } else if let (Some(why), Some(place)) = (shared, line.strip_prefix("  ")) {
-            listed.push(format!("not converted: {place}: {why}"));
+            if !place.starts_with("… and ") {
+                listed.push(format!("not converted: {place}: {why}"));
+            }
         } else {
             shared = None;
             if line.starts_with("not converted: ") {

@@ -1,8 +1,9 @@
 //! `weaver import helmfile [FILE]` and `weaver import flux [PATH]`: environment files from a
 //! helmfile or a Flux repository. Prints the files written on stdout, and on stderr what was not
 //! converted, by `FILE:LINE`: what is said once first, then what shares its reason with others
-//! (a setting of every HelmRelease), the reason once above its places, the largest group last;
-//! exits 2 when something was left out.
+//! (a setting of every HelmRelease), the reason once above its places (the first three of many),
+//! the largest group last; with `-o json`, every place on stdout. Exits 2 when something was
+//! left out.
 
 use std::process::ExitCode;
 
@@ -85,10 +86,16 @@ pub fn run(global: &GlobalArgs, ui: &Ui, command: &ImportCommand) -> Result<Exit
     Ok(ExitCode::from(2))
 }
 
+/// How many places of a reason the text shows: past it, the first few and how many more (a
+/// setting of every HelmRelease, 200 of them in a home cluster, is one fact); `-o json` lists
+/// every place.
+const SHOWN_PLACES: usize = 5;
+
 /// What was not converted, as printed: a reason said once first, `not converted: FILE:LINE:
 /// what: why`, in the order given; then each reason several share, once, above their places
-/// (`  FILE:LINE: what`), the groups from the smallest: what is specific to one object comes
-/// before what every object of a kind repeats.
+/// (`  FILE:LINE: what`; past [`SHOWN_PLACES`], the first three and how many more), the groups
+/// from the smallest: what is specific to one object comes before what every object of a kind
+/// repeats.
 fn grouped(left_out: &[NotConverted]) -> Vec<String> {
     let mut groups: Vec<(&str, Vec<&NotConverted>)> = Vec::new();
     for line in left_out {
@@ -105,7 +112,13 @@ fn grouped(left_out: &[NotConverted]) -> Vec<String> {
             [line] => out.push(format!("not converted: {line}")),
             _ => {
                 out.push(format!("not converted, {} times: {why}", lines.len()));
-                out.extend(lines.iter().map(|line| format!("  {}:{}: {}", line.file.display(), line.line, line.what)));
+                let shown = if lines.len() > SHOWN_PLACES { 3 } else { lines.len() };
+                out.extend(
+                    lines[..shown].iter().map(|line| format!("  {}:{}: {}", line.file.display(), line.line, line.what)),
+                );
+                if shown < lines.len() {
+                    out.push(format!("  … and {} more (`-o json` lists every place)", lines.len() - shown));
+                }
             }
         }
     }
@@ -146,6 +159,19 @@ mod tests {
                 "  a.yaml:3: HelmRelease a/x: install",
                 "  b.yaml:3: HelmRelease b/y: install",
                 "  c.yaml:3: HelmRelease c/z: install",
+            ]
+        );
+        // Past five places, the first three and how many more.
+        let many: Vec<NotConverted> =
+            (1..=7).map(|n| line(&format!("h.yaml:{n}"), &format!("HelmRelease h/{n}: install"), "retries")).collect();
+        assert_eq!(
+            grouped(&many),
+            [
+                "not converted, 7 times: retries",
+                "  h.yaml:1: HelmRelease h/1: install",
+                "  h.yaml:2: HelmRelease h/2: install",
+                "  h.yaml:3: HelmRelease h/3: install",
+                "  … and 4 more (`-o json` lists every place)",
             ]
         );
     }

@@ -1612,6 +1612,30 @@ fn a_cluster_directory_without_flux_system_is_said_not_imported() {
     assert_eq!(every.code, 0, "{}", every.stderr);
     let staging = std::fs::read_to_string(repo.path().join("environments/staging.yaml")).unwrap();
     assert!(staging.contains("- name: apps\n"), "{staging}");
+
+    // The Flux repository in a directory of the weaver repository: the directory is named as a
+    // path of the repository, `--clusters` from the Flux repository's root, as it takes it.
+    let repo = Repo::empty();
+    let sync = SYNC.replace("./clusters/CLUSTER", "./clusters/prod");
+    repo.write("fleet/clusters/prod/flux-system/gotk-sync.yaml", &sync)
+        .write("fleet/clusters/prod/apps.yaml", &weaver_test_support::flux::kustomization("apps", "./apps"))
+        .write("fleet/clusters/staging/apps.yaml", &weaver_test_support::flux::kustomization("apps", "./apps"))
+        .write("fleet/apps/cm.yaml", config_map);
+    let fleet = repo.path().join("fleet").display().to_string();
+    let run = repo.weaver(&["import", "flux", &fleet]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "not imported: fleet/clusters/staging holds Flux objects but no bootstrap (no flux-system/ Kustomization, \
+             FluxInstance or Kustomization of its path was found): `weaver import flux --clusters clusters` imports \
+             every directory of fleet/clusters as a cluster, this one included"
+        ),
+        "{}",
+        run.stderr
+    );
+    let every = repo.weaver(&["import", "flux", &fleet, "--clusters", "clusters", "--force"]);
+    assert_eq!(every.code, 0, "{}", every.stderr);
+    assert!(repo.path().join("environments/staging.yaml").exists(), "{}", every.stdout);
 }
 
 /// `import flux` where no file holds a Flux object, nor does a cluster's directory apply

@@ -183,12 +183,14 @@ impl<'a> Import<'a> {
                 let mut files = Vec::new();
                 self.walk(&dir, false, &mut files);
                 if files.iter().any(|file| self.objects_of(file).iter().any(Obj::is_flux)) {
+                    // `--clusters` is a path from the Flux repository's root.
+                    let given = parent.strip_prefix(&self.root).unwrap_or(&parent);
                     self.not_taken.push(format!(
                         "not imported: {} holds Flux objects but no bootstrap (no flux-system/ Kustomization, \
                          FluxInstance or Kustomization of its path was found): `weaver import flux --clusters {}` \
                          imports every directory of {} as a cluster, this one included",
                         dir.display(),
-                        shown(&parent),
+                        shown(given),
                         shown(&parent)
                     ));
                 }

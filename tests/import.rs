@@ -446,7 +446,7 @@ fn a_templated_helmfile_is_rendered_for_each_environment_and_what_differs_goes_i
     let run = repo.weaver(&["import", "helmfile", helmfile.to_str().unwrap()]);
     assert_eq!(run.code, 2, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     let file = helmfile.display().to_string();
-    let lines: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("not converted: ")).collect();
+    let lines = common::not_converted(&run.stderr);
     assert_eq!(lines.len(), 2, "{}", run.stderr);
     assert!(
         lines[0].starts_with(&format!(
@@ -1096,4 +1096,65 @@ fn a_values_file_that_does_not_read_stops_the_import_naming_its_line() {
         "{}",
         run.stderr
     );
+}
+
+/// A state that reads variables, nesting one (`helmfiles:`) in a directory of its own, the
+/// helmfile given by a path from elsewhere: each place a variable is read is named by the path
+/// it was given as, the nested state's included; a variable that is not set is said to be
+/// unset, by name, never as a placeholder the files do not hold.
+#[test]
+fn variables_are_named_where_each_state_reads_them_and_unset_ones_said_unset() {
+    let repo = Repo::empty();
+    let (set, unset) = ("WEAVER_TEST_TOKEN", "WEAVER_TEST_UNSET_107");
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+        .write(
+            "deploy/helmfile.yaml.gotmpl",
+            &format!(
+                "helmfiles:\n- path: apps/helmfile.yaml.gotmpl\nreleases:\n- name: top\n  chart: ../charts/web\n  \
+                 namespace: a\n  values:\n  - token: {{{{ env \"{set}\" }}}}\n"
+            ),
+        )
+        .write(
+            "deploy/apps/helmfile.yaml.gotmpl",
+            &format!(
+                "releases:\n- name: web\n  chart: ../../charts/web\n  namespace: a\n  values:\n  - a: {{{{ env \"{unset}\" }}}}\n  \
+                 - b: {{{{ env \"{set}\" }}}}\n  - c: {{{{ env \"{unset}\" }}}}\n"
+            ),
+        );
+    let given = repo.path().join("deploy/helmfile.yaml.gotmpl");
+    let run = repo.weaver_env(&["import", "helmfile", given.to_str().unwrap()], &[(set, "s3cret-107")]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    // Named from the directory the helmfile was given in.
+    let stderr = run.stderr.replace(&format!("{}/", repo.path().display()), "");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let said = |start: &str| lines.iter().find(|l| l.starts_with(start)).copied();
+    let token = said(&format!("not converted: deploy/helmfile.yaml.gotmpl:8: environment variable `{set}` "));
+    assert_eq!(
+        token.map(|l| l.split(": weaver imports").next().unwrap()),
+        Some(
+            format!(
+                "not converted: deploy/helmfile.yaml.gotmpl:8: environment variable `{set}` (also read at \
+                 deploy/apps/helmfile.yaml.gotmpl:7)"
+            )
+            .as_str()
+        ),
+        "{}",
+        run.stderr
+    );
+    let unset_line =
+        said(&format!("not converted: deploy/apps/helmfile.yaml.gotmpl:6: environment variable `{unset}`"))
+            .unwrap_or_else(|| panic!("{}", run.stderr));
+    assert!(
+        unset_line.starts_with(&format!(
+            "not converted: deploy/apps/helmfile.yaml.gotmpl:6: environment variable `{unset}`, unset (also read at \
+             deploy/apps/helmfile.yaml.gotmpl:8): not set when imported: the templates read it as empty"
+        )),
+        "{unset_line}"
+    );
+    assert!(!stderr.contains(&format!("FROM-ENV-{unset}")), "{stderr}");
+    let base = std::fs::read_to_string(repo.path().join("environments/base.yaml")).unwrap();
+    assert!(!base.contains(&format!("FROM-ENV-{unset}")) && base.contains(&format!("FROM-ENV-{set}")), "{base}");
+    for text in [&base, &run.stdout, &run.stderr] {
+        assert!(!text.contains("s3cret-107"), "{text}");
+    }
 }

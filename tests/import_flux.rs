@@ -281,15 +281,15 @@ releases:
         "apps/prod/alert.yaml:1: Alert shop/slack: weaver has no controller to notify from",
         "infra/release.yaml:15: HelmRelease infra/app: install (remediation): not supported",
     ];
-    let lines: Vec<&str> = run.stderr.lines().collect();
+    let listed = common::not_converted(&run.stderr);
     for want in expected {
         assert!(
-            lines.iter().any(|l| l.starts_with(&format!("not converted: {want}"))),
+            listed.iter().any(|l| l.starts_with(&format!("not converted: {want}"))),
             "no line `{want}` in\n{}",
             run.stderr
         );
     }
-    assert!(lines.last().unwrap().starts_with("5 things were not converted"), "{}", run.stderr);
+    assert!(run.stderr.lines().last().unwrap().starts_with("5 things were not converted"), "{}", run.stderr);
 
     // What was written loads, and renders what Flux would apply.
     let envs = repo.weaver(&["envs"]);
@@ -898,7 +898,7 @@ fn clusters_are_found_without_bootstrap_files_or_a_root_clusters_directory_and_s
     assert!(run.stderr.contains("cluster ops/prod → environments/prod.yaml: given (--clusters)"), "{}", run.stderr);
     let whole = repo.weaver(&["import", "flux", "--force"]);
     assert!(whole.stderr.contains("cluster . → environments/default.yaml: no bootstrap"), "{}", whole.stderr);
-    let listed: Vec<&str> = whole.stderr.lines().filter(|l| l.starts_with("not converted: ")).collect();
+    let listed = common::not_converted(&whole.stderr);
     assert!(!listed.is_empty(), "{}", whole.stderr);
     assert!(listed.iter().all(|l| !l.starts_with("not converted: :") && !l.contains("(path )")), "{}", whole.stderr);
     let missing = repo.weaver(&["import", "flux", "--clusters", "nowhere"]);
@@ -927,7 +927,7 @@ fn a_remote_resource_is_listed_and_the_rest_of_its_kustomization_converted() {
         );
     let run = repo.weaver(&["import", "flux"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let listed: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("not converted: ")).collect();
+    let listed = common::not_converted(&run.stderr);
     assert_eq!(listed.len(), 1, "{}", run.stderr);
     assert!(
         listed[0].starts_with(
@@ -986,7 +986,7 @@ fn remote_entries_are_left_out(files: &[(&str, &str)], listed: &[&str], helm_rel
     }
     let run = repo.weaver(&["import", "flux"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let lines: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("not converted: ")).collect();
+    let lines = common::not_converted(&run.stderr);
     assert_eq!(lines.len(), listed.len(), "{}", run.stderr);
     for (line, want) in lines.iter().zip(listed) {
         assert!(line.starts_with(&format!("not converted: {want}: not converted: weaver builds only")), "{line}");
@@ -1484,7 +1484,7 @@ fn flux_s_own_operator_instance_and_controllers_are_left_out_and_listed() {
     );
     let run = repo.weaver(&["import", "flux"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let listed: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("not converted: ")).collect();
+    let listed = common::not_converted(&run.stderr);
     let itself = "not converted: weaver applies from your pipeline (or its operator, `weaver operator`), not through \
                   Flux's controllers";
     assert_eq!(
@@ -1540,4 +1540,178 @@ fn a_helm_release_of_a_missing_chart_directory_or_without_a_chart_is_listed() {
     );
     let dev = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
     assert!(!dev.contains("gone") && !dev.contains("unnamed"), "{dev}");
+}
+
+/// A repository laid out as many home clusters are (the cluster's Kustomization builds
+/// `kubernetes/apps`, each app's `ks.yaml` names its directory by an absolute `spec.path`):
+/// Flux resolves an absolute path inside the repository, and so does the import; the app's
+/// HelmRelease and its OCIRepository chart are converted, nothing is said to leave the
+/// repository.
+#[test]
+fn an_absolute_kustomization_path_starts_at_the_repository_root() {
+    let repo = Repo::empty();
+    repo.write("kubernetes/flux/cluster/ks.yaml", &weaver_test_support::flux::kustomization("cluster-apps", "./kubernetes/apps"))
+        .write(
+            "kubernetes/apps/default/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: default\nresources:\n- ./echo/ks.yaml\n",
+        )
+        .write(
+            "kubernetes/apps/default/echo/ks.yaml",
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: &app echo\n  \
+             namespace: &namespace default\nspec:\n  commonMetadata:\n    labels:\n      app.kubernetes.io/name: *app\n  \
+             interval: 1h\n  path: /kubernetes/apps/default/echo/app\n  prune: true\n  sourceRef:\n    \
+             kind: GitRepository\n    name: flux-system\n    namespace: flux-system\n  targetNamespace: *namespace\n",
+        )
+        .write(
+            "kubernetes/apps/default/echo/app/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ./helmrelease.yaml\n",
+        )
+        .write(
+            "kubernetes/apps/default/echo/app/helmrelease.yaml",
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: echo\nspec:\n  \
+             ref:\n    tag: 4.0.1\n  url: oci://ghcr.io/bjw-s-labs/helm/app-template\n---\n\
+             apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: echo\nspec:\n  \
+             chartRef:\n    kind: OCIRepository\n    name: echo\n  values:\n    replicas: 2\n",
+        );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(!run.stderr.contains("leaves the repository"), "{}", run.stderr);
+    let env = std::fs::read_to_string(repo.path().join("environments/default.yaml")).unwrap();
+    assert!(
+        env.contains(
+            "- name: echo\n  chart: oci://ghcr.io/bjw-s-labs/helm/app-template\n  version: '4.0.1'\n  namespace: default\n  \
+             values:\n    replicas: 2\n"
+        ),
+        "{env}"
+    );
+}
+
+/// A `clusters/` whose first cluster was bootstrapped (`flux-system/` committed) and whose
+/// second was not: the second is not taken, and a line says so and how to import it, which
+/// imports it.
+#[test]
+fn a_cluster_directory_without_flux_system_is_said_not_imported() {
+    let repo = Repo::empty();
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\ndata:\n  a: b\n";
+    repo.write("clusters/prod/flux-system/gotk-sync.yaml", &SYNC.replace("CLUSTER", "prod"))
+        .write("clusters/prod/apps.yaml", &weaver_test_support::flux::kustomization("apps", "./apps"))
+        .write("clusters/staging/apps.yaml", &weaver_test_support::flux::kustomization("apps", "./apps"))
+        .write("apps/cm.yaml", config_map);
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!repo.path().join("environments/staging.yaml").exists(), "{}", run.stdout);
+    assert!(
+        run.stderr.lines().any(|l| l
+            == "not imported: clusters/staging holds Flux objects but no bootstrap (no flux-system/ Kustomization, \
+                FluxInstance or Kustomization of its path was found): `weaver import flux --clusters clusters` imports \
+                every directory of clusters as a cluster, this one included"),
+        "{}",
+        run.stderr
+    );
+    let every = repo.weaver(&["import", "flux", "--clusters", "clusters", "--force"]);
+    assert_eq!(every.code, 0, "{}", every.stderr);
+    let staging = std::fs::read_to_string(repo.path().join("environments/staging.yaml")).unwrap();
+    assert!(staging.contains("- name: apps\n"), "{staging}");
+
+    // The Flux repository in a directory of the weaver repository: the directory is named as a
+    // path of the repository, `--clusters` from the Flux repository's root, as it takes it.
+    let repo = Repo::empty();
+    let sync = SYNC.replace("./clusters/CLUSTER", "./clusters/prod");
+    repo.write("fleet/clusters/prod/flux-system/gotk-sync.yaml", &sync)
+        .write("fleet/clusters/prod/apps.yaml", &weaver_test_support::flux::kustomization("apps", "./apps"))
+        .write("fleet/clusters/staging/apps.yaml", &weaver_test_support::flux::kustomization("apps", "./apps"))
+        .write("fleet/apps/cm.yaml", config_map);
+    let fleet = repo.path().join("fleet").display().to_string();
+    let run = repo.weaver(&["import", "flux", &fleet]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "not imported: fleet/clusters/staging holds Flux objects but no bootstrap (no flux-system/ Kustomization, \
+             FluxInstance or Kustomization of its path was found): `weaver import flux --clusters clusters` imports \
+             every directory of fleet/clusters as a cluster, this one included"
+        ),
+        "{}",
+        run.stderr
+    );
+    let every = repo.weaver(&["import", "flux", &fleet, "--clusters", "clusters", "--force"]);
+    assert_eq!(every.code, 0, "{}", every.stderr);
+    assert!(repo.path().join("environments/staging.yaml").exists(), "{}", every.stdout);
+}
+
+/// `import flux` where no file holds a Flux object, nor does a cluster's directory apply
+/// anything (the repository's root, or a directory of it): refused, naming the directory as
+/// given, and nothing is written.
+#[test]
+fn a_directory_without_flux_objects_is_refused_and_nothing_written() {
+    let repo = Repo::empty();
+    repo.write("docs/README.md", "# notes\n")
+        .write("values.yaml", "replicas: 2\n")
+        .write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n");
+    let before = common::fs::digests(repo.path());
+    let (root, docs) = (repo.path().display().to_string(), repo.path().join("docs").display().to_string());
+    for (args, named) in [(&["import", "flux"][..], &root), (&["import", "flux", &docs][..], &docs)] {
+        let run = repo.weaver(args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.starts_with(&format!(
+                "error: {named}: no Flux objects were found under this directory (no YAML file holds an object of a \
+                 *.fluxcd.io API), nor anything a cluster's directory applies: nothing to import, nothing was written"
+            )),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_eq!(run.stdout, "");
+        assert_eq!(common::fs::digests(repo.path()), before, "{args:?}: nothing written");
+    }
+}
+
+/// What many objects leave out for one reason (a setting of every HelmRelease) is said once,
+/// above each place, after what is said of one object; every place is still listed, and the
+/// last line counts both. `-o json` lists every place with its reason.
+#[test]
+fn what_is_left_out_for_one_reason_is_grouped_under_it_after_the_rest() {
+    let repo = Repo::empty();
+    write_web_chart(&repo);
+    let release = |name: &str| web_release(name, "  install:\n    remediation:\n      retries: 3\n");
+    repo.write("clusters/dev/apps.yaml", &weaver_test_support::flux::kustomization("apps", "./apps"))
+        .write("apps/a.yaml", &release("a"))
+        .write("apps/b.yaml", &release("b"))
+        .write("apps/c.yaml", &release("c"))
+        .write(
+            "apps/alert.yaml",
+            "apiVersion: notification.toolkit.fluxcd.io/v1beta3\nkind: Alert\nmetadata:\n  name: slack\n  namespace: shop\n",
+        );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let listed: Vec<&str> = run.stderr.lines().skip_while(|l| !l.starts_with("not converted")).collect();
+    assert!(listed[0].starts_with("not converted: apps/alert.yaml:1: Alert shop/slack: "), "{}", run.stderr);
+    assert!(listed[1].starts_with("not converted, 3 times: not supported: "), "{}", run.stderr);
+    let places: Vec<&str> = listed[2..5].iter().map(|l| l.split(": ").next().unwrap()).collect();
+    assert_eq!(places, ["  apps/a.yaml:14", "  apps/b.yaml:14", "  apps/c.yaml:14"], "{}", run.stderr);
+    assert!(listed[2].ends_with(": HelmRelease shop/a: install (remediation)"), "{}", run.stderr);
+    assert!(
+        listed.last().unwrap().starts_with("4 things were not converted, for 2 reasons (listed above)"),
+        "{}",
+        run.stderr
+    );
+    let json = repo.weaver(&["import", "flux", "--force", "-o", "json"]);
+    assert_eq!(json.code, 2, "{}", json.stderr);
+    let document: Value = serde_json::from_str(&json.stdout).unwrap();
+    let places: Vec<(&str, u64, &str)> = document["notConverted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["file"].as_str().unwrap(), l["line"].as_u64().unwrap(), l["what"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        places,
+        [
+            ("apps/a.yaml", 14, "HelmRelease shop/a: install (remediation)"),
+            ("apps/alert.yaml", 1, "Alert shop/slack"),
+            ("apps/b.yaml", 14, "HelmRelease shop/b: install (remediation)"),
+            ("apps/c.yaml", 14, "HelmRelease shop/c: install (remediation)"),
+        ]
+    );
+    assert!(document["notConverted"][0]["why"].as_str().unwrap().starts_with("not supported: "), "{}", json.stdout);
+    assert_eq!(document["written"][0], "environments/dev.yaml", "{}", json.stdout);
 }

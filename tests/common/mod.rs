@@ -196,6 +196,38 @@ impl Repo {
     }
 }
 
+/// What an import's stderr lists as not converted, one `not converted: FILE:LINE: what: why` a
+/// place, in file and line order, whether said alone or under a reason several places share
+/// (`not converted, N times: why`, then `  FILE:LINE: what` each, or the first three of more
+/// than five and `  … and N more`, which is not a place).
+pub fn not_converted(stderr: &str) -> Vec<String> {
+    let mut listed = Vec::new();
+    let mut shared: Option<&str> = None;
+    for line in stderr.lines() {
+        if let Some(rest) = line.strip_prefix("not converted, ") {
+            shared = rest.split_once(" times: ").map(|(_, why)| why);
+        } else if let (Some(why), Some(place)) = (shared, line.strip_prefix("  ")) {
+            if !place.starts_with("… and ") {
+                listed.push(format!("not converted: {place}: {why}"));
+            }
+        } else {
+            shared = None;
+            if line.starts_with("not converted: ") {
+                listed.push(line.to_string());
+            }
+        }
+    }
+    // `FILE:LINE` as (file, line number): line 6 before line 22.
+    let place = |line: &String| {
+        let at = line.trim_start_matches("not converted: ");
+        let mut parts = at.splitn(3, ':');
+        let file = parts.next().unwrap_or_default().to_string();
+        (file, parts.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0))
+    };
+    listed.sort_by_key(place);
+    listed
+}
+
 /// Whether `tool` can be used; when not, the test says it is skipped (or, under
 /// WEAVER_REQUIRE_INTEROP=1, fails).
 #[track_caller]

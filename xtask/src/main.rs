@@ -53,6 +53,14 @@ const TARGETS: &[Target] = &[
     Target { triple: "x86_64-apple-darwin", platform: None, rustflags: "" },
 ];
 
+/// The checksums of a release's artifacts, `sha256sum --check` reads it.
+const SUMS: &str = "SHA256SUMS";
+
+/// The binary of `triple`: what CI templates download (a test holds them to it).
+fn binary_name(version: &str, triple: &str) -> String {
+    format!("weaver-{version}-{triple}")
+}
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "weaver's release tasks")]
 enum Xtask {
@@ -137,7 +145,7 @@ fn release(args: &ReleaseArgs) -> Result<()> {
     for target in &targets {
         eprintln!("building weaver {version} for {}", target.triple);
         let binary = build(&root, &target_dir, target, epoch)?;
-        let name = format!("weaver-{version}-{}", target.triple);
+        let name = binary_name(&version, target.triple);
         copy(&binary, &out.join(&name))?;
         let sbom = sbom(&root, target.triple, &version, epoch)?;
         write(&out.join(format!("{name}.cdx.json")), &pretty(&sbom))?;
@@ -152,7 +160,7 @@ fn release(args: &ReleaseArgs) -> Result<()> {
     }
     let chart = chart(&root.join("charts/weaver"))?;
     write(&out.join(format!("weaver-{version}.tgz")), &chart.archive)?;
-    write(&out.join("SHA256SUMS"), sums(&out)?.as_bytes())?;
+    write(&out.join(SUMS), sums(&out)?.as_bytes())?;
     eprintln!("wrote {}", out.display());
     match &args.push {
         Some(registry) => push(&out, registry, args.plain_http),
@@ -169,7 +177,7 @@ fn empty_out(root: &Path, out: &Path) -> Result<()> {
     if let Ok(mut entries) = std::fs::read_dir(out)
         && entries.next().is_some()
     {
-        if !out.join("SHA256SUMS").is_file() {
+        if !out.join(SUMS).is_file() {
             return Err(format!(
                 "--out {} holds files that are not a release's (no SHA256SUMS): give an empty directory",
                 out.display()
@@ -529,7 +537,7 @@ fn sums(out: &Path) -> Result<String> {
     let mut names: Vec<String> = std::fs::read_dir(out)
         .map_err(|e| format!("{}: {e}", out.display()))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|name| name != "SHA256SUMS")
+        .filter(|name| name != SUMS)
         .collect();
     names.sort();
     let mut text = String::new();
@@ -544,8 +552,7 @@ fn sums(out: &Path) -> Result<String> {
 /// blobs, each platform's manifest by digest and the index at the version's tag; the chart with
 /// helm's media types.
 fn push(dir: &Path, registry: &str, plain_http: bool) -> Result<()> {
-    let sums =
-        std::fs::read_to_string(dir.join("SHA256SUMS")).map_err(|e| format!("{}/SHA256SUMS: {e}", dir.display()))?;
+    let sums = std::fs::read_to_string(dir.join(SUMS)).map_err(|e| format!("{}/{SUMS}: {e}", dir.display()))?;
     let read = |name: &str| -> Result<Vec<u8>> {
         let bytes = std::fs::read(dir.join(name)).map_err(|e| format!("{}/{name}: {e}", dir.display()))?;
         match sums.lines().any(|line| line == format!("{}  {name}", digest_hex(&bytes))) {
@@ -667,6 +674,43 @@ mod tests {
                 (path, header.mode().unwrap(), header.mtime().unwrap(), header.uid().unwrap(), bytes)
             })
             .collect()
+    }
+
+    /// Every workflow `weaver init` writes and every example of examples/ci downloads a binary
+    /// of a configured target, or the checksums, as `release` names them: a template naming an
+    /// artifact no release makes fails its users' first run.
+    #[test]
+    fn ci_templates_download_artifacts_a_release_makes() {
+        let version = env!("CARGO_PKG_VERSION");
+        let mut made: Vec<String> = TARGETS.iter().map(|t| binary_name(version, t.triple)).collect();
+        made.push(SUMS.to_string());
+        let mut templates: Vec<PathBuf> = Vec::new();
+        for dir in ["crates/engine/src/action/init/github", "examples/ci"] {
+            for entry in std::fs::read_dir(root().join(dir)).unwrap() {
+                templates.push(entry.unwrap().path());
+            }
+        }
+        // The init workflow's version is filled in by init; the examples name theirs.
+        let prefix = "/releases/download/v${WEAVER_VERSION}/";
+        for template in templates {
+            let text = std::fs::read_to_string(&template).unwrap();
+            let downloads: Vec<String> = text
+                .match_indices(prefix)
+                .map(|(at, _)| {
+                    let rest = &text[at + prefix.len()..];
+                    let name = &rest[..rest.find(['"', ' ', '\n']).unwrap_or(rest.len())];
+                    name.replace("${WEAVER_VERSION}", version)
+                })
+                .collect();
+            assert!(
+                downloads.contains(&binary_name(version, "x86_64-unknown-linux-gnu")),
+                "{} downloads no binary of x86_64 Linux: {downloads:?}",
+                template.display()
+            );
+            for name in &downloads {
+                assert!(made.contains(name), "{}: {name} is no artifact of a release: {made:?}", template.display());
+            }
+        }
     }
 
     #[test]

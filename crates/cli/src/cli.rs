@@ -803,12 +803,15 @@ pub enum ImportCommand {
     Flux(ImportFluxArgs),
 }
 
-/// What an import may write over: both imports' flag.
+/// What an import may write over, and how it reports: both imports' flags.
 #[derive(Debug, Args)]
 pub struct ImportReplaceArgs {
     /// Replace files that a previous import wrote and nobody changed since (weaver-import.lock lists them); never any other file
     #[arg(long)]
     pub force: bool,
+    /// Output format: the files written (what was not converted on stderr), or JSON for scripts, every place listed
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
 }
 
 #[derive(Debug, Args)]

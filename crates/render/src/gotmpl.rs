@@ -63,6 +63,12 @@ pub fn placeholder(name: &str) -> String {
     format!("FROM-ENV-{name}")
 }
 
+/// Whether environment variable `name` is set, as [`Variables::Placeholders`] tells templates:
+/// with a value that is not empty (helmfile's `requiredEnv` refuses an empty one).
+pub fn is_set(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|value| !value.is_empty())
+}
+
 /// Whether a values file is a template.
 pub fn is_template(path: &Path) -> bool {
     path.extension().is_some_and(|ext| ext == "gotmpl")
@@ -187,10 +193,7 @@ fn register(set: &mut Templates, source: &Arc<dyn Source>, variables: Variables)
         Variables::Refused => Err(FuncError::new(format!(
             "`{name}`: environment variables are not read in the cluster (the controller's are not a tenant's)"
         ))),
-        Variables::Placeholders => {
-            let set = std::env::var_os(name).is_some_and(|value| !value.is_empty());
-            Ok(if set { placeholder(name) } else { String::new() })
-        }
+        Variables::Placeholders => Ok(if is_set(name) { placeholder(name) } else { String::new() }),
     });
     let variable = Arc::clone(&env);
     set.add_function(

@@ -29,12 +29,30 @@ pub struct ImportOptions {
 pub struct ImportReport {
     /// The files written, as paths of the repository.
     pub written: Vec<PathBuf>,
-    /// What was not converted, one line each: `FILE:LINE: what: why`.
-    pub left_out: Vec<String>,
+    /// What was not converted, by file and line.
+    pub left_out: Vec<NotConverted>,
     /// The remote charts releases name, which `weaver charts lock` pins.
     pub remote_charts: Vec<String>,
     /// What the import decided by itself, one line each (the Flux clusters it took, and why).
     pub notes: Vec<String>,
+}
+
+/// One thing an import did not convert (or not exactly).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NotConverted {
+    /// The file, as the user names it (the helmfile's files by the path it was given as).
+    pub file: PathBuf,
+    pub line: u64,
+    /// What it is: `HelmRelease podinfo/podinfo: spec.install`.
+    pub what: String,
+    /// Why, and what to do instead: often the same for many (a setting of every HelmRelease).
+    pub why: String,
+}
+
+impl std::fmt::Display for NotConverted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}: {}", self.file.display(), self.line, self.what, self.why)
+    }
 }
 
 /// The files of the helmfile's directory, as paths of the repository at `repo`.
@@ -45,6 +63,9 @@ struct DiskFiles {
     repo: PathBuf,
     /// What templates read: the repository, or the helmfile's directory when it is outside it.
     source: Arc<dyn Source>,
+    /// The helmfile, as the user gave it: what the conversion names relative to the helmfile's
+    /// directory is named from there.
+    given: PathBuf,
 }
 
 /// A directory of a source, as templates of a state in it read it: helmfile resolves their
@@ -166,6 +187,24 @@ impl Files for DiskFiles {
     fn placeholder(&self, name: &str) -> String {
         gotmpl::placeholder(name)
     }
+
+    fn is_set(&self, name: &str) -> bool {
+        gotmpl::is_set(name)
+    }
+
+    fn named(&self, file: &str) -> String {
+        self.as_given(Path::new(file)).display().to_string()
+    }
+}
+
+impl DiskFiles {
+    /// A path relative to the helmfile's directory, by the path the helmfile was given as.
+    fn as_given(&self, file: &Path) -> PathBuf {
+        match Some(file.as_os_str()) == self.given.file_name() {
+            true => self.given.clone(),
+            false => self.given.parent().unwrap_or(Path::new("")).join(file),
+        }
+    }
 }
 
 /// Converts the helmfile and writes the environment files it gives.
@@ -190,17 +229,12 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
         true => Arc::new(FsSource::new(&repo)),
         false => Arc::new(FsSource::new(&dir)),
     };
-    let files = DiskFiles { dir, repo: repo.clone(), source };
+    let files = DiskFiles { dir, repo: repo.clone(), source, given: path.clone() };
     // What the conversion names by its path relative to the helmfile's directory, by the path
     // the helmfile was given as.
-    let given_dir = path.parent().unwrap_or(Path::new(""));
-    let as_given = |file: &Path| match Some(file.as_os_str()) == path.file_name() {
-        true => path.clone(),
-        false => given_dir.join(file),
-    };
     let imported = helmfile::convert(path, &text, &files).map_err(|mut err| {
         if let Some(at) = err.location.as_mut() {
-            at.path = as_given(&at.path);
+            at.path = files.as_given(&at.path);
         }
         err
     })?;
@@ -208,7 +242,12 @@ pub fn import_helmfile(options: &ImportOptions) -> Result<ImportReport> {
     let left_out = imported
         .left_out
         .iter()
-        .map(|l| format!("{}: {l}", Location { path: as_given(Path::new(&l.file)), line: Some(l.line), column: None }))
+        .map(|l| NotConverted {
+            file: files.as_given(Path::new(&l.file)),
+            line: l.line,
+            what: l.what.clone(),
+            why: l.why.clone(),
+        })
         .collect();
     Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts, notes: Vec::new() })
 }
@@ -280,7 +319,16 @@ pub fn import_flux(options: &ImportFluxOptions) -> Result<ImportReport> {
             "import a Flux repository inside the weaver repository (--repo), such as its root: `weaver import flux`",
         ));
     };
-    let imported = flux::convert(&FsSource::new(&repo), root, options.clusters.as_deref())?;
+    let imported = flux::convert(&FsSource::new(&repo), root, options.clusters.as_deref()).map_err(|mut err| {
+        // The Flux repository's root (`.` for the repository's), named as it was given.
+        if let Some(at) = err.location.as_mut()
+            && at.line.is_none()
+            && (at.path == root || root.as_os_str().is_empty() && at.path == Path::new("."))
+        {
+            at.path = given.clone();
+        }
+        err
+    })?;
     let written = write_files(&repo, &imported.files, options.force)?;
     // What the import writes must load; one that does not is the import's defect, not the
     // Flux repository's, and is said so rather than left for the next command to find.
@@ -297,7 +345,11 @@ pub fn import_flux(options: &ImportFluxOptions) -> Result<ImportReport> {
             .with_help("report it with the Flux repository's files that this release comes from"));
         }
     }
-    let left_out = imported.left_out.iter().map(ToString::to_string).collect();
+    let left_out = imported
+        .left_out
+        .iter()
+        .map(|l| NotConverted { file: l.file.clone(), line: l.line, what: l.what.clone(), why: l.why.clone() })
+        .collect();
     Ok(ImportReport { written, left_out, remote_charts: imported.remote_charts, notes: imported.clusters })
 }
 
@@ -372,8 +424,9 @@ mod tests {
         let report = target.import("helmfile.yaml", false).unwrap();
         assert_eq!(written(&report), ["environments/base.yaml", "environments/dev.yaml", RECORD]);
         let given = target.path().join("helmfile.yaml");
+        let left_out: Vec<String> = report.left_out.iter().map(ToString::to_string).collect();
         assert_eq!(
-            report.left_out,
+            left_out,
             [format!(
                 "{}:6: helmDefaults wait: weaver waits for readiness when applied with `weaver apply --wait`",
                 given.display()

@@ -123,6 +123,7 @@ impl<'a> Import<'a> {
         if clusters.is_empty() {
             clusters = holding_flux_system;
         }
+        self.say_clusters_not_taken(&clusters);
         if clusters.is_empty() {
             // `clusters/`, at the root or the shallowest elsewhere (`kubernetes/clusters`).
             let mut dirs = VecDeque::from([self.root.clone()]);
@@ -160,6 +161,41 @@ impl<'a> Import<'a> {
         }
         self.name_clusters(&mut clusters);
         Ok(clusters)
+    }
+
+    /// Says each directory of a `clusters/` holding a cluster found that is none of them, nor
+    /// holds or is held by one, but holds Flux objects: a cluster whose bootstrap files
+    /// (`flux-system/`) are not committed, which the import would otherwise drop unsaid.
+    fn say_clusters_not_taken(&mut self, clusters: &[Cluster]) {
+        let parents: BTreeSet<PathBuf> = clusters
+            .iter()
+            .filter_map(|c| c.dir.parent())
+            .filter(|p| p.file_name().is_some_and(|n| n == "clusters"))
+            .map(Path::to_path_buf)
+            .collect();
+        for parent in parents {
+            let Ok(Some(entries)) = self.source.list(&parent) else { continue };
+            for entry in entries.into_iter().filter(|e| e.is_dir && !e.name.starts_with('.')) {
+                let dir = parent.join(&entry.name);
+                if clusters.iter().any(|c| c.dir.starts_with(&dir) || dir.starts_with(&c.dir)) {
+                    continue;
+                }
+                let mut files = Vec::new();
+                self.walk(&dir, false, &mut files);
+                if files.iter().any(|file| self.objects_of(file).iter().any(Obj::is_flux)) {
+                    // `--clusters` is a path from the Flux repository's root.
+                    let given = parent.strip_prefix(&self.root).unwrap_or(&parent);
+                    self.not_taken.push(format!(
+                        "not imported: {} holds Flux objects but no bootstrap (no flux-system/ Kustomization, \
+                         FluxInstance or Kustomization of its path was found): `weaver import flux --clusters {}` \
+                         imports every directory of {} as a cluster, this one included",
+                        dir.display(),
+                        shown(given),
+                        shown(&parent)
+                    ));
+                }
+            }
+        }
     }
 
     /// A flux-instance HelmRelease's `instance.sync` values as helm-controller merges them: its

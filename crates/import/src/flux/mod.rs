@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use granit_parser::ScalarStyle;
 use serde_json::{Map, Value, json};
 use serde_saphyr::Spanned;
-use weaver_core::error::Result;
+use weaver_core::error::{Error, Location, Result};
 use weaver_kustomize::substitute::Lookup;
 use weaver_project::source::{Entry, Source};
 
@@ -72,16 +72,21 @@ pub struct Imported {
     pub left_out: Vec<LeftOut>,
     /// The remote charts releases name (`repo/chart`, `oci://…`), for `weaver charts lock`.
     pub remote_charts: Vec<String>,
-    /// The clusters taken, one line each: their directory, environment and how it was found.
+    /// The clusters taken, one line each: their directory, environment and how it was found;
+    /// then the GitRepositories taken as this repository, and the directories beside the
+    /// clusters that hold Flux objects but were not taken (`not imported: …`).
     pub clusters: Vec<String>,
 }
 
 /// The environments for the Flux repository at `root` (a directory of `source`, `""` for its
 /// root); `clusters`, a path from `root`, names the clusters' directory (or one cluster's)
-/// instead of finding them. An error only when `root` or `clusters` cannot be read.
+/// instead of finding them. An error when `root` or `clusters` cannot be read, or when no file
+/// under `root` holds a Flux object and nothing converts (the import would write environments
+/// without a release).
 pub fn convert(source: &dyn Source, root: &Path, clusters: Option<&Path>) -> Result<Imported> {
     let mut import = Import::new(source, root);
     let mut imported = Imported::default();
+    let mut releases = 0;
     let clusters = match clusters {
         Some(given) => import.given_clusters(given)?,
         None => import.clusters()?,
@@ -94,6 +99,7 @@ pub fn convert(source: &dyn Source, root: &Path, clusters: Option<&Path>) -> Res
             cluster.found
         ));
         let converted = import.cluster(&cluster);
+        releases += converted.releases;
         for chart in converted.remote_charts {
             if !imported.remote_charts.contains(&chart) {
                 imported.remote_charts.push(chart);
@@ -101,7 +107,18 @@ pub fn convert(source: &dyn Source, root: &Path, clusters: Option<&Path>) -> Res
         }
         imported.files.extend(converted.files);
     }
+    if releases == 0 && !import.holds_flux_objects() {
+        return Err(Error::at(
+            Location::file(shown(root)),
+            "no Flux objects were found under this directory (no YAML file holds an object of a *.fluxcd.io API), \
+             nor anything a cluster's directory applies: nothing to import, nothing was written",
+        )
+        .with_help(
+            "give the Flux repository's root, the directory its Kustomizations' paths start from: `weaver import flux PATH`",
+        ));
+    }
     imported.clusters.extend(std::mem::take(&mut import.taken_as_own));
+    imported.clusters.extend(std::mem::take(&mut import.not_taken));
     let mut left_out = import.left_out;
     left_out.sort_by(|a, b| (&a.file, a.line, &a.what).cmp(&(&b.file, b.line, &b.what)));
     left_out.dedup();
@@ -378,6 +395,8 @@ struct Import<'a> {
     own_urls: BTreeSet<String>,
     /// The GitRepositories not named flux-system taken as this repository, and why (said).
     taken_as_own: BTreeSet<String>,
+    /// The directories beside the clusters taken that look like clusters, and why not (said).
+    not_taken: Vec<String>,
     left_out: Vec<LeftOut>,
 }
 
@@ -385,6 +404,8 @@ struct Import<'a> {
 struct Converted {
     files: Vec<(PathBuf, String)>,
     remote_charts: Vec<String>,
+    /// How many releases its environment has.
+    releases: usize,
 }
 
 impl<'a> Import<'a> {
@@ -401,6 +422,7 @@ impl<'a> Import<'a> {
             config_unsubstituted: HashMap::new(),
             own_urls: BTreeSet::new(),
             taken_as_own: BTreeSet::new(),
+            not_taken: Vec::new(),
             left_out: Vec::new(),
         }
     }
@@ -641,6 +663,7 @@ impl<'a> Import<'a> {
             out_releases.push(Value::Object(fields));
         }
 
+        let release_count = out_releases.len();
         let mut env_file = Map::new();
         if !repositories.is_empty() {
             env_file.insert("repositories".into(), Value::Array(repositories.into_values().collect()));
@@ -652,7 +675,7 @@ impl<'a> Import<'a> {
             format!("{header}{}", weaver_yaml::to_yaml_string(&Value::Object(env_file))),
         )];
         all.extend(files);
-        Converted { files: all, remote_charts }
+        Converted { files: all, remote_charts, releases: release_count }
     }
 }
 

@@ -82,8 +82,11 @@ impl<'a> Import<'a> {
         self.leave(&obj.file, line, what, why);
     }
 
+    /// A path of a Flux object (a Kustomization's `spec.path`, a chart's) as a repository
+    /// path: source- and kustomize-controller resolve it inside the artifact, so an absolute
+    /// one (`/kubernetes/apps`) starts at the repository's root.
     pub(super) fn join(&self, path: &str) -> Option<PathBuf> {
-        lexical(&self.root.join(path))
+        lexical(&self.root.join(path.trim_start_matches('/')))
     }
 
     /// Every `.yaml`/`.yml` file under `dir`, depth first in name order, as Flux's generator
@@ -106,6 +109,13 @@ impl<'a> Import<'a> {
                 out.push(path);
             }
         }
+    }
+
+    /// Whether a YAML file under the root holds a Flux object.
+    pub(super) fn holds_flux_objects(&mut self) -> bool {
+        let mut files = Vec::new();
+        self.walk(&self.root.clone(), false, &mut files);
+        files.iter().any(|file| self.objects_of(file).iter().any(Obj::is_flux))
     }
 
     pub(super) fn kustomization_in(&self, dir: &Path) -> bool {

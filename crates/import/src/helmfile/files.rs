@@ -165,7 +165,7 @@ impl Convert<'_> {
                 .variables
                 .iter()
                 .filter(|(other_file, other)| other.name == read.name && (other_file, other.line) != (file, read.line))
-                .map(|(other_file, other)| format!("{other_file}:{}", other.line))
+                .map(|(other_file, other)| format!("{}:{}", self.files.named(other_file), other.line))
                 .collect();
             left_out.push(read.left_out(file, &also, self.files));
         }

@@ -121,26 +121,36 @@ pub(super) struct VariableRead {
 
 impl VariableRead {
     /// What the import says of it, read first in `file` and then at `also` (`FILE:LINE`): the
-    /// files hold `files`' placeholder for its value. One line per variable, however often read.
+    /// files hold `files`' placeholder for its value, or what an empty value gives when it is
+    /// not set. One line per variable, however often read.
     pub(super) fn left_out(&self, file: &str, also: &[String], files: &dyn super::Files) -> super::LeftOut {
-        let (what, placeholder) = match &self.name {
-            Some(name) => (format!("environment variable `{name}`"), files.placeholder(name)),
-            None => ("an environment variable a template names".to_string(), files.placeholder("<NAME>")),
-        };
         let also = match also {
             [] => String::new(),
             _ => format!(" (also read at {})", also.join(", ")),
         };
-        super::LeftOut {
-            file: file.to_string(),
-            line: self.line,
-            what: format!("{what}{also}"),
-            why: format!(
-                "weaver imports no value read from the environment (it may be a secret): the files have `{placeholder}` \
-                 where the template puts its value (encoded as the template encodes it, with b64enc its base64): write \
-                 the value in a SOPS secrets file the release lists, or in the environment's `values:`"
+        let (what, why) = match &self.name {
+            Some(name) if !files.is_set(name) => (
+                format!("environment variable `{name}`, unset"),
+                "not set when imported: the templates read it as empty, and the files have what they give for an \
+                 empty value: set it and import again, or write its value where the files need it (a secret one in \
+                 a SOPS secrets file the release lists, else the environment's `values:`)"
+                    .to_string(),
             ),
-        }
+            name => {
+                let (what, placeholder) = match name {
+                    Some(name) => (format!("environment variable `{name}`"), files.placeholder(name)),
+                    None => ("an environment variable a template names".to_string(), files.placeholder("<NAME>")),
+                };
+                let why = format!(
+                    "weaver imports no value read from the environment (it may be a secret): the files have \
+                     `{placeholder}` where the template puts its value (encoded as the template encodes it, with \
+                     b64enc its base64): write the value in a SOPS secrets file the release lists, or in the \
+                     environment's `values:`"
+                );
+                (what, why)
+            }
+        };
+        super::LeftOut { file: file.to_string(), line: self.line, what: format!("{what}{also}"), why }
     }
 }
 

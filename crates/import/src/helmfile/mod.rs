@@ -59,8 +59,15 @@ pub trait Files {
     /// `requiredEnv` giving [`Files::placeholder`] for a variable that is set, never its value.
     /// Errors name `path`, line and column.
     fn render(&self, path: &str, dir: &str, text: &str, data: &Value) -> Result<String>;
-    /// What templates get for the value of environment variable `name`.
+    /// What templates get for the value of environment variable `name`, when it is set.
     fn placeholder(&self, name: &str) -> String;
+    /// Whether environment variable `name` is set (templates get an empty value otherwise).
+    fn is_set(&self, name: &str) -> bool;
+    /// A file as the user names it, from its path as written (relative to the helmfile's
+    /// directory): how the caller names the helmfile and the files its messages name.
+    fn named(&self, file: &str) -> String {
+        file.to_string()
+    }
 }
 
 /// Something of the helmfile that is not in the files written, or not exactly.
@@ -571,6 +578,9 @@ mod tests {
         fn placeholder(&self, name: &str) -> String {
             weaver_render::gotmpl::placeholder(name)
         }
+        fn is_set(&self, name: &str) -> bool {
+            weaver_render::gotmpl::is_set(name)
+        }
         fn repository_path(&self, path: &str) -> Option<PathBuf> {
             weaver_project::source::lexical(Path::new(path))
         }
@@ -855,8 +865,9 @@ releases:
         );
         let listed: Vec<(&str, u64, &str)> =
             imported.left_out.iter().map(|l| (l.file.as_str(), l.line, l.what.as_str())).collect();
-        // The state reads a variable (which prod's render needs): listed as every read is.
-        let variable = ("helmfile.yaml", 10, "environment variable `WEAVER_TEST_SURELY_UNSET`");
+        // The state reads a variable (which prod's render needs): listed as every read is, and
+        // said to be unset.
+        let variable = ("helmfile.yaml", 10, "environment variable `WEAVER_TEST_SURELY_UNSET`, unset");
         assert_eq!(
             listed,
             [("helmfile.yaml", 10, "environment `prod`"), variable, ("helmfile.yaml", 13, "environment `ci`")]

@@ -148,7 +148,7 @@ pub enum Command {
     /// Install or upgrade weaver's controller (EnvironmentSync and ConfigMapSync, webhook, UI) from the chart built into this binary, as release `weaver`: CRDs first, recorded as any release
     #[command(after_help = INSTALL_EXAMPLES)]
     Install(InstallArgs),
-    /// Remove weaver's controller; the CRDs and the custom resources stay unless --crds
+    /// Remove weaver's controller; the CRDs (their conversion set to None, so every version is served) and the custom resources stay unless --crds
     #[command(after_help = UNINSTALL_EXAMPLES)]
     Uninstall(UninstallArgs),
     /// Make a cluster run weaver from your repository: write weaver's chart and environment under --path, push, install, and wait until weaver applies itself from git (a second run changes nothing; a newer binary upgrades)
@@ -306,7 +306,7 @@ pub struct UninstallArgs {
     /// The controller's namespace
     #[arg(short, long, value_name = "NAMESPACE", default_value = weaver_engine::action::install::DEFAULT_NAMESPACE)]
     pub namespace: String,
-    /// Also delete every EnvironmentSync and ConfigMapSync (while the controller runs to finalize them), then the CRDs
+    /// Also delete every EnvironmentSync and ConfigMapSync object of the cluster, in every namespace, another install's too (while the controller runs to finalize them), then the CRDs
     #[arg(long)]
     pub crds: bool,
     /// How long custom resources may take to go (--crds)

@@ -142,7 +142,7 @@ pub enum Command {
     /// Write a new repository's skeleton: an environment, a chart, .sops.yaml with a new age key (kept outside the repository), encrypted secrets and a CI workflow; never over a file
     #[command(after_help = INIT_EXAMPLES)]
     Init(InitArgs),
-    /// Check that the cluster can run weaver's controller (--pre) or that the one installed works: server, clock, CRDs, controller, leader, Services, tenants' rights (exit 1 when a check fails)
+    /// Check that the cluster can run weaver's controller (--pre) or that the one installed works: server, clock, CRDs and their conversion, controller, leader, Services, weaver's own EnvironmentSync, tenants' rights (exit 1 when a check fails)
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
     /// Install or upgrade weaver's controller (EnvironmentSync and ConfigMapSync, webhook, UI) from the chart built into this binary, as release `weaver`: CRDs first, recorded as any release

@@ -250,6 +250,7 @@ pub struct InstallTargetArgs {
 
 const BOOTSTRAP_EXAMPLES: &str = "Examples:
   weaver bootstrap --url ssh://git@github.com/acme/fleet.git --path clusters/prod --private-key-file ~/.ssh/weaver-prod
+  weaver bootstrap --url ssh://git@github.com/acme/fleet.git --path clusters/prod --private-key-file ~/.ssh/weaver-prod --generate-key   # a new deploy key, to add to the repository
   weaver bootstrap --url https://gitlab.com/acme/fleet.git --path clusters/prod --token-file token.txt
   weaver bootstrap --url ssh://git@github.com/acme/fleet.git --path clusters/prod --recover   # a lost cluster, again";
 
@@ -267,9 +268,12 @@ pub struct BootstrapArgs {
     /// The controller's namespace
     #[arg(short, long, value_name = "NAMESPACE", default_value = weaver_engine::action::install::DEFAULT_NAMESPACE)]
     pub namespace: String,
-    /// An ssh deploy key (a new ed25519 key is written there when the file does not exist; add its public key to the repository with write access)
+    /// An ssh deploy key with write access to the repository (an unencrypted ed25519 or ECDSA key, OpenSSH or PEM)
     #[arg(long, value_name = "FILE", conflicts_with = "token_file")]
     pub private_key_file: Option<PathBuf>,
+    /// Write a new ed25519 deploy key to --private-key-file, which must not exist yet, and print its public key: add it to the repository with write access, then run weaver bootstrap again without this flag
+    #[arg(long, requires = "private_key_file")]
+    pub generate_key: bool,
     /// The ssh server's host keys, as known_hosts lines (default: the key the server shows, printed with its fingerprint)
     #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,

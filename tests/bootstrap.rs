@@ -170,6 +170,13 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
     let sync = cluster.get(&environment_sync(&ns)).expect("its EnvironmentSync");
     assert_eq!(sync["status"]["lastAppliedRevision"], commit, "{sync}");
     assert!(done.stderr.contains(&format!("weaver runs itself from {}", &commit[..12])), "{done:?}");
+    // The repository's port (sshd's, not 22) is let out by the chart's NetworkPolicy.
+    let port: i64 = url.rsplit_once(':').and_then(|(_, rest)| rest.split('/').next()?.parse().ok()).expect("a port");
+    let policy = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "weaver", "namespace": ns}});
+    let policy = cluster.get(&policy).expect("the chart's NetworkPolicy");
+    let egress = policy["spec"]["egress"].as_array().cloned().unwrap_or_default();
+    let ports: Vec<&Value> = egress.iter().flat_map(|rule| rule["ports"].as_array().into_iter().flatten()).collect();
+    assert!(ports.iter().any(|p| p["port"] == json!(port)), "port {port} in {policy}");
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "weaver-git", "namespace": ns}});
     let secret_version = cluster.get(&secret).expect("the source Secret")["metadata"]["resourceVersion"].clone();
     for output in [&done.stdout, &done.stderr] {

@@ -441,6 +441,17 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The TCP port a repository URL is reached on: the one it names, else its scheme's (443 for
+/// https, 80 for http, 22 for ssh); None when it is not a repository URL.
+pub fn port_of(url: &str) -> Option<u16> {
+    let url = SourceUrl::parse(url).ok()?;
+    Some(url.port.unwrap_or(match url.scheme {
+        Scheme::Https => 443,
+        Scheme::Http => 80,
+        Scheme::Ssh => 22,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,6 +480,11 @@ mod tests {
         assert_eq!((url.user.as_deref(), url.host.as_str(), url.port), (Some("git"), "example.com", Some(2222)));
         assert_eq!(url.display(), "ssh://example.com:2222/org/repo.git");
         assert_eq!(url.shown(), "ssh://git@example.com:2222/org/repo.git");
+        assert_eq!(port_of("ssh://git@Example.COM:2250/org/repo.git"), Some(2250));
+        assert_eq!(port_of("git@github.com:org/repo.git"), Some(22));
+        assert_eq!(port_of("https://github.com/org/repo.git"), Some(443));
+        assert_eq!(port_of("https://github.com:8443/org/repo.git"), Some(8443));
+        assert_eq!(port_of("not a url"), None);
         let scp = SourceUrl::parse("git@github.com:org/repo.git").unwrap();
         assert_eq!((scp.scheme, scp.path.as_str()), (Scheme::Ssh, "org/repo.git"));
         assert_eq!(scp.display(), "ssh://github.com/~/org/repo.git");

@@ -518,8 +518,10 @@ fn write_repository(
         )));
     }
     if !bootstrapped {
-        changes
-            .insert(path.join(ENVIRONMENT_FILE).display().to_string(), Some(environment_file(options)?.into_bytes()));
+        changes.insert(
+            path.join(ENVIRONMENT_FILE).display().to_string(),
+            Some(environment_file(options, on)?.into_bytes()),
+        );
     }
     if changes.is_empty() {
         return Ok((fetched.commit.to_string(), Vec::new()));
@@ -558,8 +560,11 @@ fn summarize(written: &[String]) -> Vec<String> {
 }
 
 /// The environment weaver applies itself with: release `weaver` of the chart beside it, its
-/// values turning on its own EnvironmentSync, then the flags' values over them.
-fn environment_file(options: &BootstrapOptions) -> Result<String> {
+/// values turning on its own EnvironmentSync, and letting the controller reach the
+/// repository's port through the chart's NetworkPolicy (`gitops.gitPorts`, https's and ssh's
+/// alone by default); then the flags' values over them, warned about when they leave that port
+/// out.
+fn environment_file(options: &BootstrapOptions, on: OnProgress<'_>) -> Result<String> {
     let overrides = weaver_render::overrides::Overrides::load(&options.overrides)?;
     let mut values = json!({
         "selfSync": {
@@ -573,7 +578,25 @@ fn environment_file(options: &BootstrapOptions) -> Result<String> {
     if options.ca_file.is_some() {
         values["selfSync"]["caSecretName"] = json!(CA_SECRET);
     }
+    let port = weaver_source::port_of(&options.url);
+    let mut git_ports = chart_git_ports()?;
+    if let Some(port) = port
+        && !git_ports.contains(&json!(port))
+    {
+        git_ports.push(json!(port));
+        values["gitops"] = json!({"gitPorts": git_ports});
+    }
     overrides.apply(values.as_object_mut().expect("an object"))?;
+    let allowed = values.pointer("/gitops/gitPorts").and_then(Value::as_array).cloned();
+    if let (Some(port), Some(allowed)) = (port, allowed)
+        && !allowed.contains(&json!(port))
+    {
+        on(Progress::Warning(format!(
+            "gitops.gitPorts {} leaves out port {port} of {}: on a cluster that enforces NetworkPolicies, the controller cannot reach its repository",
+            serde_json::to_string(&allowed).unwrap_or_default(),
+            weaver_source::redact_url(&options.url)
+        )));
+    }
     let mut release = Map::new();
     release.insert("name".into(), RELEASE.into());
     release.insert("chart".into(), "weaver".into());
@@ -587,6 +610,22 @@ fn environment_file(options: &BootstrapOptions) -> Result<String> {
     );
     weaver_yaml::write_yaml(&mut text, &environment);
     Ok(text)
+}
+
+/// The ports the chart's NetworkPolicy lets the controller reach git servers on by default
+/// (its values' `gitops.gitPorts`).
+fn chart_git_ports() -> Result<Vec<Value>> {
+    let (path, bytes) = chart_files()
+        .iter()
+        .find(|(path, _)| *path == "values.yaml")
+        .ok_or_else(|| Error::new("the chart built in has no values.yaml"))?;
+    let values = weaver_yaml::documents(Path::new(path), &String::from_utf8_lossy(bytes))?;
+    Ok(values
+        .first()
+        .and_then(|v| v.pointer("/gitops/gitPorts"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default())
 }
 
 /// Writes Secret `name` when it does not hold `values` already: whether it wrote.

@@ -98,10 +98,26 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
     };
     let first_commit = remote.main();
 
-    // A new key, which the server does not know: refused at the read, naming the repository and
-    // the key to add, nothing written anywhere.
-    let unknown = bootstrap(&[]);
+    // A key file that is not there (a typo) is refused, and no key is made there: only
+    // --generate-key writes one.
+    let mistyped = repo.path().join("deploy-kye");
+    let args = ["bootstrap", "--url", &url, "--path", "clusters/test", "-n", &ns, "--private-key-file"];
+    let refused = repo.weaver_on(&cluster, &[&args[..], &[mistyped.to_str().unwrap()]].concat());
+    assert_eq!(refused.code, 1, "{refused:?}");
+    let said = format!("--private-key-file {}: no such file; nothing was written", mistyped.display());
+    assert!(refused.stderr.contains(&said) && refused.stderr.contains("--generate-key"), "{refused:?}");
+    assert!(!mistyped.exists(), "a key was written at the mistyped path");
+
+    // A new key, which the server does not know: refused at the read, naming the repository (as
+    // given, its user kept), the key file and the key to add, nothing written anywhere.
+    let unknown = bootstrap(&["--generate-key"]);
     assert_eq!(unknown.code, 1, "{unknown:?}");
+    assert!(unknown.stderr.contains(&format!("add this public key to {url} as a deploy key")), "{unknown:?}");
+    assert!(unknown.stderr.contains(&format!("check --private-key-file {}", key.display())), "{unknown:?}");
+    assert!(!unknown.stderr.contains("the Secret's"), "no Secret was given: {unknown:?}");
+    let again = bootstrap(&["--generate-key"]);
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stderr.contains("exists, and a key is never written over a file"), "{again:?}");
     assert!(!unknown.stderr.contains("PRIVATE KEY") && !unknown.stdout.contains("PRIVATE KEY"), "{unknown:?}");
     let public = weaver_source::public_key_of(&std::fs::read_to_string(&key).unwrap()).expect("an ed25519 key");
     use std::os::unix::fs::PermissionsExt;
@@ -154,6 +170,13 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
     let sync = cluster.get(&environment_sync(&ns)).expect("its EnvironmentSync");
     assert_eq!(sync["status"]["lastAppliedRevision"], commit, "{sync}");
     assert!(done.stderr.contains(&format!("weaver runs itself from {}", &commit[..12])), "{done:?}");
+    // The repository's port (sshd's, not 22) is let out by the chart's NetworkPolicy.
+    let port: i64 = url.rsplit_once(':').and_then(|(_, rest)| rest.split('/').next()?.parse().ok()).expect("a port");
+    let policy = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "weaver", "namespace": ns}});
+    let policy = cluster.get(&policy).expect("the chart's NetworkPolicy");
+    let egress = policy["spec"]["egress"].as_array().cloned().unwrap_or_default();
+    let ports: Vec<&Value> = egress.iter().flat_map(|rule| rule["ports"].as_array().into_iter().flatten()).collect();
+    assert!(ports.iter().any(|p| p["port"] == json!(port)), "port {port} in {policy}");
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "weaver-git", "namespace": ns}});
     let secret_version = cluster.get(&secret).expect("the source Secret")["metadata"]["resourceVersion"].clone();
     for output in [&done.stdout, &done.stderr] {
@@ -272,6 +295,8 @@ fn bootstrap_over_https_with_a_token_keeps_it_out_of_git_and_every_output() {
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(refused.stderr.contains("cannot read branch main of"), "{refused:?}");
     assert!(refused.stderr.contains("give the token write access"), "{refused:?}");
+    // The file given is named, not a Secret there is none of yet.
+    assert!(refused.stderr.contains(&format!("check --token-file {}", wrong.display())), "{refused:?}");
     assert_eq!(remote.main(), first_commit, "nothing pushed");
 
     let _controller = Controller::start(&cluster, None);

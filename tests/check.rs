@@ -164,6 +164,77 @@ fn check_names_a_missing_crd_a_controller_not_ready_and_an_account_lacking_a_ver
     assert!(out.ends_with("all checks passed\n"), "{out}");
 }
 
+/// weaver's own EnvironmentSync (`weaver bootstrap`'s, named as the controller's Deployment)
+/// not Ready fails the check, naming it, its reason and its message; Ready again, it passes. A
+/// CRD whose conversion webhook is behind a Service that is not there fails it too, saying how
+/// to mend it.
+#[test]
+fn check_fails_while_weavers_own_sync_is_not_ready_and_while_a_crd_converts_at_a_missing_service() {
+    let cluster = TestCluster::start();
+    // The CRD's conversion is the cluster's: held alone on a shared one.
+    let _crds = cluster.weaver_crds_alone();
+    let ns = cluster.namespace("selfsync");
+    cluster.apply_shared(&weaver_controllers::gitops::crd(), MANAGER);
+    cluster.apply_shared(&weaver_controllers::configmapsync::crd(), MANAGER);
+    let mut controller = deployment(&ns, 1);
+    controller["spec"]["template"]["spec"]["containers"][0]["args"] = json!([format!("--selector=weaver-check={ns}")]);
+    cluster.apply(&[controller], MANAGER);
+    let own = json!({
+        "apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
+        "metadata": {"name": "weaver", "namespace": ns, "labels": {"weaver-check": ns}},
+        "spec": {
+            "source": {"url": "ssh://git@10.244.0.1:2250/srv/fleet.git", "ref": {"branch": "main"}},
+            "environments": ["weaver"],
+            "serviceAccountName": "weaver-self",
+        },
+    });
+    cluster.create(&own);
+    let ready = |status: &str, reason: &str, message: &str| {
+        let time = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        json!({"lastAppliedRevision": "0123456789abcdef0123456789abcdef01234567", "conditions": [
+            {"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": time}]})
+    };
+    let message = "fetching ssh://git@10.244.0.1:2250/srv/fleet.git (branch main): no answer within 10s";
+    cluster.patch_status(&own, &ready("False", "FetchFailed", message));
+    let (code, out) = check(&cluster, &["-n", &ns]);
+    assert_eq!(code, 1, "{out}");
+    let line = finding(&out, &format!("selfsync/{ns}/weaver:"));
+    let said = format!("weaver's own EnvironmentSync {ns}/weaver is not Ready: FetchFailed: {message}");
+    assert!(line.starts_with('✗') && line.contains(&said), "{out}");
+    assert!(out.contains(&format!("weaver sync reconcile weaver -n {ns}")), "{out}");
+    let (_, json) = check(&cluster, &["-n", &ns, "-o", "json"]);
+    let json: Value = serde_json::from_str(&json).unwrap();
+    let own_finding =
+        json["findings"].as_array().unwrap().iter().find(|f| f["subject"] == format!("selfsync/{ns}/weaver"));
+    assert_eq!(own_finding.map(|f| &f["ok"]), Some(&json!(false)), "{json}");
+
+    cluster.patch_status(&own, &ready("True", "ReconciliationSucceeded", "applied"));
+    let (_, out) = check(&cluster, &["-n", &ns]);
+    let line = finding(&out, &format!("selfsync/{ns}/weaver:"));
+    assert!(line.starts_with('✔') && line.contains("Ready, at 0123456789ab"), "{out}");
+
+    // The controller's webhook, its Service gone (an uninstall of an older weaver leaves that).
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "environmentsyncs.weaver.example.com"}});
+    let service = json!({"namespace": ns, "name": "weaver-conversion", "path": "/convert", "port": 443});
+    let webhook = json!({"spec": {"conversion": {"strategy": "Webhook",
+        "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": {"service": service}}}}});
+    cluster.merge_patch(&crd, &webhook, MANAGER);
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&cluster, &["-n", &ns])));
+    cluster.merge_patch(&crd, &json!({"spec": {"conversion": {"strategy": "None", "webhook": null}}}), MANAGER);
+    let (code, out) = checked.unwrap_or_else(|failed| std::panic::resume_unwind(failed));
+    assert_eq!(code, 1, "{out}");
+    let line = finding(&out, "crd/environmentsyncs.weaver.example.com:");
+    assert!(
+        line.starts_with('✗') && line.contains(&format!("Service {ns}/weaver-conversion, which does not exist")),
+        "{out}"
+    );
+    assert!(
+        out.contains("kubectl patch crd environmentsyncs.weaver.example.com --type merge -p '{\"spec\":{\"conversion\":{\"strategy\":\"None\",\"webhook\":null}}}'"),
+        "{out}"
+    );
+}
+
 /// The controller's version (its image's tag, else its `app.kubernetes.io/version` label)
 /// beside this weaver's: an older one is upgraded, a newer patch is safe to go back from, a
 /// newer minor is refused, by check and by `weaver install` into any namespace (the CRDs are the

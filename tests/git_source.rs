@@ -66,7 +66,14 @@ fn served() -> Served {
 }
 
 fn request(url: &str, reference: GitRef) -> FetchRequest {
-    FetchRequest { url: url.to_string(), reference, credentials: Credentials::None, ca_pem: None, timeout: TIMEOUT }
+    FetchRequest {
+        url: url.to_string(),
+        reference,
+        credentials: Credentials::None,
+        credential_names: Default::default(),
+        ca_pem: None,
+        timeout: TIMEOUT,
+    }
 }
 
 /// The content of `file` at `commit` in the mirror, read as weaver reads a commit.
@@ -241,6 +248,7 @@ fn https_with_a_private_ca_and_basic_credentials_and_a_wrong_password() {
     assert!(url.starts_with("https://"));
     let basic = |password: &str| Credentials::Basic { username: "alice".into(), password: password.into() };
     let with = |credentials, ca: Option<&[u8]>| FetchRequest {
+        credential_names: Default::default(),
         url: url.clone(),
         reference: GitRef::Branch("main".into()),
         credentials,
@@ -563,6 +571,7 @@ fn no_credential_appears_in_any_error_or_debug_output() {
         for credentials in &all_credentials {
             for reference in [GitRef::Branch("main".into()), GitRef::Semver("not a range".into())] {
                 let request = FetchRequest {
+                    credential_names: Default::default(),
                     url: url.clone(),
                     reference,
                     credentials: credentials.clone(),
@@ -594,6 +603,7 @@ fn ssh_fetches_with_a_key_from_a_host_listed_in_known_hosts_hashed_or_not() {
     let url = sshd.url(&served.work());
     let fetch = |reference: GitRef, known_hosts: &str| {
         cache.fetch(&FetchRequest {
+            credential_names: Default::default(),
             url: url.clone(),
             reference,
             credentials: sshd.credentials("client", known_hosts),
@@ -611,6 +621,7 @@ fn ssh_fetches_with_a_key_from_a_host_listed_in_known_hosts_hashed_or_not() {
     // An RSA key, though authorized, is refused before connecting, saying what to use instead
     // (russh 0.56's RSA support does not build with the rsa release candidate weaver locks).
     let rsa = cache.fetch(&FetchRequest {
+        credential_names: Default::default(),
         url: url.clone(),
         reference: GitRef::Tag("v1.0.0".into()),
         credentials: sshd.credentials(sshd.authorize_rsa_client(), &known_hosts),
@@ -628,6 +639,7 @@ fn ssh_fetches_with_a_key_from_a_host_listed_in_known_hosts_hashed_or_not() {
     let limits = CacheLimits { max_disk_bytes: main.bytes_received - 1, max_repositories: 10 };
     let small = GitCache::new(small_dir.path().to_path_buf(), Budget::new(limits)).unwrap();
     let request = FetchRequest {
+        credential_names: Default::default(),
         url: url.clone(),
         reference: GitRef::Branch("main".into()),
         credentials: sshd.credentials("client", &known_hosts),
@@ -692,6 +704,7 @@ fn ssh_fetch_in_this_process() {
     let identity = std::fs::read_to_string(given("WEAVER_TEST_SSH_IDENTITY")).unwrap();
     let fetched = cache
         .fetch(&FetchRequest {
+            credential_names: Default::default(),
             url: given("WEAVER_TEST_SSH_URL"),
             reference: GitRef::Branch("main".into()),
             credentials: Credentials::Ssh {
@@ -717,6 +730,7 @@ fn ssh_refuses_hosts_not_listed_or_listed_with_another_key_and_wrong_client_keys
     let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
     let fetch = |url: String, identity: &str, known_hosts: &str| {
         let request = FetchRequest {
+            credential_names: Default::default(),
             url,
             reference: GitRef::Branch("main".into()),
             credentials: sshd.credentials(identity, known_hosts),
@@ -778,6 +792,7 @@ fn pushes(url: &str, credentials: Credentials, wrong: Credentials, served: &mut 
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
     let to = |branch: &str, credentials: &Credentials| FetchRequest {
+        credential_names: Default::default(),
         url: url.to_string(),
         reference: GitRef::Branch(branch.into()),
         credentials: credentials.clone(),

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use crate::common;
 
 use common::cluster::TestCluster;
+use common::eventually;
 use serde_json::{Value, json};
 
 const CRDS: [&str; 2] = ["configmapsyncs.weaver.example.com", "environmentsyncs.weaver.example.com"];
@@ -125,6 +126,84 @@ fn install_applies_the_chart_built_in_upgrades_it_and_uninstall_keeps_the_crds_a
     assert!(removed.stderr.contains(kept), "{removed:?}");
     let last = records(&cluster, &ns).pop().expect("a record");
     assert!(last.objects.iter().all(|o| o.kind == "CustomResourceDefinition"), "{:?}", last.objects);
+}
+
+/// The conversion the controller sets on the EnvironmentSync CRD once it runs (none runs
+/// here): its webhook, behind the chart's Service in `namespace`.
+fn converted_by_the_controller_in(namespace: &str) -> Value {
+    let service = json!({"namespace": namespace, "name": "weaver-conversion", "path": "/convert", "port": 443});
+    json!({"spec": {"conversion": {"strategy": "Webhook",
+        "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": {"service": service}}}}})
+}
+
+/// The CRD without a webhook again, whatever a test left, for the tests that follow.
+pub(crate) fn unconvert(cluster: &TestCluster) {
+    let none = json!({"spec": {"conversion": {"strategy": "None", "webhook": null}}});
+    cluster.merge_patch(&crd(CRDS[1]), &none, "install-test");
+}
+
+/// The uninstall removes the Service the controller's conversion webhook is behind: it sets the
+/// CRD's conversion to None once the controller is gone, so that an EnvironmentSync is still
+/// served at both versions (a real API server refuses a version that needs the webhook:
+/// `service "weaver-conversion" not found`; the fake cannot call a Service's webhook at all).
+/// It names what it kept, and its last line says what was uninstalled.
+#[test]
+fn uninstall_leaves_both_versions_served_and_says_what_it_kept() {
+    let cluster = TestCluster::start();
+    // The CRD's conversion is the cluster's: held alone on a shared one.
+    let _crds = cluster.weaver_crds_alone();
+    let ns = cluster.namespace("weaver");
+    let repo = common::Repo::empty();
+    let run = repo.weaver_on(&cluster, &[&["install", "-n", &ns][..], &SETTINGS].concat());
+    assert_eq!(run.code, 0, "{run:?}");
+    // As the controller would have: its webhook's certificates, and the CRD's conversion.
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "weaver-conversion-tls", "namespace": ns}, "data": {}}));
+    cluster.merge_patch(&crd(CRDS[1]), &converted_by_the_controller_in(&ns), "install-test");
+    cluster.create(&json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "configmapsync-operator", "namespace": ns}, "spec": {"holderIdentity": ""}}));
+    let tenant = cluster.namespace("tenant");
+    let sync = json!({
+        "apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
+        "metadata": {"name": "shop", "namespace": tenant},
+        "spec": {"source": {"url": "https://git.example.com/shop.git", "ref": {"branch": "main"}}, "serviceAccountName": "deployer"},
+    });
+    cluster.create(&sync);
+    let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let removed = repo.weaver_on(&cluster, &["uninstall", "-n", &ns]);
+        assert_eq!(removed.code, 0, "{removed:?}");
+        let mut alpha = sync.clone();
+        alpha["apiVersion"] = json!("weaver.example.com/v1alpha1");
+        // A real API server serves a CRD's new conversion a moment after it is written.
+        let served = eventually("the EnvironmentSync served at v1alpha1", || cluster.try_get(&alpha));
+        assert_eq!(served["spec"]["source"], sync["spec"]["source"]);
+        assert!(cluster.try_get(&sync).is_ok(), "served at v1beta1");
+        let live = cluster.get(&crd(CRDS[1])).expect("the CRD, kept");
+        assert_eq!(live["spec"]["conversion"], json!({"strategy": "None"}), "{live}");
+        let reset = format!("kept customresourcedefinition {}: ", CRDS[1]);
+        let line = removed.stderr.lines().find(|line| line.starts_with(&reset)).unwrap_or_default();
+        assert!(line.contains("its conversion set to None"), "{removed:?}");
+        for kept in [
+            format!("kept Secret {ns}/weaver-conversion-tls: the conversion webhook's certificates"),
+            "kept 2 record(s) of release weaver".to_string(),
+            format!("kept namespace {ns}: `kubectl delete namespace {ns}`"),
+        ] {
+            assert!(removed.stderr.contains(&kept), "{kept}: {removed:?}");
+        }
+        let leases = format!("kept Lease(s) {ns}/configmapsync-operator, kube-system/weaver-lock-weaver: ");
+        assert!(removed.stderr.contains(&leases), "{removed:?}");
+        assert_eq!(
+            removed.stderr.lines().last(),
+            Some(&*format!(
+                "weaver uninstalled from namespace {ns}: its controller removed; its 2 CRDs and their custom resources kept"
+            )),
+            "{removed:?}"
+        );
+    }));
+    unconvert(&cluster);
+    if let Err(failed) = kept {
+        std::panic::resume_unwind(failed);
+    }
 }
 
 #[test]

@@ -146,13 +146,13 @@ pub enum Command {
     /// Write a new repository's skeleton: an environment, a chart, .sops.yaml with a new age key (kept outside the repository), encrypted secrets and a CI workflow; never over a file
     #[command(after_help = INIT_EXAMPLES)]
     Init(InitArgs),
-    /// Check that the cluster can run weaver's controller (--pre) or that the one installed works: server, clock, CRDs, controller, leader, Services, tenants' rights (exit 1 when a check fails)
+    /// Check that the cluster can run weaver's controller (--pre) or that the one installed works: server, clock, CRDs and their conversion, controller, leader, Services, weaver's own EnvironmentSync, tenants' rights (exit 1 when a check fails)
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
     /// Install or upgrade weaver's controller (EnvironmentSync and ConfigMapSync, webhook, UI) from the chart built into this binary, as release `weaver`: CRDs first, recorded as any release
     #[command(after_help = INSTALL_EXAMPLES)]
     Install(InstallArgs),
-    /// Remove weaver's controller; the CRDs and the custom resources stay unless --crds
+    /// Remove weaver's controller; the CRDs (their conversion set to None, so every version is served) and the custom resources stay unless --crds
     #[command(after_help = UNINSTALL_EXAMPLES)]
     Uninstall(UninstallArgs),
     /// Make a cluster run weaver from your repository: write weaver's chart and environment under --path, push, install, and wait until weaver applies itself from git (a second run changes nothing; a newer binary upgrades)
@@ -254,6 +254,7 @@ pub struct InstallTargetArgs {
 
 const BOOTSTRAP_EXAMPLES: &str = "Examples:
   weaver bootstrap --url ssh://git@github.com/acme/fleet.git --path clusters/prod --private-key-file ~/.ssh/weaver-prod
+  weaver bootstrap --url ssh://git@github.com/acme/fleet.git --path clusters/prod --private-key-file ~/.ssh/weaver-prod --generate-key   # a new deploy key, to add to the repository
   weaver bootstrap --url https://gitlab.com/acme/fleet.git --path clusters/prod --token-file token.txt
   weaver bootstrap --url ssh://git@github.com/acme/fleet.git --path clusters/prod --recover   # a lost cluster, again";
 
@@ -271,9 +272,12 @@ pub struct BootstrapArgs {
     /// The controller's namespace
     #[arg(short, long, value_name = "NAMESPACE", default_value = weaver_engine::action::install::DEFAULT_NAMESPACE)]
     pub namespace: String,
-    /// An ssh deploy key (a new ed25519 key is written there when the file does not exist; add its public key to the repository with write access)
+    /// An ssh deploy key with write access to the repository (an unencrypted ed25519 or ECDSA key, OpenSSH or PEM)
     #[arg(long, value_name = "FILE", conflicts_with = "token_file")]
     pub private_key_file: Option<PathBuf>,
+    /// Write a new ed25519 deploy key to --private-key-file, which must not exist yet, and print its public key: add it to the repository with write access, then run weaver bootstrap again without this flag
+    #[arg(long, requires = "private_key_file")]
+    pub generate_key: bool,
     /// The ssh server's host keys, as known_hosts lines (default: the key the server shows, printed with its fingerprint)
     #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
@@ -310,7 +314,7 @@ pub struct UninstallArgs {
     /// The controller's namespace
     #[arg(short, long, value_name = "NAMESPACE", default_value = weaver_engine::action::install::DEFAULT_NAMESPACE)]
     pub namespace: String,
-    /// Also delete every EnvironmentSync and ConfigMapSync (while the controller runs to finalize them), then the CRDs
+    /// Also delete every EnvironmentSync and ConfigMapSync object of the cluster, in every namespace, another install's too (while the controller runs to finalize them), then the CRDs
     #[arg(long)]
     pub crds: bool,
     /// How long custom resources may take to go (--crds)

@@ -92,15 +92,29 @@ impl Cluster {
         name: &str,
         labels: &serde_json::Map<String, Value>,
     ) -> Result<()> {
-        let doing = format!("labelling {} {}", served.resource_name(), place(namespace, name));
         let patch = serde_json::json!({ "metadata": { "labels": labels } });
+        self.merge_patch(served, namespace, name, &patch, "labelling").await.map(|_| ())
+    }
+
+    /// Changes an object with a JSON merge patch (the object must exist), as weaver's field
+    /// manager; `doing` (`labelling`) starts an error's message. The object as patched.
+    pub async fn merge_patch(
+        &self,
+        served: &ServedKind,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+        doing: &str,
+    ) -> Result<Value> {
+        let doing = format!("{doing} {} {}", served.resource_name(), place(namespace, name));
         let api = self.api(served, namespace);
         let params = PatchParams { field_manager: Some(MANAGER.to_string()), ..PatchParams::default() };
-        let patch = Patch::Merge(&patch);
+        let patch = Patch::Merge(patch);
         let patched = self.retry.run(|| api.patch(name, &params, &patch)).await;
         let patched = patched.map_err(|gave_up| gave_up.into_error(&doing, &self.info))?;
-        self.wrote(served, namespace, name, Some(&object_value(patched, &served.resource)?));
-        Ok(())
+        let patched = object_value(patched, &served.resource)?;
+        self.wrote(served, namespace, name, Some(&patched));
+        Ok(patched)
     }
 }
 

@@ -152,7 +152,7 @@ impl GitCache {
         {
             return Err(FetchError::new(
                 FetchFailure::RefNotFound,
-                format!("fetching {}: commit `{id}` is not a full commit id: give all 40 hex digits", url.display()),
+                format!("fetching {}: commit `{id}` is not a full commit id: give all 40 hex digits", url.shown()),
             ));
         }
         let ssh_key = matches!(request.credentials, Credentials::Ssh { .. });
@@ -168,7 +168,7 @@ impl GitCache {
                 format!(
                     "fetching {} ({}): the Secret holds {mismatch}: give the URL the Secret is for, or the Secret \
                      the URL needs",
-                    url.display(),
+                    url.shown(),
                     request.reference
                 ),
             ));
@@ -218,7 +218,7 @@ impl GitCache {
         Session::new(
             url,
             request.reference.clone(),
-            request.credentials.clone(),
+            (request.credentials.clone(), request.credential_names.clone()),
             request.ca_pem.clone(),
             self.budget.clone(),
             request.timeout,
@@ -535,16 +535,20 @@ fn classify(session: &Session, err: &git2::Error) -> FetchError {
         return failure;
     }
     let message = redact(session, err.message());
+    let names = &session.names;
     let (failure, what_to_do) = match (err.code(), err.class()) {
-        (ErrorCode::Auth, _) => (FetchFailure::AuthenticationFailed, "check the Secret's credentials"),
-        (ErrorCode::Certificate, _) | (_, ErrorClass::Ssl) => {
-            (FetchFailure::Other, "the server's certificate was refused: check the Secret's ca.crt")
+        (ErrorCode::Auth, _) => {
+            (FetchFailure::AuthenticationFailed, format!("check {}", names.name(crate::CredentialNames::CREDENTIALS)))
         }
-        (ErrorCode::NotFound, _) => (FetchFailure::RefNotFound, "check the ref"),
+        (ErrorCode::Certificate, _) | (_, ErrorClass::Ssl) => (
+            FetchFailure::Other,
+            format!("the server's certificate was refused: check {}", names.name(crate::CredentialNames::CA)),
+        ),
+        (ErrorCode::NotFound, _) => (FetchFailure::RefNotFound, "check the ref".to_string()),
         (_, ErrorClass::Net | ErrorClass::Http | ErrorClass::Ssh) => {
-            (FetchFailure::Unreachable, "check the URL and that the server is reachable")
+            (FetchFailure::Unreachable, "check the URL and that the server is reachable".to_string())
         }
-        _ => (FetchFailure::Other, "check the URL and the ref"),
+        _ => (FetchFailure::Other, "check the URL and the ref".to_string()),
     };
     FetchError::new(failure, format!("{}: {message}: {what_to_do}", session.what()))
 }
@@ -567,7 +571,8 @@ mod tests {
     fn session(reference: GitRef) -> Session {
         let url = SourceUrl::parse("https://h/r").unwrap();
         let budget = Budget::new(super::super::CacheLimits { max_disk_bytes: u64::MAX, max_repositories: usize::MAX });
-        Session::new(url, reference, Credentials::None, None, budget, std::time::Duration::from_secs(60))
+        let credentials = (Credentials::None, Default::default());
+        Session::new(url, reference, credentials, None, budget, std::time::Duration::from_secs(60))
     }
 
     fn oid(n: u8) -> Oid {

@@ -154,6 +154,37 @@ impl Credentials {
     }
 }
 
+/// How a fetch's messages name the parts of its credentials: by a source Secret's keys (`the
+/// Secret's identity`), as the controller reads them, unless the caller read a part from
+/// elsewhere and named it (`--private-key-file deploy-key`: `weaver bootstrap`'s files).
+#[derive(Clone, Debug, Default)]
+pub struct CredentialNames(BTreeMap<&'static str, String>);
+
+impl CredentialNames {
+    /// The ssh private key.
+    pub const IDENTITY: &'static str = "identity";
+    /// The ssh server's host keys.
+    pub const KNOWN_HOSTS: &'static str = "known_hosts";
+    /// An https server's CA certificates.
+    pub const CA: &'static str = "ca.crt";
+    /// HTTP Basic's username and password (a token).
+    pub const PASSWORD: &'static str = "username/password";
+    pub const BEARER: &'static str = "bearer token";
+    /// Whatever the credentials are, where a message cannot tell which part was refused.
+    pub const CREDENTIALS: &'static str = "credentials";
+
+    /// `part` (one of the constants) named `name` in messages.
+    pub fn with(mut self, part: &'static str, name: impl Into<String>) -> CredentialNames {
+        self.0.insert(part, name.into());
+        self
+    }
+
+    /// How messages name `part`: as given, else `the Secret's <part>`.
+    pub fn name(&self, part: &str) -> String {
+        self.0.get(part).cloned().unwrap_or_else(|| format!("the Secret's {part}"))
+    }
+}
+
 /// One fetch: the repository, the ref, how to authenticate and which CA to trust. Its `Debug`
 /// shows the URL without userinfo.
 #[derive(Clone)]
@@ -163,6 +194,8 @@ pub struct FetchRequest {
     pub url: String,
     pub reference: GitRef,
     pub credentials: Credentials,
+    /// How messages name the credentials' parts (a source Secret's keys by default).
+    pub credential_names: CredentialNames,
     /// PEM certificates: the CAs an https server's certificate is checked against, in place of
     /// the public (webpki) roots.
     pub ca_pem: Option<Vec<u8>>,
@@ -347,16 +380,27 @@ impl SourceUrl {
         host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 
-    /// The URL as shown in messages and given to libgit2: never a userinfo.
+    /// The URL given to libgit2 and naming a mirror: never a userinfo.
     pub fn display(&self) -> String {
+        self.written(None)
+    }
+
+    /// The URL as messages show it: [`SourceUrl::display`] with an ssh URL's login, which
+    /// holds no secret (a URL with a password is refused), so that it reads as the URL given.
+    pub fn shown(&self) -> String {
+        self.written(self.user.as_deref())
+    }
+
+    fn written(&self, user: Option<&str>) -> String {
         let scheme = match self.scheme {
             Scheme::Https => "https",
             Scheme::Http => "http",
             Scheme::Ssh => "ssh",
         };
+        let user = user.map(|user| format!("{user}@")).unwrap_or_default();
         let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
         let slash = if self.path.starts_with('/') { "" } else { "/~/" };
-        format!("{scheme}://{}{port}{slash}{}", self.host, self.path)
+        format!("{scheme}://{user}{}{port}{slash}{}", self.host, self.path)
     }
 
     /// What names one mirror: scheme, host, port and path, without a trailing `/` or `.git`.
@@ -375,10 +419,12 @@ impl SourceUrl {
     }
 }
 
-/// `url` as it may be shown, without the userinfo of its authority (`https://ci:token@host/…`
-/// is `https://host/…`): in messages about a URL that did not parse, and for a remote's URL
-/// `weaver hydrate` records. An scp-like `git@host:path` keeps its user, who holds no secret
-/// (a scheme-less userinfo with a password, `ci:token@host/…`, is left out all the same).
+/// `url` as it may be shown, without the secrets of its authority's userinfo
+/// (`https://ci:token@host/…` is `https://host/…`): in messages about a URL, and for a remote's
+/// URL `weaver hydrate` records. An ssh login (`ssh://git@host/…`, an scp-like `git@host:path`)
+/// is kept, as ssh needs it and it holds no secret, without a password written after it; an
+/// http user is left out, as it may be a token (`https://TOKEN@host/…`), and so is a
+/// scheme-less userinfo with a password (`ci:token@host/…`).
 pub fn redact_url(url: &str) -> String {
     let (prefix, rest) = match url.find("://") {
         Some(i) => (&url[..i + 3], &url[i + 3..]),
@@ -386,9 +432,24 @@ pub fn redact_url(url: &str) -> String {
     };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
+        Some(at) if prefix.eq_ignore_ascii_case("ssh://") => match rest[..at].split(':').next() {
+            Some(user) if !user.is_empty() => format!("{prefix}{user}@{}", &rest[at + 1..]),
+            _ => format!("{prefix}{}", &rest[at + 1..]),
+        },
         Some(at) if !prefix.is_empty() || rest[..at].contains(':') => format!("{prefix}{}", &rest[at + 1..]),
         _ => url.to_string(),
     }
+}
+
+/// The TCP port a repository URL is reached on: the one it names, else its scheme's (443 for
+/// https, 80 for http, 22 for ssh); None when it is not a repository URL.
+pub fn port_of(url: &str) -> Option<u16> {
+    let url = SourceUrl::parse(url).ok()?;
+    Some(url.port.unwrap_or(match url.scheme {
+        Scheme::Https => 443,
+        Scheme::Http => 80,
+        Scheme::Ssh => 22,
+    }))
 }
 
 #[cfg(test)]
@@ -400,7 +461,13 @@ mod tests {
         assert_eq!(redact_url("https://ci:s3cr3t@git.example.org/shop.git"), "https://git.example.org/shop.git");
         assert_eq!(redact_url("https://git.example.org/shop.git"), "https://git.example.org/shop.git");
         assert_eq!(redact_url("https://ci:s3cr3t@git.example.org"), "https://git.example.org");
-        assert_eq!(redact_url("ssh://git@host"), "ssh://host");
+        // An ssh login is no secret, and the URL reads as given; a password after it is.
+        assert_eq!(redact_url("ssh://git@host"), "ssh://git@host");
+        assert_eq!(redact_url("ssh://git@10.244.0.1:2250/srv/fleet.git"), "ssh://git@10.244.0.1:2250/srv/fleet.git");
+        assert_eq!(redact_url("ssh://git:s3cr3t@host/r"), "ssh://git@host/r");
+        assert_eq!(redact_url("ssh://:s3cr3t@host/r"), "ssh://host/r");
+        // An http user may be a token.
+        assert_eq!(redact_url("https://ghp_s3cr3t@github.com/org/r"), "https://github.com/org/r");
         assert_eq!(redact_url("git@github.com:org/shop.git"), "git@github.com:org/shop.git");
         assert_eq!(redact_url("ci:s3cr3t@git.example.org/shop.git"), "git.example.org/shop.git");
         // An @ in the path is not userinfo.
@@ -412,6 +479,12 @@ mod tests {
         let url = SourceUrl::parse("ssh://git@Example.COM:2222/org/repo.git").unwrap();
         assert_eq!((url.user.as_deref(), url.host.as_str(), url.port), (Some("git"), "example.com", Some(2222)));
         assert_eq!(url.display(), "ssh://example.com:2222/org/repo.git");
+        assert_eq!(url.shown(), "ssh://git@example.com:2222/org/repo.git");
+        assert_eq!(port_of("ssh://git@Example.COM:2250/org/repo.git"), Some(2250));
+        assert_eq!(port_of("git@github.com:org/repo.git"), Some(22));
+        assert_eq!(port_of("https://github.com/org/repo.git"), Some(443));
+        assert_eq!(port_of("https://github.com:8443/org/repo.git"), Some(8443));
+        assert_eq!(port_of("not a url"), None);
         let scp = SourceUrl::parse("git@github.com:org/repo.git").unwrap();
         assert_eq!((scp.scheme, scp.path.as_str()), (Scheme::Ssh, "org/repo.git"));
         assert_eq!(scp.display(), "ssh://github.com/~/org/repo.git");
@@ -453,6 +526,7 @@ mod tests {
                 url: "https://h/r".into(),
                 reference: GitRef::Branch("main".into()),
                 credentials,
+                credential_names: CredentialNames::default(),
                 ca_pem: None,
                 timeout: Duration::from_secs(60),
             };

@@ -14,12 +14,12 @@ pub fn run(ui: &Ui, args: &BootstrapArgs) -> Result<ExitCode> {
         std::fs::read(path).map_err(|e| Error::io(&format!("read {flag}"), path, e))
     };
     let access = match (&args.private_key_file, &args.token_file) {
-        (Some(file), _) => Access::KeyFile(file.clone()),
+        (Some(file), _) => Access::KeyFile { file: file.clone(), generate: args.generate_key },
         (None, Some(file)) => Access::Token { file: file.clone(), username: args.username.clone() },
         (None, None) => Access::FromCluster,
     };
     let known_hosts = match &args.known_hosts {
-        Some(file) => Some(String::from_utf8_lossy(&read("--known-hosts", file)?).into_owned()),
+        Some(file) => Some((file.clone(), String::from_utf8_lossy(&read("--known-hosts", file)?).into_owned())),
         None => None,
     };
     let options = BootstrapOptions {
@@ -29,7 +29,11 @@ pub fn run(ui: &Ui, args: &BootstrapArgs) -> Result<ExitCode> {
         namespace: args.namespace.clone(),
         access,
         known_hosts,
-        ca_pem: args.ca_file.as_deref().map(|file| read("--ca-file", file)).transpose()?,
+        ca_file: args
+            .ca_file
+            .as_ref()
+            .map(|file| read("--ca-file", file).map(|pem| (file.clone(), pem)))
+            .transpose()?,
         overrides: super::override_flags(&args.target.overrides),
         connect: connect_options(&args.target.cluster),
         // The install's readiness is what its EnvironmentSync being Ready at the commit proves:

@@ -54,18 +54,56 @@ pub fn uninstall(ui: &Ui, args: &UninstallArgs) -> Result<ExitCode> {
         args.crds,
         Context::new(&ui.redactor, &|p| progress.on(p)).interruptible(&progress.interrupted),
     ))?;
+    let namespace = &options.namespace;
+    let exit = finish(ui, uninstalled.applied, args.output)?;
     for (crd, count) in &uninstalled.kept {
         let resources = match count {
             1 => "1 custom resource of it remains".to_string(),
             n => format!("{n} custom resources of it remain"),
         };
-        ui.status(&format!("kept customresourcedefinition {crd}: {resources} (uninstall --crds deletes them)"));
+        let conversion = match uninstalled.conversion_reset.contains(crd) {
+            true => {
+                "; its conversion set to None (the removed controller's webhook converted it), so every version is still served"
+            }
+            false => "",
+        };
+        ui.status(&format!(
+            "kept customresourcedefinition {crd}: {resources}{conversion} (uninstall --crds deletes them)"
+        ));
     }
     for secret in &uninstalled.kept_secrets {
         ui.status(&format!(
-            "kept Secret {secret}: the repository's credentials weaver bootstrap wrote, which weaver bootstrap --recover reads (delete it when done: kubectl delete secret -n {})",
-            secret.split('/').next().unwrap_or_default()
+            "kept Secret {secret}: the repository's credentials weaver bootstrap wrote, which weaver bootstrap --recover reads"
         ));
     }
-    finish(ui, uninstalled.applied, args.output)
+    let left = &uninstalled.left;
+    if let Some(secret) = &left.conversion_secret {
+        ui.status(&format!(
+            "kept Secret {namespace}/{secret}: the conversion webhook's certificates, which a next install serves again"
+        ));
+    }
+    if left.records > 0 {
+        ui.status(&format!(
+            "kept {} record(s) of release weaver (Secrets labelled weaver.example.com/release=weaver): its history, which a next install continues",
+            left.records
+        ));
+    }
+    if !left.leases.is_empty() {
+        ui.status(&format!(
+            "kept Lease(s) {}: the controller's leader election and weaver's apply lock",
+            left.leases.join(", ")
+        ));
+    }
+    ui.status(&format!(
+        "kept namespace {namespace}: `kubectl delete namespace {namespace}` deletes it and all of the above but the CRDs, once nothing else of yours is in it"
+    ));
+    let crds = match (uninstalled.deleted_crds.len(), uninstalled.kept.len()) {
+        (0, 0) => String::new(),
+        (0, kept) => format!("; its {kept} CRDs and their custom resources kept"),
+        (deleted, _) => {
+            format!("; its {deleted} CRDs deleted, with {} custom resource(s)", uninstalled.deleted_resources)
+        }
+    };
+    ui.status(&format!("weaver uninstalled from namespace {namespace}: its controller removed{crds}"));
+    Ok(exit)
 }

@@ -2,8 +2,9 @@
 //!
 //! In order, each step before the next, so that a refusal leaves nothing half-done:
 //! 1. the cluster is reached (an unreachable one fails before anything is pushed);
-//! 2. the source's credentials: a deploy key (`--private-key-file`, generated there when the
-//!    file does not exist) or a token, else the source Secret a bootstrap wrote before;
+//! 2. the source's credentials: a deploy key (`--private-key-file`, a new one written there
+//!    with `--generate-key` alone, so that a mistyped path is refused, not filled) or a token,
+//!    else the source Secret a bootstrap wrote before;
 //! 3. the branch is fetched (read access) and a push started (write access): a key that may
 //!    not write is refused, naming the repository and what to grant, before anything else;
 //! 4. under `--path`, the weaver repository weaver runs itself from: `charts/weaver/` (the
@@ -38,7 +39,7 @@ use weaver_core::limits::RenderLimits;
 use weaver_git::{GitRepo, TreeSource};
 use weaver_project::Source;
 use weaver_render::overrides::OverrideFlags;
-use weaver_source::{Credentials, FetchFailure, FetchRequest, GitCache, GitRef};
+use weaver_source::{CredentialNames, Credentials, FetchFailure, FetchRequest, GitCache, GitRef};
 
 /// The environment file under the path.
 const ENVIRONMENT_FILE: &str = "environments/weaver.yaml";
@@ -46,8 +47,9 @@ const ENVIRONMENT_FILE: &str = "environments/weaver.yaml";
 /// How the repository is reached.
 #[derive(Debug, Clone)]
 pub enum Access {
-    /// An ssh deploy key: this file's, generated there (0600) when it does not exist.
-    KeyFile(PathBuf),
+    /// An ssh deploy key: this file's; with `generate`, a new one written there (0600), which
+    /// must not exist yet.
+    KeyFile { file: PathBuf, generate: bool },
     /// An https token (this file's first line), sent as the password of `username`.
     Token { file: PathBuf, username: String },
     /// The source Secret a bootstrap left in the cluster (a second run, `--recover`).
@@ -62,10 +64,11 @@ pub struct BootstrapOptions {
     pub path: String,
     pub namespace: String,
     pub access: Access,
-    /// `known_hosts` lines for an ssh URL; None: the server's key as it shows it (printed).
-    pub known_hosts: Option<String>,
-    /// PEM certificates of an https server's CA.
-    pub ca_pem: Option<Vec<u8>>,
+    /// `known_hosts` lines for an ssh URL, and the file they were read from (`--known-hosts`);
+    /// None: the server's key as it shows it (printed).
+    pub known_hosts: Option<(PathBuf, String)>,
+    /// PEM certificates of an https server's CA, and the file they were read from (`--ca-file`).
+    pub ca_file: Option<(PathBuf, Vec<u8>)>,
     /// Values over the chart's, written into the first environment file.
     pub overrides: OverrideFlags,
     pub connect: ConnectOptions,
@@ -102,7 +105,7 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>) -> Result<Bo
     let secret_kind = resolve(&cluster, "v1", "Secret")?;
     let existing = cluster.get(&secret_kind, Some(&options.namespace), SOURCE_SECRET).await?;
     // 2. Credentials.
-    let credentials = credentials(options, existing.as_ref(), on).await?;
+    let (credentials, credential_names) = credentials(options, existing.as_ref(), on).await?;
     // 3. Read and write access.
     let cache_dir = tempfile::tempdir().map_err(|e| Error::new(format!("cannot make a temporary directory: {e}")))?;
     let budget =
@@ -112,7 +115,8 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>) -> Result<Bo
         url: options.url.clone(),
         reference: GitRef::Branch(options.branch.clone()),
         credentials: credentials.clone(),
-        ca_pem: options.ca_pem.clone(),
+        credential_names,
+        ca_pem: options.ca_file.as_ref().map(|(_, pem)| pem.clone()),
         timeout: options.settings.timeout,
     };
     let (git_cache, fetching) = (cache.clone(), request.clone());
@@ -193,7 +197,7 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>) -> Result<Bo
     // 5. The source Secret, in the cluster only.
     let mut secret_written =
         write_secret(&cluster, &secret_kind, options, SOURCE_SECRET, credentials.secret_data()).await?;
-    if let Some(ca) = &options.ca_pem {
+    if let Some((_, ca)) = &options.ca_file {
         let ca = BTreeMap::from([("ca.crt", String::from_utf8_lossy(ca).into_owned())]);
         secret_written |= write_secret(&cluster, &secret_kind, options, CA_SECRET, ca).await?;
     }
@@ -269,8 +273,13 @@ fn resolve(cluster: &Cluster, api_version: &str, kind: &str) -> Result<weaver_cl
         .map_err(|_| Error::new(format!("the cluster does not serve {api_version} {kind}")))
 }
 
-/// The credentials the options give, else the source Secret's.
-async fn credentials(options: &BootstrapOptions, existing: Option<&Value>, on: OnProgress<'_>) -> Result<Credentials> {
+/// The credentials the options give, else the source Secret's; and how messages name their
+/// parts: the flags' files they were read from, or that Secret.
+async fn credentials(
+    options: &BootstrapOptions,
+    existing: Option<&Value>,
+    on: OnProgress<'_>,
+) -> Result<(Credentials, CredentialNames)> {
     let ssh = weaver_source::is_ssh_url(&options.url);
     let from_secret = |key: &str| -> Option<String> {
         let data = existing?.pointer(&format!("/data/{key}"))?.as_str()?;
@@ -278,11 +287,29 @@ async fn credentials(options: &BootstrapOptions, existing: Option<&Value>, on: O
         String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data).ok()?).ok()
     };
     let secret_name = format!("Secret {}/{SOURCE_SECRET}", options.namespace);
+    let in_secret = |key: &str| format!("{secret_name}'s {key}");
+    let ca = match &options.ca_file {
+        Some((file, _)) => format!("--ca-file {}", file.display()),
+        None => "a file given with --ca-file".to_string(),
+    };
+    let names = CredentialNames::default().with(CredentialNames::CA, ca);
     match &options.access {
         Access::FromCluster => match existing {
-            Some(_) => Credentials::from_secret(from_secret, &secret_name).map_err(Error::new),
+            Some(_) => {
+                let credentials = Credentials::from_secret(from_secret, &secret_name).map_err(Error::new)?;
+                let names = [
+                    CredentialNames::IDENTITY,
+                    CredentialNames::KNOWN_HOSTS,
+                    CredentialNames::PASSWORD,
+                    CredentialNames::BEARER,
+                    CredentialNames::CREDENTIALS,
+                ]
+                .into_iter()
+                .fold(names, |names, part| names.with(part, in_secret(part)));
+                Ok((credentials, names))
+            }
             None => Err(Error::new(format!(
-                "no credentials for {}: give --private-key-file (an ssh deploy key; a new one is generated there when the file does not exist) or --token-file (https)",
+                "no credentials for {}: give --private-key-file (an ssh deploy key; --generate-key writes a new one there) or --token-file (https)",
                 weaver_source::redact_url(&options.url)
             ))
             .with_help(format!("{secret_name}, which a bootstrap writes, does not exist yet"))),
@@ -296,16 +323,34 @@ async fn credentials(options: &BootstrapOptions, existing: Option<&Value>, on: O
             if token.is_empty() {
                 return Err(Error::new(format!("--token-file {}: the first line is empty: expected the token", file.display())));
             }
-            Ok(Credentials::Basic { username: username.clone(), password: token.into() })
+            let named = format!("--token-file {}", file.display());
+            let names = names.with(CredentialNames::PASSWORD, named.clone()).with(CredentialNames::CREDENTIALS, named);
+            Ok((Credentials::Basic { username: username.clone(), password: token.into() }, names))
         }
-        Access::KeyFile(file) => {
+        Access::KeyFile { file, generate } => {
             if !ssh {
                 return Err(Error::new(format!("--private-key-file is for an ssh URL; {} is not: give --token-file", weaver_source::redact_url(&options.url))));
             }
-            let identity = match std::fs::read_to_string(file) {
-                Ok(identity) => identity,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => generate_key(file, on)?,
-                Err(err) => return Err(Error::io("read --private-key-file", file, err)),
+            let identity = match generate {
+                true if file.exists() => {
+                    return Err(Error::new(format!(
+                        "--generate-key: --private-key-file {} exists, and a key is never written over a file; nothing was written",
+                        file.display()
+                    ))
+                    .with_help("leave out --generate-key to use that key, or give a new file's path"));
+                }
+                true => generate_key(file, on)?,
+                false => match std::fs::read_to_string(file) {
+                    Ok(identity) => identity,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(Error::new(format!(
+                            "--private-key-file {}: no such file; nothing was written",
+                            file.display()
+                        ))
+                        .with_help("give the path of your deploy key; or add --generate-key to write a new ed25519 key there, whose public key you then add to the repository"));
+                    }
+                    Err(err) => return Err(Error::io("read --private-key-file", file, err)),
+                },
             };
             match weaver_source::public_key_of(&identity) {
                 Some(public) if !public.starts_with("ssh-rsa") => {}
@@ -314,12 +359,14 @@ async fn credentials(options: &BootstrapOptions, existing: Option<&Value>, on: O
                         "--private-key-file {} is not an unencrypted ed25519 or ECDSA private key (OpenSSH or PEM; RSA keys are not supported)",
                         file.display()
                     ))
-                    .with_help("give a new file name: weaver bootstrap writes a new ed25519 key there"));
+                    .with_help("give another key, or a new file's path with --generate-key: weaver bootstrap writes a new ed25519 key there"));
                 }
             }
-            let known_hosts = match (&options.known_hosts, from_secret("known_hosts")) {
-                (Some(given), _) => given.clone(),
-                (None, Some(kept)) => kept,
+            let named = format!("--private-key-file {}", file.display());
+            let names = names.with(CredentialNames::IDENTITY, named.clone()).with(CredentialNames::CREDENTIALS, named);
+            let (known_hosts, from) = match (&options.known_hosts, from_secret("known_hosts")) {
+                (Some((file, given)), _) => (given.clone(), format!("--known-hosts {}", file.display())),
+                (None, Some(kept)) => (kept, in_secret("known_hosts")),
                 (None, None) => {
                     let url = options.url.clone();
                     let scanned = off_runtime(move || weaver_source::scan_host_key(&url)).await?;
@@ -329,10 +376,11 @@ async fn credentials(options: &BootstrapOptions, existing: Option<&Value>, on: O
                     on(Progress::Status(format!(
                         "trusting the host key the server showed, {fingerprint} (check it against the host's published fingerprint; --known-hosts pins one instead)"
                     )));
-                    format!("{line}\n")
+                    (format!("{line}\n"), "a file given with --known-hosts".to_string())
                 }
             };
-            Ok(Credentials::Ssh { identity: identity.into(), known_hosts })
+            let names = names.with(CredentialNames::KNOWN_HOSTS, from);
+            Ok((Credentials::Ssh { identity: identity.into(), known_hosts }, names))
         }
     }
 }
@@ -470,8 +518,10 @@ fn write_repository(
         )));
     }
     if !bootstrapped {
-        changes
-            .insert(path.join(ENVIRONMENT_FILE).display().to_string(), Some(environment_file(options)?.into_bytes()));
+        changes.insert(
+            path.join(ENVIRONMENT_FILE).display().to_string(),
+            Some(environment_file(options, on)?.into_bytes()),
+        );
     }
     if changes.is_empty() {
         return Ok((fetched.commit.to_string(), Vec::new()));
@@ -510,8 +560,11 @@ fn summarize(written: &[String]) -> Vec<String> {
 }
 
 /// The environment weaver applies itself with: release `weaver` of the chart beside it, its
-/// values turning on its own EnvironmentSync, then the flags' values over them.
-fn environment_file(options: &BootstrapOptions) -> Result<String> {
+/// values turning on its own EnvironmentSync, and letting the controller reach the
+/// repository's port through the chart's NetworkPolicy (`gitops.gitPorts`, https's and ssh's
+/// alone by default); then the flags' values over them, warned about when they leave that port
+/// out.
+fn environment_file(options: &BootstrapOptions, on: OnProgress<'_>) -> Result<String> {
     let overrides = weaver_render::overrides::Overrides::load(&options.overrides)?;
     let mut values = json!({
         "selfSync": {
@@ -522,10 +575,28 @@ fn environment_file(options: &BootstrapOptions) -> Result<String> {
             "secretName": SOURCE_SECRET,
         }
     });
-    if options.ca_pem.is_some() {
+    if options.ca_file.is_some() {
         values["selfSync"]["caSecretName"] = json!(CA_SECRET);
     }
+    let port = weaver_source::port_of(&options.url);
+    let mut git_ports = chart_git_ports()?;
+    if let Some(port) = port
+        && !git_ports.contains(&json!(port))
+    {
+        git_ports.push(json!(port));
+        values["gitops"] = json!({"gitPorts": git_ports});
+    }
     overrides.apply(values.as_object_mut().expect("an object"))?;
+    let allowed = values.pointer("/gitops/gitPorts").and_then(Value::as_array).cloned();
+    if let (Some(port), Some(allowed)) = (port, allowed)
+        && !allowed.contains(&json!(port))
+    {
+        on(Progress::Warning(format!(
+            "gitops.gitPorts {} leaves out port {port} of {}: on a cluster that enforces NetworkPolicies, the controller cannot reach its repository",
+            serde_json::to_string(&allowed).unwrap_or_default(),
+            weaver_source::redact_url(&options.url)
+        )));
+    }
     let mut release = Map::new();
     release.insert("name".into(), RELEASE.into());
     release.insert("chart".into(), "weaver".into());
@@ -539,6 +610,22 @@ fn environment_file(options: &BootstrapOptions) -> Result<String> {
     );
     weaver_yaml::write_yaml(&mut text, &environment);
     Ok(text)
+}
+
+/// The ports the chart's NetworkPolicy lets the controller reach git servers on by default
+/// (its values' `gitops.gitPorts`).
+fn chart_git_ports() -> Result<Vec<Value>> {
+    let (path, bytes) = chart_files()
+        .iter()
+        .find(|(path, _)| *path == "values.yaml")
+        .ok_or_else(|| Error::new("the chart built in has no values.yaml"))?;
+    let values = weaver_yaml::documents(Path::new(path), &String::from_utf8_lossy(bytes))?;
+    Ok(values
+        .first()
+        .and_then(|v| v.pointer("/gitops/gitPorts"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default())
 }
 
 /// Writes Secret `name` when it does not hold `values` already: whether it wrote.
@@ -688,7 +775,7 @@ mod tests {
                 namespace: DEFAULT_NAMESPACE.into(),
                 access: Access::Token { file: self.dir.path().join("token"), username: "git".into() },
                 known_hosts: None,
-                ca_pem: None,
+                ca_file: None,
                 overrides: OverrideFlags { set: set.iter().map(|s| s.to_string()).collect(), ..Default::default() },
                 connect: fixture.connect(),
                 settings: fixture.apply_options().settings,

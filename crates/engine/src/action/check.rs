@@ -2,15 +2,16 @@
 //! one installed there works, as `flux check` tells: the server's version and clock, the CRDs
 //! established and their stored versions, the controller's Deployment ready, its version one
 //! this weaver may install over, its leader Lease renewed, its Services with endpoints, and the
-//! account of each EnvironmentSync it serves able to read the Secrets it names. Each finding
-//! that fails says what to do.
+//! account of each EnvironmentSync it serves able to read the Secrets it names, weaver's own
+//! EnvironmentSync (`weaver bootstrap`'s) Ready, and each CRD's conversion webhook behind a
+//! Service that is there. Each finding that fails says what to do.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::install::{VersionStep, controller_label};
+use super::install::{RELEASE, VersionStep, controller_label, conversion_none, conversion_service};
 use weaver_api::OPERATOR_NAME;
 use weaver_api::environment_sync::EnvironmentSync;
 use weaver_cluster::{Access, Cluster, ConnectOptions, ListTarget, ManagedFields, Question, Readiness, Subject};
@@ -40,7 +41,8 @@ pub struct CheckOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// What was looked at: `kubernetes`, `clock`, `crd/<name>`, `controller`, `version/<name>`,
-    /// `leader`, `service/<name>`, `environmentsync/<namespace>/<name>`, `rights/<verb> <resource>`.
+    /// `leader`, `service/<name>`, `selfsync/<namespace>/<name>`, `environmentsync/<namespace>/<name>`,
+    /// `rights/<verb> <resource>`.
     pub subject: String,
     pub ok: bool,
     /// What was found.
@@ -83,6 +85,7 @@ pub async fn check(options: &CheckOptions) -> Result<Checked> {
     findings.extend(crds(&cluster).await?);
     let deployments = list(&cluster, "apps/v1", "Deployment", Some(&options.namespace), &controller_label()).await?;
     findings.extend(controller(&cluster, &options.namespace, &deployments, offset).await?);
+    findings.extend(own_syncs(&cluster, &options.namespace, &deployments).await?);
     findings.extend(versions(&deployments));
     findings.extend(tenants(&cluster, &served_selectors(&deployments)).await?);
     Ok(Checked { findings })
@@ -189,7 +192,31 @@ async fn crds(cluster: &Cluster) -> Result<Vec<Finding>> {
             .pointer("/spec/conversion/webhook/clientConfig/caBundle")
             .and_then(Value::as_str)
             .is_some_and(|bundle| !bundle.is_empty());
+        let missing_service = match conversion_service(&crd) {
+            Some((namespace, service)) => {
+                let services = cluster.resolve("v1", "Service").ok();
+                let there = match &services {
+                    Some(kind) => cluster.get(kind, Some(&namespace), &service).await?.is_some(),
+                    None => false,
+                };
+                (!there).then_some((namespace, service))
+            }
+            None => None,
+        };
         findings.push(match condition("Established") {
+            Some((true, _)) if missing_service.is_some() => {
+                let (namespace, service) = missing_service.unwrap_or_default();
+                Finding::failed(
+                    subject,
+                    format!(
+                        "established, but its conversion webhook is Service {namespace}/{service}, which does not exist: the API server serves its objects at no version but the one they are stored at"
+                    ),
+                    format!(
+                        "install weaver again in namespace {namespace}, whose controller serves it; or, with no controller there, set its conversion to None: `kubectl patch crd {name} --type merge -p '{}'`",
+                        conversion_none()
+                    ),
+                )
+            }
             Some((true, _)) if webhook && !trusted => Finding::failed(
                 subject,
                 "established, but its conversion webhook has no caBundle: the API server cannot convert its objects between versions",
@@ -314,6 +341,52 @@ async fn service_endpoints(cluster: &Cluster, namespace: &str, service: &Value) 
         ),
         n => Finding::ok(subject, format!("{n} ready endpoint(s)")),
     })
+}
+
+/// The EnvironmentSync by which weaver applies itself from git (the chart's `selfSync`, which
+/// `weaver bootstrap` turns on): named as its release, as the controller's Deployment is. While
+/// it is not Ready, a change to weaver pushed to git is not applied.
+async fn own_syncs(cluster: &Cluster, namespace: &str, deployments: &[Value]) -> Result<Vec<Finding>> {
+    let Ok(kind) = cluster.resolve("weaver.example.com/v1beta1", "EnvironmentSync") else { return Ok(Vec::new()) };
+    let mut findings = Vec::new();
+    for deployment in deployments {
+        let name = deployment.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(RELEASE);
+        let Some(sync) = cluster.get(&kind, Some(namespace), name).await? else { continue };
+        let subject = format!("selfsync/{namespace}/{name}");
+        let ready = sync
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|conditions| conditions.iter().find(|c| c["type"] == "Ready"));
+        let text = |condition: &Value, field: &str| condition[field].as_str().unwrap_or_default().to_string();
+        let applied = sync.pointer("/status/lastAppliedRevision").and_then(Value::as_str).unwrap_or_default();
+        let short = &applied[..applied.len().min(12)];
+        let describe = format!("`weaver sync get {name} -n {namespace}` and the controller's logs say more");
+        findings.push(match ready {
+            Some(ready) if ready["status"] == "True" => Finding::ok(
+                subject,
+                format!("weaver applies itself from git: Ready, at {}", if short.is_empty() { "no commit yet" } else { short }),
+            ),
+            Some(ready) if ready["status"] == "False" => Finding::failed(
+                subject,
+                format!(
+                    "weaver's own EnvironmentSync {namespace}/{name} is not Ready: {}: {} (changes to weaver pushed to git are not applied)",
+                    text(ready, "reason"),
+                    text(ready, "message")
+                ),
+                format!("mend what the message names (push to git, or the cluster), then `weaver sync reconcile {name} -n {namespace}`; {describe}"),
+            ),
+            Some(ready) => Finding::ok(
+                subject,
+                format!("weaver's own EnvironmentSync is reconciling: {}: {}", text(ready, "reason"), text(ready, "message")),
+            ),
+            None => Finding::failed(
+                subject,
+                format!("weaver's own EnvironmentSync {namespace}/{name} has no Ready condition: no controller has reconciled it"),
+                format!("the leader reconciles it (see `leader`); {describe}"),
+            ),
+        });
+    }
+    Ok(findings)
 }
 
 /// The controller's version beside this weaver's: what `weaver install` of this weaver would be

@@ -8,7 +8,9 @@
 //! as Helm never deletes a chart's `crds/`), so the users' custom resources outlive the
 //! controller, unless `--crds` deletes them: the custom resources first, while the controller
 //! still runs to finalize them (a ConfigMapSync removes its copies), then the controller, then
-//! the CRDs.
+//! the CRDs. A CRD kept whose conversion webhook was the removed controller's is set to convert
+//! without one (`None`), once its Pods are gone: a webhook whose Service is gone would leave
+//! the API server unable to serve the objects at any version but the one they are stored at.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -20,11 +22,12 @@ use serde_json::Value;
 use super::apply::{Applied, ApplyActionOptions, Settings, apply};
 use super::render::{Desired, IfEmpty, RenderOptions, Selection, render};
 use super::{Context, Keys, OnProgress, Progress, PruneReleases};
-use weaver_cluster::{Cluster, ConnectOptions, ManagedFields, ServedKind, served_kinds_of_crd};
+use weaver_cluster::{Cluster, ConnectOptions, LockSubject, ManagedFields, ServedKind, served_kinds_of_crd};
 use weaver_core::error::{Error, Result};
 use weaver_core::limits::RenderLimits;
 use weaver_core::manifest::{LABEL_ENVIRONMENT, LABEL_RELEASE, ListTarget};
 use weaver_plan::release::record::Record;
+use weaver_project::environment::DEFAULT_LOCK_NAMESPACE;
 use weaver_project::{MemorySource, Project};
 use weaver_render::overrides::OverrideFlags;
 
@@ -244,9 +247,46 @@ pub struct Uninstalled {
     pub kept_secrets: Vec<String>,
     /// The CRDs left in place, each with how many custom resources of its kinds remain.
     pub kept: Vec<(String, usize)>,
+    /// The kept CRDs whose conversion webhook was the removed controller's (or a Service no
+    /// longer there): set to `None`, so that every version of their objects is still served.
+    pub conversion_reset: Vec<String>,
+    /// What the controller left in its namespace, which stays with it (see [`Leftovers`]).
+    pub left: Leftovers,
     /// `--crds`: the CRDs deleted, and how many custom resources went before them.
     pub deleted_crds: Vec<String>,
     pub deleted_resources: usize,
+}
+
+/// What stays in the controller's namespace after an uninstall: objects the release's record
+/// does not list (the controller made them as it ran, or they are the records themselves).
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    /// The Secret of the conversion webhook's certificates (`<release>-conversion-tls`), if any.
+    pub conversion_secret: Option<String>,
+    /// The release's records (Secrets), which `weaver history` reads and a next install or
+    /// `weaver bootstrap --recover` continues.
+    pub records: usize,
+    /// The Leases (`namespace/name`): the controller's leader elections, in its namespace, and
+    /// the apply lock of environment [`ENVIRONMENT`] (in `kube-system`, where every
+    /// environment's is unless it says otherwise).
+    pub leases: Vec<String>,
+}
+
+/// The merge patch that makes a CRD convert without a webhook: the API server changes the
+/// apiVersion alone, as before a controller set its own (see `weaver_controllers::conversion`),
+/// and serves every version whatever Service is gone.
+pub fn conversion_none() -> Value {
+    serde_json::json!({"spec": {"conversion": {"strategy": "None", "webhook": null}}})
+}
+
+/// The Service (namespace, name) a CRD's conversion webhook is behind, when it has one.
+pub fn conversion_service(crd: &Value) -> Option<(String, String)> {
+    let conversion = crd.pointer("/spec/conversion")?;
+    if conversion["strategy"] != "Webhook" {
+        return None;
+    }
+    let service = conversion.pointer("/webhook/clientConfig/service")?;
+    Some((service["namespace"].as_str()?.to_string(), service["name"].as_str()?.to_string()))
 }
 
 /// Removes the release; with `crds`, its custom resources and CRDs too (see the module's docs).
@@ -270,17 +310,30 @@ pub async fn uninstall(options: &InstallOptions, crds: bool, cx: Context<'_>) ->
         }
     }
     let applied = apply(&apply_options(options, false)?, cx).await?;
-    let (mut kept, mut deleted_crds) = (Vec::new(), Vec::new());
+    let (mut kept, mut deleted_crds, mut conversion_reset) = (Vec::new(), Vec::new(), Vec::new());
     let crd_kind = cluster.resolve("apiextensions.k8s.io/v1", "CustomResourceDefinition").ok();
+    if !crds && !options.settings.dry_run && !applied.report.failed() {
+        // A replica still stopping would set its webhook again (it looks every minute).
+        wait_controller_gone(&cluster, &options.namespace, deadline).await?;
+    }
     for (crd, served) in &kinds {
+        let Some(crd_kind) = &crd_kind else { break };
         if crds && !options.settings.dry_run {
-            let Some(crd_kind) = &crd_kind else { break };
             if cluster.delete(crd_kind, None, crd, false).await? == weaver_cluster::Deleted::Deleted {
                 on(Progress::Status(format!("customresourcedefinition {crd} deleted")));
                 deleted_crds.push(crd.clone());
             }
-        } else if let Some(served) = served {
+            continue;
+        }
+        if let Some(served) = served {
             kept.push((crd.clone(), resources(&cluster, served).await?.len()));
+        }
+        if !options.settings.dry_run
+            && !applied.report.failed()
+            && converts_at_a_removed_service(&cluster, crd_kind, crd, &options.namespace).await?
+        {
+            cluster.merge_patch(crd_kind, None, crd, &conversion_none(), "resetting the conversion of").await?;
+            conversion_reset.push(crd.clone());
         }
     }
     let secret_kind = cluster.resolve("v1", "Secret").ok();
@@ -292,7 +345,71 @@ pub async fn uninstall(options: &InstallOptions, crds: bool, cx: Context<'_>) ->
             kept_secrets.push(format!("{}/{name}", options.namespace));
         }
     }
-    Ok(Uninstalled { applied, kept_secrets, kept, deleted_crds, deleted_resources })
+    let left = leftovers(&cluster, &options.namespace).await?;
+    Ok(Uninstalled { applied, kept_secrets, kept, conversion_reset, left, deleted_crds, deleted_resources })
+}
+
+/// Whether CRD `name`'s conversion webhook is behind a Service of the uninstalled `namespace`
+/// (the controller's, just removed), or behind one that is not there: the API server could
+/// serve its objects at no version but the one they are stored at. Another install's webhook
+/// (a shard's, in its own namespace) is left to it while its Service is there.
+async fn converts_at_a_removed_service(
+    cluster: &Cluster,
+    crd_kind: &ServedKind,
+    name: &str,
+    namespace: &str,
+) -> Result<bool> {
+    let Some(crd) = cluster.get(crd_kind, None, name).await? else { return Ok(false) };
+    let Some((service_namespace, service)) = conversion_service(&crd) else { return Ok(false) };
+    if service_namespace == namespace {
+        return Ok(true);
+    }
+    let Ok(service_kind) = cluster.resolve("v1", "Service") else { return Ok(true) };
+    Ok(cluster.get(&service_kind, Some(&service_namespace), &service).await?.is_none())
+}
+
+/// Waits until no Pod of the controller runs in `namespace` (their Deployment was just
+/// removed), or the deadline.
+async fn wait_controller_gone(cluster: &Cluster, namespace: &str, deadline: Instant) -> Result<()> {
+    if cluster.resolve("v1", "Pod").is_err() {
+        return Ok(());
+    }
+    let pods = ListTarget { api_version: "v1".into(), kind: "Pod".into(), namespace: Some(namespace.into()) };
+    let label = controller_label();
+    while !cluster.list(&BTreeSet::from([pods.clone()]), &label, ManagedFields::Parsed, 1).await?.is_empty() {
+        if Instant::now() >= deadline {
+            return Err(Error::new(format!(
+                "the controller's Pods in namespace {namespace} are still there after --timeout: the CRDs' conversion was left as it is"
+            ))
+            .with_help("run weaver uninstall again once they are gone: it resets the conversion then"));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    Ok(())
+}
+
+/// What the controller left in `namespace` (see [`Leftovers`]).
+async fn leftovers(cluster: &Cluster, namespace: &str) -> Result<Leftovers> {
+    let mut left = Leftovers::default();
+    if let Ok(secret_kind) = cluster.resolve("v1", "Secret") {
+        let name = format!("{RELEASE}-conversion-tls");
+        if cluster.get(&secret_kind, Some(namespace), &name).await?.is_some() {
+            left.conversion_secret = Some(name);
+        }
+        let selector = format!("{LABEL_RELEASE}={RELEASE},{LABEL_ENVIRONMENT}={ENVIRONMENT}");
+        left.records = cluster.list_metadata(&secret_kind, namespace, &selector).await?.len();
+    }
+    if let Ok(lease_kind) = cluster.resolve("coordination.k8s.io/v1", "Lease") {
+        let leases = cluster.list_metadata(&lease_kind, namespace, "").await?;
+        let names = leases.iter().filter_map(|lease| lease.pointer("/metadata/name").and_then(Value::as_str));
+        left.leases = names.map(|name| format!("{namespace}/{name}")).collect();
+        let subject = LockSubject::Environment { name: ENVIRONMENT.into(), file: Default::default() };
+        let lock = subject.lease_name();
+        if cluster.get(&lease_kind, Some(DEFAULT_LOCK_NAMESPACE), &lock).await?.is_some() {
+            left.leases.push(format!("{DEFAULT_LOCK_NAMESPACE}/{lock}"));
+        }
+    }
+    Ok(left)
 }
 
 /// The chart's CRDs by name, each with the first kind its file says it serves (None when it

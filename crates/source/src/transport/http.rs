@@ -17,7 +17,7 @@ use ureq::config::RedirectAuthHeaders;
 use ureq::{Agent, ResponseExt};
 
 use super::session::{RECEIVE_PACK, Session, UPLOAD_PACK};
-use crate::{Credentials, FetchFailure, Scheme, SourceUrl};
+use crate::{CredentialNames, Credentials, FetchFailure, Scheme, SourceUrl};
 
 /// The longest one request (its answer's body included) may take; the fetch's deadline is
 /// usually sooner.
@@ -67,8 +67,9 @@ impl SmartSubtransport for HttpSubtransport {
                     .fail(
                         FetchFailure::Other,
                         format!(
-                            "{}: the CA (ca.crt) holds no PEM certificate: check the Secret's ca.crt",
-                            self.session.what()
+                            "{}: the CA (ca.crt) holds no PEM certificate: check {}",
+                            self.session.what(),
+                            self.session.names.name(CredentialNames::CA)
                         ),
                     )
                     .to_string(),
@@ -193,11 +194,12 @@ impl HttpStream {
             }
             let tls =
                 matches!(&e, ureq::Error::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()));
+            let private_ca = format!(
+                "the TLS handshake failed: a server with a private CA needs it in {}",
+                session.names.name(CredentialNames::CA)
+            );
             let (failure, what_to_do) = match &e {
-                _ if tls => (
-                    FetchFailure::Other,
-                    "the TLS handshake failed: a server with a private CA needs it in the Secret's ca.crt",
-                ),
+                _ if tls => (FetchFailure::Other, private_ca.as_str()),
                 ureq::Error::HostNotFound => {
                     (FetchFailure::Unreachable, "the host name does not resolve: check the URL")
                 }
@@ -212,10 +214,7 @@ impl HttpStream {
                     FetchFailure::Unreachable,
                     "check the URL, that the server is up and that the network lets the controller reach it",
                 ),
-                ureq::Error::Tls(_) | ureq::Error::Rustls(_) => (
-                    FetchFailure::Other,
-                    "the TLS handshake failed: a server with a private CA needs it in the Secret's ca.crt",
-                ),
+                ureq::Error::Tls(_) | ureq::Error::Rustls(_) => (FetchFailure::Other, private_ca.as_str()),
                 _ => (FetchFailure::Other, "check the URL and the server"),
             };
             session.fail(failure, format!("{}: {}: {what_to_do}", session.what(), transport_reason(&e)))
@@ -244,9 +243,10 @@ impl HttpStream {
                 let what_to_do = match session.credentials {
                     Credentials::None => {
                         "the repository needs credentials: name a Secret with username/password or a bearer token"
+                            .to_string()
                     }
-                    Credentials::Bearer(_) => "check the Secret's bearer token",
-                    _ => "check the Secret's username/password",
+                    Credentials::Bearer(_) => format!("check {}", session.names.name(CredentialNames::BEARER)),
+                    _ => format!("check {}", session.names.name(CredentialNames::PASSWORD)),
                 };
                 return refused(
                     FetchFailure::AuthenticationFailed,

@@ -6,13 +6,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::budget::Budget;
-use crate::{Credentials, FetchError, FetchFailure, GitRef, SourceUrl};
+use crate::{CredentialNames, Credentials, FetchError, FetchFailure, GitRef, SourceUrl};
 
 /// One fetch, as its transport sees it.
 pub(crate) struct Session {
     pub url: SourceUrl,
     pub reference: GitRef,
     pub credentials: Credentials,
+    /// How messages name the credentials' parts.
+    pub names: CredentialNames,
     pub ca_pem: Option<Vec<u8>>,
     /// The first failure a transport understood (a 401, a refused host key), which explains the
     /// libgit2 error that follows it better than libgit2 can.
@@ -37,7 +39,7 @@ impl Session {
     pub fn new(
         url: SourceUrl,
         reference: GitRef,
-        credentials: Credentials,
+        (credentials, names): (Credentials, CredentialNames),
         ca_pem: Option<Vec<u8>>,
         budget: Arc<Budget>,
         timeout: Duration,
@@ -46,6 +48,7 @@ impl Session {
             url,
             reference,
             credentials,
+            names,
             ca_pem,
             failure: Mutex::new(None),
             bytes_read: AtomicU64::new(0),
@@ -124,8 +127,8 @@ impl Session {
     /// `fetching <url> (<ref>)` or `pushing to <url> (<ref>)`, the start of every message.
     pub fn what(&self) -> String {
         match self.service {
-            RECEIVE_PACK => format!("pushing to {} ({})", self.url.display(), self.reference),
-            _ => format!("fetching {} ({})", self.url.display(), self.reference),
+            RECEIVE_PACK => format!("pushing to {} ({})", self.url.shown(), self.reference),
+            _ => format!("fetching {} ({})", self.url.shown(), self.reference),
         }
     }
 }
@@ -147,7 +150,7 @@ mod tests {
         Session::new(
             url,
             GitRef::Branch("main".into()),
-            Credentials::None,
+            (Credentials::None, CredentialNames::default()),
             None,
             budget.clone(),
             Duration::from_secs(60),

@@ -17,7 +17,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 
 use super::session::{RECEIVE_PACK, Session, UPLOAD_PACK};
-use crate::{Credentials, FetchFailure};
+use crate::{CredentialNames, Credentials, FetchFailure};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection that carries nothing for this long is closed.
@@ -85,6 +85,8 @@ struct Verdict(Mutex<Option<String>>);
 
 struct Client {
     known_hosts: String,
+    /// How messages name `known_hosts`.
+    known_hosts_name: String,
     host: String,
     port: u16,
     verdict: Arc<Verdict>,
@@ -94,20 +96,20 @@ impl russh::client::Handler for Client {
     type Error = russh::Error;
 
     async fn check_server_key(&mut self, server: &PublicKey) -> Result<bool, Self::Error> {
-        let refusal = check_host_key(&self.known_hosts, &self.host, self.port, server).err();
+        let refusal = check_host_key(&self.known_hosts, &self.known_hosts_name, &self.host, self.port, server).err();
         let accepted = refusal.is_none();
         *self.verdict.0.lock().unwrap_or_else(PoisonError::into_inner) = refusal;
         Ok(accepted)
     }
 }
 
-/// Whether `known_hosts` lists `key` for `host` (as `[host]:port` off port 22): Err says why not.
-fn check_host_key(known_hosts: &str, host: &str, port: u16, key: &PublicKey) -> Result<(), String> {
+/// Whether `known_hosts` (named `named` in messages) lists `key` for `host` (as `[host]:port`
+/// off port 22): Err says why not.
+fn check_host_key(known_hosts: &str, named: &str, host: &str, port: u16, key: &PublicKey) -> Result<(), String> {
     let fingerprint = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
     let listed = if port == 22 { host.to_string() } else { format!("[{host}]:{port}") };
     let add = format!(
-        "add the host's key to the Secret's known_hosts (`ssh-keyscan{} {host}`, checked against a fingerprint from \
-         the server's owner)",
+        "add the host's key to {named} (`ssh-keyscan{} {host}`, checked against a fingerprint from the server's owner)",
         if port == 22 { String::new() } else { format!(" -p {port}") }
     );
     match known_host_keys(known_hosts, &listed, key) {
@@ -241,8 +243,9 @@ impl SshStream {
             (
                 FetchFailure::AuthenticationFailed,
                 format!(
-                    "{what}: the Secret's identity is not an unencrypted ed25519 or ECDSA private key (OpenSSH or PEM; \
-                     RSA keys are not supported): check it, or make a deploy key with `ssh-keygen -t ed25519`"
+                    "{what}: {} is not an unencrypted ed25519 or ECDSA private key (OpenSSH or PEM; RSA keys are not \
+                     supported): check it, or make a deploy key with `ssh-keygen -t ed25519`",
+                    session.names.name(CredentialNames::IDENTITY)
                 ),
             )
         };
@@ -266,7 +269,13 @@ impl SshStream {
         let remaining = session.remaining().map_err(|e| (FetchFailure::TimedOut, e.to_string()))?;
         let connect_timeout = CONNECT_TIMEOUT.min(remaining);
         let verdict = Arc::new(Verdict::default());
-        let client = Client { known_hosts: known_hosts.clone(), host: host.clone(), port, verdict: verdict.clone() };
+        let client = Client {
+            known_hosts: known_hosts.clone(),
+            known_hosts_name: session.names.name(CredentialNames::KNOWN_HOSTS),
+            host: host.clone(),
+            port,
+            verdict: verdict.clone(),
+        };
         let config =
             Arc::new(russh::client::Config { inactivity_timeout: Some(INACTIVITY_TIMEOUT), ..Default::default() });
         let connected = runtime.block_on(async {
@@ -303,7 +312,7 @@ impl SshStream {
                 ),
                 (Failed::Refused, None) => (
                     FetchFailure::AuthenticationFailed,
-                    format!("{what}: the server refused the key for user {user}: check the Secret's identity, and that its public key is a deploy key of the repository"),
+                    format!("{what}: the server refused the key for user {user}: check {}, and that its public key is a deploy key of the repository", session.names.name(CredentialNames::IDENTITY)),
                 ),
                 (Failed::Session(e), None) => (FetchFailure::Other, format!("{what}: ssh: {e}")),
             }
@@ -439,13 +448,19 @@ mod tests {
     #[test]
     fn host_keys_are_checked_against_known_hosts_never_trusted_on_first_use() {
         let known = format!("# comment\n[git.example.com]:2222 ssh-ed25519 {KEY}\ngithub.com ssh-ed25519 {KEY}\n");
-        assert!(check_host_key(&known, "git.example.com", 2222, &key(KEY)).is_ok());
-        assert!(check_host_key(&known, "github.com", 22, &key(KEY)).is_ok());
-        let unlisted = check_host_key(&known, "git.example.com", 22, &key(KEY)).unwrap_err();
+        let named = "the Secret's known_hosts";
+        assert!(check_host_key(&known, named, "git.example.com", 2222, &key(KEY)).is_ok());
+        assert!(check_host_key(&known, named, "github.com", 22, &key(KEY)).is_ok());
+        let unlisted = check_host_key(&known, named, "git.example.com", 22, &key(KEY)).unwrap_err();
         assert!(unlisted.contains("not in known_hosts for git.example.com"), "{unlisted}");
-        let changed = check_host_key(&known, "github.com", 22, &key(OTHER)).unwrap_err();
+        assert!(unlisted.contains("add the host's key to the Secret's known_hosts"), "{unlisted}");
+        // Read from a file (`weaver bootstrap --known-hosts`): that file is named.
+        let from_file =
+            check_host_key(&known, "--known-hosts hosts.txt", "git.example.com", 22, &key(KEY)).unwrap_err();
+        assert!(from_file.contains("add the host's key to --known-hosts hosts.txt"), "{from_file}");
+        let changed = check_host_key(&known, named, "github.com", 22, &key(OTHER)).unwrap_err();
         assert!(changed.contains("lists another"), "{changed}");
-        assert!(check_host_key("", "github.com", 22, &key(KEY)).is_err());
+        assert!(check_host_key("", named, "github.com", 22, &key(KEY)).is_err());
     }
 
     #[test]

@@ -84,7 +84,14 @@ pub(crate) async fn fetch_request(
         RefKind::Semver => GitRef::Semver(value.clone()),
         RefKind::Commit => GitRef::Commit(value.clone()),
     };
-    Ok(FetchRequest { url: source.url.clone(), reference, credentials, ca_pem, timeout: spec.timeout })
+    Ok(FetchRequest {
+        url: source.url.clone(),
+        reference,
+        credentials,
+        credential_names: Default::default(),
+        ca_pem,
+        timeout: spec.timeout,
+    })
 }
 
 /// The Ready condition's reason for a failed fetch.

@@ -49,6 +49,7 @@ fn main() {
         credentials: Credentials::None,
         ca_pem: None,
         timeout: std::time::Duration::from_secs(600),
+        credential_names: Default::default(),
     };
     let fetch = |what: &str| {
         reset_peak_rss();

@@ -11,8 +11,8 @@
 //! `worker::serve`); a worker kept for the tenant's next render (`Isolation::kept`) is sent
 //! another when that render takes it. Then, for each
 //! release of a weaver chart, one `Request::Release` with its context and its templates, each
-//! answered in order (the worker renders the next while the parent parses the one before: one
-//! round trip a release, not one a template); for a release of a Helm chart, the chart
+//! answered in order, the answers written together (one round trip a release, not one a
+//! template); for a release of a Helm chart, the chart
 //! (`Request::HelmChart`, once per worker) and a `Request::Helm` with the release's values.
 //! Each answer is a line of JSON (`Answer`), a text following it as that many raw
 //! bytes (bounded by what the release may still render); while a Helm chart renders, the worker

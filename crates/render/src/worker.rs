@@ -32,12 +32,19 @@ impl Pipes {
     }
 
     fn answer(&mut self, answer: &Answer, text: Option<&[u8]>) -> std::io::Result<()> {
+        self.write(answer, text)?;
+        self.output.flush()
+    }
+
+    /// [`Pipes::answer`] left in the buffer, for the answer that follows to take with it: a
+    /// release's templates reach the parent in one write, which wakes it once.
+    fn write(&mut self, answer: &Answer, text: Option<&[u8]>) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.output, answer)?;
         self.output.write_all(b"\n")?;
         if let Some(text) = text {
             self.output.write_all(text)?;
         }
-        self.output.flush()
+        Ok(())
     }
 }
 
@@ -119,8 +126,8 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
     Ok(())
 }
 
-/// A release's templates rendered here in order, each answered as it is done, until the first
-/// error, all within the render's bytes.
+/// A release's templates rendered here in order, all within the render's bytes, each answered
+/// until the first error; the answers reach the parent together, at the release's end.
 fn render_release(
     engine: &weaver_core::error::Result<Engine>,
     (release, context): (&str, minijinja::Value),
@@ -129,7 +136,7 @@ fn render_release(
     pipes: &Mutex<Pipes>,
 ) -> std::io::Result<()> {
     let mut rendered_bytes = 0;
-    for template in templates {
+    for (at, template) in templates.iter().enumerate() {
         let room = limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
         let rendered = match engine {
             Ok(engine) => engine.render(template, &context, room, release),
@@ -139,7 +146,11 @@ fn render_release(
         match rendered {
             Ok(text) => {
                 rendered_bytes += text.len();
-                pipes.answer(&Answer { length: Some(text.len()), ..Answer::default() }, Some(text.as_bytes()))?;
+                let answer = Answer { length: Some(text.len()), ..Answer::default() };
+                match at + 1 == templates.len() {
+                    true => pipes.answer(&answer, Some(text.as_bytes()))?,
+                    false => pipes.write(&answer, Some(text.as_bytes()))?,
+                }
             }
             Err(error) => {
                 return pipes.answer(&Answer { error: Some(WireError::from(&error)), ..Answer::default() }, None);

@@ -1715,3 +1715,54 @@ fn what_is_left_out_for_one_reason_is_grouped_under_it_after_the_rest() {
     assert!(document["notConverted"][0]["why"].as_str().unwrap().starts_with("not supported: "), "{}", json.stdout);
     assert_eq!(document["written"][0], "environments/dev.yaml", "{}", json.stdout);
 }
+
+/// Kustomizations whose dependsOn form a cycle give an environment whose `needs` do not load:
+/// refused (exit 1) before anything is written, so the repository is left as it was: with no
+/// environment yet, and with `--force` over one an earlier import wrote.
+#[test]
+fn an_environment_that_would_not_load_is_refused_before_anything_is_written() {
+    let repo = Repo::empty();
+    let config_map =
+        |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: shop\n");
+    let depends_on = |name: &str, on: &str| {
+        let kustomization = weaver_test_support::flux::kustomization(name, &format!("./apps/{name}"));
+        format!("{kustomization}  dependsOn:\n    - name: {on}\n")
+    };
+    repo.write("clusters/dev/a.yaml", &weaver_test_support::flux::kustomization("a", "./apps/a"))
+        .write("clusters/dev/b.yaml", &weaver_test_support::flux::kustomization("b", "./apps/b"))
+        .write("apps/a/cm.yaml", &config_map("a"))
+        .write("apps/b/cm.yaml", &config_map("b"));
+    // The same repository with a cycle, and without it, for an import to write first.
+    let cyclic = |repo: &Repo| {
+        repo.write("clusters/dev/a.yaml", &depends_on("a", "b")).write("clusters/dev/b.yaml", &depends_on("b", "a"));
+    };
+    let fresh = Repo::empty();
+    for file in ["apps/a/cm.yaml", "apps/b/cm.yaml"] {
+        fresh.write(file, &std::fs::read_to_string(repo.path().join(file)).unwrap());
+    }
+    cyclic(&fresh);
+    let before = common::fs::digests(fresh.path());
+    let run = fresh.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(
+            "error: environments/dev.yaml: the environment weaver import would write does not load (cycle in `needs`"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("); nothing was written\n"), "{}", run.stderr);
+    assert!(run.stderr.contains("its dependsOn in a cycle"), "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    assert_eq!(common::fs::digests(fresh.path()), before, "a refused import wrote");
+
+    // Over an import of the repository before the cycle, with --force: nothing replaced.
+    let first = repo.weaver(&["import", "flux"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    cyclic(&repo);
+    let before = common::fs::digests(repo.path());
+    let run = repo.weaver(&["import", "flux", "--force"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("would write does not load (cycle in `needs`"), "{}", run.stderr);
+    assert_eq!(common::fs::digests(repo.path()), before, "a refused import changed the repository");
+}

@@ -175,9 +175,11 @@ fn json_output_says_what_was_written_and_where_the_key_is() {
         "schemaVersion": 1,
         "repository": dir,
         "environment": "dev",
+        "namespace": "dev",
         "written": SKELETON,
         "recipients": [sops_recipients(&dir)],
         "keyFile": {"path": key_file, "foundByDefault": true},
+        "heldKeys": [],
     });
     assert_eq!(document, expected);
     assert!(!run.stdout.contains(&secret_key(&key_file)));
@@ -193,37 +195,46 @@ fn json_output_says_what_was_written_and_where_the_key_is() {
 #[test]
 fn the_new_repository_applies_to_a_cluster() {
     let cluster = common::cluster::TestCluster::start();
-    // The first environment's name is its namespace: one of the test's own.
-    let env = cluster.namespace("init");
+    // The first environment's namespace, the test's own, which the first apply makes: the
+    // lock's Lease is there too.
+    let env = "staging";
+    let namespace = format!("{}-init", cluster.prefix);
+    let namespace_object =
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+    cluster.delete_later(&namespace_object);
     let machine = Machine::new();
     let dir = machine.repo("r");
-    machine.init(&dir, &["--env", &env]).success();
-    let env_file = dir.join(format!("environments/{env}.yaml"));
-    let text = std::fs::read_to_string(&env_file).unwrap();
-    std::fs::write(&env_file, format!("{text}cluster: {{ lockNamespace: {env} }}\n")).unwrap();
+    machine.init(&dir, &["--env", env, "--namespace", &namespace]).success();
 
     let kubeconfig = cluster.kubeconfig().to_str().unwrap();
-    let applied = machine.weaver(&dir, &["--kubeconfig", kubeconfig, "apply", "--env", &env]);
+    let applied = machine.weaver(&dir, &["--kubeconfig", kubeconfig, "apply", "--env", env]);
     let stderr = applied.stderr.clone();
     let stdout = applied.success();
-    assert!(stdout.contains(&format!("created v1 ConfigMap {env}/app (release app)")), "{stdout}{stderr}");
-    assert!(stdout.contains(&format!("created v1 Secret {env}/app (release app)")), "{stdout}{stderr}");
+    assert!(format!("{stdout}{stderr}").contains(&format!("created v1 Namespace {namespace}")), "{stdout}{stderr}");
+    let lease = serde_json::json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": format!("weaver-lock-{env}"), "namespace": namespace}});
+    assert!(cluster.get(&lease).is_some(), "no Lease in the environment's namespace");
+    let ns = namespace.as_str();
+    assert!(stdout.contains(&format!("created v1 ConfigMap {ns}/app (release app)")), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("created v1 Secret {ns}/app (release app)")), "{stdout}{stderr}");
     let config_map = cluster
-        .get(&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": env}}))
+        .get(
+            &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": ns}}),
+        )
         .expect("the ConfigMap");
     assert_eq!(config_map["data"]["GREETING"], format!("hello from {env}"));
     let secret = cluster
-        .get(&serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app", "namespace": env}}))
+        .get(&serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app", "namespace": ns}}))
         .expect("the Secret");
     let sent = secret["data"]["PASSWORD"].as_str().expect("PASSWORD");
-    let file = dir.join(format!("secrets/{env}.yaml"));
+    let file = dir.join("secrets/staging.yaml");
     let decrypted = machine.weaver(&dir, &["secrets", "decrypt", file.to_str().unwrap()]);
     let plain: serde_json::Value = serde_saphyr::from_str(decrypted.success()).unwrap();
     use base64::Engine;
     let password = plain["app"]["password"].as_str().unwrap();
     assert_eq!(sent, base64::engine::general_purpose::STANDARD.encode(password));
     assert!(!stdout.contains(password) && !stderr.contains(password), "{stdout}{stderr}");
-    let drift = machine.weaver(&dir, &["--kubeconfig", kubeconfig, "drift", "--env", &env]);
+    let drift = machine.weaver(&dir, &["--kubeconfig", kubeconfig, "drift", "--env", "staging"]);
     assert!(drift.success().contains("0 drifted, 0 missing, 2 in sync"), "{}{}", drift.stdout, drift.stderr);
 }
 
@@ -324,8 +335,29 @@ fn a_key_file_inside_the_repository_or_already_there_is_refused() {
     assert!(snapshot(&dir).is_empty(), "something was written");
 }
 
+/// Runs the `next: …` line init printed, as a user pastes it (variables first), with only
+/// this machine's home: whatever it needs to find the key, it says.
+fn run_next_step(machine: &Machine, init: &Run, extra: &[(&str, &str)]) -> Run {
+    let line = init.stderr.lines().find_map(|l| l.strip_prefix("next: ")).expect("a next step");
+    let mut words = line.split(' ');
+    let mut variables: Vec<(&str, &str)> = extra.to_vec();
+    for word in words.by_ref() {
+        match word.split_once('=') {
+            Some(variable) => variables.push(variable),
+            None => {
+                assert_eq!(word, "weaver", "{line}");
+                break;
+            }
+        }
+    }
+    assert_eq!(words.next(), Some("--repo"), "{line}");
+    let repo = PathBuf::from(words.next().expect("the repository"));
+    let args: Vec<&str> = words.collect();
+    machine.weaver_with(&repo, &args, &variables)
+}
+
 #[test]
-fn with_a_sops_key_file_already_there_the_key_goes_beside_it() {
+fn with_a_sops_key_file_holding_no_key_the_new_key_goes_beside_it() {
     let machine = Machine::new();
     let keys = machine.sops_keys();
     std::fs::create_dir_all(keys.parent().unwrap()).unwrap();
@@ -338,9 +370,12 @@ fn with_a_sops_key_file_already_there_the_key_goes_beside_it() {
     let key_file = machine.config().join("weaver/age/shop.txt");
     let mode = std::fs::metadata(&key_file).expect("the key beside sops's").permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    assert!(run.stderr.contains(&format!("WEAVER_AGE_KEY_FILE={}", key_file.display())), "{}", run.stderr);
-    let with_key = [("WEAVER_AGE_KEY_FILE", key_file.to_str().unwrap())];
-    machine.weaver_with(&dir, &["render", "--env", "dev"], &with_key).success();
+    let next =
+        format!("next: WEAVER_AGE_KEY_FILE={} weaver --repo {} render --env dev", key_file.display(), dir.display());
+    assert!(run.stderr.lines().any(|l| l == next), "{}", run.stderr);
+    // The next step as printed renders; without the variable it could not decrypt.
+    assert!(run_next_step(&machine, &run, &[]).success().contains("kind: Secret"));
+    machine.weaver(&dir, &["render", "--env", "dev"]).failure();
 
     // Another repository of that name would take the same file: refused, not replaced.
     let key_before = std::fs::read(&key_file).unwrap();
@@ -351,6 +386,128 @@ fn with_a_sops_key_file_already_there_the_key_goes_beside_it() {
     assert!(stderr.contains("give another --key-file"), "{stderr}");
     assert_eq!(std::fs::read(&key_file).unwrap(), key_before);
     assert!(!namesake.exists(), "something was written");
+}
+
+/// An age key made for the test, never committed: its file's text and its public key.
+fn new_key() -> (String, String) {
+    use secrecy::ExposeSecret;
+    let identity = age::x25519::Identity::generate();
+    let text = format!("# created by the test\n{}\n", identity.to_string().expose_secret());
+    (text, identity.to_public().to_string())
+}
+
+/// A machine that already holds an age key where sops finds it (its key file, or
+/// SOPS_AGE_KEY_FILE, or SOPS_AGE_KEY): init encrypts to it and writes no key, says so, and
+/// the next step it prints renders the secrets with that key alone.
+#[test]
+fn a_key_the_machine_already_holds_is_the_recipient_and_no_key_is_written() {
+    let (text, recipient) = new_key();
+    let (other_text, other_recipient) = new_key();
+    let machine = Machine::new();
+    let keys = machine.sops_keys();
+    std::fs::create_dir_all(keys.parent().unwrap()).unwrap();
+    std::fs::write(&keys, &text).unwrap();
+    let home_before = snapshot(machine.home.path());
+
+    let dir = machine.repo("held");
+    let run = machine.init(&dir, &[]);
+    run.success();
+    assert_eq!(snapshot(machine.home.path()), home_before, "a key was written");
+    assert_eq!(sops_recipients(&dir), recipient);
+    assert!(
+        run.stderr.contains(&format!(
+            "no key written: secrets encrypted to the age key you hold, found where weaver and sops look: {recipient} (from {})",
+            keys.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    let rendered = run_next_step(&machine, &run, &[]);
+    assert!(rendered.success().contains("kind: Secret"), "{}", rendered.stdout);
+    let shown = machine.weaver(&dir, &["render", "--env", "dev", "--show-secrets"]);
+    assert!(shown.success().contains(&format!("PASSWORD: {}", password(&machine, &dir, &[]))));
+    let secret_line = text.lines().nth(1).unwrap();
+    for output in [&run.stdout, &run.stderr, &rendered.stdout, &rendered.stderr] {
+        assert!(!output.contains(secret_line), "the key was printed:\n{output}");
+    }
+
+    // SOPS_AGE_KEY_FILE beside the key file: both keys, either decrypts, and -o json says where
+    // each was found.
+    let other_file = machine.home.path().join("other.txt");
+    std::fs::write(&other_file, &other_text).unwrap();
+    let variable = [("SOPS_AGE_KEY_FILE", other_file.to_str().unwrap())];
+    let dir = machine.repo("two");
+    let mut args = vec!["init", dir.to_str().unwrap(), "-o", "json"];
+    args.push("--env");
+    args.push("qa");
+    let run = machine.weaver_with(machine.work.path(), &args, &variable);
+    let document: serde_json::Value = serde_json::from_str(run.success()).unwrap();
+    assert_eq!(document["keyFile"], serde_json::Value::Null);
+    assert_eq!(
+        document["heldKeys"],
+        serde_json::json!([
+            {"recipient": other_recipient, "source": format!("SOPS_AGE_KEY_FILE={}", other_file.display())},
+            {"recipient": recipient, "source": keys.display().to_string()},
+        ])
+    );
+    assert_eq!(sops_recipients(&dir), format!("{other_recipient},{recipient}"));
+    std::fs::remove_file(&keys).unwrap();
+    machine.weaver_with(&dir, &["render", "--env", "qa"], &variable).success();
+
+    // SOPS_AGE_KEY alone, with no key file: that key, and nothing written in the home.
+    let home_before = snapshot(machine.home.path());
+    let secret_key = other_text.lines().nth(1).unwrap();
+    let variable = [("SOPS_AGE_KEY", secret_key)];
+    let dir = machine.repo("variable");
+    let run = machine.weaver_with(machine.work.path(), &["init", dir.to_str().unwrap()], &variable);
+    run.success();
+    assert!(run.stderr.contains(&format!("{other_recipient} (from SOPS_AGE_KEY)")), "{}", run.stderr);
+    assert!(!run.stderr.contains(secret_key), "{}", run.stderr);
+    assert_eq!(snapshot(machine.home.path()), home_before, "a key was written");
+    assert!(run_next_step(&machine, &run, &variable).success().contains("kind: Secret"));
+
+    // A key variable naming a file that is not there: refused, nothing written.
+    let absent = machine.home.path().join("absent.txt");
+    let dir = machine.repo("absent");
+    let variable = [("SOPS_AGE_KEY_FILE", absent.to_str().unwrap())];
+    let run = machine.weaver_with(machine.work.path(), &["init", dir.to_str().unwrap()], &variable);
+    let stderr = run.failure();
+    assert!(
+        stderr.contains(&format!("SOPS_AGE_KEY_FILE={}: cannot read the identity file", absent.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("give --key-file PATH for a new key"), "{stderr}");
+    assert!(!dir.exists(), "something was written");
+}
+
+/// `--env` and `--namespace` name what would collide on a shared cluster: the environment's
+/// namespace and its lock's, both the one given; the secrets file's comment names no file.
+#[test]
+fn the_environment_s_namespace_and_lock_are_the_ones_given() {
+    let machine = Machine::new();
+    let dir = machine.repo("r");
+    let run = machine.init(&dir, &["--env", "qa", "-n", "team-a-qa"]);
+    assert!(run.success().contains("wrote environments/qa.yaml\n"), "{}", run.stdout);
+    let env: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("environments/qa.yaml")).unwrap()).unwrap();
+    assert_eq!(env["namespace"], "team-a-qa");
+    assert_eq!(env["cluster"], serde_json::json!({"lockNamespace": "team-a-qa"}));
+    let rendered = machine.weaver(&dir, &["render", "--env", "qa"]);
+    assert!(rendered.success().contains("  namespace: team-a-qa\n"), "{}", rendered.stdout);
+    let file = dir.join("secrets/qa.yaml");
+    let decrypted = machine.weaver(&dir, &["secrets", "decrypt", file.to_str().unwrap()]);
+    assert!(
+        decrypted.success().starts_with("# Secrets of the environment that lists this file"),
+        "{}",
+        decrypted.stdout
+    );
+    let comments: Vec<&str> = decrypted.stdout.lines().filter(|l| l.trim_start().starts_with('#')).collect();
+    assert!(comments.iter().all(|l| !l.contains("secrets/") && !l.contains("qa")), "{comments:?}");
+
+    let bad = machine.repo("bad");
+    let stderr = machine.init(&bad, &["-n", "Team_A"]).failure().to_string();
+    assert!(stderr.starts_with("error: --namespace `Team_A`: not a valid namespace name"), "{stderr}");
+    assert!(!bad.exists(), "something was written");
 }
 
 #[test]

@@ -478,3 +478,77 @@ fn render_markers_depend_on_the_identity_held() {
     assert_ne!(render(Some(&dev)), render(Some(&prod)));
     assert_ne!(render(None), render(None));
 }
+
+/// `weaver secrets set`: a value from stdin, one trailing newline removed (unless
+/// --keep-newline), into the SOPS file as an edit writes it (every other value keeps its
+/// ciphertext); rendered and decrypted back, and never printed, not even in an error.
+#[test]
+fn set_encrypts_one_value_from_stdin_without_printing_it() {
+    let repo = Repo::demo();
+    let file = secrets_file(&repo, "dev.yaml");
+    let set = |key: &str, input: &[u8], extra: &[&str]| {
+        let mut args = vec!["secrets", "set", &file, key];
+        args.extend_from_slice(extra);
+        common::weaver_input(repo.path(), &args, &[], input)
+    };
+    let value = "set-Api-Key-7Qx9w";
+    let before = std::fs::read_to_string(&file).unwrap();
+    // As `echo` gives it: the newline is not part of the value.
+    let run = set("web.apiKey", format!("{value}\n").as_bytes(), &[]);
+    assert!(run.success().is_empty(), "{}", run.stdout);
+    assert_eq!(
+        run.stderr,
+        format!("{file}: key `web.apiKey`: set; re-encrypted, other values kept their ciphertext\n")
+    );
+    let after = std::fs::read_to_string(&file).unwrap();
+    assert!(!after.contains(value), "the value is in the file in clear");
+    let (old, new) = (ciphertexts(&before), ciphertexts(&after));
+    assert_eq!(old.len(), new.len());
+    assert_eq!(old.iter().zip(&new).filter(|(a, b)| a != b).count(), 1, "only web.apiKey is encrypted again");
+    let decrypted: serde_json::Value =
+        serde_saphyr::from_str(repo.weaver(&["secrets", "decrypt", &file]).success()).unwrap();
+    assert_eq!(decrypted["web"]["apiKey"], value);
+    assert_eq!(decrypted["web"]["sessionSecret"], DEV_SECRETS[2], "another value changed");
+    let shown = repo.weaver(&["render", "--env", "dev", "--show-secrets"]);
+    assert!(shown.success().contains(&format!("API_KEY: {value}\n")), "{}", shown.stdout);
+    let redacted = repo.weaver(&["render", "--env", "dev"]);
+    assert!(!redacted.success().contains(value), "{}", redacted.stdout);
+
+    // The same value again writes nothing.
+    let run = set("web.apiKey", value.as_bytes(), &[]);
+    run.success();
+    assert!(run.stderr.contains("already holds that value; the file was left as it was"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), after);
+
+    // --keep-newline keeps the bytes; sops's bracket path reaches a key with a dot, and the
+    // mappings on its way are made.
+    let pem = "-----BEGIN KEY-----\nc2V0LXBlbS12YWx1ZQ==\n-----END KEY-----\n";
+    let run = set(r#"["tls"]["tls.key"]"#, pem.as_bytes(), &["--keep-newline"]);
+    run.success();
+    let decrypted: serde_json::Value =
+        serde_saphyr::from_str(repo.weaver(&["secrets", "decrypt", &file]).success()).unwrap();
+    assert_eq!(decrypted["tls"]["tls.key"], pem);
+    for run in [&run, &shown] {
+        assert!(!run.stderr.contains(value) && !run.stderr.contains("c2V0LXBlbS12YWx1ZQ"), "{}", run.stderr);
+    }
+
+    // Refusals name the file and the key, never the value, and leave the file as it was.
+    let written = std::fs::read_to_string(&file).unwrap();
+    let secret = b"never-Shown-5Kp2\n";
+    for (key, input, expected) in [
+        ("web.apiKey.inner", &secret[..], "key `web.apiKey.inner`: `web.apiKey` is a string, not a mapping"),
+        ("web", &secret[..], "key `web`: it holds a mapping"),
+        ("web..x", &secret[..], "key `web..x`: an empty key"),
+        ("web.apiKey", &b"\xff\xfe"[..], "key `web.apiKey`: the value on stdin is not UTF-8 text"),
+    ] {
+        let run = set(key, input, &[]);
+        let stderr = run.failure();
+        assert!(stderr.starts_with(&format!("error: {file}: {expected}")), "{key}: {stderr}");
+        assert!(!stderr.contains("never-Shown"), "{key}: {stderr}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
+    let missing = secrets_file(&repo, "absent.yaml");
+    let run = common::weaver_input(repo.path(), &["secrets", "set", &missing, "a"], &[], secret);
+    assert!(run.failure().contains(&missing), "{}", run.stderr);
+    assert!(!repo.path().join("secrets/absent.yaml").exists());
+}

@@ -61,9 +61,26 @@ pub fn weaver_in(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
     binary_in(Path::new(WEAVER), dir, args, envs)
 }
 
+/// [`weaver_in`] with `input` on weaver's stdin.
+pub fn weaver_input(dir: &Path, args: &[&str], envs: &[(&str, &str)], input: &[u8]) -> Run {
+    use std::io::Write;
+    let mut cmd = command(Path::new(WEAVER), dir, args, envs);
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("start weaver");
+    // A weaver that stops before reading it all (a bad flag) closes the pipe: its output says why.
+    match child.stdin.take().expect("a stdin").write_all(input) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => panic!("write weaver's stdin: {err}"),
+        _ => {}
+    }
+    ran(child.wait_with_output().expect("run weaver"))
+}
+
 /// [`weaver_in`] with another weaver binary (a previous release's).
 pub fn binary_in(binary: &Path, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
-    let out = command(binary, dir, args, envs).output().expect("run weaver");
+    ran(command(binary, dir, args, envs).output().expect("run weaver"))
+}
+
+fn ran(out: std::process::Output) -> Run {
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),

@@ -143,7 +143,7 @@ pub enum Command {
     /// Serve the fleet as web pages on this machine, as your kubeconfig's identity: EnvironmentSyncs, plans, drift, approvals
     #[command(after_help = UI_EXAMPLES)]
     Ui(UiArgs),
-    /// Write a new repository's skeleton: an environment, a chart, .sops.yaml with a new age key (kept outside the repository), encrypted secrets and a CI workflow; never over a file
+    /// Write a new repository's skeleton: an environment, a chart, .sops.yaml naming your age key (or a new one, kept outside the repository), encrypted secrets and a CI workflow; never over a file
     #[command(after_help = INIT_EXAMPLES)]
     Init(InitArgs),
     /// Check that the cluster can run weaver's controller (--pre) or that the one installed works: server, clock, CRDs and their conversion, controller, leader, Services, weaver's own EnvironmentSync, tenants' rights (exit 1 when a check fails)
@@ -167,8 +167,8 @@ pub enum Command {
 }
 
 const INIT_EXAMPLES: &str = "Examples:
-  weaver init shop-deploy                     # a new repository in shop-deploy/: environment dev, a new age key
-  weaver init --env staging                   # in this directory (--repo), its first environment staging
+  weaver init shop-deploy                     # a new repository in shop-deploy/: environment dev, your age key (or a new one)
+  weaver init --env staging -n shop-staging   # in this directory (--repo): environment staging, namespace shop-staging
   weaver init shop-deploy --key-file ~/keys/shop.txt -o json
   weaver init shop-deploy --no-key --recipient age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
 
@@ -177,10 +177,13 @@ pub struct InitArgs {
     /// The directory to write the repository into, made when missing [default: --repo]
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// The first environment: its file environments/NAME.yaml, its namespace and secrets/NAME.yaml
+    /// The first environment: its file environments/NAME.yaml and secrets/NAME.yaml (and its namespace unless --namespace)
     #[arg(long, value_name = "NAME", default_value = "dev")]
     pub env: String,
-    /// Where to write the new age key, outside the repository and never over a file [default: sops's keys.txt when there is none yet, else $XDG_CONFIG_HOME/weaver/age/<DIR's name>.txt]
+    /// The environment's namespace, where its apply lock (a Lease) lives too [default: --env]
+    #[arg(short, long, value_name = "NAME")]
+    pub namespace: Option<String>,
+    /// Write a new age key to this file, outside the repository and never over a file, instead of encrypting to the keys you hold (WEAVER_AGE_KEY_FILE, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, sops's keys.txt; with none, a new key goes to sops's keys.txt)
     #[arg(long, value_name = "PATH", conflicts_with = "no_key")]
     pub key_file: Option<PathBuf>,
     /// Make no key: encrypt to the keys you hold, given with --recipient
@@ -364,6 +367,8 @@ const CHANGED_EXAMPLES: &str = "Examples:
 const SECRETS_EXAMPLES: &str = "Examples:
   weaver secrets encrypt secrets/dev.yaml
   weaver secrets edit secrets/dev.yaml
+  printf '%s' \"$DB_PASSWORD\" | weaver secrets set secrets/dev.yaml app.password
+  <tls.key weaver secrets set secrets/dev.yaml app.tlsKey --keep-newline   # the file's bytes as they are
   weaver secrets decrypt secrets/dev.yaml";
 const DIFF_EXAMPLES: &str = "Examples:
   weaver diff --env dev
@@ -892,6 +897,8 @@ pub enum SecretsCommand {
     Decrypt(DecryptArgs),
     /// Decrypt into a private temporary file, open $EDITOR, re-encrypt
     Edit(ReencryptArgs),
+    /// Set one value, read from stdin (one trailing newline removed unless --keep-newline), and re-encrypt; the value is never printed
+    Set(SetArgs),
     /// Re-encrypt every value with a new data key
     Rotate(ReencryptArgs),
     /// Re-wrap the data key for the recipients the rules (or --age) now give
@@ -903,6 +910,19 @@ pub enum SecretsCommand {
 pub struct ReencryptArgs {
     #[command(flatten)]
     pub target: SecretsFileArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The SOPS file, relative to the current directory; it must exist (`weaver secrets encrypt` makes one)
+    pub file: PathBuf,
+    /// Where the value goes: mapping keys joined by dots (`app.password`), or sops's `["app"]["tls.crt"]` for keys that hold a dot; missing mappings are added
+    pub key: String,
+    /// Keep the value's bytes exactly, trailing newline included (as `kubectl create secret --from-file`)
+    #[arg(long)]
+    pub keep_newline: bool,
     #[command(flatten)]
     pub identity: IdentityArgs,
 }

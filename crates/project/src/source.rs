@@ -403,6 +403,55 @@ impl Source for MemorySource {
     }
 }
 
+/// A source with files laid over it, read before the source's own: what a check or a build
+/// reads of files not written yet (an import's environments before they are written, a
+/// kustomization copied without its remote entries). Paths resolve as in the source, which
+/// keeps a part that does not exist as written.
+pub struct Overlay<'a> {
+    source: &'a dyn Source,
+    files: BTreeMap<&'a Path, &'a [u8]>,
+}
+
+impl<'a> Overlay<'a> {
+    /// `files` over `source`, by path relative to the root; the last of a path wins.
+    pub fn new(source: &'a dyn Source, files: impl IntoIterator<Item = (&'a Path, &'a [u8])>) -> Overlay<'a> {
+        Overlay { source, files: files.into_iter().collect() }
+    }
+}
+
+impl Source for Overlay<'_> {
+    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        match self.files.get(path) {
+            Some(bytes) => Ok(Some(bytes.to_vec())),
+            None => self.source.read(path),
+        }
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Option<Vec<Entry>>> {
+        let mut entries = self.source.list(dir)?;
+        for file in self.files.keys() {
+            let Ok(below) = file.strip_prefix(dir) else { continue };
+            let mut parts = below.components();
+            let Some(first) = parts.next() else { continue };
+            let name = first.as_os_str().to_string_lossy().into_owned();
+            let listed = entries.get_or_insert_with(Vec::new);
+            if !listed.iter().any(|e| e.name == name) {
+                listed.push(Entry { name, is_dir: parts.next().is_some() });
+                listed.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+        }
+        Ok(entries)
+    }
+
+    fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
+        self.source.resolve(path)
+    }
+
+    fn describe(&self) -> String {
+        self.source.describe()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,11 @@ pub enum SecretsError {
     #[error("{}: invalid `sops` metadata: {message}", path.display())]
     Metadata { path: PathBuf, message: String },
 
+    /// A key path of `weaver secrets set` that the file cannot take; names the key, never a
+    /// value.
+    #[error("{}: key `{key}`: {reason}", path.display())]
+    KeyPath { path: PathBuf, key: String, reason: String },
+
     #[error("{}: {what} is not supported by weaver", path.display())]
     Unsupported { path: PathBuf, what: String },
 

@@ -18,24 +18,36 @@ struct Document<'a> {
     /// The directory written, as given.
     repository: &'a Path,
     environment: &'a str,
+    namespace: &'a str,
     #[serde(flatten)]
     initialized: &'a Initialized,
 }
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
     let dir = args.dir.clone().unwrap_or_else(|| global.repo.clone());
-    let key = match args.no_key {
-        true => KeyChoice::Existing(args.recipient.clone()),
-        false => KeyChoice::New(args.key_file.clone()),
+    let key = match (args.no_key, &args.key_file) {
+        (true, _) => KeyChoice::Existing(args.recipient.clone()),
+        (false, Some(path)) => KeyChoice::New(path.clone()),
+        (false, None) => KeyChoice::Held,
     };
-    let options =
-        InitOptions { dir, env: args.env.clone(), key, weaver_version: env!("CARGO_PKG_VERSION").to_string() };
+    let options = InitOptions {
+        dir,
+        env: args.env.clone(),
+        namespace: args.namespace.clone().unwrap_or_else(|| args.env.clone()),
+        key,
+        weaver_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
     let done = init(&options)?;
     let out = match args.output {
         ListFormat::Text => done.written.iter().map(|file| format!("wrote {}\n", file.display())).collect(),
         ListFormat::Json => {
-            let document =
-                Document { schema_version: 1, repository: &options.dir, environment: &options.env, initialized: &done };
+            let document = Document {
+                schema_version: 1,
+                repository: &options.dir,
+                environment: &options.env,
+                namespace: &options.namespace,
+                initialized: &done,
+            };
             format!("{}\n", serde_json::to_string_pretty(&document).unwrap_or_default())
         }
     };
@@ -43,6 +55,8 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
 
     let recipients = done.recipients.join(", ");
     ui.status(&format!("a new weaver repository in {}", options.dir.display()));
+    // What the next command needs to find the key, when it does not find it by itself.
+    let mut key_setting = String::new();
     match &done.key_file {
         Some(key) => {
             ui.status(&format!(
@@ -50,11 +64,21 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
                 key.path.display()
             ));
             if !key.found_by_default {
+                key_setting = format!("WEAVER_AGE_KEY_FILE={} ", key.path.display());
                 ui.status(&format!(
-                    "weaver finds it with WEAVER_AGE_KEY_FILE={} (or --identity); your key file at sops's default place was left as it was",
-                    key.path.display()
+                    "weaver finds it with {key_setting}(or --identity), sops with SOPS_AGE_KEY_FILE; your key file at sops's default place was left as it was"
                 ));
             }
+        }
+        None if !done.held_keys.is_empty() => {
+            let held: Vec<String> =
+                done.held_keys.iter().map(|key| format!("{} (from {})", key.recipient, key.source)).collect();
+            ui.status(&format!(
+                "no key written: secrets encrypted to the age key{} you hold, found where weaver and sops look: {}; .sops.yaml names {}",
+                if held.len() == 1 { "" } else { "s" },
+                held.join(", "),
+                if held.len() == 1 { "it" } else { "them" },
+            ));
         }
         None => ui.status(&format!("no key written: secrets encrypted to {recipients} (--recipient)")),
     }
@@ -62,7 +86,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
         true => String::new(),
         false => format!("--repo {} ", options.dir.display()),
     };
-    ui.status(&format!("next: weaver {repo}render --env {}", options.env));
+    ui.status(&format!("next: {key_setting}weaver {repo}render --env {}", options.env));
     ui.status(
         "CI: .github/workflows/weaver.yml plans pull requests and applies main; its first lines say which secrets \
          to give it, and where",

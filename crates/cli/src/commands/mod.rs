@@ -368,6 +368,7 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
         Command::Render(args) => (None, Some(&mut args.identity)),
         Command::Hydrate(args) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Decrypt(args)) => (None, Some(&mut args.identity)),
+        Command::Secrets(SecretsCommand::Set(args)) => (None, Some(&mut args.identity)),
         Command::Secrets(
             SecretsCommand::Edit(args) | SecretsCommand::Rotate(args) | SecretsCommand::Updatekeys(args),
         ) => (None, Some(&mut args.identity)),

@@ -1,12 +1,12 @@
-//! `weaver secrets encrypt|decrypt|edit|rotate|updatekeys FILE`: SOPS files with age
+//! `weaver secrets encrypt|decrypt|edit|set|rotate|updatekeys FILE`: SOPS files with age
 //! recipients, written so that sops, Flux and helm-secrets read them too.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
 use super::Ui;
-use crate::cli::{DecryptArgs, GlobalArgs, IdentityArgs, SecretsCommand, SecretsFileArgs};
+use crate::cli::{DecryptArgs, GlobalArgs, IdentityArgs, SecretsCommand, SecretsFileArgs, SetArgs};
 use weaver_core::error::{Error, Result};
 use weaver_engine::action::open_project;
 use weaver_secrets::{self as secrets, CreationRules, EditOutcome, EditSession, Identities, SopsFile};
@@ -16,6 +16,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, command: &SecretsCommand) -> Result<Exi
         SecretsCommand::Encrypt(args) => encrypt(global, ui, args),
         SecretsCommand::Decrypt(args) => decrypt(global, ui, args),
         SecretsCommand::Edit(args) => edit(global, &args.identity, ui, &args.target),
+        SecretsCommand::Set(args) => set(global, ui, args),
         SecretsCommand::Rotate(args) => rotate(global, &args.identity, ui, &args.target),
         SecretsCommand::Updatekeys(args) => update_keys(global, &args.identity, ui, &args.target),
     }?;
@@ -154,6 +155,54 @@ fn edit(global: &GlobalArgs, identity: &IdentityArgs, ui: &Ui, args: &SecretsFil
             }
         }
     }
+}
+
+/// The largest value `weaver secrets set` reads: a Kubernetes Secret holds at most 1 MiB.
+const MAX_SET_VALUE: u64 = 1 << 20;
+
+/// `weaver secrets set`: one value from stdin into the file, re-encrypted as an edit is (the
+/// ciphertext of every other value kept).
+fn set(global: &GlobalArgs, ui: &Ui, args: &SetArgs) -> Result<()> {
+    let at = || format!("{}: key `{}`", args.file.display(), args.key);
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Err(Error::new(format!("{}: the value is read from stdin, which is a terminal", at())).with_help(
+            format!("pipe it in: printf '%s' \"$VALUE\" | weaver secrets set {} {}", args.file.display(), args.key),
+        ));
+    }
+    let mut bytes = Vec::new();
+    stdin.lock().take(MAX_SET_VALUE + 1).read_to_end(&mut bytes).map_err(|err| {
+        Error::new(format!("{}: cannot read the value from stdin: {}", at(), weaver_core::error::io_reason(&err)))
+    })?;
+    if bytes.len() as u64 > MAX_SET_VALUE {
+        return Err(Error::new(format!("{}: the value on stdin is larger than 1 MiB, which no Secret holds", at())));
+    }
+    let value = secrecy::SecretString::from(String::from_utf8(bytes).map_err(|_| {
+        Error::new(format!("{}: the value on stdin is not UTF-8 text, and SOPS values are text", at())).with_help(
+            "encode it first (`base64 -w0 FILE | weaver secrets set …`) and decode it in the template (b64decode)",
+        )
+    })?);
+    use secrecy::ExposeSecret;
+    let value = match args.keep_newline {
+        true => value.expose_secret(),
+        false => without_one_newline(value.expose_secret()),
+    };
+    ui.redactor.register(value);
+    let ids = identities(global, &args.identity, ui, &args.file)?;
+    let opened = SopsFile::read(&args.file)?.decrypt(&ids)?;
+    let mut edited = opened.plaintext().clone();
+    if !edited.set(&args.file, &args.key, value)? {
+        ui.status(&format!("{}: already holds that value; the file was left as it was", at()));
+        return Ok(());
+    }
+    secrets::write_atomically(&args.file, &opened.reencrypt(&edited)?)?;
+    ui.status(&format!("{}: set; re-encrypted, other values kept their ciphertext", at()));
+    Ok(())
+}
+
+/// `value` without one trailing line break (`\n` or `\r\n`), as `echo` and here-strings add.
+fn without_one_newline(value: &str) -> &str {
+    value.strip_suffix('\n').map_or(value, |value| value.strip_suffix('\r').unwrap_or(value))
 }
 
 /// Offers another round in the editor when someone is at the terminal to answer.

@@ -313,6 +313,7 @@ pub(super) async fn execute(
     let lock = match settings.dry_run {
         true => None,
         false => {
+            crate::apply::ensure_lock_namespace(cluster, env, &|event| on(Progress::Apply(event))).await?;
             let file = weaver_project::environment::environment_path(&env.name);
             let mut lock_options =
                 LockOptions::environment(&env.name, file, &env.lock_namespace, settings.lock_timeout);

@@ -9,7 +9,7 @@ use weaver_core::error::{Error, Location, Result};
 use weaver_import::flux;
 use weaver_import::helmfile::{self, Files, Found};
 use weaver_project::environment::{ENVIRONMENTS_DIR, environment_path, list_environments, load_environment};
-use weaver_project::source::{Entry, FsSource, Source, lexical, utf8};
+use weaver_project::source::{Entry, FsSource, Overlay, Source, lexical, utf8};
 use weaver_render::gotmpl;
 
 mod record;
@@ -329,22 +329,32 @@ pub fn import_flux(options: &ImportFluxOptions) -> Result<ImportReport> {
         }
         err
     })?;
-    let written = write_files(&repo, &imported.files, options.force)?;
-    // What the import writes must load; one that does not is the import's defect, not the
-    // Flux repository's, and is said so rather than left for the next command to find.
-    let repository: &dyn Source = &FsSource::new(&repo);
-    for name in list_environments(repository)? {
+    // What the import writes must load, which is said here rather than left for the next
+    // command to find; it is checked as it would be read once written, before anything is
+    // written, so that a refused import leaves the repository as it was.
+    let on_disk = FsSource::new(&repo);
+    let repository =
+        Overlay::new(&on_disk, imported.files.iter().map(|(path, text)| (path.as_path(), text.as_bytes())));
+    for name in list_environments(&repository)? {
         let path = environment_path(&name);
-        if written.contains(&path)
-            && let Err(err) = load_environment(repository, &name)
+        if imported.files.iter().any(|(file, _)| *file == path)
+            && let Err(err) = load_environment(&repository, &name)
         {
             return Err(Error::at(
                 Location::file(&path),
-                format!("the environment weaver import wrote does not load ({}): a defect of the import", err.message),
+                format!(
+                    "the environment weaver import would write does not load ({}); nothing was written",
+                    err.message
+                ),
             )
-            .with_help("report it with the Flux repository's files that this release comes from"));
+            .with_help(
+                "when the Flux repository says so itself (its dependsOn in a cycle, which Flux refuses too), fix it \
+                 there and import again; else it is a defect of the import: report it with the Flux repository's \
+                 files that this release comes from",
+            ));
         }
     }
+    let written = write_files(&repo, &imported.files, options.force)?;
     let left_out = imported
         .left_out
         .iter()

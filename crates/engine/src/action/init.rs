@@ -1,14 +1,16 @@
 //! `weaver init`: a new repository's skeleton in weaver's formats (an abstract base and a first
 //! environment, a chart of its own, `.sops.yaml` with an age recipient, the environment's
 //! secrets encrypted to it, `weaver.yaml` and a GitHub Actions workflow), so that `weaver render`
-//! works right after. A new age key is written outside the repository, mode 0600. Everything is
-//! checked and prepared before anything is written, and no existing file is ever replaced.
+//! works right after. The secrets are encrypted to the age keys the user already holds where
+//! weaver and sops find them; with none, a new key is written outside the repository, mode
+//! 0600. Everything is checked and prepared before anything is written, and no existing file is
+//! ever replaced.
 
 use std::path::{Path, PathBuf};
 
 use secrecy::ExposeSecret;
 use weaver_core::error::{Error, Result};
-use weaver_secrets::{self as secrets, CreationRules, Document, NewIdentity};
+use weaver_secrets::{self as secrets, CreationRules, Document, IdentitySources, NewIdentity};
 
 /// The skeleton's files: the path each is written to (`@ENV@` the environment's name) and its
 /// text, whose `@…@` placeholders [`init`] fills in.
@@ -38,8 +40,10 @@ const PASSWORD_LENGTH: usize = 24;
 pub struct InitOptions {
     /// The directory to write the repository into, made when missing.
     pub dir: PathBuf,
-    /// The first environment's name, also its namespace.
+    /// The first environment's name.
     pub env: String,
+    /// Its namespace, where its lock (a Lease) lives too.
+    pub namespace: String,
     pub key: KeyChoice,
     /// The weaver release the CI workflow installs.
     pub weaver_version: String,
@@ -47,9 +51,13 @@ pub struct InitOptions {
 
 /// Where the repository's age recipient comes from.
 pub enum KeyChoice {
-    /// A new key, written to this file; `None`: sops's key file when there is none yet, else a
-    /// file of weaver's beside it.
-    New(Option<PathBuf>),
+    /// The keys the user holds where weaver and sops find them with no flag
+    /// (`WEAVER_AGE_KEY_FILE`, `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY`, sops's key file), every one
+    /// of them, as `age-keygen -y` lists a file's; with none, a new key in sops's key file, or
+    /// beside it when that file exists without a key.
+    Held,
+    /// A new key, written to this file.
+    New(PathBuf),
     /// No new key: encrypt to these recipients (each `age1…`), whose keys the user holds.
     Existing(Vec<String>),
 }
@@ -64,13 +72,25 @@ pub struct Initialized {
     pub recipients: Vec<String>,
     /// The new key's file, when one was made.
     pub key_file: Option<NewKeyFile>,
+    /// The keys the user held that the secrets are encrypted to ([`KeyChoice::Held`]).
+    pub held_keys: Vec<HeldKey>,
+}
+
+/// A key the user held, by its public key and where weaver and sops find it.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldKey {
+    pub recipient: String,
+    /// `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE=PATH`, or the path of sops's key file.
+    pub source: String,
 }
 
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewKeyFile {
     pub path: PathBuf,
-    /// Whether it is sops's default key file, which weaver and sops read with no setting.
+    /// Whether weaver and sops read it with no flag: sops's key file, or the file a key
+    /// variable names.
     pub found_by_default: bool,
 }
 
@@ -78,33 +98,54 @@ pub struct NewKeyFile {
 ///
 /// # Errors
 /// Before anything is written: an environment name that is not a namespace name (or `base`), a
-/// recipient that is not an age key, a key file inside the repository or already there, and
-/// files of the skeleton that exist (all of them named).
+/// namespace name that is not one, a recipient that is not an age key, a held key that does
+/// not load, a key file inside the repository or already there, and files of the skeleton that
+/// exist (all of them named).
 pub fn init(options: &InitOptions) -> Result<Initialized> {
     check_environment_name(&options.env)?;
-    let (identity, key_file, recipients) = match &options.key {
-        KeyChoice::New(path) => {
-            let (path, found_by_default, what) = match path {
-                Some(path) => (path.clone(), false, "--key-file"),
-                None => {
-                    let (path, found_by_default) = default_key_file(&options.dir)?;
-                    (path, found_by_default, "the default key file")
+    if !weaver_core::manifest::is_dns1123_label(&options.namespace) {
+        return Err(Error::new(format!("--namespace `{}`: not a valid namespace name", options.namespace))
+            .with_help(format!("use {}", weaver_core::manifest::DNS1123_LABEL)));
+    }
+    let sources = IdentitySources::from_env(None, None, |name| std::env::var_os(name));
+    let new_key = |path: PathBuf, what: &str| -> Result<_> {
+        check_key_file(&path, &options.dir, what)?;
+        let found_by_default = found_by_default(&sources, &path);
+        let identity = NewIdentity::generate();
+        let recipients = vec![identity.recipient()];
+        Ok((Some(identity), Some(NewKeyFile { path, found_by_default }), recipients, Vec::new()))
+    };
+    let (identity, key_file, recipients, held_keys) = match &options.key {
+        KeyChoice::New(path) => new_key(path.clone(), "--key-file")?,
+        KeyChoice::Held => {
+            let held = sources.load().map_err(|err| {
+                Error::from(err).with_help(
+                    "weaver init encrypts to the age keys you hold, found as weaver and sops find them: correct this \
+                     one, or give --key-file PATH for a new key, or --no-key --recipient age1…",
+                )
+            })?;
+            let held_keys: Vec<HeldKey> = held
+                .public_keys()
+                .map(|(recipient, origin)| HeldKey { recipient: recipient.to_string(), source: origin.to_string() })
+                .collect();
+            match held_keys.is_empty() {
+                true => new_key(default_key_file(&options.dir)?, "the default key file")?,
+                false => {
+                    let recipients = held_keys.iter().map(|key| key.recipient.clone()).collect();
+                    (None, None, recipients, held_keys)
                 }
-            };
-            check_key_file(&path, &options.dir, what)?;
-            let identity = NewIdentity::generate();
-            let recipients = vec![identity.recipient()];
-            (Some(identity), Some(NewKeyFile { path, found_by_default }), recipients)
+            }
         }
         KeyChoice::Existing(recipients) => {
             for recipient in recipients {
                 secrets::check_recipient(recipient, "--recipient")?;
             }
-            (None, None, recipients.clone())
+            (None, None, recipients.clone(), Vec::new())
         }
     };
     let filled = |text: &str| {
         text.replace("@ENV@", &options.env)
+            .replace("@NAMESPACE@", &options.namespace)
             .replace("@RECIPIENTS@", &recipients.join(","))
             .replace("@WEAVER_VERSION@", &options.weaver_version)
     };
@@ -132,7 +173,7 @@ pub fn init(options: &InitOptions) -> Result<Initialized> {
         identity.write_new_file(&key_file.path)?;
     }
     let written = super::write_files(&options.dir, &files, false)?;
-    Ok(Initialized { written, recipients, key_file })
+    Ok(Initialized { written, recipients, key_file, held_keys })
 }
 
 /// The first environment names a file of environments/ and a namespace, and is not the base.
@@ -151,21 +192,28 @@ fn check_environment_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Where a new key goes by default, and whether weaver and sops find it there with no setting:
-/// sops's key file (`$XDG_CONFIG_HOME/sops/age/keys.txt`, else `~/.config/sops/age/keys.txt`)
-/// when there is none yet; else, since a user's key file is never changed,
-/// `…/weaver/age/<the repository's directory name>.txt` beside it.
-fn default_key_file(dir: &Path) -> Result<(PathBuf, bool)> {
+/// Where a new key goes by default: sops's key file (`$XDG_CONFIG_HOME/sops/age/keys.txt`, else
+/// `~/.config/sops/age/keys.txt`) when there is none yet; else (a file there holding no key),
+/// since a user's key file is never changed, `…/weaver/age/<the repository's directory
+/// name>.txt` beside it.
+fn default_key_file(dir: &Path) -> Result<PathBuf> {
     let config = secrets::config_dir(|name| std::env::var_os(name)).ok_or_else(|| {
         Error::new("no place for the new age key: neither XDG_CONFIG_HOME nor HOME is set")
             .with_help("give it one with --key-file PATH, outside the repository")
     })?;
     let sops = config.join(secrets::SOPS_KEY_FILE);
     if !sops.exists() {
-        return Ok((sops, true));
+        return Ok(sops);
     }
     let name = super::resolved(dir).and_then(|dir| dir.file_name().map(|name| name.to_string_lossy().into_owned()));
-    Ok((config.join("weaver/age").join(format!("{}.txt", name.as_deref().unwrap_or("repository"))), false))
+    Ok(config.join("weaver/age").join(format!("{}.txt", name.as_deref().unwrap_or("repository"))))
+}
+
+/// Whether weaver and sops read a key at `path` with no flag: it is sops's key file or the file
+/// a key variable names.
+fn found_by_default(sources: &IdentitySources, path: &Path) -> bool {
+    let absolute = |path: &Path| std::path::absolute(path).ok();
+    sources.files().iter().any(|file| absolute(file).is_some() && absolute(file) == absolute(path))
 }
 
 /// A new key is never written into the repository, where it would be committed, nor over a
@@ -209,14 +257,20 @@ mod tests {
     use crate::action::testing::{Heard, failure, render_options};
 
     fn options_in(dir: &Path, env: &str, key: KeyChoice) -> InitOptions {
-        InitOptions { dir: dir.join("repo"), env: env.into(), key, weaver_version: "0.2.0".into() }
+        InitOptions {
+            dir: dir.join("repo"),
+            env: env.into(),
+            namespace: env.into(),
+            key,
+            weaver_version: "0.2.0".into(),
+        }
     }
 
     #[test]
     fn a_new_repository_renders_with_its_new_key_and_is_never_written_over() {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key.txt");
-        let options = options_in(dir.path(), "staging", KeyChoice::New(Some(key.clone())));
+        let options = options_in(dir.path(), "staging", KeyChoice::New(key.clone()));
         let initialized = init(&options).unwrap();
         let written: Vec<&str> = initialized.written.iter().map(|p| p.to_str().unwrap()).collect();
         assert_eq!(written.len(), 10);
@@ -246,9 +300,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let recipients = || KeyChoice::Existing(vec!["age1notakey".into()]);
         let refused = |env: &str, key| failure(init(&options_in(dir.path(), env, key)));
-        assert!(refused("Dev_1", KeyChoice::New(None)).starts_with("--env `Dev_1`: not a valid environment name"));
-        assert!(refused("base", KeyChoice::New(None)).starts_with("--env `base`: weaver init writes the abstract"));
-        let inside = KeyChoice::New(Some(dir.path().join("repo/key.txt")));
+        assert!(refused("Dev_1", KeyChoice::Held).starts_with("--env `Dev_1`: not a valid environment name"));
+        assert!(refused("base", KeyChoice::Held).starts_with("--env `base`: weaver init writes the abstract"));
+        let inside = KeyChoice::New(dir.path().join("repo/key.txt"));
         assert!(refused("dev", inside).contains("inside the repository"));
         assert!(refused("dev", recipients()).contains("age1notakey"));
         assert!(!dir.path().join("repo").exists(), "a refused init wrote the repository");

@@ -824,14 +824,8 @@ impl Run<'_> {
         } else if self.options.dry_run {
             NamespaceState::WouldCreate
         } else {
-            let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
-            match self.cluster.apply(&object, &served, false, false).await {
-                Ok(_) => (self.on_event)(Event::NamespaceCreated(namespace)),
-                Err(ApplyError::Conflict(m) | ApplyError::NotFound(m)) => {
-                    return Err(Error::new(format!("creating namespace {namespace}: {m}")));
-                }
-                Err(ApplyError::Other(err)) => return Err(err),
-            }
+            create_namespace(self.cluster, &served, namespace).await?;
+            (self.on_event)(Event::NamespaceCreated(namespace));
             NamespaceState::Exists
         })
     }
@@ -881,6 +875,40 @@ impl Run<'_> {
         (self.on_event)(Event::WaitFinished { release, outcome: &outcome });
         outcome.error().map_or(Ok(()), Err)
     }
+}
+
+/// Creates namespace `namespace` (`served`: the cluster's v1 Namespace), as an apply creates a
+/// release's.
+async fn create_namespace(cluster: &Cluster, served: &ServedKind, namespace: &str) -> weaver_core::Result<()> {
+    let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+    match cluster.apply(&object, served, false, false).await {
+        Ok(_) => Ok(()),
+        Err(ApplyError::Conflict(m) | ApplyError::NotFound(m)) => {
+            Err(Error::new(format!("creating namespace {namespace}: {m}")))
+        }
+        Err(ApplyError::Other(err)) => Err(err),
+    }
+}
+
+/// Makes the namespace of environment `env`'s lock when it is missing and a release of the
+/// environment that creates its namespace goes there (`weaver init` keeps an environment's lock
+/// in its own namespace, which its first apply makes); told as the apply tells the namespaces
+/// it creates. Anything else missing is left for the lock to name.
+pub async fn ensure_lock_namespace(
+    cluster: &Cluster,
+    env: &weaver_project::environment::Environment,
+    on_event: &(dyn Fn(Event<'_>) + Sync),
+) -> weaver_core::Result<()> {
+    let namespace = env.lock_namespace.as_str();
+    if !env.releases.iter().any(|r| r.namespace == namespace && r.create_namespace && r.installed) {
+        return Ok(());
+    }
+    let Ok(served) = cluster.resolve("v1", "Namespace") else { return Ok(()) };
+    if cluster.get(&served, None, namespace).await?.is_none() {
+        create_namespace(cluster, &served, namespace).await?;
+        on_event(Event::NamespaceCreated(namespace));
+    }
+    Ok(())
 }
 
 /// Resolves once the apply is interrupted (Ctrl-C, SIGTERM).

@@ -74,7 +74,7 @@ impl<'a> Import<'a> {
         copies: &[Copy],
         location: &Location,
     ) -> std::result::Result<(Vec<Obj>, bool), String> {
-        let with_copies = WithCopies { source: self.source, under, copies };
+        let with_copies = WithCopies::new(self.source, under, copies);
         let built = kustomize::build(&with_copies, dir, location, LoadRestrictions::None, &Default::default())
             .map_err(|err| {
                 copies.iter().fold(err.to_string(), |message, copy| {

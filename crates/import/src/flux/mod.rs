@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 use serde_saphyr::Spanned;
 use weaver_core::error::{Error, Location, Result};
 use weaver_kustomize::substitute::Lookup;
-use weaver_project::source::{Entry, Source};
+use weaver_project::source::{Entry, Overlay, Source};
 
 use crate::node::Node;
 
@@ -259,46 +259,38 @@ struct Copy {
     text: String,
 }
 
-/// The repository with the copies below `under`, as a build of a copy reads it.
+/// The repository with the copies below `under`, as a build of a copy reads it: the copies'
+/// directory resolves as written, whatever the repository has there.
 struct WithCopies<'a> {
-    source: &'a dyn Source,
+    with: Overlay<'a>,
     under: &'a Path,
-    copies: &'a [Copy],
+}
+
+impl<'a> WithCopies<'a> {
+    fn new(source: &'a dyn Source, under: &'a Path, copies: &'a [Copy]) -> WithCopies<'a> {
+        let files = copies.iter().map(|copy| (copy.file.as_path(), copy.text.as_bytes()));
+        WithCopies { with: Overlay::new(source, files), under }
+    }
 }
 
 impl Source for WithCopies<'_> {
     fn read(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-        match self.copies.iter().find(|c| c.file == path) {
-            Some(copy) => Ok(Some(copy.text.clone().into_bytes())),
-            None => self.source.read(path),
-        }
+        self.with.read(path)
     }
 
     fn list(&self, dir: &Path) -> std::io::Result<Option<Vec<Entry>>> {
-        let mut entries = self.source.list(dir)?;
-        for copy in self.copies {
-            let Ok(below) = copy.file.strip_prefix(dir) else { continue };
-            let mut parts = below.components();
-            let Some(first) = parts.next() else { continue };
-            let name = first.as_os_str().to_string_lossy().into_owned();
-            let listed = entries.get_or_insert_with(Vec::new);
-            if !listed.iter().any(|e| e.name == name) {
-                listed.push(Entry { name, is_dir: parts.next().is_some() });
-                listed.sort_by(|a, b| a.name.cmp(&b.name));
-            }
-        }
-        Ok(entries)
+        self.with.list(dir)
     }
 
     fn resolve(&self, path: &Path) -> std::io::Result<PathBuf> {
         match path.starts_with(self.under) {
             true => Ok(path.to_path_buf()),
-            false => self.source.resolve(path),
+            false => self.with.resolve(path),
         }
     }
 
     fn describe(&self) -> String {
-        self.source.describe()
+        self.with.describe()
     }
 }
 

@@ -89,6 +89,8 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
             &["bootstrap", "--url", &url, "--path", "clusters/test", "-n", &ns, "--timeout", "90s"][..],
             &["--private-key-file", key.to_str().unwrap(), "--set", &label, "--set", "replicas=1"],
             &["--set", "gitops.approvals.enforce=false", "--set", "selfSync.interval=2s"],
+            // Pushes posted to the receiver apply at once, proved by this Secret's token.
+            &["--set", "selfSync.webhookSecretName=weaver-hook"],
             // The controller here is this process's: the Pods' (on a cluster with a node) reconcile nothing.
             &["--set", crate::install::NOWHERE],
             extra,
@@ -169,6 +171,7 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
     assert_eq!(grep.unwrap().code(), Some(1), "no private key in git");
     let sync = cluster.get(&environment_sync(&ns)).expect("its EnvironmentSync");
     assert_eq!(sync["status"]["lastAppliedRevision"], commit, "{sync}");
+    assert_eq!(sync["spec"]["webhook"], json!({"secretRef": {"name": "weaver-hook"}}), "{sync}");
     assert!(done.stderr.contains(&format!("weaver runs itself from {}", &commit[..12])), "{done:?}");
     // The repository's port (sshd's, not 22) is let out by the chart's NetworkPolicy.
     let port: i64 = url.rsplit_once(':').and_then(|(_, rest)| rest.split('/').next()?.parse().ok()).expect("a port");

@@ -59,6 +59,12 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
         "decryption:\n  secretName: \"\"",
         "decryption:\n  secretName: staging-age",
     );
+    // Webhooks proved by the token of another Secret, which the controller reads itself.
+    demo.edit(
+        "charts/environment-sync/values.yaml",
+        "webhook:\n  secretName: \"\"",
+        "webhook:\n  secretName: staging-hook",
+    );
     let git = common::git::init(repo_dir);
     git.set_head("refs/heads/main").unwrap();
     let commit = common::git::commit_all(&git, "the demo").to_string();
@@ -108,7 +114,7 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
         live["spec"],
         json!({"source": {"url": url, "ref": {"branch": "main"}}, "environments": ["staging"],
                "serviceAccountName": "staging-sync", "interval": "5m", "approval": "Automatic",
-               "decryption": {"secretRef": {"name": "staging-age"}}}),
+               "decryption": {"secretRef": {"name": "staging-age"}}, "webhook": {"secretRef": {"name": "staging-hook"}}}),
     );
 
     // Right after, nothing to do.

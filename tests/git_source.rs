@@ -191,6 +191,35 @@ fn a_recent_enough_answer_is_reused_without_reading_the_remote() {
 }
 
 #[test]
+fn an_answer_started_before_the_caller_was_asked_is_not_reused_and_none_is_older_than_one_given() {
+    if !http_or_skip() {
+        return;
+    }
+    let mut served = served();
+    let server = GitHttpServer::start(served.root.path(), Options::default());
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
+    let main = request(&format!("{}/repo", server.base), GitRef::Branch("main".into()));
+    let before = std::time::Instant::now();
+    let first = cache.fetch(&main).unwrap();
+
+    // A push, then a caller asked for after the first fetch started: the remote read again.
+    let new = served.commit("app.yaml", "version: 5\n");
+    let asked = std::time::Instant::now();
+    let reads = server.count("GET");
+    let fetched = cache.fetch_since(&main, asked).unwrap();
+    assert_eq!(fetched.commit, new.to_string(), "a fetch from before the push answered");
+    assert!(server.count("GET") > reads);
+
+    // A caller content with anything read since before the first: the newest answer, never the
+    // first's older one, and no read of the remote.
+    let reads = server.count("GET");
+    let content = cache.fetch_since(&main, before).unwrap();
+    assert_eq!((content.commit.as_str(), server.count("GET")), (new.to_string().as_str(), reads));
+    assert_ne!(content.commit, first.commit);
+}
+
+#[test]
 fn unknown_refs_are_ref_not_found_and_a_server_down_is_unreachable() {
     if !http_or_skip() {
         return;

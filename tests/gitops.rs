@@ -1029,6 +1029,98 @@ fn depends_on_waits_for_the_dependency_at_the_same_revision() {
     until_ready_with(&cluster, &elsewhere, "CrossNamespaceReference", "a cross-namespace reference refused");
 }
 
+/// Asks for a reconcile of `sync` with the annotation a webhook sets, `at`, and waits until a
+/// reconcile handled it.
+fn requested(cluster: &TestCluster, sync: &Value, at: &str) {
+    let request = json!({"metadata": {"annotations": {"weaver.example.com/reconcile-requested-at": at}}});
+    cluster.merge_patch(sync, &request, MANAGER);
+    let what = format!("the reconcile requested at {at}");
+    until_status(cluster, sync, &what, |live| live["status"]["lastHandledReconcileAt"] == at);
+}
+
+#[test]
+fn a_push_just_after_another_environment_sync_fetched_is_read_by_the_next_reconcile_asked_for() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    with_platform(&source, &namespace);
+    let first = source.commit("first");
+    let _controller = Controller::start(&cluster, None);
+    // The team's app, reconciled when asked; and one of the same repository on an interval, as
+    // the controller's own EnvironmentSync is.
+    let app = environment_sync(&cluster, &namespace, "app", spec(&source, json!({"interval": "1h"})));
+    let own = spec(&source, json!({"environments": ["platform"], "interval": "10s"}));
+    let own = environment_sync(&cluster, &namespace, "own", own);
+    cluster.create(&app);
+    cluster.create(&own);
+    until_applied(&cluster, &app, &first, "the app's first commit");
+    until_applied(&cluster, &own, &first, "the own sync's first commit");
+
+    // `own`'s interval falls due 10 s after this request's reconcile; before it, `app` reads
+    // the remote, then a push lands.
+    requested(&cluster, &own, "phase");
+    let phase = std::time::Instant::now();
+    requested(&cluster, &app, "before the push");
+    source.write("charts/app/values.yaml", "greeting: hi\n");
+    let second = source.commit("second");
+    let pushed = phase.elapsed();
+    assert!(pushed < Duration::from_secs(8), "the push came {pushed:?} into the interval: too late to tell");
+    until_applied(&cluster, &own, &second, "the push applied by the interval");
+    // At the interval (10 s and a reconcile's seconds), not the one after (20 s): app's fetch
+    // from before the push, within the interval, did not answer it.
+    let applied = phase.elapsed();
+    assert!(applied < Duration::from_secs(18), "the push applied {applied:?} after the interval began");
+
+    // Asked for right after `app` read the remote, past a push: the push.
+    requested(&cluster, &app, "before another push");
+    source.write("charts/app/values.yaml", "greeting: hey\n");
+    let third = source.commit("third");
+    requested(&cluster, &own, "after the push");
+    assert_eq!(get(&cluster, &own)["status"]["lastAppliedRevision"], third);
+    assert_eq!(get(&cluster, &app)["status"]["lastAppliedRevision"], second);
+}
+
+#[test]
+fn an_environment_sync_never_applies_a_commit_older_than_one_it_applied() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    // Slow answers: the two EnvironmentSyncs' fetches overlap, and overlap the pushes.
+    let source = Source::served_with(&namespace, Options { delay: Duration::from_millis(300), ..Options::default() });
+    with_platform(&source, &namespace);
+    let mut pushed = vec![source.commit("first")];
+    let _controller = Controller::start(&cluster, None);
+    let app = environment_sync(&cluster, &namespace, "app", spec(&source, json!({"interval": "1s"})));
+    let own = spec(&source, json!({"environments": ["platform"], "interval": "1s"}));
+    let own = environment_sync(&cluster, &namespace, "own", own);
+    cluster.create(&app);
+    cluster.create(&own);
+    until_applied(&cluster, &app, &pushed[0], "the app's first commit");
+    until_applied(&cluster, &own, &pushed[0], "the own sync's first commit");
+    // Each push while the fetches of the one before may be under way (history keeps five).
+    for n in 1..weaver_controllers::gitops::plan::HISTORY {
+        source.write("charts/app/values.yaml", &format!("greeting: hello {n}\n"));
+        pushed.push(source.commit(&format!("push {n}")));
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let last = pushed.last().unwrap();
+    for sync in [&app, &own] {
+        let live = until_applied(&cluster, sync, last, "the last push applied");
+        let history = live["status"]["history"].as_array().cloned().unwrap_or_default();
+        let order: Vec<usize> = history
+            .iter()
+            .map(|h| pushed.iter().position(|c| *c == h["revision"]).unwrap_or_else(|| panic!("{h}")))
+            .collect();
+        // Newest first: each apply of a commit later than the one before it.
+        assert!(order.windows(2).all(|w| w[0] > w[1]), "applied out of order (push numbers, newest first): {order:?}");
+    }
+}
+
 #[test]
 fn a_cli_apply_holding_the_lock_makes_the_controller_wait_and_the_cli_sees_its_revision() {
     if !http_or_skip() {

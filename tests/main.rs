@@ -20,6 +20,7 @@ mod diff_errors;
 mod docs;
 mod drift;
 mod drift_correct;
+mod events;
 mod examples;
 mod fleet;
 mod git;

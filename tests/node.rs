@@ -1323,9 +1323,9 @@ fn a_push_posted_to_the_webhook_receiver_through_the_charts_service_applies_the_
     // The EnvironmentSync takes webhooks proved by the token of a Secret of its namespace.
     let token = "e2e-webhook-token-5d1c9a";
     demo.edit(
-        "charts/environment-sync/templates/environmentsync.yaml",
-        "  approval: Automatic\n",
-        "  approval: Automatic\n  webhook:\n    secretRef: {name: git-webhook}\n",
+        "charts/environment-sync/values.yaml",
+        "webhook:\n  secretName: \"\"",
+        "webhook:\n  secretName: git-webhook",
     );
     demo.repo.write(
         "charts/environment-sync/templates/git-webhook.yaml",

@@ -3,13 +3,17 @@
 //! Event's series; a new message is a new Event. kube-runtime's `Recorder` groups by reason
 //! alone, so each apply of a new revision only bumped the count of an Event naming the first
 //! (`ReconciliationSucceeded … applied revision 1701fd98dca0 (x4)`).
+//!
+//! They are written as core/v1 Events, with `firstTimestamp`, `lastTimestamp` and `count`
+//! beside the series: `kubectl get events --sort-by=.lastTimestamp` orders them, and kubectl
+//! shows when each was last seen. events.k8s.io/v1 refuses those fields (its
+//! `deprecatedLastTimestamp`…: "needs to be unset"); it serves the same Events, with them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::api::core::v1::{Event as K8sEvent, EventSeries, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Reporter};
@@ -79,7 +83,8 @@ impl Recorder {
         let earlier = {
             let mut published = self.published.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             published.retain(|_, earlier| {
-                let last = earlier.series.as_ref().map(|s| &s.last_observed_time).or(earlier.event_time.as_ref());
+                let last =
+                    earlier.series.as_ref().and_then(|s| s.last_observed_time.as_ref()).or(earlier.event_time.as_ref());
                 last.is_some_and(|last| last.0 + SERIES_WINDOW > now)
             });
             published.get(&key).cloned()
@@ -88,16 +93,18 @@ impl Recorder {
         let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
         let sent = match earlier {
             Some(mut again) => {
-                let count = again.series.as_ref().map_or(2, |series| series.count + 1);
-                let series = EventSeries { count, last_observed_time: MicroTime(now) };
-                // Only the series: a patch of the whole Event would carry the resourceVersion it
-                // was created with, which the API server takes as a precondition (409 the
-                // second time).
-                let patch = serde_json::json!({"series": series});
+                let count = again.count.map_or(2, |count| count + 1);
+                let series = EventSeries { count: Some(count), last_observed_time: Some(MicroTime(now)) };
+                // Only the series and what core/v1 clients read of it: a patch of the whole Event
+                // would carry the resourceVersion it was created with, which the API server takes
+                // as a precondition (409 the second time).
+                let patch = serde_json::json!({"series": series, "count": count, "lastTimestamp": Time(now)});
                 let name = again.metadata.name.clone().unwrap_or_default();
                 match events.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
                     Ok(_) => {
                         again.series = Some(series);
+                        again.count = Some(count);
+                        again.last_timestamp = Some(Time(now));
                         again
                     }
                     // Gone (Events live an hour): a new one.
@@ -118,12 +125,15 @@ impl Recorder {
         K8sEvent {
             action: Some(event.action.clone()),
             reason: Some(event.reason.clone()),
-            note: event.note.as_deref().map(within_note_limit),
+            message: event.note.as_deref().map(within_note_limit),
             type_: Some(type_.to_string()),
             event_time: Some(MicroTime(now)),
-            regarding: Some(regarding.clone()),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            count: Some(1),
+            involved_object: regarding.clone(),
             related: event.secondary.clone(),
-            reporting_controller: Some(controller.clone()),
+            reporting_component: Some(controller.clone()),
             reporting_instance: Some(self.reporter.instance.clone().unwrap_or_else(|| controller.clone())),
             metadata: ObjectMeta {
                 namespace: regarding.namespace.clone(),
@@ -136,7 +146,8 @@ impl Recorder {
     }
 }
 
-/// The most bytes events.k8s.io/v1 takes in a note (`validation.NoteLengthLimit`).
+/// The most bytes the API server takes in an Event's message (events.k8s.io/v1's note) when it has an
+/// `eventTime` (`validation.NoteLengthLimit`).
 const NOTE_LIMIT: usize = 1024;
 
 /// `note` cut to what the API server takes, at a character's boundary, marked cut: a long

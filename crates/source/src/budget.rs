@@ -8,7 +8,7 @@ use std::hash::Hash;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// How large the cache may grow. Entries being written or leased are never removed, so the
 /// cache can exceed the limits while they are in use.
@@ -230,6 +230,18 @@ pub(crate) struct Flights<K, V> {
 struct Flight<V> {
     result: Mutex<Option<V>>,
     done: Condvar,
+    started: Instant,
+}
+
+impl<V: Clone> Flight<V> {
+    /// Its result, once it landed.
+    fn landed(&self) -> V {
+        let mut result = lock(&self.result);
+        while result.is_none() {
+            result = self.done.wait(result).unwrap_or_else(PoisonError::into_inner);
+        }
+        result.clone().expect("checked above")
+    }
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
@@ -240,29 +252,40 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
     /// `work`'s result, or that of the work already under way for `key`; `panicked` is what
     /// the waiters get if the work panics.
     pub fn run(&self, key: K, work: impl FnOnce() -> V, panicked: impl Fn() -> V) -> V {
-        let (flight, leader) = {
-            let mut flights = lock(&self.flights);
-            match flights.get(&key) {
-                Some(flight) => (flight.clone(), false),
-                None => {
-                    let flight = Arc::new(Flight { result: Mutex::new(None), done: Condvar::new() });
-                    flights.insert(key.clone(), flight.clone());
-                    (flight, true)
+        self.run_since(key, None, work, panicked)
+    }
+
+    /// [`Flights::run`], joining only work that started at or after `since` (when given): work
+    /// under way that started before it is waited for, then `work` runs. So one key's work is
+    /// never done twice at once, and each result comes from work started later than the last.
+    pub fn run_since(&self, key: K, since: Option<Instant>, work: impl FnOnce() -> V, panicked: impl Fn() -> V) -> V {
+        let flight = loop {
+            let earlier = {
+                let mut flights = lock(&self.flights);
+                match flights.get(&key) {
+                    Some(flight) if since.is_none_or(|since| flight.started >= since) => {
+                        let flight = flight.clone();
+                        drop(flights);
+                        return flight.landed();
+                    }
+                    Some(flight) => flight.clone(),
+                    None => {
+                        let started = Instant::now();
+                        let flight = Arc::new(Flight { result: Mutex::new(None), done: Condvar::new(), started });
+                        flights.insert(key.clone(), flight.clone());
+                        break flight;
+                    }
                 }
-            }
+            };
+            earlier.landed();
         };
-        if !leader {
-            let mut result = lock(&flight.result);
-            while result.is_none() {
-                result = flight.done.wait(result).unwrap_or_else(PoisonError::into_inner);
-            }
-            return result.clone().expect("checked above");
-        }
-        // Publishes the result, or `panicked`'s if the work panicked, and ends the flight.
+        // Ends the flight, then publishes the result (`panicked`'s if the work panicked): a
+        // caller woken by it finds the key free.
         struct Land<'a, K: Hash + Eq, V, P: Fn() -> V> {
             flights: &'a Mutex<HashMap<K, Arc<Flight<V>>>>,
             key: Option<K>,
             flight: Arc<Flight<V>>,
+            result: Option<V>,
             panicked: P,
         }
         impl<K: Hash + Eq, V, P: Fn() -> V> Drop for Land<'_, K, V, P> {
@@ -271,13 +294,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
                     lock(self.flights).remove(&key);
                 }
                 let mut result = lock(&self.flight.result);
-                result.get_or_insert_with(&self.panicked);
+                *result = Some(self.result.take().unwrap_or_else(&self.panicked));
                 self.flight.done.notify_all();
             }
         }
-        let land = Land { flights: &self.flights, key: Some(key), flight, panicked };
+        let mut land = Land { flights: &self.flights, key: Some(key), flight, result: None, panicked };
         let result = work();
-        *lock(&land.flight.result) = Some(result.clone());
+        land.result = Some(result.clone());
         drop(land);
         result
     }
@@ -401,5 +424,43 @@ mod tests {
         assert_eq!(results, [7, 7, 7, 7]);
         // Once landed, the key is free: the next call works again.
         assert_eq!(flights.run("chart", || 1, || 0), 1);
+    }
+
+    #[test]
+    fn work_started_before_since_is_waited_for_not_joined_and_later_work_is_joined() {
+        use std::sync::mpsc::channel;
+        use std::time::Duration;
+        let flights: Arc<Flights<&str, (usize, Instant, Instant)>> = Arc::new(Flights::new());
+        // Each run says which it was, when its work began and when it ended.
+        let work = |n: usize, begun: std::sync::mpsc::Sender<()>| {
+            move || {
+                let began = Instant::now();
+                begun.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                (n, began, Instant::now())
+            }
+        };
+        let asking = |since: Option<Instant>, n: usize, begun: std::sync::mpsc::Sender<()>| {
+            let flights = flights.clone();
+            let work = work(n, begun);
+            std::thread::spawn(move || flights.run_since("repo", since, work, || (0, Instant::now(), Instant::now())))
+        };
+        let (begun, first_began) = channel();
+        let first = asking(None, 1, begun);
+        first_began.recv().unwrap();
+        let since = Instant::now();
+        let (begun, second_began) = channel();
+        let second = asking(Some(since), 2, begun);
+        // Without `since`, the work under way will do.
+        let (begun, _) = channel();
+        let content = asking(None, 3, begun);
+        second_began.recv().unwrap();
+        // Started after `since`: joined, not run again.
+        let (begun, _) = channel();
+        let joining = asking(Some(since), 4, begun);
+        let [first, second, content, joining] = [first, second, content, joining].map(|c| c.join().unwrap());
+        assert_eq!((first.0, content.0), (1, 1));
+        assert_eq!((second.0, joining.0), (2, 2));
+        assert!(second.1 >= first.2, "the second work began before the first ended");
     }
 }

@@ -28,9 +28,11 @@ pub struct GitCache {
     /// Shared with the controller's chart archives.
     budget: Arc<Budget>,
     flights: Flights<FlightKey, Result<Fetched, FetchError>>,
-    /// The last successful fetch of each key and when it read the remote's refs, for callers
-    /// content with a recent answer ([`GitCache::fetch_within`]).
+    /// The last successful fetch of each key and when it started, for callers content with an
+    /// answer read since a given time ([`GitCache::fetch_since`]).
     recent: Mutex<HashMap<FlightKey, Recent>>,
+    /// Every fetch of this cache starts after it.
+    created: Instant,
 }
 
 /// A fetch's answer, kept without holding its mirror: eviction may still remove it.
@@ -38,11 +40,11 @@ struct Recent {
     commit: String,
     repository: PathBuf,
     reference: String,
-    at: Instant,
+    /// When the fetch started: it read the remote's refs after that.
+    started: Instant,
 }
 
-/// How long a fetch's answer is kept for [`GitCache::fetch_within`]: two default intervals (a
-/// longer interval reads the refs each time).
+/// How long a fetch's answer is kept for [`GitCache::fetch_since`]: two default intervals.
 const RECENT_KEPT: Duration = Duration::from_secs(600);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -86,19 +88,32 @@ impl GitCache {
             budget.found(entry.path(), Kind::Mirror, disk_usage(&entry.path()), last_used);
         }
         budget.evict();
-        Ok(GitCache { dir, budget, flights: Flights::new(), recent: Mutex::default() })
+        Ok(GitCache { dir, budget, flights: Flights::new(), recent: Mutex::default(), created: Instant::now() })
     }
 
     /// Fetches `request.reference` into the URL's mirror. Blocking. A call made while another
     /// with the same URL, ref, credentials and CA is fetching waits for it and returns its result.
     pub fn fetch(&self, request: &FetchRequest) -> Result<Fetched, FetchError> {
-        self.fetch_within(request, Duration::ZERO)
+        self.fetch_answered(request, None)
     }
 
-    /// [`GitCache::fetch`], or the answer of a fetch with the same URL, ref, credentials and
-    /// CA that read the remote's refs less than `within` ago: EnvironmentSyncs of one
-    /// repository reconciled on their intervals read its refs once per interval between them.
+    /// [`GitCache::fetch_since`] a fetch that started less than `within` ago.
     pub fn fetch_within(&self, request: &FetchRequest, within: Duration) -> Result<Fetched, FetchError> {
+        self.fetch_since(request, Instant::now().checked_sub(within).unwrap_or(self.created))
+    }
+
+    /// Fetches `request.reference` into the URL's mirror, or gives the answer of a fetch with
+    /// the same URL, ref, credentials and CA that started at or after `since` (under way, or
+    /// done): a reconcile passes when it was asked for, so that no fetch started before a push
+    /// it was asked for answers it. A fetch under way that started before `since` is waited for,
+    /// then the remote is read again: one key's fetches take turns, so each answer was read
+    /// after the one before it, never older. Blocking.
+    pub fn fetch_since(&self, request: &FetchRequest, since: Instant) -> Result<Fetched, FetchError> {
+        self.fetch_answered(request, Some(since))
+    }
+
+    /// [`GitCache::fetch_since`] `since`; without it, [`GitCache::fetch`].
+    fn fetch_answered(&self, request: &FetchRequest, since: Option<Instant>) -> Result<Fetched, FetchError> {
         let url = SourceUrl::parse(&request.url).map_err(|e| FetchError::new(FetchFailure::InvalidUrl, e))?;
         let key = FlightKey {
             url: url.normalized(),
@@ -106,33 +121,37 @@ impl GitCache {
             credentials: request.credentials.fingerprint(),
             ca_pem: request.ca_pem.clone(),
         };
-        if let Some(fetched) = self.recent(&key, within) {
+        if let Some(fetched) = since.and_then(|since| self.recent(&key, since)) {
             return Ok(fetched);
         }
-        let result = self.flights.run(
+        self.flights.run_since(
             key.clone(),
-            || self.fetch_now(url, request),
+            since,
+            || {
+                let started = Instant::now();
+                let result = self.fetch_now(url, request);
+                if let Ok(fetched) = &result {
+                    let recent = Recent {
+                        commit: fetched.commit.clone(),
+                        repository: fetched.repository.clone(),
+                        reference: fetched.reference.clone(),
+                        started,
+                    };
+                    lock(&self.recent).insert(key, recent);
+                    self.budget.evict();
+                }
+                result
+            },
             || Err(FetchError::new(FetchFailure::Other, "the fetch panicked")),
-        );
-        if let Ok(fetched) = &result {
-            let recent = Recent {
-                commit: fetched.commit.clone(),
-                repository: fetched.repository.clone(),
-                reference: fetched.reference.clone(),
-                at: Instant::now(),
-            };
-            lock(&self.recent).insert(key, recent);
-            self.budget.evict();
-        }
-        result
+        )
     }
 
-    /// The answer of `key`'s last fetch if it read the remote less than `within` ago and its
-    /// mirror is still there (leased again).
-    fn recent(&self, key: &FlightKey, within: Duration) -> Option<Fetched> {
+    /// The answer of `key`'s last fetch if it started at or after `since` and its mirror is
+    /// still there (leased again).
+    fn recent(&self, key: &FlightKey, since: Instant) -> Option<Fetched> {
         let mut recent = lock(&self.recent);
-        recent.retain(|_, r| r.at.elapsed() < RECENT_KEPT);
-        let found = recent.get(key).filter(|r| r.at.elapsed() < within)?;
+        recent.retain(|_, r| r.started.elapsed() < RECENT_KEPT);
+        let found = recent.get(key).filter(|r| r.started >= since)?;
         let lease = self.budget.lease_held(&found.repository)?;
         Some(Fetched {
             commit: found.commit.clone(),

@@ -108,6 +108,35 @@ pub fn convert(
     Ok(objects)
 }
 
+/// The fields an Event has under another name in events.k8s.io/v1 than in core/v1, as
+/// kube-apiserver's `pkg/apis/events/v1` conversion maps them: (core, events.k8s.io).
+const EVENT_FIELDS: [(&str, &str); 7] = [
+    ("involvedObject", "regarding"),
+    ("message", "note"),
+    ("reportingComponent", "reportingController"),
+    ("source", "deprecatedSource"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+    ("count", "deprecatedCount"),
+];
+
+/// An Event as stored (core/v1) served as events.k8s.io/v1 (`to_events: true`), or one written
+/// at events.k8s.io/v1 as stored: one object, two groups, as a real server keeps them.
+pub fn event(mut event: Value, to_events: bool) -> Value {
+    if let Some(fields) = event.as_object_mut() {
+        for (core, events) in EVENT_FIELDS {
+            let (from, to) = if to_events { (core, events) } else { (events, core) };
+            if let Some(value) = fields.remove(from) {
+                fields.insert(to.to_string(), value);
+            }
+        }
+        let api_version = if to_events { "events.k8s.io/v1" } else { "v1" };
+        fields.insert("apiVersion".into(), json!(api_version));
+    }
+    order_keys(&mut event);
+    event
+}
+
 /// What a failed conversion answers: the error the converter returns, which reaches the
 /// client as a `Status` 500 without a reason (`ErrorToAPIStatus` of a plain error).
 fn failure(message: String) -> ApiError {

@@ -42,6 +42,9 @@ pub struct Resource {
     /// The CRD's conversion webhook (`spec.conversion.strategy: Webhook`); None for built-ins
     /// and `strategy: None`, whose versions differ only in apiVersion.
     pub conversion: Option<Arc<Webhook>>,
+    /// A built-in stored as another group's resource, (group, plural): events.k8s.io/v1 Events
+    /// are core Events, converted as `crate::conversion::event` says.
+    pub stored_as: Option<(&'static str, &'static str)>,
 }
 
 const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
@@ -64,6 +67,11 @@ impl Resource {
 
     pub fn is_crd(&self) -> bool {
         self.crd_schema.is_some()
+    }
+
+    /// The (group, plural) its objects are stored under.
+    pub fn stored(&self) -> (&str, &str) {
+        self.stored_as.unwrap_or((&self.group, &self.plural))
     }
 
     /// Whether `kind == k` for a given built-in kind in the core group or a named group.
@@ -485,6 +493,7 @@ pub fn builtins() -> Vec<Resource> {
             type_id: Schema::builtin().named(def).unwrap_or_else(|| panic!("schema for {def}")),
             storage_version: version.into(),
             conversion: None,
+            stored_as: (group == "events.k8s.io").then_some(("", "events")),
         })
         .collect()
 }
@@ -532,6 +541,7 @@ pub fn from_crd(crd: &Value) -> Vec<Resource> {
                 type_id: root,
                 storage_version: storage.clone(),
                 conversion: conversion.clone(),
+                stored_as: None,
             }
         })
         .collect()

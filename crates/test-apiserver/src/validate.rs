@@ -124,6 +124,27 @@ pub fn validate(res: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> 
             }
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(obj, &mut causes),
+        // What core/v1 clients read as firstTimestamp, lastTimestamp, count and source: never
+        // set at events.k8s.io/v1, nor changed there (`ValidateEventCreate`, `ValidateEventUpdate`).
+        ("events.k8s.io", "Event") => {
+            let kept = [
+                ("deprecatedFirstTimestamp", "firstTimestamp"),
+                ("deprecatedLastTimestamp", "lastTimestamp"),
+                ("deprecatedCount", "count"),
+                ("deprecatedSource", "source"),
+            ];
+            for (field, core) in kept {
+                match old {
+                    None if !obj[field].is_null() => {
+                        causes.push(field::invalid(core, &Value::String(String::new()), "needs to be unset"))
+                    }
+                    Some(old) if old[field] != obj[field] => {
+                        causes.push(field::invalid(core, &obj[field], "field is immutable"))
+                    }
+                    _ => {}
+                }
+            }
+        }
         ("", "ConfigMap" | "Secret") => {
             if let Some(old) = old
                 && old["immutable"] == Value::Bool(true)

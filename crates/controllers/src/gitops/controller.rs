@@ -55,6 +55,50 @@ pub struct Context {
     written: std::sync::Mutex<std::collections::HashMap<ObjectRef<EnvironmentSync>, (u64, EnvironmentSyncStatus)>>,
     /// Failed reconciles since each EnvironmentSync's last one that succeeded.
     retries: Backoff<ObjectRef<EnvironmentSync>>,
+    /// When each EnvironmentSync's next reconcile was asked for.
+    asked: Arc<Asked>,
+}
+
+/// When each EnvironmentSync's next reconcile was asked for: by a change the watch saw (its
+/// spec, the `reconcile-requested-at` annotation a webhook sets), a dependency turned Ready, or
+/// its interval or retry falling due. Its reconcile takes no fetch started before that
+/// (`GitCache::fetch_since`): a push it was asked for after is always read.
+#[derive(Default)]
+struct Asked(std::sync::Mutex<std::collections::HashMap<ObjectRef<EnvironmentSync>, Asks>>);
+
+#[derive(Default)]
+struct Asks {
+    /// The last change that asked for a reconcile, since the last reconcile began.
+    changed: Option<Instant>,
+    /// When the interval or the retry the last reconcile asked for falls due.
+    due: Option<Instant>,
+}
+
+impl Asked {
+    fn asks(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<ObjectRef<EnvironmentSync>, Asks>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn changed(&self, sync: ObjectRef<EnvironmentSync>) {
+        self.asks().entry(sync).or_default().changed = Some(Instant::now());
+    }
+
+    fn due_in(&self, sync: ObjectRef<EnvironmentSync>, wait: Duration) {
+        self.asks().entry(sync).or_default().due = Instant::now().checked_add(wait);
+    }
+
+    fn forget(&self, sync: &ObjectRef<EnvironmentSync>) {
+        self.asks().remove(sync);
+    }
+
+    /// When the reconcile of `sync` beginning now was asked for: the last change that asked
+    /// for it, or its due time if reached, whichever is later; now when neither (a look at
+    /// drift the watches woke). What asks for the next reconcile is counted from here.
+    fn since(&self, sync: &ObjectRef<EnvironmentSync>) -> Instant {
+        let now = Instant::now();
+        let asks = self.asks().remove(sync).unwrap_or_default();
+        asks.changed.into_iter().chain(asks.due.filter(|due| *due <= now)).max().unwrap_or(now)
+    }
 }
 
 impl Context {
@@ -67,6 +111,7 @@ impl Context {
             syncs,
             written: Default::default(),
             retries: Backoff::new(RETRY_FIRST, RETRY_MAX),
+            asked: Default::default(),
         }
     }
 
@@ -104,30 +149,40 @@ pub async fn run(shared: Arc<Shared>, settings: Settings, shutdown: impl Future<
     let (reader, writer) = reflector::store();
     let readiness = settings.readiness.clone();
     readiness.set_synced(CACHE, false);
+    let reporter = Reporter {
+        controller: CONTROLLER_NAME.to_string(),
+        instance: std::env::var("POD_NAME").ok().filter(|name| !name.is_empty()),
+    };
+    let changed = changed_environments(shared.live.changes(), reader.clone());
+    let client = shared.client.clone();
+    let context = Arc::new(Context::new(shared, reporter, reader.clone()));
     // Those waiting for an EnvironmentSync that turned Ready, read from the watch (whoever wrote
     // its status), after the store has the change.
     let (wake, woken) = futures::channel::mpsc::unbounded();
     let store = reader.clone();
-    let trigger = watcher(Api::<EnvironmentSync>::all(shared.client.clone()), selected)
+    let (asked, asking) = (context.asked.clone(), context.asked.clone());
+    let trigger = watcher(Api::<EnvironmentSync>::all(client), selected)
         .default_backoff()
         .reflect(writer)
         .inspect(move |event| match event {
             Ok(watcher::Event::InitDone) => readiness.set_synced(CACHE, true),
             Ok(watcher::Event::Apply(changed)) => {
                 for waiting in plan::woken_by(changed, || store.state()) {
-                    let _ = wake.unbounded_send(ObjectRef::from_obj(waiting.as_ref()));
+                    let waiting = ObjectRef::from_obj(waiting.as_ref());
+                    asked.changed(waiting.clone());
+                    let _ = wake.unbounded_send(waiting);
                 }
             }
+            Ok(watcher::Event::Delete(gone)) => asked.forget(&ObjectRef::from_obj(gone)),
             _ => {}
         })
         .applied_objects()
-        .predicate_filter(spec_or_request, PredicateConfig::default());
-    let reporter = Reporter {
-        controller: CONTROLLER_NAME.to_string(),
-        instance: std::env::var("POD_NAME").ok().filter(|name| !name.is_empty()),
-    };
-    let changed = changed_environments(shared.live.changes(), reader.clone());
-    let context = Arc::new(Context::new(shared, reporter, reader.clone()));
+        .predicate_filter(spec_or_request, PredicateConfig::default())
+        .inspect(move |changed| {
+            if let Ok(changed) = changed {
+                asking.changed(ObjectRef::from_obj(changed));
+            }
+        });
     Controller::for_stream(trigger, reader)
         .reconcile_on(changed)
         .reconcile_on(woken)
@@ -190,6 +245,7 @@ const RETRY_MAX: Duration = Duration::from_secs(300);
 
 pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<Action, Error> {
     let sync = cx.latest(sync);
+    let asked = cx.asked.since(&ObjectRef::from_obj(sync.as_ref()));
     if sync.meta().deletion_timestamp.is_some() {
         cx.written.lock().unwrap_or_else(|e| e.into_inner()).remove(&ObjectRef::from_obj(sync.as_ref()));
         cx.retries.settled(&ObjectRef::from_obj(sync.as_ref()));
@@ -211,7 +267,7 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
             Gate::Invalid { reason, message } => Outcome::Invalid { reason: reason.clone(), message: message.clone() },
             Gate::Go(spec) => {
                 let others = |namespace: &str, name: &str| cx.syncs.get(&ObjectRef::new(name).within(namespace));
-                reconcile::reconcile(&sync, spec, &cx.shared, others, &working).await
+                reconcile::reconcile(&sync, spec, &cx.shared, others, &working, asked).await
             }
         }
     };
@@ -288,12 +344,14 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
         "reconciled; next in {}s",
         wait.as_secs()
     );
+    cx.asked.due_in(ObjectRef::from_obj(sync.as_ref()), wait);
     Ok(Action::requeue(wait))
 }
 
 /// A failed reconcile is tried again, backing off; the log and the metrics say why.
 pub fn error_policy(sync: Arc<EnvironmentSync>, error: &Error, cx: Arc<Context>) -> Action {
     let delay = cx.retries.failed(ObjectRef::from_obj(sync.as_ref()));
+    cx.asked.due_in(ObjectRef::from_obj(sync.as_ref()), delay);
     cx.shared.metrics.reconcile_failed(error.reason());
     tracing::warn!(
         environmentsync = %ObjectRef::from_obj(sync.as_ref()),

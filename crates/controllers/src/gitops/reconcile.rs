@@ -114,15 +114,16 @@ impl Clock {
     }
 }
 
-/// Runs one reconcile of `sync`, whose spec `plan::gate` let through as `spec`; `others`
-/// finds the EnvironmentSyncs it depends on, by namespace and name; `working` hears what an
-/// apply is doing while it runs, for the status.
+/// Runs one reconcile of `sync`, whose spec `plan::gate` let through as `spec`, asked for at
+/// `asked`; `others` finds the EnvironmentSyncs it depends on, by namespace and name; `working`
+/// hears what an apply is doing while it runs, for the status.
 pub async fn reconcile(
     sync: &EnvironmentSync,
     spec: &Spec,
     shared: &Shared,
     others: impl Fn(&str, &str) -> Option<Arc<EnvironmentSync>>,
     working: &(dyn Fn(Working) + Sync),
+    asked: Instant,
 ) -> Outcome {
     let namespace = sync.namespace().unwrap_or_default();
     let failed = |reason, err: String, revision: Option<&str>| Outcome::Failed {
@@ -180,16 +181,10 @@ pub async fn reconcile(
         .image_updates
         .as_ref()
         .map(|u| FetchRequest { reference: GitRef::Branch(u.pushing.branch.clone()), ..request.clone() });
-    // On its interval, a fetch of the same source by another EnvironmentSync within the
-    // interval will do; asked for (webhook, annotation) or with a new spec, the remote is read
-    // now.
-    let observed = sync.status.as_ref().and_then(|s| s.observed_generation);
-    let within = match plan::requested(sync).is_some() || observed != sync.metadata.generation {
-        true => Duration::ZERO,
-        false => spec.interval,
-    };
+    // A fetch of the same source (another EnvironmentSync's) started since the reconcile was
+    // asked for will do; one started before may predate a push it was asked for after.
     let verify_request = spec.verify.as_ref().map(|_| request.clone());
-    let fetched = match tokio::task::spawn_blocking(move || cache.fetch_within(&request, within)).await {
+    let fetched = match tokio::task::spawn_blocking(move || cache.fetch_since(&request, asked)).await {
         Ok(Ok(fetched)) => fetched,
         Ok(Err(err)) => return failed(fetch_reason(err.failure), with_secret(&err, sync, &namespace), None),
         Err(join) => return failed(Reason::GitFetchFailed, format!("the fetch stopped: {join}"), None),
@@ -879,7 +874,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn an_unchanged_commit_costs_no_fetch_and_no_write_and_a_requested_one_is_applied() {
+    async fn an_unchanged_commit_costs_one_ref_listing_and_no_write_and_a_requested_one_is_applied() {
         let Some((fixture, first, _)) = applied().await else { return };
         // The first reconcile after the apply looks at drift, and says so once (`drift: none`).
         let looked = fixture.reconcile("shop").await;
@@ -891,8 +886,9 @@ mod tests {
         let writes: Vec<String> = fixture.requests().into_iter().filter(|r| !r.starts_with("GET ")).collect();
         assert_eq!(writes, Vec::<String>::new(), "an unchanged commit wrote something");
         assert_eq!(again.metadata.resource_version, looked.metadata.resource_version);
-        // Within its interval, the fetch of the last reconcile serves: the git server hears nothing.
-        assert_eq!(fixture.source.requests(), Vec::<String>::new());
+        // Asked for after the last fetch, the reconcile reads the refs again (a push since would
+        // be in them); the mirror holds the commit, so nothing is transferred.
+        assert_eq!(fixture.source.requests(), ["GET /shop/info/refs"]);
 
         fixture.source.write("charts/app/values.yaml", "greeting: hi\n");
         let second = fixture.source.commit("second");

@@ -42,8 +42,9 @@ impl Cluster {
         labels: &'a LabelSelector,
         fields: &'a FieldSelector,
     ) -> impl Iterator<Item = (&'a ObjKey, &'a Value)> {
+        let (group, resource) = res.stored();
         self.objects
-            .of_resource(&res.group, &res.plural, ns)
+            .of_resource(group, resource, ns)
             .filter(move |(_, o)| labels.matches(&o["metadata"]["labels"]) && fields.matches(o))
     }
 
@@ -129,8 +130,7 @@ impl Cluster {
             self.events
                 .range(first..)
                 .filter(|e| {
-                    e.key.group == spec.res.group
-                        && e.key.resource == spec.res.plural
+                    (e.key.group.as_str(), e.key.resource.as_str()) == spec.res.stored()
                         && spec.namespace.as_deref().is_none_or(|ns| e.key.namespace == ns)
                         && spec.labels.matches(&e.object["metadata"]["labels"])
                         && spec.fields.matches(&e.object)

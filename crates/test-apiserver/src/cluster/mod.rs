@@ -199,9 +199,10 @@ impl Cluster {
     }
 
     fn key(res: &Resource, namespace: &str, name: &str) -> ObjKey {
+        let (group, resource) = res.stored();
         ObjKey {
-            group: res.group.clone(),
-            resource: res.plural.clone(),
+            group: group.to_string(),
+            resource: resource.to_string(),
             namespace: if res.namespaced { namespace.to_string() } else { String::new() },
             name: name.to_string(),
         }
@@ -216,6 +217,9 @@ impl Cluster {
     /// Stored objects as served at `res`'s version, converted together: one webhook call per
     /// version they are stored at, none for those stored at `res`'s.
     fn present_all(res: &Resource, objects: Vec<Value>) -> Result<Vec<Value>, ApiError> {
+        if res.stored_as.is_some() {
+            return Ok(objects.into_iter().map(|event| conversion::event(event, true)).collect());
+        }
         if !res.is_crd() {
             return Ok(objects);
         }
@@ -225,6 +229,9 @@ impl Cluster {
 
     /// An object written at `res`'s version as it is stored: at the storage version.
     fn to_storage(&self, res: &Resource, obj: Value) -> Result<Value, ApiError> {
+        if res.stored_as.is_some() {
+            return Ok(conversion::event(obj, false));
+        }
         if !res.is_crd() {
             return Ok(obj);
         }

@@ -514,10 +514,10 @@ impl Cluster {
         }
         order_keys(&mut obj);
         let obj = self.to_storage(res, obj)?;
-        // A custom resource's live object was converted to the request's version: the commit
-        // compares the new one with the object as stored.
+        // A custom resource's live object (an events.k8s.io Event's) was converted to the
+        // request's version: the commit compares the new one with the object as stored.
         let stored = match live {
-            Some(_) if res.is_crd() => self.objects.get(&key).cloned(),
+            Some(_) if res.is_crd() || res.stored_as.is_some() => self.objects.get(&key).cloned(),
             live => live,
         };
         self.commit(dry_run, key, stored, obj)

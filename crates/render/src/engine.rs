@@ -105,11 +105,12 @@ impl Engine {
         if let Some(workers) = &self.workers {
             return workers.render(render, take);
         }
-        let ReleaseRender { release, templates, context, .. } = *render;
+        let ReleaseRender { release, templates, context, shared: (_, shared) } = *render;
+        let context = ReleaseRender::whole_context(context.clone(), shared.clone());
         let mut rendered_bytes = 0;
         for template in templates {
             let room = self.limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
-            let text = self.render(template, context, room, release)?;
+            let text = self.render(template, &context, room, release)?;
             rendered_bytes += text.len();
             take(template, text)?;
         }

@@ -542,16 +542,7 @@ impl Workers {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             unreachable!("both are piped above")
         };
-        let mut worker = Worker {
-            child,
-            stdin,
-            stdout,
-            read: Vec::new(),
-            chunk: vec![0; READ_CHUNK].into(),
-            charts: VecDeque::new(),
-            shared: HashSet::new(),
-            capabilities: None,
-        };
+        let mut worker = Worker::new(child, stdin, stdout);
         if self.begin(&mut worker).is_err() {
             return Err(Error::new(format!("the render worker {program} did not start")));
         }
@@ -711,11 +702,10 @@ fn release_request(render: &ReleaseRender<'_>, first: bool) -> std::result::Resu
             "the context of release `{release}` cannot be sent to its render worker: {err}"
         )))
     };
-    let is_shared = |key: &minijinja::Value| shared.get_item(key).is_ok_and(|value| !value.is_undefined());
-    let wire = |context: &minijinja::Value, take: &dyn Fn(&minijinja::Value) -> bool| {
+    let wire = |context: &minijinja::Value| {
         let mut map = serde_json::Map::new();
         let mut files = None;
-        for key in context.try_iter().map_err(|err| unserializable(&err))?.filter(|key| take(key)) {
+        for key in context.try_iter().map_err(|err| unserializable(&err))? {
             let value = context.get_item(&key).map_err(|err| unserializable(&err))?;
             if let Some(chart_files) = value.downcast_object_ref::<ChartFiles>() {
                 files = Some((chart_files.chart.clone(), chart_files.files.as_ref().clone()));
@@ -725,8 +715,8 @@ fn release_request(render: &ReleaseRender<'_>, first: bool) -> std::result::Resu
         }
         Ok::<_, Step>(WireContext { context: map, files })
     };
-    let own = wire(context, &|key| !is_shared(key))?;
-    let shared = (id, if first { Some(wire(shared, &|_| true)?) } else { None });
+    let own = wire(context)?;
+    let shared = (id, if first { Some(wire(shared)?) } else { None });
     let templates = templates.iter().map(|t| t.to_path_buf()).collect();
     let request = Request::Release { release: release.to_string(), context: own, shared, templates };
     serde_json::to_string(&request).map_err(|err| unserializable(&err))
@@ -759,6 +749,19 @@ struct Worker {
 }
 
 impl Worker {
+    fn new(child: Child, stdin: ChildStdin, stdout: ChildStdout) -> Worker {
+        Worker {
+            child,
+            stdin,
+            stdout,
+            read: Vec::new(),
+            chunk: vec![0; READ_CHUNK].into(),
+            charts: VecDeque::new(),
+            shared: HashSet::new(),
+            capabilities: None,
+        }
+    }
+
     /// Writes `line` and its end at once: one write a request (the pipe is not buffered).
     fn send(&mut self, line: &str) -> std::io::Result<()> {
         let mut bytes = Vec::with_capacity(line.len() + 1);
@@ -912,16 +915,7 @@ mod tests {
         let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
         // Ended before it is looked at, as a worker that crashed has.
         child.wait().unwrap();
-        let worker = Worker {
-            child,
-            stdin,
-            stdout,
-            read: Vec::new(),
-            chunk: vec![0; READ_CHUNK].into(),
-            charts: VecDeque::new(),
-            shared: HashSet::new(),
-            capabilities: None,
-        };
+        let worker = Worker::new(child, stdin, stdout);
         let isolation = Isolation {
             program: PathBuf::from("sh"),
             max_memory: Some(Bound::new(536_870_912, "--max-render-memory".to_string())),

@@ -283,7 +283,6 @@ impl Run<'_> {
         let context = minijinja::context! {
             values => serde_value(&values),
             release => minijinja::context! { name => &release.name, namespace => &release.namespace, environment => &env.name, chart => &release.chart },
-            ..chart.shared.1.clone()
         };
         let shared = (chart.shared.0, &chart.shared.1);
         let manifests =

@@ -9,11 +9,20 @@ pub struct ReleaseRender<'a> {
     /// The release's name, as errors and limits name it.
     pub release: &'a str,
     pub templates: &'a [&'a Path],
+    /// The release's own part of the context (its values, the release).
     pub context: &'a minijinja::Value,
-    /// The part of `context` every release of the chart in this run shares (the environment,
-    /// secrets, chart, files, capabilities), and a number no other shared part has: a worker
-    /// is sent it once, not with each release.
+    /// The rest of the context, which every release of the chart in this run shares (the
+    /// environment, secrets, chart, files, capabilities), and a number no other shared part
+    /// has: a worker is sent it once, not with each release.
     pub shared: (u64, &'a minijinja::Value),
+}
+
+impl ReleaseRender<'_> {
+    /// The whole context the templates see: the release's own part over the shared one (a
+    /// worker makes it the same way).
+    pub(crate) fn whole_context(own: minijinja::Value, shared: minijinja::Value) -> minijinja::Value {
+        minijinja::context! { ..own, ..shared }
+    }
 }
 
 /// A number for a [`ReleaseRender::shared`] context, unique in this process.

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::engine::Engine;
 use crate::filters::ChartFiles;
 use crate::isolated::{Answer, HelmRelease, Question, Request, Told, WireBuilt, WireContext, WireError};
+use crate::release_render::ReleaseRender;
 use weaver_core::error::{Error, Location};
 use weaver_core::limits::RenderLimits;
 use weaver_project::source::{Entry, Source};
@@ -116,7 +117,7 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
                     shared.insert(id, context_of(given));
                 }
                 let shared = shared.get(&id).ok_or_else(|| std::io::Error::other("a shared context never sent"))?;
-                let context = minijinja::context! { ..context_of(context), ..shared.clone() };
+                let context = ReleaseRender::whole_context(context_of(context), shared.clone());
                 render_release(&engine, (&release, context), &templates, &limits, &pipes)?;
                 continue;
             }

@@ -1007,6 +1007,44 @@ mod limits {
         assert_eq!(repo.weaver(&args).success(), repo.weaver(&["render", "--env", "dev"]).success());
     }
 
+    /// A worker is sent a weaver chart's releases in batches, one round trip for several:
+    /// whatever its place in a batch, a release renders, and fails, as in process (the error
+    /// naming it, not a release sent with it); one whose worker ran out of memory is named too,
+    /// though its worker held the answers of the releases sent before it.
+    #[test]
+    fn releases_sent_to_a_worker_together_render_and_fail_as_in_process() {
+        let repo = Repo::minimal();
+        let releases: String = (1..=20)
+            .map(|n| format!("  - name: r{n}\n    chart: app\n    values: {{greeting: hello-{n}}}\n"))
+            .collect();
+        repo.write("environments/dev.yaml", &format!("namespace: apps\nreleases:\n{releases}"));
+        let in_worker = ["render", "--env", "dev", "--max-render-memory", "268435456"];
+        let in_process = repo.weaver(&["render", "--env", "dev"]).success().to_string();
+        assert_eq!(in_process.matches("greeting: hello-").count(), 20, "{in_process}");
+        assert_eq!(repo.weaver(&in_worker).success(), in_process);
+        let doubling = "{% set s = \"xxxxxxxxxxxxxxxx\" %}".to_string() + &"{% set s = s ~ s %}".repeat(30);
+        for n in [1, 7, 13, 20] {
+            let only = |text: &str| format!("{{% if release.name == 'r{n}' %}}{text}{{% endif %}}\n");
+            for (template, says) in [
+                (only("{{ fail(release.name ~ ' fails') }}"), format!("r{n} fails")),
+                (only("kind: [unclosed"), format!("`r{n}`")),
+            ] {
+                repo.write("charts/app/templates/fails.yaml", &template);
+                let in_process = repo.weaver(&["render", "--env", "dev"]).failure().to_string();
+                assert!(in_process.contains(&says), "{in_process}");
+                assert_eq!(repo.weaver(&in_worker).failure(), in_process, "release r{n}: {template}");
+            }
+            repo.write("charts/app/templates/fails.yaml", &only(&doubling));
+            let run = repo.weaver(&in_worker);
+            assert_eq!(
+                first_line_of(run.failure()),
+                format!(
+                    "error: rendering stopped: the templates of release `r{n}` took more than 268435456 bytes of memory (--max-render-memory)"
+                )
+            );
+        }
+    }
+
     /// SIGTERM two seconds into a render in workers leaves no process of it three seconds later.
     #[test]
     fn sigterm_leaves_no_render_process_behind() {

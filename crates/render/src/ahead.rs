@@ -72,8 +72,14 @@ pub(super) enum Ready {
     Kept(RenderedRelease),
 }
 
-/// What a release's rendering sent: its place and what rendering it gave, or its panic.
-pub(super) type Sent = (usize, std::thread::Result<Result<RenderedRelease>>);
+/// What rendering a batch of releases sent: the first one's place, how many, and what
+/// rendering each gave, or the batch's panic.
+pub(super) type Sent = (usize, usize, std::thread::Result<Vec<Result<RenderedRelease>>>);
+
+/// How many releases of weaver charts, one after another, a thread renders together when a
+/// worker renders their templates: one round trip to the worker for them all, not one each.
+/// Few enough that a batch of slow ones does not hold one thread while the others idle.
+const BATCH_RELEASES: usize = 8;
 
 /// Releases started, by every run of the process (a fleet renders several environments at
 /// once), that no thread has taken up yet: while there are some, no core is idle, and a run
@@ -277,53 +283,80 @@ impl Run<'_> {
         let (sender, receiver) = std::sync::mpsc::channel::<Sent>();
         // Set when the run ends early: releases started by then skip their work.
         let ended = std::sync::atomic::AtomicBool::new(false);
-        let mut places = places.into_iter().enumerate();
+        let mut places = places.into_iter().enumerate().peekable();
+        let batches = self.engine.workers().is_some();
         let mut ready: BTreeMap<usize, Ready> = BTreeMap::new();
         let (mut started, mut next, mut in_flight) = (0, 0, 0);
         let outcome = rayon::in_place_scope(|scope| {
-            // Starts the next place's rendering (a kept one is ready as it is): false when none is left.
+            // Starts the next place's rendering (a kept one is ready as it is), with the releases
+            // of weaver charts after it in a batch when workers render them: how many places it
+            // started, none when none is left.
             let mut start = |ready: &mut BTreeMap<usize, Ready>, in_flight: &mut usize| match places.next() {
                 Some((index, Place::Render(release))) => {
-                    let (sender, ended) = (sender.clone(), &ended);
-                    WAITING_FOR_A_THREAD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let mut batch = vec![release];
+                    let batched = |release: &Release| batches && self.is_weaver_chart(release);
+                    while batch.len() < BATCH_RELEASES && batched(release) {
+                        match places.next_if(|(_, place)| matches!(place, Place::Render(r) if batched(r))) {
+                            Some((_, Place::Render(release))) => batch.push(release),
+                            _ => break,
+                        }
+                    }
+                    let (sender, ended, count) = (sender.clone(), &ended, batch.len());
+                    WAITING_FOR_A_THREAD.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
                     scope.spawn(move |_| {
-                        WAITING_FOR_A_THREAD.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                        WAITING_FOR_A_THREAD.fetch_sub(count, std::sync::atomic::Ordering::Relaxed);
                         if !ended.load(std::sync::atomic::Ordering::Relaxed) {
                             // The receiver is gone only when the run ended early.
                             let rendered =
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.render(release)));
-                            let _ = sender.send((index, rendered));
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.render(&batch)));
+                            let _ = sender.send((index, count, rendered));
                         }
                     });
                     *in_flight += 1;
-                    true
+                    count
                 }
                 Some((index, Place::Kept(release))) => {
                     ready.insert(index, Ready::Kept(*release));
-                    true
+                    1
                 }
-                None => false,
+                None => 0,
+            };
+            // What a batch sent, each release in its place; a panic in the first one's, where
+            // the run raises it again before it would reach the others.
+            let receive = |ready: &mut BTreeMap<usize, Ready>, (first, count, rendered): Sent| match rendered {
+                Ok(rendered) => ready.extend((first..).zip(rendered).map(|(at, r)| (at, Ready::Rendered(Ok(r))))),
+                Err(panic) => {
+                    ready.insert(first, Ready::Rendered(Err(panic)));
+                    let never = || Ready::Rendered(Err(Box::new("a release of a batch that panicked")));
+                    ready.extend((first + 1..first + count).map(|at| (at, never())));
+                }
             };
             let mut run = || -> Result<Option<()>> {
                 while next < total {
-                    while started < next + ahead && start(&mut ready, &mut in_flight) {
-                        started += 1;
+                    while started < next + ahead {
+                        match start(&mut ready, &mut in_flight) {
+                            0 => break,
+                            count => started += count,
+                        }
                     }
                     // The next release in order, then every release after it that is ready too.
                     while !ready.contains_key(&next) || (whole && ready.len() < total - next) {
                         let idle =
                             in_flight < threads && WAITING_FOR_A_THREAD.load(std::sync::atomic::Ordering::Relaxed) == 0;
-                        if idle && started < next + furthest && start(&mut ready, &mut in_flight) {
-                            started += 1;
-                            continue;
+                        if idle && started < next + furthest {
+                            let count = start(&mut ready, &mut in_flight);
+                            started += count;
+                            if count > 0 {
+                                continue;
+                            }
                         }
-                        let (index, rendered) = receiver.recv().expect("the run keeps a sender while it waits");
+                        let sent = receiver.recv().expect("the run keeps a sender while it waits");
                         in_flight -= 1;
-                        ready.insert(index, Ready::Rendered(rendered));
+                        receive(&mut ready, sent);
                     }
-                    while let Ok((index, rendered)) = receiver.try_recv() {
+                    while let Ok(sent) = receiver.try_recv() {
                         in_flight -= 1;
-                        ready.insert(index, Ready::Rendered(rendered));
+                        receive(&mut ready, sent);
                     }
                     let mut to_render: Vec<(usize, RenderedRelease)> = Vec::new();
                     let mut kept: Vec<Finished> = Vec::new();

@@ -230,20 +230,39 @@ pub(super) fn chart_crds<'a>(
     Ok(crds)
 }
 
-/// A release's objects: its chart's CRDs (`crds`), then its templates rendered.
-pub(super) fn render_chart(
-    engine: &Engine,
-    chart: &Chart,
-    crds: &[Manifest],
-    release: &Release,
-    (context, shared): (&minijinja::Value, (u64, &minijinja::Value)),
-) -> Result<Vec<Manifest>> {
-    let mut manifests: Vec<Manifest> =
-        crds.iter().map(|crd| Manifest { release: release.name.clone(), ..crd.clone() }).collect();
-    let templates: Vec<&Path> = chart.templates.iter().filter(|t| !t.is_partial()).map(|t| t.path.as_path()).collect();
-    let render = ReleaseRender { release: &release.name, templates: &templates, context, shared };
-    engine.render_release(&render, &mut |path, text| {
-        parse_objects(path, &text, release, "rendered output", &mut manifests)
-    })?;
-    Ok(manifests)
+/// A release of a weaver chart, ready to render: its chart, the chart's CRDs, its own part of
+/// the context and the chart's shared part.
+pub(super) struct ChartRelease<'a> {
+    pub(super) chart: &'a Chart,
+    pub(super) crds: &'a [Manifest],
+    pub(super) release: &'a Release,
+    pub(super) context: minijinja::Value,
+    pub(super) shared: (u64, &'a minijinja::Value),
+}
+
+/// Each release's objects: its chart's CRDs, then its templates rendered; the releases
+/// rendered together ([`Engine::render_releases`]), each its own result.
+pub(super) fn render_charts(engine: &Engine, releases: &[ChartRelease<'_>]) -> Vec<Result<Vec<Manifest>>> {
+    let templates: Vec<Vec<&Path>> = releases
+        .iter()
+        .map(|r| r.chart.templates.iter().filter(|t| !t.is_partial()).map(|t| t.path.as_path()).collect())
+        .collect();
+    let renders: Vec<ReleaseRender> = releases
+        .iter()
+        .zip(&templates)
+        .map(|(r, templates)| ReleaseRender {
+            release: &r.release.name,
+            templates,
+            context: &r.context,
+            shared: r.shared,
+        })
+        .collect();
+    let mut manifests: Vec<Vec<Manifest>> = releases
+        .iter()
+        .map(|r| r.crds.iter().map(|crd| Manifest { release: r.release.name.clone(), ..crd.clone() }).collect())
+        .collect();
+    let results = engine.render_releases(&renders, &mut |at, path, text| {
+        parse_objects(path, &text, releases[at].release, "rendered output", &mut manifests[at])
+    });
+    results.into_iter().zip(manifests).map(|(result, manifests)| result.map(|()| manifests)).collect()
 }

@@ -94,27 +94,33 @@ impl Engine {
         self.workers.as_ref()
     }
 
-    /// The release's templates rendered, in order, all within the one `--max-rendered-bytes`
-    /// bound; each text handed to `take` as it is rendered (whose error stops the render), in
-    /// this process or in a worker's.
-    pub fn render_release(
+    /// Each release's templates rendered, in order, all within the one `--max-rendered-bytes`
+    /// bound; each text handed to `take` with its release's place in `renders` as it is
+    /// rendered, in this process or in a worker's (a batch of releases a round trip). Each
+    /// release's result is its first error, a template's or `take`'s.
+    pub fn render_releases(
         &self,
-        render: &ReleaseRender<'_>,
-        take: &mut dyn FnMut(&Path, String) -> Result<()>,
-    ) -> Result<()> {
+        renders: &[ReleaseRender<'_>],
+        take: &mut dyn FnMut(usize, &Path, String) -> Result<()>,
+    ) -> Vec<Result<()>> {
         if let Some(workers) = &self.workers {
-            return workers.render(render, take);
+            return workers.render_releases(renders, take);
         }
-        let ReleaseRender { release, templates, context, shared: (_, shared) } = *render;
-        let context = ReleaseRender::whole_context(context.clone(), shared.clone());
-        let mut rendered_bytes = 0;
-        for template in templates {
-            let room = self.limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
-            let text = self.render(template, &context, room, release)?;
-            rendered_bytes += text.len();
-            take(template, text)?;
-        }
-        Ok(())
+        let render_release =
+            |at: usize, render: &ReleaseRender<'_>, take: &mut dyn FnMut(usize, &Path, String) -> Result<()>| {
+                let ReleaseRender { release, templates, context, shared: (_, shared) } = *render;
+                let context = ReleaseRender::whole_context(context.clone(), shared.clone());
+                let mut rendered_bytes = 0;
+                for template in templates {
+                    let room =
+                        self.limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
+                    let text = self.render(template, &context, room, release)?;
+                    rendered_bytes += text.len();
+                    take(at, template, text)?;
+                }
+                Ok(())
+            };
+        renders.iter().enumerate().map(|(at, render)| render_release(at, render, take)).collect()
     }
 
     /// `template` rendered for `release`, its output at most `room` bytes.

@@ -11,8 +11,9 @@
 //! `worker::serve`); a worker kept for the tenant's next render (`Isolation::kept`) is sent
 //! another when that render takes it. Then, for each
 //! release of a weaver chart, one `Request::Release` with its context and its templates, each
-//! answered in order, the answers written together (one round trip a release, not one a
-//! template); for a release of a Helm chart, the chart
+//! answered in order; a thread renders several such releases at once, their requests written
+//! together and followed by `Request::Flush`, and the worker writes their answers together (one
+//! round trip a batch of releases, not one a template or a release); for a release of a Helm chart, the chart
 //! (`Request::HelmChart`, once per worker) and a `Request::Helm` with the release's values.
 //! Each answer is a line of JSON (`Answer`), a text following it as that many raw
 //! bytes (bounded by what the release may still render); while a Helm chart renders, the worker
@@ -58,6 +59,10 @@ const HEADER_BYTES: usize = 1 << 20;
 const KEPT_RESIDENT_BYTES: u64 = 64 << 20;
 /// The most read from a worker at once.
 const READ_CHUNK: usize = 64 << 10;
+/// The most bytes of requests a batch of releases sent to a worker at once may be (less when
+/// the pipe holds less): all of a batch fits in the pipe, so the parent has written it before
+/// it reads the answers, and neither waits on the other.
+const BATCH_BYTES: usize = 32 << 10;
 
 /// The render's limits as the worker takes them: its deadline as the time left.
 #[derive(Serialize, Deserialize)]
@@ -126,8 +131,11 @@ pub(crate) enum Request<'a> {
     },
     /// A release's `templates` rendered in order with this context and the shared one of that
     /// number (given with the first release that has it), all within the render's bytes; an
-    /// answer each, until the first error.
+    /// answer each, until the first error, left in the worker's buffer for [`Request::Flush`].
     Release { release: String, context: WireContext, shared: (u64, Option<WireContext>), templates: Vec<PathBuf> },
+    /// The answers to the [`Request::Release`]s before it, written now: the parent waits for
+    /// them. A batch of releases is sent in one write and answered in one.
+    Flush,
 }
 
 /// A release's context as it crosses the pipe: its `files` (the chart's name and its files)
@@ -327,19 +335,118 @@ impl Workers {
         Workers { isolation: isolation.clone(), limits: limits.clone(), templates, idle: Mutex::default() }
     }
 
-    /// A release's templates rendered by a worker, each text handed to `take` as it comes
-    /// (see [`Engine::render_release`](crate::engine::Engine::render_release)).
-    pub(crate) fn render(
+    /// Releases' templates rendered by workers, as many releases a worker as fit in a batch
+    /// ([`BATCH_BYTES`]): a round trip a batch, not a release. Each text is handed to `take`
+    /// with its release's place in `renders` as it comes (see
+    /// [`Engine::render_releases`](crate::engine::Engine::render_releases)). A release's result
+    /// is its first error: a template's, `take`'s, or its worker's end, after which the
+    /// releases after it go to another worker. A worker that ended in a batch (its memory
+    /// bound) may have held the answers of releases before the one that ended it: the batch's
+    /// releases not yet answered go again, one a worker, so that its error names that one.
+    pub(crate) fn render_releases(
         &self,
+        renders: &[ReleaseRender<'_>],
+        take: &mut dyn FnMut(usize, &Path, String) -> Result<()>,
+    ) -> Vec<Result<()>> {
+        let mut results: Vec<Result<()>> = Vec::with_capacity(renders.len());
+        // Those before this go one a batch.
+        let mut alone_until = 0;
+        while results.len() < renders.len() {
+            let first = results.len();
+            let mut worker = match self.take_worker(renders[first].release) {
+                Ok(worker) => worker,
+                Err(error) => {
+                    results.push(Err(error));
+                    continue;
+                }
+            };
+            let most = if first < alone_until { 1 } else { usize::MAX };
+            match self.render_batch(&mut worker, (renders, most), take, &mut results) {
+                Ok(()) => self.give_back(worker),
+                // Dropped: killed.
+                Err((_, sent)) if sent > 1 && self.limits.stop_reason().is_none() => alone_until = first + sent,
+                Err((ended, _)) => {
+                    let error = self.ended(worker, ended, renders[results.len()].release);
+                    results.push(Err(error));
+                }
+            }
+        }
+        results
+    }
+
+    /// The next batch of `renders` (at most `most` of them, from the first without a result)
+    /// sent to `worker`, and its releases' results pushed on `results` as their answers are
+    /// read; `Err` when the worker ended before the next release's answers, with how many
+    /// releases the batch had.
+    fn render_batch(
+        &self,
+        worker: &mut Worker,
+        (renders, most): (&[ReleaseRender<'_>], usize),
+        take: &mut dyn FnMut(usize, &Path, String) -> Result<()>,
+        results: &mut Vec<Result<()>>,
+    ) -> std::result::Result<(), (Ended, usize)> {
+        let first = results.len();
+        // Each release of the batch: sent, or why its request could not be made.
+        let mut batch: Vec<Result<()>> = Vec::new();
+        let mut requests = Vec::new();
+        for render in renders[first..].iter().take(most) {
+            let request = match release_request(render, !worker.shared.contains(&render.shared.0)) {
+                Ok(request) => request,
+                Err(error) => {
+                    batch.push(Err(error));
+                    continue;
+                }
+            };
+            if !requests.is_empty() && requests.len() + request.len() + 1 > worker.batch_bytes {
+                break;
+            }
+            worker.shared.insert(render.shared.0);
+            requests.extend_from_slice(request.as_bytes());
+            requests.push(b'\n');
+            batch.push(Ok(()));
+        }
+        requests.extend_from_slice(&serde_json::to_vec(&Request::Flush).expect("a unit variant serializes"));
+        requests.push(b'\n');
+        let sent = batch.len();
+        worker.stdin.write_all(&requests).map_err(|_| (Ended::Closed, sent))?;
+        for (at, request) in (first..).zip(batch) {
+            let render = &renders[at];
+            results.push(match request {
+                Ok(()) => self
+                    .read_release(worker, render, &mut |template, text| take(at, template, text))
+                    .map_err(|ended| (ended, sent))?,
+                Err(error) => Err(error),
+            });
+        }
+        Ok(())
+    }
+
+    /// The answers to a release's [`Request::Release`], each text handed to `take` until the
+    /// first error (the worker's, or `take`'s: the answers after that are read and dropped).
+    fn read_release(
+        &self,
+        worker: &mut Worker,
         render: &ReleaseRender<'_>,
         take: &mut dyn FnMut(&Path, String) -> Result<()>,
-    ) -> Result<()> {
-        let ReleaseRender { release, templates, .. } = *render;
-        self.with_worker(release, |worker| {
-            let release_request = release_request(render, !worker.shared.contains(&render.shared.0))?;
-            worker.shared.insert(render.shared.0);
-            self.render_with(worker, &release_request, templates, take)
-        })
+    ) -> std::result::Result<Result<()>, Ended> {
+        let mut outcome = Ok(());
+        let mut rendered_bytes = 0;
+        for template in render.templates {
+            let room = self.limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
+            let text = match worker.answer(Some(room.unwrap_or(usize::MAX)), &self.limits, Answers::default()) {
+                Ok(text) => text.ok_or(Ended::Closed)?,
+                // The worker answers nothing more of this release.
+                Err(Step::Failed(error)) => return Ok(outcome.and(Err(error))),
+                Err(Step::Ended(ended)) => return Err(ended),
+            };
+            rendered_bytes += text.len();
+            if outcome.is_ok() {
+                outcome = String::from_utf8(text)
+                    .map_err(|_| Error::at(Location::file(template), "the rendered output is not UTF-8".to_string()))
+                    .and_then(|text| take(template, text));
+            }
+        }
+        Ok(outcome)
     }
 
     /// A release of a Helm chart rendered by a worker, as [`weaver_helm::render`] renders it in
@@ -455,56 +562,37 @@ impl Workers {
         release: &str,
         render: impl FnOnce(&mut Worker) -> std::result::Result<T, Step>,
     ) -> Result<T> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut worker = match idle {
-            Some(worker) => worker,
-            // A render that must stop takes and starts no worker.
-            None => match self.limits.stop_reason() {
-                Some(why) => return Err(self.limits.stopped(release, why)),
-                None => match self.kept() {
-                    Some(worker) => worker,
-                    None => self.start()?,
-                },
-            },
-        };
+        let mut worker = self.take_worker(release)?;
         match render(&mut worker) {
             Err(Step::Ended(ended)) => Err(self.ended(worker, ended, release)),
-            // Dropped: killed.
-            Err(Step::Abandoned(error)) => Err(error),
             rendered => {
-                self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(worker);
+                self.give_back(worker);
                 rendered.map_err(|step| match step {
                     Step::Failed(error) => error,
-                    Step::Ended(_) | Step::Abandoned(_) => unreachable!("matched above"),
+                    Step::Ended(_) => unreachable!("matched above"),
                 })
             }
         }
     }
 
-    fn render_with(
-        &self,
-        worker: &mut Worker,
-        release_request: &str,
-        templates: &[&Path],
-        take: &mut dyn FnMut(&Path, String) -> Result<()>,
-    ) -> std::result::Result<(), Step> {
-        worker.send(release_request).map_err(|_| Ended::Closed)?;
-        let mut rendered_bytes = 0;
-        for (at, template) in templates.iter().enumerate() {
-            let room = self.limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
-            let text = worker.answer(Some(room.unwrap_or(usize::MAX)), &self.limits, Answers::default())?;
-            let text = text.ok_or(Step::Ended(Ended::Closed))?;
-            rendered_bytes += text.len();
-            // The worker renders the templates after this one whatever this one's fate: what
-            // it still writes is not read, so it goes.
-            let more = at + 1 < templates.len();
-            let failed = |error| if more { Step::Abandoned(error) } else { Step::Failed(error) };
-            let text = String::from_utf8(text).map_err(|_| {
-                failed(Error::at(Location::file(template), "the rendered output is not UTF-8".to_string()))
-            })?;
-            take(template, text).map_err(failed)?;
+    /// An idle worker of this render, else one kept from the tenant's last, else one started;
+    /// none once the render must stop (its error names `release`).
+    fn take_worker(&self, release: &str) -> Result<Worker> {
+        if let Some(worker) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(worker);
         }
-        Ok(())
+        match self.limits.stop_reason() {
+            Some(why) => Err(self.limits.stopped(release, why)),
+            None => match self.kept() {
+                Some(worker) => Ok(worker),
+                None => self.start(),
+            },
+        }
+    }
+
+    /// `worker`, done with what it was taken for, for the render's next.
+    fn give_back(&self, worker: Worker) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(worker);
     }
 
     fn start(&self) -> Result<Worker> {
@@ -678,13 +766,11 @@ impl Abort {
     }
 }
 
-/// Why a release's render in a worker stopped: the worker ended, or the release failed (a
-/// template's error, or what `take` refused), the worker still good, or failed with answers
-/// of the worker left unread (the worker is not used again).
+/// Why a render in a worker stopped: the worker ended, or the render failed (a template's
+/// error), the worker still good.
 enum Step {
     Ended(Ended),
     Failed(Error),
-    Abandoned(Error),
 }
 
 impl From<Ended> for Step {
@@ -695,12 +781,10 @@ impl From<Ended> for Step {
 
 /// The request for a release's render: its context but the shared part, and that too if `first`
 /// (the worker has not been sent it).
-fn release_request(render: &ReleaseRender<'_>, first: bool) -> std::result::Result<String, Step> {
+fn release_request(render: &ReleaseRender<'_>, first: bool) -> Result<String> {
     let ReleaseRender { release, templates, context, shared: (id, shared) } = *render;
     let unserializable = |err: &dyn std::fmt::Display| {
-        Step::Failed(Error::new(format!(
-            "the context of release `{release}` cannot be sent to its render worker: {err}"
-        )))
+        Error::new(format!("the context of release `{release}` cannot be sent to its render worker: {err}"))
     };
     let wire = |context: &minijinja::Value| {
         let mut map = serde_json::Map::new();
@@ -713,7 +797,7 @@ fn release_request(render: &ReleaseRender<'_>, first: bool) -> std::result::Resu
             }
             map.insert(key.to_string(), serde_json::to_value(&value).map_err(|err| unserializable(&err))?);
         }
-        Ok::<_, Step>(WireContext { context: map, files })
+        Ok::<_, Error>(WireContext { context: map, files })
     };
     let own = wire(context)?;
     let shared = (id, if first { Some(wire(shared)?) } else { None });
@@ -746,10 +830,16 @@ struct Worker {
     /// The capabilities (their address in this process) of the last Helm release of this
     /// render it was sent.
     capabilities: Option<usize>,
+    /// The most bytes of requests a batch sent to it may be: [`BATCH_BYTES`], or half of what
+    /// its pipe holds if that is less.
+    batch_bytes: usize,
 }
 
 impl Worker {
     fn new(child: Child, stdin: ChildStdin, stdout: ChildStdout) -> Worker {
+        // SAFETY: fcntl only reads the pipe's size.
+        let pipe_bytes = unsafe { libc::fcntl(stdin.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        let batch_bytes = usize::try_from(pipe_bytes).map_or(0, |bytes| bytes / 2).min(BATCH_BYTES);
         Worker {
             child,
             stdin,
@@ -759,6 +849,7 @@ impl Worker {
             charts: VecDeque::new(),
             shared: HashSet::new(),
             capabilities: None,
+            batch_bytes,
         }
     }
 

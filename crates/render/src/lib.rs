@@ -18,7 +18,7 @@ pub mod worker;
 
 use ahead::Place;
 pub use ahead::{Finished, chunk_releases, render_in_chunks};
-use charts::{HelmCharts, chart_crds, render_chart, render_helm};
+use charts::{ChartRelease, HelmCharts, chart_crds, render_charts, render_helm};
 use engine::Engine;
 use kustomizations::render_kustomization;
 pub use kustomizations::substitute_from_variables;
@@ -226,23 +226,49 @@ fn with_run<T>(
 }
 
 impl Run<'_> {
-    /// Renders `release` (templates only: no scopes, patches or labels yet).
-    fn render(&self, release: &Release) -> Result<RenderedRelease> {
+    /// Renders `releases` (templates only: no scopes, patches or labels yet), each its own
+    /// result; those of weaver charts together, a batch a round trip when a worker renders them.
+    fn render(&self, releases: &[&Release]) -> Vec<Result<RenderedRelease>> {
+        let mut results: Vec<Option<Result<RenderedRelease>>> = Vec::with_capacity(releases.len());
+        let (mut places, mut charted) = (Vec::new(), Vec::new());
+        for (at, release) in releases.iter().enumerate() {
+            results.push(match self.begin(release) {
+                Ok(Begun::Rendered(rendered)) => Some(Ok(*rendered)),
+                Ok(Begun::Chart(chart_release)) => {
+                    places.push(at);
+                    charted.push(chart_release);
+                    None
+                }
+                Err(error) => Some(Err(error)),
+            });
+        }
+        for ((at, chart_release), manifests) in
+            places.into_iter().zip(&charted).zip(render_charts(&self.engine, &charted))
+        {
+            let chart = chart_release.chart;
+            let chart_meta = ChartMeta {
+                name: chart.name.clone(),
+                version: chart.version.clone(),
+                app_version: chart.app_version.clone(),
+            };
+            results[at] = Some(
+                manifests
+                    .map(|manifests| rendered_release(releases[at], true, Some(chart_meta), manifests, Vec::new())),
+            );
+        }
+        results.into_iter().map(|result| result.expect("every release has a result")).collect()
+    }
+
+    /// Whether `release` renders a weaver chart's templates, which render in batches.
+    fn is_weaver_chart(&self, release: &Release) -> bool {
+        release.installed && release.kustomize.is_none() && !self.helm.is_helm_chart(&release.chart)
+    }
+
+    /// `release` rendered, but for the templates of a weaver chart: what they are rendered with.
+    fn begin<'r>(&'r self, release: &'r Release) -> Result<Begun<'r>> {
         let (project, env, cluster, secrets) = (self.project, self.env, self.cluster, self.secrets);
-        let rendered = |installed, chart_meta, manifests, warnings| RenderedRelease {
-            name: release.name.clone(),
-            namespace: release.namespace.clone(),
-            chart: release.chart.clone(),
-            chart_meta,
-            installed,
-            manifests,
-            hooks: Vec::new(),
-            warnings,
-            ignore_differences: release.ignore_differences.clone(),
-            values: release.values.clone(),
-        };
         if !release.installed {
-            return Ok(rendered(false, None, Vec::new(), Vec::new()));
+            return Ok(Begun::Rendered(Box::new(rendered_release(release, false, None, Vec::new(), Vec::new()))));
         }
         // Checked before each release: a kustomization's, values' and validation's work sees no
         // template's check, and must not run past the render's time.
@@ -251,7 +277,7 @@ impl Run<'_> {
         }
         if let Some(dir) = &release.kustomize {
             let manifests = render_kustomization(project, release, dir, secrets, self.engine.workers())?;
-            return Ok(rendered(true, None, manifests, Vec::new()));
+            return Ok(Begun::Rendered(Box::new(rendered_release(release, true, None, manifests, Vec::new()))));
         }
         if self.helm.is_helm_chart(&release.chart) {
             let chart = self.helm.get(project, env, release, &secrets.charts);
@@ -273,7 +299,14 @@ impl Run<'_> {
                 version: metadata.version.clone(),
                 app_version: metadata.app_version.clone(),
             };
-            return Ok(rendered(true, Some(chart_meta), manifests, chart.warnings.clone()));
+            let warnings = chart.warnings.clone();
+            return Ok(Begun::Rendered(Box::new(rendered_release(
+                release,
+                true,
+                Some(chart_meta),
+                manifests,
+                warnings,
+            ))));
         }
         let chart = &self.chart_contexts[release.chart.as_str()];
         let values = release_values(project, env, release, &chart.chart, secrets, self.engine.workers())?;
@@ -284,15 +317,13 @@ impl Run<'_> {
             values => serde_value(&values),
             release => minijinja::context! { name => &release.name, namespace => &release.namespace, environment => &env.name, chart => &release.chart },
         };
-        let shared = (chart.shared.0, &chart.shared.1);
-        let manifests =
-            render_chart(&self.engine, &chart.chart, &self.crds[release.chart.as_str()], release, (&context, shared))?;
-        let chart_meta = ChartMeta {
-            name: chart.chart.name.clone(),
-            version: chart.chart.version.clone(),
-            app_version: chart.chart.app_version.clone(),
-        };
-        Ok(rendered(true, Some(chart_meta), manifests, Vec::new()))
+        Ok(Begun::Chart(ChartRelease {
+            chart: &chart.chart,
+            crds: &self.crds[release.chart.as_str()],
+            release,
+            context,
+            shared: (chart.shared.0, &chart.shared.1),
+        }))
     }
 
     /// A Helm chart's hooks apart from its objects. Told apart after the release's patches,
@@ -309,6 +340,36 @@ impl Run<'_> {
 
     fn chart_crds(&self) -> Vec<&Value> {
         self.crds.values().flatten().map(|m| &m.object).collect()
+    }
+}
+
+/// A release as [`Run::begin`] leaves it: rendered, or a weaver chart's to render with others.
+enum Begun<'r> {
+    /// Boxed: a rendered release is large.
+    Rendered(Box<RenderedRelease>),
+    Chart(ChartRelease<'r>),
+}
+
+/// A release's render before its scopes, patches and labels: these `manifests`, made of
+/// `chart_meta`'s chart.
+fn rendered_release(
+    release: &Release,
+    installed: bool,
+    chart_meta: Option<ChartMeta>,
+    manifests: Vec<Manifest>,
+    warnings: Vec<String>,
+) -> RenderedRelease {
+    RenderedRelease {
+        name: release.name.clone(),
+        namespace: release.namespace.clone(),
+        chart: release.chart.clone(),
+        chart_meta,
+        installed,
+        manifests,
+        hooks: Vec::new(),
+        warnings,
+        ignore_differences: release.ignore_differences.clone(),
+        values: release.values.clone(),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 /// A release's templates and the context they are rendered in: what
-/// [`Engine::render_release`](crate::engine::Engine::render_release) renders.
+/// [`Engine::render_releases`](crate::engine::Engine::render_releases) renders.
 #[derive(Clone, Copy)]
 pub struct ReleaseRender<'a> {
     /// The release's name, as errors and limits name it.

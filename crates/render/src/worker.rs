@@ -37,8 +37,9 @@ impl Pipes {
         self.output.flush()
     }
 
-    /// [`Pipes::answer`] left in the buffer, for the answer that follows to take with it: a
-    /// release's templates reach the parent in one write, which wakes it once.
+    /// [`Pipes::answer`] left in the buffer until [`Request::Flush`], for the answers that
+    /// follow to take with them: a batch of releases reaches the parent in one write, which
+    /// wakes it once.
     fn write(&mut self, answer: &Answer, text: Option<&[u8]>) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.output, answer)?;
         self.output.write_all(b"\n")?;
@@ -121,6 +122,10 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
                 render_release(&engine, (&release, context), &templates, &limits, &pipes)?;
                 continue;
             }
+            Request::Flush => {
+                pipes.lock().unwrap_or_else(PoisonError::into_inner).output.flush()?;
+                continue;
+            }
         };
         pipes.lock().unwrap_or_else(PoisonError::into_inner).answer(&answer, text.as_deref())?;
     }
@@ -128,7 +133,7 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
 }
 
 /// A release's templates rendered here in order, all within the render's bytes, each answered
-/// until the first error; the answers reach the parent together, at the release's end.
+/// until the first error; the answers reach the parent with its batch's, at [`Request::Flush`].
 fn render_release(
     engine: &weaver_core::error::Result<Engine>,
     (release, context): (&str, minijinja::Value),
@@ -137,7 +142,7 @@ fn render_release(
     pipes: &Mutex<Pipes>,
 ) -> std::io::Result<()> {
     let mut rendered_bytes = 0;
-    for (at, template) in templates.iter().enumerate() {
+    for template in templates {
         let room = limits.max_rendered_bytes.as_ref().map(|bound| bound.value.saturating_sub(rendered_bytes));
         let rendered = match engine {
             Ok(engine) => engine.render(template, &context, room, release),
@@ -147,14 +152,10 @@ fn render_release(
         match rendered {
             Ok(text) => {
                 rendered_bytes += text.len();
-                let answer = Answer { length: Some(text.len()), ..Answer::default() };
-                match at + 1 == templates.len() {
-                    true => pipes.answer(&answer, Some(text.as_bytes()))?,
-                    false => pipes.write(&answer, Some(text.as_bytes()))?,
-                }
+                pipes.write(&Answer { length: Some(text.len()), ..Answer::default() }, Some(text.as_bytes()))?;
             }
             Err(error) => {
-                return pipes.answer(&Answer { error: Some(WireError::from(&error)), ..Answer::default() }, None);
+                return pipes.write(&Answer { error: Some(WireError::from(&error)), ..Answer::default() }, None);
             }
         }
     }

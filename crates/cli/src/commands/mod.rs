@@ -500,7 +500,12 @@ pub fn run(mut cli: Cli) -> ExitCode {
 /// `weaver render-worker`: serves the render that started it until its stdin ends (see
 /// `weaver_render::isolated`).
 fn render_worker() -> weaver_core::error::Result<ExitCode> {
-    let (input, output) = (std::io::BufReader::new(std::io::stdin()), std::io::BufWriter::new(std::io::stdout()));
+    // A batch of releases' answers, written together (one wake of the parent), up to this.
+    const WORKER_OUTPUT_BYTES: usize = 256 << 10;
+    let (input, output) = (
+        std::io::BufReader::new(std::io::stdin()),
+        std::io::BufWriter::with_capacity(WORKER_OUTPUT_BYTES, std::io::stdout()),
+    );
     weaver_render::worker::serve(Box::new(input), Box::new(output))
         .map_err(|err| Error::new(format!("render-worker: {err}")))?;
     Ok(ExitCode::SUCCESS)

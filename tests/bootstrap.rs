@@ -226,6 +226,73 @@ fn bootstrap_refuses_keys_that_cannot_write_then_weaver_applies_itself_from_git(
         }
     });
 
+    // A team's app, connected by one command: its Secrets made in the cluster (in a namespace
+    // made already, here by the harness, which removes it), its release pushed to weaver's
+    // environment, which the controller applies to itself.
+    let shop = cluster.namespace("shop");
+    for (kind, name, namespace) in [
+        ("ClusterRole", format!("{shop}-shop"), None),
+        ("ClusterRoleBinding", format!("{shop}-shop"), None),
+        ("Role", format!("{shop}-shop-lock"), Some("kube-system")),
+        ("RoleBinding", format!("{shop}-shop-lock"), Some("kube-system")),
+    ] {
+        let mut object =
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": {"name": name}});
+        if let Some(namespace) = namespace {
+            object["metadata"]["namespace"] = json!(namespace);
+        }
+        cluster.delete_later(&object);
+    }
+    const SHOP_TOKEN: &str = "shop-read-token-5e1d";
+    let shop_token = repo.path().join("shop-token");
+    std::fs::write(&shop_token, format!("{SHOP_TOKEN}\n")).unwrap();
+    let tenant = [
+        &["tenant", "add", "shop", "-n", &shop, "--controller-namespace", &ns][..],
+        &["--source-url", "https://git.example.org/acme/shop.git", "--source-path", "deploy", "--environment", "prod"],
+        &["--token-file", shop_token.to_str().unwrap()],
+    ]
+    .concat();
+    let added = repo.weaver_on(&cluster, &tenant);
+    assert_eq!(added.code, 0, "{added:?}");
+    let with_tenant = remote.main();
+    assert_ne!(with_tenant, pushed, "{added:?}");
+    assert!(added.stderr.contains(&format!("/hook/{shop}/shop")), "{added:?}");
+    assert!(added.stderr.contains(&format!("kubectl -n {shop} get secret shop-webhook")), "{added:?}");
+    let webhook =
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shop-webhook", "namespace": shop}});
+    let token = cluster.get(&webhook).expect("the webhook's Secret")["data"]["token"].as_str().unwrap().to_string();
+    use base64::Engine;
+    let token = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(token).unwrap()).unwrap();
+    for output in [&added.stdout, &added.stderr] {
+        assert!(!output.contains(SHOP_TOKEN) && !output.contains(&token), "{output}");
+    }
+    let shop_sync = json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync", "metadata": {"name": "shop", "namespace": shop}});
+    eventually("the controller applies the tenant's release to itself", || {
+        let applied = cluster.get(&environment_sync(&ns)).ok_or("no EnvironmentSync")?;
+        if applied["status"]["lastAppliedRevision"] != with_tenant {
+            return Err(format!("at {}", applied["status"]["lastAppliedRevision"]));
+        }
+        let sync = cluster.get(&shop_sync).ok_or("no EnvironmentSync shop")?;
+        let source = json!({"url": "https://git.example.org/acme/shop.git", "ref": {"branch": "main"}, "path": "deploy", "secretRef": {"name": "shop-git"}});
+        match (&sync["spec"]["source"], &sync["spec"]["environments"], &sync["spec"]["webhook"]) {
+            (s, e, w)
+                if *s == source && *e == json!(["prod"]) && *w == json!({"secretRef": {"name": "shop-webhook"}}) =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let account =
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "shop", "namespace": shop}});
+    assert!(cluster.get(&account).is_some(), "the tenant's account");
+    // Again: nothing written.
+    let again = repo.weaver_on(&cluster, &tenant);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stderr.contains("nothing to write"), "{again:?}");
+    assert_eq!(remote.main(), with_tenant);
+    remote.pull();
+
     // Another path holding files weaver did not write is refused, naming them.
     std::fs::create_dir_all(remote.work().join("clusters/other")).unwrap();
     std::fs::write(remote.work().join("clusters/other/app.yaml"), "kind: ConfigMap\n").unwrap();

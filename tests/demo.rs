@@ -113,7 +113,7 @@ fn apply_installs_the_operator_and_its_tenants_in_one_run_and_the_operator_syncs
     assert_eq!(
         live["spec"],
         json!({"source": {"url": url, "ref": {"branch": "main"}}, "environments": ["staging"],
-               "serviceAccountName": "staging-sync", "interval": "5m", "approval": "Automatic",
+               "serviceAccountName": "staging-sync", "interval": "1m", "approval": "Automatic",
                "decryption": {"secretRef": {"name": "staging-age"}}, "webhook": {"secretRef": {"name": "staging-hook"}}}),
     );
 

@@ -158,6 +158,9 @@ pub enum Command {
     /// Make a cluster run weaver from your repository: write weaver's chart and environment under --path, push, install, and wait until weaver applies itself from git (a second run changes nothing; a newer binary upgrades)
     #[command(after_help = BOOTSTRAP_EXAMPLES)]
     Bootstrap(BootstrapArgs),
+    /// Connect a team's repository to the controller weaver bootstrap made (its namespace, Secrets and EnvironmentSync, through git)
+    #[command(subcommand, after_help = TENANT_EXAMPLES)]
+    Tenant(TenantCommand),
     /// Move weaver's custom resources to the API version v1beta1: in the cluster (objects stored again, the CRDs' storedVersions narrowed), or in manifests with -f (exit 2 when something moved)
     #[command(after_help = MIGRATE_EXAMPLES)]
     Migrate(MigrateArgs),
@@ -275,24 +278,8 @@ pub struct BootstrapArgs {
     /// The controller's namespace
     #[arg(short, long, value_name = "NAMESPACE", default_value = weaver_engine::action::install::DEFAULT_NAMESPACE)]
     pub namespace: String,
-    /// An ssh deploy key with write access to the repository (an unencrypted ed25519 or ECDSA key, OpenSSH or PEM)
-    #[arg(long, value_name = "FILE", conflicts_with = "token_file")]
-    pub private_key_file: Option<PathBuf>,
-    /// Write a new ed25519 deploy key to --private-key-file, which must not exist yet, and print its public key: add it to the repository with write access, then run weaver bootstrap again without this flag
-    #[arg(long, requires = "private_key_file")]
-    pub generate_key: bool,
-    /// The ssh server's host keys, as known_hosts lines (default: the key the server shows, printed with its fingerprint)
-    #[arg(long, value_name = "FILE")]
-    pub known_hosts: Option<PathBuf>,
-    /// An https token with write access (its first line)
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// The user name sent with --token-file
-    #[arg(long, value_name = "NAME", default_value = "git")]
-    pub username: String,
-    /// The https server's CA certificates (PEM), when no public CA signed its certificate
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub access: GitAccessArgs,
     /// Reinstall a cluster from the repository as it is, writing nothing to git
     #[arg(long)]
     pub recover: bool,
@@ -310,6 +297,86 @@ pub struct BootstrapArgs {
     pub output: ListFormat,
     #[command(flatten)]
     pub target: InstallTargetArgs,
+}
+
+/// How a repository is reached: weaver's own (`weaver bootstrap`, which writes to it) or a
+/// tenant's (`weaver tenant add`, which the tenant's EnvironmentSync reads).
+#[derive(Debug, Args)]
+pub struct GitAccessArgs {
+    /// An ssh deploy key of the repository (an unencrypted ed25519 or ECDSA key, OpenSSH or PEM): with write access for bootstrap, read access for a tenant
+    #[arg(long, value_name = "FILE", conflicts_with = "token_file")]
+    pub private_key_file: Option<PathBuf>,
+    /// Write a new ed25519 deploy key to --private-key-file, which must not exist yet, and print its public key: add it to the repository (with write access for bootstrap, then run it again without this flag)
+    #[arg(long, requires = "private_key_file")]
+    pub generate_key: bool,
+    /// The ssh server's host keys, as known_hosts lines (default: the key the server shows, printed with its fingerprint)
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// An https token (its first line): with write access for bootstrap, read access for a tenant
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The user name sent with --token-file
+    #[arg(long, value_name = "NAME", default_value = "git")]
+    pub username: String,
+    /// The https server's CA certificates (PEM), when no public CA signed its certificate
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+const TENANT_EXAMPLES: &str = "Examples:
+  weaver tenant add shop --source-url ssh://git@github.com/acme/shop.git --environment prod --private-key-file shop-key --age-key-file shop.agekey
+  weaver tenant add shop --source-url https://github.com/acme/shop.git --source-path deploy --environment staging --environment prod";
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Connect a team's repository to the controller weaver bootstrap made: the tenant's namespace and Secrets in the cluster, and a release of charts/environment-sync (its ServiceAccount, RBAC and EnvironmentSync) pushed to the controller's environment, which the controller then applies (a second run writes nothing)
+    #[command(after_help = TENANT_EXAMPLES)]
+    Add(TenantAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TenantAddArgs {
+    /// The tenant's name: its release's, ServiceAccount's and EnvironmentSync's
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The tenant's namespace: its EnvironmentSync's and Secrets', where its environments deploy [default: NAME]
+    #[arg(short, long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The controller's namespace: its EnvironmentSync `weaver` names the repository, branch and path weaver runs from, and its Secret the credentials to push there
+    #[arg(long, value_name = "NAMESPACE", default_value = weaver_engine::action::install::DEFAULT_NAMESPACE)]
+    pub controller_namespace: String,
+    /// The tenant's repository: ssh://user@host/path, user@host:path or https://host/path
+    #[arg(long, value_name = "URL")]
+    pub source_url: String,
+    /// Its branch to apply
+    #[arg(long, value_name = "BRANCH", default_value = "main")]
+    pub source_branch: String,
+    /// The directory of its environments/ and charts/ in it [default: the top]
+    #[arg(long, value_name = "DIR")]
+    pub source_path: Option<String>,
+    /// An environment of it to keep applied (repeatable)
+    #[arg(long, value_name = "ENV", required = true)]
+    pub environment: Vec<String>,
+    /// How the tenant's repository is read [default: it is public]
+    #[command(flatten)]
+    pub access: GitAccessArgs,
+    /// The age identities its environments' secrets decrypt with (an age identity file)
+    #[arg(long, value_name = "FILE")]
+    pub age_key_file: Option<PathBuf>,
+    /// The commit's author
+    #[arg(long, value_name = "NAME", default_value = "weaver tenant add")]
+    pub author_name: String,
+    /// The commit's author's email
+    #[arg(long, value_name = "EMAIL", default_value = "weaver-bootstrap@localhost")]
+    pub author_email: String,
+    /// How long the git work may take
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]

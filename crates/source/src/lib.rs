@@ -215,6 +215,12 @@ impl fmt::Debug for FetchRequest {
     }
 }
 
+/// Checks `url` is one a fetch takes (https, ssh or `user@host:path`), before it is written
+/// anywhere: why it is not, its password redacted.
+pub fn check_url(url: &str) -> Result<(), String> {
+    SourceUrl::parse(url).map(|_| ())
+}
+
 /// Whether `url` is reached over ssh (`ssh://…` or scp-like `user@host:path`).
 pub fn is_ssh_url(url: &str) -> bool {
     SourceUrl::parse(url).is_ok_and(|url| url.scheme == Scheme::Ssh)

@@ -29,6 +29,7 @@ mod rollback;
 mod secrets;
 mod status;
 mod sync;
+mod tenant;
 mod ui;
 
 use std::io::{IsTerminal, Write};
@@ -38,7 +39,7 @@ use std::sync::Arc;
 use crate::cli::{
     ApplyFlags, ChartsCommand, Cli, ClusterArgs, ColorChoice, Command, EnvironmentArgs, GlobalArgs, IdentityArgs,
     ImagesCommand, OperatorCommand, RenderFlags, RenderLimitArgs, SecretsCommand, SelectArgs, SourceArgs, SyncCommand,
-    ValidateArgs, ValidateChoice,
+    TenantCommand, ValidateArgs, ValidateChoice,
 };
 use weaver_core::error::Error;
 use weaver_core::limits::{Bound, RenderLimits};
@@ -364,6 +365,7 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
         Command::Install(args) => (Some(&mut args.target.cluster), None),
         Command::Uninstall(args) => (Some(&mut args.cluster), None),
         Command::Bootstrap(args) => (Some(&mut args.target.cluster), None),
+        Command::Tenant(TenantCommand::Add(args)) => (Some(&mut args.cluster), None),
         Command::Promote(args) => (Some(&mut args.proposal.cluster), Some(&mut args.proposal.identity)),
         Command::Render(args) => (None, Some(&mut args.identity)),
         Command::Hydrate(args) => (None, Some(&mut args.identity)),
@@ -437,6 +439,7 @@ fn source_args(command: &mut Command) -> Option<&mut SourceArgs> {
         Command::Import(_) | Command::Report(_) | Command::Completions(_) | Command::Operator(_) => None,
         Command::Sync(_) | Command::Ui(_) | Command::Init(_) | Command::Check(_) | Command::Install(_) => None,
         Command::Uninstall(_) | Command::Bootstrap(_) | Command::Migrate(_) | Command::RenderWorker => None,
+        Command::Tenant(_) => None,
     }
 }
 
@@ -477,6 +480,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Install(args) => install::install(&ui, args),
         Command::Uninstall(args) => install::uninstall(&ui, args),
         Command::Bootstrap(args) => bootstrap::run(&ui, args),
+        Command::Tenant(TenantCommand::Add(args)) => tenant::add(&ui, args),
         Command::Promote(args) => promote::run(&cli.global, &ui, args),
         Command::Charts(command) => charts::run(&cli.global, &ui, command),
         Command::Images(command) => images::run(&cli.global, &ui, command),

@@ -8,7 +8,9 @@
 //! 3. the branch is fetched (read access) and a push started (write access): a key that may
 //!    not write is refused, naming the repository and what to grant, before anything else;
 //! 4. under `--path`, the weaver repository weaver runs itself from: `charts/weaver/` (the
-//!    chart built into this binary, so a newer binary upgrades it) and, the first time,
+//!    chart built into this binary, so a newer binary upgrades it), `charts/environment-sync/`
+//!    (the tenants' chart, of the same binary: `weaver tenant add` makes releases of it) and,
+//!    the first time,
 //!    `environments/weaver.yaml` (release `weaver`, whose values make its own EnvironmentSync);
 //!    a first bootstrap refuses a path holding files it did not write; committed and pushed
 //!    only when something changed;
@@ -30,7 +32,9 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
 use super::apply::{Applied, ApplyActionOptions, Settings, apply};
-use super::install::{CA_SECRET, CHART_DIR, ENVIRONMENT, RELEASE, SOURCE_SECRET, chart_files};
+use super::install::{
+    CA_SECRET, CHART_DIR, ENVIRONMENT, RELEASE, SOURCE_SECRET, TENANT_CHART_DIR, chart_files, tenant_chart_files,
+};
 use super::render::{IfEmpty, RenderOptions, Selection};
 use super::{Context, Keys, OnProgress, Progress, PruneReleases};
 use weaver_cluster::{Cluster, ConnectOptions};
@@ -98,43 +102,33 @@ pub struct Bootstrapped {
 /// Bootstraps (see the module's docs).
 pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>) -> Result<Bootstrapped> {
     let on = cx.on;
-    let path = weaver_path(&options.path)?;
+    let path = weaver_path("--path", &options.path)?;
     super::install::check_namespace(&options.namespace)?;
     // 1. The cluster, first: nothing is pushed to a repository for a cluster that is not there.
     let cluster = Cluster::connect(&options.connect).await?;
     let secret_kind = resolve(&cluster, "v1", "Secret")?;
     let existing = cluster.get(&secret_kind, Some(&options.namespace), SOURCE_SECRET).await?;
     // 2. Credentials.
-    let (credentials, credential_names) = credentials(options, existing.as_ref(), on).await?;
+    let given = GivenAccess {
+        url: &options.url,
+        access: &options.access,
+        known_hosts: options.known_hosts.as_ref(),
+        ca_file: options.ca_file.as_ref(),
+        secret: (format!("Secret {}/{SOURCE_SECRET}", options.namespace), existing.as_ref()),
+        write: !options.recover,
+    };
+    let (credentials, credential_names) = credentials(&given, on).await?;
     // 3. Read and write access.
-    let cache_dir = tempfile::tempdir().map_err(|e| Error::new(format!("cannot make a temporary directory: {e}")))?;
-    let budget =
-        weaver_source::Budget::new(weaver_source::CacheLimits { max_disk_bytes: u64::MAX, max_repositories: 4 });
-    let cache = Arc::new(GitCache::new(cache_dir.path().to_path_buf(), budget)?);
     let request = FetchRequest {
         url: options.url.clone(),
         reference: GitRef::Branch(options.branch.clone()),
-        credentials: credentials.clone(),
+        credentials,
         credential_names,
         ca_pem: options.ca_file.as_ref().map(|(_, pem)| pem.clone()),
         timeout: options.settings.timeout,
     };
-    let (git_cache, fetching) = (cache.clone(), request.clone());
-    let fetched = off_runtime(move || git_cache.fetch(&fetching)).await?.map_err(|err| match err.failure {
-        FetchFailure::AuthenticationFailed => access_error(options, &credentials, &err.to_string(), "read"),
-        FetchFailure::RefNotFound => Error::new(format!("{err}; nothing was written to the repository or the cluster"))
-            .with_help(format!(
-                "weaver bootstrap commits on an existing branch: push a first commit to {}",
-                options.branch
-            )),
-        _ => Error::new(format!("{err}; nothing was written to the repository or the cluster")),
-    })?;
-    if !options.recover {
-        let (git_cache, pushing, at) = (cache.clone(), request.clone(), fetched.clone());
-        off_runtime(move || git_cache.check_push(&at, &pushing))
-            .await?
-            .map_err(|err| access_error(options, &credentials, &err.to_string(), "write to"))?;
-    }
+    let branch = Branch::fetch(request, options.branch.clone(), !options.recover, "weaver bootstrap").await?;
+    let fetched = &branch.fetched;
     let access = if options.recover { "read access (--recover writes nothing)" } else { "read and write access" };
     on(Progress::Status(format!("{}: {access} on branch {}", weaver_source::redact_url(&options.url), options.branch)));
     // 4. The weaver repository under the path, committed and pushed when it changed.
@@ -184,22 +178,16 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>) -> Result<Bo
         }
     }
     if pushed {
-        let (git_cache, at, pushing) = (cache.clone(), fetched.clone(), commit.clone());
-        off_runtime(move || git_cache.push(&at, &request, &pushing, false)).await?.map_err(|err| {
-            Error::new(format!(
-                "pushing to branch {} of {}: {err}",
-                options.branch,
-                weaver_source::redact_url(&options.url)
-            ))
-        })?;
+        branch.push(&commit).await?;
         on(Progress::Status(format!("pushed {} to branch {}: {}", &commit[..12], options.branch, written.join(", "))));
     }
     // 5. The source Secret, in the cluster only.
+    let namespace = &options.namespace;
     let mut secret_written =
-        write_secret(&cluster, &secret_kind, options, SOURCE_SECRET, credentials.secret_data()).await?;
+        write_secret(&cluster, namespace, SOURCE_SECRET, branch.request.credentials.secret_data()).await?;
     if let Some((_, ca)) = &options.ca_file {
         let ca = BTreeMap::from([("ca.crt", String::from_utf8_lossy(ca).into_owned())]);
-        secret_written |= write_secret(&cluster, &secret_kind, options, CA_SECRET, ca).await?;
+        secret_written |= write_secret(&cluster, namespace, CA_SECRET, ca).await?;
     }
     // 6. Environment `weaver` of that commit, applied.
     let apply_options = ApplyActionOptions {
@@ -229,6 +217,58 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>) -> Result<Bo
     Ok(Bootstrapped { commit, pushed, written, secret_written, applied: Some(applied) })
 }
 
+/// A branch of a repository fetched into a cache of its own, to commit on and push: `weaver
+/// bootstrap`'s and `weaver tenant add`'s.
+pub(super) struct Branch {
+    cache: Arc<GitCache>,
+    pub(super) request: FetchRequest,
+    name: String,
+    pub(super) fetched: weaver_source::Fetched,
+    /// The cache's directory, removed with the branch, after the cache and its lease.
+    _dir: tempfile::TempDir,
+}
+
+impl Branch {
+    /// Fetches branch `name` of `request` and, when `write`, checks that its credentials may
+    /// push there: a refusal names the repository and what to grant, then to run `command`
+    /// again, before anything is written.
+    pub(super) async fn fetch(request: FetchRequest, name: String, write: bool, command: &str) -> Result<Branch> {
+        let dir = tempfile::tempdir().map_err(|e| Error::new(format!("cannot make a temporary directory: {e}")))?;
+        let budget =
+            weaver_source::Budget::new(weaver_source::CacheLimits { max_disk_bytes: u64::MAX, max_repositories: 4 });
+        let cache = Arc::new(GitCache::new(dir.path().to_path_buf(), budget)?);
+        let (git_cache, fetching) = (cache.clone(), request.clone());
+        let nothing = "nothing was written to the repository or the cluster";
+        let fetched = off_runtime(move || git_cache.fetch(&fetching)).await?.map_err(|err| match err.failure {
+            FetchFailure::AuthenticationFailed => access_error(&request, &name, &err.to_string(), "read", command),
+            FetchFailure::RefNotFound => Error::new(format!("{err}; {nothing}"))
+                .with_help(format!("{command} commits on an existing branch: push a first commit to {name}")),
+            _ => Error::new(format!("{err}; {nothing}")),
+        })?;
+        if write {
+            let (git_cache, pushing, at) = (cache.clone(), request.clone(), fetched.clone());
+            off_runtime(move || git_cache.check_push(&at, &pushing))
+                .await?
+                .map_err(|err| access_error(&request, &name, &err.to_string(), "write to", command))?;
+        }
+        Ok(Branch { cache, request, name, fetched, _dir: dir })
+    }
+
+    /// Pushes `commit`, a child of the fetched one, to the branch.
+    pub(super) async fn push(&self, commit: &str) -> Result<()> {
+        let (git_cache, at, request, pushing) =
+            (self.cache.clone(), self.fetched.clone(), self.request.clone(), commit.to_string());
+        off_runtime(move || git_cache.push(&at, &request, &pushing, false)).await?.map_err(|err| {
+            Error::new(format!(
+                "pushing to branch {} of {}: {err}",
+                self.name,
+                weaver_source::redact_url(&self.request.url)
+            ))
+        })?;
+        Ok(())
+    }
+}
+
 /// Whether the environment's plan against the cluster creates, changes and removes nothing: a
 /// plan reads only, where an apply takes the environment's lock (a write) before it plans.
 async fn nothing_to_apply(options: &ApplyActionOptions, cx: Context<'_>) -> Result<bool> {
@@ -246,14 +286,14 @@ async fn nothing_to_apply(options: &ApplyActionOptions, cx: Context<'_>) -> Resu
 
 /// Runs `work` on the blocking pool: git's transports run their own runtime, which may not be
 /// started from a task of this one.
-async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+pub(super) async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(work).await.map_err(|e| Error::new(format!("the git work stopped: {e}")))
 }
 
-/// `--path` as a directory inside the repository, in the shape `spec.source.path` takes
-/// (parts of letters, digits, `.`, `_` and `-`, none starting with `.`, joined by single `/`):
-/// checked before anything is written.
-fn weaver_path(path: &str) -> Result<PathBuf> {
+/// `path`, given as `flag`, as a directory inside the repository, in the shape
+/// `spec.source.path` takes (parts of letters, digits, `.`, `_` and `-`, none starting with
+/// `.`, joined by single `/`): checked before anything is written.
+pub(super) fn weaver_path(flag: &str, path: &str) -> Result<PathBuf> {
     let part = |p: &str| {
         !p.is_empty()
             && !p.starts_with('.')
@@ -261,42 +301,53 @@ fn weaver_path(path: &str) -> Result<PathBuf> {
     };
     if !path.split('/').all(part) {
         return Err(Error::new(format!(
-            "--path {path:?} is not a directory inside the repository: expected a relative path such as clusters/prod, its parts letters, digits, '.', '_' and '-', none starting with '.', joined by single '/'"
+            "{flag} {path:?} is not a directory inside the repository: expected a relative path such as clusters/prod, its parts letters, digits, '.', '_' and '-', none starting with '.', joined by single '/'"
         )));
     }
     Ok(PathBuf::from(path))
 }
 
-fn resolve(cluster: &Cluster, api_version: &str, kind: &str) -> Result<weaver_cluster::ServedKind> {
+pub(super) fn resolve(cluster: &Cluster, api_version: &str, kind: &str) -> Result<weaver_cluster::ServedKind> {
     cluster
         .resolve(api_version, kind)
         .map_err(|_| Error::new(format!("the cluster does not serve {api_version} {kind}")))
 }
 
-/// The credentials the options give, else the source Secret's; and how messages name their
-/// parts: the flags' files they were read from, or that Secret.
-async fn credentials(
-    options: &BootstrapOptions,
-    existing: Option<&Value>,
-    on: OnProgress<'_>,
-) -> Result<(Credentials, CredentialNames)> {
-    let ssh = weaver_source::is_ssh_url(&options.url);
+/// How a repository is reached, as the flags give it (`weaver bootstrap`'s for the weaver
+/// repository, `weaver tenant add`'s for a tenant's source), beside the Secret a run before
+/// wrote.
+pub(super) struct GivenAccess<'a> {
+    pub url: &'a str,
+    pub access: &'a Access,
+    pub known_hosts: Option<&'a (PathBuf, String)>,
+    pub ca_file: Option<&'a (PathBuf, Vec<u8>)>,
+    /// That Secret, as messages name it (`Secret weaver-system/weaver-git`), and its object
+    /// when it exists: the credentials of [`Access::FromCluster`], the `known_hosts` kept.
+    pub secret: (String, Option<&'a Value>),
+    /// Whether weaver pushes with them (what a generated key is to be granted).
+    pub write: bool,
+}
+
+/// The credentials the flags give, else the Secret's; and how messages name their parts: the
+/// flags' files they were read from, or that Secret.
+pub(super) async fn credentials(given: &GivenAccess<'_>, on: OnProgress<'_>) -> Result<(Credentials, CredentialNames)> {
+    let ssh = weaver_source::is_ssh_url(given.url);
+    let (secret_name, existing) = (&given.secret.0, given.secret.1);
     let from_secret = |key: &str| -> Option<String> {
         let data = existing?.pointer(&format!("/data/{key}"))?.as_str()?;
         use base64::Engine;
         String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data).ok()?).ok()
     };
-    let secret_name = format!("Secret {}/{SOURCE_SECRET}", options.namespace);
     let in_secret = |key: &str| format!("{secret_name}'s {key}");
-    let ca = match &options.ca_file {
+    let ca = match given.ca_file {
         Some((file, _)) => format!("--ca-file {}", file.display()),
         None => "a file given with --ca-file".to_string(),
     };
     let names = CredentialNames::default().with(CredentialNames::CA, ca);
-    match &options.access {
+    match given.access {
         Access::FromCluster => match existing {
             Some(_) => {
-                let credentials = Credentials::from_secret(from_secret, &secret_name).map_err(Error::new)?;
+                let credentials = Credentials::from_secret(from_secret, secret_name).map_err(Error::new)?;
                 let names = [
                     CredentialNames::IDENTITY,
                     CredentialNames::KNOWN_HOSTS,
@@ -310,13 +361,13 @@ async fn credentials(
             }
             None => Err(Error::new(format!(
                 "no credentials for {}: give --private-key-file (an ssh deploy key; --generate-key writes a new one there) or --token-file (https)",
-                weaver_source::redact_url(&options.url)
+                weaver_source::redact_url(given.url)
             ))
             .with_help(format!("{secret_name}, which a bootstrap writes, does not exist yet"))),
         },
         Access::Token { file, username } => {
             if ssh {
-                return Err(Error::new(format!("--token-file is for an https URL; {} is ssh: give --private-key-file", weaver_source::redact_url(&options.url))));
+                return Err(Error::new(format!("--token-file is for an https URL; {} is ssh: give --private-key-file", weaver_source::redact_url(given.url))));
             }
             let text = std::fs::read_to_string(file).map_err(|e| Error::io("read --token-file", file, e))?;
             let token = text.lines().next().unwrap_or_default().trim().to_string();
@@ -329,7 +380,7 @@ async fn credentials(
         }
         Access::KeyFile { file, generate } => {
             if !ssh {
-                return Err(Error::new(format!("--private-key-file is for an ssh URL; {} is not: give --token-file", weaver_source::redact_url(&options.url))));
+                return Err(Error::new(format!("--private-key-file is for an ssh URL; {} is not: give --token-file", weaver_source::redact_url(given.url))));
             }
             let identity = match generate {
                 true if file.exists() => {
@@ -339,7 +390,7 @@ async fn credentials(
                     ))
                     .with_help("leave out --generate-key to use that key, or give a new file's path"));
                 }
-                true => generate_key(file, on)?,
+                true => generate_key(file, given.write, on)?,
                 false => match std::fs::read_to_string(file) {
                     Ok(identity) => identity,
                     Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -359,19 +410,19 @@ async fn credentials(
                         "--private-key-file {} is not an unencrypted ed25519 or ECDSA private key (OpenSSH or PEM; RSA keys are not supported)",
                         file.display()
                     ))
-                    .with_help("give another key, or a new file's path with --generate-key: weaver bootstrap writes a new ed25519 key there"));
+                    .with_help("give another key, or a new file's path with --generate-key, which writes a new ed25519 key there"));
                 }
             }
             let named = format!("--private-key-file {}", file.display());
             let names = names.with(CredentialNames::IDENTITY, named.clone()).with(CredentialNames::CREDENTIALS, named);
-            let (known_hosts, from) = match (&options.known_hosts, from_secret("known_hosts")) {
+            let (known_hosts, from) = match (given.known_hosts, from_secret("known_hosts")) {
                 (Some((file, given)), _) => (given.clone(), format!("--known-hosts {}", file.display())),
                 (None, Some(kept)) => (kept, in_secret("known_hosts")),
                 (None, None) => {
-                    let url = options.url.clone();
+                    let url = given.url.to_string();
                     let scanned = off_runtime(move || weaver_source::scan_host_key(&url)).await?;
                     let (line, fingerprint) = scanned.map_err(|why| {
-                        Error::new(format!("cannot read the host key of {}: {why}", weaver_source::redact_url(&options.url)))
+                        Error::new(format!("cannot read the host key of {}: {why}", weaver_source::redact_url(given.url)))
                     })?;
                     on(Progress::Status(format!(
                         "trusting the host key the server showed, {fingerprint} (check it against the host's published fingerprint; --known-hosts pins one instead)"
@@ -385,13 +436,15 @@ async fn credentials(
     }
 }
 
-/// A new ed25519 key written to `file` (0600); its public key told, to add as a deploy key.
-fn generate_key(file: &Path, on: OnProgress<'_>) -> Result<String> {
-    let (private, public) = weaver_source::generate_deploy_key("weaver bootstrap").map_err(Error::new)?;
+/// A new ed25519 key written to `file` (0600); its public key told, to add as a deploy key
+/// that may `write` or only read.
+fn generate_key(file: &Path, write: bool, on: OnProgress<'_>) -> Result<String> {
+    let (private, public) = weaver_source::generate_deploy_key("weaver").map_err(Error::new)?;
     write_private(file, private.expose_secret().as_bytes())?;
     on(Progress::Status(format!(
-        "generated a deploy key in {}; add its public key to the repository, with write access:\n  {public}",
-        file.display()
+        "generated a deploy key in {}; add its public key to the repository, with {} access:\n  {public}",
+        file.display(),
+        if write { "write" } else { "read" }
     )));
     Ok(private.expose_secret().to_string())
 }
@@ -408,10 +461,10 @@ fn write_private(file: &Path, bytes: &[u8]) -> Result<()> {
     out.write_all(bytes).map_err(|e| Error::io("write --private-key-file", file, e))
 }
 
-/// The refusal of a repository the credentials cannot `what` (read, write to).
-fn access_error(options: &BootstrapOptions, credentials: &Credentials, why: &str, what: &str) -> Error {
-    let url = weaver_source::redact_url(&options.url);
-    let grant = match credentials {
+/// The refusal of branch `branch` of a repository the credentials cannot `what` (read, write to).
+fn access_error(request: &FetchRequest, branch: &str, why: &str, what: &str, command: &str) -> Error {
+    let url = weaver_source::redact_url(&request.url);
+    let grant = match &request.credentials {
         Credentials::Ssh { identity, .. } => {
             let public = weaver_source::public_key_of(identity.expose_secret())
                 .unwrap_or_else(|| "the key's public half".to_string());
@@ -424,14 +477,13 @@ fn access_error(options: &BootstrapOptions, credentials: &Credentials, why: &str
         ),
     };
     Error::new(format!(
-        "cannot {what} branch {} of {url}: {why}; nothing was written to the repository or the cluster",
-        options.branch
+        "cannot {what} branch {branch} of {url}: {why}; nothing was written to the repository or the cluster"
     ))
-    .with_help(format!("{grant}; then run weaver bootstrap again"))
+    .with_help(format!("{grant}; then run {command} again"))
 }
 
 /// The files under `path` in the fetched commit's `tree`, relative to it.
-fn files_under(tree: &TreeSource, path: &Path) -> Result<Vec<PathBuf>> {
+pub(super) fn files_under(tree: &TreeSource, path: &Path) -> Result<Vec<PathBuf>> {
     match tree.list(path).map_err(|e| Error::io("list", path, e))? {
         None => Ok(Vec::new()),
         Some(_) => {
@@ -490,26 +542,17 @@ fn write_repository(
         .with_help(format!("run weaver bootstrap of weaver {theirs} or newer")));
     }
     let mut changes: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
-    let built_in: BTreeSet<PathBuf> = chart_files().iter().map(|(p, _)| chart.join(p)).collect();
-    for (file, bytes) in chart_files() {
-        let at = chart.join(file);
-        let now = tree.read(&path.join(&at)).ok().flatten();
-        if now.as_deref() != Some(*bytes) {
-            changes.insert(path.join(&at).display().to_string(), Some(bytes.to_vec()));
-        }
+    for (chart, files) in [(CHART_DIR, chart_files()), (TENANT_CHART_DIR, tenant_chart_files())] {
+        changes.extend(chart_changes(tree, path, &present, Path::new(chart), files));
     }
     let edited: Vec<&String> = changes.keys().filter(|f| tree.exists(Path::new(f.as_str()))).collect();
     if theirs.as_deref() == Some(ours) && !edited.is_empty() {
         on(Progress::Warning(format!(
-            "{} of {} differ from weaver {ours}'s chart and are written again: weaver's values belong in {}, not in the chart",
+            "{} of {} differ from weaver {ours}'s charts and are written again: values belong in {}, not in the charts",
             edited.len(),
-            path.join(chart).display(),
+            path.join("charts").display(),
             path.join(ENVIRONMENT_FILE).display()
         )));
-    }
-    // An older chart's files that this one no longer has.
-    for old in present.iter().filter(|f| f.starts_with(chart) && !built_in.contains(*f)) {
-        changes.insert(path.join(old).display().to_string(), None);
     }
     if bootstrapped && !options.overrides.is_empty() {
         on(Progress::Warning(format!(
@@ -536,6 +579,30 @@ fn write_repository(
     Ok((commit, summarize(&written)))
 }
 
+/// What makes the files of `chart` (its directory) under `path` the built-in `files`: each that
+/// differs, written (by path from the repository's root), and each of `present` (the files under
+/// `path`) in that directory that `files` no longer has (an older chart's), removed (None).
+pub(super) fn chart_changes(
+    tree: &TreeSource,
+    path: &Path,
+    present: &[PathBuf],
+    chart: &Path,
+    files: &[(&str, &[u8])],
+) -> BTreeMap<String, Option<Vec<u8>>> {
+    let mut changes = BTreeMap::new();
+    for (file, bytes) in files {
+        let at = path.join(chart).join(file);
+        if tree.read(&at).ok().flatten().as_deref() != Some(*bytes) {
+            changes.insert(at.display().to_string(), Some(bytes.to_vec()));
+        }
+    }
+    let built_in: BTreeSet<PathBuf> = files.iter().map(|(p, _)| chart.join(p)).collect();
+    for old in present.iter().filter(|f| f.starts_with(chart) && !built_in.contains(*f)) {
+        changes.insert(path.join(old).display().to_string(), None);
+    }
+    changes
+}
+
 /// A Chart.yaml's `version`.
 fn chart_version(bytes: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(bytes).ok()?;
@@ -549,12 +616,17 @@ fn version_key(version: &str) -> Vec<u64> {
     release.split('.').map(|part| part.parse().unwrap_or(0)).collect()
 }
 
-/// Written files as a short list: the chart's as one entry.
-fn summarize(written: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = written.iter().filter(|f| !f.contains(&format!("/{CHART_DIR}/"))).cloned().collect();
-    let chart = written.len() - out.len();
-    if chart > 0 {
-        out.push(format!("{chart} file(s) of {CHART_DIR}"));
+/// Written files as a short list: each chart's as one entry.
+pub(super) fn summarize(written: &[String]) -> Vec<String> {
+    let in_chart = |f: &String, chart: &str| f.contains(&format!("/{chart}/"));
+    let charts = [CHART_DIR, TENANT_CHART_DIR];
+    let mut out: Vec<String> =
+        written.iter().filter(|f| !charts.iter().any(|chart| in_chart(f, chart))).cloned().collect();
+    for chart in charts {
+        let count = written.iter().filter(|f| in_chart(f, chart)).count();
+        if count > 0 {
+            out.push(format!("{count} file(s) of {chart}"));
+        }
     }
     out
 }
@@ -605,7 +677,8 @@ fn environment_file(options: &BootstrapOptions, on: OnProgress<'_>) -> Result<St
     let mut text = format!(
         "# Written by `weaver bootstrap` (weaver {}): weaver applies this environment to itself.\n\
          # Change its values here and push: the controller applies them. A newer `weaver bootstrap`\n\
-         # rewrites charts/weaver/ beside it and keeps this file.\n",
+         # rewrites charts/weaver/ and charts/environment-sync/ beside it and keeps this file;\n\
+         # `weaver tenant add` adds a release of charts/environment-sync to it for each tenant.\n",
         env!("CARGO_PKG_VERSION")
     );
     weaver_yaml::write_yaml(&mut text, &environment);
@@ -628,15 +701,16 @@ fn chart_git_ports() -> Result<Vec<Value>> {
         .unwrap_or_default())
 }
 
-/// Writes Secret `name` when it does not hold `values` already: whether it wrote.
-async fn write_secret(
+/// Writes Secret `name` of `namespace` (made when missing) when it does not hold `values`
+/// already: whether it wrote.
+pub(super) async fn write_secret(
     cluster: &Cluster,
-    kind: &weaver_cluster::ServedKind,
-    options: &BootstrapOptions,
+    namespace: &str,
     name: &str,
     values: BTreeMap<&'static str, String>,
 ) -> Result<bool> {
-    let existing = cluster.get(kind, Some(&options.namespace), name).await?;
+    let kind = resolve(cluster, "v1", "Secret")?;
+    let existing = cluster.get(&kind, Some(namespace), name).await?;
     let data: Map<String, Value> = values
         .into_iter()
         .map(|(key, value)| {
@@ -648,16 +722,16 @@ async fn write_secret(
         return Ok(false);
     }
     let namespace_kind = resolve(cluster, "v1", "Namespace")?;
-    if cluster.get(&namespace_kind, None, &options.namespace).await?.is_none() {
-        let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": options.namespace}});
-        cluster.apply(&namespace, &namespace_kind, false, false).await.map_err(apply_error)?;
+    if cluster.get(&namespace_kind, None, namespace).await?.is_none() {
+        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+        cluster.apply(&object, &namespace_kind, false, false).await.map_err(apply_error)?;
     }
     let secret = json!({
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": {"name": name, "namespace": options.namespace},
+        "metadata": {"name": name, "namespace": namespace},
         "data": data,
     });
-    cluster.apply(&secret, kind, false, true).await.map_err(apply_error)?;
+    cluster.apply(&secret, &kind, false, true).await.map_err(apply_error)?;
     Ok(true)
 }
 
@@ -715,90 +789,9 @@ async fn wait_ready(
 
 #[cfg(test)]
 mod tests {
-    use futures::StreamExt;
-    use kube::api::{Api, Patch, PatchParams};
-    use kube::runtime::{WatchStreamExt, watcher};
-    use weaver_api::environment_sync::EnvironmentSync;
-    use weaver_test_support::git_http::{GitHttpServer, Options, http_backend_missing};
-
     use super::*;
     use crate::action::install::DEFAULT_NAMESPACE;
-    use crate::action::testing::{Fixture, Heard, failure};
-
-    const TOKEN: &str = "glpat-bootstrap-7f3a9c";
-
-    /// Repository `fleet` with a first commit on main, served over smart HTTP to who gives
-    /// [`TOKEN`], and the token's file.
-    struct Remote {
-        dir: tempfile::TempDir,
-        repo: git2::Repository,
-        server: GitHttpServer,
-    }
-
-    impl Remote {
-        /// None, said, when git's http-backend is missing (a failure under
-        /// WEAVER_REQUIRE_INTEROP=1, as CI runs).
-        async fn serve() -> Option<Remote> {
-            if !weaver_test_support::skip::interop_or_skip(http_backend_missing().as_deref()) {
-                return None;
-            }
-            // The git server blocks on a runtime of its own while it starts.
-            let remote = tokio::task::spawn_blocking(|| {
-                let dir = tempfile::tempdir().expect("a temporary directory");
-                let repo = weaver_test_support::git::init(&dir.path().join("fleet"));
-                repo.set_head("refs/heads/main").expect("HEAD on main");
-                // The bootstrap's push lands in the working tree.
-                weaver_test_support::git::follow_pushes(&repo);
-                std::fs::write(dir.path().join("fleet/README.md"), "the fleet\n").expect("write README.md");
-                weaver_test_support::git::commit_all(&repo, "first");
-                std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).expect("write the token");
-                let options = Options { basic: Some(("git".into(), TOKEN.into())), ..Options::default() };
-                let server = GitHttpServer::start(dir.path(), options);
-                Remote { dir, repo, server }
-            });
-            Some(remote.await.expect("the git server started"))
-        }
-
-        /// The commit main is at.
-        fn main(&self) -> String {
-            let main = self.repo.find_reference("refs/heads/main").expect("main");
-            main.target().expect("a commit").to_string()
-        }
-
-        /// How `weaver bootstrap --url URL --token-file FILE --path clusters/test` bootstraps the
-        /// fixture's cluster, with `set` (`--set`) over the chart's values.
-        fn options(&self, fixture: &Fixture, set: &[&str]) -> BootstrapOptions {
-            BootstrapOptions {
-                url: format!("{}/fleet", self.server.base),
-                branch: "main".into(),
-                path: "clusters/test".into(),
-                namespace: DEFAULT_NAMESPACE.into(),
-                access: Access::Token { file: self.dir.path().join("token"), username: "git".into() },
-                known_hosts: None,
-                ca_file: None,
-                overrides: OverrideFlags { set: set.iter().map(|s| s.to_string()).collect(), ..Default::default() },
-                connect: fixture.connect(),
-                settings: fixture.apply_options().settings,
-                author: ("weaver tests".into(), "tests@weaver.invalid".into()),
-                recover: false,
-            }
-        }
-    }
-
-    /// What the controller the chart installs would do, which does not run here: once
-    /// EnvironmentSync `weaver` exists, its status says it applied `remote`'s main.
-    async fn applied_by_its_controller(fixture: &Fixture, remote: &Remote) {
-        let syncs: Api<EnvironmentSync> = Api::namespaced(fixture.client.clone(), DEFAULT_NAMESPACE);
-        let named = watcher::Config::default().fields(&format!("metadata.name={RELEASE}"));
-        let mut created = std::pin::pin!(watcher(syncs.clone(), named).default_backoff().applied_objects());
-        // The kind is not served until the apply has made its CRD: until then the watch fails,
-        // and is retried backing off.
-        while let Some(Err(_)) = created.next().await {}
-        let ready = json!({"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded", "message": "applied",
-                           "lastTransitionTime": jiff::Timestamp::now().to_string()});
-        let status = json!({"status": {"lastAppliedRevision": remote.main(), "conditions": [ready]}});
-        syncs.patch_status(RELEASE, &PatchParams::default(), &Patch::Merge(status)).await.expect("its status");
-    }
+    use crate::action::testing::{Fixture, Heard, Remote, TOKEN, bootstrapped, failure};
 
     #[tokio::test(flavor = "multi_thread")]
     async fn values_the_charts_schema_refuses_are_refused_before_anything_is_pushed_or_written() {
@@ -825,26 +818,26 @@ mod tests {
         let options = remote.options(&fixture, &[]);
         let heard = Heard::default();
 
-        let bootstrapped = bootstrap(&options, heard.cx());
-        let controller = applied_by_its_controller(&fixture, &remote);
-        tokio::pin!(bootstrapped, controller);
-        // A bootstrap that fails before its EnvironmentSync exists ends the test with its error;
-        // the stand-in controller would wait for it forever.
-        let done = tokio::select! {
-            done = &mut bootstrapped => done,
-            () = &mut controller => bootstrapped.await,
-        };
-        let done = done.expect("the bootstrap");
+        let done = bootstrapped(&fixture, &remote, &heard).await;
         assert!(done.pushed && done.secret_written);
         assert_eq!(remote.main(), done.commit);
         let pushed = remote.repo.find_commit(done.commit.parse().expect("a commit id")).expect("the pushed commit");
         assert_eq!(pushed.parent_id(0).expect("a parent").to_string(), first);
-        let [environment, chart] = &done.written[..] else { panic!("{:?}", done.written) };
+        let [environment, chart, tenants] = &done.written[..] else { panic!("{:?}", done.written) };
         assert_eq!(environment, "clusters/test/environments/weaver.yaml");
-        assert!(chart.ends_with(" file(s) of charts/weaver"), "{chart}");
+        assert_eq!(chart, &format!("{} file(s) of charts/weaver", chart_files().len()));
+        assert_eq!(tenants, &format!("{} file(s) of charts/environment-sync", tenant_chart_files().len()));
         let tree = pushed.tree().expect("its tree");
-        for path in ["clusters/test/environments/weaver.yaml", "clusters/test/charts/weaver/Chart.yaml"] {
-            assert!(tree.get_path(Path::new(path)).is_ok(), "{path} not pushed");
+        // The charts as built in, which are the repository's own (`build.rs` embeds them).
+        for (chart, files) in [("weaver", chart_files()), ("environment-sync", tenant_chart_files())] {
+            for (file, bytes) in files {
+                let path = format!("clusters/test/charts/{chart}/{file}");
+                let entry = tree.get_path(Path::new(&path)).unwrap_or_else(|_| panic!("{path} not pushed"));
+                let blob = remote.repo.find_blob(entry.id()).expect("a file");
+                assert_eq!(blob.content(), *bytes, "{path}");
+                let theirs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts").join(chart).join(file);
+                assert_eq!(std::fs::read(&theirs).expect("the repository's chart"), *bytes, "{}", theirs.display());
+            }
         }
         let applied = done.applied.expect("the apply");
         assert!(!applied.report.failed(), "{:?}", applied.report.releases);

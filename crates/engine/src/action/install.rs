@@ -45,14 +45,23 @@ pub const SOURCE_SECRET: &str = "weaver-git";
 pub const CA_SECRET: &str = "weaver-git-ca";
 /// The chart's directory in the repository held in memory, and in one `weaver bootstrap` writes.
 pub const CHART_DIR: &str = "charts/weaver";
+/// The directory of the tenants' chart (`charts/environment-sync`), which `weaver bootstrap`
+/// writes beside weaver's and `weaver tenant add` makes releases of.
+pub const TENANT_CHART_DIR: &str = "charts/environment-sync";
 
 mod embedded {
-    include!(concat!(env!("OUT_DIR"), "/weaver_chart.rs"));
+    include!(concat!(env!("OUT_DIR"), "/charts.rs"));
 }
 
 /// The chart built into this binary: its files, by path relative to the chart's directory.
 pub fn chart_files() -> &'static [(&'static str, &'static [u8])] {
-    embedded::FILES
+    embedded::WEAVER
+}
+
+/// The tenants' chart built into this binary (the repository's `charts/environment-sync`): its
+/// files, by path relative to [`TENANT_CHART_DIR`].
+pub fn tenant_chart_files() -> &'static [(&'static str, &'static [u8])] {
+    embedded::ENVIRONMENT_SYNC
 }
 
 /// What `weaver install` and `weaver uninstall` are told.
@@ -86,11 +95,16 @@ pub fn repository(namespace: &str, installed: bool) -> Project {
 /// `--namespace` as a namespace's name, checked before it is written into an environment's
 /// YAML or sent.
 pub fn check_namespace(namespace: &str) -> Result<()> {
-    let shaped = namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !shaped || namespace.is_empty() || namespace.len() > 63 || namespace.starts_with('-') || namespace.ends_with('-')
-    {
+    check_name("--namespace", namespace, "a namespace's name")
+}
+
+/// `value`, given as `what` (a flag, an argument), as `kind`: a name shaped as a namespace's
+/// (a DNS label), checked before it is written into YAML or sent.
+pub fn check_name(what: &str, value: &str, kind: &str) -> Result<()> {
+    let shaped = value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !shaped || value.is_empty() || value.len() > 63 || value.starts_with('-') || value.ends_with('-') {
         return Err(Error::new(format!(
-            "--namespace {namespace:?} is not a namespace's name: expected at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"
+            "{what} {value:?} is not {kind}: expected at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"
         )));
     }
     Ok(())

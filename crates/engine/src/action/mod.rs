@@ -31,6 +31,7 @@ pub mod report;
 pub mod rollback;
 pub mod status;
 pub mod sync;
+pub mod tenant;
 #[cfg(test)]
 mod testing;
 pub mod verify;

@@ -9,19 +9,26 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
+use serde_json::json;
+use weaver_api::environment_sync::EnvironmentSync;
 use weaver_cluster::{ConnectOptions, GivenCluster};
 use weaver_core::error::Result;
 use weaver_plan::release::record::Record;
+use weaver_render::overrides::OverrideFlags;
 use weaver_secrets::Redactor;
 use weaver_test_apiserver::TestApiServer;
+use weaver_test_support::git_http::{GitHttpServer, Options, http_backend_missing};
 
 use super::apply::{Applied, ApplyActionOptions, Settings, apply};
+use super::bootstrap::{Access, BootstrapOptions, Bootstrapped, bootstrap};
 use super::drift::DriftOptions;
-use super::install::{DEFAULT_NAMESPACE, InstallOptions};
+use super::install::{DEFAULT_NAMESPACE, InstallOptions, RELEASE};
 use super::removed::PruneReleases;
 use super::render::{IfEmpty, RenderOptions, Selection};
 use super::{Context, Keys, Progress};
@@ -290,4 +297,95 @@ pub(crate) fn failure<T>(result: Result<T>) -> String {
         Ok(_) => panic!("the action succeeded"),
         Err(err) => format!("{}{}", err.message, err.help.map(|help| format!(" (help: {help})")).unwrap_or_default()),
     }
+}
+
+pub(crate) const TOKEN: &str = "glpat-bootstrap-7f3a9c";
+
+/// Repository `fleet` with a first commit on main, served over smart HTTP to who gives
+/// [`TOKEN`], and the token's file.
+pub(crate) struct Remote {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) repo: git2::Repository,
+    pub(crate) server: GitHttpServer,
+}
+
+impl Remote {
+    /// None, said, when git's http-backend is missing (a failure under
+    /// WEAVER_REQUIRE_INTEROP=1, as CI runs).
+    pub(crate) async fn serve() -> Option<Remote> {
+        if !weaver_test_support::skip::interop_or_skip(http_backend_missing().as_deref()) {
+            return None;
+        }
+        // The git server blocks on a runtime of its own while it starts.
+        let remote = tokio::task::spawn_blocking(|| {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let repo = weaver_test_support::git::init(&dir.path().join("fleet"));
+            repo.set_head("refs/heads/main").expect("HEAD on main");
+            // The bootstrap's push lands in the working tree.
+            weaver_test_support::git::follow_pushes(&repo);
+            std::fs::write(dir.path().join("fleet/README.md"), "the fleet\n").expect("write README.md");
+            weaver_test_support::git::commit_all(&repo, "first");
+            std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).expect("write the token");
+            let options = Options { basic: Some(("git".into(), TOKEN.into())), ..Options::default() };
+            let server = GitHttpServer::start(dir.path(), options);
+            Remote { dir, repo, server }
+        });
+        Some(remote.await.expect("the git server started"))
+    }
+
+    /// The commit main is at.
+    pub(crate) fn main(&self) -> String {
+        let main = self.repo.find_reference("refs/heads/main").expect("main");
+        main.target().expect("a commit").to_string()
+    }
+
+    /// How `weaver bootstrap --url URL --token-file FILE --path clusters/test` bootstraps the
+    /// fixture's cluster, with `set` (`--set`) over the chart's values.
+    pub(crate) fn options(&self, fixture: &Fixture, set: &[&str]) -> BootstrapOptions {
+        BootstrapOptions {
+            url: format!("{}/fleet", self.server.base),
+            branch: "main".into(),
+            path: "clusters/test".into(),
+            namespace: DEFAULT_NAMESPACE.into(),
+            access: Access::Token { file: self.dir.path().join("token"), username: "git".into() },
+            known_hosts: None,
+            ca_file: None,
+            overrides: OverrideFlags { set: set.iter().map(|s| s.to_string()).collect(), ..Default::default() },
+            connect: fixture.connect(),
+            settings: fixture.apply_options().settings,
+            author: ("weaver tests".into(), "tests@weaver.invalid".into()),
+            recover: false,
+        }
+    }
+}
+
+/// What the controller the chart installs would do, which does not run here: once
+/// EnvironmentSync `weaver` exists, its status says it applied `remote`'s main.
+pub(crate) async fn applied_by_its_controller(fixture: &Fixture, remote: &Remote) {
+    let syncs: Api<EnvironmentSync> = Api::namespaced(fixture.client.clone(), DEFAULT_NAMESPACE);
+    let named = watcher::Config::default().fields(&format!("metadata.name={RELEASE}"));
+    let mut created = std::pin::pin!(watcher(syncs.clone(), named).default_backoff().applied_objects());
+    // The kind is not served until the apply has made its CRD: until then the watch fails,
+    // and is retried backing off.
+    while let Some(Err(_)) = created.next().await {}
+    let ready = json!({"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded", "message": "applied",
+                       "lastTransitionTime": jiff::Timestamp::now().to_string()});
+    let status = json!({"status": {"lastAppliedRevision": remote.main(), "conditions": [ready]}});
+    syncs.patch_status(RELEASE, &PatchParams::default(), &Patch::Merge(status)).await.expect("its status");
+}
+
+/// A bootstrap of the fixture's cluster from `remote` (`remote.options(fixture, &[])`), with
+/// [`applied_by_its_controller`] standing in for the controller; it must succeed.
+pub(crate) async fn bootstrapped(fixture: &Fixture, remote: &Remote, heard: &Heard) -> Bootstrapped {
+    let options = remote.options(fixture, &[]);
+    let bootstrapped = bootstrap(&options, heard.cx());
+    let controller = applied_by_its_controller(fixture, remote);
+    tokio::pin!(bootstrapped, controller);
+    // A bootstrap that fails before its EnvironmentSync exists ends the test with its error;
+    // the stand-in controller would wait for it forever.
+    let done = tokio::select! {
+        done = &mut bootstrapped => done,
+        () = &mut controller => bootstrapped.await,
+    };
+    done.expect("the bootstrap")
 }

@@ -77,9 +77,10 @@ pub(super) enum Ready {
 pub(super) type Sent = (usize, usize, std::thread::Result<Vec<Result<RenderedRelease>>>);
 
 /// How many releases of weaver charts, one after another, a thread renders together when a
-/// worker renders their templates: one round trip to the worker for them all, not one each.
-/// Few enough that a batch of slow ones does not hold one thread while the others idle.
-const BATCH_RELEASES: usize = 8;
+/// worker renders their templates: a few batches of them, each one round trip to the worker
+/// (see `isolated`), not one each. Few enough that slow ones do not hold one thread while the
+/// others idle.
+const RENDERED_TOGETHER: usize = 16;
 
 /// Releases started, by every run of the process (a fleet renders several environments at
 /// once), that no thread has taken up yet: while there are some, no core is idle, and a run
@@ -295,7 +296,7 @@ impl Run<'_> {
                 Some((index, Place::Render(release))) => {
                     let mut batch = vec![release];
                     let batched = |release: &Release| batches && self.is_weaver_chart(release);
-                    while batch.len() < BATCH_RELEASES && batched(release) {
+                    while batch.len() < RENDERED_TOGETHER && batched(release) {
                         match places.next_if(|(_, place)| matches!(place, Place::Render(r) if batched(r))) {
                             Some((_, Place::Render(release))) => batch.push(release),
                             _ => break,

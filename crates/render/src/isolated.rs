@@ -60,9 +60,13 @@ const KEPT_RESIDENT_BYTES: u64 = 64 << 20;
 /// The most read from a worker at once.
 const READ_CHUNK: usize = 64 << 10;
 /// The most bytes of requests a batch of releases sent to a worker at once may be (less when
-/// the pipe holds less): all of a batch fits in the pipe, so the parent has written it before
-/// it reads the answers, and neither waits on the other.
-const BATCH_BYTES: usize = 32 << 10;
+/// the pipe holds less): two batches fit in the pipe, so the parent has written the next one
+/// before it reads the answers to the one before, and neither side waits on the other.
+const BATCH_BYTES: usize = 16 << 10;
+/// The most releases a batch sent to a worker at once may have: few enough that the worker
+/// renders the next batch while the thread takes this one's answers, many enough that a
+/// round trip is not a release's.
+const BATCH_RELEASES: usize = 4;
 
 /// The render's limits as the worker takes them: its deadline as the time left.
 #[derive(Serialize, Deserialize)]
@@ -336,13 +340,14 @@ impl Workers {
     }
 
     /// Releases' templates rendered by workers, as many releases a worker as fit in a batch
-    /// ([`BATCH_BYTES`]): a round trip a batch, not a release. Each text is handed to `take`
-    /// with its release's place in `renders` as it comes (see
-    /// [`Engine::render_releases`](crate::engine::Engine::render_releases)). A release's result
-    /// is its first error: a template's, `take`'s, or its worker's end, after which the
-    /// releases after it go to another worker. A worker that ended in a batch (its memory
-    /// bound) may have held the answers of releases before the one that ended it: the batch's
-    /// releases not yet answered go again, one a worker, so that its error names that one.
+    /// ([`BATCH_BYTES`]): a round trip a batch, not a release, and the next batch sent before
+    /// the answers to the one before are read, so that the worker renders it while this thread
+    /// takes those. Each text is handed to `take` with its release's place in `renders` as it
+    /// comes (see [`Engine::render_releases`](crate::engine::Engine::render_releases)). A
+    /// release's result is its first error: a template's, `take`'s, or its worker's end, after
+    /// which the releases after it go to another worker. A worker that ended in a batch (its
+    /// memory bound) may have held the answers of releases before the one that ended it: the
+    /// batch's releases not yet answered go again, one a worker, so that its error names that one.
     pub(crate) fn render_releases(
         &self,
         renders: &[ReleaseRender<'_>],
@@ -352,19 +357,19 @@ impl Workers {
         // Those before this go one a batch.
         let mut alone_until = 0;
         while results.len() < renders.len() {
-            let first = results.len();
-            let mut worker = match self.take_worker(renders[first].release) {
+            let mut worker = match self.take_worker(renders[results.len()].release) {
                 Ok(worker) => worker,
                 Err(error) => {
                     results.push(Err(error));
                     continue;
                 }
             };
-            let most = if first < alone_until { 1 } else { usize::MAX };
-            match self.render_batch(&mut worker, (renders, most), take, &mut results) {
+            match self.render_batches(&mut worker, (renders, alone_until), take, &mut results) {
                 Ok(()) => self.give_back(worker),
                 // Dropped: killed.
-                Err((_, sent)) if sent > 1 && self.limits.stop_reason().is_none() => alone_until = first + sent,
+                Err((_, sent)) if sent > 1 && self.limits.stop_reason().is_none() => {
+                    alone_until = results.len() + sent;
+                }
                 Err((ended, _)) => {
                     let error = self.ended(worker, ended, renders[results.len()].release);
                     results.push(Err(error));
@@ -374,46 +379,64 @@ impl Workers {
         results
     }
 
-    /// The next batch of `renders` (at most `most` of them, from the first without a result)
-    /// sent to `worker`, and its releases' results pushed on `results` as their answers are
-    /// read; `Err` when the worker ended before the next release's answers, with how many
-    /// releases the batch had.
-    fn render_batch(
+    /// `renders` from the first without a result rendered by `worker` in batches (those before
+    /// `alone_until` one a batch), their results pushed on `results` as their answers are read;
+    /// `Err` when the worker ended before the next release's answers, with how many releases
+    /// that one's batch had.
+    fn render_batches(
         &self,
         worker: &mut Worker,
-        (renders, most): (&[ReleaseRender<'_>], usize),
+        (renders, alone_until): (&[ReleaseRender<'_>], usize),
         take: &mut dyn FnMut(usize, &Path, String) -> Result<()>,
         results: &mut Vec<Result<()>>,
     ) -> std::result::Result<(), (Ended, usize)> {
-        let first = results.len();
-        // Each release of the batch: sent, or why its request could not be made.
-        let mut batch: Vec<Result<()>> = Vec::new();
-        let mut requests = Vec::new();
-        for render in renders[first..].iter().take(most) {
-            let request = match release_request(render, !worker.shared.contains(&render.shared.0)) {
-                Ok(request) => request,
-                Err(error) => {
-                    batch.push(Err(error));
-                    continue;
+        let mut next = results.len();
+        // A batch sent whose answers are not read yet: each release's request sent, or why it
+        // could not be made.
+        let mut unread: Option<Vec<Result<()>>> = None;
+        loop {
+            let mut sending = None;
+            if next < renders.len() {
+                let most = if next < alone_until { 1 } else { usize::MAX };
+                let (requests, batch) = batch_requests(worker, &renders[next..], most);
+                // Written ahead of the answers to the batch before only while both fit in the
+                // pipe: else neither side's write could end while the other waits on its own.
+                if requests.len() > worker.batch_bytes
+                    && let Some(batch) = unread.take()
+                {
+                    self.read_batch(worker, renders, batch, take, results)?;
                 }
-            };
-            if !requests.is_empty() && requests.len() + request.len() + 1 > worker.batch_bytes {
-                break;
+                let sent = worker.stdin.write_all(&requests);
+                next += batch.len();
+                sending = Some((sent, batch));
             }
-            worker.shared.insert(render.shared.0);
-            requests.extend_from_slice(request.as_bytes());
-            requests.push(b'\n');
-            batch.push(Ok(()));
+            if let Some(batch) = unread.take() {
+                self.read_batch(worker, renders, batch, take, results)?;
+            }
+            match sending {
+                None => return Ok(()),
+                Some((Err(_), batch)) => return Err((Ended::Closed, batch.len())),
+                Some((Ok(()), batch)) => unread = Some(batch),
+            }
         }
-        requests.extend_from_slice(&serde_json::to_vec(&Request::Flush).expect("a unit variant serializes"));
-        requests.push(b'\n');
+    }
+
+    /// The answers to `batch`, the releases from the first of `renders` without a result, read
+    /// and their results pushed on `results`.
+    fn read_batch(
+        &self,
+        worker: &mut Worker,
+        renders: &[ReleaseRender<'_>],
+        batch: Vec<Result<()>>,
+        take: &mut dyn FnMut(usize, &Path, String) -> Result<()>,
+        results: &mut Vec<Result<()>>,
+    ) -> std::result::Result<(), (Ended, usize)> {
         let sent = batch.len();
-        worker.stdin.write_all(&requests).map_err(|_| (Ended::Closed, sent))?;
-        for (at, request) in (first..).zip(batch) {
-            let render = &renders[at];
+        for request in batch {
+            let at = results.len();
             results.push(match request {
                 Ok(()) => self
-                    .read_release(worker, render, &mut |template, text| take(at, template, text))
+                    .read_release(worker, &renders[at], &mut |template, text| take(at, template, text))
                     .map_err(|ended| (ended, sent))?,
                 Err(error) => Err(error),
             });
@@ -779,6 +802,33 @@ impl From<Ended> for Step {
     }
 }
 
+/// The requests of a batch of the first of `renders` (at most `most` and [`BATCH_RELEASES`], and as many as fit in the
+/// worker's [`Worker::batch_bytes`], at least one), then [`Request::Flush`]; and each
+/// release's outcome: sent, or why its request could not be made.
+fn batch_requests(worker: &mut Worker, renders: &[ReleaseRender<'_>], most: usize) -> (Vec<u8>, Vec<Result<()>>) {
+    let mut batch: Vec<Result<()>> = Vec::new();
+    let mut requests = Vec::new();
+    for render in renders.iter().take(most.min(BATCH_RELEASES)) {
+        let request = match release_request(render, !worker.shared.contains(&render.shared.0)) {
+            Ok(request) => request,
+            Err(error) => {
+                batch.push(Err(error));
+                continue;
+            }
+        };
+        if !requests.is_empty() && requests.len() + request.len() + 1 > worker.batch_bytes {
+            break;
+        }
+        worker.shared.insert(render.shared.0);
+        requests.extend_from_slice(request.as_bytes());
+        requests.push(b'\n');
+        batch.push(Ok(()));
+    }
+    requests.extend_from_slice(&serde_json::to_vec(&Request::Flush).expect("a unit variant serializes"));
+    requests.push(b'\n');
+    (requests, batch)
+}
+
 /// The request for a release's render: its context but the shared part, and that too if `first`
 /// (the worker has not been sent it).
 fn release_request(render: &ReleaseRender<'_>, first: bool) -> Result<String> {
@@ -830,8 +880,8 @@ struct Worker {
     /// The capabilities (their address in this process) of the last Helm release of this
     /// render it was sent.
     capabilities: Option<usize>,
-    /// The most bytes of requests a batch sent to it may be: [`BATCH_BYTES`], or half of what
-    /// its pipe holds if that is less.
+    /// The most bytes of requests a batch sent to it may be: [`BATCH_BYTES`], or a quarter of
+    /// what its pipe holds if that is less (a write takes a page more than its bytes fill).
     batch_bytes: usize,
 }
 
@@ -839,7 +889,7 @@ impl Worker {
     fn new(child: Child, stdin: ChildStdin, stdout: ChildStdout) -> Worker {
         // SAFETY: fcntl only reads the pipe's size.
         let pipe_bytes = unsafe { libc::fcntl(stdin.as_raw_fd(), libc::F_GETPIPE_SZ) };
-        let batch_bytes = usize::try_from(pipe_bytes).map_or(0, |bytes| bytes / 2).min(BATCH_BYTES);
+        let batch_bytes = usize::try_from(pipe_bytes).map_or(0, |bytes| bytes / 4).min(BATCH_BYTES);
         Worker {
             child,
             stdin,

@@ -616,7 +616,15 @@ fn an_environment_a_sync_applied_is_shown_to_users_who_may_list_where_it_applies
     held["metadata"]["labels"]["test"] = json!(cluster.prefix);
     cluster.create(&held);
     crate::gitops::until_ready_with(&cluster, &held, "AwaitingApproval", "the first plan waiting");
-    let unapplied = controller.get(&format!("/syncs/{app}/held/environments/dev"), Some(&session));
+    // The UI reads syncs from its watch: under load it may see the status a moment later.
+    let seen = std::time::Instant::now();
+    let unapplied = loop {
+        let reply = controller.get(&format!("/syncs/{app}/held/environments/dev"), Some(&session));
+        if reply.body.contains("has applied nothing yet") || seen.elapsed() > std::time::Duration::from_secs(15) {
+            break reply;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     assert_eq!(unapplied.status, 404, "{}", unapplied.body);
     assert!(unapplied.body.contains("has applied nothing yet"), "{}", unapplied.body);
     replies.push(unapplied);

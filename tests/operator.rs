@@ -671,6 +671,44 @@ fn a_replica_that_cannot_read_its_revision_takes_a_free_lease_at_once() {
     assert!(took < Duration::from_secs(4), "the takeover took {took:?}, as if deferring");
 }
 
+/// A Role without the rules to read ReplicaSets: the replica is told which permissions it
+/// lacks, and elects as replicas did before rollouts were told apart.
+#[test]
+fn a_replica_forbidden_to_read_its_revision_elects_as_before_and_is_told_what_to_grant() {
+    let cluster = TestCluster::start();
+    let Some(fake) = cluster.fake("RBAC rules") else { return };
+    let tenant = tenant(&cluster);
+    let rollout = Rollout::start(&cluster, &tenant, Duration::from_secs(8));
+    fake.forbid("get", "replicasets", Some(&rollout.namespace));
+    let options = cluster.connect_options(Duration::from_secs(10));
+    let replica = rollout.candidate("outdated", &rollout.old).replica.unwrap();
+    let err = cluster.block_on(async {
+        let weaver = weaver_cluster::Cluster::connect(&options).await.unwrap();
+        weaver.revisions(&replica).await.expect_err("read its ReplicaSet without permission")
+    });
+    let message = err.to_string();
+    let ns = &rollout.namespace;
+    assert!(
+        message.starts_with(&format!("reading ReplicaSet {ns}/controller-{}: forbidden", rollout.old)),
+        "{message}"
+    );
+    let help = err.help.unwrap_or_default();
+    assert!(
+        help.contains(&format!(
+            "get on deployments (apps) named `controller` and on replicasets (apps) in namespace `{ns}`"
+        )),
+        "{help}"
+    );
+
+    let leader = rollout.leader(&cluster, "old-leader", &rollout.old);
+    let (_outdated, outdated_roles) = rollout.replica(&cluster, "outdated", &rollout.old);
+    let released = Instant::now();
+    drop(leader);
+    wait_for_roles("the outdated replica to lead", &outdated_roles, |roles| roles.last() == Some(&Role::Leading));
+    let took = released.elapsed();
+    assert!(took < Duration::from_secs(4), "the takeover took {took:?}, as if deferring");
+}
+
 #[test]
 fn readiness_waits_for_the_cache_and_metrics_count_reconciles_and_targets_by_state() {
     let cluster = TestCluster::start();

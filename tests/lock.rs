@@ -24,6 +24,7 @@ fn options(namespace: &str, holder: &str, wait: Duration) -> LockOptions {
         holder: holder.to_string(),
         wait,
         lease_duration: Duration::from_secs(30),
+        replica: None,
     }
 }
 
@@ -134,6 +135,45 @@ fn release_lets_a_waiter_in() {
     assert_eq!(holder(&taken), Some("bob@laptop pid 2"));
     assert_eq!(taken["spec"]["leaseTransitions"], 1);
     cluster.block_on(bob.release()).unwrap();
+}
+
+#[test]
+fn a_waiter_that_defers_leaves_a_released_lease_free_until_it_says_take_it() {
+    let cluster = TestCluster::start();
+    let namespace = cluster.namespace("locks");
+    let weaver = connect(&cluster);
+    let alice = cluster.block_on(acquire(&weaver, &options(&namespace, "alice@ci pid 1", Duration::ZERO)));
+    // Bob waits on a runtime of his own, leaving a free Lease alone for its first two seconds.
+    let connect_options = cluster.connect_options(Duration::from_secs(10));
+    let bob = options(&namespace, "bob@laptop pid 2", Duration::from_secs(30));
+    let bob = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let weaver = Cluster::connect(&connect_options).await.unwrap_or_else(|e| panic!("{e}"));
+            let mut asked = Vec::new();
+            let defer = |free_for: Duration| {
+                asked.push(free_for);
+                std::future::ready(free_for < Duration::from_secs(2))
+            };
+            let held = weaver.acquire_lock_deferring(&bob, |_| {}, defer).await.unwrap_or_else(|e| panic!("{e}"));
+            let taken = std::time::Instant::now();
+            held.release().await.unwrap();
+            (taken, asked)
+        })
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.block_on(alice.release()).unwrap();
+    let released = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(holder(&lease(&cluster, &namespace)), None, "the deferring waiter took the Lease");
+    let (taken, asked) = bob.join().unwrap();
+    let waited = taken.duration_since(released);
+    assert!(waited >= Duration::from_secs(2), "taken {waited:?} after the release");
+    // Asked only while the Lease was free: first with zero, then with how long it had been.
+    assert_eq!(asked.first(), Some(&Duration::ZERO), "{asked:?}");
+    assert!(asked.windows(2).all(|pair| pair[0] < pair[1]), "{asked:?}");
+    assert!(asked.last().is_some_and(|last| *last >= Duration::from_secs(2)), "{asked:?}");
+    assert_eq!(lease(&cluster, &namespace)["spec"]["leaseTransitions"], 1, "bob took it from alice");
 }
 
 #[test]

@@ -22,6 +22,8 @@ const MANAGER: &str = "operator-test";
 struct Operator {
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The operator's run, which ends once it has stopped (its Lease released).
+    running: Option<tokio::task::JoinHandle<()>>,
     client: kube::Client,
     selector: String,
     /// Where its /healthz, /readyz and /metrics are served.
@@ -92,7 +94,7 @@ impl Operator {
             given: None,
         };
         let operator = client.clone();
-        runtime.spawn(async move {
+        let running = runtime.spawn(async move {
             let election = match lease {
                 Some(lease) => Some((weaver_cluster::Cluster::connect(&connect).await.unwrap(), lease)),
                 None => None,
@@ -108,7 +110,14 @@ impl Operator {
                 panic!("the operator stopped: {err}");
             }
         });
-        Operator { runtime: Some(runtime), shutdown: Some(shutdown), client: admin, selector, endpoints }
+        Operator {
+            runtime: Some(runtime),
+            shutdown: Some(shutdown),
+            running: Some(running),
+            client: admin,
+            selector,
+            endpoints,
+        }
     }
 
     /// Failed reconciles so far: a failure the operator can report is a status, not a retry loop.
@@ -151,7 +160,11 @@ impl Drop for Operator {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         });
+        // Stopped as on SIGTERM: the operator finishes and releases its Lease before its runtime goes.
         let _ = self.shutdown.take().unwrap().send(());
+        if let Some(running) = self.running.take() {
+            let _ = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), running).await });
+        }
         runtime.shutdown_timeout(Duration::from_secs(10));
     }
 }
@@ -440,21 +453,13 @@ fn only_the_leader_reconciles_and_another_replica_takes_over_when_it_stops() {
         holder: holder.to_string(),
         ..weaver_cluster::LockOptions::leadership(&tenant.team, &format!("{}-operator", cluster.prefix), lease_duration)
     };
-    let roles = |name: &'static str| {
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Role>::new()));
-        let sink = log.clone();
-        (log, move |role: Role| {
-            eprintln!("{name}: {role:?}");
-            sink.lock().unwrap().push(role)
-        })
-    };
-    let (first_roles, first_sink) = roles("first");
+    let (first_roles, first_sink) = role_log("first");
     let first = Operator::start_with(&cluster, Some(lease("first")), first_sink);
     eventually("the first replica to lead", || {
         let roles = first_roles.lock().unwrap().clone();
         if roles.contains(&Role::Leading) { Ok(()) } else { Err(format!("{roles:?}")) }
     });
-    let (second_roles, second_sink) = roles("second");
+    let (second_roles, second_sink) = role_log("second");
     let second = Operator::start_with(&cluster, Some(lease("second")), second_sink);
     eventually("the second replica to follow", || {
         let roles = second_roles.lock().unwrap().clone();
@@ -477,6 +482,231 @@ fn only_the_leader_reconciles_and_another_replica_takes_over_when_it_stops() {
     cluster.merge_patch(&config_map(&tenant.team), &json!({"data": {"level": "info"}}), "someone");
     wait_for_data(&cluster, &tenant.allowed[0], &json!({"level": "info", "color": "blue"}));
     drop(second);
+}
+
+/// One replica's role changes, as they come.
+type RoleLog = std::sync::Arc<std::sync::Mutex<Vec<Role>>>;
+
+/// What one replica's role changes were, shared with the test, and the sink that records them.
+fn role_log(name: &'static str) -> (RoleLog, impl FnMut(Role) + Send + 'static) {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Role>::new()));
+    let sink = log.clone();
+    (log, move |role: Role| {
+        eprintln!("{name}: {role:?}");
+        sink.lock().unwrap().push(role)
+    })
+}
+
+fn roles_of(log: &std::sync::Mutex<Vec<Role>>) -> Vec<Role> {
+    log.lock().unwrap().clone()
+}
+
+/// Waits until the roles in `log` are what `done` wants.
+fn wait_for_roles(what: &str, log: &std::sync::Mutex<Vec<Role>>, done: impl Fn(&[Role]) -> bool) {
+    eventually(what, || {
+        let roles = roles_of(log);
+        if done(&roles) { Ok(()) } else { Err(format!("{roles:?}")) }
+    });
+}
+
+/// A rollout of the controller's Deployment, as a cluster's deployment controller records it:
+/// Deployment `controller` (no replicas, so no Pods need to run) rolled from one template
+/// (ReplicaSet `controller-<old>`, revision 1) to another (`controller-<new>`, revision 2),
+/// and the leader Lease its replicas campaign for.
+struct Rollout {
+    namespace: String,
+    lease_namespace: String,
+    lease_name: String,
+    lease_duration: Duration,
+    old: String,
+    new: String,
+}
+
+impl Rollout {
+    fn start(cluster: &TestCluster, tenant: &Tenant, lease_duration: Duration) -> Rollout {
+        let namespace = cluster.namespace("rollout");
+        let template = |image: &str| {
+            json!({"metadata": {"labels": {"app": "controller"}},
+                "spec": {"containers": [{"name": "operator", "image": image}]}})
+        };
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "controller", "namespace": namespace},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "controller"}}, "template": template("weaver:1")}});
+        cluster.create(&deployment);
+        let old = Rollout::replica_set_hash(cluster, &namespace, "1");
+        cluster.merge_patch(&deployment, &json!({"spec": {"template": template("weaver:2")}}), MANAGER);
+        let new = Rollout::replica_set_hash(cluster, &namespace, "2");
+        assert_ne!(old, new, "each template has a ReplicaSet of its own");
+        Rollout {
+            namespace,
+            lease_namespace: tenant.team.clone(),
+            lease_name: format!("{}-operator", cluster.prefix),
+            lease_duration,
+            old,
+            new,
+        }
+    }
+
+    /// The pod-template-hash of the Deployment's ReplicaSet of `revision`, once the deployment
+    /// controller has made it.
+    fn replica_set_hash(cluster: &TestCluster, namespace: &str, revision: &str) -> String {
+        eventually(&format!("the ReplicaSet of revision {revision}"), || {
+            let replica_sets = cluster.list("apps/v1", "ReplicaSet", "replicasets", namespace);
+            let found = replica_sets.iter().find(|rs| {
+                rs["metadata"]["ownerReferences"][0]["name"] == "controller"
+                    && rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == revision
+            });
+            match found.and_then(|rs| rs["metadata"]["labels"]["pod-template-hash"].as_str()) {
+                Some(hash) => Ok(hash.to_string()),
+                None => Err(format!("{replica_sets:#?}")),
+            }
+        })
+    }
+
+    /// The leader election of replica `holder`, whose Pod's template hash is `hash`.
+    fn candidate(&self, holder: &str, hash: &str) -> weaver_cluster::LockOptions {
+        weaver_cluster::LockOptions {
+            holder: holder.to_string(),
+            replica: Some(weaver_cluster::DeploymentReplica {
+                namespace: self.namespace.clone(),
+                deployment: "controller".into(),
+                pod_template_hash: hash.to_string(),
+            }),
+            ..weaver_cluster::LockOptions::leadership(&self.lease_namespace, &self.lease_name, self.lease_duration)
+        }
+    }
+
+    /// Who holds the leader Lease now, if anyone.
+    fn holder(&self, cluster: &TestCluster) -> Option<String> {
+        let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": self.lease_name, "namespace": self.lease_namespace}});
+        let lease = cluster.get(&lease).expect("the leader Lease");
+        lease["spec"]["holderIdentity"].as_str().filter(|holder| !holder.is_empty()).map(String::from)
+    }
+
+    /// Starts replica `holder` of template `hash` and waits until it has a role.
+    fn replica(&self, cluster: &TestCluster, holder: &'static str, hash: &str) -> (Operator, RoleLog) {
+        let (roles, sink) = role_log(holder);
+        let operator = Operator::start_with(cluster, Some(self.candidate(holder, hash)), sink);
+        wait_for_roles(&format!("{holder} to campaign"), &roles, |roles| !roles.is_empty());
+        (operator, roles)
+    }
+
+    /// Starts replica `holder` of template `hash` and waits until it leads.
+    fn leader(&self, cluster: &TestCluster, holder: &'static str, hash: &str) -> Operator {
+        let (operator, roles) = self.replica(cluster, holder, hash);
+        wait_for_roles(&format!("{holder} to lead"), &roles, |roles| roles.contains(&Role::Leading));
+        operator
+    }
+}
+
+#[test]
+fn a_released_lease_passes_to_a_replica_of_the_current_revision_not_to_one_a_rollout_replaces() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let rollout = Rollout::start(&cluster, &tenant, Duration::from_secs(8));
+    let leader = rollout.leader(&cluster, "old-leader", &rollout.old);
+    let (_outdated, outdated_roles) = rollout.replica(&cluster, "outdated", &rollout.old);
+    let (_current, current_roles) = rollout.replica(&cluster, "current", &rollout.new);
+    let following = [Role::Following { leader: "old-leader".into() }];
+    assert_eq!((roles_of(&outdated_roles), roles_of(&current_roles)), (following.to_vec(), following.to_vec()));
+
+    // The old leader stops (a rollout's SIGTERM) and releases the Lease: both see it free.
+    drop(leader);
+    wait_for_roles("the current replica to lead", &current_roles, |roles| roles.last() == Some(&Role::Leading));
+    assert_eq!(rollout.holder(&cluster).as_deref(), Some("current"));
+    // Past the bound the outdated replica would take a Lease still free: it follows instead.
+    std::thread::sleep(rollout.lease_duration + Duration::from_secs(1));
+    assert_eq!(
+        roles_of(&outdated_roles),
+        [Role::Following { leader: "old-leader".into() }, Role::Following { leader: "current".into() }],
+        "the outdated replica never led"
+    );
+    assert_eq!(rollout.holder(&cluster).as_deref(), Some("current"));
+}
+
+#[test]
+fn a_replica_a_rollout_replaces_waits_for_a_new_one_and_takes_the_lease_only_after_a_lease_duration() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let rollout = Rollout::start(&cluster, &tenant, Duration::from_secs(8));
+
+    // The leader stops while only an outdated replica waits, as in a rollout that replaces a
+    // Pod before it starts the new one: the Lease stays free, and the new replica that
+    // campaigns meanwhile takes it.
+    let leader = rollout.leader(&cluster, "old-leader", &rollout.old);
+    let (outdated, outdated_roles) = rollout.replica(&cluster, "outdated", &rollout.old);
+    drop(leader);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(rollout.holder(&cluster), None, "the outdated replica left the Lease free");
+    let (current, current_roles) = rollout.replica(&cluster, "current", &rollout.new);
+    wait_for_roles("the current replica to lead", &current_roles, |roles| roles == [Role::Leading]);
+    assert!(!roles_of(&outdated_roles).contains(&Role::Leading), "{:?}", roles_of(&outdated_roles));
+
+    // Now with no replica of the current revision: the outdated one takes the released Lease
+    // one lease duration after it saw it free, not before.
+    let released = Instant::now();
+    drop(current);
+    wait_for_roles("the outdated replica to lead", &outdated_roles, |roles| roles.last() == Some(&Role::Leading));
+    let took = released.elapsed();
+    assert!(took >= rollout.lease_duration, "the outdated replica took the Lease after {took:?}");
+    assert!(took < rollout.lease_duration + Duration::from_secs(4), "the takeover took {took:?}");
+    assert_eq!(rollout.holder(&cluster).as_deref(), Some("outdated"));
+    drop(outdated);
+}
+
+#[test]
+fn a_replica_that_cannot_read_its_revision_takes_a_free_lease_at_once() {
+    let cluster = TestCluster::start();
+    let tenant = tenant(&cluster);
+    let rollout = Rollout::start(&cluster, &tenant, Duration::from_secs(8));
+    let leader = rollout.leader(&cluster, "old-leader", &rollout.old);
+    // Its ReplicaSet does not exist (a hash of no template of the Deployment): as without
+    // the permission to read it, the replica cannot tell, and elects as it always did.
+    let (_unknown, unknown_roles) = rollout.replica(&cluster, "unknown", "nohash");
+    let released = Instant::now();
+    drop(leader);
+    wait_for_roles("the replica to lead", &unknown_roles, |roles| roles.last() == Some(&Role::Leading));
+    let took = released.elapsed();
+    assert!(took < Duration::from_secs(4), "the takeover took {took:?}, as if deferring");
+}
+
+/// A Role without the rules to read ReplicaSets: the replica is told which permissions it
+/// lacks, and elects as replicas did before rollouts were told apart.
+#[test]
+fn a_replica_forbidden_to_read_its_revision_elects_as_before_and_is_told_what_to_grant() {
+    let cluster = TestCluster::start();
+    let Some(fake) = cluster.fake("RBAC rules") else { return };
+    let tenant = tenant(&cluster);
+    let rollout = Rollout::start(&cluster, &tenant, Duration::from_secs(8));
+    fake.forbid("get", "replicasets", Some(&rollout.namespace));
+    let options = cluster.connect_options(Duration::from_secs(10));
+    let replica = rollout.candidate("outdated", &rollout.old).replica.unwrap();
+    let err = cluster.block_on(async {
+        let weaver = weaver_cluster::Cluster::connect(&options).await.unwrap();
+        weaver.revisions(&replica).await.expect_err("read its ReplicaSet without permission")
+    });
+    let message = err.to_string();
+    let ns = &rollout.namespace;
+    assert!(
+        message.starts_with(&format!("reading ReplicaSet {ns}/controller-{}: forbidden", rollout.old)),
+        "{message}"
+    );
+    let help = err.help.unwrap_or_default();
+    assert!(
+        help.contains(&format!(
+            "get on deployments (apps) named `controller` and on replicasets (apps) in namespace `{ns}`"
+        )),
+        "{help}"
+    );
+
+    let leader = rollout.leader(&cluster, "old-leader", &rollout.old);
+    let (_outdated, outdated_roles) = rollout.replica(&cluster, "outdated", &rollout.old);
+    let released = Instant::now();
+    drop(leader);
+    wait_for_roles("the outdated replica to lead", &outdated_roles, |roles| roles.last() == Some(&Role::Leading));
+    let took = released.elapsed();
+    assert!(took < Duration::from_secs(4), "the takeover took {took:?}, as if deferring");
 }
 
 #[test]
@@ -1007,6 +1237,27 @@ fn operator_run_refuses_a_registry_bound_that_does_not_read_naming_the_variable(
     assert_eq!(run.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("WEAVER_REGISTRY_CHECK_SECONDS=soon is not a whole number above 0"), "{stderr}");
     assert!(!stderr.contains("/nonexistent/kubeconfig"), "it read the kubeconfig first: {stderr}");
+}
+
+#[test]
+fn operator_run_refuses_a_deployment_to_elect_in_without_the_pods_template_hash_naming_the_variable() {
+    let cluster = TestCluster::start();
+    let leases = cluster.namespace("leader");
+    let selector = format!("weaver-test={}", cluster.prefix);
+    let run = std::process::Command::new(common::WEAVER)
+        .args(["operator", "run", "--metrics-addr", "127.0.0.1:0", "-l", &selector, "--leader-elect"])
+        .args(["--leader-election-namespace", &leases, "--leader-election-deployment", "weaver"])
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .env("POD_NAMESPACE", &leases)
+        .env_remove("POD_TEMPLATE_HASH")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--leader-election-deployment needs POD_TEMPLATE_HASH"), "{stderr}");
+    assert!(stderr.contains("set POD_TEMPLATE_HASH from the Downward API"), "{stderr}");
 }
 
 /// The controllers' Events: the same reason and message three times is one Event whose series

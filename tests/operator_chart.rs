@@ -236,6 +236,21 @@ fn the_operator_may_read_configmaps_but_never_write_them() {
         verbs_on(lease_role["rules"].as_array().unwrap(), "coordination.k8s.io", "leases"),
         ["get", "create", "update"]
     );
+    // A replica reads its own Deployment, by name, and ReplicaSets, to tell whether a rollout
+    // replaces it: nothing more in apps.
+    let apps: Vec<&Value> = lease_role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|rule| strings(&rule["apiGroups"]).contains(&"apps"))
+        .collect();
+    assert_eq!(
+        apps,
+        [
+            &json!({"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": [RELEASE], "verbs": ["get"]}),
+            &json!({"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get"]}),
+        ]
+    );
 }
 
 #[test]
@@ -271,6 +286,11 @@ fn the_deployment_meets_the_restricted_pod_security_standard() {
     assert!(container["resources"]["limits"]["memory"].is_string());
     let env = container["env"].as_array().unwrap();
     assert!(env.iter().any(|e| e["name"] == "POD_NAMESPACE"), "the Lease's namespace comes from the pod");
+    // The replica knows its Deployment and its ReplicaSet, to defer to newer replicas in a rollout.
+    let deployment_arg = format!("--leader-election-deployment={}", deployment["metadata"]["name"].as_str().unwrap());
+    assert!(args.contains(&deployment_arg.as_str()), "{args:?}");
+    let hash = env.iter().find(|e| e["name"] == "POD_TEMPLATE_HASH").expect("POD_TEMPLATE_HASH");
+    assert_eq!(hash["valueFrom"]["fieldRef"]["fieldPath"], "metadata.labels['pod-template-hash']");
     let service = objects
         .iter()
         .find(|o| o["kind"] == "Service" && o["metadata"]["name"].as_str().is_some_and(|n| n.ends_with("-metrics")))

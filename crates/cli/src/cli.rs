@@ -668,6 +668,11 @@ pub struct OperatorRunArgs {
     /// off from the API server): another replica leads after this
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = lease_duration, requires = "leader_elect")]
     pub leader_election_lease_duration: std::time::Duration,
+    /// The Deployment whose replica this is (the chart's): during its rollouts a replica of an
+    /// older revision leaves a free leader Lease to the new ones for up to a lease duration.
+    /// Needs POD_NAMESPACE and POD_TEMPLATE_HASH (its Pod's pod-template-hash label)
+    #[arg(long, value_name = "NAME", requires = "leader_elect")]
+    pub leader_election_deployment: Option<String>,
     /// How long an environment's lock stays held by a replica that stopped renewing it: the next
     /// apply of that environment (another replica's, the CLI's) waits this long after the last
     /// renewal

@@ -13,6 +13,7 @@
 //! Release clears `holderIdentity` rather than deleting the Lease: that needs no `delete`
 //! permission, keeps `leaseTransitions` counting, and is what client-go does on release.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::error::humanize;
 use super::retry::{GaveUp, Retrier};
+use super::rollout::DeploymentReplica;
 use super::{Cluster, ClusterInfo};
 use weaver_core::error::{Error, Result};
 
@@ -47,6 +49,9 @@ pub struct LockOptions {
     pub wait: Duration,
     /// How long the Lease stays held without renewal; it is renewed every third of it.
     pub lease_duration: Duration,
+    /// Which replica of which Deployment the holder is, when it is one: for a leader election
+    /// that lets a replica a rollout replaces leave the Lease to one of the new revision.
+    pub replica: Option<DeploymentReplica>,
 }
 
 impl LockOptions {
@@ -59,6 +64,7 @@ impl LockOptions {
             holder: this_process(),
             wait,
             lease_duration: DEFAULT_LEASE_DURATION,
+            replica: None,
         }
     }
 }
@@ -74,6 +80,7 @@ impl LockOptions {
             // A century: a follower waits until the leader stops, however long that is.
             wait: Duration::from_secs(100 * 365 * 24 * 3600),
             lease_duration,
+            replica: None,
         }
     }
 }
@@ -152,7 +159,20 @@ pub struct HeldLock {
 impl Cluster {
     /// Takes the lock of `options.subject`, waiting up to `options.wait` for another holder
     /// to release it or stop renewing it; `on_event` hears when the wait starts.
-    pub async fn acquire_lock(&self, options: &LockOptions, mut on_event: impl FnMut(LockEvent)) -> Result<HeldLock> {
+    pub async fn acquire_lock(&self, options: &LockOptions, on_event: impl FnMut(LockEvent)) -> Result<HeldLock> {
+        self.acquire_lock_deferring(options, on_event, |_| std::future::ready(false)).await
+    }
+
+    /// [`Cluster::acquire_lock`], asking `defer` before taking a Lease another holder released
+    /// or let expire whether to leave it to someone else a while longer. `defer` hears how long
+    /// the Lease has been free by our watch (zero the first time) and is asked again every
+    /// second while it stays free; it decides how long that may go on.
+    pub async fn acquire_lock_deferring<Deferring: Future<Output = bool>>(
+        &self,
+        options: &LockOptions,
+        mut on_event: impl FnMut(LockEvent),
+        mut defer: impl FnMut(Duration) -> Deferring,
+    ) -> Result<HeldLock> {
         let lease = LeaseRef {
             api: Api::namespaced(self.client.clone(), &options.namespace),
             namespace: options.namespace.clone(),
@@ -167,6 +187,9 @@ impl Cluster {
         let mut reported_holder: Option<String> = None;
         // The renewTime of our latest write: a write whose answer was lost may still have landed.
         let mut written: Option<MicroTime> = None;
+        // The resourceVersion of the free Lease we left to others, and since when (by our clock)
+        // we have: a Lease taken and freed again meanwhile is free anew.
+        let mut free_since: Option<(String, Instant)> = None;
         loop {
             let current = self
                 .retry
@@ -194,8 +217,19 @@ impl Cluster {
                         Some((seen, since)) if seen == version => since,
                         _ => Instant::now(),
                     };
-                    unchanged = Some((version, watched_since));
+                    unchanged = Some((version.clone(), watched_since));
                     if vacant(&spec, now.0, watched_since.elapsed(), options.lease_duration) {
+                        let free_for = match &free_since {
+                            Some((seen, since)) if *seen == version => since.elapsed(),
+                            _ => {
+                                free_since = Some((version.clone(), Instant::now()));
+                                Duration::ZERO
+                            }
+                        };
+                        if defer(free_for).await {
+                            tokio::time::sleep(POLL_INTERVAL).await;
+                            continue;
+                        }
                         // Ours too: a holder of our name whose write we did not make is an
                         // earlier run of us (a container restarted in its Pod).
                         if let Some(holder) = spec.holder_identity.as_ref().filter(|h| !h.is_empty()) {
@@ -212,6 +246,7 @@ impl Cluster {
                         let params = PostParams::default();
                         (self.retry.run(|| lease.api.replace(&lease.name, &params, &taken)).await, false)
                     } else {
+                        free_since = None;
                         let left = deadline.saturating_duration_since(Instant::now());
                         if left.is_zero() {
                             return Err(lease.held_by_another(&spec, options.wait));

@@ -353,6 +353,7 @@ impl Cluster {
         let uid = obj["metadata"]["uid"].as_str().unwrap_or_default().to_string();
         let revision = self.revision(&uid, &obj["spec"]["template"]);
         let hash = util::template_hash(&obj["spec"]["template"].to_string());
+        self.deployment_replica_sets(key, obj, &hash, revision, replicas);
         let mut status = counts(&[
             ("availableReplicas", replicas, false),
             ("observedGeneration", obj["metadata"]["generation"].as_i64().unwrap_or(1), true),
@@ -376,6 +377,63 @@ impl Cluster {
             o["status"] = Value::Object(status);
             o["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(revision.to_string());
         });
+    }
+
+    /// The deployment controller's ReplicaSets, rolled out at once: the one of the current
+    /// template (`<name>-<hash>`, made or reused) has the Deployment's replicas and its revision,
+    /// the Deployment's other ReplicaSets none. A reused one keeps its earlier revisions in
+    /// `revision-history`, as on a rollback.
+    fn deployment_replica_sets(&mut self, key: &ObjKey, deployment: &Value, hash: &str, revision: u64, replicas: i64) {
+        let name = format!("{}-{hash}", key.name);
+        let uid = deployment["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let owned: Vec<ObjKey> = self
+            .objects()
+            .dependents_of(&uid)
+            .filter(|k| k.group == "apps" && k.resource == "replicasets" && k.name != name)
+            .cloned()
+            .collect();
+        for old in owned {
+            self.system_update(&old, CONTROLLER_MANAGER, "", |o| o["spec"]["replicas"] = json!(0));
+        }
+        let new_key = ObjKey { name: name.clone(), resource: "replicasets".into(), ..key.clone() };
+        let annotations = |revision: u64| {
+            json!({"deployment.kubernetes.io/desired-replicas": replicas.to_string(),
+                "deployment.kubernetes.io/max-replicas": replicas.to_string(),
+                "deployment.kubernetes.io/revision": revision.to_string()})
+        };
+        if self.objects().contains_key(&new_key) {
+            self.system_update(&new_key, CONTROLLER_MANAGER, "", |o| {
+                let earlier = o["metadata"]["annotations"]["deployment.kubernetes.io/revision"].clone();
+                if let Some(earlier) = earlier.as_str().filter(|earlier| *earlier != revision.to_string()) {
+                    let history =
+                        match o["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"].as_str() {
+                            Some(history) => format!("{history},{earlier}"),
+                            None => earlier.to_string(),
+                        };
+                    o["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] = json!(history);
+                }
+                for (annotation, value) in annotations(revision).as_object().into_iter().flatten() {
+                    o["metadata"]["annotations"][annotation] = value.clone();
+                }
+                o["spec"]["replicas"] = json!(replicas);
+            });
+            return;
+        }
+        let mut template = deployment["spec"]["template"].clone();
+        template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+        let mut selector = deployment["spec"]["selector"].clone();
+        selector["matchLabels"]["pod-template-hash"] = json!(hash);
+        let replica_set = json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": name, "namespace": key.namespace, "labels": template["metadata"]["labels"].clone(),
+                "annotations": annotations(revision),
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": key.name, "uid": uid,
+                    "controller": true, "blockOwnerDeletion": true}]},
+            "spec": {"replicas": replicas, "minReadySeconds": deployment["spec"]["minReadySeconds"].as_i64().unwrap_or(0),
+                "selector": selector, "template": template},
+        });
+        let res = self.builtin("apps", "replicasets");
+        let _ = self.system_create(&res, replica_set, CONTROLLER_MANAGER);
     }
 
     fn statefulset_status(&mut self, key: &ObjKey, obj: &Value) {

@@ -811,6 +811,75 @@ async fn namespaces_bootstrap_and_cascade() {
     );
 }
 
+/// The deployment controller's ReplicaSets: one per template, named after its hash, owned by
+/// the Deployment; the current one has its replicas and revision, the others none, and a
+/// rollback reuses the earlier one with a new revision, remembering the old.
+#[tokio::test]
+async fn a_deployment_rolls_out_through_replica_sets_of_its_revisions() {
+    let (_server, c, api) = default_deployments().await;
+    let replica_sets: Api<DynamicObject> =
+        Api::namespaced_with(c.clone(), "default", &ApiResource::erase::<k8s_openapi::api::apps::v1::ReplicaSet>(&()));
+    let with_image = |image: &str| {
+        let mut web = deployment("web", json!([{"name": "web", "image": image}]));
+        web["spec"]["replicas"] = json!(2);
+        web
+    };
+    // The Deployment's revision, the ReplicaSet its Progressing condition names, and each
+    // ReplicaSet's (name, revision, replicas, revision-history).
+    let rollout = || async {
+        let web = serde_json::to_value(api.get("web").await.unwrap()).unwrap();
+        let progressing = web["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Progressing");
+        let message = progressing.unwrap()["message"].as_str().unwrap().to_string();
+        let uid = web["metadata"]["uid"].clone();
+        let mut sets: Vec<(String, String, i64, Option<String>)> = Vec::new();
+        for rs in replica_sets.list(&ListParams::default()).await.unwrap().items {
+            let rs = serde_json::to_value(rs).unwrap();
+            let name = rs["metadata"]["name"].as_str().unwrap().to_string();
+            let hash = rs["metadata"]["labels"]["pod-template-hash"].as_str().unwrap();
+            assert_eq!(name, format!("web-{hash}"));
+            assert_eq!(rs["spec"]["template"]["metadata"]["labels"]["pod-template-hash"], hash);
+            assert_eq!(rs["spec"]["selector"]["matchLabels"], json!({"app": "web", "pod-template-hash": hash}));
+            let owner = &rs["metadata"]["ownerReferences"][0];
+            assert_eq!(
+                (&owner["kind"], &owner["uid"], &owner["controller"]),
+                (&json!("Deployment"), &uid, &json!(true))
+            );
+            let annotations = &rs["metadata"]["annotations"];
+            sets.push((
+                name,
+                annotations["deployment.kubernetes.io/revision"].as_str().unwrap().to_string(),
+                rs["spec"]["replicas"].as_i64().unwrap(),
+                annotations["deployment.kubernetes.io/revision-history"].as_str().map(String::from),
+            ));
+        }
+        sets.sort();
+        (web["metadata"]["annotations"]["deployment.kubernetes.io/revision"].clone(), message, sets)
+    };
+    apply(&api, "weaver", &with_image("nginx:1.25")).await.unwrap();
+    let (revision, message, sets) = rollout().await;
+    assert_eq!(revision, "1");
+    let [(first, one, 2, None)] = &sets[..] else { panic!("{sets:?}") };
+    assert_eq!(one, "1");
+    assert!(message.contains(&format!("\"{first}\"")), "{message}");
+
+    apply(&api, "weaver", &with_image("nginx:1.26")).await.unwrap();
+    let (revision, message, sets) = rollout().await;
+    assert_eq!(revision, "2");
+    let second = sets.iter().find(|set| set.0 != *first).expect("a second ReplicaSet").0.clone();
+    assert!(message.contains(&format!("\"{second}\"")), "{message}");
+    let mut expected = vec![(first.clone(), "1".to_string(), 0, None), (second.clone(), "2".to_string(), 2, None)];
+    expected.sort();
+    assert_eq!(sets, expected);
+
+    apply(&api, "weaver", &with_image("nginx:1.25")).await.unwrap();
+    let (revision, _, sets) = rollout().await;
+    assert_eq!(revision, "3");
+    let mut expected =
+        vec![(first.clone(), "3".to_string(), 2, Some("1".to_string())), (second.clone(), "2".to_string(), 0, None)];
+    expected.sort();
+    assert_eq!(sets, expected);
+}
+
 #[tokio::test]
 async fn auto_ready_statuses_and_switching_it_off() {
     let (server, c, api) = default_deployments().await;

@@ -269,7 +269,8 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
                             "give --leader-election-namespace NAMESPACE, or set POD_NAMESPACE (the chart does)",
                         )
                     })?;
-                let lease = weaver_cluster::LockOptions::leadership(&namespace, &lease_name, args.leader_election_lease_duration);
+                let mut lease = weaver_cluster::LockOptions::leadership(&namespace, &lease_name, args.leader_election_lease_duration);
+                lease.replica = args.leader_election_deployment.as_deref().map(deployment_replica).transpose()?;
                 Some((cluster, lease))
             }
         };
@@ -316,6 +317,24 @@ fn run_controller(global: &GlobalArgs, args: &OperatorRunArgs) -> weaver_core::e
         .await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// This replica of `deployment`, as the Downward API variables the chart sets describe its Pod.
+fn deployment_replica(deployment: &str) -> weaver_core::Result<weaver_cluster::DeploymentReplica> {
+    let variable = |name: &str, what: &str| {
+        std::env::var(name).ok().filter(|value| !value.is_empty()).ok_or_else(|| {
+            weaver_core::error::Error::new(format!("--leader-election-deployment needs {name}: {what}"))
+                .with_help(format!("set {name} from the Downward API (the chart does)"))
+        })
+    };
+    Ok(weaver_cluster::DeploymentReplica {
+        namespace: variable("POD_NAMESPACE", "the namespace of the Deployment and its ReplicaSets")?,
+        deployment: deployment.to_string(),
+        pod_template_hash: variable(
+            "POD_TEMPLATE_HASH",
+            "the Pod's pod-template-hash label, which names its ReplicaSet",
+        )?,
     })
 }
 

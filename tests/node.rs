@@ -2358,11 +2358,10 @@ fn a_team_adopting_weaver_on_the_node_gets_pushes_applied_promptly_and_in_order_
     eventually("the controller applies the tenant's release to itself", || {
         ready_at(&cluster, &weaver_sync, &with_tenant)
     });
-    // The harness's controller watches its own label alone (other tests' controllers run on
-    // the node): the tenant's EnvironmentSync gets it, as an apply of the label alone.
-    let label = json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync",
-        "metadata": {"name": "shop", "namespace": shop, "labels": {"weaver-test": cluster.prefix}}});
-    cluster.apply(&[label], "weaver-e2e");
+    // The controller watches its own label alone (other tests' controllers run on the node):
+    // the tenant's EnvironmentSync carries it, as `weaver tenant add` gives it.
+    let labels = cluster.get(&shop_sync).expect("the tenant's EnvironmentSync")["metadata"]["labels"].clone();
+    assert_eq!(labels["weaver-test"], cluster.prefix.as_str(), "{labels}");
     let app = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": shop}});
     let greeting = || cluster.get(&app).map(|c| c["data"]["greeting"].clone()).unwrap_or(Value::Null);
     let applied = |sync: &Value, commit: &str, greets: &str| -> Result<(), String> {

@@ -2167,6 +2167,394 @@ fn bootstrap_on_the_node_runs_weaver_from_git_which_scales_itself_and_a_second_r
     assert_eq!(removed.code, 0, "{removed:?}");
 }
 
+/// `kubectl get -w` of one EnvironmentSync, printing `lastAttemptedRevision lastAppliedRevision`
+/// at every change of it: each status the API server held, in order, with no poll's gaps.
+struct RevisionWatch {
+    child: std::process::Child,
+    what: String,
+}
+
+impl RevisionWatch {
+    fn start(cluster: &common::cluster::TestCluster, namespace: &str, name: &str) -> RevisionWatch {
+        let kubectl = std::env::var_os("WEAVER_KUBECTL").unwrap_or_else(|| "kubectl".into());
+        let child = std::process::Command::new(kubectl)
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig())
+            .args(["get", "environmentsyncs.v1beta1.weaver.example.com", "-n", namespace, name, "-w"])
+            .args(["-o", r#"jsonpath={.status.lastAttemptedRevision} {.status.lastAppliedRevision}{"\n"}"#])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run kubectl get -w");
+        RevisionWatch { child, what: format!("EnvironmentSync {namespace}/{name}") }
+    }
+
+    /// Stops it: the (attempted, applied) revisions seen, each once in a row.
+    fn stop(mut self) -> Vec<(String, String)> {
+        let _ = self.child.kill();
+        let mut out = String::new();
+        self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        let _ = self.child.wait();
+        let mut seen: Vec<(String, String)> = Vec::new();
+        for line in out.lines() {
+            let (attempted, applied) = line.split_once(' ').unwrap_or((line, ""));
+            let pair = (attempted.trim().to_string(), applied.trim().to_string());
+            if seen.last() != Some(&pair) {
+                seen.push(pair);
+            }
+        }
+        assert!(!seen.is_empty(), "kubectl watched nothing of {}", self.what);
+        seen
+    }
+}
+
+/// Fails when `revisions` (an EnvironmentSync's attempted and applied commits, in order) ever
+/// went back: a commit that is an ancestor of one the sync had already fetched or applied.
+fn never_back(repository: &std::path::Path, what: &str, revisions: &[(String, String)]) {
+    let is_ancestor = |older: &str, newer: &str| {
+        std::process::Command::new("git")
+            .args(["merge-base", "--is-ancestor", older, newer])
+            .current_dir(repository)
+            .status()
+            .unwrap()
+            .success()
+    };
+    for field in [0, 1] {
+        let named = ["lastAttemptedRevision", "lastAppliedRevision"][field];
+        let mut values: Vec<&str> =
+            revisions.iter().map(|r| if field == 0 { &r.0 } else { &r.1 }).map(String::as_str).collect();
+        values.retain(|v| !v.is_empty());
+        values.dedup();
+        for pair in values.windows(2) {
+            assert!(
+                is_ancestor(pair[0], pair[1]),
+                "{what}'s {named} went from {} to {}, not a later commit: {revisions:#?}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+}
+
+/// Issue 107's adoption path on the node, as a team follows the book
+/// (docs/src/guides/install-in-a-cluster.md): `weaver bootstrap` into a repository served over
+/// ssh, `weaver tenant add` for the team's app (a ConfigMap, in the same repository, so that
+/// both EnvironmentSyncs fetch one URL), then: a push to the app and one to the controller's own
+/// values, each posted to the receiver, applied within 10 s; pushes to both without the webhook,
+/// each applied within one interval; neither EnvironmentSync ever fetches or applies a commit
+/// older than one it had; values the chart refuses make the controller's own sync Ready=False,
+/// which `weaver check` fails (exit 1) naming it, and passes again once mended; after `weaver
+/// uninstall` both versions of the EnvironmentSync API are served.
+#[test]
+fn a_team_adopting_weaver_on_the_node_gets_pushes_applied_promptly_and_in_order_a_failing_check_and_a_working_api_after_uninstall()
+ {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    if let Some(why) = Sshd::missing() {
+        say_skipped(&format!("the repository's git server is OpenSSH's: {why}"));
+        return;
+    }
+    let cluster = e2e.cluster();
+    // Installed as environment `weaver`: the CRDs held alone on a shared cluster.
+    let _crds = cluster.weaver_crds_alone();
+    let ns = cluster.namespace("weaver");
+    let shop = cluster.namespace("shop");
+    // The app's environment, named uniquely: its lock is a Lease of kube-system.
+    let environment = format!("{}-prod", cluster.prefix);
+    for (api_version, kind, name, namespace) in [
+        ("rbac.authorization.k8s.io/v1", "ClusterRole", format!("{shop}-shop"), None),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", format!("{shop}-shop"), None),
+        ("rbac.authorization.k8s.io/v1", "Role", format!("{shop}-shop-lock"), Some("kube-system")),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding", format!("{shop}-shop-lock"), Some("kube-system")),
+        ("coordination.k8s.io/v1", "Lease", format!("weaver-lock-{environment}"), Some("kube-system")),
+    ] {
+        let mut object = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}});
+        if let Some(namespace) = namespace {
+            object["metadata"]["namespace"] = json!(namespace);
+        }
+        cluster.delete_later(&object);
+    }
+    let remote = crate::bootstrap::Remote::new();
+    let git = |args: &[&str]| crate::bootstrap::git(&remote.work(), args);
+    let sshd = Sshd::start_on(e2e.host_address(&cluster));
+    let url = sshd.url(&remote.bare());
+    let key = sshd.dir.path().join("client");
+    let known_hosts = sshd.dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, sshd.known_host("host.pub")).unwrap();
+    let repo = common::Repo::empty();
+    let write = |path: &str, text: &str| {
+        let path = remote.work().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    // The team's app: one ConfigMap, in its own directory of the repository.
+    write("teams/shop/charts/app/chart.yaml", "name: app\nversion: 0.1.0\n");
+    write("teams/shop/charts/app/values.yaml", "greeting: v1\n");
+    write(
+        "teams/shop/charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  greeting: {{ values.greeting }}\n",
+    );
+    write(
+        &format!("teams/shop/environments/{environment}.yaml"),
+        &format!("namespace: {shop}\nreleases:\n  - name: app\n    chart: app\n"),
+    );
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "the shop's app"]);
+    git(&["push", "-q", "origin", "main"]);
+    // Pushes posted to the receiver are proved by this token (the book: create the Secret).
+    const WEAVER_TOKEN: &str = "e2e-controller-webhook-token-7c41";
+    cluster
+        .create(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "weaver-webhook", "namespace": ns},
+        "stringData": {"token": WEAVER_TOKEN}}));
+
+    // The book's bootstrap, from weaver's image. Its interval is 5 minutes, then 20 s (the
+    // pushes with the webhook cannot be applied by a poll; those without, within 20 s). It
+    // reconciles its own EnvironmentSync alone, not the other tests' on the node.
+    let interval = Duration::from_secs(20);
+    let (repository, tag) = images.weaver.names[0].rsplit_once(':').unwrap();
+    let set = [
+        format!("image.repository={repository}"),
+        format!("image.tag={tag}"),
+        "replicas=1".to_string(),
+        "gitops.approvals.enforce=false".to_string(),
+        "selfSync.interval=5m".to_string(),
+        "selfSync.webhookSecretName=weaver-webhook".to_string(),
+        format!("selector=weaver-test={}", cluster.prefix),
+        format!("selfSync.labels.weaver-test={}", cluster.prefix),
+    ];
+    let mut args = vec!["bootstrap", "--url", &url, "--path", "clusters/rig", "-n", &ns, "--timeout", "4m"];
+    args.extend(["--private-key-file", key.to_str().unwrap(), "--known-hosts", known_hosts.to_str().unwrap()]);
+    for value in &set {
+        args.extend(["--set", value]);
+    }
+    let started = Instant::now();
+    let bootstrapped = repo.weaver_on(&cluster, &args);
+    assert_eq!(bootstrapped.code, 0, "{bootstrapped:?}");
+    figure("`weaver bootstrap` to its EnvironmentSync Ready, from the Pod", &format!("{:.1?}", started.elapsed()));
+    let weaver_sync = json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync", "metadata": {"name": "weaver", "namespace": ns}});
+    let shop_sync = json!({"apiVersion": "weaver.example.com/v1beta1", "kind": "EnvironmentSync", "metadata": {"name": "shop", "namespace": shop}});
+    assert!(is_ready_at(&cluster.get(&weaver_sync).unwrap(), &remote.main()));
+
+    // The team's app, by the book's one command, reading its directory of the same repository.
+    let tenant = [
+        &["tenant", "add", "shop", "-n", &shop, "--controller-namespace", &ns, "--source-url", &url][..],
+        &["--source-path", "teams/shop", "--environment", &environment],
+        &["--private-key-file", key.to_str().unwrap(), "--known-hosts", known_hosts.to_str().unwrap()],
+    ]
+    .concat();
+    let added = repo.weaver_on(&cluster, &tenant);
+    assert_eq!(added.code, 0, "{added:?}");
+    let with_tenant = remote.main();
+    remote.pull();
+    let hook = |namespace: &str, name: &str, token: &str| {
+        let path = format!("/api/v1/namespaces/{ns}/services/weaver-webhook:webhook/proxy/hook/{namespace}/{name}");
+        let headers =
+            [("Content-Type", "application/json"), ("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", token)];
+        let answer = cluster.post_text(&path, &headers, r#"{"object_kind": "push", "ref": "refs/heads/main"}"#);
+        let answer = answer.unwrap_or_else(|e| panic!("the receiver refused the push to {namespace}/{name}: {e}"));
+        assert_eq!(answer.trim(), "accepted: a reconcile is requested");
+    };
+    hook(&ns, "weaver", WEAVER_TOKEN);
+    eventually("the controller applies the tenant's release to itself", || {
+        ready_at(&cluster, &weaver_sync, &with_tenant)
+    });
+    // The controller watches its own label alone (other tests' controllers run on the node):
+    // the tenant's EnvironmentSync carries it, as `weaver tenant add` gives it.
+    let labels = cluster.get(&shop_sync).expect("the tenant's EnvironmentSync")["metadata"]["labels"].clone();
+    assert_eq!(labels["weaver-test"], cluster.prefix.as_str(), "{labels}");
+    let app = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": shop}});
+    let greeting = || cluster.get(&app).map(|c| c["data"]["greeting"].clone()).unwrap_or(Value::Null);
+    let applied = |sync: &Value, commit: &str, greets: &str| -> Result<(), String> {
+        ready_at(&cluster, sync, commit)?;
+        match greeting() {
+            g if g == greets => Ok(()),
+            g => Err(format!("greeting {g}")),
+        }
+    };
+    eventually("the team's app applied by its EnvironmentSync", || applied(&shop_sync, &with_tenant, "v1"));
+    let webhook =
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shop-webhook", "namespace": shop}});
+    let shop_token =
+        cluster.get(&webhook).expect("the tenant's webhook Secret")["data"]["token"].as_str().unwrap().to_string();
+    use base64::Engine;
+    let shop_token = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(shop_token).unwrap()).unwrap();
+
+    // From here every status both EnvironmentSyncs take is recorded.
+    let watches = [RevisionWatch::start(&cluster, &ns, "weaver"), RevisionWatch::start(&cluster, &shop, "shop")];
+    let weaver_file = remote.work().join("clusters/rig/environments/weaver.yaml");
+    let app_values = remote.work().join("teams/shop/charts/app/values.yaml");
+    let edit = |file: &std::path::Path, from: &str, to: &str| {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert_eq!(text.matches(from).count(), 1, "{from:?} once in {}:\n{text}", file.display());
+        std::fs::write(file, text.replace(from, to)).unwrap();
+    };
+    let commit_and_push = |message: &str| {
+        git(&["commit", "-q", "-am", message]);
+        git(&["push", "-q", "origin", "main"]);
+        remote.main()
+    };
+    let push = |file: &std::path::Path, from: &str, to: &str, message: &str| {
+        edit(file, from, to);
+        commit_and_push(message)
+    };
+    // Before each push, the EnvironmentSync has reconciled its spec and the branch's head: the
+    // push never rides on a reconcile that an earlier change started, and its next poll is a
+    // whole interval away.
+    let settled = |sync: &Value| {
+        eventually("the EnvironmentSync at rest, at the branch's head", || {
+            let live = cluster.get(sync).ok_or("no EnvironmentSync")?;
+            let observed = live["status"]["observedGeneration"] == live["metadata"]["generation"];
+            match observed && is_ready_at(&live, &remote.main()) {
+                true => Ok(()),
+                false => Err(live["status"].to_string()),
+            }
+        })
+    };
+    // The tenant's interval, the controller's value these pushes change: its release's values in
+    // the controller's environment file, where `weaver tenant add` wrote them.
+    let edit_tenant_interval = |seconds: u64| {
+        let text = std::fs::read_to_string(&weaver_file).unwrap();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let release = lines.iter().position(|l| l.trim() == "- name: shop").expect("the tenant's release");
+        let values = release + lines[release..].iter().position(|l| l.trim() == "values:").expect("its values");
+        let indent = lines[values].len() - lines[values].trim_start().len() + 2;
+        let line = format!("{}interval: {seconds}s", " ".repeat(indent));
+        match lines[values + 1].trim_start().starts_with("interval:") {
+            true => lines[values + 1] = line,
+            false => lines.insert(values + 1, line),
+        }
+        std::fs::write(&weaver_file, lines.join("\n") + "\n").unwrap();
+    };
+    let tenant_interval = || cluster.get(&shop_sync).map(|s| s["spec"]["interval"].clone()).unwrap_or(Value::Null);
+
+    // (a) A push to the team's app, posted to the receiver: applied within 10 s (its interval
+    // is the chart's minute).
+    settled(&shop_sync);
+    let pushed = push(&app_values, "greeting: v1", "greeting: v2", "the shop: v2");
+    let posted = Instant::now();
+    hook(&shop, "shop", &shop_token);
+    eventually("the app's push applied", || applied(&shop_sync, &pushed, "v2"));
+    let took = posted.elapsed();
+    figure("a push to the team's app posted to the receiver, to Ready at it", &format!("{took:.1?}"));
+    assert!(took < Duration::from_secs(10), "the app's push with the webhook took {took:?}");
+
+    // (b) A push to the controller's own values, posted: within 10 s (its interval is 5
+    // minutes). It sets both intervals to 20 s.
+    settled(&weaver_sync);
+    edit(&weaver_file, "interval: 5m", &format!("interval: {}s", interval.as_secs()));
+    edit_tenant_interval(interval.as_secs());
+    let pushed = commit_and_push("both intervals: 20s");
+    let posted = Instant::now();
+    hook(&ns, "weaver", WEAVER_TOKEN);
+    eventually("the controller's push applied", || {
+        let live = ready_at(&cluster, &weaver_sync, &pushed)?;
+        match (&live["spec"]["interval"], tenant_interval()) {
+            (own, tenant) if own == "20s" && tenant == "20s" => Ok(()),
+            other => Err(format!("the intervals {other:?}")),
+        }
+    });
+    let took = posted.elapsed();
+    figure("a push to the controller's values posted to the receiver, to Ready at it", &format!("{took:.1?}"));
+    assert!(took < Duration::from_secs(10), "the controller's push with the webhook took {took:?}");
+
+    // (c) Without the webhook, both fetching one URL: a push to each, in turns, applied within
+    // one interval (and the reconcile's own time: the bug was a whole interval more).
+    let bound = interval + Duration::from_secs(8);
+    for round in 0..3 {
+        settled(&shop_sync);
+        let pushed = push(
+            &app_values,
+            &format!("greeting: v{}", round + 2),
+            &format!("greeting: v{}", round + 3),
+            "the shop, unannounced",
+        );
+        let at = Instant::now();
+        eventually("the app's push applied within an interval", || {
+            applied(&shop_sync, &pushed, &format!("v{}", round + 3))
+        });
+        let took = at.elapsed();
+        figure(&format!("round {round}: a push to the team's app, no webhook, to Ready at it"), &format!("{took:.1?}"));
+        assert!(took <= bound, "the app's push took {took:?}, more than the interval {interval:?}");
+
+        let seconds = interval.as_secs() - 1 - round;
+        settled(&weaver_sync);
+        edit_tenant_interval(seconds);
+        let pushed = commit_and_push(&format!("the shop's interval: {seconds}s"));
+        let at = Instant::now();
+        eventually("the controller's push applied within an interval", || {
+            ready_at(&cluster, &weaver_sync, &pushed)?;
+            match tenant_interval() {
+                i if i == format!("{seconds}s").as_str() => Ok(()),
+                i => Err(format!("the tenant's interval {i}")),
+            }
+        });
+        let took = at.elapsed();
+        figure(
+            &format!("round {round}: a push to the controller's values, no webhook, to Ready at it"),
+            &format!("{took:.1?}"),
+        );
+        assert!(took <= bound, "the controller's push took {took:?}, more than the interval {interval:?}");
+    }
+
+    // (d) Values weaver's chart refuses: the controller's own sync Ready=False, `weaver check`
+    // exit 1 naming it; mended, Ready again and check passes.
+    let broken = push(&weaver_file, "replicas: 1", "replicas: many", "weaver: a value its schema refuses");
+    hook(&ns, "weaver", WEAVER_TOKEN);
+    let (reason, message) = eventually("the controller's own sync Ready=False", || {
+        let live = cluster.get(&weaver_sync).ok_or("no EnvironmentSync")?;
+        match ready_condition(&live) {
+            Some((status, reason, message))
+                if status == "False" && live["status"]["lastAttemptedRevision"] == broken.as_str() =>
+            {
+                Ok((reason, message))
+            }
+            other => Err(format!("{other:?}")),
+        }
+    });
+    figure("the controller's own sync on refused values: Ready=False", &format!("{reason}: {message}"));
+    assert!(message.contains("replicas"), "{message}");
+    let checked = repo.weaver_on(&cluster, &["check", "-n", &ns]);
+    assert_eq!(checked.code, 1, "{checked:?}");
+    let named = format!("selfsync/{ns}/weaver");
+    let line = checked.stdout.lines().find(|l| l.contains(&named)).unwrap_or_else(|| panic!("{named} in {checked:?}"));
+    assert!(
+        line.starts_with('✗') && line.contains(&format!("weaver's own EnvironmentSync {ns}/weaver is not Ready")),
+        "{checked:?}"
+    );
+    let mended = push(&weaver_file, "replicas: many", "replicas: 1", "weaver: mended");
+    hook(&ns, "weaver", WEAVER_TOKEN);
+    eventually("the controller's own sync Ready again", || ready_at(&cluster, &weaver_sync, &mended));
+    let checked = repo.weaver_on(&cluster, &["check", "-n", &ns]);
+    assert_eq!(checked.code, 0, "{checked:?}");
+
+    // Neither EnvironmentSync ever went back to an older commit.
+    let [weaver_watch, shop_watch] = watches;
+    let (weaver_seen, shop_seen) = (weaver_watch.stop(), shop_watch.stop());
+    figure(
+        "statuses recorded (the controller's sync, the app's)",
+        &format!("{}, {}", weaver_seen.len(), shop_seen.len()),
+    );
+    never_back(&remote.bare(), "the controller's EnvironmentSync", &weaver_seen);
+    never_back(&remote.bare(), "the app's EnvironmentSync", &shop_seen);
+    assert!(weaver_seen.iter().any(|(attempted, _)| *attempted == broken), "{weaver_seen:#?}");
+
+    // (e) Uninstalled: the API it leaves serves both versions (its conversion back to None).
+    let removed = repo.weaver_on(&cluster, &["uninstall", "-n", &ns]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    let kubectl = std::env::var_os("WEAVER_KUBECTL").unwrap_or_else(|| "kubectl".into());
+    for version in ["v1alpha1", "v1beta1"] {
+        let out = std::process::Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig())
+            .args(["get", &format!("environmentsyncs.{version}.weaver.example.com"), "-n", &shop, "-o", "name"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "kubectl get of {version} after uninstall: {stderr}");
+        assert_eq!(stdout.trim(), "environmentsync.weaver.example.com/shop", "{version}: {stderr}");
+    }
+}
+
 #[test]
 fn helm_install_of_the_chart_from_an_oci_registry_runs_a_controller_that_passes_weaver_check() {
     let Some(e2e) = E2e::or_skip() else { return };

@@ -133,7 +133,6 @@ pub async fn add(options: &TenantOptions, cx: Context<'_>) -> Result<TenantAdded
     let url = weaver_source::redact_url(&controller.url);
     on(Progress::Status(format!("{url}: read and write access on branch {}", controller.branch)));
     // 5. The release, committed and rendered.
-    let release = release(options, source_secret.is_some());
     let git = GitRepo::open(&fetched.repository)?.with_identity(&options.author.0, &options.author.1);
     let fetched_commit = git.resolve(&fetched.commit, "the fetched branch")?;
     let tree = git.tree_source(&fetched_commit)?;
@@ -143,6 +142,7 @@ pub async fn add(options: &TenantOptions, cx: Context<'_>) -> Result<TenantAdded
             .with_help("the controller's EnvironmentSync names a repository `weaver bootstrap` did not write")
     })?;
     let text = String::from_utf8(text).map_err(|_| Error::new(format!("{}: not UTF-8", file.display())))?;
+    let release = release(options, source_secret.is_some(), &controller_labels(&file, &text)?);
     let mut changes = BTreeMap::new();
     if let Some(added) = with_release(&file, &text, &release)? {
         changes.insert(file.display().to_string(), Some(added.into_bytes()));
@@ -326,9 +326,21 @@ impl Controller {
     }
 }
 
+/// The labels of the controller's own EnvironmentSync, as the environment file `file` (its
+/// `text`) gives them (release `weaver`'s `selfSync.labels`): a controller started with a label
+/// selector reconciles the syncs that carry them, its own among them.
+fn controller_labels(file: &Path, text: &str) -> Result<Value> {
+    let environment = weaver_yaml::documents(file, text)?.into_iter().next().unwrap_or(Value::Null);
+    let releases = environment["releases"].as_array().cloned().unwrap_or_default();
+    let own = releases.iter().find(|r| r["name"] == RELEASE);
+    Ok(own.and_then(|r| r.pointer("/values/selfSync/labels")).cloned().unwrap_or(Value::Null))
+}
+
 /// The tenant's release of the tenants' chart: after the controller's own (`needs`), whose
-/// chart holds the EnvironmentSync CRD; its Secrets named when the flags give what they hold.
-fn release(options: &TenantOptions, source_secret: bool) -> Value {
+/// chart holds the EnvironmentSync CRD; its Secrets named when the flags give what they hold,
+/// its EnvironmentSync labelled as the controller's own (`labels`), so that the controller
+/// reconciles it whatever label selector it was started with.
+fn release(options: &TenantOptions, source_secret: bool, labels: &Value) -> Value {
     let name = &options.name;
     let mut source = json!({"url": options.source_url, "branch": options.source_branch});
     if let Some(path) = &options.source_path {
@@ -348,6 +360,9 @@ fn release(options: &TenantOptions, source_secret: bool) -> Value {
     });
     if options.age_key.is_some() {
         values["decryption"] = json!({"secretName": format!("{name}-age")});
+    }
+    if labels.as_object().is_some_and(|labels| !labels.is_empty()) {
+        values["labels"] = labels.clone();
     }
     json!({"name": name, "chart": CHART, "namespace": options.namespace, "needs": [RELEASE], "values": values})
 }
@@ -468,7 +483,7 @@ fn new_token() -> Result<String> {
 mod tests {
     use super::*;
     use crate::action::install::DEFAULT_NAMESPACE;
-    use crate::action::testing::{Fixture, Heard, Remote, TOKEN, bootstrapped, failure, render_options};
+    use crate::action::testing::{Fixture, Heard, Remote, TOKEN, bootstrapped_with, failure, render_options};
 
     /// How `weaver tenant add shop --source-url … --source-path deploy --environment staging
     /// --environment prod --token-file … --age-key-file …` adds tenant `shop` to the fixture's
@@ -514,7 +529,9 @@ mod tests {
         let Some(remote) = Remote::serve().await else { return };
         let fixture = Fixture::start().await;
         let heard = Heard::default();
-        bootstrapped(&fixture, &remote, &heard).await;
+        // The controller reconciles the EnvironmentSyncs labelled as its own alone.
+        bootstrapped_with(&fixture, &remote, &heard, &["selector=team=platform", "selfSync.labels.team=platform"])
+            .await;
         // As a weaver before this one bootstrapped it: without the tenants' chart.
         let remote_dir = remote.dir.path().to_path_buf();
         let repo = git2::Repository::open(remote_dir.join("fleet")).expect("the remote");
@@ -588,6 +605,7 @@ mod tests {
         };
         let sync = object("EnvironmentSync");
         assert_eq!(sync["metadata"]["namespace"], "shop", "{sync}");
+        assert_eq!(sync["metadata"]["labels"]["team"], "platform", "labelled as the controller's own: {sync}");
         assert_eq!(
             sync["spec"]["source"],
             json!({"url": "https://git.example.org/acme/shop.git", "ref": {"branch": "main"}, "path": "deploy", "secretRef": {"name": "shop-git"}}),

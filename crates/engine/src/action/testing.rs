@@ -377,7 +377,12 @@ pub(crate) async fn applied_by_its_controller(fixture: &Fixture, remote: &Remote
 /// A bootstrap of the fixture's cluster from `remote` (`remote.options(fixture, &[])`), with
 /// [`applied_by_its_controller`] standing in for the controller; it must succeed.
 pub(crate) async fn bootstrapped(fixture: &Fixture, remote: &Remote, heard: &Heard) -> Bootstrapped {
-    let options = remote.options(fixture, &[]);
+    bootstrapped_with(fixture, remote, heard, &[]).await
+}
+
+/// [`bootstrapped`], with `set` values (`--set`).
+pub(crate) async fn bootstrapped_with(fixture: &Fixture, remote: &Remote, heard: &Heard, set: &[&str]) -> Bootstrapped {
+    let options = remote.options(fixture, set);
     let bootstrapped = bootstrap(&options, heard.cx());
     let controller = applied_by_its_controller(fixture, remote);
     tokio::pin!(bootstrapped, controller);

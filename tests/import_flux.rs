@@ -1766,3 +1766,97 @@ fn an_environment_that_would_not_load_is_refused_before_anything_is_written() {
     assert!(run.stderr.contains("would write does not load (cycle in `needs`"), "{}", run.stderr);
     assert_eq!(common::fs::digests(repo.path()), before, "a refused import changed the repository");
 }
+
+/// Label values that are YAML strings looking like other types once unquoted (`"true"`,
+/// `"1.0"`, `"08"`, `"null"`, `"yes"`, `"on"`, `"1e3"`, `"0x1F"`), in an object's labels, a
+/// kustomization's `commonLabels` and `labels: - pairs:` and a Flux Kustomization's
+/// `spec.commonMetadata.labels`, unquoted YAML 1.1 booleans (`yes`, `on`, `off`: strings to
+/// kustomize's YAML 1.2 reader) and a `postBuild` variable (`"${APP}"`) in a label: the
+/// Kustomization is converted, nothing listed, and its release renders every value as the same
+/// string, as `kubectl kustomize` builds the import's kustomization (Flux then substitutes
+/// `${APP}`; kubectl does not).
+#[test]
+fn string_label_values_that_look_like_other_types_are_imported_and_rendered_as_strings() {
+    let repo = Repo::empty();
+    let common_metadata = "  targetNamespace: shop\n  commonMetadata:\n    labels:\n      \
+                           cm-bool: \"true\"\n      cm-float: \"1.0\"\n      cm-octal: \"08\"\n      cm-null: \"null\"\n      \
+                           cm-yes: \"yes\"\n      cm-on: \"on\"\n      cm-exp: \"1e3\"\n      cm-hex: \"0x1F\"\n      \
+                           app: \"x\"\n  postBuild:\n    substitute:\n      APP: \"x\"\n";
+    repo.write(
+        "clusters/dev/app.yaml",
+        &format!("{}{common_metadata}", weaver_test_support::flux::kustomization("app", "./app")),
+    )
+    .write(
+        "app/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [objects.yaml]\n\
+         commonLabels:\n  c-bool: \"true\"\n  c-float: \"1.0\"\n  c-null: \"null\"\n  c-on: \"on\"\n\
+         labels:\n- pairs:\n    p-bool: \"true\"\n    p-yes: \"yes\"\n    p-octal: \"010\"\n  includeSelectors: true\n",
+    )
+    .write(
+        "app/objects.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels:\n    bool: \"true\"\n    \
+         float: '1.0'\n    octal: \"08\"\n    \"null\": \"null\"\n    exp: \"1e3\"\n    hex: \"0x1F\"\n    \
+         quoted-yes: \"yes\"\n    yes: yes\n    on: on\n    off: off\n    sub: \"${APP}\"\ndata:\n  a: b\n",
+    );
+    let run = repo.weaver(&["import", "flux"]);
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(common::not_converted(&run.stderr).is_empty(), "{}", run.stderr);
+    let env = std::fs::read_to_string(repo.path().join("environments/dev.yaml")).unwrap();
+    assert!(env.contains("- name: app\n  namespace: shop\n  kustomize: flux-import/dev/app\n"), "{env}");
+
+    let render = repo.weaver(&["render", "--env", "dev", "-r", "app"]);
+    let rendered = objects(render.success());
+    assert_eq!(rendered.len(), 1, "{}", render.stdout);
+    let mut labels = rendered[0].1["metadata"]["labels"].as_object().unwrap().clone();
+    for label in ["app.kubernetes.io/managed-by", "weaver.example.com/release", "weaver.example.com/environment"] {
+        labels.remove(label);
+    }
+    let strings = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Vec<_>>();
+    let expected: serde_json::Map<String, Value> = strings(&[
+        ("bool", "true"),
+        ("float", "1.0"),
+        ("octal", "08"),
+        ("null", "null"),
+        ("exp", "1e3"),
+        ("hex", "0x1F"),
+        ("quoted-yes", "yes"),
+        ("yes", "yes"),
+        ("on", "on"),
+        ("off", "off"),
+        ("sub", "x"),
+        ("c-bool", "true"),
+        ("c-float", "1.0"),
+        ("c-null", "null"),
+        ("c-on", "on"),
+        ("p-bool", "true"),
+        ("p-yes", "yes"),
+        ("p-octal", "010"),
+        ("cm-bool", "true"),
+        ("cm-float", "1.0"),
+        ("cm-octal", "08"),
+        ("cm-null", "null"),
+        ("cm-yes", "yes"),
+        ("cm-on", "on"),
+        ("cm-exp", "1e3"),
+        ("cm-hex", "0x1F"),
+        ("app", "x"),
+    ])
+    .into_iter()
+    .collect();
+    assert_eq!(labels, expected, "{}", render.stdout);
+
+    let Ok((kubectl, _)) = common::tools::kubectl_kustomize_v5() else {
+        common::interop_available("kubectl kustomize v5", false);
+        return;
+    };
+    let built = std::process::Command::new(kubectl)
+        .args(["kustomize", "flux-import/dev/app"])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let kubectl_objects = objects(&String::from_utf8(built.stdout).unwrap());
+    let mut kubectl_labels = kubectl_objects[0].1["metadata"]["labels"].as_object().unwrap().clone();
+    assert_eq!(kubectl_labels.insert("sub".into(), json!("x")), Some(json!("${APP}")));
+    assert_eq!(labels, kubectl_labels, "as kubectl kustomize builds it");
+}

@@ -924,6 +924,61 @@ mod limits {
         assert_eq!(diff(&["--render-timeout", "60s"]), in_process);
     }
 
+    /// A Helm chart's releases go to a worker in batches, the next batch sent before the
+    /// answers to the one before are read: `lookup`s asked in the middle of a batch are
+    /// answered, two charts' releases interleaved render as in process, and a release that
+    /// fails, or runs its worker out of memory, is the one named.
+    #[test]
+    fn helm_releases_sent_to_a_worker_together_render_and_look_up_as_in_process() {
+        let repo = Repo::empty();
+        let chart_of = |n: usize| if n % 3 == 0 { "other" } else { "looks" };
+        let releases: String = (1..=14).map(|n| format!("  - name: r{n}\n    chart: {}\n", chart_of(n))).collect();
+        let looks = |extra: &str| {
+            format!(
+                "{extra}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: copy-{{{{ .Release.Name }}}}\n  namespace: apps\n\
+                 data:\n  found: {{{{ (lookup \"v1\" \"ConfigMap\" \"apps\" \"source\").data.text | quote }}}}\n"
+            )
+        };
+        repo.write("environments/dev.yaml", &format!("namespace: apps\nreleases:\n{releases}"))
+            .write("charts/looks/Chart.yaml", "apiVersion: v2\nname: looks\nversion: 0.1.0\n")
+            .write("charts/looks/templates/cm.yaml", &looks(""))
+            .write("charts/other/Chart.yaml", "apiVersion: v2\nname: other\nversion: 0.1.0\n")
+            .write(
+                "charts/other/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other-{{ .Release.Name }}\n  namespace: apps\n",
+            )
+            .write(
+                "live.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: source\n  namespace: apps\ndata:\n  text: from the cluster\n",
+            );
+        let live = repo.path().join("live.yaml");
+        let diff = |extra: &[&str]| {
+            let mut args = vec!["diff", "--env", "dev", "--live-from", live.to_str().unwrap()];
+            args.extend_from_slice(extra);
+            repo.weaver(&args)
+        };
+        let in_process = diff(&[]).success().to_string();
+        assert_eq!(in_process.matches("found: from the cluster").count(), 10, "{in_process}");
+        assert_eq!(in_process.matches("name: other-r").count(), 4, "{in_process}");
+        assert_eq!(diff(&["--render-timeout", "60s"]).success(), in_process);
+        for n in [1, 7, 14] {
+            let only = |text: &str| format!("{{{{ if eq .Release.Name \"r{n}\" }}}}{text}{{{{ end }}}}\n");
+            repo.write("charts/looks/templates/cm.yaml", &looks(&only("{{ fail \"this release fails\" }}")));
+            let failed = diff(&[]).failure().to_string();
+            assert!(failed.contains(&format!("release `r{n}`")) && failed.contains("this release fails"), "{failed}");
+            assert_eq!(diff(&["--render-timeout", "60s"]).failure(), failed, "r{n}");
+            repo.write("charts/looks/templates/cm.yaml", &looks(&only("{{ $l := until 134217728 }}{{ len $l }}")));
+            let run = diff(&["--max-render-memory", "536870912"]);
+            assert_eq!(
+                first_line_of(run.failure()),
+                format!(
+                    "error: rendering stopped: the templates of release `r{n}` took more than 536870912 bytes of memory \
+                     (--max-render-memory)"
+                ),
+            );
+        }
+    }
+
     /// A kustomization whose bases form a diamond 14 levels deep is built once per path to
     /// each base (2^14 of them): the build stops at --render-timeout, naming the release.
     #[test]

@@ -76,8 +76,8 @@ pub(super) enum Ready {
 /// rendering each gave, or the batch's panic.
 pub(super) type Sent = (usize, usize, std::thread::Result<Vec<Result<RenderedRelease>>>);
 
-/// How many releases of weaver charts, one after another, a thread renders together when a
-/// worker renders their templates: a few batches of them, each one round trip to the worker
+/// How many releases of charts (weaver charts or Helm charts), one after another, a thread
+/// renders together when a worker renders their templates: a few batches of them, each one round trip to the worker
 /// (see `isolated`), not one each. Few enough that slow ones do not hold one thread while the
 /// others idle.
 const RENDERED_TOGETHER: usize = 16;
@@ -295,7 +295,7 @@ impl Run<'_> {
             let mut start = |ready: &mut BTreeMap<usize, Ready>, in_flight: &mut usize| match places.next() {
                 Some((index, Place::Render(release))) => {
                     let mut batch = vec![release];
-                    let batched = |release: &Release| batches && self.is_weaver_chart(release);
+                    let batched = |release: &Release| batches && self.renders_a_chart(release);
                     while batch.len() < RENDERED_TOGETHER && batched(release) {
                         match places.next_if(|(_, place)| matches!(place, Place::Render(r) if batched(r))) {
                             Some((_, Place::Render(release))) => batch.push(release),

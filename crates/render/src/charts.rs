@@ -148,11 +148,7 @@ impl HelmCharts {
 /// files) < the release's `values` < the decrypted secrets under the release's name, merged as
 /// helm merges `-f` and `--set` layers, and then the command line's overrides, applied to them
 /// as helm applies `--set` to its `-f` files; the chart's own defaults go under them in helm.
-pub(super) fn render_helm(
-    run: &super::Run,
-    release: &Release,
-    chart: &weaver_helm::HelmChart,
-) -> Result<Vec<Manifest>> {
+pub(super) fn helm_input<'r>(run: &'r super::Run, release: &'r Release) -> Result<weaver_helm::ReleaseInput<'r>> {
     let (project, env, secrets, workers) = (run.project, run.env, run.secrets, run.engine.workers());
     let parse = |path: &Path, text: &str| {
         weaver_helm::chart::read_values(path, text.as_bytes()).map(|map| Some(Value::Object(map)))
@@ -170,7 +166,7 @@ pub(super) fn render_helm(
         merge_overrides(&mut values, layer);
     }
     secrets.overrides.apply(&mut values).map_err(|e| e.with_help(format!("release `{}`", release.name)))?;
-    let input = weaver_helm::ReleaseInput {
+    Ok(weaver_helm::ReleaseInput {
         name: &release.name,
         namespace: &release.namespace,
         values,
@@ -178,11 +174,27 @@ pub(super) fn render_helm(
         live: run.cluster.live.clone(),
         output: weaver_helm::Output::RELEASE,
         limits: secrets.limits.clone(),
-    };
+    })
+}
+
+/// Releases of Helm charts rendered, each its objects or its error: a batch a round trip when
+/// workers render them.
+pub(super) fn render_helm(
+    workers: Option<&crate::isolated::Workers>,
+    releases: &[(&Release, Arc<weaver_helm::HelmChart>, weaver_helm::ReleaseInput<'_>)],
+) -> Vec<Result<Vec<Manifest>>> {
     let documents = match workers {
-        Some(workers) => workers.render_helm(chart, &input),
-        None => weaver_helm::render(chart, &input),
+        Some(workers) => {
+            let inputs: Vec<_> = releases.iter().map(|(_, chart, input)| (chart.as_ref(), input)).collect();
+            workers.render_helm_releases(&inputs)
+        }
+        None => releases.iter().map(|(_, chart, input)| weaver_helm::render(chart, input)).collect(),
     };
+    releases.iter().zip(documents).map(|((release, _, _), documents)| helm_manifests(release, documents)).collect()
+}
+
+/// A Helm release's rendered documents as its objects, each a Kubernetes object.
+fn helm_manifests(release: &Release, documents: Result<Vec<weaver_helm::RenderedDocument>>) -> Result<Vec<Manifest>> {
     let documents = documents.map_err(|e| match e.help {
         None => e.with_help(format!("release `{}`", release.name)),
         Some(_) => e,

@@ -339,39 +339,121 @@ impl Workers {
         Workers { isolation: isolation.clone(), limits: limits.clone(), templates, idle: Mutex::default() }
     }
 
-    /// Releases' templates rendered by workers, as many releases a worker as fit in a batch
-    /// ([`BATCH_BYTES`]): a round trip a batch, not a release, and the next batch sent before
-    /// the answers to the one before are read, so that the worker renders it while this thread
-    /// takes those. Each text is handed to `take` with its release's place in `renders` as it
-    /// comes (see [`Engine::render_releases`](crate::engine::Engine::render_releases)). A
-    /// release's result is its first error: a template's, `take`'s, or its worker's end, after
-    /// which the releases after it go to another worker. A worker that ended in a batch (its
-    /// memory bound) may have held the answers of releases before the one that ended it: the
-    /// batch's releases not yet answered go again, one a worker, so that its error names that one.
+    /// Releases' templates rendered by workers (see
+    /// [`Engine::render_releases`](crate::engine::Engine::render_releases)), in batches
+    /// ([`Workers::batched`]); each text is handed to `take` with its release's place in
+    /// `renders` as it comes. A release's result is its first error: a template's, `take`'s, or
+    /// its worker's end.
     pub(crate) fn render_releases(
         &self,
         renders: &[ReleaseRender<'_>],
         take: &mut dyn FnMut(usize, &Path, String) -> Result<()>,
     ) -> Vec<Result<()>> {
-        let mut results: Vec<Result<()>> = Vec::with_capacity(renders.len());
+        let request = |worker: &Worker, at: usize| {
+            let render = &renders[at];
+            let first = !worker.shared.contains(&render.shared.0);
+            let mut line = release_request(render, first)?.into_bytes();
+            line.push(b'\n');
+            Ok((line, Noted { shared: Some(render.shared.0), ..Noted::default() }))
+        };
+        let read = |worker: &mut Worker, at: usize| {
+            self.read_release(worker, &renders[at], &mut |template, text| take(at, template, text))
+        };
+        self.batched(renders.len(), &|at| renders[at].release, request, read)
+    }
+
+    /// Releases of Helm charts rendered by workers, each as [`weaver_helm::render`] renders it
+    /// in this process, in batches ([`Workers::batched`]); their `lookup`s answered from each
+    /// input's `live`. A chart is sent to a worker with the first of its releases it renders.
+    pub(crate) fn render_helm_releases(
+        &self,
+        releases: &[(&weaver_helm::HelmChart, &weaver_helm::ReleaseInput<'_>)],
+    ) -> Vec<Result<Vec<weaver_helm::RenderedDocument>>> {
+        // A run's releases share their capabilities: sent to each worker once.
+        let request = |worker: &Worker, at: usize| {
+            let (chart, input) = releases[at];
+            let capabilities = Arc::as_ptr(&input.capabilities) as usize;
+            let noted = Noted { chart: Some(chart.id), capabilities: Some(capabilities), ..Noted::default() };
+            let mut lines = Vec::new();
+            if !worker.charts.contains(&chart.id) {
+                let forget = (worker.charts.len() >= CHARTS_KEPT).then(|| worker.charts[0]);
+                let request = Request::HelmChart { id: chart.id, chart: Arc::clone(&chart.chart), forget };
+                lines = serde_json::to_vec(&request).expect("a chart serializes");
+                lines.push(b'\n');
+            }
+            let release = HelmRelease {
+                name: Cow::Borrowed(input.name),
+                namespace: Cow::Borrowed(input.namespace),
+                values: Cow::Borrowed(&input.values),
+                capabilities: (worker.capabilities != Some(capabilities))
+                    .then(|| Cow::Borrowed(input.capabilities.made_of())),
+                output: input.output,
+            };
+            serde_json::to_writer(&mut lines, &Request::Helm { chart: chart.id, release }).map_err(|err| {
+                Error::new(format!("the values of release `{}` cannot be sent to its render worker: {err}", input.name))
+            })?;
+            lines.push(b'\n');
+            Ok((lines, noted))
+        };
+        // JSON of objects is larger than their YAML, but not twice as large.
+        let room =
+            self.limits.max_rendered_bytes.as_ref().map(|b| b.value.saturating_mul(2).saturating_add(HEADER_BYTES));
+        let read = |worker: &mut Worker, at: usize| {
+            let (chart, input) = releases[at];
+            // The chart's answer first, when the batch sent it: only that it was heard.
+            if worker.charts_heard.remove(&chart.id) {
+                match worker.answer(None, &self.limits, Answers::default()) {
+                    Ok(_) | Err(Step::Failed(_)) => {}
+                    Err(Step::Ended(ended)) => return Err(ended),
+                }
+            }
+            let answers = Answers { live: Some(&input.live), ..Answers::default() };
+            Ok(match worker.answer(Some(room.unwrap_or(usize::MAX)), &self.limits, answers) {
+                Ok(text) => {
+                    let text = text.ok_or(Ended::Closed)?;
+                    serde_json::from_slice(&text).map_err(|err| self.unreadable(input.name, &err))
+                }
+                Err(Step::Failed(error)) => Err(error),
+                Err(Step::Ended(ended)) => return Err(ended),
+            })
+        };
+        self.batched(releases.len(), &|at| releases[at].1.name, request, read)
+    }
+
+    /// `count` releases rendered by workers, as many a worker as fit in a batch
+    /// ([`BATCH_BYTES`], [`BATCH_RELEASES`]): a round trip a batch, not a release, and the
+    /// next batch sent before the answers to the one before are read, so that the worker
+    /// renders it while this thread takes those. `request` makes a release's request lines
+    /// (and what the worker will then have been sent), `read` reads its answers (`Err` when
+    /// the worker ended first). A worker that ended in a batch (its memory bound) may have held
+    /// the answers of releases before the one that ended it: the batch's releases not yet
+    /// answered go again, one a worker, so that its error names that one.
+    fn batched<'n, T>(
+        &self,
+        count: usize,
+        release: &dyn Fn(usize) -> &'n str,
+        request: impl Fn(&Worker, usize) -> Result<(Vec<u8>, Noted)>,
+        mut read: impl FnMut(&mut Worker, usize) -> std::result::Result<Result<T>, Ended>,
+    ) -> Vec<Result<T>> {
+        let mut results: Vec<Result<T>> = Vec::with_capacity(count);
         // Those before this go one a batch.
         let mut alone_until = 0;
-        while results.len() < renders.len() {
-            let mut worker = match self.take_worker(renders[results.len()].release) {
+        while results.len() < count {
+            let mut worker = match self.take_worker(release(results.len())) {
                 Ok(worker) => worker,
                 Err(error) => {
                     results.push(Err(error));
                     continue;
                 }
             };
-            match self.render_batches(&mut worker, (renders, alone_until), take, &mut results) {
+            match self.render_batches(&mut worker, (count, alone_until), &request, &mut read, &mut results) {
                 Ok(()) => self.give_back(worker),
                 // Dropped: killed.
                 Err((_, sent)) if sent > 1 && self.limits.stop_reason().is_none() => {
                     alone_until = results.len() + sent;
                 }
                 Err((ended, _)) => {
-                    let error = self.ended(worker, ended, renders[results.len()].release);
+                    let error = self.ended(worker, ended, release(results.len()));
                     results.push(Err(error));
                 }
             }
@@ -379,16 +461,17 @@ impl Workers {
         results
     }
 
-    /// `renders` from the first without a result rendered by `worker` in batches (those before
-    /// `alone_until` one a batch), their results pushed on `results` as their answers are read;
-    /// `Err` when the worker ended before the next release's answers, with how many releases
-    /// that one's batch had.
-    fn render_batches(
+    /// The releases from the first without a result rendered by `worker` in batches (those
+    /// before `alone_until` one a batch), their results pushed on `results` as their answers
+    /// are read; `Err` when the worker ended before the next release's answers, with how many
+    /// releases that one's batch had.
+    fn render_batches<T>(
         &self,
         worker: &mut Worker,
-        (renders, alone_until): (&[ReleaseRender<'_>], usize),
-        take: &mut dyn FnMut(usize, &Path, String) -> Result<()>,
-        results: &mut Vec<Result<()>>,
+        (count, alone_until): (usize, usize),
+        request: &impl Fn(&Worker, usize) -> Result<(Vec<u8>, Noted)>,
+        read: &mut impl FnMut(&mut Worker, usize) -> std::result::Result<Result<T>, Ended>,
+        results: &mut Vec<Result<T>>,
     ) -> std::result::Result<(), (Ended, usize)> {
         let mut next = results.len();
         // A batch sent whose answers are not read yet: each release's request sent, or why it
@@ -396,22 +479,22 @@ impl Workers {
         let mut unread: Option<Vec<Result<()>>> = None;
         loop {
             let mut sending = None;
-            if next < renders.len() {
-                let most = if next < alone_until { 1 } else { usize::MAX };
-                let (requests, batch) = batch_requests(worker, &renders[next..], most);
+            if next < count {
+                let most = if next < alone_until { 1 } else { BATCH_RELEASES };
+                let (requests, batch) = batch_requests(worker, (next, count.min(next + most)), request);
                 // Written ahead of the answers to the batch before only while both fit in the
                 // pipe: else neither side's write could end while the other waits on its own.
                 if requests.len() > worker.batch_bytes
                     && let Some(batch) = unread.take()
                 {
-                    self.read_batch(worker, renders, batch, take, results)?;
+                    read_batch(worker, batch, read, results)?;
                 }
                 let sent = worker.stdin.write_all(&requests);
                 next += batch.len();
                 sending = Some((sent, batch));
             }
             if let Some(batch) = unread.take() {
-                self.read_batch(worker, renders, batch, take, results)?;
+                read_batch(worker, batch, read, results)?;
             }
             match sending {
                 None => return Ok(()),
@@ -419,29 +502,6 @@ impl Workers {
                 Some((Ok(()), batch)) => unread = Some(batch),
             }
         }
-    }
-
-    /// The answers to `batch`, the releases from the first of `renders` without a result, read
-    /// and their results pushed on `results`.
-    fn read_batch(
-        &self,
-        worker: &mut Worker,
-        renders: &[ReleaseRender<'_>],
-        batch: Vec<Result<()>>,
-        take: &mut dyn FnMut(usize, &Path, String) -> Result<()>,
-        results: &mut Vec<Result<()>>,
-    ) -> std::result::Result<(), (Ended, usize)> {
-        let sent = batch.len();
-        for request in batch {
-            let at = results.len();
-            results.push(match request {
-                Ok(()) => self
-                    .read_release(worker, &renders[at], &mut |template, text| take(at, template, text))
-                    .map_err(|ended| (ended, sent))?,
-                Err(error) => Err(error),
-            });
-        }
-        Ok(())
     }
 
     /// The answers to a release's [`Request::Release`], each text handed to `take` until the
@@ -472,35 +532,6 @@ impl Workers {
         Ok(outcome)
     }
 
-    /// A release of a Helm chart rendered by a worker, as [`weaver_helm::render`] renders it in
-    /// this process; its `lookup`s answered from `input.live`.
-    pub(crate) fn render_helm(
-        &self,
-        chart: &weaver_helm::HelmChart,
-        input: &weaver_helm::ReleaseInput<'_>,
-    ) -> Result<Vec<weaver_helm::RenderedDocument>> {
-        // A run's releases share their capabilities: sent to each worker once.
-        let capabilities = Arc::as_ptr(&input.capabilities) as usize;
-        let request = |worker: &mut Worker| {
-            let release = HelmRelease {
-                name: Cow::Borrowed(input.name),
-                namespace: Cow::Borrowed(input.namespace),
-                values: Cow::Borrowed(&input.values),
-                capabilities: (worker.capabilities != Some(capabilities))
-                    .then(|| Cow::Borrowed(input.capabilities.made_of())),
-                output: input.output,
-            };
-            let request = serde_json::to_string(&Request::Helm { chart: chart.id, release }).map_err(|err| {
-                Error::new(format!("the values of release `{}` cannot be sent to its render worker: {err}", input.name))
-            })?;
-            worker.capabilities = Some(capabilities);
-            Ok(request)
-        };
-        let answers = Answers { live: Some(&input.live), ..Answers::default() };
-        let text = self.ask_text(input.name, request, answers, Some(chart))?;
-        serde_json::from_slice(&text).map_err(|err| self.unreadable(input.name, &err))
-    }
-
     /// The kustomization in `dir` built by a worker, as [`weaver_kustomize::build`] builds it in
     /// this process, reading `source` through this one.
     pub(crate) fn build_kustomization(
@@ -514,7 +545,7 @@ impl Workers {
         let request = Request::Kustomize { dir: dir.to_path_buf(), at, anywhere, describe: source.describe() };
         let request = serde_json::to_string(&request).expect("paths serialize");
         let answers = Answers { source: Some(source), ..Answers::default() };
-        let text = self.ask_text(release, |_| Ok(request.clone()), answers, None)?;
+        let text = self.ask_text(release, &request, answers)?;
         let built: WireBuilt = serde_json::from_slice(&text).map_err(|err| self.unreadable(release, &err))?;
         let resources = built
             .resources
@@ -547,29 +578,19 @@ impl Workers {
             Error::new(format!("the values of release `{release}` cannot be sent to its render worker: {err}"))
         })?;
         let answers = Answers { source: Some(source), variables, ..Answers::default() };
-        let text = self.ask_text(release, |_| Ok(request.clone()), answers, None)?;
+        let text = self.ask_text(release, &request, answers)?;
         String::from_utf8(text).map_err(|_| Error::at(Location::file(path), "the rendered output is not UTF-8"))
     }
 
-    /// The text of the request `request` makes for the worker, asked of a worker for `release`
-    /// (which keeps `chart` first), within the render's bytes.
-    fn ask_text(
-        &self,
-        release: &str,
-        request: impl Fn(&mut Worker) -> Result<String>,
-        answers: Answers<'_>,
-        chart: Option<&weaver_helm::HelmChart>,
-    ) -> Result<Vec<u8>> {
+    /// The text of the request `request` makes for the worker, asked of a worker for `release`,
+    /// within the render's bytes.
+    fn ask_text(&self, release: &str, request: &str, answers: Answers<'_>) -> Result<Vec<u8>> {
         // JSON of objects is larger than their YAML, but not twice as large.
         let room =
             self.limits.max_rendered_bytes.as_ref().map(|b| b.value.saturating_mul(2).saturating_add(HEADER_BYTES));
         self.with_worker(release, |worker| {
-            if let Some(chart) = chart {
-                worker.keep_chart(chart, &self.limits)?;
-            }
-            let request = request(worker).map_err(Step::Failed)?;
             worker
-                .ask(&request, Some(room.unwrap_or(usize::MAX)), &self.limits, answers)?
+                .ask(request, Some(room.unwrap_or(usize::MAX)), &self.limits, answers)?
                 .ok_or(Step::Ended(Ended::Closed))
         })
     }
@@ -802,31 +823,84 @@ impl From<Ended> for Step {
     }
 }
 
-/// The requests of a batch of the first of `renders` (at most `most` and [`BATCH_RELEASES`], and as many as fit in the
-/// worker's [`Worker::batch_bytes`], at least one), then [`Request::Flush`]; and each
-/// release's outcome: sent, or why its request could not be made.
-fn batch_requests(worker: &mut Worker, renders: &[ReleaseRender<'_>], most: usize) -> (Vec<u8>, Vec<Result<()>>) {
+/// The requests of a batch of releases `from..to` (as many as fit in the worker's
+/// [`Worker::batch_bytes`], at least one), then [`Request::Flush`]; and each release's outcome:
+/// sent, or why its request could not be made.
+fn batch_requests(
+    worker: &mut Worker,
+    (from, to): (usize, usize),
+    request: &impl Fn(&Worker, usize) -> Result<(Vec<u8>, Noted)>,
+) -> (Vec<u8>, Vec<Result<()>>) {
     let mut batch: Vec<Result<()>> = Vec::new();
     let mut requests = Vec::new();
-    for render in renders.iter().take(most.min(BATCH_RELEASES)) {
-        let request = match release_request(render, !worker.shared.contains(&render.shared.0)) {
-            Ok(request) => request,
-            Err(error) => {
-                batch.push(Err(error));
-                continue;
+    for at in from..to {
+        match request(worker, at) {
+            Err(error) => batch.push(Err(error)),
+            Ok((lines, _)) if !requests.is_empty() && requests.len() + lines.len() > worker.batch_bytes => break,
+            Ok((lines, noted)) => {
+                noted.apply(worker);
+                requests.extend_from_slice(&lines);
+                batch.push(Ok(()));
             }
-        };
-        if !requests.is_empty() && requests.len() + request.len() + 1 > worker.batch_bytes {
-            break;
         }
-        worker.shared.insert(render.shared.0);
-        requests.extend_from_slice(request.as_bytes());
-        requests.push(b'\n');
-        batch.push(Ok(()));
     }
     requests.extend_from_slice(&serde_json::to_vec(&Request::Flush).expect("a unit variant serializes"));
     requests.push(b'\n');
     (requests, batch)
+}
+
+/// The answers to `batch`, the releases from the first without a result, read and their
+/// results pushed on `results`.
+fn read_batch<T>(
+    worker: &mut Worker,
+    batch: Vec<Result<()>>,
+    read: &mut impl FnMut(&mut Worker, usize) -> std::result::Result<Result<T>, Ended>,
+    results: &mut Vec<Result<T>>,
+) -> std::result::Result<(), (Ended, usize)> {
+    let sent = batch.len();
+    for request in batch {
+        let at = results.len();
+        results.push(match request {
+            Ok(()) => read(worker, at).map_err(|ended| (ended, sent))?,
+            Err(error) => Err(error),
+        });
+    }
+    Ok(())
+}
+
+/// What a worker has been sent once a release's request of a batch is written: a shared
+/// context of the render, a Helm chart (new to it, whose answer comes first, or used again),
+/// the render's capabilities.
+#[derive(Default)]
+struct Noted {
+    shared: Option<u64>,
+    chart: Option<u64>,
+    capabilities: Option<usize>,
+}
+
+impl Noted {
+    fn apply(self, worker: &mut Worker) {
+        if let Some(id) = self.shared {
+            worker.shared.insert(id);
+        }
+        if let Some(id) = self.chart {
+            match worker.charts.iter().position(|kept| *kept == id) {
+                Some(at) => {
+                    worker.charts.remove(at);
+                }
+                None => {
+                    if worker.charts.len() >= CHARTS_KEPT {
+                        worker.charts.pop_front();
+                    }
+                    worker.charts_heard.insert(id);
+                }
+            }
+            worker.charts.push_back(id);
+        }
+        if let Some(capabilities) = self.capabilities {
+            worker.capabilities = Some(capabilities);
+        }
+    }
 }
 
 /// The request for a release's render: its context but the shared part, and that too if `first`
@@ -875,6 +949,8 @@ struct Worker {
     chunk: Box<[u8]>,
     /// The Helm charts it keeps, by id, the most recently used last.
     charts: VecDeque<u64>,
+    /// The Helm charts sent in a batch whose answers (that the chart was heard) are unread.
+    charts_heard: HashSet<u64>,
     /// The shared contexts of this render it was sent ([`ReleaseRender::shared`]).
     shared: HashSet<u64>,
     /// The capabilities (their address in this process) of the last Helm release of this
@@ -897,6 +973,7 @@ impl Worker {
             read: Vec::new(),
             chunk: vec![0; READ_CHUNK].into(),
             charts: VecDeque::new(),
+            charts_heard: HashSet::new(),
             shared: HashSet::new(),
             capabilities: None,
             batch_bytes,
@@ -909,22 +986,6 @@ impl Worker {
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
         self.stdin.write_all(&bytes)
-    }
-
-    /// Sends `chart` unless the worker keeps it already, forgetting the chart it used least
-    /// recently if it keeps [`CHARTS_KEPT`].
-    fn keep_chart(&mut self, chart: &weaver_helm::HelmChart, limits: &RenderLimits) -> std::result::Result<(), Step> {
-        if let Some(at) = self.charts.iter().position(|id| *id == chart.id) {
-            let id = self.charts.remove(at).expect("found above");
-            self.charts.push_back(id);
-            return Ok(());
-        }
-        let forget = if self.charts.len() >= CHARTS_KEPT { self.charts.pop_front() } else { None };
-        let request = Request::HelmChart { id: chart.id, chart: Arc::clone(&chart.chart), forget };
-        let request = serde_json::to_string(&request).expect("a chart serializes");
-        self.ask(&request, None, limits, Answers::default())?;
-        self.charts.push_back(chart.id);
-        Ok(())
     }
 
     /// Sends `request` and waits for its answer, looking at `limits` between reads: the

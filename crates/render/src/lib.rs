@@ -18,7 +18,7 @@ pub mod worker;
 
 use ahead::Place;
 pub use ahead::{Finished, chunk_releases, render_in_chunks};
-use charts::{ChartRelease, HelmCharts, chart_crds, render_charts, render_helm};
+use charts::{ChartRelease, HelmCharts, chart_crds, helm_input, render_charts, render_helm};
 use engine::Engine;
 use kustomizations::render_kustomization;
 pub use kustomizations::substitute_from_variables;
@@ -231,6 +231,7 @@ impl Run<'_> {
     fn render(&self, releases: &[&Release]) -> Vec<Result<RenderedRelease>> {
         let mut results: Vec<Option<Result<RenderedRelease>>> = Vec::with_capacity(releases.len());
         let (mut places, mut charted) = (Vec::new(), Vec::new());
+        let (mut helm_places, mut helm) = (Vec::new(), Vec::new());
         for (at, release) in releases.iter().enumerate() {
             results.push(match self.begin(release) {
                 Ok(Begun::Rendered(rendered)) => Some(Ok(*rendered)),
@@ -239,6 +240,14 @@ impl Run<'_> {
                     charted.push(chart_release);
                     None
                 }
+                Ok(Begun::Helm(chart, input)) => match *input {
+                    Ok(input) => {
+                        helm_places.push(at);
+                        helm.push((*release, chart, input));
+                        None
+                    }
+                    Err(error) => Some(self.finish_helm(release, &chart, Err(error))),
+                },
                 Err(error) => Some(Err(error)),
             });
         }
@@ -256,17 +265,47 @@ impl Run<'_> {
                     .map(|manifests| rendered_release(releases[at], true, Some(chart_meta), manifests, Vec::new())),
             );
         }
+        let outputs = render_helm(self.engine.workers(), &helm);
+        for ((at, (release, chart, _)), output) in helm_places.into_iter().zip(&helm).zip(outputs) {
+            results[at] = Some(self.finish_helm(release, chart, output));
+        }
         results.into_iter().map(|result| result.expect("every release has a result")).collect()
     }
 
-    /// Whether `release` renders a weaver chart's templates, which render in batches.
-    fn is_weaver_chart(&self, release: &Release) -> bool {
-        release.installed && release.kustomize.is_none() && !self.helm.is_helm_chart(&release.chart)
+    /// A release of a Helm chart once `output` is rendered: done with its chart, its objects
+    /// kept unless its lookups asked for objects not yet listed (it is rendered again).
+    fn finish_helm(
+        &self,
+        release: &Release,
+        chart: &weaver_helm::HelmChart,
+        output: Result<Vec<Manifest>>,
+    ) -> Result<RenderedRelease> {
+        let live = &self.cluster.live;
+        self.helm.rendered(&release.chart);
+        // Output made without objects its lookups asked for goes: it is made again.
+        let manifests = match output {
+            _ if live.is_waiting(&release.name) => Vec::new(),
+            Err(_) if live.defers_errors_of(&release.name) => Vec::new(),
+            output => output?,
+        };
+        let metadata = &chart.chart.metadata;
+        let chart_meta = ChartMeta {
+            name: metadata.name.clone(),
+            version: metadata.version.clone(),
+            app_version: metadata.app_version.clone(),
+        };
+        Ok(rendered_release(release, true, Some(chart_meta), manifests, chart.warnings.clone()))
+    }
+
+    /// Whether `release` renders a chart's templates (a weaver chart's or a Helm chart's), which
+    /// render in batches.
+    fn renders_a_chart(&self, release: &Release) -> bool {
+        release.installed && release.kustomize.is_none()
     }
 
     /// `release` rendered, but for the templates of a weaver chart: what they are rendered with.
     fn begin<'r>(&'r self, release: &'r Release) -> Result<Begun<'r>> {
-        let (project, env, cluster, secrets) = (self.project, self.env, self.cluster, self.secrets);
+        let (project, env, secrets) = (self.project, self.env, self.secrets);
         if !release.installed {
             return Ok(Begun::Rendered(Box::new(rendered_release(release, false, None, Vec::new(), Vec::new()))));
         }
@@ -280,33 +319,11 @@ impl Run<'_> {
             return Ok(Begun::Rendered(Box::new(rendered_release(release, true, None, manifests, Vec::new()))));
         }
         if self.helm.is_helm_chart(&release.chart) {
-            let chart = self.helm.get(project, env, release, &secrets.charts);
-            let output = match &chart {
-                Ok(chart) => render_helm(self, release, chart),
-                Err(_) => Ok(Vec::new()),
-            };
-            self.helm.rendered(&release.chart);
-            let chart = chart?;
-            // Output made without objects its lookups asked for goes: it is made again.
-            let manifests = match output {
-                _ if cluster.live.is_waiting(&release.name) => Vec::new(),
-                Err(_) if cluster.live.defers_errors_of(&release.name) => Vec::new(),
-                output => output?,
-            };
-            let metadata = &chart.chart.metadata;
-            let chart_meta = ChartMeta {
-                name: metadata.name.clone(),
-                version: metadata.version.clone(),
-                app_version: metadata.app_version.clone(),
-            };
-            let warnings = chart.warnings.clone();
-            return Ok(Begun::Rendered(Box::new(rendered_release(
-                release,
-                true,
-                Some(chart_meta),
-                manifests,
-                warnings,
-            ))));
+            let chart = self.helm.get(project, env, release, &secrets.charts).inspect_err(|_| {
+                self.helm.rendered(&release.chart);
+            })?;
+            let input = helm_input(self, release);
+            return Ok(Begun::Helm(chart, Box::new(input)));
         }
         let chart = &self.chart_contexts[release.chart.as_str()];
         let values = release_values(project, env, release, &chart.chart, secrets, self.engine.workers())?;
@@ -348,6 +365,9 @@ enum Begun<'r> {
     /// Boxed: a rendered release is large.
     Rendered(Box<RenderedRelease>),
     Chart(ChartRelease<'r>),
+    /// A Helm chart's release, and what it renders with (or why that could not be made).
+    /// Boxed: its values are large.
+    Helm(Arc<weaver_helm::HelmChart>, Box<Result<weaver_helm::ReleaseInput<'r>>>),
 }
 
 /// A release's render before its scopes, patches and labels: these `manifests`, made of

@@ -3,7 +3,7 @@
 //! process that started it, asking it what the render reads: `lookup`s, the repository's
 //! files, environment variables.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,10 +21,32 @@ use weaver_project::source::{Entry, Source};
 struct Pipes {
     input: Box<dyn BufRead + Send>,
     output: Box<dyn Write + Send>,
+    /// Requests read while a render waited for the answer to its question: the parent sends
+    /// a batch's requests (and the next batch's) before it reads the answers.
+    queued: VecDeque<String>,
 }
 
 impl Pipes {
+    /// The next request.
     fn line(&mut self) -> std::io::Result<Option<String>> {
+        match self.queued.pop_front() {
+            Some(line) => Ok(Some(line)),
+            None => self.read_line(),
+        }
+    }
+
+    /// The parent's answer to a question just asked, the requests before it queued.
+    fn told(&mut self) -> std::io::Result<Told> {
+        loop {
+            let line = self.read_line()?.ok_or_else(|| std::io::Error::other("the render's question had no answer"))?;
+            match serde_json::from_str::<Told>(&line) {
+                Ok(told) => return Ok(told),
+                Err(_) => self.queued.push_back(line),
+            }
+        }
+    }
+
+    fn read_line(&mut self) -> std::io::Result<Option<String>> {
         let mut line = String::new();
         match self.input.read_line(&mut line)? {
             0 => Ok(None),
@@ -56,7 +78,7 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
     // SAFETY: prctl with these arguments only sets a flag of this process. Its memory holds
     // decrypted values: never dumped (exec reset what the parent set).
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    let pipes = Arc::new(Mutex::new(Pipes { input, output }));
+    let pipes = Arc::new(Mutex::new(Pipes { input, output, queued: VecDeque::new() }));
     let next = || pipes.lock().unwrap_or_else(PoisonError::into_inner).line();
     // Each render that takes the worker begins with its limits and templates.
     let mut limits = RenderLimits::default();
@@ -71,7 +93,10 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
     while let Some(line) = next()? {
         let failed =
             |error: &weaver_core::error::Error| Answer { error: Some(WireError::from(error)), ..Answer::default() };
-        let (answer, text) = match serde_json::from_str(&line)? {
+        let request: Request = serde_json::from_str(&line)?;
+        // A Helm chart's and release's answers wait in the buffer for their batch's Flush.
+        let batched = matches!(request, Request::HelmChart { .. } | Request::Helm { .. });
+        let (answer, text) = match request {
             Request::Run { limits: run_limits, templates } => {
                 limits = run_limits.limits();
                 engine = Engine::of_templates(templates.into_owned(), &limits);
@@ -127,7 +152,11 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
                 continue;
             }
         };
-        pipes.lock().unwrap_or_else(PoisonError::into_inner).answer(&answer, text.as_deref())?;
+        let mut pipes = pipes.lock().unwrap_or_else(PoisonError::into_inner);
+        match batched {
+            true => pipes.write(&answer, text.as_deref())?,
+            false => pipes.answer(&answer, text.as_deref())?,
+        }
     }
     Ok(())
 }
@@ -215,8 +244,7 @@ impl Parent {
     fn ask(&self, question: Question) -> std::io::Result<Told> {
         let mut pipes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         pipes.answer(&Answer { asks: Some(question), ..Answer::default() }, None)?;
-        let line = pipes.line()?.ok_or_else(|| std::io::Error::other("the render's question had no answer"))?;
-        match serde_json::from_str(&line)? {
+        match pipes.told()? {
             Told::Refused(why) => Err(std::io::Error::other(why)),
             told => Ok(told),
         }

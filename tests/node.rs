@@ -398,6 +398,53 @@ fn apply_wait_installs_the_demo_and_the_operator_runs_from_its_image_leads_serve
     figure("the Lease taken by the other replica, after the delete", &format!("{:.1?}", deleted.elapsed()));
     let live: Vec<String> = live_pods(cluster, &operator_ns).iter().map(|p| name(p).to_string()).collect();
     assert!(live.contains(&next), "the Lease went to {next}, not a live replica of {live:?}");
+
+    // A rolling update (as `kubectl rollout restart` makes one): the Lease goes from the
+    // replicas it replaces to a new one once, never from one replaced replica to another
+    // (issue 107: old -> old -> new). Every holder is seen, with its Pod's template hash.
+    eventually("both replicas Ready before the rollout", || {
+        let ready = live_pods(cluster, &operator_ns).iter().filter(|p| pod_ready(p)).count();
+        if ready == 2 { Ok(()) } else { Err(format!("{ready} Ready")) }
+    });
+    let deployments = cluster.list("apps/v1", "Deployment", "deployments", &operator_ns);
+    let [deployment] = &deployments[..] else { panic!("{deployments:#?}") };
+    let hash_of =
+        |pod: &Value| pod.pointer("/metadata/labels/pod-template-hash").and_then(Value::as_str).map(String::from);
+    let old_hash: std::collections::BTreeSet<String> =
+        live_pods(cluster, &operator_ns).iter().filter_map(hash_of).collect();
+    let restarted = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "issue-107"}}}}});
+    cluster.merge_patch(deployment, &restarted, "kubectl-rollout");
+    let rolled = Instant::now();
+    let mut hashes: BTreeMap<String, String> = BTreeMap::new();
+    let mut holders: Vec<String> = leader(cluster, &operator_ns).into_iter().collect();
+    loop {
+        let pods = live_pods(cluster, &operator_ns);
+        for pod in &pods {
+            if let Some(hash) = hash_of(pod) {
+                hashes.insert(name(pod).to_string(), hash);
+            }
+        }
+        if let Some(holder) = leader(cluster, &operator_ns)
+            && holders.last() != Some(&holder)
+        {
+            holders.push(holder);
+        }
+        let new = |pod: &str| hashes.get(pod).is_some_and(|hash| !old_hash.contains(hash));
+        let done = pods.len() == 2 && pods.iter().all(|p| new(name(p)) && pod_ready(p));
+        if done && holders.last().is_some_and(|holder| new(holder)) {
+            break;
+        }
+        assert!(rolled.elapsed() < Duration::from_secs(150), "the rollout: holders {holders:?}, Pods {hashes:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    figure("a rolling update of the operator, to its new replicas leading", &format!("{:.1?}", rolled.elapsed()));
+    let replaced: Vec<&String> =
+        holders.iter().filter(|h| hashes.get(*h).is_none_or(|hash| old_hash.contains(hash))).collect();
+    assert_eq!(
+        replaced,
+        [&next],
+        "the Lease went from {next} to another replaced replica: holders {holders:?}, Pods {hashes:?}"
+    );
 }
 
 /// The Ready condition of an object's status: (status, reason, message).

@@ -931,7 +931,7 @@ mod limits {
     #[test]
     fn helm_releases_sent_to_a_worker_together_render_and_look_up_as_in_process() {
         let repo = Repo::empty();
-        let chart_of = |n: usize| if n % 3 == 0 { "other" } else { "looks" };
+        let chart_of = |n: usize| if n.is_multiple_of(3) { "other" } else { "looks" };
         let releases: String = (1..=14).map(|n| format!("  - name: r{n}\n    chart: {}\n", chart_of(n))).collect();
         let looks = |extra: &str| {
             format!(

@@ -909,19 +909,23 @@ mod limits {
         let template = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: copy\n  namespace: apps\ndata:\n  \
                         found: {{ (lookup \"v1\" \"ConfigMap\" \"apps\" \"source\").data.text | quote }}\n";
         let repo = hostile_helm_chart(template);
+        let diff = |extra: &[&str]| diff_with_live_source(&repo, extra).success().to_string();
+        let in_process = diff(&[]);
+        assert!(in_process.contains("found: from the cluster"), "{in_process}");
+        assert_eq!(diff(&["--render-timeout", "60s"]), in_process);
+    }
+
+    /// `weaver diff --env dev` (and `extra`) against a live cluster holding one ConfigMap,
+    /// `apps/source`, whose `text` is "from the cluster".
+    fn diff_with_live_source(repo: &Repo, extra: &[&str]) -> common::Run {
         repo.write(
             "live.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: source\n  namespace: apps\ndata:\n  text: from the cluster\n",
         );
         let live = repo.path().join("live.yaml");
-        let diff = |extra: &[&str]| {
-            let mut args = vec!["diff", "--env", "dev", "--live-from", live.to_str().unwrap()];
-            args.extend_from_slice(extra);
-            repo.weaver(&args).success().to_string()
-        };
-        let in_process = diff(&[]);
-        assert!(in_process.contains("found: from the cluster"), "{in_process}");
-        assert_eq!(diff(&["--render-timeout", "60s"]), in_process);
+        let mut args = vec!["diff", "--env", "dev", "--live-from", live.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        repo.weaver(&args)
     }
 
     /// A Helm chart's releases go to a worker in batches, the next batch sent before the
@@ -946,17 +950,8 @@ mod limits {
             .write(
                 "charts/other/templates/cm.yaml",
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other-{{ .Release.Name }}\n  namespace: apps\n",
-            )
-            .write(
-                "live.yaml",
-                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: source\n  namespace: apps\ndata:\n  text: from the cluster\n",
             );
-        let live = repo.path().join("live.yaml");
-        let diff = |extra: &[&str]| {
-            let mut args = vec!["diff", "--env", "dev", "--live-from", live.to_str().unwrap()];
-            args.extend_from_slice(extra);
-            repo.weaver(&args)
-        };
+        let diff = |extra: &[&str]| diff_with_live_source(&repo, extra);
         let in_process = diff(&[]).success().to_string();
         assert_eq!(in_process.matches("found: from the cluster").count(), 10, "{in_process}");
         assert_eq!(in_process.matches("name: other-r").count(), 4, "{in_process}");

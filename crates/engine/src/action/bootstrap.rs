@@ -145,20 +145,7 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>) -> Result<Bo
     let pushed = commit != fetched.commit;
     // Rendered from the commit before it is pushed: values the chart's schema refuses (or any
     // render error) leave the repository as it was.
-    let render_options = RenderOptions {
-        selection: Selection {
-            env: ENVIRONMENT.to_string(),
-            repo: fetched.repository.join(&path),
-            rev: Some(commit.clone()),
-            ..Selection::default()
-        },
-        keys: Keys::Search(None),
-        if_empty: IfEmpty::Refuse,
-        validate: weaver_validate::Mode::Strict,
-        overrides: OverrideFlags::default(),
-        charts: weaver_source::charts::Archives::Machine,
-        limits: RenderLimits::default(),
-    };
+    let render_options = controller_render(fetched.repository.join(&path), &commit);
     if pushed {
         let owned = render_options.clone();
         let desired = super::blocking_with(cx, move |cx| super::render::render(&owned, cx))
@@ -166,9 +153,8 @@ pub async fn bootstrap(options: &BootstrapOptions, cx: Context<'_>) -> Result<Bo
             .map_err(|err| err.context(format!("{}: nothing was pushed", path.join(ENVIRONMENT_FILE).display())))?;
         // Weaver applying itself is what a bootstrap is: without its EnvironmentSync the wait
         // below could only time out.
-        let applies_itself = desired.rendered.releases.iter().flat_map(|r| &r.manifests).any(|m| {
-            m.object["kind"] == "EnvironmentSync" && m.object.pointer("/metadata/name") == Some(&json!(RELEASE))
-        });
+        let applies_itself =
+            desired.rendered.releases.iter().flat_map(|r| &r.manifests).any(|m| is_environment_sync(m, RELEASE));
         if !applies_itself {
             return Err(Error::new(format!(
                 "{}: its values turn selfSync off, so weaver would not apply itself from git: nothing was pushed",
@@ -502,6 +488,31 @@ fn require_bootstrapped(tree: &TreeSource, path: &Path, options: &BootstrapOptio
         .with_help("bootstrap the cluster without --recover"));
     }
     Ok(())
+}
+
+/// How bootstrap and `weaver tenant add` render the controller's environment at `commit` of
+/// the weaver directory `repo` before they push it: strictly, with this machine's keys and
+/// chart cache, so that values the chart refuses (or any render error) leave everything as it was.
+pub(super) fn controller_render(repo: PathBuf, commit: &str) -> RenderOptions {
+    RenderOptions {
+        selection: Selection {
+            env: ENVIRONMENT.to_string(),
+            repo,
+            rev: Some(commit.to_string()),
+            ..Selection::default()
+        },
+        keys: Keys::Search(None),
+        if_empty: IfEmpty::Refuse,
+        validate: weaver_validate::Mode::Strict,
+        overrides: OverrideFlags::default(),
+        charts: weaver_source::charts::Archives::Machine,
+        limits: RenderLimits::default(),
+    }
+}
+
+/// Whether `manifest` is the EnvironmentSync `name`.
+pub(super) fn is_environment_sync(manifest: &weaver_core::manifest::Manifest, name: &str) -> bool {
+    manifest.object["kind"] == "EnvironmentSync" && manifest.object.pointer("/metadata/name") == Some(&json!(name))
 }
 
 /// Commits the chart built in and, the first time, the environment under `path`: the commit

@@ -38,17 +38,15 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::bootstrap::{
-    Access, Branch, GivenAccess, chart_changes, credentials, files_under, resolve, summarize, weaver_path, write_secret,
+    Access, Branch, GivenAccess, chart_changes, controller_render, credentials, files_under, is_environment_sync,
+    resolve, summarize, weaver_path, write_secret,
 };
-use super::install::{ENVIRONMENT, RELEASE, TENANT_CHART_DIR, check_name, check_namespace, tenant_chart_files};
-use super::render::{IfEmpty, RenderOptions, Selection};
-use super::{Context, Keys, Progress};
+use super::install::{RELEASE, TENANT_CHART_DIR, check_name, check_namespace, tenant_chart_files};
+use super::{Context, Progress};
 use weaver_cluster::{Cluster, ConnectOptions};
 use weaver_core::error::{Error, Result};
-use weaver_core::limits::RenderLimits;
 use weaver_git::GitRepo;
 use weaver_project::Source;
-use weaver_render::overrides::OverrideFlags;
 use weaver_source::{CredentialNames, Credentials, FetchRequest, GitRef};
 
 /// The controller's environment file, under the path it runs from.
@@ -243,8 +241,9 @@ fn check_input(options: &TenantOptions) -> Result<()> {
         let identities = weaver_secrets::Identities::given(origin, text).map_err(|e| Error::new(e.to_string()))?;
         if identities.is_empty() {
             return Err(Error::new(format!(
-                "--age-key-file {}: no age identity in it: expected lines starting with AGE-SECRET-KEY-",
-                file.display()
+                "--age-key-file {}: no age identity in it: expected lines starting with {}",
+                file.display(),
+                weaver_secrets::SECRET_KEY_PREFIX
             )));
         }
     }
@@ -440,27 +439,17 @@ fn with_release(file: &Path, text: &str, release: &Value) -> Result<Option<Strin
 /// `repo`), which must hold the tenant's EnvironmentSync: values the chart refuses (or any
 /// render error) leave everything as it was.
 async fn check_renders(options: &TenantOptions, repo: &Path, commit: &str, file: &Path, cx: Context<'_>) -> Result<()> {
-    let render_options = RenderOptions {
-        selection: Selection {
-            env: ENVIRONMENT.to_string(),
-            repo: repo.to_path_buf(),
-            rev: Some(commit.to_string()),
-            ..Selection::default()
-        },
-        keys: Keys::Search(None),
-        if_empty: IfEmpty::Refuse,
-        validate: weaver_validate::Mode::Strict,
-        overrides: OverrideFlags::default(),
-        charts: weaver_source::charts::Archives::Machine,
-        limits: RenderLimits::default(),
-    };
+    let render_options = controller_render(repo.to_path_buf(), commit);
     let desired = super::blocking_with(cx, move |cx| super::render::render(&render_options, cx))
         .await
         .map_err(|err| err.context(format!("{}: nothing was pushed or written", file.display())))?;
-    let makes_it =
-        desired.rendered.releases.iter().filter(|r| r.name == options.name).flat_map(|r| &r.manifests).any(|m| {
-            m.object["kind"] == "EnvironmentSync" && m.object.pointer("/metadata/name") == Some(&json!(options.name))
-        });
+    let makes_it = desired
+        .rendered
+        .releases
+        .iter()
+        .filter(|r| r.name == options.name)
+        .flat_map(|r| &r.manifests)
+        .any(|m| is_environment_sync(m, &options.name));
     if !makes_it {
         return Err(Error::new(format!(
             "{}: release `{}` renders no EnvironmentSync `{}`: nothing was pushed or written",
@@ -482,7 +471,8 @@ fn new_token() -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::install::DEFAULT_NAMESPACE;
+    use crate::action::install::{DEFAULT_NAMESPACE, ENVIRONMENT};
+    use crate::action::render::Selection;
     use crate::action::testing::{Fixture, Heard, Remote, TOKEN, bootstrapped_with, failure, render_options};
 
     /// How `weaver tenant add shop --source-url … --source-path deploy --environment staging
@@ -668,7 +658,7 @@ mod tests {
             ),
             (
                 TenantOptions {
-                    age_key: Some((PathBuf::from("shop.agekey"), "AGE-SECRET-KEY-1NOTAKEY\n".into())),
+                    age_key: Some((PathBuf::from("shop.agekey"), concat!("AGE-SECRET-KEY-", "1NOTAKEY\n").into())),
                     ..options.clone()
                 },
                 "--age-key-file shop.agekey",

@@ -22,7 +22,7 @@ use common::git_http::{GitHttpServer, Options, http_backend_missing};
 use common::git_ssh::Sshd;
 use common::image;
 use common::node::{E2e, Images, figure};
-use common::skip::say_skipped;
+use common::skip::{interop_or_skip, say_skipped};
 use serde_json::{Value, json};
 
 /// An image archive read back: its manifest, its config, and its one layer's entries (path →
@@ -153,14 +153,15 @@ struct Source {
 /// `caSecretRef` names: the server (serving while kept) and the EnvironmentSync's source. None
 /// after saying why the test skips.
 fn https_source(e2e: &E2e, demo: &Demo) -> Option<(GitHttpServer, Source)> {
-    if let Some(why) = http_backend_missing() {
-        say_skipped(&format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
+    let missing =
+        http_backend_missing().map(|why| format!("the EnvironmentSync's git server needs git's http-backend: {why}"));
+    if !interop_or_skip(missing.as_deref()) {
         return None;
     }
     let host = e2e.host_address(&demo.cluster);
     let certs_dir = tempfile::tempdir().unwrap();
     let Some((ca, chain, key)) = test_certificates(certs_dir.path(), host) else {
-        say_skipped("the openssl CLI cannot make the git server's certificates");
+        interop_or_skip(Some("the openssl CLI cannot make the git server's certificates"));
         return None;
     };
     let repo_dir = demo.repo.path();
@@ -179,8 +180,8 @@ fn https_source(e2e: &E2e, demo: &Demo) -> Option<(GitHttpServer, Source)> {
 /// server's host key in the Secret `secretRef` names: the server (serving while kept) and the
 /// EnvironmentSync's source. None after saying why the test skips.
 fn ssh_source(e2e: &E2e, demo: &Demo) -> Option<(Sshd, Source)> {
-    if let Some(why) = Sshd::missing() {
-        say_skipped(&format!("the EnvironmentSync's git server is OpenSSH's: {why}"));
+    let missing = Sshd::missing().map(|why| format!("the EnvironmentSync's git server is OpenSSH's: {why}"));
+    if !interop_or_skip(missing.as_deref()) {
         return None;
     }
     let sshd = Sshd::start_on(e2e.host_address(&demo.cluster));
@@ -2074,8 +2075,8 @@ fn bootstrap_versions(cluster: &common::cluster::TestCluster, namespace: &str) -
 fn bootstrap_on_the_node_runs_weaver_from_git_which_scales_itself_and_a_second_run_writes_nothing() {
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(images) = e2e.images() else { return };
-    if let Some(why) = Sshd::missing() {
-        say_skipped(&format!("the repository's git server is OpenSSH's: {why}"));
+    let sshd_missing = Sshd::missing().map(|why| format!("the repository's git server is OpenSSH's: {why}"));
+    if !interop_or_skip(sshd_missing.as_deref()) {
         return;
     }
     let cluster = e2e.cluster();
@@ -2297,8 +2298,8 @@ fn a_team_adopting_weaver_on_the_node_gets_pushes_applied_promptly_and_in_order_
  {
     let Some(e2e) = E2e::or_skip() else { return };
     let Some(images) = e2e.images() else { return };
-    if let Some(why) = Sshd::missing() {
-        say_skipped(&format!("the repository's git server is OpenSSH's: {why}"));
+    let sshd_missing = Sshd::missing().map(|why| format!("the repository's git server is OpenSSH's: {why}"));
+    if !interop_or_skip(sshd_missing.as_deref()) {
         return;
     }
     let cluster = e2e.cluster();

@@ -951,16 +951,35 @@ mod limits {
                 "charts/other/templates/cm.yaml",
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other-{{ .Release.Name }}\n  namespace: apps\n",
             );
+        // The CRDs of `other` and of its subchart: the worker says which files, this process reads them.
+        let crd = |plural: &str| {
+            format!(
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {plural}.example.com\n\
+                 spec:\n  group: example.com\n  names: {{kind: K{plural}, plural: {plural}}}\n  scope: Namespaced\n  versions:\n  \
+                 - name: v1\n    served: true\n    storage: true\n    schema: {{openAPIV3Schema: {{type: object}}}}\n"
+            )
+        };
+        repo.write("charts/other/crds/things.yaml", &crd("things"))
+            .write("charts/other/charts/sub/Chart.yaml", "apiVersion: v2\nname: sub\nversion: 0.1.0\n")
+            .write("charts/other/charts/sub/crds/subthings.yaml", &crd("subthings"));
         let diff = |extra: &[&str]| diff_with_live_source(&repo, extra);
         let in_process = diff(&[]).success().to_string();
         assert_eq!(in_process.matches("found: from the cluster").count(), 10, "{in_process}");
         assert_eq!(in_process.matches("name: other-r").count(), 4, "{in_process}");
+        for crd in ["things.example.com", "subthings.example.com"] {
+            assert!(in_process.contains(&format!("CustomResourceDefinition {crd}")), "{in_process}");
+        }
         assert_eq!(diff(&["--render-timeout", "60s"]).success(), in_process);
         for n in [1, 7, 14] {
             let only = |text: &str| format!("{{{{ if eq .Release.Name \"r{n}\" }}}}{text}{{{{ end }}}}\n");
             repo.write("charts/looks/templates/cm.yaml", &looks(&only("{{ fail \"this release fails\" }}")));
             let failed = diff(&[]).failure().to_string();
             assert!(failed.contains(&format!("release `r{n}`")) && failed.contains("this release fails"), "{failed}");
+            assert_eq!(diff(&["--render-timeout", "60s"]).failure(), failed, "r{n}");
+            // Output that is not YAML, read by this process from what the worker's templates made.
+            repo.write("charts/looks/templates/cm.yaml", &looks(&only("key: [unclosed")));
+            let failed = diff(&[]).failure().to_string();
+            assert!(failed.contains("YAML parse error on looks/templates/cm.yaml"), "{failed}");
             assert_eq!(diff(&["--render-timeout", "60s"]).failure(), failed, "r{n}");
             repo.write("charts/looks/templates/cm.yaml", &looks(&only("{{ $l := until 134217728 }}{{ len $l }}")));
             let run = diff(&["--max-render-memory", "536870912"]);

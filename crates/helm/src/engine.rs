@@ -42,12 +42,7 @@ fn new_set() -> Templates {
     set
 }
 
-pub fn render(
-    helm: &HelmChart,
-    root: &Scoped,
-    values: &Json,
-    input: &ReleaseInput<'_>,
-) -> Result<Vec<RenderedDocument>, Error> {
+pub fn execute(helm: &HelmChart, root: &Scoped, values: &Json, input: &ReleaseInput<'_>) -> Result<Executed, Error> {
     let chart = &helm.chart;
     if let Some(range) = chart.metadata.kube_version.as_deref().filter(|r| !r.is_empty()) {
         let kube = input.capabilities.kube_version();
@@ -121,26 +116,57 @@ pub fn render(
         };
         rendered.insert(&template.name, (out, template));
     }
+    let outputs = rendered
+        .into_iter()
+        .filter(|(name, (text, _))| !name.ends_with("NOTES.txt") && !text.trim().is_empty())
+        .map(|(name, (text, template))| TemplateOutput {
+            name: name.to_string(),
+            source: template.source.clone(),
+            text,
+        })
+        .collect();
+    let crds = match input.output.include_crds {
+        true => crds(root),
+        false => Vec::new(),
+    };
+    Ok(Executed { outputs, crds })
+}
 
+/// A release's templates executed ([`execute`]), before their output is read as YAML: what a
+/// render worker sends back, so that the objects are parsed once, where they are kept.
+pub struct Executed {
+    /// The outputs that hold documents (not NOTES.txt, not blank), by template name.
+    pub outputs: Vec<TemplateOutput>,
+    /// The CRD files of the chart and of its enabled subcharts, when the output includes them.
+    pub crds: Vec<PathBuf>,
+}
+
+/// A template's output.
+pub struct TemplateOutput {
+    pub name: String,
+    pub source: PathBuf,
+    pub text: String,
+}
+
+/// The documents of an executed release ([`execute`]) as `helm template` prints them: its CRDs,
+/// then its manifests and hooks sorted by kind.
+pub fn documents(helm: &HelmChart, executed: Executed, output: super::Output) -> Result<Vec<RenderedDocument>, Error> {
     let mut manifests = Vec::new();
     let mut hooks = Vec::new();
-    for (name, (text, template)) in &rendered {
-        if name.ends_with("NOTES.txt") || text.trim().is_empty() {
-            continue;
-        }
+    for TemplateOutput { name, source, text } in &executed.outputs {
         for piece in manifests::split(text) {
             // helm reads each manifest trimmed and followed by a line break.
             let object = weaver_yaml::helm::from_str_line_ended(piece)
                 .map_err(|e| {
-                    Error::at(Location::file(&template.source), format!("YAML parse error on {name}: {e}"))
+                    Error::at(Location::file(source), format!("YAML parse error on {name}: {e}"))
                         .with_help("the template's output is not valid YAML")
                 })?
                 .unwrap_or(Json::Null);
             let document = Document { template: name.to_string(), object };
             match manifests::classify(&document.object) {
                 Kind::Manifest => manifests.push(document),
-                Kind::Test if input.output.skip_tests => {}
-                Kind::Hook | Kind::Test if input.output.hooks => hooks.push(document),
+                Kind::Test if output.skip_tests => {}
+                Kind::Hook | Kind::Test if output.hooks => hooks.push(document),
                 Kind::Hook | Kind::Test | Kind::Skipped => {}
             }
         }
@@ -148,11 +174,14 @@ pub fn render(
     manifests::sort_by_kind(&mut manifests);
     manifests::sort_by_kind(&mut hooks);
 
-    let sources: BTreeMap<&str, &PathBuf> = templates.iter().map(|t| (t.name.as_str(), &t.source)).collect();
+    let sources: BTreeMap<&str, &PathBuf> = executed.outputs.iter().map(|t| (t.name.as_str(), &t.source)).collect();
     let mut out = Vec::new();
-    for (source, text) in crds(root).into_iter().filter(|_| input.output.include_crds) {
+    for source in &executed.crds {
+        let data = crd_file(&helm.chart, source)
+            .ok_or_else(|| Error::at(Location::file(source), "a CRD file the chart does not hold"))?;
+        let text = text_of(data);
         for (index, object) in
-            weaver_yaml::helm::documents(&text).map_err(|e| crd_file_error(&source, &text, &e))?.into_iter().enumerate()
+            weaver_yaml::helm::documents(&text).map_err(|e| crd_file_error(source, &text, &e))?.into_iter().enumerate()
         {
             out.push(RenderedDocument { source: source.clone(), document: index + 1, object });
         }
@@ -333,17 +362,26 @@ fn text_of(data: &[u8]) -> String {
     }
 }
 
-/// CRDObjects: `crds/*.yaml|yml|json` of the chart, then of its subcharts, as written.
-fn crds(node: &Scoped) -> Vec<(PathBuf, String)> {
+/// CRDObjects: `crds/*.yaml|yml|json` of the chart, then of its enabled subcharts.
+fn crds(node: &Scoped) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for file in &node.chart.files {
-        let is_manifest = [".yaml", ".yml", ".json"].iter().any(|e| file.name.ends_with(e));
-        if file.name.starts_with("crds/") && is_manifest {
-            out.push((node.chart.origin.join(&file.name), text_of(&file.data)));
+        if is_crd_file(&file.name) {
+            out.push(node.chart.origin.join(&file.name));
         }
     }
     for dependency in &node.dependencies {
         out.extend(crds(dependency));
     }
     out
+}
+
+fn is_crd_file(name: &str) -> bool {
+    name.starts_with("crds/") && [".yaml", ".yml", ".json"].iter().any(|e| name.ends_with(e))
+}
+
+/// The CRD file at `source` in `chart` or one of its subcharts.
+fn crd_file<'a>(chart: &'a Chart, source: &Path) -> Option<&'a [u8]> {
+    let file = chart.files.iter().find(|file| is_crd_file(&file.name) && chart.origin.join(&file.name) == source);
+    file.map(|file| &file.data[..]).or_else(|| chart.dependencies.iter().find_map(|sub| crd_file(sub, source)))
 }

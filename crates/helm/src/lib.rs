@@ -366,12 +366,18 @@ fn check_dependencies(chart: &Chart, top: bool, warnings: &mut Vec<String>) -> R
 /// Renders a release of `helm`: values coalesced and checked against the charts' schemas, then
 /// every template, as `helm template` does.
 pub fn render(helm: &HelmChart, input: &ReleaseInput<'_>) -> Result<Vec<RenderedDocument>, Error> {
+    engine::documents(helm, execute(helm, input)?, input.output)
+}
+
+/// [`render`]'s first part, which runs the chart's templates (a render worker's): their
+/// outputs, which [`engine::documents`] reads as [`render`]'s documents.
+pub fn execute(helm: &HelmChart, input: &ReleaseInput<'_>) -> Result<engine::Executed, Error> {
     let mut root = values::Scoped::new(&helm.chart);
     values::process_dependencies(&mut root, &input.values)?;
     let values = values::coalesce_values(&root, input.values.clone(), false)?;
     let values = Json::Object(values);
     schema::validate(&root, &values, input.name)?;
-    engine::render(helm, &root, &values, input)
+    engine::execute(helm, &root, &values, input)
 }
 
 mod schema {

@@ -183,10 +183,15 @@ pub(super) fn render_helm(
     workers: Option<&crate::isolated::Workers>,
     releases: &[(&Release, Arc<weaver_helm::HelmChart>, weaver_helm::ReleaseInput<'_>)],
 ) -> Vec<Result<Vec<Manifest>>> {
-    let documents = match workers {
+    let documents: Vec<Result<_>> = match workers {
         Some(workers) => {
             let inputs: Vec<_> = releases.iter().map(|(_, chart, input)| (chart.as_ref(), input)).collect();
-            workers.render_helm_releases(&inputs)
+            let executed = workers.render_helm_releases(&inputs);
+            let documents = releases
+                .iter()
+                .zip(executed)
+                .map(|((_, chart, input), executed)| weaver_helm::engine::documents(chart, executed?, input.output));
+            documents.collect()
         }
         None => releases.iter().map(|(_, chart, input)| weaver_helm::render(chart, input)).collect(),
     };

@@ -288,6 +288,46 @@ impl Answers<'_> {
 /// A location: its path, line and column.
 pub(crate) type WireLocation = (PathBuf, Option<u64>, Option<u64>);
 
+/// A Helm release's executed templates ([`weaver_helm::engine::Executed`]) as a worker answers
+/// them: this as a JSON line, then the outputs' bytes one after another, unescaped (so that
+/// what crosses the pipe is no larger than the render's bound on its output).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WireExecuted {
+    /// Each output's template name, source and length in bytes.
+    outputs: Vec<(String, PathBuf, usize)>,
+    crds: Vec<PathBuf>,
+}
+
+impl WireExecuted {
+    pub(crate) fn encode(executed: weaver_helm::engine::Executed) -> Vec<u8> {
+        let outputs = executed.outputs.iter().map(|o| (o.name.clone(), o.source.clone(), o.text.len())).collect();
+        let header = WireExecuted { outputs, crds: executed.crds };
+        let mut bytes = serde_json::to_vec(&header).expect("names and paths serialize");
+        bytes.push(b'\n');
+        for output in executed.outputs {
+            bytes.extend_from_slice(output.text.as_bytes());
+        }
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> std::result::Result<weaver_helm::engine::Executed, String> {
+        let (header, mut texts) = bytes.split_at(bytes.iter().position(|b| *b == b'\n').ok_or("no header line")?);
+        let header: WireExecuted = serde_json::from_slice(header).map_err(|err| err.to_string())?;
+        texts = &texts[1..];
+        let mut outputs = Vec::with_capacity(header.outputs.len());
+        for (name, source, length) in header.outputs {
+            let (text, rest) = texts.split_at_checked(length).ok_or("an output longer than the answer")?;
+            let text = String::from_utf8(text.to_vec()).map_err(|_| "an output that is not UTF-8")?;
+            outputs.push(weaver_helm::engine::TemplateOutput { name, source, text });
+            texts = rest;
+        }
+        match texts.is_empty() {
+            true => Ok(weaver_helm::engine::Executed { outputs, crds: header.crds }),
+            false => Err("bytes after the last output".to_string()),
+        }
+    }
+}
+
 /// A kustomization's objects as its build gives them.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WireBuilt {
@@ -368,7 +408,7 @@ impl Workers {
     pub(crate) fn render_helm_releases(
         &self,
         releases: &[(&weaver_helm::HelmChart, &weaver_helm::ReleaseInput<'_>)],
-    ) -> Vec<Result<Vec<weaver_helm::RenderedDocument>>> {
+    ) -> Vec<Result<weaver_helm::engine::Executed>> {
         // A run's releases share their capabilities: sent to each worker once.
         let request = |worker: &Worker, at: usize| {
             let (chart, input) = releases[at];
@@ -395,9 +435,8 @@ impl Workers {
             lines.push(b'\n');
             Ok((lines, noted))
         };
-        // JSON of objects is larger than their YAML, but not twice as large.
-        let room =
-            self.limits.max_rendered_bytes.as_ref().map(|b| b.value.saturating_mul(2).saturating_add(HEADER_BYTES));
+        // The outputs, unescaped, and a line of their names.
+        let room = self.limits.max_rendered_bytes.as_ref().map(|b| b.value.saturating_add(HEADER_BYTES));
         let read = |worker: &mut Worker, at: usize| {
             let (chart, input) = releases[at];
             // The chart's answer first, when the batch sent it: only that it was heard.
@@ -411,7 +450,7 @@ impl Workers {
             Ok(match worker.answer(Some(room.unwrap_or(usize::MAX)), &self.limits, answers) {
                 Ok(text) => {
                     let text = text.ok_or(Ended::Closed)?;
-                    serde_json::from_slice(&text).map_err(|err| self.unreadable(input.name, &err))
+                    WireExecuted::decode(&text).map_err(|err| self.unreadable(input.name, &err))
                 }
                 Err(Step::Failed(error)) => Err(error),
                 Err(Step::Ended(ended)) => return Err(ended),
@@ -595,7 +634,7 @@ impl Workers {
         })
     }
 
-    fn unreadable(&self, release: &str, err: &serde_json::Error) -> Error {
+    fn unreadable(&self, release: &str, err: &dyn std::fmt::Display) -> Error {
         Error::new(format!("the render worker of release `{release}` answered what cannot be read: {err}"))
     }
 

@@ -191,7 +191,8 @@ fn render_release(
     Ok(())
 }
 
-/// A release of a Helm chart rendered here, its documents in JSON.
+/// A release of a Helm chart whose templates are executed here, their outputs as
+/// [`crate::isolated::WireExecuted`] encodes them.
 fn render_helm(
     chart: &weaver_helm::HelmChart,
     release: HelmRelease<'_>,
@@ -212,8 +213,7 @@ fn render_helm(
         output: release.output,
         limits: limits.clone(),
     };
-    let documents = weaver_helm::render(chart, &input)?;
-    serde_json::to_vec(&documents).map_err(|err| weaver_core::error::Error::new(format!("{err}")))
+    Ok(crate::isolated::WireExecuted::encode(weaver_helm::execute(chart, &input)?))
 }
 
 /// A kustomization built here, its objects in JSON.

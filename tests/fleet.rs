@@ -271,6 +271,42 @@ fn a_fleet_apply_of_two_environments_owning_one_object_writes_nothing() {
     assert!(cluster.get(&config_map(&ns_a)).is_some() && cluster.get(&config_map(&ns_b)).is_some());
 }
 
+/// An object applied by an environment the selection leaves out: a fleet apply of which one
+/// environment would take it is refused before any of them writes (alone, that environment's
+/// apply refuses it under its lock, but by then the others may have written); with
+/// `--take-ownership` it moves.
+#[test]
+fn a_fleet_apply_that_would_take_an_unselected_environment_s_object_writes_nothing() {
+    let cluster = common::cluster::TestCluster::start();
+    let repo = Repo::cluster_fleet(&cluster);
+    let (ns_a, ns_b) = (format!("{}-a", cluster.prefix), format!("{}-b", cluster.prefix));
+    repo.weaver_on(&cluster, &["apply", "--env", "a"]).success();
+    let config_map = |ns: &str| serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": ns}});
+    let before = cluster.get(&config_map(&ns_a)).expect("a applied its ConfigMap");
+
+    let err = repo.weaver_on(&cluster, &["apply", "--env", "b,c"]).failure().to_string();
+    assert!(err.contains("1 object(s) would be owned by two environments in the same cluster"), "{err}");
+    assert!(err.contains(&format!("ConfigMap {ns_a}/app in ")), "{err}");
+    assert!(
+        err.contains(
+            "environment `c`, and environment `a` (release app), whose labels it carries and which is not selected"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("nothing was applied") && err.contains("--take-ownership"), "{err}");
+    let after = cluster.get(&config_map(&ns_a)).expect("a's ConfigMap");
+    assert_eq!(after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"], "c wrote a's ConfigMap");
+    assert_eq!(cluster.get(&config_map(&ns_b)), None, "b, which takes nothing, was applied");
+    let leases = cluster.list("coordination.k8s.io/v1", "Lease", "leases", &format!("{}-lock", cluster.prefix));
+    let locked: Vec<&str> = leases.iter().filter_map(|l| l["metadata"]["name"].as_str()).collect();
+    assert!(!locked.contains(&"weaver-lock-b") && !locked.contains(&"weaver-lock-c"), "{locked:?}");
+
+    repo.weaver_on(&cluster, &["apply", "--env", "b,c", "--take-ownership"]).success();
+    let moved = cluster.get(&config_map(&ns_a)).expect("the ConfigMap");
+    assert_eq!(moved["metadata"]["labels"]["weaver.example.com/environment"], "c", "{moved}");
+    assert!(cluster.get(&config_map(&ns_b)).is_some(), "b was not applied");
+}
+
 /// Environments of chart `app`, each in its own namespace of the test cluster: `(name, extra
 /// lines of its file)`, which follow `cluster:`'s `lockNamespace` (indented, they are more of
 /// `cluster:`); `bad` ones name a chart that does not exist.

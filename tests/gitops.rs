@@ -604,6 +604,131 @@ fn environments_apply_in_needs_order_and_one_after_a_failed_one_is_skipped() {
     );
 }
 
+/// An environment applying to `namespace` (its lock there too) releases named `releases`, each
+/// of chart `app`: a ConfigMap of its name.
+fn releasing(namespace: &str, releases: &[&str]) -> String {
+    let releases: String = releases.iter().map(|r| format!("  - name: {r}\n    chart: app\n")).collect();
+    format!("namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n{releases}")
+}
+
+/// What an apply refused before it writes leaves as it was of an object: the managers of its
+/// managedFields, its labels and its resourceVersion.
+fn untouched(cluster: &TestCluster, namespace: &str, name: &str) -> (Vec<String>, Value, Value) {
+    let object = config_map(cluster, namespace, name).unwrap_or_else(|| panic!("ConfigMap {name} is missing"));
+    let fields = object["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
+    let mut managers: Vec<String> = fields.iter().map(|f| f["manager"].as_str().unwrap_or_default().into()).collect();
+    managers.sort();
+    (managers, object["metadata"]["labels"].clone(), object["metadata"]["resourceVersion"].clone())
+}
+
+/// Whether environment `env` ever took its lock (Lease `weaver-lock-<env>` in `namespace`): an
+/// apply refused before it started takes none.
+fn locked(cluster: &TestCluster, namespace: &str, env: &str) -> bool {
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                       "metadata": {"name": format!("weaver-lock-{env}"), "namespace": namespace}});
+    cluster.get(&lease).is_some()
+}
+
+/// The notes of the Warning Events of EnvironmentSync `name` with `reason`.
+fn warnings(cluster: &TestCluster, namespace: &str, name: &str, reason: &str) -> Vec<String> {
+    let events = cluster.list("events.k8s.io/v1", "Event", "events", namespace);
+    let of = |e: &&Value| e["regarding"]["name"] == name && e["reason"] == reason && e["type"] == "Warning";
+    events.iter().filter(of).map(|e| e["note"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[test]
+fn two_environments_of_one_sync_that_would_own_one_object_are_refused_before_either_writes() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    source.write("environments/dev.yaml", &releasing(&namespace, &["shared", "dev-own"]));
+    let first = source.commit("dev");
+    let _controller = Controller::start(&cluster, None);
+    let fields = json!({"interval": "2s", "retryInterval": "2s", "environments": ["*"]});
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, fields));
+    cluster.create(&sync);
+    until_applied(&cluster, &sync, &first, "dev applied");
+    let shared = untouched(&cluster, &namespace, "shared");
+    let dev_own = untouched(&cluster, &namespace, "dev-own");
+    assert_eq!(shared.1["weaver.example.com/environment"], "dev", "{shared:?}");
+
+    // dev would change both of its ConfigMaps; staging would own dev's `shared` too.
+    source.write("charts/app/values.yaml", "greeting: hi\n");
+    source.write("environments/staging.yaml", &releasing(&namespace, &["shared", "staging-own"]));
+    let second = source.commit("staging renders dev's ConfigMap");
+    let live = until_status(&cluster, &sync, "the second commit refused", |live| {
+        live["status"]["lastAttemptedRevision"] == second && ready(live).is_some_and(|r| r.1 == "ApplyFailed")
+    });
+    let message = ready(&live).unwrap().2;
+    let collision = format!("ConfigMap {namespace}/shared in ");
+    assert!(message.contains(&collision) && message.contains("environments `dev` and `staging`"), "{message}");
+    assert!(message.contains("nothing was applied"), "{message}");
+    for env in live["status"]["environments"].as_array().unwrap() {
+        assert_eq!(env["result"], "Failed", "{live}");
+        assert!(env["message"].as_str().unwrap().contains(&collision), "{live}");
+    }
+    assert_eq!(live["status"]["lastAppliedRevision"], first);
+    // Neither environment wrote: not dev (its change waits), not staging, whose lock was not
+    // even taken.
+    assert_eq!(untouched(&cluster, &namespace, "shared"), shared);
+    assert_eq!(untouched(&cluster, &namespace, "dev-own"), dev_own);
+    assert_eq!(config_map(&cluster, &namespace, "shared").unwrap()["data"]["greeting"], "hello");
+    assert!(config_map(&cluster, &namespace, "staging-own").is_none(), "staging applied");
+    assert!(!locked(&cluster, &namespace, "staging"), "staging's apply started");
+    let refused = warnings(&cluster, &namespace, "shop", "ApplyFailed");
+    assert!(refused.iter().any(|n| n.contains(&collision) && n.contains("`dev` and `staging`")), "{refused:#?}");
+}
+
+#[test]
+fn an_environment_sync_that_would_take_another_s_object_is_refused_before_any_of_its_environments_writes() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let source = Source::new(&namespace);
+    source.write("environments/dev.yaml", &releasing(&namespace, &["shared", "dev-own"]));
+    // qa comes first and takes nothing; staging would take dev's `shared`.
+    source.write("environments/qa.yaml", &releasing(&namespace, &["qa-own"]));
+    source.write("environments/staging.yaml", &releasing(&namespace, &["shared", "staging-own"]));
+    let commit = source.commit("dev, qa and staging");
+    let _controller = Controller::start(&cluster, None);
+    let fields = |environments: &[&str]| json!({"interval": "2s", "retryInterval": "2s", "environments": environments});
+    let shop = environment_sync(&cluster, &namespace, "shop", spec(&source, fields(&["dev"])));
+    cluster.create(&shop);
+    until_applied(&cluster, &shop, &commit, "shop applied dev");
+    let shared = untouched(&cluster, &namespace, "shared");
+
+    let other = environment_sync(&cluster, &namespace, "other", spec(&source, fields(&["qa", "staging"])));
+    cluster.create(&other);
+    let live = until_ready_with(&cluster, &other, "ApplyFailed", "other refused");
+    let message = ready(&live).unwrap().2;
+    let taken = format!("ConfigMap {namespace}/shared in ");
+    assert!(message.contains(&taken), "{message}");
+    assert!(
+        message.contains("environment `staging`, and environment `dev` (release shared), whose labels it carries"),
+        "{message}"
+    );
+    assert!(message.contains("nothing was applied"), "{message}");
+    assert!(live["status"]["lastAppliedRevision"].is_null(), "{live}");
+    // Nothing of either environment was written, qa's included, though it takes nothing.
+    assert_eq!(untouched(&cluster, &namespace, "shared"), shared);
+    for own in ["qa-own", "staging-own"] {
+        assert!(config_map(&cluster, &namespace, own).is_none(), "{own} was applied");
+    }
+    for env in ["qa", "staging"] {
+        assert!(!locked(&cluster, &namespace, env), "{env}'s apply started");
+    }
+    let refused = warnings(&cluster, &namespace, "other", "ApplyFailed");
+    assert!(refused.iter().any(|n| n.contains(&taken) && n.contains("environment `dev`")), "{refused:#?}");
+    // The sync that applied it keeps it.
+    let kept = get(&cluster, &shop);
+    assert_eq!(ready(&kept).map(|r| r.1), Some("ReconciliationSucceeded".to_string()), "{kept}");
+}
+
 #[test]
 fn failures_say_why_and_leave_the_last_applied_revision() {
     if !http_or_skip() {

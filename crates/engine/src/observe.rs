@@ -13,6 +13,7 @@ use weaver_core::error::{Error, Location, Result};
 use weaver_core::manifest::{
     LABEL_ENVIRONMENT, LABEL_RELEASE, Manifest, ObjectKey, ObjectKeyRef, Scopes, api_group, label, namespace_of,
 };
+use weaver_plan::plan::Owner;
 use weaver_plan::release::adopt::{
     HELM_MANAGED_SELECTOR, HELM_OWNER_SELECTOR, HelmRelease, helm_releases, installed_by,
 };
@@ -329,6 +330,43 @@ pub fn recorded_target(cluster: &Cluster, manifest: &Value, release_namespace: &
 
 /// Discovery is the authority on scope: cluster-scoped objects lose any namespace, namespaced
 /// ones without one get the release namespace.
+/// The objects of `releases` that are live and labelled as another environment's than
+/// `environment`, with whose: what `environment`'s apply refuses under its lock
+/// (`Plan::refuse_taking`), read before it, so that a fleet refuses them before any of its
+/// environments writes. One LIST per (resource, namespace), of objects with weaver's
+/// environment label; a kind the cluster does not serve (its CRD comes with it) has nothing
+/// live.
+pub async fn labelled_elsewhere(
+    cluster: &Cluster,
+    releases: &[RenderedRelease],
+    environment: &str,
+    concurrency: usize,
+) -> Result<Vec<(ObjectKey, Owner)>> {
+    let mut targets = BTreeSet::new();
+    let mut keys = HashSet::new();
+    for release in releases {
+        for manifest in &release.manifests {
+            let (api_version, kind) = (manifest.api_version(), manifest.kind());
+            let Ok(served) = cluster.resolve(api_version, kind) else { continue };
+            let namespace = served.namespaced.then(|| manifest.namespace().unwrap_or(&release.namespace).to_string());
+            keys.insert(ObjectKey { namespace: namespace.clone(), ..manifest.key() });
+            targets.insert(ListTarget { api_version: api_version.to_string(), kind: kind.to_string(), namespace });
+        }
+    }
+    let live = cluster.list_shared(&targets, LABEL_ENVIRONMENT, ManagedFields::Text, concurrency).await?;
+    let mut taken: Vec<(ObjectKey, Owner)> = live
+        .iter()
+        .filter_map(|object| {
+            let owner = label(object, LABEL_ENVIRONMENT).filter(|owner| *owner != environment)?;
+            let key = ObjectKey::of(object);
+            let release = label(object, LABEL_RELEASE).unwrap_or_default().to_string();
+            keys.contains(&key).then(|| (key, Owner { environment: owner.to_string(), release }))
+        })
+        .collect();
+    taken.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(taken)
+}
+
 fn set_scope(manifest: &mut Manifest, namespaced: bool, release_namespace: &str) {
     let Some(Value::Object(meta)) = manifest.object.get_mut("metadata") else { return };
     if !namespaced {

@@ -271,28 +271,38 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
             }
         }
     };
-    let writing = async {
-        let mut written = sync.status.clone().unwrap_or_default();
-        // Ends when the reconcile does (and drops `progress`).
-        while heard.changed().await.is_ok() {
-            let Some(working) = heard.borrow_and_update().clone() else { continue };
-            let status = status::working(&sync, &written, &working, &Time(jiff::Timestamp::now()));
-            if status == written {
-                continue;
+    // A task of its own: the reconcile blocks its own while a fleet apply runs.
+    let writing = tokio::spawn({
+        let (sync, cx) = (sync.clone(), cx.clone());
+        async move {
+            let mut written = sync.status.clone().unwrap_or_default();
+            // Ends when the reconcile does (and drops `progress`).
+            while heard.changed().await.is_ok() {
+                let Some(working) = heard.borrow_and_update().clone() else { continue };
+                let status = status::working(&sync, &written, &working, &Time(jiff::Timestamp::now()));
+                if status == written {
+                    continue;
+                }
+                match write_status(&sync, &cx, &written, &status).await {
+                    Ok(()) => written = status,
+                    // The outcome's status is written all the same; progress is worth no retry.
+                    Err(err) => tracing::warn!(
+                        environmentsync = %ObjectRef::from_obj(sync.as_ref()),
+                        "cannot write the apply's progress to the status: {}",
+                        api_message(&err)
+                    ),
+                }
             }
-            match write_status(&sync, &cx, &written, &status).await {
-                Ok(()) => written = status,
-                // The outcome's status is written all the same; progress is worth no retry.
-                Err(err) => tracing::warn!(
-                    environmentsync = %ObjectRef::from_obj(sync.as_ref()),
-                    "cannot write the apply's progress to the status: {}",
-                    api_message(&err)
-                ),
-            }
+            written
         }
-        written
+    });
+    let outcome = reconciling.await;
+    let written = match writing.await {
+        Ok(written) => written,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        // Cancelled: the runtime is shutting down.
+        Err(_) => sync.status.clone().unwrap_or_default(),
     };
-    let (outcome, written) = tokio::join!(reconciling, writing);
     let request = plan::requested(&sync);
     let now = Time(jiff::Timestamp::now());
     // Built on the status as last written, so the conditions' transitions count the apply's.

@@ -30,7 +30,9 @@ use credentials::{cluster_for, fetch_reason, fetch_request, keys_for, tenant_cli
 use weaver_cluster::{ClusterInfo, ConnectOptions, GivenCluster};
 use weaver_engine::action::apply::{ApplyActionOptions, PlanCheck, Settings as ApplySettings};
 use weaver_engine::action::drift::{CorrectOptions, DriftOptions};
-use weaver_engine::action::fleet::{EnvironmentSelection, select_environments};
+use weaver_engine::action::fleet::{
+    Ended, EnvironmentSelection, FleetApplied, FleetApplyOptions, FleetContext, select_environments,
+};
 use weaver_engine::action::plan::{Against, PlanOptions};
 use weaver_engine::action::render::{IfEmpty, RenderOptions, Selection};
 use weaver_engine::action::{Context as ActionContext, Keys, Progress, PruneReleases};
@@ -223,6 +225,7 @@ pub async fn reconcile(
             Ok(Err(err)) => return failed(Reason::EnvironmentSelectionFailed, redactor.error(&err), Some(&commit)),
             Err(join) => return failed(Reason::EnvironmentSelectionFailed, join.to_string(), Some(&commit)),
         };
+    let environments: Vec<Arc<Environment>> = environments.into_iter().map(Arc::new).collect();
     let names: Vec<String> = environments.iter().map(|e| e.name.clone()).collect();
     let work = plan::work(sync, &commit, &names);
     let given = match cluster_for(sync, &namespace, spec, shared, &tenant, environments.len()).await {
@@ -305,16 +308,15 @@ pub async fn reconcile(
                 return Outcome::Done(Done { held, unrendered, ..Done::new(commit, work, environments) });
             }
             Ok((plan, _)) if !plan.releases.is_empty() && !plan::approved(sync, &plan.digest) => {
-                let waiting = |env: &Environment| EnvironmentStatus {
+                let waiting = |env: &Arc<Environment>| EnvironmentStatus {
                     name: env.name.clone(),
                     result: EnvironmentResult::AwaitingApproval,
                     ..earlier(&env.name).unwrap_or_default()
                 };
                 let waiting = environments.iter().map(waiting).collect();
                 // What the approval is for may itself come by promotion: those push on.
-                let selected: Vec<Arc<Environment>> = environments.iter().cloned().map(Arc::new).collect();
                 let (promotion, images) =
-                    run.push_due(&selected, &push_to, &images_push_to, sync, &namespace, &tenant, shared).await;
+                    run.push_due(&environments, &push_to, &images_push_to, sync, &namespace, &tenant, shared).await;
                 return Outcome::Done(Done {
                     pending: Some(plan),
                     promotion,
@@ -335,7 +337,6 @@ pub async fn reconcile(
         }
     }
     // Applied as a fleet apply orders them: by wave, each after the environments it `needs`.
-    let environments: Vec<Arc<Environment>> = environments.into_iter().map(Arc::new).collect();
     let tell = |env: &str, progress: Progress<'_>| {
         if let Progress::Status(text) = progress {
             tracing::info!(environment = env, "{text}");
@@ -345,20 +346,30 @@ pub async fn reconcile(
         Ok(order) => order,
         Err(err) => return failed(Reason::EnvironmentOrderInvalid, redactor.error(&err), Some(&commit)),
     };
-    // One at a time, each after those it waits for; an apply skips those after one that did not
-    // apply, a look at drift skips none.
-    let schedule = Schedule { blockers: &waits_for, parallel: 1 };
-    let started = |position: usize| {
-        let env = Environment::clone(order[position]);
-        let (run, approved, earlier, commit) = (&run, &approved, &earlier, &commit);
-        async move {
-            let name = env.name.clone();
-            match work {
-                Work::Apply => {
-                    let expected = approved.as_ref().and_then(|digests| digests.get(&name).cloned());
-                    run.apply(env, expected).await
-                }
-                Work::ReportDrift | Work::CorrectDrift => {
+    let ran = match work {
+        // Applied as `weaver apply` applies a fleet, one environment at a time: every
+        // environment rendered first, two that would own one object refused before any writes.
+        Work::Apply => match run.apply(&environments, approved.as_ref()) {
+            Ok(applied) => applied,
+            Err(err) => {
+                let message = redactor.error(&err);
+                let refused = |env: &Arc<Environment>| EnvironmentStatus {
+                    name: env.name.clone(),
+                    result: EnvironmentResult::Failed,
+                    message: Some(message.clone()),
+                    ..Default::default()
+                };
+                environments.iter().map(|env| (refused(env), false)).collect()
+            }
+        },
+        // One at a time, each after those it waits for, none skipped.
+        Work::ReportDrift | Work::CorrectDrift => {
+            let schedule = Schedule { blockers: &waits_for, parallel: 1 };
+            let started = |position: usize| {
+                let env = order[position];
+                let (run, earlier, commit) = (&run, &earlier, &commit);
+                async move {
+                    let name = env.name.clone();
                     let before = earlier(&name).unwrap_or_else(|| unchanged(&name, commit));
                     let looked = match run
                         .drift(env, work == Work::CorrectDrift, (before.drifted, before.missing))
@@ -373,28 +384,11 @@ pub async fn reconcile(
                     };
                     (looked, false)
                 }
-            }
+            };
+            let skipped = |_: usize, _: NotRun| unreachable!("a look at drift waits for no other's success");
+            schedule.run(|_| None, started, skipped, |_| None, |_, _| {}).await.results
         }
     };
-    let skipped = |position: usize, why: NotRun| {
-        let skipped = EnvironmentStatus {
-            name: order[position].name.clone(),
-            result: EnvironmentResult::Skipped,
-            message: Some(match why {
-                NotRun::Blocked { by, .. } => format!(
-                    "not applied: it comes after environment `{}` (its `needs`, or an earlier wave), which did not apply",
-                    order[by].name
-                ),
-                NotRun::Held(why) => format!("not applied: {why}"),
-            }),
-            ..Default::default()
-        };
-        (skipped, false)
-    };
-    let not_applied = |(result, _): &(EnvironmentStatus, bool)| {
-        (work == Work::Apply && !result.result.is_applied()).then_some("did not apply")
-    };
-    let ran = schedule.run(|_| None, started, skipped, not_applied, |_, _| {}).await.results;
     let unrendered = ran.iter().filter(|(_, unrendered)| *unrendered).map(|(env, _)| env.name.clone()).collect();
     let mut results: Vec<EnvironmentStatus> = ran.into_iter().map(|(env, _)| env).collect();
     results.sort_by(|a, b| a.name.cmp(&b.name));
@@ -462,22 +456,7 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// `work`, an apply whose flag is `interrupted`, interrupted (between objects) when the
-    /// process is told to stop. Its own flag: an apply that loses its lock sets it, which must
-    /// not stop the others.
-    async fn until_stopping<T>(&self, interrupted: &AtomicBool, work: impl Future<Output = T>) -> T {
-        let stopping = async {
-            weaver_engine::apply::interruption(self.stopping).await;
-            interrupted.store(true, Ordering::SeqCst);
-            std::future::pending::<std::convert::Infallible>().await
-        };
-        tokio::select! {
-            done = work => done,
-            never = stopping => match never {},
-        }
-    }
-
-    fn selection(&self, env: Environment) -> Selection {
+    fn selection(&self, env: &Arc<Environment>) -> Selection {
         Selection {
             env: env.name.clone(),
             releases: Vec::new(),
@@ -485,7 +464,7 @@ impl Run<'_> {
             changed_since: None,
             repo: self.repository.clone(),
             rev: Some(self.fetched.commit.clone()),
-            loaded: Some(Arc::new(env)),
+            loaded: Some(Arc::clone(env)),
             project: None,
         }
     }
@@ -493,7 +472,7 @@ impl Run<'_> {
     /// The options of one environment's render, from now: its own `spec.timeout` (its wait for
     /// a turn included), as the API documents it, not what is left of the reconcile's after the
     /// fetch and earlier environments' applies.
-    fn render(&self, env: Environment) -> RenderOptions {
+    fn render(&self, env: &Arc<Environment>) -> RenderOptions {
         RenderOptions {
             selection: self.selection(env),
             keys: self.keys.clone(),
@@ -557,82 +536,93 @@ impl Run<'_> {
         }
     }
 
-    /// Applies `env`; with `approved`, only the plan of that digest.
-    /// The environment's status after its apply, and whether it failed in its render (its
-    /// templates, values, charts: nothing was sent to the cluster) rather than its apply.
-    async fn apply(&self, env: Environment, approved: Option<String>) -> (EnvironmentStatus, bool) {
-        let name = env.name.clone();
-        let mut settings = self.settings(self.spec.wait);
-        if let Some(expected) = approved {
-            let (environment, key) = (name.clone(), self.approval_key.clone());
-            settings.plan_check = Some(PlanCheck(Arc::new(move |planned| {
-                let approved = plan::environment_digest(&environment, planned, &key) == expected;
-                Box::pin(std::future::ready(match approved {
-                    true => Ok(()),
-                    false => Err(weaver_core::error::Error::new(
-                        "the plan made under the lock is not the approved one: the cluster changed",
-                    )
-                    .with_help("the plan changed since it was approved: approve the new one (weaver sync approve)")),
-                }))
-            })));
-        }
-        let options = ApplyActionOptions {
-            render: self.render(env),
-            connect: self.connect(),
-            settings,
-            require_clean: false,
-            prune_releases: self.prune_releases(),
-            allow_overrides: false,
-            forget_helm_release: false,
-            servers: None,
+    /// Applies `environments` as `weaver apply` applies a fleet, one at a time; with
+    /// `approved`, each only the plan of its digest there. Each environment's status after its
+    /// apply, and whether it failed in its render (its templates, values, charts: nothing was
+    /// sent to the cluster) rather than its apply; an error when nothing was applied, two
+    /// environments owning one object.
+    fn apply(
+        &self,
+        environments: &[Arc<Environment>],
+        approved: Option<&BTreeMap<String, String>>,
+    ) -> weaver_core::error::Result<Vec<(EnvironmentStatus, bool)>> {
+        let options = |name: &str| {
+            let mut settings = self.settings(self.spec.wait);
+            if let Some(expected) = approved.and_then(|digests| digests.get(name)).cloned() {
+                let (environment, key) = (name.to_string(), self.approval_key.clone());
+                settings.plan_check = Some(PlanCheck(Arc::new(move |planned| {
+                    let approved = plan::environment_digest(&environment, planned, &key) == expected;
+                    Box::pin(std::future::ready(match approved {
+                        true => Ok(()),
+                        false => Err(weaver_core::error::Error::new(
+                            "the plan made under the lock is not the approved one: the cluster changed",
+                        )
+                        .with_help(
+                            "the plan changed since it was approved: approve the new one (weaver sync approve)",
+                        )),
+                    }))
+                })));
+            }
+            let env = environments.iter().find(|e| e.name == name).expect("the fleet applies the environments given");
+            ApplyActionOptions {
+                render: self.render(env),
+                connect: self.connect(),
+                settings,
+                require_clean: false,
+                prune_releases: self.prune_releases(),
+                allow_overrides: false,
+                forget_helm_release: false,
+                servers: None,
+            }
         };
-        let applying = format!("applying revision {} to environment `{name}`", plan::short(&self.fetched.commit));
+        let applying =
+            |env: &str| format!("applying revision {} to environment `{env}`", plan::short(&self.fetched.commit));
         let tell = |message: String| (self.working)(Working { revision: self.fetched.commit.clone(), message });
-        tell(applying.clone());
+        // The render in its tenant's turn; the apply after it (waiting for the lock, for
+        // objects to be ready) lets others render.
+        let render = |options: &ApplyActionOptions, cx: ActionContext| {
+            let (env, limits) = (&options.render.selection.env, &options.render.limits);
+            tell(applying(env));
+            let turn =
+                weaver_engine::action::block_on(self.renders.turn(self.tenant, env, &self.fetched.commit, limits))?;
+            // Logged; the status goes on saying `applying` (it is written while this renders).
+            tracing::info!("{}: rendering", applying(env));
+            let rendered = weaver_engine::action::apply::render_offline(options, cx);
+            turn.finished(&rendered);
+            rendered
+        };
         let logged = self.on();
         // What the apply waits for (another holder of the lock) is told until its next phase.
-        let on = |progress: Progress<'_>| {
+        let on = |env: &str, progress: Progress<'_>| {
             match &progress {
-                Progress::Status(text) => tell(format!("{applying}: {}", self.redactor.redact(text))),
-                Progress::Phase(..) | Progress::Writing => tell(applying.clone()),
+                Progress::Status(text) => tell(format!("{}: {}", applying(env), self.redactor.redact(text))),
+                Progress::Phase(..) | Progress::Writing => tell(applying(env)),
                 _ => {}
             }
             logged(progress);
         };
-        let interrupted = AtomicBool::new(false);
-        let cx = ActionContext::new(self.redactor, &on).interruptible(&interrupted);
-        let mut status = EnvironmentStatus { name, ..Default::default() };
-        // The render in its tenant's turn; the apply after it (waiting for the lock, for
-        // objects to be ready) lets others render.
-        let offline = async {
-            let revision = &self.fetched.commit;
-            let turn = self.renders.turn(self.tenant, &status.name, revision, &options.render.limits).await?;
-            // Logged; the status goes on saying `applying` (it is written while this renders).
-            tracing::info!("{applying}: rendering");
-            let owned = options.clone();
-            // The turn is the render's: a reconcile stopped meanwhile does not give it back early.
-            weaver_engine::action::blocking_with(cx, move |cx| {
-                let rendered = weaver_engine::action::apply::render_offline(&owned, cx);
-                turn.finished(&rendered);
-                rendered
-            })
-            .await
-        }
-        .await;
-        let unrendered = offline.is_err();
-        let applied = match offline {
-            Ok(offline) => {
-                let applying = weaver_engine::action::apply::apply_rendered(&options, offline, cx);
-                self.until_stopping(&interrupted, applying).await
-            }
-            Err(err) => Err(err),
-        };
-        match applied {
-            Err(err) => {
+        let fleet = FleetApplyOptions { max_parallel: 1, fail_fast: false };
+        // Stopped (SIGTERM), an apply under way stops between objects, and no other starts.
+        let cx = FleetContext::new(self.redactor, &on).interruptible(self.stopping);
+        let applied = weaver_engine::action::judging_in_place(|| {
+            weaver_engine::action::fleet::apply_rendering(environments, options, &render, fleet, cx)
+        })?;
+        Ok(applied.into_iter().map(|env| self.status_of(env)).collect())
+    }
+
+    /// An environment's status after a fleet apply, and whether it failed in its render.
+    fn status_of(&self, env: FleetApplied) -> (EnvironmentStatus, bool) {
+        let mut status = EnvironmentStatus { name: env.environment, ..Default::default() };
+        match env.ended {
+            Ended::Ran(Err(err)) => {
                 status.result = EnvironmentResult::Failed;
                 status.message = Some(self.redactor.error(&err));
             }
-            Ok(applied) => {
+            Ended::Skipped(why) | Ended::NotStarted(why) => {
+                status.result = EnvironmentResult::Skipped;
+                status.message = Some(format!("not applied: {why}"));
+            }
+            Ended::Ran(Ok(applied)) => {
                 let totals = applied.report.totals();
                 let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
                 status.created = count(totals.created);
@@ -660,7 +650,7 @@ impl Run<'_> {
                 }
             }
         }
-        (status, unrendered)
+        (status, env.unrendered)
     }
 
     /// The plan of every environment at this revision, as `weaver diff` makes it, summarised
@@ -668,13 +658,13 @@ impl Run<'_> {
     /// an environment's failure as its status, and whether it failed in its render.
     async fn pending_plan(
         &self,
-        environments: &[Environment],
+        environments: &[Arc<Environment>],
     ) -> Result<(PendingPlan, BTreeMap<String, String>), (EnvironmentStatus, bool)> {
         let mut digests = BTreeMap::new();
         let mut releases = Vec::new();
         for env in environments {
             let options = PlanOptions {
-                render: self.render(env.clone()),
+                render: self.render(env),
                 against: Against::Cluster(self.connect()),
                 server_side: false,
                 concurrency: CONCURRENCY,
@@ -736,7 +726,7 @@ impl Run<'_> {
     /// Drift found (drifted, missing), told to the environment's notifications when it differs
     /// from `before` (what the last look found), not on every interval; with `correct`, put back
     /// and told as `weaver drift --correct` tells it.
-    async fn drift(&self, env: Environment, correct: bool, before: (u32, u32)) -> Result<(u32, u32), String> {
+    async fn drift(&self, env: &Arc<Environment>, correct: bool, before: (u32, u32)) -> Result<(u32, u32), String> {
         let options = DriftOptions {
             selection: self.selection(env),
             connect: self.connect(),
@@ -753,7 +743,9 @@ impl Run<'_> {
                 let options = CorrectOptions { drift: options.clone(), settings: self.settings(false) };
                 let interrupted = AtomicBool::new(false);
                 let correcting = weaver_engine::action::drift::correct(&options, cx.interruptible(&interrupted));
-                self.until_stopping(&interrupted, correcting).await.map(|corrected| corrected.report)
+                weaver_engine::apply::interrupted_by(self.stopping, &interrupted, correcting)
+                    .await
+                    .map(|corrected| corrected.report)
             }
         };
         let report = report.map_err(|err| self.redactor.error(&err))?;

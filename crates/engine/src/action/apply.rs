@@ -18,7 +18,7 @@ use weaver_cluster::{
 };
 use weaver_core::error::{Error, Result};
 use weaver_core::manifest::{ObjectKey, Scopes};
-use weaver_plan::plan::{Plan, plan_adopting};
+use weaver_plan::plan::{Owner, Plan, plan_adopting};
 use weaver_project::Environment;
 use weaver_project::RenderedRelease;
 
@@ -132,6 +132,35 @@ impl RenderedOffline {
             })
         });
         keys.collect()
+    }
+}
+
+impl RenderedOffline {
+    /// The same, its render for the cluster (under the lock) given its whole time again from
+    /// now, as an apply alone gives it: a fleet renders every environment before the first
+    /// applies, which may wait long for its lock or its objects.
+    pub(super) fn restarted(mut self) -> RenderedOffline {
+        // Not shared yet: `render_offline` made it, and only the apply takes it.
+        if let Some(prepared) = Arc::get_mut(&mut self.prepared) {
+            prepared.restart_deadline();
+        }
+        self
+    }
+
+    /// Its objects that are live and labelled as another environment's, with whose: what its
+    /// apply refuses under the lock, looked at before, so that a fleet refuses them before any
+    /// of its environments writes (see [`crate::observe::labelled_elsewhere`]).
+    pub async fn labelled_elsewhere(
+        &self,
+        options: &ApplyActionOptions,
+        on: super::OnProgress<'_>,
+    ) -> Result<Vec<(ObjectKey, Owner)>> {
+        let env = &self.desired.env;
+        let cluster = connect_sharing(options.connect.clone(), options.servers.as_ref(), env, "reading owners in", on)
+            .await
+            .map_err(|err| err.context(format!("environment `{}`: reading who owns its objects", env.name)))?;
+        let releases = &self.desired.rendered.releases;
+        crate::observe::labelled_elsewhere(&cluster, releases, &env.name, options.settings.concurrency).await
     }
 }
 

@@ -4,7 +4,7 @@
 //! alone, and its result (or error) is kept; one environment failing never stops the others.
 //! Abstract environments are never part of a fleet.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +21,7 @@ use crate::schedule::{NotRun, Schedule};
 use weaver_core::error::{Error, Result};
 use weaver_core::limits::Bound;
 use weaver_core::manifest::{ObjectKey, ObjectKeyRef};
-use weaver_plan::plan::Action;
+use weaver_plan::plan::{Action, Owner};
 use weaver_project::{Environment, Project, Selector};
 use weaver_secrets::Redactor;
 
@@ -452,6 +452,9 @@ pub struct FleetApplied {
     pub wave: i32,
     /// Its `needs`, as its file says.
     pub needs: Vec<String>,
+    /// It failed in its render (its templates, values, charts): nothing of it reached the
+    /// cluster.
+    pub unrendered: bool,
     pub ended: Ended<Result<Applied>>,
 }
 
@@ -533,36 +536,77 @@ pub(crate) fn apply_sequence(waves: &[i32], needs: &[Vec<usize>]) -> std::result
 /// `fleet.fail_fast`, once one fails no more start; once `cx.interrupted`, none starts and
 /// those running stop as an interrupted apply does. An error, before anything is applied, when
 /// the order cannot be made, or when two environments would own one object in one cluster
-/// (every environment is rendered first).
+/// (every environment is rendered first): two selected ones, or, of a fleet of more than one,
+/// a selected one and the one the live object is labelled with, which the selection leaves out
+/// (unless the selected one takes ownership).
 pub fn apply(
     environments: &[Arc<Environment>],
     options: impl Fn(&str) -> ApplyActionOptions + Sync,
     fleet: FleetApplyOptions,
     cx: FleetContext,
 ) -> Result<Vec<FleetApplied>> {
+    apply_rendering(environments, options, &super::apply::render_offline, fleet, cx)
+}
+
+/// How a fleet apply renders each environment: [`super::apply::render_offline`], or that within
+/// the caller's bounds (the controller's renders take turns).
+pub type Render<'a> = &'a (dyn Fn(&ApplyActionOptions, Context) -> Result<RenderedOffline> + Sync);
+
+/// An environment of a fleet apply, rendered before anything is applied.
+struct Rendered {
+    offline: RenderedOffline,
+    /// Its cluster's server, None when its context cannot be read (its apply fails connecting).
+    server: Option<String>,
+    /// Its objects live and labelled as another environment's (see
+    /// [`RenderedOffline::labelled_elsewhere`]); what failed reading them fails its apply.
+    elsewhere: Result<Vec<(ObjectKey, Owner)>>,
+}
+
+/// [`apply`], each environment rendered by `render`.
+pub fn apply_rendering(
+    environments: &[Arc<Environment>],
+    options: impl Fn(&str) -> ApplyActionOptions + Sync,
+    render: Render,
+    fleet: FleetApplyOptions,
+    cx: FleetContext,
+) -> Result<Vec<FleetApplied>> {
     let (order, blockers) = apply_order(environments, cx.on)?;
+    // Alone, an environment's apply refuses what it would take before it writes (under its
+    // lock); in a fleet, the others may have written by then.
+    let read_owners = environments.len() > 1;
     // Before anything is written, every environment is rendered (each apply goes on from its
     // render), so that two environments that would own one object are refused.
     let rendered = each(environments, cx, |env, cx| {
         let mut options = options(&env.name);
         options.render.selection.loaded = Some(Arc::clone(env));
-        let offline = super::apply::render_offline(&options, cx)?;
+        let offline = render(&options, cx)?;
         // A context that cannot be read fails the environment's apply when it connects.
         let server = block_on(super::server_of(options.connect.clone(), env)).ok();
-        Ok((offline, server))
+        let elsewhere = match read_owners && !options.settings.take_ownership && server.is_some() {
+            true => block_on(offline.labelled_elsewhere(&options, cx.on)),
+            false => Ok(Vec::new()),
+        };
+        Ok(Rendered { offline, server, elsewhere })
     });
-    let owned: Vec<(&str, &str, Vec<ObjectKey>)> = rendered
-        .iter()
-        .filter_map(|outcome| {
-            let Ok((offline, Some(server))) = &outcome.result else { return None };
-            Some((outcome.environment.as_str(), server.as_str(), offline.owned_keys()))
-        })
-        .collect();
+    let selected: HashSet<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+    let mut owned = Vec::new();
+    let mut taken = Vec::new();
+    for outcome in &rendered {
+        let Ok(Rendered { offline, server: Some(server), elsewhere }) = &outcome.result else { continue };
+        let environment = outcome.environment.as_str();
+        owned.push((environment, server.as_str(), offline.owned_keys()));
+        // Labelled as a selected environment's, it is that one's to give up or keep: two that
+        // keep it are refused above, one that gives it up prunes it in order.
+        let elsewhere = elsewhere.iter().flatten().filter(|(_, owner)| !selected.contains(owner.environment.as_str()));
+        taken.extend(elsewhere.map(|(key, owner)| (environment, server.as_str(), key, owner)));
+    }
     let keys = owned.iter().map(|(env, server, keys)| (*env, *server, keys.iter().map(ObjectKey::borrowed)));
-    refuse_owned_twice(keys, "nothing was applied")?;
+    refuse_owned_twice(keys, taken, "nothing was applied")?;
     let position: HashMap<&str, usize> = environments.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
-    let rendered: Vec<Mutex<Option<Result<RenderedOffline>>>> =
-        rendered.into_iter().map(|outcome| Mutex::new(Some(outcome.result.map(|(offline, _)| offline)))).collect();
+    let unrendered: HashSet<String> =
+        rendered.iter().filter(|o| o.result.is_err()).map(|o| o.environment.clone()).collect();
+    let rendered: Vec<Mutex<Option<Result<Rendered>>>> =
+        rendered.into_iter().map(|outcome| Mutex::new(Some(outcome.result))).collect();
     let hold = |failed: bool| {
         if cx.interrupted.load(Ordering::SeqCst) {
             Some("the apply was interrupted".to_string())
@@ -590,12 +634,17 @@ pub fn apply(
             on(Progress::Info(format!("applying (wave {})", env.wave)));
             let mut options = options(&env.name);
             options.render.selection.loaded = Some(Arc::clone(env));
-            let offline = rendered[position[env.name.as_str()]]
+            let Rendered { offline, elsewhere, .. } = rendered[position[env.name.as_str()]]
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .take()
                 .expect("each environment is applied once")?;
-            block_on(apply_rendered(&options, offline, cx.environment(&on)))
+            elsewhere?;
+            // Its own flag, which the fleet's sets: losing its lock stops this apply alone.
+            let own = AtomicBool::new(false);
+            let offline = offline.restarted();
+            let applying = apply_rendered(&options, offline, Context { interrupted: &own, ..cx.environment(&on) });
+            block_on(crate::apply::interrupted_by(cx.interrupted, &own, applying))
         },
         |result| match result {
             Ok(applied) if applied.report.interrupted => Some("was interrupted"),
@@ -607,11 +656,20 @@ pub fn apply(
     Ok(order
         .iter()
         .zip(ended)
-        .map(|(env, ended)| FleetApplied {
-            environment: env.name.clone(),
-            wave: env.wave,
-            needs: env.needs.iter().map(|(name, _)| name.clone()).collect(),
-            ended,
+        .map(|(env, ended)| {
+            let slot = rendered[position[env.name.as_str()]].lock().unwrap_or_else(|e| e.into_inner()).take();
+            let ended = match (ended, slot) {
+                // Held back (interrupted, --fail-fast) after its render failed: that is its end.
+                (Ended::NotStarted(_), Some(Err(err))) => Ended::Ran(Err(err)),
+                (ended, _) => ended,
+            };
+            FleetApplied {
+                environment: env.name.clone(),
+                wave: env.wave,
+                needs: env.needs.iter().map(|(name, _)| name.clone()).collect(),
+                unrendered: unrendered.contains(&env.name),
+                ended,
+            }
         })
         .collect())
 }
@@ -627,14 +685,23 @@ pub fn refuse_collisions(planned: &[Outcome<Planned>]) -> Result<()> {
         let keys = plan.objects.iter().filter(|o| o.action != Action::Delete).map(|o| o.key.borrowed());
         Some((outcome.environment.as_str(), server.as_str(), keys))
     });
-    refuse_owned_twice(owned, "nothing is planned")
+    refuse_owned_twice(owned, std::iter::empty(), "nothing is planned")
 }
+
+/// An object a selected environment would own, live and labelled as an environment's the
+/// selection leaves out: the environment, its server, the object and whose it is.
+type Taken<'k> = (&'k str, &'k str, &'k ObjectKey, &'k Owner);
 
 /// Refuses two environments that would own one object: the same kind (and group), namespace
 /// and name in the same cluster (the same server URL), each applying its own and pruning the
-/// other's. `owned` gives each environment, its server and the objects it would own; `then`
-/// says what became of the run.
-fn refuse_owned_twice<'k, K>(owned: impl Iterator<Item = (&'k str, &'k str, K)>, then: &str) -> Result<()>
+/// other's. `owned` gives each environment, its server and the objects it would own; `taken`
+/// the objects of theirs that are live and another environment's, which the selection leaves
+/// out; `then` says what became of the run.
+fn refuse_owned_twice<'k, K>(
+    owned: impl Iterator<Item = (&'k str, &'k str, K)>,
+    taken: impl IntoIterator<Item = Taken<'k>>,
+    then: &str,
+) -> Result<()>
 where
     K: Iterator<Item = ObjectKeyRef<'k>>,
 {
@@ -652,18 +719,32 @@ where
             }
         }
     }
+    let selected_only = collisions.len();
+    collisions.extend(taken.into_iter().map(|(environment, server, key, owner)| {
+        format!(
+            "{key} in {server}: environment `{environment}`, and environment `{}` (release {}), whose labels it carries and which is not selected",
+            owner.environment, owner.release
+        )
+    }));
     if collisions.is_empty() {
         return Ok(());
     }
     let count = collisions.len();
+    let (whose, help) = match count == selected_only {
+        true => ("two selected environments", ""),
+        false => (
+            "two environments",
+            "; an object applied by an environment the selection leaves out moves with `weaver apply --env <one> --take-ownership`",
+        ),
+    };
     let more = count.saturating_sub(NAMED_COLLISIONS);
     collisions.truncate(NAMED_COLLISIONS);
     let more = if more > 0 { format!("\n  and {more} more") } else { String::new() };
     Err(Error::new(format!(
-        "{count} object(s) would be owned by two selected environments in the same cluster, each applying its own and pruning the other's; {then}:\n  {}{more}",
+        "{count} object(s) would be owned by {whose} in the same cluster, each applying its own and pruning the other's; {then}:\n  {}{more}",
         collisions.join("\n  ")
     ))
-    .with_help("give each environment its own namespaces (or cluster), or select only one of them"))
+    .with_help(format!("give each environment its own namespaces (or cluster), or select only one of them{help}")))
 }
 
 #[cfg(test)]

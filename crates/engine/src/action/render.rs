@@ -409,6 +409,11 @@ fn overrides_of(selected: &Selected, flags: &OverrideFlags, in_git: bool, on: On
 }
 
 impl Prepared {
+    /// Its renders' time counted again from now (see [`weaver_core::limits::RenderLimits::restarted`]).
+    pub(super) fn restart_deadline(&mut self) {
+        self.secrets.limits = self.secrets.limits.restarted();
+    }
+
     /// The environment, as loaded.
     pub fn environment(&self) -> &Environment {
         &self.selected.env

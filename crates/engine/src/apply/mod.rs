@@ -917,3 +917,18 @@ pub async fn interruption(interrupted: &AtomicBool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `work`, an action whose own flag is `own`, with `own` set once `by` is: the caller's stop
+/// (Ctrl-C, SIGTERM) reaches it, while what sets `own` alone (an apply that lost its lock)
+/// stops no other action `by` reaches.
+pub async fn interrupted_by<T>(by: &AtomicBool, own: &AtomicBool, work: impl Future<Output = T>) -> T {
+    let stopping = async {
+        interruption(by).await;
+        own.store(true, Ordering::SeqCst);
+        std::future::pending::<std::convert::Infallible>().await
+    };
+    tokio::select! {
+        done = work => done,
+        never = stopping => match never {},
+    }
+}

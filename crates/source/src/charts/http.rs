@@ -114,8 +114,9 @@ pub struct Machine {
     /// Docker configs held in memory (a tenant's pull Secrets), read before the files.
     held: Vec<registry_login::HeldConfig>,
     var: Variables,
-    /// [`Machine::anonymous`]: a refusal cannot be mended with this machine's credentials.
-    anonymous: bool,
+    /// [`Machine::in_cluster`] (and [`Machine::anonymous`]): a tenant's Secrets or nothing, never
+    /// the machine's; a refusal cannot be mended with this machine's credentials.
+    in_cluster: bool,
     /// Bounds on what registries answer (the `WEAVER_REGISTRY_*` variables).
     pub(crate) registry_limits: RegistryLimits,
 }
@@ -135,7 +136,7 @@ impl Machine {
                         held: Vec::new(),
                         registry_limits: RegistryLimits::from_variables(&var)?,
                         var: Box::new(var),
-                        anonymous: false,
+                        in_cluster: false,
                     });
                 }
             },
@@ -155,7 +156,7 @@ impl Machine {
             held: Vec::new(),
             registry_limits: RegistryLimits::from_variables(&var)?,
             var: Box::new(var),
-            anonymous: false,
+            in_cluster: false,
         })
     }
 
@@ -179,7 +180,7 @@ impl Machine {
             registry_configs: Vec::new(),
             held: configs,
             var: Box::new(|_| None),
-            anonymous: true,
+            in_cluster: true,
             registry_limits: RegistryLimits::of_process(),
         }
     }
@@ -255,8 +256,9 @@ pub struct Connection {
     pub repository: String,
     /// Its name in `repositories:`, if it is one of them: where its credentials come from.
     repository_name: Option<String>,
-    /// Whether the machine's credentials were out of reach (the controller's pulls).
-    anonymous: bool,
+    /// Whether the machine's credentials were out of reach (the controller's pulls): see
+    /// [`Machine::in_cluster`].
+    in_cluster: bool,
     /// What a refusal (401, 403, the token's included) says to do, when the caller knows
     /// better than the chart repositories' advice (an image registry's pull Secrets).
     refusal_help: Option<String>,
@@ -392,7 +394,7 @@ impl Connection {
             accepted: None,
             repository: repository.to_string(),
             repository_name: repository_name.map(str::to_string),
-            anonymous: machine.anonymous,
+            in_cluster: machine.in_cluster,
             refusal_help: None,
             withheld: None,
             tag_limits: machine.registry_limits.repository,
@@ -543,7 +545,7 @@ impl Connection {
     pub fn status_error(&self, url: &str, response: &Response) -> Error {
         let help = match response.status {
             401 | 403 if let Some(help) = &self.refusal_help => help.clone(),
-            401 | 403 if self.anonymous => match &self.credentials.from {
+            401 | 403 if self.in_cluster => match &self.credentials.from {
                 Some(from) if self.credentials.log_in() => format!(
                     "repository {} refused the credentials of {from}: check them (see docs/src/guides/gitops.md, Private charts)",
                     self.repository
@@ -661,10 +663,10 @@ impl Connection {
         if known || self.credentials.token_realms.iter().any(|allowed| trusted(allowed)) {
             return None;
         }
-        if self.anonymous {
-            // The controller's credentials are pull Secrets: no credentials file to opt in with.
+        if self.in_cluster {
+            // The controller's credentials are Secrets: no credentials file to opt in with.
             return Some(format!(
-                "the credentials were not sent to its token service {realm_origin}, on another host than the registry: in the cluster, a pull Secret's password goes only to its registry's origin and the built-in token services (Docker Hub's, GitLab.com's); a Secret cannot name others"
+                "the credentials were not sent to its token service {realm_origin}, on another host than the registry: in the cluster, a Secret's password goes only to its registry's origin and the built-in token services (Docker Hub's, GitLab.com's); a Secret cannot name others"
             ));
         }
         Some(format!(
@@ -829,7 +831,7 @@ mod tests {
                 ..Credentials::default()
             }],
             var: Box::new(|_| None),
-            anonymous: false,
+            in_cluster: false,
             registry_limits: RegistryLimits::default(),
         }
     }
@@ -976,7 +978,7 @@ mod tests {
         let machine = Machine::held(vec![held]);
         let cluster = Connection::open(&machine, "oci://reg.example/shop/web", None, "https://reg.example").unwrap();
         let refusal = cluster.realm_refusal("https://auth.example/token").unwrap();
-        assert!(refusal.contains("in the cluster, a pull Secret's password goes only to"), "{refusal}");
+        assert!(refusal.contains("in the cluster, a Secret's password goes only to"), "{refusal}");
         assert!(!refusal.contains("tokenRealms") && !refusal.contains("credentials file"), "{refusal}");
     }
 
@@ -1097,7 +1099,7 @@ mod tests {
                 ..Credentials::default()
             }],
             var: Box::new(|key| (key == "WEAVER_REPOSITORY_MY_REPO_USERNAME").then(|| "env-user".to_string())),
-            anonymous: false,
+            in_cluster: false,
             registry_limits: RegistryLimits::default(),
         };
         let user = |c: Credentials| c.username;

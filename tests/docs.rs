@@ -663,12 +663,17 @@ fn the_file_formats_list_every_field() {
             let attributes = &source[source[..start].rfind("#[derive").unwrap()..start];
             let camel = attributes.contains("rename_all = \"camelCase\"");
             let body = &source[start..start + source[start..].find("\n}").unwrap()];
-            let mut rename = None;
+            let (mut rename, mut skipped) = (None, false);
             for line in body.lines().skip(1) {
                 if let Some(r) = line.split("rename = \"").nth(1) {
                     rename = Some(r.split('"').next().unwrap().to_string());
                 }
+                // Not read from the file (what the cluster's Secrets give, say).
+                skipped |= line.trim() == "#[serde(skip)]";
                 let Some(c) = field.captures(line) else { continue };
+                if std::mem::take(&mut skipped) {
+                    continue;
+                }
                 let mut key = rename.take().unwrap_or_else(|| c[1].to_string());
                 if camel {
                     key = key

@@ -1596,23 +1596,220 @@ impl ChartServer {
 /// chart `stable/web` 1.0.0 to `namespace`, pinned by `weaver charts lock` (into a cache of its
 /// own: the controller never reads the CLI's) and committed.
 fn with_remote_chart(source: &Source, namespace: &str, charts: &ChartServer) -> String {
+    with_chart_of(source, namespace, &charts.server.as_stable(), "stable/web", &[])
+}
+
+/// [`with_remote_chart`] of `chart` (`repository/web`) from `repositories` (the environments'
+/// `repositories:` entries), the CLI's `charts lock` run with `cli_env` besides its cache.
+fn with_chart_of(
+    source: &Source,
+    namespace: &str,
+    repositories: &str,
+    chart: &str,
+    cli_env: &[(&str, &str)],
+) -> String {
     for (env, release) in [("dev", "web"), ("qa", "web-qa")] {
         source.write(
             &format!("environments/{env}.yaml"),
             &format!(
-                "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nrepositories:\n{}releases:\n  - name: {release}\n    chart: stable/web\n    version: 1.0.0\n",
-                charts.server.as_stable()
+                "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nrepositories:\n{repositories}releases:\n  - name: {release}\n    chart: {chart}\n    version: 1.0.0\n"
             ),
         );
     }
     let cli_cache = tempfile::tempdir().unwrap();
-    common::weaver_in(
-        &source.work(),
-        &["charts", "lock"],
-        &[("WEAVER_CHART_CACHE", cli_cache.path().to_str().unwrap())],
-    )
-    .success();
+    let mut env = vec![("WEAVER_CHART_CACHE", cli_cache.path().to_str().unwrap())];
+    env.extend_from_slice(cli_env);
+    common::weaver_in(&source.work(), &["charts", "lock"], &env).success();
     source.commit("remote chart web 1.0.0")
+}
+
+/// What the CLI's credentials file says for `url`: `user` and `password`, and `ca_file` if any.
+fn credentials_file(dir: &std::path::Path, url: &str, user: &str, password: &str, ca_file: Option<&str>) -> String {
+    let path = dir.join("credentials.yaml");
+    let ca = ca_file.map(|file| format!("    caFile: {file}\n")).unwrap_or_default();
+    std::fs::write(
+        &path,
+        format!("repositories:\n  - url: {url}\n    username: {user}\n    password: {password}\n{ca}"),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Secret `name` of `namespace` holding `data` (each value's text), of `type`.
+fn secret_of(cluster: &TestCluster, namespace: &str, name: &str, kind: &str, data: Value) {
+    use base64::Engine;
+    let data: serde_json::Map<String, Value> = data
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap()))))
+        .collect();
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Secret", "type": kind,
+                           "metadata": {"name": name, "namespace": namespace}, "data": data}));
+}
+
+/// The statuses of `syncs` and the Events of `namespace` (both APIs), as text.
+fn statuses_and_events(cluster: &TestCluster, namespace: &str, syncs: &[&Value]) -> String {
+    let mut seen: Vec<String> = syncs.iter().map(|sync| get(cluster, sync)["status"].to_string()).collect();
+    for api_version in ["v1", "events.k8s.io/v1"] {
+        seen.extend(cluster.list(api_version, "Event", "events", namespace).iter().map(Value::to_string));
+    }
+    seen.join("\n")
+}
+
+/// Which of `secrets` `text` holds.
+fn leaked<'s>(text: &str, secrets: &[&'s str]) -> Vec<&'s str> {
+    secrets.iter().copied().filter(|secret| text.contains(secret)).collect()
+}
+
+/// A private chart's EnvironmentSyncs, applied by `weaver operator run` (a [`Replica`], whose
+/// log is read): `source` at `commit`, in `namespace`, its environments `dev` and `qa` applying
+/// the chart's releases `web` and `web-qa`.
+struct PrivateChartSyncs<'a> {
+    cluster: &'a TestCluster,
+    namespace: &'a str,
+    leases: &'a str,
+    source: &'a Source,
+    commit: String,
+}
+
+impl PrivateChartSyncs<'_> {
+    /// `dev` applied with `good` (its `chartCredentials`), then `qa` refused with `wrong`,
+    /// though the archive is in the controller's cache by then: its message names `repository`
+    /// and Secret `wrong_secret`. None of `secrets` is in a status, an Event or the log.
+    fn applied_and_refused(&self, good: Value, wrong: Value, repository: &str, wrong_secret: &str, secrets: &[&str]) {
+        let (cluster, namespace) = (self.cluster, self.namespace);
+        let replica = Replica::start(cluster, self.leases, "replica-a", &[]);
+        let sync = |name: &str, env: &str, given: Value| {
+            let spec = spec(self.source, json!({"environments": [env], "chartCredentials": given}));
+            let sync = environment_sync(cluster, namespace, name, spec);
+            cluster.create(&sync);
+            sync
+        };
+        let good = sync("shop", "dev", good);
+        let live = until_ready_with(cluster, &good, "ReconciliationSucceeded", "the private chart applied");
+        assert_eq!(live["status"]["lastAppliedRevision"], self.commit);
+        let applied = config_map(cluster, namespace, "web").expect("the private chart's ConfigMap");
+        assert_eq!(applied["data"]["version"], "1.0.0");
+
+        let wrong = sync("wrong", "qa", wrong);
+        let live = until_ready_with(cluster, &wrong, "RenderFailed", "the wrong password refused");
+        let message = ready(&live).unwrap().2;
+        let refused = format!(
+            "repository {repository} refused the credentials of Secret {namespace}/{wrong_secret} (spec.chartCredentials[0])"
+        );
+        assert!(message.contains(&refused), "{message}");
+        assert!(config_map(cluster, namespace, "web-qa").is_none(), "nothing of the refused release was applied");
+
+        let seen = statuses_and_events(cluster, namespace, &[&good, &wrong]) + &replica.log();
+        assert!(seen.contains(wrong_secret) && seen.contains("ReconciliationSucceeded"), "{seen}");
+        assert_eq!(leaked(&seen, secrets), Vec::<&str>::new(), "{seen}");
+    }
+}
+
+/// The registry's password, and a wrong password for either private repository.
+const CHART_PASSWORD: &str = "Chart-repo-s3cret-pa55";
+const WRONG_CHART_PASSWORD: &str = "not-the-Chart-pa55word";
+
+/// A chart repository over HTTPS, its certificate from a private CA, asking for basic auth:
+/// `weaver operator run` pulls its chart with the username, password and `ca.crt` of the Secret
+/// `spec.chartCredentials` names for its URL. An EnvironmentSync whose Secret has a wrong
+/// password is refused, though the archive is in the controller's cache by then, naming the
+/// repository and the Secret; no password is in a status, an Event or the controller's log.
+#[test]
+fn a_private_https_chart_repository_is_pulled_with_the_secret_s_password_and_ca() {
+    use crate::remote_charts::{TestServer, USER};
+    if !http_or_skip() {
+        return;
+    }
+    let certs_dir = tempfile::tempdir().unwrap();
+    let certs = common::certs::test_certificates(certs_dir.path(), std::net::Ipv4Addr::LOCALHOST);
+    if !interop_or_skip(certs.is_none().then_some("the openssl CLI cannot make test certificates")) {
+        return;
+    }
+    let (ca, chain, key) = certs.unwrap();
+    let served = tempfile::tempdir().unwrap();
+    crate::remote_charts::chart_repository(served.path());
+    let tls = weaver_test_support::tls::BlockingTls::new(&chain, &key);
+    let charts = TestServer::chart_repository(served.path().to_path_buf(), Some(tls));
+    let url = charts.url();
+    assert!(url.starts_with("https://"), "{url}");
+
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let leases = cluster.namespace("leader");
+    let source = Source::new(&namespace);
+    let ca_file = certs_dir.path().join("ca.pem");
+    let password = crate::remote_charts::PASSWORD;
+    let file = credentials_file(certs_dir.path(), &url, USER, password, ca_file.to_str());
+    let repositories = format!("  - name: stable\n    url: {url}\n");
+    let commit = with_chart_of(&source, &namespace, &repositories, "stable/web", &[("WEAVER_CREDENTIALS", &file)]);
+    let ca = String::from_utf8(ca).unwrap();
+    for (name, password) in [("charts", password), ("charts-wrong", WRONG_CHART_PASSWORD)] {
+        let data = json!({"username": USER, "password": password, "ca.crt": ca});
+        secret_of(&cluster, &namespace, name, "Opaque", data);
+    }
+    let given = |secret: &str| json!([{"url": url, "secretRef": {"name": secret}}]);
+    let syncs =
+        PrivateChartSyncs { cluster: &cluster, namespace: &namespace, leases: &leases, source: &source, commit };
+    syncs.applied_and_refused(
+        given("charts"),
+        given("charts-wrong"),
+        &url,
+        "charts-wrong",
+        &[password, WRONG_CHART_PASSWORD],
+    );
+}
+
+/// An OCI registry (Debian's docker-registry) that asks for a login (`auth: htpasswd:`, a Basic
+/// challenge): `weaver operator run` pulls its chart with a Secret as `kubectl create secret
+/// docker-registry` writes it, listed without `url` (its `auths` name the registry); a docker
+/// config with a wrong password, named for the registry's URL, is refused naming the registry
+/// and the Secret; no password is in a status, an Event or the controller's log.
+#[test]
+fn a_registry_that_asks_for_a_login_is_pulled_from_with_a_docker_registry_secret() {
+    use base64::Engine;
+    if !http_or_skip() {
+        return;
+    }
+    let helm = common::tools::helm();
+    let registry = common::registry::Registry::start();
+    let missing = match (&helm, &registry) {
+        (Err(e), _) | (_, Err(e)) => Some(e.clone()),
+        _ => None,
+    };
+    if !interop_or_skip(missing.as_deref()) {
+        return;
+    }
+    let ((helm, _), mut registry) = (helm.unwrap(), registry.unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let archive = crate::remote_charts::chart_archive(work.path(), "1.0.0");
+    crate::remote_charts::helm_push(&helm, &work.path().join("helm"), &archive, registry.port);
+    registry.require_login("robot", CHART_PASSWORD);
+    let host = format!("127.0.0.1:{}", registry.port);
+    let registry_url = format!("oci://{host}/charts");
+
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let leases = cluster.namespace("leader");
+    let source = Source::new(&namespace);
+    let file = credentials_file(work.path(), &registry_url, "robot", CHART_PASSWORD, None);
+    let repositories = format!("  - name: registry\n    url: {registry_url}\n    plainHttp: true\n");
+    let commit = with_chart_of(&source, &namespace, &repositories, "registry/web", &[("WEAVER_CREDENTIALS", &file)]);
+    let auth = |password: &str| base64::engine::general_purpose::STANDARD.encode(format!("robot:{password}"));
+    for (name, password) in [("regcred", CHART_PASSWORD), ("regcred-wrong", WRONG_CHART_PASSWORD)] {
+        // As `kubectl create secret docker-registry NAME --docker-server=HOST --docker-username=robot
+        // --docker-password=PASSWORD` writes it.
+        let config = json!({"auths": {&host: {"username": "robot", "password": password, "auth": auth(password)}}});
+        let data = json!({".dockerconfigjson": config.to_string()});
+        secret_of(&cluster, &namespace, name, "kubernetes.io/dockerconfigjson", data);
+    }
+    let syncs =
+        PrivateChartSyncs { cluster: &cluster, namespace: &namespace, leases: &leases, source: &source, commit };
+    let good = json!([{"secretRef": {"name": "regcred"}}]);
+    let wrong = json!([{"url": registry_url, "secretRef": {"name": "regcred-wrong"}}]);
+    let secrets = [CHART_PASSWORD, WRONG_CHART_PASSWORD, &auth(CHART_PASSWORD), &auth(WRONG_CHART_PASSWORD)];
+    syncs.applied_and_refused(good, wrong, &registry_url, "regcred-wrong", &secrets);
 }
 
 /// The chart archives in the controller's cache, by digest.

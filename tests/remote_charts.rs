@@ -6,8 +6,9 @@
 
 use crate::common;
 use weaver_test_support::cosign::TestSigner;
+use weaver_test_support::tls::BlockingTls;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,7 +40,7 @@ fn pack(dir: &Path) -> Vec<u8> {
 }
 
 /// A Helm chart `web` at `version`, packed as `helm package` packs it.
-fn chart_archive(dir: &Path, version: &str) -> PathBuf {
+pub(crate) fn chart_archive(dir: &Path, version: &str) -> PathBuf {
     let src = dir.join(format!("src-{version}/web"));
     std::fs::create_dir_all(src.join("templates")).unwrap();
     std::fs::write(src.join("Chart.yaml"), format!("apiVersion: v2\nname: web\nversion: {version}\n")).unwrap();
@@ -76,6 +77,8 @@ pub(crate) type Answer = (&'static str, String, Vec<u8>);
 /// An HTTP server on a loopback port answering each request with `handler`.
 pub(crate) struct TestServer {
     pub(crate) port: u16,
+    /// `http` or `https`.
+    scheme: &'static str,
     /// Where it listens: its stop is a connection there.
     address: std::net::Ipv4Addr,
     stop: Arc<AtomicBool>,
@@ -92,6 +95,15 @@ impl TestServer {
         address: std::net::Ipv4Addr,
         handler: impl Fn(u16, &Request) -> Answer + Send + 'static,
     ) -> TestServer {
+        TestServer::serving(address, None, handler)
+    }
+
+    fn serving(
+        address: std::net::Ipv4Addr,
+        tls: Option<BlockingTls>,
+        handler: impl Fn(u16, &Request) -> Answer + Send + 'static,
+    ) -> TestServer {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind((address, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -101,19 +113,22 @@ impl TestServer {
                 if stopping.load(Ordering::SeqCst) {
                     break;
                 }
-                if let Ok(stream) = stream {
-                    serve(stream, |request| handler(port, request));
+                match (stream, &tls) {
+                    (Ok(stream), Some(tls)) => serve(tls.accept(stream), |request| handler(port, request)),
+                    (Ok(stream), None) => serve(stream, |request| handler(port, request)),
+                    (Err(_), _) => {}
                 }
             }
         });
-        TestServer { port, address, stop, thread: Some(thread) }
+        TestServer { port, scheme, address, stop, thread: Some(thread) }
     }
 
-    /// A chart repository: `root` served under `/`, every request needing basic auth.
-    fn chart_repository(root: PathBuf) -> TestServer {
+    /// A chart repository: `root` served under `/`, every request needing basic auth; over TLS
+    /// with `tls`.
+    pub(crate) fn chart_repository(root: PathBuf, tls: Option<BlockingTls>) -> TestServer {
         let expected =
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")));
-        TestServer::start(move |_, request| {
+        TestServer::serving(std::net::Ipv4Addr::LOCALHOST, tls, move |_, request| {
             if request.authorization != expected {
                 return (
                     "401 Unauthorized",
@@ -129,7 +144,7 @@ impl TestServer {
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/charts", self.port)
+        format!("{}://127.0.0.1:{}/charts", self.scheme, self.port)
     }
 
     /// The environment's `repositories:` entry naming this server `stable`.
@@ -150,8 +165,8 @@ impl Drop for TestServer {
     }
 }
 
-fn serve(mut stream: TcpStream, handler: impl Fn(&Request) -> Answer) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+fn serve(stream: impl Read + Write, handler: impl Fn(&Request) -> Answer) {
+    let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return;
@@ -185,7 +200,8 @@ fn serve(mut stream: TcpStream, handler: impl Fn(&Request) -> Answer) {
     let request = Request { method, path, authorization, content_type, accept, if_none_match, body };
     let (status, headers, body) = handler(&request);
     let head = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-    let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
+    let stream = reader.get_mut();
+    let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body)).and_then(|_| stream.flush());
 }
 
 /// [`chart_repository`] in a directory of its own, served by a [`TestServer`] (which asks for
@@ -193,7 +209,7 @@ fn serve(mut stream: TcpStream, handler: impl Fn(&Request) -> Answer) {
 pub(crate) fn served_chart_repository() -> (tempfile::TempDir, Vec<(String, Vec<u8>)>, TestServer) {
     let served = tempfile::tempdir().unwrap();
     let archives = chart_repository(served.path());
-    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let server = TestServer::chart_repository(served.path().to_path_buf(), None);
     (served, archives, server)
 }
 
@@ -220,7 +236,7 @@ pub(crate) fn chart_repository(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// `helm push ARCHIVE oci://127.0.0.1:PORT/charts --plain-http`, helm's config, cache and data
 /// under `home`; the digest of the manifest pushed, which helm prints. A `.prov` beside the
 /// archive goes as a layer of that manifest.
-fn helm_push(helm: &Path, home: &Path, archive: &Path, port: u16) -> String {
+pub(crate) fn helm_push(helm: &Path, home: &Path, archive: &Path, port: u16) -> String {
     let out = Command::new(helm)
         .args(["push", archive.to_str().unwrap(), &format!("oci://127.0.0.1:{port}/charts"), "--plain-http"])
         .env("HELM_CONFIG_HOME", home.join("config"))
@@ -1259,7 +1275,7 @@ fn a_repository_that_verifies_takes_only_charts_its_keyring_signed_and_the_lock_
         std::fs::write(charts.join("index.yaml"), index).unwrap();
     };
     index(&[("1.0.0", &v1)]);
-    let server = TestServer::chart_repository(served.path().to_path_buf());
+    let server = TestServer::chart_repository(served.path().to_path_buf(), None);
     let repo = Repo::empty();
     repo.write_bytes("keys/charts.gpg", &gpg.run_bytes(&["--export", &signer]));
     let verified =

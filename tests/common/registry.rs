@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+const BINARY: &str = "/usr/bin/docker-registry";
+
 /// Debian's docker-registry on a loopback port, its storage in a temporary directory.
 pub struct Registry {
     child: Child,
@@ -17,38 +19,57 @@ impl Registry {
     /// The registry, or why it cannot be had (no binary: a skip the caller says). One that is
     /// there but fails to start or listen fails the test: that is not a missing tool.
     pub fn start() -> Result<Registry, String> {
-        let binary = Path::new("/usr/bin/docker-registry");
-        if !binary.exists() {
+        if !Path::new(BINARY).exists() {
             return Err("no /usr/bin/docker-registry (apt-get install docker-registry)".into());
         }
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(binary)
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start docker-registry: {e}"));
-        let registry = Registry { child, port, dir };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > Duration::from_secs(20) {
-                panic!("docker-registry did not listen within 20 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(registry)
+        let child = serve(dir.path(), port, "");
+        Ok(Registry { child, port, dir })
     }
+
+    /// From now on every request must log in as `user` with `password` (docker-registry's
+    /// `auth: htpasswd:`, which answers `401` with a Basic challenge): the registry is served
+    /// again, on its port and with what was pushed to it.
+    pub fn require_login(&mut self, user: &str, password: &str) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let htpasswd = self.dir.path().join("htpasswd");
+        let hash = bcrypt::hash(password, 4).expect("a bcrypt hash");
+        std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
+        let auth = format!("auth:\n  htpasswd:\n    realm: weaver-test\n    path: {}\n", htpasswd.display());
+        self.child = serve(self.dir.path(), self.port, &auth);
+    }
+}
+
+/// docker-registry serving `dir`'s storage on `port` with `auth` (its config's `auth:` section,
+/// or none), once it listens.
+fn serve(dir: &Path, port: u16, auth: &str) -> Child {
+    let config = dir.join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BINARY)
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start docker-registry: {e}"));
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("docker-registry did not listen within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
 }
 
 impl Registry {

@@ -138,6 +138,30 @@ pub struct EnvironmentSyncSpec {
     /// webhooks guide). Without it, that path answers 404.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<Webhook>,
+    /// Credentials for the remote charts' repositories and registries, as the CLI's
+    /// credentials file gives them: a chart's repository URL takes the first entry whose `url`
+    /// is a prefix of it, and an `oci://` registry that none names, the login of a docker config
+    /// Secret listed without `url` (as Pods' imagePullSecrets). Read as the EnvironmentSync's
+    /// account; sent only to the repository's own origin. Without them, charts are pulled
+    /// anonymously.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chart_credentials: Vec<ChartCredentials>,
+}
+
+/// A Secret of credentials for the chart repositories and registries whose URL begins with `url`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartCredentials {
+    /// A prefix of the repositories' URLs, at a `/` (`https://charts.example.com`,
+    /// `oci://registry.example.com/team`). Absent only for a docker config Secret, whose
+    /// `auths` then name the registries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^(https?|oci)://[^/?#]+"))]
+    pub url: Option<String>,
+    /// A Secret of this namespace with `username` and `password`, or `bearerToken`, or
+    /// `.dockerconfigjson` (`kubectl create secret docker-registry`); and optionally `ca.crt`
+    /// (the repository's CA, PEM) and `tls.crt` with `tls.key` (a client certificate).
+    pub secret_ref: LocalObjectReference,
 }
 
 /// A window of time in which applies and approvals are allowed or denied.

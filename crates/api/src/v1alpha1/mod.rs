@@ -10,11 +10,12 @@
 //!   `status.promotion.targets[].gates[].gate` and ConfigMapSync `status.targets[].reason` are
 //!   enumerated in the schema (the same strings, so they convert unchanged).
 //!
-//! - EnvironmentSync `spec.source.verify` and the `signingKey` of `spec.promotion` and
-//!   `spec.imageUpdates` are new. `v1alpha1`'s frozen schema has no place for them, so down to
-//!   it they are kept in the annotation [`V1BETA1_FIELDS`] and up from it put back: an update
-//!   through `v1alpha1` that keeps the object's metadata (an edit, a patch, an apply) never
-//!   turns a verification off by leaving out what it cannot say.
+//! - EnvironmentSync `spec.source.verify`, the `signingKey` of `spec.promotion` and
+//!   `spec.imageUpdates`, and `spec.chartCredentials` are new. `v1alpha1`'s frozen schema has no
+//!   place for them, so down to it they are kept in the annotation [`V1BETA1_FIELDS`] and up
+//!   from it put back: an update through `v1alpha1` that keeps the object's metadata (an edit, a
+//!   patch, an apply) never turns a verification off, or loses credentials, by leaving out what
+//!   it cannot say.
 //!
 //! Everything else is equal in both. A conversion is lossless both ways for every value the
 //! controller writes; a sentence of `v1alpha1` that does not follow the form the controller
@@ -56,7 +57,8 @@ fn deprecated(frozen: &str, kind: &str) -> Value {
 pub const V1BETA1_FIELDS: &str = "weaver.example.com/v1beta1-fields";
 
 /// The EnvironmentSync fields `v1alpha1` has no place for, as JSON pointers.
-const NEWER_FIELDS: [&str; 3] = ["/spec/source/verify", "/spec/promotion/signingKey", "/spec/imageUpdates/signingKey"];
+const NEWER_FIELDS: [&str; 4] =
+    ["/spec/source/verify", "/spec/promotion/signingKey", "/spec/imageUpdates/signingKey", "/spec/chartCredentials"];
 
 /// `object` (an EnvironmentSync or ConfigMapSync of either version) at `desired`
 /// (`weaver.example.com/v1beta1` or `…/v1alpha1`). Only its apiVersion and the fields named in

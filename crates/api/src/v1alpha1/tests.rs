@@ -34,7 +34,8 @@ fn environment_sync() -> Value {
             "imageUpdates": {"interval": "5m", "push": {"branch": "weaver/images"}, "author": {"name": "Bot", "email": "bot@example.com"},
                 "signingKey": {"secretRef": {"name": "bot-key"}}, "pullSecrets": [{"name": "registry"}]},
             "windows": [{"kind": "deny", "schedule": "0 22 * * *", "duration": "8h", "timeZone": "Europe/Berlin"}],
-            "webhook": {"secretRef": {"name": "hook"}}
+            "webhook": {"secretRef": {"name": "hook"}},
+            "chartCredentials": [{"url": "oci://registry.example/charts", "secretRef": {"name": "charts"}}]
         },
         "status": {
             "observedGeneration": 3,
@@ -317,13 +318,14 @@ fn an_update_through_v1alpha1_keeps_the_verification_it_cannot_say() {
     let kept: Value = serde_json::from_str(down["metadata"]["annotations"][V1BETA1_FIELDS].as_str().unwrap()).unwrap();
     assert_eq!(
         kept.as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["/spec/source/verify", "/spec/imageUpdates/signingKey"]
+        ["/spec/source/verify", "/spec/imageUpdates/signingKey", "/spec/chartCredentials"]
     );
     // A v1alpha1 client changes what it can say, and drops spec.imageUpdates altogether.
     down["spec"]["interval"] = json!("1m");
     down["spec"].as_object_mut().unwrap().remove("imageUpdates");
     let up = convert(down, &format!("{GROUP}/{STORAGE_VERSION}")).unwrap();
     assert_eq!(up["spec"]["source"]["verify"], fixture["spec"]["source"]["verify"], "the verification is kept");
+    assert_eq!(up["spec"]["chartCredentials"], fixture["spec"]["chartCredentials"], "so are the credentials");
     assert_eq!(up["spec"]["interval"], "1m");
     assert!(up["spec"].get("imageUpdates").is_none(), "no field comes back without its parent");
     assert!(up["metadata"].get("annotations").is_none(), "the annotation is gone, and the map it was put in");

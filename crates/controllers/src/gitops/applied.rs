@@ -8,13 +8,15 @@ use kube::ResourceExt;
 
 use super::api::{EnvironmentSync, Reason, RefKind};
 use super::plan::{self, Settings as Spec};
-use super::reconcile::credentials::{cluster_for, fetch_reason, fetch_request, keys_for, tenant_client, with_secret};
+use super::reconcile::credentials::{
+    chart_pulls, cluster_for, fetch_reason, fetch_request, keys_for, tenant_client, with_secret,
+};
 use super::reconcile::{Shared, prune_releases, weaver_repository};
 use weaver_cluster::GivenCluster;
 use weaver_engine::action::{Keys, PruneReleases};
+use weaver_secrets::Redactor;
 use weaver_source::Fetched;
 use weaver_source::charts::Archives;
-use weaver_source::charts::pulls::Pulls;
 
 /// What the UI reads an EnvironmentSync's environments with: its source at the commit it last
 /// applied, the cluster it applies to as its account, its decryption keys and the remote
@@ -59,7 +61,9 @@ pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Option<A
     };
     let given = cluster_for(sync, &namespace, &spec, shared, &tenant, 1).await?;
     let keys = keys_for(sync, &namespace, &tenant).await?;
-    let charts = Archives::Pulled(Arc::new(Pulls::new(shared.charts.clone())));
+    // No message of a pull holds the credentials (it names their Secret): the redactor a
+    // reconcile registers them with, as a second guard, has no use here.
+    let charts = Archives::Pulled(Arc::new(chart_pulls(sync, &namespace, &tenant, shared, &Redactor::new()).await?));
     let repository = weaver_repository(sync, &fetched);
     let limits = shared.renders.limits(&namespace, spec.timeout, &shared.stopping);
     Ok(Some(Applied { fetched, repository, given, keys, charts, prune_releases: prune_releases(&spec), limits }))

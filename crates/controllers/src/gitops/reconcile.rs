@@ -26,7 +26,7 @@ use super::renders::Renders;
 use super::status::{Done, Outcome, Working, drift_summary};
 use super::telemetry::Metrics;
 use crate::tenant::Tenants;
-use credentials::{cluster_for, fetch_reason, fetch_request, keys_for, tenant_client, with_secret};
+use credentials::{chart_pulls, cluster_for, fetch_reason, fetch_request, keys_for, tenant_client, with_secret};
 use weaver_cluster::{ClusterInfo, ConnectOptions, GivenCluster};
 use weaver_engine::action::apply::{ApplyActionOptions, PlanCheck, Settings as ApplySettings};
 use weaver_engine::action::drift::{CorrectOptions, DriftOptions};
@@ -244,7 +244,10 @@ pub async fn reconcile(
         Keys::Search(_) => Vec::new(),
     };
     // Leased until this reconcile ends: its plan and its apply read the same archives.
-    let pulls = Arc::new(Pulls::new(shared.charts.clone()));
+    let pulls = match chart_pulls(sync, &namespace, &tenant, shared, &redactor).await {
+        Ok(pulls) => Arc::new(pulls),
+        Err((reason, message)) => return failed(reason, message, Some(&commit)),
+    };
     let record_key = shared.record_key.clone();
     let run = Run {
         applier,

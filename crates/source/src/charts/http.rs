@@ -34,30 +34,66 @@ const KNOWN_TOKEN_REALMS: &[(&str, &str)] = &[
 /// file (`WEAVER_CREDENTIALS`, default `~/.config/weaver/credentials.yaml`) whose `url` the
 /// repository's URL starts with, else for an OCI registry, the login helm's or docker's
 /// registry config holds for its host (see [`super::registry_login`]).
+///
+/// In the cluster, an EnvironmentSync's `spec.chartCredentials` give entries of the same kind,
+/// read from its Secrets ([`Machine::in_cluster`]): the fields the file has no way to give (a
+/// bearer token, a CA and a client certificate held in memory) are theirs.
 #[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Credentials {
+    /// The prefix of the repository URLs the entry is for.
     #[serde(default)]
-    url: String,
-    username: Option<String>,
-    password: Option<String>,
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
     ca_file: Option<PathBuf>,
     /// Origins (`https://auth.example.com`) of token services on another host than the
     /// registry that may receive these credentials when its Bearer challenge names them.
     #[serde(default)]
     token_realms: Vec<String>,
+    /// Sent as `Authorization: Bearer` instead of a username and password.
+    #[serde(skip)]
+    pub bearer_token: Option<String>,
+    /// The CA bundle (PEM) the repository's certificate is checked against, instead of the
+    /// public web roots.
+    #[serde(skip)]
+    pub ca_pem: Option<Vec<u8>>,
+    /// A client certificate chain and its private key (PEM), for a server that asks for one.
+    #[serde(skip)]
+    pub client_certificate: Option<(Vec<u8>, Vec<u8>)>,
+    /// Where they were read (`Secret team/charts (spec.chartCredentials[0])`), for a refusal.
+    #[serde(skip)]
+    pub from: Option<String>,
 }
 
-/// The password shown as `[redacted]`, as [`crate::Credentials`] shows its secrets.
+/// The password, token and key shown as `[redacted]`, as [`crate::Credentials`] shows its secrets.
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |given: bool| given.then_some("[redacted]");
         f.debug_struct("Credentials")
             .field("url", &self.url)
             .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("password", &hidden(self.password.is_some()))
             .field("ca_file", &self.ca_file)
             .field("token_realms", &self.token_realms)
+            .field("bearer_token", &hidden(self.bearer_token.is_some()))
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .field("client_certificate", &hidden(self.client_certificate.is_some()))
+            .field("from", &self.from)
             .finish()
+    }
+}
+
+impl Credentials {
+    /// An entry for the repositories whose URL begins `url`, read `from` a Secret, which its
+    /// public fields fill.
+    pub fn given(url: String, from: String) -> Credentials {
+        Credentials { url, from: Some(from), ..Credentials::default() }
+    }
+
+    /// Whether they log in (a password or a token), rather than only set a CA or token realms.
+    fn log_in(&self) -> bool {
+        self.username.is_some() || self.password.is_some() || self.bearer_token.is_some()
     }
 }
 
@@ -78,8 +114,9 @@ pub struct Machine {
     /// Docker configs held in memory (a tenant's pull Secrets), read before the files.
     held: Vec<registry_login::HeldConfig>,
     var: Variables,
-    /// [`Machine::anonymous`]: a refusal cannot be mended with this machine's credentials.
-    anonymous: bool,
+    /// [`Machine::in_cluster`] (and [`Machine::anonymous`]): a tenant's Secrets or nothing, never
+    /// the machine's; a refusal cannot be mended with this machine's credentials.
+    in_cluster: bool,
     /// Bounds on what registries answer (the `WEAVER_REGISTRY_*` variables).
     pub(crate) registry_limits: RegistryLimits,
 }
@@ -99,7 +136,7 @@ impl Machine {
                         held: Vec::new(),
                         registry_limits: RegistryLimits::from_variables(&var)?,
                         var: Box::new(var),
-                        anonymous: false,
+                        in_cluster: false,
                     });
                 }
             },
@@ -119,7 +156,7 @@ impl Machine {
             held: Vec::new(),
             registry_limits: RegistryLimits::from_variables(&var)?,
             var: Box::new(var),
-            anonymous: false,
+            in_cluster: false,
         })
     }
 
@@ -131,12 +168,19 @@ impl Machine {
 
     /// Only the logins of `configs` (a tenant's pull Secrets); nothing of the machine's.
     pub fn held(configs: Vec<registry_login::HeldConfig>) -> Machine {
+        Machine::in_cluster(Vec::new(), configs)
+    }
+
+    /// Only what a tenant's Secrets give: `entries` matched by URL prefix as the credentials
+    /// file's are, then for an OCI registry none of them names, the logins of `configs`;
+    /// nothing of the machine's.
+    pub fn in_cluster(entries: Vec<Credentials>, configs: Vec<registry_login::HeldConfig>) -> Machine {
         Machine {
-            file: Vec::new(),
+            file: entries,
             registry_configs: Vec::new(),
             held: configs,
             var: Box::new(|_| None),
-            anonymous: true,
+            in_cluster: true,
             registry_limits: RegistryLimits::of_process(),
         }
     }
@@ -151,7 +195,7 @@ impl Machine {
                 username: (self.var)(&format!("{prefix}USERNAME")),
                 password: (self.var)(&format!("{prefix}PASSWORD")),
                 ca_file: (self.var)(&format!("{prefix}CA_FILE")).map(PathBuf::from),
-                token_realms: Vec::new(),
+                ..Credentials::default()
             };
             if from_env.username.is_some() || from_env.password.is_some() || from_env.ca_file.is_some() {
                 return Ok(from_env);
@@ -163,10 +207,10 @@ impl Machine {
             url == prefix || url.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
         };
         let found = self.file.iter().find(|c| !c.url.is_empty() && starts(&c.url));
-        // An entry without a username or password (its `caFile` or `tokenRealms` only) takes
-        // the registry's login.
+        // An entry without a username, password or token (its CA, client certificate or
+        // `tokenRealms` only) takes the registry's login.
         if let Some(found) = found
-            && (found.username.is_some() || found.password.is_some() || !url.starts_with("oci://"))
+            && (found.log_in() || !url.starts_with("oci://"))
         {
             return Ok(found.clone());
         }
@@ -175,21 +219,22 @@ impl Machine {
         let host = registry.split('/').next().unwrap_or(registry);
         let mut login = None;
         for held in &self.held {
-            login = held.login(host)?;
+            login = held.login(host)?.map(|login| (login, Some(held.name().to_string())));
             if login.is_some() {
                 break;
             }
         }
         let login = match login {
             Some(login) => Some(login),
-            None => registry_login::find(&self.registry_configs, host)?,
+            None => registry_login::find(&self.registry_configs, host)?.map(|login| (login, None)),
         };
         Ok(match login {
             None => settings,
-            Some(login) => Credentials {
+            Some((login, from)) => Credentials {
                 url: url.to_string(),
                 username: Some(login.username),
                 password: Some(login.password),
+                from: from.or(settings.from.clone()),
                 ..settings
             },
         })
@@ -211,8 +256,9 @@ pub struct Connection {
     pub repository: String,
     /// Its name in `repositories:`, if it is one of them: where its credentials come from.
     repository_name: Option<String>,
-    /// Whether the machine's credentials were out of reach (the controller's pulls).
-    anonymous: bool,
+    /// Whether the machine's credentials were out of reach (the controller's pulls): see
+    /// [`Machine::in_cluster`].
+    in_cluster: bool,
     /// What a refusal (401, 403, the token's included) says to do, when the caller knows
     /// better than the chart repositories' advice (an image registry's pull Secrets).
     refusal_help: Option<String>,
@@ -293,14 +339,18 @@ impl Connection {
         agents: Option<&std::sync::Mutex<HashMap<String, Agent>>>,
     ) -> Result<Connection> {
         let credentials = machine.credentials(repository, repository_name)?;
-        let key = format!("{} {:?}", origin(base_url), credentials.ca_file);
+        let key = format!("{} {:?} {}", origin(base_url), credentials.ca_file, held_tls_digest(&credentials));
         let shared = agents.and_then(|agents| agents.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned());
         if let Some(agent) = shared {
             return Ok(Connection::with(agent, credentials, machine, repository, repository_name, base_url));
         }
-        let roots = match &credentials.ca_file {
-            None => None,
-            Some(ca_file) => {
+        let roots = match (&credentials.ca_pem, &credentials.ca_file) {
+            (None, None) => None,
+            (Some(pem), _) => Some(weaver_net::http::root_certs(pem).ok_or_else(|| {
+                Error::new(format!("the CA of repository {repository} holds no PEM certificate"))
+                    .with_help(held_help(&credentials, "ca.crt"))
+            })?),
+            (None, Some(ca_file)) => {
                 let pem = std::fs::read(ca_file).map_err(|e| {
                     Error::io("read CA file", ca_file, e).with_help(format!("the CA of repository {repository}"))
                 })?;
@@ -311,8 +361,17 @@ impl Connection {
                 Some(roots)
             }
         };
+        let client_cert = match &credentials.client_certificate {
+            None => None,
+            Some((certificate, key)) => Some(weaver_net::http::client_cert(certificate, key).ok_or_else(|| {
+                Error::new(format!(
+                    "the client certificate of repository {repository} is not a PEM certificate and private key"
+                ))
+                .with_help(held_help(&credentials, "tls.crt` and `tls.key"))
+            })?),
+        };
         // ureq's default number of redirects, as before.
-        let agent = weaver_net::http::agent(roots, Duration::from_secs(300), 10);
+        let agent = weaver_net::http::agent_presenting(roots, client_cert, Duration::from_secs(300), 10);
         if let Some(agents) = agents {
             agents.lock().unwrap_or_else(|e| e.into_inner()).insert(key, agent.clone());
         }
@@ -335,7 +394,7 @@ impl Connection {
             accepted: None,
             repository: repository.to_string(),
             repository_name: repository_name.map(str::to_string),
-            anonymous: machine.anonymous,
+            in_cluster: machine.in_cluster,
             refusal_help: None,
             withheld: None,
             tag_limits: machine.registry_limits.repository,
@@ -409,9 +468,9 @@ impl Connection {
             headers.extend(extra.iter().cloned());
             if let Some(value) = &authorization {
                 headers.push(("Authorization", value.clone()));
-            } else if same_origin && let Some(basic) = self.basic() {
+            } else if same_origin && let Some(given) = self.authorization() {
                 // Chart repositories expect credentials up front, as helm sends them.
-                headers.push(("Authorization", basic));
+                headers.push(("Authorization", given));
             }
             let sent = match method {
                 Method::Get => with_headers(self.agent.get(url), &headers, timeout).call(),
@@ -486,10 +545,16 @@ impl Connection {
     pub fn status_error(&self, url: &str, response: &Response) -> Error {
         let help = match response.status {
             401 | 403 if let Some(help) = &self.refusal_help => help.clone(),
-            401 | 403 if self.anonymous => format!(
-                "repository {} refused an anonymous request: the controller pulls remote charts without credentials (private chart repositories are not supported in the cluster yet; vendor the chart in the repository instead, see docs/src/concepts/remote-charts.md)",
-                self.repository
-            ),
+            401 | 403 if self.in_cluster => match &self.credentials.from {
+                Some(from) if self.credentials.log_in() => format!(
+                    "repository {} refused the credentials of {from}: check them (see docs/src/guides/gitops.md, Private charts)",
+                    self.repository
+                ),
+                _ => format!(
+                    "repository {} refused an anonymous request: in the cluster, a chart's credentials come from a Secret the EnvironmentSync's spec.chartCredentials names for a prefix of its URL, and none does (see docs/src/guides/gitops.md, Private charts)",
+                    self.repository
+                ),
+            },
             401 | 403 => format!(
                 "repository {} refused the credentials (or asked for some): {}",
                 self.repository,
@@ -506,6 +571,14 @@ impl Connection {
             _ => help,
         };
         Error::new(format!("{} answered HTTP {}", shown(url), response.status)).with_help(help)
+    }
+
+    /// What is sent up front: the bearer token, else Basic with the username and password.
+    fn authorization(&self) -> Option<String> {
+        match &self.credentials.bearer_token {
+            Some(token) => Some(format!("Bearer {token}")),
+            None => self.basic(),
+        }
     }
 
     fn basic(&self) -> Option<String> {
@@ -590,15 +663,39 @@ impl Connection {
         if known || self.credentials.token_realms.iter().any(|allowed| trusted(allowed)) {
             return None;
         }
-        if self.anonymous {
-            // The controller's credentials are pull Secrets: no credentials file to opt in with.
+        if self.in_cluster {
+            // The controller's credentials are Secrets: no credentials file to opt in with.
             return Some(format!(
-                "the credentials were not sent to its token service {realm_origin}, on another host than the registry: in the cluster, a pull Secret's password goes only to its registry's origin and the built-in token services (Docker Hub's, GitLab.com's); a Secret cannot name others"
+                "the credentials were not sent to its token service {realm_origin}, on another host than the registry: in the cluster, a Secret's password goes only to its registry's origin and the built-in token services (Docker Hub's, GitLab.com's); a Secret cannot name others"
             ));
         }
         Some(format!(
             "the credentials were not sent to its token service {realm_origin}, on another host than the registry: if that service is the registry's, name it in `tokenRealms` of the registry's entry in the credentials file (see docs/src/concepts/remote-charts.md)"
         ))
+    }
+}
+
+/// What tells apart the CAs and client certificates held in memory (a Secret's), so that
+/// connections share an agent only with the same ones: their sha256, or nothing.
+fn held_tls_digest(credentials: &Credentials) -> String {
+    use sha2::{Digest, Sha256};
+    if credentials.ca_pem.is_none() && credentials.client_certificate.is_none() {
+        return String::new();
+    }
+    let (certificate, key) = credentials.client_certificate.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())).unzip();
+    let mut digest = Sha256::new();
+    for part in [credentials.ca_pem.as_deref(), certificate, key] {
+        digest.update(part.map_or(0, <[u8]>::len).to_le_bytes());
+        digest.update(part.unwrap_or_default());
+    }
+    hex::encode(digest.finalize())
+}
+
+/// The help of an error in what `credentials` hold: where they were read, and the key.
+fn held_help(credentials: &Credentials, key: &str) -> String {
+    match &credentials.from {
+        Some(from) => format!("the `{key}` of {from}"),
+        None => format!("the `{key}` of the repository's credentials"),
     }
 }
 
@@ -730,11 +827,11 @@ mod tests {
                 url: format!("oci://{}", origin.trim_start_matches("http://")),
                 username: Some("robot".into()),
                 password: Some(PASSWORD.into()),
-                ca_file: None,
                 token_realms,
+                ..Credentials::default()
             }],
             var: Box::new(|_| None),
-            anonymous: false,
+            in_cluster: false,
             registry_limits: RegistryLimits::default(),
         }
     }
@@ -881,8 +978,53 @@ mod tests {
         let machine = Machine::held(vec![held]);
         let cluster = Connection::open(&machine, "oci://reg.example/shop/web", None, "https://reg.example").unwrap();
         let refusal = cluster.realm_refusal("https://auth.example/token").unwrap();
-        assert!(refusal.contains("in the cluster, a pull Secret's password goes only to"), "{refusal}");
+        assert!(refusal.contains("in the cluster, a Secret's password goes only to"), "{refusal}");
         assert!(!refusal.contains("tokenRealms") && !refusal.contains("credentials file"), "{refusal}");
+    }
+
+    #[test]
+    fn a_secret_s_bearer_token_goes_up_front_to_its_origin_and_never_after_a_redirect() {
+        let token = "t0ken-of-the-Secret";
+        let foreign = TestServer::start(|_, _| ("200 OK", String::new(), b"elsewhere".to_vec()));
+        let elsewhere = format!("{}/charts/index.yaml", foreign.origin());
+        let repository = TestServer::start(move |_, request| match request.path.as_str() {
+            "/charts/moved.yaml" => ("302 Found", format!("Location: {elsewhere}\r\n"), Vec::new()),
+            _ => ("200 OK", String::new(), b"index".to_vec()),
+        });
+        let mut entry = Credentials::given(format!("{}/charts", repository.origin()), "Secret app/charts".into());
+        entry.bearer_token = Some(token.into());
+        let machine = Machine::in_cluster(vec![entry], Vec::new());
+        let url = format!("{}/charts", repository.origin());
+        let mut connection = Connection::open(&machine, &url, None, &url).unwrap();
+        assert_eq!(connection.get(&format!("{url}/index.yaml"), "*/*").unwrap().body, b"index");
+        assert_eq!(connection.get(&format!("{url}/moved.yaml"), "*/*").unwrap().body, b"elsewhere");
+        let sent: Vec<String> = repository.received().into_iter().map(|r| r.authorization).collect();
+        assert_eq!(sent, [format!("Bearer {token}"), format!("Bearer {token}")]);
+        assert!(foreign.received().iter().all(|r| r.authorization.is_empty()), "{:?}", foreign.received());
+        // Matched by prefix at a `/`, as the credentials file's entries.
+        let other = format!("{}/chartsmore", repository.origin());
+        let connection = Connection::open(&machine, &other, None, &other).unwrap();
+        assert_eq!(connection.authorization(), None);
+    }
+
+    #[test]
+    fn a_secret_s_unusable_ca_or_client_certificate_is_named_by_its_key_and_secret() {
+        let mut entry = Credentials::given("https://charts.example".into(), "Secret app/charts".into());
+        entry.ca_pem = Some(b"not a certificate".to_vec());
+        let machine = Machine::in_cluster(vec![entry.clone()], Vec::new());
+        let Err(err) = Connection::open(&machine, "https://charts.example", None, "https://charts.example") else {
+            panic!("an unusable CA was taken")
+        };
+        assert_eq!(err.message, "the CA of repository https://charts.example holds no PEM certificate");
+        assert_eq!(err.help.as_deref(), Some("the `ca.crt` of Secret app/charts"));
+        entry.ca_pem = None;
+        entry.client_certificate = Some((b"no".to_vec(), b"s3cret-key".to_vec()));
+        let machine = Machine::in_cluster(vec![entry], Vec::new());
+        let Err(err) = Connection::open(&machine, "https://charts.example", None, "https://charts.example") else {
+            panic!("an unusable client certificate was taken")
+        };
+        assert!(err.message.contains("is not a PEM certificate and private key"), "{}", err.message);
+        assert_eq!(err.help.as_deref(), Some("the `tls.crt` and `tls.key` of Secret app/charts"));
     }
 
     #[test]
@@ -957,7 +1099,7 @@ mod tests {
                 ..Credentials::default()
             }],
             var: Box::new(|key| (key == "WEAVER_REPOSITORY_MY_REPO_USERNAME").then(|| "env-user".to_string())),
-            anonymous: false,
+            in_cluster: false,
             registry_limits: RegistryLimits::default(),
         };
         let user = |c: Credentials| c.username;

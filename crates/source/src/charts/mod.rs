@@ -311,7 +311,7 @@ pub enum Outcome {
 
 /// Pulls charts, one connection per repository.
 pub struct Fetcher {
-    machine: http::Machine,
+    machine: Arc<http::Machine>,
     cache: Cache,
     connections: HashMap<String, http::Connection>,
     indexes: HashMap<String, repository::Index>,
@@ -323,6 +323,11 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(machine: http::Machine, cache: Cache) -> Fetcher {
+        Fetcher::sharing(Arc::new(machine), cache)
+    }
+
+    /// [`Fetcher::new`] with a machine other fetchers share (one reconcile's pulls).
+    pub fn sharing(machine: Arc<http::Machine>, cache: Cache) -> Fetcher {
         Fetcher {
             machine,
             cache,
@@ -349,7 +354,7 @@ impl Fetcher {
         match lock.find(chart).cloned() {
             // Pinned before its repository checked provenance: checked now, and recorded.
             Some(mut locked) if !update && chart.keys.is_some() && locked.signed_by.is_none() => {
-                let outcome = self.pull(chart, &locked)?;
+                let outcome = self.pull(chart, &locked, false)?;
                 locked.signed_by = self.signature(chart, &locked)?;
                 lock.insert(locked);
                 return Ok(outcome);
@@ -555,12 +560,19 @@ impl Fetcher {
     /// download whose digest is not the pinned one is an error and is not stored.
     pub fn fetch(&mut self, lock: &Lock, chart: &RemoteChart) -> Result<Outcome> {
         let locked = pinned(lock, "", chart)?.clone();
-        self.pull(chart, &locked)
+        self.pull(chart, &locked, false)
     }
 
-    /// [`Fetcher::fetch`] of the pin `locked`.
-    fn pull(&mut self, chart: &RemoteChart, locked: &LockedChart) -> Result<Outcome> {
-        if let Some(Ok(_)) = self.cache.read(&locked.digest)? {
+    /// [`Fetcher::fetch`], downloading the archive even when the cache has it: what shows that
+    /// this fetcher's credentials may read it.
+    pub fn fetch_again(&mut self, lock: &Lock, chart: &RemoteChart) -> Result<Outcome> {
+        let locked = pinned(lock, "", chart)?.clone();
+        self.pull(chart, &locked, true)
+    }
+
+    /// [`Fetcher::fetch`] of the pin `locked`; `again`: [`Fetcher::fetch_again`].
+    fn pull(&mut self, chart: &RemoteChart, locked: &LockedChart, again: bool) -> Result<Outcome> {
+        if !again && let Some(Ok(_)) = self.cache.read(&locked.digest)? {
             return Ok(Outcome::Cached);
         }
         // A pull checks the provenance file again, as `helm pull --verify` does, where the

@@ -123,6 +123,11 @@ impl HeldConfig {
         })
     }
 
+    /// Where it is, as it was named.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn login(&self, host: &str) -> Result<Option<Login>> {
         from_config(&self.config, Path::new(&self.name), host)
     }

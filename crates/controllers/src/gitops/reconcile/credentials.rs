@@ -1,6 +1,6 @@
 //! What a reconcile acts as and with: the client of the EnvironmentSync's ServiceAccount, the
-//! Secrets it names (the source's credentials and CA, the decryption keys, a kubeconfig), the
-//! fetch they make and the reasons a fetch fails with.
+//! Secrets it names (the source's credentials and CA, the decryption keys, a kubeconfig, the
+//! remote charts' credentials), the fetch they make and the reasons a fetch fails with.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,9 @@ use crate::tenant::TenantError;
 use weaver_cluster::{ClusterInfo, GivenCluster};
 use weaver_engine::action::Keys;
 use weaver_secrets::Redactor;
+use weaver_source::charts::http::{Credentials as ChartCredentials, Machine};
+use weaver_source::charts::pulls::{Puller, Pulls};
+use weaver_source::charts::registry_login::HeldConfig;
 use weaver_source::{Credentials, FetchFailure, FetchRequest, GitRef};
 
 /// A Secret of `namespace`, read with `client` (the EnvironmentSync's account; the webhook
@@ -47,6 +50,102 @@ pub(crate) async fn secret(
 pub(crate) fn value(secret: &Secret, key: &str) -> Option<String> {
     let data = secret.data.as_ref()?.get(key)?;
     String::from_utf8(data.0.clone()).ok()
+}
+
+/// The docker config of `secret` (`.dockerconfigjson`, as `kubectl create secret
+/// docker-registry` writes it), named `what` (`Secret team/regcred (its field)`) in errors,
+/// which never quote it; None when it has none.
+pub(crate) fn docker_config(secret: &Secret, what: &str) -> Option<Result<HeldConfig, (Reason, String)>> {
+    let data = secret.data.as_ref()?.get(".dockerconfigjson")?;
+    Some(HeldConfig::parse(what, &data.0).map_err(|err| (Reason::SecretInvalid, err.to_string())))
+}
+
+/// The remote charts of one reconcile of `sync`, pulled with the credentials of the Secrets
+/// its `spec.chartCredentials` names (read with `client`, its account), each value registered
+/// with `redactor`; anonymously without them.
+pub(crate) async fn chart_pulls(
+    sync: &EnvironmentSync,
+    namespace: &str,
+    client: &kube::Client,
+    shared: &Shared,
+    redactor: &Redactor,
+) -> Result<Pulls, (Reason, String)> {
+    use sha2::Digest;
+    if sync.spec.chart_credentials.is_empty() {
+        return Ok(Pulls::new(shared.charts.clone()));
+    }
+    let (mut entries, mut configs) = (Vec::new(), Vec::new());
+    let mut fingerprint = sha2::Sha256::new();
+    for (i, given) in sync.spec.chart_credentials.iter().enumerate() {
+        let name = &given.secret_ref.name;
+        let field = format!("spec.chartCredentials[{i}]");
+        let secret = secret(client, namespace, name, &field).await?;
+        let what = format!("Secret {namespace}/{name} ({field})");
+        // The same values for other URLs are other credentials: they may not read its archives.
+        fingerprint.update(format!("{i} {:?}\n", given.url));
+        for (key, value) in secret.data.iter().flatten() {
+            fingerprint.update(format!("{i} {key} {}\n", value.0.len()));
+            fingerprint.update(&value.0);
+            if key != "username" && key != "ca.crt" && key != "tls.crt" {
+                redactor.register(&String::from_utf8_lossy(&value.0));
+            }
+        }
+        let config = docker_config(&secret, &what).transpose()?;
+        let Some(url) = &given.url else {
+            match config {
+                Some(config) => configs.push(config),
+                None => {
+                    return Err((
+                        Reason::SecretInvalid,
+                        format!(
+                            "{what} has no `.dockerconfigjson`: an entry without `url` names a docker config, whose `auths` name the registries; give `url` for other credentials"
+                        ),
+                    ));
+                }
+            }
+            continue;
+        };
+        let mut entry = ChartCredentials::given(url.clone(), what.clone());
+        entry.username = value(&secret, "username");
+        entry.password = value(&secret, "password");
+        entry.bearer_token = value(&secret, "bearerToken");
+        entry.ca_pem = value(&secret, "ca.crt").map(String::into_bytes);
+        if let Some(config) = config {
+            let host = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+            let host = host.split('/').next().unwrap_or(host);
+            let login = config.login(host).map_err(|err| (Reason::SecretInvalid, err.to_string()))?;
+            let Some(login) = login else {
+                return Err((
+                    Reason::SecretInvalid,
+                    format!("{what}: its `.dockerconfigjson` has no login for {host}, the host of its `url`"),
+                ));
+            };
+            redactor.register(&login.password);
+            (entry.username, entry.password) = (Some(login.username), Some(login.password));
+        }
+        entry.client_certificate = match (value(&secret, "tls.crt"), value(&secret, "tls.key")) {
+            (Some(certificate), Some(key)) => Some((certificate.into_bytes(), key.into_bytes())),
+            (None, None) => None,
+            _ => {
+                return Err((
+                    Reason::SecretInvalid,
+                    format!("{what} has one of `tls.crt` and `tls.key`: a client certificate needs both"),
+                ));
+            }
+        };
+        let gives = entry.username.is_some() || entry.bearer_token.is_some();
+        if !gives && entry.ca_pem.is_none() && entry.client_certificate.is_none() {
+            return Err((
+                Reason::SecretInvalid,
+                format!(
+                    "{what} has none of `username` and `password`, `bearerToken`, `.dockerconfigjson`, `ca.crt`, `tls.crt` and `tls.key`"
+                ),
+            ));
+        }
+        entries.push(entry);
+    }
+    let puller = Puller::with_credentials(Machine::in_cluster(entries, configs), fingerprint.finalize().to_vec());
+    Ok(Pulls::with(shared.charts.clone(), puller))
 }
 
 /// The fetch of `sync`'s source, with its credentials and CA.
@@ -308,6 +407,71 @@ mod tests {
         );
         // Nothing was fetched with credentials it could not read.
         assert_eq!(fixture.source.requests(), Vec::<String>::new());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn chart_credentials_secrets_are_named_by_their_entry_when_missing_or_unusable_never_shown() {
+        let Some(fixture) = Fixture::start().await else { return };
+        fixture.source.commit("first");
+        let secrets = [
+            ("basic", json!({"username": "reader", "password": PASSWORD})),
+            ("half-cert", json!({"tls.crt": "-----BEGIN CERTIFICATE-----", "password": PASSWORD})),
+            ("nothing", json!({"other": PASSWORD})),
+            (
+                "other-registry",
+                json!({".dockerconfigjson": format!(
+                    r#"{{"auths": {{"elsewhere.example": {{"username": "robot", "password": "{PASSWORD}"}}}}}}"#
+                )}),
+            ),
+        ];
+        for (name, data) in secrets {
+            let secret = json!({"metadata": {"name": name, "namespace": NAMESPACE}, "stringData": data});
+            fixture.create::<Secret>(secret).await;
+        }
+        let url = "https://charts.example";
+        let cases = [
+            (
+                "absent",
+                json!([{"url": url, "secretRef": {"name": "basic"}}, {"url": url, "secretRef": {"name": "absent"}}]),
+                Reason::SecretNotFound,
+                "Secret app/absent (spec.chartCredentials[1]) does not exist; create it".to_string(),
+            ),
+            (
+                "no-url",
+                json!([{"secretRef": {"name": "basic"}}]),
+                Reason::SecretInvalid,
+                "Secret app/basic (spec.chartCredentials[0]) has no `.dockerconfigjson`: an entry without `url` names a docker config, whose `auths` name the registries; give `url` for other credentials".to_string(),
+            ),
+            (
+                "half-cert",
+                json!([{"url": url, "secretRef": {"name": "half-cert"}}]),
+                Reason::SecretInvalid,
+                "Secret app/half-cert (spec.chartCredentials[0]) has one of `tls.crt` and `tls.key`: a client certificate needs both".to_string(),
+            ),
+            (
+                "nothing",
+                json!([{"url": url, "secretRef": {"name": "nothing"}}]),
+                Reason::SecretInvalid,
+                "Secret app/nothing (spec.chartCredentials[0]) has none of `username` and `password`, `bearerToken`, `.dockerconfigjson`, `ca.crt`, `tls.crt` and `tls.key`".to_string(),
+            ),
+            (
+                "other-registry",
+                json!([{"url": "oci://registry.example/charts", "secretRef": {"name": "other-registry"}}]),
+                Reason::SecretInvalid,
+                "Secret app/other-registry (spec.chartCredentials[0]): its `.dockerconfigjson` has no login for registry.example, the host of its `url`".to_string(),
+            ),
+        ];
+        let mut seen = Vec::new();
+        for (name, given, reason, message) in cases {
+            fixture.create_sync(name, json!({"chartCredentials": given})).await;
+            let sync = fixture.reconcile(name).await;
+            assert_eq!(condition(&sync, "Ready"), Some(("False".into(), reason.as_str().into(), message)), "{name}");
+            seen.push(serde_json::to_string(&sync).expect("JSON"));
+            seen.extend(fixture.events(name).await);
+        }
+        let seen = seen.join("\n");
+        assert!(!seen.contains(PASSWORD), "a password reached a status or an Event: {seen}");
+        assert_eq!(fixture.config_map(NAMESPACE, "app").await, None, "applied without its chart credentials");
     }
 
     #[tokio::test(flavor = "multi_thread")]

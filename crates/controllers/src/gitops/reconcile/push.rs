@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use kube::ResourceExt;
 
-use super::credentials::{fetch_reason, secret, with_secret};
+use super::credentials::{docker_config, fetch_reason, secret, with_secret};
 use super::{CONCURRENCY, Run, Shared, verification};
 use crate::gitops::api::{
     EnvironmentSync, ImagePinChange, ImageUpdatesStatus, NewestImage, PromotionGate, PromotionStatus, PromotionTarget,
@@ -25,7 +25,6 @@ use weaver_project::Environment;
 use weaver_secrets::Redactor;
 use weaver_source::charts::Archives;
 use weaver_source::charts::http::Machine;
-use weaver_source::charts::registry_login::HeldConfig;
 use weaver_source::images::Registries;
 use weaver_source::{FetchRequest, GitCache};
 use weaver_verify::SigningKey;
@@ -68,7 +67,7 @@ async fn registries(
     for name in secrets {
         let secret = secret(tenant, namespace, name, "spec.imageUpdates.pullSecrets").await?;
         let what = format!("Secret {namespace}/{name}");
-        let Some(data) = secret.data.as_ref().and_then(|d| d.get(".dockerconfigjson")) else {
+        let Some(config) = docker_config(&secret, &what) else {
             return Err((
                 Reason::SecretInvalid,
                 format!(
@@ -77,8 +76,8 @@ async fn registries(
             ));
         };
         fingerprint.update(name.as_bytes());
-        fingerprint.update(&data.0);
-        configs.push(HeldConfig::parse(&what, &data.0).map_err(|err| (Reason::SecretInvalid, err.to_string()))?);
+        secret.data.iter().flat_map(|d| d.get(".dockerconfigjson")).for_each(|data| fingerprint.update(&data.0));
+        configs.push(config?);
     }
     let fingerprint = fingerprint.finalize().to_vec();
     let key = registries_key(namespace, &sync.name_any());

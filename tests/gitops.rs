@@ -304,6 +304,12 @@ fn until_applied(cluster: &TestCluster, sync: &Value, commit: &str, what: &str) 
 }
 
 /// Waits until the EnvironmentSync's status counts one drifted object; its body.
+/// The WatchRefused condition of `live`, an EnvironmentSync as read.
+fn watch_refused(live: &Value) -> Option<Value> {
+    let conditions = live.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    conditions.into_iter().find(|c| c["type"] == "WatchRefused")
+}
+
 fn until_drifted(cluster: &TestCluster, sync: &Value, what: &str) -> Value {
     until_status(cluster, sync, what, |live| live.pointer("/status/drift/drifted") == Some(&json!(1)))
 }
@@ -1342,23 +1348,111 @@ fn a_kubeconfig_from_a_secret_applies_to_that_cluster_and_a_context_without_one_
     until_ready_with(&cluster, &hubbed, "ReconciliationSucceeded", "applied through the kubeconfig");
     assert_eq!(config_map(&cluster, &remote, "app").unwrap()["data"]["greeting"], "hello");
 
-    // A kubeconfig that would run a program in the controller's pod is refused.
-    cluster.create(
-        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "exec-cluster", "namespace": namespace},
-        "stringData": {"value": format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:1'}}}}]\n\
-             users: [{{name: u, user: {{exec: {{apiVersion: client.authentication.k8s.io/v1, command: /bin/sh}}}}}}]\n\
-             contexts: [{{name: {context}, context: {{cluster: c, user: u}}}}]\ncurrent-context: {context}\n")}}),
+    // A kubeconfig that would run a program in the controller's pod, or read a file of its
+    // disk, is refused, naming what it sets (Flux refuses the same by default).
+    let refused = [
+        ("exec", "{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh}}", "user `u` sets exec"),
+        ("auth-provider", "{auth-provider: {name: oidc, config: {}}}", "user `u` sets auth-provider"),
+        ("token-file", "{tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token}", "user `u` sets tokenFile"),
+        ("client-certificate", "{client-certificate: /etc/tls.crt}", "user `u` sets client-certificate"),
+        ("client-key", "{client-key: /etc/tls.key, client-certificate-data: Y2VydA==}", "user `u` sets client-key"),
+        ("certificate-authority", "{token: t}", "cluster `c` sets certificate-authority (a file)"),
+    ];
+    let mut syncs = Vec::new();
+    for (name, user, _) in refused {
+        let ca = if name == "certificate-authority" { ", certificate-authority: /etc/ca.crt" } else { "" };
+        cluster.create(&json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": format!("{name}-cluster"), "namespace": namespace},
+            "stringData": {"value": format!(
+                "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:1'{ca}}}}}]\n\
+                 users: [{{name: u, user: {user}}}]\n\
+                 contexts: [{{name: {context}, context: {{cluster: c, user: u}}}}]\ncurrent-context: {context}\n")}}));
+        let kube_config = json!({"secretRef": {"name": format!("{name}-cluster")}});
+        let sync = environment_sync(&cluster, &namespace, name, spec(&source, json!({"kubeConfig": kube_config})));
+        cluster.create(&sync);
+        syncs.push(sync);
+    }
+    for ((name, _, names), sync) in refused.iter().zip(&syncs) {
+        let live = until_ready_with(&cluster, sync, "KubeConfigInvalid", &format!("the {name} kubeconfig refused"));
+        let message = ready(&live).unwrap().2;
+        let expected = format!(
+            "the kubeconfig of Secret {namespace}/{name}-cluster: {names}, which a kubeconfig handed to the controller may not use"
+        );
+        assert!(message.starts_with(&expected), "{name}: {message}");
+    }
+}
+
+/// An EnvironmentSync applying through a kubeconfig Secret finds drift in that cluster when it
+/// happens, as one of the controller's own cluster does: from watches made with the
+/// kubeconfig's credentials, not from a LIST at its hour's interval. A watch the kubeconfig's
+/// account may not make is told in its WatchRefused condition, naming the kubeconfig.
+///
+/// The "other cluster" is the test's own cluster reached as ServiceAccounts of other namespaces
+/// (as in the test above), so this runs unchanged against a real API server
+/// (WEAVER_TEST_KUBECONFIG): what it proves is that the watches are made with the kubeconfig,
+/// as its accounts, which the controller's own watches (as the tenant's account) are not.
+#[test]
+fn drift_in_the_cluster_of_a_kubeconfig_secret_is_found_from_watches_made_with_its_credentials() {
+    if !http_or_skip() {
+        return;
+    }
+    let cluster = TestCluster::start();
+    let namespace = tenant(&cluster);
+    let (remote, unwatched) = (cluster.namespace("remote"), cluster.namespace("unwatched"));
+    account(&cluster, &remote, "hub", &["*"]);
+    account(&cluster, &unwatched, "lister", &["get", "list", "create", "update", "patch", "delete"]);
+    let source = Source::new(&namespace);
+    for (environment, target, account) in [("dev", &remote, "hub"), ("qa", &unwatched, "lister")] {
+        let identity = cluster.identity(target, account);
+        cluster.create(&json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": format!("{environment}-cluster"), "namespace": namespace},
+            "stringData": {"value": identity.kubeconfig}}));
+        source.write(
+            &format!("environments/{environment}.yaml"),
+            &format!("namespace: {target}\ncluster:\n  context: {account}\n  lockNamespace: {target}\nreleases:\n  - name: app\n    chart: app\n"),
+        );
+    }
+    source.commit("dev and qa in other clusters");
+    let _controller = Controller::start(&cluster, None);
+    let sync = |environment: &str| {
+        let kube_config = json!({"secretRef": {"name": format!("{environment}-cluster")}});
+        let fields = json!({"interval": "1h", "environments": [environment], "kubeConfig": kube_config});
+        environment_sync(&cluster, &namespace, environment, spec(&source, fields))
+    };
+    let (dev, qa) = (sync("dev"), sync("qa"));
+    cluster.create(&dev);
+    cluster.create(&qa);
+    until_ready_with(&cluster, &dev, "ReconciliationSucceeded", "dev applied through its kubeconfig");
+    assert!(config_map(&cluster, &remote, "app").is_some());
+
+    let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": remote}});
+    let edited = std::time::Instant::now();
+    cluster.merge_patch(&object, &json!({"data": {"greeting": "by hand"}}), "kubectl-edit");
+    let live = until_drifted(&cluster, &dev, "the drift in the other cluster reported from its watch");
+    assert_eq!(live["status"]["drift"]["summary"], "1 drifted");
+    // Far from the hour's interval: a LIST at the interval cannot have found it.
+    assert!(edited.elapsed() < Duration::from_secs(30), "found after {:?}", edited.elapsed());
+    if let Some(fake) = cluster.fake("who watched") {
+        let hub = format!("system:serviceaccount:{remote}:hub");
+        let watched = fake.requests().into_iter().any(|r| {
+            r.path.ends_with(&format!("/namespaces/{remote}/configmaps"))
+                && r.query.contains("watch=true")
+                && r.user == hub
+        });
+        assert!(watched, "no watch of the other cluster's ConfigMaps as {hub}: {:#?}", fake.requests());
+    }
+
+    // qa's account may apply but not watch: said once, in a condition naming its kubeconfig.
+    let live = until_status(&cluster, &qa, "the refused watch in a condition", |live| watch_refused(live).is_some());
+    let message = watch_refused(&live).unwrap()["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains(&format!(
+            "the user of context `lister` in the kubeconfig of Secret {namespace}/qa-cluster may not watch \
+             configmaps in namespace {unwatched}"
+        )) && message.contains("grant it list and watch on configmaps"),
+        "{message}"
     );
-    let exec = environment_sync(
-        &cluster,
-        &namespace,
-        "exec",
-        spec(&source, json!({"interval": "1h", "kubeConfig": {"secretRef": {"name": "exec-cluster"}}})),
-    );
-    cluster.create(&exec);
-    let live = until_ready_with(&cluster, &exec, "KubeConfigInvalid", "an exec kubeconfig refused");
-    assert!(ready(&live).unwrap().2.contains("sets exec"), "{}", live["status"]);
+    assert!(config_map(&cluster, &unwatched, "app").is_some(), "{}", live["status"]);
 }
 
 #[test]
@@ -2243,12 +2337,8 @@ fn a_missing_watch_right_is_one_condition_that_goes_once_granted() {
         spec(&source, json!({"serviceAccountName": "no-watch", "interval": "2s"})),
     );
     cluster.create(&sync);
-    let refusal = |live: &Value| {
-        let conditions = live.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
-        conditions.into_iter().find(|c| c["type"] == "WatchRefused")
-    };
-    let live = until_status(&cluster, &sync, "the refused watch in a condition", |live| refusal(live).is_some());
-    let condition = refusal(&live).unwrap();
+    let live = until_status(&cluster, &sync, "the refused watch in a condition", |live| watch_refused(live).is_some());
+    let condition = watch_refused(&live).unwrap();
     let message = condition["message"].as_str().unwrap();
     assert_eq!((condition["status"].as_str(), condition["reason"].as_str()), (Some("True"), Some("Forbidden")));
     assert!(
@@ -2266,7 +2356,7 @@ fn a_missing_watch_right_is_one_condition_that_goes_once_granted() {
     // refusal, after the watcher's next try (at most 30 s after the last).
     cluster.apply_shared(&account_role(&namespace, "no-watch", &[&without_watch[..], &["watch"]].concat()), MANAGER);
     let granted = std::time::Instant::now();
-    while refusal(&get(&cluster, &sync)).is_some() {
+    while watch_refused(&get(&cluster, &sync)).is_some() {
         assert!(granted.elapsed() < Duration::from_secs(150), "still refused: {}", get(&cluster, &sync)["status"]);
         std::thread::sleep(Duration::from_millis(500));
     }

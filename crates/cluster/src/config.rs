@@ -39,14 +39,17 @@ pub enum GivenCluster {
         rate: Option<super::RequestRate>,
         live: Option<super::LiveCache>,
     },
-    /// This kubeconfig (from a Secret), among whose contexts `cluster.context` chooses.
-    Kubeconfig { kubeconfig: Kubeconfig, described: String },
+    /// This kubeconfig (from a Secret), among whose contexts `cluster.context` chooses. With
+    /// `live` (the cache of that cluster), LISTs of weaver's objects are answered from its
+    /// watches.
+    Kubeconfig { kubeconfig: Kubeconfig, described: String, live: Option<super::LiveCache> },
 }
 
 /// Reads a kubeconfig handed over as text (`described`: `Secret team/prod-cluster`), refusing
 /// what would make weaver run a program or read a file of its own machine: `exec` and
 /// `auth-provider` users, and certificate, key or token files. Only inline data is taken.
-pub fn given_kubeconfig(text: &str, described: &str) -> Result<GivenCluster> {
+/// `live` is the cluster's cache of live state, when it has one.
+pub fn given_kubeconfig(text: &str, described: &str, live: Option<super::LiveCache>) -> Result<GivenCluster> {
     let kubeconfig = Kubeconfig::from_yaml(text).map_err(|err| kubeconfig_error(&err, described))?;
     let refuse = |what: String| {
         Err(Error::new(format!("{described}: {what}, which a kubeconfig handed to the controller may not use"))
@@ -71,15 +74,15 @@ pub fn given_kubeconfig(text: &str, described: &str) -> Result<GivenCluster> {
             return refuse(format!("cluster `{}` sets certificate-authority (a file)", named.name));
         }
     }
-    Ok(GivenCluster::Kubeconfig { kubeconfig, described: described.to_string() })
+    Ok(GivenCluster::Kubeconfig { kubeconfig, described: described.to_string(), live })
 }
 
 impl ConnectOptions {
     /// The cache of live state the caller hands over with its cluster.
     pub(super) fn live(&self) -> Option<&super::LiveCache> {
         match &self.given {
-            Some(GivenCluster::Config { live, .. }) => live.as_ref(),
-            _ => None,
+            Some(GivenCluster::Config { live, .. } | GivenCluster::Kubeconfig { live, .. }) => live.as_ref(),
+            None => None,
         }
     }
 
@@ -243,7 +246,7 @@ fn check_references(kubeconfig: &Kubeconfig, context: &str, described: &str) -> 
 /// The merged kubeconfig and how to name it; `None` when nothing names one and the default
 /// file does not exist (in a pod, its ServiceAccount is used then).
 fn read_kubeconfig(options: &ConnectOptions) -> Result<Option<(Kubeconfig, String)>> {
-    if let Some(GivenCluster::Kubeconfig { kubeconfig, described }) = &options.given {
+    if let Some(GivenCluster::Kubeconfig { kubeconfig, described, .. }) = &options.given {
         return Ok(Some((kubeconfig.clone(), described.clone())));
     }
     if let Some(path) = &options.kubeconfig {

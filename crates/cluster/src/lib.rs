@@ -182,7 +182,14 @@ impl Cluster {
             _ => None,
         };
         if let Some(live) = options.live() {
-            return Self::watching(config, info, live.clone(), rate).await;
+            // Another cluster's watches are named for its kubeconfig, in what they tell.
+            let identity = match &options.given {
+                Some(GivenCluster::Kubeconfig { described, .. }) => {
+                    format!("the user of context `{}` in {described}", info.context)
+                }
+                _ => info.context.clone(),
+            };
+            return Self::watching(config, info, identity, live.clone(), rate).await;
         }
         let Some(servers) = servers else {
             return Self::from_config(config, info, rate).await;
@@ -204,19 +211,20 @@ impl Cluster {
         Ok(Cluster { client, info, discovered, retry, live })
     }
 
-    /// Connects as `info.context` with a client and discovery `live` keeps, LISTs of weaver's
+    /// Connects as `identity` with a client and discovery `live` keeps, LISTs of weaver's
     /// objects answered from its watches.
     async fn watching(
         config: kube::Config,
         info: ClusterInfo,
+        identity: String,
         live: LiveCache,
         rate: Option<&RequestRate>,
     ) -> Result<Cluster> {
-        let clients = live.clients(&info.context, config, rate).map_err(|err| client_error(&err, &info))?;
+        let clients = live.clients(&identity, config, rate).map_err(|err| client_error(&err, &info))?;
         let client = clients.requests;
         let retry = Retrier::new(RetryPolicy::within(info.retry_budget));
-        let discovered = live.discovered(discover(&client, &info, &retry)).await?;
-        let watching = Watching { cache: live, identity: info.context.clone(), client: clients.watches };
+        let discovered = live.discovered(&info.server, discover(&client, &info, &retry)).await?;
+        let watching = Watching { cache: live, identity, client: clients.watches };
         Ok(Cluster { client, info, discovered, retry, live: Some(watching) })
     }
 

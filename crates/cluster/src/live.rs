@@ -16,6 +16,10 @@
 //! another token for the same identity (a renewed one) starts another, which takes over once
 //! it has listed; until then the old one answers, so a renewal costs no reader a wait. A watch
 //! the server refuses (the account may list but not watch) is not used: its readers LIST.
+//!
+//! Another cluster (an EnvironmentSync's `kubeConfig` Secret) has a cache of its own
+//! ([`LiveCache::of_another_cluster`]), one per Secret and content, whose changes are told
+//! with this cache's: drift there is noticed when it happens too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -71,10 +75,13 @@ struct Inner {
     watches: Mutex<HashMap<(String, ListTarget, Watched), Watches>>,
     /// Clients by identity.
     clients: Mutex<HashMap<String, Clients>>,
-    discovered: tokio::sync::Mutex<Option<(Arc<Discovered>, Instant)>>,
+    /// By server: a kubeconfig's contexts may name several.
+    discovered: tokio::sync::Mutex<HashMap<String, (Arc<Discovered>, Instant)>>,
+    /// Shared with the caches of other clusters made from this one.
     changes: tokio::sync::broadcast::Sender<Changed>,
     /// By environment, how many changes were told and the last: where a page waits from.
-    told: Mutex<HashMap<String, (u64, Changed)>>,
+    /// Shared as `changes` is.
+    told: Arc<Mutex<HashMap<String, (u64, Changed)>>>,
     /// Writes not yet delivered by their resource's watch, by resource and namespace.
     pending: Mutex<HashMap<ListTarget, Vec<Pending>>>,
     /// Counts writes, so a watch that LISTed again knows which writes its LIST includes.
@@ -86,6 +93,8 @@ struct Inner {
     scope: Scope,
     /// The watches the server refuses (RBAC), by identity and target: why, in a sentence.
     refused: Mutex<HashMap<(String, ListTarget), String>>,
+    /// The caches of other clusters, by the kubeconfig's name, with the digest of its text.
+    others: Mutex<HashMap<String, ([u8; 32], LiveCache)>>,
 }
 
 /// Which LISTs a cache answers from watches.
@@ -198,28 +207,71 @@ impl LiveCache {
     /// of the read that starts each), for readers whose runtimes end before the watches should.
     pub(super) fn running_on(runtime: Option<tokio::runtime::Handle>, scope: Scope) -> LiveCache {
         let (changes, _) = tokio::sync::broadcast::channel(1024);
+        LiveCache::telling(runtime, scope, changes, Arc::default())
+    }
+
+    fn telling(
+        runtime: Option<tokio::runtime::Handle>,
+        scope: Scope,
+        changes: tokio::sync::broadcast::Sender<Changed>,
+        told: Arc<Mutex<HashMap<String, (u64, Changed)>>>,
+    ) -> LiveCache {
         LiveCache {
             inner: Arc::new(Inner {
                 watches: Mutex::default(),
                 clients: Mutex::default(),
                 discovered: tokio::sync::Mutex::default(),
                 changes,
-                told: Mutex::default(),
+                told,
                 pending: Mutex::default(),
                 writes: std::sync::atomic::AtomicU64::new(0),
                 runtime,
                 scope,
                 refused: Mutex::default(),
+                others: Mutex::default(),
             }),
         }
     }
 
-    /// What the server refuses `identity` to watch (`ServiceAccount team/deployer`), a sentence
-    /// each saying what to grant, in a stable order.
-    pub fn refused_watches(&self, identity: &str) -> Vec<String> {
+    /// The cache of the cluster `kubeconfig` reaches (`name`d `app/prod-cluster`, the Secret it
+    /// is read from), whose changes are told with this cache's: the one made before while the
+    /// kubeconfig is the same text, else a new one, which stops the old one's watches once the
+    /// clusters connected with it are gone (a changed Secret may reach another cluster, or
+    /// another account).
+    pub fn of_another_cluster(&self, name: &str, kubeconfig: &str) -> LiveCache {
+        let digest: [u8; 32] = Sha256::digest(kubeconfig.as_bytes()).into();
+        let mut others = self.inner.others.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((kept, cache)) = others.get(name)
+            && *kept == digest
+        {
+            return cache.clone();
+        }
+        let (changes, told) = (self.inner.changes.clone(), Arc::clone(&self.inner.told));
+        let cache = LiveCache::telling(self.inner.runtime.clone(), self.inner.scope, changes, told);
+        others.insert(name.to_string(), (digest, cache.clone()));
+        cache
+    }
+
+    /// The cache of another cluster made by [`LiveCache::of_another_cluster`] for `name`.
+    pub fn another_cluster(&self, name: &str) -> Option<LiveCache> {
+        let others = self.inner.others.lock().unwrap_or_else(|e| e.into_inner());
+        others.get(name).map(|(_, cache)| cache.clone())
+    }
+
+    /// Keeps the caches of other clusters whose name is still `used`: the others' watches stop.
+    pub fn retain_other_clusters(&self, used: impl Fn(&str) -> bool) {
+        self.inner.others.lock().unwrap_or_else(|e| e.into_inner()).retain(|name, _| used(name));
+    }
+
+    /// What the server refuses `identity` to watch (`ServiceAccount team/deployer`; None: any
+    /// identity of this cache), a sentence each saying what to grant, in a stable order.
+    pub fn refused_watches(&self, identity: Option<&str>) -> Vec<String> {
         let refused = self.inner.refused.lock().unwrap_or_else(|e| e.into_inner());
-        let mut found: Vec<String> =
-            refused.iter().filter(|((who, _), _)| who == identity).map(|(_, message)| message.clone()).collect();
+        let mut found: Vec<String> = refused
+            .iter()
+            .filter(|((who, _), _)| identity.is_none_or(|identity| who == identity))
+            .map(|(_, message)| message.clone())
+            .collect();
         found.sort();
         found
     }
@@ -304,19 +356,19 @@ impl LiveCache {
         Ok(built)
     }
 
-    /// What discovery found, asked again when older than [`DISCOVERY_AGE`].
-    pub(super) async fn discovered<F>(&self, discover: F) -> weaver_core::error::Result<Arc<Discovered>>
+    /// What discovery found at `server`, asked again when older than [`DISCOVERY_AGE`].
+    pub(super) async fn discovered<F>(&self, server: &str, discover: F) -> weaver_core::error::Result<Arc<Discovered>>
     where
         F: std::future::Future<Output = weaver_core::error::Result<Arc<Discovered>>>,
     {
         let mut discovered = self.inner.discovered.lock().await;
-        if let Some((found, at)) = discovered.as_ref()
+        if let Some((found, at)) = discovered.get(server)
             && at.elapsed() < DISCOVERY_AGE
         {
             return Ok(found.clone());
         }
         let found = discover.await?;
-        *discovered = Some((found.clone(), Instant::now()));
+        discovered.insert(server.to_string(), (found.clone(), Instant::now()));
         Ok(found)
     }
 
@@ -879,6 +931,42 @@ mod tests {
         // A mark from before a change hears it at once: nothing between two waits is missed.
         assert_eq!(cache.next_told("dev", mark, short).await, Some((2, of("dev", "edited"))));
         assert_eq!(cache.told("prod"), 1);
+    }
+
+    /// Another cluster's cache is kept while its kubeconfig is the same, tells its changes with
+    /// this one's, and stops its watches once its kubeconfig changed or nothing uses it.
+    #[tokio::test]
+    async fn another_clusters_cache_lives_as_long_as_its_kubeconfig_and_tells_its_changes_here() {
+        let cache = LiveCache::default();
+        let remote = cache.of_another_cluster("app/prod", "kubeconfig one");
+        assert!(Arc::ptr_eq(&remote.inner, &cache.of_another_cluster("app/prod", "kubeconfig one").inner));
+        assert!(!Arc::ptr_eq(&remote.inner, &cache.inner));
+        let mut changes = cache.changes();
+        let edited = Changed {
+            environment: Some("prod".to_string()),
+            release: Some("app".to_string()),
+            namespace: Some("ns".to_string()),
+            kind: "ConfigMap".to_string(),
+            name: "app".to_string(),
+        };
+        tell(&remote.inner, edited.clone());
+        assert_eq!(changes.try_recv().ok(), Some(edited), "told with this cache's changes");
+        assert_eq!(cache.told("prod"), 1);
+
+        let served =
+            ServedKind { resource: ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()), namespaced: true };
+        let target = ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("ns".into()) };
+        let identity = "ServiceAccount ns/deployer";
+        let watch =
+            Arc::downgrade(&remote.watch(&client_with(&remote, "t"), identity, &served, &target, Watched::Weavers));
+        assert_eq!((remote.watches(), cache.watches()), (1, 0), "the watch is the other cluster's");
+        // The Secret changed: another cache; the old one's watch stops with its last user.
+        let changed = cache.of_another_cluster("app/prod", "kubeconfig two");
+        assert!(!Arc::ptr_eq(&remote.inner, &changed.inner));
+        drop(remote);
+        assert!(watch.upgrade().is_none(), "the old kubeconfig's watch still runs");
+        cache.retain_other_clusters(|name| name != "app/prod");
+        assert!(cache.another_cluster("app/prod").is_none());
     }
 
     /// A client with `token` for a server that never answers: its watches never list.

@@ -254,6 +254,15 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
         return Ok(Action::await_change());
     }
     cx.shared.retain_registries(|namespace, name| cx.syncs.get(&ObjectRef::new(name).within(namespace)).is_some());
+    // Another cluster's watches stop once no EnvironmentSync applies there.
+    let remotes: std::collections::HashSet<String> = cx
+        .syncs
+        .state()
+        .iter()
+        .filter_map(|other| credentials::remote_cluster(other, &other.namespace().unwrap_or_default()))
+        .chain(credentials::remote_cluster(&sync, &sync.namespace().unwrap_or_default()))
+        .collect();
+    cx.shared.live.retain_other_clusters(|remote| remotes.contains(remote));
     let started = Instant::now();
     let gate = plan::gate(&sync, cx.shared.default_account.as_deref());
     // The apply's progress goes to the status as it comes, the latest only, beside the reconcile.
@@ -312,9 +321,16 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
     // apply or look at drift started: one condition, not a warning at every retry.
     let status = match (&gate, &outcome) {
         (_, Outcome::Suspended) => status,
-        (Gate::Go(spec), _) if sync.spec.kube_config.is_none() => {
-            let identity = credentials::account_identity(&sync.namespace().unwrap_or_default(), spec);
-            status::with_refused_watches(status, &cx.shared.live.refused_watches(&identity), &written, &now)
+        (Gate::Go(spec), _) => {
+            let namespace = sync.namespace().unwrap_or_default();
+            let refused = match credentials::remote_cluster(&sync, &namespace) {
+                None => cx.shared.live.refused_watches(Some(&credentials::account_identity(&namespace, spec))),
+                // Another cluster's cache is this Secret's alone: whatever it was refused.
+                Some(remote) => {
+                    cx.shared.live.another_cluster(&remote).map(|live| live.refused_watches(None)).unwrap_or_default()
+                }
+            };
+            status::with_refused_watches(status, &refused, &written, &now)
         }
         _ => status::with_refused_watches(status, &[], &written, &now),
     };

@@ -255,7 +255,9 @@ pub(crate) async fn cluster_for(
             Reason::SecretInvalid,
             format!("Secret {namespace}/{name} (spec.kubeConfig.secretRef) has no `value` (or `value.yaml`) key"),
         ))?;
-        return weaver_cluster::given_kubeconfig(&text, &described)
+        // Live state from watches of that cluster, as of this one: one cache per Secret.
+        let live = remote_cluster(sync, namespace).map(|remote| shared.live.of_another_cluster(&remote, &text));
+        return weaver_cluster::given_kubeconfig(&text, &described, live)
             .map_err(|err| (Reason::KubeConfigInvalid, Redactor::new().error(&err)));
     }
     // One token serves every environment's apply: each may wait for its lock and its timeout.
@@ -266,6 +268,12 @@ pub(crate) async fn cluster_for(
     // Its requests spend the controller's budget, as every tenant's do.
     let rate = shared.tenants.rate().cloned();
     Ok(GivenCluster::Config { config: Box::new(config), info, rate, live: Some(shared.live.clone()) })
+}
+
+/// The other cluster `sync` (of `namespace`) applies to, as the cache of live state names it:
+/// its `kubeConfig` Secret, `namespace/name`; None for the controller's own cluster.
+pub(crate) fn remote_cluster(sync: &EnvironmentSync, namespace: &str) -> Option<String> {
+    sync.spec.kube_config.as_ref().map(|kube_config| format!("{namespace}/{}", kube_config.secret_ref.name))
 }
 
 /// Who an EnvironmentSync of `namespace` applies as in the controller's cluster, as its

@@ -165,8 +165,9 @@ mod tests {
             sent.push((tower::Service::call(&mut service, n).await.unwrap(), started.elapsed()));
         }
         assert_eq!(sent.iter().map(|(n, _)| *n).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
-        // The first five went without waiting for the limiter; the sixth had to.
-        assert!(rate.limiter.check().is_err(), "the budget is spent");
+        // Five went at once, the other five at the rate: at least 80 ms (a lower bound holds
+        // however loaded the machine; whether the budget is spent afterwards does not, since a
+        // pause after the last refills it).
         assert!(sent[9].1 >= Duration::from_millis(80), "10 requests at 50/s with a burst of 5 took {:?}", sent[9].1);
     }
 }

@@ -34,6 +34,10 @@ pub const FLUX_CONTENT: &str = "application/vnd.cncf.flux.content.v1.tar+gzip";
 pub const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
 pub const SOURCE_ANNOTATION: &str = "org.opencontainers.image.source";
 pub const REVISION_ANNOTATION: &str = "org.opencontainers.image.revision";
+/// What a weaver artifact holds, on its manifest: [`REPOSITORY_CONTENT`] for a packed weaver
+/// repository (`weaver push artifact`), which an EnvironmentSync renders as from git.
+pub const CONTENT_ANNOTATION: &str = "weaver.example.com/content";
+pub const REPOSITORY_CONTENT: &str = "repository";
 /// Most an artifact's tree may hold unpacked.
 const MAX_UNPACKED: u64 = 200 << 20;
 
@@ -638,6 +642,16 @@ pub fn build_manifest(
 pub fn build_artifact(tree: &Tree, annotations: BTreeMap<String, String>) -> Built {
     // OCI's empty JSON: Flux reads nothing of the config but its media type.
     build_manifest((FLUX_CONFIG, b"{}".to_vec()), vec![(FLUX_CONTENT, pack(tree))], annotations)
+}
+
+/// A weaver repository's `files` (path → bytes and mode) as an artifact in Flux's format, its
+/// manifest annotated [`CONTENT_ANNOTATION`] `repository` beside `annotations`.
+pub fn build_repository_artifact(
+    files: &BTreeMap<String, (Vec<u8>, u32)>,
+    mut annotations: BTreeMap<String, String>,
+) -> Built {
+    annotations.insert(CONTENT_ANNOTATION.to_string(), REPOSITORY_CONTENT.to_string());
+    build_manifest((FLUX_CONFIG, b"{}".to_vec()), vec![(FLUX_CONTENT, pack_files(files))], annotations)
 }
 
 /// Pushes `built` to the artifact's tag: its blobs (those the registry lacks), then its

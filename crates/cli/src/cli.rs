@@ -794,8 +794,8 @@ pub struct OperatorRunArgs {
     /// charts/) are kept [default: $TMPDIR/weaver-cache]
     #[arg(long, visible_alias = "git-cache-dir", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// The git mirrors' and chart archives' total size in MiB; past it, the least recently used
-    /// that no reconcile is reading are removed
+    /// The git mirrors', chart archives' and unpacked OCI sources' total size in MiB; past it, the
+    /// least recently used that no reconcile is reading are removed
     #[arg(long, visible_alias = "git-cache-max-mib", value_name = "MIB", default_value_t = 2048,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub cache_max_mib: u64,

@@ -233,6 +233,7 @@ pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs, env: &str) -> 
         rev: select.source.rev.clone(),
         loaded: None,
         project: None,
+        revision: None,
     }
 }
 

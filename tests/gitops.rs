@@ -65,7 +65,7 @@ impl Controller {
     }
 
     /// The controller, its git mirrors and chart archives within `limits`.
-    fn start_with(
+    pub(crate) fn start_with(
         cluster: &TestCluster,
         default_account: Option<&str>,
         limits: weaver_source::CacheLimits,
@@ -91,13 +91,15 @@ impl Controller {
         let client = runtime.block_on(async { kube::Client::try_from(config.clone()).unwrap() });
         let budget = weaver_source::Budget::new(limits);
         let git = weaver_source::GitCache::new(cache.path().to_path_buf(), budget.clone()).unwrap();
-        let charts = weaver_source::ChartCache::new(cache.path().join("charts"), budget).unwrap();
+        let charts = weaver_source::ChartCache::new(cache.path().join("charts"), budget.clone()).unwrap();
+        let artifacts = weaver_source::ArtifactCache::new(cache.path().join("artifacts"), budget).unwrap();
         let shared = weaver_controllers::gitops::reconcile::Shared {
             client: client.clone(),
             info,
             tenants: weaver_controllers::tenant::Tenants::new(client, config, None),
             cache: std::sync::Arc::new(git),
             charts: std::sync::Arc::new(charts),
+            artifacts: std::sync::Arc::new(artifacts),
             default_account: default_account.map(String::from),
             cross_namespace_refs: false,
             metrics: Default::default(),

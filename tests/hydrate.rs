@@ -580,7 +580,7 @@ fn the_hydrated_objects_applied_with_kubectl_are_those_weaver_apply_makes() {
 
 /// Sends a request to the registry at `port` over plain HTTP/1.0 (no weaver code): the
 /// response's head and body.
-fn registry_request(port: u16, request: &str, body: &[u8]) -> (String, Vec<u8>) {
+pub(crate) fn registry_request(port: u16, request: &str, body: &[u8]) -> (String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(stream, "{request}\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
@@ -592,7 +592,7 @@ fn registry_request(port: u16, request: &str, body: &[u8]) -> (String, Vec<u8>) 
 }
 
 /// GETs `path` of the registry at `port`: the body.
-fn registry_get(port: u16, path: &str, accept: &str) -> Vec<u8> {
+pub(crate) fn registry_get(port: u16, path: &str, accept: &str) -> Vec<u8> {
     let (head, body) = registry_request(port, &format!("GET {path} HTTP/1.0\r\nAccept: {accept}"), &[]);
     assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
     body
@@ -630,7 +630,7 @@ fn registry_push_other(port: u16, repository: &str, tag: &str, media_type: &str)
 
 /// The artifact `digest` of `repository`, pulled by digest: its manifest, and its layer's
 /// tree (checked against the descriptors' digests).
-fn pull_by_digest(port: u16, repository: &str, digest: &str) -> (Value, BTreeMap<String, Vec<u8>>, Vec<u8>) {
+pub(crate) fn pull_by_digest(port: u16, repository: &str, digest: &str) -> (Value, BTreeMap<String, Vec<u8>>, Vec<u8>) {
     use std::io::Read;
     let bytes = registry_get(
         port,

@@ -43,6 +43,7 @@ mod lock;
 mod lookup;
 mod node;
 mod notify;
+mod oci_source;
 mod operator;
 mod operator_chart;
 mod ownership;

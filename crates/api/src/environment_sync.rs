@@ -60,8 +60,9 @@ pub fn short(commit: &str) -> &str {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentSyncSpec {
-    /// The git repository and the revision of it to apply.
-    pub source: GitSource,
+    /// Where the weaver repository comes from: a git repository and a revision of it (`url`,
+    /// `ref`), or an OCI artifact `weaver push artifact` made (`oci`).
+    pub source: Source,
     /// Environments to apply, by name or glob (`prod-*`); abstract environments never.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(length(min = 1, max = 253)))]
@@ -200,16 +201,25 @@ pub struct WindowHold {
     pub until: Option<String>,
 }
 
-/// A git repository and a revision of it.
+/// A git repository and a revision of it (`url` and `ref`), or an OCI artifact (`oci`):
+/// exactly one of `url` and `oci`.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct GitSource {
-    /// `https://host/path` or `ssh://user@host/path` (`user@host:path` too).
+#[schemars(extend("oneOf" = [{"required": ["url", "ref"]}, {"required": ["oci"]}]))]
+pub struct Source {
+    /// The git repository: `https://host/path` or `ssh://user@host/path` (`user@host:path` too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1), regex(pattern = "^(https://|http://|ssh://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)"))]
-    pub url: String,
-    /// Which revision: exactly one of `branch`, `tag`, `semver`, `commit`.
-    #[serde(rename = "ref")]
-    pub reference: GitReference,
+    pub url: Option<String>,
+    /// With `url`, which revision: exactly one of `branch`, `tag`, `semver`, `commit`.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<GitReference>,
+    /// An OCI artifact of the weaver repository, as `weaver push artifact` pushes it, in place
+    /// of `url`: pulled with `spec.chartCredentials` (or anonymously), its files applied as a
+    /// checkout of the commit it was packed from would be. `secretRef`, `caSecretRef` and
+    /// `verify` are for git only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<OciSource>,
     /// A Secret of this namespace with `username` and `password`, or `bearerToken`, or (ssh)
     /// `identity` and `known_hosts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,6 +237,38 @@ pub struct GitSource {
     /// not is never applied, and `Ready` says `VerificationFailed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<SourceVerify>,
+}
+
+/// An OCI artifact: its repository, and a tag or a digest of it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [{"required": ["tag"]}, {"required": ["digest"]}]))]
+pub struct OciSource {
+    /// `oci://REGISTRY/REPOSITORY`.
+    #[schemars(regex(pattern = "^oci://[^/?#@]+/[a-z0-9]"))]
+    pub url: String,
+    /// The tag, resolved to its digest at each reconcile (a push to it is applied at the next).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$"))]
+    pub tag: Option<String>,
+    /// A manifest digest, `sha256:` and 64 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^sha256:[0-9a-f]{64}$"))]
+    pub digest: Option<String>,
+    /// Plain http, not https (a registry on a private network), as Flux's `insecure`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+}
+
+impl Source {
+    /// Where the source is, as the status and `sync get` show it: the git URL, or the
+    /// artifact's `oci://` URL.
+    pub fn location(&self) -> &str {
+        match (&self.oci, &self.url) {
+            (Some(oci), _) => &oci.url,
+            (None, url) => url.as_deref().unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -835,6 +877,16 @@ open_enum!(
         GitFetchTooLarge => "GitFetchTooLarge",
         GitFetchTimedOut => "GitFetchTimedOut",
         GitPushRejected => "GitPushRejected",
+        /// `spec.source.oci`: the registry could not be reached, refused the credentials, or
+        /// answered an error, or the pull took longer than `spec.timeout`.
+        ArtifactPullFailed => "ArtifactPullFailed",
+        /// `spec.source.oci`: the registry has no such tag or digest.
+        ArtifactNotFound => "ArtifactNotFound",
+        /// `spec.source.oci`: the artifact is over the bound on bytes or files.
+        ArtifactTooLarge => "ArtifactTooLarge",
+        /// `spec.source.oci`: not a weaver repository's artifact, or its tar has an entry that
+        /// is not a plain file or directory inside it.
+        ArtifactInvalid => "ArtifactInvalid",
         /// The fetched commit (or, with `spec.source.verify.mode: all`, one since the last
         /// applied) is not signed by a key of the trust list.
         VerificationFailed => "VerificationFailed",

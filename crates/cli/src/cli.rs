@@ -89,6 +89,9 @@ pub enum Command {
     /// Write environments' rendered objects to a directory or a git branch, Secrets encrypted (exit 2 when written, 0 when unchanged)
     #[command(after_help = HYDRATE_EXAMPLES)]
     Hydrate(HydrateArgs),
+    /// Push the repository as an OCI artifact, for an EnvironmentSync's spec.source.oci
+    #[command(subcommand, after_help = PUSH_EXAMPLES)]
+    Push(PushCommand),
     /// List environments with their releases, charts and namespaces
     #[command(after_help = ENVS_EXAMPLES)]
     Envs(EnvsArgs),
@@ -791,8 +794,8 @@ pub struct OperatorRunArgs {
     /// charts/) are kept [default: $TMPDIR/weaver-cache]
     #[arg(long, visible_alias = "git-cache-dir", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// The git mirrors' and chart archives' total size in MiB; past it, the least recently used
-    /// that no reconcile is reading are removed
+    /// The git mirrors', chart archives' and unpacked OCI sources' total size in MiB; past it, the
+    /// least recently used that no reconcile is reading are removed
     #[arg(long, visible_alias = "git-cache-max-mib", value_name = "MIB", default_value_t = 2048,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub cache_max_mib: u64,
@@ -914,6 +917,32 @@ pub struct ImportHelmfileArgs {
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub replace: ImportReplaceArgs,
+}
+
+const PUSH_EXAMPLES: &str = "Examples:
+  weaver push artifact oci://ghcr.io/org/shop-deploy:main            # HEAD's tracked files
+  weaver push artifact oci://ghcr.io/org/shop-deploy:v1.4.0 --rev v1.4.0
+  weaver push artifact oci://127.0.0.1:5000/shop:latest --plain-http -o json";
+
+#[derive(Debug, Subcommand)]
+pub enum PushCommand {
+    /// Pack the weaver repository's tracked files at a commit (HEAD, or --rev) into an OCI artifact in Flux's format and push it to REGISTRY/REPO:TAG; prints its digest
+    Artifact(PushArtifactArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PushArtifactArgs {
+    /// Where to push: REGISTRY/REPO:TAG (`oci://` before it or not); credentials as for hydrate --oci (the credentials file, docker's config)
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Talk to the registry over plain http, not https (as helm's --plain-http)
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Text)]
+    pub output: ListFormat,
 }
 
 #[derive(Debug, Subcommand)]

@@ -281,6 +281,64 @@ impl GitRepo {
         Ok(TreeSource::new(self.repo.clone(), tree, self.prefix.clone(), revision.clone()))
     }
 
+    /// The weaver repository's files as a checkout of `revision` gives them, by path relative to
+    /// it (`/`-separated), with their modes (0755 for an executable, else 0644): what `weaver
+    /// push artifact` packs. A symbolic link or a submodule is refused, naming it: an artifact
+    /// holds regular files only, which its reader can check without following anything.
+    pub fn files(&self, revision: &Revision) -> Result<std::collections::BTreeMap<String, (Vec<u8>, u32)>> {
+        let repo = self.lock();
+        let read = |e: git2::Error| git_error("read the commit's tree", &e);
+        let root = repo.find_commit(revision.commit).and_then(|c| c.tree()).map_err(read)?;
+        let tree = match self.prefix.as_os_str().is_empty() {
+            true => root,
+            false => {
+                let entry = root.get_path(&self.prefix).map_err(|_| {
+                    Error::new(format!(
+                        "{} is not in {revision}: commit the weaver repository first",
+                        self.prefix.display()
+                    ))
+                })?;
+                repo.find_tree(entry.id()).map_err(read)?
+            }
+        };
+        let mut files = std::collections::BTreeMap::new();
+        let mut refused = None;
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            let path = format!("{dir}{}", entry.name().unwrap_or_default());
+            match (entry.kind(), entry.filemode()) {
+                (Some(git2::ObjectType::Tree), _) => git2::TreeWalkResult::Ok,
+                (Some(git2::ObjectType::Blob), mode) if mode == 0o100644 || mode == 0o100755 => {
+                    match repo.find_blob(entry.id()) {
+                        Ok(blob) => {
+                            let mode = if mode == 0o100755 { 0o755 } else { 0o644 };
+                            files.insert(path, (blob.content().to_vec(), mode));
+                            git2::TreeWalkResult::Ok
+                        }
+                        Err(e) => {
+                            refused = Some(git_error(&format!("read {path}"), &e));
+                            git2::TreeWalkResult::Abort
+                        }
+                    }
+                }
+                _ => {
+                    let what = if entry.filemode() == 0o120000 { "a symbolic link" } else { "a submodule" };
+                    refused = Some(
+                        Error::new(format!("{path} is {what} in {revision}: an artifact holds regular files only"))
+                            .with_help(
+                                "replace it with the file it stands for, or move it out of the weaver repository",
+                            ),
+                    );
+                    git2::TreeWalkResult::Abort
+                }
+            }
+        })
+        .or_else(|e| if refused.is_some() { Ok(()) } else { Err(read(e)) })?;
+        match refused {
+            Some(err) => Err(err),
+            None => Ok(files),
+        }
+    }
+
     /// The paths under the weaver repository that differ between `base` and `head`, sorted;
     /// `head` `None` is the working tree, with staged, unstaged and untracked (not ignored)
     /// files.

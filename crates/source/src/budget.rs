@@ -27,6 +27,8 @@ pub(crate) enum Kind {
     Mirror,
     /// A chart archive: a file.
     Chart,
+    /// An OCI artifact's files, unpacked: a directory.
+    Artifact,
 }
 
 struct Entry {

@@ -160,6 +160,7 @@ impl GitCache {
             transferred: false,
             bytes_received: 0,
             duration: Duration::ZERO,
+            unpacked: false,
             lease,
         })
     }
@@ -228,6 +229,7 @@ impl GitCache {
             transferred: found.transferred,
             bytes_received: found.bytes_received,
             duration: start.elapsed(),
+            unpacked: false,
             lease,
         })
     }

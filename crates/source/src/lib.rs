@@ -8,6 +8,7 @@
 //! pulls their archives into a cache by digest (`weaver charts`; the controller's share its
 //! disk budget with the mirrors).
 
+pub mod artifacts;
 mod budget;
 pub mod charts;
 pub mod git;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 
+pub use artifacts::ArtifactCache;
 pub(crate) use budget::Lease;
 pub use budget::{Budget, CacheLimits, Usage};
 pub use charts::pulls::ChartCache;
@@ -240,8 +242,18 @@ pub struct Fetched {
     pub transferred: bool,
     pub bytes_received: u64,
     pub duration: Duration,
+    /// `repository` holds the files themselves (an OCI artifact's, unpacked: `commit` is its
+    /// manifest's digest), read as they are, not a bare mirror read at `commit`.
+    pub unpacked: bool,
     #[expect(dead_code, reason = "held for its Drop: the mirror is not evicted while a Fetched lives")]
     pub(crate) lease: Arc<Lease>,
+}
+
+impl Fetched {
+    /// The commit to read `repository` at; None for an artifact's files, read as they are.
+    pub fn rev(&self) -> Option<&str> {
+        (!self.unpacked).then_some(self.commit.as_str())
+    }
 }
 
 /// Why a fetch failed, as a condition reason.

@@ -68,6 +68,8 @@ pub async fn environment(of: &Source<'_>, cx: Context<'_>) -> Result<Environment
         rev: of.rev.map(str::to_string),
         loaded: None,
         project: None,
+        // A page plans and reads: it writes no record.
+        revision: None,
     };
     let plan = PlanOptions {
         render: RenderOptions {

@@ -11,11 +11,12 @@
 //!   enumerated in the schema (the same strings, so they convert unchanged).
 //!
 //! - EnvironmentSync `spec.source.verify`, the `signingKey` of `spec.promotion` and
-//!   `spec.imageUpdates`, and `spec.chartCredentials` are new. `v1alpha1`'s frozen schema has no
+//!   `spec.imageUpdates`, `spec.chartCredentials` and `spec.source.oci` are new. `v1alpha1`'s frozen schema has no
 //!   place for them, so down to it they are kept in the annotation [`V1BETA1_FIELDS`] and up
 //!   from it put back: an update through `v1alpha1` that keeps the object's metadata (an edit, a
 //!   patch, an apply) never turns a verification off, or loses credentials, by leaving out what
-//!   it cannot say.
+//!   it cannot say. (An EnvironmentSync of an OCI artifact has no `spec.source.url` to show at
+//!   `v1alpha1`, whose schema requires one: it reads there, but cannot be written back there.)
 //!
 //! Everything else is equal in both. A conversion is lossless both ways for every value the
 //! controller writes; a sentence of `v1alpha1` that does not follow the form the controller
@@ -57,8 +58,13 @@ fn deprecated(frozen: &str, kind: &str) -> Value {
 pub const V1BETA1_FIELDS: &str = "weaver.example.com/v1beta1-fields";
 
 /// The EnvironmentSync fields `v1alpha1` has no place for, as JSON pointers.
-const NEWER_FIELDS: [&str; 4] =
-    ["/spec/source/verify", "/spec/promotion/signingKey", "/spec/imageUpdates/signingKey", "/spec/chartCredentials"];
+const NEWER_FIELDS: [&str; 5] = [
+    "/spec/source/verify",
+    "/spec/promotion/signingKey",
+    "/spec/imageUpdates/signingKey",
+    "/spec/chartCredentials",
+    "/spec/source/oci",
+];
 
 /// `object` (an EnvironmentSync or ConfigMapSync of either version) at `desired`
 /// (`weaver.example.com/v1beta1` or `…/v1alpha1`). Only its apiVersion and the fields named in

@@ -18,7 +18,8 @@ fn environment_sync() -> Value {
         "spec": {
             "source": {"url": "https://git.example/apps.git", "ref": {"branch": "main", "tag": "v1", "semver": "~1", "commit": "0123456789abcdef0123456789abcdef01234567"},
                 "secretRef": {"name": "git"}, "caSecretRef": {"name": "ca"}, "path": "clusters/prod",
-                "verify": {"mode": "all", "secretRef": {"name": "signers"}}},
+                "verify": {"mode": "all", "secretRef": {"name": "signers"}},
+                "oci": {"url": "oci://registry.example/apps", "tag": "main", "digest": format!("sha256:{}", "0".repeat(64)), "insecure": true}},
             "environments": ["prod-*"],
             "environmentSelector": "tier=prod",
             "interval": "5m", "retryInterval": "1m", "timeout": "10m",
@@ -318,7 +319,7 @@ fn an_update_through_v1alpha1_keeps_the_verification_it_cannot_say() {
     let kept: Value = serde_json::from_str(down["metadata"]["annotations"][V1BETA1_FIELDS].as_str().unwrap()).unwrap();
     assert_eq!(
         kept.as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["/spec/source/verify", "/spec/imageUpdates/signingKey", "/spec/chartCredentials"]
+        ["/spec/source/verify", "/spec/imageUpdates/signingKey", "/spec/chartCredentials", "/spec/source/oci"]
     );
     // A v1alpha1 client changes what it can say, and drops spec.imageUpdates altogether.
     down["spec"]["interval"] = json!("1m");
@@ -337,4 +338,15 @@ fn an_update_through_v1alpha1_keeps_the_verification_it_cannot_say() {
     let up = convert(odd, &format!("{GROUP}/{STORAGE_VERSION}")).unwrap();
     assert_eq!(up["spec"]["suspend"], true);
     assert_eq!(up["spec"]["source"]["verify"], json!({"secretRef": {"name": "x"}}));
+}
+
+#[test]
+fn an_oci_source_is_kept_through_v1alpha1() {
+    let mut fixture = environment_sync();
+    fixture["metadata"].as_object_mut().unwrap().remove("annotations");
+    fixture["spec"]["source"] = json!({"oci": {"url": "oci://registry.example/shop/deploy", "tag": "main"}});
+    let down = convert(fixture.clone(), &format!("{GROUP}/{VERSION}")).unwrap();
+    assert!(down.pointer("/spec/source/oci").is_none(), "{down}");
+    let up = convert(down, &format!("{GROUP}/{STORAGE_VERSION}")).unwrap();
+    assert_eq!(up["spec"]["source"], fixture["spec"]["source"]);
 }

@@ -23,6 +23,7 @@ mod migrate;
 pub mod operator;
 mod progress;
 mod promote;
+mod push;
 mod render;
 mod report;
 mod rollback;
@@ -38,8 +39,8 @@ use std::sync::Arc;
 
 use crate::cli::{
     ApplyFlags, ChartsCommand, Cli, ClusterArgs, ColorChoice, Command, EnvironmentArgs, GlobalArgs, IdentityArgs,
-    ImagesCommand, OperatorCommand, RenderFlags, RenderLimitArgs, SecretsCommand, SelectArgs, SourceArgs, SyncCommand,
-    TenantCommand, ValidateArgs, ValidateChoice,
+    ImagesCommand, OperatorCommand, PushCommand, RenderFlags, RenderLimitArgs, SecretsCommand, SelectArgs, SourceArgs,
+    SyncCommand, TenantCommand, ValidateArgs, ValidateChoice,
 };
 use weaver_core::error::Error;
 use weaver_core::limits::{Bound, RenderLimits};
@@ -232,6 +233,7 @@ pub(crate) fn selection(global: &GlobalArgs, select: &SelectArgs, env: &str) -> 
         rev: select.source.rev.clone(),
         loaded: None,
         project: None,
+        revision: None,
     }
 }
 
@@ -376,7 +378,7 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
         ) => (None, Some(&mut args.identity)),
         Command::Secrets(SecretsCommand::Encrypt(_)) | Command::Envs(_) | Command::Changed(_) => (None, None),
         Command::Completions(_) | Command::Charts(_) | Command::Import(_) | Command::Report(_) => (None, None),
-        Command::Init(_) | Command::RenderWorker => (None, None),
+        Command::Init(_) | Command::RenderWorker | Command::Push(_) => (None, None),
         Command::Images(ImagesCommand::Check(_)) => (None, None),
         Command::Images(ImagesCommand::Update(args)) => {
             (Some(&mut args.proposal.cluster), Some(&mut args.proposal.identity))
@@ -432,6 +434,7 @@ fn source_args(command: &mut Command) -> Option<&mut SourceArgs> {
         Command::Envs(args) => Some(&mut args.source),
         Command::Charts(ChartsCommand::Fetch(args)) => Some(&mut args.source),
         Command::Promote(args) => Some(&mut args.source),
+        Command::Push(PushCommand::Artifact(args)) => Some(&mut args.source),
         // Every other command reads the working tree, or the commit a flag of its own names;
         // listed, so that a new command with `--rev` is a decision here.
         Command::Charts(ChartsCommand::Lock(_)) | Command::Changed(_) | Command::Secrets(_) => None,
@@ -465,6 +468,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Render(args) => render::run(&cli.global, &ui, args),
         Command::Hydrate(args) => hydrate::run(&cli.global, &ui, args),
+        Command::Push(command) => push::run(&cli.global, &ui, command),
         Command::Envs(args) => envs::run(&cli.global, &ui, args),
         Command::Changed(args) => changed::run(&cli.global, &ui, args),
         Command::Secrets(command) => secrets::run(&cli.global, &ui, command),

@@ -353,17 +353,21 @@ fn gitops_shared(
         max_disk_bytes: args.cache_max_mib.saturating_mul(1 << 20),
         max_repositories: 1000,
     };
-    // One budget: a chart pulled may remove a mirror no reconcile reads, and the reverse.
+    // One budget: a chart or an artifact pulled may remove a mirror no reconcile reads, and the
+    // reverse.
     let budget = weaver_source::Budget::new(limits);
     let cache = weaver_source::GitCache::new(dir.clone(), budget.clone()).map_err(|err| err.context("--cache-dir"))?;
     let charts =
-        weaver_source::ChartCache::new(dir.join("charts"), budget).map_err(|err| err.context("--cache-dir"))?;
+        weaver_source::ChartCache::new(dir.join("charts"), budget.clone()).map_err(|err| err.context("--cache-dir"))?;
+    let artifacts =
+        weaver_source::ArtifactCache::new(dir.join("artifacts"), budget).map_err(|err| err.context("--cache-dir"))?;
     Ok(weaver_controllers::gitops::reconcile::Shared {
         client: client.clone(),
         info: info.clone(),
         tenants: weaver_controllers::tenant::Tenants::new(client.clone(), config.clone(), rate.cloned()),
         cache: std::sync::Arc::new(cache),
         charts: std::sync::Arc::new(charts),
+        artifacts: std::sync::Arc::new(artifacts),
         default_account: args.default_service_account.clone(),
         cross_namespace_refs: args.allow_cross_namespace_refs,
         metrics: telemetry.environmentsync.clone(),

@@ -1,5 +1,5 @@
 //! What an EnvironmentSync last applied, read as its reconcile reads it (its account, its
-//! Secrets, the git cache), for the UI's pages of its environments.
+//! Secrets, the git cache or the artifact cache), for the UI's pages of its environments.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,15 +8,14 @@ use kube::ResourceExt;
 
 use super::api::{EnvironmentSync, Reason, RefKind};
 use super::plan::{self, Settings as Spec};
-use super::reconcile::credentials::{
-    chart_pulls, cluster_for, fetch_reason, fetch_request, keys_for, tenant_client, with_secret,
-};
-use super::reconcile::{Shared, prune_releases, weaver_repository};
+use super::reconcile::credentials::{chart_pulls, cluster_for, keys_for, tenant_client};
+use super::reconcile::{Fresh, Shared, fetch_source, prune_releases, weaver_repository};
 use weaver_cluster::GivenCluster;
 use weaver_engine::action::{Keys, PruneReleases};
 use weaver_secrets::Redactor;
 use weaver_source::Fetched;
 use weaver_source::charts::Archives;
+use weaver_source::charts::oci::Artifact;
 
 /// What the UI reads an EnvironmentSync's environments with: its source at the commit it last
 /// applied, the cluster it applies to as its account, its decryption keys and the remote
@@ -46,24 +45,26 @@ pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Option<A
     let mut shown = sync.clone();
     shown.spec.suspend = false;
     let spec = match plan::gate(&shown, shared.default_account.as_deref()) {
-        plan::Gate::Go(spec) => Spec { reference: (RefKind::Commit, commit), ..spec },
+        plan::Gate::Go(spec) => {
+            let source = match spec.source {
+                plan::Fetching::Git(..) => plan::Fetching::Git(RefKind::Commit, commit),
+                plan::Fetching::Oci(artifact) => plan::Fetching::Oci(Artifact { tag: commit, ..artifact }),
+            };
+            Spec { source, ..spec }
+        }
         plan::Gate::Invalid { reason, message } => return Err((reason, message)),
         // Not reached (suspend was cleared above); said as the gate would say it.
         plan::Gate::Suspended => return Err((Reason::Suspended, "the EnvironmentSync is suspended".to_string())),
     };
     let tenant = tenant_client(&namespace, &spec, shared).await?;
-    let request = fetch_request(sync, &namespace, &spec, &tenant).await?;
-    let cache = shared.cache.clone();
-    let fetched = match tokio::task::spawn_blocking(move || cache.fetch_within(&request, spec.interval)).await {
-        Ok(Ok(fetched)) => fetched,
-        Ok(Err(err)) => return Err((fetch_reason(err.failure), with_secret(&err, sync, &namespace))),
-        Err(join) => return Err((Reason::GitFetchFailed, format!("the fetch stopped: {join}"))),
-    };
-    let given = cluster_for(sync, &namespace, &spec, shared, &tenant, 1).await?;
-    let keys = keys_for(sync, &namespace, &tenant).await?;
     // No message of a pull holds the credentials (it names their Secret): the redactor a
     // reconcile registers them with, as a second guard, has no use here.
-    let charts = Archives::Pulled(Arc::new(chart_pulls(sync, &namespace, &tenant, shared, &Redactor::new()).await?));
+    let pulls = Arc::new(chart_pulls(sync, &namespace, &tenant, shared, &Redactor::new()).await?);
+    let fresh = Fresh::Within(spec.interval);
+    let (fetched, _) = fetch_source(sync, &namespace, &spec, &tenant, shared, &pulls, fresh).await?;
+    let given = cluster_for(sync, &namespace, &spec, shared, &tenant, 1).await?;
+    let keys = keys_for(sync, &namespace, &tenant).await?;
+    let charts = Archives::Pulled(pulls);
     let repository = weaver_repository(sync, &fetched);
     let limits = shared.renders.limits(&namespace, spec.timeout, &shared.stopping);
     Ok(Some(Applied { fetched, repository, given, keys, charts, prune_releases: prune_releases(&spec), limits }))

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use weaver_api::environment_sync::{Pushing, Reason, VerifyMode};
 use weaver_api::windows::Windows;
+use weaver_source::charts::oci::Artifact;
 
 pub use super::api::{
     APPROVED_BY, Approval, ApprovalRecord, EnvironmentSync, EnvironmentSyncStatus, HistoryEntry,
@@ -21,10 +22,19 @@ pub const HISTORY: usize = 5;
 /// by the same controller, turns Ready ([`woken_by`]).
 pub const DEPENDENCY_RETRY: Duration = Duration::from_secs(10);
 
+/// What a reconcile fetches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetching {
+    /// `spec.source.url` at `spec.source.ref`.
+    Git(RefKind, String),
+    /// `spec.source.oci`, at its tag or digest.
+    Oci(Artifact),
+}
+
 /// The spec, checked and with its defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    pub reference: (RefKind, String),
+    pub source: Fetching,
     pub interval: Duration,
     pub retry_interval: Duration,
     pub timeout: Duration,
@@ -144,9 +154,9 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
         return Gate::Suspended;
     }
     let invalid = |reason, message: String| Gate::Invalid { reason, message };
-    let reference = match spec.source.reference.one() {
-        Ok((kind, value)) => (kind, value.to_string()),
-        Err(message) => return invalid(Reason::InvalidReference, message),
+    let source = match fetching(&spec.source) {
+        Ok(source) => source,
+        Err((reason, message)) => return invalid(reason, message),
     };
     let duration = |field: &str, value: &Option<String>, default: Duration| match value {
         None => Ok(default),
@@ -178,9 +188,18 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
                 .into(),
         );
     };
-    let tracked = (reference.0 == RefKind::Branch).then(|| reference.1.clone());
+    let tracked = match &source {
+        Fetching::Git(RefKind::Branch, branch) => Some(branch.clone()),
+        _ => None,
+    };
     // Where a promotion or an image update pushes: `push.branch`, else the tracked branch.
     let pushing = |field: &str, run: &Pushing, default| {
+        if let Fetching::Oci(_) = source {
+            return Err(format!(
+                "spec.{field} commits to spec.source's git repository, and spec.source.oci is no git repository: \
+                 give spec.{field} to an EnvironmentSync of the git repository the artifact is pushed from"
+            ));
+        }
         let interval = duration(&format!("{field}.interval"), &run.interval, default)?;
         let branch = match (run.push.as_ref().map(|p| p.branch.clone()), tracked.clone()) {
             (Some(branch), _) | (None, Some(branch)) => branch,
@@ -220,7 +239,7 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
         },
     };
     Gate::Go(Settings {
-        reference,
+        source,
         interval,
         retry_interval,
         timeout,
@@ -231,6 +250,50 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
         image_updates,
         verify: spec.source.verify.as_ref().map(|v| (v.mode, v.secret_ref.name.clone())),
     })
+}
+
+/// What `source` says to fetch: a git repository at one revision, or an OCI artifact at a tag
+/// or a digest; what is wrong with it as a reason and a message.
+fn fetching(source: &weaver_api::environment_sync::Source) -> Result<Fetching, (Reason, String)> {
+    match (&source.url, &source.reference, &source.oci) {
+        (Some(_), Some(reference), None) => match reference.one() {
+            Ok((kind, value)) => Ok(Fetching::Git(kind, value.to_string())),
+            Err(message) => Err((Reason::InvalidReference, message)),
+        },
+        (None, None, Some(oci)) => {
+            if source.secret_ref.is_some() || source.ca_secret_ref.is_some() || source.verify.is_some() {
+                return Err((
+                    Reason::InvalidSpec,
+                    "spec.source.secretRef, caSecretRef and verify are for a git source: spec.source.oci is pulled \
+                     with spec.chartCredentials (verifying an artifact's signature is not built yet)"
+                        .into(),
+                ));
+            }
+            let reference = match (&oci.tag, &oci.digest) {
+                (Some(tag), None) => tag,
+                (None, Some(digest)) => digest,
+                (None, None) => {
+                    return Err((
+                        Reason::InvalidReference,
+                        "spec.source.oci names neither tag nor digest: give one".into(),
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err((
+                        Reason::InvalidReference,
+                        "spec.source.oci names a tag and a digest: give only one".into(),
+                    ));
+                }
+            };
+            Artifact::at(&oci.url, reference, oci.insecure, "spec.source.oci")
+                .map(Fetching::Oci)
+                .map_err(|err| (Reason::InvalidSourceUrl, err.to_string()))
+        }
+        _ => Err((
+            Reason::InvalidSpec,
+            "spec.source names no source or two: give url and ref (a git repository), or oci (an OCI artifact)".into(),
+        )),
+    }
 }
 
 /// What the reconcile does with the fetched revision.
@@ -317,7 +380,7 @@ pub fn waiting_for(sync: &EnvironmentSync, commit: Option<&str>, dependencies: &
         }
         let status = other.status.clone().unwrap_or_default();
         let commit = commit?;
-        let same_source = other.spec.source.url == sync.spec.source.url;
+        let same_source = other.spec.source.location() == sync.spec.source.location();
         if same_source && status.last_applied_revision.as_deref() != Some(commit) {
             let at = status.last_applied_revision.as_deref().map_or("no revision", short);
             return Some(format!(
@@ -468,7 +531,7 @@ fn keyed_secret_values(desired: &serde_json::Value, key: &[u8]) -> serde_json::V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gitops::api::{EnvironmentStatus, EnvironmentSyncSpec, GitReference, GitSource};
+    use crate::gitops::api::{EnvironmentStatus, EnvironmentSyncSpec, GitReference, Source};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
     fn sync(spec: serde_json::Value) -> EnvironmentSync {
@@ -529,7 +592,7 @@ mod tests {
         assert_eq!(settings.retry_interval, DEFAULT_INTERVAL);
         assert_eq!(settings.timeout, DEFAULT_TIMEOUT);
         assert!(settings.prune);
-        assert_eq!(settings.reference, (RefKind::Branch, "main".to_string()));
+        assert_eq!(settings.source, Fetching::Git(RefKind::Branch, "main".to_string()));
         let settings = settings_of(serde_json::json!({"interval": "1m30s", "retryInterval": "10s", "prune": false}));
         assert_eq!(settings.interval, Duration::from_secs(90));
         assert_eq!(settings.retry_interval, Duration::from_secs(10));
@@ -563,6 +626,69 @@ mod tests {
         let without = sync(serde_json::json!({"serviceAccountName": null}));
         assert!(matches!(gate(&without, Some("weaver-default")), Gate::Go(s) if s.account == "weaver-default"));
         assert_eq!(gate(&sync(serde_json::json!({"suspend": true})), None), Gate::Suspended);
+    }
+
+    #[test]
+    fn an_oci_source_is_its_artifact_at_a_tag_or_digest_and_nothing_of_git_goes_with_it() {
+        let oci = |source: serde_json::Value| sync(serde_json::json!({"source": source}));
+        let tagged =
+            settings(&oci(serde_json::json!({"oci": {"url": "oci://registry.example/shop/deploy", "tag": "main"}})));
+        let Fetching::Oci(artifact) = tagged.source else { panic!("{tagged:?}") };
+        assert_eq!(artifact.to_string(), "registry.example/shop/deploy:main");
+        assert!(!artifact.plain_http);
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let pinned =
+            oci(serde_json::json!({"oci": {"url": "oci://127.0.0.1:5000/shop", "digest": digest, "insecure": true}}));
+        let Fetching::Oci(artifact) = settings(&pinned).source else { panic!() };
+        assert_eq!(artifact.to_string(), format!("127.0.0.1:5000/shop@{digest}"));
+        assert!(artifact.plain_http);
+        let refused = |spec: serde_json::Value| match gate(&sync(spec), None) {
+            Gate::Invalid { reason, message } => (reason, message),
+            other => panic!("expected Invalid, got {other:?}"),
+        };
+        let at = serde_json::json!({"url": "oci://registry.example/shop", "tag": "main"});
+        for (spec, reason, says) in [
+            (
+                serde_json::json!({"source": {"oci": at, "url": "https://x/y.git", "ref": {"branch": "main"}}}),
+                "InvalidSpec",
+                "no source or two",
+            ),
+            (serde_json::json!({"source": {}}), "InvalidSpec", "no source or two"),
+            (
+                serde_json::json!({"source": {"oci": {"url": "oci://registry.example/shop"}}}),
+                "InvalidReference",
+                "neither tag nor digest",
+            ),
+            (
+                serde_json::json!({"source": {"oci": {"url": "oci://registry.example/shop", "tag": "a", "digest": digest}}}),
+                "InvalidReference",
+                "a tag and a digest",
+            ),
+            (
+                serde_json::json!({"source": {"oci": {"url": "oci://registry.example", "tag": "a"}}}),
+                "InvalidSourceUrl",
+                "names no repository",
+            ),
+            (
+                serde_json::json!({"source": {"oci": at, "secretRef": {"name": "git"}}}),
+                "InvalidSpec",
+                "are for a git source",
+            ),
+            (
+                serde_json::json!({"source": {"oci": at, "verify": {"secretRef": {"name": "keys"}}}}),
+                "InvalidSpec",
+                "not built yet",
+            ),
+            (
+                serde_json::json!({"source": {"oci": at}, "promotion": {"author": {"name": "w", "email": "w@x"}}}),
+                "InvalidSpec",
+                "spec.promotion commits to spec.source's git repository",
+            ),
+        ] {
+            let (why, message) = refused(spec.clone());
+            assert_eq!(why, reason, "{spec}: {message}");
+            assert!(message.contains(says), "{spec}: {message}");
+        }
     }
 
     #[test]
@@ -688,9 +814,9 @@ mod tests {
         assert_eq!(waiting_for(&me, Some(COMMIT), &dependency(Some(&other))), None);
         // Another source's revision is not compared.
         let mut elsewhere = sync(serde_json::json!({}));
-        elsewhere.spec.source = GitSource {
-            url: "https://git.example.org/base.git".into(),
-            reference: GitReference::default(),
+        elsewhere.spec.source = Source {
+            url: Some("https://git.example.org/base.git".into()),
+            reference: Some(GitReference::default()),
             ..me.spec.source.clone()
         };
         applied_at(&mut elsewhere, OTHER, &["base"], "Applied");

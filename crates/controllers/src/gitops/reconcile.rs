@@ -41,10 +41,11 @@ use weaver_plan::plan::Action;
 use weaver_project::Environment;
 use weaver_secrets::Redactor;
 use weaver_secrets::record_key::RecordKey;
+use weaver_source::artifacts::PullFailure;
 use weaver_source::charts::Archives;
 use weaver_source::charts::pulls::Pulls;
 use weaver_source::images::Registries;
-use weaver_source::{ChartCache, FetchRequest, Fetched, GitCache, GitRef};
+use weaver_source::{ArtifactCache, ChartCache, FetchRequest, Fetched, GitCache, GitRef};
 
 /// Requests in flight at once in one environment's apply.
 const CONCURRENCY: usize = 8;
@@ -68,6 +69,8 @@ pub struct Shared {
     pub cache: Arc<GitCache>,
     /// Remote charts, by digest, within the git cache's budget.
     pub charts: Arc<ChartCache>,
+    /// OCI artifacts of sources (`spec.source.oci`), unpacked by digest, within the same budget.
+    pub artifacts: Arc<ArtifactCache>,
     /// The controller's `--default-service-account`.
     pub default_account: Option<String>,
     /// Whether `dependsOn` may name another namespace's EnvironmentSync.
@@ -169,28 +172,29 @@ pub async fn reconcile(
         Ok(tenant) => tenant,
         Err((reason, message)) => return failed(reason, message, None),
     };
-    let request = match fetch_request(sync, &namespace, spec, &tenant).await {
-        Ok(request) => request,
+    let redactor = Redactor::new();
+    // Leased until this reconcile ends: its plan and its apply read the same archives. Their
+    // credentials pull an OCI artifact of the source too.
+    let pulls = match chart_pulls(sync, &namespace, &tenant, shared, &redactor).await {
+        Ok(pulls) => Arc::new(pulls),
         Err((reason, message)) => return failed(reason, message, None),
     };
-    let cache = shared.cache.clone();
-    // A promotion pushes where the fetch fetched from, with its credentials and CA.
-    let push_to = spec
-        .promotion
-        .as_ref()
-        .map(|p| FetchRequest { reference: GitRef::Branch(p.branch.clone()), ..request.clone() });
-    let images_push_to = spec
-        .image_updates
-        .as_ref()
-        .map(|u| FetchRequest { reference: GitRef::Branch(u.pushing.branch.clone()), ..request.clone() });
     // A fetch of the same source (another EnvironmentSync's) started since the reconcile was
     // asked for will do; one started before may predate a push it was asked for after.
-    let verify_request = spec.verify.as_ref().map(|_| request.clone());
-    let fetched = match tokio::task::spawn_blocking(move || cache.fetch_since(&request, asked)).await {
-        Ok(Ok(fetched)) => fetched,
-        Ok(Err(err)) => return failed(fetch_reason(err.failure), with_secret(&err, sync, &namespace), None),
-        Err(join) => return failed(Reason::GitFetchFailed, format!("the fetch stopped: {join}"), None),
+    let (fetched, request) =
+        match fetch_source(sync, &namespace, spec, &tenant, shared, &pulls, Fresh::Since(asked)).await {
+            Ok(fetched) => fetched,
+            Err((reason, message)) => return failed(reason, message, None),
+        };
+    // A promotion pushes where the fetch fetched from, with its credentials and CA.
+    let push_to = |branch: &str| {
+        request
+            .as_ref()
+            .map(|request| FetchRequest { reference: GitRef::Branch(branch.to_string()), ..request.clone() })
     };
+    let images_push_to = spec.image_updates.as_ref().and_then(|u| push_to(&u.pushing.branch));
+    let push_to = spec.promotion.as_ref().and_then(|p| push_to(&p.branch));
+    let verify_request = spec.verify.as_ref().and(request);
     shared.metrics.fetched(&fetched);
     let commit = fetched.commit.clone();
     // Before anything reads the commit: one that fails is not rendered, applied or pushed on.
@@ -210,7 +214,6 @@ pub async fn reconcile(
     if let Some(message) = plan::waiting_for(sync, Some(&commit), &named) {
         return Outcome::Waiting { revision: Some(commit), message };
     }
-    let redactor = Redactor::new();
     let selection = EnvironmentSelection {
         envs: sync.spec.environments.clone(),
         selectors: sync.spec.environment_selector.clone().into_iter().collect(),
@@ -218,9 +221,9 @@ pub async fn reconcile(
         ..EnvironmentSelection::default()
     };
     let repository = weaver_repository(sync, &fetched);
-    let rev = commit.clone();
+    let rev = fetched.rev().map(str::to_string);
     let environments =
-        match tokio::task::spawn_blocking(move || select_environments(&repository, Some(&rev), &selection)).await {
+        match tokio::task::spawn_blocking(move || select_environments(&repository, rev.as_deref(), &selection)).await {
             Ok(Ok(environments)) => environments,
             Ok(Err(err)) => return failed(Reason::EnvironmentSelectionFailed, redactor.error(&err), Some(&commit)),
             Err(join) => return failed(Reason::EnvironmentSelectionFailed, join.to_string(), Some(&commit)),
@@ -242,11 +245,6 @@ pub async fn reconcile(
     let approval_key = match &keys {
         Keys::Given { identities, .. } => identities.expose_secret().as_bytes().to_vec(),
         Keys::Search(_) => Vec::new(),
-    };
-    // Leased until this reconcile ends: its plan and its apply read the same archives.
-    let pulls = match chart_pulls(sync, &namespace, &tenant, shared, &redactor).await {
-        Ok(pulls) => Arc::new(pulls),
-        Err((reason, message)) => return failed(reason, message, Some(&commit)),
     };
     let record_key = shared.record_key.clone();
     let run = Run {
@@ -412,7 +410,68 @@ fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {
     }
 }
 
-/// The weaver repository in `fetched`'s bare mirror: its top, or the directory
+/// How recent a git fetch must be to do.
+pub(crate) enum Fresh {
+    /// Started at or after this.
+    Since(Instant),
+    /// Within this long before.
+    Within(Duration),
+}
+
+/// `sync`'s source as `spec.source` says: its git repository at the revision, fetched into the
+/// repository's mirror (with the request, which promotions push with and a verification reads
+/// history with), or its OCI artifact, pulled with `pulls`' credentials within `spec.timeout`
+/// and unpacked (no request then).
+pub(crate) async fn fetch_source(
+    sync: &EnvironmentSync,
+    namespace: &str,
+    spec: &Spec,
+    tenant: &kube::Client,
+    shared: &Shared,
+    pulls: &Pulls,
+    fresh: Fresh,
+) -> Result<(Fetched, Option<FetchRequest>), (Reason, String)> {
+    match &spec.source {
+        plan::Fetching::Git(kind, value) => {
+            let request = fetch_request(sync, namespace, (kind, value), spec, tenant).await?;
+            let (cache, asked) = (shared.cache.clone(), request.clone());
+            let fetched = tokio::task::spawn_blocking(move || match fresh {
+                Fresh::Since(at) => cache.fetch_since(&asked, at),
+                Fresh::Within(within) => cache.fetch_within(&asked, within),
+            });
+            match fetched.await {
+                Ok(Ok(fetched)) => Ok((fetched, Some(request))),
+                Ok(Err(err)) => Err((fetch_reason(err.failure), with_secret(&err, sync, namespace))),
+                Err(join) => Err((Reason::GitFetchFailed, format!("the fetch stopped: {join}"))),
+            }
+        }
+        plan::Fetching::Oci(artifact) => {
+            let (artifacts, pulled, machine) = (shared.artifacts.clone(), artifact.clone(), pulls.machine());
+            let pull = tokio::task::spawn_blocking(move || artifacts.pull(&pulled, &machine));
+            match tokio::time::timeout(spec.timeout, pull).await {
+                Ok(Ok(Ok(fetched))) => Ok((fetched, None)),
+                Ok(Ok(Err(err))) => Err((artifact_reason(err.failure), err.message)),
+                Ok(Err(join)) => Err((Reason::ArtifactPullFailed, format!("the pull of {artifact} stopped: {join}"))),
+                Err(_) => Err((
+                    Reason::ArtifactPullFailed,
+                    format!("the pull of {artifact} took longer than spec.timeout ({} s)", spec.timeout.as_secs()),
+                )),
+            }
+        }
+    }
+}
+
+/// The Ready condition's reason for a failed pull of an OCI artifact.
+fn artifact_reason(failure: PullFailure) -> Reason {
+    match failure {
+        PullFailure::Failed => Reason::ArtifactPullFailed,
+        PullFailure::NotFound => Reason::ArtifactNotFound,
+        PullFailure::TooLarge => Reason::ArtifactTooLarge,
+        PullFailure::Invalid => Reason::ArtifactInvalid,
+    }
+}
+
+/// The weaver repository in `fetched`'s bare mirror (or an artifact's files): its top, or the directory
 /// `spec.source.path` names, which `weaver_git::GitRepo` reads from each commit's tree (the
 /// schema lets through no `..` or absolute path, so it stays inside).
 pub fn weaver_repository(sync: &EnvironmentSync, fetched: &Fetched) -> PathBuf {
@@ -466,9 +525,11 @@ impl Run<'_> {
             selectors: Vec::new(),
             changed_since: None,
             repo: self.repository.clone(),
-            rev: Some(self.fetched.commit.clone()),
+            rev: self.fetched.rev().map(str::to_string),
             loaded: Some(Arc::clone(env)),
             project: None,
+            // An artifact's files are no git checkout: the records name its digest.
+            revision: self.fetched.unpacked.then(|| self.fetched.commit.clone()),
         }
     }
 

@@ -19,7 +19,7 @@ use crate::conditions::{
 };
 
 /// Failures of the source no retry cures, only a change (its Secret, the URL or branch in the
-/// spec, the server's key): kstatus's `Stalled`, so that readers that wait (`weaver status`,
+/// spec, the server's key, the artifact pushed to the tag): kstatus's `Stalled`, so that readers that wait (`weaver status`,
 /// `apply --wait`, kstatus, Flux) stop waiting. Unreachable servers and timeouts may pass.
 fn stalling(reason: &Reason) -> bool {
     matches!(
@@ -27,6 +27,8 @@ fn stalling(reason: &Reason) -> bool {
         Reason::GitAuthenticationFailed
             | Reason::GitHostKeyMismatch
             | Reason::GitRefNotFound
+            | Reason::ArtifactNotFound
+            | Reason::ArtifactInvalid
             | Reason::InvalidSourceUrl
     )
 }

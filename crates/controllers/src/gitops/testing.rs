@@ -150,13 +150,17 @@ impl Fixture {
         let limits = weaver_source::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
         let budget = weaver_source::Budget::new(limits);
         let git = weaver_source::GitCache::new(cache.path().to_path_buf(), budget.clone()).expect("the git cache");
-        let charts = weaver_source::ChartCache::new(cache.path().join("charts"), budget).expect("the chart cache");
+        let charts =
+            weaver_source::ChartCache::new(cache.path().join("charts"), budget.clone()).expect("the chart cache");
+        let artifacts =
+            weaver_source::ArtifactCache::new(cache.path().join("artifacts"), budget).expect("the artifact cache");
         let shared = Shared {
             client: admin.clone(),
             info,
             tenants: crate::tenant::Tenants::new(admin.clone(), config, None),
             cache: Arc::new(git),
             charts: Arc::new(charts),
+            artifacts: Arc::new(artifacts),
             default_account: None,
             cross_namespace_refs: false,
             metrics: Default::default(),

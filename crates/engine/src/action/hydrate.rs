@@ -15,7 +15,7 @@ use super::render::{RenderOptions, render};
 use super::{Context, open_project};
 use weaver_core::error::{Error, Location, Result};
 use weaver_core::manifest::Manifest;
-use weaver_git::hydrated::Branch;
+use weaver_git::hydrated::{ArtifactSource, Branch};
 use weaver_git::{GitRepo, Provenance};
 use weaver_project::{Environment, Project};
 use weaver_secrets::{self as secrets, EncryptionSettings, Identities, Selector, SopsFile};
@@ -258,14 +258,7 @@ impl ArtifactTag<'_> {
             (Some(git), Some(source)) => Some(git.artifact_source(source)?),
             _ => None,
         };
-        // Outside git, the time `flux push artifact --reproducible` gives.
-        let annotations = BTreeMap::from([
-            (oci::CREATED_ANNOTATION, described.as_ref().map_or("1970-01-01T00:00:00Z", |s| s.created.as_str())),
-            (oci::SOURCE_ANNOTATION, described.as_ref().map_or("", |s| s.url.as_str())),
-            (oci::REVISION_ANNOTATION, described.as_ref().map_or("", |s| s.revision.as_str())),
-        ]);
-        let annotations = annotations.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let built = oci::build_artifact(&self.tree, annotations);
+        let built = oci::build_artifact(&self.tree, source_annotations(described.as_ref()));
         if self.digest.as_deref() != Some(built.digest.as_str()) {
             oci::push_artifact(&mut self.connection, self.artifact, &built)?;
         }
@@ -274,6 +267,17 @@ impl ArtifactTag<'_> {
         }
         Ok(Some(built.digest))
     }
+}
+
+/// The annotations `flux push artifact` sets, from the source commit described (outside git,
+/// the time `flux push artifact --reproducible` gives, and no source or revision).
+pub(crate) fn source_annotations(described: Option<&ArtifactSource>) -> BTreeMap<String, String> {
+    let annotations = BTreeMap::from([
+        (oci::CREATED_ANNOTATION, described.map_or("1970-01-01T00:00:00Z", |s| s.created.as_str())),
+        (oci::SOURCE_ANNOTATION, described.map_or("", |s| s.url.as_str())),
+        (oci::REVISION_ANNOTATION, described.map_or("", |s| s.revision.as_str())),
+    ]);
+    annotations.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// One environment's files as they should be, compared with the target's.

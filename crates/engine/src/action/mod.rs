@@ -22,6 +22,7 @@ mod notifications;
 pub mod object;
 pub mod plan;
 pub mod promote;
+pub mod push;
 mod removed;
 
 pub use removed::PruneReleases;

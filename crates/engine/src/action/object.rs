@@ -95,6 +95,7 @@ pub async fn object(
             rev: options.rev.clone(),
             loaded: None,
             project: None,
+            revision: None,
         },
         keys: options.keys.clone(),
         if_empty: IfEmpty::Warn,

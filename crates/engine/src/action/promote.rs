@@ -266,6 +266,7 @@ async fn promote_one(
         rev: Some(options.rev().to_string()),
         loaded: Some(source.clone()),
         project: None,
+        revision: None,
     };
     let read = DriftOptions {
         selection,
@@ -349,6 +350,7 @@ impl Proposal {
                 rev: rev.map(str::to_string),
                 loaded: Some(changed),
                 project: None,
+                revision: None,
             },
             keys: self.keys.clone(),
             if_empty: IfEmpty::Warn,

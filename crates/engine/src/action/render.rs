@@ -41,6 +41,9 @@ pub struct Selection {
     /// A repository that is not on disk, read in place of `repo` and `rev`: the chart the binary
     /// embeds and the environment `weaver install` writes for it. Its records name no commit.
     pub project: Option<Project>,
+    /// What the records name in place of a commit, for files on disk that are no git checkout
+    /// (`rev` None): an OCI artifact's digest, `sha256:…`.
+    pub revision: Option<String>,
 }
 
 impl Selection {
@@ -52,11 +55,13 @@ impl Selection {
         }
     }
 
-    /// The commit the selection reads, for the records; None for a repository not in git.
+    /// The commit the selection reads (or its [`Selection::revision`]), for the records; None
+    /// for a repository not in git.
     pub fn provenance(&self) -> Result<Option<weaver_git::Provenance>> {
-        match self.project {
-            Some(_) => Ok(None),
-            None => weaver_git::provenance(&self.repo, self.rev.as_deref()),
+        match (&self.project, &self.revision) {
+            (Some(_), _) => Ok(None),
+            (None, Some(revision)) => Ok(Some(weaver_git::Provenance { commit: revision.clone(), dirty: false })),
+            (None, None) => weaver_git::provenance(&self.repo, self.rev.as_deref()),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -34,8 +35,12 @@ pub const FLUX_CONTENT: &str = "application/vnd.cncf.flux.content.v1.tar+gzip";
 pub const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
 pub const SOURCE_ANNOTATION: &str = "org.opencontainers.image.source";
 pub const REVISION_ANNOTATION: &str = "org.opencontainers.image.revision";
+/// What a weaver artifact holds, on its manifest: [`REPOSITORY_CONTENT`] for a packed weaver
+/// repository (`weaver push artifact`), which an EnvironmentSync renders as from git.
+pub const CONTENT_ANNOTATION: &str = "weaver.example.com/content";
+pub const REPOSITORY_CONTENT: &str = "repository";
 /// Most an artifact's tree may hold unpacked.
-const MAX_UNPACKED: u64 = 200 << 20;
+pub const MAX_UNPACKED: u64 = 200 << 20;
 
 /// The registry's base URL (`https://host`) and the chart's repository path in it.
 pub fn location(chart: &RemoteChart) -> (String, String) {
@@ -555,6 +560,18 @@ impl Artifact {
         })
     }
 
+    /// `url` (`oci://REGISTRY/REPOSITORY`) at `reference`, a tag or a `sha256:` digest (which
+    /// then stands in the tag's place); `field` names where they were given, for errors.
+    pub fn at(url: &str, reference: &str, plain_http: bool, field: &str) -> Result<Artifact> {
+        let digest = is_sha256_digest(reference).then_some(reference);
+        let tag = if digest.is_some() { "latest" } else { reference };
+        let mut artifact = Artifact::parse(&format!("{url}:{tag}"), plain_http, field)?;
+        if let Some(digest) = digest {
+            artifact.tag = digest.to_string();
+        }
+        Ok(artifact)
+    }
+
     /// `http(s)://registry`.
     fn base(&self) -> String {
         format!("{}://{}", if self.plain_http { "http" } else { "https" }, self.registry)
@@ -569,7 +586,8 @@ impl Artifact {
 
 impl std::fmt::Display for Artifact {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}:{}", self.registry, self.repository, self.tag)
+        let at = if is_sha256_digest(&self.tag) { '@' } else { ':' };
+        write!(f, "{}/{}{at}{}", self.registry, self.repository, self.tag)
     }
 }
 
@@ -599,6 +617,46 @@ pub fn pull_artifact(
             .with_help("push hydrated trees to a tag of their own: weaver replaces what the tag holds")
     })?;
     Ok(Some((digest, tree)))
+}
+
+/// The layer of a weaver repository's artifact (`weaver push artifact`).
+#[derive(Debug, Clone)]
+pub struct RepositoryLayer {
+    /// The manifest's digest: the revision an EnvironmentSync applies.
+    pub manifest: String,
+    /// The layer's digest and size, as the manifest's descriptor says them.
+    pub digest: String,
+    pub size: u64,
+}
+
+/// The layer of the weaver repository the artifact's tag (or digest, in place of the tag)
+/// names; None when the registry has no such manifest. An artifact without
+/// [`CONTENT_ANNOTATION`] `repository` (hydrated manifests, an image) is refused.
+pub fn repository_layer(connection: &mut Connection, artifact: &Artifact) -> Result<Option<RepositoryLayer>> {
+    let Some((digest, manifest)) = manifest(connection, &artifact.base(), &artifact.repository, &artifact.tag)? else {
+        return Ok(None);
+    };
+    let help = "push the weaver repository with `weaver push artifact`";
+    if manifest.annotations.get(CONTENT_ANNOTATION).map(String::as_str) != Some(REPOSITORY_CONTENT) {
+        return Err(Error::new(format!(
+            "{artifact} ({digest}) is not a weaver repository: its manifest has no annotation {CONTENT_ANNOTATION}: {REPOSITORY_CONTENT}"
+        ))
+        .with_help(help));
+    }
+    let Some(layer) = manifest.layers.iter().find(|l| l.media_type == FLUX_CONTENT) else {
+        return Err(Error::new(format!("{artifact} ({digest}) has no layer of type {FLUX_CONTENT}")).with_help(help));
+    };
+    Ok(Some(RepositoryLayer { manifest: digest, digest: layer.digest.clone(), size: layer.size }))
+}
+
+/// The bytes of `layer`, read up to `max` and checked against its digest.
+pub fn repository_blob(
+    connection: &mut Connection,
+    artifact: &Artifact,
+    layer: &RepositoryLayer,
+    max: u64,
+) -> Result<Vec<u8>> {
+    blob_of(connection, &artifact.base(), &artifact.repository, &layer.digest, max)
 }
 
 /// An artifact built, not yet pushed: its manifest's digest names it.
@@ -638,6 +696,16 @@ pub fn build_manifest(
 pub fn build_artifact(tree: &Tree, annotations: BTreeMap<String, String>) -> Built {
     // OCI's empty JSON: Flux reads nothing of the config but its media type.
     build_manifest((FLUX_CONFIG, b"{}".to_vec()), vec![(FLUX_CONTENT, pack(tree))], annotations)
+}
+
+/// A weaver repository's `files` (path → bytes and mode) as an artifact in Flux's format, its
+/// manifest annotated [`CONTENT_ANNOTATION`] `repository` beside `annotations`.
+pub fn build_repository_artifact(
+    files: &BTreeMap<String, (Vec<u8>, u32)>,
+    mut annotations: BTreeMap<String, String>,
+) -> Built {
+    annotations.insert(CONTENT_ANNOTATION.to_string(), REPOSITORY_CONTENT.to_string());
+    build_manifest((FLUX_CONFIG, b"{}".to_vec()), vec![(FLUX_CONTENT, pack_files(files))], annotations)
 }
 
 /// Pushes `built` to the artifact's tag: its blobs (those the registry lacks), then its
@@ -749,26 +817,105 @@ fn pack(tree: &Tree) -> Vec<u8> {
     gzip.finish().expect("writing to memory")
 }
 
-/// The regular files of a gzipped tar; a path outside the tree is refused.
+/// The regular files of a gzipped tar, within [`MAX_UNPACKED`]; an entry that is not a plain
+/// file or directory inside the tree is refused (see [`each_file`]).
 fn unpack(data: &[u8]) -> std::result::Result<Tree, String> {
-    let gzip = flate2::read::GzDecoder::new(data);
-    let mut archive = tar::Archive::new(gzip.take(MAX_UNPACKED));
     let mut tree = Tree::new();
-    for entry in archive.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        if !matches!(entry.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Continuous) {
-            continue;
+    let bounds = Bounds { max_bytes: MAX_UNPACKED, max_files: usize::MAX };
+    each_file(data, bounds, |path, bytes| {
+        tree.insert(path.to_string(), bytes);
+        Ok(())
+    })
+    .map_err(|unpacked| match unpacked {
+        Unpacked::TooLarge(why) | Unpacked::Invalid(why) => why,
+    })?;
+    Ok(tree)
+}
+
+/// How much one artifact may unpack to.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Bytes of its files together.
+    pub max_bytes: u64,
+    pub max_files: usize,
+}
+
+/// Why a layer was not unpacked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unpacked {
+    /// Over its [`Bounds`].
+    TooLarge(String),
+    /// Not a gzipped tar, or an entry that is not a plain file or directory inside the tree.
+    Invalid(String),
+}
+
+/// Unpacks a gzipped tar into `dir` (made; nothing there before), within `bounds`: the bytes
+/// of its files together.
+pub fn unpack_into(data: &[u8], dir: &Path, bounds: Bounds) -> std::result::Result<u64, Unpacked> {
+    let io = |e: std::io::Error| Unpacked::Invalid(format!("cannot write it to {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut total = 0;
+    each_file(data, bounds, |path, bytes| {
+        let target = dir.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
         }
+        total += bytes.len() as u64;
+        std::fs::write(&target, bytes).map_err(io)
+    })?;
+    Ok(total)
+}
+
+/// Calls `file` with each regular file of a gzipped tar, by its path inside the tree. A path
+/// that climbs out of the tree or is absolute, a link (symbolic or hard), a device or a FIFO is
+/// refused, naming the entry, as are more files or bytes than `bounds` allow; directories and
+/// tar's own headers are passed over.
+fn each_file(
+    data: &[u8],
+    bounds: Bounds,
+    mut file: impl FnMut(&str, Vec<u8>) -> std::result::Result<(), Unpacked>,
+) -> std::result::Result<(), Unpacked> {
+    let invalid = |e: std::io::Error| Unpacked::Invalid(format!("not a gzipped tar: {e}"));
+    let gzip = flate2::read::GzDecoder::new(data);
+    // One byte past the bound tells a tree over it from one exactly at it.
+    let mut archive = tar::Archive::new(gzip.take(bounds.max_bytes.saturating_add(1 << 20)));
+    let (mut files, mut bytes) = (0usize, 0u64);
+    for entry in archive.entries().map_err(invalid)? {
+        let mut entry = entry.map_err(invalid)?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = entry.header().entry_type();
+        match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {}
+            tar::EntryType::Directory | tar::EntryType::XHeader | tar::EntryType::XGlobalHeader => continue,
+            tar::EntryType::GNULongName | tar::EntryType::GNULongLink => continue,
+            other => {
+                let what = match other {
+                    tar::EntryType::Symlink => "a symbolic link",
+                    tar::EntryType::Link => "a hard link",
+                    tar::EntryType::Char | tar::EntryType::Block => "a device",
+                    tar::EntryType::Fifo => "a FIFO",
+                    _ => "not a regular file",
+                };
+                return Err(Unpacked::Invalid(format!("`{raw}` is {what}: an artifact holds regular files only")));
+            }
+        }
         let path = raw.trim_start_matches("./");
         if path.is_empty() || path.starts_with('/') || path.split('/').any(|part| part == ".." || part.is_empty()) {
-            return Err(format!("`{raw}` is not a path inside the tree"));
+            return Err(Unpacked::Invalid(format!("`{raw}` is not a path inside the tree")));
         }
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-        tree.insert(path.to_string(), bytes);
+        files += 1;
+        bytes = bytes.saturating_add(entry.size());
+        if files > bounds.max_files {
+            return Err(Unpacked::TooLarge(format!("it holds more than {} files", bounds.max_files)));
+        }
+        if bytes > bounds.max_bytes {
+            return Err(Unpacked::TooLarge(format!("its files are more than {} bytes unpacked", bounds.max_bytes)));
+        }
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).map_err(invalid)?;
+        file(path, content)?;
     }
-    Ok(tree)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -884,5 +1031,47 @@ mod tests {
         archive.append(&header, &b"x"[..]).unwrap();
         let data = archive.into_inner().unwrap().finish().unwrap();
         assert!(unpack(&data).unwrap_err().contains("`../x.yaml` is not a path inside the tree"));
+    }
+
+    #[test]
+    fn a_repository_unpacks_within_its_bounds_and_links_and_devices_are_refused() {
+        let files: BTreeMap<String, (Vec<u8>, u32)> =
+            [("environments/dev.yaml", "a: 1\n"), ("charts/app/chart.yaml", "b\n")]
+                .into_iter()
+                .map(|(p, c)| (p.to_string(), (c.as_bytes().to_vec(), 0o644)))
+                .collect();
+        let data = pack_files(&files);
+        let dir = tempfile::tempdir().unwrap();
+        let bounds = Bounds { max_bytes: 7, max_files: 2 };
+        assert_eq!(unpack_into(&data, &dir.path().join("ok"), bounds), Ok(7));
+        assert_eq!(std::fs::read(dir.path().join("ok/environments/dev.yaml")).unwrap(), b"a: 1\n");
+        let over = |bounds| unpack_into(&data, &dir.path().join("over"), bounds).unwrap_err();
+        assert_eq!(
+            over(Bounds { max_bytes: 6, max_files: 2 }),
+            Unpacked::TooLarge("its files are more than 6 bytes unpacked".into())
+        );
+        assert_eq!(
+            over(Bounds { max_bytes: 7, max_files: 1 }),
+            Unpacked::TooLarge("it holds more than 1 files".into())
+        );
+        for (kind, what) in [
+            (tar::EntryType::Symlink, "a symbolic link"),
+            (tar::EntryType::Link, "a hard link"),
+            (tar::EntryType::Char, "a device"),
+            (tar::EntryType::Fifo, "a FIFO"),
+        ] {
+            let gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let mut archive = tar::Builder::new(gzip);
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_size(0);
+            archive.append_data(&mut header, "environments/dev.yaml", &[][..]).unwrap();
+            let data = archive.into_inner().unwrap().finish().unwrap();
+            let refused = unpack_into(&data, &dir.path().join("odd"), bounds).unwrap_err();
+            assert_eq!(
+                refused,
+                Unpacked::Invalid(format!("`environments/dev.yaml` is {what}: an artifact holds regular files only"))
+            );
+        }
     }
 }

@@ -171,6 +171,11 @@ impl Pulls {
         Pulls { cache, puller, held: Mutex::new(HashMap::new()) }
     }
 
+    /// The credentials this reconcile pulls with (an OCI artifact of its source too).
+    pub fn machine(&self) -> Arc<http::Machine> {
+        self.puller.machine.clone()
+    }
+
     /// As [`cached_archive`], pulling what the cache lacks first.
     pub fn archive(&self, lock: &Lock, user: &str, chart: &RemoteChart) -> Result<(Vec<u8>, PathBuf)> {
         let digest = &pinned(lock, user, chart)?.digest;

@@ -325,11 +325,13 @@ impl Server {
             return Err(Error::new(message).as_not_found());
         };
         let (repo, commit) = (applied.repository.clone(), applied.fetched.commit.clone());
+        // An OCI artifact's files are read as they are, a git mirror at the commit.
+        let rev = applied.fetched.rev().map(str::to_string);
         if listing {
-            let (dir, rev, wanted) = (repo.clone(), commit.clone(), env.to_string());
+            let (dir, rev, wanted) = (repo.clone(), rev.clone(), env.to_string());
             let bound = applied.limits.max_values_bytes.clone();
             let read = move || {
-                weaver_engine::action::open_project(&dir, Some(&rev))?.bounded(bound.as_ref()).environment(&wanted)
+                weaver_engine::action::open_project(&dir, rev.as_deref())?.bounded(bound.as_ref()).environment(&wanted)
             };
             let environment = tokio::task::spawn_blocking(read)
                 .await
@@ -344,7 +346,7 @@ impl Server {
         }
         Ok(EnvSource {
             repo,
-            rev: Some(commit),
+            rev,
             connect: weaver_cluster::ConnectOptions { given: Some(applied.given), ..self.options.connect.clone() },
             keys: applied.keys,
             charts: applied.charts,

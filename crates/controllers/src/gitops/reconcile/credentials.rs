@@ -148,10 +148,11 @@ pub(crate) async fn chart_pulls(
     Ok(Pulls::with(shared.charts.clone(), puller))
 }
 
-/// The fetch of `sync`'s source, with its credentials and CA.
+/// The fetch of `sync`'s git source at `(kind, revision)`, with its credentials and CA.
 pub(crate) async fn fetch_request(
     sync: &EnvironmentSync,
     namespace: &str,
+    (kind, revision): (&RefKind, &str),
     spec: &Spec,
     client: &kube::Client,
 ) -> Result<FetchRequest, (Reason, String)> {
@@ -176,15 +177,15 @@ pub(crate) async fn fetch_request(
             Some(pem.into_bytes())
         }
     };
-    let (kind, value) = &spec.reference;
+    let revision = revision.to_string();
     let reference = match kind {
-        RefKind::Branch => GitRef::Branch(value.clone()),
-        RefKind::Tag => GitRef::Tag(value.clone()),
-        RefKind::Semver => GitRef::Semver(value.clone()),
-        RefKind::Commit => GitRef::Commit(value.clone()),
+        RefKind::Branch => GitRef::Branch(revision),
+        RefKind::Tag => GitRef::Tag(revision),
+        RefKind::Semver => GitRef::Semver(revision),
+        RefKind::Commit => GitRef::Commit(revision),
     };
     Ok(FetchRequest {
-        url: source.url.clone(),
+        url: source.url.clone().unwrap_or_default(),
         reference,
         credentials,
         credential_names: Default::default(),

@@ -83,7 +83,7 @@ impl<'a> SyncReport<'a> {
                     suspended: sync.spec.suspend,
                     approval: sync.spec.approval.unwrap_or_default(),
                     approved_plan: sync.spec.approved_plan.as_deref(),
-                    url: &sync.spec.source.url,
+                    url: sync.spec.source.location(),
                     revision: status.and_then(|s| s.last_applied_revision.as_deref()),
                     attempted_revision: status.and_then(|s| s.last_attempted_revision.as_deref()),
                     last_handled_reconcile_at: status.and_then(|s| s.last_handled_reconcile_at.as_deref()),

@@ -1,0 +1,254 @@
+//! A weaver repository as an OCI artifact: `weaver push artifact` packs the tracked files of a
+//! commit in Flux's format, pushed to Debian's docker-registry on loopback, and an
+//! EnvironmentSync's `spec.source.oci` applies it, run in-process against the fake API server
+//! as tests/gitops.rs runs the controller.
+
+use crate::common;
+
+use serde_json::{Value, json};
+use weaver_controllers::gitops::reconcile::Clock;
+
+use crate::gitops;
+use crate::hydrate::pull_by_digest;
+use common::Repo;
+use common::cluster::TestCluster;
+use common::registry::Registry;
+
+/// The registry, or None when the test skips (it says why).
+fn registry_or_skip() -> Option<Registry> {
+    let registry = Registry::start();
+    common::skip::interop_or_skip(registry.as_ref().err().map(String::as_str)).then(|| registry.unwrap())
+}
+
+#[test]
+fn push_artifact_packs_the_commit_s_tracked_files_only_in_flux_s_format() {
+    let Some(registry) = registry_or_skip() else { return };
+    let repo = Repo::minimal();
+    let git = common::git::init(repo.path());
+    repo.write("tools/check.sh", "#!/bin/sh\nexit 0\n");
+    std::fs::set_permissions(repo.path().join("tools/check.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let commit = common::git::commit_all(&git, "source").to_string();
+    // Not in the commit: an untracked file, and a change to a tracked one.
+    repo.write("environments/untracked.yaml", "namespace: nope\n");
+    repo.write("tools/check.sh", "#!/bin/sh\nexit 1\n");
+    let reference = format!("oci://127.0.0.1:{}/shop/deploy:main", registry.port);
+    let run = repo.weaver(&["push", "artifact", &reference, "--plain-http", "-o", "json"]);
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["commit"], commit);
+    let digest = report["digest"].as_str().unwrap().to_string();
+
+    let (manifest, tree, tar) = pull_by_digest(registry.port, "shop/deploy", &digest);
+    assert_eq!(manifest["config"]["mediaType"], "application/vnd.cncf.flux.config.v1+json");
+    assert_eq!(manifest["layers"][0]["mediaType"], "application/vnd.cncf.flux.content.v1.tar+gzip");
+    assert_eq!(manifest["annotations"]["weaver.example.com/content"], "repository");
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.revision"], format!("sha1:{commit}"));
+    let tracked: Vec<String> = {
+        let index = git.index().unwrap();
+        index.iter().map(|e| String::from_utf8(e.path).unwrap()).collect()
+    };
+    assert_eq!(tree.keys().cloned().collect::<Vec<_>>(), tracked, "the commit's files, no more");
+    assert!(tree.keys().all(|p| !p.starts_with(".git")), "{:?}", tree.keys());
+    assert_eq!(tree["tools/check.sh"], b"#!/bin/sh\nexit 0\n", "as committed, not as in the working tree");
+    let mode = tar::Archive::new(tar.as_slice())
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| e.path().unwrap().to_str() == Some("tools/check.sh"))
+        .map(|e| e.header().mode().unwrap());
+    assert_eq!(mode, Some(0o755), "an executable stays one");
+
+    // The text output says the digest, which the tag names; pushing the same commit again gives
+    // the same digest.
+    let again = repo.weaver(&["push", "artifact", &reference, "--plain-http"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.stdout.lines().last(), Some(digest.as_str()), "{}", again.stdout);
+    let tagged = crate::hydrate::registry_get(
+        registry.port,
+        "/v2/shop/deploy/manifests/main",
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    assert_eq!(serde_json::from_slice::<Value>(&tagged).unwrap(), manifest);
+
+    // Outside git, and a bad reference, are refused naming what is wrong.
+    let plain = Repo::minimal();
+    let outside = plain.weaver(&["push", "artifact", &reference, "--plain-http"]);
+    assert_eq!(outside.code, 1);
+    assert!(outside.stderr.contains("is not inside a git repository"), "{}", outside.stderr);
+    let bad = repo.weaver(&["push", "artifact", "127.0.0.1:5000/shop", "--plain-http"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("REF `127.0.0.1:5000/shop` names no tag"), "{}", bad.stderr);
+}
+
+/// A weaver repository in git: chart `app` (one ConfigMap greeting `greeting`) and environment
+/// `dev` applying it to `namespace`, committed; the repository's directory.
+fn committed_repository(namespace: &str, greeting: &str) -> (tempfile::TempDir, git2::Repository) {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, content: &str| {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+    };
+    write("charts/app/chart.yaml", "name: app\nversion: 0.1.0\n");
+    write("charts/app/values.yaml", &format!("greeting: {greeting}\n"));
+    write(
+        "charts/app/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}\ndata:\n  greeting: {{ values.greeting }}\n",
+    );
+    write(
+        "environments/dev.yaml",
+        &format!(
+            "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: app\n    chart: app\n"
+        ),
+    );
+    let git = common::git::init(dir.path());
+    common::git::commit_all(&git, "first");
+    (dir, git)
+}
+
+/// `weaver push artifact` of the repository in `dir` to `reference`: the digest it printed.
+fn push(dir: &std::path::Path, reference: &str) -> String {
+    let run = common::weaver_in(dir, &["push", "artifact", reference, "--plain-http", "-o", "json"], &[]);
+    let report: Value = serde_json::from_str(run.success()).unwrap();
+    report["digest"].as_str().unwrap().to_string()
+}
+
+/// The spec of an EnvironmentSync applying environment `dev` of the artifact at `url:tag`.
+fn artifact_spec(url: &str, tag: &str) -> Value {
+    json!({"source": {"oci": {"url": url, "tag": tag, "insecure": true}}, "environments": ["dev"],
+           "serviceAccountName": "deployer", "interval": "2s"})
+}
+
+#[test]
+fn an_environment_sync_applies_a_pushed_artifact_and_the_next_push_to_its_tag() {
+    let Some(registry) = registry_or_skip() else { return };
+    let cluster = TestCluster::start();
+    let namespace = gitops::tenant(&cluster);
+    let (dir, git) = committed_repository(&namespace, "hello");
+    let url = format!("oci://127.0.0.1:{}/shop/deploy", registry.port);
+    let first = push(dir.path(), &format!("{url}:main"));
+    let _controller = gitops::Controller::start(&cluster, None);
+    let sync = gitops::environment_sync(&cluster, &namespace, "shop", artifact_spec(&url, "main"));
+    cluster.create(&sync);
+    let live = gitops::until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the artifact applied");
+    assert_eq!(live["status"]["lastAppliedRevision"], first);
+    assert!(first.starts_with("sha256:") && first.len() == 71, "{first}");
+    assert_eq!(live["status"]["environments"][0]["revision"], first);
+    let applied = gitops::config_map(&cluster, &namespace, "app").expect("the release's ConfigMap");
+    assert_eq!(applied["data"]["greeting"], "hello");
+    // The record names the digest where a git source's names the commit.
+    let kubeconfig = cluster.kubeconfig().to_str().unwrap().to_string();
+    let history = common::weaver_in(
+        dir.path(),
+        &["history", "--env", "dev", "app", "-o", "json", "--kubeconfig", &kubeconfig],
+        &[],
+    );
+    let history: Value = serde_json::from_str(history.success()).unwrap();
+    let revisions = history["revisions"].as_array().cloned().unwrap_or_default();
+    assert!(revisions.iter().any(|r| r["commit"] == first), "{history}");
+
+    // A second push to the tag is applied at the next interval.
+    std::fs::write(dir.path().join("charts/app/values.yaml"), "greeting: hi\n").unwrap();
+    common::git::commit_all(&git, "second");
+    let second = push(dir.path(), &format!("{url}:main"));
+    assert_ne!(second, first);
+    gitops::until_status(&cluster, &sync, "the second push applied", |live| {
+        live["status"]["lastAppliedRevision"] == second
+    });
+    assert_eq!(gitops::config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hi");
+
+    // A tag the registry does not have fails, saying so, and keeps what was applied.
+    let missing = gitops::environment_sync(&cluster, &namespace, "missing", artifact_spec(&url, "nope"));
+    cluster.create(&missing);
+    let live = gitops::until_ready_with(&cluster, &missing, "ArtifactNotFound", "a missing tag");
+    let message = ready_message(&live);
+    assert!(message.contains(&format!("127.0.0.1:{}/shop/deploy:nope", registry.port)), "{message}");
+    // As a git ref that is not there: no retry cures it, only a push or a change of the spec.
+    let conditions = live["status"]["conditions"].as_array().unwrap();
+    assert!(conditions.iter().any(|c| c["type"] == "Stalled" && c["status"] == "True"), "{conditions:?}");
+    assert_eq!(gitops::get(&cluster, &sync)["status"]["lastAppliedRevision"], second, "the other one is untouched");
+}
+
+/// The Ready condition's message.
+fn ready_message(sync: &Value) -> String {
+    let conditions = sync["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let ready = conditions.iter().find(|c| c["type"] == "Ready").cloned().unwrap_or_default();
+    ready["message"].as_str().unwrap_or_default().to_string()
+}
+
+/// Pushes to `tag` an artifact annotated as a weaver repository whose layer is `layer`.
+fn push_layer(registry: &Registry, tag: &str, layer: Vec<u8>) {
+    use weaver_source::charts::oci;
+    let artifact =
+        oci::Artifact::parse(&format!("127.0.0.1:{}/shop/crafted:{tag}", registry.port), true, "test").unwrap();
+    let annotations = [(oci::CONTENT_ANNOTATION.to_string(), oci::REPOSITORY_CONTENT.to_string())].into();
+    let built = oci::build_manifest((oci::FLUX_CONFIG, b"{}".to_vec()), vec![(oci::FLUX_CONTENT, layer)], annotations);
+    let mut connection = artifact.connect(&weaver_source::charts::http::Machine::anonymous()).unwrap();
+    oci::push_artifact(&mut connection, &artifact, &built).unwrap();
+}
+
+/// A gzipped tar of one entry named `name` (written into the header as is: the tar crate
+/// refuses `..`) of `kind`, with `content`.
+fn crafted_tar(name: &str, kind: tar::EntryType, content: &[u8]) -> Vec<u8> {
+    let gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut archive = tar::Builder::new(gzip);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_entry_type(kind);
+    header.set_mode(0o644);
+    header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+    if kind == tar::EntryType::Symlink {
+        header.set_link_name("/etc/passwd").unwrap();
+    }
+    header.set_cksum();
+    archive.append(&header, content).unwrap();
+    archive.into_inner().unwrap().finish().unwrap()
+}
+
+#[test]
+fn an_artifact_past_the_byte_bound_or_with_an_entry_outside_its_tree_is_refused_and_nothing_applied() {
+    let Some(registry) = registry_or_skip() else { return };
+    let cluster = TestCluster::start();
+    let namespace = gitops::tenant(&cluster);
+    let (dir, git) = committed_repository(&namespace, "hello");
+    // Bytes that gzip cannot shrink much below their size: over the cache's 16 KiB.
+    let mut state: u64 = 7;
+    let noise: String = (0..40_000)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            char::from(b'!' + (state >> 58) as u8)
+        })
+        .collect();
+    std::fs::write(dir.path().join("charts/app/noise.txt"), noise).unwrap();
+    common::git::commit_all(&git, "large");
+    let url = format!("oci://127.0.0.1:{}/shop/deploy", registry.port);
+    let large = push(dir.path(), &format!("{url}:large"));
+    push_layer(&registry, "climbs", crafted_tar("../evil.yaml", tar::EntryType::Regular, b"kind: ConfigMap\n"));
+    push_layer(&registry, "link", crafted_tar("environments/dev.yaml", tar::EntryType::Symlink, b""));
+    let limits = weaver_source::CacheLimits { max_disk_bytes: 16 << 10, max_repositories: 100 };
+    let _controller = gitops::Controller::start_with(&cluster, None, limits, None, Clock::system());
+
+    let sync = gitops::environment_sync(&cluster, &namespace, "large", artifact_spec(&url, "large"));
+    cluster.create(&sync);
+    let live = gitops::until_ready_with(&cluster, &sync, "ArtifactTooLarge", "the large artifact refused");
+    let message = ready_message(&live);
+    let named = format!("127.0.0.1:{}/shop/deploy:large", registry.port);
+    assert!(message.contains(&named) && message.contains("16384 bytes"), "{message}");
+    assert!(live["status"].get("lastAppliedRevision").is_none(), "{}", live["status"]);
+    assert!(!large.is_empty());
+
+    let crafted = format!("oci://127.0.0.1:{}/shop/crafted", registry.port);
+    for (tag, reason) in [
+        ("climbs", "`../evil.yaml` is not a path inside the tree"),
+        ("link", "`environments/dev.yaml` is a symbolic link"),
+    ] {
+        let sync = gitops::environment_sync(&cluster, &namespace, tag, artifact_spec(&crafted, tag));
+        cluster.create(&sync);
+        let live = gitops::until_ready_with(&cluster, &sync, "ArtifactInvalid", tag);
+        let message = ready_message(&live);
+        assert!(message.contains(reason), "{tag}: {message}");
+        assert!(live["status"].get("lastAppliedRevision").is_none(), "{}", live["status"]);
+    }
+    assert!(gitops::config_map(&cluster, &namespace, "app").is_none(), "nothing was applied");
+}

@@ -690,25 +690,26 @@ mod tests {
     fn every_command_taking_verify_commits_verifies() {
         let mut found = Vec::new();
         taking_verify_commits(&Cli::command(), "", &mut found);
+        // Each command with the arguments it needs.
         let checked = [
-            "render --env dev",
-            "hydrate --env dev --out out",
-            "envs",
-            "diff --env dev",
-            "apply --env dev",
-            "drift --env dev",
-            "status --env dev",
-            "charts fetch",
-            "promote --to prod",
+            ("render", "--env dev"),
+            ("hydrate", "--env dev --out out"),
+            ("envs", ""),
+            ("diff", "--env dev"),
+            ("apply", "--env dev"),
+            ("drift", "--env dev"),
+            ("status", "--env dev"),
+            ("charts fetch", ""),
+            ("promote", "--to prod"),
+            ("push artifact", "registry.example.com/shop:1"),
         ];
-        let names: Vec<String> =
-            checked.iter().map(|c| c.split(" --").next().unwrap_or(c).trim().to_string()).collect();
         found.sort();
-        let mut expected = names.clone();
+        let mut expected: Vec<String> = checked.iter().map(|(name, _)| name.to_string()).collect();
         expected.sort();
         assert_eq!(found, expected, "a new command with --verify-commits: add it to source_args and here");
-        for command in checked {
-            let argv = format!("weaver {command} --rev main --verify-commits signers");
+        for (name, args) in checked {
+            let command = format!("{name} {args}");
+            let argv = format!("weaver {} --rev main --verify-commits signers", command.trim());
             let mut cli = Cli::try_parse_from(argv.split(' ')).unwrap_or_else(|e| panic!("{argv}: {e}"));
             let source = source_args(&mut cli.command).unwrap_or_else(|| panic!("{command}: not verified"));
             assert_eq!(source.verify_commits.as_deref(), Some(std::path::Path::new("signers")), "{command}");

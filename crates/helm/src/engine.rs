@@ -176,8 +176,13 @@ pub fn documents(helm: &HelmChart, executed: Executed, output: super::Output) ->
 
     let sources: BTreeMap<&str, &PathBuf> = executed.outputs.iter().map(|t| (t.name.as_str(), &t.source)).collect();
     let mut out = Vec::new();
+    let mut crd_files = std::collections::HashMap::new();
+    if !executed.crds.is_empty() {
+        every_crd_file(&helm.chart, &mut crd_files);
+    }
     for source in &executed.crds {
-        let data = crd_file(&helm.chart, source)
+        let data = crd_files
+            .get(source)
             .ok_or_else(|| Error::at(Location::file(source), "a CRD file the chart does not hold"))?;
         let text = text_of(data);
         for (index, object) in
@@ -380,8 +385,11 @@ fn is_crd_file(name: &str) -> bool {
     name.starts_with("crds/") && [".yaml", ".yml", ".json"].iter().any(|e| name.ends_with(e))
 }
 
-/// The CRD file at `source` in `chart` or one of its subcharts.
-fn crd_file<'a>(chart: &'a Chart, source: &Path) -> Option<&'a [u8]> {
-    let file = chart.files.iter().find(|file| is_crd_file(&file.name) && chart.origin.join(&file.name) == source);
-    file.map(|file| &file.data[..]).or_else(|| chart.dependencies.iter().find_map(|sub| crd_file(sub, source)))
+/// The CRD files of `chart` and of every subchart, enabled or not, by the path [`crds`] names
+/// them with (the first of a path, as subcharts named twice hold the same files).
+fn every_crd_file<'a>(chart: &'a Chart, into: &mut std::collections::HashMap<PathBuf, &'a [u8]>) {
+    for file in chart.files.iter().filter(|file| is_crd_file(&file.name)) {
+        into.entry(chart.origin.join(&file.name)).or_insert(&file.data[..]);
+    }
+    chart.dependencies.iter().for_each(|sub| every_crd_file(sub, into));
 }

@@ -165,8 +165,8 @@ pub(crate) struct HelmRelease<'a> {
 
 /// A worker's answer: to each template of a [`Request::Release`], to a [`Request::Helm`], a
 /// [`Request::Kustomize`] or a [`Request::ValuesTemplate`], the length of its text (which
-/// follows as raw bytes: a template's output; a Helm chart's documents or a kustomization's
-/// objects, in JSON) or the error; to a [`Request::HelmChart`], nothing but that it was heard.
+/// follows as raw bytes: a template's output; a Helm release's outputs ([`WireExecuted`]); a
+/// kustomization's objects, in JSON) or the error; to a [`Request::HelmChart`], nothing but that it was heard.
 /// Or, before its answer, a [`Question`]
 /// the render asks, which the parent answers with a [`Told`] line.
 #[derive(Serialize, Deserialize, Default)]
@@ -402,9 +402,10 @@ impl Workers {
         self.batched(renders.len(), &|at| renders[at].release, request, read)
     }
 
-    /// Releases of Helm charts rendered by workers, each as [`weaver_helm::render`] renders it
-    /// in this process, in batches ([`Workers::batched`]); their `lookup`s answered from each
-    /// input's `live`. A chart is sent to a worker with the first of its releases it renders.
+    /// Releases of Helm charts whose templates workers execute, each as [`weaver_helm::execute`]
+    /// executes them in this process, in batches ([`Workers::batched`]); their `lookup`s
+    /// answered from each input's `live`. A chart is sent to a worker with the first of its
+    /// releases it renders.
     pub(crate) fn render_helm_releases(
         &self,
         releases: &[(&weaver_helm::HelmChart, &weaver_helm::ReleaseInput<'_>)],

@@ -35,8 +35,13 @@ pub struct Applied {
 
 /// What `sync` last applied, read as its reconcile reads it: None when it has applied nothing
 /// yet, Err (reason, message) when what it applied cannot be read (the account, the Secrets,
-/// the fetch).
-pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Option<Applied>, (Reason, String)> {
+/// the fetch). The Secrets' values it reads (the charts' credentials) are registered with
+/// `redactor`, the one the pages are redacted with, as a reconcile registers them with its own.
+pub async fn applied(
+    sync: &EnvironmentSync,
+    shared: &Shared,
+    redactor: &Redactor,
+) -> Result<Option<Applied>, (Reason, String)> {
     let namespace = sync.namespace().unwrap_or_default();
     let Some(commit) = sync.status.as_ref().and_then(|s| s.last_applied_revision.clone()) else {
         return Ok(None);
@@ -57,9 +62,7 @@ pub async fn applied(sync: &EnvironmentSync, shared: &Shared) -> Result<Option<A
         plan::Gate::Suspended => return Err((Reason::Suspended, "the EnvironmentSync is suspended".to_string())),
     };
     let tenant = tenant_client(&namespace, &spec, shared).await?;
-    // No message of a pull holds the credentials (it names their Secret): the redactor a
-    // reconcile registers them with, as a second guard, has no use here.
-    let pulls = Arc::new(chart_pulls(sync, &namespace, &tenant, shared, &Redactor::new()).await?);
+    let pulls = Arc::new(chart_pulls(sync, &namespace, &tenant, shared, redactor).await?);
     let fresh = Fresh::Within(spec.interval);
     let (fetched, _) = fetch_source(sync, &namespace, &spec, &tenant, shared, &pulls, fresh).await?;
     let given = cluster_for(sync, &namespace, &spec, shared, &tenant, 1).await?;

@@ -316,9 +316,11 @@ impl Server {
         let Some(shared) = auth.gitops.as_ref().filter(|_| applies) else {
             return Err(Error::new(format!("EnvironmentSync {ns}/{name} applies no environment {env}")).as_not_found());
         };
-        let applied = weaver_controllers::gitops::applied::applied(&sync, shared).await.map_err(|(reason, why)| {
-            Error::new(format!("cannot read what EnvironmentSync {ns}/{name} applied ({reason}): {why}"))
-        })?;
+        let applied = weaver_controllers::gitops::applied::applied(&sync, shared, &self.options.redactor)
+            .await
+            .map_err(|(reason, why)| {
+                Error::new(format!("cannot read what EnvironmentSync {ns}/{name} applied ({reason}): {why}"))
+            })?;
         // Nothing applied yet (a first plan awaiting approval): there is no such page yet.
         let Some(applied) = applied else {
             let message = format!("cannot read what EnvironmentSync {ns}/{name} applied: it has applied nothing yet");

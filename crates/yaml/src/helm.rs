@@ -99,6 +99,24 @@ mod tests {
         assert!(err.is_err());
     }
 
+    /// Block collections nested by indentation, read on a thread with a render thread's stack
+    /// (2 MiB; a debug build's frames overflowed it at 255 levels): as deep as the parser
+    /// allows they are read, deeper they are an error, never a crash.
+    #[test]
+    fn deep_block_nesting_is_read_or_an_error_not_a_crash() {
+        let maps = |depth: usize| (0..depth).map(|i| format!("{}a:\n", " ".repeat(i))).collect::<String>();
+        let sequences = |depth: usize| format!("{}x\n", "- ".repeat(depth));
+        for (text, read) in [(maps(250), true), (maps(5000), false), (sequences(250), true), (sequences(5000), false)] {
+            let outcome = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || from_str(&text).map(|_| ()))
+                .unwrap()
+                .join()
+                .unwrap();
+            assert_eq!(outcome.is_ok(), read, "{outcome:?}");
+        }
+    }
+
     #[test]
     fn a_billion_laughs_is_an_error() {
         let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");

@@ -180,6 +180,9 @@ pub(super) fn size(value: &Json) -> usize {
 
 /// How deep collections may nest: a file of `[[[[…` must be an error, not a stack overflow.
 pub(super) const MAX_DEPTH: usize = 500;
+/// The stack left below which a level continues on a new segment ([`Loader::node`]), and its size.
+const RED_ZONE: usize = 64 << 10;
+const STACK_GROWTH: usize = 1 << 20;
 
 impl<'a> Loader<'a> {
     fn new(text: &'a str) -> Self {
@@ -217,7 +220,10 @@ impl<'a> Loader<'a> {
         if self.depth > MAX_DEPTH {
             return Err(YamlError { message: format!("nested deeper than {MAX_DEPTH} levels"), line: Some(line) });
         }
-        let result = self.node_at_depth(event, line);
+        // Each level takes kilobytes of stack (more in a debug build): past a few hundred a
+        // render thread's 2 MiB would overflow before MAX_DEPTH refuses the text, so the stack
+        // grows onto the heap as it runs low.
+        let result = stacker::maybe_grow(RED_ZONE, STACK_GROWTH, || self.node_at_depth(event, line));
         self.depth -= 1;
         result
     }

@@ -203,13 +203,18 @@ pub(crate) fn tenant(cluster: &TestCluster) -> String {
 /// [`tenant`] on a cluster where weaver's CRDs are someone else's to install.
 pub(crate) fn tenant_namespace(cluster: &TestCluster) -> String {
     let namespace = cluster.namespace("app");
+    namespace_reader(cluster);
+    account(cluster, &namespace, "deployer", &["*"]);
+    namespace
+}
+
+/// The ClusterRole that lets [`account`]s read namespaces.
+fn namespace_reader(cluster: &TestCluster) {
     let reader = format!("{}-namespace-reader", cluster.prefix);
     cluster.create(&json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": reader},
         "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}]
     }));
-    account(cluster, &namespace, "deployer", &["*"]);
-    namespace
 }
 
 /// ServiceAccount `name` in `namespace`, whose Role there grants `verbs` on everything, and
@@ -1399,13 +1404,23 @@ fn drift_in_the_cluster_of_a_kubeconfig_secret_is_found_from_watches_made_with_i
         return;
     }
     let cluster = TestCluster::start();
+    // Another cluster: its own API server (a second control plane with
+    // WEAVER_TEST_OTHER_KUBECONFIG), reached only through the kubeconfig Secrets.
+    let other = TestCluster::start_other();
     let namespace = tenant(&cluster);
-    let (remote, unwatched) = (cluster.namespace("remote"), cluster.namespace("unwatched"));
-    account(&cluster, &remote, "hub", &["*"]);
-    account(&cluster, &unwatched, "lister", &["get", "list", "create", "update", "patch", "delete"]);
+    namespace_reader(&other);
+    let (remote, unwatched) = (other.namespace("remote"), other.namespace("unwatched"));
+    account(&other, &remote, "hub", &["*"]);
+    account(&other, &unwatched, "lister", &["get", "list", "create", "update", "patch", "delete"]);
     let source = Source::new(&namespace);
+    source.write(
+        "charts/app/templates/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ release.name }}\nspec:\n  replicas: 1\n  \
+         selector:\n    matchLabels: {app: {{ release.name }}}\n  template:\n    metadata:\n      labels: {app: \
+         {{ release.name }}}\n    spec:\n      containers:\n        - {name: app, image: 'busybox:1.36'}\n",
+    );
     for (environment, target, account) in [("dev", &remote, "hub"), ("qa", &unwatched, "lister")] {
-        let identity = cluster.identity(target, account);
+        let identity = other.identity(target, account);
         cluster.create(&json!({"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": format!("{environment}-cluster"), "namespace": namespace},
             "stringData": {"value": identity.kubeconfig}}));
@@ -1414,7 +1429,7 @@ fn drift_in_the_cluster_of_a_kubeconfig_secret_is_found_from_watches_made_with_i
             &format!("namespace: {target}\ncluster:\n  context: {account}\n  lockNamespace: {target}\nreleases:\n  - name: app\n    chart: app\n"),
         );
     }
-    source.commit("dev and qa in other clusters");
+    source.commit("dev and qa in another cluster");
     let _controller = Controller::start(&cluster, None);
     let sync = |environment: &str| {
         let kube_config = json!({"secretRef": {"name": format!("{environment}-cluster")}});
@@ -1425,23 +1440,29 @@ fn drift_in_the_cluster_of_a_kubeconfig_secret_is_found_from_watches_made_with_i
     cluster.create(&dev);
     cluster.create(&qa);
     until_ready_with(&cluster, &dev, "ReconciliationSucceeded", "dev applied through its kubeconfig");
-    assert!(config_map(&cluster, &remote, "app").is_some());
+    assert!(config_map(&other, &remote, "app").is_some());
+    assert!(config_map(&cluster, &remote, "app").is_none(), "applied to the other cluster, not the controller's");
 
-    let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": remote}});
-    let edited = std::time::Instant::now();
-    cluster.merge_patch(&object, &json!({"data": {"greeting": "by hand"}}), "kubectl-edit");
-    let live = until_drifted(&cluster, &dev, "the drift in the other cluster reported from its watch");
+    // `kubectl scale` there, far from the hour's interval: a LIST at the interval cannot find it.
+    let deployment =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app", "namespace": remote}});
+    let scaled = std::time::Instant::now();
+    other.scale(&deployment, 2);
+    let live = until_drifted(&cluster, &dev, "the scale in the other cluster reported from its watch");
+    common::node::figure(
+        "kubectl scale in the other cluster to the drift in the status",
+        &format!("{:.1?}", scaled.elapsed()),
+    );
     assert_eq!(live["status"]["drift"]["summary"], "1 drifted");
-    // Far from the hour's interval: a LIST at the interval cannot have found it.
-    assert!(edited.elapsed() < Duration::from_secs(30), "found after {:?}", edited.elapsed());
-    if let Some(fake) = cluster.fake("who watched") {
+    assert!(scaled.elapsed() < Duration::from_secs(30), "found after {:?}", scaled.elapsed());
+    if let Some(fake) = other.fake("who watched") {
         let hub = format!("system:serviceaccount:{remote}:hub");
         let watched = fake.requests().into_iter().any(|r| {
-            r.path.ends_with(&format!("/namespaces/{remote}/configmaps"))
+            r.path.ends_with(&format!("/namespaces/{remote}/deployments"))
                 && r.query.contains("watch=true")
                 && r.user == hub
         });
-        assert!(watched, "no watch of the other cluster's ConfigMaps as {hub}: {:#?}", fake.requests());
+        assert!(watched, "no watch of the other cluster's Deployments as {hub}: {:#?}", fake.requests());
     }
 
     // qa's account may apply but not watch: said once, in a condition naming its kubeconfig.
@@ -1454,7 +1475,7 @@ fn drift_in_the_cluster_of_a_kubeconfig_secret_is_found_from_watches_made_with_i
         )) && message.contains("grant it list and watch on configmaps"),
         "{message}"
     );
-    assert!(config_map(&cluster, &unwatched, "app").is_some(), "{}", live["status"]);
+    assert!(config_map(&other, &unwatched, "app").is_some(), "{}", live["status"]);
 }
 
 #[test]

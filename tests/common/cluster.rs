@@ -60,6 +60,15 @@ impl TestCluster {
         TestCluster::start_with(Some(kubeconfig))
     }
 
+    /// A second cluster, for what an EnvironmentSync reaches through a kubeconfig Secret: the
+    /// real cluster of `WEAVER_TEST_OTHER_KUBECONFIG` (a second control plane), or else another
+    /// in-process fake, its own API server and objects.
+    pub fn start_other() -> TestCluster {
+        TestCluster::start_with(
+            std::env::var_os("WEAVER_TEST_OTHER_KUBECONFIG").filter(|v| !v.is_empty()).map(PathBuf::from),
+        )
+    }
+
     /// Always the in-process fake, whatever WEAVER_TEST_KUBECONFIG says: for output that must be
     /// the same on every run (the documentation's examples).
     pub fn start_fake() -> TestCluster {

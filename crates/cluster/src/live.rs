@@ -750,14 +750,11 @@ fn resource_version(object: &Value) -> Option<u64> {
 /// by hand, by another tool, or by a controller. Entries carry times to the second: an entry
 /// of another manager in weaver's second counts as a change. A write through the `scale`
 /// subresource (`kubectl scale`, an autoscaler) leaves its entry without a time, so a spec
-/// changed since the object `held` before (its generation rose) with weaver's entry not among
-/// the newest is another's change too.
+/// changed since the object `held` before (its generation rose) that weaver's entry does not
+/// account for (its time unchanged, or not among the newest) is another's change too; a
+/// controller's status written in weaver's second does not hide it.
 fn changed_by_another(held: Option<&Value>, object: &Value) -> bool {
-    let fields: Vec<Value> = object
-        .pointer("/metadata/managedFields")
-        .and_then(Value::as_str)
-        .and_then(|text| serde_json::from_str(text).ok())
-        .unwrap_or_default();
+    let fields = managed_fields(object);
     let time = |entry: &Value| entry.get("time").and_then(Value::as_str).unwrap_or_default().to_string();
     let Some(newest) = fields.iter().map(time).max() else { return false };
     let manager = |entry: &Value| entry.get("manager").and_then(Value::as_str) == Some(MANAGER);
@@ -765,8 +762,20 @@ fn changed_by_another(held: Option<&Value>, object: &Value) -> bool {
     let another = newest_entries()
         .any(|entry| !manager(entry) && entry.get("subresource").and_then(Value::as_str) != Some("status"));
     let generation = |object: &Value| object.pointer("/metadata/generation").and_then(Value::as_i64);
-    let spec_changed = held.is_some_and(|held| generation(object) > generation(held));
-    another || (spec_changed && !newest_entries().any(manager))
+    let ours = |fields: &[Value]| fields.iter().filter(|entry| manager(entry)).map(time).max();
+    let spec_changed = held.filter(|held| generation(object) > generation(held));
+    let unaccounted =
+        spec_changed.is_some_and(|held| ours(&managed_fields(held)) == ours(&fields) || !newest_entries().any(manager));
+    another || unaccounted
+}
+
+/// The managedFields entries of an object as the cache holds it (their JSON text).
+fn managed_fields(object: &Value) -> Vec<Value> {
+    object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default()
 }
 
 fn changed(object: &Value, target: &ListTarget) -> Changed {
@@ -1166,5 +1175,11 @@ mod tests {
         // weaver's own apply raises the generation with its entry the newest.
         let applied = json!({"manager": MANAGER, "operation": "Apply", "time": "2026-11-25T10:00:20Z"});
         assert!(!changed_by_another(Some(&scaled), &at(3, json!([applied, status]))));
+        // A controller's status in the second of weaver's apply (as a fast controller writes
+        // it) makes weaver's entry one of the newest: the scale is still another's.
+        let prompt_status =
+            json!({"manager": "kube-controller-manager", "subresource": "status", "time": "2026-11-25T10:00:05Z"});
+        let held = at(1, json!([ours, prompt_status]));
+        assert!(changed_by_another(Some(&held), &at(2, json!([ours, scale, prompt_status]))));
     }
 }

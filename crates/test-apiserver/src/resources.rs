@@ -74,6 +74,12 @@ impl Resource {
         self.stored_as.unwrap_or((&self.group, &self.plural))
     }
 
+    /// Whether it serves the `scale` subresource (an `autoscaling/v1` Scale).
+    pub fn has_scale(&self) -> bool {
+        ["Deployment", "ReplicaSet", "StatefulSet"].iter().any(|kind| self.is("apps", kind))
+            || self.is("", "ReplicationController")
+    }
+
     /// Whether `kind == k` for a given built-in kind in the core group or a named group.
     pub fn is(&self, group: &str, kind: &str) -> bool {
         !self.is_crd() && self.group == group && self.kind == kind

@@ -1223,3 +1223,48 @@ async fn field_validation_yaml_bodies_and_status_subresource() {
         .collect();
     assert_eq!(left, ["d3"]);
 }
+
+/// `kubectl scale`: the scale subresource reads and writes `spec.replicas` as an
+/// `autoscaling/v1` Scale, recorded under the scaler with `subresource: scale` and no time, as
+/// kube-apiserver 1.32 answers (checked on it with kubectl and curl).
+#[tokio::test]
+async fn the_scale_subresource_sets_replicas_under_the_scaler_s_name() {
+    let (_server, c, api) = default_deployments().await;
+    apply(&api, "weaver", &web()).await.unwrap();
+    let scale = api.get_scale("web").await.unwrap();
+    assert_eq!(scale.spec.and_then(|s| s.replicas), Some(1), "the defaulted replicas");
+    assert_eq!(scale.status.map(|s| s.selector), Some(Some("app=web".to_string())));
+
+    let params = PatchParams { field_manager: Some("kubectl-scale".into()), ..Default::default() };
+    let scaled = api.patch_scale("web", &params, &Patch::Merge(json!({"spec": {"replicas": 3}}))).await.unwrap();
+    assert_eq!(scaled.spec.and_then(|s| s.replicas), Some(3));
+    let live = serde_json::to_value(api.get("web").await.unwrap()).unwrap();
+    assert_eq!((&live["spec"]["replicas"], &live["metadata"]["generation"]), (&json!(3), &json!(2)));
+    let entry = managed_entry(&live, "kubectl-scale", "Update").expect("the scaler's entry");
+    assert_eq!(entry["subresource"], "scale");
+    assert_eq!(entry["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+    assert!(entry.get("time").is_none(), "{entry}");
+
+    let (code, _, status) = raw(
+        &c,
+        "PATCH",
+        "/apis/apps/v1/namespaces/default/deployments/web/scale",
+        Some("application/merge-patch+json"),
+        None,
+        Some(json!({"spec": {"replicas": -1}})),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        status["message"],
+        "Scale.autoscaling \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+    );
+    let (code, _, resources) = raw(&c, "GET", "/apis/apps/v1", None, None, None::<Value>).await;
+    assert_eq!(code, 200);
+    let scale = resources["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments/scale").cloned();
+    assert_eq!(
+        scale,
+        Some(json!({"name": "deployments/scale", "singularName": "", "namespaced": true, "group": "autoscaling",
+                    "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}))
+    );
+}

@@ -11,6 +11,7 @@ mod list_watch;
 mod policy;
 mod review;
 mod routing;
+mod scale;
 mod strategy;
 mod write;
 

@@ -117,7 +117,8 @@ impl Cluster {
         if let Some(s) = &sub {
             let ok = (s == "status" && res.status_subresource)
                 || (s == "token" && res.is("", "ServiceAccount"))
-                || (s == "log" && res.is("", "Pod"));
+                || (s == "log" && res.is("", "Pod"))
+                || (s == "scale" && res.has_scale());
             if !ok {
                 return Err(ApiError::no_route());
             }
@@ -155,6 +156,8 @@ impl Cluster {
                     self.objects.get(&Self::key(res, &ns_str, n)).ok_or_else(|| ApiError::not_found(&res.gr(), n))?;
                 Ok(ApiResponse::json(200, &metadata_only(req, Self::present(res, obj.clone())?)))
             }
+            ("GET", Some(n), Some("scale")) => self.get_scale(res, &ns_str, n),
+            ("PUT" | "PATCH", Some(n), Some("scale")) => self.write_scale(req, &target, n),
             ("POST", None, None) => self.create(req, res, ns.clone()),
             ("POST", Some(n), Some("token")) => self.token_request(req, &target, n),
             // No kubelet runs pods, so none has a node or a log: kube-apiserver answers 204 No

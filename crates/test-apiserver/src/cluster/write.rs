@@ -51,7 +51,7 @@ enum Change {
 
 /// The manager recorded when no `fieldManager` is given: the user agent up to
 /// the first `/` (`prefixFromUserAgent`).
-fn manager_from_user_agent(ua: &str) -> String {
+pub(super) fn manager_from_user_agent(ua: &str) -> String {
     ua.split('/').next().unwrap_or_default().chars().filter(|c| !c.is_control()).take(128).collect()
 }
 
@@ -495,7 +495,7 @@ impl Cluster {
     /// server's order, convert the object from `res`'s version to the storage version (a
     /// custom resource: `crate::conversion`; a dry run too, as a real server encodes it for
     /// storage), and commit it over the object stored, of which `live` is the request's view.
-    fn store_with_managed(
+    pub(super) fn store_with_managed(
         &mut self,
         res: &Resource,
         dry_run: bool,
@@ -641,7 +641,7 @@ impl Cluster {
     }
 }
 
-fn without_managed_fields(o: &Value) -> Value {
+pub(super) fn without_managed_fields(o: &Value) -> Value {
     let mut o = o.clone();
     if let Some(m) = o["metadata"].as_object_mut() {
         m.remove("managedFields");

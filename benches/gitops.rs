@@ -6,7 +6,12 @@
 //!    each), applied; then commits changing all 250, each followed by a requested reconcile (the
 //!    annotation the webhook sets), timed until Ready at the new commit, beside the reconcile's
 //!    own duration (`status.history[0].durationSeconds`). Target on a real server: ≤ 3 s.
-//! 2. Steady state: N EnvironmentSyncs (`WEAVER_BENCH_SYNCS`, 250,500,1000) of 20 ConfigMaps
+//! 2. Nothing new, by source: 20 EnvironmentSyncs of 20 ConfigMaps each from git, then 20 from
+//!    an OCI artifact of the same repository (`weaver push artifact` into Debian's
+//!    docker-registry on loopback), each kind alone: one interval and a fifth with nothing new,
+//!    the operator's CPU, its requests to the API server and to the source (git's smart-HTTP
+//!    requests; the registry's from its log) and the objects written (target 0).
+//! 3. Steady state: N EnvironmentSyncs (`WEAVER_BENCH_SYNCS`, 250,500,1000) of 20 ConfigMaps
 //!    each (two releases of ten), N environments of ONE repository, over 10 namespaces with a
 //!    tenant account each, on `WEAVER_BENCH_INTERVAL` (60s). The sizes grow one set-up: each
 //!    size adds EnvironmentSyncs and starts the operator again, timed until all are Ready; then
@@ -15,7 +20,7 @@
 //!    EnvironmentSync), LISTs of ConfigMaps and Secrets (target 0) and reads of the remote's refs
 //!    (`GET …/info/refs`: target one per interval). Then at the largest size, 4 shards (4
 //!    operators with `--shard`, each EnvironmentSync labelled with one of 4), in total.
-//! 3. Drift noticed, at the largest size: a ConfigMap changed by another field manager, timed
+//! 4. Drift noticed, at the largest size: a ConfigMap changed by another field manager, timed
 //!    until the EnvironmentSync's `status.drift.drifted` is 1 and an Event DriftDetected tells
 //!    (target ≤ 5 s); then with `correctDrift: true`, another changed, timed until put back
 //!    (target ≤ 10 s).
@@ -29,7 +34,8 @@
 //! (namespaces `bench-gitops-<pid>*` and ClusterRoles `bench-gitops-<pid>-*`, deleted at the
 //! end). `WEAVER_BENCH_QPS`, `WEAVER_BENCH_BURST` (unset: the operator's default) and
 //! `WEAVER_BENCH_CONCURRENT` (4: the chart's) are the operator's; `WEAVER_BENCH_OPERATOR_LOG`
-//! its `RUST_LOG` (warn).
+//! its `RUST_LOG` (warn); `WEAVER_BENCH_SCENARIOS` which run (`push,sources,steady`, the default:
+//! all; steady includes drift noticed).
 
 mod support;
 
@@ -52,6 +58,8 @@ const PUSH_RUNS: usize = 3;
 const FLEET_RELEASES: [&str; 2] = ["a", "b"];
 const CONFIGMAPS_PER_RELEASE: usize = 10;
 const LIMIT: Duration = Duration::from_secs(3600);
+/// Scenario 2's EnvironmentSyncs of each kind of source (20 ConfigMaps each).
+const SOURCE_SYNCS: usize = 20;
 
 fn env_text(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -397,8 +405,17 @@ fn main() {
         support::Operator { child: command.spawn().unwrap(), metrics }
     };
 
-    push_to_applied(&bench, &git_root, &git, &start);
-    steady_state(&bench, &git_root, &git, &start, &sizes, &interval_text, interval);
+    let scenarios = env_text("WEAVER_BENCH_SCENARIOS", "push,sources,steady");
+    let runs = |name: &str| scenarios.split(',').any(|s| s.trim() == name);
+    if runs("push") {
+        push_to_applied(&bench, &git_root, &git, &start);
+    }
+    if runs("sources") {
+        nothing_new_by_source(&bench, &git_root, &git, &start, &interval_text, interval);
+    }
+    if runs("steady") {
+        steady_state(&bench, &git_root, &git, &start, &sizes, &interval_text, interval);
+    }
 
     clean_up(&bench);
     let operator_log = std::fs::read_to_string(&log).unwrap_or_default();
@@ -444,7 +461,7 @@ fn set_up(bench: &Bench) {
                "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": prefix}]}),
     );
     let mut tenants = bench.tenant_namespaces();
-    tenants.push(format!("{prefix}-push"));
+    tenants.extend(["push", "git", "oci"].map(|name| format!("{prefix}-{name}")));
     for ns in &tenants {
         bench.apply("namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
         bench.apply(
@@ -552,7 +569,142 @@ fn push_to_applied(
     }
 }
 
-/// Scenarios 2 and 3.
+/// Scenario 2: nothing new, from git and from an OCI artifact of the same repository
+/// (`weaver push artifact`, in Debian's docker-registry on loopback): for each kind alone,
+/// [`SOURCE_SYNCS`] EnvironmentSyncs of 20 ConfigMaps each, applied and settled, then one
+/// interval and a fifth measured: the operator's CPU, its requests to the API server and to the
+/// source (git's smart-HTTP requests; the registry's, from its log), and the objects written.
+fn nothing_new_by_source(
+    bench: &Bench,
+    git_root: &Path,
+    git: &git_http::GitHttpServer,
+    start: &dyn Fn(&str, Option<&str>, &str) -> support::Operator,
+    interval_text: &str,
+    interval: Duration,
+) {
+    if !Path::new(weaver_test_support::registry::BINARY).exists() {
+        println!("sources: not run: no {} (apt-get install docker-registry)", weaver_test_support::registry::BINARY);
+        return;
+    }
+    let registry_dir = tempfile::tempdir().unwrap();
+    let registry_log = registry_dir.path().join("registry.log");
+    let port = support::free_port();
+    let mut registry = weaver_test_support::registry::serve(registry_dir.path(), port, "", "info", Some(&registry_log));
+    // The registry's requests so far, as `METHOD kind` (manifests, blobs, tags).
+    let registry_requests = || -> BTreeMap<String, u64> {
+        let mut count = BTreeMap::new();
+        for line in std::fs::read_to_string(&registry_log).unwrap_or_default().lines() {
+            if !line.contains("response completed") {
+                continue;
+            }
+            let field = |name: &str| line.split(&format!("{name}=")).nth(1).and_then(|rest| rest.split(' ').next());
+            let (Some(method), Some(uri)) = (field("http.request.method"), field("http.request.uri")) else { continue };
+            let kind =
+                ["manifests", "blobs", "tags"].into_iter().find(|k| uri.contains(&format!("/{k}/"))).unwrap_or("other");
+            *count.entry(format!("{method} {kind}")).or_default() += 1;
+        }
+        count
+    };
+
+    let prefix = &bench.prefix;
+    let repo = Repository::new(git_root, "sources", &git.base);
+    repo.write("charts/ten/chart.yaml", "name: ten\nversion: 1.0.0\n");
+    for k in 0..CONFIGMAPS_PER_RELEASE {
+        repo.write(
+            &format!("charts/ten/templates/configmap-{k:02}.yaml"),
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ release.name }}}}-{k:02}\ndata:\n  index: \"{k}\"\n"),
+        );
+    }
+    let environment = |kind: &str, i: usize| format!("{kind}-{i:02}");
+    for kind in ["git", "oci"] {
+        for i in 0..SOURCE_SYNCS {
+            let ns = format!("{prefix}-{kind}");
+            let mut text = format!("namespace: {ns}\ncluster:\n  lockNamespace: {ns}\nreleases:\n");
+            for release in FLEET_RELEASES {
+                text.push_str(&format!("  - name: {kind}{i:02}-{release}\n    chart: ten\n"));
+            }
+            repo.write(&format!("environments/{}.yaml", environment(kind, i)), &text);
+        }
+    }
+    let commit = repo.commit("sources");
+    let artifact = format!("127.0.0.1:{port}/bench/sources");
+    let pushed = support::run(
+        Command::new(support::WEAVER)
+            .args(["push", "artifact", &format!("oci://{artifact}:main"), "--plain-http", "-o", "json"])
+            .current_dir(&repo.work),
+    );
+    assert!(pushed.output.status.success(), "weaver push artifact: {}", String::from_utf8_lossy(&pushed.output.stderr));
+    let digest =
+        serde_json::from_slice::<Value>(&pushed.output.stdout).unwrap()["digest"].as_str().unwrap().to_string();
+
+    for kind in ["git", "oci"] {
+        let (revision, source) = match kind {
+            "git" => (commit.as_str(), json!({"url": repo.url, "ref": {"branch": "main"}})),
+            _ => {
+                (digest.as_str(), json!({"oci": {"url": format!("oci://{artifact}"), "tag": "main", "insecure": true}}))
+            }
+        };
+        let label = format!("{}-{kind}", std::process::id());
+        let selector = format!("bench-gitops={label}");
+        for i in 0..SOURCE_SYNCS {
+            let mut sync = environment_sync(
+                &environment(kind, i),
+                &format!("{prefix}-{kind}"),
+                json!({"bench-gitops": label}),
+                "",
+                &environment(kind, i),
+                interval_text,
+            );
+            sync["spec"]["source"] = source.clone();
+            bench.apply("environmentsyncs", sync);
+        }
+        let operators = Operators(vec![start(selector.as_str(), None, &format!("cache-{kind}"))]);
+        let cold = bench.wait_until("every EnvironmentSync of the source settled", Duration::from_millis(250), |b| {
+            let all = b.syncs(&selector);
+            all.len() == SOURCE_SYNCS
+                && all
+                    .iter()
+                    .all(|s| ready_at(s, revision) && s.pointer("/status/drift/summary") == Some(&json!("none")))
+        });
+        let (cpu, requests, server) = (operators.cpu(), bench.requests(), bench.server_cpu());
+        let (reconciles, git_requests, registry_before) = (operators.reconciles(), git.count(""), registry_requests());
+        let written = |b: &Bench| -> Vec<String> {
+            let mut all = b.syncs(&selector);
+            all.extend(b.list("v1", "ConfigMap", "configmaps", Some(&format!("{prefix}-{kind}")), ""));
+            all.iter().map(|o| o["metadata"]["resourceVersion"].to_string()).collect()
+        };
+        let before = written(bench);
+        let started = Instant::now();
+        std::thread::sleep(interval + interval / 5);
+        let (spent, wall) = (operators.cpu() - cpu, started.elapsed());
+        let after = written(bench);
+        let source_requests = match kind {
+            "git" => format!("git requests {}", git.count("") - git_requests),
+            _ => {
+                let counted = delta(&registry_before, &registry_requests());
+                let shown: Vec<String> = counted.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                format!("registry requests: {}", if shown.is_empty() { "none".into() } else { shown.join(", ") })
+            }
+        };
+        println!(
+            "nothing new, {kind} source, {SOURCE_SYNCS} EnvironmentSyncs × 20 ConfigMaps, interval {interval_text} (settled {} after the operator started), {} s: {}{}; {}; {} reconciles; {} of {} objects written; {source_requests}; {}; load average {}",
+            support::ms(cold),
+            wall.as_secs(),
+            cpu_line(spent, wall),
+            server_line(&server, spent),
+            operators.memory(),
+            operators.reconciles() - reconciles,
+            before.iter().zip(&after).filter(|(a, b)| a != b).count() + after.len().abs_diff(before.len()),
+            before.len(),
+            requests_line(&delta(&requests, &bench.requests()), bench.fake.is_some()),
+            support::load_average()
+        );
+    }
+    let _ = registry.kill();
+    let _ = registry.wait();
+}
+
+/// Scenarios 3 and 4.
 fn steady_state(
     bench: &Bench,
     git_root: &Path,
@@ -720,7 +872,7 @@ fn steady_state(
     );
 }
 
-/// Scenario 3: one of the steady state's ConfigMaps changed by hand, with the operator running.
+/// Scenario 4: one of the steady state's ConfigMaps changed by hand, with the operator running.
 fn drift_noticed(bench: &Bench, namespace: &str, name: &str) {
     let sync = json!({"apiVersion": GROUP_VERSION, "kind": "EnvironmentSync", "metadata": {"name": name, "namespace": namespace}});
     let config_map = |n: usize| {

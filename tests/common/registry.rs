@@ -1,12 +1,11 @@
 //! Debian's `docker-registry` (the distribution project's registry) for the tests that push
 //! to or pull from an OCI registry: remote charts, `weaver hydrate --oci`.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
 
-const BINARY: &str = "/usr/bin/docker-registry";
+use weaver_test_support::registry::BINARY;
 
 /// Debian's docker-registry on a loopback port, its storage in a temporary directory.
 pub struct Registry {
@@ -45,31 +44,7 @@ impl Registry {
 /// docker-registry serving `dir`'s storage on `port` with `auth` (its config's `auth:` section,
 /// or none), once it listens.
 fn serve(dir: &Path, port: u16, auth: &str) -> Child {
-    let config = dir.join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(BINARY)
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start docker-registry: {e}"));
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("docker-registry did not listen within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child
+    weaver_test_support::registry::serve(dir, port, auth, "error", None)
 }
 
 impl Registry {

@@ -1,6 +1,7 @@
 //! What several crates' tests share (tests only): saying that a test is skipped (`skip`), the
 //! case tables of Go template functions checked against their output and a real `helm template`
-//! (`cases`), a loopback HTTP server answering with a handler (`http_server`), and git: history
+//! (`cases`), a loopback HTTP server answering with a handler (`http_server`), Debian's
+//! docker-registry (`registry`), and git: history
 //! made with git2 (`git`) and served over smart HTTP (`git_http`), and commits signed by git with ssh-keygen's
 //! or GnuPG's keys (`signing`).
 
@@ -10,6 +11,7 @@ pub mod flux;
 pub mod git;
 pub mod git_http;
 pub mod http_server;
+pub mod registry;
 pub mod signing;
 pub mod skip;
 pub mod tls;

@@ -442,6 +442,43 @@ mod tests {
         }
     }
 
+    /// `spec.source.oci.verify`'s Secret is read before the registry is asked: missing, without
+    /// a `*.pub` key, or with a value that is no cosign public key, it is named (the key and
+    /// line), never quoted, and nothing is pulled or applied.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn cosign_keys_that_are_missing_or_unreadable_are_named_before_the_registry_is_asked() {
+        let Some(fixture) = Fixture::start().await else { return };
+        secret(&fixture, "unnamed", "cosign.key", "not a public key\n").await;
+        let private = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIPrivateKeyBytes\n-----END EC PRIVATE KEY-----\n";
+        secret(&fixture, "private", "release.pub", private).await;
+        // No registry listens there: a pull would fail with ArtifactPullFailed.
+        let with = |name: &str| {
+            json!({"source": {"oci": {"url": "oci://127.0.0.1:9/shop/deploy", "tag": "main", "insecure": true,
+                                      "verify": {"provider": "cosign", "secretRef": {"name": name}}}}})
+        };
+        fixture.create_sync("shop", with("absent")).await;
+        let field = "spec.source.oci.verify.secretRef";
+        for (name, reason, part) in [
+            ("absent", "SecretNotFound", format!("Secret app/absent ({field}) does not exist")),
+            ("unnamed", "SecretInvalid", format!("Secret app/unnamed ({field}) holds no cosign public key")),
+            (
+                "private",
+                "SecretInvalid",
+                format!(
+                    "Secret app/private ({field}) key `release.pub`, line 1, cannot be read: this is a private key"
+                ),
+            ),
+        ] {
+            fixture.patch_sync("shop", json!({"spec": with(name)})).await;
+            let sync = fixture.reconcile("shop").await;
+            let (status, got, message) = ready(&sync);
+            assert_eq!((status.as_str(), got.as_str()), ("False", reason), "{message}");
+            assert!(message.contains(&part), "{message}");
+            assert!(!message.contains("PrivateKeyBytes"), "a value is quoted: {message}");
+            assert_eq!(greeting(&fixture).await, None, "nothing applied");
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn a_promotion_is_signed_with_its_key_so_that_git_and_the_next_verification_accept_it() {
         let keys = tempfile::tempdir().unwrap();

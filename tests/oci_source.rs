@@ -13,6 +13,7 @@ use crate::hydrate::pull_by_digest;
 use common::Repo;
 use common::cluster::TestCluster;
 use common::registry::Registry;
+use weaver_test_support::cosign::TestSigner;
 
 /// The registry, or None when the test skips (it says why).
 fn registry_or_skip() -> Option<Registry> {
@@ -120,13 +121,44 @@ fn artifact_spec(url: &str, tag: &str) -> Value {
            "serviceAccountName": "deployer", "interval": "2s"})
 }
 
-#[test]
-fn an_environment_sync_applies_a_pushed_artifact_and_the_next_push_to_its_tag() {
-    let Some(registry) = registry_or_skip() else { return };
+/// What a test of an EnvironmentSync of an artifact starts from: the registry, the cluster, a
+/// tenant's namespace, the repository [`committed_repository`] makes for it (greeting `hello`)
+/// and the `oci://` URL of the artifacts' repository, `shop/deploy`.
+struct Start {
+    registry: Registry,
+    cluster: TestCluster,
+    namespace: String,
+    dir: tempfile::TempDir,
+    git: git2::Repository,
+    url: String,
+}
+
+/// [`Start`], or None when the test skips (it says why).
+fn start() -> Option<Start> {
+    let registry = registry_or_skip()?;
     let cluster = TestCluster::start();
     let namespace = gitops::tenant(&cluster);
     let (dir, git) = committed_repository(&namespace, "hello");
     let url = format!("oci://127.0.0.1:{}/shop/deploy", registry.port);
+    Some(Start { registry, cluster, namespace, dir, git, url })
+}
+
+impl Start {
+    /// The greeting of the release's ConfigMap; None without one.
+    fn greeting(&self) -> Option<Value> {
+        gitops::config_map(&self.cluster, &self.namespace, "app").map(|map| map["data"]["greeting"].clone())
+    }
+
+    /// Pushes cosign's signature of the artifact `digest` of `shop/deploy`, made by `signer`.
+    fn sign(&self, digest: &str, signer: &TestSigner) {
+        let image = format!("127.0.0.1:{}/shop/deploy", self.registry.port);
+        crate::images::push_signature(self.registry.port, "shop/deploy", &image, digest, signer, None);
+    }
+}
+
+#[test]
+fn an_environment_sync_applies_a_pushed_artifact_and_the_next_push_to_its_tag() {
+    let Some(Start { registry, cluster, namespace, dir, git, url }) = start() else { return };
     let first = push(dir.path(), &format!("{url}:main"));
     let _controller = gitops::Controller::start(&cluster, None);
     let sync = gitops::environment_sync(&cluster, &namespace, "shop", artifact_spec(&url, "main"));
@@ -251,4 +283,118 @@ fn an_artifact_past_the_byte_bound_or_with_an_entry_outside_its_tree_is_refused_
         assert!(live["status"].get("lastAppliedRevision").is_none(), "{}", live["status"]);
     }
     assert!(gitops::config_map(&cluster, &namespace, "app").is_none(), "nothing was applied");
+}
+
+/// The spec of [`artifact_spec`] with `spec.source.oci.verify` naming Secret `signers`.
+fn verified_spec(url: &str, tag: &str) -> Value {
+    let mut spec = artifact_spec(url, tag);
+    spec["source"]["oci"]["verify"] = json!({"provider": "cosign", "secretRef": {"name": "signers"}});
+    spec
+}
+
+/// `spec.source.oci.verify`: the digest the tag names at each reconcile is applied only when a
+/// key of the Secret signed it (cosign); unsigned, signed by another key, or the tag re-pointed
+/// at an unsigned manifest after a signed one was applied, nothing of it is applied and Ready
+/// says why, naming the artifact and digest, never a key.
+#[test]
+fn a_verified_artifact_source_applies_only_a_digest_a_trusted_cosign_key_signed() {
+    let Some(start) = start() else { return };
+    let (cluster, namespace, url) = (&start.cluster, &start.namespace, &start.url);
+    let first = push(start.dir.path(), &format!("{url}:main"));
+    let (trusted, other) = (TestSigner::new("release team"), TestSigner::new("someone else"));
+    // Values not named `*.pub` are not read.
+    cluster
+        .create(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "signers", "namespace": namespace},
+                           "stringData": {"cosign.pub": trusted.public_pem(), "README": "release keys"}}));
+    let _controller = gitops::Controller::start(cluster, None);
+    let sync = gitops::environment_sync(cluster, namespace, "shop", verified_spec(url, "main"));
+    cluster.create(&sync);
+
+    let named = format!("127.0.0.1:{}/shop/deploy:main ({first}) is refused", start.registry.port);
+    let live = gitops::until_ready_with(cluster, &sync, "VerificationFailed", "the unsigned artifact refused");
+    let message = ready_message(&live);
+    assert!(message.contains(&format!("{named}: it is not signed")), "{message}");
+    assert!(message.contains(&format!("Secret {namespace}/signers (spec.source.oci.verify.secretRef)")), "{message}");
+    assert!(live["status"].get("lastAppliedRevision").is_none(), "{}", live["status"]);
+    assert_eq!(start.greeting(), None, "nothing of it was applied");
+
+    // Signed by a key the Secret does not hold: refused all the same.
+    start.sign(&first, &other);
+    let live = gitops::until_status(cluster, &sync, "the other key's signature refused", |live| {
+        ready_message(live).contains("its cosign signature holds for no trusted key (ECDSA P-256 SHA256:")
+    });
+    assert!(ready_message(&live).contains(&named), "{}", ready_message(&live));
+    assert!(!ready_message(&live).contains("PUBLIC KEY"), "{}", ready_message(&live));
+    assert_eq!(start.greeting(), None, "nothing of it was applied");
+
+    // Signed by the trusted key: applied; the status and its history say who signed.
+    start.sign(&first, &trusted);
+    let live = gitops::until_ready_with(cluster, &sync, "ReconciliationSucceeded", "the signed artifact applied");
+    assert_eq!(live["status"]["lastAppliedRevision"], first);
+    let artifact = &live["status"]["artifact"];
+    assert_eq!((&artifact["tag"], &artifact["digest"]), (&json!("main"), &json!(first)), "{artifact}");
+    let signer = artifact["signedBy"].as_str().unwrap_or_default();
+    assert!(signer.starts_with("signers/cosign.pub (ECDSA P-256 key SHA256:"), "{artifact}");
+    assert_eq!(live["status"]["history"][0]["signedBy"], signer, "{}", live["status"]["history"]);
+    assert_eq!(start.greeting(), Some(json!("hello")));
+
+    // The tag re-pointed at a manifest nobody signed: refused, the cluster keeps what it had.
+    std::fs::write(start.dir.path().join("charts/app/values.yaml"), "greeting: pwned\n").unwrap();
+    common::git::commit_all(&start.git, "unsigned");
+    let second = push(start.dir.path(), &format!("{url}:main"));
+    let live = gitops::until_status(cluster, &sync, "the re-pointed tag refused", |live| {
+        ready_message(live).contains(&format!("({second}) is refused: it is not signed"))
+    });
+    let conditions = live["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    assert!(conditions.iter().any(|c| c["type"] == "Ready" && c["reason"] == "VerificationFailed"), "{conditions:?}");
+    assert_eq!(live["status"]["lastAppliedRevision"], first);
+    assert_eq!(live["status"]["artifact"]["digest"], first, "the status still tells of what was applied");
+    assert_eq!(start.greeting(), Some(json!("hello")));
+}
+
+/// `spec.source.oci.semver`: the highest of the repository's tags in the range is applied
+/// (`latest` and cosign's `.sig` tags are no versions), and a higher one pushed later at the
+/// next reconcile; a range no tag meets says which versions there are.
+#[test]
+fn an_artifact_source_with_a_semver_range_applies_the_highest_tag_in_it_and_the_next_one_pushed() {
+    let Some(start) = start() else { return };
+    let (cluster, namespace, url) = (&start.cluster, &start.namespace, &start.url);
+    let push_version = |tag: &str| {
+        std::fs::write(start.dir.path().join("charts/app/values.yaml"), format!("greeting: v{tag}\n")).unwrap();
+        common::git::commit_all(&start.git, tag);
+        push(start.dir.path(), &format!("{url}:{tag}"))
+    };
+    let mut digests = std::collections::HashMap::new();
+    for tag in ["1.0.0", "1.2.0", "2.0.0", "latest"] {
+        digests.insert(tag, push_version(tag));
+    }
+    start.sign(&digests["2.0.0"], &TestSigner::new("release team"));
+    let tags = crate::hydrate::registry_get(start.registry.port, "/v2/shop/deploy/tags/list", "application/json");
+    assert!(String::from_utf8_lossy(&tags).contains(".sig"), "a .sig tag is listed");
+    let _controller = gitops::Controller::start(cluster, None);
+    let ranged = |semver: &str| {
+        let mut spec = artifact_spec(url, "main");
+        spec["source"]["oci"] = json!({"url": url, "semver": semver, "insecure": true});
+        spec
+    };
+    let sync = gitops::environment_sync(cluster, namespace, "shop", ranged(">=1 <2"));
+    cluster.create(&sync);
+
+    let live = gitops::until_ready_with(cluster, &sync, "ReconciliationSucceeded", "1.2.0 applied");
+    assert_eq!(live["status"]["lastAppliedRevision"], digests["1.2.0"]);
+    assert_eq!(live["status"]["artifact"], json!({"tag": "1.2.0", "digest": digests["1.2.0"]}));
+    assert_eq!(start.greeting(), Some(json!("v1.2.0")));
+
+    let newer = push_version("1.3.0");
+    let live =
+        gitops::until_status(cluster, &sync, "1.3.0 applied", |live| live["status"]["lastAppliedRevision"] == newer);
+    assert_eq!(live["status"]["artifact"]["tag"], "1.3.0");
+    assert_eq!(start.greeting(), Some(json!("v1.3.0")));
+
+    let missing = gitops::environment_sync(cluster, namespace, "none", ranged(">=3"));
+    cluster.create(&missing);
+    let live = gitops::until_ready_with(cluster, &missing, "ArtifactNotFound", "a range no tag meets");
+    let message = ready_message(&live);
+    let why = "no tag is a version in the range (versions, newest first: 2.0.0, 1.3.0, 1.2.0, 1.0.0)";
+    assert!(message.contains(&format!("shop/deploy (semver `>=3`): {why}")), "{message}");
 }

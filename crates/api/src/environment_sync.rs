@@ -217,7 +217,7 @@ pub struct Source {
     /// An OCI artifact of the weaver repository, as `weaver push artifact` pushes it, in place
     /// of `url`: pulled with `spec.chartCredentials` (or anonymously), its files applied as a
     /// checkout of the commit it was packed from would be. `secretRef`, `caSecretRef` and
-    /// `verify` are for git only.
+    /// `verify` are for git only (an artifact's signature is checked by `oci.verify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oci: Option<OciSource>,
     /// A Secret of this namespace with `username` and `password`, or `bearerToken`, or (ssh)
@@ -239,10 +239,10 @@ pub struct Source {
     pub verify: Option<SourceVerify>,
 }
 
-/// An OCI artifact: its repository, and a tag or a digest of it.
+/// An OCI artifact: its repository, and a tag, a semver range of tags or a digest of it.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("oneOf" = [{"required": ["tag"]}, {"required": ["digest"]}]))]
+#[schemars(extend("oneOf" = [{"required": ["tag"]}, {"required": ["semver"]}, {"required": ["digest"]}]))]
 pub struct OciSource {
     /// `oci://REGISTRY/REPOSITORY`.
     #[schemars(regex(pattern = "^oci://[^/?#@]+/[a-z0-9]"))]
@@ -251,6 +251,12 @@ pub struct OciSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = "^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$"))]
     pub tag: Option<String>,
+    /// The highest of the repository's tags in this range (`>=1.2.0 <2`, `~1.4`, helm's range
+    /// syntax), chosen at each reconcile, as Flux's `ref.semver`: tags that are no version
+    /// (`latest`, cosign's `sha256-….sig`) are left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub semver: Option<String>,
     /// A manifest digest, `sha256:` and 64 hex digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = "^sha256:[0-9a-f]{64}$"))]
@@ -258,7 +264,34 @@ pub struct OciSource {
     /// Plain http, not https (a registry on a private network), as Flux's `insecure`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
+    /// Apply only a manifest a trusted key signed, as Flux's OCIRepository `verify`: one that
+    /// is not is never read, and `Ready` says `VerificationFailed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<OciVerify>,
 }
+
+/// How an OCI artifact's signature is checked.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OciVerify {
+    /// Who made the signature: `cosign` (a key pair's, `cosign sign --key`), the only one.
+    #[serde(default)]
+    #[schemars(extend("default" = "cosign"))]
+    pub provider: VerifyProvider,
+    /// A Secret of this namespace whose every value named `*.pub` is a cosign public key (PEM,
+    /// as `cosign generate-key-pair` writes `cosign.pub`): the manifest's digest must carry a
+    /// signature (the tag `sha256-HEX.sig`) one of them holds for.
+    pub secret_ref: LocalObjectReference,
+}
+
+open_enum!(
+    /// The signatures `spec.source.oci.verify` checks.
+    #[derive(Default)]
+    pub VerifyProvider {
+        #[default]
+        Cosign => "cosign",
+    }
+);
 
 impl Source {
     /// Where the source is, as the status and `sync get` show it: the git URL, or the
@@ -471,6 +504,24 @@ pub struct EnvironmentSyncStatus {
     /// The last image update (`spec.imageUpdates`): what the registries held, what it pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_updates: Option<ImageUpdatesStatus>,
+    /// The OCI artifact (`spec.source.oci`) the last reconcile that got past its pull took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<ArtifactStatus>,
+}
+
+/// An OCI artifact pulled: the tag it was found at, its digest, and who signed it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactStatus {
+    /// The tag given, or the one `semver` chose; absent for a digest given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The manifest's digest, `sha256:…`: the revision applied.
+    pub digest: String,
+    /// With `verify`: the key that signed it (`keys/cosign.pub (ECDSA P-256 key SHA256:…)`,
+    /// the Secret and its key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -888,7 +939,8 @@ open_enum!(
         /// is not a plain file or directory inside it.
         ArtifactInvalid => "ArtifactInvalid",
         /// The fetched commit (or, with `spec.source.verify.mode: all`, one since the last
-        /// applied) is not signed by a key of the trust list.
+        /// applied) is not signed by a key of the trust list; or the OCI artifact's manifest
+        /// carries no cosign signature of a key of `spec.source.oci.verify`.
         VerificationFailed => "VerificationFailed",
         InvalidSpec => "InvalidSpec",
         InvalidReference => "InvalidReference",
@@ -1012,6 +1064,9 @@ pub struct HistoryEntry {
     /// write that set `spec.approvedPlan`, from its managed fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalRecord>,
+    /// With `spec.source.oci.verify`: who signed the revision, as `status.artifact.signedBy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]

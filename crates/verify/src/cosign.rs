@@ -121,6 +121,12 @@ impl CosignKeys {
         Ok(CosignKeys { keys })
     }
 
+    /// These keys and `other`'s (several files of keys, each naming its own).
+    pub fn with(mut self, other: CosignKeys) -> CosignKeys {
+        self.keys.extend(other.keys);
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

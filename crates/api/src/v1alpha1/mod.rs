@@ -11,7 +11,8 @@
 //!   enumerated in the schema (the same strings, so they convert unchanged).
 //!
 //! - EnvironmentSync `spec.source.verify`, the `signingKey` of `spec.promotion` and
-//!   `spec.imageUpdates`, `spec.chartCredentials` and `spec.source.oci` are new. `v1alpha1`'s frozen schema has no
+//!   `spec.imageUpdates`, `spec.chartCredentials` and `spec.source.oci` are new, as are
+//!   `status.artifact` and `status.history[].signedBy`. `v1alpha1`'s frozen schema has no
 //!   place for them, so down to it they are kept in the annotation [`V1BETA1_FIELDS`] and up
 //!   from it put back: an update through `v1alpha1` that keeps the object's metadata (an edit, a
 //!   patch, an apply) never turns a verification off, or loses credentials, by leaving out what
@@ -57,14 +58,24 @@ fn deprecated(frozen: &str, kind: &str) -> Value {
 /// each field's JSON pointer and value.
 pub const V1BETA1_FIELDS: &str = "weaver.example.com/v1beta1-fields";
 
-/// The EnvironmentSync fields `v1alpha1` has no place for, as JSON pointers.
-const NEWER_FIELDS: [&str; 5] = [
+/// The EnvironmentSync fields `v1alpha1` has no place for, as JSON pointers (and each history
+/// entry's `signedBy`: [`newer_fields`]).
+const NEWER_FIELDS: [&str; 6] = [
     "/spec/source/verify",
     "/spec/promotion/signingKey",
     "/spec/imageUpdates/signingKey",
     "/spec/chartCredentials",
     "/spec/source/oci",
+    "/status/artifact",
 ];
+
+/// The pointers of the fields `v1alpha1` has no place for in `object`: [`NEWER_FIELDS`], and
+/// the `signedBy` of each of its history entries.
+fn newer_fields(object: &Value) -> Vec<String> {
+    let entries = object.pointer("/status/history").and_then(Value::as_array).map_or(0, Vec::len);
+    let signers = (0..entries).map(|entry| format!("/status/history/{entry}/signedBy"));
+    NEWER_FIELDS.iter().map(ToString::to_string).chain(signers).collect()
+}
 
 /// `object` (an EnvironmentSync or ConfigMapSync of either version) at `desired`
 /// (`weaver.example.com/v1beta1` or `…/v1alpha1`). Only its apiVersion and the fields named in
@@ -115,10 +126,10 @@ pub fn holds_older_fields(object: &Value) -> bool {
 /// The fields only `v1beta1` has, moved into the annotation [`V1BETA1_FIELDS`].
 fn newer_fields_down(object: &mut Value) {
     let mut kept = Map::new();
-    for pointer in NEWER_FIELDS {
+    for pointer in newer_fields(object) {
         let (parent, field) = pointer.rsplit_once('/').expect("a pointer has a parent");
         if let Some(value) = object.pointer_mut(parent).and_then(Value::as_object_mut).and_then(|p| p.remove(field)) {
-            kept.insert(pointer.to_string(), value);
+            kept.insert(pointer, value);
         }
     }
     if kept.is_empty() {
@@ -137,9 +148,9 @@ fn newer_fields_down(object: &mut Value) {
 fn newer_fields_up(object: &mut Value) {
     let Some(kept) = remove_annotation(object) else { return };
     let kept: Map<String, Value> = kept.as_str().and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default();
+    let newer = newer_fields(object);
     for (pointer, value) in kept {
-        let Some((parent, field)) = pointer.rsplit_once('/').filter(|_| NEWER_FIELDS.contains(&pointer.as_str()))
-        else {
+        let Some((parent, field)) = pointer.rsplit_once('/').filter(|_| newer.contains(&pointer)) else {
             continue;
         };
         if let Some(parent) = object.pointer_mut(parent).and_then(Value::as_object_mut) {

@@ -19,7 +19,8 @@ fn environment_sync() -> Value {
             "source": {"url": "https://git.example/apps.git", "ref": {"branch": "main", "tag": "v1", "semver": "~1", "commit": "0123456789abcdef0123456789abcdef01234567"},
                 "secretRef": {"name": "git"}, "caSecretRef": {"name": "ca"}, "path": "clusters/prod",
                 "verify": {"mode": "all", "secretRef": {"name": "signers"}},
-                "oci": {"url": "oci://registry.example/apps", "tag": "main", "digest": format!("sha256:{}", "0".repeat(64)), "insecure": true}},
+                "oci": {"url": "oci://registry.example/apps", "tag": "main", "digest": format!("sha256:{}", "0".repeat(64)), "insecure": true,
+                    "semver": ">=1 <2", "verify": {"provider": "cosign", "secretRef": {"name": "cosign-keys"}}}},
             "environments": ["prod-*"],
             "environmentSelector": "tier=prod",
             "interval": "5m", "retryInterval": "1m", "timeout": "10m",
@@ -57,7 +58,10 @@ fn environment_sync() -> Value {
             "environmentsReady": "1/2",
             "history": [{"revision": "0123456789ab", "time": "2026-11-28T10:00:00Z", "result": "ReconciliationSucceeded",
                 "message": "applied", "durationSeconds": 1.5,
-                "approval": {"digest": "sha256:abc", "approvedBy": "alice", "approvedAt": "2026-11-28T09:00:00Z"}}],
+                "approval": {"digest": "sha256:abc", "approvedBy": "alice", "approvedAt": "2026-11-28T09:00:00Z"},
+                "signedBy": "cosign-keys/release.pub (ECDSA P-256 key SHA256:q0zS)"}],
+            "artifact": {"tag": "1.2.0", "digest": format!("sha256:{}", "0".repeat(64)),
+                "signedBy": "cosign-keys/release.pub (ECDSA P-256 key SHA256:q0zS)"},
             "promotion": {"lastAttemptTime": "2026-11-28T10:00:00Z", "revision": "0123456789ab", "branch": "main",
                 "lastPushedCommit": "fedcba", "lastPushTime": "2026-11-28T10:01:00Z",
                 "targets": [{"environment": "prod", "from": "staging", "passed": false,
@@ -174,18 +178,19 @@ fn every_field_survives_a_round_trip_both_ways() {
     for fixture in [environment_sync(), config_map_sync()] {
         let down = convert(fixture.clone(), &format!("{GROUP}/{VERSION}")).unwrap();
         assert_eq!(down["apiVersion"], "weaver.example.com/v1alpha1");
-        let (mut metadata, mut spec) = (down["metadata"].clone(), down["spec"].clone());
+        let mut restored = down.clone();
         if fixture["kind"] == "EnvironmentSync" {
             // What v1alpha1 cannot say is kept in an annotation; nothing else differs.
-            let kept = metadata["annotations"].as_object_mut().unwrap().remove(V1BETA1_FIELDS).expect("kept");
+            let annotations = restored["metadata"]["annotations"].as_object_mut().unwrap();
+            let kept = annotations.remove(V1BETA1_FIELDS).expect("kept");
             let kept: Value = serde_json::from_str(kept.as_str().unwrap()).unwrap();
             for (pointer, value) in kept.as_object().unwrap() {
                 let (parent, field) = pointer.rsplit_once('/').unwrap();
-                spec.pointer_mut(parent.strip_prefix("/spec").unwrap()).unwrap()[field] = value.clone();
+                restored.pointer_mut(parent).unwrap()[field] = value.clone();
             }
         }
-        assert_eq!(metadata, fixture["metadata"], "metadata does not change otherwise");
-        assert_eq!(spec, fixture["spec"], "the spec is the same in both versions");
+        assert_eq!(restored["metadata"], fixture["metadata"], "metadata does not change otherwise");
+        assert_eq!(restored["spec"], fixture["spec"], "the spec is the same in both versions");
         let up = convert(down.clone(), &format!("{GROUP}/{STORAGE_VERSION}")).unwrap();
         assert_eq!(up, fixture, "v1beta1 -> v1alpha1 -> v1beta1");
         let down_again = convert(up, &format!("{GROUP}/{VERSION}")).unwrap();
@@ -289,7 +294,11 @@ fn an_object_served_before_the_webhook_is_set_reads_as_the_types() {
     let mut served = convert(environment_sync(), &format!("{GROUP}/{VERSION}")).unwrap();
     served["apiVersion"] = json!(format!("{GROUP}/{STORAGE_VERSION}"));
     let typed: EnvironmentSync = serde_json::from_value(served).expect("readable");
-    let expected: EnvironmentSync = serde_json::from_value(environment_sync()).unwrap();
+    let mut expected: EnvironmentSync = serde_json::from_value(environment_sync()).unwrap();
+    // Kept in the annotation, which only the webhook puts back.
+    let status = expected.status.as_mut().unwrap();
+    status.artifact = None;
+    status.history[0].signed_by = None;
     assert_eq!(typed.status, expected.status, "the sentences read as the objects the webhook would give");
     // Written back so, it is in v1beta1's form, and down again in v1alpha1's.
     let again = convert(serde_json::to_value(&typed).unwrap(), &format!("{GROUP}/{VERSION}")).unwrap();
@@ -319,7 +328,14 @@ fn an_update_through_v1alpha1_keeps_the_verification_it_cannot_say() {
     let kept: Value = serde_json::from_str(down["metadata"]["annotations"][V1BETA1_FIELDS].as_str().unwrap()).unwrap();
     assert_eq!(
         kept.as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["/spec/source/verify", "/spec/imageUpdates/signingKey", "/spec/chartCredentials", "/spec/source/oci"]
+        [
+            "/spec/source/verify",
+            "/spec/imageUpdates/signingKey",
+            "/spec/chartCredentials",
+            "/spec/source/oci",
+            "/status/artifact",
+            "/status/history/0/signedBy"
+        ]
     );
     // A v1alpha1 client changes what it can say, and drops spec.imageUpdates altogether.
     down["spec"]["interval"] = json!("1m");

@@ -14,6 +14,7 @@ use weaver_cluster::GivenCluster;
 use weaver_engine::action::{Keys, PruneReleases};
 use weaver_secrets::Redactor;
 use weaver_source::Fetched;
+use weaver_source::artifacts::Wanted;
 use weaver_source::charts::Archives;
 use weaver_source::charts::oci::Artifact;
 
@@ -53,7 +54,11 @@ pub async fn applied(
         plan::Gate::Go(spec) => {
             let source = match spec.source {
                 plan::Fetching::Git(..) => plan::Fetching::Git(RefKind::Commit, commit),
-                plan::Fetching::Oci(artifact) => plan::Fetching::Oci(Artifact { tag: commit, ..artifact }),
+                // The digest applied, whatever the tag or range chose since (its signature
+                // checked again with `spec.source.oci.verify`).
+                plan::Fetching::Oci(wanted) => {
+                    plan::Fetching::Oci(Wanted { artifact: Artifact { tag: commit, ..wanted.artifact }, semver: None })
+                }
             };
             Spec { source, ..spec }
         }
@@ -64,7 +69,7 @@ pub async fn applied(
     let tenant = tenant_client(&namespace, &spec, shared).await?;
     let pulls = Arc::new(chart_pulls(sync, &namespace, &tenant, shared, redactor).await?);
     let fresh = Fresh::Within(spec.interval);
-    let (fetched, _) = fetch_source(sync, &namespace, &spec, &tenant, shared, &pulls, fresh).await?;
+    let (fetched, _, _) = fetch_source(sync, &namespace, &spec, &tenant, shared, &pulls, fresh).await?;
     let given = cluster_for(sync, &namespace, &spec, shared, &tenant, 1).await?;
     let keys = keys_for(sync, &namespace, &tenant).await?;
     let charts = Archives::Pulled(pulls);

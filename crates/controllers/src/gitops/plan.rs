@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use weaver_api::environment_sync::{Pushing, Reason, VerifyMode};
+use weaver_api::environment_sync::{Pushing, Reason, VerifyMode, VerifyProvider};
 use weaver_api::windows::Windows;
+use weaver_source::artifacts::Wanted;
 use weaver_source::charts::oci::Artifact;
 
 pub use super::api::{
@@ -27,8 +28,8 @@ pub const DEPENDENCY_RETRY: Duration = Duration::from_secs(10);
 pub enum Fetching {
     /// `spec.source.url` at `spec.source.ref`.
     Git(RefKind, String),
-    /// `spec.source.oci`, at its tag or digest.
-    Oci(Artifact),
+    /// `spec.source.oci`, at its tag, the highest tag of its semver range, or its digest.
+    Oci(Wanted),
 }
 
 /// The spec, checked and with its defaults.
@@ -49,6 +50,9 @@ pub struct Settings {
     pub image_updates: Option<Box<ImageUpdates>>,
     /// `spec.source.verify`: which commits are checked, and the Secret of the trust list.
     pub verify: Option<(VerifyMode, String)>,
+    /// `spec.source.oci.verify`: the Secret of the cosign public keys the artifact's manifest
+    /// must be signed by.
+    pub cosign_keys: Option<String>,
 }
 
 /// `spec.imageUpdates`, with its defaults.
@@ -249,11 +253,13 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
         promotion,
         image_updates,
         verify: spec.source.verify.as_ref().map(|v| (v.mode, v.secret_ref.name.clone())),
+        cosign_keys: spec.source.oci.as_ref().and_then(|o| o.verify.as_ref()).map(|v| v.secret_ref.name.clone()),
     })
 }
 
-/// What `source` says to fetch: a git repository at one revision, or an OCI artifact at a tag
-/// or a digest; what is wrong with it as a reason and a message.
+/// What `source` says to fetch: a git repository at one revision, or an OCI artifact at a tag,
+/// the highest tag of a semver range or a digest; what is wrong with it as a reason and a
+/// message.
 fn fetching(source: &weaver_api::environment_sync::Source) -> Result<Fetching, (Reason, String)> {
     match (&source.url, &source.reference, &source.oci) {
         (Some(_), Some(reference), None) => match reference.one() {
@@ -265,28 +271,53 @@ fn fetching(source: &weaver_api::environment_sync::Source) -> Result<Fetching, (
                 return Err((
                     Reason::InvalidSpec,
                     "spec.source.secretRef, caSecretRef and verify are for a git source: spec.source.oci is pulled \
-                     with spec.chartCredentials (verifying an artifact's signature is not built yet)"
+                     with spec.chartCredentials, and its signature checked by spec.source.oci.verify"
                         .into(),
                 ));
             }
-            let reference = match (&oci.tag, &oci.digest) {
-                (Some(tag), None) => tag,
-                (None, Some(digest)) => digest,
-                (None, None) => {
+            if let Some(verify) = &oci.verify
+                && verify.provider != VerifyProvider::Cosign
+            {
+                return Err((
+                    Reason::InvalidSpec,
+                    format!(
+                        "spec.source.oci.verify.provider is `{}`: only `cosign` signatures are checked",
+                        verify.provider
+                    ),
+                ));
+            }
+            let given = [("tag", &oci.tag), ("semver", &oci.semver), ("digest", &oci.digest)];
+            let given: Vec<(&str, &str)> =
+                given.into_iter().filter_map(|(field, value)| Some((field, value.as_deref()?))).collect();
+            let (field, value) = match given.as_slice() {
+                [one] => *one,
+                [] => {
                     return Err((
                         Reason::InvalidReference,
-                        "spec.source.oci names neither tag nor digest: give one".into(),
+                        "spec.source.oci names no tag, semver or digest: give one".into(),
                     ));
                 }
-                (Some(_), Some(_)) => {
+                several => {
+                    let fields: Vec<&str> = several.iter().map(|(field, _)| *field).collect();
                     return Err((
                         Reason::InvalidReference,
-                        "spec.source.oci names a tag and a digest: give only one".into(),
+                        format!("spec.source.oci names {}: give only one of tag, semver, digest", fields.join(" and ")),
                     ));
                 }
             };
+            if field == "semver"
+                && let Err(why) = weaver_semver::Constraints::parse(value)
+            {
+                return Err((
+                    Reason::InvalidReference,
+                    format!("spec.source.oci.semver `{value}` is not a version range ({why})"),
+                ));
+            }
+            // A range's tag is chosen at each pull: the artifact stands for its repository.
+            let reference = if field == "semver" { "latest" } else { value };
+            let semver = (field == "semver").then(|| value.to_string());
             Artifact::at(&oci.url, reference, oci.insecure, "spec.source.oci")
-                .map(Fetching::Oci)
+                .map(|artifact| Fetching::Oci(Wanted { artifact, semver }))
                 .map_err(|err| (Reason::InvalidSourceUrl, err.to_string()))
         }
         _ => Err((
@@ -629,19 +660,32 @@ mod tests {
     }
 
     #[test]
-    fn an_oci_source_is_its_artifact_at_a_tag_or_digest_and_nothing_of_git_goes_with_it() {
+    fn an_oci_source_is_its_artifact_at_a_tag_semver_or_digest_and_nothing_of_git_goes_with_it() {
         let oci = |source: serde_json::Value| sync(serde_json::json!({"source": source}));
         let tagged =
             settings(&oci(serde_json::json!({"oci": {"url": "oci://registry.example/shop/deploy", "tag": "main"}})));
-        let Fetching::Oci(artifact) = tagged.source else { panic!("{tagged:?}") };
-        assert_eq!(artifact.to_string(), "registry.example/shop/deploy:main");
-        assert!(!artifact.plain_http);
+        let Fetching::Oci(wanted) = tagged.source else { panic!("{tagged:?}") };
+        assert_eq!(wanted.to_string(), "registry.example/shop/deploy:main");
+        assert!(!wanted.artifact.plain_http);
+        assert_eq!((wanted.semver, tagged.cosign_keys), (None, None));
         let digest = format!("sha256:{}", "a".repeat(64));
         let pinned =
             oci(serde_json::json!({"oci": {"url": "oci://127.0.0.1:5000/shop", "digest": digest, "insecure": true}}));
-        let Fetching::Oci(artifact) = settings(&pinned).source else { panic!() };
-        assert_eq!(artifact.to_string(), format!("127.0.0.1:5000/shop@{digest}"));
-        assert!(artifact.plain_http);
+        let Fetching::Oci(wanted) = settings(&pinned).source else { panic!() };
+        assert_eq!(wanted.to_string(), format!("127.0.0.1:5000/shop@{digest}"));
+        assert!(wanted.artifact.plain_http);
+        // A range: its repository, the tag chosen at each pull; verified with the Secret's keys.
+        let ranged =
+            settings(&oci(serde_json::json!({"oci": {"url": "oci://registry.example/shop", "semver": ">=1 <2",
+            "verify": {"provider": "cosign", "secretRef": {"name": "signers"}}}})));
+        let Fetching::Oci(wanted) = &ranged.source else { panic!() };
+        assert_eq!(wanted.semver.as_deref(), Some(">=1 <2"));
+        assert_eq!(wanted.to_string(), "registry.example/shop (semver `>=1 <2`)");
+        assert_eq!(ranged.cosign_keys.as_deref(), Some("signers"));
+        // The provider defaults to cosign, as Flux's does.
+        let unnamed = settings(&oci(serde_json::json!({"oci": {"url": "oci://registry.example/shop", "tag": "main",
+            "verify": {"secretRef": {"name": "keys"}}}})));
+        assert_eq!(unnamed.cosign_keys.as_deref(), Some("keys"));
         let refused = |spec: serde_json::Value| match gate(&sync(spec), None) {
             Gate::Invalid { reason, message } => (reason, message),
             other => panic!("expected Invalid, got {other:?}"),
@@ -657,12 +701,33 @@ mod tests {
             (
                 serde_json::json!({"source": {"oci": {"url": "oci://registry.example/shop"}}}),
                 "InvalidReference",
-                "neither tag nor digest",
+                "spec.source.oci names no tag, semver or digest: give one",
             ),
             (
                 serde_json::json!({"source": {"oci": {"url": "oci://registry.example/shop", "tag": "a", "digest": digest}}}),
                 "InvalidReference",
-                "a tag and a digest",
+                "spec.source.oci names tag and digest: give only one of tag, semver, digest",
+            ),
+            (
+                serde_json::json!({"source": {"oci": {"url": "oci://registry.example/shop", "tag": "a", "semver": "1"}}}),
+                "InvalidReference",
+                "spec.source.oci names tag and semver: give only one",
+            ),
+            (
+                serde_json::json!({"source": {"oci": {"url": "oci://registry.example/shop", "semver": ">=1", "digest": digest}}}),
+                "InvalidReference",
+                "names semver and digest",
+            ),
+            (
+                serde_json::json!({"source": {"oci": {"url": "oci://registry.example/shop", "semver": ">= one"}}}),
+                "InvalidReference",
+                "spec.source.oci.semver `>= one` is not a version range",
+            ),
+            (
+                serde_json::json!({"source": {"oci": {"url": "oci://registry.example/shop", "tag": "a",
+                    "verify": {"provider": "notation", "secretRef": {"name": "keys"}}}}}),
+                "InvalidSpec",
+                "spec.source.oci.verify.provider is `notation`: only `cosign` signatures are checked",
             ),
             (
                 serde_json::json!({"source": {"oci": {"url": "oci://registry.example", "tag": "a"}}}),
@@ -677,7 +742,7 @@ mod tests {
             (
                 serde_json::json!({"source": {"oci": at, "verify": {"secretRef": {"name": "keys"}}}}),
                 "InvalidSpec",
-                "not built yet",
+                "its signature checked by spec.source.oci.verify",
             ),
             (
                 serde_json::json!({"source": {"oci": at}, "promotion": {"author": {"name": "w", "email": "w@x"}}}),

@@ -19,7 +19,8 @@ use kube::ResourceExt;
 use secrecy::ExposeSecret;
 
 use super::api::{
-    Approval, EnvironmentResult, EnvironmentStatus, EnvironmentSync, PendingPlan, Reason, ReleaseChanges,
+    Approval, ArtifactStatus, EnvironmentResult, EnvironmentStatus, EnvironmentSync, PendingPlan, Reason,
+    ReleaseChanges,
 };
 use super::plan::{self, Settings as Spec, Work};
 use super::renders::Renders;
@@ -181,7 +182,7 @@ pub async fn reconcile(
     };
     // A fetch of the same source (another EnvironmentSync's) started since the reconcile was
     // asked for will do; one started before may predate a push it was asked for after.
-    let (fetched, request) =
+    let (fetched, request, artifact) =
         match fetch_source(sync, &namespace, spec, &tenant, shared, &pulls, Fresh::Since(asked)).await {
             Ok(fetched) => fetched,
             Err((reason, message)) => return failed(reason, message, None),
@@ -214,6 +215,10 @@ pub async fn reconcile(
     if let Some(message) = plan::waiting_for(sync, Some(&commit), &named) {
         return Outcome::Waiting { revision: Some(commit), message };
     }
+    // Each outcome from here on says what the status says of the artifact pulled.
+    let artifact = artifact.map(Box::new);
+    let done =
+        |work, environments| Done { artifact: artifact.clone(), ..Done::new(commit.clone(), work, environments) };
     let selection = EnvironmentSelection {
         envs: sync.spec.environments.clone(),
         selectors: sync.spec.environment_selector.clone().into_iter().collect(),
@@ -288,7 +293,7 @@ pub async fn reconcile(
         })
         .collect();
     let held_back = |pending: Option<PendingPlan>, held: Box<plan::WindowHold>| {
-        Outcome::Done(Done { pending, held: Some(held), ..Done::new(commit.clone(), work, as_before.clone()) })
+        Outcome::Done(Done { pending, held: Some(held), ..done(work, as_before.clone()) })
     };
     if let (false, Work::Apply, Some(held)) = (manual, work, &held) {
         return held_back(None, held.clone());
@@ -306,7 +311,7 @@ pub async fn reconcile(
                     .map(|env| if env.name == failed.name { failed.clone() } else { env.clone() })
                     .collect();
                 let unrendered = unrendered.then(|| failed.name.clone()).into_iter().collect();
-                return Outcome::Done(Done { held, unrendered, ..Done::new(commit, work, environments) });
+                return Outcome::Done(Done { held, unrendered, ..done(work, environments) });
             }
             Ok((plan, _)) if !plan.releases.is_empty() && !plan::approved(sync, &plan.digest) => {
                 let waiting = |env: &Arc<Environment>| EnvironmentStatus {
@@ -318,13 +323,7 @@ pub async fn reconcile(
                 // What the approval is for may itself come by promotion: those push on.
                 let (promotion, images) =
                     run.push_due(&environments, &push_to, &images_push_to, sync, &namespace, &tenant, shared).await;
-                return Outcome::Done(Done {
-                    pending: Some(plan),
-                    promotion,
-                    images,
-                    held,
-                    ..Done::new(commit, work, waiting)
-                });
+                return Outcome::Done(Done { pending: Some(plan), promotion, images, held, ..done(work, waiting) });
             }
             // Approved, but in a closed window: it waits, still approved, until the window opens.
             Ok((plan, _)) if !plan.releases.is_empty() && held.is_some() => {
@@ -398,7 +397,7 @@ pub async fn reconcile(
     let drift = Some(drift_summary(results.iter().map(|e| e.drifted).sum(), results.iter().map(|e| e.missing).sum()));
     let (promotion, images) =
         run.push_due(&environments, &push_to, &images_push_to, sync, &namespace, &tenant, shared).await;
-    Outcome::Done(Done { drift, promotion, images, approval, unrendered, ..Done::new(commit, work, results) })
+    Outcome::Done(Done { drift, promotion, images, approval, unrendered, ..done(work, results) })
 }
 
 fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {
@@ -420,8 +419,9 @@ pub(crate) enum Fresh {
 
 /// `sync`'s source as `spec.source` says: its git repository at the revision, fetched into the
 /// repository's mirror (with the request, which promotions push with and a verification reads
-/// history with), or its OCI artifact, pulled with `pulls`' credentials within `spec.timeout`
-/// and unpacked (no request then).
+/// history with), or its OCI artifact, pulled with `pulls`' credentials within `spec.timeout`,
+/// with `spec.source.oci.verify` only when a key of its Secret signed it, and unpacked (no
+/// request then, but what the status says of the artifact).
 pub(crate) async fn fetch_source(
     sync: &EnvironmentSync,
     namespace: &str,
@@ -430,7 +430,7 @@ pub(crate) async fn fetch_source(
     shared: &Shared,
     pulls: &Pulls,
     fresh: Fresh,
-) -> Result<(Fetched, Option<FetchRequest>), (Reason, String)> {
+) -> Result<(Fetched, Option<FetchRequest>, Option<ArtifactStatus>), (Reason, String)> {
     match &spec.source {
         plan::Fetching::Git(kind, value) => {
             let request = fetch_request(sync, namespace, (kind, value), spec, tenant).await?;
@@ -440,17 +440,37 @@ pub(crate) async fn fetch_source(
                 Fresh::Within(within) => cache.fetch_within(&asked, within),
             });
             match fetched.await {
-                Ok(Ok(fetched)) => Ok((fetched, Some(request))),
+                Ok(Ok(fetched)) => Ok((fetched, Some(request), None)),
                 Ok(Err(err)) => Err((fetch_reason(err.failure), with_secret(&err, sync, namespace))),
                 Err(join) => Err((Reason::GitFetchFailed, format!("the fetch stopped: {join}"))),
             }
         }
         plan::Fetching::Oci(artifact) => {
+            let keys = match &spec.cosign_keys {
+                Some(name) => Some(verification::cosign_keys(tenant, namespace, name).await?),
+                None => None,
+            };
             let (artifacts, pulled, machine) = (shared.artifacts.clone(), artifact.clone(), pulls.machine());
-            let pull = tokio::task::spawn_blocking(move || artifacts.pull(&pulled, &machine));
+            let pull = tokio::task::spawn_blocking(move || artifacts.pull(&pulled, keys.as_ref(), &machine));
             match tokio::time::timeout(spec.timeout, pull).await {
-                Ok(Ok(Ok(fetched))) => Ok((fetched, None)),
-                Ok(Ok(Err(err))) => Err((artifact_reason(err.failure), err.message)),
+                Ok(Ok(Ok(pulled))) => {
+                    let status = ArtifactStatus {
+                        tag: pulled.tag,
+                        digest: pulled.fetched.commit.clone(),
+                        signed_by: pulled.signed_by.map(|signer| signer.to_string()),
+                    };
+                    Ok((pulled.fetched, None, Some(status)))
+                }
+                Ok(Ok(Err(err))) => {
+                    let mut message = err.message;
+                    if let (PullFailure::Unverified, Some(keys)) = (err.failure, &spec.cosign_keys) {
+                        message.push_str(&format!(
+                            "; the keys are Secret {namespace}/{keys} (spec.source.oci.verify.secretRef): nothing of \
+                             it is applied"
+                        ));
+                    }
+                    Err((artifact_reason(err.failure), message))
+                }
                 Ok(Err(join)) => Err((Reason::ArtifactPullFailed, format!("the pull of {artifact} stopped: {join}"))),
                 Err(_) => Err((
                     Reason::ArtifactPullFailed,
@@ -468,6 +488,7 @@ fn artifact_reason(failure: PullFailure) -> Reason {
         PullFailure::NotFound => Reason::ArtifactNotFound,
         PullFailure::TooLarge => Reason::ArtifactTooLarge,
         PullFailure::Invalid => Reason::ArtifactInvalid,
+        PullFailure::Unverified => Reason::VerificationFailed,
     }
 }
 

@@ -10,8 +10,9 @@ use std::collections::BTreeSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::api::{
-    ApprovalRecord, DriftSummary, EnvironmentResult, EnvironmentStatus, EnvironmentSync, EnvironmentSyncStatus,
-    HistoryEntry, ImageUpdatesStatus, PendingPlan, PromotionStatus, PushReason, Reason, WindowHold,
+    ApprovalRecord, ArtifactStatus, DriftSummary, EnvironmentResult, EnvironmentStatus, EnvironmentSync,
+    EnvironmentSyncStatus, HistoryEntry, ImageUpdatesStatus, PendingPlan, PromotionStatus, PushReason, Reason,
+    WindowHold,
 };
 use super::plan::{self, Work};
 use crate::conditions::{
@@ -69,11 +70,13 @@ pub struct Done {
     /// The failed environments that failed in their render (their templates, values, charts),
     /// not their apply, by name: Ready's reason is `RenderFailed` when no other failed.
     pub unrendered: BTreeSet<String>,
+    /// The OCI artifact pulled (`spec.source.oci`): its tag, digest and signer.
+    pub artifact: Option<Box<ArtifactStatus>>,
 }
 
 impl Done {
     /// `work` done at `revision` on `environments`, and nothing more: no plan waits, no drift
-    /// summary, no push, no approval, no window held it.
+    /// summary, no push, no approval, no window held it, no artifact told of.
     pub fn new(revision: String, work: Work, environments: Vec<EnvironmentStatus>) -> Done {
         Done {
             revision,
@@ -86,6 +89,7 @@ impl Done {
             approval: None,
             held: None,
             unrendered: BTreeSet::new(),
+            artifact: None,
         }
     }
 }
@@ -319,6 +323,9 @@ pub fn after(
             if let Some(updated) = &done.images {
                 status.image_updates = Some(updated.status.clone());
             }
+            if let Some(artifact) = &done.artifact {
+                status.artifact = Some(artifact.as_ref().clone());
+            }
             let ready = done.environments.iter().filter(|e| e.result.is_applied()).count();
             status.environments_ready = Some(format!("{ready}/{}", done.environments.len()));
         }
@@ -328,12 +335,15 @@ pub fn after(
         let newest = previous.history.first();
         // A retry failing the same way is one entry, not five.
         if newest.is_none_or(|h| h.revision != revision || h.result != result) {
-            let approval = match outcome {
-                Outcome::Done(done) => done.approval.as_deref().cloned(),
-                _ => None,
+            let (approval, signed_by) = match outcome {
+                Outcome::Done(done) => (
+                    done.approval.as_deref().cloned(),
+                    done.artifact.as_ref().and_then(|artifact| artifact.signed_by.clone()),
+                ),
+                _ => (None, None),
             };
             let time = now.0.to_string();
-            let entry = HistoryEntry { revision, time, result, message, duration_seconds: took, approval };
+            let entry = HistoryEntry { revision, time, result, message, duration_seconds: took, approval, signed_by };
             status.history = plan::with_history(&previous, entry);
         }
     }

@@ -80,30 +80,8 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
     let reference = if is_sha256_digest(&chart.version) {
         chart.version.clone()
     } else {
-        // Registries may answer in pages (the distribution spec's `Link` header); helm reads them all.
-        let mut tags = TagList::new(connection.tag_limits, None);
-        let deadline = Deadline::new(connection.list_time, "the time a chart's tags may take");
-        let host = base.split_once("://").map_or(base.as_str(), |(_, host)| host);
-        let name = connection.repository.clone();
-        let out_of_time = |url: &str| deadline.passed(host, url, &name);
-        let mut pages = std::collections::HashSet::new();
-        let mut next = Some(format!("{base}/v2/{repository}/tags/list"));
-        while let Some(url) = next.take() {
-            if !pages.insert(url.clone()) {
-                return Err(connection.failed(&url, "the registry's tag list links back to a page it already gave"));
-            }
-            let max_body = tags.max_body(connection, &url)?;
-            let response = deadline.within(
-                || out_of_time(&url),
-                |left| connection.send_bounded(Method::Get, &url, "application/json", &[], max_body, Some(left)),
-            )?;
-            if response.status != 200 {
-                return Err(connection.status_error(&url, &response));
-            }
-            tags.page(connection, &url, &response)?;
-            next = response.next;
-        }
-        let versions: Vec<(String, &String)> = tags.tags.iter().map(|t| (t.replace('_', "+"), t)).collect();
+        let tags = tags(connection, &base, &repository, "the time a chart's tags may take")?;
+        let versions: Vec<(String, &String)> = tags.iter().map(|t| (t.replace('_', "+"), t)).collect();
         super::repository::newest(versions.iter().map(|(v, t)| (v.as_str(), *t)), chart)?.clone()
     };
     let url = format!("{base}/v2/{repository}/manifests/{reference}");
@@ -139,6 +117,35 @@ pub fn resolve(connection: &mut Connection, chart: &RemoteChart) -> Result<(Lock
         signed_by: None,
     };
     Ok((locked, data))
+}
+
+/// Every tag of `repository` at `base`, within the connection's bounds on tag lists and their
+/// time (`time` says what that time is, in errors). Registries may answer in pages (the
+/// distribution spec's `Link` header); helm reads them all.
+fn tags(connection: &mut Connection, base: &str, repository: &str, time: &'static str) -> Result<Vec<String>> {
+    let mut tags = TagList::new(connection.tag_limits, None);
+    let deadline = Deadline::new(connection.list_time, time);
+    let host = base.split_once("://").map_or(base, |(_, host)| host);
+    let name = connection.repository.clone();
+    let out_of_time = |url: &str| deadline.passed(host, url, &name);
+    let mut pages = std::collections::HashSet::new();
+    let mut next = Some(format!("{base}/v2/{repository}/tags/list"));
+    while let Some(url) = next.take() {
+        if !pages.insert(url.clone()) {
+            return Err(connection.failed(&url, "the registry's tag list links back to a page it already gave"));
+        }
+        let max_body = tags.max_body(connection, &url)?;
+        let response = deadline.within(
+            || out_of_time(&url),
+            |left| connection.send_bounded(Method::Get, &url, "application/json", &[], max_body, Some(left)),
+        )?;
+        if response.status != 200 {
+            return Err(connection.status_error(&url, &response));
+        }
+        tags.page(connection, &url, &response)?;
+        next = response.next;
+    }
+    Ok(tags.tags)
 }
 
 /// What the tag lists read so far hold, against their limits; `scope` names them in errors
@@ -575,6 +582,25 @@ impl Artifact {
     /// `http(s)://registry`.
     fn base(&self) -> String {
         format!("{}://{}", if self.plain_http { "http" } else { "https" }, self.registry)
+    }
+
+    /// Every tag of the artifact's repository.
+    pub fn tags(&self, connection: &mut Connection) -> Result<Vec<String>> {
+        tags(connection, &self.base(), &self.repository, "the time an artifact's tags may take")
+    }
+
+    /// What a `GET` of `path` of the artifact's repository (`manifests/TAG`, `blobs/DIGEST`),
+    /// read within `bound` bytes, found of a signature ([`crate::signatures::Get`]).
+    pub fn signature_part(
+        &self,
+        connection: &mut Connection,
+        path: &str,
+        accept: &str,
+        bound: u64,
+    ) -> Result<crate::signatures::Part> {
+        let url = format!("{}/v2/{}/{path}", self.base(), self.repository);
+        let response = connection.send_bounded(Method::Get, &url, accept, &[], bound, None)?;
+        connection.found(&url, response)
     }
 
     /// A connection with the machine's credentials for the registry, found as a chart's are.

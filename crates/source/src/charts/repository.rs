@@ -53,6 +53,18 @@ pub fn choose<'a>(index: &'a Index, chart: &RemoteChart) -> Result<&'a IndexEntr
 /// The newest of `versions` that `chart`'s constraint allows, or an error listing them.
 pub fn newest<'a, T>(versions: impl Iterator<Item = (&'a str, T)>, chart: &RemoteChart) -> Result<T> {
     let constraint = if chart.version.is_empty() { "*" } else { chart.version.as_str() };
+    newest_allowed(versions, constraint).map_err(|available| {
+        Error::new(format!("no version of {} meets the constraint `{constraint}`", chart.describe()))
+            .with_help(format!("versions available (newest first): {available}; change the release's `version`"))
+    })
+}
+
+/// The newest of `versions` (text that is no version left out) that `constraint` allows; else
+/// the ten newest versions, as a message lists them (`none` without any).
+pub fn newest_allowed<'a, T>(
+    versions: impl Iterator<Item = (&'a str, T)>,
+    constraint: &str,
+) -> std::result::Result<T, String> {
     let mut all = Vec::new();
     let mut best: Option<(weaver_semver::Version, T)> = None;
     for (text, item) in versions {
@@ -70,12 +82,7 @@ pub fn newest<'a, T>(versions: impl Iterator<Item = (&'a str, T)>, chart: &Remot
     }
     all.sort_by(|a, b| b.compare(a));
     let available: Vec<String> = all.iter().take(10).map(ToString::to_string).collect();
-    Err(Error::new(format!("no version of {} meets the constraint `{constraint}`", chart.describe())).with_help(
-        format!(
-            "versions available (newest first): {}; change the release's `version`",
-            if available.is_empty() { "none".into() } else { available.join(", ") }
-        ),
-    ))
+    Err(if available.is_empty() { "none".into() } else { available.join(", ") })
 }
 
 /// An index entry's archive URL, absolute (index entries may be relative to the repository).

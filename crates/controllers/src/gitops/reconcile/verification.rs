@@ -11,6 +11,7 @@ use super::credentials::{fetch_reason, secret, with_secret};
 use crate::gitops::api::{EnvironmentSync, Reason, VerifyMode};
 use weaver_engine::action::verify::Named;
 use weaver_source::{FetchRequest, Fetched, GitCache};
+use weaver_verify::cosign::CosignKeys;
 use weaver_verify::{Keyring, SigningKey, TrustList};
 
 /// The trust list of `spec.source.verify`: the Secret's `allowed_signers` (SSH keys) and its
@@ -56,6 +57,35 @@ pub(crate) async fn trust_list(
         return Err(invalid("holds no key, so no commit can pass: list each signer's public key".into()));
     }
     Ok(trust)
+}
+
+/// The cosign public keys of `spec.source.oci.verify`: every value of the Secret named `*.pub`
+/// (others are not read, as Flux's OCIRepository reads its Secret), each key named in messages
+/// and the status as `<secret>/<key>`. A value that cannot be read is named by its key and
+/// line, never quoted.
+pub(crate) async fn cosign_keys(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<CosignKeys, (Reason, String)> {
+    let field = "spec.source.oci.verify.secretRef";
+    let secret = secret(client, namespace, name, field).await?;
+    let invalid = |message: String| (Reason::SecretInvalid, format!("Secret {namespace}/{name} ({field}) {message}"));
+    let mut keys = CosignKeys::default();
+    for (key, value) in secret.data.iter().flatten().filter(|(key, _)| key.ends_with(".pub")) {
+        let text = std::str::from_utf8(&value.0).map_err(|_| invalid(format!("key `{key}` is not text")))?;
+        let parsed = CosignKeys::parse(&format!("{name}/{key}"), text)
+            .map_err(|e| invalid(format!("key `{key}`, line {}, cannot be read: {}", e.line, e.message)))?;
+        keys = keys.with(parsed);
+    }
+    if keys.is_empty() {
+        return Err(invalid(
+            "holds no cosign public key, so no artifact can pass: give each signer's `cosign.pub` under a key named \
+             `*.pub`"
+                .into(),
+        ));
+    }
+    Ok(keys)
 }
 
 /// Checks the fetched commit, and with `mode: all` every commit since `sync`'s last applied one
@@ -408,6 +438,43 @@ mod tests {
             assert_eq!((status.as_str(), got.as_str()), ("False", reason), "{message}");
             assert!(message.contains(part), "{message}");
             assert!(!message.contains("not-base64"), "a value is quoted: {message}");
+            assert_eq!(greeting(&fixture).await, None, "nothing applied");
+        }
+    }
+
+    /// `spec.source.oci.verify`'s Secret is read before the registry is asked: missing, without
+    /// a `*.pub` key, or with a value that is no cosign public key, it is named (the key and
+    /// line), never quoted, and nothing is pulled or applied.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn cosign_keys_that_are_missing_or_unreadable_are_named_before_the_registry_is_asked() {
+        let Some(fixture) = Fixture::start().await else { return };
+        secret(&fixture, "unnamed", "cosign.key", "not a public key\n").await;
+        let private = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIPrivateKeyBytes\n-----END EC PRIVATE KEY-----\n";
+        secret(&fixture, "private", "release.pub", private).await;
+        // No registry listens there: a pull would fail with ArtifactPullFailed.
+        let with = |name: &str| {
+            json!({"source": {"oci": {"url": "oci://127.0.0.1:9/shop/deploy", "tag": "main", "insecure": true,
+                                      "verify": {"provider": "cosign", "secretRef": {"name": name}}}}})
+        };
+        fixture.create_sync("shop", with("absent")).await;
+        let field = "spec.source.oci.verify.secretRef";
+        for (name, reason, part) in [
+            ("absent", "SecretNotFound", format!("Secret app/absent ({field}) does not exist")),
+            ("unnamed", "SecretInvalid", format!("Secret app/unnamed ({field}) holds no cosign public key")),
+            (
+                "private",
+                "SecretInvalid",
+                format!(
+                    "Secret app/private ({field}) key `release.pub`, line 1, cannot be read: this is a private key"
+                ),
+            ),
+        ] {
+            fixture.patch_sync("shop", json!({"spec": with(name)})).await;
+            let sync = fixture.reconcile("shop").await;
+            let (status, got, message) = ready(&sync);
+            assert_eq!((status.as_str(), got.as_str()), ("False", reason), "{message}");
+            assert!(message.contains(&part), "{message}");
+            assert!(!message.contains("PrivateKeyBytes"), "a value is quoted: {message}");
             assert_eq!(greeting(&fixture).await, None, "nothing applied");
         }
     }

@@ -225,15 +225,9 @@ pub async fn reconcile(
     let rev = fetched.rev().map(str::to_string);
     // Rendered manifests have no environment files: the artifact's tree says its environments.
     let manifests = fetched.manifests.then(|| (namespace.clone(), sync.name_any()));
-    let select = move || {
-        match manifests {
-        Some(_) if !selection.selectors.is_empty() => Err(weaver_core::error::Error::new(
-            "spec.environmentSelector selects environments by the labels of their files, and an artifact of rendered manifests has none",
-        )
-        .with_help("name the artifact's environments in spec.environments")),
-        Some((namespace, release)) => manifest_environments(&repository, &selection.envs, &namespace, &release),
+    let select = move || match manifests {
+        Some((namespace, release)) => manifest_environments(&repository, &selection, &namespace, &release),
         None => select_environments(&repository, rev.as_deref(), &selection),
-    }
     };
     let environments = match tokio::task::spawn_blocking(select).await {
         Ok(Ok(environments)) => environments,

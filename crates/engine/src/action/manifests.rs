@@ -5,22 +5,31 @@
 
 use std::path::{Path, PathBuf};
 
+use super::fleet::EnvironmentSelection;
 use super::hydrate::{METADATA_FILE, release_files};
 use weaver_core::error::{Error, Result};
 use weaver_project::Environment;
 use weaver_project::source::is_plain_name;
 
-/// Environments `names` of the tree at `repository`. An environment that `weaver hydrate --oci`
+/// The environments `selection` names (by name only: a tree has no labels to select by) of
+/// the tree at `repository`. An environment that `weaver hydrate --oci`
 /// pushed (a directory `<name>/` holding its metadata file) has the releases it lists, each its
 /// file `<name>/<release>.yaml`; otherwise the tree is one environment (then only one may be
 /// named) of one release, `release`, whose objects are every manifest file of the tree. Objects
 /// without a namespace, the records and the lock are in `namespace`.
 pub fn manifest_environments(
     repository: &Path,
-    names: &[String],
+    selection: &EnvironmentSelection,
     namespace: &str,
     release: &str,
 ) -> Result<Vec<Environment>> {
+    if !selection.selectors.is_empty() {
+        return Err(Error::new(
+            "spec.environmentSelector selects environments by the labels of their files, and an artifact of rendered manifests has none",
+        )
+        .with_help("name the artifact's environments in spec.environments"));
+    }
+    let names = &selection.envs;
     if names.is_empty() {
         return Err(Error::new("spec.environments names no environment of the artifact")
             .with_help("name the environment a tree of plain manifests is, or those `weaver hydrate --oci` pushed"));
@@ -68,6 +77,10 @@ mod tests {
 
     use weaver_test_support::files::tree;
 
+    fn named(names: &[&str]) -> EnvironmentSelection {
+        EnvironmentSelection { envs: names.iter().map(|n| n.to_string()).collect(), ..Default::default() }
+    }
+
     /// Each environment's releases: name, directory and files.
     fn releases(environments: &[Environment]) -> Vec<(String, String, Vec<String>)> {
         let shown = |r: &weaver_project::Release| {
@@ -86,7 +99,7 @@ mod tests {
             ("dev/db.yaml", ""),
             ("prod/weaver-hydrate.metadata", r#"{"releases": [{"name": "web", "file": "web.yaml"}]}"#),
         ]);
-        let names = ["dev".to_string(), "prod".to_string()];
+        let names = named(&["dev", "prod"]);
         let environments = manifest_environments(hydrated.path(), &names, "team-a", "shop").unwrap();
         assert_eq!(environments.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["dev", "prod"]);
         assert_eq!(environments[1].lock_namespace, "team-a");
@@ -100,7 +113,7 @@ mod tests {
         );
 
         let plain = tree(&[("apps/web.yaml", ""), ("infra.yml", ""), ("notes.txt", "")]);
-        let environments = manifest_environments(plain.path(), &["dev".to_string()], "team-a", "shop").unwrap();
+        let environments = manifest_environments(plain.path(), &named(&["dev"]), "team-a", "shop").unwrap();
         assert_eq!(
             releases(&environments),
             [("team-a/shop".to_string(), ".".to_string(), vec!["apps/web.yaml".to_string(), "infra.yml".to_string()])]
@@ -108,10 +121,13 @@ mod tests {
         // Two environments of a plain tree, a name that climbs, an empty tree: refused.
         let two = manifest_environments(plain.path(), &names, "team-a", "shop").unwrap_err();
         assert!(two.message.contains("no environment `dev`"), "{two}");
-        let climbs = manifest_environments(plain.path(), &["..".to_string()], "team-a", "shop").unwrap_err();
+        let climbs = manifest_environments(plain.path(), &named(&[".."]), "team-a", "shop").unwrap_err();
         assert!(climbs.message.contains("is not an environment name"), "{climbs}");
         let empty = tree(&[("README.md", "")]);
-        let none = manifest_environments(empty.path(), &["dev".to_string()], "team-a", "shop").unwrap_err();
+        let none = manifest_environments(empty.path(), &named(&["dev"]), "team-a", "shop").unwrap_err();
         assert!(none.message.contains("holds no manifest file"), "{none}");
+        let selected = EnvironmentSelection { selectors: vec!["tier=prod".into()], ..named(&["dev"]) };
+        let labels = manifest_environments(plain.path(), &selected, "team-a", "shop").unwrap_err();
+        assert!(labels.message.starts_with("spec.environmentSelector selects"), "{labels}");
     }
 }

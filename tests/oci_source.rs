@@ -398,3 +398,236 @@ fn an_artifact_source_with_a_semver_range_applies_the_highest_tag_in_it_and_the_
     let why = "no tag is a version in the range (versions, newest first: 2.0.0, 1.3.0, 1.2.0, 1.0.0)";
     assert!(message.contains(&format!("shop/deploy (semver `>=3`): {why}")), "{message}");
 }
+
+/// `weaver hydrate --env dev --oci reference` of the repository in `dir`: the digest the tag
+/// names now (exit code 2: it pushed).
+fn hydrate(dir: &std::path::Path, reference: &str) -> String {
+    let run =
+        common::weaver_in(dir, &["hydrate", "--env", "dev", "--oci", reference, "--plain-http", "-o", "json"], &[]);
+    assert_eq!(run.code, 2, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    report["digest"].as_str().unwrap().to_string()
+}
+
+/// Asserts `object` carries weaver's labels for `release` of `environment`.
+fn assert_weaver_labels(object: &Value, release: &str, environment: &str) {
+    let labels = &object["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "weaver", "{object}");
+    assert_eq!(labels["weaver.example.com/release"], release, "{object}");
+    assert_eq!(labels["weaver.example.com/environment"], environment, "{object}");
+}
+
+#[test]
+fn an_environment_sync_applies_what_hydrate_oci_pushed_and_prunes_what_the_next_push_removed() {
+    let Some(registry) = registry_or_skip() else { return };
+    let cluster = TestCluster::start();
+    let namespace = gitops::tenant(&cluster);
+    let (dir, git) = committed_repository(&namespace, "hello");
+    let extra = dir.path().join("charts/app/templates/extra.yaml");
+    std::fs::write(&extra, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}-extra\n").unwrap();
+    common::git::commit_all(&git, "extra");
+    let url = format!("oci://127.0.0.1:{}/shop/hydrated", registry.port);
+    let first = hydrate(dir.path(), &format!("{url}:dev"));
+    let _controller = gitops::Controller::start(&cluster, None);
+    let sync = gitops::environment_sync(&cluster, &namespace, "hydrated", artifact_spec(&url, "dev"));
+    cluster.create(&sync);
+    let live = gitops::until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the hydrated artifact applied");
+    assert_eq!(live["status"]["lastAppliedRevision"], first);
+    let environments = &live["status"]["environments"];
+    assert_eq!((&environments[0]["name"], &environments[0]["revision"]), (&json!("dev"), &json!(first)));
+    for name in ["app", "app-extra"] {
+        let object = gitops::config_map(&cluster, &namespace, name).unwrap_or_else(|| panic!("ConfigMap {name}"));
+        // The hydrated file's release, as `weaver apply` of the repository would label it.
+        assert_weaver_labels(&object, "app", "dev");
+    }
+    assert_eq!(gitops::config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello");
+
+    // The next push no longer holds `app-extra`: it is pruned, as from a git source.
+    std::fs::remove_file(&extra).unwrap();
+    std::fs::write(dir.path().join("charts/app/values.yaml"), "greeting: hi\n").unwrap();
+    common::git::commit_all(&git, "no extra");
+    let second = hydrate(dir.path(), &format!("{url}:dev"));
+    assert_ne!(second, first);
+    gitops::until_status(&cluster, &sync, "the second push applied", |live| {
+        live["status"]["lastAppliedRevision"] == second
+    });
+    assert_eq!(gitops::config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hi");
+    assert!(gitops::config_map(&cluster, &namespace, "app-extra").is_none(), "the removed object is pruned");
+}
+
+/// Pushes `files` (path → content) to `repository:tag` as `flux push artifact --path=DIR`
+/// pushes a directory DIR holding them (fluxcd/pkg: `oci.Push` over `tar.Tar`), through the
+/// registry's API: the tar holds the walk of DIR in lexical order, the root `.` first, each
+/// directory without a trailing `/`, names relative, owners 0, times zero, modes with their
+/// file-type bits, gzipped; the config is of Flux's type (go-containerregistry's config file of
+/// an empty image, `created` set), the one layer of Flux's content type, and the manifest
+/// carries the three OpenContainers annotations. The manifest's digest.
+fn push_flux_layout(registry: &Registry, repository: &str, tag: &str, files: &[(&str, &str)]) -> String {
+    use sha2::Digest;
+    use weaver_source::charts::oci;
+    let mut entries: Vec<(String, Option<&str>)> = vec![(".".to_string(), None)];
+    for (path, content) in files {
+        let mut at = *path;
+        while let Some((parent, _)) = at.rsplit_once('/') {
+            entries.push((parent.to_string(), None));
+            at = parent;
+        }
+        entries.push((path.to_string(), Some(*content)));
+    }
+    entries.sort_by(|a, b| {
+        let parts = |p: &str| if p == "." { Vec::new() } else { p.split('/').map(str::to_string).collect::<Vec<_>>() };
+        parts(&a.0).cmp(&parts(&b.0))
+    });
+    entries.dedup_by(|a, b| a.0 == b.0);
+    let mut archive = tar::Builder::new(Vec::new());
+    for (name, content) in &entries {
+        let mut header = tar::Header::new_ustar();
+        header.as_ustar_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        let bytes = content.unwrap_or_default().as_bytes();
+        match content {
+            Some(_) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o100644);
+            }
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o40755);
+            }
+        }
+        header.set_size(bytes.len() as u64);
+        header.set_cksum();
+        archive.append(&header, bytes).unwrap();
+    }
+    let tar = archive.into_inner().unwrap();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gzip, &tar).unwrap();
+    let layer = gzip.finish().unwrap();
+    let digest = |bytes: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+    let created = "2026-11-01T10:00:00Z";
+    let config = serde_json::to_vec(&json!({
+        "architecture": "", "created": created, "history": [{"created": "0001-01-01T00:00:00Z"}], "os": "",
+        "rootfs": {"type": "layers", "diff_ids": [digest(&tar)]}, "config": {}
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": oci::MANIFEST,
+        "config": {"mediaType": oci::FLUX_CONFIG, "size": config.len(), "digest": digest(&config)},
+        "layers": [{"mediaType": oci::FLUX_CONTENT, "size": layer.len(), "digest": digest(&layer)}],
+        "annotations": {
+            oci::CREATED_ANNOTATION: created,
+            oci::SOURCE_ANNOTATION: "https://github.com/org/shop",
+            oci::REVISION_ANNOTATION: "main@sha1:3a5a33c661fbb5892d455fb48f5cc86af5f919ea",
+        }
+    }))
+    .unwrap();
+    let artifact =
+        oci::Artifact::parse(&format!("127.0.0.1:{}/{repository}:{tag}", registry.port), true, "test").unwrap();
+    let mut connection = artifact.connect(&weaver_source::charts::http::Machine::anonymous()).unwrap();
+    oci::push_blobs(&mut connection, &artifact, &[config, layer]).unwrap();
+    oci::put_manifest(&mut connection, &artifact, tag, oci::MANIFEST, &manifest).unwrap();
+    digest(&manifest)
+}
+
+const WEB: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  size: small\n";
+
+#[test]
+fn an_environment_sync_applies_an_artifact_laid_out_as_flux_push_artifact_lays_it_out() {
+    let Some(registry) = registry_or_skip() else { return };
+    let cluster = TestCluster::start();
+    let namespace = gitops::tenant(&cluster);
+    let placed = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: placed\n  namespace: {namespace}\n");
+    let json = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "from-json"}}"#;
+    let files =
+        [("README.md", "# not a manifest\n"), ("apps/web.yaml", &format!("{WEB}---\n{placed}")), ("infra.json", json)];
+    let digest = push_flux_layout(&registry, "shop/flux", "v1", &files);
+    let _controller = gitops::Controller::start(&cluster, None);
+    let url = format!("oci://127.0.0.1:{}/shop/flux", registry.port);
+    let mut spec = artifact_spec(&url, "v1");
+    spec["environments"] = json!(["prod"]);
+    let sync = gitops::environment_sync(&cluster, &namespace, "podinfo", spec);
+    cluster.create(&sync);
+    let live = gitops::until_ready_with(&cluster, &sync, "ReconciliationSucceeded", "the Flux artifact applied");
+    assert_eq!(live["status"]["lastAppliedRevision"], digest);
+    assert_eq!(live["status"]["environments"][0]["name"], "prod");
+    // Every document of every manifest file, one without a namespace in the EnvironmentSync's;
+    // the tree is one release named after the EnvironmentSync, as a Flux Kustomization names its objects.
+    for name in ["web", "placed", "from-json"] {
+        let object = gitops::config_map(&cluster, &namespace, name).unwrap_or_else(|| panic!("ConfigMap {name}"));
+        assert_weaver_labels(&object, "podinfo", "prod");
+    }
+    assert_eq!(gitops::config_map(&cluster, &namespace, "web").unwrap()["data"]["size"], "small");
+}
+
+#[test]
+fn rendered_manifests_with_a_document_that_is_no_object_or_a_kustomization_are_refused_and_nothing_applied() {
+    let Some(registry) = registry_or_skip() else { return };
+    let cluster = TestCluster::start();
+    let namespace = gitops::tenant(&cluster);
+    // Document 3 (line 15) has no kind; the Secret before it holds a value no message may show.
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: pw-Zq81x\n";
+    let broken = format!("{WEB}---\n{secret}---\napiVersion: v1\nmetadata:\n  name: nameless\n");
+    push_flux_layout(&registry, "shop/flux", "broken", &[("apps/web.yaml", &broken)]);
+    let kustomized = [("apps/web.yaml", WEB), ("apps/kustomization.yaml", "resources: [web.yaml]\n")];
+    push_flux_layout(&registry, "shop/flux", "kustomized", &kustomized);
+    let _controller = gitops::Controller::start(&cluster, None);
+    let url = format!("oci://127.0.0.1:{}/shop/flux", registry.port);
+    for (tag, reason) in [
+        ("broken", "`apps/web.yaml:15` (document 3) has no `kind`"),
+        ("kustomized", "`apps/kustomization.yaml` is a kustomization"),
+    ] {
+        let sync = gitops::environment_sync(&cluster, &namespace, tag, artifact_spec(&url, tag));
+        cluster.create(&sync);
+        let live = gitops::until_ready_with(&cluster, &sync, "ArtifactInvalid", tag);
+        let message = ready_message(&live);
+        assert!(message.contains(reason) && message.contains(&format!("shop/flux:{tag}")), "{tag}: {message}");
+        assert!(!message.contains("pw-Zq81x"), "{message}");
+        assert!(live["status"].get("lastAppliedRevision").is_none(), "{}", live["status"]);
+    }
+    assert!(gitops::config_map(&cluster, &namespace, "web").is_none(), "nothing was applied");
+}
+
+/// Asserts that the artifact `digest` of `repository` is one Flux's source-controller pulls and
+/// unpacks (fluxcd/pkg `oci` and `tar.Untar`): an OCI manifest whose config is of Flux's type
+/// and whose first layer is Flux's content, a gzipped tar (Untar refuses another) whose every
+/// entry is a regular file or a directory named relative to the tree (Untar refuses a name
+/// that is empty, holds `\` or `../`, or starts with `/`, and a link or a device); and
+/// `created` in RFC 3339, as `oci.Push` writes it.
+fn assert_flux_accepts(port: u16, repository: &str, digest: &str) {
+    let (manifest, _, tar) = pull_by_digest(port, repository, digest);
+    assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(manifest["config"]["mediaType"], "application/vnd.cncf.flux.config.v1+json");
+    assert_eq!(manifest["layers"][0]["mediaType"], "application/vnd.cncf.flux.content.v1.tar+gzip");
+    let layer_digest = manifest["layers"][0]["digest"].as_str().unwrap();
+    let layer = crate::hydrate::registry_get(port, &format!("/v2/{repository}/blobs/{layer_digest}"), "*/*");
+    assert_eq!(layer[..2], [0x1f, 0x8b], "a gzip stream");
+    let created = manifest["annotations"]["org.opencontainers.image.created"].as_str().unwrap();
+    assert!(created.parse::<jiff::Timestamp>().is_ok() && created.ends_with('Z'), "{created}");
+    for key in ["org.opencontainers.image.source", "org.opencontainers.image.revision"] {
+        assert!(manifest["annotations"][key].is_string(), "{key}: {manifest}");
+    }
+    let mut entries = 0;
+    for entry in tar::Archive::new(tar.as_slice()).entries().unwrap() {
+        let entry = entry.unwrap();
+        let name = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+        let kind = entry.header().entry_type();
+        assert!(matches!(kind, tar::EntryType::Regular | tar::EntryType::Directory), "{name}: {kind:?}");
+        assert!(!name.is_empty() && !name.contains('\\') && !name.starts_with('/') && !name.contains("../"), "{name}");
+        entries += 1;
+    }
+    assert!(entries > 0);
+}
+
+#[test]
+fn what_push_artifact_and_hydrate_oci_push_is_what_flux_s_source_controller_unpacks() {
+    let Some(registry) = registry_or_skip() else { return };
+    let (dir, _git) = committed_repository("shop", "hello");
+    let url = format!("oci://127.0.0.1:{}/shop", registry.port);
+    let repository = push(dir.path(), &format!("{url}/deploy:main"));
+    assert_flux_accepts(registry.port, "shop/deploy", &repository);
+    let hydrated = hydrate(dir.path(), &format!("{url}/hydrated:dev"));
+    assert_flux_accepts(registry.port, "shop/hydrated", &hydrated);
+}

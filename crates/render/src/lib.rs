@@ -315,7 +315,10 @@ impl Run<'_> {
             return Err(secrets.limits.stopped(&release.name, why));
         }
         if let Some(dir) = &release.kustomize {
-            let manifests = render_kustomization(project, release, dir, secrets, self.engine.workers())?;
+            let manifests = match release.generated_resources.is_empty() {
+                true => render_kustomization(project, release, dir, secrets, self.engine.workers())?,
+                false => generated_kustomization(project, release)?,
+            };
             return Ok(Begun::Rendered(Box::new(rendered_release(release, true, None, manifests, Vec::new()))));
         }
         if self.helm.is_helm_chart(&release.chart) {
@@ -391,6 +394,22 @@ fn rendered_release(
         ignore_differences: release.ignore_differences.clone(),
         values: release.values.clone(),
     }
+}
+
+/// The objects of a kustomization generated for a directory of manifests (see
+/// [`Release::generated_resources`]): each file's documents, as written.
+fn generated_kustomization(project: &Project, release: &Release) -> Result<Vec<Manifest>> {
+    let mut manifests = Vec::new();
+    for path in &release.generated_resources {
+        let source = project.source.as_ref();
+        let bytes = source
+            .read_named(path, &release.chart_at, "manifest file")?
+            .ok_or_else(|| source.missing(path, &release.chart_at, "manifest file"))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| Error::at(Location::file(path), "is not UTF-8 text: not a manifest file"))?;
+        parse_objects(path, text, release, "file", &mut manifests)?;
+    }
+    Ok(manifests)
 }
 
 /// Parses a stream of objects; `what` says whether line numbers refer to the file itself or to

@@ -1,5 +1,6 @@
-//! The controller's OCI artifacts of weaver repositories (an EnvironmentSync's
-//! `spec.source.oci`, as `weaver push artifact` makes them): the tag resolved to its manifest's
+//! The controller's OCI artifacts of sources (an EnvironmentSync's `spec.source.oci`): weaver
+//! repositories as `weaver push artifact` makes them, or rendered manifests (`weaver hydrate
+//! --oci`, `flux push artifact`; see [`crate::manifests`]). The tag resolved to its manifest's
 //! digest on every pull, with the EnvironmentSync's credentials, and the layer unpacked once per
 //! digest into `<dir>/<hex>`, within the disk budget of the git mirrors and chart archives.
 //!
@@ -38,8 +39,8 @@ pub enum PullFailure {
     NotFound,
     /// The layer is over the bound on bytes or files.
     TooLarge,
-    /// Not a weaver repository's artifact, or a tar with an entry that is not a plain file or
-    /// directory inside it.
+    /// Not a Flux artifact, a tar with an entry that is not a plain file or directory inside
+    /// it, or rendered manifests with a file that is not (see [`crate::manifests::check_tree`]).
     Invalid,
     /// The manifest carries no cosign signature a trusted key holds for.
     Unverified,
@@ -67,6 +68,7 @@ impl std::fmt::Display for Wanted {
 
 /// An artifact pulled: its files, the tag it was taken at (none for a digest), and with keys,
 /// who signed it.
+#[derive(Debug)]
 pub struct Pulled {
     pub fetched: Fetched,
     pub tag: Option<String>,
@@ -111,7 +113,7 @@ impl ArtifactCache {
         &self.dir
     }
 
-    /// The weaver repository `wanted` names now, pulled with `machine`'s credentials and, with
+    /// The tree (a weaver repository or rendered manifests) `wanted` names now, pulled with `machine`'s credentials and, with
     /// `keys`, only when one of them signed its manifest; unpacked, leased while the
     /// [`Fetched`] lives, whose `commit` is the manifest's digest.
     pub fn pull(
@@ -180,6 +182,16 @@ impl ArtifactCache {
                                 ));
                             }
                         };
+                        // Rendered manifests are applied as they are: checked whole before any is.
+                        if layer.manifests
+                            && let Err(why) = crate::manifests::check_tree(&partial)
+                        {
+                            let _ = std::fs::remove_dir_all(&partial);
+                            return Err(PullError::new(
+                                PullFailure::Invalid,
+                                format!("{artifact} ({}) is refused: {why}", layer.digest),
+                            ));
+                        }
                         let _ = std::fs::remove_dir_all(&path);
                         std::fs::rename(&partial, &path)
                             .map_err(|e| failed(Error::io("put the unpacked artifact in place", &path, e)))?;
@@ -201,6 +213,7 @@ impl ArtifactCache {
             bytes_received: transferred,
             duration: started.elapsed(),
             unpacked: true,
+            manifests: layer.manifests,
             lease,
         };
         let tag = (!is_sha256_digest(&artifact.tag)).then(|| artifact.tag.clone());
@@ -250,4 +263,71 @@ fn highest_tag(
             format!("{wanted}: no tag is a version in the range (versions, newest first: {available})"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::collections::BTreeMap;
+    use weaver_test_support::http_server::TestServer;
+
+    /// A registry answering one artifact of `tree` (rendered manifests) at tag `main`, and
+    /// 404 to anything else.
+    fn registry(tree: &[(&str, &str)]) -> (TestServer, String) {
+        let tree: oci::Tree = tree.iter().map(|(p, c)| (p.to_string(), c.as_bytes().to_vec())).collect();
+        let built = oci::build_artifact(&tree, BTreeMap::new());
+        let (manifest, blobs) = (built.manifest.clone(), built.blobs.clone());
+        let server = TestServer::start(move |_, request| {
+            if request.path == "/v2/shop/manifests/main" {
+                let header = format!("Content-Type: {}\r\n", oci::MANIFEST);
+                return ("200 OK", header, manifest.clone());
+            }
+            let blob = blobs.iter().find(|b| request.path.ends_with(&crate::charts::sha256_digest(b)));
+            match blob {
+                Some(blob) => ("200 OK", String::new(), blob.clone()),
+                None => ("404 Not Found", String::new(), Vec::new()),
+            }
+        });
+        (server, built.digest)
+    }
+
+    /// A cache in a temporary directory, and the artifact `server` answers.
+    fn cache(server: &TestServer) -> (tempfile::TempDir, ArtifactCache, Wanted) {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = crate::CacheLimits { max_disk_bytes: 1 << 30, max_repositories: 100 };
+        let artifacts = ArtifactCache::new(dir.path().join("artifacts"), Budget::new(limits)).unwrap();
+        let artifact = Artifact::parse(&format!("127.0.0.1:{}/shop:main", server.port), true, "test").unwrap();
+        (dir, artifacts, Wanted { artifact, semver: None })
+    }
+
+    #[test]
+    fn an_artifact_s_layer_is_downloaded_once_per_digest_and_its_manifest_asked_for_at_each_pull() {
+        let (server, digest) =
+            registry(&[("dev/web.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n")]);
+        let (_dir, artifacts, artifact) = cache(&server);
+        let first = artifacts.pull(&artifact, None, &Machine::anonymous()).unwrap().fetched;
+        assert_eq!(first.commit, digest);
+        assert!(first.manifests && first.transferred, "{first:?}");
+        assert!(first.repository.join("dev/web.yaml").is_file());
+        let second = artifacts.pull(&artifact, None, &Machine::anonymous()).unwrap().fetched;
+        assert_eq!(
+            (second.commit.as_str(), second.repository.as_path()),
+            (digest.as_str(), first.repository.as_path())
+        );
+        assert!(!second.transferred && second.bytes_received == 0, "{second:?}");
+        let asked = |what: &str| server.received().iter().filter(|r| r.path.contains(what)).count();
+        assert_eq!((asked("/manifests/"), asked("/blobs/")), (2, 1), "{:?}", server.received());
+    }
+
+    #[test]
+    fn rendered_manifests_with_a_document_that_is_no_object_are_refused_and_not_cached() {
+        let (server, _) =
+            registry(&[("dev/web.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n---\ndata: {}\n")]);
+        let (_dir, artifacts, artifact) = cache(&server);
+        let refused = artifacts.pull(&artifact, None, &Machine::anonymous()).unwrap_err();
+        assert_eq!(refused.failure, PullFailure::Invalid);
+        assert!(refused.message.contains("`dev/web.yaml:6` (document 2) has no `apiVersion`"), "{}", refused.message);
+        assert_eq!(std::fs::read_dir(artifacts.dir()).unwrap().count(), 0, "nothing left in the cache");
+    }
 }

@@ -161,6 +161,7 @@ impl GitCache {
             bytes_received: 0,
             duration: Duration::ZERO,
             unpacked: false,
+            manifests: false,
             lease,
         })
     }
@@ -230,6 +231,7 @@ impl GitCache {
             bytes_received: found.bytes_received,
             duration: start.elapsed(),
             unpacked: false,
+            manifests: false,
             lease,
         })
     }

@@ -13,6 +13,7 @@ mod budget;
 pub mod charts;
 pub mod git;
 pub mod images;
+pub mod manifests;
 mod registry_limits;
 pub mod signatures;
 mod transport;
@@ -245,6 +246,9 @@ pub struct Fetched {
     /// `repository` holds the files themselves (an OCI artifact's, unpacked: `commit` is its
     /// manifest's digest), read as they are, not a bare mirror read at `commit`.
     pub unpacked: bool,
+    /// `repository` holds rendered manifests (an OCI artifact without the `repository` content
+    /// annotation: `weaver hydrate --oci`'s, `flux push artifact`'s), applied as they are.
+    pub manifests: bool,
     #[expect(dead_code, reason = "held for its Drop: the mirror is not evicted while a Fetched lives")]
     pub(crate) lease: Arc<Lease>,
 }

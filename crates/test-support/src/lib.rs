@@ -1,12 +1,13 @@
 //! What several crates' tests share (tests only): saying that a test is skipped (`skip`), the
 //! case tables of Go template functions checked against their output and a real `helm template`
-//! (`cases`), a loopback HTTP server answering with a handler (`http_server`), Debian's
-//! docker-registry (`registry`), and git: history
+//! (`cases`), trees of files (`files`), a loopback HTTP server answering with a handler
+//! (`http_server`), Debian's docker-registry (`registry`), and git: history
 //! made with git2 (`git`) and served over smart HTTP (`git_http`), and commits signed by git with ssh-keygen's
 //! or GnuPG's keys (`signing`).
 
 pub mod cases;
 pub mod cosign;
+pub mod files;
 pub mod flux;
 pub mod git;
 pub mod git_http;

@@ -68,6 +68,30 @@ pub fn walk(
     Some(documents)
 }
 
+/// The line (from 1) each document that is not null starts at (its root node's), in the
+/// order [`super::documents`] returns them; `None` as for [`walk`].
+pub fn document_lines(text: &str) -> Option<Vec<usize>> {
+    let mut walk = Walk::new(text);
+    let (mut lines, mut start, mut null_document) = (Vec::new(), 0, false);
+    while let Some(step) = walk.step() {
+        let Step { event, span, role } = step.ok()?;
+        let root = role == Role::Node && walk.path().is_empty();
+        match event {
+            Event::DocumentStart(..) => null_document = false,
+            Event::DocumentEnd if !null_document => lines.push(start),
+            Event::Scalar(value, style, _, tag) if root => {
+                start = span.start.line();
+                null_document = style == ScalarStyle::Plain
+                    && tag.is_none()
+                    && resolve(&value, Dialect::GoYamlV3) == Resolved::Null;
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) if root => start = span.start.line(),
+            _ => {}
+        }
+    }
+    Some(lines)
+}
+
 /// The line (from 1) where the value at `pointer` of `document` (counted as in [`walk`]) is
 /// written: a scalar's own, a collection's first scalar's.
 pub fn line_of(text: &str, document: usize, pointer: &str) -> Option<usize> {

@@ -34,6 +34,7 @@ use weaver_engine::action::drift::{CorrectOptions, DriftOptions};
 use weaver_engine::action::fleet::{
     Ended, EnvironmentSelection, FleetApplied, FleetApplyOptions, FleetContext, select_environments,
 };
+use weaver_engine::action::manifests::manifest_environments;
 use weaver_engine::action::plan::{Against, PlanOptions};
 use weaver_engine::action::render::{IfEmpty, RenderOptions, Selection};
 use weaver_engine::action::{Context as ActionContext, Keys, Progress, PruneReleases};
@@ -227,12 +228,17 @@ pub async fn reconcile(
     };
     let repository = weaver_repository(sync, &fetched);
     let rev = fetched.rev().map(str::to_string);
-    let environments =
-        match tokio::task::spawn_blocking(move || select_environments(&repository, rev.as_deref(), &selection)).await {
-            Ok(Ok(environments)) => environments,
-            Ok(Err(err)) => return failed(Reason::EnvironmentSelectionFailed, redactor.error(&err), Some(&commit)),
-            Err(join) => return failed(Reason::EnvironmentSelectionFailed, join.to_string(), Some(&commit)),
-        };
+    // Rendered manifests have no environment files: the artifact's tree says its environments.
+    let manifests = fetched.manifests.then(|| (namespace.clone(), sync.name_any()));
+    let select = move || match manifests {
+        Some((namespace, release)) => manifest_environments(&repository, &selection, &namespace, &release),
+        None => select_environments(&repository, rev.as_deref(), &selection),
+    };
+    let environments = match tokio::task::spawn_blocking(select).await {
+        Ok(Ok(environments)) => environments,
+        Ok(Err(err)) => return failed(Reason::EnvironmentSelectionFailed, redactor.error(&err), Some(&commit)),
+        Err(join) => return failed(Reason::EnvironmentSelectionFailed, join.to_string(), Some(&commit)),
+    };
     let environments: Vec<Arc<Environment>> = environments.into_iter().map(Arc::new).collect();
     let names: Vec<String> = environments.iter().map(|e| e.name.clone()).collect();
     let work = plan::work(sync, &commit, &names);

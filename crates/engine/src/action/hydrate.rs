@@ -639,7 +639,7 @@ fn documents(text: &str) -> impl Iterator<Item = &str> {
 
 /// The release files a metadata file lists: plain `<name>.yaml` names only, so that a
 /// hand-edited one cannot make hydrate remove anything else.
-fn release_files(path: &str, metadata: &[u8]) -> Result<Vec<String>> {
+pub(super) fn release_files(path: &str, metadata: &[u8]) -> Result<Vec<String>> {
     let value: serde_json::Value = serde_json::from_slice(metadata).map_err(|e| {
         Error::at(Location::file(Path::new(path)), format!("is not the JSON weaver hydrate writes: {e}"))
             .with_help("remove the file (and the environment's files) and hydrate again")

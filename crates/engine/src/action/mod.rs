@@ -17,6 +17,7 @@ pub mod import;
 pub mod init;
 pub mod install;
 pub mod judgments;
+pub mod manifests;
 pub mod migrate;
 mod notifications;
 pub mod object;

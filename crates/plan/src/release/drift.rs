@@ -771,6 +771,7 @@ pub(crate) mod tests {
             name: name.into(),
             chart: "app".into(),
             kustomize: None,
+            generated_resources: Vec::new(),
             remote: None,
             namespace: "shop".into(),
             create_namespace: true,

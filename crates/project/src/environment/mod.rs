@@ -98,6 +98,12 @@ pub struct Release {
     /// `kustomize: <dir>`: the release is the kustomization in that directory of the repository
     /// (`chart` then holds the directory as written, for listings and records).
     pub kustomize: Option<PathBuf>,
+    /// For a `kustomize` release of a directory without a kustomization file: the manifest files
+    /// (from the repository's root) of the kustomization Flux's kustomize-controller generates
+    /// for such a directory (`resources:` listing them), whose objects are taken as written.
+    /// The releases of an OCI artifact of rendered manifests ([`Environment::of_manifests`]);
+    /// empty for any other.
+    pub generated_resources: Vec<PathBuf>,
     /// A chart from a chart repository or an OCI registry (`chart` then reads
     /// `<chart as written>@<version>`), rendered from the chart cache as `charts.lock` pins it.
     pub remote: Option<RemoteChart>,
@@ -237,6 +243,68 @@ impl Environment {
     /// every field but the releases, the files and where things were written.
     pub fn same_settings(&self, other: &Environment) -> bool {
         self.settings_only() == other.settings_only()
+    }
+
+    /// Environment `name` of rendered manifests (an OCI artifact's tree, applied as it is, as
+    /// Flux applies one): each of `releases` (its name, its directory and its files, from the
+    /// repository's root) a kustomization generated for the files. Objects without a
+    /// namespace get `namespace`, as do the release records and the environment's lock.
+    pub fn of_manifests(name: &str, namespace: &str, releases: Vec<(String, PathBuf, Vec<PathBuf>)>) -> Environment {
+        let releases = releases
+            .into_iter()
+            .map(|(release, dir, files)| {
+                let at = Location::file(files.first().unwrap_or(&dir));
+                Release {
+                    name: release,
+                    chart: dir.display().to_string(),
+                    kustomize: Some(dir),
+                    generated_resources: files,
+                    remote: None,
+                    namespace: namespace.to_string(),
+                    create_namespace: false,
+                    needs: Vec::new(),
+                    labels: BTreeMap::new(),
+                    values: Map::new(),
+                    values_files: Vec::new(),
+                    secrets: Vec::new(),
+                    substitute: BTreeMap::new(),
+                    substitute_from: Vec::new(),
+                    load_restrictions: LoadRestrictions::default(),
+                    installed: true,
+                    patches: Vec::new(),
+                    ignore_differences: Vec::new(),
+                    health_checks: Vec::new(),
+                    images: BTreeMap::new(),
+                    chart_at: at.clone(),
+                    at,
+                }
+            })
+            .collect();
+        Environment {
+            name: name.to_string(),
+            files: Vec::new(),
+            is_abstract: false,
+            labels: BTreeMap::new(),
+            needs: Vec::new(),
+            wave: 0,
+            context: None,
+            lock_namespace: namespace.to_string(),
+            namespace: namespace.to_string(),
+            values: Map::new(),
+            helmfile_values: Map::new(),
+            values_files: Vec::new(),
+            secrets: Vec::new(),
+            identity_file: None,
+            kube_version: None,
+            api_versions: Vec::new(),
+            releases,
+            repositories: BTreeMap::new(),
+            ignore_differences: Vec::new(),
+            notifications: Vec::new(),
+            health_checks: Vec::new(),
+            promotion: None,
+            image_updates: None,
+        }
     }
 
     fn settings_only(&self) -> Environment {

@@ -228,6 +228,7 @@ impl PartialRelease {
             images: BTreeMap::new(),
             name: self.name,
             kustomize: is_kustomization.then(|| PathBuf::from(&chart)),
+            generated_resources: Vec::new(),
             chart,
             chart_at,
             at: self.at,

@@ -36,7 +36,8 @@ pub const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
 pub const SOURCE_ANNOTATION: &str = "org.opencontainers.image.source";
 pub const REVISION_ANNOTATION: &str = "org.opencontainers.image.revision";
 /// What a weaver artifact holds, on its manifest: [`REPOSITORY_CONTENT`] for a packed weaver
-/// repository (`weaver push artifact`), which an EnvironmentSync renders as from git.
+/// repository (`weaver push artifact`), which an EnvironmentSync renders as from git. Without
+/// it, an artifact's tree is rendered manifests, applied as they are.
 pub const CONTENT_ANNOTATION: &str = "weaver.example.com/content";
 pub const REPOSITORY_CONTENT: &str = "repository";
 /// Most an artifact's tree may hold unpacked.
@@ -645,7 +646,8 @@ pub fn pull_artifact(
     Ok(Some((digest, tree)))
 }
 
-/// The layer of a weaver repository's artifact (`weaver push artifact`).
+/// The layer of an EnvironmentSync's source artifact: a weaver repository's (`weaver push
+/// artifact`), or rendered manifests (`weaver hydrate --oci`, `flux push artifact`).
 #[derive(Debug, Clone)]
 pub struct RepositoryLayer {
     /// The manifest's digest: the revision an EnvironmentSync applies.
@@ -653,26 +655,24 @@ pub struct RepositoryLayer {
     /// The layer's digest and size, as the manifest's descriptor says them.
     pub digest: String,
     pub size: u64,
+    /// The manifest has no [`CONTENT_ANNOTATION`] `repository`: the tree is rendered manifests.
+    pub manifests: bool,
 }
 
-/// The layer of the weaver repository the artifact's tag (or digest, in place of the tag)
-/// names; None when the registry has no such manifest. An artifact without
-/// [`CONTENT_ANNOTATION`] `repository` (hydrated manifests, an image) is refused.
+/// The Flux content layer of the artifact the tag (or digest, in place of the tag) names;
+/// None when the registry has no such manifest. One without a layer of type [`FLUX_CONTENT`]
+/// (an image, a chart) is refused.
 pub fn repository_layer(connection: &mut Connection, artifact: &Artifact) -> Result<Option<RepositoryLayer>> {
     let Some((digest, manifest)) = manifest(connection, &artifact.base(), &artifact.repository, &artifact.tag)? else {
         return Ok(None);
     };
-    let help = "push the weaver repository with `weaver push artifact`";
-    if manifest.annotations.get(CONTENT_ANNOTATION).map(String::as_str) != Some(REPOSITORY_CONTENT) {
-        return Err(Error::new(format!(
-            "{artifact} ({digest}) is not a weaver repository: its manifest has no annotation {CONTENT_ANNOTATION}: {REPOSITORY_CONTENT}"
-        ))
-        .with_help(help));
-    }
     let Some(layer) = manifest.layers.iter().find(|l| l.media_type == FLUX_CONTENT) else {
-        return Err(Error::new(format!("{artifact} ({digest}) has no layer of type {FLUX_CONTENT}")).with_help(help));
+        return Err(Error::new(format!("{artifact} ({digest}) has no layer of type {FLUX_CONTENT}")).with_help(
+            "push a weaver repository with `weaver push artifact`, or rendered manifests with `weaver hydrate --oci` or `flux push artifact`",
+        ));
     };
-    Ok(Some(RepositoryLayer { manifest: digest, digest: layer.digest.clone(), size: layer.size }))
+    let manifests = manifest.annotations.get(CONTENT_ANNOTATION).map(String::as_str) != Some(REPOSITORY_CONTENT);
+    Ok(Some(RepositoryLayer { manifest: digest, digest: layer.digest.clone(), size: layer.size, manifests }))
 }
 
 /// The bytes of `layer`, read up to `max` and checked against its digest.

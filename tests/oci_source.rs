@@ -631,3 +631,40 @@ fn what_push_artifact_and_hydrate_oci_push_is_what_flux_s_source_controller_unpa
     let hydrated = hydrate(dir.path(), &format!("{url}/hydrated:dev"));
     assert_flux_accepts(registry.port, "shop/hydrated", &hydrated);
 }
+
+/// What `weaver hydrate --oci` pushed, under `verify`: refused until the digest is cosign-signed
+/// by a key of the Secret, then applied, its digest and signer in the status.
+#[test]
+fn a_hydrated_artifact_is_applied_by_a_verifying_environment_sync_once_a_trusted_key_signed_it() {
+    let Some(start) = start() else { return };
+    let (cluster, namespace, port) = (&start.cluster, &start.namespace, start.registry.port);
+    let url = format!("oci://127.0.0.1:{port}/shop/hydrated");
+    let digest = hydrate(start.dir.path(), &format!("{url}:dev"));
+    let signer = TestSigner::new("release team");
+    cluster
+        .create(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "signers", "namespace": namespace},
+                           "stringData": {"cosign.pub": signer.public_pem()}}));
+    let _controller = gitops::Controller::start(cluster, None);
+    let sync = gitops::environment_sync(cluster, namespace, "hydrated", verified_spec(&url, "dev"));
+    cluster.create(&sync);
+    let live = gitops::until_ready_with(cluster, &sync, "VerificationFailed", "the unsigned hydrated artifact refused");
+    assert!(
+        ready_message(&live).contains(&format!("({digest}) is refused: it is not signed")),
+        "{}",
+        ready_message(&live)
+    );
+    assert_eq!(start.greeting(), None, "nothing of it was applied");
+
+    let image = format!("127.0.0.1:{port}/shop/hydrated");
+    crate::images::push_signature(port, "shop/hydrated", &image, &digest, &signer, None);
+    let live =
+        gitops::until_ready_with(cluster, &sync, "ReconciliationSucceeded", "the signed hydrated artifact applied");
+    assert_eq!(live["status"]["lastAppliedRevision"], digest);
+    let artifact = &live["status"]["artifact"];
+    assert_eq!(artifact["digest"], digest, "{artifact}");
+    assert!(
+        artifact["signedBy"].as_str().unwrap_or_default().starts_with("signers/cosign.pub (ECDSA P-256 key"),
+        "{artifact}"
+    );
+    assert_eq!(start.greeting(), Some(json!("hello")));
+}

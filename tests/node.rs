@@ -194,6 +194,22 @@ fn ssh_source(e2e: &E2e, demo: &Demo) -> Option<(Sshd, Source)> {
     Some((sshd, source))
 }
 
+/// The environment-sync chart's template of Secret `name` of `type_` holding `data` (each key's
+/// text, exactly), with a Role and RoleBinding that let the EnvironmentSync's account `get` it.
+fn readable_secret(name: &str, type_: &str, data: &[(&str, String)]) -> String {
+    // Each value as a JSON string, which YAML reads as a double-quoted scalar: no indentation or
+    // trailing newline added to a password or a docker config.
+    let data: String = data.iter().map(|(key, value)| format!("  {key}: {}\n", json!(value))).collect();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ntype: {type_}\nstringData:\n{data}---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: {name}-reader\nrules:\n  \
+         - {{apiGroups: [\"\"], resources: [secrets], resourceNames: [{name}], verbs: [get]}}\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {name}-reader\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {name}-reader}}\n\
+         subjects: [{{kind: ServiceAccount, name: \"{{{{ release.name }}}}\"}}]\n"
+    )
+}
+
 /// Installs the demo as a user does, `weaver apply --env dev --wait`, with the operator from
 /// weaver's image, no target the ConfigMapSync's account may not write, and the EnvironmentSync
 /// pulling this demo, committed, from `source`. Returns the commit and when the apply started.
@@ -221,25 +237,8 @@ fn install_demo_with(
         "    url: {{ values.source.url | quote }}\n",
         &format!("    url: {{{{ values.source.url | quote }}}}\n    {}\n", source.fields),
     );
-    let (secret, data) = source.secret;
-    let data: String = data
-        .iter()
-        .map(|(key, value)| {
-            let value: String = value.lines().map(|line| format!("    {line}\n")).collect();
-            format!("  {key}: |\n{value}")
-        })
-        .collect();
-    demo.repo.write(
-        "charts/environment-sync/templates/git-secret.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {secret}\nstringData:\n{data}---\n\
-             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: git-secret-reader\nrules:\n  \
-             - {{apiGroups: [\"\"], resources: [secrets], resourceNames: [{secret}], verbs: [get]}}\n---\n\
-             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: git-secret-reader\n\
-             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: git-secret-reader}}\n\
-             subjects: [{{kind: ServiceAccount, name: \"{{{{ release.name }}}}\"}}]\n"
-        ),
-    );
+    let (secret, data) = &source.secret;
+    demo.repo.write("charts/environment-sync/templates/git-secret.yaml", &readable_secret(secret, "Opaque", data));
     // The operator from the image of the binary under test; its NetworkPolicy lets it reach
     // the git server's port. It reconciles this test's syncs alone: the other tests' operators
     // on the node are other installs, and two installs must not reconcile one object.
@@ -739,15 +738,7 @@ fn image_updates_from_the_pod_pin_a_pushed_signed_tag_by_digest_push_it_over_ssh
     let (docker_config, auth) = pull_secret_data(&registry, PASSWORD);
     demo.repo.write(
         "charts/environment-sync/templates/regcred.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\ntype: kubernetes.io/dockerconfigjson\n\
-             stringData:\n  .dockerconfigjson: '{docker_config}'\n---\n\
-             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: regcred-reader\nrules:\n  \
-             - {{apiGroups: [\"\"], resources: [secrets], resourceNames: [regcred], verbs: [get]}}\n---\n\
-             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: regcred-reader\n\
-             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: regcred-reader}}\n\
-             subjects: [{{kind: ServiceAccount, name: \"{{{{ release.name }}}}\"}}]\n"
-        ),
+        &readable_secret("regcred", "kubernetes.io/dockerconfigjson", &[(".dockerconfigjson", docker_config)]),
     );
     let Some((sshd, mut source)) = ssh_source(&e2e, &demo) else { return };
     source.ports.push(registry.proxy.port);

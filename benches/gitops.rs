@@ -589,7 +589,14 @@ fn nothing_new_by_source(
     let registry_dir = tempfile::tempdir().unwrap();
     let registry_log = registry_dir.path().join("registry.log");
     let port = support::free_port();
-    let mut registry = weaver_test_support::registry::serve(registry_dir.path(), port, "", "info", Some(&registry_log));
+    let mut registry = weaver_test_support::registry::serve(
+        registry_dir.path(),
+        std::net::Ipv4Addr::LOCALHOST,
+        port,
+        "",
+        "info",
+        Some(&registry_log),
+    );
     // The registry's requests so far, as `METHOD kind` (manifests, blobs, tags).
     let registry_requests = || -> BTreeMap<String, u64> {
         let mut count = BTreeMap::new();

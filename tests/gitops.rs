@@ -1848,7 +1848,7 @@ fn a_private_https_chart_repository_is_pulled_with_the_secret_s_password_and_ca(
     let served = tempfile::tempdir().unwrap();
     crate::remote_charts::chart_repository(served.path());
     let tls = weaver_test_support::tls::BlockingTls::new(&chain, &key);
-    let charts = TestServer::chart_repository(served.path().to_path_buf(), Some(tls));
+    let charts = TestServer::chart_repository(std::net::Ipv4Addr::LOCALHOST, served.path().to_path_buf(), Some(tls));
     let url = charts.url();
     assert!(url.starts_with("https://"), "{url}");
 
@@ -1901,7 +1901,7 @@ fn a_registry_that_asks_for_a_login_is_pulled_from_with_a_docker_registry_secret
     let ((helm, _), mut registry) = (helm.unwrap(), registry.unwrap());
     let work = tempfile::tempdir().unwrap();
     let archive = crate::remote_charts::chart_archive(work.path(), "1.0.0");
-    crate::remote_charts::helm_push(&helm, &work.path().join("helm"), &archive, registry.port);
+    crate::remote_charts::helm_push(&helm, &work.path().join("helm"), &archive, &registry);
     registry.require_login("robot", CHART_PASSWORD);
     let host = format!("127.0.0.1:{}", registry.port);
     let registry_url = format!("oci://{host}/charts");

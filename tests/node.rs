@@ -194,6 +194,22 @@ fn ssh_source(e2e: &E2e, demo: &Demo) -> Option<(Sshd, Source)> {
     Some((sshd, source))
 }
 
+/// The environment-sync chart's template of Secret `name` of `type_` holding `data` (each key's
+/// text, exactly), with a Role and RoleBinding that let the EnvironmentSync's account `get` it.
+fn readable_secret(name: &str, type_: &str, data: &[(&str, String)]) -> String {
+    // Each value as a JSON string, which YAML reads as a double-quoted scalar: no indentation or
+    // trailing newline added to a password or a docker config.
+    let data: String = data.iter().map(|(key, value)| format!("  {key}: {}\n", json!(value))).collect();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ntype: {type_}\nstringData:\n{data}---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: {name}-reader\nrules:\n  \
+         - {{apiGroups: [\"\"], resources: [secrets], resourceNames: [{name}], verbs: [get]}}\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {name}-reader\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {name}-reader}}\n\
+         subjects: [{{kind: ServiceAccount, name: \"{{{{ release.name }}}}\"}}]\n"
+    )
+}
+
 /// Installs the demo as a user does, `weaver apply --env dev --wait`, with the operator from
 /// weaver's image, no target the ConfigMapSync's account may not write, and the EnvironmentSync
 /// pulling this demo, committed, from `source`. Returns the commit and when the apply started.
@@ -221,25 +237,8 @@ fn install_demo_with(
         "    url: {{ values.source.url | quote }}\n",
         &format!("    url: {{{{ values.source.url | quote }}}}\n    {}\n", source.fields),
     );
-    let (secret, data) = source.secret;
-    let data: String = data
-        .iter()
-        .map(|(key, value)| {
-            let value: String = value.lines().map(|line| format!("    {line}\n")).collect();
-            format!("  {key}: |\n{value}")
-        })
-        .collect();
-    demo.repo.write(
-        "charts/environment-sync/templates/git-secret.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {secret}\nstringData:\n{data}---\n\
-             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: git-secret-reader\nrules:\n  \
-             - {{apiGroups: [\"\"], resources: [secrets], resourceNames: [{secret}], verbs: [get]}}\n---\n\
-             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: git-secret-reader\n\
-             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: git-secret-reader}}\n\
-             subjects: [{{kind: ServiceAccount, name: \"{{{{ release.name }}}}\"}}]\n"
-        ),
-    );
+    let (secret, data) = &source.secret;
+    demo.repo.write("charts/environment-sync/templates/git-secret.yaml", &readable_secret(secret, "Opaque", data));
     // The operator from the image of the binary under test; its NetworkPolicy lets it reach
     // the git server's port. It reconciles this test's syncs alone: the other tests' operators
     // on the node are other installs, and two installs must not reconcile one object.
@@ -573,6 +572,250 @@ fn environmentsync_in_the_pod_pulls_over_ssh_checking_the_host_key_against_its_s
     figure("known_hosts corrected to Ready (a reconcile requested)", &format!("{:.1?}", corrected.elapsed()));
 }
 
+/// The login docker-registry asks for in the private charts test, and a wrong password for either
+/// private repository.
+const REGISTRY_USER: &str = "robot";
+const REGISTRY_PASSWORD: &str = "Registry-s3cret-pa55";
+const WRONG_PASSWORD: &str = "not-the-Chart-pa55word";
+
+/// A docker config as `kubectl create secret docker-registry --docker-server=HOST
+/// --docker-username=robot --docker-password=PASSWORD` writes it, and its `auth` (the base64 of
+/// the login).
+fn docker_config(host: &str, password: &str) -> (String, String) {
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{REGISTRY_USER}:{password}"));
+    let config = json!({"auths": {host: {"username": REGISTRY_USER, "password": password, "auth": auth}}});
+    (config.to_string(), auth)
+}
+
+/// Issue 108's private charts on the node: staging's releases `from-repository` and
+/// `from-registry` take the chart `web`, 1.0.0 from a chart repository over https with a private
+/// CA asking for basic auth and 1.1.0 from Debian's docker-registry asking for a login (htpasswd),
+/// both where the Pods reach this machine; the EnvironmentSync's `chartCredentials` name a
+/// Secret with `username`, `password` and `ca.crt` for the repository's URL, and one as `kubectl
+/// create secret docker-registry` writes it, without `url`, for the registry its `auths` name.
+/// The controller in its Pod pulls both and applies them; a wrong password in either Secret is
+/// refused at the next push naming the repository and the Secret, never a password; mended, the
+/// push applied.
+#[test]
+fn environmentsync_in_the_pod_pulls_private_charts_with_its_secrets_and_a_wrong_password_is_refused_naming_the_repository()
+ {
+    use crate::remote_charts::{PASSWORD, TestServer, USER};
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    let helm = match common::tools::helm() {
+        Ok((helm, _)) => helm,
+        Err(why) => {
+            interop_or_skip(Some(&format!("the registry's chart is pushed with helm: {why}")));
+            return;
+        }
+    };
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let host = e2e.host_address(cluster);
+    let mut registry = match common::registry::Registry::start_on(host) {
+        Ok(registry) => registry,
+        Err(why) => {
+            interop_or_skip(Some(&format!("a private chart is in docker-registry: {why}")));
+            return;
+        }
+    };
+    let work = tempfile::tempdir().unwrap();
+    let Some((ca, chain, key)) = test_certificates(work.path(), host) else {
+        interop_or_skip(Some("the openssl CLI cannot make the chart repository's certificates"));
+        return;
+    };
+
+    // The chart repository over https, its certificate from a private CA, asking for basic auth;
+    // the chart pushed to the registry, which then asks for a login.
+    let served = tempfile::tempdir().unwrap();
+    crate::remote_charts::chart_repository(served.path());
+    let tls = weaver_test_support::tls::BlockingTls::new(&chain, &key);
+    let charts = TestServer::chart_repository(host, served.path().to_path_buf(), Some(tls));
+    let charts_url = charts.url();
+    // Another version than the repository's: the same archive in both would be one digest,
+    // which the controller pulls once per reconcile from either.
+    let archive = crate::remote_charts::chart_archive(work.path(), "1.1.0");
+    crate::remote_charts::helm_push(&helm, &work.path().join("helm"), &archive, &registry);
+    registry.require_login(REGISTRY_USER, REGISTRY_PASSWORD);
+    let registry_url = format!("oci://{}/charts", registry.host());
+
+    // Staging's two releases of the private chart, locked by the CLI with its credentials file.
+    demo.edit(
+        "environments/staging.yaml",
+        "releases:\n",
+        &format!(
+            "repositories:\n  - name: private\n    url: {charts_url}\n  - name: registry\n    url: {registry_url}\n    plainHttp: true\nreleases:\n"
+        ),
+    );
+    demo.append(
+        "environments/staging.yaml",
+        "  - name: from-repository\n    chart: private/web\n    version: 1.0.0\n  - name: from-registry\n    chart: registry/web\n    version: 1.1.0\n",
+    );
+    let credentials = work.path().join("credentials.yaml");
+    std::fs::write(
+        &credentials,
+        format!(
+            "repositories:\n  - url: {charts_url}\n    username: {USER}\n    password: {PASSWORD}\n    caFile: {}\n  \
+             - url: {registry_url}\n    username: {REGISTRY_USER}\n    password: {REGISTRY_PASSWORD}\n",
+            work.path().join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let cli_cache = tempfile::tempdir().unwrap();
+    let cli_env = [
+        ("WEAVER_CREDENTIALS", credentials.to_str().unwrap()),
+        ("WEAVER_CHART_CACHE", cli_cache.path().to_str().unwrap()),
+    ];
+    demo.repo.weaver_env(&["charts", "lock"], &cli_env).success();
+
+    // The EnvironmentSync's chartCredentials and their Secrets, which its account may read.
+    let ca = String::from_utf8(ca).unwrap();
+    let charts_secret = |password: &str| json!({"username": USER, "password": password, "ca.crt": ca});
+    let registry_secret = |password: &str| json!({".dockerconfigjson": docker_config(&registry.host(), password).0});
+    demo.edit(
+        "charts/environment-sync/templates/environmentsync.yaml",
+        "  approval: Automatic\n",
+        &format!(
+            "  approval: Automatic\n  chartCredentials:\n    - {{url: \"{charts_url}\", secretRef: {{name: charts}}}}\n    - {{secretRef: {{name: regcred}}}}\n"
+        ),
+    );
+    demo.repo.write(
+        "charts/environment-sync/templates/chart-credentials.yaml",
+        &(readable_secret(
+            "charts",
+            "Opaque",
+            &[("username", USER.into()), ("password", PASSWORD.into()), ("ca.crt", ca.clone())],
+        ) + "---\n"
+            + &readable_secret(
+                "regcred",
+                "kubernetes.io/dockerconfigjson",
+                &[(".dockerconfigjson", docker_config(&registry.host(), REGISTRY_PASSWORD).0)],
+            )),
+    );
+
+    let Some((_server, mut source)) = https_source(&e2e, &demo) else { return };
+    source.ports.extend([charts.port, registry.port]);
+    let (commit, started) = install_demo(&demo, images, source);
+    let environment_sync = environment_sync(&demo);
+    let ready_at = |commit: &str| ready_at(cluster, &environment_sync, commit);
+    eventually("the EnvironmentSync Ready at the commit, both private charts pulled from the Pod", || {
+        ready_at(&commit)
+    });
+    figure(
+        "install to the EnvironmentSync Ready at the commit from the Pod (two private charts: https with basic auth and a private CA, docker-registry with a login)",
+        &format!("{:.1?}", started.elapsed()),
+    );
+    let staging_ns = staging_namespace(cluster);
+    let greeting = |release: &str| {
+        let config_map =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": release, "namespace": staging_ns}});
+        let live = cluster.get(&config_map).unwrap_or_else(|| panic!("the EnvironmentSync did not apply {release}"));
+        let version = if release == "from-registry" { "1.1.0" } else { "1.0.0" };
+        assert_eq!(live["data"]["version"], version, "{release}: {live:#}");
+        live["data"]["greeting"].clone()
+    };
+    for release in ["from-repository", "from-registry"] {
+        assert_eq!(greeting(release), "hello", "{release}: the chart's default");
+    }
+
+    // A wrong password in either Secret, then a push changing that release: the controller keeps
+    // nothing of a Secret between reconciles, and an archive pulled with other credentials is not
+    // given to these, so it pulls with the wrong password, is refused, and says which repository
+    // refused which Secret; nothing of the push applied. (A Secret changed alone is not read until
+    // the next commit: the pinned charts of an applied commit are not rendered again.) The
+    // Secret mended, the push applied.
+    let request_reconcile = |at: &str| request_reconcile(cluster, &environment_sync, at);
+    let set_secret = |name: &str, data: Value| {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": demo.ns},
+            "stringData": data});
+        cluster.apply(&[secret], "weaver-e2e");
+    };
+    let cases = [
+        ("charts", &charts_url, 0, "from-repository", charts_secret(WRONG_PASSWORD), charts_secret(PASSWORD)),
+        (
+            "regcred",
+            &registry_url,
+            1,
+            "from-registry",
+            registry_secret(WRONG_PASSWORD),
+            registry_secret(REGISTRY_PASSWORD),
+        ),
+    ];
+    let (mut applied, mut said) = (commit, String::new());
+    for (secret, repository, entry, release, wrong, right) in cases {
+        set_secret(secret, wrong);
+        demo.edit(
+            "environments/staging.yaml",
+            &format!("  - name: {release}\n"),
+            &format!("  - name: {release}\n    values: {{greeting: pushed}}\n"),
+        );
+        let pushed = common::git::commit_all(&common::git::init(demo.repo.path()), release).to_string();
+        let changed = Instant::now();
+        request_reconcile(&pushed);
+        let (live, message) = eventually("Ready=False for the wrong password", || {
+            let live = cluster.get(&environment_sync).ok_or("no EnvironmentSync")?;
+            match ready_condition(&live) {
+                Some((status, reason, message)) if status == "False" && reason == "RenderFailed" => Ok((live, message)),
+                _ => Err(live["status"].to_string()),
+            }
+        });
+        figure(
+            &format!(
+                "a push with a wrong password in Secret {secret} to Ready=False from the Pod (a reconcile requested)"
+            ),
+            &format!("{:.1?}", changed.elapsed()),
+        );
+        let refused = format!(
+            "repository {repository} refused the credentials of Secret {}/{secret} (spec.chartCredentials[{entry}])",
+            demo.ns
+        );
+        assert!(message.contains(&refused), "{message}");
+        assert_eq!(live["status"]["lastAttemptedRevision"], pushed.as_str(), "{:#}", live["status"]);
+        assert_eq!(live["status"]["lastAppliedRevision"], applied.as_str(), "{:#}", live["status"]);
+        assert_eq!(greeting(release), "hello", "{release} changed by a refused render");
+        said.push_str(&live["status"].to_string());
+
+        let mended = Instant::now();
+        set_secret(secret, right);
+        request_reconcile(&format!("{secret} mended"));
+        let live = eventually("the push applied with the mended Secret", || ready_at(&pushed));
+        figure(
+            &format!("Secret {secret} mended to the push applied from the Pod (a reconcile requested)"),
+            &format!("{:.1?}", mended.elapsed()),
+        );
+        assert_eq!(greeting(release), "pushed", "{release} at the push");
+        said.push_str(&live["status"].to_string());
+        applied = pushed;
+    }
+
+    // No password, nor a docker config's `auth`, in the statuses, the Events (both APIs) of the
+    // tenant's and staging's namespaces, or the operator Pods' logs.
+    let mut events = String::new();
+    for namespace in [&demo.ns, &staging_ns] {
+        for api_version in ["v1", "events.k8s.io/v1"] {
+            for event in cluster.list(api_version, "Event", "events", namespace) {
+                events.push_str(&event.to_string());
+            }
+        }
+    }
+    for secret in ["charts", "regcred"] {
+        let refused = format!("refused the credentials of Secret {}/{secret}", demo.ns);
+        assert!(events.contains(&refused), "no Event says the refusal of {secret}: {events}");
+    }
+    said.push_str(&events);
+    let operator_ns = operator_namespace(cluster);
+    for pod in live_pods(cluster, &operator_ns) {
+        let log = cluster.get_text(&format!("/api/v1/namespaces/{operator_ns}/pods/{}/log", name(&pod)));
+        said.push_str(&log.unwrap_or_else(|e| panic!("the log of Pod {}: {e}", name(&pod))));
+    }
+    let (_, auth) = docker_config(&registry.host(), REGISTRY_PASSWORD);
+    let (_, wrong_auth) = docker_config(&registry.host(), WRONG_PASSWORD);
+    for secret in [PASSWORD, REGISTRY_PASSWORD, WRONG_PASSWORD, auth.as_str(), wrong_auth.as_str()] {
+        assert!(!said.contains(secret), "a chart credential was said");
+    }
+}
+
 /// The record key of the promotion tests, which the operator's Pods mount.
 const RECORD_KEY: &str = "a record key of more than thirty-two bytes";
 
@@ -739,15 +982,7 @@ fn image_updates_from_the_pod_pin_a_pushed_signed_tag_by_digest_push_it_over_ssh
     let (docker_config, auth) = pull_secret_data(&registry, PASSWORD);
     demo.repo.write(
         "charts/environment-sync/templates/regcred.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\ntype: kubernetes.io/dockerconfigjson\n\
-             stringData:\n  .dockerconfigjson: '{docker_config}'\n---\n\
-             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: regcred-reader\nrules:\n  \
-             - {{apiGroups: [\"\"], resources: [secrets], resourceNames: [regcred], verbs: [get]}}\n---\n\
-             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: regcred-reader\n\
-             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: regcred-reader}}\n\
-             subjects: [{{kind: ServiceAccount, name: \"{{{{ release.name }}}}\"}}]\n"
-        ),
+        &readable_secret("regcred", "kubernetes.io/dockerconfigjson", &[(".dockerconfigjson", docker_config)]),
     );
     let Some((sshd, mut source)) = ssh_source(&e2e, &demo) else { return };
     source.ports.push(registry.proxy.port);

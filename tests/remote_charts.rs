@@ -123,12 +123,12 @@ impl TestServer {
         TestServer { port, scheme, address, stop, thread: Some(thread) }
     }
 
-    /// A chart repository: `root` served under `/`, every request needing basic auth; over TLS
-    /// with `tls`.
-    pub(crate) fn chart_repository(root: PathBuf, tls: Option<BlockingTls>) -> TestServer {
+    /// A chart repository on `address`: `root` served under `/`, every request needing basic
+    /// auth; over TLS with `tls`.
+    pub(crate) fn chart_repository(address: std::net::Ipv4Addr, root: PathBuf, tls: Option<BlockingTls>) -> TestServer {
         let expected =
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")));
-        TestServer::serving(std::net::Ipv4Addr::LOCALHOST, tls, move |_, request| {
+        TestServer::serving(address, tls, move |_, request| {
             if request.authorization != expected {
                 return (
                     "401 Unauthorized",
@@ -144,7 +144,7 @@ impl TestServer {
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("{}://127.0.0.1:{}/charts", self.scheme, self.port)
+        format!("{}://{}:{}/charts", self.scheme, self.address, self.port)
     }
 
     /// The environment's `repositories:` entry naming this server `stable`.
@@ -209,7 +209,7 @@ fn serve(stream: impl Read + Write, handler: impl Fn(&Request) -> Answer) {
 pub(crate) fn served_chart_repository() -> (tempfile::TempDir, Vec<(String, Vec<u8>)>, TestServer) {
     let served = tempfile::tempdir().unwrap();
     let archives = chart_repository(served.path());
-    let server = TestServer::chart_repository(served.path().to_path_buf(), None);
+    let server = TestServer::chart_repository(std::net::Ipv4Addr::LOCALHOST, served.path().to_path_buf(), None);
     (served, archives, server)
 }
 
@@ -233,12 +233,12 @@ pub(crate) fn chart_repository(dir: &Path) -> Vec<(String, Vec<u8>)> {
     archives
 }
 
-/// `helm push ARCHIVE oci://127.0.0.1:PORT/charts --plain-http`, helm's config, cache and data
-/// under `home`; the digest of the manifest pushed, which helm prints. A `.prov` beside the
-/// archive goes as a layer of that manifest.
-pub(crate) fn helm_push(helm: &Path, home: &Path, archive: &Path, port: u16) -> String {
+/// `helm push ARCHIVE oci://HOST:PORT/charts --plain-http` to `registry`, helm's config, cache
+/// and data under `home`; the digest of the manifest pushed, which helm prints. A `.prov` beside
+/// the archive goes as a layer of that manifest.
+pub(crate) fn helm_push(helm: &Path, home: &Path, archive: &Path, registry: &common::registry::Registry) -> String {
     let out = Command::new(helm)
-        .args(["push", archive.to_str().unwrap(), &format!("oci://127.0.0.1:{port}/charts"), "--plain-http"])
+        .args(["push", archive.to_str().unwrap(), &format!("oci://{}/charts", registry.host()), "--plain-http"])
         .env("HELM_CONFIG_HOME", home.join("config"))
         .env("HELM_CACHE_HOME", home.join("cache"))
         .env("HELM_DATA_HOME", home.join("data"))
@@ -917,7 +917,7 @@ fn an_oci_registry_chart_is_locked_by_tag_or_digest_and_rendered_from_the_cache(
     let mut pushed = Vec::new();
     for version in ["1.0.0", "1.0.1", "1.1.0"] {
         let archive = chart_archive(work.path(), version);
-        helm_push(&helm, &helm_home, &archive, registry.port);
+        helm_push(&helm, &helm_home, &archive, &registry);
         pushed.push(std::fs::read(&archive).unwrap());
     }
 
@@ -986,7 +986,7 @@ fn an_oci_registry_that_verifies_takes_only_charts_a_trusted_cosign_key_signed()
     let ((helm, _), registry) = (helm.unwrap(), registry.unwrap());
     let work = tempfile::tempdir().unwrap();
     let helm_home = work.path().join("helm");
-    let push = |version: &str| helm_push(&helm, &helm_home, &chart_archive(work.path(), version), registry.port);
+    let push = |version: &str| helm_push(&helm, &helm_home, &chart_archive(work.path(), version), &registry);
     let (trusted, other) = (TestSigner::new("chart team"), TestSigner::new("someone else"));
     let reference = format!("127.0.0.1:{}/charts/web", registry.port);
     push("1.0.0");
@@ -1211,7 +1211,7 @@ fn an_oci_registry_with_a_keyring_checks_the_provenance_layer_helm_pushes() {
     std::fs::create_dir_all(&packaged).unwrap();
     let helm_home = work.path().join("helm");
     // Pushed from where `helm package` wrote it: its .prov beside it goes as a layer.
-    let push = |archive: &Path| helm_push(&helm, &helm_home, archive, registry.port);
+    let push = |archive: &Path| helm_push(&helm, &helm_home, archive, &registry);
     signed_chart(work.path(), &packaged, &gpg, "Chart Signer", "1.0.0");
     push(&packaged.join("web-1.0.0.tgz"));
 
@@ -1275,7 +1275,7 @@ fn a_repository_that_verifies_takes_only_charts_its_keyring_signed_and_the_lock_
         std::fs::write(charts.join("index.yaml"), index).unwrap();
     };
     index(&[("1.0.0", &v1)]);
-    let server = TestServer::chart_repository(served.path().to_path_buf(), None);
+    let server = TestServer::chart_repository(std::net::Ipv4Addr::LOCALHOST, served.path().to_path_buf(), None);
     let repo = Repo::empty();
     repo.write_bytes("keys/charts.gpg", &gpg.run_bytes(&["--export", &signer]));
     let verified =

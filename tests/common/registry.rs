@@ -1,15 +1,17 @@
 //! Debian's `docker-registry` (the distribution project's registry) for the tests that push
 //! to or pull from an OCI registry: remote charts, `weaver hydrate --oci`.
 
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::process::Child;
 
 use weaver_test_support::registry::BINARY;
 
-/// Debian's docker-registry on a loopback port, its storage in a temporary directory.
+/// Debian's docker-registry on a port of one address (loopback unless given), its storage in a
+/// temporary directory.
 pub struct Registry {
     child: Child,
+    address: Ipv4Addr,
     pub port: u16,
     dir: tempfile::TempDir,
 }
@@ -18,13 +20,23 @@ impl Registry {
     /// The registry, or why it cannot be had (no binary: a skip the caller says). One that is
     /// there but fails to start or listen fails the test: that is not a missing tool.
     pub fn start() -> Result<Registry, String> {
+        Registry::start_on(Ipv4Addr::LOCALHOST)
+    }
+
+    /// [`Registry::start`] listening on `address` (where the e2e suite's Pods reach this machine).
+    pub fn start_on(address: Ipv4Addr) -> Result<Registry, String> {
         if !Path::new(BINARY).exists() {
             return Err("no /usr/bin/docker-registry (apt-get install docker-registry)".into());
         }
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = serve(dir.path(), port, "");
-        Ok(Registry { child, port, dir })
+        let port = TcpListener::bind((address, 0)).unwrap().local_addr().unwrap().port();
+        let child = serve(dir.path(), address, port, "");
+        Ok(Registry { child, address, port, dir })
+    }
+
+    /// Its `host:port`, as a registry is named in an `oci://` reference and a docker config.
+    pub fn host(&self) -> String {
+        format!("{}:{}", self.address, self.port)
     }
 
     /// From now on every request must log in as `user` with `password` (docker-registry's
@@ -37,14 +49,14 @@ impl Registry {
         let hash = bcrypt::hash(password, 4).expect("a bcrypt hash");
         std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
         let auth = format!("auth:\n  htpasswd:\n    realm: weaver-test\n    path: {}\n", htpasswd.display());
-        self.child = serve(self.dir.path(), self.port, &auth);
+        self.child = serve(self.dir.path(), self.address, self.port, &auth);
     }
 }
 
-/// docker-registry serving `dir`'s storage on `port` with `auth` (its config's `auth:` section,
-/// or none), once it listens.
-fn serve(dir: &Path, port: u16, auth: &str) -> Child {
-    weaver_test_support::registry::serve(dir, port, auth, "error", None)
+/// docker-registry serving `dir`'s storage on `address`:`port` with `auth` (its config's `auth:`
+/// section, or none), once it listens.
+fn serve(dir: &Path, address: Ipv4Addr, port: u16, auth: &str) -> Child {
+    weaver_test_support::registry::serve(dir, address, port, auth, "error", None)
 }
 
 impl Registry {
@@ -60,7 +72,7 @@ impl Registry {
         let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/weaver");
         run(&["package", chart.to_str().unwrap(), "-d", home.to_str().unwrap()]);
         let archive = home.join(format!("weaver-{}.tgz", env!("CARGO_PKG_VERSION")));
-        let oci = format!("oci://127.0.0.1:{}/charts", self.port);
+        let oci = format!("oci://{}/charts", self.host());
         run(&["push", archive.to_str().unwrap(), &oci, "--plain-http"]);
         format!("{oci}/weaver")
     }

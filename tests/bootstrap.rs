@@ -426,3 +426,42 @@ fn bootstrap_refuses_a_path_that_leaves_the_repository() {
         assert!(run.stderr.contains("is not a directory inside the repository"), "{path}: {run:?}");
     }
 }
+
+/// `tenant add` commits to the git repository weaver runs from: where weaver runs from an OCI
+/// artifact, it is refused saying so, before anything is made in the cluster.
+#[test]
+fn tenant_add_where_weaver_runs_from_an_oci_artifact_is_refused_saying_why() {
+    let cluster = TestCluster::start();
+    let ns = crate::gitops::tenant(&cluster);
+    let mut sync = environment_sync(&ns);
+    sync["spec"] = json!({"source": {"oci": {"url": "oci://registry.example/platform/weaver", "tag": "main"}},
+                          "environments": ["prod"], "serviceAccountName": "deployer"});
+    cluster.create(&sync);
+    let shop = format!("{}-shop", cluster.prefix);
+    let repo = common::Repo::empty();
+    let run = repo.weaver_on(
+        &cluster,
+        &[
+            "tenant",
+            "add",
+            "shop",
+            "-n",
+            &shop,
+            "--controller-namespace",
+            &ns,
+            "--source-url",
+            "https://git.example.org/acme/shop.git",
+            "--environment",
+            "prod",
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "EnvironmentSync {ns}/weaver runs weaver from an OCI artifact (spec.source.oci), and tenant add commits to a git repository"
+        )),
+        "{run:?}"
+    );
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": shop}});
+    assert!(cluster.get(&namespace).is_none(), "nothing was made");
+}

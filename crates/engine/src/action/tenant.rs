@@ -275,6 +275,16 @@ impl Controller {
             Error::new(format!("there is no {named}: weaver does not run from git here")).with_help(not_bootstrapped())
         })?;
         let text = |pointer: &str| sync.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+        // A tenant is added by a commit to the repository weaver runs from: an artifact has none.
+        if sync.pointer("/spec/source/oci").is_some() {
+            return Err(Error::new(format!(
+                "{named} runs weaver from an OCI artifact (spec.source.oci), and tenant add commits to a git repository"
+            ))
+            .with_help(
+                "write the tenant's release into the weaver repository the artifact is packed from, then push the \
+                 artifact again (weaver push artifact)",
+            ));
+        }
         let url = text("/spec/source/url").ok_or_else(|| Error::new(format!("{named} has no spec.source.url")))?;
         let branch = text("/spec/source/ref/branch").ok_or_else(|| {
             Error::new(format!("{named} follows no branch (spec.source.ref.branch): there is nowhere to push"))

@@ -256,6 +256,14 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
                     .into(),
             );
         }
+        // Its namespaces are made with the account's client, of the controller's cluster.
+        (Some(_), Fetching::Git(..)) if spec.kube_config.is_some() => {
+            return invalid(
+                Reason::InvalidSpec,
+                "spec.previews with spec.kubeConfig is not built yet: previews apply to the controller's own cluster"
+                    .into(),
+            );
+        }
         (Some(previews), Fetching::Git(..)) => {
             let namespace = kube::ResourceExt::namespace(sync).unwrap_or_default();
             match super::previews::settings(previews, &namespace) {
@@ -791,7 +799,7 @@ mod tests {
         assert_eq!((checked.environment.as_str(), checked.max, checked.expire_after), ("dev", 10, None));
         let now = jiff::Timestamp::UNIX_EPOCH;
         let branch = crate::gitops::previews::Branch { name: "preview/a".into(), commit: COMMIT.into(), time: now };
-        assert_eq!(checked.previews(&[branch], &Default::default(), now)[0].namespace, "team-a");
+        assert_eq!(checked.previews(&[branch], &Default::default(), now, ("team", "shop"))[0].namespace, "team-a");
         let refused = gate(
             &sync(serde_json::json!({"previews": {"branches": "p/*", "environment": "dev", "expireAfter": "soon"}})),
             None,

@@ -92,6 +92,8 @@ pub struct Preview {
     pub namespace: String,
     /// The environment name it is applied under: `<base>--<name>`.
     pub environment: String,
+    /// Its namespace's label [`owner_label`]: only a namespace carrying it is the preview's.
+    pub label: String,
     pub waiting: Option<String>,
 }
 
@@ -104,8 +106,15 @@ impl Settings {
     /// The previews of `branches` (those [`Settings::matching`] chose) at `now`: a branch whose
     /// last commit is older than `expireAfter` has none; over `max`, the branches with the newest
     /// commits wait, except those in `made` (the previews applied before, by name), which keep
-    /// their place so that a push never takes a running preview away. Sorted by name.
-    pub fn previews(&self, branches: &[Branch], made: &BTreeSet<String>, now: jiff::Timestamp) -> Vec<Preview> {
+    /// their place so that a push never takes a running preview away. Sorted by name. `sync` is
+    /// the EnvironmentSync's (namespace, name).
+    pub fn previews(
+        &self,
+        branches: &[Branch],
+        made: &BTreeSet<String>,
+        now: jiff::Timestamp,
+        sync: (&str, &str),
+    ) -> Vec<Preview> {
         let live: Vec<&Branch> = branches.iter().filter(|branch| !self.expired(branch, now)).collect();
         let names = preview_names(&self.prefix, live.iter().map(|b| b.name.as_str()));
         let mut previews: Vec<(Preview, bool, jiff::Timestamp)> = live
@@ -114,7 +123,8 @@ impl Settings {
                 let name = names[branch.name.as_str()].clone();
                 let preview = Preview {
                     namespace: self.namespace.replace(NAME_PLACEHOLDER, &name),
-                    environment: format!("{}{ENVIRONMENT_SEPARATOR}{name}", self.environment),
+                    environment: self.environment_of(&name),
+                    label: owner_label(sync.0, sync.1, &name),
                     branch: branch.name.clone(),
                     commit: branch.commit.clone(),
                     waiting: None,
@@ -139,11 +149,22 @@ impl Settings {
         previews
     }
 
+    /// The environment name preview `name` is applied under: `<base>--<name>`, which records,
+    /// labels and the lock carry.
+    pub fn environment_of(&self, name: &str) -> String {
+        format!("{}{ENVIRONMENT_SEPARATOR}{name}", self.environment)
+    }
+
     fn expired(&self, branch: &Branch, now: jiff::Timestamp) -> bool {
         let Some(after) = self.expire_after else { return false };
         let after = jiff::SignedDuration::try_from(after).unwrap_or(jiff::SignedDuration::MAX);
         now.duration_since(branch.time) > after
     }
+}
+
+/// The label value a preview's namespace carries: `<sync namespace>.<sync name>.<preview name>`.
+pub fn owner_label(namespace: &str, sync: &str, name: &str) -> String {
+    format!("{namespace}.{sync}.{name}")
 }
 
 /// What makes `preview` impossible to apply, its names coming from its branch and the spec: a
@@ -155,6 +176,13 @@ pub fn problem(preview: &Preview) -> Option<String> {
             "its namespace `{}` (spec.previews.namespace) is not a namespace name: {}",
             preview.namespace,
             weaver_core::manifest::DNS1123_LABEL
+        ));
+    }
+    if preview.label.len() > LABEL_VALUE_MAX {
+        return Some(format!(
+            "its namespace's label `{}` (the EnvironmentSync's namespace and name, and the preview's) is longer than \
+             a label value ({LABEL_VALUE_MAX} characters): use shorter branch names",
+            preview.label
         ));
     }
     (preview.environment.len() > LABEL_VALUE_MAX).then(|| {
@@ -210,6 +238,8 @@ pub fn preview_names<'a>(prefix: &str, branches: impl IntoIterator<Item = &'a st
 mod tests {
     use super::*;
 
+    const SYNC: (&str, &str) = ("shop", "web");
+
     fn spec(value: serde_json::Value) -> PreviewsSpec {
         serde_json::from_value(value).unwrap()
     }
@@ -261,18 +291,23 @@ mod tests {
     fn each_preview_has_its_namespace_and_an_environment_name_of_its_own() {
         let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
         let defaulted = checked(serde_json::json!({"branches": "preview/*", "environment": "dev"}));
-        let previews = defaulted.previews(&[branch("preview/a", 1, now)], &BTreeSet::new(), now);
+        let previews = defaulted.previews(&[branch("preview/a", 1, now)], &BTreeSet::new(), now, SYNC);
         assert_eq!(previews.len(), 1);
         assert_eq!((previews[0].namespace.as_str(), previews[0].environment.as_str()), ("shop-a", "dev--a"));
-        assert_eq!(previews[0].waiting, None);
+        assert_eq!((previews[0].label.as_str(), previews[0].waiting.as_ref()), ("shop.web.a", None));
         let patterned =
             checked(serde_json::json!({"branches": "preview/*", "environment": "dev", "namespace": "review-{name}"}));
-        assert_eq!(patterned.previews(&[branch("preview/a", 1, now)], &BTreeSet::new(), now)[0].namespace, "review-a");
+        assert_eq!(
+            patterned.previews(&[branch("preview/a", 1, now)], &BTreeSet::new(), now, SYNC)[0].namespace,
+            "review-a"
+        );
         let long = Preview { environment: format!("{}--a", "e".repeat(61)), ..previews[0].clone() };
         assert!(problem(&long).unwrap().contains("longer than a label value"));
         assert_eq!(problem(&previews[0]), None);
         let shouting = Preview { namespace: "Shop_a".into(), ..previews[0].clone() };
         assert!(problem(&shouting).unwrap().starts_with("its namespace `Shop_a` (spec.previews.namespace) is not"));
+        let labelled = Preview { label: format!("shop.{}.a", "w".repeat(60)), ..previews[0].clone() };
+        assert!(problem(&labelled).unwrap().contains("namespace's label"));
     }
 
     #[test]
@@ -286,13 +321,13 @@ mod tests {
                 .collect();
         let waiting = |made: &[&str]| {
             let made = made.iter().map(ToString::to_string).collect();
-            let previews = settings.previews(&branches, &made, now);
+            let previews = settings.previews(&branches, &made, now, SYNC);
             assert_eq!(previews.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
             previews.into_iter().filter(|p| p.waiting.is_some()).map(|p| p.name).collect::<Vec<_>>()
         };
         assert_eq!(waiting(&[]), ["b", "d"], "the two newest commits wait");
         assert_eq!(waiting(&["b", "d"]), ["c", "e"], "made ones stay, then the oldest");
-        let message = settings.previews(&branches, &BTreeSet::new(), now)[1].waiting.clone().unwrap();
+        let message = settings.previews(&branches, &BTreeSet::new(), now, SYNC)[1].waiting.clone().unwrap();
         assert!(message.contains("5 branches match") && message.contains("max is 3"), "{message}");
     }
 
@@ -303,7 +338,7 @@ mod tests {
             checked(serde_json::json!({"branches": "preview/*", "environment": "dev", "expireAfter": "72h"}));
         let branches = [branch("preview/fresh", 71, now), branch("preview/old", 73, now)];
         let names: Vec<String> =
-            settings.previews(&branches, &BTreeSet::new(), now).into_iter().map(|p| p.name).collect();
+            settings.previews(&branches, &BTreeSet::new(), now, SYNC).into_iter().map(|p| p.name).collect();
         assert_eq!(names, ["fresh"]);
     }
 

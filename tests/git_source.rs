@@ -131,6 +131,36 @@ fn branches_tags_version_ranges_and_commits_resolve_to_their_commits() {
 }
 
 #[test]
+fn the_remotes_branches_are_listed_with_their_commits_from_its_refs_alone() {
+    if !http_or_skip() {
+        return;
+    }
+    let served = served();
+    let older = served.repo.find_commit(served.commits[1]).unwrap();
+    served.repo.branch("preview/a", &older, false).unwrap();
+    let server = GitHttpServer::start(served.root.path(), Options::default());
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path().to_path_buf(), Budget::new(UNLIMITED)).unwrap();
+    let url = format!("{}/repo", server.base);
+    let c = |i: usize| served.commits[i].to_string();
+
+    let mut branches = cache.branches(&request(&url, GitRef::Branch("main".into()))).unwrap();
+    branches.sort();
+    assert_eq!(branches, [("main".to_string(), c(3)), ("preview/a".to_string(), c(1))], "no tag, no HEAD");
+    assert_eq!(server.count("POST"), 0, "the refs advertisement alone: {:?}", server.requests.lock().unwrap());
+    assert!(std::fs::read_dir(cache_dir.path()).unwrap().all(|entry| entry.unwrap().file_type().unwrap().is_file()));
+    // The branch's commit, fetched, says when it was made (test commits are all at one time).
+    let preview = cache.fetch(&request(&url, GitRef::Branch("preview/a".into()))).unwrap();
+    assert_eq!(preview.commit, c(1));
+    assert_eq!(preview.commit_time(), Some(jiff::Timestamp::from_second(older.time().seconds()).unwrap()));
+    assert_eq!(older.time().seconds(), 1_700_000_000);
+
+    drop(server);
+    let down = cache.branches(&request(&url, GitRef::Branch("main".into()))).unwrap_err();
+    assert_eq!(down.failure, FetchFailure::Unreachable, "{down}");
+}
+
+#[test]
 fn a_second_fetch_transfers_nothing_and_a_new_commit_is_fetched() {
     if !http_or_skip() {
         return;

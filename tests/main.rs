@@ -48,6 +48,7 @@ mod operator;
 mod operator_chart;
 mod ownership;
 mod patch_kubectl;
+mod previews;
 mod promote;
 mod reference;
 mod remote_charts;

@@ -147,6 +147,41 @@ pub struct EnvironmentSyncSpec {
     /// anonymously.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chart_credentials: Vec<ChartCredentials>,
+    /// Preview environments: one per branch of `spec.source`'s git repository whose name
+    /// matches `branches`, each the base `environment` rendered at the branch's head into a
+    /// namespace of its own, updated on each push and pruned, namespace and all, when the branch
+    /// goes (the book's previews guide). Git sources only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previews: Option<Previews>,
+}
+
+/// `spec.previews`: which branches get a preview, of which environment, where, how many, and for
+/// how long.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Previews {
+    /// A glob over branch names (`preview/*`); a preview's name is the branch's name after the
+    /// glob's fixed prefix.
+    #[schemars(length(min = 1, max = 255))]
+    pub branches: String,
+    /// The environment of the repository each preview renders, in the preview's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub environment: String,
+    /// The preview's namespace, `{name}` standing for the preview's name (default
+    /// `<this namespace>-{name}`); created by the controller as the account, and deleted with
+    /// the preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+    /// At most this many previews (default 10); over it, the branches with the newest commits
+    /// wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max: Option<u32>,
+    /// A preview whose branch's last commit is older than this is pruned (and none is made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
+    pub expire_after: Option<String>,
 }
 
 /// A Secret of credentials for the chart repositories and registries whose URL begins with `url`.
@@ -507,7 +542,39 @@ pub struct EnvironmentSyncStatus {
     /// The OCI artifact (`spec.source.oci`) the last reconcile that got past its pull took.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<ArtifactStatus>,
+    /// One entry per preview (`spec.previews`), sorted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub previews: Vec<PreviewStatus>,
 }
+
+/// A preview (`spec.previews`) as the last reconcile left it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewStatus {
+    pub name: String,
+    pub branch: String,
+    /// The branch's head commit: the one applied when Ready.
+    pub commit: String,
+    pub namespace: String,
+    pub state: PreviewState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+open_enum!(
+    /// What became of a preview at the last reconcile.
+    #[derive(Default)]
+    pub PreviewState {
+        /// Applied at its commit.
+        Ready => "Ready",
+        /// Its namespace, render or apply failed: the message says why.
+        Failed => "Failed",
+        /// Not made: over `spec.previews.max`.
+        #[default]
+        Waiting => "Waiting",
+    }
+);
 
 /// An OCI artifact pulled: the tag it was found at, its digest, and who signed it.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -1032,12 +1099,18 @@ impl From<Reason> for PushReason {
 pub enum EventReason {
     /// The approved plan (`approval: Manual`) was applied.
     Approved,
+    /// A preview (`spec.previews`) was applied for the first time.
+    PreviewCreated,
+    /// A preview's branch went or expired: its objects, records and namespace were deleted.
+    PreviewPruned,
 }
 
 impl EventReason {
     pub fn as_str(&self) -> &'static str {
         match self {
             EventReason::Approved => "Approved",
+            EventReason::PreviewCreated => "PreviewCreated",
+            EventReason::PreviewPruned => "PreviewPruned",
         }
     }
 }

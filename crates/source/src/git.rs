@@ -236,6 +236,22 @@ impl GitCache {
         })
     }
 
+    /// The remote's branches (`main` for `refs/heads/main`) and their head commits, from its
+    /// refs advertisement alone, with `request`'s credentials, CA and timeout (its reference is
+    /// not read): nothing is fetched or written. Blocking.
+    pub fn branches(&self, request: &FetchRequest) -> Result<Vec<(String, String)>, FetchError> {
+        let url = SourceUrl::parse(&request.url).map_err(|e| FetchError::new(FetchFailure::InvalidUrl, e))?;
+        let session = Arc::new(self.session(url, request));
+        let _entered = transport::enter(session.clone());
+        let mut remote =
+            git2::Remote::create_detached(session.url.display().as_str()).map_err(|e| classify(&session, &e))?;
+        let heads = advertised(&mut remote, &session)?;
+        Ok(heads
+            .into_iter()
+            .filter_map(|(name, oid)| Some((name.strip_prefix("refs/heads/")?.to_string(), oid.to_string())))
+            .collect())
+    }
+
     /// The transports' session for `request` to `url`, within this cache's disk budget.
     fn session(&self, url: SourceUrl, request: &FetchRequest) -> Session {
         Session::new(
@@ -418,14 +434,17 @@ struct Found {
     bytes_received: u64,
 }
 
+/// The remote's refs and what each points at, from its refs advertisement.
+fn advertised(remote: &mut git2::Remote<'_>, session: &Session) -> Result<Vec<(String, Oid)>, FetchError> {
+    let connection = remote.connect_auth(Direction::Fetch, None, None).map_err(|e| classify(session, &e))?;
+    let heads = connection.list().map_err(|e| classify(session, &e))?;
+    Ok(heads.iter().map(|head| (head.name().to_string(), head.oid())).collect())
+}
+
 /// Lists the remote's refs, resolves the session's ref, and fetches it unless `repo` holds it.
 fn fetch_into(repo: &Repository, session: &Session) -> Result<Found, FetchError> {
     let mut remote = repo.remote_anonymous(&session.url.display()).map_err(|e| classify(session, &e))?;
-    let heads: Vec<(String, Oid)> = {
-        let connection = remote.connect_auth(Direction::Fetch, None, None).map_err(|e| classify(session, &e))?;
-        let heads = connection.list().map_err(|e| classify(session, &e))?;
-        heads.iter().map(|head| (head.name().to_string(), head.oid())).collect()
-    };
+    let heads = advertised(&mut remote, session)?;
     let (reference, commit) = resolve(&heads, session)?;
     let present = |oid: Oid| repo.find_commit(oid).is_ok();
     let mut transferred = false;

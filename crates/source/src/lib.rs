@@ -258,6 +258,15 @@ impl Fetched {
     pub fn rev(&self) -> Option<&str> {
         (!self.unpacked).then_some(self.commit.as_str())
     }
+
+    /// When the fetched commit was made (its committer's time); None for an artifact's files,
+    /// or a mirror that cannot be read.
+    pub fn commit_time(&self) -> Option<jiff::Timestamp> {
+        let commit = git2::Oid::from_str(self.rev()?).ok()?;
+        let repo = git2::Repository::open_bare(&self.repository).ok()?;
+        let seconds = repo.find_commit(commit).ok()?.time().seconds();
+        jiff::Timestamp::from_second(seconds).ok()
+    }
 }
 
 /// Why a fetch failed, as a condition reason.

@@ -11,8 +11,8 @@
 //!   enumerated in the schema (the same strings, so they convert unchanged).
 //!
 //! - EnvironmentSync `spec.source.verify`, the `signingKey` of `spec.promotion` and
-//!   `spec.imageUpdates`, `spec.chartCredentials` and `spec.source.oci` are new, as are
-//!   `status.artifact` and `status.history[].signedBy`. `v1alpha1`'s frozen schema has no
+//!   `spec.imageUpdates`, `spec.chartCredentials`, `spec.source.oci` and `spec.previews` are
+//!   new, as are `status.artifact`, `status.previews` and `status.history[].signedBy`. `v1alpha1`'s frozen schema has no
 //!   place for them, so down to it they are kept in the annotation [`V1BETA1_FIELDS`] and up
 //!   from it put back: an update through `v1alpha1` that keeps the object's metadata (an edit, a
 //!   patch, an apply) never turns a verification off, or loses credentials, by leaving out what
@@ -60,13 +60,15 @@ pub const V1BETA1_FIELDS: &str = "weaver.example.com/v1beta1-fields";
 
 /// The EnvironmentSync fields `v1alpha1` has no place for, as JSON pointers (and each history
 /// entry's `signedBy`: [`newer_fields`]).
-const NEWER_FIELDS: [&str; 6] = [
+const NEWER_FIELDS: [&str; 8] = [
     "/spec/source/verify",
     "/spec/promotion/signingKey",
     "/spec/imageUpdates/signingKey",
     "/spec/chartCredentials",
     "/spec/source/oci",
     "/status/artifact",
+    "/spec/previews",
+    "/status/previews",
 ];
 
 /// The pointers of the fields `v1alpha1` has no place for in `object`: [`NEWER_FIELDS`], and

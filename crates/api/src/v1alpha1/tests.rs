@@ -37,7 +37,8 @@ fn environment_sync() -> Value {
                 "signingKey": {"secretRef": {"name": "bot-key"}}, "pullSecrets": [{"name": "registry"}]},
             "windows": [{"kind": "deny", "schedule": "0 22 * * *", "duration": "8h", "timeZone": "Europe/Berlin"}],
             "webhook": {"secretRef": {"name": "hook"}},
-            "chartCredentials": [{"url": "oci://registry.example/charts", "secretRef": {"name": "charts"}}]
+            "chartCredentials": [{"url": "oci://registry.example/charts", "secretRef": {"name": "charts"}}],
+            "previews": {"branches": "preview/*", "environment": "dev", "namespace": "shop-{name}", "max": 3, "expireAfter": "72h"}
         },
         "status": {
             "observedGeneration": 3,
@@ -80,7 +81,9 @@ fn environment_sync() -> Value {
                     {"environment": "dev", "release": "web", "image": "web", "from": "1.4.2@sha256:00aa", "to": "1.5.0@sha256:00ff"},
                     {"environment": "dev", "release": "api", "image": "api", "to": "2.0.0"}
                 ],
-                "requests": 4}
+                "requests": 4},
+            "previews": [{"name": "a", "branch": "preview/a", "commit": "0123456789abcdef0123456789abcdef01234567",
+                "namespace": "shop-a", "state": "Waiting", "message": "over spec.previews.max"}]
         }
     })
 }
@@ -298,6 +301,7 @@ fn an_object_served_before_the_webhook_is_set_reads_as_the_types() {
     // Kept in the annotation, which only the webhook puts back.
     let status = expected.status.as_mut().unwrap();
     status.artifact = None;
+    status.previews.clear();
     status.history[0].signed_by = None;
     assert_eq!(typed.status, expected.status, "the sentences read as the objects the webhook would give");
     // Written back so, it is in v1beta1's form, and down again in v1alpha1's.
@@ -334,6 +338,8 @@ fn an_update_through_v1alpha1_keeps_the_verification_it_cannot_say() {
             "/spec/chartCredentials",
             "/spec/source/oci",
             "/status/artifact",
+            "/spec/previews",
+            "/status/previews",
             "/status/history/0/signedBy"
         ]
     );

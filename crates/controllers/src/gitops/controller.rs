@@ -452,6 +452,14 @@ async fn tell(
         );
         publish(sync, cx, EventType::Normal, &EventReason::Approved, &note).await;
     }
+    if let Outcome::Done(Done { previews: Some(previewed), .. }) = outcome {
+        for note in &previewed.created {
+            publish(sync, cx, EventType::Normal, &EventReason::PreviewCreated, note).await;
+        }
+        for note in &previewed.pruned {
+            publish(sync, cx, EventType::Normal, &EventReason::PreviewPruned, note).await;
+        }
+    }
     if let Outcome::Done(done) = outcome {
         let promoted = done.promotion.as_ref().map(|p| (PROMOTED, p.passed, &p.reason, &p.message, p.pushed.is_some()));
         let updated =

@@ -1,8 +1,9 @@
 //! The EnvironmentSync controller: pulls environments from git (`weaver_source`) and keeps them
 //! applied with the actions `weaver apply` and `weaver drift` run, as the EnvironmentSync's
-//! ServiceAccount. `api` holds the CustomResource types, `plan` the decisions, `status` the
-//! status they give, `reconcile` and `controller` the work against the cluster (`reconcile`'s
-//! `credentials` what it acts as and with, its `push` the promotions and image updates);
+//! ServiceAccount. `api` holds the CustomResource types, `plan` the decisions (`previews` those of
+//! preview environments), `status` the status they give, `reconcile` and `controller` the work
+//! against the cluster (`reconcile`'s `credentials` what it acts as and with, its `push` the
+//! promotions and image updates, its `previews` the preview environments);
 //! `applied` reads what an EnvironmentSync applied, for the UI; `webhook` receives git hosts'
 //! pushes, `telemetry` counts for `/metrics`, `renders` bounds tenants' renders and gives them
 //! turns.
@@ -11,6 +12,7 @@ pub use weaver_api::environment_sync as api;
 pub mod applied;
 pub mod controller;
 pub mod plan;
+pub mod previews;
 pub mod reconcile;
 pub mod renders;
 pub mod status;

@@ -53,6 +53,8 @@ pub struct Settings {
     /// `spec.source.oci.verify`: the Secret of the cosign public keys the artifact's manifest
     /// must be signed by.
     pub cosign_keys: Option<String>,
+    /// `spec.previews`, checked (boxed: most EnvironmentSyncs have none).
+    pub previews: Option<Box<super::previews::Settings>>,
 }
 
 /// `spec.imageUpdates`, with its defaults.
@@ -242,6 +244,34 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
             Err(message) => return invalid(Reason::InvalidSpec, message),
         },
     };
+    let previews = match (&spec.previews, &source) {
+        (None, _) => None,
+        // Its branches are the git repository's: an artifact has none.
+        (Some(_), Fetching::Oci(_)) => {
+            return invalid(
+                Reason::InvalidSpec,
+                "spec.previews makes a preview of each matching branch of spec.source's git repository, and \
+                 spec.source.oci is no git repository: give spec.previews to an EnvironmentSync of the git \
+                 repository"
+                    .into(),
+            );
+        }
+        // Its namespaces are made with the account's client, of the controller's cluster.
+        (Some(_), Fetching::Git(..)) if spec.kube_config.is_some() => {
+            return invalid(
+                Reason::InvalidSpec,
+                "spec.previews with spec.kubeConfig is not built yet: previews apply to the controller's own cluster"
+                    .into(),
+            );
+        }
+        (Some(previews), Fetching::Git(..)) => {
+            let namespace = kube::ResourceExt::namespace(sync).unwrap_or_default();
+            match super::previews::settings(previews, &namespace) {
+                Ok(previews) => Some(Box::new(previews)),
+                Err(message) => return invalid(Reason::InvalidSpec, message),
+            }
+        }
+    };
     Gate::Go(Settings {
         source,
         interval,
@@ -254,6 +284,7 @@ pub fn gate(sync: &EnvironmentSync, default_account: Option<&str>) -> Gate {
         image_updates,
         verify: spec.source.verify.as_ref().map(|v| (v.mode, v.secret_ref.name.clone())),
         cosign_keys: spec.source.oci.as_ref().and_then(|o| o.verify.as_ref()).map(|v| v.secret_ref.name.clone()),
+        previews,
     })
 }
 
@@ -749,11 +780,34 @@ mod tests {
                 "InvalidSpec",
                 "spec.promotion commits to spec.source's git repository",
             ),
+            (
+                serde_json::json!({"source": {"oci": at}, "previews": {"branches": "preview/*", "environment": "dev"}}),
+                "InvalidSpec",
+                "spec.source.oci is no git repository: give spec.previews to an EnvironmentSync of the git",
+            ),
         ] {
             let (why, message) = refused(spec.clone());
             assert_eq!(why, reason, "{spec}: {message}");
             assert!(message.contains(says), "{spec}: {message}");
         }
+    }
+
+    #[test]
+    fn previews_of_a_git_source_are_checked_with_the_syncs_namespace_as_their_default() {
+        let previews = serde_json::json!({"branches": "preview/*", "environment": "dev"});
+        let checked = settings_of(serde_json::json!({"previews": previews})).previews.expect("previews");
+        assert_eq!((checked.environment.as_str(), checked.max, checked.expire_after), ("dev", 10, None));
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let branch = crate::gitops::previews::Branch { name: "preview/a".into(), commit: COMMIT.into(), time: now };
+        assert_eq!(checked.previews(&[branch], &Default::default(), now, ("team", "shop"))[0].namespace, "team-a");
+        let refused = gate(
+            &sync(serde_json::json!({"previews": {"branches": "p/*", "environment": "dev", "expireAfter": "soon"}})),
+            None,
+        );
+        assert!(
+            matches!(&refused, Gate::Invalid { reason: Reason::InvalidSpec, message } if message.starts_with("spec.previews.expireAfter:")),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! it (`spec.source.verify`), select the environments at the fetched commit, then, for each in
 //! `needs` order, the action the CLI runs (`weaver apply`, `weaver drift`, `weaver drift
 //! --correct`), as the EnvironmentSync's ServiceAccount; then the promotion and image update
-//! that are due (`push`). What to do is decided by `plan`, the status by `status`; this file
-//! observes and carries out.
+//! that are due (`push`), and the previews (`previews`). What to do is decided by `plan`, the
+//! status by `status`; this file observes and carries out.
 
 pub(super) mod credentials;
+mod previews;
 mod push;
 mod verification;
 
@@ -196,7 +197,8 @@ pub async fn reconcile(
     };
     let images_push_to = spec.image_updates.as_ref().and_then(|u| push_to(&u.pushing.branch));
     let push_to = spec.promotion.as_ref().and_then(|p| push_to(&p.branch));
-    let verify_request = spec.verify.as_ref().and(request);
+    let verify_request = spec.verify.as_ref().and(request.clone());
+    let previews_request = spec.previews.as_ref().and(request);
     shared.metrics.fetched(&fetched);
     let commit = fetched.commit.clone();
     // Before anything reads the commit: one that fails is not rendered, applied or pushed on.
@@ -403,7 +405,14 @@ pub async fn reconcile(
     let drift = Some(drift_summary(results.iter().map(|e| e.drifted).sum(), results.iter().map(|e| e.missing).sum()));
     let (promotion, images) =
         run.push_due(&environments, &push_to, &images_push_to, sync, &namespace, &tenant, shared).await;
-    Outcome::Done(Done { drift, promotion, images, approval, unrendered, ..done(work, results) })
+    // After the sync's own environments, as the same account, with the same bounds.
+    let previews = match (&spec.previews, &previews_request) {
+        (Some(settings), Some(request)) => {
+            Some(Box::new(previews::reconcile(sync, settings, &run, (request, &tenant, shared), work).await))
+        }
+        _ => None,
+    };
+    Outcome::Done(Done { drift, promotion, images, approval, unrendered, previews, ..done(work, results) })
 }
 
 fn unchanged(name: &str, commit: &str) -> EnvironmentStatus {
@@ -544,7 +553,32 @@ struct Run<'a> {
     renders: &'a Renders,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// This run at another commit of the same repository (`fetched`, its weaver repository
+    /// `repository`), with `keys` and `spec`: a preview's.
+    fn at<'b>(&'b self, fetched: &'b Fetched, repository: PathBuf, keys: Keys, spec: &'b Spec) -> Run<'b>
+    where
+        'a: 'b,
+    {
+        Run {
+            applier: self.applier.clone(),
+            approval_key: self.approval_key.clone(),
+            spec,
+            fetched,
+            repository,
+            given: self.given.clone(),
+            keys,
+            redactor: self.redactor,
+            pulls: self.pulls.clone(),
+            working: self.working,
+            record_key: self.record_key.clone(),
+            lock_lease: self.lock_lease,
+            stopping: self.stopping,
+            tenant: self.tenant,
+            renders: self.renders,
+        }
+    }
+
     fn selection(&self, env: &Arc<Environment>) -> Selection {
         Selection {
             env: env.name.clone(),

@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::api::{
     ApprovalRecord, ArtifactStatus, DriftSummary, EnvironmentResult, EnvironmentStatus, EnvironmentSync,
-    EnvironmentSyncStatus, HistoryEntry, ImageUpdatesStatus, PendingPlan, PromotionStatus, PushReason, Reason,
-    WindowHold,
+    EnvironmentSyncStatus, HistoryEntry, ImageUpdatesStatus, PendingPlan, PreviewStatus, PromotionStatus, PushReason,
+    Reason, WindowHold,
 };
 use super::plan::{self, Work};
 use crate::conditions::{
@@ -72,11 +72,22 @@ pub struct Done {
     pub unrendered: BTreeSet<String>,
     /// The OCI artifact pulled (`spec.source.oci`): its tag, digest and signer.
     pub artifact: Option<Box<ArtifactStatus>>,
+    /// The previews (`spec.previews`) this reconcile looked at.
+    pub previews: Option<Box<Previewed>>,
+}
+
+/// What a reconcile did of `spec.previews`: each preview's status, sorted by name, and what the
+/// Events say of the previews first applied and those pruned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Previewed {
+    pub previews: Vec<PreviewStatus>,
+    pub created: Vec<String>,
+    pub pruned: Vec<String>,
 }
 
 impl Done {
     /// `work` done at `revision` on `environments`, and nothing more: no plan waits, no drift
-    /// summary, no push, no approval, no window held it, no artifact told of.
+    /// summary, no push, no approval, no window held it, no artifact or preview told of.
     pub fn new(revision: String, work: Work, environments: Vec<EnvironmentStatus>) -> Done {
         Done {
             revision,
@@ -90,6 +101,7 @@ impl Done {
             held: None,
             unrendered: BTreeSet::new(),
             artifact: None,
+            previews: None,
         }
     }
 }
@@ -325,6 +337,9 @@ pub fn after(
             }
             if let Some(artifact) = &done.artifact {
                 status.artifact = Some(artifact.as_ref().clone());
+            }
+            if let Some(previewed) = &done.previews {
+                status.previews = previewed.previews.clone();
             }
             let ready = done.environments.iter().filter(|e| e.result.is_applied()).count();
             status.environments_ready = Some(format!("{ready}/{}", done.environments.len()));

@@ -1,0 +1,361 @@
+//! Preview environments (`spec.previews`), decided from the spec, the remote's branches and the
+//! time alone: which branches get a preview, under which name, namespace and environment name,
+//! and which wait over the maximum. No request is made here; `reconcile::previews` carries out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use globset::{GlobBuilder, GlobMatcher};
+use sha2::{Digest, Sha256};
+
+use super::api::Previews as PreviewsSpec;
+
+/// At most this many previews without `spec.previews.max`.
+pub const DEFAULT_MAX: usize = 10;
+/// A preview's name is cut to this many characters before its suffix.
+const NAME_MAX: usize = 40;
+/// What stands for the preview's name in `spec.previews.namespace`.
+const NAME_PLACEHOLDER: &str = "{name}";
+/// Between the base environment's name and the preview's, in the preview's environment name:
+/// a preview's records, labels and lock are its own, never its base environment's.
+const ENVIRONMENT_SEPARATOR: &str = "--";
+/// The longest label value, which the environment name is written as.
+const LABEL_VALUE_MAX: usize = 63;
+
+/// `spec.previews`, checked, with its defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    branches: GlobMatcher,
+    /// What every matching branch's name starts with: cut off to make the preview's name.
+    prefix: String,
+    /// The base environment.
+    pub environment: String,
+    /// The namespace pattern, `{name}` in it.
+    namespace: String,
+    pub max: usize,
+    pub expire_after: Option<Duration>,
+}
+
+impl PartialEq for Settings {
+    fn eq(&self, other: &Settings) -> bool {
+        let key = |s: &Settings| (s.environment.clone(), s.namespace.clone(), s.max, s.expire_after);
+        self.branches.glob() == other.branches.glob() && key(self) == key(other)
+    }
+}
+
+/// `spec.previews` checked, in the EnvironmentSync's namespace `namespace`: what is wrong with it
+/// as a message naming the field.
+pub fn settings(spec: &PreviewsSpec, namespace: &str) -> Result<Settings, String> {
+    let branches = GlobBuilder::new(&spec.branches)
+        .literal_separator(true)
+        .build()
+        .map_err(|err| format!("spec.previews.branches `{}` is not a glob: {}", spec.branches, err.kind()))?
+        .compile_matcher();
+    let prefix: String = spec.branches.chars().take_while(|c| !matches!(c, '*' | '?' | '[' | '{' | '\\')).collect();
+    let namespace = match &spec.namespace {
+        Some(pattern) if pattern.contains(NAME_PLACEHOLDER) => pattern.clone(),
+        Some(pattern) => {
+            return Err(format!(
+                "spec.previews.namespace `{pattern}` has no `{NAME_PLACEHOLDER}`: every preview would share one \
+                 namespace; write where the preview's name goes, such as `shop-{NAME_PLACEHOLDER}`"
+            ));
+        }
+        None => format!("{namespace}-{NAME_PLACEHOLDER}"),
+    };
+    let expire_after = match &spec.expire_after {
+        Some(text) => Some(
+            // Days are its scale, as a soak time's (`72h`), within the same bound.
+            weaver_project::parse_duration_up_to(text, weaver_project::MAX_SOAK_TIME)
+                .map_err(|why| format!("spec.previews.expireAfter: {why}"))?,
+        ),
+        None => None,
+    };
+    let max = spec.max.map_or(DEFAULT_MAX, |max| max as usize);
+    Ok(Settings { branches, prefix, environment: spec.environment.clone(), namespace, max, expire_after })
+}
+
+/// A branch of the remote: its name (without `refs/heads/`), head commit and the commit's time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Branch {
+    pub name: String,
+    pub commit: String,
+    pub time: jiff::Timestamp,
+}
+
+/// A preview to have: its name, branch, namespace and environment name; `waiting` when over the
+/// maximum, with the message the status gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preview {
+    pub name: String,
+    pub branch: String,
+    pub commit: String,
+    pub namespace: String,
+    /// The environment name it is applied under: `<base>--<name>`.
+    pub environment: String,
+    /// Its namespace's label [`owner_label`]: only a namespace carrying it is the preview's.
+    pub label: String,
+    pub waiting: Option<String>,
+}
+
+impl Settings {
+    /// The branches of `names` (the remote's, without `refs/heads/`) that get a preview.
+    pub fn matching<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+        names.into_iter().filter(|name| self.branches.is_match(name)).collect()
+    }
+
+    /// The previews of `branches` (those [`Settings::matching`] chose) at `now`: a branch whose
+    /// last commit is older than `expireAfter` has none; over `max`, the branches with the newest
+    /// commits wait, except those in `made` (the previews applied before, by name), which keep
+    /// their place so that a push never takes a running preview away. Sorted by name. `sync` is
+    /// the EnvironmentSync's (namespace, name).
+    pub fn previews(
+        &self,
+        branches: &[Branch],
+        made: &BTreeSet<String>,
+        now: jiff::Timestamp,
+        sync: (&str, &str),
+    ) -> Vec<Preview> {
+        let live: Vec<&Branch> = branches.iter().filter(|branch| !self.expired(branch, now)).collect();
+        let names = preview_names(&self.prefix, live.iter().map(|b| b.name.as_str()));
+        let mut previews: Vec<(Preview, bool, jiff::Timestamp)> = live
+            .iter()
+            .map(|branch| {
+                let name = names[branch.name.as_str()].clone();
+                let preview = Preview {
+                    namespace: self.namespace.replace(NAME_PLACEHOLDER, &name),
+                    environment: self.environment_of(&name),
+                    label: owner_label(sync.0, sync.1, &name),
+                    branch: branch.name.clone(),
+                    commit: branch.commit.clone(),
+                    waiting: None,
+                    name,
+                };
+                let kept = made.contains(&preview.name);
+                (preview, kept, branch.time)
+            })
+            .collect();
+        // Made ones first, then the oldest commits; of equal times, by name.
+        previews.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)).then_with(|| a.0.name.cmp(&b.0.name)));
+        let total = previews.len();
+        for (preview, _, _) in previews.iter_mut().skip(self.max) {
+            preview.waiting = Some(format!(
+                "waiting: {total} branches match spec.previews.branches and spec.previews.max is {}; the branches \
+                 with the newest commits wait until a preview is pruned",
+                self.max
+            ));
+        }
+        let mut previews: Vec<Preview> = previews.into_iter().map(|(preview, _, _)| preview).collect();
+        previews.sort_by(|a, b| a.name.cmp(&b.name));
+        previews
+    }
+
+    /// The environment name preview `name` is applied under: `<base>--<name>`, which records,
+    /// labels and the lock carry.
+    pub fn environment_of(&self, name: &str) -> String {
+        format!("{}{ENVIRONMENT_SEPARATOR}{name}", self.environment)
+    }
+
+    fn expired(&self, branch: &Branch, now: jiff::Timestamp) -> bool {
+        let Some(after) = self.expire_after else { return false };
+        let after = jiff::SignedDuration::try_from(after).unwrap_or(jiff::SignedDuration::MAX);
+        now.duration_since(branch.time) > after
+    }
+}
+
+/// The label value a preview's namespace carries: `<sync namespace>.<sync name>.<preview name>`.
+pub fn owner_label(namespace: &str, sync: &str, name: &str) -> String {
+    format!("{namespace}.{sync}.{name}")
+}
+
+/// What makes `preview` impossible to apply, its names coming from its branch and the spec: a
+/// namespace that is no DNS label, an environment name longer than a label value (as
+/// `weaver.example.com/environment` carries it).
+pub fn problem(preview: &Preview) -> Option<String> {
+    if preview.namespace.len() > 63 || !weaver_core::manifest::is_dns1123_label(&preview.namespace) {
+        return Some(format!(
+            "its namespace `{}` (spec.previews.namespace) is not a namespace name: {}",
+            preview.namespace,
+            weaver_core::manifest::DNS1123_LABEL
+        ));
+    }
+    if preview.label.len() > LABEL_VALUE_MAX {
+        return Some(format!(
+            "its namespace's label `{}` (the EnvironmentSync's namespace and name, and the preview's) is longer than \
+             a label value ({LABEL_VALUE_MAX} characters): use shorter branch names",
+            preview.label
+        ));
+    }
+    (preview.environment.len() > LABEL_VALUE_MAX).then(|| {
+        format!(
+            "its environment name `{}` is longer than a label value ({LABEL_VALUE_MAX} characters): use a base \
+             environment with a shorter name, or shorter branch names",
+            preview.environment
+        )
+    })
+}
+
+/// Each branch's preview name: the branch's name after `prefix`, lowercased, every character
+/// outside `[a-z0-9-]` made `-`, trimmed of `-`, at most 40 characters; when that changed
+/// anything, or two branches would share a name, `-` and the first 6 hex digits of the SHA-256
+/// of the branch's name follow (alone when nothing is left of the name).
+pub fn preview_names<'a>(prefix: &str, branches: impl IntoIterator<Item = &'a str>) -> BTreeMap<&'a str, String> {
+    let plain: Vec<(&str, String, bool)> = branches
+        .into_iter()
+        .map(|branch| {
+            let rest = branch.strip_prefix(prefix).unwrap_or(branch);
+            let mapped: String = rest
+                .chars()
+                .map(|c| c.to_ascii_lowercase())
+                .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' { c } else { '-' })
+                .collect();
+            let trimmed = mapped.trim_matches('-');
+            let cut: String = trimmed.chars().take(NAME_MAX).collect();
+            let cut = cut.trim_end_matches('-').to_string();
+            let changed = cut != rest;
+            (branch, cut, changed)
+        })
+        .collect();
+    let mut uses: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, name, _) in &plain {
+        *uses.entry(name.as_str()).or_default() += 1;
+    }
+    plain
+        .iter()
+        .map(|(branch, name, changed)| {
+            let name = match *changed || uses[name.as_str()] > 1 {
+                false => name.clone(),
+                true => {
+                    let digest = hex::encode(&Sha256::digest(branch.as_bytes())[..3]);
+                    if name.is_empty() { digest } else { format!("{name}-{digest}") }
+                }
+            };
+            (*branch, name)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SYNC: (&str, &str) = ("shop", "web");
+
+    fn spec(value: serde_json::Value) -> PreviewsSpec {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn checked(value: serde_json::Value) -> Settings {
+        settings(&spec(value), "shop").unwrap()
+    }
+
+    fn branch(name: &str, hours_ago: i64, now: jiff::Timestamp) -> Branch {
+        let time = now - jiff::SignedDuration::from_hours(hours_ago);
+        Branch { name: name.into(), commit: format!("{:0>40}", hours_ago), time }
+    }
+
+    fn hash6(branch: &str) -> String {
+        hex::encode(&Sha256::digest(branch.as_bytes())[..3])
+    }
+
+    #[test]
+    fn a_preview_is_named_by_its_branch_after_the_globs_prefix_with_a_hash_when_that_changed_anything() {
+        let long = format!("preview/{}", "b".repeat(50));
+        let names = preview_names("preview/", ["preview/a", "preview/Fix_Login", "preview/x--", long.as_str()]);
+        assert_eq!(names["preview/a"], "a");
+        assert_eq!(names["preview/Fix_Login"], format!("fix-login-{}", hash6("preview/Fix_Login")));
+        assert_eq!(names["preview/x--"], format!("x-{}", hash6("preview/x--")));
+        assert_eq!(names[long.as_str()], format!("{}-{}", "b".repeat(40), hash6(&long)));
+        // Nothing left of it: the hash alone, still a DNS label.
+        assert_eq!(preview_names("preview/", ["preview/__"])["preview/__"], hash6("preview/__"));
+    }
+
+    #[test]
+    fn two_branches_that_would_share_a_name_each_get_their_hash() {
+        // `a` alone is unchanged, but `A` lowercases to it: both are told apart by their hash.
+        let names = preview_names("preview/", ["preview/a", "preview/A"]);
+        assert_eq!(names["preview/a"], format!("a-{}", hash6("preview/a")));
+        assert_eq!(names["preview/A"], format!("a-{}", hash6("preview/A")));
+        assert_ne!(names["preview/a"], names["preview/A"]);
+    }
+
+    #[test]
+    fn the_glob_chooses_branches_and_does_not_cross_a_slash() {
+        let settings = checked(serde_json::json!({"branches": "preview/*", "environment": "dev"}));
+        let remote = ["main", "preview/a", "feature/x", "preview/a/b", "preview-c"];
+        assert_eq!(settings.matching(remote), ["preview/a"]);
+        let deep = checked(serde_json::json!({"branches": "preview/**", "environment": "dev"}));
+        assert_eq!(deep.matching(remote), ["preview/a", "preview/a/b"]);
+    }
+
+    #[test]
+    fn each_preview_has_its_namespace_and_an_environment_name_of_its_own() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let defaulted = checked(serde_json::json!({"branches": "preview/*", "environment": "dev"}));
+        let previews = defaulted.previews(&[branch("preview/a", 1, now)], &BTreeSet::new(), now, SYNC);
+        assert_eq!(previews.len(), 1);
+        assert_eq!((previews[0].namespace.as_str(), previews[0].environment.as_str()), ("shop-a", "dev--a"));
+        assert_eq!((previews[0].label.as_str(), previews[0].waiting.as_ref()), ("shop.web.a", None));
+        let patterned =
+            checked(serde_json::json!({"branches": "preview/*", "environment": "dev", "namespace": "review-{name}"}));
+        assert_eq!(
+            patterned.previews(&[branch("preview/a", 1, now)], &BTreeSet::new(), now, SYNC)[0].namespace,
+            "review-a"
+        );
+        let long = Preview { environment: format!("{}--a", "e".repeat(61)), ..previews[0].clone() };
+        assert!(problem(&long).unwrap().contains("longer than a label value"));
+        assert_eq!(problem(&previews[0]), None);
+        let shouting = Preview { namespace: "Shop_a".into(), ..previews[0].clone() };
+        assert!(problem(&shouting).unwrap().starts_with("its namespace `Shop_a` (spec.previews.namespace) is not"));
+        let labelled = Preview { label: format!("shop.{}.a", "w".repeat(60)), ..previews[0].clone() };
+        assert!(problem(&labelled).unwrap().contains("namespace's label"));
+    }
+
+    #[test]
+    fn over_the_maximum_the_newest_commits_wait_and_made_previews_keep_their_place() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let settings = checked(serde_json::json!({"branches": "preview/*", "environment": "dev", "max": 3}));
+        let branches: Vec<Branch> =
+            [("preview/a", 5), ("preview/b", 1), ("preview/c", 4), ("preview/d", 2), ("preview/e", 3)]
+                .into_iter()
+                .map(|(name, hours)| branch(name, hours, now))
+                .collect();
+        let waiting = |made: &[&str]| {
+            let made = made.iter().map(ToString::to_string).collect();
+            let previews = settings.previews(&branches, &made, now, SYNC);
+            assert_eq!(previews.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
+            previews.into_iter().filter(|p| p.waiting.is_some()).map(|p| p.name).collect::<Vec<_>>()
+        };
+        assert_eq!(waiting(&[]), ["b", "d"], "the two newest commits wait");
+        assert_eq!(waiting(&["b", "d"]), ["c", "e"], "made ones stay, then the oldest");
+        let message = settings.previews(&branches, &BTreeSet::new(), now, SYNC)[1].waiting.clone().unwrap();
+        assert!(message.contains("5 branches match") && message.contains("max is 3"), "{message}");
+    }
+
+    #[test]
+    fn a_branch_whose_last_commit_is_older_than_expire_after_has_no_preview() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let settings =
+            checked(serde_json::json!({"branches": "preview/*", "environment": "dev", "expireAfter": "72h"}));
+        let branches = [branch("preview/fresh", 71, now), branch("preview/old", 73, now)];
+        let names: Vec<String> =
+            settings.previews(&branches, &BTreeSet::new(), now, SYNC).into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["fresh"]);
+    }
+
+    #[test]
+    fn a_bad_glob_duration_or_namespace_pattern_is_refused_naming_the_field() {
+        let refused = |value: serde_json::Value| settings(&spec(value), "shop").unwrap_err();
+        assert!(
+            refused(serde_json::json!({"branches": "preview/[", "environment": "dev"}))
+                .starts_with("spec.previews.branches `preview/[` is not a glob")
+        );
+        assert!(
+            refused(serde_json::json!({"branches": "p/*", "environment": "dev", "expireAfter": "3 days"}))
+                .starts_with("spec.previews.expireAfter:")
+        );
+        assert!(
+            refused(serde_json::json!({"branches": "p/*", "environment": "dev", "namespace": "shop"}))
+                .contains("has no `{name}`")
+        );
+    }
+}

@@ -110,6 +110,13 @@ fn tenant_with_previews() -> (TestCluster, String, Source) {
     let namespace = tenant(&cluster);
     previews_account(&cluster, &namespace);
     let source = Source::new(&namespace);
+    // What a preview's templates know of it.
+    source.write(
+        "charts/app/templates/preview.yaml",
+        "{% if \"preview\" in env.values %}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: preview\ndata:\n  \
+         name: {{ env.values.preview.name }}\n  branch: {{ env.values.preview.branch }}\n  commit: \
+         {{ env.values.preview.commit }}\n  namespace: {{ env.values.preview.namespace }}\n{% endif %}",
+    );
     source.commit("first");
     (cluster, namespace, source)
 }
@@ -143,8 +150,14 @@ fn a_pushed_branch_gets_its_preview_a_push_updates_it_and_its_deletion_prunes_it
     let applied = config_map(&cluster, &preview_namespace, "app").expect("the base environment's ConfigMap");
     assert_eq!(applied["data"]["greeting"], "preview a");
     assert_eq!(applied["metadata"]["labels"]["weaver.example.com/environment"], "dev--a");
+    let known = config_map(&cluster, &preview_namespace, "preview").expect("the ConfigMap of env.values.preview");
+    assert_eq!(
+        known["data"],
+        json!({"name": "a", "branch": "preview/a", "commit": first, "namespace": preview_namespace})
+    );
     // The sync's own environment is main's, untouched by the preview.
     assert_eq!(config_map(&cluster, &namespace, "app").expect("dev's ConfigMap")["data"]["greeting"], "hello");
+    assert!(config_map(&cluster, &namespace, "preview").is_none(), "dev is no preview");
     let created = events(&cluster, &namespace, "shop", "PreviewCreated");
     assert_eq!(created.len(), 1, "{created:?}");
     assert!(created[0].contains(&format!("preview a of branch preview/a applied at {}", &first[..12])), "{created:?}");

@@ -304,8 +304,13 @@ async fn load(
 }
 
 /// `base` as the preview applies it: named as the preview's environment, its namespace (its
-/// releases' that were its own, and its lock's) the preview's, applied alone (no `needs`).
+/// releases' that were its own, and its lock's) the preview's, applied alone (no `needs`), and
+/// its values' `preview` the preview's name, branch, commit and namespace, for its templates
+/// (`env.values.preview.branch`) and values templates (`.Environment.Values.preview.branch`).
 fn preview_environment(mut base: Environment, preview: &Preview) -> Environment {
+    let values = serde_json::json!({"name": preview.name, "branch": preview.branch, "commit": preview.commit,
+                                    "namespace": preview.namespace});
+    base.values.insert("preview".into(), values);
     let own = std::mem::replace(&mut base.namespace, preview.namespace.clone());
     base.name = preview.environment.clone();
     base.lock_namespace = preview.namespace.clone();

@@ -409,3 +409,29 @@ fn reconcile_waits_for_the_status_handling_its_request() {
     let after = cluster.get(&object).unwrap()["metadata"]["annotations"][ANNOTATION].clone();
     assert!(after.is_string() && after != before, "a new request: {before} then {after}");
 }
+
+/// `sync get NAME` lists the previews of `spec.previews` as the status says them: each one's
+/// branch, state, commit (12 characters), namespace and why it waits or failed.
+#[test]
+fn get_of_one_lists_its_previews() {
+    let (cluster, ns, repo) = setup();
+    let sync = create(&cluster, &ns, "shop", json!({}));
+    let mut status = ready_status(1);
+    status["previews"] = json!([
+        {"name": "a", "branch": "preview/a", "commit": COMMIT, "namespace": format!("{ns}-a"), "state": "Ready"},
+        {"name": "c", "branch": "preview/c", "commit": COMMIT, "namespace": format!("{ns}-c"), "state": "Waiting",
+         "message": "over spec.previews.max (1)"},
+    ]);
+    cluster.patch_status(&sync, &status);
+    let run = weaver(&repo, &cluster, &["get", "shop", "-n", &ns]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("\nPreviews (spec.previews):\nPREVIEW"), "{}", run.stdout);
+    let row = |name: &str| {
+        let line =
+            run.stdout.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{}", run.stdout));
+        line.split_whitespace().map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(row("a"), ["a", "preview/a", "Ready", &COMMIT[..12], &format!("{ns}-a"), "-"]);
+    assert_eq!(row("c")[..5], ["c", "preview/c", "Waiting", &COMMIT[..12], &format!("{ns}-c")]);
+    assert!(row("c").join(" ").ends_with("over spec.previews.max (1)"), "{}", run.stdout);
+}

@@ -493,7 +493,7 @@ const OPERATOR_EXAMPLES: &str = "Examples:
   weaver operator run --context my-cluster --log-format json";
 const SYNC_EXAMPLES: &str = "Examples:
   weaver sync get -A                          # every EnvironmentSync, exit 2 unless all are ready
-  weaver sync get shop -n flux-system         # one, with its environments, pending plan and history
+  weaver sync get shop -n flux-system         # one, with its environments, previews, pending plan and history
   weaver sync reconcile shop -n flux-system --timeout 10m
   weaver sync suspend shop -n flux-system
   weaver sync approve shop -n flux-system --digest sha256:3f2a…   # only the plan you looked at";
@@ -522,7 +522,7 @@ pub struct UiArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
-    /// List EnvironmentSyncs and their state; with a NAME, also its environments, pending plan and history (exit 0 when every one listed is ready, 2 when one is not)
+    /// List EnvironmentSyncs and their state; with a NAME, also its environments, previews, pending plan and history (exit 0 when every one listed is ready, 2 when one is not)
     Get(SyncGetArgs),
     /// Ask the controller to reconcile an EnvironmentSync now, and wait for the outcome (exit 0 ready, 2 not ready, 1 on timeout)
     Reconcile(SyncReconcileArgs),

@@ -252,7 +252,7 @@ fn truncate(text: &str, tty: bool) -> String {
     text.chars().take(MESSAGE_WIDTH - 1).chain(['…']).collect()
 }
 
-/// With one NAME: its environments, pending plan and history.
+/// With one NAME: its environments, previews, pending plan and history.
 fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
     let Some(status) = &sync.status else {
         return "\nno status yet: the controller has not reconciled it\n".to_string();
@@ -265,6 +265,22 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
     if !status.environments.is_empty() {
         text.push_str(&format!("\n{}\n", environments_heading(&state(sync), &status.environments)));
         text.push_str(&environments_table(ui, &status.environments));
+    }
+    if !status.previews.is_empty() {
+        text.push_str("\nPreviews (spec.previews):\n");
+        let mut rows =
+            vec![["PREVIEW", "BRANCH", "STATE", "COMMIT", "NAMESPACE", "MESSAGE"].map(String::from).to_vec()];
+        rows.extend(status.previews.iter().map(|p| {
+            vec![
+                p.name.clone(),
+                p.branch.clone(),
+                p.state.to_string(),
+                short(&p.commit).to_string(),
+                p.namespace.clone(),
+                p.message.clone().unwrap_or_else(|| "-".into()),
+            ]
+        }));
+        text.push_str(&table(ui, &rows));
     }
     if let Some(plan) = &status.pending_plan {
         text.push('\n');

@@ -34,6 +34,9 @@ pub fn manifest_environments(
         return Err(Error::new("spec.environments names no environment of the artifact")
             .with_help("name the environment a tree of plain manifests is, or those `weaver hydrate --oci` pushed"));
     }
+    // A tree `weaver hydrate --oci` pushed is its environments' directories alone: a name none
+    // of them has is a mistake, never the whole tree (every environment's objects in one).
+    let hydrated = hydrated_environments(repository)?;
     let mut environments = Vec::new();
     for name in names {
         if !is_plain_name(name) {
@@ -48,6 +51,13 @@ pub fn manifest_environments(
                 let release =
                     |file: String| (file.trim_end_matches(".yaml").to_string(), dir.clone(), vec![dir.join(file)]);
                 files.into_iter().map(release).collect()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !hydrated.is_empty() => {
+                return Err(Error::new(format!(
+                    "the artifact has no environment `{name}`: it holds the environments {} (`weaver hydrate --oci` wrote them)",
+                    hydrated.join(", ")
+                ))
+                .with_help("name one of them in spec.environments"));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && names.len() == 1 => {
                 let files = weaver_source::manifests::manifest_files(repository)
@@ -69,6 +79,21 @@ pub fn manifest_environments(
         environments.push(Environment::of_manifests(name, namespace, releases));
     }
     Ok(environments)
+}
+
+/// The environments of a tree `weaver hydrate --oci` pushed: its directories holding the
+/// metadata file, by name; none in a tree of plain manifests.
+fn hydrated_environments(repository: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(repository).map_err(|e| Error::io("read the artifact", repository, e))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read the artifact", repository, e))?;
+        if entry.path().join(METADATA_FILE).is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 #[cfg(test)]
@@ -111,6 +136,11 @@ mod tests {
                 ("team-a/web".to_string(), "prod".to_string(), vec!["prod/web.yaml".to_string()]),
             ]
         );
+
+        // A name the hydrated tree has no directory for is refused, not read as a plain tree of
+        // every environment's files.
+        let typo = manifest_environments(hydrated.path(), &named(&["staging"]), "team-a", "shop").unwrap_err();
+        assert!(typo.message.contains("no environment `staging`: it holds the environments dev, prod"), "{typo}");
 
         let plain = tree(&[("apps/web.yaml", ""), ("infra.yml", ""), ("notes.txt", "")]);
         let environments = manifest_environments(plain.path(), &named(&["dev"]), "team-a", "shop").unwrap();

@@ -149,8 +149,11 @@ impl ArtifactCache {
                 ),
             ));
         }
-        let hex = layer.digest.trim_start_matches("sha256:").to_string();
-        let path = self.dir.join(&hex);
+        // One layer is two entries when two manifests read it as two kinds: rendered manifests
+        // are checked whole before they are cached, a repository's files are not.
+        let hex = layer.digest.trim_start_matches("sha256:");
+        let entry = if layer.manifests { format!("{hex}.manifests") } else { hex.to_string() };
+        let path = self.dir.join(&entry);
         let mut transferred = 0;
         // Put in place whole (a rename) or not at all: an entry without its directory is one
         // being written, or whose pull failed.
@@ -158,14 +161,14 @@ impl ArtifactCache {
             Some(lease) => lease,
             None => {
                 let pulled = self.flights.run(
-                    layer.digest.clone(),
+                    entry.clone(),
                     || {
                         let writing = self.budget.writing(&path, Kind::Artifact);
                         let _held = lock(&writing);
                         let data =
                             oci::repository_blob(&mut connection, artifact, &layer, max_bytes).map_err(failed)?;
                         transferred = data.len() as u64;
-                        let partial = self.dir.join(format!("{hex}.partial{DISCARDED}"));
+                        let partial = self.dir.join(format!("{entry}.partial{DISCARDED}"));
                         let _ = std::fs::remove_dir_all(&partial);
                         let bounds = oci::Bounds { max_bytes, max_files: MAX_FILES };
                         let size = match oci::unpack_into(&data, &partial, bounds) {

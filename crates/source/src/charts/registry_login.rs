@@ -131,6 +131,20 @@ impl HeldConfig {
     pub fn login(&self, host: &str) -> Result<Option<Login>> {
         from_config(&self.config, Path::new(&self.name), host)
     }
+
+    /// Every secret its `auths` hold, for a redactor: each `password`, each `auth` as written,
+    /// and the password it decodes to.
+    pub fn secret_values(&self) -> Vec<String> {
+        use base64::Engine;
+        let decoded = |auth: &str| {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(auth.trim()).ok()?;
+            let text = String::from_utf8(bytes).ok()?;
+            text.split_once(':').map(|(_, password)| password.to_string())
+        };
+        let entries = self.config.auths.values();
+        let held = entries.flat_map(|e| [e.password.clone(), e.auth.clone(), e.auth.as_deref().and_then(decoded)]);
+        held.flatten().filter(|value| !value.is_empty()).collect()
+    }
 }
 
 fn from_config(config: &ConfigFile, path: &Path, host: &str) -> Result<Option<Login>> {
@@ -201,8 +215,8 @@ fn run_helper(helper: &str, host: &str) -> Result<Option<Login>> {
 }
 
 /// The `host[:port]` of an `auths` key, which docker writes as a host or as a URL
-/// (`https://index.docker.io/v1/`).
-fn registry_host(key: &str) -> &str {
+/// (`https://index.docker.io/v1/`), or of a credentials entry's `oci://` URL.
+pub fn registry_host(key: &str) -> &str {
     let rest = key.split_once("://").map_or(key, |(_, rest)| rest);
     rest.split('/').next().unwrap_or(rest)
 }
@@ -220,6 +234,18 @@ mod tests {
         let shown = format!("{config:?} {login:?}");
         assert!(!shown.contains("s3cret") && !shown.contains("cm9ib3Q6czNjcmV0"), "{shown}");
         assert!(shown.contains("robot") && shown.contains("[redacted]"), "{shown}");
+    }
+
+    #[test]
+    fn a_held_config_gives_every_password_and_auth_it_holds_to_a_redactor() {
+        let held = HeldConfig::parse(
+            "Secret team/regcred",
+            br#"{"auths": {"https://a.example/v1/": {"auth": "cm9ib3Q6czNjcmV0"}, "b.example:5000": {"username": "u", "password": "p4ss"}}}"#,
+        )
+        .unwrap();
+        let mut values = held.secret_values();
+        values.sort();
+        assert_eq!(values, ["cm9ib3Q6czNjcmV0", "p4ss", "s3cret"]);
     }
 
     fn config(json: &str) -> ConfigFile {

@@ -91,6 +91,11 @@ pub(crate) async fn chart_pulls(
             }
         }
         let config = docker_config(&secret, &what).transpose()?;
+        // The config's own values (its passwords, its `auth`s and what they decode to), whatever
+        // registry they are for: the Secret's whole text above is not them.
+        for value in config.iter().flat_map(HeldConfig::secret_values) {
+            redactor.register(&value);
+        }
         let Some(url) = &given.url else {
             match config {
                 Some(config) => configs.push(config),
@@ -111,8 +116,7 @@ pub(crate) async fn chart_pulls(
         entry.bearer_token = value(&secret, "bearerToken");
         entry.ca_pem = value(&secret, "ca.crt").map(String::into_bytes);
         if let Some(config) = config {
-            let host = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
-            let host = host.split('/').next().unwrap_or(host);
+            let host = weaver_source::charts::registry_login::registry_host(url);
             let login = config.login(host).map_err(|err| (Reason::SecretInvalid, err.to_string()))?;
             let Some(login) = login else {
                 return Err((
@@ -120,7 +124,6 @@ pub(crate) async fn chart_pulls(
                     format!("{what}: its `.dockerconfigjson` has no login for {host}, the host of its `url`"),
                 ));
             };
-            redactor.register(&login.password);
             (entry.username, entry.password) = (Some(login.username), Some(login.password));
         }
         entry.client_certificate = match (value(&secret, "tls.crt"), value(&secret, "tls.key")) {

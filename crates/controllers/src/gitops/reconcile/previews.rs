@@ -303,19 +303,20 @@ async fn load(
     }
 }
 
-/// `base` as the preview applies it: named as the preview's environment, its namespace (its
-/// releases' that were its own, and its lock's) the preview's, applied alone (no `needs`), and
-/// its values' `preview` the preview's name, branch, commit and namespace, for its templates
-/// (`env.values.preview.branch`) and values templates (`.Environment.Values.preview.branch`).
+/// `base` as the preview applies it: named as the preview's environment, its namespace, every
+/// release's and its lock's the preview's (a branch is anyone's who may push one: what it
+/// renders goes nowhere else), applied alone (no `needs`), and its values' `preview` the
+/// preview's name, branch, commit and namespace, for a weaver chart's templates
+/// (`env.values.preview.branch`).
 fn preview_environment(mut base: Environment, preview: &Preview) -> Environment {
     let values = serde_json::json!({"name": preview.name, "branch": preview.branch, "commit": preview.commit,
                                     "namespace": preview.namespace});
     base.values.insert("preview".into(), values);
-    let own = std::mem::replace(&mut base.namespace, preview.namespace.clone());
+    base.namespace = preview.namespace.clone();
     base.name = preview.environment.clone();
     base.lock_namespace = preview.namespace.clone();
     base.needs.clear();
-    for release in base.releases.iter_mut().filter(|release| release.namespace == own) {
+    for release in &mut base.releases {
         release.namespace = preview.namespace.clone();
     }
     base

@@ -403,8 +403,9 @@ fn attributes(check: &Check) -> Attributes {
     }
 }
 
-/// A `metav1.LabelSelector` as the selector syntax `LabelSelector::parse` reads.
-fn selector_text(selector: &Value) -> String {
+/// A `metav1.LabelSelector` as the selector syntax `LabelSelector::parse` reads, its terms
+/// sorted as `metav1.FormatLabelSelector` writes them (a Scale's `status.selector`).
+pub(super) fn selector_text(selector: &Value) -> String {
     let mut terms = Vec::new();
     for (key, value) in selector["matchLabels"].as_object().into_iter().flatten() {
         terms.push(format!("{key}={}", value.as_str().unwrap_or_default()));
@@ -420,6 +421,7 @@ fn selector_text(selector: &Value) -> String {
             _ => format!("!{key}"),
         });
     }
+    terms.sort();
     terms.join(",")
 }
 

@@ -22,38 +22,17 @@ fn scale_of(object: &Value) -> Value {
         m.retain(|_, v| !v.is_null());
     }
     let mut status = json!({"replicas": object["status"]["replicas"].as_i64().unwrap_or(0)});
-    if let Some(selector) = selector_text(&object["spec"]["selector"]) {
-        status["selector"] = json!(selector);
+    let selector = &object["spec"]["selector"];
+    if selector.is_object() {
+        // A ReplicationController's selector is a plain map of labels.
+        let selector = match selector.get("matchLabels").or(selector.get("matchExpressions")) {
+            Some(_) => selector.clone(),
+            None => json!({"matchLabels": selector}),
+        };
+        status["selector"] = json!(super::policy::selector_text(&selector));
     }
     json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": metadata,
            "spec": {"replicas": object["spec"]["replicas"].as_i64().unwrap_or(0)}, "status": status})
-}
-
-/// A label selector as `metav1.FormatLabelSelector` writes it (`app=web,tier in (a,b)`); a
-/// ReplicationController's is a plain map.
-fn selector_text(selector: &Value) -> Option<String> {
-    let object = selector.as_object()?;
-    let labels =
-        object.get("matchLabels").or(if object.contains_key("matchExpressions") { None } else { Some(selector) });
-    let mut parts: Vec<String> = labels
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-        .collect();
-    for expression in object.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
-        let key = expression["key"].as_str().unwrap_or_default();
-        let values: Vec<&str> =
-            expression["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        parts.push(match expression["operator"].as_str().unwrap_or_default() {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.to_string(),
-            _ => format!("!{key}"),
-        });
-    }
-    parts.sort();
-    Some(parts.join(","))
 }
 
 impl Cluster {

@@ -154,6 +154,16 @@ fn the_remotes_branches_are_listed_with_their_commits_from_its_refs_alone() {
     assert_eq!(preview.commit, c(1));
     assert_eq!(preview.commit_time(), Some(jiff::Timestamp::from_second(older.time().seconds()).unwrap()));
     assert_eq!(older.time().seconds(), 1_700_000_000);
+    // Held now: found in the mirror without a request, as the fetch gave it; a commit the
+    // mirror lacks, or another URL's, must be fetched.
+    let asked = server.requests.lock().unwrap().len();
+    let held = cache.held(&url, "refs/heads/preview/a", &c(1)).expect("held");
+    assert_eq!((held.commit.as_str(), held.reference.as_str()), (c(1).as_str(), "refs/heads/preview/a"));
+    assert_eq!((held.repository.as_path(), held.transferred), (preview.repository.as_path(), false));
+    assert_eq!(held.commit_time(), preview.commit_time());
+    assert!(cache.held(&url, "refs/heads/main", &"0".repeat(40)).is_none());
+    assert!(cache.held(&format!("{url}-other"), "refs/heads/preview/a", &c(1)).is_none());
+    assert_eq!(server.requests.lock().unwrap().len(), asked, "no request to the server");
 
     drop(server);
     let down = cache.branches(&request(&url, GitRef::Branch("main".into()))).unwrap_err();

@@ -142,7 +142,8 @@ fn a_pushed_branch_gets_its_preview_a_push_updates_it_and_its_deletion_prunes_it
     });
     assert_eq!(
         preview(&live, "a").unwrap(),
-        &json!({"name": "a", "branch": "preview/a", "commit": first, "namespace": preview_namespace, "state": "Ready"})
+        &json!({"name": "a", "branch": "preview/a", "commit": first, "namespace": preview_namespace,
+                "environment": "dev--a", "state": "Ready", "lastAppliedCommit": first})
     );
     assert_eq!(live["status"]["previews"].as_array().unwrap().len(), 1, "feature/x is outside the glob");
     let made = cluster.get(&namespace_object(&preview_namespace)).expect("the preview's namespace");
@@ -274,4 +275,63 @@ fn a_preview_gets_no_decryption_identity_where_the_sync_decrypts_with_its_own() 
     assert!(message.contains("a preview (spec.previews), which is given no decryption identities"), "{message}");
     assert!(!message.contains("AGE-SECRET-KEY"), "{message}");
     assert!(config_map(&cluster, &format!("{namespace}-s"), "app").is_none(), "nothing of it applied");
+}
+
+#[test]
+fn a_release_of_another_namespace_stays_in_the_preview_a_late_first_apply_is_a_creation_and_removing_previews_prunes_them()
+ {
+    if !http_or_skip() {
+        return;
+    }
+    let (cluster, namespace, source) = tenant_with_previews();
+    let other = cluster.namespace("other");
+    source.write(
+        "environments/dev.yaml",
+        &format!(
+            "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: app\n    chart: app\n  \
+             - name: side\n    chart: side\n    namespace: {other}\n"
+        ),
+    );
+    source.write("charts/side/chart.yaml", "name: side\nversion: 0.1.0\n");
+    source.write(
+        "charts/side/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: side\ndata:\n  greeting: side\n",
+    );
+    source.commit("dev writes in another namespace too");
+    // The branch's first commit does not render.
+    let broken = push(&source, "preview/p", "charts/app/templates/broken.yaml", "{{ nope( }}\n", 1_700_000_100);
+    let preview_namespace = format!("{namespace}-p");
+    cluster.delete_later(&namespace_object(&preview_namespace));
+    let _controller = Controller::start(&cluster, None);
+    let extra = json!({"interval": "2s", "previews": {"branches": "preview/*", "environment": "dev"}});
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, extra));
+    cluster.create(&sync);
+
+    let live = until_status(&cluster, &sync, "the preview failed", |live| {
+        preview(live, "p").is_some_and(|p| p["state"] == "Failed" && p["commit"] == broken)
+    });
+    assert!(preview(&live, "p").unwrap()["lastAppliedCommit"].is_null(), "never applied: {}", live["status"]);
+    let mended = push(&source, "preview/p", "charts/app/templates/broken.yaml", "", 1_700_000_200);
+    until_status(&cluster, &sync, "the mended preview Ready", |live| {
+        preview(live, "p").is_some_and(|p| p["state"] == "Ready" && p["lastAppliedCommit"] == mended)
+    });
+    let created = events(&cluster, &namespace, "shop", "PreviewCreated");
+    assert_eq!(created.len(), 1, "its first apply that succeeded is its creation: {created:?}");
+    assert!(created[0].contains(&format!("applied at {}", &mended[..12])), "{created:?}");
+    // Release `side` of namespace `other` went to the preview's namespace, not to `other`.
+    let side = config_map(&cluster, &preview_namespace, "side").expect("the preview's side");
+    assert_eq!(side["metadata"]["labels"]["weaver.example.com/environment"], "dev--p");
+    let others = config_map(&cluster, &other, "side").expect("dev's own side");
+    assert_eq!(others["metadata"]["labels"]["weaver.example.com/environment"], "dev", "the preview wrote no other's");
+
+    cluster.merge_patch(&sync, &json!({"spec": {"previews": null}}), "previews-test");
+    until_status(&cluster, &sync, "the previews pruned", |live| live["status"]["previews"].is_null());
+    eventually("the preview's namespace gone", || match namespace_gone(&cluster, &preview_namespace) {
+        true => Ok(()),
+        false => Err(format!("namespace {preview_namespace} is still there")),
+    });
+    let pruned = events(&cluster, &namespace, "shop", "PreviewPruned");
+    assert_eq!(pruned.len(), 1, "{pruned:?}");
+    assert!(pruned[0].contains("preview p pruned (spec.previews was removed)"), "{pruned:?}");
+    assert!(config_map(&cluster, &other, "side").is_some(), "dev's own release stays");
 }

@@ -557,7 +557,14 @@ pub struct PreviewStatus {
     /// The branch's head commit: the one applied when Ready.
     pub commit: String,
     pub namespace: String,
+    /// The environment name it is applied under (`<spec.previews.environment>--<name>`), which
+    /// its release records, labels and `weaver history --env` carry; what prunes it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub environment: String,
     pub state: PreviewState,
+    /// The last commit applied (Ready at it); absent until the first apply succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }

@@ -252,6 +252,29 @@ impl GitCache {
             .collect())
     }
 
+    /// `commit` as found through `reference` (`refs/heads/preview/a`), when `url`'s mirror holds
+    /// it already: what a fetch of a ref whose advertised head is `commit` would give, without
+    /// asking the server (a branch listing just read the head). None when it must be fetched.
+    /// Blocking; reads the mirror only.
+    pub fn held(&self, url: &str, reference: &str, commit: &str) -> Option<Fetched> {
+        let path = self.dir.join(mirror_name(&SourceUrl::parse(url).ok()?.normalized()));
+        let oid = git2::Oid::from_str(commit).ok()?;
+        // Leased first: an eviction after this check leaves the mirror alone.
+        let lease = self.budget.lease_held(&path)?;
+        Repository::open_bare(&path).ok()?.find_commit(oid).ok()?;
+        Some(Fetched {
+            commit: commit.to_string(),
+            repository: path,
+            reference: reference.to_string(),
+            transferred: false,
+            bytes_received: 0,
+            duration: Duration::ZERO,
+            unpacked: false,
+            manifests: false,
+            lease,
+        })
+    }
+
     /// The transports' session for `request` to `url`, within this cache's disk budget.
     fn session(&self, url: SourceUrl, request: &FetchRequest) -> Session {
         Session::new(

@@ -276,6 +276,7 @@ pub async fn reconcile(
         stopping: &shared.stopping,
         tenant: &namespace,
         renders: &shared.renders,
+        removing: false,
     };
     let previous = sync.status.clone().unwrap_or_default();
     let earlier = |name: &str| previous.environments.iter().find(|e| e.name == name).cloned();
@@ -409,6 +410,9 @@ pub async fn reconcile(
     let previews = match (&spec.previews, &previews_request) {
         (Some(settings), Some(request)) => {
             Some(Box::new(previews::reconcile(sync, settings, &run, (request, &tenant, shared), work).await))
+        }
+        (None, _) if sync.status.as_ref().is_some_and(|s| !s.previews.is_empty()) => {
+            Some(Box::new(previews::remove_all(sync, &run, &tenant).await))
         }
         _ => None,
     };
@@ -551,6 +555,9 @@ struct Run<'a> {
     /// The EnvironmentSync's namespace, whose renders take turns.
     tenant: &'a str,
     renders: &'a Renders,
+    /// Only removes what records list (a preview's prune): an environment of no releases is
+    /// then no mistake.
+    removing: bool,
 }
 
 impl<'a> Run<'a> {
@@ -576,6 +583,7 @@ impl<'a> Run<'a> {
             stopping: self.stopping,
             tenant: self.tenant,
             renders: self.renders,
+            removing: self.removing,
         }
     }
 
@@ -601,7 +609,7 @@ impl<'a> Run<'a> {
         RenderOptions {
             selection: self.selection(env),
             keys: self.keys.clone(),
-            if_empty: IfEmpty::Refuse,
+            if_empty: if self.removing { IfEmpty::Remove } else { IfEmpty::Refuse },
             validate: weaver_validate::Mode::Strict,
             overrides: Default::default(),
             charts: Archives::Pulled(self.pulls.clone()),

@@ -172,7 +172,9 @@ pub fn render_offline(options: &ApplyActionOptions, cx: Context<'_>) -> Result<R
             .with_help("commit the values to the environment, or add --allow-overrides to apply them anyway (the release records keep them)"));
     }
     let mut render_options = options.render.clone();
-    render_options.if_empty = IfEmpty::Refuse;
+    if render_options.if_empty != IfEmpty::Remove {
+        render_options.if_empty = IfEmpty::Refuse;
+    }
     let prepared = prepare(&render_options, cx, Quotes::Cluster)?;
     let desired = prepared.render(Offline::BeforeCluster, cx.on)?;
     Ok(RenderedOffline { prepared: Arc::new(prepared), desired })

@@ -73,6 +73,9 @@ pub enum IfEmpty {
     Warn,
     /// An error (apply): applying no release is a mistake, not a request to change nothing.
     Refuse,
+    /// What is asked (an apply that only removes, with `prune_releases`, every release its
+    /// records list: a preview's prune): said nowhere.
+    Remove,
 }
 
 /// How to render.
@@ -877,6 +880,7 @@ pub fn select(selection: &Selection, if_empty: IfEmpty, on: OnProgress) -> Resul
             on(Progress::Warning(message));
             Ok(Selected { project, env, releases })
         }
+        IfEmpty::Remove => Ok(Selected { project, env, releases }),
         IfEmpty::Refuse => Err(Error::new(format!("{message}: there is nothing to apply")).with_help(help)),
     }
 }

@@ -1,7 +1,8 @@
 //! Preview environments (`spec.previews`), after the EnvironmentSync's own environments: the
 //! remote's branches listed, each matching one fetched and its preview (the base environment in
 //! a namespace of its own, under an environment name of its own) applied with the same `Run`
-//! as the environments, as the same account; a preview whose branch went or expired removed as
+//! as the environments, as the same account; a preview whose branch went or expired (or every
+//! one, when `spec.previews` is removed) has the releases its records list removed as
 //! `installed: false` removes a release, then its namespace deleted. What to have is decided by
 //! `gitops::previews`.
 
@@ -30,7 +31,7 @@ pub const PREVIEW_LABEL: &str = "weaver.example.com/preview";
 /// Every preview as `settings` wants it at this reconcile: the branches `request`'s remote has,
 /// each matching one fetched; `work` applies every preview again (a push to the sync's branch,
 /// a spec changed, a reconcile asked for), else only those not Ready at their branch's head.
-/// `run` is the sync's, at its own commit: previews are pruned with its environment file.
+/// `run` is the sync's, at its own commit.
 pub(super) async fn reconcile(
     sync: &EnvironmentSync,
     settings: &Settings,
@@ -50,27 +51,46 @@ pub(super) async fn reconcile(
         Ok(Err(err)) => return unlisted(previous, &run.redactor.redact(&err.to_string())),
         Err(join) => return unlisted(previous, &join.to_string()),
     };
-    let matching: Vec<&(String, String)> = {
+    let matching: Vec<(String, String)> = {
         let names = settings.matching(listed.iter().map(|(name, _)| name.as_str()));
-        listed.iter().filter(|(name, _)| names.contains(&name.as_str())).collect()
+        listed.iter().filter(|(name, _)| names.contains(&name.as_str())).cloned().collect()
     };
-    // Each matching branch fetched: its commit's time chooses which expire and which wait (one
-    // that could not be fetched counts as new).
-    let mut fetched: Vec<(Branch, Result<Fetched, String>)> = Vec::new();
-    for (branch, commit) in matching {
-        let asked = FetchRequest { reference: GitRef::Branch(branch.clone()), ..request.clone() };
-        let cache = shared.cache.clone();
-        let got = match tokio::task::spawn_blocking(move || cache.fetch(&asked)).await {
-            Ok(Ok(got)) => Ok(got),
-            Ok(Err(err)) => Err(format!("the branch could not be fetched: {}", run.redactor.redact(&err.to_string()))),
-            Err(join) => Err(format!("the fetch of the branch stopped: {join}")),
-        };
-        let (commit, time) = match &got {
-            Ok(got) => (got.commit.clone(), got.commit_time().unwrap_or_else(|| shared.clock.now())),
-            Err(_) => (commit.clone(), shared.clock.now()),
-        };
-        fetched.push((Branch { name: branch.clone(), commit, time }, got));
-    }
+    // Each matching branch's head: found in the mirror when it holds the listed commit (a branch
+    // that did not move costs no request), else fetched. Its commit's time chooses which expire
+    // and which wait (one that could not be fetched counts as new).
+    let fetching = {
+        let (cache, request) = (shared.cache.clone(), request.clone());
+        tokio::task::spawn_blocking(move || {
+            matching
+                .into_iter()
+                .map(|(branch, commit)| {
+                    let got = cache
+                        .held(&request.url, &format!("refs/heads/{branch}"), &commit)
+                        .map(Ok)
+                        .unwrap_or_else(|| {
+                            cache.fetch(&FetchRequest { reference: GitRef::Branch(branch.clone()), ..request.clone() })
+                        });
+                    (branch, commit, got)
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let heads = match fetching.await {
+        Ok(heads) => heads,
+        Err(join) => return unlisted(previous, &format!("the fetch of the branches stopped: {join}")),
+    };
+    let fetched: Vec<(Branch, Result<Fetched, String>)> = heads
+        .into_iter()
+        .map(|(name, listed_commit, got)| {
+            let got = got
+                .map_err(|err| format!("the branch could not be fetched: {}", run.redactor.redact(&err.to_string())));
+            let (commit, time) = match &got {
+                Ok(got) => (got.commit.clone(), got.commit_time().unwrap_or_else(|| shared.clock.now())),
+                Err(_) => (listed_commit, shared.clock.now()),
+            };
+            (Branch { name, commit, time }, got)
+        })
+        .collect();
     let made: BTreeSet<String> =
         previous.iter().filter(|p| p.state != PreviewState::Waiting).map(|p| p.name.clone()).collect();
     let branches: Vec<Branch> = fetched.iter().map(|(branch, _)| branch.clone()).collect();
@@ -78,16 +98,19 @@ pub(super) async fn reconcile(
     let mut done = Previewed::default();
     for preview in &wanted {
         let before = previous.iter().find(|p| p.name == preview.name);
-        let status = |state, message: Option<String>| PreviewStatus {
+        let last_applied = before.and_then(|b| b.last_applied_commit.clone());
+        let status = |state, message: Option<String>, last_applied_commit: Option<String>| PreviewStatus {
             name: preview.name.clone(),
             branch: preview.branch.clone(),
             commit: preview.commit.clone(),
             namespace: preview.namespace.clone(),
+            environment: preview.environment.clone(),
             state,
+            last_applied_commit,
             message,
         };
         if let Some(why) = &preview.waiting {
-            done.previews.push(status(PreviewState::Waiting, Some(why.clone())));
+            done.previews.push(status(PreviewState::Waiting, Some(why.clone()), None));
             continue;
         }
         let at = match &fetched.iter().find(|(branch, _)| branch.name == preview.branch).expect("listed").1 {
@@ -95,19 +118,32 @@ pub(super) async fn reconcile(
             // Kept as it was, saying why.
             Err(why) => {
                 let kept = before.map(|b| PreviewStatus { message: Some(why.clone()), ..b.clone() });
-                done.previews.push(kept.unwrap_or_else(|| status(PreviewState::Failed, Some(why.clone()))));
+                done.previews.push(kept.unwrap_or_else(|| status(PreviewState::Failed, Some(why.clone()), None)));
                 continue;
             }
         };
         let current = before.is_some_and(|b| b.state == PreviewState::Ready && b.commit == preview.commit);
         if current && work != Work::Apply {
-            done.previews.push(status(PreviewState::Ready, None));
+            done.previews.push(status(PreviewState::Ready, None, last_applied));
             continue;
         }
-        let applied = apply(sync, settings, preview, run, at, tenant).await;
+        // Applied before under another environment name (spec.previews.environment changed):
+        // what that one applied goes first, by its records.
+        let renamed = before.map(|b| b.environment.as_str()).filter(|e| !e.is_empty() && *e != preview.environment);
+        let applied = match renamed {
+            Some(old) => remove_releases(old, &preview.namespace, run).await,
+            None => Ok(()),
+        };
+        let applied = match applied {
+            Ok(()) => apply(sync, settings, preview, run, at, tenant).await,
+            Err(why) => Err(format!(
+                "what it applied as environment {} could not be removed: {why}",
+                renamed.unwrap_or_default()
+            )),
+        };
         match applied {
             Ok(()) => {
-                if before.is_none_or(|b| b.state == PreviewState::Waiting) {
+                if last_applied.is_none() {
                     done.created.push(format!(
                         "preview {} of branch {} applied at {} in namespace {}",
                         preview.name,
@@ -116,29 +152,63 @@ pub(super) async fn reconcile(
                         preview.namespace
                     ));
                 }
-                done.previews.push(status(PreviewState::Ready, None));
+                done.previews.push(status(PreviewState::Ready, None, Some(preview.commit.clone())));
             }
-            Err(message) => done.previews.push(status(PreviewState::Failed, Some(message))),
+            Err(message) => done.previews.push(status(PreviewState::Failed, Some(message), last_applied)),
         }
     }
     let kept: BTreeSet<&str> = done.previews.iter().map(|p| p.name.as_str()).collect();
     let active: BTreeSet<&str> =
         done.previews.iter().filter(|p| p.state != PreviewState::Waiting).map(|p| p.name.as_str()).collect();
     // Made before, and no longer wanted (its branch gone or expired, or now over the maximum).
-    let gone: Vec<PreviewStatus> = previous
+    let gone: Vec<(PreviewStatus, String)> = previous
         .iter()
         .filter(|p| p.state != PreviewState::Waiting && !active.contains(p.name.as_str()))
-        .cloned()
+        .map(|p| {
+            let why = match kept.contains(p.name.as_str()) {
+                true => "over spec.previews.max".to_string(),
+                false => {
+                    format!("its branch {} is gone or its last commit expired (spec.previews.expireAfter)", p.branch)
+                }
+            };
+            let environment = match p.environment.is_empty() {
+                true => settings.environment_of(&p.name),
+                false => p.environment.clone(),
+            };
+            (PreviewStatus { environment, ..p.clone() }, why)
+        })
         .collect();
+    let kept: BTreeSet<String> = kept.into_iter().map(str::to_string).collect();
+    prune_all(sync, gone, &kept, run, tenant, &mut done).await;
+    done
+}
+
+/// Every preview of the status pruned: `spec.previews` was removed.
+pub(super) async fn remove_all(sync: &EnvironmentSync, run: &Run<'_>, tenant: &kube::Client) -> Previewed {
+    let previous: Vec<PreviewStatus> = sync.status.as_ref().map(|s| s.previews.clone()).unwrap_or_default();
+    let gone = previous
+        .into_iter()
+        .filter(|p| p.state != PreviewState::Waiting)
+        .map(|p| (p, "spec.previews was removed".to_string()))
+        .collect();
+    let mut done = Previewed::default();
+    prune_all(sync, gone, &BTreeSet::new(), run, tenant, &mut done).await;
+    done
+}
+
+/// Each of `gone` (with why it goes) pruned, said in `done`; one that could not be is kept in the
+/// status as Failed, saying why, unless it is still listed (`kept`: over the maximum, waiting).
+async fn prune_all(
+    sync: &EnvironmentSync,
+    gone: Vec<(PreviewStatus, String)>,
+    kept: &BTreeSet<String>,
+    run: &Run<'_>,
+    tenant: &kube::Client,
+    done: &mut Previewed,
+) {
     let mut unpruned = Vec::new();
-    for preview in gone {
-        let why = match kept.contains(preview.name.as_str()) {
-            true => "over spec.previews.max".to_string(),
-            false => {
-                format!("its branch {} is gone or its last commit expired (spec.previews.expireAfter)", preview.branch)
-            }
-        };
-        match prune(sync, settings, &preview, run, tenant).await {
+    for (preview, why) in gone {
+        match prune(sync, &preview, run, tenant).await {
             // Never made (it failed before its namespace was): nothing to say.
             Ok(false) => {}
             Ok(true) => done.pruned.push(format!(
@@ -146,7 +216,7 @@ pub(super) async fn reconcile(
                 preview.name, preview.namespace
             )),
             // Tried again at the next reconcile: the status keeps it until it is gone.
-            Err(message) if !kept.contains(preview.name.as_str()) => unpruned.push(PreviewStatus {
+            Err(message) if !kept.contains(&preview.name) => unpruned.push(PreviewStatus {
                 state: PreviewState::Failed,
                 message: Some(format!("{why}, but it could not be pruned: {message}")),
                 ..preview
@@ -156,7 +226,6 @@ pub(super) async fn reconcile(
     }
     done.previews.extend(unpruned);
     done.previews.sort_by(|a, b| a.name.cmp(&b.name));
-    done
 }
 
 /// The previews as they were, each saying why this reconcile did not look at them.
@@ -200,12 +269,11 @@ async fn apply(
     }
 }
 
-/// Every object the preview's release records list deleted, as `installed: false` removes a
-/// release (and the releases only its branch had, as `prune` removes them), then its namespace;
-/// false when it has no namespace.
+/// Every release the preview's records list (under its environment name, in its namespace)
+/// removed as `installed: false` removes one, whatever its branch or the base environment now
+/// hold; then its namespace deleted. False when it has no namespace.
 async fn prune(
     sync: &EnvironmentSync,
-    settings: &Settings,
     preview: &PreviewStatus,
     run: &Run<'_>,
     tenant: &kube::Client,
@@ -223,32 +291,27 @@ async fn prune(
             preview.namespace
         ));
     }
-    let base = load(settings, run.repository.clone(), run.fetched.rev().map(str::to_string), run).await?;
-    let planned = Preview {
-        name: preview.name.clone(),
-        branch: preview.branch.clone(),
-        commit: preview.commit.clone(),
-        namespace: preview.namespace.clone(),
-        environment: settings.environment_of(&preview.name),
-        label,
-        waiting: None,
-    };
-    let mut environment = preview_environment(base, &planned);
-    for release in &mut environment.releases {
-        release.installed = false;
-    }
-    // Its releases the sync's environment file no longer has are found by their records.
-    let pruning = crate::gitops::plan::Settings { prune: true, ..run.spec.clone() };
-    let pruning_run = run.at(run.fetched, run.repository.clone(), run.keys.clone(), &pruning);
-    let removed =
-        pruning_run.apply(&[Arc::new(environment)], None).map_err(|e| run.redactor.error(&e))?.into_iter().next();
-    if let Some((status, _)) = removed.filter(|(status, _)| !status.result.is_applied()) {
-        return Err(status.message.unwrap_or_else(|| format!("{}", status.result)));
-    }
+    remove_releases(&preview.environment, &preview.namespace, run).await?;
     match namespaces.delete(&preview.namespace, &DeleteParams::default()).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(true),
         Err(err) => Err(format!("deleting namespace {}: {err}", preview.namespace)),
+    }
+}
+
+/// Every release recorded under `environment` in `namespace` removed, found by its records (an
+/// environment of no releases, pruned): its hooks run and cluster-wide objects go too, which
+/// the namespace's deletion would leave.
+async fn remove_releases(environment: &str, namespace: &str, run: &Run<'_>) -> Result<(), String> {
+    let empty = Arc::new(Environment::of_manifests(environment, namespace, Vec::new()));
+    let pruning = crate::gitops::plan::Settings { prune: true, ..run.spec.clone() };
+    let pruning_run = Run { removing: true, ..run.at(run.fetched, run.repository.clone(), run.keys.clone(), &pruning) };
+    let removed = pruning_run.apply(&[empty], None).map_err(|e| run.redactor.error(&e))?.into_iter().next();
+    match removed {
+        Some((status, _)) if !status.result.is_applied() => {
+            Err(status.message.unwrap_or_else(|| format!("{}", status.result)))
+        }
+        _ => Ok(()),
     }
 }
 

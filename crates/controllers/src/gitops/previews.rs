@@ -2,7 +2,7 @@
 //! time alone: which branches get a preview, under which name, namespace and environment name,
 //! and which wait over the maximum. No request is made here; `reconcile::previews` carries out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use globset::{GlobBuilder, GlobMatcher};
@@ -105,18 +105,31 @@ impl Settings {
 
     /// The previews of `branches` (those [`Settings::matching`] chose) at `now`: a branch whose
     /// last commit is older than `expireAfter` has none; over `max`, the branches with the newest
-    /// commits wait, except those in `made` (the previews applied before, by name), which keep
-    /// their place so that a push never takes a running preview away. Sorted by name. `sync` is
-    /// the EnvironmentSync's (namespace, name).
+    /// commits wait, except those in `made` (the previews applied before: branch to name), which
+    /// keep their place so that a push never takes a running preview away, and their name while
+    /// no other branch takes it (a branch whose name another's once forced to carry a hash keeps
+    /// it when that one goes, rather than be pruned and made again). Sorted by name. `sync` is the
+    /// EnvironmentSync's (namespace, name).
     pub fn previews(
         &self,
         branches: &[Branch],
-        made: &BTreeSet<String>,
+        made: &BTreeMap<String, String>,
         now: jiff::Timestamp,
         sync: (&str, &str),
     ) -> Vec<Preview> {
         let live: Vec<&Branch> = branches.iter().filter(|branch| !self.expired(branch, now)).collect();
-        let names = preview_names(&self.prefix, live.iter().map(|b| b.name.as_str()));
+        let mut names = preview_names(&self.prefix, live.iter().map(|b| b.name.as_str()));
+        let taken: BTreeMap<String, usize> = names.values().fold(BTreeMap::new(), |mut taken, name| {
+            *taken.entry(name.clone()).or_default() += 1;
+            taken
+        });
+        for (branch, name) in names.iter_mut() {
+            let Some(before) = made.get(*branch).filter(|before| *before != name) else { continue };
+            let others_before = made.iter().any(|(other, same)| other != branch && same == before);
+            if !taken.contains_key(before) && !others_before {
+                *name = before.clone();
+            }
+        }
         let mut previews: Vec<(Preview, bool, jiff::Timestamp)> = live
             .iter()
             .map(|branch| {
@@ -130,7 +143,7 @@ impl Settings {
                     waiting: None,
                     name,
                 };
-                let kept = made.contains(&preview.name);
+                let kept = made.get(&preview.branch) == Some(&preview.name);
                 (preview, kept, branch.time)
             })
             .collect();
@@ -291,14 +304,14 @@ mod tests {
     fn each_preview_has_its_namespace_and_an_environment_name_of_its_own() {
         let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
         let defaulted = checked(serde_json::json!({"branches": "preview/*", "environment": "dev"}));
-        let previews = defaulted.previews(&[branch("preview/a", 1, now)], &BTreeSet::new(), now, SYNC);
+        let previews = defaulted.previews(&[branch("preview/a", 1, now)], &BTreeMap::new(), now, SYNC);
         assert_eq!(previews.len(), 1);
         assert_eq!((previews[0].namespace.as_str(), previews[0].environment.as_str()), ("shop-a", "dev--a"));
         assert_eq!((previews[0].label.as_str(), previews[0].waiting.as_ref()), ("shop.web.a", None));
         let patterned =
             checked(serde_json::json!({"branches": "preview/*", "environment": "dev", "namespace": "review-{name}"}));
         assert_eq!(
-            patterned.previews(&[branch("preview/a", 1, now)], &BTreeSet::new(), now, SYNC)[0].namespace,
+            patterned.previews(&[branch("preview/a", 1, now)], &BTreeMap::new(), now, SYNC)[0].namespace,
             "review-a"
         );
         let long = Preview { environment: format!("{}--a", "e".repeat(61)), ..previews[0].clone() };
@@ -311,6 +324,33 @@ mod tests {
     }
 
     #[test]
+    fn a_preview_keeps_its_name_when_the_branch_that_forced_its_hash_goes() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let settings = checked(serde_json::json!({"branches": "preview/*", "environment": "dev"}));
+        let both = [branch("preview/a", 2, now), branch("preview/A", 1, now)];
+        let first = settings.previews(&both, &BTreeMap::new(), now, SYNC);
+        let hashed = format!("a-{}", hash6("preview/a"));
+        assert_eq!(first.iter().find(|p| p.branch == "preview/a").unwrap().name, hashed);
+        let made: BTreeMap<String, String> = first.iter().map(|p| (p.branch.clone(), p.name.clone())).collect();
+        // preview/A goes: preview/a keeps its name, namespace and environment.
+        let alone = settings.previews(&both[..1], &made, now, SYNC);
+        assert_eq!(
+            (alone[0].name.as_str(), alone[0].namespace.as_str()),
+            (hashed.as_str(), format!("shop-{hashed}").as_str())
+        );
+        // Never made before: the plain name.
+        assert_eq!(settings.previews(&both[..1], &BTreeMap::new(), now, SYNC)[0].name, "a");
+        // A kept name another branch now computes is given up: no two previews share one.
+        let taken = BTreeMap::from([("preview/b".to_string(), "a".to_string())]);
+        let names: Vec<String> = settings
+            .previews(&[branch("preview/a", 2, now), branch("preview/b", 1, now)], &taken, now, SYNC)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
     fn over_the_maximum_the_newest_commits_wait_and_made_previews_keep_their_place() {
         let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
         let settings = checked(serde_json::json!({"branches": "preview/*", "environment": "dev", "max": 3}));
@@ -320,14 +360,14 @@ mod tests {
                 .map(|(name, hours)| branch(name, hours, now))
                 .collect();
         let waiting = |made: &[&str]| {
-            let made = made.iter().map(ToString::to_string).collect();
+            let made = made.iter().map(|name| (format!("preview/{name}"), name.to_string())).collect();
             let previews = settings.previews(&branches, &made, now, SYNC);
             assert_eq!(previews.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
             previews.into_iter().filter(|p| p.waiting.is_some()).map(|p| p.name).collect::<Vec<_>>()
         };
         assert_eq!(waiting(&[]), ["b", "d"], "the two newest commits wait");
         assert_eq!(waiting(&["b", "d"]), ["c", "e"], "made ones stay, then the oldest");
-        let message = settings.previews(&branches, &BTreeSet::new(), now, SYNC)[1].waiting.clone().unwrap();
+        let message = settings.previews(&branches, &BTreeMap::new(), now, SYNC)[1].waiting.clone().unwrap();
         assert!(message.contains("5 branches match") && message.contains("max is 3"), "{message}");
     }
 
@@ -338,7 +378,7 @@ mod tests {
             checked(serde_json::json!({"branches": "preview/*", "environment": "dev", "expireAfter": "72h"}));
         let branches = [branch("preview/fresh", 71, now), branch("preview/old", 73, now)];
         let names: Vec<String> =
-            settings.previews(&branches, &BTreeSet::new(), now, SYNC).into_iter().map(|p| p.name).collect();
+            settings.previews(&branches, &BTreeMap::new(), now, SYNC).into_iter().map(|p| p.name).collect();
         assert_eq!(names, ["fresh"]);
     }
 

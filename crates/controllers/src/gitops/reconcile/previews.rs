@@ -6,7 +6,7 @@
 //! `installed: false` removes a release, then its namespace deleted. What to have is decided by
 //! `gitops::previews`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -91,8 +91,11 @@ pub(super) async fn reconcile(
             (Branch { name, commit, time }, got)
         })
         .collect();
-    let made: BTreeSet<String> =
-        previous.iter().filter(|p| p.state != PreviewState::Waiting).map(|p| p.name.clone()).collect();
+    let made: BTreeMap<String, String> = previous
+        .iter()
+        .filter(|p| p.state != PreviewState::Waiting)
+        .map(|p| (p.branch.clone(), p.name.clone()))
+        .collect();
     let branches: Vec<Branch> = fetched.iter().map(|(branch, _)| branch.clone()).collect();
     let wanted = settings.previews(&branches, &made, shared.clock.now(), (&namespace, &sync.name_any()));
     let mut done = Previewed::default();

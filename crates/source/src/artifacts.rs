@@ -113,18 +113,21 @@ impl ArtifactCache {
         &self.dir
     }
 
-    /// The tree (a weaver repository or rendered manifests) `wanted` names now, pulled with `machine`'s credentials and, with
-    /// `keys`, only when one of them signed its manifest; unpacked, leased while the
-    /// [`Fetched`] lives, whose `commit` is the manifest's digest.
+    /// The tree (a weaver repository or rendered manifests) `wanted` names now, pulled with
+    /// `machine`'s credentials and, with `keys`, only when one of them signed its manifest;
+    /// unpacked, leased while the [`Fetched`] lives, whose `commit` is the manifest's digest.
+    /// Every request (tags, manifest, signatures, layer) ends by `deadline`: the caller that
+    /// stops waiting then leaves no request running behind it.
     pub fn pull(
         &self,
         wanted: &Wanted,
         keys: Option<&CosignKeys>,
         machine: &Machine,
+        deadline: Instant,
     ) -> std::result::Result<Pulled, PullError> {
         let started = Instant::now();
         let failed = |err: Error| PullError::new(PullFailure::Failed, err);
-        let mut connection = wanted.artifact.connect(machine).map_err(failed)?;
+        let mut connection = wanted.artifact.connect(machine).map_err(failed)?.with_deadline(deadline);
         let artifact = &match &wanted.semver {
             None => wanted.artifact.clone(),
             Some(range) => Artifact { tag: highest_tag(&mut connection, wanted, range)?, ..wanted.artifact.clone() },
@@ -273,11 +276,17 @@ mod tests {
     use super::*;
 
     use std::collections::BTreeMap;
+    use std::time::Duration;
     use weaver_test_support::http_server::TestServer;
 
     /// A registry answering one artifact of `tree` (rendered manifests) at tag `main`, and
     /// 404 to anything else.
     fn registry(tree: &[(&str, &str)]) -> (TestServer, String) {
+        registry_slowed(tree, Duration::ZERO)
+    }
+
+    /// [`registry`], each blob answered after `delay`.
+    fn registry_slowed(tree: &[(&str, &str)], delay: Duration) -> (TestServer, String) {
         let tree: oci::Tree = tree.iter().map(|(p, c)| (p.to_string(), c.as_bytes().to_vec())).collect();
         let built = oci::build_artifact(&tree, BTreeMap::new());
         let (manifest, blobs) = (built.manifest.clone(), built.blobs.clone());
@@ -286,6 +295,7 @@ mod tests {
                 let header = format!("Content-Type: {}\r\n", oci::MANIFEST);
                 return ("200 OK", header, manifest.clone());
             }
+            std::thread::sleep(delay);
             let blob = blobs.iter().find(|b| request.path.ends_with(&crate::charts::sha256_digest(b)));
             match blob {
                 Some(blob) => ("200 OK", String::new(), blob.clone()),
@@ -309,11 +319,11 @@ mod tests {
         let (server, digest) =
             registry(&[("dev/web.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n")]);
         let (_dir, artifacts, artifact) = cache(&server);
-        let first = artifacts.pull(&artifact, None, &Machine::anonymous()).unwrap().fetched;
+        let first = artifacts.pull(&artifact, None, &Machine::anonymous(), in_a_minute()).unwrap().fetched;
         assert_eq!(first.commit, digest);
         assert!(first.manifests && first.transferred, "{first:?}");
         assert!(first.repository.join("dev/web.yaml").is_file());
-        let second = artifacts.pull(&artifact, None, &Machine::anonymous()).unwrap().fetched;
+        let second = artifacts.pull(&artifact, None, &Machine::anonymous(), in_a_minute()).unwrap().fetched;
         assert_eq!(
             (second.commit.as_str(), second.repository.as_path()),
             (digest.as_str(), first.repository.as_path())
@@ -323,12 +333,36 @@ mod tests {
         assert_eq!((asked("/manifests/"), asked("/blobs/")), (2, 1), "{:?}", server.received());
     }
 
+    fn in_a_minute() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[test]
+    fn a_registry_slower_than_the_deadline_ends_the_pull_by_it() {
+        // The manifest at once, the layer only after the deadline.
+        let (server, _) = registry_slowed(
+            &[("dev/web.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n")],
+            Duration::from_secs(4),
+        );
+        let (_dir, artifacts, artifact) = cache(&server);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(1);
+        let failed = artifacts.pull(&artifact, None, &Machine::anonymous(), deadline).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3), "ended after {:?}: {failed:?}", started.elapsed());
+        assert_eq!(failed.failure, PullFailure::Failed, "{failed:?}");
+        // Past it, no request is sent at all.
+        let asked = server.received().len();
+        let late = artifacts.pull(&artifact, None, &Machine::anonymous(), Instant::now()).unwrap_err();
+        assert!(late.message.contains("the pull's deadline passed"), "{late:?}");
+        assert_eq!(server.received().len(), asked);
+    }
+
     #[test]
     fn rendered_manifests_with_a_document_that_is_no_object_are_refused_and_not_cached() {
         let (server, _) =
             registry(&[("dev/web.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n---\ndata: {}\n")]);
         let (_dir, artifacts, artifact) = cache(&server);
-        let refused = artifacts.pull(&artifact, None, &Machine::anonymous()).unwrap_err();
+        let refused = artifacts.pull(&artifact, None, &Machine::anonymous(), in_a_minute()).unwrap_err();
         assert_eq!(refused.failure, PullFailure::Invalid);
         assert!(refused.message.contains("`dev/web.yaml:6` (document 2) has no `apiVersion`"), "{}", refused.message);
         assert_eq!(std::fs::read_dir(artifacts.dir()).unwrap().count(), 0, "nothing left in the cache");

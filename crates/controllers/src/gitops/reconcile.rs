@@ -470,7 +470,8 @@ pub(crate) async fn fetch_source(
                 None => None,
             };
             let (artifacts, pulled, machine) = (shared.artifacts.clone(), artifact.clone(), pulls.machine());
-            let pull = tokio::task::spawn_blocking(move || artifacts.pull(&pulled, keys.as_ref(), &machine));
+            let deadline = std::time::Instant::now() + spec.timeout;
+            let pull = tokio::task::spawn_blocking(move || artifacts.pull(&pulled, keys.as_ref(), &machine, deadline));
             match tokio::time::timeout(spec.timeout, pull).await {
                 Ok(Ok(Ok(pulled))) => {
                     let status = ArtifactStatus {

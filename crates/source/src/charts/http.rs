@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use ureq::Agent;
@@ -268,6 +268,9 @@ pub struct Connection {
     pub(crate) tag_limits: TagLimits,
     /// The longest its tag list's pages may take together (a chart's resolution).
     pub(crate) list_time: Duration,
+    /// When every request of it must have ended (a controller's pull, within `spec.timeout`):
+    /// each is sent with what is left, and none after.
+    deadline: Option<Instant>,
 }
 
 /// A response, read whole.
@@ -399,7 +402,29 @@ impl Connection {
             withheld: None,
             tag_limits: machine.registry_limits.repository,
             list_time: machine.registry_limits.check_time,
+            deadline: None,
         }
+    }
+
+    /// Every request from now on ended by `deadline`, a slow or trickling server's included.
+    pub fn with_deadline(mut self, deadline: Instant) -> Connection {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// `timeout`, shortened to what is left before the deadline; an error naming `url` when
+    /// nothing is.
+    fn within_deadline(&self, url: &str, timeout: Option<Duration>) -> Result<Option<Duration>> {
+        let Some(deadline) = self.deadline else { return Ok(timeout) };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::new(format!(
+                "{}: no time is left to ask {} (the pull's deadline passed)",
+                self.repository,
+                shown(url)
+            )));
+        }
+        Ok(Some(timeout.map_or(left, |timeout| timeout.min(left))))
     }
 
     /// What a refusal says to do instead of the chart repositories' advice.
@@ -464,6 +489,7 @@ impl Connection {
         let mut authorization = self.accepted.clone().filter(|_| same_origin);
         let mut answered = false;
         loop {
+            let timeout = self.within_deadline(url, timeout)?;
             let mut headers = vec![("Accept", accept.to_string())];
             headers.extend(extra.iter().cloned());
             if let Some(value) = &authorization {
@@ -611,6 +637,7 @@ impl Connection {
             }
         }
         let url = if query.is_empty() { realm.clone() } else { format!("{realm}?{}", query.join("&")) };
+        let timeout = self.within_deadline(&url, timeout)?;
         let mut request = with_headers(self.agent.get(&url), &[], timeout);
         let refusal = self.realm_refusal(realm);
         if refusal.is_none()

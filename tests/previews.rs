@@ -278,8 +278,7 @@ fn a_preview_gets_no_decryption_identity_where_the_sync_decrypts_with_its_own() 
 }
 
 #[test]
-fn a_release_of_another_namespace_stays_in_the_preview_a_late_first_apply_is_a_creation_and_removing_previews_prunes_them()
- {
+fn values_files_know_the_preview_its_releases_stay_in_it_a_late_first_apply_creates_it_removal_prunes() {
     if !http_or_skip() {
         return;
     }
@@ -288,9 +287,14 @@ fn a_release_of_another_namespace_stays_in_the_preview_a_late_first_apply_is_a_c
     source.write(
         "environments/dev.yaml",
         &format!(
-            "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: app\n    chart: app\n  \
-             - name: side\n    chart: side\n    namespace: {other}\n"
+            "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: app\n    chart: app\n    \
+             valuesFiles: [values/app.yaml.gotmpl]\n  - name: side\n    chart: side\n    namespace: {other}\n"
         ),
+    );
+    // A templated values file (a Helm release's way to the environment's values) knows the preview.
+    source.write(
+        "values/app.yaml.gotmpl",
+        "greeting: {{ if hasKey .Values \"preview\" }}preview {{ .Values.preview.name }} at {{ .Values.preview.branch }}{{ else }}hello{{ end }}\n",
     );
     source.write("charts/side/chart.yaml", "name: side\nversion: 0.1.0\n");
     source.write(
@@ -318,6 +322,8 @@ fn a_release_of_another_namespace_stays_in_the_preview_a_late_first_apply_is_a_c
     let created = events(&cluster, &namespace, "shop", "PreviewCreated");
     assert_eq!(created.len(), 1, "its first apply that succeeded is its creation: {created:?}");
     assert!(created[0].contains(&format!("applied at {}", &mended[..12])), "{created:?}");
+    assert_eq!(config_map(&cluster, &preview_namespace, "app").unwrap()["data"]["greeting"], "preview p at preview/p");
+    assert_eq!(config_map(&cluster, &namespace, "app").unwrap()["data"]["greeting"], "hello", "dev is no preview");
     // Release `side` of namespace `other` went to the preview's namespace, not to `other`.
     let side = config_map(&cluster, &preview_namespace, "side").expect("the preview's side");
     assert_eq!(side["metadata"]["labels"]["weaver.example.com/environment"], "dev--p");

@@ -373,11 +373,12 @@ async fn load(
 /// release's and its lock's the preview's (a branch is anyone's who may push one: what it
 /// renders goes nowhere else), applied alone (no `needs`), and its values' `preview` the
 /// preview's name, branch, commit and namespace, for a weaver chart's templates
-/// (`env.values.preview.branch`).
+/// (`env.values.preview.branch`) and templated values files (`.Values.preview.branch`).
 fn preview_environment(mut base: Environment, preview: &Preview) -> Environment {
     let values = serde_json::json!({"name": preview.name, "branch": preview.branch, "commit": preview.commit,
                                     "namespace": preview.namespace});
-    base.values.insert("preview".into(), values);
+    base.values.insert("preview".into(), values.clone());
+    base.helmfile_values.insert("preview".into(), values);
     base.namespace = preview.namespace.clone();
     base.name = preview.environment.clone();
     base.lock_namespace = preview.namespace.clone();

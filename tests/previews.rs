@@ -341,3 +341,48 @@ fn values_files_know_the_preview_its_releases_stay_in_it_a_late_first_apply_crea
     assert!(pruned[0].contains("preview p pruned (spec.previews was removed)"), "{pruned:?}");
     assert!(config_map(&cluster, &other, "side").is_some(), "dev's own release stays");
 }
+
+#[test]
+fn spec_source_verify_holds_for_previews_an_unsigned_branch_is_refused_and_a_signed_one_applied() {
+    let missing = weaver_test_support::signing::missing(&["git", "ssh-keygen"]);
+    if !http_or_skip() || !crate::common::skip::interop_or_skip(missing.as_deref()) {
+        return;
+    }
+    let (cluster, namespace, source) = tenant_with_previews();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = weaver_test_support::signing::ssh_key(keys.path(), "alice", &["-t", "ed25519"]);
+    let signing = format!("user.signingkey={}", key.display());
+    let work = source.work();
+    let git = |config: &[&str], args: &[&str]| weaver_test_support::signing::git(&work, &[], config, args);
+    // Main's head signed, as the sync's own environment needs; a branch of an unsigned commit and
+    // one of a signed commit, each with its greeting.
+    git(&[&signing], &["commit", "-q", "-S", "--allow-empty", "-m", "signed main"]);
+    for (branch, sign) in [("preview/unsigned", "--no-gpg-sign"), ("preview/signed", "-S")] {
+        git(&[], &["checkout", "-q", "-b", branch]);
+        std::fs::write(work.join(GREETING), format!("greeting: {branch}\n")).unwrap();
+        git(&[&signing], &["commit", "-q", "-a", sign, "-m", branch]);
+        git(&[], &["checkout", "-q", "main"]);
+        cluster.delete_later(&namespace_object(&format!("{namespace}-{}", branch.trim_start_matches("preview/"))));
+    }
+    cluster.create(&json!({"apiVersion": "v1", "kind": "Secret",
+                           "metadata": {"name": "git-signers", "namespace": namespace},
+                           "stringData": {"allowed_signers": format!("test@example.com {public}\n")}}));
+    let _controller = Controller::start(&cluster, None);
+    let mut spec =
+        spec(&source, json!({"interval": "2s", "previews": {"branches": "preview/*", "environment": "dev"}}));
+    spec["source"]["verify"] = json!({"mode": "head", "secretRef": {"name": "git-signers"}});
+    let sync = environment_sync(&cluster, &namespace, "shop", spec);
+    cluster.create(&sync);
+
+    let live = until_status(&cluster, &sync, "both previews settled", |live| {
+        preview(live, "signed").is_some_and(|p| p["state"] == "Ready")
+            && preview(live, "unsigned").is_some_and(|p| p["state"] == "Failed")
+    });
+    let refused = preview(&live, "unsigned").unwrap()["message"].as_str().unwrap().to_string();
+    assert!(refused.contains("branch preview/unsigned"), "{refused}");
+    assert!(refused.contains("Secret") && refused.contains("git-signers"), "{refused}");
+    assert!(refused.contains("nothing of it is applied"), "{refused}");
+    assert!(cluster.get(&namespace_object(&format!("{namespace}-unsigned"))).is_none(), "no namespace for it");
+    let signed = config_map(&cluster, &format!("{namespace}-signed"), "app").expect("the signed preview applied");
+    assert_eq!(signed["data"]["greeting"], "preview/signed");
+}

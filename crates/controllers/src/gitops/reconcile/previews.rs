@@ -98,6 +98,14 @@ pub(super) async fn reconcile(
         .collect();
     let branches: Vec<Branch> = fetched.iter().map(|(branch, _)| branch.clone()).collect();
     let wanted = settings.previews(&branches, &made, shared.clock.now(), (&namespace, &sync.name_any()));
+    // `spec.source.verify` holds for previews too: the trust list read once, each preview's head
+    // checked before anything of it is applied.
+    let trust = match &run.spec.verify {
+        Some((_, name)) => {
+            Some(super::verification::trust_list(tenant, &namespace, name).await.map_err(|(_, why)| why))
+        }
+        None => None,
+    };
     let mut done = Previewed::default();
     for preview in &wanted {
         let before = previous.iter().find(|p| p.name == preview.name);
@@ -133,17 +141,24 @@ pub(super) async fn reconcile(
         // Applied before under another environment name (spec.previews.environment changed):
         // what that one applied goes first, by its records.
         let renamed = before.map(|b| b.environment.as_str()).filter(|e| !e.is_empty() && *e != preview.environment);
-        let applied = match renamed {
-            Some(old) => remove_releases(old, &preview.namespace, run).await,
-            None => Ok(()),
-        };
-        let applied = match applied {
-            Ok(()) => apply(sync, settings, preview, run, at, tenant).await,
-            Err(why) => Err(format!(
-                "what it applied as environment {} could not be removed: {why}",
-                renamed.unwrap_or_default()
-            )),
-        };
+        let applied = async {
+            match (&trust, &run.spec.verify) {
+                (Some(Ok(trust)), Some(verify)) => {
+                    let asked = FetchRequest { reference: GitRef::Branch(preview.branch.clone()), ..request.clone() };
+                    let checking = (shared.cache.clone(), at, asked);
+                    super::verification::check(sync, verify, trust.clone(), checking).await.map_err(|(_, why)| why)?;
+                }
+                (Some(Err(why)), _) => return Err(why.clone()),
+                _ => {}
+            }
+            if let Some(old) = renamed {
+                remove_releases(old, &preview.namespace, run)
+                    .await
+                    .map_err(|why| format!("what it applied as environment {old} could not be removed: {why}"))?;
+            }
+            apply(sync, settings, preview, run, at, tenant).await
+        }
+        .await;
         match applied {
             Ok(()) => {
                 if last_applied.is_none() {

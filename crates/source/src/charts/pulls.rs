@@ -91,6 +91,14 @@ impl ChartCache {
             None => digest.to_string(),
             Some(fingerprint) => format!("{digest} {}", hex::encode(fingerprint)),
         };
+        // One that may read an archive the cache holds takes it at once, never behind another's
+        // download of it (a tenant's credentials being shown, slowly, to a repository).
+        if self.may_read(digest, puller)
+            && let Some(lease) = self.budget.lease_held(&path)
+            && let Ok(Some(Ok(_))) = self.cache.read(digest)
+        {
+            return Ok(lease);
+        }
         let result = self.flights.run(
             flight,
             || {
@@ -274,6 +282,50 @@ mod tests {
         assert!(!shown.contains("not-the-pa55word") && !shown.contains(PASSWORD), "{shown}");
         // Anonymous: one request; the wrong password: up front, then to the Basic challenge.
         assert_eq!(downloads(), 4);
+    }
+
+    #[test]
+    fn credentials_that_may_read_a_cached_archive_never_wait_for_anothers_slow_download_of_it() {
+        use base64::Engine;
+        use std::time::{Duration, Instant};
+        let basic = |password: &str| {
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("reader:{password}")))
+        };
+        let (expected, slow) = (basic(PASSWORD), basic("slow-pa55"));
+        // The right password at once; the other after three seconds, refused.
+        let server = TestServer::start(move |_, request| {
+            if request.authorization == slow {
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            match request.authorization == expected {
+                true => ("200 OK", String::new(), ARCHIVE.to_vec()),
+                false => ("401 Unauthorized", "WWW-Authenticate: Basic realm=\"charts\"\r\n".into(), Vec::new()),
+            }
+        });
+        let (_, lock, chart) = private_repository();
+        let moved = |url: &str| url.replacen(&chart.repository, &format!("{}/charts", server.origin()), 1);
+        let chart = RemoteChart { repository: moved(&chart.repository), ..chart };
+        let mut lock = lock;
+        lock.charts[0].repository = moved(&lock.charts[0].repository);
+        lock.charts[0].url = moved(&lock.charts[0].url);
+        let dir = tempfile::tempdir().unwrap();
+        let budget = Budget::new(CacheLimits { max_disk_bytes: 1 << 20, max_repositories: 1 });
+        let cache = Arc::new(ChartCache::new(dir.path().to_path_buf(), budget).unwrap());
+        Pulls::with(cache.clone(), puller(&server.origin(), PASSWORD)).archive(&lock, "release `web`", &chart).unwrap();
+
+        let other = {
+            let (cache, lock, chart, origin) = (cache.clone(), lock.clone(), chart.clone(), server.origin());
+            std::thread::spawn(move || {
+                Pulls::with(cache, puller(&origin, "slow-pa55")).archive(&lock, "release `web`", &chart).unwrap_err()
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let again = Pulls::with(cache.clone(), puller(&server.origin(), PASSWORD));
+        assert_eq!(again.archive(&lock, "release `web`", &chart).unwrap().0, ARCHIVE);
+        assert!(started.elapsed() < Duration::from_secs(1), "waited {:?} for the other's download", started.elapsed());
+        let refused = other.join().unwrap();
+        assert!(refused.message.contains("answered HTTP 401"), "{refused:?}");
     }
 
     #[test]

@@ -164,6 +164,18 @@ fn the_remotes_branches_are_listed_with_their_commits_from_its_refs_alone() {
     assert!(cache.held(&url, "refs/heads/main", &"0".repeat(40)).is_none());
     assert!(cache.held(&format!("{url}-other"), "refs/heads/preview/a", &c(1)).is_none());
     assert_eq!(server.requests.lock().unwrap().len(), asked, "no request to the server");
+    // The fetch read every branch: a listing since before it asks nothing; since after it, the
+    // server is asked again.
+    let before_fetch = std::time::Instant::now();
+    cache.fetch(&request(&url, GitRef::Branch("main".into()))).unwrap();
+    let asked = server.requests.lock().unwrap().len();
+    let mut known = cache.branches_since(&request(&url, GitRef::Branch("main".into())), before_fetch).unwrap();
+    known.sort();
+    assert_eq!(known, branches, "as the fetch's advertisement listed them");
+    assert_eq!(server.requests.lock().unwrap().len(), asked, "no request to the server");
+    let later = std::time::Instant::now();
+    cache.branches_since(&request(&url, GitRef::Branch("main".into())), later).unwrap();
+    assert_eq!(server.requests.lock().unwrap().len(), asked + 1, "read again");
 
     drop(server);
     let down = cache.branches(&request(&url, GitRef::Branch("main".into()))).unwrap_err();

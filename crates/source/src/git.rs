@@ -31,8 +31,32 @@ pub struct GitCache {
     /// The last successful fetch of each key and when it started, for callers content with an
     /// answer read since a given time ([`GitCache::fetch_since`]).
     recent: Mutex<HashMap<FlightKey, Recent>>,
+    /// The branches each remote (URL, credentials, CA) advertised last, to a fetch or a
+    /// listing, and when that started: [`GitCache::branches_since`].
+    advertised: Mutex<HashMap<RemoteKey, (Instant, Branches)>>,
     /// Every fetch of this cache starts after it.
     created: Instant,
+}
+
+/// A remote's branches (`main` for `refs/heads/main`) and their head commits.
+type Branches = Vec<(String, String)>;
+
+/// A remote as its advertisement answers it: one URL, read with one set of credentials and CA.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct RemoteKey {
+    url: String,
+    credentials: [u8; 32],
+    ca_pem: Option<Vec<u8>>,
+}
+
+impl RemoteKey {
+    fn of(url: &SourceUrl, request: &FetchRequest) -> RemoteKey {
+        RemoteKey {
+            url: url.normalized(),
+            credentials: request.credentials.fingerprint(),
+            ca_pem: request.ca_pem.clone(),
+        }
+    }
 }
 
 /// A fetch's answer, kept without holding its mirror: eviction may still remove it.
@@ -88,7 +112,14 @@ impl GitCache {
             budget.found(entry.path(), Kind::Mirror, disk_usage(&entry.path()), last_used);
         }
         budget.evict();
-        Ok(GitCache { dir, budget, flights: Flights::new(), recent: Mutex::default(), created: Instant::now() })
+        Ok(GitCache {
+            dir,
+            budget,
+            flights: Flights::new(),
+            recent: Mutex::default(),
+            advertised: Mutex::default(),
+            created: Instant::now(),
+        })
     }
 
     /// Fetches `request.reference` into the URL's mirror. Blocking. A call made while another
@@ -195,6 +226,7 @@ impl GitCache {
             ));
         }
         let path = self.dir.join(mirror_name(&url.normalized()));
+        let remote = RemoteKey::of(&url, request);
         // Leased before waiting for the mirror, so that no eviction removes it meanwhile.
         let lease = self.budget.lease(&path, Kind::Mirror, None);
         let mirror_lock = self.budget.writing(&path, Kind::Mirror);
@@ -219,6 +251,7 @@ impl GitCache {
         let _entered = transport::enter(session.clone());
         let found = fetch_into(&repo, &session)?;
         drop(_entered);
+        self.remember_branches(remote, start, &found.heads);
 
         // A fetch that transferred nothing left the mirror's size as it was: no walk of its files.
         let size = found.transferred.then(|| disk_usage(&path));
@@ -241,15 +274,42 @@ impl GitCache {
     /// not read): nothing is fetched or written. Blocking.
     pub fn branches(&self, request: &FetchRequest) -> Result<Vec<(String, String)>, FetchError> {
         let url = SourceUrl::parse(&request.url).map_err(|e| FetchError::new(FetchFailure::InvalidUrl, e))?;
+        let key = RemoteKey::of(&url, request);
+        let started = Instant::now();
         let session = Arc::new(self.session(url, request));
         let _entered = transport::enter(session.clone());
         let mut remote =
             git2::Remote::create_detached(session.url.display().as_str()).map_err(|e| classify(&session, &e))?;
         let heads = advertised(&mut remote, &session)?;
-        Ok(heads
-            .into_iter()
+        Ok(self.remember_branches(key, started, &heads))
+    }
+
+    /// [`GitCache::branches`], or the branches the remote advertised to a fetch or listing of
+    /// it (the same URL, credentials and CA) that started at or after `since`: a reconcile's own
+    /// fetch has just read them, and a listing would ask again for the same answer.
+    pub fn branches_since(&self, request: &FetchRequest, since: Instant) -> Result<Vec<(String, String)>, FetchError> {
+        let url = SourceUrl::parse(&request.url).map_err(|e| FetchError::new(FetchFailure::InvalidUrl, e))?;
+        let known = lock(&self.advertised).get(&RemoteKey::of(&url, request)).cloned();
+        match known {
+            Some((started, branches)) if started >= since => Ok(branches),
+            _ => self.branches(request),
+        }
+    }
+
+    /// The branches of `heads` (an advertisement read from `started` on), kept for
+    /// [`GitCache::branches_since`].
+    fn remember_branches(&self, key: RemoteKey, started: Instant, heads: &[(String, Oid)]) -> Vec<(String, String)> {
+        let branches: Vec<(String, String)> = heads
+            .iter()
             .filter_map(|(name, oid)| Some((name.strip_prefix("refs/heads/")?.to_string(), oid.to_string())))
-            .collect())
+            .collect();
+        let mut advertised = lock(&self.advertised);
+        advertised.retain(|_, (at, _)| at.elapsed() < RECENT_KEPT);
+        // A slower answer that started earlier never replaces a newer one.
+        if advertised.get(&key).is_none_or(|(at, _)| *at <= started) {
+            advertised.insert(key, (started, branches.clone()));
+        }
+        branches
     }
 
     /// `commit` as found through `reference` (`refs/heads/preview/a`), when `url`'s mirror holds
@@ -455,6 +515,8 @@ struct Found {
     reference: String,
     transferred: bool,
     bytes_received: u64,
+    /// Every ref the remote advertised.
+    heads: Vec<(String, Oid)>,
 }
 
 /// The remote's refs and what each points at, from its refs advertisement.
@@ -520,7 +582,7 @@ fn fetch_into(repo: &Repository, session: &Session) -> Result<Found, FetchError>
             let _ = repo.reference(&reference, target, true, "weaver: the remote's ref");
         }
     }
-    Ok(Found { commit, reference, transferred, bytes_received })
+    Ok(Found { commit, reference, transferred, bytes_received, heads })
 }
 
 /// The ref a [`GitRef`] names among the remote's `heads`, and its commit.

@@ -409,7 +409,7 @@ pub async fn reconcile(
     // After the sync's own environments, as the same account, with the same bounds.
     let previews = match (&spec.previews, &previews_request) {
         (Some(settings), Some(request)) => {
-            Some(Box::new(previews::reconcile(sync, settings, &run, (request, &tenant, shared), work).await))
+            Some(Box::new(previews::reconcile(sync, settings, &run, (request, &tenant, shared), (work, asked)).await))
         }
         (None, _) if sync.status.as_ref().is_some_and(|s| !s.previews.is_empty()) => {
             Some(Box::new(previews::remove_all(sync, &run, &tenant).await))

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
@@ -28,8 +29,8 @@ use weaver_source::{FetchRequest, Fetched, GitRef};
 /// namespace carrying this preview's is written to or deleted.
 pub const PREVIEW_LABEL: &str = "weaver.example.com/preview";
 
-/// Every preview as `settings` wants it at this reconcile: the branches `request`'s remote has,
-/// each matching one fetched; `work` applies every preview again (a push to the sync's branch,
+/// Every preview as `settings` wants it at this reconcile: the branches `request`'s remote has
+/// (as read since `asked`, when the reconcile was asked for), each matching one fetched; `work` applies every preview again (a push to the sync's branch,
 /// a spec changed, a reconcile asked for), else only those not Ready at their branch's head.
 /// `run` is the sync's, at its own commit.
 pub(super) async fn reconcile(
@@ -37,13 +38,15 @@ pub(super) async fn reconcile(
     settings: &Settings,
     run: &Run<'_>,
     (request, tenant, shared): (&FetchRequest, &kube::Client, &Shared),
-    work: Work,
+    (work, asked): (Work, Instant),
 ) -> Previewed {
     let namespace = sync.namespace().unwrap_or_default();
     let previous: Vec<PreviewStatus> = sync.status.as_ref().map(|s| s.previews.clone()).unwrap_or_default();
     let listing = {
         let (cache, request) = (shared.cache.clone(), request.clone());
-        tokio::task::spawn_blocking(move || cache.branches(&request)).await
+        // The sync's own fetch, when it read the remote after the reconcile was asked for,
+        // listed them already.
+        tokio::task::spawn_blocking(move || cache.branches_since(&request, asked)).await
     };
     let listed = match listing {
         Ok(Ok(listed)) => listed,

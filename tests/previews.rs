@@ -386,3 +386,38 @@ fn spec_source_verify_holds_for_previews_an_unsigned_branch_is_refused_and_a_sig
     let signed = config_map(&cluster, &format!("{namespace}-signed"), "app").expect("the signed preview applied");
     assert_eq!(signed["data"]["greeting"], "preview/signed");
 }
+
+#[test]
+fn a_preview_that_spends_the_syncs_timeout_leaves_the_others_for_the_next_reconcile_and_goes_last_there() {
+    if !http_or_skip() {
+        return;
+    }
+    let (cluster, namespace, source) = tenant_with_previews();
+    // preview/a renders for longer than spec.timeout; preview/b at once.
+    let endless = "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}";
+    let slow = push(&source, "preview/a", "charts/app/templates/slow.yaml", endless, 1_700_000_100);
+    let quick = push(&source, "preview/b", GREETING, "greeting: b\n", 1_700_000_200);
+    for name in ["a", "b"] {
+        cluster.delete_later(&namespace_object(&format!("{namespace}-{name}")));
+    }
+    let _controller = Controller::start(&cluster, None);
+    let extra = json!({"interval": "1h", "timeout": "3s", "retryInterval": "2s",
+                       "previews": {"branches": "preview/*", "environment": "dev"}});
+    let sync = environment_sync(&cluster, &namespace, "shop", spec(&source, extra));
+    cluster.create(&sync);
+
+    // a goes first (by name) and spends the time: b is left, saying why.
+    let live = until_status(&cluster, &sync, "b left for the next reconcile", |live| {
+        preview(live, "b").is_some_and(|p| p["state"] == "Waiting")
+    });
+    let left = preview(&live, "b").unwrap()["message"].as_str().unwrap().to_string();
+    assert!(left.contains("not made at this reconcile: the previews' time (spec.timeout, 3 s) ran out"), "{left}");
+    let failed = preview(&live, "a").unwrap();
+    assert_eq!((&failed["state"], &failed["commit"]), (&json!("Failed"), &json!(slow)), "{}", live["status"]);
+    // The next reconcile (at retryInterval, not the interval) applies b before trying a again.
+    let live = until_status(&cluster, &sync, "b Ready", |live| {
+        preview(live, "b").is_some_and(|p| p["state"] == "Ready" && p["commit"] == quick)
+    });
+    assert_eq!(preview(&live, "a").unwrap()["state"], "Failed");
+    assert_eq!(config_map(&cluster, &format!("{namespace}-b"), "app").unwrap()["data"]["greeting"], "b");
+}

@@ -361,6 +361,10 @@ pub async fn reconcile(sync: Arc<EnvironmentSync>, cx: Arc<Context>) -> Result<A
             let left = opens.and_then(|at| Duration::try_from(at.duration_since(cx.shared.clock.now())).ok());
             left.map_or(spec.next(), |left| (left + Duration::from_secs(1)).min(spec.next()))
         }
+        // Previews left for lack of time: the rest soon, not at the interval.
+        (Gate::Go(spec), Outcome::Done(Done { previews: Some(previewed), .. })) if previewed.unfinished => {
+            spec.retry_interval.min(spec.next())
+        }
         (Gate::Go(spec), _) => spec.next(),
         _ => return Ok(Action::await_change()),
     };

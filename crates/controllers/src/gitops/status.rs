@@ -76,13 +76,15 @@ pub struct Done {
     pub previews: Option<Box<Previewed>>,
 }
 
-/// What a reconcile did of `spec.previews`: each preview's status, sorted by name, and what the
-/// Events say of the previews first applied and those pruned.
+/// What a reconcile did of `spec.previews`: each preview's status, sorted by name, what the
+/// Events say of the previews first applied and those pruned, and whether some were left.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Previewed {
     pub previews: Vec<PreviewStatus>,
     pub created: Vec<String>,
     pub pruned: Vec<String>,
+    /// Some were left for the next reconcile: the previews' time (`spec.timeout`) ran out.
+    pub unfinished: bool,
 }
 
 impl Done {

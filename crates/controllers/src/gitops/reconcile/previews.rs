@@ -54,6 +54,9 @@ pub(super) async fn reconcile(
         Ok(Err(err)) => return unlisted(previous, &run.redactor.redact(&err.to_string())),
         Err(join) => return unlisted(previous, &join.to_string()),
     };
+    // Every bound of the sync holds for its previews together: what spec.timeout leaves
+    // unfetched or unapplied waits for the next reconcile, which comes at spec.retryInterval.
+    let deadline = Instant::now() + run.spec.timeout;
     let matching: Vec<(String, String)> = {
         let names = settings.matching(listed.iter().map(|(name, _)| name.as_str()));
         listed.iter().filter(|(name, _)| names.contains(&name.as_str())).cloned().collect()
@@ -67,12 +70,13 @@ pub(super) async fn reconcile(
             matching
                 .into_iter()
                 .map(|(branch, commit)| {
-                    let got = cache
-                        .held(&request.url, &format!("refs/heads/{branch}"), &commit)
-                        .map(Ok)
-                        .unwrap_or_else(|| {
-                            cache.fetch(&FetchRequest { reference: GitRef::Branch(branch.clone()), ..request.clone() })
-                        });
+                    let got = match cache.held(&request.url, &format!("refs/heads/{branch}"), &commit) {
+                        Some(held) => Some(Ok(held)),
+                        None if Instant::now() >= deadline => None,
+                        None => Some(
+                            cache.fetch(&FetchRequest { reference: GitRef::Branch(branch.clone()), ..request.clone() }),
+                        ),
+                    };
                     (branch, commit, got)
                 })
                 .collect::<Vec<_>>()
@@ -82,16 +86,21 @@ pub(super) async fn reconcile(
         Ok(heads) => heads,
         Err(join) => return unlisted(previous, &format!("the fetch of the branches stopped: {join}")),
     };
-    let fetched: Vec<(Branch, Result<Fetched, String>)> = heads
+    let fetched: Vec<(Branch, Head)> = heads
         .into_iter()
         .map(|(name, listed_commit, got)| {
-            let got = got
-                .map_err(|err| format!("the branch could not be fetched: {}", run.redactor.redact(&err.to_string())));
-            let (commit, time) = match &got {
-                Ok(got) => (got.commit.clone(), got.commit_time().unwrap_or_else(|| shared.clock.now())),
-                Err(_) => (listed_commit, shared.clock.now()),
+            let head = match got {
+                Some(Ok(at)) => Head::At(at),
+                Some(Err(err)) => {
+                    Head::Failed(format!("the branch could not be fetched: {}", run.redactor.redact(&err.to_string())))
+                }
+                None => Head::Later,
             };
-            (Branch { name, commit, time }, got)
+            let (commit, time) = match &head {
+                Head::At(at) => (at.commit.clone(), at.commit_time().unwrap_or_else(|| shared.clock.now())),
+                _ => (listed_commit, shared.clock.now()),
+            };
+            (Branch { name, commit, time }, head)
         })
         .collect();
     let made: BTreeMap<String, String> = previous
@@ -109,8 +118,15 @@ pub(super) async fn reconcile(
         }
         None => None,
     };
+    // Those that failed at their commit last: one that spends the time each reconcile never
+    // keeps the others from their turn.
+    let failed_here = |preview: &Preview| {
+        previous.iter().any(|p| p.name == preview.name && p.commit == preview.commit && p.state == PreviewState::Failed)
+    };
+    let mut order: Vec<&Preview> = wanted.iter().collect();
+    order.sort_by_key(|preview| failed_here(preview));
     let mut done = Previewed::default();
-    for preview in &wanted {
+    for preview in order {
         let before = previous.iter().find(|p| p.name == preview.name);
         let last_applied = before.and_then(|b| b.last_applied_commit.clone());
         let status = |state, message: Option<String>, last_applied_commit: Option<String>| PreviewStatus {
@@ -127,18 +143,37 @@ pub(super) async fn reconcile(
             done.previews.push(status(PreviewState::Waiting, Some(why.clone()), None));
             continue;
         }
+        // Kept as it was (a new one waiting), saying why.
+        let kept = |why: String, new: PreviewState| {
+            before
+                .map(|b| PreviewStatus { message: Some(why.clone()), ..b.clone() })
+                .unwrap_or_else(|| status(new, Some(why), None))
+        };
+        let later = format!(
+            "not {} at this reconcile: the previews' time (spec.timeout, {} s) ran out; at the next one",
+            if before.is_some() { "updated" } else { "made" },
+            run.spec.timeout.as_secs()
+        );
         let at = match &fetched.iter().find(|(branch, _)| branch.name == preview.branch).expect("listed").1 {
-            Ok(at) => at,
-            // Kept as it was, saying why.
-            Err(why) => {
-                let kept = before.map(|b| PreviewStatus { message: Some(why.clone()), ..b.clone() });
-                done.previews.push(kept.unwrap_or_else(|| status(PreviewState::Failed, Some(why.clone()), None)));
+            Head::At(at) => at,
+            Head::Failed(why) => {
+                done.previews.push(kept(why.clone(), PreviewState::Failed));
+                continue;
+            }
+            Head::Later => {
+                done.unfinished = true;
+                done.previews.push(kept(later, PreviewState::Waiting));
                 continue;
             }
         };
         let current = before.is_some_and(|b| b.state == PreviewState::Ready && b.commit == preview.commit);
         if current && work != Work::Apply {
             done.previews.push(status(PreviewState::Ready, None, last_applied));
+            continue;
+        }
+        if Instant::now() >= deadline {
+            done.unfinished = true;
+            done.previews.push(kept(later, PreviewState::Waiting));
             continue;
         }
         // Applied before under another environment name (spec.previews.environment changed):
@@ -202,6 +237,16 @@ pub(super) async fn reconcile(
     let kept: BTreeSet<String> = kept.into_iter().map(str::to_string).collect();
     prune_all(sync, gone, &kept, run, tenant, &mut done).await;
     done
+}
+
+/// A matching branch's head at this reconcile.
+enum Head {
+    /// In the mirror.
+    At(Fetched),
+    /// Its fetch failed: why.
+    Failed(String),
+    /// Not fetched: the previews' time ran out first.
+    Later,
 }
 
 /// Every preview of the status pruned: `spec.previews` was removed.

@@ -2,22 +2,24 @@
 //! remote's branches listed, each matching one fetched and its preview (the base environment in
 //! a namespace of its own, under an environment name of its own) applied with the same `Run`
 //! as the environments, as the same account; a preview whose branch went or expired removed as
-//! `installed: false` removes a release, then its namespace deleted. What to have is decided by
-//! `gitops::previews`.
+//! `installed: false` removes a release, then its namespace deleted, as is one whose deletion was
+//! asked for (`weaver previews delete`). What to have is decided by `gitops::previews`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use secrecy::SecretString;
 
 use super::{Run, Shared, weaver_repository};
 use crate::gitops::api::{EnvironmentSync, PreviewState, PreviewStatus};
-use crate::gitops::plan::Work;
+use crate::gitops::plan::{Work, short};
 use crate::gitops::previews::{self, Branch, Preview, Settings};
 use crate::gitops::status::Previewed;
+use weaver_core::manifest::LABEL_ENVIRONMENT;
 use weaver_engine::action::Keys;
 use weaver_engine::action::fleet::{EnvironmentSelection, select_environments};
 use weaver_project::Environment;
@@ -71,10 +73,14 @@ pub(super) async fn reconcile(
         };
         fetched.push((Branch { name: branch.clone(), commit, time }, got));
     }
-    let made: BTreeSet<String> =
-        previous.iter().filter(|p| p.state != PreviewState::Waiting).map(|p| p.name.clone()).collect();
+    let made: BTreeSet<String> = previous
+        .iter()
+        .filter(|p| p.state != PreviewState::Waiting && p.state != PreviewState::Deleted)
+        .map(|p| p.name.clone())
+        .collect();
+    let deletions = previews::deletions(sync.annotations());
     let branches: Vec<Branch> = fetched.iter().map(|(branch, _)| branch.clone()).collect();
-    let wanted = settings.previews(&branches, &made, shared.clock.now(), (&namespace, &sync.name_any()));
+    let wanted = settings.previews(&branches, (&made, &deletions), shared.clock.now(), (&namespace, &sync.name_any()));
     let mut done = Previewed::default();
     for preview in &wanted {
         let before = previous.iter().find(|p| p.name == preview.name);
@@ -83,9 +89,16 @@ pub(super) async fn reconcile(
             branch: preview.branch.clone(),
             commit: preview.commit.clone(),
             namespace: preview.namespace.clone(),
+            url: preview.url.clone().or_else(|| before.and_then(|b| b.url.clone())),
             state,
             message,
         };
+        if preview.deleted {
+            // Pruned below, as a preview no longer wanted is.
+            let why = format!("deleted at {} on request: a push to its branch makes it again", short(&preview.commit));
+            done.previews.push(PreviewStatus { url: None, ..status(PreviewState::Deleted, Some(why)) });
+            continue;
+        }
         if let Some(why) = &preview.waiting {
             done.previews.push(status(PreviewState::Waiting, Some(why.clone())));
             continue;
@@ -107,34 +120,48 @@ pub(super) async fn reconcile(
         let applied = apply(sync, settings, preview, run, at, tenant).await;
         match applied {
             Ok(()) => {
-                if before.is_none_or(|b| b.state == PreviewState::Waiting) {
+                if before.is_none_or(|b| b.state == PreviewState::Waiting || b.state == PreviewState::Deleted) {
                     done.created.push(format!(
                         "preview {} of branch {} applied at {} in namespace {}",
                         preview.name,
                         preview.branch,
-                        crate::gitops::plan::short(&preview.commit),
+                        short(&preview.commit),
                         preview.namespace
                     ));
                 }
-                done.previews.push(status(PreviewState::Ready, None));
+                let ready = status(PreviewState::Ready, None);
+                done.previews.push(match (&preview.url, ingress_url(preview, tenant).await) {
+                    (Some(_), _) => ready,
+                    (None, Ok(url)) => PreviewStatus { url, ..ready },
+                    (None, Err(why)) => PreviewStatus { url: None, message: Some(why), ..ready },
+                });
             }
             Err(message) => done.previews.push(status(PreviewState::Failed, Some(message))),
         }
     }
     let kept: BTreeSet<&str> = done.previews.iter().map(|p| p.name.as_str()).collect();
-    let active: BTreeSet<&str> =
-        done.previews.iter().filter(|p| p.state != PreviewState::Waiting).map(|p| p.name.as_str()).collect();
-    // Made before, and no longer wanted (its branch gone or expired, or now over the maximum).
+    let deleted: BTreeSet<String> =
+        done.previews.iter().filter(|p| p.state == PreviewState::Deleted).map(|p| p.name.clone()).collect();
+    let active: BTreeSet<&str> = done
+        .previews
+        .iter()
+        .filter(|p| p.state != PreviewState::Waiting && p.state != PreviewState::Deleted)
+        .map(|p| p.name.as_str())
+        .collect();
+    // Made before, and no longer wanted (its branch gone or expired, now over the maximum, or
+    // its deletion asked for).
     let gone: Vec<PreviewStatus> = previous
         .iter()
-        .filter(|p| p.state != PreviewState::Waiting && !active.contains(p.name.as_str()))
+        .filter(|p| p.state != PreviewState::Waiting && p.state != PreviewState::Deleted)
+        .filter(|p| !active.contains(p.name.as_str()))
         .cloned()
         .collect();
     let mut unpruned = Vec::new();
     for preview in gone {
-        let why = match kept.contains(preview.name.as_str()) {
-            true => "over spec.previews.max".to_string(),
-            false => {
+        let why = match (deleted.contains(&preview.name), kept.contains(preview.name.as_str())) {
+            (true, _) => "its deletion was asked for (weaver previews delete)".to_string(),
+            (false, true) => "over spec.previews.max".to_string(),
+            (false, false) => {
                 format!("its branch {} is gone or its last commit expired (spec.previews.expireAfter)", preview.branch)
             }
         };
@@ -145,15 +172,19 @@ pub(super) async fn reconcile(
                 "preview {} pruned ({why}): its objects, records and namespace {} deleted",
                 preview.name, preview.namespace
             )),
-            // Tried again at the next reconcile: the status keeps it until it is gone.
-            Err(message) if !kept.contains(preview.name.as_str()) => unpruned.push(PreviewStatus {
-                state: PreviewState::Failed,
-                message: Some(format!("{why}, but it could not be pruned: {message}")),
-                ..preview
-            }),
+            // Tried again at the next reconcile: the status keeps it, Failed, until it is gone.
+            Err(message) if deleted.contains(&preview.name) || !kept.contains(preview.name.as_str()) => {
+                unpruned.push(PreviewStatus {
+                    state: PreviewState::Failed,
+                    message: Some(format!("{why}, but it could not be pruned: {message}")),
+                    ..preview
+                })
+            }
             Err(message) => tracing::warn!(preview = preview.name, "not pruned: {message}"),
         }
     }
+    // One asked to be deleted stays Failed, not Deleted, until it is pruned.
+    done.previews.retain(|p| !unpruned.iter().any(|u| u.name == p.name));
     done.previews.extend(unpruned);
     done.previews.sort_by(|a, b| a.name.cmp(&b.name));
     done
@@ -166,6 +197,18 @@ fn unlisted(previous: Vec<PreviewStatus>, why: &str) -> Previewed {
         .map(|p| PreviewStatus { message: Some(format!("the branches could not be listed: {why}")), ..p })
         .collect();
     Previewed { previews, ..Previewed::default() }
+}
+
+/// The URL of the first Ingress, by name, that the preview applied in its namespace (labelled
+/// with its environment name); why none could be read, as the preview's message.
+async fn ingress_url(preview: &Preview, tenant: &kube::Client) -> Result<Option<String>, String> {
+    let ingresses: Api<Ingress> = Api::namespaced(tenant.clone(), &preview.namespace);
+    let applied = ListParams::default().labels(&format!("{LABEL_ENVIRONMENT}={}", preview.environment));
+    let mut listed = ingresses.list(&applied).await.map_err(|err| {
+        format!("its URL could not be read: listing the Ingresses of namespace {}: {err}", preview.namespace)
+    })?;
+    listed.items.sort_by_key(|ingress| ingress.name_any());
+    Ok(listed.items.iter().find_map(previews::ingress_url))
 }
 
 /// The preview's namespace made (or found, its own), and its environment applied at its
@@ -231,7 +274,9 @@ async fn prune(
         namespace: preview.namespace.clone(),
         environment: settings.environment_of(&preview.name),
         label,
+        url: None,
         waiting: None,
+        deleted: false,
     };
     let mut environment = preview_environment(base, &planned);
     for release in &mut environment.releases {

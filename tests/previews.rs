@@ -1,13 +1,14 @@
 //! Preview environments (`spec.previews`): the controller in-process against the fake API server
 //! or, unchanged, the cluster of `WEAVER_TEST_KUBECONFIG`, its git server on loopback. A branch
 //! matching the glob gets its namespace and the base environment applied in it; a push updates
-//! it; its deletion prunes it; over the maximum, the newest wait; past `expireAfter`, pruned.
+//! it; its deletion prunes it; over the maximum, the newest wait; past `expireAfter`, pruned;
+//! `weaver previews delete` prunes it until a push; its URL is its Ingress's or the pattern's.
 
 use git2::{IndexAddOption, Signature, Time};
 use serde_json::{Value, json};
 
 use crate::common::cluster::TestCluster;
-use crate::common::eventually;
+use crate::common::{Repo, eventually};
 use crate::gitops::{Controller, Source, config_map, environment_sync, get, http_or_skip, spec, tenant, until_status};
 
 /// The ClusterRole that lets the tenant's account (`deployer`) make and delete namespaces and
@@ -20,7 +21,8 @@ fn previews_account(cluster: &TestCluster, namespace: &str) {
         "rules": [
             {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch", "create", "delete"]},
             {"apiGroups": ["", "coordination.k8s.io", "events.k8s.io"],
-             "resources": ["configmaps", "secrets", "leases", "events"], "verbs": ["*"]}
+             "resources": ["configmaps", "secrets", "leases", "events"], "verbs": ["*"]},
+            {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["*"]}
         ]
     }));
     cluster.create(&json!({
@@ -121,25 +123,36 @@ fn tenant_with_previews() -> (TestCluster, String, Source) {
     (cluster, namespace, source)
 }
 
+/// Branch `preview/a` pushed, the controller started, and EnvironmentSync `shop` made with
+/// previews of `preview/*` every 2s: the controller, the sync, its body once preview a is
+/// Ready, a's commit and namespace.
+fn preview_a_ready(
+    cluster: &TestCluster,
+    namespace: &str,
+    source: &Source,
+) -> (Controller, Value, Value, String, String) {
+    let first = push(source, "preview/a", GREETING, "greeting: preview a\n", 1_700_000_100);
+    let preview_namespace = format!("{namespace}-a");
+    cluster.delete_later(&namespace_object(&preview_namespace));
+    let controller = Controller::start(cluster, None);
+    let previews = json!({"branches": "preview/*", "environment": "dev"});
+    let sync =
+        environment_sync(cluster, namespace, "shop", spec(source, json!({"interval": "2s", "previews": previews})));
+    cluster.create(&sync);
+    let live = until_status(cluster, &sync, "preview a Ready", |live| {
+        preview(live, "a").is_some_and(|p| p["state"] == "Ready" && p["commit"] == first)
+    });
+    (controller, sync, live, first, preview_namespace)
+}
+
 #[test]
 fn a_pushed_branch_gets_its_preview_a_push_updates_it_and_its_deletion_prunes_it() {
     if !http_or_skip() {
         return;
     }
     let (cluster, namespace, source) = tenant_with_previews();
-    let first = push(&source, "preview/a", GREETING, "greeting: preview a\n", 1_700_000_100);
     push(&source, "feature/x", GREETING, "greeting: feature\n", 1_700_000_100);
-    let preview_namespace = format!("{namespace}-a");
-    cluster.delete_later(&namespace_object(&preview_namespace));
-    let _controller = Controller::start(&cluster, None);
-    let previews = json!({"branches": "preview/*", "environment": "dev"});
-    let sync =
-        environment_sync(&cluster, &namespace, "shop", spec(&source, json!({"interval": "2s", "previews": previews})));
-    cluster.create(&sync);
-
-    let live = until_status(&cluster, &sync, "preview a Ready", |live| {
-        preview(live, "a").is_some_and(|p| p["state"] == "Ready" && p["commit"] == first)
-    });
+    let (_controller, sync, live, first, preview_namespace) = preview_a_ready(&cluster, &namespace, &source);
     assert_eq!(
         preview(&live, "a").unwrap(),
         &json!({"name": "a", "branch": "preview/a", "commit": first, "namespace": preview_namespace,
@@ -420,4 +433,75 @@ fn a_preview_that_spends_the_syncs_timeout_leaves_the_others_for_the_next_reconc
     });
     assert_eq!(preview(&live, "a").unwrap()["state"], "Failed");
     assert_eq!(config_map(&cluster, &format!("{namespace}-b"), "app").unwrap()["data"]["greeting"], "b");
+}
+
+/// A preview's Ingress, TLS for its host: the preview's URL without `spec.previews.url`.
+const INGRESS: &str = "{% if \"preview\" in env.values %}apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  \
+                       name: web\nspec:\n  tls:\n    - hosts: [\"{{ env.values.preview.name }}.preview.example.org\"]\n  \
+                       rules:\n    - host: \"{{ env.values.preview.name }}.preview.example.org\"\n      http:\n        \
+                       paths:\n          - path: /shop\n            pathType: Prefix\n            backend:\n              \
+                       service:\n                name: web\n                port:\n                  number: 80\n\
+                       {% endif %}";
+
+#[test]
+fn a_preview_deleted_on_request_is_pruned_stays_deleted_until_a_push_and_says_its_url() {
+    if !http_or_skip() {
+        return;
+    }
+    let (cluster, namespace, source) = tenant_with_previews();
+    source.write("charts/app/templates/ingress.yaml", INGRESS);
+    source.commit("the preview's Ingress");
+    let (_controller, sync, live, first, preview_namespace) = preview_a_ready(&cluster, &namespace, &source);
+    assert_eq!(preview(&live, "a").unwrap()["url"], "https://a.preview.example.org/shop", "its Ingress's, TLS");
+
+    let cli = Repo::empty();
+    let listed = cli.weaver_on(&cluster, &["previews", "list", "-n", &namespace]);
+    let row: Vec<String> = listed.success().lines().nth(1).unwrap().split_whitespace().map(String::from).collect();
+    let expected = ["shop", "a", "preview/a", &first[..12], "Ready", &preview_namespace];
+    assert_eq!(row[..6], expected, "{}", listed.stdout);
+    assert_eq!(row[6..], ["https://a.preview.example.org/shop", "-"], "{}", listed.stdout);
+
+    let deleted = cli.weaver_on(&cluster, &["previews", "delete", "a", "--sync", "shop", "-n", &namespace, "--wait"]);
+    assert!(
+        deleted.success().contains(&format!("preview a of EnvironmentSync {namespace}/shop deleted")),
+        "{deleted:?}"
+    );
+    let live = get(&cluster, &sync);
+    let gone = preview(&live, "a").expect("a deleted preview stays listed");
+    assert_eq!((&gone["state"], &gone["commit"], &gone["url"]), (&json!("Deleted"), &json!(first), &Value::Null));
+    eventually("the deleted preview's objects and namespace gone", || {
+        match (config_map(&cluster, &preview_namespace, "app"), namespace_gone(&cluster, &preview_namespace)) {
+            (None, true) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let pruned = events(&cluster, &namespace, "shop", "PreviewPruned");
+    assert_eq!(pruned.len(), 1, "{pruned:?}");
+    assert!(pruned[0].contains("preview a pruned (its deletion was asked for (weaver previews delete))"), "{pruned:?}");
+    // Reconciles go on (every 2s) and leave it deleted at its commit.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let later = get(&cluster, &sync);
+    assert_eq!(preview(&later, "a").unwrap()["state"], "Deleted", "{}", later["status"]);
+    assert!(namespace_gone(&cluster, &preview_namespace), "not made again");
+    let again = cli.weaver_on(&cluster, &["previews", "delete", "a", "--sync", "shop", "-n", &namespace]);
+    assert!(again.success().contains("was already deleted"), "{again:?}");
+
+    // A push makes it again; spec.previews.url gives its URL from then on.
+    let url = json!({"spec": {"previews": {"url": "https://{name}.review.example.org"}}});
+    cluster.merge_patch(&sync, &url, "previews-test");
+    let second = push(&source, "preview/a", GREETING, "greeting: preview a, again\n", 1_700_000_200);
+    let live = until_status(&cluster, &sync, "preview a made again", |live| {
+        preview(live, "a").is_some_and(|p| p["state"] == "Ready" && p["commit"] == second)
+    });
+    assert_eq!(preview(&live, "a").unwrap()["url"], "https://a.review.example.org", "the pattern's");
+    assert_eq!(config_map(&cluster, &preview_namespace, "app").unwrap()["data"]["greeting"], "preview a, again");
+    assert_eq!(events(&cluster, &namespace, "shop", "PreviewCreated").len(), 2, "made twice");
+
+    // Unknown previews and EnvironmentSyncs are named.
+    let unknown = cli.weaver_on(&cluster, &["previews", "delete", "zz", "--sync", "shop", "-n", &namespace]);
+    let stderr = unknown.failure();
+    assert!(stderr.contains(&format!("EnvironmentSync {namespace}/shop has no preview `zz`")), "{stderr}");
+    assert!(stderr.contains("its previews are: a"), "{stderr}");
+    let stray = cli.weaver_on(&cluster, &["previews", "list", "--sync", "nope", "-n", &namespace]);
+    assert!(stray.failure().contains(&format!("EnvironmentSync `nope` not found in namespace `{namespace}`")));
 }

@@ -330,6 +330,20 @@ fn a_closed_window_refuses_approvals_and_sync_get_says_until_when() {
 /// Writes, from a thread of its own, the status a controller writes once it handled the
 /// reconcile request the object's annotation makes: `ready` or awaiting approval.
 fn handle_request(cluster: &TestCluster, ns: &str, name: &str, ready: bool) -> std::thread::JoinHandle<()> {
+    handle_request_with(cluster, ns, name, move |generation| match ready {
+        true => ready_status(generation),
+        false => awaiting_status(generation),
+    })
+}
+
+/// Writes, from a thread of its own, `status(generation)` once the object's annotation makes a
+/// reconcile request, saying it handled it.
+fn handle_request_with(
+    cluster: &TestCluster,
+    ns: &str,
+    name: &str,
+    status: impl Fn(i64) -> Value + Send + 'static,
+) -> std::thread::JoinHandle<()> {
     // A client of the thread's own runtime: the cluster's serves requests only while it runs.
     let kubeconfig = cluster.kubeconfig().to_path_buf();
     let (ns, name) = (ns.to_string(), name.to_string());
@@ -356,7 +370,7 @@ fn handle_request(cluster: &TestCluster, ns: &str, name: &str, ready: bool) -> s
             let live = serde_json::to_value(runtime.block_on(api.get(&name)).unwrap()).unwrap();
             if let Some(asked) = live["metadata"]["annotations"][ANNOTATION].as_str() {
                 let generation = live["metadata"]["generation"].as_i64().unwrap();
-                let mut status = if ready { ready_status(generation) } else { awaiting_status(generation) };
+                let mut status = status(generation);
                 status["lastHandledReconcileAt"] = json!(asked);
                 let patch = kube::api::Patch::Merge(json!({"status": status}));
                 runtime.block_on(api.patch_status(&name, &Default::default(), &patch)).unwrap();
@@ -400,7 +414,7 @@ fn reconcile_waits_for_the_status_handling_its_request() {
     // Nobody handles it: a timeout, exit 1.
     let run = weaver(&repo, &cluster, &["reconcile", "shop", "-n", &ns, "--timeout", "2s"]);
     let stderr = run.failure();
-    assert!(stderr.contains("did not handle the reconcile request") && stderr.contains("within 2s"), "{stderr}");
+    assert!(stderr.contains("did not handle the request for a reconcile") && stderr.contains("within 2s"), "{stderr}");
 
     // --no-wait only asks.
     let before = cluster.get(&object).unwrap()["metadata"]["annotations"][ANNOTATION].clone();
@@ -411,7 +425,7 @@ fn reconcile_waits_for_the_status_handling_its_request() {
 }
 
 /// `sync get NAME` lists the previews of `spec.previews` as the status says them: each one's
-/// branch, state, commit (12 characters), namespace and why it waits or failed.
+/// branch, commit (12 characters), state, namespace, URL and why it waits or failed.
 #[test]
 fn get_of_one_lists_its_previews() {
     let (cluster, ns, repo) = setup();
@@ -425,13 +439,124 @@ fn get_of_one_lists_its_previews() {
     cluster.patch_status(&sync, &status);
     let run = weaver(&repo, &cluster, &["get", "shop", "-n", &ns]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("\nPreviews (spec.previews):\nPREVIEW"), "{}", run.stdout);
+    assert!(run.stdout.contains("\nPreviews (spec.previews):\nNAME  BRANCH"), "{}", run.stdout);
     let row = |name: &str| {
         let line =
             run.stdout.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{}", run.stdout));
         line.split_whitespace().map(String::from).collect::<Vec<_>>()
     };
-    assert_eq!(row("a"), ["a", "preview/a", "Ready", &COMMIT[..12], &format!("{ns}-a"), "-"]);
-    assert_eq!(row("c")[..5], ["c", "preview/c", "Waiting", &COMMIT[..12], &format!("{ns}-c")]);
+    assert_eq!(row("a"), ["a", "preview/a", &COMMIT[..12], "Ready", &format!("{ns}-a"), "-", "-"]);
+    assert_eq!(row("c")[..6], ["c", "preview/c", &COMMIT[..12], "Waiting", &format!("{ns}-c"), "-"]);
     assert!(row("c").join(" ").ends_with("over spec.previews.max (1)"), "{}", run.stdout);
+}
+
+/// The status of `sync get_of_one_lists_its_previews`'s previews, in namespace `ns`: `a` Ready
+/// with a URL, `c` waiting.
+fn previews_status(ns: &str) -> Value {
+    let mut status = ready_status(1);
+    status["previews"] = json!([
+        {"name": "a", "branch": "preview/a", "commit": COMMIT, "namespace": format!("{ns}-a"), "state": "Ready",
+         "url": "https://a.preview.example.org/"},
+        {"name": "c", "branch": "preview/c", "commit": COMMIT, "namespace": format!("{ns}-c"), "state": "Waiting",
+         "message": "over spec.previews.max (1)"},
+    ]);
+    status
+}
+
+/// `previews list`: a row per preview of every EnvironmentSync listed, `--sync` narrowing, `-A`
+/// naming each one's namespace, `-o json` as documented; exit 0 (1 for an unknown sync).
+#[test]
+fn previews_list_shows_each_syncs_previews_as_a_table_and_as_json() {
+    let (cluster, ns, repo) = setup();
+    let shop = create(&cluster, &ns, "shop", json!({}));
+    cluster.patch_status(&shop, &previews_status(&ns));
+    let other = create(&cluster, &ns, "other", json!({}));
+    let mut status = ready_status(1);
+    status["previews"] = json!([{"name": "b", "branch": "review/b", "commit": COMMIT, "namespace": "other-b",
+                                 "state": "Failed", "message": "namespace other-b exists and is not this preview's"}]);
+    cluster.patch_status(&other, &status);
+    // Not ready: still exit 0 (the exit code says nothing of readiness here).
+    create(&cluster, &ns, "bare", json!({}));
+
+    let run = repo.weaver_on(&cluster, &["previews", "list", "-n", &ns]);
+    let stdout = run.success();
+    let rows: Vec<Vec<&str>> = stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["SYNC", "NAME", "BRANCH", "COMMIT", "STATE", "NAMESPACE", "URL", "MESSAGE"], "{stdout}");
+    assert_eq!(rows.len(), 4, "bare has none: {stdout}");
+    assert_eq!(rows[1][..7], ["other", "b", "review/b", &COMMIT[..12], "Failed", "other-b", "-"], "{stdout}");
+    let a_namespace = format!("{ns}-a");
+    let a = ["shop", "a", "preview/a", &COMMIT[..12], "Ready", &a_namespace, "https://a.preview.example.org/", "-"];
+    assert_eq!(rows[2], a, "{stdout}");
+    assert!(stdout.lines().nth(3).unwrap().ends_with("over spec.previews.max (1)"), "{stdout}");
+
+    let one = repo.weaver_on(&cluster, &["previews", "list", "-n", &ns, "--sync", "shop"]);
+    assert_eq!(one.success().lines().count(), 3, "shop's two: {}", one.stdout);
+    let all = repo.weaver_on(&cluster, &["previews", "list", "-A"]);
+    assert!(all.success().lines().any(|l| l.starts_with(&format!("{ns}/shop "))), "{}", all.stdout);
+
+    let json = repo.weaver_on(&cluster, &["previews", "list", "-n", &ns, "--sync", "shop", "-o", "json"]);
+    let report: Value = serde_json::from_str(json.success()).unwrap();
+    assert_eq!((report["schemaVersion"].as_u64(), &report["namespace"]), (Some(1), &json!(ns)));
+    assert_eq!(
+        report["previews"][0],
+        json!({"syncNamespace": ns, "sync": "shop", "name": "a", "branch": "preview/a", "commit": COMMIT,
+               "namespace": a_namespace, "state": "Ready", "url": "https://a.preview.example.org/"})
+    );
+    assert_eq!(report["previews"][1]["message"], "over spec.previews.max (1)");
+
+    let none = repo.weaver_on(&cluster, &["previews", "list", "-n", &ns, "--sync", "bare"]);
+    assert!(none.success().is_empty() && none.stderr.contains(&format!("EnvironmentSync {ns}/bare has no preview")));
+    let unknown = repo.weaver_on(&cluster, &["previews", "list", "-n", &ns, "--sync", "nope"]);
+    assert!(unknown.failure().contains(&format!("EnvironmentSync `nope` not found in namespace `{ns}`")));
+}
+
+/// `previews delete` writes the deletion request (the preview's annotation at its commit, with a
+/// reconcile request) and, with `--wait`, waits for a status handling it that says Deleted.
+#[test]
+fn previews_delete_asks_the_controller_and_waits_for_the_deleted_state() {
+    let (cluster, ns, repo) = setup();
+    let shop = create(&cluster, &ns, "shop", json!({}));
+    cluster.patch_status(&shop, &previews_status(&ns));
+    let stale = "preview-delete.weaver.example.com/gone";
+    cluster.merge_patch(&shop, &json!({"metadata": {"annotations": {stale: COMMIT}}}), MANAGER);
+
+    let run = repo.weaver_on(&cluster, &["previews", "delete", "a", "--sync", "shop", "-n", &ns]);
+    assert!(run.success().contains(&format!("asked for the deletion of preview a (at {})", &COMMIT[..12])));
+    let annotations = cluster.get(&shop).unwrap()["metadata"]["annotations"].clone();
+    assert_eq!(annotations["preview-delete.weaver.example.com/a"], COMMIT, "{annotations}");
+    assert!(annotations[ANNOTATION].is_string(), "a reconcile asked for: {annotations}");
+    assert!(annotations.get(stale).is_none(), "the request of a preview no longer listed goes: {annotations}");
+
+    // A controller that deletes it.
+    cluster.merge_patch(&shop, &json!({"metadata": {"annotations": {ANNOTATION: null}}}), MANAGER);
+    let deleted_ns = ns.clone();
+    let controller = handle_request_with(&cluster, &ns, "shop", move |generation| {
+        let mut status = previews_status(&deleted_ns);
+        status["observedGeneration"] = json!(generation);
+        status["previews"][0]["state"] = json!("Deleted");
+        status["previews"][0]["message"] = json!("deleted on request");
+        status
+    });
+    let run = repo.weaver_on(&cluster, &["previews", "delete", "a", "--sync", "shop", "-n", &ns, "--wait"]);
+    controller.join().unwrap();
+    assert!(
+        run.success()
+            .contains(&format!("preview a of EnvironmentSync {ns}/shop deleted (its objects and namespace {ns}-a)")),
+        "{run:?}"
+    );
+    let again = repo.weaver_on(&cluster, &["previews", "delete", "a", "--sync", "shop", "-n", &ns, "--wait"]);
+    assert!(again.success().contains("was already deleted"), "{again:?}");
+
+    // Nobody handles it: a timeout, exit 1, naming what was asked.
+    let run = repo
+        .weaver_on(&cluster, &["previews", "delete", "c", "--sync", "shop", "-n", &ns, "--wait", "--timeout", "2s"]);
+    let stderr = run.failure();
+    assert!(
+        stderr.contains("did not handle the request for the deletion of preview c") && stderr.contains("within 2s"),
+        "{stderr}"
+    );
+    let unknown = repo.weaver_on(&cluster, &["previews", "delete", "a", "--sync", "nope", "-n", &ns]);
+    assert!(unknown.failure().contains(&format!("EnvironmentSync `nope` not found in namespace `{ns}`")));
+    let flags = repo.weaver_on(&cluster, &["previews", "delete", "a", "--sync", "shop", "--timeout", "2s"]);
+    assert!(flags.failure().contains("--wait"), "--timeout is --wait's: {flags:?}");
 }

@@ -261,6 +261,61 @@ fn the_fleet_filters_by_label_and_state_and_a_sync_shows_its_plan() {
     }
 }
 
+/// The fleet lists every preview of the EnvironmentSyncs shown, and a sync's page its own: each
+/// one's branch, commit, state, URL (a link only when http or https) and message.
+#[test]
+fn the_fleet_and_a_syncs_page_list_its_previews_with_their_urls() {
+    let (cluster, ns, _) = setup();
+    let repo = Repo::minimal();
+    let shop = create(&cluster, &ns, "shop", json!({"previews": {"branches": "preview/*", "environment": "dev"}}));
+    let mut status = ready_status(1);
+    status["previews"] = json!([
+        {"name": "a", "branch": "preview/a", "commit": COMMIT, "namespace": "shop-a", "state": "Ready",
+         "url": "https://a.preview.example.org/"},
+        {"name": "b", "branch": "preview/b", "commit": COMMIT, "namespace": "shop-b", "state": "Deleted",
+         "message": "deleted at 0123456789ab on request"},
+        {"name": "x", "branch": "preview/x", "commit": COMMIT, "namespace": "shop-x", "state": "Ready",
+         "url": "javascript:alert(1)"},
+    ]);
+    cluster.patch_status(&shop, &status);
+    let plain = create(&cluster, &ns, "plain", json!({}));
+    cluster.patch_status(&plain, &ready_status(1));
+    let served = Served::start(&repo, &cluster, &["-n", &ns]);
+
+    let fleet = served.get("/", None).body;
+    let row = |page: &str, name: &str| -> String {
+        let id = format!("<tr id=\"preview-{ns}-shop-{name}\"");
+        let rest = page.split(&id).nth(1).unwrap_or_else(|| panic!("no row of preview {name}: {page}"));
+        rest.split("</tr>").next().unwrap().to_string()
+    };
+    let a = row(&fleet, "a");
+    assert!(
+        a.contains(&format!("href=\"&#x2f;syncs&#x2f;{ns}&#x2f;shop\""))
+            || a.contains(&format!("href=\"/syncs/{ns}/shop\"")),
+        "{a}"
+    );
+    assert!(a.contains("<code>preview&#x2f;a</code>") && a.contains(&format!("<code>{}</code>", &COMMIT[..12])), "{a}");
+    assert!(a.contains("data-state=\"Ready\"") && a.contains("<td>shop-a</td>"), "{a}");
+    assert!(a.contains("<a href=\"https:&#x2f;&#x2f;a.preview.example.org&#x2f;\""), "the URL, a link: {a}");
+    let b = row(&fleet, "b");
+    assert!(
+        b.contains("Deleted") && b.contains("deleted at 0123456789ab on request") && !b.contains("<a href=\"http"),
+        "{b}"
+    );
+    let x = row(&fleet, "x");
+    assert!(!x.contains("<a href=\"javascript") && x.contains("<code>javascript:alert(1)</code>"), "only shown: {x}");
+    assert_eq!(fleet.matches("<tr id=\"preview-").count(), 3, "plain has none: {fleet}");
+    // Filtered out, its previews go with it.
+    let failed = served.get("/?state=failed", None).body;
+    assert!(!failed.contains("<tr id=\"preview-"), "{failed}");
+
+    let page = served.get(&format!("/syncs/{ns}/shop"), None).body;
+    assert!(page.contains("id=\"part-previews\""), "{page}");
+    assert!(row(&page, "a").contains("https:&#x2f;&#x2f;a.preview.example.org"), "{page}");
+    let plain_page = served.get(&format!("/syncs/{ns}/plain"), None).body;
+    assert!(!plain_page.contains("id=\"part-previews\""), "no spec.previews, no section: {plain_page}");
+}
+
 #[test]
 fn actions_need_the_session_token_and_the_digest_shown() {
     let (cluster, ns, _) = setup();

@@ -27,6 +27,12 @@ pub const RECONCILE_REQUESTED_AT: &str = "weaver.example.com/reconcile-requested
 /// signed-in user.
 pub const APPROVED_BY: &str = "weaver.example.com/approved-by";
 
+/// Asks for the deletion of a preview (`spec.previews`): `<this prefix><preview name>` set to
+/// the commit the preview is at (`weaver previews delete`). The controller prunes it and keeps
+/// it `Deleted` while its branch stays at that commit; a push makes it again. One annotation per
+/// preview, so that two deletions asked at once never overwrite each other.
+pub const PREVIEW_DELETE_PREFIX: &str = "preview-delete.weaver.example.com/";
+
 /// The EnvironmentSync CRD's name.
 pub const CRD_NAME: &str = "environmentsyncs.weaver.example.com";
 
@@ -182,6 +188,12 @@ pub struct Previews {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION))]
     pub expire_after: Option<String>,
+    /// The preview's URL in its status, `{name}` standing for the preview's name
+    /// (`https://{name}.preview.example.org`); without it, the URL is that of the first
+    /// Ingress the preview applied, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048), regex(pattern = "^https?://"))]
+    pub url: Option<String>,
 }
 
 /// A Secret of credentials for the chart repositories and registries whose URL begins with `url`.
@@ -565,6 +577,10 @@ pub struct PreviewStatus {
     /// The last commit applied (Ready at it); absent until the first apply succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_commit: Option<String>,
+    /// Where the preview is reached: `spec.previews.url` with its name, else the first Ingress
+    /// it applied (`https://` when its host is in the Ingress's `tls`); absent when neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -580,6 +596,9 @@ open_enum!(
         /// Not made: over `spec.previews.max`.
         #[default]
         Waiting => "Waiting",
+        /// Pruned at its commit on request (`weaver previews delete`): made again when its branch
+        /// moves, dropped when its branch goes.
+        Deleted => "Deleted",
     }
 );
 

@@ -143,6 +143,9 @@ pub enum Command {
     /// See and steer the cluster's EnvironmentSyncs (GitOps): get, reconcile, suspend, resume, approve
     #[command(subcommand, after_help = SYNC_EXAMPLES)]
     Sync(SyncCommand),
+    /// See and delete the preview environments of EnvironmentSyncs (spec.previews): list, delete
+    #[command(subcommand, after_help = PREVIEWS_EXAMPLES)]
+    Previews(PreviewsCommand),
     /// Serve the fleet as web pages on this machine, as your kubeconfig's identity: EnvironmentSyncs, plans, drift, approvals
     #[command(after_help = UI_EXAMPLES)]
     Ui(UiArgs),
@@ -497,6 +500,10 @@ const SYNC_EXAMPLES: &str = "Examples:
   weaver sync reconcile shop -n flux-system --timeout 10m
   weaver sync suspend shop -n flux-system
   weaver sync approve shop -n flux-system --digest sha256:3f2a…   # only the plan you looked at";
+const PREVIEWS_EXAMPLES: &str = "Examples:
+  weaver previews list -A                     # every EnvironmentSync's previews
+  weaver previews list --sync shop -n team-shop -o json
+  weaver previews delete login-form --sync shop -n team-shop --wait   # made again by a push to its branch";
 
 const UI_EXAMPLES: &str = "Examples:
   weaver ui                                   # http://127.0.0.1:8080/: every namespace's EnvironmentSyncs, this repository's environments
@@ -611,6 +618,51 @@ pub struct SyncApproveArgs {
     /// Approve without asking (needed without a terminal)
     #[arg(short, long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PreviewsCommand {
+    /// List the previews of the EnvironmentSyncs as their status says them: sync, name, branch, commit, state, namespace, URL and message (exit 0, 1 on error)
+    List(PreviewsListArgs),
+    /// Ask the controller to delete a preview, as when its branch goes (its objects and namespace); it stays Deleted until a push to its branch
+    Delete(PreviewsDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewsListArgs {
+    #[command(flatten)]
+    pub namespace: SyncNamespaceArgs,
+    /// The previews of every namespace's EnvironmentSyncs
+    #[arg(short = 'A', long, conflicts_with_all = ["namespace", "sync"])]
+    pub all_namespaces: bool,
+    /// Only the previews of this EnvironmentSync
+    #[arg(long, value_name = "NAME")]
+    pub sync: Option<String>,
+    /// Output format: a table, or a report as JSON or YAML
+    #[arg(short, long, value_enum, default_value_t = SyncFormat::Text)]
+    pub output: SyncFormat,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewsDeleteArgs {
+    /// The preview, as `weaver previews list` names it
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Its EnvironmentSync
+    #[arg(long, value_name = "NAME")]
+    pub sync: String,
+    #[command(flatten)]
+    pub namespace: SyncNamespaceArgs,
+    /// Wait until the EnvironmentSync's status says the preview is deleted
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits for the controller
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, requires = "wait")]
+    pub timeout: std::time::Duration,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }

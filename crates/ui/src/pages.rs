@@ -215,6 +215,50 @@ pub struct SyncRow {
     pub labels: BTreeMap<String, String>,
 }
 
+/// A preview of an EnvironmentSync (`spec.previews`), as its status says it.
+#[derive(Serialize)]
+pub struct PreviewRow {
+    /// The EnvironmentSync's namespace and name.
+    pub sync_namespace: String,
+    pub sync: String,
+    pub name: String,
+    pub branch: String,
+    /// 12 characters of its commit.
+    pub commit: String,
+    pub state: String,
+    pub namespace: String,
+    pub url: Option<String>,
+    /// The URL is an http(s) one, made a link: a status anyone may write could hold a
+    /// `javascript:` one, which is only shown.
+    pub link: bool,
+    pub message: Option<String>,
+}
+
+impl PreviewRow {
+    /// Every preview of `sync`, sorted by name.
+    fn of(sync: &EnvironmentSync) -> Vec<PreviewRow> {
+        let previews = sync.status.as_ref().map(|s| s.previews.as_slice()).unwrap_or_default();
+        previews.iter().map(|preview| PreviewRow::new(sync, preview)).collect()
+    }
+
+    fn new(sync: &EnvironmentSync, preview: &weaver_controllers::gitops::api::PreviewStatus) -> PreviewRow {
+        let url = preview.url.clone();
+        let link = url.as_deref().is_some_and(|u| u.starts_with("https://") || u.starts_with("http://"));
+        PreviewRow {
+            sync_namespace: sync.metadata.namespace.clone().unwrap_or_default(),
+            sync: sync.metadata.name.clone().unwrap_or_default(),
+            name: preview.name.clone(),
+            branch: preview.branch.clone(),
+            commit: short(&preview.commit).to_string(),
+            state: preview.state.to_string(),
+            namespace: preview.namespace.clone(),
+            url,
+            link,
+            message: preview.message.clone(),
+        }
+    }
+}
+
 impl SyncRow {
     fn new(sync: &EnvironmentSync) -> SyncRow {
         let read = state(sync);
@@ -241,6 +285,8 @@ pub struct FleetPage<'a> {
     pub state: Option<SyncState>,
     pub states: Vec<&'static str>,
     pub syncs: Vec<SyncRow>,
+    /// The previews of the EnvironmentSyncs listed.
+    pub previews: Vec<PreviewRow>,
     /// The local repository's environments the label selects.
     pub environments: Option<EnvsReport<'a>>,
 }
@@ -248,11 +294,17 @@ pub struct FleetPage<'a> {
 /// The fleet: the EnvironmentSyncs in the state asked for (the label selected them already,
 /// on the server), and the repository's environments.
 pub fn fleet<'a>(filter: &'a Filter, syncs: &[EnvironmentSync], environments: &'a [Environment]) -> FleetPage<'a> {
+    let listed: Vec<(&EnvironmentSync, SyncRow)> = syncs
+        .iter()
+        .map(|sync| (sync, SyncRow::new(sync)))
+        .filter(|(_, row)| filter.state.is_none_or(|s| row.state == s))
+        .collect();
     FleetPage {
         label: filter.label.as_deref(),
         state: filter.state,
         states: SyncState::ALL.iter().map(|s| s.name()).collect(),
-        syncs: syncs.iter().map(SyncRow::new).filter(|row| filter.state.is_none_or(|s| row.state == s)).collect(),
+        previews: listed.iter().flat_map(|(sync, _)| PreviewRow::of(sync)).collect(),
+        syncs: listed.into_iter().map(|(_, row)| row).collect(),
         environments: Some(EnvsReport::new(environments)).filter(|r| !r.environments.is_empty()),
     }
 }
@@ -283,6 +335,7 @@ pub struct SyncPage<'a> {
     pub actions_refused: Option<String>,
     /// What auto-promotion and image updates last did, for those the status has.
     pub pushes: Vec<PushSection<'a>>,
+    pub previews: Vec<PreviewRow>,
 }
 
 /// The last auto-promotion or image update: its condition, what it pushed, and what it saw.
@@ -348,7 +401,8 @@ pub fn sync<'a>(
     (actions, actions_refused): (Vec<&'static str>, Option<String>),
 ) -> SyncPage<'a> {
     let history = sync.status.iter().flat_map(|s| s.history.iter().rev()).collect();
-    SyncPage { row: SyncRow::new(sync), sync, done, history, actions, actions_refused, pushes: pushes(sync) }
+    let previews = PreviewRow::of(sync);
+    SyncPage { row: SyncRow::new(sync), sync, done, history, actions, actions_refused, pushes: pushes(sync), previews }
 }
 
 /// An action asked for, to confirm: what it does, the form that does it and where Cancel leads.

@@ -38,7 +38,8 @@ fn environment_sync() -> Value {
             "windows": [{"kind": "deny", "schedule": "0 22 * * *", "duration": "8h", "timeZone": "Europe/Berlin"}],
             "webhook": {"secretRef": {"name": "hook"}},
             "chartCredentials": [{"url": "oci://registry.example/charts", "secretRef": {"name": "charts"}}],
-            "previews": {"branches": "preview/*", "environment": "dev", "namespace": "shop-{name}", "max": 3, "expireAfter": "72h"}
+            "previews": {"branches": "preview/*", "environment": "dev", "namespace": "shop-{name}", "max": 3, "expireAfter": "72h",
+                "url": "https://{name}.preview.example.org"}
         },
         "status": {
             "observedGeneration": 3,
@@ -83,7 +84,8 @@ fn environment_sync() -> Value {
                 ],
                 "requests": 4},
             "previews": [{"name": "a", "branch": "preview/a", "commit": "0123456789abcdef0123456789abcdef01234567",
-                "namespace": "shop-a", "state": "Waiting", "message": "over spec.previews.max"}]
+                "namespace": "shop-a", "state": "Waiting", "url": "https://a.preview.example.org",
+                "message": "over spec.previews.max"}]
         }
     })
 }

@@ -21,6 +21,7 @@ mod install;
 mod migrate;
 // Public for the UI benchmark, which serves the controller's UI as `operator run` does.
 pub mod operator;
+mod previews;
 mod progress;
 mod promote;
 mod push;
@@ -39,8 +40,8 @@ use std::sync::Arc;
 
 use crate::cli::{
     ApplyFlags, ChartsCommand, Cli, ClusterArgs, ColorChoice, Command, EnvironmentArgs, GlobalArgs, IdentityArgs,
-    ImagesCommand, OperatorCommand, PushCommand, RenderFlags, RenderLimitArgs, SecretsCommand, SelectArgs, SourceArgs,
-    SyncCommand, TenantCommand, ValidateArgs, ValidateChoice,
+    ImagesCommand, OperatorCommand, PreviewsCommand, PushCommand, RenderFlags, RenderLimitArgs, SecretsCommand,
+    SelectArgs, SourceArgs, SyncCommand, TenantCommand, ValidateArgs, ValidateChoice,
 };
 use weaver_core::error::Error;
 use weaver_core::limits::{Bound, RenderLimits};
@@ -389,12 +390,14 @@ fn place_leading_options(cli: &mut Cli) -> weaver_core::error::Result<()> {
         Command::Sync(SyncCommand::Reconcile(args)) => (Some(&mut args.cluster), None),
         Command::Sync(SyncCommand::Suspend(args) | SyncCommand::Resume(args)) => (Some(&mut args.cluster), None),
         Command::Sync(SyncCommand::Approve(args)) => (Some(&mut args.cluster), None),
+        Command::Previews(PreviewsCommand::List(args)) => (Some(&mut args.cluster), None),
+        Command::Previews(PreviewsCommand::Delete(args)) => (Some(&mut args.cluster), None),
         Command::Ui(args) => (Some(&mut args.cluster), Some(&mut args.identity)),
     };
     let outer = std::mem::take(&mut cli.cluster);
     let unused = |flag: &str| {
         Error::new(format!("{flag} does nothing for this command: it is not one that talks to the cluster")).with_help(
-            "diff, apply, history, rollback, drift, status, sync, ui and operator run take the cluster options",
+            "diff, apply, history, rollback, drift, status, sync, previews, ui and operator run take the cluster options",
         )
     };
     match cluster {
@@ -441,6 +444,7 @@ fn source_args(command: &mut Command) -> Option<&mut SourceArgs> {
         Command::History(_) | Command::Rollback(_) | Command::Images(_) => None,
         Command::Import(_) | Command::Report(_) | Command::Completions(_) | Command::Operator(_) => None,
         Command::Sync(_) | Command::Ui(_) | Command::Init(_) | Command::Check(_) | Command::Install(_) => None,
+        Command::Previews(_) => None,
         Command::Uninstall(_) | Command::Bootstrap(_) | Command::Migrate(_) | Command::RenderWorker => None,
         Command::Tenant(_) => None,
     }
@@ -493,6 +497,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Completions(args) => completions::run(args),
         Command::Operator(command) => operator::run(&cli.global, command),
         Command::Sync(command) => sync::run(&ui, command),
+        Command::Previews(command) => previews::run(&ui, command),
         Command::Ui(args) => ui::run(&cli.global, &ui, args),
         Command::RenderWorker => render_worker(),
     };

@@ -245,7 +245,7 @@ fn message(sync: &EnvironmentSync, state: &State) -> String {
     if parts.is_empty() { "-".to_string() } else { parts.join("; ") }
 }
 
-fn truncate(text: &str, tty: bool) -> String {
+pub(super) fn truncate(text: &str, tty: bool) -> String {
     if !tty || text.chars().count() <= MESSAGE_WIDTH {
         return text.to_string();
     }
@@ -268,19 +268,7 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
     }
     if !status.previews.is_empty() {
         text.push_str("\nPreviews (spec.previews):\n");
-        let mut rows =
-            vec![["PREVIEW", "BRANCH", "STATE", "COMMIT", "NAMESPACE", "MESSAGE"].map(String::from).to_vec()];
-        rows.extend(status.previews.iter().map(|p| {
-            vec![
-                p.name.clone(),
-                p.branch.clone(),
-                p.state.to_string(),
-                short(&p.commit).to_string(),
-                p.namespace.clone(),
-                p.message.clone().unwrap_or_else(|| "-".into()),
-            ]
-        }));
-        text.push_str(&table(ui, &rows));
+        text.push_str(&super::previews::previews_table(ui, status.previews.iter().map(|p| (None, p))));
     }
     if let Some(plan) = &status.pending_plan {
         text.push('\n');

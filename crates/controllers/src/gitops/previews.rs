@@ -1,13 +1,16 @@
 //! Preview environments (`spec.previews`), decided from the spec, the remote's branches and the
 //! time alone: which branches get a preview, under which name, namespace and environment name,
-//! and which wait over the maximum. No request is made here; `reconcile::previews` carries out.
+//! and which wait over the maximum, which were asked to be deleted, and their URLs. No request
+//! is made here; `reconcile::previews` carries out.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use globset::{GlobBuilder, GlobMatcher};
+use k8s_openapi::api::networking::v1::Ingress;
 use sha2::{Digest, Sha256};
 
+use super::api::PREVIEW_DELETE_PREFIX;
 use super::api::Previews as PreviewsSpec;
 
 /// At most this many previews without `spec.previews.max`.
@@ -32,13 +35,15 @@ pub struct Settings {
     pub environment: String,
     /// The namespace pattern, `{name}` in it.
     namespace: String,
+    /// The URL pattern, `{name}` in it.
+    url: Option<String>,
     pub max: usize,
     pub expire_after: Option<Duration>,
 }
 
 impl PartialEq for Settings {
     fn eq(&self, other: &Settings) -> bool {
-        let key = |s: &Settings| (s.environment.clone(), s.namespace.clone(), s.max, s.expire_after);
+        let key = |s: &Settings| (s.environment.clone(), s.namespace.clone(), s.url.clone(), s.max, s.expire_after);
         self.branches.glob() == other.branches.glob() && key(self) == key(other)
     }
 }
@@ -53,14 +58,18 @@ pub fn settings(spec: &PreviewsSpec, namespace: &str) -> Result<Settings, String
         .compile_matcher();
     let prefix: String = spec.branches.chars().take_while(|c| !matches!(c, '*' | '?' | '[' | '{' | '\\')).collect();
     let namespace = match &spec.namespace {
-        Some(pattern) if pattern.contains(NAME_PLACEHOLDER) => pattern.clone(),
-        Some(pattern) => {
-            return Err(format!(
-                "spec.previews.namespace `{pattern}` has no `{NAME_PLACEHOLDER}`: every preview would share one \
-                 namespace; write where the preview's name goes, such as `shop-{NAME_PLACEHOLDER}`"
-            ));
-        }
+        Some(pattern) => named_pattern("namespace", pattern, "shop-")?,
         None => format!("{namespace}-{NAME_PLACEHOLDER}"),
+    };
+    let url = match &spec.url {
+        Some(pattern) if !pattern.starts_with("https://") && !pattern.starts_with("http://") => {
+            return Err(format!("spec.previews.url `{pattern}` is no http:// or https:// URL"));
+        }
+        Some(pattern) if pattern.contains(|c: char| c.is_whitespace() || c.is_control() || "\"<>".contains(c)) => {
+            return Err(format!("spec.previews.url `{pattern}` has a space, a quote or an angle bracket: write a URL"));
+        }
+        Some(pattern) => Some(named_pattern("url", pattern, "https://")?),
+        None => None,
     };
     let expire_after = match &spec.expire_after {
         Some(text) => Some(
@@ -71,7 +80,19 @@ pub fn settings(spec: &PreviewsSpec, namespace: &str) -> Result<Settings, String
         None => None,
     };
     let max = spec.max.map_or(DEFAULT_MAX, |max| max as usize);
-    Ok(Settings { branches, prefix, environment: spec.environment.clone(), namespace, max, expire_after })
+    Ok(Settings { branches, prefix, environment: spec.environment.clone(), namespace, url, max, expire_after })
+}
+
+/// `spec.previews.<field>`'s `pattern`, which must say where the preview's name goes: else every
+/// preview would share one. `example` begins the example the message gives.
+fn named_pattern(field: &str, pattern: &str, example: &str) -> Result<String, String> {
+    match pattern.contains(NAME_PLACEHOLDER) {
+        true => Ok(pattern.to_string()),
+        false => Err(format!(
+            "spec.previews.{field} `{pattern}` has no `{NAME_PLACEHOLDER}`: every preview would share one {field}; \
+             write where the preview's name goes, such as `{example}{NAME_PLACEHOLDER}`"
+        )),
+    }
 }
 
 /// A branch of the remote: its name (without `refs/heads/`), head commit and the commit's time.
@@ -94,7 +115,12 @@ pub struct Preview {
     pub environment: String,
     /// Its namespace's label [`owner_label`]: only a namespace carrying it is the preview's.
     pub label: String,
+    /// `spec.previews.url` with its name; None: the first Ingress it applied says it.
+    pub url: Option<String>,
     pub waiting: Option<String>,
+    /// Its deletion was asked for at its branch's commit: it is pruned, and counts for no
+    /// place under the maximum.
+    pub deleted: bool,
 }
 
 impl Settings {
@@ -104,16 +130,17 @@ impl Settings {
     }
 
     /// The previews of `branches` (those [`Settings::matching`] chose) at `now`: a branch whose
-    /// last commit is older than `expireAfter` has none; over `max`, the branches with the newest
-    /// commits wait, except those in `made` (the previews applied before: branch to name), which
-    /// keep their place so that a push never takes a running preview away, and their name while
-    /// no other branch takes it (a branch whose name another's once forced to carry a hash keeps
-    /// it when that one goes, rather than be pruned and made again). Sorted by name. `sync` is the
-    /// EnvironmentSync's (namespace, name).
+    /// last commit is older than `expireAfter` has none; one whose deletion `deletions` asks for
+    /// at its branch's commit ([`deletions`]) is `deleted`; over `max`, the branches with the
+    /// newest commits wait, except those in `made` (the previews applied before: branch to
+    /// name), which keep their place so that a push never takes a running preview away, and
+    /// their name while no other branch takes it (a branch whose name another's once forced to
+    /// carry a hash keeps it when that one goes, rather than be pruned and made again). Sorted by
+    /// name. `sync` is the EnvironmentSync's (namespace, name).
     pub fn previews(
         &self,
         branches: &[Branch],
-        made: &BTreeMap<String, String>,
+        (made, deletions): (&BTreeMap<String, String>, &BTreeMap<String, String>),
         now: jiff::Timestamp,
         sync: (&str, &str),
     ) -> Vec<Preview> {
@@ -138,9 +165,11 @@ impl Settings {
                     namespace: self.namespace.replace(NAME_PLACEHOLDER, &name),
                     environment: self.environment_of(&name),
                     label: owner_label(sync.0, sync.1, &name),
+                    url: self.url.as_ref().map(|pattern| pattern.replace(NAME_PLACEHOLDER, &name)),
                     branch: branch.name.clone(),
                     commit: branch.commit.clone(),
                     waiting: None,
+                    deleted: deletions.get(&name) == Some(&branch.commit),
                     name,
                 };
                 let kept = made.get(&preview.branch) == Some(&preview.name);
@@ -149,8 +178,8 @@ impl Settings {
             .collect();
         // Made ones first, then the oldest commits; of equal times, by name.
         previews.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)).then_with(|| a.0.name.cmp(&b.0.name)));
-        let total = previews.len();
-        for (preview, _, _) in previews.iter_mut().skip(self.max) {
+        let total = previews.iter().filter(|(preview, _, _)| !preview.deleted).count();
+        for (preview, _, _) in previews.iter_mut().filter(|(preview, _, _)| !preview.deleted).skip(self.max) {
             preview.waiting = Some(format!(
                 "waiting: {total} branches match spec.previews.branches and spec.previews.max is {}; the branches \
                  with the newest commits wait until a preview is pruned",
@@ -173,6 +202,29 @@ impl Settings {
         let after = jiff::SignedDuration::try_from(after).unwrap_or(jiff::SignedDuration::MAX);
         now.duration_since(branch.time) > after
     }
+}
+
+/// The deletions `annotations` (the EnvironmentSync's) ask for: each preview's name, and the
+/// commit it is to stay deleted at.
+pub fn deletions(annotations: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let asked = annotations.iter().filter_map(|(key, commit)| Some((key.strip_prefix(PREVIEW_DELETE_PREFIX)?, commit)));
+    asked.map(|(name, commit)| (name.to_string(), commit.clone())).collect()
+}
+
+/// The URL of `ingress`: its first rule's host and path, `https://` when a `tls` entry lists
+/// the host; None without a host (an Ingress of the default backend alone).
+pub fn ingress_url(ingress: &Ingress) -> Option<String> {
+    let spec = ingress.spec.as_ref()?;
+    let rule = spec
+        .rules
+        .iter()
+        .flatten()
+        .find(|rule| rule.host.as_deref().is_some_and(|h| !h.is_empty() && !h.starts_with('*')))?;
+    let host = rule.host.as_deref()?;
+    let tls = spec.tls.iter().flatten().any(|tls| tls.hosts.iter().flatten().any(|h| h == host));
+    let path = rule.http.as_ref().and_then(|http| http.paths.first()).and_then(|p| p.path.as_deref());
+    let path = path.filter(|p| p.starts_with('/')).unwrap_or("/");
+    Some(format!("{}://{host}{path}", if tls { "https" } else { "http" }))
 }
 
 /// The label value a preview's namespace carries: `<sync namespace>.<sync name>.<preview name>`.
@@ -304,14 +356,16 @@ mod tests {
     fn each_preview_has_its_namespace_and_an_environment_name_of_its_own() {
         let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
         let defaulted = checked(serde_json::json!({"branches": "preview/*", "environment": "dev"}));
-        let previews = defaulted.previews(&[branch("preview/a", 1, now)], &BTreeMap::new(), now, SYNC);
+        let previews =
+            defaulted.previews(&[branch("preview/a", 1, now)], (&BTreeMap::new(), &BTreeMap::new()), now, SYNC);
         assert_eq!(previews.len(), 1);
         assert_eq!((previews[0].namespace.as_str(), previews[0].environment.as_str()), ("shop-a", "dev--a"));
         assert_eq!((previews[0].label.as_str(), previews[0].waiting.as_ref()), ("shop.web.a", None));
         let patterned =
             checked(serde_json::json!({"branches": "preview/*", "environment": "dev", "namespace": "review-{name}"}));
         assert_eq!(
-            patterned.previews(&[branch("preview/a", 1, now)], &BTreeMap::new(), now, SYNC)[0].namespace,
+            patterned.previews(&[branch("preview/a", 1, now)], (&BTreeMap::new(), &BTreeMap::new()), now, SYNC)[0]
+                .namespace,
             "review-a"
         );
         let long = Preview { environment: format!("{}--a", "e".repeat(61)), ..previews[0].clone() };
@@ -328,22 +382,27 @@ mod tests {
         let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
         let settings = checked(serde_json::json!({"branches": "preview/*", "environment": "dev"}));
         let both = [branch("preview/a", 2, now), branch("preview/A", 1, now)];
-        let first = settings.previews(&both, &BTreeMap::new(), now, SYNC);
+        let first = settings.previews(&both, (&BTreeMap::new(), &BTreeMap::new()), now, SYNC);
         let hashed = format!("a-{}", hash6("preview/a"));
         assert_eq!(first.iter().find(|p| p.branch == "preview/a").unwrap().name, hashed);
         let made: BTreeMap<String, String> = first.iter().map(|p| (p.branch.clone(), p.name.clone())).collect();
         // preview/A goes: preview/a keeps its name, namespace and environment.
-        let alone = settings.previews(&both[..1], &made, now, SYNC);
+        let alone = settings.previews(&both[..1], (&made, &BTreeMap::new()), now, SYNC);
         assert_eq!(
             (alone[0].name.as_str(), alone[0].namespace.as_str()),
             (hashed.as_str(), format!("shop-{hashed}").as_str())
         );
         // Never made before: the plain name.
-        assert_eq!(settings.previews(&both[..1], &BTreeMap::new(), now, SYNC)[0].name, "a");
+        assert_eq!(settings.previews(&both[..1], (&BTreeMap::new(), &BTreeMap::new()), now, SYNC)[0].name, "a");
         // A kept name another branch now computes is given up: no two previews share one.
         let taken = BTreeMap::from([("preview/b".to_string(), "a".to_string())]);
         let names: Vec<String> = settings
-            .previews(&[branch("preview/a", 2, now), branch("preview/b", 1, now)], &taken, now, SYNC)
+            .previews(
+                &[branch("preview/a", 2, now), branch("preview/b", 1, now)],
+                (&taken, &BTreeMap::new()),
+                now,
+                SYNC,
+            )
             .into_iter()
             .map(|p| p.name)
             .collect();
@@ -361,13 +420,14 @@ mod tests {
                 .collect();
         let waiting = |made: &[&str]| {
             let made = made.iter().map(|name| (format!("preview/{name}"), name.to_string())).collect();
-            let previews = settings.previews(&branches, &made, now, SYNC);
+            let previews = settings.previews(&branches, (&made, &BTreeMap::new()), now, SYNC);
             assert_eq!(previews.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
             previews.into_iter().filter(|p| p.waiting.is_some()).map(|p| p.name).collect::<Vec<_>>()
         };
         assert_eq!(waiting(&[]), ["b", "d"], "the two newest commits wait");
         assert_eq!(waiting(&["b", "d"]), ["c", "e"], "made ones stay, then the oldest");
-        let message = settings.previews(&branches, &BTreeMap::new(), now, SYNC)[1].waiting.clone().unwrap();
+        let message =
+            settings.previews(&branches, (&BTreeMap::new(), &BTreeMap::new()), now, SYNC)[1].waiting.clone().unwrap();
         assert!(message.contains("5 branches match") && message.contains("max is 3"), "{message}");
     }
 
@@ -377,9 +437,68 @@ mod tests {
         let settings =
             checked(serde_json::json!({"branches": "preview/*", "environment": "dev", "expireAfter": "72h"}));
         let branches = [branch("preview/fresh", 71, now), branch("preview/old", 73, now)];
-        let names: Vec<String> =
-            settings.previews(&branches, &BTreeMap::new(), now, SYNC).into_iter().map(|p| p.name).collect();
+        let names: Vec<String> = settings
+            .previews(&branches, (&BTreeMap::new(), &BTreeMap::new()), now, SYNC)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
         assert_eq!(names, ["fresh"]);
+    }
+
+    #[test]
+    fn a_deleted_preview_stays_deleted_at_its_commit_and_takes_no_place_under_the_maximum() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let settings = checked(serde_json::json!({"branches": "preview/*", "environment": "dev", "max": 1}));
+        let branches = [branch("preview/a", 2, now), branch("preview/b", 1, now)];
+        let annotations: BTreeMap<String, String> = [
+            (format!("{PREVIEW_DELETE_PREFIX}a"), branches[0].commit.clone()),
+            ("weaver.example.com/reconcile-requested-at".to_string(), "t1".to_string()),
+        ]
+        .into();
+        let asked = deletions(&annotations);
+        assert_eq!(asked, BTreeMap::from([("a".to_string(), branches[0].commit.clone())]));
+        let previews = settings.previews(&branches, (&BTreeMap::new(), &asked), now, SYNC);
+        let states: Vec<(&str, bool, bool)> =
+            previews.iter().map(|p| (p.name.as_str(), p.deleted, p.waiting.is_some())).collect();
+        assert_eq!(states, [("a", true, false), ("b", false, false)], "b takes the place a left");
+        // Its branch moved: the request is for another commit, and a is made again (b, newer, waits).
+        let moved = [branch("preview/a", 0, now), branches[1].clone()];
+        let previews = settings.previews(&moved, (&BTreeMap::new(), &asked), now, SYNC);
+        let states: Vec<(&str, bool, bool)> =
+            previews.iter().map(|p| (p.name.as_str(), p.deleted, p.waiting.is_some())).collect();
+        assert_eq!(states, [("a", false, true), ("b", false, false)], "the oldest commit first: b, then a waits");
+    }
+
+    #[test]
+    fn a_preview_url_comes_from_the_pattern_or_from_its_ingress() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let patterned = checked(
+            serde_json::json!({"branches": "preview/*", "environment": "dev", "url": "https://{name}.preview.example.org/"}),
+        );
+        let previews =
+            patterned.previews(&[branch("preview/a", 1, now)], (&BTreeMap::new(), &BTreeMap::new()), now, SYNC);
+        assert_eq!(previews[0].url.as_deref(), Some("https://a.preview.example.org/"));
+        let plain = checked(serde_json::json!({"branches": "preview/*", "environment": "dev"}));
+        let previews = plain.previews(&[branch("preview/a", 1, now)], (&BTreeMap::new(), &BTreeMap::new()), now, SYNC);
+        assert_eq!(previews[0].url, None);
+
+        let ingress = |spec: serde_json::Value| -> Ingress {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "web"}, "spec": spec})).unwrap()
+        };
+        let rule = |host: &str, path: &str| {
+            serde_json::json!({"host": host, "http": {"paths": [{"path": path, "pathType": "Prefix",
+                "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}})
+        };
+        let tls = ingress(serde_json::json!({"rules": [rule("a.example.org", "/shop")],
+                                             "tls": [{"hosts": ["a.example.org"], "secretName": "a-tls"}]}));
+        assert_eq!(ingress_url(&tls).as_deref(), Some("https://a.example.org/shop"));
+        let other_tls = ingress(serde_json::json!({"rules": [rule("a.example.org", "/")],
+                                                   "tls": [{"hosts": ["b.example.org"]}]}));
+        assert_eq!(ingress_url(&other_tls).as_deref(), Some("http://a.example.org/"));
+        let wildcard_first =
+            ingress(serde_json::json!({"rules": [rule("*.example.org", "/"), rule("c.example.org", "/")]}));
+        assert_eq!(ingress_url(&wildcard_first).as_deref(), Some("http://c.example.org/"));
+        assert_eq!(ingress_url(&ingress(serde_json::json!({"defaultBackend": {"service": {"name": "web"}}}))), None);
     }
 
     #[test]
@@ -397,5 +516,11 @@ mod tests {
             refused(serde_json::json!({"branches": "p/*", "environment": "dev", "namespace": "shop"}))
                 .contains("has no `{name}`")
         );
+        let url = |url: &str| refused(serde_json::json!({"branches": "p/*", "environment": "dev", "url": url}));
+        assert!(
+            url("https://shop.example.org").starts_with("spec.previews.url `https://shop.example.org` has no `{name}`")
+        );
+        assert!(url("ftp://{name}.example.org").contains("is no http:// or https:// URL"));
+        assert!(url("https://{name}.example.org/\"><script>").contains("has a space, a quote or an angle bracket"));
     }
 }

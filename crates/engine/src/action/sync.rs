@@ -1,7 +1,7 @@
-//! `weaver sync`: EnvironmentSyncs (the GitOps controller's objects) seen and steered from the
-//! command line: listed with their state, asked for a reconcile (and waited for), suspended and
-//! resumed, their pending plan approved. The controller does the work; these only read the
-//! objects and patch their spec and annotations.
+//! `weaver sync` and `weaver previews`: EnvironmentSyncs (the GitOps controller's objects) seen
+//! and steered from the command line: listed with their state, asked for a reconcile (and waited
+//! for), suspended and resumed, their pending plan approved, a preview's deletion asked for. The
+//! controller does the work; these only read the objects and patch their spec and annotations.
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +10,9 @@ use serde_json::json;
 
 use super::{OnProgress, Progress};
 use weaver_api::environment_sync::EnvironmentSync;
-use weaver_api::environment_sync::{APPROVED_BY, RECONCILE_REQUESTED_AT};
+use weaver_api::environment_sync::{APPROVED_BY, PREVIEW_DELETE_PREFIX, RECONCILE_REQUESTED_AT};
 use weaver_api::environment_sync::{Approval as ApprovalMode, PendingPlan};
+use weaver_api::environment_sync::{PreviewState, PreviewStatus};
 use weaver_cluster::{ConnectOptions, Patched, Syncs};
 use weaver_core::error::{Error, Result};
 
@@ -99,13 +100,35 @@ pub async fn reconcile(options: &ReconcileOptions, on: OnProgress<'_>) -> Result
     let Some(timeout) = options.wait else {
         return Ok(Reconciled { sync, requested_at, handled: false });
     };
+    let asked = Asked { ns: &ns, name, what: "a reconcile", requested_at: &requested_at };
+    let sync = wait_handled(&syncs, &asked, timeout, on).await?;
+    Ok(Reconciled { sync, requested_at, handled: true })
+}
+
+/// A request written on an EnvironmentSync with the `reconcile-requested-at` annotation.
+struct Asked<'a> {
+    ns: &'a str,
+    name: &'a str,
+    /// What was asked, for messages: `a reconcile`, `the deletion of preview a`.
+    what: &'a str,
+    requested_at: &'a str,
+}
+
+/// Waits up to `timeout` for a status handling `asked`, at the object's generation.
+async fn wait_handled(
+    syncs: &Syncs,
+    asked: &Asked<'_>,
+    timeout: Duration,
+    on: OnProgress<'_>,
+) -> Result<EnvironmentSync> {
+    let Asked { ns, name, what, requested_at } = *asked;
     on(Progress::Status(format!(
-        "asked for a reconcile of EnvironmentSync {ns}/{name}; waiting up to {} for the controller",
+        "asked for {what} of EnvironmentSync {ns}/{name}; waiting up to {} for the controller",
         weaver_project::humanize(timeout)
     )));
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut changes = std::pin::pin!(syncs.watch(&ns, name));
+    let mut changes = std::pin::pin!(syncs.watch(ns, name));
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + STILL_WAITING_EVERY, STILL_WAITING_EVERY);
     let mut last_error: Option<String> = None;
     loop {
@@ -113,12 +136,12 @@ pub async fn reconcile(options: &ReconcileOptions, on: OnProgress<'_>) -> Result
             change = changes.next() => match change {
                 Some(Ok(Some(seen))) => {
                     last_error = None;
-                    if handled(&seen, &requested_at) {
-                        return Ok(Reconciled { sync: seen, requested_at, handled: true });
+                    if handled(&seen, requested_at) {
+                        return Ok(seen);
                     }
                 }
                 Some(Ok(None)) => {
-                    return Err(Error::new(format!("EnvironmentSync {ns}/{name} was deleted while waiting for its reconcile")));
+                    return Err(Error::new(format!("EnvironmentSync {ns}/{name} was deleted while waiting for {what}")));
                 }
                 Some(Err(err)) => {
                     if last_error.as_ref() != Some(&err) {
@@ -135,7 +158,7 @@ pub async fn reconcile(options: &ReconcileOptions, on: OnProgress<'_>) -> Result
             _ = tokio::time::sleep_until(deadline) => {
                 let why = last_error.map_or_else(String::new, |err| format!(" (the last watch failed: {err})"));
                 return Err(Error::new(format!(
-                    "the controller did not handle the reconcile request of EnvironmentSync {ns}/{name} within {}{why}",
+                    "the controller did not handle the request for {what} of EnvironmentSync {ns}/{name} within {}{why}",
                     weaver_project::humanize(timeout)
                 ))
                 .with_help(format!(
@@ -145,6 +168,96 @@ pub async fn reconcile(options: &ReconcileOptions, on: OnProgress<'_>) -> Result
                 )));
             }
         }
+    }
+}
+
+/// `weaver previews delete`.
+#[derive(Debug, Clone)]
+pub struct DeletePreviewOptions {
+    pub target: Target,
+    /// The EnvironmentSync.
+    pub sync: String,
+    /// The preview, as its status names it.
+    pub name: String,
+    /// How long to wait for the controller; None: only ask.
+    pub wait: Option<Duration>,
+}
+
+/// What became of a preview's deletion.
+pub enum PreviewDeletion {
+    /// Asked for, not waited for: the preview as the status said it when asked.
+    Asked { sync: Box<EnvironmentSync>, preview: PreviewStatus },
+    /// The status says it is deleted (or, its branch gone meanwhile, no longer lists it).
+    Deleted { sync: Box<EnvironmentSync>, preview: Option<PreviewStatus> },
+    /// It already was, at its branch's commit: nothing was written.
+    AlreadyDeleted { preview: PreviewStatus },
+}
+
+/// Asks the controller to delete a preview: the annotation [`PREVIEW_DELETE_PREFIX`]`<name>` set
+/// to the commit the status has it at, with a reconcile request (which wakes the controller, and
+/// which `--wait` waits for); requests of previews no longer listed at that commit are removed
+/// in the same write. The controller prunes it as it prunes a preview whose branch went.
+pub async fn delete_preview(options: &DeletePreviewOptions, on: OnProgress<'_>) -> Result<PreviewDeletion> {
+    let syncs = connect(&options.target.connect, on).await?;
+    let ns = namespace(&syncs, &options.target);
+    let (name, preview) = (&options.sync, &options.name);
+    let sync = read(&syncs, &ns, name).await?;
+    let listed = sync.status.as_ref().map(|s| s.previews.as_slice()).unwrap_or_default();
+    let Some(found) = listed.iter().find(|p| &p.name == preview).cloned() else {
+        let known: Vec<&str> = listed.iter().map(|p| p.name.as_str()).collect();
+        let help = match known.is_empty() {
+            true => format!("its status lists no preview (`weaver sync get {name} -n {ns}`)"),
+            false => format!("its previews are: {}", known.join(", ")),
+        };
+        return Err(Error::new(format!("EnvironmentSync {ns}/{name} has no preview `{preview}`")).with_help(help));
+    };
+    if found.state == PreviewState::Deleted {
+        return Ok(PreviewDeletion::AlreadyDeleted { preview: found });
+    }
+    if sync.spec.suspend {
+        return Err(Error::new(format!(
+            "EnvironmentSync {ns}/{name} is suspended: the controller would not delete its preview {preview}"
+        ))
+        .with_help(format!("`weaver sync resume {name} -n {ns}` resumes it")));
+    }
+    let requested_at = now();
+    let mut annotations = serde_json::Map::new();
+    for (key, commit) in sync.metadata.annotations.iter().flatten() {
+        let Some(other) = key.strip_prefix(PREVIEW_DELETE_PREFIX) else { continue };
+        if !listed.iter().any(|p| p.name == other && &p.commit == commit) {
+            annotations.insert(key.clone(), serde_json::Value::Null);
+        }
+    }
+    annotations.insert(format!("{PREVIEW_DELETE_PREFIX}{preview}"), json!(found.commit));
+    annotations.insert(RECONCILE_REQUESTED_AT.to_string(), json!(requested_at));
+    let patch = json!({"metadata": {"annotations": annotations}});
+    let sync = patched(syncs.merge_patch(&ns, name, &patch, "annotating").await?, &ns, name)?;
+    let Some(timeout) = options.wait else {
+        return Ok(PreviewDeletion::Asked { sync: Box::new(sync), preview: found });
+    };
+    let what = format!("the deletion of preview {preview}");
+    let asked = Asked { ns: &ns, name, what: &what, requested_at: &requested_at };
+    let sync = wait_handled(&syncs, &asked, timeout, on).await?;
+    let after = sync.status.as_ref().and_then(|s| s.previews.iter().find(|p| &p.name == preview)).cloned();
+    match after {
+        None => Ok(PreviewDeletion::Deleted { sync: Box::new(sync), preview: None }),
+        Some(after) if after.state == PreviewState::Deleted => {
+            Ok(PreviewDeletion::Deleted { sync: Box::new(sync), preview: Some(after) })
+        }
+        Some(after) if after.commit != found.commit => Err(Error::new(format!(
+            "preview {preview} of EnvironmentSync {ns}/{name} was not deleted: its branch {} moved from {} to {} \
+             meanwhile, and a push makes a preview again",
+            after.branch,
+            weaver_api::environment_sync::short(&found.commit),
+            weaver_api::environment_sync::short(&after.commit)
+        ))
+        .with_help(format!("delete it at its new commit: weaver previews delete {preview} --sync {name} -n {ns}"))),
+        Some(after) => Err(Error::new(format!(
+            "preview {preview} of EnvironmentSync {ns}/{name} was not deleted: it is {}{}",
+            after.state,
+            after.message.map_or_else(String::new, |m| format!(": {m}"))
+        ))
+        .with_help("the controller tries again at its next reconcile; `weaver previews list` shows where it is")),
     }
 }
 

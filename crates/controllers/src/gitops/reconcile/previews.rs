@@ -2,24 +2,26 @@
 //! remote's branches listed, each matching one fetched and its preview (the base environment in
 //! a namespace of its own, under an environment name of its own) applied with the same `Run`
 //! as the environments, as the same account; a preview whose branch went or expired (or every
-//! one, when `spec.previews` is removed) has the releases its records list removed as
-//! `installed: false` removes a release, then its namespace deleted. What to have is decided by
-//! `gitops::previews`.
+//! one, when `spec.previews` is removed, or one whose deletion was asked for: `weaver previews
+//! delete`) has the releases its records list removed as `installed: false` removes a release,
+//! then its namespace deleted. What to have is decided by `gitops::previews`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use secrecy::SecretString;
 
 use super::{Run, Shared, weaver_repository};
 use crate::gitops::api::{EnvironmentSync, PreviewState, PreviewStatus};
-use crate::gitops::plan::Work;
+use crate::gitops::plan::{Work, short};
 use crate::gitops::previews::{self, Branch, Preview, Settings};
 use crate::gitops::status::Previewed;
+use weaver_core::manifest::LABEL_ENVIRONMENT;
 use weaver_engine::action::Keys;
 use weaver_engine::action::fleet::{EnvironmentSelection, select_environments};
 use weaver_project::Environment;
@@ -105,11 +107,12 @@ pub(super) async fn reconcile(
         .collect();
     let made: BTreeMap<String, String> = previous
         .iter()
-        .filter(|p| p.state != PreviewState::Waiting)
+        .filter(|p| p.state != PreviewState::Waiting && p.state != PreviewState::Deleted)
         .map(|p| (p.branch.clone(), p.name.clone()))
         .collect();
+    let deletions = previews::deletions(sync.annotations());
     let branches: Vec<Branch> = fetched.iter().map(|(branch, _)| branch.clone()).collect();
-    let wanted = settings.previews(&branches, &made, shared.clock.now(), (&namespace, &sync.name_any()));
+    let wanted = settings.previews(&branches, (&made, &deletions), shared.clock.now(), (&namespace, &sync.name_any()));
     // `spec.source.verify` holds for previews too: the trust list read once, each preview's head
     // checked before anything of it is applied.
     let trust = match &run.spec.verify {
@@ -135,10 +138,17 @@ pub(super) async fn reconcile(
             commit: preview.commit.clone(),
             namespace: preview.namespace.clone(),
             environment: preview.environment.clone(),
+            url: preview.url.clone().or_else(|| before.and_then(|b| b.url.clone())),
             state,
             last_applied_commit,
             message,
         };
+        if preview.deleted {
+            // Pruned below, as a preview no longer wanted is.
+            let why = format!("deleted at {} on request: a push to its branch makes it again", short(&preview.commit));
+            done.previews.push(PreviewStatus { url: None, ..status(PreviewState::Deleted, Some(why), None) });
+            continue;
+        }
         if let Some(why) = &preview.waiting {
             done.previews.push(status(PreviewState::Waiting, Some(why.clone()), None));
             continue;
@@ -204,26 +214,40 @@ pub(super) async fn reconcile(
                         "preview {} of branch {} applied at {} in namespace {}",
                         preview.name,
                         preview.branch,
-                        crate::gitops::plan::short(&preview.commit),
+                        short(&preview.commit),
                         preview.namespace
                     ));
                 }
-                done.previews.push(status(PreviewState::Ready, None, Some(preview.commit.clone())));
+                let ready = status(PreviewState::Ready, None, Some(preview.commit.clone()));
+                done.previews.push(match (&preview.url, ingress_url(preview, tenant).await) {
+                    (Some(_), _) => ready,
+                    (None, Ok(url)) => PreviewStatus { url, ..ready },
+                    (None, Err(why)) => PreviewStatus { url: None, message: Some(why), ..ready },
+                });
             }
             Err(message) => done.previews.push(status(PreviewState::Failed, Some(message), last_applied)),
         }
     }
     let kept: BTreeSet<&str> = done.previews.iter().map(|p| p.name.as_str()).collect();
-    let active: BTreeSet<&str> =
-        done.previews.iter().filter(|p| p.state != PreviewState::Waiting).map(|p| p.name.as_str()).collect();
-    // Made before, and no longer wanted (its branch gone or expired, or now over the maximum).
+    let deleted: BTreeSet<String> =
+        done.previews.iter().filter(|p| p.state == PreviewState::Deleted).map(|p| p.name.clone()).collect();
+    let active: BTreeSet<&str> = done
+        .previews
+        .iter()
+        .filter(|p| p.state != PreviewState::Waiting && p.state != PreviewState::Deleted)
+        .map(|p| p.name.as_str())
+        .collect();
+    // Made before, and no longer wanted (its branch gone or expired, now over the maximum, or
+    // its deletion asked for).
     let gone: Vec<(PreviewStatus, String)> = previous
         .iter()
-        .filter(|p| p.state != PreviewState::Waiting && !active.contains(p.name.as_str()))
+        .filter(|p| p.state != PreviewState::Waiting && p.state != PreviewState::Deleted)
+        .filter(|p| !active.contains(p.name.as_str()))
         .map(|p| {
-            let why = match kept.contains(p.name.as_str()) {
-                true => "over spec.previews.max".to_string(),
-                false => {
+            let why = match (deleted.contains(&p.name), kept.contains(p.name.as_str())) {
+                (true, _) => "its deletion was asked for (weaver previews delete)".to_string(),
+                (false, true) => "over spec.previews.max".to_string(),
+                (false, false) => {
                     format!("its branch {} is gone or its last commit expired (spec.previews.expireAfter)", p.branch)
                 }
             };
@@ -234,7 +258,8 @@ pub(super) async fn reconcile(
             (PreviewStatus { environment, ..p.clone() }, why)
         })
         .collect();
-    let kept: BTreeSet<String> = kept.into_iter().map(str::to_string).collect();
+    // One asked to be deleted that cannot be pruned is Failed, not Deleted, until it is.
+    let kept: BTreeSet<String> = kept.into_iter().filter(|name| !deleted.contains(*name)).map(str::to_string).collect();
     prune_all(sync, gone, &kept, run, tenant, &mut done).await;
     done
 }
@@ -254,7 +279,7 @@ pub(super) async fn remove_all(sync: &EnvironmentSync, run: &Run<'_>, tenant: &k
     let previous: Vec<PreviewStatus> = sync.status.as_ref().map(|s| s.previews.clone()).unwrap_or_default();
     let gone = previous
         .into_iter()
-        .filter(|p| p.state != PreviewState::Waiting)
+        .filter(|p| p.state != PreviewState::Waiting && p.state != PreviewState::Deleted)
         .map(|p| (p, "spec.previews was removed".to_string()))
         .collect();
     let mut done = Previewed::default();
@@ -290,6 +315,9 @@ async fn prune_all(
             Err(message) => tracing::warn!(preview = preview.name, "not pruned: {message}"),
         }
     }
+    // One asked to be deleted stays Failed, not Deleted, until it is pruned.
+    done.previews.retain(|p| !unpruned.iter().any(|u| u.name == p.name));
+    done.previews.retain(|p| !unpruned.iter().any(|u| u.name == p.name));
     done.previews.extend(unpruned);
     done.previews.sort_by(|a, b| a.name.cmp(&b.name));
 }
@@ -301,6 +329,18 @@ fn unlisted(previous: Vec<PreviewStatus>, why: &str) -> Previewed {
         .map(|p| PreviewStatus { message: Some(format!("the branches could not be listed: {why}")), ..p })
         .collect();
     Previewed { previews, ..Previewed::default() }
+}
+
+/// The URL of the first Ingress, by name, that the preview applied in its namespace (labelled
+/// with its environment name); why none could be read, as the preview's message.
+async fn ingress_url(preview: &Preview, tenant: &kube::Client) -> Result<Option<String>, String> {
+    let ingresses: Api<Ingress> = Api::namespaced(tenant.clone(), &preview.namespace);
+    let applied = ListParams::default().labels(&format!("{LABEL_ENVIRONMENT}={}", preview.environment));
+    let mut listed = ingresses.list(&applied).await.map_err(|err| {
+        format!("its URL could not be read: listing the Ingresses of namespace {}: {err}", preview.namespace)
+    })?;
+    listed.items.sort_by_key(|ingress| ingress.name_any());
+    Ok(listed.items.iter().find_map(previews::ingress_url))
 }
 
 /// The preview's namespace made (or found, its own), and its environment applied at its

@@ -24,7 +24,7 @@ pub use fleet::{
 };
 pub use history::{HistoryReport, HistoryRevision};
 pub use status::{StatusObject, StatusRelease, StatusReport, StatusRevision};
-pub use sync::{SyncEntry, SyncReport};
+pub use sync::{PreviewEntry, PreviewsReport, SyncEntry, SyncReport};
 
 use std::borrow::Cow;
 

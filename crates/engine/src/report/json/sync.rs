@@ -107,3 +107,44 @@ impl<'a> SyncReport<'a> {
         }
     }
 }
+
+/// `weaver previews list -o json` (and `-o yaml`): the previews (`spec.previews`) of
+/// EnvironmentSyncs, as their status says them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewsReport<'a> {
+    pub schema_version: u32,
+    /// Where the EnvironmentSyncs were looked for; null with `-A`.
+    pub namespace: Option<&'a str>,
+    /// By the EnvironmentSync's namespace and name, then the preview's name.
+    pub previews: Vec<PreviewEntry<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewEntry<'a> {
+    /// The EnvironmentSync's namespace and name.
+    pub sync_namespace: &'a str,
+    pub sync: &'a str,
+    /// `status.previews[]` as the controller writes it: the preview's own `namespace` among them.
+    #[serde(flatten)]
+    pub preview: &'a weaver_api::environment_sync::PreviewStatus,
+}
+
+impl<'a> PreviewsReport<'a> {
+    /// The previews of `syncs` (sorted by namespace, then name).
+    pub fn new(namespace: Option<&'a str>, syncs: &'a [weaver_api::environment_sync::EnvironmentSync]) -> Self {
+        let previews = syncs
+            .iter()
+            .flat_map(|sync| {
+                let listed = sync.status.as_ref().map(|s| s.previews.as_slice()).unwrap_or_default();
+                listed.iter().map(move |preview| PreviewEntry {
+                    sync_namespace: sync.metadata.namespace.as_deref().unwrap_or_default(),
+                    sync: sync.metadata.name.as_deref().unwrap_or_default(),
+                    preview,
+                })
+            })
+            .collect();
+        PreviewsReport { schema_version: 1, namespace, previews }
+    }
+}

@@ -84,7 +84,8 @@ fn environment_sync() -> Value {
                 ],
                 "requests": 4},
             "previews": [{"name": "a", "branch": "preview/a", "commit": "0123456789abcdef0123456789abcdef01234567",
-                "namespace": "shop-a", "state": "Waiting", "url": "https://a.preview.example.org",
+                "namespace": "shop-a", "environment": "dev--a", "state": "Waiting", "url": "https://a.preview.example.org",
+                "lastAppliedCommit": "0123456789abcdef0123456789abcdef01234567",
                 "message": "over spec.previews.max"}]
         }
     })

@@ -163,8 +163,11 @@ impl ArtifactCache {
         let lease = match self.budget.lease_held(&path).filter(|_| path.is_dir()) {
             Some(lease) => lease,
             None => {
-                let pulled = self.flights.run(
+                // Another's pull of the layer that failed (its deadline, which may be shorter
+                // than this one's) is not this one's answer.
+                let pulled = self.flights.run_own_failure(
                     entry.clone(),
+                    Result::is_err,
                     || {
                         let writing = self.budget.writing(&path, Kind::Artifact);
                         let _held = lock(&writing);

@@ -257,6 +257,26 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
         self.run_since(key, None, work, panicked)
     }
 
+    /// [`Flights::run`], except that a result of another caller's work that `failed` says failed
+    /// is not taken: `work` runs then, once that work landed. One caller's failure (its deadline
+    /// passed, its credentials refused) is never another's.
+    pub fn run_own_failure(
+        &self,
+        key: K,
+        failed: impl Fn(&V) -> bool,
+        work: impl FnOnce() -> V,
+        panicked: impl Fn() -> V,
+    ) -> V {
+        let work = std::cell::RefCell::new(Some(work));
+        let take = || work.borrow_mut().take().expect("run once");
+        let result = self.run(key.clone(), || take()(), &panicked);
+        let joined = work.borrow().is_some();
+        match joined && failed(&result) {
+            true => self.run_since(key, Some(Instant::now()), take(), panicked),
+            false => result,
+        }
+    }
+
     /// [`Flights::run`], joining only work that started at or after `since` (when given): work
     /// under way that started before it is waited for, then `work` runs. So one key's work is
     /// never done twice at once, and each result comes from work started later than the last.
@@ -426,6 +446,39 @@ mod tests {
         assert_eq!(results, [7, 7, 7, 7]);
         // Once landed, the key is free: the next call works again.
         assert_eq!(flights.run("chart", || 1, || 0), 1);
+    }
+
+    #[test]
+    fn a_joined_failure_is_not_taken_and_the_callers_own_work_runs_after_it() {
+        let flights: Arc<Flights<&str, Result<usize, String>>> = Arc::new(Flights::new());
+        let failing = {
+            let flights = flights.clone();
+            std::thread::spawn(move || {
+                let slow_failure = || {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Err("its deadline passed".to_string())
+                };
+                flights.run_own_failure("layer", Result::is_err, slow_failure, || Err("panicked".into()))
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let own = flights.run_own_failure("layer", Result::is_err, || Ok(7), || Err("panicked".into()));
+        assert_eq!(own, Ok(7), "its own work, after the failure it joined");
+        assert_eq!(failing.join().unwrap(), Err("its deadline passed".to_string()));
+        // A joined success is taken as it is.
+        let landed = {
+            let flights = flights.clone();
+            std::thread::spawn(move || {
+                let slow = || {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok(1)
+                };
+                flights.run_own_failure("layer", Result::is_err, slow, || Err("panicked".into()))
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(flights.run_own_failure("layer", Result::is_err, || Ok(2), || Err("panicked".into())), Ok(1));
+        assert_eq!(landed.join().unwrap(), Ok(1));
     }
 
     #[test]

@@ -505,3 +505,29 @@ fn a_preview_deleted_on_request_is_pruned_stays_deleted_until_a_push_and_says_it
     let stray = cli.weaver_on(&cluster, &["previews", "list", "--sync", "nope", "-n", &namespace]);
     assert!(stray.failure().contains(&format!("EnvironmentSync `nope` not found in namespace `{namespace}`")));
 }
+
+#[test]
+fn a_changed_base_environment_removes_what_the_old_one_applied_before_applying_the_new() {
+    if !http_or_skip() {
+        return;
+    }
+    let (cluster, namespace, source) = tenant_with_previews();
+    // Environment `review`: dev's releases, from main (the branch below is made from it).
+    let dev = std::fs::read_to_string(source.work().join("environments/dev.yaml")).unwrap();
+    source.write("environments/review.yaml", &dev);
+    source.commit("environment review");
+    let (_controller, sync, _, first, preview_namespace) = preview_a_ready(&cluster, &namespace, &source);
+    let applied = config_map(&cluster, &preview_namespace, "app").unwrap();
+    assert_eq!(applied["metadata"]["labels"]["weaver.example.com/environment"], "dev--a");
+
+    cluster.merge_patch(&sync, &json!({"spec": {"previews": {"environment": "review"}}}), "previews-test");
+    let live = until_status(&cluster, &sync, "preview a applied as review--a", |live| {
+        preview(live, "a").is_some_and(|p| p["environment"] == "review--a" && p["state"] == "Ready")
+    });
+    assert_eq!(preview(&live, "a").unwrap()["commit"], first);
+    // Its objects are review--a's now: dev--a's were removed first (weaver refuses to write an
+    // object another environment's labels claim).
+    let applied = config_map(&cluster, &preview_namespace, "app").unwrap();
+    assert_eq!(applied["metadata"]["labels"]["weaver.example.com/environment"], "review--a");
+    assert_eq!(applied["data"]["greeting"], "preview a");
+}

@@ -262,7 +262,9 @@ pub fn problem(preview: &Preview) -> Option<String> {
 /// Each branch's preview name: the branch's name after `prefix`, lowercased, every character
 /// outside `[a-z0-9-]` made `-`, trimmed of `-`, at most 40 characters; when that changed
 /// anything, or two branches would share a name, `-` and the first 6 hex digits of the SHA-256
-/// of the branch's name follow (alone when nothing is left of the name).
+/// of the branch's name follow (alone when nothing is left of the name). A hashed name another
+/// branch's name gives as well (a branch named after it on purpose) gets more of its hash until
+/// no two are alike: a branch never takes another's preview.
 pub fn preview_names<'a>(prefix: &str, branches: impl IntoIterator<Item = &'a str>) -> BTreeMap<&'a str, String> {
     let plain: Vec<(&str, String, bool)> = branches
         .into_iter()
@@ -284,19 +286,39 @@ pub fn preview_names<'a>(prefix: &str, branches: impl IntoIterator<Item = &'a st
     for (_, name, _) in &plain {
         *uses.entry(name.as_str()).or_default() += 1;
     }
-    plain
+    let named = |name: &str, branch: &str, digits: usize| {
+        let digest = hex::encode(Sha256::digest(branch.as_bytes()));
+        let digest = &digest[..digits.min(digest.len())];
+        if name.is_empty() { digest.to_string() } else { format!("{name}-{digest}") }
+    };
+    // (branch, name without hash, hex digits of its hash: 0 for none)
+    let mut names: Vec<(&str, &str, usize)> = plain
         .iter()
         .map(|(branch, name, changed)| {
-            let name = match *changed || uses[name.as_str()] > 1 {
-                false => name.clone(),
-                true => {
-                    let digest = hex::encode(&Sha256::digest(branch.as_bytes())[..3]);
-                    if name.is_empty() { digest } else { format!("{name}-{digest}") }
-                }
-            };
-            (*branch, name)
+            (*branch, name.as_str(), if *changed || uses[name.as_str()] > 1 { 6 } else { 0 })
         })
-        .collect()
+        .collect();
+    loop {
+        let full = |(branch, name, digits): &(&str, &str, usize)| match digits {
+            0 => name.to_string(),
+            _ => named(name, branch, *digits),
+        };
+        let mut taken: BTreeMap<String, usize> = BTreeMap::new();
+        for entry in &names {
+            *taken.entry(full(entry)).or_default() += 1;
+        }
+        let mut lengthened = false;
+        for entry in &mut names {
+            // A plain name is the branch's own: the hashed one sharing it gives way.
+            if entry.2 > 0 && entry.2 < 64 && taken[&full(entry)] > 1 {
+                entry.2 += 6;
+                lengthened = true;
+            }
+        }
+        if !lengthened {
+            return names.iter().map(|entry| (entry.0, full(entry))).collect();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -332,6 +354,17 @@ mod tests {
         assert_eq!(names[long.as_str()], format!("{}-{}", "b".repeat(40), hash6(&long)));
         // Nothing left of it: the hash alone, still a DNS label.
         assert_eq!(preview_names("preview/", ["preview/__"])["preview/__"], hash6("preview/__"));
+    }
+
+    #[test]
+    fn a_branch_named_after_anothers_hashed_name_does_not_take_its_preview() {
+        let hashed = format!("fix-login-{}", hash6("preview/Fix_Login"));
+        let squatter = format!("preview/{hashed}");
+        let names = preview_names("preview/", ["preview/Fix_Login", squatter.as_str()]);
+        assert_eq!(names[squatter.as_str()], hashed, "a plain name is the branch's own");
+        let full = hex::encode(Sha256::digest(b"preview/Fix_Login"));
+        assert_eq!(names["preview/Fix_Login"], format!("fix-login-{}", &full[..12]), "more of its hash");
+        assert_ne!(names["preview/Fix_Login"], names[squatter.as_str()]);
     }
 
     #[test]

@@ -72,12 +72,15 @@ pub(super) async fn reconcile(
             matching
                 .into_iter()
                 .map(|(branch, commit)| {
+                    let left = deadline.saturating_duration_since(Instant::now());
                     let got = match cache.held(&request.url, &format!("refs/heads/{branch}"), &commit) {
                         Some(held) => Some(Ok(held)),
-                        None if Instant::now() >= deadline => None,
-                        None => Some(
-                            cache.fetch(&FetchRequest { reference: GitRef::Branch(branch.clone()), ..request.clone() }),
-                        ),
+                        None if left.is_zero() => None,
+                        None => Some(cache.fetch(&FetchRequest {
+                            reference: GitRef::Branch(branch.clone()),
+                            timeout: left.min(request.timeout),
+                            ..request.clone()
+                        })),
                     };
                     (branch, commit, got)
                 })
@@ -121,17 +124,22 @@ pub(super) async fn reconcile(
         }
         None => None,
     };
-    // Those that failed at their commit last: one that spends the time each reconcile never
-    // keeps the others from their turn.
-    let failed_here = |preview: &Preview| {
-        previous.iter().any(|p| p.name == preview.name && p.commit == preview.commit && p.state == PreviewState::Failed)
-    };
+    // Those that failed last time go last, whatever their commit: one that spends the time
+    // never keeps the others from their turn, nor does a new push to it.
+    let failed_before =
+        |preview: &Preview| previous.iter().any(|p| p.name == preview.name && p.state == PreviewState::Failed);
     let mut order: Vec<&Preview> = wanted.iter().collect();
-    order.sort_by_key(|preview| failed_here(preview));
+    order.sort_by_key(|preview| failed_before(preview));
     let mut done = Previewed::default();
     for preview in order {
         let before = previous.iter().find(|p| p.name == preview.name);
-        let last_applied = before.and_then(|b| b.last_applied_commit.clone());
+        // A status written before lastAppliedCommit was: Ready says it.
+        let last_applied = before.and_then(|b| {
+            b.last_applied_commit.clone().or_else(|| (b.state == PreviewState::Ready).then(|| b.commit.clone()))
+        });
+        // Applied before under another environment name (spec.previews.environment changed):
+        // what that one applied goes first, by its records, and it stays the status's until then.
+        let renamed = before.map(|b| b.environment.as_str()).filter(|e| !e.is_empty() && *e != preview.environment);
         let status = |state, message: Option<String>, last_applied_commit: Option<String>| PreviewStatus {
             name: preview.name.clone(),
             branch: preview.branch.clone(),
@@ -176,23 +184,27 @@ pub(super) async fn reconcile(
                 continue;
             }
         };
-        let current = before.is_some_and(|b| b.state == PreviewState::Ready && b.commit == preview.commit);
+        let current =
+            before.is_some_and(|b| b.state == PreviewState::Ready && b.commit == preview.commit) && renamed.is_none();
         if current && work != Work::Apply {
             done.previews.push(status(PreviewState::Ready, None, last_applied));
             continue;
         }
-        if Instant::now() >= deadline {
+        // What is left of the previews' time is this one's bound: its fetches, render and apply.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             done.unfinished = true;
             done.previews.push(kept(later, PreviewState::Waiting));
             continue;
         }
-        // Applied before under another environment name (spec.previews.environment changed):
-        // what that one applied goes first, by its records.
-        let renamed = before.map(|b| b.environment.as_str()).filter(|e| !e.is_empty() && *e != preview.environment);
+        let bounded = crate::gitops::plan::Settings { timeout: left, ..run.spec.clone() };
+        let bounded_run = run.at(run.fetched, run.repository.clone(), run.keys.clone(), &bounded);
+        let mut old_removed = renamed.is_none();
         let applied = async {
             match (&trust, &run.spec.verify) {
                 (Some(Ok(trust)), Some(verify)) => {
-                    let asked = FetchRequest { reference: GitRef::Branch(preview.branch.clone()), ..request.clone() };
+                    let reference = GitRef::Branch(preview.branch.clone());
+                    let asked = FetchRequest { reference, timeout: left.min(request.timeout), ..request.clone() };
                     let checking = (shared.cache.clone(), at, asked);
                     super::verification::check(sync, verify, trust.clone(), checking).await.map_err(|(_, why)| why)?;
                 }
@@ -200,11 +212,12 @@ pub(super) async fn reconcile(
                 _ => {}
             }
             if let Some(old) = renamed {
-                remove_releases(old, &preview.namespace, run)
+                remove_releases(old, &preview.namespace, &bounded_run)
                     .await
                     .map_err(|why| format!("what it applied as environment {old} could not be removed: {why}"))?;
+                old_removed = true;
             }
-            apply(sync, settings, preview, run, at, tenant).await
+            apply(sync, settings, preview, &bounded_run, at, tenant).await
         }
         .await;
         match applied {
@@ -225,7 +238,15 @@ pub(super) async fn reconcile(
                     (None, Err(why)) => PreviewStatus { url: None, message: Some(why), ..ready },
                 });
             }
-            Err(message) => done.previews.push(status(PreviewState::Failed, Some(message), last_applied)),
+            Err(message) => {
+                let failed = status(PreviewState::Failed, Some(message), last_applied);
+                // Its records are still under the old name until that was removed.
+                let environment = match (old_removed, renamed) {
+                    (false, Some(old)) => old.to_string(),
+                    _ => failed.environment.clone(),
+                };
+                done.previews.push(PreviewStatus { environment, ..failed });
+            }
         }
     }
     let kept: BTreeSet<&str> = done.previews.iter().map(|p| p.name.as_str()).collect();

@@ -38,7 +38,9 @@ fn environment_sync() -> Value {
             "windows": [{"kind": "deny", "schedule": "0 22 * * *", "duration": "8h", "timeZone": "Europe/Berlin"}],
             "webhook": {"secretRef": {"name": "hook"}},
             "chartCredentials": [{"url": "oci://registry.example/charts", "secretRef": {"name": "charts"}}],
-            "previews": {"branches": "preview/*", "environment": "dev", "namespace": "shop-{name}", "max": 3, "expireAfter": "72h"}
+            "previews": {"branches": "preview/*", "environment": "dev", "namespace": "shop-{name}", "max": 3, "expireAfter": "72h",
+                "pullRequests": {"labels": ["preview"]}, "decryption": "Branches",
+                "forge": {"provider": "GitHub", "url": "https://api.github.com", "repository": "shop/web", "secretRef": {"name": "forge"}}}
         },
         "status": {
             "observedGeneration": 3,
@@ -83,7 +85,9 @@ fn environment_sync() -> Value {
                 ],
                 "requests": 4},
             "previews": [{"name": "a", "branch": "preview/a", "commit": "0123456789abcdef0123456789abcdef01234567",
-                "namespace": "shop-a", "state": "Waiting", "message": "over spec.previews.max"}]
+                "namespace": "shop-a", "state": "Waiting", "message": "over spec.previews.max"},
+                {"name": "pr-7", "branch": "feature/a", "pullRequest": 7, "commit": "0123456789abcdef0123456789abcdef01234567",
+                "namespace": "shop-pr-7", "state": "Ready", "commitStatus": "success"}]
         }
     })
 }

@@ -1,5 +1,6 @@
 //! Preview environments (`spec.previews`), after the EnvironmentSync's own environments: the
-//! remote's branches listed, each matching one fetched and its preview (the base environment in
+//! remote's branches listed (or the forge's pull requests, `super::forge`), each matching one
+//! fetched and its preview (the base environment in
 //! a namespace of its own, under an environment name of its own) applied with the same `Run`
 //! as the environments, as the same account; a preview whose branch went or expired removed as
 //! `installed: false` removes a release, then its namespace deleted. What to have is decided by
@@ -13,6 +14,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use secrecy::SecretString;
 
+use super::forge;
 use super::{Run, Shared, weaver_repository};
 use crate::gitops::api::{EnvironmentSync, PreviewState, PreviewStatus};
 use crate::gitops::plan::Work;
@@ -40,36 +42,50 @@ pub(super) async fn reconcile(
 ) -> Previewed {
     let namespace = sync.namespace().unwrap_or_default();
     let previous: Vec<PreviewStatus> = sync.status.as_ref().map(|s| s.previews.clone()).unwrap_or_default();
-    let listing = {
-        let (cache, request) = (shared.cache.clone(), request.clone());
-        tokio::task::spawn_blocking(move || cache.branches(&request)).await
+    let mut forged = match &settings.forge {
+        Some(forge) => Some(forge::connect(sync, forge, tenant, run.redactor).await),
+        None => None,
+    };
+    let listing = match (&settings.labels, &forged) {
+        (Some(labels), Some(Ok(forged))) => forged.candidates(labels, run.redactor).await,
+        (Some(_), Some(Err(why))) => Err(why.clone()),
+        _ => branches(request, shared, run).await,
     };
     let listed = match listing {
-        Ok(Ok(listed)) => listed,
+        Ok(listed) => listed,
         // Nothing is pruned on a failed listing: the previews stay as they were, and say why.
-        Ok(Err(err)) => return unlisted(previous, &run.redactor.redact(&err.to_string())),
-        Err(join) => return unlisted(previous, &join.to_string()),
+        Err(why) => return unlisted(previous, settings, &why),
     };
-    let matching: Vec<&(String, String)> = {
-        let names = settings.matching(listed.iter().map(|(name, _)| name.as_str()));
-        listed.iter().filter(|(name, _)| names.contains(&name.as_str())).collect()
+    let matching: Vec<&forge::Candidate> = {
+        let names = settings.matching(listed.iter().map(|c| c.branch.as_str()));
+        listed.iter().filter(|c| names.contains(&c.branch.as_str())).collect()
     };
     // Each matching branch fetched: its commit's time chooses which expire and which wait (one
     // that could not be fetched counts as new).
     let mut fetched: Vec<(Branch, Result<Fetched, String>)> = Vec::new();
-    for (branch, commit) in matching {
-        let asked = FetchRequest { reference: GitRef::Branch(branch.clone()), ..request.clone() };
+    for candidate in matching {
+        let asked = FetchRequest { reference: candidate.reference.clone(), ..request.clone() };
         let cache = shared.cache.clone();
         let got = match tokio::task::spawn_blocking(move || cache.fetch(&asked)).await {
+            // The forge's ref lags its API at times: the preview waits for them to agree.
+            Ok(Ok(got)) if candidate.pull_request.is_some() && got.commit != candidate.commit => Err(format!(
+                "the forge's head of pull request #{} is {}, and its {} is at {}: waiting for them to agree, at the \
+                 next reconcile",
+                candidate.pull_request.unwrap_or_default(),
+                crate::gitops::plan::short(&candidate.commit),
+                candidate.reference,
+                crate::gitops::plan::short(&got.commit)
+            )),
             Ok(Ok(got)) => Ok(got),
             Ok(Err(err)) => Err(format!("the branch could not be fetched: {}", run.redactor.redact(&err.to_string()))),
             Err(join) => Err(format!("the fetch of the branch stopped: {join}")),
         };
         let (commit, time) = match &got {
             Ok(got) => (got.commit.clone(), got.commit_time().unwrap_or_else(|| shared.clock.now())),
-            Err(_) => (commit.clone(), shared.clock.now()),
+            Err(_) => (candidate.commit.clone(), shared.clock.now()),
         };
-        fetched.push((Branch { name: branch.clone(), commit, time }, got));
+        let (pull_request, fork) = (candidate.pull_request, candidate.fork);
+        fetched.push((Branch { name: candidate.branch.clone(), commit, time, pull_request, fork }, got));
     }
     let made: BTreeSet<String> =
         previous.iter().filter(|p| p.state != PreviewState::Waiting).map(|p| p.name.clone()).collect();
@@ -81,16 +97,20 @@ pub(super) async fn reconcile(
         let status = |state, message: Option<String>| PreviewStatus {
             name: preview.name.clone(),
             branch: preview.branch.clone(),
+            pull_request: preview.pull_request,
             commit: preview.commit.clone(),
             namespace: preview.namespace.clone(),
             state,
             message,
+            commit_status: None,
         };
         if let Some(why) = &preview.waiting {
             done.previews.push(status(PreviewState::Waiting, Some(why.clone())));
             continue;
         }
-        let at = match &fetched.iter().find(|(branch, _)| branch.name == preview.branch).expect("listed").1 {
+        let of_preview =
+            |(branch, _): &&(Branch, _)| (&branch.name, branch.pull_request) == (&preview.branch, preview.pull_request);
+        let at = match &fetched.iter().find(of_preview).expect("listed").1 {
             Ok(at) => at,
             // Kept as it was, saying why.
             Err(why) => {
@@ -103,6 +123,9 @@ pub(super) async fn reconcile(
         if current && work != Work::Apply {
             done.previews.push(status(PreviewState::Ready, None));
             continue;
+        }
+        if let Some(Ok(forged)) = &mut forged {
+            forged.starting(&preview.name, &preview.commit, before, run.redactor).await;
         }
         let applied = apply(sync, settings, preview, run, at, tenant).await;
         match applied {
@@ -134,9 +157,15 @@ pub(super) async fn reconcile(
     for preview in gone {
         let why = match kept.contains(preview.name.as_str()) {
             true => "over spec.previews.max".to_string(),
-            false => {
-                format!("its branch {} is gone or its last commit expired (spec.previews.expireAfter)", preview.branch)
-            }
+            false => match preview.pull_request {
+                Some(number) => format!(
+                    "its pull request #{number} is closed, merged or no longer carries spec.previews.pullRequests.labels"
+                ),
+                None => format!(
+                    "its branch {} is gone or its last commit expired (spec.previews.expireAfter)",
+                    preview.branch
+                ),
+            },
         };
         match prune(sync, settings, &preview, run, tenant).await {
             // Never made (it failed before its namespace was): nothing to say.
@@ -156,20 +185,57 @@ pub(super) async fn reconcile(
     }
     done.previews.extend(unpruned);
     done.previews.sort_by(|a, b| a.name.cmp(&b.name));
+    match &mut forged {
+        Some(Ok(forged)) => forged.settle(&mut done.previews, &previous, run.redactor).await,
+        // Said by each, kept as it was: posted when the forge is read again.
+        Some(Err(why)) => {
+            for preview in done.previews.iter_mut().filter(|p| p.state != PreviewState::Waiting) {
+                let before = previous.iter().find(|p| p.name == preview.name && p.commit == preview.commit);
+                preview.commit_status = before.and_then(|b| b.commit_status.clone());
+                let said = format!("its commit status could not be posted: {why}");
+                preview.message = Some(preview.message.take().map_or(said.clone(), |m| format!("{m}; {said}")));
+            }
+        }
+        None => {}
+    }
     done
 }
 
+/// The remote's branches, from its refs advertisement, each fetched by its name.
+async fn branches(request: &FetchRequest, shared: &Shared, run: &Run<'_>) -> Result<Vec<forge::Candidate>, String> {
+    let listing = {
+        let (cache, request) = (shared.cache.clone(), request.clone());
+        tokio::task::spawn_blocking(move || cache.branches(&request)).await
+    };
+    match listing {
+        Ok(Ok(listed)) => Ok(listed
+            .into_iter()
+            .map(|(branch, commit)| forge::Candidate {
+                reference: GitRef::Branch(branch.clone()),
+                branch,
+                commit,
+                pull_request: None,
+                fork: false,
+            })
+            .collect()),
+        Ok(Err(err)) => Err(run.redactor.redact(&err.to_string()).into_owned()),
+        Err(join) => Err(join.to_string()),
+    }
+}
+
 /// The previews as they were, each saying why this reconcile did not look at them.
-fn unlisted(previous: Vec<PreviewStatus>, why: &str) -> Previewed {
+fn unlisted(previous: Vec<PreviewStatus>, settings: &Settings, why: &str) -> Previewed {
+    let what = if settings.labels.is_some() { "pull requests" } else { "branches" };
     let previews = previous
         .into_iter()
-        .map(|p| PreviewStatus { message: Some(format!("the branches could not be listed: {why}")), ..p })
+        .map(|p| PreviewStatus { message: Some(format!("the {what} could not be listed: {why}")), ..p })
         .collect();
     Previewed { previews, ..Previewed::default() }
 }
 
 /// The preview's namespace made (or found, its own), and its environment applied at its
-/// branch's commit `at`, with no decryption identities.
+/// branch's commit `at`, with the sync's decryption identities only where
+/// `spec.previews.decryption` gives them.
 async fn apply(
     sync: &EnvironmentSync,
     settings: &Settings,
@@ -185,11 +251,16 @@ async fn apply(
     let repository = weaver_repository(sync, at);
     let base = load(settings, repository, at.rev().map(str::to_string), run).await?;
     let environment = Arc::new(preview_environment(base, preview));
-    // A preview's branch is anyone's who may push one: it never gets the sync's identities.
-    let keys = Keys::Given {
-        // Said where a decryption fails: "tried: nothing found (<origin>: no keys in it)".
-        origin: "a preview (spec.previews), which is given no decryption identities".into(),
-        identities: Arc::new(SecretString::from(String::new())),
+    // A preview's branch is anyone's who may push one: it gets the sync's identities only
+    // where the spec says so.
+    let keys = match preview.decrypts {
+        true => run.keys.clone(),
+        false => Keys::Given {
+            // Said where a decryption fails: "tried: nothing found (<origin>: no keys in it)".
+            origin: "a preview (spec.previews), which is given no decryption identities (spec.previews.decryption)"
+                .into(),
+            identities: Arc::new(SecretString::from(String::new())),
+        },
     };
     let preview_run = run.at(at, weaver_repository(sync, at), keys, run.spec);
     let applied = preview_run.apply(std::slice::from_ref(&environment), None).map_err(|e| run.redactor.error(&e))?;
@@ -227,11 +298,13 @@ async fn prune(
     let planned = Preview {
         name: preview.name.clone(),
         branch: preview.branch.clone(),
+        pull_request: preview.pull_request,
         commit: preview.commit.clone(),
         namespace: preview.namespace.clone(),
         environment: settings.environment_of(&preview.name),
         label,
         waiting: None,
+        decrypts: false,
     };
     let mut environment = preview_environment(base, &planned);
     for release in &mut environment.releases {

@@ -2004,7 +2004,7 @@ fn an_archive_that_is_not_the_pinned_one_fails_the_reconcile_naming_the_chart_an
 /// A replica of the controller as a Deployment runs it: `weaver operator run` in its own
 /// process, electing its leader on a Lease in `lease_namespace`, named `name` (its pod's name).
 /// Dropping it kills it.
-struct Replica {
+pub(crate) struct Replica {
     name: &'static str,
     child: std::process::Child,
     log: tempfile::NamedTempFile,
@@ -2013,7 +2013,7 @@ struct Replica {
 
 impl Replica {
     /// `budget`: its `--kube-api-qps` and `--kube-api-burst` flags, if any.
-    fn start(cluster: &TestCluster, lease_namespace: &str, name: &'static str, budget: &[&str]) -> Replica {
+    pub(crate) fn start(cluster: &TestCluster, lease_namespace: &str, name: &'static str, budget: &[&str]) -> Replica {
         let log = tempfile::NamedTempFile::new().unwrap();
         let cache = tempfile::tempdir().unwrap();
         let child = std::process::Command::new(common::WEAVER)
@@ -2037,7 +2037,7 @@ impl Replica {
         Replica { name, child, log, _cache: cache }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 

@@ -154,22 +154,37 @@ pub struct EnvironmentSyncSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chart_credentials: Vec<ChartCredentials>,
     /// Preview environments: one per branch of `spec.source`'s git repository whose name
-    /// matches `branches`, each the base `environment` rendered at the branch's head into a
-    /// namespace of its own, updated on each push and pruned, namespace and all, when the branch
-    /// goes (the book's previews guide). Git sources only.
+    /// matches `branches` (or per open pull request of `forge` carrying `pullRequests.labels`),
+    /// each the base `environment` rendered at the branch's head into a namespace of its own,
+    /// updated on each push and pruned, namespace and all, when the branch (the request) goes
+    /// (the book's previews guide). Git sources only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previews: Option<Previews>,
 }
 
-/// `spec.previews`: which branches get a preview, of which environment, where, how many, and for
-/// how long.
+/// `spec.previews`: which branches (or pull requests) get a preview, of which environment,
+/// where, how many, for how long, with which identities, and where their commit statuses go.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Previews {
     /// A glob over branch names (`preview/*`); a preview's name is the branch's name after the
-    /// glob's fixed prefix.
+    /// glob's fixed prefix. Required without `pullRequests`; with it, the glob the requests'
+    /// head branches must match (any, when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
-    pub branches: String,
+    pub branches: Option<String>,
+    /// The previews are the open pull requests (merge requests) of `forge` carrying every one
+    /// of these labels, in place of the branches; preview `pr-<number>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_requests: Option<PullRequests>,
+    /// The forge of the repository (GitHub, GitLab, Gitea): where `pullRequests` are listed,
+    /// and where each preview's commit status is posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge: Option<Forge>,
+    /// Which previews are given `spec.decryption`'s identities: `None` (the default), `Branches`
+    /// (the repository's own branches and pull requests from them) or `All` (forks' too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<PreviewDecryption>,
     /// The environment of the repository each preview renders, in the preview's namespace.
     #[schemars(length(min = 1, max = 253))]
     pub environment: String,
@@ -194,6 +209,51 @@ pub struct Previews {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048), regex(pattern = "^https?://"))]
     pub url: Option<String>,
+}
+
+/// `spec.previews.pullRequests`: which open pull requests get a preview.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequests {
+    /// A request gets a preview when it carries every one of these labels.
+    #[schemars(length(min = 1))]
+    pub labels: Vec<String>,
+}
+
+/// `spec.previews.forge`: the repository's forge, its API and a token for it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Forge {
+    pub provider: ForgeProvider,
+    /// The API's base URL: default `https://api.github.com` (GitHub) and
+    /// `https://gitlab.com/api/v4` (GitLab); required for Gitea (`https://gitea.example.org/api/v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^https?://[^/?#]+"))]
+    pub url: Option<String>,
+    /// The repository on the forge: `owner/name` (GitLab: the project's path, `group/sub/name`).
+    #[schemars(length(min = 3, max = 255), regex(pattern = "^[^/]+(/[^/]+)+$"))]
+    pub repository: String,
+    /// A Secret of this namespace with the forge's token under `token`.
+    pub secret_ref: LocalObjectReference,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ForgeProvider {
+    GitHub,
+    GitLab,
+    Gitea,
+}
+
+/// Which previews are given the EnvironmentSync's decryption identities.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum PreviewDecryption {
+    /// None: a branch is anyone's who may push one.
+    #[default]
+    None,
+    /// The repository's own branches, and pull requests whose head is one of them.
+    Branches,
+    /// Every preview, pull requests from forks too.
+    All,
 }
 
 /// A Secret of credentials for the chart repositories and registries whose URL begins with `url`.
@@ -565,7 +625,11 @@ pub struct EnvironmentSyncStatus {
 #[serde(rename_all = "camelCase")]
 pub struct PreviewStatus {
     pub name: String,
+    /// The branch; of a pull request, its head branch (in a fork's repository, for a fork).
     pub branch: String,
+    /// The pull request's number (`spec.previews.pullRequests`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<u64>,
     /// The branch's head commit: the one applied when Ready.
     pub commit: String,
     pub namespace: String,
@@ -583,6 +647,10 @@ pub struct PreviewStatus {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The commit status last posted on `commit` (`spec.previews.forge`): `pending`, `success`
+    /// or `failure`; one is posted only when this, or the commit, changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_status: Option<String>,
 }
 
 open_enum!(

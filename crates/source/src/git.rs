@@ -600,6 +600,10 @@ fn resolve(heads: &[(String, Oid)], session: &Session) -> Result<(String, Oid), 
                 None => not_found(format!("the repository has no branch {branch}: check spec.ref.branch")),
             }
         }
+        GitRef::Ref(name) => match find(name) {
+            Some(oid) => Ok((name.clone(), oid)),
+            None => not_found(format!("the repository has no ref {name}")),
+        },
         GitRef::Tag(tag) => {
             let name = if tag.starts_with("refs/") { tag.clone() } else { format!("refs/tags/{tag}") };
             match peeled(&name) {
@@ -707,7 +711,7 @@ mod tests {
     }
 
     #[test]
-    fn refs_resolve_branches_tags_peeled_and_the_highest_version_in_a_range() {
+    fn refs_resolve_branches_tags_peeled_the_highest_version_in_a_range_and_a_full_ref_as_named() {
         let heads: Vec<(String, Oid)> = [
             ("HEAD", 1),
             ("refs/heads/main", 1),
@@ -717,6 +721,7 @@ mod tests {
             ("refs/tags/v2.0.0", 5),
             ("refs/tags/v1.11.0-rc.1", 6),
             ("refs/tags/not-a-version", 7),
+            ("refs/pull/7/head", 8),
         ]
         .into_iter()
         .map(|(name, n)| (name.to_string(), oid(n)))
@@ -728,7 +733,14 @@ mod tests {
         assert_eq!(resolved(GitRef::Semver("~1.2".into())).unwrap(), ("refs/tags/v1.2.0".into(), oid(3)));
         assert_eq!(resolved(GitRef::Commit(oid(5).to_string())).unwrap(), ("refs/tags/v2.0.0".into(), oid(5)));
         assert_eq!(resolved(GitRef::Commit(oid(9).to_string())).unwrap(), (oid(9).to_string(), oid(9)));
-        for missing in [GitRef::Branch("dev".into()), GitRef::Tag("v9".into()), GitRef::Semver(">=3".into())] {
+        let pull = "refs/pull/7/head";
+        assert_eq!(resolved(GitRef::Ref(pull.into())).unwrap(), (pull.into(), oid(8)));
+        for missing in [
+            GitRef::Branch("dev".into()),
+            GitRef::Tag("v9".into()),
+            GitRef::Semver(">=3".into()),
+            GitRef::Ref("refs/pull/8/head".into()),
+        ] {
             assert_eq!(resolved(missing).unwrap_err().failure, FetchFailure::RefNotFound);
         }
         assert_eq!(resolved(GitRef::Semver("not a range".into())).unwrap_err().failure, FetchFailure::RefNotFound);

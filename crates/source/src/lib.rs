@@ -45,6 +45,9 @@ pub enum GitRef {
     Semver(String),
     /// A full 40-hex commit id.
     Commit(String),
+    /// A full ref name as the server advertises it, neither a branch nor a tag: the head a
+    /// forge keeps of a pull request (`refs/pull/7/head`, `refs/merge-requests/7/head`).
+    Ref(String),
 }
 
 impl fmt::Display for GitRef {
@@ -54,6 +57,7 @@ impl fmt::Display for GitRef {
             GitRef::Tag(name) => write!(f, "tag {name}"),
             GitRef::Semver(range) => write!(f, "semver {range}"),
             GitRef::Commit(id) => write!(f, "commit {id}"),
+            GitRef::Ref(name) => write!(f, "ref {name}"),
         }
     }
 }

@@ -1,20 +1,29 @@
 //! A loopback HTTP server for crates' tests (a registry, a chart repository, a token host):
-//! each request answered by a handler, and recorded (method, path, `Authorization`) so that a
+//! each request answered by a handler, and recorded (method, path, headers, body) so that a
 //! test can say what a host received.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// What the server received: the method, the path with its query, and the `Authorization`
-/// and `If-None-Match` headers (empty when none).
+/// What the server received: the method, the path with its query, the `Authorization` and
+/// `If-None-Match` headers (empty when none), every header (its name lowercased) and the body.
 #[derive(Debug, Clone)]
 pub struct Received {
     pub method: String,
     pub path: String,
     pub authorization: String,
     pub if_none_match: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    /// The value of header `name` (lowercase), if it was sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// An answer: the status line's code and reason, extra header lines (each ending `\r\n`) and
@@ -83,24 +92,26 @@ fn serve(
     if reader.read_line(&mut request_line).is_err() {
         return;
     }
-    let (mut authorization, mut if_none_match) = (String::new(), String::new());
+    let mut headers = Vec::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
             break;
         }
         if let Some((name, value)) = line.split_once(':') {
-            match name.to_ascii_lowercase().as_str() {
-                "authorization" => authorization = value.trim().to_string(),
-                "if-none-match" => if_none_match = value.trim().to_string(),
-                _ => {}
-            }
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
         }
+    }
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (authorization, if_none_match) = (header("authorization"), header("if-none-match"));
+    let mut body = vec![0; header("content-length").parse().unwrap_or(0)];
+    if reader.read_exact(&mut body).is_err() {
+        return;
     }
     let mut words = request_line.split_whitespace();
     let method = words.next().unwrap_or("GET").to_string();
     let path = words.next().unwrap_or("/").to_string();
-    let received = Received { method, path, authorization, if_none_match };
+    let received = Received { method, path, authorization, if_none_match, headers, body };
     log.lock().unwrap().push(received.clone());
     let (status, headers, body) = handler(port, &received);
     let body = if received.method == "HEAD" { Vec::new() } else { body };

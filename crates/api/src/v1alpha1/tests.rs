@@ -39,7 +39,9 @@ fn environment_sync() -> Value {
             "webhook": {"secretRef": {"name": "hook"}},
             "chartCredentials": [{"url": "oci://registry.example/charts", "secretRef": {"name": "charts"}}],
             "previews": {"branches": "preview/*", "environment": "dev", "namespace": "shop-{name}", "max": 3, "expireAfter": "72h",
-                "url": "https://{name}.preview.example.org"}
+                "url": "https://{name}.preview.example.org",
+                "pullRequests": {"labels": ["preview"]}, "decryption": "Branches",
+                "forge": {"provider": "GitHub", "url": "https://api.github.com", "repository": "shop/web", "secretRef": {"name": "forge"}}}
         },
         "status": {
             "observedGeneration": 3,
@@ -86,7 +88,9 @@ fn environment_sync() -> Value {
             "previews": [{"name": "a", "branch": "preview/a", "commit": "0123456789abcdef0123456789abcdef01234567",
                 "namespace": "shop-a", "environment": "dev--a", "state": "Waiting", "url": "https://a.preview.example.org",
                 "lastAppliedCommit": "0123456789abcdef0123456789abcdef01234567",
-                "message": "over spec.previews.max"}]
+                "message": "over spec.previews.max"},
+                {"name": "pr-7", "branch": "feature/a", "pullRequest": 7, "commit": "0123456789abcdef0123456789abcdef01234567",
+                "namespace": "shop-pr-7", "state": "Ready", "commitStatus": "success"}]
         }
     })
 }

@@ -1,7 +1,8 @@
 //! The EnvironmentSync controller: pulls environments from git (`weaver_source`) and keeps them
 //! applied with the actions `weaver apply` and `weaver drift` run, as the EnvironmentSync's
 //! ServiceAccount. `api` holds the CustomResource types, `plan` the decisions (`previews` those of
-//! preview environments), `status` the status they give, `reconcile` and `controller` the work
+//! preview environments; `forge` the requests to a forge's API they list pull requests and post
+//! commit statuses with), `status` the status they give, `reconcile` and `controller` the work
 //! against the cluster (`reconcile`'s `credentials` what it acts as and with, its `push` the
 //! promotions and image updates, its `previews` the preview environments);
 //! `applied` reads what an EnvironmentSync applied, for the UI; `webhook` receives git hosts'
@@ -11,6 +12,7 @@
 pub use weaver_api::environment_sync as api;
 pub mod applied;
 pub mod controller;
+pub mod forge;
 pub mod plan;
 pub mod previews;
 pub mod reconcile;

@@ -798,7 +798,13 @@ mod tests {
         let checked = settings_of(serde_json::json!({"previews": previews})).previews.expect("previews");
         assert_eq!((checked.environment.as_str(), checked.max, checked.expire_after), ("dev", 10, None));
         let now = jiff::Timestamp::UNIX_EPOCH;
-        let branch = crate::gitops::previews::Branch { name: "preview/a".into(), commit: COMMIT.into(), time: now };
+        let branch = crate::gitops::previews::Branch {
+            name: "preview/a".into(),
+            commit: COMMIT.into(),
+            time: now,
+            pull_request: None,
+            fork: false,
+        };
         assert_eq!(
             checked.previews(&[branch], (&Default::default(), &Default::default()), now, ("team", "shop"))[0].namespace,
             "team-a"

@@ -1,7 +1,8 @@
-//! Preview environments (`spec.previews`), decided from the spec, the remote's branches and the
-//! time alone: which branches get a preview, under which name, namespace and environment name,
-//! and which wait over the maximum, which were asked to be deleted, and their URLs. No request
-//! is made here; `reconcile::previews` carries out.
+//! Preview environments (`spec.previews`), decided from the spec, the remote's branches (or the
+//! forge's pull requests) and the time alone: which get a preview, under which name, namespace
+//! and environment name, with or without the sync's identities, which wait over the maximum,
+//! which were asked to be deleted, and their URLs. No request is made here;
+//! `reconcile::previews` carries out.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,8 +11,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use k8s_openapi::api::networking::v1::Ingress;
 use sha2::{Digest, Sha256};
 
-use super::api::PREVIEW_DELETE_PREFIX;
-use super::api::Previews as PreviewsSpec;
+use super::api::{Forge, PREVIEW_DELETE_PREFIX, PreviewDecryption, Previews as PreviewsSpec};
 
 /// At most this many previews without `spec.previews.max`.
 pub const DEFAULT_MAX: usize = 10;
@@ -24,11 +24,19 @@ const NAME_PLACEHOLDER: &str = "{name}";
 const ENVIRONMENT_SEPARATOR: &str = "--";
 /// The longest label value, which the environment name is written as.
 const LABEL_VALUE_MAX: usize = 63;
+/// Before a pull request's number in its preview's name: `pr-7`.
+const PULL_REQUEST_PREFIX: &str = "pr-";
 
 /// `spec.previews`, checked, with its defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    branches: GlobMatcher,
+    /// Which branches (of pull requests: head branches) get a preview; all, when absent.
+    branches: Option<GlobMatcher>,
+    /// The labels a pull request carries to get a preview (`pullRequests`), in place of branches.
+    pub labels: Option<Vec<String>>,
+    /// `spec.previews.forge`, its repository and URL checked.
+    pub forge: Option<Forge>,
+    pub decryption: PreviewDecryption,
     /// What every matching branch's name starts with: cut off to make the preview's name.
     prefix: String,
     /// The base environment.
@@ -43,20 +51,47 @@ pub struct Settings {
 
 impl PartialEq for Settings {
     fn eq(&self, other: &Settings) -> bool {
-        let key = |s: &Settings| (s.environment.clone(), s.namespace.clone(), s.url.clone(), s.max, s.expire_after);
-        self.branches.glob() == other.branches.glob() && key(self) == key(other)
+        let key = |s: &Settings| {
+            let requests = (s.labels.clone(), s.forge.clone(), s.decryption);
+            (s.environment.clone(), s.namespace.clone(), s.url.clone(), s.max, s.expire_after, requests)
+        };
+        let glob = |s: &Settings| s.branches.as_ref().map(|b| b.glob().clone());
+        glob(self) == glob(other) && key(self) == key(other)
     }
 }
 
 /// `spec.previews` checked, in the EnvironmentSync's namespace `namespace`: what is wrong with it
 /// as a message naming the field.
 pub fn settings(spec: &PreviewsSpec, namespace: &str) -> Result<Settings, String> {
-    let branches = GlobBuilder::new(&spec.branches)
-        .literal_separator(true)
-        .build()
-        .map_err(|err| format!("spec.previews.branches `{}` is not a glob: {}", spec.branches, err.kind()))?
-        .compile_matcher();
-    let prefix: String = spec.branches.chars().take_while(|c| !matches!(c, '*' | '?' | '[' | '{' | '\\')).collect();
+    let labels = spec.pull_requests.as_ref().map(|requests| requests.labels.clone());
+    match (&spec.branches, &labels, &spec.forge) {
+        (None, None, _) => {
+            return Err("spec.previews needs `branches` (a glob over the repository's branches) or \
+                        `pullRequests` (the labels of the forge's pull requests that get a preview)"
+                .into());
+        }
+        (_, Some(_), None) => {
+            return Err("spec.previews.pullRequests needs spec.previews.forge: the forge whose pull requests are \
+                        listed, and a token for its API"
+                .into());
+        }
+        _ => {}
+    }
+    if let Some(forge) = &spec.forge {
+        crate::gitops::forge::check(forge)?;
+    }
+    let pattern = spec.branches.as_deref().unwrap_or_default();
+    let branches = match &spec.branches {
+        Some(glob) => Some(
+            GlobBuilder::new(glob)
+                .literal_separator(true)
+                .build()
+                .map_err(|err| format!("spec.previews.branches `{glob}` is not a glob: {}", err.kind()))?
+                .compile_matcher(),
+        ),
+        None => None,
+    };
+    let prefix: String = pattern.chars().take_while(|c| !matches!(c, '*' | '?' | '[' | '{' | '\\')).collect();
     let namespace = match &spec.namespace {
         Some(pattern) => named_pattern("namespace", pattern, "shop-")?,
         None => format!("{namespace}-{NAME_PLACEHOLDER}"),
@@ -80,7 +115,18 @@ pub fn settings(spec: &PreviewsSpec, namespace: &str) -> Result<Settings, String
         None => None,
     };
     let max = spec.max.map_or(DEFAULT_MAX, |max| max as usize);
-    Ok(Settings { branches, prefix, environment: spec.environment.clone(), namespace, url, max, expire_after })
+    Ok(Settings {
+        branches,
+        labels,
+        forge: spec.forge.clone(),
+        decryption: spec.decryption.unwrap_or_default(),
+        prefix,
+        environment: spec.environment.clone(),
+        namespace,
+        url,
+        max,
+        expire_after,
+    })
 }
 
 /// `spec.previews.<field>`'s `pattern`, which must say where the preview's name goes: else every
@@ -95,12 +141,16 @@ fn named_pattern(field: &str, pattern: &str, example: &str) -> Result<String, St
     }
 }
 
-/// A branch of the remote: its name (without `refs/heads/`), head commit and the commit's time.
+/// A branch of the remote: its name (without `refs/heads/`), head commit and the commit's time;
+/// or a pull request's head: its branch, the request's number, and whether it is a fork's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Branch {
     pub name: String,
     pub commit: String,
     pub time: jiff::Timestamp,
+    pub pull_request: Option<u64>,
+    /// A pull request whose head is in another repository than the sync's.
+    pub fork: bool,
 }
 
 /// A preview to have: its name, branch, namespace and environment name; `waiting` when over the
@@ -109,6 +159,7 @@ pub struct Branch {
 pub struct Preview {
     pub name: String,
     pub branch: String,
+    pub pull_request: Option<u64>,
     pub commit: String,
     pub namespace: String,
     /// The environment name it is applied under: `<base>--<name>`.
@@ -121,12 +172,24 @@ pub struct Preview {
     /// Its deletion was asked for at its branch's commit: it is pruned, and counts for no
     /// place under the maximum.
     pub deleted: bool,
+    /// Whether it is given the sync's decryption identities (`spec.previews.decryption`).
+    pub decrypts: bool,
 }
 
 impl Settings {
-    /// The branches of `names` (the remote's, without `refs/heads/`) that get a preview.
+    /// The branches of `names` (the remote's, without `refs/heads/`; the pull requests' head
+    /// branches) that get a preview.
     pub fn matching<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
-        names.into_iter().filter(|name| self.branches.is_match(name)).collect()
+        names.into_iter().filter(|name| self.branches.as_ref().is_none_or(|glob| glob.is_match(name))).collect()
+    }
+
+    /// Whether a preview of `branch` is given the sync's decryption identities.
+    pub fn decrypts(&self, branch: &Branch) -> bool {
+        match self.decryption {
+            PreviewDecryption::None => false,
+            PreviewDecryption::Branches => !branch.fork,
+            PreviewDecryption::All => true,
+        }
     }
 
     /// The previews of `branches` (those [`Settings::matching`] chose) at `now`: a branch whose
@@ -145,7 +208,8 @@ impl Settings {
         sync: (&str, &str),
     ) -> Vec<Preview> {
         let live: Vec<&Branch> = branches.iter().filter(|branch| !self.expired(branch, now)).collect();
-        let mut names = preview_names(&self.prefix, live.iter().map(|b| b.name.as_str()));
+        let mut names =
+            preview_names(&self.prefix, live.iter().filter(|b| b.pull_request.is_none()).map(|b| b.name.as_str()));
         let taken: BTreeMap<String, usize> = names.values().fold(BTreeMap::new(), |mut taken, name| {
             *taken.entry(name.clone()).or_default() += 1;
             taken
@@ -160,19 +224,28 @@ impl Settings {
         let mut previews: Vec<(Preview, bool, jiff::Timestamp)> = live
             .iter()
             .map(|branch| {
-                let name = names[branch.name.as_str()].clone();
+                let name = match branch.pull_request {
+                    Some(number) => format!("{PULL_REQUEST_PREFIX}{number}"),
+                    None => names[branch.name.as_str()].clone(),
+                };
                 let preview = Preview {
                     namespace: self.namespace.replace(NAME_PLACEHOLDER, &name),
                     environment: self.environment_of(&name),
                     label: owner_label(sync.0, sync.1, &name),
                     url: self.url.as_ref().map(|pattern| pattern.replace(NAME_PLACEHOLDER, &name)),
                     branch: branch.name.clone(),
+                    pull_request: branch.pull_request,
                     commit: branch.commit.clone(),
                     waiting: None,
                     deleted: deletions.get(&name) == Some(&branch.commit),
+                    decrypts: self.decrypts(branch),
                     name,
                 };
-                let kept = made.get(&preview.branch) == Some(&preview.name);
+                // A request's name is its number's, whatever its head branch (two may share one).
+                let kept = match preview.pull_request {
+                    Some(_) => made.values().any(|name| *name == preview.name),
+                    None => made.get(&preview.branch) == Some(&preview.name),
+                };
                 (preview, kept, branch.time)
             })
             .collect();
@@ -337,7 +410,7 @@ mod tests {
 
     fn branch(name: &str, hours_ago: i64, now: jiff::Timestamp) -> Branch {
         let time = now - jiff::SignedDuration::from_hours(hours_ago);
-        Branch { name: name.into(), commit: format!("{:0>40}", hours_ago), time }
+        Branch { name: name.into(), commit: format!("{:0>40}", hours_ago), time, pull_request: None, fork: false }
     }
 
     fn hash6(branch: &str) -> String {
@@ -532,6 +605,60 @@ mod tests {
             ingress(serde_json::json!({"rules": [rule("*.example.org", "/"), rule("c.example.org", "/")]}));
         assert_eq!(ingress_url(&wildcard_first).as_deref(), Some("http://c.example.org/"));
         assert_eq!(ingress_url(&ingress(serde_json::json!({"defaultBackend": {"service": {"name": "web"}}}))), None);
+    }
+
+    #[test]
+    fn a_pull_request_is_previewed_as_pr_its_number_and_forks_decrypt_only_under_all() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let forge = serde_json::json!({"provider": "GitHub", "repository": "shop/web", "secretRef": {"name": "gh"}});
+        let of = |decryption: &str| {
+            checked(serde_json::json!({"pullRequests": {"labels": ["preview"]}, "forge": forge,
+                                       "environment": "dev", "decryption": decryption}))
+        };
+        let request = |number, fork| Branch { pull_request: Some(number), fork, ..branch("feature/Login", 1, now) };
+        let requests = [request(7, false), request(8, true)];
+        let decrypting = |settings: &Settings| -> Vec<(String, bool)> {
+            let previews = settings.previews(&requests, (&BTreeMap::new(), &BTreeMap::new()), now, SYNC);
+            previews.into_iter().map(|p| (p.name, p.decrypts)).collect()
+        };
+        // Two requests of one head branch (a fork's `feature/Login` too) are told apart by number.
+        let named = |pairs: [(&str, bool); 2]| pairs.map(|(n, d)| (n.to_string(), d)).to_vec();
+        assert_eq!(decrypting(&of("None")), named([("pr-7", false), ("pr-8", false)]));
+        assert_eq!(decrypting(&of("Branches")), named([("pr-7", true), ("pr-8", false)]), "a fork's gets none");
+        assert_eq!(decrypting(&of("All")), named([("pr-7", true), ("pr-8", true)]));
+        let previews = of("None").previews(&requests, (&BTreeMap::new(), &BTreeMap::new()), now, SYNC);
+        assert_eq!((previews[0].namespace.as_str(), previews[0].pull_request), ("shop-pr-7", Some(7)));
+        // Without `branches`, any head branch; with it, only the matching ones.
+        assert_eq!(of("None").matching(["feature/a", "main"]), ["feature/a", "main"]);
+        let filtered = checked(serde_json::json!({"pullRequests": {"labels": ["preview"]}, "forge": forge,
+                                                  "branches": "feature/*", "environment": "dev"}));
+        assert_eq!(filtered.matching(["feature/a", "main"]), ["feature/a"]);
+        // A branch's preview decrypts under Branches; the default gives none.
+        let plain =
+            checked(serde_json::json!({"branches": "preview/*", "environment": "dev", "decryption": "Branches"}));
+        assert!(
+            plain.previews(&[branch("preview/a", 1, now)], (&BTreeMap::new(), &BTreeMap::new()), now, SYNC)[0].decrypts
+        );
+        let default = checked(serde_json::json!({"branches": "preview/*", "environment": "dev"}));
+        assert!(
+            !default.previews(&[branch("preview/a", 1, now)], (&BTreeMap::new(), &BTreeMap::new()), now, SYNC)[0]
+                .decrypts
+        );
+    }
+
+    #[test]
+    fn pull_requests_without_a_forge_or_previews_of_nothing_are_refused() {
+        let refused = |value: serde_json::Value| settings(&spec(value), "shop").unwrap_err();
+        assert!(
+            refused(serde_json::json!({"pullRequests": {"labels": ["p"]}, "environment": "dev"}))
+                .starts_with("spec.previews.pullRequests needs spec.previews.forge")
+        );
+        assert!(refused(serde_json::json!({"environment": "dev"})).starts_with("spec.previews needs `branches`"));
+        let gitea = serde_json::json!({"provider": "Gitea", "repository": "o/r", "secretRef": {"name": "t"}});
+        assert!(
+            refused(serde_json::json!({"pullRequests": {"labels": ["p"]}, "forge": gitea, "environment": "dev"}))
+                .contains("url is required for Gitea")
+        );
     }
 
     #[test]

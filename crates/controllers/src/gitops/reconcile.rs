@@ -6,6 +6,7 @@
 //! status by `status`; this file observes and carries out.
 
 pub(super) mod credentials;
+mod forge;
 mod previews;
 mod push;
 mod verification;

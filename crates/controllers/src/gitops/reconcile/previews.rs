@@ -16,6 +16,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use secrecy::SecretString;
 
+use super::forge;
 use super::{Run, Shared, weaver_repository};
 use crate::gitops::api::{EnvironmentSync, PreviewState, PreviewStatus};
 use crate::gitops::plan::{Work, short};
@@ -44,57 +45,72 @@ pub(super) async fn reconcile(
 ) -> Previewed {
     let namespace = sync.namespace().unwrap_or_default();
     let previous: Vec<PreviewStatus> = sync.status.as_ref().map(|s| s.previews.clone()).unwrap_or_default();
-    let listing = {
-        let (cache, request) = (shared.cache.clone(), request.clone());
-        // The sync's own fetch, when it read the remote after the reconcile was asked for,
-        // listed them already.
-        tokio::task::spawn_blocking(move || cache.branches_since(&request, asked)).await
+    let mut forged = match &settings.forge {
+        Some(forge) => Some(forge::connect(sync, forge, tenant, run.redactor).await),
+        None => None,
+    };
+    let listing = match (&settings.labels, &forged) {
+        (Some(labels), Some(Ok(forged))) => forged.candidates(labels, run.redactor).await,
+        (Some(_), Some(Err(why))) => Err(why.clone()),
+        _ => branches(request, shared, run, asked).await,
     };
     let listed = match listing {
-        Ok(Ok(listed)) => listed,
+        Ok(listed) => listed,
         // Nothing is pruned on a failed listing: the previews stay as they were, and say why.
-        Ok(Err(err)) => return unlisted(previous, &run.redactor.redact(&err.to_string())),
-        Err(join) => return unlisted(previous, &join.to_string()),
+        Err(why) => return unlisted(previous, settings, &why),
     };
     // Every bound of the sync holds for its previews together: what spec.timeout leaves
     // unfetched or unapplied waits for the next reconcile, which comes at spec.retryInterval.
     let deadline = Instant::now() + run.spec.timeout;
-    let matching: Vec<(String, String)> = {
-        let names = settings.matching(listed.iter().map(|(name, _)| name.as_str()));
-        listed.iter().filter(|(name, _)| names.contains(&name.as_str())).cloned().collect()
+    let matching: Vec<forge::Candidate> = {
+        let names: Vec<String> =
+            settings.matching(listed.iter().map(|c| c.branch.as_str())).into_iter().map(str::to_string).collect();
+        listed.into_iter().filter(|c| names.contains(&c.branch)).collect()
     };
-    // Each matching branch's head: found in the mirror when it holds the listed commit (a branch
-    // that did not move costs no request), else fetched. Its commit's time chooses which expire
-    // and which wait (one that could not be fetched counts as new).
+    // Each matching branch's head (a pull request's, by the forge's ref for it): found in the
+    // mirror when it holds the listed commit (a branch that did not move costs no request), else
+    // fetched. Its commit's time chooses which expire and which wait (one that could not be
+    // fetched counts as new).
     let fetching = {
         let (cache, request) = (shared.cache.clone(), request.clone());
         tokio::task::spawn_blocking(move || {
             matching
                 .into_iter()
-                .map(|(branch, commit)| {
+                .map(|candidate| {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    let got = match cache.held(&request.url, &format!("refs/heads/{branch}"), &commit) {
+                    let got = match cache.held(&request.url, &ref_name(&candidate.reference), &candidate.commit) {
                         Some(held) => Some(Ok(held)),
                         None if left.is_zero() => None,
                         None => Some(cache.fetch(&FetchRequest {
-                            reference: GitRef::Branch(branch.clone()),
+                            reference: candidate.reference.clone(),
                             timeout: left.min(request.timeout),
                             ..request.clone()
                         })),
                     };
-                    (branch, commit, got)
+                    (candidate, got)
                 })
                 .collect::<Vec<_>>()
         })
     };
     let heads = match fetching.await {
         Ok(heads) => heads,
-        Err(join) => return unlisted(previous, &format!("the fetch of the branches stopped: {join}")),
+        Err(join) => return unlisted(previous, settings, &format!("the fetch of the branches stopped: {join}")),
     };
-    let fetched: Vec<(Branch, Head)> = heads
+    let fetched: Vec<(Branch, Head, GitRef)> = heads
         .into_iter()
-        .map(|(name, listed_commit, got)| {
+        .map(|(candidate, got)| {
             let head = match got {
+                // The forge's ref lags its API at times: the preview waits for them to agree.
+                Some(Ok(at)) if candidate.pull_request.is_some() && at.commit != candidate.commit => {
+                    Head::Failed(format!(
+                        "the forge's head of pull request #{} is {}, and its {} is at {}: waiting for them to agree, \
+                         at the next reconcile",
+                        candidate.pull_request.unwrap_or_default(),
+                        short(&candidate.commit),
+                        candidate.reference,
+                        short(&at.commit)
+                    ))
+                }
                 Some(Ok(at)) => Head::At(at),
                 Some(Err(err)) => {
                     Head::Failed(format!("the branch could not be fetched: {}", run.redactor.redact(&err.to_string())))
@@ -103,9 +119,10 @@ pub(super) async fn reconcile(
             };
             let (commit, time) = match &head {
                 Head::At(at) => (at.commit.clone(), at.commit_time().unwrap_or_else(|| shared.clock.now())),
-                _ => (listed_commit, shared.clock.now()),
+                _ => (candidate.commit.clone(), shared.clock.now()),
             };
-            (Branch { name, commit, time }, head)
+            let (pull_request, fork) = (candidate.pull_request, candidate.fork);
+            (Branch { name: candidate.branch, commit, time, pull_request, fork }, head, candidate.reference)
         })
         .collect();
     let made: BTreeMap<String, String> = previous
@@ -114,7 +131,7 @@ pub(super) async fn reconcile(
         .map(|p| (p.branch.clone(), p.name.clone()))
         .collect();
     let deletions = previews::deletions(sync.annotations());
-    let branches: Vec<Branch> = fetched.iter().map(|(branch, _)| branch.clone()).collect();
+    let branches: Vec<Branch> = fetched.iter().map(|(branch, _, _)| branch.clone()).collect();
     let wanted = settings.previews(&branches, (&made, &deletions), shared.clock.now(), (&namespace, &sync.name_any()));
     // `spec.source.verify` holds for previews too: the trust list read once, each preview's head
     // checked before anything of it is applied.
@@ -143,9 +160,11 @@ pub(super) async fn reconcile(
         let status = |state, message: Option<String>, last_applied_commit: Option<String>| PreviewStatus {
             name: preview.name.clone(),
             branch: preview.branch.clone(),
+            pull_request: preview.pull_request,
             commit: preview.commit.clone(),
             namespace: preview.namespace.clone(),
             environment: preview.environment.clone(),
+            commit_status: None,
             url: preview.url.clone().or_else(|| before.and_then(|b| b.url.clone())),
             state,
             last_applied_commit,
@@ -172,7 +191,11 @@ pub(super) async fn reconcile(
             if before.is_some() { "updated" } else { "made" },
             run.spec.timeout.as_secs()
         );
-        let at = match &fetched.iter().find(|(branch, _)| branch.name == preview.branch).expect("listed").1 {
+        let of_preview = |(branch, _, _): &&(Branch, Head, GitRef)| {
+            (&branch.name, branch.pull_request) == (&preview.branch, preview.pull_request)
+        };
+        let (_, head, reference) = fetched.iter().find(of_preview).expect("listed");
+        let at = match head {
             Head::At(at) => at,
             Head::Failed(why) => {
                 done.previews.push(kept(why.clone(), PreviewState::Failed));
@@ -200,10 +223,13 @@ pub(super) async fn reconcile(
         let bounded = crate::gitops::plan::Settings { timeout: left, ..run.spec.clone() };
         let bounded_run = run.at(run.fetched, run.repository.clone(), run.keys.clone(), &bounded);
         let mut old_removed = renamed.is_none();
+        if let Some(Ok(forged)) = &mut forged {
+            forged.starting(&preview.name, &preview.commit, before, run.redactor).await;
+        }
         let applied = async {
             match (&trust, &run.spec.verify) {
                 (Some(Ok(trust)), Some(verify)) => {
-                    let reference = GitRef::Branch(preview.branch.clone());
+                    let reference = reference.clone();
                     let asked = FetchRequest { reference, timeout: left.min(request.timeout), ..request.clone() };
                     let checking = (shared.cache.clone(), at, asked);
                     super::verification::check(sync, verify, trust.clone(), checking).await.map_err(|(_, why)| why)?;
@@ -268,9 +294,16 @@ pub(super) async fn reconcile(
             let why = match (deleted.contains(&p.name), kept.contains(p.name.as_str())) {
                 (true, _) => "its deletion was asked for (weaver previews delete)".to_string(),
                 (false, true) => "over spec.previews.max".to_string(),
-                (false, false) => {
-                    format!("its branch {} is gone or its last commit expired (spec.previews.expireAfter)", p.branch)
-                }
+                (false, false) => match p.pull_request {
+                    Some(number) => format!(
+                        "its pull request #{number} is closed, merged or no longer carries \
+                         spec.previews.pullRequests.labels"
+                    ),
+                    None => format!(
+                        "its branch {} is gone or its last commit expired (spec.previews.expireAfter)",
+                        p.branch
+                    ),
+                },
             };
             let environment = match p.environment.is_empty() {
                 true => settings.environment_of(&p.name),
@@ -282,7 +315,59 @@ pub(super) async fn reconcile(
     // One asked to be deleted that cannot be pruned is Failed, not Deleted, until it is.
     let kept: BTreeSet<String> = kept.into_iter().filter(|name| !deleted.contains(*name)).map(str::to_string).collect();
     prune_all(sync, gone, &kept, run, tenant, &mut done).await;
+    match &mut forged {
+        Some(Ok(forged)) => forged.settle(&mut done.previews, &previous, run.redactor).await,
+        // Said by each, kept as it was: posted when the forge is read again.
+        Some(Err(why)) => {
+            for preview in done.previews.iter_mut().filter(|p| p.state != PreviewState::Waiting) {
+                let before = previous.iter().find(|p| p.name == preview.name && p.commit == preview.commit);
+                preview.commit_status = before.and_then(|b| b.commit_status.clone());
+                let said = format!("its commit status could not be posted: {why}");
+                preview.message = Some(preview.message.take().map_or(said.clone(), |m| format!("{m}; {said}")));
+            }
+        }
+        None => {}
+    }
     done
+}
+
+/// The remote's branches, each a candidate: as the sync's own fetch read them when it read the
+/// remote after the reconcile was asked for (`asked`), else listed now.
+async fn branches(
+    request: &FetchRequest,
+    shared: &Shared,
+    run: &Run<'_>,
+    asked: Instant,
+) -> Result<Vec<forge::Candidate>, String> {
+    let listing = {
+        let (cache, request) = (shared.cache.clone(), request.clone());
+        tokio::task::spawn_blocking(move || cache.branches_since(&request, asked)).await
+    };
+    match listing {
+        Ok(Ok(listed)) => Ok(listed
+            .into_iter()
+            .map(|(branch, commit)| forge::Candidate {
+                reference: GitRef::Branch(branch.clone()),
+                branch,
+                commit,
+                pull_request: None,
+                fork: false,
+            })
+            .collect()),
+        Ok(Err(err)) => Err(run.redactor.redact(&err.to_string()).into_owned()),
+        Err(join) => Err(join.to_string()),
+    }
+}
+
+/// The full name of the ref `reference` is fetched by (`refs/heads/<branch>`, a forge's
+/// `refs/pull/7/head`), as a mirror holds it.
+fn ref_name(reference: &GitRef) -> String {
+    match reference {
+        GitRef::Branch(name) if !name.starts_with("refs/") => format!("refs/heads/{name}"),
+        GitRef::Branch(name) | GitRef::Ref(name) | GitRef::Tag(name) => name.clone(),
+        GitRef::Semver(range) => range.clone(),
+        GitRef::Commit(id) => id.clone(),
+    }
 }
 
 /// A matching branch's head at this reconcile.
@@ -344,10 +429,11 @@ async fn prune_all(
 }
 
 /// The previews as they were, each saying why this reconcile did not look at them.
-fn unlisted(previous: Vec<PreviewStatus>, why: &str) -> Previewed {
+fn unlisted(previous: Vec<PreviewStatus>, settings: &Settings, why: &str) -> Previewed {
+    let what = if settings.labels.is_some() { "pull requests" } else { "branches" };
     let previews = previous
         .into_iter()
-        .map(|p| PreviewStatus { message: Some(format!("the branches could not be listed: {why}")), ..p })
+        .map(|p| PreviewStatus { message: Some(format!("the {what} could not be listed: {why}")), ..p })
         .collect();
     Previewed { previews, ..Previewed::default() }
 }
@@ -365,7 +451,8 @@ async fn ingress_url(preview: &Preview, tenant: &kube::Client) -> Result<Option<
 }
 
 /// The preview's namespace made (or found, its own), and its environment applied at its
-/// branch's commit `at`, with no decryption identities.
+/// branch's commit `at`, with the sync's decryption identities only where
+/// `spec.previews.decryption` gives them.
 async fn apply(
     sync: &EnvironmentSync,
     settings: &Settings,
@@ -381,11 +468,16 @@ async fn apply(
     let repository = weaver_repository(sync, at);
     let base = load(settings, repository, at.rev().map(str::to_string), run).await?;
     let environment = Arc::new(preview_environment(base, preview));
-    // A preview's branch is anyone's who may push one: it never gets the sync's identities.
-    let keys = Keys::Given {
-        // Said where a decryption fails: "tried: nothing found (<origin>: no keys in it)".
-        origin: "a preview (spec.previews), which is given no decryption identities".into(),
-        identities: Arc::new(SecretString::from(String::new())),
+    // A preview's branch is anyone's who may push one: it gets the sync's identities only
+    // where the spec says so.
+    let keys = match preview.decrypts {
+        true => run.keys.clone(),
+        false => Keys::Given {
+            // Said where a decryption fails: "tried: nothing found (<origin>: no keys in it)".
+            origin: "a preview (spec.previews), which is given no decryption identities (spec.previews.decryption)"
+                .into(),
+            identities: Arc::new(SecretString::from(String::new())),
+        },
     };
     let preview_run = run.at(at, weaver_repository(sync, at), keys, run.spec);
     let applied = preview_run.apply(std::slice::from_ref(&environment), None).map_err(|e| run.redactor.error(&e))?;

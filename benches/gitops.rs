@@ -25,6 +25,12 @@
 //!    (target ≤ 5 s); then with `correctDrift: true`, another changed, timed until put back
 //!    (target ≤ 10 s).
 //!
+//! 5. Previews, nothing new: one EnvironmentSync whose `spec.previews` matches
+//!    [`PREVIEW_BRANCHES`] branches (100), each preview (one ConfigMap, in a namespace of its own)
+//!    Ready at its branch's head; then one interval and a fifth with no push: the reconciles, the
+//!    git requests by kind (`GET …/info/refs`, `POST …/git-upload-pack`) per reconcile, the API
+//!    requests, the objects written (target 0) and the controller's CPU.
+//!
 //! Every figure comes with the operator's CPU (/proc/PID/stat) and the cores it used, its peak
 //! and current RSS (VmHWM, VmRSS), its requests by verb and resource (the fake's log, by the
 //! operator's and tenants' users; on a real server `apiserver_request_total`, which counts every
@@ -34,8 +40,8 @@
 //! (namespaces `bench-gitops-<pid>*` and ClusterRoles `bench-gitops-<pid>-*`, deleted at the
 //! end). `WEAVER_BENCH_QPS`, `WEAVER_BENCH_BURST` (unset: the operator's default) and
 //! `WEAVER_BENCH_CONCURRENT` (4: the chart's) are the operator's; `WEAVER_BENCH_OPERATOR_LOG`
-//! its `RUST_LOG` (warn); `WEAVER_BENCH_SCENARIOS` which run (`push,sources,steady`, the default:
-//! all; steady includes drift noticed).
+//! its `RUST_LOG` (warn); `WEAVER_BENCH_SCENARIOS` which run (`push,sources,steady,previews`, the
+//! default: all; steady includes drift noticed).
 
 mod support;
 
@@ -60,6 +66,10 @@ const CONFIGMAPS_PER_RELEASE: usize = 10;
 const LIMIT: Duration = Duration::from_secs(3600);
 /// Scenario 2's EnvironmentSyncs of each kind of source (20 ConfigMaps each).
 const SOURCE_SYNCS: usize = 20;
+/// The tenant namespaces of scenarios 1, 2 and 5, after the prefix.
+const SCENARIO_NAMESPACES: [&str; 4] = ["push", "git", "oci", "previews"];
+/// Scenario 5's branches matching `spec.previews.branches`, each with a preview.
+const PREVIEW_BRANCHES: usize = 100;
 
 fn env_text(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -250,6 +260,38 @@ fn lists(requests: &BTreeMap<String, u64>) -> u64 {
     ["LIST configmaps", "LIST secrets"].iter().map(|key| requests.get(*key).copied().unwrap_or(0)).sum()
 }
 
+/// `objects` and every ConfigMap and Secret (the release records) of `namespaces`, each as
+/// "Kind/namespace/name" and its resourceVersion.
+fn resource_versions<'a>(
+    bench: &Bench,
+    mut objects: Vec<Value>,
+    namespaces: impl IntoIterator<Item = &'a String>,
+) -> BTreeMap<String, String> {
+    for ns in namespaces {
+        objects.extend(bench.list("v1", "ConfigMap", "configmaps", Some(ns), ""));
+        objects.extend(bench.list("v1", "Secret", "secrets", Some(ns), ""));
+    }
+    objects
+        .iter()
+        .map(|o| {
+            let key = format!("{}/{}/{}", o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]);
+            (key, o["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+/// "N of M objects written", naming the first five written: those of `before` whose
+/// resourceVersion `after` does not have.
+fn written(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> String {
+    let changed: Vec<&str> =
+        before.iter().filter(|(key, v)| after.get(*key) != Some(*v)).map(|(k, _)| k.as_str()).collect();
+    let named = match changed.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", changed.iter().take(5).copied().collect::<Vec<_>>().join(", ")),
+    };
+    format!("{} of {} objects written{named}", changed.len(), before.len())
+}
+
 /// Ready at `commit`, at the EnvironmentSync's current generation.
 fn ready_at(sync: &Value, commit: &str) -> bool {
     let ready = sync
@@ -277,6 +319,11 @@ impl Operators {
 
     fn reconciles(&self) -> f64 {
         self.0.iter().map(|o| o.metric("environmentsync_reconcile_duration_seconds_count")).sum()
+    }
+
+    /// The time the reconciles so far took, together.
+    fn reconciling(&self) -> Duration {
+        Duration::from_secs_f64(self.0.iter().map(|o| o.metric("environmentsync_reconcile_duration_seconds_sum")).sum())
     }
 }
 
@@ -405,7 +452,7 @@ fn main() {
         support::Operator { child: command.spawn().unwrap(), metrics }
     };
 
-    let scenarios = env_text("WEAVER_BENCH_SCENARIOS", "push,sources,steady");
+    let scenarios = env_text("WEAVER_BENCH_SCENARIOS", "push,sources,steady,previews");
     let runs = |name: &str| scenarios.split(',').any(|s| s.trim() == name);
     if runs("push") {
         push_to_applied(&bench, &git_root, &git, &start);
@@ -415,6 +462,9 @@ fn main() {
     }
     if runs("steady") {
         steady_state(&bench, &git_root, &git, &start, &sizes, &interval_text, interval);
+    }
+    if runs("previews") {
+        previews_nothing_new(&bench, &git_root, &git, &start, &interval_text, interval);
     }
 
     clean_up(&bench);
@@ -461,7 +511,7 @@ fn set_up(bench: &Bench) {
                "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": prefix}]}),
     );
     let mut tenants = bench.tenant_namespaces();
-    tenants.extend(["push", "git", "oci"].map(|name| format!("{prefix}-{name}")));
+    tenants.extend(SCENARIO_NAMESPACES.map(|name| format!("{prefix}-{name}")));
     for ns in &tenants {
         bench.apply("namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
         bench.apply(
@@ -491,6 +541,109 @@ fn set_up(bench: &Bench) {
         "clusterrolebindings",
         json!({"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": format!("{prefix}-namespaces")},
                "roleRef": role_ref("ClusterRole", &format!("{prefix}-namespaces")), "subjects": subjects}),
+    );
+    // The previews' account makes their namespaces and writes in them (the previews guide).
+    bench.apply(
+        "clusterroles",
+        json!({"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": format!("{prefix}-previews")},
+               "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch", "create", "delete"]},
+                         {"apiGroups": ["", "coordination.k8s.io", "events.k8s.io"],
+                          "resources": ["configmaps", "secrets", "leases", "events"], "verbs": ["*"]}]}),
+    );
+    bench.apply(
+        "clusterrolebindings",
+        json!({"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": format!("{prefix}-previews")},
+               "roleRef": role_ref("ClusterRole", &format!("{prefix}-previews")),
+               "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": format!("{prefix}-previews")}]}),
+    );
+}
+
+/// Scenario 5: one EnvironmentSync of environment `main` (one ConfigMap) whose previews
+/// (environment `preview`, one ConfigMap) are [`PREVIEW_BRANCHES`] branches, each at a commit of
+/// its own; once every preview is Ready, one interval and a fifth with nothing new.
+fn previews_nothing_new(
+    bench: &Bench,
+    git_root: &Path,
+    git: &git_http::GitHttpServer,
+    start: &dyn Fn(&str, Option<&str>, &str) -> support::Operator,
+    interval_text: &str,
+    interval: Duration,
+) {
+    let namespace = format!("{}-previews", bench.prefix);
+    let repo = Repository::new(git_root, "previews", &git.base);
+    repo.write("charts/one/chart.yaml", "name: one\nversion: 1.0.0\n");
+    repo.write(
+        "charts/one/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ release.name }}\ndata:\n  greeting: {{ values.greeting }}\n",
+    );
+    repo.write(
+        "environments/main.yaml",
+        &format!(
+            "namespace: {namespace}\ncluster:\n  lockNamespace: {namespace}\nreleases:\n  - name: app\n    chart: one\n"
+        ),
+    );
+    // The namespace is the preview's: the controller replaces it.
+    repo.write("environments/preview.yaml", "namespace: preview\nreleases:\n  - name: app\n    chart: one\n");
+    // Each branch at a commit of its own (main's history, one greeting each).
+    for i in 0..PREVIEW_BRANCHES {
+        repo.write("charts/one/values.yaml", &format!("greeting: branch-{i:03}\n"));
+        let commit = git2::Oid::from_str(&repo.commit(&format!("branch {i}"))).unwrap();
+        repo.git.reference(&format!("refs/heads/preview/b{i:03}"), commit, true, "a preview's branch").unwrap();
+    }
+    repo.write("charts/one/values.yaml", "greeting: main\n");
+    let commit = repo.commit("main");
+    let label = format!("{}-previews", std::process::id());
+    let selector = format!("bench-gitops={label}");
+    let mut sync =
+        environment_sync("previews", &namespace, json!({"bench-gitops": label}), &repo.url, "main", interval_text);
+    sync["spec"]["previews"] = json!({"branches": "preview/*", "environment": "preview",
+        "namespace": format!("{}-pv-{{name}}", bench.prefix), "max": PREVIEW_BRANCHES});
+    bench.apply("environmentsyncs", sync.clone());
+    let operators = Operators(vec![start(selector.as_str(), None, "cache-previews")]);
+    let all_ready = |live: &Value| {
+        let previews = live.pointer("/status/previews").and_then(Value::as_array);
+        ready_at(live, &commit)
+            && previews.is_some_and(|p| p.len() == PREVIEW_BRANCHES && p.iter().all(|p| p["state"] == "Ready"))
+    };
+    let cold = bench.wait_until("every preview Ready", Duration::from_millis(250), |b| {
+        all_ready(&b.get("environmentsyncs", &sync))
+    });
+    let preview_namespaces: Vec<String> =
+        (0..PREVIEW_BRANCHES).map(|i| format!("{}-pv-b{i:03}", bench.prefix)).collect();
+    // The sync, and every ConfigMap and Secret of its namespace and the previews'.
+    let versions = |b: &Bench| {
+        resource_versions(b, vec![b.get("environmentsyncs", &sync)], preview_namespaces.iter().chain([&namespace]))
+    };
+    let (refs, packs) = ("GET /previews/info/refs", "POST /previews/git-upload-pack");
+    let before = versions(bench);
+    let (cpu, requests, server) = (operators.cpu(), bench.requests(), bench.server_cpu());
+    let (reconciles, reconciling) = (operators.reconciles(), operators.reconciling());
+    let (ref_reads, pack_posts) = (git.count(refs), git.count(packs));
+    let started = Instant::now();
+    std::thread::sleep(interval + interval / 5);
+    let (spent, wall) = (operators.cpu() - cpu, started.elapsed());
+    let (reconciles, reconciling) = (operators.reconciles() - reconciles, operators.reconciling() - reconciling);
+    let (ref_reads, pack_posts) = (git.count(refs) - ref_reads, git.count(packs) - pack_posts);
+    let requests = delta(&requests, &bench.requests());
+    let after = versions(bench);
+    let live = bench.get("environmentsyncs", &sync);
+    assert!(all_ready(&live), "the previews after the interval: {:#}", live["status"]);
+    let per = |n: usize| n as f64 / reconciles.max(1.0);
+    println!(
+        "previews, nothing new: 1 EnvironmentSync with {PREVIEW_BRANCHES} previews Ready (set up in {}), interval {interval_text}, {} s: {} reconciles ({} each, the controller's metric); git requests {} ({ref_reads} GET info/refs, {pack_posts} POST git-upload-pack: {:.1} and {:.1} a reconcile); {}; {}; {}{}; {}; load average {}",
+        support::ms(cold),
+        wall.as_secs(),
+        reconciles,
+        support::ms(reconciling.div_f64(reconciles.max(1.0))),
+        ref_reads + pack_posts,
+        per(ref_reads),
+        per(pack_posts),
+        written(&before, &after),
+        requests_line(&requests, bench.fake.is_some()),
+        cpu_line(spent, wall),
+        server_line(&server, spent),
+        operators.memory(),
+        support::load_average()
     );
 }
 
@@ -753,19 +906,7 @@ fn steady_state(
     let objects_per_sync = FLEET_RELEASES.len() * CONFIGMAPS_PER_RELEASE;
 
     // Every ConfigMap, Secret (the release records) and EnvironmentSync, by resourceVersion.
-    let versions = |b: &Bench| -> BTreeMap<String, String> {
-        let mut all = b.syncs(&selector);
-        for ns in &namespaces {
-            all.extend(b.list("v1", "ConfigMap", "configmaps", Some(ns), ""));
-            all.extend(b.list("v1", "Secret", "secrets", Some(ns), ""));
-        }
-        all.iter()
-            .map(|o| {
-                let key = format!("{}/{}/{}", o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]);
-                (key, o["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string())
-            })
-            .collect()
-    };
+    let versions = |b: &Bench| resource_versions(b, b.syncs(&selector), &namespaces);
     // Measures one interval and a fifth, with nothing to do.
     let measure = |what: &str, operators: &Operators| {
         let before = versions(bench);
@@ -780,19 +921,11 @@ fn steady_state(
         let requests = delta(&requests, &bench.requests());
         let memory = operators.memory();
         let after = versions(bench);
-        let changed: Vec<&String> =
-            before.iter().filter(|(key, v)| after.get(*key) != Some(*v)).map(|(k, _)| k).collect();
         println!(
-            "{what}, {} s: {}; {memory}; {reconciles} reconciles; {} of {} objects written{}; {} LISTs of ConfigMaps and Secrets; {reads} reads of the remote's refs ({:.1} an interval); {}{}; load average {}",
+            "{what}, {} s: {}; {memory}; {reconciles} reconciles; {}; {} LISTs of ConfigMaps and Secrets; {reads} reads of the remote's refs ({:.1} an interval); {}{}; load average {}",
             wall.as_secs(),
             cpu_line(spent, wall),
-            changed.len(),
-            before.len(),
-            if changed.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", changed.iter().take(5).map(|k| k.as_str()).collect::<Vec<_>>().join(", "))
-            },
+            written(&before, &after),
             lists(&requests),
             reads as f64 * interval.as_secs_f64() / wall.as_secs_f64(),
             requests_line(&requests, bench.fake.is_some()),
@@ -928,14 +1061,15 @@ fn drift_noticed(bench: &Bench, namespace: &str, name: &str) {
 fn clean_up(bench: &Bench) {
     let prefix = &bench.prefix;
     let mut namespaces = bench.tenant_namespaces();
-    namespaces.push(format!("{prefix}-push"));
+    namespaces.extend(SCENARIO_NAMESPACES.map(|name| format!("{prefix}-{name}")));
+    namespaces.extend((0..PREVIEW_BRANCHES).map(|i| format!("{prefix}-pv-b{i:03}")));
     namespaces.push(prefix.clone());
     let api = bench.api("v1", "Namespace", "namespaces", None);
     for ns in &namespaces {
         let _ = bench.runtime.block_on(api.delete(ns, &DeleteParams::default()));
     }
     let rbac = "rbac.authorization.k8s.io/v1";
-    for suffix in ["operator", "namespaces"] {
+    for suffix in ["operator", "namespaces", "previews"] {
         let name = format!("{prefix}-{suffix}");
         for (kind, plural) in [("ClusterRole", "clusterroles"), ("ClusterRoleBinding", "clusterrolebindings")] {
             let _ = bench.runtime.block_on(bench.api(rbac, kind, plural, None).delete(&name, &DeleteParams::default()));

@@ -9,6 +9,7 @@
 //! (docs/src/development/end-to-end.md lists them).
 
 use crate::common;
+use crate::previews::{delete_branch_of, preview_namespaces, push_to};
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -3108,4 +3109,221 @@ fn a_verified_environmentsync_in_the_pod_applies_signed_commits_alone_and_signs_
     for line in private.lines().chain(sshd.read("client").lines()).filter(|l| !l.starts_with("-----")) {
         assert!(!status.contains(line), "a private key is in the status: {status}");
     }
+}
+
+/// The demo's EnvironmentSync's previews on the node (issue 109): environment `review`, the web
+/// app alone, in a namespace per `preview/*` branch of the demo served over https where the Pods
+/// reach this machine. Its account may make namespaces and write the web app's kinds in any.
+fn install_previews(e2e: &E2e, images: &Images, demo: &Demo) -> Option<(GitHttpServer, git2::Repository)> {
+    let cluster = &demo.cluster;
+    let (server, source) = https_source(e2e, demo)?;
+    demo.repo.write(
+        "environments/review.yaml",
+        "# A preview of the web app alone (the EnvironmentSync's spec.previews).\nnamespace: review\nvalues:\n  \
+         domain: review.shop.example.org\nreleases:\n  - name: web\n    chart: web-app\n    values:\n      \
+         config: {GREETING: main}\n",
+    );
+    demo.edit(
+        "charts/environment-sync/templates/environmentsync.yaml",
+        "  approval: Automatic\n",
+        "  approval: Automatic\n  previews: {branches: \"preview/*\", environment: review, max: 3}\n",
+    );
+    let name = format!("{}-previews", cluster.prefix);
+    for kind in ["ClusterRole", "ClusterRoleBinding"] {
+        cluster.delete_later(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+            "metadata": {"name": name}}));
+    }
+    for preview in ["a", "b", "c", "d", "e", "f"] {
+        cluster.delete_later(&json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": format!("{}-{preview}", demo.ns)}}));
+    }
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
+        "rules": [
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch", "create", "delete"]},
+            {"apiGroups": ["", "apps", "coordination.k8s.io", "events.k8s.io"],
+             "resources": ["configmaps", "services", "secrets", "deployments", "leases", "events"], "verbs": ["*"]}
+        ]
+    }));
+    cluster.create(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "staging-sync", "namespace": demo.ns}]
+    }));
+    install_demo(demo, images, source);
+    Some((server, common::git::init(demo.repo.path())))
+}
+
+/// The previews of the EnvironmentSync `live`: name → (state, commit).
+fn previews_of(live: &Value) -> BTreeMap<String, (String, String)> {
+    let previews = live["status"]["previews"].as_array().cloned().unwrap_or_default();
+    let text = |preview: &Value, field: &str| preview[field].as_str().unwrap_or_default().to_string();
+    previews.iter().map(|p| (text(p, "name"), (text(p, "state"), text(p, "commit")))).collect()
+}
+
+/// Waits, up to `limit`, until `check` holds; the time it took.
+fn within<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> (T, Duration) {
+    let started = Instant::now();
+    loop {
+        match check() {
+            Ok(value) => return (value, started.elapsed()),
+            Err(last) => assert!(started.elapsed() < limit, "{what}, after {limit:?}: {last}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Issue 109's acceptance on the node: the controller in its Pod from weaver's image; pushing
+/// `preview/a` (and `feature/x`, outside the glob) to the demo served over https makes a's
+/// namespace and applies the web app there, its Pod Ready; a second push updates it; deleting
+/// the branch removes the namespace and every object in it; five branches with `max: 3` give
+/// three previews and two waiting, the newest; `expireAfter` prunes them all; `feature/x` never
+/// gets anything. Each step is triggered by a reconcile request, and timed.
+#[test]
+fn previews_on_the_node_follow_their_branches_from_push_to_pruned_within_the_maximum_and_expiry() {
+    let Some(e2e) = E2e::or_skip() else { return };
+    let Some(images) = e2e.images() else { return };
+    let demo = Demo::with_operator_on(e2e.cluster());
+    let cluster = &demo.cluster;
+    let Some((_server, git)) = install_previews(&e2e, images, &demo) else { return };
+    let environment_sync = environment_sync(&demo);
+    let work = demo.repo.path();
+    let main = main_of(&git);
+    eventually("the EnvironmentSync Ready at main", || ready_at(cluster, &environment_sync, &main));
+    let live = |what: &str| cluster.get(&environment_sync).unwrap_or_else(|| panic!("no EnvironmentSync, {what}"));
+    let review = "environments/review.yaml";
+    let greeting = |text: &str| {
+        format!(
+            "namespace: review\nvalues:\n  domain: review.shop.example.org\nreleases:\n  - name: web\n    \
+                 chart: web-app\n    values:\n      config: {{GREETING: {text}}}\n"
+        )
+    };
+    let now = jiff::Timestamp::now().as_second();
+    let a_ns = format!("{}-a", demo.ns);
+    let web_config = |namespace: &str| {
+        let config = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "web-config", "namespace": namespace}});
+        cluster.get(&config).map(|c| c["data"]["GREETING"].clone())
+    };
+    let limit = Duration::from_secs(180);
+
+    // A push to preview/a, and one to feature/x, outside the glob.
+    let first = push_to(&git, work, "preview/a", review, &greeting("a1"), now);
+    push_to(&git, work, "feature/x", review, &greeting("x"), now);
+    let pushed = Instant::now();
+    request_reconcile(cluster, &environment_sync, "preview a pushed");
+    let (_, to_ready) = within("preview a Ready at its commit", limit, || {
+        let live = live("preview a");
+        match previews_of(&live).get("a") {
+            Some((state, commit)) if state == "Ready" && *commit == first => Ok(()),
+            _ => Err(live["status"].to_string()),
+        }
+    });
+    figure(
+        "push of preview/a to its preview Ready (namespace made, applied; a reconcile requested)",
+        &format!("{to_ready:.1?}"),
+    );
+    assert_eq!(web_config(&a_ns), Some(json!("a1")));
+    within("preview a's web Pod Ready", limit, || {
+        let pods = live_pods(cluster, &a_ns);
+        if !pods.is_empty() && pods.iter().all(pod_ready) { Ok(()) } else { Err(format!("{pods:#?}")) }
+    });
+    figure("push of preview/a to its web app's Pod Ready", &format!("{:.1?}", pushed.elapsed()));
+    let live_now = live("after preview a");
+    assert_eq!(previews_of(&live_now).keys().collect::<Vec<_>>(), ["a"], "feature/x is outside the glob");
+    assert_eq!(preview_namespaces(cluster, &demo.ns, "staging-sync"), [a_ns.as_str()]);
+    assert_eq!(live_now["status"]["lastAppliedRevision"], main.as_str(), "staging stays at main");
+
+    // A second push updates it.
+    let second = push_to(&git, work, "preview/a", review, &greeting("a2"), now + 1);
+    request_reconcile(cluster, &environment_sync, "preview a pushed again");
+    let (_, to_updated) = within("preview a Ready at the second push", limit, || {
+        let live = live("preview a updated");
+        match previews_of(&live).get("a") {
+            Some((state, commit)) if state == "Ready" && *commit == second => Ok(()),
+            _ => Err(live["status"].to_string()),
+        }
+    });
+    figure("a second push to preview/a to its preview Ready at it", &format!("{to_updated:.1?}"));
+    assert_eq!(web_config(&a_ns), Some(json!("a2")));
+
+    // The branch deleted: the preview leaves the status, and its namespace goes with every
+    // object in it (the server finalizes the namespace once they are gone).
+    let kinds = [
+        ("v1", "ConfigMap", "configmaps"),
+        ("v1", "Service", "services"),
+        ("v1", "Secret", "secrets"),
+        ("apps/v1", "Deployment", "deployments"),
+        ("v1", "Pod", "pods"),
+    ];
+    let held: usize = kinds.iter().map(|(v, k, p)| cluster.list(v, k, p, &a_ns).len()).sum();
+    assert!(held >= 5, "preview a's namespace holds {held} objects");
+    delete_branch_of(&git, "preview/a");
+    request_reconcile(cluster, &environment_sync, "preview a deleted");
+    let (_, to_pruned) = within("preview a pruned", limit, || {
+        let live = live("preview a pruned");
+        if previews_of(&live).is_empty() { Ok(()) } else { Err(live["status"].to_string()) }
+    });
+    figure(
+        "preview/a deleted to its preview pruned (objects deleted, namespace deletion asked)",
+        &format!("{to_pruned:.1?}"),
+    );
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": a_ns}});
+    let (_, to_gone) = within("preview a's namespace gone", limit, || match cluster.get(&namespace) {
+        None => Ok(()),
+        Some(ns) => Err(ns["status"].to_string()),
+    });
+    figure(
+        "preview a pruned to its namespace gone (its Pod terminated, the server's finalizers)",
+        &format!("{to_gone:.1?}"),
+    );
+    for (api_version, kind, plural) in kinds {
+        assert_eq!(cluster.list(api_version, kind, plural, &a_ns), Vec::<Value>::new(), "{kind}s left in {a_ns}");
+    }
+
+    // Five branches, max 3: the three oldest commits Ready, the two newest waiting, named.
+    let mut heads = BTreeMap::new();
+    for (name, age) in [("b", 5), ("c", 1), ("d", 4), ("e", 2), ("f", 3)] {
+        let head = push_to(&git, work, &format!("preview/{name}"), review, &greeting(name), now - 3600 * age);
+        heads.insert(name.to_string(), head);
+    }
+    let pushed = Instant::now();
+    request_reconcile(cluster, &environment_sync, "five branches");
+    let (live_five, to_three) = within("three previews Ready", limit, || {
+        let live = live("five branches");
+        let ready = previews_of(&live).values().filter(|(state, _)| state == "Ready").count();
+        if ready == 3 { Ok(live) } else { Err(live["status"].to_string()) }
+    });
+    figure("five branches pushed to three previews Ready (max 3)", &format!("{to_three:.1?}"));
+    let states: BTreeMap<String, String> = previews_of(&live_five).into_iter().map(|(n, (s, _))| (n, s)).collect();
+    let expected: BTreeMap<String, String> =
+        [("b", "Ready"), ("c", "Waiting"), ("d", "Ready"), ("e", "Waiting"), ("f", "Ready")]
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .into();
+    assert_eq!(states, expected, "the two newest commits wait");
+    let waiting = live_five["status"]["previews"].as_array().unwrap().iter().find(|p| p["name"] == "c").unwrap();
+    let message = waiting["message"].as_str().unwrap_or_default();
+    assert!(message.contains("5 branches match spec.previews.branches and spec.previews.max is 3"), "{message}");
+    let made = preview_namespaces(cluster, &demo.ns, "staging-sync");
+    let ns_of = |name: &str| format!("{}-{name}", demo.ns);
+    assert_eq!(made, ["b", "d", "f"].map(ns_of), "feature/x and the waiting ones get no namespace");
+    assert_eq!(web_config(&ns_of("d")), Some(json!("d")));
+    assert!(pushed.elapsed() < limit);
+
+    // Expiry: their commits are 1 to 5 hours old; `expireAfter: 1h` prunes every one.
+    cluster.merge_patch(&environment_sync, &json!({"spec": {"previews": {"expireAfter": "1h"}}}), "previews-e2e");
+    request_reconcile(cluster, &environment_sync, "expire");
+    let (_, to_expired) = within("the expired previews pruned", limit, || {
+        let live = live("expired");
+        if previews_of(&live).is_empty() { Ok(()) } else { Err(live["status"].to_string()) }
+    });
+    figure("expireAfter set to the expired previews pruned (three)", &format!("{to_expired:.1?}"));
+    let (_, to_gone) = within("the expired previews' namespaces gone", limit, || {
+        let left = preview_namespaces(cluster, &demo.ns, "staging-sync");
+        if left.is_empty() { Ok(()) } else { Err(format!("{left:?}")) }
+    });
+    figure("the expired previews pruned to their three namespaces gone", &format!("{to_gone:.1?}"));
+    let live = live("at the end");
+    assert_eq!(live["status"]["lastAppliedRevision"], main.as_str(), "{:#}", live["status"]);
+    assert!(ready_condition(&live).is_some_and(|(status, ..)| status == "True"), "{:#}", live["status"]);
 }

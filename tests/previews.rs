@@ -38,16 +38,27 @@ fn previews_account(cluster: &TestCluster, namespace: &str) {
     }));
 }
 
-/// A commit on `branch` (from main's head when it is new) with `path` written as `content`,
-/// made at `time` (seconds); main and its working tree are left as they were.
+/// A commit on `branch` of `source` (from main's head when it is new) with `path` written as
+/// `content`, made at `time` (seconds); main and its working tree are left as they were.
 fn push(source: &Source, branch: &str, path: &str, content: &str, time: i64) -> String {
-    let repo = &source.repo;
+    push_to(&source.repo, &source.work(), branch, path, content, time)
+}
+
+/// [`push`] to the repository `repo`, whose working tree is `work`.
+pub(crate) fn push_to(
+    repo: &git2::Repository,
+    work: &std::path::Path,
+    branch: &str,
+    path: &str,
+    content: &str,
+    time: i64,
+) -> String {
     let refname = format!("refs/heads/{branch}");
     let parent = match repo.find_reference(&refname) {
         Ok(reference) => reference.peel_to_commit().unwrap(),
         Err(_) => repo.head().unwrap().peel_to_commit().unwrap(),
     };
-    let full = source.work().join(path);
+    let full = work.join(path);
     std::fs::create_dir_all(full.parent().unwrap()).unwrap();
     let before = std::fs::read_to_string(&full).ok();
     // The branch's tree: its parent's, with the file written.
@@ -85,7 +96,11 @@ fn push(source: &Source, branch: &str, path: &str, content: &str, time: i64) -> 
 }
 
 fn delete_branch(source: &Source, branch: &str) {
-    source.repo.find_reference(&format!("refs/heads/{branch}")).unwrap().delete().unwrap();
+    delete_branch_of(&source.repo, branch);
+}
+
+pub(crate) fn delete_branch_of(repo: &git2::Repository, branch: &str) {
+    repo.find_reference(&format!("refs/heads/{branch}")).unwrap().delete().unwrap();
 }
 
 /// The preview named `name` of `live`'s status.
@@ -100,6 +115,20 @@ fn namespace_object(name: &str) -> Value {
 /// Whether namespace `name` is gone, or going (a real server finalizes it after the delete).
 fn namespace_gone(cluster: &TestCluster, name: &str) -> bool {
     cluster.get(&namespace_object(name)).is_none_or(|ns| ns["metadata"]["deletionTimestamp"].is_string())
+}
+
+/// The namespaces, live or going, labelled as previews of EnvironmentSync `name` of `namespace`.
+pub(crate) fn preview_namespaces(cluster: &TestCluster, namespace: &str, name: &str) -> Vec<String> {
+    let owner = format!("{namespace}.{name}.");
+    let label = |ns: &Value| ns["metadata"]["labels"]["weaver.example.com/preview"].as_str().map(String::from);
+    let mut found: Vec<String> = cluster
+        .list_all("v1", "Namespace", "namespaces")
+        .iter()
+        .filter(|ns| label(ns).is_some_and(|label| label.starts_with(&owner)))
+        .map(|ns| ns["metadata"]["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    found.sort();
+    found
 }
 
 /// The notes of `namespace`'s Events of `reason` about EnvironmentSync `name`.
@@ -157,14 +186,22 @@ fn a_pushed_branch_gets_its_preview_a_push_updates_it_and_its_deletion_prunes_it
         return;
     }
     let (cluster, namespace, source) = tenant_with_previews();
+    // Outside the glob: another prefix, and a name `*` does not reach (it crosses no `/`).
     push(&source, "feature/x", GREETING, "greeting: feature\n", 1_700_000_100);
+    push(&source, "preview/x/y", GREETING, "greeting: nested\n", 1_700_000_100);
     let (_controller, sync, live, first, preview_namespace) = preview_a_ready(&cluster, &namespace, &source);
     assert_eq!(
         preview(&live, "a").unwrap(),
         &json!({"name": "a", "branch": "preview/a", "commit": first, "namespace": preview_namespace,
                 "environment": "dev--a", "state": "Ready", "lastAppliedCommit": first})
     );
-    assert_eq!(live["status"]["previews"].as_array().unwrap().len(), 1, "feature/x is outside the glob");
+    // A branch outside the glob gets nothing: no status, no namespace, no Event.
+    assert_eq!(
+        live["status"]["previews"].as_array().unwrap().len(),
+        1,
+        "feature/x and preview/x/y are outside the glob"
+    );
+    assert_eq!(preview_namespaces(&cluster, &namespace, "shop"), [preview_namespace.as_str()]);
     let made = cluster.get(&namespace_object(&preview_namespace)).expect("the preview's namespace");
     assert_eq!(made["metadata"]["labels"]["weaver.example.com/preview"], format!("{namespace}.shop.a"));
     let applied = config_map(&cluster, &preview_namespace, "app").expect("the base environment's ConfigMap");

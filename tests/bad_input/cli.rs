@@ -247,7 +247,7 @@ const CASES: &[Case] = &[
         env: &[],
         expect: &[
             "--request-timeout does nothing for this command",
-            "diff, apply, history, rollback, drift, status, sync, ui and operator run take",
+            "diff, apply, history, rollback, drift, status, sync, previews, ui and operator run take",
         ],
     },
     Case {

@@ -31,6 +31,7 @@ mod rollback;
 mod secrets;
 mod status;
 mod sync;
+mod sync_tables;
 mod tenant;
 mod ui;
 

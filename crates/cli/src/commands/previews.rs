@@ -3,13 +3,12 @@
 //! prunes the preview; this only writes the request). A table, or a report (`-o json|yaml`, schema
 //! in docs/src/reference/json-output.md). Exit 0, 1 on error.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use super::sync::truncate;
-use super::{Ui, block_on, connect_options, table, write_stdout};
+use super::sync_tables::previews_table;
+use super::{Ui, block_on, connect_options, write_stdout};
 use crate::cli::{PreviewsCommand, SyncFormat};
-use weaver_api::environment_sync::{PreviewStatus, short};
+use weaver_api::environment_sync::short;
 use weaver_core::error::Result;
 use weaver_engine::action::sync::{self, DeletePreviewOptions, GetOptions, PreviewDeletion, Target};
 use weaver_engine::report::json::{PreviewsReport, to_text};
@@ -97,38 +96,4 @@ pub fn run(ui: &Ui, command: &PreviewsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// The previews as a table, one row each: with a SYNC column when `rows` name their
-/// EnvironmentSync (`weaver previews list`), without in `weaver sync get NAME`.
-pub(super) fn previews_table<'a>(
-    ui: &Ui,
-    rows: impl IntoIterator<Item = (Option<String>, &'a PreviewStatus)>,
-) -> String {
-    let tty = std::io::stdout().is_terminal();
-    let header = ["NAME", "BRANCH", "COMMIT", "STATE", "NAMESPACE", "URL", "MESSAGE"].map(String::from);
-    let mut table_rows: Vec<Vec<String>> = Vec::new();
-    let mut with_sync = false;
-    for (sync, p) in rows {
-        let mut row = vec![
-            p.name.clone(),
-            p.branch.clone(),
-            short(&p.commit).to_string(),
-            p.state.to_string(),
-            p.namespace.clone(),
-            p.url.clone().unwrap_or_else(|| "-".into()),
-            p.message.as_deref().map_or_else(|| "-".to_string(), |m| truncate(m, tty)),
-        ];
-        if let Some(sync) = sync {
-            with_sync = true;
-            row.insert(0, sync);
-        }
-        table_rows.push(row);
-    }
-    let mut header = header.to_vec();
-    if with_sync {
-        header.insert(0, "SYNC".into());
-    }
-    table_rows.insert(0, header);
-    table(ui, &table_rows)
 }

@@ -6,6 +6,7 @@
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
+use super::sync_tables::truncate;
 use super::{Ui, block_on, connect_options, table, write_stdout};
 use crate::cli::ClusterArgs;
 use crate::cli::{SyncCommand, SyncFormat, SyncNamespaceArgs};
@@ -19,9 +20,6 @@ use weaver_engine::action::sync::{
     self, Approval, ApproveOptions, GetOptions, ReconcileOptions, SuspendOptions, Target,
 };
 use weaver_engine::report::json::{SyncReport, to_text};
-
-/// A message shown on a terminal is cut to this many characters (`-o json` has it whole).
-const MESSAGE_WIDTH: usize = 60;
 
 pub fn run(ui: &Ui, command: &SyncCommand) -> Result<ExitCode> {
     let on = |p: weaver_engine::action::Progress<'_>| ui.progress(p);
@@ -245,13 +243,6 @@ fn message(sync: &EnvironmentSync, state: &State) -> String {
     if parts.is_empty() { "-".to_string() } else { parts.join("; ") }
 }
 
-pub(super) fn truncate(text: &str, tty: bool) -> String {
-    if !tty || text.chars().count() <= MESSAGE_WIDTH {
-        return text.to_string();
-    }
-    text.chars().take(MESSAGE_WIDTH - 1).chain(['…']).collect()
-}
-
 /// With one NAME: its environments, previews, pending plan and history.
 fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
     let Some(status) = &sync.status else {
@@ -268,7 +259,7 @@ fn details(ui: &Ui, sync: &EnvironmentSync) -> String {
     }
     if !status.previews.is_empty() {
         text.push_str("\nPreviews (spec.previews):\n");
-        text.push_str(&super::previews::previews_table(ui, status.previews.iter().map(|p| (None, p))));
+        text.push_str(&super::sync_tables::previews_table(ui, status.previews.iter().map(|p| (None, p))));
     }
     if let Some(plan) = &status.pending_plan {
         text.push('\n');
@@ -468,13 +459,5 @@ mod tests {
             environments_heading(&state("False"), &[environment("Applied"), environment("Failed")]),
             "Environments:"
         );
-    }
-
-    #[test]
-    fn long_messages_are_cut_only_on_a_terminal() {
-        let long = "x".repeat(100);
-        assert_eq!(truncate(&long, false), long);
-        assert_eq!(truncate(&long, true).chars().count(), MESSAGE_WIDTH);
-        assert_eq!(truncate("short", true), "short");
     }
 }

@@ -97,6 +97,8 @@ impl ChartCache {
             && let Some(lease) = self.budget.lease_held(&path)
             && let Ok(Some(Ok(_))) = self.cache.read(digest)
         {
+            // Its use counts: what is used least recently goes, as after a pull.
+            self.budget.evict();
             return Ok(lease);
         }
         let result = self.flights.run(

@@ -540,7 +540,17 @@ async fn namespace_for(preview: &Preview, tenant: &kube::Client) -> Result<(), S
     let namespaces: Api<Namespace> = Api::all(tenant.clone());
     let name = &preview.namespace;
     match namespaces.get_opt(name).await {
-        Ok(Some(found)) if found.labels().get(PREVIEW_LABEL) == Some(&preview.label) => return Ok(()),
+        // Its own, going (a preview pruned a moment ago, made again): nothing can be written in
+        // it until the server has deleted it.
+        Ok(Some(found)) if found.labels().get(PREVIEW_LABEL) == Some(&preview.label) => {
+            return match found.metadata.deletion_timestamp {
+                Some(_) => Err(format!(
+                    "namespace {name} is still being deleted (the preview was pruned a moment ago): it is made \
+                     again at a reconcile after the server has deleted it"
+                )),
+                None => Ok(()),
+            };
+        }
         Ok(Some(_)) => {
             return Err(format!(
                 "namespace {name} exists and is not this preview's (it has no label {PREVIEW_LABEL}: {}): nothing \

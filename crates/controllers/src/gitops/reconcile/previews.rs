@@ -210,7 +210,8 @@ pub(super) async fn reconcile(
         let current =
             before.is_some_and(|b| b.state == PreviewState::Ready && b.commit == preview.commit) && renamed.is_none();
         if current && work != Work::Apply {
-            done.previews.push(status(PreviewState::Ready, None, last_applied));
+            let unread = before.and_then(|b| b.message.clone()).filter(|m| m.starts_with(URL_UNREAD));
+            done.previews.push(status(PreviewState::Ready, unread, last_applied));
             continue;
         }
         // What is left of the previews' time is this one's bound: its fetches, render and apply.
@@ -438,13 +439,17 @@ fn unlisted(previous: Vec<PreviewStatus>, settings: &Settings, why: &str) -> Pre
     Previewed { previews, ..Previewed::default() }
 }
 
+/// What a Ready preview's message begins with when its Ingresses could not be listed: said
+/// at each reconcile until its next apply reads them again.
+const URL_UNREAD: &str = "its URL could not be read";
+
 /// The URL of the first Ingress, by name, that the preview applied in its namespace (labelled
 /// with its environment name); why none could be read, as the preview's message.
 async fn ingress_url(preview: &Preview, tenant: &kube::Client) -> Result<Option<String>, String> {
     let ingresses: Api<Ingress> = Api::namespaced(tenant.clone(), &preview.namespace);
     let applied = ListParams::default().labels(&format!("{LABEL_ENVIRONMENT}={}", preview.environment));
     let mut listed = ingresses.list(&applied).await.map_err(|err| {
-        format!("its URL could not be read: listing the Ingresses of namespace {}: {err}", preview.namespace)
+        format!("{URL_UNREAD}: listing the Ingresses of namespace {}: {err}", preview.namespace)
     })?;
     listed.items.sort_by_key(|ingress| ingress.name_any());
     Ok(listed.items.iter().find_map(previews::ingress_url))

@@ -448,6 +448,10 @@ fn get_of_one_lists_its_previews() {
     assert_eq!(row("a"), ["a", "preview/a", &COMMIT[..12], "Ready", &format!("{ns}-a"), "-", "-"]);
     assert_eq!(row("c")[..6], ["c", "preview/c", &COMMIT[..12], "Waiting", &format!("{ns}-c"), "-"]);
     assert!(row("c").join(" ").ends_with("over spec.previews.max (1)"), "{}", run.stdout);
+    // The same, as the status says them, in -o json.
+    let json = weaver(&repo, &cluster, &["get", "shop", "-n", &ns, "-o", "json"]);
+    let report: Value = serde_json::from_str(&json.stdout).unwrap_or_else(|e| panic!("{e}: {json:?}"));
+    assert_eq!(report["syncs"][0]["previews"], status["previews"], "{}", json.stdout);
 }
 
 /// The status of `sync get_of_one_lists_its_previews`'s previews, in namespace `ns`: `a` Ready

@@ -448,9 +448,10 @@ const URL_UNREAD: &str = "its URL could not be read";
 async fn ingress_url(preview: &Preview, tenant: &kube::Client) -> Result<Option<String>, String> {
     let ingresses: Api<Ingress> = Api::namespaced(tenant.clone(), &preview.namespace);
     let applied = ListParams::default().labels(&format!("{LABEL_ENVIRONMENT}={}", preview.environment));
-    let mut listed = ingresses.list(&applied).await.map_err(|err| {
-        format!("{URL_UNREAD}: listing the Ingresses of namespace {}: {err}", preview.namespace)
-    })?;
+    let mut listed = ingresses
+        .list(&applied)
+        .await
+        .map_err(|err| format!("{URL_UNREAD}: listing the Ingresses of namespace {}: {err}", preview.namespace))?;
     listed.items.sort_by_key(|ingress| ingress.name_any());
     Ok(listed.items.iter().find_map(previews::ingress_url))
 }

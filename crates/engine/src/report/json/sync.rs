@@ -55,6 +55,8 @@ pub struct SyncEntry<'a> {
     /// Every condition, as `status.conditions` has them (Ready, Reconciling, Stalled, Promoted, ImagesUpdated, WatchRefused).
     pub conditions: &'a [weaver_api::environment_sync::Condition],
     pub history: &'a [weaver_api::environment_sync::HistoryEntry],
+    /// `status.previews` (`spec.previews`), as `weaver previews list` gives them.
+    pub previews: &'a [weaver_api::environment_sync::PreviewStatus],
 }
 
 impl<'a> SyncReport<'a> {
@@ -96,6 +98,7 @@ impl<'a> SyncReport<'a> {
                     image_updates: status.and_then(|s| s.image_updates.as_ref()),
                     conditions: status.map_or(&[], |s| &s.conditions),
                     history: status.map_or(&[], |s| &s.history),
+                    previews: status.map_or(&[], |s| &s.previews),
                 }
             })
             .collect();

@@ -157,12 +157,12 @@ fn the_remotes_branches_are_listed_with_their_commits_from_its_refs_alone() {
     // Held now: found in the mirror without a request, as the fetch gave it; a commit the
     // mirror lacks, or another URL's, must be fetched.
     let asked = server.requests.lock().unwrap().len();
-    let held = cache.held(&url, "refs/heads/preview/a", &c(1)).expect("held");
+    let held = cache.held(&request(&url, GitRef::Branch("preview/a".into())), &c(1)).expect("held");
     assert_eq!((held.commit.as_str(), held.reference.as_str()), (c(1).as_str(), "refs/heads/preview/a"));
     assert_eq!((held.repository.as_path(), held.transferred), (preview.repository.as_path(), false));
     assert_eq!(held.commit_time(), preview.commit_time());
-    assert!(cache.held(&url, "refs/heads/main", &"0".repeat(40)).is_none());
-    assert!(cache.held(&format!("{url}-other"), "refs/heads/preview/a", &c(1)).is_none());
+    assert!(cache.held(&request(&url, GitRef::Branch("main".into())), &"0".repeat(40)).is_none());
+    assert!(cache.held(&request(&format!("{url}-other"), GitRef::Branch("preview/a".into())), &c(1)).is_none());
     assert_eq!(server.requests.lock().unwrap().len(), asked, "no request to the server");
     // The fetch read every branch: a listing since before it asks nothing; since after it, the
     // server is asked again.

@@ -312,12 +312,13 @@ impl GitCache {
         branches
     }
 
-    /// `commit` as found through `reference` (`refs/heads/preview/a`), when `url`'s mirror holds
-    /// it already: what a fetch of a ref whose advertised head is `commit` would give, without
-    /// asking the server (a branch listing just read the head). None when it must be fetched.
-    /// Blocking; reads the mirror only.
-    pub fn held(&self, url: &str, reference: &str, commit: &str) -> Option<Fetched> {
-        let path = self.dir.join(mirror_name(&SourceUrl::parse(url).ok()?.normalized()));
+    /// `commit` as found through `request`'s ref, when its URL's mirror holds it already: what a
+    /// fetch of the ref, whose advertised head is `commit`, would give, without asking the
+    /// server (a branch listing just read the head). None when it must be fetched, or the ref
+    /// names no one ref (a version range, a commit). Blocking; reads the mirror only.
+    pub fn held(&self, request: &FetchRequest, commit: &str) -> Option<Fetched> {
+        let reference = request.reference.full_name()?;
+        let path = self.dir.join(mirror_name(&SourceUrl::parse(&request.url).ok()?.normalized()));
         let oid = git2::Oid::from_str(commit).ok()?;
         // Leased first: an eviction after this check leaves the mirror alone.
         let lease = self.budget.lease_held(&path)?;
@@ -325,7 +326,7 @@ impl GitCache {
         Some(Fetched {
             commit: commit.to_string(),
             repository: path,
-            reference: reference.to_string(),
+            reference,
             transferred: false,
             bytes_received: 0,
             duration: Duration::ZERO,
@@ -418,7 +419,7 @@ impl GitCache {
         let GitRef::Branch(branch) = &request.reference else {
             return Err(other("push", &"only a branch is pushed to"));
         };
-        let refname = if branch.starts_with("refs/") { branch.clone() } else { format!("refs/heads/{branch}") };
+        let refname = request.reference.full_name().unwrap_or_else(|| branch.clone());
         let ours = Oid::from_str(commit).map_err(|e| other("read the commit", &e.message()))?;
         // Fetches into the mirror wait: the push reads its objects.
         let mirror_lock = self.budget.writing(&fetched.repository, Kind::Mirror);
@@ -594,7 +595,7 @@ fn resolve(heads: &[(String, Oid)], session: &Session) -> Result<(String, Oid), 
         |what: String| Err(FetchError::new(FetchFailure::RefNotFound, format!("{}: {what}", session.what())));
     match &session.reference {
         GitRef::Branch(branch) => {
-            let name = if branch.starts_with("refs/") { branch.clone() } else { format!("refs/heads/{branch}") };
+            let name = session.reference.full_name().unwrap_or_else(|| branch.clone());
             match find(&name) {
                 Some(oid) => Ok((name, oid)),
                 None => not_found(format!("the repository has no branch {branch}: check spec.ref.branch")),
@@ -605,7 +606,7 @@ fn resolve(heads: &[(String, Oid)], session: &Session) -> Result<(String, Oid), 
             None => not_found(format!("the repository has no ref {name}")),
         },
         GitRef::Tag(tag) => {
-            let name = if tag.starts_with("refs/") { tag.clone() } else { format!("refs/tags/{tag}") };
+            let name = session.reference.full_name().unwrap_or_else(|| tag.clone());
             match peeled(&name) {
                 Some(oid) => Ok((name, oid)),
                 None => not_found(format!("the repository has no tag {tag}: check spec.ref.tag")),

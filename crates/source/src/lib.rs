@@ -50,6 +50,23 @@ pub enum GitRef {
     Ref(String),
 }
 
+impl GitRef {
+    /// The full name of the ref it names (`refs/heads/main`, `refs/tags/v1`, `refs/pull/7/head`);
+    /// None for a version range or a commit, which name no one ref.
+    pub fn full_name(&self) -> Option<String> {
+        let under = |prefix: &str, name: &str| match name.starts_with("refs/") {
+            true => name.to_string(),
+            false => format!("{prefix}{name}"),
+        };
+        match self {
+            GitRef::Branch(name) => Some(under("refs/heads/", name)),
+            GitRef::Tag(name) => Some(under("refs/tags/", name)),
+            GitRef::Ref(name) => Some(name.clone()),
+            GitRef::Semver(_) | GitRef::Commit(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for GitRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -243,6 +243,21 @@ mod tests {
         (server, lock, chart)
     }
 
+    /// [`private_repository`]'s lock and chart, moved to `server`.
+    fn served_by(server: &TestServer) -> (Lock, RemoteChart) {
+        let (_, mut lock, chart) = private_repository();
+        let moved = |url: &str| url.replacen(&chart.repository, &format!("{}/charts", server.origin()), 1);
+        lock.charts[0].repository = moved(&lock.charts[0].repository);
+        lock.charts[0].url = moved(&lock.charts[0].url);
+        (lock, RemoteChart { repository: moved(&chart.repository), ..chart })
+    }
+
+    /// A chart cache of 1 MiB in `dir`.
+    fn small_cache(dir: &tempfile::TempDir) -> Arc<ChartCache> {
+        let budget = Budget::new(CacheLimits { max_disk_bytes: 1 << 20, max_repositories: 1 });
+        Arc::new(ChartCache::new(dir.path().to_path_buf(), budget).unwrap())
+    }
+
     fn puller(prefix: &str, password: &str) -> Puller {
         let mut entry = Credentials::given(prefix.to_string(), "Secret app/charts (spec.chartCredentials[0])".into());
         entry.username = Some("reader".into());
@@ -254,8 +269,7 @@ mod tests {
     fn a_private_archive_is_given_only_to_the_credentials_that_pulled_it() {
         let (server, lock, chart) = private_repository();
         let dir = tempfile::tempdir().unwrap();
-        let budget = Budget::new(CacheLimits { max_disk_bytes: 1 << 20, max_repositories: 1 });
-        let cache = Arc::new(ChartCache::new(dir.path().to_path_buf(), budget).unwrap());
+        let cache = small_cache(&dir);
         let downloads = || server.received().len();
 
         let with_them = Pulls::with(cache.clone(), puller(&server.origin(), PASSWORD));
@@ -304,15 +318,9 @@ mod tests {
                 false => ("401 Unauthorized", "WWW-Authenticate: Basic realm=\"charts\"\r\n".into(), Vec::new()),
             }
         });
-        let (_, lock, chart) = private_repository();
-        let moved = |url: &str| url.replacen(&chart.repository, &format!("{}/charts", server.origin()), 1);
-        let chart = RemoteChart { repository: moved(&chart.repository), ..chart };
-        let mut lock = lock;
-        lock.charts[0].repository = moved(&lock.charts[0].repository);
-        lock.charts[0].url = moved(&lock.charts[0].url);
+        let (lock, chart) = served_by(&server);
         let dir = tempfile::tempdir().unwrap();
-        let budget = Budget::new(CacheLimits { max_disk_bytes: 1 << 20, max_repositories: 1 });
-        let cache = Arc::new(ChartCache::new(dir.path().to_path_buf(), budget).unwrap());
+        let cache = small_cache(&dir);
         Pulls::with(cache.clone(), puller(&server.origin(), PASSWORD)).archive(&lock, "release `web`", &chart).unwrap();
 
         let other = {
@@ -333,15 +341,9 @@ mod tests {
     #[test]
     fn an_archive_pulled_anonymously_is_everyones() {
         let server = TestServer::start(|_, _| ("200 OK", String::new(), ARCHIVE.to_vec()));
-        let (_, lock, chart) = private_repository();
-        let moved = |url: &str| url.replacen(&chart.repository, &format!("{}/charts", server.origin()), 1);
-        let chart = RemoteChart { repository: moved(&chart.repository), ..chart };
-        let mut lock = lock;
-        lock.charts[0].repository = moved(&lock.charts[0].repository);
-        lock.charts[0].url = moved(&lock.charts[0].url);
+        let (lock, chart) = served_by(&server);
         let dir = tempfile::tempdir().unwrap();
-        let budget = Budget::new(CacheLimits { max_disk_bytes: 1 << 20, max_repositories: 1 });
-        let cache = Arc::new(ChartCache::new(dir.path().to_path_buf(), budget).unwrap());
+        let cache = small_cache(&dir);
         Pulls::new(cache.clone()).archive(&lock, "release `web`", &chart).unwrap();
         Pulls::with(cache.clone(), puller("https://elsewhere.example", PASSWORD))
             .archive(&lock, "release `web`", &chart)

@@ -22,7 +22,7 @@
 //! token is sent as that header only, to the base URL's origin only (a next page elsewhere is
 //! refused, no redirect is followed), and no message here quotes it. Blocking.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::{ExposeSecret, SecretString};
@@ -39,6 +39,8 @@ pub const DESCRIPTION_MAX: usize = 140;
 const MAX_PAGES: usize = 100;
 /// How long one request to the forge may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// The most bytes of one page of pull requests read (a hundred requests are far less).
+const PAGE_MAX_BYTES: u64 = 8 << 20;
 /// The most of an error answer's `message` quoted.
 const MESSAGE_MAX: usize = 200;
 
@@ -50,12 +52,40 @@ pub fn check(forge: &Forge) -> Result<(), String> {
                     `https://gitea.example.org/api/v1`"
             .into());
     }
+    if let Some(url) = &forge.url {
+        check_url(url)?;
+    }
     let parts = forge.repository.split('/').count();
+    if forge.repository.split('/').any(str::is_empty) {
+        return Err(format!("spec.previews.forge.repository `{}` has an empty part", forge.repository));
+    }
     if forge.provider != ForgeProvider::GitLab && parts != 2 {
         return Err(format!(
             "spec.previews.forge.repository `{}` is not `owner/name`, as {:?} names repositories",
             forge.repository, forge.provider
         ));
+    }
+    Ok(())
+}
+
+/// `spec.previews.forge.url`, which the token is sent to: https (http only to this machine, as
+/// tests serve it), no credentials in it, no query or fragment (the API's paths are added to it).
+/// A URL with credentials is not quoted.
+fn check_url(url: &str) -> Result<(), String> {
+    let field = "spec.previews.forge.url";
+    let uri: ureq::http::Uri = url.parse().map_err(|_| format!("{field} is not a URL: give the API's base URL"))?;
+    if uri.authority().is_some_and(|authority| authority.as_str().contains('@')) {
+        return Err(format!("{field} has credentials in it: give the token in spec.previews.forge.secretRef"));
+    }
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") if loopback => {}
+        _ => return Err(format!("{field} `{url}` is no https:// URL: the token would be sent in the clear")),
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err(format!("{field} `{url}` has a query or a fragment: give the API's base URL alone"));
     }
     Ok(())
 }
@@ -132,16 +162,16 @@ impl Client {
         }
     }
 
-    /// The open pull requests carrying every one of `labels`, every page read.
-    pub fn open_requests(&self, labels: &[String]) -> Result<Vec<PullRequest>, String> {
+    /// The open pull requests carrying every one of `labels`, every page read by `deadline`.
+    pub fn open_requests(&self, labels: &[String], deadline: Instant) -> Result<Vec<PullRequest>, String> {
         let mut url = self.first_page(labels);
         let mut found = Vec::new();
         for _ in 0..MAX_PAGES {
-            let mut response = self.send("GET", &url, None)?;
+            let mut response = self.send("GET", &url, None, deadline)?;
             let body = response
                 .body_mut()
                 .with_config()
-                .limit(32 << 20)
+                .limit(PAGE_MAX_BYTES)
                 .read_to_vec()
                 .map_err(|e| format!("reading the answer of GET {url}: {e}"))?;
             let page = parse_requests(self.provider, &body).map_err(|e| format!("the answer of GET {url}: {e}"))?;
@@ -160,11 +190,18 @@ impl Client {
         Err(format!("the forge lists more than {MAX_PAGES} pages of open pull requests: give fewer labels' requests"))
     }
 
-    /// Posts `state` on commit `sha`, under `context`, its description cut to [`DESCRIPTION_MAX`].
-    pub fn post_status(&self, sha: &str, state: CommitState, description: &str, context: &str) -> Result<(), String> {
+    /// Posts `state` on commit `sha`, under `context`, its description cut to [`DESCRIPTION_MAX`],
+    /// by `deadline`.
+    pub fn post_status(
+        &self,
+        sha: &str,
+        state: CommitState,
+        (description, context): (&str, &str),
+        deadline: Instant,
+    ) -> Result<(), String> {
         let url = format!("{}/{}/statuses/{sha}", self.api, self.repository_path());
         let body = status_body(self.provider, state, description, context);
-        self.send("POST", &url, Some(&body)).map(|_| ())
+        self.send("POST", &url, Some(&body), deadline).map(|_| ())
     }
 
     fn repository_path(&self) -> String {
@@ -197,20 +234,32 @@ impl Client {
         }
     }
 
-    /// A GET of `url`, or a POST of `body` as JSON, with the token's header; a status outside
-    /// 2xx is an error saying what the forge answered, never quoting the token.
+    /// A GET of `url`, or a POST of `body` as JSON, with the token's header, ended by `deadline`
+    /// (and [`TIMEOUT`]); a status outside 2xx is an error saying what the forge answered, never
+    /// quoting the token.
     fn send(
         &self,
         method: &str,
         url: &str,
         body: Option<&serde_json::Value>,
+        deadline: Instant,
     ) -> Result<ureq::http::Response<ureq::Body>, String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "{method} {url}: not sent, the previews' time (spec.timeout) ran out: at a later reconcile"
+            ));
+        }
+        let timeout = Some(left.min(TIMEOUT));
         let (name, value) = self.authorization();
         let agent = concat!("weaver/", env!("CARGO_PKG_VERSION"));
         let sent = match body {
             Some(body) => self
                 .agent
                 .post(url)
+                .config()
+                .timeout_global(timeout)
+                .build()
                 .header(name, value)
                 .header("User-Agent", agent)
                 .header("Accept", "application/json")
@@ -219,6 +268,9 @@ impl Client {
             None => self
                 .agent
                 .get(url)
+                .config()
+                .timeout_global(timeout)
+                .build()
                 .header(name, value)
                 .header("User-Agent", agent)
                 .header("Accept", "application/json")
@@ -240,19 +292,20 @@ impl Client {
             ));
         }
         let text = response.body_mut().with_config().limit(64 << 10).read_to_vec().unwrap_or_default();
-        Err(format!("{method} {url} was answered {status}{}", said(&text)))
+        Err(format!("{method} {url} was answered {status}{}", said(&text, self.token.expose_secret())))
     }
 }
 
-/// The `message` (GitLab: or `error`) of an error answer, as `: <message>`, cut short.
-fn said(body: &[u8]) -> String {
+/// The `message` (GitLab: or `error`) of an error answer, as `: <message>`, `token` taken out
+/// before it is cut short (a cut through it would leave a part no redactor knows).
+fn said(body: &[u8], token: &str) -> String {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else { return String::new() };
     let message = value.get("message").or_else(|| value.get("error")).map(|m| match m.as_str() {
         Some(text) => text.to_string(),
         None => m.to_string(),
     });
     match message {
-        Some(text) => format!(": {}", text.chars().take(MESSAGE_MAX).collect::<String>()),
+        Some(text) => format!(": {}", text.replace(token, "[redacted]").chars().take(MESSAGE_MAX).collect::<String>()),
         None => String::new(),
     }
 }
@@ -514,6 +567,16 @@ mod tests {
     }
 
     #[test]
+    fn a_token_an_error_answer_quotes_is_taken_out_before_the_message_is_cut() {
+        let token = "ghp_0123456789abcdefghijklmnopqrstuvwxyzABCD";
+        // The token straddles the cut: a part of it would be left that no redactor knows.
+        let message = format!("{} {token} is not valid", "x".repeat(MESSAGE_MAX - 10));
+        let said = said(serde_json::json!({"message": message}).to_string().as_bytes(), token);
+        assert!(said.contains(" [redact") && !said.contains("ghp_"), "{said}");
+        assert_eq!(said.chars().count(), 2 + MESSAGE_MAX);
+    }
+
+    #[test]
     fn a_forge_without_its_url_or_with_a_repository_of_another_shape_is_refused() {
         let forge = |provider, url: Option<&str>, repository: &str| Forge {
             provider,
@@ -524,6 +587,16 @@ mod tests {
         assert!(check(&forge(ForgeProvider::Gitea, None, "o/r")).unwrap_err().contains("url is required for Gitea"));
         assert!(check(&forge(ForgeProvider::GitHub, None, "o/r/x")).unwrap_err().contains("is not `owner/name`"));
         assert_eq!(check(&forge(ForgeProvider::GitLab, None, "group/sub/r")), Ok(()));
+        assert!(check(&forge(ForgeProvider::GitLab, None, "group//r")).unwrap_err().contains("has an empty part"));
+        // Where the token goes: https, or http to this machine; nothing else in the URL.
+        let at = |url: &str| check(&forge(ForgeProvider::Gitea, Some(url), "o/r"));
+        assert_eq!(at("https://gitea.example.org/api/v1"), Ok(()));
+        assert_eq!(at("http://127.0.0.1:3000/api/v1"), Ok(()));
+        assert!(at("http://gitea.example.org/api/v1").unwrap_err().contains("is no https:// URL"));
+        let userinfo = at("https://bot:s3cret@gitea.example.org/api/v1").unwrap_err();
+        assert!(userinfo.contains("has credentials in it") && !userinfo.contains("s3cret"), "{userinfo}");
+        assert!(at("https://gitea.example.org/api/v1?x=1").unwrap_err().contains("has a query or a fragment"));
+        assert!(at("https://gitea.example.org/api/v1#x").unwrap_err().contains("has a query or a fragment"));
         let client = Client::new(&forge(ForgeProvider::GitLab, None, "group/sub/r"), SecretString::from("t"));
         assert_eq!(
             client.first_page(&["needs review".into(), "preview".into()]),

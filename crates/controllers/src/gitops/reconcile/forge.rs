@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use secrecy::SecretString;
@@ -22,7 +23,12 @@ pub(super) struct Forged {
     context: String,
     /// Per preview, the state posted on its commit in this reconcile, or why a post failed.
     posted: BTreeMap<String, Result<CommitState, String>>,
+    /// When the listing and the pending statuses must have ended: the previews' `spec.timeout`.
+    deadline: Instant,
 }
+
+/// How long the statuses posted after the applies may take together, whatever the applies left.
+const POSTS_TIME: Duration = Duration::from_secs(60);
 
 /// A branch to preview, or a pull request's head: its branch, commit (for a pull request, the
 /// API's), the ref to fetch it by, and of a pull request its number and whether it is a fork's.
@@ -39,8 +45,8 @@ pub(super) struct Candidate {
 pub(super) async fn connect(
     sync: &EnvironmentSync,
     forge: &Forge,
-    tenant: &kube::Client,
-    redactor: &Redactor,
+    (tenant, redactor): (&kube::Client, &Redactor),
+    deadline: Instant,
 ) -> Result<Forged, String> {
     let namespace = sync.namespace().unwrap_or_default();
     let name = &forge.secret_ref.name;
@@ -55,18 +61,19 @@ pub(super) async fn connect(
         client: Arc::new(Client::new(forge, SecretString::from(token))),
         context: format!("weaver/{namespace}/{}", sync.name_any()),
         posted: BTreeMap::new(),
+        deadline,
     })
 }
 
 impl Forged {
     /// The open pull requests carrying every one of `labels`, with the ref each is fetched by.
     pub(super) async fn candidates(&self, labels: &[String], redactor: &Redactor) -> Result<Vec<Candidate>, String> {
-        let (client, labels) = (self.client.clone(), labels.to_vec());
-        let listed = tokio::task::spawn_blocking(move || client.open_requests(&labels)).await;
+        let (client, labels, deadline) = (self.client.clone(), labels.to_vec(), self.deadline);
+        let listed = tokio::task::spawn_blocking(move || client.open_requests(&labels, deadline)).await;
         let requests = match listed {
             Ok(Ok(requests)) => requests,
             Ok(Err(err)) => return Err(redactor.redact(&err).into_owned()),
-            Err(join) => return Err(join.to_string()),
+            Err(join) => return Err(redactor.redact(&join.to_string()).into_owned()),
         };
         Ok(requests
             .into_iter()
@@ -94,7 +101,7 @@ impl Forged {
             return;
         }
         let description = format!("applying preview {name}");
-        let posted = self.post(commit, CommitState::Pending, &description, redactor).await;
+        let posted = self.post(commit, CommitState::Pending, &description, (redactor, self.deadline)).await;
         self.posted.insert(name.to_string(), posted.map(|()| CommitState::Pending));
     }
 
@@ -108,6 +115,8 @@ impl Forged {
         previous: &[PreviewStatus],
         redactor: &Redactor,
     ) {
+        // After the applies, which may have spent the previews' time: the posts have their own.
+        let deadline = self.deadline.max(Instant::now() + POSTS_TIME);
         for preview in previews.iter_mut() {
             let wanted = match preview.state {
                 PreviewState::Ready => CommitState::Success,
@@ -132,7 +141,7 @@ impl Forged {
                         (None, CommitState::Failure) => format!("preview {} failed", preview.name),
                         _ => format!("preview {} is Ready in namespace {}", preview.name, preview.namespace),
                     };
-                    match self.post(&preview.commit, wanted, &description, redactor).await {
+                    match self.post(&preview.commit, wanted, &description, (redactor, deadline)).await {
                         Ok(()) => {
                             preview.commit_status = Some(wanted.as_str().to_string());
                             None
@@ -156,15 +165,16 @@ impl Forged {
         commit: &str,
         state: CommitState,
         description: &str,
-        redactor: &Redactor,
+        (redactor, deadline): (&Redactor, Instant),
     ) -> Result<(), String> {
         let (client, commit, context) = (self.client.clone(), commit.to_string(), self.context.clone());
         let description = redactor.redact(description).into_owned();
-        let posted = tokio::task::spawn_blocking(move || client.post_status(&commit, state, &description, &context));
+        let posted =
+            tokio::task::spawn_blocking(move || client.post_status(&commit, state, (&description, &context), deadline));
         match posted.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(redactor.redact(&err).into_owned()),
-            Err(join) => Err(join.to_string()),
+            Err(join) => Err(redactor.redact(&join.to_string()).into_owned()),
         }
     }
 }

@@ -45,8 +45,12 @@ pub(super) async fn reconcile(
 ) -> Previewed {
     let namespace = sync.namespace().unwrap_or_default();
     let previous: Vec<PreviewStatus> = sync.status.as_ref().map(|s| s.previews.clone()).unwrap_or_default();
+    // Every bound of the sync holds for its previews together, the forge's listing included:
+    // what spec.timeout leaves unfetched or unapplied waits for the next reconcile, which comes
+    // at spec.retryInterval.
+    let deadline = Instant::now() + run.spec.timeout;
     let mut forged = match &settings.forge {
-        Some(forge) => Some(forge::connect(sync, forge, tenant, run.redactor).await),
+        Some(forge) => Some(forge::connect(sync, forge, (tenant, run.redactor), deadline).await),
         None => None,
     };
     let listing = match (&settings.labels, &forged) {
@@ -59,9 +63,6 @@ pub(super) async fn reconcile(
         // Nothing is pruned on a failed listing: the previews stay as they were, and say why.
         Err(why) => return unlisted(previous, settings, &why),
     };
-    // Every bound of the sync holds for its previews together: what spec.timeout leaves
-    // unfetched or unapplied waits for the next reconcile, which comes at spec.retryInterval.
-    let deadline = Instant::now() + run.spec.timeout;
     let matching: Vec<forge::Candidate> = {
         let names: Vec<String> =
             settings.matching(listed.iter().map(|c| c.branch.as_str())).into_iter().map(str::to_string).collect();
@@ -78,14 +79,15 @@ pub(super) async fn reconcile(
                 .into_iter()
                 .map(|candidate| {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    let got = match cache.held(&request.url, &ref_name(&candidate.reference), &candidate.commit) {
+                    let asked = FetchRequest {
+                        reference: candidate.reference.clone(),
+                        timeout: left.min(request.timeout),
+                        ..request.clone()
+                    };
+                    let got = match cache.held(&asked, &candidate.commit) {
                         Some(held) => Some(Ok(held)),
                         None if left.is_zero() => None,
-                        None => Some(cache.fetch(&FetchRequest {
-                            reference: candidate.reference.clone(),
-                            timeout: left.min(request.timeout),
-                            ..request.clone()
-                        })),
+                        None => Some(cache.fetch(&asked)),
                     };
                     (candidate, got)
                 })
@@ -357,17 +359,6 @@ async fn branches(
             .collect()),
         Ok(Err(err)) => Err(run.redactor.redact(&err.to_string()).into_owned()),
         Err(join) => Err(join.to_string()),
-    }
-}
-
-/// The full name of the ref `reference` is fetched by (`refs/heads/<branch>`, a forge's
-/// `refs/pull/7/head`), as a mirror holds it.
-fn ref_name(reference: &GitRef) -> String {
-    match reference {
-        GitRef::Branch(name) if !name.starts_with("refs/") => format!("refs/heads/{name}"),
-        GitRef::Branch(name) | GitRef::Ref(name) | GitRef::Tag(name) => name.clone(),
-        GitRef::Semver(range) => range.clone(),
-        GitRef::Commit(id) => id.clone(),
     }
 }
 

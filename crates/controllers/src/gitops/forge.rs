@@ -567,6 +567,30 @@ mod tests {
     }
 
     #[test]
+    fn a_forge_slower_than_the_deadline_is_left_by_it_and_nothing_is_sent_after() {
+        // Each page after four seconds.
+        let server = weaver_test_support::http_server::TestServer::start(|_, _| {
+            std::thread::sleep(Duration::from_secs(4));
+            ("200 OK", "Content-Type: application/json\r\n".to_string(), b"[]".to_vec())
+        });
+        let forge = Forge {
+            provider: ForgeProvider::Gitea,
+            url: Some(format!("{}/api/v1", server.origin())),
+            repository: "o/r".into(),
+            secret_ref: crate::gitops::api::LocalObjectReference { name: "forge".into() },
+        };
+        let client = Client::new(&forge, SecretString::from("t0ken"));
+        let started = Instant::now();
+        let listed = client.open_requests(&["preview".into()], started + Duration::from_secs(1));
+        assert!(started.elapsed() < Duration::from_secs(3), "ended after {:?}: {listed:?}", started.elapsed());
+        assert!(listed.is_err(), "{listed:?}");
+        let asked = server.received().len();
+        let late = client.post_status("0".repeat(40).as_str(), CommitState::Success, ("d", "c"), Instant::now());
+        assert!(late.unwrap_err().contains("not sent, the previews' time (spec.timeout) ran out"));
+        assert_eq!(server.received().len(), asked, "nothing sent past the deadline");
+    }
+
+    #[test]
     fn a_token_an_error_answer_quotes_is_taken_out_before_the_message_is_cut() {
         let token = "ghp_0123456789abcdefghijklmnopqrstuvwxyzABCD";
         // The token straddles the cut: a part of it would be left that no redactor knows.

@@ -64,3 +64,37 @@ pub fn agent_presenting(
         .build()
         .into()
 }
+
+/// The target of the `rel="next"` link of a `Link` header's value (RFC 8288: any case, among
+/// other relations), if it has one, as written (a relative one is the caller's to resolve).
+pub fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|link| {
+        let (target, params) = link.trim().strip_prefix('<')?.split_once('>')?;
+        let next = params.split(';').any(|param| {
+            param.trim().split_once('=').is_some_and(|(key, value)| {
+                key.trim().eq_ignore_ascii_case("rel")
+                    && value
+                        .trim()
+                        .trim_matches('"')
+                        .split_ascii_whitespace()
+                        .any(|rel| rel.eq_ignore_ascii_case("next"))
+            })
+        });
+        next.then(|| target.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_link_is_found_among_others_in_any_case() {
+        assert_eq!(
+            next_link(r#"<https://a/x?p=1>; rel=prev, <https://a/x?p=3>; rel="next""#).as_deref(),
+            Some("https://a/x?p=3")
+        );
+        assert_eq!(next_link(r#"<https://a/x?p=2>; REL="next last""#).as_deref(), Some("https://a/x?p=2"));
+        assert_eq!(next_link(r#"<https://a/x?p=1>; rel="prev""#), None);
+    }
+}

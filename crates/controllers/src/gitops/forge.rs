@@ -335,19 +335,9 @@ pub fn rate_limited(status: u16, headers: &HeaderMap, now: jiff::Timestamp) -> O
 /// The next page's URL: the `Link` header's `rel="next"`, else GitLab's `x-next-page` (a page
 /// number, empty on the last) put in `current`'s `page`; None on the last page.
 pub fn next_page(headers: &HeaderMap, current: &str) -> Option<String> {
-    let links = headers.get_all("link").iter().filter_map(|v| v.to_str().ok());
-    for link in links {
-        for part in link.split(',') {
-            let mut pieces = part.split(';');
-            let target = pieces.next()?.trim();
-            let is_next = pieces.any(|p| {
-                let p = p.trim();
-                p == "rel=\"next\"" || p == "rel=next"
-            });
-            if is_next {
-                return Some(target.trim_start_matches('<').trim_end_matches('>').to_string());
-            }
-        }
+    let linked = headers.get_all("link").iter().filter_map(|v| v.to_str().ok()).find_map(weaver_net::http::next_link);
+    if linked.is_some() {
+        return linked;
     }
     let page = headers.get("x-next-page")?.to_str().ok()?.trim();
     if page.is_empty() || !page.bytes().all(|b| b.is_ascii_digit()) {

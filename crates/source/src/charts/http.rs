@@ -536,7 +536,7 @@ impl Connection {
                 .get_all("link")
                 .iter()
                 .filter_map(|v| v.to_str().ok())
-                .find_map(next_link)
+                .find_map(weaver_net::http::next_link)
                 .map(|target| resolve_reference(&self.origin, &target));
             let location = (response.headers().get("location").and_then(|v| v.to_str().ok()))
                 .map(|target| resolve_reference(&self.origin, target));
@@ -770,24 +770,6 @@ fn origin(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
     &url[..end]
-}
-
-/// The target of the `rel="next"` link of a `Link` header's value, if it has one.
-fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|link| {
-        let (target, params) = link.trim().strip_prefix('<')?.split_once('>')?;
-        let next = params.split(';').any(|param| {
-            param.trim().split_once('=').is_some_and(|(key, value)| {
-                key.trim().eq_ignore_ascii_case("rel")
-                    && value
-                        .trim()
-                        .trim_matches('"')
-                        .split_ascii_whitespace()
-                        .any(|rel| rel.eq_ignore_ascii_case("next"))
-            })
-        });
-        next.then(|| target.to_string())
-    })
 }
 
 /// `reference` (absolute, or a path from the root as registries write them) resolved against
@@ -1088,14 +1070,9 @@ mod tests {
     #[test]
     fn the_next_page_is_read_from_a_link_header() {
         let header = r#"</v2/charts/web/tags/list?last=3.0.0&n=2>; rel="next""#;
-        let next =
-            next_link(header).map(|target| resolve_reference("https://reg:5000/v2/charts/web/tags/list", &target));
+        let next = weaver_net::http::next_link(header)
+            .map(|target| resolve_reference("https://reg:5000/v2/charts/web/tags/list", &target));
         assert_eq!(next.as_deref(), Some("https://reg:5000/v2/charts/web/tags/list?last=3.0.0&n=2"));
-        assert_eq!(
-            next_link(r#"<https://a/x?p=1>; rel=prev, <https://a/x?p=3>; rel="next""#).as_deref(),
-            Some("https://a/x?p=3")
-        );
-        assert_eq!(next_link(r#"<https://a/x?p=1>; rel="prev""#), None);
     }
 
     #[test]

@@ -135,11 +135,14 @@ pub struct Client {
     api: String,
     repository: String,
     token: SecretString,
+    /// Where the token was read (`Secret ns/name (spec.previews.forge.secretRef)`), which a
+    /// refusal of it names.
+    token_from: String,
     agent: ureq::Agent,
 }
 
 impl Client {
-    pub fn new(forge: &Forge, token: SecretString) -> Client {
+    pub fn new(forge: &Forge, (token, token_from): (SecretString, String)) -> Client {
         let api = match (&forge.url, forge.provider) {
             (Some(url), _) => url.trim_end_matches('/').to_string(),
             (None, ForgeProvider::GitLab) => GITLAB_API.to_string(),
@@ -150,6 +153,7 @@ impl Client {
             api,
             repository: forge.repository.clone(),
             token,
+            token_from,
             agent: weaver_net::http::agent(None, TIMEOUT, 0),
         }
     }
@@ -292,7 +296,15 @@ impl Client {
             ));
         }
         let text = response.body_mut().with_config().limit(64 << 10).read_to_vec().unwrap_or_default();
-        Err(format!("{method} {url} was answered {status}{}", said(&text, self.token.expose_secret())))
+        let said = said(&text, self.token.expose_secret());
+        match status.as_u16() {
+            401 | 403 => Err(format!(
+                "{method} {url} was answered {status}{said}: the token of {} is refused, or lacks the rights the \
+                 previews guide lists",
+                self.token_from
+            )),
+            _ => Err(format!("{method} {url} was answered {status}{said}")),
+        }
     }
 }
 
@@ -569,7 +581,7 @@ mod tests {
             repository: "o/r".into(),
             secret_ref: crate::gitops::api::LocalObjectReference { name: "forge".into() },
         };
-        let client = Client::new(&forge, SecretString::from("t0ken"));
+        let client = Client::new(&forge, (SecretString::from("t0ken"), "Secret app/forge".into()));
         let started = Instant::now();
         let listed = client.open_requests(&["preview".into()], started + Duration::from_secs(1));
         assert!(started.elapsed() < Duration::from_secs(3), "ended after {:?}: {listed:?}", started.elapsed());
@@ -578,6 +590,25 @@ mod tests {
         let late = client.post_status("0".repeat(40).as_str(), CommitState::Success, ("d", "c"), Instant::now());
         assert!(late.unwrap_err().contains("not sent, the previews' time (spec.timeout) ran out"));
         assert_eq!(server.received().len(), asked, "nothing sent past the deadline");
+    }
+
+    #[test]
+    fn a_refused_token_is_named_by_its_secret_never_quoted() {
+        let server = weaver_test_support::http_server::TestServer::start(|_, _| {
+            let body = br#"{"message": "Bad credentials: wr0ng-t0ken"}"#.to_vec();
+            ("401 Unauthorized", "Content-Type: application/json\r\n".to_string(), body)
+        });
+        let forge = Forge {
+            provider: ForgeProvider::Gitea,
+            url: Some(format!("{}/api/v1", server.origin())),
+            repository: "o/r".into(),
+            secret_ref: crate::gitops::api::LocalObjectReference { name: "forge".into() },
+        };
+        let from = "Secret app/forge (spec.previews.forge.secretRef)".to_string();
+        let client = Client::new(&forge, (SecretString::from("wr0ng-t0ken"), from));
+        let refused = client.open_requests(&[], Instant::now() + Duration::from_secs(10)).unwrap_err();
+        assert!(refused.contains("401") && refused.contains("the token of Secret app/forge"), "{refused}");
+        assert!(!refused.contains("wr0ng-t0ken"), "{refused}");
     }
 
     #[test]
@@ -611,7 +642,8 @@ mod tests {
         assert!(userinfo.contains("has credentials in it") && !userinfo.contains("s3cret"), "{userinfo}");
         assert!(at("https://gitea.example.org/api/v1?x=1").unwrap_err().contains("has a query or a fragment"));
         assert!(at("https://gitea.example.org/api/v1#x").unwrap_err().contains("has a query or a fragment"));
-        let client = Client::new(&forge(ForgeProvider::GitLab, None, "group/sub/r"), SecretString::from("t"));
+        let client =
+            Client::new(&forge(ForgeProvider::GitLab, None, "group/sub/r"), (SecretString::from("t"), String::new()));
         assert_eq!(
             client.first_page(&["needs review".into(), "preview".into()]),
             "https://gitlab.com/api/v4/projects/group%2Fsub%2Fr/merge_requests?state=opened&labels=needs%20review%2Cpreview&per_page=100"

@@ -58,7 +58,10 @@ pub(super) async fn connect(
     };
     redactor.register(&token);
     Ok(Forged {
-        client: Arc::new(Client::new(forge, SecretString::from(token))),
+        client: Arc::new(Client::new(
+            forge,
+            (SecretString::from(token), format!("Secret {namespace}/{name} ({field})")),
+        )),
         context: format!("weaver/{namespace}/{}", sync.name_any()),
         posted: BTreeMap::new(),
         deadline,

@@ -46,7 +46,10 @@ const TARGETS: &[Target] = &[
     Target {
         triple: "x86_64-unknown-linux-gnu",
         platform: Some(("linux", "amd64")),
-        rustflags: "-C target-feature=+crt-static",
+        // Static and not position-independent, as Go links helm and kubectl: a static PIE
+        // relocated 46,000 pointers at every start, copying each page they are on (0.4 ms of
+        // each command, and 1.1 MB of relocations in the binary).
+        rustflags: "-C target-feature=+crt-static -C relocation-model=static",
     },
     Target { triple: "aarch64-unknown-linux-musl", platform: Some(("linux", "arm64")), rustflags: "" },
     Target { triple: "aarch64-apple-darwin", platform: None, rustflags: "" },

@@ -9,7 +9,6 @@ use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use rustc_hash::FxHashMap;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::apimachinery::{self, StringMap};
@@ -133,7 +132,8 @@ impl Schemas {
 
     /// Compiles a CRD version's `openAPIV3Schema`; returns its id.
     pub fn compile_crd(&mut self, schema: &Value) -> Id {
-        Compiler { schemas: self, defs: &HashMap::new(), named: HashMap::new(), builtin: false }.compile(schema)
+        Compiler { schemas: self, defs: &FxHashMap::default(), named: FxHashMap::default(), builtin: false }
+            .compile(schema)
     }
 }
 
@@ -145,9 +145,9 @@ const JSON: &str = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSO
 struct Compiler<'a> {
     schemas: &'a mut Schemas,
     /// The definitions `$ref`s name (`#/$defs/NAME`), each parsed when first reached.
-    defs: &'a HashMap<&'static str, &'static RawValue>,
+    defs: &'a FxHashMap<&'static str, &'static str>,
     /// Definitions compiled so far: recursive types (JSONSchemaProps) refer to themselves.
-    named: HashMap<String, Id>,
+    named: FxHashMap<String, Id>,
     /// k8s-openapi's schemas, where an object without `properties` is free-form
     /// (RawExtension, FieldsV1); in a CRD's, the API server prunes every field of one.
     builtin: bool,
@@ -170,7 +170,7 @@ impl Compiler<'_> {
         let id = self.push(Node::any());
         self.named.insert(name.to_string(), id);
         let definition = self.defs.get(name).filter(|_| name != JSON);
-        let node = match definition.map(|raw| serde_json::from_str::<Value>(raw.get())) {
+        let node = match definition.map(|raw| serde_json::from_str::<Value>(raw)) {
             Some(Ok(def)) => {
                 let mut node = self.node(&def);
                 // k8s-openapi gives Quantity only int-or-string; its format is the type's.
@@ -311,23 +311,47 @@ pub struct Builtins {
 /// binary. Only the keywords the compiler reads are kept (no descriptions).
 const BUILTINS_JSON: &str = include_str!("../builtins.json");
 
-/// `builtins.json`, its definitions left unparsed until a kind reaches them.
-#[derive(Deserialize)]
+/// `builtins.json`, its definitions left unparsed until a kind reaches them, and found by its
+/// lines (`generate.rs` writes one kind and one definition a line) rather than by a JSON scan of
+/// the whole file, which was a tenth of the CPU of rendering a small chart.
 struct Data {
     /// (apiVersion, kind, the name of its definition).
-    #[serde(borrow)]
     kinds: Vec<(&'static str, &'static str, &'static str)>,
-    #[serde(rename = "objectMeta")]
     object_meta: &'static str,
-    #[serde(borrow)]
-    definitions: HashMap<&'static str, &'static RawValue>,
+    definitions: FxHashMap<&'static str, &'static str>,
+}
+
+impl Data {
+    fn index(text: &'static str) -> Data {
+        // The file is generated and checked by a test; a build with a broken one would fail
+        // every test of this crate at once.
+        fn json<T: Deserialize<'static>>(text: &'static str) -> T {
+            serde_json::from_str(text).expect("builtins.json is generated valid")
+        }
+        let mut data = Data { kinds: Vec::new(), object_meta: "", definitions: FxHashMap::default() };
+        for line in text.lines() {
+            let item = line.strip_suffix(',').unwrap_or(line);
+            if let Some(name) = item.strip_prefix("{\"objectMeta\":") {
+                data.object_meta = json(name);
+            } else if item.starts_with('[') && item.ends_with(']') {
+                data.kinds.push(json(item));
+            } else if let Some(line) = item.strip_prefix('"')
+                // Definition names are Go package paths and type names: no quote to unescape.
+                && let Some(end) = line.find('"')
+                && let Some(schema) = line[end + 1..].strip_prefix(':')
+                && schema.starts_with('{')
+                && schema.ends_with('}')
+            {
+                data.definitions.insert(&line[..end], schema);
+            }
+        }
+        data
+    }
 }
 
 fn data() -> &'static Data {
     static DATA: OnceLock<Data> = OnceLock::new();
-    // The file is generated and checked by a test; a build with a broken one would fail every
-    // test of this crate at once.
-    DATA.get_or_init(|| serde_json::from_str(BUILTINS_JSON).expect("builtins.json is generated valid"))
+    DATA.get_or_init(|| Data::index(BUILTINS_JSON))
 }
 
 impl Builtins {
@@ -358,7 +382,7 @@ impl Builtins {
         let mut schemas = Schemas::default();
         // One compiler for all, so shared definitions (PodSpec, ObjectMeta) compile once.
         let mut compiler =
-            Compiler { schemas: &mut schemas, defs: &data.definitions, named: HashMap::new(), builtin: true };
+            Compiler { schemas: &mut schemas, defs: &data.definitions, named: FxHashMap::default(), builtin: true };
         let kinds = data
             .kinds
             .iter()
@@ -367,5 +391,28 @@ impl Builtins {
             .collect();
         let object_meta = compiler.definition(data.object_meta);
         Builtins { schemas, kinds, object_meta }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line index finds what a JSON parse of the whole file finds: every kind, ObjectMeta's
+    /// name, and each definition with its schema.
+    #[test]
+    fn the_line_index_of_builtins_json_agrees_with_its_json() {
+        let whole: Value = serde_json::from_str(BUILTINS_JSON).unwrap();
+        let data = Data::index(BUILTINS_JSON);
+        assert_eq!(data.object_meta, whole["objectMeta"]);
+        let kinds: Vec<Value> = data.kinds.iter().map(|&(a, k, d)| serde_json::json!([a, k, d])).collect();
+        assert_eq!(Value::from(kinds), whole["kinds"]);
+        let definitions = whole["definitions"].as_object().unwrap();
+        assert!(definitions.len() > 500, "{}", definitions.len());
+        assert_eq!(data.definitions.len(), definitions.len());
+        for (name, schema) in definitions {
+            let indexed = data.definitions.get(name.as_str()).unwrap_or_else(|| panic!("{name} not indexed"));
+            assert_eq!(&serde_json::from_str::<Value>(indexed).unwrap(), schema, "{name}");
+        }
     }
 }

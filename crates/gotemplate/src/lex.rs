@@ -1,6 +1,8 @@
 //! The lexer, a port of Go 1.23's text/template/parse/lex.go. It produces the whole token list up
 //! front (Go's lexer is pulled one item at a time; the items are the same).
 
+use std::borrow::Cow;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum ItemType {
     Error,
@@ -41,15 +43,16 @@ pub(crate) enum ItemType {
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct Item {
+pub(crate) struct Item<'a> {
     pub typ: ItemType,
     pub pos: usize,
-    /// The item's text; for errors, the message.
-    pub val: String,
+    /// The item's text, borrowed from the input (the parser reads each item more than once); for
+    /// errors, the message.
+    pub val: Cow<'a, str>,
     pub line: usize,
 }
 
-impl std::fmt::Display for Item {
+impl std::fmt::Display for Item<'_> {
     /// Go's item.String(), used in "unexpected X in Y" messages.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.typ {
@@ -85,6 +88,12 @@ fn keyword(word: &str) -> Option<ItemType> {
         "with" => ItemType::With,
         _ => return None,
     })
+}
+
+/// Where `needle` (a delimiter: two bytes) first occurs in `text`: memchr's search, where `str::find`
+/// set up a substring searcher for every stretch of text between two actions.
+fn find(text: &str, needle: &str) -> Option<usize> {
+    memchr::memmem::find(text.as_bytes(), needle.as_bytes())
 }
 
 const LEFT_DELIM: &str = "{{";
@@ -128,11 +137,11 @@ struct Lexer<'a> {
     line: usize,
     start_line: usize,
     options: LexOptions,
-    items: Vec<Item>,
+    items: Vec<Item<'a>>,
 }
 
 /// Lexes `input` into items ending with an EOF or an error item.
-pub(crate) fn lex(input: &str, options: LexOptions) -> Vec<Item> {
+pub(crate) fn lex(input: &str, options: LexOptions) -> Vec<Item<'_>> {
     let mut l = Lexer {
         input,
         pos: 0,
@@ -142,7 +151,8 @@ pub(crate) fn lex(input: &str, options: LexOptions) -> Vec<Item> {
         line: 1,
         start_line: 1,
         options,
-        items: Vec::new(),
+        // About one item to every eight bytes of a chart's templates: few regrowths of the list.
+        items: Vec::with_capacity(input.len() / 8 + 4),
     };
     let mut state = State::Text;
     while state != State::Done {
@@ -194,7 +204,7 @@ fn has_right_trim_marker(s: &str) -> bool {
     b.len() >= 2 && is_space(Some(char::from(b[0]))) && b[1] == b'-'
 }
 
-impl Lexer<'_> {
+impl<'a> Lexer<'a> {
     fn next(&mut self) -> Option<char> {
         let Some(c) = self.input[self.pos..].chars().next() else {
             self.at_eof = true;
@@ -225,9 +235,9 @@ impl Lexer<'_> {
         }
     }
 
-    fn this_item(&mut self, typ: ItemType) -> Item {
+    fn this_item(&mut self, typ: ItemType) -> Item<'a> {
         let item =
-            Item { typ, pos: self.start, val: self.input[self.start..self.pos].to_string(), line: self.start_line };
+            Item { typ, pos: self.start, val: Cow::Borrowed(&self.input[self.start..self.pos]), line: self.start_line };
         self.start = self.pos;
         self.start_line = self.line;
         item
@@ -240,7 +250,7 @@ impl Lexer<'_> {
     }
 
     fn ignore(&mut self) {
-        self.line += self.input[self.start..self.pos].matches('\n').count();
+        self.line += self.input[self.start..self.pos].bytes().filter(|&b| b == b'\n').count();
         self.start = self.pos;
         self.start_line = self.line;
     }
@@ -259,12 +269,17 @@ impl Lexer<'_> {
     }
 
     fn errorf(&mut self, message: String) -> State {
-        self.items.push(Item { typ: ItemType::Error, pos: self.start, val: message, line: self.start_line });
+        self.items.push(Item {
+            typ: ItemType::Error,
+            pos: self.start,
+            val: Cow::Owned(message),
+            line: self.start_line,
+        });
         State::Done
     }
 
     fn lex_text(&mut self) -> State {
-        if let Some(x) = self.input[self.pos..].find(LEFT_DELIM) {
+        if let Some(x) = find(&self.input[self.pos..], LEFT_DELIM) {
             if x > 0 {
                 self.pos += x;
                 let mut trim_length = 0;
@@ -274,7 +289,7 @@ impl Lexer<'_> {
                     trim_length = text.len() - text.trim_end_matches(SPACE_CHARS).len();
                 }
                 self.pos -= trim_length;
-                self.line += self.input[self.start..self.pos].matches('\n').count();
+                self.line += self.input[self.start..self.pos].bytes().filter(|&b| b == b'\n').count();
                 let item = self.this_item(ItemType::Text);
                 self.pos += trim_length;
                 self.ignore();
@@ -286,7 +301,7 @@ impl Lexer<'_> {
         }
         self.pos = self.input.len();
         if self.pos > self.start {
-            self.line += self.input[self.start..self.pos].matches('\n').count();
+            self.line += self.input[self.start..self.pos].bytes().filter(|&b| b == b'\n').count();
             let item = self.this_item(ItemType::Text);
             self.items.push(item);
         }
@@ -322,7 +337,7 @@ impl Lexer<'_> {
 
     fn lex_comment(&mut self) -> State {
         self.pos += LEFT_COMMENT.len();
-        let Some(x) = self.input[self.pos..].find(RIGHT_COMMENT) else {
+        let Some(x) = find(&self.input[self.pos..], RIGHT_COMMENT) else {
             return self.errorf("unclosed comment".into());
         };
         self.pos += x + RIGHT_COMMENT.len();
@@ -610,7 +625,10 @@ mod tests {
     use super::*;
 
     fn kinds(input: &str) -> Vec<(ItemType, String)> {
-        lex(input, LexOptions { break_ok: true, continue_ok: true }).into_iter().map(|i| (i.typ, i.val)).collect()
+        lex(input, LexOptions { break_ok: true, continue_ok: true })
+            .into_iter()
+            .map(|i| (i.typ, i.val.into_owned()))
+            .collect()
     }
 
     #[test]

@@ -60,7 +60,7 @@ fn add_tree(trees: &mut Vec<Tree>, tree: Tree, p: &Parser<'_>) -> Result<(), Err
 }
 
 struct Parser<'f> {
-    items: Vec<Item>,
+    items: Vec<Item<'f>>,
     /// Index of the next item to return.
     next: usize,
     /// Index of the furthest item read: Go's `token[0]`, whose line parse errors report.
@@ -80,13 +80,13 @@ struct Parser<'f> {
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl Parser<'_> {
-    fn item(&self, i: usize) -> &Item {
+impl<'f> Parser<'f> {
+    fn item(&self, i: usize) -> &Item<'f> {
         // The lexer always ends the list with an EOF or error item, which the parser never reads past.
         &self.items[i.min(self.items.len() - 1)]
     }
 
-    fn next_item(&mut self) -> Item {
+    fn next_item(&mut self) -> Item<'f> {
         let i = self.next.min(self.items.len() - 1);
         self.next = i + 1;
         self.furthest = self.furthest.max(i);
@@ -97,13 +97,13 @@ impl Parser<'_> {
         self.next -= 1;
     }
 
-    fn peek(&mut self) -> Item {
+    fn peek(&mut self) -> Item<'f> {
         let item = self.next_item();
         self.backup();
         item
     }
 
-    fn next_non_space(&mut self) -> Item {
+    fn next_non_space(&mut self) -> Item<'f> {
         loop {
             let item = self.next_item();
             if item.typ != ItemType::Space {
@@ -112,7 +112,7 @@ impl Parser<'_> {
         }
     }
 
-    fn peek_non_space(&mut self) -> Item {
+    fn peek_non_space(&mut self) -> Item<'f> {
         let item = self.next_non_space();
         self.backup();
         item
@@ -136,7 +136,7 @@ impl Parser<'_> {
         self.error(format!("unexpected {token} in {context}"))
     }
 
-    fn expect(&mut self, expected: ItemType, context: &str) -> Result<Item> {
+    fn expect(&mut self, expected: ItemType, context: &str) -> Result<Item<'f>> {
         let token = self.next_non_space();
         if token.typ != expected {
             return Err(self.unexpected(&token, context));
@@ -222,7 +222,7 @@ impl Parser<'_> {
     fn text_or_action(&mut self) -> Result<Parsed> {
         let token = self.next_non_space();
         match token.typ {
-            ItemType::Text => Ok(Parsed::Node(Node::Text(token.val.into()))),
+            ItemType::Text => Ok(Parsed::Node(Node::Text(token.val.as_ref().into()))),
             ItemType::LeftDelim => {
                 self.action_line = token.line;
                 let result = self.action();
@@ -381,13 +381,13 @@ impl Parser<'_> {
                 ItemType::Assign | ItemType::Declare => {
                     pipe.is_assign = next.typ == ItemType::Assign;
                     self.next_non_space();
-                    pipe.decl.push(v.val.as_str().into());
-                    self.vars.push(v.val.as_str().into());
+                    pipe.decl.push(v.val.as_ref().into());
+                    self.vars.push(v.val.as_ref().into());
                 }
                 ItemType::Char if next.val == "," => {
                     self.next_non_space();
-                    pipe.decl.push(v.val.as_str().into());
-                    self.vars.push(v.val.as_str().into());
+                    pipe.decl.push(v.val.as_ref().into());
+                    self.vars.push(v.val.as_ref().into());
                     if context == "range" && pipe.decl.len() < 2 {
                         match self.peek_non_space().typ {
                             ItemType::Variable | ItemType::RightDelim | ItemType::RightParen => continue 'decls,
@@ -506,7 +506,7 @@ impl Parser<'_> {
                         self.error(format!("function {} not defined", crate::strconv::quote(&token.val, false)))
                     );
                 }
-                Arg::Identifier { pos: token.pos, name: token.val.into() }
+                Arg::Identifier { pos: token.pos, name: token.val.as_ref().into() }
             }
             ItemType::Dot => Arg::Dot(token.pos),
             ItemType::Nil => Arg::Nil(token.pos),
@@ -514,7 +514,7 @@ impl Parser<'_> {
                 if !self.vars.iter().any(|v| **v == *token.val) {
                     return Err(self.error(format!("undefined variable {}", crate::strconv::quote(&token.val, false))));
                 }
-                Arg::Variable { pos: token.pos, idents: vec![token.val.into()] }
+                Arg::Variable { pos: token.pos, idents: vec![token.val.as_ref().into()] }
             }
             ItemType::Field => Arg::Field { pos: token.pos, idents: vec![token.val[1..].into()] },
             ItemType::Bool => Arg::Bool(token.pos, token.val == "true"),
@@ -530,7 +530,7 @@ impl Parser<'_> {
             }
             ItemType::String | ItemType::RawString => {
                 let text = unquote(&token.val).map_err(|e| self.error(e))?;
-                Arg::String { pos: token.pos, quoted: token.val.into(), text: text.into() }
+                Arg::String { pos: token.pos, quoted: token.val.as_ref().into(), text: text.into() }
             }
             _ => {
                 self.backup();

@@ -134,8 +134,9 @@ fn tpl(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, FuncError> {
 /// marshal the value, an error when it nests deeper than [`gotemplate::MAX_NESTING`] levels.
 pub fn to_yaml(value: &Value) -> Result<String, FuncError> {
     Ok(match sprig::json::lenient(value)? {
+        // `Node::from_json` reads an integral float as go-yaml reads what encoding/json wrote of
+        // it (an integer below 1e21), so the JSON form goes to it as it is.
         Some(json) => {
-            let json = go_numbers(&json);
             let text = weaver_yaml::helm::to_string(&weaver_yaml::helm::Node::from_json(&json));
             text.strip_suffix('\n').unwrap_or(&text).to_string()
         }
@@ -185,26 +186,6 @@ fn yaml_v3_node(value: &Value, depth: usize) -> Result<weaver_yaml::helm::Node, 
             None => Node::Str(object.display()),
         },
     })
-}
-
-/// `Value::to_json` writes integral floats below 1e15 as integers; go-yaml reads every integral
-/// float that encoding/json writes without an exponent (below 1e21) as an integer.
-fn go_numbers(json: &serde_json::Value) -> serde_json::Value {
-    match json {
-        serde_json::Value::Number(n) if n.is_f64() => {
-            let f = n.as_f64().unwrap_or(0.0);
-            match weaver_yaml::helm::Node::from_float(f) {
-                weaver_yaml::helm::Node::Int(i) => serde_json::Value::from(i),
-                weaver_yaml::helm::Node::Uint(u) => serde_json::Value::from(u),
-                _ => json.clone(),
-            }
-        }
-        serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(go_numbers).collect()),
-        serde_json::Value::Object(map) => {
-            serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), go_numbers(v))).collect())
-        }
-        other => other.clone(),
-    }
 }
 
 fn from_yaml(text: &str) -> Value {

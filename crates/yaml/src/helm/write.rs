@@ -58,29 +58,42 @@ impl Node {
 /// go-yaml's key order (`keyList.Less`): runs of digits compare as numbers, and a letter
 /// sorts after anything that is not one (in v3, before it when the common prefix ends in a digit).
 pub fn natural_order(a: &str, b: &str, flavor: Flavor) -> std::cmp::Ordering {
+    // Keys are ASCII almost always: their bytes are their characters, with no list of them made
+    // for each comparison (which was most of the time `toYaml` took to sort a large map).
+    if a.is_ascii() && b.is_ascii() {
+        natural_order_of(a.as_bytes(), b.as_bytes(), flavor)
+    } else {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        natural_order_of(&a, &b, flavor)
+    }
+}
+
+/// [`natural_order`] of two keys' characters.
+fn natural_order_of<C: Copy + Into<char>>(a: &[C], b: &[C], flavor: Flavor) -> std::cmp::Ordering {
     use std::cmp::Ordering;
-    let less = |a: &str, b: &str| -> bool {
-        let (ar, br): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let less = |ar: &[C], br: &[C]| -> bool {
+        let (char_a, char_b) = (|i: usize| -> char { ar[i].into() }, |i: usize| -> char { br[i].into() });
         let digit = |c: char| c.is_ascii_digit();
         let mut digits = false;
         for i in 0..ar.len().min(br.len()) {
-            if ar[i] == br[i] {
-                digits = ar[i].is_numeric();
+            let (a, b) = (char_a(i), char_b(i));
+            if a == b {
+                digits = a.is_numeric();
                 continue;
             }
-            let (al, bl) = (ar[i].is_alphabetic(), br[i].is_alphabetic());
+            let (al, bl) = (a.is_alphabetic(), b.is_alphabetic());
             if al && bl {
-                return ar[i] < br[i];
+                return a < b;
             }
             if al || bl {
                 return if digits && flavor == Flavor::V3 { al } else { bl };
             }
             let (mut an, mut bn) = (0i64, 0i64);
-            if ar[i] == '0' || br[i] == '0' {
+            if a == '0' || b == '0' {
                 let mut j = i;
-                while j > 0 && digit(ar[j - 1]) {
+                while j > 0 && digit(char_a(j - 1)) {
                     j -= 1;
-                    if ar[j] != '0' {
+                    if char_a(j) != '0' {
                         an = 1;
                         bn = 1;
                         break;
@@ -88,13 +101,13 @@ pub fn natural_order(a: &str, b: &str, flavor: Flavor) -> std::cmp::Ordering {
                 }
             }
             let mut ai = i;
-            while ai < ar.len() && digit(ar[ai]) {
-                an = an.wrapping_mul(10).wrapping_add(ar[ai] as i64 - '0' as i64);
+            while ai < ar.len() && digit(char_a(ai)) {
+                an = an.wrapping_mul(10).wrapping_add(char_a(ai) as i64 - '0' as i64);
                 ai += 1;
             }
             let mut bi = i;
-            while bi < br.len() && digit(br[bi]) {
-                bn = bn.wrapping_mul(10).wrapping_add(br[bi] as i64 - '0' as i64);
+            while bi < br.len() && digit(char_b(bi)) {
+                bn = bn.wrapping_mul(10).wrapping_add(char_b(bi) as i64 - '0' as i64);
                 bi += 1;
             }
             if an != bn {
@@ -103,7 +116,7 @@ pub fn natural_order(a: &str, b: &str, flavor: Flavor) -> std::cmp::Ordering {
             if ai != bi {
                 return ai < bi;
             }
-            return ar[i] < br[i];
+            return a < b;
         }
         ar.len() < br.len()
     };
@@ -353,17 +366,13 @@ impl Emitter {
     /// these points): a space past the best width becomes a line break, line breaks are
     /// doubled; a quoted scalar never folds at its first or last character and doubles `'`.
     fn write_folding(&mut self, value: &str, allow_breaks: bool, single_quoted: bool) {
-        let chars: Vec<char> = value.chars().collect();
         let (mut spaces, mut breaks) = (false, false);
-        for (i, &c) in chars.iter().enumerate() {
+        let mut chars = value.chars().enumerate().peekable();
+        while let Some((i, c)) = chars.next() {
+            let next = chars.peek().map(|&(_, next)| next);
             if c == ' ' {
-                let inside = !single_quoted || (i > 0 && i < chars.len() - 1);
-                if allow_breaks
-                    && !spaces
-                    && self.column > self.best_width()
-                    && inside
-                    && chars.get(i + 1) != Some(&' ')
-                {
+                let inside = !single_quoted || (i > 0 && next.is_some());
+                if allow_breaks && !spaces && self.column > self.best_width() && inside && next != Some(' ') {
                     self.write_indent();
                 } else {
                     self.put(c);
@@ -513,7 +522,6 @@ impl Analysis {
                 block_allowed: false,
             };
         }
-        let chars: Vec<char> = value.chars().collect();
         let mut block_indicators = value.starts_with("---") || value.starts_with("...");
         let (mut line_breaks, mut special, mut tabs) = (false, false, false);
         let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
@@ -521,9 +529,11 @@ impl Analysis {
         let (mut break_space, mut space_break) = (false, false);
         let (mut previous_space, mut previous_break) = (false, false);
         let mut preceded_by_whitespace = true;
-        let last = chars.len() - 1;
-        for (i, &c) in chars.iter().enumerate() {
-            let followed_by_whitespace = i == last || matches!(chars[i + 1], ' ' | '\t');
+        let mut chars = value.chars().enumerate().peekable();
+        while let Some((i, c)) = chars.next() {
+            let next = chars.peek().map(|&(_, next)| next);
+            let is_last = next.is_none();
+            let followed_by_whitespace = matches!(next, None | Some(' ' | '\t'));
             if i == 0 {
                 match c {
                     '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' => {
@@ -547,14 +557,14 @@ impl Analysis {
             }
             if c == ' ' {
                 leading_space |= i == 0;
-                trailing_space |= i == last;
+                trailing_space |= is_last;
                 break_space |= previous_break;
                 previous_space = true;
                 previous_break = false;
             } else if is_break(c) {
                 line_breaks = true;
                 leading_break |= i == 0;
-                trailing_break |= i == last;
+                trailing_break |= is_last;
                 space_break |= previous_space;
                 previous_space = false;
                 previous_break = true;
@@ -591,5 +601,34 @@ impl Analysis {
             analysis.block_plain_allowed = false;
         }
         analysis
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ASCII keys take the bytes' path; it orders every pair as the characters' path does.
+    #[test]
+    fn ascii_keys_order_as_their_characters_do() {
+        let keys = [
+            "", "a", "b", "A", "a1", "a2", "a10", "a01", "a001", "a0", "1", "10", "9", "09", "_x", "x_", "-", "key",
+            "key2", "key10", "k8s", "v1beta1", "v1", "v10", "z9z", "z10z", "0", "00", "a b", "a.b", "a-b",
+        ];
+        for flavor in [Flavor::V2, Flavor::V3] {
+            for a in keys {
+                for b in keys {
+                    let chars = |s: &str| s.chars().collect::<Vec<char>>();
+                    assert_eq!(
+                        natural_order(a, b, flavor),
+                        natural_order_of(&chars(a), &chars(b), flavor),
+                        "{a:?} {b:?} {flavor:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(natural_order("a2", "a10", Flavor::V2), std::cmp::Ordering::Less);
+        assert_eq!(natural_order("1", "a", Flavor::V2), std::cmp::Ordering::Less);
+        assert_eq!(natural_order("ä1", "ä10", Flavor::V2), std::cmp::Ordering::Less);
     }
 }

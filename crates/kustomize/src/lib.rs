@@ -92,24 +92,28 @@ impl Resource {
         Resource { empty_values: empty.unwrap_or_default(), ..Resource::new(object, source, document) }
     }
 
-    fn text(&self, pointer: &str) -> &str {
-        self.object.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    /// A top-level field's text, or a field of `metadata` (`metadata` given), or "". Looked up
+    /// directly: a JSON pointer is parsed, with its escapes replaced, at every call, and a build
+    /// compares these fields of every pair of objects.
+    fn text(&self, metadata: bool, field: &str) -> &str {
+        let object = if metadata { self.object.get("metadata") } else { Some(&self.object) };
+        object.and_then(|o| o.get(field)).and_then(Value::as_str).unwrap_or_default()
     }
 
     pub fn api_version(&self) -> &str {
-        self.text("/apiVersion")
+        self.text(false, "apiVersion")
     }
 
     pub fn kind(&self) -> &str {
-        self.text("/kind")
+        self.text(false, "kind")
     }
 
     pub fn name(&self) -> &str {
-        self.text("/metadata/name")
+        self.text(true, "name")
     }
 
     pub fn namespace(&self) -> &str {
-        self.text("/metadata/namespace")
+        self.text(true, "namespace")
     }
 
     fn group(&self) -> &str {
@@ -160,11 +164,17 @@ impl Resource {
     }
 
     /// Whether kustomize's object identity (apiVersion, kind, name, namespace) is the same.
+    /// What tells objects apart in a build: apiVersion, kind, namespace and name.
+    fn id(&self) -> (&str, &str, &str, &str) {
+        (self.api_version(), self.kind(), self.namespace(), self.name())
+    }
+
     fn same_id(&self, other: &Resource) -> bool {
-        self.api_version() == other.api_version()
+        // The name first: it tells most pairs apart, and each part is a lookup in both objects.
+        self.name() == other.name()
             && self.kind() == other.kind()
-            && self.name() == other.name()
             && self.namespace() == other.namespace()
+            && self.api_version() == other.api_version()
     }
 
     /// An object kustomize reads but leaves out of its output: annotated
@@ -959,7 +969,9 @@ pub(crate) fn append(
     at: &serde_saphyr::Location,
 ) -> Result<()> {
     for resource in added {
-        if let Some(first) = resources.iter().find(|r| r.same_id(&resource)) {
+        // Its name read once, not again beside each object's.
+        let name = resource.name();
+        if let Some(first) = resources.iter().find(|r| r.name() == name && r.same_id(&resource)) {
             return Err(target
                 .error(
                     at,

@@ -231,7 +231,10 @@ impl FieldSpec {
     /// Whether the specification applies to `resource` (kustomize's `Gvk.IsSelected`: each
     /// part given must be equal).
     pub fn selects(&self, resource: &Resource) -> bool {
-        gvk_selects(&self.group, &self.version, &self.kind, resource.group(), resource.version(), resource.kind())
+        // gvk_selects, reading only the parts given, the kind (the most telling) first.
+        (self.kind.is_empty() || self.kind == resource.kind())
+            && (self.group.is_empty() || self.group == resource.group())
+            && (self.version.is_empty() || self.version == resource.version())
     }
 }
 
@@ -297,6 +300,25 @@ pub fn visit(
     walk(object, &segments(&spec.path), spec.create, leaf, set)
 }
 
+/// Whether [`visit`] would call `set` on any field of `object` (always, when `spec.create`),
+/// without changing it: the name references check it before copying an object to change it.
+pub fn leads_to_a_field(object: &Value, spec: &FieldSpec) -> bool {
+    fn reaches(node: &Value, path: &[(String, bool)]) -> bool {
+        let Some(((field, is_list), rest)) = path.split_first() else { return true };
+        if let Value::Array(items) = node {
+            return items.iter().any(|item| reaches(item, path));
+        }
+        let Value::Object(map) = node else { return false };
+        match map.get(field) {
+            None | Some(Value::Null) => false,
+            Some(Value::Array(items)) if *is_list => items.iter().any(|item| reaches(item, rest)),
+            Some(_) if *is_list => false,
+            Some(child) => reaches(child, rest),
+        }
+    }
+    spec.create || reaches(object, &segments(&spec.path))
+}
+
 fn walk(
     node: &mut Value,
     path: &[(String, bool)],
@@ -359,6 +381,38 @@ mod tests {
         let specs: Vec<(&str, &str)> =
             accumulated.name_prefix.iter().map(|s| (s.kind.as_str(), s.path.as_str())).collect();
         assert_eq!(specs, [("Widget", "metadata/name"), ("Widget", "spec/ref")]);
+    }
+
+    /// `leads_to_a_field` answers yes exactly when `visit` reaches a field, for every spec of
+    /// the built-in name references on objects with lists, nulls and missing fields.
+    #[test]
+    fn leads_to_a_field_agrees_with_visit() {
+        let objects = [
+            serde_json::json!({"spec": {"template": {"spec": {
+                "volumes": [{"configMap": {"name": "a"}}, {"secret": {"secretName": "s"}}],
+                "containers": [{"envFrom": [{"configMapRef": {"name": "c"}}]}, {"env": null}],
+                "serviceAccountName": "sa"}}}}),
+            serde_json::json!({"spec": {"template": null, "volumes": {"configMap": "x"}}}),
+            serde_json::json!({"subjects": [{"name": "sa"}], "roleRef": {"name": "r"}}),
+            serde_json::json!(["not", "an", "object"]),
+        ];
+        let mut reached = 0;
+        for backref in &builtin().name_reference {
+            for spec in &backref.field_specs {
+                for object in &objects {
+                    let mut copy = object.clone();
+                    let mut fields = 0;
+                    visit(&mut copy, spec, &|| Value::Null, &mut |_| {
+                        fields += 1;
+                        Ok(())
+                    })
+                    .unwrap();
+                    assert_eq!(leads_to_a_field(object, spec), fields > 0, "{} on {object}", spec.path);
+                    reached += usize::from(fields > 0);
+                }
+            }
+        }
+        assert!(reached > 5, "{reached}");
     }
 
     #[test]

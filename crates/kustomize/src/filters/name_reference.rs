@@ -21,7 +21,9 @@ pub fn fix(config: &TransformerConfig, resources: &mut [Resource]) -> Result<()>
     for backref in &config.name_reference {
         for spec in &backref.field_specs {
             for referrer in 0..resources.len() {
-                if !spec.selects(&resources[referrer]) {
+                // The object is copied to be changed (the context reads the others meanwhile):
+                // only when the path leads somewhere in it.
+                if !spec.selects(&resources[referrer]) || !super::leads_to_a_field(&resources[referrer].object, spec) {
                     continue;
                 }
                 let mut object = resources[referrer].object.clone();

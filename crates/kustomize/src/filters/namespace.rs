@@ -56,8 +56,7 @@ pub fn apply(
     let value = || Value::String(namespace.to_string());
     let settable =
         |field: Option<&Value>| !options.unset_only || field.and_then(Value::as_str).is_none_or(str::is_empty);
-    for index in 0..resources.len() {
-        let resource = &mut resources[index];
+    for resource in resources.iter_mut() {
         resource.store_previous_id();
         let cluster_scoped = !scopes.is_namespaced(resource.api_version(), resource.kind());
         if !cluster_scoped
@@ -116,10 +115,12 @@ pub fn apply(
                 Ok(())
             })?;
         }
-        let resource = &resources[index];
-        if resources.iter().enumerate().any(|(other, r)| other != index && r.same_id(resource)) {
-            return Err(format!("`namespace: {namespace}` makes two objects {}", resource.describe()));
-        }
+    }
+    // Once every object has its namespace, by their ids in a set rather than each against every
+    // other (two objects alike then were alike when the later one got its namespace).
+    let mut ids = std::collections::HashSet::with_capacity(resources.len());
+    if let Some(twice) = resources.iter().find(|resource| !ids.insert(resource.id())) {
+        return Err(format!("`namespace: {namespace}` makes two objects {}", twice.describe()));
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
-//! Weaver against `helm template` on a corpus of Helm charts. Target (the acceptance):
-//! one `weaver render` of an environment with one release per chart is at least 10× faster in
-//! total than `helm template` run once per chart, on a 2-core machine; weaver's peak RSS is
+//! Weaver against `helm template` on a corpus of Helm charts. Targets (the issues' acceptance),
+//! on a 2-core machine: one `weaver render` of an environment with one release per chart at
+//! least 10× faster in total than `helm template` run once per chart; and one weaver process per
+//! chart, as helm runs, at least 6× faster over all charts and 8× over those that generate no
+//! RSA keys (both tools' time on those is mostly the key generation's). weaver's peak RSS is
 //! reported.
 //!
 //! `WEAVER_BENCH_HELM_CORPUS=/tmp/corpus cargo bench --bench helm` renders a corpus of real
@@ -173,8 +175,17 @@ fn main() {
         warm_total.as_secs_f64() / median.as_secs_f64(),
         warm_total.as_secs_f64() / alone.as_secs_f64()
     );
-    // One process per chart, as helm runs: over the charts that generate no RSA keys (target ≥ 4×),
-    // and over those that do (bound by key generation in both tools: weaver must stay faster).
+    // One process per chart, as helm runs: over all charts (target ≥ 6×), over the charts that
+    // generate no RSA keys (target ≥ 8×), and over those that do (bound by key generation in both
+    // tools: weaver must stay faster).
+    let helm_alone: Duration = charts.iter().filter_map(|chart| chart.helm.as_ref()).map(|runs| runs.warm).sum();
+    println!(
+        "one process per chart, all {} charts: helm {}, weaver {}: {:.2}× (target ≥ 6×)",
+        charts.len(),
+        support::ms(helm_alone),
+        support::ms(alone),
+        helm_alone.as_secs_f64() / alone.as_secs_f64().max(f64::EPSILON)
+    );
     for keys in [false, true] {
         let part: Vec<&&Chart> = charts.iter().filter(|chart| chart.generates_keys == keys).collect();
         let helm: Duration = part.iter().filter_map(|chart| chart.helm.as_ref()).map(|runs| runs.warm).sum();
@@ -198,7 +209,7 @@ fn main() {
             support::ms(helm),
             support::ms(weaver),
             helm.as_secs_f64() / weaver.as_secs_f64().max(f64::EPSILON),
-            if keys { " (target: faster)" } else { " (target ≥ 4×)" },
+            if keys { " (target: faster)" } else { " (target ≥ 8×)" },
             if slower.is_empty() { "none".to_string() } else { slower.join(", ") }
         );
     }

@@ -2,7 +2,11 @@
 //! Service, ConfigMap, ServiceAccount and Ingress, with a vendored subchart `cache` that reads a
 //! global) and `cron` (CronJobs and a Secret). They use what real charts lean on most: helpers
 //! defined in `_helpers.tpl` and included, `toYaml | nindent`, `range`, `if`/`with`, `default`,
-//! `required`, `.Files.Get`, `tpl`, a checksum of another template and `.Capabilities`.
+//! `required`, `.Files.Get`, `tpl`, a checksum of another template and `.Capabilities`. And `app`,
+//! shaped like the charts that cost most to render: a library subchart of many helper files
+//! (`common`, as bitnami's), most of whose helpers a render never calls but every render parses,
+//! chains of `include`s through it, `tpl` over values, and large values (hundreds of settings,
+//! rendered with `toYaml`).
 
 use std::path::Path;
 
@@ -332,16 +336,245 @@ spec:
     ),
 ];
 
-/// Writes `copies` charts into `dir`, one per subdirectory (`web-000`, `cron-001`, …): a corpus
-/// laid out as tools/helm_corpus.py builds one.
+/// The library chart's helper files, and the helpers each defines (as bitnami's `common`: 30
+/// files of 8 helpers).
+const LIBRARY_FILES: usize = 30;
+const HELPERS_PER_FILE: usize = 8;
+
+const APP_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "templates/deployment.yaml",
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "common.names.fullname" . }}
+  labels: {{- include "common.labels.standard" . | nindent 4 }}
+spec:
+  replicas: {{ .Values.replicaCount }}
+  selector:
+    matchLabels: {{- include "common.labels.matchLabels" . | nindent 6 }}
+  template:
+    metadata:
+      annotations:
+        checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+      labels: {{- include "common.labels.standard" . | nindent 8 }}
+    spec:
+      {{- include "common.images.pullSecrets" . | nindent 6 }}
+      containers:
+        - name: app
+          image: {{ include "common.images.image" . }}
+          env:
+            {{- range $name, $value := .Values.env }}
+            - name: {{ $name | upper }}
+              value: {{ tpl (toString $value) $ | quote }}
+            {{- end }}
+          {{- if .Values.resources }}
+          resources: {{- include "common.tplvalues.render" (dict "value" .Values.resources "context" $) | nindent 12 }}
+          {{- end }}
+      {{- with .Values.affinity }}
+      affinity: {{- include "common.tplvalues.render" (dict "value" . "context" $) | nindent 8 }}
+      {{- end }}
+"#,
+    ),
+    (
+        "templates/configmap.yaml",
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "common.names.fullname" . }}
+  labels: {{- include "common.labels.standard" . | nindent 4 }}
+data:
+  settings.yaml: |
+    {{- include "common.tplvalues.render" (dict "value" .Values.settings "context" $) | nindent 4 }}
+  {{- range $i, $rule := .Values.rules }}
+  rule-{{ $i }}.yaml: {{ toYaml $rule | quote }}
+  {{- end }}
+"#,
+    ),
+    (
+        "templates/service.yaml",
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "common.names.fullname" . }}
+  labels: {{- include "common.labels.standard" . | nindent 4 }}
+spec:
+  ports:
+    {{- range .Values.ports }}
+    - name: {{ .name }}
+      port: {{ .port }}
+      targetPort: {{ .name }}
+    {{- end }}
+  selector: {{- include "common.labels.matchLabels" . | nindent 4 }}
+"#,
+    ),
+];
+
+/// The library chart `common`: the helpers `app` calls (names, labels, images,
+/// tplvalues, each through others), then filler helpers it never calls.
+fn library() -> Vec<(String, String)> {
+    let mut files = vec![
+        ("charts/common/Chart.yaml".to_string(), "apiVersion: v2\nname: common\nversion: 2.0.0\ntype: library\n".to_string()),
+        (
+            "charts/common/templates/_names.tpl".to_string(),
+            r#"{{- define "common.names.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- define "common.names.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- define "common.names.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "common.names.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+"#
+            .to_string(),
+        ),
+        (
+            "charts/common/templates/_labels.tpl".to_string(),
+            r#"{{- define "common.labels.standard" -}}
+app.kubernetes.io/name: {{ include "common.names.name" . }}
+helm.sh/chart: {{ include "common.names.chart" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ include "common.tplvalues.render" (dict "value" . "context" $) }}
+{{- end }}
+{{- end -}}
+{{- define "common.labels.matchLabels" -}}
+app.kubernetes.io/name: {{ include "common.names.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+"#
+            .to_string(),
+        ),
+        (
+            "charts/common/templates/_images.tpl".to_string(),
+            r#"{{- define "common.images.image" -}}
+{{- $registry := .Values.image.registry -}}
+{{- if .Values.global }}{{- if .Values.global.imageRegistry }}{{- $registry = .Values.global.imageRegistry -}}{{- end -}}{{- end -}}
+{{- printf "%s/%s:%s" $registry .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) -}}
+{{- end -}}
+{{- define "common.images.pullSecrets" -}}
+{{- $secrets := list -}}
+{{- range .Values.image.pullSecrets }}{{- $secrets = append $secrets . -}}{{- end -}}
+{{- if $secrets }}
+imagePullSecrets:
+{{- range $secrets | uniq }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+"#
+            .to_string(),
+        ),
+        (
+            "charts/common/templates/_tplvalues.tpl".to_string(),
+            r#"{{- define "common.tplvalues.render" -}}
+{{- $value := typeIs "string" .value | ternary .value (.value | toYaml) }}
+{{- if contains "{{" (toJson .value) }}
+  {{- tpl $value .context }}
+{{- else }}
+    {{- $value }}
+{{- end }}
+{{- end -}}
+"#
+            .to_string(),
+        ),
+    ];
+    for file in 0..LIBRARY_FILES {
+        let mut text = String::new();
+        for helper in 0..HELPERS_PER_FILE {
+            let next = (helper + 1) % HELPERS_PER_FILE;
+            text.push_str(&format!(
+                r#"{{{{/*
+Helper {helper} of file {file}: what a library's helpers do, called by none of this chart's templates.
+*/}}}}
+{{{{- define "common.f{file}.h{helper}" -}}}}
+{{{{- $value := default (dict) (index .Values "f{file}") -}}}}
+{{{{- if and $value (hasKey $value "h{helper}") -}}}}
+{{{{- include "common.f{file}.h{next}" (dict "Values" .Values "Release" .Release) | nindent 2 -}}}}
+{{{{- else if .Values.global -}}}}
+{{{{- printf "%s-%d" (.Release.Name | lower | trunc 20) {helper} | replace "_" "-" | quote -}}}}
+{{{{- else -}}}}
+{{{{- toYaml (pick .Values "image" "resources") | indent 4 -}}}}
+{{{{- end -}}}}
+{{{{- end -}}}}
+"#
+            ));
+        }
+        files.push((format!("charts/common/templates/_helpers{file:02}.tpl"), text));
+    }
+    files
+}
+
+/// `app`'s values: a few hundred settings, env variables and rules.
+fn app_values() -> String {
+    let mut values = String::from(
+        "image:\n  registry: registry.example.com\n  repository: team/app\n  tag: \"\"\n  pullSecrets: [pull-a, pull-b]\n\
+         replicaCount: 3\ncommonLabels:\n  team: platform\n  tier: \"{{ .Release.Namespace }}\"\n\
+         resources:\n  limits: {cpu: \"1\", memory: 1Gi}\n  requests: {cpu: 200m, memory: 256Mi}\n\
+         affinity:\n  podAntiAffinity:\n    preferredDuringSchedulingIgnoredDuringExecution:\n\
+         \x20     - weight: 100\n        podAffinityTerm:\n          topologyKey: kubernetes.io/hostname\n\
+         \x20         labelSelector:\n            matchLabels:\n              app.kubernetes.io/instance: \"{{ .Release.Name }}\"\n\
+         ports:\n  - {name: http, port: 80}\n  - {name: metrics, port: 9090}\n",
+    );
+    values.push_str("env:\n");
+    for i in 0..60 {
+        values.push_str(&format!("  setting_{i}: \"value-{i}-{{{{ .Release.Name }}}}\"\n"));
+    }
+    values.push_str("settings:\n");
+    for section in 0..20 {
+        values.push_str(&format!("  section{section}:\n"));
+        for key in 0..15 {
+            values.push_str(&format!(
+                "    key{key}: {{enabled: {}, limit: {}, name: \"s{section}-k{key}\"}}\n",
+                key % 2 == 0,
+                key * 100
+            ));
+        }
+    }
+    values.push_str("rules:\n");
+    for rule in 0..40 {
+        values.push_str(&format!(
+            "  - {{alert: Rule{rule}, expr: \"rate(errors_total[5m]) > {rule}\", for: 5m, labels: {{severity: warning}}}}\n"
+        ));
+    }
+    values
+}
+
+/// Writes `copies` charts into `dir`, one per subdirectory (`web-000`, `cron-001`, `app-002`, …):
+/// a corpus laid out as tools/helm_corpus.py builds one.
 pub fn generate(dir: &Path, copies: usize) {
+    let write = |chart: &Path, path: &str, text: &str| {
+        let file = chart.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    };
     for i in 0..copies {
-        let (kind, files) = if i % 2 == 0 { ("web", WEB) } else { ("cron", CRON) };
+        let kind = ["web", "cron", "app"][i % 3];
         let chart = dir.join(format!("{kind}-{i:03}"));
-        for (path, text) in files {
-            let file = chart.join(path);
-            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-            std::fs::write(file, text).unwrap();
+        match kind {
+            "web" => WEB.iter().for_each(|(path, text)| write(&chart, path, text)),
+            "cron" => CRON.iter().for_each(|(path, text)| write(&chart, path, text)),
+            _ => {
+                write(
+                    &chart,
+                    "Chart.yaml",
+                    "apiVersion: v2\nname: app\nversion: 3.1.0\nappVersion: \"3.1\"\ndependencies:\n  - name: common\n    version: 2.x.x\n",
+                );
+                write(&chart, "values.yaml", &app_values());
+                APP_TEMPLATES.iter().for_each(|(path, text)| write(&chart, path, text));
+                library().iter().for_each(|(path, text)| write(&chart, path, text));
+            }
         }
     }
 }

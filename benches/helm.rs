@@ -215,16 +215,29 @@ fn main() {
     }
 }
 
-/// Whether a chart's files (its subcharts' included) name one of sprig's RSA key generators.
+/// Whether a chart's files (its subcharts' included, vendored as directories or as archives)
+/// name one of sprig's RSA key generators.
 fn generates_keys(dir: &Path) -> bool {
     const GENERATORS: [&str; 4] = ["genCA", "genPrivateKey", "genSelfSignedCert", "genSignedCert"];
+    let names_one = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        GENERATORS.iter().any(|generator| text.contains(generator))
+    };
     let Ok(entries) = std::fs::read_dir(dir) else { return false };
     entries.flatten().any(|entry| {
         let path = entry.path();
         match entry.file_type() {
             Ok(kind) if kind.is_dir() => generates_keys(&path),
-            Ok(kind) if kind.is_file() => std::fs::read_to_string(&path)
-                .is_ok_and(|text| GENERATORS.iter().any(|generator| text.contains(generator))),
+            Ok(kind) if kind.is_file() && path.extension().is_some_and(|e| e == "tgz") => {
+                let Ok(file) = std::fs::File::open(&path) else { return false };
+                let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+                let Ok(files) = archive.entries() else { return false };
+                files.flatten().any(|mut file| {
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(&mut file, &mut bytes).is_ok() && names_one(&bytes)
+                })
+            }
+            Ok(kind) if kind.is_file() => std::fs::read(&path).is_ok_and(|bytes| names_one(&bytes)),
             _ => false,
         }
     })

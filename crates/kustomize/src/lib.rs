@@ -169,14 +169,6 @@ impl Resource {
         (self.api_version(), self.kind(), self.namespace(), self.name())
     }
 
-    fn same_id(&self, other: &Resource) -> bool {
-        // The name first: it tells most pairs apart, and each part is a lookup in both objects.
-        self.name() == other.name()
-            && self.kind() == other.kind()
-            && self.namespace() == other.namespace()
-            && self.api_version() == other.api_version()
-    }
-
     /// An object kustomize reads but leaves out of its output: annotated
     /// `config.kubernetes.io/local-config` with any value but `"false"` (kustomize's
     /// `DropLocalNodes`).
@@ -969,9 +961,9 @@ pub(crate) fn append(
     at: &serde_saphyr::Location,
 ) -> Result<()> {
     for resource in added {
-        // Its name read once, not again beside each object's.
-        let name = resource.name();
-        if let Some(first) = resources.iter().find(|r| r.name() == name && r.same_id(&resource)) {
+        // Its id read once; of the others, the name first: it tells most apart.
+        let id = resource.id();
+        if let Some(first) = resources.iter().find(|r| r.name() == id.3 && r.id() == id) {
             return Err(target
                 .error(
                     at,

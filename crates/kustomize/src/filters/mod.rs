@@ -231,10 +231,17 @@ impl FieldSpec {
     /// Whether the specification applies to `resource` (kustomize's `Gvk.IsSelected`: each
     /// part given must be equal).
     pub fn selects(&self, resource: &Resource) -> bool {
-        // gvk_selects, reading only the parts given, the kind (the most telling) first.
+        // Most specifications name a kind, and most objects are not of it: that one lookup
+        // first, then the whole rule.
         (self.kind.is_empty() || self.kind == resource.kind())
-            && (self.group.is_empty() || self.group == resource.group())
-            && (self.version.is_empty() || self.version == resource.version())
+            && gvk_selects(
+                &self.group,
+                &self.version,
+                &self.kind,
+                resource.group(),
+                resource.version(),
+                resource.kind(),
+            )
     }
 }
 

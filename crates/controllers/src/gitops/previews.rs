@@ -153,6 +153,23 @@ pub struct Branch {
     pub fork: bool,
 }
 
+/// What a preview is made for: a branch, or a pull request (whose head branch two requests,
+/// from two forks' `main`, may share). The previews made before are found by it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    Branch(String),
+    PullRequest(u64),
+}
+
+impl Source {
+    pub fn of(branch: &str, pull_request: Option<u64>) -> Source {
+        match pull_request {
+            Some(number) => Source::PullRequest(number),
+            None => Source::Branch(branch.to_string()),
+        }
+    }
+}
+
 /// A preview to have: its name, branch, namespace and environment name; `waiting` when over the
 /// maximum, with the message the status gives.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,15 +212,15 @@ impl Settings {
     /// The previews of `branches` (those [`Settings::matching`] chose) at `now`: a branch whose
     /// last commit is older than `expireAfter` has none; one whose deletion `deletions` asks for
     /// at its branch's commit ([`deletions`]) is `deleted`; over `max`, the branches with the
-    /// newest commits wait, except those in `made` (the previews applied before: branch to
-    /// name), which keep their place so that a push never takes a running preview away, and
+    /// newest commits wait, except those in `made` (the previews applied before: their source to
+    /// their name), which keep their place so that a push never takes a running preview away, and
     /// their name while no other branch takes it (a branch whose name another's once forced to
     /// carry a hash keeps it when that one goes, rather than be pruned and made again). Sorted by
     /// name. `sync` is the EnvironmentSync's (namespace, name).
     pub fn previews(
         &self,
         branches: &[Branch],
-        (made, deletions): (&BTreeMap<String, String>, &BTreeMap<String, String>),
+        (made, deletions): (&BTreeMap<Source, String>, &BTreeMap<String, String>),
         now: jiff::Timestamp,
         sync: (&str, &str),
     ) -> Vec<Preview> {
@@ -215,8 +232,9 @@ impl Settings {
             taken
         });
         for (branch, name) in names.iter_mut() {
-            let Some(before) = made.get(*branch).filter(|before| *before != name) else { continue };
-            let others_before = made.iter().any(|(other, same)| other != branch && same == before);
+            let source = Source::Branch(branch.to_string());
+            let Some(before) = made.get(&source).filter(|before| *before != name) else { continue };
+            let others_before = made.iter().any(|(other, same)| *other != source && same == before);
             if !taken.contains_key(before) && !others_before {
                 *name = before.clone();
             }
@@ -241,11 +259,7 @@ impl Settings {
                     decrypts: self.decrypts(branch),
                     name,
                 };
-                // A request's name is its number's, whatever its head branch (two may share one).
-                let kept = match preview.pull_request {
-                    Some(_) => made.values().any(|name| *name == preview.name),
-                    None => made.get(&preview.branch) == Some(&preview.name),
-                };
+                let kept = made.get(&Source::of(&preview.branch, preview.pull_request)) == Some(&preview.name);
                 (preview, kept, branch.time)
             })
             .collect();
@@ -491,7 +505,8 @@ mod tests {
         let first = settings.previews(&both, (&BTreeMap::new(), &BTreeMap::new()), now, SYNC);
         let hashed = format!("a-{}", hash6("preview/a"));
         assert_eq!(first.iter().find(|p| p.branch == "preview/a").unwrap().name, hashed);
-        let made: BTreeMap<String, String> = first.iter().map(|p| (p.branch.clone(), p.name.clone())).collect();
+        let made: BTreeMap<Source, String> =
+            first.iter().map(|p| (Source::Branch(p.branch.clone()), p.name.clone())).collect();
         // preview/A goes: preview/a keeps its name, namespace and environment.
         let alone = settings.previews(&both[..1], (&made, &BTreeMap::new()), now, SYNC);
         assert_eq!(
@@ -501,7 +516,7 @@ mod tests {
         // Never made before: the plain name.
         assert_eq!(settings.previews(&both[..1], (&BTreeMap::new(), &BTreeMap::new()), now, SYNC)[0].name, "a");
         // A kept name another branch now computes is given up: no two previews share one.
-        let taken = BTreeMap::from([("preview/b".to_string(), "a".to_string())]);
+        let taken = BTreeMap::from([(Source::Branch("preview/b".to_string()), "a".to_string())]);
         let names: Vec<String> = settings
             .previews(
                 &[branch("preview/a", 2, now), branch("preview/b", 1, now)],
@@ -525,7 +540,7 @@ mod tests {
                 .map(|(name, hours)| branch(name, hours, now))
                 .collect();
         let waiting = |made: &[&str]| {
-            let made = made.iter().map(|name| (format!("preview/{name}"), name.to_string())).collect();
+            let made = made.iter().map(|name| (Source::Branch(format!("preview/{name}")), name.to_string())).collect();
             let previews = settings.previews(&branches, (&made, &BTreeMap::new()), now, SYNC);
             assert_eq!(previews.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
             previews.into_iter().filter(|p| p.waiting.is_some()).map(|p| p.name).collect::<Vec<_>>()
@@ -605,6 +620,29 @@ mod tests {
             ingress(serde_json::json!({"rules": [rule("*.example.org", "/"), rule("c.example.org", "/")]}));
         assert_eq!(ingress_url(&wildcard_first).as_deref(), Some("http://c.example.org/"));
         assert_eq!(ingress_url(&ingress(serde_json::json!({"defaultBackend": {"service": {"name": "web"}}}))), None);
+    }
+
+    /// Two forks' requests from their own `main` share a head branch: each made preview keeps
+    /// its place over `max`, found by its number, where a map by branch kept only one of them.
+    #[test]
+    fn made_pull_requests_of_one_head_branch_each_keep_their_place() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let forge = serde_json::json!({"provider": "GitHub", "repository": "shop/web", "secretRef": {"name": "gh"}});
+        let settings = checked(serde_json::json!({"pullRequests": {"labels": ["preview"]}, "forge": forge,
+                                                   "environment": "dev", "max": 2}));
+        // pr-6's head is the oldest: without the others made, it would be kept before them.
+        let request = |number, hours| Branch { pull_request: Some(number), fork: true, ..branch("main", hours, now) };
+        let requests = [request(4, 1), request(5, 2), request(6, 9)];
+        let made = BTreeMap::from([
+            (Source::PullRequest(4), "pr-4".to_string()),
+            (Source::PullRequest(5), "pr-5".to_string()),
+        ]);
+        let waiting = |made: &BTreeMap<Source, String>| -> Vec<String> {
+            let previews = settings.previews(&requests, (made, &BTreeMap::new()), now, SYNC);
+            previews.into_iter().filter(|p| p.waiting.is_some()).map(|p| p.name).collect()
+        };
+        assert_eq!(waiting(&BTreeMap::new()), ["pr-4"], "the newest waits");
+        assert_eq!(waiting(&made), ["pr-6"], "both made ones stay");
     }
 
     #[test]

@@ -127,10 +127,10 @@ pub(super) async fn reconcile(
             (Branch { name: candidate.branch, commit, time, pull_request, fork }, head, candidate.reference)
         })
         .collect();
-    let made: BTreeMap<String, String> = previous
+    let made: BTreeMap<previews::Source, String> = previous
         .iter()
         .filter(|p| p.state != PreviewState::Waiting && p.state != PreviewState::Deleted)
-        .map(|p| (p.branch.clone(), p.name.clone()))
+        .map(|p| (previews::Source::of(&p.branch, p.pull_request), p.name.clone()))
         .collect();
     let deletions = previews::deletions(sync.annotations());
     let branches: Vec<Branch> = fetched.iter().map(|(branch, _, _)| branch.clone()).collect();
@@ -414,7 +414,6 @@ async fn prune_all(
         }
     }
     // One asked to be deleted stays Failed, not Deleted, until it is pruned.
-    done.previews.retain(|p| !unpruned.iter().any(|u| u.name == p.name));
     done.previews.retain(|p| !unpruned.iter().any(|u| u.name == p.name));
     done.previews.extend(unpruned);
     done.previews.sort_by(|a, b| a.name.cmp(&b.name));

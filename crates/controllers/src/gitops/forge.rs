@@ -28,6 +28,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use ureq::http::HeaderMap;
+use weaver_secrets::Redactor;
 
 use super::api::{Forge, ForgeProvider};
 
@@ -138,11 +139,16 @@ pub struct Client {
     /// Where the token was read (`Secret ns/name (spec.previews.forge.secretRef)`), which a
     /// refusal of it names.
     token_from: String,
+    /// The reconcile's: an error answer quoting the token, in any form it knows, is redacted
+    /// before it is cut short.
+    redactor: Redactor,
     agent: ureq::Agent,
 }
 
 impl Client {
-    pub fn new(forge: &Forge, (token, token_from): (SecretString, String)) -> Client {
+    /// The token is registered with `redactor`.
+    pub fn new(forge: &Forge, (token, token_from): (SecretString, String), redactor: Redactor) -> Client {
+        redactor.register(token.expose_secret());
         let api = match (&forge.url, forge.provider) {
             (Some(url), _) => url.trim_end_matches('/').to_string(),
             (None, ForgeProvider::GitLab) => GITLAB_API.to_string(),
@@ -154,6 +160,7 @@ impl Client {
             repository: forge.repository.clone(),
             token,
             token_from,
+            redactor,
             agent: weaver_net::http::agent(None, TIMEOUT, 0),
         }
     }
@@ -296,7 +303,7 @@ impl Client {
             ));
         }
         let text = response.body_mut().with_config().limit(64 << 10).read_to_vec().unwrap_or_default();
-        let said = said(&text, self.token.expose_secret());
+        let said = said(&text, &self.redactor);
         match status.as_u16() {
             401 | 403 => Err(format!(
                 "{method} {url} was answered {status}{said}: the token of {} is refused, or lacks the rights the \
@@ -308,16 +315,16 @@ impl Client {
     }
 }
 
-/// The `message` (GitLab: or `error`) of an error answer, as `: <message>`, `token` taken out
-/// before it is cut short (a cut through it would leave a part no redactor knows).
-fn said(body: &[u8], token: &str) -> String {
+/// The `message` (GitLab: or `error`) of an error answer, as `: <message>`, redacted before it
+/// is cut short (a cut through a secret would leave a part no redactor knows).
+fn said(body: &[u8], redactor: &Redactor) -> String {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else { return String::new() };
     let message = value.get("message").or_else(|| value.get("error")).map(|m| match m.as_str() {
         Some(text) => text.to_string(),
         None => m.to_string(),
     });
     match message {
-        Some(text) => format!(": {}", text.replace(token, "[redacted]").chars().take(MESSAGE_MAX).collect::<String>()),
+        Some(text) => format!(": {}", redactor.redact(&text).chars().take(MESSAGE_MAX).collect::<String>()),
         None => String::new(),
     }
 }
@@ -581,7 +588,7 @@ mod tests {
             repository: "o/r".into(),
             secret_ref: crate::gitops::api::LocalObjectReference { name: "forge".into() },
         };
-        let client = Client::new(&forge, (SecretString::from("t0ken"), "Secret app/forge".into()));
+        let client = Client::new(&forge, (SecretString::from("t0ken"), "Secret app/forge".into()), Redactor::new());
         let started = Instant::now();
         let listed = client.open_requests(&["preview".into()], started + Duration::from_secs(1));
         assert!(started.elapsed() < Duration::from_secs(3), "ended after {:?}: {listed:?}", started.elapsed());
@@ -605,7 +612,7 @@ mod tests {
             secret_ref: crate::gitops::api::LocalObjectReference { name: "forge".into() },
         };
         let from = "Secret app/forge (spec.previews.forge.secretRef)".to_string();
-        let client = Client::new(&forge, (SecretString::from("wr0ng-t0ken"), from));
+        let client = Client::new(&forge, (SecretString::from("wr0ng-t0ken"), from), Redactor::new());
         let refused = client.open_requests(&[], Instant::now() + Duration::from_secs(10)).unwrap_err();
         assert!(refused.contains("401") && refused.contains("the token of Secret app/forge"), "{refused}");
         assert!(!refused.contains("wr0ng-t0ken"), "{refused}");
@@ -616,8 +623,10 @@ mod tests {
         let token = "ghp_0123456789abcdefghijklmnopqrstuvwxyzABCD";
         // The token straddles the cut: a part of it would be left that no redactor knows.
         let message = format!("{} {token} is not valid", "x".repeat(MESSAGE_MAX - 10));
-        let said = said(serde_json::json!({"message": message}).to_string().as_bytes(), token);
-        assert!(said.contains(" [redact") && !said.contains("ghp_"), "{said}");
+        let redactor = Redactor::new();
+        redactor.register(token);
+        let said = said(serde_json::json!({"message": message}).to_string().as_bytes(), &redactor);
+        assert!(said.contains(" <redact") && !said.contains("ghp_"), "{said}");
         assert_eq!(said.chars().count(), 2 + MESSAGE_MAX);
     }
 
@@ -642,8 +651,11 @@ mod tests {
         assert!(userinfo.contains("has credentials in it") && !userinfo.contains("s3cret"), "{userinfo}");
         assert!(at("https://gitea.example.org/api/v1?x=1").unwrap_err().contains("has a query or a fragment"));
         assert!(at("https://gitea.example.org/api/v1#x").unwrap_err().contains("has a query or a fragment"));
-        let client =
-            Client::new(&forge(ForgeProvider::GitLab, None, "group/sub/r"), (SecretString::from("t"), String::new()));
+        let client = Client::new(
+            &forge(ForgeProvider::GitLab, None, "group/sub/r"),
+            (SecretString::from("t"), String::new()),
+            Redactor::new(),
+        );
         assert_eq!(
             client.first_page(&["needs review".into(), "preview".into()]),
             "https://gitlab.com/api/v4/projects/group%2Fsub%2Fr/merge_requests?state=opened&labels=needs%20review%2Cpreview&per_page=100"

@@ -56,11 +56,11 @@ pub(super) async fn connect(
     let Some(token) = token else {
         return Err(format!("Secret {namespace}/{name} ({field}) has no `token`: give the forge's API token under it"));
     };
-    redactor.register(&token);
     Ok(Forged {
         client: Arc::new(Client::new(
             forge,
             (SecretString::from(token), format!("Secret {namespace}/{name} ({field})")),
+            redactor.clone(),
         )),
         context: format!("weaver/{namespace}/{}", sync.name_any()),
         posted: BTreeMap::new(),

@@ -5,6 +5,7 @@ pub mod error;
 pub mod health;
 pub mod limits;
 pub mod manifest;
+pub mod parallel;
 pub mod time;
 
 pub use error::{Error, Result};

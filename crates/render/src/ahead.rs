@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use rayon::prelude::*;
 use serde_json::Value;
 use weaver_core::error::{Error, Result};
 use weaver_core::manifest::{self, ObjectKey, Scopes};
@@ -17,9 +16,17 @@ use super::{ClusterView, Origins, RenderedRelease, Run, Secrets, check_unique, w
 /// ([`render_in_chunks`]): enough to keep every core busy (a few per core, since releases
 /// differ in size), few enough that their objects are a small part of the run's. 435 real
 /// charts in one run: 194 MB peak with chunks of 32, 290 MB with one chunk of them all, in the
-/// same time.
-pub fn chunk_releases() -> usize {
-    (4 * rayon::current_num_threads()).max(32)
+/// same time. A run of `releases` up to the least chunk is one chunk, whatever the pool's size:
+/// it is not asked then, which would start the pool for a one-chart render.
+pub fn chunk_releases(releases: usize) -> usize {
+    const LEAST: usize = 32;
+    if releases <= LEAST { LEAST } else { (4 * rayon::current_num_threads()).max(LEAST) }
+}
+
+/// `op` given a scope of rayon's pool to spawn in, or none when `alone`: what would be spawned
+/// runs on this thread ([`weaver_core::parallel::map_each`] says why).
+fn within_scope<'scope, R>(alone: bool, op: impl FnOnce(Option<&rayon::Scope<'scope>>) -> R) -> R {
+    if alone { op(None) } else { rayon::in_place_scope(|scope| op(Some(scope))) }
 }
 
 /// A release's objects once they are final, given to [`render_in_chunks`]' `finish`.
@@ -250,21 +257,13 @@ impl Run<'_> {
         let mut failed: Option<Error> = None;
         let transform = |batch: Vec<(usize, RenderedRelease)>, scopes: &Scopes| -> Result<Vec<Finished>> {
             let mut batch = batch;
-            batch
-                .par_iter_mut()
-                .map(|(index, out)| {
-                    let release = rendering[*index].expect("only releases rendered here are transformed");
-                    let helm = release.kustomize.is_none() && self.helm.is_helm_chart(&release.chart);
-                    crate::transforms::apply(
-                        &mut out.manifests,
-                        &mut out.warnings,
-                        release,
-                        &self.env.name,
-                        scopes,
-                        helm,
-                    )
-                })
-                .collect::<Result<Vec<()>>>()?;
+            weaver_core::parallel::map_each(batch.iter_mut().collect(), |(index, out)| {
+                let release = rendering[*index].expect("only releases rendered here are transformed");
+                let helm = release.kustomize.is_none() && self.helm.is_helm_chart(&release.chart);
+                crate::transforms::apply(&mut out.manifests, &mut out.warnings, release, &self.env.name, scopes, helm)
+            })
+            .into_iter()
+            .collect::<Result<Vec<()>>>()?;
             Ok(batch.into_iter().map(|(index, release)| Finished { index, release }).collect())
         };
         let total = places.len();
@@ -276,7 +275,9 @@ impl Run<'_> {
         let whole = chunk >= total;
         let ahead = if whole { total } else { chunk.saturating_mul(2) };
         let furthest = if whole { total } else { chunk.saturating_mul(16) };
-        let threads = rayon::current_num_threads();
+        // One release renders on this thread ([`weaver_core::parallel::map_each`] says why).
+        let alone = rendering.iter().flatten().count() <= 1;
+        let threads = if alone { 1 } else { rayon::current_num_threads() };
         // The run waits for its releases on its own thread: the CLI's, a fleet environment's, a
         // controller's blocking section. On a thread of rayon's pool it would hold one their
         // rendering needs (with one thread, all of them).
@@ -288,7 +289,7 @@ impl Run<'_> {
         let batches = self.engine.workers().is_some();
         let mut ready: BTreeMap<usize, Ready> = BTreeMap::new();
         let (mut started, mut next, mut in_flight) = (0, 0, 0);
-        let outcome = rayon::in_place_scope(|scope| {
+        let outcome = within_scope(alone, |scope| {
             // Starts the next place's rendering (a kept one is ready as it is), with the releases
             // of weaver charts after it in a batch when workers render them: how many places it
             // started, none when none is left.
@@ -304,7 +305,7 @@ impl Run<'_> {
                     }
                     let (sender, ended, count) = (sender.clone(), &ended, batch.len());
                     WAITING_FOR_A_THREAD.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
-                    scope.spawn(move |_| {
+                    let render = move || {
                         WAITING_FOR_A_THREAD.fetch_sub(count, std::sync::atomic::Ordering::Relaxed);
                         if !ended.load(std::sync::atomic::Ordering::Relaxed) {
                             // The receiver is gone only when the run ended early.
@@ -312,7 +313,11 @@ impl Run<'_> {
                                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.render(&batch)));
                             let _ = sender.send((index, count, rendered));
                         }
-                    });
+                    };
+                    match scope {
+                        Some(scope) => scope.spawn(move |_| render()),
+                        None => render(),
+                    }
                     *in_flight += 1;
                     count
                 }

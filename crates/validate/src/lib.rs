@@ -14,7 +14,6 @@ mod deprecated;
 
 use std::collections::{HashMap, HashSet};
 
-use rayon::prelude::*;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -144,7 +143,7 @@ impl Validator {
     /// Checks `manifests`, whose kinds and CRDs were learnt.
     pub fn check(&self, manifests: &[&Manifest]) -> Report {
         let checked: Vec<Option<Vec<Issue>>> = manifests
-            .par_iter()
+            .iter()
             .map(|manifest| {
                 let (api_version, kind) = (manifest.api_version(), manifest.kind());
                 let echo = kind != "Secret";

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
 use serde_json::Map;
 
 use super::{Context, OnProgress, Progress, compare, phase};
@@ -171,7 +170,9 @@ pub struct Texts {
 /// [`render`]'s, and come before this returns.
 pub fn render_formatted(options: &RenderOptions, cx: Context, format: Format) -> Result<Texts> {
     let prepared = prepare(options, cx, Quotes::Rendered)?;
-    if let Some(texts) = prepared.render_in_chunks(format, weaver_render::chunk_releases(), cx.on)? {
+    if let Some(texts) =
+        prepared.render_in_chunks(format, weaver_render::chunk_releases(prepared.selected.releases().len()), cx.on)?
+    {
         return Ok(texts);
     }
     (cx.on)(Progress::Info(
@@ -622,29 +623,25 @@ impl Prepared {
                     f.release.documents().enumerate().map(move |(document, (m, _))| ((f.index, document), m))
                 }));
                 let validator = &*validator;
-                finished
-                    .par_iter()
-                    .map(|f| {
-                        let documents: Vec<&Manifest> = f.release.documents().map(|(m, _)| m).collect();
-                        (validator.check(&documents), weaver_validate::removed(&documents))
-                    })
-                    .collect()
+                weaver_core::parallel::map_each(finished.iter().collect(), |f| {
+                    let documents: Vec<&Manifest> = f.release.documents().map(|(m, _)| m).collect();
+                    (validator.check(&documents), weaver_validate::removed(&documents))
+                })
             } else {
                 finished.iter().map(|_| Default::default()).collect()
             };
             validated += checking.elapsed();
-            finished
-                .into_par_iter()
-                .zip(reports)
-                .map(|(mut f, (report, removed))| {
+            weaver_core::parallel::map_each(
+                finished.into_iter().zip(reports).collect(),
+                |(mut f, (report, removed))| {
                     let (objects, hooks) = (f.release.manifests.len(), f.release.hooks.len());
                     let (mut text, redacted) = format_release(&mut f.release, format, &self.redactor);
                     // Kept to the end of the run: without the room it grew with (up to as much again).
                     text.shrink_to_fit();
                     let warnings = std::mem::take(&mut f.release.warnings);
                     Formatted { text, redacted, objects, hooks, report, removed, warnings }
-                })
-                .collect()
+                },
+            )
         };
         // `lookup` finds nothing here: no Secret it read needs registering with the redactor.
         let rendered = weaver_render::render_in_chunks(project, env, &releases, &self.secrets, &view, chunk, finish);

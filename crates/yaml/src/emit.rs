@@ -181,24 +181,35 @@ fn portable_style(s: &str, allow_literal: bool) -> Style {
     let mut blank = true;
     // Only characters that occur in YAML 1.1/1.2 ints, floats and timestamps.
     let mut numeric_chars = true;
-    let mut prev = '\0';
-    for c in s.chars() {
-        match c {
-            '\n' => has_newline = true,
+    // Byte by byte: a character beyond ASCII is looked at once, at its first byte, and no byte
+    // of one is `:`, ` ` or any other ASCII byte tested here.
+    let mut prev = 0u8;
+    for (at, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\n' => has_newline = true,
             // PyYAML ends plain scalars at tabs.
-            '\t' => plain = false,
-            ' ' => plain &= prev != ':',
-            '#' => plain &= prev != ' ',
-            c if needs_escape(c) => return Style::Double,
-            // Non-ASCII spaces (NBSP, U+3000...) are content to YAML but easily
-            // trimmed by other tools; quoting makes them visible.
-            c if !c.is_ascii() && c.is_whitespace() => plain = false,
+            b'\t' => plain = false,
+            b' ' => plain &= prev != b':',
+            b'#' => plain &= prev != b' ',
+            0..=0x08 | 0x0b..=0x1f | 0x7f => return Style::Double,
+            0xc0.. => {
+                let c = s[at..].chars().next().unwrap_or_default();
+                if needs_escape(c) {
+                    return Style::Double;
+                }
+                // Non-ASCII spaces (NBSP, U+3000...) are content to YAML but easily
+                // trimmed by other tools; quoting makes them visible.
+                plain &= !c.is_whitespace();
+            }
             _ => {}
         }
-        blank &= matches!(c, ' ' | '\t' | '\n');
-        numeric_chars &= c.is_ascii_hexdigit()
-            || matches!(c, 'x' | 'X' | 'o' | 'O' | 't' | 'T' | 'z' | 'Z' | '_' | '.' | ':' | '+' | '-' | ' ');
-        prev = c;
+        blank &= matches!(b, b' ' | b'\t' | b'\n');
+        numeric_chars &= b.is_ascii_hexdigit()
+            || matches!(
+                b,
+                b'x' | b'X' | b'o' | b'O' | b't' | b'T' | b'z' | b'Z' | b'_' | b'.' | b':' | b'+' | b'-' | b' '
+            );
+        prev = b;
     }
     if has_newline {
         return if allow_literal && !blank { Style::Literal } else { Style::Double };

@@ -298,14 +298,14 @@ fn a_recorded_field_changed_out_of_band_is_drift_and_nothing_else_is() {
 /// The drift page as headless Chromium parses it: the counts, a block per drifted object with
 /// its recorded and live values; a screenshot under target/report-screenshots/.
 fn html_renders_in_a_browser(html: &str, ns: &str) {
-    use common::browser::{chromium, dom, headless, text_of};
+    use common::browser::{chromium, dom, shared_screenshot, text_of};
     let browser = chromium();
     if !common::interop_available("chromium (apt-get install chromium)", browser.is_some()) {
         return;
     }
     let browser = browser.unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let (page, profile) = (scratch.path().join("drift.html"), scratch.path().join("profile"));
+    let page = scratch.path().join("drift.html");
     std::fs::write(&page, html).unwrap();
     let dom = dom(&browser, &format!("file://{}", page.display()));
     assert_eq!(
@@ -317,7 +317,7 @@ fn html_renders_in_a_browser(html: &str, ns: &str) {
     assert!(dom.contains("<span class=\"del\">- 1</span><span class=\"add\">+ 3</span>"), "{dom}");
     let shot = common::project_root().join("target/report-screenshots/drift-dev.png");
     std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
-    headless(&browser, &profile, &page, &[&format!("--screenshot={}", shot.display()), "--window-size=1280,1200"]);
+    shared_screenshot(&browser, &format!("file://{}", page.display()), (1280, 1200), &shot);
     assert!(std::fs::read(&shot).expect("chromium wrote the screenshot").starts_with(b"\x89PNG"));
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "screenshot of the HTML drift report: {}", shot.display());

@@ -6,7 +6,7 @@ use crate::common;
 
 use std::path::Path;
 
-use common::browser::{chromium, dom, headless, text_of};
+use common::browser::{chromium, dom, shared_screenshot, text_of};
 use common::{Repo, project_root};
 use serde_json::Value;
 
@@ -217,8 +217,7 @@ fn the_html_plan_renders_in_a_real_browser() {
     let shot = project_root().join("target/report-screenshots/diff-dev.png");
     std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     let _ = std::fs::remove_file(&shot);
-    let profile = scratch.path().join("profile");
-    headless(&browser, &profile, &page, &[&format!("--screenshot={}", shot.display()), "--window-size=1280,2000"]);
+    shared_screenshot(&browser, &format!("file://{}", page.display()), (1280, 2000), &shot);
     let png = std::fs::read(&shot).expect("chromium wrote the screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     // Straight to file descriptor 2: libtest hides what `eprintln!` writes in passing tests.

@@ -1,6 +1,6 @@
 //! Headless Chromium (Debian's `chromium`) for tests of the HTML reports and of `weaver ui`'s
-//! pages, without a browser-driver crate: `--dump-dom` gives the DOM after parsing,
-//! `--screenshot` a PNG.
+//! pages, without a browser-driver crate: the DevTools protocol on a pipe gives the DOM after
+//! parsing and PNGs; the book's screenshots come from `--screenshot`.
 
 use std::path::{Path, PathBuf};
 
@@ -9,11 +9,6 @@ pub fn chromium() -> Option<PathBuf> {
     ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
         std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|path| path.is_file())
     })
-}
-
-/// Runs headless Chromium on `page` with `args` (say `--screenshot=FILE`), offline.
-pub fn headless(browser: &Path, profile: &Path, page: &Path, args: &[&str]) -> String {
-    headless_url(browser, profile, &format!("file://{}", page.display()), args)
 }
 
 /// The Chromium [`dom`] shares; None until a test needs it.
@@ -25,6 +20,25 @@ static SHARED: std::sync::Mutex<Option<Driven>> = std::sync::Mutex::new(None);
 /// starts a new one. Once read, the page is left for `about:blank`, so that a live page's
 /// requests do not outlast its test; the process's exit stops Chromium and removes its profile.
 pub fn dom(browser: &Path, url: &str) -> String {
+    on_shared_page(browser, url, |_, dom| dom)
+}
+
+/// A PNG of the page at `url` in a `width` by `height` window, written to `file` by the
+/// Chromium [`dom`] shares (a Chromium of its own took seconds of a loaded test run to start).
+pub fn shared_screenshot(browser: &Path, url: &str, (width, height): (u32, u32), file: &Path) {
+    use base64::Engine as _;
+    let png = on_shared_page(browser, url, |page, _| {
+        let window = serde_json::json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false});
+        page.send("Emulation.setDeviceMetricsOverride", window);
+        let shot = page.send("Page.captureScreenshot", serde_json::json!({"format": "png"}));
+        page.send("Emulation.clearDeviceMetricsOverride", serde_json::json!({}));
+        base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().expect("the PNG")).expect("base64")
+    });
+    std::fs::write(file, png).unwrap();
+}
+
+/// `f` given the shared Chromium's page, loaded at `url`, and its DOM: see [`dom`].
+fn on_shared_page<R>(browser: &Path, url: &str, f: impl FnOnce(&mut Driven, String) -> R) -> R {
     let mut shared = SHARED.lock().unwrap_or_else(|poisoned| {
         let mut left = poisoned.into_inner();
         *left = None;
@@ -44,10 +58,10 @@ pub fn dom(browser: &Path, url: &str) -> String {
             shared.insert(Driven::open(browser, url)).loaded(|_| true)
         }
     };
-    if let Some(page) = shared.as_mut() {
-        page.send("Page.navigate", serde_json::json!({"url": "about:blank"}));
-    }
-    dom
+    let page = shared.as_mut().expect("the shared page");
+    let made = f(page, dom);
+    page.send("Page.navigate", serde_json::json!({"url": "about:blank"}));
+    made
 }
 
 extern "C" fn stop_shared() {
@@ -63,7 +77,7 @@ extern "C" fn stop_shared() {
 }
 
 /// Runs headless Chromium on the page at `url` with `args`; no network but the URL's.
-pub fn headless_url(browser: &Path, profile: &Path, url: &str, args: &[&str]) -> String {
+fn headless_url(browser: &Path, profile: &Path, url: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(browser)
         .args([
             "--headless",

@@ -78,6 +78,8 @@ pub fn serve(input: Box<dyn BufRead + Send>, output: Box<dyn Write + Send>) -> s
     // SAFETY: prctl with these arguments only sets a flag of this process. Its memory holds
     // decrypted values: never dumped (exec reset what the parent set).
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // A tenant's render takes one core, its RSA keys' searches too.
+    sprig::search_rsa_keys_on_one_core();
     let pipes = Arc::new(Mutex::new(Pipes { input, output, queued: VecDeque::new() }));
     let next = || pipes.lock().unwrap_or_else(PoisonError::into_inner).line();
     // Each render that takes the worker begins with its limits and templates.

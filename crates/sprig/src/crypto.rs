@@ -335,7 +335,7 @@ enum PrivateKey {
 impl PrivateKey {
     /// A new RSA key of `bits` (sprig asks for 2,048 or 4,096), public exponent 65537 as Go's.
     fn rsa(bits: u32) -> Result<PrivateKey, String> {
-        let der = rsa_keys::first_found(bits).ok_or("no key was found")?;
+        let der = rsa_keys::first_found(bits).ok_or("aws-lc could not make one")?;
         rsa::RsaPrivateKey::from_pkcs1_der(&der).map(|k| PrivateKey::Rsa(Box::new(k))).map_err(|e| e.to_string())
     }
 
@@ -745,24 +745,43 @@ where
 /// candidate is drawn afresh (`BN_rand`, never the last one plus two), so how many candidates a
 /// search tried says nothing of the primes it kept: the first key found is distributed as any
 /// one search's. The others stop at their next candidate, through aws-lc's generation callback.
-mod rsa_keys {
+pub(crate) mod rsa_keys {
     use std::ffi::{c_int, c_void};
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use aws_lc_sys as ffi;
 
     /// At most this many searches at once: beyond, each adds little and takes a core from the rest.
     const SEARCHES: usize = 4;
 
+    /// Searches at once: [`SEARCHES`], or one in a render worker ([`one_search_at_a_time`]).
+    static ALLOWED: AtomicUsize = AtomicUsize::new(SEARCHES);
+
+    /// From now on, each key is one search on the calling thread. A render worker asks this: a
+    /// tenant's render then takes one core, as its templates do, and a chart that makes keys in
+    /// a loop cannot take the cores of other tenants' renders until its deadline.
+    pub fn one_search_at_a_time() {
+        ALLOWED.store(1, Ordering::Relaxed);
+    }
+
+    /// How many searches a key gets: one a core, up to what is allowed.
+    fn searches() -> usize {
+        std::thread::available_parallelism().map_or(1, usize::from).min(ALLOWED.load(Ordering::Relaxed))
+    }
+
     /// The PKCS#1 DER of the first key of `bits` found, or `None` when aws-lc failed.
     pub(super) fn first_found(bits: u32) -> Option<zeroize::Zeroizing<Vec<u8>>> {
-        let searches = std::thread::available_parallelism().map_or(1, usize::from).min(SEARCHES);
+        let searches = searches();
         let found = AtomicBool::new(false);
         if searches == 1 {
             return search(bits, &found);
         }
         std::thread::scope(|scope| {
-            let others: Vec<_> = (1..searches).map(|_| scope.spawn(|| search(bits, &found))).collect();
+            // A thread that cannot be started (a render's memory limit counts its stack) is one
+            // search fewer; aws-lc's search needs little stack.
+            let start =
+                || std::thread::Builder::new().stack_size(256 << 10).spawn_scoped(scope, || search(bits, &found));
+            let others: Vec<_> = (1..searches).filter_map(|_| start().ok()).collect();
             let mine = search(bits, &found);
             // A search stopped by another's key returns `None`: the first key found is the one kept.
             let theirs = others.into_iter().map(|search| search.join().ok().flatten());
@@ -820,6 +839,13 @@ mod rsa_keys {
             assert_eq!(key.size() * 8, 2048);
             assert_eq!(key.e(), &rsa::BigUint::from(65537u32));
             assert_ne!(first_found(2048).expect("a key").as_slice(), der.as_slice(), "keys are drawn afresh");
+        }
+
+        #[test]
+        fn a_render_worker_searches_on_one_core() {
+            one_search_at_a_time();
+            assert_eq!(searches(), 1);
+            assert!(first_found(2048).is_some());
         }
 
         /// aws-lc stops a search whose callback answers 0, at its next candidate.

@@ -85,6 +85,7 @@ pub mod semver;
 mod strings;
 mod time;
 
+pub use crypto::rsa_keys::one_search_at_a_time as search_rsa_keys_on_one_core;
 pub use time::parse_time;
 
 use gotemplate::{Templates, Value};

@@ -335,8 +335,9 @@ enum PrivateKey {
 impl PrivateKey {
     /// A new RSA key of `bits` (sprig asks for 2,048 or 4,096), public exponent 65537 as Go's.
     fn rsa(bits: u32) -> Result<PrivateKey, String> {
-        let der = rsa_keys::first_found(bits).ok_or("aws-lc could not make one")?;
-        rsa::RsaPrivateKey::from_pkcs1_der(&der).map(|k| PrivateKey::Rsa(Box::new(k))).map_err(|e| e.to_string())
+        rsa_keys::new_key(bits)
+            .map(|k| PrivateKey::Rsa(Box::new(k)))
+            .ok_or_else(|| "aws-lc could not make one".to_string())
     }
 
     /// sprig's pemBlockForKey: PKCS#1 for RSA, SEC 1 for ECDSA, PKCS#8 for Ed25519.
@@ -735,24 +736,30 @@ where
     builder.build::<Sig>().map_err(err)?.to_der().map_err(|e| e.to_string())
 }
 
-/// RSA keys from aws-lc, searched for on several cores at once.
+/// RSA keys whose primes aws-lc searches for on several cores at once.
 ///
-/// A key's time is its prime search's: aws-lc draws random candidates until two are prime, so
+/// A key's time is its prime search's: aws-lc draws random candidates until one is prime, so
 /// one 4,096-bit key (bitnami's etcd asks sprig's `genPrivateKey` for one on every render) takes
-/// from a fraction of a second to a few. Several searches run at once and the first key found
-/// is taken: on two cores, apisix's chart (one such key) rendered in 1.35 s on average over 20
-/// renders, against 2.11 s with one search, for 2.64 s of CPU against 2.07 s. Each
-/// candidate is drawn afresh (`BN_rand`, never the last one plus two), so how many candidates a
-/// search tried says nothing of the primes it kept: the first key found is distributed as any
-/// one search's. The others stop at their next candidate, through aws-lc's generation callback.
+/// from a fraction of a second to a few. Each core searches for primes of half the key's size
+/// and the first two found, wherever they were found, make the key, as Go's `rsa.GenerateKey`
+/// makes one from two primes it drew: two cores find two primes in about the time one finds
+/// one. Each candidate is drawn afresh (`BN_rand` with the top two bits set, as Go's
+/// `rand.Prime`), so which search found a prime, or after how many candidates, says nothing of
+/// it: the key is distributed as one search's would be. The searches stop at their next candidate
+/// once two primes are found, through aws-lc's generation callback.
 pub(crate) mod rsa_keys {
     use std::ffi::{c_int, c_void};
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use aws_lc_sys as ffi;
+    use zeroize::Zeroizing;
 
     /// At most this many searches at once: beyond, each adds little and takes a core from the rest.
     const SEARCHES: usize = 4;
+
+    /// The public exponent, Go's: a prime, so a prime p suits it unless p - 1 is a multiple of it.
+    const EXPONENT: u32 = 65537;
 
     /// Searches at once: [`SEARCHES`], or one in a render worker ([`one_search_at_a_time`]).
     static ALLOWED: AtomicUsize = AtomicUsize::new(SEARCHES);
@@ -769,99 +776,145 @@ pub(crate) mod rsa_keys {
         std::thread::available_parallelism().map_or(1, usize::from).min(ALLOWED.load(Ordering::Relaxed))
     }
 
-    /// The PKCS#1 DER of the first key of `bits` found, or `None` when aws-lc failed.
-    pub(super) fn first_found(bits: u32) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    /// The primes found so far (big-endian bytes), and whether there are two.
+    struct Found {
+        primes: Mutex<Vec<Zeroizing<Vec<u8>>>>,
+        enough: AtomicBool,
+    }
+
+    /// A new key of `bits` with exponent 65537, or `None` when aws-lc failed.
+    pub(super) fn new_key(bits: u32) -> Option<rsa::RsaPrivateKey> {
+        let [p, q] = two_primes(bits / 2)?;
+        let prime = |bytes: &[u8]| rsa::BigUint::from_bytes_be(bytes);
+        rsa::RsaPrivateKey::from_p_q(prime(&p), prime(&q), rsa::BigUint::from(EXPONENT)).ok()
+    }
+
+    /// The first two distinct primes of `bits` found that suit the exponent.
+    fn two_primes(bits: u32) -> Option<[Zeroizing<Vec<u8>>; 2]> {
+        let found = Found { primes: Mutex::new(Vec::new()), enough: AtomicBool::new(false) };
         let searches = searches();
-        let found = AtomicBool::new(false);
         if searches == 1 {
-            return search(bits, &found);
+            search(bits, &found);
+        } else {
+            std::thread::scope(|scope| {
+                // A thread that cannot be started (a render's memory limit counts its stack) is one
+                // search fewer; aws-lc's search needs little stack.
+                let start =
+                    || std::thread::Builder::new().stack_size(256 << 10).spawn_scoped(scope, || search(bits, &found));
+                let _others: Vec<_> = (1..searches).filter_map(|_| start().ok()).collect();
+                search(bits, &found);
+            });
         }
-        std::thread::scope(|scope| {
-            // A thread that cannot be started (a render's memory limit counts its stack) is one
-            // search fewer; aws-lc's search needs little stack.
-            let start =
-                || std::thread::Builder::new().stack_size(256 << 10).spawn_scoped(scope, || search(bits, &found));
-            let others: Vec<_> = (1..searches).filter_map(|_| start().ok()).collect();
-            let mine = search(bits, &found);
-            // A search stopped by another's key returns `None`: the first key found is the one kept.
-            let theirs = others.into_iter().map(|search| search.join().ok().flatten());
-            std::iter::once(mine).chain(theirs).flatten().next()
-        })
+        // Fewer than two when every search failed.
+        let mut primes = found.primes.into_inner().ok()?;
+        let q = primes.pop()?;
+        let p = primes.pop()?;
+        Some([p, q])
+    }
+
+    /// Primes until two are found, here or by another search, or until aws-lc fails.
+    fn search(bits: u32, found: &Found) {
+        while !found.enough.load(Ordering::Relaxed) {
+            let Some(Some(prime)) = prime(bits, &found.enough) else { return };
+            let Ok(mut primes) = found.primes.lock() else { return };
+            if primes.len() < 2 && !primes.contains(&prime) {
+                primes.push(prime);
+            }
+            if primes.len() == 2 {
+                found.enough.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     /// aws-lc's callback, called for each candidate: 0 stops the search.
     unsafe extern "C" fn go_on(_event: c_int, _n: c_int, callback: *mut ffi::BN_GENCB) -> c_int {
-        // SAFETY: the argument is the `found` flag `search` set, which outlives the search.
-        let found = unsafe { &*(ffi::BN_GENCB_get_arg(callback) as *const AtomicBool) };
-        c_int::from(!found.load(Ordering::Relaxed))
+        // SAFETY: the argument is the `enough` flag `prime` set, which outlives the search.
+        let enough = unsafe { &*(ffi::BN_GENCB_get_arg(callback) as *const AtomicBool) };
+        c_int::from(!enough.load(Ordering::Relaxed))
     }
 
-    /// One search, which gives up once `found` is set and sets it when it finds a key first.
-    fn search(bits: u32, found: &AtomicBool) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    /// One prime of `bits` that suits the exponent: `Some(None)` when stopped because `enough`
+    /// was set, `None` when aws-lc failed.
+    fn prime(bits: u32, enough: &AtomicBool) -> Option<Option<Zeroizing<Vec<u8>>>> {
         // SAFETY: each pointer is checked before use and freed once, after its last use; the
-        // callback's argument outlives `RSA_generate_key_ex`, which alone calls it.
+        // callback's argument outlives `BN_generate_prime_ex`, which alone calls it.
         unsafe {
-            let (rsa, exponent, callback) = (ffi::RSA_new(), ffi::BN_new(), ffi::BN_GENCB_new());
-            let mut der = None;
-            if !rsa.is_null() && !exponent.is_null() && !callback.is_null() && ffi::BN_set_word(exponent, 65537) == 1 {
-                ffi::BN_GENCB_set(callback, Some(go_on), found as *const AtomicBool as *mut c_void);
-                if ffi::RSA_generate_key_ex(rsa, bits as c_int, exponent, callback) == 1
-                    && !found.swap(true, Ordering::Relaxed)
-                {
-                    let (mut bytes, mut len) = (std::ptr::null_mut::<u8>(), 0usize);
-                    if ffi::RSA_private_key_to_bytes(&mut bytes, &mut len, rsa) == 1 {
-                        der = Some(zeroize::Zeroizing::new(std::slice::from_raw_parts(bytes, len).to_vec()));
-                        // aws-lc's free wipes what it frees.
-                        ffi::OPENSSL_free(bytes.cast());
+            let (prime, callback) = (ffi::BN_new(), ffi::BN_GENCB_new());
+            let mut result = None;
+            if !prime.is_null() && !callback.is_null() {
+                ffi::BN_GENCB_set(callback, Some(go_on), enough as *const AtomicBool as *mut c_void);
+                result = loop {
+                    if ffi::BN_generate_prime_ex(prime, bits as c_int, 0, std::ptr::null(), std::ptr::null(), callback)
+                        != 1
+                    {
+                        // Stopped, or failed.
+                        break enough.load(Ordering::Relaxed).then_some(None);
                     }
-                }
+                    // p - 1 ≡ 0 (mod e) would leave e without an inverse: draw another, as Go does.
+                    if ffi::BN_mod_word(prime, EXPONENT as ffi::BN_ULONG) != 1 {
+                        let mut bytes = Zeroizing::new(vec![0u8; ffi::BN_num_bytes(prime) as usize]);
+                        ffi::BN_bn2bin(prime, bytes.as_mut_ptr());
+                        break Some(Some(bytes));
+                    }
+                };
             }
             ffi::BN_GENCB_free(callback);
-            ffi::BN_free(exponent);
-            // Wipes the key's numbers.
-            ffi::RSA_free(rsa);
-            der
+            // Wipes the prime.
+            ffi::BN_clear_free(prime);
+            result
         }
     }
 
     #[cfg(test)]
     mod tests {
-        use rsa::pkcs1::DecodeRsaPrivateKey;
-        use rsa::traits::PublicKeyParts;
+        use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 
         use super::*;
 
         #[test]
-        fn the_first_key_found_is_a_whole_key_of_the_size_asked() {
-            let der = first_found(2048).expect("a key");
-            let key = rsa::RsaPrivateKey::from_pkcs1_der(&der).expect("PKCS#1 DER");
+        fn a_key_is_whole_and_of_the_size_asked() {
+            let key = new_key(2048).expect("a key");
             key.validate().expect("a consistent key");
             assert_eq!(key.size() * 8, 2048);
-            assert_eq!(key.e(), &rsa::BigUint::from(65537u32));
-            assert_ne!(first_found(2048).expect("a key").as_slice(), der.as_slice(), "keys are drawn afresh");
+            assert_eq!(key.e(), &rsa::BigUint::from(EXPONENT));
+            assert_eq!(key.primes().len(), 2);
+            assert_ne!(new_key(2048).expect("a key").n(), key.n(), "keys are drawn afresh");
+        }
+
+        /// Go's `rand.Prime`: the top two bits set, so that two primes make a key of the full size.
+        #[test]
+        fn the_two_primes_are_distinct_of_half_the_size_and_suit_the_exponent() {
+            let [p, q] = two_primes(1024).expect("two primes");
+            assert_ne!(p, q);
+            for prime in [p, q] {
+                let prime = rsa::BigUint::from_bytes_be(&prime);
+                assert_eq!(prime.bits(), 1024);
+                assert_eq!(&prime >> 1022usize, rsa::BigUint::from(3u8));
+                assert_ne!(&prime % EXPONENT, rsa::BigUint::from(1u8), "p - 1 a multiple of e");
+            }
         }
 
         #[test]
         fn a_render_worker_searches_on_one_core() {
             one_search_at_a_time();
             assert_eq!(searches(), 1);
-            assert!(first_found(2048).is_some());
+            assert!(new_key(2048).is_some());
         }
 
         /// aws-lc stops a search whose callback answers 0, at its next candidate.
         #[test]
-        fn the_callback_stops_a_search_once_a_key_is_found() {
-            let found = AtomicBool::new(false);
-            // SAFETY: as in `search`.
+        fn the_callback_stops_a_search_once_two_primes_are_found() {
+            let enough = AtomicBool::new(false);
+            // SAFETY: as in `prime`.
             unsafe {
                 let callback = ffi::BN_GENCB_new();
-                ffi::BN_GENCB_set(callback, Some(go_on), &found as *const AtomicBool as *mut c_void);
-                assert_eq!(ffi::BN_GENCB_call(callback, 0, 1), 1, "no key found yet: go on");
-                found.store(true, Ordering::Relaxed);
-                assert_eq!(ffi::BN_GENCB_call(callback, 0, 2), 0, "a key found: stop");
+                ffi::BN_GENCB_set(callback, Some(go_on), &enough as *const AtomicBool as *mut c_void);
+                assert_eq!(ffi::BN_GENCB_call(callback, 0, 1), 1, "not yet two primes: go on");
+                enough.store(true, Ordering::Relaxed);
+                assert_eq!(ffi::BN_GENCB_call(callback, 0, 2), 0, "two primes: stop");
                 ffi::BN_GENCB_free(callback);
             }
-            assert!(search(2048, &found).is_none());
+            assert_eq!(prime(1024, &enough), Some(None), "stopped, not failed");
         }
     }
 }

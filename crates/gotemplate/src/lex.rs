@@ -1,8 +1,6 @@
 //! The lexer, a port of Go 1.23's text/template/parse/lex.go. It produces the whole token list up
 //! front (Go's lexer is pulled one item at a time; the items are the same).
 
-use std::borrow::Cow;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum ItemType {
     Error,
@@ -42,14 +40,20 @@ pub(crate) enum ItemType {
     With,
 }
 
-#[derive(Clone, Debug)]
+/// An item's text is borrowed from the input, so that the parser copies items as it reads each
+/// more than once; an error item's text is empty, and its message is [`Lexed::error`].
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Item<'a> {
     pub typ: ItemType,
     pub pos: usize,
-    /// The item's text, borrowed from the input (the parser reads each item more than once); for
-    /// errors, the message.
-    pub val: Cow<'a, str>,
+    pub val: &'a str,
     pub line: usize,
+}
+
+/// The items of a text, ending with an EOF or an error item, and the error's message.
+pub(crate) struct Lexed<'a> {
+    pub items: Vec<Item<'a>>,
+    pub error: String,
 }
 
 impl std::fmt::Display for Item<'_> {
@@ -57,7 +61,6 @@ impl std::fmt::Display for Item<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.typ {
             ItemType::Eof => f.write_str("EOF"),
-            ItemType::Error => f.write_str(&self.val),
             t if t > ItemType::Keyword => write!(f, "<{}>", self.val),
             _ => {
                 if self.val.chars().count() > 10 {
@@ -65,7 +68,7 @@ impl std::fmt::Display for Item<'_> {
                     let head: String = self.val.chars().take(10).collect();
                     write!(f, "{}...", crate::strconv::quote(&head, false))
                 } else {
-                    f.write_str(&crate::strconv::quote(&self.val, false))
+                    f.write_str(&crate::strconv::quote(self.val, false))
                 }
             }
         }
@@ -94,6 +97,13 @@ fn keyword(word: &str) -> Option<ItemType> {
 /// set up a substring searcher for every stretch of text between two actions.
 fn find(text: &str, needle: &str) -> Option<usize> {
     memchr::memmem::find(text.as_bytes(), needle.as_bytes())
+}
+
+/// Where the next action starts: one searcher for every text, where `find` builds one a call.
+fn find_left_delim(text: &str) -> Option<usize> {
+    static LEFT: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(LEFT_DELIM));
+    LEFT.find(text.as_bytes())
 }
 
 const LEFT_DELIM: &str = "{{";
@@ -138,10 +148,11 @@ struct Lexer<'a> {
     start_line: usize,
     options: LexOptions,
     items: Vec<Item<'a>>,
+    error: String,
 }
 
 /// Lexes `input` into items ending with an EOF or an error item.
-pub(crate) fn lex(input: &str, options: LexOptions) -> Vec<Item<'_>> {
+pub(crate) fn lex(input: &str, options: LexOptions) -> Lexed<'_> {
     let mut l = Lexer {
         input,
         pos: 0,
@@ -153,6 +164,7 @@ pub(crate) fn lex(input: &str, options: LexOptions) -> Vec<Item<'_>> {
         options,
         // About one item to every eight bytes of a chart's templates: few regrowths of the list.
         items: Vec::with_capacity(input.len() / 8 + 4),
+        error: String::new(),
     };
     let mut state = State::Text;
     while state != State::Done {
@@ -173,7 +185,7 @@ pub(crate) fn lex(input: &str, options: LexOptions) -> Vec<Item<'_>> {
             State::Done => State::Done,
         };
     }
-    l.items
+    Lexed { items: l.items, error: l.error }
 }
 
 fn is_space(c: Option<char>) -> bool {
@@ -206,6 +218,16 @@ fn has_right_trim_marker(s: &str) -> bool {
 
 impl<'a> Lexer<'a> {
     fn next(&mut self) -> Option<char> {
+        // Templates are mostly ASCII: a byte is a char, without decoding.
+        if let Some(&b) = self.input.as_bytes().get(self.pos)
+            && b.is_ascii()
+        {
+            self.pos += 1;
+            if b == b'\n' {
+                self.line += 1;
+            }
+            return Some(char::from(b));
+        }
         let Some(c) = self.input[self.pos..].chars().next() else {
             self.at_eof = true;
             return None;
@@ -224,10 +246,15 @@ impl<'a> Lexer<'a> {
     }
 
     fn backup(&mut self) {
-        if !self.at_eof
-            && self.pos > 0
-            && let Some(c) = self.input[..self.pos].chars().next_back()
-        {
+        if self.at_eof || self.pos == 0 {
+            return;
+        }
+        if self.input.as_bytes()[self.pos - 1].is_ascii() {
+            self.pos -= 1;
+            if self.input.as_bytes()[self.pos] == b'\n' {
+                self.line -= 1;
+            }
+        } else if let Some(c) = self.input[..self.pos].chars().next_back() {
             self.pos -= c.len_utf8();
             if c == '\n' {
                 self.line -= 1;
@@ -236,8 +263,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn this_item(&mut self, typ: ItemType) -> Item<'a> {
-        let item =
-            Item { typ, pos: self.start, val: Cow::Borrowed(&self.input[self.start..self.pos]), line: self.start_line };
+        let item = Item { typ, pos: self.start, val: &self.input[self.start..self.pos], line: self.start_line };
         self.start = self.pos;
         self.start_line = self.line;
         item
@@ -255,6 +281,29 @@ impl<'a> Lexer<'a> {
         self.start_line = self.line;
     }
 
+    /// Past the letters, digits and underscores from here, and the first char that is not one
+    /// (`None` at the end of the input, which is then reached as by [`Lexer::next`]).
+    fn skip_alphanumeric(&mut self) -> Option<char> {
+        let bytes = self.input.as_bytes();
+        loop {
+            match bytes.get(self.pos) {
+                Some(&b) if b.is_ascii_alphanumeric() || b == b'_' => self.pos += 1,
+                Some(&b) if b.is_ascii() => return Some(char::from(b)),
+                Some(_) => {
+                    let c = self.next();
+                    if !is_alphanumeric(c) {
+                        self.backup();
+                        return c;
+                    }
+                }
+                None => {
+                    self.at_eof = true;
+                    return None;
+                }
+            }
+        }
+    }
+
     fn accept(&mut self, valid: &str) -> bool {
         if self.next().is_some_and(|c| valid.contains(c)) {
             return true;
@@ -269,17 +318,13 @@ impl<'a> Lexer<'a> {
     }
 
     fn errorf(&mut self, message: String) -> State {
-        self.items.push(Item {
-            typ: ItemType::Error,
-            pos: self.start,
-            val: Cow::Owned(message),
-            line: self.start_line,
-        });
+        self.items.push(Item { typ: ItemType::Error, pos: self.start, val: "", line: self.start_line });
+        self.error = message;
         State::Done
     }
 
     fn lex_text(&mut self) -> State {
-        if let Some(x) = find(&self.input[self.pos..], LEFT_DELIM) {
+        if let Some(x) = find_left_delim(&self.input[self.pos..]) {
             if x > 0 {
                 self.pos += x;
                 let mut trim_length = 0;
@@ -442,10 +487,13 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_space(&mut self) -> State {
-        let mut num_spaces = 0;
-        while is_space(self.peek()) {
-            self.next();
-            num_spaces += 1;
+        let rest = &self.input.as_bytes()[self.pos..];
+        let num_spaces = rest.iter().take_while(|&&b| is_space(Some(char::from(b)))).count();
+        self.line += rest[..num_spaces].iter().filter(|&&b| b == b'\n').count();
+        self.pos += num_spaces;
+        if self.pos == self.input.len() {
+            // Where peeking past the last space would have left the lexer.
+            self.at_eof = true;
         }
         // Be careful about a trim-marked closing delimiter, which starts with a space.
         if has_right_trim_marker(&self.input[self.pos - 1..])
@@ -460,24 +508,18 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_identifier(&mut self) -> State {
-        loop {
-            let c = self.next();
-            if is_alphanumeric(c) {
-                continue;
-            }
-            self.backup();
-            let word = &self.input[self.start..self.pos];
-            if !self.at_terminator() {
-                return self.errorf(format!("bad character {}", c.map_or("U+FFFFFFFF".into(), unicode_plus)));
-            }
-            return match keyword(word) {
-                Some(ItemType::Break) if !self.options.break_ok => self.emit(ItemType::Identifier),
-                Some(ItemType::Continue) if !self.options.continue_ok => self.emit(ItemType::Identifier),
-                Some(item) => self.emit(item),
-                None if word.starts_with('.') => self.emit(ItemType::Field),
-                None if word == "true" || word == "false" => self.emit(ItemType::Bool),
-                None => self.emit(ItemType::Identifier),
-            };
+        let c = self.skip_alphanumeric();
+        let word = &self.input[self.start..self.pos];
+        if !self.at_terminator() {
+            return self.errorf(format!("bad character {}", c.map_or("U+FFFFFFFF".into(), unicode_plus)));
+        }
+        match keyword(word) {
+            Some(ItemType::Break) if !self.options.break_ok => self.emit(ItemType::Identifier),
+            Some(ItemType::Continue) if !self.options.continue_ok => self.emit(ItemType::Identifier),
+            Some(item) => self.emit(item),
+            None if word.starts_with('.') => self.emit(ItemType::Field),
+            None if word == "true" || word == "false" => self.emit(ItemType::Bool),
+            None => self.emit(ItemType::Identifier),
         }
     }
 
@@ -492,14 +534,7 @@ impl<'a> Lexer<'a> {
         if self.at_terminator() {
             return self.emit(if typ == ItemType::Variable { ItemType::Variable } else { ItemType::Dot });
         }
-        let mut c;
-        loop {
-            c = self.next();
-            if !is_alphanumeric(c) {
-                self.backup();
-                break;
-            }
-        }
+        let c = self.skip_alphanumeric();
         if !self.at_terminator() {
             return self.errorf(format!("bad character {}", c.map_or("U+FFFFFFFF".into(), unicode_plus)));
         }
@@ -583,7 +618,10 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_quote(&mut self) -> State {
+        // Past the bytes no case below is about (a multi-byte char is only such bytes).
+        let plain = |b: &u8| !matches!(b, b'\\' | b'\n' | b'"');
         loop {
+            self.pos += self.input.as_bytes()[self.pos..].iter().take_while(|b| plain(b)).count();
             match self.next() {
                 Some('\\') => {
                     if !matches!(self.next(), None | Some('\n')) {
@@ -600,6 +638,10 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_raw_quote(&mut self) -> State {
+        let rest = &self.input.as_bytes()[self.pos..];
+        let run = rest.iter().take_while(|&&b| b != b'`').count();
+        self.line += rest[..run].iter().filter(|&&b| b == b'\n').count();
+        self.pos += run;
         loop {
             match self.next() {
                 None => return self.errorf("unterminated raw quoted string".into()),
@@ -625,10 +667,9 @@ mod tests {
     use super::*;
 
     fn kinds(input: &str) -> Vec<(ItemType, String)> {
-        lex(input, LexOptions { break_ok: true, continue_ok: true })
-            .into_iter()
-            .map(|i| (i.typ, i.val.into_owned()))
-            .collect()
+        let lexed = lex(input, LexOptions { break_ok: true, continue_ok: true });
+        let text = |i: &Item| if i.typ == ItemType::Error { lexed.error.clone() } else { i.val.to_string() };
+        lexed.items.iter().map(|i| (i.typ, text(i))).collect()
     }
 
     #[test]
@@ -647,6 +688,43 @@ mod tests {
         );
         // "{{-3}}" is a number, not a trim marker.
         assert_eq!(kinds("{{-3}}")[1], (Number, "-3".into()));
+    }
+
+    /// The byte-wise runs (spaces, names, quoted strings) count lines and stop where Go's
+    /// rune-by-rune lexer stops, also at multi-byte chars and at the end of the input.
+    #[test]
+    fn runs_keep_lines_and_stop_at_the_same_chars() {
+        use ItemType::*;
+        let lexed =
+            lex("{{ `a\nb` }}\n{{ .x\n\n .ünï_1 \"é\\\"\" }}", LexOptions { break_ok: true, continue_ok: true });
+        let seen: Vec<(ItemType, &str, usize)> = lexed.items.iter().map(|i| (i.typ, i.val, i.line)).collect();
+        assert_eq!(
+            seen,
+            vec![
+                (LeftDelim, "{{", 1),
+                (Space, " ", 1),
+                (RawString, "`a\nb`", 1),
+                (Space, " ", 2),
+                (RightDelim, "}}", 2),
+                (Text, "\n", 2),
+                (LeftDelim, "{{", 3),
+                (Space, " ", 3),
+                (Field, ".x", 3),
+                (Space, "\n\n ", 3),
+                (Field, ".ünï_1", 5),
+                (Space, " ", 5),
+                (String, "\"é\\\"\"", 5),
+                (Space, " ", 5),
+                (RightDelim, "}}", 5),
+                (Eof, "", 5),
+            ]
+        );
+        let last = |s: &str| kinds(s).pop().map(|(_, v)| v);
+        assert_eq!(last("{{ .abc").as_deref(), Some("unclosed action"));
+        assert_eq!(last("{{ abc  ").as_deref(), Some("unclosed action"));
+        assert_eq!(last("{{ .ab€ }}").as_deref(), Some("bad character U+20AC '€'"));
+        assert_eq!(last("{{ `abc }}").as_deref(), Some("unterminated raw quoted string"));
+        assert_eq!(last("{{ \"a\\").as_deref(), Some("unterminated quoted string"));
     }
 
     #[test]

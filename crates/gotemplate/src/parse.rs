@@ -14,9 +14,10 @@ pub(crate) const MAX_NESTING: usize = 200;
 /// each `define` and `block` in order.
 pub(crate) fn parse(name: &str, text: &str, has_function: &dyn Fn(&str) -> bool) -> Result<Vec<Tree>, Error> {
     let options = LexOptions { break_ok: !has_function("break"), continue_ok: !has_function("continue") };
-    let items = lex(text, options);
+    let lexed = lex(text, options);
     let mut p = Parser {
-        items,
+        items: lexed.items,
+        lex_error: lexed.error,
         next: 0,
         furthest: 0,
         parse_name: Arc::from(name),
@@ -61,6 +62,8 @@ fn add_tree(trees: &mut Vec<Tree>, tree: Tree, p: &Parser<'_>) -> Result<(), Err
 
 struct Parser<'f> {
     items: Vec<Item<'f>>,
+    /// The message of the error item that ends `items`, if one does.
+    lex_error: String,
     /// Index of the next item to return.
     next: usize,
     /// Index of the furthest item read: Go's `token[0]`, whose line parse errors report.
@@ -90,7 +93,7 @@ impl<'f> Parser<'f> {
         let i = self.next.min(self.items.len() - 1);
         self.next = i + 1;
         self.furthest = self.furthest.max(i);
-        self.items[i].clone()
+        self.items[i]
     }
 
     fn backup(&mut self) {
@@ -127,11 +130,11 @@ impl<'f> Parser<'f> {
             let mut extra = String::new();
             if self.action_line != 0 && self.action_line != token.line {
                 extra = format!(" in action started at {}:{}", self.parse_name, self.action_line);
-                if token.val.ends_with(" action") {
+                if self.lex_error.ends_with(" action") {
                     extra = extra[" in action".len()..].to_string();
                 }
             }
-            return self.error(format!("{token}{extra}"));
+            return self.error(format!("{}{extra}", self.lex_error));
         }
         self.error(format!("unexpected {token} in {context}"))
     }
@@ -180,7 +183,7 @@ impl<'f> Parser<'f> {
         if token.typ != ItemType::String && token.typ != ItemType::RawString {
             return Err(self.unexpected(&token, CONTEXT));
         }
-        let name = unquote(&token.val).map_err(|e| self.error(e))?;
+        let name = unquote(token.val).map_err(|e| self.error(e))?;
         self.expect(ItemType::RightDelim, CONTEXT)?;
         // A definition has its own variables and loop depth.
         let saved_vars = std::mem::replace(&mut self.vars, vec!["$".into()]);
@@ -222,7 +225,7 @@ impl<'f> Parser<'f> {
     fn text_or_action(&mut self) -> Result<Parsed> {
         let token = self.next_non_space();
         match token.typ {
-            ItemType::Text => Ok(Parsed::Node(Node::Text(token.val.as_ref().into()))),
+            ItemType::Text => Ok(Parsed::Node(Node::Text(token.val.into()))),
             ItemType::LeftDelim => {
                 self.action_line = token.line;
                 let result = self.action();
@@ -360,7 +363,7 @@ impl<'f> Parser<'f> {
 
     fn template_name(&self, token: &Item, context: &str) -> Result<String> {
         match token.typ {
-            ItemType::String | ItemType::RawString => unquote(&token.val).map_err(|e| self.error(e)),
+            ItemType::String | ItemType::RawString => unquote(token.val).map_err(|e| self.error(e)),
             _ => Err(self.unexpected(token, context)),
         }
     }
@@ -381,13 +384,13 @@ impl<'f> Parser<'f> {
                 ItemType::Assign | ItemType::Declare => {
                     pipe.is_assign = next.typ == ItemType::Assign;
                     self.next_non_space();
-                    pipe.decl.push(v.val.as_ref().into());
-                    self.vars.push(v.val.as_ref().into());
+                    pipe.decl.push(v.val.into());
+                    self.vars.push(v.val.into());
                 }
                 ItemType::Char if next.val == "," => {
                     self.next_non_space();
-                    pipe.decl.push(v.val.as_ref().into());
-                    self.vars.push(v.val.as_ref().into());
+                    pipe.decl.push(v.val.into());
+                    self.vars.push(v.val.into());
                     if context == "range" && pipe.decl.len() < 2 {
                         match self.peek_non_space().typ {
                             ItemType::Variable | ItemType::RightDelim | ItemType::RightParen => continue 'decls,
@@ -501,25 +504,23 @@ impl<'f> Parser<'f> {
         let token = self.next_non_space();
         Ok(Some(match token.typ {
             ItemType::Identifier => {
-                if !(self.has_function)(&token.val) {
-                    return Err(
-                        self.error(format!("function {} not defined", crate::strconv::quote(&token.val, false)))
-                    );
+                if !(self.has_function)(token.val) {
+                    return Err(self.error(format!("function {} not defined", crate::strconv::quote(token.val, false))));
                 }
-                Arg::Identifier { pos: token.pos, name: token.val.as_ref().into() }
+                Arg::Identifier { pos: token.pos, name: token.val.into() }
             }
             ItemType::Dot => Arg::Dot(token.pos),
             ItemType::Nil => Arg::Nil(token.pos),
             ItemType::Variable => {
                 if !self.vars.iter().any(|v| **v == *token.val) {
-                    return Err(self.error(format!("undefined variable {}", crate::strconv::quote(&token.val, false))));
+                    return Err(self.error(format!("undefined variable {}", crate::strconv::quote(token.val, false))));
                 }
-                Arg::Variable { pos: token.pos, idents: vec![token.val.as_ref().into()] }
+                Arg::Variable { pos: token.pos, idents: vec![token.val.into()] }
             }
             ItemType::Field => Arg::Field { pos: token.pos, idents: vec![token.val[1..].into()] },
             ItemType::Bool => Arg::Bool(token.pos, token.val == "true"),
             ItemType::CharConstant | ItemType::Complex | ItemType::Number => {
-                let number = parse_number(&token.val, token.typ).map_err(|e| self.error(e))?;
+                let number = parse_number(token.val, token.typ).map_err(|e| self.error(e))?;
                 Arg::Number(token.pos, Box::new(number))
             }
             ItemType::LeftParen => {
@@ -529,8 +530,8 @@ impl<'f> Parser<'f> {
                 Arg::Pipe(Box::new(pipe))
             }
             ItemType::String | ItemType::RawString => {
-                let text = unquote(&token.val).map_err(|e| self.error(e))?;
-                Arg::String { pos: token.pos, quoted: token.val.as_ref().into(), text: text.into() }
+                let text = unquote(token.val).map_err(|e| self.error(e))?;
+                Arg::String { pos: token.pos, quoted: token.val.into(), text: text.into() }
             }
             _ => {
                 self.backup();

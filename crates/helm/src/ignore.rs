@@ -74,10 +74,11 @@ impl Rules {
         if path.is_empty() || path == "." || path == "./" {
             return false;
         }
+        let base = path.rsplit_once('/').map_or(path, |(_, base)| base);
         for rule in &self.0 {
             let name = match rule.kind {
                 Anchor::Path => path,
-                Anchor::Base => path.rsplit('/').next().unwrap_or(path),
+                Anchor::Base => base,
             };
             let matched = rule.pattern.matches(name);
             if rule.negate {

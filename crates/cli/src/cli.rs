@@ -2,6 +2,12 @@
 // The doc comments here are clap's `--help` text (and the book's command reference, generated
 // from it), written for a terminal: `<ENV>`, `[::]`, `list[0]` and bare URLs are what the
 // reader is to see there, not HTML or links.
+//
+// Each subcommand's arguments are built only when it runs (`defer`): building every command's
+// was half a millisecond of each process, about a tenth of a small chart's render. So an `Args`
+// struct's doc comment, which clap makes the `about` of the command it is built into, would
+// replace the command's own: those structs say what they are in plain comments. Built last, a
+// command's own options come after the global ones in its `--help`.
 #![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
 
 use std::path::PathBuf;
@@ -32,7 +38,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// What every command takes.
+// What every command takes.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
@@ -47,7 +53,7 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-/// How to reach the cluster, for the commands that talk to one.
+// How to reach the cluster, for the commands that talk to one.
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Cluster options")]
 pub struct ClusterArgs {
@@ -65,7 +71,7 @@ pub struct ClusterArgs {
     pub retry_budget: Option<std::time::Duration>,
 }
 
-/// The age key, for the commands that decrypt.
+// The age key, for the commands that decrypt.
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Secrets options")]
 pub struct IdentityArgs {
@@ -82,6 +88,7 @@ pub enum ColorChoice {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Print an environment's Kubernetes objects
     #[command(after_help = RENDER_EXAMPLES)]
@@ -254,8 +261,8 @@ pub struct InstallArgs {
     pub target: InstallTargetArgs,
 }
 
-/// The values over the chart built in, and the cluster it goes to: `weaver install` and
-/// `weaver bootstrap`.
+// The values over the chart built in, and the cluster it goes to: `weaver install` and
+// `weaver bootstrap`.
 #[derive(Debug, Args)]
 pub struct InstallTargetArgs {
     #[command(flatten)]
@@ -305,8 +312,8 @@ pub struct BootstrapArgs {
     pub target: InstallTargetArgs,
 }
 
-/// How a repository is reached: weaver's own (`weaver bootstrap`, which writes to it) or a
-/// tenant's (`weaver tenant add`, which the tenant's EnvironmentSync reads).
+// How a repository is reached: weaver's own (`weaver bootstrap`, which writes to it) or a
+// tenant's (`weaver tenant add`, which the tenant's EnvironmentSync reads).
 #[derive(Debug, Args)]
 pub struct GitAccessArgs {
     /// An ssh deploy key of the repository (an unencrypted ed25519 or ECDSA key, OpenSSH or PEM): with write access for bootstrap, read access for a tenant
@@ -334,6 +341,7 @@ const TENANT_EXAMPLES: &str = "Examples:
   weaver tenant add shop --source-url https://github.com/acme/shop.git --source-path deploy --environment staging --environment prod";
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum TenantCommand {
     /// Connect a team's repository to the controller weaver bootstrap made: the tenant's namespace and Secrets in the cluster, and a release of charts/environment-sync (its ServiceAccount, RBAC and EnvironmentSync) pushed to the controller's environment, which the controller then applies (a second run writes nothing)
     #[command(after_help = TENANT_EXAMPLES)]
@@ -528,6 +536,7 @@ pub struct UiArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum SyncCommand {
     /// List EnvironmentSyncs and their state; with a NAME, also its environments, previews, pending plan and history (exit 0 when every one listed is ready, 2 when one is not)
     Get(SyncGetArgs),
@@ -541,7 +550,7 @@ pub enum SyncCommand {
     Approve(SyncApproveArgs),
 }
 
-/// Where the EnvironmentSyncs are.
+// Where the EnvironmentSyncs are.
 #[derive(Debug, Args)]
 pub struct SyncNamespaceArgs {
     /// The namespace [default: the context's namespace, else default]
@@ -549,7 +558,7 @@ pub struct SyncNamespaceArgs {
     pub namespace: Option<String>,
 }
 
-/// One EnvironmentSync: its name, and where it is.
+// One EnvironmentSync: its name, and where it is.
 #[derive(Debug, Args)]
 pub struct SyncObjectArgs {
     /// The EnvironmentSync
@@ -623,6 +632,7 @@ pub struct SyncApproveArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum PreviewsCommand {
     /// List the previews of the EnvironmentSyncs as their status says them: sync, name, branch, commit, state, namespace, URL and message (exit 0, 1 on error)
     List(PreviewsListArgs),
@@ -668,6 +678,7 @@ pub struct PreviewsDeleteArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum OperatorCommand {
     /// Run the controller until SIGTERM or Ctrl-C (uses --kubeconfig and --context like other commands)
     // Boxed: its flags (the web UI's OIDC ones among them) make it the largest of the commands.
@@ -863,8 +874,8 @@ pub struct OperatorRunArgs {
     pub render: OperatorRenderArgs,
 }
 
-/// The controller's bounds on rendering a tenant's repository, which is not trusted (see the
-/// security guide); each render also stops at its EnvironmentSync's spec.timeout.
+// The controller's bounds on rendering a tenant's repository, which is not trusted (see the
+// security guide); each render also stops at its EnvironmentSync's spec.timeout.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Rendering tenants' repositories")]
 pub struct OperatorRenderArgs {
@@ -932,6 +943,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ImportCommand {
     /// Convert a helmfile.yaml into environments/*.yaml; list what has no weaver equivalent
     Helmfile(ImportHelmfileArgs),
@@ -939,7 +951,7 @@ pub enum ImportCommand {
     Flux(ImportFluxArgs),
 }
 
-/// What an import may write over, and how it reports: both imports' flags.
+// What an import may write over, and how it reports: both imports' flags.
 #[derive(Debug, Args)]
 pub struct ImportReplaceArgs {
     /// Replace files that a previous import wrote and nobody changed since (weaver-import.lock lists them); never any other file
@@ -977,6 +989,7 @@ const PUSH_EXAMPLES: &str = "Examples:
   weaver push artifact oci://127.0.0.1:5000/shop:latest --plain-http -o json";
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum PushCommand {
     /// Pack the weaver repository's tracked files at a commit (HEAD, or --rev) into an OCI artifact in Flux's format and push it to REGISTRY/REPO:TAG; prints its digest
     Artifact(PushArtifactArgs),
@@ -998,6 +1011,7 @@ pub struct PushArtifactArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ReportCommand {
     /// Combine the `-o json` reports of a fleet's shards (`--shard`, `--wave`) of one command and commit into the fleet's report (exit 1 when an environment failed, 2 when one has changes or drift)
     Merge(ReportMergeArgs),
@@ -1022,6 +1036,7 @@ pub enum ReportFormat {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ChartsCommand {
     /// Resolve each remote chart's version constraint, pin it in charts.lock and pull it into the cache
     Lock(ChartsLockArgs),
@@ -1043,6 +1058,7 @@ pub struct ChartsLockArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum SecretsCommand {
     /// Encrypt a plaintext YAML or JSON file in place, to the recipients of secrets/.sops.yaml or --age
     Encrypt(SecretsFileArgs),
@@ -1058,7 +1074,7 @@ pub enum SecretsCommand {
     Updatekeys(ReencryptArgs),
 }
 
-/// A file to decrypt and encrypt again.
+// A file to decrypt and encrypt again.
 #[derive(Debug, Args)]
 pub struct ReencryptArgs {
     #[command(flatten)]
@@ -1100,7 +1116,7 @@ pub struct DecryptArgs {
     pub identity: IdentityArgs,
 }
 
-/// Which releases of which environments a command works on.
+// Which releases of which environments a command works on.
 #[derive(Debug, Args)]
 pub struct SelectArgs {
     #[command(flatten)]
@@ -1114,7 +1130,7 @@ pub struct SelectArgs {
     pub source: SourceArgs,
 }
 
-/// Which environments: by name, glob and labels.
+// Which environments: by name, glob and labels.
 #[derive(Debug, Args)]
 pub struct EnvironmentArgs {
     /// The environment (a file environments/<ENV>.yaml); several (comma-separated or repeated) or a glob (prod-*) make a fleet
@@ -1128,7 +1144,7 @@ pub struct EnvironmentArgs {
     pub shard: Option<weaver_engine::action::fleet::Shard>,
 }
 
-/// Of the environments named (or every one when none is), those to take: by labels and wave.
+// Of the environments named (or every one when none is), those to take: by labels and wave.
 #[derive(Debug, Args)]
 pub struct EnvironmentFilterArgs {
     /// Only environments whose labels match (-l's syntax: tier=prod,region in (eu,us); repeatable)
@@ -1139,7 +1155,7 @@ pub struct EnvironmentFilterArgs {
     pub wave: Option<i32>,
 }
 
-/// Which releases of the environment, by name and by labels.
+// Which releases of the environment, by name and by labels.
 #[derive(Debug, Args)]
 pub struct ReleaseFilter {
     /// Only this release (repeatable)
@@ -1150,7 +1166,7 @@ pub struct ReleaseFilter {
     pub selectors: Vec<String>,
 }
 
-/// Which version of the repository a command reads.
+// Which version of the repository a command reads.
 #[derive(Debug, Args)]
 pub struct SourceArgs {
     /// Read the repository as it is in this commit (branch, tag, SHA, HEAD~2), without checking it out
@@ -1161,8 +1177,8 @@ pub struct SourceArgs {
     pub verify_commits: Option<PathBuf>,
 }
 
-/// Values given on the command line, over the repository's, as helm takes them (in helm's
-/// order of kinds: files, then --set-json, --set, --set-string, --set-file).
+// Values given on the command line, over the repository's, as helm takes them (in helm's
+// order of kinds: files, then --set-json, --set, --set-string, --set-file).
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Values options")]
 pub struct OverrideArgs {
@@ -1183,7 +1199,7 @@ pub struct OverrideArgs {
     pub set_file: Vec<String>,
 }
 
-/// Offline schema validation of the rendered objects, as kubectl's `--validate`.
+// Offline schema validation of the rendered objects, as kubectl's `--validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Validate rendered objects offline: strict (problems are errors), warn, or ignore (also true, false)
@@ -1201,8 +1217,8 @@ pub enum ValidateChoice {
     Ignore,
 }
 
-/// What `render`, `diff` and `apply` render: which releases, validated how, with which values
-/// flags.
+// What `render`, `diff` and `apply` render: which releases, validated how, with which values
+// flags.
 #[derive(Debug, Args)]
 pub struct RenderFlags {
     #[command(flatten)]
@@ -1215,8 +1231,8 @@ pub struct RenderFlags {
     pub overrides: OverrideArgs,
 }
 
-/// Bounds on rendering, for a repository that is not trusted (as the controller bounds a
-/// tenant's): none by default. See the security guide.
+// Bounds on rendering, for a repository that is not trusted (as the controller bounds a
+// tenant's): none by default. See the security guide.
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Render limits options")]
 pub struct RenderLimitArgs {
@@ -1364,8 +1380,8 @@ pub struct ApplyArgs {
     pub cluster: ClusterArgs,
 }
 
-/// How an apply waits for what it applied, and takes fields others own: what `apply`,
-/// `rollback` and `install` share.
+// How an apply waits for what it applied, and takes fields others own: what `apply`,
+// `rollback` and `install` share.
 #[derive(Debug, Args)]
 pub struct ReadinessArgs {
     /// Wait until what was applied is ready (rollouts, Jobs, CRDs, PVCs, Ready conditions)
@@ -1379,7 +1395,7 @@ pub struct ReadinessArgs {
     pub force_conflicts: bool,
 }
 
-/// What `apply` and `rollback` share.
+// What `apply` and `rollback` share.
 #[derive(Debug, Args)]
 pub struct ApplyFlags {
     /// Ask the API server to validate everything without changing anything (no record either)
@@ -1458,7 +1474,7 @@ pub struct DriftArgs {
     pub cluster: ClusterArgs,
 }
 
-/// `weaver status`.
+// `weaver status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
@@ -1488,8 +1504,8 @@ pub struct PromoteArgs {
     pub proposal: ProposalArgs,
 }
 
-/// The flags of the commands that propose new pins as a commit on a new branch, with the
-/// pull request's body: `weaver promote` and `weaver images update`.
+// The flags of the commands that propose new pins as a commit on a new branch, with the
+// pull request's body: `weaver promote` and `weaver images update`.
 #[derive(Debug, Args)]
 pub struct ProposalArgs {
     /// Check, plan and show the change; write nothing
@@ -1514,17 +1530,18 @@ pub struct ProposalArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ImagesCommand {
     /// Per environment and image: the tag pinned now, the newest its policy allows, and why other tags were not taken (exit 2 when a tag is new)
-    #[command(mut_arg("envs", |arg| arg.help(
-        "The environment(s): names (comma-separated or repeated) or globs [default: every one with `imageUpdates:`]"
-    )))]
     Check(ImagesCheckArgs),
     /// Write the newest allowed tags as `tag@digest` pins of one environment, as a commit on a new branch with the pull request's body (exit 2 when written, 0 when nothing is new)
     Update(ImagesUpdateArgs),
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("envs", |arg| arg.help(
+    "The environment(s): names (comma-separated or repeated) or globs [default: every one with `imageUpdates:`]"
+)))]
 pub struct ImagesCheckArgs {
     #[command(flatten)]
     pub environments: EnvironmentArgs,
@@ -1573,8 +1590,8 @@ pub enum DiffFormat {
     Html,
 }
 
-/// What one peer may cost each of the operator's servers (metrics, webhook, UI): see the
-/// security guide.
+// What one peer may cost each of the operator's servers (metrics, webhook, UI): see the
+// security guide.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Serving (each of --metrics-addr, --webhook-addr, --ui-address)")]
 pub struct HttpLimitArgs {

@@ -695,7 +695,10 @@ mod tests {
     #[test]
     fn every_command_taking_verify_commits_verifies() {
         let mut found = Vec::new();
-        taking_verify_commits(&Cli::command(), "", &mut found);
+        // Built: each subcommand's arguments are added when it is built (`defer`).
+        let mut command = Cli::command();
+        command.build();
+        taking_verify_commits(&command, "", &mut found);
         // Each command with the arguments it needs.
         let checked = [
             ("render", "--env dev"),

@@ -176,23 +176,32 @@ fn portable_style(s: &str, allow_literal: bool) -> Style {
     ) && !s.ends_with([' ', ':'])
         // `...` at the start of a line can end the document.
         && !s.starts_with("...");
-    let mut has_newline = false;
     // Only spaces, tabs and newlines: such text has no line to anchor a block scalar.
-    let mut blank = true;
+    let blank = bytes.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n'));
     // Only characters that occur in YAML 1.1/1.2 ints, floats and timestamps.
-    let mut numeric_chars = true;
-    // Byte by byte: a character beyond ASCII is looked at once, at its first byte, and no byte
-    // of one is `:`, ` ` or any other ASCII byte tested here.
-    let mut prev = 0u8;
+    let numeric_chars = bytes.iter().all(|&b| {
+        b.is_ascii_hexdigit()
+            || matches!(
+                b,
+                b'x' | b'X' | b'o' | b'O' | b't' | b'T' | b'z' | b'Z' | b'_' | b'.' | b':' | b'+' | b'-' | b' '
+            )
+    });
+    let mut has_newline = false;
+    // Byte by byte, past the bytes no case below is about (most of a long description): a
+    // character beyond ASCII is looked at once, at its first byte, and no byte of one is `:`,
+    // `#` or any other ASCII byte tested here.
     for (at, &b) in bytes.iter().enumerate() {
+        if !STYLE_BYTES[usize::from(b)] {
+            continue;
+        }
         match b {
             b'\n' => has_newline = true,
             // PyYAML ends plain scalars at tabs.
             b'\t' => plain = false,
-            b' ' => plain &= prev != b':',
-            b'#' => plain &= prev != b' ',
+            b':' => plain &= bytes.get(at + 1) != Some(&b' '),
+            b'#' => plain &= at == 0 || bytes[at - 1] != b' ',
             0..=0x08 | 0x0b..=0x1f | 0x7f => return Style::Double,
-            0xc0.. => {
+            _ => {
                 let c = s[at..].chars().next().unwrap_or_default();
                 if needs_escape(c) {
                     return Style::Double;
@@ -201,21 +210,25 @@ fn portable_style(s: &str, allow_literal: bool) -> Style {
                 // trimmed by other tools; quoting makes them visible.
                 plain &= !c.is_whitespace();
             }
-            _ => {}
         }
-        blank &= matches!(b, b' ' | b'\t' | b'\n');
-        numeric_chars &= b.is_ascii_hexdigit()
-            || matches!(
-                b,
-                b'x' | b'X' | b'o' | b'O' | b't' | b'T' | b'z' | b'Z' | b'_' | b'.' | b':' | b'+' | b'-' | b' '
-            );
-        prev = b;
     }
     if has_newline {
         return if allow_literal && !blank { Style::Literal } else { Style::Double };
     }
     if plain && !is_reserved_word(s) && !looks_numeric(s, numeric_chars) { Style::Plain } else { Style::Single }
 }
+
+/// The bytes [`portable_style`] looks at: controls, `:`, `#` and the first byte of a character
+/// beyond ASCII.
+static STYLE_BYTES: [bool; 256] = {
+    let mut bytes = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        bytes[b] = b < 0x20 || b == 0x7f || b >= 0xc0 || b == b':' as usize || b == b'#' as usize;
+        b += 1;
+    }
+    bytes
+};
 
 /// Bare words some YAML 1.1 or 1.2 reader resolves to a bool, null, merge key (`<<`) or value
 /// key (`=`); words in any case, which over-quotes oddities like `nULL` but never under-quotes.

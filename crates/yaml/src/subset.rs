@@ -28,7 +28,7 @@ pub(crate) fn stream<'t, B: Build<'t>>(text: &'t str, build: B) -> Option<Vec<Op
     // In blocks of bytes without an early exit, so that the compiler vectorises the scan.
     let control = |b: u8| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f;
     if text.as_bytes().chunks(64).any(|chunk| chunk.iter().fold(false, |seen, &b| seen | control(b)))
-        || (!text.is_ascii() && text.chars().any(is_special_char))
+        || has_special_char(text)
     {
         return None;
     }
@@ -76,6 +76,15 @@ fn lines(text: &str) -> Vec<&str> {
 /// and the line separators YAML 1.1 knows.
 fn is_special_char(c: char) -> bool {
     matches!(c, '\u{80}'..='\u{9f}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Whether `text` holds a [`is_special_char`]: each is encoded starting with one of three bytes
+/// (`C2` for C1 controls, `E2` for the line separators, `EF` for the others), found with a
+/// vectorised search where decoding every character of a long text was not.
+fn has_special_char(text: &str) -> bool {
+    // None of the three is a continuation byte: each hit starts a character.
+    memchr::memchr3_iter(0xc2, 0xe2, 0xef, text.as_bytes())
+        .any(|at| text[at..].chars().next().is_some_and(is_special_char))
 }
 
 /// Deeper nesting is left to serde-saphyr, whose budget refuses it with an error.

@@ -324,7 +324,7 @@ fn indent_continuation(text: &str, line: usize) -> Option<String> {
     for (i, l) in lines.iter().enumerate() {
         if i > start && open {
             if !l.trim().is_empty() && indent(l) < wanted {
-                out.extend(std::iter::repeat_n(' ', wanted - indent(l)));
+                emit::push_indent(&mut out, wanted - indent(l));
                 changed = true;
             }
             open = closing(l, quote).is_none();

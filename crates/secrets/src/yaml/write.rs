@@ -2,6 +2,7 @@
 //! are written by the shared emitter with go-yaml v3's quoting ([`Quoting::GoYamlV3`]).
 
 use crate::tree::{Item, Mapping, Sequence, Value};
+use weaver_yaml::emit::push_indent;
 use weaver_yaml::emit::{Quoting, write_inline_string, write_string};
 
 pub(crate) fn emit(docs: &[Mapping]) -> String {
@@ -29,13 +30,9 @@ fn has_entries<K>(items: &[Item<K>]) -> bool {
 }
 
 fn line(out: &mut String, col: usize, text: &str) {
-    indent(out, col);
+    push_indent(out, col);
     out.push_str(text);
     out.push('\n');
-}
-
-fn indent(out: &mut String, col: usize) {
-    out.extend(std::iter::repeat_n(' ', col));
 }
 
 /// Keys at `key_col`, nested content at `child_col`. In a sequence item (`dash` is the dash's
@@ -47,10 +44,10 @@ fn emit_map(out: &mut String, items: &Mapping, key_col: usize, child_col: usize,
             Item::Entry { key, value, comment } => {
                 match dash.take() {
                     Some(col) => {
-                        indent(out, col);
+                        push_indent(out, col);
                         out.push_str("- ");
                     }
-                    None => indent(out, key_col),
+                    None => push_indent(out, key_col),
                 }
                 write_inline_string(out, key, Quoting::GoYamlV3);
                 out.push(':');
@@ -75,12 +72,12 @@ fn emit_seq(out: &mut String, items: &Sequence, dash_col: usize) {
                 if let Some(text) = comment {
                     line(out, dash_col, &format!("#{text}"));
                 }
-                indent(out, dash_col);
+                push_indent(out, dash_col);
                 out.push('-');
                 emit_value(out, value, None, dash_col + 4, dash_col + 4);
             }
             Item::Entry { value, comment, .. } => {
-                indent(out, dash_col);
+                push_indent(out, dash_col);
                 out.push('-');
                 emit_value(out, value, comment.as_deref(), dash_col + 4, dash_col + 4);
             }

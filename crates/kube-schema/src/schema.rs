@@ -329,7 +329,12 @@ impl Data {
             serde_json::from_str(text).expect("builtins.json is generated valid")
         }
         let mut data = Data { kinds: Vec::new(), object_meta: "", definitions: FxHashMap::default() };
-        for line in text.lines() {
+        // The lines found with a vectorised search: std's `lines` was most of this index's cost.
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+        for end in ends {
+            let line = &text[start..end];
+            start = end + 1;
             let item = line.strip_suffix(',').unwrap_or(line);
             if let Some(name) = item.strip_prefix("{\"objectMeta\":") {
                 data.object_meta = json(name);

@@ -182,48 +182,49 @@ pub(super) fn digest_as_made(object: &Value) -> [u8; 32] {
         Other,
     }
     // Each value's kind and length go before it, so that no two values feed the same bytes.
-    fn feed(hasher: &mut Sha256, value: &Value, at: At) {
-        fn tagged(hasher: &mut Sha256, tag: u8, len: usize) {
-            hasher.update([tag]);
-            hasher.update(len.to_le_bytes());
+    // Written out first and hashed at once: an update a value was most of a CRD's digest.
+    fn feed(out: &mut Vec<u8>, value: &Value, at: At) {
+        fn tagged(out: &mut Vec<u8>, tag: u8, len: usize) {
+            out.push(tag);
+            out.extend_from_slice(&len.to_le_bytes());
         }
         match value {
-            Value::Null => tagged(hasher, b'n', 0),
-            Value::Bool(b) => tagged(hasher, b'b', usize::from(*b)),
+            Value::Null => tagged(out, b'n', 0),
+            Value::Bool(b) => tagged(out, b'b', usize::from(*b)),
             Value::Number(n) => {
                 let text = n.to_string();
-                tagged(hasher, b'#', text.len());
-                hasher.update(text.as_bytes());
+                tagged(out, b'#', text.len());
+                out.extend_from_slice(text.as_bytes());
             }
             Value::String(s) => {
-                tagged(hasher, b's', s.len());
-                hasher.update(s.as_bytes());
+                tagged(out, b's', s.len());
+                out.extend_from_slice(s.as_bytes());
             }
             Value::Array(items) => {
-                tagged(hasher, b'a', items.len());
-                items.iter().for_each(|item| feed(hasher, item, At::Other));
+                tagged(out, b'a', items.len());
+                items.iter().for_each(|item| feed(out, item, At::Other));
             }
             Value::Object(map) => {
                 let mut entries: Vec<(&String, &Value)> =
                     map.iter().filter(|(k, _)| at != At::Labels || k.as_str() != manifest::LABEL_RELEASE).collect();
                 entries.sort_unstable_by_key(|(k, _)| *k);
-                tagged(hasher, b'o', entries.len());
+                tagged(out, b'o', entries.len());
                 for (key, value) in entries {
-                    tagged(hasher, b'k', key.len());
-                    hasher.update(key.as_bytes());
+                    tagged(out, b'k', key.len());
+                    out.extend_from_slice(key.as_bytes());
                     let inner = match (at, key.as_str()) {
                         (At::Root, "metadata") => At::Metadata,
                         (At::Metadata, "labels") => At::Labels,
                         _ => At::Other,
                     };
-                    feed(hasher, value, inner);
+                    feed(out, value, inner);
                 }
             }
         }
     }
-    let mut hasher = Sha256::new();
-    feed(&mut hasher, object, At::Root);
-    hasher.finalize().into()
+    let mut bytes = Vec::new();
+    feed(&mut bytes, object, At::Root);
+    Sha256::digest(&bytes).into()
 }
 
 impl Run<'_> {
@@ -415,7 +416,10 @@ impl Run<'_> {
                     match transform(ready_now, &scopes) {
                         Ok(mut finished) => {
                             finished.extend(kept);
-                            drop_repeated_crds(&mut finished, &mut crds_seen);
+                            // With one place, no other release has a copy to compare.
+                            if total > 1 {
+                                drop_repeated_crds(&mut finished, &mut crds_seen);
+                            }
                             keep(self, finished, &rendering, &chart_crds, &mut origins, &mut made, &mut finish)
                         }
                         Err(e) => failed = Some(e),

@@ -504,6 +504,18 @@ fn a_crd_bundled_twice_identical_is_rendered_once_with_a_warning() {
     repo.write("charts/b/crds/widget.yaml", &WIDGET_CRD.replace("scope: Namespaced", "scope: Cluster"));
     let err = repo.weaver(&["render", "--env", "dev"]);
     assert_has(err.failure(), &["widgets.example.com is rendered twice", "release `a`", "release `b`"]);
+
+    // A weaver chart, alone in its environment, with the same CRD twice in its crds/: no other
+    // release, and one copy all the same.
+    let repo = Repo::empty();
+    repo.write("environments/dev.yaml", "namespace: apps\nreleases:\n  - name: w\n    chart: w\n");
+    repo.write("charts/w/chart.yaml", "name: w\nversion: 0.1.0\n")
+        .write("charts/w/crds/a.yaml", WIDGET_CRD)
+        .write("charts/w/crds/b.yaml", WIDGET_CRD);
+    let run = repo.weaver(&["render", "--env", "dev"]);
+    let documents = weaver_yaml::documents(Path::new("render"), run.success()).unwrap();
+    assert_eq!(documents.iter().filter(|d| d["kind"] == "CustomResourceDefinition").count(), 1, "{}", run.stdout);
+    assert_has(&run.stderr, &["release `w`, charts/w/crds/b.yaml", "identical, by release `w`"]);
 }
 
 #[test]

@@ -416,10 +416,7 @@ impl Run<'_> {
                     match transform(ready_now, &scopes) {
                         Ok(mut finished) => {
                             finished.extend(kept);
-                            // With one place, no other release has a copy to compare.
-                            if total > 1 {
-                                drop_repeated_crds(&mut finished, &mut crds_seen);
-                            }
+                            drop_repeated_crds(&mut finished, &mut crds_seen);
                             keep(self, finished, &rendering, &chart_crds, &mut origins, &mut made, &mut finish)
                         }
                         Err(e) => failed = Some(e),

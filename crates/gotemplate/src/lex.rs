@@ -672,6 +672,11 @@ fn unicode_plus(c: char) -> String {
 mod tests {
     use super::*;
 
+    /// The text of the last item: the error's message when lexing failed.
+    fn last(input: &str) -> Option<String> {
+        kinds(input).pop().map(|(_, v)| v)
+    }
+
     fn kinds(input: &str) -> Vec<(ItemType, String)> {
         let lexed = lex(input, LexOptions { break_ok: true, continue_ok: true });
         let text = |i: &Item| if i.typ == ItemType::Error { lexed.error.clone() } else { i.val.to_string() };
@@ -725,7 +730,6 @@ mod tests {
                 (Eof, "", 5),
             ]
         );
-        let last = |s: &str| kinds(s).pop().map(|(_, v)| v);
         assert_eq!(last("{{ .abc").as_deref(), Some("unclosed action"));
         assert_eq!(last("{{ abc  ").as_deref(), Some("unclosed action"));
         assert_eq!(last("{{ .ab€ }}").as_deref(), Some("bad character U+20AC '€'"));
@@ -735,7 +739,6 @@ mod tests {
 
     #[test]
     fn errors() {
-        let last = |s: &str| kinds(s).pop().map(|(_, v)| v);
         assert_eq!(last("{{ \"abc }}").as_deref(), Some("unterminated quoted string"));
         assert_eq!(last("{{ 3k }}").as_deref(), Some("bad number syntax: \"3k\""));
         assert_eq!(last("{{ .a§ }}").as_deref(), Some("bad character U+00A7 '§'"));

@@ -68,6 +68,15 @@ pub struct Report {
     pub validated: usize,
 }
 
+impl Report {
+    /// Adds what another part of the run found.
+    pub fn append(&mut self, part: Report) {
+        self.problems.extend(part.problems);
+        self.not_validated.extend(part.not_validated);
+        self.validated += part.validated;
+    }
+}
+
 /// Validates every object against its schema (in parallel: the walk is the larger part of the
 /// cost once the schemas are built). Custom resources get the schemas of the CRDs among
 /// `manifests` and of `crds` (those of releases not selected).
@@ -78,11 +87,7 @@ pub fn validate(manifests: &[&Manifest], crds: &[Value]) -> Report {
     validator.learn(manifests.iter().enumerate().map(|(index, m)| ((0, index), *m)));
     let parts = weaver_core::parallel::map_each(manifests.chunks(PART).collect(), |part| validator.check(part));
     let mut report = Report::default();
-    for part in parts {
-        report.problems.extend(part.problems);
-        report.not_validated.extend(part.not_validated);
-        report.validated += part.validated;
-    }
+    parts.into_iter().for_each(|part| report.append(part));
     report
 }
 

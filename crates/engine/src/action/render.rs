@@ -659,9 +659,7 @@ impl Prepared {
         for f in formatted {
             texts.texts.push(f.text);
             texts.redacted += f.redacted;
-            report.problems.extend(f.report.problems);
-            report.not_validated.extend(f.report.not_validated);
-            report.validated += f.report.validated;
+            report.append(f.report);
             removed.extend(f.removed);
         }
         if validating {

@@ -7,7 +7,7 @@
 //! [`Escape`], never read. Repository content comes from untrusted pull requests in CI, and
 //! whatever weaver reads can end up in rendered output (Argo CD's CVE-2022-24348).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -153,18 +153,32 @@ pub struct FsSource {
     /// Directories already resolved, by their path as read: resolving a path costs a `readlink`
     /// per component, and a chart tree reads thousands of files from a few dozen directories.
     real_dirs: Arc<Mutex<HashMap<PathBuf, PathBuf>>>,
+    /// Files a listing showed to be no symbolic link, by their path as read: resolving one needs
+    /// no `lstat` (a chart's files were each looked at twice, a sixth of a render's system
+    /// calls), and reading it opens it with `O_NOFOLLOW`, so a link put in its place since is
+    /// refused rather than followed.
+    plain_files: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl FsSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        FsSource { root: root.into(), real_root: std::sync::OnceLock::new(), real_dirs: Arc::default() }
+        FsSource {
+            root: root.into(),
+            real_root: std::sync::OnceLock::new(),
+            real_dirs: Arc::default(),
+            plain_files: Arc::default(),
+        }
     }
 
     /// [`canonicalize_existing`], with directories' resolutions kept for their entries: an entry
-    /// that is no symbolic link (one `lstat`) lies where its directory really is.
+    /// that is no symbolic link (one `lstat`, or its directory's listing) lies where its
+    /// directory really is.
     fn resolve_links(&self, full: &Path) -> io::Result<PathBuf> {
         let (Some(parent), Some(name)) = (full.parent(), full.file_name()) else { return canonicalize_existing(full) };
         let Some(real_parent) = self.real_dir(parent) else { return canonicalize_existing(full) };
+        if self.plain_files.lock().unwrap_or_else(|e| e.into_inner()).contains(full) {
+            return Ok(real_parent.join(name));
+        }
         match std::fs::symlink_metadata(full) {
             Ok(meta) if !meta.file_type().is_symlink() => Ok(real_parent.join(name)),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(real_parent.join(name)),
@@ -233,6 +247,19 @@ fn canonicalize_existing(path: &Path) -> io::Result<PathBuf> {
     }
 }
 
+/// The file at `real`, a path without symbolic links, as [`std::fs::read`] reads it, except that
+/// a symbolic link put at its end since it was resolved is refused (`ELOOP`), not followed.
+fn read_no_link(real: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(real)?;
+    let size = file.metadata().map(|meta| meta.len() as usize).unwrap_or(0);
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(size)?;
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 fn missing_is_none<T>(result: io::Result<T>) -> io::Result<Option<T>> {
     match result {
         Ok(value) => Ok(Some(value)),
@@ -245,7 +272,7 @@ fn missing_is_none<T>(result: io::Result<T>) -> io::Result<Option<T>> {
 impl Source for FsSource {
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
         let Some(full) = missing_is_none(self.real_path(path))? else { return Ok(None) };
-        match std::fs::read(full) {
+        match read_no_link(&full) {
             Err(err) if err.kind() == io::ErrorKind::IsADirectory => Ok(None),
             read => missing_is_none(read),
         }
@@ -258,16 +285,20 @@ impl Source for FsSource {
 
     fn list(&self, dir: &Path) -> io::Result<Option<Vec<Entry>>> {
         let Some(full) = missing_is_none(self.real_path(dir))? else { return Ok(None) };
-        let Some(reader) = missing_is_none(std::fs::read_dir(full))? else {
+        let Some(reader) = missing_is_none(std::fs::read_dir(&full))? else {
             return Ok(None);
         };
         let mut entries = Vec::new();
+        let mut plain_files = Vec::new();
         for entry in reader {
             let entry = entry?;
             let Ok(name) = entry.file_name().into_string() else { continue };
             // Follow symlinks that stay inside, as git checkouts and kustomize do; any other
             // entry of a directory inside is inside.
             let file_type = entry.file_type()?;
+            if file_type.is_file() {
+                plain_files.push(full.join(&name));
+            }
             let is_dir = if !file_type.is_symlink() {
                 file_type.is_dir()
             } else {
@@ -280,6 +311,7 @@ impl Source for FsSource {
             entries.push(Entry { name, is_dir });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
+        self.plain_files.lock().unwrap_or_else(|e| e.into_inner()).extend(plain_files);
         Ok(Some(entries))
     }
 
@@ -483,6 +515,24 @@ mod tests {
         assert_eq!(source.read(Path::new("in/../in/missing")).unwrap(), None);
         let listed = source.list(Path::new("in")).unwrap().unwrap();
         assert!(listed.iter().all(|e| !e.is_dir), "{listed:?}");
+    }
+
+    /// A listed file is read without looking at it again, and a link put in its place since the
+    /// listing is refused, not followed out of the repository.
+    #[test]
+    fn a_listed_file_turned_into_a_link_is_not_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "secret").unwrap();
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir(repo.path().join("in")).unwrap();
+        std::fs::write(repo.path().join("in/file"), "ok").unwrap();
+        let source = FsSource::new(repo.path());
+        assert_eq!(source.list(Path::new("in")).unwrap().unwrap(), [Entry { name: "file".into(), is_dir: false }]);
+        assert_eq!(source.read(Path::new("in/file")).unwrap(), Some(b"ok".to_vec()));
+        std::fs::remove_file(repo.path().join("in/file")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), repo.path().join("in/file")).unwrap();
+        let refused = source.read(Path::new("in/file")).unwrap_err();
+        assert_eq!(refused.raw_os_error(), Some(libc::ELOOP), "{refused}");
     }
 
     #[test]

@@ -158,13 +158,25 @@ impl Line {
     }
 }
 
-/// A line's indentation (spaces).
+/// A line's indentation (spaces), eight bytes at a time: a CRD's lines are indented by dozens.
 fn indentation(line: &str) -> usize {
-    line.bytes().position(|b| b != b' ').unwrap_or(line.len())
+    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    let bytes = line.as_bytes();
+    let mut at = 0;
+    while let Some(eight) = bytes[at..].first_chunk::<8>() {
+        // In memory order whatever the byte order: the first byte that is no space is the lowest
+        // set byte of a little-endian reading.
+        let other = u64::from_le_bytes(*eight) ^ SPACES;
+        if other != 0 {
+            return at + (other.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + bytes[at..].iter().position(|&b| b != b' ').unwrap_or(bytes.len() - at)
 }
 
 fn is_blank_or_comment(text: &str) -> bool {
-    let rest = text.trim_start_matches(' ');
+    let rest = &text[indentation(text)..];
     rest.is_empty() || (rest.starts_with('#') && (rest.len() < text.len() || text.starts_with('#')))
 }
 
@@ -435,7 +447,7 @@ impl<'t, B: Build<'t>> Loader<'_, 't, B> {
         if !comment.is_empty() && !comment.starts_with(' ') || !is_blank_or_comment(comment) {
             return None; // an indentation indicator, or text after the header
         }
-        let first = (line + 1..end).find(|&i| !self.lines[i].trim_start_matches(' ').is_empty())?;
+        let first = (line + 1..end).find(|&i| self.kinds[i] != Line::Blank)?;
         let indent = indentation(self.lines[first]);
         if indent <= parent {
             return None; // an empty block scalar: rare enough to leave to serde-saphyr
@@ -813,6 +825,19 @@ pub(crate) mod tests {
             assert_eq!(docs, reference, "for:\n{text}");
         }
         fast
+    }
+
+    #[test]
+    fn indentation_counts_the_leading_spaces_of_lines_of_every_length() {
+        for spaces in 0..40 {
+            for rest in ["", "a", "\t", "- x", "é", " "] {
+                for tail in 0..10 {
+                    let line = format!("{}{rest}{}", " ".repeat(spaces), "b".repeat(tail));
+                    let expected = line.bytes().position(|b| b != b' ').unwrap_or(line.len());
+                    assert_eq!(indentation(&line), expected, "{line:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `openAPIV3Schema`. Both are JSON Schema (the built-in kinds' refer to shared definitions),
 //! compiled once into an arena of nodes, so walking an object costs a few map lookups a field.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use rustc_hash::FxHashMap;
@@ -57,6 +57,17 @@ pub enum Format {
     Int32,
     Byte,
     DateTime,
+}
+
+impl Format {
+    fn parse(name: &str) -> Option<Format> {
+        match name {
+            "int32" => Some(Format::Int32),
+            "byte" => Some(Format::Byte),
+            "date-time" => Some(Format::DateTime),
+            _ => None,
+        }
+    }
 }
 
 /// What may appear besides the declared properties.
@@ -132,8 +143,7 @@ impl Schemas {
 
     /// Compiles a CRD version's `openAPIV3Schema`; returns its id.
     pub fn compile_crd(&mut self, schema: &Value) -> Id {
-        Compiler { schemas: self, defs: &FxHashMap::default(), named: FxHashMap::default(), builtin: false }
-            .compile(schema)
+        Compiler { schemas: self, defs: &FxHashMap::default(), named: FxHashMap::default() }.compile(schema)
     }
 }
 
@@ -148,9 +158,6 @@ struct Compiler<'a> {
     defs: &'a FxHashMap<&'static str, &'static str>,
     /// Definitions compiled so far: recursive types (JSONSchemaProps) refer to themselves.
     named: FxHashMap<String, Id>,
-    /// k8s-openapi's schemas, where an object without `properties` is free-form
-    /// (RawExtension, FieldsV1); in a CRD's, the API server prunes every field of one.
-    builtin: bool,
 }
 
 impl Compiler<'_> {
@@ -170,9 +177,9 @@ impl Compiler<'_> {
         let id = self.push(Node::any());
         self.named.insert(name.to_string(), id);
         let definition = self.defs.get(name).filter(|_| name != JSON);
-        let node = match definition.map(|raw| serde_json::from_str::<Value>(raw)) {
+        let node = match definition.map(|raw| serde_json::from_str::<BuiltinSchema>(raw)) {
             Some(Ok(def)) => {
-                let mut node = self.node(&def);
+                let mut node = self.builtin_node(&def);
                 // k8s-openapi gives Quantity only int-or-string; its format is the type's.
                 node.quantity = name == QUANTITY;
                 self.go_validation(name, &def, &node);
@@ -185,16 +192,48 @@ impl Compiler<'_> {
         id
     }
 
+    fn compile_builtin(&mut self, schema: &BuiltinSchema) -> Id {
+        if let Some(name) = schema.reference {
+            return self.definition(name.rsplit('/').next().unwrap_or(name));
+        }
+        let node = self.builtin_node(schema);
+        self.push(node)
+    }
+
+    /// [`Compiler::node`] for the keywords k8s-openapi's schemas use. There an object without
+    /// `properties` is free-form (RawExtension, FieldsV1); in a CRD's, the API server prunes
+    /// every field of one.
+    fn builtin_node(&mut self, schema: &BuiltinSchema) -> Node {
+        let ty = schema.ty.and_then(Type::parse);
+        let properties: FxHashMap<String, Id> =
+            schema.properties.iter().map(|(k, v)| (k.to_string(), self.compile_builtin(v))).collect();
+        let extra = match &schema.additional {
+            Some(additional) => Extra::Schema(self.compile_builtin(additional)),
+            // Without a type (a `oneOf`) or properties: free-form.
+            None if ty.is_none() || properties.is_empty() => Extra::Any,
+            None => Extra::None,
+        };
+        Node {
+            ty,
+            format: schema.format.and_then(Format::parse),
+            int_or_string: schema.int_or_string,
+            properties,
+            extra,
+            items: schema.items.as_deref().map(|items| self.compile_builtin(items)),
+            required: schema.required.iter().map(|r| r.to_string()).collect(),
+            ..Node::any()
+        }
+    }
+
     /// Adds to the properties of definition `name` the checks the server makes in Go
     /// (`apimachinery`): fixed sets of values, label and annotation maps. Only properties
     /// compiled for this definition alone (not `$ref`s, which other definitions share).
-    fn go_validation(&mut self, name: &str, def: &Value, node: &Node) {
-        let Some(properties) = def.get("properties").and_then(Value::as_object) else { return };
-        for (property, schema) in properties {
-            if schema.get("$ref").is_some() {
+    fn go_validation(&mut self, name: &str, def: &BuiltinSchema, node: &Node) {
+        for (property, schema) in &def.properties {
+            if schema.reference.is_some() {
                 continue;
             }
-            let Some(&id) = node.properties.get(property) else { continue };
+            let Some(&id) = node.properties.get(*property) else { continue };
             if let Some(values) = apimachinery::supported_values(name, property) {
                 // A list of such values (`accessModes`) has them in its items.
                 let id = self.schemas.nodes[id].items.unwrap_or(id);
@@ -228,14 +267,7 @@ impl Compiler<'_> {
                 "properties" => keywords.properties = value.as_object(),
                 "additionalProperties" => keywords.additional = Some(value),
                 "items" => keywords.items = value.is_object().then_some(value),
-                "format" => {
-                    keywords.format = match value.as_str() {
-                        Some("int32") => Some(Format::Int32),
-                        Some("byte") => Some(Format::Byte),
-                        Some("date-time") => Some(Format::DateTime),
-                        _ => None,
-                    }
-                }
+                "format" => keywords.format = value.as_str().and_then(Format::parse),
                 "required" => {
                     keywords.required = value
                         .as_array()
@@ -258,7 +290,6 @@ impl Compiler<'_> {
             _ if keywords.preserve => Extra::Any,
             // A schema without a type (k8s-openapi's `oneOf`s) says nothing of its fields.
             _ if ty.is_none() => Extra::Any,
-            _ if self.builtin && properties.is_empty() => Extra::Any,
             _ => Extra::None,
         };
         let items = keywords.items.map(|items| self.compile(items));
@@ -276,9 +307,32 @@ impl Compiler<'_> {
             empty_allowed: false,
             default: keywords.default,
             string_map: None,
-            null_refused: !self.builtin && ty.is_some() && !keywords.nullable,
+            null_refused: ty.is_some() && !keywords.nullable,
         }
     }
+}
+
+/// A schema of `builtins.json` (k8s-openapi's keywords, of which the compiler reads these), read
+/// without making a JSON value of it: parsing each definition into one, and dropping it, was
+/// three quarters of compiling a Deployment's schemas, which every render of one does.
+#[derive(Deserialize)]
+struct BuiltinSchema<'a> {
+    // Borrowed: the file's names and keywords hold no escapes (a test reads every definition).
+    #[serde(rename = "$ref")]
+    reference: Option<&'a str>,
+    #[serde(rename = "type")]
+    ty: Option<&'a str>,
+    format: Option<&'a str>,
+    #[serde(borrow, default)]
+    properties: BTreeMap<&'a str, BuiltinSchema<'a>>,
+    #[serde(borrow)]
+    items: Option<Box<BuiltinSchema<'a>>>,
+    #[serde(rename = "additionalProperties", borrow)]
+    additional: Option<Box<BuiltinSchema<'a>>>,
+    #[serde(borrow, default)]
+    required: Vec<&'a str>,
+    #[serde(rename = "x-kubernetes-int-or-string", default)]
+    int_or_string: bool,
 }
 
 /// What [`Compiler::node`] reads of a schema.
@@ -386,8 +440,7 @@ impl Builtins {
         let data = data();
         let mut schemas = Schemas::default();
         // One compiler for all, so shared definitions (PodSpec, ObjectMeta) compile once.
-        let mut compiler =
-            Compiler { schemas: &mut schemas, defs: &data.definitions, named: FxHashMap::default(), builtin: true };
+        let mut compiler = Compiler { schemas: &mut schemas, defs: &data.definitions, named: FxHashMap::default() };
         let kinds = data
             .kinds
             .iter()
@@ -402,6 +455,45 @@ impl Builtins {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every definition is read by [`BuiltinSchema`] (its strings borrowed), and with each of the
+    /// keywords its JSON has that the compiler reads: one it could not read would be compiled as
+    /// "anything", checking nothing.
+    #[test]
+    fn every_definition_is_read_with_its_keywords() {
+        let data = Data::index(BUILTINS_JSON);
+        assert!(data.definitions.len() > 500, "{}", data.definitions.len());
+        fn same(typed: &BuiltinSchema, json: &Value, at: &str) {
+            let text = |key: &str| json.get(key).and_then(Value::as_str);
+            assert_eq!(typed.reference, text("$ref"), "{at}");
+            assert_eq!(typed.ty, text("type"), "{at}");
+            assert_eq!(typed.format, text("format"), "{at}");
+            let required: Vec<&str> = json
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            assert_eq!(typed.required, required, "{at}");
+            assert_eq!(typed.int_or_string, json.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)), "{at}");
+            let properties = json.get("properties").and_then(Value::as_object);
+            assert_eq!(typed.properties.len(), properties.map_or(0, Map::len), "{at}");
+            for (name, schema) in properties.into_iter().flatten() {
+                same(&typed.properties[name.as_str()], schema, &format!("{at}.{name}"));
+            }
+            for (key, child) in [("items", &typed.items), ("additionalProperties", &typed.additional)] {
+                assert_eq!(child.is_some(), json.get(key).is_some(), "{at}.{key}");
+                if let (Some(child), Some(schema)) = (child, json.get(key)) {
+                    same(child, schema, &format!("{at}.{key}"));
+                }
+            }
+        }
+        for (name, raw) in &data.definitions {
+            let typed: BuiltinSchema = serde_json::from_str(raw).unwrap_or_else(|e| panic!("{name}: {e}"));
+            same(&typed, &serde_json::from_str(raw).unwrap(), name);
+        }
+    }
 
     /// The line index finds what a JSON parse of the whole file finds: every kind, ObjectMeta's
     /// name, and each definition with its schema.

@@ -143,7 +143,7 @@ impl Schemas {
 
     /// Compiles a CRD version's `openAPIV3Schema`; returns its id.
     pub fn compile_crd(&mut self, schema: &Value) -> Id {
-        Compiler { schemas: self, defs: &FxHashMap::default(), named: FxHashMap::default() }.compile(schema)
+        Compiler { schemas: self, defs: &Definitions::default(), named: FxHashMap::default() }.compile(schema)
     }
 }
 
@@ -155,7 +155,7 @@ const JSON: &str = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSO
 struct Compiler<'a> {
     schemas: &'a mut Schemas,
     /// The definitions `$ref`s name (`#/$defs/NAME`), each parsed when first reached.
-    defs: &'a FxHashMap<&'static str, &'static str>,
+    defs: &'a Definitions,
     /// Definitions compiled so far: recursive types (JSONSchemaProps) refer to themselves.
     named: FxHashMap<String, Id>,
 }
@@ -177,7 +177,7 @@ impl Compiler<'_> {
         let id = self.push(Node::any());
         self.named.insert(name.to_string(), id);
         let definition = self.defs.get(name).filter(|_| name != JSON);
-        let node = match definition.map(|raw| serde_json::from_str::<BuiltinSchema>(raw)) {
+        let node = match definition.map(serde_json::from_str::<BuiltinSchema>) {
             Some(Ok(def)) => {
                 let mut node = self.builtin_node(&def);
                 // k8s-openapi gives Quantity only int-or-string; its format is the type's.
@@ -372,38 +372,57 @@ struct Data {
     /// (apiVersion, kind, the name of its definition).
     kinds: Vec<(&'static str, &'static str, &'static str)>,
     object_meta: &'static str,
-    definitions: FxHashMap<&'static str, &'static str>,
+    definitions: Definitions,
+}
+
+/// Definitions by name, sorted, found by a binary search: hashing the names of the seven
+/// hundred into a map cost more than the lookups of a render save.
+#[derive(Default)]
+struct Definitions(Vec<(&'static str, &'static str)>);
+
+impl Definitions {
+    fn get(&self, name: &str) -> Option<&'static str> {
+        self.0.binary_search_by(|(known, _)| (*known).cmp(name)).ok().map(|at| self.0[at].1)
+    }
 }
 
 impl Data {
     fn index(text: &'static str) -> Data {
-        // The file is generated and checked by a test; a build with a broken one would fail
-        // every test of this crate at once.
-        fn json<T: Deserialize<'static>>(text: &'static str) -> T {
-            serde_json::from_str(text).expect("builtins.json is generated valid")
-        }
-        let mut data = Data { kinds: Vec::new(), object_meta: "", definitions: FxHashMap::default() };
+        let mut data = Data { kinds: Vec::new(), object_meta: "", definitions: Definitions::default() };
         // The lines found with a vectorised search: std's `lines` was most of this index's cost.
+        // Every string here is a Go package path, a type or group name, or a version: no quote
+        // or escape to read, so strings are split at quotes (a test reads the file as JSON).
         let mut start = 0;
         let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
         for end in ends {
             let line = &text[start..end];
             start = end + 1;
             let item = line.strip_suffix(',').unwrap_or(line);
-            if let Some(name) = item.strip_prefix("{\"objectMeta\":") {
-                data.object_meta = json(name);
-            } else if item.starts_with('[') && item.ends_with(']') {
-                data.kinds.push(json(item));
-            } else if let Some(line) = item.strip_prefix('"')
-                // Definition names are Go package paths and type names: no quote to unescape.
-                && let Some(end) = line.find('"')
-                && let Some(schema) = line[end + 1..].strip_prefix(':')
-                && schema.starts_with('{')
-                && schema.ends_with('}')
-            {
-                data.definitions.insert(&line[..end], schema);
+            match item.as_bytes().first() {
+                Some(b'"') => {
+                    let line = &item[1..];
+                    if let Some(end) = memchr::memchr(b'"', line.as_bytes())
+                        && let Some(schema) = line[end + 1..].strip_prefix(':')
+                        && schema.starts_with('{')
+                        && schema.ends_with('}')
+                    {
+                        data.definitions.0.push((&line[..end], schema));
+                    }
+                }
+                Some(b'[') => {
+                    let parts: Vec<&str> = item.split('"').collect();
+                    if let ["[", api_version, ",", kind, ",", definition, "]"] = parts[..] {
+                        data.kinds.push((api_version, kind, definition));
+                    }
+                }
+                _ => {
+                    if let Some(name) = item.strip_prefix("{\"objectMeta\":\"").and_then(|n| n.strip_suffix('"')) {
+                        data.object_meta = name;
+                    }
+                }
             }
         }
+        data.definitions.0.sort_unstable_by_key(|&(name, _)| name);
         data
     }
 }
@@ -462,7 +481,7 @@ mod tests {
     #[test]
     fn every_definition_is_read_with_its_keywords() {
         let data = Data::index(BUILTINS_JSON);
-        assert!(data.definitions.len() > 500, "{}", data.definitions.len());
+        assert!(data.definitions.0.len() > 500, "{}", data.definitions.0.len());
         fn same(typed: &BuiltinSchema, json: &Value, at: &str) {
             let text = |key: &str| json.get(key).and_then(Value::as_str);
             assert_eq!(typed.reference, text("$ref"), "{at}");
@@ -489,7 +508,7 @@ mod tests {
                 }
             }
         }
-        for (name, raw) in &data.definitions {
+        for (name, raw) in &data.definitions.0 {
             let typed: BuiltinSchema = serde_json::from_str(raw).unwrap_or_else(|e| panic!("{name}: {e}"));
             same(&typed, &serde_json::from_str(raw).unwrap(), name);
         }
@@ -506,9 +525,9 @@ mod tests {
         assert_eq!(Value::from(kinds), whole["kinds"]);
         let definitions = whole["definitions"].as_object().unwrap();
         assert!(definitions.len() > 500, "{}", definitions.len());
-        assert_eq!(data.definitions.len(), definitions.len());
+        assert_eq!(data.definitions.0.len(), definitions.len());
         for (name, schema) in definitions {
-            let indexed = data.definitions.get(name.as_str()).unwrap_or_else(|| panic!("{name} not indexed"));
+            let indexed = data.definitions.get(name).unwrap_or_else(|| panic!("{name} not indexed"));
             assert_eq!(&serde_json::from_str::<Value>(indexed).unwrap(), schema, "{name}");
         }
     }

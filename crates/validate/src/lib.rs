@@ -83,8 +83,9 @@ impl Report {
 pub fn validate(manifests: &[&Manifest], crds: &[Value]) -> Report {
     /// Objects checked in turn by one of rayon's threads: a few milliseconds of work.
     const PART: usize = 32;
-    let mut validator = Validator::new(crds.iter());
-    validator.learn(manifests.iter().enumerate().map(|(index, m)| ((0, index), *m)));
+    let kinds = manifests.iter().map(|m| (m.api_version(), m.kind())).collect();
+    let mut validator = Validator::new(crds.iter(), Some(&kinds));
+    validator.learn(manifests.iter().enumerate().map(|(index, m)| ((0, index), *m)), Part::Last);
     let parts = weaver_core::parallel::map_each(manifests.chunks(PART).collect(), |part| validator.check(part));
     let mut report = Report::default();
     parts.into_iter().for_each(|part| report.append(part));
@@ -94,6 +95,20 @@ pub fn validate(manifests: &[&Manifest], crds: &[Value]) -> Report {
 /// Where a CRD comes in a run: the order of the objects as rendered. The last CRD of a kind
 /// gives its schema, and one in `crds/` of a chart wins over every rendered one.
 pub type Place = (usize, usize);
+
+/// Whether more parts of a run may follow the one learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Objects of any kind may follow: every CRD is compiled.
+    More,
+    /// The run's last part: only the CRDs of its objects' kinds are compiled. The objects of
+    /// earlier parts were checked already, and a chart's CRDs can hold thousands of schemas
+    /// that no object of the run uses.
+    Last,
+}
+
+/// The (apiVersion, kind) of objects.
+pub type Kinds<'a> = HashSet<(&'a str, &'a str)>;
 
 /// Validation of a run's objects a part at a time, as they are rendered: each part is learnt
 /// (its CRDs, its built-in kinds' schemas), then checked.
@@ -114,8 +129,9 @@ pub struct Validator {
 }
 
 impl Validator {
-    /// A validator knowing the CRDs in `crds/` of every chart the run's environment deploys.
-    pub fn new<'a>(chart_crds: impl Iterator<Item = &'a Value>) -> Validator {
+    /// A validator knowing the CRDs in `crds/` of every chart the run's environment deploys;
+    /// only those of `used` kinds when the run's objects are all known (it is one part).
+    pub fn new<'a>(chart_crds: impl Iterator<Item = &'a Value>, used: Option<&Kinds>) -> Validator {
         let mut validator = Validator {
             builtins: Vec::new(),
             learnt: HashSet::new(),
@@ -124,17 +140,18 @@ impl Validator {
             checked_custom: HashSet::new(),
             stale: false,
         };
-        validator.learn_crds(chart_crds.enumerate().map(|(index, crd)| ((usize::MAX, index), crd)));
+        validator.learn_crds(chart_crds.enumerate().map(|(index, crd)| ((usize::MAX, index), crd)), used);
         validator
     }
 
     /// Learns the CRDs among `manifests` (each with its place in the run) and the schemas of
     /// their built-in kinds, before they are checked.
-    pub fn learn<'a>(&mut self, manifests: impl Iterator<Item = (Place, &'a Manifest)>) {
+    pub fn learn<'a>(&mut self, manifests: impl Iterator<Item = (Place, &'a Manifest)>, part: Part) {
         let manifests: Vec<(Place, &Manifest)> = manifests.collect();
-        self.learn_crds(manifests.iter().map(|(place, m)| (*place, &m.object)));
         // The part's kinds first (no copies), then those not learnt (a copy of each kind only).
-        let mut new: HashSet<(&str, &str)> = manifests.iter().map(|(_, m)| (m.api_version(), m.kind())).collect();
+        let mut new: Kinds = manifests.iter().map(|(_, m)| (m.api_version(), m.kind())).collect();
+        let used = (part == Part::Last).then_some(&new);
+        self.learn_crds(manifests.iter().map(|(place, m)| (*place, &m.object)), used);
         new.retain(|&(api_version, kind)| !self.learnt.contains(&(api_version.to_string(), kind.to_string())));
         if !new.is_empty() || self.builtins.is_empty() {
             self.builtins.push(Builtins::shared(|api_version, kind| new.contains(&(api_version, kind))));
@@ -191,8 +208,8 @@ impl Validator {
         self.builtins.iter().find_map(|b| b.kinds.get(&(api_version, kind)).map(|&id| (&**b, id)))
     }
 
-    /// The schema of every version of the CRDs among `objects`.
-    fn learn_crds<'a>(&mut self, objects: impl Iterator<Item = (Place, &'a Value)>) {
+    /// The schema of every version of the CRDs among `objects`, or only of `used` kinds.
+    fn learn_crds<'a>(&mut self, objects: impl Iterator<Item = (Place, &'a Value)>, used: Option<&Kinds>) {
         for (place, object) in objects {
             if object["apiVersion"] != "apiextensions.k8s.io/v1" || object["kind"] != "CustomResourceDefinition" {
                 continue;
@@ -211,6 +228,9 @@ impl Validator {
                     continue;
                 }
                 self.stale |= self.checked_custom.contains(&key);
+                if used.is_some_and(|used| !used.contains(&(key.0.as_str(), kind))) {
+                    continue;
+                }
                 let id = self.crds.compile_crd(schema);
                 self.custom.insert(key, (place, id));
             }
@@ -248,6 +268,47 @@ pub fn minor_version(version: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn object(value: Value) -> Manifest {
+        Manifest { release: "r".into(), object: value, ..Manifest::default() }
+    }
+
+    /// A CRD of kind `Widget` whose `size` is an integer.
+    fn widget_crd() -> Value {
+        serde_json::json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"}, "scope": "Namespaced",
+                     "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema":
+                        {"type": "object", "properties": {"size": {"type": "integer"}}}}}]}})
+    }
+
+    /// A chart's CRD is compiled for a later part when more may come, and not at all when the
+    /// run's only part has no object of its kind.
+    #[test]
+    fn crds_are_compiled_for_later_parts_or_for_the_kinds_of_the_last() {
+        let config_map =
+            object(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}));
+        let widget = object(serde_json::json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                                               "metadata": {"name": "w"}, "size": "large"}));
+        let crd = widget_crd();
+
+        let mut validator = Validator::new([&crd].into_iter(), None);
+        validator.learn([((0, 0), &config_map)].into_iter(), Part::More);
+        validator.learn([((1, 0), &widget)].into_iter(), Part::Last);
+        let report = validator.check(&[&widget]);
+        assert_eq!((report.validated, report.problems.len()), (1, 1), "{report:?}");
+        assert_eq!(report.problems[0].issue.path, "size");
+
+        let kinds = [("v1", "ConfigMap")].into_iter().collect();
+        let mut alone = Validator::new([&crd].into_iter(), Some(&kinds));
+        alone.learn([((0, 0), &config_map)].into_iter(), Part::Last);
+        assert!(alone.custom.is_empty(), "a CRD no object uses is not compiled");
+        assert_eq!(alone.check(&[&config_map]).validated, 1);
+
+        let report = validate(&[&config_map, &widget], &[crd]);
+        assert_eq!((report.validated, report.problems.len()), (2, 1), "{report:?}");
+    }
 
     #[test]
     fn minor_versions() {

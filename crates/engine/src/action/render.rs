@@ -18,7 +18,7 @@ use weaver_project::{Environment, Project, Release, Selector, select_releases};
 use weaver_render::overrides::{OverrideFlags, Overrides};
 use weaver_render::{ClusterView, Finished, Rendered};
 use weaver_secrets::Redactor;
-use weaver_validate::{Mode, Removed, Report, Validator};
+use weaver_validate::{Kinds, Mode, Part, Removed, Report, Validator};
 
 /// Which releases of which environment, read from where.
 #[derive(Debug, Clone, Default)]
@@ -614,14 +614,28 @@ impl Prepared {
         let started = Instant::now();
         let mut validated = Duration::ZERO;
         let mut validator: Option<Validator> = None;
+        // Each release is finished once: the part that brings the count to all is the last.
+        let mut finished_releases = 0;
         let finish = |chart_crds: &[&serde_json::Value], finished: Vec<Finished>| -> Vec<Formatted> {
             let checking = Instant::now();
+            finished_releases += finished.len();
+            let part = if finished_releases == releases.len() { Part::Last } else { Part::More };
             let reports: Vec<(Report, Vec<Removed>)> = if validating {
-                // Made on the first part validated: it compiles the charts' CRDs.
-                let validator = validator.get_or_insert_with(|| Validator::new(chart_crds.iter().copied()));
-                validator.learn(finished.iter().flat_map(|f| {
-                    f.release.documents().enumerate().map(move |(document, (m, _))| ((f.index, document), m))
-                }));
+                // Made on the first part validated: it compiles the charts' CRDs, or when that
+                // part is the run's only one, those of its objects' kinds.
+                let validator = validator.get_or_insert_with(|| {
+                    let kinds: Kinds = finished
+                        .iter()
+                        .flat_map(|f| f.release.documents().map(|(m, _)| (m.api_version(), m.kind())))
+                        .collect();
+                    Validator::new(chart_crds.iter().copied(), (part == Part::Last).then_some(&kinds))
+                });
+                validator.learn(
+                    finished.iter().flat_map(|f| {
+                        f.release.documents().enumerate().map(move |(document, (m, _))| ((f.index, document), m))
+                    }),
+                    part,
+                );
                 let validator = &*validator;
                 weaver_core::parallel::map_each(finished.iter().collect(), |f| {
                     let documents: Vec<&Manifest> = f.release.documents().map(|(m, _)| m).collect();

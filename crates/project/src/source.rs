@@ -247,16 +247,25 @@ fn canonicalize_existing(path: &Path) -> io::Result<PathBuf> {
     }
 }
 
-/// The file at `real`, a path without symbolic links, as [`std::fs::read`] reads it, except that
-/// a symbolic link put at its end since it was resolved is refused (`ELOOP`), not followed.
+/// The file at `real`, a path without symbolic links, as [`std::fs::read`] reads it (its size
+/// asked once, then read to its end), except that a symbolic link put at its end since it was
+/// resolved is refused (`ELOOP`), not followed.
 fn read_no_link(real: &Path) -> io::Result<Vec<u8>> {
-    use std::io::Read as _;
+    use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(real)?;
+    /// The file read as any reader: `File`'s own `read_to_end` asks its size and position
+    /// again (two more system calls a file).
+    struct Reader(std::fs::File);
+    impl Read for Reader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(real)?;
     let size = file.metadata().map(|meta| meta.len() as usize).unwrap_or(0);
     let mut bytes = Vec::new();
     bytes.try_reserve_exact(size)?;
-    file.read_to_end(&mut bytes)?;
+    Reader(file).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 
@@ -529,6 +538,12 @@ mod tests {
         let source = FsSource::new(repo.path());
         assert_eq!(source.list(Path::new("in")).unwrap().unwrap(), [Entry { name: "file".into(), is_dir: false }]);
         assert_eq!(source.read(Path::new("in/file")).unwrap(), Some(b"ok".to_vec()));
+        // Read whole whatever its size, an empty file too.
+        let large: Vec<u8> = (0..100_003u32).map(|i| (i % 251) as u8).collect();
+        for bytes in [&large[..], b""] {
+            std::fs::write(repo.path().join("in/file"), bytes).unwrap();
+            assert_eq!(source.read(Path::new("in/file")).unwrap().as_deref(), Some(bytes));
+        }
         std::fs::remove_file(repo.path().join("in/file")).unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret"), repo.path().join("in/file")).unwrap();
         let refused = source.read(Path::new("in/file")).unwrap_err();

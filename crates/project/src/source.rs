@@ -7,7 +7,11 @@
 //! [`Escape`], never read. Repository content comes from untrusted pull requests in CI, and
 //! whatever weaver reads can end up in rendered output (Argo CD's CVE-2022-24348).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt as _;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -152,12 +156,12 @@ pub struct FsSource {
     real_root: std::sync::OnceLock<PathBuf>,
     /// Directories already resolved, by their path as read: resolving a path costs a `readlink`
     /// per component, and a chart tree reads thousands of files from a few dozen directories.
-    real_dirs: Arc<Mutex<HashMap<PathBuf, PathBuf>>>,
+    real_dirs: Arc<Mutex<FxHashMap<OsString, PathBuf>>>,
     /// Files a listing showed to be no symbolic link, by their path as read: resolving one needs
     /// no `lstat` (a chart's files were each looked at twice, a sixth of a render's system
     /// calls), and reading it opens it with `O_NOFOLLOW`, so a link put in its place since is
     /// refused rather than followed.
-    plain_files: Arc<Mutex<HashSet<PathBuf>>>,
+    plain_files: Arc<Mutex<FxHashSet<OsString>>>,
 }
 
 impl FsSource {
@@ -176,7 +180,7 @@ impl FsSource {
     fn resolve_links(&self, full: &Path) -> io::Result<PathBuf> {
         let (Some(parent), Some(name)) = (full.parent(), full.file_name()) else { return canonicalize_existing(full) };
         let Some(real_parent) = self.real_dir(parent) else { return canonicalize_existing(full) };
-        if self.plain_files.lock().unwrap_or_else(|e| e.into_inner()).contains(full) {
+        if self.plain_files.lock().unwrap_or_else(|e| e.into_inner()).contains(full.as_os_str()) {
             return Ok(real_parent.join(name));
         }
         match std::fs::symlink_metadata(full) {
@@ -188,7 +192,7 @@ impl FsSource {
 
     /// Where the existing directory `dir` really is, resolved from its parent's resolution.
     fn real_dir(&self, dir: &Path) -> Option<PathBuf> {
-        if let Some(real) = self.real_dirs.lock().unwrap_or_else(|e| e.into_inner()).get(dir) {
+        if let Some(real) = self.real_dirs.lock().unwrap_or_else(|e| e.into_inner()).get(dir.as_os_str()) {
             return Some(real.clone());
         }
         let meta = std::fs::symlink_metadata(dir).ok()?;
@@ -199,7 +203,7 @@ impl FsSource {
         if !real.is_dir() {
             return None;
         }
-        self.real_dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(dir.to_path_buf(), real.clone());
+        self.real_dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(dir.as_os_str().to_owned(), real.clone());
         Some(real)
     }
 
@@ -225,8 +229,22 @@ impl FsSource {
         let real = self.resolve_links(&root.join(relative))?;
         // `.git` holds the clone's credentials (CI checkouts keep tokens in .git/config): it is
         // never repository content.
-        if real.starts_with(root) && !real.starts_with(root.join(".git")) { Ok(real) } else { Err(escape(real)) }
+        let git = |below: &Path| {
+            below.as_os_str().as_bytes().strip_prefix(b".git").is_some_and(|r| r.is_empty() || r[0] == b'/')
+        };
+        if below(&real, root).is_some_and(|below| !git(below)) { Ok(real) } else { Err(escape(real)) }
     }
+}
+
+/// The part of `path` below `dir` (empty for `dir` itself), both absolute and as resolving makes
+/// them (no `.`, `..`, repeated or trailing `/`), compared as bytes: `Path`'s `starts_with` and
+/// `strip_prefix` parse both into components, which was a third of resolving a path.
+fn below<'p>(path: &'p Path, dir: &Path) -> Option<&'p Path> {
+    let dir = dir.as_os_str().as_bytes();
+    let rest = path.as_os_str().as_bytes().strip_prefix(dir)?;
+    // `dir` ends where a `/` of `path` is, or is `/` itself.
+    let rest = if rest.is_empty() || dir.ends_with(b"/") { rest } else { rest.strip_prefix(b"/")? };
+    Some(Path::new(std::ffi::OsStr::from_bytes(rest)))
 }
 
 /// `path` with every symbolic link of its longest existing ancestor resolved, and the rest (what
@@ -306,7 +324,7 @@ impl Source for FsSource {
             // entry of a directory inside is inside.
             let file_type = entry.file_type()?;
             if file_type.is_file() {
-                plain_files.push(full.join(&name));
+                plain_files.push(full.join(&name).into_os_string());
             }
             let is_dir = if !file_type.is_symlink() {
                 file_type.is_dir()
@@ -327,7 +345,7 @@ impl Source for FsSource {
     fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
         let root = self.real_root()?;
         let real = self.real_path(path)?;
-        Ok(real.strip_prefix(root).map(Path::to_path_buf).unwrap_or_default())
+        Ok(below(&real, root).map(Path::to_path_buf).unwrap_or_default())
     }
 
     fn describe(&self) -> String {
@@ -524,6 +542,14 @@ mod tests {
         assert_eq!(source.read(Path::new("in/../in/missing")).unwrap(), None);
         let listed = source.list(Path::new("in")).unwrap().unwrap();
         assert!(listed.iter().all(|e| !e.is_dir), "{listed:?}");
+    }
+
+    #[test]
+    fn below_is_what_strip_prefix_gives_for_resolved_paths() {
+        for (path, dir) in [("/a/b", "/a"), ("/a", "/a"), ("/ab", "/a"), ("/a/b/c", "/"), ("/a", "/a/b"), ("/", "/")] {
+            let (path, dir) = (Path::new(path), Path::new(dir));
+            assert_eq!(below(path, dir), path.strip_prefix(dir).ok(), "{path:?} below {dir:?}");
+        }
     }
 
     /// A listed file is read without looking at it again, and a link put in its place since the

@@ -375,54 +375,70 @@ struct Data {
     definitions: Definitions,
 }
 
-/// Definitions by name, sorted, found by a binary search: hashing the names of the seven
-/// hundred into a map cost more than the lookups of a render save.
+/// The definitions' lines (`"NAME":{…},`, one a line and sorted by name, as `generate.rs`
+/// writes them), searched by halves: indexing the seven hundred, even into a sorted list, cost
+/// more than a render's lookups (0.7 M instructions, every validating process).
 #[derive(Default)]
-struct Definitions(Vec<(&'static str, &'static str)>);
+struct Definitions(&'static str);
 
 impl Definitions {
     fn get(&self, name: &str) -> Option<&'static str> {
-        self.0.binary_search_by(|(known, _)| (*known).cmp(name)).ok().map(|at| self.0[at].1)
+        let (text, bytes) = (self.0, self.0.as_bytes());
+        // `low..high` holds whole lines.
+        let (mut low, mut high) = (0, text.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let start = memchr::memrchr(b'\n', &bytes[low..middle]).map_or(low, |at| low + at + 1);
+            let end = memchr::memchr(b'\n', &bytes[middle..high]).map_or(high, |at| middle + at);
+            let (line_name, schema) = definition(&text[start..end])?;
+            match line_name.cmp(name) {
+                std::cmp::Ordering::Equal => return Some(schema),
+                std::cmp::Ordering::Less => low = end + 1,
+                std::cmp::Ordering::Greater => high = start,
+            }
+        }
+        None
     }
+
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = (&'static str, &'static str)> {
+        self.0.lines().filter_map(definition)
+    }
+}
+
+/// A definition's line: its name (a Go package path and type name: no quote to unescape) and
+/// its schema.
+fn definition(line: &'static str) -> Option<(&'static str, &'static str)> {
+    let line = line.strip_suffix(',').unwrap_or(line).strip_prefix('"')?;
+    let end = memchr::memchr(b'"', line.as_bytes())?;
+    let schema = line[end + 1..].strip_prefix(':')?;
+    (schema.starts_with('{') && schema.ends_with('}')).then_some((&line[..end], schema))
 }
 
 impl Data {
     fn index(text: &'static str) -> Data {
-        let mut data = Data { kinds: Vec::new(), object_meta: "", definitions: Definitions::default() };
-        // The lines found with a vectorised search: std's `lines` was most of this index's cost.
+        const DEFINITIONS: &str = "\n\"definitions\":{\n";
+        let (head, definitions) = match memchr::memmem::find(text.as_bytes(), DEFINITIONS.as_bytes()) {
+            Some(at) => {
+                let rest = &text[at + DEFINITIONS.len()..];
+                (&text[..at], rest.rfind("\n}}").map_or(rest, |end| &rest[..end]))
+            }
+            None => (text, ""),
+        };
+        let mut data = Data { kinds: Vec::new(), object_meta: "", definitions: Definitions(definitions) };
         // Every string here is a Go package path, a type or group name, or a version: no quote
         // or escape to read, so strings are split at quotes (a test reads the file as JSON).
-        let mut start = 0;
-        let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
-        for end in ends {
-            let line = &text[start..end];
-            start = end + 1;
+        for line in head.lines() {
             let item = line.strip_suffix(',').unwrap_or(line);
-            match item.as_bytes().first() {
-                Some(b'"') => {
-                    let line = &item[1..];
-                    if let Some(end) = memchr::memchr(b'"', line.as_bytes())
-                        && let Some(schema) = line[end + 1..].strip_prefix(':')
-                        && schema.starts_with('{')
-                        && schema.ends_with('}')
-                    {
-                        data.definitions.0.push((&line[..end], schema));
-                    }
+            if item.starts_with('[') {
+                let parts: Vec<&str> = item.split('"').collect();
+                if let ["[", api_version, ",", kind, ",", definition, "]"] = parts[..] {
+                    data.kinds.push((api_version, kind, definition));
                 }
-                Some(b'[') => {
-                    let parts: Vec<&str> = item.split('"').collect();
-                    if let ["[", api_version, ",", kind, ",", definition, "]"] = parts[..] {
-                        data.kinds.push((api_version, kind, definition));
-                    }
-                }
-                _ => {
-                    if let Some(name) = item.strip_prefix("{\"objectMeta\":\"").and_then(|n| n.strip_suffix('"')) {
-                        data.object_meta = name;
-                    }
-                }
+            } else if let Some(name) = item.strip_prefix("{\"objectMeta\":\"").and_then(|n| n.strip_suffix('"')) {
+                data.object_meta = name;
             }
         }
-        data.definitions.0.sort_unstable_by_key(|&(name, _)| name);
         data
     }
 }
@@ -481,7 +497,7 @@ mod tests {
     #[test]
     fn every_definition_is_read_with_its_keywords() {
         let data = Data::index(BUILTINS_JSON);
-        assert!(data.definitions.0.len() > 500, "{}", data.definitions.0.len());
+        assert!(data.definitions.iter().count() > 500, "{}", data.definitions.iter().count());
         fn same(typed: &BuiltinSchema, json: &Value, at: &str) {
             let text = |key: &str| json.get(key).and_then(Value::as_str);
             assert_eq!(typed.reference, text("$ref"), "{at}");
@@ -508,14 +524,14 @@ mod tests {
                 }
             }
         }
-        for (name, raw) in &data.definitions.0 {
+        for (name, raw) in data.definitions.iter() {
             let typed: BuiltinSchema = serde_json::from_str(raw).unwrap_or_else(|e| panic!("{name}: {e}"));
             same(&typed, &serde_json::from_str(raw).unwrap(), name);
         }
     }
 
-    /// The line index finds what a JSON parse of the whole file finds: every kind, ObjectMeta's
-    /// name, and each definition with its schema.
+    /// The index finds what a JSON parse of the whole file finds: every kind, ObjectMeta's name,
+    /// and each definition with its schema (and no other).
     #[test]
     fn the_line_index_of_builtins_json_agrees_with_its_json() {
         let whole: Value = serde_json::from_str(BUILTINS_JSON).unwrap();
@@ -525,9 +541,12 @@ mod tests {
         assert_eq!(Value::from(kinds), whole["kinds"]);
         let definitions = whole["definitions"].as_object().unwrap();
         assert!(definitions.len() > 500, "{}", definitions.len());
-        assert_eq!(data.definitions.0.len(), definitions.len());
+        assert_eq!(data.definitions.iter().count(), definitions.len());
+        for missing in ["", "a", "io.k8s.api.core.v1.Pod0", "io.k8s.api.core.v1.Po", "zzz"] {
+            assert_eq!(data.definitions.get(missing), None, "{missing}");
+        }
         for (name, schema) in definitions {
-            let indexed = data.definitions.get(name).unwrap_or_else(|| panic!("{name} not indexed"));
+            let indexed = data.definitions.get(name).unwrap_or_else(|| panic!("{name} not found"));
             assert_eq!(&serde_json::from_str::<Value>(indexed).unwrap(), schema, "{name}");
         }
     }

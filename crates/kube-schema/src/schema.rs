@@ -107,6 +107,9 @@ pub struct Node {
     /// A CRD's typed field without `nullable: true`: the server refuses a null there (a
     /// built-in kind's decoding drops it).
     pub null_refused: bool,
+    /// The built-in definition this node stands for, compiled when an object first reaches it
+    /// ([`Builtins::definition`]).
+    pub definition: Option<&'static str>,
 }
 
 impl Node {
@@ -126,6 +129,7 @@ impl Node {
             default: false,
             string_map: None,
             null_refused: false,
+            definition: None,
         }
     }
 }
@@ -143,7 +147,7 @@ impl Schemas {
 
     /// Compiles a CRD version's `openAPIV3Schema`; returns its id.
     pub fn compile_crd(&mut self, schema: &Value) -> Id {
-        Compiler { schemas: self, defs: &Definitions::default(), named: FxHashMap::default() }.compile(schema)
+        Compiler { schemas: self }.compile(schema)
     }
 }
 
@@ -154,47 +158,48 @@ const JSON: &str = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSO
 
 struct Compiler<'a> {
     schemas: &'a mut Schemas,
-    /// The definitions `$ref`s name (`#/$defs/NAME`), each parsed when first reached.
-    defs: &'a Definitions,
-    /// Definitions compiled so far: recursive types (JSONSchemaProps) refer to themselves.
-    named: FxHashMap<String, Id>,
+}
+
+/// A built-in definition compiled: its schemas, those of the definitions it refers to deferred.
+pub(crate) struct Compiled {
+    pub(crate) schemas: Schemas,
+    pub(crate) root: Id,
+}
+
+/// Definition `name` of `builtins.json`, compiled on its own.
+fn compile_definition(name: &'static str) -> Compiled {
+    let mut schemas = Schemas::default();
+    let mut compiler = Compiler { schemas: &mut schemas };
+    let definition = data().definitions.get(name).filter(|_| name != JSON);
+    let node = match definition.map(serde_json::from_str::<BuiltinSchema>) {
+        Some(Ok(def)) => {
+            let mut node = compiler.builtin_node(&def);
+            // k8s-openapi gives Quantity only int-or-string; its format is the type's.
+            node.quantity = name == QUANTITY;
+            compiler.go_validation(name, &def, &node);
+            node
+        }
+        // `builtins.json` is checked against k8s-openapi by a test: it always parses.
+        Some(Err(_)) | None => Node::any(),
+    };
+    let root = compiler.push(node);
+    Compiled { schemas, root }
 }
 
 impl Compiler<'_> {
     fn compile(&mut self, schema: &Value) -> Id {
-        if let Some(name) = schema.get("$ref").and_then(Value::as_str) {
-            return self.definition(name.rsplit('/').next().unwrap_or(name));
+        // A CRD's schema names no definitions it holds: a `$ref` says nothing checkable.
+        if schema.get("$ref").is_some() {
+            return self.push(Node::any());
         }
         let node = self.node(schema);
         self.push(node)
     }
 
-    /// Definition `name` (of `defs`), compiled once.
-    fn definition(&mut self, name: &str) -> Id {
-        if let Some(&id) = self.named.get(name) {
-            return id;
-        }
-        let id = self.push(Node::any());
-        self.named.insert(name.to_string(), id);
-        let definition = self.defs.get(name).filter(|_| name != JSON);
-        let node = match definition.map(serde_json::from_str::<BuiltinSchema>) {
-            Some(Ok(def)) => {
-                let mut node = self.builtin_node(&def);
-                // k8s-openapi gives Quantity only int-or-string; its format is the type's.
-                node.quantity = name == QUANTITY;
-                self.go_validation(name, &def, &node);
-                node
-            }
-            // `builtins.json` is checked against k8s-openapi by a test: it always parses.
-            Some(Err(_)) | None => Node::any(),
-        };
-        self.schemas.nodes[id] = node;
-        id
-    }
-
-    fn compile_builtin(&mut self, schema: &BuiltinSchema) -> Id {
+    fn compile_builtin(&mut self, schema: &BuiltinSchema<'static>) -> Id {
         if let Some(name) = schema.reference {
-            return self.definition(name.rsplit('/').next().unwrap_or(name));
+            let name = name.rsplit('/').next().unwrap_or(name);
+            return self.push(Node { definition: Some(name), ..Node::any() });
         }
         let node = self.builtin_node(schema);
         self.push(node)
@@ -203,7 +208,7 @@ impl Compiler<'_> {
     /// [`Compiler::node`] for the keywords k8s-openapi's schemas use. There an object without
     /// `properties` is free-form (RawExtension, FieldsV1); in a CRD's, the API server prunes
     /// every field of one.
-    fn builtin_node(&mut self, schema: &BuiltinSchema) -> Node {
+    fn builtin_node(&mut self, schema: &BuiltinSchema<'static>) -> Node {
         let ty = schema.ty.and_then(Type::parse);
         let properties: FxHashMap<String, Id> =
             schema.properties.iter().map(|(k, v)| (k.to_string(), self.compile_builtin(v))).collect();
@@ -288,7 +293,7 @@ impl Compiler<'_> {
             Some(Value::Bool(true)) => Extra::Any,
             Some(additional @ Value::Object(_)) => Extra::Schema(self.compile(additional)),
             _ if keywords.preserve => Extra::Any,
-            // A schema without a type (k8s-openapi's `oneOf`s) says nothing of its fields.
+            // A schema without a type says nothing of its fields.
             _ if ty.is_none() => Extra::Any,
             _ => Extra::None,
         };
@@ -308,6 +313,7 @@ impl Compiler<'_> {
             default: keywords.default,
             string_map: None,
             null_refused: ty.is_some() && !keywords.nullable,
+            definition: None,
         }
     }
 }
@@ -378,7 +384,6 @@ struct Data {
 /// The definitions' lines (`"NAME":{…},`, one a line and sorted by name, as `generate.rs`
 /// writes them), searched by halves: indexing the seven hundred, even into a sorted list, cost
 /// more than a render's lookups (0.7 M instructions, every validating process).
-#[derive(Default)]
 struct Definitions(&'static str);
 
 impl Definitions {
@@ -469,21 +474,34 @@ impl Builtins {
     }
 
     /// The schemas of the built-in kinds `wanted` (apiVersion, kind) says yes to, and
-    /// ObjectMeta's. A render uses a few of the hundred kinds: only the definitions they reach
-    /// are parsed and compiled.
+    /// ObjectMeta's. Each definition is compiled when an object first reaches it (its fields
+    /// used: a Deployment's schema reaches a hundred and fifty definitions, each volume source
+    /// among them, and an object uses a few dozen), once a process ([`Builtins::definition`]).
     pub fn only(wanted: impl Fn(&str, &str) -> bool) -> Builtins {
         let data = data();
         let mut schemas = Schemas::default();
-        // One compiler for all, so shared definitions (PodSpec, ObjectMeta) compile once.
-        let mut compiler = Compiler { schemas: &mut schemas, defs: &data.definitions, named: FxHashMap::default() };
+        let mut compiler = Compiler { schemas: &mut schemas };
+        let mut defer = |name| compiler.push(Node { definition: Some(name), ..Node::any() });
         let kinds = data
             .kinds
             .iter()
             .filter(|(api_version, kind, _)| wanted(api_version, kind))
-            .map(|&(api_version, kind, definition)| ((api_version, kind), compiler.definition(definition)))
+            .map(|&(api_version, kind, definition)| ((api_version, kind), defer(definition)))
             .collect();
-        let object_meta = compiler.definition(data.object_meta);
+        let object_meta = defer(data.object_meta);
         Builtins { schemas, kinds, object_meta }
+    }
+
+    /// Definition `name` compiled, once a process: shared by every set of kinds and every
+    /// thread checking objects.
+    pub(crate) fn definition(name: &'static str) -> Arc<Compiled> {
+        static COMPILED: LazyLock<Mutex<FxHashMap<&'static str, Arc<Compiled>>>> = LazyLock::new(Mutex::default);
+        if let Some(compiled) = COMPILED.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+            return Arc::clone(compiled);
+        }
+        // Compiled outside the lock: two threads reaching it at once both compile it, alike.
+        let compiled = Arc::new(compile_definition(name));
+        Arc::clone(COMPILED.lock().unwrap_or_else(|e| e.into_inner()).entry(name).or_insert(compiled))
     }
 }
 

@@ -105,6 +105,10 @@ impl Walker<'_> {
 
     fn value(&mut self, schemas: &Schemas, id: Id, value: &Value, path: &mut String) {
         let node = schemas.node(id);
+        if let Some(name) = node.definition {
+            let compiled = Builtins::definition(name);
+            return self.value(&compiled.schemas, compiled.root, value, path);
+        }
         // Decoding drops nulls in built-in kinds; a custom resource's typed field takes one
         // only if `nullable` (a real 1.32 server refuses `spec.x: null` otherwise).
         if value.is_null() {

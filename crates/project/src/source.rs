@@ -287,6 +287,15 @@ fn read_no_link(real: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The error for a symbolic link at the end of `real` whose target does not exist (resolving
+/// keeps such a path as written), as helm refuses one; `None` for a link to a file that exists,
+/// put there since the path was resolved.
+fn dangling(real: &Path) -> Option<io::Error> {
+    let target = std::fs::read_link(real).ok()?;
+    let missing = matches!(std::fs::metadata(real), Err(err) if err.kind() == io::ErrorKind::NotFound);
+    missing.then(|| io::Error::other(format!("a symbolic link to {}, which does not exist", target.display())))
+}
+
 fn missing_is_none<T>(result: io::Result<T>) -> io::Result<Option<T>> {
     match result {
         Ok(value) => Ok(Some(value)),
@@ -301,6 +310,7 @@ impl Source for FsSource {
         let Some(full) = missing_is_none(self.real_path(path))? else { return Ok(None) };
         match read_no_link(&full) {
             Err(err) if err.kind() == io::ErrorKind::IsADirectory => Ok(None),
+            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => Err(dangling(&full).unwrap_or(err)),
             read => missing_is_none(read),
         }
     }
@@ -550,6 +560,22 @@ mod tests {
             let (path, dir) = (Path::new(path), Path::new(dir));
             assert_eq!(below(path, dir), path.strip_prefix(dir).ok(), "{path:?} below {dir:?}");
         }
+    }
+
+    /// A link whose target does not exist is refused as such (helm refuses it too), where its
+    /// content was read as empty before.
+    #[test]
+    fn a_link_to_nothing_is_refused_by_what_it_leads_to() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir(repo.path().join("in")).unwrap();
+        std::os::unix::fs::symlink("../gone/values.yaml", repo.path().join("in/values.yaml")).unwrap();
+        let source = FsSource::new(repo.path());
+        assert_eq!(
+            source.list(Path::new("in")).unwrap().unwrap(),
+            [Entry { name: "values.yaml".into(), is_dir: false }]
+        );
+        let refused = source.read(Path::new("in/values.yaml")).unwrap_err();
+        assert_eq!(refused.to_string(), "a symbolic link to ../gone/values.yaml, which does not exist");
     }
 
     /// A listed file is read without looking at it again, and a link put in its place since the

@@ -108,7 +108,7 @@ pub struct Node {
     /// built-in kind's decoding drops it).
     pub null_refused: bool,
     /// The built-in definition this node stands for, compiled when an object first reaches it
-    /// ([`Builtins::definition`]).
+    /// (`Builtins::definition`).
     pub definition: Option<&'static str>,
 }
 
@@ -476,7 +476,7 @@ impl Builtins {
     /// The schemas of the built-in kinds `wanted` (apiVersion, kind) says yes to, and
     /// ObjectMeta's. Each definition is compiled when an object first reaches it (its fields
     /// used: a Deployment's schema reaches a hundred and fifty definitions, each volume source
-    /// among them, and an object uses a few dozen), once a process ([`Builtins::definition`]).
+    /// among them, and an object uses a few dozen), once a process (`Builtins::definition`).
     pub fn only(wanted: impl Fn(&str, &str) -> bool) -> Builtins {
         let data = data();
         let mut schemas = Schemas::default();

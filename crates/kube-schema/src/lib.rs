@@ -126,6 +126,21 @@ mod tests {
         assert_eq!(shown, ["p: Unsupported value: \"hunter2\": supported values: \"a\""]);
     }
 
+    /// A CRD schema's `$ref` checks nothing; a `$ref` that is no string leaves the schema's
+    /// other keywords to check, as the API server does.
+    #[test]
+    fn a_crd_schemas_ref_checks_nothing_unless_it_is_no_string() {
+        let object =
+            json!({"apiVersion": "x.test/v1", "kind": "X", "metadata": {"name": "x"}, "spec": {"size": "big"}});
+        for (reference, problems) in [(json!("#/definitions/Spec"), 0), (Value::Null, 1)] {
+            let mut crds = Schemas::default();
+            let root = crds.compile_crd(&json!({"type": "object", "properties": {"spec": {
+                "$ref": reference, "type": "object", "properties": {"size": {"type": "integer"}}}}}));
+            let issues = check(Builtins::get(), &crds, root, &object, true, true);
+            assert_eq!(issues.len(), problems, "{reference}: {issues:?}");
+        }
+    }
+
     #[test]
     fn go_validation_reaches_the_definitions_it_names() {
         let builtins = Builtins::get();

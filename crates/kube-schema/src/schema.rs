@@ -188,8 +188,9 @@ fn compile_definition(name: &'static str) -> Compiled {
 
 impl Compiler<'_> {
     fn compile(&mut self, schema: &Value) -> Id {
-        // A CRD's schema names no definitions it holds: a `$ref` says nothing checkable.
-        if schema.get("$ref").is_some() {
+        // A CRD's schema names no definitions it holds: a `$ref` says nothing checkable (one
+        // that is no string is none, and the schema's other keywords stand).
+        if schema.get("$ref").is_some_and(Value::is_string) {
             return self.push(Node::any());
         }
         let node = self.node(schema);

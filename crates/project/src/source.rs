@@ -7,12 +7,10 @@
 //! [`Escape`], never read. Repository content comes from untrusted pull requests in CI, and
 //! whatever weaver reads can end up in rendered output (Argo CD's CVE-2022-24348).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt as _;
-
-use rustc_hash::{FxHashMap, FxHashSet};
 use std::io;
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -156,12 +154,12 @@ pub struct FsSource {
     real_root: std::sync::OnceLock<PathBuf>,
     /// Directories already resolved, by their path as read: resolving a path costs a `readlink`
     /// per component, and a chart tree reads thousands of files from a few dozen directories.
-    real_dirs: Arc<Mutex<FxHashMap<OsString, PathBuf>>>,
+    real_dirs: Arc<Mutex<HashMap<OsString, PathBuf>>>,
     /// Files a listing showed to be no symbolic link, by their path as read: resolving one needs
     /// no `lstat` (a chart's files were each looked at twice, a sixth of a render's system
     /// calls), and reading it opens it with `O_NOFOLLOW`, so a link put in its place since is
     /// refused rather than followed.
-    plain_files: Arc<Mutex<FxHashSet<OsString>>>,
+    plain_files: Arc<Mutex<HashSet<OsString>>>,
 }
 
 impl FsSource {
@@ -317,7 +315,14 @@ impl Source for FsSource {
 
     fn size(&self, path: &Path) -> io::Result<Option<u64>> {
         let Some(full) = missing_is_none(self.real_path(path))? else { return Ok(None) };
-        Ok(missing_is_none(std::fs::metadata(full))?.filter(|meta| meta.is_file()).map(|meta| meta.len()))
+        // Of the file itself: a link left at the end of a resolved path is refused as a read
+        // refuses it.
+        match std::fs::symlink_metadata(&full) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                Err(dangling(&full).unwrap_or_else(|| io::Error::from_raw_os_error(libc::ELOOP)))
+            }
+            meta => Ok(missing_is_none(meta)?.filter(|meta| meta.is_file()).map(|meta| meta.len())),
+        }
     }
 
     fn list(&self, dir: &Path) -> io::Result<Option<Vec<Entry>>> {
@@ -575,6 +580,10 @@ mod tests {
             [Entry { name: "values.yaml".into(), is_dir: false }]
         );
         let refused = source.read(Path::new("in/values.yaml")).unwrap_err();
+        assert_eq!(refused.to_string(), "a symbolic link to ../gone/values.yaml, which does not exist");
+        // Under a bound too, which asks the size first.
+        let bounded = Bounded::new(Arc::new(source), weaver_core::limits::Bound::new(1 << 20, "--max-values-bytes"));
+        let refused = bounded.read(Path::new("in/values.yaml")).unwrap_err();
         assert_eq!(refused.to_string(), "a symbolic link to ../gone/values.yaml, which does not exist");
     }
 

@@ -75,29 +75,22 @@ mod tests {
     }
 
     #[test]
-    fn the_table_has_the_common_kinds_and_only_what_is_asked_for() {
+    fn the_table_has_the_common_kinds() {
         let all = Builtins::get();
         for kind in
             [("apps/v1", "Deployment"), ("v1", "Service"), ("apiextensions.k8s.io/v1", "CustomResourceDefinition")]
         {
             assert!(all.kinds.contains_key(&kind), "{kind:?}");
         }
-        let some = Builtins::only(|api_version, kind| (api_version, kind) == ("v1", "ConfigMap"));
-        assert_eq!(some.kinds.keys().collect::<Vec<_>>(), [&("v1", "ConfigMap")]);
     }
 
+    /// A definition is compiled once a process, when an object first reaches it, and shared.
     #[test]
-    fn shared_schemas_are_generated_once_for_each_set_of_kinds() {
-        let config_map = |api_version: &str, kind: &str| (api_version, kind) == ("v1", "ConfigMap");
-        let first = Builtins::shared(config_map);
-        assert_eq!(first.kinds.keys().collect::<Vec<_>>(), [&("v1", "ConfigMap")]);
-        assert!(std::sync::Arc::ptr_eq(&first, &Builtins::shared(config_map)));
-        // A kind no schema describes does not make another set.
-        let with_unknown = Builtins::shared(|a, k| config_map(a, k) || (a, k) == ("example.com/v1", "Widget"));
-        assert!(std::sync::Arc::ptr_eq(&first, &with_unknown));
-        let other = Builtins::shared(|api_version, kind| (api_version, kind) == ("v1", "Service"));
-        assert!(!std::sync::Arc::ptr_eq(&first, &other));
-        assert_eq!(other.kinds.keys().collect::<Vec<_>>(), [&("v1", "Service")]);
+    fn definitions_are_compiled_once_and_shared() {
+        const SPEC: &str = "io.k8s.api.core.v1.ConfigMapVolumeSource";
+        let first = schema::Builtins::definition(SPEC);
+        assert!(std::sync::Arc::ptr_eq(&first, &schema::Builtins::definition(SPEC)));
+        assert!(first.schemas.node(first.root).properties.contains_key("defaultMode"), "its own schema");
     }
 
     #[test]

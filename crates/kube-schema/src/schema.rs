@@ -1,9 +1,10 @@
 //! Schemas compiled for the walker: the built-in kinds from `builtins.json` (generated from
 //! k8s-openapi's `JsonSchema` impls, see `generate.rs`), and custom resources from their CRD's
 //! `openAPIV3Schema`. Both are JSON Schema (the built-in kinds' refer to shared definitions),
-//! compiled once into an arena of nodes, so walking an object costs a few map lookups a field.
+//! compiled into arenas of nodes, so walking an object costs a few map lookups a field: a CRD's
+//! when it is learnt, each built-in definition when an object first reaches it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use rustc_hash::FxHashMap;
@@ -455,46 +456,29 @@ fn data() -> &'static Data {
 }
 
 impl Builtins {
-    /// Every built-in kind's schema, built on first use, then shared.
+    /// Every built-in kind's schema and ObjectMeta's, made on first use, then shared: a node
+    /// standing for each kind's definition, compiled when an object first reaches it
+    /// (`Builtins::definition`'s, as every definition it refers to). A Deployment's schema
+    /// reaches about a hundred and fifty definitions, each volume source among them; an object
+    /// uses a few dozen.
     pub fn get() -> &'static Builtins {
         static BUILTINS: OnceLock<Builtins> = OnceLock::new();
-        BUILTINS.get_or_init(|| Builtins::only(|_, _| true))
+        BUILTINS.get_or_init(|| {
+            let data = data();
+            let mut schemas = Schemas::default();
+            let mut compiler = Compiler { schemas: &mut schemas };
+            let mut defer = |name| compiler.push(Node { definition: Some(name), ..Node::any() });
+            let kinds = data
+                .kinds
+                .iter()
+                .map(|&(api_version, kind, definition)| ((api_version, kind), defer(definition)))
+                .collect();
+            let object_meta = defer(data.object_meta);
+            Builtins { schemas, kinds, object_meta }
+        })
     }
 
-    /// [`Builtins::only`], built once per process for each set of kinds and then shared:
-    /// the environments of a fleet, each validated on its own, use the same few kinds.
-    pub fn shared(wanted: impl Fn(&str, &str) -> bool) -> Arc<Builtins> {
-        type Kinds = Vec<(&'static str, &'static str)>;
-        /// Each set's schemas, once built.
-        type Sets = Mutex<HashMap<Kinds, Arc<OnceLock<Arc<Builtins>>>>>;
-        static SHARED: LazyLock<Sets> = LazyLock::new(Mutex::default);
-        let kinds: Kinds = data().kinds.iter().filter(|(a, k, _)| wanted(a, k)).map(|&(a, k, _)| (a, k)).collect();
-        // Each set is built outside the map's lock: other sets are not held up meanwhile.
-        let cell = Arc::clone(SHARED.lock().unwrap_or_else(|e| e.into_inner()).entry(kinds.clone()).or_default());
-        Arc::clone(cell.get_or_init(|| Arc::new(Builtins::only(|a, k| kinds.contains(&(a, k))))))
-    }
-
-    /// The schemas of the built-in kinds `wanted` (apiVersion, kind) says yes to, and
-    /// ObjectMeta's. Each definition is compiled when an object first reaches it (its fields
-    /// used: a Deployment's schema reaches a hundred and fifty definitions, each volume source
-    /// among them, and an object uses a few dozen), once a process (`Builtins::definition`).
-    pub fn only(wanted: impl Fn(&str, &str) -> bool) -> Builtins {
-        let data = data();
-        let mut schemas = Schemas::default();
-        let mut compiler = Compiler { schemas: &mut schemas };
-        let mut defer = |name| compiler.push(Node { definition: Some(name), ..Node::any() });
-        let kinds = data
-            .kinds
-            .iter()
-            .filter(|(api_version, kind, _)| wanted(api_version, kind))
-            .map(|&(api_version, kind, definition)| ((api_version, kind), defer(definition)))
-            .collect();
-        let object_meta = defer(data.object_meta);
-        Builtins { schemas, kinds, object_meta }
-    }
-
-    /// Definition `name` compiled, once a process: shared by every set of kinds and every
-    /// thread checking objects.
+    /// Definition `name` compiled, once a process: shared by every thread checking objects.
     pub(crate) fn definition(name: &'static str) -> Arc<Compiled> {
         static COMPILED: LazyLock<Mutex<FxHashMap<&'static str, Arc<Compiled>>>> = LazyLock::new(Mutex::default);
         if let Some(compiled) = COMPILED.lock().unwrap_or_else(|e| e.into_inner()).get(name) {

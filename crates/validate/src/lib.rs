@@ -16,7 +16,6 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use weaver_core::manifest::{Manifest, ObjectKey};
 pub use weaver_kube_schema::Issue;
@@ -111,12 +110,9 @@ pub enum Part {
 pub type Kinds<'a> = HashSet<(&'a str, &'a str)>;
 
 /// Validation of a run's objects a part at a time, as they are rendered: each part is learnt
-/// (its CRDs, its built-in kinds' schemas), then checked.
+/// (its CRDs), then checked. Built-in kinds are checked against [`Builtins::get`], whose
+/// definitions are compiled as objects reach them.
 pub struct Validator {
-    /// The schemas of the built-in kinds learnt, a set per part that brought new kinds: a
-    /// render uses a few of the hundred kinds, and generating a schema costs more than
-    /// checking objects with it. Shared by the run's validators (see [`Builtins::shared`]).
-    builtins: Vec<Arc<Builtins>>,
     /// Every (apiVersion, kind) learnt, built in or not.
     learnt: HashSet<(String, String)>,
     crds: Schemas,
@@ -133,7 +129,6 @@ impl Validator {
     /// only those of `used` kinds when the run's objects are all known (it is one part).
     pub fn new<'a>(chart_crds: impl Iterator<Item = &'a Value>, used: Option<&Kinds>) -> Validator {
         let mut validator = Validator {
-            builtins: Vec::new(),
             learnt: HashSet::new(),
             crds: Schemas::default(),
             custom: HashMap::new(),
@@ -144,8 +139,8 @@ impl Validator {
         validator
     }
 
-    /// Learns the CRDs among `manifests` (each with its place in the run) and the schemas of
-    /// their built-in kinds, before they are checked.
+    /// Learns the CRDs among `manifests` (each with its place in the run) and their kinds,
+    /// before they are checked.
     pub fn learn<'a>(&mut self, manifests: impl Iterator<Item = (Place, &'a Manifest)>, part: Part) {
         let manifests: Vec<(Place, &Manifest)> = manifests.collect();
         // The part's kinds first (no copies), then those not learnt (a copy of each kind only).
@@ -153,9 +148,6 @@ impl Validator {
         let used = (part == Part::Last).then_some(&new);
         self.learn_crds(manifests.iter().map(|(place, m)| (*place, &m.object)), used);
         new.retain(|&(api_version, kind)| !self.learnt.contains(&(api_version.to_string(), kind.to_string())));
-        if !new.is_empty() || self.builtins.is_empty() {
-            self.builtins.push(Builtins::shared(|api_version, kind| new.contains(&(api_version, kind))));
-        }
         for (api_version, kind) in new {
             let key = (api_version.to_string(), kind.to_string());
             if self.builtin(api_version, kind).is_none() {
@@ -178,11 +170,12 @@ impl Validator {
             .map(|manifest| {
                 let (api_version, kind) = (manifest.api_version(), manifest.kind());
                 let echo = kind != "Secret";
-                if let Some((builtins, id)) = self.builtin(api_version, kind) {
+                let builtins = Builtins::get();
+                if let Some(id) = self.builtin(api_version, kind) {
                     Some(weaver_kube_schema::check(builtins, &builtins.schemas, id, &manifest.object, false, echo))
                 } else {
                     let (_, id) = self.custom.get(&(api_version.to_string(), kind.to_string()))?;
-                    Some(weaver_kube_schema::check(&self.builtins[0], &self.crds, *id, &manifest.object, true, echo))
+                    Some(weaver_kube_schema::check(builtins, &self.crds, *id, &manifest.object, true, echo))
                 }
             })
             .collect();
@@ -204,8 +197,8 @@ impl Validator {
         report
     }
 
-    fn builtin(&self, api_version: &str, kind: &str) -> Option<(&Builtins, Id)> {
-        self.builtins.iter().find_map(|b| b.kinds.get(&(api_version, kind)).map(|&id| (&**b, id)))
+    fn builtin(&self, api_version: &str, kind: &str) -> Option<Id> {
+        Builtins::get().kinds.get(&(api_version, kind)).copied()
     }
 
     /// The schema of every version of the CRDs among `objects`, or only of `used` kinds.

@@ -156,7 +156,7 @@ pub struct FsSource {
     /// per component, and a chart tree reads thousands of files from a few dozen directories.
     real_dirs: Arc<Mutex<HashMap<OsString, PathBuf>>>,
     /// Files a listing showed to be no symbolic link, by their path as read: resolving one needs
-    /// no `lstat` (a chart's files were each looked at twice, a sixth of a render's system
+    /// no `lstat` (a chart's files were each looked at twice, a fifth of a render's system
     /// calls), and reading it opens it with `O_NOFOLLOW`, so a link put in its place since is
     /// refused rather than followed.
     plain_files: Arc<Mutex<HashSet<OsString>>>,
@@ -285,13 +285,17 @@ fn read_no_link(real: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The error for a symbolic link at the end of `real` whose target does not exist (resolving
-/// keeps such a path as written), as helm refuses one; `None` for a link to a file that exists,
-/// put there since the path was resolved.
-fn dangling(real: &Path) -> Option<io::Error> {
-    let target = std::fs::read_link(real).ok()?;
+/// The error for a symbolic link at the end of `real`, a resolved path: one whose target does
+/// not exist (resolving keeps such a path as written), refused as helm refuses it, saying where
+/// it leads; otherwise one put there since the path was resolved (`ELOOP`).
+fn link_at_end(real: &Path) -> io::Error {
     let missing = matches!(std::fs::metadata(real), Err(err) if err.kind() == io::ErrorKind::NotFound);
-    missing.then(|| io::Error::other(format!("a symbolic link to {}, which does not exist", target.display())))
+    match std::fs::read_link(real) {
+        Ok(target) if missing => {
+            io::Error::other(format!("a symbolic link to {}, which does not exist", target.display()))
+        }
+        _ => io::Error::from_raw_os_error(libc::ELOOP),
+    }
 }
 
 fn missing_is_none<T>(result: io::Result<T>) -> io::Result<Option<T>> {
@@ -308,7 +312,7 @@ impl Source for FsSource {
         let Some(full) = missing_is_none(self.real_path(path))? else { return Ok(None) };
         match read_no_link(&full) {
             Err(err) if err.kind() == io::ErrorKind::IsADirectory => Ok(None),
-            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => Err(dangling(&full).unwrap_or(err)),
+            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => Err(link_at_end(&full)),
             read => missing_is_none(read),
         }
     }
@@ -318,9 +322,7 @@ impl Source for FsSource {
         // Of the file itself: a link left at the end of a resolved path is refused as a read
         // refuses it.
         match std::fs::symlink_metadata(&full) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                Err(dangling(&full).unwrap_or_else(|| io::Error::from_raw_os_error(libc::ELOOP)))
-            }
+            Ok(meta) if meta.file_type().is_symlink() => Err(link_at_end(&full)),
             meta => Ok(missing_is_none(meta)?.filter(|meta| meta.is_file()).map(|meta| meta.len())),
         }
     }
@@ -530,6 +532,16 @@ impl Source for Overlay<'_> {
 mod tests {
     use super::*;
 
+    /// A repository with a directory `in` holding `files` (name, text).
+    fn repo_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir(repo.path().join("in")).unwrap();
+        for (name, text) in files {
+            std::fs::write(repo.path().join("in").join(name), text).unwrap();
+        }
+        repo
+    }
+
     #[test]
     fn lexical_paths_stay_below_where_they_start() {
         assert_eq!(lexical(Path::new("a/./b/../c")), Some(PathBuf::from("a/c")));
@@ -541,9 +553,7 @@ mod tests {
     fn the_working_tree_refuses_paths_and_links_that_leave_it() {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret"), "x").unwrap();
-        let repo = tempfile::tempdir().unwrap();
-        std::fs::create_dir(repo.path().join("in")).unwrap();
-        std::fs::write(repo.path().join("in/file"), "ok").unwrap();
+        let repo = repo_with(&[("file", "ok")]);
         std::os::unix::fs::symlink(outside.path().join("secret"), repo.path().join("in/out")).unwrap();
         std::os::unix::fs::symlink("file", repo.path().join("in/inside")).unwrap();
         let source = FsSource::new(repo.path());
@@ -571,8 +581,7 @@ mod tests {
     /// content was read as empty before.
     #[test]
     fn a_link_to_nothing_is_refused_by_what_it_leads_to() {
-        let repo = tempfile::tempdir().unwrap();
-        std::fs::create_dir(repo.path().join("in")).unwrap();
+        let repo = repo_with(&[]);
         std::os::unix::fs::symlink("../gone/values.yaml", repo.path().join("in/values.yaml")).unwrap();
         let source = FsSource::new(repo.path());
         assert_eq!(
@@ -593,9 +602,7 @@ mod tests {
     fn a_listed_file_turned_into_a_link_is_not_followed() {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret"), "secret").unwrap();
-        let repo = tempfile::tempdir().unwrap();
-        std::fs::create_dir(repo.path().join("in")).unwrap();
-        std::fs::write(repo.path().join("in/file"), "ok").unwrap();
+        let repo = repo_with(&[("file", "ok")]);
         let source = FsSource::new(repo.path());
         assert_eq!(source.list(Path::new("in")).unwrap().unwrap(), [Entry { name: "file".into(), is_dir: false }]);
         assert_eq!(source.read(Path::new("in/file")).unwrap(), Some(b"ok".to_vec()));

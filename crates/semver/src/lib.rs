@@ -11,7 +11,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 const CONSTRAINT_VERSION: &str = r"v?([0-9|x|X|\*]+)(\.[0-9|x|X|\*]+)?(\.[0-9|x|X|\*]+)?(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?";
-const OPS: &str = r"=||!=|>|<|>=|=>|<=|=<|~|~>|\^";
+/// Masterminds' operators, in its pattern's order (which decides among them as a regex does).
+const OPERATORS: [&str; 12] = ["=", "", "!=", ">", "<", ">=", "=>", "<=", "=<", "~", "~>", "^"];
 
 struct Grammar {
     constraint: Regex,
@@ -22,14 +23,16 @@ struct Grammar {
 
 static GRAMMAR: LazyLock<Option<Grammar>> = LazyLock::new(|| {
     let cv = CONSTRAINT_VERSION;
+    let ops: Vec<String> = OPERATORS.iter().map(|op| regex::escape(op)).collect();
+    let ops = ops.join("|");
     // Go's `\s` is ASCII, as the classes here are: without Unicode's classes the patterns
     // compile in a fraction of the time (every chart that reads a version compiles them).
     let ascii = |pattern: String| regex::RegexBuilder::new(&pattern).unicode(false).build().ok();
     Some(Grammar {
-        constraint: ascii(format!(r"^\s*({OPS})\s*({cv})\s*$"))?,
+        constraint: ascii(format!(r"^\s*({ops})\s*({cv})\s*$"))?,
         range: ascii(format!(r"\s*({cv})\s+-\s+({cv})\s*"))?,
-        find: ascii(format!(r"({OPS})\s*({cv})"))?,
-        valid: ascii(format!(r"^(\s*({OPS})\s*({cv})\s*)((?:\s+|,\s*)({OPS})\s*({cv})\s*)*$"))?,
+        find: ascii(format!(r"({ops})\s*({cv})"))?,
+        valid: ascii(format!(r"^(\s*({ops})\s*({cv})\s*)((?:\s+|,\s*)({ops})\s*({cv})\s*)*$"))?,
     })
 });
 
@@ -242,9 +245,6 @@ struct Parts<'a> {
     patch: &'a str,
     pre: &'a str,
 }
-
-/// The operators of [`OPS`].
-const OPERATORS: [&str; 12] = ["", "=", "!=", ">", "<", ">=", "=>", "<=", "=<", "~", "~>", "^"];
 
 /// The parts of a constraint of one comparison, read by hand: spaces, an operator, spaces, a
 /// version whose parts are digits or one wildcard each, spaces (`>=1.21-0`, `>= 1.19.0-0`, `~1.2`,

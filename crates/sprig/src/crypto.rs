@@ -736,133 +736,13 @@ where
     builder.build::<Sig>().map_err(err)?.to_der().map_err(|e| e.to_string())
 }
 
-/// RSA keys whose primes aws-lc searches for on several cores at once.
-///
-/// A key's time is its prime search's: aws-lc draws random candidates until one is prime, so
-/// one 4,096-bit key (bitnami's etcd asks sprig's `genPrivateKey` for one on every render) takes
-/// from a fraction of a second to a few. Each core searches for primes of half the key's size
-/// and the first two found, wherever they were found, make the key, as Go's `rsa.GenerateKey`
-/// makes one from two primes it drew: two cores find two primes in about the time one finds
-/// one. Each candidate is drawn afresh (`BN_rand` with the top two bits set, as Go's
-/// `rand.Prime`), so which search found a prime, or after how many candidates, says nothing of
-/// it: the key is distributed as one search's would be. The searches stop at their next candidate
-/// once two primes are found, through aws-lc's generation callback.
+/// RSA keys of two primes `weaver_primes` finds, exponent 65537 as Go's.
 pub(crate) mod rsa_keys {
-    use std::ffi::{c_int, c_void};
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-    use aws_lc_sys as ffi;
-    use zeroize::Zeroizing;
-
-    /// At most this many searches at once: beyond, each adds little and takes a core from the rest.
-    const SEARCHES: usize = 4;
-
-    /// The public exponent, Go's: a prime, so a prime p suits it unless p - 1 is a multiple of it.
-    const EXPONENT: u32 = 65537;
-
-    /// Searches at once: [`SEARCHES`], or one in a render worker ([`one_search_at_a_time`]).
-    static ALLOWED: AtomicUsize = AtomicUsize::new(SEARCHES);
-
-    /// From now on, each key is one search on the calling thread. A render worker asks this: a
-    /// tenant's render then takes one core, as its templates do, and a chart that makes keys in
-    /// a loop cannot take the cores of other tenants' renders until its deadline.
-    pub fn one_search_at_a_time() {
-        ALLOWED.store(1, Ordering::Relaxed);
-    }
-
-    /// How many searches a key gets: one a core, up to what is allowed.
-    fn searches() -> usize {
-        std::thread::available_parallelism().map_or(1, usize::from).min(ALLOWED.load(Ordering::Relaxed))
-    }
-
-    /// The primes found so far (big-endian bytes), and whether there are two.
-    struct Found {
-        primes: Mutex<Vec<Zeroizing<Vec<u8>>>>,
-        enough: AtomicBool,
-    }
-
-    /// A new key of `bits` with exponent 65537, or `None` when aws-lc failed.
+    /// A new key of `bits`, or `None` when aws-lc failed.
     pub(super) fn new_key(bits: u32) -> Option<rsa::RsaPrivateKey> {
-        let [p, q] = two_primes(bits / 2)?;
-        let prime = |bytes: &[u8]| rsa::BigUint::from_bytes_be(bytes);
-        rsa::RsaPrivateKey::from_p_q(prime(&p), prime(&q), rsa::BigUint::from(EXPONENT)).ok()
-    }
-
-    /// The first two distinct primes of `bits` found that suit the exponent.
-    fn two_primes(bits: u32) -> Option<[Zeroizing<Vec<u8>>; 2]> {
-        let found = Found { primes: Mutex::new(Vec::new()), enough: AtomicBool::new(false) };
-        let searches = searches();
-        if searches == 1 {
-            search(bits, &found);
-        } else {
-            std::thread::scope(|scope| {
-                // A thread that cannot be started (a render's memory limit counts its stack) is one
-                // search fewer; aws-lc's search needs little stack.
-                let start =
-                    || std::thread::Builder::new().stack_size(256 << 10).spawn_scoped(scope, || search(bits, &found));
-                let _others: Vec<_> = (1..searches).filter_map(|_| start().ok()).collect();
-                search(bits, &found);
-            });
-        }
-        // Fewer than two when every search failed.
-        let mut primes = found.primes.into_inner().ok()?;
-        let q = primes.pop()?;
-        let p = primes.pop()?;
-        Some([p, q])
-    }
-
-    /// Primes until two are found, here or by another search, or until aws-lc fails.
-    fn search(bits: u32, found: &Found) {
-        while !found.enough.load(Ordering::Relaxed) {
-            let Some(Some(prime)) = prime(bits, &found.enough) else { return };
-            let Ok(mut primes) = found.primes.lock() else { return };
-            if primes.len() < 2 && !primes.contains(&prime) {
-                primes.push(prime);
-            }
-            if primes.len() == 2 {
-                found.enough.store(true, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// aws-lc's callback, called for each candidate: 0 stops the search.
-    unsafe extern "C" fn go_on(_event: c_int, _n: c_int, callback: *mut ffi::BN_GENCB) -> c_int {
-        // SAFETY: the argument is the `enough` flag `prime` set, which outlives the search.
-        let enough = unsafe { &*(ffi::BN_GENCB_get_arg(callback) as *const AtomicBool) };
-        c_int::from(!enough.load(Ordering::Relaxed))
-    }
-
-    /// One prime of `bits` that suits the exponent: `Some(None)` when stopped because `enough`
-    /// was set, `None` when aws-lc failed.
-    fn prime(bits: u32, enough: &AtomicBool) -> Option<Option<Zeroizing<Vec<u8>>>> {
-        // SAFETY: each pointer is checked before use and freed once, after its last use; the
-        // callback's argument outlives `BN_generate_prime_ex`, which alone calls it.
-        unsafe {
-            let (prime, callback) = (ffi::BN_new(), ffi::BN_GENCB_new());
-            let mut result = None;
-            if !prime.is_null() && !callback.is_null() {
-                ffi::BN_GENCB_set(callback, Some(go_on), enough as *const AtomicBool as *mut c_void);
-                result = loop {
-                    if ffi::BN_generate_prime_ex(prime, bits as c_int, 0, std::ptr::null(), std::ptr::null(), callback)
-                        != 1
-                    {
-                        // Stopped, or failed.
-                        break enough.load(Ordering::Relaxed).then_some(None);
-                    }
-                    // p - 1 ≡ 0 (mod e) would leave e without an inverse: draw another, as Go does.
-                    if ffi::BN_mod_word(prime, EXPONENT as ffi::BN_ULONG) != 1 {
-                        let mut bytes = Zeroizing::new(vec![0u8; ffi::BN_num_bytes(prime) as usize]);
-                        ffi::BN_bn2bin(prime, bytes.as_mut_ptr());
-                        break Some(Some(bytes));
-                    }
-                };
-            }
-            ffi::BN_GENCB_free(callback);
-            // Wipes the prime.
-            ffi::BN_clear_free(prime);
-            result
-        }
+        let [p, q] = weaver_primes::two_primes(bits / 2)?;
+        let prime = |bytes: &[u8]| rsa::BigUint::from_bytes_le(bytes);
+        rsa::RsaPrivateKey::from_p_q(prime(&p), prime(&q), rsa::BigUint::from(weaver_primes::EXPONENT)).ok()
     }
 
     #[cfg(test)]
@@ -876,45 +756,9 @@ pub(crate) mod rsa_keys {
             let key = new_key(2048).expect("a key");
             key.validate().expect("a consistent key");
             assert_eq!(key.size() * 8, 2048);
-            assert_eq!(key.e(), &rsa::BigUint::from(EXPONENT));
+            assert_eq!(key.e(), &rsa::BigUint::from(weaver_primes::EXPONENT));
             assert_eq!(key.primes().len(), 2);
             assert_ne!(new_key(2048).expect("a key").n(), key.n(), "keys are drawn afresh");
-        }
-
-        /// Go's `rand.Prime`: the top two bits set, so that two primes make a key of the full size.
-        #[test]
-        fn the_two_primes_are_distinct_of_half_the_size_and_suit_the_exponent() {
-            let [p, q] = two_primes(1024).expect("two primes");
-            assert_ne!(p, q);
-            for prime in [p, q] {
-                let prime = rsa::BigUint::from_bytes_be(&prime);
-                assert_eq!(prime.bits(), 1024);
-                assert_eq!(&prime >> 1022usize, rsa::BigUint::from(3u8));
-                assert_ne!(&prime % EXPONENT, rsa::BigUint::from(1u8), "p - 1 a multiple of e");
-            }
-        }
-
-        #[test]
-        fn a_render_worker_searches_on_one_core() {
-            one_search_at_a_time();
-            assert_eq!(searches(), 1);
-            assert!(new_key(2048).is_some());
-        }
-
-        /// aws-lc stops a search whose callback answers 0, at its next candidate.
-        #[test]
-        fn the_callback_stops_a_search_once_two_primes_are_found() {
-            let enough = AtomicBool::new(false);
-            // SAFETY: as in `prime`.
-            unsafe {
-                let callback = ffi::BN_GENCB_new();
-                ffi::BN_GENCB_set(callback, Some(go_on), &enough as *const AtomicBool as *mut c_void);
-                assert_eq!(ffi::BN_GENCB_call(callback, 0, 1), 1, "not yet two primes: go on");
-                enough.store(true, Ordering::Relaxed);
-                assert_eq!(ffi::BN_GENCB_call(callback, 0, 2), 0, "two primes: stop");
-                ffi::BN_GENCB_free(callback);
-            }
-            assert_eq!(prime(1024, &enough), Some(None), "stopped, not failed");
         }
     }
 }

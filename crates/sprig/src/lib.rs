@@ -85,8 +85,8 @@ pub mod semver;
 mod strings;
 mod time;
 
-pub use crypto::rsa_keys::one_search_at_a_time as search_rsa_keys_on_one_core;
 pub use time::parse_time;
+pub use weaver_primes::one_search_at_a_time as search_rsa_keys_on_one_core;
 
 use gotemplate::{Templates, Value};
 

@@ -271,6 +271,8 @@ mod tests {
             assert_eq!(prime.bits(), 1024);
             assert_eq!(&prime >> 1022usize, BigUint::from(3u8));
             assert_ne!(&prime % EXPONENT, BigUint::from(1u8), "p - 1 a multiple of e");
+            // Another implementation's test: the rsa crate's (Miller-Rabin and Lucas, as Go's).
+            assert!(num_bigint_dig::prime::probably_prime(&prime, 20), "{prime:x} is prime");
         }
     }
 

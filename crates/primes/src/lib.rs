@@ -12,18 +12,19 @@
 //!
 //! A candidate with a factor below 2^16 is put aside here (`SmallPrimes`); the others go to
 //! aws-lc's Miller-Rabin test (`BN_primality_test`, with its count of rounds for the size).
-//! aws-lc's own search (`BN_generate_prime_ex`) divides by the first 2,048 primes one at a
-//! time in constant time, about a quarter of its time, and lets through an eighth more
-//! candidates to the test than the 6,541 primes below 2^16 do. Release build, two cores, keys
+//! aws-lc's own search (`BN_generate_prime_ex`) divides by its first 2,048 primes (1,024 for
+//! primes of up to 1,024 bits) one at a time in constant time, about a quarter of its time,
+//! and lets through an eighth more candidates to the test (a quarter more of 1,024 bits) than
+//! the 6,541 primes below 2^16 do. Release build, two cores, keys
 //! one after another: a 4,096-bit key took 0.39 s on average and takes 0.28 s, a 2,048-bit one
 //! 41 ms and 30 ms. The rest is aws-lc's test: one round on each composite, and at least 16 on
-//! the prime (its size asks for four; the others hide in time how many of the random bases were
-//! usable). aws-lc's variable-time test (`BN_enhanced_miller_rabin_primality_test`) takes 11 ms
+//! the prime (its size asks for four of 2,048 bits, five of 1,024; the others hide in time how
+//! many of the random bases were usable). aws-lc's variable-time test (`BN_enhanced_miller_rabin_primality_test`) takes 11 ms
 //! on a 2,048-bit prime where that takes 75, but a third more on each composite (a gcd a
 //! round), so a prime would come no sooner.
 //!
-//! The searches stop at their next candidate, or within a prime's Miller-Rabin rounds through
-//! aws-lc's callback, once two primes are found.
+//! Once two primes are found, the searches stop before their next candidate, or within a
+//! prime's Miller-Rabin rounds through aws-lc's callback.
 
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -34,6 +35,10 @@ use zeroize::Zeroizing;
 
 /// At most this many searches at once: beyond, each adds little and takes a core from the rest.
 const SEARCHES: usize = 4;
+
+/// The fewest bits a prime is searched for with: every odd prime below 2^16 is a factor the
+/// search puts aside, and no RSA key's prime is anywhere near as small.
+pub const MIN_BITS: u32 = 64;
 
 /// The public exponent the primes suit, Go's: a prime, so a prime p suits it unless p - 1 is a multiple of it.
 pub const EXPONENT: u32 = 65537;
@@ -60,8 +65,11 @@ struct Found {
 }
 
 /// The first two distinct primes of `bits` found that suit [`EXPONENT`], little-endian, or
-/// `None` when aws-lc failed.
+/// `None` when aws-lc failed or `bits` is below [`MIN_BITS`].
 pub fn two_primes(bits: u32) -> Option<[Zeroizing<Vec<u8>>; 2]> {
+    if bits < MIN_BITS {
+        return None;
+    }
     let found = Found { primes: Mutex::new(Vec::new()), enough: AtomicBool::new(false) };
     let wider;
     let small_primes = match SmallPrimes::shared(words(bits)) {
@@ -119,8 +127,9 @@ const SHARED_WORDS: usize = 64;
 
 /// The odd primes below 2^16, each with what it takes to tell whether it divides a number of
 /// up to `words` 32-bit words: 2^(32 i) mod p for each word i, so that the sum of the words
-/// times these (under 2^54 for 64 words) is the number mod p, and p's inverse mod 2^64, so
-/// that p divides that sum when the sum times the inverse is at most (2^64 - 1) / p. The
+/// times these (under 2^54 for 64 words) is congruent to the number mod p, and p's inverse mod
+/// 2^64, so that p divides that sum exactly when the sum times the inverse is at most
+/// (2^64 - 1) / p. The
 /// test then takes the same time for every prime candidate, as aws-lc's constant-time trial
 /// division does (a prime is the secret; a composite is thrown away).
 struct SmallPrimes {
@@ -183,6 +192,7 @@ impl SmallPrimes {
     /// Whether an odd prime below 2^16 divides the number whose 32-bit words, least
     /// significant first, are `number` (at most the table's `words` of them).
     fn divide(&self, number: &[u32]) -> bool {
+        debug_assert!(number.len() <= self.words, "a table of {} words for {}", self.words, number.len());
         let rows = self.residues.chunks_exact(self.words);
         rows.zip(&self.inverses).zip(&self.bounds).any(|((row, &inverse), &bound)| {
             let sum: u64 = number.iter().zip(row).map(|(&word, &residue)| u64::from(word) * u64::from(residue)).sum();
@@ -196,6 +206,13 @@ unsafe extern "C" fn go_on(_event: c_int, _n: c_int, callback: *mut ffi::BN_GENC
     // SAFETY: the argument is the `enough` flag `prime` set, which outlives the test.
     let enough = unsafe { &*(ffi::BN_GENCB_get_arg(callback) as *const AtomicBool) };
     c_int::from(!enough.load(Ordering::Relaxed))
+}
+
+/// The 32-bit words of a number's little-endian bytes, least significant first.
+fn read_words(bytes: &[u8], words: &mut [u32]) {
+    for (word, bytes) in words.iter_mut().zip(bytes.chunks(4)) {
+        *word = bytes.iter().rev().fold(0, |word, &byte| word << 8 | u32::from(byte));
+    }
 }
 
 /// A random number of `bits` (little-endian bytes), with the top two bits and the lowest set.
@@ -230,9 +247,7 @@ fn prime(bits: u32, small_primes: &SmallPrimes, enough: &AtomicBool) -> Option<O
                     break None;
                 }
                 shape(&mut candidate, bits);
-                for (word, bytes) in number.iter_mut().zip(candidate.chunks(4)) {
-                    *word = bytes.iter().rev().fold(0, |word, &byte| word << 8 | u32::from(byte));
-                }
+                read_words(&candidate, &mut number);
                 if small_primes.divide(&number) {
                     continue;
                 }
@@ -294,7 +309,46 @@ mod tests {
 
     /// The words of a number, least significant first, as `prime` makes them.
     fn words_of(number: &BigUint) -> Vec<u32> {
-        number.to_bytes_le().chunks(4).map(|b| b.iter().rev().fold(0, |w, &byte| w << 8 | u32::from(byte))).collect()
+        let bytes = number.to_bytes_le();
+        let mut words = vec![0; bytes.len().div_ceil(4)];
+        read_words(&bytes, &mut words);
+        words
+    }
+
+    #[test]
+    fn a_candidates_words_are_its_bytes_least_significant_first() {
+        let mut words = [0; 2];
+        read_words(&[0x01, 0x02, 0x03, 0x04, 0x05], &mut words);
+        assert_eq!(words, [0x0403_0201, 0x05], "a last word of fewer bytes too");
+    }
+
+    /// Every odd prime below 2^16 has its row, and each residue is 2^(32 i) mod p.
+    #[test]
+    fn the_table_holds_every_small_prime_and_its_powers() {
+        let table = SmallPrimes::new(SHARED_WORDS);
+        assert_eq!(table.inverses.len(), 6541);
+        let mut rows = table.residues.chunks_exact(SHARED_WORDS).zip(&table.inverses);
+        for p in (3..1u64 << 16).step_by(2) {
+            if !(3..p).step_by(2).take_while(|d| d * d <= p).all(|d| !p.is_multiple_of(d)) {
+                continue;
+            }
+            let (row, &inverse) = rows.next().expect("a row for each prime");
+            assert_eq!(inverse.wrapping_mul(p), 1, "the inverse of {p}");
+            let mut power = 1u64;
+            for &residue in row {
+                assert_eq!(u64::from(residue), power, "2^(32 i) mod {p}");
+                power = (power << 32) % p;
+            }
+        }
+        assert!(rows.next().is_none());
+    }
+
+    #[test]
+    fn no_prime_is_searched_for_below_the_fewest_bits() {
+        assert!(two_primes(1).is_none());
+        assert!(two_primes(MIN_BITS - 1).is_none());
+        let [p, _] = two_primes(MIN_BITS).expect("two primes");
+        assert_eq!(BigUint::from_bytes_le(&p).bits(), MIN_BITS as usize);
     }
 
     /// Numbers of every width up to the table's, and wider with a table of their own: the
@@ -325,8 +379,7 @@ mod tests {
                 let p = odd_primes[(random() % odd_primes.len() as u64) as usize];
                 number = (number >> 16usize) * p;
             }
-            let expected =
-                odd_primes.iter().any(|&p| (&number % p) == BigUint::from(0u8) && number != BigUint::from(p));
+            let expected = odd_primes.iter().any(|&p| (&number % p) == BigUint::from(0u8));
             let table = if width <= SHARED_WORDS { shared } else { &wider };
             assert_eq!(table.divide(&words_of(&number)), expected, "{number:x}");
             assert_eq!(wider.divide(&words_of(&number)), expected, "{number:x}");
@@ -356,7 +409,8 @@ mod tests {
         }
     }
 
-    /// aws-lc stops a search whose callback answers 0, at its next candidate.
+    /// A search stops before its next candidate once two primes are found, and aws-lc stops a
+    /// prime's rounds when the callback answers 0.
     #[test]
     fn the_callback_stops_a_search_once_two_primes_are_found() {
         let enough = AtomicBool::new(false);

@@ -738,7 +738,7 @@ where
 
 /// RSA keys of two primes `weaver_primes` finds, exponent 65537 as Go's.
 pub(crate) mod rsa_keys {
-    /// A new key of `bits`, or `None` when aws-lc failed.
+    /// A new key of `bits`, or `None` when aws-lc failed or the rsa crate refused the primes.
     pub(super) fn new_key(bits: u32) -> Option<rsa::RsaPrivateKey> {
         let [p, q] = weaver_primes::two_primes(bits / 2)?;
         let prime = |bytes: &[u8]| rsa::BigUint::from_bytes_le(bytes);

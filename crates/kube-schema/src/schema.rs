@@ -5,7 +5,7 @@
 //! when it is learnt, each built-in definition when an object first reaches it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 use rustc_hash::FxHashMap;
 
@@ -108,9 +108,31 @@ pub struct Node {
     /// A CRD's typed field without `nullable: true`: the server refuses a null there (a
     /// built-in kind's decoding drops it).
     pub null_refused: bool,
-    /// The built-in definition this node stands for, compiled when an object first reaches it
-    /// (`Builtins::definition`).
-    pub definition: Option<&'static str>,
+    /// The built-in definition this node stands for, compiled when an object first reaches it.
+    pub definition: Option<Deferred>,
+}
+
+/// A built-in definition a node stands for, and where it is kept once compiled: the walker
+/// reaches one for every field of a definition's type, so finding it takes an atomic load, not
+/// a lock and a lookup.
+#[derive(Clone, Copy)]
+pub struct Deferred {
+    name: &'static str,
+    slot: &'static OnceLock<Compiled>,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Deferred({})", self.name)
+    }
+}
+
+impl Deferred {
+    /// Definition `name`, compiled once a process (threads reaching it at once wait for one
+    /// compilation) and shared by every thread checking objects.
+    pub(crate) fn compiled(&self) -> &'static Compiled {
+        self.slot.get_or_init(|| compile_definition(self.name))
+    }
 }
 
 impl Node {
@@ -162,6 +184,7 @@ struct Compiler<'a> {
 }
 
 /// A built-in definition compiled: its schemas, those of the definitions it refers to deferred.
+#[derive(Debug)]
 pub(crate) struct Compiled {
     pub(crate) schemas: Schemas,
     pub(crate) root: Id,
@@ -201,7 +224,7 @@ impl Compiler<'_> {
     fn compile_builtin(&mut self, schema: &BuiltinSchema<'static>) -> Id {
         if let Some(name) = schema.reference {
             let name = name.rsplit('/').next().unwrap_or(name);
-            return self.push(Node { definition: Some(name), ..Node::any() });
+            return self.push(Node { definition: Some(Builtins::deferred(name)), ..Node::any() });
         }
         let node = self.builtin_node(schema);
         self.push(node)
@@ -458,7 +481,7 @@ fn data() -> &'static Data {
 impl Builtins {
     /// Every built-in kind's schema and ObjectMeta's, made on first use, then shared: a node
     /// standing for each kind's definition, compiled when an object first reaches it
-    /// (`Builtins::definition`'s, as every definition it refers to). A Deployment's schema
+    /// (`Deferred::compiled`, as every definition it refers to). A Deployment's schema
     /// reaches about a hundred and fifty definitions, each volume source among them; an object
     /// uses a few dozen.
     pub fn get() -> &'static Builtins {
@@ -467,7 +490,7 @@ impl Builtins {
             let data = data();
             let mut schemas = Schemas::default();
             let mut compiler = Compiler { schemas: &mut schemas };
-            let mut defer = |name| compiler.push(Node { definition: Some(name), ..Node::any() });
+            let mut defer = |name| compiler.push(Node { definition: Some(Builtins::deferred(name)), ..Node::any() });
             let kinds = data
                 .kinds
                 .iter()
@@ -478,15 +501,15 @@ impl Builtins {
         })
     }
 
-    /// Definition `name` compiled, once a process: shared by every thread checking objects.
-    pub(crate) fn definition(name: &'static str) -> Arc<Compiled> {
-        static COMPILED: LazyLock<Mutex<FxHashMap<&'static str, Arc<Compiled>>>> = LazyLock::new(Mutex::default);
-        if let Some(compiled) = COMPILED.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
-            return Arc::clone(compiled);
-        }
-        // Compiled outside the lock: two threads reaching it at once both compile it, alike.
-        let compiled = Arc::new(compile_definition(name));
-        Arc::clone(COMPILED.lock().unwrap_or_else(|e| e.into_inner()).entry(name).or_insert(compiled))
+    /// Definition `name`, deferred: its one slot a process, found when a schema referring to it
+    /// is compiled (each definition's compilation, not each object's walk), kept for the
+    /// process's life as the compiled definitions are.
+    pub(crate) fn deferred(name: &'static str) -> Deferred {
+        static SLOTS: LazyLock<Mutex<FxHashMap<&'static str, &'static OnceLock<Compiled>>>> =
+            LazyLock::new(Mutex::default);
+        let mut slots = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = *slots.entry(name).or_insert_with(|| Box::leak(Box::default()));
+        Deferred { name, slot }
     }
 }
 

@@ -105,8 +105,8 @@ impl Walker<'_> {
 
     fn value(&mut self, schemas: &Schemas, id: Id, value: &Value, path: &mut String) {
         let node = schemas.node(id);
-        if let Some(name) = node.definition {
-            let compiled = Builtins::definition(name);
+        if let Some(deferred) = node.definition {
+            let compiled = deferred.compiled();
             return self.value(&compiled.schemas, compiled.root, value, path);
         }
         // Decoding drops nulls in built-in kinds; a custom resource's typed field takes one

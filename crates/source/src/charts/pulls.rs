@@ -308,10 +308,17 @@ mod tests {
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("reader:{password}")))
         };
         let (expected, slow) = (basic(PASSWORD), basic("slow-pa55"));
-        // The right password at once; the other after three seconds, refused.
+        // The right password at once; the other refused once the test has timed the first
+        // (or after ten seconds), so that nothing waits longer than the test needs.
+        let timed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let released = timed.clone();
         let server = TestServer::start(move |_, request| {
-            if request.authorization == slow {
-                std::thread::sleep(Duration::from_secs(3));
+            let held = Instant::now();
+            while request.authorization == slow
+                && !released.load(std::sync::atomic::Ordering::SeqCst)
+                && held.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(10));
             }
             match request.authorization == expected {
                 true => ("200 OK", String::new(), ARCHIVE.to_vec()),
@@ -334,6 +341,7 @@ mod tests {
         let again = Pulls::with(cache.clone(), puller(&server.origin(), PASSWORD));
         assert_eq!(again.archive(&lock, "release `web`", &chart).unwrap().0, ARCHIVE);
         assert!(started.elapsed() < Duration::from_secs(1), "waited {:?} for the other's download", started.elapsed());
+        timed.store(true, std::sync::atomic::Ordering::SeqCst);
         let refused = other.join().unwrap();
         assert!(refused.message.contains("answered HTTP 401"), "{refused:?}");
     }

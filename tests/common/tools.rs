@@ -33,6 +33,8 @@ pub fn run_helm(
     let mut command = Command::new(helm);
     command
         .args(args)
+        // Short commands on small charts: without Go's collector (a third of a `helm template`'s CPU).
+        .env("GOGC", "off")
         .env("HELM_CONFIG_HOME", home.join("config"))
         .env("HELM_CACHE_HOME", home.join("cache"))
         .env("HELM_DATA_HOME", home.join("data"));

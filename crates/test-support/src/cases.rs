@@ -242,6 +242,9 @@ fn helm_template(helm: &Path, dir: &Path) -> Result<Vec<(usize, String)>, String
     let output = Command::new(helm)
         .args(["template", "rel"])
         .arg(dir)
+        // Without Go's garbage collector: a render of these charts is short and small, and the
+        // collector was a third of its CPU (53 -> 36 ms a render, most of it helm's start-up).
+        .env("GOGC", "off")
         .env("HELM_CACHE_HOME", home.join("cache"))
         .env("HELM_CONFIG_HOME", home.join("config"))
         .env("HELM_DATA_HOME", home.join("data"))

@@ -54,10 +54,13 @@ impl Sshd {
         let _ = std::fs::create_dir_all("/run/sshd");
         let port = std::net::TcpListener::bind((address, 0)).unwrap().local_addr().unwrap().port();
         let d = dir.path().display();
+        // Each session runs its command with the user's shell, and bash started by sshd reads
+        // ~/.bashrc: HOME is this directory, so that the user's shell set-up (pyenv's took 120 ms
+        // of CPU a session) and git configuration stay out of the sessions.
         let config = format!(
             "Port {port}\nListenAddress {address}\nHostKey {d}/host\nAuthorizedKeysFile {d}/authorized_keys\n\
              StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nPidFile {d}/sshd.pid\nLogLevel ERROR\n"
+             KbdInteractiveAuthentication no\nPidFile {d}/sshd.pid\nLogLevel ERROR\nSetEnv HOME={d}\n"
         );
         std::fs::write(dir.path().join("sshd_config"), config).unwrap();
         let child = Command::new("/usr/sbin/sshd")

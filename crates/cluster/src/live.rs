@@ -1093,12 +1093,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_quiet_watch_of_the_controllers_outlasts_the_request_timeout() {
         let server = weaver_test_apiserver::TestApiServer::start();
-        let cluster = connected(&server, LiveCache::default(), Duration::from_secs(1)).await;
+        let cluster = connected(&server, LiveCache::default(), Duration::from_millis(500)).await;
         let target = ListTarget { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("quiet".into()) };
         let targets = [target].into();
         cluster.list(&targets, LABEL_RELEASE, ManagedFields::Text, 1).await.unwrap();
         // Two request timeouts with nothing to tell.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let watches = server
             .requests()
             .into_iter()

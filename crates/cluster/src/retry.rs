@@ -374,7 +374,7 @@ mod tests {
                 kubeconfig: Some(server.kubeconfig_path().to_path_buf()),
                 context: None,
                 request_timeout,
-                retry_budget: Duration::from_secs(2),
+                retry_budget: Duration::from_secs(1),
                 given: None,
             };
             let mut cluster = Cluster::connect(&options).await.unwrap_or_else(|e| panic!("{e}"));
@@ -413,10 +413,10 @@ mod tests {
             let Err(crate::ApplyError::Other(err)) = apply(&cluster).await else { panic!("applied") };
             let message = err.to_string();
             assert!(message.starts_with("applying ConfigMap default/retried: the server answered 503"), "{message}");
-            // For the 2 s budget, 10–50 ms apart.
+            // For the 1 s budget, 10–50 ms apart.
             let patches = patches(&server);
             assert!(patches > 10, "{patches} attempts");
-            assert!(message.ends_with(&format!("(tried {patches} times in 2s)")), "{message}");
+            assert!(message.ends_with(&format!("(tried {patches} times in 1s)")), "{message}");
             assert_eq!(cluster.retried_requests(), 1);
         }
 

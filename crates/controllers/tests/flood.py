@@ -1,10 +1,12 @@
 """A hostile peer for the servers' tests: opens COUNT connections to HOST:PORT from the loopback
 addresses 127.0.0.2, 127.0.0.3, ... (PER_SOURCE connections from each), sends each the start of
-a request header (HEADER_BYTES of it, never finished), says `sent N` once it has, and holds them
-until its standard input closes. Bounded: it stops sending after 60 s whatever happens."""
+a request header (HEADER_BYTES of it, never finished), says `sent N` once it has (or once for
+STILL seconds no connection would take more), and holds them until its standard input closes.
+Bounded: it stops sending after 60 s whatever happens."""
 import resource, selectors, socket, sys, time
 
 host, port, count, per_source, header_bytes = sys.argv[1], int(sys.argv[2]), *map(int, sys.argv[3:6])
+still = float(sys.argv[6])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 if hard != resource.RLIM_INFINITY and hard < count + 64:
     sys.exit(f"flood.py: {count} connections need {count + 64} descriptors; the hard limit is {hard}")
@@ -25,13 +27,13 @@ for i in range(count):
     pending[s] = memoryview(start + filler if header_bytes > len(start) else start)
 
 # Write what each connection takes; a connection the server closed counts as sent. Stops when
-# all is sent, or when for a second no connection would take more (the server reads no more).
+# all is sent, or when for STILL seconds no connection would take more (the server reads no more).
 selector = selectors.DefaultSelector()
 for s in sockets:
     selector.register(s, selectors.EVENT_WRITE)
 sent = 0
 while pending and time.monotonic() < deadline:
-    ready = selector.select(timeout=1)
+    ready = selector.select(timeout=still)
     if not ready:
         break
     for key, _ in ready:

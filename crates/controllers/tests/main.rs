@@ -82,21 +82,23 @@ impl Drop for Servers {
 
 /// `flood.py` against `target`: `count` connections, `per_source` from each loopback address,
 /// each sent `header_bytes` of a header that never ends. Returns once it has sent what the
-/// server would take; the connections are held until the `Flood` is dropped.
+/// server would take (once no connection has taken more for `still`); the connections are held
+/// until the `Flood` is dropped.
 struct Flood(Child);
 
 impl Flood {
-    fn start(target: SocketAddr, count: usize, per_source: usize, header_bytes: usize) -> Flood {
-        Flood::spawn(target, count, per_source, header_bytes).sent()
+    fn start(target: SocketAddr, count: usize, per_source: usize, header_bytes: usize, still: Duration) -> Flood {
+        Flood::spawn(target, count, per_source, header_bytes, still).sent()
     }
 
     /// [`Flood::start`] without waiting for it to have sent: [`Flood::sent`] waits.
-    fn spawn(target: SocketAddr, count: usize, per_source: usize, header_bytes: usize) -> Flood {
+    fn spawn(target: SocketAddr, count: usize, per_source: usize, header_bytes: usize, still: Duration) -> Flood {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/flood.py");
         let child = Command::new("python3")
             .arg(script)
             .args([target.ip().to_string(), target.port().to_string()])
             .args([count, per_source, header_bytes].map(|n| n.to_string()))
+            .arg(still.as_secs_f64().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -166,7 +168,10 @@ fn healthz_answers_while_twenty_thousand_connections_flood_another_port() {
     let servers = Servers::start(Limits::default());
     let before = open_descriptors();
     // Two peers of 10,000 connections, from 40 addresses each: as the adversarial pass had it.
-    let floods: Vec<Flood> = (0..2).map(|_| Flood::spawn(servers.flooded, 10_000, 250, 64)).collect();
+    // The server takes at most 1,024 of them; the rest wait on the listen queue or for their SYN
+    // to be answered, and a quarter of a second in which none of them is taken ends the sending.
+    let still = Duration::from_millis(250);
+    let floods: Vec<Flood> = (0..2).map(|_| Flood::spawn(servers.flooded, 10_000, 250, 64, still)).collect();
     let floods: Vec<Flood> = floods.into_iter().map(Flood::sent).collect();
     let held = open_descriptors() - before;
     for attempt in 0..5 {
@@ -234,9 +239,10 @@ fn two_thousand_headers_of_390_kb_never_finished_cost_little_memory() {
             most
         })
     };
-    let flood = Flood::start(servers.flooded, 2_000, 200, 390_000);
-    // The server reads what it will while the flood holds its connections.
-    std::thread::sleep(Duration::from_secs(1));
+    // Sent once the server has read nothing for half a second: it reads no more of the headers.
+    let flood = Flood::start(servers.flooded, 2_000, 200, 390_000, Duration::from_millis(500));
+    // Whatever the server still makes of what it read, while the flood holds its connections.
+    std::thread::sleep(Duration::from_millis(250));
     flooding.store(false, std::sync::atomic::Ordering::Relaxed);
     let grown = sampler.join().unwrap().saturating_sub(before);
     drop(flood);
@@ -256,12 +262,12 @@ fn an_answer_the_client_never_reads_is_given_up_after_the_write_timeout() {
         let body = answer_body.clone();
         async move { Ok::<_, std::convert::Infallible>(Response::new(Full::new(body))) }
     };
-    let limits = Limits { write_timeout: Duration::from_secs(1), ..Limits::default() };
+    let limits = Limits { write_timeout: Duration::from_millis(500), ..Limits::default() };
     runtime.spawn(weaver_controllers::http::serve(listener, None, limits, answer, std::future::pending()));
     let mut stream = TcpStream::connect(address).unwrap();
     stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     // The client reads nothing for three write timeouts, then all there is.
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(1500));
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut read = 0;
     let mut buffer = vec![0; 1 << 20];

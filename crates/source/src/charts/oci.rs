@@ -964,7 +964,7 @@ mod tests {
             ("200 OK", link, br#"{"tags":["1.0.0"]}"#.to_vec())
         });
         let mut machine = Machine::anonymous();
-        machine.registry_limits.check_time = Duration::from_secs(2);
+        machine.registry_limits.check_time = Duration::from_secs(1);
         let repository = format!("oci://127.0.0.1:{}/charts", server.port);
         let chart = RemoteChart {
             repository: repository.clone(),
@@ -982,7 +982,7 @@ mod tests {
         assert_eq!(
             err.message,
             format!(
-                "registry {registry} did not answer http://{registry}/v2/charts/web/tags/list within the time a chart's tags may take (2 s)"
+                "registry {registry} did not answer http://{registry}/v2/charts/web/tags/list within the time a chart's tags may take (1 s)"
             )
         );
         let help = err.help.unwrap();

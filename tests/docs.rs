@@ -633,6 +633,33 @@ fn the_prerequisites_are_what_ci_installs() {
     assert!(readme.contains("cargo test --workspace --locked"), "the README gives the test command .ci/run runs");
 }
 
+/// `tools/kube-builtins` (outside the workspace, its own lock) generates `builtins.json` from the
+/// k8s-openapi weaver builds, with the schemars and serde_json weaver's lock holds, and `.ci/run`
+/// runs its test: after an upgrade of one lock, this fails until the other follows.
+#[test]
+fn the_builtins_generator_locks_the_crates_weaver_locks() {
+    let root = common::project_root();
+    let versions = |lock: &str| -> std::collections::BTreeMap<String, String> {
+        let text = std::fs::read_to_string(root.join(lock)).unwrap();
+        let lock: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{lock}: {e}"));
+        let packages = lock["package"].as_array().expect("a lock lists packages");
+        let field = |package: &toml::Value, key: &str| package[key].as_str().unwrap_or_default().to_string();
+        packages.iter().map(|package| (field(package, "name"), field(package, "version"))).collect()
+    };
+    let (workspace, generator) = (versions("Cargo.lock"), versions("tools/kube-builtins/Cargo.lock"));
+    for name in ["k8s-openapi", "schemars", "serde_json"] {
+        assert!(workspace.contains_key(name), "Cargo.lock has no {name}");
+        assert_eq!(
+            generator.get(name),
+            workspace.get(name),
+            "{name}: tools/kube-builtins/Cargo.lock and Cargo.lock differ (cargo update -p {name} \
+             --manifest-path tools/kube-builtins/Cargo.toml --precise VERSION)"
+        );
+    }
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(ci.contains("cargo test --locked --manifest-path tools/kube-builtins/Cargo.toml"), ".ci/run runs it");
+}
+
 /// Each table of reference/file-formats.md lists every field of the struct it names.
 #[test]
 fn the_file_formats_list_every_field() {

@@ -64,3 +64,45 @@ pub fn carry_transition(mut new: Condition, previous: &[Condition]) -> Condition
     }
     new
 }
+
+/// The schema of a `conditions` list's items: `meta/v1` Condition's, as the API server publishes
+/// it. Written out because k8s-openapi's `schemars` feature, which would derive it, builds a
+/// schema impl for every built-in type (9 of the first build's CPU-seconds) for these two.
+pub fn condition_list_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "items": {
+            "description": "Condition contains details for one aspect of the current state of this API Resource.",
+            "properties": {
+                "lastTransitionTime": {
+                    "description": "lastTransitionTime is the last time the condition transitioned from one status to another. This should be when the underlying condition changed.  If that is not known, then using the time when the API field changed is acceptable.",
+                    "format": "date-time",
+                    "type": "string"
+                },
+                "message": {
+                    "description": "message is a human readable message indicating details about the transition. This may be an empty string.",
+                    "type": "string"
+                },
+                "observedGeneration": {
+                    "description": "observedGeneration represents the .metadata.generation that the condition was set based upon. For instance, if .metadata.generation is currently 12, but the .status.conditions[x].observedGeneration is 9, the condition is out of date with respect to the current state of the instance.",
+                    "format": "int64",
+                    "type": "integer"
+                },
+                "reason": {
+                    "description": "reason contains a programmatic identifier indicating the reason for the condition's last transition. Producers of specific condition types may define expected values and meanings for this field, and whether the values are considered a guaranteed API. The value should be a CamelCase string. This field may not be empty.",
+                    "type": "string"
+                },
+                "status": {
+                    "description": "status of the condition, one of True, False, Unknown.",
+                    "type": "string"
+                },
+                "type": {
+                    "description": "type of condition in CamelCase or in foo.example.com/CamelCase.",
+                    "type": "string"
+                }
+            },
+            "required": ["lastTransitionTime", "message", "reason", "status", "type"],
+            "type": "object"
+        },
+        "type": "array"
+    })
+}

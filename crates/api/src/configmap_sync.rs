@@ -48,6 +48,7 @@ pub struct ConfigMapSyncSpec {
     pub target_namespaces: Vec<String>,
     /// Namespaces whose labels match are targets too, including ones created later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "label_selector_schema")]
     pub namespace_selector: Option<LabelSelector>,
     /// The ServiceAccount, in the ConfigMapSync's namespace, whose permissions bound every write.
     #[schemars(regex(pattern = DNS_LABEL), length(min = 1, max = 63))]
@@ -74,7 +75,10 @@ pub struct ConfigMapSyncStatus {
     pub observed_generation: Option<i64>,
     /// `Ready`: True when every target is in sync.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    #[schemars(
+        schema_with = "crate::conditions::condition_list_schema",
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"])
+    )]
     pub conditions: Vec<Condition>,
     /// One entry per target namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -132,3 +136,43 @@ open_enum!(
 );
 
 typed_reasons!(SyncReason, TargetReason);
+
+/// An optional `meta/v1` LabelSelector's schema, as the API server publishes it (written out for
+/// the reason [`crate::conditions::condition_list_schema`] gives).
+fn label_selector_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "nullable": true,
+        "properties": {
+            "matchExpressions": {
+                "description": "matchExpressions is a list of label selector requirements. The requirements are ANDed.",
+                "items": {
+                    "description": "A label selector requirement is a selector that contains values, a key, and an operator that relates the key and values.",
+                    "properties": {
+                        "key": {
+                            "description": "key is the label key that the selector applies to.",
+                            "type": "string"
+                        },
+                        "operator": {
+                            "description": "operator represents a key's relationship to a set of values. Valid operators are In, NotIn, Exists and DoesNotExist.",
+                            "type": "string"
+                        },
+                        "values": {
+                            "description": "values is an array of string values. If the operator is In or NotIn, the values array must be non-empty. If the operator is Exists or DoesNotExist, the values array must be empty. This array is replaced during a strategic merge patch.",
+                            "items": {"type": "string"},
+                            "type": "array"
+                        }
+                    },
+                    "required": ["key", "operator"],
+                    "type": "object"
+                },
+                "type": "array"
+            },
+            "matchLabels": {
+                "additionalProperties": {"type": "string"},
+                "description": "matchLabels is a map of {key,value} pairs. A single {key,value} in the matchLabels map is equivalent to an element of matchExpressions, whose key field is \"key\", the operator is \"In\", and the values array contains only \"value\". The requirements are ANDed.",
+                "type": "object"
+            }
+        },
+        "type": "object"
+    })
+}

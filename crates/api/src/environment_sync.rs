@@ -570,7 +570,10 @@ pub struct EnvironmentSyncStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    #[schemars(
+        schema_with = "crate::conditions::condition_list_schema",
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"])
+    )]
     pub conditions: Vec<Condition>,
     /// The commit the last reconcile fetched and tried.
     #[serde(default, skip_serializing_if = "Option::is_none")]

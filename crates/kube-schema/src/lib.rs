@@ -1,7 +1,7 @@
 //! Kubernetes objects checked against their schema as the API server checks them, offline.
 //!
 //! - **Built-in kinds** against the schemas of k8s-openapi's `latest` feature (Kubernetes
-//!   1.37), generated from its types' `JsonSchema` impls into `builtins.json` (`generate.rs`
+//!   1.37), generated from its types' `JsonSchema` impls into `builtins.json` (`tools/kube-builtins`
 //!   lists the types; their fields come from k8s-openapi, which generates them from
 //!   Kubernetes' own OpenAPI document).
 //! - **Custom resources** against a CRD version's `openAPIV3Schema`, with the Kubernetes
@@ -24,8 +24,6 @@
 //! refuses what it finds, so the two cannot disagree, and a real server is the judge of both.
 
 pub mod apimachinery;
-#[cfg(test)]
-mod generate;
 mod schema;
 mod walk;
 

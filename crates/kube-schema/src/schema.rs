@@ -1,5 +1,5 @@
 //! Schemas compiled for the walker: the built-in kinds from `builtins.json` (generated from
-//! k8s-openapi's `JsonSchema` impls, see `generate.rs`), and custom resources from their CRD's
+//! k8s-openapi's `JsonSchema` impls, see `tools/kube-builtins`), and custom resources from their CRD's
 //! `openAPIV3Schema`. Both are JSON Schema (the built-in kinds' refer to shared definitions),
 //! compiled into arenas of nodes, so walking an object costs a few map lookups a field: a CRD's
 //! when it is learnt, each built-in definition when an object first reaches it.
@@ -391,13 +391,13 @@ pub struct Builtins {
 }
 
 /// Every kind k8s-openapi's `latest` (Kubernetes 1.37) defines and the schemas they reach,
-/// generated from its types by `generate.rs` (whose test fails when this file is stale): the
+/// generated from its types by `tools/kube-builtins` (whose test fails when this file is stale): the
 /// schemas are data here rather than k8s-openapi's and schemars' code, which was 4.5 MB of the
 /// binary. Only the keywords the compiler reads are kept (no descriptions).
 const BUILTINS_JSON: &str = include_str!("../builtins.json");
 
 /// `builtins.json`, its definitions left unparsed until a kind reaches them, and found by its
-/// lines (`generate.rs` writes one kind and one definition a line) rather than by a JSON scan of
+/// lines (`tools/kube-builtins` writes one kind and one definition a line) rather than by a JSON scan of
 /// the whole file, which was a tenth of the CPU of rendering a small chart.
 struct Data {
     /// (apiVersion, kind, the name of its definition).
@@ -406,7 +406,7 @@ struct Data {
     definitions: Definitions,
 }
 
-/// The definitions' lines (`"NAME":{…},`, one a line and sorted by name, as `generate.rs`
+/// The definitions' lines (`"NAME":{…},`, one a line and sorted by name, as `tools/kube-builtins`
 /// writes them), searched by halves: indexing the seven hundred, even into a sorted list, cost
 /// more than a render's lookups (0.7 M instructions, every validating process).
 struct Definitions(&'static str);

@@ -1,7 +1,9 @@
-//! Generates `builtins.json`, the built-in kinds' schemas, from k8s-openapi's types (the
-//! `Resource` trait's apiVersion and kind, the `JsonSchema` impl's schema), and fails when the
-//! committed file differs: after a k8s-openapi upgrade,
-//! `WEAVER_BLESS=1 cargo test -p weaver-kube-schema builtins_json` writes it anew.
+//! Generates `crates/kube-schema/builtins.json`, the built-in kinds' schemas, from k8s-openapi's
+//! types (the `Resource` trait's apiVersion and kind, the `JsonSchema` impl's schema), and fails
+//! when the committed file differs: after a k8s-openapi upgrade (here and in the workspace),
+//! `WEAVER_BLESS=1 cargo test --manifest-path tools/kube-builtins/Cargo.toml` writes it anew.
+//! The package is this test: nothing else is built from it.
+#![cfg(test)]
 
 use std::collections::BTreeMap;
 
@@ -199,7 +201,7 @@ fn generate() -> String {
 
 #[test]
 fn builtins_json_is_generated_from_k8s_openapi() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/builtins.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crates/kube-schema/builtins.json");
     let generated = generate();
     if std::env::var_os("WEAVER_BLESS").is_some_and(|v| v == "1") {
         std::fs::write(path, &generated).expect("write builtins.json");
@@ -208,6 +210,6 @@ fn builtins_json_is_generated_from_k8s_openapi() {
     assert!(
         committed == generated,
         "{path} differs from k8s-openapi's schemas; refresh with: \
-         WEAVER_BLESS=1 cargo test -p weaver-kube-schema builtins_json (and commit the result)"
+         WEAVER_BLESS=1 cargo test --manifest-path tools/kube-builtins/Cargo.toml (and commit the result)"
     );
 }

@@ -392,7 +392,7 @@ impl Matcher {
             let tokens = weak.find_overlapping_iter(text).filter(|m| is_token(text, m.range()));
             spans.extend(tokens.map(|m| m.range()));
         }
-        if depth < MAX_BASE64_DEPTH {
+        if depth < MAX_BASE64_DEPTH && text.len() >= MIN_BASE64_TOKEN {
             spans.extend(
                 base64_tokens(text)
                     .filter(|(token, engine)| self.in_base64(&text[token.clone()], engine, depth))
@@ -408,7 +408,10 @@ impl Matcher {
         if let Some(strong) = &self.strong {
             spans.extend(strong.find_overlapping_iter(text).map(|m| m.range()));
         }
-        if let Some(folded) = &self.folded {
+        // An ASCII text folds to at most its own length: shorter than every folded value, it
+        // holds none (most of a manifest's strings: names, labels, small numbers).
+        let long_enough = |folded: &AhoCorasick| !text.is_ascii() || text.len() >= folded.min_pattern_len();
+        if let Some(folded) = self.folded.as_ref().filter(|folded| long_enough(folded)) {
             let folded_text = fold(text);
             // Where each folded byte came from is worked out only for a text that holds a value:
             // most hold none, and the map is many times the text's size.
@@ -483,16 +486,18 @@ fn is_text(decoded: &str) -> bool {
 /// `=` padding, of at least [`MIN_BASE64_TOKEN`] characters, each with the engine to decode it.
 fn base64_tokens(text: &str) -> impl Iterator<Item = (Range<usize>, &'static GeneralPurpose)> {
     let bytes = text.as_bytes();
-    [(b"+/", &STANDARD), (b"-_", &URL_SAFE)].into_iter().flat_map(move |(extra, engine)| {
+    [(STANDARD_DIGIT, &STANDARD), (URL_SAFE_DIGIT, &URL_SAFE)].into_iter().flat_map(move |(alphabet, engine)| {
+        let in_alphabet = move |b: &u8| BASE64_DIGITS[usize::from(*b)] & alphabet != 0;
         let mut at = 0;
         std::iter::from_fn(move || {
             loop {
-                let start = at + bytes[at..].iter().position(|b| b.is_ascii_alphanumeric() || extra.contains(b))?;
-                let run = bytes[start..].iter().take_while(|b| b.is_ascii_alphanumeric() || extra.contains(b)).count();
+                let start = at + bytes[at..].iter().position(in_alphabet)?;
+                let run = bytes[start..].iter().take_while(|b| in_alphabet(b)).count();
                 let padding = bytes[start + run..].iter().take_while(|b| **b == b'=').count();
                 at = start + run + padding;
                 // A run of letters and digits only is the same run in both alphabets: once is enough.
-                let seen = extra == b"-_" && !bytes[start..start + run].iter().any(|b| extra.contains(b));
+                let seen = alphabet == URL_SAFE_DIGIT
+                    && bytes[start..start + run].iter().all(|b| BASE64_DIGITS[usize::from(*b)] & STANDARD_DIGIT != 0);
                 if run + padding >= MIN_BASE64_TOKEN && !seen {
                     return Some((start..at, engine));
                 }
@@ -500,6 +505,30 @@ fn base64_tokens(text: &str) -> impl Iterator<Item = (Range<usize>, &'static Gen
         })
     })
 }
+
+/// [`BASE64_DIGITS`]' bits: a digit of the standard alphabet (letters, digits, `+` and `/`), of
+/// the URL-safe one (letters, digits, `-` and `_`).
+const STANDARD_DIGIT: u8 = 1;
+const URL_SAFE_DIGIT: u8 = 2;
+
+/// Which base64 alphabets each byte is a digit of: a table, as [`base64_tokens`] asks it of every
+/// byte of every string redacted.
+static BASE64_DIGITS: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        if byte.is_ascii_alphanumeric() {
+            table[b] = STANDARD_DIGIT | URL_SAFE_DIGIT;
+        }
+        b += 1;
+    }
+    table[b'+' as usize] = STANDARD_DIGIT;
+    table[b'/' as usize] = STANDARD_DIGIT;
+    table[b'-' as usize] = URL_SAFE_DIGIT;
+    table[b'_' as usize] = URL_SAFE_DIGIT;
+    table
+};
 
 /// `spans` sorted, with overlapping ones merged.
 fn merge(mut spans: Vec<Range<usize>>) -> Vec<Range<usize>> {

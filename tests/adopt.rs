@@ -5,7 +5,6 @@
 use crate::common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::Repo;
 use common::cluster::TestCluster;
@@ -95,16 +94,13 @@ impl Adopt {
 
     fn helm(&self, args: &[&str]) -> String {
         let home = self.repo.path().join(".helm-home");
-        let out = Command::new(&self.helm)
+        let out = weaver_test_support::helm::command(&self.helm, &home)
             .current_dir(self.repo.path())
             .args(args)
             .args(["-n", &self.ns, "--kubeconfig"])
             .arg(self.cluster.client_go_kubeconfig())
             .env_remove("KUBECONFIG")
             .env("HOME", &home)
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_DATA_HOME", home.join("data"))
             .output()
             .expect("run helm");
         assert!(out.status.success(), "helm {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));

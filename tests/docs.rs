@@ -639,12 +639,18 @@ fn the_prerequisites_are_what_ci_installs() {
 #[test]
 fn the_builtins_generator_locks_the_crates_weaver_locks() {
     let root = common::project_root();
-    let versions = |lock: &str| -> std::collections::BTreeMap<String, String> {
+    // Each package's versions (a lock may hold two of one name).
+    type Versions = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
+    let versions = |lock: &str| -> Versions {
         let text = std::fs::read_to_string(root.join(lock)).unwrap();
         let lock: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{lock}: {e}"));
         let packages = lock["package"].as_array().expect("a lock lists packages");
         let field = |package: &toml::Value, key: &str| package[key].as_str().unwrap_or_default().to_string();
-        packages.iter().map(|package| (field(package, "name"), field(package, "version"))).collect()
+        let mut versions = Versions::new();
+        for package in packages {
+            versions.entry(field(package, "name")).or_default().insert(field(package, "version"));
+        }
+        versions
     };
     let (workspace, generator) = (versions("Cargo.lock"), versions("tools/kube-builtins/Cargo.lock"));
     for name in ["k8s-openapi", "schemars", "serde_json"] {

@@ -237,11 +237,8 @@ pub(crate) fn chart_repository(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// and data under `home`; the digest of the manifest pushed, which helm prints. A `.prov` beside
 /// the archive goes as a layer of that manifest.
 pub(crate) fn helm_push(helm: &Path, home: &Path, archive: &Path, registry: &common::registry::Registry) -> String {
-    let out = Command::new(helm)
+    let out = weaver_test_support::helm::command(helm, home)
         .args(["push", archive.to_str().unwrap(), &format!("oci://{}/charts", registry.host()), "--plain-http"])
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_DATA_HOME", home.join("data"))
         .output()
         .unwrap();
     assert!(out.status.success(), "helm push: {}", String::from_utf8_lossy(&out.stderr));

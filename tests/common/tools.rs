@@ -30,14 +30,8 @@ pub fn run_helm(
     kubeconfig: Option<&std::path::Path>,
     args: &[&str],
 ) -> String {
-    let mut command = Command::new(helm);
-    command
-        .args(args)
-        // Short commands on small charts: without Go's collector (a third of a `helm template`'s CPU).
-        .env("GOGC", "off")
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_DATA_HOME", home.join("data"));
+    let mut command = weaver_test_support::helm::command(helm, home);
+    command.args(args);
     if let Some(kubeconfig) = kubeconfig {
         command.env("KUBECONFIG", kubeconfig);
     }

@@ -19,7 +19,6 @@
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use gotemplate::{Map, MissingKey, Numbers, Templates, Value};
 
@@ -239,17 +238,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 /// Runs helm on the chart; outputs by case number, or helm's error text.
 fn helm_template(helm: &Path, dir: &Path) -> Result<Vec<(usize, String)>, String> {
     let home = dir.join(".helm-home");
-    let output = Command::new(helm)
-        .args(["template", "rel"])
-        .arg(dir)
-        // Without Go's garbage collector: a render of these charts is short and small, and the
-        // collector was a third of its CPU (53 -> 36 ms a render, most of it helm's start-up).
-        .env("GOGC", "off")
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .output()
-        .expect("run helm");
+    let output = crate::helm::command(helm, &home).args(["template", "rel"]).arg(dir).output().expect("run helm");
     if !output.status.success() {
         return Err(String::from_utf8_lossy(&output.stderr).into_owned());
     }

@@ -3,7 +3,7 @@
 //! (`cases`), trees of files (`files`), a loopback HTTP server answering with a handler
 //! (`http_server`), a forge's pull requests and commit statuses API on it (`forge`), Debian's docker-registry (`registry`), and git: history
 //! made with git2 (`git`) and served over smart HTTP (`git_http`), and commits signed by git with ssh-keygen's
-//! or GnuPG's keys (`signing`).
+//! or GnuPG's keys (`signing`); helm with homes of its own (`helm`).
 
 pub mod cases;
 pub mod cosign;
@@ -12,6 +12,7 @@ pub mod flux;
 pub mod forge;
 pub mod git;
 pub mod git_http;
+pub mod helm;
 pub mod http_server;
 pub mod registry;
 pub mod signing;

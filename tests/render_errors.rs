@@ -883,7 +883,7 @@ mod limits {
         assert!(peak_kib < 1 << 20, "a process of the render's tree took {peak_kib} KiB");
 
         let repo = hostile_helm_chart("{{ range until 100000 }}{{ genPrivateKey \"rsa\" | len }}{{ end }}\n");
-        stops_at_the_deadline(&repo, 2, "hostile");
+        stops_at_the_deadline(&repo, 1, "hostile");
     }
 
     /// `weaver render --render-timeout {seconds}s` stops within 5 s of its deadline, naming it
@@ -1019,7 +1019,7 @@ mod limits {
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leaf\n",
             );
         }
-        stops_at_the_deadline(&repo, 2, "diamond");
+        stops_at_the_deadline(&repo, 1, "diamond");
     }
 
     /// A values template (`*.gotmpl`) renders in a worker too: `env`, `readFile` and the
@@ -1050,7 +1050,7 @@ mod limits {
         assert_eq!(in_worker.failure(), refused);
         assert!(!in_worker.stderr.contains(&secret[16..]), "{}", in_worker.stderr);
         repo.write("v.yaml.gotmpl", "{{ range until 100000 }}{{ genPrivateKey \"rsa\" | len }}{{ end }}greeting: x\n");
-        stops_at_the_deadline(&repo, 2, "app");
+        stops_at_the_deadline(&repo, 1, "app");
     }
 
     /// A release's templates go to its worker in one request, rendered ahead of the parent's

@@ -43,7 +43,7 @@ fn account(cluster: &TestCluster, namespace: &str, name: &str, verbs: &[&str]) -
 /// the policy see the ServiceAccount's user and groups, as with its own token.
 fn kubectl_as(cluster: &TestCluster, identity: &Identity, args: &[&str]) -> std::process::Output {
     let Ok((kubectl, _)) = common::tools::kubectl_kustomize_v5() else { panic!("kubectl checked by the caller") };
-    std::process::Command::new(kubectl)
+    weaver_test_support::kubectl::command(kubectl)
         .arg("--kubeconfig")
         .arg(cluster.client_go_kubeconfig())
         .arg(format!("--as={}", identity.user))

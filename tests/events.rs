@@ -61,7 +61,7 @@ fn events_carry_their_last_time_and_count_and_kubectl_sorts_them_by_it() {
     assert_eq!(first["involvedObject"]["name"], "subject");
 
     // kubectl orders them by when each was last seen.
-    let sorted = std::process::Command::new(&kubectl)
+    let sorted = weaver_test_support::kubectl::command(&kubectl)
         .arg("--kubeconfig")
         .arg(cluster.client_go_kubeconfig())
         .args(["get", "events", "-n", &namespace, "--sort-by=.lastTimestamp"])

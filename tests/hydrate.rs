@@ -559,7 +559,7 @@ fn the_hydrated_objects_applied_with_kubectl_are_those_weaver_apply_makes() {
         std::fs::write(plain.path().join(format!("{release}.yaml")), text).unwrap();
     }
     assert!(keys.iter().any(|k| k.1 == "Secret") && keys.len() >= 5, "{keys:?}");
-    let applied = std::process::Command::new(&kubectl)
+    let applied = weaver_test_support::kubectl::command(&kubectl)
         .arg("--kubeconfig")
         .arg(demo.cluster.client_go_kubeconfig())
         .args(["apply", "--server-side", "-f"])

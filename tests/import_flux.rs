@@ -337,7 +337,7 @@ fn the_imported_kustomizations_build_as_kubectl_kustomize_builds_them() {
     repo.weaver(&["import", "flux"]);
     // The wrapper of `apps`: Flux's patch and targetNamespace, the Alert dropped; weaver then
     // substitutes, which kubectl does not, so compare the objects' identities and patches.
-    let built = std::process::Command::new(kubectl)
+    let built = weaver_test_support::kubectl::command(kubectl)
         .args(["kustomize", "flux-import/prod/apps"])
         .current_dir(repo.path())
         .output()
@@ -1012,7 +1012,7 @@ fn remote_entries_are_left_out(files: &[(&str, &str)], listed: &[&str], helm_rel
         let local: Vec<&str> = text.lines().filter(|l| !l.contains("https://")).collect();
         stripped.write(path, &format!("{}\n", local.join("\n")));
     }
-    let built = std::process::Command::new(kubectl)
+    let built = weaver_test_support::kubectl::command(kubectl)
         .args(["kustomize", "app/prod"])
         .current_dir(stripped.path())
         .output()
@@ -1849,7 +1849,7 @@ fn string_label_values_that_look_like_other_types_are_imported_and_rendered_as_s
         common::interop_available("kubectl kustomize v5", false);
         return;
     };
-    let built = std::process::Command::new(kubectl)
+    let built = weaver_test_support::kubectl::command(kubectl)
         .args(["kustomize", "flux-import/dev/app"])
         .current_dir(repo.path())
         .output()

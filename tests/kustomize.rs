@@ -10,7 +10,6 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{Repo, copy_dir};
 use serde_json::Value;
@@ -91,7 +90,7 @@ fn kustomizations_render_the_objects_kubectl_kustomize_builds() {
     let helm = common::tools::helm().ok().map(|(helm, _)| helm);
     let mut failures = Vec::new();
     for (release, dir) in releases(repo.path()) {
-        let mut kustomize = Command::new(&kubectl);
+        let mut kustomize = weaver_test_support::kubectl::command(&kubectl);
         kustomize.arg("kustomize").arg(repo.path().join(&dir));
         match &helm {
             Some(helm) => {
@@ -156,7 +155,11 @@ fn bad_input(files: &[(&str, &str)], kubectl_refuses: bool) -> String {
         // Without kubectl only weaver's half is checked, and the output says so.
         match kubectl() {
             Ok(kubectl) => {
-                let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("app")).output().unwrap();
+                let out = weaver_test_support::kubectl::command(kubectl)
+                    .arg("kustomize")
+                    .arg(repo.path().join("app"))
+                    .output()
+                    .unwrap();
                 assert!(!out.status.success(), "kubectl kustomize accepts {files:?}");
             }
             Err(reason) => {
@@ -614,7 +617,11 @@ fn kustomization_fields_are_read_with_the_types_kubectl_kustomize_reads_them_wit
     assert_eq!(deploy["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
     match kubectl() {
         Ok(kubectl) => {
-            let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("app")).output().unwrap();
+            let out = weaver_test_support::kubectl::command(kubectl)
+                .arg("kustomize")
+                .arg(repo.path().join("app"))
+                .output()
+                .unwrap();
             assert!(out.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&out.stderr));
             let theirs =
                 by_key(weaver_yaml::documents(Path::new("kubectl"), &String::from_utf8(out.stdout).unwrap()).unwrap());
@@ -657,7 +664,11 @@ fn labels_whose_values_are_not_strings_are_refused_where_the_file_writes_them() 
     assert_eq!(built["ConfigMap/a"]["metadata"]["annotations"], expected);
     match kubectl() {
         Ok(kubectl) => {
-            let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("app")).output().unwrap();
+            let out = weaver_test_support::kubectl::command(kubectl)
+                .arg("kustomize")
+                .arg(repo.path().join("app"))
+                .output()
+                .unwrap();
             let text = String::from_utf8(out.stdout).unwrap();
             let built = weaver_yaml::documents(Path::new("kubectl"), &text).unwrap();
             assert_eq!(built[0]["metadata"]["annotations"], expected, "as kubectl kustomize builds it");
@@ -1008,7 +1019,11 @@ fn an_object_in_two_versions_keeps_its_last_copy_with_a_warning() {
     );
     match kubectl() {
         Ok(kubectl) => {
-            let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("app")).output().unwrap();
+            let out = weaver_test_support::kubectl::command(kubectl)
+                .arg("kustomize")
+                .arg(repo.path().join("app"))
+                .output()
+                .unwrap();
             let theirs = String::from_utf8(out.stdout).unwrap();
             assert!(theirs.contains("v1beta2") && theirs.contains("v1beta3"), "kubectl prints both: {theirs}");
         }
@@ -1055,7 +1070,11 @@ fn a_kustomization_s_custom_resources_of_unknown_scope_get_the_release_namespace
 
     match kubectl() {
         Ok(kubectl) => {
-            let out = Command::new(kubectl).arg("kustomize").arg(repo.path().join("flux")).output().unwrap();
+            let out = weaver_test_support::kubectl::command(kubectl)
+                .arg("kustomize")
+                .arg(repo.path().join("flux"))
+                .output()
+                .unwrap();
             let theirs = weaver_yaml::documents(Path::new("flux"), &String::from_utf8(out.stdout).unwrap()).unwrap();
             assert_eq!(namespaces(theirs), expected);
         }
@@ -1093,7 +1112,11 @@ fn of_an_object_at_two_versions_the_copy_kubectl_kustomize_prints_last_is_kept()
     match kubectl() {
         Ok(kubectl) => {
             for dir in ["sorted", "fifo"] {
-                let out = Command::new(&kubectl).arg("kustomize").arg(repo.path().join(dir)).output().unwrap();
+                let out = weaver_test_support::kubectl::command(&kubectl)
+                    .arg("kustomize")
+                    .arg(repo.path().join(dir))
+                    .output()
+                    .unwrap();
                 let theirs = weaver_yaml::documents(Path::new(dir), &String::from_utf8(out.stdout).unwrap()).unwrap();
                 assert_eq!(theirs.len(), 2, "kubectl prints both");
                 assert_eq!(theirs[1]["apiVersion"].as_str().unwrap(), kept(dir), "{dir}");

@@ -2461,7 +2461,7 @@ struct RevisionWatch {
 impl RevisionWatch {
     fn start(cluster: &common::cluster::TestCluster, namespace: &str, name: &str) -> RevisionWatch {
         let kubectl = std::env::var_os("WEAVER_KUBECTL").unwrap_or_else(|| "kubectl".into());
-        let child = std::process::Command::new(kubectl)
+        let child = weaver_test_support::kubectl::command(kubectl)
             .arg("--kubeconfig")
             .arg(cluster.kubeconfig())
             .args(["get", "environmentsyncs.v1beta1.weaver.example.com", "-n", namespace, name, "-w"])
@@ -2827,7 +2827,7 @@ fn a_team_adopting_weaver_on_the_node_gets_pushes_applied_promptly_and_in_order_
     assert_eq!(removed.code, 0, "{removed:?}");
     let kubectl = std::env::var_os("WEAVER_KUBECTL").unwrap_or_else(|| "kubectl".into());
     for version in ["v1alpha1", "v1beta1"] {
-        let out = std::process::Command::new(&kubectl)
+        let out = weaver_test_support::kubectl::command(&kubectl)
             .arg("--kubeconfig")
             .arg(cluster.kubeconfig())
             .args(["get", &format!("environmentsyncs.{version}.weaver.example.com"), "-n", &shop, "-o", "name"])

@@ -421,7 +421,7 @@ fn kubectl() -> Option<Kubectl> {
         skip::interop_or_skip(Some(&reason));
         None
     };
-    let out = match run(Command::new("kubectl").args(["version", "--client", "-o", "json"])) {
+    let out = match run(weaver_test_support::kubectl::command("kubectl").args(["version", "--client", "-o", "json"])) {
         Ok(out) => out,
         Err(err) => return skip(err),
     };
@@ -470,7 +470,7 @@ fn kustomize(kubectl: &Kubectl, base: &Value, patch: &Value) -> Result<Value, St
     let patch = if patch.is_array() { patch.clone() } else { with_identity(base, patch) };
     write(dir.path(), "patch.yaml", &patch);
     std::fs::write(dir.path().join("kustomization.yaml"), format!("resources: [base.yaml]\n{patches}\n")).unwrap();
-    let out = run(Command::new("kubectl").arg("kustomize").arg(dir.path()))?;
+    let out = run(weaver_test_support::kubectl::command("kubectl").arg("kustomize").arg(dir.path()))?;
     Ok(serde_saphyr::from_str(&out).unwrap())
 }
 
@@ -479,7 +479,7 @@ fn kubectl_patch(base: &Value, patch: &Value) -> Result<Value, String> {
     write(dir.path(), "base.yaml", base);
     let (kind, patch) =
         if patch.is_array() { ("json", patch.clone()) } else { ("strategic", with_identity(base, patch)) };
-    let out = run(Command::new("kubectl")
+    let out = run(weaver_test_support::kubectl::command("kubectl")
         .args(["patch", "--local", "-o", "json", "--type", kind, "-p", &patch.to_string(), "-f"])
         .arg(dir.path().join("base.yaml")))?;
     Ok(serde_json::from_str(&out).unwrap())

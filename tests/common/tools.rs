@@ -48,7 +48,7 @@ pub fn kubectl_kustomize_v5() -> Result<(PathBuf, String), String> {
 
 fn find_kubectl_kustomize_v5() -> Result<(PathBuf, String), String> {
     let kubectl = std::env::var_os("WEAVER_KUBECTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("kubectl"));
-    let out = Command::new(&kubectl)
+    let out = weaver_test_support::kubectl::command(&kubectl)
         .args(["version", "--client"])
         .output()
         .map_err(|e| format!("no kubectl ({}: {e}; set $WEAVER_KUBECTL or put kubectl on PATH)", kubectl.display()))?;

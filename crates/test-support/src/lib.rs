@@ -14,6 +14,7 @@ pub mod git;
 pub mod git_http;
 pub mod helm;
 pub mod http_server;
+pub mod kubectl;
 pub mod registry;
 pub mod signing;
 pub mod skip;

@@ -2460,7 +2460,7 @@ struct RevisionWatch {
 
 impl RevisionWatch {
     fn start(cluster: &common::cluster::TestCluster, namespace: &str, name: &str) -> RevisionWatch {
-        let kubectl = std::env::var_os("WEAVER_KUBECTL").unwrap_or_else(|| "kubectl".into());
+        let kubectl = common::tools::kubectl();
         let child = weaver_test_support::kubectl::command(kubectl)
             .arg("--kubeconfig")
             .arg(cluster.kubeconfig())
@@ -2825,7 +2825,7 @@ fn a_team_adopting_weaver_on_the_node_gets_pushes_applied_promptly_and_in_order_
     // (e) Uninstalled: the API it leaves serves both versions (its conversion back to None).
     let removed = repo.weaver_on(&cluster, &["uninstall", "-n", &ns]);
     assert_eq!(removed.code, 0, "{removed:?}");
-    let kubectl = std::env::var_os("WEAVER_KUBECTL").unwrap_or_else(|| "kubectl".into());
+    let kubectl = common::tools::kubectl();
     for version in ["v1alpha1", "v1beta1"] {
         let out = weaver_test_support::kubectl::command(&kubectl)
             .arg("--kubeconfig")

@@ -421,7 +421,9 @@ fn kubectl() -> Option<Kubectl> {
         skip::interop_or_skip(Some(&reason));
         None
     };
-    let out = match run(weaver_test_support::kubectl::command("kubectl").args(["version", "--client", "-o", "json"])) {
+    let out = match run(weaver_test_support::kubectl::command(crate::common::tools::kubectl())
+        .args(["version", "--client", "-o", "json"]))
+    {
         Ok(out) => out,
         Err(err) => return skip(err),
     };
@@ -435,7 +437,8 @@ fn kubectl() -> Option<Kubectl> {
 }
 
 fn run(command: &mut Command) -> Result<String, String> {
-    let out = command.output().map_err(|err| format!("kubectl cannot be run ({err})"))?;
+    let program = command.get_program().to_string_lossy().into_owned();
+    let out = command.output().map_err(|err| format!("{program} cannot be run ({err}; set $WEAVER_KUBECTL)"))?;
     if out.status.success() {
         Ok(String::from_utf8(out.stdout).unwrap())
     } else {
@@ -470,7 +473,8 @@ fn kustomize(kubectl: &Kubectl, base: &Value, patch: &Value) -> Result<Value, St
     let patch = if patch.is_array() { patch.clone() } else { with_identity(base, patch) };
     write(dir.path(), "patch.yaml", &patch);
     std::fs::write(dir.path().join("kustomization.yaml"), format!("resources: [base.yaml]\n{patches}\n")).unwrap();
-    let out = run(weaver_test_support::kubectl::command("kubectl").arg("kustomize").arg(dir.path()))?;
+    let out =
+        run(weaver_test_support::kubectl::command(crate::common::tools::kubectl()).arg("kustomize").arg(dir.path()))?;
     Ok(serde_saphyr::from_str(&out).unwrap())
 }
 
@@ -479,7 +483,7 @@ fn kubectl_patch(base: &Value, patch: &Value) -> Result<Value, String> {
     write(dir.path(), "base.yaml", base);
     let (kind, patch) =
         if patch.is_array() { ("json", patch.clone()) } else { ("strategic", with_identity(base, patch)) };
-    let out = run(weaver_test_support::kubectl::command("kubectl")
+    let out = run(weaver_test_support::kubectl::command(crate::common::tools::kubectl())
         .args(["patch", "--local", "-o", "json", "--type", kind, "-p", &patch.to_string(), "-f"])
         .arg(dir.path().join("base.yaml")))?;
     Ok(serde_json::from_str(&out).unwrap())

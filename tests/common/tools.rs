@@ -46,8 +46,13 @@ pub fn kubectl_kustomize_v5() -> Result<(PathBuf, String), String> {
     KUBECTL.get_or_init(find_kubectl_kustomize_v5).clone()
 }
 
+/// The kubectl the tests run: `$WEAVER_KUBECTL`, else `kubectl` on PATH (whichever it embeds).
+pub fn kubectl() -> PathBuf {
+    std::env::var_os("WEAVER_KUBECTL").map_or_else(|| PathBuf::from("kubectl"), PathBuf::from)
+}
+
 fn find_kubectl_kustomize_v5() -> Result<(PathBuf, String), String> {
-    let kubectl = std::env::var_os("WEAVER_KUBECTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("kubectl"));
+    let kubectl = kubectl();
     let out = weaver_test_support::kubectl::command(&kubectl)
         .args(["version", "--client"])
         .output()

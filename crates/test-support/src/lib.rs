@@ -3,7 +3,8 @@
 //! (`cases`), trees of files (`files`), a loopback HTTP server answering with a handler
 //! (`http_server`), a forge's pull requests and commit statuses API on it (`forge`), Debian's docker-registry (`registry`), and git: history
 //! made with git2 (`git`) and served over smart HTTP (`git_http`), and commits signed by git with ssh-keygen's
-//! or GnuPG's keys (`signing`); helm with homes of its own (`helm`).
+//! or GnuPG's keys (`signing`); helm with homes of its own (`helm`) and kubectl
+//! (`kubectl`), both without Go's garbage collector.
 
 pub mod cases;
 pub mod cosign;
